@@ -1,0 +1,145 @@
+//! Bitbucket Server / Data Center REST 1.0: projects, repositories and raw
+//! files, paged at the server's maximum page size.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::{BitbucketError, Http};
+
+/// Bitbucket's default cap on `limit`; asking for more is harmless (the
+/// server clamps it), asking for less costs requests.
+pub const PAGE_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repository {
+    pub slug: String,
+    #[serde(default)]
+    pub archived: bool,
+    pub project: ProjectRef,
+    #[serde(default)]
+    pub links: Links,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectRef {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Links {
+    #[serde(default, rename = "self")]
+    pub self_: Vec<Link>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Link {
+    pub href: String,
+}
+
+impl Repository {
+    /// The repository's web URL (`…/projects/KEY/repos/slug/browse`), when
+    /// Bitbucket gave one.
+    pub fn browse_url(&self) -> Option<&str> {
+        self.links.self_.first().map(|l| l.href.as_str())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    values: Vec<T>,
+    #[serde(default = "default_true")]
+    is_last_page: bool,
+    next_page_start: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A REST 1.0 client bound to one integration.
+#[derive(Debug, Clone)]
+pub struct ServerClient {
+    http: Http,
+    api_base: Url,
+}
+
+impl ServerClient {
+    pub fn new(http: Http, api_base: Url) -> Self {
+        Self { http, api_base }
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.api_base.clone();
+        // Base URLs are validated as http(s) at config load, so they can be a base.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    pub async fn projects(&self) -> Result<Vec<Project>, BitbucketError> {
+        self.paged(self.url(&["projects"])).await
+    }
+
+    pub async fn repositories(&self, project_key: &str) -> Result<Vec<Repository>, BitbucketError> {
+        self.paged(self.url(&["projects", project_key, "repos"])).await
+    }
+
+    /// The URL of a file in a repository (default branch unless `at`).
+    pub fn raw_url(&self, project_key: &str, slug: &str, path: &str, at: Option<&str>) -> Url {
+        let mut segments = vec!["projects", project_key, "repos", slug, "raw"];
+        segments.extend(path.split('/'));
+        let mut url = self.url(&segments);
+        if let Some(at) = at {
+            url.query_pairs_mut().append_pair("at", at);
+        }
+        url
+    }
+
+    /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
+    pub async fn raw_file(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
+        self.http.get_bytes_limited(url, limit).await
+    }
+
+    /// Follows `nextPageStart` until `isLastPage`. An empty page ends the
+    /// listing; a `nextPageStart` that does not advance is an error (a
+    /// misbehaving proxy must neither loop us forever nor pass for complete).
+    async fn paged<T: DeserializeOwned>(&self, base: Url) -> Result<Vec<T>, BitbucketError> {
+        let mut all = Vec::new();
+        let mut start: u64 = 0;
+        loop {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("limit", &PAGE_LIMIT.to_string())
+                .append_pair("start", &start.to_string());
+            let page: Page<T> = self.http.get_json(&url).await?.ok_or_else(|| BitbucketError::Status {
+                url: url.to_string(),
+                status: reqwest::StatusCode::NOT_FOUND,
+                hint: " (check the integration's apiBaseUrl and that the project still exists)",
+                body: String::new(),
+            })?;
+            let empty = page.values.is_empty();
+            all.extend(page.values);
+            if page.is_last_page || empty {
+                return Ok(all);
+            }
+            match page.next_page_start {
+                Some(next) if next > start => start = next,
+                other => {
+                    return Err(BitbucketError::Decode {
+                        url: url.to_string(),
+                        message: format!("isLastPage is false but nextPageStart is {other:?} after start {start}; the listing cannot be completed"),
+                    });
+                }
+            }
+        }
+    }
+}

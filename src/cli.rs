@@ -1,0 +1,202 @@
+//! The command line: `serve`, `run-once` and `config check`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{Application, build_providers};
+use crate::catalog::Entity;
+use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
+
+#[derive(Debug, Parser)]
+#[command(name = "bitbucket-catalogd", version, about = "Discovers Backstage catalog entities in Bitbucket and serves them over HTTP")]
+pub struct Cli {
+    /// Configuration file; repeat to layer files (later ones override earlier ones).
+    #[arg(long = "config", short = 'c', global = true, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: discover on schedule and serve the catalog API.
+    Serve,
+    /// Run discovery once, print the entities to stdout and a summary to stderr.
+    RunOnce {
+        /// Only this provider id.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Load and validate; print the resolved config with secrets redacted.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const CONFIG: u8 = 2;
+}
+
+impl Cli {
+    fn config_files(&self) -> Vec<PathBuf> {
+        if self.config.is_empty() {
+            vec![PathBuf::from(DEFAULT_CONFIG_FILE)]
+        } else {
+            self.config.clone()
+        }
+    }
+
+    fn load(&self) -> Result<Loaded, ExitCode> {
+        match Config::load(&self.config_files(), &Environment::from_process()) {
+            Ok(loaded) => Ok(loaded),
+            Err(err) => {
+                eprintln!("error: {err}");
+                Err(ExitCode::from(exit::CONFIG))
+            }
+        }
+    }
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Serve => serve(&cli).await,
+        Command::RunOnce { provider, format } => run_once(&cli, provider.as_deref(), *format).await,
+        Command::Config { action: ConfigAction::Check } => config_check(&cli),
+    }
+}
+
+async fn serve(cli: &Cli) -> ExitCode {
+    let loaded = match cli.load() {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if loaded.config.providers.is_empty() {
+        tracing::warn!("no catalog.providers.bitbucketServer are configured; the catalog stays empty");
+    }
+    let app = match Application::build(loaded.config).await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
+    let loaded = match cli.load() {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let config = loaded.config;
+    if let Some(id) = only
+        && config.provider(id).is_none()
+    {
+        let known: Vec<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
+        eprintln!("error: no provider '{id}' in catalog.providers.bitbucketServer (known: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") });
+        return ExitCode::from(exit::CONFIG);
+    }
+    let providers = match build_providers(&config) {
+        Ok(providers) => providers,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let runs = providers
+        .iter()
+        .filter(|p| only.is_none_or(|id| p.id() == id))
+        .map(|provider| provider.run());
+    let results = futures::future::join_all(runs).await;
+
+    let mut all_ok = true;
+    let mut entities: Vec<Entity> = Vec::new();
+    for result in results {
+        all_ok &= result.report.succeeded();
+        eprintln!("{}", result.report.summary());
+        for problem in &result.report.problems {
+            eprintln!("  problem ({:?}) {}: {}", problem.kind, problem.url, problem.message);
+        }
+        entities.extend(result.entities.unwrap_or_default());
+    }
+    if let Err(err) = print_entities(&entities, format) {
+        eprintln!("error: cannot write the entities: {err}");
+        return ExitCode::from(exit::FAILED);
+    }
+    ExitCode::from(if all_ok { exit::OK } else { exit::FAILED })
+}
+
+fn print_entities(entities: &[Entity], format: Format) -> Result<(), String> {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(entities).map_err(|e| e.to_string())? + "\n",
+        Format::Yaml => {
+            let mut out = String::new();
+            for entity in entities {
+                out.push_str("---\n");
+                out.push_str(&serde_saphyr::to_string(entity).map_err(|e| e.to_string())?);
+            }
+            out
+        }
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn config_check(cli: &Cli) -> ExitCode {
+    let loaded = match cli.load() {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let config = &loaded.config;
+    match serde_saphyr::to_string(&config.redacted_tree()) {
+        Ok(yaml) => print!("{yaml}"),
+        Err(err) => {
+            eprintln!("error: cannot print the config: {err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    }
+    eprintln!(
+        "config OK: listening on {}:{}, {} Bitbucket Server integration(s), {} provider(s)",
+        config.backend.listen.host,
+        config.backend.listen.port,
+        config.integrations.bitbucket_server.len(),
+        config.providers.len()
+    );
+    ExitCode::from(exit::OK)
+}

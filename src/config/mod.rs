@@ -1,0 +1,717 @@
+//! The typed, validated configuration, read from Backstage-style
+//! `app-config.yaml` files (see [`source`] for how files are read and merged).
+//!
+//! Only our own sections are interpreted; the rest of a shared Backstage
+//! config is carried along untouched. Every error names the file (or
+//! environment variable), the key path and what to do about it.
+
+pub mod schedule;
+pub mod source;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use regex::Regex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+use crate::integrations::{Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
+use crate::secret::REDACTED;
+pub use schedule::{Frequency, Schedule};
+pub use source::{Environment, MergedSource, Origin};
+
+/// The file used when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
+
+/// Names a PEM bundle of extra trusted CAs.
+pub const EXTRA_CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
+
+/// Concurrent catalog-file reads per provider unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+const MAX_CONCURRENCY: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}; pass the right path with --config FILE", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid YAML: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}{key}: {message}", OriginPrefix(origin))]
+    Invalid {
+        origin: Option<Origin>,
+        key: String,
+        message: String,
+    },
+}
+
+struct OriginPrefix<'a>(&'a Option<Origin>);
+
+impl fmt::Display for OriginPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(origin) => write!(f, "{origin}: "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The validated configuration the daemon runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: BackendConfig,
+    pub integrations: Integrations,
+    pub providers: Vec<ServerProviderConfig>,
+    /// A PEM bundle trusted in addition to the system store, from
+    /// `NODE_EXTRA_CA_CERTS` (the variable Backstage deployments already set).
+    pub extra_ca_file: Option<PathBuf>,
+    /// The merged configuration tree, for `config check` (print it with
+    /// [`Config::redacted_tree`], never directly).
+    pub tree: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendConfig {
+    pub listen: ListenConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenConfig {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 7007,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseClient {
+    Sqlite,
+    BetterSqlite3,
+    Pg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseConfig {
+    pub client: DatabaseClient,
+    /// As written (a path, a URL or a connection object); may hold a password.
+    #[serde(skip)]
+    pub connection: Option<Value>,
+}
+
+/// One `catalog.providers.bitbucketServer` entry.
+#[derive(Debug, Clone)]
+pub struct ServerProviderConfig {
+    pub id: String,
+    pub host: String,
+    /// Without a leading slash, e.g. `catalog-info.yaml`.
+    pub catalog_path: String,
+    pub filters: ServerFilters,
+    pub schedule: Schedule,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerFilters {
+    /// Matches anywhere in the key (Backstage's Server semantics).
+    pub project_key: Option<Regex>,
+    /// Matches anywhere in the slug.
+    pub repo_slug: Option<Regex>,
+    pub skip_archived_repos: bool,
+    /// Read the catalog file from this branch instead of the default one.
+    pub branch: Option<String>,
+}
+
+/// A loaded configuration and the warnings worth showing the operator.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads `files` (later ones override earlier ones) with `env` for
+    /// substitutions and `APP_CONFIG_*` overrides.
+    pub fn load(files: &[PathBuf], env: &Environment) -> Result<Loaded, ConfigError> {
+        let source = source::load_sources(files, env)?;
+        let mut loaded = Self::from_source(source)?;
+        loaded.config.extra_ca_file = env.get(EXTRA_CA_ENV).filter(|p| !p.is_empty()).map(PathBuf::from);
+        Ok(loaded)
+    }
+
+    /// Validates an already merged tree.
+    pub fn from_source(source: MergedSource) -> Result<Loaded, ConfigError> {
+        let mut ctx = Ctx {
+            source: &source,
+            warnings: source.warnings.clone(),
+        };
+        let backend = ctx.backend()?;
+        let integrations = ctx.integrations()?;
+        let providers = ctx.server_providers(&integrations)?;
+        if ctx.source.get("catalog.providers.bitbucketCloud").is_some() {
+            ctx.warnings.push(
+                "catalog.providers.bitbucketCloud: Bitbucket Cloud discovery is not available in this version; these providers are ignored".into(),
+            );
+        }
+        let warnings = ctx.warnings;
+        Ok(Loaded {
+            config: Config {
+                backend,
+                integrations,
+                providers,
+                extra_ca_file: None,
+                tree: source.root,
+            },
+            warnings,
+        })
+    }
+
+    /// The merged configuration with every credential replaced by `<redacted>`.
+    pub fn redacted_tree(&self) -> Value {
+        redact(&self.tree, "")
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "password", "secret", "credential", "privatekey", "apikey"]
+        .iter()
+        .any(|needle| key.contains(needle))
+}
+
+fn redact(value: &Value, path: &str) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, child)| {
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let redacted = if is_secret_key(key) || (child_path == "backend.database.connection" && connection_has_credentials(child)) {
+                        Value::String(REDACTED.into())
+                    } else {
+                        redact(child, &child_path)
+                    };
+                    (key.clone(), redacted)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|item| redact(item, path)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A connection string such as `postgres://user:pw@host/db` carries a
+/// password; a file path does not.
+fn connection_has_credentials(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| {
+        Url::parse(text).is_ok_and(|url| url.password().is_some() || !url.username().is_empty())
+            || text.to_ascii_lowercase().contains("password")
+    })
+}
+
+/// Turns `a.0.b` (provenance form) into `a[0].b` (display form) and back.
+fn display_key(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn provenance_key(display: &str) -> String {
+    display.replace('[', ".").replace(']', "")
+}
+
+struct Ctx<'a> {
+    source: &'a MergedSource,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let key = display_key(key);
+        ConfigError::Invalid {
+            origin: self.source.origin_of(&provenance_key(&key)).cloned(),
+            key,
+            message: message.into(),
+        }
+    }
+
+    fn join(base: &str, key: &str) -> String {
+        if base.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{base}.{key}")
+        }
+    }
+
+    /// Deserialises the value at `key` into `T`, reporting the failing field's
+    /// full path and warning about keys `T` does not know.
+    fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Value) -> Result<T, ConfigError> {
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let result: Result<T, _> =
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value.clone(), &mut record));
+        match result {
+            Ok(parsed) => {
+                for path in unknown {
+                    let full = display_key(&Self::join(key, &path));
+                    self.warnings.push(format!(
+                        "{}: unknown key {full} is ignored; check its spelling",
+                        self.source
+                            .origin_of(&provenance_key(&full))
+                            .map_or_else(|| "config".to_owned(), ToString::to_string)
+                    ));
+                }
+                Ok(parsed)
+            }
+            Err(err) => {
+                let inner = err.path().to_string();
+                let full = if inner == "." { key.to_owned() } else { Self::join(key, &provenance_key(&inner)) };
+                Err(self.error(&full, err.into_inner().to_string()))
+            }
+        }
+    }
+
+    fn backend(&mut self) -> Result<BackendConfig, ConfigError> {
+        let listen = match self.source.get("backend.listen") {
+            None | Some(Value::Null) => ListenConfig::default(),
+            Some(Value::String(text)) => parse_listen_string(text)
+                .ok_or_else(|| self.error("backend.listen", format!("'{text}' is not host:port; write e.g. ':7007' or {{host: 0.0.0.0, port: 7007}}")))?,
+            Some(value @ Value::Object(_)) => {
+                let raw: raw::Listen = self.section("backend.listen", value)?;
+                let defaults = ListenConfig::default();
+                ListenConfig {
+                    host: raw.host.unwrap_or(defaults.host),
+                    port: match raw.port {
+                        None => defaults.port,
+                        Some(port) => port.parse().map_err(|_| self.error("backend.listen.port", format!("'{port}' is not a port number (0-65535)")))?,
+                    },
+                }
+            }
+            Some(_) => return Err(self.error("backend.listen", "expected ':7007' or {host, port}")),
+        };
+        let database = match self.source.get("backend.database") {
+            None | Some(Value::Null) => DatabaseConfig {
+                client: DatabaseClient::BetterSqlite3,
+                connection: None,
+            },
+            Some(value) => {
+                let raw: raw::Database = self.section("backend.database", value)?;
+                let client = match raw.client.as_deref() {
+                    None | Some("better-sqlite3") => DatabaseClient::BetterSqlite3,
+                    Some("sqlite") | Some("sqlite3") => DatabaseClient::Sqlite,
+                    Some("pg") => DatabaseClient::Pg,
+                    Some(other) => {
+                        return Err(self.error(
+                            "backend.database.client",
+                            format!("unsupported client '{other}'; use better-sqlite3, sqlite or pg"),
+                        ));
+                    }
+                };
+                DatabaseConfig {
+                    client,
+                    connection: raw.connection,
+                }
+            }
+        };
+        Ok(BackendConfig { listen, database })
+    }
+
+    fn integrations(&mut self) -> Result<Integrations, ConfigError> {
+        let mut integrations = Integrations::default();
+        let server_key = "integrations.bitbucketServer";
+        if let Some(value) = self.source.get(server_key).filter(|v| !v.is_null()) {
+            let raws: Vec<raw::ServerIntegration> = self.section(server_key, value)?;
+            for (index, raw) in raws.into_iter().enumerate() {
+                let key = format!("{server_key}.{index}");
+                let integration = self.server_integration(&key, raw)?;
+                if integrations.server(&integration.host).is_some() {
+                    return Err(self.error(&format!("{key}.host"), format!("host '{}' is configured twice; merge the entries", integration.host)));
+                }
+                integrations.bitbucket_server.push(integration);
+            }
+        }
+        let cloud_key = "integrations.bitbucketCloud";
+        if let Some(value) = self.source.get(cloud_key).filter(|v| !v.is_null()) {
+            let raws: Vec<raw::CloudIntegration> = self.section(cloud_key, value)?;
+            for (index, raw) in raws.into_iter().enumerate() {
+                let key = format!("{cloud_key}.{index}");
+                let integration = self.cloud_integration(&key, raw)?;
+                integrations.bitbucket_cloud.push(integration);
+            }
+        }
+        if integrations.bitbucket_cloud.is_empty() {
+            integrations.bitbucket_cloud.push(BitbucketCloudIntegration {
+                host: "bitbucket.org".into(),
+                api_base_url: default_cloud_api(),
+                auth: Auth::Anonymous,
+            });
+        }
+        Ok(integrations)
+    }
+
+    fn server_integration(&mut self, key: &str, raw: raw::ServerIntegration) -> Result<BitbucketServerIntegration, ConfigError> {
+        let host = raw.host.trim().to_owned();
+        validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
+        let api_base_url = match raw.api_base_url {
+            Some(url) => parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?,
+            None => parse_base_url(&format!("https://{host}/rest/api/1.0"))
+                .map_err(|m| self.error(&format!("{key}.host"), m))?,
+        };
+        let auth = match (raw.token, raw.username, raw.password) {
+            (Some(token), _, _) => Auth::Bearer { token },
+            (None, Some(username), Some(password)) => Auth::Basic { username, password },
+            (None, Some(_), None) => {
+                return Err(self.error(&format!("{key}.password"), "username is set without password; set password (or use token instead)"));
+            }
+            (None, None, Some(_)) => {
+                return Err(self.error(&format!("{key}.username"), "password is set without username; set username"));
+            }
+            (None, None, None) => Auth::Anonymous,
+        };
+        Ok(BitbucketServerIntegration { host, api_base_url, auth })
+    }
+
+    fn cloud_integration(&mut self, key: &str, raw: raw::CloudIntegration) -> Result<BitbucketCloudIntegration, ConfigError> {
+        let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
+        validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
+        let api_base_url = match raw.api_base_url {
+            Some(url) => parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?,
+            None => default_cloud_api(),
+        };
+        let auth = match (raw.username, raw.app_password, raw.token) {
+            (Some(username), Some(password), _) => {
+                self.warnings.push(format!(
+                    "{}: {key}.appPassword: Atlassian removed app passwords in July 2026; create an API token and set {key}.token instead",
+                    self.source.origin_of(&format!("{key}.appPassword")).map_or_else(|| "config".into(), ToString::to_string)
+                ));
+                Auth::Basic { username, password }
+            }
+            (Some(username), None, Some(token)) => Auth::Basic { username, password: token },
+            (Some(_), None, None) => {
+                return Err(self.error(&format!("{key}.token"), "username is set without token; set token (an Atlassian API token for that account email)"));
+            }
+            (None, Some(_), _) => {
+                return Err(self.error(&format!("{key}.username"), "appPassword is set without username; set username"));
+            }
+            (None, None, Some(token)) => Auth::Bearer { token },
+            (None, None, None) => Auth::Anonymous,
+        };
+        Ok(BitbucketCloudIntegration { host, api_base_url, auth })
+    }
+
+    fn server_providers(&mut self, integrations: &Integrations) -> Result<Vec<ServerProviderConfig>, ConfigError> {
+        let base = "catalog.providers.bitbucketServer";
+        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let Some(map) = value.as_object() else {
+            return Err(self.error(base, "expected one provider (with `host`) or a map of provider ids to providers"));
+        };
+        let entries: Vec<(String, String, &Value)> = if map.contains_key("host") {
+            vec![("default".to_owned(), base.to_owned(), value)]
+        } else {
+            map.iter().map(|(id, v)| (id.clone(), format!("{base}.{id}"), v)).collect()
+        };
+        let mut providers = Vec::with_capacity(entries.len());
+        for (id, key, value) in entries {
+            if !value.is_object() {
+                return Err(self.error(&key, "expected a provider object with at least `host`"));
+            }
+            let raw: raw::ServerProvider = self.section(&key, value)?;
+            providers.push(self.server_provider(id, &key, raw, integrations)?);
+        }
+        Ok(providers)
+    }
+
+    fn server_provider(&mut self, id: String, key: &str, raw: raw::ServerProvider, integrations: &Integrations) -> Result<ServerProviderConfig, ConfigError> {
+        if integrations.server(&raw.host).is_none() {
+            let known = integrations.server_hosts();
+            let hint = if known.is_empty() {
+                "no integrations.bitbucketServer entries are configured; add one with this host".to_owned()
+            } else {
+                format!("known hosts: {}; add an integrations.bitbucketServer entry or fix the host", known.join(", "))
+            };
+            return Err(self.error(&format!("{key}.host"), format!("no Bitbucket Server integration for host '{}' ({hint})", raw.host)));
+        }
+        let catalog_path = raw.catalog_path.unwrap_or_else(|| "/catalog-info.yaml".into());
+        let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
+        if catalog_path.is_empty() || catalog_path.ends_with('/') || catalog_path.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+            return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
+        }
+        let filters = raw.filters.unwrap_or_default();
+        let regex = |ctx: &Self, name: &str, pattern: Option<String>| -> Result<Option<Regex>, ConfigError> {
+            pattern
+                .map(|p| {
+                    Regex::new(&p).map_err(|err| {
+                        ctx.error(&format!("{key}.filters.{name}"), format!("invalid regular expression '{p}': {}; fix the pattern (it matches anywhere in the {})", first_line(&err.to_string()), if name == "projectKey" { "project key" } else { "repository slug" }))
+                    })
+                })
+                .transpose()
+        };
+        let project_key = regex(self, "projectKey", filters.project_key)?;
+        let repo_slug = regex(self, "repoSlug", filters.repo_slug)?;
+        let skip_archived_repos = match filters.skip_archived_repos {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| self.error(&format!("{key}.filters.skipArchivedRepos"), "expected true or false"))?,
+        };
+        let branch = filters.branch.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
+        let schedule = match raw.schedule {
+            None => Schedule::default(),
+            Some(value) => {
+                let (schedule, unknown) = schedule::parse_schedule(&value)
+                    .map_err(|(sub, msg)| self.error(&Self::join(&format!("{key}.schedule"), &sub), msg))?;
+                for sub in unknown {
+                    self.warnings.push(format!("{key}.schedule.{sub}: unknown key is ignored; use frequency, timeout or initialDelay"));
+                }
+                schedule
+            }
+        };
+        let concurrency = match raw.concurrency {
+            None => DEFAULT_CONCURRENCY,
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| self.error(&format!("{key}.concurrency"), format!("'{n}' is not a number from 1 to {MAX_CONCURRENCY}")))?,
+        };
+        Ok(ServerProviderConfig {
+            id,
+            host: raw.host,
+            catalog_path,
+            filters: ServerFilters { project_key, repo_slug, skip_archived_repos, branch },
+            schedule,
+            concurrency,
+        })
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().unwrap_or(text).to_owned()
+}
+
+fn default_cloud_api() -> Url {
+    // A constant that parses; covered by tests.
+    Url::parse("https://api.bitbucket.org/2.0").unwrap_or_else(|_| unreachable!())
+}
+
+fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("host is empty; write the Bitbucket host, e.g. bitbucket.example.com".into());
+    }
+    if host.contains("://") {
+        return Err(format!("'{host}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"));
+    }
+    match Url::parse(&format!("https://{host}/")) {
+        Ok(url) if url.path() == "/" && url.host_str().is_some() && url.username().is_empty() => Ok(()),
+        _ => Err(format!("'{host}' is not a host or host:port")),
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|err| format!("'{text}' is not a URL ({err})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("'{text}' must start with https:// (or http://)"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials do not belong in the URL; use token or username/password".into());
+    }
+    Ok(url)
+}
+
+fn parse_listen_string(text: &str) -> Option<ListenConfig> {
+    let text = text.trim();
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port),
+        None => ("", text),
+    };
+    Some(ListenConfig {
+        host: if host.is_empty() { ListenConfig::default().host } else { host.trim_matches(['[', ']']).to_owned() },
+        port: port.parse().ok()?,
+    })
+}
+
+/// Shapes as written in the file. Numbers and booleans also arrive as
+/// strings (from `${VAR}` substitution), so those fields stay loose here
+/// and are checked with a precise message in [`Ctx`].
+mod raw {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use crate::secret::Secret;
+
+    #[derive(Deserialize)]
+    pub struct Listen {
+        pub host: Option<String>,
+        pub port: Option<super::Loose>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Database {
+        pub client: Option<String>,
+        pub connection: Option<Value>,
+        #[serde(rename = "pluginDivisionMode", default)]
+        pub _division: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ServerIntegration {
+        pub host: String,
+        pub api_base_url: Option<String>,
+        pub token: Option<Secret>,
+        pub username: Option<String>,
+        pub password: Option<Secret>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudIntegration {
+        pub host: Option<String>,
+        pub api_base_url: Option<String>,
+        pub username: Option<String>,
+        pub app_password: Option<Secret>,
+        pub token: Option<Secret>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ServerProvider {
+        pub host: String,
+        pub catalog_path: Option<String>,
+        pub filters: Option<Filters>,
+        pub schedule: Option<Value>,
+        pub concurrency: Option<super::Loose>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Filters {
+        pub project_key: Option<String>,
+        pub repo_slug: Option<String>,
+        pub skip_archived_repos: Option<super::LooseBool>,
+        pub branch: Option<String>,
+    }
+}
+
+/// A scalar that may be written as a number or a string.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum LooseScalar {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "LooseScalar")]
+struct Loose(String);
+
+impl From<LooseScalar> for Loose {
+    fn from(value: LooseScalar) -> Self {
+        match value {
+            LooseScalar::Number(n) => Loose(n.to_string()),
+            LooseScalar::Text(t) => Loose(t.trim().to_owned()),
+        }
+    }
+}
+
+impl Loose {
+    fn parse<T: std::str::FromStr>(&self) -> Result<T, T::Err> {
+        self.0.parse()
+    }
+}
+
+impl fmt::Display for Loose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A boolean that may be written as `true` or `"true"`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum LooseBool {
+    Bool(bool),
+    Text(String),
+}
+
+impl LooseBool {
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            LooseBool::Bool(b) => Some(*b),
+            LooseBool::Text(t) => t.trim().parse().ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_display_with_indices() {
+        assert_eq!(display_key("integrations.bitbucketServer.0.token"), "integrations.bitbucketServer[0].token");
+        assert_eq!(provenance_key("integrations.bitbucketServer[0].token"), "integrations.bitbucketServer.0.token");
+        assert_eq!(display_key("a.?.b"), "a.b");
+    }
+
+    #[test]
+    fn listen_strings() {
+        assert_eq!(parse_listen_string(":7008"), Some(ListenConfig { host: "0.0.0.0".into(), port: 7008 }));
+        assert_eq!(parse_listen_string("127.0.0.1:80"), Some(ListenConfig { host: "127.0.0.1".into(), port: 80 }));
+        assert_eq!(parse_listen_string("nope"), None);
+    }
+
+    #[test]
+    fn redaction_covers_credentials_everywhere() {
+        let tree = serde_json::json!({
+            "integrations": {"bitbucketServer": [{"host": "h", "token": "t0k", "password": "p"}],
+                             "bitbucketCloud": [{"username": "u", "appPassword": "ap"}]},
+            "backend": {"database": {"client": "pg", "connection": {"host": "db", "password": "pw"}}},
+            "auth": {"keys": [{"secret": "s"}]}
+        });
+        let out = redact(&tree, "").to_string();
+        for secret in ["t0k", "\"p\"", "ap\"", "pw", "\"s\""] {
+            assert!(!out.contains(secret), "{secret} leaked in {out}");
+        }
+        assert!(out.contains("\"host\":\"db\""));
+
+        let url = serde_json::json!({"backend": {"database": {"connection": "postgres://u:pw2@db/x"}}});
+        assert!(!redact(&url, "").to_string().contains("pw2"));
+        let path = serde_json::json!({"backend": {"database": {"connection": "./data/catalog.sqlite"}}});
+        assert!(redact(&path, "").to_string().contains("./data/catalog.sqlite"));
+    }
+
+    #[test]
+    fn default_cloud_api_parses() {
+        assert_eq!(default_cloud_api().as_str(), "https://api.bitbucket.org/2.0");
+    }
+}

@@ -1,0 +1,271 @@
+//! Backstage's task schedule forms: `{minutes: 30}` objects, ISO-8601
+//! durations (`PT30M`), `{cron: '*/30 * * * *'}` and `{trigger: manual}`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// How often a provider runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Frequency {
+    /// A fixed interval.
+    Every(#[serde(with = "humantime_serde_compat")] Duration),
+    /// A cron expression, kept as written (five fields, or six with seconds).
+    Cron(String),
+    /// Only on request (start-up run aside).
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    pub frequency: Frequency,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Delay before the first run; `None` runs right after start-up.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub initial_delay: Option<Duration>,
+}
+
+impl Default for Schedule {
+    /// Every 30 minutes with a 15-minute timeout: Bitbucket's rate limits make
+    /// anything more eager a bad default.
+    fn default() -> Self {
+        Self {
+            frequency: Frequency::Every(Duration::from_secs(30 * 60)),
+            timeout: Duration::from_secs(15 * 60),
+            initial_delay: None,
+        }
+    }
+}
+
+impl Frequency {
+    /// The six-field (seconds first) form that `tokio-cron-scheduler` expects.
+    pub fn six_field_cron(expr: &str) -> String {
+        let fields = expr.split_whitespace().count();
+        if fields == 5 {
+            format!("0 {}", expr.trim())
+        } else {
+            expr.trim().to_owned()
+        }
+    }
+}
+
+/// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
+/// carries the sub-key and a message that says what to write instead.
+pub fn parse_schedule(value: &Value) -> Result<(Schedule, Vec<String>), (String, String)> {
+    let Some(map) = value.as_object() else {
+        return Err((
+            String::new(),
+            "expected an object with `frequency` and `timeout`".into(),
+        ));
+    };
+    let mut schedule = Schedule::default();
+    let unknown = map
+        .keys()
+        .filter(|key| !["frequency", "timeout", "initialDelay", "scope"].contains(&key.as_str()))
+        .cloned()
+        .collect();
+    if let Some(freq) = map.get("frequency") {
+        schedule.frequency = parse_frequency(freq).map_err(|m| ("frequency".to_owned(), m))?;
+    }
+    if let Some(timeout) = map.get("timeout") {
+        schedule.timeout = parse_duration(timeout).map_err(|m| ("timeout".to_owned(), m))?;
+        if schedule.timeout.is_zero() {
+            return Err(("timeout".into(), "must be longer than zero".into()));
+        }
+    }
+    if let Some(delay) = map.get("initialDelay") {
+        schedule.initial_delay =
+            Some(parse_duration(delay).map_err(|m| ("initialDelay".to_owned(), m))?);
+    }
+    Ok((schedule, unknown))
+}
+
+fn parse_frequency(value: &Value) -> Result<Frequency, String> {
+    if let Some(obj) = value.as_object() {
+        if let Some(cron) = obj.get("cron") {
+            let expr = cron
+                .as_str()
+                .ok_or("`cron` must be a string such as '*/30 * * * *'")?;
+            validate_cron(expr)?;
+            return Ok(Frequency::Cron(expr.trim().to_owned()));
+        }
+        if let Some(trigger) = obj.get("trigger") {
+            return match trigger.as_str() {
+                Some("manual") => Ok(Frequency::Manual),
+                _ => Err("the only supported trigger is `manual`".into()),
+            };
+        }
+    }
+    let every = parse_duration(value)?;
+    if every.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(Frequency::Every(every))
+}
+
+fn validate_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(format!(
+            "cron expression '{expr}' has {fields} fields; write five (minute hour day month weekday)"
+        ));
+    }
+    tokio_cron_scheduler::Job::new_async(Frequency::six_field_cron(expr).as_str(), |_, _| {
+        Box::pin(async {})
+    })
+    .map(drop)
+    .map_err(|err| format!("invalid cron expression '{expr}': {err}"))
+}
+
+/// A duration as Backstage accepts it: an ISO-8601 string or a
+/// `{years, months, weeks, days, hours, minutes, seconds, milliseconds}` object.
+pub fn parse_duration(value: &Value) -> Result<Duration, String> {
+    match value {
+        Value::String(text) => parse_iso8601(text),
+        Value::Object(map) => {
+            if map.is_empty() {
+                return Err("empty duration; write e.g. {minutes: 30}".into());
+            }
+            let mut total = 0f64;
+            for (unit, amount) in map {
+                let seconds_per_unit = match unit.as_str() {
+                    "years" => 365.0 * 86_400.0,
+                    "months" => 30.0 * 86_400.0,
+                    "weeks" => 7.0 * 86_400.0,
+                    "days" => 86_400.0,
+                    "hours" => 3_600.0,
+                    "minutes" => 60.0,
+                    "seconds" => 1.0,
+                    "milliseconds" => 0.001,
+                    other => {
+                        return Err(format!(
+                            "unknown duration unit `{other}`; use years, months, weeks, days, hours, minutes, seconds or milliseconds"
+                        ));
+                    }
+                };
+                let amount = amount
+                    .as_f64()
+                    .filter(|a| a.is_finite() && *a >= 0.0)
+                    .ok_or_else(|| format!("`{unit}` must be a non-negative number"))?;
+                total += amount * seconds_per_unit;
+            }
+            Duration::try_from_secs_f64(total).map_err(|err| format!("duration out of range: {err}"))
+        }
+        _ => Err("expected an ISO-8601 duration such as 'PT30M' or an object such as {minutes: 30}".into()),
+    }
+}
+
+fn parse_iso8601(text: &str) -> Result<Duration, String> {
+    let parsed = iso8601::duration(text.trim()).map_err(|_| {
+        format!("'{text}' is not an ISO-8601 duration; write e.g. 'PT30M' or {{minutes: 30}}")
+    })?;
+    Ok(parsed.into())
+}
+
+/// Durations serialise as human-readable strings in status output.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn format_duration(d: Duration) -> String {
+        let secs = d.as_secs();
+        let millis = d.subsec_millis();
+        let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+        let mut out = String::from("PT");
+        if h > 0 {
+            out.push_str(&format!("{h}H"));
+        }
+        if m > 0 {
+            out.push_str(&format!("{m}M"));
+        }
+        if s > 0 || millis > 0 || out == "PT" {
+            if millis > 0 {
+                out.push_str(&format!("{s}.{millis:03}S"));
+            } else {
+                out.push_str(&format!("{s}S"));
+            }
+        }
+        out
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&format_duration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+pub use humantime_serde_compat::format_duration;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_is_every_30_minutes_with_15_minute_timeout() {
+        let (s, unknown) = parse_schedule(&json!({})).unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(s.frequency, Frequency::Every(Duration::from_secs(1800)));
+        assert_eq!(s.timeout, Duration::from_secs(900));
+        assert_eq!(s.initial_delay, None);
+    }
+
+    #[test]
+    fn accepts_backstage_forms() {
+        let (s, _) = parse_schedule(&json!({
+            "frequency": {"minutes": 30},
+            "timeout": "PT3M",
+            "initialDelay": {"seconds": 15}
+        }))
+        .unwrap();
+        assert_eq!(s.frequency, Frequency::Every(Duration::from_secs(1800)));
+        assert_eq!(s.timeout, Duration::from_secs(180));
+        assert_eq!(s.initial_delay, Some(Duration::from_secs(15)));
+
+        let (s, _) = parse_schedule(&json!({"frequency": "PT1H30M"})).unwrap();
+        assert_eq!(s.frequency, Frequency::Every(Duration::from_secs(5400)));
+
+        let (s, _) = parse_schedule(&json!({"frequency": {"cron": "*/30 * * * *"}})).unwrap();
+        assert_eq!(s.frequency, Frequency::Cron("*/30 * * * *".into()));
+
+        let (s, _) = parse_schedule(&json!({"frequency": {"trigger": "manual"}})).unwrap();
+        assert_eq!(s.frequency, Frequency::Manual);
+    }
+
+    #[test]
+    fn five_field_cron_gets_a_seconds_field() {
+        assert_eq!(Frequency::six_field_cron("*/30 * * * *"), "0 */30 * * * *");
+        assert_eq!(Frequency::six_field_cron("0 */30 * * * *"), "0 */30 * * * *");
+    }
+
+    #[test]
+    fn rejects_nonsense_with_the_key() {
+        let (key, msg) = parse_schedule(&json!({"frequency": {"minuts": 3}})).unwrap_err();
+        assert_eq!(key, "frequency");
+        assert!(msg.contains("minuts"), "{msg}");
+        let (key, msg) = parse_schedule(&json!({"frequency": {"cron": "* * *"}})).unwrap_err();
+        assert_eq!(key, "frequency");
+        assert!(msg.contains("3 fields"), "{msg}");
+        let (key, _) = parse_schedule(&json!({"frequency": {"cron": "99 * * * *"}})).unwrap_err();
+        assert_eq!(key, "frequency");
+        let (key, _) = parse_schedule(&json!({"timeout": "30 minutes"})).unwrap_err();
+        assert_eq!(key, "timeout");
+        let (_, unknown) = parse_schedule(&json!({"frequncy": "PT1M"})).unwrap();
+        assert_eq!(unknown, vec!["frequncy".to_owned()]);
+    }
+}

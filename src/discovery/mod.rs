@@ -1,0 +1,114 @@
+//! Discovery providers: one run lists what a Bitbucket has, reads the
+//! catalog files and returns the entities plus a report of what it did.
+//!
+//! - [`server`]: `catalog.providers.bitbucketServer`.
+
+pub mod server;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::catalog::Entity;
+
+/// What went wrong with one file or entity; the run goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// The file's browse URL.
+    pub url: String,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProblemKind {
+    /// The file could not be read from Bitbucket.
+    Read,
+    /// The file is not usable YAML (or too large).
+    Parse,
+    /// One document of the file is not a usable entity.
+    Entity,
+    /// Another file or source already provides this entity.
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum Outcome {
+    /// The listing completed; per-file problems may still be listed.
+    Succeeded,
+    /// The run produced nothing usable; the previous entities stay.
+    Failed { error: String },
+}
+
+/// The account of one provider run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub provider: String,
+    pub outcome: Outcome,
+    pub projects_seen: usize,
+    pub repos_seen: usize,
+    /// Repositories that passed the filters.
+    pub repos_matched: usize,
+    pub files_found: usize,
+    pub entities: usize,
+    pub problems: Vec<Problem>,
+    pub requests: u64,
+    #[serde(serialize_with = "serialize_millis")]
+    pub duration: Duration,
+}
+
+fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+impl RunReport {
+    pub fn new(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            outcome: Outcome::Succeeded,
+            projects_seen: 0,
+            repos_seen: 0,
+            repos_matched: 0,
+            files_found: 0,
+            entities: 0,
+            problems: Vec::new(),
+            requests: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.outcome == Outcome::Succeeded
+    }
+
+    /// One line for humans, e.g. the `run-once` summary.
+    pub fn summary(&self) -> String {
+        let outcome = match &self.outcome {
+            Outcome::Succeeded => "ok".to_owned(),
+            Outcome::Failed { error } => format!("FAILED: {error}"),
+        };
+        format!(
+            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {:.1}s",
+            self.provider,
+            self.projects_seen,
+            self.repos_seen,
+            self.repos_matched,
+            self.files_found,
+            self.entities,
+            self.problems.len(),
+            self.requests,
+            self.duration.as_secs_f64()
+        )
+    }
+}
+
+/// A finished run: the report, and the entities when the run succeeded.
+#[derive(Debug)]
+pub struct RunResult {
+    pub report: RunReport,
+    pub entities: Option<Vec<Entity>>,
+}

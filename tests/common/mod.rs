@@ -1,0 +1,208 @@
+//! Shared test harness: a fake Bitbucket Server on wiremock and the real
+//! application spawned on a free loopback port.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bitbucket_catalogd::Application;
+use bitbucket_catalogd::config::{Config, Environment};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+
+pub const API: &str = "/rest/api/1.0";
+
+/// A fake Bitbucket Server (REST 1.0) that pages like the real one.
+pub struct FakeServer {
+    pub server: MockServer,
+    /// When set, every mock requires this exact `Authorization` header, so a
+    /// request without it gets wiremock's 404 and the run fails.
+    pub authorization: Option<String>,
+}
+
+impl FakeServer {
+    pub async fn start() -> Self {
+        Self { server: MockServer::start().await, authorization: None }
+    }
+
+    pub async fn with_authorization(value: &str) -> Self {
+        Self { server: MockServer::start().await, authorization: Some(value.to_owned()) }
+    }
+
+    /// `127.0.0.1:PORT`, the integration's host.
+    pub fn host(&self) -> String {
+        self.server.address().to_string()
+    }
+
+    pub fn api_base(&self) -> String {
+        format!("{}{API}", self.server.uri())
+    }
+
+    fn get(&self, p: String) -> MockBuilder {
+        let builder = Mock::given(method("GET")).and(path(p));
+        match &self.authorization {
+            Some(value) => builder.and(header("authorization", value.as_str())),
+            None => builder,
+        }
+    }
+
+    /// Serves `values` at `api_path` in pages of `page_size`, and checks
+    /// that the client asks for Bitbucket's maximum page size.
+    pub async fn mount_paged(&self, api_path: &str, values: Vec<Value>, page_size: usize) {
+        let chunks: Vec<&[Value]> = if values.is_empty() { vec![&[]] } else { values.chunks(page_size).collect() };
+        let pages = chunks.len();
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let start = index * page_size;
+            let last = index + 1 == pages;
+            let mut body = json!({
+                "size": chunk.len(), "limit": page_size, "start": start,
+                "isLastPage": last, "values": chunk,
+            });
+            if !last {
+                body["nextPageStart"] = json!(start + chunk.len());
+            }
+            self.get(format!("{API}{api_path}"))
+                .and(query_param("limit", "1000"))
+                .and(query_param("start", start.to_string()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body))
+                .mount(&self.server)
+                .await;
+        }
+    }
+
+    pub async fn mount_projects(&self, keys: &[&str], page_size: usize) {
+        let values = keys.iter().map(|k| json!({"key": k, "id": 1, "name": k, "public": false, "type": "NORMAL"})).collect();
+        self.mount_paged("/projects", values, page_size).await;
+    }
+
+    /// `repos`: `(slug, archived)`.
+    pub async fn mount_repos(&self, project: &str, repos: &[(&str, bool)], page_size: usize) {
+        let base = self.server.uri();
+        let values = repos
+            .iter()
+            .map(|(slug, archived)| {
+                json!({
+                    "slug": slug, "id": 1, "name": slug, "scmId": "git", "state": "AVAILABLE",
+                    "archived": archived, "public": false,
+                    "project": {"key": project},
+                    "links": {"self": [{"href": format!("{base}/projects/{project}/repos/{slug}/browse")}]},
+                })
+            })
+            .collect();
+        self.mount_paged(&format!("/projects/{project}/repos"), values, page_size).await;
+    }
+
+    pub async fn mount_file(&self, project: &str, slug: &str, file: &str, body: &str) {
+        self.get(format!("{API}/projects/{project}/repos/{slug}/raw/{file}"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// How many requests reached the fake whose path ends with `suffix`.
+    pub async fn requests_to(&self, suffix: &str) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with(suffix))
+            .count()
+    }
+}
+
+/// A one-document catalog file for a component.
+pub fn component(name: &str) -> String {
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n")
+}
+
+/// Writes `yaml` to a fresh temporary directory and returns the file path.
+pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app-config.yaml");
+    std::fs::write(&file, yaml).expect("write config");
+    (dir, file)
+}
+
+/// The daemon, running on a free loopback port.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(yaml: &str) -> Self {
+        let (dir, file) = write_config(yaml);
+        let env = Environment::from_pairs([
+            ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
+            ("APP_CONFIG_backend_listen_port", "0"),
+        ]);
+        let loaded = Config::load(&[file], &env).expect("config loads");
+        let app = Application::build(loaded.config).await.expect("app builds");
+        let address = format!("http://{}", app.local_addr());
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            app.run_until(async move { stop.cancelled().await }).await.expect("app runs");
+        });
+        Self { address, http: reqwest::Client::new(), shutdown, handle, _dir: dir }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.address)).send().await.expect("request reaches the app")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("JSON body")
+    }
+
+    /// The provider's status once its run count (runs seen so far) changes
+    /// from `previous_run` — polls `/api/catalog/providers`.
+    pub async fn wait_for_run(&self, provider: &str, accept: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let providers = self.get_json("/api/catalog/providers").await;
+            if let Some(status) = providers.as_array().and_then(|all| all.iter().find(|p| p["id"] == provider))
+                && !status["lastRun"].is_null()
+                && accept(status)
+            {
+                return status.clone();
+            }
+            assert!(Instant::now() < deadline, "provider {provider} did not reach the expected state: {providers:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn entity_names(&self) -> Vec<String> {
+        let entities = self.get_json("/api/catalog/entities").await;
+        entities
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| e["metadata"]["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("app stops within 10 s")
+            .expect("app task ends cleanly");
+    }
+}
+
+/// A config with one Server integration pointing at `fake` and one provider
+/// `main` with the given extra provider YAML (indented under the provider).
+pub fn server_config(fake: &FakeServer, integration_extra: &str, provider_extra: &str) -> String {
+    format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}\ncatalog:\n  providers:\n    bitbucketServer:\n      main:\n        host: {host}\n{provider_extra}\n",
+        host = fake.host(),
+        api = fake.api_base(),
+    )
+}
