@@ -20,7 +20,10 @@ use crate::scheduler::{ProviderRunner, Scheduler, SchedulerError};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen on {addr}: {source}; free the port or set backend.listen.port")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Http(#[from] HttpSetupError),
     #[error(transparent)]
@@ -42,7 +45,11 @@ pub fn build_providers(config: &Config) -> Result<Vec<ServerProvider>, AppError>
                 .integrations
                 .server(&provider.host)
                 .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-            Ok(ServerProvider::new(provider.clone(), integration.clone(), http.clone()))
+            Ok(ServerProvider::new(
+                provider.clone(),
+                integration.clone(),
+                http.clone(),
+            ))
         })
         .collect()
 }
@@ -60,17 +67,31 @@ impl Application {
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         let providers = build_providers(&config)?;
-        let bind = format!("{}:{}", config.backend.listen.host, config.backend.listen.port);
+        let bind = format!(
+            "{}:{}",
+            config.backend.listen.host, config.backend.listen.port
+        );
         let listener = TcpListener::bind(&bind)
             .await
-            .map_err(|source| AppError::Bind { addr: bind.clone(), source })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: bind, source })?;
+            .map_err(|source| AppError::Bind {
+                addr: bind.clone(),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| AppError::Bind { addr: bind, source })?;
 
         let catalog = Arc::new(Catalog::new());
         let shutdown = CancellationToken::new();
         let runners = providers
             .into_iter()
-            .map(|p| Arc::new(ProviderRunner::new(p, Arc::clone(&catalog), shutdown.child_token())))
+            .map(|p| {
+                Arc::new(ProviderRunner::new(
+                    p,
+                    Arc::clone(&catalog),
+                    shutdown.child_token(),
+                ))
+            })
             .collect();
         let scheduler = Scheduler::start(runners).await?;
         let state = ApiState {
@@ -78,7 +99,13 @@ impl Application {
             ready: Arc::new(AtomicBool::new(false)),
             providers: scheduler.runners().to_vec(),
         };
-        Ok(Self { listener, addr, state, scheduler, shutdown })
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            scheduler,
+            shutdown,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -104,8 +131,17 @@ impl Application {
 
     /// Serves until `stop` completes, then stops accepting, finishes
     /// in-flight requests and cancels running discovery.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let Self { listener, addr, state, scheduler, shutdown } = self;
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self {
+            listener,
+            addr,
+            state,
+            scheduler,
+            shutdown,
+        } = self;
         let ready = Arc::clone(&state.ready);
         let app = api::router(state);
         tracing::info!(%addr, "listening");

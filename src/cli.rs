@@ -11,7 +11,11 @@ use crate::catalog::Entity;
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
 
 #[derive(Debug, Parser)]
-#[command(name = "bitbucket-catalogd", version, about = "Discovers Backstage catalog entities in Bitbucket and serves them over HTTP")]
+#[command(
+    name = "bitbucket-catalogd",
+    version,
+    about = "Discovers Backstage catalog entities in Bitbucket and serves them over HTTP"
+)]
 pub struct Cli {
     /// Configuration file; repeat to layer files (later ones override earlier ones).
     #[arg(long = "config", short = 'c', global = true, value_name = "FILE")]
@@ -83,7 +87,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Serve => serve(&cli).await,
         Command::RunOnce { provider, format } => run_once(&cli, provider.as_deref(), *format).await,
-        Command::Config { action: ConfigAction::Check } => config_check(&cli),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => config_check(&cli),
     }
 }
 
@@ -96,7 +102,9 @@ async fn serve(cli: &Cli) -> ExitCode {
         tracing::warn!("{warning}");
     }
     if loaded.config.providers.is_empty() {
-        tracing::warn!("no catalog.providers.bitbucketServer are configured; the catalog stays empty");
+        tracing::warn!(
+            "no catalog.providers.bitbucketServer are configured; the catalog stays empty"
+        );
     }
     let app = match Application::build(loaded.config).await {
         Ok(app) => app,
@@ -127,7 +135,14 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         && config.provider(id).is_none()
     {
         let known: Vec<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
-        eprintln!("error: no provider '{id}' in catalog.providers.bitbucketServer (known: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") });
+        eprintln!(
+            "error: no provider '{id}' in catalog.providers.bitbucketServer (known: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
         return ExitCode::from(exit::CONFIG);
     }
     let providers = match build_providers(&config) {
@@ -149,7 +164,10 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         all_ok &= result.report.succeeded();
         eprintln!("{}", result.report.summary());
         for problem in &result.report.problems {
-            eprintln!("  problem ({:?}) {}: {}", problem.kind, problem.url, problem.message);
+            eprintln!(
+                "  problem ({:?}) {}: {}",
+                problem.kind, problem.url, problem.message
+            );
         }
         entities.extend(result.entities.unwrap_or_default());
     }
@@ -172,7 +190,10 @@ fn print_entities(entities: &[Entity], format: Format) -> Result<(), String> {
             out
         }
     };
-    std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| e.to_string())
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 fn config_check(cli: &Cli) -> ExitCode {

@@ -11,9 +11,14 @@ use crate::secret::Secret;
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Auth {
     /// `Authorization: Bearer <token>`.
-    Bearer { token: Secret },
+    Bearer {
+        token: Secret,
+    },
     /// `Authorization: Basic <username:password>`.
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     Anonymous,
 }
 
@@ -67,7 +72,10 @@ impl Integrations {
     }
 
     pub fn server_hosts(&self) -> Vec<&str> {
-        self.bitbucket_server.iter().map(|i| i.host.as_str()).collect()
+        self.bitbucket_server
+            .iter()
+            .map(|i| i.host.as_str())
+            .collect()
     }
 }
 

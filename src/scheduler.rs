@@ -32,7 +32,11 @@ pub struct ProviderRunner {
 }
 
 impl ProviderRunner {
-    pub fn new(provider: ServerProvider, catalog: Arc<Catalog>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        provider: ServerProvider,
+        catalog: Arc<Catalog>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             provider,
             catalog,
@@ -66,7 +70,10 @@ impl ProviderRunner {
     /// Runs now unless a run is already in progress (then returns `None`).
     pub async fn run_now(&self) -> Option<RunReport> {
         let Ok(_guard) = self.running.try_lock() else {
-            tracing::info!(provider = self.id(), "previous run still in progress; skipping this tick");
+            tracing::info!(
+                provider = self.id(),
+                "previous run still in progress; skipping this tick"
+            );
             return None;
         };
         let timeout = self.schedule().timeout;
@@ -84,11 +91,16 @@ impl ProviderRunner {
                     let conflicts = self.catalog.replace_source(self.id(), entities);
                     let mut report = result.report;
                     report.entities -= conflicts.len();
-                    report.problems.extend(conflicts.into_iter().map(|c| Problem {
-                        url: String::new(),
-                        kind: ProblemKind::Conflict,
-                        message: format!("entity {} is already provided by {}; this copy is ignored", c.entity_ref, c.owner),
-                    }));
+                    report
+                        .problems
+                        .extend(conflicts.into_iter().map(|c| Problem {
+                            url: String::new(),
+                            kind: ProblemKind::Conflict,
+                            message: format!(
+                                "entity {} is already provided by {}; this copy is ignored",
+                                c.entity_ref, c.owner
+                            ),
+                        }));
                     report
                 } else {
                     result.report
@@ -97,7 +109,10 @@ impl ProviderRunner {
             None => {
                 let mut report = RunReport::new(self.id());
                 report.outcome = Outcome::Failed {
-                    error: format!("run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise schedule.timeout)", timeout.as_secs()),
+                    error: format!(
+                        "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise schedule.timeout)",
+                        timeout.as_secs()
+                    ),
                 };
                 report.duration = timeout;
                 report
@@ -114,7 +129,11 @@ impl ProviderRunner {
                 duration_ms = report.duration.as_millis() as u64,
                 "discovery run succeeded"
             ),
-            Outcome::Failed { error } => tracing::warn!(provider = self.id(), error, "discovery run failed; previous entities kept"),
+            Outcome::Failed { error } => tracing::warn!(
+                provider = self.id(),
+                error,
+                "discovery run failed; previous entities kept"
+            ),
         }
         for problem in &report.problems {
             tracing::warn!(provider = self.id(), url = problem.url, kind = ?problem.kind, "{}", problem.message);
@@ -135,14 +154,19 @@ impl Scheduler {
     pub async fn start(runners: Vec<Arc<ProviderRunner>>) -> Result<Self, SchedulerError> {
         let wrap = |provider: &str| {
             let provider = provider.to_owned();
-            move |source| SchedulerError { provider: provider.clone(), source }
+            move |source| SchedulerError {
+                provider: provider.clone(),
+                source,
+            }
         };
         let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
         for runner in &runners {
             let schedule = runner.schedule().clone();
             let err = wrap(runner.id());
             let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-            jobs.add(one_shot(Arc::clone(runner), start_up_delay).map_err(&err)?).await.map_err(&err)?;
+            jobs.add(one_shot(Arc::clone(runner), start_up_delay).map_err(&err)?)
+                .await
+                .map_err(&err)?;
             if let Some(job) = repeating(Arc::clone(runner), &schedule.frequency).map_err(&err)? {
                 jobs.add(job).await.map_err(&err)?;
             }
@@ -171,7 +195,10 @@ fn one_shot(runner: Arc<ProviderRunner>, delay: Duration) -> Result<Job, JobSche
     })
 }
 
-fn repeating(runner: Arc<ProviderRunner>, frequency: &Frequency) -> Result<Option<Job>, JobSchedulerError> {
+fn repeating(
+    runner: Arc<ProviderRunner>,
+    frequency: &Frequency,
+) -> Result<Option<Job>, JobSchedulerError> {
     let run = move |_, _| {
         let runner = Arc::clone(&runner);
         Box::pin(async move {
@@ -180,7 +207,9 @@ fn repeating(runner: Arc<ProviderRunner>, frequency: &Frequency) -> Result<Optio
     };
     match frequency {
         Frequency::Every(interval) => Job::new_repeated_async(*interval, run).map(Some),
-        Frequency::Cron(expr) => Job::new_async(Frequency::six_field_cron(expr).as_str(), run).map(Some),
+        Frequency::Cron(expr) => {
+            Job::new_async(Frequency::six_field_cron(expr).as_str(), run).map(Some)
+        }
         Frequency::Manual => Ok(None),
     }
 }

@@ -41,9 +41,22 @@ impl Serialize for Secret {
     }
 }
 
+/// A numeric value (`password: 123456`) is taken as text, so a type error
+/// never quotes a credential back.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretRepr {
+    Text(String),
+    Number(serde_json::Number),
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        match SecretRepr::deserialize(deserializer) {
+            Ok(SecretRepr::Text(text)) => Ok(Secret(text)),
+            Ok(SecretRepr::Number(number)) => Ok(Secret(number.to_string())),
+            Err(_) => Err(serde::de::Error::custom("invalid type: expected a string")),
+        }
     }
 }
 
@@ -56,7 +69,10 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?}"), REDACTED);
         assert_eq!(format!("{secret}"), REDACTED);
-        assert_eq!(serde_json::to_string(&secret).unwrap(), format!("\"{REDACTED}\""));
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap(),
+            format!("\"{REDACTED}\"")
+        );
         assert_eq!(secret.expose(), "hunter2");
     }
 }

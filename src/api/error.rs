@@ -16,7 +16,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, name: &'static str, message: String, method: &Method, uri: &Uri) -> Self {
+    pub fn new(
+        status: StatusCode,
+        name: &'static str,
+        message: String,
+        method: &Method,
+        uri: &Uri,
+    ) -> Self {
         Self {
             status,
             name,

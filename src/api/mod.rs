@@ -30,7 +30,10 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/catalog/entities", get(list_entities))
-        .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(entity_by_name))
+        .route(
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+            get(entity_by_name),
+        )
         .route("/api/catalog/providers", get(list_providers))
         .route("/.backstage/health/v1/liveness", get(liveness))
         .route("/.backstage/health/v1/readiness", get(readiness))
@@ -54,7 +57,9 @@ async fn entity_by_name(
     match state.catalog.get(&EntityKey::new(&kind, &namespace, &name)) {
         Some(entity) => Ok(Json(entity.as_ref()).into_response()),
         None => Err(ApiError::not_found(
-            format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"),
+            format!(
+                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+            ),
             &method,
             &uri,
         )),
@@ -98,5 +103,9 @@ async fn readiness(State(state): State<ApiState>) -> Response {
 }
 
 async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::not_found(format!("No route for {method} {}", uri.path()), &method, &uri)
+    ApiError::not_found(
+        format!("No route for {method} {}", uri.path()),
+        &method,
+        &uri,
+    )
 }

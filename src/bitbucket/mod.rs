@@ -70,13 +70,16 @@ pub fn build_http_client(extra_ca_file: Option<&Path>) -> Result<reqwest::Client
             message,
         };
         let pem = std::fs::read(path).map_err(|err| ca_error(err.to_string()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| ca_error(err.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| ca_error(err.to_string()))?;
         if certs.is_empty() {
             return Err(ca_error("no PEM certificates found".into()));
         }
         builder = builder.tls_certs_merge(certs);
     }
-    builder.build().map_err(|err| HttpSetupError::Client(err.to_string()))
+    builder
+        .build()
+        .map_err(|err| HttpSetupError::Client(err.to_string()))
 }
 
 /// What one discovery run spent, shared by every request it makes.
@@ -106,7 +109,11 @@ pub struct Http {
 
 impl Http {
     pub fn new(client: reqwest::Client, auth: Auth, stats: Arc<RequestStats>) -> Self {
-        Self { client, auth, stats }
+        Self {
+            client,
+            auth,
+            stats,
+        }
     }
 
     pub fn stats(&self) -> &Arc<RequestStats> {
@@ -131,48 +138,80 @@ impl Http {
         if !status.is_success() {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             let body = response.text().await.unwrap_or_default();
-            let excerpt: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(ERROR_BODY_EXCERPT).collect();
+            let excerpt: String = body
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(ERROR_BODY_EXCERPT)
+                .collect();
             return Err(BitbucketError::Status {
                 url: url.to_string(),
                 status,
                 hint: match status {
-                    StatusCode::UNAUTHORIZED => " (the credentials were rejected: check the integration's token or username/password)",
-                    StatusCode::FORBIDDEN => " (the credentials lack permission: grant read access to the projects and repositories)",
-                    StatusCode::TOO_MANY_REQUESTS => " (rate limited by Bitbucket: lower the provider's concurrency or run less often)",
+                    StatusCode::UNAUTHORIZED => {
+                        " (the credentials were rejected: check the integration's token or username/password)"
+                    }
+                    StatusCode::FORBIDDEN => {
+                        " (the credentials lack permission: grant read access to the projects and repositories)"
+                    }
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        " (rate limited by Bitbucket: lower the provider's concurrency or run less often)"
+                    }
                     _ => "",
                 },
-                body: if excerpt.is_empty() { String::new() } else { format!(": {excerpt}") },
+                body: if excerpt.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {excerpt}")
+                },
             });
         }
         Ok(Some(response))
     }
 
     /// GETs and decodes JSON; `Ok(None)` for 404.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<Option<T>, BitbucketError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+    ) -> Result<Option<T>, BitbucketError> {
         let Some(response) = self.get(url).await? else {
             return Ok(None);
         };
-        let bytes = response.bytes().await.map_err(|err| BitbucketError::Transport {
-            url: url.to_string(),
-            message: describe_reqwest_error(&err),
-        })?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|err| BitbucketError::Decode {
-            url: url.to_string(),
-            message: err.to_string(),
-        })
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| BitbucketError::Transport {
+                url: url.to_string(),
+                message: describe_reqwest_error(&err),
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| BitbucketError::Decode {
+                url: url.to_string(),
+                message: err.to_string(),
+            })
     }
 
     /// GETs a file's bytes, reading at most `limit + 1` bytes so an oversized
     /// file is detected without downloading it; `Ok(None)` for 404.
-    pub async fn get_bytes_limited(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
+    pub async fn get_bytes_limited(
+        &self,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
         let Some(mut response) = self.get(url).await? else {
             return Ok(None);
         };
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|err| BitbucketError::Transport {
-            url: url.to_string(),
-            message: describe_reqwest_error(&err),
-        })? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| BitbucketError::Transport {
+                url: url.to_string(),
+                message: describe_reqwest_error(&err),
+            })?
+        {
             let room = (limit + 1).saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if body.len() > limit {

@@ -90,7 +90,8 @@ impl ServerClient {
     }
 
     pub async fn repositories(&self, project_key: &str) -> Result<Vec<Repository>, BitbucketError> {
-        self.paged(self.url(&["projects", project_key, "repos"])).await
+        self.paged(self.url(&["projects", project_key, "repos"]))
+            .await
     }
 
     /// The URL of a file in a repository (default branch unless `at`).
@@ -105,7 +106,11 @@ impl ServerClient {
     }
 
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
-    pub async fn raw_file(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
+    pub async fn raw_file(
+        &self,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
         self.http.get_bytes_limited(url, limit).await
     }
 
@@ -120,11 +125,13 @@ impl ServerClient {
             url.query_pairs_mut()
                 .append_pair("limit", &PAGE_LIMIT.to_string())
                 .append_pair("start", &start.to_string());
-            let page: Page<T> = self.http.get_json(&url).await?.ok_or_else(|| BitbucketError::Status {
-                url: url.to_string(),
-                status: reqwest::StatusCode::NOT_FOUND,
-                hint: " (check the integration's apiBaseUrl and that the project still exists)",
-                body: String::new(),
+            let page: Page<T> = self.http.get_json(&url).await?.ok_or_else(|| {
+                BitbucketError::Status {
+                    url: url.to_string(),
+                    status: reqwest::StatusCode::NOT_FOUND,
+                    hint: " (check the integration's apiBaseUrl and that the project still exists)",
+                    body: String::new(),
+                }
             })?;
             let empty = page.values.is_empty();
             all.extend(page.values);
@@ -136,7 +143,9 @@ impl ServerClient {
                 other => {
                     return Err(BitbucketError::Decode {
                         url: url.to_string(),
-                        message: format!("isLastPage is false but nextPageStart is {other:?} after start {start}; the listing cannot be completed"),
+                        message: format!(
+                            "isLastPage is false but nextPageStart is {other:?} after start {start}; the listing cannot be completed"
+                        ),
                     });
                 }
             }

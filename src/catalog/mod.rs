@@ -93,7 +93,11 @@ impl Catalog {
     }
 
     pub fn get(&self, key: &EntityKey) -> Option<Arc<Entity>> {
-        self.state.read().by_key.get(key).map(|s| Arc::clone(&s.entity))
+        self.state
+            .read()
+            .by_key
+            .get(key)
+            .map(|s| Arc::clone(&s.entity))
     }
 
     pub fn len(&self) -> usize {
@@ -130,7 +134,10 @@ mod tests {
     #[test]
     fn replacing_a_source_swaps_its_whole_set() {
         let catalog = Catalog::new();
-        catalog.replace_source("a", vec![entity("Component", "x"), entity("Component", "y")]);
+        catalog.replace_source(
+            "a",
+            vec![entity("Component", "x"), entity("Component", "y")],
+        );
         catalog.replace_source("b", vec![entity("API", "z")]);
         catalog.replace_source("a", vec![entity("Component", "y")]);
         let refs: Vec<_> = catalog.entities().iter().map(|e| e.entity_ref()).collect();
@@ -143,8 +150,18 @@ mod tests {
         let catalog = Catalog::new();
         catalog.replace_source("a", vec![entity("Component", "x")]);
         let conflicts = catalog.replace_source("b", vec![entity("component", "X")]);
-        assert_eq!(conflicts, vec![Conflict { entity_ref: "component:default/X".into(), owner: "a".into() }]);
-        assert!(catalog.get(&EntityKey::new("COMPONENT", "default", "x")).is_some());
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                entity_ref: "component:default/X".into(),
+                owner: "a".into()
+            }]
+        );
+        assert!(
+            catalog
+                .get(&EntityKey::new("COMPONENT", "default", "x"))
+                .is_some()
+        );
         assert_eq!(catalog.source_len("b"), 0);
     }
 }

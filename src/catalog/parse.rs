@@ -24,7 +24,7 @@ impl Default for ParseLimits {
     fn default() -> Self {
         Self {
             max_file_bytes: 1024 * 1024,
-            max_documents: 1024,
+            max_documents: 100_000,
             max_aliases: 100,
             max_depth: 64,
             max_nodes: 1_000_000,
@@ -124,7 +124,10 @@ fn to_entity(document: Value) -> Result<Entity, String> {
         match map.get(field) {
             Some(Value::String(s)) if !s.is_empty() => {}
             Some(other) => {
-                return Err(format!("{field} must be a non-empty string, found {}", kind_of(other)));
+                return Err(format!(
+                    "{field} must be a non-empty string, found {}",
+                    kind_of(other)
+                ));
             }
             None => return Err(format!("{field} is missing")),
         }
@@ -133,11 +136,19 @@ fn to_entity(document: Value) -> Result<Entity, String> {
         Some(Value::Object(metadata)) => match metadata.get("name") {
             Some(Value::String(s)) if !s.is_empty() => {}
             Some(other) => {
-                return Err(format!("metadata.name must be a non-empty string, found {}", kind_of(other)));
+                return Err(format!(
+                    "metadata.name must be a non-empty string, found {}",
+                    kind_of(other)
+                ));
             }
             None => return Err("metadata.name is missing".into()),
         },
-        Some(other) => return Err(format!("metadata must be an object, found {}", kind_of(other))),
+        Some(other) => {
+            return Err(format!(
+                "metadata must be an object, found {}",
+                kind_of(other)
+            ));
+        }
         None => return Err("metadata is missing".into()),
     }
     serde_json::from_value(document).map_err(|err| err.to_string())
@@ -166,7 +177,11 @@ mod tests {
     fn multi_document_with_null_and_bad_documents() {
         let file = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\n---\n---\n- not an entity\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: b\n  namespace: team\n";
         let parsed = parse(file).unwrap();
-        let names: Vec<_> = parsed.entities.iter().map(|(i, e)| (*i, e.metadata.name.as_str(), e.metadata.namespace.as_str())).collect();
+        let names: Vec<_> = parsed
+            .entities
+            .iter()
+            .map(|(i, e)| (*i, e.metadata.name.as_str(), e.metadata.namespace.as_str()))
+            .collect();
         assert_eq!(names, vec![(0, "a", "default"), (2, "b", "team")]);
         assert_eq!(parsed.errors.len(), 1);
         assert_eq!(parsed.errors[0].index, 1);
@@ -181,7 +196,10 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_rejected() {
-        assert!(matches!(parse("apiVersion: a/b\napiVersion: c/d\n"), Err(FileError::Yaml(_))));
+        assert!(matches!(
+            parse("apiVersion: a/b\napiVersion: c/d\n"),
+            Err(FileError::Yaml(_))
+        ));
     }
 
     /// The files that abort or stall serde_yaml are plain per-file errors

@@ -17,10 +17,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use crate::integrations::{Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
+use crate::integrations::{
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations,
+};
 use crate::secret::REDACTED;
 pub use schedule::{Frequency, Schedule};
 pub use source::{Environment, MergedSource, Origin};
+use source::{display_key, provenance_key};
 
 /// The file used when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
@@ -60,8 +63,9 @@ impl fmt::Display for OriginPrefix<'_> {
     }
 }
 
-/// The validated configuration the daemon runs on.
-#[derive(Debug, Clone)]
+/// The validated configuration the daemon runs on. `Debug` leaves out the
+/// raw tree, which holds credentials in clear text.
+#[derive(Clone)]
 pub struct Config {
     pub backend: BackendConfig,
     pub integrations: Integrations,
@@ -72,6 +76,17 @@ pub struct Config {
     /// The merged configuration tree, for `config check` (print it with
     /// [`Config::redacted_tree`], never directly).
     pub tree: Value,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("backend", &self.backend)
+            .field("integrations", &self.integrations)
+            .field("providers", &self.providers)
+            .field("extra_ca_file", &self.extra_ca_file)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,12 +118,28 @@ pub enum DatabaseClient {
     Pg,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct DatabaseConfig {
     pub client: DatabaseClient,
     /// As written (a path, a URL or a connection object); may hold a password.
     #[serde(skip)]
     pub connection: Option<Value>,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let connection = self.connection.as_ref().map(|c| {
+            redact(
+                &serde_json::json!({"backend": {"database": {"connection": c}}}),
+                "",
+            )["backend"]["database"]["connection"]
+                .clone()
+        });
+        f.debug_struct("DatabaseConfig")
+            .field("client", &self.client)
+            .field("connection", &connection)
+            .finish()
+    }
 }
 
 /// One `catalog.providers.bitbucketServer` entry.
@@ -147,7 +178,10 @@ impl Config {
     pub fn load(files: &[PathBuf], env: &Environment) -> Result<Loaded, ConfigError> {
         let source = source::load_sources(files, env)?;
         let mut loaded = Self::from_source(source)?;
-        loaded.config.extra_ca_file = env.get(EXTRA_CA_ENV).filter(|p| !p.is_empty()).map(PathBuf::from);
+        loaded.config.extra_ca_file = env
+            .get(EXTRA_CA_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
         Ok(loaded)
     }
 
@@ -190,9 +224,16 @@ impl Config {
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["token", "password", "secret", "credential", "privatekey", "apikey"]
-        .iter()
-        .any(|needle| key.contains(needle))
+    [
+        "token",
+        "password",
+        "secret",
+        "credential",
+        "privatekey",
+        "apikey",
+    ]
+    .iter()
+    .any(|needle| key.contains(needle))
 }
 
 fn redact(value: &Value, path: &str) -> Value {
@@ -205,7 +246,10 @@ fn redact(value: &Value, path: &str) -> Value {
                     } else {
                         format!("{path}.{key}")
                     };
-                    let redacted = if is_secret_key(key) || (child_path == "backend.database.connection" && connection_has_credentials(child)) {
+                    let redacted = if is_secret_key(key)
+                        || (child_path == "backend.database.connection"
+                            && connection_has_credentials(child))
+                    {
                         Value::String(REDACTED.into())
                     } else {
                         redact(child, &child_path)
@@ -228,26 +272,6 @@ fn connection_has_credentials(value: &Value) -> bool {
     })
 }
 
-/// Turns `a.0.b` (provenance form) into `a[0].b` (display form) and back.
-fn display_key(path: &str) -> String {
-    let mut out = String::new();
-    for part in path.split('.').filter(|p| !p.is_empty() && *p != "?") {
-        if part.chars().all(|c| c.is_ascii_digit()) {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-fn provenance_key(display: &str) -> String {
-    display.replace('[', ".").replace(']', "")
-}
-
 struct Ctx<'a> {
     source: &'a MergedSource,
     warnings: Vec<String>,
@@ -263,6 +287,16 @@ impl Ctx<'_> {
         }
     }
 
+    /// Records "`origin`: `key`: `message`" for the operator.
+    fn warn(&mut self, key: &str, message: &str) {
+        let key = display_key(key);
+        let origin = self
+            .source
+            .origin_of(&provenance_key(&key))
+            .map_or_else(|| "config".to_owned(), ToString::to_string);
+        self.warnings.push(format!("{origin}: {key}: {message}"));
+    }
+
     fn join(base: &str, key: &str) -> String {
         if base.is_empty() {
             key.to_owned()
@@ -276,24 +310,26 @@ impl Ctx<'_> {
     fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Value) -> Result<T, ConfigError> {
         let mut unknown = Vec::new();
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let result: Result<T, _> =
-            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value.clone(), &mut record));
+        let result: Result<T, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(value.clone(), &mut record),
+        );
         match result {
             Ok(parsed) => {
                 for path in unknown {
-                    let full = display_key(&Self::join(key, &path));
-                    self.warnings.push(format!(
-                        "{}: unknown key {full} is ignored; check its spelling",
-                        self.source
-                            .origin_of(&provenance_key(&full))
-                            .map_or_else(|| "config".to_owned(), ToString::to_string)
-                    ));
+                    self.warn(
+                        &Self::join(key, &path),
+                        "unknown key is ignored; check its spelling",
+                    );
                 }
                 Ok(parsed)
             }
             Err(err) => {
                 let inner = err.path().to_string();
-                let full = if inner == "." { key.to_owned() } else { Self::join(key, &provenance_key(&inner)) };
+                let full = if inner == "." {
+                    key.to_owned()
+                } else {
+                    Self::join(key, &provenance_key(&inner))
+                };
                 Err(self.error(&full, err.into_inner().to_string()))
             }
         }
@@ -311,7 +347,9 @@ impl Ctx<'_> {
                     host: raw.host.unwrap_or(defaults.host),
                     port: match raw.port {
                         None => defaults.port,
-                        Some(port) => port.parse().map_err(|_| self.error("backend.listen.port", format!("'{port}' is not a port number (0-65535)")))?,
+                        Some(port) => loose_text(&port)
+                            .and_then(|p| p.parse().ok())
+                            .ok_or_else(|| self.error("backend.listen.port", format!("{} is not a port number (0-65535)", shown(&port))))?,
                     },
                 }
             }
@@ -331,7 +369,9 @@ impl Ctx<'_> {
                     Some(other) => {
                         return Err(self.error(
                             "backend.database.client",
-                            format!("unsupported client '{other}'; use better-sqlite3, sqlite or pg"),
+                            format!(
+                                "unsupported client '{other}'; use better-sqlite3, sqlite or pg"
+                            ),
                         ));
                     }
                 };
@@ -353,7 +393,13 @@ impl Ctx<'_> {
                 let key = format!("{server_key}.{index}");
                 let integration = self.server_integration(&key, raw)?;
                 if integrations.server(&integration.host).is_some() {
-                    return Err(self.error(&format!("{key}.host"), format!("host '{}' is configured twice; merge the entries", integration.host)));
+                    return Err(self.error(
+                        &format!("{key}.host"),
+                        format!(
+                            "host '{}' is configured twice; merge the entries",
+                            integration.host
+                        ),
+                    ));
                 }
                 integrations.bitbucket_server.push(integration);
             }
@@ -368,20 +414,28 @@ impl Ctx<'_> {
             }
         }
         if integrations.bitbucket_cloud.is_empty() {
-            integrations.bitbucket_cloud.push(BitbucketCloudIntegration {
-                host: "bitbucket.org".into(),
-                api_base_url: default_cloud_api(),
-                auth: Auth::Anonymous,
-            });
+            integrations
+                .bitbucket_cloud
+                .push(BitbucketCloudIntegration {
+                    host: "bitbucket.org".into(),
+                    api_base_url: default_cloud_api(),
+                    auth: Auth::Anonymous,
+                });
         }
         Ok(integrations)
     }
 
-    fn server_integration(&mut self, key: &str, raw: raw::ServerIntegration) -> Result<BitbucketServerIntegration, ConfigError> {
+    fn server_integration(
+        &mut self,
+        key: &str,
+        raw: raw::ServerIntegration,
+    ) -> Result<BitbucketServerIntegration, ConfigError> {
         let host = raw.host.trim().to_owned();
         validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
         let api_base_url = match raw.api_base_url {
-            Some(url) => parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?,
+            Some(url) => {
+                parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?
+            }
             None => parse_base_url(&format!("https://{host}/rest/api/1.0"))
                 .map_err(|m| self.error(&format!("{key}.host"), m))?,
         };
@@ -389,56 +443,91 @@ impl Ctx<'_> {
             (Some(token), _, _) => Auth::Bearer { token },
             (None, Some(username), Some(password)) => Auth::Basic { username, password },
             (None, Some(_), None) => {
-                return Err(self.error(&format!("{key}.password"), "username is set without password; set password (or use token instead)"));
+                return Err(self.error(
+                    &format!("{key}.password"),
+                    "username is set without password; set password (or use token instead)",
+                ));
             }
             (None, None, Some(_)) => {
-                return Err(self.error(&format!("{key}.username"), "password is set without username; set username"));
+                return Err(self.error(
+                    &format!("{key}.username"),
+                    "password is set without username; set username",
+                ));
             }
             (None, None, None) => Auth::Anonymous,
         };
-        Ok(BitbucketServerIntegration { host, api_base_url, auth })
+        Ok(BitbucketServerIntegration {
+            host,
+            api_base_url,
+            auth,
+        })
     }
 
-    fn cloud_integration(&mut self, key: &str, raw: raw::CloudIntegration) -> Result<BitbucketCloudIntegration, ConfigError> {
+    fn cloud_integration(
+        &mut self,
+        key: &str,
+        raw: raw::CloudIntegration,
+    ) -> Result<BitbucketCloudIntegration, ConfigError> {
         let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
         validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
         let api_base_url = match raw.api_base_url {
-            Some(url) => parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?,
+            Some(url) => {
+                parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?
+            }
             None => default_cloud_api(),
         };
         let auth = match (raw.username, raw.app_password, raw.token) {
-            (Some(username), Some(password), _) => {
-                self.warnings.push(format!(
-                    "{}: {key}.appPassword: Atlassian removed app passwords in July 2026; create an API token and set {key}.token instead",
-                    self.source.origin_of(&format!("{key}.appPassword")).map_or_else(|| "config".into(), ToString::to_string)
-                ));
+            // An API token replaces a leftover app password.
+            (Some(username), _, Some(token)) => Auth::Basic {
+                username,
+                password: token,
+            },
+            (Some(username), Some(password), None) => {
+                self.warn(
+                    &format!("{key}.appPassword"),
+                    &format!("Atlassian removed app passwords in July 2026; create an API token and set {} instead", display_key(&format!("{key}.token"))),
+                );
                 Auth::Basic { username, password }
             }
-            (Some(username), None, Some(token)) => Auth::Basic { username, password: token },
             (Some(_), None, None) => {
                 return Err(self.error(&format!("{key}.token"), "username is set without token; set token (an Atlassian API token for that account email)"));
             }
             (None, Some(_), _) => {
-                return Err(self.error(&format!("{key}.username"), "appPassword is set without username; set username"));
+                return Err(self.error(
+                    &format!("{key}.username"),
+                    "appPassword is set without username; set username",
+                ));
             }
             (None, None, Some(token)) => Auth::Bearer { token },
             (None, None, None) => Auth::Anonymous,
         };
-        Ok(BitbucketCloudIntegration { host, api_base_url, auth })
+        Ok(BitbucketCloudIntegration {
+            host,
+            api_base_url,
+            auth,
+        })
     }
 
-    fn server_providers(&mut self, integrations: &Integrations) -> Result<Vec<ServerProviderConfig>, ConfigError> {
+    fn server_providers(
+        &mut self,
+        integrations: &Integrations,
+    ) -> Result<Vec<ServerProviderConfig>, ConfigError> {
         let base = "catalog.providers.bitbucketServer";
         let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
             return Ok(Vec::new());
         };
         let Some(map) = value.as_object() else {
-            return Err(self.error(base, "expected one provider (with `host`) or a map of provider ids to providers"));
+            return Err(self.error(
+                base,
+                "expected one provider (with `host`) or a map of provider ids to providers",
+            ));
         };
         let entries: Vec<(String, String, &Value)> = if map.contains_key("host") {
             vec![("default".to_owned(), base.to_owned(), value)]
         } else {
-            map.iter().map(|(id, v)| (id.clone(), format!("{base}.{id}"), v)).collect()
+            map.iter()
+                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
+                .collect()
         };
         let mut providers = Vec::with_capacity(entries.len());
         for (id, key, value) in entries {
@@ -451,27 +540,53 @@ impl Ctx<'_> {
         Ok(providers)
     }
 
-    fn server_provider(&mut self, id: String, key: &str, raw: raw::ServerProvider, integrations: &Integrations) -> Result<ServerProviderConfig, ConfigError> {
+    fn server_provider(
+        &mut self,
+        id: String,
+        key: &str,
+        raw: raw::ServerProvider,
+        integrations: &Integrations,
+    ) -> Result<ServerProviderConfig, ConfigError> {
         if integrations.server(&raw.host).is_none() {
             let known = integrations.server_hosts();
             let hint = if known.is_empty() {
-                "no integrations.bitbucketServer entries are configured; add one with this host".to_owned()
+                "no integrations.bitbucketServer entries are configured; add one with this host"
+                    .to_owned()
             } else {
-                format!("known hosts: {}; add an integrations.bitbucketServer entry or fix the host", known.join(", "))
+                format!(
+                    "known hosts: {}; add an integrations.bitbucketServer entry or fix the host",
+                    known.join(", ")
+                )
             };
-            return Err(self.error(&format!("{key}.host"), format!("no Bitbucket Server integration for host '{}' ({hint})", raw.host)));
+            return Err(self.error(
+                &format!("{key}.host"),
+                format!(
+                    "no Bitbucket Server integration for host '{}' ({hint})",
+                    raw.host
+                ),
+            ));
         }
-        let catalog_path = raw.catalog_path.unwrap_or_else(|| "/catalog-info.yaml".into());
+        let catalog_path = raw
+            .catalog_path
+            .unwrap_or_else(|| "/catalog-info.yaml".into());
         let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
-        if catalog_path.is_empty() || catalog_path.ends_with('/') || catalog_path.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+        if catalog_path.is_empty()
+            || catalog_path.ends_with('/')
+            || catalog_path
+                .split('/')
+                .any(|s| s == ".." || s == "." || s.is_empty())
+        {
             return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
         }
         let filters = raw.filters.unwrap_or_default();
-        let regex = |ctx: &Self, name: &str, pattern: Option<String>| -> Result<Option<Regex>, ConfigError> {
+        let regex = |ctx: &Self,
+                     name: &str,
+                     pattern: Option<String>|
+         -> Result<Option<Regex>, ConfigError> {
             pattern
                 .map(|p| {
                     Regex::new(&p).map_err(|err| {
-                        ctx.error(&format!("{key}.filters.{name}"), format!("invalid regular expression '{p}': {}; fix the pattern (it matches anywhere in the {})", first_line(&err.to_string()), if name == "projectKey" { "project key" } else { "repository slug" }))
+                        ctx.error(&format!("{key}.filters.{name}"), format!("invalid regular expression '{p}': {}; fix the pattern (it matches anywhere in the {})", last_line(&err.to_string()), if name == "projectKey" { "project key" } else { "repository slug" }))
                     })
                 })
                 .transpose()
@@ -480,41 +595,67 @@ impl Ctx<'_> {
         let repo_slug = regex(self, "repoSlug", filters.repo_slug)?;
         let skip_archived_repos = match filters.skip_archived_repos {
             None => false,
-            Some(v) => v.as_bool().ok_or_else(|| self.error(&format!("{key}.filters.skipArchivedRepos"), "expected true or false"))?,
+            Some(v) => loose_bool(&v).ok_or_else(|| {
+                self.error(
+                    &format!("{key}.filters.skipArchivedRepos"),
+                    "expected true or false",
+                )
+            })?,
         };
-        let branch = filters.branch.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
+        let branch = filters
+            .branch
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty());
         let schedule = match raw.schedule {
             None => Schedule::default(),
             Some(value) => {
-                let (schedule, unknown) = schedule::parse_schedule(&value)
-                    .map_err(|(sub, msg)| self.error(&Self::join(&format!("{key}.schedule"), &sub), msg))?;
+                let (schedule, unknown) =
+                    schedule::parse_schedule(&value).map_err(|(sub, msg)| {
+                        self.error(&Self::join(&format!("{key}.schedule"), &sub), msg)
+                    })?;
                 for sub in unknown {
-                    self.warnings.push(format!("{key}.schedule.{sub}: unknown key is ignored; use frequency, timeout or initialDelay"));
+                    self.warn(
+                        &format!("{key}.schedule.{sub}"),
+                        "unknown key is ignored; use frequency, timeout or initialDelay",
+                    );
                 }
                 schedule
             }
         };
         let concurrency = match raw.concurrency {
             None => DEFAULT_CONCURRENCY,
-            Some(n) => n
-                .parse::<usize>()
-                .ok()
+            Some(n) => loose_text(&n)
+                .and_then(|text| text.parse::<usize>().ok())
                 .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                .ok_or_else(|| self.error(&format!("{key}.concurrency"), format!("'{n}' is not a number from 1 to {MAX_CONCURRENCY}")))?,
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.concurrency"),
+                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
+                    )
+                })?,
         };
         Ok(ServerProviderConfig {
             id,
             host: raw.host,
             catalog_path,
-            filters: ServerFilters { project_key, repo_slug, skip_archived_repos, branch },
+            filters: ServerFilters {
+                project_key,
+                repo_slug,
+                skip_archived_repos,
+                branch,
+            },
             schedule,
             concurrency,
         })
     }
 }
 
-fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().unwrap_or(text).to_owned()
+fn last_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or(text)
+        .to_owned()
 }
 
 fn default_cloud_api() -> Url {
@@ -527,10 +668,14 @@ fn validate_host(host: &str) -> Result<(), String> {
         return Err("host is empty; write the Bitbucket host, e.g. bitbucket.example.com".into());
     }
     if host.contains("://") {
-        return Err(format!("'{host}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"));
+        return Err(format!(
+            "'{host}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"
+        ));
     }
     match Url::parse(&format!("https://{host}/")) {
-        Ok(url) if url.path() == "/" && url.host_str().is_some() && url.username().is_empty() => Ok(()),
+        Ok(url) if url.path() == "/" && url.host_str().is_some() && url.username().is_empty() => {
+            Ok(())
+        }
         _ => Err(format!("'{host}' is not a host or host:port")),
     }
 }
@@ -554,7 +699,11 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
         None => ("", text),
     };
     Some(ListenConfig {
-        host: if host.is_empty() { ListenConfig::default().host } else { host.trim_matches(['[', ']']).to_owned() },
+        host: if host.is_empty() {
+            ListenConfig::default().host
+        } else {
+            host.trim_matches(['[', ']']).to_owned()
+        },
         port: port.parse().ok()?,
     })
 }
@@ -571,15 +720,16 @@ mod raw {
     #[derive(Deserialize)]
     pub struct Listen {
         pub host: Option<String>,
-        pub port: Option<super::Loose>,
+        pub port: Option<Value>,
     }
 
     #[derive(Deserialize)]
     pub struct Database {
         pub client: Option<String>,
         pub connection: Option<Value>,
-        #[serde(rename = "pluginDivisionMode", default)]
-        pub _division: Option<Value>,
+        /// Backstage's other database keys (knexConfig, prefix, plugin, …).
+        #[serde(flatten)]
+        pub _backstage: serde_json::Map<String, Value>,
     }
 
     #[derive(Deserialize)]
@@ -609,7 +759,7 @@ mod raw {
         pub catalog_path: Option<String>,
         pub filters: Option<Filters>,
         pub schedule: Option<Value>,
-        pub concurrency: Option<super::Loose>,
+        pub concurrency: Option<Value>,
     }
 
     #[derive(Deserialize, Default)]
@@ -617,58 +767,31 @@ mod raw {
     pub struct Filters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
-        pub skip_archived_repos: Option<super::LooseBool>,
+        pub skip_archived_repos: Option<Value>,
         pub branch: Option<String>,
     }
 }
 
-/// A scalar that may be written as a number or a string.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-enum LooseScalar {
-    Number(serde_json::Number),
-    Text(String),
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(from = "LooseScalar")]
-struct Loose(String);
-
-impl From<LooseScalar> for Loose {
-    fn from(value: LooseScalar) -> Self {
-        match value {
-            LooseScalar::Number(n) => Loose(n.to_string()),
-            LooseScalar::Text(t) => Loose(t.trim().to_owned()),
-        }
+/// A number written as a number or as a string (values from `${VAR}` are strings).
+fn loose_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(text) => Some(text.trim().to_owned()),
+        _ => None,
     }
 }
 
-impl Loose {
-    fn parse<T: std::str::FromStr>(&self) -> Result<T, T::Err> {
-        self.0.parse()
-    }
+/// A value quoted for a message: `'abc'`, `'8'`, or JSON for anything else.
+fn shown(value: &Value) -> String {
+    loose_text(value).map_or_else(|| value.to_string(), |text| format!("'{text}'"))
 }
 
-impl fmt::Display for Loose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A boolean that may be written as `true` or `"true"`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-enum LooseBool {
-    Bool(bool),
-    Text(String),
-}
-
-impl LooseBool {
-    fn as_bool(&self) -> Option<bool> {
-        match self {
-            LooseBool::Bool(b) => Some(*b),
-            LooseBool::Text(t) => t.trim().parse().ok(),
-        }
+/// `true` / `false`, or the same as a string.
+fn loose_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
     }
 }
 
@@ -678,15 +801,33 @@ mod tests {
 
     #[test]
     fn keys_display_with_indices() {
-        assert_eq!(display_key("integrations.bitbucketServer.0.token"), "integrations.bitbucketServer[0].token");
-        assert_eq!(provenance_key("integrations.bitbucketServer[0].token"), "integrations.bitbucketServer.0.token");
+        assert_eq!(
+            display_key("integrations.bitbucketServer.0.token"),
+            "integrations.bitbucketServer[0].token"
+        );
+        assert_eq!(
+            provenance_key("integrations.bitbucketServer[0].token"),
+            "integrations.bitbucketServer.0.token"
+        );
         assert_eq!(display_key("a.?.b"), "a.b");
     }
 
     #[test]
     fn listen_strings() {
-        assert_eq!(parse_listen_string(":7008"), Some(ListenConfig { host: "0.0.0.0".into(), port: 7008 }));
-        assert_eq!(parse_listen_string("127.0.0.1:80"), Some(ListenConfig { host: "127.0.0.1".into(), port: 80 }));
+        assert_eq!(
+            parse_listen_string(":7008"),
+            Some(ListenConfig {
+                host: "0.0.0.0".into(),
+                port: 7008
+            })
+        );
+        assert_eq!(
+            parse_listen_string("127.0.0.1:80"),
+            Some(ListenConfig {
+                host: "127.0.0.1".into(),
+                port: 80
+            })
+        );
         assert_eq!(parse_listen_string("nope"), None);
     }
 
@@ -704,14 +845,23 @@ mod tests {
         }
         assert!(out.contains("\"host\":\"db\""));
 
-        let url = serde_json::json!({"backend": {"database": {"connection": "postgres://u:pw2@db/x"}}});
+        let url =
+            serde_json::json!({"backend": {"database": {"connection": "postgres://u:pw2@db/x"}}});
         assert!(!redact(&url, "").to_string().contains("pw2"));
-        let path = serde_json::json!({"backend": {"database": {"connection": "./data/catalog.sqlite"}}});
-        assert!(redact(&path, "").to_string().contains("./data/catalog.sqlite"));
+        let path =
+            serde_json::json!({"backend": {"database": {"connection": "./data/catalog.sqlite"}}});
+        assert!(
+            redact(&path, "")
+                .to_string()
+                .contains("./data/catalog.sqlite")
+        );
     }
 
     #[test]
     fn default_cloud_api_parses() {
-        assert_eq!(default_cloud_api().as_str(), "https://api.bitbucket.org/2.0");
+        assert_eq!(
+            default_cloud_api().as_str(),
+            "https://api.bitbucket.org/2.0"
+        );
     }
 }

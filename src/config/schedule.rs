@@ -153,9 +153,13 @@ pub fn parse_duration(value: &Value) -> Result<Duration, String> {
                     .ok_or_else(|| format!("`{unit}` must be a non-negative number"))?;
                 total += amount * seconds_per_unit;
             }
-            Duration::try_from_secs_f64(total).map_err(|err| format!("duration out of range: {err}"))
+            Duration::try_from_secs_f64(total)
+                .map_err(|err| format!("duration out of range: {err}"))
         }
-        _ => Err("expected an ISO-8601 duration such as 'PT30M' or an object such as {minutes: 30}".into()),
+        _ => Err(
+            "expected an ISO-8601 duration such as 'PT30M' or an object such as {minutes: 30}"
+                .into(),
+        ),
     }
 }
 
@@ -250,7 +254,10 @@ mod tests {
     #[test]
     fn five_field_cron_gets_a_seconds_field() {
         assert_eq!(Frequency::six_field_cron("*/30 * * * *"), "0 */30 * * * *");
-        assert_eq!(Frequency::six_field_cron("0 */30 * * * *"), "0 */30 * * * *");
+        assert_eq!(
+            Frequency::six_field_cron("0 */30 * * * *"),
+            "0 */30 * * * *"
+        );
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl Transformer<'_> {
         };
         let invalid = |message: String| ConfigError::Invalid {
             origin: Some(Origin::File(self.file.to_owned())),
-            key: path.to_owned(),
+            key: display_key(path),
             message,
         };
         if map.len() != 1 {
@@ -229,7 +229,7 @@ impl Transformer<'_> {
                 let content =
                     std::fs::read_to_string(&file).map_err(|err| ConfigError::Invalid {
                         origin: Some(Origin::File(self.file.to_owned())),
-                        key: path.to_owned(),
+                        key: display_key(path),
                         message: format!(
                             "failed to read $file {} ({err}); the path is relative to {}",
                             file.display(),
@@ -278,10 +278,31 @@ impl Transformer<'_> {
 
     fn warn_unset(&mut self, var: &str, path: &str) {
         self.warnings.push(format!(
-            "{}: environment variable {var} is not set, so {path} is left out",
-            self.file.display()
+            "{}: environment variable {var} is not set, so {} is left out",
+            self.file.display(),
+            display_key(path)
         ));
     }
+}
+
+/// Turns `a.0.b` (provenance form) into `a[0].b` (display form) and back.
+pub(crate) fn display_key(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+pub(crate) fn provenance_key(display: &str) -> String {
+    display.replace('[', ".").replace(']', "")
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -292,29 +313,37 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The node at a dotted path; numeric parts index into lists.
+fn node_mut<'v>(root: &'v mut Value, path: &str) -> Option<&'v mut Value> {
+    if path.is_empty() {
+        return Some(root);
+    }
+    path.split('.').try_fold(root, |node, part| match node {
+        Value::Object(map) => map.get_mut(part),
+        Value::Array(items) => items.get_mut(part.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
 /// Objects merge key by key; arrays and scalars replace (Backstage semantics).
 fn merge_into(merged: &mut MergedSource, path: &str, overlay: Value, origin: &Origin) {
-    fn target<'v>(root: &'v mut Value, path: &str) -> Option<&'v mut Value> {
-        if path.is_empty() {
-            return Some(root);
-        }
-        path.split('.')
-            .try_fold(root, |node, part| node.as_object_mut()?.get_mut(part))
-    }
-    let existing_is_object = target(&mut merged.root, path).is_some_and(|v| v.is_object());
+    let existing_is_object = node_mut(&mut merged.root, path).is_some_and(|v| v.is_object());
     match overlay {
         Value::Object(map) if existing_is_object => {
-            merged.origins.entry(path.to_owned()).or_insert(origin.clone());
+            merged
+                .origins
+                .entry(path.to_owned())
+                .or_insert(origin.clone());
             for (key, child) in map {
                 let child_path = join(path, &key);
-                let child_exists = target(&mut merged.root, path)
+                let child_exists = node_mut(&mut merged.root, path)
                     .and_then(Value::as_object_mut)
                     .is_some_and(|m| m.contains_key(&key));
                 if child_exists {
                     merge_into(merged, &child_path, child, origin);
                 } else {
                     merged.record(&child_path, &child, origin);
-                    if let Some(Value::Object(parent)) = target(&mut merged.root, path) {
+                    if let Some(Value::Object(parent)) = node_mut(&mut merged.root, path) {
                         parent.insert(key, child);
                     }
                 }
@@ -322,7 +351,7 @@ fn merge_into(merged: &mut MergedSource, path: &str, overlay: Value, origin: &Or
         }
         value => {
             merged.record(path, &value, origin);
-            if let Some(slot) = target(&mut merged.root, path) {
+            if let Some(slot) = node_mut(&mut merged.root, path) {
                 *slot = value;
             }
         }
@@ -346,8 +375,9 @@ fn apply_env_overrides(merged: &mut MergedSource, env: &Environment) -> Result<(
             return Err(ConfigError::Invalid {
                 origin: Some(Origin::EnvOverride(name.clone())),
                 key: path,
-                message: "the variable name does not form a key path; use APP_CONFIG_a_b_c for a.b.c"
-                    .into(),
+                message:
+                    "the variable name does not form a key path; use APP_CONFIG_a_b_c for a.b.c"
+                        .into(),
             });
         }
         let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
@@ -358,17 +388,25 @@ fn apply_env_overrides(merged: &mut MergedSource, env: &Environment) -> Result<(
     Ok(())
 }
 
-/// Creates (or replaces non-object values with) empty objects along `path`'s
-/// parents so an override can land there.
+/// Makes every node along `path` exist so an override can land there:
+/// existing lists are indexed into (`APP_CONFIG_integrations_bitbucketServer_0_token`),
+/// anything else that is not an object becomes one.
 fn ensure_objects_along(root: &mut Value, path: &str) {
     let mut node = root;
-    let parts: Vec<&str> = path.split('.').collect();
-    for part in &parts {
+    for part in path.split('.') {
+        let index = part.parse::<usize>().ok();
+        if let (Value::Array(items), Some(index)) = (&*node, index)
+            && index < items.len()
+        {
+            let Value::Array(items) = node else { return };
+            node = &mut items[index];
+            continue;
+        }
         if !node.is_object() {
             *node = Value::Object(Map::new());
         }
         let Value::Object(map) = node else { return };
-        node = map.entry((*part).to_owned()).or_insert(Value::Null);
+        node = map.entry(part.to_owned()).or_insert(Value::Null);
     }
 }
 
@@ -414,7 +452,10 @@ mod tests {
 
     #[test]
     fn env_include() {
-        let (out, _) = transform(json!({"t": {"$env": "TOKEN"}, "u": {"$env": "NOPE"}}), &[("TOKEN", "abc")]);
+        let (out, _) = transform(
+            json!({"t": {"$env": "TOKEN"}, "u": {"$env": "NOPE"}}),
+            &[("TOKEN", "abc")],
+        );
         assert_eq!(out.unwrap(), json!({"t": "abc"}));
     }
 
@@ -426,8 +467,18 @@ mod tests {
         };
         let a = Origin::File("a.yaml".into());
         let b = Origin::File("b.yaml".into());
-        merge_into(&mut merged, "", json!({"x": {"y": 1, "z": [1, 2]}, "k": "v"}), &a);
-        merge_into(&mut merged, "", json!({"x": {"y": 2, "z": [3]}, "n": true}), &b);
+        merge_into(
+            &mut merged,
+            "",
+            json!({"x": {"y": 1, "z": [1, 2]}, "k": "v"}),
+            &a,
+        );
+        merge_into(
+            &mut merged,
+            "",
+            json!({"x": {"y": 2, "z": [3]}, "n": true}),
+            &b,
+        );
         assert_eq!(
             merged.root,
             json!({"x": {"y": 2, "z": [3]}, "k": "v", "n": true})
@@ -455,7 +506,9 @@ mod tests {
         );
         assert_eq!(
             merged.origin_of("backend.listen.port"),
-            Some(&Origin::EnvOverride("APP_CONFIG_backend_listen_port".into()))
+            Some(&Origin::EnvOverride(
+                "APP_CONFIG_backend_listen_port".into()
+            ))
         );
     }
 }

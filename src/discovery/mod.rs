@@ -1,7 +1,7 @@
 //! Discovery providers: one run lists what a Bitbucket has, reads the
 //! catalog files and returns the entities plus a report of what it did.
 //!
-//! - [`server`]: `catalog.providers.bitbucketServer`.
+//! - [`server`]: the `catalog.providers.bitbucketServer` provider.
 
 pub mod server;
 

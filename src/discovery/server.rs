@@ -34,7 +34,11 @@ struct FileOutcome {
 }
 
 impl ServerProvider {
-    pub fn new(config: ServerProviderConfig, integration: BitbucketServerIntegration, http_client: reqwest::Client) -> Self {
+    pub fn new(
+        config: ServerProviderConfig,
+        integration: BitbucketServerIntegration,
+        http_client: reqwest::Client,
+    ) -> Self {
         Self {
             config,
             integration,
@@ -57,7 +61,11 @@ impl ServerProvider {
         let started = Instant::now();
         let stats = Arc::new(RequestStats::default());
         let client = ServerClient::new(
-            Http::new(self.http_client.clone(), self.integration.auth.clone(), Arc::clone(&stats)),
+            Http::new(
+                self.http_client.clone(),
+                self.integration.auth.clone(),
+                Arc::clone(&stats),
+            ),
             self.integration.api_base_url.clone(),
         );
         let mut report = RunReport::new(self.id());
@@ -73,32 +81,48 @@ impl ServerProvider {
         RunResult { report, entities }
     }
 
-    async fn discover(&self, client: &ServerClient, report: &mut RunReport) -> Result<Vec<Entity>, String> {
+    async fn discover(
+        &self,
+        client: &ServerClient,
+        report: &mut RunReport,
+    ) -> Result<Vec<Entity>, String> {
         let filters = &self.config.filters;
-        let projects = client.projects().await.map_err(|e| format!("listing projects failed: {e}"))?;
+        let projects = client
+            .projects()
+            .await
+            .map_err(|e| format!("listing projects failed: {e}"))?;
         report.projects_seen = projects.len();
         let keys: Vec<String> = projects
             .into_iter()
             .map(|p| p.key)
-            .filter(|key| filters.project_key.as_ref().is_none_or(|re| re.is_match(key)))
+            .filter(|key| {
+                filters
+                    .project_key
+                    .as_ref()
+                    .is_none_or(|re| re.is_match(key))
+            })
             .collect();
 
         let listings: Vec<Vec<Repository>> = stream::iter(keys)
             .map(|key| {
                 let client = client.clone();
                 async move {
-                client
-                    .repositories(&key)
-                    .await
-                    .map_err(|e| format!("listing repositories of project {key} failed: {e}"))
-            }})
+                    client
+                        .repositories(&key)
+                        .await
+                        .map_err(|e| format!("listing repositories of project {key} failed: {e}"))
+                }
+            })
             .buffer_unordered(self.config.concurrency)
             .try_collect()
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
         report.repos_seen = repos.len();
         repos.retain(|repo| {
-            filters.repo_slug.as_ref().is_none_or(|re| re.is_match(&repo.slug))
+            filters
+                .repo_slug
+                .as_ref()
+                .is_none_or(|re| re.is_match(&repo.slug))
                 && !(filters.skip_archived_repos && repo.archived)
         });
         // Deterministic order, so a contested entity ref always goes to the same file.
@@ -143,7 +167,13 @@ impl ServerProvider {
                 let mut url = Url::parse(&format!("https://{}/", self.integration.host))
                     .unwrap_or_else(|_| self.integration.api_base_url.clone());
                 if let Ok(mut path) = url.path_segments_mut() {
-                    path.clear().extend(["projects", &repo.project.key, "repos", &repo.slug, "browse"]);
+                    path.clear().extend([
+                        "projects",
+                        &repo.project.key,
+                        "repos",
+                        &repo.slug,
+                        "browse",
+                    ]);
                 }
                 url.to_string()
             }
@@ -151,7 +181,9 @@ impl ServerProvider {
         let url = format!("{base}/{}", self.config.catalog_path);
         match &self.config.filters.branch {
             Some(branch) => {
-                let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("at", branch).finish();
+                let query: String = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("at", branch)
+                    .finish();
                 format!("{url}?{query}")
             }
             None => url,
@@ -160,26 +192,55 @@ impl ServerProvider {
 
     async fn read_repository(&self, client: &ServerClient, repo: &Repository) -> FileOutcome {
         let location = self.browse_url(repo);
-        let problem = |kind, message: String| Problem { url: location.clone(), kind, message };
-        let raw_url = client.raw_url(&repo.project.key, &repo.slug, &self.config.catalog_path, self.config.filters.branch.as_deref());
+        let problem = |kind, message: String| Problem {
+            url: location.clone(),
+            kind,
+            message,
+        };
+        let raw_url = client.raw_url(
+            &repo.project.key,
+            &repo.slug,
+            &self.config.catalog_path,
+            self.config.filters.branch.as_deref(),
+        );
         let bytes = match client.raw_file(&raw_url, self.limits.max_file_bytes).await {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return FileOutcome { found: false, entities: Vec::new(), problems: Vec::new() },
+            Ok(None) => {
+                return FileOutcome {
+                    found: false,
+                    entities: Vec::new(),
+                    problems: Vec::new(),
+                };
+            }
             Err(err) => {
-                return FileOutcome { found: false, entities: Vec::new(), problems: vec![problem(ProblemKind::Read, err.to_string())] };
+                return FileOutcome {
+                    found: false,
+                    entities: Vec::new(),
+                    problems: vec![problem(ProblemKind::Read, err.to_string())],
+                };
             }
         };
         let parsed = match parse_catalog_file(&bytes, &self.limits) {
             Ok(parsed) => parsed,
             Err(err) => {
                 let message = match err {
-                    FileError::TooLarge { limit, .. } => format!("file is larger than the {limit}-byte limit"),
+                    FileError::TooLarge { limit, .. } => {
+                        format!("file is larger than the {limit}-byte limit")
+                    }
                     other => other.to_string(),
                 };
-                return FileOutcome { found: true, entities: Vec::new(), problems: vec![problem(ProblemKind::Parse, message)] };
+                return FileOutcome {
+                    found: true,
+                    entities: Vec::new(),
+                    problems: vec![problem(ProblemKind::Parse, message)],
+                };
             }
         };
-        let problems = parsed.errors.into_iter().map(|e| problem(ProblemKind::Entity, e.to_string())).collect();
+        let problems = parsed
+            .errors
+            .into_iter()
+            .map(|e| problem(ProblemKind::Entity, e.to_string()))
+            .collect();
         let target = format!("url:{location}");
         let entities = parsed
             .entities
@@ -191,6 +252,10 @@ impl ServerProvider {
                 entity
             })
             .collect();
-        FileOutcome { found: true, entities, problems }
+        FileOutcome {
+            found: true,
+            entities,
+            problems,
+        }
     }
 }

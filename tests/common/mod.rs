@@ -24,11 +24,17 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub async fn start() -> Self {
-        Self { server: MockServer::start().await, authorization: None }
+        Self {
+            server: MockServer::start().await,
+            authorization: None,
+        }
     }
 
     pub async fn with_authorization(value: &str) -> Self {
-        Self { server: MockServer::start().await, authorization: Some(value.to_owned()) }
+        Self {
+            server: MockServer::start().await,
+            authorization: Some(value.to_owned()),
+        }
     }
 
     /// `127.0.0.1:PORT`, the integration's host.
@@ -51,7 +57,11 @@ impl FakeServer {
     /// Serves `values` at `api_path` in pages of `page_size`, and checks
     /// that the client asks for Bitbucket's maximum page size.
     pub async fn mount_paged(&self, api_path: &str, values: Vec<Value>, page_size: usize) {
-        let chunks: Vec<&[Value]> = if values.is_empty() { vec![&[]] } else { values.chunks(page_size).collect() };
+        let chunks: Vec<&[Value]> = if values.is_empty() {
+            vec![&[]]
+        } else {
+            values.chunks(page_size).collect()
+        };
         let pages = chunks.len();
         for (index, chunk) in chunks.into_iter().enumerate() {
             let start = index * page_size;
@@ -73,7 +83,10 @@ impl FakeServer {
     }
 
     pub async fn mount_projects(&self, keys: &[&str], page_size: usize) {
-        let values = keys.iter().map(|k| json!({"key": k, "id": 1, "name": k, "public": false, "type": "NORMAL"})).collect();
+        let values = keys
+            .iter()
+            .map(|k| json!({"key": k, "id": 1, "name": k, "public": false, "type": "NORMAL"}))
+            .collect();
         self.mount_paged("/projects", values, page_size).await;
     }
 
@@ -91,7 +104,8 @@ impl FakeServer {
                 })
             })
             .collect();
-        self.mount_paged(&format!("/projects/{project}/repos"), values, page_size).await;
+        self.mount_paged(&format!("/projects/{project}/repos"), values, page_size)
+            .await;
     }
 
     pub async fn mount_file(&self, project: &str, slug: &str, file: &str, body: &str) {
@@ -115,7 +129,9 @@ impl FakeServer {
 
 /// A one-document catalog file for a component.
 pub fn component(name: &str) -> String {
-    format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n")
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
 }
 
 /// Writes `yaml` to a fresh temporary directory and returns the file path.
@@ -148,13 +164,25 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let handle = tokio::spawn(async move {
-            app.run_until(async move { stop.cancelled().await }).await.expect("app runs");
+            app.run_until(async move { stop.cancelled().await })
+                .await
+                .expect("app runs");
         });
-        Self { address, http: reqwest::Client::new(), shutdown, handle, _dir: dir }
+        Self {
+            address,
+            http: reqwest::Client::new(),
+            shutdown,
+            handle,
+            _dir: dir,
+        }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("request reaches the app")
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request reaches the app")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -167,13 +195,18 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let providers = self.get_json("/api/catalog/providers").await;
-            if let Some(status) = providers.as_array().and_then(|all| all.iter().find(|p| p["id"] == provider))
+            if let Some(status) = providers
+                .as_array()
+                .and_then(|all| all.iter().find(|p| p["id"] == provider))
                 && !status["lastRun"].is_null()
                 && accept(status)
             {
                 return status.clone();
             }
-            assert!(Instant::now() < deadline, "provider {provider} did not reach the expected state: {providers:#}");
+            assert!(
+                Instant::now() < deadline,
+                "provider {provider} did not reach the expected state: {providers:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -184,7 +217,12 @@ impl TestApp {
             .as_array()
             .expect("array")
             .iter()
-            .map(|e| e["metadata"]["name"].as_str().unwrap_or_default().to_owned())
+            .map(|e| {
+                e["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     }
 

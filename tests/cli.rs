@@ -1,0 +1,270 @@
+//! Black-box: the binary's commands, exit codes and output streams.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{FakeServer, component, server_config, write_config};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");
+
+/// Runs the binary off the async runtime (it blocks until the process ends).
+async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(args)
+            .envs(env)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn fake_with_two_services() -> FakeServer {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("a", false), ("b", false), ("broken", false)], 25)
+        .await;
+    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
+        .await;
+    fake.mount_file("PLAT", "b", "catalog-info.yaml", &component("b"))
+        .await;
+    fake.mount_file("PLAT", "broken", "catalog-info.yaml", "kind: [")
+        .await;
+    fake
+}
+
+#[tokio::test]
+async fn run_once_prints_entities_as_json_and_a_summary_on_stderr() {
+    let fake = fake_with_two_services().await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "run-once".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let entities: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON array");
+    let names: Vec<&str> = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["a", "b"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("provider main: ok"), "{stderr}");
+    assert!(stderr.contains("3 repos seen"), "{stderr}");
+    assert!(
+        stderr.contains("3 catalog files, 2 entities, 1 problems"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 requests"), "{stderr}");
+    assert!(
+        stderr.contains("/repos/broken/browse/catalog-info.yaml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn run_once_prints_multi_document_yaml() {
+    let fake = fake_with_two_services().await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "run-once".into(),
+            "-c".into(),
+            file.display().to_string(),
+            "--format".into(),
+            "yaml".into(),
+            "--provider".into(),
+            "main".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text(&out.stdout)).expect("multi-document YAML");
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["a", "b"]);
+}
+
+#[tokio::test]
+async fn run_once_exits_1_when_a_provider_run_fails() {
+    let fake = FakeServer::start().await; // answers 404 to the project listing
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "run-once".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("provider main: FAILED"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout).trim(), "[]");
+}
+
+#[tokio::test]
+async fn run_once_with_an_unknown_provider_is_a_config_error() {
+    let fake = FakeServer::start().await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "run-once".into(),
+            "--config".into(),
+            file.display().to_string(),
+            "--provider".into(),
+            "nope".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no provider 'nope'") && stderr.contains("known: main"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn config_check_redacts_secrets_and_explains_mistakes() {
+    let fake = FakeServer::start().await;
+    let (_dir, file) = write_config(&server_config(&fake, "      token: ${BB_TOKEN}\n", ""));
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![("BB_TOKEN", "super-secret-value".into())],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("token: <redacted>"), "{stdout}");
+    assert!(
+        !stdout.contains("super-secret-value") && !text(&out.stderr).contains("super-secret-value")
+    );
+
+    let (_dir, bad) = write_config(&server_config(
+        &fake,
+        "",
+        "        filters:\n          repoSlug: '[unclosed'\n",
+    ));
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            bad.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("catalog.providers.bitbucketServer.main.filters.repoSlug"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid regular expression"), "{stderr}");
+
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            "/nonexistent/app-config.yaml".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/app-config.yaml"));
+}
+
+#[tokio::test]
+async fn the_shipped_example_config_is_valid() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            config.into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&[], 25).await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", &file.display().to_string()])
+        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+        .env("APP_CONFIG_backend_listen_port", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    // Wait until it has run discovery once, so it is fully up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.requests_to("/projects").await == 0 {
+        assert!(Instant::now() < deadline, "daemon never called Bitbucket");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().expect("wait");
+        (status, child)
+    });
+    let (status, _) = tokio::time::timeout(Duration::from_secs(10), status)
+        .await
+        .expect("exits within 10 s")
+        .expect("join");
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
