@@ -95,6 +95,9 @@ fn options(limits: &ParseLimits) -> serde_saphyr::Options {
     budget.max_depth = limits.max_depth;
     budget.max_nodes = limits.max_nodes;
     budget.max_total_scalar_bytes = limits.max_file_bytes * 8;
+    // Anchors replay recorded events; bound what may be recorded, too.
+    budget.max_recorded_anchor_events = limits.max_alias_replay_events;
+    budget.max_recorded_anchor_bytes = limits.max_file_bytes * 4;
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = limits.max_alias_replay_events;
     let mut options = serde_saphyr::Options::default();
