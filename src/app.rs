@@ -1,11 +1,13 @@
-//! Wiring: [`Application::build`] turns a [`Config`] into a bound listener,
-//! a catalog and a running scheduler; [`Application::run_until_stopped`]
-//! serves until SIGTERM/SIGINT and shuts down cleanly.
+//! Wiring: [`Application::build`] turns a [`Config`] into an opened store, a
+//! loaded catalog, a bound listener and running schedules;
+//! [`Application::run_until_stopped`] serves until SIGTERM/SIGINT and shuts
+//! down cleanly.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,11 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::discovery::server::ServerProvider;
 use crate::scheduler::{ProviderRunner, Scheduler, SchedulerError};
+use crate::store::{self, CatalogStore, StoreError};
+
+/// How long in-flight HTTP requests may take to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +35,8 @@ pub enum AppError {
     Http(#[from] HttpSetupError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
     #[error("integration for host '{0}' disappeared from the config")]
@@ -58,15 +67,42 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: ApiState,
-    scheduler: Scheduler,
+    store: Arc<dyn CatalogStore>,
     shutdown: CancellationToken,
 }
 
 impl Application {
-    /// Binds `backend.listen` (port 0 picks a free port) and starts the
+    /// Opens the store and serves its catalog before any Bitbucket call,
+    /// binds `backend.listen` (port 0 picks a free port) and starts the
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         let providers = build_providers(&config)?;
+        let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
+        let catalog = Arc::new(Catalog::new());
+
+        let loading = Instant::now();
+        let configured: Vec<String> = providers.iter().map(|p| p.id().to_owned()).collect();
+        let forgotten = store.retain_sources(&configured).await?;
+        if forgotten > 0 {
+            tracing::info!(
+                sources = forgotten,
+                "dropped stored entities of providers no longer configured"
+            );
+        }
+        let stored = store.load().await?;
+        let mut restored_reports = Vec::new();
+        for source in stored {
+            catalog.replace_source(&source.id, source.entities);
+            if let Some(report) = source.last_run {
+                restored_reports.push((source.id, report));
+            }
+        }
+        tracing::info!(
+            entities = catalog.len(),
+            elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "stored catalog loaded"
+        );
+
         let bind = format!(
             "{}:{}",
             config.backend.listen.host, config.backend.listen.port
@@ -81,29 +117,34 @@ impl Application {
             .local_addr()
             .map_err(|source| AppError::Bind { addr: bind, source })?;
 
-        let catalog = Arc::new(Catalog::new());
         let shutdown = CancellationToken::new();
-        let runners = providers
+        let runners: Vec<Arc<ProviderRunner>> = providers
             .into_iter()
             .map(|p| {
                 Arc::new(ProviderRunner::new(
                     p,
                     Arc::clone(&catalog),
+                    Arc::clone(&store),
                     shutdown.child_token(),
                 ))
             })
             .collect();
-        let scheduler = Scheduler::start(runners).await?;
+        for (id, report) in restored_reports {
+            if let Some(runner) = runners.iter().find(|r| r.id() == id) {
+                runner.restore_report(report);
+            }
+        }
+        let scheduler = Arc::new(Scheduler::start(runners).await?);
         let state = ApiState {
             catalog,
             ready: Arc::new(AtomicBool::new(false)),
-            providers: scheduler.runners().to_vec(),
+            scheduler,
         };
         Ok(Self {
             listener,
             addr,
             state,
-            scheduler,
+            store,
             shutdown,
         })
     }
@@ -120,17 +161,13 @@ impl Application {
         Arc::clone(&self.state.catalog)
     }
 
-    pub fn runners(&self) -> Vec<Arc<ProviderRunner>> {
-        self.scheduler.runners().to_vec()
-    }
-
     /// Serves until SIGTERM or SIGINT.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes, then stops accepting, finishes
-    /// in-flight requests and cancels running discovery.
+    /// Serves until `stop` completes, then stops accepting, lets in-flight
+    /// requests finish (bounded), cancels running discovery and closes the store.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -139,24 +176,49 @@ impl Application {
             listener,
             addr,
             state,
-            scheduler,
+            store,
             shutdown,
         } = self;
         let ready = Arc::clone(&state.ready);
+        let scheduler = Arc::clone(&state.scheduler);
         let app = api::router(state);
+        let upkeep = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => crate::metrics::upkeep(),
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        });
         tracing::info!(%addr, "listening");
         ready.store(true, Ordering::Release);
-        let cancel = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down");
-                cancel.cancel();
-            })
-            .await;
+        let stopping = shutdown.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down");
+            stopping.cancel();
+        });
+        let served = tokio::select! {
+            served = server => served.map_err(AppError::Serve),
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within {}s; closing", DRAIN_TIMEOUT.as_secs());
+                Ok(())
+            }
+        };
+        ready.store(false, Ordering::Release);
         shutdown.cancel();
         scheduler.shutdown().await;
-        served.map_err(AppError::Serve)
+        upkeep.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        served
     }
 }
 

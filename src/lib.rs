@@ -27,8 +27,10 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod integrations;
+pub mod metrics;
 pub mod scheduler;
 pub mod secret;
+pub mod store;
 pub mod telemetry;
 
 pub use app::Application;

@@ -1,18 +1,23 @@
 //! Runs each provider on its schedule (tokio-cron-scheduler), never twice at
 //! once, cancelled past its timeout, and applies successful runs to the
-//! catalog. A failed or timed-out run leaves the provider's entities as they were.
+//! store and the catalog. A failed or timed-out run leaves the provider's
+//! entities as they were.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::catalog::Catalog;
 use crate::config::{Frequency, Schedule};
 use crate::discovery::server::ServerProvider;
-use crate::discovery::{Outcome, Problem, ProblemKind, RunReport};
+use crate::discovery::{Outcome, Problem, ProblemKind, RunReport, now_rfc3339};
+use crate::metrics;
+use crate::store::CatalogStore;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot schedule provider {provider}: {source}")]
@@ -26,20 +31,31 @@ pub struct SchedulerError {
 pub struct ProviderRunner {
     provider: ServerProvider,
     catalog: Arc<Catalog>,
+    store: Arc<dyn CatalogStore>,
     running: tokio::sync::Mutex<()>,
     last_report: Mutex<Option<RunReport>>,
     shutdown: CancellationToken,
+}
+
+/// What a refresh request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Started,
+    /// A run is already in progress; it serves the request.
+    AlreadyRunning,
 }
 
 impl ProviderRunner {
     pub fn new(
         provider: ServerProvider,
         catalog: Arc<Catalog>,
+        store: Arc<dyn CatalogStore>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             provider,
             catalog,
+            store,
             running: tokio::sync::Mutex::new(()),
             last_report: Mutex::new(None),
             shutdown,
@@ -67,6 +83,23 @@ impl ProviderRunner {
         self.last_report.lock().clone()
     }
 
+    /// Restores the last run recorded before a restart.
+    pub fn restore_report(&self, report: RunReport) {
+        *self.last_report.lock() = Some(report);
+    }
+
+    /// Starts a run in the background unless one is in progress.
+    pub fn refresh(self: &Arc<Self>) -> RefreshOutcome {
+        if self.in_progress() {
+            return RefreshOutcome::AlreadyRunning;
+        }
+        let runner = Arc::clone(self);
+        tokio::spawn(async move {
+            runner.run_now().await;
+        });
+        RefreshOutcome::Started
+    }
+
     /// Runs now unless a run is already in progress (then returns `None`).
     pub async fn run_now(&self) -> Option<RunReport> {
         let Ok(_guard) = self.running.try_lock() else {
@@ -77,6 +110,8 @@ impl ProviderRunner {
             return None;
         };
         let timeout = self.schedule().timeout;
+        let started = Instant::now();
+        let started_at = now_rfc3339();
         tracing::info!(provider = self.id(), "discovery run started");
         let outcome = tokio::select! {
             result = tokio::time::timeout(timeout, self.provider.run()) => result.ok(),
@@ -86,38 +121,66 @@ impl ProviderRunner {
             }
         };
         let report = match outcome {
-            Some(result) => {
-                if let Some(entities) = result.entities {
-                    let conflicts = self.catalog.replace_source(self.id(), entities);
-                    let mut report = result.report;
-                    report.entities -= conflicts.len();
-                    report
-                        .problems
-                        .extend(conflicts.into_iter().map(|c| Problem {
-                            url: String::new(),
-                            kind: ProblemKind::Conflict,
-                            message: format!(
-                                "entity {} is already provided by {}; this copy is ignored",
-                                c.entity_ref, c.owner
-                            ),
-                        }));
-                    report
-                } else {
-                    result.report
-                }
-            }
+            Some(result) => match result.entities {
+                Some(entities) => self.apply(entities, result.report).await,
+                None => result.report,
+            },
             None => {
                 let mut report = RunReport::new(self.id());
+                report.started_at = started_at;
+                report.finished_at = now_rfc3339();
+                report.duration = started.elapsed();
                 report.outcome = Outcome::Failed {
                     error: format!(
                         "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise schedule.timeout)",
                         timeout.as_secs()
                     ),
                 };
-                report.duration = timeout;
                 report
             }
         };
+        if !report.succeeded()
+            && let Err(err) = self.store.save_run(self.id(), &report).await
+        {
+            tracing::error!(provider = self.id(), error = %err, "cannot record the run");
+        }
+        self.log(&report);
+        metrics::record_run(&report, self.catalog.source_len(self.id()));
+        *self.last_report.lock() = Some(report.clone());
+        Some(report)
+    }
+
+    /// Persists a successful run's entities, then serves them.
+    async fn apply(
+        &self,
+        entities: Vec<crate::catalog::Entity>,
+        mut report: RunReport,
+    ) -> RunReport {
+        if let Err(err) = self.store.save_source(self.id(), &entities, &report).await {
+            // Still serve the fresh entities; only a restart would lose them.
+            tracing::error!(provider = self.id(), error = %err, "cannot persist the run's entities");
+            report.problems.push(Problem {
+                url: String::new(),
+                kind: ProblemKind::Store,
+                message: format!("entities are served but not persisted: {err}"),
+            });
+        }
+        let conflicts = self.catalog.replace_source(self.id(), entities);
+        report.entities = report.entities.saturating_sub(conflicts.len());
+        report
+            .problems
+            .extend(conflicts.into_iter().map(|c| Problem {
+                url: c.location,
+                kind: ProblemKind::Conflict,
+                message: format!(
+                    "entity {} is already provided by {}; this copy is ignored",
+                    c.entity_ref, c.owner
+                ),
+            }));
+        report
+    }
+
+    fn log(&self, report: &RunReport) {
         match &report.outcome {
             Outcome::Succeeded => tracing::info!(
                 provider = self.id(),
@@ -126,7 +189,7 @@ impl ProviderRunner {
                 entities = report.entities,
                 problems = report.problems.len(),
                 requests = report.requests,
-                duration_ms = report.duration.as_millis() as u64,
+                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
                 "discovery run succeeded"
             ),
             Outcome::Failed { error } => tracing::warn!(
@@ -138,8 +201,6 @@ impl ProviderRunner {
         for problem in &report.problems {
             tracing::warn!(provider = self.id(), url = problem.url, kind = ?problem.kind, "{}", problem.message);
         }
-        *self.last_report.lock() = Some(report.clone());
-        Some(report)
     }
 }
 
@@ -147,6 +208,8 @@ impl ProviderRunner {
 pub struct Scheduler {
     jobs: JobScheduler,
     runners: Vec<Arc<ProviderRunner>>,
+    /// The repeating job of each provider, for "next run" in the status.
+    repeating_jobs: HashMap<String, Uuid>,
 }
 
 impl Scheduler {
@@ -160,6 +223,7 @@ impl Scheduler {
             }
         };
         let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
+        let mut repeating_jobs = HashMap::new();
         for runner in &runners {
             let schedule = runner.schedule().clone();
             let err = wrap(runner.id());
@@ -168,47 +232,70 @@ impl Scheduler {
                 .await
                 .map_err(&err)?;
             if let Some(job) = repeating(Arc::clone(runner), &schedule.frequency).map_err(&err)? {
-                jobs.add(job).await.map_err(&err)?;
+                let id = jobs.add(job).await.map_err(&err)?;
+                repeating_jobs.insert(runner.id().to_owned(), id);
             }
         }
         jobs.start().await.map_err(wrap("*"))?;
-        Ok(Self { jobs, runners })
+        Ok(Self {
+            jobs,
+            runners,
+            repeating_jobs,
+        })
     }
 
     pub fn runners(&self) -> &[Arc<ProviderRunner>] {
         &self.runners
     }
 
-    pub async fn shutdown(mut self) {
-        if let Err(err) = self.jobs.shutdown().await {
+    pub fn runner(&self, id: &str) -> Option<&Arc<ProviderRunner>> {
+        self.runners.iter().find(|r| r.id() == id)
+    }
+
+    /// When the provider's schedule fires next (RFC 3339), if it repeats.
+    pub async fn next_run(&self, provider: &str) -> Option<String> {
+        let id = *self.repeating_jobs.get(provider)?;
+        let mut jobs = self.jobs.clone();
+        jobs.next_tick_for_job(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+
+    pub async fn shutdown(&self) {
+        let mut jobs = self.jobs.clone();
+        if let Err(err) = jobs.shutdown().await {
             tracing::warn!(error = %err, "scheduler did not shut down cleanly");
         }
     }
 }
 
-fn one_shot(runner: Arc<ProviderRunner>, delay: Duration) -> Result<Job, JobSchedulerError> {
-    Job::new_one_shot_async(delay, move |_, _| {
+type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn run_job(
+    runner: Arc<ProviderRunner>,
+) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
+    move |_, _| {
         let runner = Arc::clone(&runner);
         Box::pin(async move {
             runner.run_now().await;
         })
-    })
+    }
+}
+
+fn one_shot(runner: Arc<ProviderRunner>, delay: Duration) -> Result<Job, JobSchedulerError> {
+    Job::new_one_shot_async(delay, run_job(runner))
 }
 
 fn repeating(
     runner: Arc<ProviderRunner>,
     frequency: &Frequency,
 ) -> Result<Option<Job>, JobSchedulerError> {
-    let run = move |_, _| {
-        let runner = Arc::clone(&runner);
-        Box::pin(async move {
-            runner.run_now().await;
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-    };
     match frequency {
-        Frequency::Every(interval) => Job::new_repeated_async(*interval, run).map(Some),
+        Frequency::Every(interval) => Job::new_repeated_async(*interval, run_job(runner)).map(Some),
         Frequency::Cron(expr) => {
-            Job::new_async(Frequency::six_field_cron(expr).as_str(), run).map(Some)
+            Job::new_async(Frequency::six_field_cron(expr).as_str(), run_job(runner)).map(Some)
         }
         Frequency::Manual => Ok(None),
     }

@@ -240,6 +240,7 @@ async fn serve_stops_cleanly_on_sigterm() {
         .args(["serve", "--config", &file.display().to_string()])
         .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
         .env("APP_CONFIG_backend_listen_port", "0")
+        .env("APP_CONFIG_backend_database_connection", ":memory:")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

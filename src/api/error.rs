@@ -35,6 +35,17 @@ impl ApiError {
     pub fn not_found(message: String, method: &Method, uri: &Uri) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFoundError", message, method, uri)
     }
+
+    /// A bad parameter or body: 400 `InputError`.
+    pub fn input(message: impl Into<String>, method: &Method, uri: &Uri) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InputError",
+            message.into(),
+            method,
+            uri,
+        )
+    }
 }
 
 impl IntoResponse for ApiError {

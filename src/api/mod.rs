@@ -1,89 +1,149 @@
-//! The HTTP API: the Backstage catalog REST dialect under `/api/catalog`
-//! and Backstage's health endpoints.
+//! The HTTP API: the Backstage catalog REST dialect under `/api/catalog`,
+//! provider status and control, Prometheus metrics and Backstage's health
+//! endpoints.
+//!
+//! - [`entities`]: entities, by-query, by-refs, by-name, by-uid, facets.
+//! - [`locations`]: the locations entities were read from.
+//! - [`providers`]: provider status and refresh.
+//! - [`openapi`]: the OpenAPI document for all of the above.
 
+mod entities;
 mod error;
+mod locations;
+mod openapi;
+mod params;
+mod providers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::catalog::{Catalog, EntityKey};
-use crate::scheduler::ProviderRunner;
+use crate::catalog::Catalog;
+use crate::scheduler::Scheduler;
 pub use error::ApiError;
 
 /// What the handlers share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiState {
     pub catalog: Arc<Catalog>,
-    /// Set once the catalog is loaded and the listener is up.
+    /// Set once the stored catalog is loaded and the listener is up.
     pub ready: Arc<AtomicBool>,
-    pub providers: Vec<Arc<ProviderRunner>>,
+    pub scheduler: Arc<Scheduler>,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/api/catalog/entities", get(list_entities))
+        .route("/api/catalog/entities", get(entities::list))
+        .route(
+            "/api/catalog/entities/by-query",
+            get(entities::query_get).post(entities::query_post),
+        )
+        .route("/api/catalog/entities/by-refs", post(entities::by_refs))
         .route(
             "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
-            get(entity_by_name),
+            get(entities::by_name),
         )
-        .route("/api/catalog/providers", get(list_providers))
+        .route("/api/catalog/entities/by-uid/{uid}", get(entities::by_uid))
+        .route("/api/catalog/entity-facets", get(entities::facets))
+        .route("/api/catalog/locations", get(locations::list))
+        .route("/api/catalog/locations/{id}", get(locations::get_one))
+        .route("/api/catalog/providers", get(providers::list))
+        .route("/api/catalog/providers/{id}", get(providers::get_one))
+        .route(
+            "/api/catalog/providers/{id}/refresh",
+            post(providers::refresh),
+        )
+        .route("/api/catalog/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
         .route("/.backstage/health/v1/liveness", get(liveness))
         .route("/.backstage/health/v1/readiness", get(readiness))
         .fallback(not_found)
+        .route_layer(middleware::from_fn(record_latency))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn list_entities(State(state): State<ApiState>) -> Response {
-    let entities = state.catalog.entities();
-    let refs: Vec<&crate::catalog::Entity> = entities.iter().map(AsRef::as_ref).collect();
-    Json(refs).into_response()
+/// The request line, for Backstage's error body.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: Method,
+    pub uri: Uri,
 }
 
-async fn entity_by_name(
-    State(state): State<ApiState>,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response, ApiError> {
-    match state.catalog.get(&EntityKey::new(&kind, &namespace, &name)) {
-        Some(entity) => Ok(Json(entity.as_ref()).into_response()),
-        None => Err(ApiError::not_found(
-            format!(
-                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
-            ),
-            &method,
-            &uri,
-        )),
+impl Req {
+    pub fn input(&self, message: impl Into<String>) -> ApiError {
+        ApiError::input(message, &self.method, &self.uri)
+    }
+
+    pub fn not_found(&self, message: impl Into<String>) -> ApiError {
+        ApiError::not_found(message.into(), &self.method, &self.uri)
     }
 }
 
-/// Each provider's configuration summary, last run and whether one is running.
-async fn list_providers(State(state): State<ApiState>) -> Response {
-    let providers: Vec<_> = state
-        .providers
-        .iter()
-        .map(|runner| {
-            json!({
-                "id": runner.id(),
-                "type": "bitbucketServer",
-                "target": runner.target(),
-                "schedule": runner.schedule(),
-                "inProgress": runner.in_progress(),
-                "entities": state.catalog.source_len(runner.id()),
-                "lastRun": runner.last_report(),
-            })
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+        Ok(Self {
+            method: parts.method.clone(),
+            uri,
         })
-        .collect();
-    Json(providers).into_response()
+    }
+}
+
+/// A JSON body rendered from pre-serialised text (entities are stored
+/// rendered, so listing them is concatenation, not serialisation).
+pub fn raw_json(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn record_latency(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::metrics::record_api_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 async fn liveness() -> Response {
@@ -94,18 +154,11 @@ async fn readiness(State(state): State<ApiState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         Json(json!({"status": "ok"})).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "message": "starting up"})),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "message": "not ready: loading the stored catalog or shutting down"}))).into_response()
     }
 }
 
-async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::not_found(
-        format!("No route for {method} {}", uri.path()),
-        &method,
-        &uri,
-    )
+async fn not_found(req: Req) -> ApiError {
+    let message = format!("No route for {} {}", req.method, req.uri.path());
+    req.not_found(message)
 }

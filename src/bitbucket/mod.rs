@@ -121,17 +121,23 @@ impl Http {
     }
 
     /// Sends a GET; `Ok(None)` for 404, an error for any other non-2xx.
-    async fn get(&self, url: &Url) -> Result<Option<reqwest::Response>, BitbucketError> {
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+    ) -> Result<Option<reqwest::Response>, BitbucketError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let request = self.auth.apply(self.client.get(url.clone()));
         let response = request.send().await.map_err(|err| {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::record_bitbucket_request(endpoint, "error");
             BitbucketError::Transport {
                 url: url.to_string(),
                 message: describe_reqwest_error(&err),
             }
         })?;
         let status = response.status();
+        crate::metrics::record_bitbucket_request(endpoint, status.as_str());
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -173,9 +179,10 @@ impl Http {
     /// GETs and decodes JSON; `Ok(None)` for 404.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         url: &Url,
     ) -> Result<Option<T>, BitbucketError> {
-        let Some(response) = self.get(url).await? else {
+        let Some(response) = self.get(endpoint, url).await? else {
             return Ok(None);
         };
         let bytes = response
@@ -197,10 +204,11 @@ impl Http {
     /// file is detected without downloading it; `Ok(None)` for 404.
     pub async fn get_bytes_limited(
         &self,
+        endpoint: &'static str,
         url: &Url,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, BitbucketError> {
-        let Some(mut response) = self.get(url).await? else {
+        let Some(mut response) = self.get(endpoint, url).await? else {
             return Ok(None);
         };
         let mut body = Vec::new();

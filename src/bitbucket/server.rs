@@ -86,11 +86,11 @@ impl ServerClient {
     }
 
     pub async fn projects(&self) -> Result<Vec<Project>, BitbucketError> {
-        self.paged(self.url(&["projects"])).await
+        self.paged("projects", self.url(&["projects"])).await
     }
 
     pub async fn repositories(&self, project_key: &str) -> Result<Vec<Repository>, BitbucketError> {
-        self.paged(self.url(&["projects", project_key, "repos"]))
+        self.paged("repos", self.url(&["projects", project_key, "repos"]))
             .await
     }
 
@@ -111,13 +111,17 @@ impl ServerClient {
         url: &Url,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, BitbucketError> {
-        self.http.get_bytes_limited(url, limit).await
+        self.http.get_bytes_limited("raw", url, limit).await
     }
 
     /// Follows `nextPageStart` until `isLastPage`. An empty page ends the
     /// listing; a `nextPageStart` that does not advance is an error (a
     /// misbehaving proxy must neither loop us forever nor pass for complete).
-    async fn paged<T: DeserializeOwned>(&self, base: Url) -> Result<Vec<T>, BitbucketError> {
+    async fn paged<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        base: Url,
+    ) -> Result<Vec<T>, BitbucketError> {
         let mut all = Vec::new();
         let mut start: u64 = 0;
         loop {
@@ -125,7 +129,7 @@ impl ServerClient {
             url.query_pairs_mut()
                 .append_pair("limit", &PAGE_LIMIT.to_string())
                 .append_pair("start", &start.to_string());
-            let page: Page<T> = self.http.get_json(&url).await?.ok_or_else(|| {
+            let page: Page<T> = self.http.get_json(endpoint, &url).await?.ok_or_else(|| {
                 BitbucketError::Status {
                     url: url.to_string(),
                     status: reqwest::StatusCode::NOT_FOUND,

@@ -7,12 +7,12 @@ pub mod server;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::Entity;
 
 /// What went wrong with one file or entity; the run goes on without it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// The file's browse URL.
@@ -21,7 +21,7 @@ pub struct Problem {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ProblemKind {
     /// The file could not be read from Bitbucket.
@@ -32,9 +32,11 @@ pub enum ProblemKind {
     Entity,
     /// Another file or source already provides this entity.
     Conflict,
+    /// The run's result could not be written to the store.
+    Store,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "status")]
 pub enum Outcome {
     /// The listing completed; per-file problems may still be listed.
@@ -44,11 +46,16 @@ pub enum Outcome {
 }
 
 /// The account of one provider run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub provider: String,
     pub outcome: Outcome,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC; empty while running.
+    #[serde(default)]
+    pub finished_at: String,
     pub projects_seen: usize,
     pub repos_seen: usize,
     /// Repositories that passed the filters.
@@ -57,12 +64,27 @@ pub struct RunReport {
     pub entities: usize,
     pub problems: Vec<Problem>,
     pub requests: u64,
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(rename = "durationMs", with = "millis")]
     pub duration: Duration,
 }
 
-fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u128(d.as_millis())
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Now, as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl RunReport {
@@ -70,6 +92,8 @@ impl RunReport {
         Self {
             provider: provider.to_owned(),
             outcome: Outcome::Succeeded,
+            started_at: now_rfc3339(),
+            finished_at: String::new(),
             projects_seen: 0,
             repos_seen: 0,
             repos_matched: 0,

@@ -78,6 +78,7 @@ impl ServerProvider {
         };
         report.requests = stats.requests();
         report.duration = started.elapsed();
+        report.finished_at = super::now_rfc3339();
         RunResult { report, entities }
     }
 

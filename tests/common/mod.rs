@@ -157,6 +157,7 @@ impl TestApp {
         let env = Environment::from_pairs([
             ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
             ("APP_CONFIG_backend_listen_port", "0"),
+            ("APP_CONFIG_backend_database_connection", ":memory:"),
         ]);
         let loaded = Config::load(&[file], &env).expect("config loads");
         let app = Application::build(loaded.config).await.expect("app builds");

@@ -1,0 +1,162 @@
+//! `GET /api/catalog/openapi.json`: the OpenAPI 3.0 description of this API.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+fn param(name: &str, location: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": location, "required": location == "path", "schema": schema, "description": description})
+}
+
+fn repeated(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "explode": true, "schema": {"type": "array", "items": {"type": "string"}}, "description": description})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn error_ref() -> Value {
+    json!({"description": "Backstage error body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn build() -> Value {
+    let entity = || json!({"$ref": "#/components/schemas/Entity"});
+    let filter = || {
+        repeated(
+            "filter",
+            "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR",
+        )
+    };
+    let fields = || {
+        param(
+            "fields",
+            "query",
+            json!({"type": "string"}),
+            "Comma-separated dotted paths to return",
+        )
+    };
+    let limit = || {
+        param(
+            "limit",
+            "query",
+            json!({"type": "integer", "minimum": 0}),
+            "Page size",
+        )
+    };
+    let offset = || {
+        param(
+            "offset",
+            "query",
+            json!({"type": "integer", "minimum": 0}),
+            "Items to skip",
+        )
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "bitbucket-catalogd catalog API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Backstage catalog REST dialect served by bitbucket-catalogd, plus provider status and control."
+        },
+        "servers": [{"url": "/api/catalog"}],
+        "paths": {
+            "/entities": {"get": {
+                "summary": "List entities",
+                "parameters": [filter(), fields(), limit(), offset(),
+                    param("after", "query", json!({"type": "string", "minLength": 1}), "Cursor from a previous Link header"),
+                    repeated("order", "asc:<field> or desc:<field>")],
+                "responses": {"200": ok("Entities; a Link rel=next header when more remain", json!({"type": "array", "items": entity()})), "400": error_ref()}
+            }},
+            "/entities/by-query": {
+                "get": {
+                    "summary": "Query entities with cursor paging",
+                    "parameters": [filter(), fields(), limit(), offset(),
+                        repeated("orderField", "<field>,asc|desc (first one counts)"),
+                        param("cursor", "query", json!({"type": "string"}), "nextCursor or prevCursor of a previous page"),
+                        param("totalItems", "query", json!({"type": "string", "enum": ["include", "exclude"]}), "Whether to count"),
+                        param("fullTextFilterTerm", "query", json!({"type": "string"}), "Case-insensitive substring"),
+                        param("fullTextFilterFields", "query", json!({"type": "string"}), "Comma-separated fields to search")],
+                    "responses": {"200": ok("A page", json!({"$ref": "#/components/schemas/QueryPage"})), "400": error_ref()}
+                },
+                "post": {
+                    "summary": "Query entities with a JSON predicate ($all, $any, $not, $exists, $in, $hasPrefix, $contains)",
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "cursor": {"type": "string"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                        "orderBy": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "order": {"type": "string", "enum": ["asc", "desc"]}}}},
+                        "fullTextFilter": {"type": "object", "properties": {"term": {"type": "string"}, "fields": {"type": "array", "items": {"type": "string"}}}},
+                        "fields": {"type": "array", "items": {"type": "string"}},
+                        "totalItems": {"type": "string", "enum": ["include", "exclude"]},
+                        "query": {"type": "object"}}}}}},
+                    "responses": {"200": ok("A page", json!({"$ref": "#/components/schemas/QueryPage"})), "400": error_ref()}
+                }
+            },
+            "/entities/by-refs": {"post": {
+                "summary": "Entities by ref, in request order (null when missing)",
+                "parameters": [filter(), fields()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["entityRefs"], "properties": {
+                    "entityRefs": {"type": "array", "items": {"type": "string"}}, "fields": {"type": "array", "items": {"type": "string"}}, "query": {"type": "object"}}}}}},
+                "responses": {"200": ok("Items", json!({"type": "object", "properties": {"items": {"type": "array", "items": {"nullable": true, "allOf": [entity()]}}}})), "400": error_ref()}
+            }},
+            "/entities/by-name/{kind}/{namespace}/{name}": {"get": {
+                "summary": "One entity by name (case-insensitive)",
+                "parameters": [param("kind", "path", json!({"type": "string"}), ""), param("namespace", "path", json!({"type": "string"}), ""), param("name", "path", json!({"type": "string"}), "")],
+                "responses": {"200": ok("The entity", entity()), "404": error_ref()}
+            }},
+            "/entities/by-uid/{uid}": {"get": {
+                "summary": "One entity by metadata.uid",
+                "parameters": [param("uid", "path", json!({"type": "string"}), "")],
+                "responses": {"200": ok("The entity", entity()), "404": error_ref()}
+            }},
+            "/entity-facets": {"get": {
+                "summary": "Value counts of fields",
+                "parameters": [repeated("facet", "Field to count"), filter()],
+                "responses": {"200": ok("Facets", json!({"type": "object", "properties": {"facets": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}}}}}})), "400": error_ref()}
+            }},
+            "/locations": {"get": {
+                "summary": "Locations entities were read from",
+                "responses": {"200": ok("Locations", json!({"type": "array", "items": {"type": "object", "properties": {"data": {"$ref": "#/components/schemas/Location"}}}}))}
+            }},
+            "/locations/{id}": {"get": {
+                "summary": "One location",
+                "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                "responses": {"200": ok("The location", json!({"$ref": "#/components/schemas/Location"})), "404": error_ref()}
+            }},
+            "/providers": {"get": {
+                "summary": "Provider status: schedule, next run, last run (counts, problems, requests), whether running",
+                "responses": {"200": ok("Providers", json!({"type": "array", "items": {"type": "object"}}))}
+            }},
+            "/providers/{id}": {"get": {
+                "summary": "One provider's status",
+                "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                "responses": {"200": ok("Provider", json!({"type": "object"})), "404": error_ref()}
+            }},
+            "/providers/{id}/refresh": {"post": {
+                "summary": "Start a run now (coalesces with a running one)",
+                "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "404": error_ref()}
+            }}
+        },
+        "components": {"schemas": {
+            "Entity": {"type": "object", "required": ["apiVersion", "kind", "metadata"], "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                "metadata": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "uid": {"type": "string"}, "etag": {"type": "string"}, "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                "spec": {"type": "object"}, "relations": {"type": "array", "items": {"type": "object"}}}},
+            "QueryPage": {"type": "object", "properties": {
+                "items": {"type": "array", "items": entity()}, "totalItems": {"type": "integer"},
+                "pageInfo": {"type": "object", "properties": {"nextCursor": {"type": "string"}, "prevCursor": {"type": "string"}}}}},
+            "Location": {"type": "object", "properties": {"id": {"type": "string"}, "type": {"type": "string"}, "target": {"type": "string"}, "entityRef": {"type": "string"}}},
+            "Error": {"type": "object", "properties": {
+                "error": {"type": "object", "properties": {"name": {"type": "string"}, "message": {"type": "string"}}},
+                "request": {"type": "object", "properties": {"method": {"type": "string"}, "url": {"type": "string"}}},
+                "response": {"type": "object", "properties": {"statusCode": {"type": "integer"}}}}}
+        }}
+    })
+}
+
+pub async fn document() -> Response {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(build)).into_response()
+}

@@ -1,0 +1,84 @@
+//! Provider status and control: `GET /api/catalog/providers`,
+//! `POST /api/catalog/providers/{id}/refresh`.
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::scheduler::{ProviderRunner, RefreshOutcome};
+
+async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
+    json!({
+        "id": runner.id(),
+        "type": "bitbucketServer",
+        "target": runner.target(),
+        "schedule": runner.schedule(),
+        "nextRun": state.scheduler.next_run(runner.id()).await,
+        "inProgress": runner.in_progress(),
+        "entities": state.catalog.source_len(runner.id()),
+        "lastRun": runner.last_report(),
+    })
+}
+
+/// Every provider: configuration summary, next and last run, whether running.
+pub async fn list(State(state): State<ApiState>) -> Response {
+    let mut providers = Vec::new();
+    for runner in state.scheduler.runners() {
+        providers.push(status(&state, runner).await);
+    }
+    Json(providers).into_response()
+}
+
+pub async fn get_one(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let runner = state
+        .scheduler
+        .runner(&id)
+        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
+    Ok(Json(status(&state, runner).await).into_response())
+}
+
+/// Starts a run now (202); if one is running it serves the request.
+pub async fn refresh(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let runner = state
+        .scheduler
+        .runner(&id)
+        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
+    let outcome = match runner.refresh() {
+        RefreshOutcome::Started => "started",
+        RefreshOutcome::AlreadyRunning => "alreadyRunning",
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"provider": id, "refresh": outcome})),
+    )
+        .into_response())
+}
+
+fn unknown(state: &ApiState, id: &str, method: &Method, uri: &axum::http::Uri) -> ApiError {
+    let known: Vec<&str> = state.scheduler.runners().iter().map(|r| r.id()).collect();
+    ApiError::not_found(
+        format!(
+            "No provider '{id}'; known providers: {}",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ),
+        method,
+        uri,
+    )
+}

@@ -1,0 +1,89 @@
+//! Prometheus metrics. One process-wide recorder (installed on first use),
+//! rendered at `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::discovery::RunReport;
+
+const RUN_DURATION_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+];
+const API_LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder once; later calls return the same handle. `None`
+/// if another recorder was installed first (metrics are then not exported).
+pub fn handle() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("catalog_provider_run_duration_seconds".into()), RUN_DURATION_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("http_server_request_duration_seconds".into()), API_LATENCY_BUCKETS))
+                .map(PrometheusBuilder::build_recorder);
+            match recorder {
+                Ok(recorder) => {
+                    let handle = recorder.handle();
+                    match metrics::set_global_recorder(recorder) {
+                        Ok(()) => Some(handle),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "metrics recorder already installed; /metrics stays empty");
+                            None
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot build the metrics recorder");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Keeps histograms from growing without bound; call every few seconds.
+pub fn upkeep() {
+    if let Some(handle) = handle() {
+        handle.run_upkeep();
+    }
+}
+
+pub fn render() -> String {
+    handle().map(|h| h.render()).unwrap_or_default()
+}
+
+pub fn record_run(report: &RunReport, entities_served: usize) {
+    let provider = report.provider.clone();
+    let outcome = if report.succeeded() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    metrics::counter!("catalog_provider_runs_total", "provider" => provider.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("catalog_provider_run_duration_seconds", "provider" => provider.clone())
+        .record(report.duration.as_secs_f64());
+    metrics::gauge!("catalog_provider_entities", "provider" => provider.clone())
+        .set(entities_served as f64);
+    metrics::gauge!("catalog_provider_problems", "provider" => provider)
+        .set(report.problems.len() as f64);
+}
+
+/// One request to Bitbucket: `endpoint` is the kind (`projects`, `repos`, `raw`…).
+pub fn record_bitbucket_request(endpoint: &'static str, status: &str) {
+    metrics::counter!("bitbucket_requests_total", "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
+}
+
+pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "method" => method.to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+}
