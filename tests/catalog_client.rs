@@ -1,0 +1,68 @@
+//! Compatibility: the real `@backstage/catalog-client` (npm) against the
+//! spawned daemon, for every read method it has. Needs
+//! `npm ci --prefix tests/catalog-client` (the README's test command runs it).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{FakeServer, TestApp, mount_mixed_catalog, server_config};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn backstage_catalog_client_works_against_the_daemon() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/catalog-client");
+    assert!(
+        dir.join("node_modules/@backstage/catalog-client").is_dir(),
+        "@backstage/catalog-client is not installed: run `npm ci --prefix tests/catalog-client` (the README's test command does)"
+    );
+    let fake = FakeServer::start().await;
+    mount_mixed_catalog(&fake).await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |_| true).await;
+
+    let address = app.address.clone();
+    let output = tokio::task::spawn_blocking(move || Command::new("node").arg("compat.mjs").arg(address).current_dir(dir).output().expect("node runs"))
+        .await
+        .expect("join");
+    assert!(output.status.success(), "compat.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_slice(&output.stdout).expect("compat.mjs prints JSON");
+
+    assert_eq!(out["getEntities"], json!(["billing-api", "users-api", "billing", "checkout", "ledger", "payments", "search"]));
+    assert_eq!(out["getEntitiesFiltered"], json!(["users-api", "search", "payments", "billing-api", "billing"]));
+    let location = |project: &str, slug: &str| format!("url:{}/projects/{project}/repos/{slug}/browse/catalog-info.yaml", fake.server.uri());
+    assert_eq!(
+        out["getEntitiesFields"],
+        json!([
+            {"metadata": {"name": "checkout", "annotations": {"backstage.io/managed-by-location": location("PLAT", "checkout")}}},
+            {"metadata": {"name": "ledger", "annotations": {"backstage.io/managed-by-location": location("PAY", "ledger")}}},
+        ])
+    );
+    assert_eq!(out["queryTotal"], 5);
+    assert_eq!(out["queryPages"], json!([["billing", "checkout"], ["ledger", "payments"], ["search"]]));
+    assert_eq!(out["queryPrevious"], json!(["ledger", "payments"]));
+    assert_eq!(out["queryFullText"], json!(["billing-api", "billing"]));
+    assert_eq!(out["streamEntities"], json!(["billing-api", "users-api", "billing", "checkout", "ledger", "payments", "search"]));
+    assert_eq!(out["getEntitiesByRefs"], json!(["Component:billing", null, "API:billing-api"]));
+    assert_eq!(out["getEntityByRef"], "billing");
+    assert_eq!(out["getEntityByRefObject"], "billing");
+    assert_eq!(out["getEntityByRefMissing"], true);
+    assert_eq!(
+        out["getEntityFacets"],
+        json!({
+            "kind": [{"value": "API", "count": 2}, {"value": "Component", "count": 5}],
+            "spec.type": [{"value": "library", "count": 1}, {"value": "openapi", "count": 2}, {"value": "service", "count": 3}, {"value": "website", "count": 1}],
+        })
+    );
+    let mut locations: Vec<String> = [("PAY", "ledger"), ("PAY", "payments"), ("PAY", "search"), ("PLAT", "billing"), ("PLAT", "checkout"), ("PLAT", "users")]
+        .iter()
+        .map(|(p, s)| location(p, s).trim_start_matches("url:").to_owned())
+        .collect();
+    locations.sort();
+    assert_eq!(out["getLocations"], json!(locations));
+    assert!(out["getLocationById"].as_str().is_some_and(|t| locations.contains(&t.to_owned())));
+    assert_eq!(out["getLocationByIdMissing"], true);
+    assert_eq!(out["badFilter"], json!({"name": "ResponseError", "status": 400}));
+    app.stop().await;
+}
