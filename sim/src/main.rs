@@ -1,5 +1,6 @@
 //! `bitbucket-sim`: run the simulator on a loopback port until Ctrl-C/SIGTERM.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -271,7 +272,12 @@ async fn main() -> ExitCode {
             });
         }
     };
-    println!("{}", banner(&sim));
+    // Not println!: a closed stdout (`| head`) must not bring the simulator down.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{}", banner(&sim)).and_then(|()| stdout.flush()) {
+        tracing::warn!(%err, "could not print the start-up banner");
+    }
+    drop(stdout);
     wait_for_signal().await;
     eprintln!("bitbucket-sim: stopping");
     sim.shutdown().await;

@@ -77,12 +77,15 @@ impl SearchQuery {
             path.to_lowercase()
                 .ends_with(&format!(".{}", e.to_lowercase()))
         });
+        if !(path_ok && ext_ok) {
+            // Cheap filters first: lowercasing every file's content is the costly part.
+            return false;
+        }
         let (lower_path, lower_content) = (path.to_lowercase(), content.to_lowercase());
-        let terms_ok = self.terms.iter().all(|t| {
+        self.terms.iter().all(|t| {
             let t = t.to_lowercase();
             lower_path.contains(&t) || lower_content.contains(&t)
-        });
-        path_ok && ext_ok && terms_ok
+        })
     }
 }
 
