@@ -4,6 +4,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+# The workspace manifest names the simulator; cargo needs it present even when only the daemon is built.
+COPY sim ./sim
 RUN cargo build --release --locked --bin bitbucket-catalogd
 
 FROM debian:bookworm-slim

@@ -1,0 +1,64 @@
+//! A Bitbucket simulator for testing and benchmarking bitbucket-catalogd.
+//!
+//! It serves the subsets of Bitbucket Server/Data Center REST 1.0 and
+//! Bitbucket Cloud REST 2.0 the daemon uses, over a deterministic generated
+//! [`Dataset`], with optional latency, a per-credential token bucket,
+//! injected faults and required credentials, and counts every request.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bitbucket_sim::SimError> {
+//! use bitbucket_sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::default()).await?;
+//! println!("{}", sim.server_api_base()); // http://127.0.0.1:PORT/rest/api/1.0
+//! let expected = sim.dataset().expected_server_refs(false);
+//! // ... run discovery against sim.host() and compare with `expected` ...
+//! println!("{} requests", sim.stats().requests);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules, in request order: `server` (listener, connections) →
+//! `pipeline` (latency, auth, rate limit, faults, counting) →
+//! `server_api` / `cloud_api` / `admin` (handlers) over `dataset`.
+
+use std::net::{IpAddr, SocketAddr};
+
+mod admin;
+mod cloud_api;
+pub mod config;
+pub mod dataset;
+mod fields;
+mod pipeline;
+mod respond;
+mod rng;
+mod search;
+mod server;
+mod server_api;
+mod state;
+pub mod stats;
+
+pub use config::{
+    AuthConfig, Behaviour, CloudOptions, CodeSearch, DatasetConfig, Faults, FileMix, RateLimit,
+    ServerOptions, SimConfig,
+};
+pub use dataset::{
+    BrokenYaml, CATALOG_PATH, CloudProject, CloudWorkspace, Dataset, DatasetSummary, FileKind,
+    InvalidEntity, Repo, ServerProject,
+};
+pub use server::Simulator;
+pub use stats::{EndpointKind, FaultCounts, KindStats, Stats};
+
+/// Why the simulator could not start or take a setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    #[error("refusing to bind {0}: the simulator listens on loopback addresses only")]
+    NotLoopback(IpAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,164 @@
+//! Shared state of a running simulator.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use parking_lot::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use crate::config::{Behaviour, RateLimit, SimConfig};
+use crate::dataset::Dataset;
+use crate::rng::{fnv1a, mix, unit};
+use crate::stats::Recorder;
+
+pub(crate) struct AppState {
+    pub(crate) dataset: Arc<Dataset>,
+    pub(crate) config: SimConfig,
+    /// `http://127.0.0.1:PORT`, the prefix of every link we hand out.
+    pub(crate) base_url: String,
+    pub(crate) behaviour: RwLock<Behaviour>,
+    pub(crate) stats: Recorder,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    /// How many times each request key has been decided, for fault rolls.
+    attempts: Mutex<HashMap<String, u64>>,
+    /// Exact `Authorization` header values that are accepted.
+    accepted_auth: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// What the fault roll decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    ServerError(u16),
+    Reset,
+    Truncate,
+    Slow,
+}
+
+impl AppState {
+    pub(crate) fn new(dataset: Arc<Dataset>, config: SimConfig, base_url: String) -> Self {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let accepted_auth = config
+            .auth
+            .bearer_tokens
+            .iter()
+            .map(|t| format!("Bearer {t}"))
+            .chain(
+                config
+                    .auth
+                    .basic
+                    .iter()
+                    .map(|(u, p)| format!("Basic {}", b64.encode(format!("{u}:{p}")))),
+            )
+            .collect();
+        Self {
+            dataset,
+            behaviour: RwLock::new(config.behaviour.clone()),
+            config,
+            base_url,
+            stats: Recorder::default(),
+            buckets: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+            accepted_auth,
+        }
+    }
+
+    pub(crate) fn behaviour(&self) -> Behaviour {
+        self.behaviour.read().clone()
+    }
+
+    /// Replaces the behaviour; buckets start full again under a new limit.
+    pub(crate) fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.write() = behaviour;
+        self.buckets.lock().clear();
+    }
+
+    /// Whether the request's `Authorization` header is acceptable.
+    pub(crate) fn authorized(&self, header: Option<&str>) -> bool {
+        if !self.config.auth.is_required() {
+            return true;
+        }
+        // Scheme names are case-insensitive; credentials are not.
+        header.is_some_and(|h| {
+            self.accepted_auth
+                .iter()
+                .any(|ok| match (h.split_once(' '), ok.split_once(' ')) {
+                    (Some((scheme, cred)), Some((ok_scheme, ok_cred))) => {
+                        scheme.eq_ignore_ascii_case(ok_scheme) && cred.trim() == ok_cred
+                    }
+                    _ => false,
+                })
+        })
+    }
+
+    /// Takes a token from `identity`'s bucket. `Err(seconds)` when empty:
+    /// how long until one token is back, rounded up, at least 1.
+    pub(crate) fn take_token(&self, limit: &RateLimit, identity: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let burst = f64::from(limit.burst);
+        let mut buckets = self.buckets.lock();
+        let bucket = buckets.entry(identity.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * limit.per_second).min(burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / limit.per_second;
+            // Bounded: per_second > 0 is validated, so wait ≤ 1/per_second.
+            Err((wait.ceil() as u64).max(1))
+        }
+    }
+
+    /// Rolls the fault for this attempt of `request_key`: a pure function of
+    /// the seed, the key and the attempt number.
+    pub(crate) fn roll_fault(&self, behaviour: &Behaviour, request_key: &str) -> Fault {
+        let f = &behaviour.faults;
+        if f.server_error + f.reset + f.truncate + f.slow <= 0.0 {
+            return Fault::None;
+        }
+        let attempt = {
+            let mut attempts = self.attempts.lock();
+            let n = attempts.entry(request_key.to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let bits = mix(self.config.seed
+            ^ fnv1a(request_key.as_bytes())
+            ^ attempt.wrapping_mul(0xA24B_AED4_963E_E407));
+        let x = unit(bits);
+        let mut edge = f.server_error;
+        if x < edge {
+            // Vary the status so clients cannot special-case one code.
+            return Fault::ServerError(match mix(bits) % 3 {
+                0 => 500,
+                1 => 502,
+                _ => 503,
+            });
+        }
+        edge += f.reset;
+        if x < edge {
+            return Fault::Reset;
+        }
+        edge += f.truncate;
+        if x < edge {
+            return Fault::Truncate;
+        }
+        edge += f.slow;
+        if x < edge {
+            return Fault::Slow;
+        }
+        Fault::None
+    }
+}
