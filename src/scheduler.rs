@@ -88,19 +88,24 @@ impl ProviderRunner {
         let report = match outcome {
             Some(result) => {
                 if let Some(entities) = result.entities {
+                    let locations: std::collections::HashMap<String, String> = entities
+                        .iter()
+                        .map(|e| (e.entity_ref(), location_url(e)))
+                        .collect();
                     let conflicts = self.catalog.replace_source(self.id(), entities);
                     let mut report = result.report;
                     report.entities -= conflicts.len();
-                    report
-                        .problems
-                        .extend(conflicts.into_iter().map(|c| Problem {
-                            url: String::new(),
-                            kind: ProblemKind::Conflict,
-                            message: format!(
+                    report.problems.extend(conflicts.into_iter().map(|c| {
+                        Problem::new(
+                            locations.get(&c.entity_ref).cloned().unwrap_or_default(),
+                            ProblemKind::Conflict,
+                            format!(
                                 "entity {} is already provided by {}; this copy is ignored",
                                 c.entity_ref, c.owner
                             ),
-                        }));
+                        )
+                        .for_entity(c.entity_ref)
+                    }));
                     report
                 } else {
                     result.report
@@ -115,6 +120,7 @@ impl ProviderRunner {
                     ),
                 };
                 report.duration = timeout;
+                report.finished_at = crate::catalog::problem::now_rfc3339();
                 report
             }
         };
@@ -136,11 +142,21 @@ impl ProviderRunner {
             ),
         }
         for problem in &report.problems {
-            tracing::warn!(provider = self.id(), url = problem.url, kind = ?problem.kind, "{}", problem.message);
+            tracing::warn!(provider = self.id(), url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message);
         }
         *self.last_report.lock() = Some(report.clone());
         Some(report)
     }
+}
+
+/// The file an entity was read from (its `managed-by-location`, without `url:`).
+fn location_url(entity: &crate::catalog::Entity) -> String {
+    entity
+        .metadata
+        .annotations
+        .get(crate::catalog::entity::ANNOTATION_LOCATION)
+        .map(|l| l.strip_prefix("url:").unwrap_or(l).to_owned())
+        .unwrap_or_default()
 }
 
 /// Owns the cron scheduler and the provider runners.

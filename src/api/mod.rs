@@ -2,6 +2,7 @@
 //! and Backstage's health endpoints.
 
 mod error;
+mod problems;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ pub fn router(state: ApiState) -> Router {
             get(entity_by_name),
         )
         .route("/api/catalog/providers", get(list_providers))
+        .merge(problems::routes())
         .route("/.backstage/health/v1/liveness", get(liveness))
         .route("/.backstage/health/v1/readiness", get(readiness))
         .fallback(not_found)

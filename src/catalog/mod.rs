@@ -7,6 +7,13 @@
 
 pub mod entity;
 pub mod parse;
+pub mod problem;
+pub mod process;
+pub mod refs;
+pub mod relations;
+pub mod rules;
+pub mod stitch;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -79,6 +86,8 @@ impl Catalog {
             }
         }
         state.keys_by_source.insert(source.to_owned(), keys);
+        // Relations cross sources: attach both directions to what is served.
+        stitch::restitch(state.by_key.values_mut().map(|s| &mut s.entity));
         conflicts
     }
 

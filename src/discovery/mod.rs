@@ -10,29 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalog::Entity;
-
-/// What went wrong with one file or entity; the run goes on without it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    /// The file's browse URL.
-    pub url: String,
-    pub kind: ProblemKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ProblemKind {
-    /// The file could not be read from Bitbucket.
-    Read,
-    /// The file is not usable YAML (or too large).
-    Parse,
-    /// One document of the file is not a usable entity.
-    Entity,
-    /// Another file or source already provides this entity.
-    Conflict,
-}
+pub use crate::catalog::problem::{Problem, ProblemKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "status")]
@@ -56,9 +34,13 @@ pub struct RunReport {
     pub files_found: usize,
     pub entities: usize,
     pub problems: Vec<Problem>,
+    /// Files read through Location entities' targets.
+    pub location_files: usize,
     pub requests: u64,
     #[serde(serialize_with = "serialize_millis")]
     pub duration: Duration,
+    /// When the run ended (RFC 3339), empty while unknown.
+    pub finished_at: String,
 }
 
 fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -76,8 +58,10 @@ impl RunReport {
             files_found: 0,
             entities: 0,
             problems: Vec::new(),
+            location_files: 0,
             requests: 0,
             duration: Duration::ZERO,
+            finished_at: String::new(),
         }
     }
 
@@ -92,7 +76,7 @@ impl RunReport {
             Outcome::Failed { error } => format!("FAILED: {error}"),
         };
         format!(
-            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {:.1}s",
+            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s",
             self.provider,
             self.projects_seen,
             self.repos_seen,
@@ -101,6 +85,7 @@ impl RunReport {
             self.entities,
             self.problems.len(),
             self.requests,
+            self.location_files,
             self.duration.as_secs_f64()
         )
     }

@@ -1,0 +1,499 @@
+//! Catalog processing: one discovered file (and every file its Location
+//! entities lead to) → the entities Backstage would accept, plus a problem for
+//! everything it would reject. The steps and their all-or-nothing scopes
+//! follow Backstage's orchestrator and processing engine:
+//!
+//! - A file whose documents do not all parse, are not all objects with a
+//!   valid envelope, or are not all allowed by `catalog.rules` yields nothing
+//!   (in Backstage the reading location's result is not ok, so none of its
+//!   output is stored).
+//! - Each remaining entity is validated and processed on its own; a failure
+//!   drops that entity only.
+//! - A Location entity is kept only if all of its targets could be read and
+//!   processed (Backstage fails the Location entity otherwise); the entities
+//!   of its targets come with it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use super::entity::{
+    ANNOTATION_DEFAULT_BRANCH, ANNOTATION_EDIT_URL, ANNOTATION_LOCATION,
+    ANNOTATION_ORIGIN_LOCATION, ANNOTATION_SOURCE_LOCATION, ANNOTATION_VIEW_URL, Entity,
+};
+use super::parse::{ParseLimits, parse_catalog_file};
+use super::problem::{Problem, ProblemKind};
+use super::relations;
+use super::rules::CatalogRules;
+use super::validate::{BuiltinKind, check_envelope, validate_entity};
+
+/// Limits on processing, from `catalog.processing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessingConfig {
+    pub limits: ParseLimits,
+    /// How many Location entities deep targets are followed.
+    pub max_location_depth: usize,
+    /// Targets one Location entity may list.
+    pub max_location_targets: usize,
+    /// Files read through Location entities per discovered file.
+    pub max_location_files: usize,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        Self {
+            limits: ParseLimits::default(),
+            max_location_depth: 5,
+            max_location_targets: 50,
+            max_location_files: 100,
+        }
+    }
+}
+
+/// Why a file could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL is not a file on this Bitbucket; no request was made.
+    #[error("{0}")]
+    Refused(String),
+    /// The request failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where files come from, and the SCM's URL rules.
+pub trait FileSource: Sync {
+    /// The file at `url` (a web URL); `Ok(None)` when it does not exist.
+    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>>;
+    /// `target` resolved against the file `base` (the integration's `resolveUrl`).
+    fn resolve(&self, target: &str, base: &str) -> Result<String, String>;
+    /// The integration's `resolveEditUrl`.
+    fn edit_url(&self, url: &str) -> Option<String>;
+    /// The web URL of the repository holding the file.
+    fn repo_url(&self, url: &str) -> Option<String>;
+}
+
+/// What the listing told us about the discovered file's repository.
+#[derive(Debug, Clone, Default)]
+pub struct RepoInfo {
+    /// `<host>/repo-url`, the annotation key naming the repository.
+    pub repo_url_annotation: Option<String>,
+    /// The discovered repository's web URL and default branch, if listed.
+    pub default_branch: Option<(String, String)>,
+}
+
+/// Everything one discovered file led to.
+#[derive(Debug, Default)]
+pub struct TreeOutcome {
+    pub entities: Vec<Entity>,
+    pub problems: Vec<Problem>,
+    /// Files read through Location entities (requests spent).
+    pub files_read: usize,
+}
+
+const REJECTED_URL: &str = "https://backstage.io/annotation-rejected-for-security-reasons";
+
+pub struct Processor<'a, S: FileSource> {
+    pub source: &'a S,
+    pub rules: &'a CatalogRules,
+    pub config: &'a ProcessingConfig,
+    pub repo: &'a RepoInfo,
+}
+
+enum Visit {
+    InProgress,
+    Done(Option<Vec<Entity>>),
+}
+
+#[derive(Default)]
+struct Walk {
+    visited: HashMap<String, Visit>,
+    files_read: usize,
+    problems: Vec<Problem>,
+}
+
+impl<S: FileSource> Processor<'_, S> {
+    /// Processes the discovered file at `url` with content `bytes`; it is
+    /// its own origin.
+    pub async fn process_tree(&self, url: &str, bytes: &[u8]) -> TreeOutcome {
+        let mut walk = Walk::default();
+        walk.visited.insert(url.to_owned(), Visit::InProgress);
+        let entities = self.process_file(&mut walk, url, bytes, url, 0).await;
+        let mut seen = HashSet::new();
+        // The same file reached twice yields the same entities; keep one.
+        let entities = entities
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                seen.insert((
+                    e.key(),
+                    e.metadata.annotations.get(ANNOTATION_LOCATION).cloned(),
+                ))
+            })
+            .collect();
+        TreeOutcome {
+            entities,
+            problems: walk.problems,
+            files_read: walk.files_read,
+        }
+    }
+
+    /// `None` when the file yields nothing (its problems are recorded).
+    fn process_file<'w>(
+        &'w self,
+        walk: &'w mut Walk,
+        url: &'w str,
+        bytes: &'w [u8],
+        origin: &'w str,
+        depth: usize,
+    ) -> BoxFuture<'w, Option<Vec<Entity>>> {
+        Box::pin(async move {
+            let parsed = match parse_catalog_file(bytes, &self.config.limits) {
+                Ok(parsed) => parsed,
+                Err(err) => {
+                    walk.problems
+                        .push(Problem::new(url, ProblemKind::Parse, err.to_string()));
+                    return None;
+                }
+            };
+            let nothing_kept = "; none of this file's entities are kept";
+            if !parsed.errors.is_empty() {
+                for err in parsed.errors {
+                    walk.problems.push(
+                        Problem::new(
+                            url,
+                            ProblemKind::Parse,
+                            format!("{}{nothing_kept}", err.message),
+                        )
+                        .in_document(err.document),
+                    );
+                }
+                return None;
+            }
+            let mut failed = false;
+            for (number, doc) in &parsed.documents {
+                if let Err(invalid) = check_envelope(doc) {
+                    walk.problems.push(
+                        Problem::new(
+                            url,
+                            ProblemKind::Parse,
+                            format!("not an entity: {invalid}{nothing_kept}"),
+                        )
+                        .in_document(*number),
+                    );
+                    failed = true;
+                }
+            }
+            if failed {
+                return None;
+            }
+            let mut documents = parsed.documents;
+            for (_, doc) in &mut documents {
+                self.annotate(doc, url, origin);
+            }
+            for (number, doc) in &documents {
+                let kind = str_at(doc, &["kind"]).unwrap_or_default();
+                let spec_type = str_at(doc, &["spec", "type"]);
+                if !self.rules.is_allowed(kind, spec_type, "url", origin) {
+                    let allowed = self.rules.allowed_kinds("url", origin);
+                    walk.problems.push(
+                        Problem::new(
+                            url,
+                            ProblemKind::NotAllowed,
+                            format!(
+                                "kind {kind} is not allowed from location url:{origin} by catalog.rules (allowed here: {}){nothing_kept}",
+                                if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                            ),
+                        )
+                        .in_document(*number)
+                        .for_entity(doc_ref(doc)),
+                    );
+                    failed = true;
+                }
+            }
+            if failed {
+                return None;
+            }
+            let mut kept = Vec::new();
+            for (number, doc) in documents {
+                let entity_ref = doc_ref(&doc);
+                let reject = |message: String| {
+                    Problem::new(url, ProblemKind::Entity, message)
+                        .in_document(number)
+                        .for_entity(entity_ref.clone())
+                };
+                let builtin = match validate_entity(&doc) {
+                    Ok(builtin) => builtin,
+                    Err(invalid) => {
+                        walk.problems.push(reject(invalid.to_string()));
+                        continue;
+                    }
+                };
+                let entity: Entity = match serde_json::from_value(Value::Object(doc)) {
+                    Ok(entity) => entity,
+                    Err(err) => {
+                        walk.problems.push(reject(err.to_string()));
+                        continue;
+                    }
+                };
+                if let Err(invalid) = relations::emitted(&entity) {
+                    walk.problems.push(reject(invalid.to_string()));
+                    continue;
+                }
+                if builtin == Some(BuiltinKind::Location) {
+                    match self.follow(walk, &entity, number, url, origin, depth).await {
+                        Some(children) => {
+                            kept.push(entity);
+                            kept.extend(children);
+                        }
+                        None => continue,
+                    }
+                } else {
+                    kept.push(entity);
+                }
+            }
+            Some(kept)
+        })
+    }
+
+    /// Reads a Location entity's targets; `None` fails the Location.
+    async fn follow(
+        &self,
+        walk: &mut Walk,
+        location: &Entity,
+        number: usize,
+        url: &str,
+        origin: &str,
+        depth: usize,
+    ) -> Option<Vec<Entity>> {
+        let entity_ref = location.entity_ref();
+        let fail = |walk: &mut Walk, message: String| {
+            walk.problems.push(
+                Problem::new(
+                    url,
+                    ProblemKind::Location,
+                    format!("{message}; the Location and everything under it are not kept"),
+                )
+                .in_document(number)
+                .for_entity(entity_ref.clone()),
+            );
+        };
+        let spec = location.spec.as_ref().and_then(Value::as_object);
+        let get = |key: &str| spec.and_then(|s| s.get(key));
+        let type_ = get("type").and_then(Value::as_str).unwrap_or("url");
+        let optional = get("presence").and_then(Value::as_str) == Some("optional");
+        let mut targets: Vec<&str> = Vec::new();
+        targets.extend(get("target").and_then(Value::as_str));
+        if let Some(Value::Array(items)) = get("targets") {
+            targets.extend(items.iter().filter_map(Value::as_str));
+        }
+        if targets.is_empty() {
+            return Some(Vec::new());
+        }
+        if type_ != "url" {
+            fail(
+                walk,
+                format!(
+                    "location type '{type_}' cannot be read here; only url targets on this Bitbucket are followed"
+                ),
+            );
+            return None;
+        }
+        if targets.len() > self.config.max_location_targets {
+            fail(
+                walk,
+                format!(
+                    "{} targets is more than catalog.processing.maxLocationTargets ({})",
+                    targets.len(),
+                    self.config.max_location_targets
+                ),
+            );
+            return None;
+        }
+        if depth + 1 > self.config.max_location_depth {
+            fail(
+                walk,
+                format!(
+                    "targets are nested deeper than catalog.processing.maxLocationDepth ({})",
+                    self.config.max_location_depth
+                ),
+            );
+            return None;
+        }
+        let mut ok = true;
+        let mut children = Vec::new();
+        for target in targets {
+            let resolved = match self.source.resolve(target, url) {
+                Ok(resolved) => resolved,
+                Err(message) => {
+                    fail(walk, format!("target '{target}': {message}"));
+                    ok = false;
+                    continue;
+                }
+            };
+            match walk.visited.get(&resolved) {
+                // Reached again through a cycle: its entities come with the
+                // Location that is already reading it (Backstage re-reads
+                // and finds the same entities).
+                Some(Visit::InProgress) => continue,
+                Some(Visit::Done(Some(entities))) => {
+                    children.extend(entities.iter().cloned());
+                    continue;
+                }
+                Some(Visit::Done(None)) => {
+                    fail(
+                        walk,
+                        format!("target {resolved} could not be processed (see its problems)"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                None => {}
+            }
+            if walk.files_read >= self.config.max_location_files {
+                fail(
+                    walk,
+                    format!(
+                        "reading {resolved} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
+                        self.config.max_location_files
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            let bytes = match self.source.fetch(&resolved).await {
+                Ok(Some(bytes)) => {
+                    walk.files_read += 1;
+                    bytes
+                }
+                Ok(None) => {
+                    walk.files_read += 1;
+                    walk.visited
+                        .insert(resolved.clone(), Visit::Done(Some(Vec::new())));
+                    if !optional {
+                        fail(
+                            walk,
+                            format!(
+                                "required target {resolved} does not exist (set spec.presence: optional if it may be missing)"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    continue;
+                }
+                Err(FetchError::Refused(message)) => {
+                    fail(walk, format!("target {resolved} is not read: {message}"));
+                    ok = false;
+                    continue;
+                }
+                Err(FetchError::Failed(message)) => {
+                    walk.files_read += 1;
+                    walk.problems
+                        .push(Problem::new(resolved.clone(), ProblemKind::Read, message));
+                    fail(walk, format!("target {resolved} could not be read"));
+                    ok = false;
+                    continue;
+                }
+            };
+            walk.visited.insert(resolved.clone(), Visit::InProgress);
+            let result = self
+                .process_file(walk, &resolved, &bytes, origin, depth + 1)
+                .await;
+            walk.visited
+                .insert(resolved.clone(), Visit::Done(result.clone()));
+            match result {
+                Some(entities) => children.extend(entities),
+                None => {
+                    fail(
+                        walk,
+                        format!("target {resolved} could not be processed (see its problems)"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(children)
+    }
+
+    /// What the location processors add: `managed-by-location` and
+    /// `-origin-location` always; view/edit/source URLs, the repository and
+    /// its default branch unless the file set them.
+    fn annotate(&self, doc: &mut Map<String, Value>, url: &str, origin: &str) {
+        let Some(Value::Object(metadata)) = doc.get_mut("metadata") else {
+            return;
+        };
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        // Malformed annotations are left for validation to report.
+        let Value::Object(annotations) = annotations else {
+            return;
+        };
+        annotations.insert(ANNOTATION_LOCATION.into(), format!("url:{url}").into());
+        annotations.insert(
+            ANNOTATION_ORIGIN_LOCATION.into(),
+            format!("url:{origin}").into(),
+        );
+        let mut defaults: Vec<(String, String)> =
+            vec![(ANNOTATION_VIEW_URL.into(), url.to_owned())];
+        if let Some(edit) = self.source.edit_url(url) {
+            defaults.push((ANNOTATION_EDIT_URL.into(), edit));
+        }
+        if let Ok(dir) = self.source.resolve("./", url) {
+            defaults.push((ANNOTATION_SOURCE_LOCATION.into(), format!("url:{dir}")));
+        }
+        let repo_url = self.source.repo_url(url);
+        if let (Some(key), Some(repo_url)) = (&self.repo.repo_url_annotation, &repo_url) {
+            defaults.push((key.clone(), repo_url.clone()));
+        }
+        if let (Some((listed_repo, branch)), Some(repo_url)) =
+            (&self.repo.default_branch, &repo_url)
+            && listed_repo == repo_url
+        {
+            defaults.push((ANNOTATION_DEFAULT_BRANCH.into(), branch.clone()));
+        }
+        for (key, value) in defaults {
+            annotations.entry(key).or_insert(Value::String(value));
+        }
+        // Backstage's stitcher neutralises script URLs in these two.
+        for key in [ANNOTATION_VIEW_URL, ANNOTATION_EDIT_URL] {
+            if let Some(Value::String(value)) = annotations.get_mut(key)
+                && is_script_url(value)
+            {
+                *value = REJECTED_URL.to_owned();
+            }
+        }
+    }
+}
+
+fn is_script_url(value: &str) -> bool {
+    static SCRIPT: OnceLock<Option<Regex>> = OnceLock::new();
+    SCRIPT
+        .get_or_init(|| {
+            Regex::new(r"(?i)^[\x00-\x1F ]*j[\r\n\t]*a[\r\n\t]*v[\r\n\t]*a[\r\n\t]*s[\r\n\t]*c[\r\n\t]*r[\r\n\t]*i[\r\n\t]*p[\r\n\t]*t[\r\n\t]*:").ok()
+        })
+        .as_ref()
+        .is_some_and(|re| re.is_match(value))
+}
+
+fn str_at<'a>(doc: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
+    let (first, rest) = path.split_first()?;
+    let mut value = doc.get(*first)?;
+    for key in rest {
+        value = value.get(key)?;
+    }
+    value.as_str()
+}
+
+/// `kind:namespace/name` of a document whose envelope is valid.
+fn doc_ref(doc: &Map<String, Value>) -> String {
+    format!(
+        "{}:{}/{}",
+        str_at(doc, &["kind"]).unwrap_or("?").to_lowercase(),
+        str_at(doc, &["metadata", "namespace"]).unwrap_or(super::entity::DEFAULT_NAMESPACE),
+        str_at(doc, &["metadata", "name"]).unwrap_or("?")
+    )
+}
