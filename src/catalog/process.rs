@@ -497,3 +497,172 @@ fn doc_ref(doc: &Map<String, Value>) -> String {
         str_at(doc, &["metadata", "name"]).unwrap_or("?")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const ROOT: &str = "https://bb/projects/P/repos/r/browse/catalog-info.yaml";
+
+    /// Files by web URL; anything else is missing. Counts fetches.
+    struct Files {
+        files: HashMap<String, String>,
+        fetched: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Files {
+        fn new(files: &[(&str, String)]) -> Self {
+            Self {
+                files: files
+                    .iter()
+                    .map(|(path, body)| {
+                        (
+                            format!("https://bb/projects/P/repos/r/browse/{path}"),
+                            body.clone(),
+                        )
+                    })
+                    .collect(),
+                fetched: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl FileSource for Files {
+        fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>> {
+            Box::pin(async move {
+                if !url.starts_with("https://bb/") {
+                    return Err(FetchError::Refused("other host".into()));
+                }
+                if let Ok(mut fetched) = self.fetched.lock() {
+                    fetched.push(url.to_owned());
+                }
+                Ok(self.files.get(url).map(|s| s.clone().into_bytes()))
+            })
+        }
+        fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
+            crate::bitbucket::server_urls::resolve_url(target, base).map_err(|e| e.to_string())
+        }
+        fn edit_url(&self, url: &str) -> Option<String> {
+            Some(url.to_owned())
+        }
+        fn repo_url(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn component(name: &str) -> String {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        )
+    }
+
+    fn location(name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: {name}\nspec:\n{spec}"
+        )
+    }
+
+    async fn run(
+        root: &str,
+        files: &Files,
+        config: &ProcessingConfig,
+    ) -> (Vec<String>, Vec<(ProblemKind, String)>) {
+        let rules = CatalogRules::default();
+        let repo = RepoInfo::default();
+        let processor = Processor {
+            source: files,
+            rules: &rules,
+            config,
+            repo: &repo,
+        };
+        let outcome = processor.process_tree(ROOT, root.as_bytes()).await;
+        let mut names: Vec<String> = outcome
+            .entities
+            .iter()
+            .map(|e| e.metadata.name.clone())
+            .collect();
+        names.sort();
+        let problems = outcome
+            .problems
+            .into_iter()
+            .map(|p| (p.kind, p.message))
+            .collect();
+        (names, problems)
+    }
+
+    /// `(case, root file, other files, config change, entities kept, problem kinds)`.
+    #[tokio::test]
+    async fn location_following_table() {
+        let deep_files: Vec<(&str, String)> = vec![
+            ("l1.yaml", location("l1", "  target: ./l2.yaml\n")),
+            ("l2.yaml", location("l2", "  target: ./leaf.yaml\n")),
+            ("leaf.yaml", component("leaf")),
+        ];
+        type Case<'a> = (
+            &'a str,
+            String,
+            Vec<(&'a str, String)>,
+            fn(&mut ProcessingConfig),
+            Vec<&'a str>,
+            Vec<ProblemKind>,
+        );
+        let same: fn(&mut ProcessingConfig) = |_| {};
+        let cases: Vec<Case<'_>> = vec![
+            ("no targets", location("empty", "  type: url\n"), vec![], same, vec!["empty"], vec![]),
+            ("nested within depth", location("l0", "  target: ./l1.yaml\n"), deep_files.clone(), same, vec!["l0", "l1", "l2", "leaf"], vec![]),
+            ("nested too deep", location("l0", "  target: ./l1.yaml\n"), deep_files.clone(), |c| c.max_location_depth = 2,
+                vec!["l0", "l1"], vec![ProblemKind::Location]),
+            ("depth 0 follows nothing", location("l0", "  target: ./l1.yaml\n"), deep_files.clone(), |c| c.max_location_depth = 0,
+                vec![], vec![ProblemKind::Location]),
+            ("too many targets", location("wide", "  targets: [a.yaml, b.yaml, c.yaml]\n"), vec![], |c| c.max_location_targets = 2,
+                vec![], vec![ProblemKind::Location]),
+            ("file budget", location("wide", "  targets: [a.yaml, b.yaml]\n"),
+                vec![("a.yaml", component("a")), ("b.yaml", component("b"))], |c| c.max_location_files = 1,
+                vec![], vec![ProblemKind::Location]),
+            ("file type is not read", location("f", "  type: file\n  target: ./x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
+            ("other host refused", location("o", "  target: https://elsewhere/x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
+            ("self cycle", location("me", "  target: ./catalog-info.yaml\n"), vec![], same, vec!["me"], vec![]),
+            ("diamond", format!("{}---\n{}", location("x", "  target: ./shared.yaml\n"), location("y", "  target: ./shared.yaml\n")),
+                vec![("shared.yaml", component("shared"))], same, vec!["shared", "x", "y"], vec![]),
+            ("broken target fails the Location only", format!("{}---\n{}", location("x", "  target: ./bad.yaml\n"), component("sibling")),
+                vec![("bad.yaml", "a: [".into())], same, vec!["sibling"], vec![ProblemKind::Parse, ProblemKind::Location]),
+            ("disallowed kind in a target", location("x", "  target: ./group.yaml\n"),
+                vec![("group.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: g\nspec:\n  type: team\n  children: []\n".into())],
+                same, vec![], vec![ProblemKind::NotAllowed, ProblemKind::Location]),
+            ("invalid Location is not followed", location("Bad Name", "  target: ./a.yaml\n"), vec![("a.yaml", component("a"))], same,
+                vec![], vec![ProblemKind::Entity]),
+            ("envelope failure sinks the file", format!("{}---\nkind: Component\nmetadata:\n  name: x\n", component("a")), vec![], same,
+                vec![], vec![ProblemKind::Parse]),
+            ("lower-case location kind is not a Location", location("l", "  target: ./a.yaml\n").replace("kind: Location", "kind: location"),
+                vec![], same, vec![], vec![ProblemKind::Entity]),
+        ];
+        for (case, root, files, change, expected_names, expected_kinds) in cases {
+            let files = Files::new(&files);
+            let mut config = ProcessingConfig::default();
+            change(&mut config);
+            let (names, problems) = run(&root, &files, &config).await;
+            assert_eq!(names, expected_names, "{case}: {problems:?}");
+            let kinds: Vec<ProblemKind> = problems.iter().map(|(k, _)| *k).collect();
+            assert_eq!(kinds, expected_kinds, "{case}: {problems:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_target_is_read_once() {
+        let files = Files::new(&[("shared.yaml", component("shared"))]);
+        let root = format!(
+            "{}---\n{}",
+            location("x", "  target: ./shared.yaml\n"),
+            location("y", "  target: ./shared.yaml?x=1\n")
+        );
+        let (names, _) = run(&root, &files, &ProcessingConfig::default()).await;
+        assert_eq!(names, vec!["shared", "x", "y"]);
+        let fetched = files.fetched.lock().map(|f| f.clone()).unwrap_or_default();
+        assert_eq!(
+            fetched,
+            vec!["https://bb/projects/P/repos/r/browse/shared.yaml".to_owned()]
+        );
+    }
+}

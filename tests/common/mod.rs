@@ -115,6 +115,14 @@ impl FakeServer {
             .await;
     }
 
+    /// Like [`Self::mount_file`], with arbitrary bytes.
+    pub async fn mount_file_bytes(&self, project: &str, slug: &str, file: &str, body: &[u8]) {
+        self.get(format!("{API}/projects/{project}/repos/{slug}/raw/{file}"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body.to_vec()))
+            .mount(&self.server)
+            .await;
+    }
+
     /// How many requests reached the fake whose path ends with `suffix`.
     pub async fn requests_to(&self, suffix: &str) -> usize {
         self.server
