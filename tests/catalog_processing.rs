@@ -40,6 +40,7 @@ async fn mixed_fake(fake: &FakeServer) {
         "json",
         "no-catalog",
         "bad-ref",
+        "placeholder",
     ];
     fake.mount_projects(&["PLAT"], 1000).await;
     let repo_list: Vec<(&str, bool)> = repos.iter().map(|r| (*r, false)).collect();
@@ -195,6 +196,17 @@ async fn mixed_fake(fake: &FakeServer) {
         .to_string(),
     )
     .await;
+    // $text placeholders are read relative to the file.
+    file(
+        "placeholder",
+        "catalog-info.yaml",
+        api("placeholder-api").replace(
+            "  definition: openapi\n",
+            "  definition:\n    $text: ./openapi.yaml\n",
+        ),
+    )
+    .await;
+    file("placeholder", "openapi.yaml", "openapi: 3.0.0\n".into()).await;
     // A dependsOn without a kind: Backstage's processor throws for that entity.
     file(
         "bad-ref",
@@ -265,6 +277,7 @@ async fn a_mixed_bitbucket_yields_exactly_what_backstage_accepts() {
         "opt-child",
         "foreign-sibling",
         "json-svc",
+        "placeholder-api",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -388,8 +401,8 @@ async fn a_mixed_bitbucket_yields_exactly_what_backstage_accepts() {
         message("bad-ref")
     );
 
-    // 7 target files: tree 3 (the cycle back to tree/catalog-info.yaml is
-    // not read again), tree-broken 2, tree-optional 2, foreign none. The
+    // 8 files: tree 3 (the cycle back to tree/catalog-info.yaml is
+    // not read again), tree-broken 2, tree-optional 2, foreign none, one placeholder. The
     // optional missing target costs one request; nothing left the fake.
     assert_eq!(
         fake.requests_to("/repos/tree/raw/catalog-info.yaml").await,
@@ -400,7 +413,7 @@ async fn a_mixed_bitbucket_yields_exactly_what_backstage_accepts() {
             .await,
         1
     );
-    assert_eq!(status["lastRun"]["locationFiles"], 7, "{status:#}");
+    assert_eq!(status["lastRun"]["locationFiles"], 8, "{status:#}");
 
     // The summary in /providers carries the same problems.
     assert_eq!(status["lastRun"]["problems"].as_array().unwrap().len(), 9);
@@ -486,6 +499,11 @@ async fn entities_carry_backstage_annotations_relations_and_identity() {
             &json!({"type": "apiProvidedBy", "targetRef": "component:default/valid-svc"})
         )
     );
+
+    let placeholder = app
+        .get_json("/api/catalog/entities/by-name/api/default/placeholder-api")
+        .await;
+    assert_eq!(placeholder["spec"]["definition"], "openapi: 3.0.0\n");
 
     // uid and etag are set; the uid is a UUID.
     let uid = svc["metadata"]["uid"].as_str().unwrap();

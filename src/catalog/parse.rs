@@ -128,6 +128,33 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
     Ok(parsed)
 }
 
+/// One YAML document of any shape, for `$yaml` placeholders: exactly one
+/// document is required, as Backstage's resolver does.
+pub fn parse_single_document(bytes: &[u8], limits: &ParseLimits) -> Result<Value, String> {
+    if bytes.len() > limits.max_file_bytes {
+        return Err(format!(
+            "larger than the {}-byte limit",
+            limits.max_file_bytes
+        ));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let chunks: Vec<Chunk<'_>> = split_documents(text)
+        .into_iter()
+        .filter(|c| c.is_document)
+        .collect();
+    let [chunk] = chunks.as_slice() else {
+        return Err(format!(
+            "expected exactly one document, found {}",
+            chunks.len()
+        ));
+    };
+    let mut documents: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(chunk.text, options(limits))
+            .map_err(|err| shift_lines(&condense(&err.to_string()), chunk.first_line))?;
+    Ok(documents.pop().map_or(Value::Null, normalize))
+}
+
 struct Chunk<'a> {
     text: &'a str,
     /// 1-based line of the chunk's first line in the file.

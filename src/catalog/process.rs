@@ -24,7 +24,7 @@ use super::entity::{
     ANNOTATION_DEFAULT_BRANCH, ANNOTATION_EDIT_URL, ANNOTATION_LOCATION,
     ANNOTATION_ORIGIN_LOCATION, ANNOTATION_SOURCE_LOCATION, ANNOTATION_VIEW_URL, Entity,
 };
-use super::parse::{ParseLimits, parse_catalog_file};
+use super::parse::{ParseLimits, parse_catalog_file, parse_single_document};
 use super::problem::{Problem, ProblemKind};
 use super::relations;
 use super::rules::CatalogRules;
@@ -218,13 +218,17 @@ impl<S: FileSource> Processor<'_, S> {
                 return None;
             }
             let mut kept = Vec::new();
-            for (number, doc) in documents {
+            for (number, mut doc) in documents {
                 let entity_ref = doc_ref(&doc);
                 let reject = |message: String| {
                     Problem::new(url, ProblemKind::Entity, message)
                         .in_document(number)
                         .for_entity(entity_ref.clone())
                 };
+                if let Err(message) = self.resolve_placeholders(walk, &mut doc, url).await {
+                    walk.problems.push(reject(message));
+                    continue;
+                }
                 let builtin = match validate_entity(&doc) {
                     Ok(builtin) => builtin,
                     Err(invalid) => {
@@ -418,6 +422,76 @@ impl<S: FileSource> Processor<'_, S> {
         ok.then_some(children)
     }
 
+    /// Backstage's PlaceholderProcessor: an object whose only key is
+    /// `$text`, `$json` or `$yaml` with a string value is replaced by the
+    /// content of that file (relative to `url`). Each read counts against
+    /// `maxLocationFiles`; any failure fails the entity.
+    async fn resolve_placeholders(
+        &self,
+        walk: &mut Walk,
+        doc: &mut Map<String, Value>,
+        url: &str,
+    ) -> Result<(), String> {
+        let mut found = Vec::new();
+        for (key, value) in doc.iter() {
+            find_placeholders(value, &mut vec![Step::Key(key.clone())], &mut found);
+        }
+        for (path, kind, target) in found {
+            let location = self.source.resolve(&target, url).map_err(|e| {
+                format!("Placeholder ${kind} could not form a URL out of {url} and {target}, {e}")
+            })?;
+            if walk.files_read >= self.config.max_location_files {
+                return Err(format!(
+                    "Placeholder ${kind} at {location} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
+                    self.config.max_location_files
+                ));
+            }
+            let bytes = match self.source.fetch(&location).await {
+                Ok(Some(bytes)) => {
+                    walk.files_read += 1;
+                    bytes
+                }
+                Ok(None) => {
+                    walk.files_read += 1;
+                    return Err(format!(
+                        "Placeholder ${kind} could not read location {target}: {location} does not exist"
+                    ));
+                }
+                Err(FetchError::Refused(message)) => {
+                    return Err(format!(
+                        "Placeholder ${kind} could not read location {target}: {message}"
+                    ));
+                }
+                Err(FetchError::Failed(message)) => {
+                    walk.files_read += 1;
+                    return Err(format!(
+                        "Placeholder ${kind} could not read location {target}: {message}"
+                    ));
+                }
+            };
+            let limits = &self.config.limits;
+            if bytes.len() > limits.max_file_bytes {
+                return Err(format!(
+                    "Placeholder ${kind}: {location} is larger than catalog.processing.maxFileSize ({} bytes)",
+                    limits.max_file_bytes
+                ));
+            }
+            let value = match kind {
+                "text" => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+                "json" => serde_json::from_slice(&bytes).map_err(|e| {
+                    format!("Placeholder $json failed to parse JSON data at {target}, {e}")
+                })?,
+                _ => parse_single_document(&bytes, limits).map_err(|e| {
+                    format!("Placeholder $yaml could not use the data at {target}: {e}")
+                })?,
+            };
+            if let Some(slot) = value_at(doc, &path) {
+                *slot = value;
+            }
+        }
+        Ok(())
+    }
+
     /// What the location processors add: `managed-by-location` and
     /// `-origin-location` always; view/edit/source URLs, the repository and
     /// its default branch unless the file set them.
@@ -467,6 +541,66 @@ impl<S: FileSource> Processor<'_, S> {
             }
         }
     }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Placeholders as Backstage finds them: an object with exactly one key, a
+/// known `$`-resolver with a string value. Other `$` keys (e.g. JSON
+/// Schema's `$ref`) are left alone, and nothing inside them is searched.
+fn find_placeholders(
+    value: &Value,
+    path: &mut Vec<Step>,
+    out: &mut Vec<(Vec<Step>, &'static str, String)>,
+) {
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Step::Index(i));
+                find_placeholders(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            if !map.keys().any(|k| k.starts_with('$')) {
+                for (k, v) in map {
+                    path.push(Step::Key(k.clone()));
+                    find_placeholders(v, path, out);
+                    path.pop();
+                }
+                return;
+            }
+            if let [(key, Value::String(target))] = map.iter().collect::<Vec<_>>().as_slice() {
+                let kind = match key.as_str() {
+                    "$text" => "text",
+                    "$json" => "json",
+                    "$yaml" => "yaml",
+                    _ => return,
+                };
+                out.push((path.clone(), kind, target.clone()));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn value_at<'a>(doc: &'a mut Map<String, Value>, path: &[Step]) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let Step::Key(key) = first else {
+        return None;
+    };
+    let mut node = doc.get_mut(key)?;
+    for step in rest {
+        node = match step {
+            Step::Key(key) => node.get_mut(key)?,
+            Step::Index(i) => node.get_mut(*i)?,
+        };
+    }
+    Some(node)
 }
 
 fn is_script_url(value: &str) -> bool {
@@ -647,6 +781,60 @@ mod tests {
             let kinds: Vec<ProblemKind> = problems.iter().map(|(k, _)| *k).collect();
             assert_eq!(kinds, expected_kinds, "{case}: {problems:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn placeholders_are_resolved_like_backstage() {
+        let api = |definition: &str| {
+            format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: api\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    {definition}\n  schema:\n    $ref: '#/definitions/x'\n  extra:\n    - $json: ./extra.json\n  meta:\n    $yaml: ./meta.yaml\n"
+            )
+        };
+        let files = Files::new(&[
+            ("specs/openapi.yaml", "openapi: 3.0.0\n".into()),
+            ("extra.json", r#"{"a": [1, 2]}"#.into()),
+            ("meta.yaml", "k: v\n".into()),
+        ]);
+        let rules = CatalogRules::default();
+        let repo = RepoInfo::default();
+        let config = ProcessingConfig::default();
+        let processor = Processor {
+            source: &files,
+            rules: &rules,
+            config: &config,
+            repo: &repo,
+        };
+        let outcome = processor
+            .process_tree(ROOT, api("$text: ./specs/openapi.yaml").as_bytes())
+            .await;
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        let spec = outcome.entities[0].spec.clone().unwrap_or_default();
+        assert_eq!(spec["definition"], "openapi: 3.0.0\n");
+        assert_eq!(
+            spec["schema"],
+            serde_json::json!({"$ref": "#/definitions/x"})
+        );
+        assert_eq!(spec["extra"], serde_json::json!([{"a": [1, 2]}]));
+        assert_eq!(spec["meta"], serde_json::json!({"k": "v"}));
+        assert_eq!(outcome.files_read, 3);
+
+        // A missing file fails that entity only.
+        let broken = format!("{}---\n{}", api("$text: ./nope.yaml"), component("sibling"));
+        let outcome = processor.process_tree(ROOT, broken.as_bytes()).await;
+        let names: Vec<_> = outcome
+            .entities
+            .iter()
+            .map(|e| e.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["sibling"]);
+        assert_eq!(outcome.problems.len(), 1);
+        assert!(
+            outcome.problems[0]
+                .message
+                .contains("Placeholder $text could not read location ./nope.yaml"),
+            "{:?}",
+            outcome.problems
+        );
     }
 
     #[tokio::test]
