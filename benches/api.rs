@@ -16,7 +16,12 @@ use tokio_util::sync::CancellationToken;
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -41,7 +46,10 @@ fn entity(i: usize) -> Entity {
 async fn seed(db: &Path, count: usize) {
     let store = SqliteStore::open(db).await.expect("store");
     let entities: Vec<Entity> = (0..count).map(entity).collect();
-    store.save_source("bench", &entities, &RunReport::new("bench")).await.expect("seed");
+    store
+        .save_source("bench", &entities, &RunReport::new("bench"))
+        .await
+        .expect("seed");
     store.close().await;
 }
 
@@ -57,7 +65,10 @@ fn config(db: &Path) -> Config {
     let env = Environment::from_pairs([
         ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
         ("APP_CONFIG_backend_listen_port", "0"),
-        ("APP_CONFIG_backend_database_connection", db.to_str().unwrap_or_default()),
+        (
+            "APP_CONFIG_backend_database_connection",
+            db.to_str().unwrap_or_default(),
+        ),
     ]);
     Config::load(&[file], &env).expect("config").config
 }
@@ -67,7 +78,14 @@ async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, u
     let mut size = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let body = http.get(url).send().await.expect("get").bytes().await.expect("body");
+        let body = http
+            .get(url)
+            .send()
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body");
         best = best.min(started.elapsed());
         size = body.len();
     }
@@ -76,7 +94,10 @@ async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, u
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let count: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("catalog.sqlite");
     seed(&db, count).await;
@@ -88,20 +109,50 @@ async fn main() {
     let address = format!("http://{}", app.local_addr());
     let stop = CancellationToken::new();
     let token = stop.clone();
-    let server = tokio::spawn(async move { app.run_until(async move { token.cancelled().await }).await });
+    let server =
+        tokio::spawn(async move { app.run_until(async move { token.cancelled().await }).await });
     println!("entities                      {count}");
-    println!("restart to ready              {:.0} ms (open store, load, index, bind)", restart.as_secs_f64() * 1e3);
-    println!("RSS after load                {} KiB (before build: {rss_before} KiB)", status_kib("VmRSS:"));
+    println!(
+        "restart to ready              {:.0} ms (open store, load, index, bind)",
+        restart.as_secs_f64() * 1e3
+    );
+    println!(
+        "RSS after load                {} KiB (before build: {rss_before} KiB)",
+        status_kib("VmRSS:")
+    );
 
     let http = reqwest::Client::new();
     let (full, size) = timed_get(&http, &format!("{address}/api/catalog/entities"), 5).await;
-    println!("GET /entities (all)           {:.1} ms, {:.1} MiB", full.as_secs_f64() * 1e3, size as f64 / 1048576.0);
+    println!(
+        "GET /entities (all)           {:.1} ms, {:.1} MiB",
+        full.as_secs_f64() * 1e3,
+        size as f64 / 1048576.0
+    );
     let (page, _) = timed_get(&http, &format!("{address}/api/catalog/entities/by-query?limit=100&orderField=metadata.name,asc&filter=kind%3Dcomponent"), 20).await;
-    println!("by-query page (100, sorted)   {:.1} ms", page.as_secs_f64() * 1e3);
-    let (facets, _) = timed_get(&http, &format!("{address}/api/catalog/entity-facets?facet=spec.type&facet=metadata.tags"), 20).await;
-    println!("entity-facets (2 facets)      {:.1} ms", facets.as_secs_f64() * 1e3);
-    let (by_name, _) = timed_get(&http, &format!("{address}/api/catalog/entities/by-name/component/default/service-000001"), 200).await;
-    println!("by-name (single request)      {:.3} ms", by_name.as_secs_f64() * 1e3);
+    println!(
+        "by-query page (100, sorted)   {:.1} ms",
+        page.as_secs_f64() * 1e3
+    );
+    let (facets, _) = timed_get(
+        &http,
+        &format!("{address}/api/catalog/entity-facets?facet=spec.type&facet=metadata.tags"),
+        20,
+    )
+    .await;
+    println!(
+        "entity-facets (2 facets)      {:.1} ms",
+        facets.as_secs_f64() * 1e3
+    );
+    let (by_name, _) = timed_get(
+        &http,
+        &format!("{address}/api/catalog/entities/by-name/component/default/service-000001"),
+        200,
+    )
+    .await;
+    println!(
+        "by-name (single request)      {:.3} ms",
+        by_name.as_secs_f64() * 1e3
+    );
     println!("RSS after queries             {} KiB", status_kib("VmRSS:"));
 
     let script = dir.path().join("by-name.lua");
@@ -111,10 +162,22 @@ async fn main() {
     )
     .expect("script");
     let url = address.clone();
-    let wrk = tokio::task::spawn_blocking(move || Command::new("wrk").args(["-t1", "-c16", "-d10s", "--latency", "-s"]).arg(&script).arg(url).output()).await;
+    let wrk = tokio::task::spawn_blocking(move || {
+        Command::new("wrk")
+            .args(["-t1", "-c16", "-d10s", "--latency", "-s"])
+            .arg(&script)
+            .arg(url)
+            .output()
+    })
+    .await;
     match wrk {
-        Ok(Ok(out)) if out.status.success() => println!("wrk -t1 -c16 -d10s --latency (by-name, rotating names):\n{}", String::from_utf8_lossy(&out.stdout)),
-        _ => println!("wrk not available: install it (apt-get install wrk) for the by-name load test"),
+        Ok(Ok(out)) if out.status.success() => println!(
+            "wrk -t1 -c16 -d10s --latency (by-name, rotating names):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        _ => println!(
+            "wrk not available: install it (apt-get install wrk) for the by-name load test"
+        ),
     }
     stop.cancel();
     let _ = server.await;

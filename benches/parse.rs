@@ -32,8 +32,8 @@ fn measure(name: &str, input: &str, iterations: u32) {
     times.sort();
     let outcome = match parse_catalog_file(input.as_bytes(), &limits) {
         Ok(parsed) => format!(
-            "{} entities, {} document errors",
-            parsed.entities.len(),
+            "{} documents, {} document errors",
+            parsed.documents.len(),
             parsed.errors.len()
         ),
         Err(err) => format!(

@@ -91,12 +91,14 @@ impl Application {
         }
         let stored = store.load().await?;
         let mut restored_reports = Vec::new();
+        let mut sources = Vec::with_capacity(stored.len());
         for source in stored {
-            catalog.replace_source(&source.id, source.entities);
             if let Some(report) = source.last_run {
-                restored_reports.push((source.id, report));
+                restored_reports.push((source.id.clone(), report));
             }
+            sources.push((source.id, source.entities));
         }
+        catalog.replace_sources(sources);
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),

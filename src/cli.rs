@@ -166,11 +166,15 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         for problem in &result.report.problems {
             eprintln!(
                 "  problem ({:?}) {}: {}",
-                problem.kind, problem.url, problem.message
+                problem.kind,
+                problem.place(),
+                problem.message
             );
         }
         entities.extend(result.entities.unwrap_or_default());
     }
+    // What the daemon would serve: relations both ways, uid and etag.
+    crate::catalog::stitch::stitch(&mut entities);
     if let Err(err) = print_entities(&entities, format) {
         eprintln!("error: cannot write the entities: {err}");
         return ExitCode::from(exit::FAILED);

@@ -11,8 +11,10 @@
 //!   over one counted HTTP layer.
 //! - [`discovery`]: providers that list projects and repositories, apply the
 //!   filters and read each repository's catalog file.
-//! - [`catalog`]: untrusted YAML → entities under explicit budgets, and the
-//!   in-memory catalog each provider's run replaces atomically.
+//! - [`catalog`]: untrusted YAML → entities under explicit budgets, processed
+//!   as Backstage's catalog does (validation, `catalog.rules`, annotations,
+//!   Location targets, placeholders, relations), and the in-memory catalog
+//!   each provider's run replaces atomically.
 //! - [`scheduler`]: runs providers on their schedules, never overlapping,
 //!   cancelled at their timeout.
 //! - [`api`]: the axum router (`/api/catalog/...`, health).

@@ -159,24 +159,21 @@ impl ProviderRunner {
         if let Err(err) = self.store.save_source(self.id(), &entities, &report).await {
             // Still serve the fresh entities; only a restart would lose them.
             tracing::error!(provider = self.id(), error = %err, "cannot persist the run's entities");
-            report.problems.push(Problem {
-                url: String::new(),
-                kind: ProblemKind::Store,
-                message: format!("entities are served but not persisted: {err}"),
-            });
+            report.problems.push(Problem::new(
+                String::new(),
+                ProblemKind::Store,
+                format!("entities are served but not persisted: {err}"),
+            ));
         }
         let conflicts = self.catalog.replace_source(self.id(), entities);
         report.entities = report.entities.saturating_sub(conflicts.len());
-        report
-            .problems
-            .extend(conflicts.into_iter().map(|c| Problem {
-                url: c.location,
-                kind: ProblemKind::Conflict,
-                message: format!(
-                    "entity {} is already provided by {}; this copy is ignored",
-                    c.entity_ref, c.owner
-                ),
-            }));
+        report.problems.extend(conflicts.into_iter().map(|c| {
+            let message = format!(
+                "entity {} is already provided by {}; this copy is ignored",
+                c.entity_ref, c.owner
+            );
+            Problem::new(c.location, ProblemKind::Conflict, message).for_entity(c.entity_ref)
+        }));
         report
     }
 
@@ -199,7 +196,7 @@ impl ProviderRunner {
             ),
         }
         for problem in &report.problems {
-            tracing::warn!(provider = self.id(), url = problem.url, kind = ?problem.kind, "{}", problem.message);
+            tracing::warn!(provider = self.id(), url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message);
         }
     }
 }

@@ -15,7 +15,17 @@ async fn app() -> (FakeServer, TestApp) {
 }
 
 fn names(entities: &Value) -> Vec<String> {
-    entities.as_array().expect("array").iter().map(|e| e["metadata"]["name"].as_str().unwrap_or_default().to_owned()).collect()
+    entities
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -23,17 +33,35 @@ async fn filters_follow_backstage_semantics() {
     let (_fake, app) = app().await;
     let cases: &[(&str, &[&str])] = &[
         ("filter=kind=api", &["billing-api", "users-api"]),
-        ("filter=KIND=Component,spec.type=service", &["billing", "payments", "search"]),
-        ("filter=kind=component,spec.type=service,spec.type=website", &["billing", "checkout", "payments", "search"]),
-        ("filter=metadata.tags=java&filter=kind=api", &["billing-api", "users-api", "billing", "ledger", "payments"]),
+        (
+            "filter=KIND=Component,spec.type=service",
+            &["billing", "payments", "search"],
+        ),
+        (
+            "filter=kind=component,spec.type=service,spec.type=website",
+            &["billing", "checkout", "payments", "search"],
+        ),
+        (
+            "filter=metadata.tags=java&filter=kind=api",
+            &["billing-api", "users-api", "billing", "ledger", "payments"],
+        ),
         ("filter=metadata.tags.money", &["billing", "payments"]),
         ("filter=metadata.tags.go=true", &["search"]),
         ("filter=spec.definition", &["billing-api", "users-api"]),
-        ("filter=relations.ownedby", &[]),
-        ("filter=metadata.namespace=default,kind=api", &["billing-api", "users-api"]),
+        (
+            "filter=relations.ownedby=group:default/team-a,kind=api",
+            &["billing-api", "users-api"],
+        ),
+        ("filter=relations.ownedby=group:default/team-b", &[]),
+        (
+            "filter=metadata.namespace=default,kind=api",
+            &["billing-api", "users-api"],
+        ),
     ];
     for (query, expected) in cases {
-        let got = app.get_json(&format!("/api/catalog/entities?{query}")).await;
+        let got = app
+            .get_json(&format!("/api/catalog/entities?{query}"))
+            .await;
         assert_eq!(names(&got), *expected, "{query}");
     }
 }
@@ -41,49 +69,107 @@ async fn filters_follow_backstage_semantics() {
 #[tokio::test]
 async fn paging_follows_the_link_header_to_the_end() {
     let (_fake, app) = app().await;
-    let mut url = "/api/catalog/entities?filter=kind%3Dcomponent&order=desc:metadata.name&limit=2".to_owned();
+    let mut url =
+        "/api/catalog/entities?filter=kind%3Dcomponent&order=desc:metadata.name&limit=2".to_owned();
     let mut seen = Vec::new();
     for _ in 0..10 {
         let response = app.get(&url).await;
         assert_eq!(response.status(), 200);
-        let link = response.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+        let link = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
         seen.extend(names(&response.json().await.unwrap()));
         match link {
             Some(link) => {
                 assert!(link.ends_with(">; rel=\"next\""), "{link}");
-                url = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
-                assert!(url.starts_with("/api/catalog/entities?") && url.contains("after="), "{url}");
+                url = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                assert!(
+                    url.starts_with("/api/catalog/entities?") && url.contains("after="),
+                    "{url}"
+                );
             }
             None => break,
         }
     }
-    assert_eq!(seen, vec!["search", "payments", "ledger", "checkout", "billing"]);
+    assert_eq!(
+        seen,
+        vec!["search", "payments", "ledger", "checkout", "billing"]
+    );
 }
 
 #[tokio::test]
 async fn bad_parameters_are_400_input_errors_in_backstage_shape() {
     let (_fake, app) = app().await;
     let cases = [
-        ("/api/catalog/entities?limit=abc", "request/query/limit must be integer"),
-        ("/api/catalog/entities?limit=-1", "request/query/limit must be >= 0"),
-        ("/api/catalog/entities?limit=0", "Invalid limit, must be greater than zero"),
-        ("/api/catalog/entities?order=sideways:name", "Invalid order parameter \"sideways:name\", expected \"<asc or desc>:<field name>\""),
-        ("/api/catalog/entities?filter=%3Dx", "Invalid filter, '=x' is not a valid statement (expected a string on the form a=b or a= or a)"),
-        ("/api/catalog/entities?fields=relations[0]", "Invalid field \"relations[0]\", array type fields are not supported"),
-        ("/api/catalog/entities?bogus=1", "Unknown query parameter 'bogus'"),
-        ("/api/catalog/entities?after=not-base64", "Malformed after cursor, could not be parsed"),
-        ("/api/catalog/entities/by-query?cursor=%21%21", "Malformed cursor"),
-        ("/api/catalog/entities/by-query?orderField=metadata.name,up", "Invalid order field order, must be asc or desc"),
-        ("/api/catalog/entities/by-query?totalItems=maybe", "Invalid totalItems parameter \"maybe\", expected one of: include, exclude"),
+        (
+            "/api/catalog/entities?limit=abc",
+            "request/query/limit must be integer",
+        ),
+        (
+            "/api/catalog/entities?limit=-1",
+            "request/query/limit must be >= 0",
+        ),
+        (
+            "/api/catalog/entities?limit=0",
+            "Invalid limit, must be greater than zero",
+        ),
+        (
+            "/api/catalog/entities?order=sideways:name",
+            "Invalid order parameter \"sideways:name\", expected \"<asc or desc>:<field name>\"",
+        ),
+        (
+            "/api/catalog/entities?filter=%3Dx",
+            "Invalid filter, '=x' is not a valid statement (expected a string on the form a=b or a= or a)",
+        ),
+        (
+            "/api/catalog/entities?fields=relations[0]",
+            "Invalid field \"relations[0]\", array type fields are not supported",
+        ),
+        (
+            "/api/catalog/entities?bogus=1",
+            "Unknown query parameter 'bogus'",
+        ),
+        (
+            "/api/catalog/entities?after=not-base64",
+            "Malformed after cursor, could not be parsed",
+        ),
+        (
+            "/api/catalog/entities/by-query?cursor=%21%21",
+            "Malformed cursor",
+        ),
+        (
+            "/api/catalog/entities/by-query?orderField=metadata.name,up",
+            "Invalid order field order, must be asc or desc",
+        ),
+        (
+            "/api/catalog/entities/by-query?totalItems=maybe",
+            "Invalid totalItems parameter \"maybe\", expected one of: include, exclude",
+        ),
         ("/api/catalog/entity-facets", "Missing facet parameter"),
     ];
     for (url, message) in cases {
         let response = app.get(url).await;
         assert_eq!(response.status(), 400, "{url}");
-        assert_eq!(response.headers()["content-type"], "application/json", "{url}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{url}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["name"], "InputError", "{url}");
-        assert!(body["error"]["message"].as_str().unwrap().starts_with(message), "{url}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(message),
+            "{url}: {body}"
+        );
         assert_eq!(body["request"]["method"], "GET");
         assert_eq!(body["request"]["url"], url);
         assert_eq!(body["response"]["statusCode"], 400);
@@ -96,7 +182,16 @@ async fn by_query_post_takes_a_predicate_and_keeps_it_in_the_cursor() {
     let post = |body: Value| {
         let http = app.http.clone();
         let url = format!("{}/api/catalog/entities/by-query", app.address);
-        async move { http.post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let first = post(json!({
         "query": {"$all": [{"kind": "component"}, {"$not": {"spec.type": "library"}}, {"metadata.tags": {"$in": ["java", "react"]}}]},
@@ -106,19 +201,37 @@ async fn by_query_post_takes_a_predicate_and_keeps_it_in_the_cursor() {
     }))
     .await;
     assert_eq!(first["totalItems"], 3);
-    assert_eq!(first["items"], json!([{"metadata": {"name": "payments"}}, {"metadata": {"name": "checkout"}}]));
+    assert_eq!(
+        first["items"],
+        json!([{"metadata": {"name": "payments"}}, {"metadata": {"name": "checkout"}}])
+    );
     let cursor = first["pageInfo"]["nextCursor"].as_str().unwrap().to_owned();
     use base64::Engine;
-    let decoded: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(&cursor).unwrap()).unwrap();
-    assert!(decoded.get("query").is_some(), "POST cursors keep the predicate under `query`: {decoded}");
+    let decoded: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(&cursor)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        decoded.get("query").is_some(),
+        "POST cursors keep the predicate under `query`: {decoded}"
+    );
     let second = post(json!({"cursor": cursor, "fields": ["metadata.name"]})).await;
     assert_eq!(second["items"], json!([{"metadata": {"name": "billing"}}]));
     assert!(second["pageInfo"].get("nextCursor").is_none());
     assert!(second["pageInfo"]["prevCursor"].is_string());
 
     // GET cursors never carry `query`, so the JS client stays on GET.
-    let get = app.get_json("/api/catalog/entities/by-query?filter=kind%3Dcomponent&limit=1").await;
-    let decoded: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(get["pageInfo"]["nextCursor"].as_str().unwrap()).unwrap()).unwrap();
+    let get = app
+        .get_json("/api/catalog/entities/by-query?filter=kind%3Dcomponent&limit=1")
+        .await;
+    let decoded: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(get["pageInfo"]["nextCursor"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert!(decoded.get("query").is_none(), "{decoded}");
     assert_eq!(get["totalItems"], 5);
 }
@@ -126,10 +239,14 @@ async fn by_query_post_takes_a_predicate_and_keeps_it_in_the_cursor() {
 #[tokio::test]
 async fn uids_are_stable_and_etags_follow_content() {
     let (fake, app) = app().await;
-    let entity = app.get_json("/api/catalog/entities/by-name/component/default/billing").await;
+    let entity = app
+        .get_json("/api/catalog/entities/by-name/component/default/billing")
+        .await;
     let uid = entity["metadata"]["uid"].as_str().unwrap().to_owned();
     let etag = entity["metadata"]["etag"].as_str().unwrap().to_owned();
-    let by_uid = app.get_json(&format!("/api/catalog/entities/by-uid/{uid}")).await;
+    let by_uid = app
+        .get_json(&format!("/api/catalog/entities/by-uid/{uid}"))
+        .await;
     assert_eq!(by_uid["metadata"]["name"], "billing");
     let missing = app.get("/api/catalog/entities/by-uid/nope").await;
     assert_eq!(missing.status(), 404);
@@ -137,20 +254,45 @@ async fn uids_are_stable_and_etags_follow_content() {
     assert_eq!(body["error"]["message"], "No entity with uid nope");
 
     // Same content again: same uid and etag. Changed content: same uid, new etag.
-    let refreshed = app.http.post(format!("{}/api/catalog/providers/main/refresh", app.address)).send().await.unwrap();
+    let refreshed = app
+        .http
+        .post(format!(
+            "{}/api/catalog/providers/main/refresh",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refreshed.status(), 202);
     app.wait_for_run("main", |s| s["inProgress"] == false).await;
-    let again = app.get_json("/api/catalog/entities/by-name/component/default/billing").await;
+    let again = app
+        .get_json("/api/catalog/entities/by-name/component/default/billing")
+        .await;
     assert_eq!(again["metadata"]["uid"], uid.as_str());
     assert_eq!(again["metadata"]["etag"], etag.as_str());
 
     fake.server.reset().await;
-    let changed = common::FakeServer { server: fake.server, authorization: None };
+    let changed = common::FakeServer {
+        server: fake.server,
+        authorization: None,
+    };
     mount_changed_billing(&changed).await;
     let before = app.get_json("/api/catalog/providers/main").await["lastRun"]["startedAt"].clone();
-    app.http.post(format!("{}/api/catalog/providers/main/refresh", app.address)).send().await.unwrap();
-    app.wait_for_run("main", |s| s["lastRun"]["startedAt"] != before && s["inProgress"] == false).await;
-    let changed_entity = app.get_json("/api/catalog/entities/by-name/component/default/billing").await;
+    app.http
+        .post(format!(
+            "{}/api/catalog/providers/main/refresh",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    app.wait_for_run("main", |s| {
+        s["lastRun"]["startedAt"] != before && s["inProgress"] == false
+    })
+    .await;
+    let changed_entity = app
+        .get_json("/api/catalog/entities/by-name/component/default/billing")
+        .await;
     assert_eq!(changed_entity["metadata"]["uid"], uid.as_str());
     assert_ne!(changed_entity["metadata"]["etag"], etag.as_str());
     assert_eq!(changed_entity["spec"]["lifecycle"], "deprecated");
@@ -159,8 +301,10 @@ async fn uids_are_stable_and_etags_follow_content() {
 async fn mount_changed_billing(fake: &FakeServer) {
     fake.mount_projects(&["PLAT"], 25).await;
     fake.mount_repos("PLAT", &[("billing", false)], 25).await;
-    let doc = common::entity_doc("Component", "billing", "service", &["java", "money"]).replace("production", "deprecated");
-    fake.mount_file("PLAT", "billing", "catalog-info.yaml", &doc).await;
+    let doc = common::entity_doc("Component", "billing", "service", &["java", "money"])
+        .replace("production", "deprecated");
+    fake.mount_file("PLAT", "billing", "catalog-info.yaml", &doc)
+        .await;
 }
 
 #[tokio::test]
@@ -171,24 +315,57 @@ async fn provider_status_refresh_metrics_and_openapi() {
     assert_eq!(status["entities"], 7);
     assert!(status["nextRun"].is_string(), "{status}");
     assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
-    assert!(status["lastRun"]["startedAt"].is_string() && status["lastRun"]["finishedAt"].is_string());
+    assert!(
+        status["lastRun"]["startedAt"].is_string() && status["lastRun"]["finishedAt"].is_string()
+    );
 
-    let missing = app.http.post(format!("{}/api/catalog/providers/nope/refresh", app.address)).send().await.unwrap();
+    let missing = app
+        .http
+        .post(format!(
+            "{}/api/catalog/providers/nope/refresh",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("known providers: main"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("known providers: main")
+    );
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    for needle in ["catalog_provider_runs_total", "bitbucket_requests_total", "catalog_provider_entities", "catalog_provider_run_duration_seconds_bucket"] {
+    for needle in [
+        "catalog_provider_runs_total",
+        "bitbucket_requests_total",
+        "catalog_provider_entities",
+        "catalog_provider_run_duration_seconds_bucket",
+    ] {
         assert!(metrics.contains(needle), "{needle} missing from /metrics");
     }
     app.get("/api/catalog/entities").await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("http_server_request_duration_seconds_bucket"), "API latency missing");
+    assert!(
+        metrics.contains("http_server_request_duration_seconds_bucket"),
+        "API latency missing"
+    );
 
     let openapi = app.get_json("/api/catalog/openapi.json").await;
     assert_eq!(openapi["openapi"], "3.0.3");
-    for path in ["/entities", "/entities/by-query", "/entities/by-refs", "/entity-facets", "/locations", "/providers/{id}/refresh"] {
-        assert!(openapi["paths"].get(path).is_some(), "{path} missing from openapi.json");
+    for path in [
+        "/entities",
+        "/entities/by-query",
+        "/entities/by-refs",
+        "/entity-facets",
+        "/locations",
+        "/providers/{id}/refresh",
+    ] {
+        assert!(
+            openapi["paths"].get(path).is_some(),
+            "{path} missing from openapi.json"
+        );
     }
 }

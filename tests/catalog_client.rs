@@ -23,15 +23,45 @@ async fn backstage_catalog_client_works_against_the_daemon() {
     app.wait_for_run("main", |_| true).await;
 
     let address = app.address.clone();
-    let output = tokio::task::spawn_blocking(move || Command::new("node").arg("compat.mjs").arg(address).current_dir(dir).output().expect("node runs"))
-        .await
-        .expect("join");
-    assert!(output.status.success(), "compat.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("compat.mjs")
+            .arg(address)
+            .current_dir(dir)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "compat.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let out: Value = serde_json::from_slice(&output.stdout).expect("compat.mjs prints JSON");
 
-    assert_eq!(out["getEntities"], json!(["billing-api", "users-api", "billing", "checkout", "ledger", "payments", "search"]));
-    assert_eq!(out["getEntitiesFiltered"], json!(["users-api", "search", "payments", "billing-api", "billing"]));
-    let location = |project: &str, slug: &str| format!("url:{}/projects/{project}/repos/{slug}/browse/catalog-info.yaml", fake.server.uri());
+    assert_eq!(
+        out["getEntities"],
+        json!([
+            "billing-api",
+            "users-api",
+            "billing",
+            "checkout",
+            "ledger",
+            "payments",
+            "search"
+        ])
+    );
+    assert_eq!(
+        out["getEntitiesFiltered"],
+        json!(["users-api", "search", "payments", "billing-api", "billing"])
+    );
+    let location = |project: &str, slug: &str| {
+        format!(
+            "url:{}/projects/{project}/repos/{slug}/browse/catalog-info.yaml",
+            fake.server.uri()
+        )
+    };
     assert_eq!(
         out["getEntitiesFields"],
         json!([
@@ -40,11 +70,28 @@ async fn backstage_catalog_client_works_against_the_daemon() {
         ])
     );
     assert_eq!(out["queryTotal"], 5);
-    assert_eq!(out["queryPages"], json!([["billing", "checkout"], ["ledger", "payments"], ["search"]]));
+    assert_eq!(
+        out["queryPages"],
+        json!([["billing", "checkout"], ["ledger", "payments"], ["search"]])
+    );
     assert_eq!(out["queryPrevious"], json!(["ledger", "payments"]));
     assert_eq!(out["queryFullText"], json!(["billing-api", "billing"]));
-    assert_eq!(out["streamEntities"], json!(["billing-api", "users-api", "billing", "checkout", "ledger", "payments", "search"]));
-    assert_eq!(out["getEntitiesByRefs"], json!(["Component:billing", null, "API:billing-api"]));
+    assert_eq!(
+        out["streamEntities"],
+        json!([
+            "billing-api",
+            "users-api",
+            "billing",
+            "checkout",
+            "ledger",
+            "payments",
+            "search"
+        ])
+    );
+    assert_eq!(
+        out["getEntitiesByRefs"],
+        json!(["Component:billing", null, "API:billing-api"])
+    );
     assert_eq!(out["getEntityByRef"], "billing");
     assert_eq!(out["getEntityByRefObject"], "billing");
     assert_eq!(out["getEntityByRefMissing"], true);
@@ -55,14 +102,28 @@ async fn backstage_catalog_client_works_against_the_daemon() {
             "spec.type": [{"value": "library", "count": 1}, {"value": "openapi", "count": 2}, {"value": "service", "count": 3}, {"value": "website", "count": 1}],
         })
     );
-    let mut locations: Vec<String> = [("PAY", "ledger"), ("PAY", "payments"), ("PAY", "search"), ("PLAT", "billing"), ("PLAT", "checkout"), ("PLAT", "users")]
-        .iter()
-        .map(|(p, s)| location(p, s).trim_start_matches("url:").to_owned())
-        .collect();
+    let mut locations: Vec<String> = [
+        ("PAY", "ledger"),
+        ("PAY", "payments"),
+        ("PAY", "search"),
+        ("PLAT", "billing"),
+        ("PLAT", "checkout"),
+        ("PLAT", "users"),
+    ]
+    .iter()
+    .map(|(p, s)| location(p, s).trim_start_matches("url:").to_owned())
+    .collect();
     locations.sort();
     assert_eq!(out["getLocations"], json!(locations));
-    assert!(out["getLocationById"].as_str().is_some_and(|t| locations.contains(&t.to_owned())));
+    assert!(
+        out["getLocationById"]
+            .as_str()
+            .is_some_and(|t| locations.contains(&t.to_owned()))
+    );
     assert_eq!(out["getLocationByIdMissing"], true);
-    assert_eq!(out["badFilter"], json!({"name": "ResponseError", "status": 400}));
+    assert_eq!(
+        out["badFilter"],
+        json!({"name": "ResponseError", "status": 400})
+    );
     app.stop().await;
 }

@@ -36,18 +36,37 @@ async fn start(yaml: &str, db: &Path) -> Daemon {
     let address = format!("http://{}", app.local_addr());
     let stop = CancellationToken::new();
     let token = stop.clone();
-    let handle = tokio::spawn(async move { app.run_until(async move { token.cancelled().await }).await.expect("runs") });
-    Daemon { address, stop, handle }
+    let handle = tokio::spawn(async move {
+        app.run_until(async move { token.cancelled().await })
+            .await
+            .expect("runs")
+    });
+    Daemon {
+        address,
+        stop,
+        handle,
+    }
 }
 
 impl Daemon {
     async fn get_json(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.address)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}{path}", self.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn wait_for_entities(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.get_json("/api/catalog/entities").await.as_array().map_or(0, Vec::len) != count {
+        while self
+            .get_json("/api/catalog/entities")
+            .await
+            .as_array()
+            .map_or(0, Vec::len)
+            != count
+        {
             assert!(Instant::now() < deadline, "never reached {count} entities");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -55,7 +74,10 @@ impl Daemon {
 
     async fn stop(self) {
         self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.handle).await.expect("stops").expect("clean");
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("stops")
+            .expect("clean");
     }
 }
 
@@ -73,18 +95,25 @@ async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
 
     // Bitbucket is now down; the restarted daemon must still serve everything.
     fake.server.reset().await;
-    Mock::given(any()).respond_with(ResponseTemplate::new(503)).mount(&fake.server).await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&fake.server)
+        .await;
     let second = start(&config, &db).await;
     let after = second.get_json("/api/catalog/entities").await;
     assert_eq!(after, before);
-    let ready = reqwest::get(format!("{}/.backstage/health/v1/readiness", second.address)).await.unwrap();
+    let ready = reqwest::get(format!("{}/.backstage/health/v1/readiness", second.address))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     // The last run survives the restart in the status, too.
     let status = second.get_json("/api/catalog/providers/main").await;
     assert!(status["lastRun"]["outcome"].is_object(), "{status}");
     // And the failed run that follows keeps them.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while second.get_json("/api/catalog/providers/main").await["lastRun"]["outcome"]["status"] != "failed" {
+    while second.get_json("/api/catalog/providers/main").await["lastRun"]["outcome"]["status"]
+        != "failed"
+    {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -102,9 +131,16 @@ async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart()
     first.wait_for_entities(7).await;
     first.stop().await;
 
-    let no_providers = format!("integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n", fake.host(), fake.api_base());
+    let no_providers = format!(
+        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
+        fake.host(),
+        fake.api_base()
+    );
     let second = start(&no_providers, &db).await;
-    assert_eq!(second.get_json("/api/catalog/entities").await, serde_json::json!([]));
+    assert_eq!(
+        second.get_json("/api/catalog/entities").await,
+        serde_json::json!([])
+    );
     second.stop().await;
 }
 
@@ -124,12 +160,26 @@ async fn kill_9_during_a_run_never_leaves_a_mix() {
     // between nothing and the full set.
     Mock::given(wiremock::matchers::path_regex(r"/raw/catalog-info\.yaml$"))
         .respond_with(|request: &wiremock::Request| {
-            let slug = request.url.path().split('/').nth_back(2).unwrap_or("x").to_owned();
-            ResponseTemplate::new(200).set_body_string(format!("{}---\n{}", component(&format!("{slug}-a")), component(&format!("{slug}-b"))))
+            let slug = request
+                .url
+                .path()
+                .split('/')
+                .nth_back(2)
+                .unwrap_or("x")
+                .to_owned();
+            ResponseTemplate::new(200).set_body_string(format!(
+                "{}---\n{}",
+                component(&format!("{slug}-a")),
+                component(&format!("{slug}-b"))
+            ))
         })
         .mount(&fake.server)
         .await;
-    let (_cfg_dir, file) = write_config(&server_config(&fake, "", "        concurrency: 32\n        schedule:\n          frequency: { seconds: 1 }\n"));
+    let (_cfg_dir, file) = write_config(&server_config(
+        &fake,
+        "",
+        "        concurrency: 32\n        schedule:\n          frequency: { seconds: 1 }\n",
+    ));
 
     let binary = env!("CARGO_BIN_EXE_bitbucket-catalogd");
     let mut consistent_states = Vec::new();
@@ -138,7 +188,10 @@ async fn kill_9_during_a_run_never_leaves_a_mix() {
             .args(["serve", "--config", &file.display().to_string()])
             .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
             .env("APP_CONFIG_backend_listen_port", "0")
-            .env("APP_CONFIG_backend_database_connection", db.display().to_string())
+            .env(
+                "APP_CONFIG_backend_database_connection",
+                db.display().to_string(),
+            )
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -146,15 +199,26 @@ async fn kill_9_during_a_run_never_leaves_a_mix() {
             .spawn()
             .expect("serve starts");
         tokio::time::sleep(Duration::from_millis(300 + attempt * 450)).await;
-        Command::new("kill").args(["-9", &child.id().to_string()]).status().expect("kill");
+        Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status()
+            .expect("kill");
         let _ = child.wait();
 
-        let store = SqliteStore::open(&db).await.expect("store opens after kill -9");
+        let store = SqliteStore::open(&db)
+            .await
+            .expect("store opens after kill -9");
         let sources = store.load().await.expect("store loads after kill -9");
         let count = sources.iter().map(|s| s.entities.len()).sum::<usize>();
-        assert!(count == 0 || count == REPOS * 2, "attempt {attempt}: {count} entities is a partial set");
+        assert!(
+            count == 0 || count == REPOS * 2,
+            "attempt {attempt}: {count} entities is a partial set"
+        );
         consistent_states.push(count);
         store.close().await;
     }
-    assert!(consistent_states.contains(&(REPOS * 2)), "no run ever completed: {consistent_states:?}");
+    assert!(
+        consistent_states.contains(&(REPOS * 2)),
+        "no run ever completed: {consistent_states:?}"
+    );
 }

@@ -59,6 +59,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/catalog/locations/{id}", get(locations::get_one))
         .route("/api/catalog/providers", get(providers::list))
         .route("/api/catalog/providers/{id}", get(providers::get_one))
+        .route("/api/catalog/providers/{id}/errors", get(providers::errors))
         .route(
             "/api/catalog/providers/{id}/refresh",
             post(providers::refresh),

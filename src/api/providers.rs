@@ -45,6 +45,31 @@ pub async fn get_one(
     Ok(Json(status(&state, runner).await).into_response())
 }
 
+/// The problems of the provider's last run, so that every rejected file and
+/// entity is visible over HTTP: `{provider, finishedAt, outcome, problems:
+/// [{url, kind, document?, entityRef?, message, at}]}`; before the first run
+/// `finishedAt` and `outcome` are null and `problems` is empty.
+pub async fn errors(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let runner = state
+        .scheduler
+        .runner(&id)
+        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
+    let body = match runner.last_report() {
+        Some(report) => {
+            json!({"provider": runner.id(), "finishedAt": report.finished_at, "outcome": report.outcome, "problems": report.problems})
+        }
+        None => {
+            json!({"provider": runner.id(), "finishedAt": null, "outcome": null, "problems": []})
+        }
+    };
+    Ok(Json(body).into_response())
+}
+
 /// Starts a run now (202); if one is running it serves the request.
 pub async fn refresh(
     State(state): State<ApiState>,

@@ -1,12 +1,14 @@
 //! Bitbucket REST clients and the HTTP plumbing they share.
 //!
 //! - [`server`]: Bitbucket Server / Data Center REST 1.0.
+//! - [`server_urls`]: Server web URLs ↔ REST calls, relative URL resolution.
 //!
 //! Every request goes through [`Http`], which adds credentials, counts the
 //! request against the current run and turns failures into
 //! [`BitbucketError`]s that say which URL failed and what to check.
 
 pub mod server;
+pub mod server_urls;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -24,6 +24,35 @@ pub struct Repository {
     pub project: ProjectRef,
     #[serde(default)]
     pub links: Links,
+    /// Present in newer Server versions' listings; never fetched separately.
+    #[serde(default, rename = "defaultBranch")]
+    pub default_branch: Option<DefaultBranch>,
+}
+
+/// `defaultBranch` as a listing may carry it: a name or a ref object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DefaultBranch {
+    Name(String),
+    Ref {
+        #[serde(rename = "displayId")]
+        display_id: Option<String>,
+        id: Option<String>,
+    },
+    Other(serde_json::Value),
+}
+
+impl DefaultBranch {
+    /// The branch name, e.g. `main`.
+    pub fn name(&self) -> Option<String> {
+        let name = match self {
+            DefaultBranch::Name(name) => Some(name.as_str()),
+            DefaultBranch::Ref { display_id, id } => display_id.as_deref().or(id.as_deref()),
+            DefaultBranch::Other(_) => None,
+        }?;
+        let name = name.strip_prefix("refs/heads/").unwrap_or(name);
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,11 @@ use serde_json::{Map, Value};
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const ANNOTATION_LOCATION: &str = "backstage.io/managed-by-location";
 pub const ANNOTATION_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+pub const ANNOTATION_VIEW_URL: &str = "backstage.io/view-url";
+pub const ANNOTATION_EDIT_URL: &str = "backstage.io/edit-url";
+pub const ANNOTATION_SOURCE_LOCATION: &str = "backstage.io/source-location";
+/// Set where the repository listing already names the default branch.
+pub const ANNOTATION_DEFAULT_BRANCH: &str = "bitbucket.org/default-branch";
 
 /// A catalog entity in Backstage's shape. Fields we do not interpret are
 /// kept as they were written, in their original order.
@@ -19,6 +24,10 @@ pub struct Entity {
     pub metadata: Metadata,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<Value>,
+    /// Filled when the served catalog is assembled (see [`super::stitch`]);
+    /// Backstage always serves the list, empty or not.
+    #[serde(default)]
+    pub relations: Vec<Relation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +39,20 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// One served relation, as Backstage's stitcher writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Relation {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Full, lowercased entity ref, e.g. `group:default/team-a`.
+    pub target_ref: String,
 }
 
 fn default_namespace() -> String {

@@ -7,21 +7,24 @@
 
 pub mod entity;
 pub mod parse;
+pub mod problem;
+pub mod process;
 pub mod query;
+pub mod refs;
+pub mod relations;
+pub mod rules;
 pub mod search;
+pub mod stitch;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::Value;
-use uuid::Uuid;
 
 pub use entity::{Entity, EntityKey};
 use search::SearchRows;
-
-/// Namespace for name-based UUIDs: uids from entity refs, etags from content.
-const UID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_4c1e_9a57_4f0e_b2a3_53c1_0d1e_a7c4);
 
 /// An entity some other source already owns; it was not taken over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,38 +54,23 @@ pub struct PreparedEntity {
 }
 
 impl PreparedEntity {
-    /// Assigns `metadata.uid` (stable per entity ref) and `metadata.etag`
-    /// (changes exactly when the content does), unless the entity has them.
-    pub fn prepare(entity: Entity) -> Self {
+    /// Renders a stitched entity (relations, uid and etag already set by
+    /// [`stitch`]) and builds its search rows.
+    pub fn prepare(entity: &Entity) -> Self {
         let key = entity.key();
-        let entity_ref = entity.entity_ref();
-        let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
-        let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
-        let mut value = serde_json::to_value(&entity).unwrap_or(Value::Null);
-        let uid = Uuid::new_v5(&UID_NAMESPACE, key.as_str().as_bytes()).to_string();
-        let content = value.to_string();
-        let etag = Uuid::new_v5(&UID_NAMESPACE, content.as_bytes())
-            .simple()
-            .to_string();
-        let mut uid_out = uid;
-        if let Some(Value::Object(metadata)) = value.get_mut("metadata") {
-            match metadata.get("uid").and_then(Value::as_str) {
-                Some(existing) => uid_out = existing.to_owned(),
-                None => {
-                    metadata.insert("uid".into(), Value::String(uid_out.clone()));
-                }
-            }
-            metadata.entry("etag").or_insert(Value::String(etag));
-        }
-        let search = SearchRows::build(&value);
+        let value = serde_json::to_value(entity).unwrap_or(Value::Null);
         Self {
-            key,
-            entity_ref,
-            uid: uid_out,
+            entity_ref: entity.entity_ref(),
+            uid: entity
+                .metadata
+                .uid
+                .clone()
+                .unwrap_or_else(|| stitch::uid_for(key.as_str())),
             json: Arc::from(value.to_string()),
-            search,
-            location,
-            origin,
+            search: SearchRows::build(&value),
+            location: annotation_url(entity, entity::ANNOTATION_LOCATION),
+            origin: annotation_url(entity, entity::ANNOTATION_ORIGIN_LOCATION),
+            key,
         }
     }
 
@@ -103,7 +91,10 @@ fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
 #[derive(Debug)]
 struct Stored {
     source: String,
-    entity: Arc<PreparedEntity>,
+    /// The stitched entity.
+    entity: Arc<Entity>,
+    /// `entity` rendered; `None` until (re)built after a change.
+    prepared: Option<Arc<PreparedEntity>>,
 }
 
 #[derive(Debug, Default)]
@@ -147,14 +138,41 @@ impl Catalog {
     /// ref another source already owns stays with that owner (first come,
     /// first served, as in Backstage) and is returned as a conflict.
     pub fn replace_source(&self, source: &str, entities: Vec<Entity>) -> Vec<Conflict> {
-        self.replace_prepared(
-            source,
-            entities.into_iter().map(PreparedEntity::prepare).collect(),
-        )
+        self.replace_sources(vec![(source.to_owned(), entities)])
     }
 
-    pub fn replace_prepared(&self, source: &str, entities: Vec<PreparedEntity>) -> Vec<Conflict> {
+    /// Replaces several sources in one step (start-up loads the whole store
+    /// this way, stitching once instead of once per source).
+    pub fn replace_sources(&self, sources: Vec<(String, Vec<Entity>)>) -> Vec<Conflict> {
         let mut state = self.state.write();
+        let mut conflicts = Vec::new();
+        for (source, entities) in sources {
+            Self::replace_in(&mut state, &source, entities, &mut conflicts);
+        }
+        // Relations cross sources: attach both directions to what is served,
+        // then re-render exactly the entities whose stitched form changed.
+        let before: Vec<*const Entity> = state
+            .by_key
+            .values()
+            .map(|s| Arc::as_ptr(&s.entity))
+            .collect();
+        stitch::restitch(state.by_key.values_mut().map(|s| &mut s.entity));
+        for (stored, before) in state.by_key.values_mut().zip(before) {
+            if stored.prepared.is_none() || !std::ptr::eq(Arc::as_ptr(&stored.entity), before) {
+                stored.prepared = Some(Arc::new(PreparedEntity::prepare(&stored.entity)));
+            }
+        }
+        let snapshot = Self::build_snapshot(&state);
+        *self.snapshot.write() = Arc::new(snapshot);
+        conflicts
+    }
+
+    fn replace_in(
+        state: &mut State,
+        source: &str,
+        entities: Vec<Entity>,
+        conflicts: &mut Vec<Conflict>,
+    ) {
         if let Some(old_keys) = state.keys_by_source.remove(source) {
             for key in old_keys {
                 if state.by_key.get(&key).is_some_and(|s| s.source == source) {
@@ -162,38 +180,37 @@ impl Catalog {
                 }
             }
         }
-        let mut conflicts = Vec::new();
         let mut keys = Vec::with_capacity(entities.len());
         for entity in entities {
-            match state.by_key.get(&entity.key) {
+            let key = entity.key();
+            match state.by_key.get(&key) {
                 Some(existing) => conflicts.push(Conflict {
-                    entity_ref: entity.entity_ref.clone(),
+                    entity_ref: entity.entity_ref(),
                     owner: existing.source.clone(),
-                    location: entity.location.clone().unwrap_or_default(),
+                    location: annotation_url(&entity, entity::ANNOTATION_LOCATION)
+                        .unwrap_or_default(),
                 }),
                 None => {
-                    keys.push(entity.key.clone());
+                    keys.push(key.clone());
                     state.by_key.insert(
-                        entity.key.clone(),
+                        key,
                         Stored {
                             source: source.to_owned(),
                             entity: Arc::new(entity),
+                            prepared: None,
                         },
                     );
                 }
             }
         }
         state.keys_by_source.insert(source.to_owned(), keys);
-        let snapshot = Self::build_snapshot(&state);
-        *self.snapshot.write() = Arc::new(snapshot);
-        conflicts
     }
 
     fn build_snapshot(state: &State) -> Snapshot {
         let entities: Vec<Arc<PreparedEntity>> = state
             .by_key
             .values()
-            .map(|s| Arc::clone(&s.entity))
+            .filter_map(|s| s.prepared.clone())
             .collect();
         let by_key = entities
             .iter()

@@ -1,13 +1,20 @@
-//! Turning an untrusted `catalog-info.yaml` into entities, with explicit
-//! budgets so that a hostile file costs milliseconds and a per-file error,
+//! Turning an untrusted `catalog-info.yaml` into JSON documents, with
+//! explicit budgets so that a hostile file costs milliseconds and an error,
 //! never the process (serde_yaml can be made to abort on a 50 KB alias bomb).
+//!
+//! Backstage reads files with the `yaml` package (v2) `parseAllDocuments`:
+//! YAML 1.2 core schema (`yes` is a string), merge keys off (`<<` is an
+//! ordinary key), duplicate keys an error, null documents skipped, and errors
+//! attached to the document they occur in. We split the stream into documents
+//! ourselves so that an error names its document, as Backstage's does.
 
-use serde_json::Value;
+use std::sync::OnceLock;
 
-use super::entity::Entity;
+use regex::Regex;
+use serde_json::{Map, Value};
 
 /// Bounds on what one catalog file may cost.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseLimits {
     /// Larger files are rejected unread.
     pub max_file_bytes: usize,
@@ -20,11 +27,13 @@ pub struct ParseLimits {
     pub max_alias_replay_events: usize,
 }
 
+pub const DEFAULT_MAX_FILE_BYTES: usize = 1024 * 1024;
+
 impl Default for ParseLimits {
     fn default() -> Self {
         Self {
-            max_file_bytes: 1024 * 1024,
-            max_documents: 100_000,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_documents: 10_000,
             max_aliases: 100,
             max_depth: 64,
             max_nodes: 1_000_000,
@@ -33,35 +42,37 @@ impl Default for ParseLimits {
     }
 }
 
-/// Why a whole file yielded nothing.
+/// Why a whole file yielded nothing before any document was looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    #[error("file is {size} bytes, over the {limit}-byte limit")]
+    #[error(
+        "file is larger than the {limit}-byte limit (catalog.processing.maxFileSize); split it or raise the limit"
+    )]
     TooLarge { size: usize, limit: usize },
-    #[error("invalid YAML: {0}")]
-    Yaml(String),
+    #[error("file has more than {limit} YAML documents")]
+    TooManyDocuments { limit: usize },
 }
 
-/// Why one document of a file was skipped; its siblings are kept.
+/// One document of a file that is not usable; in Backstage such an error
+/// fails the whole file's location.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("document {index}: {message}")]
+#[error("document {document}: {message}")]
 pub struct DocumentError {
-    /// Zero-based position among the file's non-empty documents (the parser
-    /// drops empty ones before we see them).
-    pub index: usize,
+    /// 1-based position of the document in the file.
+    pub document: usize,
     pub message: String,
 }
 
-/// The outcome of reading one file.
+/// The documents of one file.
 #[derive(Debug, Default)]
 pub struct ParsedFile {
-    /// `(document index, entity)` for every usable document.
-    pub entities: Vec<(usize, Entity)>,
+    /// `(1-based document number, object)` for every document that is a
+    /// JSON object; null documents are skipped.
+    pub documents: Vec<(usize, Map<String, Value>)>,
     pub errors: Vec<DocumentError>,
 }
 
-/// Parses a multi-document catalog file. Null documents are skipped (as
-/// Backstage does); a document that is not an entity is reported and skipped.
+/// Parses a multi-document catalog file.
 pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFile, FileError> {
     if bytes.len() > limits.max_file_bytes {
         return Err(FileError::TooLarge {
@@ -69,28 +80,147 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
             limit: limits.max_file_bytes,
         });
     }
-    // Backstage decodes lossily; so do we, and let the parser judge the rest.
+    // Backstage decodes lossily (Buffer.toString); so do we, and let the
+    // validators judge the replacement characters.
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options(limits))
-        .map_err(|err| FileError::Yaml(condense(&err.to_string())))?;
+    let chunks = split_documents(text);
+    let counted = chunks.iter().filter(|c| c.is_document).count();
+    if counted > limits.max_documents {
+        return Err(FileError::TooManyDocuments {
+            limit: limits.max_documents,
+        });
+    }
     let mut parsed = ParsedFile::default();
-    for (index, document) in documents.into_iter().enumerate() {
-        if document.is_null() {
-            continue;
+    let mut number = 0;
+    for chunk in chunks {
+        if chunk.is_document {
+            number += 1;
         }
-        match to_entity(document) {
-            Ok(entity) => parsed.entities.push((index, entity)),
-            Err(message) => parsed.errors.push(DocumentError { index, message }),
+        let documents: Vec<Value> =
+            match serde_saphyr::from_multiple_with_options(chunk.text, options(limits)) {
+                Ok(documents) => documents,
+                Err(err) => {
+                    parsed.errors.push(DocumentError {
+                        document: number.max(1),
+                        message: format!(
+                            "invalid YAML: {}",
+                            shift_lines(&condense(&err.to_string()), chunk.first_line)
+                        ),
+                    });
+                    continue;
+                }
+            };
+        for document in documents {
+            match normalize(document) {
+                Value::Null => {}
+                Value::Object(map) => parsed.documents.push((number.max(1), map)),
+                other => parsed.errors.push(DocumentError {
+                    document: number.max(1),
+                    message: format!(
+                        "expected an entity object at root, found {}",
+                        kind_of(&other)
+                    ),
+                }),
+            }
         }
     }
     Ok(parsed)
 }
 
+/// One YAML document of any shape, for `$yaml` placeholders: exactly one
+/// document is required, as Backstage's resolver does.
+pub fn parse_single_document(bytes: &[u8], limits: &ParseLimits) -> Result<Value, String> {
+    if bytes.len() > limits.max_file_bytes {
+        return Err(format!(
+            "larger than the {}-byte limit",
+            limits.max_file_bytes
+        ));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let chunks: Vec<Chunk<'_>> = split_documents(text)
+        .into_iter()
+        .filter(|c| c.is_document)
+        .collect();
+    let [chunk] = chunks.as_slice() else {
+        return Err(format!(
+            "expected exactly one document, found {}",
+            chunks.len()
+        ));
+    };
+    let mut documents: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(chunk.text, options(limits))
+            .map_err(|err| shift_lines(&condense(&err.to_string()), chunk.first_line))?;
+    Ok(documents.pop().map_or(Value::Null, normalize))
+}
+
+struct Chunk<'a> {
+    text: &'a str,
+    /// 1-based line of the chunk's first line in the file.
+    first_line: usize,
+    /// Has a `---` marker or content (a leading comment block is not a document).
+    is_document: bool,
+}
+
+/// Splits a YAML stream at its document markers (`---` and `...` at column
+/// 0). YAML forbids those markers inside any scalar, so a line-based split
+/// finds the same boundaries as a full parser.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut first_line = 1;
+    let mut is_document = false;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let line_no = index + 1;
+        if is_marker(line, "---") {
+            if is_document {
+                chunks.push(Chunk {
+                    text: &text[start..offset],
+                    first_line,
+                    is_document,
+                });
+                start = offset;
+                first_line = line_no;
+            }
+            is_document = true;
+        } else if is_marker(line, "...") {
+            chunks.push(Chunk {
+                text: &text[start..offset + line.len()],
+                first_line,
+                is_document,
+            });
+            start = offset + line.len();
+            first_line = line_no + 1;
+            is_document = false;
+        } else {
+            let trimmed = line.trim_start();
+            if !(trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%')) {
+                is_document = true;
+            }
+        }
+        offset += line.len();
+    }
+    if start < text.len() {
+        chunks.push(Chunk {
+            text: &text[start..],
+            first_line,
+            is_document,
+        });
+    }
+    chunks
+}
+
+fn is_marker(line: &str, marker: &str) -> bool {
+    line.strip_prefix(marker)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+}
+
 fn options(limits: &ParseLimits) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_reader_input_bytes = Some(limits.max_file_bytes);
-    budget.max_documents = limits.max_documents;
+    budget.max_documents = 2;
     budget.max_aliases = limits.max_aliases;
     budget.max_depth = limits.max_depth;
     budget.max_nodes = limits.max_nodes;
@@ -103,12 +233,33 @@ fn options(limits: &ParseLimits) -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
     options.alias_limits = alias_limits;
-    // Backstage's YAML reader rejects duplicate keys and, being YAML 1.2,
-    // treats `<<` as an ordinary key.
+    // The `yaml` package's defaults: unique keys, `<<` an ordinary key
+    // (merge is off in YAML 1.2), only true/false are booleans, and
+    // `.inf`/`.nan` become null once the entity is JSON.
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+    options.strict_booleans = true;
+    options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::PassThrough;
     options.with_snippet = false;
     options
+}
+
+/// JavaScript has one number type: `1e3` is `1000`, not `1000.0`.
+fn normalize(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                // Exact: |f| < 2^53 and integral.
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// Parser messages can span lines; errors travel in one line.
@@ -116,48 +267,21 @@ fn condense(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn to_entity(document: Value) -> Result<Entity, String> {
-    let Value::Object(map) = &document else {
-        return Err(format!(
-            "expected an entity object, found {}",
-            kind_of(&document)
-        ));
+/// The parser counts lines from the start of the document; users count from
+/// the start of the file.
+fn shift_lines(message: &str, first_line: usize) -> String {
+    static LINE: OnceLock<Option<Regex>> = OnceLock::new();
+    let Some(re) = LINE.get_or_init(|| Regex::new(r"line (\d+)").ok()) else {
+        return message.to_owned();
     };
-    for field in ["apiVersion", "kind"] {
-        match map.get(field) {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(other) => {
-                return Err(format!(
-                    "{field} must be a non-empty string, found {}",
-                    kind_of(other)
-                ));
-            }
-            None => return Err(format!("{field} is missing")),
-        }
-    }
-    match map.get("metadata") {
-        Some(Value::Object(metadata)) => match metadata.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(other) => {
-                return Err(format!(
-                    "metadata.name must be a non-empty string, found {}",
-                    kind_of(other)
-                ));
-            }
-            None => return Err("metadata.name is missing".into()),
-        },
-        Some(other) => {
-            return Err(format!(
-                "metadata must be an object, found {}",
-                kind_of(other)
-            ));
-        }
-        None => return Err("metadata is missing".into()),
-    }
-    serde_json::from_value(document).map_err(|err| err.to_string())
+    re.replace_all(message, |caps: &regex::Captures<'_>| {
+        let line: usize = caps[1].parse().unwrap_or(0);
+        format!("line {}", line + first_line - 1)
+    })
+    .into_owned()
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -172,49 +296,147 @@ fn kind_of(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<ParsedFile, FileError> {
-        parse_catalog_file(text.as_bytes(), &ParseLimits::default())
+    fn parse(text: &str) -> ParsedFile {
+        parse_catalog_file(text.as_bytes(), &ParseLimits::default()).unwrap()
     }
 
-    #[test]
-    fn multi_document_with_null_and_bad_documents() {
-        let file = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\n---\n---\n- not an entity\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: b\n  namespace: team\n";
-        let parsed = parse(file).unwrap();
-        let names: Vec<_> = parsed
-            .entities
+    fn names(parsed: &ParsedFile) -> Vec<(usize, String)> {
+        parsed
+            .documents
             .iter()
-            .map(|(i, e)| (*i, e.metadata.name.as_str(), e.metadata.namespace.as_str()))
-            .collect();
-        assert_eq!(names, vec![(0, "a", "default"), (2, "b", "team")]);
+            .map(|(n, doc)| {
+                (
+                    *n,
+                    doc["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    const A: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\n";
+    const B: &str = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: b\n";
+
+    #[test]
+    fn documents_are_numbered_as_a_reader_counts_them() {
+        let file = format!("# leading comment\n{A}---\n---\n- not an entity\n---\n{B}...\n");
+        let parsed = parse(&file);
+        assert_eq!(names(&parsed), vec![(1, "a".into()), (4, "b".into())]);
         assert_eq!(parsed.errors.len(), 1);
-        assert_eq!(parsed.errors[0].index, 1);
+        assert_eq!(parsed.errors[0].document, 3);
+        assert!(parsed.errors[0].message.contains("found a list"));
     }
 
     #[test]
-    fn syntax_errors_and_size_are_file_errors() {
-        assert!(matches!(parse("a: [unclosed"), Err(FileError::Yaml(_))));
+    fn a_broken_document_is_reported_with_its_number_and_file_line() {
+        let file = format!(
+            "{A}---\napiVersion: backstage.io/v1alpha1\n  this: - is - not [valid] yaml\n---\n{B}"
+        );
+        let parsed = parse(&file);
+        assert_eq!(names(&parsed), vec![(1, "a".into()), (3, "b".into())]);
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors[0].document, 2);
+        assert!(
+            parsed.errors[0].message.contains("line 7"),
+            "{}",
+            parsed.errors[0].message
+        );
+    }
+
+    /// Each odd input and what Backstage's reader makes of it: `Ok(n)` is n
+    /// object documents and no error, `Err(())` is a document error.
+    #[test]
+    fn odd_inputs_behave_like_backstage() {
+        let cases: Vec<(&str, Vec<u8>, Result<usize, ()>)> = vec![
+            ("empty file", b"".to_vec(), Ok(0)),
+            ("only comments", b"# nothing\n   # here\n".to_vec(), Ok(0)),
+            ("only markers", b"---\n---\n...\n".to_vec(), Ok(0)),
+            (
+                "json",
+                br#"{"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "j"}}"#.to_vec(),
+                Ok(1),
+            ),
+            ("tab indentation", b"metadata:\n\tname: x\n".to_vec(), Err(())),
+            ("tab inside a value", b"a:\tb\nc: d\te\n".to_vec(), Ok(1)),
+            ("duplicate keys", b"a: 1\na: 2\n".to_vec(), Err(())),
+            ("scalar root", b"i-am-a-string".to_vec(), Err(())),
+            ("reserved character", b"`".to_vec(), Err(())),
+            ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec(), Err(())),
+            ("invalid utf-8 in a value", b"a: caf\xe9\n".to_vec(), Ok(1)),
+            ("directive", b"%YAML 1.2\n---\na: 1\n".to_vec(), Ok(1)),
+        ];
+        for (name, bytes, expected) in cases {
+            let parsed = parse_catalog_file(&bytes, &ParseLimits::default()).unwrap();
+            let got = if parsed.errors.is_empty() {
+                Ok(parsed.documents.len())
+            } else {
+                Err(())
+            };
+            assert_eq!(got, expected, "{name}: {:?}", parsed.errors);
+        }
+    }
+
+    #[test]
+    fn yaml_1_2_core_schema_and_merge_keys_off() {
+        let parsed = parse(
+            "a: yes\nb: on\nc: 0x10\nd: 1e3\ne: ~\nf: 2001-01-01\ng: .inf\nbase: &b {x: 1}\nm:\n  <<: *b\n",
+        );
+        let doc = &parsed.documents[0].1;
+        assert_eq!(doc["a"], "yes");
+        assert_eq!(doc["b"], "on");
+        assert_eq!(doc["c"], 16);
+        assert_eq!(doc["d"], serde_json::json!(1000));
+        assert!(doc["e"].is_null());
+        assert_eq!(doc["f"], "2001-01-01");
+        assert!(doc["g"].is_null());
+        assert_eq!(doc["m"], serde_json::json!({"<<": {"x": 1}}));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_rejected() {
+        let parsed = parse_catalog_file(b"name: caf\xe9\n", &ParseLimits::default()).unwrap();
+        assert_eq!(parsed.documents[0].1["name"], "caf\u{fffd}");
+    }
+
+    #[test]
+    fn size_and_document_count_are_file_errors() {
         let big = "#".repeat(ParseLimits::default().max_file_bytes + 1);
-        assert!(matches!(parse(&big), Err(FileError::TooLarge { .. })));
-    }
-
-    #[test]
-    fn duplicate_keys_are_rejected() {
         assert!(matches!(
-            parse("apiVersion: a/b\napiVersion: c/d\n"),
-            Err(FileError::Yaml(_))
+            parse_catalog_file(big.as_bytes(), &ParseLimits::default()),
+            Err(FileError::TooLarge { .. })
+        ));
+        let limits = ParseLimits {
+            max_documents: 2,
+            ..ParseLimits::default()
+        };
+        assert!(matches!(
+            parse_catalog_file(b"a: 1\n---\nb: 2\n---\nc: 3\n", &limits),
+            Err(FileError::TooManyDocuments { limit: 2 })
         ));
     }
 
-    /// The files that abort or stall serde_yaml are plain per-file errors
+    /// The files that abort or stall serde_yaml are plain document errors
     /// here (their cost is measured in BENCHMARKS.md, not asserted).
     #[test]
-    fn hostile_files_are_file_errors() {
+    fn hostile_documents_are_errors() {
         let items = vec!["x"; 10_000].join(",");
         let aliases = vec!["*a"; 10_000].join(",");
         let alias_bomb = format!("a: &a [{items}]\nb: [{aliases}]\n");
         let deep = "[".repeat(100_000);
-        for hostile in [alias_bomb, deep] {
-            assert!(matches!(parse(&hostile), Err(FileError::Yaml(_))));
+        let deep_maps = "a:\n".to_owned()
+            + &(1..200)
+                .map(|i| format!("{}a:\n", "  ".repeat(i)))
+                .collect::<String>();
+        let laughs = "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
+        for hostile in [alias_bomb, deep, deep_maps, laughs.to_owned()] {
+            let parsed = parse(&hostile);
+            assert!(parsed.documents.is_empty(), "{}", &hostile[..40]);
+            assert_eq!(parsed.errors.len(), 1);
         }
+    }
+
+    #[test]
+    fn a_few_anchors_and_aliases_are_fine() {
+        let parsed = parse("x: &owner team-a\nspec:\n  owner: *owner\n");
+        assert_eq!(parsed.documents[0].1["spec"]["owner"], "team-a");
     }
 }

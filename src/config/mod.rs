@@ -5,6 +5,7 @@
 //! config is carried along untouched. Every error names the file (or
 //! environment variable), the key path and what to do about it.
 
+pub mod catalog;
 pub mod schedule;
 pub mod source;
 
@@ -21,6 +22,7 @@ use crate::integrations::{
     Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations,
 };
 use crate::secret::REDACTED;
+pub use catalog::CatalogSettings;
 pub use schedule::{Frequency, Schedule};
 pub use source::{Environment, MergedSource, Origin};
 use source::{display_key, provenance_key};
@@ -70,6 +72,8 @@ pub struct Config {
     pub backend: BackendConfig,
     pub integrations: Integrations,
     pub providers: Vec<ServerProviderConfig>,
+    /// `catalog.rules` and `catalog.processing`.
+    pub catalog: CatalogSettings,
     /// A PEM bundle trusted in addition to the system store, from
     /// `NODE_EXTRA_CA_CERTS` (the variable Backstage deployments already set).
     pub extra_ca_file: Option<PathBuf>,
@@ -84,6 +88,7 @@ impl fmt::Debug for Config {
             .field("backend", &self.backend)
             .field("integrations", &self.integrations)
             .field("providers", &self.providers)
+            .field("catalog", &self.catalog)
             .field("extra_ca_file", &self.extra_ca_file)
             .finish_non_exhaustive()
     }
@@ -152,6 +157,8 @@ pub struct ServerProviderConfig {
     pub filters: ServerFilters,
     pub schedule: Schedule,
     pub concurrency: usize,
+    /// The catalog-wide rules and limits, shared by every provider.
+    pub catalog: CatalogSettings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,7 +200,11 @@ impl Config {
         };
         let backend = ctx.backend()?;
         let integrations = ctx.integrations()?;
-        let providers = ctx.server_providers(&integrations)?;
+        let catalog = ctx.catalog_settings()?;
+        let mut providers = ctx.server_providers(&integrations)?;
+        for provider in &mut providers {
+            provider.catalog = catalog.clone();
+        }
         if ctx.source.get("catalog.providers.bitbucketCloud").is_some() {
             ctx.warnings.push(
                 "catalog.providers.bitbucketCloud: Bitbucket Cloud discovery is not available in this version; these providers are ignored".into(),
@@ -205,6 +216,7 @@ impl Config {
                 backend,
                 integrations,
                 providers,
+                catalog,
                 extra_ca_file: None,
                 tree: source.root,
             },
@@ -646,6 +658,7 @@ impl Ctx<'_> {
             },
             schedule,
             concurrency,
+            catalog: CatalogSettings::default(),
         })
     }
 }

@@ -10,31 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Entity;
-
-/// What went wrong with one file or entity; the run goes on without it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    /// The file's browse URL.
-    pub url: String,
-    pub kind: ProblemKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ProblemKind {
-    /// The file could not be read from Bitbucket.
-    Read,
-    /// The file is not usable YAML (or too large).
-    Parse,
-    /// One document of the file is not a usable entity.
-    Entity,
-    /// Another file or source already provides this entity.
-    Conflict,
-    /// The run's result could not be written to the store.
-    Store,
-}
+pub use crate::catalog::problem::{Problem, ProblemKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "status")]
@@ -63,6 +39,8 @@ pub struct RunReport {
     pub files_found: usize,
     pub entities: usize,
     pub problems: Vec<Problem>,
+    /// Files read through Location entities' targets.
+    pub location_files: usize,
     pub requests: u64,
     #[serde(rename = "durationMs", with = "millis")]
     pub duration: Duration,
@@ -82,10 +60,7 @@ mod millis {
     }
 }
 
-/// Now, as RFC 3339 UTC with milliseconds.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::catalog::problem::now_rfc3339;
 
 impl RunReport {
     pub fn new(provider: &str) -> Self {
@@ -100,6 +75,7 @@ impl RunReport {
             files_found: 0,
             entities: 0,
             problems: Vec::new(),
+            location_files: 0,
             requests: 0,
             duration: Duration::ZERO,
         }
@@ -116,7 +92,7 @@ impl RunReport {
             Outcome::Failed { error } => format!("FAILED: {error}"),
         };
         format!(
-            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {:.1}s",
+            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s",
             self.provider,
             self.projects_seen,
             self.repos_seen,
@@ -125,6 +101,7 @@ impl RunReport {
             self.entities,
             self.problems.len(),
             self.requests,
+            self.location_files,
             self.duration.as_secs_f64()
         )
     }

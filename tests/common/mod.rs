@@ -115,6 +115,14 @@ impl FakeServer {
             .await;
     }
 
+    /// Like [`Self::mount_file`], with arbitrary bytes.
+    pub async fn mount_file_bytes(&self, project: &str, slug: &str, file: &str, body: &[u8]) {
+        self.get(format!("{API}/projects/{project}/repos/{slug}/raw/{file}"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body.to_vec()))
+            .mount(&self.server)
+            .await;
+    }
+
     /// How many requests reached the fake whose path ends with `suffix`.
     pub async fn requests_to(&self, suffix: &str) -> usize {
         self.server
@@ -248,7 +256,11 @@ pub fn server_config(fake: &FakeServer, integration_extra: &str, provider_extra:
 
 /// An entity file for `kind` with `spec.type`.
 pub fn entity_doc(kind: &str, name: &str, spec_type: &str, tags: &[&str]) -> String {
-    let extra = if kind == "API" { "  definition: \"openapi: 3.0.0\"\n" } else { "" };
+    let extra = if kind == "API" {
+        "  definition: \"openapi: 3.0.0\"\n"
+    } else {
+        ""
+    };
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  tags: [{}]\nspec:\n  type: {spec_type}\n  lifecycle: production\n  owner: team-a\n{extra}",
         tags.join(", ")
@@ -259,13 +271,58 @@ pub fn entity_doc(kind: &str, name: &str, spec_type: &str, tags: &[&str]) -> Str
 /// projects (one file holds two documents).
 pub async fn mount_mixed_catalog(fake: &FakeServer) {
     fake.mount_projects(&["PAY", "PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("billing", false), ("checkout", false), ("users", false)], 25).await;
-    fake.mount_repos("PAY", &[("payments", false), ("ledger", false), ("search", false)], 25).await;
-    let billing = format!("{}---\n{}", entity_doc("Component", "billing", "service", &["java", "money"]), entity_doc("API", "billing-api", "openapi", &[]));
-    fake.mount_file("PLAT", "billing", "catalog-info.yaml", &billing).await;
-    fake.mount_file("PLAT", "checkout", "catalog-info.yaml", &entity_doc("Component", "checkout", "website", &["react"])).await;
-    fake.mount_file("PLAT", "users", "catalog-info.yaml", &entity_doc("API", "users-api", "openapi", &[])).await;
-    fake.mount_file("PAY", "payments", "catalog-info.yaml", &entity_doc("Component", "payments", "service", &["java", "money"])).await;
-    fake.mount_file("PAY", "ledger", "catalog-info.yaml", &entity_doc("Component", "ledger", "library", &["java"])).await;
-    fake.mount_file("PAY", "search", "catalog-info.yaml", &entity_doc("Component", "search", "service", &["go"])).await;
+    fake.mount_repos(
+        "PLAT",
+        &[("billing", false), ("checkout", false), ("users", false)],
+        25,
+    )
+    .await;
+    fake.mount_repos(
+        "PAY",
+        &[("payments", false), ("ledger", false), ("search", false)],
+        25,
+    )
+    .await;
+    let billing = format!(
+        "{}---\n{}",
+        entity_doc("Component", "billing", "service", &["java", "money"]),
+        entity_doc("API", "billing-api", "openapi", &[])
+    );
+    fake.mount_file("PLAT", "billing", "catalog-info.yaml", &billing)
+        .await;
+    fake.mount_file(
+        "PLAT",
+        "checkout",
+        "catalog-info.yaml",
+        &entity_doc("Component", "checkout", "website", &["react"]),
+    )
+    .await;
+    fake.mount_file(
+        "PLAT",
+        "users",
+        "catalog-info.yaml",
+        &entity_doc("API", "users-api", "openapi", &[]),
+    )
+    .await;
+    fake.mount_file(
+        "PAY",
+        "payments",
+        "catalog-info.yaml",
+        &entity_doc("Component", "payments", "service", &["java", "money"]),
+    )
+    .await;
+    fake.mount_file(
+        "PAY",
+        "ledger",
+        "catalog-info.yaml",
+        &entity_doc("Component", "ledger", "library", &["java"]),
+    )
+    .await;
+    fake.mount_file(
+        "PAY",
+        "search",
+        "catalog-info.yaml",
+        &entity_doc("Component", "search", "service", &["go"]),
+    )
+    .await;
 }

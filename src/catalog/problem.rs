@@ -1,0 +1,87 @@
+//! What went wrong with one file, document or entity. Problems are data,
+//! not log lines: each run keeps them and the API serves them.
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong with one file or entity; the run goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// The browse URL of the file the problem is about.
+    pub url: String,
+    pub kind: ProblemKind,
+    /// 1-based position of the YAML document in the file, when one is meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<usize>,
+    /// The entity the problem is about, when it has a usable ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_ref: Option<String>,
+    pub message: String,
+    /// When the problem was found (RFC 3339, UTC).
+    #[serde(default)]
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProblemKind {
+    /// The file could not be read from Bitbucket.
+    Read,
+    /// The file is not usable YAML (or too large); none of its entities are kept.
+    Parse,
+    /// One entity failed validation or processing; its siblings are kept.
+    Entity,
+    /// `catalog.rules` does not allow a kind from this location; none of the
+    /// file's entities are kept (as in Backstage).
+    NotAllowed,
+    /// A Location entity's target could not be followed; the Location and
+    /// everything under it are not kept.
+    Location,
+    /// Another file or source already provides this entity.
+    Conflict,
+    /// The run's result could not be written to the store.
+    Store,
+}
+
+impl Problem {
+    pub fn new(url: impl Into<String>, kind: ProblemKind, message: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            kind,
+            document: None,
+            entity_ref: None,
+            message: message.into(),
+            at: now_rfc3339(),
+        }
+    }
+
+    pub fn in_document(mut self, document: usize) -> Self {
+        self.document = Some(document);
+        self
+    }
+
+    pub fn for_entity(mut self, entity_ref: impl Into<String>) -> Self {
+        self.entity_ref = Some(entity_ref.into());
+        self
+    }
+
+    /// `url (document N, entity X)`, for one-line summaries.
+    pub fn place(&self) -> String {
+        let mut details = Vec::new();
+        if let Some(document) = self.document {
+            details.push(format!("document {document}"));
+        }
+        if let Some(entity_ref) = &self.entity_ref {
+            details.push(entity_ref.clone());
+        }
+        if details.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{} ({})", self.url, details.join(", "))
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

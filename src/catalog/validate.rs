@@ -1,0 +1,1176 @@
+//! Backstage's entity validation, in the order its catalog applies it:
+//!
+//! 1. the envelope (`EntityEnvelope.schema.json`), checked when a file's
+//!    documents are emitted: a failure there fails the whole file;
+//! 2. per entity: `SchemaValidEntityPolicy` (Entity/EntityMeta schemas),
+//!    `NoForeignRootFieldsEntityPolicy`, `FieldFormatEntityPolicy`, then the
+//!    built-in kind schemas (`kinds/*.v1alpha1.schema.json`). A failure drops
+//!    that entity only.
+//!
+//! Unknown kinds pass with the generic rules (in Backstage a plugin's
+//! processor would have to recognise them). A built-in kind spelled with other
+//! case, or with an apiVersion outside `backstage.io/v1alpha1|v1beta1`, is
+//! rejected as Backstage's BuiltinKindsEntityProcessor does.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::parse::kind_of;
+
+/// Which rule a value broke; named after Backstage's validator functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `EntityEnvelope.schema.json`: apiVersion, kind, metadata.name present.
+    Envelope,
+    /// `Entity.schema.json` / `EntityMeta.schema.json` types.
+    Schema,
+    /// `NoForeignRootFieldsEntityPolicy`.
+    NoForeignRootFields,
+    ApiVersion,
+    Kind,
+    EntityName,
+    Namespace,
+    LabelKey,
+    LabelValue,
+    AnnotationKey,
+    AnnotationValue,
+    Tag,
+    Url,
+    NonEmptyString,
+    /// A built-in kind's JSON schema.
+    KindSchema,
+    /// No built-in validator recognises the kind/apiVersion pair.
+    UnrecognizedKind,
+    /// An entity reference in the spec that cannot be parsed.
+    EntityRef,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Envelope => "envelope",
+            Rule::Schema => "schema",
+            Rule::NoForeignRootFields => "noForeignRootFields",
+            Rule::ApiVersion => "isValidApiVersion",
+            Rule::Kind => "isValidKind",
+            Rule::EntityName => "isValidEntityName",
+            Rule::Namespace => "isValidNamespace",
+            Rule::LabelKey => "isValidLabelKey",
+            Rule::LabelValue => "isValidLabelValue",
+            Rule::AnnotationKey => "isValidAnnotationKey",
+            Rule::AnnotationValue => "isValidAnnotationValue",
+            Rule::Tag => "isValidTag",
+            Rule::Url => "isValidUrl",
+            Rule::NonEmptyString => "isValidString",
+            Rule::KindSchema => "kindSchema",
+            Rule::UnrecognizedKind => "builtinKind",
+            Rule::EntityRef => "entityRef",
+        }
+    }
+
+    fn expectation(self) -> &'static str {
+        match self {
+            Rule::ApiVersion => {
+                "an optional DNS subdomain and '/' followed by [a-zA-Z0-9] (1-63 characters), e.g. backstage.io/v1alpha1"
+            }
+            Rule::Kind => {
+                "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total"
+            }
+            Rule::EntityName | Rule::LabelValue => {
+                "a string that is sequences of [a-zA-Z0-9] separated by any of [-_.], at most 63 characters in total"
+            }
+            Rule::Namespace => {
+                "a string that is sequences of [a-z0-9] separated by [-], at most 63 characters in total"
+            }
+            Rule::LabelKey | Rule::AnnotationKey => {
+                "an optional DNS subdomain prefix and '/' followed by a name of [a-zA-Z0-9] separated by [-_.] (at most 63 characters)"
+            }
+            Rule::AnnotationValue => "a string",
+            Rule::Tag => {
+                "a string that is sequences of [a-z0-9:+#] separated by [-], at most 63 characters in total"
+            }
+            Rule::Url => "a string that is a valid url",
+            Rule::NonEmptyString => "a non empty string",
+            _ => "",
+        }
+    }
+}
+
+/// Why an entity (or a file's document) is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message} [rule {}]", rule.name())]
+pub struct Invalid {
+    /// Dotted path of the offending field, e.g. `metadata.tags.1`.
+    pub field: String,
+    pub rule: Rule,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(field: impl Into<String>, rule: Rule, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule,
+            message: message.into(),
+        }
+    }
+
+    /// FieldFormatEntityPolicy's wording: what was expected, what was found.
+    fn format(field: impl Into<String>, rule: Rule, found: &Value) -> Self {
+        let found = match found {
+            Value::String(s) => format!("\"{s}\""),
+            other => other.to_string(),
+        };
+        Self::new(
+            field,
+            rule,
+            format!("expected {} but found {found}", rule.expectation()),
+        )
+    }
+}
+
+/// The built-in kinds Backstage validates, with their spec rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinKind {
+    Component,
+    Api,
+    Group,
+    User,
+    System,
+    Domain,
+    Resource,
+    Location,
+}
+
+pub const BUILTIN_API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
+
+impl BuiltinKind {
+    pub const ALL: [BuiltinKind; 8] = [
+        BuiltinKind::Component,
+        BuiltinKind::Api,
+        BuiltinKind::Group,
+        BuiltinKind::User,
+        BuiltinKind::System,
+        BuiltinKind::Domain,
+        BuiltinKind::Resource,
+        BuiltinKind::Location,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinKind::Component => "Component",
+            BuiltinKind::Api => "API",
+            BuiltinKind::Group => "Group",
+            BuiltinKind::User => "User",
+            BuiltinKind::System => "System",
+            BuiltinKind::Domain => "Domain",
+            BuiltinKind::Resource => "Resource",
+            BuiltinKind::Location => "Location",
+        }
+    }
+
+    /// The kind whose validator accepts exactly this kind and apiVersion.
+    pub fn recognize(kind: &str, api_version: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == kind && BUILTIN_API_VERSIONS.contains(&api_version))
+    }
+
+    /// Spec fields from the kind's JSON schema: `(field, type, required)`.
+    fn spec_fields(self) -> &'static [(&'static str, FieldType, bool)] {
+        use FieldType::{Profile, Str, StrList};
+        match self {
+            BuiltinKind::Component => &[
+                ("type", Str, true),
+                ("lifecycle", Str, true),
+                ("owner", Str, true),
+                ("system", Str, false),
+                ("subcomponentOf", Str, false),
+                ("providesApis", StrList, false),
+                ("consumesApis", StrList, false),
+                ("dependsOn", StrList, false),
+            ],
+            BuiltinKind::Api => &[
+                ("type", Str, true),
+                ("lifecycle", Str, true),
+                ("owner", Str, true),
+                ("definition", Str, true),
+                ("system", Str, false),
+            ],
+            BuiltinKind::Group => &[
+                ("type", Str, true),
+                ("children", StrList, true),
+                ("profile", Profile, false),
+                ("parent", Str, false),
+                ("members", StrList, false),
+            ],
+            BuiltinKind::User => &[("memberOf", StrList, true), ("profile", Profile, false)],
+            BuiltinKind::System => &[("owner", Str, true), ("domain", Str, false)],
+            BuiltinKind::Domain => &[("owner", Str, true)],
+            BuiltinKind::Resource => &[
+                ("type", Str, true),
+                ("owner", Str, true),
+                ("dependsOn", StrList, false),
+                ("dependencyOf", StrList, false),
+                ("system", Str, false),
+            ],
+            BuiltinKind::Location => &[
+                ("type", Str, false),
+                ("target", Str, false),
+                ("targets", StrList, false),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldType {
+    /// `{"type": "string", "minLength": 1}`
+    Str,
+    /// `{"type": "array", "items": {"type": "string", "minLength": 1}}`
+    StrList,
+    /// An object whose known fields are non-empty strings.
+    Profile,
+}
+
+/// The envelope Backstage checks as a file's documents are emitted.
+pub fn check_envelope(doc: &Map<String, Value>) -> Result<(), Invalid> {
+    for field in ["apiVersion", "kind"] {
+        non_empty_string(doc, field, field, Rule::Envelope)?;
+    }
+    let metadata = match doc.get("metadata") {
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(Invalid::new(
+                "metadata",
+                Rule::Envelope,
+                format!("must be an object, found {}", kind_of(other)),
+            ));
+        }
+        None => return Err(Invalid::new("metadata", Rule::Envelope, "is required")),
+    };
+    non_empty_string(metadata, "name", "metadata.name", Rule::Envelope)?;
+    if metadata.contains_key("namespace") {
+        non_empty_string(metadata, "namespace", "metadata.namespace", Rule::Envelope)?;
+    }
+    Ok(())
+}
+
+/// The per-entity policies and the kind validation, first failure wins (as
+/// in Backstage). Returns the built-in kind when one applies.
+pub fn validate_entity(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
+    check_envelope(doc)?;
+    check_schema(doc)?;
+    for key in doc.keys() {
+        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
+            return Err(Invalid::new(
+                key.clone(),
+                Rule::NoForeignRootFields,
+                format!(
+                    "unknown field {key} (only apiVersion, kind, metadata and spec may be written; Backstage computes relations and status itself)"
+                ),
+            ));
+        }
+    }
+    check_field_formats(doc)?;
+    check_kind(doc)
+}
+
+fn non_empty_string<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+    rule: Rule,
+) -> Result<&'a str, Invalid> {
+    match map.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(Invalid::new(field, rule, "must not be empty")),
+        Some(other) => Err(Invalid::new(
+            field,
+            rule,
+            format!("must be a string, found {}", kind_of(other)),
+        )),
+        None => Err(Invalid::new(field, rule, "is required")),
+    }
+}
+
+fn type_error(field: String, expected: &str, found: &Value) -> Invalid {
+    Invalid::new(
+        field,
+        Rule::Schema,
+        format!("must be {expected}, found {}", kind_of(found)),
+    )
+}
+
+/// `Entity.schema.json` with `EntityMeta.schema.json`.
+fn check_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
+    for (key, value) in doc {
+        match key.as_str() {
+            "apiVersion" | "kind" | "metadata" => {}
+            "spec" | "status" if !value.is_object() => {
+                return Err(type_error(key.clone(), "an object", value));
+            }
+            "relations" if !value.is_array() => {
+                return Err(type_error(key.clone(), "a list", value));
+            }
+            "spec" | "status" | "relations" => {}
+            other => {
+                return Err(Invalid::new(
+                    other,
+                    Rule::Schema,
+                    format!(
+                        "unknown root field {other}; an entity has only apiVersion, kind, metadata and spec"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(Value::Object(metadata)) = doc.get("metadata") else {
+        return Ok(());
+    };
+    for (key, value) in metadata {
+        let field = format!("metadata.{key}");
+        match key.as_str() {
+            "uid" | "etag" | "name" | "namespace" => {
+                non_empty_string(metadata, key, &field, Rule::Schema)?;
+            }
+            "description" if !value.is_string() => {
+                return Err(type_error(field, "a string", value));
+            }
+            "generation" if value.as_i64().is_none_or(|g| g < 1) => {
+                return Err(type_error(field, "an integer of at least 1", value));
+            }
+            "labels" | "annotations" => {
+                let Value::Object(map) = value else {
+                    return Err(type_error(field, "an object", value));
+                };
+                for (k, v) in map {
+                    if !v.is_string() {
+                        return Err(type_error(format!("{field}.{k}"), "a string", v));
+                    }
+                }
+            }
+            "tags" => {
+                let Value::Array(tags) = value else {
+                    return Err(type_error(field, "a list", value));
+                };
+                for (i, tag) in tags.iter().enumerate() {
+                    match tag {
+                        Value::String(s) if !s.is_empty() => {}
+                        other => {
+                            return Err(type_error(
+                                format!("{field}.{i}"),
+                                "a non-empty string",
+                                other,
+                            ));
+                        }
+                    }
+                }
+            }
+            "links" => {
+                let Value::Array(links) = value else {
+                    return Err(type_error(field, "a list", value));
+                };
+                for (i, link) in links.iter().enumerate() {
+                    let Value::Object(link) = link else {
+                        return Err(type_error(format!("{field}.{i}"), "an object", link));
+                    };
+                    non_empty_string(link, "url", &format!("{field}.{i}.url"), Rule::Schema)?;
+                    for optional in ["title", "icon", "type"] {
+                        if link.contains_key(optional) {
+                            non_empty_string(
+                                link,
+                                optional,
+                                &format!("{field}.{i}.{optional}"),
+                                Rule::Schema,
+                            )?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `FieldFormatEntityPolicy` with the default validators.
+fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
+    let require =
+        |field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool| match value.as_str() {
+            Some(s) if ok(s) => Ok(()),
+            _ => Err(Invalid::format(field, rule, value)),
+        };
+    let null = Value::Null;
+    require(
+        "apiVersion",
+        doc.get("apiVersion").unwrap_or(&null),
+        Rule::ApiVersion,
+        is_valid_api_version,
+    )?;
+    require(
+        "kind",
+        doc.get("kind").unwrap_or(&null),
+        Rule::Kind,
+        is_valid_kind,
+    )?;
+    let Some(Value::Object(metadata)) = doc.get("metadata") else {
+        return Ok(());
+    };
+    require(
+        "metadata.name",
+        metadata.get("name").unwrap_or(&null),
+        Rule::EntityName,
+        is_valid_object_name,
+    )?;
+    if let Some(namespace) = metadata.get("namespace") {
+        require(
+            "metadata.namespace",
+            namespace,
+            Rule::Namespace,
+            is_valid_dns_label,
+        )?;
+    }
+    if let Some(Value::Object(labels)) = metadata.get("labels") {
+        for (k, v) in labels {
+            let field = format!("metadata.labels.{k}");
+            require(
+                &field,
+                &Value::String(k.clone()),
+                Rule::LabelKey,
+                is_valid_label_key,
+            )?;
+            require(&field, v, Rule::LabelValue, is_valid_label_value)?;
+        }
+    }
+    if let Some(Value::Object(annotations)) = metadata.get("annotations") {
+        for (k, v) in annotations {
+            let field = format!("metadata.annotations.{k}");
+            require(
+                &field,
+                &Value::String(k.clone()),
+                Rule::AnnotationKey,
+                is_valid_label_key,
+            )?;
+            require(&field, v, Rule::AnnotationValue, |_| true)?;
+        }
+    }
+    if let Some(Value::Array(tags)) = metadata.get("tags") {
+        for (i, tag) in tags.iter().enumerate() {
+            require(&format!("metadata.tags.{i}"), tag, Rule::Tag, is_valid_tag)?;
+        }
+    }
+    if let Some(Value::Array(links)) = metadata.get("links") {
+        for (i, link) in links.iter().enumerate() {
+            let link = link.as_object();
+            let get = |k: &str| link.and_then(|l| l.get(k));
+            require(
+                &format!("metadata.links.{i}.url"),
+                get("url").unwrap_or(&null),
+                Rule::Url,
+                is_valid_url,
+            )?;
+            if let Some(title) = get("title") {
+                require(
+                    &format!("metadata.links.{i}.title"),
+                    title,
+                    Rule::NonEmptyString,
+                    |s| !s.trim().is_empty(),
+                )?;
+            }
+            if let Some(icon) = get("icon") {
+                require(
+                    &format!("metadata.links.{i}.icon"),
+                    icon,
+                    Rule::EntityName,
+                    is_valid_object_name,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// BuiltinKindsEntityProcessor's `validateEntityKind`.
+fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(builtin) = BuiltinKind::recognize(kind, api_version) else {
+        if let Some(near) = BuiltinKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(kind))
+        {
+            return Err(Invalid::new(
+                "kind",
+                Rule::UnrecognizedKind,
+                format!(
+                    "no processor recognizes kind {kind} with apiVersion {api_version}; the built-in kind is spelled {} and needs apiVersion {}",
+                    near.name(),
+                    BUILTIN_API_VERSIONS.join(" or ")
+                ),
+            ));
+        }
+        return Ok(None);
+    };
+    let spec = match doc.get("spec") {
+        Some(Value::Object(spec)) => spec,
+        _ => {
+            return Err(Invalid::new(
+                "spec",
+                Rule::KindSchema,
+                format!("is required for kind {kind}"),
+            ));
+        }
+    };
+    for (name, field_type, required) in builtin.spec_fields() {
+        let field = format!("spec.{name}");
+        let Some(value) = spec.get(*name) else {
+            if *required {
+                return Err(Invalid::new(
+                    field,
+                    Rule::KindSchema,
+                    format!("is required for kind {kind} ({})", field_type.describe()),
+                ));
+            }
+            continue;
+        };
+        field_type.check(&field, value)?;
+    }
+    Ok(Some(builtin))
+}
+
+impl FieldType {
+    fn describe(self) -> &'static str {
+        match self {
+            FieldType::Str => "a non-empty string",
+            FieldType::StrList => "a list of non-empty strings, possibly empty",
+            FieldType::Profile => "an object",
+        }
+    }
+
+    fn check(self, field: &str, value: &Value) -> Result<(), Invalid> {
+        let bad = |v: &Value, what: &str| {
+            Invalid::new(
+                field,
+                Rule::KindSchema,
+                format!("must be {what}, found {}", describe_found(v)),
+            )
+        };
+        match (self, value) {
+            (FieldType::Str, Value::String(s)) if !s.is_empty() => Ok(()),
+            (FieldType::Str, v) => Err(bad(v, self.describe())),
+            (FieldType::StrList, Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if item.as_str().is_none_or(str::is_empty) {
+                        return Err(Invalid::new(
+                            format!("{field}.{i}"),
+                            Rule::KindSchema,
+                            format!("must be a non-empty string, found {}", describe_found(item)),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (FieldType::StrList, v) => Err(bad(v, self.describe())),
+            (FieldType::Profile, Value::Object(profile)) => {
+                for (k, v) in profile {
+                    if k != "externalHandles" && v.as_str().is_none_or(str::is_empty) {
+                        return Err(Invalid::new(
+                            format!("{field}.{k}"),
+                            Rule::KindSchema,
+                            format!("must be a non-empty string, found {}", describe_found(v)),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (FieldType::Profile, v) => Err(bad(v, self.describe())),
+        }
+    }
+}
+
+fn describe_found(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.is_empty() => "an empty string".into(),
+        other => kind_of(other).into(),
+    }
+}
+
+// The validator functions of `KubernetesValidatorFunctions` and
+// `CommonValidatorFunctions`, without regexes (all their patterns are ASCII).
+
+/// `^[a-z0-9]+(?:-+[a-z0-9]+)*$`, 1-63.
+pub fn is_valid_dns_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+pub fn is_valid_dns_subdomain(s: &str) -> bool {
+    (1..=253).contains(&s.len()) && s.split('.').all(is_valid_dns_label)
+}
+
+fn prefix_and_or_suffix(s: &str, prefix: fn(&str) -> bool, suffix: fn(&str) -> bool) -> bool {
+    let parts: Vec<&str> = s.split('/').collect();
+    match parts.as_slice() {
+        [only] => suffix(only),
+        [p, n] => prefix(p) && suffix(n),
+        _ => false,
+    }
+}
+
+pub fn is_valid_api_version(s: &str) -> bool {
+    prefix_and_or_suffix(s, is_valid_dns_subdomain, |n| {
+        (1..=63).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// `^[a-zA-Z][a-z0-9A-Z]*$`, 1-63.
+pub fn is_valid_kind(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`, 1-63.
+pub fn is_valid_object_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// Label and annotation keys: `[dns-subdomain/]name`.
+pub fn is_valid_label_key(s: &str) -> bool {
+    prefix_and_or_suffix(s, is_valid_dns_subdomain, is_valid_object_name)
+}
+
+pub fn is_valid_label_value(s: &str) -> bool {
+    s.is_empty() || is_valid_object_name(s)
+}
+
+/// `^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$`, 1-63.
+pub fn is_valid_tag(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b':' | b'+' | b'#' | b'-')
+        })
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// `new URL(value)` succeeds (WHATWG parsing, as the url crate does).
+pub fn is_valid_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok()
+}
+
+impl fmt::Display for BuiltinKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    fn component() -> Value {
+        json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "svc"},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"}
+        })
+    }
+
+    /// Sets a dotted path in `value` (creating objects) or removes it for `None`.
+    fn with(mut value: Value, path: &str, new: Option<Value>) -> Value {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut node = &mut value;
+        for part in &parts[..parts.len() - 1] {
+            node = node
+                .as_object_mut()
+                .unwrap()
+                .entry(part.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        let map = node.as_object_mut().unwrap();
+        let last = parts[parts.len() - 1].to_string();
+        match new {
+            Some(v) => {
+                map.insert(last, v);
+            }
+            None => {
+                map.remove(&last);
+            }
+        }
+        value
+    }
+
+    /// `(case, path, value, Ok(()) or Err((field, rule)))`: Backstage's
+    /// outcome for a component with that one change.
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<Value>,
+        Result<(), (&'static str, Rule)>,
+    );
+
+    #[test]
+    fn the_rules_table() {
+        use Rule::*;
+        let ok = Ok(());
+        let cases: Vec<Case> = vec![
+            ("valid component", "metadata.name", Some(json!("svc")), ok),
+            (
+                "name with dots, dashes, underscores",
+                "metadata.name",
+                Some(json!("a-b_c.D9")),
+                ok,
+            ),
+            (
+                "name of 63 characters",
+                "metadata.name",
+                Some(json!("a".repeat(63))),
+                ok,
+            ),
+            (
+                "name of 64 characters",
+                "metadata.name",
+                Some(json!("a".repeat(64))),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name with space",
+                "metadata.name",
+                Some(json!("my service")),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name ending in dash",
+                "metadata.name",
+                Some(json!("svc-")),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name starting with dot",
+                "metadata.name",
+                Some(json!(".svc")),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name with colon",
+                "metadata.name",
+                Some(json!("a:b")),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name with unicode",
+                "metadata.name",
+                Some(json!("café")),
+                Err(("metadata.name", EntityName)),
+            ),
+            (
+                "name a number",
+                "metadata.name",
+                Some(json!(42)),
+                Err(("metadata.name", Envelope)),
+            ),
+            (
+                "name missing",
+                "metadata.name",
+                None,
+                Err(("metadata.name", Envelope)),
+            ),
+            (
+                "namespace ok",
+                "metadata.namespace",
+                Some(json!("team-a--x")),
+                ok,
+            ),
+            (
+                "namespace upper case",
+                "metadata.namespace",
+                Some(json!("Team")),
+                Err(("metadata.namespace", Namespace)),
+            ),
+            (
+                "namespace underscore",
+                "metadata.namespace",
+                Some(json!("a_b")),
+                Err(("metadata.namespace", Namespace)),
+            ),
+            (
+                "namespace empty",
+                "metadata.namespace",
+                Some(json!("")),
+                Err(("metadata.namespace", Envelope)),
+            ),
+            (
+                "apiVersion without prefix",
+                "apiVersion",
+                Some(json!("v1")),
+                Err(("kind", UnrecognizedKind)),
+            ),
+            (
+                "apiVersion two slashes",
+                "apiVersion",
+                Some(json!("a/b/c")),
+                Err(("apiVersion", ApiVersion)),
+            ),
+            (
+                "apiVersion bad prefix",
+                "apiVersion",
+                Some(json!("Backstage.io/v1alpha1")),
+                Err(("apiVersion", ApiVersion)),
+            ),
+            (
+                "apiVersion v1beta1",
+                "apiVersion",
+                Some(json!("backstage.io/v1beta1")),
+                ok,
+            ),
+            (
+                "apiVersion foreign",
+                "apiVersion",
+                Some(json!("example.com/v1")),
+                Err(("kind", UnrecognizedKind)),
+            ),
+            (
+                "kind lower case",
+                "kind",
+                Some(json!("component")),
+                Err(("kind", UnrecognizedKind)),
+            ),
+            (
+                "kind with dash",
+                "kind",
+                Some(json!("My-Kind")),
+                Err(("kind", Kind)),
+            ),
+            (
+                "kind starting with digit",
+                "kind",
+                Some(json!("1Kind")),
+                Err(("kind", Kind)),
+            ),
+            (
+                "unknown kind passes generic rules",
+                "kind",
+                Some(json!("Template")),
+                ok,
+            ),
+            (
+                "label ok",
+                "metadata.labels",
+                Some(json!({"example.com/tier": "gold", "plain": ""})),
+                ok,
+            ),
+            (
+                "label value bad",
+                "metadata.labels",
+                Some(json!({"tier": "gold!"})),
+                Err(("metadata.labels.tier", LabelValue)),
+            ),
+            (
+                "label key bad prefix",
+                "metadata.labels",
+                Some(json!({"Example.com/tier": "x"})),
+                Err(("metadata.labels.Example.com/tier", LabelKey)),
+            ),
+            (
+                "label value number",
+                "metadata.labels",
+                Some(json!({"n": 1})),
+                Err(("metadata.labels.n", Schema)),
+            ),
+            (
+                "annotation key two slashes",
+                "metadata.annotations",
+                Some(json!({"a/b/c": "x"})),
+                Err(("metadata.annotations.a/b/c", AnnotationKey)),
+            ),
+            (
+                "annotation value free text",
+                "metadata.annotations",
+                Some(json!({"example.com/x": "any text at all: ok!"})),
+                ok,
+            ),
+            (
+                "annotation value number",
+                "metadata.annotations",
+                Some(json!({"example.com/port": 8080})),
+                Err(("metadata.annotations.example.com/port", Schema)),
+            ),
+            (
+                "tags ok",
+                "metadata.tags",
+                Some(json!(["java", "c++", "c#", "a:b", "x-y"])),
+                ok,
+            ),
+            (
+                "tag upper case",
+                "metadata.tags",
+                Some(json!(["Java"])),
+                Err(("metadata.tags.0", Tag)),
+            ),
+            (
+                "tag double dash",
+                "metadata.tags",
+                Some(json!(["ok", "a--b"])),
+                Err(("metadata.tags.1", Tag)),
+            ),
+            (
+                "tag underscore",
+                "metadata.tags",
+                Some(json!(["a_b"])),
+                Err(("metadata.tags.0", Tag)),
+            ),
+            (
+                "tag empty",
+                "metadata.tags",
+                Some(json!([""])),
+                Err(("metadata.tags.0", Schema)),
+            ),
+            (
+                "tags not a list",
+                "metadata.tags",
+                Some(json!("java")),
+                Err(("metadata.tags", Schema)),
+            ),
+            (
+                "link ok",
+                "metadata.links",
+                Some(json!([{"url": "https://example.com", "title": "Docs", "icon": "docs"}])),
+                ok,
+            ),
+            (
+                "link url relative",
+                "metadata.links",
+                Some(json!([{"url": "/docs"}])),
+                Err(("metadata.links.0.url", Url)),
+            ),
+            (
+                "link url missing",
+                "metadata.links",
+                Some(json!([{"title": "x"}])),
+                Err(("metadata.links.0.url", Schema)),
+            ),
+            (
+                "link title blank",
+                "metadata.links",
+                Some(json!([{"url": "https://e.com", "title": "  "}])),
+                Err(("metadata.links.0.title", NonEmptyString)),
+            ),
+            (
+                "description not string",
+                "metadata.description",
+                Some(json!(["x"])),
+                Err(("metadata.description", Schema)),
+            ),
+            (
+                "foreign root field",
+                "foo",
+                Some(json!(1)),
+                Err(("foo", Schema)),
+            ),
+            (
+                "relations on input",
+                "relations",
+                Some(json!([])),
+                Err(("relations", NoForeignRootFields)),
+            ),
+            (
+                "status on input",
+                "status",
+                Some(json!({})),
+                Err(("status", NoForeignRootFields)),
+            ),
+            (
+                "spec not an object",
+                "spec",
+                Some(json!("x")),
+                Err(("spec", Schema)),
+            ),
+            ("spec missing", "spec", None, Err(("spec", KindSchema))),
+            (
+                "spec.type missing",
+                "spec.type",
+                None,
+                Err(("spec.type", KindSchema)),
+            ),
+            (
+                "spec.lifecycle missing",
+                "spec.lifecycle",
+                None,
+                Err(("spec.lifecycle", KindSchema)),
+            ),
+            (
+                "spec.owner missing",
+                "spec.owner",
+                None,
+                Err(("spec.owner", KindSchema)),
+            ),
+            (
+                "spec.owner empty",
+                "spec.owner",
+                Some(json!("")),
+                Err(("spec.owner", KindSchema)),
+            ),
+            (
+                "spec.owner a number",
+                "spec.owner",
+                Some(json!(5)),
+                Err(("spec.owner", KindSchema)),
+            ),
+            (
+                "spec.system null",
+                "spec.system",
+                Some(Value::Null),
+                Err(("spec.system", KindSchema)),
+            ),
+            (
+                "spec.dependsOn string",
+                "spec.dependsOn",
+                Some(json!("x")),
+                Err(("spec.dependsOn", KindSchema)),
+            ),
+            (
+                "spec.providesApis item empty",
+                "spec.providesApis",
+                Some(json!(["a", ""])),
+                Err(("spec.providesApis.1", KindSchema)),
+            ),
+            (
+                "extra spec fields allowed",
+                "spec.custom",
+                Some(json!({"any": 1})),
+                ok,
+            ),
+            (
+                "extra metadata fields allowed",
+                "metadata.custom",
+                Some(json!({"any": 1})),
+                ok,
+            ),
+        ];
+        for (case, path, value, expected) in cases {
+            let entity = doc(with(component(), path, value));
+            let got = validate_entity(&entity)
+                .map(|_| ())
+                .map_err(|e| (e.field.clone(), e.rule));
+            let expected = expected.map_err(|(f, r)| (f.to_owned(), r));
+            assert_eq!(got, expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn kind_specific_required_fields() {
+        let base = |kind: &str, spec: Value| {
+            doc(
+                json!({"apiVersion": "backstage.io/v1alpha1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}),
+            )
+        };
+        let cases: Vec<(&str, Value, Result<(), &str>)> = vec![
+            (
+                "API",
+                json!({"type": "openapi", "lifecycle": "p", "owner": "o", "definition": "d"}),
+                Ok(()),
+            ),
+            (
+                "API",
+                json!({"type": "openapi", "lifecycle": "p", "owner": "o"}),
+                Err("spec.definition"),
+            ),
+            ("Group", json!({"type": "team", "children": []}), Ok(())),
+            ("Group", json!({"type": "team"}), Err("spec.children")),
+            ("Group", json!({"children": []}), Err("spec.type")),
+            (
+                "Group",
+                json!({"type": "team", "children": [], "profile": {"email": ""}}),
+                Err("spec.profile.email"),
+            ),
+            ("User", json!({"memberOf": []}), Ok(())),
+            ("User", json!({}), Err("spec.memberOf")),
+            (
+                "User",
+                json!({"memberOf": [], "profile": {"displayName": "J", "externalHandles": {"github": "j"}}}),
+                Ok(()),
+            ),
+            ("System", json!({"owner": "o"}), Ok(())),
+            ("System", json!({"domain": "d"}), Err("spec.owner")),
+            ("Domain", json!({"owner": "o"}), Ok(())),
+            ("Domain", json!({}), Err("spec.owner")),
+            ("Resource", json!({"type": "db", "owner": "o"}), Ok(())),
+            ("Resource", json!({"owner": "o"}), Err("spec.type")),
+            ("Location", json!({}), Ok(())),
+            (
+                "Location",
+                json!({"type": "url", "targets": ["./a.yaml"]}),
+                Ok(()),
+            ),
+            ("Location", json!({"target": 1}), Err("spec.target")),
+        ];
+        for (kind, spec, expected) in cases {
+            let got = validate_entity(&base(kind, spec.clone()))
+                .map(|_| ())
+                .map_err(|e| e.field);
+            assert_eq!(got, expected.map_err(str::to_owned), "{kind} {spec}");
+        }
+    }
+
+    #[test]
+    fn envelope_failures_are_told_apart() {
+        for (value, field) in [
+            (
+                json!({"kind": "Component", "metadata": {"name": "x"}}),
+                "apiVersion",
+            ),
+            (
+                json!({"apiVersion": "a/b", "metadata": {"name": "x"}}),
+                "kind",
+            ),
+            (json!({"apiVersion": "a/b", "kind": "K"}), "metadata"),
+            (
+                json!({"apiVersion": "a/b", "kind": "K", "metadata": []}),
+                "metadata",
+            ),
+            (
+                json!({"apiVersion": "a/b", "kind": "", "metadata": {"name": "x"}}),
+                "kind",
+            ),
+        ] {
+            let err = check_envelope(&doc(value)).unwrap_err();
+            assert_eq!((err.field.as_str(), err.rule), (field, Rule::Envelope));
+        }
+    }
+
+    #[test]
+    fn messages_name_field_rule_and_value() {
+        let entity = doc(with(component(), "metadata.name", Some(json!("Bad Name!"))));
+        let message = validate_entity(&entity).unwrap_err().to_string();
+        assert!(
+            message
+                .starts_with("metadata.name: expected a string that is sequences of [a-zA-Z0-9]"),
+            "{message}"
+        );
+        assert!(message.contains("\"Bad Name!\""), "{message}");
+        assert!(message.ends_with("[rule isValidEntityName]"), "{message}");
+    }
+}
