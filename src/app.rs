@@ -3,6 +3,7 @@
 //! [`Application::run_until_stopped`] serves until SIGTERM/SIGINT and shuts
 //! down cleanly.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::bitbucket::{HttpSetupError, build_http_client};
+use crate::bitbucket::{HttpSetupError, IntegrationHttp, build_http_client};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::discovery::server::ServerProvider;
@@ -45,7 +46,9 @@ pub enum AppError {
 
 /// Builds the runnable providers from the config.
 pub fn build_providers(config: &Config) -> Result<Vec<ServerProvider>, AppError> {
-    let http = build_http_client(config.extra_ca_file.as_deref())?;
+    // One HTTP context per integration: providers on the same Bitbucket
+    // share its pace, its concurrency cap and what a 429 taught it.
+    let mut shared: HashMap<String, Arc<IntegrationHttp>> = HashMap::new();
     config
         .providers
         .iter()
@@ -54,10 +57,24 @@ pub fn build_providers(config: &Config) -> Result<Vec<ServerProvider>, AppError>
                 .integrations
                 .server(&provider.host)
                 .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
+            let http = match shared.get(&integration.host) {
+                Some(http) => Arc::clone(http),
+                None => {
+                    let client =
+                        build_http_client(config.extra_ca_file.as_deref(), &integration.http)?;
+                    let http = Arc::new(IntegrationHttp::new(
+                        client,
+                        integration.auth.clone(),
+                        &integration.http,
+                    ));
+                    shared.insert(integration.host.clone(), Arc::clone(&http));
+                    http
+                }
+            };
             Ok(ServerProvider::new(
                 provider.clone(),
                 integration.clone(),
-                http.clone(),
+                http,
             ))
         })
         .collect()

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::{Application, build_providers};
 use crate::catalog::Entity;
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
+use crate::discovery::PreviousEntities;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -152,10 +153,11 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    let no_previous = PreviousEntities::default();
     let runs = providers
         .iter()
         .filter(|p| only.is_none_or(|id| p.id() == id))
-        .map(|provider| provider.run());
+        .map(|provider| provider.run(&no_previous));
     let results = futures::future::join_all(runs).await;
 
     let mut all_ok = true;

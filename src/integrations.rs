@@ -35,8 +35,44 @@ impl Auth {
     }
 }
 
+/// A client-side request pace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+/// How requests to one Bitbucket are paced, bounded and retried.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSettings {
+    /// `None`: no fixed pace; the pace adapts once Bitbucket answers 429.
+    pub rate_limit: Option<RateLimit>,
+    pub max_concurrent_requests: usize,
+    #[serde(serialize_with = "crate::config::schedule::serialize_duration")]
+    pub connect_timeout: std::time::Duration,
+    #[serde(serialize_with = "crate::config::schedule::serialize_duration")]
+    pub request_timeout: std::time::Duration,
+    /// Retries of a failed idempotent request (connection errors, timeouts,
+    /// 5xx); 429s wait out `Retry-After` on top of these.
+    pub max_retries: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit: None,
+            max_concurrent_requests: 16,
+            connect_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(60),
+            max_retries: 5,
+        }
+    }
+}
+
 /// One `integrations.bitbucketServer[]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketServerIntegration {
     /// `host` or `host:port`, as written in the config.
@@ -44,19 +80,21 @@ pub struct BitbucketServerIntegration {
     /// REST 1.0 base, without a trailing slash.
     pub api_base_url: Url,
     pub auth: Auth,
+    pub http: HttpSettings,
 }
 
 /// One `integrations.bitbucketCloud[]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketCloudIntegration {
     pub host: String,
     /// REST 2.0 base, without a trailing slash.
     pub api_base_url: Url,
     pub auth: Auth,
+    pub http: HttpSettings,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Integrations {
     pub bitbucket_server: Vec<BitbucketServerIntegration>,
@@ -92,6 +130,7 @@ mod tests {
                 username: "svc".into(),
                 password: Secret::new("s3cr3t-password"),
             },
+            http: HttpSettings::default(),
         };
         let debug = format!("{integration:?}");
         let json = serde_json::to_string(&integration).unwrap();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::catalog::Catalog;
 use crate::config::{Frequency, Schedule};
 use crate::discovery::server::ServerProvider;
-use crate::discovery::{Outcome, Problem, ProblemKind, RunReport, now_rfc3339};
+use crate::discovery::{Outcome, PreviousEntities, Problem, ProblemKind, RunReport, now_rfc3339};
 use crate::metrics;
 use crate::store::CatalogStore;
 
@@ -113,8 +113,9 @@ impl ProviderRunner {
         let started = Instant::now();
         let started_at = now_rfc3339();
         tracing::info!(provider = self.id(), "discovery run started");
+        let previous = PreviousEntities::new(self.catalog.source_entities(self.id()));
         let outcome = tokio::select! {
-            result = tokio::time::timeout(timeout, self.provider.run()) => result.ok(),
+            result = tokio::time::timeout(timeout, self.provider.run(&previous)) => result.ok(),
             () = self.shutdown.cancelled() => {
                 tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
                 return None;

@@ -3,26 +3,28 @@
 //! - [`server`]: Bitbucket Server / Data Center REST 1.0.
 //! - [`server_urls`]: Server web URLs ↔ REST calls, relative URL resolution.
 //!
-//! Every request goes through [`Http`], which adds credentials, counts the
-//! request against the current run and turns failures into
-//! [`BitbucketError`]s that say which URL failed and what to check.
+//! Every request goes through [`Http`]: credentials, the integration's pace
+//! and concurrency cap ([`pacing`]), retries with backoff and jitter for
+//! connection errors, timeouts and 5xx, `Retry-After` for 429, a count per
+//! run, and [`BitbucketError`]s that say which URL failed and what to check.
 
+mod pacing;
 pub mod server;
 pub mod server_urls;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::integrations::Auth;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::integrations::{Auth, HttpSettings};
+use pacing::Pacer;
 /// How much of an error body we quote back.
 const ERROR_BODY_EXCERPT: usize = 300;
 
@@ -58,13 +60,16 @@ pub enum HttpSetupError {
     Client(String),
 }
 
-/// Builds the HTTP client shared by all calls to Bitbucket. Proxies come
-/// from `HTTPS_PROXY` / `NO_PROXY`; `extra_ca_file` adds a PEM bundle to the
+/// Builds the HTTP client for one integration. Proxies come from
+/// `HTTPS_PROXY` / `NO_PROXY`; `extra_ca_file` adds a PEM bundle to the
 /// system trust store (for Bitbucket Servers behind an internal CA).
-pub fn build_http_client(extra_ca_file: Option<&Path>) -> Result<reqwest::Client, HttpSetupError> {
+pub fn build_http_client(
+    extra_ca_file: Option<&Path>,
+    settings: &HttpSettings,
+) -> Result<reqwest::Client, HttpSetupError> {
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
         .user_agent(concat!("bitbucket-catalogd/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = extra_ca_file {
         let ca_error = |message: String| HttpSetupError::CaBundle {
@@ -88,7 +93,11 @@ pub fn build_http_client(extra_ca_file: Option<&Path>) -> Result<reqwest::Client
 #[derive(Debug, Default)]
 pub struct RequestStats {
     requests: AtomicU64,
-    failed: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    bytes: AtomicU64,
+    /// `(endpoint kind, status or "error")` → requests.
+    by_endpoint: parking_lot::Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 impl RequestStats {
@@ -96,110 +105,234 @@ impl RequestStats {
         self.requests.load(Ordering::Relaxed)
     }
 
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// `endpoint → status → requests`, for reports.
+    pub fn by_endpoint(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((endpoint, status), count) in self.by_endpoint.lock().iter() {
+            out.entry((*endpoint).to_owned())
+                .or_default()
+                .insert(status.clone(), *count);
+        }
+        out
+    }
+
+    fn record(&self, endpoint: &'static str, status: &str) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        *self
+            .by_endpoint
+            .lock()
+            .entry((endpoint, status.to_owned()))
+            .or_default() += 1;
+        crate::metrics::record_bitbucket_request(endpoint, status);
     }
 }
 
-/// An authenticated, counted view of the HTTP client for one integration.
-#[derive(Debug, Clone)]
-pub struct Http {
+/// Everything requests to one integration share for the daemon's lifetime:
+/// the client, credentials, pace and retry budget.
+#[derive(Debug)]
+pub struct IntegrationHttp {
     client: reqwest::Client,
     auth: Auth,
+    pacer: Pacer,
+    max_retries: u32,
+}
+
+impl IntegrationHttp {
+    pub fn new(client: reqwest::Client, auth: Auth, settings: &HttpSettings) -> Self {
+        Self {
+            client,
+            auth,
+            pacer: Pacer::new(settings.rate_limit, settings.max_concurrent_requests),
+            max_retries: settings.max_retries,
+        }
+    }
+
+    /// The client-side pace currently in force (requests per second).
+    pub fn current_rate(&self) -> Option<f64> {
+        self.pacer.current_rate()
+    }
+}
+
+/// A failed attempt, before retries are decided.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth another try: connection errors, timeouts, 5xx, broken bodies.
+    Transient(BitbucketError),
+    /// 429: try again once the pacer lets requests through (after `Retry-After`).
+    RateLimited(BitbucketError),
+    Final(BitbucketError),
+}
+
+/// 429s a single request may wait out before giving up.
+const MAX_RATE_LIMITED_WAITS: usize = 30;
+/// Waits when Bitbucket answers 429 without `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// One integration's HTTP, counted against one run.
+#[derive(Debug, Clone)]
+pub struct Http {
+    shared: Arc<IntegrationHttp>,
     stats: Arc<RequestStats>,
 }
 
 impl Http {
-    pub fn new(client: reqwest::Client, auth: Auth, stats: Arc<RequestStats>) -> Self {
-        Self {
-            client,
-            auth,
-            stats,
-        }
+    pub fn new(shared: Arc<IntegrationHttp>, stats: Arc<RequestStats>) -> Self {
+        Self { shared, stats }
     }
 
     pub fn stats(&self) -> &Arc<RequestStats> {
         &self.stats
     }
 
-    /// Sends a GET; `Ok(None)` for 404, an error for any other non-2xx.
-    async fn get(
+    /// GETs `url` with pacing and retries, reading at most `limit + 1` body
+    /// bytes; `Ok(None)` for 404. Reading the body is part of the attempt, so
+    /// a connection reset mid-body is retried like any transport error.
+    async fn fetch(
         &self,
         endpoint: &'static str,
         url: &Url,
-    ) -> Result<Option<reqwest::Response>, BitbucketError> {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let request = self.auth.apply(self.client.get(url.clone()));
-        let response = request.send().await.map_err(|err| {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::record_bitbucket_request(endpoint, "error");
-            BitbucketError::Transport {
-                url: url.to_string(),
-                message: describe_reqwest_error(&err),
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
+        let transient_failures = std::sync::atomic::AtomicU32::new(0);
+        let waits = std::sync::atomic::AtomicUsize::new(0);
+        let max_retries = self.shared.max_retries;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(
+                usize::try_from(max_retries).unwrap_or(usize::MAX) + MAX_RATE_LIMITED_WAITS,
+            )
+            .with_jitter();
+        let outcome = (|| self.attempt(endpoint, url, limit))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|attempt| match attempt {
+                Attempt::Transient(_) => transient_failures.fetch_add(1, Ordering::Relaxed) < max_retries,
+                Attempt::RateLimited(_) => waits.fetch_add(1, Ordering::Relaxed) < MAX_RATE_LIMITED_WAITS,
+                Attempt::Final(_) => false,
+            })
+            .adjust(|attempt, delay| match attempt {
+                // The pacer already holds every request until Retry-After.
+                Attempt::RateLimited(_) => Some(Duration::ZERO),
+                _ => delay,
+            })
+            .notify(|attempt, delay| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                if let Attempt::Transient(err) = attempt {
+                    tracing::debug!(error = %err, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "retrying");
+                }
+            })
+            .await;
+        match outcome {
+            Ok(body) => Ok(body),
+            Err(Attempt::Transient(err) | Attempt::RateLimited(err) | Attempt::Final(err)) => {
+                Err(err)
             }
-        })?;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, Attempt> {
+        let _permit = self.shared.pacer.acquire().await;
+        let transport = |err: reqwest::Error| BitbucketError::Transport {
+            url: url.to_string(),
+            message: describe_reqwest_error(&err),
+        };
+        let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                self.stats.record(endpoint, "error");
+                return Err(Attempt::Transient(transport(err)));
+            }
+        };
         let status = response.status();
-        crate::metrics::record_bitbucket_request(endpoint, status.as_str());
+        self.stats.record(endpoint, status.as_str());
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        if !status.is_success() {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            let body = response.text().await.unwrap_or_default();
-            let excerpt: String = body
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(ERROR_BODY_EXCERPT)
-                .collect();
-            return Err(BitbucketError::Status {
-                url: url.to_string(),
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let wait = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+            self.shared.pacer.rate_limited(wait);
+            return Err(Attempt::RateLimited(status_error(
+                url,
                 status,
-                hint: match status {
-                    StatusCode::UNAUTHORIZED => {
-                        " (the credentials were rejected: check the integration's token or username/password)"
-                    }
-                    StatusCode::FORBIDDEN => {
-                        " (the credentials lack permission: grant read access to the projects and repositories)"
-                    }
-                    StatusCode::TOO_MANY_REQUESTS => {
-                        " (rate limited by Bitbucket: lower the provider's concurrency or run less often)"
-                    }
-                    _ => "",
-                },
-                body: if excerpt.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {excerpt}")
-                },
+                String::new(),
+            )));
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let error = status_error(url, status, body);
+            return Err(if status.is_server_error() {
+                Attempt::Transient(error)
+            } else {
+                Attempt::Final(error)
             });
         }
-        Ok(Some(response))
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = (limit + 1).saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() > limit {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => return Err(Attempt::Transient(transport(err))),
+            }
+        }
+        self.stats
+            .bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        Ok(Some(body))
     }
 
-    /// GETs and decodes JSON; `Ok(None)` for 404.
+    /// GETs and decodes JSON; `Ok(None)` for 404. A body that does not
+    /// decode is fetched again (a truncated response looks like that).
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         url: &Url,
     ) -> Result<Option<T>, BitbucketError> {
-        let Some(response) = self.get(endpoint, url).await? else {
-            return Ok(None);
-        };
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| BitbucketError::Transport {
-                url: url.to_string(),
-                message: describe_reqwest_error(&err),
-            })?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|err| BitbucketError::Decode {
-                url: url.to_string(),
-                message: err.to_string(),
-            })
+        let mut last_error = None;
+        for _ in 0..=self.shared.max_retries.min(2) {
+            let Some(bytes) = self.fetch(endpoint, url, MAX_JSON_BYTES).await? else {
+                return Ok(None);
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(value) => return Ok(Some(value)),
+                Err(err) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    last_error = Some(BitbucketError::Decode {
+                        url: url.to_string(),
+                        message: err.to_string(),
+                    });
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| BitbucketError::Decode {
+            url: url.to_string(),
+            message: "no response".into(),
+        }))
     }
 
     /// GETs a file's bytes, reading at most `limit + 1` bytes so an oversized
@@ -210,26 +343,57 @@ impl Http {
         url: &Url,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, BitbucketError> {
-        let Some(mut response) = self.get(endpoint, url).await? else {
-            return Ok(None);
-        };
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| BitbucketError::Transport {
-                url: url.to_string(),
-                message: describe_reqwest_error(&err),
-            })?
-        {
-            let room = (limit + 1).saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() > limit {
-                break;
-            }
-        }
-        Ok(Some(body))
+        self.fetch(endpoint, url, limit).await
     }
+}
+
+/// Listing pages are JSON of at most a few MiB even at 1000 items.
+const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+
+fn status_error(url: &Url, status: StatusCode, body: String) -> BitbucketError {
+    let excerpt: String = body
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(ERROR_BODY_EXCERPT)
+        .collect();
+    BitbucketError::Status {
+        url: url.to_string(),
+        status,
+        hint: match status {
+            StatusCode::UNAUTHORIZED => {
+                " (the credentials were rejected: check the integration's token or username/password)"
+            }
+            StatusCode::FORBIDDEN => {
+                " (the credentials lack permission: grant read access to the projects and repositories)"
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                " (rate limited by Bitbucket even after waiting: lower the integration's rateLimit or run less often)"
+            }
+            _ => "",
+        },
+        body: if excerpt.is_empty() {
+            String::new()
+        } else {
+            format!(": {excerpt}")
+        },
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// reqwest's Display hides the cause ("error sending request"); the cause

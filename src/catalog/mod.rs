@@ -246,6 +246,21 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// The entities `source` currently contributes, as served.
+    pub fn source_entities(&self, source: &str) -> Vec<Entity> {
+        let state = self.state.read();
+        state
+            .keys_by_source
+            .get(source)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| state.by_key.get(k))
+                    .map(|s| Entity::clone(&s.entity))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// How many entities `source` currently contributes.
     pub fn source_len(&self, source: &str) -> usize {
         self.state

@@ -19,7 +19,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::integrations::{
-    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations,
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
 };
 use crate::secret::REDACTED;
 pub use catalog::CatalogSettings;
@@ -432,9 +432,95 @@ impl Ctx<'_> {
                     host: "bitbucket.org".into(),
                     api_base_url: default_cloud_api(),
                     auth: Auth::Anonymous,
+                    http: HttpSettings::default(),
                 });
         }
         Ok(integrations)
+    }
+
+    /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
+    /// `requestTimeout`, `maxRetries` of one integration.
+    fn http_settings(&self, key: &str, raw: raw::Http) -> Result<HttpSettings, ConfigError> {
+        let defaults = HttpSettings::default();
+        let number = |name: &str,
+                      value: Option<Value>,
+                      min: f64,
+                      max: f64|
+         -> Result<Option<f64>, ConfigError> {
+            value
+                .map(|v| {
+                    loose_text(&v)
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .filter(|n| n.is_finite() && (min..=max).contains(n))
+                        .ok_or_else(|| {
+                            self.error(
+                                &format!("{key}.{name}"),
+                                format!("{} is not a number from {min} to {max}", shown(&v)),
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let duration = |name: &str,
+                        value: Option<Value>,
+                        default: std::time::Duration|
+         -> Result<std::time::Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) => schedule::parse_duration(&v)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        self.error(
+                            &format!("{key}.{name}"),
+                            format!(
+                                "{} is not a duration; write e.g. {{seconds: 30}} or 'PT30S'",
+                                shown(&v)
+                            ),
+                        )
+                    }),
+            }
+        };
+        let rate_limit = match raw.rate_limit {
+            None => None,
+            Some(rate) => {
+                let per_second = number(
+                    "rateLimit.requestsPerSecond",
+                    Some(rate.requests_per_second),
+                    0.1,
+                    100_000.0,
+                )?
+                .unwrap_or(1.0);
+                let burst = number("rateLimit.burst", rate.burst, 1.0, 100_000.0)?
+                    .unwrap_or(per_second.ceil());
+                Some(crate::integrations::RateLimit {
+                    requests_per_second: per_second,
+                    burst: burst as u32,
+                })
+            }
+        };
+        Ok(HttpSettings {
+            rate_limit,
+            max_concurrent_requests: number(
+                "maxConcurrentRequests",
+                raw.max_concurrent_requests,
+                1.0,
+                256.0,
+            )?
+            .map_or(defaults.max_concurrent_requests, |n| n as usize),
+            connect_timeout: duration(
+                "connectTimeout",
+                raw.connect_timeout,
+                defaults.connect_timeout,
+            )?,
+            request_timeout: duration(
+                "requestTimeout",
+                raw.request_timeout,
+                defaults.request_timeout,
+            )?,
+            max_retries: number("maxRetries", raw.max_retries, 0.0, 20.0)?
+                .map_or(defaults.max_retries, |n| n as u32),
+        })
     }
 
     fn server_integration(
@@ -468,10 +554,12 @@ impl Ctx<'_> {
             }
             (None, None, None) => Auth::Anonymous,
         };
+        let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketServerIntegration {
             host,
             api_base_url,
             auth,
+            http,
         })
     }
 
@@ -513,10 +601,12 @@ impl Ctx<'_> {
             (None, None, Some(token)) => Auth::Bearer { token },
             (None, None, None) => Auth::Anonymous,
         };
+        let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketCloudIntegration {
             host,
             api_base_url,
             auth,
+            http,
         })
     }
 
@@ -753,6 +843,42 @@ mod raw {
         pub token: Option<Secret>,
         pub username: Option<String>,
         pub password: Option<Secret>,
+        // Not `#[serde(flatten)]`: it would hide unknown keys from the warnings.
+        pub rate_limit: Option<RateLimit>,
+        pub max_concurrent_requests: Option<Value>,
+        pub connect_timeout: Option<Value>,
+        pub request_timeout: Option<Value>,
+        pub max_retries: Option<Value>,
+    }
+
+    /// Pacing, concurrency, timeouts and retries (both integration kinds).
+    pub struct Http {
+        pub rate_limit: Option<RateLimit>,
+        pub max_concurrent_requests: Option<Value>,
+        pub connect_timeout: Option<Value>,
+        pub request_timeout: Option<Value>,
+        pub max_retries: Option<Value>,
+    }
+
+    /// Moves the shared HTTP keys out of an integration entry.
+    macro_rules! http_of {
+        ($raw:expr) => {
+            raw::Http {
+                rate_limit: $raw.rate_limit,
+                max_concurrent_requests: $raw.max_concurrent_requests,
+                connect_timeout: $raw.connect_timeout,
+                request_timeout: $raw.request_timeout,
+                max_retries: $raw.max_retries,
+            }
+        };
+    }
+    pub(super) use http_of;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RateLimit {
+        pub requests_per_second: Value,
+        pub burst: Option<Value>,
     }
 
     #[derive(Deserialize)]
@@ -763,6 +889,11 @@ mod raw {
         pub username: Option<String>,
         pub app_password: Option<Secret>,
         pub token: Option<Secret>,
+        pub rate_limit: Option<RateLimit>,
+        pub max_concurrent_requests: Option<Value>,
+        pub connect_timeout: Option<Value>,
+        pub request_timeout: Option<Value>,
+        pub max_retries: Option<Value>,
     }
 
     #[derive(Deserialize)]

@@ -215,6 +215,11 @@ mod humantime_serde_compat {
 
 pub use humantime_serde_compat::format_duration;
 
+/// Serialises a duration as ISO-8601 (`PT30M`), for status output.
+pub fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

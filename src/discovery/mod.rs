@@ -39,9 +39,26 @@ pub struct RunReport {
     pub files_found: usize,
     pub entities: usize,
     pub problems: Vec<Problem>,
+    /// Files that could not be read this run whose previous entities were kept.
+    #[serde(default)]
+    pub stale: Vec<String>,
     /// Files read through Location entities' targets.
     pub location_files: usize,
+    /// Requests sent, retries and 429s included.
     pub requests: u64,
+    /// Requests that were repeats of a failed one.
+    #[serde(default)]
+    pub retries: u64,
+    /// 429 answers (each waited out).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Response body bytes read.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Endpoint kind → status (or `error`) → requests.
+    #[serde(default)]
+    pub requests_by_endpoint:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     #[serde(rename = "durationMs", with = "millis")]
     pub duration: Duration,
 }
@@ -75,8 +92,13 @@ impl RunReport {
             files_found: 0,
             entities: 0,
             problems: Vec::new(),
+            stale: Vec::new(),
             location_files: 0,
             requests: 0,
+            retries: 0,
+            rate_limited: 0,
+            bytes: 0,
+            requests_by_endpoint: std::collections::BTreeMap::new(),
             duration: Duration::ZERO,
         }
     }
@@ -104,6 +126,37 @@ impl RunReport {
             self.location_files,
             self.duration.as_secs_f64()
         )
+    }
+}
+
+/// A source's current entities grouped by the file they came from (their
+/// `managed-by-origin-location`), so a file that cannot be read this run can
+/// keep what it gave last time.
+#[derive(Debug, Default)]
+pub struct PreviousEntities {
+    by_origin: std::collections::HashMap<String, Vec<Entity>>,
+}
+
+impl PreviousEntities {
+    pub fn new(entities: impl IntoIterator<Item = Entity>) -> Self {
+        let mut by_origin: std::collections::HashMap<String, Vec<Entity>> =
+            std::collections::HashMap::new();
+        for entity in entities {
+            if let Some(origin) = entity
+                .metadata
+                .annotations
+                .get(crate::catalog::entity::ANNOTATION_ORIGIN_LOCATION)
+            {
+                let origin = origin.strip_prefix("url:").unwrap_or(origin).to_owned();
+                by_origin.entry(origin).or_default().push(entity);
+            }
+        }
+        Self { by_origin }
+    }
+
+    /// The entities last read from `url` (and the files its Locations reached).
+    pub fn from_file(&self, url: &str) -> Vec<Entity> {
+        self.by_origin.get(url).cloned().unwrap_or_default()
     }
 }
 

@@ -9,10 +9,10 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::{Outcome, Problem, ProblemKind, RunReport, RunResult};
+use super::{Outcome, PreviousEntities, Problem, ProblemKind, RunReport, RunResult};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
-use crate::bitbucket::{Http, RequestStats};
+use crate::bitbucket::{Http, IntegrationHttp, RequestStats};
 use crate::catalog::entity::ANNOTATION_LOCATION;
 use crate::catalog::process::{FetchError, FileSource, Processor, RepoInfo};
 use crate::catalog::{Entity, EntityKey};
@@ -24,7 +24,7 @@ use crate::integrations::BitbucketServerIntegration;
 pub struct ServerProvider {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
-    http_client: reqwest::Client,
+    http: Arc<IntegrationHttp>,
 }
 
 /// What reading one repository's catalog file produced.
@@ -33,18 +33,20 @@ struct FileOutcome {
     entities: Vec<Entity>,
     problems: Vec<Problem>,
     location_files: usize,
+    /// The file's URL when its previous entities were kept instead.
+    stale: Option<String>,
 }
 
 impl ServerProvider {
     pub fn new(
         config: ServerProviderConfig,
         integration: BitbucketServerIntegration,
-        http_client: reqwest::Client,
+        http: Arc<IntegrationHttp>,
     ) -> Self {
         Self {
             config,
             integration,
-            http_client,
+            http,
         }
     }
 
@@ -58,19 +60,15 @@ impl ServerProvider {
 
     /// Runs discovery once. Never panics and never returns half a listing:
     /// if any listing request fails, the run fails and returns no entities.
-    pub async fn run(&self) -> RunResult {
+    pub async fn run(&self, previous: &PreviousEntities) -> RunResult {
         let started = Instant::now();
         let stats = Arc::new(RequestStats::default());
         let client = ServerClient::new(
-            Http::new(
-                self.http_client.clone(),
-                self.integration.auth.clone(),
-                Arc::clone(&stats),
-            ),
+            Http::new(Arc::clone(&self.http), Arc::clone(&stats)),
             self.integration.api_base_url.clone(),
         );
         let mut report = RunReport::new(self.id());
-        let entities = match self.discover(&client, &mut report).await {
+        let entities = match self.discover(&client, previous, &mut report).await {
             Ok(entities) => Some(entities),
             Err(error) => {
                 report.outcome = Outcome::Failed { error };
@@ -78,6 +76,10 @@ impl ServerProvider {
             }
         };
         report.requests = stats.requests();
+        report.retries = stats.retries();
+        report.rate_limited = stats.rate_limited();
+        report.bytes = stats.bytes();
+        report.requests_by_endpoint = stats.by_endpoint();
         report.duration = started.elapsed();
         report.finished_at = super::now_rfc3339();
         RunResult { report, entities }
@@ -86,6 +88,7 @@ impl ServerProvider {
     async fn discover(
         &self,
         client: &ServerClient,
+        previous: &PreviousEntities,
         report: &mut RunReport,
     ) -> Result<Vec<Entity>, String> {
         let filters = &self.config.filters;
@@ -134,7 +137,7 @@ impl ServerProvider {
         let outcomes: Vec<FileOutcome> = stream::iter(repos)
             .map(|repo| {
                 let client = client.clone();
-                async move { self.read_repository(&client, &repo).await }
+                async move { self.read_repository(&client, &repo, previous).await }
             })
             .buffered(self.config.concurrency)
             .collect()
@@ -144,6 +147,7 @@ impl ServerProvider {
         let mut entities = Vec::new();
         for outcome in outcomes {
             report.files_found += usize::from(outcome.found);
+            report.stale.extend(outcome.stale);
             report.location_files += outcome.location_files;
             report.problems.extend(outcome.problems);
             for entity in outcome.entities {
@@ -201,7 +205,12 @@ impl ServerProvider {
         }
     }
 
-    async fn read_repository(&self, client: &ServerClient, repo: &Repository) -> FileOutcome {
+    async fn read_repository(
+        &self,
+        client: &ServerClient,
+        repo: &Repository,
+        previous: &PreviousEntities,
+    ) -> FileOutcome {
         let location = self.browse_url(repo);
         let processing = &self.config.catalog.processing;
         let raw_url = client.raw_url(
@@ -221,13 +230,26 @@ impl ServerProvider {
                     entities: Vec::new(),
                     problems: Vec::new(),
                     location_files: 0,
+                    stale: None,
                 };
             }
             Err(err) => {
+                // Unreadable after retries is not "gone": keep what the file
+                // gave last time, marked stale, until a read says otherwise.
+                let kept = previous.from_file(&location);
+                let message = if kept.is_empty() {
+                    err.to_string()
+                } else {
+                    format!(
+                        "{err}; keeping its {} previous entities (stale)",
+                        kept.len()
+                    )
+                };
                 return FileOutcome {
-                    found: false,
-                    entities: Vec::new(),
-                    problems: vec![Problem::new(location, ProblemKind::Read, err.to_string())],
+                    found: !kept.is_empty(),
+                    stale: (!kept.is_empty()).then(|| location.clone()),
+                    entities: kept,
+                    problems: vec![Problem::new(location, ProblemKind::Read, message)],
                     location_files: 0,
                 };
             }
@@ -257,6 +279,7 @@ impl ServerProvider {
             entities: tree.entities,
             problems: tree.problems,
             location_files: tree.files_read,
+            stale: None,
         }
     }
 }
