@@ -52,8 +52,10 @@ fn run_once(sim: &Simulator, concurrency: usize, dir: &std::path::Path) -> Outco
     let pid = child.id();
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let out_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err_reader =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let mut peak = 0;
     let status = loop {
         if let Some(rss) = peak_rss_kib(pid) {
@@ -67,23 +69,49 @@ fn run_once(sim: &Simulator, concurrency: usize, dir: &std::path::Path) -> Outco
     };
     let wall = started.elapsed();
     let stdout = out_reader.join().unwrap_or_default();
-    let summary = err_reader.join().unwrap_or_default().lines().find(|l| l.starts_with("provider ")).unwrap_or_default().to_owned();
-    let entities: serde_json::Value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    let summary = err_reader
+        .join()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("provider "))
+        .unwrap_or_default()
+        .to_owned();
+    let entities: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
     let refs = entities
         .as_array()
         .map(|all| {
             all.iter()
-                .map(|e| format!("{}:{}/{}", e["kind"].as_str().unwrap_or_default(), e["metadata"]["namespace"].as_str().unwrap_or_default(), e["metadata"]["name"].as_str().unwrap_or_default()).to_lowercase())
+                .map(|e| {
+                    format!(
+                        "{}:{}/{}",
+                        e["kind"].as_str().unwrap_or_default(),
+                        e["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        e["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                    .to_lowercase()
+                })
                 .collect()
         })
         .unwrap_or_default();
-    Outcome { wall, peak_rss_kib: peak, refs, summary, exit: status.code() }
+    Outcome {
+        wall,
+        peak_rss_kib: peak,
+        refs,
+        summary,
+        exit: status.code(),
+    }
 }
 
 async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Behaviour) {
     let sim = Simulator::start(SimConfig {
         seed: 1,
-        dataset: DatasetConfig { projects, repos_per_project: 50, catalog_ratio: 0.6, ..Default::default() },
+        dataset: DatasetConfig {
+            projects,
+            repos_per_project: 50,
+            catalog_ratio: 0.6,
+            ..Default::default()
+        },
         behaviour,
         ..Default::default()
     })
@@ -93,7 +121,12 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
     let location_targets: usize = dataset
         .server_repos()
         .filter(|r| matches!(r.file_kind, FileKind::LocationTree))
-        .map(|r| r.files.keys().filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml").count())
+        .map(|r| {
+            r.files
+                .keys()
+                .filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml")
+                .count()
+        })
         .sum();
     let minimum = dataset.server_minimum_requests(1000, true, false) + location_targets;
     let expected = dataset.expected_server_tree_refs(false);
@@ -102,9 +135,16 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
     let stats = sim.stats();
     let lost = expected.difference(&outcome.refs).count();
     let unexpected = outcome.refs.difference(&expected).count();
-    println!("== {name}: {} repos, concurrency {concurrency}", dataset.server_repos().count());
+    println!(
+        "== {name}: {} repos, concurrency {concurrency}",
+        dataset.server_repos().count()
+    );
     println!("   exit {:?}; {}", outcome.exit, outcome.summary);
-    println!("   wall {:.1} s, peak RSS {:.1} MiB", outcome.wall.as_secs_f64(), outcome.peak_rss_kib as f64 / 1024.0);
+    println!(
+        "   wall {:.1} s, peak RSS {:.1} MiB",
+        outcome.wall.as_secs_f64(),
+        outcome.peak_rss_kib as f64 / 1024.0
+    );
     println!(
         "   requests {} (minimum {minimum}, {:+.2} %), repeated {}, 429s {}, faults injected {:?}",
         stats.requests,
@@ -113,31 +153,86 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
         stats.status("429"),
         stats.faults
     );
-    if let Some(rate) = sim.config().behaviour.rate_limit {
+    if let Some(rate) = &sim.config().behaviour.rate_limit {
         let bound = stats.requests.saturating_sub(u64::from(rate.burst)) as f64 / rate.per_second;
-        println!("   bound (requests beyond the burst / {} per s) {bound:.1} s; wall / bound {:.3}", rate.per_second, outcome.wall.as_secs_f64() / bound);
+        println!(
+            "   bound (requests beyond the burst / {} per s) {bound:.1} s; wall / bound {:.3}",
+            rate.per_second,
+            outcome.wall.as_secs_f64() / bound
+        );
     }
-    println!("   entities {} of {} expected: {lost} lost, {unexpected} unexpected", outcome.refs.len(), expected.len());
+    println!(
+        "   entities {} of {} expected: {lost} lost, {unexpected} unexpected",
+        outcome.refs.len(),
+        expected.len()
+    );
     sim.shutdown().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     let projects = value("--projects").unwrap_or(200);
     let concurrency = value("--concurrency").unwrap_or(8);
-    let which = args.iter().find(|a| ["plain", "rate-limited", "faults", "all"].contains(&a.as_str())).map_or("all", String::as_str);
+    let which = args
+        .iter()
+        .find(|a| ["plain", "rate-limited", "faults", "all"].contains(&a.as_str()))
+        .map_or("all", String::as_str);
     let latency = Duration::from_millis(20);
     if matches!(which, "plain" | "all") {
-        scenario("1. no rate limit, 20 ms latency", projects, concurrency, Behaviour { latency, ..Default::default() }).await;
+        scenario(
+            "1. no rate limit, 20 ms latency",
+            projects,
+            concurrency,
+            Behaviour {
+                latency,
+                ..Default::default()
+            },
+        )
+        .await;
     }
     if matches!(which, "faults" | "all") {
-        let faults = Faults { server_error: 0.05, reset: 0.05, ..Default::default() };
-        scenario("3. 5 % 5xx + 5 % connection resets, 20 ms latency", projects, concurrency, Behaviour { latency, faults, ..Default::default() }).await;
+        let faults = Faults {
+            server_error: 0.05,
+            reset: 0.05,
+            ..Default::default()
+        };
+        scenario(
+            "3. 5 % 5xx + 5 % connection resets, 20 ms latency",
+            projects,
+            concurrency,
+            Behaviour {
+                latency,
+                faults,
+                ..Default::default()
+            },
+        )
+        .await;
     }
     if matches!(which, "rate-limited" | "all") {
-        let rate_limit = Some(RateLimit { burst: 60, per_second: 5.0 });
-        scenario("2. token bucket 60 burst / 5 per s, 20 ms latency", projects, concurrency, Behaviour { latency, rate_limit, ..Default::default() }).await;
+        let rate_limit = Some(RateLimit {
+            burst: 60,
+            per_second: 5.0,
+        });
+        scenario(
+            "2. token bucket 60 burst / 5 per s, 20 ms latency",
+            projects,
+            concurrency,
+            Behaviour {
+                latency,
+                rate_limit,
+                ..Default::default()
+            },
+        )
+        .await;
     }
 }

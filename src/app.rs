@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::bitbucket::{HttpSetupError, IntegrationHttp, build_http_client};
+use crate::bitbucket::{CredentialsHint, HttpSetupError, IntegrationHttp, build_http_client};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::discovery::server::ServerProvider;
@@ -62,10 +62,21 @@ pub fn build_providers(config: &Config) -> Result<Vec<ServerProvider>, AppError>
                 None => {
                     let client =
                         build_http_client(config.extra_ca_file.as_deref(), &integration.http)?;
+                    let index = config
+                        .integrations
+                        .bitbucket_server
+                        .iter()
+                        .position(|i| i.host == integration.host)
+                        .unwrap_or_default();
+                    let credentials = CredentialsHint {
+                        host: integration.host.clone(),
+                        key: format!("integrations.bitbucketServer[{index}]"),
+                    };
                     let http = Arc::new(IntegrationHttp::new(
                         client,
                         integration.auth.clone(),
                         &integration.http,
+                        credentials,
                     ));
                     shared.insert(integration.host.clone(), Arc::clone(&http));
                     http

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::discovery::RunReport;
+use crate::discovery::{Outcome, RepositoryCatalog, RunReport};
 
 const RUN_DURATION_BUCKETS: &[f64] = &[
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
@@ -59,10 +59,10 @@ pub fn render() -> String {
 
 pub fn record_run(report: &RunReport, entities_served: usize) {
     let provider = report.provider.clone();
-    let outcome = if report.succeeded() {
-        "succeeded"
-    } else {
-        "failed"
+    let outcome = match report.outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Held { .. } => "held",
     };
     metrics::counter!("catalog_provider_runs_total", "provider" => provider.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("catalog_provider_run_duration_seconds", "provider" => provider.clone())
@@ -71,6 +71,24 @@ pub fn record_run(report: &RunReport, entities_served: usize) {
         .set(entities_served as f64);
     metrics::gauge!("catalog_provider_problems", "provider" => provider)
         .set(report.problems.len() as f64);
+}
+
+/// A run held by the deletion guard.
+pub fn record_held(provider: &str) {
+    metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())
+        .increment(1);
+}
+
+/// The repositories of a complete listing, by whether they have a catalog file.
+pub fn record_repositories(provider: &str, repositories: &[RepositoryCatalog]) {
+    for (state, wanted) in [
+        ("present", Some(true)),
+        ("missing", Some(false)),
+        ("unknown", None),
+    ] {
+        let count = repositories.iter().filter(|r| r.catalog == wanted).count();
+        metrics::gauge!("catalog_provider_repositories", "provider" => provider.to_owned(), "catalog" => state).set(count as f64);
+    }
 }
 
 /// One request to Bitbucket: `endpoint` is the kind (`projects`, `repos`, `raw`…).

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use crate::catalog::Catalog;
 use crate::config::{Frequency, Schedule};
 use crate::discovery::server::ServerProvider;
-use crate::discovery::{Outcome, PreviousEntities, Problem, ProblemKind, RunReport, now_rfc3339};
+use crate::discovery::{
+    Outcome, PreviousEntities, Problem, ProblemKind, RepositoryCatalog, RunReport, now_rfc3339,
+};
 use crate::metrics;
 use crate::store::CatalogStore;
 
@@ -34,6 +36,7 @@ pub struct ProviderRunner {
     store: Arc<dyn CatalogStore>,
     running: tokio::sync::Mutex<()>,
     last_report: Mutex<Option<RunReport>>,
+    repositories: Mutex<Option<Arc<Vec<RepositoryCatalog>>>>,
     shutdown: CancellationToken,
 }
 
@@ -58,6 +61,7 @@ impl ProviderRunner {
             store,
             running: tokio::sync::Mutex::new(()),
             last_report: Mutex::new(None),
+            repositories: Mutex::new(None),
             shutdown,
         }
     }
@@ -89,19 +93,30 @@ impl ProviderRunner {
     }
 
     /// Starts a run in the background unless one is in progress.
-    pub fn refresh(self: &Arc<Self>) -> RefreshOutcome {
+    /// `force` applies the run's result even past the deletion guard.
+    pub fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
         if self.in_progress() {
             return RefreshOutcome::AlreadyRunning;
         }
         let runner = Arc::clone(self);
         tokio::spawn(async move {
-            runner.run_now().await;
+            runner.run(force).await;
         });
         RefreshOutcome::Started
     }
 
     /// Runs now unless a run is already in progress (then returns `None`).
     pub async fn run_now(&self) -> Option<RunReport> {
+        self.run(false).await
+    }
+
+    /// The repositories that passed the filters in the last complete
+    /// listing, with whether each has a catalog file.
+    pub fn repositories(&self) -> Option<Arc<Vec<RepositoryCatalog>>> {
+        self.repositories.lock().clone()
+    }
+
+    async fn run(&self, force: bool) -> Option<RunReport> {
         let Ok(_guard) = self.running.try_lock() else {
             tracing::info!(
                 provider = self.id(),
@@ -122,10 +137,16 @@ impl ProviderRunner {
             }
         };
         let report = match outcome {
-            Some(result) => match result.entities {
-                Some(entities) => self.apply(entities, result.report).await,
-                None => result.report,
-            },
+            Some(result) => {
+                if let Some(repositories) = result.repositories {
+                    metrics::record_repositories(self.id(), &repositories);
+                    *self.repositories.lock() = Some(Arc::new(repositories));
+                }
+                match result.entities {
+                    Some(entities) => self.apply(entities, result.report, force).await,
+                    None => result.report,
+                }
+            }
             None => {
                 let mut report = RunReport::new(self.id());
                 report.started_at = started_at;
@@ -151,12 +172,42 @@ impl ProviderRunner {
         Some(report)
     }
 
-    /// Persists a successful run's entities, then serves them.
+    /// Persists a successful run's entities, then serves them — unless the
+    /// run would remove more than the deletion guard allows and is not forced.
     async fn apply(
         &self,
         entities: Vec<crate::catalog::Entity>,
         mut report: RunReport,
+        force: bool,
     ) -> RunReport {
+        let current = self.catalog.source_keys(self.id());
+        let incoming: std::collections::HashSet<_> = entities.iter().map(|e| e.key()).collect();
+        let removed = current.iter().filter(|k| !incoming.contains(*k)).count();
+        let guard = self.provider.config().deletion_guard;
+        if guard.holds(current.len(), removed) {
+            if force {
+                tracing::warn!(
+                    provider = self.id(),
+                    removed,
+                    of = current.len(),
+                    "deletion guard overridden with force=true"
+                );
+            } else {
+                let message = format!(
+                    "held: would remove {removed} of {} entities, more than the deletionThreshold of {:.0} %; the previous entities stay. If the removal is intended, POST /api/catalog/providers/{}/refresh?force=true",
+                    current.len(),
+                    guard.threshold * 100.0,
+                    self.id()
+                );
+                metrics::record_held(self.id());
+                report.outcome = Outcome::Held {
+                    message,
+                    would_remove: removed,
+                    of: current.len(),
+                };
+                return report;
+            }
+        }
         if let Err(err) = self.store.save_source(self.id(), &entities, &report).await {
             // Still serve the fresh entities; only a restart would lose them.
             tracing::error!(provider = self.id(), error = %err, "cannot persist the run's entities");
@@ -195,6 +246,7 @@ impl ProviderRunner {
                 error,
                 "discovery run failed; previous entities kept"
             ),
+            Outcome::Held { message, .. } => tracing::warn!(provider = self.id(), "{message}"),
         }
         for problem in &report.problems {
             tracing::warn!(provider = self.id(), url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message);

@@ -61,6 +61,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/catalog/providers/{id}", get(providers::get_one))
         .route("/api/catalog/providers/{id}/errors", get(providers::errors))
         .route(
+            "/api/catalog/providers/{id}/repositories",
+            get(providers::repositories),
+        )
+        .route(
             "/api/catalog/providers/{id}/refresh",
             post(providers::refresh),
         )

@@ -1,16 +1,21 @@
-//! Provider status and control: `GET /api/catalog/providers`,
-//! `POST /api/catalog/providers/{id}/refresh`.
+//! Provider status and control: `GET /api/catalog/providers[/{id}]`,
+//! `GET …/{id}/errors`, `GET …/{id}/repositories`, `POST …/{id}/refresh`.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
+use super::params::Params;
+use super::{ApiError, ApiState, Req};
 use crate::scheduler::{ProviderRunner, RefreshOutcome};
 
 async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
+    let repositories = runner.repositories().map(|all| {
+        let count = |wanted: Option<bool>| all.iter().filter(|r| r.catalog == wanted).count();
+        json!({"total": all.len(), "withCatalog": count(Some(true)), "withoutCatalog": count(Some(false)), "unknown": count(None)})
+    });
     json!({
         "id": runner.id(),
         "type": "bitbucketServer",
@@ -19,7 +24,26 @@ async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
         "nextRun": state.scheduler.next_run(runner.id()).await,
         "inProgress": runner.in_progress(),
         "entities": state.catalog.source_len(runner.id()),
+        "repositories": repositories,
         "lastRun": runner.last_report(),
+    })
+}
+
+fn runner<'a>(
+    state: &'a ApiState,
+    req: &Req,
+    id: &str,
+) -> Result<&'a std::sync::Arc<ProviderRunner>, ApiError> {
+    state.scheduler.runner(id).ok_or_else(|| {
+        let known: Vec<&str> = state.scheduler.runners().iter().map(|r| r.id()).collect();
+        req.not_found(format!(
+            "No provider '{id}'; known providers: {}",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
     })
 }
 
@@ -34,14 +58,10 @@ pub async fn list(State(state): State<ApiState>) -> Response {
 
 pub async fn get_one(
     State(state): State<ApiState>,
+    req: Req,
     Path(id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let runner = state
-        .scheduler
-        .runner(&id)
-        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
+    let runner = runner(&state, &req, &id)?;
     Ok(Json(status(&state, runner).await).into_response())
 }
 
@@ -51,14 +71,10 @@ pub async fn get_one(
 /// `finishedAt` and `outcome` are null and `problems` is empty.
 pub async fn errors(
     State(state): State<ApiState>,
+    req: Req,
     Path(id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let runner = state
-        .scheduler
-        .runner(&id)
-        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
+    let runner = runner(&state, &req, &id)?;
     let body = match runner.last_report() {
         Some(report) => {
             json!({"provider": runner.id(), "finishedAt": report.finished_at, "outcome": report.outcome, "problems": report.problems})
@@ -70,40 +86,63 @@ pub async fn errors(
     Ok(Json(body).into_response())
 }
 
+/// The repositories that passed the filters in the last complete listing:
+/// `?catalog=missing` (no catalog file), `present`, `unknown` (the read
+/// failed), or all. Costs no Bitbucket request.
+pub async fn repositories(
+    State(state): State<ApiState>,
+    req: Req,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["catalog"]).map_err(|m| req.input(m))?;
+    let wanted =
+        match params.one("catalog") {
+            None => None,
+            Some("present") => Some(Some(true)),
+            Some("missing") => Some(Some(false)),
+            Some("unknown") => Some(None),
+            Some(other) => return Err(req.input(format!(
+                "Invalid catalog parameter \"{other}\", expected one of: missing, present, unknown"
+            ))),
+        };
+    let runner = runner(&state, &req, &id)?;
+    let Some(all) = runner.repositories() else {
+        return Err(req.not_found(format!("Provider '{id}' has not completed a listing since start-up; try again after its next run")));
+    };
+    let selected: Vec<_> = all
+        .iter()
+        .filter(|r| wanted.is_none_or(|w| r.catalog == w))
+        .collect();
+    Ok(Json(selected).into_response())
+}
+
 /// Starts a run now (202); if one is running it serves the request.
+/// `?force=true` applies the run even past the deletion guard.
 pub async fn refresh(
     State(state): State<ApiState>,
+    req: Req,
     Path(id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let runner = state
-        .scheduler
-        .runner(&id)
-        .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
-    let outcome = match runner.refresh() {
+    let params = Params::parse(raw.as_deref(), &["force"]).map_err(|m| req.input(m))?;
+    let force = match params.one("force") {
+        None | Some("false") => false,
+        Some("true" | "") => true,
+        Some(other) => {
+            return Err(req.input(format!(
+                "Invalid force parameter \"{other}\", expected true or false"
+            )));
+        }
+    };
+    let runner = runner(&state, &req, &id)?;
+    let outcome = match runner.refresh(force) {
         RefreshOutcome::Started => "started",
         RefreshOutcome::AlreadyRunning => "alreadyRunning",
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"provider": id, "refresh": outcome})),
+        Json(json!({"provider": id, "refresh": outcome, "force": force})),
     )
         .into_response())
-}
-
-fn unknown(state: &ApiState, id: &str, method: &Method, uri: &axum::http::Uri) -> ApiError {
-    let known: Vec<&str> = state.scheduler.runners().iter().map(|r| r.id()).collect();
-    ApiError::not_found(
-        format!(
-            "No provider '{id}'; known providers: {}",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ),
-        method,
-        uri,
-    )
 }

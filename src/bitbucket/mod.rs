@@ -36,7 +36,7 @@ pub enum BitbucketError {
     Status {
         url: String,
         status: StatusCode,
-        hint: &'static str,
+        hint: String,
         body: String,
     },
     #[error("{url} returned a response we cannot read: {message}")]
@@ -147,15 +147,61 @@ pub struct IntegrationHttp {
     auth: Auth,
     pacer: Pacer,
     max_retries: u32,
+    /// What a 401/403 tells the operator to check.
+    credentials: CredentialsHint,
+}
+
+/// Where an integration's credentials are configured, for error messages.
+#[derive(Debug, Clone)]
+pub struct CredentialsHint {
+    pub host: String,
+    /// The integration's key path, e.g. `integrations.bitbucketServer[0]`.
+    pub key: String,
+}
+
+impl CredentialsHint {
+    fn rejected(&self, auth: &Auth, status: StatusCode) -> String {
+        let (what, keys) = match auth {
+            Auth::Bearer { .. } => ("token", format!("{}.token", self.key)),
+            Auth::Basic { .. } => (
+                "username/password",
+                format!("{0}.username and {0}.password", self.key),
+            ),
+            Auth::Anonymous => {
+                return format!(
+                    " (anonymous access to {} was refused ({}): set {}.token or username/password)",
+                    self.host,
+                    status.as_u16(),
+                    self.key
+                );
+            }
+        };
+        match status {
+            StatusCode::UNAUTHORIZED => format!(
+                " (the {what} for {} was rejected (401): check {keys})",
+                self.host
+            ),
+            _ => format!(
+                " (the {what} for {} lacks permission (403): grant it read access to the projects and repositories, or check {keys})",
+                self.host
+            ),
+        }
+    }
 }
 
 impl IntegrationHttp {
-    pub fn new(client: reqwest::Client, auth: Auth, settings: &HttpSettings) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        auth: Auth,
+        settings: &HttpSettings,
+        credentials: CredentialsHint,
+    ) -> Self {
         Self {
             client,
             auth,
             pacer: Pacer::new(settings.rate_limit, settings.max_concurrent_requests),
             max_retries: settings.max_retries,
+            credentials,
         }
     }
 
@@ -271,7 +317,7 @@ impl Http {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             let wait = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
             self.shared.pacer.rate_limited(wait);
-            return Err(Attempt::RateLimited(status_error(
+            return Err(Attempt::RateLimited(self.status_error(
                 url,
                 status,
                 String::new(),
@@ -279,7 +325,7 @@ impl Http {
         }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            let error = status_error(url, status, body);
+            let error = self.status_error(url, status, body);
             return Err(if status.is_server_error() {
                 Attempt::Transient(error)
             } else {
@@ -304,6 +350,26 @@ impl Http {
             .bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
         Ok(Some(body))
+    }
+
+    fn status_error(&self, url: &Url, status: StatusCode, body: String) -> BitbucketError {
+        let excerpt: String = body
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(ERROR_BODY_EXCERPT)
+            .collect();
+        BitbucketError::Status {
+            url: url.to_string(),
+            status,
+            hint: match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.shared.credentials.rejected(&self.shared.auth, status),
+                StatusCode::TOO_MANY_REQUESTS => " (rate limited by Bitbucket even after waiting: lower the integration's rateLimit or run less often)".to_owned(),
+                _ => String::new(),
+            },
+            body: if excerpt.is_empty() { String::new() } else { format!(": {excerpt}") },
+        }
     }
 
     /// GETs and decodes JSON; `Ok(None)` for 404. A body that does not
@@ -349,37 +415,6 @@ impl Http {
 
 /// Listing pages are JSON of at most a few MiB even at 1000 items.
 const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
-
-fn status_error(url: &Url, status: StatusCode, body: String) -> BitbucketError {
-    let excerpt: String = body
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(ERROR_BODY_EXCERPT)
-        .collect();
-    BitbucketError::Status {
-        url: url.to_string(),
-        status,
-        hint: match status {
-            StatusCode::UNAUTHORIZED => {
-                " (the credentials were rejected: check the integration's token or username/password)"
-            }
-            StatusCode::FORBIDDEN => {
-                " (the credentials lack permission: grant read access to the projects and repositories)"
-            }
-            StatusCode::TOO_MANY_REQUESTS => {
-                " (rate limited by Bitbucket even after waiting: lower the integration's rateLimit or run less often)"
-            }
-            _ => "",
-        },
-        body: if excerpt.is_empty() {
-            String::new()
-        } else {
-            format!(": {excerpt}")
-        },
-    }
-}
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

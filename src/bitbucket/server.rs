@@ -162,7 +162,8 @@ impl ServerClient {
                 BitbucketError::Status {
                     url: url.to_string(),
                     status: reqwest::StatusCode::NOT_FOUND,
-                    hint: " (check the integration's apiBaseUrl and that the project still exists)",
+                    hint: " (check the integration's apiBaseUrl and that the project still exists)"
+                        .to_owned(),
                     body: String::new(),
                 }
             })?;

@@ -261,6 +261,16 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// The keys of the entities `source` currently contributes.
+    pub fn source_keys(&self, source: &str) -> Vec<EntityKey> {
+        self.state
+            .read()
+            .keys_by_source
+            .get(source)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// How many entities `source` currently contributes.
     pub fn source_len(&self, source: &str) -> usize {
         self.state

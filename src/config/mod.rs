@@ -157,8 +157,38 @@ pub struct ServerProviderConfig {
     pub filters: ServerFilters,
     pub schedule: Schedule,
     pub concurrency: usize,
+    /// A run that would remove more than this share of the provider's
+    /// entities is held instead of applied (see [`DeletionGuard`]).
+    pub deletion_guard: DeletionGuard,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+}
+
+/// Protection against runs that "succeed" with far fewer entities (a token
+/// that lost permissions sees empty listings with 200).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeletionGuard {
+    /// Largest share of current entities one run may remove (0–1).
+    pub threshold: f64,
+    /// Sources with fewer entities than this are not guarded.
+    pub min_entities: usize,
+}
+
+impl Default for DeletionGuard {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            min_entities: 10,
+        }
+    }
+}
+
+impl DeletionGuard {
+    /// Whether replacing `current` entities by a set that keeps all but
+    /// `removed` of them must be held.
+    pub fn holds(&self, current: usize, removed: usize) -> bool {
+        current >= self.min_entities && removed as f64 > self.threshold * current as f64
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -736,9 +766,22 @@ impl Ctx<'_> {
                     )
                 })?,
         };
+        let deletion_guard = match raw.deletion_threshold {
+            None => DeletionGuard::default(),
+            Some(value) => DeletionGuard {
+                threshold: parse_share(&value).ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.deletionThreshold"),
+                        format!("{} is not a share; write e.g. 0.5 or '50%' (1 or '100%' turns the guard off)", shown(&value)),
+                    )
+                })?,
+                ..DeletionGuard::default()
+            },
+        };
         Ok(ServerProviderConfig {
             id,
             host: raw.host,
+            deletion_guard,
             catalog_path,
             filters: ServerFilters {
                 project_key,
@@ -904,6 +947,7 @@ mod raw {
         pub filters: Option<Filters>,
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
+        pub deletion_threshold: Option<Value>,
     }
 
     #[derive(Deserialize, Default)]
@@ -923,6 +967,16 @@ fn loose_text(value: &Value) -> Option<String> {
         Value::String(text) => Some(text.trim().to_owned()),
         _ => None,
     }
+}
+
+/// A share written as `0.5` or `'50%'`.
+fn parse_share(value: &Value) -> Option<f64> {
+    let text = loose_text(value)?;
+    let share = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().ok()? / 100.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (0.0..=1.0).contains(&share).then_some(share)
 }
 
 /// A value quoted for a message: `'abc'`, `'8'`, or JSON for anything else.

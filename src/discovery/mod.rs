@@ -13,12 +13,24 @@ use crate::catalog::Entity;
 pub use crate::catalog::problem::{Problem, ProblemKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "status")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "status"
+)]
 pub enum Outcome {
     /// The listing completed; per-file problems may still be listed.
     Succeeded,
     /// The run produced nothing usable; the previous entities stay.
     Failed { error: String },
+    /// The listing completed but would have removed more entities than the
+    /// provider's `deletionThreshold` allows; the previous entities stay
+    /// until a run with `force=true` (or a smaller change) applies.
+    Held {
+        message: String,
+        would_remove: usize,
+        of: usize,
+    },
 }
 
 /// The account of one provider run.
@@ -112,6 +124,7 @@ impl RunReport {
         let outcome = match &self.outcome {
             Outcome::Succeeded => "ok".to_owned(),
             Outcome::Failed { error } => format!("FAILED: {error}"),
+            Outcome::Held { message, .. } => format!("HELD: {message}"),
         };
         format!(
             "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s",
@@ -165,4 +178,19 @@ impl PreviousEntities {
 pub struct RunResult {
     pub report: RunReport,
     pub entities: Option<Vec<Entity>>,
+    /// Every repository that passed the filters, when the listing completed.
+    pub repositories: Option<Vec<RepositoryCatalog>>,
+}
+
+/// A repository that passed the filters, and whether it has a catalog file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryCatalog {
+    pub project: String,
+    pub slug: String,
+    /// The repository's web URL.
+    pub url: String,
+    /// `Some(true)`: has a catalog file; `Some(false)`: none (404);
+    /// `None`: the read failed, so nobody knows.
+    #[serde(skip)]
+    pub catalog: Option<bool>,
 }

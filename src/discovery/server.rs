@@ -9,7 +9,9 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::{Outcome, PreviousEntities, Problem, ProblemKind, RunReport, RunResult};
+use super::{
+    Outcome, PreviousEntities, Problem, ProblemKind, RepositoryCatalog, RunReport, RunResult,
+};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::{Http, IntegrationHttp, RequestStats};
@@ -35,6 +37,8 @@ struct FileOutcome {
     location_files: usize,
     /// The file's URL when its previous entities were kept instead.
     stale: Option<String>,
+    /// The read failed: whether the repository has a catalog file is unknown.
+    unreadable: bool,
 }
 
 impl ServerProvider {
@@ -68,7 +72,11 @@ impl ServerProvider {
             self.integration.api_base_url.clone(),
         );
         let mut report = RunReport::new(self.id());
-        let entities = match self.discover(&client, previous, &mut report).await {
+        let mut repositories = Vec::new();
+        let entities = match self
+            .discover(&client, previous, &mut report, &mut repositories)
+            .await
+        {
             Ok(entities) => Some(entities),
             Err(error) => {
                 report.outcome = Outcome::Failed { error };
@@ -82,7 +90,12 @@ impl ServerProvider {
         report.requests_by_endpoint = stats.by_endpoint();
         report.duration = started.elapsed();
         report.finished_at = super::now_rfc3339();
-        RunResult { report, entities }
+        let repositories = entities.as_ref().map(|_| repositories);
+        RunResult {
+            report,
+            entities,
+            repositories,
+        }
     }
 
     async fn discover(
@@ -90,6 +103,7 @@ impl ServerProvider {
         client: &ServerClient,
         previous: &PreviousEntities,
         report: &mut RunReport,
+        repositories: &mut Vec<RepositoryCatalog>,
     ) -> Result<Vec<Entity>, String> {
         let filters = &self.config.filters;
         let projects = client
@@ -133,6 +147,15 @@ impl ServerProvider {
         // Deterministic order, so a contested entity ref always goes to the same file.
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
         report.repos_matched = repos.len();
+        let listed: Vec<RepositoryCatalog> = repos
+            .iter()
+            .map(|repo| RepositoryCatalog {
+                project: repo.project.key.clone(),
+                slug: repo.slug.clone(),
+                url: self.repo_web_url(repo),
+                catalog: None,
+            })
+            .collect();
 
         let outcomes: Vec<FileOutcome> = stream::iter(repos)
             .map(|repo| {
@@ -145,7 +168,9 @@ impl ServerProvider {
 
         let mut seen = HashSet::<EntityKey>::new();
         let mut entities = Vec::new();
-        for outcome in outcomes {
+        for (mut repository, outcome) in listed.into_iter().zip(outcomes) {
+            repository.catalog = (!outcome.unreadable).then_some(outcome.found);
+            repositories.push(repository);
             report.files_found += usize::from(outcome.found);
             report.stale.extend(outcome.stale);
             report.location_files += outcome.location_files;
@@ -174,9 +199,9 @@ impl ServerProvider {
         Ok(entities)
     }
 
-    /// The web URL of the catalog file, which becomes the entity's location.
-    fn browse_url(&self, repo: &Repository) -> String {
-        let base = match repo.browse_url() {
+    /// The repository's web URL (`…/projects/KEY/repos/slug/browse`).
+    fn repo_web_url(&self, repo: &Repository) -> String {
+        match repo.browse_url() {
             Some(href) if href.ends_with("/browse") => href.to_owned(),
             _ => {
                 let mut url = Url::parse(&format!("https://{}/", self.integration.host))
@@ -192,8 +217,12 @@ impl ServerProvider {
                 }
                 url.to_string()
             }
-        };
-        let url = format!("{base}/{}", self.config.catalog_path);
+        }
+    }
+
+    /// The web URL of the catalog file, which becomes the entity's location.
+    fn browse_url(&self, repo: &Repository) -> String {
+        let url = format!("{}/{}", self.repo_web_url(repo), self.config.catalog_path);
         match &self.config.filters.branch {
             Some(branch) => {
                 let query: String = url::form_urlencoded::Serializer::new(String::new())
@@ -231,6 +260,7 @@ impl ServerProvider {
                     problems: Vec::new(),
                     location_files: 0,
                     stale: None,
+                    unreadable: false,
                 };
             }
             Err(err) => {
@@ -251,6 +281,7 @@ impl ServerProvider {
                     entities: kept,
                     problems: vec![Problem::new(location, ProblemKind::Read, message)],
                     location_files: 0,
+                    unreadable: true,
                 };
             }
         };
@@ -280,6 +311,7 @@ impl ServerProvider {
             problems: tree.problems,
             location_files: tree.files_read,
             stale: None,
+            unreadable: false,
         }
     }
 }
