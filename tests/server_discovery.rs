@@ -256,7 +256,10 @@ async fn rejected_credentials_fail_the_run_with_an_actionable_message() {
         .unwrap()
         .to_owned();
     assert!(error.contains("401"), "{error}");
-    assert!(error.contains("was rejected (401): check integrations.bitbucketServer[0].token"), "{error}");
+    assert!(
+        error.contains("was rejected (401): check integrations.bitbucketServer[0].token"),
+        "{error}"
+    );
     assert!(error.contains("/rest/api/1.0/projects"), "{error}");
     assert!(!status.to_string().contains("wrong-token"));
     app.stop().await;

@@ -133,9 +133,19 @@ pub fn build() -> Value {
                 "parameters": [param("id", "path", json!({"type": "string"}), "")],
                 "responses": {"200": ok("Provider", json!({"type": "object"})), "404": error_ref()}
             }},
-            "/providers/{id}/refresh": {"post": {
-                "summary": "Start a run now (coalesces with a running one)",
+            "/providers/{id}/errors": {"get": {
+                "summary": "The problems of the provider's last run (file URL, kind, document, entity ref, message, time)",
                 "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                "responses": {"200": ok("Problems", json!({"type": "object"})), "404": error_ref()}
+            }},
+            "/providers/{id}/repositories": {"get": {
+                "summary": "Repositories that passed the filters in the last complete listing, by catalog file presence",
+                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("catalog", "query", json!({"type": "string", "enum": ["missing", "present", "unknown"]}), "Only these")],
+                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {"project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}}}})), "400": error_ref(), "404": error_ref()}
+            }},
+            "/providers/{id}/refresh": {"post": {
+                "summary": "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
+                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold")],
                 "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "404": error_ref()}
             }}
         },

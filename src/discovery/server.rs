@@ -157,14 +157,18 @@ impl ServerProvider {
             })
             .collect();
 
-        let outcomes: Vec<FileOutcome> = stream::iter(repos)
-            .map(|repo| {
+        // Unordered: a read waiting out a retry must not hold up the others
+        // (ordered buffering would stall new reads behind it).
+        let mut outcomes: Vec<(usize, FileOutcome)> = stream::iter(repos.into_iter().enumerate())
+            .map(|(index, repo)| {
                 let client = client.clone();
-                async move { self.read_repository(&client, &repo, previous).await }
+                async move { (index, self.read_repository(&client, &repo, previous).await) }
             })
-            .buffered(self.config.concurrency)
+            .buffer_unordered(self.config.concurrency)
             .collect()
             .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
 
         let mut seen = HashSet::<EntityKey>::new();
         let mut entities = Vec::new();
