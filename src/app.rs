@@ -126,12 +126,17 @@ impl Application {
             }
             sources.push((source.id, source.entities));
         }
-        catalog.replace_sources(sources);
+        catalog.restore(sources);
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
             "stored catalog loaded"
         );
+        // Reverse relations across sources may have moved on since each was
+        // stored; settle them in the background while the restored catalog
+        // is already served.
+        let settling = Arc::clone(&catalog);
+        tokio::task::spawn_blocking(move || settling.restitch());
 
         let bind = format!(
             "{}:{}",

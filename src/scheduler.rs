@@ -208,8 +208,26 @@ impl ProviderRunner {
                 return report;
             }
         }
-        if let Err(err) = self.store.save_source(self.id(), &entities, &report).await {
-            // Still serve the fresh entities; only a restart would lose them.
+        // Stitching and rendering are CPU work: keep them off the async workers.
+        let catalog = Arc::clone(&self.catalog);
+        let id = self.id().to_owned();
+        let conflicts = match tokio::task::spawn_blocking(move || {
+            catalog.replace_source(&id, entities)
+        })
+        .await
+        {
+            Ok(conflicts) => conflicts,
+            Err(err) => {
+                report.outcome = Outcome::Failed {
+                    error: format!("applying the run failed: {err}"),
+                };
+                return report;
+            }
+        };
+        // Persist what is now served, so a restart serves it without work.
+        let served = self.catalog.source_prepared(self.id());
+        if let Err(err) = self.store.save_source(self.id(), &served, &report).await {
+            // Still served; only a restart would lose them.
             tracing::error!(provider = self.id(), error = %err, "cannot persist the run's entities");
             report.problems.push(Problem::new(
                 String::new(),
@@ -217,7 +235,6 @@ impl ProviderRunner {
                 format!("entities are served but not persisted: {err}"),
             ));
         }
-        let conflicts = self.catalog.replace_source(self.id(), entities);
         report.entities = report.entities.saturating_sub(conflicts.len());
         report.problems.extend(conflicts.into_iter().map(|c| {
             let message = format!(

@@ -198,7 +198,7 @@ async fn kill_9_during_a_run_never_leaves_a_mix() {
             .stderr(Stdio::null())
             .spawn()
             .expect("serve starts");
-        tokio::time::sleep(Duration::from_millis(300 + attempt * 450)).await;
+        tokio::time::sleep(Duration::from_millis(300 + attempt * 1100)).await;
         Command::new("kill")
             .args(["-9", &child.id().to_string()])
             .status()

@@ -72,6 +72,11 @@ impl EntityKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A key as [`EntityKey::as_str`] printed it (already lowercased).
+    pub fn from_stored(text: &str) -> Self {
+        Self(text.to_lowercase())
+    }
 }
 
 impl Entity {

@@ -91,10 +91,23 @@ fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
 #[derive(Debug)]
 struct Stored {
     source: String,
-    /// The stitched entity.
-    entity: Arc<Entity>,
-    /// `entity` rendered; `None` until (re)built after a change.
+    /// The typed entity, only while stitching: between runs it is dropped
+    /// (the rendered form is what is served) and parsed back when needed.
+    entity: Option<Arc<Entity>>,
+    /// What is served; `None` only while a new entity awaits rendering.
     prepared: Option<Arc<PreparedEntity>>,
+}
+
+impl Stored {
+    /// The typed entity, parsed back from what is served if it was dropped.
+    fn typed(&self) -> Option<Arc<Entity>> {
+        self.entity.clone().or_else(|| {
+            let prepared = self.prepared.as_ref()?;
+            serde_json::from_str::<Entity>(&prepared.json)
+                .ok()
+                .map(Arc::new)
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +121,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub entities: Vec<Arc<PreparedEntity>>,
+    /// Entities per source.
+    counts: HashMap<String, usize>,
     by_key: HashMap<EntityKey, usize>,
     by_uid: HashMap<String, usize>,
 }
@@ -115,6 +130,10 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn get(&self, key: &EntityKey) -> Option<&Arc<PreparedEntity>> {
         self.by_key.get(key).map(|&i| &self.entities[i])
+    }
+
+    pub fn source_len(&self, source: &str) -> usize {
+        self.counts.get(source).copied().unwrap_or(0)
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
@@ -141,36 +160,77 @@ impl Catalog {
         self.replace_sources(vec![(source.to_owned(), entities)])
     }
 
-    /// Replaces several sources in one step (start-up loads the whole store
-    /// this way, stitching once instead of once per source).
+    /// Replaces several sources in one step, stitching once.
     pub fn replace_sources(&self, sources: Vec<(String, Vec<Entity>)>) -> Vec<Conflict> {
         let mut state = self.state.write();
         let mut conflicts = Vec::new();
         for (source, entities) in sources {
+            let entities = entities.into_iter().map(|e| Stored {
+                source: source.clone(),
+                entity: Some(Arc::new(e)),
+                prepared: None,
+            });
             Self::replace_in(&mut state, &source, entities, &mut conflicts);
         }
-        // Relations cross sources: attach both directions to what is served,
-        // then re-render exactly the entities whose stitched form changed.
-        let before: Vec<*const Entity> = state
-            .by_key
-            .values()
-            .map(|s| Arc::as_ptr(&s.entity))
-            .collect();
-        stitch::restitch(state.by_key.values_mut().map(|s| &mut s.entity));
-        for (stored, before) in state.by_key.values_mut().zip(before) {
-            if stored.prepared.is_none() || !std::ptr::eq(Arc::as_ptr(&stored.entity), before) {
-                stored.prepared = Some(Arc::new(PreparedEntity::prepare(&stored.entity)));
+        Self::stitch(&mut state);
+        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
+        conflicts
+    }
+
+    /// Serves entities exactly as they were rendered before (start-up from
+    /// the store): no parsing, no stitching, so a large catalog is ready at
+    /// once. Reverse relations that changed since are settled by
+    /// [`Catalog::restitch`], which callers run right after, off the hot path.
+    pub fn restore(&self, sources: Vec<(String, Vec<PreparedEntity>)>) -> Vec<Conflict> {
+        let mut state = self.state.write();
+        let mut conflicts = Vec::new();
+        for (source, entities) in sources {
+            let entities = entities.into_iter().map(|p| Stored {
+                source: source.clone(),
+                entity: None,
+                prepared: Some(Arc::new(p)),
+            });
+            Self::replace_in(&mut state, &source, entities, &mut conflicts);
+        }
+        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
+        conflicts
+    }
+
+    /// Recomputes relations, uids and etags across the whole catalog.
+    pub fn restitch(&self) {
+        let mut state = self.state.write();
+        Self::stitch(&mut state);
+        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
+    }
+
+    /// Relations cross sources: attach both directions to what is served,
+    /// re-render exactly the entities whose stitched form changed, then drop
+    /// the typed forms again to keep memory to what is served.
+    fn stitch(state: &mut State) {
+        for stored in state.by_key.values_mut() {
+            if stored.entity.is_none() {
+                stored.entity = stored.typed();
             }
         }
-        let snapshot = Self::build_snapshot(&state);
-        *self.snapshot.write() = Arc::new(snapshot);
-        conflicts
+        let before: Vec<Option<*const Entity>> = state
+            .by_key
+            .values()
+            .map(|s| s.entity.as_ref().map(Arc::as_ptr))
+            .collect();
+        stitch::restitch(state.by_key.values_mut().filter_map(|s| s.entity.as_mut()));
+        for (stored, before) in state.by_key.values_mut().zip(before) {
+            if let Some(entity) = stored.entity.take()
+                && (stored.prepared.is_none() || before != Some(Arc::as_ptr(&entity)))
+            {
+                stored.prepared = Some(Arc::new(PreparedEntity::prepare(&entity)));
+            }
+        }
     }
 
     fn replace_in(
         state: &mut State,
         source: &str,
-        entities: Vec<Entity>,
+        entities: impl Iterator<Item = Stored>,
         conflicts: &mut Vec<Conflict>,
     ) {
         if let Some(old_keys) = state.keys_by_source.remove(source) {
@@ -180,26 +240,36 @@ impl Catalog {
                 }
             }
         }
-        let mut keys = Vec::with_capacity(entities.len());
-        for entity in entities {
-            let key = entity.key();
+        let mut keys = Vec::new();
+        for stored in entities {
+            let Some((key, entity_ref, location)) = stored
+                .entity
+                .as_ref()
+                .map(|e| {
+                    (
+                        e.key(),
+                        e.entity_ref(),
+                        annotation_url(e, entity::ANNOTATION_LOCATION),
+                    )
+                })
+                .or_else(|| {
+                    stored
+                        .prepared
+                        .as_ref()
+                        .map(|p| (p.key.clone(), p.entity_ref.clone(), p.location.clone()))
+                })
+            else {
+                continue;
+            };
             match state.by_key.get(&key) {
                 Some(existing) => conflicts.push(Conflict {
-                    entity_ref: entity.entity_ref(),
+                    entity_ref,
                     owner: existing.source.clone(),
-                    location: annotation_url(&entity, entity::ANNOTATION_LOCATION)
-                        .unwrap_or_default(),
+                    location: location.unwrap_or_default(),
                 }),
                 None => {
                     keys.push(key.clone());
-                    state.by_key.insert(
-                        key,
-                        Stored {
-                            source: source.to_owned(),
-                            entity: Arc::new(entity),
-                            prepared: None,
-                        },
-                    );
+                    state.by_key.insert(key, stored);
                 }
             }
         }
@@ -222,8 +292,13 @@ impl Catalog {
             .enumerate()
             .map(|(i, e)| (e.uid.clone(), i))
             .collect();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for stored in state.by_key.values().filter(|s| s.prepared.is_some()) {
+            *counts.entry(stored.source.clone()).or_default() += 1;
+        }
         Snapshot {
             entities,
+            counts,
             by_key,
             by_uid,
         }
@@ -254,8 +329,22 @@ impl Catalog {
             .get(source)
             .map(|keys| {
                 keys.iter()
-                    .filter_map(|k| state.by_key.get(k))
-                    .map(|s| Entity::clone(&s.entity))
+                    .filter_map(|k| state.by_key.get(k)?.typed())
+                    .map(|e| Entity::clone(&e))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What `source` currently serves, rendered (what the store keeps).
+    pub fn source_prepared(&self, source: &str) -> Vec<PreparedEntity> {
+        let state = self.state.read();
+        state
+            .keys_by_source
+            .get(source)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| state.by_key.get(k)?.prepared.as_deref().cloned())
                     .collect()
             })
             .unwrap_or_default()
@@ -272,12 +361,10 @@ impl Catalog {
     }
 
     /// How many entities `source` currently contributes.
+    /// How many entities `source` currently serves (never waits for a
+    /// writer: it reads the snapshot).
     pub fn source_len(&self, source: &str) -> usize {
-        self.state
-            .read()
-            .keys_by_source
-            .get(source)
-            .map_or(0, Vec::len)
+        self.snapshot().source_len(source)
     }
 }
 

@@ -103,6 +103,16 @@ impl SearchRows {
     pub fn len_bytes(&self) -> usize {
         self.0.len()
     }
+
+    /// The packed form, for storage.
+    pub fn packed(&self) -> &str {
+        &self.0
+    }
+
+    /// Rows stored with [`SearchRows::packed`].
+    pub fn from_packed(packed: String) -> Self {
+        Self(packed.into_boxed_str())
+    }
 }
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 
-use crate::catalog::Entity;
+use crate::catalog::PreparedEntity;
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::RunReport;
 pub use sqlite::SqliteStore;
@@ -42,7 +42,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct StoredSource {
     pub id: String,
-    pub entities: Vec<Entity>,
+    /// As they were served, so start-up needs no parsing.
+    pub entities: Vec<PreparedEntity>,
     /// The latest recorded run; it may have failed, in which case
     /// `entities` are still those of the last successful one.
     pub last_run: Option<RunReport>,
@@ -59,7 +60,7 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn save_source<'a>(
         &'a self,
         source: &'a str,
-        entities: &'a [Entity],
+        entities: &'a [PreparedEntity],
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 

@@ -10,11 +10,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{CatalogStore, StoreError, StoredSource};
-use crate::catalog::Entity;
+use std::sync::Arc;
+
+use crate::catalog::search::SearchRows;
+use crate::catalog::{EntityKey, PreparedEntity};
 use crate::discovery::RunReport;
 
-/// SQLite caps bound parameters per statement; stay well below.
-const ROWS_PER_INSERT: usize = 500;
+/// SQLite caps bound parameters per statement (32,766); 9 per row.
+const ROWS_PER_INSERT: usize = 1000;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -30,7 +33,13 @@ fn migrator() -> Migrator {
             CREATE TABLE entities (
                 source_id TEXT NOT NULL,
                 seq INTEGER NOT NULL,
+                entity_key TEXT NOT NULL,
+                entity_ref TEXT NOT NULL,
+                uid TEXT NOT NULL,
                 body TEXT NOT NULL,
+                search TEXT NOT NULL,
+                location TEXT,
+                origin TEXT,
                 PRIMARY KEY (source_id, seq)
             );",
         ),
@@ -99,18 +108,25 @@ impl CatalogStore for SqliteStore {
                     .map(|text| serde_json::from_str::<RunReport>(&text))
                     .transpose()
                     .map_err(|e| corrupt(e.to_string()))?;
-                let rows =
-                    sqlx::query("SELECT body FROM entities WHERE source_id = ? ORDER BY seq")
-                        .bind(&id)
-                        .fetch_all(&self.pool)
-                        .await?;
+                let rows = sqlx::query(
+                    "SELECT entity_key, entity_ref, uid, body, search, location, origin FROM entities WHERE source_id = ? ORDER BY seq",
+                )
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?;
                 let mut entities = Vec::with_capacity(rows.len());
                 for row in rows {
+                    let key: String = row.try_get("entity_key")?;
                     let body: String = row.try_get("body")?;
-                    entities.push(
-                        serde_json::from_str::<Entity>(&body)
-                            .map_err(|e| corrupt(e.to_string()))?,
-                    );
+                    entities.push(PreparedEntity {
+                        key: EntityKey::from_stored(&key),
+                        entity_ref: row.try_get("entity_ref")?,
+                        uid: row.try_get("uid")?,
+                        json: Arc::from(body),
+                        search: SearchRows::from_packed(row.try_get("search")?),
+                        location: row.try_get("location")?,
+                        origin: row.try_get("origin")?,
+                    });
                 }
                 loaded.push(StoredSource {
                     id,
@@ -125,7 +141,7 @@ impl CatalogStore for SqliteStore {
     fn save_source<'a>(
         &'a self,
         source: &'a str,
-        entities: &'a [Entity],
+        entities: &'a [PreparedEntity],
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -133,29 +149,31 @@ impl CatalogStore for SqliteStore {
                 source_id: source.to_owned(),
                 message: e.to_string(),
             })?;
-            let bodies = entities
-                .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Corrupt {
-                    source_id: source.to_owned(),
-                    message: e.to_string(),
-                })?;
             let mut tx = self.pool.begin().await?;
             upsert_run(&mut tx, source, &run_json).await?;
             sqlx::query("DELETE FROM entities WHERE source_id = ?")
                 .bind(source)
                 .execute(&mut *tx)
                 .await?;
-            for (chunk_index, chunk) in bodies.chunks(ROWS_PER_INSERT).enumerate() {
-                let placeholders = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-                let sql =
-                    format!("INSERT INTO entities (source_id, seq, body) VALUES {placeholders}");
+            for (chunk_index, chunk) in entities.chunks(ROWS_PER_INSERT).enumerate() {
+                let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let sql = format!(
+                    "INSERT INTO entities (source_id, seq, entity_key, entity_ref, uid, body, search, location, origin) VALUES {placeholders}"
+                );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (offset, body) in chunk.iter().enumerate() {
+                for (offset, entity) in chunk.iter().enumerate() {
                     let seq =
                         i64::try_from(chunk_index * ROWS_PER_INSERT + offset).unwrap_or(i64::MAX);
-                    query = query.bind(source).bind(seq).bind(body);
+                    query = query
+                        .bind(source)
+                        .bind(seq)
+                        .bind(entity.key.as_str())
+                        .bind(entity.entity_ref.as_str())
+                        .bind(entity.uid.as_str())
+                        .bind(entity.json.as_ref())
+                        .bind(entity.search.packed())
+                        .bind(entity.location.as_deref())
+                        .bind(entity.origin.as_deref());
                 }
                 query.execute(&mut *tx).await?;
             }
