@@ -1,20 +1,21 @@
-//! Serving performance with a large stored catalog: restart-to-ready time,
-//! RSS, full listing, by-query pages, and by-name latency/throughput under
-//! `wrk` (if installed) — `cargo bench --bench api [-- ENTITIES]`.
+//! Serving performance with a large stored catalog: `cargo bench --bench api [-- ENTITIES]`.
+//!
+//! Seeds a SQLite store with ENTITIES (default 10,000) entities, starts the
+//! real daemon (`serve`) on it as a child process and measures: time from
+//! process start to ready, the daemon's RSS, a full listing, a sorted
+//! by-query page, facets, and by-name latency/throughput under `wrk`
+//! (if installed) at two connection counts.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::Application;
-use bitbucket_catalogd::catalog::Entity;
-use bitbucket_catalogd::config::{Config, Environment};
+use bitbucket_catalogd::catalog::{Catalog, Entity};
 use bitbucket_catalogd::discovery::RunReport;
 use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
-use tokio_util::sync::CancellationToken;
 
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -38,39 +39,91 @@ fn entity(i: usize) -> Entity {
                 "backstage.io/managed-by-origin-location": format!("url:https://bitbucket.example.com/projects/P{}/repos/service-{i:06}/browse/catalog-info.yaml", i % 200),
             },
         },
-        "spec": {"type": if i % 3 == 0 { "website" } else { "service" }, "lifecycle": "production", "owner": format!("team-{}", i % 40), "system": format!("system-{}", i % 100)},
+        "spec": if i % 5 == 0 {
+            serde_json::json!({"type": "openapi", "lifecycle": "production", "owner": format!("team-{}", i % 40), "definition": "openapi: 3.0.0"})
+        } else {
+            serde_json::json!({"type": if i % 3 == 0 { "website" } else { "service" }, "lifecycle": "production", "owner": format!("team-{}", i % 40), "system": format!("system-{}", i % 100)})
+        },
     }))
     .expect("valid entity")
 }
 
+/// Renders the entities the way a run does (stitched) and stores them.
 async fn seed(db: &Path, count: usize) {
+    let catalog = Catalog::new();
+    catalog.replace_source("bench", (0..count).map(entity).collect());
     let store = SqliteStore::open(db).await.expect("store");
-    let entities: Vec<Entity> = (0..count).map(entity).collect();
     store
-        .save_source("bench", &entities, &RunReport::new("bench"))
+        .save_source(
+            "bench",
+            &catalog.source_prepared("bench"),
+            &RunReport::new("bench"),
+        )
         .await
         .expect("seed");
     store.close().await;
 }
 
-fn config(db: &Path) -> Config {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("app-config.yaml");
+fn start_daemon(dir: &Path, db: &Path) -> (Child, String, Duration) {
+    let config = dir.join("app-config.yaml");
     // A provider that never runs during the benchmark (manual, first run in an hour).
     std::fs::write(
-        &file,
+        &config,
         "integrations:\n  bitbucketServer:\n    - host: 127.0.0.1:9\n      apiBaseUrl: http://127.0.0.1:9/rest/api/1.0\ncatalog:\n  providers:\n    bitbucketServer:\n      bench:\n        host: 127.0.0.1:9\n        schedule:\n          frequency: { trigger: manual }\n          initialDelay: { hours: 1 }\n",
     )
     .expect("write config");
-    let env = Environment::from_pairs([
-        ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
-        ("APP_CONFIG_backend_listen_port", "0"),
-        (
-            "APP_CONFIG_backend_database_connection",
-            db.to_str().unwrap_or_default(),
-        ),
-    ]);
-    Config::load(&[file], &env).expect("config").config
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+        .env("APP_CONFIG_backend_listen_port", port.to_string())
+        .env("APP_CONFIG_backend_database_connection", db)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("daemon starts");
+    let address = format!("http://127.0.0.1:{port}");
+    let ready_url = format!("{address}/.backstage/health/v1/readiness");
+    let client = probe::ready;
+    loop {
+        if client(&ready_url) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "daemon never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (child, address, started.elapsed())
+}
+
+/// `true` when `url` answers 200 (std only, so timing stays honest).
+mod probe {
+    use std::io::{Read, Write};
+
+    pub fn ready(url: &str) -> bool {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return false;
+        };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+            return false;
+        };
+        let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.starts_with("HTTP/1.1 200")
+    }
 }
 
 async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, usize) {
@@ -92,7 +145,31 @@ async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, u
     (best, size)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+fn wrk(address: &str, count: usize, connections: u32, dir: &Path) {
+    let script = dir.join("by-name.lua");
+    std::fs::write(
+        &script,
+        format!("counter = 0\nrequest = function()\n  counter = counter + 1\n  local i = (counter * 7919) % {count}\n  if i % 5 == 0 then i = i + 1 end\n  if i >= {count} then i = 1 end\n  return wrk.format('GET', string.format('/api/catalog/entities/by-name/component/default/service-%06d', i))\nend\n"),
+    )
+    .expect("script");
+    let connections = connections.to_string();
+    match Command::new("wrk")
+        .args(["-t1", "-c", &connections, "-d10s", "--latency", "-s"])
+        .arg(&script)
+        .arg(address)
+        .output()
+    {
+        Ok(out) if out.status.success() => println!(
+            "wrk -t1 -c{connections} -d10s --latency (by-name, rotating names):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        _ => println!(
+            "wrk not available: install it (apt-get install wrk) for the by-name load test"
+        ),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let count: usize = std::env::args()
         .skip(1)
@@ -101,24 +178,19 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("catalog.sqlite");
     seed(&db, count).await;
-    let rss_before = status_kib("VmRSS:");
 
-    let started = Instant::now();
-    let app = Application::build(config(&db)).await.expect("app");
-    let restart = started.elapsed();
-    let address = format!("http://{}", app.local_addr());
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let server =
-        tokio::spawn(async move { app.run_until(async move { token.cancelled().await }).await });
+    let (mut child, address, ready) = start_daemon(dir.path(), &db);
+    let pid = child.id();
     println!("entities                      {count}");
     println!(
-        "restart to ready              {:.0} ms (open store, load, index, bind)",
-        restart.as_secs_f64() * 1e3
+        "process start to ready        {:.0} ms (open store, load, index, bind; settling relations continues in the background)",
+        ready.as_secs_f64() * 1e3
     );
+    tokio::time::sleep(Duration::from_secs(if count > 50_000 { 15 } else { 3 })).await;
     println!(
-        "RSS after load                {} KiB (before build: {rss_before} KiB)",
-        status_kib("VmRSS:")
+        "daemon RSS after load         {:.1} MiB (peak so far {:.1} MiB)",
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
     );
 
     let http = reqwest::Client::new();
@@ -153,32 +225,25 @@ async fn main() {
         "by-name (single request)      {:.3} ms",
         by_name.as_secs_f64() * 1e3
     );
-    println!("RSS after queries             {} KiB", status_kib("VmRSS:"));
+    println!(
+        "daemon RSS after queries      {:.1} MiB",
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+    );
 
-    let script = dir.path().join("by-name.lua");
-    std::fs::write(
-        &script,
-        format!("counter = 0\nrequest = function()\n  counter = counter + 1\n  local i = (counter * 7919) % {count}\n  if i % 5 == 0 then i = i + 1 end\n  if i >= {count} then i = 1 end\n  return wrk.format('GET', string.format('/api/catalog/entities/by-name/component/default/service-%06d', i))\nend\n"),
-    )
-    .expect("script");
-    let url = address.clone();
-    let wrk = tokio::task::spawn_blocking(move || {
-        Command::new("wrk")
-            .args(["-t1", "-c16", "-d10s", "--latency", "-s"])
-            .arg(&script)
-            .arg(url)
-            .output()
+    let address_for_wrk = address.clone();
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        wrk(&address_for_wrk, count, 4, &path);
+        wrk(&address_for_wrk, count, 16, &path);
     })
-    .await;
-    match wrk {
-        Ok(Ok(out)) if out.status.success() => println!(
-            "wrk -t1 -c16 -d10s --latency (by-name, rotating names):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        ),
-        _ => println!(
-            "wrk not available: install it (apt-get install wrk) for the by-name load test"
-        ),
-    }
-    stop.cancel();
-    let _ = server.await;
+    .await
+    .expect("wrk");
+    println!(
+        "daemon RSS after load test    {:.1} MiB",
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
 }
