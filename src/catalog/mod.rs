@@ -203,26 +203,29 @@ impl Catalog {
         *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
     }
 
-    /// Relations cross sources: attach both directions to what is served,
-    /// re-render exactly the entities whose stitched form changed, then drop
-    /// the typed forms again to keep memory to what is served.
+    /// Relations cross sources: attach both directions to what is served
+    /// and re-render exactly the entities whose stitched form changed. Two
+    /// passes, one entity at a time, so memory stays at what is served plus
+    /// the relation index (typed entities are parsed back when needed).
     fn stitch(state: &mut State) {
-        for stored in state.by_key.values_mut() {
-            if stored.entity.is_none() {
-                stored.entity = stored.typed();
+        let mut index = stitch::Index::new();
+        for stored in state.by_key.values() {
+            if let Some(entity) = stored.typed() {
+                stitch::add_to_index(&mut index, &entity);
             }
         }
-        let before: Vec<Option<*const Entity>> = state
-            .by_key
-            .values()
-            .map(|s| s.entity.as_ref().map(Arc::as_ptr))
-            .collect();
-        stitch::restitch(state.by_key.values_mut().filter_map(|s| s.entity.as_mut()));
-        for (stored, before) in state.by_key.values_mut().zip(before) {
-            if let Some(entity) = stored.entity.take()
-                && (stored.prepared.is_none() || before != Some(Arc::as_ptr(&entity)))
-            {
-                stored.prepared = Some(Arc::new(PreparedEntity::prepare(&entity)));
+        for stored in state.by_key.values_mut() {
+            let Some(entity) = stored.entity.take().or_else(|| stored.typed()) else {
+                continue;
+            };
+            match stitch::stitched(&entity, &index) {
+                Some(updated) => {
+                    stored.prepared = Some(Arc::new(PreparedEntity::prepare(&updated)))
+                }
+                None if stored.prepared.is_none() => {
+                    stored.prepared = Some(Arc::new(PreparedEntity::prepare(&entity)))
+                }
+                None => {}
             }
         }
     }

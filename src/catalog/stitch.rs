@@ -44,25 +44,32 @@ pub fn restitch<'a>(entities: impl Iterator<Item = &'a mut Arc<Entity>>) {
     }
 }
 
-type Index = HashMap<String, BTreeSet<(&'static str, String)>>;
+/// Every relation the catalog's entities emit, by source entity.
+pub type Index = HashMap<String, BTreeSet<(&'static str, String)>>;
 
 fn relation_index<'a>(entities: impl Iterator<Item = &'a Entity>) -> Index {
     let mut index = Index::new();
     for entity in entities {
-        // Entities are validated before they reach the catalog, so their
-        // references parse; one that does not simply contributes nothing.
-        for relation in relations::emitted(entity).unwrap_or_default() {
-            index
-                .entry(relation.source)
-                .or_default()
-                .insert((relation.type_, relation.target));
-        }
+        add_to_index(&mut index, entity);
     }
     index
 }
 
+/// Adds what `entity` emits (both directions) to `index`; lets callers
+/// build the index one entity at a time instead of holding them all.
+pub fn add_to_index(index: &mut Index, entity: &Entity) {
+    // Entities are validated before they reach the catalog, so their
+    // references parse; one that does not simply contributes nothing.
+    for relation in relations::emitted(entity).unwrap_or_default() {
+        index
+            .entry(relation.source)
+            .or_default()
+            .insert((relation.type_, relation.target));
+    }
+}
+
 /// The entity with its relations, uid and etag, or `None` when unchanged.
-fn stitched(entity: &Entity, index: &Index) -> Option<Entity> {
+pub fn stitched(entity: &Entity, index: &Index) -> Option<Entity> {
     let key = entity.key();
     let relations: Vec<Relation> = index
         .get(key.as_str())
