@@ -1,14 +1,21 @@
 //! Bitbucket REST clients and the HTTP plumbing they share.
 //!
 //! - [`server`]: Bitbucket Server / Data Center REST 1.0.
-//! - [`server_urls`]: Server web URLs ↔ REST calls, relative URL resolution.
+//! - [`cloud`]: Bitbucket Cloud REST 2.0.
+//! - [`server_urls`], [`cloud_urls`]: web URLs ↔ REST calls, relative URL
+//!   resolution ([`urls`] holds what they share).
+//! - [`reader`]: the one reader for file URLs, by integration host.
 //!
 //! Every request goes through [`Http`], which adds credentials, counts the
 //! request against the current run and turns failures into
 //! [`BitbucketError`]s that say which URL failed and what to check.
 
+pub mod cloud;
+pub mod cloud_urls;
+pub mod reader;
 pub mod server;
 pub mod server_urls;
+pub mod urls;
 
 use std::path::Path;
 use std::sync::Arc;

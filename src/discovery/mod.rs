@@ -2,7 +2,10 @@
 //! catalog files and returns the entities plus a report of what it did.
 //!
 //! - [`server`]: the `catalog.providers.bitbucketServer` provider.
+//! - [`pipeline`]: what every source does with a catalog file's bytes, and
+//!   how a run's files become its entities and report.
 
+pub mod pipeline;
 pub mod server;
 
 use std::time::Duration;

@@ -1,21 +1,20 @@
 //! The Bitbucket Server provider: list projects → filter → list repositories
 //! (concurrently) → filter → read catalog files (concurrently) → entities.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::{Outcome, Problem, ProblemKind, RunReport, RunResult};
+use super::pipeline::{self, FileOutcome};
+use super::{RunReport, RunResult};
+use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::{Http, RequestStats};
-use crate::catalog::entity::ANNOTATION_LOCATION;
-use crate::catalog::process::{FetchError, FileSource, Processor, RepoInfo};
-use crate::catalog::{Entity, EntityKey};
+use crate::catalog::Entity;
+use crate::catalog::process::RepoInfo;
 use crate::config::ServerProviderConfig;
 use crate::integrations::BitbucketServerIntegration;
 
@@ -25,14 +24,6 @@ pub struct ServerProvider {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http_client: reqwest::Client,
-}
-
-/// What reading one repository's catalog file produced.
-struct FileOutcome {
-    found: bool,
-    entities: Vec<Entity>,
-    problems: Vec<Problem>,
-    location_files: usize,
 }
 
 impl ServerProvider {
@@ -70,22 +61,14 @@ impl ServerProvider {
             self.integration.api_base_url.clone(),
         );
         let mut report = RunReport::new(self.id());
-        let entities = match self.discover(&client, &mut report).await {
-            Ok(entities) => Some(entities),
-            Err(error) => {
-                report.outcome = Outcome::Failed { error };
-                None
-            }
-        };
-        report.requests = stats.requests();
-        report.duration = started.elapsed();
-        report.finished_at = super::now_rfc3339();
-        RunResult { report, entities }
+        let result = self.discover(&client, &stats, &mut report).await;
+        pipeline::finish(report, result, &stats, started)
     }
 
     async fn discover(
         &self,
         client: &ServerClient,
+        stats: &Arc<RequestStats>,
         report: &mut RunReport,
     ) -> Result<Vec<Entity>, String> {
         let filters = &self.config.filters;
@@ -134,40 +117,12 @@ impl ServerProvider {
         let outcomes: Vec<FileOutcome> = stream::iter(repos)
             .map(|repo| {
                 let client = client.clone();
-                async move { self.read_repository(&client, &repo).await }
+                async move { self.read_repository(&client, stats, &repo).await }
             })
             .buffered(self.config.concurrency)
             .collect()
             .await;
-
-        let mut seen = HashSet::<EntityKey>::new();
-        let mut entities = Vec::new();
-        for outcome in outcomes {
-            report.files_found += usize::from(outcome.found);
-            report.location_files += outcome.location_files;
-            report.problems.extend(outcome.problems);
-            for entity in outcome.entities {
-                if seen.insert(entity.key()) {
-                    entities.push(entity);
-                } else {
-                    let url = entity
-                        .metadata
-                        .annotations
-                        .get(ANNOTATION_LOCATION)
-                        .map_or_else(String::new, |l| l.trim_start_matches("url:").to_owned());
-                    report.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::Conflict,
-                            format!("entity {} is already provided by another file of this provider; this copy is ignored", entity.entity_ref()),
-                        )
-                        .for_entity(entity.entity_ref()),
-                    );
-                }
-            }
-        }
-        report.entities = entities.len();
-        Ok(entities)
+        Ok(pipeline::collect(outcomes, report))
     }
 
     /// The web URL of the catalog file, which becomes the entity's location.
@@ -201,153 +156,43 @@ impl ServerProvider {
         }
     }
 
-    async fn read_repository(&self, client: &ServerClient, repo: &Repository) -> FileOutcome {
+    async fn read_repository(
+        &self,
+        client: &ServerClient,
+        stats: &Arc<RequestStats>,
+        repo: &Repository,
+    ) -> FileOutcome {
         let location = self.browse_url(repo);
-        let processing = &self.config.catalog.processing;
+        let settings = &self.config.catalog;
+        let max_bytes = settings.processing.limits.max_file_bytes;
         let raw_url = client.raw_url(
             &repo.project.key,
             &repo.slug,
             &self.config.catalog_path,
             self.config.filters.branch.as_deref(),
         );
-        let bytes = match client
-            .raw_file(&raw_url, processing.limits.max_file_bytes)
-            .await
-        {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                return FileOutcome {
-                    found: false,
-                    entities: Vec::new(),
-                    problems: Vec::new(),
-                    location_files: 0,
-                };
-            }
-            Err(err) => {
-                return FileOutcome {
-                    found: false,
-                    entities: Vec::new(),
-                    problems: vec![Problem::new(location, ProblemKind::Read, err.to_string())],
-                    location_files: 0,
-                };
-            }
-        };
-        let repo_url = server_urls::parse_file_url(&location)
-            .ok()
-            .map(|f| f.repo_url);
+        let fetched = client.raw_file(&raw_url, max_bytes).await;
         let repo_info = RepoInfo {
-            repo_url_annotation: Some(repo_url_annotation(&self.integration.host)),
-            default_branch: repo_url.zip(repo.default_branch.as_ref().and_then(|b| b.name())),
+            default_branch: server_urls::parse_file_url(&location)
+                .ok()
+                .map(|f| f.repo_url)
+                .zip(repo.default_branch.as_ref().and_then(|b| b.name())),
         };
-        let files = ServerFiles {
-            client,
-            api_base: &self.integration.api_base_url,
-            hosts: allowed_hosts(&self.integration.host, &location),
-            max_bytes: processing.limits.max_file_bytes,
-        };
-        let processor = Processor {
-            source: &files,
-            rules: &self.config.catalog.rules,
-            config: processing,
-            repo: &repo_info,
-        };
-        let tree = processor.process_tree(&location, &bytes).await;
-        FileOutcome {
-            found: true,
-            entities: tree.entities,
-            problems: tree.problems,
-            location_files: tree.files_read,
-        }
-    }
-}
-
-/// The annotation naming an entity's repository, keyed by the Bitbucket host
-/// (without port: annotation prefixes must be DNS names), e.g.
-/// `bitbucket.example.com/repo-url`. Its value is the repository's web URL
-/// (`https://host/projects/KEY/repos/slug/browse`), what a webhook payload's
-/// `links.self[0].href` carries.
-pub fn repo_url_annotation(host: &str) -> String {
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    format!("{}/repo-url", name.trim_matches(['[', ']']).to_lowercase())
-}
-
-/// Hosts whose URLs are this Bitbucket: the integration's, and the one the
-/// listing itself uses for web links (they differ behind some proxies).
-fn allowed_hosts(integration_host: &str, location: &str) -> Vec<String> {
-    let mut hosts = vec![integration_host.to_lowercase()];
-    if let Some(host) = Url::parse(location)
-        .ok()
-        .as_ref()
-        .and_then(server_urls::host_of)
-    {
-        hosts.push(host.to_lowercase());
-    }
-    hosts
-}
-
-/// Files of one Bitbucket Server, by web URL, with the integration's
-/// credentials and limits. Anything not on this Bitbucket is refused
-/// without a request.
-struct ServerFiles<'a> {
-    client: &'a ServerClient,
-    api_base: &'a Url,
-    hosts: Vec<String>,
-    max_bytes: usize,
-}
-
-impl FileSource for ServerFiles<'_> {
-    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>> {
-        Box::pin(async move {
-            let parsed = Url::parse(url)
-                .map_err(|_| FetchError::Refused(format!("'{url}' is not a URL")))?;
-            let host = server_urls::host_of(&parsed)
-                .unwrap_or_default()
-                .to_lowercase();
-            if !self.hosts.contains(&host) {
-                return Err(FetchError::Refused(format!(
-                    "host '{host}' is not this provider's Bitbucket Server ({}); only targets on it are followed",
-                    self.hosts.join(" or ")
-                )));
-            }
-            let file =
-                server_urls::parse_file_url(url).map_err(|e| FetchError::Refused(e.to_string()))?;
-            let raw = server_urls::raw_api_url(&file, self.api_base);
-            self.client
-                .raw_file(&raw, self.max_bytes)
-                .await
-                .map_err(|e| FetchError::Failed(e.to_string()))
-        })
-    }
-
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
-        server_urls::resolve_url(target, base).map_err(|e| e.to_string())
-    }
-
-    fn edit_url(&self, url: &str) -> Option<String> {
-        Some(server_urls::edit_url(url))
-    }
-
-    fn repo_url(&self, url: &str) -> Option<String> {
-        server_urls::parse_file_url(url).ok().map(|f| f.repo_url)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_url_annotation_keys_are_valid_annotation_keys() {
-        for (host, key) in [
-            ("bitbucket.example.com", "bitbucket.example.com/repo-url"),
-            (
-                "Bitbucket.Example.com:7990",
-                "bitbucket.example.com/repo-url",
-            ),
-            ("127.0.0.1:8080", "127.0.0.1/repo-url"),
-        ] {
-            assert_eq!(repo_url_annotation(host), key);
-            assert!(crate::catalog::validate::is_valid_label_key(key), "{key}");
-        }
+        // Location targets may use the host the listing's links use, too
+        // (they differ behind some proxies); nothing else is followed.
+        let aliases: Vec<String> = Url::parse(&location)
+            .ok()
+            .as_ref()
+            .and_then(server_urls::host_of)
+            .into_iter()
+            .collect();
+        let files = FileReader::for_server(
+            &self.integration,
+            &aliases,
+            &self.http_client,
+            stats,
+            max_bytes,
+        );
+        pipeline::process_file(fetched, &location, &files, settings, &repo_info).await
     }
 }
