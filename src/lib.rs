@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod integrations;
+pub mod locations;
 pub mod metrics;
 pub mod scheduler;
 pub mod secret;

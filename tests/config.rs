@@ -1972,7 +1972,7 @@ fn other_backstage_sections_produce_no_warnings() {
             - allow: [Component, API]
           locations:
             - type: url
-              target: https://example.com/catalog-info.yaml
+              target: https://bitbucket.example.com/projects/P/repos/r/browse/catalog-info.yaml
           providers:
             github:
               main: {organization: example}
@@ -1991,22 +1991,24 @@ fn other_backstage_sections_produce_no_warnings() {
         json!({"name": "Example"})
     );
     assert_eq!(loaded.config.providers.len(), 1);
+    assert_eq!(loaded.config.locations.locations.len(), 1);
 }
 
 #[test]
-fn bitbucket_cloud_providers_are_reported_as_unsupported() {
+fn bitbucket_cloud_providers_load_with_backstage_defaults() {
     let (_ws, _file, loaded) = load_ok(
         "catalog: {providers: {bitbucketCloud: {main: {workspace: example}}}}",
         &[],
     );
-    assert_eq!(
-        loaded.warnings,
-        vec![
-            "catalog.providers.bitbucketCloud: Bitbucket Cloud discovery is not available in this version; these providers are ignored"
-                .to_owned()
-        ]
-    );
+    assert_eq!(loaded.warnings, Vec::<String>::new());
     assert!(loaded.config.providers.is_empty());
+    let cloud = &loaded.config.cloud_providers[0];
+    assert_eq!(cloud.id, "main");
+    assert_eq!(cloud.workspace, "example");
+    assert_eq!(cloud.host, "bitbucket.org");
+    assert_eq!(cloud.catalog_path, "catalog-info.yaml");
+    assert_eq!(cloud.pagelen, 100);
+    assert_eq!(cloud.schedule.frequency, Frequency::Every(minutes(30)));
 }
 
 // ---------------------------------------------------------------------------

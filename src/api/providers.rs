@@ -1,33 +1,40 @@
-//! Provider status and control: `GET /api/catalog/providers`,
-//! `POST /api/catalog/providers/{id}/refresh`.
+//! Source status and control: `GET /api/catalog/providers` (providers, then
+//! locations given by URL), `POST /api/catalog/providers/{id}/refresh`.
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
-use crate::scheduler::{ProviderRunner, RefreshOutcome};
+use super::{ApiError, ApiState, Req};
+use crate::config::WritePermission;
+use crate::discovery::Source;
+use crate::scheduler::{RefreshOutcome, SourceRunner};
 
-async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
-    json!({
+async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
+    let mut status = json!({
         "id": runner.id(),
-        "type": "bitbucketServer",
+        "type": runner.source().kind(),
         "target": runner.target(),
         "schedule": runner.schedule(),
         "nextRun": state.scheduler.next_run(runner.id()).await,
         "inProgress": runner.in_progress(),
         "entities": state.catalog.source_len(runner.id()),
         "lastRun": runner.last_report(),
-    })
+    });
+    if let Source::Location(location) = runner.source() {
+        status["locationId"] = json!(location.location_id());
+        status["origin"] = json!(location.origin());
+    }
+    status
 }
 
 /// Every provider: configuration summary, next and last run, whether running.
 pub async fn list(State(state): State<ApiState>) -> Response {
     let mut providers = Vec::new();
     for runner in state.scheduler.runners() {
-        providers.push(status(&state, runner).await);
+        providers.push(status(&state, &runner).await);
     }
     Json(providers).into_response()
 }
@@ -42,7 +49,7 @@ pub async fn get_one(
         .scheduler
         .runner(&id)
         .ok_or_else(|| unknown(&state, &id, &method, &uri))?;
-    Ok(Json(status(&state, runner).await).into_response())
+    Ok(Json(status(&state, &runner).await).into_response())
 }
 
 /// The problems of the provider's last run, so that every rejected file and
@@ -74,9 +81,11 @@ pub async fn errors(
 pub async fn refresh(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    req: Req,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
+    let (method, uri) = (req.method, req.uri);
     let runner = state
         .scheduler
         .runner(&id)
@@ -93,7 +102,8 @@ pub async fn refresh(
 }
 
 fn unknown(state: &ApiState, id: &str, method: &Method, uri: &axum::http::Uri) -> ApiError {
-    let known: Vec<&str> = state.scheduler.runners().iter().map(|r| r.id()).collect();
+    let runners = state.scheduler.runners();
+    let known: Vec<&str> = runners.iter().map(|r| r.id()).collect();
     ApiError::not_found(
         format!(
             "No provider '{id}'; known providers: {}",

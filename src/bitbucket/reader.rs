@@ -14,7 +14,9 @@ use url::Url;
 use super::urls::{UrlError, host_of};
 use super::{BitbucketError, Http, RequestStats, cloud_urls, server_urls};
 use crate::catalog::process::{FetchError, FileSource};
-use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
+use crate::integrations::{
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations,
+};
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
 /// module writes it.
@@ -35,7 +37,7 @@ struct Site {
     /// Lowercased `host[:port]`s whose URLs belong to this integration.
     hosts: Vec<String>,
     api_base: Url,
-    http: Http,
+    auth: Auth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,78 +49,53 @@ pub enum ReadError {
     Failed(#[from] BitbucketError),
 }
 
-/// Reads files by web URL from a set of Bitbucket integrations.
+/// The Bitbucket integrations a reader may use, by host: which URLs are in
+/// scope and which REST call reads each. Pure; config validation uses it.
 #[derive(Debug, Clone)]
-pub struct FileReader {
+pub struct Sites {
     sites: Vec<Site>,
-    max_bytes: usize,
     /// How the scope is described when a host is refused.
     scope: &'static str,
 }
 
-impl FileReader {
+impl Sites {
     /// Every configured integration; for locations given by URL.
-    pub fn for_integrations(
-        integrations: &Integrations,
-        client: &reqwest::Client,
-        stats: &Arc<RequestStats>,
-        max_bytes: usize,
-    ) -> Self {
-        let mut reader = Self {
+    pub fn all(integrations: &Integrations) -> Self {
+        let mut sites = Self {
             sites: Vec::new(),
-            max_bytes,
             scope: "a configured Bitbucket integration",
         };
         for integration in &integrations.bitbucket_server {
-            reader.add_server(integration, &[], client, stats);
+            sites.add_server(integration, &[]);
         }
         for integration in &integrations.bitbucket_cloud {
-            reader.add_cloud(integration, client, stats);
+            sites.add_cloud(integration, &[]);
         }
-        reader
+        sites
     }
 
     /// One Server integration; `aliases` are further hosts its listing uses
     /// for web links (they differ behind some proxies).
-    pub fn for_server(
-        integration: &BitbucketServerIntegration,
-        aliases: &[String],
-        client: &reqwest::Client,
-        stats: &Arc<RequestStats>,
-        max_bytes: usize,
-    ) -> Self {
-        let mut reader = Self {
+    pub fn server(integration: &BitbucketServerIntegration, aliases: &[String]) -> Self {
+        let mut sites = Self {
             sites: Vec::new(),
-            max_bytes,
             scope: "this provider's Bitbucket Server",
         };
-        reader.add_server(integration, aliases, client, stats);
-        reader
+        sites.add_server(integration, aliases);
+        sites
     }
 
-    /// One Cloud integration.
-    pub fn for_cloud(
-        integration: &BitbucketCloudIntegration,
-        client: &reqwest::Client,
-        stats: &Arc<RequestStats>,
-        max_bytes: usize,
-    ) -> Self {
-        let mut reader = Self {
+    /// One Cloud integration; `aliases` as for [`Sites::server`].
+    pub fn cloud(integration: &BitbucketCloudIntegration, aliases: &[String]) -> Self {
+        let mut sites = Self {
             sites: Vec::new(),
-            max_bytes,
             scope: "this provider's Bitbucket Cloud",
         };
-        reader.add_cloud(integration, client, stats);
-        reader
+        sites.add_cloud(integration, aliases);
+        sites
     }
 
-    fn add_server(
-        &mut self,
-        integration: &BitbucketServerIntegration,
-        aliases: &[String],
-        client: &reqwest::Client,
-        stats: &Arc<RequestStats>,
-    ) {
+    fn add_server(&mut self, integration: &BitbucketServerIntegration, aliases: &[String]) {
         let mut hosts = vec![integration.host.to_lowercase()];
         hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
         self.sites.push(Site {
@@ -126,22 +103,19 @@ impl FileReader {
             host: integration.host.clone(),
             hosts,
             api_base: integration.api_base_url.clone(),
-            http: Http::new(client.clone(), integration.auth.clone(), Arc::clone(stats)),
+            auth: integration.auth.clone(),
         });
     }
 
-    fn add_cloud(
-        &mut self,
-        integration: &BitbucketCloudIntegration,
-        client: &reqwest::Client,
-        stats: &Arc<RequestStats>,
-    ) {
+    fn add_cloud(&mut self, integration: &BitbucketCloudIntegration, aliases: &[String]) {
+        let mut hosts = vec![integration.host.to_lowercase()];
+        hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
         self.sites.push(Site {
             flavour: Flavour::Cloud,
             host: integration.host.clone(),
-            hosts: vec![integration.host.to_lowercase()],
+            hosts,
             api_base: integration.api_base_url.clone(),
-            http: Http::new(client.clone(), integration.auth.clone(), Arc::clone(stats)),
+            auth: integration.auth.clone(),
         });
     }
 
@@ -184,24 +158,58 @@ impl FileReader {
         self.site(url)?.api_url(url)
     }
 
-    /// Which flavour of Bitbucket serves `url`, if it is in scope.
+    /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
     pub fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
         let site = self.site(url)?;
         site.api_url(url)?;
         Ok(site.flavour)
     }
+}
+
+/// Reads files by web URL from the integrations in [`Sites`], with their
+/// credentials, counting requests against a run.
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    sites: Sites,
+    client: reqwest::Client,
+    stats: Arc<RequestStats>,
+    max_bytes: usize,
+}
+
+impl FileReader {
+    pub fn new(
+        sites: Sites,
+        client: &reqwest::Client,
+        stats: &Arc<RequestStats>,
+        max_bytes: usize,
+    ) -> Self {
+        Self {
+            sites,
+            client: client.clone(),
+            stats: Arc::clone(stats),
+            max_bytes,
+        }
+    }
+
+    pub fn sites(&self) -> &Sites {
+        &self.sites
+    }
 
     /// The file's bytes (at most `max_bytes + 1`), `None` when it does not
     /// exist.
     pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
-        let site = self.site(url)?;
+        let site = self.sites.site(url)?;
         let api_url = site.api_url(url)?;
         let endpoint = match site.flavour {
             Flavour::Server => "raw",
             Flavour::Cloud => "cloud_src",
         };
-        Ok(site
-            .http
+        let http = Http::new(
+            self.client.clone(),
+            site.auth.clone(),
+            Arc::clone(&self.stats),
+        );
+        Ok(http
             .get_bytes_limited(endpoint, &api_url, self.max_bytes)
             .await?)
     }
@@ -246,7 +254,7 @@ impl FileSource for FileReader {
     }
 
     fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
-        let resolved = match self.site(base).map(|s| s.flavour) {
+        let resolved = match self.sites.site(base).map(|s| s.flavour) {
             Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
             // A base outside the scope still resolves (its target is refused on fetch).
             _ => server_urls::resolve_url(target, base),
@@ -255,18 +263,18 @@ impl FileSource for FileReader {
     }
 
     fn edit_url(&self, url: &str) -> Option<String> {
-        match self.site(url).ok()?.flavour {
+        match self.sites.site(url).ok()?.flavour {
             Flavour::Server => Some(server_urls::edit_url(url)),
             Flavour::Cloud => cloud_urls::edit_url(url),
         }
     }
 
     fn repo_url(&self, url: &str) -> Option<String> {
-        self.site(url).ok()?.repo_url(url)
+        self.sites.site(url).ok()?.repo_url(url)
     }
 
     fn repo_url_annotation(&self, url: &str) -> Option<String> {
-        let site = self.site(url).ok()?;
+        let site = self.sites.site(url).ok()?;
         Some(match site.flavour {
             Flavour::Server => server_repo_url_annotation(&site.host),
             Flavour::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
@@ -277,7 +285,6 @@ impl FileSource for FileReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::Auth;
 
     fn reader() -> FileReader {
         let integrations = Integrations {
@@ -292,8 +299,8 @@ mod tests {
                 auth: Auth::Anonymous,
             }],
         };
-        FileReader::for_integrations(
-            &integrations,
+        FileReader::new(
+            Sites::all(&integrations),
             &reqwest::Client::new(),
             &Arc::new(RequestStats::default()),
             1024,
@@ -325,10 +332,12 @@ mod tests {
                 "https://api.bitbucket.org/2.0/repositories/acme/svc/src/abc123/d/c.yaml",
             ),
         ] {
-            assert_eq!(reader.api_url(web).unwrap().as_str(), api, "{web}");
+            assert_eq!(reader.sites().api_url(web).unwrap().as_str(), api, "{web}");
         }
         assert_eq!(
-            reader.flavour("https://bitbucket.org/acme/svc/src/main/c.yaml"),
+            reader
+                .sites()
+                .flavour("https://bitbucket.org/acme/svc/src/main/c.yaml"),
             Ok(Flavour::Cloud)
         );
     }
@@ -342,17 +351,21 @@ mod tests {
             "https://github.com/acme/svc/blob/main/catalog-info.yaml",
             "https://bb.example.com.evil.com/projects/P/repos/s/browse/c.yaml",
         ] {
-            let err = reader.api_url(url).unwrap_err();
+            let err = reader.sites().api_url(url).unwrap_err();
             assert!(matches!(err, UrlError::UnknownHost { .. }), "{url}: {err}");
             assert!(err.to_string().contains("bb.example.com, bitbucket.org"));
         }
         // The right host but not a file URL of that flavour.
         assert!(matches!(
-            reader.api_url("https://bitbucket.org/projects/P/repos/s/browse/c.yaml"),
+            reader
+                .sites()
+                .api_url("https://bitbucket.org/projects/P/repos/s/browse/c.yaml"),
             Err(UrlError::NotACloudFileUrl(_))
         ));
         assert!(matches!(
-            reader.api_url("https://bb.example.com/acme/svc/src/main/c.yaml"),
+            reader
+                .sites()
+                .api_url("https://bb.example.com/acme/svc/src/main/c.yaml"),
             Err(UrlError::NotAFileUrl(_))
         ));
     }

@@ -44,6 +44,11 @@ pub fn host_of(url: &Url) -> Option<String> {
     })
 }
 
+/// `host[:port]` of a URL given as text.
+pub fn url_host(url: &str) -> Option<String> {
+    Url::parse(url).ok().as_ref().and_then(host_of)
+}
+
 /// An http(s) URL's path, both as written and percent-decoded, segment by
 /// segment; `None` when it is not http(s) or a segment does not decode.
 pub(crate) fn path_segments(url: &Url) -> Option<(Vec<&str>, Vec<String>)> {

@@ -9,9 +9,10 @@ use url::Url;
 
 use super::pipeline::{self, FileOutcome};
 use super::{RunReport, RunResult};
-use crate::bitbucket::reader::FileReader;
+use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
+use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{Http, RequestStats};
 use crate::catalog::Entity;
 use crate::catalog::process::RepoInfo;
@@ -180,15 +181,9 @@ impl ServerProvider {
         };
         // Location targets may use the host the listing's links use, too
         // (they differ behind some proxies); nothing else is followed.
-        let aliases: Vec<String> = Url::parse(&location)
-            .ok()
-            .as_ref()
-            .and_then(server_urls::host_of)
-            .into_iter()
-            .collect();
-        let files = FileReader::for_server(
-            &self.integration,
-            &aliases,
+        let aliases: Vec<String> = url_host(&location).into_iter().collect();
+        let files = FileReader::new(
+            Sites::server(&self.integration, &aliases),
             &self.http_client,
             stats,
             max_bytes,
