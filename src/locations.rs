@@ -53,8 +53,6 @@ pub struct Registration {
     pub entities: Vec<Entity>,
     /// Whether the target already was a location (dry run).
     pub exists: bool,
-    /// A new location was stored (otherwise: dry run, or an existing one refreshed).
-    pub created: bool,
     /// What the target's files got wrong (our addition to Backstage's body).
     pub problems: Vec<Problem>,
 }
@@ -147,7 +145,7 @@ impl Locations {
             let source =
                 LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
             let run = self.read(&source).await?;
-            return Ok(self.registration(target, run, exists, false));
+            return Ok(self.registration(target, run, exists));
         }
         if let Some(runner) = existing {
             let Some(location) = runner.source().as_location().filter(|_| refresh) else {
@@ -158,7 +156,7 @@ impl Locations {
             };
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
-            let registration = self.registration(target, run.clone(), true, false);
+            let registration = self.registration(target, run.clone(), true);
             runner.record(run).await;
             return Ok(registration);
         }
@@ -177,7 +175,7 @@ impl Locations {
                 created_at: now_rfc3339(),
             })
             .await?;
-        let registration = self.registration(target, run.clone(), false, true);
+        let registration = self.registration(target, run.clone(), false);
         let runner = Arc::new(self.runner(source));
         runner.record(run).await;
         self.scheduler.add(runner);
@@ -218,18 +216,11 @@ impl Locations {
         }
     }
 
-    fn registration(
-        &self,
-        target: &str,
-        run: RunResult,
-        exists: bool,
-        created: bool,
-    ) -> Registration {
+    fn registration(&self, target: &str, run: RunResult, exists: bool) -> Registration {
         Registration {
             location: location_json(target),
             entities: run.entities.unwrap_or_default(),
             exists,
-            created,
             problems: run.report.problems,
         }
     }

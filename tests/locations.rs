@@ -187,7 +187,7 @@ async fn registering_dry_runs_conflicts_refresh_and_removal() {
 
     // A dry run reads but stores nothing.
     let (status, body) = app.register(&target, "?dryRun=true", None).await;
-    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(status, 201, "{body:#}");
     assert_eq!(body["exists"], false);
     assert_eq!(body["location"]["id"], id.as_str());
     assert_eq!(entity_names(&body["entities"]), expected);
@@ -229,10 +229,10 @@ async fn registering_dry_runs_conflicts_refresh_and_removal() {
     assert_eq!(body["error"]["name"], "ConflictError");
     assert_eq!(body["response"]["statusCode"], 409);
     let (status, body) = app.register(&target, "?dryRun=true", None).await;
-    assert_eq!((status, &body["exists"]), (200, &json!(true)));
+    assert_eq!((status, &body["exists"]), (201, &json!(true)));
     let reads = fake.requests_to("/repos/svc/raw/catalog-info.yaml").await;
     let (status, body) = app.register(&target, "?onConflict=refresh", None).await;
-    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(status, 201, "{body:#}");
     assert_eq!(entity_names(&body["entities"]), expected);
     assert_eq!(
         fake.requests_to("/repos/svc/raw/catalog-info.yaml").await,

@@ -52,9 +52,10 @@ struct LocationInput {
     target: String,
 }
 
-/// `{location, entities}` (201), or with `?dryRun=true` `{exists, location,
-/// entities}` (200) without storing anything. Our addition: `problems`,
-/// what the target's files got wrong.
+/// `{location, entities}`, or with `?dryRun=true` `{exists, location,
+/// entities}` without storing anything; `?onConflict=refresh` reads an
+/// existing location again instead of answering 409. Our addition:
+/// `problems`, what the target's files got wrong.
 pub async fn create(
     State(state): State<ApiState>,
     req: Req,
@@ -113,15 +114,12 @@ pub async fn create(
         "entities": registration.entities,
         "problems": registration.problems,
     });
-    let status = if dry_run {
+    if dry_run {
         body["exists"] = json!(registration.exists);
-        StatusCode::OK
-    } else if registration.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(body)).into_response())
+    }
+    // Always 201: @backstage/catalog-client rejects anything else, dry runs
+    // and refreshes included.
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// 204; 404 unless `id` is a location registered over HTTP.
