@@ -124,7 +124,7 @@ impl Application {
                     .is_some_and(|l| l.target() == registered.target)
             }) {
                 tracing::warn!(
-                    target = registered.target,
+                    url = registered.target,
                     "a registered location is also in catalog.locations; the static one is used"
                 );
                 continue;

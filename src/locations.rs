@@ -179,7 +179,7 @@ impl Locations {
         let runner = Arc::new(self.runner(source));
         runner.record(run).await;
         self.scheduler.add(runner);
-        tracing::info!(target, "location registered");
+        tracing::info!(url = target, "location registered");
         Ok(registration)
     }
 
@@ -253,7 +253,7 @@ impl Locations {
         runner.retire();
         self.scheduler.remove(&source);
         self.catalog.remove_source(&source);
-        tracing::info!(target = runner.target(), "location removed");
+        tracing::info!(url = runner.target(), "location removed");
         Ok(())
     }
 }

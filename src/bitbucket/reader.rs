@@ -54,9 +54,12 @@ pub enum ReadError {
 #[derive(Debug, Clone)]
 pub struct Sites {
     sites: Vec<Site>,
-    /// How the scope is described when a host is refused.
+    /// How the scope is described when a host is refused, and what to do.
     scope: &'static str,
+    hint: &'static str,
 }
+
+const PROVIDER_HINT: &str = "a provider only follows targets on its own Bitbucket";
 
 impl Sites {
     /// Every configured integration; for locations given by URL.
@@ -64,6 +67,7 @@ impl Sites {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "a configured Bitbucket integration",
+            hint: "add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it",
         };
         for integration in &integrations.bitbucket_server {
             sites.add_server(integration, &[]);
@@ -80,6 +84,7 @@ impl Sites {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "this provider's Bitbucket Server",
+            hint: PROVIDER_HINT,
         };
         sites.add_server(integration, aliases);
         sites
@@ -90,32 +95,48 @@ impl Sites {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "this provider's Bitbucket Cloud",
+            hint: PROVIDER_HINT,
         };
         sites.add_cloud(integration, aliases);
         sites
     }
 
     fn add_server(&mut self, integration: &BitbucketServerIntegration, aliases: &[String]) {
-        let mut hosts = vec![integration.host.to_lowercase()];
-        hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
-        self.sites.push(Site {
-            flavour: Flavour::Server,
-            host: integration.host.clone(),
-            hosts,
-            api_base: integration.api_base_url.clone(),
-            auth: integration.auth.clone(),
-        });
+        self.add(
+            Flavour::Server,
+            &integration.host,
+            &integration.api_base_url,
+            &integration.auth,
+            aliases,
+        );
     }
 
     fn add_cloud(&mut self, integration: &BitbucketCloudIntegration, aliases: &[String]) {
-        let mut hosts = vec![integration.host.to_lowercase()];
+        self.add(
+            Flavour::Cloud,
+            &integration.host,
+            &integration.api_base_url,
+            &integration.auth,
+            aliases,
+        );
+    }
+
+    fn add(
+        &mut self,
+        flavour: Flavour,
+        host: &str,
+        api_base: &Url,
+        auth: &Auth,
+        aliases: &[String],
+    ) {
+        let mut hosts = vec![host.to_lowercase()];
         hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
         self.sites.push(Site {
-            flavour: Flavour::Cloud,
-            host: integration.host.clone(),
+            flavour,
+            host: host.to_owned(),
             hosts,
-            api_base: integration.api_base_url.clone(),
-            auth: integration.auth.clone(),
+            api_base: api_base.clone(),
+            auth: auth.clone(),
         });
     }
 
@@ -125,16 +146,17 @@ impl Sites {
         let host = host_of(&parsed).unwrap_or_default().to_lowercase();
         let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
         let first = candidates.next().ok_or_else(|| {
-            let mut known: Vec<&str> = self
-                .sites
-                .iter()
-                .flat_map(|s| s.hosts.iter().map(String::as_str))
-                .collect();
-            known.dedup();
+            let mut known: Vec<&str> = Vec::new();
+            for host in self.sites.iter().flat_map(|s| &s.hosts) {
+                if !known.contains(&host.as_str()) {
+                    known.push(host);
+                }
+            }
             UrlError::UnknownHost {
                 url: url.to_owned(),
                 host: host.clone(),
                 scope: self.scope,
+                hint: self.hint,
                 known: if known.is_empty() {
                     "none".to_owned()
                 } else {

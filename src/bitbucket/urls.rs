@@ -24,14 +24,13 @@ pub enum UrlError {
         message: String,
     },
     /// Nothing is requested for such a URL.
-    #[error(
-        "'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it"
-    )]
+    #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {
         url: String,
         host: String,
         scope: &'static str,
         known: String,
+        hint: &'static str,
     },
 }
 

@@ -198,7 +198,6 @@ impl LocationSource {
         let target = &self.target;
         let (result, error) = match reader.read(target).await {
             Ok(Some(bytes)) => {
-                report.repos_matched = 1;
                 let file = pipeline::process_file(
                     Ok::<_, Infallible>(Some(bytes)),
                     target,
