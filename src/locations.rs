@@ -4,7 +4,7 @@
 //! discovered. Registering reads the target at once, so a location that
 //! cannot be read is never stored.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -87,18 +87,16 @@ impl Locations {
 
     /// Static, registered and discovered locations, one per target, by target.
     pub fn list(&self) -> Vec<Value> {
-        let mut targets = BTreeMap::new();
+        let mut targets = BTreeSet::new();
         for runner in self.scheduler.runners() {
             if let Some(location) = runner.source().as_location() {
-                targets.insert(location.target().to_owned(), ());
+                targets.insert(location.target().to_owned());
             }
         }
         for entity in &self.catalog.snapshot().entities {
-            if let Some(origin) = &entity.origin {
-                targets.insert(origin.clone(), ());
-            }
+            targets.extend(entity.origin.clone());
         }
-        targets.keys().map(|t| location_json(t)).collect()
+        targets.iter().map(|t| location_json(t)).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Value> {

@@ -150,8 +150,13 @@ impl SourceRunner {
             report.duration = started.elapsed();
             report.outcome = Outcome::Failed {
                 error: format!(
-                    "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise schedule.timeout)",
-                    timeout.as_secs()
+                    "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise {})",
+                    timeout.as_secs(),
+                    if self.is_location() {
+                        "catalog.locationSchedule.timeout"
+                    } else {
+                        "schedule.timeout"
+                    }
                 ),
             };
             RunResult {

@@ -164,19 +164,21 @@ impl CloudProvider {
                     ));
                 }
             };
-            if results.len() >= SEARCH_RESULT_CAP {
-                report.notices.push(format!(
-                    "code search for project {key} returned {} results; Bitbucket stops one query at about {SEARCH_RESULT_CAP}, so repositories may be missing",
-                    results.len()
-                ));
-            }
+            // Distinct hits, not results: repeated pages inflate the latter.
+            let mut hits = 0;
             for result in results {
                 if let Some(candidate) = self.candidate(&key, result, &mut seen) {
-                    report.repos_seen += 1;
+                    hits += 1;
                     if self.slug_kept(&candidate.slug) {
                         candidates.push(candidate);
                     }
                 }
+            }
+            report.repos_seen += hits;
+            if hits >= SEARCH_RESULT_CAP {
+                report.notices.push(format!(
+                    "code search for project {key} found {hits} catalog files; Bitbucket stops one query at about {SEARCH_RESULT_CAP} results, so repositories may be missing"
+                ));
             }
         }
         Ok(Some(candidates))
