@@ -143,6 +143,9 @@ impl Sites {
     /// The integration a URL belongs to, by host; refused when none does.
     fn site(&self, url: &str) -> Result<&Site, UrlError> {
         let parsed = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(UrlError::Credentials);
+        }
         let host = host_of(&parsed).unwrap_or_default().to_lowercase();
         let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
         let first = candidates.next().ok_or_else(|| {
@@ -377,6 +380,10 @@ mod tests {
             assert!(matches!(err, UrlError::UnknownHost { .. }), "{url}: {err}");
             assert!(err.to_string().contains("bb.example.com, bitbucket.org"));
         }
+        let with_password = "https://me:pw@bitbucket.org/acme/svc/src/main/c.yaml";
+        let err = reader.sites().api_url(with_password).unwrap_err();
+        assert_eq!(err, UrlError::Credentials);
+        assert!(!err.to_string().contains("pw"));
         // The right host but not a file URL of that flavour.
         assert!(matches!(
             reader

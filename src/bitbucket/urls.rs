@@ -15,6 +15,11 @@ pub enum UrlError {
         "'{0}' is not a Bitbucket Cloud file URL (expected https://<host>/<workspace>/<slug>/src/<ref>/<path>)"
     )]
     NotACloudFileUrl(String),
+    /// Never echoed: the URL holds a credential.
+    #[error(
+        "a URL with a user name or password is not read (credentials belong in the integration, not in URLs)"
+    )]
+    Credentials,
     #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
     Traversal(String),
     #[error("cannot resolve '{target}' against '{base}': {message}")]
