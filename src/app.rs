@@ -3,7 +3,6 @@
 //! [`Application::run_until_stopped`] serves until SIGTERM/SIGINT and shuts
 //! down cleanly.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +13,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::bitbucket::{CredentialsHint, HttpSetupError, IntegrationHttp, build_http_client};
+use crate::bitbucket::{HttpPool, HttpSetupError};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::discovery::Source;
+use crate::discovery::cloud::CloudProvider;
+use crate::discovery::location::{LocationContext, LocationOrigin, LocationSource};
 use crate::discovery::server::ServerProvider;
-use crate::scheduler::{ProviderRunner, Scheduler, SchedulerError};
+use crate::locations::Locations;
+use crate::scheduler::{Scheduler, SchedulerError, SourceRunner};
 use crate::store::{self, CatalogStore, StoreError};
 
 /// How long in-flight HTTP requests may take to finish at shutdown.
@@ -44,51 +47,62 @@ pub enum AppError {
     MissingIntegration(String),
 }
 
-/// Builds the runnable providers from the config.
-pub fn build_providers(config: &Config) -> Result<Vec<ServerProvider>, AppError> {
-    // One HTTP context per integration: providers on the same Bitbucket
-    // share its pace, its concurrency cap and what a 429 taught it.
-    let mut shared: HashMap<String, Arc<IntegrationHttp>> = HashMap::new();
-    config
-        .providers
-        .iter()
-        .map(|provider| {
-            let integration = config
-                .integrations
-                .server(&provider.host)
-                .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-            let http = match shared.get(&integration.host) {
-                Some(http) => Arc::clone(http),
-                None => {
-                    let client =
-                        build_http_client(config.extra_ca_file.as_deref(), &integration.http)?;
-                    let index = config
-                        .integrations
-                        .bitbucket_server
-                        .iter()
-                        .position(|i| i.host == integration.host)
-                        .unwrap_or_default();
-                    let credentials = CredentialsHint {
-                        host: integration.host.clone(),
-                        key: format!("integrations.bitbucketServer[{index}]"),
-                    };
-                    let http = Arc::new(IntegrationHttp::new(
-                        client,
-                        integration.auth.clone(),
-                        &integration.http,
-                        credentials,
-                    ));
-                    shared.insert(integration.host.clone(), Arc::clone(&http));
-                    http
-                }
-            };
-            Ok(ServerProvider::new(
-                provider.clone(),
-                integration.clone(),
-                http,
-            ))
-        })
-        .collect()
+/// The configured sources, ready to run, and what building more locations
+/// at run time needs.
+pub struct Sources {
+    /// Server providers, Cloud providers, then static locations.
+    pub sources: Vec<Source>,
+    pub locations: LocationContext,
+}
+
+/// Builds the providers and static locations from the config.
+pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
+    let pool = Arc::new(HttpPool::build(
+        &config.integrations,
+        config.extra_ca_file.as_deref(),
+    )?);
+    let shared = |host: &str| {
+        pool.get(host)
+            .cloned()
+            .ok_or_else(|| AppError::MissingIntegration(host.to_owned()))
+    };
+    let mut sources = Vec::new();
+    for provider in &config.providers {
+        let integration = config
+            .integrations
+            .server(&provider.host)
+            .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
+        sources.push(Source::Server(ServerProvider::new(
+            provider.clone(),
+            integration.clone(),
+            shared(&integration.host)?,
+        )));
+    }
+    for provider in &config.cloud_providers {
+        let integration = config
+            .integrations
+            .cloud(&provider.host)
+            .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
+        sources.push(Source::Cloud(CloudProvider::new(
+            provider.clone(),
+            integration.clone(),
+            shared(&integration.host)?,
+        )));
+    }
+    let locations = LocationContext {
+        integrations: Arc::new(config.integrations.clone()),
+        http: Arc::clone(&pool),
+        settings: config.catalog.clone(),
+        schedule: config.locations.schedule.clone(),
+    };
+    for location in &config.locations.locations {
+        sources.push(Source::Location(LocationSource::new(
+            &location.target,
+            LocationOrigin::Static,
+            locations.clone(),
+        )));
+    }
+    Ok(Sources { sources, locations })
 }
 
 pub struct Application {
@@ -104,12 +118,32 @@ impl Application {
     /// binds `backend.listen` (port 0 picks a free port) and starts the
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        let providers = build_providers(&config)?;
+        let Sources {
+            mut sources,
+            locations: location_context,
+        } = build_sources(&config)?;
         let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
         let catalog = Arc::new(Catalog::new());
 
         let loading = Instant::now();
-        let configured: Vec<String> = providers.iter().map(|p| p.id().to_owned()).collect();
+        for registered in store.locations().await? {
+            if sources.iter().any(|s| {
+                s.as_location()
+                    .is_some_and(|l| l.target() == registered.target)
+            }) {
+                tracing::warn!(
+                    url = registered.target,
+                    "a registered location is also in catalog.locations; the static one is used"
+                );
+                continue;
+            }
+            sources.push(Source::Location(LocationSource::new(
+                &registered.target,
+                LocationOrigin::Registered,
+                location_context.clone(),
+            )));
+        }
+        let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
         let forgotten = store.retain_sources(&configured).await?;
         if forgotten > 0 {
             tracing::info!(
@@ -119,14 +153,14 @@ impl Application {
         }
         let stored = store.load().await?;
         let mut restored_reports = Vec::new();
-        let mut sources = Vec::with_capacity(stored.len());
+        let mut stored_sources = Vec::with_capacity(stored.len());
         for source in stored {
             if let Some(report) = source.last_run {
                 restored_reports.push((source.id.clone(), report));
             }
-            sources.push((source.id, source.entities));
+            stored_sources.push((source.id, source.entities));
         }
-        catalog.restore(sources);
+        catalog.restore(stored_sources);
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -151,13 +185,20 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|source| AppError::Bind { addr: bind, source })?;
+        let access = Arc::new(config.backend.external_access.clone());
+        if !access.protected {
+            tracing::warn!(
+                %addr,
+                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+            );
+        }
 
         let shutdown = CancellationToken::new();
-        let runners: Vec<Arc<ProviderRunner>> = providers
+        let runners: Vec<Arc<SourceRunner>> = sources
             .into_iter()
-            .map(|p| {
-                Arc::new(ProviderRunner::new(
-                    p,
+            .map(|source| {
+                Arc::new(SourceRunner::new(
+                    source,
                     Arc::clone(&catalog),
                     Arc::clone(&store),
                     shutdown.child_token(),
@@ -169,11 +210,20 @@ impl Application {
                 runner.restore_report(report);
             }
         }
-        let scheduler = Arc::new(Scheduler::start(runners).await?);
+        let scheduler = Arc::new(Scheduler::start(runners, &config.locations.schedule).await?);
+        let locations = Arc::new(Locations::new(
+            location_context,
+            Arc::clone(&catalog),
+            Arc::clone(&store),
+            Arc::clone(&scheduler),
+            shutdown.clone(),
+        ));
         let state = ApiState {
             catalog,
             ready: Arc::new(AtomicBool::new(false)),
             scheduler,
+            locations,
+            access,
         };
         Ok(Self {
             listener,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::app::{Application, build_providers};
+use crate::app::{Application, build_sources};
 use crate::catalog::Entity;
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
 use crate::discovery::PreviousEntities;
@@ -102,9 +102,10 @@ async fn serve(cli: &Cli) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    if loaded.config.providers.is_empty() {
+    let config = &loaded.config;
+    if config.provider_ids().is_empty() && config.locations.locations.is_empty() {
         tracing::warn!(
-            "no catalog.providers.bitbucketServer are configured; the catalog stays empty"
+            "no catalog.providers.bitbucketServer, catalog.providers.bitbucketCloud or catalog.locations are configured; the catalog holds only locations registered over HTTP"
         );
     }
     let app = match Application::build(loaded.config).await {
@@ -132,12 +133,19 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         eprintln!("warning: {warning}");
     }
     let config = loaded.config;
+    let sources = match build_sources(&config) {
+        Ok(built) => built.sources,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     if let Some(id) = only
-        && config.provider(id).is_none()
+        && !sources.iter().any(|s| s.id() == id)
     {
-        let known: Vec<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
+        let known: Vec<&str> = sources.iter().map(|s| s.id()).collect();
         eprintln!(
-            "error: no provider '{id}' in catalog.providers.bitbucketServer (known: {})",
+            "error: no provider '{id}' among catalog.providers.bitbucketServer, catalog.providers.bitbucketCloud and catalog.locations (known: {})",
             if known.is_empty() {
                 "none".to_owned()
             } else {
@@ -146,18 +154,11 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         );
         return ExitCode::from(exit::CONFIG);
     }
-    let providers = match build_providers(&config) {
-        Ok(providers) => providers,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
     let no_previous = PreviousEntities::default();
-    let runs = providers
+    let runs = sources
         .iter()
-        .filter(|p| only.is_none_or(|id| p.id() == id))
-        .map(|provider| provider.run(&no_previous));
+        .filter(|s| only.is_none_or(|id| s.id() == id))
+        .map(|source| source.run(&no_previous));
     let results = futures::future::join_all(runs).await;
 
     let mut all_ok = true;
@@ -219,11 +220,19 @@ fn config_check(cli: &Cli) -> ExitCode {
         }
     }
     eprintln!(
-        "config OK: listening on {}:{}, {} Bitbucket Server integration(s), {} provider(s)",
+        "config OK: listening on {}:{}, {} Bitbucket Server and {} Bitbucket Cloud integration(s), {} Server and {} Cloud provider(s), {} location(s); write endpoints {}",
         config.backend.listen.host,
         config.backend.listen.port,
         config.integrations.bitbucket_server.len(),
-        config.providers.len()
+        config.integrations.bitbucket_cloud.len(),
+        config.providers.len(),
+        config.cloud_providers.len(),
+        config.locations.locations.len(),
+        if config.backend.external_access.protected {
+            "need a backend.auth.externalAccess token"
+        } else {
+            "are open (no backend.auth.externalAccess)"
+        }
     );
     ExitCode::from(exit::OK)
 }

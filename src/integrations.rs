@@ -109,6 +109,13 @@ impl Integrations {
             .find(|i| i.host.eq_ignore_ascii_case(host))
     }
 
+    /// The Cloud integration for `host` (compared case-insensitively).
+    pub fn cloud(&self, host: &str) -> Option<&BitbucketCloudIntegration> {
+        self.bitbucket_cloud
+            .iter()
+            .find(|i| i.host.eq_ignore_ascii_case(host))
+    }
+
     pub fn server_hosts(&self) -> Vec<&str> {
         self.bitbucket_server
             .iter()

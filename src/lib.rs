@@ -8,16 +8,24 @@
 //! - [`integrations`]: where each Bitbucket lives and how to authenticate
 //!   ([`secret`] keeps credentials out of every output).
 //! - [`bitbucket`]: REST clients for Bitbucket Server (paging, raw files)
-//!   over one counted HTTP layer.
-//! - [`discovery`]: providers that list projects and repositories, apply the
-//!   filters and read each repository's catalog file.
+//!   and Cloud (paging by `next`, code search, `src` files) over one counted
+//!   HTTP layer, and the one reader that maps a file's web URL to the API of
+//!   the integration whose host matches (refusing any other host).
+//! - [`discovery`]: sources — the Server and Cloud providers (list, filter,
+//!   read each repository's catalog file) and locations given by URL —
+//!   which the scheduler runs alike.
 //! - [`catalog`]: untrusted YAML → entities under explicit budgets, processed
 //!   as Backstage's catalog does (validation, `catalog.rules`, annotations,
 //!   Location targets, placeholders, relations), and the in-memory catalog
 //!   each provider's run replaces atomically.
-//! - [`scheduler`]: runs providers on their schedules, never overlapping,
-//!   cancelled at their timeout.
-//! - [`api`]: the axum router (`/api/catalog/...`, health).
+//! - [`scheduler`]: runs sources on their schedules, never overlapping,
+//!   cancelled at their timeout; registered locations join and leave.
+//! - [`store`]: SQLite persistence of each source's entities and of the
+//!   locations registered over HTTP.
+//! - [`locations`]: static, registered and discovered locations as the API
+//!   shows them; registration (catalog-import) and removal.
+//! - [`api`]: the axum router (`/api/catalog/...`, health), with the token
+//!   check on write endpoints.
 //! - [`app`]: [`app::Application`] wires it all together; [`cli`] is what the
 //!   binary calls.
 
@@ -29,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod integrations;
+pub mod locations;
 pub mod metrics;
 pub mod scheduler;
 pub mod secret;

@@ -1,25 +1,35 @@
-//! Runs each provider on its schedule (tokio-cron-scheduler), never twice at
+//! Runs each source on its schedule (tokio-cron-scheduler), never twice at
 //! once, cancelled past its timeout, and applies successful runs to the
-//! store and the catalog. A failed or timed-out run leaves the provider's
+//! store and the catalog. A failed or timed-out run leaves the source's
 //! entities as they were.
+//!
+//! Providers each have their own schedule. Locations (static and
+//! registered) share `catalog.locationSchedule`: one job reads them all,
+//! each still guarded, timed and recorded on its own. Registered locations
+//! join and leave while the daemon runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::catalog::Catalog;
 use crate::config::{Frequency, Schedule};
-use crate::discovery::server::ServerProvider;
 use crate::discovery::{
-    Outcome, PreviousEntities, Problem, ProblemKind, RepositoryCatalog, RunReport, now_rfc3339,
+    Outcome, PreviousEntities, Problem, ProblemKind, RepositoryCatalog, RunReport, RunResult,
+    Source, now_rfc3339,
 };
 use crate::metrics;
 use crate::store::CatalogStore;
+
+/// Locations read at once per tick of the location schedule.
+const LOCATION_CONCURRENCY: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot schedule provider {provider}: {source}")]
@@ -28,16 +38,19 @@ pub struct SchedulerError {
     source: JobSchedulerError,
 }
 
-/// A provider plus the state that keeps its runs orderly.
+/// A source plus the state that keeps its runs orderly.
 #[derive(Debug)]
-pub struct ProviderRunner {
-    provider: ServerProvider,
+pub struct SourceRunner {
+    source: Source,
     catalog: Arc<Catalog>,
     store: Arc<dyn CatalogStore>,
     running: tokio::sync::Mutex<()>,
     last_report: Mutex<Option<RunReport>>,
+    /// The last complete listing's repositories (Server providers).
     repositories: Mutex<Option<Arc<Vec<RepositoryCatalog>>>>,
     shutdown: CancellationToken,
+    /// Set once the source is removed (a deleted location): no run applies.
+    retired: AtomicBool,
 }
 
 /// What a refresh request did.
@@ -48,35 +61,44 @@ pub enum RefreshOutcome {
     AlreadyRunning,
 }
 
-impl ProviderRunner {
+impl SourceRunner {
     pub fn new(
-        provider: ServerProvider,
+        source: Source,
         catalog: Arc<Catalog>,
         store: Arc<dyn CatalogStore>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            provider,
+            source,
             catalog,
             store,
             running: tokio::sync::Mutex::new(()),
             last_report: Mutex::new(None),
             repositories: Mutex::new(None),
             shutdown,
+            retired: AtomicBool::new(false),
         }
     }
 
     pub fn id(&self) -> &str {
-        self.provider.id()
+        self.source.id()
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
     pub fn schedule(&self) -> &Schedule {
-        &self.provider.config().schedule
+        self.source.schedule()
     }
 
-    /// The Bitbucket host this provider reads.
+    /// What the source reads: a host, a workspace or a URL.
     pub fn target(&self) -> &str {
-        &self.provider.config().host
+        self.source.target()
+    }
+
+    fn is_location(&self) -> bool {
+        self.source.as_location().is_some()
     }
 
     pub fn in_progress(&self) -> bool {
@@ -92,8 +114,8 @@ impl ProviderRunner {
         *self.last_report.lock() = Some(report);
     }
 
-    /// Starts a run in the background unless one is in progress.
-    /// `force` applies the run's result even past the deletion guard.
+    /// Starts a run in the background unless one is in progress; `force`
+    /// applies its result even past the deletion guard.
     pub fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
         if self.in_progress() {
             return RefreshOutcome::AlreadyRunning;
@@ -105,15 +127,15 @@ impl ProviderRunner {
         RefreshOutcome::Started
     }
 
-    /// Runs now unless a run is already in progress (then returns `None`).
-    pub async fn run_now(&self) -> Option<RunReport> {
-        self.run(false).await
-    }
-
     /// The repositories that passed the filters in the last complete
     /// listing, with whether each has a catalog file.
     pub fn repositories(&self) -> Option<Arc<Vec<RepositoryCatalog>>> {
         self.repositories.lock().clone()
+    }
+
+    /// Runs now unless a run is already in progress (then returns `None`).
+    pub async fn run_now(&self) -> Option<RunReport> {
+        self.run(false).await
     }
 
     async fn run(&self, force: bool) -> Option<RunReport> {
@@ -124,42 +146,63 @@ impl ProviderRunner {
             );
             return None;
         };
+        if self.retired.load(Ordering::Acquire) {
+            return None;
+        }
         let timeout = self.schedule().timeout;
         let started = Instant::now();
         let started_at = now_rfc3339();
         tracing::info!(provider = self.id(), "discovery run started");
         let previous = PreviousEntities::new(self.catalog.source_entities(self.id()));
         let outcome = tokio::select! {
-            result = tokio::time::timeout(timeout, self.provider.run(&previous)) => result.ok(),
+            result = tokio::time::timeout(timeout, self.source.run(&previous)) => result.ok(),
             () = self.shutdown.cancelled() => {
                 tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
                 return None;
             }
         };
-        let report = match outcome {
-            Some(result) => {
-                if let Some(repositories) = result.repositories {
-                    metrics::record_repositories(self.id(), &repositories);
-                    *self.repositories.lock() = Some(Arc::new(repositories));
-                }
-                match result.entities {
-                    Some(entities) => self.apply(entities, result.report, force).await,
-                    None => result.report,
-                }
+        let result = outcome.unwrap_or_else(|| {
+            let mut report = RunReport::new(self.id());
+            report.started_at = started_at;
+            report.finished_at = now_rfc3339();
+            report.duration = started.elapsed();
+            report.outcome = Outcome::Failed {
+                error: format!(
+                    "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise {})",
+                    timeout.as_secs(),
+                    if self.is_location() {
+                        "catalog.locationSchedule.timeout"
+                    } else {
+                        "schedule.timeout"
+                    }
+                ),
+            };
+            RunResult {
+                report,
+                entities: None,
+                repositories: None,
             }
-            None => {
-                let mut report = RunReport::new(self.id());
-                report.started_at = started_at;
-                report.finished_at = now_rfc3339();
-                report.duration = started.elapsed();
-                report.outcome = Outcome::Failed {
-                    error: format!(
-                        "run exceeded its timeout of {}s and was cancelled; previous entities are kept (raise schedule.timeout)",
-                        timeout.as_secs()
-                    ),
-                };
-                report
-            }
+        });
+        Some(self.record(result, force).await)
+    }
+
+    /// Waits for a run in progress to end and keeps new ones from starting
+    /// while the guard lives: for runs the API drives and for removal.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.running.lock().await
+    }
+
+    /// Applies a finished run (hold [`Self::exclusive`] or be `run_now`):
+    /// a successful run's entities are persisted and served; any run is
+    /// recorded, logged and counted.
+    pub async fn record(&self, result: RunResult, force: bool) -> RunReport {
+        if let Some(repositories) = result.repositories {
+            metrics::record_repositories(self.id(), &repositories);
+            *self.repositories.lock() = Some(Arc::new(repositories));
+        }
+        let report = match result.entities {
+            Some(entities) => self.apply(entities, result.report, force).await,
+            None => result.report,
         };
         if !report.succeeded()
             && let Err(err) = self.store.save_run(self.id(), &report).await
@@ -169,10 +212,16 @@ impl ProviderRunner {
         self.log(&report);
         metrics::record_run(&report, self.catalog.source_len(self.id()));
         *self.last_report.lock() = Some(report.clone());
-        Some(report)
+        report
     }
 
-    /// Persists a successful run's entities, then serves them — unless the
+    /// Marks the source removed: later ticks and refreshes do nothing. Call
+    /// it while holding [`Self::exclusive`], so no run is half-way.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Serves a successful run's entities, then persists them — unless the
     /// run would remove more than the deletion guard allows and is not forced.
     async fn apply(
         &self,
@@ -183,7 +232,7 @@ impl ProviderRunner {
         let current = self.catalog.source_keys(self.id());
         let incoming: std::collections::HashSet<_> = entities.iter().map(|e| e.key()).collect();
         let removed = current.iter().filter(|k| !incoming.contains(*k)).count();
-        let guard = self.provider.config().deletion_guard;
+        let guard = self.source.deletion_guard();
         if guard.holds(current.len(), removed) {
             if force {
                 tracing::warn!(
@@ -271,17 +320,25 @@ impl ProviderRunner {
     }
 }
 
-/// Owns the cron scheduler and the provider runners.
+type Runners = Arc<RwLock<Vec<Arc<SourceRunner>>>>;
+
+/// Owns the cron scheduler and the source runners.
 pub struct Scheduler {
     jobs: JobScheduler,
-    runners: Vec<Arc<ProviderRunner>>,
+    runners: Runners,
     /// The repeating job of each provider, for "next run" in the status.
     repeating_jobs: HashMap<String, Uuid>,
+    /// The repeating job that reads every location.
+    locations_job: Option<Uuid>,
 }
 
 impl Scheduler {
-    /// Registers one job per provider (plus the start-up run) and starts ticking.
-    pub async fn start(runners: Vec<Arc<ProviderRunner>>) -> Result<Self, SchedulerError> {
+    /// Registers one job per provider (plus the start-up run), one for all
+    /// locations on `location_schedule` (plus theirs), and starts ticking.
+    pub async fn start(
+        runners: Vec<Arc<SourceRunner>>,
+        location_schedule: &Schedule,
+    ) -> Result<Self, SchedulerError> {
         let wrap = |provider: &str| {
             let provider = provider.to_owned();
             move |source| SchedulerError {
@@ -291,37 +348,71 @@ impl Scheduler {
         };
         let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
         let mut repeating_jobs = HashMap::new();
-        for runner in &runners {
+        for runner in runners.iter().filter(|r| !r.is_location()) {
             let schedule = runner.schedule().clone();
             let err = wrap(runner.id());
             let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-            jobs.add(one_shot(Arc::clone(runner), start_up_delay).map_err(&err)?)
-                .await
-                .map_err(&err)?;
-            if let Some(job) = repeating(Arc::clone(runner), &schedule.frequency).map_err(&err)? {
+            let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
+            jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            if let Some(job) =
+                repeating(&schedule.frequency, run_job(Arc::clone(runner))).map_err(&err)?
+            {
                 let id = jobs.add(job).await.map_err(&err)?;
                 repeating_jobs.insert(runner.id().to_owned(), id);
             }
         }
+        let runners: Runners = Arc::new(RwLock::new(runners));
+        let err = wrap("catalog.locations");
+        let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
+        let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
+        jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+        let locations_job = match repeating(
+            &location_schedule.frequency,
+            run_locations(Arc::clone(&runners)),
+        )
+        .map_err(&err)?
+        {
+            Some(job) => Some(jobs.add(job).await.map_err(&err)?),
+            None => None,
+        };
         jobs.start().await.map_err(wrap("*"))?;
         Ok(Self {
             jobs,
             runners,
             repeating_jobs,
+            locations_job,
         })
     }
 
-    pub fn runners(&self) -> &[Arc<ProviderRunner>] {
-        &self.runners
+    /// Every source's runner, providers first.
+    pub fn runners(&self) -> Vec<Arc<SourceRunner>> {
+        self.runners.read().clone()
     }
 
-    pub fn runner(&self, id: &str) -> Option<&Arc<ProviderRunner>> {
-        self.runners.iter().find(|r| r.id() == id)
+    pub fn runner(&self, id: &str) -> Option<Arc<SourceRunner>> {
+        self.runners.read().iter().find(|r| r.id() == id).cloned()
     }
 
-    /// When the provider's schedule fires next (RFC 3339), if it repeats.
-    pub async fn next_run(&self, provider: &str) -> Option<String> {
-        let id = *self.repeating_jobs.get(provider)?;
+    /// Adds a location's runner; the location schedule reads it from now on.
+    pub fn add(&self, runner: Arc<SourceRunner>) {
+        self.runners.write().push(runner);
+    }
+
+    /// Takes a runner out of the schedule (its run in progress, if any,
+    /// finishes; see [`SourceRunner::retire`]).
+    pub fn remove(&self, id: &str) -> Option<Arc<SourceRunner>> {
+        let mut runners = self.runners.write();
+        let index = runners.iter().position(|r| r.id() == id)?;
+        Some(runners.remove(index))
+    }
+
+    /// When the source's schedule fires next (RFC 3339), if it repeats.
+    pub async fn next_run(&self, source: &str) -> Option<String> {
+        let id = match self.repeating_jobs.get(source) {
+            Some(id) => *id,
+            None if self.runner(source).is_some_and(|r| r.is_location()) => self.locations_job?,
+            None => return None,
+        };
         let mut jobs = self.jobs.clone();
         jobs.next_tick_for_job(id)
             .await
@@ -341,7 +432,7 @@ impl Scheduler {
 type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn run_job(
-    runner: Arc<ProviderRunner>,
+    runner: Arc<SourceRunner>,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let runner = Arc::clone(&runner);
@@ -351,18 +442,35 @@ fn run_job(
     }
 }
 
-fn one_shot(runner: Arc<ProviderRunner>, delay: Duration) -> Result<Job, JobSchedulerError> {
-    Job::new_one_shot_async(delay, run_job(runner))
+/// Reads every location registered at the time of the tick.
+fn run_locations(
+    runners: Runners,
+) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
+    move |_, _| {
+        let locations: Vec<Arc<SourceRunner>> = runners
+            .read()
+            .iter()
+            .filter(|r| r.is_location())
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            futures::stream::iter(locations)
+                .for_each_concurrent(LOCATION_CONCURRENCY, |runner| async move {
+                    runner.run_now().await;
+                })
+                .await;
+        })
+    }
 }
 
 fn repeating(
-    runner: Arc<ProviderRunner>,
     frequency: &Frequency,
+    run: impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static,
 ) -> Result<Option<Job>, JobSchedulerError> {
     match frequency {
-        Frequency::Every(interval) => Job::new_repeated_async(*interval, run_job(runner)).map(Some),
+        Frequency::Every(interval) => Job::new_repeated_async(*interval, run).map(Some),
         Frequency::Cron(expr) => {
-            Job::new_async(Frequency::six_field_cron(expr).as_str(), run_job(runner)).map(Some)
+            Job::new_async(Frequency::six_field_cron(expr).as_str(), run).map(Some)
         }
         Frequency::Manual => Ok(None),
     }

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{FakeServer, TestApp, mount_mixed_catalog, server_config};
+use common::{FakeServer, TestApp, component, mount_mixed_catalog, server_config};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -19,14 +19,23 @@ async fn backstage_catalog_client_works_against_the_daemon() {
     );
     let fake = FakeServer::start().await;
     mount_mixed_catalog(&fake).await;
+    // Outside the provider's filter: only registering it brings it in.
+    fake.mount_file("IMPORT", "svc", "catalog-info.yaml", &component("imported"))
+        .await;
+    let import = format!(
+        "{}/projects/IMPORT/repos/svc/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;
 
     let address = app.address.clone();
+    let target = import.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("compat.mjs")
             .arg(address)
+            .arg(target)
             .current_dir(dir)
             .output()
             .expect("node runs")
@@ -125,5 +134,20 @@ async fn backstage_catalog_client_works_against_the_daemon() {
         out["badFilter"],
         json!({"name": "ResponseError", "status": 400})
     );
+    assert_eq!(
+        out["addLocationDryRun"],
+        json!({"exists": false, "target": import, "kinds": ["Location", "Component"]})
+    );
+    assert_eq!(
+        out["addLocation"],
+        json!({"target": import, "kinds": ["Location", "Component"]})
+    );
+    assert_eq!(out["afterAdd"], "imported");
+    assert_eq!(out["afterAddLocation"], import.as_str());
+    assert_eq!(
+        out["addAgain"],
+        json!({"name": "ResponseError", "status": 409})
+    );
+    assert_eq!(out["afterRemove"], true);
     app.stop().await;
 }

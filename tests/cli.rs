@@ -262,10 +262,19 @@ async fn serve_stops_cleanly_on_sigterm() {
         let status = child.wait().expect("wait");
         (status, child)
     });
-    let (status, _) = tokio::time::timeout(Duration::from_secs(10), status)
+    let (status, mut child) = tokio::time::timeout(Duration::from_secs(10), status)
         .await
         .expect("exits within 10 s")
         .expect("join");
     assert_eq!(status.code(), Some(0));
+    // Without backend.auth.externalAccess, the start-up log says writes are open.
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    assert!(
+        stderr.contains("write endpoints") && stderr.contains("are open to anyone"),
+        "{stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }

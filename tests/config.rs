@@ -1972,7 +1972,7 @@ fn other_backstage_sections_produce_no_warnings() {
             - allow: [Component, API]
           locations:
             - type: url
-              target: https://example.com/catalog-info.yaml
+              target: https://bitbucket.example.com/projects/P/repos/r/browse/catalog-info.yaml
           providers:
             github:
               main: {organization: example}
@@ -1991,22 +1991,24 @@ fn other_backstage_sections_produce_no_warnings() {
         json!({"name": "Example"})
     );
     assert_eq!(loaded.config.providers.len(), 1);
+    assert_eq!(loaded.config.locations.locations.len(), 1);
 }
 
 #[test]
-fn bitbucket_cloud_providers_are_reported_as_unsupported() {
+fn bitbucket_cloud_providers_load_with_backstage_defaults() {
     let (_ws, _file, loaded) = load_ok(
         "catalog: {providers: {bitbucketCloud: {main: {workspace: example}}}}",
         &[],
     );
-    assert_eq!(
-        loaded.warnings,
-        vec![
-            "catalog.providers.bitbucketCloud: Bitbucket Cloud discovery is not available in this version; these providers are ignored"
-                .to_owned()
-        ]
-    );
+    assert_eq!(loaded.warnings, Vec::<String>::new());
     assert!(loaded.config.providers.is_empty());
+    let cloud = &loaded.config.cloud_providers[0];
+    assert_eq!(cloud.id, "main");
+    assert_eq!(cloud.workspace, "example");
+    assert_eq!(cloud.host, "bitbucket.org");
+    assert_eq!(cloud.catalog_path, "catalog-info.yaml");
+    assert_eq!(cloud.pagelen, 100);
+    assert_eq!(cloud.schedule.frequency, Frequency::Every(minutes(30)));
 }
 
 // ---------------------------------------------------------------------------
@@ -2171,5 +2173,345 @@ fn extra_ca_file_comes_from_node_extra_ca_certs() {
     for (pairs, expected) in cases {
         let (_ws, _file, loaded) = load_ok("{}", pairs);
         assert_eq!(loaded.config.extra_ca_file, expected, "{pairs:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// catalog.providers.bitbucketCloud
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cloud_providers_take_one_object_or_a_map_and_anchor_their_filters() {
+    let (_ws, _file, loaded) = load_ok(
+        "
+        catalog:
+          providers:
+            bitbucketCloud:
+              workspace: acme
+              catalogPath: /services/catalog-info.yaml
+              pagelen: '50'
+              concurrency: 4
+              filters: {projectKey: 'PLAT|PAY', repoSlug: 'svc-.*'}
+              schedule: {frequency: PT10M, timeout: {minutes: 3}}
+            bitbucketServer:
+              main: {host: bitbucket.example.com, filters: {projectKey: 'PLAT|PAY'}}
+        integrations:
+          bitbucketServer: [{host: bitbucket.example.com}]
+        ",
+        &[],
+    );
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let cloud = &loaded.config.cloud_providers[0];
+    assert_eq!(cloud.id, "default");
+    assert_eq!(cloud.catalog_path, "services/catalog-info.yaml");
+    assert_eq!((cloud.pagelen, cloud.concurrency), (50, 4));
+    assert_eq!(cloud.schedule.frequency, Frequency::Every(minutes(10)));
+    assert_eq!(cloud.schedule.timeout, minutes(3));
+    let cloud_keys = cloud.filters.project_key.as_ref().unwrap();
+    let server_keys = loaded.config.providers[0]
+        .filters
+        .project_key
+        .as_ref()
+        .unwrap();
+    // Cloud: the whole key must match; Server: anywhere in it.
+    for (key, cloud_match, server_match) in [
+        ("PLAT", true, true),
+        ("PAY", true, true),
+        ("PLATFORM", false, true),
+        ("XPAY", false, true),
+        ("OTHER", false, false),
+    ] {
+        assert_eq!(cloud_keys.is_match(key), cloud_match, "cloud {key}");
+        assert_eq!(server_keys.is_match(key), server_match, "server {key}");
+    }
+    let slugs = cloud.filters.repo_slug.as_ref().unwrap();
+    assert!(slugs.is_match("svc-a") && !slugs.is_match("legacy-svc-a"));
+
+    let (_ws, _file, loaded) = load_ok(
+        "catalog: {providers: {bitbucketCloud: {one: {workspace: a}, two: {workspace: b, catalogPath: x.yaml}}}}",
+        &[],
+    );
+    let ids: Vec<(&str, &str, &str)> = loaded
+        .config
+        .cloud_providers
+        .iter()
+        .map(|p| (p.id.as_str(), p.workspace.as_str(), p.catalog_path.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("one", "a", "catalog-info.yaml"), ("two", "b", "x.yaml")]
+    );
+    assert_eq!(loaded.config.provider_ids(), vec!["one", "two"]);
+}
+
+#[test]
+fn cloud_providers_pick_their_integration() {
+    let two = "integrations: {bitbucketCloud: [{host: a.example.com, token: t1}, {host: b.example.com}]}\n";
+    let (_ws, _file, loaded) = load_ok(
+        &format!(
+            "{two}catalog: {{providers: {{bitbucketCloud: {{main: {{workspace: w, host: B.example.com}}}}}}}}"
+        ),
+        &[],
+    );
+    assert_eq!(loaded.config.cloud_providers[0].host, "b.example.com");
+    let (_ws, _file, loaded) = load_ok(
+        "integrations: {bitbucketCloud: [{host: only.example.com}]}\ncatalog: {providers: {bitbucketCloud: {main: {workspace: w}}}}",
+        &[],
+    );
+    assert_eq!(loaded.config.cloud_providers[0].host, "only.example.com");
+    let (_ws, file, err) = load_err(
+        &format!("{two}catalog: {{providers: {{bitbucketCloud: {{main: {{workspace: w}}}}}}}}"),
+        &[],
+    );
+    let message = assert_invalid(
+        "ambiguous",
+        &err,
+        &Origin::File(file),
+        "catalog.providers.bitbucketCloud.main.host",
+    );
+    assert_message_contains("ambiguous", &message, "a.example.com, b.example.com");
+    let (_ws, _file, err) = load_err(
+        &format!(
+            "{two}catalog: {{providers: {{bitbucketCloud: {{main: {{workspace: w, host: c.example.com}}}}}}}}"
+        ),
+        &[],
+    );
+    assert_message_contains(
+        "unknown host",
+        &err.to_string(),
+        "no Bitbucket Cloud integration for host 'c.example.com'",
+    );
+}
+
+#[test]
+fn cloud_provider_errors_name_the_key() {
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "{main: {workspace: w, pagelen: 0}}",
+            "catalog.providers.bitbucketCloud.main.pagelen",
+            "from 1 to 100",
+        ),
+        (
+            "{main: {workspace: w, pagelen: 101}}",
+            "catalog.providers.bitbucketCloud.main.pagelen",
+            "Bitbucket Cloud's maximum",
+        ),
+        (
+            "{main: {workspace: 'a/b'}}",
+            "catalog.providers.bitbucketCloud.main.workspace",
+            "not a workspace slug",
+        ),
+        (
+            "{main: {workspace: w, filters: {projectKey: '('}}}",
+            "catalog.providers.bitbucketCloud.main.filters.projectKey",
+            "must match the whole project key",
+        ),
+        (
+            "{main: {workspace: w, catalogPath: /dir/}}",
+            "catalog.providers.bitbucketCloud.main.catalogPath",
+            "not a file path",
+        ),
+        (
+            "{main: {workspace: w, schedule: {frequency: soon}}}",
+            "catalog.providers.bitbucketCloud.main.schedule.frequency",
+            "ISO-8601",
+        ),
+        (
+            "{main: {catalogPath: x.yaml}}",
+            "catalog.providers.bitbucketCloud.main",
+            "workspace",
+        ),
+        (
+            "[a]",
+            "catalog.providers.bitbucketCloud",
+            "with `workspace`",
+        ),
+    ];
+    for (providers, key, fragment) in cases {
+        let (_ws, file, err) = load_err(
+            &format!("catalog: {{providers: {{bitbucketCloud: {providers}}}}}"),
+            &[],
+        );
+        let message = assert_invalid(providers, &err, &Origin::File(file), key);
+        assert_message_contains(providers, &message, fragment);
+    }
+    // Provider ids name sources: Server and Cloud cannot share one.
+    let (_ws, _file, err) = load_err(
+        &format!(
+            "{ONE_SERVER}catalog: {{providers: {{bitbucketServer: {{main: {{host: bitbucket.example.com}}}}, bitbucketCloud: {{main: {{workspace: w}}}}}}}}"
+        ),
+        &[],
+    );
+    assert_message_contains("same id", &err.to_string(), "provider id 'main' is also");
+    let (_ws, _file, loaded) = load_ok(
+        "catalog: {providers: {bitbucketCloud: {main: {workspace: w, filter: {}}}}}",
+        &[],
+    );
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_message_contains(
+        "typo",
+        &loaded.warnings[0],
+        "catalog.providers.bitbucketCloud.main.filter",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// catalog.locations, catalog.locationSchedule
+// ---------------------------------------------------------------------------
+
+#[test]
+fn locations_this_daemon_cannot_read_are_skipped_with_a_warning() {
+    let (_ws, _file, loaded) = load_ok(
+        &format!(
+            "{ONE_SERVER}catalog:
+  locations:
+    - {{type: url, target: 'https://bitbucket.example.com/projects/P/repos/r/browse/catalog-info.yaml'}}
+    - {{type: url, target: 'https://bitbucket.org/acme/repo/src/main/catalog-info.yaml', rules: [{{allow: [Group, User]}}]}}
+    - {{type: url, target: 'https://github.com/acme/repo/blob/main/catalog-info.yaml'}}
+    - {{type: file, target: ../../examples/entities.yaml}}
+    - {{type: url, target: 'https://bitbucket.example.com/projects/P/repos/r/browse/catalog-info.yaml'}}
+  locationSchedule: {{frequency: {{hours: 1}}, timeout: PT2M}}
+"
+        ),
+        &[],
+    );
+    let targets: Vec<&str> = loaded
+        .config
+        .locations
+        .locations
+        .iter()
+        .map(|l| l.target.as_str())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            "https://bitbucket.example.com/projects/P/repos/r/browse/catalog-info.yaml",
+            "https://bitbucket.org/acme/repo/src/main/catalog-info.yaml"
+        ]
+    );
+    assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+    assert_message_contains("github", &loaded.warnings[0], "catalog.locations[2].target");
+    assert_message_contains(
+        "github",
+        &loaded.warnings[0],
+        "host 'github.com' is not a configured Bitbucket integration",
+    );
+    assert_message_contains("file", &loaded.warnings[1], "catalog.locations[3].type");
+    assert_message_contains("twice", &loaded.warnings[2], "catalog.locations[4].target");
+    let schedule = &loaded.config.locations.schedule;
+    assert_eq!(schedule.frequency, Frequency::Every(minutes(60)));
+    assert_eq!(schedule.timeout, minutes(2));
+    // A location's own rules allow more kinds from that location only.
+    let rules = &loaded.config.catalog.rules;
+    let cloud = "https://bitbucket.org/acme/repo/src/main/catalog-info.yaml";
+    assert!(rules.is_allowed("Group", None, "url", cloud));
+    assert!(!rules.is_allowed("Group", None, "url", targets[0]));
+    assert!(rules.is_allowed("Component", None, "url", targets[0]));
+}
+
+#[test]
+fn the_location_schedule_defaults_to_every_30_minutes() {
+    let (_ws, _file, loaded) = load_ok("catalog: {}", &[]);
+    assert_eq!(loaded.config.locations.schedule, Schedule::default());
+    assert!(loaded.config.locations.locations.is_empty());
+    let (_ws, file, err) = load_err("catalog: {locations: [{type: url}]}", &[]);
+    assert_invalid(
+        "no target",
+        &err,
+        &Origin::File(file),
+        "catalog.locations[0].target",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// backend.auth.externalAccess
+// ---------------------------------------------------------------------------
+
+#[test]
+fn static_external_access_tokens_protect_writes_and_stay_secret() {
+    let (_ws, _file, loaded) = load_ok(
+        "
+        backend:
+          auth:
+            keys: [{secret: legacy-secret}]
+            externalAccess:
+              - type: static
+                options: {token: '${PORTAL_TOKEN}', subject: portal}
+              - type: static
+                options: {token: importer-token-value, subject: importer}
+                accessRestrictions:
+                  - plugin: scaffolder
+                  - plugin: catalog
+                    permission: [catalog.location.create]
+              - type: jwks
+                options: {url: 'https://example.com/jwks', issuer: x}
+        ",
+        &[("PORTAL_TOKEN", "portal-token-value")],
+    );
+    let access = &loaded.config.backend.external_access;
+    assert!(access.protected);
+    assert_eq!(access.tokens.len(), 2);
+    assert_eq!(access.tokens[0].token, Secret::new("portal-token-value"));
+    assert_eq!(access.tokens[0].permissions, None);
+    assert_eq!(
+        access.tokens[1].permissions,
+        Some(vec!["catalog.location.create".to_owned()])
+    );
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_message_contains(
+        "jwks",
+        &loaded.warnings[0],
+        "backend.auth.externalAccess[2].type",
+    );
+    let debug = format!("{:?}", loaded.config);
+    let tree = loaded.config.redacted_tree().to_string();
+    for out in [debug, tree] {
+        assert!(!out.contains("portal-token-value"), "{out}");
+        assert!(!out.contains("importer-token-value"), "{out}");
+    }
+
+    let (_ws, _file, loaded) = load_ok("backend: {auth: {keys: [{secret: s}]}}", &[]);
+    assert!(!loaded.config.backend.external_access.protected);
+}
+
+#[test]
+fn bad_external_access_entries_are_errors() {
+    let base = "backend.auth.externalAccess";
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "[{type: static, options: {token: short, subject: s}}]",
+            "backend.auth.externalAccess[0].options.token",
+            "at least 8 characters",
+        ),
+        (
+            "[{type: static, options: {token: 'has space 123', subject: s}}]",
+            "backend.auth.externalAccess[0].options.token",
+            "non-space",
+        ),
+        (
+            "[{type: static, options: {token: long-enough-token}}]",
+            "backend.auth.externalAccess[0].options.subject",
+            "Illegal subject",
+        ),
+        (
+            "[{type: static, options: {token: '${UNSET_TOKEN}', subject: s}}]",
+            "backend.auth.externalAccess[0].options.token",
+            "set that variable",
+        ),
+        (
+            "[{type: static}]",
+            "backend.auth.externalAccess[0].options",
+            "required",
+        ),
+        ("{type: static}", base, "expected a list"),
+    ];
+    for (value, key, fragment) in cases {
+        let (_ws, file, err) = load_err(
+            &format!("backend: {{auth: {{externalAccess: {value}}}}}"),
+            &[],
+        );
+        let message = assert_invalid(value, &err, &Origin::File(file), key);
+        assert_message_contains(value, &message, fragment);
+        assert!(!message.contains("long-enough-token"), "{message}");
     }
 }

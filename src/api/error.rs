@@ -55,6 +55,13 @@ impl IntoResponse for ApiError {
             "request": {"method": self.method, "url": self.url},
             "response": {"statusCode": self.status.as_u16()},
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

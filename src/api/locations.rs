@@ -1,42 +1,27 @@
-//! `GET /api/catalog/locations[/{id}]`: the files entities were read from
-//! (their `managed-by-origin-location`), in Backstage's location shape.
-
-use std::collections::BTreeSet;
+//! Locations in Backstage's shape (`{id, type, target, entityRef}`):
+//! `GET /api/catalog/locations[/{id}]` lists static, registered and
+//! discovered ones; `POST /api/catalog/locations` registers one
+//! (catalog-import, `?dryRun=true` only reads it); `DELETE
+//! /api/catalog/locations/{id}` removes a registered one and its entities.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::{ApiError, ApiState, Req};
-
-/// Namespace for location ids, so a location keeps its id across restarts.
-const LOCATION_NAMESPACE: Uuid = Uuid::from_u128(0x0c5b_2a7e_51d4_4d8e_9f33_8e0a_4c6b_91d2);
-
-fn location(target: &str) -> Value {
-    let id = Uuid::new_v5(&LOCATION_NAMESPACE, format!("url:{target}").as_bytes());
-    // Backstage names a location's entity after the SHA-1 of `type:target`.
-    let digest = sha1_smol::Sha1::from(format!("url:{target}"))
-        .digest()
-        .to_string();
-    json!({"id": id.to_string(), "type": "url", "target": target, "entityRef": format!("location:default/generated-{digest}")})
-}
-
-fn targets(state: &ApiState) -> BTreeSet<String> {
-    state
-        .catalog
-        .snapshot()
-        .entities
-        .iter()
-        .filter_map(|e| e.origin.clone())
-        .collect()
-}
+use crate::config::WritePermission;
+use crate::locations::{RegisterError, RemoveError};
 
 pub async fn list(State(state): State<ApiState>) -> Response {
-    let all: Vec<Value> = targets(&state)
-        .iter()
-        .map(|t| json!({"data": location(t)}))
+    let all: Vec<Value> = state
+        .locations
+        .list()
+        .into_iter()
+        .map(|l| json!({"data": l}))
         .collect();
     Json(all).into_response()
 }
@@ -46,10 +31,111 @@ pub async fn get_one(
     req: Req,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    targets(&state)
-        .iter()
-        .map(|t| location(t))
-        .find(|l| l["id"] == id.as_str())
+    state
+        .locations
+        .get(&id)
         .map(|l| Json(l).into_response())
         .ok_or_else(|| req.not_found(format!("Found no location with ID {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateParams {
+    dry_run: Option<String>,
+    on_conflict: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LocationInput {
+    #[serde(rename = "type")]
+    type_: String,
+    target: String,
+}
+
+/// `{location, entities}`, or with `?dryRun=true` `{exists, location,
+/// entities}` without storing anything; `?onConflict=refresh` reads an
+/// existing location again instead of answering 409. Our addition:
+/// `problems`, what the target's files got wrong.
+pub async fn create(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    Query(params): Query<CreateParams>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
+    let flag = |name: &str, value: Option<&str>, accepted: &[&str]| match value {
+        None => Ok(None),
+        Some(v) if accepted.contains(&v) => Ok(Some(v.to_owned())),
+        Some(v) => Err(req.input(format!(
+            "invalid {name} '{v}'; use {}",
+            accepted.join(" or ")
+        ))),
+    };
+    let dry_run =
+        flag("dryRun", params.dry_run.as_deref(), &["true", "false"])?.is_some_and(|v| v == "true");
+    let refresh = flag(
+        "onConflict",
+        params.on_conflict.as_deref(),
+        &["refresh", "reject"],
+    )?
+    .is_some_and(|v| v == "refresh");
+    let input: LocationInput = serde_json::from_slice(&body).map_err(|e| {
+        req.input(format!(
+            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
+        ))
+    })?;
+    let target = input.target.trim();
+    if target.is_empty() {
+        return Err(req.input("target is empty; give the URL of a catalog file"));
+    }
+    let registration = state
+        .locations
+        .register(&input.type_, target, dry_run, refresh)
+        .await
+        .map_err(|err| match err {
+            RegisterError::Input(message) => req.input(message),
+            RegisterError::Conflict(message) => {
+                req.error(StatusCode::CONFLICT, "ConflictError", message)
+            }
+            RegisterError::NotFound(message) => req.not_found(message),
+            RegisterError::Unavailable(message) => req.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                message,
+            ),
+            err @ RegisterError::Store(_) => {
+                tracing::error!(error = %err, "registering a location failed");
+                req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
+            }
+        })?;
+    let mut body = json!({
+        "location": registration.location,
+        "entities": registration.entities,
+        "problems": registration.problems,
+    });
+    if dry_run {
+        body["exists"] = json!(registration.exists);
+    }
+    // Always 201: @backstage/catalog-client rejects anything else, dry runs
+    // and refreshes included.
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// 204; 404 unless `id` is a location registered over HTTP.
+pub async fn delete(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::LocationDelete)?;
+    state.locations.remove(&id).await.map_err(|err| match err {
+        RemoveError::NotFound(message) => req.not_found(message),
+        err @ RemoveError::Store(_) => {
+            tracing::error!(error = %err, "removing a location failed");
+            req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
+        }
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

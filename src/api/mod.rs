@@ -3,8 +3,8 @@
 //! endpoints.
 //!
 //! - [`entities`]: entities, by-query, by-refs, by-name, by-uid, facets.
-//! - [`locations`]: the locations entities were read from.
-//! - [`providers`]: provider status and refresh.
+//! - [`locations`]: locations: list, register (catalog-import), remove.
+//! - [`providers`]: source status and refresh.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 
 mod entities;
@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +29,8 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::catalog::Catalog;
+use crate::config::{Denied, ExternalAccess, WritePermission};
+use crate::locations::Locations;
 use crate::scheduler::Scheduler;
 pub use error::ApiError;
 
@@ -39,6 +41,9 @@ pub struct ApiState {
     /// Set once the stored catalog is loaded and the listener is up.
     pub ready: Arc<AtomicBool>,
     pub scheduler: Arc<Scheduler>,
+    pub locations: Arc<Locations>,
+    /// Who may call the write endpoints (`backend.auth.externalAccess`).
+    pub access: Arc<ExternalAccess>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -55,8 +60,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/catalog/entities/by-uid/{uid}", get(entities::by_uid))
         .route("/api/catalog/entity-facets", get(entities::facets))
-        .route("/api/catalog/locations", get(locations::list))
-        .route("/api/catalog/locations/{id}", get(locations::get_one))
+        .route(
+            "/api/catalog/locations",
+            get(locations::list).post(locations::create),
+        )
+        .route(
+            "/api/catalog/locations/{id}",
+            get(locations::get_one).delete(locations::delete),
+        )
         .route("/api/catalog/providers", get(providers::list))
         .route("/api/catalog/providers/{id}", get(providers::get_one))
         .route("/api/catalog/providers/{id}/errors", get(providers::errors))
@@ -92,6 +103,59 @@ impl Req {
 
     pub fn not_found(&self, message: impl Into<String>) -> ApiError {
         ApiError::not_found(message.into(), &self.method, &self.uri)
+    }
+
+    pub fn error(
+        &self,
+        status: StatusCode,
+        name: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(status, name, message.into(), &self.method, &self.uri)
+    }
+
+    /// Checks the caller's `Authorization: Bearer` token for a write when
+    /// `backend.auth.externalAccess` is configured: 401 without a known
+    /// token, 403 when its `accessRestrictions` do not grant `permission`.
+    /// The token never reaches a log; the subject does.
+    pub fn authorize(
+        &self,
+        state: &ApiState,
+        headers: &HeaderMap,
+        permission: WritePermission,
+    ) -> Result<(), ApiError> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        match state.access.authorize(presented, permission) {
+            Ok(subject) => {
+                if let Some(subject) = subject {
+                    tracing::info!(subject, permission = permission.name(), method = %self.method, path = self.uri.path(), "authorized write");
+                }
+                Ok(())
+            }
+            Err(Denied::Unauthenticated) => Err(self.error(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                if presented.is_some() {
+                    "Illegal token: it is not one of backend.auth.externalAccess"
+                } else {
+                    "Missing credentials: send Authorization: Bearer <token> (backend.auth.externalAccess)"
+                },
+            )),
+            Err(Denied::Forbidden) => Err(self.error(
+                StatusCode::FORBIDDEN,
+                "NotAllowedError",
+                format!(
+                    "this token's accessRestrictions do not grant {}",
+                    permission.name()
+                ),
+            )),
+        }
     }
 }
 

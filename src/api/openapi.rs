@@ -22,6 +22,11 @@ fn error_ref() -> Value {
     json!({"description": "Backstage error body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+/// Write endpoints: a bearer token when `backend.auth.externalAccess` is set.
+fn write() -> Value {
+    json!([{"externalAccess": []}, {}])
+}
+
 pub fn build() -> Value {
     let entity = || json!({"$ref": "#/components/schemas/Entity"});
     let filter = || {
@@ -115,15 +120,38 @@ pub fn build() -> Value {
                 "parameters": [repeated("facet", "Field to count"), filter()],
                 "responses": {"200": ok("Facets", json!({"type": "object", "properties": {"facets": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}}}}}})), "400": error_ref()}
             }},
-            "/locations": {"get": {
-                "summary": "Locations entities were read from",
-                "responses": {"200": ok("Locations", json!({"type": "array", "items": {"type": "object", "properties": {"data": {"$ref": "#/components/schemas/Location"}}}}))}
-            }},
-            "/locations/{id}": {"get": {
-                "summary": "One location",
-                "parameters": [param("id", "path", json!({"type": "string"}), "")],
-                "responses": {"200": ok("The location", json!({"$ref": "#/components/schemas/Location"})), "404": error_ref()}
-            }},
+            "/locations": {
+                "get": {
+                    "summary": "Locations: static (catalog.locations), registered over HTTP, and files providers discovered",
+                    "responses": {"200": ok("Locations", json!({"type": "array", "items": {"type": "object", "properties": {"data": {"$ref": "#/components/schemas/Location"}}}}))}
+                },
+                "post": {
+                    "summary": "Register a Bitbucket file URL (catalog-import): read now, store, refresh on catalog.locationSchedule",
+                    "security": write(),
+                    "parameters": [
+                        param("dryRun", "query", json!({"type": "string", "enum": ["true", "false"]}), "Only read the target; store nothing"),
+                        param("onConflict", "query", json!({"type": "string", "enum": ["reject", "refresh"]}), "An existing location: 409 (reject, default) or read it again (refresh)")
+                    ],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["type", "target"], "properties": {"type": {"type": "string", "enum": ["url"]}, "target": {"type": "string"}}}}}},
+                    "responses": {
+                        "201": ok("Registered (or read, for a dry run or refresh)", json!({"type": "object", "properties": {"location": {"$ref": "#/components/schemas/Location"}, "entities": {"type": "array", "items": entity()}, "exists": {"type": "boolean"}, "problems": {"type": "array", "items": {"type": "object"}}}})),
+                        "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref(), "409": error_ref(), "503": error_ref()
+                    }
+                }
+            },
+            "/locations/{id}": {
+                "get": {
+                    "summary": "One location",
+                    "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                    "responses": {"200": ok("The location", json!({"$ref": "#/components/schemas/Location"})), "404": error_ref()}
+                },
+                "delete": {
+                    "summary": "Remove a location registered over HTTP, and its entities",
+                    "security": write(),
+                    "parameters": [param("id", "path", json!({"type": "string"}), "")],
+                    "responses": {"204": {"description": "Removed"}, "401": error_ref(), "403": error_ref(), "404": error_ref()}
+                }
+            },
             "/providers": {"get": {
                 "summary": "Provider status: schedule, next run, last run (counts, problems, requests), whether running",
                 "responses": {"200": ok("Providers", json!({"type": "array", "items": {"type": "object"}}))}
@@ -136,20 +164,23 @@ pub fn build() -> Value {
             "/providers/{id}/errors": {"get": {
                 "summary": "The problems of the provider's last run (file URL, kind, document, entity ref, message, time)",
                 "parameters": [param("id", "path", json!({"type": "string"}), "")],
-                "responses": {"200": ok("Problems", json!({"type": "object"})), "404": error_ref()}
+                "responses": {"200": ok("Problems", json!({"type": "object"})), "401": error_ref(), "404": error_ref()}
             }},
             "/providers/{id}/repositories": {"get": {
                 "summary": "Repositories that passed the filters in the last complete listing, by catalog file presence",
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("catalog", "query", json!({"type": "string", "enum": ["missing", "present", "unknown"]}), "Only these")],
-                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {"project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}}}})), "400": error_ref(), "404": error_ref()}
+                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {"project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}}}})), "400": error_ref(), "401": error_ref(), "404": error_ref()}
             }},
             "/providers/{id}/refresh": {"post": {
                 "summary": "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
+                "security": write(),
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold")],
-                "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "404": error_ref()}
+                "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "404": error_ref()}
             }}
         },
-        "components": {"schemas": {
+        "components": {
+        "securitySchemes": {"externalAccess": {"type": "http", "scheme": "bearer", "description": "A backend.auth.externalAccess static token; required only when that is configured"}},
+        "schemas": {
             "Entity": {"type": "object", "required": ["apiVersion", "kind", "metadata"], "properties": {
                 "apiVersion": {"type": "string"}, "kind": {"type": "string"},
                 "metadata": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "uid": {"type": "string"}, "etag": {"type": "string"}, "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}},

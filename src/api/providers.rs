@@ -1,24 +1,29 @@
-//! Provider status and control: `GET /api/catalog/providers[/{id}]`,
-//! `GET …/{id}/errors`, `GET …/{id}/repositories`, `POST …/{id}/refresh`.
+//! Source status and control: `GET /api/catalog/providers[/{id}]`
+//! (providers, then locations given by URL), `GET …/{id}/errors`,
+//! `GET …/{id}/repositories`, `POST …/{id}/refresh`.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::params::Params;
 use super::{ApiError, ApiState, Req};
-use crate::scheduler::{ProviderRunner, RefreshOutcome};
+use crate::config::WritePermission;
+use crate::discovery::Source;
+use crate::scheduler::{RefreshOutcome, SourceRunner};
 
-async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
+async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
     let repositories = runner.repositories().map(|all| {
         let count = |wanted: Option<bool>| all.iter().filter(|r| r.catalog == wanted).count();
         json!({"total": all.len(), "withCatalog": count(Some(true)), "withoutCatalog": count(Some(false)), "unknown": count(None)})
     });
-    json!({
+    let mut status = json!({
         "id": runner.id(),
-        "type": "bitbucketServer",
+        "type": runner.source().kind(),
         "target": runner.target(),
         "schedule": runner.schedule(),
         "nextRun": state.scheduler.next_run(runner.id()).await,
@@ -26,16 +31,18 @@ async fn status(state: &ApiState, runner: &ProviderRunner) -> Value {
         "entities": state.catalog.source_len(runner.id()),
         "repositories": repositories,
         "lastRun": runner.last_report(),
-    })
+    });
+    if let Source::Location(location) = runner.source() {
+        status["locationId"] = json!(location.location_id());
+        status["origin"] = json!(location.origin());
+    }
+    status
 }
 
-fn runner<'a>(
-    state: &'a ApiState,
-    req: &Req,
-    id: &str,
-) -> Result<&'a std::sync::Arc<ProviderRunner>, ApiError> {
+fn runner(state: &ApiState, req: &Req, id: &str) -> Result<Arc<SourceRunner>, ApiError> {
     state.scheduler.runner(id).ok_or_else(|| {
-        let known: Vec<&str> = state.scheduler.runners().iter().map(|r| r.id()).collect();
+        let runners = state.scheduler.runners();
+        let known: Vec<&str> = runners.iter().map(|r| r.id()).collect();
         req.not_found(format!(
             "No provider '{id}'; known providers: {}",
             if known.is_empty() {
@@ -47,11 +54,11 @@ fn runner<'a>(
     })
 }
 
-/// Every provider: configuration summary, next and last run, whether running.
+/// Every source: configuration summary, next and last run, whether running.
 pub async fn list(State(state): State<ApiState>) -> Response {
     let mut providers = Vec::new();
     for runner in state.scheduler.runners() {
-        providers.push(status(&state, runner).await);
+        providers.push(status(&state, &runner).await);
     }
     Json(providers).into_response()
 }
@@ -62,7 +69,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let runner = runner(&state, &req, &id)?;
-    Ok(Json(status(&state, runner).await).into_response())
+    Ok(Json(status(&state, &runner).await).into_response())
 }
 
 /// The problems of the provider's last run, so that every rejected file and
@@ -108,7 +115,7 @@ pub async fn repositories(
         };
     let runner = runner(&state, &req, &id)?;
     let Some(all) = runner.repositories() else {
-        return Err(req.not_found(format!("Provider '{id}' has not completed a listing since start-up; try again after its next run")));
+        return Err(req.not_found(format!("Provider '{id}' has not completed a repository listing since start-up; try again after its next run")));
     };
     let selected: Vec<_> = all
         .iter()
@@ -121,10 +128,12 @@ pub async fn repositories(
 /// `?force=true` applies the run even past the deletion guard.
 pub async fn refresh(
     State(state): State<ApiState>,
-    req: Req,
     Path(id): Path<String>,
+    req: Req,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
     let params = Params::parse(raw.as_deref(), &["force"]).map_err(|m| req.input(m))?;
     let force = match params.one("force") {
         None | Some("false") => false,

@@ -1,16 +1,23 @@
 //! Bitbucket REST clients and the HTTP plumbing they share.
 //!
 //! - [`server`]: Bitbucket Server / Data Center REST 1.0.
-//! - [`server_urls`]: Server web URLs ↔ REST calls, relative URL resolution.
+//! - [`cloud`]: Bitbucket Cloud REST 2.0.
+//! - [`server_urls`], [`cloud_urls`]: web URLs ↔ REST calls, relative URL
+//!   resolution ([`urls`] holds what they share).
+//! - [`reader`]: the one reader for file URLs, by integration host.
 //!
 //! Every request goes through [`Http`]: credentials, the integration's pace
 //! and concurrency cap ([`pacing`]), retries with backoff and jitter for
 //! connection errors, timeouts and 5xx, `Retry-After` for 429, a count per
 //! run, and [`BitbucketError`]s that say which URL failed and what to check.
 
+pub mod cloud;
+pub mod cloud_urls;
 mod pacing;
+pub mod reader;
 pub mod server;
 pub mod server_urls;
+pub mod urls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -208,6 +215,68 @@ impl IntegrationHttp {
     /// The client-side pace currently in force (requests per second).
     pub fn current_rate(&self) -> Option<f64> {
         self.pacer.current_rate()
+    }
+}
+
+/// One [`IntegrationHttp`] per configured Bitbucket, by host: every source
+/// reading a Bitbucket shares its pace, concurrency cap and what a 429
+/// taught it.
+#[derive(Debug, Default)]
+pub struct HttpPool {
+    by_host: std::collections::HashMap<String, Arc<IntegrationHttp>>,
+}
+
+impl HttpPool {
+    pub fn build(
+        integrations: &crate::integrations::Integrations,
+        extra_ca_file: Option<&Path>,
+    ) -> Result<Self, HttpSetupError> {
+        let mut pool = Self::default();
+        let server = integrations
+            .bitbucket_server
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    &s.host,
+                    &s.auth,
+                    &s.http,
+                    format!("integrations.bitbucketServer[{i}]"),
+                )
+            });
+        let cloud = integrations
+            .bitbucket_cloud
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    &c.host,
+                    &c.auth,
+                    &c.http,
+                    format!("integrations.bitbucketCloud[{i}]"),
+                )
+            });
+        for (host, auth, settings, key) in server.chain(cloud) {
+            let client = build_http_client(extra_ca_file, settings)?;
+            let credentials = CredentialsHint {
+                host: host.clone(),
+                key,
+            };
+            pool.by_host.entry(host.to_lowercase()).or_insert_with(|| {
+                Arc::new(IntegrationHttp::new(
+                    client,
+                    auth.clone(),
+                    settings,
+                    credentials,
+                ))
+            });
+        }
+        Ok(pool)
+    }
+
+    /// The shared HTTP context of the integration for `host`.
+    pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
+        self.by_host.get(&host.to_lowercase())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Bitbucket Server web URLs ↔ REST calls, and the URL arithmetic Backstage's
 //! `BitbucketServerIntegration` does (`resolveUrl`, `resolveEditUrl`).
-//! Pure functions: a Bitbucket Cloud counterpart can sit beside this file.
+//! Pure functions; [`super::cloud_urls`] is the Bitbucket Cloud counterpart.
 //!
 //! A file's web URL is `https://host[/context]/projects/KEY/repos/slug/browse/path?at=ref`
 //! (also `/raw/`, and `/users/name/repos/...` for personal repositories);
@@ -8,23 +8,8 @@
 
 use url::Url;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    #[error("'{0}' is not a URL")]
-    NotAUrl(String),
-    #[error(
-        "'{0}' is not a Bitbucket Server file URL (expected https://<host>/projects/<KEY>/repos/<slug>/browse/<path>)"
-    )]
-    NotAFileUrl(String),
-    #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
-    Traversal(String),
-    #[error("cannot resolve '{target}' against '{base}': {message}")]
-    Resolve {
-        target: String,
-        base: String,
-        message: String,
-    },
-}
+pub use super::urls::{UrlError, host_of};
+use super::urls::{check_file_path, path_segments, scm_resolve_url};
 
 /// A file in a repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,27 +25,11 @@ pub struct ServerFile {
     pub repo_url: String,
 }
 
-/// `host` or `host:port` of a URL, as integrations name hosts.
-pub fn host_of(url: &Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
-
 /// Parses a browse or raw web URL of a file.
 pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
     let not_file = || UrlError::NotAFileUrl(text.to_owned());
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(not_file());
-    }
-    let raw_segments: Vec<&str> = url.path_segments().ok_or_else(not_file)?.collect();
-    let decoded: Vec<String> = raw_segments
-        .iter()
-        .map(|s| percent_decode(s).ok_or_else(not_file))
-        .collect::<Result<_, _>>()?;
+    let (raw_segments, decoded) = path_segments(&url).ok_or_else(not_file)?;
     let start = (0..decoded.len())
         .find(|&i| {
             matches!(decoded[i].as_str(), "projects" | "users")
@@ -78,19 +47,10 @@ pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     };
     let slug = decoded[start + 3].clone();
     let path: Vec<String> = decoded[start + 5..].to_vec();
-    if path.is_empty()
-        || path.last().is_some_and(String::is_empty)
-        || project_key.is_empty()
-        || slug.is_empty()
-    {
+    if project_key.is_empty() || slug.is_empty() {
         return Err(not_file());
     }
-    if path
-        .iter()
-        .any(|s| s == "." || s == ".." || s.is_empty() || s.contains('/'))
-    {
-        return Err(UrlError::Traversal(text.to_owned()));
-    }
+    check_file_path(&path, text, not_file())?;
     let at = url
         .query_pairs()
         .find(|(k, _)| k == "at")
@@ -111,23 +71,6 @@ pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     })
 }
 
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The REST call that returns the file's content.
 pub fn raw_api_url(file: &ServerFile, api_base: &Url) -> Url {
     let mut url = api_base.clone();
@@ -143,32 +86,12 @@ pub fn raw_api_url(file: &ServerFile, api_base: &Url) -> Url {
     url
 }
 
-/// Backstage's `defaultScmResolveUrl`: an absolute URL is returned as is; a
-/// path starting with `/` is relative to the repository root; anything else
-/// is relative to the base file. The base's query (`?at=`) is kept.
+/// Backstage's `defaultScmResolveUrl`; a path starting with `/` is relative
+/// to the repository root (`…/repos/slug/browse`), the base's `?at=` is kept.
 pub fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
-    if Url::parse(target).is_ok() {
-        return Ok(target.to_owned());
-    }
-    let resolve_err = |message: &str| UrlError::Resolve {
-        target: target.to_owned(),
-        base: base.to_owned(),
-        message: message.to_owned(),
-    };
-    let base_url = Url::parse(base).map_err(|_| resolve_err("the base is not a URL"))?;
-    let mut resolved = if target.starts_with('/') {
-        let file = parse_file_url(base)?;
-        let root = Url::parse(&file.repo_url).map_err(|_| resolve_err("bad repository URL"))?;
-        let mut joined = root.clone();
-        joined.set_path(&format!("{}{}", root.path().trim_end_matches('/'), target));
-        joined
-    } else {
-        base_url
-            .join(target)
-            .map_err(|err| resolve_err(&err.to_string()))?
-    };
-    resolved.set_query(base_url.query());
-    Ok(resolved.to_string())
+    scm_resolve_url(target, base, |base| {
+        parse_file_url(base).map(|f| f.repo_url)
+    })
 }
 
 /// Server cannot deep-link to edit mode; Backstage strips the query.

@@ -160,6 +160,12 @@ impl Catalog {
         self.replace_sources(vec![(source.to_owned(), entities)])
     }
 
+    /// Drops `source` and everything it contributes (a removed location).
+    pub fn remove_source(&self, source: &str) {
+        self.replace_source(source, Vec::new());
+        self.state.write().keys_by_source.remove(source);
+    }
+
     /// Replaces several sources in one step, stitching once.
     pub fn replace_sources(&self, sources: Vec<(String, Vec<Entity>)>) -> Vec<Conflict> {
         let mut state = self.state.write();

@@ -74,13 +74,15 @@ pub trait FileSource: Sync {
     fn edit_url(&self, url: &str) -> Option<String>;
     /// The web URL of the repository holding the file.
     fn repo_url(&self, url: &str) -> Option<String>;
+    /// The annotation key naming that repository (`<host>/repo-url`).
+    fn repo_url_annotation(&self, _url: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What the listing told us about the discovered file's repository.
 #[derive(Debug, Clone, Default)]
 pub struct RepoInfo {
-    /// `<host>/repo-url`, the annotation key naming the repository.
-    pub repo_url_annotation: Option<String>,
     /// The discovered repository's web URL and default branch, if listed.
     pub default_branch: Option<(String, String)>,
 }
@@ -520,8 +522,8 @@ impl<S: FileSource> Processor<'_, S> {
             defaults.push((ANNOTATION_SOURCE_LOCATION.into(), format!("url:{dir}")));
         }
         let repo_url = self.source.repo_url(url);
-        if let (Some(key), Some(repo_url)) = (&self.repo.repo_url_annotation, &repo_url) {
-            defaults.push((key.clone(), repo_url.clone()));
+        if let (Some(key), Some(repo_url)) = (self.source.repo_url_annotation(url), &repo_url) {
+            defaults.push((key, repo_url.clone()));
         }
         if let (Some((listed_repo, branch)), Some(repo_url)) =
             (&self.repo.default_branch, &repo_url)

@@ -79,6 +79,13 @@ impl CatalogRules {
         Self { rules }
     }
 
+    /// These rules plus `more` (e.g. a config location's own `rules`).
+    pub fn extended(&self, more: Vec<CatalogRule>) -> Self {
+        let mut rules = self.rules.clone();
+        rules.extend(more);
+        Self { rules }
+    }
+
     /// Whether an entity of `kind` (with `spec_type`) may come from the
     /// location `type_:target` (for us, the origin file's `url:` location).
     pub fn is_allowed(

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ConfigError, Ctx, loose_text, shown};
+use super::{ConfigError, Ctx, Schedule, loose_text, shown};
+use crate::bitbucket::reader::Sites;
 use crate::catalog::parse::DEFAULT_MAX_FILE_BYTES;
 use crate::catalog::process::ProcessingConfig;
 use crate::catalog::rules::{AllowKind, CatalogRule, CatalogRules, LocationMatcher, TargetMatch};
@@ -18,6 +19,20 @@ pub struct CatalogSettings {
 
 const MAX_FILE_SIZE_CAP: usize = 64 * 1024 * 1024;
 
+/// One `catalog.locations` entry this daemon reads: a Bitbucket file URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticLocation {
+    pub target: String,
+}
+
+/// `catalog.locations` and `catalog.locationSchedule`.
+#[derive(Debug, Clone, Default)]
+pub struct LocationsConfig {
+    pub locations: Vec<StaticLocation>,
+    /// When static and registered locations are read again.
+    pub schedule: Schedule,
+}
+
 impl Ctx<'_> {
     pub(super) fn catalog_settings(&mut self) -> Result<CatalogSettings, ConfigError> {
         let rules = match self.source.get("catalog.rules").filter(|v| !v.is_null()) {
@@ -29,6 +44,128 @@ impl Ctx<'_> {
             rules: Arc::new(rules),
             processing: Arc::new(processing),
         })
+    }
+
+    /// `catalog.locations` (as in Backstage) and `catalog.locationSchedule`
+    /// (ours). Entries this daemon cannot read (`type: file`, URLs on hosts
+    /// without a Bitbucket integration) are skipped with a warning, so a
+    /// shared Backstage config still loads. An entry's `rules` allow more
+    /// kinds from that location, as in Backstage; they are added to
+    /// `settings`.
+    pub(super) fn locations(
+        &mut self,
+        sites: &Sites,
+        settings: &mut CatalogSettings,
+    ) -> Result<LocationsConfig, ConfigError> {
+        let schedule_key = "catalog.locationSchedule";
+        let raw_schedule = self
+            .source
+            .get(schedule_key)
+            .filter(|v| !v.is_null())
+            .cloned();
+        let schedule = self.schedule(schedule_key, raw_schedule)?;
+        let base = "catalog.locations";
+        let mut config = LocationsConfig {
+            locations: Vec::new(),
+            schedule,
+        };
+        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
+            return Ok(config);
+        };
+        let Value::Array(items) = value else {
+            return Err(self.error(
+                base,
+                "expected a list of locations, e.g. [{type: url, target: https://bitbucket.org/ws/repo/src/main/catalog-info.yaml}]",
+            ));
+        };
+        let mut extra_rules = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let key = format!("{base}.{index}");
+            let Value::Object(entry) = item else {
+                return Err(self.error(&key, "expected {type: url, target: <file URL>}"));
+            };
+            for unknown in entry
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "type" | "target" | "rules"))
+            {
+                self.warn(
+                    &format!("{key}.{unknown}"),
+                    "unknown key is ignored; a location has type, target and rules",
+                );
+            }
+            let type_ = entry.get("type").and_then(Value::as_str).ok_or_else(|| {
+                self.error(&format!("{key}.type"), "required: the location type, url")
+            })?;
+            let target = entry
+                .get("target")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.target"),
+                        "required: the URL of a catalog file",
+                    )
+                })?;
+            if type_ != "url" {
+                self.warn(
+                    &format!("{key}.type"),
+                    &format!("type '{type_}' is not read by this daemon (it reads Bitbucket file URLs); the location is skipped"),
+                );
+                continue;
+            }
+            if let Err(err) = sites.api_url(target) {
+                self.warn(
+                    &format!("{key}.target"),
+                    &format!("{err}; the location is skipped"),
+                );
+                continue;
+            }
+            if config.locations.iter().any(|l| l.target == target) {
+                self.warn(
+                    &format!("{key}.target"),
+                    "the same target is listed twice; it is read once",
+                );
+                continue;
+            }
+            if let Some(rules) = entry.get("rules").filter(|v| !v.is_null()) {
+                let Value::Array(rules) = rules else {
+                    return Err(self.error(
+                        &format!("{key}.rules"),
+                        "expected a list of rules, e.g. [{allow: [Group, User]}]",
+                    ));
+                };
+                for (i, rule) in rules.iter().enumerate() {
+                    let rule_key = format!("{key}.rules.{i}");
+                    for unknown in rule
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|r| r.keys())
+                        .filter(|k| *k != "allow")
+                    {
+                        self.warn(
+                            &format!("{rule_key}.{unknown}"),
+                            "unknown key is ignored; a location's rule has `allow`",
+                        );
+                    }
+                    let allow = self.allow_list(&format!("{rule_key}.allow"), rule.get("allow"))?;
+                    extra_rules.push(CatalogRule {
+                        allow,
+                        locations: Some(vec![LocationMatcher {
+                            type_: "url".into(),
+                            target: TargetMatch::Exact(target.to_owned()),
+                        }]),
+                    });
+                }
+            }
+            config.locations.push(StaticLocation {
+                target: target.to_owned(),
+            });
+        }
+        if !extra_rules.is_empty() {
+            settings.rules = Arc::new(settings.rules.extended(extra_rules));
+        }
+        Ok(config)
     }
 
     fn catalog_rules(&mut self, value: &Value) -> Result<CatalogRules, ConfigError> {
@@ -60,40 +197,7 @@ impl Ctx<'_> {
                     "unknown key is ignored; a rule has `allow` and `locations`",
                 );
             }
-            let allow_key = format!("{key}.allow");
-            let Some(Value::Array(allows)) = rule.get("allow") else {
-                return Err(self.error(
-                    &allow_key,
-                    "required: a list of kinds, e.g. [Component, API]",
-                ));
-            };
-            let mut allow = Vec::with_capacity(allows.len());
-            for (i, entry) in allows.iter().enumerate() {
-                let entry_key = format!("{allow_key}.{i}");
-                allow.push(match entry {
-                    Value::String(kind) if !kind.trim().is_empty() => AllowKind {
-                        kind: kind.trim().to_owned(),
-                        spec_type: None,
-                    },
-                    Value::Object(obj) => {
-                        let kind = obj.get("kind").and_then(Value::as_str).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-                            self.error(&format!("{entry_key}.kind"), "required: the entity kind to allow")
-                        })?;
-                        let spec_type = match obj.get("spec.type") {
-                            None => None,
-                            Some(Value::String(t)) => Some(t.clone()),
-                            Some(_) => return Err(self.error(&format!("{entry_key}.spec.type"), "expected a string")),
-                        };
-                        AllowKind {
-                            kind: kind.trim().to_owned(),
-                            spec_type,
-                        }
-                    }
-                    other => {
-                        return Err(self.error(&entry_key, format!("{} is not a kind; write a kind name or {{kind: Resource, 'spec.type': database}}", shown(other))));
-                    }
-                });
-            }
+            let allow = self.allow_list(&format!("{key}.allow"), rule.get("allow"))?;
             let locations = match rule.get("locations") {
                 None | Some(Value::Null) => None,
                 Some(Value::Array(locations)) => {
@@ -115,6 +219,41 @@ impl Ctx<'_> {
             rules.push(CatalogRule { allow, locations });
         }
         Ok(CatalogRules::new(rules))
+    }
+
+    /// A rule's `allow`: kind names or `{kind, 'spec.type'}` objects.
+    fn allow_list(&self, key: &str, value: Option<&Value>) -> Result<Vec<AllowKind>, ConfigError> {
+        let Some(Value::Array(allows)) = value else {
+            return Err(self.error(key, "required: a list of kinds, e.g. [Component, API]"));
+        };
+        let mut allow = Vec::with_capacity(allows.len());
+        for (i, entry) in allows.iter().enumerate() {
+            let entry_key = format!("{key}.{i}");
+            allow.push(match entry {
+                Value::String(kind) if !kind.trim().is_empty() => AllowKind {
+                    kind: kind.trim().to_owned(),
+                    spec_type: None,
+                },
+                Value::Object(obj) => {
+                    let kind = obj.get("kind").and_then(Value::as_str).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                        self.error(&format!("{entry_key}.kind"), "required: the entity kind to allow")
+                    })?;
+                    let spec_type = match obj.get("spec.type") {
+                        None => None,
+                        Some(Value::String(t)) => Some(t.clone()),
+                        Some(_) => return Err(self.error(&format!("{entry_key}.spec.type"), "expected a string")),
+                    };
+                    AllowKind {
+                        kind: kind.trim().to_owned(),
+                        spec_type,
+                    }
+                }
+                other => {
+                    return Err(self.error(&entry_key, format!("{} is not a kind; write a kind name or {{kind: Resource, 'spec.type': database}}", shown(other))));
+                }
+            });
+        }
+        Ok(allow)
     }
 
     fn location_matcher(

@@ -5,7 +5,9 @@
 //! config is carried along untouched. Every error names the file (or
 //! environment variable), the key path and what to do about it.
 
+pub mod access;
 pub mod catalog;
+pub mod cloud;
 pub mod schedule;
 pub mod source;
 
@@ -18,11 +20,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+use crate::bitbucket::reader::Sites;
 use crate::integrations::{
     Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
 };
 use crate::secret::REDACTED;
-pub use catalog::CatalogSettings;
+pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
+pub use catalog::{CatalogSettings, LocationsConfig, StaticLocation};
+pub use cloud::{CloudFilters, CloudProviderConfig};
 pub use schedule::{Frequency, Schedule};
 pub use source::{Environment, MergedSource, Origin};
 use source::{display_key, provenance_key};
@@ -71,8 +76,13 @@ impl fmt::Display for OriginPrefix<'_> {
 pub struct Config {
     pub backend: BackendConfig,
     pub integrations: Integrations,
+    /// `catalog.providers.bitbucketServer`.
     pub providers: Vec<ServerProviderConfig>,
-    /// `catalog.rules` and `catalog.processing`.
+    /// `catalog.providers.bitbucketCloud`.
+    pub cloud_providers: Vec<CloudProviderConfig>,
+    /// `catalog.locations` this daemon reads, and `catalog.locationSchedule`.
+    pub locations: LocationsConfig,
+    /// `catalog.rules` (plus the locations' own rules) and `catalog.processing`.
     pub catalog: CatalogSettings,
     /// A PEM bundle trusted in addition to the system store, from
     /// `NODE_EXTRA_CA_CERTS` (the variable Backstage deployments already set).
@@ -88,6 +98,8 @@ impl fmt::Debug for Config {
             .field("backend", &self.backend)
             .field("integrations", &self.integrations)
             .field("providers", &self.providers)
+            .field("cloud_providers", &self.cloud_providers)
+            .field("locations", &self.locations)
             .field("catalog", &self.catalog)
             .field("extra_ca_file", &self.extra_ca_file)
             .finish_non_exhaustive()
@@ -98,6 +110,8 @@ impl fmt::Debug for Config {
 pub struct BackendConfig {
     pub listen: ListenConfig,
     pub database: DatabaseConfig,
+    /// `backend.auth.externalAccess`: who may call the write endpoints.
+    pub external_access: ExternalAccess,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -230,15 +244,26 @@ impl Config {
         };
         let backend = ctx.backend()?;
         let integrations = ctx.integrations()?;
-        let catalog = ctx.catalog_settings()?;
+        let mut catalog = ctx.catalog_settings()?;
+        let locations = ctx.locations(&Sites::all(&integrations, None), &mut catalog)?;
         let mut providers = ctx.server_providers(&integrations)?;
         for provider in &mut providers {
             provider.catalog = catalog.clone();
         }
-        if ctx.source.get("catalog.providers.bitbucketCloud").is_some() {
-            ctx.warnings.push(
-                "catalog.providers.bitbucketCloud: Bitbucket Cloud discovery is not available in this version; these providers are ignored".into(),
-            );
+        let mut cloud_providers = ctx.cloud_providers(&integrations)?;
+        for provider in &mut cloud_providers {
+            provider.catalog = catalog.clone();
+        }
+        for cloud in &cloud_providers {
+            if providers.iter().any(|p| p.id == cloud.id) {
+                return Err(ctx.error(
+                    &format!("catalog.providers.bitbucketCloud.{}", cloud.id),
+                    format!(
+                        "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
+                        cloud.id
+                    ),
+                ));
+            }
         }
         let warnings = ctx.warnings;
         Ok(Loaded {
@@ -246,6 +271,8 @@ impl Config {
                 backend,
                 integrations,
                 providers,
+                cloud_providers,
+                locations,
                 catalog,
                 extra_ca_file: None,
                 tree: source.root,
@@ -261,6 +288,15 @@ impl Config {
 
     pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
         self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// Every provider id, Server then Cloud.
+    pub fn provider_ids(&self) -> Vec<&str> {
+        self.providers
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(self.cloud_providers.iter().map(|p| p.id.as_str()))
+            .collect()
     }
 }
 
@@ -423,7 +459,12 @@ impl Ctx<'_> {
                 }
             }
         };
-        Ok(BackendConfig { listen, database })
+        let external_access = self.external_access()?;
+        Ok(BackendConfig {
+            listen,
+            database,
+            external_access,
+        })
     }
 
     fn integrations(&mut self) -> Result<Integrations, ConfigError> {
@@ -640,6 +681,41 @@ impl Ctx<'_> {
         })
     }
 
+    /// The entries of `catalog.providers.<flavour>`: one provider (an
+    /// object with `marker`, id `default`) or a map of ids to providers, as
+    /// `(id, key, value)`.
+    fn provider_entries<'v>(
+        &self,
+        base: &str,
+        value: &'v Value,
+        marker: &str,
+    ) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
+        let Some(map) = value.as_object() else {
+            return Err(self.error(
+                base,
+                format!(
+                    "expected one provider (with `{marker}`) or a map of provider ids to providers"
+                ),
+            ));
+        };
+        let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
+            vec![("default".to_owned(), base.to_owned(), value)]
+        } else {
+            map.iter()
+                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
+                .collect()
+        };
+        for (_, key, value) in &entries {
+            if !value.is_object() {
+                return Err(self.error(
+                    key,
+                    format!("expected a provider object with at least `{marker}`"),
+                ));
+            }
+        }
+        Ok(entries)
+    }
+
     fn server_providers(
         &mut self,
         integrations: &Integrations,
@@ -648,28 +724,101 @@ impl Ctx<'_> {
         let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
             return Ok(Vec::new());
         };
-        let Some(map) = value.as_object() else {
-            return Err(self.error(
-                base,
-                "expected one provider (with `host`) or a map of provider ids to providers",
-            ));
-        };
-        let entries: Vec<(String, String, &Value)> = if map.contains_key("host") {
-            vec![("default".to_owned(), base.to_owned(), value)]
-        } else {
-            map.iter()
-                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
-                .collect()
-        };
+        let entries = self.provider_entries(base, value, "host")?;
         let mut providers = Vec::with_capacity(entries.len());
         for (id, key, value) in entries {
-            if !value.is_object() {
-                return Err(self.error(&key, "expected a provider object with at least `host`"));
-            }
             let raw: raw::ServerProvider = self.section(&key, value)?;
             providers.push(self.server_provider(id, &key, raw, integrations)?);
         }
         Ok(providers)
+    }
+
+    /// `catalogPath` without its leading `/`, checked to be a file path.
+    fn catalog_path(&self, key: &str, raw: Option<String>) -> Result<String, ConfigError> {
+        let catalog_path = raw.unwrap_or_else(|| "/catalog-info.yaml".into());
+        let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
+        if catalog_path.is_empty()
+            || catalog_path.ends_with('/')
+            || catalog_path.contains('"')
+            || catalog_path
+                .split('/')
+                .any(|s| s == ".." || s == "." || s.is_empty())
+        {
+            return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
+        }
+        Ok(catalog_path)
+    }
+
+    /// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
+    /// anywhere; Cloud's must match the whole key or slug (Backstage wraps
+    /// them in `^…$`; we group them too, so `A|B` means exactly A or B).
+    fn filter_regex(
+        &self,
+        key: &str,
+        name: &str,
+        pattern: Option<String>,
+        anchored: bool,
+    ) -> Result<Option<Regex>, ConfigError> {
+        let what = if name == "projectKey" {
+            "project key"
+        } else {
+            "repository slug"
+        };
+        pattern
+            .map(|p| {
+                let compiled = if anchored {
+                    Regex::new(&format!("^(?:{p})$"))
+                } else {
+                    Regex::new(&p)
+                };
+                compiled.map_err(|err| {
+                    let scope = if anchored {
+                        format!("it must match the whole {what}")
+                    } else {
+                        format!("it matches anywhere in the {what}")
+                    };
+                    self.error(
+                        &format!("{key}.filters.{name}"),
+                        format!(
+                            "invalid regular expression '{p}': {}; fix the pattern ({scope})",
+                            last_line(&err.to_string())
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
+    fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
+        match raw {
+            None => Ok(DEFAULT_CONCURRENCY),
+            Some(n) => loose_text(&n)
+                .and_then(|text| text.parse::<usize>().ok())
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.concurrency"),
+                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
+                    )
+                }),
+        }
+    }
+
+    /// A `schedule` object (absent: the default), with unknown keys warned about.
+    fn schedule(&mut self, key: &str, raw: Option<Value>) -> Result<Schedule, ConfigError> {
+        let Some(value) = raw else {
+            return Ok(Schedule::default());
+        };
+        let (schedule, unknown) = schedule::parse_schedule(&value)
+            .map_err(|(sub, msg)| self.error(&Self::join(key, &sub), msg))?;
+        for sub in unknown {
+            self.warn(
+                &format!("{key}.{sub}"),
+                "unknown key is ignored; use frequency, timeout or initialDelay",
+            );
+        }
+        Ok(schedule)
     }
 
     fn server_provider(
@@ -698,33 +847,10 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let catalog_path = raw
-            .catalog_path
-            .unwrap_or_else(|| "/catalog-info.yaml".into());
-        let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
-        if catalog_path.is_empty()
-            || catalog_path.ends_with('/')
-            || catalog_path
-                .split('/')
-                .any(|s| s == ".." || s == "." || s.is_empty())
-        {
-            return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
-        }
+        let catalog_path = self.catalog_path(key, raw.catalog_path)?;
         let filters = raw.filters.unwrap_or_default();
-        let regex = |ctx: &Self,
-                     name: &str,
-                     pattern: Option<String>|
-         -> Result<Option<Regex>, ConfigError> {
-            pattern
-                .map(|p| {
-                    Regex::new(&p).map_err(|err| {
-                        ctx.error(&format!("{key}.filters.{name}"), format!("invalid regular expression '{p}': {}; fix the pattern (it matches anywhere in the {})", last_line(&err.to_string()), if name == "projectKey" { "project key" } else { "repository slug" }))
-                    })
-                })
-                .transpose()
-        };
-        let project_key = regex(self, "projectKey", filters.project_key)?;
-        let repo_slug = regex(self, "repoSlug", filters.repo_slug)?;
+        let project_key = self.filter_regex(key, "projectKey", filters.project_key, false)?;
+        let repo_slug = self.filter_regex(key, "repoSlug", filters.repo_slug, false)?;
         let skip_archived_repos = match filters.skip_archived_repos {
             None => false,
             Some(v) => loose_bool(&v).ok_or_else(|| {
@@ -738,34 +864,8 @@ impl Ctx<'_> {
             .branch
             .map(|b| b.trim().to_owned())
             .filter(|b| !b.is_empty());
-        let schedule = match raw.schedule {
-            None => Schedule::default(),
-            Some(value) => {
-                let (schedule, unknown) =
-                    schedule::parse_schedule(&value).map_err(|(sub, msg)| {
-                        self.error(&Self::join(&format!("{key}.schedule"), &sub), msg)
-                    })?;
-                for sub in unknown {
-                    self.warn(
-                        &format!("{key}.schedule.{sub}"),
-                        "unknown key is ignored; use frequency, timeout or initialDelay",
-                    );
-                }
-                schedule
-            }
-        };
-        let concurrency = match raw.concurrency {
-            None => DEFAULT_CONCURRENCY,
-            Some(n) => loose_text(&n)
-                .and_then(|text| text.parse::<usize>().ok())
-                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                .ok_or_else(|| {
-                    self.error(
-                        &format!("{key}.concurrency"),
-                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
-                    )
-                })?,
-        };
+        let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
+        let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = match raw.deletion_threshold {
             None => DeletionGuard::default(),
             Some(value) => DeletionGuard {
@@ -948,6 +1048,65 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExternalAccessEntry {
+        #[serde(rename = "type")]
+        pub type_: String,
+        pub options: Option<Value>,
+        pub access_restrictions: Option<Vec<AccessRestriction>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct StaticAccessOptions {
+        pub token: Option<Secret>,
+        pub subject: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AccessRestriction {
+        pub plugin: String,
+        pub permission: Option<OneOrMany>,
+        pub permission_attribute: Option<Value>,
+    }
+
+    /// A string or a list of strings, as Backstage accepts for permissions.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    impl OneOrMany {
+        pub fn into_vec(self) -> Vec<String> {
+            match self {
+                OneOrMany::One(one) => vec![one],
+                OneOrMany::Many(many) => many,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudProvider {
+        pub workspace: String,
+        pub host: Option<String>,
+        pub catalog_path: Option<String>,
+        pub filters: Option<CloudFilters>,
+        pub pagelen: Option<Value>,
+        pub schedule: Option<Value>,
+        pub concurrency: Option<Value>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudFilters {
+        pub project_key: Option<String>,
+        pub repo_slug: Option<String>,
     }
 
     #[derive(Deserialize, Default)]

@@ -2,7 +2,16 @@
 //! catalog files and returns the entities plus a report of what it did.
 //!
 //! - [`server`]: the `catalog.providers.bitbucketServer` provider.
+//! - [`cloud`]: the `catalog.providers.bitbucketCloud` provider.
+//! - [`location`]: one location given by URL (`catalog.locations` or
+//!   registered over HTTP).
+//! - [`Source`]: any of them, as the scheduler runs them.
+//! - [`pipeline`]: what every source does with a catalog file's bytes, and
+//!   how a run's files become its entities and report.
 
+pub mod cloud;
+pub mod location;
+pub mod pipeline;
 pub mod server;
 
 use std::time::Duration;
@@ -56,6 +65,10 @@ pub struct RunReport {
     pub stale: Vec<String>,
     /// Files read through Location entities' targets.
     pub location_files: usize,
+    /// What the operator should know about how the run went, e.g. that code
+    /// search is not enabled and the run fell back to listing repositories.
+    #[serde(default)]
+    pub notices: Vec<String>,
     /// Requests sent, retries and 429s included.
     pub requests: u64,
     /// Requests that were repeats of a failed one.
@@ -106,6 +119,7 @@ impl RunReport {
             problems: Vec::new(),
             stale: Vec::new(),
             location_files: 0,
+            notices: Vec::new(),
             requests: 0,
             retries: 0,
             rate_limited: 0,
@@ -126,8 +140,13 @@ impl RunReport {
             Outcome::Failed { error } => format!("FAILED: {error}"),
             Outcome::Held { message, .. } => format!("HELD: {message}"),
         };
+        let notices: String = self
+            .notices
+            .iter()
+            .map(|n| format!("; note: {n}"))
+            .collect();
         format!(
-            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s",
+            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s{notices}",
             self.provider,
             self.projects_seen,
             self.repos_seen,
@@ -174,7 +193,7 @@ impl PreviousEntities {
 }
 
 /// A finished run: the report, and the entities when the run succeeded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunResult {
     pub report: RunReport,
     pub entities: Option<Vec<Entity>>,
@@ -193,4 +212,75 @@ pub struct RepositoryCatalog {
     /// `None`: the read failed, so nobody knows.
     #[serde(skip)]
     pub catalog: Option<bool>,
+}
+
+/// Anything that contributes entities on a schedule: a provider, or a
+/// location given by URL. The scheduler runs them all the same way.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Server(server::ServerProvider),
+    Cloud(cloud::CloudProvider),
+    Location(location::LocationSource),
+}
+
+impl Source {
+    /// The source id: the provider id, or `location:<location id>`.
+    pub fn id(&self) -> &str {
+        match self {
+            Source::Server(p) => p.id(),
+            Source::Cloud(p) => p.id(),
+            Source::Location(l) => l.source_id(),
+        }
+    }
+
+    /// `type` in the provider status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Server(_) => "bitbucketServer",
+            Source::Cloud(_) => "bitbucketCloud",
+            Source::Location(_) => "location",
+        }
+    }
+
+    /// What it reads: the Server host, the Cloud workspace or the location's URL.
+    pub fn target(&self) -> &str {
+        match self {
+            Source::Server(p) => &p.config().host,
+            Source::Cloud(p) => &p.config().workspace,
+            Source::Location(l) => l.target(),
+        }
+    }
+
+    pub fn schedule(&self) -> &crate::config::Schedule {
+        match self {
+            Source::Server(p) => &p.config().schedule,
+            Source::Cloud(p) => &p.config().schedule,
+            Source::Location(l) => l.schedule(),
+        }
+    }
+
+    pub fn as_location(&self) -> Option<&location::LocationSource> {
+        match self {
+            Source::Location(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// `previous`: what the source serves now, so a file that cannot be
+    /// read this run keeps its entities (Server providers).
+    pub async fn run(&self, previous: &PreviousEntities) -> RunResult {
+        match self {
+            Source::Server(p) => p.run(previous).await,
+            Source::Cloud(p) => p.run(previous).await,
+            Source::Location(l) => l.run().await,
+        }
+    }
+
+    /// How much one run may remove before it is held.
+    pub fn deletion_guard(&self) -> crate::config::DeletionGuard {
+        match self {
+            Source::Server(p) => p.config().deletion_guard,
+            Source::Cloud(_) | Source::Location(_) => crate::config::DeletionGuard::default(),
+        }
+    }
 }

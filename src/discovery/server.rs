@@ -1,23 +1,21 @@
 //! The Bitbucket Server provider: list projects → filter → list repositories
 //! (concurrently) → filter → read catalog files (concurrently) → entities.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::{
-    Outcome, PreviousEntities, Problem, ProblemKind, RepositoryCatalog, RunReport, RunResult,
-};
+use super::pipeline::{self, FileOutcome};
+use super::{PreviousEntities, RepositoryCatalog, RunReport, RunResult};
+use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
+use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{Http, IntegrationHttp, RequestStats};
-use crate::catalog::entity::ANNOTATION_LOCATION;
-use crate::catalog::process::{FetchError, FileSource, Processor, RepoInfo};
-use crate::catalog::{Entity, EntityKey};
+use crate::catalog::Entity;
+use crate::catalog::process::RepoInfo;
 use crate::config::ServerProviderConfig;
 use crate::integrations::BitbucketServerIntegration;
 
@@ -27,18 +25,6 @@ pub struct ServerProvider {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http: Arc<IntegrationHttp>,
-}
-
-/// What reading one repository's catalog file produced.
-struct FileOutcome {
-    found: bool,
-    entities: Vec<Entity>,
-    problems: Vec<Problem>,
-    location_files: usize,
-    /// The file's URL when its previous entities were kept instead.
-    stale: Option<String>,
-    /// The read failed: whether the repository has a catalog file is unknown.
-    unreadable: bool,
 }
 
 impl ServerProvider {
@@ -73,34 +59,16 @@ impl ServerProvider {
         );
         let mut report = RunReport::new(self.id());
         let mut repositories = Vec::new();
-        let entities = match self
-            .discover(&client, previous, &mut report, &mut repositories)
-            .await
-        {
-            Ok(entities) => Some(entities),
-            Err(error) => {
-                report.outcome = Outcome::Failed { error };
-                None
-            }
-        };
-        report.requests = stats.requests();
-        report.retries = stats.retries();
-        report.rate_limited = stats.rate_limited();
-        report.bytes = stats.bytes();
-        report.requests_by_endpoint = stats.by_endpoint();
-        report.duration = started.elapsed();
-        report.finished_at = super::now_rfc3339();
-        let repositories = entities.as_ref().map(|_| repositories);
-        RunResult {
-            report,
-            entities,
-            repositories,
-        }
+        let result = self
+            .discover(&client, &stats, previous, &mut report, &mut repositories)
+            .await;
+        pipeline::finish(report, result, &stats, started, Some(repositories))
     }
 
     async fn discover(
         &self,
         client: &ServerClient,
+        stats: &Arc<RequestStats>,
         previous: &PreviousEntities,
         report: &mut RunReport,
         repositories: &mut Vec<RepositoryCatalog>,
@@ -147,6 +115,7 @@ impl ServerProvider {
         // Deterministic order, so a contested entity ref always goes to the same file.
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
         report.repos_matched = repos.len();
+
         let listed: Vec<RepositoryCatalog> = repos
             .iter()
             .map(|repo| RepositoryCatalog {
@@ -156,51 +125,33 @@ impl ServerProvider {
                 catalog: None,
             })
             .collect();
-
         // Unordered: a read waiting out a retry must not hold up the others
         // (ordered buffering would stall new reads behind it).
         let mut outcomes: Vec<(usize, FileOutcome)> = stream::iter(repos.into_iter().enumerate())
             .map(|(index, repo)| {
                 let client = client.clone();
-                async move { (index, self.read_repository(&client, &repo, previous).await) }
+                async move {
+                    (
+                        index,
+                        self.read_repository(&client, stats, &repo, previous).await,
+                    )
+                }
             })
             .buffer_unordered(self.config.concurrency)
             .collect()
             .await;
         outcomes.sort_by_key(|(index, _)| *index);
-        let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
-
-        let mut seen = HashSet::<EntityKey>::new();
-        let mut entities = Vec::new();
-        for (mut repository, outcome) in listed.into_iter().zip(outcomes) {
-            repository.catalog = (!outcome.unreadable).then_some(outcome.found);
-            repositories.push(repository);
-            report.files_found += usize::from(outcome.found);
-            report.stale.extend(outcome.stale);
-            report.location_files += outcome.location_files;
-            report.problems.extend(outcome.problems);
-            for entity in outcome.entities {
-                if seen.insert(entity.key()) {
-                    entities.push(entity);
-                } else {
-                    let url = entity
-                        .metadata
-                        .annotations
-                        .get(ANNOTATION_LOCATION)
-                        .map_or_else(String::new, |l| l.trim_start_matches("url:").to_owned());
-                    report.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::Conflict,
-                            format!("entity {} is already provided by another file of this provider; this copy is ignored", entity.entity_ref()),
-                        )
-                        .for_entity(entity.entity_ref()),
-                    );
-                }
-            }
-        }
-        report.entities = entities.len();
-        Ok(entities)
+        let outcomes: Vec<FileOutcome> = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
+        repositories.extend(
+            listed
+                .into_iter()
+                .zip(&outcomes)
+                .map(|(mut repository, outcome)| {
+                    repository.catalog = (!outcome.unreadable).then_some(outcome.found);
+                    repository
+                }),
+        );
+        Ok(pipeline::collect(outcomes, report))
     }
 
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`).
@@ -241,172 +192,34 @@ impl ServerProvider {
     async fn read_repository(
         &self,
         client: &ServerClient,
+        stats: &Arc<RequestStats>,
         repo: &Repository,
         previous: &PreviousEntities,
     ) -> FileOutcome {
         let location = self.browse_url(repo);
-        let processing = &self.config.catalog.processing;
+        let settings = &self.config.catalog;
+        let max_bytes = settings.processing.limits.max_file_bytes;
         let raw_url = client.raw_url(
             &repo.project.key,
             &repo.slug,
             &self.config.catalog_path,
             self.config.filters.branch.as_deref(),
         );
-        let bytes = match client
-            .raw_file(&raw_url, processing.limits.max_file_bytes)
-            .await
-        {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                return FileOutcome {
-                    found: false,
-                    entities: Vec::new(),
-                    problems: Vec::new(),
-                    location_files: 0,
-                    stale: None,
-                    unreadable: false,
-                };
-            }
-            Err(err) => {
-                // Unreadable after retries is not "gone": keep what the file
-                // gave last time, marked stale, until a read says otherwise.
-                let kept = previous.from_file(&location);
-                let message = if kept.is_empty() {
-                    err.to_string()
-                } else {
-                    format!(
-                        "{err}; keeping its {} previous entities (stale)",
-                        kept.len()
-                    )
-                };
-                return FileOutcome {
-                    found: !kept.is_empty(),
-                    stale: (!kept.is_empty()).then(|| location.clone()),
-                    entities: kept,
-                    problems: vec![Problem::new(location, ProblemKind::Read, message)],
-                    location_files: 0,
-                    unreadable: true,
-                };
-            }
-        };
-        let repo_url = server_urls::parse_file_url(&location)
-            .ok()
-            .map(|f| f.repo_url);
+        let fetched = client.raw_file(&raw_url, max_bytes).await;
         let repo_info = RepoInfo {
-            repo_url_annotation: Some(repo_url_annotation(&self.integration.host)),
-            default_branch: repo_url.zip(repo.default_branch.as_ref().and_then(|b| b.name())),
+            default_branch: server_urls::parse_file_url(&location)
+                .ok()
+                .map(|f| f.repo_url)
+                .zip(repo.default_branch.as_ref().and_then(|b| b.name())),
         };
-        let files = ServerFiles {
-            client,
-            api_base: &self.integration.api_base_url,
-            hosts: allowed_hosts(&self.integration.host, &location),
-            max_bytes: processing.limits.max_file_bytes,
-        };
-        let processor = Processor {
-            source: &files,
-            rules: &self.config.catalog.rules,
-            config: processing,
-            repo: &repo_info,
-        };
-        let tree = processor.process_tree(&location, &bytes).await;
-        FileOutcome {
-            found: true,
-            entities: tree.entities,
-            problems: tree.problems,
-            location_files: tree.files_read,
-            stale: None,
-            unreadable: false,
-        }
-    }
-}
-
-/// The annotation naming an entity's repository, keyed by the Bitbucket host
-/// (without port: annotation prefixes must be DNS names), e.g.
-/// `bitbucket.example.com/repo-url`. Its value is the repository's web URL
-/// (`https://host/projects/KEY/repos/slug/browse`), what a webhook payload's
-/// `links.self[0].href` carries.
-pub fn repo_url_annotation(host: &str) -> String {
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    format!("{}/repo-url", name.trim_matches(['[', ']']).to_lowercase())
-}
-
-/// Hosts whose URLs are this Bitbucket: the integration's, and the one the
-/// listing itself uses for web links (they differ behind some proxies).
-fn allowed_hosts(integration_host: &str, location: &str) -> Vec<String> {
-    let mut hosts = vec![integration_host.to_lowercase()];
-    if let Some(host) = Url::parse(location)
-        .ok()
-        .as_ref()
-        .and_then(server_urls::host_of)
-    {
-        hosts.push(host.to_lowercase());
-    }
-    hosts
-}
-
-/// Files of one Bitbucket Server, by web URL, with the integration's
-/// credentials and limits. Anything not on this Bitbucket is refused
-/// without a request.
-struct ServerFiles<'a> {
-    client: &'a ServerClient,
-    api_base: &'a Url,
-    hosts: Vec<String>,
-    max_bytes: usize,
-}
-
-impl FileSource for ServerFiles<'_> {
-    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>> {
-        Box::pin(async move {
-            let parsed = Url::parse(url)
-                .map_err(|_| FetchError::Refused(format!("'{url}' is not a URL")))?;
-            let host = server_urls::host_of(&parsed)
-                .unwrap_or_default()
-                .to_lowercase();
-            if !self.hosts.contains(&host) {
-                return Err(FetchError::Refused(format!(
-                    "host '{host}' is not this provider's Bitbucket Server ({}); only targets on it are followed",
-                    self.hosts.join(" or ")
-                )));
-            }
-            let file =
-                server_urls::parse_file_url(url).map_err(|e| FetchError::Refused(e.to_string()))?;
-            let raw = server_urls::raw_api_url(&file, self.api_base);
-            self.client
-                .raw_file(&raw, self.max_bytes)
-                .await
-                .map_err(|e| FetchError::Failed(e.to_string()))
-        })
-    }
-
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
-        server_urls::resolve_url(target, base).map_err(|e| e.to_string())
-    }
-
-    fn edit_url(&self, url: &str) -> Option<String> {
-        Some(server_urls::edit_url(url))
-    }
-
-    fn repo_url(&self, url: &str) -> Option<String> {
-        server_urls::parse_file_url(url).ok().map(|f| f.repo_url)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_url_annotation_keys_are_valid_annotation_keys() {
-        for (host, key) in [
-            ("bitbucket.example.com", "bitbucket.example.com/repo-url"),
-            (
-                "Bitbucket.Example.com:7990",
-                "bitbucket.example.com/repo-url",
-            ),
-            ("127.0.0.1:8080", "127.0.0.1/repo-url"),
-        ] {
-            assert_eq!(repo_url_annotation(host), key);
-            assert!(crate::catalog::validate::is_valid_label_key(key), "{key}");
-        }
+        // Location targets may use the host the listing's links use, too
+        // (they differ behind some proxies); nothing else is followed.
+        let aliases: Vec<String> = url_host(&location).into_iter().collect();
+        let files = FileReader::new(
+            Sites::server(&self.integration, &self.http, &aliases),
+            stats,
+            max_bytes,
+        );
+        pipeline::process_file(fetched, &location, &files, settings, &repo_info, previous).await
     }
 }

@@ -1,4 +1,5 @@
-//! Durable storage of each source's last successful entity set.
+//! Durable storage of each source's last successful entity set, and of the
+//! locations registered over HTTP.
 //!
 //! The catalog is served from memory; the store is only written after a
 //! successful run (one transaction per run, so a crash leaves either the old
@@ -49,6 +50,17 @@ pub struct StoredSource {
     pub last_run: Option<RunReport>,
 }
 
+/// A location registered over HTTP (`POST /api/catalog/locations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredLocation {
+    pub id: String,
+    /// Always `url` for now, as the only type the daemon reads.
+    pub type_: String,
+    pub target: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
 /// Where sources are persisted. Implementations write a source's whole set
 /// in one transaction.
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {
@@ -73,6 +85,24 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
 
     /// Forgets sources that are no longer configured.
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Registered locations, in the order they were registered.
+    fn locations(&self) -> BoxFuture<'_, Result<Vec<RegisteredLocation>, StoreError>>;
+
+    /// Records a newly registered location.
+    fn add_location<'a>(
+        &'a self,
+        location: &'a RegisteredLocation,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Forgets the registered location `id` together with the entities and
+    /// run record of its `source`, in one transaction; `false` when no such
+    /// location was registered.
+    fn remove_location<'a>(
+        &'a self,
+        id: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     fn close(&self) -> BoxFuture<'_, ()>;
 }

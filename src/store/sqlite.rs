@@ -9,9 +9,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{CatalogStore, StoreError, StoredSource};
 use std::sync::Arc;
 
+use super::{CatalogStore, RegisteredLocation, StoreError, StoredSource};
 use crate::catalog::search::SearchRows;
 use crate::catalog::{EntityKey, PreparedEntity};
 use crate::discovery::RunReport;
@@ -20,12 +20,13 @@ use crate::discovery::RunReport;
 const ROWS_PER_INSERT: usize = 1000;
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "sources and entities".into(),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(
-            "CREATE TABLE sources (
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "sources and entities".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE TABLE sources (
                 position INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,
                 last_run TEXT
@@ -42,9 +43,25 @@ fn migrator() -> Migrator {
                 origin TEXT,
                 PRIMARY KEY (source_id, seq)
             );",
+            ),
+            false,
         ),
-        false,
-    )])
+        Migration::new(
+            2,
+            "registered locations".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE TABLE locations (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                target TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            );",
+            ),
+            false,
+        ),
+    ])
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +239,66 @@ impl CatalogStore for SqliteStore {
             }
             tx.commit().await?;
             Ok(removed)
+        })
+    }
+
+    fn locations(&self) -> BoxFuture<'_, Result<Vec<RegisteredLocation>, StoreError>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT id, type, target, created_at FROM locations ORDER BY position")
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(RegisteredLocation {
+                        id: row.try_get("id")?,
+                        type_: row.try_get("type")?,
+                        target: row.try_get("target")?,
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add_location<'a>(
+        &'a self,
+        location: &'a RegisteredLocation,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&location.id)
+                .bind(&location.type_)
+                .bind(&location.target)
+                .bind(&location.created_at)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_location<'a>(
+        &'a self,
+        id: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let removed = sqlx::query("DELETE FROM locations WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM entities WHERE source_id = ?")
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sources WHERE id = ?")
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(removed > 0)
         })
     }
 

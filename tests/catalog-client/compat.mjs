@@ -79,4 +79,23 @@ try {
   out.badFilter = { name: error.name, status: error.response?.status };
 }
 
+// catalog-import: register a location (dry run first), then remove it.
+const target = process.argv[3];
+if (target) {
+  const dry = await client.addLocation({ type: 'url', target, dryRun: true });
+  out.addLocationDryRun = { exists: dry.exists, target: dry.location.target, kinds: dry.entities.map(e => e.kind) };
+  const added = await client.addLocation({ type: 'url', target });
+  out.addLocation = { target: added.location.target, kinds: added.entities.map(e => e.kind) };
+  out.afterAdd = (await client.getEntityByRef('component:default/imported'))?.metadata.name ?? null;
+  out.afterAddLocation = (await client.getLocationById(added.location.id))?.target ?? null;
+  try {
+    await client.addLocation({ type: 'url', target });
+    out.addAgain = 'no error';
+  } catch (error) {
+    out.addAgain = { name: error.name, status: error.response?.status };
+  }
+  await client.removeLocationById(added.location.id);
+  out.afterRemove = (await client.getEntityByRef('component:default/imported')) === undefined;
+}
+
 process.stdout.write(JSON.stringify(out));

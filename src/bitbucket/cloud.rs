@@ -1,0 +1,319 @@
+//! Bitbucket Cloud REST 2.0: workspace projects, repositories, code search
+//! and files, paged by following the absolute `next` URL.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::urls::host_of;
+use super::{BitbucketError, Http, cloud_urls};
+
+/// Cloud's cap on `pagelen` (larger values are answered with an error by
+/// some endpoints, so the provider's `pagelen` is validated against it).
+pub const MAX_PAGELEN: u32 = 100;
+
+/// What code search results are trimmed to: Backstage's own `fields`
+/// (repository slug, project key, main branch and web link; no content
+/// matches, no other links).
+pub const SEARCH_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
+
+/// Repository listings (the fallback) trimmed the same way.
+pub const REPOSITORY_FIELDS: &str =
+    "-values.links,+values.links.html.href,-values.owner,-values.workspace,-values.project.links";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repository {
+    pub slug: String,
+    #[serde(default)]
+    pub project: Option<ProjectRef>,
+    #[serde(default)]
+    pub mainbranch: Option<Branch>,
+    #[serde(default)]
+    pub links: Option<RepositoryLinks>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectRef {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Branch {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RepositoryLinks {
+    #[serde(default)]
+    pub html: Option<Href>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Href {
+    pub href: String,
+}
+
+impl Repository {
+    pub fn project_key(&self) -> Option<&str> {
+        self.project.as_ref().map(|p| p.key.as_str())
+    }
+
+    /// The main branch; an empty repository has none.
+    pub fn main_branch(&self) -> Option<&str> {
+        self.mainbranch
+            .as_ref()
+            .map(|b| b.name.as_str())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The repository's web URL (`https://bitbucket.org/{ws}/{slug}`), when
+    /// Bitbucket gave one.
+    pub fn html_url(&self) -> Option<&str> {
+        self.links
+            .as_ref()
+            .and_then(|l| l.html.as_ref())
+            .map(|h| h.href.trim_end_matches('/'))
+    }
+}
+
+/// One code search hit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchResult {
+    #[serde(default)]
+    pub path_matches: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub file: Option<SearchFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchFile {
+    pub path: String,
+    #[serde(default)]
+    pub commit: Option<SearchCommit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchCommit {
+    pub hash: String,
+    pub repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    values: Vec<T>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// What a code search came to.
+#[derive(Debug)]
+pub enum Search {
+    Results(Vec<SearchResult>),
+    /// The first page answered 4xx: code search is not enabled for the
+    /// workspace (or not open to these credentials). The message says which.
+    Unavailable(String),
+}
+
+/// A REST 2.0 client bound to one integration.
+#[derive(Debug, Clone)]
+pub struct CloudClient {
+    http: Http,
+    api_base: Url,
+}
+
+impl CloudClient {
+    pub fn new(http: Http, api_base: Url) -> Self {
+        Self { http, api_base }
+    }
+
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.api_base.clone();
+        // Base URLs are validated as http(s) at config load, so they can be a base.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    pub async fn projects(
+        &self,
+        workspace: &str,
+        pagelen: u32,
+    ) -> Result<Vec<Project>, BitbucketError> {
+        let url = self.url(
+            &["workspaces", workspace, "projects"],
+            &[("pagelen", &pagelen.to_string())],
+        );
+        self.paged("cloud_projects", url)
+            .await
+            .map_err(|failed| failed.error)?
+            .ok_or_else(|| not_found(&self.api_base, workspace))
+    }
+
+    pub async fn repositories(
+        &self,
+        workspace: &str,
+        pagelen: u32,
+    ) -> Result<Vec<Repository>, BitbucketError> {
+        let url = self.url(
+            &["repositories", workspace],
+            &[
+                ("pagelen", &pagelen.to_string()),
+                ("fields", REPOSITORY_FIELDS),
+            ],
+        );
+        self.paged("cloud_repos", url)
+            .await
+            .map_err(|failed| failed.error)?
+            .ok_or_else(|| not_found(&self.api_base, workspace))
+    }
+
+    /// Every page of a code search. Only a 4xx on the first page means
+    /// "unavailable"; 401 and 429 are errors (the fallback would fail the
+    /// same way), as is any failure after the first page.
+    pub async fn search_code(
+        &self,
+        workspace: &str,
+        query: &str,
+        pagelen: u32,
+    ) -> Result<Search, BitbucketError> {
+        let url = self.url(
+            &["workspaces", workspace, "search", "code"],
+            &[
+                ("search_query", query),
+                ("pagelen", &pagelen.to_string()),
+                ("fields", SEARCH_FIELDS),
+            ],
+        );
+        match self.paged("cloud_search", url.clone()).await {
+            Ok(Some(results)) => Ok(Search::Results(results)),
+            Ok(None) => Ok(Search::Unavailable(format!(
+                "code search answered 404 for workspace '{workspace}' ({url}): it is not enabled; turn it on in the workspace's search page"
+            ))),
+            Err(PageFailure {
+                error: err @ BitbucketError::Status { status, .. },
+                first_page: true,
+            }) if status.is_client_error()
+                && status != reqwest::StatusCode::UNAUTHORIZED
+                && status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Ok(Search::Unavailable(format!(
+                    "code search is not available for workspace '{workspace}': {err}"
+                )))
+            }
+            Err(failed) => Err(failed.error),
+        }
+    }
+
+    /// The REST URL of a file at a commit or branch.
+    pub fn src_url(&self, workspace: &str, slug: &str, git_ref: &str, path: &str) -> Url {
+        cloud_urls::src_url(&self.api_base, workspace, slug, git_ref, path.split('/'))
+    }
+
+    /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
+    pub async fn file(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
+        self.http.get_bytes_limited("cloud_src", url, limit).await
+    }
+
+    /// Follows `next` until there is none. `Ok(None)` when the first page is
+    /// a 404. A `next` on another origin than the API (our credentials would
+    /// go with it) or one already followed fails the listing; an empty page
+    /// ends it.
+    async fn paged<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        first: Url,
+    ) -> Result<Option<Vec<T>>, PageFailure> {
+        let later = |error| PageFailure {
+            error,
+            first_page: false,
+        };
+        let mut all = Vec::new();
+        let mut seen = HashSet::new();
+        let mut url = first;
+        loop {
+            let is_first = seen.is_empty();
+            seen.insert(url.to_string());
+            let page: Page<T> = match self.http.get_json(endpoint, &url).await {
+                Ok(Some(page)) => page,
+                Ok(None) if is_first => return Ok(None),
+                Ok(None) => {
+                    return Err(later(BitbucketError::Status {
+                        url: url.to_string(),
+                        status: reqwest::StatusCode::NOT_FOUND,
+                        hint: " (a later page of a listing disappeared; the next run retries)"
+                            .to_owned(),
+                        body: String::new(),
+                    }));
+                }
+                Err(error) => {
+                    return Err(PageFailure {
+                        error,
+                        first_page: is_first,
+                    });
+                }
+            };
+            let empty = page.values.is_empty();
+            all.extend(page.values);
+            let Some(next) = page.next.filter(|_| !empty) else {
+                return Ok(Some(all));
+            };
+            let next_url = Url::parse(&next).map_err(|err| {
+                later(BitbucketError::Decode {
+                    url: url.to_string(),
+                    message: format!("`next` is not a URL ({err}): {next}"),
+                })
+            })?;
+            if !same_origin(&next_url, &self.api_base) {
+                return Err(later(BitbucketError::Decode {
+                    url: url.to_string(),
+                    message: format!(
+                        "`next` points to another host ({next}); it is not followed, so the credentials stay with {}",
+                        host_of(&self.api_base).unwrap_or_default()
+                    ),
+                }));
+            }
+            if seen.contains(next_url.as_str()) {
+                return Err(later(BitbucketError::Decode {
+                    url: url.to_string(),
+                    message: format!(
+                        "`next` repeats a page already read ({next}); the listing cannot be completed"
+                    ),
+                }));
+            }
+            url = next_url;
+        }
+    }
+}
+
+/// A listing that failed, and whether on its first page.
+struct PageFailure {
+    error: BitbucketError,
+    first_page: bool,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn not_found(api_base: &Url, workspace: &str) -> BitbucketError {
+    BitbucketError::Status {
+        url: format!("{api_base}/workspaces/{workspace}"),
+        status: reqwest::StatusCode::NOT_FOUND,
+        hint: " (no such workspace, or not visible to these credentials: check the provider's workspace and the integration)".to_owned(),
+        body: String::new(),
+    }
+}

@@ -1,0 +1,253 @@
+//! Bitbucket Cloud web URLs ↔ REST 2.0 calls, and the URL arithmetic
+//! Backstage's `BitbucketCloudIntegration` does (`resolveUrl`,
+//! `resolveEditUrl`). Pure functions.
+//!
+//! A file's web URL is `https://bitbucket.org/{workspace}/{slug}/src/{ref}/{path}`
+//! (also `/raw/`); its content comes from
+//! `{apiBaseUrl}/repositories/{workspace}/{slug}/src/{ref}/{path}`. As in
+//! Backstage (git-url-parse), the segment after `src`/`raw` is the ref: a
+//! branch whose name holds `/` must be written `%2F` (we write it so).
+
+use url::Url;
+
+use super::urls::{UrlError, check_file_path, path_segments, scm_resolve_url};
+
+/// A file in a Cloud repository, as named by its web URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudFile {
+    pub workspace: String,
+    pub slug: String,
+    /// Branch, tag or commit.
+    pub git_ref: String,
+    /// Decoded path segments inside the repository.
+    pub path: Vec<String>,
+    /// The repository's web URL, `https://host/{workspace}/{slug}`.
+    pub repo_url: String,
+    /// `…/{workspace}/{slug}/src/{ref}` as written: what a `/`-target
+    /// resolves against.
+    root_url: String,
+}
+
+/// Parses a `src` or `raw` web URL of a file.
+pub fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
+    let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
+    let not_file = || UrlError::NotACloudFileUrl(text.to_owned());
+    let (raw, decoded) = path_segments(&url).ok_or_else(not_file)?;
+    let [workspace, slug, kind, git_ref, path @ ..] = decoded.as_slice() else {
+        return Err(not_file());
+    };
+    if workspace.is_empty() || slug.is_empty() || git_ref.is_empty() {
+        return Err(not_file());
+    }
+    if kind != "src" && kind != "raw" {
+        return Err(not_file());
+    }
+    check_file_path(path, text, not_file())?;
+    let mut repo = url.clone();
+    repo.set_query(None);
+    repo.set_fragment(None);
+    repo.set_path(&format!("/{}/{}", raw[0], raw[1]));
+    let mut root = repo.clone();
+    root.set_path(&format!("/{}", raw[..4].join("/")));
+    Ok(CloudFile {
+        workspace: workspace.clone(),
+        slug: slug.clone(),
+        git_ref: git_ref.clone(),
+        path: path.to_vec(),
+        repo_url: repo.to_string(),
+        root_url: root.to_string(),
+    })
+}
+
+/// The web URL of a file: `{repo_url}/src/{ref}/{path}` (the ref is one
+/// segment, `/` encoded).
+pub fn file_url(repo_url: &str, git_ref: &str, path: &str) -> Option<String> {
+    let mut url = Url::parse(repo_url).ok()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(["src", git_ref])
+        .extend(path.split('/'));
+    Some(url.to_string())
+}
+
+/// The REST call that returns the file's content.
+pub fn src_api_url(file: &CloudFile, api_base: &Url) -> Url {
+    src_url(
+        api_base,
+        &file.workspace,
+        &file.slug,
+        &file.git_ref,
+        file.path.iter().map(String::as_str),
+    )
+}
+
+/// `{api_base}/repositories/{workspace}/{slug}/src/{ref}/{path…}`.
+pub fn src_url<'a>(
+    api_base: &Url,
+    workspace: &str,
+    slug: &str,
+    git_ref: &str,
+    path: impl IntoIterator<Item = &'a str>,
+) -> Url {
+    let mut url = api_base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments
+            .pop_if_empty()
+            .extend(["repositories", workspace, slug, "src", git_ref])
+            .extend(path);
+    }
+    url
+}
+
+/// Backstage's `defaultScmResolveUrl`; a path starting with `/` is relative
+/// to `…/{workspace}/{slug}/src/{ref}`.
+pub fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
+    scm_resolve_url(target, base, |base| {
+        parse_file_url(base).map(|f| f.root_url)
+    })
+}
+
+/// Backstage's `resolveEditUrl` for Cloud: `?mode=edit&at=<ref>` (other
+/// query parameters kept). A `raw` URL is edited through its `src` page.
+pub fn edit_url(url: &str) -> Option<String> {
+    let file = parse_file_url(url).ok()?;
+    let mut edit = Url::parse(url).ok()?;
+    let segments: Vec<String> = edit
+        .path_segments()?
+        .enumerate()
+        .map(|(i, s)| if i == 2 { "src" } else { s }.to_owned())
+        .collect();
+    edit.set_path(&format!("/{}", segments.join("/")));
+    edit.set_fragment(None);
+    let kept: Vec<(String, String)> = edit
+        .query_pairs()
+        .filter(|(k, _)| k != "mode" && k != "at")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    edit.set_query(None);
+    edit.query_pairs_mut()
+        .extend_pairs(kept)
+        .append_pair("mode", "edit")
+        .append_pair("at", &file.git_ref);
+    Some(edit.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://bitbucket.org/acme/svc/src/main/catalog-info.yaml";
+
+    #[test]
+    fn maps_web_urls_to_src_calls() {
+        let api = Url::parse("https://api.bitbucket.org/2.0").unwrap();
+        let cases = [
+            (
+                BASE,
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/main/catalog-info.yaml",
+            ),
+            (
+                "https://bitbucket.org/acme/svc/raw/0123abcd/docs/a%20b.yaml",
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/0123abcd/docs/a%20b.yaml",
+            ),
+            (
+                "https://bitbucket.org/acme/svc/src/release%2F2.0/c.yaml?at=release%2F2.0",
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/release%2F2.0/c.yaml",
+            ),
+            (
+                "http://127.0.0.1:9/acme/svc/src/main/c.yaml#lines-3",
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/main/c.yaml",
+            ),
+        ];
+        for (web, api_url) in cases {
+            let file = parse_file_url(web).unwrap();
+            assert_eq!(src_api_url(&file, &api).as_str(), api_url, "{web}");
+        }
+        let file = parse_file_url(BASE).unwrap();
+        assert_eq!(file.repo_url, "https://bitbucket.org/acme/svc");
+        assert_eq!(file.workspace, "acme");
+        assert_eq!(file.git_ref, "main");
+        assert_eq!(file.path, vec!["catalog-info.yaml"]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_file_in_a_repository() {
+        for bad in [
+            "not a url",
+            "ftp://bitbucket.org/acme/svc/src/main/x.yaml",
+            "https://bitbucket.org/acme/svc",
+            "https://bitbucket.org/acme/svc/src/main",
+            "https://bitbucket.org/acme/svc/src/main/",
+            "https://bitbucket.org/acme/svc/src/main/dir/",
+            "https://bitbucket.org/acme/svc/commits/main/x.yaml",
+            "https://bitbucket.org/acme//src/main/x.yaml",
+            "https://bitbucket.example.com/projects/P/repos/s/browse/x.yaml",
+        ] {
+            assert!(parse_file_url(bad).is_err(), "{bad}");
+        }
+        for climbing in [
+            "https://bitbucket.org/acme/svc/src/main/%2e%2e%2Fx.yaml",
+            "https://bitbucket.org/acme/svc/src/main/a%2F..%2Fx.yaml",
+        ] {
+            assert!(
+                matches!(parse_file_url(climbing), Err(UrlError::Traversal(_))),
+                "{climbing}"
+            );
+        }
+    }
+
+    #[test]
+    fn builds_file_urls_that_parse_back() {
+        let url = file_url("https://bitbucket.org/acme/svc", "feature/x", "dir/c.yaml").unwrap();
+        assert_eq!(
+            url,
+            "https://bitbucket.org/acme/svc/src/feature%2Fx/dir/c.yaml"
+        );
+        let file = parse_file_url(&url).unwrap();
+        assert_eq!(file.git_ref, "feature/x");
+        assert_eq!(file.path, vec!["dir", "c.yaml"]);
+    }
+
+    #[test]
+    fn resolves_like_default_scm_resolve_url() {
+        let base = "https://bitbucket.org/acme/svc/src/main/dir/catalog-info.yaml?at=main";
+        let cases = [
+            (
+                "./api.yaml",
+                "https://bitbucket.org/acme/svc/src/main/dir/api.yaml?at=main",
+            ),
+            (
+                "../c.yaml",
+                "https://bitbucket.org/acme/svc/src/main/c.yaml?at=main",
+            ),
+            (
+                "/deep/c.yaml",
+                "https://bitbucket.org/acme/svc/src/main/deep/c.yaml?at=main",
+            ),
+            ("./", "https://bitbucket.org/acme/svc/src/main/dir/?at=main"),
+            (
+                "https://elsewhere.example.com/x.yaml",
+                "https://elsewhere.example.com/x.yaml",
+            ),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(resolve_url(target, base).unwrap(), expected, "{target}");
+        }
+    }
+
+    #[test]
+    fn edit_urls_open_the_editor_at_the_ref() {
+        assert_eq!(
+            edit_url(BASE).unwrap(),
+            "https://bitbucket.org/acme/svc/src/main/catalog-info.yaml?mode=edit&at=main"
+        );
+        assert_eq!(
+            edit_url("https://bitbucket.org/acme/svc/raw/release%2F2/c.yaml?at=x&y=1").unwrap(),
+            "https://bitbucket.org/acme/svc/src/release%2F2/c.yaml?y=1&mode=edit&at=release%2F2"
+        );
+        assert_eq!(edit_url("https://bitbucket.org/acme/svc"), None);
+    }
+}

@@ -1,0 +1,473 @@
+//! The one reader for Bitbucket file URLs: Server browse/raw URLs and Cloud
+//! `src`/`raw` URLs are mapped to the REST call of the integration whose
+//! host matches, with that integration's credentials and the file size
+//! limit. A URL whose host has no integration in the reader's scope is
+//! refused before any request: the daemon never fetches a URL it was handed
+//! (no server-side request forgery through Location targets or registered
+//! locations), it only calls the configured Bitbucket APIs.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use url::Url;
+
+use super::urls::{UrlError, host_of};
+use super::{
+    BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
+};
+use crate::catalog::process::{FetchError, FileSource};
+use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
+
+/// The annotation naming a Cloud entity's repository, as Backstage's Cloud
+/// module writes it.
+pub const CLOUD_REPO_URL_ANNOTATION: &str = "bitbucket.org/repo-url";
+
+/// Which REST dialect an integration speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Server,
+    Cloud,
+}
+
+#[derive(Debug, Clone)]
+struct Site {
+    flavour: Flavour,
+    /// The integration's host as configured.
+    host: String,
+    /// Lowercased `host[:port]`s whose URLs belong to this integration.
+    hosts: Vec<String>,
+    api_base: Url,
+    http: Option<Arc<IntegrationHttp>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not a file on a Bitbucket in scope; nothing was requested.
+    #[error(transparent)]
+    Refused(#[from] UrlError),
+    #[error(transparent)]
+    Failed(#[from] BitbucketError),
+}
+
+/// The Bitbucket integrations a reader may use, by host: which URLs are in
+/// scope and which REST call reads each. Pure; config validation uses it.
+#[derive(Debug, Clone)]
+pub struct Sites {
+    sites: Vec<Site>,
+    /// How the scope is described when a host is refused, and what to do.
+    scope: &'static str,
+    hint: &'static str,
+}
+
+const PROVIDER_HINT: &str = "a provider only follows targets on its own Bitbucket";
+
+impl Sites {
+    /// Every configured integration; for locations given by URL.
+    /// Every integration. Without `pool` the sites can map and check URLs
+    /// but not read them (config validation).
+    pub fn all(integrations: &Integrations, pool: Option<&HttpPool>) -> Self {
+        let mut sites = Self {
+            sites: Vec::new(),
+            scope: "a configured Bitbucket integration",
+            hint: "add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it",
+        };
+        for integration in &integrations.bitbucket_server {
+            sites.add_server(
+                integration,
+                pool.and_then(|p| p.get(&integration.host)),
+                &[],
+            );
+        }
+        for integration in &integrations.bitbucket_cloud {
+            sites.add_cloud(
+                integration,
+                pool.and_then(|p| p.get(&integration.host)),
+                &[],
+            );
+        }
+        sites
+    }
+
+    /// One Server integration; `aliases` are further hosts its listing uses
+    /// for web links (they differ behind some proxies).
+    pub fn server(
+        integration: &BitbucketServerIntegration,
+        http: &Arc<IntegrationHttp>,
+        aliases: &[String],
+    ) -> Self {
+        let mut sites = Self {
+            sites: Vec::new(),
+            scope: "this provider's Bitbucket Server",
+            hint: PROVIDER_HINT,
+        };
+        sites.add_server(integration, Some(http), aliases);
+        sites
+    }
+
+    /// One Cloud integration; `aliases` as for [`Sites::server`].
+    pub fn cloud(
+        integration: &BitbucketCloudIntegration,
+        http: &Arc<IntegrationHttp>,
+        aliases: &[String],
+    ) -> Self {
+        let mut sites = Self {
+            sites: Vec::new(),
+            scope: "this provider's Bitbucket Cloud",
+            hint: PROVIDER_HINT,
+        };
+        sites.add_cloud(integration, Some(http), aliases);
+        sites
+    }
+
+    fn add_server(
+        &mut self,
+        integration: &BitbucketServerIntegration,
+        http: Option<&Arc<IntegrationHttp>>,
+        aliases: &[String],
+    ) {
+        self.add(
+            Flavour::Server,
+            &integration.host,
+            &integration.api_base_url,
+            http,
+            aliases,
+        );
+    }
+
+    fn add_cloud(
+        &mut self,
+        integration: &BitbucketCloudIntegration,
+        http: Option<&Arc<IntegrationHttp>>,
+        aliases: &[String],
+    ) {
+        self.add(
+            Flavour::Cloud,
+            &integration.host,
+            &integration.api_base_url,
+            http,
+            aliases,
+        );
+    }
+
+    fn add(
+        &mut self,
+        flavour: Flavour,
+        host: &str,
+        api_base: &Url,
+        http: Option<&Arc<IntegrationHttp>>,
+        aliases: &[String],
+    ) {
+        let mut hosts = vec![host.to_lowercase()];
+        hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
+        self.sites.push(Site {
+            flavour,
+            host: host.to_owned(),
+            hosts,
+            api_base: api_base.clone(),
+            http: http.cloned(),
+        });
+    }
+
+    /// The integration a URL belongs to, by host; refused when none does.
+    fn site(&self, url: &str) -> Result<&Site, UrlError> {
+        let parsed = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(UrlError::Credentials);
+        }
+        let host = host_of(&parsed).unwrap_or_default().to_lowercase();
+        let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
+        let first = candidates.next().ok_or_else(|| {
+            let mut known: Vec<&str> = Vec::new();
+            for host in self.sites.iter().flat_map(|s| &s.hosts) {
+                if !known.contains(&host.as_str()) {
+                    known.push(host);
+                }
+            }
+            UrlError::UnknownHost {
+                url: url.to_owned(),
+                host: host.clone(),
+                scope: self.scope,
+                hint: self.hint,
+                known: if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            }
+        })?;
+        // A host configured for both flavours: the URL's shape decides.
+        if let Some(other) = candidates.find(|s| s.flavour != first.flavour)
+            && first.api_url(url).is_err()
+            && other.api_url(url).is_ok()
+        {
+            return Ok(other);
+        }
+        Ok(first)
+    }
+
+    /// Checks that `url` is a file on a Bitbucket in scope and names the
+    /// REST call that would read it, without making it.
+    pub fn api_url(&self, url: &str) -> Result<Url, UrlError> {
+        self.site(url)?.api_url(url)
+    }
+
+    /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
+    pub fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
+        let site = self.site(url)?;
+        site.api_url(url)?;
+        Ok(site.flavour)
+    }
+}
+
+/// Reads files by web URL from the integrations in [`Sites`], with their
+/// credentials, counting requests against a run.
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    sites: Sites,
+    stats: Arc<RequestStats>,
+    max_bytes: usize,
+}
+
+impl FileReader {
+    pub fn new(sites: Sites, stats: &Arc<RequestStats>, max_bytes: usize) -> Self {
+        Self {
+            sites,
+            stats: Arc::clone(stats),
+            max_bytes,
+        }
+    }
+
+    pub fn sites(&self) -> &Sites {
+        &self.sites
+    }
+
+    /// The file's bytes (at most `max_bytes + 1`), `None` when it does not
+    /// exist.
+    pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let site = self.sites.site(url)?;
+        let api_url = site.api_url(url)?;
+        let endpoint = match site.flavour {
+            Flavour::Server => "raw",
+            Flavour::Cloud => "cloud_src",
+        };
+        let shared = site.http.clone().ok_or_else(|| UrlError::UnknownHost {
+            url: url.to_owned(),
+            host: site.host.clone(),
+            scope: self.sites.scope,
+            hint: "its integration has no HTTP context; this is a bug",
+            known: site.host.clone(),
+        })?;
+        let http = Http::new(shared, Arc::clone(&self.stats));
+        Ok(http
+            .get_bytes_limited(endpoint, &api_url, self.max_bytes)
+            .await?)
+    }
+}
+
+impl Site {
+    fn api_url(&self, url: &str) -> Result<Url, UrlError> {
+        match self.flavour {
+            Flavour::Server => server_urls::parse_file_url(url)
+                .map(|file| server_urls::raw_api_url(&file, &self.api_base)),
+            Flavour::Cloud => cloud_urls::parse_file_url(url)
+                .map(|file| cloud_urls::src_api_url(&file, &self.api_base)),
+        }
+    }
+
+    fn repo_url(&self, url: &str) -> Option<String> {
+        match self.flavour {
+            Flavour::Server => server_urls::parse_file_url(url).ok().map(|f| f.repo_url),
+            Flavour::Cloud => cloud_urls::parse_file_url(url).ok().map(|f| f.repo_url),
+        }
+    }
+}
+
+/// The annotation naming a Server entity's repository, keyed by the host
+/// (without port: annotation prefixes must be DNS names), e.g.
+/// `bitbucket.example.com/repo-url`. Its value is the repository's web URL
+/// (`https://host/projects/KEY/repos/slug/browse`), what a webhook payload's
+/// `links.self[0].href` carries.
+pub fn server_repo_url_annotation(host: &str) -> String {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    format!("{}/repo-url", name.trim_matches(['[', ']']).to_lowercase())
+}
+
+impl FileSource for FileReader {
+    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>> {
+        Box::pin(async move {
+            self.read(url).await.map_err(|err| match err {
+                ReadError::Refused(err) => FetchError::Refused(err.to_string()),
+                ReadError::Failed(err) => FetchError::Failed(err.to_string()),
+            })
+        })
+    }
+
+    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
+        let resolved = match self.sites.site(base).map(|s| s.flavour) {
+            Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
+            // A base outside the scope still resolves (its target is refused on fetch).
+            _ => server_urls::resolve_url(target, base),
+        };
+        resolved.map_err(|e| e.to_string())
+    }
+
+    fn edit_url(&self, url: &str) -> Option<String> {
+        match self.sites.site(url).ok()?.flavour {
+            Flavour::Server => Some(server_urls::edit_url(url)),
+            Flavour::Cloud => cloud_urls::edit_url(url),
+        }
+    }
+
+    fn repo_url(&self, url: &str) -> Option<String> {
+        self.sites.site(url).ok()?.repo_url(url)
+    }
+
+    fn repo_url_annotation(&self, url: &str) -> Option<String> {
+        let site = self.sites.site(url).ok()?;
+        Some(match site.flavour {
+            Flavour::Server => server_repo_url_annotation(&site.host),
+            Flavour::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::{Auth, HttpSettings};
+
+    fn reader() -> FileReader {
+        let integrations = Integrations {
+            bitbucket_server: vec![BitbucketServerIntegration {
+                host: "bb.example.com".into(),
+                api_base_url: Url::parse("https://bb.example.com/rest/api/1.0").unwrap(),
+                auth: Auth::Anonymous,
+                http: HttpSettings::default(),
+            }],
+            bitbucket_cloud: vec![BitbucketCloudIntegration {
+                host: "bitbucket.org".into(),
+                api_base_url: Url::parse("https://api.bitbucket.org/2.0").unwrap(),
+                auth: Auth::Anonymous,
+                http: HttpSettings::default(),
+            }],
+        };
+        let pool = HttpPool::build(&integrations, None).unwrap();
+        FileReader::new(
+            Sites::all(&integrations, Some(&pool)),
+            &Arc::new(RequestStats::default()),
+            1024,
+        )
+    }
+
+    #[test]
+    fn every_url_form_maps_to_its_integrations_api() {
+        let reader = reader();
+        for (web, api) in [
+            (
+                "https://bb.example.com/projects/P/repos/s/browse/c.yaml?at=main",
+                "https://bb.example.com/rest/api/1.0/projects/P/repos/s/raw/c.yaml?at=main",
+            ),
+            (
+                "https://BB.example.com/projects/P/repos/s/raw/d/c.yaml",
+                "https://bb.example.com/rest/api/1.0/projects/P/repos/s/raw/d/c.yaml",
+            ),
+            (
+                "https://bb.example.com/users/alice/repos/s/browse/c.yaml",
+                "https://bb.example.com/rest/api/1.0/projects/~ALICE/repos/s/raw/c.yaml",
+            ),
+            (
+                "https://bitbucket.org/acme/svc/src/main/catalog-info.yaml",
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/main/catalog-info.yaml",
+            ),
+            (
+                "https://bitbucket.org/acme/svc/raw/abc123/d/c.yaml",
+                "https://api.bitbucket.org/2.0/repositories/acme/svc/src/abc123/d/c.yaml",
+            ),
+        ] {
+            assert_eq!(reader.sites().api_url(web).unwrap().as_str(), api, "{web}");
+        }
+        assert_eq!(
+            reader
+                .sites()
+                .flavour("https://bitbucket.org/acme/svc/src/main/c.yaml"),
+            Ok(Flavour::Cloud)
+        );
+    }
+
+    #[test]
+    fn urls_on_other_hosts_are_refused() {
+        let reader = reader();
+        for url in [
+            "https://evil.example.com/projects/P/repos/s/browse/c.yaml",
+            "http://169.254.169.254/latest/meta-data/x/src/main/c.yaml",
+            "https://github.com/acme/svc/blob/main/catalog-info.yaml",
+            "https://bb.example.com.evil.com/projects/P/repos/s/browse/c.yaml",
+        ] {
+            let err = reader.sites().api_url(url).unwrap_err();
+            assert!(matches!(err, UrlError::UnknownHost { .. }), "{url}: {err}");
+            assert!(err.to_string().contains("bb.example.com, bitbucket.org"));
+        }
+        let with_password = "https://me:pw@bitbucket.org/acme/svc/src/main/c.yaml";
+        let err = reader.sites().api_url(with_password).unwrap_err();
+        assert_eq!(err, UrlError::Credentials);
+        assert!(!err.to_string().contains("pw"));
+        // The right host but not a file URL of that flavour.
+        assert!(matches!(
+            reader
+                .sites()
+                .api_url("https://bitbucket.org/projects/P/repos/s/browse/c.yaml"),
+            Err(UrlError::NotACloudFileUrl(_))
+        ));
+        assert!(matches!(
+            reader
+                .sites()
+                .api_url("https://bb.example.com/acme/svc/src/main/c.yaml"),
+            Err(UrlError::NotAFileUrl(_))
+        ));
+    }
+
+    #[test]
+    fn annotations_follow_the_flavour() {
+        let reader = reader();
+        let cloud = "https://bitbucket.org/acme/svc/src/main/catalog-info.yaml";
+        assert_eq!(
+            reader.repo_url_annotation(cloud).as_deref(),
+            Some(CLOUD_REPO_URL_ANNOTATION)
+        );
+        assert_eq!(
+            reader.repo_url(cloud).as_deref(),
+            Some("https://bitbucket.org/acme/svc")
+        );
+        assert_eq!(
+            reader.edit_url(cloud).as_deref(),
+            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml?mode=edit&at=main")
+        );
+        let server = "https://bb.example.com/projects/P/repos/s/browse/c.yaml?at=dev";
+        assert_eq!(
+            reader.repo_url_annotation(server).as_deref(),
+            Some("bb.example.com/repo-url")
+        );
+        assert_eq!(
+            reader.edit_url(server).as_deref(),
+            Some("https://bb.example.com/projects/P/repos/s/browse/c.yaml")
+        );
+    }
+
+    #[test]
+    fn repo_url_annotation_keys_are_valid_annotation_keys() {
+        for (host, key) in [
+            ("bitbucket.example.com", "bitbucket.example.com/repo-url"),
+            (
+                "Bitbucket.Example.com:7990",
+                "bitbucket.example.com/repo-url",
+            ),
+            ("127.0.0.1:8080", "127.0.0.1/repo-url"),
+        ] {
+            assert_eq!(server_repo_url_annotation(host), key);
+            assert!(crate::catalog::validate::is_valid_label_key(key), "{key}");
+        }
+        assert!(crate::catalog::validate::is_valid_label_key(
+            CLOUD_REPO_URL_ANNOTATION
+        ));
+    }
+}

@@ -1,0 +1,136 @@
+//! URL arithmetic shared by the Server and Cloud web URL modules: errors,
+//! hosts, decoded path segments and Backstage's `defaultScmResolveUrl`.
+
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("'{0}' is not a URL")]
+    NotAUrl(String),
+    #[error(
+        "'{0}' is not a Bitbucket Server file URL (expected https://<host>/projects/<KEY>/repos/<slug>/browse/<path>)"
+    )]
+    NotAFileUrl(String),
+    #[error(
+        "'{0}' is not a Bitbucket Cloud file URL (expected https://<host>/<workspace>/<slug>/src/<ref>/<path>)"
+    )]
+    NotACloudFileUrl(String),
+    /// Never echoed: the URL holds a credential.
+    #[error(
+        "a URL with a user name or password is not read (credentials belong in the integration, not in URLs)"
+    )]
+    Credentials,
+    #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
+    Traversal(String),
+    #[error("cannot resolve '{target}' against '{base}': {message}")]
+    Resolve {
+        target: String,
+        base: String,
+        message: String,
+    },
+    /// Nothing is requested for such a URL.
+    #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
+    UnknownHost {
+        url: String,
+        host: String,
+        scope: &'static str,
+        known: String,
+        hint: &'static str,
+    },
+}
+
+/// `host` or `host:port` of a URL, as integrations name hosts.
+pub fn host_of(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+/// `host[:port]` of a URL given as text.
+pub fn url_host(url: &str) -> Option<String> {
+    Url::parse(url).ok().as_ref().and_then(host_of)
+}
+
+/// An http(s) URL's path, both as written and percent-decoded, segment by
+/// segment; `None` when it is not http(s) or a segment does not decode.
+pub(crate) fn path_segments(url: &Url) -> Option<(Vec<&str>, Vec<String>)> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let raw: Vec<&str> = url.path_segments()?.collect();
+    let decoded = raw
+        .iter()
+        .map(|s| percent_decode(s))
+        .collect::<Option<Vec<_>>>()?;
+    Some((raw, decoded))
+}
+
+/// Whether a file path inside a repository is usable: non-empty, not a
+/// directory, no `.`/`..`/empty segments (decoded `%2F` counts as a climb).
+pub(crate) fn check_file_path(
+    path: &[String],
+    text: &str,
+    not_file: UrlError,
+) -> Result<(), UrlError> {
+    if path.is_empty() || path.last().is_some_and(String::is_empty) {
+        return Err(not_file);
+    }
+    if path
+        .iter()
+        .any(|s| s == "." || s == ".." || s.is_empty() || s.contains('/'))
+    {
+        return Err(UrlError::Traversal(text.to_owned()));
+    }
+    Ok(())
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Backstage's `defaultScmResolveUrl`: an absolute URL is returned as is; a
+/// path starting with `/` is relative to the repository root (`root`, which
+/// maps the base to e.g. `…/repos/slug/browse` or `…/slug/src/main`);
+/// anything else is relative to the base file. The base's query is kept.
+pub(crate) fn scm_resolve_url(
+    target: &str,
+    base: &str,
+    root: impl FnOnce(&str) -> Result<String, UrlError>,
+) -> Result<String, UrlError> {
+    if Url::parse(target).is_ok() {
+        return Ok(target.to_owned());
+    }
+    let resolve_err = |message: &str| UrlError::Resolve {
+        target: target.to_owned(),
+        base: base.to_owned(),
+        message: message.to_owned(),
+    };
+    let base_url = Url::parse(base).map_err(|_| resolve_err("the base is not a URL"))?;
+    let mut resolved = if target.starts_with('/') {
+        let root = Url::parse(&root(base)?).map_err(|_| resolve_err("bad repository URL"))?;
+        let mut joined = root.clone();
+        joined.set_path(&format!("{}{}", root.path().trim_end_matches('/'), target));
+        joined
+    } else {
+        base_url
+            .join(target)
+            .map_err(|err| resolve_err(&err.to_string()))?
+    };
+    resolved.set_query(base_url.query());
+    Ok(resolved.to_string())
+}

@@ -1,0 +1,257 @@
+//! `backend.auth.externalAccess`, Backstage's shape: `[{type: static,
+//! options: {token, subject}, accessRestrictions?: [{plugin, permission?}]}]`.
+//! When it is configured, the write endpoints need one of its static tokens;
+//! other entry types (`legacy`, `jwks`) are Backstage's and grant nothing here.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ConfigError, Ctx, raw};
+use crate::secret::Secret;
+
+/// What a write endpoint does, named as Backstage's catalog permissions
+/// (so `accessRestrictions[].permission` reads the same as in Backstage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePermission {
+    LocationCreate,
+    LocationDelete,
+    EntityRefresh,
+}
+
+impl WritePermission {
+    pub fn name(self) -> &'static str {
+        match self {
+            WritePermission::LocationCreate => "catalog.location.create",
+            WritePermission::LocationDelete => "catalog.location.delete",
+            WritePermission::EntityRefresh => "catalog.entity.refresh",
+        }
+    }
+}
+
+/// One static token. `Debug` and `Serialize` never show the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticToken {
+    pub token: Secret,
+    /// Who is calling, for the logs (`subject` in Backstage).
+    pub subject: String,
+    /// `None`: every write; else only these permission names.
+    pub permissions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExternalAccess {
+    /// `backend.auth.externalAccess` is set: writes need a matching token.
+    pub protected: bool,
+    pub tokens: Vec<StaticToken>,
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No token, or not one of ours.
+    Unauthenticated,
+    /// A known token whose `accessRestrictions` do not grant this.
+    Forbidden,
+}
+
+impl ExternalAccess {
+    /// The subject of the token `presented` (an `Authorization: Bearer`
+    /// value, if any) when it may do `permission`; always allowed (`None`
+    /// subject) when writes are not protected.
+    pub fn authorize(
+        &self,
+        presented: Option<&str>,
+        permission: WritePermission,
+    ) -> Result<Option<&str>, Denied> {
+        if !self.protected {
+            return Ok(None);
+        }
+        let presented = presented.ok_or(Denied::Unauthenticated)?;
+        let token = self
+            .tokens
+            .iter()
+            // Every token is compared, so the time taken does not say which one matched.
+            .fold(None, |found, t| {
+                let matches = constant_time_eq(t.token.expose().as_bytes(), presented.as_bytes());
+                found.or(matches.then_some(t))
+            })
+            .ok_or(Denied::Unauthenticated)?;
+        let granted = token
+            .permissions
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == permission.name()));
+        if granted {
+            Ok(Some(token.subject.as_str()))
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+}
+
+/// Compares without stopping at the first difference (the length still shows).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    }
+    diff == 0
+}
+
+impl Ctx<'_> {
+    pub(super) fn external_access(&mut self) -> Result<ExternalAccess, ConfigError> {
+        let base = "backend.auth.externalAccess";
+        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
+            return Ok(ExternalAccess::default());
+        };
+        let Value::Array(items) = value else {
+            return Err(self.error(
+                base,
+                "expected a list, e.g. [{type: static, options: {token: ${CATALOG_TOKEN}, subject: portal}}]",
+            ));
+        };
+        let mut access = ExternalAccess {
+            protected: true,
+            tokens: Vec::new(),
+        };
+        for (index, item) in items.iter().enumerate() {
+            let key = format!("{base}.{index}");
+            let entry: raw::ExternalAccessEntry = self.section(&key, item)?;
+            if entry.type_ != "static" {
+                self.warn(
+                    &format!("{key}.type"),
+                    &format!(
+                        "type '{}' is not supported by this daemon (only static tokens); this entry grants no access here",
+                        entry.type_
+                    ),
+                );
+                continue;
+            }
+            let options_key = format!("{key}.options");
+            let options: raw::StaticAccessOptions = match &entry.options {
+                Some(options) => self.section(&options_key, options)?,
+                None => return Err(self.error(&options_key, "required: {token, subject}")),
+            };
+            let token = options.token.ok_or_else(|| {
+                self.error(
+                    &format!("{options_key}.token"),
+                    "required: the token callers send as Authorization: Bearer <token> (if it comes from ${VAR}, set that variable)",
+                )
+            })?;
+            let raw_token = token.expose();
+            if raw_token.is_empty() || raw_token.chars().any(char::is_whitespace) {
+                return Err(self.error(
+                    &format!("{options_key}.token"),
+                    "Illegal token, must be a set of non-space characters",
+                ));
+            }
+            if raw_token.chars().count() < 8 {
+                return Err(self.error(
+                    &format!("{options_key}.token"),
+                    "Illegal token, must be at least 8 characters length",
+                ));
+            }
+            let subject = options.subject.unwrap_or_default();
+            if subject.is_empty() || subject.chars().any(char::is_whitespace) {
+                return Err(self.error(
+                    &format!("{options_key}.subject"),
+                    "Illegal subject, must be a set of non-space characters",
+                ));
+            }
+            let permissions = entry.access_restrictions.map(|restrictions| {
+                self.catalog_permissions(&format!("{key}.accessRestrictions"), restrictions)
+            });
+            access.tokens.push(StaticToken {
+                token,
+                subject,
+                permissions,
+            });
+        }
+        Ok(access)
+    }
+
+    /// What `accessRestrictions` leave for this catalog: the write
+    /// permissions of entries for plugin `catalog` (all of them when such an
+    /// entry names none). `permissionAttribute` is not evaluated here, so an
+    /// entry using it grants nothing.
+    fn catalog_permissions(
+        &mut self,
+        key: &str,
+        restrictions: Vec<raw::AccessRestriction>,
+    ) -> Vec<String> {
+        let all = [
+            WritePermission::LocationCreate,
+            WritePermission::LocationDelete,
+            WritePermission::EntityRefresh,
+        ];
+        let mut granted = Vec::new();
+        for (index, restriction) in restrictions.into_iter().enumerate() {
+            if restriction.plugin != "catalog" {
+                continue;
+            }
+            if restriction.permission_attribute.is_some() {
+                self.warn(
+                    &format!("{key}.{index}.permissionAttribute"),
+                    "not evaluated by this daemon; this restriction grants no write access here",
+                );
+                continue;
+            }
+            match restriction.permission {
+                None => granted.extend(all.iter().map(|p| p.name().to_owned())),
+                Some(names) => granted.extend(names.into_vec()),
+            }
+        }
+        granted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_exactly_and_respect_permissions() {
+        let access = ExternalAccess {
+            protected: true,
+            tokens: vec![
+                StaticToken {
+                    token: Secret::new("full-access-token"),
+                    subject: "portal".into(),
+                    permissions: None,
+                },
+                StaticToken {
+                    token: Secret::new("create-only-token"),
+                    subject: "importer".into(),
+                    permissions: Some(vec!["catalog.location.create".into()]),
+                },
+            ],
+        };
+        let create = WritePermission::LocationCreate;
+        assert_eq!(
+            access.authorize(Some("full-access-token"), create),
+            Ok(Some("portal"))
+        );
+        assert_eq!(
+            access.authorize(Some("create-only-token"), create),
+            Ok(Some("importer"))
+        );
+        assert_eq!(
+            access.authorize(Some("create-only-token"), WritePermission::LocationDelete),
+            Err(Denied::Forbidden)
+        );
+        for wrong in [
+            "",
+            "full-access-toke",
+            "full-access-token2",
+            "FULL-ACCESS-TOKEN",
+        ] {
+            assert_eq!(
+                access.authorize(Some(wrong), create),
+                Err(Denied::Unauthenticated),
+                "{wrong}"
+            );
+        }
+        assert_eq!(access.authorize(None, create), Err(Denied::Unauthenticated));
+        assert_eq!(ExternalAccess::default().authorize(None, create), Ok(None));
+        assert!(!format!("{access:?}").contains("full-access-token"));
+    }
+}

@@ -1,0 +1,147 @@
+//! `catalog.providers.bitbucketCloud`: Backstage's Bitbucket Cloud provider
+//! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
+//! `pagelen`, `concurrency` and `host`.
+
+use super::{CatalogSettings, ConfigError, Ctx, Schedule, loose_text, raw, shown};
+use crate::bitbucket::cloud::MAX_PAGELEN;
+use crate::integrations::Integrations;
+use regex::Regex;
+
+/// Results per page unless configured: Cloud's maximum.
+pub const DEFAULT_PAGELEN: u32 = 100;
+
+/// One `catalog.providers.bitbucketCloud` entry.
+#[derive(Debug, Clone)]
+pub struct CloudProviderConfig {
+    pub id: String,
+    pub workspace: String,
+    /// The `integrations.bitbucketCloud` host whose API and credentials it uses.
+    pub host: String,
+    /// Without a leading slash, e.g. `catalog-info.yaml`.
+    pub catalog_path: String,
+    pub filters: CloudFilters,
+    pub pagelen: u32,
+    pub schedule: Schedule,
+    pub concurrency: usize,
+    /// The catalog-wide rules and limits, shared by every provider.
+    pub catalog: CatalogSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CloudFilters {
+    /// Must match the whole project key (Backstage's Cloud semantics).
+    pub project_key: Option<Regex>,
+    /// Must match the whole slug.
+    pub repo_slug: Option<Regex>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn cloud_providers(
+        &mut self,
+        integrations: &Integrations,
+    ) -> Result<Vec<CloudProviderConfig>, ConfigError> {
+        let base = "catalog.providers.bitbucketCloud";
+        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let entries = self.provider_entries(base, value, "workspace")?;
+        let mut providers = Vec::with_capacity(entries.len());
+        for (id, key, value) in entries {
+            let raw: raw::CloudProvider = self.section(&key, value)?;
+            providers.push(self.cloud_provider(id, &key, raw, integrations)?);
+        }
+        Ok(providers)
+    }
+
+    fn cloud_provider(
+        &mut self,
+        id: String,
+        key: &str,
+        raw: raw::CloudProvider,
+        integrations: &Integrations,
+    ) -> Result<CloudProviderConfig, ConfigError> {
+        let workspace = raw.workspace.trim().to_owned();
+        if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
+            return Err(self.error(
+                &format!("{key}.workspace"),
+                format!(
+                    "'{workspace}' is not a workspace slug; write the workspace ID as in https://bitbucket.org/<workspace>/"
+                ),
+            ));
+        }
+        let host = self.cloud_host(key, raw.host, integrations)?;
+        let catalog_path = self.catalog_path(key, raw.catalog_path)?;
+        let filters = raw.filters.unwrap_or_default();
+        let filters = CloudFilters {
+            project_key: self.filter_regex(key, "projectKey", filters.project_key, true)?,
+            repo_slug: self.filter_regex(key, "repoSlug", filters.repo_slug, true)?,
+        };
+        let pagelen = match raw.pagelen {
+            None => DEFAULT_PAGELEN,
+            Some(n) => loose_text(&n)
+                .and_then(|text| text.parse::<u32>().ok())
+                .filter(|n| (1..=MAX_PAGELEN).contains(n))
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.pagelen"),
+                        format!(
+                            "{} is not a number from 1 to {MAX_PAGELEN} (Bitbucket Cloud's maximum page size)",
+                            shown(&n)
+                        ),
+                    )
+                })?,
+        };
+        let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
+        let concurrency = self.concurrency(key, raw.concurrency)?;
+        Ok(CloudProviderConfig {
+            id,
+            workspace,
+            host,
+            catalog_path,
+            filters,
+            pagelen,
+            schedule,
+            concurrency,
+            catalog: CatalogSettings::default(),
+        })
+    }
+
+    /// The Cloud integration a provider uses: `host` when given, else
+    /// `bitbucket.org` (as Backstage), else the only one configured.
+    fn cloud_host(
+        &self,
+        key: &str,
+        host: Option<String>,
+        integrations: &Integrations,
+    ) -> Result<String, ConfigError> {
+        let known: Vec<&str> = integrations
+            .bitbucket_cloud
+            .iter()
+            .map(|i| i.host.as_str())
+            .collect();
+        let found = match &host {
+            Some(host) => integrations.cloud(host.trim()),
+            None => integrations.cloud("bitbucket.org").or(
+                match integrations.bitbucket_cloud.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                },
+            ),
+        };
+        found.map(|i| i.host.clone()).ok_or_else(|| {
+            self.error(
+                &format!("{key}.host"),
+                match host {
+                    Some(host) => format!(
+                        "no Bitbucket Cloud integration for host '{host}' (known hosts: {}); add an integrations.bitbucketCloud entry or fix the host",
+                        known.join(", ")
+                    ),
+                    None => format!(
+                        "several integrations.bitbucketCloud entries and none for bitbucket.org ({}); set host to the one this provider uses",
+                        known.join(", ")
+                    ),
+                },
+            )
+        })
+    }
+}

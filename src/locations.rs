@@ -1,0 +1,257 @@
+//! Locations given by URL, as the API sees them: static ones from
+//! `catalog.locations`, those registered over HTTP (kept in the store, read
+//! again on the location schedule, removable), and the files providers
+//! discovered. Registering reads the target at once, so a location that
+//! cannot be read is never stored.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, Entity};
+use crate::discovery::location::{
+    LocationContext, LocationError, LocationOrigin, LocationSource, location_id, location_json,
+    source_id,
+};
+use crate::discovery::{Problem, RunResult, Source, now_rfc3339};
+use crate::scheduler::{Scheduler, SourceRunner};
+use crate::store::{CatalogStore, RegisteredLocation, StoreError};
+
+/// Why a registration was refused. Each maps to one of Backstage's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// A bad request: wrong type, or a target this daemon does not read.
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Bitbucket could not be read (or not in time); nothing was stored.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the location was read but cannot be stored: {0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the location cannot be removed from the store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a registration (or a dry run of one) came to.
+#[derive(Debug)]
+pub struct Registration {
+    /// `{id, type, target, entityRef}`.
+    pub location: Value,
+    /// The generated Location entity first, then what the target yields.
+    pub entities: Vec<Entity>,
+    /// Whether the target already was a location (dry run).
+    pub exists: bool,
+    /// What the target's files got wrong (our addition to Backstage's body).
+    pub problems: Vec<Problem>,
+}
+
+pub struct Locations {
+    context: LocationContext,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn CatalogStore>,
+    scheduler: Arc<Scheduler>,
+    shutdown: CancellationToken,
+    /// Serialises registrations and removals (each checks, then changes).
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl Locations {
+    pub fn new(
+        context: LocationContext,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn CatalogStore>,
+        scheduler: Arc<Scheduler>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            context,
+            catalog,
+            store,
+            scheduler,
+            shutdown,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Static, registered and discovered locations, one per target, by target.
+    pub fn list(&self) -> Vec<Value> {
+        let mut targets = BTreeSet::new();
+        for runner in self.scheduler.runners() {
+            if let Some(location) = runner.source().as_location() {
+                targets.insert(location.target().to_owned());
+            }
+        }
+        for entity in &self.catalog.snapshot().entities {
+            targets.extend(entity.origin.clone());
+        }
+        targets.iter().map(|t| location_json(t)).collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Value> {
+        self.list().into_iter().find(|l| l["id"] == id)
+    }
+
+    /// The runner of the static or registered location for `target`.
+    fn runner_for(&self, target: &str) -> Option<Arc<SourceRunner>> {
+        self.scheduler.runner(&source_id(&location_id(target)))
+    }
+
+    /// Whether a provider already reads `target` (its entities' origin).
+    fn discovered(&self, target: &str) -> bool {
+        self.catalog
+            .snapshot()
+            .entities
+            .iter()
+            .any(|e| e.origin.as_deref() == Some(target))
+    }
+
+    /// Registers `target` (`type` must be `url`): reads it now, stores it
+    /// and serves its entities. `dry_run` only reads. An existing static or
+    /// registered location is a conflict unless `refresh`, which reads it
+    /// again; a file a provider discovers is always a conflict.
+    pub async fn register(
+        &self,
+        type_: &str,
+        target: &str,
+        dry_run: bool,
+        refresh: bool,
+    ) -> Result<Registration, RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; register {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
+            )));
+        }
+        self.context
+            .check(target)
+            .map_err(|e| RegisterError::Input(e.to_string()))?;
+        let _writes = self.writes.lock().await;
+        let existing = self.runner_for(target);
+        let exists = existing.is_some() || self.discovered(target);
+        if dry_run {
+            let source =
+                LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+            let run = self.read(&source).await?;
+            return Ok(self.registration(target, run, exists));
+        }
+        if let Some(runner) = existing {
+            let Some(location) = runner.source().as_location().filter(|_| refresh) else {
+                return Err(RegisterError::Conflict(format!(
+                    "Location url:{target} already exists (id {}); pass onConflict=refresh to read it again",
+                    location_id(target)
+                )));
+            };
+            let _exclusive = runner.exclusive().await;
+            let run = self.read(location).await?;
+            let registration = self.registration(target, run.clone(), true);
+            runner.record(run, false).await;
+            return Ok(registration);
+        }
+        if exists {
+            return Err(RegisterError::Conflict(format!(
+                "Location url:{target} is already read by a provider's discovery; its entities are in the catalog (refresh the provider instead)"
+            )));
+        }
+        let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+        let run = self.read(&source).await?;
+        self.store
+            .add_location(&RegisteredLocation {
+                id: source.location_id().to_owned(),
+                type_: "url".into(),
+                target: target.to_owned(),
+                created_at: now_rfc3339(),
+            })
+            .await?;
+        let registration = self.registration(target, run.clone(), false);
+        let runner = Arc::new(self.runner(source));
+        runner.record(run, false).await;
+        self.scheduler.add(runner);
+        tracing::info!(url = target, "location registered");
+        Ok(registration)
+    }
+
+    /// A runner for a location source, wired like every other source.
+    pub fn runner(&self, source: LocationSource) -> SourceRunner {
+        SourceRunner::new(
+            Source::Location(source),
+            Arc::clone(&self.catalog),
+            Arc::clone(&self.store),
+            self.shutdown.child_token(),
+        )
+    }
+
+    /// Reads a location within the location schedule's timeout; a target
+    /// that yields nothing is an error (nothing is stored).
+    async fn read(&self, source: &LocationSource) -> Result<RunResult, RegisterError> {
+        let timeout = self.context.schedule.timeout;
+        let run = tokio::time::timeout(timeout, source.read())
+            .await
+            .map_err(|_| {
+                RegisterError::Unavailable(format!(
+                    "reading {} took longer than catalog.locationSchedule.timeout ({}s); nothing was registered",
+                    source.target(),
+                    timeout.as_secs()
+                ))
+            })?;
+        match run.error {
+            None => Ok(run.result),
+            Some(LocationError::Refused(err)) => Err(RegisterError::Input(err.to_string())),
+            Some(err @ LocationError::NotFound(_)) => Err(RegisterError::NotFound(err.to_string())),
+            Some(err @ LocationError::Read { .. }) => Err(RegisterError::Unavailable(format!(
+                "{err}; nothing was registered"
+            ))),
+        }
+    }
+
+    fn registration(&self, target: &str, run: RunResult, exists: bool) -> Registration {
+        Registration {
+            location: location_json(target),
+            entities: run.entities.unwrap_or_default(),
+            exists,
+            problems: run.report.problems,
+        }
+    }
+
+    /// Removes the registered location `id` and its entities.
+    pub async fn remove(&self, id: &str) -> Result<(), RemoveError> {
+        let _writes = self.writes.lock().await;
+        let source = source_id(id);
+        let runner = self
+            .scheduler
+            .runner(&source)
+            .filter(|r| {
+                r.source()
+                    .as_location()
+                    .is_some_and(|l| l.origin() == LocationOrigin::Registered)
+            })
+            .ok_or_else(|| {
+                let message = match self.get(id) {
+                    Some(location) => format!(
+                        "Location {id} ({}) was not registered over HTTP: it comes from catalog.locations or a provider's discovery, so change the configuration instead",
+                        location["target"].as_str().unwrap_or_default()
+                    ),
+                    None => format!("Found no location with ID {id}"),
+                };
+                RemoveError::NotFound(message)
+            })?;
+        // No run is half-way while the location goes.
+        let _exclusive = runner.exclusive().await;
+        self.store.remove_location(id, &source).await?;
+        runner.retire();
+        self.scheduler.remove(&source);
+        self.catalog.remove_source(&source);
+        tracing::info!(url = runner.target(), "location removed");
+        Ok(())
+    }
+}
