@@ -292,18 +292,7 @@ pub async fn query_get(
     let fields = parse_fields(&params.all("fields")).map_err(|e| req.input(e.0))?;
     let limit = params.uint("limit").map_err(|m| req.input(m))?;
     if let Some(cursor) = params.one("cursor") {
-        if cursor.is_empty() {
-            return Err(req.input("Cursor cannot be empty"));
-        }
-        let cursor = decode_cursor(cursor).map_err(|m| req.input(m))?;
-        return execute(
-            &state,
-            &req,
-            None,
-            PageStart::Cursor(Box::new(cursor)),
-            limit,
-            &fields,
-        );
+        return from_cursor(&state, &req, cursor, limit, &fields);
     }
     let mut order = None;
     for item in params.all("orderField") {
@@ -380,18 +369,7 @@ pub async fn query_post(
         serde_json::from_slice(&body).map_err(|e| req.input(format!("Invalid query: {e}")))?;
     let fields = parse_fields(&body.fields).map_err(|e| req.input(e.0))?;
     if let Some(cursor) = body.cursor.as_deref() {
-        if cursor.is_empty() {
-            return Err(req.input("Cursor cannot be empty"));
-        }
-        let cursor = decode_cursor(cursor).map_err(|m| req.input(m))?;
-        return execute(
-            &state,
-            &req,
-            None,
-            PageStart::Cursor(Box::new(cursor)),
-            body.limit,
-            &fields,
-        );
+        return from_cursor(&state, &req, cursor, body.limit, &fields);
     }
     if let Some(query) = &body.query
         && !query.is_object()
@@ -416,6 +394,28 @@ pub async fn query_post(
         PageStart::Offset(body.offset.unwrap_or(0)),
         body.limit,
         &fields,
+    )
+}
+
+/// The next or previous page of a query, from its cursor.
+fn from_cursor(
+    state: &ApiState,
+    req: &Req,
+    cursor: &str,
+    limit: Option<usize>,
+    fields: &[String],
+) -> Result<Response, ApiError> {
+    if cursor.is_empty() {
+        return Err(req.input("Cursor cannot be empty"));
+    }
+    let cursor = decode_cursor(cursor).map_err(|m| req.input(m))?;
+    execute(
+        state,
+        req,
+        None,
+        PageStart::Cursor(Box::new(cursor)),
+        limit,
+        fields,
     )
 }
 

@@ -162,10 +162,7 @@ impl CatalogStore for SqliteStore {
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
-                source_id: source.to_owned(),
-                message: e.to_string(),
-            })?;
+            let run_json = run_json(source, run)?;
             let mut tx = self.pool.begin().await?;
             upsert_run(&mut tx, source, &run_json).await?;
             sqlx::query("DELETE FROM entities WHERE source_id = ?")
@@ -205,10 +202,7 @@ impl CatalogStore for SqliteStore {
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
-                source_id: source.to_owned(),
-                message: e.to_string(),
-            })?;
+            let run_json = run_json(source, run)?;
             let mut tx = self.pool.begin().await?;
             upsert_run(&mut tx, source, &run_json).await?;
             tx.commit().await?;
@@ -305,6 +299,13 @@ impl CatalogStore for SqliteStore {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move { self.pool.close().await })
     }
+}
+
+fn run_json(source: &str, run: &RunReport) -> Result<String, StoreError> {
+    serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 async fn upsert_run(
