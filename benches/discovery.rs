@@ -154,9 +154,12 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
         stats.faults
     );
     if let Some(rate) = &sim.config().behaviour.rate_limit {
-        let bound = stats.requests.saturating_sub(u64::from(rate.burst)) as f64 / rate.per_second;
+        // A 429 costs no token: the bound counts the requests that were served.
+        let bound = (stats.requests - stats.status("429")).saturating_sub(u64::from(rate.burst))
+            as f64
+            / rate.per_second;
         println!(
-            "   bound (requests beyond the burst / {} per s) {bound:.1} s; wall / bound {:.3}",
+            "   bound (served requests beyond the burst / {} per s) {bound:.1} s; wall / bound {:.3}",
             rate.per_second,
             outcome.wall.as_secs_f64() / bound
         );
