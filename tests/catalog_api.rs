@@ -254,17 +254,7 @@ async fn uids_are_stable_and_etags_follow_content() {
     assert_eq!(body["error"]["message"], "No entity with uid nope");
 
     // Same content again: same uid and etag. Changed content: same uid, new etag.
-    let refreshed = app
-        .http
-        .post(format!(
-            "{}/api/catalog/providers/main/refresh",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), 202);
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
     let again = app
         .get_json("/api/catalog/entities/by-name/component/default/billing")
         .await;
@@ -277,19 +267,7 @@ async fn uids_are_stable_and_etags_follow_content() {
         authorization: None,
     };
     mount_changed_billing(&changed).await;
-    let before = app.get_json("/api/catalog/providers/main").await["lastRun"]["startedAt"].clone();
-    app.http
-        .post(format!(
-            "{}/api/catalog/providers/main/refresh",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
-    app.wait_for_run("main", |s| {
-        s["lastRun"]["startedAt"] != before && s["inProgress"] == false
-    })
-    .await;
+    app.refresh("main", "").await;
     let changed_entity = app
         .get_json("/api/catalog/entities/by-name/component/default/billing")
         .await;

@@ -32,21 +32,7 @@ async fn mount(fake: &FakeServer, with_file: &[String], without_file: &[String])
 }
 
 async fn refresh(app: &TestApp, query: &str) -> Value {
-    let before = app.get_json("/api/catalog/providers/main").await["lastRun"]["startedAt"].clone();
-    let response = app
-        .http
-        .post(format!(
-            "{}/api/catalog/providers/main/refresh{query}",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    app.wait_for_run("main", |s| {
-        s["lastRun"]["startedAt"] != before && s["inProgress"] == false
-    })
-    .await
+    app.refresh("main", query).await
 }
 
 #[tokio::test]

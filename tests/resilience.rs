@@ -193,23 +193,7 @@ async fn an_unreadable_file_keeps_its_previous_entities_until_it_is_gone() {
     finished_run(&app, "main").await;
     assert_eq!(app.entity_names().await, vec!["a", "b"]);
 
-    let refresh = || async {
-        let before =
-            app.get_json("/api/catalog/providers/main").await["lastRun"]["startedAt"].clone();
-        app.http
-            .post(format!(
-                "{}/api/catalog/providers/main/refresh",
-                app.address
-            ))
-            .send()
-            .await
-            .unwrap();
-        app.wait_for_run("main", |s| {
-            s["lastRun"]["startedAt"] != before && s["inProgress"] == false
-        })
-        .await["lastRun"]
-            .clone()
-    };
+    let refresh = || async { app.refresh("main", "").await["lastRun"].clone() };
 
     // b's file now fails every time: b stays, marked stale.
     fake.server.reset().await;
@@ -288,20 +272,7 @@ async fn a_listing_that_fails_part_way_fails_the_run_and_keeps_everything() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&fake.server)
         .await;
-    let before = app.get_json("/api/catalog/providers/main").await["lastRun"]["startedAt"].clone();
-    app.http
-        .post(format!(
-            "{}/api/catalog/providers/main/refresh",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
-    let status = app
-        .wait_for_run("main", |s| {
-            s["lastRun"]["startedAt"] != before && s["inProgress"] == false
-        })
-        .await;
+    let status = app.refresh("main", "").await;
     assert_eq!(
         status["lastRun"]["outcome"]["status"], "failed",
         "{status:#}"

@@ -263,6 +263,29 @@ impl TestApp {
         }
     }
 
+    /// `POST …/providers/{provider}/refresh{query}` (must be accepted), then
+    /// the provider's status once that new run has finished.
+    pub async fn refresh(&self, provider: &str, query: &str) -> Value {
+        let before = self
+            .get_json(&format!("/api/catalog/providers/{provider}"))
+            .await["lastRun"]["startedAt"]
+            .clone();
+        let response = self
+            .http
+            .post(format!(
+                "{}/api/catalog/providers/{provider}/refresh{query}",
+                self.address
+            ))
+            .send()
+            .await
+            .expect("refresh reaches the app");
+        assert_eq!(response.status(), 202);
+        self.wait_for_run(provider, |s| {
+            s["lastRun"]["startedAt"] != before && s["inProgress"] == false
+        })
+        .await
+    }
+
     pub async fn entity_names(&self) -> Vec<String> {
         let entities = self.get_json("/api/catalog/entities").await;
         entities
