@@ -51,6 +51,9 @@ pub struct SourceRunner {
     shutdown: CancellationToken,
     /// Set once the source is removed (a deleted location): no run applies.
     retired: AtomicBool,
+    /// The source's last stable size (deletion guard); starts at what is
+    /// served after a restart.
+    baseline: Mutex<usize>,
 }
 
 /// What a refresh request did.
@@ -77,6 +80,7 @@ impl SourceRunner {
             repositories: Mutex::new(None),
             shutdown,
             retired: AtomicBool::new(false),
+            baseline: Mutex::new(0),
         }
     }
 
@@ -233,7 +237,16 @@ impl SourceRunner {
         let incoming: std::collections::HashSet<_> = entities.iter().map(|e| e.key()).collect();
         let removed = current.iter().filter(|k| !incoming.contains(*k)).count();
         let guard = self.source.deletion_guard();
-        if guard.holds(current.len(), removed) {
+        // Against the last stable size too, so runs that each remove a little
+        // less than the threshold cannot add up to more without `force`.
+        let baseline = (*self.baseline.lock()).max(current.len());
+        let shrunk_since_baseline = baseline.saturating_sub(incoming.len());
+        let (removed, of) = if guard.holds(current.len(), removed) {
+            (removed, current.len())
+        } else {
+            (shrunk_since_baseline, baseline)
+        };
+        if guard.holds(of, removed) {
             if force {
                 tracing::warn!(
                     provider = self.id(),
@@ -243,8 +256,7 @@ impl SourceRunner {
                 );
             } else {
                 let message = format!(
-                    "held: would remove {removed} of {} entities, more than the deletionThreshold of {:.0} %; the previous entities stay. If the removal is intended, POST /api/catalog/providers/{}/refresh?force=true",
-                    current.len(),
+                    "held: would remove {removed} of {of} entities, more than the deletionThreshold of {:.0} %; the previous entities stay. If the removal is intended, POST /api/catalog/providers/{}/refresh?force=true",
                     guard.threshold * 100.0,
                     self.id()
                 );
@@ -252,9 +264,17 @@ impl SourceRunner {
                 report.outcome = Outcome::Held {
                     message,
                     would_remove: removed,
-                    of: current.len(),
+                    of,
                 };
                 return report;
+            }
+        }
+        // The size the guard measures shrinking against: it follows growth,
+        // and a forced run resets it; an allowed shrink leaves it where it was.
+        {
+            let mut baseline = self.baseline.lock();
+            if force || incoming.len() >= *baseline {
+                *baseline = incoming.len();
             }
         }
         // Stitching and rendering are CPU work: keep them off the async workers.

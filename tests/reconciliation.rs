@@ -274,3 +274,39 @@ async fn the_repositories_without_a_catalog_file_are_listed_exactly() {
     );
     app.stop().await;
 }
+
+/// Runs that each stay under the threshold cannot add up to more than it.
+#[tokio::test]
+async fn small_removals_cannot_add_up_past_the_threshold() {
+    let fake = FakeServer::start().await;
+    let all = slugs(20);
+    mount(&fake, &all, &[]).await;
+    let app = TestApp::spawn(&server_config(&fake, "", MANUAL)).await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+
+    // 6 of 20 (30 %): applied.
+    fake.server.reset().await;
+    mount(&fake, &all[..14], &[]).await;
+    assert_eq!(
+        refresh(&app, "").await["lastRun"]["outcome"]["status"],
+        "succeeded"
+    );
+    assert_eq!(app.entity_names().await.len(), 14);
+
+    // 6 of 14 (43 %) alone would pass, but 12 of the stable 20 (60 %) is held.
+    fake.server.reset().await;
+    mount(&fake, &all[..8], &[]).await;
+    let held = refresh(&app, "").await;
+    assert_eq!(held["lastRun"]["outcome"]["status"], "held", "{held:#}");
+    assert_eq!(held["lastRun"]["outcome"]["wouldRemove"], 12);
+    assert_eq!(held["lastRun"]["outcome"]["of"], 20);
+    assert_eq!(app.entity_names().await.len(), 14);
+
+    // Forced: applied, and the guard measures from there on.
+    assert_eq!(
+        refresh(&app, "?force=true").await["lastRun"]["outcome"]["status"],
+        "succeeded"
+    );
+    assert_eq!(app.entity_names().await.len(), 8);
+    app.stop().await;
+}
