@@ -211,11 +211,6 @@ impl IntegrationHttp {
             credentials,
         }
     }
-
-    /// The client-side pace currently in force (requests per second).
-    pub fn current_rate(&self) -> Option<f64> {
-        self.pacer.current_rate()
-    }
 }
 
 /// One [`IntegrationHttp`] per configured Bitbucket, by host: every source

@@ -152,6 +152,7 @@ impl Pacer {
     }
 
     /// The pace in force (requests per second), `None` when unlimited.
+    #[cfg(test)]
     pub fn current_rate(&self) -> Option<f64> {
         self.state.lock().rate
     }

@@ -157,30 +157,23 @@ impl Catalog {
     /// ref another source already owns stays with that owner (first come,
     /// first served, as in Backstage) and is returned as a conflict.
     pub fn replace_source(&self, source: &str, entities: Vec<Entity>) -> Vec<Conflict> {
-        self.replace_sources(vec![(source.to_owned(), entities)])
+        let mut state = self.state.write();
+        let mut conflicts = Vec::new();
+        let entities = entities.into_iter().map(|e| Stored {
+            source: source.to_owned(),
+            entity: Some(Arc::new(e)),
+            prepared: None,
+        });
+        Self::replace_in(&mut state, source, entities, &mut conflicts);
+        Self::stitch(&mut state);
+        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
+        conflicts
     }
 
     /// Drops `source` and everything it contributes (a removed location).
     pub fn remove_source(&self, source: &str) {
         self.replace_source(source, Vec::new());
         self.state.write().keys_by_source.remove(source);
-    }
-
-    /// Replaces several sources in one step, stitching once.
-    pub fn replace_sources(&self, sources: Vec<(String, Vec<Entity>)>) -> Vec<Conflict> {
-        let mut state = self.state.write();
-        let mut conflicts = Vec::new();
-        for (source, entities) in sources {
-            let entities = entities.into_iter().map(|e| Stored {
-                source: source.clone(),
-                entity: Some(Arc::new(e)),
-                prepared: None,
-            });
-            Self::replace_in(&mut state, &source, entities, &mut conflicts);
-        }
-        Self::stitch(&mut state);
-        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
-        conflicts
     }
 
     /// Serves entities exactly as they were rendered before (start-up from

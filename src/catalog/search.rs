@@ -100,10 +100,6 @@ impl SearchRows {
         self.rows().any(|row| row.key == key)
     }
 
-    pub fn len_bytes(&self) -> usize {
-        self.0.len()
-    }
-
     /// The packed form, for storage.
     pub fn packed(&self) -> &str {
         &self.0
