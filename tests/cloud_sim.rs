@@ -92,22 +92,7 @@ async fn run_and_check(sim: &Simulator, pagelen: usize, minimum: usize, notice: 
         .iter()
         .flat_map(|r| r.tree_entity_refs.iter().cloned())
         .collect();
-    let served: BTreeSet<String> = app
-        .get_json("/api/catalog/entities")
-        .await
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| {
-            format!(
-                "{}:{}/{}",
-                e["kind"].as_str().unwrap_or_default(),
-                e["metadata"]["namespace"].as_str().unwrap_or_default(),
-                e["metadata"]["name"].as_str().unwrap_or_default()
-            )
-            .to_lowercase()
-        })
-        .collect();
+    let served = app.entity_refs().await;
     assert!(
         expected.len() > 200,
         "a data set worth testing: {}",

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
@@ -36,24 +35,6 @@ fn sim_config(sim: &Simulator, integration_extra: &str) -> String {
     )
 }
 
-async fn served_refs(app: &TestApp) -> BTreeSet<String> {
-    app.get_json("/api/catalog/entities?fields=kind,metadata.name,metadata.namespace")
-        .await
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| {
-            format!(
-                "{}:{}/{}",
-                e["kind"].as_str().unwrap_or_default(),
-                e["metadata"]["namespace"].as_str().unwrap_or_default(),
-                e["metadata"]["name"].as_str().unwrap_or_default()
-            )
-            .to_lowercase()
-        })
-        .collect()
-}
-
 async fn finished_run(app: &TestApp, provider: &str) -> Value {
     app.wait_for_run(provider, |s| s["inProgress"] == false)
         .await["lastRun"]
@@ -67,7 +48,7 @@ async fn a_clean_run_makes_exactly_the_minimum_requests() {
     let run = finished_run(&app, "sim").await;
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
     assert_eq!(
-        served_refs(&app).await,
+        app.entity_refs().await,
         sim.dataset().expected_server_tree_refs(false)
     );
     let stats = sim.stats();
@@ -110,7 +91,7 @@ async fn no_entity_is_lost_to_5xx_resets_or_truncated_bodies() {
     let run = finished_run(&app, "sim").await;
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
     assert_eq!(
-        served_refs(&app).await,
+        app.entity_refs().await,
         sim.dataset().expected_server_tree_refs(false)
     );
     let faults = sim.stats().faults;
@@ -137,7 +118,7 @@ async fn a_429_storm_costs_time_not_entities() {
     let run = finished_run(&app, "sim").await;
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
     assert_eq!(
-        served_refs(&app).await,
+        app.entity_refs().await,
         sim.dataset().expected_server_tree_refs(false)
     );
     let limited = sim.stats().status("429");
@@ -165,7 +146,7 @@ async fn slow_bodies_past_the_request_timeout_are_retried() {
     let run = finished_run(&app, "sim").await;
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
     assert_eq!(
-        served_refs(&app).await,
+        app.entity_refs().await,
         sim.dataset().expected_server_tree_refs(false)
     );
     assert!(run["retries"].as_u64().unwrap() > 0, "{run:#}");

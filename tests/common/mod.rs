@@ -286,6 +286,25 @@ impl TestApp {
         .await
     }
 
+    /// Every served entity as a lowercased `kind:namespace/name` ref.
+    pub async fn entity_refs(&self) -> std::collections::BTreeSet<String> {
+        self.get_json("/api/catalog/entities?fields=kind,metadata.name,metadata.namespace")
+            .await
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{}/{}",
+                    e["kind"].as_str().unwrap_or_default(),
+                    e["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    e["metadata"]["name"].as_str().unwrap_or_default()
+                )
+                .to_lowercase()
+            })
+            .collect()
+    }
+
     pub async fn entity_names(&self) -> Vec<String> {
         let entities = self.get_json("/api/catalog/entities").await;
         entities
