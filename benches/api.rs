@@ -56,7 +56,7 @@ async fn seed(db: &Path, count: usize) {
     store
         .save_source(
             "bench",
-            &catalog.source_prepared("bench"),
+            &catalog.source_served("bench"),
             &RunReport::new("bench"),
         )
         .await

@@ -157,7 +157,7 @@ impl SourceRunner {
         let started = Instant::now();
         let started_at = now_rfc3339();
         tracing::info!(provider = self.id(), "discovery run started");
-        let previous = PreviousEntities::new(self.catalog.source_entities(self.id()));
+        let previous = PreviousEntities::new(self.catalog.source_served(self.id()));
         let outcome = tokio::select! {
             result = tokio::time::timeout(timeout, self.source.run(&previous)) => result.ok(),
             () = self.shutdown.cancelled() => {
@@ -294,7 +294,7 @@ impl SourceRunner {
             }
         };
         // Persist what is now served, so a restart serves it without work.
-        let served = self.catalog.source_prepared(self.id());
+        let served = self.catalog.source_served(self.id());
         if let Err(err) = self.store.save_source(self.id(), &served, &report).await {
             // Still served; only a restart would lose them.
             tracing::error!(provider = self.id(), error = %err, "cannot persist the run's entities");

@@ -323,30 +323,16 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// The entities `source` currently contributes, as served.
-    pub fn source_entities(&self, source: &str) -> Vec<Entity> {
+    /// What `source` currently serves, rendered (what the store keeps, and
+    /// what a run falls back on for files it cannot read).
+    pub fn source_served(&self, source: &str) -> Vec<Arc<PreparedEntity>> {
         let state = self.state.read();
         state
             .keys_by_source
             .get(source)
             .map(|keys| {
                 keys.iter()
-                    .filter_map(|k| state.by_key.get(k)?.typed())
-                    .map(|e| Entity::clone(&e))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// What `source` currently serves, rendered (what the store keeps).
-    pub fn source_prepared(&self, source: &str) -> Vec<PreparedEntity> {
-        let state = self.state.read();
-        state
-            .keys_by_source
-            .get(source)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| state.by_key.get(k)?.prepared.as_deref().cloned())
+                    .filter_map(|k| state.by_key.get(k)?.prepared.clone())
                     .collect()
             })
             .unwrap_or_default()

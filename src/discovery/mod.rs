@@ -14,12 +14,13 @@ pub mod location;
 pub mod pipeline;
 pub mod server;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Entity;
 pub use crate::catalog::problem::{Problem, ProblemKind};
+use crate::catalog::{Entity, PreparedEntity};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -166,20 +167,16 @@ impl RunReport {
 /// keep what it gave last time.
 #[derive(Debug, Default)]
 pub struct PreviousEntities {
-    by_origin: std::collections::HashMap<String, Vec<Entity>>,
+    /// Rendered, so a run costs nothing here unless a read actually fails.
+    by_origin: std::collections::HashMap<String, Vec<Arc<PreparedEntity>>>,
 }
 
 impl PreviousEntities {
-    pub fn new(entities: impl IntoIterator<Item = Entity>) -> Self {
-        let mut by_origin: std::collections::HashMap<String, Vec<Entity>> =
+    pub fn new(served: impl IntoIterator<Item = Arc<PreparedEntity>>) -> Self {
+        let mut by_origin: std::collections::HashMap<String, Vec<Arc<PreparedEntity>>> =
             std::collections::HashMap::new();
-        for entity in entities {
-            if let Some(origin) = entity
-                .metadata
-                .annotations
-                .get(crate::catalog::entity::ANNOTATION_ORIGIN_LOCATION)
-            {
-                let origin = origin.strip_prefix("url:").unwrap_or(origin).to_owned();
+        for entity in served {
+            if let Some(origin) = entity.origin.clone() {
                 by_origin.entry(origin).or_default().push(entity);
             }
         }
@@ -188,7 +185,15 @@ impl PreviousEntities {
 
     /// The entities last read from `url` (and the files its Locations reached).
     pub fn from_file(&self, url: &str) -> Vec<Entity> {
-        self.by_origin.get(url).cloned().unwrap_or_default()
+        self.by_origin
+            .get(url)
+            .map(|served| {
+                served
+                    .iter()
+                    .filter_map(|e| serde_json::from_str(&e.json).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -8,6 +8,7 @@
 mod sqlite;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
@@ -72,7 +73,7 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn save_source<'a>(
         &'a self,
         source: &'a str,
-        entities: &'a [PreparedEntity],
+        entities: &'a [Arc<PreparedEntity>],
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 

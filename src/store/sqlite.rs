@@ -158,7 +158,7 @@ impl CatalogStore for SqliteStore {
     fn save_source<'a>(
         &'a self,
         source: &'a str,
-        entities: &'a [PreparedEntity],
+        entities: &'a [Arc<PreparedEntity>],
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
