@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::{Catalog, Entity};
+use bitbucket_catalogd::catalog::{Catalog, Entity, UnitEntities};
 use bitbucket_catalogd::discovery::RunReport;
-use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::store::{Batch, CatalogStore, SqliteStore};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -51,14 +51,26 @@ fn entity(i: usize) -> Entity {
 /// Renders the entities the way a run does (stitched) and stores them.
 async fn seed(db: &Path, count: usize) {
     let catalog = Catalog::new();
-    catalog.replace_source("bench", (0..count).map(entity).collect());
+    // One repository (unit) per entity, as a provider run keeps them.
+    let units = (0..count)
+        .map(|i| UnitEntities {
+            unit: format!("https://bitbucket.example.com/projects/P{}/repos/service-{i:06}/browse/catalog-info.yaml", i % 200),
+            entities: vec![entity(i)],
+        })
+        .collect();
+    let applied = catalog.prepare("bench", units);
     let store = SqliteStore::open(db).await.expect("store");
     store
-        .save_source(
-            "bench",
-            &catalog.source_served("bench"),
-            &RunReport::new("bench"),
-        )
+        .apply(Batch {
+            source: "bench",
+            changes: &applied.changes,
+            repositories: &[],
+            forgotten: &[],
+        })
+        .await
+        .expect("seed");
+    store
+        .save_run("bench", &RunReport::new("bench"))
         .await
         .expect("seed");
     store.close().await;

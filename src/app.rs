@@ -17,11 +17,11 @@ use crate::bitbucket::{HttpPool, HttpSetupError};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::discovery::Source;
-use crate::discovery::cloud::CloudProvider;
+use crate::discovery::cloud::CloudFlavour;
 use crate::discovery::location::{LocationContext, LocationOrigin, LocationSource};
-use crate::discovery::server::ServerProvider;
+use crate::discovery::server::ServerFlavour;
 use crate::locations::Locations;
-use crate::scheduler::{Scheduler, SchedulerError, SourceRunner};
+use crate::scheduler::{Applier, Scheduler, SchedulerError, SourceRunner};
 use crate::store::{self, CatalogStore, StoreError};
 
 /// How long in-flight HTTP requests may take to finish at shutdown.
@@ -72,7 +72,7 @@ pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
             .integrations
             .server(&provider.host)
             .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-        sources.push(Source::Server(ServerProvider::new(
+        sources.push(Source::Server(ServerFlavour::provider(
             provider.clone(),
             integration.clone(),
             shared(&integration.host)?,
@@ -83,7 +83,7 @@ pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
             .integrations
             .cloud(&provider.host)
             .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-        sources.push(Source::Cloud(CloudProvider::new(
+        sources.push(Source::Cloud(CloudFlavour::provider(
             provider.clone(),
             integration.clone(),
             shared(&integration.host)?,
@@ -110,6 +110,7 @@ pub struct Application {
     addr: SocketAddr,
     state: ApiState,
     store: Arc<dyn CatalogStore>,
+    applier: Arc<Applier>,
     shutdown: CancellationToken,
 }
 
@@ -152,25 +153,21 @@ impl Application {
             );
         }
         let stored = store.load().await?;
-        let mut restored_reports = Vec::new();
-        let mut stored_sources = Vec::with_capacity(stored.len());
-        for source in stored {
-            if let Some(report) = source.last_run {
-                restored_reports.push((source.id.clone(), report));
-            }
-            stored_sources.push((source.id, source.entities));
-        }
-        catalog.restore(stored_sources);
+        let restored_reports = stored.runs;
+        catalog.restore(
+            stored.entities.into_iter().map(|s| (s.owner, s.entity)),
+            stored.last_seq,
+        );
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
             "stored catalog loaded"
         );
-        // Reverse relations across sources may have moved on since each was
-        // stored; settle them in the background while the restored catalog
-        // is already served.
-        let settling = Arc::clone(&catalog);
-        tokio::task::spawn_blocking(move || settling.restitch());
+        // The restored catalog is served as it was stored; the relation
+        // index is built (and relations that moved on are settled) in the
+        // background, before any change applies.
+        let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
+        applier.settle();
 
         let bind = format!(
             "{}:{}",
@@ -201,6 +198,7 @@ impl Application {
                     source,
                     Arc::clone(&catalog),
                     Arc::clone(&store),
+                    Arc::clone(&applier),
                     shutdown.child_token(),
                 ))
             })
@@ -210,11 +208,15 @@ impl Application {
                 runner.restore_report(report);
             }
         }
+        for runner in &runners {
+            runner.count_repositories().await;
+        }
         let scheduler = Arc::new(Scheduler::start(runners, &config.locations.schedule).await?);
         let locations = Arc::new(Locations::new(
             location_context,
             Arc::clone(&catalog),
             Arc::clone(&store),
+            Arc::clone(&applier),
             Arc::clone(&scheduler),
             shutdown.clone(),
         ));
@@ -230,6 +232,7 @@ impl Application {
             addr,
             state,
             store,
+            applier,
             shutdown,
         })
     }
@@ -252,7 +255,8 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then stops accepting, lets in-flight
-    /// requests finish (bounded), cancels running discovery and closes the store.
+    /// requests finish (bounded), cancels running discovery, waits for the
+    /// batches being applied and closes the store.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -262,6 +266,7 @@ impl Application {
             addr,
             state,
             store,
+            applier,
             shutdown,
         } = self;
         let ready = Arc::clone(&state.ready);
@@ -301,6 +306,8 @@ impl Application {
         shutdown.cancel();
         scheduler.shutdown().await;
         upkeep.abort();
+        // Batches under way finish (each is one transaction) before the store closes.
+        applier.close().await;
         store.close().await;
         tracing::info!("stopped");
         served

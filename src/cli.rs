@@ -6,10 +6,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
 use crate::app::{Application, build_sources};
-use crate::catalog::Entity;
+use crate::bitbucket::RequestStats;
+use crate::catalog::{Catalog, Conflict, UnitEntities};
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
-use crate::discovery::PreviousEntities;
+use crate::discovery::{Held, Problem, Progress, RunContext, RunSink, UnitUpdate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,19 +161,36 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
         );
         return ExitCode::from(exit::CONFIG);
     }
-    let no_previous = PreviousEntities::default();
+    // The same catalog the daemon serves (ownership, relations, uid and
+    // etag), in memory only.
+    let catalog = &Catalog::new();
     let runs = sources
         .iter()
         .filter(|s| only.is_none_or(|id| s.id() == id))
-        .map(|source| source.run(&no_previous));
-    let results = futures::future::join_all(runs).await;
+        .map(|source| {
+            let sink = MemorySink {
+                catalog,
+                source: source.id(),
+            };
+            async move {
+                let ctx = RunContext {
+                    stats: Arc::new(RequestStats::default()),
+                    progress: Arc::new(Progress::new()),
+                    known: HashMap::new(),
+                    sink: &sink,
+                };
+                let mut report = source.run(&ctx).await;
+                report.entities = catalog.source_len(source.id());
+                report
+            }
+        });
+    let reports = futures::future::join_all(runs).await;
 
     let mut all_ok = true;
-    let mut entities: Vec<Entity> = Vec::new();
-    for result in results {
-        all_ok &= result.report.succeeded();
-        eprintln!("{}", result.report.summary());
-        for problem in &result.report.problems {
+    for report in reports {
+        all_ok &= report.succeeded();
+        eprintln!("{}", report.summary());
+        for problem in &report.problems {
             eprintln!(
                 "  problem ({:?}) {}: {}",
                 problem.kind,
@@ -174,10 +198,8 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
                 problem.message
             );
         }
-        entities.extend(result.entities.unwrap_or_default());
     }
-    // What the daemon would serve: relations both ways, uid and etag.
-    crate::catalog::stitch::stitch(&mut entities);
+    let entities: Vec<Value> = catalog.snapshot().iter().map(|e| e.value()).collect();
     if let Err(err) = print_entities(&entities, format) {
         eprintln!("error: cannot write the entities: {err}");
         return ExitCode::from(exit::FAILED);
@@ -185,7 +207,39 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
     ExitCode::from(if all_ok { exit::OK } else { exit::FAILED })
 }
 
-fn print_entities(entities: &[Entity], format: Format) -> Result<(), String> {
+/// `run-once`'s sink: straight into an in-memory catalog; nothing removed.
+struct MemorySink<'a> {
+    catalog: &'a Catalog,
+    source: &'a str,
+}
+
+impl RunSink for MemorySink<'_> {
+    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+        let units = updates
+            .into_iter()
+            .filter_map(|u| {
+                u.entities.map(|entities| UnitEntities {
+                    unit: u.unit,
+                    entities,
+                })
+            })
+            .collect();
+        let applied = self.catalog.prepare(self.source, units);
+        self.catalog.publish();
+        let problems = applied
+            .conflicts
+            .into_iter()
+            .map(Conflict::into_problem)
+            .collect();
+        Box::pin(std::future::ready(problems))
+    }
+
+    fn reconcile(&self, _listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+fn print_entities(entities: &[Value], format: Format) -> Result<(), String> {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(entities).map_err(|e| e.to_string())? + "\n",
         Format::Yaml => {

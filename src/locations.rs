@@ -10,13 +10,14 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::bitbucket::RequestStats;
 use crate::catalog::{Catalog, Entity};
 use crate::discovery::location::{
-    LocationContext, LocationError, LocationOrigin, LocationSource, location_id, location_json,
-    source_id,
+    LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
+    location_json, source_id,
 };
-use crate::discovery::{Problem, RunResult, Source, now_rfc3339};
-use crate::scheduler::{Scheduler, SourceRunner};
+use crate::discovery::{Problem, Source, now_rfc3339};
+use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
 /// Why a registration was refused. Each maps to one of Backstage's errors.
@@ -61,6 +62,7 @@ pub struct Locations {
     context: LocationContext,
     catalog: Arc<Catalog>,
     store: Arc<dyn CatalogStore>,
+    applier: Arc<Applier>,
     scheduler: Arc<Scheduler>,
     shutdown: CancellationToken,
     /// Serialises registrations and removals (each checks, then changes).
@@ -72,6 +74,7 @@ impl Locations {
         context: LocationContext,
         catalog: Arc<Catalog>,
         store: Arc<dyn CatalogStore>,
+        applier: Arc<Applier>,
         scheduler: Arc<Scheduler>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -79,6 +82,7 @@ impl Locations {
             context,
             catalog,
             store,
+            applier,
             scheduler,
             shutdown,
             writes: tokio::sync::Mutex::new(()),
@@ -93,7 +97,7 @@ impl Locations {
                 targets.insert(location.target().to_owned());
             }
         }
-        for entity in &self.catalog.snapshot().entities {
+        for entity in self.catalog.snapshot().iter() {
             targets.extend(entity.origin.clone());
         }
         targets.iter().map(|t| location_json(t)).collect()
@@ -112,7 +116,6 @@ impl Locations {
     fn discovered(&self, target: &str) -> bool {
         self.catalog
             .snapshot()
-            .entities
             .iter()
             .any(|e| e.origin.as_deref() == Some(target))
     }
@@ -143,7 +146,7 @@ impl Locations {
             let source =
                 LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
             let run = self.read(&source).await?;
-            return Ok(self.registration(target, run, exists));
+            return Ok(self.registration(target, &run, exists));
         }
         if let Some(runner) = existing {
             let Some(location) = runner.source().as_location().filter(|_| refresh) else {
@@ -154,8 +157,8 @@ impl Locations {
             };
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
-            let registration = self.registration(target, run.clone(), true);
-            runner.record(run, false).await;
+            let registration = self.registration(target, &run, true);
+            runner.apply_location_read(run).await;
             return Ok(registration);
         }
         if exists {
@@ -173,9 +176,9 @@ impl Locations {
                 created_at: now_rfc3339(),
             })
             .await?;
-        let registration = self.registration(target, run.clone(), false);
+        let registration = self.registration(target, &run, false);
         let runner = Arc::new(self.runner(source));
-        runner.record(run, false).await;
+        runner.apply_location_read(run).await;
         self.scheduler.add(runner);
         tracing::info!(url = target, "location registered");
         Ok(registration)
@@ -187,15 +190,17 @@ impl Locations {
             Source::Location(source),
             Arc::clone(&self.catalog),
             Arc::clone(&self.store),
+            Arc::clone(&self.applier),
             self.shutdown.child_token(),
         )
     }
 
     /// Reads a location within the location schedule's timeout; a target
     /// that yields nothing is an error (nothing is stored).
-    async fn read(&self, source: &LocationSource) -> Result<RunResult, RegisterError> {
+    async fn read(&self, source: &LocationSource) -> Result<LocationRead, RegisterError> {
         let timeout = self.context.schedule.timeout;
-        let run = tokio::time::timeout(timeout, source.read())
+        let stats = Arc::new(RequestStats::default());
+        let run = tokio::time::timeout(timeout, source.read(&stats))
             .await
             .map_err(|_| {
                 RegisterError::Unavailable(format!(
@@ -205,7 +210,7 @@ impl Locations {
                 ))
             })?;
         match run.error {
-            None => Ok(run.result),
+            None => Ok(run),
             Some(LocationError::Refused(err)) => Err(RegisterError::Input(err.to_string())),
             Some(err @ LocationError::NotFound(_)) => Err(RegisterError::NotFound(err.to_string())),
             Some(err @ LocationError::Read { .. }) => Err(RegisterError::Unavailable(format!(
@@ -214,12 +219,12 @@ impl Locations {
         }
     }
 
-    fn registration(&self, target: &str, run: RunResult, exists: bool) -> Registration {
+    fn registration(&self, target: &str, run: &LocationRead, exists: bool) -> Registration {
         Registration {
             location: location_json(target),
-            entities: run.entities.unwrap_or_default(),
+            entities: run.entities.clone().unwrap_or_default(),
             exists,
-            problems: run.report.problems,
+            problems: run.report.problems.clone(),
         }
     }
 
@@ -250,7 +255,9 @@ impl Locations {
         self.store.remove_location(id, &source).await?;
         runner.retire();
         self.scheduler.remove(&source);
-        self.catalog.remove_source(&source);
+        for problem in self.applier.remove_source(&source).await {
+            tracing::error!(url = runner.target(), "{}", problem.message);
+        }
         tracing::info!(url = runner.target(), "location removed");
         Ok(())
     }

@@ -1,12 +1,10 @@
 //! Prometheus metrics. One process-wide recorder (installed on first use),
-//! rendered at `GET /metrics`.
+//! rendered at `GET /metrics`. A leaf: callers hand it plain values.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::discovery::{Outcome, RepositoryCatalog, RunReport};
 
 const RUN_DURATION_BUCKETS: &[f64] = &[
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
@@ -57,20 +55,21 @@ pub fn render() -> String {
     handle().map(|h| h.render()).unwrap_or_default()
 }
 
-pub fn record_run(report: &RunReport, entities_served: usize) {
-    let provider = report.provider.clone();
-    let outcome = match report.outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed { .. } => "failed",
-        Outcome::Held { .. } => "held",
-    };
+/// A finished run: `outcome` is `succeeded`, `failed` or `held`.
+pub fn record_run(
+    provider: &str,
+    outcome: &'static str,
+    duration: Duration,
+    entities_served: usize,
+    problems: usize,
+) {
+    let provider = provider.to_owned();
     metrics::counter!("catalog_provider_runs_total", "provider" => provider.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("catalog_provider_run_duration_seconds", "provider" => provider.clone())
-        .record(report.duration.as_secs_f64());
+        .record(duration.as_secs_f64());
     metrics::gauge!("catalog_provider_entities", "provider" => provider.clone())
         .set(entities_served as f64);
-    metrics::gauge!("catalog_provider_problems", "provider" => provider)
-        .set(report.problems.len() as f64);
+    metrics::gauge!("catalog_provider_problems", "provider" => provider).set(problems as f64);
 }
 
 /// A run held by the deletion guard.
@@ -79,14 +78,13 @@ pub fn record_held(provider: &str) {
         .increment(1);
 }
 
-/// The repositories of a complete listing, by whether they have a catalog file.
-pub fn record_repositories(provider: &str, repositories: &[RepositoryCatalog]) {
-    for (state, wanted) in [
-        ("present", Some(true)),
-        ("missing", Some(false)),
-        ("unknown", None),
+/// A provider's repositories by whether they have a catalog file.
+pub fn record_repositories(provider: &str, present: usize, missing: usize, unknown: usize) {
+    for (state, count) in [
+        ("present", present),
+        ("missing", missing),
+        ("unknown", unknown),
     ] {
-        let count = repositories.iter().filter(|r| r.catalog == wanted).count();
         metrics::gauge!("catalog_provider_repositories", "provider" => provider.to_owned(), "catalog" => state).set(count as f64);
     }
 }

@@ -144,10 +144,12 @@ async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart()
     second.stop().await;
 }
 
-/// `kill -9` at many points of a run that rewrites 3,000 entities: the store
-/// always holds either the complete old set or the complete new one.
+/// `kill -9` at many points of runs over 1,500 repositories (two entities
+/// each): every applied batch survives (the count never drops), no
+/// repository is ever half applied, records and entities agree, and the
+/// restarted daemon continues until the catalog is complete.
 #[tokio::test]
-async fn kill_9_during_a_run_never_leaves_a_mix() {
+async fn kill_9_during_a_run_keeps_every_applied_batch_and_never_half_a_repository() {
     const REPOS: usize = 1500;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("catalog.sqlite");
@@ -208,11 +210,32 @@ async fn kill_9_during_a_run_never_leaves_a_mix() {
         let store = SqliteStore::open(&db)
             .await
             .expect("store opens after kill -9");
-        let sources = store.load().await.expect("store loads after kill -9");
-        let count = sources.iter().map(|s| s.entities.len()).sum::<usize>();
+        let stored = store.load().await.expect("store loads after kill -9");
+        let mut per_repository: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        for entity in &stored.entities {
+            *per_repository
+                .entry(entity.owner.unit.to_string())
+                .or_default() += 1;
+        }
         assert!(
-            count == 0 || count == REPOS * 2,
-            "attempt {attempt}: {count} entities is a partial set"
+            per_repository.values().all(|&n| n == 2),
+            "attempt {attempt}: a repository was half applied: {:?}",
+            per_repository.iter().find(|(_, n)| **n != 2)
+        );
+        let count = stored.entities.len();
+        assert!(
+            consistent_states
+                .last()
+                .is_none_or(|&before| count >= before),
+            "attempt {attempt}: {count} entities after {consistent_states:?}: an applied batch was lost"
+        );
+        let records = store.repositories("main").await.expect("records load");
+        let read = records.iter().filter(|r| r.read_at.is_some()).count();
+        assert_eq!(
+            read * 2,
+            count,
+            "attempt {attempt}: every repository recorded as read has its entities, and no others"
         );
         consistent_states.push(count);
         store.close().await;

@@ -238,17 +238,37 @@ async fn the_repositories_without_a_catalog_file_are_listed_exactly() {
         json!({"total": 4, "withCatalog": 2, "withoutCatalog": 2, "unknown": 0})
     );
 
-    let repo = |slug: &str| json!({"project": "PLAT", "slug": slug, "url": format!("{}/projects/PLAT/repos/{slug}/browse", fake.server.uri())});
+    let repo = |slug: &str, catalog: &str, entities: usize| {
+        let web = format!("{}/projects/PLAT/repos/{slug}/browse", fake.server.uri());
+        json!({"project": "PLAT", "slug": slug, "url": web, "catalogUrl": format!("{web}/catalog-info.yaml"), "catalog": catalog, "entities": entities})
+    };
+    // Each record also says when it was read and what its read found wrong.
+    let listed = |query: &str| {
+        let app = &app;
+        let query = query.to_owned();
+        async move {
+            let all = app
+                .get_json(&format!("/api/catalog/providers/main/repositories{query}"))
+                .await;
+            all.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    assert!(r["readAt"].is_string(), "{r}");
+                    assert_eq!(r["problems"], json!([]));
+                    json!({"project": r["project"], "slug": r["slug"], "url": r["url"], "catalogUrl": r["catalogUrl"], "catalog": r["catalog"], "entities": r["entities"]})
+                })
+                .collect::<Vec<_>>()
+        }
+    };
     let requests_before = fake.server.received_requests().await.unwrap().len();
     assert_eq!(
-        app.get_json("/api/catalog/providers/main/repositories?catalog=missing")
-            .await,
-        json!([repo("infra"), repo("scripts")])
+        listed("?catalog=missing").await,
+        [repo("infra", "missing", 0), repo("scripts", "missing", 0)]
     );
     assert_eq!(
-        app.get_json("/api/catalog/providers/main/repositories?catalog=present")
-            .await,
-        json!([repo("api"), repo("web")])
+        listed("?catalog=present").await,
+        [repo("api", "present", 1), repo("web", "present", 1)]
     );
     assert_eq!(
         app.get_json("/api/catalog/providers/main/repositories")

@@ -48,7 +48,6 @@ fn render_array<'a>(items: impl Iterator<Item = Item<'a>>, fields: &[String]) ->
 
 fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Vec<Item<'a>> {
     snapshot
-        .entities
         .iter()
         .filter(|e| predicate.is_none_or(|p| p.matches(&e.search)))
         .collect()

@@ -13,13 +13,12 @@ use serde_json::{Value, json};
 use super::params::Params;
 use super::{ApiError, ApiState, Req};
 use crate::config::WritePermission;
-use crate::discovery::Source;
+use crate::discovery::{CatalogFile, Source};
 use crate::scheduler::{RefreshOutcome, SourceRunner};
 
 async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
-    let repositories = runner.repositories().map(|all| {
-        let count = |wanted: Option<bool>| all.iter().filter(|r| r.catalog == wanted).count();
-        json!({"total": all.len(), "withCatalog": count(Some(true)), "withoutCatalog": count(Some(false)), "unknown": count(None)})
+    let repositories = runner.repository_counts().map(|c| {
+        json!({"total": c.total, "withCatalog": c.with_catalog, "withoutCatalog": c.without_catalog, "unknown": c.unknown})
     });
     let mut status = json!({
         "id": runner.id(),
@@ -28,6 +27,7 @@ async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
         "schedule": runner.schedule(),
         "nextRun": state.scheduler.next_run(runner.id()).await,
         "inProgress": runner.in_progress(),
+        "progress": runner.progress(),
         "entities": state.catalog.source_len(runner.id()),
         "repositories": repositories,
         "lastRun": runner.last_report(),
@@ -93,9 +93,10 @@ pub async fn errors(
     Ok(Json(body).into_response())
 }
 
-/// The repositories that passed the filters in the last complete listing:
-/// `?catalog=missing` (no catalog file), `present`, `unknown` (the read
-/// failed), or all. Costs no Bitbucket request.
+/// The repositories that passed the filters in the last complete listing,
+/// with what their last read found: `?catalog=missing` (no catalog file),
+/// `present`, `unknown` (not read yet, or the read failed), or all. Costs
+/// no Bitbucket request.
 pub async fn repositories(
     State(state): State<ApiState>,
     req: Req,
@@ -103,23 +104,32 @@ pub async fn repositories(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["catalog"]).map_err(|m| req.input(m))?;
-    let wanted =
+    let wanted: Option<&[CatalogFile]> =
         match params.one("catalog") {
             None => None,
-            Some("present") => Some(Some(true)),
-            Some("missing") => Some(Some(false)),
-            Some("unknown") => Some(None),
+            Some("present") => Some(&[CatalogFile::Present]),
+            Some("missing") => Some(&[CatalogFile::Missing]),
+            Some("unknown") => Some(&[CatalogFile::Unknown, CatalogFile::Unreadable]),
             Some(other) => return Err(req.input(format!(
                 "Invalid catalog parameter \"{other}\", expected one of: missing, present, unknown"
             ))),
         };
     let runner = runner(&state, &req, &id)?;
-    let Some(all) = runner.repositories() else {
-        return Err(req.not_found(format!("Provider '{id}' has not completed a repository listing since start-up; try again after its next run")));
-    };
+    if !runner.source().lists_repositories() {
+        return Err(req.not_found(format!(
+            "'{id}' is a location, not a provider: it has no repositories"
+        )));
+    }
+    let all = runner.repositories().await.map_err(|err| {
+        req.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            format!("the repository records cannot be read: {err}"),
+        )
+    })?;
     let selected: Vec<_> = all
-        .iter()
-        .filter(|r| wanted.is_none_or(|w| r.catalog == w))
+        .into_iter()
+        .filter(|r| wanted.is_none_or(|w| w.contains(&r.catalog)))
         .collect();
     Ok(Json(selected).into_response())
 }

@@ -16,8 +16,8 @@ pub const MAX_PAGELEN: u32 = 100;
 
 /// What code search results are trimmed to: Backstage's own `fields`
 /// (repository slug, project key, main branch and web link; no content
-/// matches, no other links).
-pub const SEARCH_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
+/// matches, no other links), plus the repository's UUID.
+pub const SEARCH_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,+values.file.commit.repository.uuid,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
 
 /// Repository listings (the fallback) trimmed the same way.
 pub const REPOSITORY_FIELDS: &str =
@@ -31,6 +31,9 @@ pub struct Project {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repository {
     pub slug: String,
+    /// Bitbucket's id: stable across renames and transfers.
+    #[serde(default)]
+    pub uuid: Option<String>,
     #[serde(default)]
     pub project: Option<ProjectRef>,
     #[serde(default)]

@@ -18,6 +18,9 @@ pub struct Project {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repository {
+    /// Bitbucket's id: stable across renames and moves.
+    #[serde(default)]
+    pub id: Option<u64>,
     pub slug: String,
     #[serde(default)]
     pub archived: bool,

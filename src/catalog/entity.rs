@@ -1,6 +1,7 @@
 //! The Backstage entity envelope.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -62,11 +63,13 @@ fn default_namespace() -> String {
 /// A case-insensitive entity reference, `kind:namespace/name`, lowercased
 /// for lookups (Backstage compares refs case-insensitively).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EntityKey(String);
+pub struct EntityKey(Arc<str>);
 
 impl EntityKey {
     pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
-        Self(format!("{kind}:{namespace}/{name}").to_lowercase())
+        Self(Arc::from(
+            format!("{kind}:{namespace}/{name}").to_lowercase(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,7 +78,7 @@ impl EntityKey {
 
     /// A key as [`EntityKey::as_str`] printed it (already lowercased).
     pub fn from_stored(text: &str) -> Self {
-        Self(text.to_lowercase())
+        Self(Arc::from(text.to_lowercase()))
     }
 }
 

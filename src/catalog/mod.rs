@@ -2,10 +2,13 @@
 //!
 //! - [`entity`]: the Backstage entity envelope and entity references.
 //! - [`parse`]: untrusted `catalog-info.yaml` → entities, with budgets.
-//! - [`Catalog`]: every source's current entity set; a source's new set
-//!   replaces its old one in one step, so readers never see a half-applied run.
+//! - [`Catalog`]: what is served, owned unit by unit (a repository's catalog
+//!   file, or a location's target). A unit's new entity set changes exactly
+//!   its entities and the relations that touch them; every change gets a
+//!   catalog-wide sequence number; readers see published snapshots only.
 
 pub mod entity;
+pub mod index;
 pub mod parse;
 pub mod problem;
 pub mod process;
@@ -17,23 +20,103 @@ pub mod search;
 pub mod stitch;
 pub mod validate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 pub use entity::{Entity, EntityKey};
+use index::RelationIndex;
 use search::SearchRows;
 
-/// An entity some other source already owns; it was not taken over.
+/// Who serves an entity: a source, and the unit of it the entity came from
+/// (the catalog file URL of a repository, or a location's target).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub source: Arc<str>,
+    pub unit: Arc<str>,
+}
+
+impl Owner {
+    pub fn new(source: &str, unit: &str) -> Self {
+        Self {
+            source: Arc::from(source),
+            unit: Arc::from(unit),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unit.is_empty() {
+            write!(f, "source {}", self.source)
+        } else {
+            write!(f, "{} (source {})", self.unit, self.source)
+        }
+    }
+}
+
+/// An entity another unit already serves; it was not taken over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub entity_ref: String,
-    /// The source that keeps the entity.
-    pub owner: String,
-    /// Where the rejected copy was read (its managed-by-location), if known.
-    pub location: String,
+    /// Who keeps serving the entity.
+    pub owner: Owner,
+    /// The unit whose copy was refused.
+    pub unit: String,
+}
+
+impl Conflict {
+    /// The problem the refused unit reports.
+    pub fn into_problem(self) -> problem::Problem {
+        problem::Problem::new(
+            self.unit,
+            problem::ProblemKind::Conflict,
+            format!(
+                "entity {} is already provided by {}; this copy is ignored",
+                self.entity_ref, self.owner
+            ),
+        )
+        .for_entity(self.entity_ref)
+    }
+}
+
+/// One unit's whole new entity set; empty when the unit yields nothing.
+#[derive(Debug, Clone)]
+pub struct UnitEntities {
+    pub unit: String,
+    pub entities: Vec<Entity>,
+}
+
+/// One change to what is served, numbered catalog-wide.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Upsert {
+        entity: Arc<PreparedEntity>,
+        owner: Owner,
+        seq: u64,
+    },
+    Remove {
+        key: EntityKey,
+        source: Arc<str>,
+        seq: u64,
+    },
+}
+
+impl Change {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Change::Upsert { seq, .. } | Change::Remove { seq, .. } => *seq,
+        }
+    }
+}
+
+/// What [`Catalog::prepare`] changed, to persist before [`Catalog::publish`].
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
 }
 
 /// An entity ready to serve: identity assigned, JSON rendered once, search
@@ -78,6 +161,11 @@ impl PreparedEntity {
     pub fn value(&self) -> Value {
         serde_json::from_str(&self.json).unwrap_or(Value::Null)
     }
+
+    /// The typed entity, parsed back from what is served.
+    fn typed(&self) -> Option<Entity> {
+        serde_json::from_str(&self.json).ok()
+    }
 }
 
 fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
@@ -88,48 +176,35 @@ fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
         .map(|v| v.strip_prefix("url:").unwrap_or(v).to_owned())
 }
 
-#[derive(Debug)]
-struct Stored {
-    source: String,
-    /// The typed entity, only while stitching: between runs it is dropped
-    /// (the rendered form is what is served) and parsed back when needed.
-    entity: Option<Arc<Entity>>,
-    /// What is served; `None` only while a new entity awaits rendering.
-    prepared: Option<Arc<PreparedEntity>>,
-}
-
-impl Stored {
-    /// The typed entity, parsed back from what is served if it was dropped.
-    fn typed(&self) -> Option<Arc<Entity>> {
-        self.entity.clone().or_else(|| {
-            let prepared = self.prepared.as_ref()?;
-            serde_json::from_str::<Entity>(&prepared.json)
-                .ok()
-                .map(Arc::new)
-        })
-    }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    by_key: BTreeMap<EntityKey, Stored>,
-    keys_by_source: HashMap<String, Vec<EntityKey>>,
-}
-
 /// An immutable view of the whole catalog, ordered by entity key. Readers
-/// take one and never block writers for longer than an `Arc` clone.
-#[derive(Debug, Default)]
+/// take one and never block writers for longer than an `Arc` clone; a new
+/// one shares all but what changed with the last (persistent maps).
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub entities: Vec<Arc<PreparedEntity>>,
+    entities: imbl::OrdMap<EntityKey, Arc<PreparedEntity>>,
+    by_uid: imbl::HashMap<String, EntityKey>,
     /// Entities per source.
-    counts: HashMap<String, usize>,
-    by_key: HashMap<EntityKey, usize>,
-    by_uid: HashMap<String, usize>,
+    counts: HashMap<Arc<str>, usize>,
+    /// The sequence number of the latest change in this view.
+    last_seq: u64,
 }
 
 impl Snapshot {
+    /// Every entity, by entity key.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<PreparedEntity>> {
+        self.entities.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
     pub fn get(&self, key: &EntityKey) -> Option<&Arc<PreparedEntity>> {
-        self.by_key.get(key).map(|&i| &self.entities[i])
+        self.entities.get(key)
     }
 
     pub fn source_len(&self, source: &str) -> usize {
@@ -137,14 +212,93 @@ impl Snapshot {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
-        self.by_uid.get(uid).map(|&i| &self.entities[i])
+        self.by_uid.get(uid).and_then(|key| self.entities.get(key))
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>) {
+        self.by_uid.insert(entity.uid.clone(), entity.key.clone());
+        if self.entities.insert(entity.key.clone(), entity).is_none() {
+            *self.counts.entry(Arc::clone(source)).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
+        let removed = self.entities.remove(key)?;
+        self.by_uid.remove(&removed.uid);
+        if let Some(count) = self.counts.get_mut(source) {
+            *count = count.saturating_sub(1);
+        }
+        Some(removed)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// What the next [`Catalog::publish`] serves.
+    working: Snapshot,
+    owners: HashMap<EntityKey, Owner>,
+    /// Each source's units and the entity keys each one serves.
+    units: HashMap<Arc<str>, HashMap<Arc<str>, Vec<EntityKey>>>,
+    index: RelationIndex,
+}
+
+impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.working.last_seq += 1;
+        self.working.last_seq
+    }
+
+    /// Re-renders `keys` against the index; records each entity whose
+    /// served form changed. `fresh` holds newly read entities (unstitched).
+    fn restitch(
+        &mut self,
+        keys: BTreeSet<EntityKey>,
+        mut fresh: HashMap<EntityKey, Entity>,
+        changes: &mut Vec<Change>,
+    ) {
+        for key in keys {
+            let current = self.working.get(&key).cloned();
+            let Some(typed) = fresh
+                .remove(&key)
+                .or_else(|| current.as_ref().and_then(|c| c.typed()))
+            else {
+                continue;
+            };
+            let Some(stitched) = stitch::stitched(&typed, &self.index) else {
+                continue;
+            };
+            let rendered = PreparedEntity::prepare(&stitched);
+            if current.is_some_and(|c| c.json == rendered.json) {
+                continue;
+            }
+            let Some(owner) = self.owners.get(&key).cloned() else {
+                continue;
+            };
+            let seq = self.next_seq();
+            let entity = Arc::new(rendered);
+            self.working.insert(Arc::clone(&entity), &owner.source);
+            changes.push(Change::Upsert { entity, owner, seq });
+        }
+    }
+}
+
+/// Both ends of every relation in `emitted`: the entities whose served
+/// relations it touches.
+fn endpoints(emitted: &[relations::Emitted], into: &mut BTreeSet<EntityKey>) {
+    for relation in emitted {
+        into.insert(EntityKey::from_stored(&relation.source));
+        into.insert(EntityKey::from_stored(&relation.target));
     }
 }
 
 /// The entities currently served, keyed by case-insensitive entity ref.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    state: RwLock<State>,
+    state: Mutex<State>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
 
@@ -153,157 +307,175 @@ impl Catalog {
         Self::default()
     }
 
-    /// Makes `entities` the whole contribution of `source`. An entity whose
-    /// ref another source already owns stays with that owner (first come,
-    /// first served, as in Backstage) and is returned as a conflict.
-    pub fn replace_source(&self, source: &str, entities: Vec<Entity>) -> Vec<Conflict> {
-        let mut state = self.state.write();
-        let mut conflicts = Vec::new();
-        let entities = entities.into_iter().map(|e| Stored {
-            source: source.to_owned(),
-            entity: Some(Arc::new(e)),
-            prepared: None,
-        });
-        Self::replace_in(&mut state, source, entities, &mut conflicts);
-        Self::stitch(&mut state);
-        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
-        conflicts
-    }
-
-    /// Drops `source` and everything it contributes (a removed location).
-    pub fn remove_source(&self, source: &str) {
-        self.replace_source(source, Vec::new());
-        self.state.write().keys_by_source.remove(source);
-    }
-
     /// Serves entities exactly as they were rendered before (start-up from
-    /// the store): no parsing, no stitching, so a large catalog is ready at
-    /// once. Reverse relations that changed since are settled by
-    /// [`Catalog::restitch`], which callers run right after, off the hot path.
-    pub fn restore(&self, sources: Vec<(String, Vec<PreparedEntity>)>) -> Vec<Conflict> {
-        let mut state = self.state.write();
-        let mut conflicts = Vec::new();
-        for (source, entities) in sources {
-            let entities = entities.into_iter().map(|p| Stored {
-                source: source.clone(),
-                entity: None,
-                prepared: Some(Arc::new(p)),
-            });
-            Self::replace_in(&mut state, &source, entities, &mut conflicts);
-        }
-        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
-        conflicts
-    }
-
-    /// Recomputes relations, uids and etags across the whole catalog.
-    pub fn restitch(&self) {
-        let mut state = self.state.write();
-        Self::stitch(&mut state);
-        *self.snapshot.write() = Arc::new(Self::build_snapshot(&state));
-    }
-
-    /// Relations cross sources: attach both directions to what is served
-    /// and re-render exactly the entities whose stitched form changed. Two
-    /// passes, one entity at a time, so memory stays at what is served plus
-    /// the relation index (typed entities are parsed back when needed).
-    fn stitch(state: &mut State) {
-        let mut index = stitch::Index::new();
-        for stored in state.by_key.values() {
-            if let Some(entity) = stored.typed() {
-                stitch::add_to_index(&mut index, &entity);
-            }
-        }
-        for stored in state.by_key.values_mut() {
-            let Some(entity) = stored.entity.take().or_else(|| stored.typed()) else {
-                continue;
-            };
-            match stitch::stitched(&entity, &index) {
-                Some(updated) => {
-                    stored.prepared = Some(Arc::new(PreparedEntity::prepare(&updated)))
-                }
-                None if stored.prepared.is_none() => {
-                    stored.prepared = Some(Arc::new(PreparedEntity::prepare(&entity)))
-                }
-                None => {}
-            }
-        }
-    }
-
-    fn replace_in(
-        state: &mut State,
-        source: &str,
-        entities: impl Iterator<Item = Stored>,
-        conflicts: &mut Vec<Conflict>,
+    /// the store): no parsing, so a large catalog is ready at once. The
+    /// relation index is built by [`Catalog::settle`], which callers run
+    /// right after, before any change.
+    pub fn restore(
+        &self,
+        entities: impl IntoIterator<Item = (Owner, PreparedEntity)>,
+        last_seq: u64,
     ) {
-        if let Some(old_keys) = state.keys_by_source.remove(source) {
-            for key in old_keys {
-                if state.by_key.get(&key).is_some_and(|s| s.source == source) {
-                    state.by_key.remove(&key);
-                }
-            }
-        }
-        let mut keys = Vec::new();
-        for stored in entities {
-            let Some((key, entity_ref, location)) = stored
-                .entity
-                .as_ref()
-                .map(|e| {
-                    (
-                        e.key(),
-                        e.entity_ref(),
-                        annotation_url(e, entity::ANNOTATION_LOCATION),
-                    )
-                })
-                .or_else(|| {
-                    stored
-                        .prepared
-                        .as_ref()
-                        .map(|p| (p.key.clone(), p.entity_ref.clone(), p.location.clone()))
-                })
-            else {
+        let mut state = self.state.lock();
+        for (owner, entity) in entities {
+            if state.owners.contains_key(&entity.key) {
                 continue;
-            };
-            match state.by_key.get(&key) {
-                Some(existing) => conflicts.push(Conflict {
-                    entity_ref,
-                    owner: existing.source.clone(),
-                    location: location.unwrap_or_default(),
-                }),
-                None => {
-                    keys.push(key.clone());
-                    state.by_key.insert(key, stored);
-                }
             }
+            state
+                .units
+                .entry(Arc::clone(&owner.source))
+                .or_default()
+                .entry(Arc::clone(&owner.unit))
+                .or_default()
+                .push(entity.key.clone());
+            state.owners.insert(entity.key.clone(), owner.clone());
+            state.working.insert(Arc::new(entity), &owner.source);
         }
-        state.keys_by_source.insert(source.to_owned(), keys);
+        state.working.last_seq = state.working.last_seq.max(last_seq);
+        *self.snapshot.write() = Arc::new(state.working.clone());
     }
 
-    fn build_snapshot(state: &State) -> Snapshot {
-        let entities: Vec<Arc<PreparedEntity>> = state
-            .by_key
-            .values()
-            .filter_map(|s| s.prepared.clone())
-            .collect();
-        let by_key = entities
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key.clone(), i))
-            .collect();
-        let by_uid = entities
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.uid.clone(), i))
-            .collect();
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for stored in state.by_key.values().filter(|s| s.prepared.is_some()) {
-            *counts.entry(stored.source.clone()).or_default() += 1;
+    /// Builds the relation index from every served entity and re-renders
+    /// those whose relations moved on while they were stored (e.g. a
+    /// source dropped from the config). Two passes, one entity at a time,
+    /// so memory stays at what is served plus the index.
+    pub fn settle(&self) -> Applied {
+        let mut state = self.state.lock();
+        let mut index = RelationIndex::new();
+        for entity in state.working.iter() {
+            if let Some(typed) = entity.typed() {
+                index.add(&stitch::emitted_by(&typed));
+            }
         }
-        Snapshot {
-            entities,
-            counts,
-            by_key,
-            by_uid,
+        state.index = index;
+        let keys: BTreeSet<EntityKey> = state.working.entities.keys().cloned().collect();
+        let mut applied = Applied::default();
+        state.restitch(keys, HashMap::new(), &mut applied.changes);
+        applied
+    }
+
+    /// Gives each of `units` (of `source`) its new entity set, and re-renders
+    /// exactly the entities whose served form that changes: the units' own
+    /// and the other ends of the relations they add or drop. A ref another
+    /// unit serves stays with it (first come, first served, as in Backstage)
+    /// and is returned as a conflict. Nothing is served until [`Catalog::publish`].
+    pub fn prepare(&self, source: &str, units: Vec<UnitEntities>) -> Applied {
+        let mut state = self.state.lock();
+        let source: Arc<str> = Arc::from(source);
+        let mut applied = Applied::default();
+        let mut fresh: HashMap<EntityKey, Entity> = HashMap::new();
+        let mut released: Vec<EntityKey> = Vec::new();
+        for update in units {
+            let owner = Owner {
+                source: Arc::clone(&source),
+                unit: Arc::from(update.unit.as_str()),
+            };
+            let old_keys = state
+                .units
+                .get_mut(&source)
+                .and_then(|units| units.remove(&owner.unit))
+                .unwrap_or_default();
+            let mut keys = Vec::new();
+            let mut kept = HashSet::new();
+            for entity in update.entities {
+                let key = entity.key();
+                let held_by = state
+                    .owners
+                    .get(&key)
+                    .filter(|o| **o != owner && !old_keys.contains(&key));
+                if let Some(holder) = held_by.or((!kept.insert(key.clone())).then_some(&owner)) {
+                    applied.conflicts.push(Conflict {
+                        entity_ref: entity.entity_ref(),
+                        owner: holder.clone(),
+                        unit: update.unit.clone(),
+                    });
+                    continue;
+                }
+                state.owners.insert(key.clone(), owner.clone());
+                keys.push(key.clone());
+                fresh.insert(key, entity);
+            }
+            // Released now, so a later unit of the same batch may take them.
+            for key in old_keys.into_iter().filter(|k| !kept.contains(k)) {
+                state.owners.remove(&key);
+                released.push(key);
+            }
+            if !keys.is_empty() {
+                state
+                    .units
+                    .entry(Arc::clone(&source))
+                    .or_default()
+                    .insert(owner.unit, keys);
+            }
         }
+        let mut dirty = BTreeSet::new();
+        for key in released {
+            if fresh.contains_key(&key) {
+                continue;
+            }
+            let Some(old) = state.working.remove(&key, &source) else {
+                continue;
+            };
+            let emitted = old
+                .typed()
+                .map(|e| stitch::emitted_by(&e))
+                .unwrap_or_default();
+            state.index.remove(&emitted);
+            endpoints(&emitted, &mut dirty);
+            let seq = state.next_seq();
+            applied.changes.push(Change::Remove {
+                key,
+                source: Arc::clone(&source),
+                seq,
+            });
+        }
+        for (key, entity) in &fresh {
+            let new = stitch::emitted_by(entity);
+            let old = state
+                .working
+                .get(key)
+                .and_then(|current| current.typed())
+                .map(|e| stitch::emitted_by(&e))
+                .unwrap_or_default();
+            if new != old {
+                state.index.remove(&old);
+                state.index.add(&new);
+                endpoints(&old, &mut dirty);
+                endpoints(&new, &mut dirty);
+            }
+            dirty.insert(key.clone());
+        }
+        state.restitch(dirty, fresh, &mut applied.changes);
+        applied
+    }
+
+    /// Serves everything prepared so far.
+    pub fn publish(&self) {
+        let working = self.state.lock().working.clone();
+        *self.snapshot.write() = Arc::new(working);
+    }
+
+    /// The units of `source` that serve entities.
+    pub fn units(&self, source: &str) -> Vec<String> {
+        self.state
+            .lock()
+            .units
+            .get(source)
+            .map(|units| units.keys().map(|u| u.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many entities `units` of `source` serve.
+    pub fn units_len(&self, source: &str, units: &[String]) -> usize {
+        let state = self.state.lock();
+        let Some(served) = state.units.get(source) else {
+            return 0;
+        };
+        units
+            .iter()
+            .filter_map(|unit| served.get(unit.as_str()))
+            .map(Vec::len)
+            .sum()
     }
 
     /// The current view of every entity.
@@ -316,39 +488,13 @@ impl Catalog {
     }
 
     pub fn len(&self) -> usize {
-        self.snapshot().entities.len()
+        self.snapshot().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// What `source` currently serves, rendered (what the store keeps, and
-    /// what a run falls back on for files it cannot read).
-    pub fn source_served(&self, source: &str) -> Vec<Arc<PreparedEntity>> {
-        let state = self.state.read();
-        state
-            .keys_by_source
-            .get(source)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| state.by_key.get(k)?.prepared.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The keys of the entities `source` currently contributes.
-    pub fn source_keys(&self, source: &str) -> Vec<EntityKey> {
-        self.state
-            .read()
-            .keys_by_source
-            .get(source)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// How many entities `source` currently contributes.
     /// How many entities `source` currently serves (never waits for a
     /// writer: it reads the snapshot).
     pub fn source_len(&self, source: &str) -> usize {
@@ -359,53 +505,267 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn entity(kind: &str, name: &str) -> Entity {
-        serde_json::from_value(serde_json::json!({
+    fn entity(kind: &str, name: &str, spec: Value) -> Entity {
+        serde_json::from_value(json!({
             "apiVersion": "backstage.io/v1alpha1",
             "kind": kind,
             "metadata": {"name": name},
+            "spec": spec,
         }))
         .unwrap()
     }
 
-    #[test]
-    fn replacing_a_source_swaps_its_whole_set() {
-        let catalog = Catalog::new();
-        catalog.replace_source(
-            "a",
-            vec![entity("Component", "x"), entity("Component", "y")],
-        );
-        catalog.replace_source("b", vec![entity("API", "z")]);
-        catalog.replace_source("a", vec![entity("Component", "y")]);
-        let refs: Vec<_> = catalog
+    fn unit(unit: &str, entities: Vec<Entity>) -> UnitEntities {
+        UnitEntities {
+            unit: unit.into(),
+            entities,
+        }
+    }
+
+    fn apply(catalog: &Catalog, source: &str, units: Vec<UnitEntities>) -> Applied {
+        let applied = catalog.prepare(source, units);
+        catalog.publish();
+        applied
+    }
+
+    fn refs(catalog: &Catalog) -> Vec<String> {
+        catalog
             .snapshot()
-            .entities
             .iter()
             .map(|e| e.entity_ref.clone())
-            .collect();
-        assert_eq!(refs, vec!["api:default/z", "component:default/y"]);
-        assert_eq!(catalog.source_len("a"), 1);
+            .collect()
+    }
+
+    fn relations_of(catalog: &Catalog, kind: &str, name: &str) -> Vec<String> {
+        let served = catalog.get(&EntityKey::new(kind, "default", name)).unwrap();
+        served.value()["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["type"].as_str().unwrap(),
+                    r["targetRef"].as_str().unwrap()
+                )
+            })
+            .collect()
     }
 
     #[test]
-    fn first_owner_keeps_a_contested_ref() {
+    fn a_unit_replaces_only_its_own_entities() {
         let catalog = Catalog::new();
-        catalog.replace_source("a", vec![entity("Component", "x")]);
-        let conflicts = catalog.replace_source("b", vec![entity("component", "X")]);
+        apply(
+            &catalog,
+            "a",
+            vec![
+                unit(
+                    "r1",
+                    vec![
+                        entity("Component", "x", json!({})),
+                        entity("Component", "y", json!({})),
+                    ],
+                ),
+                unit("r2", vec![entity("API", "z", json!({}))]),
+            ],
+        );
+        apply(
+            &catalog,
+            "a",
+            vec![unit("r1", vec![entity("Component", "y", json!({}))])],
+        );
+        assert_eq!(refs(&catalog), ["api:default/z", "component:default/y"]);
+        assert_eq!(catalog.source_len("a"), 2);
+        assert_eq!(catalog.units_len("a", &["r1".into()]), 1);
+    }
+
+    #[test]
+    fn the_first_unit_keeps_a_contested_ref_and_its_uid() {
+        let catalog = Catalog::new();
+        apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "PAY/payments",
+                vec![entity("Component", "payments", json!({"owner": "pay"}))],
+            )],
+        );
+        let before = catalog
+            .get(&EntityKey::new("component", "default", "payments"))
+            .unwrap();
+        let applied = apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "AAA/payments",
+                vec![entity("component", "Payments", json!({"owner": "aaa"}))],
+            )],
+        );
         assert_eq!(
-            conflicts,
+            applied.conflicts,
             vec![Conflict {
-                entity_ref: "component:default/X".into(),
-                owner: "a".into(),
-                location: String::new(),
+                entity_ref: "component:default/Payments".into(),
+                owner: Owner::new("a", "PAY/payments"),
+                unit: "AAA/payments".into(),
             }]
         );
         assert!(
-            catalog
-                .get(&EntityKey::new("COMPONENT", "default", "x"))
-                .is_some()
+            applied.changes.is_empty(),
+            "a refused takeover changes nothing"
         );
-        assert_eq!(catalog.source_len("b"), 0);
+        let after = catalog
+            .get(&EntityKey::new("component", "default", "payments"))
+            .unwrap();
+        assert_eq!(after, before);
+        // Once the owner lets go, the newcomer gets it on its next read.
+        apply(&catalog, "a", vec![unit("PAY/payments", vec![])]);
+        let applied = apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "AAA/payments",
+                vec![entity("component", "Payments", json!({"owner": "aaa"}))],
+            )],
+        );
+        assert!(applied.conflicts.is_empty());
+        assert_eq!(
+            catalog
+                .get(&EntityKey::new("component", "default", "payments"))
+                .unwrap()
+                .uid,
+            before.uid
+        );
+    }
+
+    #[test]
+    fn a_change_restitches_exactly_the_entities_it_touches() {
+        let catalog = Catalog::new();
+        apply(
+            &catalog,
+            "a",
+            vec![
+                unit(
+                    "g",
+                    vec![entity(
+                        "Group",
+                        "team",
+                        json!({"type": "team", "children": []}),
+                    )],
+                ),
+                unit(
+                    "c",
+                    vec![entity("Component", "svc", json!({"owner": "team"}))],
+                ),
+                unit(
+                    "other",
+                    vec![entity("Component", "other", json!({"owner": "elsewhere"}))],
+                ),
+            ],
+        );
+        assert_eq!(
+            relations_of(&catalog, "group", "team"),
+            ["ownerOf component:default/svc"]
+        );
+        let applied = apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "c",
+                vec![entity("Component", "svc", json!({"owner": "nobody"}))],
+            )],
+        );
+        let changed: Vec<String> = applied
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert { entity, .. } => entity.entity_ref.clone(),
+                Change::Remove { key, .. } => key.as_str().to_owned(),
+            })
+            .collect();
+        assert_eq!(changed, ["component:default/svc", "group:default/team"]);
+        assert!(relations_of(&catalog, "group", "team").is_empty());
+        // Reading the same content again changes nothing.
+        let applied = apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "c",
+                vec![entity("Component", "svc", json!({"owner": "nobody"}))],
+            )],
+        );
+        assert!(applied.changes.is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_grow_and_removals_are_numbered_too() {
+        let catalog = Catalog::new();
+        catalog.restore([], 41);
+        let first = apply(
+            &catalog,
+            "a",
+            vec![unit(
+                "u",
+                vec![entity("Domain", "d", json!({"owner": "o"}))],
+            )],
+        );
+        let second = apply(&catalog, "a", vec![unit("u", vec![])]);
+        let seqs: Vec<u64> = first
+            .changes
+            .iter()
+            .chain(&second.changes)
+            .map(Change::seq)
+            .collect();
+        assert_eq!(seqs, [42, 43]);
+        assert!(matches!(second.changes[0], Change::Remove { .. }));
+        assert_eq!(catalog.snapshot().last_seq(), 43);
+        assert!(catalog.is_empty());
+    }
+
+    #[test]
+    fn settling_a_restored_catalog_builds_the_index_and_fixes_stale_relations() {
+        let source = Catalog::new();
+        apply(
+            &source,
+            "a",
+            vec![
+                unit(
+                    "g",
+                    vec![entity(
+                        "Group",
+                        "team",
+                        json!({"type": "team", "children": []}),
+                    )],
+                ),
+                unit(
+                    "c",
+                    vec![entity("Component", "svc", json!({"owner": "team"}))],
+                ),
+            ],
+        );
+        // Restore only the group: its served ownerOf relation is now stale.
+        let group = source
+            .get(&EntityKey::new("group", "default", "team"))
+            .unwrap();
+        let restored = Catalog::new();
+        restored.restore([(Owner::new("a", "g"), (*group).clone())], 7);
+        let applied = restored.settle();
+        restored.publish();
+        assert_eq!(applied.changes.len(), 1);
+        assert!(relations_of(&restored, "group", "team").is_empty());
+        // And the index is live: a new owner shows up on the group.
+        apply(
+            &restored,
+            "a",
+            vec![unit(
+                "c",
+                vec![entity("Component", "svc", json!({"owner": "team"}))],
+            )],
+        );
+        assert_eq!(
+            relations_of(&restored, "group", "team"),
+            ["ownerOf component:default/svc"]
+        );
     }
 }

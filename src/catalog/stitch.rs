@@ -5,13 +5,12 @@
 //! across runs and restarts without storage) and `metadata.etag` a SHA-1 of
 //! the entity's canonical JSON (so it changes exactly when the content does).
 
-use std::collections::{BTreeSet, HashMap};
-
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::entity::{Entity, Relation};
-use super::relations;
+use super::entity::Entity;
+use super::index::RelationIndex;
+use super::relations::{self, Emitted};
 
 /// Namespace for [`uid_for`]'s v5 UUIDs; fixed forever, or uids change.
 const UID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b3e_9a54_4d1e_8c07_5e2f_b1a9_c3d4);
@@ -23,7 +22,10 @@ pub fn uid_for(canonical_ref: &str) -> String {
 
 /// Stitches a whole catalog held as plain entities (e.g. `run-once`).
 pub fn stitch(entities: &mut [Entity]) {
-    let index = relation_index(entities.iter());
+    let mut index = RelationIndex::new();
+    for entity in entities.iter() {
+        index.add(&emitted_by(entity));
+    }
     for entity in entities {
         if let Some(updated) = stitched(entity, &index) {
             *entity = updated;
@@ -31,46 +33,18 @@ pub fn stitch(entities: &mut [Entity]) {
     }
 }
 
-/// Every relation the catalog's entities emit, by source entity.
-pub type Index = HashMap<String, BTreeSet<(&'static str, String)>>;
-
-fn relation_index<'a>(entities: impl Iterator<Item = &'a Entity>) -> Index {
-    let mut index = Index::new();
-    for entity in entities {
-        add_to_index(&mut index, entity);
-    }
-    index
-}
-
-/// Adds what `entity` emits (both directions) to `index`; lets callers
-/// build the index one entity at a time instead of holding them all.
-pub fn add_to_index(index: &mut Index, entity: &Entity) {
-    // Entities are validated before they reach the catalog, so their
-    // references parse; one that does not simply contributes nothing.
-    for relation in relations::emitted(entity).unwrap_or_default() {
-        index
-            .entry(relation.source)
-            .or_default()
-            .insert((relation.type_, relation.target));
-    }
+/// What `entity` emits into the index (both directions). Entities are
+/// validated before they reach the catalog, so their references parse; one
+/// that does not simply contributes nothing.
+pub fn emitted_by(entity: &Entity) -> Vec<Emitted> {
+    relations::emitted(entity).unwrap_or_default()
 }
 
 /// The entity with its relations, uid and etag, or `None` when unchanged.
-pub fn stitched(entity: &Entity, index: &Index) -> Option<Entity> {
+pub fn stitched(entity: &Entity, index: &RelationIndex) -> Option<Entity> {
     let key = entity.key();
-    let relations: Vec<Relation> = index
-        .get(key.as_str())
-        .map(|set| {
-            set.iter()
-                .map(|(type_, target)| Relation {
-                    type_: (*type_).to_owned(),
-                    target_ref: target.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let mut updated = entity.clone();
-    updated.relations = relations;
+    updated.relations = index.relations_of(key.as_str());
     updated.metadata.uid = None;
     updated.metadata.etag = None;
     let etag = etag_of(&updated);
@@ -218,7 +192,8 @@ mod tests {
     fn an_already_stitched_entity_is_reported_unchanged() {
         let mut all = [entity("Domain", "d", json!({"owner": "o"}))];
         stitch(&mut all);
-        let index = relation_index(all.iter());
+        let mut index = RelationIndex::new();
+        index.add(&emitted_by(&all[0]));
         assert!(stitched(&all[0], &index).is_none());
     }
 }

@@ -23,6 +23,8 @@ pub struct CloudProviderConfig {
     pub pagelen: u32,
     pub schedule: Schedule,
     pub concurrency: usize,
+    /// As for Server providers (see [`super::DeletionGuard`]).
+    pub deletion_guard: super::DeletionGuard,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
 }
@@ -93,6 +95,7 @@ impl Ctx<'_> {
         };
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
+        let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
         Ok(CloudProviderConfig {
             id,
             workspace,
@@ -102,6 +105,7 @@ impl Ctx<'_> {
             pagelen,
             schedule,
             concurrency,
+            deletion_guard,
             catalog: CatalogSettings::default(),
         })
     }

@@ -790,6 +790,30 @@ impl Ctx<'_> {
     }
 
     /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
+    /// `deletionThreshold`: a share such as `0.5` or `'50%'`.
+    fn deletion_guard(
+        &self,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<DeletionGuard, ConfigError> {
+        let Some(value) = value else {
+            return Ok(DeletionGuard::default());
+        };
+        let threshold = parse_share(&value).ok_or_else(|| {
+            self.error(
+                &format!("{key}.deletionThreshold"),
+                format!(
+                    "{} is not a share; write e.g. 0.5 or '50%' (1 or '100%' turns the guard off)",
+                    shown(&value)
+                ),
+            )
+        })?;
+        Ok(DeletionGuard {
+            threshold,
+            ..DeletionGuard::default()
+        })
+    }
+
     fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
         match raw {
             None => Ok(DEFAULT_CONCURRENCY),
@@ -866,18 +890,7 @@ impl Ctx<'_> {
             .filter(|b| !b.is_empty());
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
-        let deletion_guard = match raw.deletion_threshold {
-            None => DeletionGuard::default(),
-            Some(value) => DeletionGuard {
-                threshold: parse_share(&value).ok_or_else(|| {
-                    self.error(
-                        &format!("{key}.deletionThreshold"),
-                        format!("{} is not a share; write e.g. 0.5 or '50%' (1 or '100%' turns the guard off)", shown(&value)),
-                    )
-                })?,
-                ..DeletionGuard::default()
-            },
-        };
+        let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
         Ok(ServerProviderConfig {
             id,
             host: raw.host,
@@ -1100,6 +1113,7 @@ mod raw {
         pub pagelen: Option<Value>,
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
+        pub deletion_threshold: Option<Value>,
     }
 
     #[derive(Deserialize, Default)]

@@ -1,32 +1,33 @@
 //! The Bitbucket Cloud provider: list the workspace's projects → filter →
 //! code search per project (one query stops at about 1000 results) →
 //! de-duplicate → filter → read each file at the commit the search found.
-//! Without code search, list the workspace's repositories and read the file
-//! from each main branch instead.
+//! The commit is the file's change token: a file at the same commit is not
+//! read again. Without code search, list the workspace's repositories and
+//! read the file from each main branch instead (no token: read every run).
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use url::Url;
 
-use super::pipeline::{self, FileOutcome};
-use super::{PreviousEntities, RunReport, RunResult};
+use super::plan::Listed;
+use super::provider::{Flavour, Provider};
+use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::{Http, IntegrationHttp, RequestStats, cloud_urls};
-use crate::catalog::Entity;
+use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
-use crate::config::CloudProviderConfig;
+use crate::config::{CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule};
 use crate::integrations::BitbucketCloudIntegration;
 
 /// Bitbucket stops one code search at about this many results.
 const SEARCH_RESULT_CAP: usize = 1000;
 
-/// One configured `catalog.providers.bitbucketCloud` entry, ready to run.
+/// What is particular to `catalog.providers.bitbucketCloud`.
 #[derive(Debug, Clone)]
-pub struct CloudProvider {
+pub struct CloudFlavour {
     config: CloudProviderConfig,
     integration: BitbucketCloudIntegration,
     http: Arc<IntegrationHttp>,
@@ -37,57 +38,78 @@ pub struct CloudProvider {
 struct Candidate {
     project_key: String,
     slug: String,
+    uuid: Option<String>,
     /// The repository's web URL.
     repo_url: String,
     /// The main branch, when the repository has one.
     branch: Option<String>,
     /// What to read the file at: the commit code search found, or the branch.
     read_at: String,
+    /// Code search found the file at this commit.
+    commit: Option<String>,
 }
 
-impl CloudProvider {
-    pub fn new(
+impl CloudFlavour {
+    /// The provider `config` describes, reading through `http`.
+    pub fn provider(
         config: CloudProviderConfig,
         integration: BitbucketCloudIntegration,
         http: Arc<IntegrationHttp>,
-    ) -> Self {
-        Self {
+    ) -> Provider<Self> {
+        Provider::new(Self {
             config,
             integration,
             http,
-        }
+        })
     }
+}
 
-    pub fn id(&self) -> &str {
+impl Flavour for CloudFlavour {
+    type Client = CloudClient;
+
+    fn id(&self) -> &str {
         &self.config.id
     }
 
-    pub fn config(&self) -> &CloudProviderConfig {
-        &self.config
+    fn target(&self) -> &str {
+        &self.config.workspace
     }
 
-    /// Runs discovery once. Never panics and never returns half a listing:
-    /// if any listing or search request fails, the run fails and returns no
-    /// entities.
-    pub async fn run(&self, previous: &PreviousEntities) -> RunResult {
-        let started = Instant::now();
-        let stats = Arc::new(RequestStats::default());
-        let client = CloudClient::new(
-            Http::new(Arc::clone(&self.http), Arc::clone(&stats)),
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
+    fn deletion_guard(&self) -> DeletionGuard {
+        self.config.deletion_guard
+    }
+
+    fn catalog(&self) -> &CatalogSettings {
+        &self.config.catalog
+    }
+
+    fn catalog_path(&self) -> &str {
+        &self.config.catalog_path
+    }
+
+    fn client(&self, stats: &Arc<RequestStats>) -> CloudClient {
+        CloudClient::new(
+            Http::new(Arc::clone(&self.http), Arc::clone(stats)),
             self.integration.api_base_url.clone(),
-        );
-        let mut report = RunReport::new(self.id());
-        let result = self.discover(&client, &stats, previous, &mut report).await;
-        pipeline::finish(report, result, &stats, started, None)
+        )
     }
 
-    async fn discover(
+    /// Projects → `projectKey` → code search per project (or, without code
+    /// search, every repository) → `repoSlug`. Any failed page fails it.
+    async fn list(
         &self,
         client: &CloudClient,
-        stats: &Arc<RequestStats>,
-        previous: &PreviousEntities,
         report: &mut RunReport,
-    ) -> Result<Vec<Entity>, String> {
+        fingerprint: &str,
+    ) -> Result<Vec<Listed>, String> {
         let workspace = &self.config.workspace;
         let projects = client
             .projects(workspace, self.config.pagelen)
@@ -102,25 +124,90 @@ impl CloudProvider {
             .collect();
         let mut candidates = match self.search(client, &keys, report).await? {
             Some(found) => found,
-            None => self.list(client, report).await?,
+            None => self.list_repositories(client, report).await?,
         };
-        // Deterministic order, so a contested entity ref always goes to the same file.
         candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
-        report.repos_matched = candidates.len();
-        // Unordered, so a read waiting out a retry does not stall the others.
-        let mut outcomes: Vec<(usize, FileOutcome)> =
-            stream::iter(candidates.into_iter().enumerate())
-                .map(|(index, candidate)| async move {
-                    (index, self.read(client, stats, candidate, previous).await)
-                })
-                .buffer_unordered(self.config.concurrency)
-                .collect()
-                .await;
-        outcomes.sort_by_key(|(index, _)| *index);
-        Ok(pipeline::collect(
-            outcomes.into_iter().map(|(_, outcome)| outcome).collect(),
-            report,
-        ))
+        Ok(candidates
+            .into_iter()
+            .filter_map(|candidate| self.listed(client, candidate, fingerprint, report))
+            .collect())
+    }
+
+    async fn fetch(
+        &self,
+        client: &CloudClient,
+        url: &Url,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
+        client.file(url, max_bytes).await
+    }
+
+    fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
+        let aliases: Vec<String> = url_host(location).into_iter().collect();
+        FileReader::new(
+            Sites::cloud(&self.integration, &self.http, &aliases),
+            stats,
+            self.config.catalog.processing.limits.max_file_bytes,
+        )
+    }
+}
+
+impl CloudFlavour {
+    /// The candidate as the pipeline lists it; `None` (with a problem)
+    /// when its web URL is unusable, so its file cannot be named.
+    fn listed(
+        &self,
+        client: &CloudClient,
+        candidate: Candidate,
+        fingerprint: &str,
+        report: &mut RunReport,
+    ) -> Option<Listed> {
+        let path = &self.config.catalog_path;
+        // The location names the branch (stable across commits); the read
+        // uses the commit the search indexed.
+        let git_ref = candidate.branch.as_deref().unwrap_or(&candidate.read_at);
+        let Some(catalog_url) = cloud_urls::file_url(&candidate.repo_url, git_ref, path) else {
+            report.problems.push(Problem::new(
+                candidate.repo_url.clone(),
+                ProblemKind::Read,
+                format!(
+                    "repository {} has no usable web URL ('{}'); its catalog file is not read",
+                    candidate.slug, candidate.repo_url
+                ),
+            ));
+            return None;
+        };
+        let repo_info = RepoInfo {
+            default_branch: cloud_urls::parse_file_url(&catalog_url)
+                .ok()
+                .map(|f| f.repo_url)
+                .zip(candidate.branch.clone()),
+        };
+        Some(Listed {
+            file_url: client.src_url(
+                &self.config.workspace,
+                &candidate.slug,
+                &candidate.read_at,
+                path,
+            ),
+            change_token: candidate
+                .commit
+                .map(|commit| format!("commit:{commit}@{fingerprint}")),
+            repo_info,
+            record: RepositoryRecord {
+                project: candidate.project_key,
+                slug: candidate.slug,
+                url: candidate.repo_url,
+                id: candidate.uuid,
+                catalog_url,
+                branch: candidate.branch,
+                catalog: CatalogFile::Unknown,
+                change_token: None,
+                read_at: None,
+                entities: 0,
+                problems: Vec::new(),
+            },
+        })
     }
 
     /// `"<file name>" path:/<catalogPath> project:<KEY>`, as Backstage asks.
@@ -230,14 +317,16 @@ impl CloudProvider {
         Some(Candidate {
             repo_url: self.repo_url(&repo),
             branch: repo.main_branch().map(str::to_owned),
+            commit: Some(commit.hash.clone()),
             read_at: commit.hash,
             project_key,
+            uuid: repo.uuid,
             slug: repo.slug,
         })
     }
 
     /// Without code search: every repository of the workspace, filtered.
-    async fn list(
+    async fn list_repositories(
         &self,
         client: &CloudClient,
         report: &mut RunReport,
@@ -265,6 +354,8 @@ impl CloudProvider {
                     repo_url: self.repo_url(&repo),
                     read_at: branch.clone(),
                     branch: Some(branch),
+                    commit: None,
+                    uuid: repo.uuid,
                     slug: repo.slug,
                 })
             })
@@ -291,53 +382,5 @@ impl CloudProvider {
             },
             str::to_owned,
         )
-    }
-
-    async fn read(
-        &self,
-        client: &CloudClient,
-        stats: &Arc<RequestStats>,
-        candidate: Candidate,
-        previous: &PreviousEntities,
-    ) -> FileOutcome {
-        let settings = &self.config.catalog;
-        let max_bytes = settings.processing.limits.max_file_bytes;
-        let path = &self.config.catalog_path;
-        // The location names the branch (stable across commits); the read
-        // uses the commit the search indexed.
-        let git_ref = candidate.branch.as_deref().unwrap_or(&candidate.read_at);
-        let Some(location) = cloud_urls::file_url(&candidate.repo_url, git_ref, path) else {
-            return FileOutcome {
-                problems: vec![super::Problem::new(
-                    candidate.repo_url.clone(),
-                    super::ProblemKind::Read,
-                    format!(
-                        "repository {} has no usable web URL ('{}'); its catalog file is not read",
-                        candidate.slug, candidate.repo_url
-                    ),
-                )],
-                ..FileOutcome::default()
-            };
-        };
-        let src = client.src_url(
-            &self.config.workspace,
-            &candidate.slug,
-            &candidate.read_at,
-            path,
-        );
-        let fetched = client.file(&src, max_bytes).await;
-        let repo_info = RepoInfo {
-            default_branch: cloud_urls::parse_file_url(&location)
-                .ok()
-                .map(|f| f.repo_url)
-                .zip(candidate.branch.clone()),
-        };
-        let aliases: Vec<String> = url_host(&location).into_iter().collect();
-        let files = FileReader::new(
-            Sites::cloud(&self.integration, &self.http, &aliases),
-            stats,
-            max_bytes,
-        );
-        pipeline::process_file(fetched, &location, &files, settings, &repo_info, previous).await
     }
 }

@@ -6,7 +6,6 @@
 //! other URL is refused without a request.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,8 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::pipeline::{self, FileOutcome};
-use super::{PreviousEntities, RunReport, RunResult};
+use super::pipeline;
+use super::{Outcome, RunContext, RunReport, UnitUpdate};
 use crate::bitbucket::reader::{FileReader, ReadError, Sites};
 use crate::bitbucket::urls::UrlError;
 use crate::bitbucket::{BitbucketError, HttpPool, RequestStats};
@@ -127,11 +126,12 @@ pub enum LocationError {
     },
 }
 
-/// A read of a location: the run (failed when `error` is set) and, if its
-/// target yielded nothing, why.
+/// A read of a location: the report (failed when `error` is set) and,
+/// when the target was read, the entities it yields.
 #[derive(Debug)]
-pub struct LocationRun {
-    pub result: RunResult,
+pub struct LocationRead {
+    pub report: RunReport,
+    pub entities: Option<Vec<Entity>>,
     pub error: Option<LocationError>,
 }
 
@@ -178,62 +178,68 @@ impl LocationSource {
         &self.context.schedule
     }
 
-    pub async fn run(&self) -> RunResult {
-        self.read().await.result
+    /// Reads the target and applies what it yields as the location's one
+    /// unit; a failed read changes nothing.
+    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
+        let read = self.read(&ctx.stats).await;
+        let mut report = read.report;
+        if let Some(entities) = read.entities {
+            let update = UnitUpdate {
+                unit: self.target.clone(),
+                record: None,
+                entities: Some(entities),
+            };
+            report.problems.extend(ctx.sink.apply(vec![update]).await);
+        }
+        report
     }
 
     /// Reads the target (and what its Location entities lead to). A target
     /// that is missing or cannot be read fails the run: the location's
     /// previous entities stay, as Backstage keeps them when a required
     /// location fails.
-    pub async fn read(&self) -> LocationRun {
+    pub async fn read(&self, stats: &Arc<RequestStats>) -> LocationRead {
         let started = Instant::now();
-        let stats = Arc::new(RequestStats::default());
         let settings = &self.context.settings;
         let reader = FileReader::new(
             Sites::all(&self.context.integrations, Some(&self.context.http)),
-            &stats,
+            stats,
             settings.processing.limits.max_file_bytes,
         );
         let mut report = RunReport::new(&self.source_id);
         let target = &self.target;
-        let (result, error) = match reader.read(target).await {
+        let (entities, error) = match reader.read(target).await {
             Ok(Some(bytes)) => {
-                let file = pipeline::process_file(
-                    Ok::<_, Infallible>(Some(bytes)),
-                    target,
-                    &reader,
-                    settings,
-                    &RepoInfo::default(),
-                    // A location's target failing fails the run (its previous
-                    // entities stay), so nothing is kept per file here.
-                    &PreviousEntities::default(),
-                )
-                .await;
-                let generated = FileOutcome {
-                    entities: vec![location_entity(target)],
-                    ..FileOutcome::default()
-                };
-                (
-                    Ok(pipeline::collect(vec![generated, file], &mut report)),
-                    None,
-                )
+                let file =
+                    pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default())
+                        .await;
+                report.files_found = 1;
+                report.repos_read = 1;
+                report.location_files = file.location_files;
+                report.problems = file.problems;
+                let mut entities = vec![location_entity(target)];
+                entities.extend(file.entities);
+                (Some(entities), None)
             }
-            Ok(None) => {
-                let error = LocationError::NotFound(target.clone());
-                (Err(error.to_string()), Some(error))
-            }
-            Err(ReadError::Refused(err)) => (Err(err.to_string()), Some(err.into())),
-            Err(ReadError::Failed(source)) => {
-                let error = LocationError::Read {
+            Ok(None) => (None, Some(LocationError::NotFound(target.clone()))),
+            Err(ReadError::Refused(err)) => (None, Some(err.into())),
+            Err(ReadError::Failed(source)) => (
+                None,
+                Some(LocationError::Read {
                     target: target.clone(),
                     source,
-                };
-                (Err(error.to_string()), Some(error))
-            }
+                }),
+            ),
         };
-        LocationRun {
-            result: pipeline::finish(report, result, &stats, started, None),
+        if let Some(error) = &error {
+            report.outcome = Outcome::Failed {
+                error: error.to_string(),
+            };
+        }
+        pipeline::finish(&mut report, stats, started);
+        LocationRead {
+            report,
+            entities,
             error,
         }
     }

@@ -1,230 +1,135 @@
-//! Discovery providers: one run lists what a Bitbucket has, reads the
-//! catalog files and returns the entities plus a report of what it did.
+//! Discovery: sources list what a Bitbucket has, read catalog files and
+//! hand each repository's result to a [`RunSink`] as it comes, with a
+//! report of what the run did.
 //!
-//! - [`server`]: the `catalog.providers.bitbucketServer` provider.
-//! - [`cloud`]: the `catalog.providers.bitbucketCloud` provider.
+//! - [`provider`]: the one provider pipeline (list → filter → plan → read →
+//!   process → apply) over a [`provider::Flavour`]: [`server`] for
+//!   `catalog.providers.bitbucketServer`, [`cloud`] for `bitbucketCloud`.
+//! - [`plan`]: which repositories a run reads, in which order.
+//! - [`progress`]: what a run has done so far, for the status API.
 //! - [`location`]: one location given by URL (`catalog.locations` or
 //!   registered over HTTP).
+//! - [`pipeline`]: what every source does with a catalog file's bytes.
+//! - [`report`]: the account of one run.
 //! - [`Source`]: any of them, as the scheduler runs them.
-//! - [`pipeline`]: what every source does with a catalog file's bytes, and
-//!   how a run's files become its entities and report.
 
 pub mod cloud;
 pub mod location;
 pub mod pipeline;
+pub mod plan;
+pub mod progress;
+pub mod provider;
+pub mod report;
 pub mod server;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use self::progress::Progress;
+pub use self::report::{Outcome, RunReport, now_rfc3339};
+use crate::bitbucket::RequestStats;
+use crate::catalog::Entity;
 pub use crate::catalog::problem::{Problem, ProblemKind};
-use crate::catalog::{Entity, PreparedEntity};
+use crate::config::{DeletionGuard, Schedule};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase",
-    tag = "status"
-)]
-pub enum Outcome {
-    /// The listing completed; per-file problems may still be listed.
-    Succeeded,
-    /// The run produced nothing usable; the previous entities stay.
-    Failed { error: String },
-    /// The listing completed but would have removed more entities than the
-    /// provider's `deletionThreshold` allows; the previous entities stay
-    /// until a run with `force=true` (or a smaller change) applies.
-    Held {
-        message: String,
-        would_remove: usize,
-        of: usize,
-    },
-}
-
-/// The account of one provider run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Whether a repository has a catalog file, as its last read said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    pub provider: String,
-    pub outcome: Outcome,
-    /// RFC 3339, UTC.
-    pub started_at: String,
-    /// RFC 3339, UTC; empty while running.
-    #[serde(default)]
-    pub finished_at: String,
-    pub projects_seen: usize,
-    pub repos_seen: usize,
-    /// Repositories that passed the filters.
-    pub repos_matched: usize,
-    pub files_found: usize,
-    pub entities: usize,
-    pub problems: Vec<Problem>,
-    /// Files that could not be read this run whose previous entities were kept.
-    #[serde(default)]
-    pub stale: Vec<String>,
-    /// Files read through Location entities' targets.
-    pub location_files: usize,
-    /// What the operator should know about how the run went, e.g. that code
-    /// search is not enabled and the run fell back to listing repositories.
-    #[serde(default)]
-    pub notices: Vec<String>,
-    /// Requests sent, retries and 429s included.
-    pub requests: u64,
-    /// Requests that were repeats of a failed one.
-    #[serde(default)]
-    pub retries: u64,
-    /// 429 answers (each waited out).
-    #[serde(default)]
-    pub rate_limited: u64,
-    /// Response body bytes read.
-    #[serde(default)]
-    pub bytes: u64,
-    /// Endpoint kind → status (or `error`) → requests.
-    #[serde(default)]
-    pub requests_by_endpoint:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
-    #[serde(rename = "durationMs", with = "millis")]
-    pub duration: Duration,
+pub enum CatalogFile {
+    /// Listed, not read yet.
+    Unknown,
+    Present,
+    /// The file does not exist (404).
+    Missing,
+    /// The last read failed; what it gave before stays served.
+    Unreadable,
 }
 
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-pub use crate::catalog::problem::now_rfc3339;
-
-impl RunReport {
-    pub fn new(provider: &str) -> Self {
-        Self {
-            provider: provider.to_owned(),
-            outcome: Outcome::Succeeded,
-            started_at: now_rfc3339(),
-            finished_at: String::new(),
-            projects_seen: 0,
-            repos_seen: 0,
-            repos_matched: 0,
-            files_found: 0,
-            entities: 0,
-            problems: Vec::new(),
-            stale: Vec::new(),
-            location_files: 0,
-            notices: Vec::new(),
-            requests: 0,
-            retries: 0,
-            rate_limited: 0,
-            bytes: 0,
-            requests_by_endpoint: std::collections::BTreeMap::new(),
-            duration: Duration::ZERO,
-        }
-    }
-
-    pub fn succeeded(&self) -> bool {
-        self.outcome == Outcome::Succeeded
-    }
-
-    /// One line for humans, e.g. the `run-once` summary.
-    pub fn summary(&self) -> String {
-        let outcome = match &self.outcome {
-            Outcome::Succeeded => "ok".to_owned(),
-            Outcome::Failed { error } => format!("FAILED: {error}"),
-            Outcome::Held { message, .. } => format!("HELD: {message}"),
-        };
-        let notices: String = self
-            .notices
-            .iter()
-            .map(|n| format!("; note: {n}"))
-            .collect();
-        format!(
-            "provider {}: {outcome}; {} projects, {} repos seen, {} matched filters, {} catalog files, {} entities, {} problems, {} requests, {} files via Location targets, {:.1}s{notices}",
-            self.provider,
-            self.projects_seen,
-            self.repos_seen,
-            self.repos_matched,
-            self.files_found,
-            self.entities,
-            self.problems.len(),
-            self.requests,
-            self.location_files,
-            self.duration.as_secs_f64()
-        )
-    }
-}
-
-/// A source's current entities grouped by the file they came from (their
-/// `managed-by-origin-location`), so a file that cannot be read this run can
-/// keep what it gave last time.
-#[derive(Debug, Default)]
-pub struct PreviousEntities {
-    /// Rendered, so a run costs nothing here unless a read actually fails.
-    by_origin: std::collections::HashMap<String, Vec<Arc<PreparedEntity>>>,
-}
-
-impl PreviousEntities {
-    pub fn new(served: impl IntoIterator<Item = Arc<PreparedEntity>>) -> Self {
-        let mut by_origin: std::collections::HashMap<String, Vec<Arc<PreparedEntity>>> =
-            std::collections::HashMap::new();
-        for entity in served {
-            if let Some(origin) = entity.origin.clone() {
-                by_origin.entry(origin).or_default().push(entity);
-            }
-        }
-        Self { by_origin }
-    }
-
-    /// The entities last read from `url` (and the files its Locations reached).
-    pub fn from_file(&self, url: &str) -> Vec<Entity> {
-        self.by_origin
-            .get(url)
-            .map(|served| {
-                served
-                    .iter()
-                    .filter_map(|e| serde_json::from_str(&e.json).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// A finished run: the report, and the entities when the run succeeded.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    pub report: RunReport,
-    pub entities: Option<Vec<Entity>>,
-    /// Every repository that passed the filters, when the listing completed.
-    pub repositories: Option<Vec<RepositoryCatalog>>,
-}
-
-/// A repository that passed the filters, and whether it has a catalog file.
+/// What is kept about one repository of a provider: the unit of state and
+/// of change. Its entities are kept under `catalog_url`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepositoryCatalog {
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryRecord {
     pub project: String,
     pub slug: String,
     /// The repository's web URL.
     pub url: String,
-    /// `Some(true)`: has a catalog file; `Some(false)`: none (404);
-    /// `None`: the read failed, so nobody knows.
-    #[serde(skip)]
-    pub catalog: Option<bool>,
+    /// Bitbucket's id for it (Server: the numeric id, Cloud: the UUID),
+    /// when the listing carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The catalog file's web URL: the entities' location, and the unit
+    /// they are kept under.
+    pub catalog_url: String,
+    /// The branch the file is read from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub catalog: CatalogFile,
+    /// What the file was at when last processed (Cloud: the commit code
+    /// search found; Server: a hash of the content), with the settings it
+    /// was processed under. `None`: read it again next time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_token: Option<String>,
+    /// When the file was last read (RFC 3339); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
+    /// Entities served from it.
+    #[serde(default)]
+    pub entities: usize,
+    /// What the last read of the file found wrong.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+/// A read's result for one unit, to apply: the record to keep and, when
+/// the file was processed, the unit's whole new entity set (`None` keeps
+/// what is served: unchanged or unreadable).
+#[derive(Debug, Clone)]
+pub struct UnitUpdate {
+    pub unit: String,
+    pub record: Option<RepositoryRecord>,
+    pub entities: Option<Vec<Entity>>,
+}
+
+/// The deletion guard held back removals a complete listing asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub message: String,
+    pub would_remove: usize,
+    pub of: usize,
+}
+
+/// Where a run's results go as they come: served and persisted batch by
+/// batch (the scheduler's), or collected (`run-once`).
+pub trait RunSink: Send + Sync {
+    /// Applies read results; returns what applying them found wrong
+    /// (entities another unit already serves). Once it returns, the
+    /// results are served and kept even if the run is then cancelled.
+    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>>;
+
+    /// Given every unit a complete listing has, drops the units the source
+    /// serves that are not among them, unless the deletion guard holds them.
+    fn reconcile(&self, listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>>;
+}
+
+/// What one run works with.
+pub struct RunContext<'a> {
+    pub stats: Arc<RequestStats>,
+    pub progress: Arc<Progress>,
+    /// What earlier runs recorded about each repository, by unit.
+    pub known: HashMap<String, RepositoryRecord>,
+    pub sink: &'a dyn RunSink,
 }
 
 /// Anything that contributes entities on a schedule: a provider, or a
 /// location given by URL. The scheduler runs them all the same way.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Server(server::ServerProvider),
-    Cloud(cloud::CloudProvider),
+    Server(provider::Provider<server::ServerFlavour>),
+    Cloud(provider::Provider<cloud::CloudFlavour>),
     Location(location::LocationSource),
 }
 
@@ -250,16 +155,16 @@ impl Source {
     /// What it reads: the Server host, the Cloud workspace or the location's URL.
     pub fn target(&self) -> &str {
         match self {
-            Source::Server(p) => &p.config().host,
-            Source::Cloud(p) => &p.config().workspace,
+            Source::Server(p) => p.target(),
+            Source::Cloud(p) => p.target(),
             Source::Location(l) => l.target(),
         }
     }
 
-    pub fn schedule(&self) -> &crate::config::Schedule {
+    pub fn schedule(&self) -> &Schedule {
         match self {
-            Source::Server(p) => &p.config().schedule,
-            Source::Cloud(p) => &p.config().schedule,
+            Source::Server(p) => p.schedule(),
+            Source::Cloud(p) => p.schedule(),
             Source::Location(l) => l.schedule(),
         }
     }
@@ -271,21 +176,26 @@ impl Source {
         }
     }
 
-    /// `previous`: what the source serves now, so a file that cannot be
-    /// read this run keeps its entities (Server providers).
-    pub async fn run(&self, previous: &PreviousEntities) -> RunResult {
+    /// Whether it keeps per-repository records (providers do).
+    pub fn lists_repositories(&self) -> bool {
+        !matches!(self, Source::Location(_))
+    }
+
+    /// Runs once, handing results to `ctx.sink` as they come.
+    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
         match self {
-            Source::Server(p) => p.run(previous).await,
-            Source::Cloud(p) => p.run(previous).await,
-            Source::Location(l) => l.run().await,
+            Source::Server(p) => p.run(ctx).await,
+            Source::Cloud(p) => p.run(ctx).await,
+            Source::Location(l) => l.run(ctx).await,
         }
     }
 
     /// How much one run may remove before it is held.
-    pub fn deletion_guard(&self) -> crate::config::DeletionGuard {
+    pub fn deletion_guard(&self) -> DeletionGuard {
         match self {
-            Source::Server(p) => p.config().deletion_guard,
-            Source::Cloud(_) | Source::Location(_) => crate::config::DeletionGuard::default(),
+            Source::Server(p) => p.deletion_guard(),
+            Source::Cloud(p) => p.deletion_guard(),
+            Source::Location(_) => DeletionGuard::default(),
         }
     }
 }

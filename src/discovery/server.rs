@@ -1,78 +1,94 @@
-//! The Bitbucket Server provider: list projects → filter → list repositories
-//! (concurrently) → filter → read catalog files (concurrently) → entities.
+//! The Bitbucket Server flavour of the provider pipeline: list projects →
+//! filter → list repositories (concurrently) → filter; each repository's
+//! catalog file is read from `/raw/`. Server listings carry no content
+//! version, so every file is read; an unchanged one is not processed again.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::pipeline::{self, FileOutcome};
-use super::{PreviousEntities, RepositoryCatalog, RunReport, RunResult};
+use super::plan::Listed;
+use super::provider::{Flavour, Provider};
+use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::{Http, IntegrationHttp, RequestStats};
-use crate::catalog::Entity;
+use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::ServerProviderConfig;
+use crate::config::{CatalogSettings, DeletionGuard, Schedule, ServerProviderConfig};
 use crate::integrations::BitbucketServerIntegration;
 
-/// One configured `catalog.providers.bitbucketServer` entry, ready to run.
+/// What is particular to `catalog.providers.bitbucketServer`.
 #[derive(Debug, Clone)]
-pub struct ServerProvider {
+pub struct ServerFlavour {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http: Arc<IntegrationHttp>,
 }
 
-impl ServerProvider {
-    pub fn new(
+impl ServerFlavour {
+    /// The provider `config` describes, reading through `http`.
+    pub fn provider(
         config: ServerProviderConfig,
         integration: BitbucketServerIntegration,
         http: Arc<IntegrationHttp>,
-    ) -> Self {
-        Self {
+    ) -> Provider<Self> {
+        Provider::new(Self {
             config,
             integration,
             http,
-        }
+        })
     }
+}
 
-    pub fn id(&self) -> &str {
+impl Flavour for ServerFlavour {
+    type Client = ServerClient;
+
+    fn id(&self) -> &str {
         &self.config.id
     }
 
-    pub fn config(&self) -> &ServerProviderConfig {
-        &self.config
+    fn target(&self) -> &str {
+        &self.config.host
     }
 
-    /// Runs discovery once. Never panics and never returns half a listing:
-    /// if any listing request fails, the run fails and returns no entities.
-    pub async fn run(&self, previous: &PreviousEntities) -> RunResult {
-        let started = Instant::now();
-        let stats = Arc::new(RequestStats::default());
-        let client = ServerClient::new(
-            Http::new(Arc::clone(&self.http), Arc::clone(&stats)),
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
+    fn deletion_guard(&self) -> DeletionGuard {
+        self.config.deletion_guard
+    }
+
+    fn catalog(&self) -> &CatalogSettings {
+        &self.config.catalog
+    }
+
+    fn catalog_path(&self) -> &str {
+        &self.config.catalog_path
+    }
+
+    fn client(&self, stats: &Arc<RequestStats>) -> ServerClient {
+        ServerClient::new(
+            Http::new(Arc::clone(&self.http), Arc::clone(stats)),
             self.integration.api_base_url.clone(),
-        );
-        let mut report = RunReport::new(self.id());
-        let mut repositories = Vec::new();
-        let result = self
-            .discover(&client, &stats, previous, &mut report, &mut repositories)
-            .await;
-        pipeline::finish(report, result, &stats, started, Some(repositories))
+        )
     }
 
-    async fn discover(
+    /// Projects → `projectKey` → each project's repositories (concurrently)
+    /// → `repoSlug`, `skipArchivedRepos`. Any failed page fails the listing.
+    async fn list(
         &self,
         client: &ServerClient,
-        stats: &Arc<RequestStats>,
-        previous: &PreviousEntities,
         report: &mut RunReport,
-        repositories: &mut Vec<RepositoryCatalog>,
-    ) -> Result<Vec<Entity>, String> {
+        _fingerprint: &str,
+    ) -> Result<Vec<Listed>, String> {
         let filters = &self.config.filters;
         let projects = client
             .projects()
@@ -89,7 +105,6 @@ impl ServerProvider {
                     .is_none_or(|re| re.is_match(key))
             })
             .collect();
-
         let listings: Vec<Vec<Repository>> = stream::iter(keys)
             .map(|key| {
                 let client = client.clone();
@@ -112,46 +127,70 @@ impl ServerProvider {
                 .is_none_or(|re| re.is_match(&repo.slug))
                 && !(filters.skip_archived_repos && repo.archived)
         });
-        // Deterministic order, so a contested entity ref always goes to the same file.
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
-        report.repos_matched = repos.len();
+        Ok(repos
+            .into_iter()
+            .map(|repo| self.listed(client, repo))
+            .collect())
+    }
 
-        let listed: Vec<RepositoryCatalog> = repos
-            .iter()
-            .map(|repo| RepositoryCatalog {
-                project: repo.project.key.clone(),
-                slug: repo.slug.clone(),
-                url: self.repo_web_url(repo),
-                catalog: None,
-            })
-            .collect();
-        // Unordered: a read waiting out a retry must not hold up the others
-        // (ordered buffering would stall new reads behind it).
-        let mut outcomes: Vec<(usize, FileOutcome)> = stream::iter(repos.into_iter().enumerate())
-            .map(|(index, repo)| {
-                let client = client.clone();
-                async move {
-                    (
-                        index,
-                        self.read_repository(&client, stats, &repo, previous).await,
-                    )
-                }
-            })
-            .buffer_unordered(self.config.concurrency)
-            .collect()
-            .await;
-        outcomes.sort_by_key(|(index, _)| *index);
-        let outcomes: Vec<FileOutcome> = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
-        repositories.extend(
-            listed
-                .into_iter()
-                .zip(&outcomes)
-                .map(|(mut repository, outcome)| {
-                    repository.catalog = (!outcome.unreadable).then_some(outcome.found);
-                    repository
-                }),
-        );
-        Ok(pipeline::collect(outcomes, report))
+    async fn fetch(
+        &self,
+        client: &ServerClient,
+        url: &Url,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
+        client.raw_file(url, max_bytes).await
+    }
+
+    fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
+        // Location targets may use the host the listing's links use, too
+        // (they differ behind some proxies); nothing else is followed.
+        let aliases: Vec<String> = url_host(location).into_iter().collect();
+        FileReader::new(
+            Sites::server(&self.integration, &self.http, &aliases),
+            stats,
+            self.config.catalog.processing.limits.max_file_bytes,
+        )
+    }
+}
+
+impl ServerFlavour {
+    fn listed(&self, client: &ServerClient, repo: Repository) -> Listed {
+        let repo_url = self.repo_web_url(&repo);
+        let catalog_url = self.browse_url(&repo_url);
+        let default_branch = repo.default_branch.as_ref().and_then(|b| b.name());
+        let repo_info = RepoInfo {
+            default_branch: server_urls::parse_file_url(&catalog_url)
+                .ok()
+                .map(|f| f.repo_url)
+                .zip(default_branch.clone()),
+        };
+        let branch = self.config.filters.branch.clone().or(default_branch);
+        Listed {
+            file_url: client.raw_url(
+                &repo.project.key,
+                &repo.slug,
+                &self.config.catalog_path,
+                self.config.filters.branch.as_deref(),
+            ),
+            // Server listings say nothing about file content.
+            change_token: None,
+            repo_info,
+            record: RepositoryRecord {
+                project: repo.project.key,
+                slug: repo.slug,
+                url: repo_url,
+                id: repo.id.map(|id| id.to_string()),
+                catalog_url,
+                branch,
+                catalog: CatalogFile::Unknown,
+                change_token: None,
+                read_at: None,
+                entities: 0,
+                problems: Vec::new(),
+            },
+        }
     }
 
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`).
@@ -175,9 +214,9 @@ impl ServerProvider {
         }
     }
 
-    /// The web URL of the catalog file, which becomes the entity's location.
-    fn browse_url(&self, repo: &Repository) -> String {
-        let url = format!("{}/{}", self.repo_web_url(repo), self.config.catalog_path);
+    /// The web URL of the catalog file, which becomes the entities' location.
+    fn browse_url(&self, repo_url: &str) -> String {
+        let url = format!("{repo_url}/{}", self.config.catalog_path);
         match &self.config.filters.branch {
             Some(branch) => {
                 let query: String = url::form_urlencoded::Serializer::new(String::new())
@@ -187,39 +226,5 @@ impl ServerProvider {
             }
             None => url,
         }
-    }
-
-    async fn read_repository(
-        &self,
-        client: &ServerClient,
-        stats: &Arc<RequestStats>,
-        repo: &Repository,
-        previous: &PreviousEntities,
-    ) -> FileOutcome {
-        let location = self.browse_url(repo);
-        let settings = &self.config.catalog;
-        let max_bytes = settings.processing.limits.max_file_bytes;
-        let raw_url = client.raw_url(
-            &repo.project.key,
-            &repo.slug,
-            &self.config.catalog_path,
-            self.config.filters.branch.as_deref(),
-        );
-        let fetched = client.raw_file(&raw_url, max_bytes).await;
-        let repo_info = RepoInfo {
-            default_branch: server_urls::parse_file_url(&location)
-                .ok()
-                .map(|f| f.repo_url)
-                .zip(repo.default_branch.as_ref().and_then(|b| b.name())),
-        };
-        // Location targets may use the host the listing's links use, too
-        // (they differ behind some proxies); nothing else is followed.
-        let aliases: Vec<String> = url_host(&location).into_iter().collect();
-        let files = FileReader::new(
-            Sites::server(&self.integration, &self.http, &aliases),
-            stats,
-            max_bytes,
-        );
-        pipeline::process_file(fetched, &location, &files, settings, &repo_info, previous).await
     }
 }

@@ -1,20 +1,19 @@
-//! Durable storage of each source's last successful entity set, and of the
-//! locations registered over HTTP.
+//! Durable storage of what is served, unit by unit, and of the locations
+//! registered over HTTP.
 //!
-//! The catalog is served from memory; the store is only written after a
-//! successful run (one transaction per run, so a crash leaves either the old
-//! or the new set) and read once at start-up.
+//! The catalog is served from memory; the store is written batch by batch
+//! as runs read repositories (one transaction per batch, so a crash keeps
+//! every applied batch and nothing half-applied) and read once at start-up.
 
 mod sqlite;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::catalog::PreparedEntity;
+use crate::catalog::{Change, Owner, PreparedEntity};
 use crate::config::{DatabaseClient, DatabaseConfig};
-use crate::discovery::RunReport;
+use crate::discovery::{RepositoryRecord, RunReport};
 pub use sqlite::SqliteStore;
 
 /// The default SQLite file, as in the example config.
@@ -40,15 +39,33 @@ pub enum StoreError {
     Unsupported,
 }
 
-/// One source's persisted state.
+/// An entity as it was served, and who serves it.
 #[derive(Debug, Clone)]
-pub struct StoredSource {
-    pub id: String,
+pub struct StoredEntity {
+    pub owner: Owner,
+    pub entity: PreparedEntity,
+}
+
+/// Everything start-up needs to serve at once.
+#[derive(Debug, Default)]
+pub struct StoredCatalog {
     /// As they were served, so start-up needs no parsing.
-    pub entities: Vec<PreparedEntity>,
-    /// The latest recorded run; it may have failed, in which case
-    /// `entities` are still those of the last successful one.
-    pub last_run: Option<RunReport>,
+    pub entities: Vec<StoredEntity>,
+    /// Each source's latest recorded run.
+    pub runs: Vec<(String, RunReport)>,
+    /// The sequence number of the latest change ever stored.
+    pub last_seq: u64,
+}
+
+/// One source's changes, applied in one transaction: the catalog's
+/// numbered changes and the records of the repositories they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub source: &'a str,
+    pub changes: &'a [Change],
+    pub repositories: &'a [RepositoryRecord],
+    /// Units whose repository records go (no longer listed).
+    pub forgotten: &'a [String],
 }
 
 /// A location registered over HTTP (`POST /api/catalog/locations`).
@@ -62,29 +79,30 @@ pub struct RegisteredLocation {
     pub created_at: String,
 }
 
-/// Where sources are persisted. Implementations write a source's whole set
-/// in one transaction.
+/// Where the catalog is persisted: what is served, per entity and owner,
+/// with every change numbered (removals leave a numbered tombstone), the
+/// state of each provider's repositories, and each source's last run.
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {
-    /// Every stored source, in the order they were first stored (which
-    /// decides ownership of contested entity refs, as at run time).
-    fn load(&self) -> BoxFuture<'_, Result<Vec<StoredSource>, StoreError>>;
+    fn load(&self) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;
 
-    /// Replaces `source`'s entities and run record atomically.
-    fn save_source<'a>(
+    /// Applies one batch atomically: a crash keeps it whole or not at all.
+    fn apply<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// What is known about `source`'s repositories.
+    fn repositories<'a>(
         &'a self,
         source: &'a str,
-        entities: &'a [Arc<PreparedEntity>],
-        run: &'a RunReport,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<RepositoryRecord>, StoreError>>;
 
-    /// Records a run that did not change the entities (e.g. a failed one).
+    /// Records `source`'s latest run.
     fn save_run<'a>(
         &'a self,
         source: &'a str,
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Forgets sources that are no longer configured.
+    /// Forgets sources that are no longer configured; their entities leave
+    /// numbered tombstones.
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// Registered locations, in the order they were registered.
@@ -96,9 +114,9 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
         location: &'a RegisteredLocation,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Forgets the registered location `id` together with the entities and
-    /// run record of its `source`, in one transaction; `false` when no such
-    /// location was registered.
+    /// Forgets the registered location `id` and the run record of its
+    /// `source` (its entities go through [`CatalogStore::apply`] first);
+    /// `false` when no such location was registered.
     fn remove_location<'a>(
         &'a self,
         id: &'a str,

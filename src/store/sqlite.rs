@@ -11,13 +11,12 @@ use sqlx::{Row, SqlitePool};
 
 use std::sync::Arc;
 
-use super::{CatalogStore, RegisteredLocation, StoreError, StoredSource};
-use crate::catalog::search::SearchRows;
-use crate::catalog::{EntityKey, PreparedEntity};
-use crate::discovery::RunReport;
+use futures::TryStreamExt;
 
-/// SQLite caps bound parameters per statement (32,766); 9 per row.
-const ROWS_PER_INSERT: usize = 1000;
+use super::{Batch, CatalogStore, RegisteredLocation, StoreError, StoredCatalog, StoredEntity};
+use crate::catalog::search::SearchRows;
+use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
+use crate::discovery::{RepositoryRecord, RunReport};
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
@@ -58,6 +57,47 @@ fn migrator() -> Migrator {
                 target TEXT NOT NULL UNIQUE,
                 created_at TEXT NOT NULL
             );",
+            ),
+            false,
+        ),
+        Migration::new(
+            3,
+            "entities owned per unit, numbered changes, repositories".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE TABLE catalog_entities (
+                entity_key TEXT PRIMARY KEY,
+                source_id TEXT NOT NULL,
+                unit TEXT NOT NULL,
+                seq INTEGER NOT NULL UNIQUE,
+                entity_ref TEXT NOT NULL,
+                uid TEXT NOT NULL,
+                body TEXT NOT NULL,
+                search TEXT NOT NULL,
+                location TEXT,
+                origin TEXT
+            );
+            CREATE INDEX catalog_entities_by_unit ON catalog_entities (source_id, unit);
+            CREATE TABLE removed_entities (
+                entity_key TEXT PRIMARY KEY,
+                source_id TEXT NOT NULL,
+                seq INTEGER NOT NULL UNIQUE
+            );
+            CREATE TABLE repositories (
+                source_id TEXT NOT NULL,
+                unit TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (source_id, unit)
+            );
+            -- A unit is the file an entity came from: its origin location.
+            INSERT OR IGNORE INTO catalog_entities
+                (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin)
+            SELECT e.entity_key, e.source_id, COALESCE(e.origin, ''),
+                ROW_NUMBER() OVER (ORDER BY s.position, e.seq),
+                e.entity_ref, e.uid, e.body, e.search, e.location, e.origin
+            FROM entities e JOIN sources s ON s.id = e.source_id
+            ORDER BY s.position, e.seq;
+            DROP TABLE entities;",
             ),
             false,
         ),
@@ -108,34 +148,36 @@ impl SqliteStore {
 }
 
 impl CatalogStore for SqliteStore {
-    fn load(&self) -> BoxFuture<'_, Result<Vec<StoredSource>, StoreError>> {
+    fn load(&self) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
         Box::pin(async move {
-            let sources = sqlx::query("SELECT id, last_run FROM sources ORDER BY position")
+            let mut runs = Vec::new();
+            let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
                 .fetch_all(&self.pool)
                 .await?;
-            let mut loaded = Vec::with_capacity(sources.len());
-            for row in sources {
+            for row in rows {
                 let id: String = row.try_get("id")?;
-                let last_run: Option<String> = row.try_get("last_run")?;
-                let corrupt = |message: String| StoreError::Corrupt {
-                    source_id: id.clone(),
-                    message,
-                };
-                let last_run = last_run
-                    .map(|text| serde_json::from_str::<RunReport>(&text))
-                    .transpose()
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let rows = sqlx::query(
-                    "SELECT entity_key, entity_ref, uid, body, search, location, origin FROM entities WHERE source_id = ? ORDER BY seq",
-                )
-                .bind(&id)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut entities = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let key: String = row.try_get("entity_key")?;
-                    let body: String = row.try_get("body")?;
-                    entities.push(PreparedEntity {
+                let text: String = row.try_get("last_run")?;
+                let run =
+                    serde_json::from_str::<RunReport>(&text).map_err(|e| StoreError::Corrupt {
+                        source_id: id.clone(),
+                        message: e.to_string(),
+                    })?;
+                runs.push((id, run));
+            }
+            // Streamed: a large catalog is never held twice while loading.
+            let mut entities = Vec::new();
+            let mut rows = sqlx::query(
+                "SELECT source_id, unit, entity_key, entity_ref, uid, body, search, location, origin FROM catalog_entities",
+            )
+            .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                let source: String = row.try_get("source_id")?;
+                let unit: String = row.try_get("unit")?;
+                let key: String = row.try_get("entity_key")?;
+                let body: String = row.try_get("body")?;
+                entities.push(StoredEntity {
+                    owner: Owner::new(&source, &unit),
+                    entity: PreparedEntity {
                         key: EntityKey::from_stored(&key),
                         entity_ref: row.try_get("entity_ref")?,
                         uid: row.try_get("uid")?,
@@ -143,56 +185,112 @@ impl CatalogStore for SqliteStore {
                         search: SearchRows::from_packed(row.try_get("search")?),
                         location: row.try_get("location")?,
                         origin: row.try_get("origin")?,
-                    });
-                }
-                loaded.push(StoredSource {
-                    id,
-                    entities,
-                    last_run,
+                    },
                 });
             }
-            Ok(loaded)
+            drop(rows);
+            let last_seq = last_seq(&self.pool).await?;
+            Ok(StoredCatalog {
+                entities,
+                runs,
+                last_seq,
+            })
         })
     }
 
-    fn save_source<'a>(
-        &'a self,
-        source: &'a str,
-        entities: &'a [Arc<PreparedEntity>],
-        run: &'a RunReport,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn apply<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = run_json(source, run)?;
             let mut tx = self.pool.begin().await?;
-            upsert_run(&mut tx, source, &run_json).await?;
-            sqlx::query("DELETE FROM entities WHERE source_id = ?")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
-            for (chunk_index, chunk) in entities.chunks(ROWS_PER_INSERT).enumerate() {
-                let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                let sql = format!(
-                    "INSERT INTO entities (source_id, seq, entity_key, entity_ref, uid, body, search, location, origin) VALUES {placeholders}"
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (offset, entity) in chunk.iter().enumerate() {
-                    let seq =
-                        i64::try_from(chunk_index * ROWS_PER_INSERT + offset).unwrap_or(i64::MAX);
-                    query = query
-                        .bind(source)
-                        .bind(seq)
+            for change in batch.changes {
+                let seq = i64::try_from(change.seq()).unwrap_or(i64::MAX);
+                match change {
+                    Change::Upsert { entity, owner, .. } => {
+                        sqlx::query(
+                            "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                             ON CONFLICT (entity_key) DO UPDATE SET source_id = excluded.source_id, unit = excluded.unit,
+                               seq = excluded.seq, entity_ref = excluded.entity_ref, uid = excluded.uid, body = excluded.body,
+                               search = excluded.search, location = excluded.location, origin = excluded.origin",
+                        )
                         .bind(entity.key.as_str())
+                        .bind(owner.source.as_ref())
+                        .bind(owner.unit.as_ref())
+                        .bind(seq)
                         .bind(entity.entity_ref.as_str())
                         .bind(entity.uid.as_str())
                         .bind(entity.json.as_ref())
                         .bind(entity.search.packed())
                         .bind(entity.location.as_deref())
-                        .bind(entity.origin.as_deref());
+                        .bind(entity.origin.as_deref())
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("DELETE FROM removed_entities WHERE entity_key = ?")
+                            .bind(entity.key.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Change::Remove { key, source, .. } => {
+                        sqlx::query("DELETE FROM catalog_entities WHERE entity_key = ?")
+                            .bind(key.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO removed_entities (entity_key, source_id, seq) VALUES (?, ?, ?)
+                             ON CONFLICT (entity_key) DO UPDATE SET source_id = excluded.source_id, seq = excluded.seq",
+                        )
+                        .bind(key.as_str())
+                        .bind(source.as_ref())
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
-                query.execute(&mut *tx).await?;
+            }
+            for record in batch.repositories {
+                let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt {
+                    source_id: batch.source.to_owned(),
+                    message: e.to_string(),
+                })?;
+                sqlx::query(
+                    "INSERT INTO repositories (source_id, unit, record) VALUES (?, ?, ?)
+                     ON CONFLICT (source_id, unit) DO UPDATE SET record = excluded.record",
+                )
+                .bind(batch.source)
+                .bind(record.catalog_url.as_str())
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for unit in batch.forgotten {
+                sqlx::query("DELETE FROM repositories WHERE source_id = ? AND unit = ?")
+                    .bind(batch.source)
+                    .bind(unit.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn repositories<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RepositoryRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT record FROM repositories WHERE source_id = ?")
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.into_iter()
+                .map(|row| {
+                    let text: String = row.try_get("record")?;
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        source_id: source.to_owned(),
+                        message: e.to_string(),
+                    })
+                })
+                .collect()
         })
     }
 
@@ -202,37 +300,53 @@ impl CatalogStore for SqliteStore {
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = run_json(source, run)?;
-            let mut tx = self.pool.begin().await?;
-            upsert_run(&mut tx, source, &run_json).await?;
-            tx.commit().await?;
+            let run_json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
+                source_id: source.to_owned(),
+                message: e.to_string(),
+            })?;
+            sqlx::query("INSERT INTO sources (id, last_run) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run")
+                .bind(source)
+                .bind(run_json)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
     }
 
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let ids: Vec<String> = sqlx::query("SELECT id FROM sources")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .filter_map(|row| row.try_get::<String, _>("id").ok())
-                .collect();
-            let mut removed = 0;
+            let ids: Vec<String> = sqlx::query(
+                "SELECT id FROM sources UNION SELECT DISTINCT source_id FROM catalog_entities",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .filter_map(|row| row.try_get::<String, _>(0).ok())
+            .filter(|id| !keep.contains(id))
+            .collect();
             let mut tx = self.pool.begin().await?;
-            for id in ids.iter().filter(|id| !keep.contains(id)) {
-                sqlx::query("DELETE FROM entities WHERE source_id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                removed += sqlx::query("DELETE FROM sources WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            for id in &ids {
+                let next = i64::try_from(last_seq(&mut *tx).await?).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "INSERT INTO removed_entities (entity_key, source_id, seq)
+                     SELECT entity_key, source_id, ? + ROW_NUMBER() OVER (ORDER BY entity_key)
+                     FROM catalog_entities WHERE source_id = ? ORDER BY entity_key
+                     ON CONFLICT (entity_key) DO UPDATE SET source_id = excluded.source_id, seq = excluded.seq",
+                )
+                .bind(next)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                for table in [
+                    "DELETE FROM catalog_entities WHERE source_id = ?",
+                    "DELETE FROM repositories WHERE source_id = ?",
+                    "DELETE FROM sources WHERE id = ?",
+                ] {
+                    sqlx::query(table).bind(id).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
-            Ok(removed)
+            Ok(ids.len() as u64)
         })
     }
 
@@ -283,7 +397,7 @@ impl CatalogStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("DELETE FROM entities WHERE source_id = ?")
+            sqlx::query("DELETE FROM repositories WHERE source_id = ?")
                 .bind(source)
                 .execute(&mut *tx)
                 .await?;
@@ -301,22 +415,12 @@ impl CatalogStore for SqliteStore {
     }
 }
 
-fn run_json(source: &str, run: &RunReport) -> Result<String, StoreError> {
-    serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
-        source_id: source.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-async fn upsert_run(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    source: &str,
-    run_json: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sources (id, last_run) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run")
-        .bind(source)
-        .bind(run_json)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+/// The latest sequence number given to a change, kept or removed.
+async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM catalog_entities UNION ALL SELECT MAX(seq) FROM removed_entities)",
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }

@@ -1,0 +1,168 @@
+//! Which repositories a run reads, and in which order: never read first,
+//! then those whose listing says they changed, then the least recently
+//! read. A run cut short by its timeout or a rate limit has then read what
+//! mattered most, and the next run continues where it stopped. A file the
+//! listing shows unchanged (Cloud: the same commit) is not read at all.
+
+use std::collections::HashMap;
+
+use url::Url;
+
+use super::{CatalogFile, RepositoryRecord};
+use crate::catalog::process::RepoInfo;
+
+/// One repository of a complete listing, after the filters.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// As the listing describes it: `catalog` unknown, never read.
+    pub record: RepositoryRecord,
+    /// The API URL of the catalog file.
+    pub file_url: Url,
+    /// What the file is at, when the listing tells (Cloud's code search
+    /// gives the commit), with the settings fingerprint.
+    pub change_token: Option<String>,
+    pub repo_info: RepoInfo,
+}
+
+/// A run's reads in order, and the repositories it can skip.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub reads: Vec<Listed>,
+    /// Unchanged since their last read: what that read found stays.
+    pub unchanged: Vec<RepositoryRecord>,
+}
+
+/// `None`: unchanged, no read needed.
+fn priority(listed: &Listed, known: Option<&RepositoryRecord>) -> Option<(u8, Option<String>)> {
+    let Some(known) = known.filter(|k| k.read_at.is_some()) else {
+        return Some((0, None));
+    };
+    match &listed.change_token {
+        Some(token)
+            if known.change_token.as_ref() == Some(token)
+                && known.catalog != CatalogFile::Unreadable =>
+        {
+            None
+        }
+        Some(_) => Some((1, known.read_at.clone())),
+        None => Some((2, known.read_at.clone())),
+    }
+}
+
+pub fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord>) -> Plan {
+    let mut reads = Vec::new();
+    let mut unchanged = Vec::new();
+    for repository in listed {
+        let previous = known.get(&repository.record.catalog_url);
+        match (priority(&repository, previous), previous) {
+            (Some(rank), _) => reads.push((rank, repository)),
+            (None, Some(previous)) => unchanged.push(previous.clone()),
+            (None, None) => {}
+        }
+    }
+    // RFC 3339 times in UTC sort as text.
+    reads.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Plan {
+        reads: reads.into_iter().map(|(_, r)| r).collect(),
+        unchanged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(slug: &str, token: Option<&str>) -> Listed {
+        Listed {
+            record: RepositoryRecord {
+                project: "P".into(),
+                slug: slug.into(),
+                url: format!("https://b/{slug}"),
+                id: None,
+                catalog_url: format!("https://b/{slug}/catalog-info.yaml"),
+                branch: None,
+                catalog: CatalogFile::Unknown,
+                change_token: None,
+                read_at: None,
+                entities: 0,
+                problems: Vec::new(),
+            },
+            file_url: Url::parse("https://api/x").unwrap(),
+            change_token: token.map(str::to_owned),
+            repo_info: RepoInfo::default(),
+        }
+    }
+
+    fn known(
+        slug: &str,
+        token: Option<&str>,
+        read_at: &str,
+        catalog: CatalogFile,
+    ) -> RepositoryRecord {
+        let mut record = listed(slug, None).record;
+        record.change_token = token.map(str::to_owned);
+        record.read_at = Some(read_at.into());
+        record.catalog = catalog;
+        record
+    }
+
+    fn slugs(reads: &[Listed]) -> Vec<&str> {
+        reads.iter().map(|l| l.record.slug.as_str()).collect()
+    }
+
+    #[test]
+    fn never_read_then_changed_then_least_recently_read() {
+        let known: HashMap<String, RepositoryRecord> = [
+            known(
+                "old",
+                None,
+                "2026-11-01T00:00:00.000Z",
+                CatalogFile::Present,
+            ),
+            known(
+                "older",
+                None,
+                "2026-10-01T00:00:00.000Z",
+                CatalogFile::Missing,
+            ),
+            known(
+                "changed",
+                Some("c1"),
+                "2026-11-29T00:00:00.000Z",
+                CatalogFile::Present,
+            ),
+            known(
+                "same",
+                Some("s1"),
+                "2026-11-29T00:00:00.000Z",
+                CatalogFile::Present,
+            ),
+            known(
+                "failed",
+                Some("f1"),
+                "2026-11-29T00:00:00.000Z",
+                CatalogFile::Unreadable,
+            ),
+        ]
+        .into_iter()
+        .map(|r| (r.catalog_url.clone(), r))
+        .collect();
+        let plan = plan(
+            vec![
+                listed("old", None),
+                listed("same", Some("s1")),
+                listed("older", None),
+                listed("changed", Some("c2")),
+                listed("new", Some("n1")),
+                listed("failed", Some("f1")),
+            ],
+            &known,
+        );
+        assert_eq!(
+            slugs(&plan.reads),
+            ["new", "changed", "failed", "older", "old"]
+        );
+        assert_eq!(plan.unchanged.len(), 1);
+        assert_eq!(plan.unchanged[0].slug, "same");
+    }
+}

@@ -1,0 +1,294 @@
+//! The one provider pipeline: list → filter → plan → read → process →
+//! apply. What differs between Bitbucket Server and Cloud (how to list, how
+//! to name and read a file, what tells a file changed) sits behind
+//! [`Flavour`]; every behaviour above it — repositories kept one by one,
+//! removals only from a complete listing and under the deletion guard,
+//! stale files, priority, progress, results served as they come — is
+//! shared.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt, stream};
+use url::Url;
+
+use super::pipeline::{self, FileOutcome};
+use super::plan::{self, Listed};
+use super::{
+    CatalogFile, Outcome, Problem, ProblemKind, RunContext, RunReport, UnitUpdate, now_rfc3339,
+};
+use crate::bitbucket::reader::FileReader;
+use crate::bitbucket::{BitbucketError, RequestStats};
+use crate::config::{CatalogSettings, DeletionGuard, Schedule};
+
+/// Results are applied once this many files are read…
+const BATCH_FILES: usize = 100;
+/// …or this long after the first unapplied one, whichever comes first.
+const BATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// What one kind of Bitbucket does differently.
+pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
+    type Client: Clone + Send + Sync;
+
+    fn id(&self) -> &str;
+    /// What it reads, for the status: a host or a workspace.
+    fn target(&self) -> &str;
+    fn schedule(&self) -> &Schedule;
+    fn concurrency(&self) -> usize;
+    fn deletion_guard(&self) -> DeletionGuard;
+    fn catalog(&self) -> &CatalogSettings;
+    /// The catalog file's path in each repository (no leading `/`).
+    fn catalog_path(&self) -> &str;
+
+    /// A client that counts its requests into `stats`.
+    fn client(&self, stats: &Arc<RequestStats>) -> Self::Client;
+
+    /// Every repository that passes the filters; an error when the listing
+    /// is not complete (then nothing is removed).
+    fn list(
+        &self,
+        client: &Self::Client,
+        report: &mut RunReport,
+        fingerprint: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, String>> + Send;
+
+    /// A catalog file's bytes (at most `max_bytes + 1`), `None` when missing.
+    fn fetch(
+        &self,
+        client: &Self::Client,
+        url: &Url,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, BitbucketError>> + Send;
+
+    /// How Location targets and placeholders in the file at `location` are read.
+    fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader;
+}
+
+/// A configured provider of either flavour.
+#[derive(Debug, Clone)]
+pub struct Provider<F> {
+    flavour: F,
+    /// Part of every change token: other settings, other entities.
+    fingerprint: String,
+}
+
+/// One file read, for the report.
+#[derive(Debug)]
+struct Read {
+    update: UnitUpdate,
+    found: bool,
+    problems: Vec<Problem>,
+    location_files: usize,
+    /// The file's URL when its read failed and its previous entities stay.
+    stale: Option<String>,
+}
+
+impl<F: Flavour> Provider<F> {
+    pub fn new(flavour: F) -> Self {
+        let fingerprint = pipeline::settings_fingerprint(flavour.catalog(), flavour.catalog_path());
+        Self {
+            flavour,
+            fingerprint,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.flavour.id()
+    }
+
+    pub fn target(&self) -> &str {
+        self.flavour.target()
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        self.flavour.schedule()
+    }
+
+    pub fn deletion_guard(&self) -> DeletionGuard {
+        self.flavour.deletion_guard()
+    }
+
+    /// Runs discovery once. Never panics. Removes nothing unless the
+    /// listing completed; every file read is applied as it comes, so a run
+    /// cut short keeps what it read.
+    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
+        let started = Instant::now();
+        let mut report = RunReport::new(self.id());
+        let client = self.flavour.client(&ctx.stats);
+        if let Err(error) = self.discover(&client, ctx, &mut report).await {
+            report.outcome = Outcome::Failed { error };
+        }
+        pipeline::finish(&mut report, &ctx.stats, started);
+        report
+    }
+
+    async fn discover(
+        &self,
+        client: &F::Client,
+        ctx: &RunContext<'_>,
+        report: &mut RunReport,
+    ) -> Result<(), String> {
+        let listed = self.flavour.list(client, report, &self.fingerprint).await?;
+        report.repos_matched = listed.len();
+        let units = listed
+            .iter()
+            .map(|l| l.record.catalog_url.clone())
+            .collect();
+        let held = ctx.sink.reconcile(units).await.err();
+        let plan = plan::plan(listed, &ctx.known);
+        report.repos_unchanged = plan.unchanged.len();
+        for record in plan.unchanged {
+            report.files_found += usize::from(record.catalog == CatalogFile::Present);
+            report.problems.extend(record.problems);
+        }
+        ctx.progress.listed(
+            report.repos_matched,
+            report.repos_unchanged,
+            plan.reads.len(),
+        );
+        let reads = stream::iter(plan.reads)
+            .map(|listed| self.read(client, ctx, listed))
+            // Unordered: a read waiting out a retry must not hold up the others.
+            .buffer_unordered(self.flavour.concurrency());
+        apply_as_read(reads, ctx, report).await;
+        if let Some(held) = held {
+            report.outcome = Outcome::Held {
+                message: held.message,
+                would_remove: held.would_remove,
+                of: held.of,
+            };
+        }
+        Ok(())
+    }
+
+    async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
+        let Listed {
+            mut record,
+            file_url,
+            change_token,
+            repo_info,
+        } = listed;
+        let previous = ctx.known.get(&record.catalog_url);
+        let settings = self.flavour.catalog();
+        let max_bytes = settings.processing.limits.max_file_bytes;
+        let fetched = self.flavour.fetch(client, &file_url, max_bytes).await;
+        record.read_at = Some(now_rfc3339());
+        let location = record.catalog_url.clone();
+        let mut read = Read {
+            update: UnitUpdate {
+                unit: location.clone(),
+                record: None,
+                entities: None,
+            },
+            found: false,
+            problems: Vec::new(),
+            location_files: 0,
+            stale: None,
+        };
+        match fetched {
+            Ok(None) => {
+                record.catalog = CatalogFile::Missing;
+                record.change_token = change_token;
+                read.update.entities = Some(Vec::new());
+            }
+            Err(err) => {
+                let kept = previous.map_or(0, |p| p.entities);
+                let message = if kept > 0 {
+                    format!("{err}; keeping its {kept} previous entities (stale)")
+                } else {
+                    err.to_string()
+                };
+                record.catalog = CatalogFile::Unreadable;
+                record.change_token = None;
+                read.found = kept > 0;
+                read.stale = (kept > 0).then(|| location.clone());
+                read.problems
+                    .push(Problem::new(location.clone(), ProblemKind::Read, message));
+            }
+            Ok(Some(bytes)) => {
+                let token =
+                    change_token.unwrap_or_else(|| content_token(&bytes, &self.fingerprint));
+                record.catalog = CatalogFile::Present;
+                read.found = true;
+                let unchanged = previous.filter(|p| {
+                    p.catalog == CatalogFile::Present && p.change_token.as_ref() == Some(&token)
+                });
+                match unchanged {
+                    // Same bytes under the same settings: the same entities.
+                    Some(previous) => {
+                        record.change_token = Some(token);
+                        read.problems = previous.problems.clone();
+                    }
+                    None => {
+                        let files = self.flavour.files(&ctx.stats, &location);
+                        let FileOutcome {
+                            entities,
+                            problems,
+                            location_files,
+                        } = pipeline::process_file(&bytes, &location, &files, settings, &repo_info)
+                            .await;
+                        // Files reached through Location targets can change
+                        // on their own: such a file is processed every time.
+                        record.change_token = (location_files == 0).then_some(token);
+                        read.update.entities = Some(entities);
+                        read.problems = problems;
+                        read.location_files = location_files;
+                    }
+                }
+            }
+        }
+        record.problems = read.problems.clone();
+        read.update.record = Some(record);
+        ctx.progress.read_one(read.found);
+        read
+    }
+}
+
+/// `sha1:<content hash>@<settings fingerprint>`: a Server file's change token.
+fn content_token(bytes: &[u8], fingerprint: &str) -> String {
+    format!(
+        "sha1:{}@{fingerprint}",
+        sha1_smol::Sha1::from(bytes).digest()
+    )
+}
+
+/// Hands reads to the sink in batches (every [`BATCH_FILES`] files or
+/// [`BATCH_EVERY`]), so what is read is served within seconds.
+async fn apply_as_read(
+    reads: impl Stream<Item = Read>,
+    ctx: &RunContext<'_>,
+    report: &mut RunReport,
+) {
+    futures::pin_mut!(reads);
+    let mut pending = Vec::new();
+    let mut due = Instant::now();
+    loop {
+        let next = tokio::select! {
+            next = reads.next() => match next {
+                Some(read) => Some(read),
+                None => break,
+            },
+            () = tokio::time::sleep_until(due.into()), if !pending.is_empty() => None,
+        };
+        if let Some(read) = next {
+            if pending.is_empty() {
+                due = Instant::now() + BATCH_EVERY;
+            }
+            report.repos_read += 1;
+            report.files_found += usize::from(read.found);
+            report.location_files += read.location_files;
+            report.stale.extend(read.stale);
+            report.problems.extend(read.problems);
+            pending.push(read.update);
+        }
+        if pending.len() >= BATCH_FILES || (!pending.is_empty() && Instant::now() >= due) {
+            report
+                .problems
+                .extend(ctx.sink.apply(std::mem::take(&mut pending)).await);
+        }
+    }
+    if !pending.is_empty() {
+        report.problems.extend(ctx.sink.apply(pending).await);
+    }
+}

@@ -1,0 +1,197 @@
+//! Runs each source on its schedule (tokio-cron-scheduler), never twice at
+//! once, cancelled past its timeout. Results are applied as they come, so
+//! a cancelled run keeps what it read and the next continues from there;
+//! only removals wait for a complete listing and the deletion guard.
+//!
+//! - [`runner`]: one source's runs; [`guard`]: the deletion guard;
+//!   [`recorder`]: each run's report; [`apply`]: catalog + store, batch by batch.
+//!
+//! Providers each have their own schedule. Locations (static and
+//! registered) share `catalog.locationSchedule`: one job reads them all,
+//! each still guarded, timed and recorded on its own. Registered locations
+//! join and leave while the daemon runs.
+
+pub mod apply;
+mod guard;
+mod recorder;
+mod runner;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::RwLock;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+use uuid::Uuid;
+
+pub use self::apply::Applier;
+pub use self::recorder::RepositoryCounts;
+pub use self::runner::{RefreshOutcome, SourceRunner};
+use crate::config::{Frequency, Schedule};
+
+/// Locations read at once per tick of the location schedule.
+const LOCATION_CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot schedule provider {provider}: {source}")]
+pub struct SchedulerError {
+    provider: String,
+    source: JobSchedulerError,
+}
+
+type Runners = Arc<RwLock<Vec<Arc<SourceRunner>>>>;
+
+/// Owns the cron scheduler and the source runners.
+pub struct Scheduler {
+    jobs: JobScheduler,
+    runners: Runners,
+    /// The repeating job of each provider, for "next run" in the status.
+    repeating_jobs: HashMap<String, Uuid>,
+    /// The repeating job that reads every location.
+    locations_job: Option<Uuid>,
+}
+
+impl Scheduler {
+    /// Registers one job per provider (plus the start-up run), one for all
+    /// locations on `location_schedule` (plus theirs), and starts ticking.
+    pub async fn start(
+        runners: Vec<Arc<SourceRunner>>,
+        location_schedule: &Schedule,
+    ) -> Result<Self, SchedulerError> {
+        let wrap = |provider: &str| {
+            let provider = provider.to_owned();
+            move |source| SchedulerError {
+                provider: provider.clone(),
+                source,
+            }
+        };
+        let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
+        let mut repeating_jobs = HashMap::new();
+        for runner in runners.iter().filter(|r| !r.is_location()) {
+            let schedule = runner.schedule().clone();
+            let err = wrap(runner.id());
+            let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
+            let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
+            jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            if let Some(job) =
+                repeating(&schedule.frequency, run_job(Arc::clone(runner))).map_err(&err)?
+            {
+                let id = jobs.add(job).await.map_err(&err)?;
+                repeating_jobs.insert(runner.id().to_owned(), id);
+            }
+        }
+        let runners: Runners = Arc::new(RwLock::new(runners));
+        let err = wrap("catalog.locations");
+        let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
+        let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
+        jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+        let locations_job = match repeating(
+            &location_schedule.frequency,
+            run_locations(Arc::clone(&runners)),
+        )
+        .map_err(&err)?
+        {
+            Some(job) => Some(jobs.add(job).await.map_err(&err)?),
+            None => None,
+        };
+        jobs.start().await.map_err(wrap("*"))?;
+        Ok(Self {
+            jobs,
+            runners,
+            repeating_jobs,
+            locations_job,
+        })
+    }
+
+    /// Every source's runner, providers first.
+    pub fn runners(&self) -> Vec<Arc<SourceRunner>> {
+        self.runners.read().clone()
+    }
+
+    pub fn runner(&self, id: &str) -> Option<Arc<SourceRunner>> {
+        self.runners.read().iter().find(|r| r.id() == id).cloned()
+    }
+
+    /// Adds a location's runner; the location schedule reads it from now on.
+    pub fn add(&self, runner: Arc<SourceRunner>) {
+        self.runners.write().push(runner);
+    }
+
+    /// Takes a runner out of the schedule (its run in progress, if any,
+    /// finishes; see [`SourceRunner::retire`]).
+    pub fn remove(&self, id: &str) -> Option<Arc<SourceRunner>> {
+        let mut runners = self.runners.write();
+        let index = runners.iter().position(|r| r.id() == id)?;
+        Some(runners.remove(index))
+    }
+
+    /// When the source's schedule fires next (RFC 3339), if it repeats.
+    pub async fn next_run(&self, source: &str) -> Option<String> {
+        let id = match self.repeating_jobs.get(source) {
+            Some(id) => *id,
+            None if self.runner(source).is_some_and(|r| r.is_location()) => self.locations_job?,
+            None => return None,
+        };
+        let mut jobs = self.jobs.clone();
+        jobs.next_tick_for_job(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+
+    pub async fn shutdown(&self) {
+        let mut jobs = self.jobs.clone();
+        if let Err(err) = jobs.shutdown().await {
+            tracing::warn!(error = %err, "scheduler did not shut down cleanly");
+        }
+    }
+}
+
+type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn run_job(
+    runner: Arc<SourceRunner>,
+) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
+    move |_, _| {
+        let runner = Arc::clone(&runner);
+        Box::pin(async move {
+            runner.run_now().await;
+        })
+    }
+}
+
+/// Reads every location registered at the time of the tick.
+fn run_locations(
+    runners: Runners,
+) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
+    move |_, _| {
+        let locations: Vec<Arc<SourceRunner>> = runners
+            .read()
+            .iter()
+            .filter(|r| r.is_location())
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            futures::stream::iter(locations)
+                .for_each_concurrent(LOCATION_CONCURRENCY, |runner| async move {
+                    runner.run_now().await;
+                })
+                .await;
+        })
+    }
+}
+
+fn repeating(
+    frequency: &Frequency,
+    run: impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static,
+) -> Result<Option<Job>, JobSchedulerError> {
+    match frequency {
+        Frequency::Every(interval) => Job::new_repeated_async(*interval, run).map(Some),
+        Frequency::Cron(expr) => {
+            Job::new_async(Frequency::six_field_cron(expr).as_str(), run).map(Some)
+        }
+        Frequency::Manual => Ok(None),
+    }
+}

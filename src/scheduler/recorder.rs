@@ -1,0 +1,113 @@
+//! Keeps, logs, persists and counts each run's report.
+
+use parking_lot::Mutex;
+
+use crate::discovery::{Outcome, RepositoryRecord, RunReport};
+use crate::metrics;
+use crate::store::CatalogStore;
+
+/// How a provider's repositories stand, from their records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryCounts {
+    pub total: usize,
+    pub with_catalog: usize,
+    pub without_catalog: usize,
+    pub unknown: usize,
+}
+
+impl RepositoryCounts {
+    pub fn of(records: &[RepositoryRecord]) -> Self {
+        use crate::discovery::CatalogFile;
+        let count = |wanted: CatalogFile| records.iter().filter(|r| r.catalog == wanted).count();
+        let with_catalog = count(CatalogFile::Present);
+        let without_catalog = count(CatalogFile::Missing);
+        Self {
+            total: records.len(),
+            with_catalog,
+            without_catalog,
+            unknown: records.len() - with_catalog - without_catalog,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Recorder {
+    last_report: Mutex<Option<RunReport>>,
+    repositories: Mutex<Option<RepositoryCounts>>,
+}
+
+impl Recorder {
+    pub fn last_report(&self) -> Option<RunReport> {
+        self.last_report.lock().clone()
+    }
+
+    /// The last run recorded before a restart.
+    pub fn restore(&self, report: RunReport) {
+        *self.last_report.lock() = Some(report);
+    }
+
+    pub fn repositories(&self) -> Option<RepositoryCounts> {
+        *self.repositories.lock()
+    }
+
+    pub fn set_repositories(&self, source: &str, counts: RepositoryCounts) {
+        metrics::record_repositories(
+            source,
+            counts.with_catalog,
+            counts.without_catalog,
+            counts.unknown,
+        );
+        *self.repositories.lock() = Some(counts);
+    }
+
+    /// Keeps `report` as the source's last run: persisted, logged, counted.
+    pub async fn record(&self, store: &dyn CatalogStore, report: RunReport) -> RunReport {
+        if let Err(err) = store.save_run(&report.provider, &report).await {
+            tracing::error!(provider = report.provider, error = %err, "cannot record the run");
+        }
+        log(&report);
+        let outcome = match report.outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Held { .. } => "held",
+        };
+        metrics::record_run(
+            &report.provider,
+            outcome,
+            report.duration,
+            report.entities,
+            report.problems.len(),
+        );
+        *self.last_report.lock() = Some(report.clone());
+        report
+    }
+}
+
+fn log(report: &RunReport) {
+    let provider = report.provider.as_str();
+    match &report.outcome {
+        Outcome::Succeeded => tracing::info!(
+            provider,
+            repos = report.repos_matched,
+            read = report.repos_read,
+            unchanged = report.repos_unchanged,
+            files = report.files_found,
+            entities = report.entities,
+            problems = report.problems.len(),
+            requests = report.requests,
+            duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            "discovery run succeeded"
+        ),
+        Outcome::Failed { error } => tracing::warn!(
+            provider,
+            error,
+            requests = report.requests,
+            rate_limited = report.rate_limited,
+            "discovery run failed"
+        ),
+        Outcome::Held { message, .. } => tracing::warn!(provider, "{message}"),
+    }
+    for problem in &report.problems {
+        tracing::warn!(provider, url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message);
+    }
+}

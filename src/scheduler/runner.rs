@@ -1,0 +1,329 @@
+//! One source's runs: never two at once, cancelled at the timeout or at
+//! shutdown, results applied as they come (so a cancelled run keeps what it
+//! read), removals only through the deletion guard, every run recorded.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::Applier;
+use super::guard::ShrinkGuard;
+use super::recorder::{Recorder, RepositoryCounts};
+use crate::bitbucket::RequestStats;
+use crate::catalog::Catalog;
+use crate::config::Schedule;
+use crate::discovery::location::LocationRead;
+use crate::discovery::pipeline;
+use crate::discovery::progress::ProgressView;
+use crate::discovery::{
+    Held, Outcome, Problem, Progress, RepositoryRecord, RunContext, RunReport, RunSink, Source,
+    UnitUpdate, now_rfc3339,
+};
+use crate::store::{CatalogStore, StoreError};
+
+/// A source plus the state that keeps its runs orderly.
+#[derive(Debug)]
+pub struct SourceRunner {
+    source: Source,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn CatalogStore>,
+    applier: Arc<Applier>,
+    running: tokio::sync::Mutex<()>,
+    recorder: Recorder,
+    guard: ShrinkGuard,
+    /// The run in progress, if any.
+    progress: Mutex<Option<Arc<Progress>>>,
+    shutdown: CancellationToken,
+    /// Set once the source is removed (a deleted location): no run applies.
+    retired: AtomicBool,
+}
+
+/// What a refresh request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Started,
+    /// A run is already in progress; it serves the request.
+    AlreadyRunning,
+}
+
+impl SourceRunner {
+    pub fn new(
+        source: Source,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn CatalogStore>,
+        applier: Arc<Applier>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            guard: ShrinkGuard::new(source.deletion_guard()),
+            source,
+            catalog,
+            store,
+            applier,
+            running: tokio::sync::Mutex::new(()),
+            recorder: Recorder::default(),
+            progress: Mutex::new(None),
+            shutdown,
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.source.id()
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        self.source.schedule()
+    }
+
+    /// What the source reads: a host, a workspace or a URL.
+    pub fn target(&self) -> &str {
+        self.source.target()
+    }
+
+    pub(super) fn is_location(&self) -> bool {
+        self.source.as_location().is_some()
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
+    /// How the run in progress is doing.
+    pub fn progress(&self) -> Option<ProgressView> {
+        self.progress.lock().as_ref().map(|p| p.view())
+    }
+
+    pub fn last_report(&self) -> Option<RunReport> {
+        self.recorder.last_report()
+    }
+
+    /// Restores the last run recorded before a restart.
+    pub fn restore_report(&self, report: RunReport) {
+        self.recorder.restore(report);
+    }
+
+    /// How the provider's repositories stand (providers only).
+    pub fn repository_counts(&self) -> Option<RepositoryCounts> {
+        self.recorder.repositories()
+    }
+
+    /// The provider's repositories as last listed and read.
+    pub async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
+        let mut records = self.store.repositories(self.id()).await?;
+        records.sort_by(|a, b| (&a.project, &a.slug).cmp(&(&b.project, &b.slug)));
+        Ok(records)
+    }
+
+    /// Counts the stored repository records (after a restart, and after
+    /// each run).
+    pub async fn count_repositories(&self) {
+        if !self.source.lists_repositories() {
+            return;
+        }
+        match self.store.repositories(self.id()).await {
+            Ok(records) if !records.is_empty() => self
+                .recorder
+                .set_repositories(self.id(), RepositoryCounts::of(&records)),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(provider = self.id(), error = %err, "cannot count repositories")
+            }
+        }
+    }
+
+    /// Starts a run in the background unless one is in progress; `force`
+    /// applies removals even past the deletion guard.
+    pub fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
+        if self.in_progress() {
+            return RefreshOutcome::AlreadyRunning;
+        }
+        let runner = Arc::clone(self);
+        self.applier.tracker().spawn(async move {
+            runner.run(force).await;
+        });
+        RefreshOutcome::Started
+    }
+
+    /// Runs now unless a run is already in progress (then returns `None`).
+    pub async fn run_now(&self) -> Option<RunReport> {
+        self.run(false).await
+    }
+
+    async fn run(&self, force: bool) -> Option<RunReport> {
+        let Ok(_guard) = self.running.try_lock() else {
+            tracing::info!(
+                provider = self.id(),
+                "previous run still in progress; skipping this tick"
+            );
+            return None;
+        };
+        if self.retired.load(Ordering::Acquire) {
+            return None;
+        }
+        let timeout = self.schedule().timeout;
+        let started = Instant::now();
+        let started_at = now_rfc3339();
+        tracing::info!(provider = self.id(), "discovery run started");
+        let known = self.known().await;
+        let progress = Arc::new(Progress::new());
+        *self.progress.lock() = Some(Arc::clone(&progress));
+        let sink = RunnerSink {
+            runner: self,
+            force,
+            recorded: known.keys().cloned().collect(),
+        };
+        let ctx = RunContext {
+            stats: Arc::new(RequestStats::default()),
+            progress: Arc::clone(&progress),
+            known,
+            sink: &sink,
+        };
+        let outcome = tokio::select! {
+            report = tokio::time::timeout(timeout, self.source.run(&ctx)) => report.ok(),
+            () = self.shutdown.cancelled() => {
+                tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
+                *self.progress.lock() = None;
+                return None;
+            }
+        };
+        *self.progress.lock() = None;
+        let report = outcome.unwrap_or_else(|| {
+            let mut report = self.timed_out(&progress, timeout.as_secs());
+            report.started_at = started_at;
+            pipeline::finish(&mut report, &ctx.stats, started);
+            report
+        });
+        Some(self.finish(report).await)
+    }
+
+    /// What earlier runs recorded about each repository, by unit.
+    async fn known(&self) -> HashMap<String, RepositoryRecord> {
+        if !self.source.lists_repositories() {
+            return HashMap::new();
+        }
+        match self.store.repositories(self.id()).await {
+            Ok(records) => records
+                .into_iter()
+                .map(|r| (r.catalog_url.clone(), r))
+                .collect(),
+            Err(err) => {
+                tracing::error!(provider = self.id(), error = %err, "cannot read the repository records; every file is read");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// The report of a run cut off at its timeout: what it did, what it spent.
+    fn timed_out(&self, progress: &Progress, timeout_secs: u64) -> RunReport {
+        let done = progress.view();
+        let mut report = RunReport::new(self.id());
+        report.repos_matched = done.listed;
+        report.repos_unchanged = done.unchanged;
+        report.repos_read = done.read;
+        report.files_found = progress.files_found();
+        let served = self.catalog.source_len(self.id());
+        let kept = if served > 0 {
+            format!(
+                "; what was read is applied and the {served} entities served stay; the next run continues with what was not read"
+            )
+        } else {
+            String::new()
+        };
+        let key = if self.is_location() {
+            "catalog.locationSchedule.timeout"
+        } else {
+            "schedule.timeout"
+        };
+        report.outcome = Outcome::Failed {
+            error: format!(
+                "run exceeded its timeout of {timeout_secs}s and was cancelled after reading {} of {} files{kept} (raise {key} to finish in one run)",
+                done.read, done.to_read
+            ),
+        };
+        report
+    }
+
+    /// Waits for a run in progress to end and keeps new ones from starting
+    /// while the guard lives: for runs the API drives and for removal.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.running.lock().await
+    }
+
+    /// Applies a location read done outside a run (registration; hold
+    /// [`Self::exclusive`]) and records it.
+    pub async fn apply_location_read(&self, read: LocationRead) -> RunReport {
+        let mut report = read.report;
+        if let Some(entities) = read.entities {
+            let update = UnitUpdate {
+                unit: self.target().to_owned(),
+                record: None,
+                entities: Some(entities),
+            };
+            report
+                .problems
+                .extend(self.applier.apply(self.id(), vec![update]).await);
+        }
+        self.finish(report).await
+    }
+
+    async fn finish(&self, mut report: RunReport) -> RunReport {
+        report.entities = self.catalog.source_len(self.id());
+        self.count_repositories().await;
+        self.recorder.record(self.store.as_ref(), report).await
+    }
+
+    /// Marks the source removed: later ticks and refreshes do nothing. Call
+    /// it while holding [`Self::exclusive`], so no run is half-way.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+}
+
+/// Where a scheduled run's results go: the applier, through the guard.
+struct RunnerSink<'a> {
+    runner: &'a SourceRunner,
+    force: bool,
+    /// Units with a repository record when the run started.
+    recorded: HashSet<String>,
+}
+
+impl RunSink for RunnerSink<'_> {
+    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+        Box::pin(self.runner.applier.apply(self.runner.id(), updates))
+    }
+
+    fn reconcile(&self, listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {
+        Box::pin(async move {
+            let runner = self.runner;
+            let id = runner.id();
+            let gone: Vec<String> = runner
+                .catalog
+                .units(id)
+                .into_iter()
+                .chain(self.recorded.iter().cloned())
+                .filter(|unit| !listed.contains(unit))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let removed = runner.catalog.units_len(id, &gone);
+            let current = runner.catalog.source_len(id);
+            runner.guard.check(id, current, removed, self.force)?;
+            if !gone.is_empty() {
+                for problem in runner.applier.remove_units(id, gone).await {
+                    tracing::error!(provider = id, "{}", problem.message);
+                }
+            }
+            Ok(())
+        })
+    }
+}
