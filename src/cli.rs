@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, build_sources};
 use crate::bitbucket::RequestStats;
@@ -178,6 +179,7 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
                     progress: Arc::new(Progress::new()),
                     known: HashMap::new(),
                     sink: &sink,
+                    stop: CancellationToken::new(),
                 };
                 let mut report = source.run(&ctx).await;
                 report.entities = catalog.source_len(source.id());

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 pub use self::progress::Progress;
 pub use self::report::{Outcome, RunReport, now_rfc3339};
@@ -122,6 +123,10 @@ pub struct RunContext<'a> {
     /// What earlier runs recorded about each repository, by unit.
     pub known: HashMap<String, RepositoryRecord>,
     pub sink: &'a dyn RunSink,
+    /// Cancelled when the run must end (its timeout): no new read starts,
+    /// what was read is applied, and the run returns once the reads under
+    /// way are done.
+    pub stop: CancellationToken,
 }
 
 /// Anything that contributes entities on a schedule: a provider, or a

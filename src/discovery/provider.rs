@@ -129,7 +129,12 @@ impl<F: Flavour> Provider<F> {
         ctx: &RunContext<'_>,
         report: &mut RunReport,
     ) -> Result<(), String> {
-        let listed = self.flavour.list(client, report, &self.fingerprint).await?;
+        let listed = tokio::select! {
+            listed = self.flavour.list(client, report, &self.fingerprint) => listed?,
+            () = ctx.stop.cancelled() => {
+                return Err("the run was stopped before its listing completed; nothing was removed".into());
+            }
+        };
         report.repos_matched = listed.len();
         let units = listed
             .iter()
@@ -148,6 +153,8 @@ impl<F: Flavour> Provider<F> {
             plan.reads.len(),
         );
         let reads = stream::iter(plan.reads)
+            // Once stopped, no new read starts; those under way finish.
+            .take_until(ctx.stop.clone().cancelled_owned())
             .map(|listed| self.read(client, ctx, listed))
             // Unordered: a read waiting out a retry must not hold up the others.
             .buffer_unordered(self.flavour.concurrency());
@@ -254,7 +261,8 @@ fn content_token(bytes: &[u8], fingerprint: &str) -> String {
 }
 
 /// Hands reads to the sink in batches (every [`BATCH_FILES`] files or
-/// [`BATCH_EVERY`]), so what is read is served within seconds.
+/// [`BATCH_EVERY`]), so what is read is served within seconds; once the run
+/// is stopped, applies what it has and each read still under way as it ends.
 async fn apply_as_read(
     reads: impl Stream<Item = Read>,
     ctx: &RunContext<'_>,
@@ -263,6 +271,7 @@ async fn apply_as_read(
     futures::pin_mut!(reads);
     let mut pending = Vec::new();
     let mut due = Instant::now();
+    let mut stopping = false;
     loop {
         let next = tokio::select! {
             next = reads.next() => match next {
@@ -270,6 +279,10 @@ async fn apply_as_read(
                 None => break,
             },
             () = tokio::time::sleep_until(due.into()), if !pending.is_empty() => None,
+            () = ctx.stop.cancelled(), if !stopping => {
+                stopping = true;
+                None
+            }
         };
         if let Some(read) = next {
             if pending.is_empty() {
@@ -282,7 +295,9 @@ async fn apply_as_read(
             report.problems.extend(read.problems);
             pending.push(read.update);
         }
-        if pending.len() >= BATCH_FILES || (!pending.is_empty() && Instant::now() >= due) {
+        // Stopping: what is read is applied at once, in case the grace runs out.
+        let due_now = stopping || Instant::now() >= due;
+        if pending.len() >= BATCH_FILES || (!pending.is_empty() && due_now) {
             report
                 .problems
                 .extend(ctx.sink.apply(std::mem::take(&mut pending)).await);

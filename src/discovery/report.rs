@@ -14,10 +14,20 @@ pub use crate::catalog::problem::now_rfc3339;
     tag = "status"
 )]
 pub enum Outcome {
-    /// The listing completed; per-file problems may still be listed.
+    /// The listing completed and every planned file was read; per-file
+    /// problems may still be listed.
     Succeeded,
-    /// The run produced nothing usable; the previous entities stay.
+    /// The listing did not complete (or the location could not be read):
+    /// nothing was removed; files read before the failure are applied.
     Failed { error: String },
+    /// The listing completed (removals applied) but the run reached its
+    /// timeout before reading every planned file: what it read is applied,
+    /// and the next run starts with the files this one did not reach.
+    Incomplete {
+        message: String,
+        read: usize,
+        remaining: usize,
+    },
     /// The listing completed but would have removed more entities than the
     /// provider's `deletionThreshold` allows; the previous entities stay
     /// until a run with `force=true` (or a smaller change) applies.
@@ -132,6 +142,7 @@ impl RunReport {
         let outcome = match &self.outcome {
             Outcome::Succeeded => "ok".to_owned(),
             Outcome::Failed { error } => format!("FAILED: {error}"),
+            Outcome::Incomplete { message, .. } => format!("INCOMPLETE: {message}"),
             Outcome::Held { message, .. } => format!("HELD: {message}"),
         };
         let notices: String = self

@@ -69,6 +69,7 @@ impl Recorder {
         let outcome = match report.outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed { .. } => "failed",
+            Outcome::Incomplete { .. } => "incomplete",
             Outcome::Held { .. } => "held",
         };
         metrics::record_run(
@@ -104,6 +105,12 @@ fn log(report: &RunReport) {
             requests = report.requests,
             rate_limited = report.rate_limited,
             "discovery run failed"
+        ),
+        Outcome::Incomplete { message, .. } => tracing::info!(
+            provider,
+            requests = report.requests,
+            rate_limited = report.rate_limited,
+            "{message}"
         ),
         Outcome::Held { message, .. } => tracing::warn!(provider, "{message}"),
     }

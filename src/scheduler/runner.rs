@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -25,6 +25,9 @@ use crate::discovery::{
     UnitUpdate, now_rfc3339,
 };
 use crate::store::{CatalogStore, StoreError};
+
+/// How long a run stopped at its timeout may take to apply what it read.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A source plus the state that keeps its runs orderly.
 #[derive(Debug)]
@@ -187,22 +190,39 @@ impl SourceRunner {
             progress: Arc::clone(&progress),
             known,
             sink: &sink,
+            stop: CancellationToken::new(),
         };
-        let outcome = tokio::select! {
-            report = tokio::time::timeout(timeout, self.source.run(&ctx)) => report.ok(),
+        let run = self.source.run(&ctx);
+        tokio::pin!(run);
+        let finished = tokio::select! {
+            report = &mut run => Some(report),
+            () = tokio::time::sleep(timeout) => None,
             () = self.shutdown.cancelled() => {
                 tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
                 *self.progress.lock() = None;
                 return None;
             }
         };
+        let report = match finished {
+            Some(report) => report,
+            None => {
+                // Past the timeout: stop reading, apply what was read.
+                ctx.stop.cancel();
+                let stopped = tokio::select! {
+                    report = tokio::time::timeout(STOP_GRACE, &mut run) => report.ok(),
+                    () = self.shutdown.cancelled() => None,
+                };
+                let mut report = stopped.unwrap_or_else(|| {
+                    let mut report = RunReport::new(self.id());
+                    report.started_at = started_at;
+                    pipeline::finish(&mut report, &ctx.stats, started);
+                    report
+                });
+                report.outcome = self.timed_out(&report, &progress, timeout.as_secs());
+                report
+            }
+        };
         *self.progress.lock() = None;
-        let report = outcome.unwrap_or_else(|| {
-            let mut report = self.timed_out(&progress, timeout.as_secs());
-            report.started_at = started_at;
-            pipeline::finish(&mut report, &ctx.stats, started);
-            report
-        });
         Some(self.finish(report).await)
     }
 
@@ -223,34 +243,31 @@ impl SourceRunner {
         }
     }
 
-    /// The report of a run cut off at its timeout: what it did, what it spent.
-    fn timed_out(&self, progress: &Progress, timeout_secs: u64) -> RunReport {
+    /// The outcome of a run stopped at its timeout.
+    fn timed_out(&self, report: &RunReport, progress: &Progress, timeout_secs: u64) -> Outcome {
         let done = progress.view();
-        let mut report = RunReport::new(self.id());
-        report.repos_matched = done.listed;
-        report.repos_unchanged = done.unchanged;
-        report.repos_read = done.read;
-        report.files_found = progress.files_found();
-        let served = self.catalog.source_len(self.id());
-        let kept = if served > 0 {
-            format!(
-                "; what was read is applied and the {served} entities served stay; the next run continues with what was not read"
-            )
-        } else {
-            String::new()
-        };
         let key = if self.is_location() {
             "catalog.locationSchedule.timeout"
         } else {
             "schedule.timeout"
         };
-        report.outcome = Outcome::Failed {
-            error: format!(
-                "run exceeded its timeout of {timeout_secs}s and was cancelled after reading {} of {} files{kept} (raise {key} to finish in one run)",
-                done.read, done.to_read
+        if done.listed == 0 && done.unchanged == 0
+            || matches!(report.outcome, Outcome::Failed { .. })
+        {
+            return Outcome::Failed {
+                error: format!(
+                    "run exceeded its timeout of {timeout_secs}s before its listing completed and was cancelled; nothing was removed (raise {key})"
+                ),
+            };
+        }
+        Outcome::Incomplete {
+            message: format!(
+                "run reached its timeout of {timeout_secs}s after reading {} of {} files; what it read is served, and the next run starts with the {} files it did not reach (raise {key} to read them all in one run)",
+                done.read, done.to_read, done.remaining
             ),
-        };
-        report
+            read: done.read,
+            remaining: done.remaining,
+        }
     }
 
     /// Waits for a run in progress to end and keeps new ones from starting
