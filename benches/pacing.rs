@@ -1,5 +1,6 @@
 //! Pacing against the simulator's token bucket (issue 10):
 //! `cargo bench --bench pacing -- [--latency-ms N] [--concurrency N] [--only N]`
+//! (`PACING_LOG=info` shows the daemon's log, where each 429 logs the pace)
 //!
 //! Three buckets, default config (no `rateLimit`): the daemon runs `run-once`
 //! in a child process against a Server provider; the wall time is compared
@@ -50,13 +51,16 @@ fn run_once(sim: &Simulator, concurrency: usize, dir: &std::path::Path) -> (Dura
     let output = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
         .args(["run-once", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "error")
+        .env(
+            "RUST_LOG",
+            std::env::var("PACING_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("run-once runs");
     let wall = started.elapsed();
-    if !output.status.success() {
+    if !output.status.success() || std::env::var_os("PACING_LOG").is_some() {
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     }
     (wall, output.status.success())
