@@ -621,7 +621,7 @@ mod tests {
         // No raise during the stall.
         assert!(!est.on_calm(t0 + secs(1.0), 40));
         assert!(est.on_calm(t0 + secs(2.5), 45));
-        assert_eq!(est.pace(), Some(30.0));
+        assert_eq!(est.pace(), Some(40.0));
         for i in 0..20 {
             est.on_calm(t0 + secs(3.0 + f64::from(i)), 50);
         }
@@ -629,7 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_upward_additively_and_a_429_below_the_estimate_lowers_it() {
+    fn probes_upward_additively_and_a_429_below_the_estimate_remeasures_it() {
         let t0 = Instant::now();
         let mut est = Estimator::new();
         est.on_429(t0, 60, secs(1.0));
@@ -641,9 +641,10 @@ mod tests {
         assert!(est.on_calm(t0 + secs(8.5), 100));
         let probed = est.pace().unwrap();
         assert!((probed - 4.875).abs() < 1e-9, "{probed}");
-        // 10 accepted in 10 s: 1/s, below the estimate: halfway down.
+        // 10 accepted in the 10 s between two 429s: the bucket now refills
+        // at 1/s, not 5/s (shared, or shrunk).
         est.on_429(t0 + secs(12.0), 80, secs(1.0));
-        assert_eq!(est.refill(), Some(3.0));
+        assert_eq!(est.refill(), Some(1.0));
     }
 
     #[test]
