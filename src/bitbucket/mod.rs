@@ -359,7 +359,7 @@ impl Http {
         url: &Url,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
-        let _permit = self.shared.pacer.acquire().await;
+        let slot = self.shared.pacer.acquire().await;
         let transport = |err: reqwest::Error| BitbucketError::Transport {
             url: url.to_string(),
             message: describe_reqwest_error(&err),
@@ -374,13 +374,16 @@ impl Http {
         };
         let status = response.status();
         self.stats.record(endpoint, status.as_str());
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            self.shared.pacer.answered(response.headers());
+        }
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let wait = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
-            self.shared.pacer.rate_limited(wait);
+            let wait = pacing::retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+            self.shared.pacer.rate_limited(slot.ticket, wait);
             return Err(Attempt::RateLimited(self.status_error(
                 url,
                 status,
@@ -479,21 +482,6 @@ impl Http {
 
 /// Listing pages are JSON of at most a few MiB even at 1000 items.
 const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
 
 /// reqwest's Display hides the cause ("error sending request"); the cause
 /// chain is what an operator needs ("connection refused", "dns error").

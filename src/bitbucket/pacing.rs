@@ -1,41 +1,355 @@
 //! Client-side pacing for one Bitbucket integration: an optional configured
-//! rate (governor), a cap on concurrent requests, and adaptation to 429s —
-//! every request waits out `Retry-After`, the pace drops, then recovers.
+//! rate (a hard ceiling), a cap on concurrent requests, and a pace learnt
+//! from the server's token bucket.
+//!
+//! Nothing is paced until the first 429. From then on the [`Estimator`]
+//! works out the bucket's refill rate (and roughly its size) from what
+//! Bitbucket accepted between 429s, and the pace sits just under it, probing
+//! upward slowly. `X-RateLimit-*` headers, when a server sends them, give the
+//! answer directly. Every request waits out the latest `Retry-After`.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use reqwest::header::HeaderMap;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::integrations::RateLimit;
 
-/// The slowest pace adaptation goes to.
-const MIN_RATE: f64 = 0.5;
-/// How much a 429 slows the pace.
-const DECREASE: f64 = 0.7;
-/// How much each calm period speeds it up again.
-const INCREASE: f64 = 1.1;
-/// A calm period: this long without a 429.
-const CALM: Duration = Duration::from_secs(2);
-/// Above this an adapted pace with no configured limit is lifted entirely.
+/// The share of the estimated refill rate we send at: a pace exactly at the
+/// refill rate has no slack, and jitter bunches arrivals on an empty bucket.
+const MARGIN: f64 = 0.95;
+/// The slowest pace the estimator goes to.
+const MIN_RATE: f64 = 0.1;
+/// While searching upward for the refill rate, a pace that drew no 429 for
+/// this long grows by [`SEARCH_GROWTH`]. (×1.5 measured worse: the bucket
+/// absorbs a small overshoot for longer than a step, so the search overshoots
+/// anyway, from a half-drained bucket.)
+const SEARCH_STEP: Duration = Duration::from_millis(300);
+const SEARCH_GROWTH: f64 = 2.0;
+/// Once the refill rate is estimated, the pace creeps up after this long
+/// without a 429, in case the bucket grew (or another client stopped sharing it).
+const PROBE_CALM: Duration = Duration::from_secs(5);
+/// Each probe adds this share of the estimated refill rate.
+const PROBE_STEP: f64 = 0.025;
+/// A search that rises past this stops pacing altogether.
 const UNLIMITED_ABOVE: f64 = 1000.0;
-/// The window over which the current request rate is measured.
-const WINDOW: Duration = Duration::from_secs(2);
+/// Of what the bucket is believed to hold after a stall, the pace's burst uses this share.
+const BURST_SHARE: f64 = 0.9;
+/// Bitbucket Cloud's `X-RateLimit-NearLimit` means less than this share of
+/// the hourly allowance is left.
+const NEAR_LIMIT_SHARE: f64 = 0.2;
+const HOUR: f64 = 3600.0;
+
+/// One 429 episode: the first 429 of requests sent after the previous
+/// episode began (later 429s of requests already in flight belong to it).
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    at: Instant,
+    /// Accepted responses up to then.
+    accepted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Nothing learnt: no pace.
+    Unlimited,
+    /// The refill rate is unknown: send at `pace`, raising it after each
+    /// calm [`SEARCH_STEP`]. `since` is when this pace began (or begins,
+    /// after a stall), `accepted_at` the accepted count then.
+    Search {
+        pace: f64,
+        since: Instant,
+        accepted_at: u64,
+        raised: bool,
+    },
+    /// The refill rate is estimated; `pace` starts at [`MARGIN`] × `refill`
+    /// and creeps up after each calm [`PROBE_CALM`] since `since`.
+    Paced {
+        refill: f64,
+        pace: f64,
+        since: Instant,
+    },
+}
+
+/// Works out the server's token bucket from 429s (and headers, when sent).
+#[derive(Debug)]
+pub(crate) struct Estimator {
+    mode: Mode,
+    /// Roughly the bucket's size: what the first unpaced burst got through
+    /// (slightly more, as the bucket also refilled meanwhile).
+    burst: Option<f64>,
+    last: Option<Episode>,
+    /// The latest `Retry-After`; what the bucket refills in a stall bounds
+    /// the burst the pace may send after one.
+    last_stall: Duration,
+    /// The refill rate came from `X-RateLimit-*` headers: no probing.
+    exact: bool,
+}
+
+impl Estimator {
+    fn new() -> Self {
+        Self {
+            mode: Mode::Unlimited,
+            burst: None,
+            last: None,
+            last_stall: Duration::from_secs(1),
+            exact: false,
+        }
+    }
+
+    /// The refill rate estimated so far.
+    pub(crate) fn refill(&self) -> Option<f64> {
+        match self.mode {
+            Mode::Paced { refill, .. } => Some(refill),
+            _ => None,
+        }
+    }
+
+    /// The pace to send at; `None` = unpaced.
+    pub(crate) fn pace(&self) -> Option<f64> {
+        match self.mode {
+            Mode::Unlimited => None,
+            Mode::Search { pace, .. } | Mode::Paced { pace, .. } => Some(pace),
+        }
+    }
+
+    /// The burst the pace may send at once: what a stall lets the bucket
+    /// refill, at most its size, with some slack.
+    pub(crate) fn pace_burst(&self) -> u32 {
+        match (self.mode, self.burst) {
+            (Mode::Paced { refill, .. }, Some(burst)) => {
+                let refilled = refill * self.last_stall.as_secs_f64();
+                let cells = (BURST_SHARE * burst.min(refilled)).floor();
+                // Bounded above by the burst estimate, itself a request count.
+                if cells >= 1.0 { cells as u32 } else { 1 }
+            }
+            _ => 1,
+        }
+    }
+
+    /// A new 429 episode at `now`, after `accepted` accepted responses in
+    /// all; everyone waits `stall`.
+    pub(crate) fn on_429(&mut self, now: Instant, accepted: u64, stall: Duration) {
+        let stall_secs = stall.as_secs_f64().max(0.001);
+        let resume = now + stall;
+        match (self.last, self.mode) {
+            (Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
+                // Both 429s found the bucket empty, so what got through in
+                // between is what it refilled: a lower bound of the refill
+                // rate (exact unless the bucket overflowed in a stall).
+                let between = now.saturating_duration_since(prev.at).as_secs_f64();
+                let got = accepted.saturating_sub(prev.accepted) as f64;
+                let lower = if between > 0.0 { got / between } else { 0.0 };
+                let refill = match self.mode {
+                    Mode::Search {
+                        pace,
+                        since,
+                        accepted_at,
+                        raised: true,
+                    } => {
+                        // The pace before the last raise drew no 429, so the
+                        // bucket was full then: since, it let through its
+                        // size plus what it refilled. Only sending time counts.
+                        let sending = now.saturating_duration_since(since).as_secs_f64();
+                        let since_raise = accepted.saturating_sub(accepted_at) as f64;
+                        let measured = match self.burst {
+                            Some(burst) if sending >= 0.05 => (since_raise - burst) / sending,
+                            _ => 0.0,
+                        };
+                        measured.max(lower).max(pace / SEARCH_GROWTH).min(pace)
+                    }
+                    Mode::Paced { refill, pace, .. } if lower < refill => {
+                        // The lower bound undercounts when the stall let the
+                        // bucket overflow. Sent long enough since the stall,
+                        // what got through is what the bucket held then plus
+                        // what it refilled while we sent.
+                        let sending = between - self.last_stall.as_secs_f64();
+                        let held = self
+                            .burst
+                            .map(|burst| burst.min(refill * self.last_stall.as_secs_f64()));
+                        match held {
+                            Some(held) if sending >= 0.1 => {
+                                ((got - held) / sending).min(pace).max(lower)
+                            }
+                            // Too little to go on: halfway down.
+                            _ => (refill + lower) / 2.0,
+                        }
+                    }
+                    _ => lower,
+                };
+                let refill = refill.max(MIN_RATE);
+                self.mode = Mode::Paced {
+                    refill,
+                    pace: (MARGIN * refill).max(MIN_RATE),
+                    since: resume,
+                };
+            }
+            _ => {
+                // The first 429: the bucket's size is at most what got
+                // through. Resume at the pace that would refill that much in
+                // one stall; a 429 at it means the stall did not refill the
+                // bucket, so the next estimate is exact; none means the
+                // refill is faster, so search upward.
+                let got = accepted.saturating_sub(self.last.map_or(0, |e| e.accepted)) as f64;
+                if self.burst.is_none() {
+                    self.burst = Some(got.max(1.0));
+                }
+                let burst = self.burst.unwrap_or(1.0);
+                self.mode = Mode::Search {
+                    pace: (burst / stall_secs).max(MIN_RATE),
+                    since: resume,
+                    accepted_at: accepted,
+                    raised: false,
+                };
+            }
+        }
+        self.last = Some(Episode { at: now, accepted });
+        self.last_stall = stall;
+    }
+
+    /// Time passed without a 429: search or probe upward. True when the pace changed.
+    pub(crate) fn on_calm(&mut self, now: Instant, accepted: u64) -> bool {
+        match self.mode {
+            Mode::Search { pace, since, .. } if now >= since + SEARCH_STEP => {
+                let pace = pace * SEARCH_GROWTH;
+                self.mode = if pace > UNLIMITED_ABOVE {
+                    Mode::Unlimited
+                } else {
+                    Mode::Search {
+                        pace,
+                        since: now,
+                        accepted_at: accepted,
+                        raised: true,
+                    }
+                };
+                true
+            }
+            Mode::Paced {
+                refill,
+                pace,
+                since,
+            } if !self.exact && now >= since + PROBE_CALM => {
+                self.mode = Mode::Paced {
+                    refill,
+                    pace: pace + PROBE_STEP * refill,
+                    since: now,
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The server said what its bucket is. True when that changed anything.
+    pub(crate) fn known(&mut self, now: Instant, refill: f64, burst: Option<f64>) -> bool {
+        if self.exact && self.refill() == Some(refill) && (burst.is_none() || burst == self.burst) {
+            return false;
+        }
+        self.exact = true;
+        if burst.is_some() {
+            self.burst = burst;
+        }
+        self.mode = Mode::Paced {
+            refill,
+            pace: (MARGIN * refill).max(MIN_RATE),
+            since: now,
+        };
+        true
+    }
+}
+
+/// What `X-RateLimit-*` headers say, when a server sends them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct RateHeaders {
+    /// Data Center: `X-RateLimit-FillRate` tokens per `-Interval-Seconds`.
+    refill: Option<f64>,
+    /// Data Center: `X-RateLimit-Limit`, the bucket's size.
+    burst: Option<f64>,
+    /// Cloud: `X-RateLimit-NearLimit` with `X-RateLimit-Limit` per hour.
+    near_limit: Option<(bool, Option<f64>)>,
+}
+
+impl RateHeaders {
+    pub(crate) fn parse(headers: &HeaderMap) -> Self {
+        let number = |name: &str| {
+            headers
+                .get(name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let limit = number("x-ratelimit-limit");
+        let near_limit = headers
+            .get("x-ratelimit-nearlimit")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| (v.trim().eq_ignore_ascii_case("true"), limit));
+        let fill = number("x-ratelimit-fillrate");
+        match fill {
+            // Data Center's bucket: `Limit` tokens, `FillRate` per interval.
+            Some(fill) => Self {
+                refill: Some(fill / number("x-ratelimit-interval-seconds").unwrap_or(1.0)),
+                burst: limit,
+                near_limit,
+            },
+            None => Self {
+                refill: None,
+                burst: None,
+                near_limit,
+            },
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
 
 #[derive(Debug)]
 struct State {
-    /// Requests per second in force; `None` = unlimited.
-    rate: Option<f64>,
+    estimator: Estimator,
+    /// The pace in force (requests per second); `None` = unlimited.
+    pace: Option<f64>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Every request waits until then (the latest `Retry-After`).
     blocked_until: Option<Instant>,
-    last_change: Instant,
-    last_decrease: Option<Instant>,
-    /// Send times within the last [`WINDOW`], to measure the pace a 429 cut short.
-    recent: std::collections::VecDeque<Instant>,
+    /// Episodes so far; a request sent in an older one belongs to it.
+    epoch: u64,
+    /// Responses other than 429 so far.
+    accepted: u64,
+    /// Cloud said it is near its hourly limit: spread what is left over the hour.
+    hourly_cap: Option<f64>,
+}
+
+/// Which episode a request was sent in, for [`Pacer::rate_limited`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+}
+
+/// A concurrency slot; hold it until the response body has been read.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    pub ticket: Ticket,
 }
 
 /// Shared by every request to one integration, across runs and providers.
@@ -44,122 +358,175 @@ pub struct Pacer {
     configured: Option<RateLimit>,
     permits: Arc<Semaphore>,
     state: Mutex<State>,
+    /// Wakes requests waiting on the pace when it changes, so none keeps
+    /// draining at an old rate.
+    changed: Notify,
 }
 
 impl Pacer {
     pub fn new(configured: Option<RateLimit>, max_concurrent: usize) -> Self {
-        let rate = configured.map(|r| r.requests_per_second);
-        Self {
+        let pacer = Self {
             configured,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             state: Mutex::new(State {
-                rate,
-                limiter: rate.map(|r| limiter(r, configured.map_or(1, |c| c.burst))),
+                estimator: Estimator::new(),
+                pace: None,
+                limiter: None,
                 blocked_until: None,
-                last_change: Instant::now(),
-                last_decrease: None,
-                recent: std::collections::VecDeque::new(),
+                epoch: 0,
+                accepted: 0,
+                hourly_cap: None,
             }),
+            changed: Notify::new(),
+        };
+        {
+            let mut state = pacer.state.lock();
+            pacer.apply(&mut state, false);
         }
+        pacer
     }
 
     /// Waits for a `Retry-After` in force, the pace and a concurrency slot.
-    /// Hold the permit until the response body has been read.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+    pub async fn acquire(&self) -> Slot {
         let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
         loop {
+            // Registered before reading the state, so no change is missed.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let (blocked_until, limiter) = {
                 let mut state = self.state.lock();
-                self.recover(&mut state);
+                let now = Instant::now();
+                if state.blocked_until.is_none_or(|b| b <= now) {
+                    let accepted = state.accepted;
+                    if state.estimator.on_calm(now, accepted) {
+                        self.apply(&mut state, true);
+                    }
+                }
                 (state.blocked_until, state.limiter.clone())
             };
             if let Some(until) = blocked_until.filter(|u| *u > Instant::now()) {
-                tokio::time::sleep_until(until.into()).await;
+                tokio::time::sleep_until(until).await;
                 continue;
             }
             if let Some(limiter) = limiter {
-                limiter.until_ready().await;
+                tokio::select! {
+                    _ = limiter.until_ready() => {}
+                    () = &mut changed => continue,
+                }
             }
-            break;
+            let state = self.state.lock();
+            // A 429 came while this request waited for the pace.
+            if state.blocked_until.is_some_and(|b| b > Instant::now()) {
+                continue;
+            }
+            return Slot {
+                _permit: permit,
+                ticket: Ticket { epoch: state.epoch },
+            };
         }
-        let now = Instant::now();
-        let mut state = self.state.lock();
-        state.recent.push_back(now);
-        while state
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
-            state.recent.pop_front();
-        }
-        permit
     }
 
-    /// Bitbucket said 429: everyone waits `retry_after`, and the pace drops
-    /// (at most once per calm period, so a burst of 429s from requests
-    /// already in flight counts as one).
-    pub fn rate_limited(&self, retry_after: Duration) {
+    /// A response other than 429: the bucket took a token; read what the
+    /// server says about its limits.
+    pub fn answered(&self, headers: &HeaderMap) {
+        let hints = RateHeaders::parse(headers);
+        let mut state = self.state.lock();
+        state.accepted += 1;
+        let mut changed = false;
+        if let Some(refill) = hints.refill {
+            changed |= state.estimator.known(Instant::now(), refill, hints.burst);
+        }
+        if let Some((near, limit)) = hints.near_limit {
+            let cap = match (near, limit) {
+                (true, Some(limit)) => Some(NEAR_LIMIT_SHARE * limit / HOUR),
+                _ => None,
+            };
+            if cap != state.hourly_cap {
+                if cap.is_some() {
+                    tracing::info!(
+                        "Bitbucket says the hourly rate limit is near; spreading the rest over the hour"
+                    );
+                }
+                state.hourly_cap = cap;
+                changed = true;
+            }
+        }
+        if changed {
+            self.apply(&mut state, true);
+        }
+    }
+
+    /// Bitbucket said 429: everyone waits `retry_after`; the first 429 of
+    /// requests sent since the last episode teaches the estimator.
+    pub fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
         let now = Instant::now();
         let mut state = self.state.lock();
         let until = now + retry_after;
         state.blocked_until = Some(state.blocked_until.map_or(until, |b| b.max(until)));
-        if state
-            .last_decrease
-            .is_some_and(|t| now.duration_since(t) < CALM)
-        {
-            return;
+        if ticket.epoch == state.epoch {
+            state.epoch += 1;
+            let accepted = state.accepted;
+            state.estimator.on_429(now, accepted, retry_after);
+            self.apply(&mut state, true);
+            tracing::info!(
+                pace = state.pace.map(|p| format!("{p:.2}")),
+                refill = state.estimator.refill().map(|r| format!("{r:.2}")),
+                retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                "Bitbucket rate limit hit; pacing"
+            );
         }
-        state.last_decrease = Some(now);
-        let observed = state.recent.len() as f64 / WINDOW.as_secs_f64();
-        let current = state
-            .rate
-            .map_or(observed, |r| r.min(observed.max(MIN_RATE)));
-        let next = (current * DECREASE).max(MIN_RATE);
-        tracing::info!(
-            rate = format!("{next:.2}"),
-            "Bitbucket rate limit hit; slowing down"
-        );
-        self.set_rate(&mut state, Some(next), now);
+        drop(state);
+        self.changed.notify_waiters();
     }
 
-    fn recover(&self, state: &mut State) {
-        let now = Instant::now();
-        let Some(rate) = state.rate else { return };
-        if now.duration_since(state.last_change) < CALM
-            || state.blocked_until.is_some_and(|b| b > now)
-        {
-            return;
-        }
-        let ceiling = self.configured.map(|c| c.requests_per_second);
-        let next = rate * INCREASE;
-        let next = match ceiling {
-            Some(ceiling) => Some(next.min(ceiling)),
-            None if next > UNLIMITED_ABOVE => None,
-            None => Some(next),
+    /// Puts the estimator's pace, capped by the configured rate and Cloud's
+    /// hourly allowance, in force. `drain`: the new limiter starts with no
+    /// banked requests, so a change never lets a burst through.
+    fn apply(&self, state: &mut State, drain: bool) {
+        let ceiling = [
+            self.configured.map(|c| c.requests_per_second),
+            state.hourly_cap,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min);
+        let learnt = state.estimator.pace();
+        let pace = match (learnt, ceiling) {
+            (Some(p), Some(c)) => Some(p.min(c)),
+            (p, c) => p.or(c),
         };
-        if next != state.rate {
-            self.set_rate(state, next, now);
+        let configured_burst = self.configured.map_or(u32::MAX, |c| c.burst);
+        let burst = if learnt.is_some() && pace == learnt {
+            state.estimator.pace_burst().min(configured_burst)
+        } else if state.hourly_cap.is_some() {
+            1
         } else {
-            state.last_change = now;
+            self.configured.map_or(1, |c| c.burst)
+        };
+        if pace == state.pace && state.limiter.is_some() == pace.is_some() {
+            return;
         }
-    }
-
-    fn set_rate(&self, state: &mut State, rate: Option<f64>, now: Instant) {
-        state.rate = rate;
-        let burst = self.configured.map_or(1, |c| c.burst);
-        state.limiter = rate.map(|r| limiter(r, burst.min(r.ceil().max(1.0) as u32)));
-        state.last_change = now;
+        state.pace = pace;
+        state.limiter = pace.map(|p| {
+            let limiter = limiter(p, burst);
+            if drain {
+                while limiter.check().is_ok() {}
+            }
+            limiter
+        });
+        self.changed.notify_waiters();
     }
 
     /// The pace in force (requests per second), `None` when unlimited.
     #[cfg(test)]
     pub fn current_rate(&self) -> Option<f64> {
-        self.state.lock().rate
+        self.state.lock().pace
     }
 }
 
 fn limiter(rate: f64, burst: u32) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
+    let period = Duration::from_secs_f64(1.0 / rate.max(1.0 / HOUR));
     let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period).map_or_else(
         || Quota::per_second(NonZeroU32::MIN),
@@ -171,9 +538,193 @@ fn limiter(rate: f64, burst: u32) -> Arc<DefaultDirectRateLimiter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// Plays a token bucket against the estimator: `burst` tokens,
+    /// `refill` per second, a client sending `send_rate` when unpaced, the
+    /// server's whole-second `Retry-After`. Stops after six 429 episodes or a
+    /// minute.
+    fn converge(burst: f64, refill: f64) -> (Estimator, u32) {
+        let start = Instant::now();
+        let mut est = Estimator::new();
+        let (mut tokens, mut accepted, mut episodes) = (burst, 0u64, 0u32);
+        let step = 0.001;
+        let mut t = 0.0;
+        let mut blocked_until = 0.0;
+        let mut next_send = 0.0;
+        while t < 60.0 {
+            t += step;
+            tokens = (tokens + refill * step).min(burst);
+            let now = start + secs(t);
+            if t < blocked_until {
+                continue;
+            }
+            if est.on_calm(now, accepted) {
+                next_send = t;
+            }
+            let pace = est.pace().unwrap_or(2000.0);
+            if t < next_send {
+                continue;
+            }
+            next_send = t + 1.0 / pace;
+            if tokens >= 1.0 {
+                tokens -= 1.0;
+                accepted += 1;
+            } else {
+                let wait = ((1.0 - tokens) / refill).ceil().max(1.0);
+                est.on_429(now, accepted, secs(wait));
+                blocked_until = t + wait;
+                next_send = blocked_until;
+                episodes += 1;
+                if episodes >= 6 {
+                    break;
+                }
+            }
+        }
+        (est, episodes)
+    }
+
+    #[test]
+    fn estimates_a_slow_refill_from_two_429s() {
+        let (est, _) = converge(60.0, 5.0);
+        let refill = est.refill().unwrap();
+        assert!((4.5..=5.5).contains(&refill), "{refill}");
+    }
+
+    #[test]
+    fn estimates_a_bucket_that_a_stall_refills_completely() {
+        // 20 tokens refill in 0.2 s, so a 1 s stall tells nothing: the search
+        // has to send faster than the refill to measure it.
+        let (est, _) = converge(20.0, 100.0);
+        let refill = est.refill().unwrap();
+        assert!((85.0..=105.0).contains(&refill), "{refill}");
+    }
+
+    #[test]
+    fn estimates_a_large_bucket() {
+        let (est, _) = converge(100.0, 50.0);
+        let refill = est.refill().unwrap();
+        assert!((45.0..=55.0).contains(&refill), "{refill}");
+    }
+
+    #[test]
+    fn the_first_429_starts_a_search_and_calm_raises_it() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new();
+        assert_eq!(est.pace(), None);
+        est.on_429(t0, 40, Duration::from_secs(2));
+        assert_eq!(est.pace(), Some(20.0));
+        // No raise during the stall.
+        assert!(!est.on_calm(t0 + secs(1.0), 40));
+        assert!(est.on_calm(t0 + secs(2.5), 45));
+        assert_eq!(est.pace(), Some(40.0));
+        for i in 0..20 {
+            est.on_calm(t0 + secs(3.0 + f64::from(i)), 50);
+        }
+        assert_eq!(est.pace(), None, "a search past 1000/s stops pacing");
+    }
+
+    #[test]
+    fn probes_upward_additively_and_a_429_below_the_estimate_remeasures_it() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new();
+        est.on_429(t0, 60, secs(1.0));
+        est.on_429(t0 + secs(2.0), 70, secs(1.0));
+        assert_eq!(est.refill(), Some(5.0));
+        let paced = est.pace().unwrap();
+        assert!((paced - 4.75).abs() < 1e-9, "{paced}");
+        assert!(!est.on_calm(t0 + secs(4.0), 80));
+        assert!(est.on_calm(t0 + secs(8.5), 100));
+        let probed = est.pace().unwrap();
+        assert!((probed - 4.875).abs() < 1e-9, "{probed}");
+        // 10 accepted in the 10 s between two 429s: the bucket now refills
+        // at 1/s, not 5/s (shared, or shrunk).
+        est.on_429(t0 + secs(12.0), 80, secs(1.0));
+        assert_eq!(est.refill(), Some(1.0));
+    }
+
+    #[test]
+    fn reads_data_center_and_cloud_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("60"));
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("10"));
+        headers.insert(
+            "X-RateLimit-Interval-Seconds",
+            HeaderValue::from_static("2"),
+        );
+        headers.insert("X-RateLimit-Remaining", HeaderValue::from_static("12"));
+        let parsed = RateHeaders::parse(&headers);
+        assert_eq!(parsed.refill, Some(5.0));
+        assert_eq!(parsed.burst, Some(60.0));
+        assert_eq!(parsed.near_limit, None);
+
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("1000"));
+        headers.insert("X-RateLimit-NearLimit", HeaderValue::from_static("true"));
+        headers.insert(
+            "X-RateLimit-Resource",
+            HeaderValue::from_static("api-repositories"),
+        );
+        let parsed = RateHeaders::parse(&headers);
+        assert_eq!(parsed.refill, None);
+        assert_eq!(parsed.near_limit, Some((true, Some(1000.0))));
+        assert_eq!(
+            RateHeaders::parse(&HeaderMap::new()),
+            RateHeaders::default()
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("Retry-After", HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        let at = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        headers.insert("Retry-After", HeaderValue::from_str(&at).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
+        headers.insert(
+            "Retry-After",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("Retry-After", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
 
     #[tokio::test]
-    async fn a_429_slows_the_pace_and_calm_brings_it_back() {
+    async fn data_center_headers_set_the_pace_without_a_429() {
+        let pacer = Pacer::new(None, 4);
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("60"));
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("5"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), Some(MARGIN * 5.0));
+    }
+
+    #[tokio::test]
+    async fn cloud_near_limit_spreads_the_rest_over_the_hour() {
+        let pacer = Pacer::new(None, 4);
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("3600"));
+        headers.insert("X-RateLimit-NearLimit", HeaderValue::from_static("false"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), None);
+        headers.insert("X-RateLimit-NearLimit", HeaderValue::from_static("true"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), Some(NEAR_LIMIT_SHARE));
+        headers.insert("X-RateLimit-NearLimit", HeaderValue::from_static("false"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), None);
+    }
+
+    #[tokio::test]
+    async fn a_configured_rate_stays_a_ceiling() {
         let pacer = Pacer::new(
             Some(RateLimit {
                 requests_per_second: 10.0,
@@ -181,39 +732,65 @@ mod tests {
             }),
             4,
         );
-        for _ in 0..10 {
-            drop(pacer.acquire().await);
-        }
-        pacer.rate_limited(Duration::from_millis(10));
-        let slowed = pacer.current_rate().unwrap();
-        assert!(slowed < 10.0, "{slowed}");
-        // A second 429 right after counts as the same event.
-        pacer.rate_limited(Duration::from_millis(10));
-        assert_eq!(pacer.current_rate(), Some(slowed));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        {
-            let mut state = pacer.state.lock();
-            state.last_change -= CALM * 2;
-            state.last_decrease = state.last_decrease.map(|t| t - CALM * 2);
-            pacer.recover(&mut state);
-        }
-        let recovered = pacer.current_rate().unwrap();
-        assert!(
-            recovered > slowed && recovered <= 10.0,
-            "{slowed} -> {recovered}"
-        );
+        assert_eq!(pacer.current_rate(), Some(10.0));
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("100"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), Some(10.0));
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("4"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), Some(MARGIN * 4.0));
     }
 
     #[tokio::test]
-    async fn unlimited_adapts_from_the_observed_pace() {
-        let pacer = Pacer::new(None, 4);
-        assert_eq!(pacer.current_rate(), None);
-        for _ in 0..40 {
-            drop(pacer.acquire().await);
+    async fn everyone_waits_out_retry_after_and_late_429s_are_one_episode() {
+        let pacer = Arc::new(Pacer::new(None, 4));
+        let first = pacer.acquire().await;
+        let second = pacer.acquire().await;
+        let started = Instant::now();
+        pacer.rate_limited(first.ticket, Duration::from_millis(200));
+        let pace = pacer.current_rate();
+        // The second request was in flight: its 429 is the same episode.
+        pacer.rate_limited(second.ticket, Duration::from_millis(200));
+        assert_eq!(pacer.current_rate(), pace);
+        assert_eq!(pacer.state.lock().epoch, 1);
+        drop((first, second));
+        let _third = pacer.acquire().await;
+        assert!(Instant::now() >= started + Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_pace_change_wakes_requests_waiting_on_the_old_pace() {
+        let pacer = Arc::new(Pacer::new(
+            Some(RateLimit {
+                requests_per_second: 100.0,
+                burst: 1,
+            }),
+            8,
+        ));
+        {
+            // Force a very slow pace: one request per 100 s.
+            let mut state = pacer.state.lock();
+            state.hourly_cap = Some(0.01);
+            pacer.apply(&mut state, true);
         }
-        pacer.rate_limited(Duration::from_millis(1));
-        let rate = pacer.current_rate().unwrap();
-        // 40 requests in the 2 s window: 20/s observed, 14/s after the cut.
-        assert!((rate - 14.0).abs() < 0.01, "{rate}");
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let pacer = Arc::clone(&pacer);
+                tokio::spawn(async move { drop(pacer.acquire().await) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        {
+            let mut state = pacer.state.lock();
+            state.hourly_cap = None;
+            pacer.apply(&mut state, true);
+        }
+        // At 100/s the four go out within a fraction of a second, not 100 s.
+        let all = futures::future::join_all(waiters);
+        tokio::time::timeout(Duration::from_secs(5), all)
+            .await
+            .unwrap();
     }
 }
