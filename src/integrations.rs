@@ -50,9 +50,9 @@ pub struct HttpSettings {
     /// `None`: no fixed pace; the pace adapts once Bitbucket answers 429.
     pub rate_limit: Option<RateLimit>,
     pub max_concurrent_requests: usize,
-    #[serde(serialize_with = "crate::config::schedule::serialize_duration")]
+    #[serde(serialize_with = "crate::iso_duration::serialize_duration")]
     pub connect_timeout: std::time::Duration,
-    #[serde(serialize_with = "crate::config::schedule::serialize_duration")]
+    #[serde(serialize_with = "crate::iso_duration::serialize_duration")]
     pub request_timeout: std::time::Duration,
     /// Retries of a failed idempotent request (connection errors, timeouts,
     /// 5xx); 429s wait out `Retry-After` on top of these.

@@ -1,5 +1,7 @@
 //! bitbucket-catalogd discovers Backstage catalog entities in Bitbucket and
-//! serves them over the Backstage catalog REST API.
+//! serves them over the Backstage catalog REST API. The repository is the
+//! unit of state and of change: each one's catalog file is read, applied,
+//! persisted and served on its own.
 //!
 //! A run flows through the modules in this order:
 //!
@@ -9,18 +11,22 @@
 //!   ([`secret`] keeps credentials out of every output).
 //! - [`bitbucket`]: REST clients for Bitbucket Server (paging, raw files)
 //!   and Cloud (paging by `next`, code search, `src` files) over one counted
-//!   HTTP layer, and the one reader that maps a file's web URL to the API of
-//!   the integration whose host matches (refusing any other host).
-//! - [`discovery`]: sources — the Server and Cloud providers (list, filter,
-//!   read each repository's catalog file) and locations given by URL —
-//!   which the scheduler runs alike.
+//!   HTTP layer that paces itself to the server's rate limit, and the one
+//!   reader that maps a file's web URL to the API of the integration whose
+//!   host matches (refusing any other host).
+//! - [`discovery`]: sources — one provider pipeline (list → filter → plan →
+//!   read → process) for Server and Cloud, and locations given by URL —
+//!   handing each repository's result on as it is read.
 //! - [`catalog`]: untrusted YAML → entities under explicit budgets, processed
 //!   as Backstage's catalog does (validation, `catalog.rules`, annotations,
-//!   Location targets, placeholders, relations), and the in-memory catalog
-//!   each provider's run replaces atomically.
+//!   Location targets, placeholders, relations), and the in-memory catalog:
+//!   owned per repository, re-stitched only where a change touches it,
+//!   every change numbered.
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
-//!   cancelled at their timeout; registered locations join and leave.
-//! - [`store`]: SQLite persistence of each source's entities and of the
+//!   stopped at their timeout; applies results batch by batch through the
+//!   deletion guard; registered locations join and leave.
+//! - [`store`]: SQLite persistence of what is served (per entity, with its
+//!   owner and change number), of each provider's repositories and of the
 //!   locations registered over HTTP.
 //! - [`locations`]: static, registered and discovered locations as the API
 //!   shows them; registration (catalog-import) and removal.
@@ -28,6 +34,9 @@
 //!   check on write endpoints.
 //! - [`app`]: [`app::Application`] wires it all together; [`cli`] is what the
 //!   binary calls.
+//!
+//! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
+//! [`telemetry`] (logging set-up).
 
 pub mod api;
 pub mod app;
@@ -37,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod integrations;
+mod iso_duration;
 pub mod locations;
 pub mod metrics;
 pub mod scheduler;
@@ -45,3 +55,6 @@ pub mod store;
 pub mod telemetry;
 
 pub use app::Application;
+
+#[cfg(test)]
+mod architecture;

@@ -11,7 +11,7 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub enum Frequency {
     /// A fixed interval.
-    Every(#[serde(with = "humantime_serde_compat")] Duration),
+    Every(#[serde(with = "crate::iso_duration")] Duration),
     /// A cron expression, kept as written (five fields, or six with seconds).
     Cron(String),
     /// Only on request (start-up run aside).
@@ -22,10 +22,10 @@ pub enum Frequency {
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
     pub frequency: Frequency,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::iso_duration")]
     pub timeout: Duration,
     /// Delay before the first run; `None` runs right after start-up.
-    #[serde(with = "humantime_serde_compat::option")]
+    #[serde(with = "crate::iso_duration::option")]
     pub initial_delay: Option<Duration>,
 }
 
@@ -170,55 +170,7 @@ fn parse_iso8601(text: &str) -> Result<Duration, String> {
     Ok(parsed.into())
 }
 
-/// Durations serialise as human-readable strings in status output.
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
-    }
-
-    pub fn format_duration(d: Duration) -> String {
-        let secs = d.as_secs();
-        let millis = d.subsec_millis();
-        let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-        let mut out = String::from("PT");
-        if h > 0 {
-            out.push_str(&format!("{h}H"));
-        }
-        if m > 0 {
-            out.push_str(&format!("{m}M"));
-        }
-        if s > 0 || millis > 0 || out == "PT" {
-            if millis > 0 {
-                out.push_str(&format!("{s}.{millis:03}S"));
-            } else {
-                out.push_str(&format!("{s}S"));
-            }
-        }
-        out
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => s.serialize_str(&format_duration(*d)),
-                None => s.serialize_none(),
-            }
-        }
-    }
-}
-
-pub use humantime_serde_compat::format_duration;
-
-/// Serialises a duration as ISO-8601 (`PT30M`), for status output.
-pub fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_duration(*d))
-}
+pub use crate::iso_duration::{format_duration, serialize_duration};
 
 #[cfg(test)]
 mod tests {
