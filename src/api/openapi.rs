@@ -153,7 +153,7 @@ pub fn build() -> Value {
                 }
             },
             "/providers": {"get": {
-                "summary": "Provider status: schedule, next run, last run (counts, problems, requests), whether running",
+                "summary": "Provider status: schedule, next run, whether running and the running run's progress (listed, read, remaining, estimated finish), last run (outcome succeeded/incomplete/failed/held, counts, problems, requests)",
                 "responses": {"200": ok("Providers", json!({"type": "array", "items": {"type": "object"}}))}
             }},
             "/providers/{id}": {"get": {
@@ -167,9 +167,15 @@ pub fn build() -> Value {
                 "responses": {"200": ok("Problems", json!({"type": "object"})), "401": error_ref(), "404": error_ref()}
             }},
             "/providers/{id}/repositories": {"get": {
-                "summary": "Repositories that passed the filters in the last complete listing, by catalog file presence",
-                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("catalog", "query", json!({"type": "string", "enum": ["missing", "present", "unknown"]}), "Only these")],
-                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {"project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}}}})), "400": error_ref(), "401": error_ref(), "404": error_ref()}
+                "summary": "The provider's repositories as the last complete listing had them and their last read found them",
+                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("catalog", "query", json!({"type": "string", "enum": ["missing", "present", "unknown"]}), "Only these (unknown: not read yet or unreadable)")],
+                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {
+                    "project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}, "id": {"type": "string"},
+                    "catalogUrl": {"type": "string"}, "branch": {"type": "string"},
+                    "catalog": {"type": "string", "enum": ["present", "missing", "unknown", "unreadable"]},
+                    "changeToken": {"type": "string"}, "readAt": {"type": "string", "format": "date-time"},
+                    "entities": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object"}}
+                }}})), "400": error_ref(), "401": error_ref(), "404": error_ref(), "503": error_ref()}
             }},
             "/providers/{id}/refresh": {"post": {
                 "summary": "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
