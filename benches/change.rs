@@ -108,7 +108,9 @@ async fn seed(db: &std::path::Path, count: usize) {
     let catalog = Catalog::new();
     let mut units = Vec::with_capacity(count + TEAMS);
     for team in 0..TEAMS {
-        let location = format!("https://bitbucket.example.com/projects/ORG/repos/team-{team}/browse/catalog-info.yaml");
+        let location = format!(
+            "https://bitbucket.example.com/projects/ORG/repos/team-{team}/browse/catalog-info.yaml"
+        );
         units.push(UnitEntities {
             entities: process(&group_yaml(team), &location).await,
             unit: location,
@@ -148,28 +150,45 @@ async fn main() {
     let db = dir.path().join("catalog.sqlite");
     let seeding = Instant::now();
     seed(&db, count).await;
-    println!("seeded {count} components + {TEAMS} groups in {:.1} s", seeding.elapsed().as_secs_f64());
+    println!(
+        "seeded {count} components + {TEAMS} groups in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
 
     let store: Arc<dyn CatalogStore> = Arc::new(SqliteStore::open(&db).await.expect("store"));
     let stored = store.load().await.expect("load");
     let catalog = Arc::new(Catalog::new());
-    catalog.restore(stored.entities.into_iter().map(|s| (s.owner, s.entity)), stored.last_seq);
+    catalog.restore(
+        stored.entities.into_iter().map(|s| (s.owner, s.entity)),
+        stored.last_seq,
+    );
     let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
     let settling = Instant::now();
     applier.settle();
     // The first apply waits for settling to finish.
     applier.apply("bench", Vec::new()).await;
-    println!("restored and settled {} entities in {:.2} s", catalog.len(), settling.elapsed().as_secs_f64());
+    println!(
+        "restored and settled {} entities in {:.2} s",
+        catalog.len(),
+        settling.elapsed().as_secs_f64()
+    );
 
     for (label, owner_moves) in [
         ("description changed (1 entity re-rendered)", false),
-        ("owner changed (the entity and both groups, ~2,500 relations each, re-rendered)", true),
+        (
+            "owner changed (the entity and both groups, ~2,500 relations each, re-rendered)",
+            true,
+        ),
     ] {
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         for round in 0..30 {
             let i = 4242 + round;
-            let owner = if owner_moves { (i + 1 + round) % TEAMS } else { i % TEAMS };
+            let owner = if owner_moves {
+                (i + 1 + round) % TEAMS
+            } else {
+                i % TEAMS
+            };
             let yaml = component_yaml(i, owner, &format!("round {round} of {label}"));
             let key = EntityKey::new("component", "default", &format!("service-{i:06}"));
             let (wall, cpu) = (Instant::now(), process_cpu());
@@ -183,7 +202,10 @@ async fn main() {
             let served = catalog.get(&key).expect("served");
             let (wall, cpu) = (wall.elapsed(), process_cpu().saturating_sub(cpu));
             assert!(problems.is_empty(), "{problems:?}");
-            assert!(served.json.contains(&format!("round {round} of")), "the change is served");
+            assert!(
+                served.json.contains(&format!("round {round} of")),
+                "the change is served"
+            );
             walls.push(wall);
             cpus.push(cpu);
         }

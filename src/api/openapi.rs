@@ -169,13 +169,7 @@ pub fn build() -> Value {
             "/providers/{id}/repositories": {"get": {
                 "summary": "The provider's repositories as the last complete listing had them and their last read found them",
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("catalog", "query", json!({"type": "string", "enum": ["missing", "present", "unknown"]}), "Only these (unknown: not read yet or unreadable)")],
-                "responses": {"200": ok("Repositories", json!({"type": "array", "items": {"type": "object", "properties": {
-                    "project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}, "id": {"type": "string"},
-                    "catalogUrl": {"type": "string"}, "branch": {"type": "string"},
-                    "catalog": {"type": "string", "enum": ["present", "missing", "unknown", "unreadable"]},
-                    "changeToken": {"type": "string"}, "readAt": {"type": "string", "format": "date-time"},
-                    "entities": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object"}}
-                }}})), "400": error_ref(), "401": error_ref(), "404": error_ref(), "503": error_ref()}
+                "responses": {"200": ok("Repositories", json!({"type": "array", "items": repository_schema()})), "400": error_ref(), "401": error_ref(), "404": error_ref(), "503": error_ref()}
             }},
             "/providers/{id}/refresh": {"post": {
                 "summary": "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
@@ -206,4 +200,15 @@ pub fn build() -> Value {
 pub async fn document() -> Response {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     Json(DOCUMENT.get_or_init(build)).into_response()
+}
+
+/// One repository record, as `/providers/{id}/repositories` lists it.
+fn repository_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "project": {"type": "string"}, "slug": {"type": "string"}, "url": {"type": "string"}, "id": {"type": "string"},
+        "catalogUrl": {"type": "string"}, "branch": {"type": "string"},
+        "catalog": {"type": "string", "enum": ["present", "missing", "unknown", "unreadable"]},
+        "changeToken": {"type": "string"}, "readAt": {"type": "string", "format": "date-time"},
+        "entities": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object"}}
+    }})
 }
