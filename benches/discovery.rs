@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_sim::{Behaviour, DatasetConfig, Faults, FileKind, RateLimit, SimConfig, Simulator};
+use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
 
 struct Outcome {
     wall: Duration,
@@ -118,17 +118,7 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
     .await
     .expect("simulator");
     let dataset = sim.dataset().clone();
-    let location_targets: usize = dataset
-        .server_repos()
-        .filter(|r| matches!(r.file_kind, FileKind::LocationTree))
-        .map(|r| {
-            r.files
-                .keys()
-                .filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml")
-                .count()
-        })
-        .sum();
-    let minimum = dataset.server_minimum_requests(1000, true, false) + location_targets;
+    let minimum = dataset.server_minimum_requests_with_targets(1000);
     let expected = dataset.expected_server_tree_refs(false);
     let dir = tempfile::tempdir().expect("tempdir");
     let outcome = tokio::task::block_in_place(|| run_once(&sim, concurrency, dir.path()));

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_sim::{Behaviour, DatasetConfig, FileKind, RateLimit, SimConfig, Simulator};
+use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 
 const POLL: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(3 * 3600);
@@ -53,17 +53,7 @@ async fn main() {
     .expect("simulator");
     let dataset = sim.dataset().clone();
     let expected: BTreeSet<String> = dataset.expected_server_tree_refs(false);
-    let targets: usize = dataset
-        .server_repos()
-        .filter(|r| matches!(r.file_kind, FileKind::LocationTree))
-        .map(|r| {
-            r.files
-                .keys()
-                .filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml")
-                .count()
-        })
-        .sum();
-    let minimum = dataset.server_minimum_requests(1000, true, false) + targets;
+    let minimum = dataset.server_minimum_requests_with_targets(1000);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("app-config.yaml");

@@ -54,17 +54,7 @@ async fn a_clean_run_makes_exactly_the_minimum_requests() {
     let stats = sim.stats();
     // Every listing page, one read per repository, and one per file a
     // Location entity points at (each read once).
-    let location_targets: usize = sim
-        .dataset()
-        .server_repos()
-        .filter(|r| matches!(r.file_kind, bitbucket_sim::FileKind::LocationTree))
-        .map(|r| {
-            r.files
-                .keys()
-                .filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml")
-                .count()
-        })
-        .sum();
+    let location_targets = sim.dataset().server_location_target_reads();
     assert!(location_targets > 0, "the data set has no Location trees");
     let minimum =
         (sim.dataset().server_minimum_requests(1000, true, false) + location_targets) as u64;

@@ -397,6 +397,26 @@ impl Dataset {
         self.server_listing_pages(page_size, list_personal) + reads
     }
 
+    /// Files a Server discovery reads through Location targets (each once):
+    /// every `.yaml` of a Location tree but its `catalog-info.yaml`.
+    pub fn server_location_target_reads(&self) -> usize {
+        self.server_repos()
+            .filter(|r| matches!(r.file_kind, FileKind::LocationTree))
+            .map(|r| {
+                r.files
+                    .keys()
+                    .filter(|p| p.ends_with(".yaml") && p.as_str() != "catalog-info.yaml")
+                    .count()
+            })
+            .sum()
+    }
+
+    /// [`Dataset::server_minimum_requests`] plus the Location target reads:
+    /// what a discovery that follows Location targets needs at the least.
+    pub fn server_minimum_requests_with_targets(&self, page_size: usize) -> usize {
+        self.server_minimum_requests(page_size, true, false) + self.server_location_target_reads()
+    }
+
     pub fn summary(&self) -> DatasetSummary {
         let mut server_files_by_kind = BTreeMap::new();
         for r in self.server_repos() {

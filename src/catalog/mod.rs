@@ -524,6 +524,24 @@ mod tests {
         }
     }
 
+    /// Group `team` (repository `g`) owns component `svc` (repository `c`).
+    fn team_owning_svc() -> Vec<UnitEntities> {
+        vec![
+            unit(
+                "g",
+                vec![entity(
+                    "Group",
+                    "team",
+                    json!({"type": "team", "children": []}),
+                )],
+            ),
+            unit(
+                "c",
+                vec![entity("Component", "svc", json!({"owner": "team"}))],
+            ),
+        ]
+    }
+
     fn apply(catalog: &Catalog, source: &str, units: Vec<UnitEntities>) -> Applied {
         let applied = catalog.prepare(source, units);
         catalog.publish();
@@ -642,28 +660,12 @@ mod tests {
     #[test]
     fn a_change_restitches_exactly_the_entities_it_touches() {
         let catalog = Catalog::new();
-        apply(
-            &catalog,
-            "a",
-            vec![
-                unit(
-                    "g",
-                    vec![entity(
-                        "Group",
-                        "team",
-                        json!({"type": "team", "children": []}),
-                    )],
-                ),
-                unit(
-                    "c",
-                    vec![entity("Component", "svc", json!({"owner": "team"}))],
-                ),
-                unit(
-                    "other",
-                    vec![entity("Component", "other", json!({"owner": "elsewhere"}))],
-                ),
-            ],
-        );
+        let mut units = team_owning_svc();
+        units.push(unit(
+            "other",
+            vec![entity("Component", "other", json!({"owner": "elsewhere"}))],
+        ));
+        apply(&catalog, "a", units);
         assert_eq!(
             relations_of(&catalog, "group", "team"),
             ["ownerOf component:default/svc"]
@@ -726,24 +728,7 @@ mod tests {
     #[test]
     fn settling_a_restored_catalog_builds_the_index_and_fixes_stale_relations() {
         let source = Catalog::new();
-        apply(
-            &source,
-            "a",
-            vec![
-                unit(
-                    "g",
-                    vec![entity(
-                        "Group",
-                        "team",
-                        json!({"type": "team", "children": []}),
-                    )],
-                ),
-                unit(
-                    "c",
-                    vec![entity("Component", "svc", json!({"owner": "team"}))],
-                ),
-            ],
-        );
+        apply(&source, "a", team_owning_svc());
         // Restore only the group: its served ownerOf relation is now stale.
         let group = source
             .get(&EntityKey::new("group", "default", "team"))
