@@ -137,22 +137,21 @@ pub struct PreparedEntity {
 }
 
 impl PreparedEntity {
-    /// Renders a stitched entity (relations, uid and etag already set by
-    /// [`stitch`]) and builds its search rows.
-    pub fn prepare(entity: &Entity) -> Self {
+    /// Renders `entity` with `relations` as it is served (uid and etag
+    /// assigned), with its search rows.
+    pub fn render(entity: Entity, relations: Vec<entity::Relation>) -> Self {
         let key = entity.key();
-        let value = serde_json::to_value(entity).unwrap_or(Value::Null);
+        let entity_ref = entity.entity_ref();
+        let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
+        let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
+        let value = stitch::served_value(entity, relations);
         Self {
-            entity_ref: entity.entity_ref(),
-            uid: entity
-                .metadata
-                .uid
-                .clone()
-                .unwrap_or_else(|| stitch::uid_for(key.as_str())),
+            entity_ref,
+            uid: stitch::uid_for(key.as_str()),
             json: Arc::from(value.to_string()),
             search: SearchRows::build(&value),
-            location: annotation_url(entity, entity::ANNOTATION_LOCATION),
-            origin: annotation_url(entity, entity::ANNOTATION_ORIGIN_LOCATION),
+            location,
+            origin,
             key,
         }
     }
@@ -262,16 +261,21 @@ impl State {
     ) {
         for key in keys {
             let current = self.working.get(&key).cloned();
-            let Some(typed) = fresh
-                .remove(&key)
-                .or_else(|| current.as_ref().and_then(|c| c.typed()))
-            else {
-                continue;
+            let relations = self.index.relations_of(key.as_str());
+            let typed = match fresh.remove(&key) {
+                Some(fresh) => fresh,
+                None => {
+                    let Some(typed) = current.as_ref().and_then(|c| c.typed()) else {
+                        continue;
+                    };
+                    // What is served renders to itself: only new relations change it.
+                    if typed.relations == relations {
+                        continue;
+                    }
+                    typed
+                }
             };
-            let Some(stitched) = stitch::stitched(&typed, &self.index) else {
-                continue;
-            };
-            let rendered = PreparedEntity::prepare(&stitched);
+            let rendered = PreparedEntity::render(typed, relations);
             if current.is_some_and(|c| c.json == rendered.json) {
                 continue;
             }
@@ -321,15 +325,23 @@ impl Catalog {
             if state.owners.contains_key(&entity.key) {
                 continue;
             }
-            state
-                .units
-                .entry(Arc::clone(&owner.source))
-                .or_default()
-                .entry(Arc::clone(&owner.unit))
+            // One shared string per source and per unit, not one per entity.
+            let source = match state.units.get_key_value(owner.source.as_ref()) {
+                Some((source, _)) => Arc::clone(source),
+                None => owner.source,
+            };
+            let units = state.units.entry(Arc::clone(&source)).or_default();
+            let unit = match units.get_key_value(owner.unit.as_ref()) {
+                Some((unit, _)) => Arc::clone(unit),
+                None => owner.unit,
+            };
+            units
+                .entry(Arc::clone(&unit))
                 .or_default()
                 .push(entity.key.clone());
-            state.owners.insert(entity.key.clone(), owner.clone());
-            state.working.insert(Arc::new(entity), &owner.source);
+            let key = entity.key.clone();
+            state.working.insert(Arc::new(entity), &source);
+            state.owners.insert(key, Owner { source, unit });
         }
         state.working.last_seq = state.working.last_seq.max(last_seq);
         *self.snapshot.write() = Arc::new(state.working.clone());

@@ -8,8 +8,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::entity::Entity;
-use super::index::RelationIndex;
+use super::entity::{Entity, Relation};
 use super::relations::{self, Emitted};
 
 /// Namespace for [`uid_for`]'s v5 UUIDs; fixed forever, or uids change.
@@ -20,19 +19,6 @@ pub fn uid_for(canonical_ref: &str) -> String {
     Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes()).to_string()
 }
 
-/// Stitches a whole catalog held as plain entities (e.g. `run-once`).
-pub fn stitch(entities: &mut [Entity]) {
-    let mut index = RelationIndex::new();
-    for entity in entities.iter() {
-        index.add(&emitted_by(entity));
-    }
-    for entity in entities {
-        if let Some(updated) = stitched(entity, &index) {
-            *entity = updated;
-        }
-    }
-}
-
 /// What `entity` emits into the index (both directions). Entities are
 /// validated before they reach the catalog, so their references parse; one
 /// that does not simply contributes nothing.
@@ -40,63 +26,67 @@ pub fn emitted_by(entity: &Entity) -> Vec<Emitted> {
     relations::emitted(entity).unwrap_or_default()
 }
 
-/// The entity with its relations, uid and etag, or `None` when unchanged.
-pub fn stitched(entity: &Entity, index: &RelationIndex) -> Option<Entity> {
+/// The served JSON of `entity` with `relations`: uid and etag assigned
+/// (whatever the entity carried before), rendered once.
+pub fn served_value(mut entity: Entity, relations: Vec<Relation>) -> Value {
     let key = entity.key();
-    let mut updated = entity.clone();
-    updated.relations = index.relations_of(key.as_str());
-    updated.metadata.uid = None;
-    updated.metadata.etag = None;
-    let etag = etag_of(&updated);
-    updated.metadata.uid = Some(uid_for(key.as_str()));
-    updated.metadata.etag = Some(etag);
-    (updated != *entity).then_some(updated)
+    entity.relations = relations;
+    entity.metadata.uid = None;
+    entity.metadata.etag = None;
+    let mut value = serde_json::to_value(&entity).unwrap_or(Value::Null);
+    let etag = etag_of(&value);
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("uid".into(), uid_for(key.as_str()).into());
+        metadata.insert("etag".into(), etag.into());
+    }
+    value
 }
 
 /// SHA-1 of the canonical JSON (keys sorted), like Backstage's `generateStableHash`.
-fn etag_of(entity: &Entity) -> String {
-    let mut canonical = String::new();
-    write_canonical(
-        &serde_json::to_value(entity).unwrap_or(Value::Null),
-        &mut canonical,
-    );
-    sha1_smol::Sha1::from(canonical.as_bytes())
-        .digest()
-        .to_string()
+fn etag_of(value: &Value) -> String {
+    let mut canonical = Vec::new();
+    write_canonical(value, &mut canonical);
+    sha1_smol::Sha1::from(&canonical).digest().to_string()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_scalar(&key.as_str(), out);
+                out.push(b':');
                 write_canonical(&map[key.as_str()], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_scalar(other, out),
     }
+}
+
+fn write_scalar(value: &impl serde::Serialize, out: &mut Vec<u8>) {
+    // Writing JSON scalars into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::index::RelationIndex;
     use super::*;
     use serde_json::json;
 
@@ -108,16 +98,34 @@ mod tests {
         .unwrap()
     }
 
-    fn relations(e: &Entity) -> Vec<(String, String)> {
-        e.relations
+    /// Every entity served with the relations the others give it.
+    fn serve(all: &[Entity]) -> Vec<Value> {
+        let mut index = RelationIndex::new();
+        for entity in all {
+            index.add(&emitted_by(entity));
+        }
+        all.iter()
+            .map(|e| served_value(e.clone(), index.relations_of(e.key().as_str())))
+            .collect()
+    }
+
+    fn relations(served: &Value) -> Vec<(String, String)> {
+        served["relations"]
+            .as_array()
+            .unwrap()
             .iter()
-            .map(|r| (r.type_.clone(), r.target_ref.clone()))
+            .map(|r| {
+                (
+                    r["type"].as_str().unwrap().to_owned(),
+                    r["targetRef"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 
     #[test]
     fn both_directions_land_on_the_right_entities_across_sources() {
-        let mut all = vec![
+        let served = serve(&[
             entity(
                 "Component",
                 "svc",
@@ -129,24 +137,23 @@ mod tests {
                 json!({"type": "openapi", "lifecycle": "p", "owner": "team-a", "definition": "x"}),
             ),
             entity("Group", "team-a", json!({"type": "team", "children": []})),
-        ];
-        stitch(&mut all);
+        ]);
         assert_eq!(
-            relations(&all[0]),
+            relations(&served[0]),
             vec![
                 ("ownedBy".into(), "group:default/team-a".into()),
                 ("providesApi".into(), "api:default/pay".into())
             ]
         );
         assert_eq!(
-            relations(&all[1]),
+            relations(&served[1]),
             vec![
                 ("apiProvidedBy".into(), "component:default/svc".into()),
                 ("ownedBy".into(), "group:default/team-a".into())
             ]
         );
         assert_eq!(
-            relations(&all[2]),
+            relations(&served[2]),
             vec![
                 ("ownerOf".into(), "api:default/pay".into()),
                 ("ownerOf".into(), "component:default/svc".into())
@@ -156,44 +163,39 @@ mod tests {
 
     #[test]
     fn uid_is_stable_and_etag_follows_content() {
-        let make = || vec![entity("Domain", "d", json!({"owner": "o"}))];
-        let (mut a, mut b) = (make(), make());
-        stitch(&mut a);
-        stitch(&mut b);
-        assert_eq!(a[0].metadata.uid, b[0].metadata.uid);
-        assert_eq!(a[0].metadata.etag, b[0].metadata.etag);
+        let a = serve(&[entity("Domain", "d", json!({"owner": "o"}))]);
+        let b = serve(&[entity("Domain", "d", json!({"owner": "o"}))]);
+        assert_eq!(a, b);
         assert_eq!(
-            a[0].metadata.uid.as_deref(),
-            Some(uid_for("domain:default/d").as_str())
+            a[0]["metadata"]["uid"],
+            uid_for("domain:default/d").as_str()
         );
 
-        // Stitching again changes nothing.
-        let before = a.clone();
-        stitch(&mut a);
-        assert_eq!(a, before);
-
         // Content changes the etag, not the uid.
-        let mut c = vec![entity("Domain", "d", json!({"owner": "other"}))];
-        stitch(&mut c);
-        assert_eq!(c[0].metadata.uid, a[0].metadata.uid);
-        assert_ne!(c[0].metadata.etag, a[0].metadata.etag);
+        let c = serve(&[entity("Domain", "d", json!({"owner": "other"}))]);
+        assert_eq!(c[0]["metadata"]["uid"], a[0]["metadata"]["uid"]);
+        assert_ne!(c[0]["metadata"]["etag"], a[0]["metadata"]["etag"]);
 
         // So does a new incoming relation.
-        let mut d = vec![
+        let d = serve(&[
             entity("Domain", "d", json!({"owner": "o"})),
             entity("System", "s", json!({"owner": "o", "domain": "d"})),
-        ];
-        stitch(&mut d);
-        assert_ne!(d[0].metadata.etag, a[0].metadata.etag);
+        ]);
+        assert_ne!(d[0]["metadata"]["etag"], a[0]["metadata"]["etag"]);
     }
 
-    /// The catalog re-renders only entities `stitched` reports as changed.
+    /// The catalog skips re-rendering when relations are unchanged: what it
+    /// serves must render to itself.
     #[test]
-    fn an_already_stitched_entity_is_reported_unchanged() {
-        let mut all = [entity("Domain", "d", json!({"owner": "o"}))];
-        stitch(&mut all);
-        let mut index = RelationIndex::new();
-        index.add(&emitted_by(&all[0]));
-        assert!(stitched(&all[0], &index).is_none());
+    fn a_served_entity_renders_to_itself() {
+        let served = serve(&[entity("Domain", "d", json!({"owner": "o"}))]).remove(0);
+        let parsed: Entity = serde_json::from_value(served.clone()).unwrap();
+        let relations = parsed.relations.clone();
+        assert_eq!(served_value(parsed, relations), served);
+        assert_eq!(
+            served.to_string().find("\"uid\""),
+            served.to_string().rfind("\"uid\""),
+            "uid once"
+        );
     }
 }
