@@ -133,7 +133,12 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
     fake.mount_search(
         ws,
         "PLAT",
-        &[hit("a", "c1"), hit("b", "c1"), hit("c", "c1")],
+        &[
+            hit("a", "c1"),
+            hit("b", "c1"),
+            hit("c", "c1"),
+            hit("broken", "c1"),
+        ],
         10,
         0,
     )
@@ -148,6 +153,8 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
         )
         .await;
     }
+    fake.mount_src(ws, "broken", "c1", "catalog-info.yaml", "kind: [")
+        .await;
     let app = TestApp::spawn(&cloud_config(
         &fake,
         ws,
@@ -157,15 +164,23 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
     .await;
     app.wait_for_run("cloud", |s| s["inProgress"] == false)
         .await;
-    assert_eq!(fake.requests_to("/catalog-info.yaml").await, 3);
+    assert_eq!(fake.requests_to("/catalog-info.yaml").await, 4);
 
-    // Nothing changed: no file is read.
+    // Nothing changed: no file is read, and what the reads found stays known.
     let run = app.refresh("cloud", "").await["lastRun"].clone();
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
-    assert_eq!(fake.requests_to("/catalog-info.yaml").await, 3);
-    assert_eq!(run["reposUnchanged"], 3, "{run:#}");
+    assert_eq!(fake.requests_to("/catalog-info.yaml").await, 4);
+    assert_eq!(run["reposUnchanged"], 4, "{run:#}");
     assert_eq!(run["reposRead"], 0, "{run:#}");
     assert_eq!(app.entity_names().await, ["a", "b", "c"]);
+    let errors = app.get_json("/api/catalog/providers/cloud/errors").await;
+    let problems = errors["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{errors:#}");
+    assert_eq!(problems[0]["kind"], "parse");
+    assert!(
+        problems[0]["url"].as_str().unwrap().contains("/broken/"),
+        "{errors:#}"
+    );
 
     // One repository moved to a new commit: exactly one read.
     fake.server.reset().await;
@@ -173,7 +188,12 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
     fake.mount_search(
         ws,
         "PLAT",
-        &[hit("a", "c1"), hit("b", "c2"), hit("c", "c1")],
+        &[
+            hit("a", "c1"),
+            hit("b", "c2"),
+            hit("c", "c1"),
+            hit("broken", "c1"),
+        ],
         10,
         0,
     )

@@ -2,6 +2,7 @@
 //! (providers, then locations given by URL), `GET …/{id}/errors`,
 //! `GET …/{id}/repositories`, `POST …/{id}/refresh`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -15,6 +16,7 @@ use super::{ApiError, ApiState, Req};
 use crate::config::WritePermission;
 use crate::discovery::{CatalogFile, Source};
 use crate::scheduler::{RefreshOutcome, SourceRunner};
+use crate::store::StoreError;
 
 async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
     let repositories = runner.repository_counts().map(|c| {
@@ -72,25 +74,51 @@ pub async fn get_one(
     Ok(Json(status(&state, &runner).await).into_response())
 }
 
-/// The problems of the provider's last run, so that every rejected file and
-/// entity is visible over HTTP: `{provider, finishedAt, outcome, problems:
-/// [{url, kind, document?, entityRef?, message, at}]}`; before the first run
-/// `finishedAt` and `outcome` are null and `problems` is empty.
+/// Every problem known now, so that every rejected file and entity is
+/// visible over HTTP: `{provider, finishedAt, outcome, problems: [{url,
+/// kind, document?, entityRef?, message, at}]}`. For a provider, each
+/// repository's problems are those of its last read (whichever run read it:
+/// a run stopped at its timeout reads only part of them), plus the last
+/// run's own; before the first run `finishedAt` and `outcome` are null.
 pub async fn errors(
     State(state): State<ApiState>,
     req: Req,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let runner = runner(&state, &req, &id)?;
-    let body = match runner.last_report() {
-        Some(report) => {
-            json!({"provider": runner.id(), "finishedAt": report.finished_at, "outcome": report.outcome, "problems": report.problems})
-        }
-        None => {
-            json!({"provider": runner.id(), "finishedAt": null, "outcome": null, "problems": []})
-        }
+    let report = runner.last_report();
+    let mut problems = Vec::new();
+    if runner.source().lists_repositories() {
+        let records = runner
+            .repositories()
+            .await
+            .map_err(|err| unavailable(&req, &err))?;
+        let files: HashSet<String> = records.iter().map(|r| r.catalog_url.clone()).collect();
+        problems.extend(records.into_iter().flat_map(|r| r.problems));
+        problems.extend(
+            report
+                .iter()
+                .flat_map(|r| &r.problems)
+                .filter(|p| !files.contains(&p.url))
+                .cloned(),
+        );
+    } else {
+        problems.extend(report.iter().flat_map(|r| r.problems.iter().cloned()));
+    }
+    let (finished_at, outcome) = match &report {
+        Some(report) => (json!(report.finished_at), json!(report.outcome)),
+        None => (Value::Null, Value::Null),
     };
+    let body = json!({"provider": runner.id(), "finishedAt": finished_at, "outcome": outcome, "problems": problems});
     Ok(Json(body).into_response())
+}
+
+fn unavailable(req: &Req, err: &StoreError) -> ApiError {
+    req.error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableError",
+        format!("the repository records cannot be read: {err}"),
+    )
 }
 
 /// The repositories that passed the filters in the last complete listing,

@@ -218,7 +218,10 @@ impl SourceRunner {
                     pipeline::finish(&mut report, &ctx.stats, started);
                     report
                 });
-                report.outcome = self.timed_out(&report, &progress, timeout.as_secs());
+                // A held removal says more than "incomplete": keep it.
+                if !matches!(report.outcome, Outcome::Held { .. }) {
+                    report.outcome = self.timed_out(&report, &progress, timeout.as_secs());
+                }
                 report
             }
         };
