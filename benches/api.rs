@@ -4,7 +4,8 @@
 //! real daemon (`serve`) on it as a child process and measures: time from
 //! process start to ready, the daemon's RSS, a full listing, a sorted
 //! by-query page, facets, and by-name latency/throughput under `wrk`
-//! (if installed) at two connection counts.
+//! (if installed) at two connection counts. `API_BENCH_SEED_ONLY=FILE` only
+//! seeds FILE (e.g. to run `serve` on it under a heap profiler).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -187,6 +188,12 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000);
+    // For heap profiles of `serve` on the same data: seed a store and stop.
+    if let Ok(path) = std::env::var("API_BENCH_SEED_ONLY") {
+        seed(Path::new(&path), count).await;
+        println!("seeded {count} entities into {path}");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("catalog.sqlite");
     seed(&db, count).await;

@@ -6,14 +6,30 @@
 //! child's `parent`), so each relation is counted: it stays until its last
 //! emitter takes it back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::entity::Relation;
 use super::relations::Emitted;
 
+/// Each entity's relations, sorted by type then target, with how many
+/// entities emit each: a small sorted `Vec` per entity is a fraction of a
+/// map's memory for the few relations most entities have.
 #[derive(Debug, Default)]
 pub struct RelationIndex {
-    by_source: HashMap<String, BTreeMap<(&'static str, String), u32>>,
+    by_source: HashMap<String, Vec<Counted>>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    type_: &'static str,
+    target: String,
+    emitters: u32,
+}
+
+impl Counted {
+    fn key(&self) -> (&'static str, &str) {
+        (self.type_, &self.target)
+    }
 }
 
 impl RelationIndex {
@@ -23,12 +39,19 @@ impl RelationIndex {
 
     pub fn add(&mut self, emitted: &[Emitted]) {
         for relation in emitted {
-            *self
-                .by_source
-                .entry(relation.source.clone())
-                .or_default()
-                .entry((relation.type_, relation.target.clone()))
-                .or_default() += 1;
+            let relations = self.by_source.entry(relation.source.clone()).or_default();
+            let key = (relation.type_, relation.target.as_str());
+            match relations.binary_search_by(|c| c.key().cmp(&key)) {
+                Ok(at) => relations[at].emitters += 1,
+                Err(at) => relations.insert(
+                    at,
+                    Counted {
+                        type_: relation.type_,
+                        target: relation.target.clone(),
+                        emitters: 1,
+                    },
+                ),
+            }
         }
     }
 
@@ -37,11 +60,11 @@ impl RelationIndex {
             let Some(relations) = self.by_source.get_mut(&relation.source) else {
                 continue;
             };
-            let key = (relation.type_, relation.target.clone());
-            if let Some(count) = relations.get_mut(&key) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    relations.remove(&key);
+            let key = (relation.type_, relation.target.as_str());
+            if let Ok(at) = relations.binary_search_by(|c| c.key().cmp(&key)) {
+                relations[at].emitters = relations[at].emitters.saturating_sub(1);
+                if relations[at].emitters == 0 {
+                    relations.remove(at);
                 }
             }
             if relations.is_empty() {
@@ -57,10 +80,10 @@ impl RelationIndex {
             .get(entity_ref)
             .map(|relations| {
                 relations
-                    .keys()
-                    .map(|(type_, target)| Relation {
-                        type_: (*type_).to_owned(),
-                        target_ref: target.clone(),
+                    .iter()
+                    .map(|c| Relation {
+                        type_: c.type_.to_owned(),
+                        target_ref: c.target.clone(),
                     })
                     .collect()
             })

@@ -171,14 +171,15 @@ impl CatalogStore for SqliteStore {
             )
             .fetch(&self.pool);
             while let Some(row) = rows.try_next().await? {
-                let source: String = row.try_get("source_id")?;
-                let unit: String = row.try_get("unit")?;
-                let key: String = row.try_get("entity_key")?;
-                let body: String = row.try_get("body")?;
+                // Borrowed from the row: each text is copied once, into its place.
+                let source: &str = row.try_get("source_id")?;
+                let unit: &str = row.try_get("unit")?;
+                let key: &str = row.try_get("entity_key")?;
+                let body: &str = row.try_get("body")?;
                 entities.push(StoredEntity {
-                    owner: Owner::new(&source, &unit),
+                    owner: Owner::new(source, unit),
                     entity: PreparedEntity {
-                        key: EntityKey::from_stored(&key),
+                        key: EntityKey::from_stored(key),
                         entity_ref: row.try_get("entity_ref")?,
                         uid: row.try_get("uid")?,
                         json: Arc::from(body),
