@@ -127,17 +127,22 @@ impl SourceRunner {
         Ok(records)
     }
 
-    /// Counts the stored repository records (after a restart, and after
-    /// each run).
+    /// Counts the stored repository records at start-up.
     pub async fn count_repositories(&self) {
+        self.recount_repositories(false).await;
+    }
+
+    /// `listed`: a complete listing just ran, so no records means none.
+    async fn recount_repositories(&self, listed: bool) {
         if !self.source.lists_repositories() {
             return;
         }
         match self.store.repositories(self.id()).await {
-            Ok(records) if !records.is_empty() => self
+            // Before any listing there is nothing to count, not zero.
+            Ok(records) if records.is_empty() && !listed => {}
+            Ok(records) => self
                 .recorder
                 .set_repositories(self.id(), RepositoryCounts::of(&records)),
-            Ok(_) => {}
             Err(err) => {
                 tracing::warn!(provider = self.id(), error = %err, "cannot count repositories")
             }
@@ -298,7 +303,8 @@ impl SourceRunner {
 
     async fn finish(&self, mut report: RunReport) -> RunReport {
         report.entities = self.catalog.source_len(self.id());
-        self.count_repositories().await;
+        let listed = !matches!(report.outcome, Outcome::Failed { .. });
+        self.recount_repositories(listed).await;
         self.recorder.record(self.store.as_ref(), report).await
     }
 
