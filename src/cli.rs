@@ -164,32 +164,36 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
     }
     // The same catalog the daemon serves (ownership, relations, uid and
     // etag), in memory only.
-    let catalog = &Catalog::new();
     let runs = sources
         .iter()
         .filter(|s| only.is_none_or(|id| s.id() == id))
-        .map(|source| {
-            let sink = MemorySink {
-                catalog,
-                source: source.id(),
+        .map(|source| async move {
+            let sink = Collected::default();
+            let ctx = RunContext {
+                stats: Arc::new(RequestStats::default()),
+                progress: Arc::new(Progress::new()),
+                known: HashMap::new(),
+                sink: &sink,
+                stop: CancellationToken::new(),
             };
-            async move {
-                let ctx = RunContext {
-                    stats: Arc::new(RequestStats::default()),
-                    progress: Arc::new(Progress::new()),
-                    known: HashMap::new(),
-                    sink: &sink,
-                    stop: CancellationToken::new(),
-                };
-                let mut report = source.run(&ctx).await;
-                report.entities = catalog.source_len(source.id());
-                report
-            }
+            let report = source.run(&ctx).await;
+            (source.id(), report, sink.units.into_inner())
         });
-    let reports = futures::future::join_all(runs).await;
+    let runs = futures::future::join_all(runs).await;
 
+    // The catalog the daemon would serve (ownership, relations, uid and
+    // etag), built once every run is done, in memory only.
+    let catalog = Catalog::new();
     let mut all_ok = true;
-    for report in reports {
+    for (source, mut report, mut units) in runs {
+        // Files in URL order (project, then repository): a contested ref
+        // goes to the same file every time.
+        units.sort_by(|a, b| a.unit.cmp(&b.unit));
+        let applied = catalog.prepare(source, units);
+        report
+            .problems
+            .extend(applied.conflicts.into_iter().map(Conflict::into_problem));
+        report.entities = catalog.working_len(source);
         all_ok &= report.succeeded();
         eprintln!("{}", report.summary());
         for problem in &report.problems {
@@ -201,6 +205,7 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
             );
         }
     }
+    catalog.publish();
     let entities: Vec<Value> = catalog.snapshot().iter().map(|e| e.value()).collect();
     if let Err(err) = print_entities(&entities, format) {
         eprintln!("error: cannot write the entities: {err}");
@@ -209,31 +214,23 @@ async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
     ExitCode::from(if all_ok { exit::OK } else { exit::FAILED })
 }
 
-/// `run-once`'s sink: straight into an in-memory catalog; nothing removed.
-struct MemorySink<'a> {
-    catalog: &'a Catalog,
-    source: &'a str,
+/// `run-once`'s sink: keeps what each file yielded; nothing is removed.
+#[derive(Default)]
+struct Collected {
+    units: parking_lot::Mutex<Vec<UnitEntities>>,
 }
 
-impl RunSink for MemorySink<'_> {
+impl RunSink for Collected {
     fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
-        let units = updates
-            .into_iter()
-            .filter_map(|u| {
+        self.units
+            .lock()
+            .extend(updates.into_iter().filter_map(|u| {
                 u.entities.map(|entities| UnitEntities {
                     unit: u.unit,
                     entities,
                 })
-            })
-            .collect();
-        let applied = self.catalog.prepare(self.source, units);
-        self.catalog.publish();
-        let problems = applied
-            .conflicts
-            .into_iter()
-            .map(Conflict::into_problem)
-            .collect();
-        Box::pin(std::future::ready(problems))
+            }));
+        Box::pin(std::future::ready(Vec::new()))
     }
 
     fn reconcile(&self, _listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {

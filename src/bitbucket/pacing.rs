@@ -43,6 +43,10 @@ const BURST_SHARE: f64 = 0.9;
 /// Bitbucket Cloud's `X-RateLimit-NearLimit` means less than this share of
 /// the hourly allowance is left.
 const NEAR_LIMIT_SHARE: f64 = 0.2;
+/// Nothing sent for this long: the bucket refilled unobserved (between
+/// runs), so the next 429 does not measure the refill. Short lulls (a
+/// listing handing over to the reads) still count as sending time.
+const IDLE_GAP: Duration = Duration::from_secs(5);
 const HOUR: f64 = 3600.0;
 
 /// One 429 episode: the first 429 of requests sent after the previous
@@ -350,9 +354,10 @@ struct State {
     accepted: u64,
     /// Cloud said it is near its hourly limit: spread what is left over the hour.
     hourly_cap: Option<f64>,
-    /// No request was in flight or waiting at some point since the last
-    /// episode (e.g. between two runs).
+    /// No request was in flight or waiting for [`IDLE_GAP`] or more at some
+    /// point since the last episode (e.g. between two runs).
     idle_since_episode: bool,
+    last_request: Option<Instant>,
 }
 
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
@@ -395,6 +400,7 @@ impl Pacer {
                 accepted: 0,
                 hourly_cap: None,
                 idle_since_episode: false,
+                last_request: None,
             }),
             changed: Notify::new(),
         };
@@ -407,8 +413,16 @@ impl Pacer {
 
     /// Waits for a `Retry-After` in force, the pace and a concurrency slot.
     pub async fn acquire(&self) -> Slot {
-        if self.permits.available_permits() >= self.max_concurrent {
-            self.state.lock().idle_since_episode = true;
+        {
+            let mut state = self.state.lock();
+            let now = Instant::now();
+            let quiet = state
+                .last_request
+                .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_GAP);
+            if quiet && self.permits.available_permits() >= self.max_concurrent {
+                state.idle_since_episode = true;
+            }
+            state.last_request = Some(now);
         }
         let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
         loop {

@@ -507,6 +507,11 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// How many entities `source` has once what is prepared is published.
+    pub fn working_len(&self, source: &str) -> usize {
+        self.state.lock().working.source_len(source)
+    }
+
     /// How many entities `source` currently serves (never waits for a
     /// writer: it reads the snapshot).
     pub fn source_len(&self, source: &str) -> usize {

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{BoxFuture, OptionFuture};
 use futures::{Stream, StreamExt, stream};
 use url::Url;
 
@@ -270,40 +271,38 @@ async fn apply_as_read(
 ) {
     futures::pin_mut!(reads);
     let mut pending = Vec::new();
+    // One batch at a time is being applied; reads go on meanwhile.
+    let mut applying: Option<BoxFuture<'_, Vec<Problem>>> = None;
     let mut due = Instant::now();
     let mut stopping = false;
-    loop {
-        let next = tokio::select! {
-            next = reads.next() => match next {
-                Some(read) => Some(read),
-                None => break,
+    let mut reading = true;
+    while reading || applying.is_some() || !pending.is_empty() {
+        tokio::select! {
+            next = reads.next(), if reading => match next {
+                Some(read) => {
+                    if pending.is_empty() {
+                        due = Instant::now() + BATCH_EVERY;
+                    }
+                    report.repos_read += 1;
+                    report.files_found += usize::from(read.found);
+                    report.location_files += read.location_files;
+                    report.stale.extend(read.stale);
+                    report.problems.extend(read.problems);
+                    pending.push(read.update);
+                }
+                None => reading = false,
             },
-            () = tokio::time::sleep_until(due.into()), if !pending.is_empty() => None,
-            () = ctx.stop.cancelled(), if !stopping => {
-                stopping = true;
-                None
+            Some(problems) = OptionFuture::from(applying.as_mut()), if applying.is_some() => {
+                report.problems.extend(problems);
+                applying = None;
             }
-        };
-        if let Some(read) = next {
-            if pending.is_empty() {
-                due = Instant::now() + BATCH_EVERY;
-            }
-            report.repos_read += 1;
-            report.files_found += usize::from(read.found);
-            report.location_files += read.location_files;
-            report.stale.extend(read.stale);
-            report.problems.extend(read.problems);
-            pending.push(read.update);
+            () = tokio::time::sleep_until(due.into()), if !pending.is_empty() && applying.is_none() => {}
+            () = ctx.stop.cancelled(), if !stopping => stopping = true,
         }
-        // Stopping: what is read is applied at once, in case the grace runs out.
-        let due_now = stopping || Instant::now() >= due;
-        if pending.len() >= BATCH_FILES || (!pending.is_empty() && due_now) {
-            report
-                .problems
-                .extend(ctx.sink.apply(std::mem::take(&mut pending)).await);
+        // Stopping or done reading: what is read is applied at once.
+        let due_now = stopping || !reading || Instant::now() >= due;
+        if applying.is_none() && !pending.is_empty() && (pending.len() >= BATCH_FILES || due_now) {
+            applying = Some(ctx.sink.apply(std::mem::take(&mut pending)));
         }
-    }
-    if !pending.is_empty() {
-        report.problems.extend(ctx.sink.apply(pending).await);
     }
 }
