@@ -357,6 +357,7 @@ struct State {
     /// No request was in flight or waiting for [`IDLE_GAP`] or more at some
     /// point since the last episode (e.g. between two runs).
     idle_since_episode: bool,
+    /// The latest request started or answered (or Retry-After's end).
     last_request: Option<Instant>,
 }
 
@@ -469,6 +470,7 @@ impl Pacer {
         let hints = RateHeaders::parse(headers);
         let mut state = self.state.lock();
         state.accepted += 1;
+        state.last_request = Some(Instant::now());
         let mut changed = false;
         if let Some(refill) = hints.refill {
             changed |= state.estimator.known(Instant::now(), refill, hints.burst);
@@ -498,6 +500,8 @@ impl Pacer {
     pub fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
         let now = Instant::now();
         let mut state = self.state.lock();
+        // Waiting out Retry-After is not idleness.
+        state.last_request = Some(now + retry_after);
         let until = now + retry_after;
         state.blocked_until = Some(state.blocked_until.map_or(until, |b| b.max(until)));
         if ticket.epoch == state.epoch {

@@ -253,10 +253,13 @@ impl State {
 
     /// Re-renders `keys` against the index; records each entity whose
     /// served form changed. `fresh` holds newly read entities (unstitched).
+    /// `moved`: entities now owned by another unit, stored anew even when
+    /// their served form is the same.
     fn restitch(
         &mut self,
         keys: BTreeSet<EntityKey>,
         mut fresh: HashMap<EntityKey, Entity>,
+        moved: &HashSet<EntityKey>,
         changes: &mut Vec<Change>,
     ) {
         for key in keys {
@@ -276,7 +279,7 @@ impl State {
                 }
             };
             let rendered = PreparedEntity::render(typed, relations);
-            if current.is_some_and(|c| c.json == rendered.json) {
+            if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
                 continue;
             }
             let Some(owner) = self.owners.get(&key).cloned() else {
@@ -349,20 +352,45 @@ impl Catalog {
 
     /// Builds the relation index from every served entity and re-renders
     /// those whose relations moved on while they were stored (e.g. a
-    /// source dropped from the config). Two passes, one entity at a time,
-    /// so memory stays at what is served plus the index.
+    /// source dropped from the config). Call it once after
+    /// [`Catalog::restore`] and before any [`Catalog::prepare`], which must
+    /// not run meanwhile: the work is done on a snapshot, so readers of the
+    /// state (a run's reconcile) wait only for the result to be installed.
     pub fn settle(&self) -> Applied {
-        let mut state = self.state.lock();
+        let working = self.state.lock().working.clone();
         let mut index = RelationIndex::new();
-        for entity in state.working.iter() {
+        for entity in working.iter() {
             if let Some(typed) = entity.typed() {
                 index.add(&stitch::emitted_by(&typed));
             }
         }
+        // One entity at a time, so memory stays at what is served plus the index.
+        let mut renders = Vec::new();
+        for entity in working.iter() {
+            let Some(typed) = entity.typed() else {
+                continue;
+            };
+            let relations = index.relations_of(entity.key.as_str());
+            if typed.relations == relations {
+                continue;
+            }
+            let rendered = PreparedEntity::render(typed, relations);
+            if rendered.json != entity.json {
+                renders.push(rendered);
+            }
+        }
+        let mut state = self.state.lock();
         state.index = index;
-        let keys: BTreeSet<EntityKey> = state.working.entities.keys().cloned().collect();
         let mut applied = Applied::default();
-        state.restitch(keys, HashMap::new(), &mut applied.changes);
+        for rendered in renders {
+            let Some(owner) = state.owners.get(&rendered.key).cloned() else {
+                continue;
+            };
+            let seq = state.next_seq();
+            let entity = Arc::new(rendered);
+            state.working.insert(Arc::clone(&entity), &owner.source);
+            applied.changes.push(Change::Upsert { entity, owner, seq });
+        }
         applied
     }
 
@@ -377,25 +405,45 @@ impl Catalog {
         let mut applied = Applied::default();
         let mut fresh: HashMap<EntityKey, Entity> = HashMap::new();
         let mut released: Vec<EntityKey> = Vec::new();
+        // A unit given twice in one batch: its last set counts.
+        let mut seen = HashSet::new();
+        let mut units: Vec<UnitEntities> = units
+            .into_iter()
+            .rev()
+            .filter(|u| seen.insert(u.unit.clone()))
+            .collect();
+        units.reverse();
+        // First every unit lets go of what it no longer yields, so an entity
+        // moving between two units of one batch moves whatever their order.
+        let mut claims = Vec::with_capacity(units.len());
         for update in units {
             let owner = Owner {
                 source: Arc::clone(&source),
                 unit: Arc::from(update.unit.as_str()),
             };
-            let old_keys = state
+            let old_keys: HashSet<EntityKey> = state
                 .units
                 .get_mut(&source)
                 .and_then(|units| units.remove(&owner.unit))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let yields: HashSet<EntityKey> = update.entities.iter().map(Entity::key).collect();
+            for key in old_keys.iter().filter(|k| !yields.contains(*k)) {
+                state.owners.remove(key);
+                released.push(key.clone());
+            }
+            claims.push((owner, old_keys, update));
+        }
+        let mut moved = HashSet::new();
+        for (owner, old_keys, update) in claims {
             let mut keys = Vec::new();
-            let mut kept = HashSet::new();
+            let mut claimed = HashSet::new();
             for entity in update.entities {
                 let key = entity.key();
-                let held_by = state
-                    .owners
-                    .get(&key)
-                    .filter(|o| **o != owner && !old_keys.contains(&key));
-                if let Some(holder) = held_by.or((!kept.insert(key.clone())).then_some(&owner)) {
+                let held_by = state.owners.get(&key).filter(|o| **o != owner);
+                // A key twice in one file: the first document keeps it.
+                if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
                     applied.conflicts.push(Conflict {
                         entity_ref: entity.entity_ref(),
                         owner: holder.clone(),
@@ -403,14 +451,12 @@ impl Catalog {
                     });
                     continue;
                 }
+                if !old_keys.contains(&key) && state.working.get(&key).is_some() {
+                    moved.insert(key.clone());
+                }
                 state.owners.insert(key.clone(), owner.clone());
                 keys.push(key.clone());
                 fresh.insert(key, entity);
-            }
-            // Released now, so a later unit of the same batch may take them.
-            for key in old_keys.into_iter().filter(|k| !kept.contains(k)) {
-                state.owners.remove(&key);
-                released.push(key);
             }
             if !keys.is_empty() {
                 state
@@ -457,7 +503,7 @@ impl Catalog {
             }
             dirty.insert(key.clone());
         }
-        state.restitch(dirty, fresh, &mut applied.changes);
+        state.restitch(dirty, fresh, &moved, &mut applied.changes);
         applied
     }
 
@@ -715,6 +761,59 @@ mod tests {
             )],
         );
         assert!(applied.changes.is_empty());
+    }
+
+    #[test]
+    fn an_entity_moves_between_units_of_one_batch_in_either_order() {
+        for order in [["a", "b"], ["b", "a"]] {
+            let catalog = Catalog::new();
+            apply(
+                &catalog,
+                "s",
+                vec![unit("a", vec![entity("Component", "x", json!({}))])],
+            );
+            let moved = |name: &str| match name {
+                "a" => unit("a", vec![]),
+                _ => unit("b", vec![entity("Component", "x", json!({}))]),
+            };
+            let applied = apply(&catalog, "s", order.iter().map(|u| moved(u)).collect());
+            assert!(
+                applied.conflicts.is_empty(),
+                "{order:?}: {:?}",
+                applied.conflicts
+            );
+            assert_eq!(refs(&catalog), ["component:default/x"], "{order:?}");
+            assert_eq!(catalog.units("s"), ["b"], "{order:?}");
+            // Stored anew under its new unit, though it is served the same.
+            assert!(
+                applied
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c, Change::Upsert { owner, .. } if &*owner.unit == "b")),
+                "{order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_unit_given_twice_in_one_batch_keeps_its_last_set() {
+        let catalog = Catalog::new();
+        apply(
+            &catalog,
+            "s",
+            vec![
+                unit(
+                    "u",
+                    vec![
+                        entity("Component", "a", json!({})),
+                        entity("Component", "b", json!({})),
+                    ],
+                ),
+                unit("u", vec![entity("Component", "a", json!({}))]),
+            ],
+        );
+        assert_eq!(refs(&catalog), ["component:default/a"]);
+        assert_eq!(catalog.units_len("s", &["u".into()]), 1);
     }
 
     #[test]

@@ -52,7 +52,12 @@ fn priority(listed: &Listed, known: Option<&RepositoryRecord>) -> Option<(u8, Op
 pub fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord>) -> Plan {
     let mut reads = Vec::new();
     let mut unchanged = Vec::new();
+    // A listing whose pages shifted can name a repository twice: read it once.
+    let mut seen = std::collections::HashSet::new();
     for repository in listed {
+        if !seen.insert(repository.record.catalog_url.clone()) {
+            continue;
+        }
         let previous = known.get(&repository.record.catalog_url);
         match (priority(&repository, previous), previous) {
             (Some(rank), _) => reads.push((rank, repository)),

@@ -5,13 +5,14 @@
 //! tracked task: a run cancelled mid-batch still completes the batch, and
 //! shutdown waits for it before the store closes.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::{Applied, Catalog, Change, UnitEntities};
+use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities};
 use crate::discovery::{Problem, ProblemKind, RepositoryRecord, UnitUpdate};
 use crate::store::{Batch, CatalogStore};
 
@@ -21,6 +22,9 @@ pub struct Applier {
     store: Arc<dyn CatalogStore>,
     serial: Arc<tokio::sync::Mutex<()>>,
     tracker: TaskTracker,
+    /// Changes served but not yet written (the store failed): written with
+    /// the next batch. At most one per entity.
+    unwritten: parking_lot::Mutex<Vec<Change>>,
 }
 
 impl Applier {
@@ -30,6 +34,7 @@ impl Applier {
             store,
             serial: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
+            unwritten: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -58,16 +63,8 @@ impl Applier {
                 }
             };
             let changed = applied.changes.len();
-            let mut by_source: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-            for change in applied.changes {
-                by_source
-                    .entry(change_source(&change).to_owned())
-                    .or_default()
-                    .push(change);
-            }
-            for (source, changes) in &by_source {
-                this.persist(source, changes, &[], &[]).await;
-            }
+            // One transaction across sources: no repository record changes.
+            this.persist("", applied.changes, &[], &[]).await;
             this.catalog.publish();
             tracing::info!(
                 changed,
@@ -77,9 +74,15 @@ impl Applier {
         });
     }
 
-    /// Serves and persists `updates` of `source`; returns the conflicts.
-    pub async fn apply(self: &Arc<Self>, source: &str, updates: Vec<UnitUpdate>) -> Vec<Problem> {
-        self.spawn(source, updates, Vec::new()).await
+    /// Serves and persists `updates` of `source`; resolves to the
+    /// conflicts. The batch is under way once this returns, whether or not
+    /// the future is awaited.
+    pub fn apply(
+        self: &Arc<Self>,
+        source: &str,
+        updates: Vec<UnitUpdate>,
+    ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
+        self.spawn(source, updates, Vec::new())
     }
 
     /// Drops `units` of `source`: their entities and repository records.
@@ -107,24 +110,26 @@ impl Applier {
         self.tracker.wait().await;
     }
 
-    async fn spawn(
+    fn spawn(
         self: &Arc<Self>,
         source: &str,
         updates: Vec<UnitUpdate>,
         forgotten: Vec<String>,
-    ) -> Vec<Problem> {
+    ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
         let this = Arc::clone(self);
         let owned = source.to_owned();
         let task = self
             .tracker
             .spawn(async move { this.apply_now(&owned, updates, forgotten).await });
-        task.await.unwrap_or_else(|err| {
-            vec![Problem::new(
-                String::new(),
-                ProblemKind::Store,
-                format!("applying results failed: {err}"),
-            )]
-        })
+        async move {
+            task.await.unwrap_or_else(|err| {
+                vec![Problem::new(
+                    String::new(),
+                    ProblemKind::Store,
+                    format!("applying results failed: {err}"),
+                )]
+            })
+        }
     }
 
     async fn apply_now(
@@ -167,33 +172,57 @@ impl Applier {
         let mut problems = Vec::new();
         for conflict in conflicts {
             let unit = conflict.unit.clone();
+            // Another unit's: read again next time, it may have let go by then.
+            let elsewhere = *conflict.owner.unit != *unit;
             let problem = conflict.into_problem();
-            // Read again next time: the owner may have let go by then.
             if let Some(record) = records.iter_mut().find(|r| r.catalog_url == unit) {
-                record.change_token = None;
+                if elsewhere {
+                    record.change_token = None;
+                }
                 record.problems.push(problem.clone());
             }
             problems.push(problem);
         }
-        problems.extend(self.persist(source, &changes, &records, &forgotten).await);
+        problems.extend(self.persist(source, changes, &records, &forgotten).await);
         self.catalog.publish();
         problems
     }
 
+    /// Writes `changes` (after any an earlier failure left unwritten) and
+    /// `source`'s records in one transaction. On failure the changes are
+    /// kept for the next batch: memory has them, so a re-read that finds
+    /// nothing new would otherwise never write them.
     async fn persist(
         &self,
         source: &str,
-        changes: &[Change],
+        changes: Vec<Change>,
         repositories: &[RepositoryRecord],
         forgotten: &[String],
     ) -> Option<Problem> {
+        let mut changes = changes;
+        {
+            let mut unwritten = self.unwritten.lock();
+            if !unwritten.is_empty() {
+                // The latest change of each entity is all the store needs.
+                let later: HashSet<EntityKey> =
+                    changes.iter().map(|c| change_key(c).clone()).collect();
+                unwritten.retain(|c| !later.contains(change_key(c)));
+                unwritten.append(&mut changes);
+                changes = std::mem::take(&mut *unwritten);
+            }
+        }
         let batch = Batch {
             source,
-            changes,
+            changes: &changes,
             repositories,
             forgotten,
         };
-        let err = self.store.apply(batch).await.err()?;
+        let result = self.store.apply(batch).await;
+        let err = match result {
+            Ok(()) => return None,
+            Err(err) => err,
+        };
+        *self.unwritten.lock() = changes;
         // Still served; only a restart would lose them.
         tracing::error!(provider = source, error = %err, "cannot persist results");
         Some(Problem::new(
@@ -204,9 +233,9 @@ impl Applier {
     }
 }
 
-fn change_source(change: &Change) -> &str {
+fn change_key(change: &Change) -> &EntityKey {
     match change {
-        Change::Upsert { owner, .. } => &owner.source,
-        Change::Remove { source, .. } => source,
+        Change::Upsert { entity, .. } => &entity.key,
+        Change::Remove { key, .. } => key,
     }
 }

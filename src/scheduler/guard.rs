@@ -1,7 +1,7 @@
 //! The deletion guard: a complete listing may remove at most a share of a
-//! source's entities unless forced. Shrinking is measured against the
-//! entities served now and against the source's last stable size, so runs
-//! that each remove a little cannot add up past the threshold.
+//! source's entities unless forced. Removals are measured against the
+//! entities served now and, added up, against the source's last stable
+//! size, so runs that each remove a little cannot add up past the threshold.
 
 use parking_lot::Mutex;
 
@@ -12,20 +12,30 @@ use crate::metrics;
 #[derive(Debug)]
 pub struct ShrinkGuard {
     limits: DeletionGuard,
-    /// The last stable size: follows growth and forced runs; an allowed
-    /// shrink leaves it where it was. Starts at what is served after a restart.
-    baseline: Mutex<usize>,
+    since: Mutex<Since>,
+}
+
+/// Removals the guard let through since the source was last at a stable
+/// size. Only listing removals count: a file that now yields fewer
+/// entities is a change of that repository, not a removal to guard.
+#[derive(Debug, Default)]
+struct Since {
+    /// The size then: it follows growth and forced runs; starts at what is
+    /// served after a restart.
+    size: usize,
+    removed: usize,
 }
 
 impl ShrinkGuard {
     pub fn new(limits: DeletionGuard) -> Self {
         Self {
             limits,
-            baseline: Mutex::new(0),
+            since: Mutex::new(Since::default()),
         }
     }
 
-    /// Whether `source` may go from `current` entities to `current - removed`.
+    /// Whether `source`, serving `current` entities, may drop `removed` of
+    /// them with the repositories a listing no longer has.
     pub fn check(
         &self,
         source: &str,
@@ -33,36 +43,43 @@ impl ShrinkGuard {
         removed: usize,
         force: bool,
     ) -> Result<(), Held> {
-        let mut baseline = self.baseline.lock();
-        *baseline = (*baseline).max(current);
-        let remaining = current.saturating_sub(removed);
-        let (removed, of) = if self.limits.holds(current, removed) {
+        let mut since = self.since.lock();
+        if current >= since.size {
+            *since = Since {
+                size: current,
+                removed: 0,
+            };
+        }
+        let (would_remove, of) = if self.limits.holds(current, removed) {
             (removed, current)
         } else {
-            (baseline.saturating_sub(remaining), *baseline)
+            (since.removed + removed, since.size)
         };
-        if self.limits.holds(of, removed) {
+        if self.limits.holds(of, would_remove) {
             if !force {
                 metrics::record_held(source);
                 return Err(Held {
                     message: format!(
-                        "held: would remove {removed} of {of} entities, more than the deletionThreshold of {:.0} %; the previous entities stay. If the removal is intended, POST /api/catalog/providers/{source}/refresh?force=true",
+                        "held: would remove {would_remove} of {of} entities, more than the deletionThreshold of {:.0} %; the previous entities stay. If the removal is intended, POST /api/catalog/providers/{source}/refresh?force=true",
                         self.limits.threshold * 100.0
                     ),
-                    would_remove: removed,
+                    would_remove,
                     of,
                 });
             }
             tracing::warn!(
                 provider = source,
-                removed,
+                would_remove,
                 of,
                 "deletion guard overridden with force=true"
             );
+            *since = Since {
+                size: current.saturating_sub(removed),
+                removed: 0,
+            };
+            return Ok(());
         }
-        if force || remaining >= *baseline {
-            *baseline = remaining;
-        }
+        since.removed += removed;
         Ok(())
     }
 }
@@ -83,6 +100,21 @@ mod tests {
         );
         assert!(guard.check("p", 14, 6, true).is_ok(), "forced");
         assert!(guard.check("p", 8, 3, false).is_ok(), "measured from 8 on");
+    }
+
+    /// Files that yield fewer entities shrink the source without a listing
+    /// removal; that must not make the next small removal look large.
+    #[test]
+    fn shrinking_through_reads_does_not_count_as_removals() {
+        let guard = ShrinkGuard::new(DeletionGuard::default());
+        assert!(guard.check("p", 1000, 0, false).is_ok());
+        assert!(guard.check("p", 400, 1, false).is_ok());
+        assert!(
+            guard.check("p", 399, 150, false).is_ok(),
+            "151 of 1000 so far"
+        );
+        let held = guard.check("p", 249, 360, false).unwrap_err();
+        assert_eq!((held.would_remove, held.of), (360, 249));
     }
 
     #[test]

@@ -317,7 +317,7 @@ impl CatalogStore for SqliteStore {
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let ids: Vec<String> = sqlx::query(
-                "SELECT id FROM sources UNION SELECT DISTINCT source_id FROM catalog_entities",
+                "SELECT id FROM sources UNION SELECT source_id FROM catalog_entities UNION SELECT source_id FROM repositories",
             )
             .fetch_all(&self.pool)
             .await?
