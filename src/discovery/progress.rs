@@ -55,10 +55,6 @@ impl Progress {
             .fetch_add(usize::from(found), Ordering::Relaxed);
     }
 
-    pub fn files_read(&self) -> usize {
-        self.read.load(Ordering::Relaxed)
-    }
-
     pub fn files_found(&self) -> usize {
         self.files_found.load(Ordering::Relaxed)
     }
