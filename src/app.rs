@@ -23,6 +23,7 @@ use crate::discovery::server::ServerFlavour;
 use crate::locations::Locations;
 use crate::scheduler::{Applier, Scheduler, SchedulerError, SourceRunner};
 use crate::store::{self, CatalogStore, StoreError};
+use crate::webhooks::Webhooks;
 
 /// How long in-flight HTTP requests may take to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -186,7 +187,7 @@ impl Application {
         if !access.protected {
             tracing::warn!(
                 %addr,
-                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/refresh, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
             );
         }
 
@@ -220,12 +221,14 @@ impl Application {
             Arc::clone(&scheduler),
             shutdown.clone(),
         ));
+        let webhooks = Arc::new(Webhooks::new(&config.integrations, Arc::clone(&scheduler)));
         let state = ApiState {
             catalog,
             ready: Arc::new(AtomicBool::new(false)),
             scheduler,
             locations,
             access,
+            webhooks,
         };
         Ok(Self {
             listener,

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 use crate::config::{Behaviour, SimConfig};
 use crate::dataset::Dataset;
 use crate::pipeline::{ConnAbort, pipeline};
+use crate::push::{RepoRef, WebhookEvent};
 use crate::state::AppState;
 use crate::stats::Stats;
 use crate::{SimError, admin, cloud_api, respond, server_api};
@@ -32,6 +33,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct Simulator {
     state: Arc<AppState>,
     addr: SocketAddr,
+    /// The data set as generated (pushes change only the served copy).
+    generated: Arc<Dataset>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -66,6 +69,7 @@ impl Simulator {
             addr: wanted,
             source,
         })?;
+        let generated = Arc::clone(&dataset);
         let state = Arc::new(AppState::new(dataset, config, format!("http://{addr}")));
         let router = router(Arc::clone(&state));
         let shutdown = CancellationToken::new();
@@ -74,6 +78,7 @@ impl Simulator {
         Ok(Self {
             state,
             addr,
+            generated,
             shutdown,
             task: Some(task),
         })
@@ -104,11 +109,17 @@ impl Simulator {
     }
 
     pub fn cloud_workspace(&self) -> &str {
-        &self.state.dataset.cloud.slug
+        &self.generated.cloud.slug
     }
 
+    /// The data set as generated; [`Self::current_dataset`] has pushes and renames.
     pub fn dataset(&self) -> &Arc<Dataset> {
-        &self.state.dataset
+        &self.generated
+    }
+
+    /// The data set as served now.
+    pub fn current_dataset(&self) -> Arc<Dataset> {
+        self.state.dataset()
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -138,6 +149,27 @@ impl Simulator {
 
     /// A ready-to-use `app-config.yaml` fragment pointing bitbucket-catalogd
     /// at this simulator.
+    /// Writes `content` to `path` on `repo`'s default branch (a new head
+    /// commit) and returns the push event Bitbucket would send.
+    pub fn push_file(
+        &self,
+        repo: &RepoRef,
+        path: &str,
+        content: &str,
+    ) -> Result<WebhookEvent, SimError> {
+        self.state.push_file(repo, path, content)
+    }
+
+    /// The push event of a commit to another branch (nothing served changes).
+    pub fn push_branch(&self, repo: &RepoRef, branch: &str) -> Result<WebhookEvent, SimError> {
+        self.state.push_branch(repo, branch)
+    }
+
+    /// Renames `repo` (its id stays) and returns the event for it.
+    pub fn rename(&self, repo: &RepoRef, new_slug: &str) -> Result<WebhookEvent, SimError> {
+        self.state.rename(repo, new_slug)
+    }
+
     pub fn app_config_snippet(&self) -> String {
         app_config_snippet(&self.host(), &self.server_api_base(), &self.state.config)
     }

@@ -13,7 +13,8 @@ use crate::rng::{fnv1a, mix, unit};
 use crate::stats::Recorder;
 
 pub(crate) struct AppState {
-    pub(crate) dataset: Arc<Dataset>,
+    /// Swapped whole by a push (copy on write while handlers hold it).
+    dataset: RwLock<Arc<Dataset>>,
     pub(crate) config: SimConfig,
     /// `http://127.0.0.1:PORT`, the prefix of every link we hand out.
     pub(crate) base_url: String,
@@ -59,7 +60,7 @@ impl AppState {
             )
             .collect();
         Self {
-            dataset,
+            dataset: RwLock::new(dataset),
             behaviour: RwLock::new(config.behaviour.clone()),
             config,
             base_url,
@@ -68,6 +69,17 @@ impl AppState {
             attempts: Mutex::new(HashMap::new()),
             accepted_auth,
         }
+    }
+
+    /// The data set as it is now.
+    pub(crate) fn dataset(&self) -> Arc<Dataset> {
+        Arc::clone(&self.dataset.read())
+    }
+
+    /// Changes the data set in place (a copy if a handler still holds it).
+    pub(crate) fn edit_dataset<T>(&self, edit: impl FnOnce(&mut Dataset) -> T) -> T {
+        let mut dataset = self.dataset.write();
+        edit(Arc::make_mut(&mut dataset))
     }
 
     pub(crate) fn behaviour(&self) -> Behaviour {

@@ -182,6 +182,22 @@ impl CloudClient {
             .ok_or_else(|| not_found(&self.api_base, workspace))
     }
 
+    /// One repository (its main branch, project and links).
+    pub async fn repository(
+        &self,
+        workspace: &str,
+        slug: &str,
+    ) -> Result<Option<Repository>, BitbucketError> {
+        let url = self.url(
+            &["repositories", workspace, slug],
+            &[(
+                "fields",
+                "slug,uuid,project.key,mainbranch.name,links.html.href",
+            )],
+        );
+        self.http.get_json("cloud_repo", &url).await
+    }
+
     /// Every page of a code search. Only a 4xx on the first page means
     /// "unavailable"; 401 and 429 are errors (the fallback would fail the
     /// same way), as is any failure after the first page.

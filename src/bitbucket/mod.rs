@@ -18,6 +18,7 @@ pub mod reader;
 pub mod server;
 pub mod server_urls;
 pub mod urls;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -126,6 +126,17 @@ impl ServerClient {
             .await
     }
 
+    /// The repository's default branch; `None` when it has none (empty).
+    pub async fn default_branch(
+        &self,
+        project_key: &str,
+        slug: &str,
+    ) -> Result<Option<String>, BitbucketError> {
+        let url = self.url(&["projects", project_key, "repos", slug, "default-branch"]);
+        let branch: Option<DefaultBranch> = self.http.get_json("default_branch", &url).await?;
+        Ok(branch.and_then(|b| b.name()))
+    }
+
     /// The URL of a file in a repository (default branch unless `at`).
     pub fn raw_url(&self, project_key: &str, slug: &str, path: &str, at: Option<&str>) -> Url {
         let mut segments = vec!["projects", project_key, "repos", slug, "raw"];

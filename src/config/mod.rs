@@ -23,8 +23,9 @@ use url::Url;
 use crate::bitbucket::reader::Sites;
 use crate::integrations::{
     Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
+    WebhookSettings,
 };
-use crate::secret::REDACTED;
+use crate::secret::{REDACTED, Secret};
 pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
 pub use catalog::{CatalogSettings, LocationsConfig, StaticLocation};
 pub use cloud::{CloudFilters, CloudProviderConfig};
@@ -504,6 +505,7 @@ impl Ctx<'_> {
                     api_base_url: default_cloud_api(),
                     auth: Auth::Anonymous,
                     http: HttpSettings::default(),
+                    webhooks: WebhookSettings::default(),
                 });
         }
         Ok(integrations)
@@ -594,6 +596,27 @@ impl Ctx<'_> {
         })
     }
 
+    /// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
+    fn webhook_settings(
+        &mut self,
+        key: &str,
+        secret: Option<Secret>,
+        allow_unsigned: Option<bool>,
+    ) -> WebhookSettings {
+        let secret = secret.filter(|s| !s.expose().trim().is_empty());
+        let allow_unsigned = allow_unsigned.unwrap_or(false);
+        if allow_unsigned && secret.is_some() {
+            self.warn(
+                &format!("{key}.allowUnsignedWebhooks"),
+                "is ignored: webhookSecret is set, so every event must be signed with it",
+            );
+        }
+        WebhookSettings {
+            allow_unsigned: allow_unsigned && secret.is_none(),
+            secret,
+        }
+    }
+
     fn server_integration(
         &mut self,
         key: &str,
@@ -625,12 +648,14 @@ impl Ctx<'_> {
             }
             (None, None, None) => Auth::Anonymous,
         };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
         let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketServerIntegration {
             host,
             api_base_url,
             auth,
             http,
+            webhooks,
         })
     }
 
@@ -672,12 +697,14 @@ impl Ctx<'_> {
             (None, None, Some(token)) => Auth::Bearer { token },
             (None, None, None) => Auth::Anonymous,
         };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
         let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketCloudIntegration {
             host,
             api_base_url,
             auth,
             http,
+            webhooks,
         })
     }
 
@@ -999,6 +1026,8 @@ mod raw {
         pub token: Option<Secret>,
         pub username: Option<String>,
         pub password: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
         // Not `#[serde(flatten)]`: it would hide unknown keys from the warnings.
         pub rate_limit: Option<RateLimit>,
         pub max_concurrent_requests: Option<Value>,
@@ -1045,6 +1074,8 @@ mod raw {
         pub username: Option<String>,
         pub app_password: Option<Secret>,
         pub token: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
         pub rate_limit: Option<RateLimit>,
         pub max_concurrent_requests: Option<Value>,
         pub connect_timeout: Option<Value>,

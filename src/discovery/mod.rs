@@ -195,6 +195,15 @@ impl Source {
         }
     }
 
+    /// Single-repository reads, for providers.
+    pub fn repository_reads(&self) -> Option<&dyn provider::RepositoryReads> {
+        match self {
+            Source::Server(p) => Some(p),
+            Source::Cloud(p) => Some(p),
+            Source::Location(_) => None,
+        }
+    }
+
     /// How much one run may remove before it is held.
     pub fn deletion_guard(&self) -> DeletionGuard {
         match self {
