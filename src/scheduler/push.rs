@@ -26,7 +26,7 @@ use crate::metrics;
 use crate::store::RepositoryKey;
 
 /// How long work waits for more about the same repository.
-const COALESCE: Duration = Duration::from_millis(50);
+const COALESCE: Duration = Duration::from_millis(100);
 
 /// What an event or a refresh asks of one provider for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,13 +437,17 @@ impl SourceRunner {
             }
             None => None,
         };
-        let branch = match reads
+        let branch = reads
             .pinned_branch()
             .map(str::to_owned)
             .or_else(|| known.as_ref().and_then(|k| k.branch.clone()))
-            .or_else(|| repository.main_branch.clone())
-        {
+            .or_else(|| repository.main_branch.clone());
+        // A push must be matched against the branch read, and Cloud names
+        // files by branch; otherwise the default branch is read unnamed.
+        let needs_branch = matches!(item.work, Work::Pushed(_)) || first.is_none();
+        let branch = match branch {
             Some(branch) => branch,
+            None if !needs_branch => String::new(),
             None => match reads.default_branch(stats, &repository).await {
                 Ok(Some(branch)) => branch,
                 Ok(None) => {
@@ -469,7 +473,7 @@ impl SourceRunner {
             },
             _ => None,
         };
-        repository.main_branch = Some(branch);
+        repository.main_branch = Some(branch).filter(|b| !b.is_empty());
         let listed = match reads.listed_one(stats, &repository, at.as_deref()) {
             Ok(listed) => listed,
             Err(why) => return self.left_out(old, why),
