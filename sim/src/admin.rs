@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// "webhook"?: {"url", "secret"?}}`. Writes `content` to `path` (default
 /// `catalog-info.yaml`) on the default branch, or pushes to `branch`
 /// without changing anything, or renames; then sends the matching event
-/// to `webhook.url`, signed with `webhook.secret`.
+/// to `webhook.url`, signed with `webhook.secret` (default: `--webhook-secret`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PushRequest {
@@ -81,7 +81,16 @@ async fn push(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         Err(err) => return json(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
     };
     let delivered = match &request.webhook {
-        Some(target) => match event.deliver(&target.url, target.secret.as_deref()).await {
+        Some(target) => match event
+            .deliver(
+                &target.url,
+                target
+                    .secret
+                    .as_deref()
+                    .or(state.config.webhook_secret.as_deref()),
+            )
+            .await
+        {
             Ok(status) => json!(status),
             Err(err) => return json(StatusCode::BAD_GATEWAY, json!({"error": err.to_string()})),
         },

@@ -24,6 +24,9 @@ pub struct SimConfig {
     /// [`crate::Simulator::set_behaviour`].
     pub behaviour: Behaviour,
     pub auth: AuthConfig,
+    /// The `webhookSecret` the printed config fragment sets, and what
+    /// `POST /__sim/push` signs its events with unless told otherwise.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -37,6 +40,7 @@ impl Default for SimConfig {
             cloud: CloudOptions::default(),
             behaviour: Behaviour::default(),
             auth: AuthConfig::default(),
+            webhook_secret: None,
         }
     }
 }

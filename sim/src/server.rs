@@ -294,6 +294,10 @@ fn app_config_snippet(host: &str, api_base: &str, config: &SimConfig) -> String 
     } else {
         String::new()
     };
+    let credentials = match &config.webhook_secret {
+        Some(secret) => format!("{credentials}      webhookSecret: {secret}\n"),
+        None => credentials,
+    };
     format!(
         "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api_base}\n{credentials}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ minutes: 5 }}\n          timeout: {{ minutes: 15 }}\n"
     )

@@ -203,17 +203,18 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// A read to make.
+struct ReadPlan {
+    listed: Listed,
+    known: Option<RepositoryRecord>,
+    /// A move: the unit it was under, dropped in the same batch.
+    replaces: Option<String>,
+}
+
 /// What one work item comes to once resolved against the records.
 enum Plan {
-    Read {
-        listed: Box<Listed>,
-        known: Option<RepositoryRecord>,
-        /// A move: the unit it was under, dropped in the same batch.
-        replaces: Option<String>,
-    },
-    Remove {
-        unit: String,
-    },
+    Read(Box<ReadPlan>),
+    Remove { unit: String },
     Done(Outcome),
 }
 
@@ -311,11 +312,12 @@ impl SourceRunner {
         let mut reading = Vec::new();
         for item in batch {
             match self.resolve(reads, &stats, &item).await {
-                Plan::Read {
-                    listed: one,
-                    known: record,
-                    replaces,
-                } => {
+                Plan::Read(plan) => {
+                    let ReadPlan {
+                        listed: one,
+                        known: record,
+                        replaces,
+                    } = *plan;
                     let unit = one.record.catalog_url.clone();
                     if let Some(old) = replaces.filter(|old| *old != unit) {
                         removals.push(remove(&old));
@@ -324,7 +326,7 @@ impl SourceRunner {
                     if let Some(record) = record {
                         known.insert(unit.clone(), record);
                     }
-                    listed.push(*one);
+                    listed.push(one);
                     reading.push((item, unit));
                 }
                 Plan::Remove { unit } => {
@@ -485,11 +487,11 @@ impl SourceRunner {
                     .await
             }
         };
-        Plan::Read {
-            listed: Box::new(listed),
+        Plan::Read(Box::new(ReadPlan {
+            listed,
             known,
             replaces: old.map(|o| o.catalog_url),
-        }
+        }))
     }
 
     /// The filters leave the repository out: a move out of them removes
