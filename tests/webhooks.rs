@@ -458,3 +458,64 @@ async fn a_cloud_push_reads_the_pushed_commit_and_a_deletion_removes() {
     assert!(!commit.is_empty());
     setup.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
+    let sim = Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            mix: FileMix {
+                component: 0.0,
+                multi_document: 0.0,
+                location_tree: 1.0,
+                broken_yaml: 0.0,
+                invalid_entity: 0.0,
+            },
+            ..dataset()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let config = format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{trigger: manual}}\n",
+        host = sim.host(),
+        api = sim.server_api_base(),
+    );
+    let setup = Setup::started(sim, &config).await;
+    let repo = setup
+        .sim
+        .dataset()
+        .server_repos()
+        .find(|r| r.file_kind == FileKind::LocationTree)
+        .expect("a Location tree")
+        .clone();
+    // A file reached only through Location targets changes.
+    let (deep, _) = repo
+        .files
+        .iter()
+        .find(|(path, content)| {
+            path.as_str() != "catalog-info.yaml" && content.contains("kind: Component")
+        })
+        .expect("a component behind a Location");
+    let event = setup
+        .sim
+        .push_file(
+            &RepoRef::Server {
+                project: repo.project_key.clone(),
+                slug: repo.slug.clone(),
+            },
+            deep,
+            &component("deep-pushed"),
+        )
+        .expect("push");
+    assert_eq!(setup.deliver("bitbucketServer", &event, Some(SECRET)).await, 202);
+    setup
+        .until("the changed target being served", async |s| {
+            s.entity("component:default/deep-pushed").await.is_some()
+        })
+        .await;
+    // The catalog file and every target; not README.md, not other repositories.
+    let files = repo.files.len() - 1;
+    assert_eq!(setup.sim.stats().requests, files as u64);
+    setup.app.stop().await;
+}
