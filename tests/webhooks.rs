@@ -508,7 +508,10 @@ async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
             &component("deep-pushed"),
         )
         .expect("push");
-    assert_eq!(setup.deliver("bitbucketServer", &event, Some(SECRET)).await, 202);
+    assert_eq!(
+        setup.deliver("bitbucketServer", &event, Some(SECRET)).await,
+        202
+    );
     setup
         .until("the changed target being served", async |s| {
             s.entity("component:default/deep-pushed").await.is_some()
@@ -518,4 +521,136 @@ async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
     let files = repo.files.len() - 1;
     assert_eq!(setup.sim.stats().requests, files as u64);
     setup.app.stop().await;
+}
+
+async fn registering_setup(version: &str) -> (Simulator, TestApp) {
+    let sim = Simulator::start(SimConfig {
+        dataset: dataset(),
+        server: bitbucket_sim::ServerOptions {
+            version: version.into(),
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    // A webhook a colleague added by hand earlier, with an old secret.
+    let stale = reqwest::Client::new()
+        .post(format!("{}/projects/P0001/webhooks", sim.server_api_base()))
+        .json(&json!({"name": "by hand", "url": "https://catalogd.example.com/api/events/http/bitbucketServer",
+            "events": ["repo:refs_changed"], "active": true, "configuration": {"secret": "old"}}))
+        .send()
+        .await
+        .expect("sim answers");
+    assert_eq!(stale.status(), 201);
+    let config = format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        webhooks:\n          url: https://catalogd.example.com/\n        schedule:\n          frequency: {{trigger: manual}}\n",
+        host = sim.host(),
+        api = sim.server_api_base(),
+    );
+    let app = TestApp::spawn(&config).await;
+    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    (sim, app)
+}
+
+#[tokio::test]
+async fn webhooks_are_registered_once_per_project_with_the_secret() {
+    let (sim, app) = registering_setup("8.19.0").await;
+    let target = "https://catalogd.example.com/api/events/http/bitbucketServer";
+    let hooks = sim.webhooks();
+    assert_eq!(
+        hooks.len(),
+        2,
+        "one per project, the stale one updated: {hooks:#?}"
+    );
+    for hook in &hooks {
+        assert!(matches!(hook.scope, bitbucket_sim::HookScope::Project(_)));
+        assert_eq!(hook.url, target);
+        assert_eq!(hook.secret.as_deref(), Some(SECRET));
+        assert_eq!(hook.events, ["repo:refs_changed", "repo:modified"]);
+    }
+    // A later run asks nothing about webhooks.
+    let status = app.refresh("sim", "").await;
+    let endpoints = status["lastRun"]["requestsByEndpoint"].to_string();
+    assert!(!endpoints.contains("webhook"), "{endpoints}");
+    assert_eq!(sim.webhooks(), hooks);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn before_data_center_8_8_webhooks_are_registered_per_repository() {
+    let (sim, app) = registering_setup("7.21.0").await;
+    let repositories = sim.dataset().server_repos().count();
+    let hooks = sim.webhooks();
+    let per_repository = hooks
+        .iter()
+        .filter(|h| matches!(h.scope, bitbucket_sim::HookScope::Repository(..)))
+        .count();
+    assert_eq!(per_repository, repositories, "{hooks:#?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cloud_provider_registers_one_workspace_webhook() {
+    let sim = Simulator::start(SimConfig {
+        dataset: dataset(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let config = format!(
+        "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n        webhooks: {{url: 'https://catalogd.example.com'}}\n        schedule:\n          frequency: {{trigger: manual}}\n",
+        host = sim.host(),
+        api = sim.cloud_api_base(),
+        ws = sim.cloud_workspace(),
+    );
+    let app = TestApp::spawn(&config).await;
+    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    let hooks = sim.webhooks();
+    assert_eq!(hooks.len(), 1, "{hooks:#?}");
+    assert_eq!(
+        hooks[0].url,
+        "https://catalogd.example.com/api/events/http/bitbucketCloud"
+    );
+    assert_eq!(hooks[0].secret.as_deref(), Some(SECRET));
+    assert_eq!(
+        hooks[0].events,
+        ["repo:push", "repo:updated", "repo:transfer", "repo:deleted"]
+    );
+    app.stop().await;
+}
+
+#[test]
+fn registering_webhooks_needs_the_integrations_secret_and_secrets_stay_hidden() {
+    use bitbucket_catalogd::config::{Config, Environment};
+    let load = |integration_extra: &str| {
+        let yaml = format!(
+            "integrations:\n  bitbucketServer:\n    - host: bb.example.com\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      webhooks: {{url: 'https://catalogd.example.com'}}\n"
+        );
+        let (_dir, file) = common::write_config(&yaml);
+        Config::load(
+            &[file],
+            &Environment::from_pairs([("HOOK_SECRET", "from-env-s3cret")]),
+        )
+    };
+    let err = load("")
+        .expect_err("no secret to sign the webhooks with")
+        .to_string();
+    assert!(
+        err.contains("catalog.providers.bitbucketServer.webhooks.url")
+            && err.contains("webhookSecret"),
+        "{err}"
+    );
+    let loaded = load("      webhookSecret: ${HOOK_SECRET}\n").expect("loads");
+    let integration = &loaded.config.integrations.bitbucket_server[0];
+    assert_eq!(
+        integration.webhooks.secret.as_ref().map(|s| s.expose()),
+        Some("from-env-s3cret")
+    );
+    let shown = format!(
+        "{:?} {}",
+        loaded.config.integrations,
+        loaded.config.redacted_tree()
+    );
+    assert!(!shown.contains("from-env-s3cret"), "{shown}");
 }

@@ -33,7 +33,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// "webhook"?: {"url", "secret"?}}`. Writes `content` to `path` (default
 /// `catalog-info.yaml`) on the default branch, or pushes to `branch`
 /// without changing anything, or renames; then sends the matching event
-/// to `webhook.url`, signed with `webhook.secret` (default: `--webhook-secret`).
+/// to `webhook.url`, signed with `webhook.secret` (default: `--webhook-secret`),
+/// or, without `webhook`, to every registered webhook that covers the
+/// repository and takes the event, signed with its secret.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PushRequest {
@@ -80,21 +82,34 @@ async fn push(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         Ok(event) => event,
         Err(err) => return json(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
     };
-    let delivered = match &request.webhook {
-        Some(target) => match event
-            .deliver(
-                &target.url,
-                target
-                    .secret
-                    .as_deref()
-                    .or(state.config.webhook_secret.as_deref()),
-            )
-            .await
-        {
-            Ok(status) => json!(status),
+    // The given target, else every registered webhook covering the repository.
+    let targets: Vec<(String, Option<String>)> = match &request.webhook {
+        Some(target) => vec![(
+            target.url.clone(),
+            target
+                .secret
+                .clone()
+                .or_else(|| state.config.webhook_secret.clone()),
+        )],
+        None => state
+            .hooks
+            .lock()
+            .iter()
+            .filter(|h| h.covers(&request.repository, event.key))
+            .map(|h| (h.url.clone(), h.secret.clone()))
+            .collect(),
+    };
+    let mut delivered = Vec::new();
+    for (url, secret) in targets {
+        match event.deliver(&url, secret.as_deref()).await {
+            Ok(status) => delivered.push(json!(status)),
             Err(err) => return json(StatusCode::BAD_GATEWAY, json!({"error": err.to_string()})),
-        },
-        None => json!(null),
+        }
+    }
+    let delivered = match delivered.len() {
+        0 => json!(null),
+        1 if request.webhook.is_some() => delivered.remove(0),
+        _ => json!(delivered),
     };
     json(
         StatusCode::OK,

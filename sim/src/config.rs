@@ -116,6 +116,8 @@ pub struct ServerOptions {
     /// Whether `GET /projects` lists personal (`~USER`) projects; their repos
     /// are reachable either way.
     pub list_personal_projects: bool,
+    /// What `/application-properties` says (project webhooks need 8.8+).
+    pub version: String,
 }
 
 impl Default for ServerOptions {
@@ -124,6 +126,7 @@ impl Default for ServerOptions {
             max_page_size: 1000,
             default_page_size: 25,
             list_personal_projects: true,
+            version: "8.19.0".into(),
         }
     }
 }

@@ -29,6 +29,7 @@ mod cloud_api;
 pub mod config;
 pub mod dataset;
 mod fields;
+pub mod hooks;
 mod pipeline;
 pub mod push;
 mod respond;
@@ -47,6 +48,7 @@ pub use dataset::{
     BrokenYaml, CATALOG_PATH, CloudProject, CloudWorkspace, Dataset, DatasetSummary, FileKind,
     InvalidEntity, Repo, ServerProject,
 };
+pub use hooks::{HookScope, RegisteredHook};
 pub use push::{RepoRef, WebhookEvent};
 pub use server::Simulator;
 pub use stats::{EndpointKind, FaultCounts, KindStats, Stats};

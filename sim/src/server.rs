@@ -19,11 +19,12 @@ use tower::ServiceExt;
 
 use crate::config::{Behaviour, SimConfig};
 use crate::dataset::Dataset;
+use crate::hooks::RegisteredHook;
 use crate::pipeline::{ConnAbort, pipeline};
 use crate::push::{RepoRef, WebhookEvent};
 use crate::state::AppState;
 use crate::stats::Stats;
-use crate::{SimError, admin, cloud_api, respond, server_api};
+use crate::{SimError, admin, cloud_api, hooks, respond, server_api};
 
 /// How long shutdown waits for in-flight requests before dropping them.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -160,6 +161,11 @@ impl Simulator {
         self.state.push_file(repo, path, content)
     }
 
+    /// The webhooks registered with the simulator so far.
+    pub fn webhooks(&self) -> Vec<RegisteredHook> {
+        self.state.hooks.lock().clone()
+    }
+
     /// The push event of a commit to another branch (nothing served changes).
     pub fn push_branch(&self, repo: &RepoRef, branch: &str) -> Result<WebhookEvent, SimError> {
         self.state.push_branch(repo, branch)
@@ -194,9 +200,15 @@ impl Drop for Simulator {
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .nest("/rest/api/1.0", server_api::routes())
-        .nest("/rest/api/latest", server_api::routes())
-        .nest("/2.0", cloud_api::routes())
+        .nest(
+            "/rest/api/1.0",
+            server_api::routes().merge(hooks::server_routes()),
+        )
+        .nest(
+            "/rest/api/latest",
+            server_api::routes().merge(hooks::server_routes()),
+        )
+        .nest("/2.0", cloud_api::routes().merge(hooks::cloud_routes()))
         .merge(admin::routes())
         .fallback(respond::fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::{Behaviour, RateLimit, SimConfig};
 use crate::dataset::Dataset;
+use crate::hooks::RegisteredHook;
 use crate::rng::{fnv1a, mix, unit};
 use crate::stats::Recorder;
 
@@ -25,6 +26,8 @@ pub(crate) struct AppState {
     attempts: Mutex<HashMap<String, u64>>,
     /// Exact `Authorization` header values that are accepted.
     accepted_auth: Vec<String>,
+    /// Webhooks registered through the API.
+    pub(crate) hooks: Mutex<Vec<RegisteredHook>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,7 @@ impl AppState {
             buckets: Mutex::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
             accepted_auth,
+            hooks: Mutex::new(Vec::new()),
         }
     }
 

@@ -177,6 +177,17 @@ pub struct ServerProviderConfig {
     pub deletion_guard: DeletionGuard,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+    /// `webhooks.url`: keep a webhook pointing at this daemon.
+    pub webhooks: Option<WebhookRegistration>,
+}
+
+/// A provider's `webhooks`: the daemon creates (or updates) the webhooks
+/// Bitbucket sends its events with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistration {
+    /// Where Bitbucket reaches this daemon's event route
+    /// (`<webhooks.url>/api/events/http/<bitbucketServer|bitbucketCloud>`).
+    pub target: Url,
 }
 
 /// Protection against runs that "succeed" with far fewer entities (a token
@@ -872,6 +883,32 @@ impl Ctx<'_> {
         Ok(schedule)
     }
 
+    /// `webhooks: {url}`: the daemon's own base URL as Bitbucket reaches
+    /// it; needs the integration's `webhookSecret` (events are signed).
+    pub(super) fn webhook_registration(
+        &self,
+        key: &str,
+        raw: Option<raw::Webhooks>,
+        has_secret: bool,
+        kind: &str,
+    ) -> Result<Option<WebhookRegistration>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let url_key = format!("{key}.webhooks.url");
+        let base = parse_base_url(&raw.url).map_err(|m| self.error(&url_key, m))?;
+        if !has_secret {
+            return Err(self.error(
+                &url_key,
+                format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
+            ));
+        }
+        let base = base.as_str().trim_end_matches('/');
+        let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
+            .map_err(|e| self.error(&url_key, format!("'{}' cannot take a path: {e}", raw.url)))?;
+        Ok(Some(WebhookRegistration { target }))
+    }
+
     fn server_provider(
         &mut self,
         id: String,
@@ -918,8 +955,14 @@ impl Ctx<'_> {
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
+        let has_secret = integrations
+            .server(&raw.host)
+            .is_some_and(|i| i.webhooks.secret.is_some());
+        let webhooks =
+            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketServer")?;
         Ok(ServerProviderConfig {
             id,
+            webhooks,
             host: raw.host,
             deletion_guard,
             catalog_path,
@@ -1092,6 +1135,14 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub webhooks: Option<Webhooks>,
+    }
+
+    /// `webhooks:` of a provider: register webhooks pointing at `url`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Webhooks {
+        pub url: String,
     }
 
     #[derive(Deserialize)]
@@ -1145,6 +1196,7 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub webhooks: Option<Webhooks>,
     }
 
     #[derive(Deserialize, Default)]

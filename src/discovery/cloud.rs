@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
+use super::hooks::{self, KeptHooks};
 use super::plan::Listed;
 use super::provider::{Flavour, Provider};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
@@ -32,6 +33,7 @@ pub struct CloudFlavour {
     config: CloudProviderConfig,
     integration: BitbucketCloudIntegration,
     http: Arc<IntegrationHttp>,
+    hooks: Arc<KeptHooks>,
 }
 
 /// A catalog file to read.
@@ -61,6 +63,7 @@ impl CloudFlavour {
             config,
             integration,
             http,
+            hooks: Arc::default(),
         })
     }
 }
@@ -128,6 +131,19 @@ impl Flavour for CloudFlavour {
             None => self.list_repositories(client, report).await?,
         };
         candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            hooks::keep_cloud(
+                &self.hooks,
+                client,
+                workspace,
+                &webhooks.target,
+                secret,
+                report,
+            )
+            .await;
+        }
         Ok(candidates
             .into_iter()
             .filter_map(|candidate| self.listed(client, candidate, fingerprint, report))

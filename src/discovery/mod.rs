@@ -11,9 +11,11 @@
 //!   registered over HTTP).
 //! - [`pipeline`]: what every source does with a catalog file's bytes.
 //! - [`report`]: the account of one run.
+//! - `hooks`: the webhooks a provider's `webhooks.url` asks for.
 //! - [`Source`]: any of them, as the scheduler runs them.
 
 pub mod cloud;
+mod hooks;
 pub mod location;
 pub mod pipeline;
 pub mod plan;

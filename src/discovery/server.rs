@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
+use super::hooks::{self, KeptHooks};
 use super::plan::Listed;
 use super::provider::{Flavour, Provider};
 use super::{CatalogFile, RepositoryRecord, RunReport};
@@ -27,6 +28,7 @@ pub struct ServerFlavour {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http: Arc<IntegrationHttp>,
+    hooks: Arc<KeptHooks>,
 }
 
 impl ServerFlavour {
@@ -40,6 +42,7 @@ impl ServerFlavour {
             config,
             integration,
             http,
+            hooks: Arc::default(),
         })
     }
 }
@@ -123,6 +126,23 @@ impl Flavour for ServerFlavour {
         report.repos_seen = repos.len();
         repos.retain(|repo| self.slug_kept(&repo.slug, repo.archived).is_ok());
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            let scopes: Vec<(String, String)> = repos
+                .iter()
+                .map(|r| (r.project.key.clone(), r.slug.clone()))
+                .collect();
+            hooks::keep_server(
+                &self.hooks,
+                client,
+                &webhooks.target,
+                secret,
+                &scopes,
+                report,
+            )
+            .await;
+        }
         Ok(repos
             .into_iter()
             .map(|repo| {
