@@ -213,21 +213,27 @@ impl Webhooks {
             );
         };
         let mut queued = Vec::new();
+        let mut concerns_any = false;
         for runner in self.scheduler.runners() {
             let concerned = runner.source().kind() == flavour.topic()
                 && runner
                     .source()
                     .repository_reads()
                     .is_some_and(|r| r.host().eq_ignore_ascii_case(&integration.host));
-            if concerned {
-                runner.enqueue(WorkItem {
+            concerns_any |= concerned;
+            let queued_here = concerned
+                && runner.enqueue(WorkItem {
                     repository: repository.clone(),
                     work: work.clone(),
                     received,
                     origin: integration.host.clone(),
                 });
+            if queued_here {
                 queued.push(runner.id().to_owned());
             }
+        }
+        if queued.is_empty() && concerns_any {
+            return Accepted::Ignored("too many repositories already wait to be read".into());
         }
         if queued.is_empty() {
             return self.ignored(

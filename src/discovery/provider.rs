@@ -357,6 +357,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
             let mut report = RunReport::new(self.id());
             let client = self.flavour.client(&ctx.stats);
             let reads = stream::iter(reads)
+                .take_until(ctx.stop.clone().cancelled_owned())
                 .map(|listed| self.read(&client, ctx, listed))
                 .buffer_unordered(self.flavour.concurrency());
             apply_as_read(reads, ctx, &mut report).await;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use super::runner::SourceRunner;
 use crate::bitbucket::RequestStats;
@@ -27,6 +26,9 @@ use crate::store::RepositoryKey;
 
 /// How long work waits for more about the same repository.
 const COALESCE: Duration = Duration::from_millis(100);
+/// Repositories waiting per provider; beyond, new ones are dropped (the
+/// scheduled listing still reads them), so a flood cannot exhaust memory.
+const MAX_PENDING: usize = 10_000;
 
 /// What an event or a refresh asks of one provider for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +238,7 @@ impl SourceRunner {
             self.refresh(false);
             return;
         };
-        self.enqueue(WorkItem {
+        let _queued = self.enqueue(WorkItem {
             repository: EventRepository {
                 project: Some(record.project),
                 workspace: None,
@@ -253,12 +255,23 @@ impl SourceRunner {
     }
 
     /// Queues `item`; it is read shortly, together with whatever else
-    /// arrives for the same repository meanwhile.
-    pub fn enqueue(self: &Arc<Self>, item: WorkItem) {
+    /// arrives for the same repository meanwhile. `false`: too much is
+    /// already waiting, and it was dropped.
+    pub fn enqueue(self: &Arc<Self>, item: WorkItem) -> bool {
         let pending = self.pending();
         let start = {
             let mut state = pending.state.lock();
             let key = item.key();
+            if state.items.len() >= MAX_PENDING && !state.items.contains_key(&key) {
+                drop(state);
+                tracing::warn!(
+                    provider = self.id(),
+                    repository = item.repository.slug,
+                    "{MAX_PENDING} repositories already wait to be read; event dropped (the next scheduled run reads it)"
+                );
+                metrics::record_event_outcome(&item.origin, item.work.name(), "dropped");
+                return false;
+            }
             let merged = match state.items.remove(&key) {
                 Some(earlier) => WorkItem {
                     work: earlier.work.then(item.work),
@@ -274,6 +287,7 @@ impl SourceRunner {
             let runner = Arc::clone(self);
             self.tracker().spawn(async move { runner.drain().await });
         }
+        true
     }
 
     async fn drain(self: Arc<Self>) {
@@ -361,7 +375,8 @@ impl SourceRunner {
             progress: Arc::new(Progress::new()),
             known,
             sink: &sink,
-            stop: CancellationToken::new(),
+            // Shutdown starts no new read; reads under way finish.
+            stop: self.shutdown_token(),
         };
         if listed.is_empty() {
             sink.apply(Vec::new()).await;
