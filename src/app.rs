@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::bitbucket::{HttpPool, HttpSetupError};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, DEFAULT_RETAINED_REMOVALS};
 use crate::config::Config;
 use crate::discovery::Source;
 use crate::discovery::cloud::CloudFlavour;
@@ -153,12 +153,10 @@ impl Application {
                 "dropped stored entities of providers no longer configured"
             );
         }
-        let stored = store.load().await?;
-        let restored_reports = stored.runs;
-        catalog.restore(
-            stored.entities.into_iter().map(|s| (s.owner, s.entity)),
-            stored.last_seq,
-        );
+        let restored_reports = store
+            .load(DEFAULT_RETAINED_REMOVALS)
+            .await?
+            .restore_into(&catalog);
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
