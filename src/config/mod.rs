@@ -948,9 +948,13 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        // Pushes name branches without `refs/heads/`; so does the filter.
         let branch = filters
             .branch
-            .map(|b| b.trim().to_owned())
+            .map(|b| {
+                let b = b.trim();
+                b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()
+            })
             .filter(|b| !b.is_empty());
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;

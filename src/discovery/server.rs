@@ -10,7 +10,7 @@ use url::Url;
 
 use super::hooks::{self, KeptHooks};
 use super::plan::Listed;
-use super::provider::{Flavour, Provider};
+use super::provider::{Flavour, Provider, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
@@ -173,21 +173,22 @@ impl Flavour for ServerFlavour {
         &self,
         client: &ServerClient,
         repo: &EventRepository,
-        _at: Option<&str>,
+        _commit: Option<&str>,
         _fingerprint: &str,
-    ) -> Result<Listed, String> {
+    ) -> Result<Listed, Unlisted> {
         let project = repo
             .project
             .as_deref()
-            .ok_or("the event names no project")?;
+            .ok_or_else(|| Unlisted::LeftOut("the event names no project".into()))?;
         if let Some(re) = &self.config.filters.project_key {
             if !re.is_match(project) {
-                return Err(format!(
+                return Err(Unlisted::LeftOut(format!(
                     "project {project} does not match filters.projectKey"
-                ));
+                )));
             }
         }
-        self.slug_kept(&repo.slug, repo.archived)?;
+        self.slug_kept(&repo.slug, repo.archived)
+            .map_err(Unlisted::LeftOut)?;
         Ok(self.listed(
             client,
             project,
