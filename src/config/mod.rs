@@ -115,9 +115,18 @@ pub struct BackendConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ListenConfig {
     pub host: String,
     pub port: u16,
+    /// Connections served at once; `None`: derived from the descriptor
+    /// limit at start-up, keeping descriptors for discovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request's headers, and
+    /// stay idle before its first or next request.
+    #[serde(serialize_with = "schedule::serialize_duration")]
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for ListenConfig {
@@ -125,6 +134,8 @@ impl Default for ListenConfig {
         Self {
             host: "0.0.0.0".into(),
             port: 7007,
+            max_connections: None,
+            idle_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -428,6 +439,20 @@ impl Ctx<'_> {
                         Some(port) => loose_text(&port)
                             .and_then(|p| p.parse().ok())
                             .ok_or_else(|| self.error("backend.listen.port", format!("{} is not a port number (0-65535)", shown(&port))))?,
+                    },
+                    max_connections: match raw.max_connections {
+                        None => None,
+                        Some(max) => Some(loose_text(&max)
+                            .and_then(|p| p.parse::<usize>().ok())
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| self.error("backend.listen.maxConnections", format!("{} is not a number from 1 to 1000000", shown(&max))))?),
+                    },
+                    idle_timeout: match raw.idle_timeout {
+                        None => defaults.idle_timeout,
+                        Some(timeout) => schedule::parse_duration(&timeout)
+                            .ok()
+                            .filter(|d| !d.is_zero())
+                            .ok_or_else(|| self.error("backend.listen.idleTimeout", format!("{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'", shown(&timeout))))?,
                     },
                 }
             }
@@ -964,6 +989,7 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
             host.trim_matches(['[', ']']).to_owned()
         },
         port: port.parse().ok()?,
+        ..ListenConfig::default()
     })
 }
 
@@ -977,9 +1003,12 @@ mod raw {
     use crate::secret::Secret;
 
     #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub struct Listen {
         pub host: Option<String>,
         pub port: Option<Value>,
+        pub max_connections: Option<Value>,
+        pub idle_timeout: Option<Value>,
     }
 
     #[derive(Deserialize)]
@@ -1189,14 +1218,16 @@ mod tests {
             parse_listen_string(":7008"),
             Some(ListenConfig {
                 host: "0.0.0.0".into(),
-                port: 7008
+                port: 7008,
+                ..ListenConfig::default()
             })
         );
         assert_eq!(
             parse_listen_string("127.0.0.1:80"),
             Some(ListenConfig {
                 host: "127.0.0.1".into(),
-                port: 80
+                port: 80,
+                ..ListenConfig::default()
             })
         );
         assert_eq!(parse_listen_string("nope"), None);
