@@ -139,3 +139,124 @@ async fn invented_methods_do_not_grow_metrics() {
     );
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 4: connections
+
+/// A free loopback port (bound, then released for the daemon).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+        .await;
+    let yaml = format!(
+        "{}backend:\n  listen:\n    idleTimeout: {{ seconds: 1 }}\n",
+        server_config(&fake, "", "")
+    );
+    let (_dir, file) = common::write_config(&yaml);
+    let port = free_port();
+    // 512 descriptors, soft and hard: the daemon cannot raise it.
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=512:512")
+        .arg(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["serve", "--config", &file.display().to_string()])
+        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+        .env("APP_CONFIG_backend_listen_port", port.to_string())
+        .env("APP_CONFIG_backend_database_connection", ":memory:")
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let provider = |http: reqwest::Client| {
+        let url = format!("{base}/api/catalog/providers/main");
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(response) = http.get(&url).send().await
+                    && let Ok(status) = response.json::<Value>().await
+                    && !status["lastRun"].is_null()
+                    && status["inProgress"] == false
+                {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "no run finished");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let first = provider(http.clone()).await;
+    assert_eq!(
+        first["lastRun"]["outcome"]["status"], "succeeded",
+        "{first:#}"
+    );
+
+    // 600 sockets that never send a byte: more than the daemon's descriptors.
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            idle.push(stream);
+        }
+    }
+    assert!(idle.len() >= 500, "only {} idle sockets", idle.len());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Idle sockets are closed after the idle timeout; liveness answers and a
+    // discovery run still finds descriptors for its requests.
+    let started = Instant::now();
+    let live = http
+        .get(format!("{base}/.backstage/health/v1/liveness"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let waited = started.elapsed();
+    let refreshed = http
+        .post(format!("{base}/api/catalog/providers/main/refresh"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let before = first["lastRun"]["startedAt"].clone();
+    let second = if refreshed.is_ok() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = provider(http.clone()).await;
+            if status["lastRun"]["startedAt"] != before || Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else {
+        Value::Null
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(idle);
+    assert_eq!(live.ok(), Some(200), "liveness did not answer");
+    assert!(waited < Duration::from_secs(15), "liveness took {waited:?}");
+    assert_eq!(refreshed.ok(), Some(202));
+    assert_eq!(
+        second["lastRun"]["outcome"]["status"], "succeeded",
+        "{second:#}"
+    );
+    assert_ne!(second["lastRun"]["startedAt"], before);
+}
