@@ -260,3 +260,74 @@ async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
     );
     assert_ne!(second["lastRun"]["startedAt"], before);
 }
+
+// ---------------------------------------------------------------- 3: placeholders
+
+/// A component whose spec has `uses` placeholders of `./big.txt`.
+fn amplifier(name: &str, uses: usize) -> String {
+    let mut doc = component(name);
+    for i in 0..uses {
+        doc.push_str(&format!("  doc{i}:\n    $text: ./big.txt\n"));
+    }
+    doc
+}
+
+#[tokio::test]
+async fn placeholders_cannot_amplify_a_file_and_each_target_is_read_once() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos(
+        "PLAT",
+        &[("bomb", false), ("modest", false), ("plain", false)],
+        25,
+    )
+    .await;
+    let big = "x".repeat(200 * 1024);
+    fake.mount_file("PLAT", "bomb", "catalog-info.yaml", &amplifier("bomb", 100))
+        .await;
+    fake.mount_file("PLAT", "bomb", "big.txt", &big).await;
+    fake.mount_file(
+        "PLAT",
+        "modest",
+        "catalog-info.yaml",
+        &amplifier("modest", 3),
+    )
+    .await;
+    fake.mount_file("PLAT", "modest", "big.txt", &big).await;
+    fake.mount_file("PLAT", "plain", "catalog-info.yaml", &component("plain"))
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    let status = app.wait_for_run("main", |_| true).await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+
+    // 100 × 200 KiB is over the 4 MiB default: a per-file problem, the
+    // other repositories' entities are served.
+    let names = app.entity_names().await;
+    assert!(!names.contains(&"bomb".to_owned()), "{names:?}");
+    assert!(names.contains(&"plain".to_owned()), "{names:?}");
+    let errors = app.get_json("/api/catalog/providers/main/errors").await;
+    let problem = errors["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["url"].as_str().unwrap_or_default().contains("/bomb/"))
+        .unwrap_or_else(|| panic!("no problem for bomb: {errors:#}"));
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("catalog.processing.maxExpandedSize"),
+        "{problem:#}"
+    );
+    // Within the budget the placeholders resolve; each file is read once.
+    let modest = app
+        .get_json("/api/catalog/entities/by-name/component/default/modest")
+        .await;
+    assert_eq!(
+        modest["spec"]["doc2"].as_str().map(str::len),
+        Some(big.len())
+    );
+    assert_eq!(fake.requests_to("/bomb/raw/big.txt").await, 1);
+    assert_eq!(fake.requests_to("/modest/raw/big.txt").await, 1);
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{ConfigError, Ctx, Schedule, loose_text, shown};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::parse::DEFAULT_MAX_FILE_BYTES;
-use crate::catalog::process::ProcessingConfig;
+use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
 use crate::catalog::rules::{AllowKind, CatalogRule, CatalogRules, LocationMatcher, TargetMatch};
 
 /// How discovered files are processed; shared by every provider.
@@ -18,6 +18,7 @@ pub struct CatalogSettings {
 }
 
 const MAX_FILE_SIZE_CAP: usize = 64 * 1024 * 1024;
+const MAX_EXPANDED_SIZE_CAP: usize = 1024 * 1024 * 1024;
 
 /// One `catalog.locations` entry this daemon reads: a Bitbucket file URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,10 +330,17 @@ impl Ctx<'_> {
                             self.error(&key, format!("{} is not a size from 1 byte to 64MiB; write bytes (1048576) or a size like 512KiB, 1MiB (default {DEFAULT_MAX_FILE_BYTES})", shown(value)))
                         })?;
                 }
+                "maxExpandedSize" => {
+                    config.max_expanded_bytes = parse_size(value)
+                        .filter(|n| (1..=MAX_EXPANDED_SIZE_CAP).contains(n))
+                        .ok_or_else(|| {
+                            self.error(&key, format!("{} is not a size from 1 byte to 1GiB; write bytes or a size like 4MiB (default {DEFAULT_MAX_EXPANDED_BYTES})", shown(value)))
+                        })?;
+                }
                 "maxLocationDepth" => config.max_location_depth = self.bounded(&key, value, 0, 20)?,
                 "maxLocationTargets" => config.max_location_targets = self.bounded(&key, value, 1, 1000)?,
                 "maxLocationFiles" => config.max_location_files = self.bounded(&key, value, 0, 10_000)?,
-                _ => self.warn(&key, "unknown key is ignored; use maxFileSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
+                _ => self.warn(&key, "unknown key is ignored; use maxFileSize, maxExpandedSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
             }
         }
         Ok(config)
