@@ -90,6 +90,9 @@ pub struct Config {
     /// The merged configuration tree, for `config check` (print it with
     /// [`Config::redacted_tree`], never directly).
     pub tree: Value,
+    /// Unknown keys under our sections (dotted, with indices): redacted
+    /// whole, since a misspelled secret key (`tokn:`) is still a secret.
+    unknown_keys: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -252,6 +255,7 @@ impl Config {
         let mut ctx = Ctx {
             source: &source,
             warnings: source.warnings.clone(),
+            unknown_keys: Vec::new(),
         };
         let backend = ctx.backend()?;
         let integrations = ctx.integrations()?;
@@ -276,7 +280,11 @@ impl Config {
                 ));
             }
         }
-        let warnings = ctx.warnings;
+        let Ctx {
+            warnings,
+            unknown_keys,
+            ..
+        } = ctx;
         Ok(Loaded {
             config: Config {
                 backend,
@@ -287,6 +295,7 @@ impl Config {
                 catalog,
                 extra_ca_file: None,
                 tree: source.root,
+                unknown_keys,
             },
             warnings,
         })
@@ -294,7 +303,7 @@ impl Config {
 
     /// The merged configuration with every credential replaced by `<redacted>`.
     pub fn redacted_tree(&self) -> Value {
-        redact(&self.tree, "")
+        redact_within(&self.tree, "", &self.unknown_keys)
     }
 
     pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
@@ -311,21 +320,36 @@ impl Config {
     }
 }
 
+/// Key names that hold secrets in our sections and Backstage's shared
+/// ones (proxy headers, auth providers, Sentry DSNs, …).
 fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+    let key: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     [
         "token",
         "password",
         "secret",
         "credential",
-        "privatekey",
-        "apikey",
+        "authorization",
+        "cookie",
+        "dsn",
     ]
     .iter()
     .any(|needle| key.contains(needle))
+        // `X-Api-Key`, `privateKey`, `keys`; not our `projectKey` filter.
+        || ((key.ends_with("key") || key.ends_with("keys")) && key != "projectkey")
 }
 
 fn redact(value: &Value, path: &str) -> Value {
+    redact_within(value, path, &[])
+}
+
+/// Redacts secret-named keys, `unknown` keys (dotted paths) and the user
+/// info of any URL.
+fn redact_within(value: &Value, path: &str, unknown: &[String]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -336,19 +360,42 @@ fn redact(value: &Value, path: &str) -> Value {
                         format!("{path}.{key}")
                     };
                     let redacted = if is_secret_key(key)
+                        || unknown.contains(&child_path)
                         || (child_path == "backend.database.connection"
                             && connection_has_credentials(child))
                     {
                         Value::String(REDACTED.into())
                     } else {
-                        redact(child, &child_path)
+                        redact_within(child, &child_path, unknown)
                     };
                     (key.clone(), redacted)
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|item| redact(item, path)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| redact_within(item, &format!("{path}.{index}"), unknown))
+                .collect(),
+        ),
+        Value::String(text) => Value::String(without_user_info(text)),
         other => other.clone(),
+    }
+}
+
+/// `text` with the user info of a URL in it replaced (`https://<redacted>@host/…`).
+fn without_user_info(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            match (text.find("://"), text.rfind('@')) {
+                (Some(scheme_end), Some(at)) if at > scheme_end => {
+                    format!("{}{REDACTED}{}", &text[..scheme_end + 3], &text[at..])
+                }
+                _ => REDACTED.to_owned(),
+            }
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -364,6 +411,8 @@ fn connection_has_credentials(value: &Value) -> bool {
 struct Ctx<'a> {
     source: &'a MergedSource,
     warnings: Vec<String>,
+    /// Keys warned about as unknown, dotted with indices.
+    unknown_keys: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -378,6 +427,9 @@ impl Ctx<'_> {
 
     /// Records "`origin`: `key`: `message`" for the operator.
     fn warn(&mut self, key: &str, message: &str) {
+        if message.starts_with("unknown key") {
+            self.unknown_keys.push(provenance_key(&display_key(key)));
+        }
         let key = display_key(key);
         let origin = self
             .source
