@@ -224,6 +224,7 @@ impl Application {
             Arc::clone(&applier),
             Arc::clone(&scheduler),
             shutdown.clone(),
+            config.locations.registrations,
         ));
         let state = ApiState {
             catalog,

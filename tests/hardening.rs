@@ -624,3 +624,85 @@ fn config_check_redacts_shared_sections_urls_and_misspelled_secrets() {
         "the warning names the key:\n{printed}"
     );
 }
+
+// ---------------------------------------------------------------- 10: open writes
+
+#[tokio::test]
+async fn open_writes_are_capped_rate_limited_and_cannot_force() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[], 25).await;
+    for i in 0..8 {
+        fake.mount_file(
+            "LOC",
+            &format!("r{i}"),
+            "catalog-info.yaml",
+            &component(&format!("r{i}")),
+        )
+        .await;
+    }
+    let yaml = format!(
+        "{}  maxRegisteredLocations: 3\n  registrationsPerMinute: 5\n",
+        server_config(&fake, "", "")
+    );
+    let app = TestApp::spawn(&yaml).await;
+    let target = |i: usize| {
+        format!(
+            "{}/projects/LOC/repos/r{i}/browse/catalog-info.yaml",
+            fake.server.uri()
+        )
+    };
+    for i in 0..3 {
+        let (status, body) = app.register(&target(i), "", None).await;
+        assert_eq!(status, 201, "{body:#}");
+    }
+    let (status, body) = app.register(&target(3), "", None).await;
+    assert_eq!(status, 403, "{body:#}");
+    assert_backstage_error(&body, 403, "NotAllowedError");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("catalog.maxRegisteredLocations")
+    );
+    let mut limited = None;
+    for i in 4..8 {
+        let (status, body) = app.register(&target(i), "", None).await;
+        if status == 429 {
+            limited = Some(body);
+            break;
+        }
+    }
+    let limited = limited.expect("registrations are rate-limited");
+    assert_backstage_error(&limited, 429, "TooManyRequestsError");
+    assert_eq!(
+        app.get_json("/api/catalog/locations")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Writes are open, but forcing past the deletion guard needs a token.
+    let (status, body) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/catalog/providers/main/refresh?force=true",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body:#}");
+    assert_backstage_error(&body, 403, "NotAllowedError");
+    let (status, _) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/catalog/providers/main/refresh",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.stop().await;
+}

@@ -32,6 +32,27 @@ pub struct LocationsConfig {
     pub locations: Vec<StaticLocation>,
     /// When static and registered locations are read again.
     pub schedule: Schedule,
+    pub registrations: RegistrationLimits,
+}
+
+/// What `POST /api/catalog/locations` may add (ours):
+/// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationLimits {
+    /// Locations registered at once; each is read on every schedule tick.
+    pub max_registered: usize,
+    /// Registrations (dry runs and refreshes included) per minute, all
+    /// clients together: each one reads Bitbucket.
+    pub per_minute: u32,
+}
+
+impl Default for RegistrationLimits {
+    fn default() -> Self {
+        Self {
+            max_registered: 500,
+            per_minute: 30,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -66,9 +87,19 @@ impl Ctx<'_> {
             .cloned();
         let schedule = self.schedule(schedule_key, raw_schedule)?;
         let base = "catalog.locations";
+        let mut registrations = RegistrationLimits::default();
+        if let Some(value) = self.source.get("catalog.maxRegisteredLocations") {
+            registrations.max_registered =
+                self.bounded("catalog.maxRegisteredLocations", value, 0, 100_000)?;
+        }
+        if let Some(value) = self.source.get("catalog.registrationsPerMinute") {
+            let per_minute = self.bounded("catalog.registrationsPerMinute", value, 1, 10_000)?;
+            registrations.per_minute = u32::try_from(per_minute).unwrap_or(10_000);
+        }
         let mut config = LocationsConfig {
             locations: Vec::new(),
             schedule,
+            registrations,
         };
         let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
             return Ok(config);

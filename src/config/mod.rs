@@ -26,7 +26,7 @@ use crate::integrations::{
 };
 use crate::secret::REDACTED;
 pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
-pub use catalog::{CatalogSettings, LocationsConfig, StaticLocation};
+pub use catalog::{CatalogSettings, LocationsConfig, RegistrationLimits, StaticLocation};
 pub use cloud::{CloudFilters, CloudProviderConfig};
 pub use schedule::{Frequency, Schedule};
 pub use source::{Environment, MergedSource, Origin};

@@ -142,6 +142,18 @@ pub fn component(name: &str) -> String {
     )
 }
 
+/// The write token [`with_write_token`] configures; [`TestApp::refresh`]
+/// always sends it (an app without `externalAccess` ignores it).
+pub const WRITE_TOKEN: &str = "test-write-token";
+
+/// `yaml` with `backend.auth.externalAccess` requiring [`WRITE_TOKEN`]
+/// (`force=true` needs a configured token).
+pub fn with_write_token(yaml: &str) -> String {
+    format!(
+        "{yaml}\nbackend:\n  auth:\n    externalAccess:\n      - type: static\n        options:\n          token: {WRITE_TOKEN}\n          subject: tests\n"
+    )
+}
+
 /// Writes `yaml` to a fresh temporary directory and returns the file path.
 pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -276,6 +288,7 @@ impl TestApp {
                 "{}/api/catalog/providers/{provider}/refresh{query}",
                 self.address
             ))
+            .bearer_auth(WRITE_TOKEN)
             .send()
             .await
             .expect("refresh reaches the app");
