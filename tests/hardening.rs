@@ -706,3 +706,71 @@ async fn open_writes_are_capped_rate_limited_and_cannot_force() {
     assert_eq!(status, 202);
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 5: target scope
+
+#[tokio::test]
+async fn targets_and_placeholders_stay_within_the_providers_filters() {
+    let fake = FakeServer::start().await;
+    let web = fake.server.uri();
+    fake.mount_projects(&["PLAT", "SECRET"], 25).await;
+    fake.mount_repos("PLAT", &[("app", false), ("lib", false)], 25)
+        .await;
+    fake.mount_file("SECRET", "vault", "prod.env", "DB_PASSWORD=hunter2-leaked")
+        .await;
+    fake.mount_file(
+        "SECRET",
+        "vault",
+        "catalog-info.yaml",
+        &component("excluded"),
+    )
+    .await;
+    // `app` describes itself with another project's file; `app-own` uses
+    // its own repository's; a Location leads into the excluded project.
+    let app_file = format!(
+        "{}---\n{}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: sneaky\nspec:\n  targets:\n    - {web}/projects/SECRET/repos/vault/browse/catalog-info.yaml\n",
+        component("app").replace(
+            "  name: app\n",
+            &format!("  name: app\n  description:\n    $text: {web}/projects/SECRET/repos/vault/browse/prod.env\n"),
+        ),
+        component("app-own").replace("  owner: team-a\n", "  owner: team-a\n  notes:\n    $text: ./notes.txt\n"),
+    );
+    fake.mount_file("PLAT", "app", "catalog-info.yaml", &app_file)
+        .await;
+    fake.mount_file("PLAT", "app", "notes.txt", "own notes")
+        .await;
+    fake.mount_file("PLAT", "lib", "catalog-info.yaml", &component("lib"))
+        .await;
+    let app = TestApp::spawn(&server_config(
+        &fake,
+        "",
+        "        filters:\n          projectKey: '^PLAT$'\n",
+    ))
+    .await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+
+    let everything = app.get("/api/catalog/entities").await.text().await.unwrap();
+    assert!(
+        !everything.contains("hunter2"),
+        "another project's file was served"
+    );
+    let names = app.entity_names().await;
+    assert!(!names.contains(&"excluded".to_owned()), "{names:?}");
+    assert!(names.contains(&"lib".to_owned()), "{names:?}");
+    let own = app
+        .get_json("/api/catalog/entities/by-name/component/default/app-own")
+        .await;
+    assert_eq!(
+        own["spec"]["notes"], "own notes",
+        "same-repository placeholders work"
+    );
+    assert_eq!(
+        fake.requests_to("/prod.env").await,
+        0,
+        "nothing was requested"
+    );
+    let errors = app.get_json("/api/catalog/providers/main/errors").await;
+    let messages = errors["problems"].to_string();
+    assert!(messages.contains("targetScope"), "{errors:#}");
+    app.stop().await;
+}

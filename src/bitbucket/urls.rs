@@ -28,6 +28,9 @@ pub enum UrlError {
         base: String,
         message: String,
     },
+    /// Outside what the reader may read (a provider's target scope).
+    #[error("'{url}' is not read: {reason}")]
+    OutOfScope { url: String, reason: String },
     /// Nothing is requested for such a URL.
     #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {

@@ -25,6 +25,8 @@ pub struct CloudProviderConfig {
     pub concurrency: usize,
     /// As for Server providers (see [`super::DeletionGuard`]).
     pub deletion_guard: super::DeletionGuard,
+    /// Which files Location targets and placeholders may read.
+    pub target_scope: super::TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
 }
@@ -96,6 +98,7 @@ impl Ctx<'_> {
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
+        let target_scope = self.target_scope(key, raw.target_scope)?;
         Ok(CloudProviderConfig {
             id,
             workspace,
@@ -106,6 +109,7 @@ impl Ctx<'_> {
             schedule,
             concurrency,
             deletion_guard,
+            target_scope,
             catalog: CatalogSettings::default(),
         })
     }

@@ -188,8 +188,22 @@ pub struct ServerProviderConfig {
     /// A run that would remove more than this share of the provider's
     /// entities is held instead of applied (see [`DeletionGuard`]).
     pub deletion_guard: DeletionGuard,
+    /// Which files Location targets and placeholders may read.
+    pub target_scope: TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+}
+
+/// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
+/// discovered file may lead (`targetScope`, ours): a repository author
+/// must not pull in what the provider's filters exclude.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetScope {
+    /// Only files of the discovered file's own repository.
+    #[default]
+    Repository,
+    /// Files of any repository the provider's filters match.
+    Filters,
 }
 
 /// Protection against runs that "succeed" with far fewer entities (a token
@@ -866,6 +880,18 @@ impl Ctx<'_> {
             .transpose()
     }
 
+    /// `targetScope`: `repository` (default) or `filters`.
+    fn target_scope(&self, key: &str, value: Option<String>) -> Result<TargetScope, ConfigError> {
+        match value.as_deref().map(str::trim) {
+            None | Some("repository") => Ok(TargetScope::Repository),
+            Some("filters") => Ok(TargetScope::Filters),
+            Some(other) => Err(self.error(
+                &format!("{key}.targetScope"),
+                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository) or filters (any repository this provider's filters match)"),
+            )),
+        }
+    }
+
     /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
     /// `deletionThreshold`: a share such as `0.5` or `'50%'`.
     fn deletion_guard(
@@ -968,10 +994,12 @@ impl Ctx<'_> {
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
+        let target_scope = self.target_scope(key, raw.target_scope)?;
         Ok(ServerProviderConfig {
             id,
             host: raw.host,
             deletion_guard,
+            target_scope,
             catalog_path,
             filters: ServerFilters {
                 project_key,
@@ -1142,6 +1170,7 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub target_scope: Option<String>,
     }
 
     #[derive(Deserialize)]
@@ -1195,6 +1224,7 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub target_scope: Option<String>,
     }
 
     #[derive(Deserialize, Default)]
