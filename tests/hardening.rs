@@ -774,3 +774,46 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     assert!(messages.contains("targetScope"), "{errors:#}");
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 13: tokens
+
+#[tokio::test]
+async fn a_token_with_a_trailing_newline_works_and_a_broken_one_names_its_key() {
+    let fake = FakeServer::with_authorization("Bearer t0ken-value").await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+        .await;
+    let app = TestApp::spawn(&server_config(
+        &fake,
+        "      token: \"t0ken-value\\n\"\n",
+        "",
+    ))
+    .await;
+    let status = app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    assert_eq!(app.entity_names().await, vec!["svc".to_owned()]);
+    app.stop().await;
+
+    let (_dir, file) = common::write_config(&server_config(
+        &fake,
+        "      token: \"t0ken\\nvalue\"\n",
+        "",
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["config", "check", "--config", &file.display().to_string()])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("integrations.bitbucketServer[0].token"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line break"), "{stderr}");
+    assert!(!stderr.contains("t0ken"), "{stderr}");
+}
