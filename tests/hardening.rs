@@ -817,3 +817,25 @@ async fn a_token_with_a_trailing_newline_works_and_a_broken_one_names_its_key() 
     assert!(stderr.contains("line break"), "{stderr}");
     assert!(!stderr.contains("t0ken"), "{stderr}");
 }
+
+// ---------------------------------------------------------------- 18: unset variables
+
+#[test]
+fn an_unset_variable_in_a_required_key_is_named() {
+    let (_dir, file) = common::write_config(
+        "integrations:\n  bitbucketServer:\n    - host: ${HARDENING_UNSET_BB_HOST}\n      token: abcdefgh\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["config", "check", "--config", &file.display().to_string()])
+        .env_remove("RUST_LOG")
+        .env_remove("HARDENING_UNSET_BB_HOST")
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.contains("missing field"))
+        .unwrap_or_default();
+    assert!(error.contains("HARDENING_UNSET_BB_HOST"), "{stderr}");
+}

@@ -485,7 +485,18 @@ impl Ctx<'_> {
                 } else {
                     Self::join(key, &provenance_key(&inner))
                 };
-                Err(self.error(&full, err.into_inner().to_string()))
+                let mut message = err.into_inner().to_string();
+                // "missing field `host`" because `host: ${BB_HOST}` was unset.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(|field| display_key(&Self::join(&full, field)));
+                if let Some(var) = missing.and_then(|k| self.source.unset.get(&k)) {
+                    message.push_str(&format!(
+                        " (it was left out because environment variable {var} is not set)"
+                    ));
+                }
+                Err(self.error(&full, message))
             }
         }
     }

@@ -63,6 +63,9 @@ pub struct MergedSource {
     pub root: Value,
     origins: BTreeMap<String, Origin>,
     pub warnings: Vec<String>,
+    /// Keys left out for an unset variable (display form → variable), so
+    /// "missing field" errors can name the variable.
+    pub unset: BTreeMap<String, String>,
 }
 
 impl MergedSource {
@@ -104,7 +107,7 @@ pub fn load_sources(files: &[PathBuf], env: &Environment) -> Result<MergedSource
         ..MergedSource::default()
     };
     for file in files {
-        let value = read_file(file, env, &mut merged.warnings)?;
+        let value = read_file(file, env, &mut merged.warnings, &mut merged.unset)?;
         let origin = Origin::File(file.clone());
         merge_into(&mut merged, "", value, &origin);
     }
@@ -116,6 +119,7 @@ fn read_file(
     path: &Path,
     env: &Environment,
     warnings: &mut Vec<String>,
+    unset: &mut BTreeMap<String, String>,
 ) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -128,6 +132,7 @@ fn read_file(
         dir: &dir,
         env,
         warnings,
+        unset,
     };
     Ok(transformer.apply("", value)?.unwrap_or(Value::Null))
 }
@@ -153,6 +158,7 @@ struct Transformer<'a> {
     dir: &'a Path,
     env: &'a Environment,
     warnings: &'a mut Vec<String>,
+    unset: &'a mut BTreeMap<String, String>,
 }
 
 impl Transformer<'_> {
@@ -277,6 +283,7 @@ impl Transformer<'_> {
     }
 
     fn warn_unset(&mut self, var: &str, path: &str) {
+        self.unset.insert(display_key(path), var.to_owned());
         self.warnings.push(format!(
             "{}: environment variable {var} is not set, so {} is left out",
             self.file.display(),
@@ -423,6 +430,7 @@ mod tests {
             dir: Path::new("."),
             env: &env,
             warnings: &mut warnings,
+            unset: &mut BTreeMap::new(),
         }
         .apply("", value)
         .unwrap();
