@@ -839,3 +839,29 @@ fn an_unset_variable_in_a_required_key_is_named() {
         .unwrap_or_default();
     assert!(error.contains("HARDENING_UNSET_BB_HOST"), "{stderr}");
 }
+
+// ---------------------------------------------------------------- 12: names in location URLs
+
+#[tokio::test]
+async fn encoded_slashes_and_dot_segments_in_repository_names_are_refused() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[], 25).await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let web = fake.server.uri();
+    let before = fake.server.received_requests().await.unwrap().len();
+    for target in [
+        format!("{web}/projects/PLAT%2F..%2F..%2Fadmin/repos/svc/browse/catalog-info.yaml"),
+        format!("{web}/projects/PLAT/repos/%2E%2E/browse/catalog-info.yaml"),
+        format!("{web}/users/%2E%2E/repos/svc/browse/catalog-info.yaml"),
+        format!("{web}/projects/PLAT/repos/a%5Cb/browse/catalog-info.yaml"),
+    ] {
+        let (status, body) = app.register(&target, "", None).await;
+        assert_eq!(status, 400, "{target}: {body:#}");
+        assert_backstage_error(&body, 400, "InputError");
+    }
+    let after = fake.server.received_requests().await.unwrap().len();
+    assert_eq!(after, before, "no request reached Bitbucket");
+    app.stop().await;
+}

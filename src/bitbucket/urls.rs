@@ -70,6 +70,19 @@ pub(crate) fn path_segments(url: &Url) -> Option<(Vec<&str>, Vec<String>)> {
     Some((raw, decoded))
 }
 
+/// Whether the names that pick a repository (project key, user, workspace,
+/// slug, ref) are single plain segments: `.`, `..` or a decoded `/` or `\`
+/// would make the REST call name another resource with our credentials.
+pub(crate) fn check_names(names: &[&str], text: &str) -> Result<(), UrlError> {
+    if names
+        .iter()
+        .any(|n| *n == "." || *n == ".." || n.contains(['/', '\\']))
+    {
+        return Err(UrlError::Traversal(text.to_owned()));
+    }
+    Ok(())
+}
+
 /// Whether a file path inside a repository is usable: non-empty, not a
 /// directory, no `.`/`..`/empty segments (decoded `%2F` counts as a climb).
 pub(crate) fn check_file_path(
