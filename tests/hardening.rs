@@ -865,3 +865,38 @@ async fn encoded_slashes_and_dot_segments_in_repository_names_are_refused() {
     assert_eq!(after, before, "no request reached Bitbucket");
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 17: oversized values
+
+#[tokio::test]
+async fn oversized_values_are_not_repeated_in_full() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("huge", false), ("ok", false)], 25)
+        .await;
+    let name = "n".repeat(600 * 1024);
+    fake.mount_file("PLAT", "huge", "catalog-info.yaml", &component(&name))
+        .await;
+    fake.mount_file("PLAT", "ok", "catalog-info.yaml", &component("ok"))
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    assert_eq!(app.entity_names().await, vec!["ok".to_owned()]);
+    let errors = app
+        .get("/api/catalog/providers/main/errors")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        errors.contains("nnnnnnnn"),
+        "the problem quotes the start: {}",
+        &errors[..errors.len().min(500)]
+    );
+    assert!(
+        errors.len() < 16 * 1024,
+        "/errors is {} bytes",
+        errors.len()
+    );
+    app.stop().await;
+}
