@@ -194,6 +194,24 @@ impl Locations {
         }
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
+        // Another source's entities would not be served from here: say so
+        // rather than answer 201 for entities that never appear.
+        let snapshot = self.catalog.snapshot();
+        let held: Vec<String> = run
+            .entities
+            .iter()
+            .flatten()
+            .filter(|e| snapshot.get(&e.key()).is_some())
+            .map(Entity::entity_ref)
+            .collect();
+        if !held.is_empty() {
+            return Err(RegisterError::Conflict(format!(
+                "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
+                held.len(),
+                held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if held.len() > 5 { ", …" } else { "" }
+            )));
+        }
         self.store
             .add_location(&RegisteredLocation {
                 id: source.location_id().to_owned(),

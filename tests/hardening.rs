@@ -900,3 +900,56 @@ async fn oversized_values_are_not_repeated_in_full() {
     );
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 20: error shapes, 409
+
+#[tokio::test]
+async fn every_error_has_backstages_shape_and_registrations_never_claim_others_entities() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+        .await;
+    fake.mount_file("LOC", "copy", "catalog-info.yaml", &component("svc"))
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["entities"] == 1).await;
+
+    let big = format!(
+        "{{\"query\": {{\"kind\": \"{}\"}}}}",
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let response = app
+        .http
+        .post(format!("{}/api/catalog/entities/by-query", app.address))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_backstage_error(&response.json().await.unwrap(), 413, "PayloadTooLargeError");
+
+    let response = app
+        .get("/api/catalog/entities/by-name/component/default/%FF%FE")
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+
+    let target = format!(
+        "{}/projects/LOC/repos/copy/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
+    let (status, body) = app.register(&target, "", None).await;
+    assert_eq!(status, 409, "{body:#}");
+    assert_backstage_error(&body, 409, "ConflictError");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("component:default/svc")
+    );
+    let locations = app.get_json("/api/catalog/locations").await;
+    assert!(!locations.to_string().contains("/LOC/"), "{locations:#}");
+    app.stop().await;
+}
