@@ -953,3 +953,93 @@ async fn every_error_has_backstages_shape_and_registrations_never_claim_others_e
     assert!(!locations.to_string().contains("/LOC/"), "{locations:#}");
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- 15, 16: the store
+
+async fn build_app(
+    yaml: &str,
+    database: &std::path::Path,
+) -> Result<bitbucket_catalogd::Application, String> {
+    let (_dir, file) = common::write_config(yaml);
+    let env = bitbucket_catalogd::config::Environment::from_pairs([
+        ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
+        ("APP_CONFIG_backend_listen_port", "0"),
+        (
+            "APP_CONFIG_backend_database_connection",
+            &database.display().to_string(),
+        ),
+    ]);
+    let loaded = bitbucket_catalogd::config::Config::load(&[file], &env).expect("config loads");
+    bitbucket_catalogd::Application::build(loaded.config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("a", false), ("b", false)], 25)
+        .await;
+    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
+        .await;
+    fake.mount_file("PLAT", "b", "catalog-info.yaml", &component("b"))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite");
+    let yaml = server_config(&fake, "      maxRetries: 0\n", "");
+    let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
+    app.wait_for_run("main", |s| s["entities"] == 2).await;
+    app.stop().await;
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE catalog_entities SET body = '{\"broken' WHERE entity_ref = 'component:default/a'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    // Bitbucket is down now: what is served comes from the store.
+    fake.server.reset().await;
+    let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
+    let response = app.get("/api/catalog/entities").await.text().await.unwrap();
+    let entities: Value = serde_json::from_str(&response).expect("GET /entities is valid JSON");
+    let names: Vec<&str> = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["b"]);
+    app.stop().await;
+
+    std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+    let error = build_app(&yaml, &db)
+        .await
+        .err()
+        .expect("a corrupt database is an error");
+    assert!(error.contains(&db.display().to_string()), "{error}");
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_one_database_is_refused() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[], 25).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite");
+    let yaml = server_config(&fake, "", "");
+    let first = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
+    let error = build_app(&yaml, &db)
+        .await
+        .err()
+        .expect("the second daemon is refused");
+    assert!(error.contains("another bitbucket-catalogd"), "{error}");
+    assert!(error.contains("catalog.sqlite.lock"), "{error}");
+    first.stop().await;
+    // Once the first one stopped, the file is free again.
+    assert!(build_app(&yaml, &db).await.is_ok());
+}
