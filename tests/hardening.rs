@@ -1043,3 +1043,43 @@ async fn a_second_daemon_on_one_database_is_refused() {
     // Once the first one stopped, the file is free again.
     assert!(build_app(&yaml, &db).await.is_ok());
 }
+
+// ---------------------------------------------------------------- 14: config alias bombs
+
+#[test]
+fn an_alias_bomb_in_the_config_is_an_error() {
+    let mut yaml = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n");
+    for level in 1..=5 {
+        let previous = format!("*x{}", level - 1);
+        yaml.push_str(&format!(
+            "x{level}: &x{level} [{}]\n",
+            vec![previous; 10].join(", ")
+        ));
+    }
+    // 2 × 10^6 scalars once expanded.
+    yaml.push_str("bomb: [*x5, *x5]\n");
+    let (_dir, file) = common::write_config(&yaml);
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["config", "check", "--config", &file.display().to_string()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("config check did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("alias"), "{stderr}");
+    assert!(stderr.contains("app-config.yaml"), "{stderr}");
+}

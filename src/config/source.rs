@@ -143,6 +143,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
+    check_alias_budget(path, text)?;
     config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Yaml))
         .build()
@@ -151,6 +152,47 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
             path: path.to_owned(),
             message: err.to_string(),
         })
+}
+
+/// YAML events aliases may replay in one config file.
+const MAX_CONFIG_ALIAS_EVENTS: usize = 100_000;
+
+/// The `config` crate expands YAML aliases without a limit: a few KB of
+/// nested aliases (an alias bomb) would take all memory and abort. A
+/// bounded parse first turns that into an error; any other problem is left
+/// for the `config` crate to report as before.
+fn check_alias_budget(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    // A config replays a handful of anchors; this is generous and bounds
+    // the value built here to a few MB.
+    options.alias_limits.max_total_replayed_events = MAX_CONFIG_ALIAS_EVENTS;
+    // Into a value, so aliases are replayed (and counted) as the `config`
+    // crate would expand them.
+    match serde_saphyr::from_str_with_options::<Value>(text, options) {
+        Err(err) if is_expansion_limit(&err) => Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "{err}; its YAML aliases expand far beyond what a config needs (an alias bomb?)"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn is_expansion_limit(err: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error;
+    match err {
+        Error::WithSnippet { error, .. } | Error::AliasError { error, .. } => {
+            is_expansion_limit(error)
+        }
+        Error::Budget { .. }
+        | Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. }
+        | Error::AliasReplayCounterOverflow { .. } => true,
+        _ => false,
+    }
 }
 
 struct Transformer<'a> {
@@ -448,6 +490,21 @@ mod tests {
             json!({"a": "x-1-y", "b": "${A}", "c": "11", "d": "${"})
         );
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut yaml = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for level in 1..=5 {
+            let previous = format!("*x{}", level - 1);
+            yaml.push_str(&format!(
+                "x{level}: &x{level} [{}]\n",
+                vec![previous; 10].join(", ")
+            ));
+        }
+        let err = check_alias_budget(Path::new("app-config.yaml"), &yaml).unwrap_err();
+        assert!(err.to_string().contains("alias"), "{err}");
+        check_alias_budget(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap();
     }
 
     #[test]
