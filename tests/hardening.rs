@@ -456,7 +456,7 @@ async fn answers_that_are_not_bitbucket_data_remove_nothing() {
         "        schedule:\n          frequency: { trigger: manual }\n",
     ))
     .await;
-    let first = app.wait_for_run("main", |s| s["entities"] == 6).await;
+    let first = app.refresh("main", "").await;
     let mut before = first["lastRun"]["startedAt"].clone();
 
     // A proxy answering `200 {}` to the listing: the run fails, nothing goes.
@@ -1082,4 +1082,29 @@ fn an_alias_bomb_in_the_config_is_an_error() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("alias"), "{stderr}");
     assert!(stderr.contains("app-config.yaml"), "{stderr}");
+}
+
+// ---------------------------------------------------------------- 19: manual triggers
+
+#[tokio::test]
+async fn a_manual_provider_runs_only_when_asked() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+        .await;
+    let app = TestApp::spawn(&server_config(
+        &fake,
+        "",
+        "        schedule:\n          frequency: { trigger: manual }\n",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = app.get_json("/api/catalog/providers/main").await;
+    assert!(status["lastRun"].is_null(), "{status:#}");
+    assert_eq!(fake.server.received_requests().await.unwrap().len(), 0);
+    let status = app.refresh("main", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(app.entity_names().await, vec!["svc".to_owned()]);
+    app.stop().await;
 }
