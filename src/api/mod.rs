@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use tokio::sync::Semaphore;
@@ -41,6 +42,10 @@ pub use error::ApiError;
 /// The largest request body read (queries, by-refs, registrations): what
 /// a client can make the daemon hold and parse per request.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The longest a client may pause while sending a body: a slow body
+/// would otherwise hold a connection (and its descriptor) forever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -135,6 +140,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_latency))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(middleware::from_fn(error::backstage_shape))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -222,7 +222,10 @@ impl Sites {
 /// Which file URLs a reader may read beyond its [`Sites`]: `Err` says why
 /// not. Providers use it to keep targets within their filters.
 #[derive(Clone)]
-pub struct Scope(Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+pub struct Scope(Arc<ScopeCheck>);
+
+/// A URL → "why not" check.
+type ScopeCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
 
 impl Scope {
     pub fn new(check: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
