@@ -493,17 +493,8 @@ mod tests {
     }
 
     #[test]
-    fn alias_bombs_are_refused() {
-        let mut yaml = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n");
-        for level in 1..=5 {
-            let previous = format!("*x{}", level - 1);
-            yaml.push_str(&format!(
-                "x{level}: &x{level} [{}]\n",
-                vec![previous; 10].join(", ")
-            ));
-        }
-        let err = check_alias_budget(Path::new("app-config.yaml"), &yaml).unwrap_err();
-        assert!(err.to_string().contains("alias"), "{err}");
+    fn ordinary_anchors_pass_the_alias_budget() {
+        // Bombs are refused: tests/hardening.rs runs `config check` on one.
         check_alias_budget(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap();
     }
 

@@ -115,6 +115,18 @@ impl FakeServer {
             .await;
     }
 
+    /// One project whose repositories `slugs` each hold a component of
+    /// that name.
+    pub async fn mount_components(&self, project: &str, slugs: &[&str]) {
+        self.mount_projects(&[project], 25).await;
+        let repos: Vec<(&str, bool)> = slugs.iter().map(|slug| (*slug, false)).collect();
+        self.mount_repos(project, &repos, 25).await;
+        for slug in slugs {
+            self.mount_file(project, slug, "catalog-info.yaml", &component(slug))
+                .await;
+        }
+    }
+
     /// Like [`Self::mount_file`], with arbitrary bytes.
     pub async fn mount_file_bytes(&self, project: &str, slug: &str, file: &str, body: &[u8]) {
         self.get(format!("{API}/projects/{project}/repos/{slug}/raw/{file}"))
