@@ -546,27 +546,35 @@ async fn redirects_to_another_host_are_not_followed() {
 
 // ---------------------------------------------------------------- 9: config check
 
+/// `config check` on `yaml` (with `HARDENING_*` variables unset): its exit
+/// code, stdout and stderr.
+fn config_check(yaml: &str) -> (Option<i32>, String, String) {
+    let (_dir, file) = common::write_config(yaml);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["config", "check", "--config", &file.display().to_string()])
+        .env_remove("RUST_LOG")
+        .env_remove("HARDENING_UNSET_BB_HOST")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn config_check_redacts_shared_sections_urls_and_misspelled_secrets() {
-    let (_dir, file) = common::write_config(
+    let (code, stdout, stderr) = config_check(
         "integrations:\n  bitbucketServer:\n    - host: bb.example.com\n      tokn: typo-s3cret-1\n\
          proxy:\n  endpoints:\n    /jira:\n      target: https://jira.example.com\n      headers:\n        Authorization: Basic auth-s3cret-2\n        X-Api-Key: apikey-s3cret-3\n        Cookie: session=cookie-s3cret-4\n\
          sentry:\n  dsn: https://dsnuser-s3cret-5@o1.ingest.sentry.io/42\n\
          app:\n  homepage: https://webuser:url-s3cret-6@portal.example.com/\n\
          catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      filters:\n        projectKey: '^PLAT$'\n",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["config", "check", "--config", &file.display().to_string()])
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("binary runs");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{printed}");
+    let printed = format!("{stdout}{stderr}");
+    assert_eq!(code, Some(0), "{printed}");
     for n in 1..=6 {
         assert!(
             !printed.contains(&format!("s3cret-{n}")),
@@ -757,18 +765,12 @@ async fn a_token_with_a_trailing_newline_works_and_a_broken_one_names_its_key() 
     assert_eq!(app.entity_names().await, vec!["svc".to_owned()]);
     app.stop().await;
 
-    let (_dir, file) = common::write_config(&server_config(
+    let (code, _, stderr) = config_check(&server_config(
         &fake,
         "      token: \"t0ken\\nvalue\"\n",
         "",
     ));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["config", "check", "--config", &file.display().to_string()])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("integrations.bitbucketServer[0].token"),
         "{stderr}"
@@ -781,17 +783,10 @@ async fn a_token_with_a_trailing_newline_works_and_a_broken_one_names_its_key() 
 
 #[test]
 fn an_unset_variable_in_a_required_key_is_named() {
-    let (_dir, file) = common::write_config(
+    let (code, _, stderr) = config_check(
         "integrations:\n  bitbucketServer:\n    - host: ${HARDENING_UNSET_BB_HOST}\n      token: abcdefgh\n",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["config", "check", "--config", &file.display().to_string()])
-        .env_remove("RUST_LOG")
-        .env_remove("HARDENING_UNSET_BB_HOST")
-        .output()
-        .expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
     let error = stderr
         .lines()
         .find(|l| l.contains("missing field"))
