@@ -436,7 +436,13 @@ impl Http {
                 Attempt::Final(error)
             });
         }
-        if let Some(content_type) = html_content_type(response.headers()) {
+        // An `.html` file in a repository (a `$text` placeholder) is HTML on purpose.
+        let html_file = url
+            .path()
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.ends_with(".html") || name.ends_with(".htm"));
+        if let Some(content_type) = html_content_type(response.headers()).filter(|_| !html_file) {
             return Err(Attempt::Final(BitbucketError::NotBitbucket {
                 url: url.to_string(),
                 content_type,
@@ -445,7 +451,7 @@ impl Http {
         let body = read_limited(&mut response, limit.saturating_add(1))
             .await
             .map_err(|err| Attempt::Transient(transport(err)))?;
-        if looks_like_html(&body) {
+        if !html_file && looks_like_html(&body) {
             return Err(Attempt::Final(BitbucketError::NotBitbucket {
                 url: url.to_string(),
                 content_type: "an HTML document".to_owned(),
