@@ -24,6 +24,7 @@ use crate::discovery::server::ServerFlavour;
 use crate::locations::Locations;
 use crate::scheduler::{Applier, Scheduler, SchedulerError, SourceRunner};
 use crate::store::{self, CatalogStore, StoreError};
+use crate::webhooks::Webhooks;
 
 /// How long in-flight HTTP requests may take to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,7 +192,7 @@ impl Application {
         if !access.protected {
             tracing::warn!(
                 %addr,
-                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/refresh, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
             );
         }
 
@@ -226,6 +227,7 @@ impl Application {
             shutdown.clone(),
             config.locations.registrations,
         ));
+        let webhooks = Arc::new(Webhooks::new(&config.integrations, Arc::clone(&scheduler)));
         let state = ApiState {
             catalog,
             ready: Arc::new(AtomicBool::new(false)),
@@ -233,6 +235,7 @@ impl Application {
             locations,
             access,
             evaluators: api::evaluators(),
+            webhooks,
         };
         Ok(Self {
             listener,

@@ -71,6 +71,17 @@ impl Default for HttpSettings {
     }
 }
 
+/// How webhook events from one Bitbucket are authenticated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSettings {
+    /// `webhookSecret`: events must carry `X-Hub-Signature` made with it.
+    pub secret: Option<Secret>,
+    /// `allowUnsignedWebhooks: true` without a secret: events are accepted
+    /// unsigned (the operator's explicit choice; warned at start-up).
+    pub allow_unsigned: bool,
+}
+
 /// One `integrations.bitbucketServer[]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,6 +92,7 @@ pub struct BitbucketServerIntegration {
     pub api_base_url: Url,
     pub auth: Auth,
     pub http: HttpSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// One `integrations.bitbucketCloud[]` entry.
@@ -92,6 +104,7 @@ pub struct BitbucketCloudIntegration {
     pub api_base_url: Url,
     pub auth: Auth,
     pub http: HttpSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -138,11 +151,16 @@ mod tests {
                 password: Secret::new("s3cr3t-password"),
             },
             http: HttpSettings::default(),
+            webhooks: WebhookSettings {
+                secret: Some(Secret::new("hook-s3cr3t")),
+                allow_unsigned: false,
+            },
         };
         let debug = format!("{integration:?}");
         let json = serde_json::to_string(&integration).unwrap();
         for out in [debug, json] {
             assert!(!out.contains("s3cr3t-password"), "{out}");
+            assert!(!out.contains("hook-s3cr3t"), "{out}");
             assert!(out.contains("<redacted>"), "{out}");
         }
     }

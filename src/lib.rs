@@ -30,6 +30,9 @@
 //!   locations registered over HTTP.
 //! - [`locations`]: static, registered and discovered locations as the API
 //!   shows them; registration (catalog-import) and removal.
+//! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
+//!   their signature and queued as single-repository reads on the
+//!   providers they concern.
 //! - [`api`]: the axum router (`/api/catalog/...`, health), with the token
 //!   check on write endpoints.
 //! - [`app`]: [`app::Application`] wires it all together; [`cli`] is what the
@@ -53,6 +56,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::Application;
 

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const RUN_DURATION_BUCKETS: &[f64] = &[
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
 ];
+const PUSH_SERVED_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 const API_LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
@@ -23,6 +24,7 @@ pub fn handle() -> Option<PrometheusHandle> {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("catalog_provider_run_duration_seconds".into()), RUN_DURATION_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full("http_server_request_duration_seconds".into()), API_LATENCY_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("catalog_webhook_push_served_seconds".into()), PUSH_SERVED_BUCKETS))
                 .map(PrometheusBuilder::build_recorder);
             match recorder {
                 Ok(recorder) => {
@@ -76,6 +78,25 @@ pub fn record_run(
 pub fn record_held(provider: &str) {
     metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())
         .increment(1);
+}
+
+/// One webhook event (or refresh) handled: `integration` is the host it
+/// came through; `outcome` is `applied`, `ignored`, `held`, `failed` or
+/// `rejected` (bad signature, too large, unreadable).
+pub fn record_event_outcome(integration: &str, event: &str, outcome: &'static str) {
+    metrics::counter!(
+        "catalog_webhook_events_total",
+        "integration" => integration.to_owned(),
+        "type" => event.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// From a push event's arrival to its change being served.
+pub fn record_push_served(provider: &str, elapsed: Duration) {
+    metrics::histogram!("catalog_webhook_push_served_seconds", "provider" => provider.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// A provider's repositories by whether they have a catalog file.

@@ -104,6 +104,29 @@ async fn backstage_catalog_client_works_against_the_daemon() {
     assert_eq!(out["getEntityByRef"], "billing");
     assert_eq!(out["getEntityByRefObject"], "billing");
     assert_eq!(out["getEntityByRefMissing"], true);
+    assert_eq!(out["refreshEntity"], "ok");
+    assert_eq!(
+        out["refreshEntityMissing"],
+        json!({"name": "ResponseError", "status": 404})
+    );
+    // The refresh re-read billing's file, and no other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fake
+        .requests_to("/repos/billing/raw/catalog-info.yaml")
+        .await
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refreshEntity read nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fake.requests_to("/repos/checkout/raw/catalog-info.yaml")
+            .await,
+        1
+    );
     assert_eq!(
         out["getEntityFacets"],
         json!({

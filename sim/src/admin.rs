@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use serde::Deserialize;
+
 use crate::config::Behaviour;
+use crate::push::RepoRef;
 use crate::respond::json;
 use crate::state::AppState;
 
@@ -22,6 +25,96 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/__sim/dataset", get(dataset))
         .route("/__sim/dataset/repos", get(dataset_repos))
         .route("/__sim/behaviour", get(behaviour).put(set_behaviour))
+        .route("/__sim/push", post(push))
+}
+
+/// `POST /__sim/push`: `{"repository": {"server": {"project", "slug"}} |
+/// {"cloud": {"slug"}}, "path"?, "content"?, "branch"?, "renameTo"?,
+/// "webhook"?: {"url", "secret"?}}`. Writes `content` to `path` (default
+/// `catalog-info.yaml`) on the default branch, or pushes to `branch`
+/// without changing anything, or renames; then sends the matching event
+/// to `webhook.url`, signed with `webhook.secret` (default: `--webhook-secret`),
+/// or, without `webhook`, to every registered webhook that covers the
+/// repository and takes the event, signed with its secret.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PushRequest {
+    repository: RepoRef,
+    path: Option<String>,
+    content: Option<String>,
+    branch: Option<String>,
+    rename_to: Option<String>,
+    webhook: Option<WebhookTarget>,
+}
+
+#[derive(Deserialize)]
+struct WebhookTarget {
+    url: String,
+    secret: Option<String>,
+}
+
+async fn push(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: PushRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(err) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("invalid push JSON: {err}")}),
+            );
+        }
+    };
+    let event = match (&request.content, &request.branch, &request.rename_to) {
+        (Some(content), None, None) => state.push_file(
+            &request.repository,
+            request.path.as_deref().unwrap_or(crate::CATALOG_PATH),
+            content,
+        ),
+        (None, Some(branch), None) => state.push_branch(&request.repository, branch),
+        (None, None, Some(slug)) => state.rename(&request.repository, slug),
+        _ => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "give exactly one of content, branch or renameTo"}),
+            );
+        }
+    };
+    let event = match event {
+        Ok(event) => event,
+        Err(err) => return json(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
+    };
+    // The given target, else every registered webhook covering the repository.
+    let targets: Vec<(String, Option<String>)> = match &request.webhook {
+        Some(target) => vec![(
+            target.url.clone(),
+            target
+                .secret
+                .clone()
+                .or_else(|| state.config.webhook_secret.clone()),
+        )],
+        None => state
+            .hooks
+            .lock()
+            .iter()
+            .filter(|h| h.covers(&request.repository, event.key))
+            .map(|h| (h.url.clone(), h.secret.clone()))
+            .collect(),
+    };
+    let mut delivered = Vec::new();
+    for (url, secret) in targets {
+        match event.deliver(&url, secret.as_deref()).await {
+            Ok(status) => delivered.push(json!(status)),
+            Err(err) => return json(StatusCode::BAD_GATEWAY, json!({"error": err.to_string()})),
+        }
+    }
+    let delivered = match delivered.len() {
+        0 => json!(null),
+        1 if request.webhook.is_some() => delivered.remove(0),
+        _ => json!(delivered),
+    };
+    json(
+        StatusCode::OK,
+        json!({"event": event.key, "commit": event.commit, "delivered": delivered}),
+    )
 }
 
 async fn stats(State(state): State<Arc<AppState>>) -> Response {
@@ -34,7 +127,8 @@ async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn dataset(State(state): State<Arc<AppState>>) -> Response {
-    let d = &state.dataset;
+    let dataset = state.dataset();
+    let d = &dataset;
     json(
         StatusCode::OK,
         json!({
@@ -48,7 +142,8 @@ async fn dataset(State(state): State<Arc<AppState>>) -> Response {
 
 /// Every repository with its expected entity refs (file contents left out).
 async fn dataset_repos(State(state): State<Arc<AppState>>) -> Response {
-    let d = &state.dataset;
+    let dataset = state.dataset();
+    let d = &dataset;
     let server: Vec<_> = d.server_repos().collect();
     json(
         StatusCode::OK,

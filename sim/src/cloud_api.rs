@@ -103,8 +103,9 @@ fn bad_path(rejection: PathRejection) -> ApiError {
 
 /// The workspace path parameter, checked against the data set.
 fn workspace(state: &AppState, path: Result<Path<String>, PathRejection>) -> Result<(), ApiError> {
+    let dataset = state.dataset();
     let Path(ws) = path.map_err(bad_path)?;
-    if state.dataset.is_cloud_workspace(&ws) {
+    if dataset.is_cloud_workspace(&ws) {
         Ok(())
     } else {
         Err(no_workspace(&ws))
@@ -122,7 +123,7 @@ fn project_json(base: &str, ws: &str, p: &CloudProject) -> Value {
     })
 }
 
-fn repo_json(base: &str, dataset: &Dataset, r: &Repo) -> Value {
+pub(crate) fn repo_json(base: &str, dataset: &Dataset, r: &Repo) -> Value {
     let ws = &dataset.cloud.slug;
     let project = dataset
         .cloud
@@ -165,16 +166,17 @@ async fn projects(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let dataset = state.dataset();
     workspace(&state, path)?;
     let params = Params::parse(query.as_deref());
     let paging = paging(&state, &params)?;
-    let all = &state.dataset.cloud.projects;
+    let all = &dataset.cloud.projects;
     let start = (paging.page - 1).saturating_mul(paging.pagelen);
     let values = all
         .iter()
         .skip(start)
         .take(paging.pagelen)
-        .map(|p| project_json(&state.base_url, &state.dataset.cloud.slug, p))
+        .map(|p| project_json(&state.base_url, &dataset.cloud.slug, p))
         .collect();
     let has_next = start.saturating_add(paging.pagelen) < all.len();
     let body = cloud_page(&state, &uri, &params, &paging, values, all.len(), has_next);
@@ -207,12 +209,12 @@ async fn repositories(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let dataset = state.dataset();
     workspace(&state, path)?;
     let params = Params::parse(query.as_deref());
     let paging = paging(&state, &params)?;
     let project = repo_filter(params.get("q"))?;
-    let all: Vec<&Repo> = state
-        .dataset
+    let all: Vec<&Repo> = dataset
         .cloud
         .repos
         .iter()
@@ -227,7 +229,7 @@ async fn repositories(
         .iter()
         .skip(start)
         .take(paging.pagelen)
-        .map(|r| repo_json(&state.base_url, &state.dataset, r))
+        .map(|r| repo_json(&state.base_url, &dataset, r))
         .collect();
     let has_next = start.saturating_add(paging.pagelen) < all.len();
     let body = cloud_page(&state, &uri, &params, &paging, values, all.len(), has_next);
@@ -235,8 +237,9 @@ async fn repositories(
 }
 
 fn search_result(state: &AppState, repo: &Repo, path: &str, content: &str, term: &str) -> Value {
+    let dataset = state.dataset();
     let base = &state.base_url;
-    let ws = &state.dataset.cloud.slug;
+    let ws = &dataset.cloud.slug;
     let path_matches: Vec<Value> = segments(path, term)
         .into_iter()
         .map(|(text, hit)| {
@@ -291,7 +294,7 @@ fn search_result(state: &AppState, repo: &Repo, path: &str, content: &str, term:
                     "self": {"href": format!("{repo_api}/commit/{}", repo.commit)},
                     "html": {"href": format!("{base}/{ws}/{}/commits/{}", repo.slug, repo.commit)},
                 },
-                "repository": repo_json(base, &state.dataset, repo),
+                "repository": repo_json(base, &dataset, repo),
             },
         },
     })
@@ -303,6 +306,7 @@ async fn code_search(
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let dataset = state.dataset();
     workspace(&state, path)?;
     let behaviour = state.behaviour().code_search;
     if !behaviour.enabled {
@@ -322,12 +326,11 @@ async fn code_search(
         .map_err(|message| ApiError::cloud(StatusCode::BAD_REQUEST, message))?;
     let term = search.terms.first().cloned().unwrap_or_default();
     // Results in a stable order; one query stops at `max_results`.
-    let hits: Vec<(&Repo, &str, &str)> = state
-        .dataset
+    let hits: Vec<(&Repo, &str, &str)> = dataset
         .cloud
         .repos
         .iter()
-        .filter(|r| search.repo_matches(&state.dataset.cloud.slug, r))
+        .filter(|r| search.repo_matches(&dataset.cloud.slug, r))
         .flat_map(|r| {
             r.files
                 .iter()
@@ -358,11 +361,12 @@ async fn src(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String, String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let dataset = state.dataset();
     let Path((ws, slug, commit, file)) = path.map_err(bad_path)?;
-    if !state.dataset.is_cloud_workspace(&ws) {
+    if !dataset.is_cloud_workspace(&ws) {
         return Err(no_workspace(&ws));
     }
-    let repo = state.dataset.cloud_repo(&slug).ok_or_else(|| {
+    let repo = dataset.cloud_repo(&slug).ok_or_else(|| {
         ApiError::cloud(
             StatusCode::NOT_FOUND,
             format!("Repository {ws}/{slug} not found"),

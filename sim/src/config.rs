@@ -24,6 +24,9 @@ pub struct SimConfig {
     /// [`crate::Simulator::set_behaviour`].
     pub behaviour: Behaviour,
     pub auth: AuthConfig,
+    /// The `webhookSecret` the printed config fragment sets, and what
+    /// `POST /__sim/push` signs its events with unless told otherwise.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -37,6 +40,7 @@ impl Default for SimConfig {
             cloud: CloudOptions::default(),
             behaviour: Behaviour::default(),
             auth: AuthConfig::default(),
+            webhook_secret: None,
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct ServerOptions {
     /// Whether `GET /projects` lists personal (`~USER`) projects; their repos
     /// are reachable either way.
     pub list_personal_projects: bool,
+    /// What `/application-properties` says (project webhooks need 8.8+).
+    pub version: String,
 }
 
 impl Default for ServerOptions {
@@ -120,6 +126,7 @@ impl Default for ServerOptions {
             max_page_size: 1000,
             default_page_size: 25,
             list_personal_projects: true,
+            version: "8.19.0".into(),
         }
     }
 }

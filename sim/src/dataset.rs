@@ -323,6 +323,55 @@ impl Dataset {
         self.server_projects.get(pi)?.repos.get(ri)
     }
 
+    pub(crate) fn server_repo_mut(&mut self, key: &str, slug: &str) -> Option<&mut Repo> {
+        let pi = *self.server_index.get(&key.to_uppercase())?;
+        let ri = *self.repo_index.get(&(pi, slug.to_lowercase()))?;
+        self.server_projects.get_mut(pi)?.repos.get_mut(ri)
+    }
+
+    pub(crate) fn cloud_repo_mut(&mut self, slug: &str) -> Option<&mut Repo> {
+        let index = *self.cloud_index.get(&slug.to_lowercase())?;
+        self.cloud.repos.get_mut(index)
+    }
+
+    /// Renames a Server repository (its id stays); `false` when it does not
+    /// exist or the new slug is taken.
+    pub(crate) fn rename_server_repo(&mut self, key: &str, slug: &str, new_slug: &str) -> bool {
+        let Some(&pi) = self.server_index.get(&key.to_uppercase()) else {
+            return false;
+        };
+        if self.repo_index.contains_key(&(pi, new_slug.to_lowercase())) {
+            return false;
+        }
+        let Some(ri) = self.repo_index.remove(&(pi, slug.to_lowercase())) else {
+            return false;
+        };
+        self.repo_index.insert((pi, new_slug.to_lowercase()), ri);
+        if let Some(repo) = self
+            .server_projects
+            .get_mut(pi)
+            .and_then(|p| p.repos.get_mut(ri))
+        {
+            new_slug.clone_into(&mut repo.slug);
+        }
+        true
+    }
+
+    /// Renames a Cloud repository (its UUID stays), as [`Self::rename_server_repo`].
+    pub(crate) fn rename_cloud_repo(&mut self, slug: &str, new_slug: &str) -> bool {
+        if self.cloud_index.contains_key(&new_slug.to_lowercase()) {
+            return false;
+        }
+        let Some(index) = self.cloud_index.remove(&slug.to_lowercase()) else {
+            return false;
+        };
+        self.cloud_index.insert(new_slug.to_lowercase(), index);
+        if let Some(repo) = self.cloud.repos.get_mut(index) {
+            new_slug.clone_into(&mut repo.slug);
+        }
+        true
+    }
+
     pub fn server_repos(&self) -> impl Iterator<Item = &Repo> {
         self.server_projects.iter().flat_map(|p| p.repos.iter())
     }

@@ -19,7 +19,8 @@
 //!
 //! Modules, in request order: `server` (listener, connections) →
 //! `pipeline` (latency, auth, rate limit, faults, counting) →
-//! `server_api` / `cloud_api` / `admin` (handlers) over `dataset`.
+//! `server_api` / `cloud_api` / `admin` (handlers) over `dataset`; `push`
+//! changes the data set and makes the webhook events for it.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,7 +29,9 @@ mod cloud_api;
 pub mod config;
 pub mod dataset;
 mod fields;
+pub mod hooks;
 mod pipeline;
+pub mod push;
 mod respond;
 mod rng;
 mod search;
@@ -45,6 +48,8 @@ pub use dataset::{
     BrokenYaml, CATALOG_PATH, CloudProject, CloudWorkspace, Dataset, DatasetSummary, FileKind,
     InvalidEntity, Repo, ServerProject,
 };
+pub use hooks::{HookScope, RegisteredHook};
+pub use push::{RepoRef, WebhookEvent};
 pub use server::Simulator;
 pub use stats::{EndpointKind, FaultCounts, KindStats, Stats};
 
@@ -61,4 +66,7 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A push, rename or webhook delivery that could not be made.
+    #[error("{0}")]
+    Webhook(String),
 }

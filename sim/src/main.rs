@@ -62,6 +62,11 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     cloud_max_pagelen: usize,
 
+    /// The webhookSecret the printed config sets, and what POST /__sim/push
+    /// signs its webhook events with.
+    #[arg(long)]
+    webhook_secret: Option<String>,
+
     /// Latency added to every API request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -187,6 +192,7 @@ impl Cli {
                 bearer_tokens: self.tokens,
                 basic: self.basic,
             },
+            webhook_secret: self.webhook_secret,
         }
     }
 }

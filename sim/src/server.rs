@@ -19,10 +19,12 @@ use tower::ServiceExt;
 
 use crate::config::{Behaviour, SimConfig};
 use crate::dataset::Dataset;
+use crate::hooks::RegisteredHook;
 use crate::pipeline::{ConnAbort, pipeline};
+use crate::push::{RepoRef, WebhookEvent};
 use crate::state::AppState;
 use crate::stats::Stats;
-use crate::{SimError, admin, cloud_api, respond, server_api};
+use crate::{SimError, admin, cloud_api, hooks, respond, server_api};
 
 /// How long shutdown waits for in-flight requests before dropping them.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -32,6 +34,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct Simulator {
     state: Arc<AppState>,
     addr: SocketAddr,
+    /// The data set as generated (pushes change only the served copy).
+    generated: Arc<Dataset>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -66,6 +70,7 @@ impl Simulator {
             addr: wanted,
             source,
         })?;
+        let generated = Arc::clone(&dataset);
         let state = Arc::new(AppState::new(dataset, config, format!("http://{addr}")));
         let router = router(Arc::clone(&state));
         let shutdown = CancellationToken::new();
@@ -74,6 +79,7 @@ impl Simulator {
         Ok(Self {
             state,
             addr,
+            generated,
             shutdown,
             task: Some(task),
         })
@@ -104,11 +110,17 @@ impl Simulator {
     }
 
     pub fn cloud_workspace(&self) -> &str {
-        &self.state.dataset.cloud.slug
+        &self.generated.cloud.slug
     }
 
+    /// The data set as generated; [`Self::current_dataset`] has pushes and renames.
     pub fn dataset(&self) -> &Arc<Dataset> {
-        &self.state.dataset
+        &self.generated
+    }
+
+    /// The data set as served now.
+    pub fn current_dataset(&self) -> Arc<Dataset> {
+        self.state.dataset()
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -138,6 +150,32 @@ impl Simulator {
 
     /// A ready-to-use `app-config.yaml` fragment pointing bitbucket-catalogd
     /// at this simulator.
+    /// Writes `content` to `path` on `repo`'s default branch (a new head
+    /// commit) and returns the push event Bitbucket would send.
+    pub fn push_file(
+        &self,
+        repo: &RepoRef,
+        path: &str,
+        content: &str,
+    ) -> Result<WebhookEvent, SimError> {
+        self.state.push_file(repo, path, content)
+    }
+
+    /// The webhooks registered with the simulator so far.
+    pub fn webhooks(&self) -> Vec<RegisteredHook> {
+        self.state.hooks.lock().clone()
+    }
+
+    /// The push event of a commit to another branch (nothing served changes).
+    pub fn push_branch(&self, repo: &RepoRef, branch: &str) -> Result<WebhookEvent, SimError> {
+        self.state.push_branch(repo, branch)
+    }
+
+    /// Renames `repo` (its id stays) and returns the event for it.
+    pub fn rename(&self, repo: &RepoRef, new_slug: &str) -> Result<WebhookEvent, SimError> {
+        self.state.rename(repo, new_slug)
+    }
+
     pub fn app_config_snippet(&self) -> String {
         app_config_snippet(&self.host(), &self.server_api_base(), &self.state.config)
     }
@@ -162,9 +200,15 @@ impl Drop for Simulator {
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .nest("/rest/api/1.0", server_api::routes())
-        .nest("/rest/api/latest", server_api::routes())
-        .nest("/2.0", cloud_api::routes())
+        .nest(
+            "/rest/api/1.0",
+            server_api::routes().merge(hooks::server_routes()),
+        )
+        .nest(
+            "/rest/api/latest",
+            server_api::routes().merge(hooks::server_routes()),
+        )
+        .nest("/2.0", cloud_api::routes().merge(hooks::cloud_routes()))
         .merge(admin::routes())
         .fallback(respond::fallback)
         .layer(axum::middleware::from_fn_with_state(
@@ -261,6 +305,10 @@ fn app_config_snippet(host: &str, api_base: &str, config: &SimConfig) -> String 
         format!("      username: {user}\n      password: {password}\n")
     } else {
         String::new()
+    };
+    let credentials = match &config.webhook_secret {
+        Some(secret) => format!("{credentials}      webhookSecret: {secret}\n"),
+        None => credentials,
     };
     format!(
         "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api_base}\n{credentials}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ minutes: 5 }}\n          timeout: {{ minutes: 15 }}\n"

@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::dataset::{Repo, ServerProject};
+use crate::dataset::{Dataset, Repo, ServerProject};
 use crate::respond::{ApiError, Params, json, text};
 use crate::state::AppState;
 
@@ -94,7 +94,7 @@ fn project_json(base: &str, p: &ServerProject) -> Value {
     })
 }
 
-fn repo_json(base: &str, p: &ServerProject, r: &Repo) -> Value {
+pub(crate) fn repo_json(base: &str, p: &ServerProject, r: &Repo) -> Value {
     // Bitbucket's web URLs for personal repos live under /users/.
     let web = if p.personal {
         format!(
@@ -131,9 +131,8 @@ async fn projects(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     let (start, limit) = window(&state, &params)?;
-    let listed = state
-        .dataset
-        .listed_server_projects(state.config.server.list_personal_projects);
+    let dataset = state.dataset();
+    let listed = dataset.listed_server_projects(state.config.server.list_personal_projects);
     let values = listed
         .iter()
         .skip(start)
@@ -165,8 +164,8 @@ async fn repos(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Path(key) = path.map_err(bad_path)?;
-    let project = state
-        .dataset
+    let dataset = state.dataset();
+    let project = dataset
         .server_project(&key)
         .ok_or_else(|| no_project(&key))?;
     let params = Params::parse(query.as_deref());
@@ -185,15 +184,12 @@ async fn repos(
 }
 
 fn find_repo<'a>(
-    state: &'a AppState,
+    dataset: &'a Dataset,
     key: &str,
     slug: &str,
 ) -> Result<(&'a ServerProject, &'a Repo), ApiError> {
-    let project = state
-        .dataset
-        .server_project(key)
-        .ok_or_else(|| no_project(key))?;
-    let repo = state.dataset.server_repo(key, slug).ok_or_else(|| {
+    let project = dataset.server_project(key).ok_or_else(|| no_project(key))?;
+    let repo = dataset.server_repo(key, slug).ok_or_else(|| {
         ApiError::server(
             StatusCode::NOT_FOUND,
             format!("Repository {key}/{slug} does not exist."),
@@ -218,7 +214,8 @@ async fn raw(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Path((key, slug, file)) = path.map_err(bad_path)?;
-    let (_, repo) = find_repo(&state, &key, &slug)?;
+    let dataset = state.dataset();
+    let (_, repo) = find_repo(&dataset, &key, &slug)?;
     let params = Params::parse(query.as_deref());
     let at = params.get("at").filter(|a| !a.is_empty());
     if let Some(at) = at {
@@ -254,7 +251,8 @@ async fn default_branch(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path((key, slug)) = path.map_err(bad_path)?;
-    let (_, repo) = find_repo(&state, &key, &slug)?;
+    let dataset = state.dataset();
+    let (_, repo) = find_repo(&dataset, &key, &slug)?;
     Ok(json(
         StatusCode::OK,
         json!({

@@ -9,11 +9,13 @@ use tokio::time::Instant;
 
 use crate::config::{Behaviour, RateLimit, SimConfig};
 use crate::dataset::Dataset;
+use crate::hooks::RegisteredHook;
 use crate::rng::{fnv1a, mix, unit};
 use crate::stats::Recorder;
 
 pub(crate) struct AppState {
-    pub(crate) dataset: Arc<Dataset>,
+    /// Swapped whole by a push (copy on write while handlers hold it).
+    dataset: RwLock<Arc<Dataset>>,
     pub(crate) config: SimConfig,
     /// `http://127.0.0.1:PORT`, the prefix of every link we hand out.
     pub(crate) base_url: String,
@@ -24,6 +26,8 @@ pub(crate) struct AppState {
     attempts: Mutex<HashMap<String, u64>>,
     /// Exact `Authorization` header values that are accepted.
     accepted_auth: Vec<String>,
+    /// Webhooks registered through the API.
+    pub(crate) hooks: Mutex<Vec<RegisteredHook>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +63,7 @@ impl AppState {
             )
             .collect();
         Self {
-            dataset,
+            dataset: RwLock::new(dataset),
             behaviour: RwLock::new(config.behaviour.clone()),
             config,
             base_url,
@@ -67,7 +71,19 @@ impl AppState {
             buckets: Mutex::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
             accepted_auth,
+            hooks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The data set as it is now.
+    pub(crate) fn dataset(&self) -> Arc<Dataset> {
+        Arc::clone(&self.dataset.read())
+    }
+
+    /// Changes the data set in place (a copy if a handler still holds it).
+    pub(crate) fn edit_dataset<T>(&self, edit: impl FnOnce(&mut Dataset) -> T) -> T {
+        let mut dataset = self.dataset.write();
+        edit(Arc::make_mut(&mut dataset))
     }
 
     pub(crate) fn behaviour(&self) -> Behaviour {

@@ -672,7 +672,7 @@ fn by_refs_now(
 }
 
 /// `kind:namespace/name`; the namespace may be left out (`default`).
-fn parse_ref(text: &str) -> Option<EntityKey> {
+pub(super) fn parse_ref(text: &str) -> Option<EntityKey> {
     let (kind, rest) = text.split_once(':')?;
     let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
     (!kind.is_empty() && !name.is_empty()).then(|| EntityKey::new(kind, namespace, name))

@@ -5,15 +5,19 @@
 //! - [`entities`]: entities, by-query, by-refs, by-name, by-uid, facets.
 //! - [`locations`]: locations: list, register (catalog-import), remove.
 //! - [`providers`]: source status and refresh.
+//! - [`refresh`]: per-entity refresh.
+//! - [`events`]: Bitbucket's webhooks.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 
 mod entities;
 mod error;
+mod events;
 mod locations;
 mod openapi;
 mod params;
 mod providers;
+mod refresh;
 pub mod server;
 
 use std::sync::Arc;
@@ -37,6 +41,7 @@ use crate::catalog::Catalog;
 use crate::config::{Denied, ExternalAccess, WritePermission};
 use crate::locations::Locations;
 use crate::scheduler::Scheduler;
+use crate::webhooks::Webhooks;
 pub use error::ApiError;
 
 /// The largest request body read (queries, by-refs, registrations): what
@@ -57,6 +62,7 @@ pub struct ApiState {
     pub locations: Arc<Locations>,
     /// Who may call the write endpoints (`backend.auth.externalAccess`).
     pub access: Arc<ExternalAccess>,
+    pub webhooks: Arc<Webhooks>,
     /// Queries evaluated at once (see [`evaluate`]).
     pub evaluators: Arc<Semaphore>,
 }
@@ -132,6 +138,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/catalog/providers/{id}/refresh",
             post(providers::refresh),
+        )
+        .route("/api/catalog/refresh", post(refresh::refresh_entity))
+        .route(
+            "/api/events/http/bitbucketServer",
+            post(events::bitbucket_server),
+        )
+        .route(
+            "/api/events/http/bitbucketCloud",
+            post(events::bitbucket_cloud),
         )
         .route("/api/catalog/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))

@@ -176,6 +176,12 @@ pub fn build() -> Value {
                 "security": write(),
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold; needs backend.auth.externalAccess")],
                 "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "403": error_ref(), "404": error_ref()}
+            }},
+            "/refresh": {"post": {
+                "summary": "Re-read the one repository (or registered location) the entity comes from (refreshEntity)",
+                "security": write(),
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["entityRef"], "properties": {"entityRef": {"type": "string"}, "authorizationToken": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "Scheduled"}, "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref()}
             }}
         },
         "components": {

@@ -30,6 +30,7 @@ async fn status(state: &ApiState, runner: &SourceRunner) -> Value {
         "nextRun": state.scheduler.next_run(runner.id()).await,
         "inProgress": runner.in_progress(),
         "progress": runner.progress(),
+        "lastEvent": runner.last_event(),
         "entities": state.catalog.source_len(runner.id()),
         "repositories": repositories,
         "lastRun": runner.last_report(),

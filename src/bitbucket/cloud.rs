@@ -86,6 +86,14 @@ impl Repository {
     }
 }
 
+/// A webhook as Bitbucket Cloud lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hook {
+    pub uuid: String,
+    #[serde(default)]
+    pub url: String,
+}
+
 /// One code search hit.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SearchResult {
@@ -179,6 +187,53 @@ impl CloudClient {
         self.paged("cloud_repos", url)
             .await
             .map_err(|failed| failed.error)?
+            .ok_or_else(|| not_found(&self.api_base, workspace))
+    }
+
+    /// One repository (its main branch, project and links).
+    pub async fn repository(
+        &self,
+        workspace: &str,
+        slug: &str,
+    ) -> Result<Option<Repository>, BitbucketError> {
+        let url = self.url(
+            &["repositories", workspace, slug],
+            &[(
+                "fields",
+                "slug,uuid,project.key,mainbranch.name,links.html.href",
+            )],
+        );
+        self.http.get_json("cloud_repo", &url).await
+    }
+
+    /// The webhooks of a workspace.
+    pub async fn workspace_hooks(&self, workspace: &str) -> Result<Vec<Hook>, BitbucketError> {
+        let url = self.url(&["workspaces", workspace, "hooks"], &[]);
+        self.paged("cloud_hooks", url)
+            .await
+            .map_err(|failed| failed.error)?
+            .ok_or_else(|| not_found(&self.api_base, workspace))
+    }
+
+    /// Creates a workspace webhook (`uuid: None`) or replaces hook `uuid`.
+    pub async fn save_workspace_hook(
+        &self,
+        workspace: &str,
+        uuid: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(), BitbucketError> {
+        let mut segments = vec!["workspaces", workspace, "hooks"];
+        segments.extend(uuid);
+        let url = self.url(&segments, &[]);
+        let method = if uuid.is_some() {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::POST
+        };
+        self.http
+            .send_json(method, "cloud_hook_save", &url, body)
+            .await?
+            .map(|_| ())
             .ok_or_else(|| not_found(&self.api_base, workspace))
     }
 

@@ -18,6 +18,7 @@ pub mod reader;
 pub mod server;
 pub mod server_urls;
 pub mod urls;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -532,6 +533,71 @@ impl Http {
         self.fetch(endpoint, url, limit).await
     }
 }
+
+impl Http {
+    /// Sends `body` as JSON with `method` (creating or updating a webhook):
+    /// paced like every request, but not retried, as a POST is not
+    /// idempotent. `Ok(None)` for 404; the answer's JSON otherwise.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        endpoint: &'static str,
+        url: &Url,
+        body: &serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, BitbucketError> {
+        let _slot = self.shared.pacer.acquire().await;
+        let request = self
+            .shared
+            .auth
+            .apply(self.shared.client.request(method, url.clone()))
+            .json(body);
+        let response = request.send().await.map_err(|err| {
+            self.stats.record(endpoint, "error");
+            BitbucketError::Transport {
+                url: url.to_string(),
+                message: describe_reqwest_error(&err),
+            }
+        })?;
+        let status = response.status();
+        self.stats.record(endpoint, status.as_str());
+        self.shared.pacer.answered(response.headers());
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let mut response = response;
+        let mut bytes = Vec::new();
+        // Never more than MAX_SENT_ANSWER, whatever the server sends.
+        while bytes.len() < MAX_SENT_ANSWER {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(err) => {
+                    return Err(BitbucketError::Transport {
+                        url: url.to_string(),
+                        message: describe_reqwest_error(&err),
+                    });
+                }
+            }
+        }
+        bytes.truncate(MAX_SENT_ANSWER);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if !status.is_success() {
+            return Err(self.status_error(url, status, text));
+        }
+        if text.trim().is_empty() {
+            return Ok(Some(serde_json::Value::Null));
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|err| BitbucketError::Decode {
+                url: url.to_string(),
+                message: err.to_string(),
+            })
+    }
+}
+
+/// What is read of the answer to a POST or PUT.
+const MAX_SENT_ANSWER: usize = 1024 * 1024;
 
 /// Listing pages are JSON of at most a few MiB even at 1000 items.
 const MAX_JSON_BYTES: usize = 8 * 1024 * 1024;

@@ -378,12 +378,14 @@ mod tests {
                 api_base_url: Url::parse("https://bb.example.com/rest/api/1.0").unwrap(),
                 auth: Auth::Anonymous,
                 http: HttpSettings::default(),
+                webhooks: Default::default(),
             }],
             bitbucket_cloud: vec![BitbucketCloudIntegration {
                 host: "bitbucket.org".into(),
                 api_base_url: Url::parse("https://api.bitbucket.org/2.0").unwrap(),
                 auth: Auth::Anonymous,
                 http: HttpSettings::default(),
+                webhooks: Default::default(),
             }],
         };
         let pool = HttpPool::build(&integrations, None).unwrap();

@@ -82,6 +82,14 @@ impl Repository {
     }
 }
 
+/// A webhook as Bitbucket lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Webhook {
+    pub id: u64,
+    #[serde(default)]
+    pub url: String,
+}
+
 /// A page as Bitbucket sends it: `values` and `isLastPage` are required,
 /// so an answer of another shape (`{}` from a proxy) fails the listing
 /// instead of passing for an empty one.
@@ -121,6 +129,77 @@ impl ServerClient {
     pub async fn repositories(&self, project_key: &str) -> Result<Vec<Repository>, BitbucketError> {
         self.paged("repos", self.url(&["projects", project_key, "repos"]))
             .await
+    }
+
+    /// The repository's default branch; `None` when it has none (empty).
+    pub async fn default_branch(
+        &self,
+        project_key: &str,
+        slug: &str,
+    ) -> Result<Option<String>, BitbucketError> {
+        let url = self.url(&["projects", project_key, "repos", slug, "default-branch"]);
+        let branch: Option<DefaultBranch> = self.http.get_json("default_branch", &url).await?;
+        Ok(branch.and_then(|b| b.name()))
+    }
+
+    /// Bitbucket's version (`/application-properties`), e.g. `8.19.0`.
+    pub async fn version(&self) -> Result<Option<String>, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Properties {
+            version: Option<String>,
+        }
+        let url = self.url(&["application-properties"]);
+        let properties: Option<Properties> =
+            self.http.get_json("application_properties", &url).await?;
+        Ok(properties.and_then(|p| p.version))
+    }
+
+    fn webhooks_url(&self, project_key: &str, slug: Option<&str>, id: Option<u64>) -> Url {
+        let id = id.map(|id| id.to_string());
+        let mut segments = vec!["projects", project_key];
+        if let Some(slug) = slug {
+            segments.extend(["repos", slug]);
+        }
+        segments.push("webhooks");
+        segments.extend(id.as_deref());
+        self.url(&segments)
+    }
+
+    /// The webhooks of a project (`slug: None`) or of one repository.
+    pub async fn webhooks(
+        &self,
+        project_key: &str,
+        slug: Option<&str>,
+    ) -> Result<Vec<Webhook>, BitbucketError> {
+        self.paged("webhooks", self.webhooks_url(project_key, slug, None))
+            .await
+    }
+
+    /// Creates a webhook (`id: None`) or replaces webhook `id`.
+    pub async fn save_webhook(
+        &self,
+        project_key: &str,
+        slug: Option<&str>,
+        id: Option<u64>,
+        body: &serde_json::Value,
+    ) -> Result<(), BitbucketError> {
+        let url = self.webhooks_url(project_key, slug, id);
+        let method = if id.is_some() {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::POST
+        };
+        self.http
+            .send_json(method, "webhook_save", &url, body)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| BitbucketError::Status {
+                url: url.to_string(),
+                status: reqwest::StatusCode::NOT_FOUND,
+                hint: " (webhooks need Bitbucket Data Center 5.4+, and project webhooks 8.8+)"
+                    .to_owned(),
+                body: String::new(),
+            })
     }
 
     /// The URL of a file in a repository (default branch unless `at`).

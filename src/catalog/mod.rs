@@ -536,6 +536,11 @@ impl Catalog {
             .sum()
     }
 
+    /// Who serves the entity `key` (once what is prepared is published).
+    pub fn owner(&self, key: &EntityKey) -> Option<Owner> {
+        self.state.lock().owners.get(key).cloned()
+    }
+
     /// The current view of every entity.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot.read())

@@ -29,6 +29,8 @@ pub struct CloudProviderConfig {
     pub target_scope: super::TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+    /// `webhooks.url`: keep a workspace webhook pointing at this daemon.
+    pub webhooks: Option<super::WebhookRegistration>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,8 +101,14 @@ impl Ctx<'_> {
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
         let target_scope = self.target_scope(key, raw.target_scope)?;
+        let has_secret = integrations
+            .cloud(&host)
+            .is_some_and(|i| i.webhooks.secret.is_some());
+        let webhooks =
+            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketCloud")?;
         Ok(CloudProviderConfig {
             id,
+            webhooks,
             workspace,
             host,
             catalog_path,

@@ -23,8 +23,9 @@ use url::Url;
 use crate::bitbucket::reader::Sites;
 use crate::integrations::{
     Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
+    WebhookSettings,
 };
-use crate::secret::REDACTED;
+use crate::secret::{REDACTED, Secret};
 pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
 pub use catalog::{CatalogSettings, LocationsConfig, RegistrationLimits, StaticLocation};
 pub use cloud::{CloudFilters, CloudProviderConfig};
@@ -192,6 +193,17 @@ pub struct ServerProviderConfig {
     pub target_scope: TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+    /// `webhooks.url`: keep a webhook pointing at this daemon.
+    pub webhooks: Option<WebhookRegistration>,
+}
+
+/// A provider's `webhooks`: the daemon creates (or updates) the webhooks
+/// Bitbucket sends its events with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistration {
+    /// Where Bitbucket reaches this daemon's event route
+    /// (`<webhooks.url>/api/events/http/<bitbucketServer|bitbucketCloud>`).
+    pub target: Url,
 }
 
 /// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
@@ -606,6 +618,7 @@ impl Ctx<'_> {
                     api_base_url: default_cloud_api(),
                     auth: Auth::Anonymous,
                     http: HttpSettings::default(),
+                    webhooks: WebhookSettings::default(),
                 });
         }
         Ok(integrations)
@@ -696,6 +709,27 @@ impl Ctx<'_> {
         })
     }
 
+    /// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
+    fn webhook_settings(
+        &mut self,
+        key: &str,
+        secret: Option<Secret>,
+        allow_unsigned: Option<bool>,
+    ) -> WebhookSettings {
+        let secret = secret.filter(|s| !s.expose().trim().is_empty());
+        let allow_unsigned = allow_unsigned.unwrap_or(false);
+        if allow_unsigned && secret.is_some() {
+            self.warn(
+                &format!("{key}.allowUnsignedWebhooks"),
+                "is ignored: webhookSecret is set, so every event must be signed with it",
+            );
+        }
+        WebhookSettings {
+            allow_unsigned: allow_unsigned && secret.is_none(),
+            secret,
+        }
+    }
+
     fn server_integration(
         &mut self,
         key: &str,
@@ -727,12 +761,14 @@ impl Ctx<'_> {
             }
             (None, None, None) => Auth::Anonymous,
         };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
         let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketServerIntegration {
             host,
             api_base_url,
             auth,
             http,
+            webhooks,
         })
     }
 
@@ -774,12 +810,14 @@ impl Ctx<'_> {
             (None, None, Some(token)) => Auth::Bearer { token },
             (None, None, None) => Auth::Anonymous,
         };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
         let http = self.http_settings(key, raw::http_of!(raw))?;
         Ok(BitbucketCloudIntegration {
             host,
             api_base_url,
             auth,
             http,
+            webhooks,
         })
     }
 
@@ -959,6 +997,32 @@ impl Ctx<'_> {
         Ok(schedule)
     }
 
+    /// `webhooks: {url}`: the daemon's own base URL as Bitbucket reaches
+    /// it; needs the integration's `webhookSecret` (events are signed).
+    pub(super) fn webhook_registration(
+        &self,
+        key: &str,
+        raw: Option<raw::Webhooks>,
+        has_secret: bool,
+        kind: &str,
+    ) -> Result<Option<WebhookRegistration>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let url_key = format!("{key}.webhooks.url");
+        let base = parse_base_url(&raw.url).map_err(|m| self.error(&url_key, m))?;
+        if !has_secret {
+            return Err(self.error(
+                &url_key,
+                format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
+            ));
+        }
+        let base = base.as_str().trim_end_matches('/');
+        let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
+            .map_err(|e| self.error(&url_key, format!("'{}' cannot take a path: {e}", raw.url)))?;
+        Ok(Some(WebhookRegistration { target }))
+    }
+
     fn server_provider(
         &mut self,
         id: String,
@@ -1006,8 +1070,14 @@ impl Ctx<'_> {
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
         let target_scope = self.target_scope(key, raw.target_scope)?;
+        let has_secret = integrations
+            .server(&raw.host)
+            .is_some_and(|i| i.webhooks.secret.is_some());
+        let webhooks =
+            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketServer")?;
         Ok(ServerProviderConfig {
             id,
+            webhooks,
             host: raw.host,
             deletion_guard,
             target_scope,
@@ -1119,6 +1189,8 @@ mod raw {
         pub token: Option<Secret>,
         pub username: Option<String>,
         pub password: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
         // Not `#[serde(flatten)]`: it would hide unknown keys from the warnings.
         pub rate_limit: Option<RateLimit>,
         pub max_concurrent_requests: Option<Value>,
@@ -1165,6 +1237,8 @@ mod raw {
         pub username: Option<String>,
         pub app_password: Option<Secret>,
         pub token: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
         pub rate_limit: Option<RateLimit>,
         pub max_concurrent_requests: Option<Value>,
         pub connect_timeout: Option<Value>,
@@ -1182,6 +1256,14 @@ mod raw {
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
         pub target_scope: Option<String>,
+        pub webhooks: Option<Webhooks>,
+    }
+
+    /// `webhooks:` of a provider: register webhooks pointing at `url`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Webhooks {
+        pub url: String,
     }
 
     #[derive(Deserialize)]
@@ -1236,6 +1318,7 @@ mod raw {
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
         pub target_scope: Option<String>,
+        pub webhooks: Option<Webhooks>,
     }
 
     #[derive(Deserialize, Default)]

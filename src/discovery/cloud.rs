@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
+use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, Provider};
@@ -18,6 +19,7 @@ use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::urls::url_host;
+use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
 use crate::config::{CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule};
@@ -32,6 +34,7 @@ pub struct CloudFlavour {
     config: CloudProviderConfig,
     integration: BitbucketCloudIntegration,
     http: Arc<IntegrationHttp>,
+    hooks: Arc<KeptHooks>,
 }
 
 /// A catalog file to read.
@@ -61,6 +64,7 @@ impl CloudFlavour {
             config,
             integration,
             http,
+            hooks: Arc::default(),
         })
     }
 }
@@ -128,6 +132,19 @@ impl Flavour for CloudFlavour {
             None => self.list_repositories(client, report).await?,
         };
         candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            hooks::keep_cloud(
+                &self.hooks,
+                client,
+                workspace,
+                &webhooks.target,
+                secret,
+                report,
+            )
+            .await;
+        }
         Ok(candidates
             .into_iter()
             .filter_map(|candidate| self.listed(client, candidate, fingerprint, report))
@@ -178,6 +195,90 @@ impl Flavour for CloudFlavour {
             self.config.catalog.processing.limits.max_file_bytes,
         )
         .within(scope)
+    }
+
+    fn host(&self) -> &str {
+        &self.integration.host
+    }
+
+    fn pinned_branch(&self) -> Option<&str> {
+        None
+    }
+
+    /// The workspace and filters applied to a repository an event names;
+    /// the file is read at `at` (the pushed commit) or the main branch.
+    fn listed_one(
+        &self,
+        client: &CloudClient,
+        repo: &EventRepository,
+        at: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Listed, String> {
+        let workspace = &self.config.workspace;
+        if repo
+            .workspace
+            .as_deref()
+            .is_some_and(|ws| !ws.eq_ignore_ascii_case(workspace))
+        {
+            return Err(format!("it is not in workspace {workspace}"));
+        }
+        if repo.slug.is_empty() {
+            return Err("the event names no repository slug".into());
+        }
+        if let Some(re) = &self.config.filters.project_key {
+            let Some(project) = repo.project.as_deref() else {
+                return Err("the event does not name its project and filters.projectKey is set; the next scheduled run reads it".into());
+            };
+            if !re.is_match(project) {
+                return Err(format!(
+                    "project {project} does not match filters.projectKey"
+                ));
+            }
+        }
+        if !self.slug_kept(&repo.slug) {
+            return Err(format!(
+                "repository {} does not match filters.repoSlug",
+                repo.slug
+            ));
+        }
+        let branch = repo.main_branch.clone();
+        let read_at = at
+            .map(str::to_owned)
+            .or_else(|| branch.clone())
+            .ok_or("its main branch is not known (an empty repository)")?;
+        let candidate = Candidate {
+            project_key: repo.project.clone().unwrap_or_default(),
+            slug: repo.slug.clone(),
+            uuid: repo.id.clone(),
+            repo_url: repo.web_url.clone().unwrap_or_else(|| {
+                format!(
+                    "https://{}/{workspace}/{}",
+                    self.integration.host, repo.slug
+                )
+            }),
+            branch,
+            read_at,
+            commit: at.map(str::to_owned),
+        };
+        let mut scratch = RunReport::new(self.id());
+        self.listed(client, candidate, fingerprint, &mut scratch)
+            .ok_or_else(|| {
+                scratch
+                    .problems
+                    .pop()
+                    .map_or_else(|| "its web URL is unusable".to_owned(), |p| p.message)
+            })
+    }
+
+    async fn default_branch(
+        &self,
+        client: &CloudClient,
+        repo: &EventRepository,
+    ) -> Result<Option<String>, BitbucketError> {
+        let found = client
+            .repository(&self.config.workspace, &repo.slug)
+            .await?;
+        Ok(found.and_then(|r| r.main_branch().map(str::to_owned)))
     }
 }
 

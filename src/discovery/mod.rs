@@ -11,9 +11,11 @@
 //!   registered over HTTP).
 //! - [`pipeline`]: what every source does with a catalog file's bytes.
 //! - [`report`]: the account of one run.
+//! - `hooks`: the webhooks a provider's `webhooks.url` asks for.
 //! - [`Source`]: any of them, as the scheduler runs them.
 
 pub mod cloud;
+mod hooks;
 pub mod location;
 pub mod pipeline;
 pub mod plan;
@@ -192,6 +194,15 @@ impl Source {
             Source::Server(p) => p.run(ctx).await,
             Source::Cloud(p) => p.run(ctx).await,
             Source::Location(l) => l.run(ctx).await,
+        }
+    }
+
+    /// Single-repository reads, for providers.
+    pub fn repository_reads(&self) -> Option<&dyn provider::RepositoryReads> {
+        match self {
+            Source::Server(p) => Some(p),
+            Source::Cloud(p) => Some(p),
+            Source::Location(_) => None,
         }
     }
 

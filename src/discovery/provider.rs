@@ -20,6 +20,7 @@ use super::{
     CatalogFile, Outcome, Problem, ProblemKind, RunContext, RunReport, UnitUpdate, now_rfc3339,
 };
 use crate::bitbucket::reader::FileReader;
+use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::config::{CatalogSettings, DeletionGuard, Schedule};
 
@@ -64,6 +65,30 @@ pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
 
     /// How Location targets and placeholders in the file at `location` are read.
     fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader;
+
+    /// The integration's `host[:port]`.
+    fn host(&self) -> &str;
+
+    /// The branch the filters name (`filters.branch`), if any.
+    fn pinned_branch(&self) -> Option<&str>;
+
+    /// A repository an event (or a record) names, as a listing would give
+    /// it, read at `at` when given; `Err` says why the provider's filters
+    /// leave it out.
+    fn listed_one(
+        &self,
+        client: &Self::Client,
+        repo: &EventRepository,
+        at: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Listed, String>;
+
+    /// The repository's default (main) branch as Bitbucket says now.
+    fn default_branch(
+        &self,
+        client: &Self::Client,
+        repo: &EventRepository,
+    ) -> impl Future<Output = Result<Option<String>, BitbucketError>> + Send;
 }
 
 /// A configured provider of either flavour.
@@ -178,6 +203,10 @@ impl<F: Flavour> Provider<F> {
             repo_info,
         } = listed;
         let previous = ctx.known.get(&record.catalog_url);
+        if record.branch.is_none() {
+            // A listing without `defaultBranch` says nothing new about it.
+            record.branch = previous.and_then(|p| p.branch.clone());
+        }
         let settings = self.flavour.catalog();
         let max_bytes = settings.processing.limits.max_file_bytes;
         let fetched = self.flavour.fetch(client, &file_url, max_bytes).await;
@@ -250,6 +279,91 @@ impl<F: Flavour> Provider<F> {
         read.update.record = Some(record);
         ctx.progress.read_one(read.found);
         read
+    }
+}
+
+/// A provider's reads of single repositories outside its runs (pushes,
+/// refreshes): the run's own reads, without a listing. Object-safe, so the
+/// scheduler treats both flavours alike.
+pub trait RepositoryReads: Send + Sync {
+    /// The integration's `host[:port]`.
+    fn host(&self) -> &str;
+
+    /// The branch the filters name (`filters.branch`), if any.
+    fn pinned_branch(&self) -> Option<&str>;
+
+    /// See [`Flavour::listed_one`].
+    fn listed_one(
+        &self,
+        stats: &Arc<RequestStats>,
+        repo: &EventRepository,
+        at: Option<&str>,
+    ) -> Result<Listed, String>;
+
+    /// See [`Flavour::default_branch`].
+    fn default_branch<'a>(
+        &'a self,
+        stats: &'a Arc<RequestStats>,
+        repo: &'a EventRepository,
+    ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>>;
+
+    /// Reads `reads` as a run would (same pace, budgets and processing),
+    /// handing the results to `ctx.sink`.
+    fn read_now<'a>(
+        &'a self,
+        ctx: &'a RunContext<'_>,
+        reads: Vec<Listed>,
+    ) -> BoxFuture<'a, RunReport>;
+}
+
+impl<F: Flavour> RepositoryReads for Provider<F> {
+    fn host(&self) -> &str {
+        self.flavour.host()
+    }
+
+    fn pinned_branch(&self) -> Option<&str> {
+        self.flavour.pinned_branch()
+    }
+
+    fn listed_one(
+        &self,
+        stats: &Arc<RequestStats>,
+        repo: &EventRepository,
+        at: Option<&str>,
+    ) -> Result<Listed, String> {
+        let client = self.flavour.client(stats);
+        self.flavour
+            .listed_one(&client, repo, at, &self.fingerprint)
+    }
+
+    fn default_branch<'a>(
+        &'a self,
+        stats: &'a Arc<RequestStats>,
+        repo: &'a EventRepository,
+    ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>> {
+        Box::pin(async move {
+            let client = self.flavour.client(stats);
+            self.flavour.default_branch(&client, repo).await
+        })
+    }
+
+    fn read_now<'a>(
+        &'a self,
+        ctx: &'a RunContext<'_>,
+        reads: Vec<Listed>,
+    ) -> BoxFuture<'a, RunReport> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut report = RunReport::new(self.id());
+            let client = self.flavour.client(&ctx.stats);
+            let reads = stream::iter(reads)
+                .take_until(ctx.stop.clone().cancelled_owned())
+                .map(|listed| self.read(&client, ctx, listed))
+                .buffer_unordered(self.flavour.concurrency());
+            apply_as_read(reads, ctx, &mut report).await;
+            pipeline::finish(&mut report, &ctx.stats, started);
+            report
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
+use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, Provider};
@@ -16,6 +17,7 @@ use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
+use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::{CatalogSettings, DeletionGuard, Schedule, ServerProviderConfig};
@@ -27,6 +29,7 @@ pub struct ServerFlavour {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http: Arc<IntegrationHttp>,
+    hooks: Arc<KeptHooks>,
 }
 
 impl ServerFlavour {
@@ -40,6 +43,7 @@ impl ServerFlavour {
             config,
             integration,
             http,
+            hooks: Arc::default(),
         })
     }
 }
@@ -90,7 +94,6 @@ impl Flavour for ServerFlavour {
         report: &mut RunReport,
         _fingerprint: &str,
     ) -> Result<Vec<Listed>, String> {
-        let filters = &self.config.filters;
         let projects = client
             .projects()
             .await
@@ -100,7 +103,8 @@ impl Flavour for ServerFlavour {
             .into_iter()
             .map(|p| p.key)
             .filter(|key| {
-                filters
+                self.config
+                    .filters
                     .project_key
                     .as_ref()
                     .is_none_or(|re| re.is_match(key))
@@ -121,18 +125,87 @@ impl Flavour for ServerFlavour {
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
         report.repos_seen = repos.len();
-        repos.retain(|repo| {
-            filters
-                .repo_slug
-                .as_ref()
-                .is_none_or(|re| re.is_match(&repo.slug))
-                && !(filters.skip_archived_repos && repo.archived)
-        });
+        repos.retain(|repo| self.slug_kept(&repo.slug, repo.archived).is_ok());
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            let scopes: Vec<(String, String)> = repos
+                .iter()
+                .map(|r| (r.project.key.clone(), r.slug.clone()))
+                .collect();
+            hooks::keep_server(
+                &self.hooks,
+                client,
+                &webhooks.target,
+                secret,
+                &scopes,
+                report,
+            )
+            .await;
+        }
         Ok(repos
             .into_iter()
-            .map(|repo| self.listed(client, repo))
+            .map(|repo| {
+                let default_branch = repo.default_branch.as_ref().and_then(|b| b.name());
+                let id = repo.id.map(|id| id.to_string());
+                self.listed(
+                    client,
+                    &repo.project.key,
+                    &repo.slug,
+                    id,
+                    repo.browse_url(),
+                    default_branch,
+                )
+            })
             .collect())
+    }
+
+    fn host(&self) -> &str {
+        &self.integration.host
+    }
+
+    fn pinned_branch(&self) -> Option<&str> {
+        self.config.filters.branch.as_deref()
+    }
+
+    /// The filters applied to a repository an event names.
+    fn listed_one(
+        &self,
+        client: &ServerClient,
+        repo: &EventRepository,
+        _at: Option<&str>,
+        _fingerprint: &str,
+    ) -> Result<Listed, String> {
+        let project = repo
+            .project
+            .as_deref()
+            .ok_or("the event names no project")?;
+        if let Some(re) = &self.config.filters.project_key {
+            if !re.is_match(project) {
+                return Err(format!(
+                    "project {project} does not match filters.projectKey"
+                ));
+            }
+        }
+        self.slug_kept(&repo.slug, repo.archived)?;
+        Ok(self.listed(
+            client,
+            project,
+            &repo.slug,
+            repo.id.clone(),
+            repo.web_url.as_deref(),
+            repo.main_branch.clone(),
+        ))
+    }
+
+    async fn default_branch(
+        &self,
+        client: &ServerClient,
+        repo: &EventRepository,
+    ) -> Result<Option<String>, BitbucketError> {
+        let project = repo.project.as_deref().unwrap_or_default();
+        client.default_branch(project, &repo.slug).await
     }
 
     async fn fetch(
@@ -178,10 +251,37 @@ impl Flavour for ServerFlavour {
 }
 
 impl ServerFlavour {
-    fn listed(&self, client: &ServerClient, repo: Repository) -> Listed {
-        let repo_url = self.repo_web_url(&repo);
+    /// `repoSlug` and `skipArchivedRepos`; `Err` says why it is left out.
+    fn slug_kept(&self, slug: &str, archived: bool) -> Result<(), String> {
+        let filters = &self.config.filters;
+        if filters
+            .repo_slug
+            .as_ref()
+            .is_some_and(|re| !re.is_match(slug))
+        {
+            return Err(format!("repository {slug} does not match filters.repoSlug"));
+        }
+        if filters.skip_archived_repos && archived {
+            return Err(format!(
+                "repository {slug} is archived (filters.skipArchivedRepos)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A repository as the pipeline reads it, from what a listing or an
+    /// event says of it (`browse`: its `links.self` href).
+    fn listed(
+        &self,
+        client: &ServerClient,
+        project: &str,
+        slug: &str,
+        id: Option<String>,
+        browse: Option<&str>,
+        default_branch: Option<String>,
+    ) -> Listed {
+        let repo_url = self.repo_web_url(project, slug, browse);
         let catalog_url = self.browse_url(&repo_url);
-        let default_branch = repo.default_branch.as_ref().and_then(|b| b.name());
         let repo_info = RepoInfo {
             default_branch: server_urls::parse_file_url(&catalog_url)
                 .ok()
@@ -191,8 +291,8 @@ impl ServerFlavour {
         let branch = self.config.filters.branch.clone().or(default_branch);
         Listed {
             file_url: client.raw_url(
-                &repo.project.key,
-                &repo.slug,
+                project,
+                slug,
                 &self.config.catalog_path,
                 self.config.filters.branch.as_deref(),
             ),
@@ -200,10 +300,10 @@ impl ServerFlavour {
             change_token: None,
             repo_info,
             record: RepositoryRecord {
-                project: repo.project.key,
-                slug: repo.slug,
+                project: project.to_owned(),
+                slug: slug.to_owned(),
                 url: repo_url,
-                id: repo.id.map(|id| id.to_string()),
+                id,
                 catalog_url,
                 branch,
                 catalog: CatalogFile::Unknown,
@@ -216,20 +316,15 @@ impl ServerFlavour {
     }
 
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`).
-    fn repo_web_url(&self, repo: &Repository) -> String {
-        match repo.browse_url() {
+    fn repo_web_url(&self, project: &str, slug: &str, browse: Option<&str>) -> String {
+        match browse {
             Some(href) if href.ends_with("/browse") => href.to_owned(),
             _ => {
                 let mut url = Url::parse(&format!("https://{}/", self.integration.host))
                     .unwrap_or_else(|_| self.integration.api_base_url.clone());
                 if let Ok(mut path) = url.path_segments_mut() {
-                    path.clear().extend([
-                        "projects",
-                        &repo.project.key,
-                        "repos",
-                        &repo.slug,
-                        "browse",
-                    ]);
+                    path.clear()
+                        .extend(["projects", project, "repos", slug, "browse"]);
                 }
                 url.to_string()
             }

@@ -85,6 +85,17 @@ impl Applier {
         self.spawn(source, updates, Vec::new())
     }
 
+    /// As [`Self::apply`], and forgets the records of `forgotten` units in
+    /// the same transaction (a repository that moved).
+    pub fn apply_forgetting(
+        self: &Arc<Self>,
+        source: &str,
+        updates: Vec<UnitUpdate>,
+        forgotten: Vec<String>,
+    ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
+        self.spawn(source, updates, forgotten)
+    }
+
     /// Drops `units` of `source`: their entities and repository records.
     pub async fn remove_units(self: &Arc<Self>, source: &str, units: Vec<String>) -> Vec<Problem> {
         let updates = units

@@ -13,6 +13,7 @@
 
 pub mod apply;
 mod guard;
+mod push;
 mod recorder;
 mod runner;
 
@@ -26,6 +27,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
+pub use self::push::{LastEvent, Work, WorkItem};
 pub use self::recorder::RepositoryCounts;
 pub use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};

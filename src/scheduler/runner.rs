@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::Applier;
 use super::guard::ShrinkGuard;
+use super::push::{LastEvent, Pending};
 use super::recorder::{Recorder, RepositoryCounts};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Catalog;
@@ -44,6 +45,8 @@ pub struct SourceRunner {
     shutdown: CancellationToken,
     /// Set once the source is removed (a deleted location): no run applies.
     retired: AtomicBool,
+    /// Work that events and refreshes asked for (providers).
+    pending: Pending,
 }
 
 /// What a refresh request did.
@@ -73,7 +76,42 @@ impl SourceRunner {
             progress: Mutex::new(None),
             shutdown,
             retired: AtomicBool::new(false),
+            pending: Pending::default(),
         }
+    }
+
+    pub(super) fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    pub(super) fn tracker(&self) -> &tokio_util::task::TaskTracker {
+        self.applier.tracker()
+    }
+
+    pub(super) fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub(super) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(super) fn store(&self) -> &dyn CatalogStore {
+        self.store.as_ref()
+    }
+
+    pub(super) fn applier(&self) -> &Arc<Applier> {
+        &self.applier
+    }
+
+    /// The deletion guard, for a removal outside a run.
+    pub(super) fn guard_check(&self, current: usize, removed: usize) -> Result<(), Held> {
+        self.guard.check(self.id(), current, removed, false)
+    }
+
+    /// The last event or refresh handled (providers).
+    pub fn last_event(&self) -> Option<LastEvent> {
+        self.pending.last_event()
     }
 
     pub fn id(&self) -> &str {
@@ -183,6 +221,7 @@ impl SourceRunner {
         let started_at = now_rfc3339();
         tracing::info!(provider = self.id(), "discovery run started");
         let known = self.known().await;
+        self.pending.run_started();
         let progress = Arc::new(Progress::new());
         *self.progress.lock() = Some(Arc::clone(&progress));
         let sink = RunnerSink {
@@ -205,6 +244,7 @@ impl SourceRunner {
             () = self.shutdown.cancelled() => {
                 tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
                 *self.progress.lock() = None;
+                self.pending.run_ended();
                 return None;
             }
         };
@@ -231,6 +271,7 @@ impl SourceRunner {
             }
         };
         *self.progress.lock() = None;
+        self.pending.run_ended();
         Some(self.finish(report).await)
     }
 
@@ -324,7 +365,9 @@ struct RunnerSink<'a> {
 }
 
 impl RunSink for RunnerSink<'_> {
-    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+    fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+        // A push read since this run started is newer than the run's read.
+        updates.retain(|u| !self.runner.pending.is_fresher(&u.unit));
         Box::pin(self.runner.applier.apply(self.runner.id(), updates))
     }
 

@@ -97,6 +97,15 @@ pub struct RegisteredLocation {
     pub created_at: String,
 }
 
+/// How one repository record is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum RepositoryKey<'a> {
+    /// Its unit: the catalog file URL.
+    Unit(&'a str),
+    /// Bitbucket's id (stable across renames and moves).
+    Id(&'a str),
+}
+
 /// Where the catalog is persisted: what is served, per entity and owner,
 /// with every change numbered (removals leave a numbered tombstone), the
 /// state of each provider's repositories, and each source's last run.
@@ -111,6 +120,13 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
         &'a self,
         source: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RepositoryRecord>, StoreError>>;
+
+    /// One of `source`'s repositories, by its unit or Bitbucket's id.
+    fn repository<'a>(
+        &'a self,
+        source: &'a str,
+        key: RepositoryKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<RepositoryRecord>, StoreError>>;
 
     /// Records `source`'s latest run.
     fn save_run<'a>(

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-use super::{Batch, CatalogStore, RegisteredLocation, StoreError, StoredCatalog, StoredEntity};
+use super::{
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
+};
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
 use crate::discovery::{RepositoryRecord, RunReport};
@@ -101,7 +103,26 @@ fn migrator() -> Migrator {
             ),
             false,
         ),
+        Migration::new(
+            4,
+            "repositories by Bitbucket id".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE INDEX repositories_by_id
+                ON repositories (source_id, json_extract(record, '$.id'));",
+            ),
+            false,
+        ),
     ])
+}
+
+/// A stored repository record, or what is wrong with it.
+fn record_of(row: &sqlx::sqlite::SqliteRow, source: &str) -> Result<RepositoryRecord, StoreError> {
+    let text: String = row.try_get("record")?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -359,15 +380,31 @@ impl CatalogStore for SqliteStore {
                 .bind(source)
                 .fetch_all(&self.pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| {
-                    let text: String = row.try_get("record")?;
-                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                        source_id: source.to_owned(),
-                        message: e.to_string(),
-                    })
-                })
-                .collect()
+            rows.iter().map(|row| record_of(row, source)).collect()
+        })
+    }
+
+    fn repository<'a>(
+        &'a self,
+        source: &'a str,
+        key: RepositoryKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<RepositoryRecord>, StoreError>> {
+        Box::pin(async move {
+            let query = match key {
+                RepositoryKey::Unit(unit) => {
+                    sqlx::query("SELECT record FROM repositories WHERE source_id = ? AND unit = ?")
+                        .bind(source)
+                        .bind(unit)
+                }
+                RepositoryKey::Id(id) => sqlx::query(
+                    "SELECT record FROM repositories
+                    WHERE source_id = ? AND json_extract(record, '$.id') = ? LIMIT 1",
+                )
+                .bind(source)
+                .bind(id),
+            };
+            let row = query.fetch_optional(&self.pool).await?;
+            row.map(|row| record_of(&row, source)).transpose()
         })
     }
 

@@ -67,6 +67,16 @@ out.getEntityByRefMissing = (await client.getEntityByRef('component:default/nope
 
 out.getEntityFacets = (await client.getEntityFacets({ facets: ['kind', 'spec.type'], filter: { kind: ['component', 'api'] } })).facets;
 
+// "Schedule entity refresh": re-reads the entity's repository only.
+await client.refreshEntity('component:default/billing');
+out.refreshEntity = 'ok';
+try {
+  await client.refreshEntity('component:default/nope');
+  out.refreshEntityMissing = 'no error';
+} catch (error) {
+  out.refreshEntityMissing = { name: error.name, status: error.response?.status };
+}
+
 const locations = await client.getLocations();
 out.getLocations = locations.items.map(l => l.target).sort();
 out.getLocationById = (await client.getLocationById(locations.items[0].id))?.target ?? null;

@@ -1,0 +1,589 @@
+//! Bitbucket's webhook events: the `X-Hub-Signature` check and the
+//! payloads of the events discovery acts on, reduced to what changed.
+//!
+//! Data Center: `repo:refs_changed`, `repo:modified`, `diagnostics:ping`.
+//! Cloud: `repo:push`, `repo:updated`, `repo:transfer`, `repo:deleted`.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::urls::url_host;
+
+/// Which kind of Bitbucket sent an event (the route it arrived on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFlavour {
+    Server,
+    Cloud,
+}
+
+impl EventFlavour {
+    /// The route's topic, as Backstage's events backend names it.
+    pub fn topic(self) -> &'static str {
+        match self {
+            EventFlavour::Server => "bitbucketServer",
+            EventFlavour::Cloud => "bitbucketCloud",
+        }
+    }
+}
+
+/// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
+/// `secret`. The comparison takes the same time wherever the bytes differ.
+pub fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// `sha256=<hex>` for `body` under `secret`: what Bitbucket sends.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A repository as an event names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRepository {
+    /// Server: the project key. Cloud: the project key, when the payload has it.
+    pub project: Option<String>,
+    /// Cloud: the workspace slug.
+    pub workspace: Option<String>,
+    pub slug: String,
+    /// Bitbucket's id, stable across renames and moves (Server: the
+    /// numeric id, Cloud: the `{uuid}`).
+    pub id: Option<String>,
+    /// The repository's web URL, when the payload links it.
+    pub web_url: Option<String>,
+    pub archived: bool,
+    /// Cloud's `mainbranch`, when the payload has it.
+    pub main_branch: Option<String>,
+}
+
+impl EventRepository {
+    /// `host[:port]` of its web URL: which Bitbucket it is on.
+    pub fn host(&self) -> Option<String> {
+        self.web_url.as_deref().and_then(url_host)
+    }
+}
+
+/// One branch an event moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchMove {
+    /// `main`, not `refs/heads/main`.
+    pub branch: String,
+    /// The new head; `None` when the branch was deleted.
+    pub to: Option<String>,
+}
+
+/// What an event means for discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// "Test connection".
+    Ping,
+    /// Branches moved (Data Center `repo:refs_changed`, Cloud `repo:push`).
+    Pushed {
+        repository: EventRepository,
+        branches: Vec<BranchMove>,
+    },
+    /// Renamed or moved to another project or workspace; `old` when the
+    /// payload says where it was (else its id tells).
+    Moved {
+        old: Option<EventRepository>,
+        new: EventRepository,
+    },
+    /// Cloud `repo:deleted`.
+    Deleted { repository: EventRepository },
+    /// An event discovery does not act on.
+    Ignored { key: String },
+}
+
+impl Event {
+    /// The event's name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Ping => "ping",
+            Event::Pushed { .. } => "push",
+            Event::Moved { .. } => "moved",
+            Event::Deleted { .. } => "deleted",
+            Event::Ignored { .. } => "other",
+        }
+    }
+
+    /// The repository it is about (for a move, where it is now).
+    pub fn repository(&self) -> Option<&EventRepository> {
+        match self {
+            Event::Pushed { repository, .. } | Event::Deleted { repository } => Some(repository),
+            Event::Moved { new, .. } => Some(new),
+            Event::Ping | Event::Ignored { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the {key} event's body is not what Bitbucket sends: {source}")]
+pub struct PayloadError {
+    key: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+/// Reads the body of an `X-Event-Key: key` event.
+pub fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    let wrap = |source| PayloadError {
+        key: key.to_owned(),
+        source,
+    };
+    match (flavour, key) {
+        (EventFlavour::Server, "diagnostics:ping") => Ok(Event::Ping),
+        (EventFlavour::Server, "repo:refs_changed") => {
+            let payload: server::RefsChanged = serde_json::from_slice(body).map_err(wrap)?;
+            Ok(Event::Pushed {
+                repository: payload.repository.into(),
+                branches: payload
+                    .changes
+                    .into_iter()
+                    .filter_map(server::Change::branch_move)
+                    .collect(),
+            })
+        }
+        (EventFlavour::Server, "repo:modified") => {
+            let payload: server::Modified = serde_json::from_slice(body).map_err(wrap)?;
+            Ok(Event::Moved {
+                old: Some(payload.old.into()),
+                new: payload.new.into(),
+            })
+        }
+        (EventFlavour::Cloud, "repo:push") => {
+            let payload: cloud::Push = serde_json::from_slice(body).map_err(wrap)?;
+            Ok(Event::Pushed {
+                repository: payload.repository.into(),
+                branches: payload
+                    .push
+                    .changes
+                    .into_iter()
+                    .filter_map(cloud::Change::branch_move)
+                    .collect(),
+            })
+        }
+        (EventFlavour::Cloud, "repo:updated" | "repo:transfer") => {
+            let payload: cloud::Updated = serde_json::from_slice(body).map_err(wrap)?;
+            let old = payload.old();
+            Ok(Event::Moved {
+                old,
+                new: payload.repository.into(),
+            })
+        }
+        (EventFlavour::Cloud, "repo:deleted") => {
+            let payload: cloud::Deleted = serde_json::from_slice(body).map_err(wrap)?;
+            Ok(Event::Deleted {
+                repository: payload.repository.into(),
+            })
+        }
+        _ => Ok(Event::Ignored {
+            key: key.to_owned(),
+        }),
+    }
+}
+
+/// Data Center's payload shapes (only the fields used).
+mod server {
+    use serde::Deserialize;
+
+    use super::{BranchMove, EventRepository, strip_heads};
+    use crate::bitbucket::server::Repository;
+
+    #[derive(Deserialize)]
+    pub struct RefsChanged {
+        pub repository: Repository,
+        #[serde(default)]
+        pub changes: Vec<Change>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Change {
+        #[serde(rename = "ref")]
+        reference: Option<Ref>,
+        #[serde(rename = "refId")]
+        ref_id: Option<String>,
+        #[serde(rename = "toHash")]
+        to_hash: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Ref {
+        id: Option<String>,
+        #[serde(rename = "displayId")]
+        display_id: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+
+    impl Change {
+        /// The branch it moved; `None` for tags.
+        pub fn branch_move(self) -> Option<BranchMove> {
+            let reference = self.reference.as_ref();
+            if reference
+                .and_then(|r| r.kind.as_deref())
+                .is_some_and(|k| !k.eq_ignore_ascii_case("BRANCH"))
+            {
+                return None;
+            }
+            let id = reference.and_then(|r| r.id.clone()).or(self.ref_id.clone());
+            let branch = match id {
+                Some(id) => strip_heads(&id)?,
+                None => reference.and_then(|r| r.display_id.clone())?,
+            };
+            let deleted = self
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("DELETE"));
+            Some(BranchMove {
+                branch,
+                to: if deleted { None } else { self.to_hash },
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Modified {
+        pub old: Repository,
+        pub new: Repository,
+    }
+
+    impl From<Repository> for EventRepository {
+        fn from(repo: Repository) -> Self {
+            Self {
+                web_url: repo.browse_url().map(str::to_owned),
+                project: Some(repo.project.key),
+                workspace: None,
+                id: repo.id.map(|id| id.to_string()),
+                archived: repo.archived,
+                main_branch: repo.default_branch.and_then(|b| b.name()),
+                slug: repo.slug,
+            }
+        }
+    }
+}
+
+/// Cloud's payload shapes (only the fields used).
+mod cloud {
+    use serde::Deserialize;
+
+    use super::{BranchMove, EventRepository};
+
+    #[derive(Deserialize)]
+    pub struct Repository {
+        full_name: Option<String>,
+        slug: Option<String>,
+        uuid: Option<String>,
+        workspace: Option<Workspace>,
+        project: Option<Project>,
+        mainbranch: Option<Named>,
+        links: Option<Links>,
+    }
+
+    #[derive(Deserialize)]
+    struct Workspace {
+        slug: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Project {
+        key: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Links {
+        html: Option<Href>,
+    }
+
+    #[derive(Deserialize)]
+    struct Href {
+        href: String,
+    }
+
+    impl Repository {
+        /// `(workspace, slug)`: from the fields, else from `full_name`.
+        fn names(&self) -> (Option<String>, Option<String>) {
+            let (ws, slug) = match self.full_name.as_deref().and_then(|f| f.split_once('/')) {
+                Some((ws, slug)) => (Some(ws.to_owned()), Some(slug.to_owned())),
+                None => (None, None),
+            };
+            (
+                self.workspace.as_ref().map(|w| w.slug.clone()).or(ws),
+                self.slug.clone().or(slug),
+            )
+        }
+    }
+
+    impl From<Repository> for EventRepository {
+        fn from(repo: Repository) -> Self {
+            let (workspace, slug) = repo.names();
+            Self {
+                project: repo.project.map(|p| p.key),
+                workspace,
+                slug: slug.unwrap_or_default(),
+                id: repo.uuid,
+                web_url: repo
+                    .links
+                    .and_then(|l| l.html)
+                    .map(|h| h.href.trim_end_matches('/').to_owned()),
+                archived: false,
+                main_branch: repo.mainbranch.map(|b| b.name).filter(|n| !n.is_empty()),
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Push {
+        pub repository: Repository,
+        pub push: Changes,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Changes {
+        #[serde(default)]
+        pub changes: Vec<Change>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Change {
+        old: Option<Head>,
+        new: Option<Head>,
+    }
+
+    #[derive(Deserialize)]
+    struct Head {
+        name: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        target: Option<Target>,
+    }
+
+    #[derive(Deserialize)]
+    struct Target {
+        hash: Option<String>,
+    }
+
+    impl Change {
+        /// The branch it moved; `None` for tags.
+        pub fn branch_move(self) -> Option<BranchMove> {
+            let is_branch = |h: &Head| h.kind.as_deref().is_none_or(|k| k == "branch");
+            match (self.new, self.old) {
+                (Some(new), _) if is_branch(&new) => Some(BranchMove {
+                    branch: new.name?,
+                    to: new.target.and_then(|t| t.hash),
+                }),
+                (None, Some(old)) if is_branch(&old) => Some(BranchMove {
+                    branch: old.name?,
+                    to: None,
+                }),
+                _ => None,
+            }
+        }
+    }
+
+    /// `repo:updated` and `repo:transfer`: the repository as it is now,
+    /// with what changed (`changes.full_name.old` after a rename).
+    #[derive(Deserialize)]
+    pub struct Updated {
+        pub repository: Repository,
+        #[serde(default)]
+        changes: Option<UpdatedChanges>,
+    }
+
+    #[derive(Deserialize)]
+    struct UpdatedChanges {
+        full_name: Option<OldNew>,
+        slug: Option<OldNew>,
+    }
+
+    #[derive(Deserialize)]
+    struct OldNew {
+        old: Option<String>,
+    }
+
+    impl Updated {
+        /// Where the repository was, when the payload says.
+        pub fn old(&self) -> Option<EventRepository> {
+            let changes = self.changes.as_ref()?;
+            let (workspace, slug) = match changes
+                .full_name
+                .as_ref()
+                .and_then(|f| f.old.as_deref())
+                .and_then(|f| f.split_once('/'))
+            {
+                Some((ws, slug)) => (Some(ws.to_owned()), slug.to_owned()),
+                None => (
+                    self.repository.names().0,
+                    changes.slug.as_ref().and_then(|s| s.old.clone())?,
+                ),
+            };
+            Some(EventRepository {
+                project: None,
+                workspace,
+                slug,
+                id: self.repository.uuid.clone(),
+                web_url: None,
+                archived: false,
+                main_branch: None,
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Deleted {
+        pub repository: Repository,
+    }
+}
+
+/// `main` from `refs/heads/main`; `None` for other refs (tags, notes).
+fn strip_heads(id: &str) -> Option<String> {
+    id.strip_prefix("refs/heads/")
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_with_the_same_secret_and_body() {
+        let body = br#"{"eventKey":"repo:refs_changed"}"#;
+        let header = sign(b"s3cret", body);
+        assert!(header.starts_with("sha256="));
+        assert!(signature_matches(b"s3cret", body, &header));
+        assert!(!signature_matches(b"other", body, &header));
+        assert!(!signature_matches(b"s3cret", b"{}", &header));
+        assert!(!signature_matches(b"s3cret", body, "sha1=abc"));
+        assert!(!signature_matches(b"s3cret", body, "sha256=zz"));
+        assert!(!signature_matches(b"s3cret", body, ""));
+    }
+
+    #[test]
+    fn data_center_refs_changed_names_branches_not_tags() {
+        let body = json!({
+            "eventKey": "repo:refs_changed",
+            "repository": {"slug": "svc", "id": 7, "project": {"key": "PRJ"},
+                "links": {"self": [{"href": "https://bb.example.com/projects/PRJ/repos/svc/browse"}]}},
+            "changes": [
+                {"ref": {"id": "refs/heads/main", "displayId": "main", "type": "BRANCH"},
+                 "refId": "refs/heads/main", "fromHash": "a", "toHash": "b", "type": "UPDATE"},
+                {"ref": {"id": "refs/tags/v1", "displayId": "v1", "type": "TAG"},
+                 "refId": "refs/tags/v1", "fromHash": "0", "toHash": "c", "type": "ADD"},
+                {"ref": {"id": "refs/heads/old", "displayId": "old", "type": "BRANCH"},
+                 "refId": "refs/heads/old", "fromHash": "d", "toHash": "0", "type": "DELETE"}
+            ]
+        });
+        let event = parse(
+            EventFlavour::Server,
+            "repo:refs_changed",
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .unwrap();
+        let Event::Pushed {
+            repository,
+            branches,
+        } = event
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!(repository.project.as_deref(), Some("PRJ"));
+        assert_eq!(repository.id.as_deref(), Some("7"));
+        assert_eq!(repository.host().as_deref(), Some("bb.example.com"));
+        assert_eq!(
+            branches,
+            [
+                BranchMove {
+                    branch: "main".into(),
+                    to: Some("b".into())
+                },
+                BranchMove {
+                    branch: "old".into(),
+                    to: None
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn cloud_push_and_rename() {
+        let push = json!({
+            "push": {"changes": [{"old": null, "new": {"name": "main", "type": "branch", "target": {"hash": "abc"}}},
+                                 {"new": {"name": "v1", "type": "tag", "target": {"hash": "def"}}}]},
+            "repository": {"full_name": "ws/svc", "uuid": "{u}", "links": {"html": {"href": "https://bitbucket.org/ws/svc"}}}
+        });
+        let event = parse(
+            EventFlavour::Cloud,
+            "repo:push",
+            &serde_json::to_vec(&push).unwrap(),
+        )
+        .unwrap();
+        let Event::Pushed {
+            repository,
+            branches,
+        } = event
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!(
+            (repository.workspace.as_deref(), repository.slug.as_str()),
+            (Some("ws"), "svc")
+        );
+        assert_eq!(
+            branches,
+            [BranchMove {
+                branch: "main".into(),
+                to: Some("abc".into())
+            }]
+        );
+
+        let updated = json!({
+            "repository": {"full_name": "ws/new", "uuid": "{u}"},
+            "changes": {"full_name": {"old": "ws/old", "new": "ws/new"}}
+        });
+        let event = parse(
+            EventFlavour::Cloud,
+            "repo:updated",
+            &serde_json::to_vec(&updated).unwrap(),
+        )
+        .unwrap();
+        let Event::Moved { old, new } = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(old.unwrap().slug, "old");
+        assert_eq!(new.slug, "new");
+    }
+
+    #[test]
+    fn unknown_events_are_ignored_and_broken_bodies_are_errors() {
+        assert_eq!(
+            parse(EventFlavour::Server, "pr:opened", b"{}").unwrap(),
+            Event::Ignored {
+                key: "pr:opened".into()
+            }
+        );
+        assert!(parse(EventFlavour::Server, "repo:refs_changed", b"{}").is_err());
+        assert!(parse(EventFlavour::Cloud, "repo:push", b"not json").is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! Receiving Bitbucket's webhooks: which integration an event came through
+//! (its `webhookSecret` signed it), whether it is one to act on, and which
+//! providers' repositories it concerns. What it asks for is queued on those
+//! providers and read asynchronously; nothing here waits for Bitbucket.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::bitbucket::webhooks::{self as payload, Event, EventFlavour};
+use crate::integrations::{Integrations, WebhookSettings};
+use crate::metrics;
+use crate::scheduler::{Scheduler, Work, WorkItem};
+
+/// One integration events can come through.
+#[derive(Debug, Clone)]
+struct Receiver {
+    host: String,
+    settings: WebhookSettings,
+}
+
+/// Routes verified events to the providers they concern.
+pub struct Webhooks {
+    server: Vec<Receiver>,
+    cloud: Vec<Receiver>,
+    scheduler: Arc<Scheduler>,
+}
+
+/// Why an event was refused; nothing was requested from Bitbucket for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no integrations.{0} entry is configured, so no event is accepted on this route")]
+    NoIntegration(&'static str),
+}
+
+/// What became of an accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// "Test connection": answered at once.
+    Ping,
+    /// Queued for these providers.
+    Queued(Vec<String>),
+    /// Nothing to do, and why.
+    Ignored(String),
+}
+
+impl Webhooks {
+    /// Warns once for each integration that accepts unsigned events.
+    pub fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
+        let receivers = |kind: &str, entries: Vec<(&str, &WebhookSettings)>| -> Vec<Receiver> {
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(index, (host, settings))| {
+                    if settings.allow_unsigned {
+                        tracing::warn!(
+                            host,
+                            "integrations.{kind}[{index}].allowUnsignedWebhooks is on: anyone who can reach /api/events/http/{kind} can make this daemon read that host's repositories; set webhookSecret instead"
+                        );
+                    }
+                    Receiver {
+                        host: host.to_owned(),
+                        settings: settings.clone(),
+                    }
+                })
+                .collect()
+        };
+        Self {
+            server: receivers(
+                "bitbucketServer",
+                integrations
+                    .bitbucket_server
+                    .iter()
+                    .map(|i| (i.host.as_str(), &i.webhooks))
+                    .collect(),
+            ),
+            cloud: receivers(
+                "bitbucketCloud",
+                integrations
+                    .bitbucket_cloud
+                    .iter()
+                    .map(|i| (i.host.as_str(), &i.webhooks))
+                    .collect(),
+            ),
+            scheduler,
+        }
+    }
+
+    /// Verifies and routes one event (`event_key`: `X-Event-Key`;
+    /// `signature`: `X-Hub-Signature`). Returns at once.
+    pub fn receive(
+        &self,
+        flavour: EventFlavour,
+        event_key: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Accepted, Rejected> {
+        let received = Instant::now();
+        let topic = flavour.topic();
+        let result = self
+            .authenticate(flavour, signature, body)
+            .and_then(|trusted| {
+                let key = event_key
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| Rejected::Invalid("the X-Event-Key header is missing".into()))?;
+                let event = payload::parse(flavour, key, body)
+                    .map_err(|err| Rejected::Invalid(err.to_string()))?;
+                Ok((trusted, event))
+            });
+        let (trusted, event) = match result {
+            Ok(ok) => ok,
+            Err(rejected) => {
+                metrics::record_event_outcome(topic, "unknown", "rejected");
+                return Err(rejected);
+            }
+        };
+        let accepted = self.route(flavour, &trusted, event, received);
+        if let Accepted::Ignored(why) = &accepted {
+            tracing::debug!(topic, reason = why.as_str(), "webhook event ignored");
+        }
+        Ok(accepted)
+    }
+
+    /// The integrations `body` may have come through: those whose secret
+    /// signed it, or, unsigned, those that accept unsigned events.
+    fn authenticate(
+        &self,
+        flavour: EventFlavour,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<Receiver>, Rejected> {
+        let topic = flavour.topic();
+        let receivers = match flavour {
+            EventFlavour::Server => &self.server,
+            EventFlavour::Cloud => &self.cloud,
+        };
+        if receivers.is_empty() {
+            return Err(Rejected::NoIntegration(topic));
+        }
+        if let Some(signature) = signature {
+            // Every secret is tried, so timing does not tell which matched.
+            let signed: Vec<Receiver> = receivers
+                .iter()
+                .filter(|r| {
+                    r.settings.secret.as_ref().is_some_and(|secret| {
+                        payload::signature_matches(secret.expose().as_bytes(), body, signature)
+                    })
+                })
+                .cloned()
+                .collect();
+            if !signed.is_empty() {
+                return Ok(signed);
+            }
+        }
+        let unsigned: Vec<Receiver> = receivers
+            .iter()
+            .filter(|r| r.settings.allow_unsigned)
+            .cloned()
+            .collect();
+        if !unsigned.is_empty() {
+            return Ok(unsigned);
+        }
+        Err(Rejected::Unauthenticated(match signature {
+            Some(_) => format!(
+                "the X-Hub-Signature does not match the webhookSecret of any integrations.{topic} entry: set the same secret on the webhook in Bitbucket"
+            ),
+            None => format!(
+                "the event is not signed: set a secret on the webhook in Bitbucket and the same value as integrations.{topic}[].webhookSecret"
+            ),
+        }))
+    }
+
+    fn route(
+        &self,
+        flavour: EventFlavour,
+        trusted: &[Receiver],
+        event: Event,
+        received: Instant,
+    ) -> Accepted {
+        let kind = event.kind();
+        let work = match event {
+            Event::Ping => return Accepted::Ping,
+            Event::Ignored { key } => {
+                return self.ignored(trusted, kind, format!("{key} events are not acted on"));
+            }
+            Event::Pushed { ref branches, .. } => Work::Pushed(branches.clone()),
+            Event::Moved { ref old, .. } => Work::Moved(old.clone()),
+            Event::Deleted { .. } => Work::Deleted,
+        };
+        let Some(repository) = event.repository().cloned() else {
+            return self.ignored(trusted, kind, "the event names no repository".into());
+        };
+        // The repository must be on the integration that signed the event.
+        let integration = match repository.host() {
+            Some(host) => trusted.iter().find(|r| r.host.eq_ignore_ascii_case(&host)),
+            None => trusted.first(),
+        };
+        let Some(integration) = integration else {
+            let hosts: Vec<&str> = trusted.iter().map(|r| r.host.as_str()).collect();
+            return self.ignored(
+                trusted,
+                kind,
+                format!(
+                    "repository {} is on {}, not on {} whose secret signed the event",
+                    repository.slug,
+                    repository.host().unwrap_or_default(),
+                    hosts.join(", ")
+                ),
+            );
+        };
+        let mut queued = Vec::new();
+        let mut concerns_any = false;
+        for runner in self.scheduler.runners() {
+            let concerned = runner.source().kind() == flavour.topic()
+                && runner
+                    .source()
+                    .repository_reads()
+                    .is_some_and(|r| r.host().eq_ignore_ascii_case(&integration.host));
+            concerns_any |= concerned;
+            let queued_here = concerned
+                && runner.enqueue(WorkItem {
+                    repository: repository.clone(),
+                    work: work.clone(),
+                    received,
+                    origin: integration.host.clone(),
+                });
+            if queued_here {
+                queued.push(runner.id().to_owned());
+            }
+        }
+        if queued.is_empty() && concerns_any {
+            return Accepted::Ignored("too many repositories already wait to be read".into());
+        }
+        if queued.is_empty() {
+            return self.ignored(
+                std::slice::from_ref(integration),
+                kind,
+                format!("no provider reads {}", integration.host),
+            );
+        }
+        Accepted::Queued(queued)
+    }
+
+    fn ignored(&self, trusted: &[Receiver], kind: &str, why: String) -> Accepted {
+        let host = trusted.first().map_or("", |r| r.host.as_str());
+        metrics::record_event_outcome(host, kind, "ignored");
+        Accepted::Ignored(why)
+    }
+}
