@@ -9,11 +9,13 @@
 //! grows run by run, when it is complete, and the requests spent against
 //! the minimum.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
+use support::Daemon;
 
 const POLL: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(3 * 3600);
@@ -55,38 +57,19 @@ async fn main() {
     let expected: BTreeSet<String> = dataset.expected_server_tree_refs(false);
     let minimum = dataset.server_minimum_requests_with_targets(1000);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("app-config.yaml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    std::fs::write(
-        &config,
-        format!(
-            "backend:\n  listen: {{ host: 127.0.0.1, port: {port} }}\n  database:\n    connection: {db}\nintegrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n",
-            db = dir.path().join("catalog.sqlite").display(),
-            host = sim.host(),
-            api = sim.server_api_base()
-        ),
-    )
-    .expect("config");
+    let daemon = Daemon::spawn(&format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n",
+        host = sim.host(),
+        api = sim.server_api_base()
+    ));
     println!(
         "{} repositories, {} entities expected, minimum {minimum} requests; bucket 60 / 5 per s; default schedule (30 min, timeout 15 min)",
         dataset.server_repos().count(),
         expected.len()
     );
     let started = Instant::now();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}/api/catalog");
+    let base = format!("{}/api/catalog", daemon.base);
     let mut first = None;
     let mut last_line = Instant::now() - Duration::from_secs(3600);
     let mut last_run = String::new();
@@ -144,7 +127,6 @@ async fn main() {
             break;
         }
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     sim.shutdown().await;
 }

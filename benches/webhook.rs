@@ -9,10 +9,12 @@
 //! change is served. Prints p50/p90/p99/max of push → served and the
 //! Bitbucket requests per push.
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{DatasetConfig, FileKind, FileMix, RepoRef, SimConfig, Simulator};
+use support::Daemon;
 
 const SECRET: &str = "bench-secret";
 
@@ -57,32 +59,13 @@ async fn main() {
         })
         .collect();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("app-config.yaml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    std::fs::write(
-        &config,
-        format!(
-            "backend:\n  listen: {{ host: 127.0.0.1, port: {port} }}\n  database:\n    connection: {db}\nintegrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ minutes: 15 }}\n",
-            db = dir.path().join("catalog.sqlite").display(),
-            host = sim.host(),
-            api = sim.server_api_base()
-        ),
-    )
-    .expect("config");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
+    let daemon = Daemon::spawn(&format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ minutes: 15 }}\n",
+        host = sim.host(),
+        api = sim.server_api_base()
+    ));
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = daemon.base.clone();
     // The start-up run, complete.
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -163,7 +146,6 @@ async fn main() {
         stats.requests,
         stats.requests as f64 / pushes as f64
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     sim.shutdown().await;
 }

@@ -38,6 +38,31 @@ fn dataset() -> DatasetConfig {
     }
 }
 
+/// A Server provider `sim` on `sim`'s Data Center that runs once at start-up.
+fn server_yaml(sim: &Simulator, integration_extra: &str, provider_extra: &str) -> String {
+    format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n{provider_extra}        schedule:\n          frequency: {{trigger: manual}}\n",
+        host = sim.host(),
+        api = sim.server_api_base(),
+    )
+}
+
+/// A Cloud provider `sim` on `sim`'s workspace, signed with [`SECRET`].
+fn cloud_yaml(sim: &Simulator, provider_extra: &str) -> String {
+    format!(
+        "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n{provider_extra}        schedule:\n          frequency: {{trigger: manual}}\n",
+        host = sim.host(),
+        api = sim.cloud_api_base(),
+        ws = sim.cloud_workspace(),
+    )
+}
+
+const SIGNED: &str = "      webhookSecret: webhook-s3cret\n";
+
+async fn simulator(config: SimConfig) -> Simulator {
+    Simulator::start(config).await.expect("simulator starts")
+}
+
 struct Setup {
     sim: Simulator,
     app: TestApp,
@@ -46,33 +71,22 @@ struct Setup {
 impl Setup {
     /// A Server provider `sim` that runs once at start-up, and that run done.
     async fn server(integration_extra: &str) -> Self {
-        let sim = Simulator::start(SimConfig {
+        let sim = simulator(SimConfig {
             dataset: dataset(),
             ..SimConfig::default()
         })
-        .await
-        .expect("simulator starts");
-        let config = format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{trigger: manual}}\n",
-            host = sim.host(),
-            api = sim.server_api_base(),
-        );
+        .await;
+        let config = server_yaml(&sim, integration_extra, "");
         Self::started(sim, &config).await
     }
 
     async fn cloud() -> Self {
-        let sim = Simulator::start(SimConfig {
+        let sim = simulator(SimConfig {
             dataset: dataset(),
             ..SimConfig::default()
         })
-        .await
-        .expect("simulator starts");
-        let config = format!(
-            "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n        schedule:\n          frequency: {{trigger: manual}}\n",
-            host = sim.host(),
-            api = sim.cloud_api_base(),
-            ws = sim.cloud_workspace(),
-        );
+        .await;
+        let config = cloud_yaml(&sim, "");
         Self::started(sim, &config).await
     }
 
@@ -144,7 +158,7 @@ impl Setup {
 
 #[tokio::test]
 async fn a_signed_push_to_the_read_branch_is_served_with_one_file_read() {
-    let setup = Setup::server(&format!("      webhookSecret: {SECRET}\n")).await;
+    let setup = Setup::server(SIGNED).await;
     let (repo, before) = setup.first_server_repo();
     let old_ref = before.entity_refs[0].clone();
     assert!(setup.entity(&old_ref).await.is_some());
@@ -185,7 +199,7 @@ async fn a_signed_push_to_the_read_branch_is_served_with_one_file_read() {
 
 #[tokio::test]
 async fn pushes_to_other_branches_and_pings_cost_nothing() {
-    let setup = Setup::server(&format!("      webhookSecret: {SECRET}\n")).await;
+    let setup = Setup::server(SIGNED).await;
     let (repo, _) = setup.first_server_repo();
     let event = setup.sim.push_branch(&repo, "feature/x").expect("push");
     assert_eq!(
@@ -215,7 +229,7 @@ async fn pushes_to_other_branches_and_pings_cost_nothing() {
 
 #[tokio::test]
 async fn forged_unsigned_and_oversized_events_are_refused_and_cost_nothing() {
-    let setup = Setup::server(&format!("      webhookSecret: {SECRET}\n")).await;
+    let setup = Setup::server(SIGNED).await;
     let (repo, before) = setup.first_server_repo();
     let event = setup
         .sim
@@ -272,7 +286,7 @@ async fn unsigned_events_need_the_operators_explicit_consent() {
 
 #[tokio::test]
 async fn close_pushes_to_one_repository_are_read_once() {
-    let setup = Setup::server(&format!("      webhookSecret: {SECRET}\n")).await;
+    let setup = Setup::server(SIGNED).await;
     let (repo, _) = setup.first_server_repo();
     let mut events = Vec::new();
     for i in 0..5 {
@@ -305,7 +319,7 @@ async fn close_pushes_to_one_repository_are_read_once() {
 
 #[tokio::test]
 async fn a_rename_moves_the_entities_and_keeps_their_uid() {
-    let setup = Setup::server(&format!("      webhookSecret: {SECRET}\n")).await;
+    let setup = Setup::server(SIGNED).await;
     let (repo, before) = setup.first_server_repo();
     let entity_ref = before.entity_refs[0].clone();
     let uid = setup.entity(&entity_ref).await.expect("served")["metadata"]["uid"].clone();
@@ -461,7 +475,7 @@ async fn a_cloud_push_reads_the_pushed_commit_and_a_deletion_removes() {
 
 #[tokio::test]
 async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
-    let sim = Simulator::start(SimConfig {
+    let sim = simulator(SimConfig {
         dataset: DatasetConfig {
             mix: FileMix {
                 component: 0.0,
@@ -474,13 +488,8 @@ async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
         },
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    let config = format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.server_api_base(),
-    );
+    .await;
+    let config = server_yaml(&sim, SIGNED, "");
     let setup = Setup::started(sim, &config).await;
     let repo = setup
         .sim
@@ -524,7 +533,7 @@ async fn a_push_rereads_the_file_and_its_location_targets_and_nothing_else() {
 }
 
 async fn registering_setup(version: &str) -> (Simulator, TestApp) {
-    let sim = Simulator::start(SimConfig {
+    let sim = simulator(SimConfig {
         dataset: dataset(),
         server: bitbucket_sim::ServerOptions {
             version: version.into(),
@@ -532,8 +541,7 @@ async fn registering_setup(version: &str) -> (Simulator, TestApp) {
         },
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
+    .await;
     // A webhook a colleague added by hand earlier, with an old secret.
     let stale = reqwest::Client::new()
         .post(format!("{}/projects/P0001/webhooks", sim.server_api_base()))
@@ -543,10 +551,10 @@ async fn registering_setup(version: &str) -> (Simulator, TestApp) {
         .await
         .expect("sim answers");
     assert_eq!(stale.status(), 201);
-    let config = format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        webhooks:\n          url: https://catalogd.example.com/\n        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.server_api_base(),
+    let config = server_yaml(
+        &sim,
+        SIGNED,
+        "        webhooks:\n          url: https://catalogd.example.com/\n",
     );
     let app = TestApp::spawn(&config).await;
     app.refresh("sim", "").await;
@@ -592,17 +600,14 @@ async fn before_data_center_8_8_webhooks_are_registered_per_repository() {
 
 #[tokio::test]
 async fn a_cloud_provider_registers_one_workspace_webhook() {
-    let sim = Simulator::start(SimConfig {
+    let sim = simulator(SimConfig {
         dataset: dataset(),
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    let config = format!(
-        "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n        webhooks: {{url: 'https://catalogd.example.com'}}\n        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.cloud_api_base(),
-        ws = sim.cloud_workspace(),
+    .await;
+    let config = cloud_yaml(
+        &sim,
+        "        webhooks: {url: 'https://catalogd.example.com'}\n",
     );
     let app = TestApp::spawn(&config).await;
     app.refresh("sim", "").await;

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -16,22 +16,24 @@ use crate::webhooks::{Accepted, Rejected};
 /// Bodies over this are refused (413): Bitbucket's events are far smaller.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-pub async fn bitbucket_server(
+/// `POST /api/events/http/{topic}`: `bitbucketServer` or `bitbucketCloud`.
+pub async fn receive_topic(
     State(state): State<ApiState>,
+    Path(topic): Path<String>,
     req: Req,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    receive(&state, EventFlavour::Server, &req, &headers, body).await
-}
-
-pub async fn bitbucket_cloud(
-    State(state): State<ApiState>,
-    req: Req,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    receive(&state, EventFlavour::Cloud, &req, &headers, body).await
+    let flavour = match topic.as_str() {
+        "bitbucketServer" => EventFlavour::Server,
+        "bitbucketCloud" => EventFlavour::Cloud,
+        _ => {
+            return Err(req.not_found(format!(
+                "no event topic '{topic}': Bitbucket's webhooks go to /api/events/http/bitbucketServer or /api/events/http/bitbucketCloud"
+            )));
+        }
+    };
+    receive(&state, flavour, &req, &headers, body).await
 }
 
 async fn receive(

@@ -140,14 +140,7 @@ pub fn router(state: ApiState) -> Router {
             post(providers::refresh),
         )
         .route("/api/catalog/refresh", post(refresh::refresh_entity))
-        .route(
-            "/api/events/http/bitbucketServer",
-            post(events::bitbucket_server),
-        )
-        .route(
-            "/api/events/http/bitbucketCloud",
-            post(events::bitbucket_cloud),
-        )
+        .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
         .route("/.backstage/health/v1/liveness", get(liveness))
