@@ -92,7 +92,7 @@ impl Setup {
 
     async fn started(sim: Simulator, config: &str) -> Self {
         let app = TestApp::spawn(config).await;
-        app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+        app.refresh("sim", "").await;
         sim.reset_stats();
         Self { sim, app }
     }
@@ -557,7 +557,7 @@ async fn registering_setup(version: &str) -> (Simulator, TestApp) {
         "        webhooks:\n          url: https://catalogd.example.com/\n",
     );
     let app = TestApp::spawn(&config).await;
-    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    app.refresh("sim", "").await;
     (sim, app)
 }
 
@@ -610,7 +610,7 @@ async fn a_cloud_provider_registers_one_workspace_webhook() {
         "        webhooks: {url: 'https://catalogd.example.com'}\n",
     );
     let app = TestApp::spawn(&config).await;
-    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    app.refresh("sim", "").await;
     let hooks = sim.webhooks();
     assert_eq!(hooks.len(), 1, "{hooks:#?}");
     assert_eq!(

@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
 use super::hooks::{self, KeptHooks};
+use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, Provider, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
@@ -161,11 +162,39 @@ impl Flavour for CloudFlavour {
 
     fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
         let aliases: Vec<String> = url_host(location).into_iter().collect();
+        let (workspace, filters) = (self.config.workspace.clone(), self.config.filters.clone());
+        let scope = pipeline::target_scope(
+            location,
+            self.config.target_scope,
+            format!("catalog.providers.bitbucketCloud.{}", self.config.id),
+            |url| {
+                cloud_urls::parse_file_url(url)
+                    .map(|f| (f.workspace, f.slug))
+                    .map_err(|e| e.to_string())
+            },
+            move |owner, slug| {
+                if !owner.eq_ignore_ascii_case(&workspace) {
+                    Err(format!("it is not in workspace {workspace}"))
+                } else if filters.project_key.is_some() {
+                    // A file URL does not say the repository's project.
+                    Err("its projectKey filter cannot be checked from a file URL, so only the discovered file's repository is followed".to_owned())
+                } else if filters
+                    .repo_slug
+                    .as_ref()
+                    .is_some_and(|re| !re.is_match(slug))
+                {
+                    Err("its repoSlug filter excludes it".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        );
         FileReader::new(
             Sites::cloud(&self.integration, &self.http, &aliases),
             stats,
             self.config.catalog.processing.limits.max_file_bytes,
         )
+        .within(scope)
     }
 
     fn host(&self) -> &str {

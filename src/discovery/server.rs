@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
 use super::hooks::{self, KeptHooks};
+use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, Provider, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
@@ -221,11 +222,32 @@ impl Flavour for ServerFlavour {
         // Location targets may use the host the listing's links use, too
         // (they differ behind some proxies); nothing else is followed.
         let aliases: Vec<String> = url_host(location).into_iter().collect();
+        let filters = self.config.filters.clone();
+        let scope = pipeline::target_scope(
+            location,
+            self.config.target_scope,
+            format!("catalog.providers.bitbucketServer.{}", self.config.id),
+            |url| {
+                server_urls::parse_file_url(url)
+                    .map(|f| (f.project_key, f.slug))
+                    .map_err(|e| e.to_string())
+            },
+            move |project, slug| {
+                let admits =
+                    |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));
+                if admits(&filters.project_key, project) && admits(&filters.repo_slug, slug) {
+                    Ok(())
+                } else {
+                    Err("its filters exclude it".to_owned())
+                }
+            },
+        );
         FileReader::new(
             Sites::server(&self.integration, &self.http, &aliases),
             stats,
             self.config.catalog.processing.limits.max_file_bytes,
         )
+        .within(scope)
     }
 }
 
