@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::server::{self, ServeLimits};
 use crate::api::{self, ApiState};
 use crate::bitbucket::{HttpPool, HttpSetupError};
 use crate::catalog::{Catalog, DEFAULT_RETAINED_REMOVALS};
@@ -42,8 +43,6 @@ pub enum AppError {
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
     #[error("integration for host '{0}' disappeared from the config")]
     MissingIntegration(String),
 }
@@ -109,6 +108,7 @@ pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    limits: ServeLimits,
     state: ApiState,
     store: Arc<dyn CatalogStore>,
     applier: Arc<Applier>,
@@ -120,6 +120,11 @@ impl Application {
     /// binds `backend.listen` (port 0 picks a free port) and starts the
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        // First: raising the descriptor limit must precede opening anything.
+        let limits = ServeLimits {
+            max_connections: server::connection_cap(config.backend.listen.max_connections),
+            idle_timeout: config.backend.listen.idle_timeout,
+        };
         let Sources {
             mut sources,
             locations: location_context,
@@ -218,6 +223,7 @@ impl Application {
             Arc::clone(&applier),
             Arc::clone(&scheduler),
             shutdown.clone(),
+            config.locations.registrations,
         ));
         let webhooks = Arc::new(Webhooks::new(&config.integrations, Arc::clone(&scheduler)));
         let state = ApiState {
@@ -226,11 +232,13 @@ impl Application {
             scheduler,
             locations,
             access,
+            evaluators: api::evaluators(),
             webhooks,
         };
         Ok(Self {
             listener,
             addr,
+            limits,
             state,
             store,
             applier,
@@ -265,6 +273,7 @@ impl Application {
         let Self {
             listener,
             addr,
+            limits,
             state,
             store,
             applier,
@@ -288,21 +297,20 @@ impl Application {
         tracing::info!(%addr, "listening");
         ready.store(true, Ordering::Release);
         let stopping = shutdown.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = server::serve(listener, app, limits, async move {
             stop.await;
             tracing::info!("shutting down");
             stopping.cancel();
         });
-        let served = tokio::select! {
-            served = server => served.map_err(AppError::Serve),
+        tokio::select! {
+            () = server => {}
             () = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
             } => {
                 tracing::warn!("in-flight requests did not finish within {}s; closing", DRAIN_TIMEOUT.as_secs());
-                Ok(())
             }
-        };
+        }
         ready.store(false, Ordering::Release);
         shutdown.cancel();
         scheduler.shutdown().await;
@@ -311,7 +319,7 @@ impl Application {
         applier.close().await;
         store.close().await;
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }
 

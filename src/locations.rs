@@ -5,6 +5,7 @@
 //! cannot be read is never stored.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
 use crate::catalog::{Catalog, Entity};
+use crate::config::RegistrationLimits;
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
     location_json, source_id,
@@ -33,6 +35,12 @@ pub enum RegisterError {
     /// Bitbucket could not be read (or not in time); nothing was stored.
     #[error("{0}")]
     Unavailable(String),
+    /// `catalog.maxRegisteredLocations` are registered already.
+    #[error("{0}")]
+    Full(String),
+    /// Over `catalog.registrationsPerMinute`; try again later.
+    #[error("{0}")]
+    TooFrequent(String),
     #[error("the location was read but cannot be stored: {0}")]
     Store(#[from] StoreError),
 }
@@ -67,6 +75,8 @@ pub struct Locations {
     shutdown: CancellationToken,
     /// Serialises registrations and removals (each checks, then changes).
     writes: tokio::sync::Mutex<()>,
+    limits: RegistrationLimits,
+    pace: governor::DefaultDirectRateLimiter,
 }
 
 impl Locations {
@@ -77,7 +87,9 @@ impl Locations {
         applier: Arc<Applier>,
         scheduler: Arc<Scheduler>,
         shutdown: CancellationToken,
+        limits: RegistrationLimits,
     ) -> Self {
+        let per_minute = NonZeroU32::new(limits.per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             context,
             catalog,
@@ -86,6 +98,8 @@ impl Locations {
             scheduler,
             shutdown,
             writes: tokio::sync::Mutex::new(()),
+            limits,
+            pace: governor::RateLimiter::direct(governor::Quota::per_minute(per_minute)),
         }
     }
 
@@ -139,6 +153,12 @@ impl Locations {
         self.context
             .check(target)
             .map_err(|e| RegisterError::Input(e.to_string()))?;
+        if self.pace.check().is_err() {
+            return Err(RegisterError::TooFrequent(format!(
+                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
+                self.limits.per_minute
+            )));
+        }
         let _writes = self.writes.lock().await;
         let existing = self.runner_for(target);
         let exists = existing.is_some() || self.discovered(target);
@@ -166,8 +186,32 @@ impl Locations {
                 "Location url:{target} is already read by a provider's discovery; its entities are in the catalog (refresh the provider instead)"
             )));
         }
+        let registered = self.store.locations().await?.len();
+        if registered >= self.limits.max_registered {
+            return Err(RegisterError::Full(format!(
+                "{registered} locations are registered, the most catalog.maxRegisteredLocations allows; remove one (DELETE /api/catalog/locations/{{id}}) or raise the limit"
+            )));
+        }
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
+        // Another source's entities would not be served from here: say so
+        // rather than answer 201 for entities that never appear.
+        let snapshot = self.catalog.snapshot();
+        let held: Vec<String> = run
+            .entities
+            .iter()
+            .flatten()
+            .filter(|e| snapshot.get(&e.key()).is_some())
+            .map(Entity::entity_ref)
+            .collect();
+        if !held.is_empty() {
+            return Err(RegisterError::Conflict(format!(
+                "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
+                held.len(),
+                held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if held.len() > 5 { ", …" } else { "" }
+            )));
+        }
         self.store
             .add_location(&RegisteredLocation {
                 id: source.location_id().to_owned(),

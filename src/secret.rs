@@ -53,7 +53,17 @@ enum SecretRepr {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match SecretRepr::deserialize(deserializer) {
-            Ok(SecretRepr::Text(text)) => Ok(Secret(text)),
+            // A trailing newline (from `echo` into a variable, or a block
+            // scalar) would make every request fail; it is never meant.
+            Ok(SecretRepr::Text(text)) => {
+                let text = text.trim();
+                if text.chars().any(char::is_control) {
+                    return Err(serde::de::Error::custom(
+                        "contains a line break or control character; a credential is one line of text",
+                    ));
+                }
+                Ok(Secret(text.to_owned()))
+            }
             Ok(SecretRepr::Number(number)) => Ok(Secret(number.to_string())),
             Err(_) => Err(serde::de::Error::custom("invalid type: expected a string")),
         }

@@ -12,7 +12,7 @@ use crate::metrics;
 use crate::scheduler::{Scheduler, Work, WorkItem};
 
 /// One integration events can come through.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Receiver {
     host: String,
     settings: WebhookSettings,
@@ -119,8 +119,14 @@ impl Webhooks {
             }
         };
         let accepted = self.route(flavour, &trusted, event, received);
-        if let Accepted::Ignored(why) = &accepted {
-            tracing::debug!(topic, reason = why.as_str(), "webhook event ignored");
+        match &accepted {
+            Accepted::Ignored(why) => {
+                tracing::debug!(topic, reason = why.as_str(), "webhook event ignored")
+            }
+            Accepted::Queued(providers) => {
+                tracing::debug!(topic, providers = ?providers, "webhook event queued")
+            }
+            Accepted::Ping => tracing::info!(topic, "webhook test connection"),
         }
         Ok(accepted)
     }
@@ -132,7 +138,7 @@ impl Webhooks {
         flavour: EventFlavour,
         signature: Option<&str>,
         body: &[u8],
-    ) -> Result<Vec<Receiver>, Rejected> {
+    ) -> Result<Vec<&Receiver>, Rejected> {
         let topic = flavour.topic();
         let receivers = match flavour {
             EventFlavour::Server => &self.server,
@@ -143,23 +149,21 @@ impl Webhooks {
         }
         if let Some(signature) = signature {
             // Every secret is tried, so timing does not tell which matched.
-            let signed: Vec<Receiver> = receivers
+            let signed: Vec<&Receiver> = receivers
                 .iter()
                 .filter(|r| {
                     r.settings.secret.as_ref().is_some_and(|secret| {
                         payload::signature_matches(secret.expose().as_bytes(), body, signature)
                     })
                 })
-                .cloned()
                 .collect();
             if !signed.is_empty() {
                 return Ok(signed);
             }
         }
-        let unsigned: Vec<Receiver> = receivers
+        let unsigned: Vec<&Receiver> = receivers
             .iter()
             .filter(|r| r.settings.allow_unsigned)
-            .cloned()
             .collect();
         if !unsigned.is_empty() {
             return Ok(unsigned);
@@ -177,7 +181,7 @@ impl Webhooks {
     fn route(
         &self,
         flavour: EventFlavour,
-        trusted: &[Receiver],
+        trusted: &[&Receiver],
         event: Event,
         received: Instant,
     ) -> Accepted {
@@ -187,7 +191,7 @@ impl Webhooks {
             Event::Ignored { key } => {
                 return self.ignored(trusted, kind, format!("{key} events are not acted on"));
             }
-            Event::Pushed { ref branches, .. } => Work::Pushed(branches.clone()),
+            Event::Pushed { ref branches, .. } => Work::pushed(branches.clone(), Vec::new()),
             Event::Moved { ref old, .. } => Work::Moved(old.clone()),
             Event::Deleted { .. } => Work::Deleted,
         };
@@ -196,8 +200,11 @@ impl Webhooks {
         };
         // The repository must be on the integration that signed the event.
         let integration = match repository.host() {
-            Some(host) => trusted.iter().find(|r| r.host.eq_ignore_ascii_case(&host)),
-            None => trusted.first(),
+            Some(host) => trusted
+                .iter()
+                .copied()
+                .find(|r| r.host.eq_ignore_ascii_case(&host)),
+            None => trusted.first().copied(),
         };
         let Some(integration) = integration else {
             let hosts: Vec<&str> = trusted.iter().map(|r| r.host.as_str()).collect();
@@ -237,7 +244,7 @@ impl Webhooks {
         }
         if queued.is_empty() {
             return self.ignored(
-                std::slice::from_ref(integration),
+                &[integration],
                 kind,
                 format!("no provider reads {}", integration.host),
             );
@@ -245,7 +252,7 @@ impl Webhooks {
         Accepted::Queued(queued)
     }
 
-    fn ignored(&self, trusted: &[Receiver], kind: &str, why: String) -> Accepted {
+    fn ignored(&self, trusted: &[&Receiver], kind: &str, why: String) -> Accepted {
         let host = trusted.first().map_or("", |r| r.host.as_str());
         metrics::record_event_outcome(host, kind, "ignored");
         Accepted::Ignored(why)

@@ -76,7 +76,7 @@ fn with_catalog_file(dataset: &Dataset, project: &str) -> usize {
 async fn run_and_check(sim: &Simulator, pagelen: usize, minimum: usize, notice: bool) {
     sim.reset_stats();
     let app = TestApp::spawn(&config(sim, pagelen)).await;
-    let status = app.wait_for_run("sim", |_| true).await;
+    let status = app.refresh("sim", "").await;
     let run = &status["lastRun"];
     assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
     assert_eq!(

@@ -169,6 +169,7 @@ fn listen(host: &str, port: u16) -> ListenConfig {
     ListenConfig {
         host: host.into(),
         port,
+        ..ListenConfig::default()
     }
 }
 

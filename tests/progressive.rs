@@ -162,8 +162,7 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
         "        schedule:\n          frequency: { trigger: manual }\n",
     ))
     .await;
-    app.wait_for_run("cloud", |s| s["inProgress"] == false)
-        .await;
+    app.refresh("cloud", "").await;
     assert_eq!(fake.requests_to("/catalog-info.yaml").await, 4);
 
     // Nothing changed: no file is read, and what the reads found stays known.
@@ -235,7 +234,7 @@ async fn a_contested_ref_stays_with_the_repository_served_first_across_restarts(
         "        schedule:\n          frequency: { trigger: manual }\n",
     );
     let app = TestApp::spawn_with_database(&config, &database).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
     let original = app
         .get_json("/api/catalog/entities/by-name/component/default/payments")
         .await;

@@ -39,8 +39,8 @@ async fn refresh(app: &TestApp, query: &str) -> Value {
 async fn an_empty_listing_after_a_full_one_is_held_until_forced() {
     let fake = FakeServer::start().await;
     mount(&fake, &slugs(12), &[]).await;
-    let app = TestApp::spawn(&server_config(&fake, "", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let app = TestApp::spawn(&common::with_write_token(&server_config(&fake, "", MANUAL))).await;
+    app.refresh("main", "").await;
     assert_eq!(app.entity_names().await.len(), 12);
 
     // A token that lost its permissions: Bitbucket answers 200 with nothing.
@@ -83,7 +83,7 @@ async fn removals_within_the_threshold_apply_and_small_sources_are_exempt() {
     let all = slugs(12);
     mount(&fake, &all, &[]).await;
     let app = TestApp::spawn(&server_config(&fake, "", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
 
     // Two repositories deleted for real: applied (2 of 12 < 50 %).
     fake.server.reset().await;
@@ -106,7 +106,7 @@ async fn removals_within_the_threshold_apply_and_small_sources_are_exempt() {
     let small = FakeServer::start().await;
     mount(&small, &slugs(3), &[]).await;
     let app = TestApp::spawn(&server_config(&small, "", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
     small.server.reset().await;
     small.mount_projects(&[], 25).await;
     assert_eq!(
@@ -129,7 +129,7 @@ async fn the_threshold_is_configurable() {
         &format!("        deletionThreshold: '100%'\n{MANUAL}"),
     ))
     .await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
     fake.server.reset().await;
     fake.mount_projects(&[], 25).await;
     assert_eq!(
@@ -145,7 +145,7 @@ async fn a_401_mid_listing_fails_the_run_with_an_actionable_message() {
     let fake = FakeServer::start().await;
     mount(&fake, &slugs(12), &[]).await;
     let app = TestApp::spawn(&server_config(&fake, "      token: t0ken\n", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
 
     fake.server.reset().await;
     fake.mount_projects(&["PLAT"], 25).await;
@@ -176,7 +176,7 @@ async fn a_renamed_repository_keeps_its_entity_uids() {
     let fake = FakeServer::start().await;
     mount(&fake, &slugs(3), &[]).await;
     let app = TestApp::spawn(&server_config(&fake, "", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    app.refresh("main", "").await;
     let before = app
         .get_json("/api/catalog/entities/by-name/component/default/svc-01")
         .await;
@@ -232,7 +232,7 @@ async fn the_repositories_without_a_catalog_file_are_listed_exactly() {
         &format!("        filters:\n          repoSlug: '^(api|web|infra|scripts)$'\n{MANUAL}"),
     ))
     .await;
-    let status = app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let status = app.refresh("main", "").await;
     assert_eq!(
         status["repositories"],
         json!({"total": 4, "withCatalog": 2, "withoutCatalog": 2, "unknown": 0})
@@ -301,8 +301,8 @@ async fn small_removals_cannot_add_up_past_the_threshold() {
     let fake = FakeServer::start().await;
     let all = slugs(20);
     mount(&fake, &all, &[]).await;
-    let app = TestApp::spawn(&server_config(&fake, "", MANUAL)).await;
-    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let app = TestApp::spawn(&common::with_write_token(&server_config(&fake, "", MANUAL))).await;
+    app.refresh("main", "").await;
 
     // 6 of 20 (30 %): applied.
     fake.server.reset().await;

@@ -92,7 +92,7 @@ impl Setup {
 
     async fn started(sim: Simulator, config: &str) -> Self {
         let app = TestApp::spawn(config).await;
-        app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+        app.refresh("sim", "").await;
         sim.reset_stats();
         Self { sim, app }
     }
@@ -176,7 +176,7 @@ async fn a_signed_push_to_the_read_branch_is_served_with_one_file_read() {
             s.entity("component:default/pushed-service").await.is_some()
         })
         .await;
-    assert!(took < Duration::from_secs(2), "served after {took:?}");
+    assert!(took < Duration::from_secs(1), "served after {took:?}");
     assert!(
         setup.entity(&old_ref).await.is_none(),
         "the old entity stays"
@@ -557,7 +557,7 @@ async fn registering_setup(version: &str) -> (Simulator, TestApp) {
         "        webhooks:\n          url: https://catalogd.example.com/\n",
     );
     let app = TestApp::spawn(&config).await;
-    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    app.refresh("sim", "").await;
     (sim, app)
 }
 
@@ -610,7 +610,7 @@ async fn a_cloud_provider_registers_one_workspace_webhook() {
         "        webhooks: {url: 'https://catalogd.example.com'}\n",
     );
     let app = TestApp::spawn(&config).await;
-    app.wait_for_run("sim", |s| s["inProgress"] == false).await;
+    app.refresh("sim", "").await;
     let hooks = sim.webhooks();
     assert_eq!(hooks.len(), 1, "{hooks:#?}");
     assert_eq!(
@@ -658,4 +658,92 @@ fn registering_webhooks_needs_the_integrations_secret_and_secrets_stay_hidden() 
         loaded.config.redacted_tree()
     );
     assert!(!shown.contains("from-env-s3cret"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_cloud_rename_moves_the_entities_with_one_read() {
+    let setup = Setup::cloud().await;
+    let repo = setup
+        .sim
+        .dataset()
+        .cloud
+        .repos
+        .iter()
+        .find(|r| r.file_kind == FileKind::Component)
+        .expect("a repository")
+        .clone();
+    let entity_ref = repo.entity_refs[0].clone();
+    let event = setup
+        .sim
+        .rename(
+            &RepoRef::Cloud {
+                slug: repo.slug.clone(),
+            },
+            "renamed-cloud",
+        )
+        .expect("rename");
+    assert_eq!(event.key, "repo:updated");
+    assert_eq!(
+        setup.deliver("bitbucketCloud", &event, Some(SECRET)).await,
+        202
+    );
+    setup
+        .until("the entity moving to the new URL", async |s| {
+            s.entity(&entity_ref).await.is_some_and(|e| {
+                e["metadata"]["annotations"]["backstage.io/managed-by-location"]
+                    .as_str()
+                    .is_some_and(|l| l.contains("/renamed-cloud/src/"))
+            })
+        })
+        .await;
+    assert_eq!(setup.sim.stats().requests, 1, "one read at the new place");
+    setup.app.stop().await;
+}
+
+#[tokio::test]
+async fn pushes_to_repositories_the_filters_leave_out_cost_nothing() {
+    let sim = simulator(SimConfig {
+        dataset: dataset(),
+        ..SimConfig::default()
+    })
+    .await;
+    // Only project P0001 is read.
+    let config = server_yaml(
+        &sim,
+        SIGNED,
+        "        filters:\n          projectKey: '^P0001$'\n",
+    );
+    let setup = Setup::started(sim, &config).await;
+    let outside = setup
+        .sim
+        .dataset()
+        .server_repos()
+        .find(|r| r.project_key == "P0002")
+        .expect("a repository outside the filters")
+        .clone();
+    let event = setup
+        .sim
+        .push_file(
+            &RepoRef::Server {
+                project: outside.project_key.clone(),
+                slug: outside.slug.clone(),
+            },
+            "catalog-info.yaml",
+            &component("outside"),
+        )
+        .expect("push");
+    assert_eq!(
+        setup.deliver("bitbucketServer", &event, Some(SECRET)).await,
+        202
+    );
+    setup
+        .until("the push being handled", async |s| {
+            s.last_event().await["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("does not match filters.projectKey"))
+        })
+        .await;
+    assert_eq!(setup.sim.stats().requests, 0);
+    assert!(setup.entity("component:default/outside").await.is_none());
+    setup.app.stop().await;
 }

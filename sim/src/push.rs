@@ -216,7 +216,13 @@ impl AppState {
         from: &str,
         to: &str,
     ) -> Result<WebhookEvent, SimError> {
-        let repository = self.repo_json(repo)?;
+        let mut repository = self.repo_json(repo)?;
+        // As Bitbucket sends them: Data Center's payload has no
+        // `defaultBranch`, Cloud's push payload no `mainbranch`.
+        if let Some(fields) = repository.as_object_mut() {
+            fields.remove("defaultBranch");
+            fields.remove("mainbranch");
+        }
         let (key, body) = match repo {
             RepoRef::Server { .. } => (
                 "repo:refs_changed",

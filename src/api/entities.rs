@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::params::Params;
 use super::{ApiError, ApiState, Req, raw_json};
-use crate::catalog::query::{FullText, Predicate, parse_fields, project};
+use crate::catalog::query::{FullText, MAX_FIELDS, Predicate, parse_fields, project};
 use crate::catalog::{EntityKey, PreparedEntity, Snapshot};
 
 /// Backstage's default page size for `by-query`.
@@ -103,8 +103,13 @@ pub async fn list(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || list_now(&s, &r, raw.as_deref())).await
+}
+
+fn list_now(state: &ApiState, req: &Req, raw: Option<&str>) -> Result<Response, ApiError> {
     let params = Params::parse(
-        raw.as_deref(),
+        raw,
         &["filter", "fields", "limit", "offset", "after", "order"],
     )
     .map_err(|m| req.input(m))?;
@@ -273,8 +278,13 @@ pub async fn query_get(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || query_get_now(&s, &r, raw.as_deref())).await
+}
+
+fn query_get_now(state: &ApiState, req: &Req, raw: Option<&str>) -> Result<Response, ApiError> {
     let params = Params::parse(
-        raw.as_deref(),
+        raw,
         &[
             "fields",
             "limit",
@@ -291,7 +301,7 @@ pub async fn query_get(
     let fields = parse_fields(&params.all("fields")).map_err(|e| req.input(e.0))?;
     let limit = params.uint("limit").map_err(|m| req.input(m))?;
     if let Some(cursor) = params.one("cursor") {
-        return from_cursor(&state, &req, cursor, limit, &fields);
+        return from_cursor(state, req, cursor, limit, &fields);
     }
     let mut order = None;
     for item in params.all("orderField") {
@@ -335,8 +345,8 @@ pub async fn query_get(
         .map_err(|m| req.input(m))?
         .unwrap_or(0);
     execute(
-        &state,
-        &req,
+        state,
+        req,
         Some(spec),
         PageStart::Offset(offset),
         limit,
@@ -364,11 +374,16 @@ pub async fn query_post(
     req: Req,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || query_post_now(&s, &r, &body)).await
+}
+
+fn query_post_now(state: &ApiState, req: &Req, body: &[u8]) -> Result<Response, ApiError> {
     let body: QueryBody =
-        serde_json::from_slice(&body).map_err(|e| req.input(format!("Invalid query: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| req.input(format!("Invalid query: {e}")))?;
     let fields = parse_fields(&body.fields).map_err(|e| req.input(e.0))?;
     if let Some(cursor) = body.cursor.as_deref() {
-        return from_cursor(&state, &req, cursor, body.limit, &fields);
+        return from_cursor(state, req, cursor, body.limit, &fields);
     }
     if let Some(query) = &body.query
         && !query.is_object()
@@ -387,8 +402,8 @@ pub async fn query_post(
             .map_err(|m| req.input(m.replace("parameter", "value")))?,
     };
     execute(
-        &state,
-        &req,
+        state,
+        req,
         Some(spec),
         PageStart::Offset(body.offset.unwrap_or(0)),
         body.limit,
@@ -457,6 +472,16 @@ fn execute(
         _ => Some(Predicate::All(predicates)),
     };
     let order = spec.order.clone();
+    if spec
+        .full_text
+        .fields
+        .as_ref()
+        .is_some_and(|f| f.len() > MAX_FIELDS)
+    {
+        return Err(req.input(format!(
+            "Invalid fullTextFilterFields: more than {MAX_FIELDS} fields in one request"
+        )));
+    }
     let term = spec.full_text.term.trim().to_lowercase();
     let full_text = (!term.is_empty()).then(|| FullText {
         term,
@@ -602,8 +627,21 @@ pub async fn by_refs(
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["filter", "fields"]).map_err(|m| req.input(m))?;
-    let body: RefsBody = serde_json::from_slice(&body)
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || {
+        by_refs_now(&s, &r, raw.as_deref(), &body)
+    })
+    .await
+}
+
+fn by_refs_now(
+    state: &ApiState,
+    req: &Req,
+    raw: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw, &["filter", "fields"]).map_err(|m| req.input(m))?;
+    let body: RefsBody = serde_json::from_slice(body)
         .map_err(|e| req.input(format!("Malformed request body (did you remember to specify an application/json content type?), {e}")))?;
     let mut field_params = params.all("fields");
     field_params.extend(body.fields);
@@ -672,10 +710,20 @@ pub async fn facets(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["facet", "filter"]).map_err(|m| req.input(m))?;
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || facets_now(&s, &r, raw.as_deref())).await
+}
+
+fn facets_now(state: &ApiState, req: &Req, raw: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(raw, &["facet", "filter"]).map_err(|m| req.input(m))?;
     let facets = params.all("facet");
     if facets.is_empty() {
         return Err(req.input("Missing facet parameter"));
+    }
+    if facets.len() > MAX_FIELDS {
+        return Err(req.input(format!(
+            "Invalid facet: more than {MAX_FIELDS} facets in one request"
+        )));
     }
     let predicate =
         Predicate::from_filter_params(&params.all("filter")).map_err(|e| req.input(e.0))?;

@@ -2,9 +2,14 @@
 //! `{"error": {"name", "message"}, "request": {"method", "url"}, "response": {"statusCode"}}`.
 
 use axum::Json;
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+/// The most of a framework error's text body kept as the message.
+const MAX_REWRITTEN_MESSAGE: usize = 1024;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,4 +69,39 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Rewrites error answers that axum produces itself (extractor rejections
+/// such as 413 for a body over the limit, 400 for a path that is not UTF-8,
+/// 405) into Backstage's error shape; our own JSON errors pass untouched.
+pub async fn backstage_shape(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), MAX_REWRITTEN_MESSAGE)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let name = match status {
+        StatusCode::BAD_REQUEST => "InputError",
+        StatusCode::NOT_FOUND => "NotFoundError",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedError",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLargeError",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaTypeError",
+        _ => "Error",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, name, message, &method, &uri).into_response()
 }

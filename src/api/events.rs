@@ -43,15 +43,32 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let too_large = || {
+        crate::metrics::record_event_outcome(flavour.topic(), "unknown", "rejected");
+        req.error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeError",
+            format!("the event body is over {MAX_EVENT_BYTES} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_EVENT_BYTES as u64) {
+        return Err(too_large());
+    }
     let body = axum::body::to_bytes(body, MAX_EVENT_BYTES)
         .await
-        .map_err(|_| {
-            crate::metrics::record_event_outcome(flavour.topic(), "unknown", "rejected");
-            req.error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLargeError",
-                format!("the event body is over {MAX_EVENT_BYTES} bytes or could not be read"),
-            )
+        .map_err(|err| {
+            let over = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                crate::metrics::record_event_outcome(flavour.topic(), "unknown", "rejected");
+                req.input(format!("the event body could not be read: {err}"))
+            }
         })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let accepted = state

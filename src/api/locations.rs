@@ -104,6 +104,14 @@ pub async fn create(
                 "ServiceUnavailableError",
                 message,
             ),
+            RegisterError::Full(message) => {
+                req.error(StatusCode::FORBIDDEN, "NotAllowedError", message)
+            }
+            RegisterError::TooFrequent(message) => req.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                message,
+            ),
             err @ RegisterError::Store(_) => {
                 tracing::error!(error = %err, "registering a location failed");
                 req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())

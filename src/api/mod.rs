@@ -8,6 +8,7 @@
 //! - [`refresh`]: per-entity refresh.
 //! - [`events`]: Bitbucket's webhooks.
 //! - [`openapi`]: the OpenAPI document for all of the above.
+//! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 
 mod entities;
 mod error;
@@ -17,12 +18,13 @@ mod openapi;
 mod params;
 mod providers;
 mod refresh;
+pub mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -30,7 +32,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use tokio::sync::Semaphore;
 
 use crate::catalog::Catalog;
 use crate::config::{Denied, ExternalAccess, WritePermission};
@@ -38,6 +43,14 @@ use crate::locations::Locations;
 use crate::scheduler::Scheduler;
 use crate::webhooks::Webhooks;
 pub use error::ApiError;
+
+/// The largest request body read (queries, by-refs, registrations): what
+/// a client can make the daemon hold and parse per request.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The longest a client may pause while sending a body: a slow body
+/// would otherwise hold a connection (and its descriptor) forever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -50,6 +63,47 @@ pub struct ApiState {
     /// Who may call the write endpoints (`backend.auth.externalAccess`).
     pub access: Arc<ExternalAccess>,
     pub webhooks: Arc<Webhooks>,
+    /// Queries evaluated at once (see [`evaluate`]).
+    pub evaluators: Arc<Semaphore>,
+}
+
+/// How many queries may be evaluated at once: one core fewer than the
+/// machine has (at least one), so health checks, by-name reads and
+/// discovery keep a core whatever the query load.
+pub fn evaluators() -> Arc<Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
+}
+
+/// Runs `work` (a query over the whole catalog) on the blocking pool,
+/// bounded by [`ApiState::evaluators`], so it never holds up the async
+/// workers. The permit lives as long as the work, even if the client
+/// leaves.
+pub async fn evaluate(
+    state: &ApiState,
+    req: &Req,
+    work: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let failed = || {
+        req.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "the query could not be evaluated; see the daemon's log",
+        )
+    };
+    let permit = Arc::clone(&state.evaluators)
+        .acquire_owned()
+        .await
+        .map_err(|_| failed())?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|err| {
+        tracing::error!(error = %err, "query evaluation panicked or was cancelled");
+        failed()
+    })?
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -93,6 +147,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/.backstage/health/v1/readiness", get(readiness))
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_latency))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(middleware::from_fn(error::backstage_shape))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -204,12 +261,27 @@ async fn record_latency(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     crate::metrics::record_api_request(
-        method.as_str(),
+        method_label(&method),
         &route,
         response.status().as_u16(),
         started.elapsed(),
     );
     response
+}
+
+/// The method as a metrics label: any other method a client invents is
+/// `other`, so labels cannot grow without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 async fn metrics() -> Response {

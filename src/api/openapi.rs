@@ -135,7 +135,7 @@ pub fn build() -> Value {
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["type", "target"], "properties": {"type": {"type": "string", "enum": ["url"]}, "target": {"type": "string"}}}}}},
                     "responses": {
                         "201": ok("Registered (or read, for a dry run or refresh)", json!({"type": "object", "properties": {"location": {"$ref": "#/components/schemas/Location"}, "entities": {"type": "array", "items": entity()}, "exists": {"type": "boolean"}, "problems": {"type": "array", "items": {"type": "object"}}}})),
-                        "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref(), "409": error_ref(), "503": error_ref()
+                        "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref(), "409": error_ref(), "429": error_ref(), "503": error_ref()
                     }
                 }
             },
@@ -174,8 +174,8 @@ pub fn build() -> Value {
             "/providers/{id}/refresh": {"post": {
                 "summary": "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
                 "security": write(),
-                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold")],
-                "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "404": error_ref()}
+                "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold; needs backend.auth.externalAccess")],
+                "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "403": error_ref(), "404": error_ref()}
             }},
             "/refresh": {"post": {
                 "summary": "Re-read the one repository (or registered location) the entity comes from (refreshEntity)",

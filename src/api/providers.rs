@@ -183,6 +183,13 @@ pub async fn refresh(
             )));
         }
     };
+    if force && !state.access.protected {
+        return Err(req.error(
+            StatusCode::FORBIDDEN,
+            "NotAllowedError",
+            "force=true applies removals past the deletion guard; it needs a token: set backend.auth.externalAccess",
+        ));
+    }
     let runner = runner(&state, &req, &id)?;
     let outcome = match runner.refresh(force) {
         RefreshOutcome::Started => "started",

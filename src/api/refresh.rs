@@ -44,6 +44,15 @@ pub async fn refresh_entity(
         .scheduler
         .runner(&owner.source)
         .ok_or_else(not_found)?;
-    runner.refresh_unit(&owner.unit).await;
+    runner.refresh_unit(&owner.unit).await.map_err(|why| {
+        req.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            format!(
+                "the refresh of {} cannot be scheduled: {why}",
+                request.entity_ref
+            ),
+        )
+    })?;
     Ok(StatusCode::OK.into_response())
 }

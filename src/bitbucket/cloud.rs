@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::urls::host_of;
-use super::{BitbucketError, Http, cloud_urls};
+use super::{BitbucketError, Http, MAX_PAGES, cloud_urls, too_many_pages};
 
 /// Cloud's cap on `pagelen` (larger values are answered with an error by
 /// some endpoints, so the provider's `pagelen` is validated against it).
@@ -116,9 +116,9 @@ pub struct SearchCommit {
     pub repository: Repository,
 }
 
+/// `values` is required: an answer of another shape fails the listing.
 #[derive(Debug, Deserialize)]
 struct Page<T> {
-    #[serde(default = "Vec::new")]
     values: Vec<T>,
     #[serde(default)]
     next: Option<String>,
@@ -301,6 +301,9 @@ impl CloudClient {
         let mut seen = HashSet::new();
         let mut url = first;
         loop {
+            if seen.len() >= MAX_PAGES {
+                return Err(later(too_many_pages(&url)));
+            }
             let is_first = seen.is_empty();
             seen.insert(url.to_string());
             let page: Page<T> = match self.http.get_json(endpoint, &url).await {
@@ -327,7 +330,7 @@ impl CloudClient {
             let Some(next) = page.next.filter(|_| !empty) else {
                 return Ok(Some(all));
             };
-            let next_url = Url::parse(&next).map_err(|err| {
+            let mut next_url = Url::parse(&next).map_err(|err| {
                 later(BitbucketError::Decode {
                     url: url.to_string(),
                     message: format!("`next` is not a URL ({err}): {next}"),
@@ -342,6 +345,9 @@ impl CloudClient {
                     ),
                 }));
             }
+            // User info in `next` would replace our credentials: dropped.
+            let _ = next_url.set_username("");
+            let _ = next_url.set_password(None);
             if seen.contains(next_url.as_str()) {
                 return Err(later(BitbucketError::Decode {
                     url: url.to_string(),

@@ -10,7 +10,7 @@
 
 use url::Url;
 
-use super::urls::{UrlError, check_file_path, path_segments, scm_resolve_url};
+use super::urls::{UrlError, check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a Cloud repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,11 @@ pub fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
     }
     if kind != "src" && kind != "raw" {
         return Err(not_file());
+    }
+    // A ref may hold an encoded `/` (`release%2F2.0`), never a climb.
+    check_names(&[workspace, slug], text)?;
+    if git_ref == "." || git_ref == ".." {
+        return Err(UrlError::Traversal(text.to_owned()));
     }
     check_file_path(path, text, not_file())?;
     let mut repo = url.clone();

@@ -35,6 +35,21 @@ use crate::integrations::{Auth, HttpSettings};
 use pacing::Pacer;
 /// How much of an error body we quote back.
 const ERROR_BODY_EXCERPT: usize = 300;
+/// How much of an error body we read (the rest is never downloaded).
+const ERROR_BODY_READ: usize = 4096;
+/// Pages one listing may take (Server: 1000 items each, Cloud: up to 100):
+/// a server that pages forever fails the listing instead.
+pub const MAX_PAGES: usize = 1000;
+
+/// A listing that did not end within [`MAX_PAGES`].
+fn too_many_pages(url: &Url) -> BitbucketError {
+    BitbucketError::Decode {
+        url: url.to_string(),
+        message: format!(
+            "the listing did not end within {MAX_PAGES} pages; the listing cannot be completed (a misbehaving server or proxy?)"
+        ),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BitbucketError {
@@ -49,6 +64,10 @@ pub enum BitbucketError {
     },
     #[error("{url} returned a response we cannot read: {message}")]
     Decode { url: String, message: String },
+    #[error(
+        "{url} answered with an HTML page ({content_type}): a login page or proxy answered instead of Bitbucket; check the integration's apiBaseUrl and that the daemon reaches Bitbucket directly (NO_PROXY, SSO exemptions)"
+    )]
+    NotBitbucket { url: String, content_type: String },
 }
 
 impl BitbucketError {
@@ -78,7 +97,22 @@ pub fn build_http_client(
     let mut builder = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
-        .user_agent(concat!("bitbucket-catalogd/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("bitbucket-catalogd/", env!("CARGO_PKG_VERSION")))
+        // Redirects are followed on the same host only: another host's
+        // content must not become entities.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same_host = attempt.previous().first().is_some_and(|first| {
+                first.host_str() == attempt.url().host_str()
+                    && first.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if !same_host {
+                attempt.stop()
+            } else if attempt.previous().len() > 10 {
+                attempt.error("more than 10 redirects")
+            } else {
+                attempt.follow()
+            }
+        }));
     if let Some(path) = extra_ca_file {
         let ca_error = |message: String| HttpSetupError::CaBundle {
             path: path.display().to_string(),
@@ -392,7 +426,10 @@ impl Http {
             )));
         }
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = read_limited(&mut response, ERROR_BODY_READ)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             let error = self.status_error(url, status, body);
             return Err(if status.is_server_error() {
                 Attempt::Transient(error)
@@ -400,19 +437,26 @@ impl Http {
                 Attempt::Final(error)
             });
         }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = (limit + 1).saturating_sub(body.len());
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() > limit {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => return Err(Attempt::Transient(transport(err))),
-            }
+        // An `.html` file in a repository (a `$text` placeholder) is HTML on purpose.
+        let html_file = url
+            .path()
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.ends_with(".html") || name.ends_with(".htm"));
+        if let Some(content_type) = html_content_type(response.headers()).filter(|_| !html_file) {
+            return Err(Attempt::Final(BitbucketError::NotBitbucket {
+                url: url.to_string(),
+                content_type,
+            }));
+        }
+        let body = read_limited(&mut response, limit.saturating_add(1))
+            .await
+            .map_err(|err| Attempt::Transient(transport(err)))?;
+        if !html_file && looks_like_html(&body) {
+            return Err(Attempt::Final(BitbucketError::NotBitbucket {
+                url: url.to_string(),
+                content_type: "an HTML document".to_owned(),
+            }));
         }
         self.stats
             .bytes
@@ -452,6 +496,15 @@ impl Http {
             let Some(bytes) = self.fetch(endpoint, url, MAX_JSON_BYTES).await? else {
                 return Ok(None);
             };
+            if bytes.len() > MAX_JSON_BYTES {
+                return Err(BitbucketError::Decode {
+                    url: url.to_string(),
+                    message: format!(
+                        "the answer is larger than {} MiB, more than any Bitbucket page; the listing cannot be completed",
+                        MAX_JSON_BYTES / (1024 * 1024)
+                    ),
+                });
+            }
             match serde_json::from_slice(&bytes) {
                 Ok(value) => return Ok(Some(value)),
                 Err(err) => {
@@ -547,7 +600,45 @@ impl Http {
 const MAX_SENT_ANSWER: usize = 1024 * 1024;
 
 /// Listing pages are JSON of at most a few MiB even at 1000 items.
-const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+const MAX_JSON_BYTES: usize = 8 * 1024 * 1024;
+
+/// At most `limit` bytes of the body; the rest is never read.
+async fn read_limited(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// The content type when it says HTML: Bitbucket's REST API and raw files
+/// never answer HTML to us, login pages and proxies do.
+fn html_content_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(reqwest::header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    (essence.eq_ignore_ascii_case("text/html")
+        || essence.eq_ignore_ascii_case("application/xhtml+xml"))
+    .then(|| value.to_owned())
+}
+
+/// A body that starts like an HTML page (after a BOM and whitespace).
+fn looks_like_html(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let head = &body[start..body.len().min(start + 14)];
+    let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
+    lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html")
+}
 
 /// reqwest's Display hides the cause ("error sending request"); the cause
 /// chain is what an operator needs ("connection refused", "dns error").

@@ -219,6 +219,26 @@ impl Sites {
     }
 }
 
+/// Which file URLs a reader may read beyond its [`Sites`]: `Err` says why
+/// not. Providers use it to keep targets within their filters.
+#[derive(Clone)]
+pub struct Scope(Arc<ScopeCheck>);
+
+/// A URL → "why not" check.
+type ScopeCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl Scope {
+    pub fn new(check: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scope")
+    }
+}
+
 /// Reads files by web URL from the integrations in [`Sites`], with their
 /// credentials, counting requests against a run.
 #[derive(Debug, Clone)]
@@ -226,6 +246,7 @@ pub struct FileReader {
     sites: Sites,
     stats: Arc<RequestStats>,
     max_bytes: usize,
+    scope: Option<Scope>,
 }
 
 impl FileReader {
@@ -234,7 +255,15 @@ impl FileReader {
             sites,
             stats: Arc::clone(stats),
             max_bytes,
+            scope: None,
         }
+    }
+
+    /// Reads only the URLs `scope` accepts (nothing is requested for others).
+    #[must_use]
+    pub fn within(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     pub fn sites(&self) -> &Sites {
@@ -246,6 +275,12 @@ impl FileReader {
     pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let site = self.sites.site(url)?;
         let api_url = site.api_url(url)?;
+        if let Some(Scope(check)) = &self.scope {
+            check(url).map_err(|reason| UrlError::OutOfScope {
+                url: url.to_owned(),
+                reason,
+            })?;
+        }
         let endpoint = match site.flavour {
             Flavour::Server => "raw",
             Flavour::Cloud => "cloud_src",

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{BitbucketError, Http};
+use super::{BitbucketError, Http, MAX_PAGES, too_many_pages};
 
 /// Bitbucket's default cap on `limit`; asking for more is harmless (the
 /// server clamps it), asking for less costs requests.
@@ -90,18 +90,15 @@ pub struct Webhook {
     pub url: String,
 }
 
+/// A page as Bitbucket sends it: `values` and `isLastPage` are required,
+/// so an answer of another shape (`{}` from a proxy) fails the listing
+/// instead of passing for an empty one.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page<T> {
-    #[serde(default = "Vec::new")]
     values: Vec<T>,
-    #[serde(default = "default_true")]
     is_last_page: bool,
     next_page_start: Option<u64>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// A REST 1.0 client bound to one integration.
@@ -235,7 +232,7 @@ impl ServerClient {
     ) -> Result<Vec<T>, BitbucketError> {
         let mut all = Vec::new();
         let mut start: u64 = 0;
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("limit", &PAGE_LIMIT.to_string())
@@ -266,5 +263,6 @@ impl ServerClient {
                 }
             }
         }
+        Err(too_many_pages(&base))
     }
 }

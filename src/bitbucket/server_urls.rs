@@ -9,7 +9,7 @@
 use url::Url;
 
 pub use super::urls::{UrlError, host_of};
-use super::urls::{check_file_path, path_segments, scm_resolve_url};
+use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     if project_key.is_empty() || slug.is_empty() {
         return Err(not_file());
     }
+    check_names(&[owner, &slug], text)?;
     check_file_path(&path, text, not_file())?;
     let at = url
         .query_pairs()

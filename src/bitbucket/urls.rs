@@ -28,6 +28,9 @@ pub enum UrlError {
         base: String,
         message: String,
     },
+    /// Outside what the reader may read (a provider's target scope).
+    #[error("'{url}' is not read: {reason}")]
+    OutOfScope { url: String, reason: String },
     /// Nothing is requested for such a URL.
     #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {
@@ -65,6 +68,19 @@ pub(crate) fn path_segments(url: &Url) -> Option<(Vec<&str>, Vec<String>)> {
         .map(|s| percent_decode(s))
         .collect::<Option<Vec<_>>>()?;
     Some((raw, decoded))
+}
+
+/// Whether the names that pick a repository (project key, user, workspace,
+/// slug, ref) are single plain segments: `.`, `..` or a decoded `/` or `\`
+/// would make the REST call name another resource with our credentials.
+pub(crate) fn check_names(names: &[&str], text: &str) -> Result<(), UrlError> {
+    if names
+        .iter()
+        .any(|n| *n == "." || *n == ".." || n.contains(['/', '\\']))
+    {
+        return Err(UrlError::Traversal(text.to_owned()));
+    }
+    Ok(())
 }
 
 /// Whether a file path inside a repository is usable: non-empty, not a

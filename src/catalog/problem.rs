@@ -43,14 +43,31 @@ pub enum ProblemKind {
     Store,
 }
 
+/// The most of a message, URL or ref a problem keeps: problems quote what
+/// files contain (a 5 MB entity name), and are logged and served.
+const MAX_QUOTED_BYTES: usize = 2048;
+
+/// `text` cut to [`MAX_QUOTED_BYTES`] (at a character boundary), saying how
+/// much was left out.
+pub fn capped(text: String) -> String {
+    if text.len() <= MAX_QUOTED_BYTES {
+        return text;
+    }
+    let mut end = MAX_QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
+}
+
 impl Problem {
     pub fn new(url: impl Into<String>, kind: ProblemKind, message: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: capped(url.into()),
             kind,
             document: None,
             entity_ref: None,
-            message: message.into(),
+            message: capped(message.into()),
             at: now_rfc3339(),
         }
     }
@@ -61,7 +78,7 @@ impl Problem {
     }
 
     pub fn for_entity(mut self, entity_ref: impl Into<String>) -> Self {
-        self.entity_ref = Some(entity_ref.into());
+        self.entity_ref = Some(capped(entity_ref.into()));
         self
     }
 

@@ -40,7 +40,13 @@ pub struct ProcessingConfig {
     pub max_location_targets: usize,
     /// Files read through Location entities per discovered file.
     pub max_location_files: usize,
+    /// Bytes Location targets and placeholders may add to one discovered
+    /// file (each placeholder use counts, even of a file read before).
+    pub max_expanded_bytes: usize,
 }
+
+/// The default of `catalog.processing.maxExpandedSize`.
+pub const DEFAULT_MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for ProcessingConfig {
     fn default() -> Self {
@@ -49,6 +55,7 @@ impl Default for ProcessingConfig {
             max_location_depth: 5,
             max_location_targets: 50,
             max_location_files: 100,
+            max_expanded_bytes: DEFAULT_MAX_EXPANDED_BYTES,
         }
     }
 }
@@ -115,6 +122,29 @@ struct Walk {
     visited: HashMap<String, Visit>,
     files_read: usize,
     problems: Vec<Problem>,
+    /// Bytes added so far through Location targets and placeholders.
+    expanded_bytes: usize,
+    /// Placeholder files read so far (`None`: missing): each is read once.
+    placeholder_files: HashMap<String, Option<Vec<u8>>>,
+}
+
+impl Walk {
+    /// Counts `bytes` more against `maxExpandedSize`; the message when over.
+    fn expand(
+        &mut self,
+        bytes: usize,
+        config: &ProcessingConfig,
+        what: &str,
+    ) -> Result<(), String> {
+        self.expanded_bytes = self.expanded_bytes.saturating_add(bytes);
+        if self.expanded_bytes > config.max_expanded_bytes {
+            return Err(format!(
+                "{what} would expand this discovered file by more than catalog.processing.maxExpandedSize ({} bytes)",
+                config.max_expanded_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<S: FileSource> Processor<'_, S> {
@@ -373,6 +403,13 @@ impl<S: FileSource> Processor<'_, S> {
             let bytes = match self.source.fetch(&resolved).await {
                 Ok(Some(bytes)) => {
                     walk.files_read += 1;
+                    if let Err(message) =
+                        walk.expand(bytes.len(), self.config, &format!("target {resolved}"))
+                    {
+                        fail(walk, message);
+                        ok = false;
+                        continue;
+                    }
                     bytes
                 }
                 Ok(None) => {
@@ -442,34 +479,32 @@ impl<S: FileSource> Processor<'_, S> {
             let location = self.source.resolve(&target, url).map_err(|e| {
                 format!("Placeholder ${kind} could not form a URL out of {url} and {target}, {e}")
             })?;
-            if walk.files_read >= self.config.max_location_files {
+            let fetched = match walk.placeholder_files.get(&location) {
+                Some(read) => read.clone(),
+                None => {
+                    if walk.files_read >= self.config.max_location_files {
+                        return Err(format!(
+                            "Placeholder ${kind} at {location} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
+                            self.config.max_location_files
+                        ));
+                    }
+                    let fetched = self.source.fetch(&location).await;
+                    if !matches!(fetched, Err(FetchError::Refused(_))) {
+                        walk.files_read += 1;
+                    }
+                    if let Ok(read) = &fetched {
+                        walk.placeholder_files
+                            .insert(location.clone(), read.clone());
+                    }
+                    fetched.map_err(|err| {
+                        format!("Placeholder ${kind} could not read location {target}: {err}")
+                    })?
+                }
+            };
+            let Some(bytes) = fetched else {
                 return Err(format!(
-                    "Placeholder ${kind} at {location} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
-                    self.config.max_location_files
+                    "Placeholder ${kind} could not read location {target}: {location} does not exist"
                 ));
-            }
-            let bytes = match self.source.fetch(&location).await {
-                Ok(Some(bytes)) => {
-                    walk.files_read += 1;
-                    bytes
-                }
-                Ok(None) => {
-                    walk.files_read += 1;
-                    return Err(format!(
-                        "Placeholder ${kind} could not read location {target}: {location} does not exist"
-                    ));
-                }
-                Err(FetchError::Refused(message)) => {
-                    return Err(format!(
-                        "Placeholder ${kind} could not read location {target}: {message}"
-                    ));
-                }
-                Err(FetchError::Failed(message)) => {
-                    walk.files_read += 1;
-                    return Err(format!(
-                        "Placeholder ${kind} could not read location {target}: {message}"
-                    ));
-                }
             };
             let limits = &self.config.limits;
             if bytes.len() > limits.max_file_bytes {
@@ -478,6 +513,11 @@ impl<S: FileSource> Processor<'_, S> {
                     limits.max_file_bytes
                 ));
             }
+            walk.expand(
+                bytes.len(),
+                self.config,
+                &format!("Placeholder ${kind} of {location}"),
+            )?;
             let value = match kind {
                 "text" => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
                 "json" => serde_json::from_slice(&bytes).map_err(|e| {

@@ -6,6 +6,14 @@ use serde_json::{Map, Value};
 
 use super::search::{SearchRows, eq_ci};
 
+/// Conditions (and `$in` values) one request may use across all its
+/// filters and predicates: evaluation costs terms × entities.
+pub const MAX_QUERY_TERMS: usize = 1000;
+/// How deep `$all`/`$any`/`$not` may nest.
+pub const MAX_QUERY_DEPTH: usize = 16;
+/// Fields one request may project or search (`fields`, full-text fields).
+pub const MAX_FIELDS: usize = 100;
+
 /// Why a query was rejected; becomes a 400 `InputError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -38,6 +46,14 @@ impl Predicate {
     /// bare key means "exists"); separate parameters are ORed. `None` when
     /// nothing is left to filter on.
     pub fn from_filter_params(filters: &[String]) -> Result<Option<Predicate>, QueryError> {
+        let statements = filters
+            .iter()
+            .flat_map(|f| f.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .count();
+        if statements > MAX_QUERY_TERMS {
+            return Err(too_many_terms(statements));
+        }
         let mut any = Vec::new();
         for filter in filters {
             // (key as written, values; empty = exists)
@@ -89,18 +105,46 @@ impl Predicate {
         })
     }
 
-    /// Parses the JSON predicate form used by `POST /entities/by-query`.
+    /// Parses the JSON predicate form used by `POST /entities/by-query`,
+    /// within [`MAX_QUERY_DEPTH`] and [`MAX_QUERY_TERMS`].
     pub fn from_json(value: &Value) -> Result<Predicate, QueryError> {
+        let mut terms = 0;
+        Self::from_json_within(value, 0, &mut terms)
+    }
+
+    fn from_json_within(
+        value: &Value,
+        depth: usize,
+        terms: &mut usize,
+    ) -> Result<Predicate, QueryError> {
+        if depth > MAX_QUERY_DEPTH {
+            return Err(QueryError(format!(
+                "Invalid filter predicate: nested deeper than {MAX_QUERY_DEPTH} levels of $all, $any and $not"
+            )));
+        }
         let Value::Object(map) = value else {
             return Err(QueryError("Invalid filter predicate: top-level primitive values are not supported. Wrap the value in a field expression, e.g. { \"kind\": <json> }".into()));
         };
         let mut parts = Vec::with_capacity(map.len());
         for (key, value) in map {
+            *terms += 1;
+            if *terms > MAX_QUERY_TERMS {
+                return Err(too_many_terms(*terms));
+            }
             parts.push(match key.as_str() {
-                "$all" => Predicate::All(Self::list(value, "$all")?),
-                "$any" => Predicate::Any(Self::list(value, "$any")?),
-                "$not" => Predicate::Not(Box::new(Self::from_json(value)?)),
-                field => Self::field(field, value)?,
+                "$all" => Predicate::All(Self::list(value, "$all", depth, terms)?),
+                "$any" => Predicate::Any(Self::list(value, "$any", depth, terms)?),
+                "$not" => {
+                    Predicate::Not(Box::new(Self::from_json_within(value, depth + 1, terms)?))
+                }
+                field => {
+                    let predicate = Self::field(field, value)?;
+                    *terms += predicate.values().saturating_sub(1);
+                    if *terms > MAX_QUERY_TERMS {
+                        return Err(too_many_terms(*terms));
+                    }
+                    predicate
+                }
             });
         }
         Ok(if parts.len() == 1 {
@@ -110,13 +154,26 @@ impl Predicate {
         })
     }
 
-    fn list(value: &Value, op: &str) -> Result<Vec<Predicate>, QueryError> {
+    fn list(
+        value: &Value,
+        op: &str,
+        depth: usize,
+        terms: &mut usize,
+    ) -> Result<Vec<Predicate>, QueryError> {
         value
             .as_array()
             .ok_or_else(|| QueryError(format!("Invalid filter predicate: {op} expects an array")))?
             .iter()
-            .map(Self::from_json)
+            .map(|item| Self::from_json_within(item, depth + 1, terms))
             .collect()
+    }
+
+    /// How many values a leaf compares against (1 for other predicates).
+    fn values(&self) -> usize {
+        match self {
+            Predicate::In { values, .. } => values.len(),
+            _ => 1,
+        }
     }
 
     fn field(field: &str, value: &Value) -> Result<Predicate, QueryError> {
@@ -200,6 +257,12 @@ impl Predicate {
     }
 }
 
+fn too_many_terms(count: usize) -> QueryError {
+    QueryError(format!(
+        "Invalid filter: {count} conditions and values is more than the {MAX_QUERY_TERMS} one request may use; split the query"
+    ))
+}
+
 fn primitive(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
@@ -242,6 +305,11 @@ pub fn parse_fields(params: &[String]) -> Result<Vec<String>, QueryError> {
             )));
         }
         if !fields.iter().any(|f| f == field) {
+            if fields.len() == MAX_FIELDS {
+                return Err(QueryError(format!(
+                    "Invalid fields: more than {MAX_FIELDS} fields in one request"
+                )));
+            }
             fields.push(field.to_owned());
         }
     }

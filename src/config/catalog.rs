@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{ConfigError, Ctx, Schedule, loose_text, shown};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::parse::DEFAULT_MAX_FILE_BYTES;
-use crate::catalog::process::ProcessingConfig;
+use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
 use crate::catalog::rules::{AllowKind, CatalogRule, CatalogRules, LocationMatcher, TargetMatch};
 
 /// How discovered files are processed; shared by every provider.
@@ -18,6 +18,7 @@ pub struct CatalogSettings {
 }
 
 const MAX_FILE_SIZE_CAP: usize = 64 * 1024 * 1024;
+const MAX_EXPANDED_SIZE_CAP: usize = 1024 * 1024 * 1024;
 
 /// One `catalog.locations` entry this daemon reads: a Bitbucket file URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,27 @@ pub struct LocationsConfig {
     pub locations: Vec<StaticLocation>,
     /// When static and registered locations are read again.
     pub schedule: Schedule,
+    pub registrations: RegistrationLimits,
+}
+
+/// What `POST /api/catalog/locations` may add (ours):
+/// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationLimits {
+    /// Locations registered at once; each is read on every schedule tick.
+    pub max_registered: usize,
+    /// Registrations (dry runs and refreshes included) per minute, all
+    /// clients together: each one reads Bitbucket.
+    pub per_minute: u32,
+}
+
+impl Default for RegistrationLimits {
+    fn default() -> Self {
+        Self {
+            max_registered: 500,
+            per_minute: 30,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -65,9 +87,19 @@ impl Ctx<'_> {
             .cloned();
         let schedule = self.schedule(schedule_key, raw_schedule)?;
         let base = "catalog.locations";
+        let mut registrations = RegistrationLimits::default();
+        if let Some(value) = self.source.get("catalog.maxRegisteredLocations") {
+            registrations.max_registered =
+                self.bounded("catalog.maxRegisteredLocations", value, 0, 100_000)?;
+        }
+        if let Some(value) = self.source.get("catalog.registrationsPerMinute") {
+            let per_minute = self.bounded("catalog.registrationsPerMinute", value, 1, 10_000)?;
+            registrations.per_minute = u32::try_from(per_minute).unwrap_or(10_000);
+        }
         let mut config = LocationsConfig {
             locations: Vec::new(),
             schedule,
+            registrations,
         };
         let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
             return Ok(config);
@@ -329,10 +361,17 @@ impl Ctx<'_> {
                             self.error(&key, format!("{} is not a size from 1 byte to 64MiB; write bytes (1048576) or a size like 512KiB, 1MiB (default {DEFAULT_MAX_FILE_BYTES})", shown(value)))
                         })?;
                 }
+                "maxExpandedSize" => {
+                    config.max_expanded_bytes = parse_size(value)
+                        .filter(|n| (1..=MAX_EXPANDED_SIZE_CAP).contains(n))
+                        .ok_or_else(|| {
+                            self.error(&key, format!("{} is not a size from 1 byte to 1GiB; write bytes or a size like 4MiB (default {DEFAULT_MAX_EXPANDED_BYTES})", shown(value)))
+                        })?;
+                }
                 "maxLocationDepth" => config.max_location_depth = self.bounded(&key, value, 0, 20)?,
                 "maxLocationTargets" => config.max_location_targets = self.bounded(&key, value, 1, 1000)?,
                 "maxLocationFiles" => config.max_location_files = self.bounded(&key, value, 0, 10_000)?,
-                _ => self.warn(&key, "unknown key is ignored; use maxFileSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
+                _ => self.warn(&key, "unknown key is ignored; use maxFileSize, maxExpandedSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
             }
         }
         Ok(config)

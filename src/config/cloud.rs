@@ -25,6 +25,8 @@ pub struct CloudProviderConfig {
     pub concurrency: usize,
     /// As for Server providers (see [`super::DeletionGuard`]).
     pub deletion_guard: super::DeletionGuard,
+    /// Which files Location targets and placeholders may read.
+    pub target_scope: super::TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
     /// `webhooks.url`: keep a workspace webhook pointing at this daemon.
@@ -98,6 +100,7 @@ impl Ctx<'_> {
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
+        let target_scope = self.target_scope(key, raw.target_scope)?;
         let has_secret = integrations
             .cloud(&host)
             .is_some_and(|i| i.webhooks.secret.is_some());
@@ -114,6 +117,7 @@ impl Ctx<'_> {
             schedule,
             concurrency,
             deletion_guard,
+            target_scope,
             catalog: CatalogSettings::default(),
         })
     }

@@ -27,7 +27,7 @@ use crate::integrations::{
 };
 use crate::secret::{REDACTED, Secret};
 pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
-pub use catalog::{CatalogSettings, LocationsConfig, StaticLocation};
+pub use catalog::{CatalogSettings, LocationsConfig, RegistrationLimits, StaticLocation};
 pub use cloud::{CloudFilters, CloudProviderConfig};
 pub use schedule::{Frequency, Schedule};
 pub use source::{Environment, MergedSource, Origin};
@@ -91,6 +91,9 @@ pub struct Config {
     /// The merged configuration tree, for `config check` (print it with
     /// [`Config::redacted_tree`], never directly).
     pub tree: Value,
+    /// Unknown keys under our sections (dotted, with indices): redacted
+    /// whole, since a misspelled secret key (`tokn:`) is still a secret.
+    unknown_keys: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -116,9 +119,18 @@ pub struct BackendConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ListenConfig {
     pub host: String,
     pub port: u16,
+    /// Connections served at once; `None`: derived from the descriptor
+    /// limit at start-up, keeping descriptors for discovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request's headers, and
+    /// stay idle before its first or next request.
+    #[serde(serialize_with = "schedule::serialize_duration")]
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for ListenConfig {
@@ -126,6 +138,8 @@ impl Default for ListenConfig {
         Self {
             host: "0.0.0.0".into(),
             port: 7007,
+            max_connections: None,
+            idle_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -175,6 +189,8 @@ pub struct ServerProviderConfig {
     /// A run that would remove more than this share of the provider's
     /// entities is held instead of applied (see [`DeletionGuard`]).
     pub deletion_guard: DeletionGuard,
+    /// Which files Location targets and placeholders may read.
+    pub target_scope: TargetScope,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
     /// `webhooks.url`: keep a webhook pointing at this daemon.
@@ -188,6 +204,18 @@ pub struct WebhookRegistration {
     /// Where Bitbucket reaches this daemon's event route
     /// (`<webhooks.url>/api/events/http/<bitbucketServer|bitbucketCloud>`).
     pub target: Url,
+}
+
+/// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
+/// discovered file may lead (`targetScope`, ours): a repository author
+/// must not pull in what the provider's filters exclude.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetScope {
+    /// Only files of the discovered file's own repository.
+    #[default]
+    Repository,
+    /// Files of any repository the provider's filters match.
+    Filters,
 }
 
 /// Protection against runs that "succeed" with far fewer entities (a token
@@ -253,6 +281,7 @@ impl Config {
         let mut ctx = Ctx {
             source: &source,
             warnings: source.warnings.clone(),
+            unknown_keys: Vec::new(),
         };
         let backend = ctx.backend()?;
         let integrations = ctx.integrations()?;
@@ -277,7 +306,11 @@ impl Config {
                 ));
             }
         }
-        let warnings = ctx.warnings;
+        let Ctx {
+            warnings,
+            unknown_keys,
+            ..
+        } = ctx;
         Ok(Loaded {
             config: Config {
                 backend,
@@ -288,6 +321,7 @@ impl Config {
                 catalog,
                 extra_ca_file: None,
                 tree: source.root,
+                unknown_keys,
             },
             warnings,
         })
@@ -295,7 +329,7 @@ impl Config {
 
     /// The merged configuration with every credential replaced by `<redacted>`.
     pub fn redacted_tree(&self) -> Value {
-        redact(&self.tree, "")
+        redact_within(&self.tree, "", &self.unknown_keys)
     }
 
     pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
@@ -312,21 +346,36 @@ impl Config {
     }
 }
 
+/// Key names that hold secrets in our sections and Backstage's shared
+/// ones (proxy headers, auth providers, Sentry DSNs, …).
 fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+    let key: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     [
         "token",
         "password",
         "secret",
         "credential",
-        "privatekey",
-        "apikey",
+        "authorization",
+        "cookie",
+        "dsn",
     ]
     .iter()
     .any(|needle| key.contains(needle))
+        // `X-Api-Key`, `privateKey`, `keys`; not our `projectKey` filter.
+        || ((key.ends_with("key") || key.ends_with("keys")) && key != "projectkey")
 }
 
 fn redact(value: &Value, path: &str) -> Value {
+    redact_within(value, path, &[])
+}
+
+/// Redacts secret-named keys, `unknown` keys (dotted paths) and the user
+/// info of any URL.
+fn redact_within(value: &Value, path: &str, unknown: &[String]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -337,19 +386,42 @@ fn redact(value: &Value, path: &str) -> Value {
                         format!("{path}.{key}")
                     };
                     let redacted = if is_secret_key(key)
+                        || unknown.contains(&child_path)
                         || (child_path == "backend.database.connection"
                             && connection_has_credentials(child))
                     {
                         Value::String(REDACTED.into())
                     } else {
-                        redact(child, &child_path)
+                        redact_within(child, &child_path, unknown)
                     };
                     (key.clone(), redacted)
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|item| redact(item, path)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| redact_within(item, &format!("{path}.{index}"), unknown))
+                .collect(),
+        ),
+        Value::String(text) => Value::String(without_user_info(text)),
         other => other.clone(),
+    }
+}
+
+/// `text` with the user info of a URL in it replaced (`https://<redacted>@host/…`).
+fn without_user_info(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            match (text.find("://"), text.rfind('@')) {
+                (Some(scheme_end), Some(at)) if at > scheme_end => {
+                    format!("{}{REDACTED}{}", &text[..scheme_end + 3], &text[at..])
+                }
+                _ => REDACTED.to_owned(),
+            }
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -365,6 +437,8 @@ fn connection_has_credentials(value: &Value) -> bool {
 struct Ctx<'a> {
     source: &'a MergedSource,
     warnings: Vec<String>,
+    /// Keys warned about as unknown, dotted with indices.
+    unknown_keys: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -379,6 +453,9 @@ impl Ctx<'_> {
 
     /// Records "`origin`: `key`: `message`" for the operator.
     fn warn(&mut self, key: &str, message: &str) {
+        if message.starts_with("unknown key") {
+            self.unknown_keys.push(provenance_key(&display_key(key)));
+        }
         let key = display_key(key);
         let origin = self
             .source
@@ -420,7 +497,18 @@ impl Ctx<'_> {
                 } else {
                     Self::join(key, &provenance_key(&inner))
                 };
-                Err(self.error(&full, err.into_inner().to_string()))
+                let mut message = err.into_inner().to_string();
+                // "missing field `host`" because `host: ${BB_HOST}` was unset.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(|field| display_key(&Self::join(&full, field)));
+                if let Some(var) = missing.and_then(|k| self.source.unset.get(&k)) {
+                    message.push_str(&format!(
+                        " (it was left out because environment variable {var} is not set)"
+                    ));
+                }
+                Err(self.error(&full, message))
             }
         }
     }
@@ -440,6 +528,20 @@ impl Ctx<'_> {
                         Some(port) => loose_text(&port)
                             .and_then(|p| p.parse().ok())
                             .ok_or_else(|| self.error("backend.listen.port", format!("{} is not a port number (0-65535)", shown(&port))))?,
+                    },
+                    max_connections: match raw.max_connections {
+                        None => None,
+                        Some(max) => Some(loose_text(&max)
+                            .and_then(|p| p.parse::<usize>().ok())
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| self.error("backend.listen.maxConnections", format!("{} is not a number from 1 to 1000000", shown(&max))))?),
+                    },
+                    idle_timeout: match raw.idle_timeout {
+                        None => defaults.idle_timeout,
+                        Some(timeout) => schedule::parse_duration(&timeout)
+                            .ok()
+                            .filter(|d| !d.is_zero())
+                            .ok_or_else(|| self.error("backend.listen.idleTimeout", format!("{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'", shown(&timeout))))?,
                     },
                 }
             }
@@ -827,6 +929,18 @@ impl Ctx<'_> {
             .transpose()
     }
 
+    /// `targetScope`: `repository` (default) or `filters`.
+    fn target_scope(&self, key: &str, value: Option<String>) -> Result<TargetScope, ConfigError> {
+        match value.as_deref().map(str::trim) {
+            None | Some("repository") => Ok(TargetScope::Repository),
+            Some("filters") => Ok(TargetScope::Filters),
+            Some(other) => Err(self.error(
+                &format!("{key}.targetScope"),
+                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository) or filters (any repository this provider's filters match)"),
+            )),
+        }
+    }
+
     /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
     /// `deletionThreshold`: a share such as `0.5` or `'50%'`.
     fn deletion_guard(
@@ -948,13 +1062,18 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        // Pushes name branches without `refs/heads/`; so does the filter.
         let branch = filters
             .branch
-            .map(|b| b.trim().to_owned())
+            .map(|b| {
+                let b = b.trim();
+                b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()
+            })
             .filter(|b| !b.is_empty());
         let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
         let concurrency = self.concurrency(key, raw.concurrency)?;
         let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
+        let target_scope = self.target_scope(key, raw.target_scope)?;
         let has_secret = integrations
             .server(&raw.host)
             .is_some_and(|i| i.webhooks.secret.is_some());
@@ -965,6 +1084,7 @@ impl Ctx<'_> {
             webhooks,
             host: raw.host,
             deletion_guard,
+            target_scope,
             catalog_path,
             filters: ServerFilters {
                 project_key,
@@ -1034,6 +1154,7 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
             host.trim_matches(['[', ']']).to_owned()
         },
         port: port.parse().ok()?,
+        ..ListenConfig::default()
     })
 }
 
@@ -1047,9 +1168,12 @@ mod raw {
     use crate::secret::Secret;
 
     #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub struct Listen {
         pub host: Option<String>,
         pub port: Option<Value>,
+        pub max_connections: Option<Value>,
+        pub idle_timeout: Option<Value>,
     }
 
     #[derive(Deserialize)]
@@ -1135,6 +1259,7 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub target_scope: Option<String>,
         pub webhooks: Option<Webhooks>,
     }
 
@@ -1196,6 +1321,7 @@ mod raw {
         pub schedule: Option<Value>,
         pub concurrency: Option<Value>,
         pub deletion_threshold: Option<Value>,
+        pub target_scope: Option<String>,
         pub webhooks: Option<Webhooks>,
     }
 
@@ -1272,14 +1398,16 @@ mod tests {
             parse_listen_string(":7008"),
             Some(ListenConfig {
                 host: "0.0.0.0".into(),
-                port: 7008
+                port: 7008,
+                ..ListenConfig::default()
             })
         );
         assert_eq!(
             parse_listen_string("127.0.0.1:80"),
             Some(ListenConfig {
                 host: "127.0.0.1".into(),
-                port: 80
+                port: 80,
+                ..ListenConfig::default()
             })
         );
         assert_eq!(parse_listen_string("nope"), None);

@@ -63,6 +63,9 @@ pub struct MergedSource {
     pub root: Value,
     origins: BTreeMap<String, Origin>,
     pub warnings: Vec<String>,
+    /// Keys left out for an unset variable (display form → variable), so
+    /// "missing field" errors can name the variable.
+    pub unset: BTreeMap<String, String>,
 }
 
 impl MergedSource {
@@ -104,7 +107,7 @@ pub fn load_sources(files: &[PathBuf], env: &Environment) -> Result<MergedSource
         ..MergedSource::default()
     };
     for file in files {
-        let value = read_file(file, env, &mut merged.warnings)?;
+        let value = read_file(file, env, &mut merged.warnings, &mut merged.unset)?;
         let origin = Origin::File(file.clone());
         merge_into(&mut merged, "", value, &origin);
     }
@@ -116,6 +119,7 @@ fn read_file(
     path: &Path,
     env: &Environment,
     warnings: &mut Vec<String>,
+    unset: &mut BTreeMap<String, String>,
 ) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -128,6 +132,7 @@ fn read_file(
         dir: &dir,
         env,
         warnings,
+        unset,
     };
     Ok(transformer.apply("", value)?.unwrap_or(Value::Null))
 }
@@ -138,6 +143,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
+    check_alias_budget(path, text)?;
     config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Yaml))
         .build()
@@ -148,11 +154,53 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
         })
 }
 
+/// YAML events aliases may replay in one config file.
+const MAX_CONFIG_ALIAS_EVENTS: usize = 100_000;
+
+/// The `config` crate expands YAML aliases without a limit: a few KB of
+/// nested aliases (an alias bomb) would take all memory and abort. A
+/// bounded parse first turns that into an error; any other problem is left
+/// for the `config` crate to report as before.
+fn check_alias_budget(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    // A config replays a handful of anchors; this is generous and bounds
+    // the value built here to a few MB.
+    options.alias_limits.max_total_replayed_events = MAX_CONFIG_ALIAS_EVENTS;
+    // Into a value, so aliases are replayed (and counted) as the `config`
+    // crate would expand them.
+    match serde_saphyr::from_str_with_options::<Value>(text, options) {
+        Err(err) if is_expansion_limit(&err) => Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "{err}; its YAML aliases expand far beyond what a config needs (an alias bomb?)"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn is_expansion_limit(err: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error;
+    match err {
+        Error::WithSnippet { error, .. } | Error::AliasError { error, .. } => {
+            is_expansion_limit(error)
+        }
+        Error::Budget { .. }
+        | Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. }
+        | Error::AliasReplayCounterOverflow { .. } => true,
+        _ => false,
+    }
+}
+
 struct Transformer<'a> {
     file: &'a Path,
     dir: &'a Path,
     env: &'a Environment,
     warnings: &'a mut Vec<String>,
+    unset: &'a mut BTreeMap<String, String>,
 }
 
 impl Transformer<'_> {
@@ -277,6 +325,7 @@ impl Transformer<'_> {
     }
 
     fn warn_unset(&mut self, var: &str, path: &str) {
+        self.unset.insert(display_key(path), var.to_owned());
         self.warnings.push(format!(
             "{}: environment variable {var} is not set, so {} is left out",
             self.file.display(),
@@ -423,6 +472,7 @@ mod tests {
             dir: Path::new("."),
             env: &env,
             warnings: &mut warnings,
+            unset: &mut BTreeMap::new(),
         }
         .apply("", value)
         .unwrap();
@@ -440,6 +490,12 @@ mod tests {
             json!({"a": "x-1-y", "b": "${A}", "c": "11", "d": "${"})
         );
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn ordinary_anchors_pass_the_alias_budget() {
+        // Bombs are refused: tests/hardening.rs runs `config check` on one.
+        check_alias_budget(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap();
     }
 
     #[test]

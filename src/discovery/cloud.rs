@@ -12,8 +12,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
 use super::hooks::{self, KeptHooks};
+use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Provider};
+use super::provider::{Flavour, Provider, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
@@ -161,11 +162,39 @@ impl Flavour for CloudFlavour {
 
     fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
         let aliases: Vec<String> = url_host(location).into_iter().collect();
+        let (workspace, filters) = (self.config.workspace.clone(), self.config.filters.clone());
+        let scope = pipeline::target_scope(
+            location,
+            self.config.target_scope,
+            format!("catalog.providers.bitbucketCloud.{}", self.config.id),
+            |url| {
+                cloud_urls::parse_file_url(url)
+                    .map(|f| (f.workspace, f.slug))
+                    .map_err(|e| e.to_string())
+            },
+            move |owner, slug| {
+                if !owner.eq_ignore_ascii_case(&workspace) {
+                    Err(format!("it is not in workspace {workspace}"))
+                } else if filters.project_key.is_some() {
+                    // A file URL does not say the repository's project.
+                    Err("its projectKey filter cannot be checked from a file URL, so only the discovered file's repository is followed".to_owned())
+                } else if filters
+                    .repo_slug
+                    .as_ref()
+                    .is_some_and(|re| !re.is_match(slug))
+                {
+                    Err("its repoSlug filter excludes it".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        );
         FileReader::new(
             Sites::cloud(&self.integration, &self.http, &aliases),
             stats,
             self.config.catalog.processing.limits.max_file_bytes,
         )
+        .within(scope)
     }
 
     fn host(&self) -> &str {
@@ -177,46 +206,44 @@ impl Flavour for CloudFlavour {
     }
 
     /// The workspace and filters applied to a repository an event names;
-    /// the file is read at `at` (the pushed commit) or the main branch.
+    /// the file is read at the main branch (a late or replayed push must
+    /// not roll it back), the pushed `commit` being its change token.
     fn listed_one(
         &self,
         client: &CloudClient,
         repo: &EventRepository,
-        at: Option<&str>,
+        commit: Option<&str>,
         fingerprint: &str,
-    ) -> Result<Listed, String> {
+    ) -> Result<Listed, Unlisted> {
         let workspace = &self.config.workspace;
+        let left_out = |why: String| Err(Unlisted::LeftOut(why));
         if repo
             .workspace
             .as_deref()
             .is_some_and(|ws| !ws.eq_ignore_ascii_case(workspace))
         {
-            return Err(format!("it is not in workspace {workspace}"));
+            return left_out(format!("it is not in workspace {workspace}"));
         }
         if repo.slug.is_empty() {
-            return Err("the event names no repository slug".into());
+            return left_out("the event names no repository slug".into());
         }
         if let Some(re) = &self.config.filters.project_key {
             let Some(project) = repo.project.as_deref() else {
-                return Err("the event does not name its project and filters.projectKey is set; the next scheduled run reads it".into());
+                return left_out("neither the event nor an earlier run names its project, and filters.projectKey is set; the next scheduled run reads it".into());
             };
             if !re.is_match(project) {
-                return Err(format!(
+                return left_out(format!(
                     "project {project} does not match filters.projectKey"
                 ));
             }
         }
         if !self.slug_kept(&repo.slug) {
-            return Err(format!(
+            return left_out(format!(
                 "repository {} does not match filters.repoSlug",
                 repo.slug
             ));
         }
-        let branch = repo.main_branch.clone();
-        let read_at = at
-            .map(str::to_owned)
-            .or_else(|| branch.clone())
-            .ok_or("its main branch is not known (an empty repository)")?;
+        let branch = repo.main_branch.clone().ok_or(Unlisted::NeedsBranch)?;
         let candidate = Candidate {
             project_key: repo.project.clone().unwrap_or_default(),
             slug: repo.slug.clone(),
@@ -227,17 +254,19 @@ impl Flavour for CloudFlavour {
                     self.integration.host, repo.slug
                 )
             }),
-            branch,
-            read_at,
-            commit: at.map(str::to_owned),
+            read_at: branch.clone(),
+            branch: Some(branch),
+            commit: commit.map(str::to_owned),
         };
         let mut scratch = RunReport::new(self.id());
         self.listed(client, candidate, fingerprint, &mut scratch)
             .ok_or_else(|| {
-                scratch
-                    .problems
-                    .pop()
-                    .map_or_else(|| "its web URL is unusable".to_owned(), |p| p.message)
+                Unlisted::LeftOut(
+                    scratch
+                        .problems
+                        .pop()
+                        .map_or_else(|| "its web URL is unusable".to_owned(), |p| p.message),
+                )
             })
     }
 

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use super::{Problem, RunReport, now_rfc3339};
 use crate::bitbucket::RequestStats;
+use crate::bitbucket::reader::Scope;
 use crate::catalog::Entity;
 use crate::catalog::process::{FileSource, Processor, RepoInfo};
-use crate::config::CatalogSettings;
+use crate::config::{CatalogSettings, TargetScope};
 
 /// What processing one catalog file produced.
 #[derive(Debug, Default)]
@@ -42,6 +43,34 @@ pub async fn process_file(
         problems: tree.problems,
         location_files: tree.files_read,
     }
+}
+
+/// What targets and placeholders of the discovered file at `location` may
+/// read under `scope`. `repository` names a file URL's repository (`(owner,
+/// slug)`: project key or workspace); `allowed` says whether the provider's
+/// filters admit a repository; `key` is the provider's config key.
+pub fn target_scope(
+    location: &str,
+    scope: TargetScope,
+    key: String,
+    repository: fn(&str) -> Result<(String, String), String>,
+    allowed: impl Fn(&str, &str) -> Result<(), String> + Send + Sync + 'static,
+) -> Scope {
+    let home = repository(location).ok();
+    Scope::new(move |url| {
+        let (owner, slug) = repository(url)?;
+        let same = home.as_ref().is_some_and(|(home_owner, home_slug)| {
+            home_owner.eq_ignore_ascii_case(&owner) && home_slug.eq_ignore_ascii_case(&slug)
+        });
+        match scope {
+            _ if same => Ok(()),
+            TargetScope::Repository => Err(format!(
+                "it is in repository {owner}/{slug}, not the discovered file's; set {key}.targetScope: filters to follow targets into repositories this provider's filters match"
+            )),
+            TargetScope::Filters => allowed(&owner, &slug)
+                .map_err(|why| format!("repository {owner}/{slug} is outside {key}: {why}")),
+        }
+    })
 }
 
 /// What `settings` make of a file, as a short stable string: part of every

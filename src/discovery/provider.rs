@@ -73,15 +73,15 @@ pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     fn pinned_branch(&self) -> Option<&str>;
 
     /// A repository an event (or a record) names, as a listing would give
-    /// it, read at `at` when given; `Err` says why the provider's filters
-    /// leave it out.
+    /// it; `commit`: the head a push moved the read branch to (Cloud's
+    /// change token). Checks everything that needs no request first.
     fn listed_one(
         &self,
         client: &Self::Client,
         repo: &EventRepository,
-        at: Option<&str>,
+        commit: Option<&str>,
         fingerprint: &str,
-    ) -> Result<Listed, String>;
+    ) -> Result<Listed, Unlisted>;
 
     /// The repository's default (main) branch as Bitbucket says now.
     fn default_branch(
@@ -203,10 +203,6 @@ impl<F: Flavour> Provider<F> {
             repo_info,
         } = listed;
         let previous = ctx.known.get(&record.catalog_url);
-        if record.branch.is_none() {
-            // A listing without `defaultBranch` says nothing new about it.
-            record.branch = previous.and_then(|p| p.branch.clone());
-        }
         let settings = self.flavour.catalog();
         let max_bytes = settings.processing.limits.max_file_bytes;
         let fetched = self.flavour.fetch(client, &file_url, max_bytes).await;
@@ -282,6 +278,15 @@ impl<F: Flavour> Provider<F> {
     }
 }
 
+/// Why [`Flavour::listed_one`] gives no read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlisted {
+    /// The provider's workspace or filters leave it out, and why.
+    LeftOut(String),
+    /// The file is named by the main branch, which the event did not say.
+    NeedsBranch,
+}
+
 /// A provider's reads of single repositories outside its runs (pushes,
 /// refreshes): the run's own reads, without a listing. Object-safe, so the
 /// scheduler treats both flavours alike.
@@ -297,8 +302,8 @@ pub trait RepositoryReads: Send + Sync {
         &self,
         stats: &Arc<RequestStats>,
         repo: &EventRepository,
-        at: Option<&str>,
-    ) -> Result<Listed, String>;
+        commit: Option<&str>,
+    ) -> Result<Listed, Unlisted>;
 
     /// See [`Flavour::default_branch`].
     fn default_branch<'a>(
@@ -329,11 +334,11 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
         &self,
         stats: &Arc<RequestStats>,
         repo: &EventRepository,
-        at: Option<&str>,
-    ) -> Result<Listed, String> {
+        commit: Option<&str>,
+    ) -> Result<Listed, Unlisted> {
         let client = self.flavour.client(stats);
         self.flavour
-            .listed_one(&client, repo, at, &self.fingerprint)
+            .listed_one(&client, repo, commit, &self.fingerprint)
     }
 
     fn default_branch<'a>(

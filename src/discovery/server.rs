@@ -9,8 +9,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
 use super::hooks::{self, KeptHooks};
+use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Provider};
+use super::provider::{Flavour, Provider, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
@@ -173,21 +174,22 @@ impl Flavour for ServerFlavour {
         &self,
         client: &ServerClient,
         repo: &EventRepository,
-        _at: Option<&str>,
+        _commit: Option<&str>,
         _fingerprint: &str,
-    ) -> Result<Listed, String> {
+    ) -> Result<Listed, Unlisted> {
         let project = repo
             .project
             .as_deref()
-            .ok_or("the event names no project")?;
+            .ok_or_else(|| Unlisted::LeftOut("the event names no project".into()))?;
         if let Some(re) = &self.config.filters.project_key {
             if !re.is_match(project) {
-                return Err(format!(
+                return Err(Unlisted::LeftOut(format!(
                     "project {project} does not match filters.projectKey"
-                ));
+                )));
             }
         }
-        self.slug_kept(&repo.slug, repo.archived)?;
+        self.slug_kept(&repo.slug, repo.archived)
+            .map_err(Unlisted::LeftOut)?;
         Ok(self.listed(
             client,
             project,
@@ -220,11 +222,32 @@ impl Flavour for ServerFlavour {
         // Location targets may use the host the listing's links use, too
         // (they differ behind some proxies); nothing else is followed.
         let aliases: Vec<String> = url_host(location).into_iter().collect();
+        let filters = self.config.filters.clone();
+        let scope = pipeline::target_scope(
+            location,
+            self.config.target_scope,
+            format!("catalog.providers.bitbucketServer.{}", self.config.id),
+            |url| {
+                server_urls::parse_file_url(url)
+                    .map(|f| (f.project_key, f.slug))
+                    .map_err(|e| e.to_string())
+            },
+            move |project, slug| {
+                let admits =
+                    |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));
+                if admits(&filters.project_key, project) && admits(&filters.repo_slug, slug) {
+                    Ok(())
+                } else {
+                    Err("its filters exclude it".to_owned())
+                }
+            },
+        );
         FileReader::new(
             Sites::server(&self.integration, &self.http, &aliases),
             stats,
             self.config.catalog.processing.limits.max_file_bytes,
         )
+        .within(scope)
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tokio_util::task::TaskTracker;
 
+use super::push::FreshUnits;
 use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities};
 use crate::discovery::{Problem, ProblemKind, RepositoryRecord, UnitUpdate};
 use crate::store::{Batch, CatalogStore};
@@ -82,7 +83,18 @@ impl Applier {
         source: &str,
         updates: Vec<UnitUpdate>,
     ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
-        self.spawn(source, updates, Vec::new())
+        self.spawn(source, updates, Vec::new(), None)
+    }
+
+    /// As [`Self::apply`], leaving out the units in `skip` as it stands
+    /// when the batch's turn comes (a run's reads older than a push's).
+    pub fn apply_skipping(
+        self: &Arc<Self>,
+        source: &str,
+        updates: Vec<UnitUpdate>,
+        skip: FreshUnits,
+    ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
+        self.spawn(source, updates, Vec::new(), Some(skip))
     }
 
     /// As [`Self::apply`], and forgets the records of `forgotten` units in
@@ -93,7 +105,7 @@ impl Applier {
         updates: Vec<UnitUpdate>,
         forgotten: Vec<String>,
     ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
-        self.spawn(source, updates, forgotten)
+        self.spawn(source, updates, forgotten, None)
     }
 
     /// Drops `units` of `source`: their entities and repository records.
@@ -106,7 +118,7 @@ impl Applier {
                 entities: Some(Vec::new()),
             })
             .collect();
-        self.spawn(source, updates, units).await
+        self.spawn(source, updates, units, None).await
     }
 
     /// Drops everything `source` serves (a removed location).
@@ -126,12 +138,13 @@ impl Applier {
         source: &str,
         updates: Vec<UnitUpdate>,
         forgotten: Vec<String>,
+        skip: Option<FreshUnits>,
     ) -> impl Future<Output = Vec<Problem>> + Send + 'static {
         let this = Arc::clone(self);
         let owned = source.to_owned();
         let task = self
             .tracker
-            .spawn(async move { this.apply_now(&owned, updates, forgotten).await });
+            .spawn(async move { this.apply_now(&owned, updates, forgotten, skip).await });
         async move {
             task.await.unwrap_or_else(|err| {
                 vec![Problem::new(
@@ -146,10 +159,16 @@ impl Applier {
     async fn apply_now(
         &self,
         source: &str,
-        updates: Vec<UnitUpdate>,
+        mut updates: Vec<UnitUpdate>,
         forgotten: Vec<String>,
+        skip: Option<FreshUnits>,
     ) -> Vec<Problem> {
         let _serial = self.serial.lock().await;
+        if let Some(skip) = skip {
+            if let Some(fresh) = skip.lock().as_ref() {
+                updates.retain(|u| !fresh.contains(&u.unit));
+            }
+        }
         let mut units = Vec::new();
         let mut records = Vec::new();
         for update in updates {

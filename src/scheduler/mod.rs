@@ -73,9 +73,12 @@ impl Scheduler {
         for runner in runners.iter().filter(|r| !r.is_location()) {
             let schedule = runner.schedule().clone();
             let err = wrap(runner.id());
-            let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-            let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
-            jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            // `{trigger: manual}` runs only when asked, as in Backstage.
+            if schedule.frequency != Frequency::Manual {
+                let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
+                let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
+                jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            }
             if let Some(job) =
                 repeating(&schedule.frequency, run_job(Arc::clone(runner))).map_err(&err)?
             {
@@ -85,9 +88,11 @@ impl Scheduler {
         }
         let runners: Runners = Arc::new(RwLock::new(runners));
         let err = wrap("catalog.locations");
-        let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
-        let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
-        jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+        if location_schedule.frequency != Frequency::Manual {
+            let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
+            let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
+            jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+        }
         let locations_job = match repeating(
             &location_schedule.frequency,
             run_locations(Arc::clone(&runners)),

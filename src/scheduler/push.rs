@@ -4,7 +4,7 @@
 //! integration's pace and the provider's filters, budgets and processing,
 //! exactly as a run's do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use super::runner::SourceRunner;
 use crate::bitbucket::RequestStats;
-use crate::bitbucket::webhooks::{BranchMove, EventRepository};
+use crate::bitbucket::webhooks::{BranchMove, EventRepository, MAX_BRANCH_MOVES};
 use crate::discovery::plan::Listed;
-use crate::discovery::provider::RepositoryReads;
+use crate::discovery::provider::{RepositoryReads, Unlisted};
 use crate::discovery::{
-    Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink, UnitUpdate,
-    now_rfc3339,
+    CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
+    UnitUpdate, now_rfc3339,
 };
 use crate::metrics;
 use crate::store::RepositoryKey;
@@ -43,6 +43,21 @@ pub enum Work {
 }
 
 impl Work {
+    /// A push of `branches` (then `more`), the latest head per branch; past
+    /// [`MAX_BRANCH_MOVES`] branches, a read whatever moved.
+    pub fn pushed(branches: Vec<BranchMove>, more: Vec<BranchMove>) -> Work {
+        let mut by_branch: HashMap<String, BranchMove> = HashMap::new();
+        for moved in branches.into_iter().chain(more) {
+            by_branch.insert(moved.branch.clone(), moved);
+        }
+        if by_branch.len() > MAX_BRANCH_MOVES {
+            return Work::Refresh;
+        }
+        let mut branches: Vec<BranchMove> = by_branch.into_values().collect();
+        branches.sort_by(|a, b| a.branch.cmp(&b.branch));
+        Work::Pushed(branches)
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Work::Pushed(_) => "push",
@@ -61,13 +76,7 @@ impl Work {
             // A move or refresh reads the repository anyway.
             (Work::Moved(old), _) => Work::Moved(old),
             (Work::Refresh, _) | (_, Work::Refresh) => Work::Refresh,
-            (Work::Pushed(mut branches), Work::Pushed(more)) => {
-                for moved in more {
-                    branches.retain(|b| b.branch != moved.branch);
-                    branches.push(moved);
-                }
-                Work::Pushed(branches)
-            }
+            (Work::Pushed(branches), Work::Pushed(more)) => Work::pushed(branches, more),
             (Work::Deleted, later) => later,
         }
     }
@@ -114,15 +123,27 @@ pub struct LastEvent {
     pub outcome: String,
 }
 
+/// Units event reads applied while a run was in progress (`None`: no run).
+pub type FreshUnits = Arc<Mutex<Option<HashSet<String>>>>;
+
 /// Pending work of one provider, and whether a worker is draining it.
 #[derive(Debug, Default)]
 pub struct Pending {
     state: Mutex<PendingState>,
     last: Mutex<Option<LastEvent>>,
-    /// Units an event read applied while a run was in progress: the run's
-    /// own (older) reads of them are not applied over it.
-    fresh: Mutex<Option<std::collections::HashSet<String>>>,
+    /// The run in progress neither applies its (older) reads of these nor
+    /// removes them for missing from its (older) listing.
+    fresh: FreshUnits,
+    /// Default branches Bitbucket told, by repository, for an hour: a
+    /// listing without `defaultBranch` (older Data Center) or a payload
+    /// without `mainbranch` (Cloud) does not cost a request per push.
+    default_branches: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How long a default branch Bitbucket told is trusted.
+const BRANCH_TTL: Duration = Duration::from_secs(3600);
+/// Default branches remembered per provider.
+const MAX_BRANCHES: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct PendingState {
@@ -144,15 +165,33 @@ impl Pending {
         *self.fresh.lock() = None;
     }
 
-    /// Whether an event read newer than the run's applied `unit`.
-    pub fn is_fresher(&self, unit: &str) -> bool {
-        self.fresh.lock().as_ref().is_some_and(|f| f.contains(unit))
+    /// The units the run in progress must leave to event reads.
+    pub fn fresh(&self) -> FreshUnits {
+        Arc::clone(&self.fresh)
     }
 
-    fn applied(&self, units: impl Iterator<Item = String>) {
+    /// Marks `units` before their event read is applied, so a run's batch
+    /// applied later (checked under the applier's lock) cannot undo it.
+    fn applying(&self, units: impl Iterator<Item = String>) {
         if let Some(fresh) = self.fresh.lock().as_mut() {
             fresh.extend(units);
         }
+    }
+
+    fn cached_branch(&self, key: &str) -> Option<String> {
+        let cache = self.default_branches.lock();
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < BRANCH_TTL)
+            .map(|(branch, _)| branch.clone())
+    }
+
+    fn cache_branch(&self, key: String, branch: String) {
+        let mut cache = self.default_branches.lock();
+        if cache.len() >= MAX_BRANCHES {
+            cache.clear();
+        }
+        cache.insert(key, (branch, Instant::now()));
     }
 
     fn finished(&self, item: &WorkItem, outcome: &Outcome) {
@@ -209,7 +248,8 @@ impl std::fmt::Display for Outcome {
 struct ReadPlan {
     listed: Listed,
     known: Option<RepositoryRecord>,
-    /// A move: the unit it was under, dropped in the same batch.
+    /// A move: the unit it was under, dropped with the read of the new
+    /// place once that read succeeds (so a failed read loses nothing).
     replaces: Option<String>,
 }
 
@@ -223,22 +263,22 @@ enum Plan {
 impl SourceRunner {
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
     /// repository alone, through the same path as a push; a location's one
-    /// file and its targets.
-    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) {
+    /// file and its targets. `Err` says why it cannot be scheduled now.
+    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), String> {
         if self.source().repository_reads().is_none() {
             self.refresh(false);
-            return;
+            return Ok(());
         }
-        let Some(record) = self.record(RepositoryKey::Unit(unit)).await else {
+        let Some(record) = self.record(RepositoryKey::Unit(unit)).await? else {
             tracing::warn!(
                 provider = self.id(),
                 unit,
                 "no repository record for a refreshed entity; refreshing the provider"
             );
             self.refresh(false);
-            return;
+            return Ok(());
         };
-        let _queued = self.enqueue(WorkItem {
+        let queued = self.enqueue(WorkItem {
             repository: EventRepository {
                 project: Some(record.project),
                 workspace: None,
@@ -252,6 +292,13 @@ impl SourceRunner {
             received: Instant::now(),
             origin: "refresh".into(),
         });
+        if queued {
+            Ok(())
+        } else {
+            Err(format!(
+                "{MAX_PENDING} repositories already wait to be read; try again shortly"
+            ))
+        }
     }
 
     /// Queues `item`; it is read shortly, together with whatever else
@@ -294,11 +341,12 @@ impl SourceRunner {
         let stop = self.shutdown_token();
         loop {
             tokio::select! {
-                () = tokio::time::sleep(COALESCE) => {}
+                biased;
                 () = stop.cancelled() => {
                     self.pending().state.lock().draining = false;
                     return;
                 }
+                () = tokio::time::sleep(COALESCE) => {}
             }
             let batch: Vec<WorkItem> = {
                 let mut state = self.pending().state.lock();
@@ -318,14 +366,21 @@ impl SourceRunner {
         let Some(reads) = self.source().repository_reads() else {
             return;
         };
+        let stop = self.shutdown_token();
         let stats = Arc::new(RequestStats::default());
         let mut listed = Vec::new();
         let mut known = HashMap::new();
-        let mut removals = Vec::new();
-        let mut forgotten = Vec::new();
+        let mut replacing = HashMap::new();
         let mut reading = Vec::new();
         for item in batch {
-            match self.resolve(reads, &stats, &item).await {
+            if stop.is_cancelled() {
+                return;
+            }
+            let plan = match self.resolve(reads, &stats, &item).await {
+                Ok(plan) => plan,
+                Err(why) => Plan::Done(Outcome::Failed(why)),
+            };
+            match plan {
                 Plan::Read(plan) => {
                     let ReadPlan {
                         listed: one,
@@ -334,8 +389,7 @@ impl SourceRunner {
                     } = *plan;
                     let unit = one.record.catalog_url.clone();
                     if let Some(old) = replaces.filter(|old| *old != unit) {
-                        removals.push(remove(&old));
-                        forgotten.push(old);
+                        replacing.insert(unit.clone(), old);
                     }
                     if let Some(record) = record {
                         known.insert(unit.clone(), record);
@@ -343,32 +397,16 @@ impl SourceRunner {
                     listed.push(one);
                     reading.push((item, unit));
                 }
-                Plan::Remove { unit } => {
-                    let removed = self
-                        .catalog()
-                        .units_len(self.id(), std::slice::from_ref(&unit));
-                    let current = self.catalog().source_len(self.id());
-                    match self.guard_check(current, removed) {
-                        Ok(()) => {
-                            removals.push(remove(&unit));
-                            forgotten.push(unit);
-                            self.finish_item(&item, &Outcome::Applied, false);
-                        }
-                        Err(held) => {
-                            metrics::record_held(self.id());
-                            self.finish_item(&item, &Outcome::Held(held.message), false);
-                        }
-                    }
-                }
+                Plan::Remove { unit } => self.remove_unit(&item, unit).await,
                 Plan::Done(outcome) => self.finish_item(&item, &outcome, false),
             }
         }
-        if listed.is_empty() && removals.is_empty() {
+        if listed.is_empty() {
             return;
         }
         let sink = EventSink {
             runner: self,
-            first: Mutex::new(Some((removals, forgotten))),
+            replacing,
         };
         let ctx = RunContext {
             stats,
@@ -376,12 +414,8 @@ impl SourceRunner {
             known,
             sink: &sink,
             // Shutdown starts no new read; reads under way finish.
-            stop: self.shutdown_token(),
+            stop,
         };
-        if listed.is_empty() {
-            sink.apply(Vec::new()).await;
-            return;
-        }
         let report = reads.read_now(&ctx, listed).await;
         let failed: HashMap<&str, &Problem> = report
             .problems
@@ -405,150 +439,172 @@ impl SourceRunner {
         );
     }
 
+    /// Drops a deleted (or moved-away) repository's entities, guarded.
+    async fn remove_unit(&self, item: &WorkItem, unit: String) {
+        let removed = self
+            .catalog()
+            .units_len(self.id(), std::slice::from_ref(&unit));
+        let current = self.catalog().source_len(self.id());
+        if let Err(held) = self.guard_check(current, removed) {
+            self.finish_item(item, &Outcome::Held(held.message), false);
+            return;
+        }
+        self.pending().applying(std::iter::once(unit.clone()));
+        let problems = self
+            .applier()
+            .apply_forgetting(self.id(), vec![remove(&unit)], vec![unit])
+            .await;
+        let outcome = match problems.into_iter().next() {
+            Some(problem) => Outcome::Failed(problem.message),
+            None => Outcome::Applied,
+        };
+        self.finish_item(item, &outcome, false);
+    }
+
+    /// What `item` comes to; `Err` when the store cannot tell.
     async fn resolve(
         &self,
         reads: &dyn RepositoryReads,
         stats: &Arc<RequestStats>,
         item: &WorkItem,
-    ) -> Plan {
+    ) -> Result<Plan, String> {
         let mut repository = item.repository.clone();
-        if let Some(host) = repository.host() {
-            if !host.eq_ignore_ascii_case(reads.host()) {
-                return Plan::Done(Outcome::Ignored(format!(
-                    "it is on {host}, not {}",
-                    reads.host()
-                )));
-            }
-        }
+        // Bitbucket's id survives renames and moves: the record it finds is
+        // where the repository's entities are now.
+        let by_id = match &repository.id {
+            Some(id) => self.record(RepositoryKey::Id(id)).await?,
+            None => None,
+        };
         let old = match &item.work {
             Work::Deleted => {
-                return match self.record_of(reads, stats, &repository).await {
-                    Ok(Some(record)) => Plan::Remove {
+                let record = match by_id {
+                    Some(record) => Some(record),
+                    None => self.record_at(reads, stats, &repository).await?,
+                };
+                return Ok(match record {
+                    Some(record) => Plan::Remove {
                         unit: record.catalog_url,
                     },
-                    Ok(None) => Plan::Done(Outcome::Ignored("no entities come from it".into())),
-                    Err(err) => Plan::Done(Outcome::Failed(err)),
-                };
+                    None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
+                });
             }
-            Work::Moved(old) => {
-                let by_id = self.record_of(reads, stats, &repository).await;
-                match (by_id, old) {
-                    (Ok(Some(record)), _) => Some(record),
-                    (_, Some(old)) => self.record_of(reads, stats, old).await.ok().flatten(),
-                    _ => None,
-                }
-            }
+            Work::Moved(old) => match (&by_id, old) {
+                (Some(record), _) => Some(record.clone()),
+                (None, Some(old)) => self.record_at(reads, stats, old).await?,
+                (None, None) => None,
+            },
             Work::Pushed(_) | Work::Refresh => None,
         };
-        // Where the file is now, and what is known of it.
+        if let Some(record) = &by_id {
+            // Payloads often leave these out (Cloud: `mainbranch`, project).
+            repository.main_branch = repository.main_branch.or_else(|| record.branch.clone());
+            if repository.project.is_none() && old.is_none() {
+                repository.project = Some(record.project.clone());
+            }
+        }
+        let cache_key = item.key();
         let first = match reads.listed_one(stats, &repository, None) {
             Ok(listed) => Some(listed),
-            // Cloud names the file by branch: learn it below.
-            Err(_) if repository.main_branch.is_none() => None,
-            Err(why) => return self.left_out(old, why),
+            Err(Unlisted::NeedsBranch) => None,
+            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
         };
-        let known = match &first {
-            Some(listed) => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await
+        let known = match (&first, by_id) {
+            (Some(listed), Some(record)) if record.catalog_url == listed.record.catalog_url => {
+                Some(record)
             }
-            None => None,
+            (Some(listed), _) => {
+                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
+                    .await?
+            }
+            (None, _) => None,
         };
         let branch = reads
             .pinned_branch()
             .map(str::to_owned)
             .or_else(|| known.as_ref().and_then(|k| k.branch.clone()))
-            .or_else(|| repository.main_branch.clone());
-        // A push must be matched against the branch read, and Cloud names
-        // files by branch; otherwise the default branch is read unnamed.
+            .or_else(|| repository.main_branch.clone())
+            .or_else(|| self.pending().cached_branch(&cache_key));
+        // A push is matched against the branch read, and Cloud names files
+        // by branch; otherwise the default branch is read unnamed.
         let needs_branch = matches!(item.work, Work::Pushed(_)) || first.is_none();
         let branch = match branch {
-            Some(branch) => branch,
-            None if !needs_branch => String::new(),
+            Some(branch) => Some(branch),
+            None if !needs_branch => None,
             None => match reads.default_branch(stats, &repository).await {
-                Ok(Some(branch)) => branch,
-                Ok(None) => {
-                    return self.left_out(old, "it has no default branch (empty)".into());
+                Ok(Some(branch)) => {
+                    self.pending().cache_branch(cache_key, branch.clone());
+                    Some(branch)
                 }
-                Err(err) => return Plan::Done(Outcome::Failed(err.to_string())),
+                Ok(None) => return Ok(left_out(old, "it has no default branch (empty)".into())),
+                Err(err) => return Ok(Plan::Done(Outcome::Failed(err.to_string()))),
             },
         };
-        let at = match &item.work {
-            Work::Pushed(branches) => match branches.iter().find(|b| b.branch == branch) {
-                Some(moved) => moved.to.clone(),
-                None => {
-                    let pushed: Vec<&str> = branches.iter().map(|b| b.branch.as_str()).collect();
-                    return Plan::Done(Outcome::Ignored(format!(
-                        "pushed to {}, the provider reads {branch}",
-                        if pushed.is_empty() {
-                            "no branch".to_owned()
-                        } else {
-                            pushed.join(", ")
-                        }
-                    )));
+        let commit = match (&item.work, &branch) {
+            (Work::Pushed(branches), Some(branch)) => {
+                match branches.iter().find(|b| b.branch == *branch) {
+                    Some(moved) => moved.to.clone(),
+                    None => {
+                        let pushed: Vec<&str> =
+                            branches.iter().map(|b| b.branch.as_str()).collect();
+                        return Ok(Plan::Done(Outcome::Ignored(format!(
+                            "pushed to {}, the provider reads {branch}",
+                            if pushed.is_empty() {
+                                "no branch".to_owned()
+                            } else {
+                                pushed.join(", ")
+                            }
+                        ))));
+                    }
                 }
-            },
+            }
             _ => None,
         };
-        repository.main_branch = Some(branch).filter(|b| !b.is_empty());
-        let listed = match reads.listed_one(stats, &repository, at.as_deref()) {
+        repository.main_branch = branch;
+        let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
             Ok(listed) => listed,
-            Err(why) => return self.left_out(old, why),
+            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
+            Err(Unlisted::NeedsBranch) => {
+                return Ok(Plan::Done(Outcome::Ignored(
+                    "its main branch is not known".into(),
+                )));
+            }
         };
         let known = match known {
             Some(known) if known.catalog_url == listed.record.catalog_url => Some(known),
             _ => {
                 self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await
+                    .await?
             }
         };
-        Plan::Read(Box::new(ReadPlan {
+        Ok(Plan::Read(Box::new(ReadPlan {
             listed,
             known,
             replaces: old.map(|o| o.catalog_url),
-        }))
+        })))
     }
 
-    /// The filters leave the repository out: a move out of them removes
-    /// what it served (guarded); otherwise there is nothing to do.
-    fn left_out(&self, old: Option<RepositoryRecord>, why: String) -> Plan {
-        match old {
-            Some(record) => Plan::Remove {
-                unit: record.catalog_url,
-            },
-            None => Plan::Done(Outcome::Ignored(why)),
-        }
-    }
-
-    /// The record of `repository`: by Bitbucket's id, else by where its
+    /// The record of the repository `repository` names, by where its
     /// catalog file would be.
-    async fn record_of(
+    async fn record_at(
         &self,
         reads: &dyn RepositoryReads,
         stats: &Arc<RequestStats>,
         repository: &EventRepository,
     ) -> Result<Option<RepositoryRecord>, String> {
-        if let Some(id) = &repository.id {
-            if let Some(record) = self.record(RepositoryKey::Id(id)).await {
-                return Ok(Some(record));
-            }
-        }
         match reads.listed_one(stats, repository, None) {
-            Ok(listed) => Ok(self
-                .record(RepositoryKey::Unit(&listed.record.catalog_url))
-                .await),
+            Ok(listed) => {
+                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
+                    .await
+            }
             Err(_) => Ok(None),
         }
     }
 
-    async fn record(&self, key: RepositoryKey<'_>) -> Option<RepositoryRecord> {
-        match self.store().repository(self.id(), key).await {
-            Ok(record) => record,
-            Err(err) => {
-                tracing::warn!(provider = self.id(), error = %err, "cannot read a repository record; reading it as new");
-                None
-            }
-        }
+    async fn record(&self, key: RepositoryKey<'_>) -> Result<Option<RepositoryRecord>, String> {
+        self.store()
+            .repository(self.id(), key)
+            .await
+            .map_err(|err| format!("the repository records cannot be read: {err}"))
     }
 
     fn finish_item(&self, item: &WorkItem, outcome: &Outcome, served: bool) {
@@ -571,6 +627,17 @@ impl SourceRunner {
     }
 }
 
+/// The filters leave the repository out: a move out of them removes what
+/// it served (guarded); otherwise there is nothing to do.
+fn left_out(old: Option<RepositoryRecord>, why: String) -> Plan {
+    match old {
+        Some(record) => Plan::Remove {
+            unit: record.catalog_url,
+        },
+        None => Plan::Done(Outcome::Ignored(why)),
+    }
+}
+
 fn remove(unit: &str) -> UnitUpdate {
     UnitUpdate {
         unit: unit.to_owned(),
@@ -579,33 +646,40 @@ fn remove(unit: &str) -> UnitUpdate {
     }
 }
 
-/// Applies event reads, with the removals their moves imply in the first
-/// batch, and remembers them against a run in progress.
+/// Applies event reads. A moved repository's old place is dropped in the
+/// same batch as a read of its new place that did not fail, so uids stay
+/// and nothing is lost when Bitbucket is down.
 struct EventSink<'a> {
     runner: &'a SourceRunner,
-    first: Mutex<Option<(Vec<UnitUpdate>, Vec<String>)>>,
+    /// New unit → the unit the repository's entities were under.
+    replacing: HashMap<String, String>,
 }
 
 impl RunSink for EventSink<'_> {
-    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
-        let (mut all, forgotten) = self.first.lock().take().unwrap_or_default();
-        all.extend(updates);
-        let units: Vec<String> = all.iter().map(|u| u.unit.clone()).collect();
-        let applying = self
-            .runner
-            .applier()
-            .apply_forgetting(self.runner.id(), all, forgotten);
-        Box::pin(async move {
-            let problems = applying.await;
-            self.runner.pending().applied(units.into_iter());
-            problems
-        })
+    fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+        let mut forgotten = Vec::new();
+        for index in 0..updates.len() {
+            let update = &updates[index];
+            let read = update
+                .record
+                .as_ref()
+                .is_some_and(|r| r.catalog != CatalogFile::Unreadable);
+            if let (true, Some(old)) = (read, self.replacing.get(&update.unit)) {
+                forgotten.push(old.clone());
+                updates.push(remove(old));
+            }
+        }
+        self.runner
+            .pending()
+            .applying(updates.iter().map(|u| u.unit.clone()));
+        Box::pin(
+            self.runner
+                .applier()
+                .apply_forgetting(self.runner.id(), updates, forgotten),
+        )
     }
 
-    fn reconcile(
-        &self,
-        _listed: std::collections::HashSet<String>,
-    ) -> BoxFuture<'_, Result<(), Held>> {
+    fn reconcile(&self, _listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {
         // Event reads never list, so they never remove by listing.
         Box::pin(async { Ok(()) })
     }
@@ -630,6 +704,10 @@ mod tests {
             work,
             Work::Pushed(vec![moved("dev", "b"), moved("main", "c")])
         );
+        let many: Vec<BranchMove> = (0..=MAX_BRANCH_MOVES)
+            .map(|i| moved(&format!("b{i}"), "x"))
+            .collect();
+        assert_eq!(Work::pushed(many, Vec::new()), Work::Refresh);
     }
 
     #[test]

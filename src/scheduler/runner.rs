@@ -365,25 +365,34 @@ struct RunnerSink<'a> {
 }
 
 impl RunSink for RunnerSink<'_> {
-    fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
         // A push read since this run started is newer than the run's read.
-        updates.retain(|u| !self.runner.pending.is_fresher(&u.unit));
-        Box::pin(self.runner.applier.apply(self.runner.id(), updates))
+        Box::pin(self.runner.applier.apply_skipping(
+            self.runner.id(),
+            updates,
+            self.runner.pending.fresh(),
+        ))
     }
 
     fn reconcile(&self, listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {
         Box::pin(async move {
             let runner = self.runner;
             let id = runner.id();
-            let gone: Vec<String> = runner
-                .catalog
-                .units(id)
-                .into_iter()
-                .chain(self.recorded.iter().cloned())
-                .filter(|unit| !listed.contains(unit))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let fresh = runner.pending.fresh();
+            let gone: Vec<String> = {
+                let fresh = fresh.lock();
+                runner
+                    .catalog
+                    .units(id)
+                    .into_iter()
+                    .chain(self.recorded.iter().cloned())
+                    .filter(|unit| !listed.contains(unit))
+                    // Applied from an event after this (older) listing was made.
+                    .filter(|unit| fresh.as_ref().is_none_or(|f| !f.contains(unit)))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            };
             let removed = runner.catalog.units_len(id, &gone);
             let current = runner.catalog.source_len(id);
             runner.guard.check(id, current, removed, self.force)?;

@@ -34,6 +34,24 @@ pub enum StoreError {
     #[error("stored data for source {source_id} is unreadable: {message}")]
     Corrupt { source_id: String, message: String },
     #[error(
+        "another bitbucket-catalogd is using the catalog database {database} (it holds {lock}); stop it, or give this one its own backend.database.connection"
+    )]
+    Locked { database: String, lock: String },
+    #[error("cannot lock the catalog database {database} through {lock}: {source}")]
+    Lock {
+        database: String,
+        lock: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the catalog database {database} is unreadable: {source}; restore it from a backup, or move it away to start with an empty catalog that discovery fills again"
+    )]
+    Unreadable {
+        database: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error(
         "backend.database.client 'pg' is not supported by this version; use better-sqlite3 (the default)"
     )]
     Unsupported,

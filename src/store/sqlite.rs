@@ -104,6 +104,14 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            4,
+            "repositories by Bitbucket id".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE INDEX repositories_by_id
+                ON repositories (source_id, json_extract(record, '$.id'));",
+            ),
+        Migration::new(
             5,
             "the change feed's horizon".into(),
             MigrationType::Simple,
@@ -112,14 +120,6 @@ fn migrator() -> Migrator {
             ),
             false,
         ),
-        Migration::new(
-            4,
-            "repositories by Bitbucket id".into(),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(
-                "CREATE INDEX repositories_by_id
-                ON repositories (source_id, json_extract(record, '$.id'));",
-            ),
             false,
         ),
     ])
@@ -137,6 +137,10 @@ fn record_of(row: &sqlx::sqlite::SqliteRow, source: &str) -> Result<RepositoryRe
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The file, for messages.
+    database: String,
+    /// Held until the store is closed: one daemon per database file.
+    lock: Arc<parking_lot::Mutex<Option<std::fs::File>>>,
 }
 
 impl SqliteStore {
@@ -144,6 +148,7 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let target = path.display().to_string();
         let in_memory = target == ":memory:";
+        let lock = if in_memory { None } else { Some(lock(path)?) };
         let options = if in_memory {
             SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| {
                 StoreError::Open {
@@ -171,9 +176,128 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { target, source })?;
-        migrator().run(&pool).await?;
-        Ok(Self { pool })
+            .map_err(|source| StoreError::Open {
+                target: target.clone(),
+                source,
+            })?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|err| unreadable(&target, err.into()))?;
+        Ok(Self {
+            pool,
+            database: target,
+            lock: Arc::new(parking_lot::Mutex::new(lock)),
+        })
+    }
+    /// Everything stored; rows whose entity is not valid JSON are skipped
+    /// and logged.
+    async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
+        let (removals, horizon) = self.retained_removals(retained_removals).await?;
+        let mut runs = Vec::new();
+        let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let text: String = row.try_get("last_run")?;
+            let run =
+                serde_json::from_str::<RunReport>(&text).map_err(|e| StoreError::Corrupt {
+                    source_id: id.clone(),
+                    message: e.to_string(),
+                })?;
+            runs.push((id, run));
+        }
+        // Streamed: a large catalog is never held twice while loading.
+        let mut entities = Vec::new();
+        let mut rows = sqlx::query(
+            "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities",
+        )
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            // Borrowed from the row: each text is copied once, into its place.
+            let source: &str = row.try_get("source_id")?;
+            let unit: &str = row.try_get("unit")?;
+            let key: &str = row.try_get("entity_key")?;
+            let body: &str = row.try_get("body")?;
+            // One broken row must not make every listing invalid JSON.
+            if serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() {
+                let entity_ref: &str = row.try_get("entity_ref")?;
+                tracing::error!(
+                    database = self.database,
+                    source,
+                    entity = entity_ref,
+                    "a stored entity is not valid JSON; it is skipped (its source's next run stores it again)"
+                );
+                continue;
+            }
+            let seq: i64 = row.try_get("seq")?;
+            entities.push(StoredEntity {
+                seq: u64::try_from(seq).unwrap_or(0),
+                owner: Owner::new(source, unit),
+                entity: PreparedEntity {
+                    key: EntityKey::from_stored(key),
+                    entity_ref: row.try_get("entity_ref")?,
+                    uid: row.try_get("uid")?,
+                    json: Arc::from(body),
+                    search: SearchRows::from_packed(row.try_get("search")?),
+                    location: row.try_get("location")?,
+                    origin: row.try_get("origin")?,
+                },
+            });
+        }
+        drop(rows);
+        let last_seq = last_seq(&self.pool).await?;
+        Ok(StoredCatalog {
+            entities,
+            runs,
+            last_seq,
+            removals,
+            horizon,
+        })
+    }
+}
+
+/// Takes `<database>.lock` exclusively (released when the process ends,
+/// however it ends), creating the database's directory first.
+fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use fs4::fs_std::FileExt;
+
+    let database = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = std::path::PathBuf::from(name);
+    let failed = |source| StoreError::Lock {
+        database: database.clone(),
+        lock: lock.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(failed)?;
+    if !FileExt::try_lock_exclusive(&file).map_err(failed)? {
+        return Err(StoreError::Locked {
+            database,
+            lock: lock.display().to_string(),
+        });
+    }
+    Ok(file)
+}
+
+/// `err` naming the database file.
+fn unreadable(database: &str, err: StoreError) -> StoreError {
+    StoreError::Unreadable {
+        database: database.to_owned(),
+        source: Box::new(err),
     }
 }
 
@@ -234,57 +358,9 @@ impl SqliteStore {
 impl CatalogStore for SqliteStore {
     fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
         Box::pin(async move {
-            let (removals, horizon) = self.retained_removals(retained_removals).await?;
-            let mut runs = Vec::new();
-            let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
-                .fetch_all(&self.pool)
-                .await?;
-            for row in rows {
-                let id: String = row.try_get("id")?;
-                let text: String = row.try_get("last_run")?;
-                let run =
-                    serde_json::from_str::<RunReport>(&text).map_err(|e| StoreError::Corrupt {
-                        source_id: id.clone(),
-                        message: e.to_string(),
-                    })?;
-                runs.push((id, run));
-            }
-            // Streamed: a large catalog is never held twice while loading.
-            let mut entities = Vec::new();
-            let mut rows = sqlx::query(
-                "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities",
-            )
-            .fetch(&self.pool);
-            while let Some(row) = rows.try_next().await? {
-                // Borrowed from the row: each text is copied once, into its place.
-                let source: &str = row.try_get("source_id")?;
-                let unit: &str = row.try_get("unit")?;
-                let key: &str = row.try_get("entity_key")?;
-                let body: &str = row.try_get("body")?;
-                let seq: i64 = row.try_get("seq")?;
-                entities.push(StoredEntity {
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    owner: Owner::new(source, unit),
-                    entity: PreparedEntity {
-                        key: EntityKey::from_stored(key),
-                        entity_ref: row.try_get("entity_ref")?,
-                        uid: row.try_get("uid")?,
-                        json: Arc::from(body),
-                        search: SearchRows::from_packed(row.try_get("search")?),
-                        location: row.try_get("location")?,
-                        origin: row.try_get("origin")?,
-                    },
-                });
-            }
-            drop(rows);
-            let last_seq = last_seq(&self.pool).await?;
-            Ok(StoredCatalog {
-                entities,
-                runs,
-                last_seq,
-                removals,
-                horizon,
-            })
+            self.load_rows(retained_removals)
+                .await
+                .map_err(|err| unreadable(&self.database, err))
         })
     }
 
@@ -517,7 +593,11 @@ impl CatalogStore for SqliteStore {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.pool.close().await })
+        Box::pin(async move {
+            self.pool.close().await;
+            // Dropping the file releases the lock for the next daemon.
+            self.lock.lock().take();
+        })
     }
 }
 

@@ -115,6 +115,18 @@ impl FakeServer {
             .await;
     }
 
+    /// One project whose repositories `slugs` each hold a component of
+    /// that name.
+    pub async fn mount_components(&self, project: &str, slugs: &[&str]) {
+        self.mount_projects(&[project], 25).await;
+        let repos: Vec<(&str, bool)> = slugs.iter().map(|slug| (*slug, false)).collect();
+        self.mount_repos(project, &repos, 25).await;
+        for slug in slugs {
+            self.mount_file(project, slug, "catalog-info.yaml", &component(slug))
+                .await;
+        }
+    }
+
     /// Like [`Self::mount_file`], with arbitrary bytes.
     pub async fn mount_file_bytes(&self, project: &str, slug: &str, file: &str, body: &[u8]) {
         self.get(format!("{API}/projects/{project}/repos/{slug}/raw/{file}"))
@@ -139,6 +151,18 @@ impl FakeServer {
 pub fn component(name: &str) -> String {
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
+}
+
+/// The write token [`with_write_token`] configures; [`TestApp::refresh`]
+/// always sends it (an app without `externalAccess` ignores it).
+pub const WRITE_TOKEN: &str = "test-write-token";
+
+/// `yaml` with `backend.auth.externalAccess` requiring [`WRITE_TOKEN`]
+/// (`force=true` needs a configured token).
+pub fn with_write_token(yaml: &str) -> String {
+    format!(
+        "{yaml}\nbackend:\n  auth:\n    externalAccess:\n      - type: static\n        options:\n          token: {WRITE_TOKEN}\n          subject: tests\n"
     )
 }
 
@@ -276,6 +300,7 @@ impl TestApp {
                 "{}/api/catalog/providers/{provider}/refresh{query}",
                 self.address
             ))
+            .bearer_auth(WRITE_TOKEN)
             .send()
             .await
             .expect("refresh reaches the app");
