@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::server::{self, ServeLimits};
 use crate::api::{self, ApiState};
 use crate::bitbucket::{HttpPool, HttpSetupError};
-use crate::catalog::{Catalog, DEFAULT_RETAINED_REMOVALS};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::discovery::Source;
 use crate::discovery::cloud::CloudFlavour;
@@ -130,7 +130,7 @@ impl Application {
             locations: location_context,
         } = build_sources(&config)?;
         let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
-        let catalog = Arc::new(Catalog::new());
+        let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
 
         let loading = Instant::now();
         for registered in store.locations().await? {
@@ -159,7 +159,7 @@ impl Application {
             );
         }
         let restored_reports = store
-            .load(DEFAULT_RETAINED_REMOVALS)
+            .load(config.retained_removals)
             .await?
             .restore_into(&catalog);
         tracing::info!(
@@ -281,6 +281,7 @@ impl Application {
         } = self;
         let ready = Arc::clone(&state.ready);
         let scheduler = Arc::clone(&state.scheduler);
+        let catalog = Arc::clone(&state.catalog);
         let app = api::router(state);
         let upkeep = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -288,7 +289,16 @@ impl Application {
                 let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
                 loop {
                     tokio::select! {
-                        _ = ticks.tick() => crate::metrics::upkeep(),
+                        _ = ticks.tick() => {
+                            let snapshot = catalog.snapshot();
+                            let changes = snapshot.changes();
+                            crate::metrics::record_change_feed(
+                                snapshot.last_seq(),
+                                changes.horizon(),
+                                changes.removals(),
+                            );
+                            crate::metrics::upkeep();
+                        }
                         () = shutdown.cancelled() => break,
                     }
                 }

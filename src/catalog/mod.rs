@@ -315,9 +315,6 @@ fn endpoints(emitted: &[relations::Emitted], into: &mut BTreeSet<EntityKey>) {
     }
 }
 
-/// Removals the change feed keeps by default (about 100 bytes each).
-pub const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
-
 /// The entities currently served, keyed by case-insensitive entity ref.
 #[derive(Debug)]
 pub struct Catalog {
@@ -334,11 +331,13 @@ impl Default for Catalog {
 }
 
 impl Catalog {
+    /// A catalog whose change feed keeps every removal.
     pub fn new() -> Self {
-        Self::with_retained_removals(DEFAULT_RETAINED_REMOVALS)
+        Self::with_retained_removals(usize::MAX)
     }
 
-    /// A catalog whose change feed keeps the latest `retained` removals.
+    /// A catalog whose change feed keeps the latest `retained` removals
+    /// (about 100 bytes each).
     pub fn with_retained_removals(retained: usize) -> Self {
         Self {
             state: Mutex::new(State {

@@ -111,6 +111,8 @@ fn migrator() -> Migrator {
                 "CREATE INDEX repositories_by_id
                 ON repositories (source_id, json_extract(record, '$.id'));",
             ),
+            false,
+        ),
         Migration::new(
             5,
             "the change feed's horizon".into(),
@@ -118,8 +120,6 @@ fn migrator() -> Migrator {
             sqlx::SqlSafeStr::into_sql_str(
                 "CREATE TABLE catalog_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
             ),
-            false,
-        ),
             false,
         ),
     ])
