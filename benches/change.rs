@@ -156,12 +156,9 @@ async fn main() {
     );
 
     let store: Arc<dyn CatalogStore> = Arc::new(SqliteStore::open(&db).await.expect("store"));
-    let stored = store.load().await.expect("load");
+    let stored = store.load(usize::MAX).await.expect("load");
     let catalog = Arc::new(Catalog::new());
-    catalog.restore(
-        stored.entities.into_iter().map(|s| (s.owner, s.entity)),
-        stored.last_seq,
-    );
+    stored.restore_into(&catalog);
     let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
     let settling = Instant::now();
     applier.settle();

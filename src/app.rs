@@ -130,7 +130,7 @@ impl Application {
             locations: location_context,
         } = build_sources(&config)?;
         let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
-        let catalog = Arc::new(Catalog::new());
+        let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
 
         let loading = Instant::now();
         for registered in store.locations().await? {
@@ -158,12 +158,10 @@ impl Application {
                 "dropped stored entities of providers no longer configured"
             );
         }
-        let stored = store.load().await?;
-        let restored_reports = stored.runs;
-        catalog.restore(
-            stored.entities.into_iter().map(|s| (s.owner, s.entity)),
-            stored.last_seq,
-        );
+        let restored_reports = store
+            .load(config.retained_removals)
+            .await?
+            .restore_into(&catalog);
         tracing::info!(
             entities = catalog.len(),
             elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -283,6 +281,7 @@ impl Application {
         } = self;
         let ready = Arc::clone(&state.ready);
         let scheduler = Arc::clone(&state.scheduler);
+        let catalog = Arc::clone(&state.catalog);
         let app = api::router(state);
         let upkeep = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -290,7 +289,16 @@ impl Application {
                 let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
                 loop {
                     tokio::select! {
-                        _ = ticks.tick() => crate::metrics::upkeep(),
+                        _ = ticks.tick() => {
+                            let snapshot = catalog.snapshot();
+                            let changes = snapshot.changes();
+                            crate::metrics::record_change_feed(
+                                snapshot.last_seq(),
+                                changes.horizon(),
+                                changes.removals(),
+                            );
+                            crate::metrics::upkeep();
+                        }
                         () = shutdown.cancelled() => break,
                     }
                 }

@@ -93,6 +93,14 @@ pub fn record_event_outcome(integration: &str, event: &str, outcome: &'static st
     .increment(1);
 }
 
+/// The change feed: its last sequence number, the horizon below which a
+/// cursor is `410 Gone`, and the removals it retains.
+pub fn record_change_feed(last_sequence: u64, horizon: u64, retained_removals: usize) {
+    metrics::gauge!("catalog_changes_last_sequence").set(last_sequence as f64);
+    metrics::gauge!("catalog_changes_horizon").set(horizon as f64);
+    metrics::gauge!("catalog_changes_retained_removals").set(retained_removals as f64);
+}
+
 /// From a push event's arrival to its change being served.
 pub fn record_push_served(provider: &str, elapsed: Duration) {
     metrics::histogram!("catalog_webhook_push_served_seconds", "provider" => provider.to_owned())

@@ -210,7 +210,10 @@ async fn kill_9_during_a_run_keeps_every_applied_batch_and_never_half_a_reposito
         let store = SqliteStore::open(&db)
             .await
             .expect("store opens after kill -9");
-        let stored = store.load().await.expect("store loads after kill -9");
+        let stored = store
+            .load(usize::MAX)
+            .await
+            .expect("store loads after kill -9");
         let mut per_repository: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
         for entity in &stored.entities {

@@ -6,10 +6,12 @@
 //! - [`locations`]: locations: list, register (catalog-import), remove.
 //! - [`providers`]: source status and refresh.
 //! - [`refresh`]: per-entity refresh.
+//! - [`changes`]: the entity change feed.
 //! - [`events`]: Bitbucket's webhooks.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 
+mod changes;
 mod entities;
 mod error;
 mod events;
@@ -140,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
             post(providers::refresh),
         )
         .route("/api/catalog/refresh", post(refresh::refresh_entity))
+        .route("/api/catalog/changes", get(changes::changes))
         .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))

@@ -177,6 +177,11 @@ pub fn build() -> Value {
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold; needs backend.auth.externalAccess")],
                 "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "403": error_ref(), "404": error_ref()}
             }},
+            "/changes": {"get": {
+                "summary": "The entity change feed: without after, the full current set page by page; with after, what changed since (one entry per entity); wait long-polls",
+                "parameters": [param("after", "query", json!({"type": "string"}), "The cursor of an earlier answer"), param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 10000}), "Items per page (default 500)"), param("wait", "query", json!({"type": "integer", "minimum": 0, "maximum": 30}), "Seconds to wait for a change when there is none")],
+                "responses": {"200": ok("Changes", json!({"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"sequence": {"type": "integer"}, "type": {"type": "string", "enum": ["upsert", "delete"]}, "entityRef": {"type": "string"}, "entity": {"$ref": "#/components/schemas/Entity"}}}}, "cursor": {"type": "string"}, "hasMore": {"type": "boolean"}}})), "400": error_ref(), "410": error_ref()}
+            }},
             "/refresh": {"post": {
                 "summary": "Re-read the one repository (or registered location) the entity comes from (refreshEntity)",
                 "security": write(),

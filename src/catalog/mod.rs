@@ -7,6 +7,7 @@
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
 
+pub mod changes;
 pub mod entity;
 pub mod index;
 pub mod parse;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
+use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
 use index::RelationIndex;
 use search::SearchRows;
@@ -186,6 +188,8 @@ pub struct Snapshot {
     counts: HashMap<Arc<str>, usize>,
     /// The sequence number of the latest change in this view.
     last_seq: u64,
+    /// Each entity's latest change and the retained removals.
+    changes: ChangeLog,
 }
 
 impl Snapshot {
@@ -218,7 +222,14 @@ impl Snapshot {
         self.last_seq
     }
 
-    fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>) {
+    /// The change feed as of this view.
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// Serves `entity`, changed at `seq`.
+    fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
+        self.changes.upserted(&entity.key, seq);
         self.by_uid.insert(entity.uid.clone(), entity.key.clone());
         if self.entities.insert(entity.key.clone(), entity).is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
@@ -243,6 +254,8 @@ struct State {
     /// Each source's units and the entity keys each one serves.
     units: HashMap<Arc<str>, HashMap<Arc<str>, Vec<EntityKey>>>,
     index: RelationIndex,
+    /// How many removals the change feed keeps.
+    retained_removals: usize,
 }
 
 impl State {
@@ -287,7 +300,7 @@ impl State {
             };
             let seq = self.next_seq();
             let entity = Arc::new(rendered);
-            self.working.insert(Arc::clone(&entity), &owner.source);
+            self.working.insert(Arc::clone(&entity), &owner.source, seq);
             changes.push(Change::Upsert { entity, owner, seq });
         }
     }
@@ -303,28 +316,65 @@ fn endpoints(emitted: &[relations::Emitted], into: &mut BTreeSet<EntityKey>) {
 }
 
 /// The entities currently served, keyed by case-insensitive entity ref.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
     state: Mutex<State>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The last sequence number published, for followers waiting on it.
+    published: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Catalog {
+    /// A catalog whose change feed keeps every removal.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_retained_removals(usize::MAX)
+    }
+
+    /// A catalog whose change feed keeps the latest `retained` removals
+    /// (about 100 bytes each).
+    pub fn with_retained_removals(retained: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                retained_removals: retained,
+                ..State::default()
+            }),
+            snapshot: RwLock::default(),
+            published: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Changes whenever a change is published: the new last sequence number.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// Serves entities exactly as they were rendered before (start-up from
     /// the store): no parsing, so a large catalog is ready at once. The
     /// relation index is built by [`Catalog::settle`], which callers run
     /// right after, before any change.
+    /// `entities` carry the sequence number of their latest change;
+    /// `removals` are the retained ones, and those at or below `horizon`
+    /// were not kept.
     pub fn restore(
         &self,
-        entities: impl IntoIterator<Item = (Owner, PreparedEntity)>,
+        entities: impl IntoIterator<Item = (Owner, PreparedEntity, u64)>,
+        removals: impl IntoIterator<Item = (EntityKey, u64)>,
         last_seq: u64,
+        horizon: u64,
     ) {
         let mut state = self.state.lock();
-        for (owner, entity) in entities {
+        let retained = state.retained_removals;
+        for (key, seq) in removals {
+            state.working.changes.removed(&key, seq, retained);
+        }
+        state.working.changes.forgotten_through(horizon);
+        for (owner, entity, seq) in entities {
             if state.owners.contains_key(&entity.key) {
                 continue;
             }
@@ -343,11 +393,12 @@ impl Catalog {
                 .or_default()
                 .push(entity.key.clone());
             let key = entity.key.clone();
-            state.working.insert(Arc::new(entity), &source);
+            state.working.insert(Arc::new(entity), &source, seq);
             state.owners.insert(key, Owner { source, unit });
         }
         state.working.last_seq = state.working.last_seq.max(last_seq);
         *self.snapshot.write() = Arc::new(state.working.clone());
+        self.published.send_replace(state.working.last_seq);
     }
 
     /// Builds the relation index from every served entity and re-renders
@@ -388,7 +439,9 @@ impl Catalog {
             };
             let seq = state.next_seq();
             let entity = Arc::new(rendered);
-            state.working.insert(Arc::clone(&entity), &owner.source);
+            state
+                .working
+                .insert(Arc::clone(&entity), &owner.source, seq);
             applied.changes.push(Change::Upsert { entity, owner, seq });
         }
         applied
@@ -481,6 +534,8 @@ impl Catalog {
             state.index.remove(&emitted);
             endpoints(&emitted, &mut dirty);
             let seq = state.next_seq();
+            let retained = state.retained_removals;
+            state.working.changes.removed(&key, seq, retained);
             applied.changes.push(Change::Remove {
                 key,
                 source: Arc::clone(&source),
@@ -510,7 +565,9 @@ impl Catalog {
     /// Serves everything prepared so far.
     pub fn publish(&self) {
         let working = self.state.lock().working.clone();
+        let last_seq = working.last_seq;
         *self.snapshot.write() = Arc::new(working);
+        self.published.send_replace(last_seq);
     }
 
     /// The units of `source` that serve entities.
@@ -824,7 +881,7 @@ mod tests {
     #[test]
     fn sequence_numbers_grow_and_removals_are_numbered_too() {
         let catalog = Catalog::new();
-        catalog.restore([], 41);
+        catalog.restore([], [], 41, 0);
         let first = apply(
             &catalog,
             "a",
@@ -855,7 +912,7 @@ mod tests {
             .get(&EntityKey::new("group", "default", "team"))
             .unwrap();
         let restored = Catalog::new();
-        restored.restore([(Owner::new("a", "g"), (*group).clone())], 7);
+        restored.restore([(Owner::new("a", "g"), (*group).clone(), 7)], [], 7, 0);
         let applied = restored.settle();
         restored.publish();
         assert_eq!(applied.changes.len(), 1);

@@ -35,6 +35,10 @@ pub struct LocationsConfig {
     pub registrations: RegistrationLimits,
 }
 
+/// `catalog.changes.retainedRemovals`: how many removals the change feed
+/// keeps; a follower whose cursor is older resynchronises (`410`).
+pub const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
+
 /// What `POST /api/catalog/locations` may add (ours):
 /// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +379,15 @@ impl Ctx<'_> {
             }
         }
         Ok(config)
+    }
+
+    /// `catalog.changes.retainedRemovals`.
+    pub(super) fn retained_removals(&self) -> Result<usize, ConfigError> {
+        let key = "catalog.changes.retainedRemovals";
+        match self.source.get(key).filter(|v| !v.is_null()) {
+            Some(value) => self.bounded(key, value, 1, 100_000_000),
+            None => Ok(DEFAULT_RETAINED_REMOVALS),
+        }
     }
 
     fn bounded(

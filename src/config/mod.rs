@@ -85,6 +85,8 @@ pub struct Config {
     pub locations: LocationsConfig,
     /// `catalog.rules` (plus the locations' own rules) and `catalog.processing`.
     pub catalog: CatalogSettings,
+    /// `catalog.changes.retainedRemovals`: removals the change feed keeps.
+    pub retained_removals: usize,
     /// A PEM bundle trusted in addition to the system store, from
     /// `NODE_EXTRA_CA_CERTS` (the variable Backstage deployments already set).
     pub extra_ca_file: Option<PathBuf>,
@@ -287,6 +289,7 @@ impl Config {
         let integrations = ctx.integrations()?;
         let mut catalog = ctx.catalog_settings()?;
         let locations = ctx.locations(&Sites::all(&integrations, None), &mut catalog)?;
+        let retained_removals = ctx.retained_removals()?;
         let mut providers = ctx.server_providers(&integrations)?;
         for provider in &mut providers {
             provider.catalog = catalog.clone();
@@ -319,6 +322,7 @@ impl Config {
                 cloud_providers,
                 locations,
                 catalog,
+                retained_removals,
                 extra_ca_file: None,
                 tree: source.root,
                 unknown_keys,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 
-use crate::catalog::{Change, Owner, PreparedEntity};
+use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
 pub use sqlite::SqliteStore;
@@ -62,6 +62,8 @@ pub enum StoreError {
 pub struct StoredEntity {
     pub owner: Owner,
     pub entity: PreparedEntity,
+    /// The sequence number of its latest change.
+    pub seq: u64,
 }
 
 /// Everything start-up needs to serve at once.
@@ -73,6 +75,26 @@ pub struct StoredCatalog {
     pub runs: Vec<(String, RunReport)>,
     /// The sequence number of the latest change ever stored.
     pub last_seq: u64,
+    /// The newest removals (at most what `load` was asked to keep), with
+    /// their sequence numbers, for the change feed.
+    pub removals: Vec<(EntityKey, u64)>,
+    /// Removals at or below this sequence number are no longer kept.
+    pub horizon: u64,
+}
+
+impl StoredCatalog {
+    /// Serves what was stored in `catalog`; returns the runs recorded.
+    pub fn restore_into(self, catalog: &Catalog) -> Vec<(String, RunReport)> {
+        catalog.restore(
+            self.entities
+                .into_iter()
+                .map(|s| (s.owner, s.entity, s.seq)),
+            self.removals,
+            self.last_seq,
+            self.horizon,
+        );
+        self.runs
+    }
 }
 
 /// One source's changes, applied in one transaction: the catalog's
@@ -110,7 +132,9 @@ pub enum RepositoryKey<'a> {
 /// with every change numbered (removals leave a numbered tombstone), the
 /// state of each provider's repositories, and each source's last run.
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {
-    fn load(&self) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;
+    /// Everything start-up needs; keeps only the newest `retained_removals`
+    /// removals (older ones move the change feed's horizon).
+    fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;
 
     /// Applies one batch atomically: a crash keeps it whole or not at all.
     fn apply<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), StoreError>>;

@@ -113,6 +113,15 @@ fn migrator() -> Migrator {
             ),
             false,
         ),
+        Migration::new(
+            5,
+            "the change feed's horizon".into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(
+                "CREATE TABLE catalog_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+            ),
+            false,
+        ),
     ])
 }
 
@@ -183,7 +192,8 @@ impl SqliteStore {
     }
     /// Everything stored; rows whose entity is not valid JSON are skipped
     /// and logged.
-    async fn load_rows(&self) -> Result<StoredCatalog, StoreError> {
+    async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
+        let (removals, horizon) = self.retained_removals(retained_removals).await?;
         let mut runs = Vec::new();
         let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
             .fetch_all(&self.pool)
@@ -201,7 +211,7 @@ impl SqliteStore {
         // Streamed: a large catalog is never held twice while loading.
         let mut entities = Vec::new();
         let mut rows = sqlx::query(
-            "SELECT source_id, unit, entity_key, entity_ref, uid, body, search, location, origin FROM catalog_entities",
+            "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities",
         )
         .fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
@@ -221,7 +231,9 @@ impl SqliteStore {
                 );
                 continue;
             }
+            let seq: i64 = row.try_get("seq")?;
             entities.push(StoredEntity {
+                seq: u64::try_from(seq).unwrap_or(0),
                 owner: Owner::new(source, unit),
                 entity: PreparedEntity {
                     key: EntityKey::from_stored(key),
@@ -240,6 +252,8 @@ impl SqliteStore {
             entities,
             runs,
             last_seq,
+            removals,
+            horizon,
         })
     }
 }
@@ -287,10 +301,64 @@ fn unreadable(database: &str, err: StoreError) -> StoreError {
     }
 }
 
+impl SqliteStore {
+    /// Drops all but the newest `retained` removals, moving the horizon
+    /// past the dropped ones; returns those kept and the horizon.
+    async fn retained_removals(
+        &self,
+        retained: usize,
+    ) -> Result<(Vec<(EntityKey, u64)>, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let kept = i64::try_from(retained).unwrap_or(i64::MAX);
+        let cut: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM removed_entities ORDER BY seq DESC LIMIT 1 OFFSET ?",
+        )
+        .bind(kept)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(cut) = cut {
+            sqlx::query("DELETE FROM removed_entities WHERE seq <= ?")
+                .bind(cut)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO catalog_meta (name, value) VALUES ('horizon', ?)
+                 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+            )
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let horizon: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM catalog_meta WHERE name = 'horizon'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let rows = sqlx::query("SELECT entity_key, seq FROM removed_entities ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let removals = rows
+            .iter()
+            .map(|row| {
+                let key: String = row.try_get("entity_key")?;
+                let seq: i64 = row.try_get("seq")?;
+                Ok((
+                    EntityKey::from_stored(&key),
+                    u64::try_from(seq).unwrap_or(0),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((
+            removals,
+            horizon.and_then(|h| u64::try_from(h).ok()).unwrap_or(0),
+        ))
+    }
+}
+
 impl CatalogStore for SqliteStore {
-    fn load(&self) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
+    fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
         Box::pin(async move {
-            self.load_rows()
+            self.load_rows(retained_removals)
                 .await
                 .map_err(|err| unreadable(&self.database, err))
         })

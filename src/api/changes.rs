@@ -1,0 +1,141 @@
+//! `GET /api/catalog/changes`: the entity change feed, for a catalog that
+//! follows this one. Without `after` it pages through the whole current
+//! set (each entity at its latest change); with `after=<cursor>` it gives
+//! what changed since, compacted to one entry per entity; `wait` long-polls
+//! until something changes. A cursor older than the retained removals (or
+//! from another database) is `410 Gone`: resynchronise from the start.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::params::Params;
+use super::{ApiError, ApiState, Req, raw_json};
+use crate::catalog::Snapshot;
+use crate::catalog::changes::Entry;
+
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 10_000;
+/// The longest a long-poll waits (`wait` is capped to it).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn changes(
+    State(state): State<ApiState>,
+    req: Req,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params =
+        Params::parse(raw.as_deref(), &["after", "limit", "wait"]).map_err(|m| req.input(m))?;
+    let after = match params.one("after") {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            req.input(format!(
+                "Invalid after parameter \"{text}\": pass the cursor of an earlier answer, or leave it out to start from the full set"
+            ))
+        })?),
+    };
+    let limit = params
+        .uint("limit")
+        .map_err(|m| req.input(m))?
+        .unwrap_or(DEFAULT_LIMIT)
+        .clamp(1, MAX_LIMIT);
+    let wait = params
+        .uint("wait")
+        .map_err(|m| req.input(m))?
+        .map_or(Duration::ZERO, |s| {
+            Duration::from_secs(s as u64).min(MAX_WAIT)
+        });
+
+    let mut published = state.catalog.subscribe();
+    let mut snapshot = state.catalog.snapshot();
+    if let Some(cursor) = after {
+        check_cursor(&req, &snapshot, cursor)?;
+        if snapshot.last_seq() <= cursor && !wait.is_zero() {
+            let deadline = tokio::time::Instant::now() + wait;
+            // Woken by every publication; a change made before subscribing
+            // is already in the snapshot taken after it.
+            while state.catalog.snapshot().last_seq() <= cursor {
+                let woken = tokio::time::timeout_at(deadline, published.changed()).await;
+                if !matches!(woken, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            snapshot = state.catalog.snapshot();
+            check_cursor(&req, &snapshot, cursor)?;
+        }
+    }
+    Ok(raw_json(page(&snapshot, after.unwrap_or(0), limit)))
+}
+
+/// A cursor from the future (another database) or from before the
+/// retained removals cannot be followed.
+fn check_cursor(req: &Req, snapshot: &Snapshot, cursor: u64) -> Result<(), ApiError> {
+    let last = snapshot.last_seq();
+    let horizon = snapshot.changes().horizon();
+    if cursor > last {
+        return Err(req.error(
+            StatusCode::GONE,
+            "GoneError",
+            format!("cursor {cursor} is ahead of this catalog's last change ({last}): it comes from another database; resynchronise with GET /api/catalog/changes without after"),
+        ));
+    }
+    if cursor < horizon {
+        return Err(req.error(
+            StatusCode::GONE,
+            "GoneError",
+            format!("cursor {cursor} is older than the retained changes (removals up to {horizon} were forgotten); resynchronise with GET /api/catalog/changes without after"),
+        ));
+    }
+    Ok(())
+}
+
+/// `{items, cursor, hasMore}`: up to `limit` entries after `cursor`. The
+/// next cursor is the last entry's sequence number, or, when nothing is
+/// left, the snapshot's last one (everything up to it has been seen).
+fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
+    let mut entries = snapshot.changes().after(cursor).peekable();
+    let mut out = String::from("{\"items\":[");
+    let mut next = cursor;
+    let mut count = 0;
+    while count < limit {
+        let Some((seq, entry)) = entries.next() else {
+            break;
+        };
+        let item = match entry {
+            // The log and the entities are of one snapshot: always found.
+            Entry::Upsert(key) => snapshot.get(key).map(|entity| {
+                format!(
+                    "{{\"sequence\":{seq},\"type\":\"upsert\",\"entityRef\":{},\"entity\":{}}}",
+                    json_string(&entity.entity_ref),
+                    entity.json
+                )
+            }),
+            Entry::Removed(key) => Some(format!(
+                "{{\"sequence\":{seq},\"type\":\"delete\",\"entityRef\":{}}}",
+                json_string(key.as_str())
+            )),
+        };
+        let Some(item) = item else {
+            continue;
+        };
+        if count > 0 {
+            out.push(',');
+        }
+        out.push_str(&item);
+        next = seq;
+        count += 1;
+    }
+    let has_more = entries.peek().is_some();
+    if !has_more {
+        next = next.max(snapshot.last_seq());
+    }
+    let _ = write!(out, "],\"cursor\":\"{next}\",\"hasMore\":{has_more}}}");
+    out
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
