@@ -1,0 +1,87 @@
+//! Backstage following the daemon: `cargo bench --bench backstage`
+//! (needs `npm ci --prefix integrations/backstage` and PostgreSQL on
+//! 127.0.0.1:5432). 10,000 components in a simulated Data Center, read by
+//! the daemon (`serve` in a child process); then Backstage's catalog
+//! backend with the module in `integrations/backstage` syncs them all and
+//! follows 50 pushes. Prints the time until all are visible through
+//! Backstage's API, push → visible p50/p99, and the Bitbucket requests made
+//! for Backstage (there should be none).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bitbucket_sim::{DatasetConfig, FileMix, SimConfig, Simulator};
+use support::Daemon;
+
+const SECRET: &str = "bench-secret";
+const PUSHES: usize = 50;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/backstage");
+    let sim = Simulator::start(SimConfig {
+        seed: 5,
+        dataset: DatasetConfig {
+            projects: 200,
+            repos_per_project: 50,
+            catalog_ratio: 1.0,
+            archived_ratio: 0.0,
+            mix: FileMix {
+                component: 1.0,
+                multi_document: 0.0,
+                location_tree: 0.0,
+                broken_yaml: 0.0,
+                invalid_entity: 0.0,
+            },
+            ..Default::default()
+        },
+        webhook_secret: Some(SECRET.into()),
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let daemon = Daemon::spawn(&format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ minutes: 30 }}\n",
+        host = sim.host(),
+        api = sim.server_api_base()
+    ));
+    let client = reqwest::Client::new();
+    let expected = sim.dataset().server_repos().count();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let status: Option<serde_json::Value> = match client
+            .get(format!("{}/api/catalog/providers/sim", daemon.base))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        if status.is_some_and(|s| s["inProgress"] == false && s["entities"] == expected) {
+            break;
+        }
+    }
+    println!("the daemon serves {expected} components");
+    let pushes: Vec<String> = sim
+        .dataset()
+        .server_repos()
+        .step_by(expected / PUSHES)
+        .take(PUSHES)
+        .map(|r| format!("{}/{}", r.project_key, r.slug))
+        .collect();
+    let status = Command::new("node")
+        .arg("dist/bench/sync.js")
+        .env("CATALOGD_URL", &daemon.base)
+        .env("SIM_URL", sim.base_url())
+        .env("PUSHES", serde_json::to_string(&pushes).expect("JSON"))
+        .env("EXPECTED", expected.to_string())
+        .current_dir(&module)
+        .status()
+        .expect("node runs (build the module first: npm run build --prefix integrations/backstage)");
+    assert!(status.success());
+    drop(daemon);
+    sim.shutdown().await;
+}
