@@ -1,6 +1,6 @@
 //! Backstage following the daemon: `cargo bench --bench backstage`
-//! (needs `npm ci --prefix integrations/backstage` and PostgreSQL on
-//! 127.0.0.1:5432). 10,000 components in a simulated Data Center, read by
+//! (needs `npm ci --prefix integrations/backstage && npm run build --prefix
+//! integrations/backstage`, and PostgreSQL on 127.0.0.1:5432). 10,000 components in a simulated Data Center, read by
 //! the daemon (`serve` in a child process); then Backstage's catalog
 //! backend with the module in `integrations/backstage` syncs them all and
 //! follows 50 pushes. Prints the time until all are visible through
