@@ -29,13 +29,7 @@ async fn main() {
             repos_per_project: 50,
             catalog_ratio: 1.0,
             archived_ratio: 0.0,
-            mix: FileMix {
-                component: 1.0,
-                multi_document: 0.0,
-                location_tree: 0.0,
-                broken_yaml: 0.0,
-                invalid_entity: 0.0,
-            },
+            mix: FileMix::components_only(),
             ..Default::default()
         },
         webhook_secret: Some(SECRET.into()),
@@ -80,7 +74,9 @@ async fn main() {
         .env("EXPECTED", expected.to_string())
         .current_dir(&module)
         .status()
-        .expect("node runs (build the module first: npm run build --prefix integrations/backstage)");
+        .expect(
+            "node runs (build the module first: npm run build --prefix integrations/backstage)",
+        );
     assert!(status.success());
     drop(daemon);
     sim.shutdown().await;

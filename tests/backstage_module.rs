@@ -20,7 +20,8 @@ const SECRET: &str = "backstage-e2e-s3cret";
 async fn backstage_mirrors_the_daemon_through_the_change_feed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/backstage");
     assert!(
-        dir.join("node_modules/@backstage/plugin-catalog-backend").is_dir(),
+        dir.join("node_modules/@backstage/plugin-catalog-backend")
+            .is_dir(),
         "the module's dependencies are not installed: run `npm ci --prefix integrations/backstage` (the README's test command does)"
     );
     let sim = Simulator::start(SimConfig {

@@ -22,13 +22,7 @@ async fn simulator() -> Simulator {
             repos_per_project: 4,
             catalog_ratio: 1.0,
             archived_ratio: 0.0,
-            mix: FileMix {
-                component: 1.0,
-                multi_document: 0.0,
-                location_tree: 0.0,
-                broken_yaml: 0.0,
-                invalid_entity: 0.0,
-            },
+            mix: FileMix::components_only(),
             ..DatasetConfig::default()
         },
         ..SimConfig::default()

@@ -25,13 +25,7 @@ fn dataset() -> DatasetConfig {
         repos_per_project: 6,
         catalog_ratio: 1.0,
         archived_ratio: 0.0,
-        mix: FileMix {
-            component: 1.0,
-            multi_document: 0.0,
-            location_tree: 0.0,
-            broken_yaml: 0.0,
-            invalid_entity: 0.0,
-        },
+        mix: FileMix::components_only(),
         cloud_projects: 2,
         cloud_repos_per_project: 4,
         ..DatasetConfig::default()
@@ -149,6 +143,18 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         started.elapsed()
+    }
+
+    /// Waits until `entity_ref` is served from a location containing `part`.
+    async fn until_moved(&self, entity_ref: &str, part: &str) {
+        self.until("the entity moving to its new URL", async |s| {
+            s.entity(entity_ref).await.is_some_and(|e| {
+                e["metadata"]["annotations"]["backstage.io/managed-by-location"]
+                    .as_str()
+                    .is_some_and(|l| l.contains(part))
+            })
+        })
+        .await;
     }
 
     async fn last_event(&self) -> Value {
@@ -329,15 +335,7 @@ async fn a_rename_moves_the_entities_and_keeps_their_uid() {
         setup.deliver("bitbucketServer", &event, Some(SECRET)).await,
         202
     );
-    setup
-        .until("the entity moving to the new URL", async |s| {
-            s.entity(&entity_ref).await.is_some_and(|e| {
-                e["metadata"]["annotations"]["backstage.io/managed-by-location"]
-                    .as_str()
-                    .is_some_and(|l| l.contains("/repos/renamed-repo/"))
-            })
-        })
-        .await;
+    setup.until_moved(&entity_ref, "/repos/renamed-repo/").await;
     let after = setup.entity(&entity_ref).await.expect("still served");
     assert_eq!(after["metadata"]["uid"], uid);
     assert_eq!(setup.sim.stats().requests, 1, "one read of the moved file");
@@ -687,15 +685,7 @@ async fn a_cloud_rename_moves_the_entities_with_one_read() {
         setup.deliver("bitbucketCloud", &event, Some(SECRET)).await,
         202
     );
-    setup
-        .until("the entity moving to the new URL", async |s| {
-            s.entity(&entity_ref).await.is_some_and(|e| {
-                e["metadata"]["annotations"]["backstage.io/managed-by-location"]
-                    .as_str()
-                    .is_some_and(|l| l.contains("/renamed-cloud/src/"))
-            })
-        })
-        .await;
+    setup.until_moved(&entity_ref, "/renamed-cloud/src/").await;
     assert_eq!(setup.sim.stats().requests, 1, "one read at the new place");
     setup.app.stop().await;
 }

@@ -94,6 +94,20 @@ pub struct FileMix {
     pub invalid_entity: f64,
 }
 
+impl FileMix {
+    /// Only plain one-Component files: each repository's read is one
+    /// request and yields one entity.
+    pub fn components_only() -> Self {
+        Self {
+            component: 1.0,
+            multi_document: 0.0,
+            location_tree: 0.0,
+            broken_yaml: 0.0,
+            invalid_entity: 0.0,
+        }
+    }
+}
+
 impl Default for FileMix {
     fn default() -> Self {
         Self {
