@@ -116,6 +116,39 @@ async fn hostile_queries_are_bounded_and_liveness_stays_fast() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn order_parameters_are_deduplicated_and_capped() {
+    let (_fake, app) = big_catalog(3).await;
+    // Thousands of one field: one key per entity, the same answer.
+    let repeated = vec!["order=desc:metadata.name"; 2_000].join("&");
+    let response = app
+        .get(&format!("/api/catalog/entities?{repeated}&fields=metadata.name"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let names: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(
+        names,
+        vec![
+            json!({"metadata": {"name": "c2"}}),
+            json!({"metadata": {"name": "c1"}}),
+            json!({"metadata": {"name": "c0"}}),
+        ]
+    );
+    // More distinct fields than MAX_FIELDS (100): a Backstage-shaped 400.
+    let distinct: Vec<String> = (0..101).map(|i| format!("order=asc:f{i}")).collect();
+    let response = app
+        .get(&format!("/api/catalog/entities?{}", distinct.join("&")))
+        .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_backstage_error(&error, 400, "InputError");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("100"),
+        "{error:#}"
+    );
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------- 2: metrics labels
 
 #[tokio::test]
