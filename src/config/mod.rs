@@ -129,8 +129,13 @@ pub struct ListenConfig {
     /// limit at start-up, keeping descriptors for discovery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    /// How long a connection may take to send a request's headers, and
-    /// stay idle before its first or next request.
+    /// How long a client may take to send a request's headers, counted
+    /// from its first byte (or from connecting), against slowloris.
+    #[serde(serialize_with = "schedule::serialize_duration")]
+    pub header_timeout: std::time::Duration,
+    /// How long a connection may stay with no byte moving either way
+    /// (keep-alive between requests, a response the client does not read).
+    /// Longer than load balancers' keep-alive, so they close first.
     #[serde(serialize_with = "schedule::serialize_duration")]
     pub idle_timeout: std::time::Duration,
 }
@@ -141,7 +146,8 @@ impl Default for ListenConfig {
             host: "0.0.0.0".into(),
             port: 7007,
             max_connections: None,
-            idle_timeout: std::time::Duration::from_secs(10),
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(75),
         }
     }
 }
@@ -540,13 +546,8 @@ impl Ctx<'_> {
                             .filter(|n| (1..=1_000_000).contains(n))
                             .ok_or_else(|| self.error("backend.listen.maxConnections", format!("{} is not a number from 1 to 1000000", shown(&max))))?),
                     },
-                    idle_timeout: match raw.idle_timeout {
-                        None => defaults.idle_timeout,
-                        Some(timeout) => schedule::parse_duration(&timeout)
-                            .ok()
-                            .filter(|d| !d.is_zero())
-                            .ok_or_else(|| self.error("backend.listen.idleTimeout", format!("{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'", shown(&timeout))))?,
-                    },
+                    header_timeout: self.listen_timeout("headerTimeout", raw.header_timeout, defaults.header_timeout)?,
+                    idle_timeout: self.listen_timeout("idleTimeout", raw.idle_timeout, defaults.idle_timeout)?,
                 }
             }
             Some(_) => return Err(self.error("backend.listen", "expected ':7007' or {host, port}")),
@@ -583,6 +584,30 @@ impl Ctx<'_> {
             database,
             external_access,
         })
+    }
+
+    /// A positive duration under `backend.listen.<name>`.
+    fn listen_timeout(
+        &self,
+        name: &str,
+        raw: Option<Value>,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let Some(value) = raw else {
+            return Ok(default);
+        };
+        schedule::parse_duration(&value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                self.error(
+                    &format!("backend.listen.{name}"),
+                    format!(
+                        "{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'",
+                        shown(&value)
+                    ),
+                )
+            })
     }
 
     fn integrations(&mut self) -> Result<Integrations, ConfigError> {
@@ -1177,6 +1202,7 @@ mod raw {
         pub host: Option<String>,
         pub port: Option<Value>,
         pub max_connections: Option<Value>,
+        pub header_timeout: Option<Value>,
         pub idle_timeout: Option<Value>,
     }
 
