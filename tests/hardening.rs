@@ -660,6 +660,42 @@ async fn paging_is_bounded_in_pages_and_bytes() {
     let error = failed_run(&app, "main").await;
     assert!(error.contains("larger than 8 MiB"), "{error}");
     app.stop().await;
+
+    // Server: pages just under 8 MiB that never end stop at 256 MiB for
+    // the listing, far before 1000 pages (8 GB); nothing is kept.
+    let fake = FakeServer::start().await;
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&served);
+    let padding = "x".repeat(7 * 1024 * 1024);
+    Mock::given(matchers::path(format!("{}/projects", common::API)))
+        .respond_with(move |request: &wiremock::Request| {
+            let start: u64 = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "start")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let body = json!({
+                "values": [{"key": format!("P{start}"), "padding": padding}],
+                "isLastPage": false, "nextPageStart": start + 1,
+                "size": 1, "start": start, "limit": 1000,
+            })
+            .to_string();
+            counted.fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
+            ResponseTemplate::new(200).set_body_raw(body, "application/json")
+        })
+        .mount(&fake.server)
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    let error = failed_run(&app, "main").await;
+    assert!(error.contains("more than 256 MiB"), "{error}");
+    let served = served.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        served <= 264 * 1024 * 1024,
+        "{} MiB served before giving up",
+        served / (1024 * 1024)
+    );
+    app.stop().await;
 }
 
 #[tokio::test]
