@@ -972,7 +972,7 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     // `app` describes itself with another project's file; `app-own` uses
     // its own repository's; a Location leads into the excluded project.
     let app_file = format!(
-        "{}---\n{}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: sneaky\nspec:\n  targets:\n    - {web}/projects/SECRET/repos/vault/browse/catalog-info.yaml\n",
+        "{}---\n{}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: sneaky\nspec:\n  targets:\n    - {web}/projects/SECRET/repos/vault/browse/catalog-info.yaml\n    - ./team.yaml\n",
         component("app").replace(
             "  name: app\n",
             &format!("  name: app\n  description:\n    $text: {web}/projects/SECRET/repos/vault/browse/prod.env\n"),
@@ -982,6 +982,8 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     fake.mount_file("PLAT", "app", "catalog-info.yaml", &app_file)
         .await;
     fake.mount_file("PLAT", "app", "notes.txt", "own notes")
+        .await;
+    fake.mount_file("PLAT", "app", "team.yaml", &component("in-repo"))
         .await;
     fake.mount_file("PLAT", "lib", "catalog-info.yaml", &component("lib"))
         .await;
@@ -1016,6 +1018,23 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     let errors = app.get_json("/api/catalog/providers/main/errors").await;
     let messages = errors["problems"].to_string();
     assert!(messages.contains("targetScope"), "{errors:#}");
+    // The out-of-scope target costs only its own entities: the Location's
+    // in-repository target is kept.
+    assert!(names.contains(&"in-repo".to_owned()), "{names:?}");
+    assert!(names.contains(&"sneaky".to_owned()), "{names:?}");
+    app.stop().await;
+
+    // `targetScope: any` is the behaviour before the hardening.
+    let app = TestApp::spawn(&server_config(
+        &fake,
+        "",
+        "        filters:\n          projectKey: '^PLAT$'\n        targetScope: any\n",
+    ))
+    .await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let names = app.entity_names().await;
+    assert!(names.contains(&"excluded".to_owned()), "{names:?}");
+    assert!(names.contains(&"in-repo".to_owned()), "{names:?}");
     app.stop().await;
 }
 

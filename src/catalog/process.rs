@@ -427,9 +427,18 @@ impl<S: FileSource> Processor<'_, S> {
                     }
                     continue;
                 }
+                // Only this target is lost: its siblings are in scope and
+                // dropping them would remove entities for another's mistake.
                 Err(FetchError::Refused(message)) => {
-                    fail(walk, format!("target {resolved} is not read: {message}"));
-                    ok = false;
+                    walk.problems.push(
+                        Problem::new(
+                            url,
+                            ProblemKind::Location,
+                            format!("target {resolved} is not read: {message}; the Location's other targets are kept"),
+                        )
+                        .in_document(number)
+                        .for_entity(entity_ref.clone()),
+                    );
                     continue;
                 }
                 Err(FetchError::Failed(message)) => {

@@ -224,6 +224,9 @@ pub enum TargetScope {
     Repository,
     /// Files of any repository the provider's filters match.
     Filters,
+    /// Files of any repository on the provider's Bitbucket (what the daemon
+    /// did before issue 14; only for trusted repository authors).
+    Any,
 }
 
 /// Protection against runs that "succeed" with far fewer entities (a token
@@ -963,9 +966,10 @@ impl Ctx<'_> {
         match value.as_deref().map(str::trim) {
             None | Some("repository") => Ok(TargetScope::Repository),
             Some("filters") => Ok(TargetScope::Filters),
+            Some("any") => Ok(TargetScope::Any),
             Some(other) => Err(self.error(
                 &format!("{key}.targetScope"),
-                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository) or filters (any repository this provider's filters match)"),
+                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository), filters (any repository this provider's filters match) or any (any repository on this Bitbucket, as before the hardening)"),
             )),
         }
     }
