@@ -1239,8 +1239,13 @@ async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
     .execute(&pool)
     .await
     .unwrap();
+    sqlx::query("UPDATE sources SET last_run = '{\"broken' WHERE id = 'main'")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    // Bitbucket is down now: what is served comes from the store.
+    // Bitbucket is down now: what is served comes from the store (a broken
+    // last run does not stop start-up).
     fake.server.reset().await;
     let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
     let response = app.get("/api/catalog/entities").await.text().await.unwrap();
@@ -1252,6 +1257,17 @@ async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
         .filter_map(|e| e["metadata"]["name"].as_str())
         .collect();
     assert_eq!(names, vec!["b"]);
+    app.stop().await;
+
+    // Back up: one run reads the skipped row's file again, though it did
+    // not change.
+    fake.mount_components("PLAT", &["a", "b"]).await;
+    let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
+    app.wait_for_run("main", |s| s["lastRun"]["outcome"]["status"] == "succeeded")
+        .await;
+    let mut names = app.entity_names().await;
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
     app.stop().await;
 
     std::fs::write(&db, vec![b'x'; 8192]).unwrap();

@@ -201,15 +201,20 @@ impl SqliteStore {
         for row in rows {
             let id: String = row.try_get("id")?;
             let text: String = row.try_get("last_run")?;
-            let run =
-                serde_json::from_str::<RunReport>(&text).map_err(|e| StoreError::Corrupt {
-                    source_id: id.clone(),
-                    message: e.to_string(),
-                })?;
-            runs.push((id, run));
+            // Only the status page loses it; the next run records a new one.
+            match serde_json::from_str::<RunReport>(&text) {
+                Ok(run) => runs.push((id, run)),
+                Err(err) => tracing::error!(
+                    database = self.database,
+                    source = id,
+                    error = %err,
+                    "a stored last run is not valid; it is skipped"
+                ),
+            }
         }
         // Streamed: a large catalog is never held twice while loading.
         let mut entities = Vec::new();
+        let mut skipped: Vec<(String, String)> = Vec::new();
         let mut rows = sqlx::query(
             "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities",
         )
@@ -229,6 +234,9 @@ impl SqliteStore {
                     entity = entity_ref,
                     "a stored entity is not valid JSON; it is skipped (its source's next run stores it again)"
                 );
+                if !skipped.iter().any(|(s, u)| s == source && u == unit) {
+                    skipped.push((source.to_owned(), unit.to_owned()));
+                }
                 continue;
             }
             let seq: i64 = row.try_get("seq")?;
@@ -247,6 +255,18 @@ impl SqliteStore {
             });
         }
         drop(rows);
+        // Its file would otherwise count as unchanged and never be read
+        // (nor the entity stored) again.
+        for (source, unit) in &skipped {
+            sqlx::query(
+                "UPDATE repositories SET record = json_remove(record, '$.changeToken')
+                 WHERE source_id = ? AND unit = ? AND json_valid(record)",
+            )
+            .bind(source)
+            .bind(unit)
+            .execute(&self.pool)
+            .await?;
+        }
         let last_seq = last_seq(&self.pool).await?;
         Ok(StoredCatalog {
             entities,
