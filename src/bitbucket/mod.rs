@@ -495,7 +495,8 @@ impl Http {
         endpoint: &'static str,
         url: &Url,
     ) -> Result<Option<T>, BitbucketError> {
-        self.get_page(endpoint, url, &mut usize::MAX).await
+        let mut unbounded = usize::MAX;
+        self.get_page(endpoint, url, &mut unbounded).await
     }
 
     /// Like [`Self::get_json`], charging the bytes read to a listing's

@@ -304,13 +304,31 @@ fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
         .write(true)
         .open(&lock)
         .map_err(failed)?;
-    if !FileExt::try_lock_exclusive(&file).map_err(failed)? {
-        return Err(StoreError::Locked {
+    match FileExt::try_lock_exclusive(&file) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(StoreError::Locked {
+                database,
+                lock: lock.display().to_string(),
+            });
+        }
+        // Some network file systems (NFS without lockd) cannot lock at
+        // all: a warning, not a daemon that cannot start there.
+        Err(err) if locking_unsupported(&err) => tracing::warn!(
             database,
-            lock: lock.display().to_string(),
-        });
+            lock = %lock.display(),
+            error = %err,
+            "the file system cannot lock the database; make sure only one daemon uses it"
+        ),
+        Err(err) => return Err(failed(err)),
     }
     Ok(file)
+}
+
+/// Locking itself is not available (ENOLCK, ENOTSUP): not another daemon.
+fn locking_unsupported(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::Unsupported
+        || matches!(err.raw_os_error(), Some(libc::ENOLCK | libc::ENOTSUP))
 }
 
 /// `err` naming the database file.
