@@ -567,6 +567,67 @@ async fn placeholders_cannot_amplify_a_file_and_each_target_is_read_once() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_placeholder_budget_counts_served_bytes_and_stops_reading() {
+    use wiremock::{Mock, ResponseTemplate, matchers};
+
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("quotes", false), ("flaky", false)], 25)
+        .await;
+    // 8 × 300 KiB read is under the 4 MiB default, but each `"` is served
+    // as `\"`: 4.8 MiB. The next document's file is then not read at all.
+    let quoted = amplifier("quotes", 8).replace("./big.txt", "./quotes.txt");
+    let after = component("after").replace(
+        "  owner: team-a\n",
+        "  owner: team-a\n  notes:\n    $text: ./other.txt\n",
+    );
+    fake.mount_file(
+        "PLAT",
+        "quotes",
+        "catalog-info.yaml",
+        &format!("{quoted}---\n{after}"),
+    )
+    .await;
+    fake.mount_file("PLAT", "quotes", "quotes.txt", &"\"".repeat(300 * 1024))
+        .await;
+    fake.mount_file("PLAT", "quotes", "other.txt", "other").await;
+    // A file that fails to read is read once, however often it is used.
+    fake.mount_file(
+        "PLAT",
+        "flaky",
+        "catalog-info.yaml",
+        &amplifier("flaky", 3).replace("./big.txt", "./broken.txt"),
+    )
+    .await;
+    Mock::given(matchers::path(format!(
+        "{}/projects/PLAT/repos/flaky/raw/broken.txt",
+        common::API
+    )))
+    .respond_with(ResponseTemplate::new(500))
+    .mount(&fake.server)
+    .await;
+    let app = TestApp::spawn(&server_config(&fake, "      maxRetries: 0\n", "")).await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+
+    let names = app.entity_names().await;
+    assert!(!names.contains(&"quotes".to_owned()), "{names:?}");
+    let errors = app.get_json("/api/catalog/providers/main/errors").await;
+    let messages = errors["problems"].to_string();
+    assert!(
+        messages.contains("catalog.processing.maxExpandedSize"),
+        "{errors:#}"
+    );
+    assert_eq!(fake.requests_to("/quotes/raw/quotes.txt").await, 1);
+    assert_eq!(
+        fake.requests_to("/quotes/raw/other.txt").await,
+        0,
+        "read after the budget was spent"
+    );
+    assert_eq!(fake.requests_to("/flaky/raw/broken.txt").await, 1);
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------- 6, 7, 8, 11: hostile Bitbucket
 
 /// The error of the provider's first finished run, which must have failed.
