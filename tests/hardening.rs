@@ -906,11 +906,13 @@ fn config_check_redacts_shared_sections_urls_and_misspelled_secrets() {
          proxy:\n  endpoints:\n    /jira:\n      target: https://jira.example.com\n      headers:\n        Authorization: Basic auth-s3cret-2\n        X-Api-Key: apikey-s3cret-3\n        Cookie: session=cookie-s3cret-4\n\
          sentry:\n  dsn: https://dsnuser-s3cret-5@o1.ingest.sentry.io/42\n\
          app:\n  homepage: https://webuser:url-s3cret-6@portal.example.com/\n\
-         catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      filters:\n        projectKey: '^PLAT$'\n",
+         auth:\n  providers:\n    saml:\n      decryptionPassphrase: pass-s3cret-7\n\
+         azure:\n  connectionString: AccountName=a;AccountKey=conn-s3cret-8\n\
+         catalog:\n  processing:\n    pasword: typo-s3cret-9\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      filters:\n        projectKey: '^PLAT$'\n",
     );
     let printed = format!("{stdout}{stderr}");
     assert_eq!(code, Some(0), "{printed}");
-    for n in 1..=6 {
+    for n in 1..=9 {
         assert!(
             !printed.contains(&format!("s3cret-{n}")),
             "secret {n} leaked:\n{printed}"

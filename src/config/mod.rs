@@ -375,6 +375,8 @@ fn is_secret_key(key: &str) -> bool {
         "authorization",
         "cookie",
         "dsn",
+        "passphrase",
+        "connectionstring",
     ]
     .iter()
     .any(|needle| key.contains(needle))
@@ -464,11 +466,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Like [`Self::warn`] for a key we do not know: its value is redacted
+    /// in `config check` (it may be a misspelled secret).
+    fn warn_unknown(&mut self, key: &str, message: &str) {
+        self.unknown_keys.push(provenance_key(&display_key(key)));
+        self.warn(key, message);
+    }
+
     /// Records "`origin`: `key`: `message`" for the operator.
     fn warn(&mut self, key: &str, message: &str) {
-        if message.starts_with("unknown key") {
-            self.unknown_keys.push(provenance_key(&display_key(key)));
-        }
         let key = display_key(key);
         let origin = self
             .source
@@ -496,7 +502,7 @@ impl Ctx<'_> {
         match result {
             Ok(parsed) => {
                 for path in unknown {
-                    self.warn(
+                    self.warn_unknown(
                         &Self::join(key, &path),
                         "unknown key is ignored; check its spelling",
                     );
@@ -1022,7 +1028,7 @@ impl Ctx<'_> {
         let (schedule, unknown) = schedule::parse_schedule(&value)
             .map_err(|(sub, msg)| self.error(&Self::join(key, &sub), msg))?;
         for sub in unknown {
-            self.warn(
+            self.warn_unknown(
                 &format!("{key}.{sub}"),
                 "unknown key is ignored; use frequency, timeout or initialDelay",
             );
