@@ -1237,6 +1237,21 @@ async fn every_error_has_backstages_shape_and_registrations_never_claim_others_e
     assert_eq!(response.status(), 413);
     assert_backstage_error(&response.json().await.unwrap(), 413, "PayloadTooLargeError");
 
+    // A 405 keeps its Allow header.
+    let response = app
+        .http
+        .delete(format!("{}/api/catalog/entities", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let allow = response.headers().get("allow").cloned();
+    assert_backstage_error(&response.json().await.unwrap(), 405, "MethodNotAllowedError");
+    assert!(
+        allow.is_some_and(|a| a.to_str().unwrap_or_default().contains("GET")),
+        "no Allow header"
+    );
+
     let response = app
         .get("/api/catalog/entities/by-name/component/default/%FF%FE")
         .await;
