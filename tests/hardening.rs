@@ -122,7 +122,9 @@ async fn order_parameters_are_deduplicated_and_capped() {
     // Thousands of one field: one key per entity, the same answer.
     let repeated = vec!["order=desc:metadata.name"; 2_000].join("&");
     let response = app
-        .get(&format!("/api/catalog/entities?{repeated}&fields=metadata.name"))
+        .get(&format!(
+            "/api/catalog/entities?{repeated}&fields=metadata.name"
+        ))
         .await;
     assert_eq!(response.status(), 200);
     let names: Vec<Value> = response.json().await.unwrap();
@@ -328,7 +330,9 @@ async fn max_connections_over_the_descriptor_limit_is_lowered() {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while http
-        .get(format!("http://127.0.0.1:{port}/.backstage/health/v1/liveness"))
+        .get(format!(
+            "http://127.0.0.1:{port}/.backstage/health/v1/liveness"
+        ))
         .send()
         .await
         .is_err()
@@ -372,8 +376,7 @@ async fn read_some(stream: &mut tokio::net::TcpStream, within: Duration) -> Opti
     }
 }
 
-const LIVENESS_REQUEST: &[u8] =
-    b"GET /.backstage/health/v1/liveness HTTP/1.1\r\nhost: x\r\n\r\n";
+const LIVENESS_REQUEST: &[u8] = b"GET /.backstage/health/v1/liveness HTTP/1.1\r\nhost: x\r\n\r\n";
 
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_answered() {
@@ -591,7 +594,8 @@ async fn the_placeholder_budget_counts_served_bytes_and_stops_reading() {
     .await;
     fake.mount_file("PLAT", "quotes", "quotes.txt", &"\"".repeat(300 * 1024))
         .await;
-    fake.mount_file("PLAT", "quotes", "other.txt", "other").await;
+    fake.mount_file("PLAT", "quotes", "other.txt", "other")
+        .await;
     // A file that fails to read is read once, however often it is used.
     fake.mount_file(
         "PLAT",
@@ -1246,7 +1250,11 @@ async fn every_error_has_backstages_shape_and_registrations_never_claim_others_e
         .unwrap();
     assert_eq!(response.status(), 405);
     let allow = response.headers().get("allow").cloned();
-    assert_backstage_error(&response.json().await.unwrap(), 405, "MethodNotAllowedError");
+    assert_backstage_error(
+        &response.json().await.unwrap(),
+        405,
+        "MethodNotAllowedError",
+    );
     assert!(
         allow.is_some_and(|a| a.to_str().unwrap_or_default().contains("GET")),
         "no Allow header"

@@ -242,15 +242,13 @@ impl ServerClient {
                 .http
                 .get_page(endpoint, &url, &mut budget)
                 .await?
-                .ok_or_else(|| {
-                BitbucketError::Status {
+                .ok_or_else(|| BitbucketError::Status {
                     url: url.to_string(),
                     status: reqwest::StatusCode::NOT_FOUND,
                     hint: " (check the integration's apiBaseUrl and that the project still exists)"
                         .to_owned(),
                     body: String::new(),
-                }
-            })?;
+                })?;
             let empty = page.values.is_empty();
             all.extend(page.values);
             if page.is_last_page || empty {
