@@ -188,6 +188,37 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The daemon binary with `yaml` on `port` under 512 descriptors, soft and
+/// hard (so it cannot raise them); its log (info) piped when `log`.
+fn serve_with_512_descriptors(
+    yaml: &str,
+    port: u16,
+    log: bool,
+) -> (tempfile::TempDir, std::process::Child) {
+    let (dir, file) = common::write_config(yaml);
+    let output = || {
+        if log {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    let child = std::process::Command::new("prlimit")
+        .arg("--nofile=512:512")
+        .arg(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        .args(["serve", "--config", &file.display().to_string()])
+        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+        .env("APP_CONFIG_backend_listen_port", port.to_string())
+        .env("APP_CONFIG_backend_database_connection", ":memory:")
+        .env("RUST_LOG", if log { "info" } else { "error" })
+        .stdin(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("serve starts");
+    (dir, child)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
     let fake = FakeServer::start().await;
@@ -196,22 +227,8 @@ async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
         "{}backend:\n  listen:\n    headerTimeout: {{ seconds: 1 }}\n",
         server_config(&fake, "", "")
     );
-    let (_dir, file) = common::write_config(&yaml);
     let port = free_port();
-    // 512 descriptors, soft and hard: the daemon cannot raise it.
-    let mut child = std::process::Command::new("prlimit")
-        .arg("--nofile=512:512")
-        .arg(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config", &file.display().to_string()])
-        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-        .env("APP_CONFIG_backend_listen_port", port.to_string())
-        .env("APP_CONFIG_backend_database_connection", ":memory:")
-        .env("RUST_LOG", "error")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve starts");
+    let (_dir, mut child) = serve_with_512_descriptors(&yaml, port, false);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -312,21 +329,8 @@ async fn max_connections_over_the_descriptor_limit_is_lowered() {
         "{}backend:\n  listen:\n    maxConnections: 100000\n",
         server_config(&fake, "", "")
     );
-    let (_dir, file) = common::write_config(&yaml);
     let port = free_port();
-    let mut child = std::process::Command::new("prlimit")
-        .arg("--nofile=512:512")
-        .arg(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config", &file.display().to_string()])
-        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-        .env("APP_CONFIG_backend_listen_port", port.to_string())
-        .env("APP_CONFIG_backend_database_connection", ":memory:")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
+    let (_dir, mut child) = serve_with_512_descriptors(&yaml, port, true);
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while http

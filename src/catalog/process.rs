@@ -854,7 +854,8 @@ mod tests {
                 vec![("a.yaml", component("a")), ("b.yaml", component("b"))], |c| c.max_location_files = 1,
                 vec![], vec![ProblemKind::Location]),
             ("file type is not read", location("f", "  type: file\n  target: ./x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
-            ("other host refused", location("o", "  target: https://elsewhere/x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
+            // Only the refused target is lost, not the Location (nor its other targets).
+            ("other host refused", location("o", "  target: https://elsewhere/x.yaml\n"), vec![], same, vec!["o"], vec![ProblemKind::Location]),
             ("self cycle", location("me", "  target: ./catalog-info.yaml\n"), vec![], same, vec!["me"], vec![]),
             ("diamond", format!("{}---\n{}", location("x", "  target: ./shared.yaml\n"), location("y", "  target: ./shared.yaml\n")),
                 vec![("shared.yaml", component("shared"))], same, vec!["shared", "x", "y"], vec![]),
