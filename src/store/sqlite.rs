@@ -648,3 +648,22 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
     .await?;
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::locking_unsupported;
+
+    #[test]
+    fn only_a_file_system_without_locks_degrades() {
+        for errno in [libc::ENOLCK, libc::ENOTSUP] {
+            assert!(locking_unsupported(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+        for errno in [libc::EACCES, libc::EBADF, libc::EIO] {
+            assert!(!locking_unsupported(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+    }
+}
