@@ -36,6 +36,8 @@ const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
 /// Connections accepted over the cap, one request each: health checks are
 /// answered, everything else gets `503` with `Retry-After`.
 pub const SHED_CONNECTIONS: usize = 64;
+/// Requests at once on one h2c connection (hyper's default is 200).
+const H2_STREAMS: u32 = 16;
 /// How long to wait before accepting again after `accept` failed (e.g. out
 /// of descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -123,7 +125,12 @@ pub async fn serve(
                 .http1()
                 .timer(HeaderTimer(Arc::clone(&activity), limits.header_timeout))
                 .header_read_timeout(limits.header_timeout);
-            builder.http2().timer(TokioTimer::new());
+            // Each stream may buffer a 1 MiB body: keep one h2c connection
+            // near what a few HTTP/1 connections can hold.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_STREAMS);
             let io = TokioIo::new(Watched {
                 stream,
                 activity: Arc::clone(&activity),
