@@ -322,6 +322,38 @@ async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
 }
 
 #[tokio::test]
+async fn a_trickling_body_is_cut_off_after_30_seconds_in_all() {
+    use tokio::io::AsyncWriteExt;
+    let (_fake, app) = big_catalog(1).await;
+    // One byte every 5 s: never a pause long enough for a per-pause timeout.
+    let mut stream = raw_connection(
+        &app,
+        b"POST /api/catalog/entities/by-refs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+    )
+    .await;
+    let started = Instant::now();
+    let answer = loop {
+        if let Some(answer) = read_some(&mut stream, Duration::from_secs(5)).await {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "the body was still being read after {:?}",
+            started.elapsed()
+        );
+        let _ = stream.write_all(b" ").await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("InputError"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn max_connections_over_the_descriptor_limit_is_lowered() {
     let fake = FakeServer::start().await;
     fake.mount_components("PLAT", &["svc"]).await;
