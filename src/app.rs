@@ -105,6 +105,18 @@ pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
     Ok(Sources { sources, locations })
 }
 
+/// Raises the soft open-file limit to the hard one where allowed, and
+/// returns the soft limit in force (1024 when it cannot be read).
+fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read or raise the open-file limit");
+            1024
+        }
+    }
+}
+
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
@@ -121,8 +133,13 @@ impl Application {
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         // First: raising the descriptor limit must precede opening anything.
+        let open_file_limit = raise_open_file_limit();
         let limits = ServeLimits {
-            max_connections: server::connection_cap(config.backend.listen.max_connections),
+            max_connections: server::connection_cap(
+                config.backend.listen.max_connections,
+                open_file_limit,
+            ),
+            header_timeout: config.backend.listen.header_timeout,
             idle_timeout: config.backend.listen.idle_timeout,
         };
         let Sources {

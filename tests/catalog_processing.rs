@@ -275,6 +275,8 @@ async fn a_mixed_bitbucket_yields_exactly_what_backstage_accepts() {
         "broken-loc-sibling",
         "opt-loc",
         "opt-child",
+        // A refused target costs only its own entities, as in Backstage.
+        "foreign-loc",
         "foreign-sibling",
         "json-svc",
         "placeholder-api",

@@ -116,6 +116,41 @@ async fn hostile_queries_are_bounded_and_liveness_stays_fast() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn order_parameters_are_deduplicated_and_capped() {
+    let (_fake, app) = big_catalog(3).await;
+    // Thousands of one field: one key per entity, the same answer.
+    let repeated = vec!["order=desc:metadata.name"; 2_000].join("&");
+    let response = app
+        .get(&format!(
+            "/api/catalog/entities?{repeated}&fields=metadata.name"
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let names: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(
+        names,
+        vec![
+            json!({"metadata": {"name": "c2"}}),
+            json!({"metadata": {"name": "c1"}}),
+            json!({"metadata": {"name": "c0"}}),
+        ]
+    );
+    // More distinct fields than MAX_FIELDS (100): a Backstage-shaped 400.
+    let distinct: Vec<String> = (0..101).map(|i| format!("order=asc:f{i}")).collect();
+    let response = app
+        .get(&format!("/api/catalog/entities?{}", distinct.join("&")))
+        .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_backstage_error(&error, 400, "InputError");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("100"),
+        "{error:#}"
+    );
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------- 2: metrics labels
 
 #[tokio::test]
@@ -153,30 +188,47 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
-    let fake = FakeServer::start().await;
-    fake.mount_components("PLAT", &["svc"]).await;
-    let yaml = format!(
-        "{}backend:\n  listen:\n    idleTimeout: {{ seconds: 1 }}\n",
-        server_config(&fake, "", "")
-    );
-    let (_dir, file) = common::write_config(&yaml);
-    let port = free_port();
-    // 512 descriptors, soft and hard: the daemon cannot raise it.
-    let mut child = std::process::Command::new("prlimit")
+/// The daemon binary with `yaml` on `port` under 512 descriptors, soft and
+/// hard (so it cannot raise them); its log (info) piped when `log`.
+fn serve_with_512_descriptors(
+    yaml: &str,
+    port: u16,
+    log: bool,
+) -> (tempfile::TempDir, std::process::Child) {
+    let (dir, file) = common::write_config(yaml);
+    let output = || {
+        if log {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    let child = std::process::Command::new("prlimit")
         .arg("--nofile=512:512")
         .arg(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
         .args(["serve", "--config", &file.display().to_string()])
         .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
         .env("APP_CONFIG_backend_listen_port", port.to_string())
         .env("APP_CONFIG_backend_database_connection", ":memory:")
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", if log { "info" } else { "error" })
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
         .spawn()
         .expect("serve starts");
+    (dir, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
+    let fake = FakeServer::start().await;
+    fake.mount_components("PLAT", &["svc"]).await;
+    let yaml = format!(
+        "{}backend:\n  listen:\n    headerTimeout: {{ seconds: 1 }}\n",
+        server_config(&fake, "", "")
+    );
+    let port = free_port();
+    let (_dir, mut child) = serve_with_512_descriptors(&yaml, port, false);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -230,11 +282,19 @@ async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
         .await
         .map(|r| r.status().as_u16());
     let waited = started.elapsed();
-    let refreshed = http
-        .post(format!("{base}/api/catalog/providers/main/refresh"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
+    // Over the connection cap a write is shed with 503 and Retry-After.
+    let mut refreshed = Ok(503);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refreshed.as_ref().is_ok_and(|s| *s == 503) && Instant::now() < deadline {
+        refreshed = http
+            .post(format!("{base}/api/catalog/providers/main/refresh"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if refreshed.as_ref().is_ok_and(|s| *s == 503) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
     let before = first["lastRun"]["startedAt"].clone();
     let second = if refreshed.is_ok() {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -259,6 +319,220 @@ async fn idle_connections_cannot_take_the_descriptors_discovery_needs() {
         "{second:#}"
     );
     assert_ne!(second["lastRun"]["startedAt"], before);
+}
+
+#[tokio::test]
+async fn a_trickling_body_is_cut_off_after_30_seconds_in_all() {
+    use tokio::io::AsyncWriteExt;
+    let (_fake, app) = big_catalog(1).await;
+    // One byte every 5 s: never a pause long enough for a per-pause timeout.
+    let mut stream = raw_connection(
+        &app,
+        b"POST /api/catalog/entities/by-refs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+    )
+    .await;
+    let started = Instant::now();
+    let answer = loop {
+        if let Some(answer) = read_some(&mut stream, Duration::from_secs(5)).await {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "the body was still being read after {:?}",
+            started.elapsed()
+        );
+        let _ = stream.write_all(b" ").await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("InputError"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn max_connections_over_the_descriptor_limit_is_lowered() {
+    let fake = FakeServer::start().await;
+    fake.mount_components("PLAT", &["svc"]).await;
+    let yaml = format!(
+        "{}backend:\n  listen:\n    maxConnections: 100000\n",
+        server_config(&fake, "", "")
+    );
+    let port = free_port();
+    let (_dir, mut child) = serve_with_512_descriptors(&yaml, port, true);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!(
+            "http://127.0.0.1:{port}/.backstage/health/v1/liveness"
+        ))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // 512 − 256 reserved − 64 shed connections.
+    let warning = log
+        .lines()
+        .find(|l| l.contains("maxConnections is more than the open-file limit"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(warning.contains("192"), "{warning}");
+}
+
+/// A raw connection to `app` with `bytes` sent.
+async fn raw_connection(app: &TestApp, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// What arrives on `stream` within `within`, up to its end or a pause.
+async fn read_some(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0; 64 * 1024];
+    match tokio::time::timeout(within, stream.read(&mut buf)).await {
+        Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(Err(_)) => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+const LIVENESS_REQUEST: &[u8] = b"GET /.backstage/health/v1/liveness HTTP/1.1\r\nhost: x\r\n\r\n";
+
+#[tokio::test]
+async fn h2c_with_prior_knowledge_is_answered() {
+    let (_fake, app) = big_catalog(1).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .get(format!("{}/api/catalog/entities", app.address))
+        .send()
+        .await
+        .expect("an h2c answer");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let entities: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(entities.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_outlasts_the_header_timeout() {
+    let fake = FakeServer::start().await;
+    fake.mount_components("PLAT", &["svc"]).await;
+    let app = TestApp::spawn(&format!(
+        "{}backend:\n  listen:\n    headerTimeout: {{ seconds: 1 }}\n",
+        server_config(&fake, "", "")
+    ))
+    .await;
+    // A kept-alive connection idle for longer than the header timeout is
+    // still open (a load balancer reuses it without a 502)...
+    let mut kept = raw_connection(&app, LIVENESS_REQUEST).await;
+    let first = read_some(&mut kept, Duration::from_secs(5)).await.unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    use tokio::io::AsyncWriteExt;
+    kept.write_all(LIVENESS_REQUEST).await.unwrap();
+    let second = read_some(&mut kept, Duration::from_secs(5)).await.unwrap();
+    assert!(second.starts_with("HTTP/1.1 200"), "{second:?}");
+    // ...while headers trickling in are cut off after the header timeout,
+    // counted from their first byte, on a fresh and on a kept-alive
+    // connection.
+    let mut slow = raw_connection(&app, b"GET /.backstage/health/v1/liveness HTTP/1.1\r\n").await;
+    let started = Instant::now();
+    let cut = read_some(&mut slow, Duration::from_secs(5)).await;
+    assert!(cut.is_some(), "slow headers were not cut off");
+    assert!(!cut.unwrap().contains("200 OK"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    kept.write_all(b"GET /.backstage/health/v1/liveness HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let cut = read_some(&mut kept, Duration::from_secs(5)).await;
+    assert!(cut.is_some(), "slow headers were not cut off");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_cap_health_is_answered_and_the_rest_shed() {
+    // Default timeouts; a small cap keeps the test small.
+    let fake = FakeServer::start().await;
+    fake.mount_components("PLAT", &["svc"]).await;
+    let app = TestApp::spawn(&format!(
+        "{}backend:\n  listen:\n    maxConnections: 4\n",
+        server_config(&fake, "", "")
+    ))
+    .await;
+    app.wait_for_run("main", |s| s["entities"] == 1).await;
+    // The cap's worth of connections that hold on: idle, slow headers, a
+    // slow body, and one that never reads its (pipelined) answers.
+    let mut holders = vec![
+        raw_connection(&app, b"").await,
+        raw_connection(&app, b"GET /api/catalog/entities HTTP/1.1\r\n").await,
+        raw_connection(
+            &app,
+            b"POST /api/catalog/entities/by-refs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await,
+    ];
+    let pipelined = b"GET /api/catalog/entities HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2_000);
+    holders.push(raw_connection(&app, &pipelined).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    for path in [
+        "/.backstage/health/v1/liveness",
+        "/.backstage/health/v1/readiness",
+    ] {
+        let started = Instant::now();
+        let response = fresh()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("health answered over the cap");
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let response = fresh()
+        .get(format!("{}/api/catalog/entities", app.address))
+        .send()
+        .await
+        .expect("shed, not left in the backlog");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let error: Value = response.json().await.unwrap();
+    assert_backstage_error(&error, 503, "ServiceUnavailableError");
+    drop(holders);
+    app.stop().await;
 }
 
 // ---------------------------------------------------------------- 3: placeholders
@@ -329,6 +603,68 @@ async fn placeholders_cannot_amplify_a_file_and_each_target_is_read_once() {
     );
     assert_eq!(fake.requests_to("/bomb/raw/big.txt").await, 1);
     assert_eq!(fake.requests_to("/modest/raw/big.txt").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_placeholder_budget_counts_served_bytes_and_stops_reading() {
+    use wiremock::{Mock, ResponseTemplate, matchers};
+
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    fake.mount_repos("PLAT", &[("quotes", false), ("flaky", false)], 25)
+        .await;
+    // 8 × 300 KiB read is under the 4 MiB default, but each `"` is served
+    // as `\"`: 4.8 MiB. The next document's file is then not read at all.
+    let quoted = amplifier("quotes", 8).replace("./big.txt", "./quotes.txt");
+    let after = component("after").replace(
+        "  owner: team-a\n",
+        "  owner: team-a\n  notes:\n    $text: ./other.txt\n",
+    );
+    fake.mount_file(
+        "PLAT",
+        "quotes",
+        "catalog-info.yaml",
+        &format!("{quoted}---\n{after}"),
+    )
+    .await;
+    fake.mount_file("PLAT", "quotes", "quotes.txt", &"\"".repeat(300 * 1024))
+        .await;
+    fake.mount_file("PLAT", "quotes", "other.txt", "other")
+        .await;
+    // A file that fails to read is read once, however often it is used.
+    fake.mount_file(
+        "PLAT",
+        "flaky",
+        "catalog-info.yaml",
+        &amplifier("flaky", 3).replace("./big.txt", "./broken.txt"),
+    )
+    .await;
+    Mock::given(matchers::path(format!(
+        "{}/projects/PLAT/repos/flaky/raw/broken.txt",
+        common::API
+    )))
+    .respond_with(ResponseTemplate::new(500))
+    .mount(&fake.server)
+    .await;
+    let app = TestApp::spawn(&server_config(&fake, "      maxRetries: 0\n", "")).await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+
+    let names = app.entity_names().await;
+    assert!(!names.contains(&"quotes".to_owned()), "{names:?}");
+    let errors = app.get_json("/api/catalog/providers/main/errors").await;
+    let messages = errors["problems"].to_string();
+    assert!(
+        messages.contains("catalog.processing.maxExpandedSize"),
+        "{errors:#}"
+    );
+    assert_eq!(fake.requests_to("/quotes/raw/quotes.txt").await, 1);
+    assert_eq!(
+        fake.requests_to("/quotes/raw/other.txt").await,
+        0,
+        "read after the budget was spent"
+    );
+    assert_eq!(fake.requests_to("/flaky/raw/broken.txt").await, 1);
     app.stop().await;
 }
 
@@ -424,6 +760,42 @@ async fn paging_is_bounded_in_pages_and_bytes() {
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     let error = failed_run(&app, "main").await;
     assert!(error.contains("larger than 8 MiB"), "{error}");
+    app.stop().await;
+
+    // Server: pages just under 8 MiB that never end stop at 256 MiB for
+    // the listing, far before 1000 pages (8 GB); nothing is kept.
+    let fake = FakeServer::start().await;
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&served);
+    let padding = "x".repeat(7 * 1024 * 1024);
+    Mock::given(matchers::path(format!("{}/projects", common::API)))
+        .respond_with(move |request: &wiremock::Request| {
+            let start: u64 = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "start")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let body = json!({
+                "values": [{"key": format!("P{start}"), "padding": padding}],
+                "isLastPage": false, "nextPageStart": start + 1,
+                "size": 1, "start": start, "limit": 1000,
+            })
+            .to_string();
+            counted.fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
+            ResponseTemplate::new(200).set_body_raw(body, "application/json")
+        })
+        .mount(&fake.server)
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    let error = failed_run(&app, "main").await;
+    assert!(error.contains("more than 256 MiB"), "{error}");
+    let served = served.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        served <= 264 * 1024 * 1024,
+        "{} MiB served before giving up",
+        served / (1024 * 1024)
+    );
     app.stop().await;
 }
 
@@ -574,11 +946,13 @@ fn config_check_redacts_shared_sections_urls_and_misspelled_secrets() {
          proxy:\n  endpoints:\n    /jira:\n      target: https://jira.example.com\n      headers:\n        Authorization: Basic auth-s3cret-2\n        X-Api-Key: apikey-s3cret-3\n        Cookie: session=cookie-s3cret-4\n\
          sentry:\n  dsn: https://dsnuser-s3cret-5@o1.ingest.sentry.io/42\n\
          app:\n  homepage: https://webuser:url-s3cret-6@portal.example.com/\n\
-         catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      filters:\n        projectKey: '^PLAT$'\n",
+         auth:\n  providers:\n    saml:\n      decryptionPassphrase: pass-s3cret-7\n\
+         azure:\n  connectionString: AccountName=a;AccountKey=conn-s3cret-8\n\
+         catalog:\n  processing:\n    pasword: typo-s3cret-9\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      filters:\n        projectKey: '^PLAT$'\n",
     );
     let printed = format!("{stdout}{stderr}");
     assert_eq!(code, Some(0), "{printed}");
-    for n in 1..=6 {
+    for n in 1..=9 {
         assert!(
             !printed.contains(&format!("s3cret-{n}")),
             "secret {n} leaked:\n{printed}"
@@ -701,7 +1075,7 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     // `app` describes itself with another project's file; `app-own` uses
     // its own repository's; a Location leads into the excluded project.
     let app_file = format!(
-        "{}---\n{}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: sneaky\nspec:\n  targets:\n    - {web}/projects/SECRET/repos/vault/browse/catalog-info.yaml\n",
+        "{}---\n{}---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: sneaky\nspec:\n  targets:\n    - {web}/projects/SECRET/repos/vault/browse/catalog-info.yaml\n    - ./team.yaml\n",
         component("app").replace(
             "  name: app\n",
             &format!("  name: app\n  description:\n    $text: {web}/projects/SECRET/repos/vault/browse/prod.env\n"),
@@ -711,6 +1085,8 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     fake.mount_file("PLAT", "app", "catalog-info.yaml", &app_file)
         .await;
     fake.mount_file("PLAT", "app", "notes.txt", "own notes")
+        .await;
+    fake.mount_file("PLAT", "app", "team.yaml", &component("in-repo"))
         .await;
     fake.mount_file("PLAT", "lib", "catalog-info.yaml", &component("lib"))
         .await;
@@ -745,6 +1121,23 @@ async fn targets_and_placeholders_stay_within_the_providers_filters() {
     let errors = app.get_json("/api/catalog/providers/main/errors").await;
     let messages = errors["problems"].to_string();
     assert!(messages.contains("targetScope"), "{errors:#}");
+    // The out-of-scope target costs only its own entities: the Location's
+    // in-repository target is kept.
+    assert!(names.contains(&"in-repo".to_owned()), "{names:?}");
+    assert!(names.contains(&"sneaky".to_owned()), "{names:?}");
+    app.stop().await;
+
+    // `targetScope: any` is the behaviour before the hardening.
+    let app = TestApp::spawn(&server_config(
+        &fake,
+        "",
+        "        filters:\n          projectKey: '^PLAT$'\n        targetScope: any\n",
+    ))
+    .await;
+    app.wait_for_run("main", |s| s["inProgress"] == false).await;
+    let names = app.entity_names().await;
+    assert!(names.contains(&"excluded".to_owned()), "{names:?}");
+    assert!(names.contains(&"in-repo".to_owned()), "{names:?}");
     app.stop().await;
 }
 
@@ -884,6 +1277,25 @@ async fn every_error_has_backstages_shape_and_registrations_never_claim_others_e
     assert_eq!(response.status(), 413);
     assert_backstage_error(&response.json().await.unwrap(), 413, "PayloadTooLargeError");
 
+    // A 405 keeps its Allow header.
+    let response = app
+        .http
+        .delete(format!("{}/api/catalog/entities", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let allow = response.headers().get("allow").cloned();
+    assert_backstage_error(
+        &response.json().await.unwrap(),
+        405,
+        "MethodNotAllowedError",
+    );
+    assert!(
+        allow.is_some_and(|a| a.to_str().unwrap_or_default().contains("GET")),
+        "no Allow header"
+    );
+
     let response = app
         .get("/api/catalog/entities/by-name/component/default/%FF%FE")
         .await;
@@ -949,8 +1361,13 @@ async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
     .execute(&pool)
     .await
     .unwrap();
+    sqlx::query("UPDATE sources SET last_run = '{\"broken' WHERE id = 'main'")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    // Bitbucket is down now: what is served comes from the store.
+    // Bitbucket is down now: what is served comes from the store (a broken
+    // last run does not stop start-up).
     fake.server.reset().await;
     let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
     let response = app.get("/api/catalog/entities").await.text().await.unwrap();
@@ -962,6 +1379,17 @@ async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
         .filter_map(|e| e["metadata"]["name"].as_str())
         .collect();
     assert_eq!(names, vec!["b"]);
+    app.stop().await;
+
+    // Back up: one run reads the skipped row's file again, though it did
+    // not change.
+    fake.mount_components("PLAT", &["a", "b"]).await;
+    let app = TestApp::spawn_with_database(&yaml, &db.display().to_string()).await;
+    app.wait_for_run("main", |s| s["lastRun"]["outcome"]["status"] == "succeeded")
+        .await;
+    let mut names = app.entity_names().await;
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
     app.stop().await;
 
     std::fs::write(&db, vec![b'x'; 8192]).unwrap();

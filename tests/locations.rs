@@ -327,9 +327,10 @@ async fn urls_outside_the_integrations_are_refused_without_a_request() {
     let pointer = browse(&fake, "PLAT", "pointer", "catalog-info.yaml");
     let (status, body) = app.register(&pointer, "", None).await;
     assert_eq!(status, 201, "{body:#}");
+    // The Location stays; only its refused target is not read.
     assert_eq!(
         entity_names(&body["entities"]),
-        vec![generated(&pointer), "pointer".into()]
+        vec![generated(&pointer), "out".into(), "pointer".into()]
     );
     assert_eq!(body["problems"][0]["kind"], "location", "{body:#}");
     assert!(

@@ -166,6 +166,19 @@ fn list_now(state: &ApiState, req: &Req, raw: Option<&str>) -> Result<Response, 
                     "Invalid order parameter \"{item}\", expected \"<asc or desc>:<field name>\""
                 ))
             })?;
+        // A repeated field never changes the order (the first one decides),
+        // and each distinct one costs a key per entity: dedupe and cap.
+        if order
+            .iter()
+            .any(|o: &OrderField| o.field.eq_ignore_ascii_case(&parsed.field))
+        {
+            continue;
+        }
+        if order.len() == MAX_FIELDS {
+            return Err(req.input(format!(
+                "Invalid order: more than {MAX_FIELDS} order fields in one request"
+            )));
+        }
         order.push(parsed);
     }
 

@@ -86,6 +86,8 @@ pub async fn backstage_shape(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
+    // A 405 says which methods there are; clients rely on it.
+    let allow = response.headers().get(header::ALLOW).cloned();
     let text = axum::body::to_bytes(response.into_body(), MAX_REWRITTEN_MESSAGE)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -103,5 +105,9 @@ pub async fn backstage_shape(request: Request, next: Next) -> Response {
     } else {
         text
     };
-    ApiError::new(status, name, message, &method, &uri).into_response()
+    let mut rewritten = ApiError::new(status, name, message, &method, &uri).into_response();
+    if let Some(allow) = allow {
+        rewritten.headers_mut().insert(header::ALLOW, allow);
+    }
+    rewritten
 }

@@ -34,7 +34,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use tokio::sync::Semaphore;
@@ -50,9 +49,14 @@ pub use error::ApiError;
 /// a client can make the daemon hold and parse per request.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The longest a client may pause while sending a body: a slow body
-/// would otherwise hold a connection (and its descriptor) forever.
+/// The longest a client may take to send a whole body: a slow body would
+/// otherwise hold a connection (and its descriptor) for as long as it
+/// trickles.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Backstage's health endpoints (answered even over the connection cap).
+const LIVENESS: &str = "/.backstage/health/v1/liveness";
+const READINESS: &str = "/.backstage/health/v1/readiness";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -146,12 +150,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
-        .route("/.backstage/health/v1/liveness", get(liveness))
-        .route("/.backstage/health/v1/readiness", get(readiness))
+        .route(LIVENESS, get(liveness))
+        .route(READINESS, get(readiness))
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_latency))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(middleware::map_request(body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -253,6 +257,49 @@ pub fn raw_json(body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Bounds the whole request body in time (tower-http's body timeout
+/// restarts at every frame, so a trickle would never end).
+async fn body_deadline(request: Request) -> Request {
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    request.map(|body| {
+        axum::body::Body::new(Deadline {
+            body,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        })
+    })
+}
+
+struct Deadline {
+    body: axum::body::Body,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl axum::body::HttpBody for Deadline {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(format!(
+                "the request body took longer than {} s",
+                BODY_TIMEOUT.as_secs()
+            )))));
+        }
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn record_latency(request: Request, next: Next) -> Response {

@@ -1,24 +1,43 @@
-//! The HTTP/1.1 server under the router: a connection cap so idle or slow
-//! clients cannot take the descriptors discovery needs, a timeout on
-//! headers and on idle keep-alive connections, and graceful shutdown.
+//! The HTTP server under the router, HTTP/1.1 and h2c (prior knowledge)
+//! like `axum::serve`: a connection cap that sheds load instead of leaving
+//! clients in the backlog (health checks are still answered), a header
+//! timeout counted from a request's first byte, an idle timeout for
+//! connections on which nothing moves, and graceful shutdown.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper::rt::{Sleep, Timer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+use super::{ApiError, LIVENESS, READINESS};
 
 /// Descriptors kept for everything but API connections (the store,
 /// Bitbucket connections, logs).
 const RESERVED_DESCRIPTORS: u64 = 256;
 /// The most connections served at once when `maxConnections` is not set.
 const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+/// Connections accepted over the cap, one request each: health checks are
+/// answered, everything else gets `503` with `Retry-After`.
+pub const SHED_CONNECTIONS: usize = 64;
+/// Requests at once on one h2c connection (hyper's default is 200).
+const H2_STREAMS: u32 = 16;
 /// How long to wait before accepting again after `accept` failed (e.g. out
 /// of descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -27,26 +46,37 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
     pub max_connections: usize,
+    /// From a request's first byte (or from connecting) to its last header.
+    pub header_timeout: Duration,
+    /// With no byte moving either way, a connection is closed.
     pub idle_timeout: Duration,
 }
 
-/// Raises the soft descriptor limit to the hard one where allowed, and
-/// returns the connection cap: `configured`, or half of what the limit
-/// leaves after [`RESERVED_DESCRIPTORS`] (at most
-/// [`DEFAULT_MAX_CONNECTIONS`], at least 16).
-pub fn connection_cap(configured: Option<usize>) -> usize {
-    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read or raise the open-file limit");
-            1024
+/// The connection cap for `open_file_limit` (the soft limit in force):
+/// `configured`, lowered with a warning to what the limit leaves after
+/// [`RESERVED_DESCRIPTORS`] and [`SHED_CONNECTIONS`]; unset, half of that
+/// (at most [`DEFAULT_MAX_CONNECTIONS`]). At least 16 either way.
+pub fn connection_cap(configured: Option<usize>, open_file_limit: u64) -> usize {
+    let available = open_file_limit
+        .saturating_sub(RESERVED_DESCRIPTORS + SHED_CONNECTIONS as u64)
+        .max(16);
+    let most = usize::try_from(available).unwrap_or(usize::MAX);
+    let cap = match configured {
+        Some(configured) if configured > most => {
+            tracing::warn!(
+                configured,
+                open_file_limit,
+                max_connections = most,
+                "backend.listen.maxConnections is more than the open-file limit leaves for API \
+                 connections; lowered. Raise the limit (ulimit -n, LimitNOFILE) or lower the key"
+            );
+            most
         }
+        Some(configured) => configured,
+        None => usize::try_from((available / 2).clamp(16, DEFAULT_MAX_CONNECTIONS)).unwrap_or(16),
     };
-    let derived =
-        (limit.saturating_sub(RESERVED_DESCRIPTORS) / 2).clamp(16, DEFAULT_MAX_CONNECTIONS);
-    let cap = configured.unwrap_or(usize::try_from(derived).unwrap_or(16));
     tracing::info!(
-        open_file_limit = limit,
+        open_file_limit,
         max_connections = cap,
         "API connection limit"
     );
@@ -61,23 +91,21 @@ pub async fn serve(
     limits: ServeLimits,
     stop: impl Future<Output = ()> + Send,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let served = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shed = Arc::new(Semaphore::new(SHED_CONNECTIONS));
+    let shed_app = app.clone().layer(middleware::from_fn(shed_load));
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout);
     tokio::pin!(stop);
     loop {
-        // At the cap no connection is accepted: new ones wait in the
-        // kernel's backlog and use no descriptor of ours.
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut stop => break,
-        };
+        // Over the cap and the shed connections: new clients wait in the
+        // kernel's backlog (no descriptor of ours) until one closes.
+        if served.available_permits() == 0 && shed.available_permits() == 0 {
+            tokio::select! {
+                _ = served.acquire() => {},
+                _ = shed.acquire() => {},
+                () = &mut stop => break,
+            }
+        }
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -89,14 +117,263 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _permit = permit;
-            // Timeouts and resets end connections; nothing to report.
-            let _ = connection.await;
-        });
+        // Only this loop takes permits, so one of the two is free.
+        if let Ok(permit) = Arc::clone(&served).try_acquire_owned() {
+            let activity = Arc::new(Activity::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(HeaderTimer(Arc::clone(&activity), limits.header_timeout))
+                .header_read_timeout(limits.header_timeout);
+            // Each stream may buffer a 1 MiB body: keep one h2c connection
+            // near what a few HTTP/1 connections can hold.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_STREAMS);
+            let io = TokioIo::new(Watched {
+                stream,
+                activity: Arc::clone(&activity),
+            });
+            let service = TowerToHyperService::new(app.clone());
+            let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+            tokio::spawn(async move {
+                let _permit = permit;
+                // Timeouts and resets end connections; nothing to report.
+                tokio::select! {
+                    _ = connection => {},
+                    () = activity.idle(limits) => {},
+                }
+            });
+        } else if let Ok(permit) = Arc::clone(&shed).try_acquire_owned() {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(false);
+            let service = TowerToHyperService::new(shed_app.clone());
+            let connection = graceful.watch(
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
+            tokio::spawn(async move {
+                let _permit = permit;
+                // One quick request; h2 has no header timeout of its own.
+                let _ = tokio::time::timeout(limits.header_timeout, connection).await;
+            });
+        }
     }
     drop(listener);
     graceful.shutdown().await;
 }
+
+/// Over the cap: health checks as usual, anything else `503` and close.
+async fn shed_load(request: Request, next: Next) -> Response {
+    if matches!(request.uri().path(), LIVENESS | READINESS) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableError",
+        "too many open connections (backend.listen.maxConnections); retry shortly".to_owned(),
+        request.method(),
+        request.uri(),
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// When bytes last moved on one connection.
+struct Activity {
+    connected: Instant,
+    moves: Mutex<Moves>,
+}
+
+#[derive(Clone, Copy)]
+struct Moves {
+    last: Instant,
+    read_any: bool,
+    wrote_any: bool,
+    /// The first byte read since the last one written: a request arriving.
+    request_since: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            connected: now,
+            moves: Mutex::new(Moves {
+                last: now,
+                read_any: false,
+                wrote_any: false,
+                request_since: None,
+            }),
+        }
+    }
+
+    fn read(&self) {
+        let now = Instant::now();
+        let mut moves = self.moves.lock();
+        moves.last = now;
+        moves.read_any = true;
+        moves.request_since.get_or_insert(now);
+    }
+
+    fn wrote(&self) {
+        let mut moves = self.moves.lock();
+        moves.last = Instant::now();
+        moves.wrote_any = true;
+        moves.request_since = None;
+    }
+
+    /// When the headers being awaited started: at connecting for the first
+    /// request, at its first byte for later ones; `None` while idle
+    /// between requests (that is [`Self::idle`]'s business).
+    fn request_started(&self) -> Option<Instant> {
+        let moves = self.moves.lock();
+        if moves.wrote_any {
+            moves.request_since
+        } else {
+            Some(self.connected)
+        }
+    }
+
+    /// Completes once nothing moved for the idle timeout (the header
+    /// timeout before the first byte): keep-alive idleness, a response the
+    /// client does not read, an h2c client that sends nothing.
+    async fn idle(&self, limits: ServeLimits) {
+        loop {
+            let deadline = {
+                let moves = self.moves.lock();
+                if moves.read_any {
+                    moves.last + limits.idle_timeout
+                } else {
+                    self.connected + limits.header_timeout
+                }
+            };
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// A connection's socket, noting when bytes move.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.read();
+        }
+        polled
+    }
+}
+
+impl Watched {
+    fn wrote(&self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            self.activity.wrote();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.wrote(polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.wrote(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// hyper's HTTP/1 header timer starts as soon as it waits for a request,
+/// which would make it the keep-alive timeout too. This one counts from
+/// the request's first byte instead (see [`Activity::request_started`]).
+#[derive(Clone)]
+struct HeaderTimer(Arc<Activity>, Duration);
+
+impl Timer for HeaderTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        TokioTimer::new().sleep(duration)
+    }
+
+    fn sleep_until(&self, _: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(HeaderSleep {
+            activity: Arc::clone(&self.0),
+            timeout: self.1,
+            sleep: Box::pin(tokio::time::sleep(self.1)),
+        })
+    }
+}
+
+struct HeaderSleep {
+    activity: Arc<Activity>,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for HeaderSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Idle between requests: hyper polls this again whenever bytes
+        // arrive (the socket wakes it), and the idle timeout closes it.
+        let Some(started) = this.activity.request_started() else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(started + this.timeout);
+        if this.sleep.deadline() != deadline {
+            this.sleep.as_mut().reset(deadline);
+        }
+        this.sleep.as_mut().poll(cx)
+    }
+}
+
+impl Sleep for HeaderSleep {}

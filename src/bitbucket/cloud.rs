@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::urls::host_of;
-use super::{BitbucketError, Http, MAX_PAGES, cloud_urls, too_many_pages};
+use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, cloud_urls, too_many_pages};
 
 /// Cloud's cap on `pagelen` (larger values are answered with an error by
 /// some endpoints, so the provider's `pagelen` is validated against it).
@@ -299,6 +299,7 @@ impl CloudClient {
         };
         let mut all = Vec::new();
         let mut seen = HashSet::new();
+        let mut budget = MAX_LISTING_BYTES;
         let mut url = first;
         loop {
             if seen.len() >= MAX_PAGES {
@@ -306,7 +307,7 @@ impl CloudClient {
             }
             let is_first = seen.is_empty();
             seen.insert(url.to_string());
-            let page: Page<T> = match self.http.get_json(endpoint, &url).await {
+            let page: Page<T> = match self.http.get_page(endpoint, &url, &mut budget).await {
                 Ok(Some(page)) => page,
                 Ok(None) if is_first => return Ok(None),
                 Ok(None) => {

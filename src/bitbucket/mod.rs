@@ -41,6 +41,10 @@ const ERROR_BODY_READ: usize = 4096;
 /// a server that pages forever fails the listing instead.
 pub const MAX_PAGES: usize = 1000;
 
+/// Bytes all pages of one listing may take together: with [`MAX_PAGES`]
+/// pages of up to 8 MiB alone, one listing could hold gigabytes.
+pub const MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
+
 /// A listing that did not end within [`MAX_PAGES`].
 fn too_many_pages(url: &Url) -> BitbucketError {
     BitbucketError::Decode {
@@ -491,11 +495,33 @@ impl Http {
         endpoint: &'static str,
         url: &Url,
     ) -> Result<Option<T>, BitbucketError> {
+        let mut unbounded = usize::MAX;
+        self.get_page(endpoint, url, &mut unbounded).await
+    }
+
+    /// Like [`Self::get_json`], charging the bytes read to a listing's
+    /// `budget` (start at [`MAX_LISTING_BYTES`]); past it the listing fails.
+    pub async fn get_page<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        budget: &mut usize,
+    ) -> Result<Option<T>, BitbucketError> {
         let mut last_error = None;
         for _ in 0..=self.shared.max_retries.min(2) {
             let Some(bytes) = self.fetch(endpoint, url, MAX_JSON_BYTES).await? else {
                 return Ok(None);
             };
+            let Some(left) = budget.checked_sub(bytes.len()) else {
+                return Err(BitbucketError::Decode {
+                    url: url.to_string(),
+                    message: format!(
+                        "the listing's pages add up to more than {} MiB; the listing cannot be completed (a misbehaving server or proxy?)",
+                        MAX_LISTING_BYTES / (1024 * 1024)
+                    ),
+                });
+            };
+            *budget = left;
             if bytes.len() > MAX_JSON_BYTES {
                 return Err(BitbucketError::Decode {
                     url: url.to_string(),

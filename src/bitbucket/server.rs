@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{BitbucketError, Http, MAX_PAGES, too_many_pages};
+use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, too_many_pages};
 
 /// Bitbucket's default cap on `limit`; asking for more is harmless (the
 /// server clamps it), asking for less costs requests.
@@ -232,20 +232,23 @@ impl ServerClient {
     ) -> Result<Vec<T>, BitbucketError> {
         let mut all = Vec::new();
         let mut start: u64 = 0;
+        let mut budget = MAX_LISTING_BYTES;
         for _ in 0..MAX_PAGES {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("limit", &PAGE_LIMIT.to_string())
                 .append_pair("start", &start.to_string());
-            let page: Page<T> = self.http.get_json(endpoint, &url).await?.ok_or_else(|| {
-                BitbucketError::Status {
+            let page: Page<T> = self
+                .http
+                .get_page(endpoint, &url, &mut budget)
+                .await?
+                .ok_or_else(|| BitbucketError::Status {
                     url: url.to_string(),
                     status: reqwest::StatusCode::NOT_FOUND,
                     hint: " (check the integration's apiBaseUrl and that the project still exists)"
                         .to_owned(),
                     body: String::new(),
-                }
-            })?;
+                })?;
             let empty = page.values.is_empty();
             all.extend(page.values);
             if page.is_last_page || empty {

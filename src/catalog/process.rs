@@ -124,8 +124,9 @@ struct Walk {
     problems: Vec<Problem>,
     /// Bytes added so far through Location targets and placeholders.
     expanded_bytes: usize,
-    /// Placeholder files read so far (`None`: missing): each is read once.
-    placeholder_files: HashMap<String, Option<Vec<u8>>>,
+    /// Placeholder files read so far (`None`: missing, `Err`: why the read
+    /// failed): each is read once, failed or not.
+    placeholder_files: HashMap<String, Result<Option<Vec<u8>>, String>>,
 }
 
 impl Walk {
@@ -145,6 +146,41 @@ impl Walk {
         }
         Ok(())
     }
+
+    /// Whether another file may be read at all: not once over
+    /// `maxExpandedSize` (its bytes could not be used anyway).
+    fn has_room(&self, config: &ProcessingConfig, what: &str) -> Result<(), String> {
+        if self.expanded_bytes > config.max_expanded_bytes {
+            return Err(format!(
+                "{what} is not read: this discovered file already expanded by more than catalog.processing.maxExpandedSize ({} bytes)",
+                config.max_expanded_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length of `value` as served (JSON), counted without building it and
+/// given up past `limit`: escapes can make text several times its size.
+fn served_len(value: &Value, limit: usize) -> usize {
+    struct Count(usize, usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            if self.0 > self.1 {
+                return Err(std::io::ErrorKind::FileTooLarge.into());
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0, limit);
+    // An error is only ever the limit being passed.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 impl<S: FileSource> Processor<'_, S> {
@@ -400,6 +436,11 @@ impl<S: FileSource> Processor<'_, S> {
                 ok = false;
                 continue;
             }
+            if let Err(message) = walk.has_room(self.config, &format!("target {resolved}")) {
+                fail(walk, message);
+                ok = false;
+                continue;
+            }
             let bytes = match self.source.fetch(&resolved).await {
                 Ok(Some(bytes)) => {
                     walk.files_read += 1;
@@ -427,9 +468,18 @@ impl<S: FileSource> Processor<'_, S> {
                     }
                     continue;
                 }
+                // Only this target is lost: its siblings are in scope and
+                // dropping them would remove entities for another's mistake.
                 Err(FetchError::Refused(message)) => {
-                    fail(walk, format!("target {resolved} is not read: {message}"));
-                    ok = false;
+                    walk.problems.push(
+                        Problem::new(
+                            url,
+                            ProblemKind::Location,
+                            format!("target {resolved} is not read: {message}; the Location's other targets are kept"),
+                        )
+                        .in_document(number)
+                        .for_entity(entity_ref.clone()),
+                    );
                     continue;
                 }
                 Err(FetchError::Failed(message)) => {
@@ -488,19 +538,19 @@ impl<S: FileSource> Processor<'_, S> {
                             self.config.max_location_files
                         ));
                     }
+                    walk.has_room(self.config, &format!("Placeholder ${kind} of {location}"))?;
                     let fetched = self.source.fetch(&location).await;
                     if !matches!(fetched, Err(FetchError::Refused(_))) {
                         walk.files_read += 1;
                     }
-                    if let Ok(read) = &fetched {
-                        walk.placeholder_files
-                            .insert(location.clone(), read.clone());
-                    }
-                    fetched.map_err(|err| {
+                    let read = fetched.map_err(|err| {
                         format!("Placeholder ${kind} could not read location {target}: {err}")
-                    })?
+                    });
+                    walk.placeholder_files
+                        .insert(location.clone(), read.clone());
+                    read
                 }
-            };
+            }?;
             let Some(bytes) = fetched else {
                 return Err(format!(
                     "Placeholder ${kind} could not read location {target}: {location} does not exist"
@@ -513,11 +563,6 @@ impl<S: FileSource> Processor<'_, S> {
                     limits.max_file_bytes
                 ));
             }
-            walk.expand(
-                bytes.len(),
-                self.config,
-                &format!("Placeholder ${kind} of {location}"),
-            )?;
             let value = match kind {
                 "text" => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
                 "json" => serde_json::from_slice(&bytes).map_err(|e| {
@@ -527,6 +572,17 @@ impl<S: FileSource> Processor<'_, S> {
                     format!("Placeholder $yaml could not use the data at {target}: {e}")
                 })?,
             };
+            // What is served, not what was read: escapes and re-rendered
+            // YAML can be larger than the file.
+            let room = self
+                .config
+                .max_expanded_bytes
+                .saturating_sub(walk.expanded_bytes);
+            walk.expand(
+                served_len(&value, room),
+                self.config,
+                &format!("Placeholder ${kind} of {location}"),
+            )?;
             if let Some(slot) = value_at(doc, &path) {
                 *slot = value;
             }
@@ -798,7 +854,8 @@ mod tests {
                 vec![("a.yaml", component("a")), ("b.yaml", component("b"))], |c| c.max_location_files = 1,
                 vec![], vec![ProblemKind::Location]),
             ("file type is not read", location("f", "  type: file\n  target: ./x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
-            ("other host refused", location("o", "  target: https://elsewhere/x.yaml\n"), vec![], same, vec![], vec![ProblemKind::Location]),
+            // Only the refused target is lost, not the Location (nor its other targets).
+            ("other host refused", location("o", "  target: https://elsewhere/x.yaml\n"), vec![], same, vec!["o"], vec![ProblemKind::Location]),
             ("self cycle", location("me", "  target: ./catalog-info.yaml\n"), vec![], same, vec!["me"], vec![]),
             ("diamond", format!("{}---\n{}", location("x", "  target: ./shared.yaml\n"), location("y", "  target: ./shared.yaml\n")),
                 vec![("shared.yaml", component("shared"))], same, vec!["shared", "x", "y"], vec![]),

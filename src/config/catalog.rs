@@ -124,7 +124,7 @@ impl Ctx<'_> {
                 .keys()
                 .filter(|k| !matches!(k.as_str(), "type" | "target" | "rules"))
             {
-                self.warn(
+                self.warn_unknown(
                     &format!("{key}.{unknown}"),
                     "unknown key is ignored; a location has type, target and rules",
                 );
@@ -179,7 +179,7 @@ impl Ctx<'_> {
                         .flat_map(|r| r.keys())
                         .filter(|k| *k != "allow")
                     {
-                        self.warn(
+                        self.warn_unknown(
                             &format!("{rule_key}.{unknown}"),
                             "unknown key is ignored; a location's rule has `allow`",
                         );
@@ -228,7 +228,7 @@ impl Ctx<'_> {
                 ));
             };
             for unknown in rule.keys().filter(|k| *k != "allow" && *k != "locations") {
-                self.warn(
+                self.warn_unknown(
                     &format!("{key}.{unknown}"),
                     "unknown key is ignored; a rule has `allow` and `locations`",
                 );
@@ -307,7 +307,7 @@ impl Ctx<'_> {
             .keys()
             .filter(|k| !matches!(k.as_str(), "type" | "exact" | "pattern"))
         {
-            self.warn(
+            self.warn_unknown(
                 &format!("{key}.{unknown}"),
                 "unknown key is ignored; use type, exact or pattern",
             );
@@ -375,7 +375,7 @@ impl Ctx<'_> {
                 "maxLocationDepth" => config.max_location_depth = self.bounded(&key, value, 0, 20)?,
                 "maxLocationTargets" => config.max_location_targets = self.bounded(&key, value, 1, 1000)?,
                 "maxLocationFiles" => config.max_location_files = self.bounded(&key, value, 0, 10_000)?,
-                _ => self.warn(&key, "unknown key is ignored; use maxFileSize, maxExpandedSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
+                _ => self.warn_unknown(&key, "unknown key is ignored; use maxFileSize, maxExpandedSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
             }
         }
         Ok(config)

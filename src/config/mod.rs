@@ -129,8 +129,13 @@ pub struct ListenConfig {
     /// limit at start-up, keeping descriptors for discovery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    /// How long a connection may take to send a request's headers, and
-    /// stay idle before its first or next request.
+    /// How long a client may take to send a request's headers, counted
+    /// from its first byte (or from connecting), against slowloris.
+    #[serde(serialize_with = "schedule::serialize_duration")]
+    pub header_timeout: std::time::Duration,
+    /// How long a connection may stay with no byte moving either way
+    /// (keep-alive between requests, a response the client does not read).
+    /// Longer than load balancers' keep-alive, so they close first.
     #[serde(serialize_with = "schedule::serialize_duration")]
     pub idle_timeout: std::time::Duration,
 }
@@ -141,7 +146,8 @@ impl Default for ListenConfig {
             host: "0.0.0.0".into(),
             port: 7007,
             max_connections: None,
-            idle_timeout: std::time::Duration::from_secs(10),
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(75),
         }
     }
 }
@@ -218,6 +224,9 @@ pub enum TargetScope {
     Repository,
     /// Files of any repository the provider's filters match.
     Filters,
+    /// Files of any repository on the provider's Bitbucket (what the daemon
+    /// did before issue 14; only for trusted repository authors).
+    Any,
 }
 
 /// Protection against runs that "succeed" with far fewer entities (a token
@@ -366,6 +375,8 @@ fn is_secret_key(key: &str) -> bool {
         "authorization",
         "cookie",
         "dsn",
+        "passphrase",
+        "connectionstring",
     ]
     .iter()
     .any(|needle| key.contains(needle))
@@ -455,11 +466,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Like [`Self::warn`] for a key we do not know: its value is redacted
+    /// in `config check` (it may be a misspelled secret).
+    fn warn_unknown(&mut self, key: &str, message: &str) {
+        self.unknown_keys.push(provenance_key(&display_key(key)));
+        self.warn(key, message);
+    }
+
     /// Records "`origin`: `key`: `message`" for the operator.
     fn warn(&mut self, key: &str, message: &str) {
-        if message.starts_with("unknown key") {
-            self.unknown_keys.push(provenance_key(&display_key(key)));
-        }
         let key = display_key(key);
         let origin = self
             .source
@@ -487,7 +502,7 @@ impl Ctx<'_> {
         match result {
             Ok(parsed) => {
                 for path in unknown {
-                    self.warn(
+                    self.warn_unknown(
                         &Self::join(key, &path),
                         "unknown key is ignored; check its spelling",
                     );
@@ -540,13 +555,8 @@ impl Ctx<'_> {
                             .filter(|n| (1..=1_000_000).contains(n))
                             .ok_or_else(|| self.error("backend.listen.maxConnections", format!("{} is not a number from 1 to 1000000", shown(&max))))?),
                     },
-                    idle_timeout: match raw.idle_timeout {
-                        None => defaults.idle_timeout,
-                        Some(timeout) => schedule::parse_duration(&timeout)
-                            .ok()
-                            .filter(|d| !d.is_zero())
-                            .ok_or_else(|| self.error("backend.listen.idleTimeout", format!("{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'", shown(&timeout))))?,
-                    },
+                    header_timeout: self.listen_timeout("headerTimeout", raw.header_timeout, defaults.header_timeout)?,
+                    idle_timeout: self.listen_timeout("idleTimeout", raw.idle_timeout, defaults.idle_timeout)?,
                 }
             }
             Some(_) => return Err(self.error("backend.listen", "expected ':7007' or {host, port}")),
@@ -583,6 +593,30 @@ impl Ctx<'_> {
             database,
             external_access,
         })
+    }
+
+    /// A positive duration under `backend.listen.<name>`.
+    fn listen_timeout(
+        &self,
+        name: &str,
+        raw: Option<Value>,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let Some(value) = raw else {
+            return Ok(default);
+        };
+        schedule::parse_duration(&value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                self.error(
+                    &format!("backend.listen.{name}"),
+                    format!(
+                        "{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'",
+                        shown(&value)
+                    ),
+                )
+            })
     }
 
     fn integrations(&mut self) -> Result<Integrations, ConfigError> {
@@ -938,9 +972,10 @@ impl Ctx<'_> {
         match value.as_deref().map(str::trim) {
             None | Some("repository") => Ok(TargetScope::Repository),
             Some("filters") => Ok(TargetScope::Filters),
+            Some("any") => Ok(TargetScope::Any),
             Some(other) => Err(self.error(
                 &format!("{key}.targetScope"),
-                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository) or filters (any repository this provider's filters match)"),
+                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository), filters (any repository this provider's filters match) or any (any repository on this Bitbucket, as before the hardening)"),
             )),
         }
     }
@@ -993,7 +1028,7 @@ impl Ctx<'_> {
         let (schedule, unknown) = schedule::parse_schedule(&value)
             .map_err(|(sub, msg)| self.error(&Self::join(key, &sub), msg))?;
         for sub in unknown {
-            self.warn(
+            self.warn_unknown(
                 &format!("{key}.{sub}"),
                 "unknown key is ignored; use frequency, timeout or initialDelay",
             );
@@ -1177,6 +1212,7 @@ mod raw {
         pub host: Option<String>,
         pub port: Option<Value>,
         pub max_connections: Option<Value>,
+        pub header_timeout: Option<Value>,
         pub idle_timeout: Option<Value>,
     }
 

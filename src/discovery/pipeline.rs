@@ -64,8 +64,9 @@ pub fn target_scope(
         });
         match scope {
             _ if same => Ok(()),
+            TargetScope::Any => Ok(()),
             TargetScope::Repository => Err(format!(
-                "it is in repository {owner}/{slug}, not the discovered file's; set {key}.targetScope: filters to follow targets into repositories this provider's filters match"
+                "it is in repository {owner}/{slug}, not the discovered file's; set {key}.targetScope: filters to follow targets into repositories this provider's filters match (or any, for any repository)"
             )),
             TargetScope::Filters => allowed(&owner, &slug)
                 .map_err(|why| format!("repository {owner}/{slug} is outside {key}: {why}")),

@@ -201,15 +201,20 @@ impl SqliteStore {
         for row in rows {
             let id: String = row.try_get("id")?;
             let text: String = row.try_get("last_run")?;
-            let run =
-                serde_json::from_str::<RunReport>(&text).map_err(|e| StoreError::Corrupt {
-                    source_id: id.clone(),
-                    message: e.to_string(),
-                })?;
-            runs.push((id, run));
+            // Only the status page loses it; the next run records a new one.
+            match serde_json::from_str::<RunReport>(&text) {
+                Ok(run) => runs.push((id, run)),
+                Err(err) => tracing::error!(
+                    database = self.database,
+                    source = id,
+                    error = %err,
+                    "a stored last run is not valid; it is skipped"
+                ),
+            }
         }
         // Streamed: a large catalog is never held twice while loading.
         let mut entities = Vec::new();
+        let mut skipped: Vec<(String, String)> = Vec::new();
         let mut rows = sqlx::query(
             "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities",
         )
@@ -229,6 +234,9 @@ impl SqliteStore {
                     entity = entity_ref,
                     "a stored entity is not valid JSON; it is skipped (its source's next run stores it again)"
                 );
+                if !skipped.iter().any(|(s, u)| s == source && u == unit) {
+                    skipped.push((source.to_owned(), unit.to_owned()));
+                }
                 continue;
             }
             let seq: i64 = row.try_get("seq")?;
@@ -247,6 +255,18 @@ impl SqliteStore {
             });
         }
         drop(rows);
+        // Its file would otherwise count as unchanged and never be read
+        // (nor the entity stored) again.
+        for (source, unit) in &skipped {
+            sqlx::query(
+                "UPDATE repositories SET record = json_remove(record, '$.changeToken')
+                 WHERE source_id = ? AND unit = ? AND json_valid(record)",
+            )
+            .bind(source)
+            .bind(unit)
+            .execute(&self.pool)
+            .await?;
+        }
         let last_seq = last_seq(&self.pool).await?;
         Ok(StoredCatalog {
             entities,
@@ -284,13 +304,31 @@ fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
         .write(true)
         .open(&lock)
         .map_err(failed)?;
-    if !FileExt::try_lock_exclusive(&file).map_err(failed)? {
-        return Err(StoreError::Locked {
+    match FileExt::try_lock_exclusive(&file) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(StoreError::Locked {
+                database,
+                lock: lock.display().to_string(),
+            });
+        }
+        // Some network file systems (NFS without lockd) cannot lock at
+        // all: a warning, not a daemon that cannot start there.
+        Err(err) if locking_unsupported(&err) => tracing::warn!(
             database,
-            lock: lock.display().to_string(),
-        });
+            lock = %lock.display(),
+            error = %err,
+            "the file system cannot lock the database; make sure only one daemon uses it"
+        ),
+        Err(err) => return Err(failed(err)),
     }
     Ok(file)
+}
+
+/// Locking itself is not available (ENOLCK, ENOTSUP): not another daemon.
+fn locking_unsupported(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::Unsupported
+        || matches!(err.raw_os_error(), Some(libc::ENOLCK | libc::ENOTSUP))
 }
 
 /// `err` naming the database file.
@@ -609,4 +647,23 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
     .fetch_one(executor)
     .await?;
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locking_unsupported;
+
+    #[test]
+    fn only_a_file_system_without_locks_degrades() {
+        for errno in [libc::ENOLCK, libc::ENOTSUP] {
+            assert!(locking_unsupported(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+        for errno in [libc::EACCES, libc::EBADF, libc::EIO] {
+            assert!(!locking_unsupported(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+    }
 }
