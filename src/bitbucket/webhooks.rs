@@ -137,22 +137,6 @@ pub struct PayloadError {
     source: serde_json::Error,
 }
 
-/// Branches one push may name before it counts as "anything may have
-/// moved" (a mirror push names thousands of refs).
-pub const MAX_BRANCH_MOVES: usize = 1000;
-
-/// One entry per branch, the last one winning, by name.
-fn distinct(moves: impl Iterator<Item = BranchMove>) -> Vec<BranchMove> {
-    let mut by_branch: std::collections::HashMap<String, BranchMove> =
-        std::collections::HashMap::new();
-    for moved in moves {
-        by_branch.insert(moved.branch.clone(), moved);
-    }
-    let mut moves: Vec<BranchMove> = by_branch.into_values().collect();
-    moves.sort_by(|a, b| a.branch.cmp(&b.branch));
-    moves
-}
-
 /// Reads the body of an `X-Event-Key: key` event.
 pub fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
     let wrap = |source| PayloadError {
@@ -165,12 +149,11 @@ pub fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, Pay
             let payload: server::RefsChanged = serde_json::from_slice(body).map_err(wrap)?;
             Ok(Event::Pushed {
                 repository: payload.repository.into(),
-                branches: distinct(
-                    payload
-                        .changes
-                        .into_iter()
-                        .filter_map(server::Change::branch_move),
-                ),
+                branches: payload
+                    .changes
+                    .into_iter()
+                    .filter_map(server::Change::branch_move)
+                    .collect(),
             })
         }
         (EventFlavour::Server, "repo:modified") => {
@@ -184,13 +167,12 @@ pub fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, Pay
             let payload: cloud::Push = serde_json::from_slice(body).map_err(wrap)?;
             Ok(Event::Pushed {
                 repository: payload.repository.into(),
-                branches: distinct(
-                    payload
-                        .push
-                        .changes
-                        .into_iter()
-                        .filter_map(cloud::Change::branch_move),
-                ),
+                branches: payload
+                    .push
+                    .changes
+                    .into_iter()
+                    .filter_map(cloud::Change::branch_move)
+                    .collect(),
             })
         }
         (EventFlavour::Cloud, "repo:updated" | "repo:transfer") => {

@@ -97,6 +97,17 @@ pub struct UnitUpdate {
     pub entities: Option<Vec<Entity>>,
 }
 
+impl UnitUpdate {
+    /// Drops everything `unit` serves.
+    pub fn removal(unit: &str) -> Self {
+        Self {
+            unit: unit.to_owned(),
+            record: None,
+            entities: Some(Vec::new()),
+        }
+    }
+}
+
 /// The deletion guard held back removals a complete listing asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {

@@ -110,14 +110,7 @@ impl Applier {
 
     /// Drops `units` of `source`: their entities and repository records.
     pub async fn remove_units(self: &Arc<Self>, source: &str, units: Vec<String>) -> Vec<Problem> {
-        let updates = units
-            .iter()
-            .map(|unit| UnitUpdate {
-                unit: unit.clone(),
-                record: None,
-                entities: Some(Vec::new()),
-            })
-            .collect();
+        let updates = units.iter().map(|unit| UnitUpdate::removal(unit)).collect();
         self.spawn(source, updates, units, None).await
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::runner::SourceRunner;
 use crate::bitbucket::RequestStats;
-use crate::bitbucket::webhooks::{BranchMove, EventRepository, MAX_BRANCH_MOVES};
+use crate::bitbucket::webhooks::{BranchMove, EventRepository};
 use crate::discovery::plan::Listed;
 use crate::discovery::provider::{RepositoryReads, Unlisted};
 use crate::discovery::{
@@ -29,6 +29,9 @@ const COALESCE: Duration = Duration::from_millis(100);
 /// Repositories waiting per provider; beyond, new ones are dropped (the
 /// scheduled listing still reads them), so a flood cannot exhaust memory.
 const MAX_PENDING: usize = 10_000;
+/// Branches one push may name before it counts as "anything may have
+/// moved" (a mirror push names thousands of refs).
+const MAX_BRANCH_MOVES: usize = 1000;
 
 /// What an event or a refresh asks of one provider for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +120,7 @@ pub struct LastEvent {
     /// `push`, `moved`, `deleted` or `refresh`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `PROJECT/slug` (Cloud: `project/slug`).
+    /// `PROJECT/slug` (Cloud: the project, else the workspace, then the slug).
     pub repository: String,
     /// `applied`, `ignored: <why>`, `held: <why>` or `failed: <why>`.
     pub outcome: String,
@@ -223,6 +226,7 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// The metric label; the status shows it with the reason.
     fn label(&self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
@@ -236,10 +240,10 @@ impl Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Applied => f.write_str("applied"),
-            Outcome::Ignored(why) => write!(f, "ignored: {why}"),
-            Outcome::Held(why) => write!(f, "held: {why}"),
-            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            Outcome::Applied => f.write_str(self.label()),
+            Outcome::Ignored(why) | Outcome::Held(why) | Outcome::Failed(why) => {
+                write!(f, "{}: {why}", self.label())
+            }
         }
     }
 }
@@ -450,10 +454,7 @@ impl SourceRunner {
             return;
         }
         self.pending().applying(std::iter::once(unit.clone()));
-        let problems = self
-            .applier()
-            .apply_forgetting(self.id(), vec![remove(&unit)], vec![unit])
-            .await;
+        let problems = self.applier().remove_units(self.id(), vec![unit]).await;
         let outcome = match problems.into_iter().next() {
             Some(problem) => Outcome::Failed(problem.message),
             None => Outcome::Applied,
@@ -638,14 +639,6 @@ fn left_out(old: Option<RepositoryRecord>, why: String) -> Plan {
     }
 }
 
-fn remove(unit: &str) -> UnitUpdate {
-    UnitUpdate {
-        unit: unit.to_owned(),
-        record: None,
-        entities: Some(Vec::new()),
-    }
-}
-
 /// Applies event reads. A moved repository's old place is dropped in the
 /// same batch as a read of its new place that did not fail, so uids stay
 /// and nothing is lost when Bitbucket is down.
@@ -657,18 +650,16 @@ struct EventSink<'a> {
 
 impl RunSink for EventSink<'_> {
     fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
-        let mut forgotten = Vec::new();
-        for index in 0..updates.len() {
-            let update = &updates[index];
-            let read = update
-                .record
-                .as_ref()
-                .is_some_and(|r| r.catalog != CatalogFile::Unreadable);
-            if let (true, Some(old)) = (read, self.replacing.get(&update.unit)) {
-                forgotten.push(old.clone());
-                updates.push(remove(old));
-            }
-        }
+        let forgotten: Vec<String> = updates
+            .iter()
+            .filter(|u| {
+                u.record
+                    .as_ref()
+                    .is_some_and(|r| r.catalog != CatalogFile::Unreadable)
+            })
+            .filter_map(|u| self.replacing.get(&u.unit).cloned())
+            .collect();
+        updates.extend(forgotten.iter().map(|old| UnitUpdate::removal(old)));
         self.runner
             .pending()
             .applying(updates.iter().map(|u| u.unit.clone()));
