@@ -2,12 +2,14 @@
 //!
 //! - [`entity`]: the Backstage entity envelope and entity references.
 //! - [`parse`]: untrusted `catalog-info.yaml` → entities, with budgets.
+//! - [`disk`]: catalog files on disk checked offline (`validate`).
 //! - [`Catalog`]: what is served, owned unit by unit (a repository's catalog
 //!   file, or a location's target). A unit's new entity set changes exactly
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
 
 pub mod changes;
+pub mod disk;
 pub mod entity;
 pub mod index;
 pub mod parse;
