@@ -8,17 +8,24 @@ use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
-use crate::catalog::{Catalog, Entity};
+use crate::bitbucket::reader::{FileReader, Sites};
+use crate::catalog::process::{FileSource, RepoInfo};
+use crate::catalog::query::Predicate;
+use crate::catalog::search::SearchRows;
+use crate::catalog::{Catalog, Entity, PreparedEntity};
 use crate::config::RegistrationLimits;
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
     location_json, source_id,
 };
-use crate::discovery::{Problem, Source, now_rfc3339};
+use crate::discovery::{Problem, Source, now_rfc3339, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
@@ -196,34 +203,9 @@ impl Locations {
         let run = self.read(&source).await?;
         // Another source's entities would not be served from here: say so
         // rather than answer 201 for entities that never appear.
-        let snapshot = self.catalog.snapshot();
-        let held: Vec<String> = run
-            .entities
-            .iter()
-            .flatten()
-            .filter(|e| snapshot.get(&e.key()).is_some())
-            .map(Entity::entity_ref)
-            .collect();
-        if !held.is_empty() {
-            return Err(RegisterError::Conflict(format!(
-                "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
-                held.len(),
-                held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                if held.len() > 5 { ", …" } else { "" }
-            )));
-        }
-        self.store
-            .add_location(&RegisteredLocation {
-                id: source.location_id().to_owned(),
-                type_: "url".into(),
-                target: target.to_owned(),
-                created_at: now_rfc3339(),
-            })
-            .await?;
+        self.refuse_held(target, &run, None)?;
         let registration = self.registration(target, &run, false);
-        let runner = Arc::new(self.runner(source));
-        runner.apply_location_read(run).await;
-        self.scheduler.add(runner);
+        self.store_registered(source, run).await?;
         tracing::info!(url = target, "location registered");
         Ok(registration)
     }
@@ -275,10 +257,16 @@ impl Locations {
     /// Removes the registered location `id` and its entities.
     pub async fn remove(&self, id: &str) -> Result<(), RemoveError> {
         let _writes = self.writes.lock().await;
-        let source = source_id(id);
-        let runner = self
-            .scheduler
-            .runner(&source)
+        let runner = self.registered(id)?;
+        self.drop_registered(id, &runner).await
+    }
+
+    /// The runner of the location registered over HTTP as `id`; a static or
+    /// discovered one cannot be changed over HTTP (404, as Backstage answers
+    /// for a location it does not hold).
+    fn registered(&self, id: &str) -> Result<Arc<SourceRunner>, RemoveError> {
+        self.scheduler
+            .runner(&source_id(id))
             .filter(|r| {
                 r.source()
                     .as_location()
@@ -293,7 +281,16 @@ impl Locations {
                     None => format!("Found no location with ID {id}"),
                 };
                 RemoveError::NotFound(message)
-            })?;
+            })
+    }
+
+    /// Drops a registered location, its runner and its entities (hold `writes`).
+    async fn drop_registered(
+        &self,
+        id: &str,
+        runner: &Arc<SourceRunner>,
+    ) -> Result<(), RemoveError> {
+        let source = source_id(id);
         // No run is half-way while the location goes.
         let _exclusive = runner.exclusive().await;
         self.store.remove_location(id, &source).await?;
@@ -304,5 +301,359 @@ impl Locations {
         }
         tracing::info!(url = runner.target(), "location removed");
         Ok(())
+    }
+
+    /// Points the registered location `id` at `target` (`PUT
+    /// /locations/{id}`): the new target is read first (a failed read
+    /// changes nothing), then the old location and its entities go and the
+    /// new one is stored and served. Ids derive from targets, so the answer
+    /// carries the location's new id.
+    pub async fn update(
+        &self,
+        id: &str,
+        type_: &str,
+        target: &str,
+    ) -> Result<Value, RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; use {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
+            )));
+        }
+        self.context
+            .check(target)
+            .map_err(|e| RegisterError::Input(e.to_string()))?;
+        let _writes = self.writes.lock().await;
+        let runner = self.registered(id).map_err(|err| match err {
+            RemoveError::NotFound(message) => RegisterError::NotFound(message),
+            RemoveError::Store(err) => RegisterError::Store(err),
+        })?;
+        if runner.target() == target {
+            let Some(location) = runner.source().as_location() else {
+                return Err(RegisterError::NotFound(format!(
+                    "Found no location with ID {id}"
+                )));
+            };
+            let _exclusive = runner.exclusive().await;
+            let run = self.read(location).await?;
+            runner.apply_location_read(run).await;
+            return Ok(location_json(target));
+        }
+        if self.pace.check().is_err() {
+            return Err(RegisterError::TooFrequent(format!(
+                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
+                self.limits.per_minute
+            )));
+        }
+        if self.runner_for(target).is_some() || self.discovered(target) {
+            return Err(RegisterError::Conflict(format!(
+                "Location url:{target} already exists (id {}); remove it or pick another target",
+                location_id(target)
+            )));
+        }
+        let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+        let run = self.read(&source).await?;
+        self.refuse_held(target, &run, Some(runner.id()))?;
+        self.drop_registered(id, &runner)
+            .await
+            .map_err(|err| match err {
+                RemoveError::NotFound(message) => RegisterError::NotFound(message),
+                RemoveError::Store(err) => RegisterError::Store(err),
+            })?;
+        self.store_registered(source, run).await?;
+        tracing::info!(id, url = target, "location updated");
+        Ok(location_json(target))
+    }
+
+    /// Refuses a read whose entities another source serves (`except`: the
+    /// source being replaced).
+    fn refuse_held(
+        &self,
+        target: &str,
+        run: &LocationRead,
+        except: Option<&str>,
+    ) -> Result<(), RegisterError> {
+        let snapshot = self.catalog.snapshot();
+        let held: Vec<String> = run
+            .entities
+            .iter()
+            .flatten()
+            .filter(|e| snapshot.get(&e.key()).is_some())
+            .filter(|e| {
+                except.is_none_or(|source| {
+                    self.catalog
+                        .owner(&e.key())
+                        .is_none_or(|owner| &*owner.source != source)
+                })
+            })
+            .map(Entity::entity_ref)
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        Err(RegisterError::Conflict(format!(
+            "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
+            held.len(),
+            held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if held.len() > 5 { ", …" } else { "" }
+        )))
+    }
+
+    /// Stores a read registered location and serves what it yields.
+    async fn store_registered(
+        &self,
+        source: LocationSource,
+        run: LocationRead,
+    ) -> Result<(), RegisterError> {
+        self.store
+            .add_location(&RegisteredLocation {
+                id: source.location_id().to_owned(),
+                type_: "url".into(),
+                target: source.target().to_owned(),
+                created_at: now_rfc3339(),
+            })
+            .await?;
+        let runner = Arc::new(self.runner(source));
+        runner.apply_location_read(run).await;
+        self.scheduler.add(runner);
+        Ok(())
+    }
+
+    /// The listed location an entity's `managed-by-location` names
+    /// (`GET /locations/by-entity`): its discovered file, or the static or
+    /// registered location it was read through.
+    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Value> {
+        let target = entity.location.as_deref()?;
+        let listed = entity.origin.as_deref() == Some(target)
+            || self.runner_for(target).is_some()
+            || self.discovered(target);
+        listed.then(|| location_json(target))
+    }
+
+    /// A page of locations (`POST /locations/by-query`).
+    pub fn query(&self, query: &LocationQuery) -> Result<Value, String> {
+        query.page(self.list())
+    }
+
+    /// `target` resolved against the file `base`, as discovery resolves
+    /// Location targets (no request is made).
+    pub fn resolve(&self, target: &str, base: &str) -> Option<String> {
+        let stats = Arc::new(RequestStats::default());
+        FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0)
+            .resolve(target, base)
+            .ok()
+    }
+
+    /// Processes `entity` as if it were read from `location_ref`
+    /// (`url:<target>`), as discovery would: envelope, `catalog.rules` for
+    /// that location, validation, Location targets and placeholders read on
+    /// the configured Bitbucket. The problems found; none means valid.
+    pub async fn validate(
+        &self,
+        entity: &Value,
+        location_ref: &str,
+    ) -> Result<Vec<Problem>, String> {
+        let target = match location_ref.split_once(':') {
+            Some(("url", target)) if !target.is_empty() => target,
+            _ => {
+                return Err(format!(
+                    "Invalid location ref {location_ref}, only 'url:<target>' is supported, e.g. url:https://host/path"
+                ));
+            }
+        };
+        if !entity.is_object() {
+            return Err("Entity must be an object".to_owned());
+        }
+        let bytes = serde_json::to_vec(entity).map_err(|e| e.to_string())?;
+        let settings = &self.context.settings;
+        let stats = Arc::new(RequestStats::default());
+        let reader = FileReader::new(
+            Sites::all(&self.context.integrations, Some(&self.context.http)),
+            &stats,
+            settings.processing.limits.max_file_bytes,
+        );
+        let timeout = self.context.schedule.timeout;
+        let file = tokio::time::timeout(
+            timeout,
+            pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default()),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "validating took longer than catalog.locationSchedule.timeout ({}s)",
+                timeout.as_secs()
+            )
+        })?;
+        Ok(file.problems)
+    }
+}
+
+/// `POST /locations/by-query`: Backstage's body (`limit`, `query`, or the
+/// `cursor` of an earlier page), in id order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub query: Option<Value>,
+}
+
+/// What a location cursor holds, as Backstage encodes it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocationCursor {
+    limit: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Value>,
+}
+
+/// Backstage's default page size for locations.
+const DEFAULT_LOCATION_LIMIT: i64 = 1000;
+
+impl LocationQuery {
+    /// `{items, totalItems, pageInfo}` of `all` (locations in Backstage's
+    /// shape); `Err` is the message of a 400.
+    pub fn page(&self, mut all: Vec<Value>) -> Result<Value, String> {
+        let cursor = match &self.cursor {
+            Some(text) if text.is_empty() => return Err("Cursor cannot be empty".into()),
+            Some(text) => {
+                let bytes = BASE64
+                    .decode(text)
+                    .map_err(|_| "Malformed cursor, unknown encoding".to_owned())?;
+                let cursor: LocationCursor =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("Malformed cursor: {e}"))?;
+                if cursor.limit < 1 {
+                    return Err("Malformed cursor: limit must be >= 1".into());
+                }
+                cursor
+            }
+            None => {
+                let limit = self.limit.unwrap_or(DEFAULT_LOCATION_LIMIT);
+                if limit < 1 {
+                    return Err("Limit must be a positive integer >= 1".into());
+                }
+                LocationCursor {
+                    limit,
+                    after_id: None,
+                    query: self.query.clone(),
+                }
+            }
+        };
+        let predicate = match &cursor.query {
+            None => None,
+            Some(query) if !query.is_object() => return Err("Query must be an object".into()),
+            Some(query) => {
+                Some(Predicate::from_json(query).map_err(|e| format!("Invalid query: {}", e.0))?)
+            }
+        };
+        all.retain(|l| {
+            predicate
+                .as_ref()
+                .is_none_or(|p| p.matches(&SearchRows::build(l)))
+        });
+        all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let total = all.len();
+        let start = cursor.after_id.as_deref().map_or(0, |after| {
+            all.partition_point(|l| l["id"].as_str().is_some_and(|id| id <= after))
+        });
+        let limit = usize::try_from(cursor.limit).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(total);
+        let items = all[start..end].to_vec();
+        let mut page_info = serde_json::Map::new();
+        if end < total
+            && let Some(last) = items.last().and_then(|l| l["id"].as_str())
+        {
+            let next = LocationCursor {
+                limit: cursor.limit,
+                after_id: Some(last.to_owned()),
+                query: cursor.query.clone(),
+            };
+            page_info.insert(
+                "nextCursor".into(),
+                json!(BASE64.encode(serde_json::to_vec(&next).map_err(|e| e.to_string())?)),
+            );
+        }
+        Ok(json!({"items": items, "totalItems": total, "pageInfo": page_info}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::location::location_json;
+
+    #[test]
+    fn location_pages_follow_their_cursor_and_keep_the_query() {
+        let all: Vec<Value> = (0..5)
+            .map(|i| location_json(&format!("https://h/projects/P/repos/r{i}/browse/c.yaml")))
+            .collect();
+        let query = json!({"target": {"$hasPrefix": "https://h/projects/P/repos/r"}});
+        let first = LocationQuery {
+            limit: Some(2),
+            cursor: None,
+            query: Some(query),
+        }
+        .page(all.clone())
+        .unwrap();
+        assert_eq!(first["totalItems"], 5);
+        let mut seen: Vec<String> = first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+        while let Some(next) = cursor {
+            let page = LocationQuery {
+                cursor: Some(next),
+                ..LocationQuery::default()
+            }
+            .page(all.clone())
+            .unwrap();
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["id"].as_str().unwrap().to_owned()),
+            );
+            cursor = page["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+        }
+        let mut ids: Vec<String> = all
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(seen, ids);
+
+        let none = LocationQuery {
+            query: Some(json!({"type": "file"})),
+            ..LocationQuery::default()
+        }
+        .page(all.clone())
+        .unwrap();
+        assert_eq!(none["totalItems"], 0);
+        assert_eq!(none["pageInfo"], json!({}));
+        for bad in [
+            LocationQuery {
+                limit: Some(0),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                cursor: Some(String::new()),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                cursor: Some("%%%".into()),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                query: Some(json!([1])),
+                ..LocationQuery::default()
+            },
+        ] {
+            assert!(bad.page(all.clone()).is_err(), "{bad:?}");
+        }
     }
 }
