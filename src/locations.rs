@@ -429,6 +429,85 @@ impl Locations {
         listed.then(|| location_json(target))
     }
 
+    /// `POST /analyze-location` (catalog-import's first step): for a file,
+    /// or a repository's `catalog_filename` (default `catalog-info.yaml`),
+    /// the entities it holds and whether the file is already a location;
+    /// for a repository without one, a suggested Component. Only targets on
+    /// a configured Bitbucket are read.
+    pub async fn analyze(
+        &self,
+        type_: &str,
+        target: &str,
+        catalog_filename: Option<&str>,
+    ) -> Result<Value, RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; analyze {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}"
+            )));
+        }
+        let (file, slug) = match self.context.check(target) {
+            Ok(()) => (target.to_owned(), None),
+            Err(_) => {
+                let filename = catalog_filename
+                    .map(|f| f.trim_start_matches('/'))
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or("catalog-info.yaml");
+                let (file, slug) = catalog_file_in(target, filename).ok_or_else(|| {
+                    RegisterError::Input(format!(
+                        "{target} is not a Bitbucket repository or file URL: give https://<host>/projects/<KEY>/repos/<slug> (Server), https://bitbucket.org/<workspace>/<slug>/src/<branch> (Cloud) or a catalog file's URL"
+                    ))
+                })?;
+                self.context
+                    .check(&file)
+                    .map_err(|e| RegisterError::Input(e.to_string()))?;
+                (file, Some(slug))
+            }
+        };
+        let source = LocationSource::new(&file, LocationOrigin::Registered, self.context.clone());
+        match self.read(&source).await {
+            Ok(run) => {
+                let registered = self.runner_for(&file).is_some() || self.discovered(&file);
+                let existing: Vec<Value> = run
+                    .entities
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip(1) // the generated Location entity
+                    .map(|entity| {
+                        json!({
+                            "location": {"type": "url", "target": file},
+                            "isRegistered": registered,
+                            "entity": entity,
+                        })
+                    })
+                    .collect();
+                Ok(json!({"existingEntityFiles": existing, "generateEntities": []}))
+            }
+            Err(RegisterError::NotFound(message)) => {
+                let Some(slug) = slug else {
+                    return Err(RegisterError::NotFound(message));
+                };
+                Ok(json!({
+                    "existingEntityFiles": [],
+                    "generateEntities": [{
+                        "entity": {
+                            "apiVersion": "backstage.io/v1alpha1",
+                            "kind": "Component",
+                            "metadata": {"name": suggested_name(&slug)},
+                            "spec": {"type": "other", "lifecycle": "unknown"},
+                        },
+                        "fields": [{
+                            "field": "spec.owner",
+                            "state": "needsUserInput",
+                            "value": null,
+                            "description": "The group or user that owns this component",
+                        }],
+                    }],
+                }))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// A page of locations (`POST /locations/by-query`).
     pub fn query(&self, query: &LocationQuery) -> Result<Value, String> {
         query.page(self.list())
@@ -484,6 +563,66 @@ impl Locations {
             )
         })?;
         Ok(file.problems)
+    }
+}
+
+/// The URL of `filename` in the repository `repo_url` and the
+/// repository's slug. Server: `…/projects/<KEY>/repos/<slug>[/browse…]`
+/// (or `/users/<name>/repos/<slug>`), keeping `?at=`; Cloud:
+/// `…/<workspace>/<slug>/src/<ref>[/…]` (a Cloud URL must name its ref).
+fn catalog_file_in(repo_url: &str, filename: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(repo_url).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    let repos = segments
+        .windows(4)
+        .position(|w| (w[0] == "projects" || w[0] == "users") && w[2] == "repos");
+    if let Some(at) = repos {
+        let slug = segments[at + 3];
+        let mut file = url.clone();
+        let prefix: Vec<&str> = segments[..at + 4].to_vec();
+        file.set_path(&format!("{}/browse/{filename}", prefix.join("/")));
+        let at_ref = url
+            .query_pairs()
+            .find(|(k, _)| k == "at")
+            .map(|(_, v)| v.into_owned());
+        file.set_query(None);
+        if let Some(at_ref) = at_ref {
+            file.query_pairs_mut().append_pair("at", &at_ref);
+        }
+        file.set_fragment(None);
+        return Some((file.to_string(), slug.to_owned()));
+    }
+    match segments.as_slice() {
+        [workspace, slug, "src", git_ref, ..] => {
+            let mut repo = url.clone();
+            repo.set_path(&format!("{workspace}/{slug}"));
+            repo.set_query(None);
+            let file = crate::bitbucket::cloud_urls::file_url(repo.as_str(), git_ref, filename)?;
+            Some((file, (*slug).to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// A valid entity name from a repository slug.
+fn suggested_name(slug: &str) -> String {
+    let cleaned: String = slug
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name: String = trimmed.chars().take(63).collect();
+    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if name.is_empty() {
+        "component".to_owned()
+    } else {
+        name.to_owned()
     }
 }
 
@@ -655,5 +794,38 @@ mod tests {
         ] {
             assert!(bad.page(all.clone()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn repository_urls_name_their_catalog_file() {
+        assert_eq!(
+            catalog_file_in("https://bb.example.com/projects/PLAT/repos/svc/browse?at=refs%2Fheads%2Fdev", "catalog-info.yaml"),
+            Some((
+                "https://bb.example.com/projects/PLAT/repos/svc/browse/catalog-info.yaml?at=refs%2Fheads%2Fdev".to_owned(),
+                "svc".to_owned()
+            ))
+        );
+        assert_eq!(
+            catalog_file_in(
+                "https://bb.example.com/ctx/users/al/repos/svc",
+                "dir/c.yaml"
+            )
+            .map(|f| f.0),
+            Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml".to_owned())
+        );
+        assert_eq!(
+            catalog_file_in(
+                "https://bitbucket.org/acme/svc/src/main/",
+                "catalog-info.yaml"
+            )
+            .map(|f| f.0),
+            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml".to_owned())
+        );
+        assert_eq!(
+            catalog_file_in("https://bitbucket.org/acme/svc", "c.yaml"),
+            None
+        );
+        assert_eq!(suggested_name("My Service!"), "My-Service");
+        assert_eq!(suggested_name("--"), "component");
     }
 }

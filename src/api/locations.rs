@@ -227,3 +227,41 @@ pub async fn by_query(
     })
     .await
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnalyzeRequest {
+    location: LocationInput,
+    catalog_filename: Option<String>,
+}
+
+/// `POST /analyze-location` (catalog-import):
+/// `{existingEntityFiles, generateEntities}`.
+pub async fn analyze(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // It reads Bitbucket on the caller's behalf, as registering does.
+    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
+    let input: AnalyzeRequest = serde_json::from_slice(&body).map_err(|e| {
+        req.input(format!(
+            "expected a JSON body {{\"location\": {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}}}: {e}"
+        ))
+    })?;
+    let target = input.location.target.trim();
+    if target.is_empty() {
+        return Err(req.input("location.target is empty; give a repository or file URL"));
+    }
+    let analysis = state
+        .locations
+        .analyze(
+            &input.location.type_,
+            target,
+            input.catalog_filename.as_deref(),
+        )
+        .await
+        .map_err(|err| register_error(&req, err))?;
+    Ok(Json(analysis).into_response())
+}

@@ -142,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/catalog/validate-entity",
             post(validate::validate_entity),
         )
+        .route("/api/catalog/analyze-location", post(locations::analyze))
         .route(
             "/api/catalog/locations",
             get(locations::list).post(locations::create),
