@@ -860,7 +860,17 @@ pub async fn delete_by_uid(
         .scheduler
         .runner(&owner.source)
         .ok_or_else(not_found)?;
-    for problem in runner.remove_entity(&owner.unit, &key).await {
+    let problems = runner
+        .remove_entity(&owner.unit, &key)
+        .await
+        .map_err(|why| {
+            req.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                format!("the entity cannot be removed now: {why}"),
+            )
+        })?;
+    for problem in problems {
         tracing::warn!(uid, "{}", problem.message);
     }
     tracing::info!(uid, entity = key.as_str(), "entity removed by uid");

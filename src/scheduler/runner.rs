@@ -342,25 +342,6 @@ impl SourceRunner {
         self.finish(report).await
     }
 
-    /// Stops serving the entity `key` of `unit` (`DELETE
-    /// /entities/by-uid`); the unit's other entities stay. Like an orphan
-    /// deleted in Backstage, it comes back when the unit is next read and
-    /// applied.
-    pub async fn remove_entity(&self, unit: &str, key: &crate::catalog::EntityKey) -> Vec<Problem> {
-        let rest = self
-            .catalog
-            .unit_entities(self.id(), unit)
-            .into_iter()
-            .filter(|e| e.key() != *key)
-            .collect();
-        let update = UnitUpdate {
-            unit: unit.to_owned(),
-            record: None,
-            entities: Some(rest),
-        };
-        self.applier.apply(self.id(), vec![update]).await
-    }
-
     async fn finish(&self, mut report: RunReport) -> RunReport {
         report.entities = self.catalog.source_len(self.id());
         let listed = !matches!(report.outcome, Outcome::Failed { .. });
