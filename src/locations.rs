@@ -152,20 +152,8 @@ impl Locations {
         dry_run: bool,
         refresh: bool,
     ) -> Result<Registration, RegisterError> {
-        if type_ != "url" {
-            return Err(RegisterError::Input(format!(
-                "location type '{type_}' is not supported; register {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
-            )));
-        }
-        self.context
-            .check(target)
-            .map_err(|e| RegisterError::Input(e.to_string()))?;
-        if self.pace.check().is_err() {
-            return Err(RegisterError::TooFrequent(format!(
-                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
-                self.limits.per_minute
-            )));
-        }
+        self.check_target(type_, target)?;
+        self.paced()?;
         let _writes = self.writes.lock().await;
         let existing = self.runner_for(target);
         let exists = existing.is_some() || self.discovered(target);
@@ -208,6 +196,29 @@ impl Locations {
         self.store_registered(source, run).await?;
         tracing::info!(url = target, "location registered");
         Ok(registration)
+    }
+
+    /// A `url` target on a configured Bitbucket (no request is made).
+    fn check_target(&self, type_: &str, target: &str) -> Result<(), RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; use {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
+            )));
+        }
+        self.context
+            .check(target)
+            .map_err(|e| RegisterError::Input(e.to_string()))
+    }
+
+    /// `catalog.registrationsPerMinute`.
+    fn paced(&self) -> Result<(), RegisterError> {
+        if self.pace.check().is_err() {
+            return Err(RegisterError::TooFrequent(format!(
+                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
+                self.limits.per_minute
+            )));
+        }
+        Ok(())
     }
 
     /// A runner for a location source, wired like every other source.
@@ -314,14 +325,7 @@ impl Locations {
         type_: &str,
         target: &str,
     ) -> Result<Value, RegisterError> {
-        if type_ != "url" {
-            return Err(RegisterError::Input(format!(
-                "location type '{type_}' is not supported; use {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
-            )));
-        }
-        self.context
-            .check(target)
-            .map_err(|e| RegisterError::Input(e.to_string()))?;
+        self.check_target(type_, target)?;
         let _writes = self.writes.lock().await;
         let runner = self.registered(id).map_err(|err| match err {
             RemoveError::NotFound(message) => RegisterError::NotFound(message),
@@ -338,12 +342,7 @@ impl Locations {
             runner.apply_location_read(run).await;
             return Ok(location_json(target));
         }
-        if self.pace.check().is_err() {
-            return Err(RegisterError::TooFrequent(format!(
-                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
-                self.limits.per_minute
-            )));
-        }
+        self.paced()?;
         if self.runner_for(target).is_some() || self.discovered(target) {
             return Err(RegisterError::Conflict(format!(
                 "Location url:{target} already exists (id {}); remove it or pick another target",

@@ -363,12 +363,6 @@ async fn provider_status_refresh_metrics_and_openapi() {
     }
 }
 
-fn assert_error(body: &Value, status: u16, name: &str) {
-    assert_eq!(body["error"]["name"], name, "{body:#}");
-    assert_eq!(body["response"]["statusCode"], status, "{body:#}");
-    assert!(body["request"]["url"].is_string(), "{body:#}");
-}
-
 #[tokio::test]
 async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let fake = FakeServer::start().await;
@@ -380,7 +374,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     // Unknown routes and methods keep Backstage's error body.
     let response = app.get("/api/catalog/no-such-route").await;
     assert_eq!(response.status(), 404);
-    assert_error(&response.json().await.unwrap(), 404, "NotFoundError");
+    common::assert_backstage_error(&response.json().await.unwrap(), 404, "NotFoundError");
     let response = app
         .http
         .patch(url("/api/catalog/validate-entity"))
@@ -388,7 +382,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
-    assert_error(
+    common::assert_backstage_error(
         &response.json().await.unwrap(),
         405,
         "MethodNotAllowedError",
@@ -434,7 +428,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_error(&response.json().await.unwrap(), 400, "InputError");
+    common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
 
     // A discovered location cannot be changed over HTTP.
     let location = app
@@ -454,7 +448,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
-    assert_error(&body, 404, "NotFoundError");
+    common::assert_backstage_error(&body, 404, "NotFoundError");
     assert!(
         body["error"]["message"]
             .as_str()

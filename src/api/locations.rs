@@ -81,15 +81,8 @@ pub async fn create(
         &["refresh", "reject"],
     )?
     .is_some_and(|v| v == "refresh");
-    let input: LocationInput = serde_json::from_slice(&body).map_err(|e| {
-        req.input(format!(
-            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
-        ))
-    })?;
+    let input = location_input(&req, &body)?;
     let target = input.target.trim();
-    if target.is_empty() {
-        return Err(req.input("target is empty; give the URL of a catalog file"));
-    }
     let registration = state
         .locations
         .register(&input.type_, target, dry_run, refresh)
@@ -124,6 +117,19 @@ pub async fn delete(
         }
     })?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A `{type, target}` body with a non-empty target.
+fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
+    let input: LocationInput = serde_json::from_slice(body).map_err(|e| {
+        req.input(format!(
+            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
+        ))
+    })?;
+    if input.target.trim().is_empty() {
+        return Err(req.input("target is empty; give the URL of a catalog file"));
+    }
+    Ok(input)
 }
 
 /// Backstage's error for each way a registration (or update) is refused.
@@ -163,15 +169,8 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     req.authorize(&state, &headers, WritePermission::LocationCreate)?;
-    let input: LocationInput = serde_json::from_slice(&body).map_err(|e| {
-        req.input(format!(
-            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
-        ))
-    })?;
+    let input = location_input(&req, &body)?;
     let target = input.target.trim();
-    if target.is_empty() {
-        return Err(req.input("target is empty; give the URL of a catalog file"));
-    }
     let location = state
         .locations
         .update(&id, &input.type_, target)

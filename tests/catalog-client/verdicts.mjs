@@ -8,38 +8,19 @@
 // `bitbucket-catalogd validate`.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import {
-  EntityPolicies,
-  DefaultNamespaceEntityPolicy,
-  NoForeignRootFieldsEntityPolicy,
-  FieldFormatEntityPolicy,
-  SchemaValidEntityPolicy,
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
-} from '@backstage/catalog-model';
+import * as model from '@backstage/catalog-model';
 
-const policy = EntityPolicies.allOf([
-  new DefaultNamespaceEntityPolicy(),
-  new NoForeignRootFieldsEntityPolicy(),
-  new FieldFormatEntityPolicy(),
-  new SchemaValidEntityPolicy(),
+const policy = model.EntityPolicies.allOf([
+  new model.DefaultNamespaceEntityPolicy(),
+  new model.NoForeignRootFieldsEntityPolicy(),
+  new model.FieldFormatEntityPolicy(),
+  new model.SchemaValidEntityPolicy(),
 ]);
-const kinds = [
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
-];
+// Every built-in kind's validator (apiEntityV1alpha1Validator, …).
+const kinds = Object.entries(model)
+  .filter(([name]) => /^[a-z]+EntityV1alpha1Validator$/.test(name))
+  .map(([, validator]) => validator);
+if (kinds.length !== 8) throw new Error(`expected 8 kind validators, found ${kinds.length}`);
 
 const args = process.argv.slice(2);
 const allowArg = args.find(a => a.startsWith('--allow='));
