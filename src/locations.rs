@@ -512,13 +512,12 @@ impl Locations {
         query.page(self.list())
     }
 
-    /// `target` resolved against the file `base`, as discovery resolves
-    /// Location targets (no request is made).
-    pub fn resolve(&self, target: &str, base: &str) -> Option<String> {
+    /// Resolves a Location target against the file it is written in, as
+    /// discovery does (no request is made): `resolver(target, base)`.
+    pub fn resolver(&self) -> impl Fn(&str, &str) -> Option<String> + use<> {
         let stats = Arc::new(RequestStats::default());
-        FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0)
-            .resolve(target, base)
-            .ok()
+        let reader = FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0);
+        move |target, base| reader.resolve(target, base).ok()
     }
 
     /// Processes `entity` as if it were read from `location_ref`

@@ -810,7 +810,7 @@ pub async fn ancestry(
     super::evaluate(&state, &req, move || {
         let key = EntityKey::new(&kind, &namespace, &name);
         let snapshot = s.catalog.snapshot();
-        let resolve = |target: &str, base: &str| s.locations.resolve(target, base);
+        let resolve = s.locations.resolver();
         let chain =
             crate::catalog::ancestry::ancestry(&snapshot, &key, &resolve).ok_or_else(|| {
                 r.not_found(format!(
