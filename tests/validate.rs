@@ -250,9 +250,24 @@ fn relative_targets_are_followed_inside_the_repository_only() {
     )
     .unwrap();
 
+    // A symbolic link inside the repository that leads out is refused too.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path().join("outside.yaml"), repo.join("link.yaml"))
+            .unwrap();
+        let mut catalog = std::fs::read_to_string(repo.join("catalog-info.yaml")).unwrap();
+        catalog.push_str("    - ./link.yaml\n");
+        std::fs::write(repo.join("catalog-info.yaml"), catalog).unwrap();
+    }
+
     let output = validate(&["catalog-info.yaml"], &repo, None);
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
+    #[cfg(unix)]
+    assert!(
+        stdout.contains("link.yaml is outside the repository"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("services/broken.yaml:1:1: component:default/broken: spec.owner"),
         "{stdout}"

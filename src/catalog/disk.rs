@@ -109,15 +109,29 @@ impl DiskSource {
         let absolute = std::env::current_dir()
             .map(|cwd| normalize(&cwd.join(path)))
             .map_err(|err| FetchError::Failed(format!("{path}: {err}")))?;
-        if !absolute.starts_with(&self.root) {
+        // Where the path really leads (symbolic links followed as far as
+        // the path exists), so neither `..` nor a link gets out.
+        let real = absolute
+            .ancestors()
+            .find_map(|existing| {
+                let rest = absolute.strip_prefix(existing).ok()?;
+                let canonical = existing.canonicalize().ok()?;
+                // `join("")` would add a trailing `/`.
+                Some(if rest.as_os_str().is_empty() {
+                    canonical
+                } else {
+                    canonical.join(rest)
+                })
+            })
+            .unwrap_or_else(|| absolute.clone());
+        if !real.starts_with(&self.root) {
             return Err(outside());
         }
-        let canonical = match absolute.canonicalize() {
+        let canonical = match real.canonicalize() {
             Ok(canonical) => canonical,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(FetchError::Failed(format!("{path}: {err}"))),
         };
-        // A symbolic link may lead out.
         if !canonical.starts_with(&self.root) {
             return Err(outside());
         }
