@@ -419,6 +419,32 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["name"], "InputError", "{body:#}");
 
+    // analyze-location never requests a host without an integration.
+    for target in [
+        "https://elsewhere.example.com/projects/P/repos/svc",
+        "https://elsewhere.example.com/projects/P/repos/svc/browse/catalog-info.yaml",
+        "not a url",
+    ] {
+        let response = app
+            .http
+            .post(url("/api/catalog/analyze-location"))
+            .bearer_auth(common::WRITE_TOKEN)
+            .json(&json!({"location": {"type": "url", "target": target}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{target}");
+        common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+    }
+    let response = app
+        .http
+        .post(url("/api/catalog/analyze-location"))
+        .json(&json!({"location": {"type": "url", "target": billing}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "analyze-location is a write");
+
     // Locations by query: a bad cursor is a 400 InputError.
     let response = app
         .http
