@@ -8,17 +8,24 @@ use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
-use crate::catalog::{Catalog, Entity};
+use crate::bitbucket::reader::{FileReader, Sites};
+use crate::catalog::process::{FileSource, RepoInfo};
+use crate::catalog::query::Predicate;
+use crate::catalog::search::SearchRows;
+use crate::catalog::{Catalog, Entity, PreparedEntity};
 use crate::config::RegistrationLimits;
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
     location_json, source_id,
 };
-use crate::discovery::{Problem, Source, now_rfc3339};
+use crate::discovery::{Problem, Source, now_rfc3339, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
@@ -145,20 +152,8 @@ impl Locations {
         dry_run: bool,
         refresh: bool,
     ) -> Result<Registration, RegisterError> {
-        if type_ != "url" {
-            return Err(RegisterError::Input(format!(
-                "location type '{type_}' is not supported; register {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
-            )));
-        }
-        self.context
-            .check(target)
-            .map_err(|e| RegisterError::Input(e.to_string()))?;
-        if self.pace.check().is_err() {
-            return Err(RegisterError::TooFrequent(format!(
-                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
-                self.limits.per_minute
-            )));
-        }
+        self.check_target(type_, target)?;
+        self.paced()?;
         let _writes = self.writes.lock().await;
         let existing = self.runner_for(target);
         let exists = existing.is_some() || self.discovered(target);
@@ -196,36 +191,34 @@ impl Locations {
         let run = self.read(&source).await?;
         // Another source's entities would not be served from here: say so
         // rather than answer 201 for entities that never appear.
-        let snapshot = self.catalog.snapshot();
-        let held: Vec<String> = run
-            .entities
-            .iter()
-            .flatten()
-            .filter(|e| snapshot.get(&e.key()).is_some())
-            .map(Entity::entity_ref)
-            .collect();
-        if !held.is_empty() {
-            return Err(RegisterError::Conflict(format!(
-                "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
-                held.len(),
-                held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                if held.len() > 5 { ", …" } else { "" }
-            )));
-        }
-        self.store
-            .add_location(&RegisteredLocation {
-                id: source.location_id().to_owned(),
-                type_: "url".into(),
-                target: target.to_owned(),
-                created_at: now_rfc3339(),
-            })
-            .await?;
+        self.refuse_held(target, &run, None)?;
         let registration = self.registration(target, &run, false);
-        let runner = Arc::new(self.runner(source));
-        runner.apply_location_read(run).await;
-        self.scheduler.add(runner);
+        self.store_registered(source, run).await?;
         tracing::info!(url = target, "location registered");
         Ok(registration)
+    }
+
+    /// A `url` target on a configured Bitbucket (no request is made).
+    fn check_target(&self, type_: &str, target: &str) -> Result<(), RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; use {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
+            )));
+        }
+        self.context
+            .check(target)
+            .map_err(|e| RegisterError::Input(e.to_string()))
+    }
+
+    /// `catalog.registrationsPerMinute`.
+    fn paced(&self) -> Result<(), RegisterError> {
+        if self.pace.check().is_err() {
+            return Err(RegisterError::TooFrequent(format!(
+                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
+                self.limits.per_minute
+            )));
+        }
+        Ok(())
     }
 
     /// A runner for a location source, wired like every other source.
@@ -275,10 +268,16 @@ impl Locations {
     /// Removes the registered location `id` and its entities.
     pub async fn remove(&self, id: &str) -> Result<(), RemoveError> {
         let _writes = self.writes.lock().await;
-        let source = source_id(id);
-        let runner = self
-            .scheduler
-            .runner(&source)
+        let runner = self.registered(id)?;
+        self.drop_registered(id, &runner).await
+    }
+
+    /// The runner of the location registered over HTTP as `id`; a static or
+    /// discovered one cannot be changed over HTTP (404, as Backstage answers
+    /// for a location it does not hold).
+    fn registered(&self, id: &str) -> Result<Arc<SourceRunner>, RemoveError> {
+        self.scheduler
+            .runner(&source_id(id))
             .filter(|r| {
                 r.source()
                     .as_location()
@@ -293,7 +292,16 @@ impl Locations {
                     None => format!("Found no location with ID {id}"),
                 };
                 RemoveError::NotFound(message)
-            })?;
+            })
+    }
+
+    /// Drops a registered location, its runner and its entities (hold `writes`).
+    async fn drop_registered(
+        &self,
+        id: &str,
+        runner: &Arc<SourceRunner>,
+    ) -> Result<(), RemoveError> {
+        let source = source_id(id);
         // No run is half-way while the location goes.
         let _exclusive = runner.exclusive().await;
         self.store.remove_location(id, &source).await?;
@@ -304,5 +312,518 @@ impl Locations {
         }
         tracing::info!(url = runner.target(), "location removed");
         Ok(())
+    }
+
+    /// Points the registered location `id` at `target` (`PUT
+    /// /locations/{id}`): the new target is read first (a failed read
+    /// changes nothing), then the old location and its entities go and the
+    /// new one is stored and served. Ids derive from targets, so the answer
+    /// carries the location's new id.
+    pub async fn update(
+        &self,
+        id: &str,
+        type_: &str,
+        target: &str,
+    ) -> Result<Value, RegisterError> {
+        self.check_target(type_, target)?;
+        let _writes = self.writes.lock().await;
+        let runner = self.registered(id).map_err(|err| match err {
+            RemoveError::NotFound(message) => RegisterError::NotFound(message),
+            RemoveError::Store(err) => RegisterError::Store(err),
+        })?;
+        if runner.target() == target {
+            let Some(location) = runner.source().as_location() else {
+                return Err(RegisterError::NotFound(format!(
+                    "Found no location with ID {id}"
+                )));
+            };
+            let _exclusive = runner.exclusive().await;
+            let run = self.read(location).await?;
+            runner.apply_location_read(run).await;
+            return Ok(location_json(target));
+        }
+        self.paced()?;
+        if self.runner_for(target).is_some() || self.discovered(target) {
+            return Err(RegisterError::Conflict(format!(
+                "Location url:{target} already exists (id {}); remove it or pick another target",
+                location_id(target)
+            )));
+        }
+        let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+        let run = self.read(&source).await?;
+        self.refuse_held(target, &run, Some(runner.id()))?;
+        self.drop_registered(id, &runner)
+            .await
+            .map_err(|err| match err {
+                RemoveError::NotFound(message) => RegisterError::NotFound(message),
+                RemoveError::Store(err) => RegisterError::Store(err),
+            })?;
+        self.store_registered(source, run).await?;
+        tracing::info!(id, url = target, "location updated");
+        Ok(location_json(target))
+    }
+
+    /// Refuses a read whose entities another source serves (`except`: the
+    /// source being replaced).
+    fn refuse_held(
+        &self,
+        target: &str,
+        run: &LocationRead,
+        except: Option<&str>,
+    ) -> Result<(), RegisterError> {
+        let snapshot = self.catalog.snapshot();
+        let held: Vec<String> = run
+            .entities
+            .iter()
+            .flatten()
+            .filter(|e| snapshot.get(&e.key()).is_some())
+            .filter(|e| {
+                except.is_none_or(|source| {
+                    self.catalog
+                        .owner(&e.key())
+                        .is_none_or(|owner| &*owner.source != source)
+                })
+            })
+            .map(Entity::entity_ref)
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        Err(RegisterError::Conflict(format!(
+            "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
+            held.len(),
+            held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if held.len() > 5 { ", …" } else { "" }
+        )))
+    }
+
+    /// Stores a read registered location and serves what it yields.
+    async fn store_registered(
+        &self,
+        source: LocationSource,
+        run: LocationRead,
+    ) -> Result<(), RegisterError> {
+        self.store
+            .add_location(&RegisteredLocation {
+                id: source.location_id().to_owned(),
+                type_: "url".into(),
+                target: source.target().to_owned(),
+                created_at: now_rfc3339(),
+            })
+            .await?;
+        let runner = Arc::new(self.runner(source));
+        runner.apply_location_read(run).await;
+        self.scheduler.add(runner);
+        Ok(())
+    }
+
+    /// The listed location an entity's `managed-by-location` names
+    /// (`GET /locations/by-entity`): its discovered file, or the static or
+    /// registered location it was read through.
+    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Value> {
+        let target = entity.location.as_deref()?;
+        let listed = entity.origin.as_deref() == Some(target)
+            || self.runner_for(target).is_some()
+            || self.discovered(target);
+        listed.then(|| location_json(target))
+    }
+
+    /// `POST /analyze-location` (catalog-import's first step): for a file,
+    /// or a repository's `catalog_filename` (default `catalog-info.yaml`),
+    /// the entities it holds and whether the file is already a location;
+    /// for a repository without one, a suggested Component. Only targets on
+    /// a configured Bitbucket are read.
+    pub async fn analyze(
+        &self,
+        type_: &str,
+        target: &str,
+        catalog_filename: Option<&str>,
+    ) -> Result<Value, RegisterError> {
+        if type_ != "url" {
+            return Err(RegisterError::Input(format!(
+                "location type '{type_}' is not supported; analyze {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}"
+            )));
+        }
+        let (file, slug) = match self.context.check(target) {
+            Ok(()) => (target.to_owned(), None),
+            Err(_) => {
+                let filename = catalog_filename
+                    .map(|f| f.trim_start_matches('/'))
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or("catalog-info.yaml");
+                let (file, slug) = catalog_file_in(target, filename).ok_or_else(|| {
+                    RegisterError::Input(format!(
+                        "{target} is not a Bitbucket repository or file URL: give https://<host>/projects/<KEY>/repos/<slug> (Server), https://bitbucket.org/<workspace>/<slug>/src/<branch> (Cloud) or a catalog file's URL"
+                    ))
+                })?;
+                self.context
+                    .check(&file)
+                    .map_err(|e| RegisterError::Input(e.to_string()))?;
+                (file, Some(slug))
+            }
+        };
+        let source = LocationSource::new(&file, LocationOrigin::Registered, self.context.clone());
+        match self.read(&source).await {
+            Ok(run) => {
+                let registered = self.runner_for(&file).is_some() || self.discovered(&file);
+                let existing: Vec<Value> = run
+                    .entities
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip(1) // the generated Location entity
+                    .map(|entity| {
+                        json!({
+                            "location": {"type": "url", "target": file},
+                            "isRegistered": registered,
+                            "entity": entity,
+                        })
+                    })
+                    .collect();
+                Ok(json!({"existingEntityFiles": existing, "generateEntities": []}))
+            }
+            Err(RegisterError::NotFound(message)) => {
+                let Some(slug) = slug else {
+                    return Err(RegisterError::NotFound(message));
+                };
+                Ok(json!({
+                    "existingEntityFiles": [],
+                    "generateEntities": [{
+                        "entity": {
+                            "apiVersion": "backstage.io/v1alpha1",
+                            "kind": "Component",
+                            "metadata": {"name": suggested_name(&slug)},
+                            "spec": {"type": "other", "lifecycle": "unknown"},
+                        },
+                        "fields": [{
+                            "field": "spec.owner",
+                            "state": "needsUserInput",
+                            "value": null,
+                            "description": "The group or user that owns this component",
+                        }],
+                    }],
+                }))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A page of locations (`POST /locations/by-query`).
+    pub fn query(&self, query: &LocationQuery) -> Result<Value, String> {
+        query.page(self.list())
+    }
+
+    /// Resolves a Location target against the file it is written in, as
+    /// discovery does (no request is made): `resolver(target, base)`.
+    pub fn resolver(&self) -> impl Fn(&str, &str) -> Option<String> + use<> {
+        let stats = Arc::new(RequestStats::default());
+        let reader = FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0);
+        move |target, base| reader.resolve(target, base).ok()
+    }
+
+    /// Processes `entity` as if it were read from `location_ref`
+    /// (`url:<target>`), as discovery would: envelope, `catalog.rules` for
+    /// that location, validation, Location targets and placeholders read on
+    /// the configured Bitbucket. The problems found; none means valid.
+    pub async fn validate(
+        &self,
+        entity: &Value,
+        location_ref: &str,
+    ) -> Result<Vec<Problem>, String> {
+        let target = match location_ref.split_once(':') {
+            Some(("url", target)) if !target.is_empty() => target,
+            _ => {
+                return Err(format!(
+                    "Invalid location ref {location_ref}, only 'url:<target>' is supported, e.g. url:https://host/path"
+                ));
+            }
+        };
+        if !entity.is_object() {
+            return Err("Entity must be an object".to_owned());
+        }
+        let bytes = serde_json::to_vec(entity).map_err(|e| e.to_string())?;
+        let settings = &self.context.settings;
+        let stats = Arc::new(RequestStats::default());
+        let reader = FileReader::new(
+            Sites::all(&self.context.integrations, Some(&self.context.http)),
+            &stats,
+            settings.processing.limits.max_file_bytes,
+        );
+        let timeout = self.context.schedule.timeout;
+        let file = tokio::time::timeout(
+            timeout,
+            pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default()),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "validating took longer than catalog.locationSchedule.timeout ({}s)",
+                timeout.as_secs()
+            )
+        })?;
+        Ok(file.problems)
+    }
+}
+
+/// The URL of `filename` in the repository `repo_url` and the
+/// repository's slug. Server: `…/projects/<KEY>/repos/<slug>[/browse…]`
+/// (or `/users/<name>/repos/<slug>`), keeping `?at=`; Cloud:
+/// `…/<workspace>/<slug>/src/<ref>[/…]` (a Cloud URL must name its ref).
+fn catalog_file_in(repo_url: &str, filename: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(repo_url).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    let repos = segments
+        .windows(4)
+        .position(|w| (w[0] == "projects" || w[0] == "users") && w[2] == "repos");
+    if let Some(at) = repos {
+        let slug = segments[at + 3];
+        let mut file = url.clone();
+        let prefix: Vec<&str> = segments[..at + 4].to_vec();
+        file.set_path(&format!("{}/browse/{filename}", prefix.join("/")));
+        let at_ref = url
+            .query_pairs()
+            .find(|(k, _)| k == "at")
+            .map(|(_, v)| v.into_owned());
+        file.set_query(None);
+        if let Some(at_ref) = at_ref {
+            file.query_pairs_mut().append_pair("at", &at_ref);
+        }
+        file.set_fragment(None);
+        return Some((file.to_string(), slug.to_owned()));
+    }
+    match segments.as_slice() {
+        [workspace, slug, "src", git_ref, ..] => {
+            let mut repo = url.clone();
+            repo.set_path(&format!("{workspace}/{slug}"));
+            repo.set_query(None);
+            let file = crate::bitbucket::cloud_urls::file_url(repo.as_str(), git_ref, filename)?;
+            Some((file, (*slug).to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// A valid entity name from a repository slug.
+fn suggested_name(slug: &str) -> String {
+    let cleaned: String = slug
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name: String = trimmed.chars().take(63).collect();
+    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if name.is_empty() {
+        "component".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// `POST /locations/by-query`: Backstage's body (`limit`, `query`, or the
+/// `cursor` of an earlier page), in id order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub query: Option<Value>,
+}
+
+/// What a location cursor holds, as Backstage encodes it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocationCursor {
+    limit: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Value>,
+}
+
+/// Backstage's default page size for locations.
+const DEFAULT_LOCATION_LIMIT: i64 = 1000;
+
+impl LocationQuery {
+    /// `{items, totalItems, pageInfo}` of `all` (locations in Backstage's
+    /// shape); `Err` is the message of a 400.
+    pub fn page(&self, mut all: Vec<Value>) -> Result<Value, String> {
+        let cursor = match &self.cursor {
+            Some(text) if text.is_empty() => return Err("Cursor cannot be empty".into()),
+            Some(text) => {
+                let bytes = BASE64
+                    .decode(text)
+                    .map_err(|_| "Malformed cursor, unknown encoding".to_owned())?;
+                let cursor: LocationCursor =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("Malformed cursor: {e}"))?;
+                if cursor.limit < 1 {
+                    return Err("Malformed cursor: limit must be >= 1".into());
+                }
+                cursor
+            }
+            None => {
+                let limit = self.limit.unwrap_or(DEFAULT_LOCATION_LIMIT);
+                if limit < 1 {
+                    return Err("Limit must be a positive integer >= 1".into());
+                }
+                LocationCursor {
+                    limit,
+                    after_id: None,
+                    query: self.query.clone(),
+                }
+            }
+        };
+        let predicate = match &cursor.query {
+            None => None,
+            Some(query) if !query.is_object() => return Err("Query must be an object".into()),
+            Some(query) => {
+                Some(Predicate::from_json(query).map_err(|e| format!("Invalid query: {}", e.0))?)
+            }
+        };
+        all.retain(|l| {
+            predicate
+                .as_ref()
+                .is_none_or(|p| p.matches(&SearchRows::build(l)))
+        });
+        all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        let total = all.len();
+        let start = cursor.after_id.as_deref().map_or(0, |after| {
+            all.partition_point(|l| l["id"].as_str().is_some_and(|id| id <= after))
+        });
+        let limit = usize::try_from(cursor.limit).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(total);
+        let items = all[start..end].to_vec();
+        let mut page_info = serde_json::Map::new();
+        if end < total
+            && let Some(last) = items.last().and_then(|l| l["id"].as_str())
+        {
+            let next = LocationCursor {
+                limit: cursor.limit,
+                after_id: Some(last.to_owned()),
+                query: cursor.query.clone(),
+            };
+            page_info.insert(
+                "nextCursor".into(),
+                json!(BASE64.encode(serde_json::to_vec(&next).map_err(|e| e.to_string())?)),
+            );
+        }
+        Ok(json!({"items": items, "totalItems": total, "pageInfo": page_info}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::location::location_json;
+
+    #[test]
+    fn location_pages_follow_their_cursor_and_keep_the_query() {
+        let all: Vec<Value> = (0..5)
+            .map(|i| location_json(&format!("https://h/projects/P/repos/r{i}/browse/c.yaml")))
+            .collect();
+        let query = json!({"target": {"$hasPrefix": "https://h/projects/P/repos/r"}});
+        let first = LocationQuery {
+            limit: Some(2),
+            cursor: None,
+            query: Some(query),
+        }
+        .page(all.clone())
+        .unwrap();
+        assert_eq!(first["totalItems"], 5);
+        let mut seen: Vec<String> = first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+        while let Some(next) = cursor {
+            let page = LocationQuery {
+                cursor: Some(next),
+                ..LocationQuery::default()
+            }
+            .page(all.clone())
+            .unwrap();
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["id"].as_str().unwrap().to_owned()),
+            );
+            cursor = page["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+        }
+        let mut ids: Vec<String> = all
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(seen, ids);
+
+        let none = LocationQuery {
+            query: Some(json!({"type": "file"})),
+            ..LocationQuery::default()
+        }
+        .page(all.clone())
+        .unwrap();
+        assert_eq!(none["totalItems"], 0);
+        assert_eq!(none["pageInfo"], json!({}));
+        for bad in [
+            LocationQuery {
+                limit: Some(0),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                cursor: Some(String::new()),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                cursor: Some("%%%".into()),
+                ..LocationQuery::default()
+            },
+            LocationQuery {
+                query: Some(json!([1])),
+                ..LocationQuery::default()
+            },
+        ] {
+            assert!(bad.page(all.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repository_urls_name_their_catalog_file() {
+        assert_eq!(
+            catalog_file_in("https://bb.example.com/projects/PLAT/repos/svc/browse?at=refs%2Fheads%2Fdev", "catalog-info.yaml"),
+            Some((
+                "https://bb.example.com/projects/PLAT/repos/svc/browse/catalog-info.yaml?at=refs%2Fheads%2Fdev".to_owned(),
+                "svc".to_owned()
+            ))
+        );
+        assert_eq!(
+            catalog_file_in(
+                "https://bb.example.com/ctx/users/al/repos/svc",
+                "dir/c.yaml"
+            )
+            .map(|f| f.0),
+            Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml".to_owned())
+        );
+        assert_eq!(
+            catalog_file_in(
+                "https://bitbucket.org/acme/svc/src/main/",
+                "catalog-info.yaml"
+            )
+            .map(|f| f.0),
+            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml".to_owned())
+        );
+        assert_eq!(
+            catalog_file_in("https://bitbucket.org/acme/svc", "c.yaml"),
+            None
+        );
+        assert_eq!(suggested_name("My Service!"), "My-Service");
+        assert_eq!(suggested_name("--"), "component");
     }
 }

@@ -340,10 +340,204 @@ async fn provider_status_refresh_metrics_and_openapi() {
         "/entity-facets",
         "/locations",
         "/providers/{id}/refresh",
+        "/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+        "/locations/by-query",
+        "/locations/by-entity/{kind}/{namespace}/{name}",
+        "/validate-entity",
+        "/analyze-location",
     ] {
         assert!(
             openapi["paths"].get(path).is_some(),
             "{path} missing from openapi.json"
         );
     }
+    for (path, method) in [
+        ("/locations/{id}", "put"),
+        ("/entities/by-uid/{uid}", "delete"),
+        ("/entity-facets", "post"),
+    ] {
+        assert!(
+            openapi["paths"][path].get(method).is_some(),
+            "{method} {path} missing from openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn newer_operations_answer_with_backstages_semantics_and_errors() {
+    let fake = FakeServer::start().await;
+    mount_mixed_catalog(&fake).await;
+    let app = TestApp::spawn(&common::with_write_token(&server_config(&fake, "", ""))).await;
+    app.wait_for_run("main", |_| true).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+
+    // Unknown routes and methods keep Backstage's error body.
+    let response = app.get("/api/catalog/no-such-route").await;
+    assert_eq!(response.status(), 404);
+    common::assert_backstage_error(&response.json().await.unwrap(), 404, "NotFoundError");
+    let response = app
+        .http
+        .patch(url("/api/catalog/validate-entity"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    common::assert_backstage_error(
+        &response.json().await.unwrap(),
+        405,
+        "MethodNotAllowedError",
+    );
+
+    // validate-entity applies catalog.rules for the given location.
+    let billing = fake_file(&fake, "PLAT", "billing");
+    let group = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+        "metadata": {"name": "team"}, "spec": {"type": "team", "children": []}});
+    let response = app
+        .http
+        .post(url("/api/catalog/validate-entity"))
+        .json(&json!({"entity": group, "location": format!("url:{billing}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed"),
+        "{body:#}"
+    );
+    let response = app
+        .http
+        .post(url("/api/catalog/validate-entity"))
+        .json(&json!({"entity": group, "location": "file:/etc/catalog.yaml"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["name"], "InputError", "{body:#}");
+
+    // analyze-location never requests a host without an integration.
+    for target in [
+        "https://elsewhere.example.com/projects/P/repos/svc",
+        "https://elsewhere.example.com/projects/P/repos/svc/browse/catalog-info.yaml",
+        "not a url",
+    ] {
+        let response = app
+            .http
+            .post(url("/api/catalog/analyze-location"))
+            .bearer_auth(common::WRITE_TOKEN)
+            .json(&json!({"location": {"type": "url", "target": target}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{target}");
+        common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+    }
+    let response = app
+        .http
+        .post(url("/api/catalog/analyze-location"))
+        .json(&json!({"location": {"type": "url", "target": billing}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "analyze-location is a write");
+
+    // Locations by query: a bad cursor is a 400 InputError.
+    let response = app
+        .http
+        .post(url("/api/catalog/locations/by-query"))
+        .json(&json!({"cursor": "not base64!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+
+    // A discovered location cannot be changed over HTTP.
+    let location = app
+        .get_json("/api/catalog/locations/by-entity/component/default/billing")
+        .await;
+    assert_eq!(location["target"], billing.as_str());
+    let response = app
+        .http
+        .put(url(&format!(
+            "/api/catalog/locations/{}",
+            location["id"].as_str().unwrap()
+        )))
+        .bearer_auth(common::WRITE_TOKEN)
+        .json(&json!({"type": "url", "target": fake_file(&fake, "PLAT", "checkout")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    common::assert_backstage_error(&body, 404, "NotFoundError");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was not registered over HTTP"),
+        "{body:#}"
+    );
+
+    // Removing by uid is a write; the entity's file siblings stay.
+    let billing_entity = app
+        .get_json("/api/catalog/entities/by-name/component/default/billing")
+        .await;
+    let uid = billing_entity["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app
+        .http
+        .delete(url(&format!("/api/catalog/entities/by-uid/{uid}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app
+        .http
+        .delete(url(&format!("/api/catalog/entities/by-uid/{uid}")))
+        .bearer_auth(common::WRITE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let refs = app.entity_refs().await;
+    assert!(!refs.contains("component:default/billing"), "{refs:?}");
+    assert!(refs.contains("api:default/billing-api"), "{refs:?}");
+
+    // It comes back when its repository is read and applied again.
+    let response = app
+        .http
+        .post(url("/api/catalog/refresh"))
+        .bearer_auth(common::WRITE_TOKEN)
+        .json(&json!({"entityRef": "api:default/billing-api"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app
+        .entity_refs()
+        .await
+        .contains("component:default/billing")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed entity never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+fn fake_file(fake: &FakeServer, project: &str, slug: &str) -> String {
+    format!(
+        "{}/projects/{project}/repos/{slug}/browse/catalog-info.yaml",
+        fake.server.uri()
+    )
 }

@@ -1,5 +1,6 @@
 //! Compatibility: the real `@backstage/catalog-client` (npm) against the
-//! spawned daemon, for every read method it has. Needs
+//! spawned daemon, for every method it has (the script fails the test if
+//! one is left uncalled). Needs
 //! `npm ci --prefix tests/catalog-client` (the README's test command runs it).
 
 mod common;
@@ -26,16 +27,32 @@ async fn backstage_catalog_client_works_against_the_daemon() {
         "{}/projects/IMPORT/repos/svc/browse/catalog-info.yaml",
         fake.server.uri()
     );
+    fake.mount_file(
+        "IMPORT",
+        "svc2",
+        "catalog-info.yaml",
+        &component("imported2"),
+    )
+    .await;
+    let moved = format!(
+        "{}/projects/IMPORT/repos/svc2/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
+    // No catalog file: analyze-location suggests one.
+    let bare = format!("{}/projects/IMPORT/repos/New_Repo", fake.server.uri());
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;
 
     let address = app.address.clone();
     let target = import.clone();
+    let (moved_arg, bare_arg) = (moved.clone(), bare.clone());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("compat.mjs")
             .arg(address)
             .arg(target)
+            .arg(moved_arg)
+            .arg(bare_arg)
             .current_dir(dir)
             .output()
             .expect("node runs")
@@ -172,5 +189,71 @@ async fn backstage_catalog_client_works_against_the_daemon() {
         json!({"name": "ResponseError", "status": 409})
     );
     assert_eq!(out["afterRemove"], true);
+
+    assert_eq!(
+        out["uncalled"],
+        json!([]),
+        "every CatalogClient method is called"
+    );
+    assert!(out["methods"].as_u64().unwrap() >= 23, "{}", out["methods"]);
+    assert_eq!(
+        out["getEntityFacetsByPredicate"],
+        json!({"spec.type": [{"value": "library", "count": 1}, {"value": "service", "count": 3}]})
+    );
+    assert_eq!(
+        out["queryEntitiesByPredicate"],
+        json!(["billing", "payments"])
+    );
+    assert_eq!(out["getEntityByName"], "checkout");
+    assert_eq!(
+        out["getEntityAncestors"],
+        json!({"root": "component:default/billing", "items": [["billing", []]]})
+    );
+    let billing_file = location("PLAT", "billing")
+        .trim_start_matches("url:")
+        .to_owned();
+    assert_eq!(out["getLocationByEntity"], billing_file.as_str());
+    assert_eq!(out["getLocationByEntityMissing"], true);
+    assert_eq!(out["getLocationByRef"], billing_file.as_str());
+    assert_eq!(out["validateEntityValid"], json!({"valid": true}));
+    assert_eq!(out["validateEntityServed"], false);
+    assert_eq!(
+        out["validateEntityInvalid"],
+        json!({"valid": false, "names": ["InputError"], "mentionsName": true})
+    );
+    assert_eq!(
+        out["queryLocations"],
+        json!({"total": 6, "first": 4, "next": "string"})
+    );
+    assert_eq!(out["streamLocations"], json!(locations));
+    // The registered file came through its generated Location entity.
+    assert_eq!(
+        out["importedAncestry"],
+        json!([["Component", 1], ["Location", 0]])
+    );
+    assert_eq!(
+        out["analyzeRegistered"],
+        json!([["imported", true, import]])
+    );
+    assert_eq!(
+        out["updateLocation"],
+        json!({"target": moved, "idChanged": true})
+    );
+    assert_eq!(out["afterUpdate"], json!({"old": true, "now": "imported2"}));
+    assert_eq!(
+        out["analyzeBare"],
+        json!({
+            "existingEntityFiles": [],
+            "generateEntities": [{
+                "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "New_Repo"}, "spec": {"type": "other", "lifecycle": "unknown"}},
+                "fields": [{"field": "spec.owner", "state": "needsUserInput", "value": null, "description": "The group or user that owns this component"}],
+            }],
+        })
+    );
+    assert_eq!(out["removeEntityByUid"], true);
+    assert_eq!(
+        out["removeEntityByUidAgain"],
+        json!({"name": "ResponseError", "status": 404})
+    );
     app.stop().await;
 }

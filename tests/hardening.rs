@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, TestApp, component, server_config};
+use common::{FakeServer, TestApp, assert_backstage_error, component, server_config};
 use serde_json::{Value, json};
 
 /// A provider `main` serving `count` components from one repository.
@@ -21,13 +21,6 @@ async fn big_catalog(count: usize) -> (FakeServer, TestApp) {
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |s| s["entities"] == count).await;
     (fake, app)
-}
-
-#[track_caller]
-fn assert_backstage_error(body: &Value, status: u16, name: &str) {
-    assert_eq!(body["error"]["name"], name, "{body:#}");
-    assert_eq!(body["response"]["statusCode"], status, "{body:#}");
-    assert!(body["request"]["method"].is_string(), "{body:#}");
 }
 
 /// A predicate of `terms` conditions that all have to be evaluated.

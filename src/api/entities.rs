@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 
 use super::params::Params;
 use super::{ApiError, ApiState, Req, raw_json};
+use crate::catalog::facets::facet_counts;
 use crate::catalog::query::{FullText, MAX_FIELDS, Predicate, parse_fields, project};
 use crate::catalog::{EntityKey, PreparedEntity, Snapshot};
+use crate::config::WritePermission;
 
 /// Backstage's default page size for `by-query`.
 const DEFAULT_QUERY_LIMIT: usize = 200;
@@ -740,26 +742,137 @@ fn facets_now(state: &ApiState, req: &Req, raw: Option<&str>) -> Result<Response
     }
     let predicate =
         Predicate::from_filter_params(&params.all("filter")).map_err(|e| req.input(e.0))?;
+    facets_answer(state, predicate.as_ref(), &facets)
+}
+
+fn facets_answer(
+    state: &ApiState,
+    predicate: Option<&Predicate>,
+    facets: &[String],
+) -> Result<Response, ApiError> {
     let snapshot = state.catalog.snapshot();
-    let entities = filtered(&snapshot, predicate.as_ref());
-    let mut out = serde_json::Map::new();
-    for facet in facets {
-        let key = facet.to_lowercase();
-        let mut counts: std::collections::BTreeMap<String, usize> =
-            std::collections::BTreeMap::new();
-        for entity in &entities {
-            let mut seen = std::collections::HashSet::new();
-            for value in entity.search.values(&key).flatten() {
-                if seen.insert(value) {
-                    *counts.entry(value.to_owned()).or_default() += 1;
-                }
-            }
+    let counts = facet_counts(snapshot.iter(), predicate, facets);
+    Ok(Json(json!({"facets": counts})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacetsBody {
+    facets: Vec<String>,
+    query: Option<Value>,
+}
+
+/// `POST /entity-facets`: facets with a predicate, the language of `POST
+/// /entities/by-query`.
+pub async fn facets_post(
+    State(state): State<ApiState>,
+    req: Req,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || {
+        let body: FacetsBody = serde_json::from_slice(&body).map_err(|e| {
+            r.input(format!(
+                "Malformed request body, expected {{\"facets\": [...], \"query\": {{...}}}}: {e}"
+            ))
+        })?;
+        if body.facets.is_empty() {
+            return Err(r.input("Missing facets"));
         }
-        let values: Vec<Value> = counts
-            .into_iter()
-            .map(|(value, count)| json!({"value": value, "count": count}))
-            .collect();
-        out.insert(facet, Value::Array(values));
+        if body.facets.len() > MAX_FIELDS {
+            return Err(r.input(format!(
+                "Invalid facets: more than {MAX_FIELDS} facets in one request"
+            )));
+        }
+        let predicate = match &body.query {
+            None => None,
+            Some(query) if !query.is_object() => return Err(r.input("Query must be an object")),
+            Some(query) => Some(
+                Predicate::from_json(query)
+                    .map_err(|e| r.input(format!("Invalid query: {}", e.0)))?,
+            ),
+        };
+        facets_answer(&s, predicate.as_ref(), &body.facets)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- ancestry, delete
+
+/// `GET /entities/by-name/{kind}/{namespace}/{name}/ancestry`:
+/// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`.
+pub async fn ancestry(
+    State(state): State<ApiState>,
+    req: Req,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || {
+        let key = EntityKey::new(&kind, &namespace, &name);
+        let snapshot = s.catalog.snapshot();
+        let resolve = s.locations.resolver();
+        let chain =
+            crate::catalog::ancestry::ancestry(&snapshot, &key, &resolve).ok_or_else(|| {
+                r.not_found(format!(
+                    "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+                ))
+            })?;
+        let root = chain
+            .first()
+            .map(|a| a.entity.entity_ref.clone())
+            .unwrap_or_default();
+        let mut out = format!("{{\"rootEntityRef\":{},\"items\":[", json!(root));
+        for (index, ancestor) in chain.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                "{{\"entity\":{},\"parentEntityRefs\":{}}}",
+                ancestor.entity.json,
+                json!(ancestor.parent_entity_refs)
+            ));
+        }
+        out.push_str("]}");
+        Ok(raw_json(out))
+    })
+    .await
+}
+
+/// `DELETE /entities/by-uid/{uid}`: 204; the entity stops being served at
+/// once and comes back when its repository or location is next read and
+/// applied (an orphan's fate in Backstage).
+pub async fn delete_by_uid(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::EntityDelete)?;
+    let not_found = || req.not_found(format!("No entity with uid {uid}"));
+    let key = state
+        .catalog
+        .snapshot()
+        .by_uid(&uid)
+        .map(|e| e.key.clone())
+        .ok_or_else(not_found)?;
+    let owner = state.catalog.owner(&key).ok_or_else(not_found)?;
+    let runner = state
+        .scheduler
+        .runner(&owner.source)
+        .ok_or_else(not_found)?;
+    let problems = runner
+        .remove_entity(&owner.unit, &key)
+        .await
+        .map_err(|why| {
+            req.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                format!("the entity cannot be removed now: {why}"),
+            )
+        })?;
+    for problem in problems {
+        tracing::warn!(uid, "{}", problem.message);
     }
-    Ok(Json(json!({"facets": out})).into_response())
+    tracing::info!(uid, entity = key.as_str(), "entity removed by uid");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, Req};
+use crate::catalog::EntityKey;
 use crate::config::WritePermission;
-use crate::locations::{RegisterError, RemoveError};
+use crate::locations::{LocationQuery, RegisterError, RemoveError};
 
 pub async fn list(State(state): State<ApiState>) -> Response {
     let all: Vec<Value> = state
@@ -80,43 +81,13 @@ pub async fn create(
         &["refresh", "reject"],
     )?
     .is_some_and(|v| v == "refresh");
-    let input: LocationInput = serde_json::from_slice(&body).map_err(|e| {
-        req.input(format!(
-            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
-        ))
-    })?;
+    let input = location_input(&req, &body)?;
     let target = input.target.trim();
-    if target.is_empty() {
-        return Err(req.input("target is empty; give the URL of a catalog file"));
-    }
     let registration = state
         .locations
         .register(&input.type_, target, dry_run, refresh)
         .await
-        .map_err(|err| match err {
-            RegisterError::Input(message) => req.input(message),
-            RegisterError::Conflict(message) => {
-                req.error(StatusCode::CONFLICT, "ConflictError", message)
-            }
-            RegisterError::NotFound(message) => req.not_found(message),
-            RegisterError::Unavailable(message) => req.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailableError",
-                message,
-            ),
-            RegisterError::Full(message) => {
-                req.error(StatusCode::FORBIDDEN, "NotAllowedError", message)
-            }
-            RegisterError::TooFrequent(message) => req.error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequestsError",
-                message,
-            ),
-            err @ RegisterError::Store(_) => {
-                tracing::error!(error = %err, "registering a location failed");
-                req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
-            }
-        })?;
+        .map_err(|err| register_error(&req, err))?;
     let mut body = json!({
         "location": registration.location,
         "entities": registration.entities,
@@ -146,4 +117,150 @@ pub async fn delete(
         }
     })?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A `{type, target}` body with a non-empty target.
+fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
+    let input: LocationInput = serde_json::from_slice(body).map_err(|e| {
+        req.input(format!(
+            "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
+        ))
+    })?;
+    if input.target.trim().is_empty() {
+        return Err(req.input("target is empty; give the URL of a catalog file"));
+    }
+    Ok(input)
+}
+
+/// Backstage's error for each way a registration (or update) is refused.
+fn register_error(req: &Req, err: RegisterError) -> ApiError {
+    match err {
+        RegisterError::Input(message) => req.input(message),
+        RegisterError::Conflict(message) => {
+            req.error(StatusCode::CONFLICT, "ConflictError", message)
+        }
+        RegisterError::NotFound(message) => req.not_found(message),
+        RegisterError::Unavailable(message) => req.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            message,
+        ),
+        RegisterError::Full(message) => {
+            req.error(StatusCode::FORBIDDEN, "NotAllowedError", message)
+        }
+        RegisterError::TooFrequent(message) => req.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsError",
+            message,
+        ),
+        err @ RegisterError::Store(_) => {
+            tracing::error!(error = %err, "changing a location failed");
+            req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
+        }
+    }
+}
+
+/// `PUT /locations/{id}` with `{type, target}`: 200 and the location.
+pub async fn update(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
+    let input = location_input(&req, &body)?;
+    let target = input.target.trim();
+    let location = state
+        .locations
+        .update(&id, &input.type_, target)
+        .await
+        .map_err(|err| register_error(&req, err))?;
+    Ok(Json(location).into_response())
+}
+
+/// `GET /locations/by-entity/{kind}/{namespace}/{name}`.
+pub async fn by_entity(
+    State(state): State<ApiState>,
+    req: Req,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let entity = state
+        .catalog
+        .get(&EntityKey::new(&kind, &namespace, &name))
+        .ok_or_else(|| {
+            req.not_found(format!(
+                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+            ))
+        })?;
+    state
+        .locations
+        .by_entity(&entity)
+        .map(|l| Json(l).into_response())
+        .ok_or_else(|| {
+            req.not_found(format!(
+                "No location found for entity {}",
+                entity.entity_ref
+            ))
+        })
+}
+
+/// `POST /locations/by-query`: `{items, totalItems, pageInfo}`.
+pub async fn by_query(
+    State(state): State<ApiState>,
+    req: Req,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query: LocationQuery = if body.iter().all(u8::is_ascii_whitespace) {
+        LocationQuery::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| req.input(format!("Invalid request body: {e}")))?
+    };
+    let (s, r) = (state.clone(), req.clone());
+    super::evaluate(&state, &req, move || {
+        s.locations
+            .query(&query)
+            .map(|page| Json(page).into_response())
+            .map_err(|m| r.input(m))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnalyzeRequest {
+    location: LocationInput,
+    catalog_filename: Option<String>,
+}
+
+/// `POST /analyze-location` (catalog-import):
+/// `{existingEntityFiles, generateEntities}`.
+pub async fn analyze(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // It reads Bitbucket on the caller's behalf, as registering does.
+    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
+    let input: AnalyzeRequest = serde_json::from_slice(&body).map_err(|e| {
+        req.input(format!(
+            "expected a JSON body {{\"location\": {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}}}: {e}"
+        ))
+    })?;
+    let target = input.location.target.trim();
+    if target.is_empty() {
+        return Err(req.input("location.target is empty; give a repository or file URL"));
+    }
+    let analysis = state
+        .locations
+        .analyze(
+            &input.location.type_,
+            target,
+            input.catalog_filename.as_deref(),
+        )
+        .await
+        .map_err(|err| register_error(&req, err))?;
+    Ok(Json(analysis).into_response())
 }

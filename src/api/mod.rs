@@ -6,6 +6,7 @@
 //! - [`locations`]: locations: list, register (catalog-import), remove.
 //! - [`providers`]: source status and refresh.
 //! - [`refresh`]: per-entity refresh.
+//! - [`validate`]: `validate-entity`, checked as discovery would.
 //! - [`changes`]: the entity change feed.
 //! - [`events`]: Bitbucket's webhooks.
 //! - [`openapi`]: the OpenAPI document for all of the above.
@@ -21,6 +22,7 @@ mod params;
 mod providers;
 mod refresh;
 pub mod server;
+mod validate;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,15 +126,37 @@ pub fn router(state: ApiState) -> Router {
             "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
             get(entities::by_name),
         )
-        .route("/api/catalog/entities/by-uid/{uid}", get(entities::by_uid))
-        .route("/api/catalog/entity-facets", get(entities::facets))
+        .route(
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+            get(entities::ancestry),
+        )
+        .route(
+            "/api/catalog/entities/by-uid/{uid}",
+            get(entities::by_uid).delete(entities::delete_by_uid),
+        )
+        .route(
+            "/api/catalog/entity-facets",
+            get(entities::facets).post(entities::facets_post),
+        )
+        .route(
+            "/api/catalog/validate-entity",
+            post(validate::validate_entity),
+        )
+        .route("/api/catalog/analyze-location", post(locations::analyze))
         .route(
             "/api/catalog/locations",
             get(locations::list).post(locations::create),
         )
         .route(
             "/api/catalog/locations/{id}",
-            get(locations::get_one).delete(locations::delete),
+            get(locations::get_one)
+                .put(locations::update)
+                .delete(locations::delete),
+        )
+        .route("/api/catalog/locations/by-query", post(locations::by_query))
+        .route(
+            "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}",
+            get(locations::by_entity),
         )
         .route("/api/catalog/providers", get(providers::list))
         .route("/api/catalog/providers/{id}", get(providers::get_one))

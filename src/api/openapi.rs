@@ -59,7 +59,7 @@ pub fn build() -> Value {
             "Items to skip",
         )
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "bitbucket-catalogd catalog API",
@@ -205,7 +205,112 @@ pub fn build() -> Value {
                 "request": {"type": "object", "properties": {"method": {"type": "string"}, "url": {"type": "string"}}},
                 "response": {"type": "object", "properties": {"statusCode": {"type": "integer"}}}}}
         }}
-    })
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(ancestry_and_checks());
+        for (path, method, operation) in more_operations() {
+            if let Some(item) = paths.get_mut(path).and_then(Value::as_object_mut) {
+                item.insert(method.to_owned(), operation);
+            }
+        }
+    }
+    doc
+}
+
+fn path_params(names: &[&str]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|n| param(n, "path", json!({"type": "string"}), ""))
+            .collect(),
+    )
+}
+
+/// The paths the catalog-client's newer operations use.
+fn ancestry_and_checks() -> serde_json::Map<String, Value> {
+    let entity = || json!({"$ref": "#/components/schemas/Entity"});
+    let location = || json!({"$ref": "#/components/schemas/Location"});
+    let by_name = || path_params(&["kind", "namespace", "name"]);
+    let ancestry = json!({"get": {
+        "summary": "The entity and the Location entities that led to it, each with its parents' refs",
+        "parameters": by_name(),
+        "responses": {"200": ok("Ancestry", json!({"type": "object", "properties": {
+            "rootEntityRef": {"type": "string"},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"entity": entity(), "parentEntityRefs": {"type": "array", "items": {"type": "string"}}}}}}})),
+            "404": error_ref()}
+    }});
+    let validate = json!({"post": {
+        "summary": "Check an entity as discovery would read it from the location (envelope, catalog.rules, validation, Location targets)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["entity", "location"], "properties": {"entity": {"type": "object"}, "location": {"type": "string", "description": "url:<target>"}}}}}},
+        "responses": {"200": {"description": "Valid"}, "400": ok("Invalid: Backstage's serialized InputErrors", json!({"type": "object", "properties": {"errors": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "message": {"type": "string"}}}}}}))}
+    }});
+    let analyze = json!({"post": {
+        "summary": "catalog-import: the entities of a Bitbucket file or repository's catalog file, or a suggested Component for a repository without one",
+        "security": write(),
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["location"], "properties": {"location": {"type": "object", "properties": {"type": {"type": "string", "enum": ["url"]}, "target": {"type": "string"}}}, "catalogFilename": {"type": "string"}}}}}},
+        "responses": {"200": ok("Analysis", json!({"type": "object", "properties": {"existingEntityFiles": {"type": "array", "items": {"type": "object"}}, "generateEntities": {"type": "array", "items": {"type": "object"}}}})),
+            "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref(), "503": error_ref()}
+    }});
+    let by_query = json!({"post": {
+        "summary": "Locations page by page, in id order, with a predicate on id, type and target",
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1}, "cursor": {"type": "string"}, "query": {"type": "object"}}}}}},
+        "responses": {"200": ok("A page", json!({"type": "object", "properties": {"items": {"type": "array", "items": location()}, "totalItems": {"type": "integer"}, "pageInfo": {"type": "object", "properties": {"nextCursor": {"type": "string"}}}}})), "400": error_ref()}
+    }});
+    let by_entity = json!({"get": {
+        "summary": "The location the entity's managed-by-location names",
+        "parameters": by_name(),
+        "responses": {"200": ok("The location", location()), "404": error_ref()}
+    }});
+    [
+        (
+            "/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+            ancestry,
+        ),
+        ("/validate-entity", validate),
+        ("/analyze-location", analyze),
+        ("/locations/by-query", by_query),
+        ("/locations/by-entity/{kind}/{namespace}/{name}", by_entity),
+    ]
+    .into_iter()
+    .map(|(path, item)| (path.to_owned(), item))
+    .collect()
+}
+
+/// Methods added to paths listed above: `(path, method, operation)`.
+fn more_operations() -> Vec<(&'static str, &'static str, Value)> {
+    let facets = json!({"type": "object", "properties": {"facets": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}}}}}});
+    vec![
+        (
+            "/entities/by-uid/{uid}",
+            "delete",
+            json!({
+                "summary": "Stop serving the entity now; it comes back when its repository or location is next read and applied",
+                "security": write(),
+                "parameters": path_params(&["uid"]),
+                "responses": {"204": {"description": "Removed"}, "401": error_ref(), "403": error_ref(), "404": error_ref()}
+            }),
+        ),
+        (
+            "/entity-facets",
+            "post",
+            json!({
+                "summary": "Value counts of fields over the entities a predicate matches (the language of POST /entities/by-query)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["facets"], "properties": {"facets": {"type": "array", "items": {"type": "string"}}, "query": {"type": "object"}}}}}},
+                "responses": {"200": ok("Facets", facets), "400": error_ref()}
+            }),
+        ),
+        (
+            "/locations/{id}",
+            "put",
+            json!({
+                "summary": "Point a location registered over HTTP at another target: read first, then its old entities go (the id follows the target)",
+                "security": write(),
+                "parameters": path_params(&["id"]),
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["type", "target"], "properties": {"type": {"type": "string", "enum": ["url"]}, "target": {"type": "string"}}}}}},
+                "responses": {"200": ok("The location", json!({"$ref": "#/components/schemas/Location"})), "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref(), "409": error_ref(), "503": error_ref()}
+            }),
+        ),
+    ]
 }
 
 pub async fn document() -> Response {

@@ -2,13 +2,18 @@
 //!
 //! - [`entity`]: the Backstage entity envelope and entity references.
 //! - [`parse`]: untrusted `catalog-info.yaml` → entities, with budgets.
+//! - [`disk`]: catalog files on disk checked offline (`validate`).
+//! - [`ancestry`], [`facets`]: what `ancestry` and `entity-facets` answer.
 //! - [`Catalog`]: what is served, owned unit by unit (a repository's catalog
 //!   file, or a location's target). A unit's new entity set changes exactly
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
 
+pub mod ancestry;
 pub mod changes;
+pub mod disk;
 pub mod entity;
+pub mod facets;
 pub mod index;
 pub mod parse;
 pub mod problem;
@@ -591,6 +596,20 @@ impl Catalog {
             .filter_map(|unit| served.get(unit.as_str()))
             .map(Vec::len)
             .sum()
+    }
+
+    /// The entities `unit` of `source` serves, as entities (to apply the
+    /// unit again without one of them).
+    pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<Entity> {
+        let state = self.state.lock();
+        state
+            .units
+            .get(source)
+            .and_then(|units| units.get(unit))
+            .into_iter()
+            .flatten()
+            .filter_map(|key| state.working.get(key).and_then(|e| e.typed()))
+            .collect()
     }
 
     /// Who serves the entity `key` (once what is prepared is published).

@@ -155,6 +155,18 @@ pub fn parse_single_document(bytes: &[u8], limits: &ParseLimits) -> Result<Value
     Ok(documents.pop().map_or(Value::Null, normalize))
 }
 
+/// The 1-based first line of each document of a file, in document order
+/// (what [`DocumentError::document`] and problems count).
+pub fn document_lines(bytes: &[u8]) -> Vec<usize> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    split_documents(text)
+        .into_iter()
+        .filter(|c| c.is_document)
+        .map(|c| c.first_line)
+        .collect()
+}
+
 struct Chunk<'a> {
     text: &'a str,
     /// 1-based line of the chunk's first line in the file.

@@ -16,6 +16,7 @@ pub enum WritePermission {
     LocationCreate,
     LocationDelete,
     EntityRefresh,
+    EntityDelete,
 }
 
 impl WritePermission {
@@ -24,6 +25,7 @@ impl WritePermission {
             WritePermission::LocationCreate => "catalog.location.create",
             WritePermission::LocationDelete => "catalog.location.delete",
             WritePermission::EntityRefresh => "catalog.entity.refresh",
+            WritePermission::EntityDelete => "catalog.entity.delete",
         }
     }
 }

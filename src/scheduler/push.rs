@@ -265,6 +265,37 @@ enum Plan {
 }
 
 impl SourceRunner {
+    /// Stops serving the entity `key` of `unit` (`DELETE
+    /// /entities/by-uid`); the unit's other entities stay. Like an orphan
+    /// deleted in Backstage, it comes back when the unit is next read: its
+    /// change token is dropped so that read applies even if the file did
+    /// not change.
+    pub async fn remove_entity(
+        self: &Arc<Self>,
+        unit: &str,
+        key: &crate::catalog::EntityKey,
+    ) -> Result<Vec<Problem>, String> {
+        let record = self
+            .record(RepositoryKey::Unit(unit))
+            .await?
+            .map(|record| RepositoryRecord {
+                change_token: None,
+                ..record
+            });
+        let rest = self
+            .catalog()
+            .unit_entities(self.id(), unit)
+            .into_iter()
+            .filter(|e| e.key() != *key)
+            .collect();
+        let update = UnitUpdate {
+            unit: unit.to_owned(),
+            record,
+            entities: Some(rest),
+        };
+        Ok(self.applier().apply(self.id(), vec![update]).await)
+    }
+
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
     /// repository alone, through the same path as a push; a location's one
     /// file and its targets. `Err` says why it cannot be scheduled now.

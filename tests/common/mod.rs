@@ -166,6 +166,15 @@ pub fn with_write_token(yaml: &str) -> String {
     )
 }
 
+/// `body` is Backstage's error body for `status` and error `name`.
+#[track_caller]
+pub fn assert_backstage_error(body: &Value, status: u16, name: &str) {
+    assert_eq!(body["error"]["name"], name, "{body:#}");
+    assert_eq!(body["response"]["statusCode"], status, "{body:#}");
+    assert!(body["request"]["method"].is_string(), "{body:#}");
+    assert!(body["request"]["url"].is_string(), "{body:#}");
+}
+
 /// Writes `yaml` to a fresh temporary directory and returns the file path.
 pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,51 @@
+//! `POST /api/catalog/validate-entity` (`validateEntity` in
+//! `@backstage/catalog-client`): 200 when discovery would accept the entity
+//! from the given location, else 400 `{errors: [...]}`, Backstage's
+//! serialized `InputError`s.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiState, Req};
+
+#[derive(Deserialize)]
+struct ValidateRequest {
+    entity: Value,
+    location: String,
+}
+
+fn invalid(messages: impl IntoIterator<Item = String>) -> Response {
+    let errors: Vec<Value> = messages
+        .into_iter()
+        .map(|message| json!({"name": "InputError", "message": message}))
+        .collect();
+    (StatusCode::BAD_REQUEST, Json(json!({"errors": errors}))).into_response()
+}
+
+pub async fn validate_entity(State(state): State<ApiState>, _req: Req, body: Bytes) -> Response {
+    let request: ValidateRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return invalid([format!(
+                "Malformed request body, expected {{\"entity\": {{...}}, \"location\": \"url:<target>\"}}: {err}"
+            )]);
+        }
+    };
+    match state
+        .locations
+        .validate(&request.entity, &request.location)
+        .await
+    {
+        Err(message) => invalid([message]),
+        Ok(problems) if problems.is_empty() => StatusCode::OK.into_response(),
+        Ok(problems) => invalid(problems.into_iter().map(|p| match &p.entity_ref {
+            Some(entity_ref) => format!("{entity_ref}: {}", p.message),
+            None => p.message,
+        })),
+    }
+}
