@@ -1,4 +1,6 @@
-//! The command line: `serve`, `run-once` and `config check`.
+//! The command line: `serve`, `run-once`, `health` and `config check`.
+
+mod health;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,6 +47,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Probe the readiness of the daemon running with this configuration
+    /// (for container health checks): exit 0 when ready.
+    Health {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -55,7 +64,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Load and validate; print the resolved config with secrets redacted.
-    Check,
+    Check {
+        /// Treat warnings (unknown keys, unset variables) as errors: exit 2.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,9 +109,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Serve => serve(&cli).await,
         Command::RunOnce { provider, format } => run_once(&cli, provider.as_deref(), *format).await,
+        Command::Health { timeout } => {
+            health::probe(&cli, std::time::Duration::from_secs(*timeout)).await
+        }
         Command::Config {
-            action: ConfigAction::Check,
-        } => config_check(&cli),
+            action: ConfigAction::Check { strict },
+        } => config_check(&cli, *strict),
     }
 }
 
@@ -256,7 +272,7 @@ fn print_entities(entities: &[Value], format: Format) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn config_check(cli: &Cli) -> ExitCode {
+fn config_check(cli: &Cli, strict: bool) -> ExitCode {
     let loaded = match cli.load() {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -277,7 +293,11 @@ fn config_check(cli: &Cli) -> ExitCode {
         config.backend.listen.host,
         config.backend.listen.port,
         config.integrations.bitbucket_server.len(),
-        config.integrations.bitbucket_cloud.len(),
+        if config.implicit_cloud_integration() {
+            0
+        } else {
+            config.integrations.bitbucket_cloud.len()
+        },
         config.providers.len(),
         config.cloud_providers.len(),
         config.locations.locations.len(),
@@ -287,5 +307,12 @@ fn config_check(cli: &Cli) -> ExitCode {
             "are open (no backend.auth.externalAccess)"
         }
     );
+    if strict && !loaded.warnings.is_empty() {
+        eprintln!(
+            "error: {} warning(s) and --strict: fix them or drop --strict",
+            loaded.warnings.len()
+        );
+        return ExitCode::from(exit::CONFIG);
+    }
     ExitCode::from(exit::OK)
 }

@@ -118,9 +118,22 @@ pub fn record_repositories(provider: &str, present: usize, missing: usize, unkno
     }
 }
 
-/// One request to Bitbucket: `endpoint` is the kind (`projects`, `repos`, `raw`…).
-pub fn record_bitbucket_request(endpoint: &'static str, status: &str) {
-    metrics::counter!("bitbucket_requests_total", "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
+/// One request to Bitbucket: `host` is the integration's, `endpoint` the
+/// kind (`projects`, `repos`, `raw`…).
+pub fn record_bitbucket_request(host: &str, endpoint: &'static str, status: &str) {
+    metrics::counter!("bitbucket_requests_total", "host" => host.to_owned(), "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
+}
+
+/// `bitbucketcatalogd_build_info{version} 1`, set once at start-up.
+pub fn record_build_info(version: &'static str) {
+    metrics::gauge!("bitbucketcatalogd_build_info", "version" => version).set(1.0);
+}
+
+/// When the provider's last run succeeded (Unix seconds), for "no
+/// successful run in 2 hours" alerts.
+pub fn record_last_success(provider: &str, unix_seconds: f64) {
+    metrics::gauge!("catalog_provider_last_success_timestamp_seconds", "provider" => provider.to_owned())
+        .set(unix_seconds);
 }
 
 pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Duration) {

@@ -278,3 +278,135 @@ async fn serve_stops_cleanly_on_sigterm() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_exit_2() {
+    let fake = FakeServer::start().await;
+    let (_dir, file) = write_config(&format!(
+        "{}catalg:\n  providers: {{}}\n",
+        server_config(
+            &fake,
+            "      tokn: misspelled-secret-value\n",
+            "        frequncy: {minutes: 5}\n"
+        )
+        .replace("catalog:\n", "catalog:\n  provider: {}\n")
+    ));
+    let check = |strict: bool| {
+        let mut args = vec!["config".to_owned(), "check".to_owned()];
+        if strict {
+            args.push("--strict".into());
+        }
+        args.extend(["--config".to_owned(), file.display().to_string()]);
+        run(args, vec![])
+    };
+    let out = check(false).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for expected in [
+        "integrations.bitbucketServer[0].tokn: unknown key is ignored; check its spelling (did you mean `token`?)",
+        "catalog.providers.bitbucketServer.main.frequncy: unknown key is ignored; check its spelling (did you mean `frequency`?)",
+        "catalg: unknown section is ignored (did you mean `catalog`?)",
+        "catalog.provider: unknown key is ignored (did you mean `providers`?)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    // A misspelt secret key is still a secret.
+    assert!(stdout.contains("tokn: <redacted>"), "{stdout}");
+    assert!(
+        !stdout.contains("misspelled-secret-value") && !stderr.contains("misspelled-secret-value")
+    );
+    // The implicit anonymous bitbucket.org is not something the operator configured.
+    assert!(
+        stderr.contains("1 Bitbucket Server and 0 Bitbucket Cloud integration(s)"),
+        "{stderr}"
+    );
+
+    let out = check(true).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("4 warning(s) and --strict"), "{stderr}");
+
+    // Without warnings, --strict passes.
+    let (_dir, clean) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--strict".into(),
+            "--config".into(),
+            clean.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[tokio::test]
+async fn health_probes_the_port_the_layered_config_listens_on() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&[], 25).await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let port = free_port();
+    // As in the README: the port comes from an override, not the file.
+    let env = vec![
+        ("APP_CONFIG_backend_listen_host", "127.0.0.1".to_owned()),
+        ("APP_CONFIG_backend_listen_port", port.to_string()),
+        ("APP_CONFIG_backend_database_connection", ":memory:".into()),
+    ];
+    let health = || {
+        run(
+            vec![
+                "health".into(),
+                "--config".into(),
+                file.display().to_string(),
+            ],
+            env.clone(),
+        )
+    };
+    let out = health().await;
+    assert_eq!(out.status.code(), Some(1), "nothing listens yet");
+    assert!(text(&out.stderr).contains(&format!("127.0.0.1:{port}")));
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", &file.display().to_string()])
+        .envs(env.clone())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = health().await;
+        if out.status.code() == Some(0) || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ready"));
+
+    // A broken config is unhealthy (1: Docker reserves 2), naming the file.
+    let out = run(
+        vec![
+            "health".into(),
+            "--config".into(),
+            "/nonexistent/app-config.yaml".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/app-config.yaml"));
+}
