@@ -123,6 +123,19 @@ async fn serve(cli: &Cli) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let files: Vec<String> = cli
+        .config_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = files.join(", "),
+        "bitbucket-catalogd {} starting with {}",
+        env!("CARGO_PKG_VERSION"),
+        files.join(", ")
+    );
+
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
