@@ -410,3 +410,118 @@ async fn health_probes_the_port_the_layered_config_listens_on() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/app-config.yaml"));
 }
+
+/// `serve` with stderr read line by line as it comes (the child ends when
+/// dropped).
+struct Served {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(file: &std::path::Path, env: Vec<(&'static str, String)>) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", &file.display().to_string()])
+            .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+            .env("APP_CONFIG_backend_listen_port", "0")
+            .env("APP_CONFIG_backend_database_connection", ":memory:")
+            .env_remove("RUST_LOG")
+            .env_remove("LOG_FORMAT")
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` lines contain `needle`; returns every line so far.
+    async fn wait_for(&mut self, needle: &str, count: usize) -> &[String] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {count}× '{needle}' in:\n{}",
+                self.seen.join("\n")
+            );
+            match self.lines.try_recv() {
+                Ok(line) => self.seen.push(line),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        &self.seen
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_a_start_up_summary_and_each_file_problem_once() {
+    let fake = fake_with_two_services().await;
+    let (_dir, file) = write_config(&server_config(
+        &fake,
+        "",
+        "        schedule:\n          frequency: {seconds: 2}\n          initialDelay: {seconds: 1}\n",
+    ));
+    let mut served = Served::start(&file, vec![]);
+    let lines = served.wait_for("file(s) have problems", 3).await.to_vec();
+    let log = lines.join("\n");
+    // Start-up: version, config files, store, the provider with its schedule and first run.
+    assert!(
+        log.contains(&format!(
+            "bitbucket-catalogd {} starting with {}",
+            env!("CARGO_PKG_VERSION"),
+            file.display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("SQLite :memory:"), "{log}");
+    let scheduled = lines
+        .iter()
+        .find(|l| l.contains("bitbucketServer main: every 2s, first run 20"))
+        .unwrap_or_else(|| panic!("no schedule line in\n{log}"));
+    assert!(scheduled.contains("initial_delay_s=1"), "{scheduled}");
+    // The trigger of each run.
+    assert!(log.contains("discovery run started (start-up)"), "{log}");
+    assert!(log.contains("discovery run started (schedule)"), "{log}");
+    // The broken file: one WARN when it first appears, then only the
+    // per-run summary line.
+    let broken: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("repos/broken/browse/catalog-info.yaml"))
+        .collect();
+    assert_eq!(broken.len(), 1, "{log}");
+    let summaries = lines
+        .iter()
+        .filter(|l| {
+            l.contains("1 file(s) have problems")
+                && l.contains("GET /api/catalog/providers/main/errors")
+        })
+        .count();
+    assert!(summaries >= 3, "{log}");
+    assert!(
+        log.contains("(1 new this run)") && log.contains("(0 new this run)"),
+        "{log}"
+    );
+}

@@ -89,9 +89,11 @@ impl Scheduler {
                 let id = jobs.add(job.map_err(&err)?).await.map_err(&err)?;
                 start_up_jobs.insert(runner.id().to_owned(), id);
             }
-            if let Some(job) =
-                repeating(&schedule.frequency, run_job(Arc::clone(runner), Trigger::Schedule))
-                    .map_err(&err)?
+            if let Some(job) = repeating(
+                &schedule.frequency,
+                run_job(Arc::clone(runner), Trigger::Schedule),
+            )
+            .map_err(&err)?
             {
                 let id = jobs.add(job).await.map_err(&err)?;
                 repeating_jobs.insert(runner.id().to_owned(), id);

@@ -22,9 +22,8 @@ use crate::discovery::location::LocationRead;
 use crate::discovery::pipeline;
 use crate::discovery::progress::ProgressView;
 use crate::discovery::{
-    Trigger,
     Held, Outcome, Problem, Progress, RepositoryRecord, RunContext, RunReport, RunSink, Source,
-    UnitUpdate, now_rfc3339,
+    Trigger, UnitUpdate, now_rfc3339,
 };
 use crate::store::{CatalogStore, StoreError};
 

@@ -187,9 +187,9 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
 /// Opens the store `backend.database` describes.
 pub async fn open(config: &DatabaseConfig) -> Result<Box<dyn CatalogStore>, StoreError> {
     match config.client {
-        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
-            Ok(Box::new(SqliteStore::open(Path::new(&sqlite_file(config))).await?))
-        }
+        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => Ok(Box::new(
+            SqliteStore::open(Path::new(&sqlite_file(config))).await?,
+        )),
         DatabaseClient::Pg => Err(StoreError::Unsupported),
     }
 }
