@@ -126,6 +126,8 @@ pub fn record_bitbucket_request(host: &str, endpoint: &'static str, status: &str
 
 /// `bitbucketcatalogd_build_info{version} 1`, set once at start-up.
 pub fn record_build_info(version: &'static str) {
+    // Set once, so the recorder must be in place before (it installs on first use).
+    let _ = handle();
     metrics::gauge!("bitbucketcatalogd_build_info", "version" => version).set(1.0);
 }
 
@@ -144,4 +146,31 @@ pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Durat
         "status" => status.to_string()
     )
     .record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shipped alert rules name only metrics this module exports.
+    #[test]
+    fn example_alert_rules_use_exported_metrics() {
+        let rules: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../deploy/prometheus/alerts.yaml"))
+                .expect("alerts.yaml is YAML");
+        let source = include_str!("metrics.rs");
+        let metric = regex::Regex::new(r"\b(?:catalog|bitbucket)[a-z]*_[a-z_]+\b").expect("valid regex");
+        let mut checked = 0;
+        for group in rules["groups"].as_array().expect("groups") {
+            for rule in group["rules"].as_array().expect("rules") {
+                let expr = rule["expr"].as_str().expect("expr");
+                for name in metric.find_iter(expr).map(|m| m.as_str()) {
+                    assert!(
+                        source.contains(&format!("\"{name}\"")),
+                        "{name} in deploy/prometheus/alerts.yaml is not exported"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 6, "only {checked} metric names found");
+    }
 }

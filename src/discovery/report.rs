@@ -42,7 +42,7 @@ pub enum Outcome {
 /// not start runs: they are applied per repository (the status's
 /// `lastEvent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     /// The first run after start-up (after `initialDelay`).
     StartUp,
