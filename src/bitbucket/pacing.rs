@@ -897,4 +897,45 @@ mod tests {
             .await
             .unwrap();
     }
+
+    /// Collects what a subscriber writes, for log assertions.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rate_limit_lines_name_the_host_and_units_and_are_rate_limited() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let pacer = Pacer::new("bitbucket.example.com".into(), None, 4);
+            // Ten 429 episodes within a minute: one line.
+            for epoch in 0..10 {
+                pacer.rate_limited(Ticket { epoch }, Duration::from_millis(1500));
+            }
+            assert_eq!(pacer.rate_limited_total(), 10);
+        });
+        let text = String::from_utf8(captured.0.lock().clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].contains("Bitbucket bitbucket.example.com rate limit hit (429): waiting 1500 ms"),
+            "{text}"
+        );
+        assert!(lines[0].contains("host=\"bitbucket.example.com\""), "{text}");
+        assert!(lines[0].contains("requests/s") || lines[0].contains("unpaced"), "{text}");
+    }
 }
