@@ -239,6 +239,7 @@ impl Application {
         }
         let scheduler = Arc::new(Scheduler::start(runners, &config.locations.schedule).await?);
         log_sources(&scheduler).await;
+        let integrations = Arc::clone(&location_context.http);
         let locations = Arc::new(Locations::new(
             location_context,
             Arc::clone(&catalog),
@@ -257,6 +258,7 @@ impl Application {
             access,
             evaluators: api::evaluators(),
             webhooks,
+            integrations,
         };
         Ok(Self {
             listener,

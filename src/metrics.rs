@@ -157,7 +157,8 @@ mod tests {
             serde_saphyr::from_str(include_str!("../deploy/prometheus/alerts.yaml"))
                 .expect("alerts.yaml is YAML");
         let source = include_str!("metrics.rs");
-        let metric = regex::Regex::new(r"\b(?:catalog|bitbucket)[a-z]*_[a-z_]+\b").expect("valid regex");
+        let metric =
+            regex::Regex::new(r"\b(?:catalog|bitbucket)[a-z]*_[a-z_]+\b").expect("valid regex");
         let mut checked = 0;
         for group in rules["groups"].as_array().expect("groups") {
             for rule in group["rules"].as_array().expect("rules") {

@@ -341,7 +341,9 @@ async fn provider_status_refresh_metrics_and_openapi() {
     );
     let last_success = metrics
         .lines()
-        .find(|l| l.starts_with("catalog_provider_last_success_timestamp_seconds{provider=\"main\"}"))
+        .find(|l| {
+            l.starts_with("catalog_provider_last_success_timestamp_seconds{provider=\"main\"}")
+        })
         .expect("last success of main");
     let at: f64 = last_success.rsplit(' ').next().unwrap().parse().unwrap();
     let now = std::time::SystemTime::now()

@@ -14,6 +14,7 @@
 pub mod cloud;
 pub mod cloud_urls;
 mod pacing;
+pub use pacing::PaceView;
 pub mod reader;
 pub mod server;
 pub mod server_urls;
@@ -315,6 +316,17 @@ impl HttpPool {
     /// The shared HTTP context of the integration for `host`.
     pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
         self.by_host.get(&host.to_lowercase())
+    }
+
+    /// Every integration's host with its pace and 429s, by host.
+    pub fn paces(&self) -> Vec<(String, PaceView)> {
+        let mut paces: Vec<(String, PaceView)> = self
+            .by_host
+            .values()
+            .map(|http| (http.credentials.host.clone(), http.pacer.view()))
+            .collect();
+        paces.sort_by(|a, b| a.0.cmp(&b.0));
+        paces
     }
 }
 

@@ -367,6 +367,18 @@ struct State {
     logged: Option<(Instant, u64)>,
 }
 
+/// An integration's pace and 429s since start-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaceView {
+    /// Requests per second in force; `None`: not paced.
+    pub pace_per_second: Option<f64>,
+    /// Responses, 429s included.
+    pub answered: u64,
+    pub rate_limited: u64,
+    /// Waiting out a `Retry-After` right now.
+    pub blocked: bool,
+}
+
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
@@ -530,14 +542,15 @@ impl Pacer {
         self.changed.notify_waiters();
     }
 
-    /// 429s answered by this integration since start-up.
-    pub fn rate_limited_total(&self) -> u64 {
-        self.state.lock().rate_limited
-    }
-
-    /// The pace in force (requests per second), if requests are paced.
-    pub fn pace(&self) -> Option<f64> {
-        self.state.lock().pace
+    /// How the integration stands: for the status page.
+    pub fn view(&self) -> PaceView {
+        let state = self.state.lock();
+        PaceView {
+            pace_per_second: state.pace,
+            answered: state.accepted + state.rate_limited,
+            rate_limited: state.rate_limited,
+            blocked: state.blocked_until.is_some_and(|b| b > Instant::now()),
+        }
     }
 
     /// One line per [`RATE_LIMIT_LOG_EVERY`] at most: a throttled
@@ -926,16 +939,23 @@ mod tests {
             for epoch in 0..10 {
                 pacer.rate_limited(Ticket { epoch }, Duration::from_millis(1500));
             }
-            assert_eq!(pacer.rate_limited_total(), 10);
+            assert_eq!(pacer.view().rate_limited, 10);
         });
         let text = String::from_utf8(captured.0.lock().clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{text}");
         assert!(
-            lines[0].contains("Bitbucket bitbucket.example.com rate limit hit (429): waiting 1500 ms"),
+            lines[0]
+                .contains("Bitbucket bitbucket.example.com rate limit hit (429): waiting 1500 ms"),
             "{text}"
         );
-        assert!(lines[0].contains("host=\"bitbucket.example.com\""), "{text}");
-        assert!(lines[0].contains("requests/s") || lines[0].contains("unpaced"), "{text}");
+        assert!(
+            lines[0].contains("host=\"bitbucket.example.com\""),
+            "{text}"
+        );
+        assert!(
+            lines[0].contains("requests/s") || lines[0].contains("unpaced"),
+            "{text}"
+        );
     }
 }
