@@ -525,3 +525,33 @@ async fn serve_logs_a_start_up_summary_and_each_file_problem_once() {
         "{log}"
     );
 }
+
+/// The README's simulator quick start: the fragment `bitbucket-sim
+/// --write-config sim.yaml` writes, layered over the shipped example config.
+#[tokio::test]
+async fn the_simulator_quick_start_discovers_its_catalog() {
+    let sim = bitbucket_sim::Simulator::start(bitbucket_sim::SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let (_dir, fragment) = write_config(&sim.app_config_snippet());
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
+    let out = run(
+        vec![
+            "run-once".into(),
+            "--config".into(),
+            example.into(),
+            "--config".into(),
+            fragment.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let entities: Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    assert!(
+        entities.as_array().is_some_and(|e| e.len() > 10),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("provider sim: ok"));
+}
