@@ -7,11 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
-use common::TestApp;
-use serde_json::Value;
+use common::{TestApp, node_json};
 
 async fn simulated() -> (Simulator, TestApp) {
     let sim = Simulator::start(SimConfig {
@@ -110,25 +108,13 @@ async fn the_status_page_renders_in_headless_chromium_without_errors() {
     );
     let (_sim, app) = simulated().await;
     let status = app.get_json("/api/catalog/providers/sim").await;
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
-    let url = format!("{}/", app.address);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("check.mjs")
-            .arg(url)
-            .arg(&shots)
-            .current_dir(dir)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .expect("join");
-    assert!(
-        output.status.success(),
-        "check.mjs failed (is Chromium installed? apt-get install chromium): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).expect("check.mjs prints JSON");
+    let shots = env!("CARGO_TARGET_TMPDIR").to_owned();
+    // Fails with the script's message when Chromium is missing (apt-get install chromium).
+    let result = node_json(
+        dir,
+        vec!["check.mjs".into(), format!("{}/", app.address), shots],
+    )
+    .await;
     assert_eq!(result["errors"], serde_json::json!([]), "console errors");
     assert_eq!(result["failedRequests"], serde_json::json!([]));
     for view in ["laptop", "phone"] {
