@@ -306,7 +306,7 @@ async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_ex
         "integrations.bitbucketServer[0].tokn: unknown key is ignored; check its spelling (did you mean `token`?)",
         "catalog.providers.bitbucketServer.main.frequncy: unknown key is ignored; check its spelling (did you mean `frequency`?)",
         "catalg: unknown section is ignored (did you mean `catalog`?)",
-        "catalog.provider: unknown key is ignored (did you mean `providers`?)",
+        "catalog.provider: unknown key is ignored; check its spelling (did you mean `providers`?)",
     ] {
         assert!(stderr.contains(expected), "{expected}\n{stderr}");
     }

@@ -18,11 +18,12 @@ async fn simulated() -> (Simulator, TestApp) {
             repos_per_project: 8,
             ..DatasetConfig::default()
         },
-        // A small bucket, so the page has 429s and a pace to show.
+        // A bucket smaller than the first burst of requests, so the page
+        // has 429s and a pace to show however fast the machine is.
         behaviour: Behaviour {
             rate_limit: Some(RateLimit {
-                burst: 10,
-                per_second: 100.0,
+                burst: 2,
+                per_second: 20.0,
             }),
             ..Behaviour::default()
         },

@@ -96,7 +96,7 @@ pub async fn errors(
     } else {
         Vec::new()
     };
-    let problems = current_problems(report.as_ref(), records);
+    let problems = current_problems(report.as_ref(), &records);
     let (finished_at, outcome) = match &report {
         Some(report) => (json!(report.finished_at), json!(report.outcome)),
         None => (Value::Null, Value::Null),
@@ -109,15 +109,18 @@ pub async fn errors(
 /// (those not about a repository's file).
 pub(super) fn current_problems(
     report: Option<&RunReport>,
-    records: Vec<RepositoryRecord>,
+    records: &[RepositoryRecord],
 ) -> Vec<Problem> {
-    let files: HashSet<String> = records.iter().map(|r| r.catalog_url.clone()).collect();
-    let mut problems: Vec<Problem> = records.into_iter().flat_map(|r| r.problems).collect();
+    let files: HashSet<&str> = records.iter().map(|r| r.catalog_url.as_str()).collect();
+    let mut problems: Vec<Problem> = records
+        .iter()
+        .flat_map(|r| r.problems.iter().cloned())
+        .collect();
     problems.extend(
         report
             .iter()
             .flat_map(|r| &r.problems)
-            .filter(|p| !files.contains(&p.url))
+            .filter(|p| !files.contains(p.url.as_str()))
             .cloned(),
     );
     problems

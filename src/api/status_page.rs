@@ -58,7 +58,7 @@ pub async fn page(State(state): State<ApiState>) -> Response {
         } else {
             Vec::new()
         };
-        let problems = current_problems(report.as_ref(), records.clone());
+        let problems = current_problems(report.as_ref(), &records);
         sources.push(SourceView {
             next_run: state.scheduler.next_run(runner.id()).await,
             entities: state.catalog.source_len(runner.id()),

@@ -482,74 +482,20 @@ impl Ctx<'_> {
     fn warn_unknown(&mut self, key: &str, message: &str) {
         self.unknown_keys.push(provenance_key(&display_key(key)));
         let last = key.rsplit('.').next().unwrap_or(key);
-        match typos::did_you_mean(last) {
-            Some(suggestion) => self.warn(key, &format!("{message} ({suggestion})")),
-            None => self.warn(key, message),
-        }
+        self.warn(
+            key,
+            &typos::with_suggestion(message, last, typos::KNOWN_KEYS),
+        );
     }
 
     /// Warns about misspellings of our section names and unknown keys
-    /// directly under `catalog`; Backstage's other sections stay silent.
+    /// directly under `catalog`; their values are redacted like any
+    /// unknown key's. Backstage's other sections stay silent.
     fn misspelled_sections(&mut self) {
-        let near_miss =
-            |map: Option<&Value>, known: &[&'static str]| -> Vec<(String, &'static str)> {
-                map.and_then(Value::as_object)
-                    .into_iter()
-                    .flat_map(|map| map.keys())
-                    .filter_map(|key| typos::closest(key, known).map(|k| (key.clone(), k)))
-                    .collect()
-            };
-        let root = Some(&self.source.root);
-        let places: [(&str, Option<&Value>, &[&'static str]); 4] = [
-            ("", root, typos::TOP_LEVEL_SECTIONS),
-            (
-                "integrations",
-                self.source.get("integrations"),
-                typos::BITBUCKET_SECTIONS,
-            ),
-            (
-                "catalog.providers",
-                self.source.get("catalog.providers"),
-                typos::BITBUCKET_SECTIONS,
-            ),
-            (
-                "backend",
-                self.source.get("backend"),
-                typos::BACKEND_SECTIONS,
-            ),
-        ];
-        let mut found = Vec::new();
-        for (base, map, known) in places {
-            for (key, meant) in near_miss(map, known) {
-                found.push((Self::join(base, &key), meant));
-            }
-        }
-        for (key, meant) in found {
-            self.unknown_keys.push(provenance_key(&display_key(&key)));
-            self.warn(
-                &key,
-                &format!("unknown section is ignored (did you mean `{meant}`?)"),
-            );
-        }
-        let catalog_unknown: Vec<String> = self
-            .source
-            .get("catalog")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|map| map.keys())
-            .filter(|key| !typos::CATALOG_KEYS.contains(&key.as_str()))
-            .cloned()
-            .collect();
-        for key in catalog_unknown {
-            let full = Self::join("catalog", &key);
-            self.unknown_keys.push(provenance_key(&display_key(&full)));
-            match typos::closest(&key, typos::CATALOG_KEYS) {
-                Some(meant) => self.warn(
-                    &full,
-                    &format!("unknown key is ignored (did you mean `{meant}`?)"),
-                ),
-                None => self.warn(&full, "unknown key is ignored; check its spelling"),
-            }
+        for typo in typos::misspelled_sections(&self.source.root) {
+            self.unknown_keys
+                .push(provenance_key(&display_key(&typo.key)));
+            self.warn(&typo.key, &typo.message);
         }
     }
 

@@ -4,10 +4,12 @@
 //! silently as some other Backstage section and mean "discover everything,
 //! anonymously, with the default schedule".
 
+use serde_json::Value;
+
 /// Every key name our sections know, at any depth: the candidates for a
 /// suggestion. A suggestion only has to name a real key, not the one
 /// valid at that exact place, so one list serves every section.
-const KNOWN_KEYS: &[&str] = &[
+pub const KNOWN_KEYS: &[&str] = &[
     // integrations.bitbucketServer / bitbucketCloud
     "host",
     "apiBaseUrl",
@@ -81,7 +83,7 @@ const KNOWN_KEYS: &[&str] = &[
 
 /// Keys directly under `catalog`: ours and those of Backstage's catalog
 /// backend (a shared `app-config.yaml` carries them).
-pub const CATALOG_KEYS: &[&str] = &[
+const CATALOG_KEYS: &[&str] = &[
     "providers",
     "locations",
     "rules",
@@ -105,12 +107,61 @@ pub const CATALOG_KEYS: &[&str] = &[
 /// Section names whose near misses are warned about where other
 /// Backstage keys are allowed (top level, `integrations`,
 /// `catalog.providers`, `backend`).
-pub const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
-pub const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
-pub const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
+const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
+const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
+const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
+
+/// A key around our sections that is probably a typo.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Misspelling {
+    /// Dotted path.
+    pub key: String,
+    pub message: String,
+}
+
+/// Near misses of our section names (top level, under `integrations`,
+/// `catalog.providers` and `backend`) and unknown keys directly under
+/// `catalog`, in the merged tree.
+pub fn misspelled_sections(root: &Value) -> Vec<Misspelling> {
+    let at = |path: &str| {
+        path.split('.')
+            .filter(|p| !p.is_empty())
+            .try_fold(root, |node, part| node.get(part))
+            .and_then(Value::as_object)
+    };
+    let mut found = Vec::new();
+    for (base, known) in [
+        ("", TOP_LEVEL_SECTIONS),
+        ("integrations", BITBUCKET_SECTIONS),
+        ("catalog.providers", BITBUCKET_SECTIONS),
+        ("backend", BACKEND_SECTIONS),
+    ] {
+        for key in at(base).into_iter().flat_map(|map| map.keys()) {
+            if let Some(meant) = closest(key, known) {
+                found.push(Misspelling {
+                    key: super::Ctx::join(base, key),
+                    message: format!("unknown section is ignored (did you mean `{meant}`?)"),
+                });
+            }
+        }
+    }
+    for key in at("catalog").into_iter().flat_map(|map| map.keys()) {
+        if !CATALOG_KEYS.contains(&key.as_str()) {
+            found.push(Misspelling {
+                key: super::Ctx::join("catalog", key),
+                message: with_suggestion(
+                    "unknown key is ignored; check its spelling",
+                    key,
+                    CATALOG_KEYS,
+                ),
+            });
+        }
+    }
+    found
+}
 
 /// The key of `known` that `key` most likely misspells, if any is close.
-pub fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let lower = key.to_ascii_lowercase();
     known
         .iter()
@@ -126,10 +177,13 @@ pub fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, candidate)| candidate)
 }
 
-/// "did you mean `token`?" for an unknown key of our sections, if a known
-/// key is close.
-pub fn did_you_mean(key: &str) -> Option<String> {
-    closest(key, KNOWN_KEYS).map(|known| format!("did you mean `{known}`?"))
+/// `message`, with "(did you mean `token`?)" when a key of `known` is
+/// close to `key`.
+pub fn with_suggestion(message: &str, key: &str, known: &[&str]) -> String {
+    match closest(key, known) {
+        Some(meant) => format!("{message} (did you mean `{meant}`?)"),
+        None => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -155,5 +209,55 @@ mod tests {
         assert_eq!(closest("github", BITBUCKET_SECTIONS), None);
         assert_eq!(closest("cors", BACKEND_SECTIONS), None);
         assert_eq!(closest("somethingElse", KNOWN_KEYS), None);
+    }
+
+    #[test]
+    fn misspelled_sections_are_found_where_other_backstage_keys_live() {
+        let root = serde_json::json!({
+            "catalg": {},
+            "app": {},
+            "integrations": {"bitbucketSever": [], "github": []},
+            "catalog": {"provider": {}, "rules": [], "orphanStrategy": "delete", "frobnicate": 1,
+                        "providers": {"bitbucketCloudd": {}, "gitlab": {}}},
+            "backend": {"lisen": {}, "cors": {}},
+        });
+        let keys: Vec<(String, String)> = misspelled_sections(&root)
+            .into_iter()
+            .map(|m| (m.key, m.message))
+            .collect();
+        let expected = [
+            (
+                "catalg",
+                "unknown section is ignored (did you mean `catalog`?)",
+            ),
+            (
+                "integrations.bitbucketSever",
+                "unknown section is ignored (did you mean `bitbucketServer`?)",
+            ),
+            (
+                "catalog.providers.bitbucketCloudd",
+                "unknown section is ignored (did you mean `bitbucketCloud`?)",
+            ),
+            (
+                "backend.lisen",
+                "unknown section is ignored (did you mean `listen`?)",
+            ),
+            (
+                "catalog.provider",
+                "unknown key is ignored; check its spelling (did you mean `providers`?)",
+            ),
+            (
+                "catalog.frobnicate",
+                "unknown key is ignored; check its spelling",
+            ),
+        ];
+        let mut keys = keys;
+        keys.sort();
+        let mut expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, m)| ((*k).to_owned(), (*m).to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(keys, expected);
     }
 }
