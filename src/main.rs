@@ -10,3 +10,4 @@ async fn main() -> ExitCode {
     bitbucket_catalogd::telemetry::init();
     cli::run(cli).await
 }
+// cache check
