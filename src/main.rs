@@ -10,4 +10,3 @@ async fn main() -> ExitCode {
     bitbucket_catalogd::telemetry::init();
     cli::run(cli).await
 }
-// cache check
