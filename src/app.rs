@@ -134,6 +134,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, AppError> {
         // First: raising the descriptor limit must precede opening anything.
         let open_file_limit = raise_open_file_limit();
+        crate::metrics::record_build_info(env!("CARGO_PKG_VERSION"));
         let limits = ServeLimits {
             max_connections: server::connection_cap(
                 config.backend.listen.max_connections,
@@ -147,6 +148,10 @@ impl Application {
             locations: location_context,
         } = build_sources(&config)?;
         let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
+        tracing::info!(
+            store = store::location(&config.backend.database),
+            "store opened"
+        );
         let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
 
         let loading = Instant::now();
@@ -233,6 +238,8 @@ impl Application {
             runner.count_repositories().await;
         }
         let scheduler = Arc::new(Scheduler::start(runners, &config.locations.schedule).await?);
+        log_sources(&scheduler).await;
+        let integrations = Arc::clone(&location_context.http);
         let locations = Arc::new(Locations::new(
             location_context,
             Arc::clone(&catalog),
@@ -251,6 +258,7 @@ impl Application {
             access,
             evaluators: api::evaluators(),
             webhooks,
+            integrations,
         };
         Ok(Self {
             listener,
@@ -347,6 +355,29 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// One start-up line per source: what it reads, how often, and when it
+/// first runs (after `initialDelay`).
+async fn log_sources(scheduler: &Scheduler) {
+    for runner in scheduler.runners() {
+        let schedule = runner.schedule();
+        let first_run = scheduler.next_run(runner.id()).await;
+        tracing::info!(
+            source = runner.id(),
+            kind = runner.source().kind(),
+            target = runner.target(),
+            schedule = %schedule.frequency,
+            timeout_s = schedule.timeout.as_secs(),
+            initial_delay_s = schedule.initial_delay.map(|d| d.as_secs()),
+            first_run = first_run.as_deref().unwrap_or("only on POST …/refresh"),
+            "{} {}: {}, first run {}",
+            runner.source().kind(),
+            runner.id(),
+            schedule.frequency,
+            first_run.as_deref().unwrap_or("only on POST …/refresh"),
+        );
     }
 }
 

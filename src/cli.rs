@@ -1,4 +1,7 @@
-//! The command line: `serve`, `run-once`, `config check` and `validate`.
+//! The command line: `serve`, `run-once`, `health`, `config check` and
+//! `validate`.
+
+mod health;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,6 +55,13 @@ pub enum Command {
         #[arg(required = true, value_name = "PATH|-")]
         paths: Vec<PathBuf>,
     },
+    /// Probe the readiness of the daemon running with this configuration
+    /// (for container health checks): exit 0 when ready.
+    Health {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -62,7 +72,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Load and validate; print the resolved config with secrets redacted.
-    Check,
+    Check {
+        /// Treat warnings (unknown keys, unset variables) as errors: exit 2.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,9 +117,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Serve => serve(&cli).await,
         Command::RunOnce { provider, format } => run_once(&cli, provider.as_deref(), *format).await,
+        Command::Health { timeout } => {
+            health::probe(&cli, std::time::Duration::from_secs(*timeout)).await
+        }
         Command::Config {
-            action: ConfigAction::Check,
-        } => config_check(&cli),
+            action: ConfigAction::Check { strict },
+        } => config_check(&cli, *strict),
         Command::Validate { paths } => validate(&cli, paths).await,
     }
 }
@@ -115,6 +132,19 @@ async fn serve(cli: &Cli) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let files: Vec<String> = cli
+        .config_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = files.join(", "),
+        "bitbucket-catalogd {} starting with {}",
+        env!("CARGO_PKG_VERSION"),
+        files.join(", ")
+    );
+
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -264,7 +294,7 @@ fn print_entities(entities: &[Value], format: Format) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn config_check(cli: &Cli) -> ExitCode {
+fn config_check(cli: &Cli, strict: bool) -> ExitCode {
     let loaded = match cli.load() {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -285,7 +315,11 @@ fn config_check(cli: &Cli) -> ExitCode {
         config.backend.listen.host,
         config.backend.listen.port,
         config.integrations.bitbucket_server.len(),
-        config.integrations.bitbucket_cloud.len(),
+        if config.implicit_cloud_integration() {
+            0
+        } else {
+            config.integrations.bitbucket_cloud.len()
+        },
         config.providers.len(),
         config.cloud_providers.len(),
         config.locations.locations.len(),
@@ -295,6 +329,13 @@ fn config_check(cli: &Cli) -> ExitCode {
             "are open (no backend.auth.externalAccess)"
         }
     );
+    if strict && !loaded.warnings.is_empty() {
+        eprintln!(
+            "error: {} warning(s) and --strict: fix them or drop --strict",
+            loaded.warnings.len()
+        );
+        return ExitCode::from(exit::CONFIG);
+    }
     ExitCode::from(exit::OK)
 }
 

@@ -33,8 +33,8 @@
 //! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
 //!   their signature and queued as single-repository reads on the
 //!   providers they concern.
-//! - [`api`]: the axum router (`/api/catalog/...`, health), with the token
-//!   check on write endpoints.
+//! - [`api`]: the axum router (`/api/catalog/...`, health, the status page
+//!   at `/`), with the token check on write endpoints.
 //! - [`app`]: [`app::Application`] wires it all together; [`cli`] is what the
 //!   binary calls.
 //!

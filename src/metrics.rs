@@ -118,9 +118,24 @@ pub fn record_repositories(provider: &str, present: usize, missing: usize, unkno
     }
 }
 
-/// One request to Bitbucket: `endpoint` is the kind (`projects`, `repos`, `raw`…).
-pub fn record_bitbucket_request(endpoint: &'static str, status: &str) {
-    metrics::counter!("bitbucket_requests_total", "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
+/// One request to Bitbucket: `host` is the integration's, `endpoint` the
+/// kind (`projects`, `repos`, `raw`…).
+pub fn record_bitbucket_request(host: &str, endpoint: &'static str, status: &str) {
+    metrics::counter!("bitbucket_requests_total", "host" => host.to_owned(), "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
+}
+
+/// `bitbucketcatalogd_build_info{version} 1`, set once at start-up.
+pub fn record_build_info(version: &'static str) {
+    // Set once, so the recorder must be in place before (it installs on first use).
+    let _ = handle();
+    metrics::gauge!("bitbucketcatalogd_build_info", "version" => version).set(1.0);
+}
+
+/// When the provider's last run succeeded (Unix seconds), for "no
+/// successful run in 2 hours" alerts.
+pub fn record_last_success(provider: &str, unix_seconds: f64) {
+    metrics::gauge!("catalog_provider_last_success_timestamp_seconds", "provider" => provider.to_owned())
+        .set(unix_seconds);
 }
 
 pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -131,4 +146,32 @@ pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Durat
         "status" => status.to_string()
     )
     .record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shipped alert rules name only metrics this module exports.
+    #[test]
+    fn example_alert_rules_use_exported_metrics() {
+        let rules: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../deploy/prometheus/alerts.yaml"))
+                .expect("alerts.yaml is YAML");
+        let source = include_str!("metrics.rs");
+        let metric =
+            regex::Regex::new(r"\b(?:catalog|bitbucket)[a-z]*_[a-z_]+\b").expect("valid regex");
+        let mut checked = 0;
+        for group in rules["groups"].as_array().expect("groups") {
+            for rule in group["rules"].as_array().expect("rules") {
+                let expr = rule["expr"].as_str().expect("expr");
+                for name in metric.find_iter(expr).map(|m| m.as_str()) {
+                    assert!(
+                        source.contains(&format!("\"{name}\"")),
+                        "{name} in deploy/prometheus/alerts.yaml is not exported"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 6, "only {checked} metric names found");
+    }
 }

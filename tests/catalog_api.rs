@@ -287,7 +287,7 @@ async fn mount_changed_billing(fake: &FakeServer) {
 
 #[tokio::test]
 async fn provider_status_refresh_metrics_and_openapi() {
-    let (_fake, app) = app().await;
+    let (fake, app) = app().await;
     let status = app.get_json("/api/catalog/providers/main").await;
     assert_eq!(status["type"], "bitbucketServer");
     assert_eq!(status["entities"], 7);
@@ -324,6 +324,34 @@ async fn provider_status_refresh_metrics_and_openapi() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing from /metrics");
     }
+    // Per integration host; the build; when each provider last succeeded.
+    let host = format!("host=\"{}\"", fake.host());
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bitbucket_requests_total{") && l.contains(&host)),
+        "{host} missing from bitbucket_requests_total"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "bitbucketcatalogd_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "build info missing"
+    );
+    let last_success = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("catalog_provider_last_success_timestamp_seconds{provider=\"main\"}")
+        })
+        .expect("last success of main");
+    let at: f64 = last_success.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - at).abs() < 120.0, "{last_success}");
+    assert_eq!(status["lastRun"]["trigger"], "start-up", "{status}");
     app.get("/api/catalog/entities").await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{FakeServer, TestApp, component, mount_mixed_catalog, server_config};
-use serde_json::{Value, json};
+use common::{FakeServer, TestApp, component, mount_mixed_catalog, node_json, server_config};
+use serde_json::json;
 
 #[tokio::test]
 async fn backstage_catalog_client_works_against_the_daemon() {
@@ -43,28 +42,17 @@ async fn backstage_catalog_client_works_against_the_daemon() {
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;
 
-    let address = app.address.clone();
-    let target = import.clone();
-    let (moved_arg, bare_arg) = (moved.clone(), bare.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("compat.mjs")
-            .arg(address)
-            .arg(target)
-            .arg(moved_arg)
-            .arg(bare_arg)
-            .current_dir(dir)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .expect("join");
-    assert!(
-        output.status.success(),
-        "compat.mjs failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("compat.mjs prints JSON");
+    let out = node_json(
+        dir,
+        vec![
+            "compat.mjs".into(),
+            app.address.clone(),
+            import.clone(),
+            moved.clone(),
+            bare.clone(),
+        ],
+    )
+    .await;
 
     assert_eq!(
         out["getEntities"],

@@ -278,3 +278,280 @@ async fn serve_stops_cleanly_on_sigterm() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_exit_2() {
+    let fake = FakeServer::start().await;
+    let (_dir, file) = write_config(&format!(
+        "{}catalg:\n  providers: {{}}\n",
+        server_config(
+            &fake,
+            "      tokn: misspelled-secret-value\n",
+            "        frequncy: {minutes: 5}\n"
+        )
+        .replace("catalog:\n", "catalog:\n  provider: {}\n")
+    ));
+    let check = |strict: bool| {
+        let mut args = vec!["config".to_owned(), "check".to_owned()];
+        if strict {
+            args.push("--strict".into());
+        }
+        args.extend(["--config".to_owned(), file.display().to_string()]);
+        run(args, vec![])
+    };
+    let out = check(false).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for expected in [
+        "integrations.bitbucketServer[0].tokn: unknown key is ignored; check its spelling (did you mean `token`?)",
+        "catalog.providers.bitbucketServer.main.frequncy: unknown key is ignored; check its spelling (did you mean `frequency`?)",
+        "catalg: unknown section is ignored (did you mean `catalog`?)",
+        "catalog.provider: unknown key is ignored; check its spelling (did you mean `providers`?)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    // A misspelt secret key is still a secret.
+    assert!(stdout.contains("tokn: <redacted>"), "{stdout}");
+    assert!(
+        !stdout.contains("misspelled-secret-value") && !stderr.contains("misspelled-secret-value")
+    );
+    // The implicit anonymous bitbucket.org is not something the operator configured.
+    assert!(
+        stderr.contains("1 Bitbucket Server and 0 Bitbucket Cloud integration(s)"),
+        "{stderr}"
+    );
+
+    let out = check(true).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("4 warning(s) and --strict"), "{stderr}");
+
+    // Without warnings, --strict passes.
+    let (_dir, clean) = write_config(&server_config(&fake, "", ""));
+    let out = run(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--strict".into(),
+            "--config".into(),
+            clean.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[tokio::test]
+async fn health_probes_the_port_the_layered_config_listens_on() {
+    let fake = FakeServer::start().await;
+    fake.mount_projects(&[], 25).await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let port = free_port();
+    // As in the README: the port comes from an override, not the file.
+    let env = vec![
+        ("APP_CONFIG_backend_listen_host", "127.0.0.1".to_owned()),
+        ("APP_CONFIG_backend_listen_port", port.to_string()),
+        ("APP_CONFIG_backend_database_connection", ":memory:".into()),
+    ];
+    let health = || {
+        run(
+            vec![
+                "health".into(),
+                "--config".into(),
+                file.display().to_string(),
+            ],
+            env.clone(),
+        )
+    };
+    let out = health().await;
+    assert_eq!(out.status.code(), Some(1), "nothing listens yet");
+    assert!(text(&out.stderr).contains(&format!("127.0.0.1:{port}")));
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", &file.display().to_string()])
+        .envs(env.clone())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = health().await;
+        if out.status.code() == Some(0) || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ready"));
+
+    // A broken config is unhealthy (1: Docker reserves 2), naming the file.
+    let out = run(
+        vec![
+            "health".into(),
+            "--config".into(),
+            "/nonexistent/app-config.yaml".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/app-config.yaml"));
+}
+
+/// `serve` with stderr read line by line as it comes (the child ends when
+/// dropped).
+struct Served {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(file: &std::path::Path, env: Vec<(&'static str, String)>) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", &file.display().to_string()])
+            .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+            .env("APP_CONFIG_backend_listen_port", "0")
+            .env("APP_CONFIG_backend_database_connection", ":memory:")
+            .env_remove("RUST_LOG")
+            .env_remove("LOG_FORMAT")
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` lines contain `needle`; returns every line so far.
+    async fn wait_for(&mut self, needle: &str, count: usize) -> &[String] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {count}× '{needle}' in:\n{}",
+                self.seen.join("\n")
+            );
+            match self.lines.try_recv() {
+                Ok(line) => self.seen.push(line),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        &self.seen
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_a_start_up_summary_and_each_file_problem_once() {
+    let fake = fake_with_two_services().await;
+    let (_dir, file) = write_config(&server_config(
+        &fake,
+        "",
+        "        schedule:\n          frequency: {seconds: 2}\n          initialDelay: {seconds: 1}\n",
+    ));
+    let mut served = Served::start(&file, vec![]);
+    let lines = served.wait_for("file(s) have problems", 3).await.to_vec();
+    let log = lines.join("\n");
+    // Start-up: version, config files, store, the provider with its schedule and first run.
+    assert!(
+        log.contains(&format!(
+            "bitbucket-catalogd {} starting with {}",
+            env!("CARGO_PKG_VERSION"),
+            file.display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("SQLite :memory:"), "{log}");
+    let scheduled = lines
+        .iter()
+        .find(|l| l.contains("bitbucketServer main: every 2s, first run 20"))
+        .unwrap_or_else(|| panic!("no schedule line in\n{log}"));
+    assert!(scheduled.contains("initial_delay_s=1"), "{scheduled}");
+    // The trigger of each run.
+    assert!(log.contains("discovery run started (start-up)"), "{log}");
+    assert!(log.contains("discovery run started (schedule)"), "{log}");
+    // The broken file: one WARN when it first appears, then only the
+    // per-run summary line.
+    let broken: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("repos/broken/browse/catalog-info.yaml"))
+        .collect();
+    assert_eq!(broken.len(), 1, "{log}");
+    let summaries = lines
+        .iter()
+        .filter(|l| {
+            l.contains("1 file(s) have problems")
+                && l.contains("GET /api/catalog/providers/main/errors")
+        })
+        .count();
+    assert!(summaries >= 3, "{log}");
+    assert!(
+        log.contains("(1 new this run)") && log.contains("(0 new this run)"),
+        "{log}"
+    );
+}
+
+/// The README's simulator quick start: the fragment `bitbucket-sim
+/// --write-config sim.yaml` writes, layered over the shipped example config.
+#[tokio::test]
+async fn the_simulator_quick_start_discovers_its_catalog() {
+    let sim = bitbucket_sim::Simulator::start(bitbucket_sim::SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let (_dir, fragment) = write_config(&sim.app_config_snippet());
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
+    let out = run(
+        vec![
+            "run-once".into(),
+            "--config".into(),
+            example.into(),
+            "--config".into(),
+            fragment.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let entities: Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    assert!(
+        entities.as_array().is_some_and(|e| e.len() > 10),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("provider sim: ok"));
+}

@@ -1888,37 +1888,43 @@ fn unknown_keys_in_our_sections_warn_with_the_full_key_path() {
         (
             with_provider("catalogPth: x.yaml"),
             format!("{MAIN}.catalogPth"),
+            "catalogPath",
         ),
         (
             with_provider("filters: {projetKey: X}"),
             format!("{MAIN}.filters.projetKey"),
+            "projectKey",
         ),
         (
             format!(
                 "{ONE_SERVER}catalog: {{providers: {{bitbucketServer: {{host: bitbucket.example.com, catalogPth: x}}}}}}"
             ),
             "catalog.providers.bitbucketServer.catalogPth".to_owned(),
+            "catalogPath",
         ),
         (
             "integrations: {bitbucketCloud: [{hots: bitbucket.org, token: t}]}".to_owned(),
             "integrations.bitbucketCloud[0].hots".to_owned(),
+            "host",
         ),
         (
             "integrations: {bitbucketServer: [{host: a.example.com}, {host: b.example.com, apiBaseURL: 'https://b'}]}"
                 .to_owned(),
             "integrations.bitbucketServer[1].apiBaseURL".to_owned(),
+            "apiBaseUrl",
         ),
         (
             "backend: {listen: {prot: 7008}}".to_owned(),
             "backend.listen.prot".to_owned(),
+            "port",
         ),
     ];
-    for (text, key) in cases {
+    for (text, key, meant) in cases {
         let (_ws, file, loaded) = load_ok(&text, &[]);
         assert_eq!(
             loaded.warnings,
             vec![format!(
-                "{}: {key}: unknown key is ignored; check its spelling",
+                "{}: {key}: unknown key is ignored; check its spelling (did you mean `{meant}`?)",
                 file.display()
             )],
             "[{text}]"

@@ -105,6 +105,11 @@ struct Cli {
     /// Require `Authorization: Bearer TOKEN` (repeatable; any listed credential works).
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
+    /// Also write the config fragment for bitbucket-catalogd to FILE (the
+    /// banner on stdout is not YAML), for `--config FILE`.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<std::path::PathBuf>,
+
     /// Require Basic USER:PASSWORD (repeatable).
     #[arg(long = "basic", value_name = "USER:PASSWORD", value_parser = parse_basic)]
     basic: Vec<(String, String)>,
@@ -267,8 +272,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = Cli::parse().into_config();
-    let sim = match Simulator::start(config).await {
+    let mut cli = Cli::parse();
+    let write_config = cli.write_config.take();
+    let sim = match Simulator::start(cli.into_config()).await {
         Ok(sim) => sim,
         Err(err) => {
             eprintln!("bitbucket-sim: {err}");
@@ -278,6 +284,20 @@ async fn main() -> ExitCode {
             });
         }
     };
+    if let Some(file) = &write_config {
+        if let Err(err) = std::fs::write(file, sim.app_config_snippet()) {
+            eprintln!(
+                "bitbucket-sim: cannot write the config to {}: {err}",
+                file.display()
+            );
+            sim.shutdown().await;
+            return ExitCode::from(1);
+        }
+        eprintln!(
+            "bitbucket-sim: config for bitbucket-catalogd written to {} (pass it with --config)",
+            file.display()
+        );
+    }
     // Not println!: a closed stdout (`| head`) must not bring the simulator down.
     let mut stdout = std::io::stdout().lock();
     if let Err(err) = writeln!(stdout, "{}", banner(&sim)).and_then(|()| stdout.flush()) {

@@ -79,16 +79,23 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn binary_prints_urls_and_a_config_snippet() {
+/// The simulator binary on a free port, and its stdout.
+fn spawn_sim(args: &[&std::ffi::OsStr]) -> (KillOnDrop, std::process::ChildStdout) {
     let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-sim"))
-        .args(["--port", "0", "--projects", "3", "--token", "t0k"])
+        .args(["--port", "0", "--token", "t0k"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn bitbucket-sim");
     let mut child = KillOnDrop(child);
     let stdout = child.0.stdout.take().expect("stdout");
+    (child, stdout)
+}
+
+#[test]
+fn binary_prints_urls_and_a_config_snippet() {
+    let (child, stdout) = spawn_sim(&["--projects".as_ref(), "3".as_ref()]);
     // Read until the end of the snippet (bounded by the banner's size).
     let lines: Vec<String> = BufReader::new(stdout)
         .lines()
@@ -127,4 +134,30 @@ fn binary_prints_urls_and_a_config_snippet() {
         .expect("read");
     assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
     drop(child);
+}
+
+#[test]
+fn binary_writes_the_config_fragment_to_a_file() {
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sim-config-{}.yaml", std::process::id()));
+    let (child, stdout) = spawn_sim(&["--write-config".as_ref(), file.as_os_str()]);
+    // The banner comes after the file is written.
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .expect("banner");
+    let base = first
+        .strip_prefix("bitbucket-sim listening on ")
+        .expect("first line names the URL");
+    let written = std::fs::read_to_string(&file).expect("config written");
+    let yaml: serde_json::Value = serde_saphyr::from_str(&written).expect("the file is YAML");
+    assert_eq!(
+        yaml["integrations"]["bitbucketServer"][0]["apiBaseUrl"],
+        format!("{base}/rest/api/1.0")
+    );
+    assert_eq!(yaml["integrations"]["bitbucketServer"][0]["token"], "t0k");
+    assert!(yaml["catalog"]["providers"]["bitbucketServer"]["sim"].is_object());
+    drop(child);
+    let _ = std::fs::remove_file(&file);
 }

@@ -11,6 +11,7 @@
 //! - [`events`]: Bitbucket's webhooks.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
+//! - [`status_page`]: `GET /`, the operator's page.
 
 mod changes;
 mod entities;
@@ -22,6 +23,7 @@ mod params;
 mod providers;
 mod refresh;
 pub mod server;
+mod status_page;
 mod validate;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use tower_http::trace::TraceLayer;
 
 use tokio::sync::Semaphore;
 
+use crate::bitbucket::HttpPool;
 use crate::catalog::Catalog;
 use crate::config::{Denied, ExternalAccess, WritePermission};
 use crate::locations::Locations;
@@ -71,6 +74,8 @@ pub struct ApiState {
     /// Who may call the write endpoints (`backend.auth.externalAccess`).
     pub access: Arc<ExternalAccess>,
     pub webhooks: Arc<Webhooks>,
+    /// Every integration's HTTP context: pace and 429s for the status page.
+    pub integrations: Arc<HttpPool>,
     /// Queries evaluated at once (see [`evaluate`]).
     pub evaluators: Arc<Semaphore>,
 }
@@ -174,6 +179,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
+        .route("/", get(status_page::page))
+        .route(status_page::STYLESHEET_PATH, get(status_page::stylesheet))
+        .route(status_page::ICON_PATH, get(status_page::icon))
         .route(LIVENESS, get(liveness))
         .route(READINESS, get(readiness))
         .fallback(not_found)

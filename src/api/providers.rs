@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::params::Params;
 use super::{ApiError, ApiState, Req};
 use crate::config::WritePermission;
-use crate::discovery::{CatalogFile, Source};
+use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source};
 use crate::scheduler::{RefreshOutcome, SourceRunner};
 use crate::store::StoreError;
 
@@ -88,30 +88,42 @@ pub async fn errors(
 ) -> Result<Response, ApiError> {
     let runner = runner(&state, &req, &id)?;
     let report = runner.last_report();
-    let mut problems = Vec::new();
-    if runner.source().lists_repositories() {
-        let records = runner
+    let records = if runner.source().lists_repositories() {
+        runner
             .repositories()
             .await
-            .map_err(|err| unavailable(&req, &err))?;
-        let files: HashSet<String> = records.iter().map(|r| r.catalog_url.clone()).collect();
-        problems.extend(records.into_iter().flat_map(|r| r.problems));
-        problems.extend(
-            report
-                .iter()
-                .flat_map(|r| &r.problems)
-                .filter(|p| !files.contains(&p.url))
-                .cloned(),
-        );
+            .map_err(|err| unavailable(&req, &err))?
     } else {
-        problems.extend(report.iter().flat_map(|r| r.problems.iter().cloned()));
-    }
+        Vec::new()
+    };
+    let problems = current_problems(report.as_ref(), &records);
     let (finished_at, outcome) = match &report {
         Some(report) => (json!(report.finished_at), json!(report.outcome)),
         None => (Value::Null, Value::Null),
     };
     let body = json!({"provider": runner.id(), "finishedAt": finished_at, "outcome": outcome, "problems": problems});
     Ok(Json(body).into_response())
+}
+
+/// Each repository's problems from its last read, plus the last run's own
+/// (those not about a repository's file).
+pub(super) fn current_problems(
+    report: Option<&RunReport>,
+    records: &[RepositoryRecord],
+) -> Vec<Problem> {
+    let files: HashSet<&str> = records.iter().map(|r| r.catalog_url.as_str()).collect();
+    let mut problems: Vec<Problem> = records
+        .iter()
+        .flat_map(|r| r.problems.iter().cloned())
+        .collect();
+    problems.extend(
+        report
+            .iter()
+            .flat_map(|r| &r.problems)
+            .filter(|p| !files.contains(p.url.as_str()))
+            .cloned(),
+    );
+    problems
 }
 
 fn unavailable(req: &Req, err: &StoreError) -> ApiError {

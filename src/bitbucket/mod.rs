@@ -14,6 +14,7 @@
 pub mod cloud;
 pub mod cloud_urls;
 mod pacing;
+pub use pacing::PaceView;
 pub mod reader;
 pub mod server;
 pub mod server_urls;
@@ -174,14 +175,14 @@ impl RequestStats {
         out
     }
 
-    fn record(&self, endpoint: &'static str, status: &str) {
+    fn record(&self, host: &str, endpoint: &'static str, status: &str) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         *self
             .by_endpoint
             .lock()
             .entry((endpoint, status.to_owned()))
             .or_default() += 1;
-        crate::metrics::record_bitbucket_request(endpoint, status);
+        crate::metrics::record_bitbucket_request(host, endpoint, status);
     }
 }
 
@@ -245,7 +246,11 @@ impl IntegrationHttp {
         Self {
             client,
             auth,
-            pacer: Pacer::new(settings.rate_limit, settings.max_concurrent_requests),
+            pacer: Pacer::new(
+                credentials.host.clone(),
+                settings.rate_limit,
+                settings.max_concurrent_requests,
+            ),
             max_retries: settings.max_retries,
             credentials,
         }
@@ -311,6 +316,17 @@ impl HttpPool {
     /// The shared HTTP context of the integration for `host`.
     pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
         self.by_host.get(&host.to_lowercase())
+    }
+
+    /// Every integration's host with its pace and 429s, by host.
+    pub fn paces(&self) -> Vec<(String, PaceView)> {
+        let mut paces: Vec<(String, PaceView)> = self
+            .by_host
+            .values()
+            .map(|http| (http.credentials.host.clone(), http.pacer.view()))
+            .collect();
+        paces.sort_by(|a, b| a.0.cmp(&b.0));
+        paces
     }
 }
 
@@ -407,12 +423,14 @@ impl Http {
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
-                self.stats.record(endpoint, "error");
+                self.stats
+                    .record(&self.shared.credentials.host, endpoint, "error");
                 return Err(Attempt::Transient(transport(err)));
             }
         };
         let status = response.status();
-        self.stats.record(endpoint, status.as_str());
+        self.stats
+            .record(&self.shared.credentials.host, endpoint, status.as_str());
         if status != StatusCode::TOO_MANY_REQUESTS {
             self.shared.pacer.answered(response.headers());
         }
@@ -578,14 +596,16 @@ impl Http {
             .apply(self.shared.client.request(method, url.clone()))
             .json(body);
         let response = request.send().await.map_err(|err| {
-            self.stats.record(endpoint, "error");
+            self.stats
+                .record(&self.shared.credentials.host, endpoint, "error");
             BitbucketError::Transport {
                 url: url.to_string(),
                 message: describe_reqwest_error(&err),
             }
         })?;
         let status = response.status();
-        self.stats.record(endpoint, status.as_str());
+        self.stats
+            .record(&self.shared.credentials.host, endpoint, status.as_str());
         self.shared.pacer.answered(response.headers());
         if status == StatusCode::NOT_FOUND {
             return Ok(None);

@@ -48,6 +48,8 @@ const NEAR_LIMIT_SHARE: f64 = 0.2;
 /// listing handing over to the reads) still count as sending time.
 const IDLE_GAP: Duration = Duration::from_secs(5);
 const HOUR: f64 = 3600.0;
+/// At most one rate-limit log line per integration this often.
+const RATE_LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// One 429 episode: the first 429 of requests sent after the previous
 /// episode began (later 429s of requests already in flight belong to it).
@@ -359,6 +361,22 @@ struct State {
     idle_since_episode: bool,
     /// The latest request started or answered (or Retry-After's end).
     last_request: Option<Instant>,
+    /// 429s since start-up.
+    rate_limited: u64,
+    /// When the last rate-limit line was logged, and episodes since not logged.
+    logged: Option<(Instant, u64)>,
+}
+
+/// An integration's pace and 429s since start-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaceView {
+    /// Requests per second in force; `None`: not paced.
+    pub pace_per_second: Option<f64>,
+    /// Responses, 429s included.
+    pub answered: u64,
+    pub rate_limited: u64,
+    /// Waiting out a `Retry-After` right now.
+    pub blocked: bool,
 }
 
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
@@ -377,6 +395,8 @@ pub struct Slot {
 /// Shared by every request to one integration, across runs and providers.
 #[derive(Debug)]
 pub struct Pacer {
+    /// The integration's host, named in logs.
+    host: String,
     configured: Option<RateLimit>,
     max_concurrent: usize,
     permits: Arc<Semaphore>,
@@ -387,8 +407,9 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(configured: Option<RateLimit>, max_concurrent: usize) -> Self {
+    pub fn new(host: String, configured: Option<RateLimit>, max_concurrent: usize) -> Self {
         let pacer = Self {
+            host,
             configured,
             max_concurrent: max_concurrent.max(1),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -402,6 +423,8 @@ impl Pacer {
                 hourly_cap: None,
                 idle_since_episode: false,
                 last_request: None,
+                rate_limited: 0,
+                logged: None,
             }),
             changed: Notify::new(),
         };
@@ -483,7 +506,9 @@ impl Pacer {
             if cap != state.hourly_cap {
                 if cap.is_some() {
                     tracing::info!(
-                        "Bitbucket says the hourly rate limit is near; spreading the rest over the hour"
+                        host = self.host,
+                        "Bitbucket {} says its hourly rate limit is near; spreading the rest over the hour",
+                        self.host
                     );
                 }
                 state.hourly_cap = cap;
@@ -500,6 +525,7 @@ impl Pacer {
     pub fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
         let now = Instant::now();
         let mut state = self.state.lock();
+        state.rate_limited += 1;
         // Waiting out Retry-After is not idleness.
         state.last_request = Some(now + retry_after);
         let until = now + retry_after;
@@ -510,15 +536,45 @@ impl Pacer {
             let idle = std::mem::take(&mut state.idle_since_episode);
             state.estimator.on_429(now, accepted, retry_after, idle);
             self.apply(&mut state, true);
-            tracing::info!(
-                pace = state.pace.map(|p| format!("{p:.2}")),
-                refill = state.estimator.refill().map(|r| format!("{r:.2}")),
-                retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-                "Bitbucket rate limit hit; pacing"
-            );
+            self.log_rate_limited(&mut state, now, retry_after);
         }
         drop(state);
         self.changed.notify_waiters();
+    }
+
+    /// How the integration stands: for the status page.
+    pub fn view(&self) -> PaceView {
+        let state = self.state.lock();
+        PaceView {
+            pace_per_second: state.pace,
+            answered: state.accepted + state.rate_limited,
+            rate_limited: state.rate_limited,
+            blocked: state.blocked_until.is_some_and(|b| b > Instant::now()),
+        }
+    }
+
+    /// One line per [`RATE_LIMIT_LOG_EVERY`] at most: a throttled
+    /// integration hits 429 episodes often, and each line would say the same.
+    fn log_rate_limited(&self, state: &mut State, now: Instant, retry_after: Duration) {
+        let (last, quiet) = state.logged.unwrap_or((now, 0));
+        if state.logged.is_some() && now.saturating_duration_since(last) < RATE_LIMIT_LOG_EVERY {
+            state.logged = Some((last, quiet + 1));
+            return;
+        }
+        state.logged = Some((now, 0));
+        let pace = state
+            .pace
+            .map_or_else(|| "unpaced".to_owned(), |p| format!("{p:.2} requests/s"));
+        tracing::info!(
+            host = self.host,
+            pace_per_second = state.pace.map(|p| format!("{p:.2}")),
+            refill_per_second = state.estimator.refill().map(|r| format!("{r:.2}")),
+            retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            episodes_not_logged = quiet,
+            "Bitbucket {} rate limit hit (429): waiting {} ms, then pacing at {pace} ({quiet} more 429 episodes since the last line)",
+            self.host,
+            retry_after.as_millis(),
+        );
     }
 
     /// Puts the estimator's pace, capped by the configured rate and Cloud's
@@ -758,7 +814,7 @@ mod tests {
 
     #[tokio::test]
     async fn data_center_headers_set_the_pace_without_a_429() {
-        let pacer = Pacer::new(None, 4);
+        let pacer = Pacer::new("test".into(), None, 4);
         let mut headers = HeaderMap::new();
         headers.insert("X-RateLimit-Limit", HeaderValue::from_static("60"));
         headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("5"));
@@ -768,7 +824,7 @@ mod tests {
 
     #[tokio::test]
     async fn cloud_near_limit_spreads_the_rest_over_the_hour() {
-        let pacer = Pacer::new(None, 4);
+        let pacer = Pacer::new("test".into(), None, 4);
         let mut headers = HeaderMap::new();
         headers.insert("X-RateLimit-Limit", HeaderValue::from_static("3600"));
         headers.insert("X-RateLimit-NearLimit", HeaderValue::from_static("false"));
@@ -785,6 +841,7 @@ mod tests {
     #[tokio::test]
     async fn a_configured_rate_stays_a_ceiling() {
         let pacer = Pacer::new(
+            "test".into(),
             Some(RateLimit {
                 requests_per_second: 10.0,
                 burst: 10,
@@ -803,7 +860,7 @@ mod tests {
 
     #[tokio::test]
     async fn everyone_waits_out_retry_after_and_late_429s_are_one_episode() {
-        let pacer = Arc::new(Pacer::new(None, 4));
+        let pacer = Arc::new(Pacer::new("test".into(), None, 4));
         let first = pacer.acquire().await;
         let second = pacer.acquire().await;
         let started = Instant::now();
@@ -821,6 +878,7 @@ mod tests {
     #[tokio::test]
     async fn a_pace_change_wakes_requests_waiting_on_the_old_pace() {
         let pacer = Arc::new(Pacer::new(
+            "test".into(),
             Some(RateLimit {
                 requests_per_second: 100.0,
                 burst: 1,
@@ -851,5 +909,53 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), all)
             .await
             .unwrap();
+    }
+
+    /// Collects what a subscriber writes, for log assertions.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rate_limit_lines_name_the_host_and_units_and_are_rate_limited() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let pacer = Pacer::new("bitbucket.example.com".into(), None, 4);
+            // Ten 429 episodes within a minute: one line.
+            for epoch in 0..10 {
+                pacer.rate_limited(Ticket { epoch }, Duration::from_millis(1500));
+            }
+            assert_eq!(pacer.view().rate_limited, 10);
+        });
+        let text = String::from_utf8(captured.0.lock().clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0]
+                .contains("Bitbucket bitbucket.example.com rate limit hit (429): waiting 1500 ms"),
+            "{text}"
+        );
+        assert!(
+            lines[0].contains("host=\"bitbucket.example.com\""),
+            "{text}"
+        );
+        assert!(
+            lines[0].contains("requests/s") || lines[0].contains("unpaced"),
+            "{text}"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cloud;
 pub mod schedule;
 pub mod source;
+mod typos;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -294,6 +295,7 @@ impl Config {
             warnings: source.warnings.clone(),
             unknown_keys: Vec::new(),
         };
+        ctx.misspelled_sections();
         let backend = ctx.backend()?;
         let integrations = ctx.integrations()?;
         let mut catalog = ctx.catalog_settings()?;
@@ -347,6 +349,15 @@ impl Config {
 
     pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
         self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// Whether `integrations.bitbucketCloud` was left empty, so the one
+    /// Cloud integration is Backstage's implicit anonymous `bitbucket.org`.
+    pub fn implicit_cloud_integration(&self) -> bool {
+        self.tree
+            .pointer("/integrations/bitbucketCloud")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
     }
 
     /// Every provider id, Server then Cloud.
@@ -470,7 +481,22 @@ impl Ctx<'_> {
     /// in `config check` (it may be a misspelled secret).
     fn warn_unknown(&mut self, key: &str, message: &str) {
         self.unknown_keys.push(provenance_key(&display_key(key)));
-        self.warn(key, message);
+        let last = key.rsplit('.').next().unwrap_or(key);
+        self.warn(
+            key,
+            &typos::with_suggestion(message, last, typos::KNOWN_KEYS),
+        );
+    }
+
+    /// Warns about misspellings of our section names and unknown keys
+    /// directly under `catalog`; their values are redacted like any
+    /// unknown key's. Backstage's other sections stay silent.
+    fn misspelled_sections(&mut self) {
+        for typo in typos::misspelled_sections(&self.source.root) {
+            self.unknown_keys
+                .push(provenance_key(&display_key(&typo.key)));
+            self.warn(&typo.key, &typo.message);
+        }
     }
 
     /// Records "`origin`: `key`: `message`" for the operator.

@@ -41,6 +41,24 @@ impl Default for Schedule {
     }
 }
 
+/// `every 30m`, `cron '*/30 * * * *'`, `manual`: for the start-up log.
+impl std::fmt::Display for Frequency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frequency::Every(interval) => {
+                let secs = interval.as_secs();
+                match (secs % 3600, secs % 60) {
+                    (0, _) if secs > 0 => write!(f, "every {}h", secs / 3600),
+                    (_, 0) if secs > 0 => write!(f, "every {}m", secs / 60),
+                    _ => write!(f, "every {}s", interval.as_secs_f64()),
+                }
+            }
+            Frequency::Cron(expr) => write!(f, "cron '{expr}'"),
+            Frequency::Manual => f.write_str("manual"),
+        }
+    }
+}
+
 impl Frequency {
     /// The six-field (seconds first) form that `tokio-cron-scheduler` expects.
     pub fn six_field_cron(expr: &str) -> String {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use self::progress::Progress;
-pub use self::report::{Outcome, RunReport, now_rfc3339};
+pub use self::report::{Outcome, RunReport, Trigger, now_rfc3339};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Entity;
 pub use crate::catalog::problem::{Problem, ProblemKind};

@@ -38,12 +38,42 @@ pub enum Outcome {
     },
 }
 
+/// What started a run, for its log lines and status. Webhook events do
+/// not start runs: they are applied per repository (the status's
+/// `lastEvent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The first run after start-up (after `initialDelay`).
+    StartUp,
+    /// The provider's (or `catalog.locationSchedule`'s) frequency.
+    Schedule,
+    /// `POST …/refresh` (a provider's, or an entity's read as a whole run).
+    Refresh,
+    /// `POST /api/catalog/locations`: the location's first read.
+    Registration,
+}
+
+impl Trigger {
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::StartUp => "start-up",
+            Trigger::Schedule => "schedule",
+            Trigger::Refresh => "refresh",
+            Trigger::Registration => "registration",
+        }
+    }
+}
+
 /// The account of one provider run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub provider: String,
     pub outcome: Outcome,
+    /// What started the run; absent in reports stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// RFC 3339, UTC.
     pub started_at: String,
     /// RFC 3339, UTC; empty while running.
@@ -111,6 +141,7 @@ impl RunReport {
         Self {
             provider: provider.to_owned(),
             outcome: Outcome::Succeeded,
+            trigger: None,
             started_at: now_rfc3339(),
             finished_at: String::new(),
             projects_seen: 0,

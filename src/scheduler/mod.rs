@@ -31,6 +31,7 @@ pub use self::push::{LastEvent, Work, WorkItem};
 pub use self::recorder::RepositoryCounts;
 pub use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};
+use crate::discovery::Trigger;
 
 /// Locations read at once per tick of the location schedule.
 const LOCATION_CONCURRENCY: usize = 4;
@@ -50,8 +51,12 @@ pub struct Scheduler {
     runners: Runners,
     /// The repeating job of each provider, for "next run" in the status.
     repeating_jobs: HashMap<String, Uuid>,
+    /// The start-up run of each provider (after `initialDelay`), until it fires.
+    start_up_jobs: HashMap<String, Uuid>,
     /// The repeating job that reads every location.
     locations_job: Option<Uuid>,
+    /// The start-up read of every location.
+    locations_start_up: Option<Uuid>,
 }
 
 impl Scheduler {
@@ -70,17 +75,25 @@ impl Scheduler {
         };
         let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
         let mut repeating_jobs = HashMap::new();
+        let mut start_up_jobs = HashMap::new();
         for runner in runners.iter().filter(|r| !r.is_location()) {
             let schedule = runner.schedule().clone();
             let err = wrap(runner.id());
             // `{trigger: manual}` runs only when asked, as in Backstage.
             if schedule.frequency != Frequency::Manual {
                 let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-                let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
-                jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+                let job = Job::new_one_shot_async(
+                    start_up_delay,
+                    run_job(Arc::clone(runner), Trigger::StartUp),
+                );
+                let id = jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+                start_up_jobs.insert(runner.id().to_owned(), id);
             }
-            if let Some(job) =
-                repeating(&schedule.frequency, run_job(Arc::clone(runner))).map_err(&err)?
+            if let Some(job) = repeating(
+                &schedule.frequency,
+                run_job(Arc::clone(runner), Trigger::Schedule),
+            )
+            .map_err(&err)?
             {
                 let id = jobs.add(job).await.map_err(&err)?;
                 repeating_jobs.insert(runner.id().to_owned(), id);
@@ -88,14 +101,18 @@ impl Scheduler {
         }
         let runners: Runners = Arc::new(RwLock::new(runners));
         let err = wrap("catalog.locations");
+        let mut locations_start_up = None;
         if location_schedule.frequency != Frequency::Manual {
             let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
-            let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
-            jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            let job = Job::new_one_shot_async(
+                start_up_delay,
+                run_locations(Arc::clone(&runners), Trigger::StartUp),
+            );
+            locations_start_up = Some(jobs.add(job.map_err(&err)?).await.map_err(&err)?);
         }
         let locations_job = match repeating(
             &location_schedule.frequency,
-            run_locations(Arc::clone(&runners)),
+            run_locations(Arc::clone(&runners), Trigger::Schedule),
         )
         .map_err(&err)?
         {
@@ -107,7 +124,9 @@ impl Scheduler {
             jobs,
             runners,
             repeating_jobs,
+            start_up_jobs,
             locations_job,
+            locations_start_up,
         })
     }
 
@@ -133,19 +152,29 @@ impl Scheduler {
         Some(runners.remove(index))
     }
 
-    /// When the source's schedule fires next (RFC 3339), if it repeats.
+    /// When the source runs next by itself (RFC 3339): its start-up run
+    /// while that waits for `initialDelay`, else its schedule's next tick.
     pub async fn next_run(&self, source: &str) -> Option<String> {
-        let id = match self.repeating_jobs.get(source) {
-            Some(id) => *id,
-            None if self.runner(source).is_some_and(|r| r.is_location()) => self.locations_job?,
-            None => return None,
+        let location = self.runner(source).is_some_and(|r| r.is_location());
+        let (start_up, repeating) = if location {
+            (self.locations_start_up, self.locations_job)
+        } else {
+            (
+                self.start_up_jobs.get(source).copied(),
+                self.repeating_jobs.get(source).copied(),
+            )
         };
         let mut jobs = self.jobs.clone();
-        jobs.next_tick_for_job(id)
-            .await
-            .ok()
-            .flatten()
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        let mut next = None;
+        for id in [start_up, repeating].into_iter().flatten() {
+            // A one-shot job that has fired has no next tick (or a past one).
+            if let Ok(Some(tick)) = jobs.next_tick_for_job(id).await
+                && tick >= chrono::Utc::now() - chrono::Duration::seconds(1)
+            {
+                next = Some(next.map_or(tick, |n: chrono::DateTime<chrono::Utc>| n.min(tick)));
+            }
+        }
+        next.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     }
 
     pub async fn shutdown(&self) {
@@ -160,11 +189,12 @@ type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 
 fn run_job(
     runner: Arc<SourceRunner>,
+    trigger: Trigger,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let runner = Arc::clone(&runner);
         Box::pin(async move {
-            runner.run_now().await;
+            runner.run_now(trigger).await;
         })
     }
 }
@@ -172,6 +202,7 @@ fn run_job(
 /// Reads every location registered at the time of the tick.
 fn run_locations(
     runners: Runners,
+    trigger: Trigger,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let locations: Vec<Arc<SourceRunner>> = runners
@@ -183,7 +214,7 @@ fn run_locations(
         Box::pin(async move {
             futures::stream::iter(locations)
                 .for_each_concurrent(LOCATION_CONCURRENCY, |runner| async move {
-                    runner.run_now().await;
+                    runner.run_now(trigger).await;
                 })
                 .await;
         })

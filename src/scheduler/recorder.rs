@@ -1,5 +1,8 @@
 //! Keeps, logs, persists and counts each run's report.
 
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use parking_lot::Mutex;
 
 use crate::discovery::{Outcome, RepositoryRecord, RunReport};
@@ -34,6 +37,9 @@ impl RepositoryCounts {
 pub struct Recorder {
     last_report: Mutex<Option<RunReport>>,
     repositories: Mutex<Option<RepositoryCounts>>,
+    /// The problems of the last run (as hashes): a problem is logged at
+    /// WARN when it first appears, at DEBUG while it stays.
+    problems_seen: Mutex<HashSet<u64>>,
 }
 
 impl Recorder {
@@ -43,6 +49,11 @@ impl Recorder {
 
     /// The last run recorded before a restart.
     pub fn restore(&self, report: RunReport) {
+        if report.succeeded()
+            && let Ok(finished) = chrono::DateTime::parse_from_rfc3339(&report.finished_at)
+        {
+            metrics::record_last_success(&report.provider, finished.timestamp() as f64);
+        }
         *self.last_report.lock() = Some(report);
     }
 
@@ -66,12 +77,16 @@ impl Recorder {
             tracing::error!(provider = report.provider, error = %err, "cannot record the run");
         }
         log(&report);
+        self.log_problems(&report);
         let outcome = match report.outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed { .. } => "failed",
             Outcome::Incomplete { .. } => "incomplete",
             Outcome::Held { .. } => "held",
         };
+        if report.succeeded() {
+            metrics::record_last_success(&report.provider, chrono::Utc::now().timestamp() as f64);
+        }
         metrics::record_run(
             &report.provider,
             outcome,
@@ -82,6 +97,57 @@ impl Recorder {
         *self.last_report.lock() = Some(report.clone());
         report
     }
+
+    /// New problems at WARN, known ones at DEBUG, then one line that says
+    /// how many files have problems and where to read them all: a
+    /// catalog's standing problems never bury the alerts.
+    fn log_problems(&self, report: &RunReport) {
+        let provider = report.provider.as_str();
+        let current: HashSet<u64> = report.problems.iter().map(problem_hash).collect();
+        let mut seen = self.problems_seen.lock();
+        let mut new = 0;
+        for problem in &report.problems {
+            let fresh = !seen.contains(&problem_hash(problem));
+            new += usize::from(fresh);
+            macro_rules! problem_event {
+                ($level:expr) => {
+                    tracing::event!($level, provider, url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message)
+                };
+            }
+            if fresh {
+                problem_event!(tracing::Level::WARN);
+            } else {
+                problem_event!(tracing::Level::DEBUG);
+            }
+        }
+        *seen = current;
+        drop(seen);
+        if report.problems.is_empty() {
+            return;
+        }
+        let files: HashSet<&str> = report.problems.iter().map(|p| p.url.as_str()).collect();
+        tracing::info!(
+            provider,
+            files = files.len(),
+            problems = report.problems.len(),
+            new,
+            "{} file(s) have problems ({new} new this run): GET /api/catalog/providers/{provider}/errors",
+            files.len(),
+        );
+    }
+}
+
+fn problem_hash(problem: &crate::discovery::Problem) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (
+        &problem.url,
+        problem.document,
+        &problem.entity_ref,
+        problem.kind as u8,
+        &problem.message,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 fn log(report: &RunReport) {
@@ -113,8 +179,5 @@ fn log(report: &RunReport) {
             "{message}"
         ),
         Outcome::Held { message, .. } => tracing::warn!(provider, "{message}"),
-    }
-    for problem in &report.problems {
-        tracing::warn!(provider, url = problem.url, document = problem.document, entity = problem.entity_ref, kind = ?problem.kind, "{}", problem.message);
     }
 }

@@ -23,7 +23,7 @@ use crate::discovery::pipeline;
 use crate::discovery::progress::ProgressView;
 use crate::discovery::{
     Held, Outcome, Problem, Progress, RepositoryRecord, RunContext, RunReport, RunSink, Source,
-    UnitUpdate, now_rfc3339,
+    Trigger, UnitUpdate, now_rfc3339,
 };
 use crate::store::{CatalogStore, StoreError};
 
@@ -195,21 +195,22 @@ impl SourceRunner {
         }
         let runner = Arc::clone(self);
         self.applier.tracker().spawn(async move {
-            runner.run(force).await;
+            runner.run(force, Trigger::Refresh).await;
         });
         RefreshOutcome::Started
     }
 
     /// Runs now unless a run is already in progress (then returns `None`).
-    pub async fn run_now(&self) -> Option<RunReport> {
-        self.run(false).await
+    pub async fn run_now(&self, trigger: Trigger) -> Option<RunReport> {
+        self.run(false, trigger).await
     }
 
-    async fn run(&self, force: bool) -> Option<RunReport> {
+    async fn run(&self, force: bool, trigger: Trigger) -> Option<RunReport> {
         let Ok(_guard) = self.running.try_lock() else {
             tracing::info!(
                 provider = self.id(),
-                "previous run still in progress; skipping this tick"
+                trigger = trigger.label(),
+                "previous run still in progress; not starting another"
             );
             return None;
         };
@@ -219,7 +220,12 @@ impl SourceRunner {
         let timeout = self.schedule().timeout;
         let started = Instant::now();
         let started_at = now_rfc3339();
-        tracing::info!(provider = self.id(), "discovery run started");
+        tracing::info!(
+            provider = self.id(),
+            trigger = trigger.label(),
+            "discovery run started ({})",
+            trigger.label()
+        );
         let known = self.known().await;
         self.pending.run_started();
         let progress = Arc::new(Progress::new());
@@ -248,7 +254,7 @@ impl SourceRunner {
                 return None;
             }
         };
-        let report = match finished {
+        let mut report = match finished {
             Some(report) => report,
             None => {
                 // Past the timeout: stop reading, apply what was read.
@@ -272,6 +278,7 @@ impl SourceRunner {
         };
         *self.progress.lock() = None;
         self.pending.run_ended();
+        report.trigger = Some(trigger);
         Some(self.finish(report).await)
     }
 
@@ -329,6 +336,7 @@ impl SourceRunner {
     /// [`Self::exclusive`]) and records it.
     pub async fn apply_location_read(&self, read: LocationRead) -> RunReport {
         let mut report = read.report;
+        report.trigger = Some(Trigger::Registration);
         if let Some(entities) = read.entities {
             let update = UnitUpdate {
                 unit: self.target().to_owned(),

@@ -187,19 +187,33 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
 /// Opens the store `backend.database` describes.
 pub async fn open(config: &DatabaseConfig) -> Result<Box<dyn CatalogStore>, StoreError> {
     match config.client {
-        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
-            let target = match &config.connection {
-                None => DEFAULT_SQLITE_FILE.to_owned(),
-                Some(serde_json::Value::String(path)) => path.clone(),
-                Some(serde_json::Value::Object(map)) => map
-                    .get("filename")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or(DEFAULT_SQLITE_FILE)
-                    .to_owned(),
-                Some(_) => DEFAULT_SQLITE_FILE.to_owned(),
-            };
-            Ok(Box::new(SqliteStore::open(Path::new(&target)).await?))
-        }
+        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => Ok(Box::new(
+            SqliteStore::open(Path::new(&sqlite_file(config))).await?,
+        )),
         DatabaseClient::Pg => Err(StoreError::Unsupported),
+    }
+}
+
+/// Where the store keeps the catalog, for the start-up log (never a password).
+pub fn location(config: &DatabaseConfig) -> String {
+    match config.client {
+        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
+            format!("SQLite {}", sqlite_file(config))
+        }
+        DatabaseClient::Pg => "PostgreSQL".to_owned(),
+    }
+}
+
+/// The SQLite file (or `:memory:`) `backend.database.connection` names.
+fn sqlite_file(config: &DatabaseConfig) -> String {
+    match &config.connection {
+        None => DEFAULT_SQLITE_FILE.to_owned(),
+        Some(serde_json::Value::String(path)) => path.clone(),
+        Some(serde_json::Value::Object(map)) => map
+            .get("filename")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(DEFAULT_SQLITE_FILE)
+            .to_owned(),
+        Some(_) => DEFAULT_SQLITE_FILE.to_owned(),
     }
 }

@@ -1,0 +1,263 @@
+//! Misspelled keys: "did you mean" suggestions for unknown keys of our
+//! sections, and warnings for misspellings of the section names themselves
+//! (`catalg:`, `catalog.provider:`), which would otherwise be carried along
+//! silently as some other Backstage section and mean "discover everything,
+//! anonymously, with the default schedule".
+
+use serde_json::Value;
+
+/// Every key name our sections know, at any depth: the candidates for a
+/// suggestion. A suggestion only has to name a real key, not the one
+/// valid at that exact place, so one list serves every section.
+pub const KNOWN_KEYS: &[&str] = &[
+    // integrations.bitbucketServer / bitbucketCloud
+    "host",
+    "apiBaseUrl",
+    "token",
+    "username",
+    "password",
+    "appPassword",
+    "webhookSecret",
+    "allowUnsignedWebhooks",
+    "rateLimit",
+    "requestsPerSecond",
+    "burst",
+    "maxConcurrentRequests",
+    "connectTimeout",
+    "requestTimeout",
+    "maxRetries",
+    // catalog.providers.bitbucketServer / bitbucketCloud
+    "workspace",
+    "catalogPath",
+    "filters",
+    "projectKey",
+    "repoSlug",
+    "skipArchivedRepos",
+    "branch",
+    "pagelen",
+    "schedule",
+    "frequency",
+    "timeout",
+    "initialDelay",
+    "concurrency",
+    "deletionThreshold",
+    "targetScope",
+    "webhooks",
+    "url",
+    // catalog
+    "providers",
+    "locations",
+    "rules",
+    "allow",
+    "target",
+    "type",
+    "processing",
+    "maxFileSize",
+    "maxExpandedSize",
+    "maxLocationDepth",
+    "maxLocationTargets",
+    "maxLocationFiles",
+    "changes",
+    "retainedRemovals",
+    "locationSchedule",
+    "maxRegisteredLocations",
+    "registrationsPerMinute",
+    // backend
+    "listen",
+    "port",
+    "maxConnections",
+    "headerTimeout",
+    "idleTimeout",
+    "database",
+    "client",
+    "connection",
+    "auth",
+    "externalAccess",
+    "options",
+    "subject",
+    "accessRestrictions",
+    "plugin",
+    "permission",
+    "permissionAttribute",
+];
+
+/// Keys directly under `catalog`: ours and those of Backstage's catalog
+/// backend (a shared `app-config.yaml` carries them).
+const CATALOG_KEYS: &[&str] = &[
+    "providers",
+    "locations",
+    "rules",
+    "processing",
+    "changes",
+    "locationSchedule",
+    "maxRegisteredLocations",
+    "registrationsPerMinute",
+    // Backstage's own.
+    "readonly",
+    "import",
+    "processingInterval",
+    "orphanStrategy",
+    "orphanProviderStrategy",
+    "stitchingStrategy",
+    "processors",
+    "useUrlReadersSearch",
+    "disableRelationsCompatibility",
+];
+
+/// Section names whose near misses are warned about where other
+/// Backstage keys are allowed (top level, `integrations`,
+/// `catalog.providers`, `backend`).
+const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
+const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
+const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
+
+/// A key around our sections that is probably a typo.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Misspelling {
+    /// Dotted path.
+    pub key: String,
+    pub message: String,
+}
+
+/// Near misses of our section names (top level, under `integrations`,
+/// `catalog.providers` and `backend`) and unknown keys directly under
+/// `catalog`, in the merged tree.
+pub fn misspelled_sections(root: &Value) -> Vec<Misspelling> {
+    let at = |path: &str| {
+        path.split('.')
+            .filter(|p| !p.is_empty())
+            .try_fold(root, |node, part| node.get(part))
+            .and_then(Value::as_object)
+    };
+    let mut found = Vec::new();
+    for (base, known) in [
+        ("", TOP_LEVEL_SECTIONS),
+        ("integrations", BITBUCKET_SECTIONS),
+        ("catalog.providers", BITBUCKET_SECTIONS),
+        ("backend", BACKEND_SECTIONS),
+    ] {
+        for key in at(base).into_iter().flat_map(|map| map.keys()) {
+            if let Some(meant) = closest(key, known) {
+                found.push(Misspelling {
+                    key: super::Ctx::join(base, key),
+                    message: format!("unknown section is ignored (did you mean `{meant}`?)"),
+                });
+            }
+        }
+    }
+    for key in at("catalog").into_iter().flat_map(|map| map.keys()) {
+        if !CATALOG_KEYS.contains(&key.as_str()) {
+            found.push(Misspelling {
+                key: super::Ctx::join("catalog", key),
+                message: with_suggestion(
+                    "unknown key is ignored; check its spelling",
+                    key,
+                    CATALOG_KEYS,
+                ),
+            });
+        }
+    }
+    found
+}
+
+/// The key of `known` that `key` most likely misspells, if any is close.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = key.to_ascii_lowercase();
+    known
+        .iter()
+        .filter(|candidate| **candidate != key)
+        .map(|candidate| {
+            let distance = strsim::damerau_levenshtein(&lower, &candidate.to_ascii_lowercase());
+            (distance, *candidate)
+        })
+        // Short keys allow one slip, longer ones two; never more than a
+        // third of the key, so `app` is not taken for `auth`.
+        .filter(|(distance, candidate)| *distance <= 2 && distance * 3 <= candidate.len())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// `message`, with "(did you mean `token`?)" when a key of `known` is
+/// close to `key`.
+pub fn with_suggestion(message: &str, key: &str, known: &[&str]) -> String {
+    match closest(key, known) {
+        Some(meant) => format!("{message} (did you mean `{meant}`?)"),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_keys_are_suggested_and_far_ones_are_not() {
+        assert_eq!(closest("tokn", KNOWN_KEYS), Some("token"));
+        assert_eq!(closest("frequncy", KNOWN_KEYS), Some("frequency"));
+        assert_eq!(closest("filter", KNOWN_KEYS), Some("filters"));
+        assert_eq!(closest("apiBaseURL", KNOWN_KEYS), Some("apiBaseUrl"));
+        assert_eq!(closest("hots", KNOWN_KEYS), Some("host"));
+        assert_eq!(closest("catalg", TOP_LEVEL_SECTIONS), Some("catalog"));
+        assert_eq!(closest("provider", CATALOG_KEYS), Some("providers"));
+        assert_eq!(
+            closest("bitbucketSever", BITBUCKET_SECTIONS),
+            Some("bitbucketServer")
+        );
+        assert_eq!(closest("catalog", TOP_LEVEL_SECTIONS), None);
+        assert_eq!(closest("app", TOP_LEVEL_SECTIONS), None);
+        assert_eq!(closest("techdocs", TOP_LEVEL_SECTIONS), None);
+        assert_eq!(closest("github", BITBUCKET_SECTIONS), None);
+        assert_eq!(closest("cors", BACKEND_SECTIONS), None);
+        assert_eq!(closest("somethingElse", KNOWN_KEYS), None);
+    }
+
+    #[test]
+    fn misspelled_sections_are_found_where_other_backstage_keys_live() {
+        let root = serde_json::json!({
+            "catalg": {},
+            "app": {},
+            "integrations": {"bitbucketSever": [], "github": []},
+            "catalog": {"provider": {}, "rules": [], "orphanStrategy": "delete", "frobnicate": 1,
+                        "providers": {"bitbucketCloudd": {}, "gitlab": {}}},
+            "backend": {"lisen": {}, "cors": {}},
+        });
+        let keys: Vec<(String, String)> = misspelled_sections(&root)
+            .into_iter()
+            .map(|m| (m.key, m.message))
+            .collect();
+        let expected = [
+            (
+                "catalg",
+                "unknown section is ignored (did you mean `catalog`?)",
+            ),
+            (
+                "integrations.bitbucketSever",
+                "unknown section is ignored (did you mean `bitbucketServer`?)",
+            ),
+            (
+                "catalog.providers.bitbucketCloudd",
+                "unknown section is ignored (did you mean `bitbucketCloud`?)",
+            ),
+            (
+                "backend.lisen",
+                "unknown section is ignored (did you mean `listen`?)",
+            ),
+            (
+                "catalog.provider",
+                "unknown key is ignored; check its spelling (did you mean `providers`?)",
+            ),
+            (
+                "catalog.frobnicate",
+                "unknown key is ignored; check its spelling",
+            ),
+        ];
+        let mut keys = keys;
+        keys.sort();
+        let mut expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, m)| ((*k).to_owned(), (*m).to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+}
