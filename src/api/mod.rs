@@ -8,6 +8,7 @@
 //! - [`refresh`]: per-entity refresh.
 //! - [`changes`]: the entity change feed.
 //! - [`events`]: Bitbucket's webhooks.
+//! - [`forward`]: writes on a follower replica, carried out by the leader.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 
@@ -15,6 +16,7 @@ mod changes;
 mod entities;
 mod error;
 mod events;
+pub mod forward;
 mod locations;
 mod openapi;
 mod params;
@@ -41,6 +43,7 @@ use tokio::sync::Semaphore;
 use crate::catalog::Catalog;
 use crate::config::{Denied, ExternalAccess, WritePermission};
 use crate::locations::Locations;
+use crate::replica::Replica;
 use crate::scheduler::Scheduler;
 use crate::webhooks::Webhooks;
 pub use error::ApiError;
@@ -71,6 +74,8 @@ pub struct ApiState {
     pub webhooks: Arc<Webhooks>,
     /// Queries evaluated at once (see [`evaluate`]).
     pub evaluators: Arc<Semaphore>,
+    /// This daemon's place among replicas sharing a PostgreSQL database.
+    pub replica: Option<Arc<Replica>>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the
@@ -149,11 +154,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/catalog/changes", get(changes::changes))
         .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
+        .route("/api/catalog/replica", get(replica))
         .route("/metrics", get(metrics))
         .route(LIVENESS, get(liveness))
         .route(READINESS, get(readiness))
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_latency))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward_writes,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))
@@ -166,6 +176,8 @@ pub fn router(state: ApiState) -> Router {
 pub struct Req {
     pub method: Method,
     pub uri: Uri,
+    /// Replayed for a follower, which checked the caller's token.
+    forwarded: bool,
 }
 
 impl Req {
@@ -196,6 +208,9 @@ impl Req {
         headers: &HeaderMap,
         permission: WritePermission,
     ) -> Result<(), ApiError> {
+        if self.forwarded {
+            return Ok(());
+        }
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -242,6 +257,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
         Ok(Self {
             method: parts.method.clone(),
             uri,
+            forwarded: parts.extensions.get::<forward::Forwarded>().is_some(),
         })
     }
 }
@@ -350,10 +366,21 @@ async fn liveness() -> Response {
 }
 
 async fn readiness(State(state): State<ApiState>) -> Response {
+    if state.replica.as_ref().is_some_and(|r| !r.is_ready()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "message": "not ready: catching up with the leader's changes"}))).into_response();
+    }
     if state.ready.load(Ordering::Acquire) {
         Json(json!({"status": "ok"})).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "message": "not ready: loading the stored catalog or shutting down"}))).into_response()
+    }
+}
+
+/// This replica's role, the leader's identity and how far behind it is.
+async fn replica(State(state): State<ApiState>) -> Response {
+    match &state.replica {
+        Some(replica) => Json(replica.status()).into_response(),
+        None => Json(json!({"role": "standalone"})).into_response(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod entity;
+mod follow;
 pub mod index;
 pub mod parse;
 pub mod problem;
@@ -29,6 +30,7 @@ use serde_json::Value;
 
 use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
+pub use follow::Followed;
 use index::RelationIndex;
 use search::SearchRows;
 

@@ -19,6 +19,7 @@ mod runner;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -44,6 +45,25 @@ pub struct SchedulerError {
 
 type Runners = Arc<RwLock<Vec<Arc<SourceRunner>>>>;
 
+/// Whether scheduled runs go ahead: always on a daemon of its own; among
+/// replicas only on the leader (the others' ticks pass without a run).
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn new(open: bool) -> Self {
+        Self(Arc::new(AtomicBool::new(open)))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set(&self, open: bool) {
+        self.0.store(open, Ordering::Release);
+    }
+}
+
 /// Owns the cron scheduler and the source runners.
 pub struct Scheduler {
     jobs: JobScheduler,
@@ -52,14 +72,19 @@ pub struct Scheduler {
     repeating_jobs: HashMap<String, Uuid>,
     /// The repeating job that reads every location.
     locations_job: Option<Uuid>,
+    gate: Gate,
+    /// Whether locations are read at start-up (their schedule is not manual).
+    locations_scheduled: bool,
 }
 
 impl Scheduler {
     /// Registers one job per provider (plus the start-up run), one for all
     /// locations on `location_schedule` (plus theirs), and starts ticking.
+    /// Runs go ahead only while `gate` is open.
     pub async fn start(
         runners: Vec<Arc<SourceRunner>>,
         location_schedule: &Schedule,
+        gate: Gate,
     ) -> Result<Self, SchedulerError> {
         let wrap = |provider: &str| {
             let provider = provider.to_owned();
@@ -76,11 +101,17 @@ impl Scheduler {
             // `{trigger: manual}` runs only when asked, as in Backstage.
             if schedule.frequency != Frequency::Manual {
                 let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-                let job = Job::new_one_shot_async(start_up_delay, run_job(Arc::clone(runner)));
+                let job = Job::new_one_shot_async(
+                    start_up_delay,
+                    run_job(Arc::clone(runner), gate.clone()),
+                );
                 jobs.add(job.map_err(&err)?).await.map_err(&err)?;
             }
-            if let Some(job) =
-                repeating(&schedule.frequency, run_job(Arc::clone(runner))).map_err(&err)?
+            if let Some(job) = repeating(
+                &schedule.frequency,
+                run_job(Arc::clone(runner), gate.clone()),
+            )
+            .map_err(&err)?
             {
                 let id = jobs.add(job).await.map_err(&err)?;
                 repeating_jobs.insert(runner.id().to_owned(), id);
@@ -90,12 +121,15 @@ impl Scheduler {
         let err = wrap("catalog.locations");
         if location_schedule.frequency != Frequency::Manual {
             let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
-            let job = Job::new_one_shot_async(start_up_delay, run_locations(Arc::clone(&runners)));
+            let job = Job::new_one_shot_async(
+                start_up_delay,
+                run_locations(Arc::clone(&runners), gate.clone()),
+            );
             jobs.add(job.map_err(&err)?).await.map_err(&err)?;
         }
         let locations_job = match repeating(
             &location_schedule.frequency,
-            run_locations(Arc::clone(&runners)),
+            run_locations(Arc::clone(&runners), gate.clone()),
         )
         .map_err(&err)?
         {
@@ -108,7 +142,29 @@ impl Scheduler {
             runners,
             repeating_jobs,
             locations_job,
+            gate,
+            locations_scheduled: location_schedule.frequency != Frequency::Manual,
         })
+    }
+
+    /// Opens the gate and starts the runs a daemon makes at start-up (those
+    /// skipped while it was closed): a replica that has just become leader.
+    /// Each run continues from what is stored (unchanged repositories are
+    /// not read again).
+    pub fn lead(&self) {
+        self.gate.set(true);
+        for runner in self.runners() {
+            let scheduled = if runner.is_location() {
+                self.locations_scheduled
+            } else {
+                runner.schedule().frequency != Frequency::Manual
+            };
+            if scheduled {
+                tokio::spawn(async move {
+                    runner.run_now().await;
+                });
+            }
+        }
     }
 
     /// Every source's runner, providers first.
@@ -160,11 +216,15 @@ type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 
 fn run_job(
     runner: Arc<SourceRunner>,
+    gate: Gate,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let runner = Arc::clone(&runner);
+        let open = gate.is_open();
         Box::pin(async move {
-            runner.run_now().await;
+            if open {
+                runner.run_now().await;
+            }
         })
     }
 }
@@ -172,12 +232,14 @@ fn run_job(
 /// Reads every location registered at the time of the tick.
 fn run_locations(
     runners: Runners,
+    gate: Gate,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
+        let open = gate.is_open();
         let locations: Vec<Arc<SourceRunner>> = runners
             .read()
             .iter()
-            .filter(|r| r.is_location())
+            .filter(|r| open && r.is_location())
             .cloned()
             .collect();
         Box::pin(async move {

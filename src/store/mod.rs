@@ -4,16 +4,21 @@
 //! The catalog is served from memory; the store is written batch by batch
 //! as runs read repositories (one transaction per batch, so a crash keeps
 //! every applied batch and nothing half-applied) and read once at start-up.
+//! SQLite ([`SqliteStore`]) is the embedded default; PostgreSQL
+//! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
+pub mod postgres;
 mod sqlite;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The default SQLite file, as in the example config.
@@ -51,10 +56,8 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
-    #[error(
-        "backend.database.client 'pg' is not supported by this version; use better-sqlite3 (the default)"
-    )]
-    Unsupported,
+    #[error("backend.database.client is 'pg' but backend.database.connection is missing")]
+    MissingConnection,
 }
 
 /// An entity as it was served, and who serves it.
@@ -184,8 +187,15 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// An opened store; `shared` when replicas may share it (PostgreSQL).
+#[derive(Debug)]
+pub struct Opened {
+    pub store: Arc<dyn CatalogStore>,
+    pub shared: Option<PostgresStore>,
+}
+
 /// Opens the store `backend.database` describes.
-pub async fn open(config: &DatabaseConfig) -> Result<Box<dyn CatalogStore>, StoreError> {
+pub async fn open(config: &DatabaseConfig) -> Result<Opened, StoreError> {
     match config.client {
         DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
             let target = match &config.connection {
@@ -198,8 +208,21 @@ pub async fn open(config: &DatabaseConfig) -> Result<Box<dyn CatalogStore>, Stor
                     .to_owned(),
                 Some(_) => DEFAULT_SQLITE_FILE.to_owned(),
             };
-            Ok(Box::new(SqliteStore::open(Path::new(&target)).await?))
+            Ok(Opened {
+                store: Arc::new(SqliteStore::open(Path::new(&target)).await?),
+                shared: None,
+            })
         }
-        DatabaseClient::Pg => Err(StoreError::Unsupported),
+        DatabaseClient::Pg => {
+            let connection = config
+                .postgres
+                .as_ref()
+                .ok_or(StoreError::MissingConnection)?;
+            let store = PostgresStore::open(connection).await?;
+            Ok(Opened {
+                store: Arc::new(store.clone()),
+                shared: Some(store),
+            })
+        }
     }
 }
