@@ -359,9 +359,7 @@ impl Application {
         if let Some(replica) = &replica {
             let router = app.clone();
             replica.answer_forwarded(
-                Arc::new(move |request| {
-                    Box::pin(api::forward::replay(router.clone(), request))
-                }),
+                Arc::new(move |request| Box::pin(api::forward::replay(router.clone(), request))),
                 shutdown.clone(),
             );
         }

@@ -77,7 +77,9 @@ pub async fn forward_writes(
                 .error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PayloadTooLargeError",
-                    format!("the request body is over {MAX_BODY_BYTES} bytes or was not sent in time"),
+                    format!(
+                        "the request body is over {MAX_BODY_BYTES} bytes or was not sent in time"
+                    ),
                 )
                 .into_response();
         }

@@ -154,7 +154,11 @@ impl Replica {
         let leading = self.is_leader();
         ReplicaStatus {
             identity: self.identity.clone(),
-            role: if leading { Role::Leader } else { Role::Follower },
+            role: if leading {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
             leader: self.leader.read().clone(),
             lag_changes: if leading {
                 0
@@ -186,7 +190,10 @@ impl Replica {
         let mut session = self
             .options
             .clone()
-            .application_name(&format!("bitbucket-catalogd leader lock ({})", self.identity))
+            .application_name(&format!(
+                "bitbucket-catalogd leader lock ({})",
+                self.identity
+            ))
             .connect()
             .await
             .map_err(|source| StoreError::Open {
@@ -353,7 +360,8 @@ impl Replica {
             let stored: std::collections::HashSet<_> =
                 self.store.entity_keys().await?.into_iter().collect();
             let gone = catalog.keys().into_iter().filter(|k| !stored.contains(k));
-            read.changes.extend(gone.map(|key| Followed::Remove { key, seq: 0 }));
+            read.changes
+                .extend(gone.map(|key| Followed::Remove { key, seq: 0 }));
         }
         let count = read.changes.len();
         catalog.follow(read.changes, read.last_seq);

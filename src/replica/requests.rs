@@ -157,7 +157,7 @@ impl Replica {
         sqlx::query("DELETE FROM replica_requests WHERE created_at < now() - $1::interval")
             .bind(ABANDONED_AFTER)
             .execute(&pool)
-        .await?;
+            .await?;
         loop {
             let row = sqlx::query(
                 "UPDATE replica_requests SET claimed_by = $1, claimed_at = now()
