@@ -99,6 +99,8 @@ impl Replica {
         options: PgConnectOptions,
         answer_timeout: Duration,
     ) -> Result<(Arc<Self>, Option<PgConnection>), StoreError> {
+        // Only the recorded leader writes, whatever a bug might attempt.
+        store.fence_as(&identity);
         let replica = Arc::new(Self {
             identity,
             store,
@@ -338,6 +340,8 @@ impl Replica {
                 let Some(conn) = session.take() else { return };
                 match this.promote(&promotion).await {
                     Ok(()) => this.keep_leading(conn, shutdown),
+                    // Stopping anyway: the lock goes with the session.
+                    Err(_) if shutdown.is_cancelled() => {}
                     Err(err) => {
                         tracing::error!(error = %err, "cannot take over as leader; stopping so another replica leads");
                         this.lost.cancel();
@@ -379,9 +383,11 @@ impl Replica {
     /// the stored repository state).
     async fn promote(&self, promotion: &Promotion) -> Result<(), StoreError> {
         let started = Instant::now();
+        // Recorded first: the last leader can write nothing after this, so
+        // the catch-up that follows reads everything it wrote.
+        self.became_leader().await?;
         self.catch_up(promotion).await?;
         promotion.locations.follow_registered().await?;
-        self.became_leader().await?;
         promotion.applier.settle();
         promotion.scheduler.lead();
         tracing::info!(

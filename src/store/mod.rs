@@ -36,6 +36,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("catalog database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "this replica ({identity}) no longer leads; another one writes the catalog database now"
+    )]
+    NotLeader { identity: String },
     #[error("stored data for source {source_id} is unreadable: {message}")]
     Corrupt { source_id: String, message: String },
     #[error(

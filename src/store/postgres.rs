@@ -144,6 +144,11 @@ pub struct PostgresStore {
     pool: PgPool,
     /// `host:port/database`, for messages.
     database: String,
+    /// Among replicas: this replica's identity. Every write checks, in its
+    /// transaction, that it is still the recorded leader (a leader that
+    /// lost its lock but has not noticed yet cannot write after the next
+    /// one took over).
+    fence: Arc<parking_lot::RwLock<Option<String>>>,
 }
 
 impl PostgresStore {
@@ -167,7 +172,36 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|err| unreadable(&database, err.into()))?;
-        Ok(Self { pool, database })
+        Ok(Self {
+            pool,
+            database,
+            fence: Arc::default(),
+        })
+    }
+
+    /// Writes from now on require `identity` to be the recorded leader.
+    pub fn fence_as(&self, identity: &str) {
+        *self.fence.write() = Some(identity.to_owned());
+    }
+
+    /// Begins a write: a transaction in which this replica, if it is one,
+    /// holds the leader record (shared, so the next leader's takeover
+    /// waits for it to end) — or an error when another one leads.
+    async fn begin_write(&self) -> Result<sqlx::PgTransaction<'static>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let identity = self.fence.read().clone();
+        if let Some(identity) = identity {
+            let leads: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM replica_leader WHERE identity = $1 FOR SHARE",
+            )
+            .bind(&identity)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if leads.is_none() {
+                return Err(StoreError::NotLeader { identity });
+            }
+        }
+        Ok(tx)
     }
 
     /// `host:port/database`, for messages.
@@ -182,6 +216,7 @@ impl PostgresStore {
 
     /// Records `identity` as the leader (only the holder of the lock does).
     pub async fn record_leader(&self, identity: &str) -> Result<(), StoreError> {
+        // Waits for the last leader's write in progress, which holds the row.
         sqlx::query(
             "INSERT INTO replica_leader (only_row, identity) VALUES (TRUE, $1)
              ON CONFLICT (only_row) DO UPDATE SET identity = excluded.identity, since = now()",
@@ -189,6 +224,7 @@ impl PostgresStore {
         .bind(identity)
         .execute(&self.pool)
         .await?;
+        self.fence_as(identity);
         Ok(())
     }
 
@@ -459,7 +495,7 @@ impl CatalogStore for PostgresStore {
 
     fn apply<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let mut newest = 0;
             for change in batch.changes {
                 newest = newest.max(change.seq());
@@ -585,14 +621,16 @@ impl CatalogStore for PostgresStore {
                 source_id: source.to_owned(),
                 message: e.to_string(),
             })?;
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "INSERT INTO sources (id, last_run) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run",
             )
             .bind(source)
             .bind(run_json)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -607,7 +645,7 @@ impl CatalogStore for PostgresStore {
             .into_iter()
             .filter(|id: &String| !keep.contains(id))
             .collect();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             for id in &ids {
                 let next = i64::try_from(last_seq(&mut *tx).await?).unwrap_or(i64::MAX);
                 sqlx::query(
@@ -661,6 +699,7 @@ impl CatalogStore for PostgresStore {
         location: &'a RegisteredLocation,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "INSERT INTO locations (id, type, target, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -668,8 +707,9 @@ impl CatalogStore for PostgresStore {
             .bind(&location.type_)
             .bind(&location.target)
             .bind(&location.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -680,7 +720,7 @@ impl CatalogStore for PostgresStore {
         source: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let removed = sqlx::query("DELETE FROM locations WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
