@@ -396,3 +396,49 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     }
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&leader).await["role"], "leader");
+    assert_eq!(role(&follower).await["role"], "follower");
+
+    // The server ends the session holding the lock, as it does when the
+    // network to the leader is gone.
+    let pool = db.pool().await;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
+    )
+    .bind(&db.name)
+    .fetch_all(&pool)
+    .await
+    .expect("terminates the lock session");
+    assert_eq!(ended, [true]);
+    pool.close().await;
+    let cut = Instant::now();
+
+    let follower_ref = &follower;
+    until(
+        "the follower taking over",
+        Duration::from_secs(10),
+        || async move { role(follower_ref).await["role"] == "leader" },
+    )
+    .await;
+    assert!(cut.elapsed() < Duration::from_secs(10));
+    let outcome = leader.ended(Duration::from_secs(15)).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(bitbucket_catalogd::app::AppError::LeadershipLost)
+        ),
+        "{outcome:?}"
+    );
+    follower.stop().await;
+    db.drop_database().await;
+}

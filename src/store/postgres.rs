@@ -191,12 +191,11 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         let identity = self.fence.read().clone();
         if let Some(identity) = identity {
-            let leads: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM replica_leader WHERE identity = $1 FOR SHARE",
-            )
-            .bind(&identity)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let leads: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM replica_leader WHERE identity = $1 FOR SHARE")
+                    .bind(&identity)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if leads.is_none() {
                 return Err(StoreError::NotLeader { identity });
             }

@@ -179,7 +179,7 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
+    handle: tokio::task::JoinHandle<Result<(), bitbucket_catalogd::app::AppError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -225,11 +225,8 @@ impl TestApp {
         let address = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let handle = tokio::spawn(async move {
-            app.run_until(async move { stop.cancelled().await })
-                .await
-                .expect("app runs");
-        });
+        let handle =
+            tokio::spawn(async move { app.run_until(async move { stop.cancelled().await }).await });
         Self {
             address,
             http: reqwest::Client::new(),
@@ -374,7 +371,16 @@ impl TestApp {
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
             .expect("app stops within 10 s")
-            .expect("app task ends cleanly");
+            .expect("app task ends cleanly")
+            .expect("app runs");
+    }
+
+    /// How the app ended on its own, waiting at most `within`.
+    pub async fn ended(self, within: Duration) -> Result<(), bitbucket_catalogd::app::AppError> {
+        tokio::time::timeout(within, self.handle)
+            .await
+            .expect("app stops on its own in time")
+            .expect("app task ends cleanly")
     }
 }
 
