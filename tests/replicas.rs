@@ -168,6 +168,20 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sim.stats().requests, start_up_cost + refresh_cost);
+    // Followers show the leader's last run.
+    let last = finished_runs(&leader).await;
+    for follower in &followers {
+        let last = last.clone();
+        until(
+            "the leader's run in a follower's status",
+            Duration::from_secs(10),
+            || {
+                let last = last.clone();
+                async move { finished_runs(follower).await == last }
+            },
+        )
+        .await;
+    }
 
     // A webhook sent to a follower: applied once, served by all.
     let repo = sim

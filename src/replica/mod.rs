@@ -34,6 +34,8 @@ use crate::store::{PostgresStore, StoreError};
 const LEADER_LOCK: i64 = 0x6262_6364_6c65_6164;
 /// How often a follower tries the lock and polls for changes.
 const FOLLOW_TICK: Duration = Duration::from_secs(1);
+/// Catch-ups between two reads of the leader's run reports.
+const RUNS_EVERY: u64 = 5;
 /// How often the leader checks that its lock session is alive, and how
 /// long a check may take.
 const LEADER_CHECK: Duration = Duration::from_secs(1);
@@ -76,6 +78,8 @@ pub struct Replica {
     caught_up: AtomicBool,
     lag_changes: AtomicU64,
     last_read: parking_lot::Mutex<Instant>,
+    /// Catch-ups so far (runs are read again every [`RUNS_EVERY`]).
+    reads: AtomicU64,
     /// Cancelled when a leader loses its lock: it must stop.
     lost: CancellationToken,
     /// How long a follower waits for the leader to answer a write.
@@ -110,6 +114,7 @@ impl Replica {
             caught_up: AtomicBool::new(false),
             lag_changes: AtomicU64::new(0),
             last_read: parking_lot::Mutex::new(Instant::now()),
+            reads: AtomicU64::new(0),
             lost: CancellationToken::new(),
             answer_timeout,
         });
@@ -372,10 +377,26 @@ impl Replica {
         if count > 0 {
             promotion.locations.follow_registered().await?;
         }
+        // The leader's runs, for this replica's provider status: with its
+        // changes, and every few seconds for runs that changed nothing.
+        let reads = self.reads.fetch_add(1, Ordering::AcqRel);
+        if count == 0 && reads % RUNS_EVERY != 0 {
+            self.mark_read();
+            return Ok(());
+        }
+        for (source, run) in self.store.runs().await? {
+            if let Some(runner) = promotion.scheduler.runner(&source) {
+                runner.restore_report(run);
+            }
+        }
+        self.mark_read();
+        Ok(())
+    }
+
+    fn mark_read(&self) {
         *self.last_read.lock() = Instant::now();
         self.lag_changes.store(0, Ordering::Release);
         self.caught_up.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// Takes over: serves everything the last leader stored, builds the

@@ -328,8 +328,9 @@ impl PostgresStore {
         }))
     }
 
-    async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
-        let (removals, horizon) = self.retained_removals(retained_removals).await?;
+    /// Each source's latest recorded run (one that is not valid is logged
+    /// and skipped: only the status page loses it).
+    pub async fn runs(&self) -> Result<Vec<(String, RunReport)>, StoreError> {
         let mut runs = Vec::new();
         let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
             .fetch_all(&self.pool)
@@ -347,6 +348,12 @@ impl PostgresStore {
                 ),
             }
         }
+        Ok(runs)
+    }
+
+    async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
+        let (removals, horizon) = self.retained_removals(retained_removals).await?;
+        let runs = self.runs().await?;
         let mut entities = Vec::new();
         let mut skipped: Vec<(String, String)> = Vec::new();
         let mut rows = sqlx::query(
