@@ -192,13 +192,19 @@ async fn propagation(rounds: usize) {
     let follower = Daemon::start(&config, &env);
     let http = reqwest::Client::new();
     let started = Instant::now();
-    while json(&http, &format!("{}/api/catalog/entities?fields=kind", follower.address))
-        .await
-        .as_array()
-        .map_or(0, Vec::len)
+    while json(
+        &http,
+        &format!("{}/api/catalog/entities?fields=kind", follower.address),
+    )
+    .await
+    .as_array()
+    .map_or(0, Vec::len)
         < 100
     {
-        assert!(started.elapsed() < Duration::from_secs(60), "follower never caught up");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "follower never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let repos: Vec<RepoRef> = sim
@@ -228,7 +234,9 @@ async fn propagation(rounds: usize) {
         let body = format!(
             "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: pushed-{round}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
         );
-        let event = sim.push_file(repo, "catalog-info.yaml", &body).expect("push");
+        let event = sim
+            .push_file(repo, "catalog-info.yaml", &body)
+            .expect("push");
         let status = event
             .deliver(
                 &format!("{}/api/events/http/bitbucketServer", leader.address),
@@ -307,8 +315,14 @@ async fn failover() {
         follower = Daemon::start(&config, &env);
     }
     let show = |d: &[Duration]| d.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(", ");
-    println!("failover kill -9 → follower leads:           {}", show(&to_lead));
-    println!("failover kill -9 → new leader's run complete: {}", show(&to_run));
+    println!(
+        "failover kill -9 → follower leads:           {}",
+        show(&to_lead)
+    );
+    println!(
+        "failover kill -9 → new leader's run complete: {}",
+        show(&to_run)
+    );
     leader.stop();
     follower.stop();
     drop_database(&name).await;

@@ -186,3 +186,87 @@ async fn a_standalone_daemon_on_postgres_leads_and_says_so() {
     app.stop().await;
     db.drop_database().await;
 }
+
+/// Runs the binary with `args` and `env`; `(exit code, stdout, stderr)`.
+async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+            .args(args)
+            .envs(env)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_database_password_never_shows() {
+    const PASSWORD: &str = "pg-pa55word-never-shown";
+    let (_dir, file) = common::write_config(
+        "backend:\n  database:\n    client: pg\n    connection:\n      host: 127.0.0.1\n      port: 1\n      user: catalogd\n      password: ${PG_PASSWORD}\n",
+    );
+    let config = file.display().to_string();
+    let env = || vec![("PG_PASSWORD", PASSWORD.to_owned())];
+
+    // config check: the connection is shown, the password is not.
+    let (code, stdout, stderr) = run_binary(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            config.clone(),
+        ],
+        env(),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("127.0.0.1"), "{stdout}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+
+    // A database that cannot be reached: the error names where, not how.
+    let (code, stdout, stderr) = run_binary(
+        vec!["serve".into(), "--config".into(), config],
+        [
+            env(),
+            vec![("APP_CONFIG_backend_listen_port", "0".to_owned())],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(
+        !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+        "{stderr}"
+    );
+
+    // A connection URL with the password in it, mistyped.
+    let (_dir, bad) = common::write_config(&format!(
+        "backend:\n  database:\n    client: pg\n    connection: postgres://catalogd:{PASSWORD}@db/x?sslmode=sometimes\n"
+    ));
+    let (code, stdout, stderr) = run_binary(
+        vec![
+            "config".into(),
+            "check".into(),
+            "--config".into(),
+            bad.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("backend.database.connection"), "{stderr}");
+    assert!(stderr.contains("sslmode"), "{stderr}");
+    assert!(
+        !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+        "{stderr}"
+    );
+}
