@@ -125,6 +125,24 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A simulated Bitbucket Server: `projects` × `repos` repositories, each
+/// with one component.
+async fn simulator(projects: usize, repos: usize) -> Simulator {
+    Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            projects,
+            repos_per_project: repos,
+            catalog_ratio: 1.0,
+            archived_ratio: 0.0,
+            mix: FileMix::components_only(),
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator")
+}
+
 fn sim_config(dir: &Path, sim: &Simulator) -> std::path::PathBuf {
     let config = dir.join("replicas.yaml");
     std::fs::write(
@@ -168,19 +186,7 @@ async fn published(http: reqwest::Client, address: String, after: String) -> (In
 }
 
 async fn propagation(rounds: usize) {
-    let sim = Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            projects: 4,
-            repos_per_project: 25,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..DatasetConfig::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
+    let sim = simulator(4, 25).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = sim_config(dir.path(), &sim);
     let (url, name) = fresh_database("propagation");
@@ -264,19 +270,7 @@ async fn propagation(rounds: usize) {
 }
 
 async fn failover() {
-    let sim = Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            projects: 2,
-            repos_per_project: 10,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..DatasetConfig::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
+    let sim = simulator(2, 10).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = sim_config(dir.path(), &sim);
     let (url, name) = fresh_database("failover");

@@ -13,8 +13,6 @@ use bitbucket_catalogd::discovery::location::location_id;
 use common::{FakeServer, PgDatabase, TestApp, component, mount_mixed_catalog, server_config};
 use reqwest::Method;
 use serde_json::json;
-use wiremock::matchers::any;
-use wiremock::{Mock, ResponseTemplate};
 
 async fn wait_for_entities(app: &TestApp, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -36,11 +34,7 @@ async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
     let cursor = first.get_json("/api/catalog/changes").await["cursor"].clone();
     first.stop().await;
 
-    fake.server.reset().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&fake.server)
-        .await;
+    fake.fail_everything().await;
     let second = TestApp::spawn_on_postgres(&config, &db).await;
     assert_eq!(second.get_json("/api/catalog/entities").await, before);
     let status = second.get_json("/api/catalog/providers/main").await;
@@ -84,11 +78,7 @@ async fn repository_records_are_kept_per_repository_across_a_restart() {
     first.stop().await;
 
     // Bitbucket down: what is known about each repository comes from the store.
-    fake.server.reset().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&fake.server)
-        .await;
+    fake.fail_everything().await;
     let second = TestApp::spawn_on_postgres(&config, &db).await;
     assert_eq!(
         second

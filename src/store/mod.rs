@@ -191,6 +191,37 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// `value` as stored JSON text (a repository record, a run report).
+fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A stored repository record, or what is wrong with it.
+fn record_from(text: &str, source: &str) -> Result<RepositoryRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A stored last run; one that is not valid is logged and skipped (only
+/// the status page loses it; the next run records a new one).
+fn run_from(text: &str, source: &str, database: &str) -> Option<RunReport> {
+    serde_json::from_str(text)
+        .inspect_err(|err| {
+            tracing::error!(
+                database,
+                source,
+                error = %err,
+                "a stored last run is not valid; it is skipped"
+            );
+        })
+        .ok()
+}
+
 /// An opened store; `shared` when replicas may share it (PostgreSQL).
 #[derive(Debug)]
 pub struct Opened {

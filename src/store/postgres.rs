@@ -338,14 +338,8 @@ impl PostgresStore {
         for row in rows {
             let id: String = row.try_get("id")?;
             let text: String = row.try_get("last_run")?;
-            match serde_json::from_str::<RunReport>(&text) {
-                Ok(run) => runs.push((id, run)),
-                Err(err) => tracing::error!(
-                    database = self.database,
-                    source = id,
-                    error = %err,
-                    "a stored last run is not valid; it is skipped"
-                ),
+            if let Some(run) = super::run_from(&text, &id, &self.database) {
+                runs.push((id, run));
             }
         }
         Ok(runs)
@@ -550,10 +544,7 @@ impl CatalogStore for PostgresStore {
                 }
             }
             for record in batch.repositories {
-                let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt {
-                    source_id: batch.source.to_owned(),
-                    message: e.to_string(),
-                })?;
+                let text = super::to_json(record, batch.source)?;
                 sqlx::query(
                     "INSERT INTO repositories (source_id, unit, record) VALUES ($1, $2, $3::jsonb)
                      ON CONFLICT (source_id, unit) DO UPDATE SET record = excluded.record",
@@ -623,10 +614,7 @@ impl CatalogStore for PostgresStore {
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
-                source_id: source.to_owned(),
-                message: e.to_string(),
-            })?;
+            let run_json = super::to_json(run, source)?;
             let mut tx = self.begin_write().await?;
             sqlx::query(
                 "INSERT INTO sources (id, last_run) VALUES ($1, $2)
@@ -761,11 +749,8 @@ async fn notify(tx: &mut sqlx::PgTransaction<'_>, seq: u64) -> Result<(), sqlx::
 }
 
 fn record_of(row: &sqlx::postgres::PgRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: String = row.try_get("record")?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-        source_id: source.to_owned(),
-        message: e.to_string(),
-    })
+    let text: &str = row.try_get("record")?;
+    super::record_from(text, source)
 }
 
 /// The latest sequence number given to a change, kept or removed.

@@ -136,6 +136,15 @@ impl FakeServer {
     }
 
     /// How many requests reached the fake whose path ends with `suffix`.
+    /// Bitbucket goes down: every request is answered 503 from now on.
+    pub async fn fail_everything(&self) {
+        self.server.reset().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&self.server)
+            .await;
+    }
+
     pub async fn requests_to(&self, suffix: &str) -> usize {
         self.server
             .received_requests()
