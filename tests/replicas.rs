@@ -456,3 +456,63 @@ async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
     follower.stop().await;
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
+    use sqlx::Connection;
+
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    fake.mount_file("EXT", "other", "catalog-info.yaml", &component("other"))
+        .await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    // Someone else (this test) holds the leader lock: the daemon follows.
+    let first = TestApp::spawn_on_postgres(&yaml, &db).await;
+    first.stop().await;
+    let mut holder = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("connects");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(0x6262_6364_6c65_6164_i64)
+        .fetch_one(&mut holder)
+        .await
+        .expect("locks");
+    assert!(locked);
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+
+    let target = format!(
+        "{}/projects/EXT/repos/other/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
+    let started = Instant::now();
+    let response = follower
+        .http
+        .post(format!("{}/api/catalog/locations", follower.address))
+        .json(&serde_json::json!({"type": "url", "target": target}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap_or_default(),
+        "10"
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["name"], "ServiceUnavailableError", "{body:#}");
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    assert_eq!(fake.requests_to("/raw/catalog-info.yaml").await, 0);
+    let pool = db.pool().await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM replica_requests")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    assert_eq!(left, 0, "the unclaimed request is taken back");
+    pool.close().await;
+    let _ = holder.close().await;
+    follower.stop().await;
+    db.drop_database().await;
+}

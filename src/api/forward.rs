@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiState, MAX_BODY_BYTES, Req};
 use crate::config::WritePermission;
-use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest};
+use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest, Forwarding};
 
 /// Marks a request the leader replays for a follower, which has checked
 /// its token already (an extension: a client cannot set it).
@@ -98,21 +98,31 @@ pub async fn forward_writes(
         body: body.to_vec(),
     };
     match replica.forward(&forwarded, replica.answer_timeout()).await {
-        Ok(Some(answer)) => response_of(answer),
-        Ok(None) => no_leader(&req),
+        Ok(Forwarding::Answered(answer)) => response_of(answer),
+        Ok(Forwarding::Unclaimed) => no_leader(
+            &req,
+            "no leading replica took this write in time (one is taking over); nothing was done, try again",
+        ),
+        Ok(Forwarding::Abandoned) => no_leader(
+            &req,
+            "the leading replica stopped (or did not answer in time) while carrying out this write; it may have been applied: check, then try again",
+        ),
         Err(err) => {
             tracing::error!(error = %err, "cannot hand a write to the leader");
-            no_leader(&req)
+            no_leader(
+                &req,
+                "this replica cannot reach the database to hand the write to the leader; try again",
+            )
         }
     }
 }
 
-fn no_leader(req: &Req) -> Response {
+fn no_leader(req: &Req, message: &str) -> Response {
     let mut response = req
         .error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableError",
-            "no leading replica carried out this write in time (one is taking over); nothing was done, try again",
+            message,
         )
         .into_response();
     response.headers_mut().insert(

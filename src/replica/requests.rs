@@ -47,19 +47,29 @@ pub struct ForwardedAnswer {
     pub body: Vec<u8>,
 }
 
+/// What became of a forwarded write.
+#[derive(Debug)]
+pub enum Forwarding {
+    Answered(ForwardedAnswer),
+    /// No leader took it in time: nothing was done.
+    Unclaimed,
+    /// The leader that took it stopped leading, or did not answer in time:
+    /// it may or may not have been carried out.
+    Abandoned,
+}
+
 /// How the leader answers a forwarded request (its own router).
 pub type Answerer =
     Arc<dyn Fn(ForwardedRequest) -> BoxFuture<'static, ForwardedAnswer> + Send + Sync>;
 
 impl Replica {
-    /// Records `request` for the leader and waits for its answer; `None`
-    /// when no leader claimed it within [`CLAIM_TIMEOUT`] or answered it
-    /// within `timeout` (nothing was done, or what was done is unknown).
+    /// Records `request` for the leader and waits for its answer, at most
+    /// [`CLAIM_TIMEOUT`] for a leader to take it and `timeout` in all.
     pub async fn forward(
         &self,
         request: &ForwardedRequest,
         timeout: Duration,
-    ) -> Result<Option<ForwardedAnswer>, StoreError> {
+    ) -> Result<Forwarding, StoreError> {
         let pool = self.store.pool();
         let headers = serde_json::to_value(&request.headers).unwrap_or_default();
         let mut tx = pool.begin().await?;
@@ -84,36 +94,44 @@ impl Replica {
         loop {
             tokio::time::sleep(ANSWER_POLL).await;
             let row = sqlx::query(
-                "SELECT claimed_at IS NOT NULL AS claimed, status, response_headers, response_body
+                "SELECT claimed_at IS NOT NULL AS claimed, status, response_headers, response_body,
+                    claimed_by IS DISTINCT FROM (SELECT identity FROM replica_leader) AS orphaned
                  FROM replica_requests WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(&pool)
             .await?;
-            let Some(row) = row else { return Ok(None) };
+            let Some(row) = row else {
+                return Ok(Forwarding::Abandoned);
+            };
             if let Some(status) = row.try_get::<Option<i32>, _>("status")? {
                 sqlx::query("DELETE FROM replica_requests WHERE id = $1")
                     .bind(id)
                     .execute(&pool)
                     .await?;
                 let headers: serde_json::Value = row.try_get("response_headers")?;
-                return Ok(Some(ForwardedAnswer {
+                return Ok(Forwarding::Answered(ForwardedAnswer {
                     status: u16::try_from(status).unwrap_or(500),
                     headers: serde_json::from_value(headers).unwrap_or_default(),
                     body: row.try_get("response_body")?,
                 }));
             }
             let claimed: bool = row.try_get("claimed")?;
+            let orphaned: bool = row.try_get("orphaned")?;
             let waited = started.elapsed();
-            if (!claimed && waited > CLAIM_TIMEOUT) || waited > timeout {
-                // Unclaimed, it is taken back; claimed, the leader may
-                // still answer, but no one is waiting any more.
-                sqlx::query("DELETE FROM replica_requests WHERE id = $1")
-                    .bind(id)
-                    .execute(&pool)
-                    .await?;
-                return Ok(None);
-            }
+            let outcome = if !claimed && waited > CLAIM_TIMEOUT {
+                Forwarding::Unclaimed
+            } else if (claimed && orphaned) || waited > timeout {
+                Forwarding::Abandoned
+            } else {
+                continue;
+            };
+            // No one waits for it any more.
+            sqlx::query("DELETE FROM replica_requests WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await?;
+            return Ok(outcome);
         }
     }
 
