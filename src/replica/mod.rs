@@ -368,12 +368,18 @@ impl Replica {
             read = self.store.changes_after(0).await?;
             let stored: std::collections::HashSet<_> =
                 self.store.entity_keys().await?.into_iter().collect();
-            let gone = catalog.keys().into_iter().filter(|k| !stored.contains(k));
-            read.changes
-                .extend(gone.map(|key| Followed::Remove { key, seq: 0 }));
+            // Numbered at the horizon: a feed cursor from before it resyncs.
+            let horizon = read.horizon;
+            let gone: Vec<Followed> = catalog
+                .keys()
+                .into_iter()
+                .filter(|k| !stored.contains(k))
+                .map(|key| Followed::Remove { key, seq: horizon })
+                .collect();
+            read.changes.splice(0..0, gone);
         }
         let count = read.changes.len();
-        catalog.follow(read.changes, read.last_seq);
+        catalog.follow(read.changes, read.last_seq, read.horizon);
         if count > 0 {
             promotion.locations.follow_registered().await?;
         }
