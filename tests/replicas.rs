@@ -127,8 +127,11 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
             || async move { app.entity_refs().await == *expected },
         )
         .await;
-        let ready = app.get("/.backstage/health/v1/readiness").await;
-        assert_eq!(ready.status(), 200);
+        // A follower is ready once it has caught up.
+        until("readiness", Duration::from_secs(5), || async move {
+            app.get("/.backstage/health/v1/readiness").await.status() == 200
+        })
+        .await;
     }
     let leader_ref = &leader;
     until(
