@@ -203,7 +203,7 @@ impl Replica {
             ))
             .connect()
             .await
-            .map_err(|source| StoreError::Open {
+            .map_err(|source| StoreError::Connect {
                 target: self.store.database().to_owned(),
                 source,
             })?;

@@ -30,6 +30,10 @@ pub enum StoreError {
         "cannot open the catalog database {target}: {source}; check backend.database.connection and that its directory is writable"
     )]
     Open { target: String, source: sqlx::Error },
+    #[error(
+        "cannot connect to the catalog database {target}: {source}; check backend.database.connection (host, port, user, password, database, ssl) and that the server accepts connections from here"
+    )]
+    Connect { target: String, source: sqlx::Error },
     #[error("cannot create the directory {dir} for the catalog database: {source}")]
     CreateDir { dir: String, source: std::io::Error },
     #[error("catalog database migration failed: {0}")]

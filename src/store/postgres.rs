@@ -164,7 +164,7 @@ impl PostgresStore {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
+            .map_err(|source| StoreError::Connect {
                 target: database.clone(),
                 source,
             })?;
@@ -346,6 +346,10 @@ impl PostgresStore {
     }
 
     async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
+        // Read first: a batch the leader commits while this loads has later
+        // numbers, so a follower's catch-up from here replays it (what was
+        // read of it already is applied again, to the same effect).
+        let last_seq = last_seq(&self.pool).await?;
         let (removals, horizon) = self.retained_removals(retained_removals).await?;
         let runs = self.runs().await?;
         let mut entities = Vec::new();
@@ -378,7 +382,6 @@ impl PostgresStore {
             .execute(&self.pool)
             .await?;
         }
-        let last_seq = last_seq(&self.pool).await?;
         Ok(StoredCatalog {
             entities,
             runs,
