@@ -22,7 +22,8 @@ use crate::discovery::cloud::CloudFlavour;
 use crate::discovery::location::{LocationContext, LocationOrigin, LocationSource};
 use crate::discovery::server::ServerFlavour;
 use crate::locations::Locations;
-use crate::scheduler::{Applier, Scheduler, SchedulerError, SourceRunner};
+use crate::replica::{Promotion, Replica};
+use crate::scheduler::{Applier, Gate, Scheduler, SchedulerError, SourceRunner};
 use crate::store::{self, CatalogStore, StoreError};
 use crate::webhooks::Webhooks;
 
@@ -45,6 +46,10 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("integration for host '{0}' disappeared from the config")]
     MissingIntegration(String),
+    #[error(
+        "this replica lost its connection to the database while leading and stopped, so that another one leads; restart it to rejoin as a follower"
+    )]
+    LeadershipLost,
 }
 
 /// The configured sources, ready to run, and what building more locations
@@ -127,6 +132,14 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
+/// This replica's lock session (when it leads) or its catch-up, started
+/// with the application.
+enum Role {
+    Standalone,
+    Leader(sqlx::PgConnection),
+    Follower(Promotion),
+}
+
 impl Application {
     /// Opens the store and serves its catalog before any Bitbucket call,
     /// binds `backend.listen` (port 0 picks a free port) and starts the
@@ -147,11 +160,39 @@ impl Application {
             mut sources,
             locations: location_context,
         } = build_sources(&config)?;
-        let store: Arc<dyn CatalogStore> = Arc::from(store::open(&config.backend.database).await?);
+        let bind = format!(
+            "{}:{}",
+            config.backend.listen.host, config.backend.listen.port
+        );
+        let listener = TcpListener::bind(&bind)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: bind.clone(),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| AppError::Bind { addr: bind, source })?;
+        let store::Opened { store, shared } = store::open(&config.backend.database).await?;
         tracing::info!(
             store = store::location(&config.backend.database),
             "store opened"
         );
+        let (replica, lock_session) = match (shared, &config.backend.database.postgres) {
+            (Some(shared), Some(connection)) => {
+                let (replica, session) = Replica::join(
+                    crate::replica::identity(addr.port()),
+                    shared,
+                    store::postgres::connect_options(connection),
+                    config.locations.schedule.timeout + crate::replica::requests::CLAIM_TIMEOUT,
+                )
+                .await?;
+                (Some(replica), session)
+            }
+            _ => (None, None),
+        };
+        // Only the leader (or a daemon on its own) changes what is stored.
+        let leading = replica.as_ref().is_none_or(|r| r.is_leader());
         let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
 
         let loading = Instant::now();
@@ -173,7 +214,11 @@ impl Application {
             )));
         }
         let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
-        let forgotten = store.retain_sources(&configured).await?;
+        let forgotten = if leading {
+            store.retain_sources(&configured).await?
+        } else {
+            0
+        };
         if forgotten > 0 {
             tracing::info!(
                 sources = forgotten,
@@ -193,21 +238,10 @@ impl Application {
         // index is built (and relations that moved on are settled) in the
         // background, before any change applies.
         let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
-        applier.settle();
-
-        let bind = format!(
-            "{}:{}",
-            config.backend.listen.host, config.backend.listen.port
-        );
-        let listener = TcpListener::bind(&bind)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: bind.clone(),
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| AppError::Bind { addr: bind, source })?;
+        // A follower settles when it takes over.
+        if leading {
+            applier.settle();
+        }
         let access = Arc::new(config.backend.external_access.clone());
         if !access.protected {
             tracing::warn!(
@@ -237,7 +271,9 @@ impl Application {
         for runner in &runners {
             runner.count_repositories().await;
         }
-        let scheduler = Arc::new(Scheduler::start(runners, &config.locations.schedule).await?);
+        let scheduler = Arc::new(
+            Scheduler::start(runners, &config.locations.schedule, Gate::new(leading)).await?,
+        );
         log_sources(&scheduler).await;
         let integrations = Arc::clone(&location_context.http);
         let locations = Arc::new(Locations::new(
@@ -249,6 +285,23 @@ impl Application {
             shutdown.clone(),
             config.locations.registrations,
         ));
+        let role = match lock_session {
+            _ if replica.is_none() => Role::Standalone,
+            Some(session) => Role::Leader(session),
+            None => Role::Follower(Promotion {
+                catalog: Arc::clone(&catalog),
+                applier: Arc::clone(&applier),
+                scheduler: Arc::clone(&scheduler),
+                locations: Arc::clone(&locations),
+            }),
+        };
+        if let Some(replica) = &replica {
+            match role {
+                Role::Standalone => {}
+                Role::Leader(session) => replica.keep_leading(session, shutdown.clone()),
+                Role::Follower(promotion) => replica.follow(promotion, shutdown.clone()),
+            }
+        }
         let webhooks = Arc::new(Webhooks::new(&config.integrations, Arc::clone(&scheduler)));
         let state = ApiState {
             catalog,
@@ -259,6 +312,7 @@ impl Application {
             evaluators: api::evaluators(),
             webhooks,
             integrations,
+            replica,
         };
         Ok(Self {
             listener,
@@ -307,7 +361,16 @@ impl Application {
         let ready = Arc::clone(&state.ready);
         let scheduler = Arc::clone(&state.scheduler);
         let catalog = Arc::clone(&state.catalog);
+        let replica = state.replica.clone();
         let app = api::router(state);
+        let lost = replica.as_ref().map(|r| r.lost());
+        if let Some(replica) = &replica {
+            let router = app.clone();
+            replica.answer_forwarded(
+                Arc::new(move |request| Box::pin(api::forward::replay(router.clone(), request))),
+                shutdown.clone(),
+            );
+        }
         let upkeep = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -322,6 +385,9 @@ impl Application {
                                 changes.horizon(),
                                 changes.removals(),
                             );
+                            if let Some(replica) = &replica {
+                                replica.record_metrics();
+                            }
                             crate::metrics::upkeep();
                         }
                         () = shutdown.cancelled() => break,
@@ -332,8 +398,17 @@ impl Application {
         tracing::info!(%addr, "listening");
         ready.store(true, Ordering::Release);
         let stopping = shutdown.clone();
+        let lost_leadership = lost.clone();
         let server = server::serve(listener, app, limits, async move {
-            stop.await;
+            tokio::select! {
+                () = stop => {}
+                () = async {
+                    match lost_leadership {
+                        Some(lost) => lost.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
             tracing::info!("shutting down");
             stopping.cancel();
         });
@@ -354,6 +429,9 @@ impl Application {
         applier.close().await;
         store.close().await;
         tracing::info!("stopped");
+        if lost.is_some_and(|lost| lost.is_cancelled()) {
+            return Err(AppError::LeadershipLost);
+        }
         Ok(())
     }
 }

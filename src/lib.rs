@@ -25,9 +25,12 @@
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
 //!   stopped at their timeout; applies results batch by batch through the
 //!   deletion guard; registered locations join and leave.
-//! - [`store`]: SQLite persistence of what is served (per entity, with its
-//!   owner and change number), of each provider's repositories and of the
-//!   locations registered over HTTP.
+//! - [`store`]: SQLite (embedded) or PostgreSQL (shared) persistence of
+//!   what is served (per entity, with its owner and change number), of each
+//!   provider's repositories and of the locations registered over HTTP.
+//! - [`replica`]: several daemons on one PostgreSQL database: one leader
+//!   (advisory lock) talks to Bitbucket, the others follow its changes and
+//!   hand it their writes.
 //! - [`locations`]: static, registered and discovered locations as the API
 //!   shows them; registration (catalog-import) and removal.
 //! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
@@ -52,6 +55,7 @@ pub mod integrations;
 mod iso_duration;
 pub mod locations;
 pub mod metrics;
+pub mod replica;
 pub mod scheduler;
 pub mod secret;
 pub mod store;

@@ -221,6 +221,36 @@ impl Locations {
         Ok(())
     }
 
+    /// Takes on the locations another replica registered or removed (as
+    /// stored), so this one lists them and reads them once it leads. Their
+    /// entities come with the changes it follows.
+    pub async fn follow_registered(&self) -> Result<(), StoreError> {
+        let _writes = self.writes.lock().await;
+        let registered = self.store.locations().await?;
+        for runner in self.scheduler.runners() {
+            let Some(location) = runner.source().as_location() else {
+                continue;
+            };
+            if location.origin() == LocationOrigin::Registered
+                && !registered.iter().any(|r| r.target == location.target())
+            {
+                runner.retire();
+                self.scheduler.remove(runner.id());
+            }
+        }
+        for location in registered {
+            if self.runner_for(&location.target).is_none() {
+                let source = LocationSource::new(
+                    &location.target,
+                    LocationOrigin::Registered,
+                    self.context.clone(),
+                );
+                self.scheduler.add(Arc::new(self.runner(source)));
+            }
+        }
+        Ok(())
+    }
+
     /// A runner for a location source, wired like every other source.
     pub fn runner(&self, source: LocationSource) -> SourceRunner {
         SourceRunner::new(

@@ -148,6 +148,19 @@ pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Durat
     .record(elapsed.as_secs_f64());
 }
 
+/// This replica's role (1 when it leads) and how far behind the leader's
+/// changes it serves (changes, and seconds since it last read them).
+pub fn record_replica(leader: bool, lag_changes: u64, lag_seconds: f64) {
+    metrics::gauge!("catalog_replica_leader").set(if leader { 1.0 } else { 0.0 });
+    metrics::gauge!("catalog_replica_lag_changes").set(lag_changes as f64);
+    metrics::gauge!("catalog_replica_lag_seconds").set(lag_seconds);
+}
+
+/// This replica became the leader.
+pub fn record_leader_change() {
+    metrics::counter!("catalog_replica_leader_changes_total").increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     /// The shipped alert rules name only metrics this module exports.

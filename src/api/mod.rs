@@ -9,6 +9,7 @@
 //! - [`validate`]: `validate-entity`, checked as discovery would.
 //! - [`changes`]: the entity change feed.
 //! - [`events`]: Bitbucket's webhooks.
+//! - [`forward`]: writes on a follower replica, carried out by the leader.
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 //! - [`status_page`]: `GET /`, the operator's page.
@@ -17,6 +18,7 @@ mod changes;
 mod entities;
 mod error;
 mod events;
+pub mod forward;
 mod locations;
 mod openapi;
 mod params;
@@ -46,6 +48,7 @@ use crate::bitbucket::HttpPool;
 use crate::catalog::Catalog;
 use crate::config::{Denied, ExternalAccess, WritePermission};
 use crate::locations::Locations;
+use crate::replica::Replica;
 use crate::scheduler::Scheduler;
 use crate::webhooks::Webhooks;
 pub use error::ApiError;
@@ -78,6 +81,8 @@ pub struct ApiState {
     pub integrations: Arc<HttpPool>,
     /// Queries evaluated at once (see [`evaluate`]).
     pub evaluators: Arc<Semaphore>,
+    /// This daemon's place among replicas sharing a PostgreSQL database.
+    pub replica: Option<Arc<Replica>>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the
@@ -178,6 +183,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/catalog/changes", get(changes::changes))
         .route("/api/events/http/{topic}", post(events::receive_topic))
         .route("/api/catalog/openapi.json", get(openapi::document))
+        .route("/api/catalog/replica", get(replica))
         .route("/metrics", get(metrics))
         .route("/", get(status_page::page))
         .route(status_page::STYLESHEET_PATH, get(status_page::stylesheet))
@@ -186,6 +192,10 @@ pub fn router(state: ApiState) -> Router {
         .route(READINESS, get(readiness))
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_latency))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward_writes,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))
@@ -198,6 +208,8 @@ pub fn router(state: ApiState) -> Router {
 pub struct Req {
     pub method: Method,
     pub uri: Uri,
+    /// Replayed for a follower, which checked the caller's token.
+    forwarded: bool,
 }
 
 impl Req {
@@ -228,6 +240,9 @@ impl Req {
         headers: &HeaderMap,
         permission: WritePermission,
     ) -> Result<(), ApiError> {
+        if self.forwarded {
+            return Ok(());
+        }
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -274,6 +289,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
         Ok(Self {
             method: parts.method.clone(),
             uri,
+            forwarded: parts.extensions.get::<forward::Forwarded>().is_some(),
         })
     }
 }
@@ -382,10 +398,21 @@ async fn liveness() -> Response {
 }
 
 async fn readiness(State(state): State<ApiState>) -> Response {
+    if state.replica.as_ref().is_some_and(|r| !r.is_ready()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "message": "not ready: catching up with the leader's changes"}))).into_response();
+    }
     if state.ready.load(Ordering::Acquire) {
         Json(json!({"status": "ok"})).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "message": "not ready: loading the stored catalog or shutting down"}))).into_response()
+    }
+}
+
+/// This replica's role, the leader's identity and how far behind it is.
+async fn replica(State(state): State<ApiState>) -> Response {
+    match &state.replica {
+        Some(replica) => Json(replica.status()).into_response(),
+        None => Json(json!({"role": "standalone"})).into_response(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod disk;
 pub mod entity;
 pub mod facets;
+mod follow;
 pub mod index;
 pub mod parse;
 pub mod problem;
@@ -34,6 +35,7 @@ use serde_json::Value;
 
 use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
+pub use follow::Followed;
 use index::RelationIndex;
 use search::SearchRows;
 

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod catalog;
 pub mod cloud;
+pub mod database;
 pub mod schedule;
 pub mod source;
 mod typos;
@@ -167,6 +168,9 @@ pub struct DatabaseConfig {
     /// As written (a path, a URL or a connection object); may hold a password.
     #[serde(skip)]
     pub connection: Option<Value>,
+    /// For `client: pg`: the connection, parsed.
+    #[serde(skip)]
+    pub postgres: Option<database::PostgresConnection>,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -591,6 +595,7 @@ impl Ctx<'_> {
             None | Some(Value::Null) => DatabaseConfig {
                 client: DatabaseClient::BetterSqlite3,
                 connection: None,
+                postgres: None,
             },
             Some(value) => {
                 let raw: raw::Database = self.section("backend.database", value)?;
@@ -607,9 +612,18 @@ impl Ctx<'_> {
                         ));
                     }
                 };
+                let postgres = match client {
+                    DatabaseClient::Pg => Some(
+                        database::postgres_connection(raw.connection.as_ref()).map_err(
+                            |message| self.error("backend.database.connection", message),
+                        )?,
+                    ),
+                    _ => None,
+                };
                 DatabaseConfig {
                     client,
                     connection: raw.connection,
+                    postgres,
                 }
             }
         };

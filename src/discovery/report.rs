@@ -52,12 +52,15 @@ pub enum Trigger {
     Refresh,
     /// `POST /api/catalog/locations`: the location's first read.
     Registration,
+    /// This replica became the leader: the start-up runs it skipped.
+    Leadership,
 }
 
 impl Trigger {
     pub fn label(self) -> &'static str {
         match self {
             Trigger::StartUp => "start-up",
+            Trigger::Leadership => "leadership",
             Trigger::Schedule => "schedule",
             Trigger::Refresh => "refresh",
             Trigger::Registration => "registration",

@@ -19,6 +19,7 @@ mod runner;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -45,6 +46,25 @@ pub struct SchedulerError {
 
 type Runners = Arc<RwLock<Vec<Arc<SourceRunner>>>>;
 
+/// Whether scheduled runs go ahead: always on a daemon of its own; among
+/// replicas only on the leader (the others' ticks pass without a run).
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn new(open: bool) -> Self {
+        Self(Arc::new(AtomicBool::new(open)))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set(&self, open: bool) {
+        self.0.store(open, Ordering::Release);
+    }
+}
+
 /// Owns the cron scheduler and the source runners.
 pub struct Scheduler {
     jobs: JobScheduler,
@@ -57,14 +77,19 @@ pub struct Scheduler {
     locations_job: Option<Uuid>,
     /// The start-up read of every location.
     locations_start_up: Option<Uuid>,
+    gate: Gate,
+    /// Whether locations are read at start-up (their schedule is not manual).
+    locations_scheduled: bool,
 }
 
 impl Scheduler {
     /// Registers one job per provider (plus the start-up run), one for all
     /// locations on `location_schedule` (plus theirs), and starts ticking.
+    /// Runs go ahead only while `gate` is open.
     pub async fn start(
         runners: Vec<Arc<SourceRunner>>,
         location_schedule: &Schedule,
+        gate: Gate,
     ) -> Result<Self, SchedulerError> {
         let wrap = |provider: &str| {
             let provider = provider.to_owned();
@@ -84,14 +109,14 @@ impl Scheduler {
                 let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
                 let job = Job::new_one_shot_async(
                     start_up_delay,
-                    run_job(Arc::clone(runner), Trigger::StartUp),
+                    run_job(Arc::clone(runner), Trigger::StartUp, gate.clone()),
                 );
                 let id = jobs.add(job.map_err(&err)?).await.map_err(&err)?;
                 start_up_jobs.insert(runner.id().to_owned(), id);
             }
             if let Some(job) = repeating(
                 &schedule.frequency,
-                run_job(Arc::clone(runner), Trigger::Schedule),
+                run_job(Arc::clone(runner), Trigger::Schedule, gate.clone()),
             )
             .map_err(&err)?
             {
@@ -106,13 +131,13 @@ impl Scheduler {
             let start_up_delay = location_schedule.initial_delay.unwrap_or(Duration::ZERO);
             let job = Job::new_one_shot_async(
                 start_up_delay,
-                run_locations(Arc::clone(&runners), Trigger::StartUp),
+                run_locations(Arc::clone(&runners), Trigger::StartUp, gate.clone()),
             );
             locations_start_up = Some(jobs.add(job.map_err(&err)?).await.map_err(&err)?);
         }
         let locations_job = match repeating(
             &location_schedule.frequency,
-            run_locations(Arc::clone(&runners), Trigger::Schedule),
+            run_locations(Arc::clone(&runners), Trigger::Schedule, gate.clone()),
         )
         .map_err(&err)?
         {
@@ -127,7 +152,29 @@ impl Scheduler {
             start_up_jobs,
             locations_job,
             locations_start_up,
+            gate,
+            locations_scheduled: location_schedule.frequency != Frequency::Manual,
         })
+    }
+
+    /// Opens the gate and starts the runs a daemon makes at start-up (those
+    /// skipped while it was closed): a replica that has just become leader.
+    /// Each run continues from what is stored (unchanged repositories are
+    /// not read again).
+    pub fn lead(&self) {
+        self.gate.set(true);
+        for runner in self.runners() {
+            let scheduled = if runner.is_location() {
+                self.locations_scheduled
+            } else {
+                runner.schedule().frequency != Frequency::Manual
+            };
+            if scheduled {
+                tokio::spawn(async move {
+                    runner.run_now(Trigger::Leadership).await;
+                });
+            }
+        }
     }
 
     /// Every source's runner, providers first.
@@ -190,11 +237,15 @@ type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 fn run_job(
     runner: Arc<SourceRunner>,
     trigger: Trigger,
+    gate: Gate,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let runner = Arc::clone(&runner);
+        let open = gate.is_open();
         Box::pin(async move {
-            runner.run_now(trigger).await;
+            if open {
+                runner.run_now(trigger).await;
+            }
         })
     }
 }
@@ -203,12 +254,14 @@ fn run_job(
 fn run_locations(
     runners: Runners,
     trigger: Trigger,
+    gate: Gate,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
+        let open = gate.is_open();
         let locations: Vec<Arc<SourceRunner>> = runners
             .read()
             .iter()
-            .filter(|r| r.is_location())
+            .filter(|r| open && r.is_location())
             .cloned()
             .collect();
         Box::pin(async move {

@@ -4,16 +4,21 @@
 //! The catalog is served from memory; the store is written batch by batch
 //! as runs read repositories (one transaction per batch, so a crash keeps
 //! every applied batch and nothing half-applied) and read once at start-up.
+//! SQLite ([`SqliteStore`]) is the embedded default; PostgreSQL
+//! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
+pub mod postgres;
 mod sqlite;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The default SQLite file, as in the example config.
@@ -25,12 +30,20 @@ pub enum StoreError {
         "cannot open the catalog database {target}: {source}; check backend.database.connection and that its directory is writable"
     )]
     Open { target: String, source: sqlx::Error },
+    #[error(
+        "cannot connect to the catalog database {target}: {source}; check backend.database.connection (host, port, user, password, database, ssl) and that the server accepts connections from here"
+    )]
+    Connect { target: String, source: sqlx::Error },
     #[error("cannot create the directory {dir} for the catalog database: {source}")]
     CreateDir { dir: String, source: std::io::Error },
     #[error("catalog database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("catalog database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "this replica ({identity}) no longer leads; another one writes the catalog database now"
+    )]
+    NotLeader { identity: String },
     #[error("stored data for source {source_id} is unreadable: {message}")]
     Corrupt { source_id: String, message: String },
     #[error(
@@ -51,10 +64,8 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
-    #[error(
-        "backend.database.client 'pg' is not supported by this version; use better-sqlite3 (the default)"
-    )]
-    Unsupported,
+    #[error("backend.database.client is 'pg' but backend.database.connection is missing")]
+    MissingConnection,
 }
 
 /// An entity as it was served, and who serves it.
@@ -184,13 +195,65 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// `value` as stored JSON text (a repository record, a run report).
+fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A stored repository record, or what is wrong with it.
+fn record_from(text: &str, source: &str) -> Result<RepositoryRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        source_id: source.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A stored last run; one that is not valid is logged and skipped (only
+/// the status page loses it; the next run records a new one).
+fn run_from(text: &str, source: &str, database: &str) -> Option<RunReport> {
+    serde_json::from_str(text)
+        .inspect_err(|err| {
+            tracing::error!(
+                database,
+                source,
+                error = %err,
+                "a stored last run is not valid; it is skipped"
+            );
+        })
+        .ok()
+}
+
+/// An opened store; `shared` when replicas may share it (PostgreSQL).
+#[derive(Debug)]
+pub struct Opened {
+    pub store: Arc<dyn CatalogStore>,
+    pub shared: Option<PostgresStore>,
+}
+
 /// Opens the store `backend.database` describes.
-pub async fn open(config: &DatabaseConfig) -> Result<Box<dyn CatalogStore>, StoreError> {
+pub async fn open(config: &DatabaseConfig) -> Result<Opened, StoreError> {
     match config.client {
-        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => Ok(Box::new(
-            SqliteStore::open(Path::new(&sqlite_file(config))).await?,
-        )),
-        DatabaseClient::Pg => Err(StoreError::Unsupported),
+        DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
+            let target = sqlite_file(config);
+            Ok(Opened {
+                store: Arc::new(SqliteStore::open(Path::new(&target)).await?),
+                shared: None,
+            })
+        }
+        DatabaseClient::Pg => {
+            let connection = config
+                .postgres
+                .as_ref()
+                .ok_or(StoreError::MissingConnection)?;
+            let store = PostgresStore::open(connection).await?;
+            Ok(Opened {
+                store: Arc::new(store.clone()),
+                shared: Some(store),
+            })
+        }
     }
 }
 

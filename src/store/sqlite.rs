@@ -127,11 +127,8 @@ fn migrator() -> Migrator {
 
 /// A stored repository record, or what is wrong with it.
 fn record_of(row: &sqlx::sqlite::SqliteRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: String = row.try_get("record")?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-        source_id: source.to_owned(),
-        message: e.to_string(),
-    })
+    let text: &str = row.try_get("record")?;
+    super::record_from(text, source)
 }
 
 #[derive(Debug, Clone)]
@@ -202,14 +199,8 @@ impl SqliteStore {
             let id: String = row.try_get("id")?;
             let text: String = row.try_get("last_run")?;
             // Only the status page loses it; the next run records a new one.
-            match serde_json::from_str::<RunReport>(&text) {
-                Ok(run) => runs.push((id, run)),
-                Err(err) => tracing::error!(
-                    database = self.database,
-                    source = id,
-                    error = %err,
-                    "a stored last run is not valid; it is skipped"
-                ),
+            if let Some(run) = super::run_from(&text, &id, &self.database) {
+                runs.push((id, run));
             }
         }
         // Streamed: a large catalog is never held twice while loading.
@@ -451,10 +442,7 @@ impl CatalogStore for SqliteStore {
                 }
             }
             for record in batch.repositories {
-                let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt {
-                    source_id: batch.source.to_owned(),
-                    message: e.to_string(),
-                })?;
+                let text = super::to_json(record, batch.source)?;
                 sqlx::query(
                     "INSERT INTO repositories (source_id, unit, record) VALUES (?, ?, ?)
                      ON CONFLICT (source_id, unit) DO UPDATE SET record = excluded.record",
@@ -520,10 +508,7 @@ impl CatalogStore for SqliteStore {
         run: &'a RunReport,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let run_json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
-                source_id: source.to_owned(),
-                message: e.to_string(),
-            })?;
+            let run_json = super::to_json(run, source)?;
             sqlx::query("INSERT INTO sources (id, last_run) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run")
                 .bind(source)
                 .bind(run_json)

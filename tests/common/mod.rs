@@ -136,6 +136,15 @@ impl FakeServer {
     }
 
     /// How many requests reached the fake whose path ends with `suffix`.
+    /// Bitbucket goes down: every request is answered 503 from now on.
+    pub async fn fail_everything(&self) {
+        self.server.reset().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&self.server)
+            .await;
+    }
+
     pub async fn requests_to(&self, suffix: &str) -> usize {
         self.server
             .received_requests()
@@ -209,7 +218,7 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
+    handle: tokio::task::JoinHandle<Result<(), bitbucket_catalogd::app::AppError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -220,22 +229,43 @@ impl TestApp {
 
     /// Like [`Self::spawn`], with the SQLite store at `database`.
     pub async fn spawn_with_database(yaml: &str, database: &str) -> Self {
+        Self::spawn_with_env(
+            yaml,
+            &[("APP_CONFIG_backend_database_connection", database)],
+        )
+        .await
+    }
+
+    /// Like [`Self::spawn`], on the PostgreSQL database `database`.
+    pub async fn spawn_on_postgres(yaml: &str, database: &PgDatabase) -> Self {
+        Self::spawn_with_env(
+            yaml,
+            &[
+                ("APP_CONFIG_backend_database_client", "pg"),
+                ("APP_CONFIG_backend_database_connection", &database.url),
+            ],
+        )
+        .await
+    }
+
+    /// Like [`Self::spawn`], with `env` added to the environment.
+    pub async fn spawn_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
         let (dir, file) = write_config(yaml);
-        let env = Environment::from_pairs([
-            ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
-            ("APP_CONFIG_backend_listen_port", "0"),
-            ("APP_CONFIG_backend_database_connection", database),
-        ]);
+        let env = Environment::from_pairs(
+            [
+                ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
+                ("APP_CONFIG_backend_listen_port", "0"),
+            ]
+            .into_iter()
+            .chain(env.iter().copied()),
+        );
         let loaded = Config::load(&[file], &env).expect("config loads");
         let app = Application::build(loaded.config).await.expect("app builds");
         let address = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let handle = tokio::spawn(async move {
-            app.run_until(async move { stop.cancelled().await })
-                .await
-                .expect("app runs");
-        });
+        let handle =
+            tokio::spawn(async move { app.run_until(async move { stop.cancelled().await }).await });
         Self {
             address,
             http: reqwest::Client::new(),
@@ -380,7 +410,66 @@ impl TestApp {
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
             .expect("app stops within 10 s")
-            .expect("app task ends cleanly");
+            .expect("app task ends cleanly")
+            .expect("app runs");
+    }
+
+    /// How the app ended on its own, waiting at most `within`.
+    pub async fn ended(self, within: Duration) -> Result<(), bitbucket_catalogd::app::AppError> {
+        tokio::time::timeout(within, self.handle)
+            .await
+            .expect("app stops on its own in time")
+            .expect("app task ends cleanly")
+    }
+}
+
+/// The PostgreSQL every test may use (trust auth).
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A database of one test's own on [`POSTGRES`], named but not created:
+/// the daemon creates it. [`PgDatabase::drop_database`] removes it.
+pub struct PgDatabase {
+    pub name: String,
+    /// `postgres://…/name`.
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn fresh() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "catalogd_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        Self {
+            url: format!("{POSTGRES}/{name}"),
+            name,
+        }
+    }
+
+    /// A connection pool to the database (for checks on what is stored).
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("connects to the test database")
+    }
+
+    pub async fn drop_database(self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+            .await
+            .expect("connects to postgres");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("drops the test database");
     }
 }
 

@@ -1,0 +1,441 @@
+//! Several daemons on one PostgreSQL database: exactly one leads (holds a
+//! session advisory lock on a connection of its own) and does everything
+//! that talks to Bitbucket; the others follow the change sequence into
+//! memory and serve reads, handing their writes to the leader through the
+//! database ([`requests`]).
+//!
+//! - The lock is held as long as the leader's session lives: `kill -9`
+//!   closes the socket and PostgreSQL releases it at once; a leader cut
+//!   off from the database loses it when the server's keepalive (set on
+//!   the lock session) gives up, within [`LOCK_SESSION_TIMEOUT`]. The
+//!   leader checks its session every second and stops when it is gone.
+//! - A follower wakes on `NOTIFY` and reads everything after its sequence
+//!   number, and polls every second besides, so a missed notification
+//!   only delays.
+
+pub mod requests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, Followed};
+use crate::scheduler::{Applier, Scheduler};
+use crate::store::postgres::CHANGES_CHANNEL;
+use crate::store::{PostgresStore, StoreError};
+
+/// The advisory lock key the leader holds ("bbcdlead").
+const LEADER_LOCK: i64 = 0x6262_6364_6c65_6164;
+/// How often a follower tries the lock and polls for changes.
+const FOLLOW_TICK: Duration = Duration::from_secs(1);
+/// Catch-ups between two reads of the leader's run reports.
+const RUNS_EVERY: u64 = 5;
+/// How often the leader checks that its lock session is alive, and how
+/// long a check may take.
+const LEADER_CHECK: Duration = Duration::from_secs(1);
+const LEADER_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the server keeps a silent lock session (TCP keepalive and
+/// user timeout on the server's side of the lock session).
+pub const LOCK_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// What the status endpoint shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub identity: String,
+    pub role: Role,
+    /// The identity of the leader, as it recorded itself.
+    pub leader: Option<String>,
+    /// Changes stored but not yet served here (0 on the leader).
+    pub lag_changes: u64,
+    /// Seconds since this follower last read the database (0 on the leader).
+    pub lag_seconds: f64,
+    /// Whether this replica has caught up since it started.
+    pub caught_up: bool,
+}
+
+/// This daemon's place among the replicas.
+#[derive(Debug)]
+pub struct Replica {
+    identity: String,
+    store: PostgresStore,
+    options: PgConnectOptions,
+    leading: AtomicBool,
+    leader: RwLock<Option<String>>,
+    caught_up: AtomicBool,
+    lag_changes: AtomicU64,
+    last_read: parking_lot::Mutex<Instant>,
+    /// Catch-ups so far (runs are read again every [`RUNS_EVERY`]).
+    reads: AtomicU64,
+    /// Cancelled when a leader loses its lock: it must stop.
+    lost: CancellationToken,
+    /// How long a follower waits for the leader to answer a write.
+    answer_timeout: Duration,
+}
+
+/// What a follower needs to take over.
+pub struct Promotion {
+    pub catalog: Arc<Catalog>,
+    pub applier: Arc<Applier>,
+    pub scheduler: Arc<Scheduler>,
+    pub locations: Arc<crate::locations::Locations>,
+}
+
+impl Replica {
+    /// Joins the replicas on `store` as `identity`; leads at once if no one
+    /// does. Returns the replica and, when leading, its lock session.
+    pub async fn join(
+        identity: String,
+        store: PostgresStore,
+        options: PgConnectOptions,
+        answer_timeout: Duration,
+    ) -> Result<(Arc<Self>, Option<PgConnection>), StoreError> {
+        // Only the recorded leader writes, whatever a bug might attempt.
+        store.fence_as(&identity);
+        let replica = Arc::new(Self {
+            identity,
+            store,
+            options,
+            leading: AtomicBool::new(false),
+            leader: RwLock::new(None),
+            caught_up: AtomicBool::new(false),
+            lag_changes: AtomicU64::new(0),
+            last_read: parking_lot::Mutex::new(Instant::now()),
+            reads: AtomicU64::new(0),
+            lost: CancellationToken::new(),
+            answer_timeout,
+        });
+        let mut session = replica.lock_session().await?;
+        let lock = if replica.try_lock(&mut session).await? {
+            replica.became_leader().await?;
+            Some(session)
+        } else {
+            let _ = session.close().await;
+            replica.read_leader().await;
+            None
+        };
+        Ok((replica, lock))
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &PostgresStore {
+        &self.store
+    }
+
+    /// How long a follower waits for the leader to answer a write.
+    pub fn answer_timeout(&self) -> Duration {
+        self.answer_timeout
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Ready: the leader always; a follower once it has caught up.
+    pub fn is_ready(&self) -> bool {
+        self.is_leader() || self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Cancelled when this leader lost its lock.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let leading = self.is_leader();
+        ReplicaStatus {
+            identity: self.identity.clone(),
+            role: if leading {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
+            leader: self.leader.read().clone(),
+            lag_changes: if leading {
+                0
+            } else {
+                self.lag_changes.load(Ordering::Acquire)
+            },
+            lag_seconds: if leading {
+                0.0
+            } else {
+                self.last_read.lock().elapsed().as_secs_f64()
+            },
+            caught_up: self.is_ready(),
+        }
+    }
+
+    /// Records the role and lag as metrics.
+    pub fn record_metrics(&self) {
+        let status = self.status();
+        crate::metrics::record_replica(
+            status.role == Role::Leader,
+            status.lag_changes,
+            status.lag_seconds,
+        );
+    }
+
+    /// A connection of its own for the lock, which the server drops soon
+    /// after the network to this daemon goes silent.
+    async fn lock_session(&self) -> Result<PgConnection, StoreError> {
+        let mut session = self
+            .options
+            .clone()
+            .application_name(&format!(
+                "bitbucket-catalogd leader lock ({})",
+                self.identity
+            ))
+            .connect()
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: self.store.database().to_owned(),
+                source,
+            })?;
+        let idle = LOCK_SESSION_TIMEOUT.as_secs() / 3;
+        for setting in [
+            format!("SET tcp_keepalives_idle = {idle}"),
+            "SET tcp_keepalives_interval = 1".to_owned(),
+            "SET tcp_keepalives_count = 3".to_owned(),
+            format!(
+                "SET tcp_user_timeout = {}",
+                LOCK_SESSION_TIMEOUT.as_millis()
+            ),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(setting))
+                .execute(&mut session)
+                .await?;
+        }
+        Ok(session)
+    }
+
+    async fn try_lock(&self, session: &mut PgConnection) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(session)
+            .await?)
+    }
+
+    async fn became_leader(&self) -> Result<(), StoreError> {
+        self.store.record_leader(&self.identity).await?;
+        *self.leader.write() = Some(self.identity.clone());
+        self.leading.store(true, Ordering::Release);
+        crate::metrics::record_leader_change();
+        tracing::info!(identity = self.identity, "this replica leads");
+        Ok(())
+    }
+
+    async fn read_leader(&self) {
+        match self.store.leader().await {
+            Ok(leader) => *self.leader.write() = leader,
+            Err(err) => tracing::warn!(error = %err, "cannot read which replica leads"),
+        }
+    }
+
+    /// Keeps the leader's lock session checked; cancels [`Replica::lost`]
+    /// when it is gone (the lock with it).
+    pub fn keep_leading(self: &Arc<Self>, mut session: PgConnection, shutdown: CancellationToken) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(LEADER_CHECK);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = shutdown.cancelled() => {
+                        let _ = session.close().await;
+                        return;
+                    }
+                }
+                let alive = tokio::time::timeout(LEADER_CHECK_TIMEOUT, session.ping()).await;
+                if !matches!(alive, Ok(Ok(()))) {
+                    tracing::error!(
+                        identity = this.identity,
+                        "lost the connection holding the leader lock; stopping so another replica leads"
+                    );
+                    this.leading.store(false, Ordering::Release);
+                    this.lost.cancel();
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Follows the leader's changes into `promotion.catalog` until this
+    /// replica takes the lock, then leads.
+    pub fn follow(self: &Arc<Self>, promotion: Promotion, shutdown: CancellationToken) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut listener = match PgListener::connect_with(&this.store.pool()).await {
+                Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                    Ok(()) => Some(listener),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot listen for changes; polling only");
+                        None
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for changes; polling only");
+                    None
+                }
+            };
+            let mut session: Option<PgConnection> = None;
+            let mut ticks = tokio::time::interval(FOLLOW_TICK);
+            loop {
+                let mut notified = None;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    note = async {
+                        match listener.as_mut() {
+                            Some(l) => l.try_recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if let Ok(Some(note)) = note {
+                            notified = note.payload().parse::<u64>().ok();
+                        }
+                    }
+                    () = shutdown.cancelled() => return,
+                }
+                if let Some(seq) = notified {
+                    let served = promotion.catalog.snapshot().last_seq();
+                    this.lag_changes
+                        .store(seq.saturating_sub(served), Ordering::Release);
+                }
+                if let Err(err) = this.catch_up(&promotion).await {
+                    tracing::warn!(error = %err, "cannot read the leader's changes; retrying");
+                    continue;
+                }
+                // The lock is tried on the tick only, not on every change.
+                if notified.is_some() {
+                    continue;
+                }
+                if session.is_none() {
+                    session = this.lock_session().await.ok();
+                }
+                let Some(conn) = session.as_mut() else {
+                    continue;
+                };
+                match this.try_lock(conn).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        this.read_leader().await;
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot try the leader lock; retrying");
+                        session = None;
+                        continue;
+                    }
+                }
+                let Some(conn) = session.take() else { return };
+                match this.promote(&promotion).await {
+                    Ok(()) => this.keep_leading(conn, shutdown),
+                    // Stopping anyway: the lock goes with the session.
+                    Err(_) if shutdown.is_cancelled() => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot take over as leader; stopping so another replica leads");
+                        this.lost.cancel();
+                    }
+                }
+                return;
+            }
+        });
+    }
+
+    /// Serves every change stored after what is served here.
+    async fn catch_up(&self, promotion: &Promotion) -> Result<(), StoreError> {
+        let catalog = &promotion.catalog;
+        let served = catalog.snapshot().last_seq();
+        let mut read = self.store.changes_after(served).await?;
+        if read.horizon > served && served > 0 {
+            // Removals this replica missed were dropped: read everything
+            // and drop what is no longer stored.
+            read = self.store.changes_after(0).await?;
+            let stored: std::collections::HashSet<_> =
+                self.store.entity_keys().await?.into_iter().collect();
+            // Numbered at the horizon: a feed cursor from before it resyncs.
+            let horizon = read.horizon;
+            let gone: Vec<Followed> = catalog
+                .keys()
+                .into_iter()
+                .filter(|k| !stored.contains(k))
+                .map(|key| Followed::Remove { key, seq: horizon })
+                .collect();
+            read.changes.splice(0..0, gone);
+        }
+        let count = read.changes.len();
+        catalog.follow(read.changes, read.last_seq, read.horizon);
+        if count > 0 {
+            promotion.locations.follow_registered().await?;
+        }
+        // The leader's runs, for this replica's provider status: with its
+        // changes, and every few seconds for runs that changed nothing.
+        let reads = self.reads.fetch_add(1, Ordering::AcqRel);
+        if count == 0 && reads % RUNS_EVERY != 0 {
+            self.mark_read();
+            return Ok(());
+        }
+        for (source, run) in self.store.runs().await? {
+            if let Some(runner) = promotion.scheduler.runner(&source) {
+                runner.restore_report(run);
+            }
+        }
+        self.mark_read();
+        Ok(())
+    }
+
+    fn mark_read(&self) {
+        *self.last_read.lock() = Instant::now();
+        self.lag_changes.store(0, Ordering::Release);
+        self.caught_up.store(true, Ordering::Release);
+    }
+
+    /// Takes over: serves everything the last leader stored, builds the
+    /// relation index, and starts the schedules (whose runs continue from
+    /// the stored repository state).
+    async fn promote(&self, promotion: &Promotion) -> Result<(), StoreError> {
+        let started = Instant::now();
+        // Recorded first: the last leader can write nothing after this, so
+        // the catch-up that follows reads everything it wrote.
+        self.became_leader().await?;
+        self.catch_up(promotion).await?;
+        promotion.locations.follow_registered().await?;
+        promotion.applier.settle();
+        promotion.scheduler.lead();
+        tracing::info!(
+            identity = self.identity,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "took over as leader"
+        );
+        Ok(())
+    }
+}
+
+/// `HOSTNAME` (the pod's name on Kubernetes), the process id and the port.
+pub fn identity(port: u16) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("{host}:{port}/{}", std::process::id())
+}

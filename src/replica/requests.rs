@@ -1,0 +1,219 @@
+//! Writes that reach a follower, carried out by the leader: the follower
+//! records the request in the database (method, path and query, headers
+//! without credentials — it checked them itself — and body), the leader
+//! claims it, answers it as it would have answered the caller, and records
+//! the answer, which the follower returns. So a registration through a
+//! follower still answers with its entities, and a webhook is applied once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use sqlx::Row;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::Replica;
+use crate::store::StoreError;
+
+/// Wakes the leader when a follower records a request.
+pub const REQUESTS_CHANNEL: &str = "bitbucket_catalogd_requests";
+/// How long a recorded request may wait for a leader to claim it: a
+/// hand-over takes at most this long.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a follower looks for the answer, and the leader for requests
+/// it was not woken for.
+const ANSWER_POLL: Duration = Duration::from_millis(50);
+const CLAIM_POLL: Duration = Duration::from_secs(1);
+/// Requests left behind (a follower that died waiting) are dropped after this.
+const ABANDONED_AFTER: &str = "1 hour";
+
+/// A write as the follower received it.
+#[derive(Debug, Clone)]
+pub struct ForwardedRequest {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Without `Authorization` and `Cookie`.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The leader's answer.
+#[derive(Debug, Clone)]
+pub struct ForwardedAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What became of a forwarded write.
+#[derive(Debug)]
+pub enum Forwarding {
+    Answered(ForwardedAnswer),
+    /// No leader took it in time: nothing was done.
+    Unclaimed,
+    /// The leader that took it stopped leading, or did not answer in time:
+    /// it may or may not have been carried out.
+    Abandoned,
+}
+
+/// How the leader answers a forwarded request (its own router).
+pub type Answerer =
+    Arc<dyn Fn(ForwardedRequest) -> BoxFuture<'static, ForwardedAnswer> + Send + Sync>;
+
+impl Replica {
+    /// Records `request` for the leader and waits for its answer, at most
+    /// [`CLAIM_TIMEOUT`] for a leader to take it and `timeout` in all.
+    pub async fn forward(
+        &self,
+        request: &ForwardedRequest,
+        timeout: Duration,
+    ) -> Result<Forwarding, StoreError> {
+        let pool = self.store.pool();
+        let headers = serde_json::to_value(&request.headers).unwrap_or_default();
+        let mut tx = pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&request.method)
+        .bind(&request.uri)
+        .bind(headers)
+        .bind(&request.body)
+        .bind(&self.identity)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REQUESTS_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(ANSWER_POLL).await;
+            let row = sqlx::query(
+                "SELECT claimed_at IS NOT NULL AS claimed, status, response_headers, response_body,
+                    claimed_by IS DISTINCT FROM (SELECT identity FROM replica_leader) AS orphaned
+                 FROM replica_requests WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Forwarding::Abandoned);
+            };
+            if let Some(status) = row.try_get::<Option<i32>, _>("status")? {
+                sqlx::query("DELETE FROM replica_requests WHERE id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await?;
+                let headers: serde_json::Value = row.try_get("response_headers")?;
+                return Ok(Forwarding::Answered(ForwardedAnswer {
+                    status: u16::try_from(status).unwrap_or(500),
+                    headers: serde_json::from_value(headers).unwrap_or_default(),
+                    body: row.try_get("response_body")?,
+                }));
+            }
+            let claimed: bool = row.try_get("claimed")?;
+            let orphaned: bool = row.try_get("orphaned")?;
+            let waited = started.elapsed();
+            let outcome = if !claimed && waited > CLAIM_TIMEOUT {
+                Forwarding::Unclaimed
+            } else if (claimed && orphaned) || waited > timeout {
+                Forwarding::Abandoned
+            } else {
+                continue;
+            };
+            // No one waits for it any more.
+            sqlx::query("DELETE FROM replica_requests WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await?;
+            return Ok(outcome);
+        }
+    }
+
+    /// While this replica leads, claims recorded requests one by one and
+    /// answers each with `answer`, concurrently.
+    pub fn answer_forwarded(self: &Arc<Self>, answer: Answerer, shutdown: CancellationToken) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let pool = this.store.pool();
+            let mut listener = None;
+            let mut ticks = tokio::time::interval(CLAIM_POLL);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = async {
+                        match listener.as_mut() {
+                            Some(l) => { let _ = PgListener::try_recv(l).await; }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => {}
+                    () = shutdown.cancelled() => return,
+                }
+                if !this.is_leader() {
+                    continue;
+                }
+                if listener.is_none() {
+                    listener = match PgListener::connect_with(&pool).await {
+                        Ok(mut l) => l.listen(REQUESTS_CHANNEL).await.is_ok().then_some(l),
+                        Err(_) => None,
+                    };
+                }
+                if let Err(err) = this.claim_all(&answer).await {
+                    tracing::warn!(error = %err, "cannot read the requests followers forwarded; retrying");
+                }
+            }
+        });
+    }
+
+    async fn claim_all(&self, answer: &Answerer) -> Result<(), StoreError> {
+        let pool = self.store.pool();
+        sqlx::query("DELETE FROM replica_requests WHERE created_at < now() - $1::interval")
+            .bind(ABANDONED_AFTER)
+            .execute(&pool)
+            .await?;
+        loop {
+            let row = sqlx::query(
+                "UPDATE replica_requests SET claimed_by = $1, claimed_at = now()
+                 WHERE id = (SELECT id FROM replica_requests WHERE claimed_at IS NULL
+                             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, method, uri, headers, body",
+            )
+            .bind(&self.identity)
+            .fetch_optional(&pool)
+            .await?;
+            let Some(row) = row else { return Ok(()) };
+            let id: i64 = row.try_get("id")?;
+            let headers: serde_json::Value = row.try_get("headers")?;
+            let request = ForwardedRequest {
+                method: row.try_get("method")?,
+                uri: row.try_get("uri")?,
+                headers: serde_json::from_value(headers).unwrap_or_default(),
+                body: row.try_get("body")?,
+            };
+            let answer = Arc::clone(answer);
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let reply = answer(request).await;
+                let headers = serde_json::to_value(&reply.headers).unwrap_or_default();
+                let stored = sqlx::query(
+                    "UPDATE replica_requests SET status = $2, response_headers = $3, response_body = $4
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(i32::from(reply.status))
+                .bind(headers)
+                .bind(reply.body)
+                .execute(&pool)
+                .await;
+                if let Err(err) = stored {
+                    tracing::error!(error = %err, "cannot record the answer to a forwarded request");
+                }
+            });
+        }
+    }
+}
