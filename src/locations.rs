@@ -469,6 +469,8 @@ impl Locations {
         target: &str,
         catalog_filename: Option<&str>,
     ) -> Result<Value, RegisterError> {
+        // It reads Bitbucket as registering does, so it counts against the same pace.
+        self.paced()?;
         if type_ != "url" {
             return Err(RegisterError::Input(format!(
                 "location type '{type_}' is not supported; analyze {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}"

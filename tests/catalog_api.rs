@@ -427,6 +427,19 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "validate-entity reads Bitbucket with the daemon's credentials"
+    );
+    let response = app
+        .http
+        .post(url("/api/catalog/validate-entity"))
+        .bearer_auth(common::WRITE_TOKEN)
+        .json(&json!({"entity": group, "location": format!("url:{billing}")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -439,6 +452,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let response = app
         .http
         .post(url("/api/catalog/validate-entity"))
+        .bearer_auth(common::WRITE_TOKEN)
         .json(&json!({"entity": group, "location": "file:/etc/catalog.yaml"}))
         .send()
         .await

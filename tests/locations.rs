@@ -6,7 +6,7 @@
 mod common;
 
 use bitbucket_catalogd::discovery::location::{location_entity_name, location_id};
-use common::{FakeServer, TestApp, component};
+use common::{FakeServer, TestApp, component, integration_config};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wiremock::matchers::any;
@@ -57,18 +57,10 @@ async fn fake_with_files() -> FakeServer {
     fake
 }
 
-fn integration(fake: &FakeServer) -> String {
-    format!(
-        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
-        fake.host(),
-        fake.api_base()
-    )
-}
-
 fn with_provider(fake: &FakeServer) -> String {
     format!(
         "{}catalog:\n  providers:\n    bitbucketServer:\n      main:\n        host: {}\n",
-        integration(fake),
+        integration_config(fake),
         fake.host()
     )
 }
@@ -117,7 +109,7 @@ async fn static_locations_are_read_like_a_provider_and_listed() {
     let target = browse(&fake, "PLAT", "svc", "catalog-info.yaml");
     let yaml = format!(
         "{}catalog:\n  locations:\n    - type: url\n      target: {target}\n    - type: url\n      target: https://github.com/acme/x/blob/main/catalog-info.yaml\n    - type: file\n      target: ../examples/all.yaml\n",
-        integration(&fake)
+        integration_config(&fake)
     );
     let app = TestApp::spawn(&yaml).await;
     let source = format!("location:{}", location_id(&target));
@@ -311,7 +303,7 @@ async fn urls_outside_the_integrations_are_refused_without_a_request() {
         ),
     )
     .await;
-    let app = TestApp::spawn(&integration(&fake)).await;
+    let app = TestApp::spawn(&integration_config(&fake)).await;
 
     let (status, body) = app.register(&outside, "", None).await;
     assert_eq!(status, 400, "{body:#}");
@@ -384,7 +376,7 @@ async fn registered_locations_survive_a_restart_and_stay_gone_once_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("catalog.sqlite").display().to_string();
     let fake = fake_with_files().await;
-    let yaml = integration(&fake);
+    let yaml = integration_config(&fake);
     let target = browse(&fake, "PLAT", "other", "catalog-info.yaml");
     let source = format!("location:{}", location_id(&target));
 

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use bitbucket_catalogd::Application;
 use bitbucket_catalogd::config::{Config, Environment};
 use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
-use common::{FakeServer, component, mount_mixed_catalog, server_config, write_config};
+use common::{
+    FakeServer, component, integration_config, mount_mixed_catalog, server_config, write_config,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::any;
@@ -131,11 +133,7 @@ async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart()
     first.wait_for_entities(7).await;
     first.stop().await;
 
-    let no_providers = format!(
-        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
-        fake.host(),
-        fake.api_base()
-    );
+    let no_providers = integration_config(&fake);
     let second = start(&no_providers, &db).await;
     assert_eq!(
         second.get_json("/api/catalog/entities").await,

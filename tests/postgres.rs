@@ -10,7 +10,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::discovery::location::location_id;
-use common::{FakeServer, PgDatabase, TestApp, component, mount_mixed_catalog, server_config};
+use common::{
+    FakeServer, PgDatabase, TestApp, component, integration_config, mount_mixed_catalog,
+    server_config,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -99,11 +102,7 @@ async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart()
     wait_for_entities(&first, 7).await;
     first.stop().await;
 
-    let no_providers = format!(
-        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
-        fake.host(),
-        fake.api_base()
-    );
+    let no_providers = integration_config(&fake);
     let second = TestApp::spawn_on_postgres(&no_providers, &db).await;
     assert_eq!(second.get_json("/api/catalog/entities").await, json!([]));
     // Their removals are numbered changes a feed follower sees.
@@ -122,11 +121,7 @@ async fn registered_locations_survive_a_restart_and_stay_gone_once_deleted() {
     let fake = FakeServer::start().await;
     fake.mount_file("PLAT", "other", "catalog-info.yaml", &component("other"))
         .await;
-    let yaml = format!(
-        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
-        fake.host(),
-        fake.api_base()
-    );
+    let yaml = integration_config(&fake);
     let target = format!(
         "{}/projects/PLAT/repos/other/browse/catalog-info.yaml",
         fake.server.uri()

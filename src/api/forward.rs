@@ -33,22 +33,26 @@ const DROPPED: &[HeaderName] = &[
     header::TRANSFER_ENCODING,
 ];
 
-/// Which requests the leader carries out, and the permission each needs
-/// (`None`: none here — a webhook, checked by its signature on the leader,
-/// or `validate-entity`, open but reading Location targets on Bitbucket,
-/// which only the leader talks to). `None` overall: served here.
-fn write_of(method: &Method, route: &str) -> Option<Option<WritePermission>> {
+/// Which requests the leader carries out, and the permissions each needs
+/// (none here for a webhook, checked by its signature on the leader). The
+/// leader trusts a forwarded request's authorization, so they are checked
+/// here. `None`: served here.
+fn write_of(method: &Method, route: &str) -> Option<&'static [WritePermission]> {
+    use WritePermission::*;
     match (method.as_str(), route) {
-        ("POST", "/api/catalog/locations" | "/api/catalog/analyze-location")
-        | ("PUT", "/api/catalog/locations/{id}") => Some(Some(WritePermission::LocationCreate)),
-        ("DELETE", "/api/catalog/locations/{id}") => Some(Some(WritePermission::LocationDelete)),
-        ("DELETE", "/api/catalog/entities/by-uid/{uid}") => {
-            Some(Some(WritePermission::EntityDelete))
-        }
+        (
+            "POST",
+            "/api/catalog/locations"
+            | "/api/catalog/analyze-location"
+            | "/api/catalog/validate-entity",
+        ) => Some(&[LocationCreate]),
+        ("PUT", "/api/catalog/locations/{id}") => Some(&[LocationCreate, LocationDelete]),
+        ("DELETE", "/api/catalog/locations/{id}") => Some(&[LocationDelete]),
+        ("DELETE", "/api/catalog/entities/by-uid/{uid}") => Some(&[EntityDelete]),
         ("POST", "/api/catalog/providers/{id}/refresh" | "/api/catalog/refresh") => {
-            Some(Some(WritePermission::EntityRefresh))
+            Some(&[EntityRefresh])
         }
-        ("POST", "/api/events/http/{topic}" | "/api/catalog/validate-entity") => Some(None),
+        ("POST", "/api/events/http/{topic}") => Some(&[]),
         _ => None,
     }
 }
@@ -67,13 +71,13 @@ pub async fn forward_writes(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let Some(permission) = write_of(request.method(), &route) else {
+    let Some(permissions) = write_of(request.method(), &route) else {
         return next.run(request).await;
     };
-    if let Some(permission) = permission
-        && let Err(err) = req.authorize(&state, request.headers(), permission)
-    {
-        return err.into_response();
+    for permission in permissions {
+        if let Err(err) = req.authorize(&state, request.headers(), *permission) {
+            return err.into_response();
+        }
     }
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {

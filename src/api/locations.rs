@@ -168,7 +168,9 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // It removes the old location's entities, as DELETE does.
     req.authorize(&state, &headers, WritePermission::LocationCreate)?;
+    req.authorize(&state, &headers, WritePermission::LocationDelete)?;
     let input = location_input(&req, &body)?;
     let target = input.target.trim();
     let location = state

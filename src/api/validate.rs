@@ -6,12 +6,13 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiState, Req};
+use crate::config::WritePermission;
 
 #[derive(Deserialize)]
 struct ValidateRequest {
@@ -27,7 +28,17 @@ fn invalid(messages: impl IntoIterator<Item = String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"errors": errors}))).into_response()
 }
 
-pub async fn validate_entity(State(state): State<ApiState>, _req: Req, body: Bytes) -> Response {
+pub async fn validate_entity(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Location targets and placeholders are read on Bitbucket with the
+    // daemon's credentials: the caller needs what registering needs.
+    if let Err(err) = req.authorize(&state, &headers, WritePermission::LocationCreate) {
+        return err.into_response();
+    }
     let request: ValidateRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {

@@ -135,9 +135,13 @@ impl DiskSource {
         if !canonical.starts_with(&self.root) {
             return Err(outside());
         }
-        let size = std::fs::metadata(&canonical)
-            .map_err(|err| FetchError::Failed(format!("{path}: {err}")))?
-            .len();
+        let metadata = std::fs::metadata(&canonical)
+            .map_err(|err| FetchError::Failed(format!("{path}: {err}")))?;
+        // A pipe or device would block the read or never end.
+        if !metadata.is_file() {
+            return Err(FetchError::Failed(format!("{path} is not a regular file")));
+        }
+        let size = metadata.len();
         if size > self.max_file_bytes as u64 {
             return Err(FetchError::Failed(format!(
                 "{path} is larger than the {}-byte limit (catalog.processing.maxFileSize)",

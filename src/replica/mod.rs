@@ -232,12 +232,36 @@ impl Replica {
     }
 
     async fn became_leader(&self) -> Result<(), StoreError> {
-        self.store.record_leader(&self.identity).await?;
+        self.record_leadership().await?;
+        self.start_leading();
+        Ok(())
+    }
+
+    /// Fences the last leader out: after this it can store nothing. A write
+    /// it had in progress holds the record until the server ends that
+    /// session (`idle_in_transaction_session_timeout`), so this retries.
+    async fn record_leadership(&self) -> Result<(), StoreError> {
+        const ATTEMPTS: u32 = 6;
+        let mut attempt = 1;
+        loop {
+            match self.store.record_leader(&self.identity).await {
+                Ok(()) => return Ok(()),
+                Err(err) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %err, attempt, "cannot record this replica as leader yet; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// From now on writes are carried out here and reads say so.
+    fn start_leading(&self) {
         *self.leader.write() = Some(self.identity.clone());
         self.leading.store(true, Ordering::Release);
         crate::metrics::record_leader_change();
         tracing::info!(identity = self.identity, "this replica leads");
-        Ok(())
     }
 
     async fn read_leader(&self) {
@@ -411,11 +435,13 @@ impl Replica {
     async fn promote(&self, promotion: &Promotion) -> Result<(), StoreError> {
         let started = Instant::now();
         // Recorded first: the last leader can write nothing after this, so
-        // the catch-up that follows reads everything it wrote.
-        self.became_leader().await?;
+        // the catch-up that follows reads everything it wrote. Writes are
+        // taken on only once this replica serves all of it.
+        self.record_leadership().await?;
         self.catch_up(promotion).await?;
         promotion.locations.follow_registered().await?;
         promotion.applier.settle();
+        self.start_leading();
         promotion.scheduler.lead();
         tracing::info!(
             identity = self.identity,

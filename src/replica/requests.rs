@@ -126,11 +126,19 @@ impl Replica {
             } else {
                 continue;
             };
-            // No one waits for it any more.
-            sqlx::query("DELETE FROM replica_requests WHERE id = $1")
-                .bind(id)
-                .execute(&pool)
-                .await?;
+            // No one waits for it any more. An unclaimed request is only
+            // dropped if no leader claimed it meanwhile (then it is answered).
+            let unclaimed_only = matches!(outcome, Forwarding::Unclaimed);
+            let dropped = sqlx::query(
+                "DELETE FROM replica_requests WHERE id = $1 AND (NOT $2 OR claimed_at IS NULL)",
+            )
+            .bind(id)
+            .bind(unclaimed_only)
+            .execute(&pool)
+            .await?;
+            if dropped.rows_affected() == 0 && unclaimed_only {
+                continue;
+            }
             return Ok(outcome);
         }
     }

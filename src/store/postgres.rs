@@ -113,7 +113,16 @@ pub fn connect_options(connection: &PostgresConnection) -> PgConnectOptions {
         .username(&connection.user)
         .database(&connection.database)
         .application_name("bitbucket-catalogd")
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+        // A leader cut off mid-transaction holds the leader row, which the
+        // next leader must update: the server ends such a session soon
+        // instead of after the kernel's two-hour keepalive.
+        .options([
+            ("idle_in_transaction_session_timeout", "30s"),
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "2"),
+            ("tcp_keepalives_count", "3"),
+        ]);
     if let Some(password) = &connection.password {
         options = options.password(password.expose());
     }
@@ -215,14 +224,20 @@ impl PostgresStore {
 
     /// Records `identity` as the leader (only the holder of the lock does).
     pub async fn record_leader(&self, identity: &str) -> Result<(), StoreError> {
-        // Waits for the last leader's write in progress, which holds the row.
+        // Waits for the last leader's write in progress, which holds the row,
+        // but not for ever (the caller retries).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO replica_leader (only_row, identity) VALUES (TRUE, $1)
              ON CONFLICT (only_row) DO UPDATE SET identity = excluded.identity, since = now()",
         )
         .bind(identity)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.fence_as(identity);
         Ok(())
     }

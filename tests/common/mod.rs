@@ -475,6 +475,15 @@ impl PgDatabase {
 
 /// A config with one Server integration pointing at `fake` and one provider
 /// `main` with the given extra provider YAML (indented under the provider).
+/// The fake as an integration, with no provider (locations only).
+pub fn integration_config(fake: &FakeServer) -> String {
+    format!(
+        "integrations:\n  bitbucketServer:\n    - host: {}\n      apiBaseUrl: {}\n",
+        fake.host(),
+        fake.api_base()
+    )
+}
+
 pub fn server_config(fake: &FakeServer, integration_extra: &str, provider_extra: &str) -> String {
     format!(
         "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}\ncatalog:\n  providers:\n    bitbucketServer:\n      main:\n        host: {host}\n{provider_extra}\n",
