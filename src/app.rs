@@ -246,7 +246,7 @@ impl Application {
         if !access.protected {
             tracing::warn!(
                 %addr,
-                "the write endpoints (POST/DELETE /api/catalog/locations, POST /api/catalog/refresh, POST /api/catalog/providers/{{id}}/refresh) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+                "the write endpoints (locations, refresh, entity removal, analyze-location, validate-entity) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
             );
         }
 
