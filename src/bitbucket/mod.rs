@@ -58,8 +58,14 @@ fn too_many_pages(url: &Url) -> BitbucketError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BitbucketError {
-    #[error("request to {url} failed: {message}")]
-    Transport { url: String, message: String },
+    /// The cause stays attached as the error's source; the message spells
+    /// out its chain, as reqwest's own Display hides it.
+    #[error("request to {url} failed: {}", describe_reqwest_error(.source))]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("{url} answered {status}{hint}{body}")]
     Status {
         url: String,
@@ -415,9 +421,9 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
         let slot = self.shared.pacer.acquire().await;
-        let transport = |err: reqwest::Error| BitbucketError::Transport {
+        let transport = |source: reqwest::Error| BitbucketError::Transport {
             url: url.to_string(),
-            message: describe_reqwest_error(&err),
+            source,
         };
         let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
         let mut response = match request.send().await {
@@ -600,7 +606,7 @@ impl Http {
                 .record(&self.shared.credentials.host, endpoint, "error");
             BitbucketError::Transport {
                 url: url.to_string(),
-                message: describe_reqwest_error(&err),
+                source: err,
             }
         })?;
         let status = response.status();
@@ -617,10 +623,10 @@ impl Http {
             match response.chunk().await {
                 Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(err) => {
+                Err(source) => {
                     return Err(BitbucketError::Transport {
                         url: url.to_string(),
-                        message: describe_reqwest_error(&err),
+                        source,
                     });
                 }
             }

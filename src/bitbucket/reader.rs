@@ -15,7 +15,7 @@ use super::urls::{UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };
-use crate::catalog::process::{FetchError, FileSource};
+use crate::catalog::process::{FetchError, FileSource, ResolveError};
 use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
@@ -337,13 +337,13 @@ impl FileSource for FileReader {
         })
     }
 
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
+    fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
         let resolved = match self.sites.site(base).map(|s| s.flavour) {
             Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
             // A base outside the scope still resolves (its target is refused on fetch).
             _ => server_urls::resolve_url(target, base),
         };
-        resolved.map_err(|e| e.to_string())
+        Ok(resolved?)
     }
 
     fn edit_url(&self, url: &str) -> Option<String> {

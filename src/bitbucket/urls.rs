@@ -42,6 +42,13 @@ pub enum UrlError {
     },
 }
 
+/// Processing reports a URL the rules refuse as it is.
+impl From<UrlError> for crate::catalog::process::ResolveError {
+    fn from(err: UrlError) -> Self {
+        Self::Url(Box::new(err))
+    }
+}
+
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub fn host_of(url: &Url) -> Option<String> {
     let host = url.host_str()?;
