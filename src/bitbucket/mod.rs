@@ -16,6 +16,7 @@ pub mod cloud_urls;
 mod pacing;
 pub use pacing::PaceView;
 pub mod reader;
+pub mod scope;
 pub mod server;
 pub mod server_urls;
 pub mod urls;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use url::Url;
 
+pub use super::scope::Scope;
 use super::urls::{UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
@@ -219,26 +220,6 @@ impl Sites {
     }
 }
 
-/// Which file URLs a reader may read beyond its [`Sites`]: `Err` says why
-/// not. Providers use it to keep targets within their filters.
-#[derive(Clone)]
-pub struct Scope(Arc<ScopeCheck>);
-
-/// A URL → "why not" check.
-type ScopeCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
-
-impl Scope {
-    pub fn new(check: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(check))
-    }
-}
-
-impl std::fmt::Debug for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Scope")
-    }
-}
-
 /// Reads files by web URL from the integrations in [`Sites`], with their
 /// credentials, counting requests against a run.
 #[derive(Debug, Clone)]
@@ -275,8 +256,8 @@ impl FileReader {
     pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let site = self.sites.site(url)?;
         let api_url = site.api_url(url)?;
-        if let Some(Scope(check)) = &self.scope {
-            check(url).map_err(|reason| UrlError::OutOfScope {
+        if let Some(scope) = &self.scope {
+            scope.check(url).map_err(|reason| UrlError::OutOfScope {
                 url: url.to_owned(),
                 reason,
             })?;

@@ -30,7 +30,10 @@ pub enum UrlError {
     },
     /// Outside what the reader may read (a provider's target scope).
     #[error("'{url}' is not read: {reason}")]
-    OutOfScope { url: String, reason: String },
+    OutOfScope {
+        url: String,
+        reason: super::scope::OutOfScope,
+    },
     /// Nothing is requested for such a URL.
     #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {

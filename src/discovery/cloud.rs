@@ -14,10 +14,11 @@ use url::Url;
 use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Provider, Unlisted};
+use super::provider::{Flavour, ListingError, Provider, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
+use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
@@ -114,12 +115,15 @@ impl Flavour for CloudFlavour {
         client: &CloudClient,
         report: &mut RunReport,
         fingerprint: &str,
-    ) -> Result<Vec<Listed>, String> {
+    ) -> Result<Vec<Listed>, ListingError> {
         let workspace = &self.config.workspace;
         let projects = client
             .projects(workspace, self.config.pagelen)
             .await
-            .map_err(|e| format!("listing the projects of workspace {workspace} failed: {e}"))?;
+            .map_err(|source| ListingError::WorkspaceProjects {
+                workspace: workspace.clone(),
+                source,
+            })?;
         report.projects_seen = projects.len();
         let project_filter = self.config.filters.project_key.as_ref();
         let keys: Vec<String> = projects
@@ -168,22 +172,20 @@ impl Flavour for CloudFlavour {
             self.config.target_scope,
             format!("catalog.providers.bitbucketCloud.{}", self.config.id),
             |url| {
-                cloud_urls::parse_file_url(url)
-                    .map(|f| (f.workspace, f.slug))
-                    .map_err(|e| e.to_string())
+                cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug))
             },
             move |owner, slug| {
                 if !owner.eq_ignore_ascii_case(&workspace) {
-                    Err(format!("it is not in workspace {workspace}"))
+                    Err(Excluded::OtherWorkspace(workspace.clone()))
                 } else if filters.project_key.is_some() {
                     // A file URL does not say the repository's project.
-                    Err("its projectKey filter cannot be checked from a file URL, so only the discovered file's repository is followed".to_owned())
+                    Err(Excluded::ProjectUnknown)
                 } else if filters
                     .repo_slug
                     .as_ref()
                     .is_some_and(|re| !re.is_match(slug))
                 {
-                    Err("its repoSlug filter excludes it".to_owned())
+                    Err(Excluded::RepoSlug)
                 } else {
                     Ok(())
                 }
@@ -354,7 +356,7 @@ impl CloudFlavour {
         client: &CloudClient,
         keys: &[String],
         report: &mut RunReport,
-    ) -> Result<Option<Vec<Candidate>>, String> {
+    ) -> Result<Option<Vec<Candidate>>, ListingError> {
         let Some((first, rest)) = keys.split_first() else {
             return Ok(Some(Vec::new()));
         };
@@ -381,9 +383,7 @@ impl CloudFlavour {
             let results = match search {
                 Search::Results(results) => results,
                 Search::Unavailable(reason) => {
-                    return Err(format!(
-                        "code search in project {key} stopped being available mid-run: {reason}"
-                    ));
+                    return Err(ListingError::SearchWithdrawn { key, reason });
                 }
             };
             // Distinct hits, not results: repeated pages inflate the latter.
@@ -410,7 +410,7 @@ impl CloudFlavour {
         &self,
         client: &CloudClient,
         key: &str,
-    ) -> Result<(String, Search), String> {
+    ) -> Result<(String, Search), ListingError> {
         client
             .search_code(
                 &self.config.workspace,
@@ -419,7 +419,10 @@ impl CloudFlavour {
             )
             .await
             .map(|search| (key.to_owned(), search))
-            .map_err(|e| format!("code search in project {key} failed: {e}"))
+            .map_err(|source| ListingError::CodeSearch {
+                key: key.to_owned(),
+                source,
+            })
     }
 
     /// A search hit worth reading: it matched the path, is exactly the
@@ -460,13 +463,14 @@ impl CloudFlavour {
         &self,
         client: &CloudClient,
         report: &mut RunReport,
-    ) -> Result<Vec<Candidate>, String> {
+    ) -> Result<Vec<Candidate>, ListingError> {
         let workspace = &self.config.workspace;
         let repos = client
             .repositories(workspace, self.config.pagelen)
             .await
-            .map_err(|e| {
-                format!("listing the repositories of workspace {workspace} failed: {e}")
+            .map_err(|source| ListingError::WorkspaceRepositories {
+                workspace: workspace.clone(),
+                source,
             })?;
         report.repos_seen = repos.len();
         let project_filter = self.config.filters.project_key.as_ref();

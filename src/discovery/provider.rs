@@ -53,7 +53,7 @@ pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
         client: &Self::Client,
         report: &mut RunReport,
         fingerprint: &str,
-    ) -> impl Future<Output = Result<Vec<Listed>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Listed>, ListingError>> + Send;
 
     /// A catalog file's bytes (at most `max_bytes + 1`), `None` when missing.
     fn fetch(
@@ -143,7 +143,9 @@ impl<F: Flavour> Provider<F> {
         let mut report = RunReport::new(self.id());
         let client = self.flavour.client(&ctx.stats);
         if let Err(error) = self.discover(&client, ctx, &mut report).await {
-            report.outcome = Outcome::Failed { error };
+            report.outcome = Outcome::Failed {
+                error: error.to_string(),
+            };
         }
         pipeline::finish(&mut report, &ctx.stats, started);
         report
@@ -154,12 +156,10 @@ impl<F: Flavour> Provider<F> {
         client: &F::Client,
         ctx: &RunContext<'_>,
         report: &mut RunReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), ListingError> {
         let listed = tokio::select! {
             listed = self.flavour.list(client, report, &self.fingerprint) => listed?,
-            () = ctx.stop.cancelled() => {
-                return Err("the run was stopped before its listing completed; nothing was removed".into());
-            }
+            () = ctx.stop.cancelled() => return Err(ListingError::Stopped),
         };
         report.repos_matched = listed.len();
         let units = listed
@@ -276,6 +276,37 @@ impl<F: Flavour> Provider<F> {
         ctx.progress.read_one(read.found);
         read
     }
+}
+
+/// Why a run's listing is not complete (then nothing is removed).
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    #[error("the run was stopped before its listing completed; nothing was removed")]
+    Stopped,
+    #[error("listing projects failed: {0}")]
+    Projects(#[source] BitbucketError),
+    #[error("listing repositories of project {key} failed: {source}")]
+    ProjectRepositories {
+        key: String,
+        source: BitbucketError,
+    },
+    #[error("listing the projects of workspace {workspace} failed: {source}")]
+    WorkspaceProjects {
+        workspace: String,
+        source: BitbucketError,
+    },
+    #[error("listing the repositories of workspace {workspace} failed: {source}")]
+    WorkspaceRepositories {
+        workspace: String,
+        source: BitbucketError,
+    },
+    #[error("code search in project {key} failed: {source}")]
+    CodeSearch {
+        key: String,
+        source: BitbucketError,
+    },
+    #[error("code search in project {key} stopped being available mid-run: {reason}")]
+    SearchWithdrawn { key: String, reason: String },
 }
 
 /// Why [`Flavour::listed_one`] gives no read.
