@@ -22,7 +22,7 @@ use crate::discovery::{
     UnitUpdate, now_rfc3339,
 };
 use crate::metrics;
-use crate::store::RepositoryKey;
+use crate::store::{RepositoryKey, StoreError};
 
 /// How long work waits for more about the same repository.
 const COALESCE: Duration = Duration::from_millis(100);
@@ -248,6 +248,29 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Why a refresh, an entity's removal or an event cannot be planned now.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the repository records cannot be read: {0}")]
+    Records(#[source] StoreError),
+    #[error("{} repositories already wait to be read; try again shortly", MAX_PENDING)]
+    Full,
+}
+
+/// Why an item is not read, found while planning its read.
+enum Stop {
+    /// The filters leave it out.
+    LeftOut(String),
+    Done(Outcome),
+    Records(RefreshError),
+}
+
+impl From<RefreshError> for Stop {
+    fn from(err: RefreshError) -> Self {
+        Self::Records(err)
+    }
+}
+
 /// A read to make.
 struct ReadPlan {
     listed: Listed,
@@ -274,7 +297,7 @@ impl SourceRunner {
         self: &Arc<Self>,
         unit: &str,
         key: &crate::catalog::EntityKey,
-    ) -> Result<Vec<Problem>, String> {
+    ) -> Result<Vec<Problem>, RefreshError> {
         let record = self
             .record(RepositoryKey::Unit(unit))
             .await?
@@ -299,7 +322,7 @@ impl SourceRunner {
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
     /// repository alone, through the same path as a push; a location's one
     /// file and its targets. `Err` says why it cannot be scheduled now.
-    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), String> {
+    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
         if self.source().repository_reads().is_none() {
             self.refresh(false);
             return Ok(());
@@ -330,9 +353,7 @@ impl SourceRunner {
         if queued {
             Ok(())
         } else {
-            Err(format!(
-                "{MAX_PENDING} repositories already wait to be read; try again shortly"
-            ))
+            Err(RefreshError::Full)
         }
     }
 
@@ -413,7 +434,7 @@ impl SourceRunner {
             }
             let plan = match self.resolve(reads, &stats, &item).await {
                 Ok(plan) => plan,
-                Err(why) => Plan::Done(Outcome::Failed(why)),
+                Err(why) => Plan::Done(Outcome::Failed(why.to_string())),
             };
             match plan {
                 Plan::Read(plan) => {
@@ -499,7 +520,7 @@ impl SourceRunner {
         reads: &dyn RepositoryReads,
         stats: &Arc<RequestStats>,
         item: &WorkItem,
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, RefreshError> {
         let mut repository = item.repository.clone();
         // Bitbucket's id survives renames and moves: the record it finds is
         // where the repository's entities are now.
@@ -508,18 +529,7 @@ impl SourceRunner {
             None => None,
         };
         let old = match &item.work {
-            Work::Deleted => {
-                let record = match by_id {
-                    Some(record) => Some(record),
-                    None => self.record_at(reads, stats, &repository).await?,
-                };
-                return Ok(match record {
-                    Some(record) => Plan::Remove {
-                        unit: record.catalog_url,
-                    },
-                    None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
-                });
-            }
+            Work::Deleted => return self.removal(reads, stats, &repository, by_id).await,
             Work::Moved(old) => match (&by_id, old) {
                 (Some(record), _) => Some(record.clone()),
                 (None, Some(old)) => self.record_at(reads, stats, old).await?,
@@ -534,11 +544,51 @@ impl SourceRunner {
                 repository.project = Some(record.project.clone());
             }
         }
-        let cache_key = item.key();
+        match self.read_plan(reads, stats, item, repository, by_id).await {
+            Ok((listed, known)) => Ok(Plan::Read(Box::new(ReadPlan {
+                listed,
+                known,
+                replaces: old.map(|o| o.catalog_url),
+            }))),
+            Err(Stop::LeftOut(why)) => Ok(left_out(old, why)),
+            Err(Stop::Done(outcome)) => Ok(Plan::Done(outcome)),
+            Err(Stop::Records(err)) => Err(err),
+        }
+    }
+
+    /// A deleted repository: its entities go, if any come from it.
+    async fn removal(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        repository: &EventRepository,
+        by_id: Option<RepositoryRecord>,
+    ) -> Result<Plan, RefreshError> {
+        let record = match by_id {
+            Some(record) => Some(record),
+            None => self.record_at(reads, stats, repository).await?,
+        };
+        Ok(match record {
+            Some(record) => Plan::Remove {
+                unit: record.catalog_url,
+            },
+            None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
+        })
+    }
+
+    /// The file to read for `item` and the record of its unit.
+    async fn read_plan(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        item: &WorkItem,
+        mut repository: EventRepository,
+        by_id: Option<RepositoryRecord>,
+    ) -> Result<(Listed, Option<RepositoryRecord>), Stop> {
         let first = match reads.listed_one(stats, &repository, None) {
             Ok(listed) => Some(listed),
             Err(Unlisted::NeedsBranch) => None,
-            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
+            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
         };
         let known = match (&first, by_id) {
             (Some(listed), Some(record)) if record.catalog_url == listed.record.catalog_url => {
@@ -550,53 +600,16 @@ impl SourceRunner {
             }
             (None, _) => None,
         };
-        let branch = reads
-            .pinned_branch()
-            .map(str::to_owned)
-            .or_else(|| known.as_ref().and_then(|k| k.branch.clone()))
-            .or_else(|| repository.main_branch.clone())
-            .or_else(|| self.pending().cached_branch(&cache_key));
-        // A push is matched against the branch read, and Cloud names files
-        // by branch; otherwise the default branch is read unnamed.
-        let needs_branch = matches!(item.work, Work::Pushed(_)) || first.is_none();
-        let branch = match branch {
-            Some(branch) => Some(branch),
-            None if !needs_branch => None,
-            None => match reads.default_branch(stats, &repository).await {
-                Ok(Some(branch)) => {
-                    self.pending().cache_branch(cache_key, branch.clone());
-                    Some(branch)
-                }
-                Ok(None) => return Ok(left_out(old, "it has no default branch (empty)".into())),
-                Err(err) => return Ok(Plan::Done(Outcome::Failed(err.to_string()))),
-            },
-        };
-        let commit = match (&item.work, &branch) {
-            (Work::Pushed(branches), Some(branch)) => {
-                match branches.iter().find(|b| b.branch == *branch) {
-                    Some(moved) => moved.to.clone(),
-                    None => {
-                        let pushed: Vec<&str> =
-                            branches.iter().map(|b| b.branch.as_str()).collect();
-                        return Ok(Plan::Done(Outcome::Ignored(format!(
-                            "pushed to {}, the provider reads {branch}",
-                            if pushed.is_empty() {
-                                "no branch".to_owned()
-                            } else {
-                                pushed.join(", ")
-                            }
-                        ))));
-                    }
-                }
-            }
-            _ => None,
-        };
+        let branch = self
+            .branch_to_read(reads, stats, item, &repository, known.as_ref(), first.is_none())
+            .await?;
+        let commit = pushed_commit(&item.work, branch.as_deref())?;
         repository.main_branch = branch;
         let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
             Ok(listed) => listed,
-            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
+            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
             Err(Unlisted::NeedsBranch) => {
-                return Ok(Plan::Done(Outcome::Ignored(
+                return Err(Stop::Done(Outcome::Ignored(
                     "its main branch is not known".into(),
                 )));
             }
@@ -608,11 +621,43 @@ impl SourceRunner {
                     .await?
             }
         };
-        Ok(Plan::Read(Box::new(ReadPlan {
-            listed,
-            known,
-            replaces: old.map(|o| o.catalog_url),
-        })))
+        Ok((listed, known))
+    }
+
+    /// The branch to read: pinned, recorded, named by the event, cached, or
+    /// asked of Bitbucket when it must be named (`None`: the default
+    /// branch, unnamed).
+    async fn branch_to_read(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        item: &WorkItem,
+        repository: &EventRepository,
+        known: Option<&RepositoryRecord>,
+        unlisted: bool,
+    ) -> Result<Option<String>, Stop> {
+        let cache_key = item.key();
+        let branch = reads
+            .pinned_branch()
+            .map(str::to_owned)
+            .or_else(|| known.and_then(|k| k.branch.clone()))
+            .or_else(|| repository.main_branch.clone())
+            .or_else(|| self.pending().cached_branch(&cache_key));
+        // A push is matched against the branch read, and Cloud names files
+        // by branch; otherwise the default branch is read unnamed.
+        let needs_branch = matches!(item.work, Work::Pushed(_)) || unlisted;
+        match branch {
+            Some(branch) => Ok(Some(branch)),
+            None if !needs_branch => Ok(None),
+            None => match reads.default_branch(stats, repository).await {
+                Ok(Some(branch)) => {
+                    self.pending().cache_branch(cache_key, branch.clone());
+                    Ok(Some(branch))
+                }
+                Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
+                Err(err) => Err(Stop::Done(Outcome::Failed(err.to_string()))),
+            },
+        }
     }
 
     /// The record of the repository `repository` names, by where its
@@ -622,7 +667,7 @@ impl SourceRunner {
         reads: &dyn RepositoryReads,
         stats: &Arc<RequestStats>,
         repository: &EventRepository,
-    ) -> Result<Option<RepositoryRecord>, String> {
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
         match reads.listed_one(stats, repository, None) {
             Ok(listed) => {
                 self.record(RepositoryKey::Unit(&listed.record.catalog_url))
@@ -632,11 +677,14 @@ impl SourceRunner {
         }
     }
 
-    async fn record(&self, key: RepositoryKey<'_>) -> Result<Option<RepositoryRecord>, String> {
+    async fn record(
+        &self,
+        key: RepositoryKey<'_>,
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
         self.store()
             .repository(self.id(), key)
             .await
-            .map_err(|err| format!("the repository records cannot be read: {err}"))
+            .map_err(RefreshError::Records)
     }
 
     fn finish_item(&self, item: &WorkItem, outcome: &Outcome, served: bool) {
@@ -656,6 +704,28 @@ impl SourceRunner {
             metrics::record_push_served(self.id(), item.received.elapsed());
         }
         self.pending().finished(item, outcome);
+    }
+}
+
+/// The commit a push moved the branch read to; a push to other branches
+/// is ignored.
+fn pushed_commit(work: &Work, branch: Option<&str>) -> Result<Option<String>, Stop> {
+    let (Work::Pushed(branches), Some(branch)) = (work, branch) else {
+        return Ok(None);
+    };
+    match branches.iter().find(|b| b.branch == branch) {
+        Some(moved) => Ok(moved.to.clone()),
+        None => {
+            let pushed: Vec<&str> = branches.iter().map(|b| b.branch.as_str()).collect();
+            Err(Stop::Done(Outcome::Ignored(format!(
+                "pushed to {}, the provider reads {branch}",
+                if pushed.is_empty() {
+                    "no branch".to_owned()
+                } else {
+                    pushed.join(", ")
+                }
+            ))))
+        }
     }
 }
 
