@@ -17,11 +17,13 @@ use url::Url;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
-    CatalogFile, Outcome, Problem, ProblemKind, RunContext, RunReport, UnitUpdate, now_rfc3339,
+    CatalogFile, Outcome, Problem, ProblemKind, RepositoryRecord, RunContext, RunReport,
+    UnitUpdate, now_rfc3339,
 };
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats};
+use crate::catalog::process::RepoInfo;
 use crate::config::{CatalogSettings, DeletionGuard, Schedule};
 
 /// Results are applied once this many files are read…
@@ -195,6 +197,19 @@ impl<F: Flavour> Provider<F> {
         Ok(())
     }
 
+    /// Processes a changed catalog file, reading its targets through the
+    /// provider's scope.
+    async fn process(
+        &self,
+        ctx: &RunContext<'_>,
+        bytes: &[u8],
+        location: &str,
+        repo_info: &RepoInfo,
+    ) -> FileOutcome {
+        let files = self.flavour.files(&ctx.stats, location);
+        pipeline::process_file(bytes, location, &files, self.flavour.catalog(), repo_info).await
+    }
+
     async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
         let Listed {
             mut record,
@@ -225,20 +240,7 @@ impl<F: Flavour> Provider<F> {
                 record.change_token = change_token;
                 read.update.entities = Some(Vec::new());
             }
-            Err(err) => {
-                let kept = previous.map_or(0, |p| p.entities);
-                let message = if kept > 0 {
-                    format!("{err}; keeping its {kept} previous entities (stale)")
-                } else {
-                    err.to_string()
-                };
-                record.catalog = CatalogFile::Unreadable;
-                record.change_token = None;
-                read.found = kept > 0;
-                read.stale = (kept > 0).then(|| location.clone());
-                read.problems
-                    .push(Problem::new(location.clone(), ProblemKind::Read, message));
-            }
+            Err(err) => unreadable(&mut record, &mut read, previous, &err),
             Ok(Some(bytes)) => {
                 let token =
                     change_token.unwrap_or_else(|| content_token(&bytes, &self.fingerprint));
@@ -254,19 +256,13 @@ impl<F: Flavour> Provider<F> {
                         read.problems = previous.problems.clone();
                     }
                     None => {
-                        let files = self.flavour.files(&ctx.stats, &location);
-                        let FileOutcome {
-                            entities,
-                            problems,
-                            location_files,
-                        } = pipeline::process_file(&bytes, &location, &files, settings, &repo_info)
-                            .await;
+                        let processed = self.process(ctx, &bytes, &location, &repo_info).await;
                         // Files reached through Location targets can change
                         // on their own: such a file is processed every time.
-                        record.change_token = (location_files == 0).then_some(token);
-                        read.update.entities = Some(entities);
-                        read.problems = problems;
-                        read.location_files = location_files;
+                        record.change_token = (processed.location_files == 0).then_some(token);
+                        read.update.entities = Some(processed.entities);
+                        read.problems = processed.problems;
+                        read.location_files = processed.location_files;
                     }
                 }
             }
@@ -276,6 +272,31 @@ impl<F: Flavour> Provider<F> {
         ctx.progress.read_one(read.found);
         read
     }
+}
+
+/// A catalog file that could not be read: its previous entities stay,
+/// stale, when it had any.
+fn unreadable(
+    record: &mut RepositoryRecord,
+    read: &mut Read,
+    previous: Option<&RepositoryRecord>,
+    err: &BitbucketError,
+) {
+    let kept = previous.map_or(0, |p| p.entities);
+    let message = if kept > 0 {
+        format!("{err}; keeping its {kept} previous entities (stale)")
+    } else {
+        err.to_string()
+    };
+    record.catalog = CatalogFile::Unreadable;
+    record.change_token = None;
+    read.found = kept > 0;
+    read.stale = (kept > 0).then(|| read.update.unit.clone());
+    read.problems.push(Problem::new(
+        read.update.unit.clone(),
+        ProblemKind::Read,
+        message,
+    ));
 }
 
 /// Why a run's listing is not complete (then nothing is removed).
