@@ -35,6 +35,7 @@ use url::Url;
 
 use crate::integrations::{Auth, HttpSettings};
 use pacing::Pacer;
+use urls::HostKey;
 /// How much of an error body we quote back.
 const ERROR_BODY_EXCERPT: usize = 300;
 /// How much of an error body we read (the rest is never downloaded).
@@ -269,7 +270,7 @@ impl IntegrationHttp {
 /// taught it.
 #[derive(Debug, Default)]
 pub struct HttpPool {
-    by_host: std::collections::HashMap<String, Arc<IntegrationHttp>>,
+    by_host: std::collections::HashMap<HostKey, Arc<IntegrationHttp>>,
 }
 
 impl HttpPool {
@@ -308,7 +309,7 @@ impl HttpPool {
                 host: host.clone(),
                 key,
             };
-            pool.by_host.entry(host.to_lowercase()).or_insert_with(|| {
+            pool.by_host.entry(HostKey::new(host)).or_insert_with(|| {
                 Arc::new(IntegrationHttp::new(
                     client,
                     auth.clone(),
@@ -322,7 +323,7 @@ impl HttpPool {
 
     /// The shared HTTP context of the integration for `host`.
     pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
-        self.by_host.get(&host.to_lowercase())
+        self.by_host.get(&HostKey::new(host))
     }
 
     /// Every integration's host with its pace and 429s, by host.

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use url::Url;
 
 pub use super::scope::Scope;
-use super::urls::{UrlError, host_of};
+use super::urls::{HostKey, UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };
@@ -35,8 +35,8 @@ struct Site {
     flavour: Flavour,
     /// The integration's host as configured.
     host: String,
-    /// Lowercased `host[:port]`s whose URLs belong to this integration.
-    hosts: Vec<String>,
+    /// The `host[:port]`s whose URLs belong to this integration.
+    hosts: Vec<HostKey>,
     api_base: Url,
     http: Option<Arc<IntegrationHttp>>,
 }
@@ -63,28 +63,23 @@ pub struct Sites {
 const PROVIDER_HINT: &str = "a provider only follows targets on its own Bitbucket";
 
 impl Sites {
-    /// Every configured integration; for locations given by URL.
-    /// Every integration. Without `pool` the sites can map and check URLs
-    /// but not read them (config validation).
+    /// Every configured integration, for locations given by URL. Without
+    /// `pool` the sites can map and check URLs but not read them (config
+    /// validation).
     pub fn all(integrations: &Integrations, pool: Option<&HttpPool>) -> Self {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "a configured Bitbucket integration",
             hint: "add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it",
         };
+        let http = |host: &str| pool.and_then(|p| p.get(host));
         for integration in &integrations.bitbucket_server {
-            sites.add_server(
-                integration,
-                pool.and_then(|p| p.get(&integration.host)),
-                &[],
-            );
+            let (host, api_base) = (&integration.host, &integration.api_base_url);
+            sites.add(Flavour::Server, host, api_base, http(host), &[]);
         }
         for integration in &integrations.bitbucket_cloud {
-            sites.add_cloud(
-                integration,
-                pool.and_then(|p| p.get(&integration.host)),
-                &[],
-            );
+            let (host, api_base) = (&integration.host, &integration.api_base_url);
+            sites.add(Flavour::Cloud, host, api_base, http(host), &[]);
         }
         sites
     }
@@ -96,13 +91,8 @@ impl Sites {
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
     ) -> Self {
-        let mut sites = Self {
-            sites: Vec::new(),
-            scope: "this provider's Bitbucket Server",
-            hint: PROVIDER_HINT,
-        };
-        sites.add_server(integration, Some(http), aliases);
-        sites
+        let (host, api_base) = (&integration.host, &integration.api_base_url);
+        Self::provider(Flavour::Server, host, api_base, http, aliases)
     }
 
     /// One Cloud integration; `aliases` as for [`Sites::server`].
@@ -111,43 +101,28 @@ impl Sites {
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
     ) -> Self {
+        let (host, api_base) = (&integration.host, &integration.api_base_url);
+        Self::provider(Flavour::Cloud, host, api_base, http, aliases)
+    }
+
+    /// One provider's integration, and the aliases its listing uses.
+    fn provider(
+        flavour: Flavour,
+        host: &str,
+        api_base: &Url,
+        http: &Arc<IntegrationHttp>,
+        aliases: &[String],
+    ) -> Self {
         let mut sites = Self {
             sites: Vec::new(),
-            scope: "this provider's Bitbucket Cloud",
+            scope: match flavour {
+                Flavour::Server => "this provider's Bitbucket Server",
+                Flavour::Cloud => "this provider's Bitbucket Cloud",
+            },
             hint: PROVIDER_HINT,
         };
-        sites.add_cloud(integration, Some(http), aliases);
+        sites.add(flavour, host, api_base, Some(http), aliases);
         sites
-    }
-
-    fn add_server(
-        &mut self,
-        integration: &BitbucketServerIntegration,
-        http: Option<&Arc<IntegrationHttp>>,
-        aliases: &[String],
-    ) {
-        self.add(
-            Flavour::Server,
-            &integration.host,
-            &integration.api_base_url,
-            http,
-            aliases,
-        );
-    }
-
-    fn add_cloud(
-        &mut self,
-        integration: &BitbucketCloudIntegration,
-        http: Option<&Arc<IntegrationHttp>>,
-        aliases: &[String],
-    ) {
-        self.add(
-            Flavour::Cloud,
-            &integration.host,
-            &integration.api_base_url,
-            http,
-            aliases,
-        );
     }
 
     fn add(
@@ -158,8 +133,8 @@ impl Sites {
         http: Option<&Arc<IntegrationHttp>>,
         aliases: &[String],
     ) {
-        let mut hosts = vec![host.to_lowercase()];
-        hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
+        let mut hosts = vec![HostKey::new(host)];
+        hosts.extend(aliases.iter().map(|h| HostKey::new(h)));
         self.sites.push(Site {
             flavour,
             host: host.to_owned(),
@@ -175,18 +150,18 @@ impl Sites {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(UrlError::Credentials);
         }
-        let host = host_of(&parsed).unwrap_or_default().to_lowercase();
+        let host = HostKey::new(&host_of(&parsed).unwrap_or_default());
         let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
         let first = candidates.next().ok_or_else(|| {
             let mut known: Vec<&str> = Vec::new();
             for host in self.sites.iter().flat_map(|s| &s.hosts) {
                 if !known.contains(&host.as_str()) {
-                    known.push(host);
+                    known.push(host.as_str());
                 }
             }
             UrlError::UnknownHost {
                 url: url.to_owned(),
-                host: host.clone(),
+                host: host.to_string(),
                 scope: self.scope,
                 hint: self.hint,
                 known: if known.is_empty() {

@@ -52,6 +52,27 @@ impl From<UrlError> for crate::catalog::process::ResolveError {
     }
 }
 
+/// A host (`host` or `host:port`) as integrations are looked up by it:
+/// case-insensitive, as DNS names are, so lowercased once when built.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostKey(String);
+
+impl HostKey {
+    pub fn new(host: &str) -> Self {
+        Self(host.to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub fn host_of(url: &Url) -> Option<String> {
     let host = url.host_str()?;
