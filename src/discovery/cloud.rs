@@ -14,7 +14,7 @@ use url::Url;
 use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Provider, Unlisted};
+use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
@@ -23,7 +23,7 @@ use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
-use crate::config::{CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule};
+use crate::config::CloudProviderConfig;
 use crate::integrations::BitbucketCloudIntegration;
 
 /// Bitbucket stops one code search at about this many results.
@@ -73,32 +73,20 @@ impl CloudFlavour {
 impl Flavour for CloudFlavour {
     type Client = CloudClient;
 
-    fn id(&self) -> &str {
-        &self.config.id
+    fn settings(&self) -> Settings<'_> {
+        let config = &self.config;
+        Settings {
+            id: &config.id,
+            schedule: &config.schedule,
+            concurrency: config.concurrency,
+            deletion_guard: config.deletion_guard,
+            catalog: &config.catalog,
+            catalog_path: &config.catalog_path,
+        }
     }
 
     fn target(&self) -> &str {
         &self.config.workspace
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn concurrency(&self) -> usize {
-        self.config.concurrency
-    }
-
-    fn deletion_guard(&self) -> DeletionGuard {
-        self.config.deletion_guard
-    }
-
-    fn catalog(&self) -> &CatalogSettings {
-        &self.config.catalog
-    }
-
-    fn catalog_path(&self) -> &str {
-        &self.config.catalog_path
     }
 
     fn client(&self, stats: &Arc<RequestStats>) -> CloudClient {

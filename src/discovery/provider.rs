@@ -31,19 +31,45 @@ const BATCH_FILES: usize = 100;
 /// …or this long after the first unapplied one, whichever comes first.
 const BATCH_EVERY: Duration = Duration::from_secs(2);
 
+/// The part of a provider's configuration Server and Cloud share.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub id: &'a str,
+    pub schedule: &'a Schedule,
+    pub concurrency: usize,
+    pub deletion_guard: DeletionGuard,
+    pub catalog: &'a CatalogSettings,
+    pub catalog_path: &'a str,
+}
+
 /// What one kind of Bitbucket does differently.
 pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     type Client: Clone + Send + Sync;
 
-    fn id(&self) -> &str;
+    /// What every provider's configuration says alike.
+    fn settings(&self) -> Settings<'_>;
     /// What it reads, for the status: a host or a workspace.
     fn target(&self) -> &str;
-    fn schedule(&self) -> &Schedule;
-    fn concurrency(&self) -> usize;
-    fn deletion_guard(&self) -> DeletionGuard;
-    fn catalog(&self) -> &CatalogSettings;
+
+    fn id(&self) -> &str {
+        self.settings().id
+    }
+    fn schedule(&self) -> &Schedule {
+        self.settings().schedule
+    }
+    fn concurrency(&self) -> usize {
+        self.settings().concurrency
+    }
+    fn deletion_guard(&self) -> DeletionGuard {
+        self.settings().deletion_guard
+    }
+    fn catalog(&self) -> &CatalogSettings {
+        self.settings().catalog
+    }
     /// The catalog file's path in each repository (no leading `/`).
-    fn catalog_path(&self) -> &str;
+    fn catalog_path(&self) -> &str {
+        self.settings().catalog_path
+    }
 
     /// A client that counts its requests into `stats`.
     fn client(&self, stats: &Arc<RequestStats>) -> Self::Client;

@@ -11,7 +11,7 @@ use url::Url;
 use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Provider, Unlisted};
+use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::server::{Repository, ServerClient};
@@ -21,7 +21,7 @@ use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::{CatalogSettings, DeletionGuard, Schedule, ServerProviderConfig};
+use crate::config::ServerProviderConfig;
 use crate::integrations::BitbucketServerIntegration;
 
 /// What is particular to `catalog.providers.bitbucketServer`.
@@ -52,32 +52,20 @@ impl ServerFlavour {
 impl Flavour for ServerFlavour {
     type Client = ServerClient;
 
-    fn id(&self) -> &str {
-        &self.config.id
+    fn settings(&self) -> Settings<'_> {
+        let config = &self.config;
+        Settings {
+            id: &config.id,
+            schedule: &config.schedule,
+            concurrency: config.concurrency,
+            deletion_guard: config.deletion_guard,
+            catalog: &config.catalog,
+            catalog_path: &config.catalog_path,
+        }
     }
 
     fn target(&self) -> &str {
         &self.config.host
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn concurrency(&self) -> usize {
-        self.config.concurrency
-    }
-
-    fn deletion_guard(&self) -> DeletionGuard {
-        self.config.deletion_guard
-    }
-
-    fn catalog(&self) -> &CatalogSettings {
-        &self.config.catalog
-    }
-
-    fn catalog_path(&self) -> &str {
-        &self.config.catalog_path
     }
 
     fn client(&self, stats: &Arc<RequestStats>) -> ServerClient {
