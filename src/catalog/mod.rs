@@ -37,9 +37,9 @@ use parking_lot::{Mutex, RwLock};
 use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
 pub use follow::Followed;
+use index::RelationIndex;
 pub use prepared::PreparedEntity;
 pub use unit::{Applied, Change, Conflict, Owner, UnitEntities};
-use index::RelationIndex;
 
 /// An immutable view of the whole catalog, ordered by entity key. Readers
 /// take one and never block writers for longer than an `Arc` clone; a new

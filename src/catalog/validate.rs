@@ -454,7 +454,12 @@ fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
         )?;
     }
     if let Some(Value::Object(labels)) = metadata.get("labels") {
-        check_map_formats("labels", labels, (Rule::LabelKey, Rule::LabelValue), is_valid_label_value)?;
+        check_map_formats(
+            "labels",
+            labels,
+            (Rule::LabelKey, Rule::LabelValue),
+            is_valid_label_value,
+        )?;
     }
     if let Some(Value::Object(annotations)) = metadata.get("annotations") {
         check_map_formats(

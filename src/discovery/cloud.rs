@@ -159,9 +159,7 @@ impl Flavour for CloudFlavour {
             location,
             self.config.target_scope,
             format!("catalog.providers.bitbucketCloud.{}", self.config.id),
-            |url| {
-                cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug))
-            },
+            |url| cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug)),
             move |owner, slug| {
                 if !owner.eq_ignore_ascii_case(&workspace) {
                     Err(Excluded::OtherWorkspace(workspace.clone()))

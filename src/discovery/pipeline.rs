@@ -72,14 +72,12 @@ pub fn target_scope(
                 slug,
                 key: key.clone(),
             }),
-            TargetScope::Filters => {
-                allowed(&owner, &slug).map_err(|why| OutOfScope::Excluded {
-                    owner,
-                    slug,
-                    key: key.clone(),
-                    why,
-                })
-            }
+            TargetScope::Filters => allowed(&owner, &slug).map_err(|why| OutOfScope::Excluded {
+                owner,
+                slug,
+                key: key.clone(),
+                why,
+            }),
         }
     })
 }

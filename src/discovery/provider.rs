@@ -333,10 +333,7 @@ pub enum ListingError {
     #[error("listing projects failed: {0}")]
     Projects(#[source] BitbucketError),
     #[error("listing repositories of project {key} failed: {source}")]
-    ProjectRepositories {
-        key: String,
-        source: BitbucketError,
-    },
+    ProjectRepositories { key: String, source: BitbucketError },
     #[error("listing the projects of workspace {workspace} failed: {source}")]
     WorkspaceProjects {
         workspace: String,
@@ -348,10 +345,7 @@ pub enum ListingError {
         source: BitbucketError,
     },
     #[error("code search in project {key} failed: {source}")]
-    CodeSearch {
-        key: String,
-        source: BitbucketError,
-    },
+    CodeSearch { key: String, source: BitbucketError },
     #[error("code search in project {key} stopped being available mid-run: {reason}")]
     SearchWithdrawn { key: String, reason: String },
 }

@@ -14,8 +14,8 @@ use super::plan::Listed;
 use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
-use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::scope::Excluded;
+use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
@@ -213,9 +213,7 @@ impl Flavour for ServerFlavour {
             location,
             self.config.target_scope,
             format!("catalog.providers.bitbucketServer.{}", self.config.id),
-            |url| {
-                server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug))
-            },
+            |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
             move |project, slug| {
                 let admits =
                     |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));

@@ -253,7 +253,10 @@ impl std::fmt::Display for Outcome {
 pub enum RefreshError {
     #[error("the repository records cannot be read: {0}")]
     Records(#[source] StoreError),
-    #[error("{} repositories already wait to be read; try again shortly", MAX_PENDING)]
+    #[error(
+        "{} repositories already wait to be read; try again shortly",
+        MAX_PENDING
+    )]
     Full,
 }
 
@@ -601,7 +604,14 @@ impl SourceRunner {
             (None, _) => None,
         };
         let branch = self
-            .branch_to_read(reads, stats, item, &repository, known.as_ref(), first.is_none())
+            .branch_to_read(
+                reads,
+                stats,
+                item,
+                &repository,
+                known.as_ref(),
+                first.is_none(),
+            )
             .await?;
         let commit = pushed_commit(&item.work, branch.as_deref())?;
         repository.main_branch = branch;

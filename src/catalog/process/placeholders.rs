@@ -97,7 +97,9 @@ impl<S: FileSource> Processor<'_, S> {
                         target: target.clone(),
                         source,
                     })?;
-            let bytes = self.placeholder_file(walk, kind, &target, &location).await?;
+            let bytes = self
+                .placeholder_file(walk, kind, &target, &location)
+                .await?;
             let value = self.placeholder_value(kind, &target, &location, &bytes)?;
             // What is served, not what was read: escapes and re-rendered
             // YAML can be larger than the file.
@@ -175,17 +177,13 @@ impl<S: FileSource> Processor<'_, S> {
         }
         Ok(match kind {
             "text" => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-            "json" => {
-                serde_json::from_slice(bytes).map_err(|source| PlaceholderError::Json {
-                    target: target.to_owned(),
-                    source,
-                })?
-            }
-            _ => parse_single_document(bytes, limits).map_err(|source| {
-                PlaceholderError::Yaml {
-                    target: target.to_owned(),
-                    source,
-                }
+            "json" => serde_json::from_slice(bytes).map_err(|source| PlaceholderError::Json {
+                target: target.to_owned(),
+                source,
+            })?,
+            _ => parse_single_document(bytes, limits).map_err(|source| PlaceholderError::Yaml {
+                target: target.to_owned(),
+                source,
             })?,
         })
     }
@@ -200,11 +198,7 @@ enum Step {
 /// Placeholders as Backstage finds them: an object with exactly one key, a
 /// known `$`-resolver with a string value. Other `$` keys (e.g. JSON
 /// Schema's `$ref`) are left alone, and nothing inside them is searched.
-fn find_placeholders(
-    value: &Value,
-    path: &mut Vec<Step>,
-    out: &mut Vec<Found>,
-) {
+fn find_placeholders(value: &Value, path: &mut Vec<Step>, out: &mut Vec<Found>) {
     match value {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -277,4 +271,3 @@ fn served_len(value: &Value, limit: usize) -> usize {
     let _ = serde_json::to_writer(&mut count, value);
     count.0
 }
-
