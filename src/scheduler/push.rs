@@ -15,14 +15,15 @@ use serde::Serialize;
 use super::runner::SourceRunner;
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::webhooks::{BranchMove, EventRepository};
-use crate::discovery::plan::Listed;
-use crate::discovery::provider::{RepositoryReads, Unlisted};
 use crate::discovery::{
     CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
     UnitUpdate, now_rfc3339,
 };
 use crate::metrics;
 use crate::store::{RepositoryKey, StoreError};
+use plan::{Plan, ReadPlan};
+
+mod plan;
 
 /// How long work waits for more about the same repository.
 const COALESCE: Duration = Duration::from_millis(100);
@@ -260,36 +261,6 @@ pub enum RefreshError {
     Full,
 }
 
-/// Why an item is not read, found while planning its read.
-enum Stop {
-    /// The filters leave it out.
-    LeftOut(String),
-    Done(Outcome),
-    Records(RefreshError),
-}
-
-impl From<RefreshError> for Stop {
-    fn from(err: RefreshError) -> Self {
-        Self::Records(err)
-    }
-}
-
-/// A read to make.
-struct ReadPlan {
-    listed: Listed,
-    known: Option<RepositoryRecord>,
-    /// A move: the unit it was under, dropped with the read of the new
-    /// place once that read succeeds (so a failed read loses nothing).
-    replaces: Option<String>,
-}
-
-/// What one work item comes to once resolved against the records.
-enum Plan {
-    Read(Box<ReadPlan>),
-    Remove { unit: String },
-    Done(Outcome),
-}
-
 impl SourceRunner {
     /// Stops serving the entity `key` of `unit` (`DELETE
     /// /entities/by-uid`); the unit's other entities stay. Like an orphan
@@ -517,176 +488,6 @@ impl SourceRunner {
         self.finish_item(item, &outcome, false);
     }
 
-    /// What `item` comes to; `Err` when the store cannot tell.
-    async fn resolve(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        item: &WorkItem,
-    ) -> Result<Plan, RefreshError> {
-        let mut repository = item.repository.clone();
-        // Bitbucket's id survives renames and moves: the record it finds is
-        // where the repository's entities are now.
-        let by_id = match &repository.id {
-            Some(id) => self.record(RepositoryKey::Id(id)).await?,
-            None => None,
-        };
-        let old = match &item.work {
-            Work::Deleted => return self.removal(reads, stats, &repository, by_id).await,
-            Work::Moved(old) => match (&by_id, old) {
-                (Some(record), _) => Some(record.clone()),
-                (None, Some(old)) => self.record_at(reads, stats, old).await?,
-                (None, None) => None,
-            },
-            Work::Pushed(_) | Work::Refresh => None,
-        };
-        if let Some(record) = &by_id {
-            // Payloads often leave these out (Cloud: `mainbranch`, project).
-            repository.main_branch = repository.main_branch.or_else(|| record.branch.clone());
-            if repository.project.is_none() && old.is_none() {
-                repository.project = Some(record.project.clone());
-            }
-        }
-        match self.read_plan(reads, stats, item, repository, by_id).await {
-            Ok((listed, known)) => Ok(Plan::Read(Box::new(ReadPlan {
-                listed,
-                known,
-                replaces: old.map(|o| o.catalog_url),
-            }))),
-            Err(Stop::LeftOut(why)) => Ok(left_out(old, why)),
-            Err(Stop::Done(outcome)) => Ok(Plan::Done(outcome)),
-            Err(Stop::Records(err)) => Err(err),
-        }
-    }
-
-    /// A deleted repository: its entities go, if any come from it.
-    async fn removal(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        repository: &EventRepository,
-        by_id: Option<RepositoryRecord>,
-    ) -> Result<Plan, RefreshError> {
-        let record = match by_id {
-            Some(record) => Some(record),
-            None => self.record_at(reads, stats, repository).await?,
-        };
-        Ok(match record {
-            Some(record) => Plan::Remove {
-                unit: record.catalog_url,
-            },
-            None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
-        })
-    }
-
-    /// The file to read for `item` and the record of its unit.
-    async fn read_plan(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        item: &WorkItem,
-        mut repository: EventRepository,
-        by_id: Option<RepositoryRecord>,
-    ) -> Result<(Listed, Option<RepositoryRecord>), Stop> {
-        let first = match reads.listed_one(stats, &repository, None) {
-            Ok(listed) => Some(listed),
-            Err(Unlisted::NeedsBranch) => None,
-            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
-        };
-        let known = match (&first, by_id) {
-            (Some(listed), Some(record)) if record.catalog_url == listed.record.catalog_url => {
-                Some(record)
-            }
-            (Some(listed), _) => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await?
-            }
-            (None, _) => None,
-        };
-        let branch = self
-            .branch_to_read(
-                reads,
-                stats,
-                item,
-                &repository,
-                known.as_ref(),
-                first.is_none(),
-            )
-            .await?;
-        let commit = pushed_commit(&item.work, branch.as_deref())?;
-        repository.main_branch = branch;
-        let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
-            Ok(listed) => listed,
-            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
-            Err(Unlisted::NeedsBranch) => {
-                return Err(Stop::Done(Outcome::Ignored(
-                    "its main branch is not known".into(),
-                )));
-            }
-        };
-        let known = match known {
-            Some(known) if known.catalog_url == listed.record.catalog_url => Some(known),
-            _ => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await?
-            }
-        };
-        Ok((listed, known))
-    }
-
-    /// The branch to read: pinned, recorded, named by the event, cached, or
-    /// asked of Bitbucket when it must be named (`None`: the default
-    /// branch, unnamed).
-    async fn branch_to_read(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        item: &WorkItem,
-        repository: &EventRepository,
-        known: Option<&RepositoryRecord>,
-        unlisted: bool,
-    ) -> Result<Option<String>, Stop> {
-        let cache_key = item.key();
-        let branch = reads
-            .pinned_branch()
-            .map(str::to_owned)
-            .or_else(|| known.and_then(|k| k.branch.clone()))
-            .or_else(|| repository.main_branch.clone())
-            .or_else(|| self.pending().cached_branch(&cache_key));
-        // A push is matched against the branch read, and Cloud names files
-        // by branch; otherwise the default branch is read unnamed.
-        let needs_branch = matches!(item.work, Work::Pushed(_)) || unlisted;
-        match branch {
-            Some(branch) => Ok(Some(branch)),
-            None if !needs_branch => Ok(None),
-            None => match reads.default_branch(stats, repository).await {
-                Ok(Some(branch)) => {
-                    self.pending().cache_branch(cache_key, branch.clone());
-                    Ok(Some(branch))
-                }
-                Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
-                Err(err) => Err(Stop::Done(Outcome::Failed(err.to_string()))),
-            },
-        }
-    }
-
-    /// The record of the repository `repository` names, by where its
-    /// catalog file would be.
-    async fn record_at(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        repository: &EventRepository,
-    ) -> Result<Option<RepositoryRecord>, RefreshError> {
-        match reads.listed_one(stats, repository, None) {
-            Ok(listed) => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await
-            }
-            Err(_) => Ok(None),
-        }
-    }
-
     async fn record(
         &self,
         key: RepositoryKey<'_>,
@@ -714,39 +515,6 @@ impl SourceRunner {
             metrics::record_push_served(self.id(), item.received.elapsed());
         }
         self.pending().finished(item, outcome);
-    }
-}
-
-/// The commit a push moved the branch read to; a push to other branches
-/// is ignored.
-fn pushed_commit(work: &Work, branch: Option<&str>) -> Result<Option<String>, Stop> {
-    let (Work::Pushed(branches), Some(branch)) = (work, branch) else {
-        return Ok(None);
-    };
-    match branches.iter().find(|b| b.branch == branch) {
-        Some(moved) => Ok(moved.to.clone()),
-        None => {
-            let pushed: Vec<&str> = branches.iter().map(|b| b.branch.as_str()).collect();
-            Err(Stop::Done(Outcome::Ignored(format!(
-                "pushed to {}, the provider reads {branch}",
-                if pushed.is_empty() {
-                    "no branch".to_owned()
-                } else {
-                    pushed.join(", ")
-                }
-            ))))
-        }
-    }
-}
-
-/// The filters leave the repository out: a move out of them removes what
-/// it served (guarded); otherwise there is nothing to do.
-fn left_out(old: Option<RepositoryRecord>, why: String) -> Plan {
-    match old {
-        Some(record) => Plan::Remove {
-            unit: record.catalog_url,
-        },
-        None => Plan::Done(Outcome::Ignored(why)),
     }
 }
 
