@@ -282,28 +282,13 @@ impl HttpPool {
         let server = integrations
             .bitbucket_server
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                (
-                    &s.host,
-                    &s.auth,
-                    &s.http,
-                    format!("integrations.bitbucketServer[{i}]"),
-                )
-            });
+            .map(|s| (&s.host, &s.auth, &s.http));
         let cloud = integrations
             .bitbucket_cloud
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    &c.host,
-                    &c.auth,
-                    &c.http,
-                    format!("integrations.bitbucketCloud[{i}]"),
-                )
-            });
-        for (host, auth, settings, key) in server.chain(cloud) {
+            .map(|c| (&c.host, &c.auth, &c.http));
+        let keyed = keyed("bitbucketServer", server).chain(keyed("bitbucketCloud", cloud));
+        for ((host, auth, settings), key) in keyed {
             let client = build_http_client(extra_ca_file, settings)?;
             let credentials = CredentialsHint {
                 host: host.clone(),
@@ -336,6 +321,17 @@ impl HttpPool {
         paces.sort_by(|a, b| a.0.cmp(&b.0));
         paces
     }
+}
+
+/// Each integration of `section` with its key path, e.g.
+/// `integrations.bitbucketServer[0]`.
+fn keyed<T>(
+    section: &'static str,
+    items: impl Iterator<Item = T>,
+) -> impl Iterator<Item = (T, String)> {
+    items
+        .enumerate()
+        .map(move |(i, item)| (item, format!("integrations.{section}[{i}]")))
 }
 
 /// A failed attempt, before retries are decided.
