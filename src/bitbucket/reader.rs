@@ -72,14 +72,17 @@ impl Sites {
             scope: "a configured Bitbucket integration",
             hint: "add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it",
         };
-        let http = |host: &str| pool.and_then(|p| p.get(host));
-        for integration in &integrations.bitbucket_server {
-            let (host, api_base) = (&integration.host, &integration.api_base_url);
-            sites.add(Flavour::Server, host, api_base, http(host), &[]);
-        }
-        for integration in &integrations.bitbucket_cloud {
-            let (host, api_base) = (&integration.host, &integration.api_base_url);
-            sites.add(Flavour::Cloud, host, api_base, http(host), &[]);
+        let server = integrations
+            .bitbucket_server
+            .iter()
+            .map(|i| (Flavour::Server, &i.host, &i.api_base_url));
+        let cloud = integrations
+            .bitbucket_cloud
+            .iter()
+            .map(|i| (Flavour::Cloud, &i.host, &i.api_base_url));
+        for (flavour, host, api_base) in server.chain(cloud) {
+            let http = pool.and_then(|p| p.get(host));
+            sites.add(flavour, host, api_base, http, &[]);
         }
         sites
     }
