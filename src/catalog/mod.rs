@@ -2,12 +2,17 @@
 //!
 //! - [`entity`]: the Backstage entity envelope and entity references.
 //! - [`parse`]: untrusted `catalog-info.yaml` → entities, with budgets.
+//! - [`process`]: one discovered file → the entities Backstage would accept
+//!   and a problem for everything else (Location targets, placeholders);
+//!   [`validate`] and [`rules`] are its checks.
 //! - [`disk`]: catalog files on disk checked offline (`validate`).
 //! - [`ancestry`], [`facets`]: what `ancestry` and `entity-facets` answer.
 //! - [`Catalog`]: what is served, owned unit by unit (a repository's catalog
 //!   file, or a location's target). A unit's new entity set changes exactly
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
+//!   [`Change`]s and [`Conflict`]s are what [`Catalog::prepare`] returns;
+//!   [`PreparedEntity`] is an entity as served.
 
 pub mod ancestry;
 pub mod changes;
