@@ -594,6 +594,15 @@ mod tests {
         }
     }
 
+    /// Components with no spec, named `names`, from `unit`.
+    fn components(unit_name: &str, names: &[&str]) -> UnitEntities {
+        let entities = names
+            .iter()
+            .map(|name| entity("Component", name, json!({})))
+            .collect();
+        unit(unit_name, entities)
+    }
+
     /// Group `team` (repository `g`) owns component `svc` (repository `c`).
     fn team_owning_svc() -> Vec<UnitEntities> {
         vec![
@@ -649,21 +658,11 @@ mod tests {
             &catalog,
             "a",
             vec![
-                unit(
-                    "r1",
-                    vec![
-                        entity("Component", "x", json!({})),
-                        entity("Component", "y", json!({})),
-                    ],
-                ),
+                components("r1", &["x", "y"]),
                 unit("r2", vec![entity("API", "z", json!({}))]),
             ],
         );
-        apply(
-            &catalog,
-            "a",
-            vec![unit("r1", vec![entity("Component", "y", json!({}))])],
-        );
+        apply(&catalog, "a", vec![components("r1", &["y"])]);
         assert_eq!(refs(&catalog), ["api:default/z", "component:default/y"]);
         assert_eq!(catalog.source_len("a"), 2);
         assert_eq!(catalog.units_len("a", &["r1".into()]), 1);
@@ -774,14 +773,10 @@ mod tests {
     fn an_entity_moves_between_units_of_one_batch_in_either_order() {
         for order in [["a", "b"], ["b", "a"]] {
             let catalog = Catalog::new();
-            apply(
-                &catalog,
-                "s",
-                vec![unit("a", vec![entity("Component", "x", json!({}))])],
-            );
+            apply(&catalog, "s", vec![components("a", &["x"])]);
             let moved = |name: &str| match name {
                 "a" => unit("a", vec![]),
-                _ => unit("b", vec![entity("Component", "x", json!({}))]),
+                _ => components("b", &["x"]),
             };
             let applied = apply(&catalog, "s", order.iter().map(|u| moved(u)).collect());
             assert!(
@@ -808,16 +803,7 @@ mod tests {
         apply(
             &catalog,
             "s",
-            vec![
-                unit(
-                    "u",
-                    vec![
-                        entity("Component", "a", json!({})),
-                        entity("Component", "b", json!({})),
-                    ],
-                ),
-                unit("u", vec![entity("Component", "a", json!({}))]),
-            ],
+            vec![components("u", &["a", "b"]), components("u", &["a"])],
         );
         assert_eq!(refs(&catalog), ["component:default/a"]);
         assert_eq!(catalog.units_len("s", &["u".into()]), 1);
