@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::process::{FetchError, FileSource, RepoInfo};
+use bitbucket_catalogd::catalog::process::{FetchError, FileSource, RepoInfo, ResolveError};
 use bitbucket_catalogd::catalog::rules::{AllowKind, CatalogRule, CatalogRules};
 use bitbucket_catalogd::catalog::{Catalog, EntityKey, UnitEntities};
 use bitbucket_catalogd::config::CatalogSettings;
@@ -29,7 +29,7 @@ impl FileSource for NoOtherFiles {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>> {
         Box::pin(async move { Err(FetchError::Refused(format!("{url} is not read here"))) })
     }
-    fn resolve(&self, target: &str, _base: &str) -> Result<String, String> {
+    fn resolve(&self, target: &str, _base: &str) -> Result<String, ResolveError> {
         Ok(target.to_owned())
     }
     fn edit_url(&self, url: &str) -> Option<String> {

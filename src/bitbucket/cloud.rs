@@ -166,10 +166,7 @@ impl CloudClient {
             &["workspaces", workspace, "projects"],
             &[("pagelen", &pagelen.to_string())],
         );
-        self.paged("cloud_projects", url)
-            .await
-            .map_err(|failed| failed.error)?
-            .ok_or_else(|| not_found(&self.api_base, workspace))
+        self.workspace_pages("cloud_projects", url, workspace).await
     }
 
     pub async fn repositories(
@@ -184,10 +181,7 @@ impl CloudClient {
                 ("fields", REPOSITORY_FIELDS),
             ],
         );
-        self.paged("cloud_repos", url)
-            .await
-            .map_err(|failed| failed.error)?
-            .ok_or_else(|| not_found(&self.api_base, workspace))
+        self.workspace_pages("cloud_repos", url, workspace).await
     }
 
     /// One repository (its main branch, project and links).
@@ -209,10 +203,7 @@ impl CloudClient {
     /// The webhooks of a workspace.
     pub async fn workspace_hooks(&self, workspace: &str) -> Result<Vec<Hook>, BitbucketError> {
         let url = self.url(&["workspaces", workspace, "hooks"], &[]);
-        self.paged("cloud_hooks", url)
-            .await
-            .map_err(|failed| failed.error)?
-            .ok_or_else(|| not_found(&self.api_base, workspace))
+        self.workspace_pages("cloud_hooks", url, workspace).await
     }
 
     /// Creates a workspace webhook (`uuid: None`) or replaces hook `uuid`.
@@ -282,6 +273,19 @@ impl CloudClient {
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
     pub async fn file(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
         self.http.get_bytes_limited("cloud_src", url, limit).await
+    }
+
+    /// Every page of a listing of `workspace`, which must exist.
+    async fn workspace_pages<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: Url,
+        workspace: &str,
+    ) -> Result<Vec<T>, BitbucketError> {
+        self.paged(endpoint, url)
+            .await
+            .map_err(|failed| failed.error)?
+            .ok_or_else(|| not_found(&self.api_base, workspace))
     }
 
     /// Follows `next` until there is none. `Ok(None)` when the first page is

@@ -16,6 +16,7 @@ pub mod cloud_urls;
 mod pacing;
 pub use pacing::PaceView;
 pub mod reader;
+pub mod scope;
 pub mod server;
 pub mod server_urls;
 pub mod urls;
@@ -34,6 +35,7 @@ use url::Url;
 
 use crate::integrations::{Auth, HttpSettings};
 use pacing::Pacer;
+use urls::HostKey;
 /// How much of an error body we quote back.
 const ERROR_BODY_EXCERPT: usize = 300;
 /// How much of an error body we read (the rest is never downloaded).
@@ -58,8 +60,14 @@ fn too_many_pages(url: &Url) -> BitbucketError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BitbucketError {
-    #[error("request to {url} failed: {message}")]
-    Transport { url: String, message: String },
+    /// The cause stays attached as the error's source; the message spells
+    /// out its chain, as reqwest's own Display hides it.
+    #[error("request to {url} failed: {}", describe_reqwest_error(.source))]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("{url} answered {status}{hint}{body}")]
     Status {
         url: String,
@@ -262,7 +270,7 @@ impl IntegrationHttp {
 /// taught it.
 #[derive(Debug, Default)]
 pub struct HttpPool {
-    by_host: std::collections::HashMap<String, Arc<IntegrationHttp>>,
+    by_host: std::collections::HashMap<HostKey, Arc<IntegrationHttp>>,
 }
 
 impl HttpPool {
@@ -274,34 +282,19 @@ impl HttpPool {
         let server = integrations
             .bitbucket_server
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                (
-                    &s.host,
-                    &s.auth,
-                    &s.http,
-                    format!("integrations.bitbucketServer[{i}]"),
-                )
-            });
+            .map(|s| (&s.host, &s.auth, &s.http));
         let cloud = integrations
             .bitbucket_cloud
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    &c.host,
-                    &c.auth,
-                    &c.http,
-                    format!("integrations.bitbucketCloud[{i}]"),
-                )
-            });
-        for (host, auth, settings, key) in server.chain(cloud) {
+            .map(|c| (&c.host, &c.auth, &c.http));
+        let keyed = keyed("bitbucketServer", server).chain(keyed("bitbucketCloud", cloud));
+        for ((host, auth, settings), key) in keyed {
             let client = build_http_client(extra_ca_file, settings)?;
             let credentials = CredentialsHint {
                 host: host.clone(),
                 key,
             };
-            pool.by_host.entry(host.to_lowercase()).or_insert_with(|| {
+            pool.by_host.entry(HostKey::new(host)).or_insert_with(|| {
                 Arc::new(IntegrationHttp::new(
                     client,
                     auth.clone(),
@@ -315,7 +308,7 @@ impl HttpPool {
 
     /// The shared HTTP context of the integration for `host`.
     pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
-        self.by_host.get(&host.to_lowercase())
+        self.by_host.get(&HostKey::new(host))
     }
 
     /// Every integration's host with its pace and 429s, by host.
@@ -328,6 +321,17 @@ impl HttpPool {
         paces.sort_by(|a, b| a.0.cmp(&b.0));
         paces
     }
+}
+
+/// Each integration of `section` with its key path, e.g.
+/// `integrations.bitbucketServer[0]`.
+fn keyed<T>(
+    section: &'static str,
+    items: impl Iterator<Item = T>,
+) -> impl Iterator<Item = (T, String)> {
+    items
+        .enumerate()
+        .map(move |(i, item)| (item, format!("integrations.{section}[{i}]")))
 }
 
 /// A failed attempt, before retries are decided.
@@ -415,9 +419,9 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
         let slot = self.shared.pacer.acquire().await;
-        let transport = |err: reqwest::Error| BitbucketError::Transport {
+        let transport = |source: reqwest::Error| BitbucketError::Transport {
             url: url.to_string(),
-            message: describe_reqwest_error(&err),
+            source,
         };
         let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
         let mut response = match request.send().await {
@@ -600,7 +604,7 @@ impl Http {
                 .record(&self.shared.credentials.host, endpoint, "error");
             BitbucketError::Transport {
                 url: url.to_string(),
-                message: describe_reqwest_error(&err),
+                source: err,
             }
         })?;
         let status = response.status();
@@ -617,10 +621,10 @@ impl Http {
             match response.chunk().await {
                 Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(err) => {
+                Err(source) => {
                     return Err(BitbucketError::Transport {
                         url: url.to_string(),
-                        message: describe_reqwest_error(&err),
+                        source,
                     });
                 }
             }

@@ -97,6 +97,15 @@ pub(crate) struct Estimator {
     exact: bool,
 }
 
+/// Paced at a margin under `refill`, from `since`.
+fn paced(refill: f64, since: Instant) -> Mode {
+    Mode::Paced {
+        refill,
+        pace: (MARGIN * refill).max(MIN_RATE),
+        since,
+    }
+}
+
 impl Estimator {
     fn new() -> Self {
         Self {
@@ -144,91 +153,77 @@ impl Estimator {
     /// last episode, so the bucket refilled unobserved and what got through
     /// in between measures nothing; the estimate stands.
     pub(crate) fn on_429(&mut self, now: Instant, accepted: u64, stall: Duration, idle: bool) {
-        let stall_secs = stall.as_secs_f64().max(0.001);
         let resume = now + stall;
-        if let (true, Mode::Paced { refill, .. }) = (idle, self.mode) {
-            self.mode = Mode::Paced {
-                refill,
-                pace: (MARGIN * refill).max(MIN_RATE),
-                since: resume,
-            };
-            self.last = Some(Episode { at: now, accepted });
-            self.last_stall = stall;
-            return;
-        }
-        match (self.last, self.mode) {
-            (Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
-                // Both 429s found the bucket empty, so what got through in
-                // between is what it refilled: a lower bound of the refill
-                // rate (exact unless the bucket overflowed in a stall).
-                let between = now.saturating_duration_since(prev.at).as_secs_f64();
-                let got = accepted.saturating_sub(prev.accepted) as f64;
-                let lower = if between > 0.0 { got / between } else { 0.0 };
-                let refill = match self.mode {
-                    Mode::Search {
-                        pace,
-                        since,
-                        accepted_at,
-                        raised: true,
-                    } => {
-                        // The pace before the last raise drew no 429, so the
-                        // bucket was full then: since, it let through its
-                        // size plus what it refilled. Only sending time counts.
-                        let sending = now.saturating_duration_since(since).as_secs_f64();
-                        let since_raise = accepted.saturating_sub(accepted_at) as f64;
-                        let measured = match self.burst {
-                            Some(burst) if sending >= 0.05 => (since_raise - burst) / sending,
-                            _ => 0.0,
-                        };
-                        measured.max(lower).max(pace / SEARCH_GROWTH).min(pace)
-                    }
-                    Mode::Paced { refill, pace, .. } if lower < refill => {
-                        // The lower bound undercounts when the stall let the
-                        // bucket overflow. Sent long enough since the stall,
-                        // what got through is what the bucket held then plus
-                        // what it refilled while we sent.
-                        let sending = between - self.last_stall.as_secs_f64();
-                        let held = self
-                            .burst
-                            .map(|burst| burst.min(refill * self.last_stall.as_secs_f64()));
-                        match held {
-                            Some(held) if sending >= 0.1 => {
-                                ((got - held) / sending).min(pace).max(lower)
-                            }
-                            // Too little to go on: halfway down.
-                            _ => (refill + lower) / 2.0,
-                        }
-                    }
-                    _ => lower,
-                };
-                let refill = refill.max(MIN_RATE);
-                self.mode = Mode::Paced {
-                    refill,
-                    pace: (MARGIN * refill).max(MIN_RATE),
-                    since: resume,
-                };
+        self.mode = match (idle, self.last, self.mode) {
+            (true, _, Mode::Paced { refill, .. }) => paced(refill, resume),
+            (_, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
+                paced(self.refill_since(prev, now, accepted).max(MIN_RATE), resume)
             }
-            _ => {
-                // The first 429: the bucket's size is at most what got
-                // through. Resume at the pace that would refill that much in
-                // one stall; a 429 at it means the stall did not refill the
-                // bucket, so the next estimate is exact; none means the
-                // refill is faster, so search upward.
-                let got = accepted.saturating_sub(self.last.map_or(0, |e| e.accepted)) as f64;
-                if self.burst.is_none() {
-                    self.burst = Some(got.max(1.0));
-                }
-                let burst = self.burst.unwrap_or(1.0);
-                self.mode = Mode::Search {
-                    pace: (burst / stall_secs).max(MIN_RATE),
-                    since: resume,
-                    accepted_at: accepted,
-                    raised: false,
-                };
-            }
-        }
+            _ => self.first_episode(accepted, stall, resume),
+        };
         self.last = Some(Episode { at: now, accepted });
         self.last_stall = stall;
+    }
+
+    /// The refill rate a 429 at `now` after the episode `prev` shows.
+    fn refill_since(&self, prev: Episode, now: Instant, accepted: u64) -> f64 {
+        // Both 429s found the bucket empty, so what got through in between
+        // is what it refilled: a lower bound of the refill rate (exact
+        // unless the bucket overflowed in a stall).
+        let between = now.saturating_duration_since(prev.at).as_secs_f64();
+        let got = accepted.saturating_sub(prev.accepted) as f64;
+        let lower = if between > 0.0 { got / between } else { 0.0 };
+        match self.mode {
+            Mode::Search {
+                pace,
+                since,
+                accepted_at,
+                raised: true,
+            } => {
+                // The pace before the last raise drew no 429, so the bucket
+                // was full then: since, it let through its size plus what it
+                // refilled. Only sending time counts.
+                let sending = now.saturating_duration_since(since).as_secs_f64();
+                let since_raise = accepted.saturating_sub(accepted_at) as f64;
+                let measured = match self.burst {
+                    Some(burst) if sending >= 0.05 => (since_raise - burst) / sending,
+                    _ => 0.0,
+                };
+                measured.max(lower).max(pace / SEARCH_GROWTH).min(pace)
+            }
+            Mode::Paced { refill, pace, .. } if lower < refill => {
+                // The lower bound undercounts when the stall let the bucket
+                // overflow. Sent long enough since the stall, what got
+                // through is what the bucket held then plus what it
+                // refilled while we sent.
+                let sending = between - self.last_stall.as_secs_f64();
+                let held = self
+                    .burst
+                    .map(|burst| burst.min(refill * self.last_stall.as_secs_f64()));
+                match held {
+                    Some(held) if sending >= 0.1 => ((got - held) / sending).min(pace).max(lower),
+                    // Too little to go on: halfway down.
+                    _ => (refill + lower) / 2.0,
+                }
+            }
+            _ => lower,
+        }
+    }
+
+    /// The first 429: the bucket's size is at most what got through.
+    /// Resume at the pace that would refill that much in one stall; a 429
+    /// at it means the stall did not refill the bucket, so the next
+    /// estimate is exact; none means the refill is faster, so search upward.
+    fn first_episode(&mut self, accepted: u64, stall: Duration, resume: Instant) -> Mode {
+        let stall_secs = stall.as_secs_f64().max(0.001);
+        let got = accepted.saturating_sub(self.last.map_or(0, |e| e.accepted)) as f64;
+        let burst = *self.burst.get_or_insert(got.max(1.0));
+        Mode::Search {
+            pace: (burst / stall_secs).max(MIN_RATE),
+            since: resume,
+            accepted_at: accepted,
+            raised: false,
+        }
     }
 
     /// Time passed without a 429: search or probe upward. True when the pace changed.
@@ -273,11 +268,7 @@ impl Estimator {
         if burst.is_some() {
             self.burst = burst;
         }
-        self.mode = Mode::Paced {
-            refill,
-            pace: (MARGIN * refill).max(MIN_RATE),
-            since: now,
-        };
+        self.mode = paced(refill, now);
         true
     }
 }

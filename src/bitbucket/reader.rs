@@ -11,11 +11,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use url::Url;
 
-use super::urls::{UrlError, host_of};
+pub use super::scope::Scope;
+use super::urls::{HostKey, UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };
-use crate::catalog::process::{FetchError, FileSource};
+use crate::catalog::process::{FetchError, FileSource, ResolveError};
 use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
@@ -34,8 +35,8 @@ struct Site {
     flavour: Flavour,
     /// The integration's host as configured.
     host: String,
-    /// Lowercased `host[:port]`s whose URLs belong to this integration.
-    hosts: Vec<String>,
+    /// The `host[:port]`s whose URLs belong to this integration.
+    hosts: Vec<HostKey>,
     api_base: Url,
     http: Option<Arc<IntegrationHttp>>,
 }
@@ -62,28 +63,26 @@ pub struct Sites {
 const PROVIDER_HINT: &str = "a provider only follows targets on its own Bitbucket";
 
 impl Sites {
-    /// Every configured integration; for locations given by URL.
-    /// Every integration. Without `pool` the sites can map and check URLs
-    /// but not read them (config validation).
+    /// Every configured integration, for locations given by URL. Without
+    /// `pool` the sites can map and check URLs but not read them (config
+    /// validation).
     pub fn all(integrations: &Integrations, pool: Option<&HttpPool>) -> Self {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "a configured Bitbucket integration",
             hint: "add an integrations.bitbucketServer or integrations.bitbucketCloud entry for it",
         };
-        for integration in &integrations.bitbucket_server {
-            sites.add_server(
-                integration,
-                pool.and_then(|p| p.get(&integration.host)),
-                &[],
-            );
-        }
-        for integration in &integrations.bitbucket_cloud {
-            sites.add_cloud(
-                integration,
-                pool.and_then(|p| p.get(&integration.host)),
-                &[],
-            );
+        let server = integrations
+            .bitbucket_server
+            .iter()
+            .map(|i| (Flavour::Server, &i.host, &i.api_base_url));
+        let cloud = integrations
+            .bitbucket_cloud
+            .iter()
+            .map(|i| (Flavour::Cloud, &i.host, &i.api_base_url));
+        for (flavour, host, api_base) in server.chain(cloud) {
+            let http = pool.and_then(|p| p.get(host));
+            sites.add(flavour, host, api_base, http, &[]);
         }
         sites
     }
@@ -95,13 +94,8 @@ impl Sites {
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
     ) -> Self {
-        let mut sites = Self {
-            sites: Vec::new(),
-            scope: "this provider's Bitbucket Server",
-            hint: PROVIDER_HINT,
-        };
-        sites.add_server(integration, Some(http), aliases);
-        sites
+        let (host, api_base) = (&integration.host, &integration.api_base_url);
+        Self::provider(Flavour::Server, host, api_base, http, aliases)
     }
 
     /// One Cloud integration; `aliases` as for [`Sites::server`].
@@ -110,43 +104,28 @@ impl Sites {
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
     ) -> Self {
+        let (host, api_base) = (&integration.host, &integration.api_base_url);
+        Self::provider(Flavour::Cloud, host, api_base, http, aliases)
+    }
+
+    /// One provider's integration, and the aliases its listing uses.
+    fn provider(
+        flavour: Flavour,
+        host: &str,
+        api_base: &Url,
+        http: &Arc<IntegrationHttp>,
+        aliases: &[String],
+    ) -> Self {
         let mut sites = Self {
             sites: Vec::new(),
-            scope: "this provider's Bitbucket Cloud",
+            scope: match flavour {
+                Flavour::Server => "this provider's Bitbucket Server",
+                Flavour::Cloud => "this provider's Bitbucket Cloud",
+            },
             hint: PROVIDER_HINT,
         };
-        sites.add_cloud(integration, Some(http), aliases);
+        sites.add(flavour, host, api_base, Some(http), aliases);
         sites
-    }
-
-    fn add_server(
-        &mut self,
-        integration: &BitbucketServerIntegration,
-        http: Option<&Arc<IntegrationHttp>>,
-        aliases: &[String],
-    ) {
-        self.add(
-            Flavour::Server,
-            &integration.host,
-            &integration.api_base_url,
-            http,
-            aliases,
-        );
-    }
-
-    fn add_cloud(
-        &mut self,
-        integration: &BitbucketCloudIntegration,
-        http: Option<&Arc<IntegrationHttp>>,
-        aliases: &[String],
-    ) {
-        self.add(
-            Flavour::Cloud,
-            &integration.host,
-            &integration.api_base_url,
-            http,
-            aliases,
-        );
     }
 
     fn add(
@@ -157,8 +136,8 @@ impl Sites {
         http: Option<&Arc<IntegrationHttp>>,
         aliases: &[String],
     ) {
-        let mut hosts = vec![host.to_lowercase()];
-        hosts.extend(aliases.iter().map(|h| h.to_lowercase()));
+        let mut hosts = vec![HostKey::new(host)];
+        hosts.extend(aliases.iter().map(|h| HostKey::new(h)));
         self.sites.push(Site {
             flavour,
             host: host.to_owned(),
@@ -174,18 +153,18 @@ impl Sites {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(UrlError::Credentials);
         }
-        let host = host_of(&parsed).unwrap_or_default().to_lowercase();
+        let host = HostKey::new(&host_of(&parsed).unwrap_or_default());
         let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
         let first = candidates.next().ok_or_else(|| {
             let mut known: Vec<&str> = Vec::new();
             for host in self.sites.iter().flat_map(|s| &s.hosts) {
                 if !known.contains(&host.as_str()) {
-                    known.push(host);
+                    known.push(host.as_str());
                 }
             }
             UrlError::UnknownHost {
                 url: url.to_owned(),
-                host: host.clone(),
+                host: host.to_string(),
                 scope: self.scope,
                 hint: self.hint,
                 known: if known.is_empty() {
@@ -216,26 +195,6 @@ impl Sites {
         let site = self.site(url)?;
         site.api_url(url)?;
         Ok(site.flavour)
-    }
-}
-
-/// Which file URLs a reader may read beyond its [`Sites`]: `Err` says why
-/// not. Providers use it to keep targets within their filters.
-#[derive(Clone)]
-pub struct Scope(Arc<ScopeCheck>);
-
-/// A URL → "why not" check.
-type ScopeCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
-
-impl Scope {
-    pub fn new(check: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(check))
-    }
-}
-
-impl std::fmt::Debug for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Scope")
     }
 }
 
@@ -275,8 +234,8 @@ impl FileReader {
     pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let site = self.sites.site(url)?;
         let api_url = site.api_url(url)?;
-        if let Some(Scope(check)) = &self.scope {
-            check(url).map_err(|reason| UrlError::OutOfScope {
+        if let Some(scope) = &self.scope {
+            scope.check(url).map_err(|reason| UrlError::OutOfScope {
                 url: url.to_owned(),
                 reason,
             })?;
@@ -337,13 +296,13 @@ impl FileSource for FileReader {
         })
     }
 
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
+    fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
         let resolved = match self.sites.site(base).map(|s| s.flavour) {
             Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
             // A base outside the scope still resolves (its target is refused on fetch).
             _ => server_urls::resolve_url(target, base),
         };
-        resolved.map_err(|e| e.to_string())
+        Ok(resolved?)
     }
 
     fn edit_url(&self, url: &str) -> Option<String> {

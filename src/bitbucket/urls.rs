@@ -30,7 +30,10 @@ pub enum UrlError {
     },
     /// Outside what the reader may read (a provider's target scope).
     #[error("'{url}' is not read: {reason}")]
-    OutOfScope { url: String, reason: String },
+    OutOfScope {
+        url: String,
+        reason: super::scope::OutOfScope,
+    },
     /// Nothing is requested for such a URL.
     #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {
@@ -40,6 +43,34 @@ pub enum UrlError {
         known: String,
         hint: &'static str,
     },
+}
+
+/// Processing reports a URL the rules refuse as it is.
+impl From<UrlError> for crate::catalog::process::ResolveError {
+    fn from(err: UrlError) -> Self {
+        Self::Url(Box::new(err))
+    }
+}
+
+/// A host (`host` or `host:port`) as integrations are looked up by it:
+/// case-insensitive, as DNS names are, so lowercased once when built.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostKey(String);
+
+impl HostKey {
+    pub fn new(host: &str) -> Self {
+        Self(host.to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `host` or `host:port` of a URL, as integrations name hosts.

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use super::parse::document_lines;
 use super::problem::Problem;
 use super::process::ProcessingConfig;
-use super::process::{FetchError, FileSource, Processor, RepoInfo};
+use super::process::{FetchError, FileSource, Processor, RepoInfo, ResolveError};
 use super::rules::CatalogRules;
 
 /// What the standard input is called in findings.
@@ -218,14 +218,14 @@ impl FileSource for DiskSource {
         })
     }
 
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
+    fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
         if is_url(target) {
             return Ok(target.to_owned());
         }
         if Path::new(target).is_absolute() {
-            return Err(format!(
-                "'{target}' is an absolute path; give a path relative to the file"
-            ));
+            return Err(ResolveError::AbsolutePath {
+                target: target.to_owned(),
+            });
         }
         let dir = if base == STDIN {
             Path::new("")

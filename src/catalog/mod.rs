@@ -1,13 +1,18 @@
-//! Catalog processing and the in-memory catalog that the API serves.
+//! The in-memory catalog the API serves, and the map of catalog modules.
 //!
 //! - [`entity`]: the Backstage entity envelope and entity references.
 //! - [`parse`]: untrusted `catalog-info.yaml` → entities, with budgets.
+//! - [`process`]: one discovered file → the entities Backstage would accept
+//!   and a problem for everything else (Location targets, placeholders);
+//!   [`validate`] and [`rules`] are its checks.
 //! - [`disk`]: catalog files on disk checked offline (`validate`).
 //! - [`ancestry`], [`facets`]: what `ancestry` and `entity-facets` answer.
 //! - [`Catalog`]: what is served, owned unit by unit (a repository's catalog
 //!   file, or a location's target). A unit's new entity set changes exactly
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
+//!   [`Change`]s and [`Conflict`]s are what [`Catalog::prepare`] returns;
+//!   [`PreparedEntity`] is an entity as served.
 
 pub mod ancestry;
 pub mod changes;
@@ -17,6 +22,7 @@ pub mod facets;
 mod follow;
 pub mod index;
 pub mod parse;
+mod prepared;
 pub mod problem;
 pub mod process;
 pub mod query;
@@ -25,164 +31,20 @@ pub mod relations;
 pub mod rules;
 pub mod search;
 pub mod stitch;
+mod unit;
 pub mod validate;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use serde_json::Value;
 
 use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
 pub use follow::Followed;
 use index::RelationIndex;
-use search::SearchRows;
-
-/// Who serves an entity: a source, and the unit of it the entity came from
-/// (the catalog file URL of a repository, or a location's target).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Owner {
-    pub source: Arc<str>,
-    pub unit: Arc<str>,
-}
-
-impl Owner {
-    pub fn new(source: &str, unit: &str) -> Self {
-        Self {
-            source: Arc::from(source),
-            unit: Arc::from(unit),
-        }
-    }
-}
-
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.unit.is_empty() {
-            write!(f, "source {}", self.source)
-        } else {
-            write!(f, "{} (source {})", self.unit, self.source)
-        }
-    }
-}
-
-/// An entity another unit already serves; it was not taken over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    pub entity_ref: String,
-    /// Who keeps serving the entity.
-    pub owner: Owner,
-    /// The unit whose copy was refused.
-    pub unit: String,
-}
-
-impl Conflict {
-    /// The problem the refused unit reports.
-    pub fn into_problem(self) -> problem::Problem {
-        problem::Problem::new(
-            self.unit,
-            problem::ProblemKind::Conflict,
-            format!(
-                "entity {} is already provided by {}; this copy is ignored",
-                self.entity_ref, self.owner
-            ),
-        )
-        .for_entity(self.entity_ref)
-    }
-}
-
-/// One unit's whole new entity set; empty when the unit yields nothing.
-#[derive(Debug, Clone)]
-pub struct UnitEntities {
-    pub unit: String,
-    pub entities: Vec<Entity>,
-}
-
-/// One change to what is served, numbered catalog-wide.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Upsert {
-        entity: Arc<PreparedEntity>,
-        owner: Owner,
-        seq: u64,
-    },
-    Remove {
-        key: EntityKey,
-        source: Arc<str>,
-        seq: u64,
-    },
-}
-
-impl Change {
-    pub fn seq(&self) -> u64 {
-        match self {
-            Change::Upsert { seq, .. } | Change::Remove { seq, .. } => *seq,
-        }
-    }
-}
-
-/// What [`Catalog::prepare`] changed, to persist before [`Catalog::publish`].
-#[derive(Debug, Default)]
-pub struct Applied {
-    pub changes: Vec<Change>,
-    pub conflicts: Vec<Conflict>,
-}
-
-/// An entity ready to serve: identity assigned, JSON rendered once, search
-/// rows built once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreparedEntity {
-    pub key: EntityKey,
-    /// `kind:namespace/name` with the kind lowercased, as Backstage prints it.
-    pub entity_ref: String,
-    pub uid: String,
-    /// The served JSON body.
-    pub json: Arc<str>,
-    pub search: SearchRows,
-    /// `backstage.io/managed-by-location` without the `url:` prefix.
-    pub location: Option<String>,
-    /// `backstage.io/managed-by-origin-location` without the `url:` prefix.
-    pub origin: Option<String>,
-}
-
-impl PreparedEntity {
-    /// Renders `entity` with `relations` as it is served (uid and etag
-    /// assigned), with its search rows.
-    pub fn render(entity: Entity, relations: Vec<entity::Relation>) -> Self {
-        let key = entity.key();
-        let entity_ref = entity.entity_ref();
-        let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
-        let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
-        let value = stitch::served_value(entity, relations);
-        Self {
-            entity_ref,
-            uid: stitch::uid_for(key.as_str()),
-            json: Arc::from(value.to_string()),
-            search: SearchRows::build(&value),
-            location,
-            origin,
-            key,
-        }
-    }
-
-    /// The body as a JSON value (for projections).
-    pub fn value(&self) -> Value {
-        serde_json::from_str(&self.json).unwrap_or(Value::Null)
-    }
-
-    /// The typed entity, parsed back from what is served.
-    fn typed(&self) -> Option<Entity> {
-        serde_json::from_str(&self.json).ok()
-    }
-}
-
-fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
-    entity
-        .metadata
-        .annotations
-        .get(name)
-        .map(|v| v.strip_prefix("url:").unwrap_or(v).to_owned())
-}
+pub use prepared::PreparedEntity;
+pub use unit::{Applied, Change, Conflict, Owner, UnitEntities};
 
 /// An immutable view of the whole catalog, ordered by entity key. Readers
 /// take one and never block writers for longer than an `Arc` clone; a new
@@ -311,6 +173,163 @@ impl State {
             changes.push(Change::Upsert { entity, owner, seq });
         }
     }
+
+    /// Takes each unit's keys from it; the keys it no longer yields lose
+    /// their owner and are returned as released.
+    fn release_units(
+        &mut self,
+        source: &Arc<str>,
+        units: Vec<UnitEntities>,
+    ) -> (Vec<Claim>, Vec<EntityKey>) {
+        let mut released = Vec::new();
+        let mut claims = Vec::with_capacity(units.len());
+        for update in units {
+            let owner = Owner {
+                source: Arc::clone(source),
+                unit: Arc::from(update.unit.as_str()),
+            };
+            let old_keys: HashSet<EntityKey> = self
+                .units
+                .get_mut(source)
+                .and_then(|units| units.remove(&owner.unit))
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let yields: HashSet<EntityKey> = update.entities.iter().map(Entity::key).collect();
+            for key in old_keys.iter().filter(|k| !yields.contains(*k)) {
+                self.owners.remove(key);
+                released.push(key.clone());
+            }
+            claims.push(Claim {
+                owner,
+                old_keys,
+                update,
+            });
+        }
+        (claims, released)
+    }
+
+    /// Each unit claims its entities' keys; a key another unit holds (or
+    /// one twice in a unit) is a conflict. Returns the claimed entities and
+    /// the keys that moved in from another unit.
+    fn claim(
+        &mut self,
+        source: &Arc<str>,
+        claims: Vec<Claim>,
+        conflicts: &mut Vec<Conflict>,
+    ) -> (HashMap<EntityKey, Entity>, HashSet<EntityKey>) {
+        let mut fresh = HashMap::new();
+        let mut moved = HashSet::new();
+        for Claim {
+            owner,
+            old_keys,
+            update,
+        } in claims
+        {
+            let mut keys = Vec::new();
+            let mut claimed = HashSet::new();
+            for entity in update.entities {
+                let key = entity.key();
+                let held_by = self.owners.get(&key).filter(|o| **o != owner);
+                // A key twice in one file: the first document keeps it.
+                if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
+                    conflicts.push(Conflict {
+                        entity_ref: entity.entity_ref(),
+                        owner: holder.clone(),
+                        unit: update.unit.clone(),
+                    });
+                    continue;
+                }
+                if !old_keys.contains(&key) && self.working.get(&key).is_some() {
+                    moved.insert(key.clone());
+                }
+                self.owners.insert(key.clone(), owner.clone());
+                keys.push(key.clone());
+                fresh.insert(key, entity);
+            }
+            if !keys.is_empty() {
+                self.units
+                    .entry(Arc::clone(source))
+                    .or_default()
+                    .insert(owner.unit, keys);
+            }
+        }
+        (fresh, moved)
+    }
+
+    /// Stops serving the released keys no unit claimed again; the other
+    /// ends of their relations become `dirty`.
+    fn remove_released(
+        &mut self,
+        source: &Arc<str>,
+        released: Vec<EntityKey>,
+        fresh: &HashMap<EntityKey, Entity>,
+        dirty: &mut BTreeSet<EntityKey>,
+        changes: &mut Vec<Change>,
+    ) {
+        for key in released {
+            if fresh.contains_key(&key) {
+                continue;
+            }
+            let Some(old) = self.working.remove(&key, source) else {
+                continue;
+            };
+            let emitted = old
+                .typed()
+                .map(|e| stitch::emitted_by(&e))
+                .unwrap_or_default();
+            self.index.remove(&emitted);
+            endpoints(&emitted, dirty);
+            let seq = self.next_seq();
+            let retained = self.retained_removals;
+            self.working.changes.removed(&key, seq, retained);
+            changes.push(Change::Remove {
+                key,
+                source: Arc::clone(source),
+                seq,
+            });
+        }
+    }
+
+    /// Indexes the relations the claimed entities emit; each claimed
+    /// entity, and both ends of a relation added or dropped, become `dirty`.
+    fn reindex(&mut self, fresh: &HashMap<EntityKey, Entity>, dirty: &mut BTreeSet<EntityKey>) {
+        for (key, entity) in fresh {
+            let new = stitch::emitted_by(entity);
+            let old = self
+                .working
+                .get(key)
+                .and_then(|current| current.typed())
+                .map(|e| stitch::emitted_by(&e))
+                .unwrap_or_default();
+            if new != old {
+                self.index.remove(&old);
+                self.index.add(&new);
+                endpoints(&old, dirty);
+                endpoints(&new, dirty);
+            }
+            dirty.insert(key.clone());
+        }
+    }
+}
+
+/// A unit's new entity set, with the keys it served before.
+struct Claim {
+    owner: Owner,
+    old_keys: HashSet<EntityKey>,
+    update: UnitEntities,
+}
+
+/// A unit given twice in one batch: its last set counts.
+fn last_set_per_unit(units: Vec<UnitEntities>) -> Vec<UnitEntities> {
+    let mut seen = HashSet::new();
+    let mut units: Vec<UnitEntities> = units
+        .into_iter()
+        .rev()
+        .filter(|u| seen.insert(u.unit.clone()))
+        .collect();
+    units.reverse();
+    units
 }
 
 /// Both ends of every relation in `emitted`: the entities whose served
@@ -463,108 +482,13 @@ impl Catalog {
         let mut state = self.state.lock();
         let source: Arc<str> = Arc::from(source);
         let mut applied = Applied::default();
-        let mut fresh: HashMap<EntityKey, Entity> = HashMap::new();
-        let mut released: Vec<EntityKey> = Vec::new();
-        // A unit given twice in one batch: its last set counts.
-        let mut seen = HashSet::new();
-        let mut units: Vec<UnitEntities> = units
-            .into_iter()
-            .rev()
-            .filter(|u| seen.insert(u.unit.clone()))
-            .collect();
-        units.reverse();
         // First every unit lets go of what it no longer yields, so an entity
         // moving between two units of one batch moves whatever their order.
-        let mut claims = Vec::with_capacity(units.len());
-        for update in units {
-            let owner = Owner {
-                source: Arc::clone(&source),
-                unit: Arc::from(update.unit.as_str()),
-            };
-            let old_keys: HashSet<EntityKey> = state
-                .units
-                .get_mut(&source)
-                .and_then(|units| units.remove(&owner.unit))
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            let yields: HashSet<EntityKey> = update.entities.iter().map(Entity::key).collect();
-            for key in old_keys.iter().filter(|k| !yields.contains(*k)) {
-                state.owners.remove(key);
-                released.push(key.clone());
-            }
-            claims.push((owner, old_keys, update));
-        }
-        let mut moved = HashSet::new();
-        for (owner, old_keys, update) in claims {
-            let mut keys = Vec::new();
-            let mut claimed = HashSet::new();
-            for entity in update.entities {
-                let key = entity.key();
-                let held_by = state.owners.get(&key).filter(|o| **o != owner);
-                // A key twice in one file: the first document keeps it.
-                if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
-                    applied.conflicts.push(Conflict {
-                        entity_ref: entity.entity_ref(),
-                        owner: holder.clone(),
-                        unit: update.unit.clone(),
-                    });
-                    continue;
-                }
-                if !old_keys.contains(&key) && state.working.get(&key).is_some() {
-                    moved.insert(key.clone());
-                }
-                state.owners.insert(key.clone(), owner.clone());
-                keys.push(key.clone());
-                fresh.insert(key, entity);
-            }
-            if !keys.is_empty() {
-                state
-                    .units
-                    .entry(Arc::clone(&source))
-                    .or_default()
-                    .insert(owner.unit, keys);
-            }
-        }
+        let (claims, released) = state.release_units(&source, last_set_per_unit(units));
+        let (fresh, moved) = state.claim(&source, claims, &mut applied.conflicts);
         let mut dirty = BTreeSet::new();
-        for key in released {
-            if fresh.contains_key(&key) {
-                continue;
-            }
-            let Some(old) = state.working.remove(&key, &source) else {
-                continue;
-            };
-            let emitted = old
-                .typed()
-                .map(|e| stitch::emitted_by(&e))
-                .unwrap_or_default();
-            state.index.remove(&emitted);
-            endpoints(&emitted, &mut dirty);
-            let seq = state.next_seq();
-            let retained = state.retained_removals;
-            state.working.changes.removed(&key, seq, retained);
-            applied.changes.push(Change::Remove {
-                key,
-                source: Arc::clone(&source),
-                seq,
-            });
-        }
-        for (key, entity) in &fresh {
-            let new = stitch::emitted_by(entity);
-            let old = state
-                .working
-                .get(key)
-                .and_then(|current| current.typed())
-                .map(|e| stitch::emitted_by(&e))
-                .unwrap_or_default();
-            if new != old {
-                state.index.remove(&old);
-                state.index.add(&new);
-                endpoints(&old, &mut dirty);
-                endpoints(&new, &mut dirty);
-            }
-            dirty.insert(key.clone());
-        }
+        state.remove_released(&source, released, &fresh, &mut dirty, &mut applied.changes);
+        state.reindex(&fresh, &mut dirty);
         state.restitch(dirty, fresh, &moved, &mut applied.changes);
         applied
     }
@@ -651,7 +575,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn entity(kind: &str, name: &str, spec: Value) -> Entity {
         serde_json::from_value(json!({
@@ -668,6 +592,15 @@ mod tests {
             unit: unit.into(),
             entities,
         }
+    }
+
+    /// Components with no spec, named `names`, from `unit`.
+    fn components(unit_name: &str, names: &[&str]) -> UnitEntities {
+        let entities = names
+            .iter()
+            .map(|name| entity("Component", name, json!({})))
+            .collect();
+        unit(unit_name, entities)
     }
 
     /// Group `team` (repository `g`) owns component `svc` (repository `c`).
@@ -725,21 +658,11 @@ mod tests {
             &catalog,
             "a",
             vec![
-                unit(
-                    "r1",
-                    vec![
-                        entity("Component", "x", json!({})),
-                        entity("Component", "y", json!({})),
-                    ],
-                ),
+                components("r1", &["x", "y"]),
                 unit("r2", vec![entity("API", "z", json!({}))]),
             ],
         );
-        apply(
-            &catalog,
-            "a",
-            vec![unit("r1", vec![entity("Component", "y", json!({}))])],
-        );
+        apply(&catalog, "a", vec![components("r1", &["y"])]);
         assert_eq!(refs(&catalog), ["api:default/z", "component:default/y"]);
         assert_eq!(catalog.source_len("a"), 2);
         assert_eq!(catalog.units_len("a", &["r1".into()]), 1);
@@ -850,14 +773,10 @@ mod tests {
     fn an_entity_moves_between_units_of_one_batch_in_either_order() {
         for order in [["a", "b"], ["b", "a"]] {
             let catalog = Catalog::new();
-            apply(
-                &catalog,
-                "s",
-                vec![unit("a", vec![entity("Component", "x", json!({}))])],
-            );
+            apply(&catalog, "s", vec![components("a", &["x"])]);
             let moved = |name: &str| match name {
                 "a" => unit("a", vec![]),
-                _ => unit("b", vec![entity("Component", "x", json!({}))]),
+                _ => components("b", &["x"]),
             };
             let applied = apply(&catalog, "s", order.iter().map(|u| moved(u)).collect());
             assert!(
@@ -884,16 +803,7 @@ mod tests {
         apply(
             &catalog,
             "s",
-            vec![
-                unit(
-                    "u",
-                    vec![
-                        entity("Component", "a", json!({})),
-                        entity("Component", "b", json!({})),
-                    ],
-                ),
-                unit("u", vec![entity("Component", "a", json!({}))]),
-            ],
+            vec![components("u", &["a", "b"]), components("u", &["a"])],
         );
         assert_eq!(refs(&catalog), ["component:default/a"]);
         assert_eq!(catalog.units_len("s", &["u".into()]), 1);

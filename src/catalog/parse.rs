@@ -128,14 +128,28 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
     Ok(parsed)
 }
 
+/// Why a `$yaml` placeholder's file is not one usable document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SingleDocumentError {
+    #[error("larger than the {limit}-byte limit")]
+    TooLarge { limit: usize },
+    #[error("expected exactly one document, found {found}")]
+    NotOne { found: usize },
+    /// The YAML reader's message, condensed and with file line numbers.
+    #[error("{0}")]
+    Yaml(String),
+}
+
 /// One YAML document of any shape, for `$yaml` placeholders: exactly one
 /// document is required, as Backstage's resolver does.
-pub fn parse_single_document(bytes: &[u8], limits: &ParseLimits) -> Result<Value, String> {
+pub fn parse_single_document(
+    bytes: &[u8],
+    limits: &ParseLimits,
+) -> Result<Value, SingleDocumentError> {
     if bytes.len() > limits.max_file_bytes {
-        return Err(format!(
-            "larger than the {}-byte limit",
-            limits.max_file_bytes
-        ));
+        return Err(SingleDocumentError::TooLarge {
+            limit: limits.max_file_bytes,
+        });
     }
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -144,14 +158,14 @@ pub fn parse_single_document(bytes: &[u8], limits: &ParseLimits) -> Result<Value
         .filter(|c| c.is_document)
         .collect();
     let [chunk] = chunks.as_slice() else {
-        return Err(format!(
-            "expected exactly one document, found {}",
-            chunks.len()
-        ));
+        return Err(SingleDocumentError::NotOne {
+            found: chunks.len(),
+        });
     };
     let mut documents: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(chunk.text, options(limits))
-            .map_err(|err| shift_lines(&condense(&err.to_string()), chunk.first_line))?;
+        serde_saphyr::from_multiple_with_options(chunk.text, options(limits)).map_err(|err| {
+            SingleDocumentError::Yaml(shift_lines(&condense(&err.to_string()), chunk.first_line))
+        })?;
     Ok(documents.pop().map_or(Value::Null, normalize))
 }
 

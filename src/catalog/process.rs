@@ -11,7 +11,11 @@
 //!   drops that entity only.
 //! - A Location entity is kept only if all of its targets could be read and
 //!   processed (Backstage fails the Location entity otherwise); the entities
-//!   of its targets come with it.
+//!   of its targets come with it ([`targets`]); `$text`/`$json`/`$yaml`
+//!   placeholders are filled in ([`placeholders`]).
+
+mod placeholders;
+mod targets;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -24,11 +28,12 @@ use super::entity::{
     ANNOTATION_DEFAULT_BRANCH, ANNOTATION_EDIT_URL, ANNOTATION_LOCATION,
     ANNOTATION_ORIGIN_LOCATION, ANNOTATION_SOURCE_LOCATION, ANNOTATION_VIEW_URL, Entity,
 };
-use super::parse::{ParseLimits, parse_catalog_file, parse_single_document};
+use super::parse::{ParseLimits, parse_catalog_file};
 use super::problem::{Problem, ProblemKind};
 use super::relations;
 use super::rules::CatalogRules;
 use super::validate::{BuiltinKind, check_envelope, validate_entity};
+use placeholders::UnreadPlaceholder;
 
 /// Limits on processing, from `catalog.processing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,12 +76,23 @@ pub enum FetchError {
     Failed(String),
 }
 
+/// Why a target could not become a file's address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// A local file named by an absolute path (`validate` on disk).
+    #[error("'{target}' is an absolute path; give a path relative to the file")]
+    AbsolutePath { target: String },
+    /// The SCM's URL rules refused it; its message is the whole story.
+    #[error(transparent)]
+    Url(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Where files come from, and the SCM's URL rules.
 pub trait FileSource: Sync {
     /// The file at `url` (a web URL); `Ok(None)` when it does not exist.
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>>;
     /// `target` resolved against the file `base` (the integration's `resolveUrl`).
-    fn resolve(&self, target: &str, base: &str) -> Result<String, String>;
+    fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError>;
     /// The integration's `resolveEditUrl`.
     fn edit_url(&self, url: &str) -> Option<String>;
     /// The web URL of the repository holding the file.
@@ -105,6 +121,9 @@ pub struct TreeOutcome {
 
 const REJECTED_URL: &str = "https://backstage.io/annotation-rejected-for-security-reasons";
 
+/// Appended to a file's problems when the whole file is dropped.
+const NOTHING_KEPT: &str = "; none of this file's entities are kept";
+
 pub struct Processor<'a, S: FileSource> {
     pub source: &'a S,
     pub rules: &'a CatalogRules,
@@ -126,61 +145,51 @@ struct Walk {
     expanded_bytes: usize,
     /// Placeholder files read so far (`None`: missing, `Err`: why the read
     /// failed): each is read once, failed or not.
-    placeholder_files: HashMap<String, Result<Option<Vec<u8>>, String>>,
+    placeholder_files: HashMap<String, Result<Option<Vec<u8>>, UnreadPlaceholder>>,
+}
+
+/// A discovered file grown past `catalog.processing.maxExpandedSize`.
+#[derive(Debug, Clone, thiserror::Error)]
+enum Overflow {
+    #[error(
+        "{what} would expand this discovered file by more than catalog.processing.maxExpandedSize ({limit} bytes)"
+    )]
+    WouldExpand { what: String, limit: usize },
+    #[error(
+        "{what} is not read: this discovered file already expanded by more than catalog.processing.maxExpandedSize ({limit} bytes)"
+    )]
+    Full { what: String, limit: usize },
 }
 
 impl Walk {
-    /// Counts `bytes` more against `maxExpandedSize`; the message when over.
+    /// Counts `bytes` more against `maxExpandedSize`.
     fn expand(
         &mut self,
         bytes: usize,
         config: &ProcessingConfig,
         what: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Overflow> {
         self.expanded_bytes = self.expanded_bytes.saturating_add(bytes);
         if self.expanded_bytes > config.max_expanded_bytes {
-            return Err(format!(
-                "{what} would expand this discovered file by more than catalog.processing.maxExpandedSize ({} bytes)",
-                config.max_expanded_bytes
-            ));
+            return Err(Overflow::WouldExpand {
+                what: what.to_owned(),
+                limit: config.max_expanded_bytes,
+            });
         }
         Ok(())
     }
 
     /// Whether another file may be read at all: not once over
     /// `maxExpandedSize` (its bytes could not be used anyway).
-    fn has_room(&self, config: &ProcessingConfig, what: &str) -> Result<(), String> {
+    fn has_room(&self, config: &ProcessingConfig, what: &str) -> Result<(), Overflow> {
         if self.expanded_bytes > config.max_expanded_bytes {
-            return Err(format!(
-                "{what} is not read: this discovered file already expanded by more than catalog.processing.maxExpandedSize ({} bytes)",
-                config.max_expanded_bytes
-            ));
+            return Err(Overflow::Full {
+                what: what.to_owned(),
+                limit: config.max_expanded_bytes,
+            });
         }
         Ok(())
     }
-}
-
-/// The length of `value` as served (JSON), counted without building it and
-/// given up past `limit`: escapes can make text several times its size.
-fn served_len(value: &Value, limit: usize) -> usize {
-    struct Count(usize, usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len());
-            if self.0 > self.1 {
-                return Err(std::io::ErrorKind::FileTooLarge.into());
-            }
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0, limit);
-    // An error is only ever the limit being passed.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 impl<S: FileSource> Processor<'_, S> {
@@ -219,375 +228,133 @@ impl<S: FileSource> Processor<'_, S> {
         depth: usize,
     ) -> BoxFuture<'w, Option<Vec<Entity>>> {
         Box::pin(async move {
-            let parsed = match parse_catalog_file(bytes, &self.config.limits) {
-                Ok(parsed) => parsed,
-                Err(err) => {
-                    walk.problems
-                        .push(Problem::new(url, ProblemKind::Parse, err.to_string()));
-                    return None;
-                }
-            };
-            let nothing_kept = "; none of this file's entities are kept";
-            if !parsed.errors.is_empty() {
-                for err in parsed.errors {
-                    walk.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::Parse,
-                            format!("{}{nothing_kept}", err.message),
-                        )
-                        .in_document(err.document),
-                    );
-                }
-                return None;
-            }
-            let mut failed = false;
-            for (number, doc) in &parsed.documents {
-                if let Err(invalid) = check_envelope(doc) {
-                    walk.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::Parse,
-                            format!("not an entity: {invalid}{nothing_kept}"),
-                        )
-                        .in_document(*number),
-                    );
-                    failed = true;
-                }
-            }
-            if failed {
-                return None;
-            }
-            let mut documents = parsed.documents;
-            for (_, doc) in &mut documents {
-                self.annotate(doc, url, origin);
-            }
-            for (number, doc) in &documents {
-                let kind = str_at(doc, &["kind"]).unwrap_or_default();
-                let spec_type = str_at(doc, &["spec", "type"]);
-                if !self.rules.is_allowed(kind, spec_type, "url", origin) {
-                    let allowed = self.rules.allowed_kinds("url", origin);
-                    walk.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::NotAllowed,
-                            format!(
-                                "kind {kind} is not allowed from location url:{origin} by catalog.rules (allowed here: {}){nothing_kept}",
-                                if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
-                            ),
-                        )
-                        .in_document(*number)
-                        .for_entity(doc_ref(doc)),
-                    );
-                    failed = true;
-                }
-            }
-            if failed {
-                return None;
-            }
+            let documents = self.accepted_documents(walk, url, bytes, origin)?;
             let mut kept = Vec::new();
-            for (number, mut doc) in documents {
-                let entity_ref = doc_ref(&doc);
-                let reject = |message: String| {
-                    Problem::new(url, ProblemKind::Entity, message)
-                        .in_document(number)
-                        .for_entity(entity_ref.clone())
-                };
-                if let Err(message) = self.resolve_placeholders(walk, &mut doc, url).await {
-                    walk.problems.push(reject(message));
-                    continue;
-                }
-                let builtin = match validate_entity(&doc) {
-                    Ok(builtin) => builtin,
-                    Err(invalid) => {
-                        walk.problems.push(reject(invalid.to_string()));
-                        continue;
-                    }
-                };
-                let entity: Entity = match serde_json::from_value(Value::Object(doc)) {
-                    Ok(entity) => entity,
-                    Err(err) => {
-                        walk.problems.push(reject(err.to_string()));
-                        continue;
-                    }
-                };
-                if let Err(invalid) = relations::emitted(&entity) {
-                    walk.problems.push(reject(invalid.to_string()));
-                    continue;
-                }
-                if builtin == Some(BuiltinKind::Location) {
-                    match self.follow(walk, &entity, number, url, origin, depth).await {
-                        Some(children) => {
-                            kept.push(entity);
-                            kept.extend(children);
-                        }
-                        None => continue,
-                    }
-                } else {
-                    kept.push(entity);
-                }
+            for (number, doc) in documents {
+                kept.extend(
+                    self.process_entity(walk, number, doc, url, origin, depth)
+                        .await,
+                );
             }
             Some(kept)
         })
     }
 
-    /// Reads a Location entity's targets; `None` fails the Location.
-    async fn follow(
+    /// The file's documents, annotated, when every one of them parses, is
+    /// an entity envelope and is allowed here; `None` drops the whole file.
+    fn accepted_documents(
         &self,
         walk: &mut Walk,
-        location: &Entity,
+        url: &str,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Option<Vec<(usize, Map<String, Value>)>> {
+        let parsed = match parse_catalog_file(bytes, &self.config.limits) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                walk.problems
+                    .push(Problem::new(url, ProblemKind::Parse, err.to_string()));
+                return None;
+            }
+        };
+        if !parsed.errors.is_empty() {
+            for err in parsed.errors {
+                walk.problems.push(
+                    Problem::new(
+                        url,
+                        ProblemKind::Parse,
+                        format!("{}{NOTHING_KEPT}", err.message),
+                    )
+                    .in_document(err.document),
+                );
+            }
+            return None;
+        }
+        if !envelopes_valid(walk, url, &parsed.documents) {
+            return None;
+        }
+        let mut documents = parsed.documents;
+        for (_, doc) in &mut documents {
+            self.annotate(doc, url, origin);
+        }
+        self.kinds_allowed(walk, url, origin, &documents)
+            .then_some(documents)
+    }
+
+    /// Whether `catalog.rules` allow every document's kind from `origin`;
+    /// a problem for each one they do not.
+    fn kinds_allowed(
+        &self,
+        walk: &mut Walk,
+        url: &str,
+        origin: &str,
+        documents: &[(usize, Map<String, Value>)],
+    ) -> bool {
+        let mut allowed_all = true;
+        for (number, doc) in documents {
+            let kind = str_at(doc, &["kind"]).unwrap_or_default();
+            let spec_type = str_at(doc, &["spec", "type"]);
+            if !self.rules.is_allowed(kind, spec_type, "url", origin) {
+                let allowed = self.rules.allowed_kinds("url", origin);
+                walk.problems.push(
+                    Problem::new(
+                        url,
+                        ProblemKind::NotAllowed,
+                        format!(
+                            "kind {kind} is not allowed from location url:{origin} by catalog.rules (allowed here: {}){NOTHING_KEPT}",
+                            if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                        ),
+                    )
+                    .in_document(*number)
+                    .for_entity(doc_ref(doc)),
+                );
+                allowed_all = false;
+            }
+        }
+        allowed_all
+    }
+
+    /// One document → the entity (and, for a Location, everything under
+    /// it); nothing when it is rejected (its problem is recorded).
+    async fn process_entity(
+        &self,
+        walk: &mut Walk,
         number: usize,
+        mut doc: Map<String, Value>,
         url: &str,
         origin: &str,
         depth: usize,
-    ) -> Option<Vec<Entity>> {
-        let entity_ref = location.entity_ref();
-        let fail = |walk: &mut Walk, message: String| {
+    ) -> Vec<Entity> {
+        let entity_ref = doc_ref(&doc);
+        let reject = |walk: &mut Walk, message: String| {
             walk.problems.push(
-                Problem::new(
-                    url,
-                    ProblemKind::Location,
-                    format!("{message}; the Location and everything under it are not kept"),
-                )
-                .in_document(number)
-                .for_entity(entity_ref.clone()),
+                Problem::new(url, ProblemKind::Entity, message)
+                    .in_document(number)
+                    .for_entity(entity_ref.clone()),
             );
+            Vec::new()
         };
-        let spec = location.spec.as_ref().and_then(Value::as_object);
-        let get = |key: &str| spec.and_then(|s| s.get(key));
-        let type_ = get("type").and_then(Value::as_str).unwrap_or("url");
-        let optional = get("presence").and_then(Value::as_str) == Some("optional");
-        let mut targets: Vec<&str> = Vec::new();
-        targets.extend(get("target").and_then(Value::as_str));
-        if let Some(Value::Array(items)) = get("targets") {
-            targets.extend(items.iter().filter_map(Value::as_str));
+        if let Err(err) = self.resolve_placeholders(walk, &mut doc, url).await {
+            return reject(walk, err.to_string());
         }
-        if targets.is_empty() {
-            return Some(Vec::new());
+        let builtin = match validate_entity(&doc) {
+            Ok(builtin) => builtin,
+            Err(invalid) => return reject(walk, invalid.to_string()),
+        };
+        let entity: Entity = match serde_json::from_value(Value::Object(doc)) {
+            Ok(entity) => entity,
+            Err(err) => return reject(walk, err.to_string()),
+        };
+        if let Err(invalid) = relations::emitted(&entity) {
+            return reject(walk, invalid.to_string());
         }
-        if type_ != "url" {
-            fail(
-                walk,
-                format!(
-                    "location type '{type_}' cannot be read here; only url targets on this Bitbucket are followed"
-                ),
-            );
-            return None;
+        if builtin != Some(BuiltinKind::Location) {
+            return vec![entity];
         }
-        if targets.len() > self.config.max_location_targets {
-            fail(
-                walk,
-                format!(
-                    "{} targets is more than catalog.processing.maxLocationTargets ({})",
-                    targets.len(),
-                    self.config.max_location_targets
-                ),
-            );
-            return None;
+        match self.follow(walk, &entity, number, url, origin, depth).await {
+            Some(children) => std::iter::once(entity).chain(children).collect(),
+            None => Vec::new(),
         }
-        if depth + 1 > self.config.max_location_depth {
-            fail(
-                walk,
-                format!(
-                    "targets are nested deeper than catalog.processing.maxLocationDepth ({})",
-                    self.config.max_location_depth
-                ),
-            );
-            return None;
-        }
-        let mut ok = true;
-        let mut children = Vec::new();
-        for target in targets {
-            let resolved = match self.source.resolve(target, url) {
-                Ok(resolved) => resolved,
-                Err(message) => {
-                    fail(walk, format!("target '{target}': {message}"));
-                    ok = false;
-                    continue;
-                }
-            };
-            match walk.visited.get(&resolved) {
-                // Reached again through a cycle: its entities come with the
-                // Location that is already reading it (Backstage re-reads
-                // and finds the same entities).
-                Some(Visit::InProgress) => continue,
-                Some(Visit::Done(Some(entities))) => {
-                    children.extend(entities.iter().cloned());
-                    continue;
-                }
-                Some(Visit::Done(None)) => {
-                    fail(
-                        walk,
-                        format!("target {resolved} could not be processed (see its problems)"),
-                    );
-                    ok = false;
-                    continue;
-                }
-                None => {}
-            }
-            if walk.files_read >= self.config.max_location_files {
-                fail(
-                    walk,
-                    format!(
-                        "reading {resolved} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
-                        self.config.max_location_files
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-            if let Err(message) = walk.has_room(self.config, &format!("target {resolved}")) {
-                fail(walk, message);
-                ok = false;
-                continue;
-            }
-            let bytes = match self.source.fetch(&resolved).await {
-                Ok(Some(bytes)) => {
-                    walk.files_read += 1;
-                    if let Err(message) =
-                        walk.expand(bytes.len(), self.config, &format!("target {resolved}"))
-                    {
-                        fail(walk, message);
-                        ok = false;
-                        continue;
-                    }
-                    bytes
-                }
-                Ok(None) => {
-                    walk.files_read += 1;
-                    walk.visited
-                        .insert(resolved.clone(), Visit::Done(Some(Vec::new())));
-                    if !optional {
-                        fail(
-                            walk,
-                            format!(
-                                "required target {resolved} does not exist (set spec.presence: optional if it may be missing)"
-                            ),
-                        );
-                        ok = false;
-                    }
-                    continue;
-                }
-                // Only this target is lost: its siblings are in scope and
-                // dropping them would remove entities for another's mistake.
-                Err(FetchError::Refused(message)) => {
-                    walk.problems.push(
-                        Problem::new(
-                            url,
-                            ProblemKind::Location,
-                            format!("target {resolved} is not read: {message}; the Location's other targets are kept"),
-                        )
-                        .in_document(number)
-                        .for_entity(entity_ref.clone()),
-                    );
-                    continue;
-                }
-                Err(FetchError::Failed(message)) => {
-                    walk.files_read += 1;
-                    walk.problems
-                        .push(Problem::new(resolved.clone(), ProblemKind::Read, message));
-                    fail(walk, format!("target {resolved} could not be read"));
-                    ok = false;
-                    continue;
-                }
-            };
-            walk.visited.insert(resolved.clone(), Visit::InProgress);
-            let result = self
-                .process_file(walk, &resolved, &bytes, origin, depth + 1)
-                .await;
-            walk.visited
-                .insert(resolved.clone(), Visit::Done(result.clone()));
-            match result {
-                Some(entities) => children.extend(entities),
-                None => {
-                    fail(
-                        walk,
-                        format!("target {resolved} could not be processed (see its problems)"),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(children)
-    }
-
-    /// Backstage's PlaceholderProcessor: an object whose only key is
-    /// `$text`, `$json` or `$yaml` with a string value is replaced by the
-    /// content of that file (relative to `url`). Each read counts against
-    /// `maxLocationFiles`; any failure fails the entity.
-    async fn resolve_placeholders(
-        &self,
-        walk: &mut Walk,
-        doc: &mut Map<String, Value>,
-        url: &str,
-    ) -> Result<(), String> {
-        let mut found = Vec::new();
-        for (key, value) in doc.iter() {
-            find_placeholders(value, &mut vec![Step::Key(key.clone())], &mut found);
-        }
-        for (path, kind, target) in found {
-            let location = self.source.resolve(&target, url).map_err(|e| {
-                format!("Placeholder ${kind} could not form a URL out of {url} and {target}, {e}")
-            })?;
-            let fetched = match walk.placeholder_files.get(&location) {
-                Some(read) => read.clone(),
-                None => {
-                    if walk.files_read >= self.config.max_location_files {
-                        return Err(format!(
-                            "Placeholder ${kind} at {location} would exceed catalog.processing.maxLocationFiles ({}) for this discovered file",
-                            self.config.max_location_files
-                        ));
-                    }
-                    walk.has_room(self.config, &format!("Placeholder ${kind} of {location}"))?;
-                    let fetched = self.source.fetch(&location).await;
-                    if !matches!(fetched, Err(FetchError::Refused(_))) {
-                        walk.files_read += 1;
-                    }
-                    let read = fetched.map_err(|err| {
-                        format!("Placeholder ${kind} could not read location {target}: {err}")
-                    });
-                    walk.placeholder_files
-                        .insert(location.clone(), read.clone());
-                    read
-                }
-            }?;
-            let Some(bytes) = fetched else {
-                return Err(format!(
-                    "Placeholder ${kind} could not read location {target}: {location} does not exist"
-                ));
-            };
-            let limits = &self.config.limits;
-            if bytes.len() > limits.max_file_bytes {
-                return Err(format!(
-                    "Placeholder ${kind}: {location} is larger than catalog.processing.maxFileSize ({} bytes)",
-                    limits.max_file_bytes
-                ));
-            }
-            let value = match kind {
-                "text" => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-                "json" => serde_json::from_slice(&bytes).map_err(|e| {
-                    format!("Placeholder $json failed to parse JSON data at {target}, {e}")
-                })?,
-                _ => parse_single_document(&bytes, limits).map_err(|e| {
-                    format!("Placeholder $yaml could not use the data at {target}: {e}")
-                })?,
-            };
-            // What is served, not what was read: escapes and re-rendered
-            // YAML can be larger than the file.
-            let room = self
-                .config
-                .max_expanded_bytes
-                .saturating_sub(walk.expanded_bytes);
-            walk.expand(
-                served_len(&value, room),
-                self.config,
-                &format!("Placeholder ${kind} of {location}"),
-            )?;
-            if let Some(slot) = value_at(doc, &path) {
-                *slot = value;
-            }
-        }
-        Ok(())
     }
 
     /// What the location processors add: `managed-by-location` and
@@ -641,64 +408,24 @@ impl<S: FileSource> Processor<'_, S> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// Placeholders as Backstage finds them: an object with exactly one key, a
-/// known `$`-resolver with a string value. Other `$` keys (e.g. JSON
-/// Schema's `$ref`) are left alone, and nothing inside them is searched.
-fn find_placeholders(
-    value: &Value,
-    path: &mut Vec<Step>,
-    out: &mut Vec<(Vec<Step>, &'static str, String)>,
-) {
-    match value {
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                find_placeholders(item, path, out);
-                path.pop();
-            }
+/// Whether every document has a valid entity envelope; a problem for each
+/// one that has not.
+fn envelopes_valid(walk: &mut Walk, url: &str, documents: &[(usize, Map<String, Value>)]) -> bool {
+    let mut valid_all = true;
+    for (number, doc) in documents {
+        if let Err(invalid) = check_envelope(doc) {
+            walk.problems.push(
+                Problem::new(
+                    url,
+                    ProblemKind::Parse,
+                    format!("not an entity: {invalid}{NOTHING_KEPT}"),
+                )
+                .in_document(*number),
+            );
+            valid_all = false;
         }
-        Value::Object(map) => {
-            if !map.keys().any(|k| k.starts_with('$')) {
-                for (k, v) in map {
-                    path.push(Step::Key(k.clone()));
-                    find_placeholders(v, path, out);
-                    path.pop();
-                }
-                return;
-            }
-            if let [(key, Value::String(target))] = map.iter().collect::<Vec<_>>().as_slice() {
-                let kind = match key.as_str() {
-                    "$text" => "text",
-                    "$json" => "json",
-                    "$yaml" => "yaml",
-                    _ => return,
-                };
-                out.push((path.clone(), kind, target.clone()));
-            }
-        }
-        _ => {}
     }
-}
-
-fn value_at<'a>(doc: &'a mut Map<String, Value>, path: &[Step]) -> Option<&'a mut Value> {
-    let (first, rest) = path.split_first()?;
-    let Step::Key(key) = first else {
-        return None;
-    };
-    let mut node = doc.get_mut(key)?;
-    for step in rest {
-        node = match step {
-            Step::Key(key) => node.get_mut(key)?,
-            Step::Index(i) => node.get_mut(*i)?,
-        };
-    }
-    Some(node)
+    valid_all
 }
 
 fn is_script_url(value: &str) -> bool {
@@ -773,8 +500,8 @@ mod tests {
                 Ok(self.files.get(url).map(|s| s.clone().into_bytes()))
             })
         }
-        fn resolve(&self, target: &str, base: &str) -> Result<String, String> {
-            crate::bitbucket::server_urls::resolve_url(target, base).map_err(|e| e.to_string())
+        fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
+            Ok(crate::bitbucket::server_urls::resolve_url(target, base)?)
         }
         fn edit_url(&self, url: &str) -> Option<String> {
             Some(url.to_owned())

@@ -42,13 +42,19 @@ pub enum TargetMatch {
     },
 }
 
+/// A `catalog.rules` location pattern that is not a glob; the message
+/// names only what is wrong (the caller quotes the pattern).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.kind())]
+pub struct InvalidGlob(#[source] globset::Error);
+
 impl TargetMatch {
-    pub fn pattern(glob: &str) -> Result<Self, String> {
+    pub fn pattern(glob: &str) -> Result<Self, InvalidGlob> {
         let matcher = GlobBuilder::new(glob)
             .case_insensitive(true)
             .literal_separator(true)
             .build()
-            .map_err(|err| err.kind().to_string())?
+            .map_err(InvalidGlob)?
             .compile_matcher();
         Ok(TargetMatch::Pattern {
             glob: glob.to_owned(),

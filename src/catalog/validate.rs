@@ -305,6 +305,33 @@ fn type_error(field: String, expected: &str, found: &Value) -> Invalid {
 
 /// `Entity.schema.json` with `EntityMeta.schema.json`.
 fn check_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
+    check_root_schema(doc)?;
+    let Some(Value::Object(metadata)) = doc.get("metadata") else {
+        return Ok(());
+    };
+    for (key, value) in metadata {
+        let field = format!("metadata.{key}");
+        match key.as_str() {
+            "uid" | "etag" | "name" | "namespace" => {
+                non_empty_string(metadata, key, &field, Rule::Schema)?;
+            }
+            "description" if !value.is_string() => {
+                return Err(type_error(field, "a string", value));
+            }
+            "generation" if value.as_i64().is_none_or(|g| g < 1) => {
+                return Err(type_error(field, "an integer of at least 1", value));
+            }
+            "labels" | "annotations" => check_string_map_schema(&field, value)?,
+            "tags" => check_tags_schema(&field, value)?,
+            "links" => check_links_schema(&field, value)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The root fields an entity may have, with their JSON types.
+fn check_root_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
     for (key, value) in doc {
         match key.as_str() {
             "apiVersion" | "kind" | "metadata" => {}
@@ -326,82 +353,76 @@ fn check_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
             }
         }
     }
-    let Some(Value::Object(metadata)) = doc.get("metadata") else {
-        return Ok(());
+    Ok(())
+}
+
+/// `metadata.labels` / `metadata.annotations`: an object of strings.
+fn check_string_map_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+    let Value::Object(map) = value else {
+        return Err(type_error(field.to_owned(), "an object", value));
     };
-    for (key, value) in metadata {
-        let field = format!("metadata.{key}");
-        match key.as_str() {
-            "uid" | "etag" | "name" | "namespace" => {
-                non_empty_string(metadata, key, &field, Rule::Schema)?;
-            }
-            "description" if !value.is_string() => {
-                return Err(type_error(field, "a string", value));
-            }
-            "generation" if value.as_i64().is_none_or(|g| g < 1) => {
-                return Err(type_error(field, "an integer of at least 1", value));
-            }
-            "labels" | "annotations" => {
-                let Value::Object(map) = value else {
-                    return Err(type_error(field, "an object", value));
-                };
-                for (k, v) in map {
-                    if !v.is_string() {
-                        return Err(type_error(format!("{field}.{k}"), "a string", v));
-                    }
-                }
-            }
-            "tags" => {
-                let Value::Array(tags) = value else {
-                    return Err(type_error(field, "a list", value));
-                };
-                for (i, tag) in tags.iter().enumerate() {
-                    match tag {
-                        Value::String(s) if !s.is_empty() => {}
-                        other => {
-                            return Err(type_error(
-                                format!("{field}.{i}"),
-                                "a non-empty string",
-                                other,
-                            ));
-                        }
-                    }
-                }
-            }
-            "links" => {
-                let Value::Array(links) = value else {
-                    return Err(type_error(field, "a list", value));
-                };
-                for (i, link) in links.iter().enumerate() {
-                    let Value::Object(link) = link else {
-                        return Err(type_error(format!("{field}.{i}"), "an object", link));
-                    };
-                    non_empty_string(link, "url", &format!("{field}.{i}.url"), Rule::Schema)?;
-                    for optional in ["title", "icon", "type"] {
-                        if link.contains_key(optional) {
-                            non_empty_string(
-                                link,
-                                optional,
-                                &format!("{field}.{i}.{optional}"),
-                                Rule::Schema,
-                            )?;
-                        }
-                    }
-                }
-            }
-            _ => {}
+    for (k, v) in map {
+        if !v.is_string() {
+            return Err(type_error(format!("{field}.{k}"), "a string", v));
         }
     }
     Ok(())
 }
 
+/// `metadata.tags`: a list of non-empty strings.
+fn check_tags_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+    let Value::Array(tags) = value else {
+        return Err(type_error(field.to_owned(), "a list", value));
+    };
+    for (i, tag) in tags.iter().enumerate() {
+        match tag {
+            Value::String(s) if !s.is_empty() => {}
+            other => {
+                return Err(type_error(
+                    format!("{field}.{i}"),
+                    "a non-empty string",
+                    other,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `metadata.links`: objects with a `url`, and non-empty optional fields.
+fn check_links_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+    let Value::Array(links) = value else {
+        return Err(type_error(field.to_owned(), "a list", value));
+    };
+    for (i, link) in links.iter().enumerate() {
+        let Value::Object(link) = link else {
+            return Err(type_error(format!("{field}.{i}"), "an object", link));
+        };
+        non_empty_string(link, "url", &format!("{field}.{i}.url"), Rule::Schema)?;
+        for optional in ["title", "icon", "type"] {
+            if link.contains_key(optional) {
+                non_empty_string(
+                    link,
+                    optional,
+                    &format!("{field}.{i}.{optional}"),
+                    Rule::Schema,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `value` is a string that `ok` accepts, else a format error for `rule`.
+fn require(field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool) -> Result<(), Invalid> {
+    match value.as_str() {
+        Some(s) if ok(s) => Ok(()),
+        _ => Err(Invalid::format(field, rule, value)),
+    }
+}
+
 /// `FieldFormatEntityPolicy` with the default validators.
 fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
-    let require =
-        |field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool| match value.as_str() {
-            Some(s) if ok(s) => Ok(()),
-            _ => Err(Invalid::format(field, rule, value)),
-        };
     let null = Value::Null;
     require(
         "apiVersion",
@@ -433,28 +454,20 @@ fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
         )?;
     }
     if let Some(Value::Object(labels)) = metadata.get("labels") {
-        for (k, v) in labels {
-            let field = format!("metadata.labels.{k}");
-            require(
-                &field,
-                &Value::String(k.clone()),
-                Rule::LabelKey,
-                is_valid_label_key,
-            )?;
-            require(&field, v, Rule::LabelValue, is_valid_label_value)?;
-        }
+        check_map_formats(
+            "labels",
+            labels,
+            (Rule::LabelKey, Rule::LabelValue),
+            is_valid_label_value,
+        )?;
     }
     if let Some(Value::Object(annotations)) = metadata.get("annotations") {
-        for (k, v) in annotations {
-            let field = format!("metadata.annotations.{k}");
-            require(
-                &field,
-                &Value::String(k.clone()),
-                Rule::AnnotationKey,
-                is_valid_label_key,
-            )?;
-            require(&field, v, Rule::AnnotationValue, |_| true)?;
-        }
+        check_map_formats(
+            "annotations",
+            annotations,
+            (Rule::AnnotationKey, Rule::AnnotationValue),
+            |_| true,
+        )?;
     }
     if let Some(Value::Array(tags)) = metadata.get("tags") {
         for (i, tag) in tags.iter().enumerate() {
@@ -462,31 +475,58 @@ fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
         }
     }
     if let Some(Value::Array(links)) = metadata.get("links") {
-        for (i, link) in links.iter().enumerate() {
-            let link = link.as_object();
-            let get = |k: &str| link.and_then(|l| l.get(k));
+        check_link_formats(links)?;
+    }
+    Ok(())
+}
+
+/// `metadata.<name>` keys (label-key format) and values (`value_ok`).
+fn check_map_formats(
+    name: &str,
+    map: &Map<String, Value>,
+    (key_rule, value_rule): (Rule, Rule),
+    value_ok: fn(&str) -> bool,
+) -> Result<(), Invalid> {
+    for (k, v) in map {
+        let field = format!("metadata.{name}.{k}");
+        require(
+            &field,
+            &Value::String(k.clone()),
+            key_rule,
+            is_valid_label_key,
+        )?;
+        require(&field, v, value_rule, value_ok)?;
+    }
+    Ok(())
+}
+
+/// `metadata.links`: a URL, a non-blank title and an entity-name icon.
+fn check_link_formats(links: &[Value]) -> Result<(), Invalid> {
+    let null = Value::Null;
+    for (i, link) in links.iter().enumerate() {
+        let link = link.as_object();
+        let get = |k: &str| link.and_then(|l| l.get(k));
+        require(
+            &format!("metadata.links.{i}.url"),
+            get("url").unwrap_or(&null),
+            Rule::Url,
+            is_valid_url,
+        )?;
+        if let Some(title) = get("title") {
             require(
-                &format!("metadata.links.{i}.url"),
-                get("url").unwrap_or(&null),
-                Rule::Url,
-                is_valid_url,
+                &format!("metadata.links.{i}.title"),
+                title,
+                Rule::NonEmptyString,
+                |s| !s.trim().is_empty(),
             )?;
-            if let Some(title) = get("title") {
-                require(
-                    &format!("metadata.links.{i}.title"),
-                    title,
-                    Rule::NonEmptyString,
-                    |s| !s.trim().is_empty(),
-                )?;
-            }
-            if let Some(icon) = get("icon") {
-                require(
-                    &format!("metadata.links.{i}.icon"),
-                    icon,
-                    Rule::EntityName,
-                    is_valid_object_name,
-                )?;
-            }
+        }
+        if let Some(icon) = get("icon") {
+            require(
+                &format!("metadata.links.{i}.icon"),
+                icon,
+                Rule::EntityName,
+                is_valid_object_name,
+            )?;
         }
     }
     Ok(())

@@ -14,15 +14,16 @@ use url::Url;
 use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Provider, Unlisted};
+use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
+use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
-use crate::config::{CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule};
+use crate::config::CloudProviderConfig;
 use crate::integrations::BitbucketCloudIntegration;
 
 /// Bitbucket stops one code search at about this many results.
@@ -72,32 +73,20 @@ impl CloudFlavour {
 impl Flavour for CloudFlavour {
     type Client = CloudClient;
 
-    fn id(&self) -> &str {
-        &self.config.id
+    fn settings(&self) -> Settings<'_> {
+        let config = &self.config;
+        Settings {
+            id: &config.id,
+            schedule: &config.schedule,
+            concurrency: config.concurrency,
+            deletion_guard: config.deletion_guard,
+            catalog: &config.catalog,
+            catalog_path: &config.catalog_path,
+        }
     }
 
     fn target(&self) -> &str {
         &self.config.workspace
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn concurrency(&self) -> usize {
-        self.config.concurrency
-    }
-
-    fn deletion_guard(&self) -> DeletionGuard {
-        self.config.deletion_guard
-    }
-
-    fn catalog(&self) -> &CatalogSettings {
-        &self.config.catalog
-    }
-
-    fn catalog_path(&self) -> &str {
-        &self.config.catalog_path
     }
 
     fn client(&self, stats: &Arc<RequestStats>) -> CloudClient {
@@ -114,12 +103,15 @@ impl Flavour for CloudFlavour {
         client: &CloudClient,
         report: &mut RunReport,
         fingerprint: &str,
-    ) -> Result<Vec<Listed>, String> {
+    ) -> Result<Vec<Listed>, ListingError> {
         let workspace = &self.config.workspace;
         let projects = client
             .projects(workspace, self.config.pagelen)
             .await
-            .map_err(|e| format!("listing the projects of workspace {workspace} failed: {e}"))?;
+            .map_err(|source| ListingError::WorkspaceProjects {
+                workspace: workspace.clone(),
+                source,
+            })?;
         report.projects_seen = projects.len();
         let project_filter = self.config.filters.project_key.as_ref();
         let keys: Vec<String> = projects
@@ -167,23 +159,19 @@ impl Flavour for CloudFlavour {
             location,
             self.config.target_scope,
             format!("catalog.providers.bitbucketCloud.{}", self.config.id),
-            |url| {
-                cloud_urls::parse_file_url(url)
-                    .map(|f| (f.workspace, f.slug))
-                    .map_err(|e| e.to_string())
-            },
+            |url| cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug)),
             move |owner, slug| {
                 if !owner.eq_ignore_ascii_case(&workspace) {
-                    Err(format!("it is not in workspace {workspace}"))
+                    Err(Excluded::OtherWorkspace(workspace.clone()))
                 } else if filters.project_key.is_some() {
                     // A file URL does not say the repository's project.
-                    Err("its projectKey filter cannot be checked from a file URL, so only the discovered file's repository is followed".to_owned())
+                    Err(Excluded::ProjectUnknown)
                 } else if filters
                     .repo_slug
                     .as_ref()
                     .is_some_and(|re| !re.is_match(slug))
                 {
-                    Err("its repoSlug filter excludes it".to_owned())
+                    Err(Excluded::RepoSlug)
                 } else {
                     Ok(())
                 }
@@ -354,7 +342,7 @@ impl CloudFlavour {
         client: &CloudClient,
         keys: &[String],
         report: &mut RunReport,
-    ) -> Result<Option<Vec<Candidate>>, String> {
+    ) -> Result<Option<Vec<Candidate>>, ListingError> {
         let Some((first, rest)) = keys.split_first() else {
             return Ok(Some(Vec::new()));
         };
@@ -381,9 +369,7 @@ impl CloudFlavour {
             let results = match search {
                 Search::Results(results) => results,
                 Search::Unavailable(reason) => {
-                    return Err(format!(
-                        "code search in project {key} stopped being available mid-run: {reason}"
-                    ));
+                    return Err(ListingError::SearchWithdrawn { key, reason });
                 }
             };
             // Distinct hits, not results: repeated pages inflate the latter.
@@ -410,7 +396,7 @@ impl CloudFlavour {
         &self,
         client: &CloudClient,
         key: &str,
-    ) -> Result<(String, Search), String> {
+    ) -> Result<(String, Search), ListingError> {
         client
             .search_code(
                 &self.config.workspace,
@@ -419,7 +405,10 @@ impl CloudFlavour {
             )
             .await
             .map(|search| (key.to_owned(), search))
-            .map_err(|e| format!("code search in project {key} failed: {e}"))
+            .map_err(|source| ListingError::CodeSearch {
+                key: key.to_owned(),
+                source,
+            })
     }
 
     /// A search hit worth reading: it matched the path, is exactly the
@@ -460,13 +449,14 @@ impl CloudFlavour {
         &self,
         client: &CloudClient,
         report: &mut RunReport,
-    ) -> Result<Vec<Candidate>, String> {
+    ) -> Result<Vec<Candidate>, ListingError> {
         let workspace = &self.config.workspace;
         let repos = client
             .repositories(workspace, self.config.pagelen)
             .await
-            .map_err(|e| {
-                format!("listing the repositories of workspace {workspace} failed: {e}")
+            .map_err(|source| ListingError::WorkspaceRepositories {
+                workspace: workspace.clone(),
+                source,
             })?;
         report.repos_seen = repos.len();
         let project_filter = self.config.filters.project_key.as_ref();

@@ -8,6 +8,8 @@ use std::time::Instant;
 use super::{Problem, RunReport, now_rfc3339};
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::Scope;
+use crate::bitbucket::scope::{Excluded, OutOfScope};
+use crate::bitbucket::urls::UrlError;
 use crate::catalog::Entity;
 use crate::catalog::process::{FileSource, Processor, RepoInfo};
 use crate::config::{CatalogSettings, TargetScope};
@@ -53,8 +55,8 @@ pub fn target_scope(
     location: &str,
     scope: TargetScope,
     key: String,
-    repository: fn(&str) -> Result<(String, String), String>,
-    allowed: impl Fn(&str, &str) -> Result<(), String> + Send + Sync + 'static,
+    repository: fn(&str) -> Result<(String, String), UrlError>,
+    allowed: impl Fn(&str, &str) -> Result<(), Excluded> + Send + Sync + 'static,
 ) -> Scope {
     let home = repository(location).ok();
     Scope::new(move |url| {
@@ -65,11 +67,17 @@ pub fn target_scope(
         match scope {
             _ if same => Ok(()),
             TargetScope::Any => Ok(()),
-            TargetScope::Repository => Err(format!(
-                "it is in repository {owner}/{slug}, not the discovered file's; set {key}.targetScope: filters to follow targets into repositories this provider's filters match (or any, for any repository)"
-            )),
-            TargetScope::Filters => allowed(&owner, &slug)
-                .map_err(|why| format!("repository {owner}/{slug} is outside {key}: {why}")),
+            TargetScope::Repository => Err(OutOfScope::OtherRepository {
+                owner,
+                slug,
+                key: key.clone(),
+            }),
+            TargetScope::Filters => allowed(&owner, &slug).map_err(|why| OutOfScope::Excluded {
+                owner,
+                slug,
+                key: key.clone(),
+                why,
+            }),
         }
     })
 }

@@ -17,11 +17,13 @@ use url::Url;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
-    CatalogFile, Outcome, Problem, ProblemKind, RunContext, RunReport, UnitUpdate, now_rfc3339,
+    CatalogFile, Outcome, Problem, ProblemKind, RepositoryRecord, RunContext, RunReport,
+    UnitUpdate, now_rfc3339,
 };
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats};
+use crate::catalog::process::RepoInfo;
 use crate::config::{CatalogSettings, DeletionGuard, Schedule};
 
 /// Results are applied once this many files are read…
@@ -29,19 +31,45 @@ const BATCH_FILES: usize = 100;
 /// …or this long after the first unapplied one, whichever comes first.
 const BATCH_EVERY: Duration = Duration::from_secs(2);
 
+/// The part of a provider's configuration Server and Cloud share.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub id: &'a str,
+    pub schedule: &'a Schedule,
+    pub concurrency: usize,
+    pub deletion_guard: DeletionGuard,
+    pub catalog: &'a CatalogSettings,
+    pub catalog_path: &'a str,
+}
+
 /// What one kind of Bitbucket does differently.
 pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     type Client: Clone + Send + Sync;
 
-    fn id(&self) -> &str;
+    /// What every provider's configuration says alike.
+    fn settings(&self) -> Settings<'_>;
     /// What it reads, for the status: a host or a workspace.
     fn target(&self) -> &str;
-    fn schedule(&self) -> &Schedule;
-    fn concurrency(&self) -> usize;
-    fn deletion_guard(&self) -> DeletionGuard;
-    fn catalog(&self) -> &CatalogSettings;
+
+    fn id(&self) -> &str {
+        self.settings().id
+    }
+    fn schedule(&self) -> &Schedule {
+        self.settings().schedule
+    }
+    fn concurrency(&self) -> usize {
+        self.settings().concurrency
+    }
+    fn deletion_guard(&self) -> DeletionGuard {
+        self.settings().deletion_guard
+    }
+    fn catalog(&self) -> &CatalogSettings {
+        self.settings().catalog
+    }
     /// The catalog file's path in each repository (no leading `/`).
-    fn catalog_path(&self) -> &str;
+    fn catalog_path(&self) -> &str {
+        self.settings().catalog_path
+    }
 
     /// A client that counts its requests into `stats`.
     fn client(&self, stats: &Arc<RequestStats>) -> Self::Client;
@@ -53,7 +81,7 @@ pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
         client: &Self::Client,
         report: &mut RunReport,
         fingerprint: &str,
-    ) -> impl Future<Output = Result<Vec<Listed>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Listed>, ListingError>> + Send;
 
     /// A catalog file's bytes (at most `max_bytes + 1`), `None` when missing.
     fn fetch(
@@ -143,7 +171,9 @@ impl<F: Flavour> Provider<F> {
         let mut report = RunReport::new(self.id());
         let client = self.flavour.client(&ctx.stats);
         if let Err(error) = self.discover(&client, ctx, &mut report).await {
-            report.outcome = Outcome::Failed { error };
+            report.outcome = Outcome::Failed {
+                error: error.to_string(),
+            };
         }
         pipeline::finish(&mut report, &ctx.stats, started);
         report
@@ -154,12 +184,10 @@ impl<F: Flavour> Provider<F> {
         client: &F::Client,
         ctx: &RunContext<'_>,
         report: &mut RunReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), ListingError> {
         let listed = tokio::select! {
             listed = self.flavour.list(client, report, &self.fingerprint) => listed?,
-            () = ctx.stop.cancelled() => {
-                return Err("the run was stopped before its listing completed; nothing was removed".into());
-            }
+            () = ctx.stop.cancelled() => return Err(ListingError::Stopped),
         };
         report.repos_matched = listed.len();
         let units = listed
@@ -195,6 +223,19 @@ impl<F: Flavour> Provider<F> {
         Ok(())
     }
 
+    /// Processes a changed catalog file, reading its targets through the
+    /// provider's scope.
+    async fn process(
+        &self,
+        ctx: &RunContext<'_>,
+        bytes: &[u8],
+        location: &str,
+        repo_info: &RepoInfo,
+    ) -> FileOutcome {
+        let files = self.flavour.files(&ctx.stats, location);
+        pipeline::process_file(bytes, location, &files, self.flavour.catalog(), repo_info).await
+    }
+
     async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
         let Listed {
             mut record,
@@ -225,20 +266,7 @@ impl<F: Flavour> Provider<F> {
                 record.change_token = change_token;
                 read.update.entities = Some(Vec::new());
             }
-            Err(err) => {
-                let kept = previous.map_or(0, |p| p.entities);
-                let message = if kept > 0 {
-                    format!("{err}; keeping its {kept} previous entities (stale)")
-                } else {
-                    err.to_string()
-                };
-                record.catalog = CatalogFile::Unreadable;
-                record.change_token = None;
-                read.found = kept > 0;
-                read.stale = (kept > 0).then(|| location.clone());
-                read.problems
-                    .push(Problem::new(location.clone(), ProblemKind::Read, message));
-            }
+            Err(err) => unreadable(&mut record, &mut read, previous, &err),
             Ok(Some(bytes)) => {
                 let token =
                     change_token.unwrap_or_else(|| content_token(&bytes, &self.fingerprint));
@@ -254,19 +282,13 @@ impl<F: Flavour> Provider<F> {
                         read.problems = previous.problems.clone();
                     }
                     None => {
-                        let files = self.flavour.files(&ctx.stats, &location);
-                        let FileOutcome {
-                            entities,
-                            problems,
-                            location_files,
-                        } = pipeline::process_file(&bytes, &location, &files, settings, &repo_info)
-                            .await;
+                        let processed = self.process(ctx, &bytes, &location, &repo_info).await;
                         // Files reached through Location targets can change
                         // on their own: such a file is processed every time.
-                        record.change_token = (location_files == 0).then_some(token);
-                        read.update.entities = Some(entities);
-                        read.problems = problems;
-                        read.location_files = location_files;
+                        record.change_token = (processed.location_files == 0).then_some(token);
+                        read.update.entities = Some(processed.entities);
+                        read.problems = processed.problems;
+                        read.location_files = processed.location_files;
                     }
                 }
             }
@@ -276,6 +298,56 @@ impl<F: Flavour> Provider<F> {
         ctx.progress.read_one(read.found);
         read
     }
+}
+
+/// A catalog file that could not be read: its previous entities stay,
+/// stale, when it had any.
+fn unreadable(
+    record: &mut RepositoryRecord,
+    read: &mut Read,
+    previous: Option<&RepositoryRecord>,
+    err: &BitbucketError,
+) {
+    let kept = previous.map_or(0, |p| p.entities);
+    let message = if kept > 0 {
+        format!("{err}; keeping its {kept} previous entities (stale)")
+    } else {
+        err.to_string()
+    };
+    record.catalog = CatalogFile::Unreadable;
+    record.change_token = None;
+    read.found = kept > 0;
+    read.stale = (kept > 0).then(|| read.update.unit.clone());
+    read.problems.push(Problem::new(
+        read.update.unit.clone(),
+        ProblemKind::Read,
+        message,
+    ));
+}
+
+/// Why a run's listing is not complete (then nothing is removed).
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    #[error("the run was stopped before its listing completed; nothing was removed")]
+    Stopped,
+    #[error("listing projects failed: {0}")]
+    Projects(#[source] BitbucketError),
+    #[error("listing repositories of project {key} failed: {source}")]
+    ProjectRepositories { key: String, source: BitbucketError },
+    #[error("listing the projects of workspace {workspace} failed: {source}")]
+    WorkspaceProjects {
+        workspace: String,
+        source: BitbucketError,
+    },
+    #[error("listing the repositories of workspace {workspace} failed: {source}")]
+    WorkspaceRepositories {
+        workspace: String,
+        source: BitbucketError,
+    },
+    #[error("code search in project {key} failed: {source}")]
+    CodeSearch { key: String, source: BitbucketError },
+    #[error("code search in project {key} stopped being available mid-run: {reason}")]
+    SearchWithdrawn { key: String, reason: String },
 }
 
 /// Why [`Flavour::listed_one`] gives no read.

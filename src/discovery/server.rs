@@ -11,16 +11,17 @@ use url::Url;
 use super::hooks::{self, KeptHooks};
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Provider, Unlisted};
+use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
+use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::{CatalogSettings, DeletionGuard, Schedule, ServerProviderConfig};
+use crate::config::ServerProviderConfig;
 use crate::integrations::BitbucketServerIntegration;
 
 /// What is particular to `catalog.providers.bitbucketServer`.
@@ -51,32 +52,20 @@ impl ServerFlavour {
 impl Flavour for ServerFlavour {
     type Client = ServerClient;
 
-    fn id(&self) -> &str {
-        &self.config.id
+    fn settings(&self) -> Settings<'_> {
+        let config = &self.config;
+        Settings {
+            id: &config.id,
+            schedule: &config.schedule,
+            concurrency: config.concurrency,
+            deletion_guard: config.deletion_guard,
+            catalog: &config.catalog,
+            catalog_path: &config.catalog_path,
+        }
     }
 
     fn target(&self) -> &str {
         &self.config.host
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn concurrency(&self) -> usize {
-        self.config.concurrency
-    }
-
-    fn deletion_guard(&self) -> DeletionGuard {
-        self.config.deletion_guard
-    }
-
-    fn catalog(&self) -> &CatalogSettings {
-        &self.config.catalog
-    }
-
-    fn catalog_path(&self) -> &str {
-        &self.config.catalog_path
     }
 
     fn client(&self, stats: &Arc<RequestStats>) -> ServerClient {
@@ -93,11 +82,8 @@ impl Flavour for ServerFlavour {
         client: &ServerClient,
         report: &mut RunReport,
         _fingerprint: &str,
-    ) -> Result<Vec<Listed>, String> {
-        let projects = client
-            .projects()
-            .await
-            .map_err(|e| format!("listing projects failed: {e}"))?;
+    ) -> Result<Vec<Listed>, ListingError> {
+        let projects = client.projects().await.map_err(ListingError::Projects)?;
         report.projects_seen = projects.len();
         let keys: Vec<String> = projects
             .into_iter()
@@ -117,7 +103,7 @@ impl Flavour for ServerFlavour {
                     client
                         .repositories(&key)
                         .await
-                        .map_err(|e| format!("listing repositories of project {key} failed: {e}"))
+                        .map_err(|source| ListingError::ProjectRepositories { key, source })
                 }
             })
             .buffer_unordered(self.config.concurrency)
@@ -189,7 +175,7 @@ impl Flavour for ServerFlavour {
             }
         }
         self.slug_kept(&repo.slug, repo.archived)
-            .map_err(Unlisted::LeftOut)?;
+            .map_err(|why| Unlisted::LeftOut(why.to_string()))?;
         Ok(self.listed(
             client,
             project,
@@ -227,18 +213,14 @@ impl Flavour for ServerFlavour {
             location,
             self.config.target_scope,
             format!("catalog.providers.bitbucketServer.{}", self.config.id),
-            |url| {
-                server_urls::parse_file_url(url)
-                    .map(|f| (f.project_key, f.slug))
-                    .map_err(|e| e.to_string())
-            },
+            |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
             move |project, slug| {
                 let admits =
                     |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));
                 if admits(&filters.project_key, project) && admits(&filters.repo_slug, slug) {
                     Ok(())
                 } else {
-                    Err("its filters exclude it".to_owned())
+                    Err(Excluded::Filters)
                 }
             },
         );
@@ -251,21 +233,28 @@ impl Flavour for ServerFlavour {
     }
 }
 
+/// Why `repoSlug` or `skipArchivedRepos` leave a repository out.
+#[derive(Debug, thiserror::Error)]
+enum SlugLeftOut {
+    #[error("repository {0} does not match filters.repoSlug")]
+    NoMatch(String),
+    #[error("repository {0} is archived (filters.skipArchivedRepos)")]
+    Archived(String),
+}
+
 impl ServerFlavour {
     /// `repoSlug` and `skipArchivedRepos`; `Err` says why it is left out.
-    fn slug_kept(&self, slug: &str, archived: bool) -> Result<(), String> {
+    fn slug_kept(&self, slug: &str, archived: bool) -> Result<(), SlugLeftOut> {
         let filters = &self.config.filters;
         if filters
             .repo_slug
             .as_ref()
             .is_some_and(|re| !re.is_match(slug))
         {
-            return Err(format!("repository {slug} does not match filters.repoSlug"));
+            return Err(SlugLeftOut::NoMatch(slug.to_owned()));
         }
         if filters.skip_archived_repos && archived {
-            return Err(format!(
-                "repository {slug} is archived (filters.skipArchivedRepos)"
-            ));
+            return Err(SlugLeftOut::Archived(slug.to_owned()));
         }
         Ok(())
     }

@@ -304,14 +304,13 @@ impl Replica {
     pub fn follow(self: &Arc<Self>, promotion: Promotion, shutdown: CancellationToken) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let mut listener = match PgListener::connect_with(&this.store.pool()).await {
-                Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
-                    Ok(()) => Some(listener),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot listen for changes; polling only");
-                        None
-                    }
-                },
+            let listening = async {
+                let mut listener = PgListener::connect_with(&this.store.pool()).await?;
+                listener.listen(CHANGES_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match listening.await {
+                Ok(listener) => Some(listener),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot listen for changes; polling only");
                     None

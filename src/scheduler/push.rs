@@ -15,14 +15,15 @@ use serde::Serialize;
 use super::runner::SourceRunner;
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::webhooks::{BranchMove, EventRepository};
-use crate::discovery::plan::Listed;
-use crate::discovery::provider::{RepositoryReads, Unlisted};
 use crate::discovery::{
     CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
     UnitUpdate, now_rfc3339,
 };
 use crate::metrics;
-use crate::store::RepositoryKey;
+use crate::store::{RepositoryKey, StoreError};
+use plan::{Plan, ReadPlan};
+
+mod plan;
 
 /// How long work waits for more about the same repository.
 const COALESCE: Duration = Duration::from_millis(100);
@@ -248,20 +249,16 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// A read to make.
-struct ReadPlan {
-    listed: Listed,
-    known: Option<RepositoryRecord>,
-    /// A move: the unit it was under, dropped with the read of the new
-    /// place once that read succeeds (so a failed read loses nothing).
-    replaces: Option<String>,
-}
-
-/// What one work item comes to once resolved against the records.
-enum Plan {
-    Read(Box<ReadPlan>),
-    Remove { unit: String },
-    Done(Outcome),
+/// Why a refresh, an entity's removal or an event cannot be planned now.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the repository records cannot be read: {0}")]
+    Records(#[source] StoreError),
+    #[error(
+        "{} repositories already wait to be read; try again shortly",
+        MAX_PENDING
+    )]
+    Full,
 }
 
 impl SourceRunner {
@@ -274,7 +271,7 @@ impl SourceRunner {
         self: &Arc<Self>,
         unit: &str,
         key: &crate::catalog::EntityKey,
-    ) -> Result<Vec<Problem>, String> {
+    ) -> Result<Vec<Problem>, RefreshError> {
         let record = self
             .record(RepositoryKey::Unit(unit))
             .await?
@@ -299,7 +296,7 @@ impl SourceRunner {
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
     /// repository alone, through the same path as a push; a location's one
     /// file and its targets. `Err` says why it cannot be scheduled now.
-    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), String> {
+    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
         if self.source().repository_reads().is_none() {
             self.refresh(false);
             return Ok(());
@@ -330,9 +327,7 @@ impl SourceRunner {
         if queued {
             Ok(())
         } else {
-            Err(format!(
-                "{MAX_PENDING} repositories already wait to be read; try again shortly"
-            ))
+            Err(RefreshError::Full)
         }
     }
 
@@ -413,7 +408,7 @@ impl SourceRunner {
             }
             let plan = match self.resolve(reads, &stats, &item).await {
                 Ok(plan) => plan,
-                Err(why) => Plan::Done(Outcome::Failed(why)),
+                Err(why) => Plan::Done(Outcome::Failed(why.to_string())),
             };
             match plan {
                 Plan::Read(plan) => {
@@ -493,150 +488,14 @@ impl SourceRunner {
         self.finish_item(item, &outcome, false);
     }
 
-    /// What `item` comes to; `Err` when the store cannot tell.
-    async fn resolve(
+    async fn record(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        item: &WorkItem,
-    ) -> Result<Plan, String> {
-        let mut repository = item.repository.clone();
-        // Bitbucket's id survives renames and moves: the record it finds is
-        // where the repository's entities are now.
-        let by_id = match &repository.id {
-            Some(id) => self.record(RepositoryKey::Id(id)).await?,
-            None => None,
-        };
-        let old = match &item.work {
-            Work::Deleted => {
-                let record = match by_id {
-                    Some(record) => Some(record),
-                    None => self.record_at(reads, stats, &repository).await?,
-                };
-                return Ok(match record {
-                    Some(record) => Plan::Remove {
-                        unit: record.catalog_url,
-                    },
-                    None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
-                });
-            }
-            Work::Moved(old) => match (&by_id, old) {
-                (Some(record), _) => Some(record.clone()),
-                (None, Some(old)) => self.record_at(reads, stats, old).await?,
-                (None, None) => None,
-            },
-            Work::Pushed(_) | Work::Refresh => None,
-        };
-        if let Some(record) = &by_id {
-            // Payloads often leave these out (Cloud: `mainbranch`, project).
-            repository.main_branch = repository.main_branch.or_else(|| record.branch.clone());
-            if repository.project.is_none() && old.is_none() {
-                repository.project = Some(record.project.clone());
-            }
-        }
-        let cache_key = item.key();
-        let first = match reads.listed_one(stats, &repository, None) {
-            Ok(listed) => Some(listed),
-            Err(Unlisted::NeedsBranch) => None,
-            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
-        };
-        let known = match (&first, by_id) {
-            (Some(listed), Some(record)) if record.catalog_url == listed.record.catalog_url => {
-                Some(record)
-            }
-            (Some(listed), _) => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await?
-            }
-            (None, _) => None,
-        };
-        let branch = reads
-            .pinned_branch()
-            .map(str::to_owned)
-            .or_else(|| known.as_ref().and_then(|k| k.branch.clone()))
-            .or_else(|| repository.main_branch.clone())
-            .or_else(|| self.pending().cached_branch(&cache_key));
-        // A push is matched against the branch read, and Cloud names files
-        // by branch; otherwise the default branch is read unnamed.
-        let needs_branch = matches!(item.work, Work::Pushed(_)) || first.is_none();
-        let branch = match branch {
-            Some(branch) => Some(branch),
-            None if !needs_branch => None,
-            None => match reads.default_branch(stats, &repository).await {
-                Ok(Some(branch)) => {
-                    self.pending().cache_branch(cache_key, branch.clone());
-                    Some(branch)
-                }
-                Ok(None) => return Ok(left_out(old, "it has no default branch (empty)".into())),
-                Err(err) => return Ok(Plan::Done(Outcome::Failed(err.to_string()))),
-            },
-        };
-        let commit = match (&item.work, &branch) {
-            (Work::Pushed(branches), Some(branch)) => {
-                match branches.iter().find(|b| b.branch == *branch) {
-                    Some(moved) => moved.to.clone(),
-                    None => {
-                        let pushed: Vec<&str> =
-                            branches.iter().map(|b| b.branch.as_str()).collect();
-                        return Ok(Plan::Done(Outcome::Ignored(format!(
-                            "pushed to {}, the provider reads {branch}",
-                            if pushed.is_empty() {
-                                "no branch".to_owned()
-                            } else {
-                                pushed.join(", ")
-                            }
-                        ))));
-                    }
-                }
-            }
-            _ => None,
-        };
-        repository.main_branch = branch;
-        let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
-            Ok(listed) => listed,
-            Err(Unlisted::LeftOut(why)) => return Ok(left_out(old, why)),
-            Err(Unlisted::NeedsBranch) => {
-                return Ok(Plan::Done(Outcome::Ignored(
-                    "its main branch is not known".into(),
-                )));
-            }
-        };
-        let known = match known {
-            Some(known) if known.catalog_url == listed.record.catalog_url => Some(known),
-            _ => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await?
-            }
-        };
-        Ok(Plan::Read(Box::new(ReadPlan {
-            listed,
-            known,
-            replaces: old.map(|o| o.catalog_url),
-        })))
-    }
-
-    /// The record of the repository `repository` names, by where its
-    /// catalog file would be.
-    async fn record_at(
-        &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        repository: &EventRepository,
-    ) -> Result<Option<RepositoryRecord>, String> {
-        match reads.listed_one(stats, repository, None) {
-            Ok(listed) => {
-                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
-                    .await
-            }
-            Err(_) => Ok(None),
-        }
-    }
-
-    async fn record(&self, key: RepositoryKey<'_>) -> Result<Option<RepositoryRecord>, String> {
+        key: RepositoryKey<'_>,
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
         self.store()
             .repository(self.id(), key)
             .await
-            .map_err(|err| format!("the repository records cannot be read: {err}"))
+            .map_err(RefreshError::Records)
     }
 
     fn finish_item(&self, item: &WorkItem, outcome: &Outcome, served: bool) {
@@ -656,17 +515,6 @@ impl SourceRunner {
             metrics::record_push_served(self.id(), item.received.elapsed());
         }
         self.pending().finished(item, outcome);
-    }
-}
-
-/// The filters leave the repository out: a move out of them removes what
-/// it served (guarded); otherwise there is nothing to do.
-fn left_out(old: Option<RepositoryRecord>, why: String) -> Plan {
-    match old {
-        Some(record) => Plan::Remove {
-            unit: record.catalog_url,
-        },
-        None => Plan::Done(Outcome::Ignored(why)),
     }
 }
 

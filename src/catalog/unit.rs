@@ -1,0 +1,96 @@
+//! What a unit's new entity set changes: who serves an entity ([`Owner`]),
+//! the numbered [`Change`]s to persist and the [`Conflict`]s refused.
+
+use std::sync::Arc;
+
+use super::entity::{Entity, EntityKey};
+use super::{PreparedEntity, problem};
+
+/// Who serves an entity: a source, and the unit of it the entity came from
+/// (the catalog file URL of a repository, or a location's target).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub source: Arc<str>,
+    pub unit: Arc<str>,
+}
+
+impl Owner {
+    pub fn new(source: &str, unit: &str) -> Self {
+        Self {
+            source: Arc::from(source),
+            unit: Arc::from(unit),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unit.is_empty() {
+            write!(f, "source {}", self.source)
+        } else {
+            write!(f, "{} (source {})", self.unit, self.source)
+        }
+    }
+}
+
+/// An entity another unit already serves; it was not taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub entity_ref: String,
+    /// Who keeps serving the entity.
+    pub owner: Owner,
+    /// The unit whose copy was refused.
+    pub unit: String,
+}
+
+impl Conflict {
+    /// The problem the refused unit reports.
+    pub fn into_problem(self) -> problem::Problem {
+        problem::Problem::new(
+            self.unit,
+            problem::ProblemKind::Conflict,
+            format!(
+                "entity {} is already provided by {}; this copy is ignored",
+                self.entity_ref, self.owner
+            ),
+        )
+        .for_entity(self.entity_ref)
+    }
+}
+
+/// One unit's whole new entity set; empty when the unit yields nothing.
+#[derive(Debug, Clone)]
+pub struct UnitEntities {
+    pub unit: String,
+    pub entities: Vec<Entity>,
+}
+
+/// One change to what is served, numbered catalog-wide.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Upsert {
+        entity: Arc<PreparedEntity>,
+        owner: Owner,
+        seq: u64,
+    },
+    Remove {
+        key: EntityKey,
+        source: Arc<str>,
+        seq: u64,
+    },
+}
+
+impl Change {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Change::Upsert { seq, .. } | Change::Remove { seq, .. } => *seq,
+        }
+    }
+}
+
+/// What [`Catalog::prepare`] changed, to persist before [`Catalog::publish`].
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+}

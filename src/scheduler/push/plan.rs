@@ -1,0 +1,250 @@
+//! What one work item comes to once resolved against the repository
+//! records: a read (with the record it replaces), a removal, or nothing and
+//! why. Bitbucket's repository id finds a moved or renamed repository's
+//! entities; the branch read is pinned, recorded, named by the event or
+//! asked of Bitbucket.
+
+use std::sync::Arc;
+
+use super::{Outcome, RefreshError, SourceRunner, Work, WorkItem};
+use crate::bitbucket::RequestStats;
+use crate::bitbucket::webhooks::EventRepository;
+use crate::discovery::RepositoryRecord;
+use crate::discovery::plan::Listed;
+use crate::discovery::provider::{RepositoryReads, Unlisted};
+use crate::store::RepositoryKey;
+
+/// A read to make.
+pub(super) struct ReadPlan {
+    pub(super) listed: Listed,
+    pub(super) known: Option<RepositoryRecord>,
+    /// A move: the unit it was under, dropped with the read of the new
+    /// place once that read succeeds (so a failed read loses nothing).
+    pub(super) replaces: Option<String>,
+}
+
+/// What one work item comes to once resolved against the records.
+pub(super) enum Plan {
+    Read(Box<ReadPlan>),
+    Remove { unit: String },
+    Done(Outcome),
+}
+
+/// Why an item is not read, found while planning its read.
+enum Stop {
+    /// The filters leave it out.
+    LeftOut(String),
+    Done(Outcome),
+    Records(RefreshError),
+}
+
+impl From<RefreshError> for Stop {
+    fn from(err: RefreshError) -> Self {
+        Self::Records(err)
+    }
+}
+
+impl SourceRunner {
+    /// What `item` comes to; `Err` when the store cannot tell.
+    pub(super) async fn resolve(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        item: &WorkItem,
+    ) -> Result<Plan, RefreshError> {
+        let mut repository = item.repository.clone();
+        // Bitbucket's id survives renames and moves: the record it finds is
+        // where the repository's entities are now.
+        let by_id = match &repository.id {
+            Some(id) => self.record(RepositoryKey::Id(id)).await?,
+            None => None,
+        };
+        let old = match &item.work {
+            Work::Deleted => return self.removal(reads, stats, &repository, by_id).await,
+            Work::Moved(old) => match (&by_id, old) {
+                (Some(record), _) => Some(record.clone()),
+                (None, Some(old)) => self.record_at(reads, stats, old).await?,
+                (None, None) => None,
+            },
+            Work::Pushed(_) | Work::Refresh => None,
+        };
+        if let Some(record) = &by_id {
+            // Payloads often leave these out (Cloud: `mainbranch`, project).
+            repository.main_branch = repository.main_branch.or_else(|| record.branch.clone());
+            if repository.project.is_none() && old.is_none() {
+                repository.project = Some(record.project.clone());
+            }
+        }
+        match self.read_plan(reads, stats, item, repository, by_id).await {
+            Ok((listed, known)) => Ok(Plan::Read(Box::new(ReadPlan {
+                listed,
+                known,
+                replaces: old.map(|o| o.catalog_url),
+            }))),
+            Err(Stop::LeftOut(why)) => Ok(left_out(old, why)),
+            Err(Stop::Done(outcome)) => Ok(Plan::Done(outcome)),
+            Err(Stop::Records(err)) => Err(err),
+        }
+    }
+
+    /// A deleted repository: its entities go, if any come from it.
+    async fn removal(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        repository: &EventRepository,
+        by_id: Option<RepositoryRecord>,
+    ) -> Result<Plan, RefreshError> {
+        let record = match by_id {
+            Some(record) => Some(record),
+            None => self.record_at(reads, stats, repository).await?,
+        };
+        Ok(match record {
+            Some(record) => Plan::Remove {
+                unit: record.catalog_url,
+            },
+            None => Plan::Done(Outcome::Ignored("no entities come from it".into())),
+        })
+    }
+
+    /// The file to read for `item` and the record of its unit.
+    async fn read_plan(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        item: &WorkItem,
+        mut repository: EventRepository,
+        by_id: Option<RepositoryRecord>,
+    ) -> Result<(Listed, Option<RepositoryRecord>), Stop> {
+        let first = match reads.listed_one(stats, &repository, None) {
+            Ok(listed) => Some(listed),
+            Err(Unlisted::NeedsBranch) => None,
+            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
+        };
+        let known = match (&first, by_id) {
+            (Some(listed), Some(record)) if record.catalog_url == listed.record.catalog_url => {
+                Some(record)
+            }
+            (Some(listed), _) => {
+                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
+                    .await?
+            }
+            (None, _) => None,
+        };
+        let branch = self
+            .branch_to_read(
+                reads,
+                stats,
+                item,
+                &repository,
+                known.as_ref(),
+                first.is_none(),
+            )
+            .await?;
+        let commit = pushed_commit(&item.work, branch.as_deref())?;
+        repository.main_branch = branch;
+        let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
+            Ok(listed) => listed,
+            Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
+            Err(Unlisted::NeedsBranch) => {
+                return Err(Stop::Done(Outcome::Ignored(
+                    "its main branch is not known".into(),
+                )));
+            }
+        };
+        let known = match known {
+            Some(known) if known.catalog_url == listed.record.catalog_url => Some(known),
+            _ => {
+                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
+                    .await?
+            }
+        };
+        Ok((listed, known))
+    }
+
+    /// The branch to read: pinned, recorded, named by the event, cached, or
+    /// asked of Bitbucket when it must be named (`None`: the default
+    /// branch, unnamed).
+    async fn branch_to_read(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        item: &WorkItem,
+        repository: &EventRepository,
+        known: Option<&RepositoryRecord>,
+        unlisted: bool,
+    ) -> Result<Option<String>, Stop> {
+        let cache_key = item.key();
+        let branch = reads
+            .pinned_branch()
+            .map(str::to_owned)
+            .or_else(|| known.and_then(|k| k.branch.clone()))
+            .or_else(|| repository.main_branch.clone())
+            .or_else(|| self.pending().cached_branch(&cache_key));
+        // A push is matched against the branch read, and Cloud names files
+        // by branch; otherwise the default branch is read unnamed.
+        let needs_branch = matches!(item.work, Work::Pushed(_)) || unlisted;
+        match branch {
+            Some(branch) => Ok(Some(branch)),
+            None if !needs_branch => Ok(None),
+            None => match reads.default_branch(stats, repository).await {
+                Ok(Some(branch)) => {
+                    self.pending().cache_branch(cache_key, branch.clone());
+                    Ok(Some(branch))
+                }
+                Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
+                Err(err) => Err(Stop::Done(Outcome::Failed(err.to_string()))),
+            },
+        }
+    }
+
+    /// The record of the repository `repository` names, by where its
+    /// catalog file would be.
+    async fn record_at(
+        &self,
+        reads: &dyn RepositoryReads,
+        stats: &Arc<RequestStats>,
+        repository: &EventRepository,
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
+        match reads.listed_one(stats, repository, None) {
+            Ok(listed) => {
+                self.record(RepositoryKey::Unit(&listed.record.catalog_url))
+                    .await
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The commit a push moved the branch read to; a push to other branches
+/// is ignored.
+fn pushed_commit(work: &Work, branch: Option<&str>) -> Result<Option<String>, Stop> {
+    let (Work::Pushed(branches), Some(branch)) = (work, branch) else {
+        return Ok(None);
+    };
+    match branches.iter().find(|b| b.branch == branch) {
+        Some(moved) => Ok(moved.to.clone()),
+        None => {
+            let pushed: Vec<&str> = branches.iter().map(|b| b.branch.as_str()).collect();
+            Err(Stop::Done(Outcome::Ignored(format!(
+                "pushed to {}, the provider reads {branch}",
+                if pushed.is_empty() {
+                    "no branch".to_owned()
+                } else {
+                    pushed.join(", ")
+                }
+            ))))
+        }
+    }
+}
+
+/// The filters leave the repository out: a move out of them removes what
+/// it served (guarded); otherwise there is nothing to do.
+fn left_out(old: Option<RepositoryRecord>, why: String) -> Plan {
+    match old {
+        Some(record) => Plan::Remove {
+            unit: record.catalog_url,
+        },
+        None => Plan::Done(Outcome::Ignored(why)),
+    }
+}
