@@ -144,7 +144,7 @@ pub async fn repositories(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["catalog"]).map_err(|m| req.input(m))?;
+    let params = Params::parse(raw.as_deref(), &["catalog"])?;
     let wanted: Option<&[CatalogFile]> =
         match params.one("catalog") {
             None => None,
@@ -185,7 +185,7 @@ pub async fn refresh(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
-    let params = Params::parse(raw.as_deref(), &["force"]).map_err(|m| req.input(m))?;
+    let params = Params::parse(raw.as_deref(), &["force"])?;
     let force = match params.one("force") {
         None | Some("false") => false,
         Some("true" | "") => true,

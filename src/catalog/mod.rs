@@ -16,6 +16,7 @@ pub mod entity;
 pub mod facets;
 mod follow;
 pub mod index;
+pub mod paging;
 pub mod parse;
 pub mod problem;
 pub mod process;
