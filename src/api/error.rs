@@ -9,6 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::locations::{LocationQueryError, RegisterError, RemoveError};
+
 /// The most of a framework error's text body kept as the message.
 const MAX_REWRITTEN_MESSAGE: usize = 1024;
 
@@ -32,10 +34,15 @@ pub trait HttpError: std::error::Error {
     fn name(&self) -> &'static str {
         "InputError"
     }
+
+    /// Logs what the operator must see (a failing store); the caller only
+    /// gets the message.
+    fn report(&self) {}
 }
 
 impl<E: HttpError> From<E> for ApiError {
     fn from(err: E) -> Self {
+        err.report();
         Self {
             status: err.status(),
             name: err.name(),
@@ -172,9 +179,69 @@ pub async fn backstage_shape(request: Request, next: Next) -> Response {
 impl HttpError for super::params::ParamsError {}
 impl HttpError for crate::catalog::query::QueryError {}
 impl HttpError for crate::catalog::paging::PagingError {}
+impl HttpError for LocationQueryError {}
+
+impl HttpError for RegisterError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RegisterError::Input(_) => StatusCode::BAD_REQUEST,
+            RegisterError::Conflict(_) => StatusCode::CONFLICT,
+            RegisterError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegisterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RegisterError::Full(_) => StatusCode::FORBIDDEN,
+            RegisterError::TooFrequent(_) => StatusCode::TOO_MANY_REQUESTS,
+            RegisterError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        backstage_name(self.status())
+    }
+
+    fn report(&self) {
+        if let RegisterError::Store(_) = self {
+            tracing::error!(error = %self, "changing a location failed");
+        }
+    }
+}
+
+impl HttpError for RemoveError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RemoveError::NotFound(_) => StatusCode::NOT_FOUND,
+            RemoveError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        backstage_name(self.status())
+    }
+
+    fn report(&self) {
+        if let RemoveError::Store(_) = self {
+            tracing::error!(error = %self, "removing a location failed");
+        }
+    }
+}
+
+/// Backstage's error name for a status our domain errors answer with.
+fn backstage_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "InputError",
+        StatusCode::NOT_FOUND => "NotFoundError",
+        StatusCode::CONFLICT => "ConflictError",
+        StatusCode::FORBIDDEN => "NotAllowedError",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequestsError",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableError",
+        _ => "Error",
+    }
+}
 
 http_errors!(
     super::params::ParamsError,
     crate::catalog::query::QueryError,
     crate::catalog::paging::PagingError,
+    LocationQueryError,
+    RegisterError,
+    RemoveError,
 );

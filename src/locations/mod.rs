@@ -3,31 +3,35 @@
 //! again on the location schedule, removable), and the files providers
 //! discovered. Registering reads the target at once, so a location that
 //! cannot be read is never stored.
+//!
+//! - [`model`]: the typed [`Location`] and its [`Origin`].
+//! - [`query`]: `POST /locations/by-query` paging.
 
-use std::collections::BTreeSet;
+pub mod model;
+pub mod query;
+
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::catalog::process::{FileSource, RepoInfo};
-use crate::catalog::query::Predicate;
-use crate::catalog::search::SearchRows;
 use crate::catalog::{Catalog, Entity, PreparedEntity};
 use crate::config::RegistrationLimits;
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
-    location_json, source_id,
+    source_id,
 };
 use crate::discovery::{Problem, Source, now_rfc3339, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
+
+pub use model::{Location, Origin};
+pub use query::{LocationPage, LocationQuery, LocationQueryError};
 
 /// Why a registration was refused. Each maps to one of Backstage's errors.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,21 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
+/// Why an entity could not be validated (`POST /validate-entity`).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error(
+        "Invalid location ref {0}, only 'url:<target>' is supported, e.g. url:https://host/path"
+    )]
+    LocationRef(String),
+    #[error("Entity must be an object")]
+    NotObject,
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("validating took longer than catalog.locationSchedule.timeout ({0}s)")]
+    Timeout(u64),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
     #[error("{0}")]
@@ -63,8 +82,7 @@ pub enum RemoveError {
 /// What a registration (or a dry run of one) came to.
 #[derive(Debug)]
 pub struct Registration {
-    /// `{id, type, target, entityRef}`.
-    pub location: Value,
+    pub location: Location,
     /// The generated Location entity first, then what the target yields.
     pub entities: Vec<Entity>,
     /// Whether the target already was a location (dry run).
@@ -111,21 +129,26 @@ impl Locations {
     }
 
     /// Static, registered and discovered locations, one per target, by target.
-    pub fn list(&self) -> Vec<Value> {
-        let mut targets = BTreeSet::new();
+    pub fn list(&self) -> Vec<Location> {
+        let mut targets = BTreeMap::new();
         for runner in self.scheduler.runners() {
             if let Some(location) = runner.source().as_location() {
-                targets.insert(location.target().to_owned());
+                targets.insert(location.target().to_owned(), location.origin().into());
             }
         }
         for entity in self.catalog.snapshot().iter() {
-            targets.extend(entity.origin.clone());
+            if let Some(origin) = &entity.origin {
+                targets.entry(origin.clone()).or_insert(Origin::Discovered);
+            }
         }
-        targets.iter().map(|t| location_json(t)).collect()
+        targets
+            .iter()
+            .map(|(target, origin)| Location::url(target, *origin))
+            .collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<Value> {
-        self.list().into_iter().find(|l| l["id"] == id)
+    pub fn get(&self, id: &str) -> Option<Location> {
+        self.list().into_iter().find(|l| l.id == id)
     }
 
     /// The runner of the static or registered location for `target`.
@@ -288,7 +311,7 @@ impl Locations {
 
     fn registration(&self, target: &str, run: &LocationRead, exists: bool) -> Registration {
         Registration {
-            location: location_json(target),
+            location: Location::url(target, Origin::Registered),
             entities: run.entities.clone().unwrap_or_default(),
             exists,
             problems: run.report.problems.clone(),
@@ -317,7 +340,7 @@ impl Locations {
                 let message = match self.get(id) {
                     Some(location) => format!(
                         "Location {id} ({}) was not registered over HTTP: it comes from catalog.locations or a provider's discovery, so change the configuration instead",
-                        location["target"].as_str().unwrap_or_default()
+                        location.target
                     ),
                     None => format!("Found no location with ID {id}"),
                 };
@@ -354,7 +377,7 @@ impl Locations {
         id: &str,
         type_: &str,
         target: &str,
-    ) -> Result<Value, RegisterError> {
+    ) -> Result<Location, RegisterError> {
         self.check_target(type_, target)?;
         let _writes = self.writes.lock().await;
         let runner = self.registered(id).map_err(|err| match err {
@@ -370,7 +393,7 @@ impl Locations {
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
             runner.apply_location_read(run).await;
-            return Ok(location_json(target));
+            return Ok(Location::url(target, Origin::Registered));
         }
         self.paced()?;
         if self.runner_for(target).is_some() || self.discovered(target) {
@@ -390,7 +413,7 @@ impl Locations {
             })?;
         self.store_registered(source, run).await?;
         tracing::info!(id, url = target, "location updated");
-        Ok(location_json(target))
+        Ok(Location::url(target, Origin::Registered))
     }
 
     /// Refuses a read whose entities another source serves (`except`: the
@@ -450,12 +473,14 @@ impl Locations {
     /// The listed location an entity's `managed-by-location` names
     /// (`GET /locations/by-entity`): its discovered file, or the static or
     /// registered location it was read through.
-    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Value> {
+    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Location> {
         let target = entity.location.as_deref()?;
-        let listed = entity.origin.as_deref() == Some(target)
-            || self.runner_for(target).is_some()
-            || self.discovered(target);
-        listed.then(|| location_json(target))
+        if let Some(runner) = self.runner_for(target) {
+            let origin = runner.source().as_location().map(|l| l.origin().into());
+            return Some(Location::url(target, origin.unwrap_or(Origin::Registered)));
+        }
+        let listed = entity.origin.as_deref() == Some(target) || self.discovered(target);
+        listed.then(|| Location::url(target, Origin::Discovered))
     }
 
     /// `POST /analyze-location` (catalog-import's first step): for a file,
@@ -540,7 +565,7 @@ impl Locations {
     }
 
     /// A page of locations (`POST /locations/by-query`).
-    pub fn query(&self, query: &LocationQuery) -> Result<Value, String> {
+    pub fn query(&self, query: &LocationQuery) -> Result<LocationPage, LocationQueryError> {
         query.page(self.list())
     }
 
@@ -560,19 +585,15 @@ impl Locations {
         &self,
         entity: &Value,
         location_ref: &str,
-    ) -> Result<Vec<Problem>, String> {
+    ) -> Result<Vec<Problem>, ValidateError> {
         let target = match location_ref.split_once(':') {
             Some(("url", target)) if !target.is_empty() => target,
-            _ => {
-                return Err(format!(
-                    "Invalid location ref {location_ref}, only 'url:<target>' is supported, e.g. url:https://host/path"
-                ));
-            }
+            _ => return Err(ValidateError::LocationRef(location_ref.to_owned())),
         };
         if !entity.is_object() {
-            return Err("Entity must be an object".to_owned());
+            return Err(ValidateError::NotObject);
         }
-        let bytes = serde_json::to_vec(entity).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(entity).map_err(ValidateError::Encode)?;
         let settings = &self.context.settings;
         let stats = Arc::new(RequestStats::default());
         let reader = FileReader::new(
@@ -586,12 +607,7 @@ impl Locations {
             pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default()),
         )
         .await
-        .map_err(|_| {
-            format!(
-                "validating took longer than catalog.locationSchedule.timeout ({}s)",
-                timeout.as_secs()
-            )
-        })?;
+        .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         Ok(file.problems)
     }
 }
@@ -656,175 +672,9 @@ fn suggested_name(slug: &str) -> String {
     }
 }
 
-/// `POST /locations/by-query`: Backstage's body (`limit`, `query`, or the
-/// `cursor` of an earlier page), in id order.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocationQuery {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-    pub query: Option<Value>,
-}
-
-/// What a location cursor holds, as Backstage encodes it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LocationCursor {
-    limit: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    query: Option<Value>,
-}
-
-/// Backstage's default page size for locations.
-const DEFAULT_LOCATION_LIMIT: i64 = 1000;
-
-impl LocationQuery {
-    /// `{items, totalItems, pageInfo}` of `all` (locations in Backstage's
-    /// shape); `Err` is the message of a 400.
-    pub fn page(&self, mut all: Vec<Value>) -> Result<Value, String> {
-        let cursor = match &self.cursor {
-            Some(text) if text.is_empty() => return Err("Cursor cannot be empty".into()),
-            Some(text) => {
-                let bytes = BASE64
-                    .decode(text)
-                    .map_err(|_| "Malformed cursor, unknown encoding".to_owned())?;
-                let cursor: LocationCursor =
-                    serde_json::from_slice(&bytes).map_err(|e| format!("Malformed cursor: {e}"))?;
-                if cursor.limit < 1 {
-                    return Err("Malformed cursor: limit must be >= 1".into());
-                }
-                cursor
-            }
-            None => {
-                let limit = self.limit.unwrap_or(DEFAULT_LOCATION_LIMIT);
-                if limit < 1 {
-                    return Err("Limit must be a positive integer >= 1".into());
-                }
-                LocationCursor {
-                    limit,
-                    after_id: None,
-                    query: self.query.clone(),
-                }
-            }
-        };
-        let predicate = match &cursor.query {
-            None => None,
-            Some(query) if !query.is_object() => return Err("Query must be an object".into()),
-            Some(query) => {
-                Some(Predicate::from_json(query).map_err(|e| format!("Invalid query: {}", e.0))?)
-            }
-        };
-        all.retain(|l| {
-            predicate
-                .as_ref()
-                .is_none_or(|p| p.matches(&SearchRows::build(l)))
-        });
-        all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        let total = all.len();
-        let start = cursor.after_id.as_deref().map_or(0, |after| {
-            all.partition_point(|l| l["id"].as_str().is_some_and(|id| id <= after))
-        });
-        let limit = usize::try_from(cursor.limit).unwrap_or(usize::MAX);
-        let end = start.saturating_add(limit).min(total);
-        let items = all[start..end].to_vec();
-        let mut page_info = serde_json::Map::new();
-        if end < total
-            && let Some(last) = items.last().and_then(|l| l["id"].as_str())
-        {
-            let next = LocationCursor {
-                limit: cursor.limit,
-                after_id: Some(last.to_owned()),
-                query: cursor.query.clone(),
-            };
-            page_info.insert(
-                "nextCursor".into(),
-                json!(BASE64.encode(serde_json::to_vec(&next).map_err(|e| e.to_string())?)),
-            );
-        }
-        Ok(json!({"items": items, "totalItems": total, "pageInfo": page_info}))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::location::location_json;
-
-    #[test]
-    fn location_pages_follow_their_cursor_and_keep_the_query() {
-        let all: Vec<Value> = (0..5)
-            .map(|i| location_json(&format!("https://h/projects/P/repos/r{i}/browse/c.yaml")))
-            .collect();
-        let query = json!({"target": {"$hasPrefix": "https://h/projects/P/repos/r"}});
-        let first = LocationQuery {
-            limit: Some(2),
-            cursor: None,
-            query: Some(query),
-        }
-        .page(all.clone())
-        .unwrap();
-        assert_eq!(first["totalItems"], 5);
-        let mut seen: Vec<String> = first["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_str().unwrap().to_owned())
-            .collect();
-        let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
-        while let Some(next) = cursor {
-            let page = LocationQuery {
-                cursor: Some(next),
-                ..LocationQuery::default()
-            }
-            .page(all.clone())
-            .unwrap();
-            seen.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l["id"].as_str().unwrap().to_owned()),
-            );
-            cursor = page["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
-        }
-        let mut ids: Vec<String> = all
-            .iter()
-            .map(|l| l["id"].as_str().unwrap().to_owned())
-            .collect();
-        ids.sort();
-        assert_eq!(seen, ids);
-
-        let none = LocationQuery {
-            query: Some(json!({"type": "file"})),
-            ..LocationQuery::default()
-        }
-        .page(all.clone())
-        .unwrap();
-        assert_eq!(none["totalItems"], 0);
-        assert_eq!(none["pageInfo"], json!({}));
-        for bad in [
-            LocationQuery {
-                limit: Some(0),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                cursor: Some(String::new()),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                cursor: Some("%%%".into()),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                query: Some(json!([1])),
-                ..LocationQuery::default()
-            },
-        ] {
-            assert!(bad.page(all.clone()).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn repository_urls_name_their_catalog_file() {
