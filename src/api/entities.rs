@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::params::Params;
-use super::{ApiError, ApiState, Req, raw_json};
+use super::{ApiError, ApiState, EntityName, Req, raw_json};
 use crate::catalog::facets::facet_counts;
 use crate::catalog::paging::{
     self, Cursor, EntityQuery, FullTextFilter, ListQuery, OrderField, PageStart, PagingError,
@@ -298,13 +298,11 @@ pub(super) fn parse_ref(text: &str) -> Option<EntityKey> {
 pub async fn by_name(
     State(state): State<ApiState>,
     req: Req,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(name): Path<EntityName>,
 ) -> Result<Response, ApiError> {
-    match state.catalog.get(&EntityKey::new(&kind, &namespace, &name)) {
+    match state.catalog.get(&name.key()) {
         Some(entity) => Ok(raw_json(entity.json.to_string())),
-        None => Err(req.not_found(format!(
-            "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
-        ))),
+        None => Err(name.not_found(&req)),
     }
 }
 
@@ -405,19 +403,14 @@ fn facets_post_now(
 pub async fn ancestry(
     State(state): State<ApiState>,
     req: Req,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(name): Path<EntityName>,
 ) -> Result<Response, ApiError> {
     let (s, r) = (state.clone(), req.clone());
     super::evaluate(&state, &req, move || {
-        let key = EntityKey::new(&kind, &namespace, &name);
         let snapshot = s.catalog.snapshot();
         let resolve = s.locations.resolver();
-        let chain =
-            crate::catalog::ancestry::ancestry(&snapshot, &key, &resolve).ok_or_else(|| {
-                r.not_found(format!(
-                    "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
-                ))
-            })?;
+        let chain = crate::catalog::ancestry::ancestry(&snapshot, &name.key(), &resolve)
+            .ok_or_else(|| name.not_found(&r))?;
         let root = chain
             .first()
             .map(|a| a.entity.entity_ref.clone())

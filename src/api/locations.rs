@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, Req};
-use crate::catalog::EntityKey;
+use super::{ApiError, ApiState, EntityName, Req};
 use crate::config::WritePermission;
 use crate::locations::LocationQuery;
 
@@ -146,16 +145,12 @@ pub async fn update(
 pub async fn by_entity(
     State(state): State<ApiState>,
     req: Req,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(name): Path<EntityName>,
 ) -> Result<Response, ApiError> {
     let entity = state
         .catalog
-        .get(&EntityKey::new(&kind, &namespace, &name))
-        .ok_or_else(|| {
-            req.not_found(format!(
-                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
-            ))
-        })?;
+        .get(&name.key())
+        .ok_or_else(|| name.not_found(&req))?;
     state
         .locations
         .by_entity(&entity)

@@ -203,6 +203,32 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// `{kind}/{namespace}/{name}` of the by-name paths.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct EntityName {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl EntityName {
+    pub fn key(&self) -> crate::catalog::EntityKey {
+        crate::catalog::EntityKey::new(&self.kind, &self.namespace, &self.name)
+    }
+
+    /// Backstage's 404 for a name that is not served.
+    pub fn not_found(&self, req: &Req) -> ApiError {
+        let Self {
+            kind,
+            namespace,
+            name,
+        } = self;
+        req.not_found(format!(
+            "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+        ))
+    }
+}
+
 /// The request line, for Backstage's error body.
 #[derive(Debug, Clone)]
 pub struct Req {

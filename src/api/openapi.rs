@@ -377,4 +377,3 @@ fn repository_schema() -> Value {
         "entities": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object"}}
     }})
 }
-

@@ -26,7 +26,7 @@ use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
     source_id,
 };
-use crate::discovery::{Problem, Source, now_rfc3339, pipeline};
+use crate::discovery::{Problem, Source, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
@@ -77,6 +77,16 @@ pub enum RemoveError {
     NotFound(String),
     #[error("the location cannot be removed from the store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// An update removes the old location as `DELETE` would.
+impl From<RemoveError> for RegisterError {
+    fn from(err: RemoveError) -> Self {
+        match err {
+            RemoveError::NotFound(message) => RegisterError::NotFound(message),
+            RemoveError::Store(err) => RegisterError::Store(err),
+        }
+    }
 }
 
 /// What a registration (or a dry run of one) came to.
@@ -380,10 +390,7 @@ impl Locations {
     ) -> Result<Location, RegisterError> {
         self.check_target(type_, target)?;
         let _writes = self.writes.lock().await;
-        let runner = self.registered(id).map_err(|err| match err {
-            RemoveError::NotFound(message) => RegisterError::NotFound(message),
-            RemoveError::Store(err) => RegisterError::Store(err),
-        })?;
+        let runner = self.registered(id)?;
         if runner.target() == target {
             let Some(location) = runner.source().as_location() else {
                 return Err(RegisterError::NotFound(format!(
@@ -405,12 +412,7 @@ impl Locations {
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
-        self.drop_registered(id, &runner)
-            .await
-            .map_err(|err| match err {
-                RemoveError::NotFound(message) => RegisterError::NotFound(message),
-                RemoveError::Store(err) => RegisterError::Store(err),
-            })?;
+        self.drop_registered(id, &runner).await?;
         self.store_registered(source, run).await?;
         tracing::info!(id, url = target, "location updated");
         Ok(Location::url(target, Origin::Registered))
@@ -461,7 +463,7 @@ impl Locations {
                 id: source.location_id().to_owned(),
                 type_: "url".into(),
                 target: source.target().to_owned(),
-                created_at: now_rfc3339(),
+                created_at: chrono::Utc::now(),
             })
             .await?;
         let runner = Arc::new(self.runner(source));
