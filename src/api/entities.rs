@@ -449,21 +449,14 @@ pub async fn delete_by_uid(
         .by_uid(&uid)
         .map(|e| e.key.clone())
         .ok_or_else(not_found)?;
-    let owner = state.catalog.owner(&key).ok_or_else(not_found)?;
-    let runner = state
-        .scheduler
-        .runner(&owner.source)
-        .ok_or_else(not_found)?;
-    let problems = runner
-        .remove_entity(&owner.unit, &key)
-        .await
-        .map_err(|why| {
-            req.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailableError",
-                format!("the entity cannot be removed now: {why}"),
-            )
-        })?;
+    let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
+    let problems = runner.remove_entity(&unit, &key).await.map_err(|why| {
+        req.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            format!("the entity cannot be removed now: {why}"),
+        )
+    })?;
     for problem in problems {
         tracing::warn!(uid, "{}", problem.message);
     }

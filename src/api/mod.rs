@@ -203,6 +203,17 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The source runner that serves `key`, and the unit (repository or
+/// location) it comes from.
+pub fn owning_runner(
+    state: &ApiState,
+    key: &crate::catalog::EntityKey,
+) -> Option<(Arc<crate::scheduler::SourceRunner>, String)> {
+    let owner = state.catalog.owner(key)?;
+    let runner = state.scheduler.runner(&owner.source)?;
+    Some((runner, owner.unit.to_string()))
+}
+
 /// `{kind}/{namespace}/{name}` of the by-name paths.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct EntityName {
