@@ -459,6 +459,48 @@ fn compare_keys(a: &[Option<String>], b: &[Option<String>], direction: Direction
         .unwrap_or(Ordering::Equal)
 }
 
+/// Which rows a page holds, and what its cursors carry along.
+struct Window {
+    rows: std::ops::Range<usize>,
+    /// Counted on the first request (when asked for), then carried.
+    total: Option<usize>,
+    /// The first page's first key: no previous page before it.
+    first_values: Option<Vec<Option<String>>>,
+    is_previous: bool,
+}
+
+impl Window {
+    /// The first page, from `offset`.
+    fn first(rows: &[Row<'_>], query: &EntityQuery, offset: usize, limit: usize) -> Self {
+        let from = offset.min(rows.len());
+        Self {
+            rows: from..from.saturating_add(limit).min(rows.len()),
+            total: query.include_total.then_some(rows.len()),
+            first_values: rows.first().map(|(k, _)| k.clone()),
+            is_previous: false,
+        }
+    }
+
+    /// The page after (or before) the cursor's key.
+    fn around(rows: &[Row<'_>], cursor: &Cursor, direction: Direction, limit: usize) -> Self {
+        let at = &cursor.order_field_values;
+        let compare = |k: &[Option<String>]| compare_keys(k, at, direction);
+        let page = if cursor.is_previous {
+            let end = rows.partition_point(|(k, _)| compare(k) == Ordering::Less);
+            end.saturating_sub(limit)..end
+        } else {
+            let from = rows.partition_point(|(k, _)| compare(k) != Ordering::Greater);
+            from..from.saturating_add(limit).min(rows.len())
+        };
+        Self {
+            rows: page,
+            total: cursor.total_items,
+            first_values: cursor.first_sort_field_values.clone(),
+            is_previous: cursor.is_previous,
+        }
+    }
+}
+
 /// One page of a by-query request (`limit` defaults to
 /// [`DEFAULT_QUERY_LIMIT`]), with cursors to the pages around it.
 pub fn run_query<'a>(
@@ -472,70 +514,57 @@ pub fn run_query<'a>(
         PageStart::Cursor(cursor) => (cursor.query(), Ok(cursor)),
     };
     let rows = query.rows(snapshot)?;
-    let compare =
-        |a: &[Option<String>], b: &[Option<String>]| compare_keys(a, b, query.direction());
-    let (total, first_values, page, is_previous) = match &cursor {
-        Err(offset) => {
-            let from = (*offset).min(rows.len());
-            (
-                query.include_total.then_some(rows.len()),
-                rows.first().map(|(k, _)| k.clone()),
-                from..from.saturating_add(limit).min(rows.len()),
-                false,
-            )
-        }
-        Ok(cursor) => {
-            let at = &cursor.order_field_values;
-            let page = if cursor.is_previous {
-                let end = rows.partition_point(|(k, _)| compare(k, at) == Ordering::Less);
-                end.saturating_sub(limit)..end
-            } else {
-                let from = rows.partition_point(|(k, _)| compare(k, at) != Ordering::Greater);
-                from..from.saturating_add(limit).min(rows.len())
-            };
-            let first = cursor.first_sort_field_values.clone();
-            (cursor.total_items, first, page, cursor.is_previous)
-        }
+    let window = match &cursor {
+        Err(offset) => Window::first(&rows, &query, *offset, limit),
+        Ok(cursor) => Window::around(&rows, cursor, query.direction(), limit),
     };
-    let items = &rows[page.clone()];
-    let base = Cursor {
-        order_fields: query.order.iter().cloned().collect(),
-        is_previous: false,
-        query: query.query.clone(),
-        filter: query.filter.clone(),
-        full_text_filter: Some(query.full_text.clone()),
-        order_field_values: Vec::new(),
-        first_sort_field_values: first_values.clone(),
-        total_items: total,
-    };
+    let items = &rows[window.rows.clone()];
     let mut page_info = PageInfo::default();
     if limit > 0 {
-        if let Some((last, _)) = items.last()
-            && (is_previous || page.end < rows.len())
-        {
-            let next = Cursor {
-                order_field_values: last.clone(),
-                ..base.clone()
-            };
-            page_info.next_cursor = Some(next.encode());
+        let more = window.is_previous || window.rows.end < rows.len();
+        let base = query.cursor(&window);
+        if let Some((last, _)) = items.last().filter(|_| more) {
+            page_info.next_cursor = Some(base.at(last, false).encode());
         }
         if let Some((first, _)) = items.first()
             && cursor.is_ok()
-            && first_values.as_ref() != Some(first)
+            && window.first_values.as_ref() != Some(first)
         {
-            let previous = Cursor {
-                order_field_values: first.clone(),
-                is_previous: true,
-                ..base
-            };
-            page_info.prev_cursor = Some(previous.encode());
+            page_info.prev_cursor = Some(base.at(first, true).encode());
         }
     }
     Ok(QueryPage {
         items: items.iter().map(|(_, e)| *e).collect(),
-        total_items: total.unwrap_or(0),
+        total_items: window.total.unwrap_or(0),
         page_info,
     })
+}
+
+impl EntityQuery {
+    /// A cursor into this query's result set, carrying `window`'s totals.
+    fn cursor(&self, window: &Window) -> Cursor {
+        Cursor {
+            order_fields: self.order.iter().cloned().collect(),
+            is_previous: false,
+            query: self.query.clone(),
+            filter: self.filter.clone(),
+            full_text_filter: Some(self.full_text.clone()),
+            order_field_values: Vec::new(),
+            first_sort_field_values: window.first_values.clone(),
+            total_items: window.total,
+        }
+    }
+}
+
+impl Cursor {
+    /// This cursor at `key`, paging forward or back from it.
+    fn at(&self, key: &[Option<String>], is_previous: bool) -> Self {
+        Self {
+            order_field_values: key.to_vec(),
+            is_previous,
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]
