@@ -4,9 +4,11 @@
 //! discovered. Registering reads the target at once, so a location that
 //! cannot be read is never stored.
 //!
+//! - [`analyze`]: catalog-import's analysis of a file or repository.
 //! - [`model`]: the typed [`Location`] and its [`Origin`].
 //! - [`query`]: `POST /locations/by-query` paging.
 
+pub mod analyze;
 pub mod model;
 pub mod query;
 
@@ -14,7 +16,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
@@ -30,6 +32,8 @@ use crate::discovery::{Problem, Source, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
+pub use analyze::Analysis;
+use analyze::catalog_file_in;
 pub use model::{Location, Origin};
 pub use query::{LocationPage, LocationQuery, LocationQueryError};
 
@@ -495,7 +499,7 @@ impl Locations {
         type_: &str,
         target: &str,
         catalog_filename: Option<&str>,
-    ) -> Result<Value, RegisterError> {
+    ) -> Result<Analysis, RegisterError> {
         // It reads Bitbucket as registering does, so it counts against the same pace.
         self.paced()?;
         if type_ != "url" {
@@ -525,43 +529,14 @@ impl Locations {
         match self.read(&source).await {
             Ok(run) => {
                 let registered = self.runner_for(&file).is_some() || self.discovered(&file);
-                let existing: Vec<Value> = run
-                    .entities
-                    .unwrap_or_default()
-                    .into_iter()
-                    .skip(1) // the generated Location entity
-                    .map(|entity| {
-                        json!({
-                            "location": {"type": "url", "target": file},
-                            "isRegistered": registered,
-                            "entity": entity,
-                        })
-                    })
-                    .collect();
-                Ok(json!({"existingEntityFiles": existing, "generateEntities": []}))
+                // The first entity is the generated Location entity.
+                let entities = run.entities.unwrap_or_default().into_iter().skip(1);
+                Ok(Analysis::existing(&file, registered, entities))
             }
-            Err(RegisterError::NotFound(message)) => {
-                let Some(slug) = slug else {
-                    return Err(RegisterError::NotFound(message));
-                };
-                Ok(json!({
-                    "existingEntityFiles": [],
-                    "generateEntities": [{
-                        "entity": {
-                            "apiVersion": "backstage.io/v1alpha1",
-                            "kind": "Component",
-                            "metadata": {"name": suggested_name(&slug)},
-                            "spec": {"type": "other", "lifecycle": "unknown"},
-                        },
-                        "fields": [{
-                            "field": "spec.owner",
-                            "state": "needsUserInput",
-                            "value": null,
-                            "description": "The group or user that owns this component",
-                        }],
-                    }],
-                }))
-            }
+            Err(RegisterError::NotFound(message)) => match slug {
+                Some(slug) => Ok(Analysis::suggested(&slug)),
+                None => Err(RegisterError::NotFound(message)),
+            },
             Err(err) => Err(err),
         }
     }
@@ -611,103 +586,5 @@ impl Locations {
         .await
         .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         Ok(file.problems)
-    }
-}
-
-/// The URL of `filename` in the repository `repo_url` and the
-/// repository's slug. Server: `…/projects/<KEY>/repos/<slug>[/browse…]`
-/// (or `/users/<name>/repos/<slug>`), keeping `?at=`; Cloud:
-/// `…/<workspace>/<slug>/src/<ref>[/…]` (a Cloud URL must name its ref).
-fn catalog_file_in(repo_url: &str, filename: &str) -> Option<(String, String)> {
-    let url = url::Url::parse(repo_url).ok()?;
-    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
-    let repos = segments
-        .windows(4)
-        .position(|w| (w[0] == "projects" || w[0] == "users") && w[2] == "repos");
-    if let Some(at) = repos {
-        let slug = segments[at + 3];
-        let mut file = url.clone();
-        let prefix: Vec<&str> = segments[..at + 4].to_vec();
-        file.set_path(&format!("{}/browse/{filename}", prefix.join("/")));
-        let at_ref = url
-            .query_pairs()
-            .find(|(k, _)| k == "at")
-            .map(|(_, v)| v.into_owned());
-        file.set_query(None);
-        if let Some(at_ref) = at_ref {
-            file.query_pairs_mut().append_pair("at", &at_ref);
-        }
-        file.set_fragment(None);
-        return Some((file.to_string(), slug.to_owned()));
-    }
-    match segments.as_slice() {
-        [workspace, slug, "src", git_ref, ..] => {
-            let mut repo = url.clone();
-            repo.set_path(&format!("{workspace}/{slug}"));
-            repo.set_query(None);
-            let file = crate::bitbucket::cloud_urls::file_url(repo.as_str(), git_ref, filename)?;
-            Some((file, (*slug).to_owned()))
-        }
-        _ => None,
-    }
-}
-
-/// A valid entity name from a repository slug.
-fn suggested_name(slug: &str) -> String {
-    let cleaned: String = slug
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name: String = trimmed.chars().take(63).collect();
-    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if name.is_empty() {
-        "component".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repository_urls_name_their_catalog_file() {
-        assert_eq!(
-            catalog_file_in("https://bb.example.com/projects/PLAT/repos/svc/browse?at=refs%2Fheads%2Fdev", "catalog-info.yaml"),
-            Some((
-                "https://bb.example.com/projects/PLAT/repos/svc/browse/catalog-info.yaml?at=refs%2Fheads%2Fdev".to_owned(),
-                "svc".to_owned()
-            ))
-        );
-        assert_eq!(
-            catalog_file_in(
-                "https://bb.example.com/ctx/users/al/repos/svc",
-                "dir/c.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in(
-                "https://bitbucket.org/acme/svc/src/main/",
-                "catalog-info.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in("https://bitbucket.org/acme/svc", "c.yaml"),
-            None
-        );
-        assert_eq!(suggested_name("My Service!"), "My-Service");
-        assert_eq!(suggested_name("--"), "component");
     }
 }
