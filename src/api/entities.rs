@@ -1,4 +1,6 @@
-//! Entity endpoints in the Backstage catalog REST dialect.
+//! Entity endpoints in the Backstage catalog REST dialect: each parses its
+//! request, asks [`crate::catalog::paging`] or the snapshot, and renders
+//! the stored JSON.
 
 use std::sync::Arc;
 

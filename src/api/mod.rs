@@ -13,6 +13,8 @@
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 //! - [`status_page`]: `GET /`, the operator's page.
+//! - [`error`]: Backstage's error body; domain errors reach it through
+//!   [`error::HttpError`] and `?`.
 
 mod changes;
 mod entities;

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use crate::catalog::entity::DEFAULT_NAMESPACE;
 use crate::discovery::location::{LocationOrigin, location_entity_name, location_id};
-use crate::store::RegisteredLocation;
 
 /// Where a listed location comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +54,6 @@ impl Location {
                 location_entity_name(target)
             ),
             origin,
-        }
-    }
-}
-
-impl From<&RegisteredLocation> for Location {
-    fn from(stored: &RegisteredLocation) -> Self {
-        Self {
-            id: stored.id.clone(),
-            ..Self::url(&stored.target, Origin::Registered)
         }
     }
 }
