@@ -27,8 +27,7 @@ pub async fn changes(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params =
-        Params::parse(raw.as_deref(), &["after", "limit", "wait"]).map_err(|m| req.input(m))?;
+    let params = Params::parse(raw.as_deref(), &["after", "limit", "wait"])?;
     let after = match params.one("after") {
         None => None,
         Some(text) => Some(text.parse::<u64>().map_err(|_| {
@@ -38,16 +37,12 @@ pub async fn changes(
         })?),
     };
     let limit = params
-        .uint("limit")
-        .map_err(|m| req.input(m))?
+        .uint("limit")?
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1, MAX_LIMIT);
-    let wait = params
-        .uint("wait")
-        .map_err(|m| req.input(m))?
-        .map_or(Duration::ZERO, |s| {
-            Duration::from_secs(s as u64).min(MAX_WAIT)
-        });
+    let wait = params.uint("wait")?.map_or(Duration::ZERO, |s| {
+        Duration::from_secs(s as u64).min(MAX_WAIT)
+    });
 
     let mut published = state.catalog.subscribe();
     let mut snapshot = state.catalog.snapshot();

@@ -12,10 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, Req};
-use crate::catalog::EntityKey;
+use super::{ApiError, ApiState, EntityName, Req};
 use crate::config::WritePermission;
-use crate::locations::{LocationQuery, RegisterError, RemoveError};
+use crate::locations::LocationQuery;
 
 pub async fn list(State(state): State<ApiState>) -> Response {
     let all: Vec<Value> = state
@@ -86,8 +85,7 @@ pub async fn create(
     let registration = state
         .locations
         .register(&input.type_, target, dry_run, refresh)
-        .await
-        .map_err(|err| register_error(&req, err))?;
+        .await?;
     let mut body = json!({
         "location": registration.location,
         "entities": registration.entities,
@@ -109,13 +107,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     req.authorize(&state, &headers, WritePermission::LocationDelete)?;
-    state.locations.remove(&id).await.map_err(|err| match err {
-        RemoveError::NotFound(message) => req.not_found(message),
-        err @ RemoveError::Store(_) => {
-            tracing::error!(error = %err, "removing a location failed");
-            req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
-        }
-    })?;
+    state.locations.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -132,34 +124,6 @@ fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
     Ok(input)
 }
 
-/// Backstage's error for each way a registration (or update) is refused.
-fn register_error(req: &Req, err: RegisterError) -> ApiError {
-    match err {
-        RegisterError::Input(message) => req.input(message),
-        RegisterError::Conflict(message) => {
-            req.error(StatusCode::CONFLICT, "ConflictError", message)
-        }
-        RegisterError::NotFound(message) => req.not_found(message),
-        RegisterError::Unavailable(message) => req.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            message,
-        ),
-        RegisterError::Full(message) => {
-            req.error(StatusCode::FORBIDDEN, "NotAllowedError", message)
-        }
-        RegisterError::TooFrequent(message) => req.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsError",
-            message,
-        ),
-        err @ RegisterError::Store(_) => {
-            tracing::error!(error = %err, "changing a location failed");
-            req.error(StatusCode::INTERNAL_SERVER_ERROR, "Error", err.to_string())
-        }
-    }
-}
-
 /// `PUT /locations/{id}` with `{type, target}`: 200 and the location.
 pub async fn update(
     State(state): State<ApiState>,
@@ -173,11 +137,7 @@ pub async fn update(
     req.authorize(&state, &headers, WritePermission::LocationDelete)?;
     let input = location_input(&req, &body)?;
     let target = input.target.trim();
-    let location = state
-        .locations
-        .update(&id, &input.type_, target)
-        .await
-        .map_err(|err| register_error(&req, err))?;
+    let location = state.locations.update(&id, &input.type_, target).await?;
     Ok(Json(location).into_response())
 }
 
@@ -185,16 +145,12 @@ pub async fn update(
 pub async fn by_entity(
     State(state): State<ApiState>,
     req: Req,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(name): Path<EntityName>,
 ) -> Result<Response, ApiError> {
     let entity = state
         .catalog
-        .get(&EntityKey::new(&kind, &namespace, &name))
-        .ok_or_else(|| {
-            req.not_found(format!(
-                "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
-            ))
-        })?;
+        .get(&name.key())
+        .ok_or_else(|| name.not_found(&req))?;
     state
         .locations
         .by_entity(&entity)
@@ -219,12 +175,9 @@ pub async fn by_query(
         serde_json::from_slice(&body)
             .map_err(|e| req.input(format!("Invalid request body: {e}")))?
     };
-    let (s, r) = (state.clone(), req.clone());
+    let s = state.clone();
     super::evaluate(&state, &req, move || {
-        s.locations
-            .query(&query)
-            .map(|page| Json(page).into_response())
-            .map_err(|m| r.input(m))
+        Ok(Json(s.locations.query(&query)?).into_response())
     })
     .await
 }
@@ -262,7 +215,6 @@ pub async fn analyze(
             target,
             input.catalog_filename.as_deref(),
         )
-        .await
-        .map_err(|err| register_error(&req, err))?;
+        .await?;
     Ok(Json(analysis).into_response())
 }

@@ -13,6 +13,8 @@
 //! - [`openapi`]: the OpenAPI document for all of the above.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 //! - [`status_page`]: `GET /`, the operator's page.
+//! - [`error`]: Backstage's error body; domain errors reach it through
+//!   [`error::HttpError`] and `?`.
 
 mod changes;
 mod entities;
@@ -201,6 +203,43 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn(error::backstage_shape))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The source runner that serves `key`, and the unit (repository or
+/// location) it comes from.
+pub fn owning_runner(
+    state: &ApiState,
+    key: &crate::catalog::EntityKey,
+) -> Option<(Arc<crate::scheduler::SourceRunner>, String)> {
+    let owner = state.catalog.owner(key)?;
+    let runner = state.scheduler.runner(&owner.source)?;
+    Some((runner, owner.unit.to_string()))
+}
+
+/// `{kind}/{namespace}/{name}` of the by-name paths.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct EntityName {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl EntityName {
+    pub fn key(&self) -> crate::catalog::EntityKey {
+        crate::catalog::EntityKey::new(&self.kind, &self.namespace, &self.name)
+    }
+
+    /// Backstage's 404 for a name that is not served.
+    pub fn not_found(&self, req: &Req) -> ApiError {
+        let Self {
+            kind,
+            namespace,
+            name,
+        } = self;
+        req.not_found(format!(
+            "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+        ))
+    }
 }
 
 /// The request line, for Backstage's error body.

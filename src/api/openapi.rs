@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 fn param(name: &str, location: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": location, "required": location == "path", "schema": schema, "description": description})
@@ -28,38 +28,22 @@ fn write() -> Value {
 }
 
 pub fn build() -> Value {
-    let entity = || json!({"$ref": "#/components/schemas/Entity"});
-    let filter = || {
-        repeated(
-            "filter",
-            "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR",
-        )
-    };
-    let fields = || {
-        param(
-            "fields",
-            "query",
-            json!({"type": "string"}),
-            "Comma-separated dotted paths to return",
-        )
-    };
-    let limit = || {
-        param(
-            "limit",
-            "query",
-            json!({"type": "integer", "minimum": 0}),
-            "Page size",
-        )
-    };
-    let offset = || {
-        param(
-            "offset",
-            "query",
-            json!({"type": "integer", "minimum": 0}),
-            "Items to skip",
-        )
-    };
-    let mut doc = json!({
+    let mut paths = Map::new();
+    for area in [
+        entity_paths(),
+        location_paths(),
+        provider_paths(),
+        feed_paths(),
+        ancestry_and_checks(),
+    ] {
+        paths.extend(area);
+    }
+    for (path, method, operation) in more_operations() {
+        if let Some(item) = paths.get_mut(path).and_then(Value::as_object_mut) {
+            item.insert(method.to_owned(), operation);
+        }
+    }
+    json!({
         "openapi": "3.0.3",
         "info": {
             "title": "bitbucket-catalogd catalog API",
@@ -67,7 +51,60 @@ pub fn build() -> Value {
             "description": "Backstage catalog REST dialect served by bitbucket-catalogd, plus provider status and control."
         },
         "servers": [{"url": "/api/catalog"}],
-        "paths": {
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+/// The fields of a JSON object literal (empty for anything else).
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn entity() -> Value {
+    json!({"$ref": "#/components/schemas/Entity"})
+}
+
+fn filter() -> Value {
+    repeated(
+        "filter",
+        "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR",
+    )
+}
+
+fn fields() -> Value {
+    param(
+        "fields",
+        "query",
+        json!({"type": "string"}),
+        "Comma-separated dotted paths to return",
+    )
+}
+
+fn limit() -> Value {
+    param(
+        "limit",
+        "query",
+        json!({"type": "integer", "minimum": 0}),
+        "Page size",
+    )
+}
+
+fn offset() -> Value {
+    param(
+        "offset",
+        "query",
+        json!({"type": "integer", "minimum": 0}),
+        "Items to skip",
+    )
+}
+
+/// Entities: list, query, by ref, name and uid, facets.
+fn entity_paths() -> Map<String, Value> {
+    object(json!({
             "/entities": {"get": {
                 "summary": "List entities",
                 "parameters": [filter(), fields(), limit(), offset(),
@@ -119,7 +156,13 @@ pub fn build() -> Value {
                 "summary": "Value counts of fields",
                 "parameters": [repeated("facet", "Field to count"), filter()],
                 "responses": {"200": ok("Facets", json!({"type": "object", "properties": {"facets": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}}}}}})), "400": error_ref()}
-            }},
+            }}
+    }))
+}
+
+/// Locations: list, register, one, remove.
+fn location_paths() -> Map<String, Value> {
+    object(json!({
             "/locations": {
                 "get": {
                     "summary": "Locations: static (catalog.locations), registered over HTTP, and files providers discovered",
@@ -151,7 +194,13 @@ pub fn build() -> Value {
                     "parameters": [param("id", "path", json!({"type": "string"}), "")],
                     "responses": {"204": {"description": "Removed"}, "401": error_ref(), "403": error_ref(), "404": error_ref()}
                 }
-            },
+            }
+    }))
+}
+
+/// Providers: status, problems, repositories, refresh.
+fn provider_paths() -> Map<String, Value> {
+    object(json!({
             "/providers": {"get": {
                 "summary": "Provider status: schedule, next run, whether running and the running run's progress (listed, read, remaining, estimated finish), last run (outcome succeeded/incomplete/failed/held, counts, problems, requests)",
                 "responses": {"200": ok("Providers", json!({"type": "array", "items": {"type": "object"}}))}
@@ -176,7 +225,13 @@ pub fn build() -> Value {
                 "security": write(),
                 "parameters": [param("id", "path", json!({"type": "string"}), ""), param("force", "query", json!({"type": "boolean"}), "Apply even if it would remove more than deletionThreshold; needs backend.auth.externalAccess")],
                 "responses": {"202": ok("Accepted", json!({"type": "object", "properties": {"provider": {"type": "string"}, "refresh": {"type": "string", "enum": ["started", "alreadyRunning"]}}})), "401": error_ref(), "403": error_ref(), "404": error_ref()}
-            }},
+            }}
+    }))
+}
+
+/// The change feed and per-entity refresh.
+fn feed_paths() -> Map<String, Value> {
+    object(json!({
             "/changes": {"get": {
                 "summary": "The entity change feed: without after, the full current set page by page; with after, what changed since (one entry per entity); wait long-polls",
                 "parameters": [param("after", "query", json!({"type": "string"}), "The cursor of an earlier answer"), param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 10000}), "Items per page (default 500)"), param("wait", "query", json!({"type": "integer", "minimum": 0, "maximum": 30}), "Seconds to wait for a change when there is none")],
@@ -188,8 +243,12 @@ pub fn build() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["entityRef"], "properties": {"entityRef": {"type": "string"}, "authorizationToken": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "Scheduled"}, "400": error_ref(), "401": error_ref(), "403": error_ref(), "404": error_ref()}
             }}
-        },
-        "components": {
+    }))
+}
+
+/// Security schemes and the shared schemas.
+fn components() -> Value {
+    json!({
         "securitySchemes": {"externalAccess": {"type": "http", "scheme": "bearer", "description": "A backend.auth.externalAccess static token; required only when that is configured"}},
         "schemas": {
             "Entity": {"type": "object", "required": ["apiVersion", "kind", "metadata"], "properties": {
@@ -204,17 +263,8 @@ pub fn build() -> Value {
                 "error": {"type": "object", "properties": {"name": {"type": "string"}, "message": {"type": "string"}}},
                 "request": {"type": "object", "properties": {"method": {"type": "string"}, "url": {"type": "string"}}},
                 "response": {"type": "object", "properties": {"statusCode": {"type": "integer"}}}}}
-        }}
-    });
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        paths.extend(ancestry_and_checks());
-        for (path, method, operation) in more_operations() {
-            if let Some(item) = paths.get_mut(path).and_then(Value::as_object_mut) {
-                item.insert(method.to_owned(), operation);
-            }
         }
-    }
-    doc
+    })
 }
 
 fn path_params(names: &[&str]) -> Value {
@@ -228,7 +278,6 @@ fn path_params(names: &[&str]) -> Value {
 
 /// The paths the catalog-client's newer operations use.
 fn ancestry_and_checks() -> serde_json::Map<String, Value> {
-    let entity = || json!({"$ref": "#/components/schemas/Entity"});
     let location = || json!({"$ref": "#/components/schemas/Location"});
     let by_name = || path_params(&["kind", "namespace", "name"]);
     let ancestry = json!({"get": {

@@ -1,6 +1,17 @@
 //! Query-string parsing with Backstage's validation: repeated parameters,
 //! unknown parameters rejected, integers checked.
 
+/// Why a query string was rejected (400 `InputError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("Unknown query parameter '{0}'")]
+    Unknown(String),
+    #[error("request/query/{0} must be >= 0")]
+    Negative(String),
+    #[error("request/query/{0} must be integer")]
+    NotInteger(String),
+}
+
 /// The decoded query string, in order.
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -8,7 +19,7 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Decodes `raw`; a parameter not in `allowed` is an error, as in
     /// Backstage's OpenAPI validation.
-    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, String> {
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ParamsError> {
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -17,7 +28,7 @@ impl Params {
             .iter()
             .find(|(name, _)| !allowed.contains(&name.as_str()))
         {
-            return Err(format!("Unknown query parameter '{name}'"));
+            return Err(ParamsError::Unknown(name.clone()));
         }
         Ok(Self(pairs))
     }
@@ -38,13 +49,13 @@ impl Params {
     }
 
     /// A non-negative integer parameter.
-    pub fn uint(&self, name: &str) -> Result<Option<usize>, String> {
+    pub fn uint(&self, name: &str) -> Result<Option<usize>, ParamsError> {
         match self.one(name) {
             None => Ok(None),
             Some(text) => match text.trim().parse::<i64>() {
-                Ok(n) if n < 0 => Err(format!("request/query/{name} must be >= 0")),
+                Ok(n) if n < 0 => Err(ParamsError::Negative(name.to_owned())),
                 Ok(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-                Err(_) => Err(format!("request/query/{name} must be integer")),
+                Err(_) => Err(ParamsError::NotInteger(name.to_owned())),
             },
         }
     }
@@ -76,17 +87,19 @@ mod tests {
         );
         assert_eq!(p.uint("limit"), Ok(Some(5)));
         assert_eq!(
-            Params::parse(Some("x=1"), &["filter"]).unwrap_err(),
+            Params::parse(Some("x=1"), &["filter"])
+                .unwrap_err()
+                .to_string(),
             "Unknown query parameter 'x'"
         );
         let p = Params::parse(Some("limit=-1&offset=abc"), &["limit", "offset"]).unwrap();
         assert_eq!(
-            p.uint("limit"),
-            Err("request/query/limit must be >= 0".into())
+            p.uint("limit").unwrap_err().to_string(),
+            "request/query/limit must be >= 0"
         );
         assert_eq!(
-            p.uint("offset"),
-            Err("request/query/offset must be integer".into())
+            p.uint("offset").unwrap_err().to_string(),
+            "request/query/offset must be integer"
         );
     }
 }

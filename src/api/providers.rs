@@ -89,10 +89,7 @@ pub async fn errors(
     let runner = runner(&state, &req, &id)?;
     let report = runner.last_report();
     let records = if runner.source().lists_repositories() {
-        runner
-            .repositories()
-            .await
-            .map_err(|err| unavailable(&req, &err))?
+        runner.repositories().await.map_err(RecordsUnavailable)?
     } else {
         Vec::new()
     };
@@ -126,12 +123,19 @@ pub(super) fn current_problems(
     problems
 }
 
-fn unavailable(req: &Req, err: &StoreError) -> ApiError {
-    req.error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ServiceUnavailableError",
-        format!("the repository records cannot be read: {err}"),
-    )
+/// The store could not list a provider's repositories (503).
+#[derive(Debug, thiserror::Error)]
+#[error("the repository records cannot be read: {0}")]
+struct RecordsUnavailable(#[source] StoreError);
+
+impl super::error::HttpError for RecordsUnavailable {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn name(&self) -> &'static str {
+        "ServiceUnavailableError"
+    }
 }
 
 /// The repositories that passed the filters in the last complete listing,
@@ -144,7 +148,7 @@ pub async fn repositories(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["catalog"]).map_err(|m| req.input(m))?;
+    let params = Params::parse(raw.as_deref(), &["catalog"])?;
     let wanted: Option<&[CatalogFile]> =
         match params.one("catalog") {
             None => None,
@@ -161,13 +165,7 @@ pub async fn repositories(
             "'{id}' is a location, not a provider: it has no repositories"
         )));
     }
-    let all = runner.repositories().await.map_err(|err| {
-        req.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            format!("the repository records cannot be read: {err}"),
-        )
-    })?;
+    let all = runner.repositories().await.map_err(RecordsUnavailable)?;
     let selected: Vec<_> = all
         .into_iter()
         .filter(|r| wanted.is_none_or(|w| w.contains(&r.catalog)))
@@ -185,7 +183,7 @@ pub async fn refresh(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
-    let params = Params::parse(raw.as_deref(), &["force"]).map_err(|m| req.input(m))?;
+    let params = Params::parse(raw.as_deref(), &["force"])?;
     let force = match params.one("force") {
         None | Some("false") => false,
         Some("true" | "") => true,

@@ -39,12 +39,8 @@ pub async fn refresh_entity(
     if state.catalog.get(&key).is_none() {
         return Err(not_found());
     }
-    let owner = state.catalog.owner(&key).ok_or_else(not_found)?;
-    let runner = state
-        .scheduler
-        .runner(&owner.source)
-        .ok_or_else(not_found)?;
-    runner.refresh_unit(&owner.unit).await.map_err(|why| {
+    let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
+    runner.refresh_unit(&unit).await.map_err(|why| {
         req.error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableError",

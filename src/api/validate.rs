@@ -52,7 +52,7 @@ pub async fn validate_entity(
         .validate(&request.entity, &request.location)
         .await
     {
-        Err(message) => invalid([message]),
+        Err(err) => invalid([err.to_string()]),
         Ok(problems) if problems.is_empty() => StatusCode::OK.into_response(),
         Ok(problems) => invalid(problems.into_iter().map(|p| match &p.entity_ref {
             Some(entity_ref) => format!("{entity_ref}: {}", p.message),

@@ -21,6 +21,7 @@ pub mod entity;
 pub mod facets;
 mod follow;
 pub mod index;
+pub mod paging;
 pub mod parse;
 mod prepared;
 pub mod problem;

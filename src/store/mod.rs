@@ -13,6 +13,7 @@ mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity};
@@ -126,8 +127,40 @@ pub struct RegisteredLocation {
     /// Always `url` for now, as the only type the daemon reads.
     pub type_: String,
     pub target: String,
-    /// RFC 3339.
-    pub created_at: String,
+    /// Stored as RFC 3339 text with milliseconds ([`Self::created_at_text`]).
+    pub created_at: DateTime<Utc>,
+}
+
+impl RegisteredLocation {
+    /// `created_at` as the `locations` table keeps it.
+    fn created_at_text(&self) -> String {
+        self.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    /// One `locations` row (`id, type, target, created_at`), in either
+    /// dialect.
+    fn from_row<'r, R>(row: &'r R) -> Result<Self, StoreError>
+    where
+        R: sqlx::Row,
+        &'static str: sqlx::ColumnIndex<R>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let id: String = row.try_get("id")?;
+        let created_at: String = row.try_get("created_at")?;
+        let created_at = DateTime::parse_from_rfc3339(&created_at)
+            .map_err(|e| StoreError::Corrupt {
+                source_id: crate::discovery::location::source_id(&id),
+                message: format!("created_at {created_at:?}: {e}"),
+            })?
+            .with_timezone(&Utc);
+        Ok(Self {
+            type_: row.try_get("type")?,
+            target: row.try_get("target")?,
+            created_at,
+            id,
+        })
+    }
 }
 
 /// How one repository record is looked up.

@@ -259,10 +259,7 @@ impl PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let horizon: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM catalog_meta WHERE name = 'horizon'")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let horizon = horizon(&mut *tx).await?;
         let mut changes = Vec::new();
         let mut rows = sqlx::query(
             "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin
@@ -431,10 +428,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        let horizon: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM catalog_meta WHERE name = 'horizon'")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let horizon = horizon(&mut *tx).await?;
         let rows = sqlx::query("SELECT entity_key, seq FROM removed_entities ORDER BY seq")
             .fetch_all(&mut *tx)
             .await?;
@@ -693,16 +687,7 @@ impl CatalogStore for PostgresStore {
                 sqlx::query("SELECT id, type, target, created_at FROM locations ORDER BY position")
                     .fetch_all(&self.pool)
                     .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(RegisteredLocation {
-                        id: row.try_get("id")?,
-                        type_: row.try_get("type")?,
-                        target: row.try_get("target")?,
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(RegisteredLocation::from_row).collect()
         })
     }
 
@@ -718,7 +703,7 @@ impl CatalogStore for PostgresStore {
             .bind(&location.id)
             .bind(&location.type_)
             .bind(&location.target)
-            .bind(&location.created_at)
+            .bind(location.created_at_text())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -772,6 +757,13 @@ fn record_of(row: &sqlx::postgres::PgRow, source: &str) -> Result<RepositoryReco
 }
 
 /// The latest sequence number given to a change, kept or removed.
+/// The newest sequence number no longer retained as a removal, if any.
+async fn horizon<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM catalog_meta WHERE name = 'horizon'")
+        .fetch_optional(executor)
+        .await
+}
+
 async fn last_seq<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<u64, sqlx::Error> {
     let seq: Option<i64> = sqlx::query_scalar(
         "SELECT GREATEST((SELECT MAX(seq) FROM catalog_entities), (SELECT MAX(seq) FROM removed_entities))",

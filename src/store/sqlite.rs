@@ -561,16 +561,7 @@ impl CatalogStore for SqliteStore {
                 sqlx::query("SELECT id, type, target, created_at FROM locations ORDER BY position")
                     .fetch_all(&self.pool)
                     .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(RegisteredLocation {
-                        id: row.try_get("id")?,
-                        type_: row.try_get("type")?,
-                        target: row.try_get("target")?,
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(RegisteredLocation::from_row).collect()
         })
     }
 
@@ -583,7 +574,7 @@ impl CatalogStore for SqliteStore {
                 .bind(&location.id)
                 .bind(&location.type_)
                 .bind(&location.target)
-                .bind(&location.created_at)
+                .bind(location.created_at_text())
                 .execute(&self.pool)
                 .await?;
             Ok(())

@@ -3,31 +3,39 @@
 //! again on the location schedule, removable), and the files providers
 //! discovered. Registering reads the target at once, so a location that
 //! cannot be read is never stored.
+//!
+//! - [`analyze`]: catalog-import's analysis of a file or repository.
+//! - [`model`]: the typed [`Location`] and its [`Origin`].
+//! - [`query`]: `POST /locations/by-query` paging.
 
-use std::collections::BTreeSet;
+pub mod analyze;
+pub mod model;
+pub mod query;
+
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::catalog::process::{FileSource, RepoInfo};
-use crate::catalog::query::Predicate;
-use crate::catalog::search::SearchRows;
 use crate::catalog::{Catalog, Entity, PreparedEntity};
 use crate::config::RegistrationLimits;
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
-    location_json, source_id,
+    source_id,
 };
-use crate::discovery::{Problem, Source, now_rfc3339, pipeline};
+use crate::discovery::{Problem, Source, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
+
+pub use analyze::Analysis;
+use analyze::catalog_file_in;
+pub use model::{Location, Origin};
+pub use query::{LocationPage, LocationQuery, LocationQueryError};
 
 /// Why a registration was refused. Each maps to one of Backstage's errors.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +60,21 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
+/// Why an entity could not be validated (`POST /validate-entity`).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error(
+        "Invalid location ref {0}, only 'url:<target>' is supported, e.g. url:https://host/path"
+    )]
+    LocationRef(String),
+    #[error("Entity must be an object")]
+    NotObject,
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("validating took longer than catalog.locationSchedule.timeout ({0}s)")]
+    Timeout(u64),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
     #[error("{0}")]
@@ -60,11 +83,20 @@ pub enum RemoveError {
     Store(#[from] StoreError),
 }
 
+/// An update removes the old location as `DELETE` would.
+impl From<RemoveError> for RegisterError {
+    fn from(err: RemoveError) -> Self {
+        match err {
+            RemoveError::NotFound(message) => RegisterError::NotFound(message),
+            RemoveError::Store(err) => RegisterError::Store(err),
+        }
+    }
+}
+
 /// What a registration (or a dry run of one) came to.
 #[derive(Debug)]
 pub struct Registration {
-    /// `{id, type, target, entityRef}`.
-    pub location: Value,
+    pub location: Location,
     /// The generated Location entity first, then what the target yields.
     pub entities: Vec<Entity>,
     /// Whether the target already was a location (dry run).
@@ -111,21 +143,26 @@ impl Locations {
     }
 
     /// Static, registered and discovered locations, one per target, by target.
-    pub fn list(&self) -> Vec<Value> {
-        let mut targets = BTreeSet::new();
+    pub fn list(&self) -> Vec<Location> {
+        let mut targets = BTreeMap::new();
         for runner in self.scheduler.runners() {
             if let Some(location) = runner.source().as_location() {
-                targets.insert(location.target().to_owned());
+                targets.insert(location.target().to_owned(), location.origin().into());
             }
         }
         for entity in self.catalog.snapshot().iter() {
-            targets.extend(entity.origin.clone());
+            if let Some(origin) = &entity.origin {
+                targets.entry(origin.clone()).or_insert(Origin::Discovered);
+            }
         }
-        targets.iter().map(|t| location_json(t)).collect()
+        targets
+            .iter()
+            .map(|(target, origin)| Location::url(target, *origin))
+            .collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<Value> {
-        self.list().into_iter().find(|l| l["id"] == id)
+    pub fn get(&self, id: &str) -> Option<Location> {
+        self.list().into_iter().find(|l| l.id == id)
     }
 
     /// The runner of the static or registered location for `target`.
@@ -288,7 +325,7 @@ impl Locations {
 
     fn registration(&self, target: &str, run: &LocationRead, exists: bool) -> Registration {
         Registration {
-            location: location_json(target),
+            location: Location::url(target, Origin::Registered),
             entities: run.entities.clone().unwrap_or_default(),
             exists,
             problems: run.report.problems.clone(),
@@ -317,7 +354,7 @@ impl Locations {
                 let message = match self.get(id) {
                     Some(location) => format!(
                         "Location {id} ({}) was not registered over HTTP: it comes from catalog.locations or a provider's discovery, so change the configuration instead",
-                        location["target"].as_str().unwrap_or_default()
+                        location.target
                     ),
                     None => format!("Found no location with ID {id}"),
                 };
@@ -354,13 +391,10 @@ impl Locations {
         id: &str,
         type_: &str,
         target: &str,
-    ) -> Result<Value, RegisterError> {
+    ) -> Result<Location, RegisterError> {
         self.check_target(type_, target)?;
         let _writes = self.writes.lock().await;
-        let runner = self.registered(id).map_err(|err| match err {
-            RemoveError::NotFound(message) => RegisterError::NotFound(message),
-            RemoveError::Store(err) => RegisterError::Store(err),
-        })?;
+        let runner = self.registered(id)?;
         if runner.target() == target {
             let Some(location) = runner.source().as_location() else {
                 return Err(RegisterError::NotFound(format!(
@@ -370,7 +404,7 @@ impl Locations {
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
             runner.apply_location_read(run).await;
-            return Ok(location_json(target));
+            return Ok(Location::url(target, Origin::Registered));
         }
         self.paced()?;
         if self.runner_for(target).is_some() || self.discovered(target) {
@@ -382,15 +416,10 @@ impl Locations {
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
-        self.drop_registered(id, &runner)
-            .await
-            .map_err(|err| match err {
-                RemoveError::NotFound(message) => RegisterError::NotFound(message),
-                RemoveError::Store(err) => RegisterError::Store(err),
-            })?;
+        self.drop_registered(id, &runner).await?;
         self.store_registered(source, run).await?;
         tracing::info!(id, url = target, "location updated");
-        Ok(location_json(target))
+        Ok(Location::url(target, Origin::Registered))
     }
 
     /// Refuses a read whose entities another source serves (`except`: the
@@ -438,7 +467,7 @@ impl Locations {
                 id: source.location_id().to_owned(),
                 type_: "url".into(),
                 target: source.target().to_owned(),
-                created_at: now_rfc3339(),
+                created_at: chrono::Utc::now(),
             })
             .await?;
         let runner = Arc::new(self.runner(source));
@@ -450,12 +479,14 @@ impl Locations {
     /// The listed location an entity's `managed-by-location` names
     /// (`GET /locations/by-entity`): its discovered file, or the static or
     /// registered location it was read through.
-    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Value> {
+    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Location> {
         let target = entity.location.as_deref()?;
-        let listed = entity.origin.as_deref() == Some(target)
-            || self.runner_for(target).is_some()
-            || self.discovered(target);
-        listed.then(|| location_json(target))
+        if let Some(runner) = self.runner_for(target) {
+            let origin = runner.source().as_location().map(|l| l.origin().into());
+            return Some(Location::url(target, origin.unwrap_or(Origin::Registered)));
+        }
+        let listed = entity.origin.as_deref() == Some(target) || self.discovered(target);
+        listed.then(|| Location::url(target, Origin::Discovered))
     }
 
     /// `POST /analyze-location` (catalog-import's first step): for a file,
@@ -468,7 +499,7 @@ impl Locations {
         type_: &str,
         target: &str,
         catalog_filename: Option<&str>,
-    ) -> Result<Value, RegisterError> {
+    ) -> Result<Analysis, RegisterError> {
         // It reads Bitbucket as registering does, so it counts against the same pace.
         self.paced()?;
         if type_ != "url" {
@@ -498,49 +529,20 @@ impl Locations {
         match self.read(&source).await {
             Ok(run) => {
                 let registered = self.runner_for(&file).is_some() || self.discovered(&file);
-                let existing: Vec<Value> = run
-                    .entities
-                    .unwrap_or_default()
-                    .into_iter()
-                    .skip(1) // the generated Location entity
-                    .map(|entity| {
-                        json!({
-                            "location": {"type": "url", "target": file},
-                            "isRegistered": registered,
-                            "entity": entity,
-                        })
-                    })
-                    .collect();
-                Ok(json!({"existingEntityFiles": existing, "generateEntities": []}))
+                // The first entity is the generated Location entity.
+                let entities = run.entities.unwrap_or_default().into_iter().skip(1);
+                Ok(Analysis::existing(&file, registered, entities))
             }
-            Err(RegisterError::NotFound(message)) => {
-                let Some(slug) = slug else {
-                    return Err(RegisterError::NotFound(message));
-                };
-                Ok(json!({
-                    "existingEntityFiles": [],
-                    "generateEntities": [{
-                        "entity": {
-                            "apiVersion": "backstage.io/v1alpha1",
-                            "kind": "Component",
-                            "metadata": {"name": suggested_name(&slug)},
-                            "spec": {"type": "other", "lifecycle": "unknown"},
-                        },
-                        "fields": [{
-                            "field": "spec.owner",
-                            "state": "needsUserInput",
-                            "value": null,
-                            "description": "The group or user that owns this component",
-                        }],
-                    }],
-                }))
-            }
+            Err(RegisterError::NotFound(message)) => match slug {
+                Some(slug) => Ok(Analysis::suggested(&slug)),
+                None => Err(RegisterError::NotFound(message)),
+            },
             Err(err) => Err(err),
         }
     }
 
     /// A page of locations (`POST /locations/by-query`).
-    pub fn query(&self, query: &LocationQuery) -> Result<Value, String> {
+    pub fn query(&self, query: &LocationQuery) -> Result<LocationPage, LocationQueryError> {
         query.page(self.list())
     }
 
@@ -560,19 +562,15 @@ impl Locations {
         &self,
         entity: &Value,
         location_ref: &str,
-    ) -> Result<Vec<Problem>, String> {
+    ) -> Result<Vec<Problem>, ValidateError> {
         let target = match location_ref.split_once(':') {
             Some(("url", target)) if !target.is_empty() => target,
-            _ => {
-                return Err(format!(
-                    "Invalid location ref {location_ref}, only 'url:<target>' is supported, e.g. url:https://host/path"
-                ));
-            }
+            _ => return Err(ValidateError::LocationRef(location_ref.to_owned())),
         };
         if !entity.is_object() {
-            return Err("Entity must be an object".to_owned());
+            return Err(ValidateError::NotObject);
         }
-        let bytes = serde_json::to_vec(entity).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(entity).map_err(ValidateError::Encode)?;
         let settings = &self.context.settings;
         let stats = Arc::new(RequestStats::default());
         let reader = FileReader::new(
@@ -586,276 +584,7 @@ impl Locations {
             pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default()),
         )
         .await
-        .map_err(|_| {
-            format!(
-                "validating took longer than catalog.locationSchedule.timeout ({}s)",
-                timeout.as_secs()
-            )
-        })?;
+        .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         Ok(file.problems)
-    }
-}
-
-/// The URL of `filename` in the repository `repo_url` and the
-/// repository's slug. Server: `…/projects/<KEY>/repos/<slug>[/browse…]`
-/// (or `/users/<name>/repos/<slug>`), keeping `?at=`; Cloud:
-/// `…/<workspace>/<slug>/src/<ref>[/…]` (a Cloud URL must name its ref).
-fn catalog_file_in(repo_url: &str, filename: &str) -> Option<(String, String)> {
-    let url = url::Url::parse(repo_url).ok()?;
-    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
-    let repos = segments
-        .windows(4)
-        .position(|w| (w[0] == "projects" || w[0] == "users") && w[2] == "repos");
-    if let Some(at) = repos {
-        let slug = segments[at + 3];
-        let mut file = url.clone();
-        let prefix: Vec<&str> = segments[..at + 4].to_vec();
-        file.set_path(&format!("{}/browse/{filename}", prefix.join("/")));
-        let at_ref = url
-            .query_pairs()
-            .find(|(k, _)| k == "at")
-            .map(|(_, v)| v.into_owned());
-        file.set_query(None);
-        if let Some(at_ref) = at_ref {
-            file.query_pairs_mut().append_pair("at", &at_ref);
-        }
-        file.set_fragment(None);
-        return Some((file.to_string(), slug.to_owned()));
-    }
-    match segments.as_slice() {
-        [workspace, slug, "src", git_ref, ..] => {
-            let mut repo = url.clone();
-            repo.set_path(&format!("{workspace}/{slug}"));
-            repo.set_query(None);
-            let file = crate::bitbucket::cloud_urls::file_url(repo.as_str(), git_ref, filename)?;
-            Some((file, (*slug).to_owned()))
-        }
-        _ => None,
-    }
-}
-
-/// A valid entity name from a repository slug.
-fn suggested_name(slug: &str) -> String {
-    let cleaned: String = slug
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name: String = trimmed.chars().take(63).collect();
-    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if name.is_empty() {
-        "component".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-/// `POST /locations/by-query`: Backstage's body (`limit`, `query`, or the
-/// `cursor` of an earlier page), in id order.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocationQuery {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-    pub query: Option<Value>,
-}
-
-/// What a location cursor holds, as Backstage encodes it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LocationCursor {
-    limit: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    query: Option<Value>,
-}
-
-/// Backstage's default page size for locations.
-const DEFAULT_LOCATION_LIMIT: i64 = 1000;
-
-impl LocationQuery {
-    /// `{items, totalItems, pageInfo}` of `all` (locations in Backstage's
-    /// shape); `Err` is the message of a 400.
-    pub fn page(&self, mut all: Vec<Value>) -> Result<Value, String> {
-        let cursor = match &self.cursor {
-            Some(text) if text.is_empty() => return Err("Cursor cannot be empty".into()),
-            Some(text) => {
-                let bytes = BASE64
-                    .decode(text)
-                    .map_err(|_| "Malformed cursor, unknown encoding".to_owned())?;
-                let cursor: LocationCursor =
-                    serde_json::from_slice(&bytes).map_err(|e| format!("Malformed cursor: {e}"))?;
-                if cursor.limit < 1 {
-                    return Err("Malformed cursor: limit must be >= 1".into());
-                }
-                cursor
-            }
-            None => {
-                let limit = self.limit.unwrap_or(DEFAULT_LOCATION_LIMIT);
-                if limit < 1 {
-                    return Err("Limit must be a positive integer >= 1".into());
-                }
-                LocationCursor {
-                    limit,
-                    after_id: None,
-                    query: self.query.clone(),
-                }
-            }
-        };
-        let predicate = match &cursor.query {
-            None => None,
-            Some(query) if !query.is_object() => return Err("Query must be an object".into()),
-            Some(query) => {
-                Some(Predicate::from_json(query).map_err(|e| format!("Invalid query: {}", e.0))?)
-            }
-        };
-        all.retain(|l| {
-            predicate
-                .as_ref()
-                .is_none_or(|p| p.matches(&SearchRows::build(l)))
-        });
-        all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        let total = all.len();
-        let start = cursor.after_id.as_deref().map_or(0, |after| {
-            all.partition_point(|l| l["id"].as_str().is_some_and(|id| id <= after))
-        });
-        let limit = usize::try_from(cursor.limit).unwrap_or(usize::MAX);
-        let end = start.saturating_add(limit).min(total);
-        let items = all[start..end].to_vec();
-        let mut page_info = serde_json::Map::new();
-        if end < total
-            && let Some(last) = items.last().and_then(|l| l["id"].as_str())
-        {
-            let next = LocationCursor {
-                limit: cursor.limit,
-                after_id: Some(last.to_owned()),
-                query: cursor.query.clone(),
-            };
-            page_info.insert(
-                "nextCursor".into(),
-                json!(BASE64.encode(serde_json::to_vec(&next).map_err(|e| e.to_string())?)),
-            );
-        }
-        Ok(json!({"items": items, "totalItems": total, "pageInfo": page_info}))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::discovery::location::location_json;
-
-    #[test]
-    fn location_pages_follow_their_cursor_and_keep_the_query() {
-        let all: Vec<Value> = (0..5)
-            .map(|i| location_json(&format!("https://h/projects/P/repos/r{i}/browse/c.yaml")))
-            .collect();
-        let query = json!({"target": {"$hasPrefix": "https://h/projects/P/repos/r"}});
-        let first = LocationQuery {
-            limit: Some(2),
-            cursor: None,
-            query: Some(query),
-        }
-        .page(all.clone())
-        .unwrap();
-        assert_eq!(first["totalItems"], 5);
-        let mut seen: Vec<String> = first["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_str().unwrap().to_owned())
-            .collect();
-        let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
-        while let Some(next) = cursor {
-            let page = LocationQuery {
-                cursor: Some(next),
-                ..LocationQuery::default()
-            }
-            .page(all.clone())
-            .unwrap();
-            seen.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l["id"].as_str().unwrap().to_owned()),
-            );
-            cursor = page["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
-        }
-        let mut ids: Vec<String> = all
-            .iter()
-            .map(|l| l["id"].as_str().unwrap().to_owned())
-            .collect();
-        ids.sort();
-        assert_eq!(seen, ids);
-
-        let none = LocationQuery {
-            query: Some(json!({"type": "file"})),
-            ..LocationQuery::default()
-        }
-        .page(all.clone())
-        .unwrap();
-        assert_eq!(none["totalItems"], 0);
-        assert_eq!(none["pageInfo"], json!({}));
-        for bad in [
-            LocationQuery {
-                limit: Some(0),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                cursor: Some(String::new()),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                cursor: Some("%%%".into()),
-                ..LocationQuery::default()
-            },
-            LocationQuery {
-                query: Some(json!([1])),
-                ..LocationQuery::default()
-            },
-        ] {
-            assert!(bad.page(all.clone()).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn repository_urls_name_their_catalog_file() {
-        assert_eq!(
-            catalog_file_in("https://bb.example.com/projects/PLAT/repos/svc/browse?at=refs%2Fheads%2Fdev", "catalog-info.yaml"),
-            Some((
-                "https://bb.example.com/projects/PLAT/repos/svc/browse/catalog-info.yaml?at=refs%2Fheads%2Fdev".to_owned(),
-                "svc".to_owned()
-            ))
-        );
-        assert_eq!(
-            catalog_file_in(
-                "https://bb.example.com/ctx/users/al/repos/svc",
-                "dir/c.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in(
-                "https://bitbucket.org/acme/svc/src/main/",
-                "catalog-info.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in("https://bitbucket.org/acme/svc", "c.yaml"),
-            None
-        );
-        assert_eq!(suggested_name("My Service!"), "My-Service");
-        assert_eq!(suggested_name("--"), "component");
     }
 }

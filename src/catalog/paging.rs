@@ -1,0 +1,756 @@
+//! Backstage's entity paging over a [`Snapshot`]: `GET /entities` (order,
+//! limit/offset and `after` cursors) and `by-query` (one order field, full
+//! text, keyset cursors both ways), as typed requests and pages the API
+//! only has to parse and render.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::query::{FullText, MAX_FIELDS, Predicate, QueryError};
+use super::{PreparedEntity, Snapshot};
+
+/// Backstage's default page size for `by-query`.
+pub const DEFAULT_QUERY_LIMIT: usize = 200;
+
+/// An entity of a page, borrowed from its snapshot.
+pub type Item<'a> = &'a Arc<PreparedEntity>;
+
+/// Why a paging request was rejected; each becomes a 400 `InputError`
+/// with Backstage's wording.
+#[derive(Debug, thiserror::Error)]
+pub enum PagingError {
+    #[error("Invalid limit, must be greater than zero")]
+    ZeroLimit,
+    #[error("Invalid after, must not be empty")]
+    EmptyAfter,
+    #[error("Malformed after cursor, could not be parsed")]
+    MalformedAfter,
+    #[error("Malformed after cursor, limit was not an number")]
+    AfterLimit,
+    #[error("Malformed after cursor, offset was not a number")]
+    AfterOffset,
+    #[error("Invalid order parameter \"{0}\", expected \"<asc or desc>:<field name>\"")]
+    OrderParameter(String),
+    #[error("Invalid order: more than {MAX_FIELDS} order fields in one request")]
+    TooManyOrderFields,
+    #[error("Invalid order field order, must be asc or desc")]
+    OrderFieldDirection,
+    /// `totalItems` as a query `parameter` or a body `value`.
+    #[error("Invalid totalItems {0} \"{1}\", expected one of: include, exclude")]
+    TotalItems(&'static str, String),
+    #[error("Cursor cannot be empty")]
+    EmptyCursor,
+    #[error("Malformed cursor: {0}")]
+    CursorEncoding(#[source] base64::DecodeError),
+    #[error("Malformed cursor: {0}")]
+    CursorJson(#[source] serde_json::Error),
+    #[error("Invalid fullTextFilterFields: more than {MAX_FIELDS} fields in one request")]
+    TooManyFullTextFields,
+    #[error("Query must be an object")]
+    QueryNotObject,
+    /// A `filter` parameter.
+    #[error(transparent)]
+    Filter(QueryError),
+    /// A JSON predicate.
+    #[error("Invalid query: {0}")]
+    Query(#[source] QueryError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+impl Direction {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "asc" => Some(Self::Asc),
+            "desc" => Some(Self::Desc),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderField {
+    pub field: String,
+    pub order: Direction,
+}
+
+impl OrderField {
+    /// `GET /entities`' `order=<asc|desc>:<field>`.
+    fn parse_list(item: &str) -> Result<Self, PagingError> {
+        item.split_once(':')
+            .and_then(|(dir, field)| {
+                let order = Direction::parse(dir)?;
+                (!field.is_empty()).then(|| Self {
+                    field: field.to_owned(),
+                    order,
+                })
+            })
+            .ok_or_else(|| PagingError::OrderParameter(item.to_owned()))
+    }
+
+    /// `by-query`'s `orderField=<field>[,<asc|desc>]`.
+    pub fn parse_query(item: &str) -> Result<Self, PagingError> {
+        let (field, dir) = item.split_once(',').unwrap_or((item, "asc"));
+        Ok(Self {
+            field: field.trim().to_owned(),
+            order: Direction::parse(dir.trim()).ok_or(PagingError::OrderFieldDirection)?,
+        })
+    }
+}
+
+/// The lowercased first value of `field`, what Backstage sorts by.
+fn sort_value(entity: &PreparedEntity, field: &str) -> Option<String> {
+    entity
+        .search
+        .values(&field.to_lowercase())
+        .flatten()
+        .next()
+        .map(str::to_lowercase)
+}
+
+/// Values first (in `direction`), missing values last.
+fn compare_values(a: &Option<String>, b: &Option<String>, direction: Direction) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => match direction {
+            Direction::Asc => x.cmp(y),
+            Direction::Desc => y.cmp(x),
+        },
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// The entities `predicate` keeps, in key order.
+pub fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Vec<Item<'a>> {
+    snapshot
+        .iter()
+        .filter(|e| predicate.is_none_or(|p| p.matches(&e.search)))
+        .collect()
+}
+
+// ---------------------------------------------------------------- GET /entities
+
+/// `after` cursors: base64 of `{"limit": L, "offset": O}`, as Backstage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterCursor {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AfterCursorJson {
+    limit: serde_json::Number,
+    offset: serde_json::Number,
+}
+
+impl AfterCursor {
+    pub fn encode(&self) -> String {
+        let json = AfterCursorJson {
+            limit: self.limit.into(),
+            offset: self.offset.into(),
+        };
+        BASE64.encode(serde_json::to_string(&json).unwrap_or_default())
+    }
+
+    pub fn decode(text: &str) -> Result<Self, PagingError> {
+        if text.is_empty() {
+            return Err(PagingError::EmptyAfter);
+        }
+        let json: AfterCursorJson = BASE64
+            .decode(text)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(PagingError::MalformedAfter)?;
+        let number = |n: &serde_json::Number| n.as_u64().and_then(|n| usize::try_from(n).ok());
+        Ok(Self {
+            limit: number(&json.limit)
+                .filter(|n| *n > 0)
+                .ok_or(PagingError::AfterLimit)?,
+            offset: number(&json.offset).ok_or(PagingError::AfterOffset)?,
+        })
+    }
+}
+
+/// A `GET /entities` request: which entities, in which order, which window.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub predicate: Option<Predicate>,
+    pub order: Vec<OrderField>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+impl ListQuery {
+    /// The window from `limit`, `offset` and an `after` cursor (which wins).
+    pub fn window(
+        &mut self,
+        limit: Option<usize>,
+        offset: Option<usize>,
+        after: Option<&str>,
+    ) -> Result<(), PagingError> {
+        if limit == Some(0) {
+            return Err(PagingError::ZeroLimit);
+        }
+        (self.limit, self.offset) = (limit, offset);
+        if let Some(after) = after {
+            let cursor = AfterCursor::decode(after)?;
+            (self.limit, self.offset) = (Some(cursor.limit), Some(cursor.offset));
+        }
+        Ok(())
+    }
+
+    /// The `order` parameters. A repeated field never changes the order (the
+    /// first one decides) and each distinct one costs a key per entity:
+    /// deduplicated and capped.
+    pub fn order(&mut self, items: &[String]) -> Result<(), PagingError> {
+        for item in items {
+            let parsed = OrderField::parse_list(item)?;
+            if self
+                .order
+                .iter()
+                .any(|o| o.field.eq_ignore_ascii_case(&parsed.field))
+            {
+                continue;
+            }
+            if self.order.len() == MAX_FIELDS {
+                return Err(PagingError::TooManyOrderFields);
+            }
+            self.order.push(parsed);
+        }
+        Ok(())
+    }
+
+    /// One page, and the cursor to the next when there is one.
+    pub fn run<'a>(&self, snapshot: &'a Snapshot) -> ListPage<'a> {
+        let mut items = filtered(snapshot, self.predicate.as_ref());
+        if !self.order.is_empty() {
+            let mut keyed: Vec<(Vec<Option<String>>, Item<'_>)> = items
+                .into_iter()
+                .map(|e| {
+                    let key = self.order.iter().map(|o| sort_value(e, &o.field));
+                    (key.collect(), e)
+                })
+                .collect();
+            keyed.sort_by(|(a, ea), (b, eb)| {
+                self.order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| compare_values(&a[i], &b[i], o.order))
+                    .find(|o| o.is_ne())
+                    .unwrap_or_else(|| ea.key.cmp(&eb.key))
+            });
+            items = keyed.into_iter().map(|(_, e)| e).collect();
+        }
+        let total = items.len();
+        let start = self.offset.unwrap_or(0).min(total);
+        let end = self
+            .limit
+            .map_or(total, |l| start.saturating_add(l).min(total));
+        let next = self
+            .limit
+            .filter(|_| end < total)
+            .map(|limit| AfterCursor { limit, offset: end });
+        items.truncate(end);
+        items.drain(..start);
+        ListPage { items, next }
+    }
+}
+
+/// A page of `GET /entities`.
+#[derive(Debug)]
+pub struct ListPage<'a> {
+    pub items: Vec<Item<'a>>,
+    pub next: Option<AfterCursor>,
+}
+
+// ---------------------------------------------------------------- by-query
+
+/// `fullTextFilter` as clients send it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullTextFilter {
+    #[serde(default)]
+    pub term: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
+}
+
+/// Everything that defines a by-query result set (not the page).
+#[derive(Debug, Clone, Default)]
+pub struct EntityQuery {
+    /// `filter` parameters (GET).
+    pub filter: Option<Vec<String>>,
+    /// A JSON predicate (POST).
+    pub query: Option<Value>,
+    pub order: Option<OrderField>,
+    pub full_text: FullTextFilter,
+    pub include_total: bool,
+}
+
+/// `totalItems`: `include` (the default) or `exclude`; `what` names it in
+/// the message (`parameter` or `value`).
+pub fn parse_total_items(value: Option<&str>, what: &'static str) -> Result<bool, PagingError> {
+    match value {
+        None | Some("include") => Ok(true),
+        Some("exclude") => Ok(false),
+        Some(other) => Err(PagingError::TotalItems(what, other.to_owned())),
+    }
+}
+
+/// Our `by-query` cursor. `query` is only set for queries that started as
+/// a `POST` predicate: the JS client switches to `POST` when it sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cursor {
+    order_fields: Vec<OrderField>,
+    is_previous: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    full_text_filter: Option<FullTextFilter>,
+    /// `[sort value, entity ref]`, or `[entity ref]` when unsorted.
+    order_field_values: Vec<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_sort_field_values: Option<Vec<Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_items: Option<usize>,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        BASE64.encode(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    pub fn decode(text: &str) -> Result<Self, PagingError> {
+        if text.is_empty() {
+            return Err(PagingError::EmptyCursor);
+        }
+        let bytes = BASE64.decode(text).map_err(PagingError::CursorEncoding)?;
+        serde_json::from_slice(&bytes).map_err(PagingError::CursorJson)
+    }
+
+    /// The result set this cursor pages through.
+    fn query(&self) -> EntityQuery {
+        EntityQuery {
+            filter: self.filter.clone(),
+            query: self.query.clone(),
+            order: self.order_fields.first().cloned(),
+            full_text: self.full_text_filter.clone().unwrap_or_default(),
+            include_total: self.total_items.is_some(),
+        }
+    }
+}
+
+/// Where a by-query page starts.
+#[derive(Debug, Clone)]
+pub enum PageStart {
+    /// A first request.
+    Offset(EntityQuery, usize),
+    /// A next or previous page.
+    Cursor(Box<Cursor>),
+}
+
+/// A page of `by-query`.
+#[derive(Debug)]
+pub struct QueryPage<'a> {
+    pub items: Vec<Item<'a>>,
+    /// `0` when the query excluded the total.
+    pub total_items: usize,
+    pub page_info: PageInfo,
+}
+
+/// The cursors around a page, encoded.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_cursor: Option<String>,
+}
+
+impl EntityQuery {
+    /// The `filter` parameters and the JSON predicate, ANDed.
+    fn predicate(&self) -> Result<Option<Predicate>, PagingError> {
+        let mut predicates = Vec::new();
+        if let Some(filter) = &self.filter {
+            predicates.extend(Predicate::from_filter_params(filter).map_err(PagingError::Filter)?);
+        }
+        if let Some(query) = &self.query {
+            predicates.push(Predicate::from_json(query).map_err(PagingError::Query)?);
+        }
+        Ok(match predicates.len() {
+            0 => None,
+            1 => predicates.pop(),
+            _ => Some(Predicate::All(predicates)),
+        })
+    }
+
+    /// The full-text filter: by default over the order field, else the uid.
+    fn full_text(&self) -> Result<Option<FullText>, PagingError> {
+        let fields = self.full_text.fields.as_ref();
+        if fields.is_some_and(|f| f.len() > MAX_FIELDS) {
+            return Err(PagingError::TooManyFullTextFields);
+        }
+        let term = self.full_text.term.trim().to_lowercase();
+        Ok((!term.is_empty()).then(|| {
+            let default = || {
+                let field = self.order.as_ref().map(|o| o.field.as_str());
+                vec![field.unwrap_or("metadata.uid").to_owned()]
+            };
+            FullText {
+                term,
+                fields: fields
+                    .cloned()
+                    .unwrap_or_else(default)
+                    .iter()
+                    .map(|f| f.to_lowercase())
+                    .collect(),
+            }
+        }))
+    }
+
+    /// The matching entities keyed `[sort value, ref]` (or `[ref]`), sorted.
+    fn rows<'a>(&self, snapshot: &'a Snapshot) -> Result<Vec<Row<'a>>, PagingError> {
+        let predicate = self.predicate()?;
+        let full_text = self.full_text()?;
+        let direction = self.direction();
+        let mut rows: Vec<Row<'a>> = filtered(snapshot, predicate.as_ref())
+            .into_iter()
+            .filter(|e| full_text.as_ref().is_none_or(|ft| ft.matches(&e.search)))
+            .map(|e| {
+                let mut key = Vec::with_capacity(2);
+                if let Some(o) = &self.order {
+                    key.push(sort_value(e, &o.field));
+                }
+                key.push(Some(e.entity_ref.to_lowercase()));
+                (key, e)
+            })
+            .collect();
+        rows.sort_by(|(a, _), (b, _)| compare_keys(a, b, direction));
+        Ok(rows)
+    }
+
+    fn direction(&self) -> Direction {
+        self.order.as_ref().map_or(Direction::Asc, |o| o.order)
+    }
+}
+
+type Row<'a> = (Vec<Option<String>>, Item<'a>);
+
+fn compare_keys(a: &[Option<String>], b: &[Option<String>], direction: Direction) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| compare_values(x, y, direction))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Which rows a page holds, and what its cursors carry along.
+struct Window {
+    rows: std::ops::Range<usize>,
+    /// Counted on the first request (when asked for), then carried.
+    total: Option<usize>,
+    /// The first page's first key: no previous page before it.
+    first_values: Option<Vec<Option<String>>>,
+    is_previous: bool,
+}
+
+impl Window {
+    /// The first page, from `offset`.
+    fn first(rows: &[Row<'_>], query: &EntityQuery, offset: usize, limit: usize) -> Self {
+        let from = offset.min(rows.len());
+        Self {
+            rows: from..from.saturating_add(limit).min(rows.len()),
+            total: query.include_total.then_some(rows.len()),
+            first_values: rows.first().map(|(k, _)| k.clone()),
+            is_previous: false,
+        }
+    }
+
+    /// The page after (or before) the cursor's key.
+    fn around(rows: &[Row<'_>], cursor: &Cursor, direction: Direction, limit: usize) -> Self {
+        let at = &cursor.order_field_values;
+        let compare = |k: &[Option<String>]| compare_keys(k, at, direction);
+        let page = if cursor.is_previous {
+            let end = rows.partition_point(|(k, _)| compare(k) == Ordering::Less);
+            end.saturating_sub(limit)..end
+        } else {
+            let from = rows.partition_point(|(k, _)| compare(k) != Ordering::Greater);
+            from..from.saturating_add(limit).min(rows.len())
+        };
+        Self {
+            rows: page,
+            total: cursor.total_items,
+            first_values: cursor.first_sort_field_values.clone(),
+            is_previous: cursor.is_previous,
+        }
+    }
+}
+
+/// One page of a by-query request (`limit` defaults to
+/// [`DEFAULT_QUERY_LIMIT`]), with cursors to the pages around it.
+pub fn run_query<'a>(
+    snapshot: &'a Snapshot,
+    start: PageStart,
+    limit: Option<usize>,
+) -> Result<QueryPage<'a>, PagingError> {
+    let limit = limit.unwrap_or(DEFAULT_QUERY_LIMIT);
+    let (query, cursor) = match start {
+        PageStart::Offset(query, offset) => (query, Err(offset)),
+        PageStart::Cursor(cursor) => (cursor.query(), Ok(cursor)),
+    };
+    let rows = query.rows(snapshot)?;
+    let window = match &cursor {
+        Err(offset) => Window::first(&rows, &query, *offset, limit),
+        Ok(cursor) => Window::around(&rows, cursor, query.direction(), limit),
+    };
+    let items = &rows[window.rows.clone()];
+    let mut page_info = PageInfo::default();
+    if limit > 0 {
+        let more = window.is_previous || window.rows.end < rows.len();
+        let base = query.cursor(&window);
+        if let Some((last, _)) = items.last().filter(|_| more) {
+            page_info.next_cursor = Some(base.at(last, false).encode());
+        }
+        if let Some((first, _)) = items.first()
+            && cursor.is_ok()
+            && window.first_values.as_ref() != Some(first)
+        {
+            page_info.prev_cursor = Some(base.at(first, true).encode());
+        }
+    }
+    Ok(QueryPage {
+        items: items.iter().map(|(_, e)| *e).collect(),
+        total_items: window.total.unwrap_or(0),
+        page_info,
+    })
+}
+
+impl EntityQuery {
+    /// A cursor into this query's result set, carrying `window`'s totals.
+    fn cursor(&self, window: &Window) -> Cursor {
+        Cursor {
+            order_fields: self.order.iter().cloned().collect(),
+            is_previous: false,
+            query: self.query.clone(),
+            filter: self.filter.clone(),
+            full_text_filter: Some(self.full_text.clone()),
+            order_field_values: Vec::new(),
+            first_sort_field_values: window.first_values.clone(),
+            total_items: window.total,
+        }
+    }
+}
+
+impl Cursor {
+    /// This cursor at `key`, paging forward or back from it.
+    fn at(&self, key: &[Option<String>], is_previous: bool) -> Self {
+        Self {
+            order_field_values: key.to_vec(),
+            is_previous,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, Entity, UnitEntities};
+    use serde_json::json;
+
+    /// Components `c0`..`c{n-1}`, `spec.rank` counting down.
+    fn catalog(n: usize) -> Catalog {
+        let entities = (0..n)
+            .map(|i| {
+                serde_json::from_value::<Entity>(json!({
+                    "apiVersion": "backstage.io/v1alpha1",
+                    "kind": "Component",
+                    "metadata": {"name": format!("c{i}")},
+                    "spec": {"rank": format!("{}", n - i), "owner": "team"},
+                }))
+                .unwrap()
+            })
+            .collect();
+        let catalog = Catalog::new();
+        catalog.prepare(
+            "test",
+            vec![UnitEntities {
+                unit: "r".into(),
+                entities,
+            }],
+        );
+        catalog.publish();
+        catalog
+    }
+
+    fn names(items: &[Item<'_>]) -> Vec<String> {
+        items.iter().map(|e| e.key.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn after_cursors_round_trip_and_reject_bad_numbers() {
+        let cursor = AfterCursor {
+            limit: 2,
+            offset: 4,
+        };
+        assert_eq!(
+            String::from_utf8(BASE64.decode(cursor.encode()).unwrap()).unwrap(),
+            r#"{"limit":2,"offset":4}"#
+        );
+        assert_eq!(AfterCursor::decode(&cursor.encode()).unwrap(), cursor);
+        let bad = |json: &str| {
+            AfterCursor::decode(&BASE64.encode(json))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(r#"{"limit":0,"offset":1}"#),
+            "Malformed after cursor, limit was not an number"
+        );
+        assert_eq!(
+            bad(r#"{"limit":1,"offset":-1}"#),
+            "Malformed after cursor, offset was not a number"
+        );
+        assert_eq!(bad("nope"), "Malformed after cursor, could not be parsed");
+        assert!(matches!(
+            AfterCursor::decode(""),
+            Err(PagingError::EmptyAfter)
+        ));
+    }
+
+    #[test]
+    fn list_pages_in_order_with_a_next_cursor() {
+        let catalog = catalog(5);
+        let snapshot = catalog.snapshot();
+        let mut list = ListQuery::default();
+        list.order(&["asc:spec.rank".to_owned(), "desc:SPEC.RANK".to_owned()])
+            .unwrap();
+        assert_eq!(list.order.len(), 1);
+        list.window(Some(2), Some(1), None).unwrap();
+        let page = list.run(&snapshot);
+        assert_eq!(
+            names(&page.items),
+            ["component:default/c3", "component:default/c2"]
+        );
+        assert_eq!(
+            page.next,
+            Some(AfterCursor {
+                limit: 2,
+                offset: 3
+            })
+        );
+        list.window(None, None, Some(&page.next.unwrap().encode()))
+            .unwrap();
+        let last = list.run(&snapshot);
+        assert_eq!(
+            names(&last.items),
+            ["component:default/c1", "component:default/c0"]
+        );
+        assert_eq!(last.next, None);
+        assert!(matches!(
+            list.window(Some(0), None, None),
+            Err(PagingError::ZeroLimit)
+        ));
+        assert_eq!(
+            ListQuery::default()
+                .order(&["up:x".to_owned()])
+                .unwrap_err()
+                .to_string(),
+            "Invalid order parameter \"up:x\", expected \"<asc or desc>:<field name>\""
+        );
+    }
+
+    #[test]
+    fn query_cursors_walk_forward_and_back() {
+        let catalog = catalog(5);
+        let snapshot = catalog.snapshot();
+        let query = EntityQuery {
+            order: Some(OrderField::parse_query("metadata.name, desc").unwrap()),
+            include_total: true,
+            ..EntityQuery::default()
+        };
+        let first = run_query(&snapshot, PageStart::Offset(query, 0), Some(2)).unwrap();
+        assert_eq!(
+            names(&first.items),
+            ["component:default/c4", "component:default/c3"]
+        );
+        assert_eq!(first.total_items, 5);
+        assert_eq!(first.page_info.prev_cursor, None);
+        let next = Cursor::decode(first.page_info.next_cursor.as_deref().unwrap()).unwrap();
+        let second = run_query(&snapshot, PageStart::Cursor(Box::new(next)), Some(2)).unwrap();
+        assert_eq!(
+            names(&second.items),
+            ["component:default/c2", "component:default/c1"]
+        );
+        assert_eq!(second.total_items, 5);
+        let prev = Cursor::decode(second.page_info.prev_cursor.as_deref().unwrap()).unwrap();
+        let back = run_query(&snapshot, PageStart::Cursor(Box::new(prev)), Some(2)).unwrap();
+        assert_eq!(names(&back.items), names(&first.items));
+        assert_eq!(back.page_info.prev_cursor, None);
+        assert!(back.page_info.next_cursor.is_some());
+    }
+
+    #[test]
+    fn query_filters_full_text_and_rejects_bad_input() {
+        let catalog = catalog(12);
+        let snapshot = catalog.snapshot();
+        let query = EntityQuery {
+            query: Some(json!({"spec.owner": "team"})),
+            full_text: FullTextFilter {
+                term: " C1 ".into(),
+                fields: Some(vec!["metadata.name".into()]),
+            },
+            ..EntityQuery::default()
+        };
+        let page = run_query(&snapshot, PageStart::Offset(query, 0), None).unwrap();
+        assert_eq!(
+            names(&page.items),
+            [
+                "component:default/c1",
+                "component:default/c10",
+                "component:default/c11"
+            ]
+        );
+        assert_eq!(page.total_items, 0);
+        assert_eq!(
+            Cursor::decode("").unwrap_err().to_string(),
+            "Cursor cannot be empty"
+        );
+        assert!(
+            Cursor::decode("e30=")
+                .unwrap_err()
+                .to_string()
+                .starts_with("Malformed cursor: missing field")
+        );
+        assert_eq!(
+            parse_total_items(Some("all"), "value")
+                .unwrap_err()
+                .to_string(),
+            "Invalid totalItems value \"all\", expected one of: include, exclude"
+        );
+        let bad = EntityQuery {
+            query: Some(json!("kind")),
+            ..EntityQuery::default()
+        };
+        let err = run_query(&snapshot, PageStart::Offset(bad, 0), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Invalid query: Invalid filter predicate")
+        );
+    }
+}
