@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ConfigError, Ctx, Schedule, loose_text, shown};
+use super::loose::{loose_text, shown};
+use super::{ConfigError, Ctx, Schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::parse::DEFAULT_MAX_FILE_BYTES;
 use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
@@ -388,24 +389,6 @@ impl Ctx<'_> {
             Some(value) => self.bounded(key, value, 1, 100_000_000),
             None => Ok(DEFAULT_RETAINED_REMOVALS),
         }
-    }
-
-    fn bounded(
-        &self,
-        key: &str,
-        value: &Value,
-        min: usize,
-        max: usize,
-    ) -> Result<usize, ConfigError> {
-        loose_text(value)
-            .and_then(|t| t.parse::<usize>().ok())
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                self.error(
-                    key,
-                    format!("{} is not a number from {min} to {max}", shown(value)),
-                )
-            })
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::{ConfigError, Ctx};
+
 /// How often a provider runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,6 +191,28 @@ fn parse_iso8601(text: &str) -> Result<Duration, String> {
 }
 
 pub use crate::iso_duration::{format_duration, serialize_duration};
+
+impl Ctx<'_> {
+    /// A `schedule` object (absent: the default), with unknown keys warned about.
+    pub(super) fn schedule(
+        &mut self,
+        key: &str,
+        raw: Option<Value>,
+    ) -> Result<Schedule, ConfigError> {
+        let Some(value) = raw else {
+            return Ok(Schedule::default());
+        };
+        let (schedule, unknown) =
+            parse_schedule(&value).map_err(|(sub, msg)| self.error(&Self::join(key, &sub), msg))?;
+        for sub in unknown {
+            self.warn_unknown(
+                &format!("{key}.{sub}"),
+                "unknown key is ignored; use frequency, timeout or initialDelay",
+            );
+        }
+        Ok(schedule)
+    }
+}
 
 #[cfg(test)]
 mod tests {
