@@ -3,7 +3,7 @@
 //! and deserialises sections with their key paths.
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::source::{display_key, provenance_key};
 use super::{ConfigError, MergedSource, typos};
@@ -34,6 +34,20 @@ impl Ctx<'_> {
             key,
             &typos::with_suggestion(message, last, typos::KNOWN_KEYS),
         );
+    }
+
+    /// Warns (as [`Self::warn_unknown`]) about every key of `map`, an
+    /// object at `key`, that is not in `known`.
+    pub(super) fn warn_unknown_keys(
+        &mut self,
+        key: &str,
+        map: &Map<String, Value>,
+        known: &[&str],
+        message: &str,
+    ) {
+        for unknown in map.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.warn_unknown(&format!("{key}.{unknown}"), message);
+        }
     }
 
     /// Warns about misspellings of our section names and unknown keys
