@@ -16,12 +16,14 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub(super) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    /// The error at `key`; `message` is a text or a typed error whose
+    /// message says what is wrong and what to write instead.
+    pub(super) fn error(&self, key: &str, message: impl std::fmt::Display) -> ConfigError {
         let key = display_key(key);
         ConfigError::Invalid {
             origin: self.source.origin_of(&provenance_key(&key)).cloned(),
             key,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 

@@ -74,7 +74,7 @@ impl Ctx<'_> {
         let postgres = match client {
             DatabaseClient::Pg => Some(
                 postgres_connection(raw.connection.as_ref())
-                    .map_err(|err| self.error("backend.database.connection", err.to_string()))?,
+                    .map_err(|err| self.error("backend.database.connection", err))?,
             ),
             _ => None,
         };

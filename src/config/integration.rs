@@ -79,20 +79,33 @@ impl Ctx<'_> {
         }
     }
 
+    /// Checks `host` and returns the API base URL: `apiBaseUrl` when
+    /// written, else `derived` (from the host, so its errors name `host`).
+    fn endpoint(
+        &self,
+        key: &str,
+        host: &str,
+        api_base_url: Option<String>,
+        derived: impl FnOnce() -> Result<Url, BaseUrlError>,
+    ) -> Result<Url, ConfigError> {
+        validate_host(host).map_err(|err| self.error(&format!("{key}.host"), err))?;
+        match api_base_url {
+            Some(url) => {
+                parse_base_url(&url).map_err(|err| self.error(&format!("{key}.apiBaseUrl"), err))
+            }
+            None => derived().map_err(|err| self.error(&format!("{key}.host"), err)),
+        }
+    }
+
     fn server_integration(
         &mut self,
         key: &str,
         raw: raw::ServerIntegration,
     ) -> Result<BitbucketServerIntegration, ConfigError> {
         let host = raw.host.trim().to_owned();
-        validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
-        let api_base_url = match raw.api_base_url {
-            Some(url) => {
-                parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?
-            }
-            None => parse_base_url(&format!("https://{host}/rest/api/1.0"))
-                .map_err(|m| self.error(&format!("{key}.host"), m))?,
-        };
+        let api_base_url = self.endpoint(key, &host, raw.api_base_url, || {
+            parse_base_url(&format!("https://{host}/rest/api/1.0"))
+        })?;
         let auth = match (raw.token, raw.username, raw.password) {
             (Some(token), _, _) => Auth::Bearer { token },
             (None, Some(username), Some(password)) => Auth::Basic { username, password },
@@ -127,13 +140,8 @@ impl Ctx<'_> {
         raw: raw::CloudIntegration,
     ) -> Result<BitbucketCloudIntegration, ConfigError> {
         let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
-        validate_host(&host).map_err(|m| self.error(&format!("{key}.host"), m))?;
-        let api_base_url = match raw.api_base_url {
-            Some(url) => {
-                parse_base_url(&url).map_err(|m| self.error(&format!("{key}.apiBaseUrl"), m))?
-            }
-            None => default_cloud_api(),
-        };
+        let api_base_url =
+            self.endpoint(key, &host, raw.api_base_url, || Ok(default_cloud_api()))?;
         let auth = match (raw.username, raw.app_password, raw.token) {
             // An API token replaces a leftover app password.
             (Some(username), _, Some(token)) => Auth::Basic {
@@ -176,31 +184,60 @@ fn default_cloud_api() -> Url {
     Url::parse("https://api.bitbucket.org/2.0").unwrap_or_else(|_| unreachable!())
 }
 
-fn validate_host(host: &str) -> Result<(), String> {
+/// Why an integration's `host` is not a host.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HostError {
+    #[error("host is empty; write the Bitbucket host, e.g. bitbucket.example.com")]
+    Empty,
+    #[error(
+        "'{0}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"
+    )]
+    Scheme(String),
+    #[error("'{0}' is not a host or host:port")]
+    NotAHost(String),
+}
+
+/// Why an `apiBaseUrl` (or a `webhooks.url`) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BaseUrlError {
+    #[error("'{text}' is not a URL ({source})")]
+    NotUrl {
+        text: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("'{0}' must start with https:// (or http://)")]
+    Scheme(String),
+    #[error("credentials do not belong in the URL; use token or username/password")]
+    Credentials,
+}
+
+fn validate_host(host: &str) -> Result<(), HostError> {
     if host.is_empty() {
-        return Err("host is empty; write the Bitbucket host, e.g. bitbucket.example.com".into());
+        return Err(HostError::Empty);
     }
     if host.contains("://") {
-        return Err(format!(
-            "'{host}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"
-        ));
+        return Err(HostError::Scheme(host.to_owned()));
     }
     match Url::parse(&format!("https://{host}/")) {
         Ok(url) if url.path() == "/" && url.host_str().is_some() && url.username().is_empty() => {
             Ok(())
         }
-        _ => Err(format!("'{host}' is not a host or host:port")),
+        _ => Err(HostError::NotAHost(host.to_owned())),
     }
 }
 
-pub(super) fn parse_base_url(text: &str) -> Result<Url, String> {
+pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
     let trimmed = text.trim().trim_end_matches('/');
-    let url = Url::parse(trimmed).map_err(|err| format!("'{text}' is not a URL ({err})"))?;
+    let url = Url::parse(trimmed).map_err(|source| BaseUrlError::NotUrl {
+        text: text.to_owned(),
+        source,
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("'{text}' must start with https:// (or http://)"));
+        return Err(BaseUrlError::Scheme(text.to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials do not belong in the URL; use token or username/password".into());
+        return Err(BaseUrlError::Credentials);
     }
     Ok(url)
 }
