@@ -1,11 +1,12 @@
 //! An integration's HTTP settings (ours): `rateLimit`,
 //! `maxConcurrentRequests`, `connectTimeout`, `requestTimeout`, `maxRetries`.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use super::loose::{loose_text, shown};
-use super::{ConfigError, Ctx, schedule};
-use crate::integrations::HttpSettings;
+use super::{ConfigError, Ctx};
+use crate::integrations::{HttpSettings, RateLimit};
 
 impl Ctx<'_> {
     /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
@@ -16,65 +17,20 @@ impl Ctx<'_> {
         raw: raw::Http,
     ) -> Result<HttpSettings, ConfigError> {
         let defaults = HttpSettings::default();
-        let number = |name: &str,
-                      value: Option<Value>,
-                      min: f64,
-                      max: f64|
-         -> Result<Option<f64>, ConfigError> {
+        let number = |name: &str, value: Option<Value>, min: f64, max: f64| {
             value
-                .map(|v| {
-                    loose_text(&v)
-                        .and_then(|t| t.parse::<f64>().ok())
-                        .filter(|n| n.is_finite() && (min..=max).contains(n))
-                        .ok_or_else(|| {
-                            self.error(
-                                &format!("{key}.{name}"),
-                                format!("{} is not a number from {min} to {max}", shown(&v)),
-                            )
-                        })
-                })
+                .map(|v| self.number(&format!("{key}.{name}"), &v, min, max))
                 .transpose()
         };
-        let duration = |name: &str,
-                        value: Option<Value>,
-                        default: std::time::Duration|
-         -> Result<std::time::Duration, ConfigError> {
-            match value {
-                None => Ok(default),
-                Some(v) => schedule::parse_duration(&v)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        self.error(
-                            &format!("{key}.{name}"),
-                            format!(
-                                "{} is not a duration; write e.g. {{seconds: 30}} or 'PT30S'",
-                                shown(&v)
-                            ),
-                        )
-                    }),
-            }
-        };
-        let rate_limit = match raw.rate_limit {
-            None => None,
-            Some(rate) => {
-                let per_second = number(
-                    "rateLimit.requestsPerSecond",
-                    Some(rate.requests_per_second),
-                    0.1,
-                    100_000.0,
-                )?
-                .unwrap_or(1.0);
-                let burst = number("rateLimit.burst", rate.burst, 1.0, 100_000.0)?
-                    .unwrap_or(per_second.ceil());
-                Some(crate::integrations::RateLimit {
-                    requests_per_second: per_second,
-                    burst: burst as u32,
-                })
-            }
+        let duration = |name: &str, value: Option<Value>, default: Duration| match value {
+            None => Ok(default),
+            Some(v) => self.positive_duration(&format!("{key}.{name}"), &v, 30),
         };
         Ok(HttpSettings {
-            rate_limit,
+            rate_limit: raw
+                .rate_limit
+                .map(|rate| self.rate_limit(key, rate))
+                .transpose()?,
             max_concurrent_requests: number(
                 "maxConcurrentRequests",
                 raw.max_concurrent_requests,
@@ -94,6 +50,27 @@ impl Ctx<'_> {
             )?,
             max_retries: number("maxRetries", raw.max_retries, 0.0, 20.0)?
                 .map_or(defaults.max_retries, |n| n as u32),
+        })
+    }
+
+    /// `rateLimit: {requestsPerSecond, burst}`; the burst defaults to one
+    /// second's worth.
+    fn rate_limit(&self, key: &str, rate: raw::RateLimit) -> Result<RateLimit, ConfigError> {
+        let per_second = self.number(
+            &format!("{key}.rateLimit.requestsPerSecond"),
+            &rate.requests_per_second,
+            0.1,
+            100_000.0,
+        )?;
+        let burst = match rate.burst {
+            Some(burst) => {
+                self.number(&format!("{key}.rateLimit.burst"), &burst, 1.0, 100_000.0)?
+            }
+            None => per_second.ceil(),
+        };
+        Ok(RateLimit {
+            requests_per_second: per_second,
+            burst: burst as u32,
         })
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::loose::{loose_text, shown};
-use super::{ConfigError, Ctx, schedule};
+use super::{ConfigError, Ctx};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,12 +20,12 @@ pub struct ListenConfig {
     pub max_connections: Option<usize>,
     /// How long a client may take to send a request's headers, counted
     /// from its first byte (or from connecting), against slowloris.
-    #[serde(serialize_with = "schedule::serialize_duration")]
+    #[serde(serialize_with = "crate::iso_duration::serialize_duration")]
     pub header_timeout: Duration,
     /// How long a connection may stay with no byte moving either way
     /// (keep-alive between requests, a response the client does not read).
     /// Longer than load balancers' keep-alive, so they close first.
-    #[serde(serialize_with = "schedule::serialize_duration")]
+    #[serde(serialize_with = "crate::iso_duration::serialize_duration")]
     pub idle_timeout: Duration,
 }
 
@@ -101,21 +101,10 @@ impl Ctx<'_> {
         raw: Option<Value>,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
-        let Some(value) = raw else {
-            return Ok(default);
-        };
-        schedule::parse_duration(&value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                self.error(
-                    &format!("backend.listen.{name}"),
-                    format!(
-                        "{} is not a duration; write e.g. {{seconds: 10}} or 'PT10S'",
-                        shown(&value)
-                    ),
-                )
-            })
+        match raw {
+            None => Ok(default),
+            Some(value) => self.positive_duration(&format!("backend.listen.{name}"), &value, 10),
+        }
     }
 }
 

@@ -57,4 +57,23 @@ impl Ctx<'_> {
                 )
             })
     }
+
+    /// A finite number from `min` to `max`, written as a number or a string.
+    pub(super) fn number(
+        &self,
+        key: &str,
+        value: &Value,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ConfigError> {
+        loose_text(value)
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|n| n.is_finite() && (min..=max).contains(n))
+            .ok_or_else(|| {
+                self.error(
+                    key,
+                    format!("{} is not a number from {min} to {max}", shown(value)),
+                )
+            })
+    }
 }

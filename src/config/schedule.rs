@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::loose::shown;
 use super::{ConfigError, Ctx};
 
 /// How often a provider runs.
@@ -230,6 +231,28 @@ fn parse_iso8601(text: &str) -> Result<Duration, DurationError> {
 pub use crate::iso_duration::{format_duration, serialize_duration};
 
 impl Ctx<'_> {
+    /// A duration longer than zero; the message's example is
+    /// `example_seconds` in both forms.
+    pub(super) fn positive_duration(
+        &self,
+        key: &str,
+        value: &Value,
+        example_seconds: u32,
+    ) -> Result<Duration, ConfigError> {
+        parse_duration(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                self.error(
+                    key,
+                    format!(
+                        "{} is not a duration; write e.g. {{seconds: {example_seconds}}} or 'PT{example_seconds}S'",
+                        shown(value)
+                    ),
+                )
+            })
+    }
+
     /// A `schedule` object (absent: the default), with unknown keys warned about.
     pub(super) fn schedule(
         &mut self,
