@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::loose::{loose_text, shown};
 use super::{ConfigError, Ctx};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,56 +53,20 @@ impl Ctx<'_> {
             }),
             Some(value @ Value::Object(_)) => {
                 let raw: raw::Listen = self.section("backend.listen", value)?;
-                self.listen_object(raw)
+                Ok(Self::listen_object(raw))
             }
             Some(_) => Err(self.error("backend.listen", "expected ':7007' or {host, port}")),
         }
     }
 
-    fn listen_object(&self, raw: raw::Listen) -> Result<ListenConfig, ConfigError> {
+    fn listen_object(raw: raw::Listen) -> ListenConfig {
         let defaults = ListenConfig::default();
-        let port = match raw.port {
-            None => defaults.port,
-            Some(port) => loose_text(&port)
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| {
-                    self.error(
-                        "backend.listen.port",
-                        format!("{} is not a port number (0-65535)", shown(&port)),
-                    )
-                })?,
-        };
-        let max_connections = raw
-            .max_connections
-            .map(|max| self.bounded("backend.listen.maxConnections", &max, 1, 1_000_000))
-            .transpose()?;
-        Ok(ListenConfig {
+        ListenConfig {
             host: raw.host.unwrap_or(defaults.host),
-            port,
-            max_connections,
-            header_timeout: self.listen_timeout(
-                "headerTimeout",
-                raw.header_timeout,
-                defaults.header_timeout,
-            )?,
-            idle_timeout: self.listen_timeout(
-                "idleTimeout",
-                raw.idle_timeout,
-                defaults.idle_timeout,
-            )?,
-        })
-    }
-
-    /// A positive duration under `backend.listen.<name>`.
-    fn listen_timeout(
-        &self,
-        name: &str,
-        raw: Option<Value>,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match raw {
-            None => Ok(default),
-            Some(value) => self.positive_duration(&format!("backend.listen.{name}"), &value, 10),
+            port: raw.port.map_or(defaults.port, |port| port.0),
+            max_connections: raw.max_connections.map(|max| max.0),
+            header_timeout: raw.header_timeout.map_or(defaults.header_timeout, |d| d.0),
+            idle_timeout: raw.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
         }
     }
 }
@@ -125,19 +88,21 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
     })
 }
 
-/// The shape as written; numbers may arrive as strings from `${VAR}`.
+/// The shape as written; each value is checked as it is read (numbers may
+/// arrive as strings from `${VAR}`).
 mod raw {
     use serde::Deserialize;
-    use serde_json::Value;
+
+    use crate::config::loose::{Bounded, Port, PositiveDuration};
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct Listen {
         pub host: Option<String>,
-        pub port: Option<Value>,
-        pub max_connections: Option<Value>,
-        pub header_timeout: Option<Value>,
-        pub idle_timeout: Option<Value>,
+        pub port: Option<Port>,
+        pub max_connections: Option<Bounded<1, 1_000_000>>,
+        pub header_timeout: Option<PositiveDuration<10>>,
+        pub idle_timeout: Option<PositiveDuration<10>>,
     }
 }
 

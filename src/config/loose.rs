@@ -1,8 +1,12 @@
 //! Loose values: numbers and booleans written as such or as strings (values
 //! from `${VAR}` substitution are strings), and quoting them in messages.
 
+use std::time::Duration;
+
+use serde::de::{Deserialize, Deserializer, Error as _};
 use serde_json::Value;
 
+use super::schedule::parse_duration;
 use super::{ConfigError, Ctx};
 
 /// A number written as a number or as a string (values from `${VAR}` are strings).
@@ -47,15 +51,7 @@ impl Ctx<'_> {
         min: usize,
         max: usize,
     ) -> Result<usize, ConfigError> {
-        loose_text(value)
-            .and_then(|t| t.parse::<usize>().ok())
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                self.error(
-                    key,
-                    format!("{} is not a number from {min} to {max}", shown(value)),
-                )
-            })
+        bounded(value, min, max).map_err(|message| self.error(key, message))
     }
 
     /// A finite number from `min` to `max`, written as a number or a string.
@@ -76,4 +72,63 @@ impl Ctx<'_> {
                 )
             })
     }
+}
+
+/// A port, checked while deserialising (so the error carries its key path).
+pub(super) struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        loose_text(&value)
+            .and_then(|p| p.parse().ok())
+            .map(Self)
+            .ok_or_else(|| {
+                D::Error::custom(format!("{} is not a port number (0-65535)", shown(&value)))
+            })
+    }
+}
+
+/// A whole number from `MIN` to `MAX`, checked while deserialising.
+pub(super) struct Bounded<const MIN: usize, const MAX: usize>(pub usize);
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        bounded(&value, MIN, MAX)
+            .map(Self)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// A duration longer than zero, checked while deserialising; the message's
+/// example is `EXAMPLE_SECONDS` in both of Backstage's forms.
+pub(super) struct PositiveDuration<const EXAMPLE_SECONDS: u32>(pub Duration);
+
+impl<'de, const EXAMPLE_SECONDS: u32> Deserialize<'de> for PositiveDuration<EXAMPLE_SECONDS> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        positive_duration(&value, EXAMPLE_SECONDS)
+            .map(Self)
+            .map_err(D::Error::custom)
+    }
+}
+
+fn bounded(value: &Value, min: usize, max: usize) -> Result<usize, String> {
+    loose_text(value)
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("{} is not a number from {min} to {max}", shown(value)))
+}
+
+pub(super) fn positive_duration(value: &Value, example_seconds: u32) -> Result<Duration, String> {
+    parse_duration(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "{} is not a duration; write e.g. {{seconds: {example_seconds}}} or 'PT{example_seconds}S'",
+                shown(value)
+            )
+        })
 }

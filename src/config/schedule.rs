@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::loose::shown;
 use super::{ConfigError, Ctx};
 
 /// How often a provider runs.
@@ -239,18 +238,8 @@ impl Ctx<'_> {
         value: &Value,
         example_seconds: u32,
     ) -> Result<Duration, ConfigError> {
-        parse_duration(value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                self.error(
-                    key,
-                    format!(
-                        "{} is not a duration; write e.g. {{seconds: {example_seconds}}} or 'PT{example_seconds}S'",
-                        shown(value)
-                    ),
-                )
-            })
+        super::loose::positive_duration(value, example_seconds)
+            .map_err(|message| self.error(key, message))
     }
 
     /// A `schedule` object (absent: the default), with unknown keys warned about.
