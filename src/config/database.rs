@@ -60,17 +60,7 @@ impl Ctx<'_> {
             });
         };
         let raw: RawDatabase = self.section("backend.database", value)?;
-        let client = match raw.client.as_deref() {
-            None | Some("better-sqlite3") => DatabaseClient::BetterSqlite3,
-            Some("sqlite") | Some("sqlite3") => DatabaseClient::Sqlite,
-            Some("pg") => DatabaseClient::Pg,
-            Some(other) => {
-                return Err(self.error(
-                    "backend.database.client",
-                    format!("unsupported client '{other}'; use better-sqlite3, sqlite or pg"),
-                ));
-            }
-        };
+        let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
         let postgres = match client {
             DatabaseClient::Pg => Some(
                 postgres_connection(raw.connection.as_ref())
@@ -88,11 +78,27 @@ impl Ctx<'_> {
 
 #[derive(Deserialize)]
 struct RawDatabase {
-    client: Option<String>,
+    client: Option<RawClient>,
     connection: Option<Value>,
     /// Backstage's other database keys (knexConfig, prefix, plugin, …).
     #[serde(flatten)]
     _backstage: serde_json::Map<String, Value>,
+}
+
+/// `client` as written: Backstage's names for SQLite and PostgreSQL.
+struct RawClient(DatabaseClient);
+
+impl<'de> Deserialize<'de> for RawClient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "better-sqlite3" => Ok(Self(DatabaseClient::BetterSqlite3)),
+            "sqlite" | "sqlite3" => Ok(Self(DatabaseClient::Sqlite)),
+            "pg" => Ok(Self(DatabaseClient::Pg)),
+            other => Err(serde::de::Error::custom(format!(
+                "unsupported client '{other}'; use better-sqlite3, sqlite or pg"
+            ))),
+        }
+    }
 }
 
 /// Why a PostgreSQL connection cannot be used; never quotes the password.
