@@ -56,8 +56,6 @@ impl Ctx<'_> {
         Ok(integrations)
     }
 
-    /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
-
     /// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
     fn webhook_settings(
         &mut self,

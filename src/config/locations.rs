@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::reader::Sites;
@@ -81,10 +81,10 @@ impl Ctx<'_> {
         let mut extra_rules = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let key = format!("{base}.{index}");
-            let Some((target, entry)) = self.static_location(&key, item, sites, &config)? else {
+            let Some(target) = self.static_location(&key, item, sites, &config)? else {
                 continue;
             };
-            if let Some(rules) = entry.get("rules").filter(|v| !v.is_null()) {
+            if let Some(rules) = item.get("rules").filter(|v| !v.is_null()) {
                 extra_rules.extend(self.location_rules(&key, rules, target)?);
             }
             config.locations.push(StaticLocation {
@@ -111,7 +111,7 @@ impl Ctx<'_> {
         Ok(registrations)
     }
 
-    /// One `catalog.locations` entry: its target and object when this
+    /// One `catalog.locations` entry: its target when this
     /// daemon reads it, `None` (with a warning) when it is skipped.
     fn static_location<'v>(
         &mut self,
@@ -119,7 +119,7 @@ impl Ctx<'_> {
         item: &'v Value,
         sites: &Sites,
         config: &LocationsConfig,
-    ) -> Result<Option<(&'v str, &'v Map<String, Value>)>, ConfigError> {
+    ) -> Result<Option<&'v str>, ConfigError> {
         let Value::Object(entry) = item else {
             return Err(self.error(key, "expected {type: url, target: <file URL>}"));
         };
@@ -164,7 +164,7 @@ impl Ctx<'_> {
             );
             return Ok(None);
         }
-        Ok(Some((target, entry)))
+        Ok(Some(target))
     }
 
     /// A location's `rules`: each allows its kinds from exactly `target`.
