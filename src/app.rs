@@ -16,11 +16,11 @@ use crate::api::server::{self, ServeLimits};
 use crate::api::{self, ApiState};
 use crate::bitbucket::{HttpPool, HttpSetupError};
 use crate::catalog::Catalog;
-use crate::config::Config;
-use crate::discovery::Source;
+use crate::config::{Config, ExternalAccess};
 use crate::discovery::cloud::CloudFlavour;
 use crate::discovery::location::{LocationContext, LocationOrigin, LocationSource};
 use crate::discovery::server::ServerFlavour;
+use crate::discovery::{RunReport, Source};
 use crate::locations::Locations;
 use crate::replica::{Promotion, Replica};
 use crate::scheduler::{Applier, Gate, Scheduler, SchedulerError, SourceRunner};
@@ -66,34 +66,25 @@ pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
         &config.integrations,
         config.extra_ca_file.as_deref(),
     )?);
-    let shared = |host: &str| {
-        pool.get(host)
-            .cloned()
-            .ok_or_else(|| AppError::MissingIntegration(host.to_owned()))
-    };
-    let mut sources = Vec::new();
-    for provider in &config.providers {
-        let integration = config
-            .integrations
-            .server(&provider.host)
-            .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-        sources.push(Source::Server(ServerFlavour::provider(
-            provider.clone(),
-            integration.clone(),
-            shared(&integration.host)?,
-        )));
-    }
-    for provider in &config.cloud_providers {
-        let integration = config
-            .integrations
-            .cloud(&provider.host)
-            .ok_or_else(|| AppError::MissingIntegration(provider.host.clone()))?;
-        sources.push(Source::Cloud(CloudFlavour::provider(
-            provider.clone(),
-            integration.clone(),
-            shared(&integration.host)?,
-        )));
-    }
+    let missing = |host: &str| AppError::MissingIntegration(host.to_owned());
+    let shared = |host: &str| pool.get(host).cloned().ok_or_else(|| missing(host));
+    let servers = config.providers.iter().map(|provider| {
+        let integration =
+            (config.integrations.server(&provider.host)).ok_or_else(|| missing(&provider.host))?;
+        let http = shared(&integration.host)?;
+        let flavour = ServerFlavour::provider(provider.clone(), integration.clone(), http);
+        Ok(Source::Server(flavour))
+    });
+    let clouds = config.cloud_providers.iter().map(|provider| {
+        let integration =
+            (config.integrations.cloud(&provider.host)).ok_or_else(|| missing(&provider.host))?;
+        let http = shared(&integration.host)?;
+        let flavour = CloudFlavour::provider(provider.clone(), integration.clone(), http);
+        Ok(Source::Cloud(flavour))
+    });
+    let mut sources = servers
+        .chain(clouds)
+        .collect::<Result<Vec<_>, AppError>>()?;
     let locations = LocationContext {
         integrations: Arc::new(config.integrations.clone()),
         http: Arc::clone(&pool),
@@ -132,12 +123,19 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
-/// This replica's lock session (when it leads) or its catch-up, started
-/// with the application.
-enum Role {
-    Standalone,
-    Leader(sqlx::PgConnection),
-    Follower(Promotion),
+/// The opened store and, on a shared PostgreSQL database, this replica
+/// with its lock session when it leads.
+struct Storage {
+    store: Arc<dyn CatalogStore>,
+    replica: Option<Arc<Replica>>,
+    lock_session: Option<sqlx::PgConnection>,
+}
+
+impl Storage {
+    /// Only the leader (or a daemon on its own) changes what is stored.
+    fn leading(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.is_leader())
+    }
 }
 
 impl Application {
@@ -146,131 +144,32 @@ impl Application {
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         // First: raising the descriptor limit must precede opening anything.
-        let open_file_limit = raise_open_file_limit();
+        let limits = serve_limits(&config);
         crate::metrics::record_build_info(env!("CARGO_PKG_VERSION"));
-        let limits = ServeLimits {
-            max_connections: server::connection_cap(
-                config.backend.listen.max_connections,
-                open_file_limit,
-            ),
-            header_timeout: config.backend.listen.header_timeout,
-            idle_timeout: config.backend.listen.idle_timeout,
-        };
         let Sources {
             mut sources,
             locations: location_context,
         } = build_sources(&config)?;
-        let bind = format!(
-            "{}:{}",
-            config.backend.listen.host, config.backend.listen.port
-        );
-        let listener = TcpListener::bind(&bind)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: bind.clone(),
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| AppError::Bind { addr: bind, source })?;
-        let store::Opened { store, shared } = store::open(&config.backend.database).await?;
-        tracing::info!(
-            store = store::location(&config.backend.database),
-            "store opened"
-        );
-        let (replica, lock_session) = match (shared, &config.backend.database.postgres) {
-            (Some(shared), Some(connection)) => {
-                let (replica, session) = Replica::join(
-                    crate::replica::identity(addr.port()),
-                    shared,
-                    store::postgres::connect_options(connection),
-                    config.locations.schedule.timeout + crate::replica::requests::CLAIM_TIMEOUT,
-                )
-                .await?;
-                (Some(replica), session)
-            }
-            _ => (None, None),
-        };
-        // Only the leader (or a daemon on its own) changes what is stored.
-        let leading = replica.as_ref().is_none_or(|r| r.is_leader());
+        let (listener, addr) = bind(&config).await?;
+        let storage = open_storage(&config, addr).await?;
+        let leading = storage.leading();
         let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
-
-        let loading = Instant::now();
-        for registered in store.locations().await? {
-            if sources.iter().any(|s| {
-                s.as_location()
-                    .is_some_and(|l| l.target() == registered.target)
-            }) {
-                tracing::warn!(
-                    url = registered.target,
-                    "a registered location is also in catalog.locations; the static one is used"
-                );
-                continue;
-            }
-            sources.push(Source::Location(LocationSource::new(
-                &registered.target,
-                LocationOrigin::Registered,
-                location_context.clone(),
-            )));
-        }
-        let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
-        let forgotten = if leading {
-            store.retain_sources(&configured).await?
-        } else {
-            0
-        };
-        if forgotten > 0 {
-            tracing::info!(
-                sources = forgotten,
-                "dropped stored entities of providers no longer configured"
-            );
-        }
-        let restored_reports = store
-            .load(config.retained_removals)
-            .await?
-            .restore_into(&catalog);
-        tracing::info!(
-            entities = catalog.len(),
-            elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "stored catalog loaded"
-        );
+        add_registered_locations(&storage.store, &mut sources, &location_context).await?;
+        let restored_reports = restore_catalog(&config, &storage, &sources, &catalog).await?;
         // The restored catalog is served as it was stored; the relation
         // index is built (and relations that moved on are settled) in the
         // background, before any change applies.
-        let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
+        let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&storage.store));
         // A follower settles when it takes over.
         if leading {
             applier.settle();
         }
         let access = Arc::new(config.backend.external_access.clone());
-        if !access.protected {
-            tracing::warn!(
-                %addr,
-                "the write endpoints (locations, refresh, entity removal, analyze-location, validate-entity) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
-            );
-        }
+        warn_if_writes_are_open(&access, addr);
 
         let shutdown = CancellationToken::new();
-        let runners: Vec<Arc<SourceRunner>> = sources
-            .into_iter()
-            .map(|source| {
-                Arc::new(SourceRunner::new(
-                    source,
-                    Arc::clone(&catalog),
-                    Arc::clone(&store),
-                    Arc::clone(&applier),
-                    shutdown.child_token(),
-                ))
-            })
-            .collect();
-        for (id, report) in restored_reports {
-            if let Some(runner) = runners.iter().find(|r| r.id() == id) {
-                runner.restore_report(report);
-            }
-        }
-        for runner in &runners {
-            runner.count_repositories().await;
-        }
+        let runners = source_runners(sources, &catalog, &storage.store, &applier, &shutdown);
+        restore_reports(&runners, restored_reports).await;
         let scheduler = Arc::new(
             Scheduler::start(runners, &config.locations.schedule, Gate::new(leading)).await?,
         );
@@ -279,28 +178,25 @@ impl Application {
         let locations = Arc::new(Locations::new(
             location_context,
             Arc::clone(&catalog),
-            Arc::clone(&store),
+            Arc::clone(&storage.store),
             Arc::clone(&applier),
             Arc::clone(&scheduler),
             shutdown.clone(),
             config.locations.registrations,
         ));
-        let role = match lock_session {
-            _ if replica.is_none() => Role::Standalone,
-            Some(session) => Role::Leader(session),
-            None => Role::Follower(Promotion {
+        let Storage {
+            store,
+            replica,
+            lock_session,
+        } = storage;
+        if let Some(replica) = &replica {
+            let promotion = || Promotion {
                 catalog: Arc::clone(&catalog),
                 applier: Arc::clone(&applier),
                 scheduler: Arc::clone(&scheduler),
                 locations: Arc::clone(&locations),
-            }),
-        };
-        if let Some(replica) = &replica {
-            match role {
-                Role::Standalone => {}
-                Role::Leader(session) => replica.keep_leading(session, shutdown.clone()),
-                Role::Follower(promotion) => replica.follow(promotion, shutdown.clone()),
-            }
+            };
+            start_role(replica, lock_session, promotion, &shutdown);
         }
         let webhooks = Arc::new(Webhooks::new(&config.integrations, Arc::clone(&scheduler)));
         let state = ApiState {
@@ -371,44 +267,13 @@ impl Application {
                 shutdown.clone(),
             );
         }
-        let upkeep = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = ticks.tick() => {
-                            let snapshot = catalog.snapshot();
-                            let changes = snapshot.changes();
-                            crate::metrics::record_change_feed(
-                                snapshot.last_seq(),
-                                changes.horizon(),
-                                changes.removals(),
-                            );
-                            if let Some(replica) = &replica {
-                                replica.record_metrics();
-                            }
-                            crate::metrics::upkeep();
-                        }
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            }
-        });
+        let upkeep = spawn_metrics_upkeep(catalog, replica, shutdown.clone());
         tracing::info!(%addr, "listening");
         ready.store(true, Ordering::Release);
         let stopping = shutdown.clone();
-        let lost_leadership = lost.clone();
+        let stopped = stop_or_lost(stop, lost.clone());
         let server = server::serve(listener, app, limits, async move {
-            tokio::select! {
-                () = stop => {}
-                () = async {
-                    match lost_leadership {
-                        Some(lost) => lost.cancelled().await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-            }
+            stopped.await;
             tracing::info!("shutting down");
             stopping.cancel();
         });
@@ -433,6 +298,224 @@ impl Application {
             return Err(AppError::LeadershipLost);
         }
         Ok(())
+    }
+}
+
+/// Raises the descriptor limit (which must precede opening anything) and
+/// derives the server's limits from it and `backend.listen`.
+fn serve_limits(config: &Config) -> ServeLimits {
+    let open_file_limit = raise_open_file_limit();
+    let listen = &config.backend.listen;
+    ServeLimits {
+        max_connections: server::connection_cap(listen.max_connections, open_file_limit),
+        header_timeout: listen.header_timeout,
+        idle_timeout: listen.idle_timeout,
+    }
+}
+
+/// Binds `backend.listen`; port 0 picks a free port.
+async fn bind(config: &Config) -> Result<(TcpListener, SocketAddr), AppError> {
+    let bind = format!(
+        "{}:{}",
+        config.backend.listen.host, config.backend.listen.port
+    );
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| AppError::Bind { addr: bind, source })?;
+    Ok((listener, addr))
+}
+
+/// Opens `backend.database`; on a shared PostgreSQL database, joins the
+/// replicas as leader or follower.
+async fn open_storage(config: &Config, addr: SocketAddr) -> Result<Storage, AppError> {
+    let store::Opened { store, shared } = store::open(&config.backend.database).await?;
+    tracing::info!(
+        store = store::location(&config.backend.database),
+        "store opened"
+    );
+    let (replica, lock_session) = match (shared, &config.backend.database.postgres) {
+        (Some(shared), Some(connection)) => {
+            let (replica, session) = Replica::join(
+                crate::replica::identity(addr.port()),
+                shared,
+                store::postgres::connect_options(connection),
+                config.locations.schedule.timeout + crate::replica::requests::CLAIM_TIMEOUT,
+            )
+            .await?;
+            (Some(replica), session)
+        }
+        _ => (None, None),
+    };
+    Ok(Storage {
+        store,
+        replica,
+        lock_session,
+    })
+}
+
+/// Adds the locations registered over HTTP (stored) to `sources`; a
+/// static location with the same target wins.
+async fn add_registered_locations(
+    store: &Arc<dyn CatalogStore>,
+    sources: &mut Vec<Source>,
+    context: &LocationContext,
+) -> Result<(), AppError> {
+    for registered in store.locations().await? {
+        if sources.iter().any(|s| {
+            s.as_location()
+                .is_some_and(|l| l.target() == registered.target)
+        }) {
+            tracing::warn!(
+                url = registered.target,
+                "a registered location is also in catalog.locations; the static one is used"
+            );
+            continue;
+        }
+        sources.push(Source::Location(LocationSource::new(
+            &registered.target,
+            LocationOrigin::Registered,
+            context.clone(),
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the stored catalog into `catalog` (the leader first forgets
+/// providers no longer configured) and returns the sources' last reports.
+async fn restore_catalog(
+    config: &Config,
+    storage: &Storage,
+    sources: &[Source],
+    catalog: &Catalog,
+) -> Result<Vec<(String, RunReport)>, AppError> {
+    let loading = Instant::now();
+    let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
+    let forgotten = if storage.leading() {
+        storage.store.retain_sources(&configured).await?
+    } else {
+        0
+    };
+    if forgotten > 0 {
+        tracing::info!(
+            sources = forgotten,
+            "dropped stored entities of providers no longer configured"
+        );
+    }
+    let restored_reports = (storage.store)
+        .load(config.retained_removals)
+        .await?
+        .restore_into(catalog);
+    tracing::info!(
+        entities = catalog.len(),
+        elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "stored catalog loaded"
+    );
+    Ok(restored_reports)
+}
+
+fn warn_if_writes_are_open(access: &ExternalAccess, addr: SocketAddr) {
+    if !access.protected {
+        tracing::warn!(
+            %addr,
+            "the write endpoints (locations, refresh, entity removal, analyze-location, validate-entity) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+        );
+    }
+}
+
+/// One runner per source, each stopped by a child of `shutdown`.
+fn source_runners(
+    sources: Vec<Source>,
+    catalog: &Arc<Catalog>,
+    store: &Arc<dyn CatalogStore>,
+    applier: &Arc<Applier>,
+    shutdown: &CancellationToken,
+) -> Vec<Arc<SourceRunner>> {
+    sources
+        .into_iter()
+        .map(|source| {
+            Arc::new(SourceRunner::new(
+                source,
+                Arc::clone(catalog),
+                Arc::clone(store),
+                Arc::clone(applier),
+                shutdown.child_token(),
+            ))
+        })
+        .collect()
+}
+
+/// Gives each runner its last stored report and its repository count.
+async fn restore_reports(runners: &[Arc<SourceRunner>], reports: Vec<(String, RunReport)>) {
+    for (id, report) in reports {
+        if let Some(runner) = runners.iter().find(|r| r.id() == id) {
+            runner.restore_report(report);
+        }
+    }
+    for runner in runners {
+        runner.count_repositories().await;
+    }
+}
+
+/// A leader keeps its lock session; a follower catches up and takes over
+/// (with `promotion`) when the leader goes.
+fn start_role(
+    replica: &Arc<Replica>,
+    lock_session: Option<sqlx::PgConnection>,
+    promotion: impl FnOnce() -> Promotion,
+    shutdown: &CancellationToken,
+) {
+    match lock_session {
+        Some(session) => replica.keep_leading(session, shutdown.clone()),
+        None => replica.follow(promotion(), shutdown.clone()),
+    }
+}
+
+/// Records the change feed's and the replica's gauges every few seconds
+/// until `shutdown`.
+fn spawn_metrics_upkeep(
+    catalog: Arc<Catalog>,
+    replica: Option<Arc<Replica>>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    let snapshot = catalog.snapshot();
+                    let changes = snapshot.changes();
+                    crate::metrics::record_change_feed(
+                        snapshot.last_seq(),
+                        changes.horizon(),
+                        changes.removals(),
+                    );
+                    if let Some(replica) = &replica {
+                        replica.record_metrics();
+                    }
+                    crate::metrics::upkeep();
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+    })
+}
+
+/// Completes when `stop` does or when this replica loses leadership.
+async fn stop_or_lost(stop: impl Future<Output = ()>, lost: Option<CancellationToken>) {
+    tokio::select! {
+        () = stop => {}
+        () = async {
+            match lost {
+                Some(lost) => lost.cancelled().await,
+                None => std::future::pending().await,
+            }
+        } => {}
     }
 }
 

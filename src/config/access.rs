@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ConfigError, Ctx, raw};
+use super::{ConfigError, Ctx};
 use crate::secret::Secret;
 
 /// What a write endpoint does, named as Backstage's catalog permissions
@@ -203,6 +203,54 @@ impl Ctx<'_> {
             }
         }
         granted
+    }
+}
+
+/// The shapes as written in the file.
+mod raw {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use crate::secret::Secret;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExternalAccessEntry {
+        #[serde(rename = "type")]
+        pub type_: String,
+        pub options: Option<Value>,
+        pub access_restrictions: Option<Vec<AccessRestriction>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct StaticAccessOptions {
+        pub token: Option<Secret>,
+        pub subject: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AccessRestriction {
+        pub plugin: String,
+        pub permission: Option<OneOrMany>,
+        pub permission_attribute: Option<Value>,
+    }
+
+    /// A string or a list of strings, as Backstage accepts for permissions.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    impl OneOrMany {
+        pub fn into_vec(self) -> Vec<String> {
+            match self {
+                OneOrMany::One(one) => vec![one],
+                OneOrMany::Many(many) => many,
+            }
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
-use super::{CatalogSettings, ConfigError, Ctx, Schedule, loose_text, raw, shown};
+use super::loose::{loose_text, shown};
+use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::cloud::MAX_PAGELEN;
 use crate::integrations::Integrations;
 use regex::Regex;
@@ -45,18 +46,13 @@ impl Ctx<'_> {
     pub(super) fn cloud_providers(
         &mut self,
         integrations: &Integrations,
+        catalog: &CatalogSettings,
     ) -> Result<Vec<CloudProviderConfig>, ConfigError> {
-        let base = "catalog.providers.bitbucketCloud";
-        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(Vec::new());
-        };
-        let entries = self.provider_entries(base, value, "workspace")?;
-        let mut providers = Vec::with_capacity(entries.len());
-        for (id, key, value) in entries {
-            let raw: raw::CloudProvider = self.section(&key, value)?;
-            providers.push(self.cloud_provider(id, &key, raw, integrations)?);
-        }
-        Ok(providers)
+        self.providers(
+            "catalog.providers.bitbucketCloud",
+            "workspace",
+            |ctx, id, key, raw| ctx.cloud_provider(id, key, raw, integrations, catalog),
+        )
     }
 
     fn cloud_provider(
@@ -65,6 +61,7 @@ impl Ctx<'_> {
         key: &str,
         raw: raw::CloudProvider,
         integrations: &Integrations,
+        catalog: &CatalogSettings,
     ) -> Result<CloudProviderConfig, ConfigError> {
         let workspace = raw.workspace.trim().to_owned();
         if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
@@ -118,7 +115,7 @@ impl Ctx<'_> {
             concurrency,
             deletion_guard,
             target_scope,
-            catalog: CatalogSettings::default(),
+            catalog: catalog.clone(),
         })
     }
 
@@ -159,5 +156,35 @@ impl Ctx<'_> {
                 },
             )
         })
+    }
+}
+
+/// The shapes as written in the file.
+mod raw {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    pub use crate::config::provider::raw::Webhooks;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudProvider {
+        pub workspace: String,
+        pub host: Option<String>,
+        pub catalog_path: Option<String>,
+        pub filters: Option<CloudFilters>,
+        pub pagelen: Option<Value>,
+        pub schedule: Option<Value>,
+        pub concurrency: Option<Value>,
+        pub deletion_threshold: Option<Value>,
+        pub target_scope: Option<String>,
+        pub webhooks: Option<Webhooks>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudFilters {
+        pub project_key: Option<String>,
+        pub repo_slug: Option<String>,
     }
 }

@@ -1,13 +1,141 @@
-//! `backend.database.connection` for `client: pg`, in Backstage's two forms:
-//! a `postgres://` URL or `{host, port, user, password, database, ssl}`.
-//! Parsed here so `config check` reports a bad connection without
-//! connecting, and no error ever quotes the password.
+//! `backend.database`: the client (SQLite or PostgreSQL) and, for
+//! `client: pg`, the connection in Backstage's two forms: a `postgres://`
+//! URL or `{host, port, user, password, database, ssl}`. Parsed here so
+//! `config check` reports a bad connection without connecting, and no
+//! error ever quotes the password.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::redact::redact;
+use super::{ConfigError, Ctx};
 use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseClient {
+    Sqlite,
+    BetterSqlite3,
+    Pg,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseConfig {
+    pub client: DatabaseClient,
+    /// As written (a path, a URL or a connection object); may hold a password.
+    #[serde(skip)]
+    pub connection: Option<Value>,
+    /// For `client: pg`: the connection, parsed.
+    #[serde(skip)]
+    pub postgres: Option<PostgresConnection>,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let connection = self.connection.as_ref().map(|c| {
+            redact(
+                &serde_json::json!({"backend": {"database": {"connection": c}}}),
+                "",
+            )["backend"]["database"]["connection"]
+                .clone()
+        });
+        f.debug_struct("DatabaseConfig")
+            .field("client", &self.client)
+            .field("connection", &connection)
+            .finish()
+    }
+}
+
+impl Ctx<'_> {
+    /// `backend.database`: absent means Backstage's default, better-sqlite3.
+    pub(super) fn database(&mut self) -> Result<DatabaseConfig, ConfigError> {
+        let Some(value) = self.source.get("backend.database").filter(|v| !v.is_null()) else {
+            return Ok(DatabaseConfig {
+                client: DatabaseClient::BetterSqlite3,
+                connection: None,
+                postgres: None,
+            });
+        };
+        let raw: RawDatabase = self.section("backend.database", value)?;
+        let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
+        let postgres = match client {
+            DatabaseClient::Pg => Some(
+                postgres_connection(raw.connection.as_ref())
+                    .map_err(|err| self.error("backend.database.connection", err))?,
+            ),
+            _ => None,
+        };
+        Ok(DatabaseConfig {
+            client,
+            connection: raw.connection,
+            postgres,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawDatabase {
+    client: Option<RawClient>,
+    connection: Option<Value>,
+    /// Backstage's other database keys (knexConfig, prefix, plugin, …).
+    #[serde(flatten)]
+    _backstage: serde_json::Map<String, Value>,
+}
+
+/// `client` as written: Backstage's names for SQLite and PostgreSQL.
+struct RawClient(DatabaseClient);
+
+impl<'de> Deserialize<'de> for RawClient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "better-sqlite3" => Ok(Self(DatabaseClient::BetterSqlite3)),
+            "sqlite" | "sqlite3" => Ok(Self(DatabaseClient::Sqlite)),
+            "pg" => Ok(Self(DatabaseClient::Pg)),
+            other => Err(serde::de::Error::custom(format!(
+                "unsupported client '{other}'; use better-sqlite3, sqlite or pg"
+            ))),
+        }
+    }
+}
+
+/// Why a PostgreSQL connection cannot be used; never quotes the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error(
+        "client 'pg' needs a connection: a postgres:// URL or {{host, port, user, password, database}}"
+    )]
+    Missing,
+    #[error("expected a postgres:// URL or {{host, port, user, password, database}}")]
+    NotUrlOrObject,
+    /// serde's messages name the field, never echo a string value.
+    #[error(transparent)]
+    Object(serde_json::Error),
+    #[error("port must be a number from 1 to 65535")]
+    Port,
+    #[error("ssl: {0}")]
+    SslObject(#[source] serde_json::Error),
+    #[error("ssl must be true, false or {{rejectUnauthorized, ca}}")]
+    Ssl,
+    #[error("not a URL ({0}); expected postgres://user:password@host:port/database")]
+    NotUrl(#[source] url::ParseError),
+    #[error("scheme '{0}' is not postgres; expected postgres://user:password@host:port/database")]
+    Scheme(String),
+    #[error("the URL's user or password is not valid UTF-8")]
+    NotUtf8,
+    #[error("sslmode '{0}' is not one of disable, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    #[error("unsupported URL parameter '{0}'; use sslmode")]
+    Parameter(String),
+    #[error("cannot read sslrootcert {path} ({source})")]
+    RootCert {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The database used when the connection names none; created if missing.
 pub const DEFAULT_POSTGRES_DATABASE: &str = "bitbucket_catalogd";
@@ -58,47 +186,43 @@ struct RawSsl {
 
 /// The connection `value` describes; the error says what is wrong, never
 /// quoting a password.
-pub fn postgres_connection(value: Option<&Value>) -> Result<PostgresConnection, String> {
+pub fn postgres_connection(value: Option<&Value>) -> Result<PostgresConnection, ConnectionError> {
     match value {
-        None | Some(Value::Null) => Err(
-            "client 'pg' needs a connection: a postgres:// URL or {host, port, user, password, database}"
-                .into(),
-        ),
+        None | Some(Value::Null) => Err(ConnectionError::Missing),
         Some(Value::String(text)) => from_url(text),
         Some(value @ Value::Object(_)) => from_object(value),
-        Some(_) => Err("expected a postgres:// URL or {host, port, user, password, database}".into()),
+        Some(_) => Err(ConnectionError::NotUrlOrObject),
     }
 }
 
-fn from_object(value: &Value) -> Result<PostgresConnection, String> {
-    // serde's messages name the field, never echo a string value.
-    let raw: RawObject = serde_json::from_value(value.clone()).map_err(|err| err.to_string())?;
+fn from_object(value: &Value) -> Result<PostgresConnection, ConnectionError> {
+    let raw: RawObject = serde_json::from_value(value.clone()).map_err(ConnectionError::Object)?;
     let port = match raw.port {
         None => 5432,
         Some(Value::Number(n)) => n
             .as_u64()
             .and_then(|n| u16::try_from(n).ok())
             .filter(|n| *n > 0)
-            .ok_or("port must be a number from 1 to 65535")?,
+            .ok_or(ConnectionError::Port)?,
         Some(Value::String(s)) => s
             .parse::<u16>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or("port must be a number from 1 to 65535")?,
-        Some(_) => return Err("port must be a number from 1 to 65535".into()),
+            .ok_or(ConnectionError::Port)?,
+        Some(_) => return Err(ConnectionError::Port),
     };
     let ssl = match raw.ssl {
         None | Some(Value::Bool(false)) => PostgresSsl::Prefer,
         Some(Value::Bool(true)) => PostgresSsl::VerifyFull { ca: None },
         Some(value @ Value::Object(_)) => {
-            let ssl: RawSsl = serde_json::from_value(value).map_err(|err| format!("ssl: {err}"))?;
+            let ssl: RawSsl = serde_json::from_value(value).map_err(ConnectionError::SslObject)?;
             if ssl.reject_unauthorized == Some(false) {
                 PostgresSsl::Require
             } else {
                 PostgresSsl::VerifyFull { ca: ssl.ca }
             }
         }
-        Some(_) => return Err("ssl must be true, false or {rejectUnauthorized, ca}".into()),
+        Some(_) => return Err(ConnectionError::Ssl),
     };
     Ok(PostgresConnection {
         host: non_empty(raw.host).unwrap_or_else(|| "localhost".into()),
@@ -110,18 +234,12 @@ fn from_object(value: &Value) -> Result<PostgresConnection, String> {
     })
 }
 
-fn from_url(text: &str) -> Result<PostgresConnection, String> {
-    const SHAPE: &str = "expected postgres://user:password@host:port/database";
-    let url = Url::parse(text).map_err(|err| format!("not a URL ({err}); {SHAPE}"))?;
+fn from_url(text: &str) -> Result<PostgresConnection, ConnectionError> {
+    let url = Url::parse(text).map_err(ConnectionError::NotUrl)?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(format!(
-            "scheme '{}' is not postgres; {SHAPE}",
-            url.scheme()
-        ));
+        return Err(ConnectionError::Scheme(url.scheme().to_owned()));
     }
-    let decode = |s: &str| {
-        percent_decode(s).ok_or_else(|| "the URL's user or password is not valid UTF-8".to_owned())
-    };
+    let decode = |s: &str| percent_decode(s).ok_or(ConnectionError::NotUtf8);
     let mut ssl = PostgresSsl::Prefer;
     let mut ca = None;
     for (key, value) in url.query_pairs() {
@@ -132,21 +250,17 @@ fn from_url(text: &str) -> Result<PostgresConnection, String> {
                     "allow" | "prefer" => PostgresSsl::Prefer,
                     "require" => PostgresSsl::Require,
                     "verify-ca" | "verify-full" => PostgresSsl::VerifyFull { ca: None },
-                    other => {
-                        return Err(format!(
-                            "sslmode '{other}' is not one of disable, prefer, require, verify-ca, verify-full"
-                        ));
-                    }
+                    other => return Err(ConnectionError::SslMode(other.to_owned())),
                 }
             }
             "sslrootcert" => ca = Some(value.into_owned()),
-            other => return Err(format!("unsupported URL parameter '{other}'; use sslmode")),
+            other => return Err(ConnectionError::Parameter(other.to_owned())),
         }
     }
     if let (PostgresSsl::VerifyFull { ca: slot }, Some(path)) = (&mut ssl, ca) {
         *slot = Some(
             std::fs::read_to_string(&path)
-                .map_err(|err| format!("cannot read sslrootcert {path} ({err})"))?,
+                .map_err(|source| ConnectionError::RootCert { path, source })?,
         );
     }
     let database = url.path().trim_start_matches('/');
@@ -255,7 +369,7 @@ mod tests {
             json!({"host": "db", "password": ["hunter2"]}),
         ] {
             let err = postgres_connection(Some(&bad)).unwrap_err();
-            assert!(!err.contains("hunter2"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
         }
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::{ConfigError, Ctx};
+
 /// How often a provider runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,14 +73,57 @@ impl Frequency {
     }
 }
 
+/// Why a `schedule` value cannot be used; each says what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("expected an object with `frequency` and `timeout`")]
+    NotAnObject,
+    #[error("must be longer than zero")]
+    Zero,
+    #[error("`cron` must be a string such as '*/30 * * * *'")]
+    CronNotText,
+    #[error("the only supported trigger is `manual`")]
+    Trigger,
+    #[error(
+        "cron expression '{expr}' has {fields} fields; write five (minute hour day month weekday)"
+    )]
+    CronFields { expr: String, fields: usize },
+    #[error("invalid cron expression '{expr}': {source}")]
+    Cron {
+        expr: String,
+        #[source]
+        source: tokio_cron_scheduler::JobSchedulerError,
+    },
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+}
+
+/// Why a duration cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration; write e.g. {{minutes: 30}}")]
+    Empty,
+    #[error(
+        "unknown duration unit `{0}`; use years, months, weeks, days, hours, minutes, seconds or milliseconds"
+    )]
+    Unit(String),
+    #[error("`{0}` must be a non-negative number")]
+    Amount(String),
+    #[error("duration out of range: {0}")]
+    OutOfRange(#[source] std::time::TryFromFloatSecsError),
+    #[error("'{0}' is not an ISO-8601 duration; write e.g. 'PT30M' or {{minutes: 30}}")]
+    Iso8601(String),
+    #[error("expected an ISO-8601 duration such as 'PT30M' or an object such as {{minutes: 30}}")]
+    Shape,
+}
+
 /// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
-/// carries the sub-key and a message that says what to write instead.
-pub fn parse_schedule(value: &Value) -> Result<(Schedule, Vec<String>), (String, String)> {
+/// carries the sub-key (empty for the object itself) and what is wrong.
+pub fn parse_schedule(
+    value: &Value,
+) -> Result<(Schedule, Vec<String>), (&'static str, ScheduleError)> {
     let Some(map) = value.as_object() else {
-        return Err((
-            String::new(),
-            "expected an object with `frequency` and `timeout`".into(),
-        ));
+        return Err(("", ScheduleError::NotAnObject));
     };
     let mut schedule = Schedule::default();
     let unknown = map
@@ -87,66 +132,68 @@ pub fn parse_schedule(value: &Value) -> Result<(Schedule, Vec<String>), (String,
         .cloned()
         .collect();
     if let Some(freq) = map.get("frequency") {
-        schedule.frequency = parse_frequency(freq).map_err(|m| ("frequency".to_owned(), m))?;
+        schedule.frequency = parse_frequency(freq).map_err(|err| ("frequency", err))?;
     }
     if let Some(timeout) = map.get("timeout") {
-        schedule.timeout = parse_duration(timeout).map_err(|m| ("timeout".to_owned(), m))?;
+        schedule.timeout = parse_duration(timeout).map_err(|err| ("timeout", err.into()))?;
         if schedule.timeout.is_zero() {
-            return Err(("timeout".into(), "must be longer than zero".into()));
+            return Err(("timeout", ScheduleError::Zero));
         }
     }
     if let Some(delay) = map.get("initialDelay") {
         schedule.initial_delay =
-            Some(parse_duration(delay).map_err(|m| ("initialDelay".to_owned(), m))?);
+            Some(parse_duration(delay).map_err(|err| ("initialDelay", err.into()))?);
     }
     Ok((schedule, unknown))
 }
 
-fn parse_frequency(value: &Value) -> Result<Frequency, String> {
+fn parse_frequency(value: &Value) -> Result<Frequency, ScheduleError> {
     if let Some(obj) = value.as_object() {
         if let Some(cron) = obj.get("cron") {
-            let expr = cron
-                .as_str()
-                .ok_or("`cron` must be a string such as '*/30 * * * *'")?;
+            let expr = cron.as_str().ok_or(ScheduleError::CronNotText)?;
             validate_cron(expr)?;
             return Ok(Frequency::Cron(expr.trim().to_owned()));
         }
         if let Some(trigger) = obj.get("trigger") {
             return match trigger.as_str() {
                 Some("manual") => Ok(Frequency::Manual),
-                _ => Err("the only supported trigger is `manual`".into()),
+                _ => Err(ScheduleError::Trigger),
             };
         }
     }
     let every = parse_duration(value)?;
     if every.is_zero() {
-        return Err("must be longer than zero".into());
+        return Err(ScheduleError::Zero);
     }
     Ok(Frequency::Every(every))
 }
 
-fn validate_cron(expr: &str) -> Result<(), String> {
+fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
     let fields = expr.split_whitespace().count();
     if !(5..=6).contains(&fields) {
-        return Err(format!(
-            "cron expression '{expr}' has {fields} fields; write five (minute hour day month weekday)"
-        ));
+        return Err(ScheduleError::CronFields {
+            expr: expr.to_owned(),
+            fields,
+        });
     }
     tokio_cron_scheduler::Job::new_async(Frequency::six_field_cron(expr).as_str(), |_, _| {
         Box::pin(async {})
     })
     .map(drop)
-    .map_err(|err| format!("invalid cron expression '{expr}': {err}"))
+    .map_err(|source| ScheduleError::Cron {
+        expr: expr.to_owned(),
+        source,
+    })
 }
 
 /// A duration as Backstage accepts it: an ISO-8601 string or a
 /// `{years, months, weeks, days, hours, minutes, seconds, milliseconds}` object.
-pub fn parse_duration(value: &Value) -> Result<Duration, String> {
+pub fn parse_duration(value: &Value) -> Result<Duration, DurationError> {
     match value {
         Value::String(text) => parse_iso8601(text),
         Value::Object(map) => {
             if map.is_empty() {
-                return Err("empty duration; write e.g. {minutes: 30}".into());
+                return Err(DurationError::Empty);
             }
             let mut total = 0f64;
             for (unit, amount) in map {
@@ -159,36 +206,62 @@ pub fn parse_duration(value: &Value) -> Result<Duration, String> {
                     "minutes" => 60.0,
                     "seconds" => 1.0,
                     "milliseconds" => 0.001,
-                    other => {
-                        return Err(format!(
-                            "unknown duration unit `{other}`; use years, months, weeks, days, hours, minutes, seconds or milliseconds"
-                        ));
-                    }
+                    other => return Err(DurationError::Unit(other.to_owned())),
                 };
                 let amount = amount
                     .as_f64()
                     .filter(|a| a.is_finite() && *a >= 0.0)
-                    .ok_or_else(|| format!("`{unit}` must be a non-negative number"))?;
+                    .ok_or_else(|| DurationError::Amount(unit.clone()))?;
                 total += amount * seconds_per_unit;
             }
-            Duration::try_from_secs_f64(total)
-                .map_err(|err| format!("duration out of range: {err}"))
+            Duration::try_from_secs_f64(total).map_err(DurationError::OutOfRange)
         }
-        _ => Err(
-            "expected an ISO-8601 duration such as 'PT30M' or an object such as {minutes: 30}"
-                .into(),
-        ),
+        _ => Err(DurationError::Shape),
     }
 }
 
-fn parse_iso8601(text: &str) -> Result<Duration, String> {
-    let parsed = iso8601::duration(text.trim()).map_err(|_| {
-        format!("'{text}' is not an ISO-8601 duration; write e.g. 'PT30M' or {{minutes: 30}}")
-    })?;
+fn parse_iso8601(text: &str) -> Result<Duration, DurationError> {
+    // The parser's own message names grammar rules, not what to write.
+    let parsed =
+        iso8601::duration(text.trim()).map_err(|_| DurationError::Iso8601(text.to_owned()))?;
     Ok(parsed.into())
 }
 
 pub use crate::iso_duration::{format_duration, serialize_duration};
+
+impl Ctx<'_> {
+    /// A duration longer than zero; the message's example is
+    /// `example_seconds` in both forms.
+    pub(super) fn positive_duration(
+        &self,
+        key: &str,
+        value: &Value,
+        example_seconds: u32,
+    ) -> Result<Duration, ConfigError> {
+        super::loose::positive_duration(value, example_seconds)
+            .map_err(|message| self.error(key, message))
+    }
+
+    /// A `schedule` object (absent: the default), with unknown keys warned about.
+    pub(super) fn schedule(
+        &mut self,
+        key: &str,
+        raw: Option<Value>,
+    ) -> Result<Schedule, ConfigError> {
+        let Some(value) = raw else {
+            return Ok(Schedule::default());
+        };
+        let (schedule, unknown) =
+            parse_schedule(&value).map_err(|(sub, err)| self.error(&Self::join(key, sub), err))?;
+        for sub in unknown {
+            self.warn_unknown(
+                &format!("{key}.{sub}"),
+                "unknown key is ignored; use frequency, timeout or initialDelay",
+            );
+        }
+        Ok(schedule)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -239,10 +312,10 @@ mod tests {
     fn rejects_nonsense_with_the_key() {
         let (key, msg) = parse_schedule(&json!({"frequency": {"minuts": 3}})).unwrap_err();
         assert_eq!(key, "frequency");
-        assert!(msg.contains("minuts"), "{msg}");
+        assert!(msg.to_string().contains("minuts"), "{msg}");
         let (key, msg) = parse_schedule(&json!({"frequency": {"cron": "* * *"}})).unwrap_err();
         assert_eq!(key, "frequency");
-        assert!(msg.contains("3 fields"), "{msg}");
+        assert!(msg.to_string().contains("3 fields"), "{msg}");
         let (key, _) = parse_schedule(&json!({"frequency": {"cron": "99 * * * *"}})).unwrap_err();
         assert_eq!(key, "frequency");
         let (key, _) = parse_schedule(&json!({"timeout": "30 minutes"})).unwrap_err();

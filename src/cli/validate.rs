@@ -1,0 +1,58 @@
+//! `validate`: check catalog files offline, as discovery would.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::{Cli, exit};
+
+/// `validate`: the daemon's parser, budgets, validation and, with
+/// `--config`, its `catalog.rules` and `catalog.processing`. Exit 1 when a
+/// file has a problem, 2 when the config or an input cannot be read.
+pub(super) async fn validate(cli: &Cli, paths: &[PathBuf]) -> ExitCode {
+    // Without --config, Backstage's defaults (the default file is not read:
+    // CI checks a repository, not a deployment).
+    let settings = if cli.config.is_empty() {
+        crate::config::CatalogSettings::default()
+    } else {
+        match cli.load() {
+            Ok(loaded) => loaded.config.catalog,
+            Err(code) => return code,
+        }
+    };
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for path in paths {
+        let (name, read) = if path.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            let read = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes);
+            (crate::catalog::disk::STDIN.to_owned(), read.map(|_| bytes))
+        } else {
+            (path.to_string_lossy().into_owned(), std::fs::read(path))
+        };
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                eprintln!("error: cannot read {name}: {err}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        };
+        let checked =
+            crate::catalog::disk::check(&name, &bytes, &settings.rules, &settings.processing).await;
+        for finding in &checked.findings {
+            // A closed stdout (`| head`) is not the files' fault.
+            let _ = writeln!(out, "{finding}");
+        }
+        for url in &checked.skipped {
+            eprintln!("note: {name}: target {url} is a URL and is not read offline");
+        }
+        failed |= !checked.findings.is_empty();
+        eprintln!(
+            "{name}: {} entit{}, {} problem(s)",
+            checked.entities,
+            if checked.entities == 1 { "y" } else { "ies" },
+            checked.findings.len()
+        );
+    }
+    ExitCode::from(if failed { exit::FAILED } else { exit::OK })
+}

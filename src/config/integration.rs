@@ -1,0 +1,298 @@
+//! `integrations.bitbucketServer` and `integrations.bitbucketCloud`: hosts,
+//! API base URLs, credentials and webhook secrets (Backstage's keys), plus
+//! our HTTP settings (see [`super::http`]).
+
+use url::Url;
+
+use super::source::display_key;
+use super::{ConfigError, Ctx};
+use crate::integrations::{
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
+    WebhookSettings,
+};
+use crate::secret::Secret;
+
+impl Ctx<'_> {
+    pub(super) fn integrations(&mut self) -> Result<Integrations, ConfigError> {
+        let mut integrations = Integrations::default();
+        let server_key = "integrations.bitbucketServer";
+        if let Some(value) = self.source.get(server_key).filter(|v| !v.is_null()) {
+            let raws: Vec<raw::ServerIntegration> = self.section(server_key, value)?;
+            for (index, raw) in raws.into_iter().enumerate() {
+                let key = format!("{server_key}.{index}");
+                let integration = self.server_integration(&key, raw)?;
+                if integrations.server(&integration.host).is_some() {
+                    return Err(self.error(
+                        &format!("{key}.host"),
+                        format!(
+                            "host '{}' is configured twice; merge the entries",
+                            integration.host
+                        ),
+                    ));
+                }
+                integrations.bitbucket_server.push(integration);
+            }
+        }
+        let cloud_key = "integrations.bitbucketCloud";
+        if let Some(value) = self.source.get(cloud_key).filter(|v| !v.is_null()) {
+            let raws: Vec<raw::CloudIntegration> = self.section(cloud_key, value)?;
+            for (index, raw) in raws.into_iter().enumerate() {
+                let key = format!("{cloud_key}.{index}");
+                let integration = self.cloud_integration(&key, raw)?;
+                integrations.bitbucket_cloud.push(integration);
+            }
+        }
+        if integrations.bitbucket_cloud.is_empty() {
+            integrations
+                .bitbucket_cloud
+                .push(BitbucketCloudIntegration {
+                    host: "bitbucket.org".into(),
+                    api_base_url: default_cloud_api(),
+                    auth: Auth::Anonymous,
+                    http: HttpSettings::default(),
+                    webhooks: WebhookSettings::default(),
+                });
+        }
+        Ok(integrations)
+    }
+
+    /// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
+    fn webhook_settings(
+        &mut self,
+        key: &str,
+        secret: Option<Secret>,
+        allow_unsigned: Option<bool>,
+    ) -> WebhookSettings {
+        let secret = secret.filter(|s| !s.expose().trim().is_empty());
+        let allow_unsigned = allow_unsigned.unwrap_or(false);
+        if allow_unsigned && secret.is_some() {
+            self.warn(
+                &format!("{key}.allowUnsignedWebhooks"),
+                "is ignored: webhookSecret is set, so every event must be signed with it",
+            );
+        }
+        WebhookSettings {
+            allow_unsigned: allow_unsigned && secret.is_none(),
+            secret,
+        }
+    }
+
+    /// Checks `host` and returns the API base URL: `apiBaseUrl` when
+    /// written, else `derived` (from the host, so its errors name `host`).
+    fn endpoint(
+        &self,
+        key: &str,
+        host: &str,
+        api_base_url: Option<String>,
+        derived: impl FnOnce() -> Result<Url, BaseUrlError>,
+    ) -> Result<Url, ConfigError> {
+        validate_host(host).map_err(|err| self.error(&format!("{key}.host"), err))?;
+        match api_base_url {
+            Some(url) => {
+                parse_base_url(&url).map_err(|err| self.error(&format!("{key}.apiBaseUrl"), err))
+            }
+            None => derived().map_err(|err| self.error(&format!("{key}.host"), err)),
+        }
+    }
+
+    fn server_integration(
+        &mut self,
+        key: &str,
+        raw: raw::ServerIntegration,
+    ) -> Result<BitbucketServerIntegration, ConfigError> {
+        let host = raw.host.trim().to_owned();
+        let api_base_url = self.endpoint(key, &host, raw.api_base_url, || {
+            parse_base_url(&format!("https://{host}/rest/api/1.0"))
+        })?;
+        let auth = match (raw.token, raw.username, raw.password) {
+            (Some(token), _, _) => Auth::Bearer { token },
+            (None, Some(username), Some(password)) => Auth::Basic { username, password },
+            (None, Some(_), None) => {
+                return Err(self.error(
+                    &format!("{key}.password"),
+                    "username is set without password; set password (or use token instead)",
+                ));
+            }
+            (None, None, Some(_)) => {
+                return Err(self.error(
+                    &format!("{key}.username"),
+                    "password is set without username; set username",
+                ));
+            }
+            (None, None, None) => Auth::Anonymous,
+        };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+        let http = self.http_settings(key, raw::http_of!(raw))?;
+        Ok(BitbucketServerIntegration {
+            host,
+            api_base_url,
+            auth,
+            http,
+            webhooks,
+        })
+    }
+
+    fn cloud_integration(
+        &mut self,
+        key: &str,
+        raw: raw::CloudIntegration,
+    ) -> Result<BitbucketCloudIntegration, ConfigError> {
+        let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
+        let api_base_url =
+            self.endpoint(key, &host, raw.api_base_url, || Ok(default_cloud_api()))?;
+        let auth = match (raw.username, raw.app_password, raw.token) {
+            // An API token replaces a leftover app password.
+            (Some(username), _, Some(token)) => Auth::Basic {
+                username,
+                password: token,
+            },
+            (Some(username), Some(password), None) => {
+                self.warn(
+                    &format!("{key}.appPassword"),
+                    &format!("Atlassian removed app passwords in July 2026; create an API token and set {} instead", display_key(&format!("{key}.token"))),
+                );
+                Auth::Basic { username, password }
+            }
+            (Some(_), None, None) => {
+                return Err(self.error(&format!("{key}.token"), "username is set without token; set token (an Atlassian API token for that account email)"));
+            }
+            (None, Some(_), _) => {
+                return Err(self.error(
+                    &format!("{key}.username"),
+                    "appPassword is set without username; set username",
+                ));
+            }
+            (None, None, Some(token)) => Auth::Bearer { token },
+            (None, None, None) => Auth::Anonymous,
+        };
+        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+        let http = self.http_settings(key, raw::http_of!(raw))?;
+        Ok(BitbucketCloudIntegration {
+            host,
+            api_base_url,
+            auth,
+            http,
+            webhooks,
+        })
+    }
+}
+
+fn default_cloud_api() -> Url {
+    // A constant that parses; covered by tests.
+    Url::parse("https://api.bitbucket.org/2.0").unwrap_or_else(|_| unreachable!())
+}
+
+/// Why an integration's `host` is not a host.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HostError {
+    #[error("host is empty; write the Bitbucket host, e.g. bitbucket.example.com")]
+    Empty,
+    #[error(
+        "'{0}' has a scheme; write only the host (and port), e.g. bitbucket.example.com, and put the full URL in apiBaseUrl"
+    )]
+    Scheme(String),
+    #[error("'{0}' is not a host or host:port")]
+    NotAHost(String),
+}
+
+/// Why an `apiBaseUrl` (or a `webhooks.url`) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BaseUrlError {
+    #[error("'{text}' is not a URL ({source})")]
+    NotUrl {
+        text: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("'{0}' must start with https:// (or http://)")]
+    Scheme(String),
+    #[error("credentials do not belong in the URL; use token or username/password")]
+    Credentials,
+}
+
+fn validate_host(host: &str) -> Result<(), HostError> {
+    if host.is_empty() {
+        return Err(HostError::Empty);
+    }
+    if host.contains("://") {
+        return Err(HostError::Scheme(host.to_owned()));
+    }
+    match Url::parse(&format!("https://{host}/")) {
+        Ok(url) if url.path() == "/" && url.host_str().is_some() && url.username().is_empty() => {
+            Ok(())
+        }
+        _ => Err(HostError::NotAHost(host.to_owned())),
+    }
+}
+
+pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|source| BaseUrlError::NotUrl {
+        text: text.to_owned(),
+        source,
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(BaseUrlError::Scheme(text.to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(BaseUrlError::Credentials);
+    }
+    Ok(url)
+}
+
+mod raw {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use crate::secret::Secret;
+
+    pub(super) use crate::config::http::raw::{RateLimit, http_of};
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ServerIntegration {
+        pub host: String,
+        pub api_base_url: Option<String>,
+        pub token: Option<Secret>,
+        pub username: Option<String>,
+        pub password: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
+        // Not `#[serde(flatten)]`: it would hide unknown keys from the warnings.
+        pub rate_limit: Option<RateLimit>,
+        pub max_concurrent_requests: Option<Value>,
+        pub connect_timeout: Option<Value>,
+        pub request_timeout: Option<Value>,
+        pub max_retries: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CloudIntegration {
+        pub host: Option<String>,
+        pub api_base_url: Option<String>,
+        pub username: Option<String>,
+        pub app_password: Option<Secret>,
+        pub token: Option<Secret>,
+        pub webhook_secret: Option<Secret>,
+        pub allow_unsigned_webhooks: Option<bool>,
+        pub rate_limit: Option<RateLimit>,
+        pub max_concurrent_requests: Option<Value>,
+        pub connect_timeout: Option<Value>,
+        pub request_timeout: Option<Value>,
+        pub max_retries: Option<Value>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cloud_api_parses() {
+        assert_eq!(
+            default_cloud_api().as_str(),
+            "https://api.bitbucket.org/2.0"
+        );
+    }
+}

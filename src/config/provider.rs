@@ -1,0 +1,304 @@
+//! What Server and Cloud providers share: how `catalog.providers.<flavour>`
+//! lists them, and the keys both have (`catalogPath`, `filters` patterns,
+//! `concurrency`, `deletionThreshold`, `targetScope`, `webhooks`).
+
+use regex::Regex;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+use super::integration::parse_base_url;
+use super::loose::{loose_text, parse_share, shown};
+use super::{CloudProviderConfig, ConfigError, Ctx, ServerProviderConfig};
+
+/// Concurrent catalog-file reads per provider unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+const MAX_CONCURRENCY: usize = 64;
+
+/// A provider's `webhooks`: the daemon creates (or updates) the webhooks
+/// Bitbucket sends its events with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistration {
+    /// Where Bitbucket reaches this daemon's event route
+    /// (`<webhooks.url>/api/events/http/<bitbucketServer|bitbucketCloud>`).
+    pub target: Url,
+}
+
+/// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
+/// discovered file may lead (`targetScope`, ours): a repository author
+/// must not pull in what the provider's filters exclude.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetScope {
+    /// Only files of the discovered file's own repository.
+    #[default]
+    Repository,
+    /// Files of any repository the provider's filters match.
+    Filters,
+    /// Files of any repository on the provider's Bitbucket (what the daemon
+    /// did before issue 14; only for trusted repository authors).
+    Any,
+}
+
+/// Protection against runs that "succeed" with far fewer entities (a token
+/// that lost permissions sees empty listings with 200).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeletionGuard {
+    /// Largest share of current entities one run may remove (0–1).
+    pub threshold: f64,
+    /// Sources with fewer entities than this are not guarded.
+    pub min_entities: usize,
+}
+
+impl Default for DeletionGuard {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            min_entities: 10,
+        }
+    }
+}
+
+impl DeletionGuard {
+    /// Whether replacing `current` entities by a set that keeps all but
+    /// `removed` of them must be held.
+    pub fn holds(&self, current: usize, removed: usize) -> bool {
+        current >= self.min_entities && removed as f64 > self.threshold * current as f64
+    }
+}
+
+impl Ctx<'_> {
+    /// Every entry of `catalog.providers.<flavour>` (none when absent), read
+    /// into its shape as written and built with `build(ctx, id, key, raw)`.
+    pub(super) fn providers<R: DeserializeOwned, P>(
+        &mut self,
+        base: &str,
+        marker: &str,
+        mut build: impl FnMut(&mut Self, String, &str, R) -> Result<P, ConfigError>,
+    ) -> Result<Vec<P>, ConfigError> {
+        let source = self.source;
+        let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let entries = self.provider_entries(base, value, marker)?;
+        let mut providers = Vec::with_capacity(entries.len());
+        for (id, key, value) in entries {
+            let raw: R = self.section(&key, value)?;
+            providers.push(build(self, id, &key, raw)?);
+        }
+        Ok(providers)
+    }
+
+    /// Server and Cloud provider ids name entities and status together,
+    /// so they must differ.
+    pub(super) fn unique_provider_ids(
+        &self,
+        server: &[ServerProviderConfig],
+        cloud: &[CloudProviderConfig],
+    ) -> Result<(), ConfigError> {
+        match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
+            Some(clash) => Err(self.error(
+                &format!("catalog.providers.bitbucketCloud.{}", clash.id),
+                format!(
+                    "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
+                    clash.id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The entries of `catalog.providers.<flavour>`: one provider (an
+    /// object with `marker`, id `default`) or a map of ids to providers, as
+    /// `(id, key, value)`.
+    fn provider_entries<'v>(
+        &self,
+        base: &str,
+        value: &'v Value,
+        marker: &str,
+    ) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
+        let Some(map) = value.as_object() else {
+            return Err(self.error(
+                base,
+                format!(
+                    "expected one provider (with `{marker}`) or a map of provider ids to providers"
+                ),
+            ));
+        };
+        let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
+            vec![("default".to_owned(), base.to_owned(), value)]
+        } else {
+            map.iter()
+                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
+                .collect()
+        };
+        for (_, key, value) in &entries {
+            if !value.is_object() {
+                return Err(self.error(
+                    key,
+                    format!("expected a provider object with at least `{marker}`"),
+                ));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// `catalogPath` without its leading `/`, checked to be a file path.
+    pub(super) fn catalog_path(
+        &self,
+        key: &str,
+        raw: Option<String>,
+    ) -> Result<String, ConfigError> {
+        let catalog_path = raw.unwrap_or_else(|| "/catalog-info.yaml".into());
+        let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
+        if catalog_path.is_empty()
+            || catalog_path.ends_with('/')
+            || catalog_path.contains('"')
+            || catalog_path
+                .split('/')
+                .any(|s| s == ".." || s == "." || s.is_empty())
+        {
+            return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
+        }
+        Ok(catalog_path)
+    }
+
+    /// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
+    /// anywhere; Cloud's must match the whole key or slug (Backstage wraps
+    /// them in `^…$`; we group them too, so `A|B` means exactly A or B).
+    pub(super) fn filter_regex(
+        &self,
+        key: &str,
+        name: &str,
+        pattern: Option<String>,
+        anchored: bool,
+    ) -> Result<Option<Regex>, ConfigError> {
+        let what = if name == "projectKey" {
+            "project key"
+        } else {
+            "repository slug"
+        };
+        pattern
+            .map(|p| {
+                let compiled = if anchored {
+                    Regex::new(&format!("^(?:{p})$"))
+                } else {
+                    Regex::new(&p)
+                };
+                compiled.map_err(|err| {
+                    let scope = if anchored {
+                        format!("it must match the whole {what}")
+                    } else {
+                        format!("it matches anywhere in the {what}")
+                    };
+                    self.error(
+                        &format!("{key}.filters.{name}"),
+                        format!(
+                            "invalid regular expression '{p}': {}; fix the pattern ({scope})",
+                            last_line(&err.to_string())
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `targetScope`: `repository` (default) or `filters`.
+    pub(super) fn target_scope(
+        &self,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<TargetScope, ConfigError> {
+        match value.as_deref().map(str::trim) {
+            None | Some("repository") => Ok(TargetScope::Repository),
+            Some("filters") => Ok(TargetScope::Filters),
+            Some("any") => Ok(TargetScope::Any),
+            Some(other) => Err(self.error(
+                &format!("{key}.targetScope"),
+                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository), filters (any repository this provider's filters match) or any (any repository on this Bitbucket, as before the hardening)"),
+            )),
+        }
+    }
+
+    /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
+    /// `deletionThreshold`: a share such as `0.5` or `'50%'`.
+    pub(super) fn deletion_guard(
+        &self,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<DeletionGuard, ConfigError> {
+        let Some(value) = value else {
+            return Ok(DeletionGuard::default());
+        };
+        let threshold = parse_share(&value).ok_or_else(|| {
+            self.error(
+                &format!("{key}.deletionThreshold"),
+                format!(
+                    "{} is not a share; write e.g. 0.5 or '50%' (1 or '100%' turns the guard off)",
+                    shown(&value)
+                ),
+            )
+        })?;
+        Ok(DeletionGuard {
+            threshold,
+            ..DeletionGuard::default()
+        })
+    }
+
+    pub(super) fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
+        match raw {
+            None => Ok(DEFAULT_CONCURRENCY),
+            Some(n) => loose_text(&n)
+                .and_then(|text| text.parse::<usize>().ok())
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{key}.concurrency"),
+                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
+                    )
+                }),
+        }
+    }
+
+    /// it; needs the integration's `webhookSecret` (events are signed).
+    pub(super) fn webhook_registration(
+        &self,
+        key: &str,
+        raw: Option<raw::Webhooks>,
+        has_secret: bool,
+        kind: &str,
+    ) -> Result<Option<WebhookRegistration>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let url_key = format!("{key}.webhooks.url");
+        let base = parse_base_url(&raw.url).map_err(|m| self.error(&url_key, m))?;
+        if !has_secret {
+            return Err(self.error(
+                &url_key,
+                format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
+            ));
+        }
+        let base = base.as_str().trim_end_matches('/');
+        let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
+            .map_err(|e| self.error(&url_key, format!("'{}' cannot take a path: {e}", raw.url)))?;
+        Ok(Some(WebhookRegistration { target }))
+    }
+}
+
+pub(super) fn last_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or(text)
+        .to_owned()
+}
+
+pub(super) mod raw {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Webhooks {
+        pub url: String,
+    }
+}
