@@ -2,11 +2,9 @@
 //! trees, invalid names, broken YAML, hostile files) yields exactly the
 //! entities Backstage would accept, and every rejection is visible over the API.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{FakeServer, TestApp, component, server_config};
+use crate::support::{FakeServer, TestApp, component, server_config};
 use serde_json::{Value, json};
 
 const API_DOC: &str = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: {name}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition: openapi\n";

@@ -4,15 +4,13 @@
 //! Secret, every `${VAR}` is set by the Compose file), the ports are the
 //! port the config listens on, and the probe paths are answered.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bitbucket_catalogd::cli::{Cli, Command};
 use bitbucket_catalogd::config::{Config, DatabaseClient, Environment};
 use clap::Parser;
-use common::TestApp;
+use crate::support::TestApp;
 use serde_json::Value;
 
 fn image() -> String {
@@ -60,7 +58,7 @@ fn file_includes(value: &Value, into: &mut Vec<String>) {
 }
 
 fn load(text: &str, env: &[(&str, &str)]) -> Config {
-    let (_dir, file) = common::write_config(text);
+    let (_dir, file) = crate::support::write_config(text);
     let loaded = Config::load(&[file], &Environment::from_pairs(env.iter().copied()))
         .expect("the example's config loads");
     assert_eq!(loaded.warnings, Vec::<String>::new());

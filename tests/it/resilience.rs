@@ -3,12 +3,10 @@
 //! fail the run. Bitbucket is the in-repo simulator (or wiremock where a
 //! precise sequence of answers is needed).
 
-mod common;
-
 use std::time::Duration;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
-use common::{FakeServer, TestApp, component, server_config};
+use crate::support::{FakeServer, TestApp, component, server_config};
 use serde_json::{Value, json};
 use wiremock::matchers::{path, query_param};
 use wiremock::{Mock, ResponseTemplate};

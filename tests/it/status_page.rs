@@ -4,12 +4,10 @@
 //! no sideways scrolling), which writes screenshots for review. Needs
 //! `npm ci --prefix tests/status-page` and Chromium (`.ci/run` installs both).
 
-mod common;
-
 use std::path::Path;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
-use common::{TestApp, node_json};
+use crate::support::{TestApp, node_json};
 
 async fn simulated() -> (Simulator, TestApp) {
     let sim = Simulator::start(SimConfig {

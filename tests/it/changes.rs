@@ -4,13 +4,11 @@
 //! cursor older than the retained removals, or from another database, is
 //! `410 Gone`; cursors survive a restart.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator};
-use common::{TestApp, component};
+use crate::support::{TestApp, component};
 use serde_json::Value;
 
 const SECRET: &str = "feed-s3cret";

@@ -5,12 +5,10 @@
 //! locations survive restarts and removal, the change feed's cursors carry
 //! over — on a database of each test's own, which the daemon creates.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::discovery::location::location_id;
-use common::{
+use crate::support::{
     FakeServer, PgDatabase, TestApp, component, integration_config, mount_mixed_catalog,
     server_config,
 };
@@ -195,7 +193,7 @@ async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> (i32
 #[tokio::test]
 async fn the_database_password_never_shows() {
     const PASSWORD: &str = "pg-pa55word-never-shown";
-    let (_dir, file) = common::write_config(
+    let (_dir, file) = crate::support::write_config(
         "backend:\n  database:\n    client: pg\n    connection:\n      host: 127.0.0.1\n      port: 1\n      user: catalogd\n      password: ${PG_PASSWORD}\n",
     );
     let config = file.display().to_string();
@@ -234,7 +232,7 @@ async fn the_database_password_never_shows() {
     );
 
     // A connection URL with the password in it, mistyped.
-    let (_dir, bad) = common::write_config(&format!(
+    let (_dir, bad) = crate::support::write_config(&format!(
         "backend:\n  database:\n    client: pg\n    connection: postgres://catalogd:{PASSWORD}@db/x?sslmode=sometimes\n"
     ));
     let (code, stdout, stderr) = run_binary(

@@ -1,11 +1,9 @@
 //! Black-box: the binary's commands, exit codes and output streams.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, component, server_config, write_config};
+use crate::support::{FakeServer, component, server_config, write_config};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");

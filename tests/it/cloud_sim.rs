@@ -4,14 +4,12 @@
 //! search repeating results across pages (BCLOUD-23644), and without code
 //! search.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use bitbucket_sim::{
     AuthConfig, Behaviour, CodeSearch, Dataset, DatasetConfig, FileKind, SimConfig, Simulator,
 };
-use common::TestApp;
+use crate::support::TestApp;
 
 const PROJECTS: usize = 6;
 const REPOS_PER_PROJECT: usize = 60;

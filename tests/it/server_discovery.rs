@@ -1,8 +1,6 @@
 //! Black-box: the real daemon against a wiremock Bitbucket Server.
 
-mod common;
-
-use common::{FakeServer, TestApp, component, server_config};
+use crate::support::{FakeServer, TestApp, component, server_config};
 use serde_json::Value;
 
 /// A Bitbucket with paging everywhere, filters to apply, an archived repo,

@@ -3,11 +3,9 @@
 //! one is left uncalled). Needs
 //! `npm ci --prefix tests/catalog-client` (the README's test command runs it).
 
-mod common;
-
 use std::path::Path;
 
-use common::{FakeServer, TestApp, component, mount_mixed_catalog, node_json, server_config};
+use crate::support::{FakeServer, TestApp, component, mount_mixed_catalog, node_json, server_config};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,6 +1,5 @@
 //! Shared test harness: a fake Bitbucket Server on wiremock and the real
 //! application spawned on a free loopback port.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -5,15 +5,13 @@
 //! and `repo:deleted` removes; `POST /api/catalog/refresh` re-reads one
 //! repository.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::bitbucket::webhooks::sign;
 use bitbucket_sim::{
     DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator, WebhookEvent,
 };
-use common::{TestApp, component};
+use crate::support::{TestApp, component};
 use serde_json::{Value, json};
 
 const SECRET: &str = "webhook-s3cret";
@@ -634,7 +632,7 @@ fn registering_webhooks_needs_the_integrations_secret_and_secrets_stay_hidden() 
         let yaml = format!(
             "integrations:\n  bitbucketServer:\n    - host: bb.example.com\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      webhooks: {{url: 'https://catalogd.example.com'}}\n"
         );
-        let (_dir, file) = common::write_config(&yaml);
+        let (_dir, file) = crate::support::write_config(&yaml);
         Config::load(
             &[file],
             &Environment::from_pairs([("HOOK_SECRET", "from-env-s3cret")]),

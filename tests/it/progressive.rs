@@ -4,12 +4,10 @@
 //! unchanged commit are not read again; a contested entity ref stays with
 //! the repository that was served first, across restarts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
-use common::{FakeCloud, FakeServer, Hit, TestApp, cloud_config, server_config};
+use crate::support::{FakeCloud, FakeServer, Hit, TestApp, cloud_config, server_config};
 use serde_json::Value;
 
 #[tokio::test]

@@ -6,13 +6,11 @@
 //! `npm ci --prefix integrations/backstage` (the README's test command runs
 //! it) and the PostgreSQL on 127.0.0.1:5432.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
 use bitbucket_sim::{DatasetConfig, FileKind, FileMix, SimConfig, Simulator};
-use common::TestApp;
+use crate::support::TestApp;
 
 const SECRET: &str = "backstage-e2e-s3cret";
 

@@ -5,15 +5,13 @@
 //! once, by the leader, with the answers a single daemon gives; `kill -9`
 //! of the leader hands over within 10 seconds and the next run completes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::discovery::location::location_id;
 use bitbucket_sim::{DatasetConfig, FileKind, FileMix, RepoRef, SimConfig, Simulator};
-use common::{FakeServer, PgDatabase, TestApp, component, write_config};
+use crate::support::{FakeServer, PgDatabase, TestApp, component, write_config};
 use reqwest::Method;
 use serde_json::Value;
 

@@ -1,9 +1,7 @@
 //! Black-box: the catalog REST API's details that the JS client does not
 //! exercise — Link headers, errors, predicates, uid lookups, status, metrics.
 
-mod common;
-
-use common::{FakeServer, TestApp, mount_mixed_catalog, server_config};
+use crate::support::{FakeServer, TestApp, mount_mixed_catalog, server_config};
 use serde_json::{Value, json};
 
 async fn app() -> (FakeServer, TestApp) {
@@ -262,7 +260,7 @@ async fn uids_are_stable_and_etags_follow_content() {
     assert_eq!(again["metadata"]["etag"], etag.as_str());
 
     fake.server.reset().await;
-    let changed = common::FakeServer {
+    let changed = crate::support::FakeServer {
         server: fake.server,
         authorization: None,
     };
@@ -279,7 +277,7 @@ async fn uids_are_stable_and_etags_follow_content() {
 async fn mount_changed_billing(fake: &FakeServer) {
     fake.mount_projects(&["PLAT"], 25).await;
     fake.mount_repos("PLAT", &[("billing", false)], 25).await;
-    let doc = common::entity_doc("Component", "billing", "service", &["java", "money"])
+    let doc = crate::support::entity_doc("Component", "billing", "service", &["java", "money"])
         .replace("production", "deprecated");
     fake.mount_file("PLAT", "billing", "catalog-info.yaml", &doc)
         .await;
@@ -395,14 +393,14 @@ async fn provider_status_refresh_metrics_and_openapi() {
 async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let fake = FakeServer::start().await;
     mount_mixed_catalog(&fake).await;
-    let app = TestApp::spawn(&common::with_write_token(&server_config(&fake, "", ""))).await;
+    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(&fake, "", ""))).await;
     app.wait_for_run("main", |_| true).await;
     let url = |path: &str| format!("{}{path}", app.address);
 
     // Unknown routes and methods keep Backstage's error body.
     let response = app.get("/api/catalog/no-such-route").await;
     assert_eq!(response.status(), 404);
-    common::assert_backstage_error(&response.json().await.unwrap(), 404, "NotFoundError");
+    crate::support::assert_backstage_error(&response.json().await.unwrap(), 404, "NotFoundError");
     let response = app
         .http
         .patch(url("/api/catalog/validate-entity"))
@@ -410,7 +408,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
-    common::assert_backstage_error(
+    crate::support::assert_backstage_error(
         &response.json().await.unwrap(),
         405,
         "MethodNotAllowedError",
@@ -435,7 +433,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let response = app
         .http
         .post(url("/api/catalog/validate-entity"))
-        .bearer_auth(common::WRITE_TOKEN)
+        .bearer_auth(crate::support::WRITE_TOKEN)
         .json(&json!({"entity": group, "location": format!("url:{billing}")}))
         .send()
         .await
@@ -452,7 +450,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let response = app
         .http
         .post(url("/api/catalog/validate-entity"))
-        .bearer_auth(common::WRITE_TOKEN)
+        .bearer_auth(crate::support::WRITE_TOKEN)
         .json(&json!({"entity": group, "location": "file:/etc/catalog.yaml"}))
         .send()
         .await
@@ -470,13 +468,13 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         let response = app
             .http
             .post(url("/api/catalog/analyze-location"))
-            .bearer_auth(common::WRITE_TOKEN)
+            .bearer_auth(crate::support::WRITE_TOKEN)
             .json(&json!({"location": {"type": "url", "target": target}}))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 400, "{target}");
-        common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+        crate::support::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
     }
     let response = app
         .http
@@ -496,7 +494,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    common::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
+    crate::support::assert_backstage_error(&response.json().await.unwrap(), 400, "InputError");
 
     // A discovered location cannot be changed over HTTP.
     let location = app
@@ -509,14 +507,14 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
             "/api/catalog/locations/{}",
             location["id"].as_str().unwrap()
         )))
-        .bearer_auth(common::WRITE_TOKEN)
+        .bearer_auth(crate::support::WRITE_TOKEN)
         .json(&json!({"type": "url", "target": fake_file(&fake, "PLAT", "checkout")}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
-    common::assert_backstage_error(&body, 404, "NotFoundError");
+    crate::support::assert_backstage_error(&body, 404, "NotFoundError");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -543,7 +541,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let response = app
         .http
         .delete(url(&format!("/api/catalog/entities/by-uid/{uid}")))
-        .bearer_auth(common::WRITE_TOKEN)
+        .bearer_auth(crate::support::WRITE_TOKEN)
         .send()
         .await
         .unwrap();
@@ -556,7 +554,7 @@ async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let response = app
         .http
         .post(url("/api/catalog/refresh"))
-        .bearer_auth(common::WRITE_TOKEN)
+        .bearer_auth(crate::support::WRITE_TOKEN)
         .json(&json!({"entityRef": "api:default/billing-api"}))
         .send()
         .await

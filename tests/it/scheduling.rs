@@ -1,11 +1,9 @@
 //! Black-box: schedules keep firing (an upstream tokio-cron-scheduler bug
 //! reports repeating jobs that stop) and never overlap.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, TestApp, component, server_config};
+use crate::support::{FakeServer, TestApp, component, server_config};
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 

@@ -3,11 +3,9 @@
 //! Bitbucket and a careless operator can no longer do. One test per item,
 //! each asserting the bounded outcome.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, TestApp, assert_backstage_error, component, server_config};
+use crate::support::{FakeServer, TestApp, assert_backstage_error, component, server_config};
 use serde_json::{Value, json};
 
 /// A provider `main` serving `count` components from one repository.
@@ -188,7 +186,7 @@ fn serve_with_512_descriptors(
     port: u16,
     log: bool,
 ) -> (tempfile::TempDir, std::process::Child) {
-    let (dir, file) = common::write_config(yaml);
+    let (dir, file) = crate::support::write_config(yaml);
     let output = || {
         if log {
             std::process::Stdio::piped()
@@ -635,7 +633,7 @@ async fn the_placeholder_budget_counts_served_bytes_and_stops_reading() {
     .await;
     Mock::given(matchers::path(format!(
         "{}/projects/PLAT/repos/flaky/raw/broken.txt",
-        common::API
+        crate::support::API
     )))
     .respond_with(ResponseTemplate::new(500))
     .mount(&fake.server)
@@ -717,7 +715,7 @@ async fn paging_is_bounded_in_pages_and_bytes() {
     use wiremock::{Mock, ResponseTemplate, matchers};
 
     // Cloud: a `next` that never ends.
-    let cloud = common::FakeCloud::start().await;
+    let cloud = crate::support::FakeCloud::start().await;
     let api = cloud.api_base();
     Mock::given(matchers::path("/2.0/workspaces/ws/projects"))
         .respond_with(move |request: &wiremock::Request| {
@@ -734,7 +732,7 @@ async fn paging_is_bounded_in_pages_and_bytes() {
         })
         .mount(&cloud.server)
         .await;
-    let app = TestApp::spawn(&common::cloud_config(&cloud, "ws", "", "")).await;
+    let app = TestApp::spawn(&crate::support::cloud_config(&cloud, "ws", "", "")).await;
     let error = failed_run(&app, "cloud").await;
     assert!(error.contains("1000 pages"), "{error}");
     app.stop().await;
@@ -742,7 +740,7 @@ async fn paging_is_bounded_in_pages_and_bytes() {
     // Server: a 10 MB page is refused, not decoded.
     let fake = FakeServer::start().await;
     let padding = "x".repeat(10 * 1024 * 1024);
-    Mock::given(matchers::path(format!("{}/projects", common::API)))
+    Mock::given(matchers::path(format!("{}/projects", crate::support::API)))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "values": [{"key": "PLAT", "padding": padding}],
             "isLastPage": true, "size": 1, "start": 0, "limit": 1000,
@@ -761,7 +759,7 @@ async fn paging_is_bounded_in_pages_and_bytes() {
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = std::sync::Arc::clone(&served);
     let padding = "x".repeat(7 * 1024 * 1024);
-    Mock::given(matchers::path(format!("{}/projects", common::API)))
+    Mock::given(matchers::path(format!("{}/projects", crate::support::API)))
         .respond_with(move |request: &wiremock::Request| {
             let start: u64 = request
                 .url
@@ -871,7 +869,7 @@ async fn redirects_to_another_host_are_not_followed() {
     app.stop().await;
 
     // A Cloud `next` with user info does not replace our credentials.
-    let cloud = common::FakeCloud::start().await;
+    let cloud = crate::support::FakeCloud::start().await;
     let api = cloud.api_base();
     let next = api.replacen("http://", "http://attacker:stolen@", 1);
     wiremock::Mock::given(wiremock::matchers::path("/2.0/workspaces/ws/projects"))
@@ -885,7 +883,7 @@ async fn redirects_to_another_host_are_not_followed() {
         })
         .mount(&cloud.server)
         .await;
-    let app = TestApp::spawn(&common::cloud_config(
+    let app = TestApp::spawn(&crate::support::cloud_config(
         &cloud,
         "ws",
         "      token: our-token-123\n",
@@ -917,7 +915,7 @@ async fn redirects_to_another_host_are_not_followed() {
 /// `config check` on `yaml` (with `HARDENING_*` variables unset): its exit
 /// code, stdout and stderr.
 fn config_check(yaml: &str) -> (Option<i32>, String, String) {
-    let (_dir, file) = common::write_config(yaml);
+    let (_dir, file) = crate::support::write_config(yaml);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
         .args(["config", "check", "--config", &file.display().to_string()])
         .env_remove("RUST_LOG")
@@ -1319,7 +1317,7 @@ async fn build_app(
     yaml: &str,
     database: &std::path::Path,
 ) -> Result<bitbucket_catalogd::Application, String> {
-    let (_dir, file) = common::write_config(yaml);
+    let (_dir, file) = crate::support::write_config(yaml);
     let env = bitbucket_catalogd::config::Environment::from_pairs([
         ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
         ("APP_CONFIG_backend_listen_port", "0"),
@@ -1427,7 +1425,7 @@ fn an_alias_bomb_in_the_config_is_an_error() {
     }
     // 2 × 10^6 scalars once expanded.
     yaml.push_str("bomb: [*x5, *x5]\n");
-    let (_dir, file) = common::write_config(&yaml);
+    let (_dir, file) = crate::support::write_config(&yaml);
     let started = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
         .args(["config", "check", "--config", &file.display().to_string()])

@@ -3,10 +3,8 @@
 //! filters, credentials, the fallback when code search is not enabled, and
 //! `next` links that must not be followed.
 
-mod common;
-
 use base64::Engine;
-use common::{FakeCloud, Hit, TestApp, cloud_config, component, search_query};
+use crate::support::{FakeCloud, Hit, TestApp, cloud_config, component, search_query};
 use serde_json::Value;
 
 const WS: &str = "acme";

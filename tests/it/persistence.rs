@@ -1,8 +1,6 @@
 //! Black-box: the embedded SQLite store — a restarted daemon serves its last
 //! catalog before any Bitbucket call, and `kill -9` never leaves a mix.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +8,7 @@ use std::time::{Duration, Instant};
 use bitbucket_catalogd::Application;
 use bitbucket_catalogd::config::{Config, Environment};
 use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
-use common::{
+use crate::support::{
     FakeServer, component, integration_config, mount_mixed_catalog, server_config, write_config,
 };
 use serde_json::Value;
