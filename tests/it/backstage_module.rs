@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use bitbucket_sim::{DatasetConfig, FileKind, FileMix, SimConfig, Simulator};
 use crate::support::TestApp;
+use bitbucket_sim::{DatasetConfig, FileKind, FileMix, SimConfig, Simulator};
 
 const SECRET: &str = "backstage-e2e-s3cret";
 

@@ -393,7 +393,10 @@ async fn provider_status_refresh_metrics_and_openapi() {
 async fn newer_operations_answer_with_backstages_semantics_and_errors() {
     let fake = FakeServer::start().await;
     mount_mixed_catalog(&fake).await;
-    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(&fake, "", ""))).await;
+    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(
+        &fake, "", "",
+    )))
+    .await;
     app.wait_for_run("main", |_| true).await;
     let url = |path: &str| format!("{}{path}", app.address);
 

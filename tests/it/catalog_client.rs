@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use crate::support::{FakeServer, TestApp, component, mount_mixed_catalog, node_json, server_config};
+use crate::support::{
+    FakeServer, TestApp, component, mount_mixed_catalog, node_json, server_config,
+};
 use serde_json::json;
 
 #[tokio::test]

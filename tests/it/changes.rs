@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bitbucket_sim::{DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator};
 use crate::support::{TestApp, component};
+use bitbucket_sim::{DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator};
 use serde_json::Value;
 
 const SECRET: &str = "feed-s3cret";

@@ -3,8 +3,8 @@
 //! filters, credentials, the fallback when code search is not enabled, and
 //! `next` links that must not be followed.
 
-use base64::Engine;
 use crate::support::{FakeCloud, Hit, TestApp, cloud_config, component, search_query};
+use base64::Engine;
 use serde_json::Value;
 
 const WS: &str = "acme";

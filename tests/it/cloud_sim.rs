@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::TestApp;
 use bitbucket_sim::{
     AuthConfig, Behaviour, CodeSearch, Dataset, DatasetConfig, FileKind, SimConfig, Simulator,
 };
-use crate::support::TestApp;
 
 const PROJECTS: usize = 6;
 const REPOS_PER_PROJECT: usize = 60;

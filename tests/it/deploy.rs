@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::TestApp;
 use bitbucket_catalogd::cli::{Cli, Command};
 use bitbucket_catalogd::config::{Config, DatabaseClient, Environment};
 use clap::Parser;
-use crate::support::TestApp;
 use serde_json::Value;
 
 fn image() -> String {

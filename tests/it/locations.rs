@@ -3,8 +3,8 @@
 //! refresh, delete), refusal of URLs outside the integrations, survival
 //! across restarts, and the token that protects the write endpoints.
 
-use bitbucket_catalogd::discovery::location::{location_entity_name, location_id};
 use crate::support::{FakeServer, TestApp, component, integration_config};
+use bitbucket_catalogd::discovery::location::{location_entity_name, location_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wiremock::matchers::any;

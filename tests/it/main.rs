@@ -9,7 +9,6 @@ mod support;
 mod backstage_module;
 mod catalog_api;
 mod catalog_client;
-mod catalog_config;
 mod catalog_processing;
 mod changes;
 mod cli;

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::Application;
-use bitbucket_catalogd::config::{Config, Environment};
-use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
 use crate::support::{
     FakeServer, component, integration_config, mount_mixed_catalog, server_config, write_config,
 };
+use bitbucket_catalogd::Application;
+use bitbucket_catalogd::config::{Config, Environment};
+use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::any;

@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::discovery::location::location_id;
 use crate::support::{
     FakeServer, PgDatabase, TestApp, component, integration_config, mount_mixed_catalog,
     server_config,
 };
+use bitbucket_catalogd::discovery::location::location_id;
 use reqwest::Method;
 use serde_json::json;
 

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 use crate::support::{FakeCloud, FakeServer, Hit, TestApp, cloud_config, server_config};
+use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 use serde_json::Value;
 
 #[tokio::test]

@@ -37,7 +37,10 @@ async fn refresh(app: &TestApp, query: &str) -> Value {
 async fn an_empty_listing_after_a_full_one_is_held_until_forced() {
     let fake = FakeServer::start().await;
     mount(&fake, &slugs(12), &[]).await;
-    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(&fake, "", MANUAL))).await;
+    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(
+        &fake, "", MANUAL,
+    )))
+    .await;
     app.refresh("main", "").await;
     assert_eq!(app.entity_names().await.len(), 12);
 
@@ -299,7 +302,10 @@ async fn small_removals_cannot_add_up_past_the_threshold() {
     let fake = FakeServer::start().await;
     let all = slugs(20);
     mount(&fake, &all, &[]).await;
-    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(&fake, "", MANUAL))).await;
+    let app = TestApp::spawn(&crate::support::with_write_token(&server_config(
+        &fake, "", MANUAL,
+    )))
+    .await;
     app.refresh("main", "").await;
 
     // 6 of 20 (30 %): applied.

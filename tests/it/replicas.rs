@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{FakeServer, PgDatabase, TestApp, component, write_config};
 use bitbucket_catalogd::discovery::location::location_id;
 use bitbucket_sim::{DatasetConfig, FileKind, FileMix, RepoRef, SimConfig, Simulator};
-use crate::support::{FakeServer, PgDatabase, TestApp, component, write_config};
 use reqwest::Method;
 use serde_json::Value;
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
 use crate::support::{FakeServer, TestApp, component, server_config};
+use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
 use serde_json::{Value, json};
 use wiremock::matchers::{path, query_param};
 use wiremock::{Mock, ResponseTemplate};

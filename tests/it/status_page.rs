@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 use crate::support::{TestApp, node_json};
+use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 
 async fn simulated() -> (Simulator, TestApp) {
     let sim = Simulator::start(SimConfig {

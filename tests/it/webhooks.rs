@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::{TestApp, component};
 use bitbucket_catalogd::bitbucket::webhooks::sign;
 use bitbucket_sim::{
     DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator, WebhookEvent,
 };
-use crate::support::{TestApp, component};
 use serde_json::{Value, json};
 
 const SECRET: &str = "webhook-s3cret";

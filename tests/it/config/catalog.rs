@@ -1,17 +1,12 @@
 //! `catalog.rules` and `catalog.processing` in app-config: Backstage's rule
 //! shape, our processing limits, key-path errors and warnings.
 
-use std::path::PathBuf;
+use super::*;
 
-use bitbucket_catalogd::config::{Config, ConfigError, Environment, Loaded};
-
-fn load(yaml: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Result<Loaded, ConfigError>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file: PathBuf = dir.path().join("app-config.yaml");
-    std::fs::write(&file, yaml).expect("write");
-    let env = Environment::from_pairs(env.iter().copied());
-    let loaded = Config::load(&[file], &env);
-    (dir, loaded)
+/// Loads `yaml` with `env` as the whole environment.
+fn load(yaml: &str, env: &[(&str, &str)]) -> (Workspace, Result<Loaded, ConfigError>) {
+    let (ws, _file, loaded) = load_yaml(yaml, env);
+    (ws, loaded)
 }
 
 fn error_text(yaml: &str) -> String {
