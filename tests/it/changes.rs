@@ -7,34 +7,23 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::sim::{SimProviderConfig, components_simulator};
 use crate::support::{TestApp, component};
-use bitbucket_sim::{DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator};
+use bitbucket_sim::{FileKind, Repo, RepoRef, Simulator};
 use serde_json::Value;
 
 const SECRET: &str = "feed-s3cret";
 
 async fn simulator() -> Simulator {
-    Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            projects: 2,
-            repos_per_project: 4,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..DatasetConfig::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
+    components_simulator(2, 4).await
 }
 
+/// The simulator's provider, run only when asked, with `catalog_extra`.
 fn config(sim: &Simulator, catalog_extra: &str) -> String {
-    format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n{catalog_extra}  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.server_api_base(),
-    )
+    SimProviderConfig::new(sim)
+        .webhook_secret(SECRET)
+        .catalog_extra(catalog_extra)
+        .yaml()
 }
 
 fn repos(sim: &Simulator) -> Vec<(RepoRef, Repo)> {

@@ -9,40 +9,27 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::sim::{SimProviderConfig, components_simulator};
 use crate::support::{FakeServer, PgDatabase, TestApp, component, write_config};
 use bitbucket_catalogd::discovery::location::location_id;
-use bitbucket_sim::{DatasetConfig, FileKind, FileMix, RepoRef, SimConfig, Simulator};
+use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use reqwest::Method;
 use serde_json::Value;
 
 const SECRET: &str = "replica-s3cret";
 
 async fn simulator() -> Simulator {
-    Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            projects: 2,
-            repos_per_project: 5,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..DatasetConfig::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
+    components_simulator(2, 5).await
 }
 
 /// The simulator's provider, run at start-up and every 30 minutes, and a
 /// second integration (`fake`) for registered locations.
 fn config(sim: &Simulator, fake: &FakeServer) -> String {
-    format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\n    - host: {fake_host}\n      apiBaseUrl: {fake_api}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{minutes: 30}}\n          timeout: {{minutes: 5}}\n",
-        host = sim.host(),
-        api = sim.server_api_base(),
-        fake_host = fake.host(),
-        fake_api = fake.api_base(),
-    )
+    SimProviderConfig::new(sim)
+        .webhook_secret(SECRET)
+        .integration(&fake.host(), &fake.api_base())
+        .schedule("frequency: {minutes: 30}, timeout: {minutes: 5}")
+        .yaml()
 }
 
 async fn until<F: std::future::Future<Output = bool>>(

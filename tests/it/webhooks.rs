@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::sim::SimProviderConfig;
 use crate::support::{TestApp, component};
 use bitbucket_catalogd::bitbucket::webhooks::sign;
 use bitbucket_sim::{
@@ -19,24 +20,18 @@ const SECRET: &str = "webhook-s3cret";
 /// Only plain one-Component files: each repository's read is one request.
 fn dataset() -> DatasetConfig {
     DatasetConfig {
-        projects: 2,
-        repos_per_project: 6,
-        catalog_ratio: 1.0,
-        archived_ratio: 0.0,
-        mix: FileMix::components_only(),
         cloud_projects: 2,
         cloud_repos_per_project: 4,
-        ..DatasetConfig::default()
+        ..DatasetConfig::components_only(2, 6)
     }
 }
 
 /// A Server provider `sim` on `sim`'s Data Center that runs once at start-up.
 fn server_yaml(sim: &Simulator, integration_extra: &str, provider_extra: &str) -> String {
-    format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n{provider_extra}        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.server_api_base(),
-    )
+    SimProviderConfig::new(sim)
+        .integration_extra(integration_extra)
+        .provider_extra(provider_extra)
+        .yaml()
 }
 
 /// A Cloud provider `sim` on `sim`'s workspace, signed with [`SECRET`].
