@@ -260,11 +260,13 @@ async fn uids_are_stable_and_etags_follow_content() {
     assert_eq!(again["metadata"]["etag"], etag.as_str());
 
     fake.server.reset().await;
-    let changed = crate::support::FakeServer {
-        server: fake.server,
-        authorization: None,
-    };
-    mount_changed_billing(&changed).await;
+    let deprecated =
+        crate::support::entity_doc("Component", "billing", "service", &["java", "money"])
+            .replace("production", "deprecated");
+    FakeServer::builder()
+        .catalog("PLAT", "billing", &deprecated)
+        .mount(&fake)
+        .await;
     app.refresh("main", "").await;
     let changed_entity = app
         .get_json("/api/catalog/entities/by-name/component/default/billing")
@@ -272,15 +274,6 @@ async fn uids_are_stable_and_etags_follow_content() {
     assert_eq!(changed_entity["metadata"]["uid"], uid.as_str());
     assert_ne!(changed_entity["metadata"]["etag"], etag.as_str());
     assert_eq!(changed_entity["spec"]["lifecycle"], "deprecated");
-}
-
-async fn mount_changed_billing(fake: &FakeServer) {
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("billing", false)], 25).await;
-    let doc = crate::support::entity_doc("Component", "billing", "service", &["java", "money"])
-        .replace("production", "deprecated");
-    fake.mount_file("PLAT", "billing", "catalog-info.yaml", &doc)
-        .await;
 }
 
 #[tokio::test]

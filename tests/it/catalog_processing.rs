@@ -514,13 +514,10 @@ async fn entities_carry_backstage_annotations_relations_and_identity() {
 
 #[tokio::test]
 async fn uid_is_stable_and_etag_changes_exactly_when_content_does() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false), ("other", false)], 25)
-        .await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
-        .await;
-    fake.mount_file("PLAT", "other", "catalog-info.yaml", &component("other"))
+    let fake = FakeServer::builder()
+        .component("PLAT", "svc")
+        .component("PLAT", "other")
+        .start()
         .await;
     let app = TestApp::spawn(&server_config(
         &fake,
@@ -539,20 +536,17 @@ async fn uid_is_stable_and_etag_changes_exactly_when_content_does() {
 
     // A new description in svc only.
     fake.server.reset().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false), ("other", false)], 25)
-        .await;
-    fake.mount_file(
-        "PLAT",
-        "svc",
-        "catalog-info.yaml",
-        &component("svc").replace(
-            "  name: svc\n",
-            "  name: svc\n  description: now described\n",
-        ),
-    )
-    .await;
-    fake.mount_file("PLAT", "other", "catalog-info.yaml", &component("other"))
+    FakeServer::builder()
+        .catalog(
+            "PLAT",
+            "svc",
+            &component("svc").replace(
+                "  name: svc\n",
+                "  name: svc\n  description: now described\n",
+            ),
+        )
+        .component("PLAT", "other")
+        .mount(&fake)
         .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let after_svc = loop {

@@ -3,7 +3,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, component, server_config, write_config};
+use crate::support::{FakeServer, server_config, write_config};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");
@@ -28,17 +28,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn fake_with_two_services() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("a", false), ("b", false), ("broken", false)], 25)
-        .await;
-    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
-        .await;
-    fake.mount_file("PLAT", "b", "catalog-info.yaml", &component("b"))
-        .await;
-    fake.mount_file("PLAT", "broken", "catalog-info.yaml", "kind: [")
-        .await;
-    fake
+    FakeServer::builder()
+        .component("PLAT", "a")
+        .component("PLAT", "b")
+        .catalog("PLAT", "broken", "kind: [")
+        .start()
+        .await
 }
 
 #[tokio::test]
@@ -231,8 +226,7 @@ async fn the_shipped_example_config_is_valid() {
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&[], 25).await;
+    let fake = FakeServer::builder().start().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
     let mut child = Command::new(BIN)
         .args(["serve", "--config", &file.display().to_string()])
@@ -350,8 +344,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn health_probes_the_port_the_layered_config_listens_on() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&[], 25).await;
+    let fake = FakeServer::builder().start().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
     let port = free_port();
     // As in the README: the port comes from an override, not the file.

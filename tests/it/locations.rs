@@ -26,33 +26,23 @@ fn location_entity(name: &str, target: &str) -> String {
 /// PLAT/svc holds `svc` and a Location to `./more.yaml` (`more`); PLAT/other
 /// holds `other`; PLAT/discovered is what the provider (if any) finds.
 async fn fake_with_files() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 1000).await;
-    fake.mount_repos("PLAT", &[("discovered", false)], 1000)
-        .await;
-    fake.mount_file(
-        "PLAT",
-        "svc",
-        "catalog-info.yaml",
-        &format!(
-            "{}---\n{}",
-            component("svc"),
-            location_entity("svc-more", "./more.yaml")
-        ),
-    )
-    .await;
-    fake.mount_file("PLAT", "svc", "more.yaml", &component("more"))
-        .await;
-    fake.mount_file("PLAT", "other", "catalog-info.yaml", &component("other"))
-        .await;
-    fake.mount_file(
-        "PLAT",
-        "discovered",
-        "catalog-info.yaml",
-        &component("discovered"),
-    )
-    .await;
-    fake
+    FakeServer::builder()
+        .page_size(1000)
+        .component("PLAT", "discovered")
+        .file(
+            "PLAT",
+            "svc",
+            "catalog-info.yaml",
+            &format!(
+                "{}---\n{}",
+                component("svc"),
+                location_entity("svc-more", "./more.yaml")
+            ),
+        )
+        .file("PLAT", "svc", "more.yaml", &component("more"))
+        .file("PLAT", "other", "catalog-info.yaml", &component("other"))
+        .start()
+        .await
 }
 
 fn with_provider(fake: &FakeServer) -> String {

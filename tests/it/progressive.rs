@@ -216,16 +216,10 @@ async fn cloud_files_at_an_unchanged_commit_are_not_read_again() {
 async fn a_contested_ref_stays_with_the_repository_served_first_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("catalog.sqlite").display().to_string();
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PAY"], 25).await;
-    fake.mount_repos("PAY", &[("payments", false)], 25).await;
-    fake.mount_file(
-        "PAY",
-        "payments",
-        "catalog-info.yaml",
-        &described("payments", "the real one"),
-    )
-    .await;
+    let fake = FakeServer::builder()
+        .catalog("PAY", "payments", &described("payments", "the real one"))
+        .start()
+        .await;
     let config = server_config(
         &fake,
         "",
@@ -239,23 +233,11 @@ async fn a_contested_ref_stays_with_the_repository_served_first_across_restarts(
 
     // A new repository in a project that sorts first claims the same ref.
     fake.server.reset().await;
-    fake.mount_projects(&["AAA", "PAY"], 25).await;
-    fake.mount_repos("AAA", &[("payments", false)], 25).await;
-    fake.mount_repos("PAY", &[("payments", false)], 25).await;
-    fake.mount_file(
-        "AAA",
-        "payments",
-        "catalog-info.yaml",
-        &described("payments", "an impostor"),
-    )
-    .await;
-    fake.mount_file(
-        "PAY",
-        "payments",
-        "catalog-info.yaml",
-        &described("payments", "the real one"),
-    )
-    .await;
+    FakeServer::builder()
+        .catalog("AAA", "payments", &described("payments", "an impostor"))
+        .catalog("PAY", "payments", &described("payments", "the real one"))
+        .mount(&fake)
+        .await;
     let run = app.refresh("main", "").await["lastRun"].clone();
     let conflict = run["problems"]
         .as_array()

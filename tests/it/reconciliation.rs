@@ -46,7 +46,7 @@ async fn an_empty_listing_after_a_full_one_is_held_until_forced() {
 
     // A token that lost its permissions: Bitbucket answers 200 with nothing.
     fake.server.reset().await;
-    fake.mount_projects(&[], 25).await;
+    FakeServer::builder().mount(&fake).await;
     let status = refresh(&app, "").await;
     assert_eq!(status["lastRun"]["outcome"]["status"], "held", "{status:#}");
     assert_eq!(status["lastRun"]["outcome"]["wouldRemove"], 12);
@@ -132,7 +132,7 @@ async fn the_threshold_is_configurable() {
     .await;
     app.refresh("main", "").await;
     fake.server.reset().await;
-    fake.mount_projects(&[], 25).await;
+    FakeServer::builder().mount(&fake).await;
     assert_eq!(
         refresh(&app, "").await["lastRun"]["outcome"]["status"],
         "succeeded"
@@ -184,10 +184,11 @@ async fn a_renamed_repository_keeps_its_entity_uids() {
 
     // svc-01's repository is renamed (same file) and moves project.
     fake.server.reset().await;
-    fake.mount_projects(&["PLAT", "CORE"], 25).await;
-    fake.mount_repos("PLAT", &[("svc-00", false), ("svc-02", false)], 25)
-        .await;
-    fake.mount_repos("CORE", &[("renamed-svc", false)], 25)
+    FakeServer::builder()
+        .repo("PLAT", "svc-00")
+        .repo("PLAT", "svc-02")
+        .repo("CORE", "renamed-svc")
+        .mount(&fake)
         .await;
     for slug in ["svc-00", "svc-02"] {
         fake.mount_file("PLAT", slug, "catalog-info.yaml", &component(slug))

@@ -144,13 +144,10 @@ async fn slow_bodies_past_the_request_timeout_are_retried() {
 /// removes them.
 #[tokio::test]
 async fn an_unreadable_file_keeps_its_previous_entities_until_it_is_gone() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("a", false), ("b", false)], 25)
-        .await;
-    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
-        .await;
-    fake.mount_file("PLAT", "b", "catalog-info.yaml", &component("b"))
+    let fake = FakeServer::builder()
+        .component("PLAT", "a")
+        .component("PLAT", "b")
+        .start()
         .await;
     let config = server_config(
         &fake,
@@ -165,10 +162,10 @@ async fn an_unreadable_file_keeps_its_previous_entities_until_it_is_gone() {
 
     // b's file now fails every time: b stays, marked stale.
     fake.server.reset().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("a", false), ("b", false)], 25)
-        .await;
-    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
+    FakeServer::builder()
+        .component("PLAT", "a")
+        .repo("PLAT", "b")
+        .mount(&fake)
         .await;
     Mock::given(path(
         "/rest/api/1.0/projects/PLAT/repos/b/raw/catalog-info.yaml",
@@ -197,10 +194,10 @@ async fn an_unreadable_file_keeps_its_previous_entities_until_it_is_gone() {
 
     // Gone for real (404): b goes.
     fake.server.reset().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("a", false), ("b", false)], 25)
-        .await;
-    fake.mount_file("PLAT", "a", "catalog-info.yaml", &component("a"))
+    FakeServer::builder()
+        .component("PLAT", "a")
+        .repo("PLAT", "b")
+        .mount(&fake)
         .await;
     let run = refresh().await;
     assert_eq!(run["stale"], json!([]));

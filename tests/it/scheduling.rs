@@ -3,17 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, TestApp, component, server_config};
+use crate::support::{FakeServer, TestApp, server_config};
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 
 async fn one_service_fake() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
-        .await;
-    fake
+    FakeServer::builder().component("PLAT", "svc").start().await
 }
 
 async fn wait_for_listings(fake: &FakeServer, at_least: usize, within: Duration) -> usize {

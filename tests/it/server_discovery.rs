@@ -133,11 +133,7 @@ async fn discovers_exactly_the_entities_of_repos_that_pass_the_filters() {
 
 #[tokio::test]
 async fn entities_carry_their_location() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
-        .await;
+    let fake = FakeServer::builder().component("PLAT", "svc").start().await;
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;
 
@@ -163,9 +159,7 @@ async fn entities_carry_their_location() {
 
 #[tokio::test]
 async fn a_configured_branch_is_read_and_shown_in_the_location() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    let fake = FakeServer::builder().repo("PLAT", "svc").start().await;
     wiremock::Mock::given(wiremock::matchers::method("GET"))
         .and(wiremock::matchers::path(
             "/rest/api/1.0/projects/PLAT/repos/svc/raw/catalog/info.yaml",
@@ -198,10 +192,10 @@ async fn a_configured_branch_is_read_and_shown_in_the_location() {
 
 #[tokio::test]
 async fn bearer_token_is_sent() {
-    let fake = FakeServer::with_authorization("Bearer s3cret-token").await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+    let fake = FakeServer::builder()
+        .authorization("Bearer s3cret-token")
+        .component("PLAT", "svc")
+        .start()
         .await;
     let app = TestApp::spawn(&server_config(&fake, "      token: s3cret-token\n", "")).await;
     let status = app.wait_for_run("main", |_| true).await;
@@ -217,10 +211,10 @@ async fn bearer_token_is_sent() {
 #[tokio::test]
 async fn basic_auth_is_sent() {
     // base64("svc-user:pa55word")
-    let fake = FakeServer::with_authorization("Basic c3ZjLXVzZXI6cGE1NXdvcmQ=").await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
+    let fake = FakeServer::builder()
+        .authorization("Basic c3ZjLXVzZXI6cGE1NXdvcmQ=")
+        .component("PLAT", "svc")
+        .start()
         .await;
     let app = TestApp::spawn(&server_config(
         &fake,
@@ -265,11 +259,7 @@ async fn rejected_credentials_fail_the_run_with_an_actionable_message() {
 
 #[tokio::test]
 async fn a_failed_run_keeps_the_previous_entities() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("svc"))
-        .await;
+    let fake = FakeServer::builder().component("PLAT", "svc").start().await;
     let app = TestApp::spawn(&server_config(
         &fake,
         "",
@@ -326,10 +316,9 @@ async fn a_run_past_its_timeout_is_cancelled_and_counted_as_failed() {
 
 #[tokio::test]
 async fn by_name_is_case_insensitive_and_404s_in_backstage_shape() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
-    fake.mount_file("PLAT", "svc", "catalog-info.yaml", &component("My-Service"))
+    let fake = FakeServer::builder()
+        .catalog("PLAT", "svc", &component("My-Service"))
+        .start()
         .await;
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;

@@ -193,9 +193,7 @@ async fn redirects_to_another_host_are_not_followed() {
     elsewhere
         .mount_file("X", "y", "catalog-info.yaml", &component("foreign"))
         .await;
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("svc", false)], 25).await;
+    let fake = FakeServer::builder().repo("PLAT", "svc").start().await;
     wiremock::Mock::given(wiremock::matchers::path_regex("/raw/"))
         .respond_with(wiremock::ResponseTemplate::new(302).insert_header(
             "location",

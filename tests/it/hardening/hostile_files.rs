@@ -16,14 +16,12 @@ fn amplifier(name: &str, uses: usize) -> String {
 
 #[tokio::test]
 async fn placeholders_cannot_amplify_a_file_and_each_target_is_read_once() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos(
-        "PLAT",
-        &[("bomb", false), ("modest", false), ("plain", false)],
-        25,
-    )
-    .await;
+    let fake = FakeServer::builder()
+        .repo("PLAT", "bomb")
+        .repo("PLAT", "modest")
+        .repo("PLAT", "plain")
+        .start()
+        .await;
     let big = "x".repeat(200 * 1024);
     fake.mount_file("PLAT", "bomb", "catalog-info.yaml", &amplifier("bomb", 100))
         .await;
@@ -78,9 +76,10 @@ async fn placeholders_cannot_amplify_a_file_and_each_target_is_read_once() {
 async fn the_placeholder_budget_counts_served_bytes_and_stops_reading() {
     use wiremock::{Mock, ResponseTemplate, matchers};
 
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("quotes", false), ("flaky", false)], 25)
+    let fake = FakeServer::builder()
+        .repo("PLAT", "quotes")
+        .repo("PLAT", "flaky")
+        .start()
         .await;
     // 8 × 300 KiB read is under the 4 MiB default, but each `"` is served
     // as `\"`: 4.8 MiB. The next document's file is then not read at all.

@@ -16,9 +16,7 @@ use serde_json::{Value, json};
 
 /// A provider `main` serving `count` components from one repository.
 async fn big_catalog(count: usize) -> (FakeServer, TestApp) {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("big", false)], 25).await;
+    let fake = FakeServer::builder().repo("PLAT", "big").start().await;
     let file: Vec<String> = (0..count).map(|i| component(&format!("c{i}"))).collect();
     fake.mount_file("PLAT", "big", "catalog-info.yaml", &file.join("---\n"))
         .await;

@@ -187,9 +187,7 @@ async fn a_corrupt_row_is_skipped_and_a_corrupt_file_is_named() {
 
 #[tokio::test]
 async fn a_second_daemon_on_one_database_is_refused() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[], 25).await;
+    let fake = FakeServer::builder().project("PLAT").start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("catalog.sqlite");
     let yaml = server_config(&fake, "", "");

@@ -148,9 +148,7 @@ async fn invented_methods_do_not_grow_metrics() {
 
 #[tokio::test]
 async fn open_writes_are_capped_rate_limited_and_cannot_force() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[], 25).await;
+    let fake = FakeServer::builder().project("PLAT").start().await;
     for i in 0..8 {
         fake.mount_file(
             "LOC",
@@ -230,9 +228,7 @@ async fn open_writes_are_capped_rate_limited_and_cannot_force() {
 
 #[tokio::test]
 async fn encoded_slashes_and_dot_segments_in_repository_names_are_refused() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[], 25).await;
+    let fake = FakeServer::builder().project("PLAT").start().await;
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |s| s["inProgress"] == false).await;
     let web = fake.server.uri();
@@ -256,9 +252,10 @@ async fn encoded_slashes_and_dot_segments_in_repository_names_are_refused() {
 
 #[tokio::test]
 async fn oversized_values_are_not_repeated_in_full() {
-    let fake = FakeServer::start().await;
-    fake.mount_projects(&["PLAT"], 25).await;
-    fake.mount_repos("PLAT", &[("huge", false), ("ok", false)], 25)
+    let fake = FakeServer::builder()
+        .repo("PLAT", "huge")
+        .repo("PLAT", "ok")
+        .start()
         .await;
     let name = "n".repeat(600 * 1024);
     fake.mount_file("PLAT", "huge", "catalog-info.yaml", &component(&name))

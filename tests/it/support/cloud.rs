@@ -2,8 +2,10 @@
 //! point at it.
 
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::query_param;
+use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+
+use super::mock;
 
 /// A fake Bitbucket Cloud (REST 2.0 under `/2.0`, web pages at the root)
 /// that pages with absolute `next` links like the real one.
@@ -54,11 +56,7 @@ impl FakeCloud {
     }
 
     fn get(&self, p: String) -> MockBuilder {
-        let builder = Mock::given(method("GET")).and(path(p));
-        match &self.authorization {
-            Some(value) => builder.and(header("authorization", value.as_str())),
-            None => builder,
-        }
+        mock::get(self.authorization.as_deref(), p)
     }
 
     /// Serves `values` at `api_path` in pages of `page_size` (the first page
@@ -199,13 +197,7 @@ impl FakeCloud {
 
     /// Requests whose path ends with `suffix`.
     pub async fn requests_to(&self, suffix: &str) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path().ends_with(suffix))
-            .count()
+        mock::requests_to(&self.server, suffix).await
     }
 
     pub async fn requests(&self) -> Vec<wiremock::Request> {

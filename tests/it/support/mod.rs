@@ -23,6 +23,7 @@
 mod app;
 mod cloud;
 mod entities;
+mod mock;
 mod node;
 mod postgres;
 mod server;

@@ -2,10 +2,11 @@
 //! point at it.
 
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::query_param;
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::entities::component;
+use super::mock;
 
 pub const API: &str = "/rest/api/1.0";
 
@@ -18,6 +19,15 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
+    /// A fake to declare projects, repositories and files on before it
+    /// starts: `FakeServer::builder().component("PLAT", "svc").start()`.
+    pub fn builder() -> FakeServerBuilder {
+        FakeServerBuilder {
+            page_size: 25,
+            ..FakeServerBuilder::default()
+        }
+    }
+
     pub async fn start() -> Self {
         Self {
             server: MockServer::start().await,
@@ -42,11 +52,7 @@ impl FakeServer {
     }
 
     fn get(&self, p: String) -> MockBuilder {
-        let builder = Mock::given(method("GET")).and(path(p));
-        match &self.authorization {
-            Some(value) => builder.and(header("authorization", value.as_str())),
-            None => builder,
-        }
+        mock::get(self.authorization.as_deref(), p)
     }
 
     /// Serves `values` at `api_path` in pages of `page_size`, and checks
@@ -113,13 +119,11 @@ impl FakeServer {
     /// One project whose repositories `slugs` each hold a component of
     /// that name.
     pub async fn mount_components(&self, project: &str, slugs: &[&str]) {
-        self.mount_projects(&[project], 25).await;
-        let repos: Vec<(&str, bool)> = slugs.iter().map(|slug| (*slug, false)).collect();
-        self.mount_repos(project, &repos, 25).await;
-        for slug in slugs {
-            self.mount_file(project, slug, "catalog-info.yaml", &component(slug))
-                .await;
-        }
+        slugs
+            .iter()
+            .fold(Self::builder(), |fake, slug| fake.component(project, slug))
+            .mount(self)
+            .await;
     }
 
     /// Like [`Self::mount_file`], with arbitrary bytes.
@@ -130,7 +134,6 @@ impl FakeServer {
             .await;
     }
 
-    /// How many requests reached the fake whose path ends with `suffix`.
     /// Bitbucket goes down: every request is answered 503 from now on.
     pub async fn fail_everything(&self) {
         self.server.reset().await;
@@ -140,19 +143,12 @@ impl FakeServer {
             .await;
     }
 
+    /// How many requests reached the fake whose path ends with `suffix`.
     pub async fn requests_to(&self, suffix: &str) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path().ends_with(suffix))
-            .count()
+        mock::requests_to(&self.server, suffix).await
     }
 }
 
-/// A config with one Server integration pointing at `fake` and one provider
-/// `main` with the given extra provider YAML (indented under the provider).
 /// The fake as an integration, with no provider (locations only).
 pub fn integration_config(fake: &FakeServer) -> String {
     format!(
@@ -162,10 +158,105 @@ pub fn integration_config(fake: &FakeServer) -> String {
     )
 }
 
+/// A config with one Server integration pointing at `fake` and one provider
+/// `main` with the given extra integration and provider YAML (indented under
+/// the integration and the provider).
 pub fn server_config(fake: &FakeServer, integration_extra: &str, provider_extra: &str) -> String {
     format!(
         "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n{integration_extra}\ncatalog:\n  providers:\n    bitbucketServer:\n      main:\n        host: {host}\n{provider_extra}\n",
         host = fake.host(),
         api = fake.api_base(),
     )
+}
+
+/// What a [`FakeServer`] serves: projects (listed in the order first
+/// named), their repositories and files, in pages of 25 unless told.
+#[derive(Default)]
+pub struct FakeServerBuilder {
+    authorization: Option<String>,
+    page_size: usize,
+    /// Project key and its repositories as `(slug, archived)`.
+    projects: Vec<(String, Vec<(String, bool)>)>,
+    /// `(project, slug, path, body)`.
+    files: Vec<(String, String, String, String)>,
+}
+
+impl FakeServerBuilder {
+    /// Every request must carry this `Authorization` header.
+    pub fn authorization(mut self, value: &str) -> Self {
+        self.authorization = Some(value.to_owned());
+        self
+    }
+
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Project `key`, listed with the repositories declared for it (an
+    /// empty page if none).
+    pub fn project(mut self, key: &str) -> Self {
+        self.repos_of(key);
+        self
+    }
+
+    pub fn repo(self, project: &str, slug: &str) -> Self {
+        self.repo_archived(project, slug, false)
+    }
+
+    pub fn repo_archived(mut self, project: &str, slug: &str, archived: bool) -> Self {
+        self.repos_of(project).push((slug.to_owned(), archived));
+        self
+    }
+
+    /// `body` at `path` on the repository's default branch.
+    pub fn file(mut self, project: &str, slug: &str, path: &str, body: &str) -> Self {
+        self.files
+            .push((project.into(), slug.into(), path.into(), body.into()));
+        self
+    }
+
+    /// A repository whose `catalog-info.yaml` is `body`.
+    pub fn catalog(self, project: &str, slug: &str, body: &str) -> Self {
+        self.repo(project, slug)
+            .file(project, slug, "catalog-info.yaml", body)
+    }
+
+    /// A repository whose `catalog-info.yaml` is a component named after it.
+    pub fn component(self, project: &str, slug: &str) -> Self {
+        self.catalog(project, slug, &component(slug))
+    }
+
+    fn repos_of(&mut self, project: &str) -> &mut Vec<(String, bool)> {
+        let index = match self.projects.iter().position(|(key, _)| key == project) {
+            Some(index) => index,
+            None => {
+                self.projects.push((project.to_owned(), Vec::new()));
+                self.projects.len() - 1
+            }
+        };
+        &mut self.projects[index].1
+    }
+
+    pub async fn start(self) -> FakeServer {
+        let fake = FakeServer {
+            server: MockServer::start().await,
+            authorization: self.authorization.clone(),
+        };
+        self.mount(&fake).await;
+        fake
+    }
+
+    /// Mounts what is declared on `fake` (e.g. after a reset).
+    pub async fn mount(self, fake: &FakeServer) {
+        let keys: Vec<&str> = self.projects.iter().map(|(key, _)| key.as_str()).collect();
+        fake.mount_projects(&keys, self.page_size).await;
+        for (key, repos) in &self.projects {
+            let repos: Vec<(&str, bool)> = repos.iter().map(|(s, a)| (s.as_str(), *a)).collect();
+            fake.mount_repos(key, &repos, self.page_size).await;
+        }
+        for (project, slug, path, body) in &self.files {
+            fake.mount_file(project, slug, path, body).await;
+        }
+    }
 }
