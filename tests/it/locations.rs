@@ -224,14 +224,7 @@ async fn registering_dry_runs_conflicts_refresh_and_removal() {
     assert_eq!(status, 409, "{body:#}");
 
     // Deleting takes the location and exactly its entities away.
-    let (status, body) = app
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{id}"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = app.delete_location(&id).await;
     assert_eq!((status, body), (204, Value::Null));
     assert_eq!(sorted_names(&app).await, vec!["discovered"]);
     assert!(!targets(&app).await.contains(&target));
@@ -241,25 +234,11 @@ async fn registering_dry_runs_conflicts_refresh_and_removal() {
             .status(),
         404
     );
-    let (status, body) = app
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{id}"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = app.delete_location(&id).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["name"], "NotFoundError");
     // A discovered location is not removable over HTTP.
-    let (status, body) = app
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{}", location_id(&discovered)),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = app.delete_location(&location_id(&discovered)).await;
     assert_eq!(status, 404);
     assert!(
         body["error"]["message"]
@@ -390,20 +369,12 @@ async fn registered_locations_survive_a_restart_and_stay_gone_once_deleted() {
         .await;
     assert_eq!(status["origin"], "registered");
     assert_eq!(sorted_names(&second).await, expected);
-    let (status, _) = second
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{}", location_id(&target)),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = second.delete_location(&location_id(&target)).await;
     assert_eq!(status, 204);
     second.stop().await;
 
     let third = TestApp::spawn_with_database(&yaml, &db).await;
-    assert_eq!(third.get_json("/api/catalog/entities").await, json!([]));
-    assert_eq!(third.get_json("/api/catalog/locations").await, json!([]));
+    third.assert_serves_nothing().await;
     third.stop().await;
 }
 

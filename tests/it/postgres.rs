@@ -12,7 +12,6 @@ use crate::support::{
     server_config,
 };
 use bitbucket_catalogd::discovery::location::location_id;
-use reqwest::Method;
 use serde_json::json;
 
 async fn wait_for_entities(app: &TestApp, count: usize) {
@@ -137,20 +136,12 @@ async fn registered_locations_survive_a_restart_and_stay_gone_once_deleted() {
     assert!(names.contains(&"other".to_owned()));
     let locations = second.get_json("/api/catalog/locations").await;
     assert_eq!(locations[0]["data"]["target"], target.as_str());
-    let (status, _) = second
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{}", location_id(&target)),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = second.delete_location(&location_id(&target)).await;
     assert_eq!(status, 204);
     second.stop().await;
 
     let third = TestApp::spawn_on_postgres(&yaml, &db).await;
-    assert_eq!(third.get_json("/api/catalog/entities").await, json!([]));
-    assert_eq!(third.get_json("/api/catalog/locations").await, json!([]));
+    third.assert_serves_nothing().await;
     third.stop().await;
     db.drop_database().await;
 }

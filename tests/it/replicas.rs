@@ -250,14 +250,7 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
     }
     let (status, body) = followers[1].register(&target, "", None).await;
     assert_eq!(status, 409, "{body:#}");
-    let (status, _) = followers[1]
-        .send(
-            Method::DELETE,
-            &format!("/api/catalog/locations/{}", location_id(&target)),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = followers[1].delete_location(&location_id(&target)).await;
     assert_eq!(status, 204);
     for app in replicas {
         until(

@@ -152,6 +152,19 @@ impl TestApp {
         .await
     }
 
+    /// `DELETE /api/catalog/locations/{id}` without a token; `(status, JSON body)`.
+    pub async fn delete_location(&self, id: &str) -> (u16, Value) {
+        let path = format!("/api/catalog/locations/{id}");
+        self.send(reqwest::Method::DELETE, &path, None, None).await
+    }
+
+    /// Serves no entity and no location (e.g. after the last one was
+    /// deleted and the daemon restarted).
+    pub async fn assert_serves_nothing(&self) {
+        assert_eq!(self.get_json("/api/catalog/entities").await, json!([]));
+        assert_eq!(self.get_json("/api/catalog/locations").await, json!([]));
+    }
+
     /// The provider's status once its run count (runs seen so far) changes
     /// from `previous_run` — polls `/api/catalog/providers`.
     pub async fn wait_for_run(&self, provider: &str, accept: impl Fn(&Value) -> bool) -> Value {

@@ -1,10 +1,8 @@
 //! Bitbucket Cloud REST 2.0: repository and project paging with absolute
 //! `next` URLs, `q` and `fields`, and `src`.
 
-mod common;
-
+use crate::support::{client, cloud_all, get_json, get_text, start};
 use bitbucket_sim::{CloudOptions, DatasetConfig, FileKind, SimConfig};
-use common::{client, cloud_all, get_json, get_text, start};
 use serde_json::json;
 
 fn config() -> SimConfig {

@@ -1,10 +1,8 @@
 //! Bitbucket Server REST 1.0: paging, repository shape, personal projects,
 //! raw files and their errors, and garbage requests.
 
-mod common;
-
+use crate::support::{client, get_json, get_text, server_all, start};
 use bitbucket_sim::{DatasetConfig, FileKind, ServerOptions, SimConfig};
-use common::{client, get_json, get_text, server_all, start};
 use serde_json::json;
 
 fn config() -> SimConfig {

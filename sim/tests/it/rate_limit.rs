@@ -1,12 +1,10 @@
 //! The token bucket: 429 with Retry-After when empty, recovery after the
 //! wait, one bucket per credential, refill rate, run-time changes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{client, get_json, start};
 use bitbucket_sim::{Behaviour, EndpointKind, RateLimit, SimConfig};
-use common::{client, get_json, start};
 
 fn limited(burst: u32, per_second: f64) -> SimConfig {
     SimConfig {

@@ -1,9 +1,7 @@
 //! Required credentials: Bearer tokens and Basic pairs; 401 otherwise.
 
-mod common;
-
+use crate::support::{client, start};
 use bitbucket_sim::{AuthConfig, SimConfig};
-use common::{client, start};
 
 #[tokio::test]
 async fn only_configured_credentials_get_in() {

@@ -1,14 +1,12 @@
 //! The `/__sim` endpoints, shutdown, and the binary's start-up output.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{client, get_json, start};
 use bitbucket_sim::{EndpointKind, SimConfig, Stats};
-use common::{client, get_json, start};
 
 #[tokio::test]
 async fn stats_over_http_match_the_library_and_reset() {

@@ -1,12 +1,10 @@
 //! Cloud code search: Backstage's per-project query, `fields`, repeated
 //! results across pages (BCLOUD-23644), search not enabled, bad queries.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::support::{client, cloud_all, get_json, start};
 use bitbucket_sim::{Behaviour, CodeSearch, DatasetConfig, SimConfig, Simulator};
-use common::{client, cloud_all, get_json, start};
 use serde_json::{Value, json};
 
 /// What Backstage's Bitbucket Cloud provider sends.

@@ -1,5 +1,4 @@
 //! Shared helpers for the simulator's black-box tests.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

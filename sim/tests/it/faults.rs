@@ -1,12 +1,10 @@
 //! Injected faults: ratios within loose statistical bounds, what a client
 //! sees for each kind, determinism per seed, and latency.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{client, start};
 use bitbucket_sim::{Behaviour, DatasetConfig, EndpointKind, Faults, SimConfig, Simulator};
-use common::{client, start};
 
 fn with_faults(seed: u64, faults: Faults) -> SimConfig {
     SimConfig {
