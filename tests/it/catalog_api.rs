@@ -1,7 +1,7 @@
 //! Black-box: the catalog REST API's details that the JS client does not
 //! exercise — Link headers, errors, predicates, uid lookups, status, metrics.
 
-use crate::support::{FakeServer, TestApp, mount_mixed_catalog, server_config};
+use crate::support::{FakeServer, TestApp, mount_mixed_catalog, names, server_config};
 use serde_json::{Value, json};
 
 async fn app() -> (FakeServer, TestApp) {
@@ -10,20 +10,6 @@ async fn app() -> (FakeServer, TestApp) {
     let app = TestApp::spawn(&server_config(&fake, "", "")).await;
     app.wait_for_run("main", |_| true).await;
     (fake, app)
-}
-
-fn names(entities: &Value) -> Vec<String> {
-    entities
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -1,31 +1,10 @@
 //! Black-box: the binary's commands, exit codes and output streams.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, server_config, write_config};
+use crate::support::{BIN, FakeServer, free_port, run_binary, server_config, text, write_config};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");
-
-/// Runs the binary off the async runtime (it blocks until the process ends).
-async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(args)
-            .envs(env)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("binary runs")
-    })
-    .await
-    .expect("join")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 async fn fake_with_two_services() -> FakeServer {
     FakeServer::builder()
@@ -40,7 +19,7 @@ async fn fake_with_two_services() -> FakeServer {
 async fn run_once_prints_entities_as_json_and_a_summary_on_stderr() {
     let fake = fake_with_two_services().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "run-once".into(),
             "--config".into(),
@@ -76,7 +55,7 @@ async fn run_once_prints_entities_as_json_and_a_summary_on_stderr() {
 async fn run_once_prints_multi_document_yaml() {
     let fake = fake_with_two_services().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "run-once".into(),
             "-c".into(),
@@ -103,7 +82,7 @@ async fn run_once_prints_multi_document_yaml() {
 async fn run_once_exits_1_when_a_provider_run_fails() {
     let fake = FakeServer::start().await; // answers 404 to the project listing
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "run-once".into(),
             "--config".into(),
@@ -125,7 +104,7 @@ async fn run_once_exits_1_when_a_provider_run_fails() {
 async fn run_once_with_an_unknown_provider_is_a_config_error() {
     let fake = FakeServer::start().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "run-once".into(),
             "--config".into(),
@@ -148,7 +127,7 @@ async fn run_once_with_an_unknown_provider_is_a_config_error() {
 async fn config_check_redacts_secrets_and_explains_mistakes() {
     let fake = FakeServer::start().await;
     let (_dir, file) = write_config(&server_config(&fake, "      token: ${BB_TOKEN}\n", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "config".into(),
             "check".into(),
@@ -170,7 +149,7 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
         "",
         "        filters:\n          repoSlug: '[unclosed'\n",
     ));
-    let out = run(
+    let out = run_binary(
         vec![
             "config".into(),
             "check".into(),
@@ -189,7 +168,7 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
     );
     assert!(stderr.contains("invalid regular expression"), "{stderr}");
 
-    let out = run(
+    let out = run_binary(
         vec![
             "config".into(),
             "check".into(),
@@ -206,7 +185,7 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
 #[tokio::test]
 async fn the_shipped_example_config_is_valid() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
-    let out = run(
+    let out = run_binary(
         vec![
             "config".into(),
             "check".into(),
@@ -289,7 +268,7 @@ async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_ex
             args.push("--strict".into());
         }
         args.extend(["--config".to_owned(), file.display().to_string()]);
-        run(args, vec![])
+        run_binary(args, vec![])
     };
     let out = check(false).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -320,7 +299,7 @@ async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_ex
 
     // Without warnings, --strict passes.
     let (_dir, clean) = write_config(&server_config(&fake, "", ""));
-    let out = run(
+    let out = run_binary(
         vec![
             "config".into(),
             "check".into(),
@@ -332,14 +311,6 @@ async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_ex
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-}
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 #[tokio::test]
@@ -354,7 +325,7 @@ async fn health_probes_the_port_the_layered_config_listens_on() {
         ("APP_CONFIG_backend_database_connection", ":memory:".into()),
     ];
     let health = || {
-        run(
+        run_binary(
             vec![
                 "health".into(),
                 "--config".into(),
@@ -389,7 +360,7 @@ async fn health_probes_the_port_the_layered_config_listens_on() {
     assert!(text(&out.stdout).contains("ready"));
 
     // A broken config is unhealthy (1: Docker reserves 2), naming the file.
-    let out = run(
+    let out = run_binary(
         vec![
             "health".into(),
             "--config".into(),
@@ -526,7 +497,7 @@ async fn the_simulator_quick_start_discovers_its_catalog() {
         .expect("simulator starts");
     let (_dir, fragment) = write_config(&sim.app_config_snippet());
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
-    let out = run(
+    let out = run_binary(
         vec![
             "run-once".into(),
             "--config".into(),

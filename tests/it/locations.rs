@@ -7,8 +7,6 @@ use crate::support::{FakeServer, TestApp, component, integration_config};
 use bitbucket_catalogd::discovery::location::{location_entity_name, location_id};
 use reqwest::Method;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, ResponseTemplate};
 
 fn browse(fake: &FakeServer, project: &str, slug: &str, file: &str) -> String {
     format!(
@@ -59,20 +57,13 @@ async fn sorted_names(app: &TestApp) -> Vec<String> {
     names
 }
 
+/// The sorted names of `entities` (none if it is not an array).
 fn entity_names(entities: &Value) -> Vec<String> {
-    let mut names: Vec<String> = entities
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .map(|e| {
-                    e["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut names = if entities.is_array() {
+        crate::support::names(entities)
+    } else {
+        Vec::new()
+    };
     names.sort();
     names
 }
@@ -354,11 +345,7 @@ async fn registered_locations_survive_a_restart_and_stay_gone_once_deleted() {
 
     // Bitbucket is down now: the restarted daemon serves the stored
     // entities, lists the location, and its failing refresh keeps them.
-    fake.server.reset().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&fake.server)
-        .await;
+    fake.fail_everything().await;
     let second = TestApp::spawn_with_database(&yaml, &db).await;
     let mut expected = vec![generated(&target), "other".to_owned()];
     expected.sort();

@@ -13,7 +13,6 @@ use bitbucket_catalogd::config::{Config, Environment};
 use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use wiremock::matchers::any;
 use wiremock::{Mock, ResponseTemplate};
 
 /// The daemon on a free port with its database at `db`.
@@ -94,11 +93,7 @@ async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
     first.stop().await;
 
     // Bitbucket is now down; the restarted daemon must still serve everything.
-    fake.server.reset().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&fake.server)
-        .await;
+    fake.fail_everything().await;
     let second = start(&config, &db).await;
     let after = second.get_json("/api/catalog/entities").await;
     assert_eq!(after, before);

@@ -163,21 +163,11 @@ async fn a_standalone_daemon_on_postgres_leads_and_says_so() {
 
 /// Runs the binary with `args` and `env`; `(exit code, stdout, stderr)`.
 async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-            .args(args)
-            .envs(env)
-            .env_remove("RUST_LOG")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("binary runs")
-    })
-    .await
-    .expect("join");
+    let out = crate::support::run_binary(args, env).await;
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::support::text(&out.stdout),
+        crate::support::text(&out.stderr),
     )
 }
 

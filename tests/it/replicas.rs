@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::sim::{SimProviderConfig, components_simulator};
-use crate::support::{FakeServer, PgDatabase, TestApp, component, write_config};
+use crate::support::{BIN, FakeServer, PgDatabase, TestApp, component, free_port, write_config};
 use bitbucket_catalogd::discovery::location::location_id;
 use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use reqwest::Method;
@@ -268,14 +268,6 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
     db.drop_database().await;
 }
 
-/// A free loopback port for a daemon run as a process.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_completes() {
     let sim = simulator().await;
@@ -284,7 +276,7 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     let yaml = config(&sim, &fake);
     let (_dir, file) = write_config(&yaml);
     let port = free_port();
-    let mut leader = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+    let mut leader = Command::new(BIN)
         .args(["serve", "--config", &file.display().to_string()])
         .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
         .env("APP_CONFIG_backend_listen_port", port.to_string())

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");
+use crate::support::{BIN, text};
 
 /// Every kind Backstage builds in, for the corpus run with `--config`.
 const ALL_KINDS: &str = "Component,API,Location,System,Domain,Resource,Group,User";
@@ -44,10 +44,6 @@ fn validate(args: &[&str], dir: &Path, stdin: Option<&str>) -> Output {
             .expect("write stdin");
     }
     child.wait_with_output().expect("binary ends")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn corpus_dir() -> PathBuf {

@@ -2,16 +2,9 @@
 //! keep-alive.
 
 use super::*;
+use crate::support::free_port;
 
 // ---------------------------------------------------------------- 4: connections
-
-/// A free loopback port (bound, then released for the daemon).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// The daemon binary with `yaml` on `port` under 512 descriptors, soft and
 /// hard (so it cannot raise them); its log (info) piped when `log`.

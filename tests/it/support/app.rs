@@ -231,18 +231,7 @@ impl TestApp {
     }
 
     pub async fn entity_names(&self) -> Vec<String> {
-        let entities = self.get_json("/api/catalog/entities").await;
-        entities
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|e| {
-                e["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
+        super::entities::names(&self.get_json("/api/catalog/entities").await)
     }
 
     pub async fn stop(self) {

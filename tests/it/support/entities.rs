@@ -1,5 +1,7 @@
 //! Catalog files the fakes serve.
 
+use serde_json::Value;
+
 use super::server::FakeServer;
 
 /// A one-document catalog file for a component.
@@ -80,4 +82,19 @@ pub async fn mount_mixed_catalog(fake: &FakeServer) {
         &entity_doc("Component", "search", "service", &["go"]),
     )
     .await;
+}
+
+/// The `metadata.name` of each entity in a JSON array of entities.
+pub fn names(entities: &Value) -> Vec<String> {
+    entities
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
 }

@@ -21,6 +21,7 @@
 //! mean hand-writing the data set and its webhook state.
 
 mod app;
+mod binary;
 mod cloud;
 mod entities;
 mod mock;
@@ -30,6 +31,7 @@ mod server;
 pub mod sim;
 
 pub use app::*;
+pub use binary::*;
 pub use cloud::*;
 pub use entities::*;
 pub use node::*;

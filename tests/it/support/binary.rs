@@ -1,0 +1,36 @@
+//! The daemon's binary, run as a child process.
+
+use std::process::{Command, Output, Stdio};
+
+/// The `bitbucket-catalogd` binary Cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-catalogd");
+
+/// A loopback port nothing listens on right now (bound, then released for
+/// a daemon run as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Runs the binary with `args` and `env` added (and `RUST_LOG` removed),
+/// off the async runtime (it blocks until the process ends).
+pub async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(args)
+            .envs(env)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join")
+}
+
+/// Output bytes as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
