@@ -1,9 +1,12 @@
 //! Black-box: the binary's commands, exit codes and output streams.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, FakeServer, free_port, run_binary, server_config, text, write_config};
+use crate::support::{
+    BIN, FakeServer, free_port, run_binary, run_on_config, server_config, text, write_config,
+};
 use serde_json::Value;
 
 async fn fake_with_two_services() -> FakeServer {
@@ -19,15 +22,7 @@ async fn fake_with_two_services() -> FakeServer {
 async fn run_once_prints_entities_as_json_and_a_summary_on_stderr() {
     let fake = fake_with_two_services().await;
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run_binary(
-        vec![
-            "run-once".into(),
-            "--config".into(),
-            file.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["run-once"], &file).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let entities: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON array");
     let names: Vec<&str> = entities
@@ -82,15 +77,7 @@ async fn run_once_prints_multi_document_yaml() {
 async fn run_once_exits_1_when_a_provider_run_fails() {
     let fake = FakeServer::start().await; // answers 404 to the project listing
     let (_dir, file) = write_config(&server_config(&fake, "", ""));
-    let out = run_binary(
-        vec![
-            "run-once".into(),
-            "--config".into(),
-            file.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["run-once"], &file).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("provider main: FAILED"),
@@ -149,16 +136,7 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
         "",
         "        filters:\n          repoSlug: '[unclosed'\n",
     ));
-    let out = run_binary(
-        vec![
-            "config".into(),
-            "check".into(),
-            "--config".into(),
-            bad.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["config", "check"], &bad).await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
@@ -168,14 +146,9 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
     );
     assert!(stderr.contains("invalid regular expression"), "{stderr}");
 
-    let out = run_binary(
-        vec![
-            "config".into(),
-            "check".into(),
-            "--config".into(),
-            "/nonexistent/app-config.yaml".into(),
-        ],
-        vec![],
+    let out = run_on_config(
+        &["config", "check"],
+        Path::new("/nonexistent/app-config.yaml"),
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
@@ -185,16 +158,7 @@ async fn config_check_redacts_secrets_and_explains_mistakes() {
 #[tokio::test]
 async fn the_shipped_example_config_is_valid() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/app-config.yaml");
-    let out = run_binary(
-        vec![
-            "config".into(),
-            "check".into(),
-            "--config".into(),
-            config.into(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["config", "check"], Path::new(config)).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(
         !text(&out.stderr).contains("warning"),
@@ -299,17 +263,7 @@ async fn config_check_suggests_fixes_for_typos_and_strict_turns_warnings_into_ex
 
     // Without warnings, --strict passes.
     let (_dir, clean) = write_config(&server_config(&fake, "", ""));
-    let out = run_binary(
-        vec![
-            "config".into(),
-            "check".into(),
-            "--strict".into(),
-            "--config".into(),
-            clean.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["config", "check", "--strict"], &clean).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -360,15 +314,7 @@ async fn health_probes_the_port_the_layered_config_listens_on() {
     assert!(text(&out.stdout).contains("ready"));
 
     // A broken config is unhealthy (1: Docker reserves 2), naming the file.
-    let out = run_binary(
-        vec![
-            "health".into(),
-            "--config".into(),
-            "/nonexistent/app-config.yaml".into(),
-        ],
-        vec![],
-    )
-    .await;
+    let out = run_on_config(&["health"], Path::new("/nonexistent/app-config.yaml")).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/app-config.yaml"));
 }

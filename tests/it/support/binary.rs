@@ -1,5 +1,6 @@
 //! The daemon's binary, run as a child process.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// The `bitbucket-catalogd` binary Cargo built for these tests.
@@ -28,6 +29,14 @@ pub async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> 
     })
     .await
     .expect("join")
+}
+
+/// Runs `bitbucket-catalogd <command…> --config <file>` with no variables
+/// added (see [`run_binary`]).
+pub async fn run_on_config(command: &[&str], file: &Path) -> Output {
+    let mut args: Vec<String> = command.iter().map(|&arg| arg.to_owned()).collect();
+    args.extend(["--config".to_owned(), file.display().to_string()]);
+    run_binary(args, vec![]).await
 }
 
 /// Output bytes as text (lossy).
