@@ -2,7 +2,7 @@
 //! catalog before any Bitbucket call, and `kill -9` never leaves a mix.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -174,21 +174,13 @@ async fn kill_9_during_a_run_keeps_every_applied_batch_and_never_half_a_reposito
         "        concurrency: 32\n        schedule:\n          frequency: { seconds: 1 }\n",
     ));
 
-    let binary = env!("CARGO_BIN_EXE_bitbucket-catalogd");
     let mut consistent_states = Vec::new();
     for attempt in 0..6u64 {
-        let mut child = Command::new(binary)
-            .args(["serve", "--config", &file.display().to_string()])
-            .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-            .env("APP_CONFIG_backend_listen_port", "0")
+        let mut child = crate::support::serve_command(&file, 0)
             .env(
                 "APP_CONFIG_backend_database_connection",
                 db.display().to_string(),
             )
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("serve starts");
         tokio::time::sleep(Duration::from_millis(300 + attempt * 1100)).await;

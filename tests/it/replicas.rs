@@ -6,11 +6,11 @@
 //! of the leader hands over within 10 seconds and the next run completes.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::sim::{SimProviderConfig, components_simulator};
-use crate::support::{BIN, FakeServer, PgDatabase, TestApp, component, free_port, write_config};
+use crate::support::{FakeServer, PgDatabase, TestApp, component, free_port, write_config};
 use bitbucket_catalogd::discovery::location::location_id;
 use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use reqwest::Method;
@@ -276,16 +276,9 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     let yaml = config(&sim, &fake);
     let (_dir, file) = write_config(&yaml);
     let port = free_port();
-    let mut leader = Command::new(BIN)
-        .args(["serve", "--config", &file.display().to_string()])
-        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-        .env("APP_CONFIG_backend_listen_port", port.to_string())
+    let mut leader = crate::support::serve_command(&file, port)
         .env("APP_CONFIG_backend_database_client", "pg")
         .env("APP_CONFIG_backend_database_connection", &db.url)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
     let leader_url = format!("http://127.0.0.1:{port}");

@@ -15,6 +15,22 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// `bitbucket-catalogd serve --config <file>` listening on 127.0.0.1 at
+/// `port` (0: any free one), logging errors only, its output discarded.
+pub fn serve_command(file: &Path, port: u16) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(file)
+        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
+        .env("APP_CONFIG_backend_listen_port", port.to_string())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
 /// Runs the binary with `args` and `env` added (and `RUST_LOG` removed),
 /// off the async runtime (it blocks until the process ends).
 pub async fn run_binary(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
