@@ -2,7 +2,9 @@
 //! crate is linked once instead of once per file (zero2prod's
 //! `tests/api/main.rs`). Shared fakes and the spawned app live in
 //! [`support`]. Run one area with e.g.
-//! `cargo nextest run --test it -E 'test(/^config::/)'`.
+//! `cargo nextest run --test it -E 'test(/^config::/)'`. The one test that
+//! reads the process-wide metrics registry whole lives in `tests/metrics`,
+//! so that plain `cargo test` (one process per binary) still passes.
 
 mod support;
 

@@ -11,19 +11,10 @@ mod requests;
 
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, TestApp, assert_backstage_error, component, server_config};
+use crate::support::{
+    FakeServer, TestApp, assert_backstage_error, big_catalog, component, server_config,
+};
 use serde_json::{Value, json};
-
-/// A provider `main` serving `count` components from one repository.
-async fn big_catalog(count: usize) -> (FakeServer, TestApp) {
-    let fake = FakeServer::builder().repo("PLAT", "big").start().await;
-    let file: Vec<String> = (0..count).map(|i| component(&format!("c{i}"))).collect();
-    fake.mount_file("PLAT", "big", "catalog-info.yaml", &file.join("---\n"))
-        .await;
-    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
-    app.wait_for_run("main", |s| s["entities"] == count).await;
-    (fake, app)
-}
 
 /// A predicate of `terms` conditions that all have to be evaluated.
 fn wide_query(terms: usize) -> Value {

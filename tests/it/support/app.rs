@@ -9,7 +9,9 @@ use bitbucket_catalogd::config::{Config, Environment};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::entities::component;
 use super::postgres::PgDatabase;
+use super::server::{FakeServer, server_config};
 
 /// The write token [`with_write_token`] configures; [`TestApp::refresh`]
 /// always sends it (an app without `externalAccess` ignores it).
@@ -250,4 +252,17 @@ impl TestApp {
             .expect("app stops on its own in time")
             .expect("app task ends cleanly")
     }
+}
+
+/// The app with a provider `main` serving `count` components from one
+/// repository's file, once its first run has stored them all.
+pub async fn big_catalog(count: usize) -> (FakeServer, TestApp) {
+    let file: Vec<String> = (0..count).map(|i| component(&format!("c{i}"))).collect();
+    let fake = FakeServer::builder()
+        .catalog("PLAT", "big", &file.join("---\n"))
+        .start()
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["entities"] == count).await;
+    (fake, app)
 }
