@@ -7,13 +7,15 @@
 //! (if installed) at two connection counts. `API_BENCH_SEED_ONLY=FILE` only
 //! seeds FILE (e.g. to run `serve` on it under a heap profiler).
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::{Catalog, Entity, UnitEntities};
+use bitbucket_catalogd::catalog::{Entity, UnitEntities};
 use bitbucket_catalogd::discovery::RunReport;
-use bitbucket_catalogd::store::{Batch, CatalogStore, SqliteStore};
+use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -51,7 +53,6 @@ fn entity(i: usize) -> Entity {
 
 /// Renders the entities the way a run does (stitched) and stores them.
 async fn seed(db: &Path, count: usize) {
-    let catalog = Catalog::new();
     // One repository (unit) per entity, as a provider run keeps them.
     let units = (0..count)
         .map(|i| UnitEntities {
@@ -59,17 +60,8 @@ async fn seed(db: &Path, count: usize) {
             entities: vec![entity(i)],
         })
         .collect();
-    let applied = catalog.prepare("bench", units);
     let store = SqliteStore::open(db).await.expect("store");
-    store
-        .apply(Batch {
-            source: "bench",
-            changes: &applied.changes,
-            repositories: &[],
-            forgotten: &[],
-        })
-        .await
-        .expect("seed");
+    support::seed_units(&store, units).await;
     store
         .save_run("bench", &RunReport::new("bench"))
         .await
@@ -158,25 +150,16 @@ async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, u
     (best, size)
 }
 
+/// Prints wrk's report on by-name lookups of `count` entities' components.
 fn wrk(address: &str, count: usize, connections: u32, dir: &Path) {
-    let script = dir.join("by-name.lua");
-    std::fs::write(
-        &script,
-        format!("counter = 0\nrequest = function()\n  counter = counter + 1\n  local i = (counter * 7919) % {count}\n  if i % 5 == 0 then i = i + 1 end\n  if i >= {count} then i = 1 end\n  return wrk.format('GET', string.format('/api/catalog/entities/by-name/component/default/service-%06d', i))\nend\n"),
-    )
-    .expect("script");
-    let connections = connections.to_string();
-    match Command::new("wrk")
-        .args(["-t1", "-c", &connections, "-d10s", "--latency", "-s"])
-        .arg(&script)
-        .arg(address)
-        .output()
-    {
-        Ok(out) if out.status.success() => println!(
-            "wrk -t1 -c{connections} -d10s --latency (by-name, rotating names):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        ),
-        _ => println!(
+    let pick = format!(
+        "  local i = (counter * 7919) % {count}\n  if i % 5 == 0 then i = i + 1 end\n  if i >= {count} then i = 1 end\n"
+    );
+    match support::wrk_by_name(address, dir, connections, &pick) {
+        Some(report) => {
+            println!("wrk -t1 -c{connections} -d10s --latency (by-name, rotating names):\n{report}")
+        }
+        None => println!(
             "wrk not available: install it (apt-get install wrk) for the by-name load test"
         ),
     }

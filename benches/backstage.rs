@@ -13,8 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bitbucket_sim::{DatasetConfig, FileMix, SimConfig, Simulator};
+use bitbucket_sim::{DatasetConfig, SimConfig, Simulator};
 use support::Daemon;
+use support::sim::SimProviderConfig;
 
 const SECRET: &str = "bench-secret";
 const PUSHES: usize = 50;
@@ -24,24 +25,18 @@ async fn main() {
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/backstage");
     let sim = Simulator::start(SimConfig {
         seed: 5,
-        dataset: DatasetConfig {
-            projects: 200,
-            repos_per_project: 50,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..Default::default()
-        },
+        dataset: DatasetConfig::components_only(200, 50),
         webhook_secret: Some(SECRET.into()),
         ..Default::default()
     })
     .await
     .expect("simulator");
-    let daemon = Daemon::spawn(&format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ minutes: 30 }}\n",
-        host = sim.host(),
-        api = sim.server_api_base()
-    ));
+    let daemon = Daemon::spawn(
+        &SimProviderConfig::new(&sim)
+            .webhook_secret(SECRET)
+            .schedule("frequency: { hours: 24 }, timeout: { minutes: 30 }")
+            .yaml(),
+    );
     let client = reqwest::Client::new();
     let expected = sim.dataset().server_repos().count();
     loop {

@@ -8,6 +8,8 @@
 //! in the catalog, persist it in one transaction, publish — and measures
 //! wall time and CPU (all threads) until the changed entity is served.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use bitbucket_catalogd::catalog::{Catalog, EntityKey, UnitEntities};
 use bitbucket_catalogd::config::CatalogSettings;
 use bitbucket_catalogd::discovery::{UnitUpdate, pipeline};
 use bitbucket_catalogd::scheduler::Applier;
-use bitbucket_catalogd::store::{Batch, CatalogStore, SqliteStore};
+use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
 use futures::future::BoxFuture;
 
 const TEAMS: usize = 40;
@@ -105,7 +107,6 @@ fn process_cpu() -> Duration {
 }
 
 async fn seed(db: &std::path::Path, count: usize) {
-    let catalog = Catalog::new();
     let mut units = Vec::with_capacity(count + TEAMS);
     for team in 0..TEAMS {
         let location = format!(
@@ -122,17 +123,8 @@ async fn seed(db: &std::path::Path, count: usize) {
             unit: unit(i),
         });
     }
-    let applied = catalog.prepare("bench", units);
     let store = SqliteStore::open(db).await.expect("store");
-    store
-        .apply(Batch {
-            source: "bench",
-            changes: &applied.changes,
-            repositories: &[],
-            forgotten: &[],
-        })
-        .await
-        .expect("seed");
+    support::seed_units(&store, units).await;
     store.close().await;
 }
 

@@ -14,15 +14,18 @@
 //!    10,000 seeded entities: a daemon on SQLite, then the leader and a
 //!    follower on PostgreSQL.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::{Catalog, Entity, UnitEntities};
+use bitbucket_catalogd::catalog::{Entity, UnitEntities};
 use bitbucket_catalogd::config::database::postgres_connection;
-use bitbucket_catalogd::store::{Batch, CatalogStore, PostgresStore, SqliteStore};
-use bitbucket_sim::{DatasetConfig, FileKind, FileMix, RepoRef, SimConfig, Simulator};
+use bitbucket_catalogd::store::{CatalogStore, PostgresStore, SqliteStore};
+use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use serde_json::Value;
+use support::sim::{SimProviderConfig, components_simulator};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 const SECRET: &str = "bench-s3cret";
@@ -125,35 +128,13 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-/// A simulated Bitbucket Server: `projects` × `repos` repositories, each
-/// with one component.
-async fn simulator(projects: usize, repos: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            projects,
-            repos_per_project: repos,
-            catalog_ratio: 1.0,
-            archived_ratio: 0.0,
-            mix: FileMix::components_only(),
-            ..DatasetConfig::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator")
-}
-
 fn sim_config(dir: &Path, sim: &Simulator) -> std::path::PathBuf {
     let config = dir.join("replicas.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: {SECRET}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{minutes: 30}}\n",
-            host = sim.host(),
-            api = sim.server_api_base(),
-        ),
-    )
-    .expect("config");
+    let yaml = SimProviderConfig::new(sim)
+        .webhook_secret(SECRET)
+        .schedule("frequency: {minutes: 30}")
+        .yaml();
+    std::fs::write(&config, yaml).expect("config");
     config
 }
 
@@ -186,7 +167,7 @@ async fn published(http: reqwest::Client, address: String, after: String) -> (In
 }
 
 async fn propagation(rounds: usize) {
-    let sim = simulator(4, 25).await;
+    let sim = components_simulator(4, 25).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = sim_config(dir.path(), &sim);
     let (url, name) = fresh_database("propagation");
@@ -270,7 +251,7 @@ async fn propagation(rounds: usize) {
 }
 
 async fn failover() {
-    let sim = simulator(2, 10).await;
+    let sim = components_simulator(2, 10).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = sim_config(dir.path(), &sim);
     let (url, name) = fresh_database("failover");
@@ -334,42 +315,21 @@ fn entity(i: usize) -> Entity {
 
 /// 10,000 stitched entities, one unit each, stored in `store`.
 async fn seed(store: &dyn CatalogStore) {
-    let catalog = Catalog::new();
     let units = (0..SEEDED)
         .map(|i| UnitEntities {
             unit: format!("https://bitbucket.example.com/projects/P/repos/service-{i:06}/browse/catalog-info.yaml"),
             entities: vec![entity(i)],
         })
         .collect();
-    let applied = catalog.prepare("bench", units);
-    store
-        .apply(Batch {
-            source: "bench",
-            changes: &applied.changes,
-            repositories: &[],
-            forgotten: &[],
-        })
-        .await
-        .expect("seed");
+    support::seed_units(store, units).await;
     store.close().await;
 }
 
 /// Requests per second by name (wrk -c4, 10 s), or `None` without wrk.
 fn wrk(address: &str, dir: &Path) -> Option<f64> {
-    let script = dir.join("by-name.lua");
-    std::fs::write(
-        &script,
-        format!("counter = 0\nrequest = function()\n  counter = counter + 1\n  local i = (counter * 7919) % {SEEDED}\n  return wrk.format('GET', string.format('/api/catalog/entities/by-name/component/default/service-%06d', i))\nend\n"),
-    )
-    .ok()?;
-    let out = Command::new("wrk")
-        .args(["-t1", "-c4", "-d10s", "--latency", "-s"])
-        .arg(&script)
-        .arg(address)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("Requests/sec:"))?;
+    let pick = format!("  local i = (counter * 7919) % {SEEDED}\n");
+    let report = support::wrk_by_name(address, dir, 4, &pick)?;
+    let line = report.lines().find(|l| l.starts_with("Requests/sec:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

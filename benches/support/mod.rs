@@ -1,7 +1,17 @@
 //! What benchmarks share: the daemon as `serve` in a child process, on a
-//! free loopback port, with a SQLite store in a temporary directory.
+//! free loopback port, with a SQLite store in a temporary directory; a
+//! store seeded as a provider run leaves it; by-name load under `wrk`; and
+//! the simulator set-ups the integration tests use too.
+#![allow(dead_code)] // each bench uses a subset
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use bitbucket_catalogd::catalog::{Catalog, UnitEntities};
+use bitbucket_catalogd::store::{Batch, CatalogStore};
+
+#[path = "../../tests/it/support/sim.rs"]
+pub mod sim;
 
 pub struct Daemon {
     child: Child,
@@ -49,4 +59,46 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Stores `units` as a run of provider `bench` would.
+pub async fn seed_units(store: &dyn CatalogStore, units: Vec<UnitEntities>) {
+    let applied = Catalog::new().prepare("bench", units);
+    store
+        .apply(Batch {
+            source: "bench",
+            changes: &applied.changes,
+            repositories: &[],
+            forgotten: &[],
+        })
+        .await
+        .expect("seed");
+}
+
+/// `wrk -t1 -c{connections} -d10s --latency` on by-name lookups of
+/// `component:default/service-NNNNNN`, where `pick` is the Lua that sets `i`
+/// from `counter`; wrk's report, or `None` without wrk.
+pub fn wrk_by_name(address: &str, dir: &Path, connections: u32, pick: &str) -> Option<String> {
+    let script = dir.join("by-name.lua");
+    std::fs::write(
+        &script,
+        format!("counter = 0\nrequest = function()\n  counter = counter + 1\n{pick}  return wrk.format('GET', string.format('/api/catalog/entities/by-name/component/default/service-%06d', i))\nend\n"),
+    )
+    .ok()?;
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c",
+            &connections.to_string(),
+            "-d10s",
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(address)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -84,6 +84,23 @@ impl Default for DatasetConfig {
     }
 }
 
+impl DatasetConfig {
+    /// `projects` × `repos_per_project` Server repositories, each with one
+    /// plain Component file and none archived: every repository's read is
+    /// one request and yields one entity, so requests and entities are easy
+    /// to count.
+    pub fn components_only(projects: usize, repos_per_project: usize) -> Self {
+        Self {
+            projects,
+            repos_per_project,
+            catalog_ratio: 1.0,
+            archived_ratio: 0.0,
+            mix: FileMix::components_only(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Weights (not necessarily summing to 1) of the catalog file shapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileMix {

@@ -148,8 +148,6 @@ impl Simulator {
         Ok(())
     }
 
-    /// A ready-to-use `app-config.yaml` fragment pointing bitbucket-catalogd
-    /// at this simulator.
     /// Writes `content` to `path` on `repo`'s default branch (a new head
     /// commit) and returns the push event Bitbucket would send.
     pub fn push_file(
@@ -176,6 +174,8 @@ impl Simulator {
         self.state.rename(repo, new_slug)
     }
 
+    /// A ready-to-use `app-config.yaml` fragment pointing bitbucket-catalogd
+    /// at this simulator.
     pub fn app_config_snippet(&self) -> String {
         app_config_snippet(&self.host(), &self.server_api_base(), &self.state.config)
     }

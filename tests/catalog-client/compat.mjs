@@ -1,6 +1,6 @@
 // Runs the real @backstage/catalog-client against a bitbucket-catalogd at
 // argv[2] (e.g. http://127.0.0.1:12345) and prints what every method
-// returned as one JSON document; tests/catalog_client.rs asserts on it.
+// returned as one JSON document; tests/it/catalog_client.rs asserts on it.
 // argv[3]: a file to register; argv[4]: another to move it to; argv[5]: a
 // repository without a catalog file.
 import { CatalogClient } from '@backstage/catalog-client';

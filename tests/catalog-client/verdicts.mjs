@@ -4,7 +4,7 @@
 // policies and the built-in kind validators of @backstage/catalog-model.
 // `--allow=Kind,Kind` is `catalog.rules`' allow list; without it, Backstage's
 // default rules (Component, API, Location). Prints {"<file>": {"valid":
-// bool, "errors": [..]}}; tests/validate.rs compares it with
+// bool, "errors": [..]}}; tests/it/validate.rs compares it with
 // `bitbucket-catalogd validate`.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';

@@ -2,7 +2,7 @@
  * The module against the real thing: Backstage's catalog backend
  * (`startTestBackend` with `@backstage/plugin-catalog-backend`, its
  * database on the local PostgreSQL), following a spawned bitbucket-catalogd
- * fed by the simulator. Run by the daemon's `tests/backstage_module.rs`,
+ * fed by the simulator. Run by the daemon's `tests/it/backstage_module.rs`,
  * which starts both and passes their URLs:
  *
  *   CATALOGD_URL, SIM_URL, PUSH_REPOSITORY and REMOVE_REPOSITORY
@@ -26,7 +26,7 @@ const prefix = `catalogd_e2e_${process.pid}_`;
 
 function required(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this through tests/backstage_module.rs`);
+  if (!value) throw new Error(`${name} is not set: run this through tests/it/backstage_module.rs`);
   return value;
 }
 

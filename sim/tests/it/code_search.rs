@@ -1,0 +1,219 @@
+//! Cloud code search: Backstage's per-project query, `fields`, repeated
+//! results across pages (BCLOUD-23644), search not enabled, bad queries.
+
+use std::collections::BTreeSet;
+
+use crate::support::{client, cloud_all, get_json, start};
+use bitbucket_sim::{Behaviour, CodeSearch, DatasetConfig, SimConfig, Simulator};
+use serde_json::{Value, json};
+
+/// What Backstage's Bitbucket Cloud provider sends.
+const BACKSTAGE_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
+
+fn config() -> SimConfig {
+    SimConfig {
+        dataset: DatasetConfig {
+            cloud_projects: 3,
+            cloud_repos_per_project: 25,
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&str>) -> String {
+    let query = format!("\"catalog-info.yaml\" path:/catalog-info.yaml project:{project}");
+    let mut url = url::Url::parse(&format!(
+        "{}/workspaces/{}/search/code",
+        sim.cloud_api_base(),
+        sim.cloud_workspace()
+    ))
+    .expect("url");
+    url.query_pairs_mut()
+        .append_pair("search_query", &query)
+        .append_pair("pagelen", &pagelen.to_string());
+    if let Some(fields) = fields {
+        url.query_pairs_mut().append_pair("fields", fields);
+    }
+    url.to_string()
+}
+
+fn slugs(values: &[Value]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            v["file"]["commit"]["repository"]["slug"]
+                .as_str()
+                .expect("slug")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn per_project_search_finds_exactly_the_root_catalog_files() {
+    let sim = start(config()).await;
+    let c = client();
+    for project in &sim.dataset().cloud.projects {
+        let want: BTreeSet<String> = sim
+            .dataset()
+            .cloud
+            .repos
+            .iter()
+            .filter(|r| r.project_key == project.key && r.file_kind.has_file())
+            .map(|r| r.slug.clone())
+            .collect();
+        let (values, pages) = cloud_all(&c, &search_url(&sim, &project.key, 4, None)).await;
+        let got = slugs(&values);
+        assert_eq!(got.len(), want.len(), "no duplicates without the bug");
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+        assert_eq!(pages.len(), want.len().div_ceil(4).max(1));
+        for v in &values {
+            assert_eq!(v["type"], "code_search_result");
+            assert_eq!(v["file"]["path"], "catalog-info.yaml");
+            assert_eq!(
+                v["path_matches"],
+                json!([{"text": "catalog-info.yaml", "match": true}])
+            );
+            let repo = &v["file"]["commit"]["repository"];
+            let slug = repo["slug"].as_str().expect("slug");
+            let r = sim.dataset().cloud_repo(slug).expect("known repo");
+            assert_eq!(v["file"]["commit"]["hash"], json!(r.commit));
+            assert_eq!(repo["project"]["key"], json!(project.key));
+            assert_eq!(repo["mainbranch"]["name"], json!(r.default_branch));
+            assert_eq!(repo["full_name"], json!(format!("acme/{slug}")));
+        }
+    }
+}
+
+#[tokio::test]
+async fn backstage_fields_trim_links_and_content_but_keep_what_discovery_needs() {
+    let sim = start(config()).await;
+    let c = client();
+    let (values, _) = cloud_all(&c, &search_url(&sim, "CP001", 100, Some(BACKSTAGE_FIELDS))).await;
+    assert!(!values.is_empty());
+    for v in values {
+        assert!(v.get("content_matches").is_none());
+        assert!(v["file"].get("links").is_none());
+        assert!(v["file"]["commit"].get("links").is_none());
+        let repo = &v["file"]["commit"]["repository"];
+        assert!(repo["slug"].is_string() && repo["mainbranch"]["name"].is_string());
+        assert!(repo["project"]["key"].is_string());
+        assert!(repo["links"]["html"]["href"].is_string());
+        assert!(repo["links"].get("self").is_none());
+    }
+}
+
+#[tokio::test]
+async fn repeated_results_across_pages_when_the_bug_is_on() {
+    let sim = start(SimConfig {
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                repeat_per_page: 2,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let c = client();
+    let want: BTreeSet<String> = sim
+        .dataset()
+        .cloud
+        .repos
+        .iter()
+        .filter(|r| r.project_key == "CP002" && r.file_kind.has_file())
+        .map(|r| r.slug.clone())
+        .collect();
+    assert!(want.len() > 5, "the test needs several pages");
+    let (values, pages) = cloud_all(&c, &search_url(&sim, "CP002", 5, None)).await;
+    let got = slugs(&values);
+    let unique: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(unique, want, "nothing lost");
+    assert_eq!(
+        got.len() - unique.len(),
+        2 * (pages.len() - 1),
+        "two repeats per later page"
+    );
+    // Each later page starts with the previous page's last two results.
+    for pair in pages.windows(2) {
+        let prev = slugs(pair[0]["values"].as_array().expect("values"));
+        let next = slugs(pair[1]["values"].as_array().expect("values"));
+        assert_eq!(prev[prev.len() - 2..], next[..2]);
+    }
+    assert_eq!(pages[0]["size"], json!(want.len()));
+}
+
+#[tokio::test]
+async fn search_not_enabled_answers_like_bitbucket_and_can_be_turned_on() {
+    let sim = start(SimConfig {
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                enabled: false,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let c = client();
+    let (status, body) = get_json(&c, &search_url(&sim, "CP001", 10, None)).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not enabled"))
+    );
+
+    let mut behaviour = sim.behaviour();
+    behaviour.code_search.disabled_status = 403;
+    sim.set_behaviour(behaviour.clone()).expect("valid");
+    let (status, _) = get_json(&c, &search_url(&sim, "CP001", 10, None)).await;
+    assert_eq!(status, 403);
+
+    behaviour.code_search.enabled = true;
+    sim.set_behaviour(behaviour).expect("valid");
+    let (status, _) = get_json(&c, &search_url(&sim, "CP001", 10, None)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_queries_are_400_and_results_stop_at_the_cap() {
+    let sim = start(SimConfig {
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                max_results: 3,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let c = client();
+    let base = format!("{}/workspaces/acme/search/code", sim.cloud_api_base());
+    for bad in [
+        "",
+        "?search_query=",
+        "?search_query=path%3A%2Fx",
+        "?search_query=%22open",
+        "?search_query=x&page=0",
+    ] {
+        let (status, body) = get_json(&c, &format!("{base}{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (values, _) = cloud_all(&c, &format!("{base}?search_query=generated&pagelen=2")).await;
+    assert_eq!(values.len(), 3);
+    let (status, _) = get_json(
+        &c,
+        &format!(
+            "{}/workspaces/other/search/code?search_query=x",
+            sim.cloud_api_base()
+        ),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,33 @@
+//! The integration tests: one binary, one module per behaviour area, so the
+//! crate is linked once instead of once per file (zero2prod's
+//! `tests/api/main.rs`). Shared fakes and the spawned app live in
+//! [`support`]. Run one area with e.g.
+//! `cargo nextest run --test it -E 'test(/^config::/)'`. The one test that
+//! reads the process-wide metrics registry whole lives in `tests/metrics`,
+//! so that plain `cargo test` (one process per binary) still passes.
+
+mod support;
+
+mod backstage_module;
+mod catalog_api;
+mod catalog_client;
+mod catalog_processing;
+mod changes;
+mod cli;
+mod cloud_discovery;
+mod cloud_sim;
+mod config;
+mod deploy;
+mod hardening;
+mod locations;
+mod persistence;
+mod postgres;
+mod progressive;
+mod reconciliation;
+mod replicas;
+mod resilience;
+mod scheduling;
+mod server_discovery;
+mod status_page;
+mod validate;
+mod webhooks;

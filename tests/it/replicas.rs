@@ -1,0 +1,484 @@
+//! Black-box: three daemons on one PostgreSQL database and one simulated
+//! Bitbucket. Exactly one leads: Bitbucket sees one daemon's requests per
+//! run; every replica serves the same catalog; writes sent to a follower
+//! (refresh, webhook, location registration and removal) are carried out
+//! once, by the leader, with the answers a single daemon gives; `kill -9`
+//! of the leader hands over within 10 seconds and the next run completes.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::sim::{SimProviderConfig, components_simulator};
+use crate::support::{FakeServer, PgDatabase, TestApp, component, free_port, write_config};
+use bitbucket_catalogd::discovery::location::location_id;
+use bitbucket_sim::{FileKind, RepoRef, Simulator};
+use reqwest::Method;
+use serde_json::Value;
+
+const SECRET: &str = "replica-s3cret";
+
+async fn simulator() -> Simulator {
+    components_simulator(2, 5).await
+}
+
+/// The simulator's provider, run at start-up and every 30 minutes, and a
+/// second integration (`fake`) for registered locations.
+fn config(sim: &Simulator, fake: &FakeServer) -> String {
+    SimProviderConfig::new(sim)
+        .webhook_secret(SECRET)
+        .integration(&fake.host(), &fake.api_base())
+        .schedule("frequency: {minutes: 30}, timeout: {minutes: 5}")
+        .yaml()
+}
+
+async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn finished_runs(app: &TestApp) -> Option<String> {
+    let status = app.get_json("/api/catalog/providers/sim").await;
+    (status["inProgress"] == false && !status["lastRun"]["finishedAt"].is_null())
+        .then(|| status["lastRun"]["startedAt"].to_string())
+}
+
+async fn role(app: &TestApp) -> Value {
+    app.get_json("/api/catalog/replica").await
+}
+
+/// What one daemon of its own costs Bitbucket: its start-up run, and a
+/// refresh after it.
+async fn standalone_costs(sim: &Simulator, fake: &FakeServer) -> (u64, u64, BTreeSet<String>) {
+    sim.reset_stats();
+    let app = TestApp::spawn(&config(sim, fake)).await;
+    let app_ref = &app;
+    until(
+        "the standalone start-up run",
+        Duration::from_secs(30),
+        || async move { finished_runs(app_ref).await.is_some() },
+    )
+    .await;
+    let first = sim.stats().requests;
+    app.refresh("sim", "").await;
+    let refresh = sim.stats().requests - first;
+    let refs = app.entity_refs().await;
+    app.stop().await;
+    sim.reset_stats();
+    (first, refresh, refs)
+}
+
+#[tokio::test]
+async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    fake.mount_file("EXT", "other", "catalog-info.yaml", &component("other"))
+        .await;
+    let (start_up_cost, refresh_cost, expected) = standalone_costs(&sim, &fake).await;
+    assert!(start_up_cost > 0 && refresh_cost > 0);
+
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let followers = [
+        TestApp::spawn_on_postgres(&yaml, &db).await,
+        TestApp::spawn_on_postgres(&yaml, &db).await,
+    ];
+    let replicas = [&leader, &followers[0], &followers[1]];
+    assert_eq!(role(&leader).await["role"], "leader");
+    let leader_identity = role(&leader).await["identity"].clone();
+    for follower in &followers {
+        let status = role(follower).await;
+        assert_eq!(status["role"], "follower", "{status:#}");
+        assert_eq!(status["leader"], leader_identity);
+    }
+
+    // Every replica serves the leader's catalog.
+    let expected = &expected;
+    for app in replicas {
+        until(
+            "the catalog on every replica",
+            Duration::from_secs(30),
+            || async move { app.entity_refs().await == *expected },
+        )
+        .await;
+        // A follower is ready once it has caught up.
+        until("readiness", Duration::from_secs(5), || async move {
+            app.get("/.backstage/health/v1/readiness").await.status() == 200
+        })
+        .await;
+    }
+    let leader_ref = &leader;
+    until(
+        "the leader's start-up run",
+        Duration::from_secs(30),
+        || async move { finished_runs(leader_ref).await.is_some() },
+    )
+    .await;
+    // Followers' schedules fired too, but only the leader ran.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.stats().requests, start_up_cost);
+
+    // A refresh sent to a follower: accepted as by a single daemon, run
+    // once, by the leader.
+    let before = finished_runs(&leader).await;
+    let (status, _) = followers[0]
+        .send(
+            Method::POST,
+            "/api/catalog/providers/sim/refresh",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    until(
+        "the refresh run on the leader",
+        Duration::from_secs(30),
+        || {
+            let before = before.clone();
+            async move {
+                finished_runs(leader_ref)
+                    .await
+                    .is_some_and(|s| Some(s) != before)
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sim.stats().requests, start_up_cost + refresh_cost);
+    // Followers show the leader's last run.
+    let last = finished_runs(&leader).await;
+    for follower in &followers {
+        let last = last.clone();
+        until(
+            "the leader's run in a follower's status",
+            Duration::from_secs(10),
+            || {
+                let last = last.clone();
+                async move { finished_runs(follower).await == last }
+            },
+        )
+        .await;
+    }
+
+    // A webhook sent to a follower: applied once, served by all.
+    let repo = sim
+        .dataset()
+        .server_repos()
+        .find(|r| r.file_kind == FileKind::Component)
+        .expect("a component repository")
+        .clone();
+    let repo_ref = RepoRef::Server {
+        project: repo.project_key.clone(),
+        slug: repo.slug.clone(),
+    };
+    let reads_before = sim.stats().requests;
+    let event = sim
+        .push_file(
+            &repo_ref,
+            "catalog-info.yaml",
+            &component("pushed-through-a-follower"),
+        )
+        .expect("push");
+    let status = event
+        .deliver(
+            &format!("{}/api/events/http/bitbucketServer", followers[1].address),
+            Some(SECRET),
+        )
+        .await
+        .expect("delivered");
+    assert_eq!(status, 202);
+    for app in replicas {
+        until(
+            "the pushed entity on every replica",
+            Duration::from_secs(10),
+            || async move {
+                app.entity_refs()
+                    .await
+                    .contains("component:default/pushed-through-a-follower")
+            },
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let push_cost = sim.stats().requests - reads_before;
+    assert!(
+        (1..=2).contains(&push_cost),
+        "a push through a follower cost {push_cost} requests"
+    );
+
+    // A location registered through a follower answers with its entities
+    // and is served by all; removed through the other, it is gone from all.
+    let target = format!(
+        "{}/projects/EXT/repos/other/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
+    let (status, body) = followers[0].register(&target, "", None).await;
+    assert_eq!(status, 201, "{body:#}");
+    let names: Vec<&str> = body["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter_map(|e| e["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"other"), "{body:#}");
+    let target_ref = &target;
+    for app in replicas {
+        until(
+            "the registered location on every replica",
+            Duration::from_secs(5),
+            || async move {
+                app.entity_refs().await.contains("component:default/other")
+                    && app
+                        .get_json("/api/catalog/locations")
+                        .await
+                        .to_string()
+                        .contains(target_ref.as_str())
+            },
+        )
+        .await;
+    }
+    let (status, body) = followers[1].register(&target, "", None).await;
+    assert_eq!(status, 409, "{body:#}");
+    let (status, _) = followers[1].delete_location(&location_id(&target)).await;
+    assert_eq!(status, 204);
+    for app in replicas {
+        until(
+            "the removal on every replica",
+            Duration::from_secs(5),
+            || async move { !app.entity_refs().await.contains("component:default/other") },
+        )
+        .await;
+    }
+
+    leader.stop().await;
+    for app in followers {
+        app.stop().await;
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_completes() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let (_dir, file) = write_config(&yaml);
+    let port = free_port();
+    let mut leader = crate::support::serve_command(&file, port)
+        .env("APP_CONFIG_backend_database_client", "pg")
+        .env("APP_CONFIG_backend_database_connection", &db.url)
+        .spawn()
+        .expect("serve starts");
+    let leader_url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let leader_status = || {
+        let http = http.clone();
+        let url = format!("{leader_url}/api/catalog/replica");
+        async move {
+            match http.get(&url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            }
+        }
+    };
+    until("the process leading", Duration::from_secs(30), || {
+        let status = leader_status();
+        async move { status.await["role"] == "leader" }
+    })
+    .await;
+    let followers = [
+        TestApp::spawn_on_postgres(&yaml, &db).await,
+        TestApp::spawn_on_postgres(&yaml, &db).await,
+    ];
+    for follower in &followers {
+        assert_eq!(role(follower).await["role"], "follower");
+        until(
+            "the catalog on the follower",
+            Duration::from_secs(30),
+            || async move { follower.entity_names().await.len() == 10 },
+        )
+        .await;
+    }
+    let before = [
+        finished_runs(&followers[0]).await,
+        finished_runs(&followers[1]).await,
+    ];
+
+    Command::new("kill")
+        .args(["-9", &leader.id().to_string()])
+        .status()
+        .expect("kill");
+    let _ = leader.wait();
+    let killed = Instant::now();
+    let followers_ref = &followers;
+    until(
+        "a follower taking over",
+        Duration::from_secs(10),
+        || async move {
+            let mut leaders = 0;
+            for follower in followers_ref {
+                if role(follower).await["role"] == "leader" {
+                    leaders += 1;
+                }
+            }
+            leaders == 1
+        },
+    )
+    .await;
+    let handover = killed.elapsed();
+    assert!(handover < Duration::from_secs(10), "took {handover:?}");
+    let (new_leader, index) = if role(&followers[0]).await["role"] == "leader" {
+        (&followers[0], 0)
+    } else {
+        (&followers[1], 1)
+    };
+    let other = &followers[1 - index];
+    let identity = role(new_leader).await["identity"].clone();
+    let identity = &identity;
+    until(
+        "the other follower naming the new leader",
+        Duration::from_secs(3),
+        || async move { role(other).await["leader"] == *identity },
+    )
+    .await;
+    // The new leader runs its start-up run, continuing from what is stored.
+    let previous = before[index].clone();
+    until("the new leader's run", Duration::from_secs(30), || {
+        let previous = previous.clone();
+        async move {
+            finished_runs(new_leader)
+                .await
+                .is_some_and(|s| Some(s) != previous)
+        }
+    })
+    .await;
+    let status = new_leader.get_json("/api/catalog/providers/sim").await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    assert_eq!(new_leader.entity_refs().await, other.entity_refs().await);
+
+    for app in followers {
+        app.stop().await;
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&leader).await["role"], "leader");
+    assert_eq!(role(&follower).await["role"], "follower");
+
+    // The server ends the session holding the lock, as it does when the
+    // network to the leader is gone.
+    let pool = db.pool().await;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
+    )
+    .bind(&db.name)
+    .fetch_all(&pool)
+    .await
+    .expect("terminates the lock session");
+    assert_eq!(ended, [true]);
+    pool.close().await;
+    let cut = Instant::now();
+
+    let follower_ref = &follower;
+    until(
+        "the follower taking over",
+        Duration::from_secs(10),
+        || async move { role(follower_ref).await["role"] == "leader" },
+    )
+    .await;
+    assert!(cut.elapsed() < Duration::from_secs(10));
+    let outcome = leader.ended(Duration::from_secs(15)).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(bitbucket_catalogd::app::AppError::LeadershipLost)
+        ),
+        "{outcome:?}"
+    );
+    follower.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
+    use sqlx::Connection;
+
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    fake.mount_file("EXT", "other", "catalog-info.yaml", &component("other"))
+        .await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    // Someone else (this test) holds the leader lock: the daemon follows.
+    let first = TestApp::spawn_on_postgres(&yaml, &db).await;
+    first.stop().await;
+    let mut holder = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("connects");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(0x6262_6364_6c65_6164_i64)
+        .fetch_one(&mut holder)
+        .await
+        .expect("locks");
+    assert!(locked);
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+
+    let target = format!(
+        "{}/projects/EXT/repos/other/browse/catalog-info.yaml",
+        fake.server.uri()
+    );
+    let started = Instant::now();
+    let response = follower
+        .http
+        .post(format!("{}/api/catalog/locations", follower.address))
+        .json(&serde_json::json!({"type": "url", "target": target}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap_or_default(),
+        "10"
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["name"], "ServiceUnavailableError", "{body:#}");
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    assert_eq!(fake.requests_to("/raw/catalog-info.yaml").await, 0);
+    let pool = db.pool().await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM replica_requests")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    assert_eq!(left, 0, "the unclaimed request is taken back");
+    pool.close().await;
+    let _ = holder.close().await;
+    follower.stop().await;
+    db.drop_database().await;
+}
