@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::{Entity, UnitEntities};
-use bitbucket_catalogd::discovery::RunReport;
-use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::RunReport;
+use bitbucket_catalogd::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{Entity, UnitEntities};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -13,13 +13,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::process::{FetchError, FileSource, RepoInfo, ResolveError};
-use bitbucket_catalogd::catalog::rules::{AllowKind, CatalogRule, CatalogRules};
-use bitbucket_catalogd::catalog::{Catalog, EntityKey, UnitEntities};
-use bitbucket_catalogd::config::CatalogSettings;
-use bitbucket_catalogd::discovery::{UnitUpdate, pipeline};
-use bitbucket_catalogd::scheduler::Applier;
-use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::Applier;
+use bitbucket_catalogd::CatalogSettings;
+use bitbucket_catalogd::{AllowKind, CatalogRule, CatalogRules};
+use bitbucket_catalogd::{Catalog, EntityKey, UnitEntities};
+use bitbucket_catalogd::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{FetchError, FileSource, RepoInfo, ResolveError};
+use bitbucket_catalogd::{UnitUpdate, process_file};
 use futures::future::BoxFuture;
 
 const TEAMS: usize = 40;
@@ -77,8 +77,8 @@ fn settings() -> CatalogSettings {
     }
 }
 
-async fn process(yaml: &str, location: &str) -> Vec<bitbucket_catalogd::catalog::Entity> {
-    let outcome = pipeline::process_file(
+async fn process(yaml: &str, location: &str) -> Vec<bitbucket_catalogd::Entity> {
+    let outcome = process_file(
         yaml.as_bytes(),
         location,
         &NoOtherFiles,

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::parse::{ParseLimits, parse_catalog_file};
+use bitbucket_catalogd::{ParseLimits, parse_catalog_file};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -20,9 +20,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitbucket_catalogd::catalog::{Entity, UnitEntities};
-use bitbucket_catalogd::config::database::postgres_connection;
-use bitbucket_catalogd::store::{CatalogStore, PostgresStore, SqliteStore};
+use bitbucket_catalogd::postgres_connection;
+use bitbucket_catalogd::{CatalogStore, PostgresStore, SqliteStore};
+use bitbucket_catalogd::{Entity, UnitEntities};
 use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use serde_json::Value;
 use support::sim::{SimProviderConfig, components_simulator};

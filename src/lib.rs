@@ -3,66 +3,99 @@
 //! unit of state and of change: each one's catalog file is read, applied,
 //! persisted and served on its own.
 //!
-//! A run flows through the modules in this order:
+//! A run flows through the modules in this order (dependencies point the
+//! same way; `architecture` tests that the graph stays acyclic):
 //!
 //! - [`config`]: reads Backstage-style `app-config.yaml` files (`${VAR}`,
-//!   `$env`, `$file`, layering, `APP_CONFIG_*`) into a validated [`config::Config`].
+//!   `$env`, `$file`, layering, `APP_CONFIG_*`: `source`) into a validated
+//!   [`Config`], one file per section (`listen`, `database`, `integration`,
+//!   `http`, `server`, `cloud`, `schedule`, `locations`, `rules`, ...), and
+//!   redacts it for `config check` (`redact`, `typos`).
 //! - [`integrations`]: where each Bitbucket lives and how to authenticate
 //!   ([`secret`] keeps credentials out of every output).
-//! - [`bitbucket`]: REST clients for Bitbucket Server (paging, raw files)
-//!   and Cloud (paging by `next`, code search, `src` files) over one counted
-//!   HTTP layer that paces itself to the server's rate limit, and the one
-//!   reader that maps a file's web URL to the API of the integration whose
-//!   host matches (refusing any other host).
-//! - [`discovery`]: sources — one provider pipeline (list → filter → plan →
-//!   read → process) for Server and Cloud, and locations given by URL —
-//!   handing each repository's result on as it is read.
-//! - [`catalog`]: untrusted YAML → entities under explicit budgets, processed
-//!   as Backstage's catalog does (validation, `catalog.rules`, annotations,
-//!   Location targets, placeholders, relations), and the in-memory catalog:
-//!   owned per repository, re-stitched only where a change touches it,
-//!   every change numbered.
+//! - [`bitbucket`]: REST clients for Bitbucket Server (`server`) and Cloud
+//!   (`cloud`) over one counted HTTP layer that paces itself to the
+//!   server's rate limit (`pacing`), the reader that maps a file's web URL
+//!   to the API of the integration whose host matches (`reader`, `scope`),
+//!   and webhook payloads and signatures (`webhooks`).
+//! - [`discovery`]: sources: one provider pipeline (list → filter → plan →
+//!   read → process: `provider`, `pipeline`, `plan`) for Server and Cloud,
+//!   and locations given by URL (`location`), handing each repository's
+//!   result on as it is read.
+//! - [`catalog`]: untrusted YAML → entities under explicit budgets
+//!   (`parse`), processed as Backstage's catalog does (`process`,
+//!   `validate`, `rules`, `relations`), and the in-memory catalog: owned per
+//!   repository (`unit`), re-stitched only where a change touches it
+//!   (`stitch`), every change numbered (`changes`); queries, paging and
+//!   cursors (`query`, `paging`, `search`, `facets`, `ancestry`).
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
-//!   stopped at their timeout; applies results batch by batch through the
-//!   deletion guard; registered locations join and leave.
+//!   stopped at their timeout (`runner`); applies results batch by batch
+//!   through the deletion guard (`apply`, `guard`); webhook and refresh
+//!   reads (`push`).
 //! - [`store`]: SQLite (embedded) or PostgreSQL (shared) persistence of
 //!   what is served (per entity, with its owner and change number), of each
 //!   provider's repositories and of the locations registered over HTTP.
 //! - [`replica`]: several daemons on one PostgreSQL database: one leader
 //!   (advisory lock) talks to Bitbucket, the others follow its changes and
-//!   hand it their writes.
-//! - [`locations`]: static, registered and discovered locations as the API
-//!   shows them; registration (catalog-import) and removal.
+//!   hand it their writes (`requests`).
+//! - [`locations`]: the typed `Location` (`model`) for static, registered
+//!   and discovered locations; registration (catalog-import, `analyze`),
+//!   removal and `by-query` paging (`query`).
 //! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
 //!   their signature and queued as single-repository reads on the
 //!   providers they concern.
 //! - [`api`]: the axum router (`/api/catalog/...`, health, the status page
-//!   at `/`), with the token check on write endpoints.
-//! - [`app`]: [`app::Application`] wires it all together; [`cli`] is what the
-//!   binary calls.
+//!   at `/`), thin handlers per resource, errors mapped to Backstage's
+//!   bodies in one place (`error`), the token check on write endpoints and
+//!   forwarding of writes from followers (`forward`), the OpenAPI document.
+//! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
+//!   binary calls (`serve`, `run-once`, `config check`, `validate`,
+//!   `health`).
 //!
 //! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
 //! [`telemetry`] (logging set-up).
+//!
+//! Modules are private: the items re-exported below are what the binary,
+//! the tests and the benches use, so the compiler reports dead code.
 
-pub mod api;
-pub mod app;
-pub mod bitbucket;
-pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod discovery;
-pub mod integrations;
+mod api;
+mod app;
+mod bitbucket;
+mod catalog;
+mod cli;
+mod config;
+mod discovery;
+mod integrations;
 mod iso_duration;
-pub mod locations;
-pub mod metrics;
-pub mod replica;
-pub mod scheduler;
-pub mod secret;
-pub mod store;
-pub mod telemetry;
-pub mod webhooks;
+mod locations;
+mod metrics;
+mod replica;
+mod scheduler;
+mod secret;
+mod store;
+mod telemetry;
+mod webhooks;
 
-pub use app::Application;
+pub use app::{AppError, Application};
+pub use bitbucket::webhooks::sign as sign_webhook;
+pub use catalog::parse::{ParseLimits, parse_catalog_file};
+pub use catalog::process::{FetchError, FileSource, RepoInfo, ResolveError};
+pub use catalog::rules::{AllowKind, CatalogRule, CatalogRules};
+pub use catalog::{Catalog, Entity, EntityKey, UnitEntities};
+pub use cli::{Cli, Command, run};
+pub use config::database::postgres_connection;
+pub use config::{
+    CatalogSettings, Config, ConfigError, DatabaseClient, Environment, Frequency, ListenConfig,
+    Loaded, Origin, Schedule, ServerProviderConfig,
+};
+pub use discovery::location::{location_entity_name, location_id};
+pub use discovery::pipeline::process_file;
+pub use discovery::{RunReport, UnitUpdate};
+pub use integrations::{Auth, Integrations};
+pub use scheduler::Applier;
+pub use secret::Secret;
+pub use store::{Batch, CatalogStore, PostgresStore, SqliteStore};
+pub use telemetry::init as init_telemetry;
 
 #[cfg(test)]
 mod architecture;

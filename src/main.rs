@@ -2,11 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use bitbucket_catalogd::cli::{self, Cli};
+use bitbucket_catalogd::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    bitbucket_catalogd::telemetry::init();
-    cli::run(cli).await
+    bitbucket_catalogd::init_telemetry();
+    bitbucket_catalogd::run(cli).await
 }

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use bitbucket_catalogd::catalog::{Catalog, UnitEntities};
-use bitbucket_catalogd::store::{Batch, CatalogStore};
+use bitbucket_catalogd::{Batch, CatalogStore};
+use bitbucket_catalogd::{Catalog, UnitEntities};
 
 #[path = "../../tests/it/support/sim.rs"]
 pub mod sim;

@@ -361,10 +361,6 @@ impl Http {
         Self { shared, stats }
     }
 
-    pub fn stats(&self) -> &Arc<RequestStats> {
-        &self.stats
-    }
-
     /// GETs `url` with pacing and retries, reading at most `limit + 1` body
     /// bytes; `Ok(None)` for 404. Reading the body is part of the attempt, so
     /// a connection reset mid-body is retried like any transport error.

@@ -191,6 +191,7 @@ impl Sites {
     }
 
     /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
+    #[cfg(test)]
     pub fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
         let site = self.site(url)?;
         site.api_url(url)?;
@@ -225,6 +226,7 @@ impl FileReader {
         self
     }
 
+    #[cfg(test)]
     pub fn sites(&self) -> &Sites {
         &self.sites
     }

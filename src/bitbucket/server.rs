@@ -42,7 +42,7 @@ pub enum DefaultBranch {
         display_id: Option<String>,
         id: Option<String>,
     },
-    Other(serde_json::Value),
+    Other(serde::de::IgnoredAny),
 }
 
 impl DefaultBranch {

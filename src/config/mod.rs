@@ -33,17 +33,17 @@ use serde_json::Value;
 
 use crate::bitbucket::reader::Sites;
 use crate::integrations::Integrations;
-pub use access::{Denied, ExternalAccess, StaticToken, WritePermission};
+pub use access::{Denied, ExternalAccess, WritePermission};
 pub use backend::BackendConfig;
 pub use catalog::CatalogSettings;
-pub use cloud::{CloudFilters, CloudProviderConfig};
+pub use cloud::CloudProviderConfig;
 use ctx::Ctx;
 pub use database::{DatabaseClient, DatabaseConfig};
 pub use listen::ListenConfig;
-pub use locations::{LocationsConfig, RegistrationLimits, StaticLocation};
-pub use provider::{DEFAULT_CONCURRENCY, DeletionGuard, TargetScope, WebhookRegistration};
+pub use locations::{LocationsConfig, RegistrationLimits};
+pub use provider::{DeletionGuard, TargetScope, WebhookRegistration};
 pub use schedule::{Frequency, Schedule};
-pub use server::{ServerFilters, ServerProviderConfig};
+pub use server::ServerProviderConfig;
 pub use source::{Environment, MergedSource, Origin};
 
 /// The file used when no `--config` is given.

@@ -227,8 +227,6 @@ fn parse_iso8601(text: &str) -> Result<Duration, DurationError> {
     Ok(parsed.into())
 }
 
-pub use crate::iso_duration::{format_duration, serialize_duration};
-
 impl Ctx<'_> {
     /// A duration longer than zero; the message's example is
     /// `example_seconds` in both forms.

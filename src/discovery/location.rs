@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::pipeline;
@@ -42,9 +42,11 @@ pub fn location_entity_name(target: &str) -> String {
     format!("generated-{digest}")
 }
 
-/// The location in Backstage's shape: `{id, type, target, entityRef}`.
+/// The location in Backstage's shape: `{id, type, target, entityRef}`, kept
+/// as the reference the typed `locations::Location` is checked against.
+#[cfg(test)]
 pub fn location_json(target: &str) -> Value {
-    json!({
+    serde_json::json!({
         "id": location_id(target),
         "type": "url",
         "target": target,

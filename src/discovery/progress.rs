@@ -55,6 +55,7 @@ impl Progress {
             .fetch_add(usize::from(found), Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub fn files_found(&self) -> usize {
         self.files_found.load(Ordering::Relaxed)
     }

@@ -130,14 +130,6 @@ impl Replica {
         Ok((replica, lock))
     }
 
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
-    pub fn store(&self) -> &PostgresStore {
-        &self.store
-    }
-
     /// How long a follower waits for the leader to answer a write.
     pub fn answer_timeout(&self) -> Duration {
         self.answer_timeout

@@ -28,8 +28,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
-pub use self::push::{LastEvent, Work, WorkItem};
-pub use self::recorder::RepositoryCounts;
+pub use self::push::{Work, WorkItem};
 pub use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};
 use crate::discovery::Trigger;

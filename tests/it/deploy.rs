@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::support::TestApp;
-use bitbucket_catalogd::cli::{Cli, Command};
-use bitbucket_catalogd::config::{Config, DatabaseClient, Environment};
+use bitbucket_catalogd::{Cli, Command};
+use bitbucket_catalogd::{Config, DatabaseClient, Environment};
 use clap::Parser;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! across restarts, and the token that protects the write endpoints.
 
 use crate::support::{FakeServer, TestApp, component, integration_config};
-use bitbucket_catalogd::discovery::location::{location_entity_name, location_id};
+use bitbucket_catalogd::{location_entity_name, location_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -9,8 +9,8 @@ use crate::support::{
     FakeServer, component, integration_config, mount_mixed_catalog, server_config, write_config,
 };
 use bitbucket_catalogd::Application;
-use bitbucket_catalogd::config::{Config, Environment};
-use bitbucket_catalogd::store::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{Config, Environment};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wiremock::{Mock, ResponseTemplate};

@@ -11,7 +11,7 @@ use crate::support::{
     FakeServer, PgDatabase, TestApp, component, integration_config, mount_mixed_catalog,
     server_config,
 };
-use bitbucket_catalogd::discovery::location::location_id;
+use bitbucket_catalogd::location_id;
 use serde_json::json;
 
 async fn wait_for_entities(app: &TestApp, count: usize) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::sim::{SimProviderConfig, components_simulator};
 use crate::support::{FakeServer, PgDatabase, TestApp, component, free_port, write_config};
-use bitbucket_catalogd::discovery::location::location_id;
+use bitbucket_catalogd::location_id;
 use bitbucket_sim::{FileKind, RepoRef, Simulator};
 use reqwest::Method;
 use serde_json::Value;
@@ -413,10 +413,7 @@ async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
     assert!(cut.elapsed() < Duration::from_secs(10));
     let outcome = leader.ended(Duration::from_secs(15)).await;
     assert!(
-        matches!(
-            outcome,
-            Err(bitbucket_catalogd::app::AppError::LeadershipLost)
-        ),
+        matches!(outcome, Err(bitbucket_catalogd::AppError::LeadershipLost)),
         "{outcome:?}"
     );
     follower.stop().await;

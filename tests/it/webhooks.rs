@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::sim::SimProviderConfig;
 use crate::support::{TestApp, component};
-use bitbucket_catalogd::bitbucket::webhooks::sign;
+use bitbucket_catalogd::sign_webhook;
 use bitbucket_sim::{
     DatasetConfig, FileKind, FileMix, Repo, RepoRef, SimConfig, Simulator, WebhookEvent,
 };
@@ -451,7 +451,7 @@ async fn a_cloud_push_reads_the_pushed_commit_and_a_deletion_removes() {
             setup.app.address
         ))
         .header("X-Event-Key", "repo:deleted")
-        .header("X-Hub-Signature", sign(SECRET.as_bytes(), &body))
+        .header("X-Hub-Signature", sign_webhook(SECRET.as_bytes(), &body))
         .body(body)
         .send()
         .await
@@ -622,7 +622,7 @@ async fn a_cloud_provider_registers_one_workspace_webhook() {
 
 #[test]
 fn registering_webhooks_needs_the_integrations_secret_and_secrets_stay_hidden() {
-    use bitbucket_catalogd::config::{Config, Environment};
+    use bitbucket_catalogd::{Config, Environment};
     let load = |integration_extra: &str| {
         let yaml = format!(
             "integrations:\n  bitbucketServer:\n    - host: bb.example.com\n{integration_extra}catalog:\n  providers:\n    bitbucketServer:\n      host: bb.example.com\n      webhooks: {{url: 'https://catalogd.example.com'}}\n"

@@ -8,12 +8,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bitbucket_catalogd::config::{
+use bitbucket_catalogd::Secret;
+use bitbucket_catalogd::{Auth, Integrations};
+use bitbucket_catalogd::{
     Config, ConfigError, DatabaseClient, Environment, Frequency, ListenConfig, Loaded, Origin,
     Schedule, ServerProviderConfig,
 };
-use bitbucket_catalogd::integrations::{Auth, Integrations};
-use bitbucket_catalogd::secret::Secret;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

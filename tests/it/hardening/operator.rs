@@ -112,7 +112,7 @@ async fn build_app(
     database: &std::path::Path,
 ) -> Result<bitbucket_catalogd::Application, String> {
     let (_dir, file) = crate::support::write_config(yaml);
-    let env = bitbucket_catalogd::config::Environment::from_pairs([
+    let env = bitbucket_catalogd::Environment::from_pairs([
         ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
         ("APP_CONFIG_backend_listen_port", "0"),
         (
@@ -120,7 +120,7 @@ async fn build_app(
             &database.display().to_string(),
         ),
     ]);
-    let loaded = bitbucket_catalogd::config::Config::load(&[file], &env).expect("config loads");
+    let loaded = bitbucket_catalogd::Config::load(&[file], &env).expect("config loads");
     bitbucket_catalogd::Application::build(loaded.config)
         .await
         .map_err(|e| e.to_string())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::Application;
-use bitbucket_catalogd::config::{Config, Environment};
+use bitbucket_catalogd::{Config, Environment};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,7 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<Result<(), bitbucket_catalogd::app::AppError>>,
+    handle: tokio::task::JoinHandle<Result<(), bitbucket_catalogd::AppError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -246,7 +246,7 @@ impl TestApp {
     }
 
     /// How the app ended on its own, waiting at most `within`.
-    pub async fn ended(self, within: Duration) -> Result<(), bitbucket_catalogd::app::AppError> {
+    pub async fn ended(self, within: Duration) -> Result<(), bitbucket_catalogd::AppError> {
         tokio::time::timeout(within, self.handle)
             .await
             .expect("app stops on its own in time")
