@@ -54,14 +54,14 @@ pub enum AppError {
 
 /// The configured sources, ready to run, and what building more locations
 /// at run time needs.
-pub struct Sources {
+pub(crate) struct Sources {
     /// Server providers, Cloud providers, then static locations.
     pub sources: Vec<Source>,
     pub locations: LocationContext,
 }
 
 /// Builds the providers and static locations from the config.
-pub fn build_sources(config: &Config) -> Result<Sources, AppError> {
+pub(crate) fn build_sources(config: &Config) -> Result<Sources, AppError> {
     let pool = Arc::new(HttpPool::build(
         &config.integrations,
         config.extra_ca_file.as_deref(),

@@ -81,10 +81,10 @@ pub enum Format {
 }
 
 /// Exit codes shared by every command.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const CONFIG: u8 = 2;
+pub(crate) mod exit {
+    pub(crate) const OK: u8 = 0;
+    pub(crate) const FAILED: u8 = 1;
+    pub(crate) const CONFIG: u8 = 2;
 }
 
 impl Cli {

@@ -58,6 +58,8 @@
 //! Modules are private: the items re-exported below are what the binary,
 //! the tests and the benches use, so the compiler reports dead code.
 
+#![warn(unreachable_pub)]
+
 mod api;
 mod app;
 mod bitbucket;

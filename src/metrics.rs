@@ -18,7 +18,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the recorder once; later calls return the same handle. `None`
 /// if another recorder was installed first (metrics are then not exported).
-pub fn handle() -> Option<PrometheusHandle> {
+pub(crate) fn handle() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -47,18 +47,18 @@ pub fn handle() -> Option<PrometheusHandle> {
 }
 
 /// Keeps histograms from growing without bound; call every few seconds.
-pub fn upkeep() {
+pub(crate) fn upkeep() {
     if let Some(handle) = handle() {
         handle.run_upkeep();
     }
 }
 
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     handle().map(|h| h.render()).unwrap_or_default()
 }
 
 /// A finished run: `outcome` is `succeeded`, `failed` or `held`.
-pub fn record_run(
+pub(crate) fn record_run(
     provider: &str,
     outcome: &'static str,
     duration: Duration,
@@ -75,7 +75,7 @@ pub fn record_run(
 }
 
 /// A run held by the deletion guard.
-pub fn record_held(provider: &str) {
+pub(crate) fn record_held(provider: &str) {
     metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())
         .increment(1);
 }
@@ -83,7 +83,7 @@ pub fn record_held(provider: &str) {
 /// One webhook event (or refresh) handled: `integration` is the host it
 /// came through; `outcome` is `applied`, `ignored`, `held`, `failed` or
 /// `rejected` (bad signature, too large, unreadable).
-pub fn record_event_outcome(integration: &str, event: &str, outcome: &'static str) {
+pub(crate) fn record_event_outcome(integration: &str, event: &str, outcome: &'static str) {
     metrics::counter!(
         "catalog_webhook_events_total",
         "integration" => integration.to_owned(),
@@ -95,20 +95,20 @@ pub fn record_event_outcome(integration: &str, event: &str, outcome: &'static st
 
 /// The change feed: its last sequence number, the horizon below which a
 /// cursor is `410 Gone`, and the removals it retains.
-pub fn record_change_feed(last_sequence: u64, horizon: u64, retained_removals: usize) {
+pub(crate) fn record_change_feed(last_sequence: u64, horizon: u64, retained_removals: usize) {
     metrics::gauge!("catalog_changes_last_sequence").set(last_sequence as f64);
     metrics::gauge!("catalog_changes_horizon").set(horizon as f64);
     metrics::gauge!("catalog_changes_retained_removals").set(retained_removals as f64);
 }
 
 /// From a push event's arrival to its change being served.
-pub fn record_push_served(provider: &str, elapsed: Duration) {
+pub(crate) fn record_push_served(provider: &str, elapsed: Duration) {
     metrics::histogram!("catalog_webhook_push_served_seconds", "provider" => provider.to_owned())
         .record(elapsed.as_secs_f64());
 }
 
 /// A provider's repositories by whether they have a catalog file.
-pub fn record_repositories(provider: &str, present: usize, missing: usize, unknown: usize) {
+pub(crate) fn record_repositories(provider: &str, present: usize, missing: usize, unknown: usize) {
     for (state, count) in [
         ("present", present),
         ("missing", missing),
@@ -120,12 +120,12 @@ pub fn record_repositories(provider: &str, present: usize, missing: usize, unkno
 
 /// One request to Bitbucket: `host` is the integration's, `endpoint` the
 /// kind (`projects`, `repos`, `raw`…).
-pub fn record_bitbucket_request(host: &str, endpoint: &'static str, status: &str) {
+pub(crate) fn record_bitbucket_request(host: &str, endpoint: &'static str, status: &str) {
     metrics::counter!("bitbucket_requests_total", "host" => host.to_owned(), "endpoint" => endpoint, "status" => status.to_owned()).increment(1);
 }
 
 /// `bitbucketcatalogd_build_info{version} 1`, set once at start-up.
-pub fn record_build_info(version: &'static str) {
+pub(crate) fn record_build_info(version: &'static str) {
     // Set once, so the recorder must be in place before (it installs on first use).
     let _ = handle();
     metrics::gauge!("bitbucketcatalogd_build_info", "version" => version).set(1.0);
@@ -133,12 +133,12 @@ pub fn record_build_info(version: &'static str) {
 
 /// When the provider's last run succeeded (Unix seconds), for "no
 /// successful run in 2 hours" alerts.
-pub fn record_last_success(provider: &str, unix_seconds: f64) {
+pub(crate) fn record_last_success(provider: &str, unix_seconds: f64) {
     metrics::gauge!("catalog_provider_last_success_timestamp_seconds", "provider" => provider.to_owned())
         .set(unix_seconds);
 }
 
-pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+pub(crate) fn record_api_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     metrics::histogram!(
         "http_server_request_duration_seconds",
         "method" => method.to_owned(),
@@ -150,14 +150,14 @@ pub fn record_api_request(method: &str, route: &str, status: u16, elapsed: Durat
 
 /// This replica's role (1 when it leads) and how far behind the leader's
 /// changes it serves (changes, and seconds since it last read them).
-pub fn record_replica(leader: bool, lag_changes: u64, lag_seconds: f64) {
+pub(crate) fn record_replica(leader: bool, lag_changes: u64, lag_seconds: f64) {
     metrics::gauge!("catalog_replica_leader").set(if leader { 1.0 } else { 0.0 });
     metrics::gauge!("catalog_replica_lag_changes").set(lag_changes as f64);
     metrics::gauge!("catalog_replica_lag_seconds").set(lag_seconds);
 }
 
 /// This replica became the leader.
-pub fn record_leader_change() {
+pub(crate) fn record_leader_change() {
     metrics::counter!("catalog_replica_leader_changes_total").increment(1);
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What every redacted value looks like in output.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// A credential. `Debug`, `Display` and `Serialize` print [`REDACTED`]; only
 /// [`Secret::expose`] hands out the value, so every use is easy to audit.

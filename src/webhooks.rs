@@ -19,7 +19,7 @@ struct Receiver {
 }
 
 /// Routes verified events to the providers they concern.
-pub struct Webhooks {
+pub(crate) struct Webhooks {
     server: Vec<Receiver>,
     cloud: Vec<Receiver>,
     scheduler: Arc<Scheduler>,
@@ -27,7 +27,7 @@ pub struct Webhooks {
 
 /// Why an event was refused; nothing was requested from Bitbucket for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -38,7 +38,7 @@ pub enum Rejected {
 
 /// What became of an accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     /// "Test connection": answered at once.
     Ping,
     /// Queued for these providers.
@@ -49,7 +49,7 @@ pub enum Accepted {
 
 impl Webhooks {
     /// Warns once for each integration that accepts unsigned events.
-    pub fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
+    pub(crate) fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
         let receivers = |kind: &str, entries: Vec<(&str, &WebhookSettings)>| -> Vec<Receiver> {
             entries
                 .into_iter()
@@ -91,7 +91,7 @@ impl Webhooks {
 
     /// Verifies and routes one event (`event_key`: `X-Event-Key`;
     /// `signature`: `X-Hub-Signature`). Returns at once.
-    pub fn receive(
+    pub(crate) fn receive(
         &self,
         flavour: EventFlavour,
         event_key: Option<&str>,

@@ -22,7 +22,7 @@ const MAX_LIMIT: usize = 10_000;
 /// The longest a long-poll waits (`wait` is capped to it).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn changes(
+pub(super) async fn changes(
     State(state): State<ApiState>,
     req: Req,
     RawQuery(raw): RawQuery,

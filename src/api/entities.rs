@@ -56,7 +56,7 @@ async fn evaluate_query<T: Send + 'static>(
 
 // ---------------------------------------------------------------- GET /entities
 
-pub async fn list(
+pub(super) async fn list(
     State(state): State<ApiState>,
     req: Req,
     RawQuery(raw): RawQuery,
@@ -99,7 +99,7 @@ fn list_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response
 
 // ---------------------------------------------------------------- by-query
 
-pub async fn query_get(
+pub(super) async fn query_get(
     State(state): State<ApiState>,
     req: Req,
     RawQuery(raw): RawQuery,
@@ -198,7 +198,7 @@ impl QueryBody {
     }
 }
 
-pub async fn query_post(
+pub(super) async fn query_post(
     State(state): State<ApiState>,
     req: Req,
     body: axum::body::Bytes,
@@ -246,7 +246,7 @@ struct RefsBody {
     query: Option<Value>,
 }
 
-pub async fn by_refs(
+pub(super) async fn by_refs(
     State(state): State<ApiState>,
     req: Req,
     RawQuery(raw): RawQuery,
@@ -297,7 +297,7 @@ pub(super) fn parse_ref(text: &str) -> Option<EntityKey> {
     (!kind.is_empty() && !name.is_empty()).then(|| EntityKey::new(kind, namespace, name))
 }
 
-pub async fn by_name(
+pub(super) async fn by_name(
     State(state): State<ApiState>,
     req: Req,
     Path(name): Path<EntityName>,
@@ -308,7 +308,7 @@ pub async fn by_name(
     }
 }
 
-pub async fn by_uid(
+pub(super) async fn by_uid(
     State(state): State<ApiState>,
     req: Req,
     Path(uid): Path<String>,
@@ -322,7 +322,7 @@ pub async fn by_uid(
 
 // ---------------------------------------------------------------- facets
 
-pub async fn facets(
+pub(super) async fn facets(
     State(state): State<ApiState>,
     req: Req,
     RawQuery(raw): RawQuery,
@@ -364,7 +364,7 @@ struct FacetsBody {
 
 /// `POST /entity-facets`: facets with a predicate, the language of `POST
 /// /entities/by-query`.
-pub async fn facets_post(
+pub(super) async fn facets_post(
     State(state): State<ApiState>,
     req: Req,
     body: axum::body::Bytes,
@@ -402,7 +402,7 @@ fn facets_post_now(
 
 /// `GET /entities/by-name/{kind}/{namespace}/{name}/ancestry`:
 /// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`.
-pub async fn ancestry(
+pub(super) async fn ancestry(
     State(state): State<ApiState>,
     req: Req,
     Path(name): Path<EntityName>,
@@ -437,7 +437,7 @@ pub async fn ancestry(
 /// `DELETE /entities/by-uid/{uid}`: 204; the entity stops being served at
 /// once and comes back when its repository or location is next read and
 /// applied (an orphan's fate in Backstage).
-pub async fn delete_by_uid(
+pub(super) async fn delete_by_uid(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,

@@ -15,7 +15,7 @@ use crate::locations::{LocationQueryError, RegisterError, RemoveError};
 const MAX_REWRITTEN_MESSAGE: usize = 1024;
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     name: &'static str,
     message: String,
@@ -26,7 +26,7 @@ pub struct ApiError {
 
 /// A domain error's place in HTTP: its status and Backstage's error name
 /// (a bad parameter or body by default). The message is its `Display`.
-pub trait HttpError: std::error::Error {
+pub(crate) trait HttpError: std::error::Error {
     fn status(&self) -> StatusCode {
         StatusCode::BAD_REQUEST
     }
@@ -72,7 +72,7 @@ struct Incomplete {
 }
 
 impl ApiError {
-    pub fn new(
+    pub(crate) fn new(
         status: StatusCode,
         name: &'static str,
         message: String,
@@ -87,12 +87,12 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(message: String, method: &Method, uri: &Uri) -> Self {
+    pub(crate) fn not_found(message: String, method: &Method, uri: &Uri) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFoundError", message, method, uri)
     }
 
     /// A bad parameter or body: 400 `InputError`.
-    pub fn input(message: impl Into<String>, method: &Method, uri: &Uri) -> Self {
+    pub(crate) fn input(message: impl Into<String>, method: &Method, uri: &Uri) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "InputError",
@@ -132,7 +132,7 @@ impl IntoResponse for ApiError {
 /// such as 413 for a body over the limit, 400 for a path that is not UTF-8,
 /// 405) into Backstage's error shape, and completes our errors raised
 /// without their request line; other JSON errors pass untouched.
-pub async fn backstage_shape(request: Request, next: Next) -> Response {
+pub(super) async fn backstage_shape(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let uri = request.uri().clone();
     let mut response = next.run(request).await;

@@ -14,10 +14,10 @@ use crate::bitbucket::webhooks::EventFlavour;
 use crate::webhooks::{Accepted, Rejected};
 
 /// Bodies over this are refused (413): Bitbucket's events are far smaller.
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+pub(super) const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// `POST /api/events/http/{topic}`: `bitbucketServer` or `bitbucketCloud`.
-pub async fn receive_topic(
+pub(super) async fn receive_topic(
     State(state): State<ApiState>,
     Path(topic): Path<String>,
     req: Req,

@@ -16,7 +16,7 @@ use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest,
 /// Marks a request the leader replays for a follower, which has checked
 /// its token already (an extension: a client cannot set it).
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarded;
+pub(crate) struct Forwarded;
 
 /// The largest answer recorded for a follower (a registration lists its
 /// entities).
@@ -57,7 +57,7 @@ fn write_of(method: &Method, route: &str) -> Option<&'static [WritePermission]> 
     }
 }
 
-pub async fn forward_writes(
+pub(crate) async fn forward_writes(
     State(state): State<ApiState>,
     req: Req,
     request: Request,
@@ -159,7 +159,7 @@ fn response_of(answer: ForwardedAnswer) -> Response {
 }
 
 /// Answers `request` as this (leading) replica's `router` does, for a follower.
-pub async fn replay(router: axum::Router, request: ForwardedRequest) -> ForwardedAnswer {
+pub(crate) async fn replay(router: axum::Router, request: ForwardedRequest) -> ForwardedAnswer {
     use hyper::service::Service;
 
     let failed = |message: &str| ForwardedAnswer {

@@ -16,7 +16,7 @@ use super::{ApiError, ApiState, EntityName, Req};
 use crate::config::WritePermission;
 use crate::locations::LocationQuery;
 
-pub async fn list(State(state): State<ApiState>) -> Response {
+pub(super) async fn list(State(state): State<ApiState>) -> Response {
     let all: Vec<Value> = state
         .locations
         .list()
@@ -26,7 +26,7 @@ pub async fn list(State(state): State<ApiState>) -> Response {
     Json(all).into_response()
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<ApiState>,
     req: Req,
     Path(id): Path<String>,
@@ -40,7 +40,7 @@ pub async fn get_one(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateParams {
+pub(super) struct CreateParams {
     dry_run: Option<String>,
     on_conflict: Option<String>,
 }
@@ -56,7 +56,7 @@ struct LocationInput {
 /// entities}` without storing anything; `?onConflict=refresh` reads an
 /// existing location again instead of answering 409. Our addition:
 /// `problems`, what the target's files got wrong.
-pub async fn create(
+pub(super) async fn create(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,
@@ -100,7 +100,7 @@ pub async fn create(
 }
 
 /// 204; 404 unless `id` is a location registered over HTTP.
-pub async fn delete(
+pub(super) async fn delete(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,
@@ -125,7 +125,7 @@ fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
 }
 
 /// `PUT /locations/{id}` with `{type, target}`: 200 and the location.
-pub async fn update(
+pub(super) async fn update(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,
@@ -142,7 +142,7 @@ pub async fn update(
 }
 
 /// `GET /locations/by-entity/{kind}/{namespace}/{name}`.
-pub async fn by_entity(
+pub(super) async fn by_entity(
     State(state): State<ApiState>,
     req: Req,
     Path(name): Path<EntityName>,
@@ -164,7 +164,7 @@ pub async fn by_entity(
 }
 
 /// `POST /locations/by-query`: `{items, totalItems, pageInfo}`.
-pub async fn by_query(
+pub(super) async fn by_query(
     State(state): State<ApiState>,
     req: Req,
     body: Bytes,
@@ -191,7 +191,7 @@ struct AnalyzeRequest {
 
 /// `POST /analyze-location` (catalog-import):
 /// `{existingEntityFiles, generateEntities}`.
-pub async fn analyze(
+pub(super) async fn analyze(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,

@@ -20,13 +20,13 @@ mod changes;
 mod entities;
 mod error;
 mod events;
-pub mod forward;
+pub(crate) mod forward;
 mod locations;
 mod openapi;
 mod params;
 mod providers;
 mod refresh;
-pub mod server;
+pub(crate) mod server;
 mod status_page;
 mod validate;
 
@@ -53,11 +53,11 @@ use crate::locations::Locations;
 use crate::replica::Replica;
 use crate::scheduler::Scheduler;
 use crate::webhooks::Webhooks;
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 
 /// The largest request body read (queries, by-refs, registrations): what
 /// a client can make the daemon hold and parse per request.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The longest a client may take to send a whole body: a slow body would
 /// otherwise hold a connection (and its descriptor) for as long as it
@@ -70,7 +70,7 @@ const READINESS: &str = "/.backstage/health/v1/readiness";
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub catalog: Arc<Catalog>,
     /// Set once the stored catalog is loaded and the listener is up.
     pub ready: Arc<AtomicBool>,
@@ -90,7 +90,7 @@ pub struct ApiState {
 /// How many queries may be evaluated at once: one core fewer than the
 /// machine has (at least one), so health checks, by-name reads and
 /// discovery keep a core whatever the query load.
-pub fn evaluators() -> Arc<Semaphore> {
+pub(crate) fn evaluators() -> Arc<Semaphore> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
 }
@@ -99,7 +99,7 @@ pub fn evaluators() -> Arc<Semaphore> {
 /// bounded by [`ApiState::evaluators`], so it never holds up the async
 /// workers. The permit lives as long as the work, even if the client
 /// leaves.
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     state: &ApiState,
     req: &Req,
     work: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
@@ -126,7 +126,7 @@ pub async fn evaluate(
     })?
 }
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/catalog/entities", get(entities::list))
         .route(
@@ -207,7 +207,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// The source runner that serves `key`, and the unit (repository or
 /// location) it comes from.
-pub fn owning_runner(
+pub(crate) fn owning_runner(
     state: &ApiState,
     key: &crate::catalog::EntityKey,
 ) -> Option<(Arc<crate::scheduler::SourceRunner>, String)> {
@@ -218,19 +218,19 @@ pub fn owning_runner(
 
 /// `{kind}/{namespace}/{name}` of the by-name paths.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct EntityName {
+pub(crate) struct EntityName {
     kind: String,
     namespace: String,
     name: String,
 }
 
 impl EntityName {
-    pub fn key(&self) -> crate::catalog::EntityKey {
+    pub(crate) fn key(&self) -> crate::catalog::EntityKey {
         crate::catalog::EntityKey::new(&self.kind, &self.namespace, &self.name)
     }
 
     /// Backstage's 404 for a name that is not served.
-    pub fn not_found(&self, req: &Req) -> ApiError {
+    pub(crate) fn not_found(&self, req: &Req) -> ApiError {
         let Self {
             kind,
             namespace,
@@ -244,7 +244,7 @@ impl EntityName {
 
 /// The request line, for Backstage's error body.
 #[derive(Debug, Clone)]
-pub struct Req {
+pub(crate) struct Req {
     pub method: Method,
     pub uri: Uri,
     /// Replayed for a follower, which checked the caller's token.
@@ -252,15 +252,15 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn input(&self, message: impl Into<String>) -> ApiError {
+    pub(crate) fn input(&self, message: impl Into<String>) -> ApiError {
         ApiError::input(message, &self.method, &self.uri)
     }
 
-    pub fn not_found(&self, message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(&self, message: impl Into<String>) -> ApiError {
         ApiError::not_found(message.into(), &self.method, &self.uri)
     }
 
-    pub fn error(
+    pub(crate) fn error(
         &self,
         status: StatusCode,
         name: &'static str,
@@ -273,7 +273,7 @@ impl Req {
     /// `backend.auth.externalAccess` is configured: 401 without a known
     /// token, 403 when its `accessRestrictions` do not grant `permission`.
     /// The token never reaches a log; the subject does.
-    pub fn authorize(
+    pub(crate) fn authorize(
         &self,
         state: &ApiState,
         headers: &HeaderMap,
@@ -335,7 +335,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
 
 /// A JSON body rendered from pre-serialised text (entities are stored
 /// rendered, so listing them is concatenation, not serialisation).
-pub fn raw_json(body: String) -> Response {
+pub(crate) fn raw_json(body: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -27,7 +27,7 @@ fn write() -> Value {
     json!([{"externalAccess": []}, {}])
 }
 
-pub fn build() -> Value {
+pub(super) fn build() -> Value {
     let mut paths = Map::new();
     for area in [
         entity_paths(),
@@ -362,7 +362,7 @@ fn more_operations() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
-pub async fn document() -> Response {
+pub(super) async fn document() -> Response {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     Json(DOCUMENT.get_or_init(build)).into_response()
 }

@@ -3,7 +3,7 @@
 
 /// Why a query string was rejected (400 `InputError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParamsError {
+pub(super) enum ParamsError {
     #[error("Unknown query parameter '{0}'")]
     Unknown(String),
     #[error("request/query/{0} must be >= 0")]
@@ -14,12 +14,12 @@ pub enum ParamsError {
 
 /// The decoded query string, in order.
 #[derive(Debug, Default)]
-pub struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Decodes `raw`; a parameter not in `allowed` is an error, as in
     /// Backstage's OpenAPI validation.
-    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ParamsError> {
+    pub(super) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ParamsError> {
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -33,7 +33,7 @@ impl Params {
         Ok(Self(pairs))
     }
 
-    pub fn all(&self, name: &str) -> Vec<String> {
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(n, _)| n == name)
@@ -41,7 +41,7 @@ impl Params {
             .collect()
     }
 
-    pub fn one(&self, name: &str) -> Option<&str> {
+    pub(super) fn one(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -49,7 +49,7 @@ impl Params {
     }
 
     /// A non-negative integer parameter.
-    pub fn uint(&self, name: &str) -> Result<Option<usize>, ParamsError> {
+    pub(super) fn uint(&self, name: &str) -> Result<Option<usize>, ParamsError> {
         match self.one(name) {
             None => Ok(None),
             Some(text) => match text.trim().parse::<i64>() {
@@ -61,7 +61,7 @@ impl Params {
     }
 
     /// The pairs except `name`, for building links.
-    pub fn without(&self, names: &[&str]) -> Vec<(String, String)> {
+    pub(super) fn without(&self, names: &[&str]) -> Vec<(String, String)> {
         self.0
             .iter()
             .filter(|(n, _)| !names.contains(&n.as_str()))

@@ -58,7 +58,7 @@ fn runner(state: &ApiState, req: &Req, id: &str) -> Result<Arc<SourceRunner>, Ap
 }
 
 /// Every source: configuration summary, next and last run, whether running.
-pub async fn list(State(state): State<ApiState>) -> Response {
+pub(super) async fn list(State(state): State<ApiState>) -> Response {
     let mut providers = Vec::new();
     for runner in state.scheduler.runners() {
         providers.push(status(&state, &runner).await);
@@ -66,7 +66,7 @@ pub async fn list(State(state): State<ApiState>) -> Response {
     Json(providers).into_response()
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<ApiState>,
     req: Req,
     Path(id): Path<String>,
@@ -81,7 +81,7 @@ pub async fn get_one(
 /// repository's problems are those of its last read (whichever run read it:
 /// a run stopped at its timeout reads only part of them), plus the last
 /// run's own; before the first run `finishedAt` and `outcome` are null.
-pub async fn errors(
+pub(super) async fn errors(
     State(state): State<ApiState>,
     req: Req,
     Path(id): Path<String>,
@@ -142,7 +142,7 @@ impl super::error::HttpError for RecordsUnavailable {
 /// with what their last read found: `?catalog=missing` (no catalog file),
 /// `present`, `unknown` (not read yet, or the read failed), or all. Costs
 /// no Bitbucket request.
-pub async fn repositories(
+pub(super) async fn repositories(
     State(state): State<ApiState>,
     req: Req,
     Path(id): Path<String>,
@@ -175,7 +175,7 @@ pub async fn repositories(
 
 /// Starts a run now (202); if one is running it serves the request.
 /// `?force=true` applies the run even past the deletion guard.
-pub async fn refresh(
+pub(super) async fn refresh(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     req: Req,

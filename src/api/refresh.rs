@@ -22,7 +22,7 @@ struct RefreshRequest {
     authorization_token: Option<serde_json::Value>,
 }
 
-pub async fn refresh_entity(
+pub(super) async fn refresh_entity(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,

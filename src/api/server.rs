@@ -35,7 +35,7 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
 /// Connections accepted over the cap, one request each: health checks are
 /// answered, everything else gets `503` with `Retry-After`.
-pub const SHED_CONNECTIONS: usize = 64;
+pub(crate) const SHED_CONNECTIONS: usize = 64;
 /// Requests at once on one h2c connection (hyper's default is 200).
 const H2_STREAMS: u32 = 16;
 /// How long to wait before accepting again after `accept` failed (e.g. out
@@ -44,7 +44,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How the server bounds its clients.
 #[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
+pub(crate) struct ServeLimits {
     pub max_connections: usize,
     /// From a request's first byte (or from connecting) to its last header.
     pub header_timeout: Duration,
@@ -56,7 +56,7 @@ pub struct ServeLimits {
 /// `configured`, lowered with a warning to what the limit leaves after
 /// [`RESERVED_DESCRIPTORS`] and [`SHED_CONNECTIONS`]; unset, half of that
 /// (at most [`DEFAULT_MAX_CONNECTIONS`]). At least 16 either way.
-pub fn connection_cap(configured: Option<usize>, open_file_limit: u64) -> usize {
+pub(crate) fn connection_cap(configured: Option<usize>, open_file_limit: u64) -> usize {
     let available = open_file_limit
         .saturating_sub(RESERVED_DESCRIPTORS + SHED_CONNECTIONS as u64)
         .max(16);
@@ -85,7 +85,7 @@ pub fn connection_cap(configured: Option<usize>, open_file_limit: u64) -> usize 
 
 /// Serves `app` on `listener` until `stop` completes, then stops accepting
 /// and waits for open connections to finish their requests.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServeLimits,

@@ -19,10 +19,10 @@ use crate::scheduler::SourceRunner;
 
 /// Only the page's own stylesheet; no script, frame, form or base.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-pub const STYLESHEET_PATH: &str = "/status.css";
+pub(super) const STYLESHEET_PATH: &str = "/status.css";
 const STYLESHEET: &str = include_str!("status_page.css");
 /// Browsers ask for an icon; without one each load logs a 404.
-pub const ICON_PATH: &str = "/favicon.svg";
+pub(super) const ICON_PATH: &str = "/favicon.svg";
 const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#0b57d0\"/><path d=\"M4 4h8v2H4zm0 3h8v2H4zm0 3h5v2H4z\" fill=\"#fff\"/></svg>";
 
 /// Problems shown per kind; the rest are one link away.
@@ -47,7 +47,7 @@ struct SourceView {
     problems: Vec<Problem>,
 }
 
-pub async fn page(State(state): State<ApiState>) -> Response {
+pub(super) async fn page(State(state): State<ApiState>) -> Response {
     let mut sources = Vec::new();
     for runner in state.scheduler.runners() {
         let report = runner.last_report();
@@ -95,11 +95,11 @@ pub async fn page(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-pub async fn stylesheet() -> Response {
+pub(super) async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
 }
 
-pub async fn icon() -> Response {
+pub(super) async fn icon() -> Response {
     asset("image/svg+xml", ICON)
 }
 

@@ -28,7 +28,7 @@ fn invalid(messages: impl IntoIterator<Item = String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"errors": errors}))).into_response()
 }
 
-pub async fn validate_entity(
+pub(super) async fn validate_entity(
     State(state): State<ApiState>,
     req: Req,
     headers: HeaderMap,

@@ -12,24 +12,24 @@ use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, cloud_urls, too_
 
 /// Cloud's cap on `pagelen` (larger values are answered with an error by
 /// some endpoints, so the provider's `pagelen` is validated against it).
-pub const MAX_PAGELEN: u32 = 100;
+pub(crate) const MAX_PAGELEN: u32 = 100;
 
 /// What code search results are trimmed to: Backstage's own `fields`
 /// (repository slug, project key, main branch and web link; no content
 /// matches, no other links), plus the repository's UUID.
-pub const SEARCH_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,+values.file.commit.repository.uuid,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
+pub(crate) const SEARCH_FIELDS: &str = "-values.content_matches,+values.file.commit.repository.mainbranch.name,+values.file.commit.repository.project.key,+values.file.commit.repository.slug,+values.file.commit.repository.uuid,-values.*.links,-values.*.*.links,-values.*.*.*.links,+values.file.commit.repository.links.html.href";
 
 /// Repository listings (the fallback) trimmed the same way.
-pub const REPOSITORY_FIELDS: &str =
+pub(crate) const REPOSITORY_FIELDS: &str =
     "-values.links,+values.links.html.href,-values.owner,-values.workspace,-values.project.links";
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Project {
+pub(crate) struct Project {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Repository {
+pub(crate) struct Repository {
     pub slug: String,
     /// Bitbucket's id: stable across renames and transfers.
     #[serde(default)]
@@ -43,33 +43,33 @@ pub struct Repository {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ProjectRef {
+pub(crate) struct ProjectRef {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Branch {
+pub(crate) struct Branch {
     pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct RepositoryLinks {
+pub(crate) struct RepositoryLinks {
     #[serde(default)]
     pub html: Option<Href>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Href {
+pub(crate) struct Href {
     pub href: String,
 }
 
 impl Repository {
-    pub fn project_key(&self) -> Option<&str> {
+    pub(crate) fn project_key(&self) -> Option<&str> {
         self.project.as_ref().map(|p| p.key.as_str())
     }
 
     /// The main branch; an empty repository has none.
-    pub fn main_branch(&self) -> Option<&str> {
+    pub(crate) fn main_branch(&self) -> Option<&str> {
         self.mainbranch
             .as_ref()
             .map(|b| b.name.as_str())
@@ -78,7 +78,7 @@ impl Repository {
 
     /// The repository's web URL (`https://bitbucket.org/{ws}/{slug}`), when
     /// Bitbucket gave one.
-    pub fn html_url(&self) -> Option<&str> {
+    pub(crate) fn html_url(&self) -> Option<&str> {
         self.links
             .as_ref()
             .and_then(|l| l.html.as_ref())
@@ -88,7 +88,7 @@ impl Repository {
 
 /// A webhook as Bitbucket Cloud lists it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Hook {
+pub(crate) struct Hook {
     pub uuid: String,
     #[serde(default)]
     pub url: String,
@@ -96,7 +96,7 @@ pub struct Hook {
 
 /// One code search hit.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SearchResult {
+pub(crate) struct SearchResult {
     #[serde(default)]
     pub path_matches: Vec<serde_json::Value>,
     #[serde(default)]
@@ -104,14 +104,14 @@ pub struct SearchResult {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct SearchFile {
+pub(crate) struct SearchFile {
     pub path: String,
     #[serde(default)]
     pub commit: Option<SearchCommit>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct SearchCommit {
+pub(crate) struct SearchCommit {
     pub hash: String,
     pub repository: Repository,
 }
@@ -126,7 +126,7 @@ struct Page<T> {
 
 /// What a code search came to.
 #[derive(Debug)]
-pub enum Search {
+pub(crate) enum Search {
     Results(Vec<SearchResult>),
     /// The first page answered 4xx: code search is not enabled for the
     /// workspace (or not open to these credentials). The message says which.
@@ -135,13 +135,13 @@ pub enum Search {
 
 /// A REST 2.0 client bound to one integration.
 #[derive(Debug, Clone)]
-pub struct CloudClient {
+pub(crate) struct CloudClient {
     http: Http,
     api_base: Url,
 }
 
 impl CloudClient {
-    pub fn new(http: Http, api_base: Url) -> Self {
+    pub(crate) fn new(http: Http, api_base: Url) -> Self {
         Self { http, api_base }
     }
 
@@ -157,7 +157,7 @@ impl CloudClient {
         url
     }
 
-    pub async fn projects(
+    pub(crate) async fn projects(
         &self,
         workspace: &str,
         pagelen: u32,
@@ -169,7 +169,7 @@ impl CloudClient {
         self.workspace_pages("cloud_projects", url, workspace).await
     }
 
-    pub async fn repositories(
+    pub(crate) async fn repositories(
         &self,
         workspace: &str,
         pagelen: u32,
@@ -185,7 +185,7 @@ impl CloudClient {
     }
 
     /// One repository (its main branch, project and links).
-    pub async fn repository(
+    pub(crate) async fn repository(
         &self,
         workspace: &str,
         slug: &str,
@@ -201,13 +201,16 @@ impl CloudClient {
     }
 
     /// The webhooks of a workspace.
-    pub async fn workspace_hooks(&self, workspace: &str) -> Result<Vec<Hook>, BitbucketError> {
+    pub(crate) async fn workspace_hooks(
+        &self,
+        workspace: &str,
+    ) -> Result<Vec<Hook>, BitbucketError> {
         let url = self.url(&["workspaces", workspace, "hooks"], &[]);
         self.workspace_pages("cloud_hooks", url, workspace).await
     }
 
     /// Creates a workspace webhook (`uuid: None`) or replaces hook `uuid`.
-    pub async fn save_workspace_hook(
+    pub(crate) async fn save_workspace_hook(
         &self,
         workspace: &str,
         uuid: Option<&str>,
@@ -231,7 +234,7 @@ impl CloudClient {
     /// Every page of a code search. Only a 4xx on the first page means
     /// "unavailable"; 401 and 429 are errors (the fallback would fail the
     /// same way), as is any failure after the first page.
-    pub async fn search_code(
+    pub(crate) async fn search_code(
         &self,
         workspace: &str,
         query: &str,
@@ -266,12 +269,16 @@ impl CloudClient {
     }
 
     /// The REST URL of a file at a commit or branch.
-    pub fn src_url(&self, workspace: &str, slug: &str, git_ref: &str, path: &str) -> Url {
+    pub(crate) fn src_url(&self, workspace: &str, slug: &str, git_ref: &str, path: &str) -> Url {
         cloud_urls::src_url(&self.api_base, workspace, slug, git_ref, path.split('/'))
     }
 
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
-    pub async fn file(&self, url: &Url, limit: usize) -> Result<Option<Vec<u8>>, BitbucketError> {
+    pub(crate) async fn file(
+        &self,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
         self.http.get_bytes_limited("cloud_src", url, limit).await
     }
 

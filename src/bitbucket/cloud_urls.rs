@@ -14,7 +14,7 @@ use super::urls::{UrlError, check_file_path, check_names, path_segments, scm_res
 
 /// A file in a Cloud repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudFile {
+pub(crate) struct CloudFile {
     pub workspace: String,
     pub slug: String,
     /// Branch, tag or commit.
@@ -29,7 +29,7 @@ pub struct CloudFile {
 }
 
 /// Parses a `src` or `raw` web URL of a file.
-pub fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
+pub(crate) fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
     let not_file = || UrlError::NotACloudFileUrl(text.to_owned());
     let (raw, decoded) = path_segments(&url).ok_or_else(not_file)?;
@@ -66,7 +66,7 @@ pub fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
 
 /// The web URL of a file: `{repo_url}/src/{ref}/{path}` (the ref is one
 /// segment, `/` encoded).
-pub fn file_url(repo_url: &str, git_ref: &str, path: &str) -> Option<String> {
+pub(crate) fn file_url(repo_url: &str, git_ref: &str, path: &str) -> Option<String> {
     let mut url = Url::parse(repo_url).ok()?;
     url.set_query(None);
     url.set_fragment(None);
@@ -79,7 +79,7 @@ pub fn file_url(repo_url: &str, git_ref: &str, path: &str) -> Option<String> {
 }
 
 /// The REST call that returns the file's content.
-pub fn src_api_url(file: &CloudFile, api_base: &Url) -> Url {
+pub(crate) fn src_api_url(file: &CloudFile, api_base: &Url) -> Url {
     src_url(
         api_base,
         &file.workspace,
@@ -90,7 +90,7 @@ pub fn src_api_url(file: &CloudFile, api_base: &Url) -> Url {
 }
 
 /// `{api_base}/repositories/{workspace}/{slug}/src/{ref}/{path…}`.
-pub fn src_url<'a>(
+pub(crate) fn src_url<'a>(
     api_base: &Url,
     workspace: &str,
     slug: &str,
@@ -109,7 +109,7 @@ pub fn src_url<'a>(
 
 /// Backstage's `defaultScmResolveUrl`; a path starting with `/` is relative
 /// to `…/{workspace}/{slug}/src/{ref}`.
-pub fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
+pub(crate) fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
     scm_resolve_url(target, base, |base| {
         parse_file_url(base).map(|f| f.root_url)
     })
@@ -117,7 +117,7 @@ pub fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
 
 /// Backstage's `resolveEditUrl` for Cloud: `?mode=edit&at=<ref>` (other
 /// query parameters kept). A `raw` URL is edited through its `src` page.
-pub fn edit_url(url: &str) -> Option<String> {
+pub(crate) fn edit_url(url: &str) -> Option<String> {
     let file = parse_file_url(url).ok()?;
     let mut edit = Url::parse(url).ok()?;
     let segments: Vec<String> = edit

@@ -11,16 +11,16 @@
 //! connection errors, timeouts and 5xx, `Retry-After` for 429, a count per
 //! run, and [`BitbucketError`]s that say which URL failed and what to check.
 
-pub mod cloud;
-pub mod cloud_urls;
+pub(crate) mod cloud;
+pub(crate) mod cloud_urls;
 mod pacing;
-pub use pacing::PaceView;
-pub mod reader;
-pub mod scope;
-pub mod server;
-pub mod server_urls;
-pub mod urls;
-pub mod webhooks;
+pub(crate) use pacing::PaceView;
+pub(crate) mod reader;
+pub(crate) mod scope;
+pub(crate) mod server;
+pub(crate) mod server_urls;
+pub(crate) mod urls;
+pub(crate) mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,11 +42,11 @@ const ERROR_BODY_EXCERPT: usize = 300;
 const ERROR_BODY_READ: usize = 4096;
 /// Pages one listing may take (Server: 1000 items each, Cloud: up to 100):
 /// a server that pages forever fails the listing instead.
-pub const MAX_PAGES: usize = 1000;
+pub(crate) const MAX_PAGES: usize = 1000;
 
 /// Bytes all pages of one listing may take together: with [`MAX_PAGES`]
 /// pages of up to 8 MiB alone, one listing could hold gigabytes.
-pub const MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
 
 /// A listing that did not end within [`MAX_PAGES`].
 fn too_many_pages(url: &Url) -> BitbucketError {
@@ -59,7 +59,7 @@ fn too_many_pages(url: &Url) -> BitbucketError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BitbucketError {
+pub(crate) enum BitbucketError {
     /// The cause stays attached as the error's source; the message spells
     /// out its chain, as reqwest's own Display hides it.
     #[error("request to {url} failed: {}", describe_reqwest_error(.source))]
@@ -84,7 +84,7 @@ pub enum BitbucketError {
 }
 
 impl BitbucketError {
-    pub fn status(&self) -> Option<StatusCode> {
+    pub(crate) fn status(&self) -> Option<StatusCode> {
         match self {
             BitbucketError::Status { status, .. } => Some(*status),
             _ => None,
@@ -103,7 +103,7 @@ pub enum HttpSetupError {
 /// Builds the HTTP client for one integration. Proxies come from
 /// `HTTPS_PROXY` / `NO_PROXY`; `extra_ca_file` adds a PEM bundle to the
 /// system trust store (for Bitbucket Servers behind an internal CA).
-pub fn build_http_client(
+pub(crate) fn build_http_client(
     extra_ca_file: Option<&Path>,
     settings: &HttpSettings,
 ) -> Result<reqwest::Client, HttpSetupError> {
@@ -146,7 +146,7 @@ pub fn build_http_client(
 
 /// What one discovery run spent, shared by every request it makes.
 #[derive(Debug, Default)]
-pub struct RequestStats {
+pub(crate) struct RequestStats {
     requests: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,
@@ -156,24 +156,24 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
-    pub fn retries(&self) -> u64 {
+    pub(crate) fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
 
-    pub fn rate_limited(&self) -> u64 {
+    pub(crate) fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
     }
 
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
 
     /// `endpoint → status → requests`, for reports.
-    pub fn by_endpoint(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+    pub(crate) fn by_endpoint(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
         let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for ((endpoint, status), count) in self.by_endpoint.lock().iter() {
             out.entry((*endpoint).to_owned())
@@ -197,7 +197,7 @@ impl RequestStats {
 /// Everything requests to one integration share for the daemon's lifetime:
 /// the client, credentials, pace and retry budget.
 #[derive(Debug)]
-pub struct IntegrationHttp {
+pub(crate) struct IntegrationHttp {
     client: reqwest::Client,
     auth: Auth,
     pacer: Pacer,
@@ -208,7 +208,7 @@ pub struct IntegrationHttp {
 
 /// Where an integration's credentials are configured, for error messages.
 #[derive(Debug, Clone)]
-pub struct CredentialsHint {
+pub(crate) struct CredentialsHint {
     pub host: String,
     /// The integration's key path, e.g. `integrations.bitbucketServer[0]`.
     pub key: String,
@@ -245,7 +245,7 @@ impl CredentialsHint {
 }
 
 impl IntegrationHttp {
-    pub fn new(
+    pub(crate) fn new(
         client: reqwest::Client,
         auth: Auth,
         settings: &HttpSettings,
@@ -269,12 +269,12 @@ impl IntegrationHttp {
 /// reading a Bitbucket shares its pace, concurrency cap and what a 429
 /// taught it.
 #[derive(Debug, Default)]
-pub struct HttpPool {
+pub(crate) struct HttpPool {
     by_host: std::collections::HashMap<HostKey, Arc<IntegrationHttp>>,
 }
 
 impl HttpPool {
-    pub fn build(
+    pub(crate) fn build(
         integrations: &crate::integrations::Integrations,
         extra_ca_file: Option<&Path>,
     ) -> Result<Self, HttpSetupError> {
@@ -307,12 +307,12 @@ impl HttpPool {
     }
 
     /// The shared HTTP context of the integration for `host`.
-    pub fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
+    pub(crate) fn get(&self, host: &str) -> Option<&Arc<IntegrationHttp>> {
         self.by_host.get(&HostKey::new(host))
     }
 
     /// Every integration's host with its pace and 429s, by host.
-    pub fn paces(&self) -> Vec<(String, PaceView)> {
+    pub(crate) fn paces(&self) -> Vec<(String, PaceView)> {
         let mut paces: Vec<(String, PaceView)> = self
             .by_host
             .values()
@@ -351,13 +351,13 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// One integration's HTTP, counted against one run.
 #[derive(Debug, Clone)]
-pub struct Http {
+pub(crate) struct Http {
     shared: Arc<IntegrationHttp>,
     stats: Arc<RequestStats>,
 }
 
 impl Http {
-    pub fn new(shared: Arc<IntegrationHttp>, stats: Arc<RequestStats>) -> Self {
+    pub(crate) fn new(shared: Arc<IntegrationHttp>, stats: Arc<RequestStats>) -> Self {
         Self { shared, stats }
     }
 
@@ -508,7 +508,7 @@ impl Http {
 
     /// GETs and decodes JSON; `Ok(None)` for 404. A body that does not
     /// decode is fetched again (a truncated response looks like that).
-    pub async fn get_json<T: DeserializeOwned>(
+    pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         url: &Url,
@@ -519,7 +519,7 @@ impl Http {
 
     /// Like [`Self::get_json`], charging the bytes read to a listing's
     /// `budget` (start at [`MAX_LISTING_BYTES`]); past it the listing fails.
-    pub async fn get_page<T: DeserializeOwned>(
+    pub(crate) async fn get_page<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         url: &Url,
@@ -568,7 +568,7 @@ impl Http {
 
     /// GETs a file's bytes, reading at most `limit + 1` bytes so an oversized
     /// file is detected without downloading it; `Ok(None)` for 404.
-    pub async fn get_bytes_limited(
+    pub(crate) async fn get_bytes_limited(
         &self,
         endpoint: &'static str,
         url: &Url,
@@ -582,7 +582,7 @@ impl Http {
     /// Sends `body` as JSON with `method` (creating or updating a webhook):
     /// paced like every request, but not retried, as a POST is not
     /// idempotent. `Ok(None)` for 404; the answer's JSON otherwise.
-    pub async fn send_json(
+    pub(crate) async fn send_json(
         &self,
         method: reqwest::Method,
         endpoint: &'static str,

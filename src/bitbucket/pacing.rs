@@ -360,7 +360,7 @@ struct State {
 
 /// An integration's pace and 429s since start-up.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PaceView {
+pub(crate) struct PaceView {
     /// Requests per second in force; `None`: not paced.
     pub pace_per_second: Option<f64>,
     /// Responses, 429s included.
@@ -372,20 +372,20 @@ pub struct PaceView {
 
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket {
+pub(super) struct Ticket {
     epoch: u64,
 }
 
 /// A concurrency slot; hold it until the response body has been read.
 #[derive(Debug)]
-pub struct Slot {
+pub(super) struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
     pub ticket: Ticket,
 }
 
 /// Shared by every request to one integration, across runs and providers.
 #[derive(Debug)]
-pub struct Pacer {
+pub(super) struct Pacer {
     /// The integration's host, named in logs.
     host: String,
     configured: Option<RateLimit>,
@@ -398,7 +398,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(host: String, configured: Option<RateLimit>, max_concurrent: usize) -> Self {
+    pub(super) fn new(host: String, configured: Option<RateLimit>, max_concurrent: usize) -> Self {
         let pacer = Self {
             host,
             configured,
@@ -427,7 +427,7 @@ impl Pacer {
     }
 
     /// Waits for a `Retry-After` in force, the pace and a concurrency slot.
-    pub async fn acquire(&self) -> Slot {
+    pub(super) async fn acquire(&self) -> Slot {
         {
             let mut state = self.state.lock();
             let now = Instant::now();
@@ -480,7 +480,7 @@ impl Pacer {
 
     /// A response other than 429: the bucket took a token; read what the
     /// server says about its limits.
-    pub fn answered(&self, headers: &HeaderMap) {
+    pub(super) fn answered(&self, headers: &HeaderMap) {
         let hints = RateHeaders::parse(headers);
         let mut state = self.state.lock();
         state.accepted += 1;
@@ -513,7 +513,7 @@ impl Pacer {
 
     /// Bitbucket said 429: everyone waits `retry_after`; the first 429 of
     /// requests sent since the last episode teaches the estimator.
-    pub fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
+    pub(super) fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.rate_limited += 1;
@@ -534,7 +534,7 @@ impl Pacer {
     }
 
     /// How the integration stands: for the status page.
-    pub fn view(&self) -> PaceView {
+    pub(super) fn view(&self) -> PaceView {
         let state = self.state.lock();
         PaceView {
             pace_per_second: state.pace,
@@ -608,7 +608,7 @@ impl Pacer {
 
     /// The pace in force (requests per second), `None` when unlimited.
     #[cfg(test)]
-    pub fn current_rate(&self) -> Option<f64> {
+    pub(crate) fn current_rate(&self) -> Option<f64> {
         self.state.lock().pace
     }
 }

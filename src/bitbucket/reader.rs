@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use url::Url;
 
-pub use super::scope::Scope;
+pub(crate) use super::scope::Scope;
 use super::urls::{HostKey, UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
@@ -21,11 +21,11 @@ use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration,
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
 /// module writes it.
-pub const CLOUD_REPO_URL_ANNOTATION: &str = "bitbucket.org/repo-url";
+pub(crate) const CLOUD_REPO_URL_ANNOTATION: &str = "bitbucket.org/repo-url";
 
 /// Which REST dialect an integration speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavour {
+pub(crate) enum Flavour {
     Server,
     Cloud,
 }
@@ -42,7 +42,7 @@ struct Site {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// Not a file on a Bitbucket in scope; nothing was requested.
     #[error(transparent)]
     Refused(#[from] UrlError),
@@ -53,7 +53,7 @@ pub enum ReadError {
 /// The Bitbucket integrations a reader may use, by host: which URLs are in
 /// scope and which REST call reads each. Pure; config validation uses it.
 #[derive(Debug, Clone)]
-pub struct Sites {
+pub(crate) struct Sites {
     sites: Vec<Site>,
     /// How the scope is described when a host is refused, and what to do.
     scope: &'static str,
@@ -66,7 +66,7 @@ impl Sites {
     /// Every configured integration, for locations given by URL. Without
     /// `pool` the sites can map and check URLs but not read them (config
     /// validation).
-    pub fn all(integrations: &Integrations, pool: Option<&HttpPool>) -> Self {
+    pub(crate) fn all(integrations: &Integrations, pool: Option<&HttpPool>) -> Self {
         let mut sites = Self {
             sites: Vec::new(),
             scope: "a configured Bitbucket integration",
@@ -89,7 +89,7 @@ impl Sites {
 
     /// One Server integration; `aliases` are further hosts its listing uses
     /// for web links (they differ behind some proxies).
-    pub fn server(
+    pub(crate) fn server(
         integration: &BitbucketServerIntegration,
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
@@ -99,7 +99,7 @@ impl Sites {
     }
 
     /// One Cloud integration; `aliases` as for [`Sites::server`].
-    pub fn cloud(
+    pub(crate) fn cloud(
         integration: &BitbucketCloudIntegration,
         http: &Arc<IntegrationHttp>,
         aliases: &[String],
@@ -186,13 +186,13 @@ impl Sites {
 
     /// Checks that `url` is a file on a Bitbucket in scope and names the
     /// REST call that would read it, without making it.
-    pub fn api_url(&self, url: &str) -> Result<Url, UrlError> {
+    pub(crate) fn api_url(&self, url: &str) -> Result<Url, UrlError> {
         self.site(url)?.api_url(url)
     }
 
     /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
     #[cfg(test)]
-    pub fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
+    pub(crate) fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
         let site = self.site(url)?;
         site.api_url(url)?;
         Ok(site.flavour)
@@ -202,7 +202,7 @@ impl Sites {
 /// Reads files by web URL from the integrations in [`Sites`], with their
 /// credentials, counting requests against a run.
 #[derive(Debug, Clone)]
-pub struct FileReader {
+pub(crate) struct FileReader {
     sites: Sites,
     stats: Arc<RequestStats>,
     max_bytes: usize,
@@ -210,7 +210,7 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    pub fn new(sites: Sites, stats: &Arc<RequestStats>, max_bytes: usize) -> Self {
+    pub(crate) fn new(sites: Sites, stats: &Arc<RequestStats>, max_bytes: usize) -> Self {
         Self {
             sites,
             stats: Arc::clone(stats),
@@ -221,19 +221,19 @@ impl FileReader {
 
     /// Reads only the URLs `scope` accepts (nothing is requested for others).
     #[must_use]
-    pub fn within(mut self, scope: Scope) -> Self {
+    pub(crate) fn within(mut self, scope: Scope) -> Self {
         self.scope = Some(scope);
         self
     }
 
     #[cfg(test)]
-    pub fn sites(&self) -> &Sites {
+    pub(crate) fn sites(&self) -> &Sites {
         &self.sites
     }
 
     /// The file's bytes (at most `max_bytes + 1`), `None` when it does not
     /// exist.
-    pub async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
+    pub(crate) async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let site = self.sites.site(url)?;
         let api_url = site.api_url(url)?;
         if let Some(scope) = &self.scope {
@@ -283,7 +283,7 @@ impl Site {
 /// `bitbucket.example.com/repo-url`. Its value is the repository's web URL
 /// (`https://host/projects/KEY/repos/slug/browse`), what a webhook payload's
 /// `links.self[0].href` carries.
-pub fn server_repo_url_annotation(host: &str) -> String {
+pub(crate) fn server_repo_url_annotation(host: &str) -> String {
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     format!("{}/repo-url", name.trim_matches(['[', ']']).to_lowercase())
 }

@@ -55,18 +55,20 @@ pub enum Excluded {
 /// Which file URLs a reader may read beyond its sites: `Err` says why not.
 /// Providers use it to keep targets within their filters.
 #[derive(Clone)]
-pub struct Scope(Arc<ScopeCheck>);
+pub(crate) struct Scope(Arc<ScopeCheck>);
 
 /// A URL → "why not" check.
 type ScopeCheck = dyn Fn(&str) -> Result<(), OutOfScope> + Send + Sync;
 
 impl Scope {
-    pub fn new(check: impl Fn(&str) -> Result<(), OutOfScope> + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        check: impl Fn(&str) -> Result<(), OutOfScope> + Send + Sync + 'static,
+    ) -> Self {
         Self(Arc::new(check))
     }
 
     /// Whether `url` may be read.
-    pub fn check(&self, url: &str) -> Result<(), OutOfScope> {
+    pub(crate) fn check(&self, url: &str) -> Result<(), OutOfScope> {
         (self.0)(url)
     }
 }

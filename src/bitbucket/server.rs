@@ -9,15 +9,15 @@ use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, too_many_pages};
 
 /// Bitbucket's default cap on `limit`; asking for more is harmless (the
 /// server clamps it), asking for less costs requests.
-pub const PAGE_LIMIT: u32 = 1000;
+pub(crate) const PAGE_LIMIT: u32 = 1000;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Project {
+pub(crate) struct Project {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Repository {
+pub(crate) struct Repository {
     /// Bitbucket's id: stable across renames and moves.
     #[serde(default)]
     pub id: Option<u64>,
@@ -35,7 +35,7 @@ pub struct Repository {
 /// `defaultBranch` as a listing may carry it: a name or a ref object.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum DefaultBranch {
+pub(crate) enum DefaultBranch {
     Name(String),
     Ref {
         #[serde(rename = "displayId")]
@@ -47,7 +47,7 @@ pub enum DefaultBranch {
 
 impl DefaultBranch {
     /// The branch name, e.g. `main`.
-    pub fn name(&self) -> Option<String> {
+    pub(crate) fn name(&self) -> Option<String> {
         let name = match self {
             DefaultBranch::Name(name) => Some(name.as_str()),
             DefaultBranch::Ref { display_id, id } => display_id.as_deref().or(id.as_deref()),
@@ -59,32 +59,32 @@ impl DefaultBranch {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ProjectRef {
+pub(crate) struct ProjectRef {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Links {
+pub(crate) struct Links {
     #[serde(default, rename = "self")]
     pub self_: Vec<Link>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Link {
+pub(crate) struct Link {
     pub href: String,
 }
 
 impl Repository {
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`), when
     /// Bitbucket gave one.
-    pub fn browse_url(&self) -> Option<&str> {
+    pub(crate) fn browse_url(&self) -> Option<&str> {
         self.links.self_.first().map(|l| l.href.as_str())
     }
 }
 
 /// A webhook as Bitbucket lists it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     pub id: u64,
     #[serde(default)]
     pub url: String,
@@ -103,13 +103,13 @@ struct Page<T> {
 
 /// A REST 1.0 client bound to one integration.
 #[derive(Debug, Clone)]
-pub struct ServerClient {
+pub(crate) struct ServerClient {
     http: Http,
     api_base: Url,
 }
 
 impl ServerClient {
-    pub fn new(http: Http, api_base: Url) -> Self {
+    pub(crate) fn new(http: Http, api_base: Url) -> Self {
         Self { http, api_base }
     }
 
@@ -122,17 +122,20 @@ impl ServerClient {
         url
     }
 
-    pub async fn projects(&self) -> Result<Vec<Project>, BitbucketError> {
+    pub(crate) async fn projects(&self) -> Result<Vec<Project>, BitbucketError> {
         self.paged("projects", self.url(&["projects"])).await
     }
 
-    pub async fn repositories(&self, project_key: &str) -> Result<Vec<Repository>, BitbucketError> {
+    pub(crate) async fn repositories(
+        &self,
+        project_key: &str,
+    ) -> Result<Vec<Repository>, BitbucketError> {
         self.paged("repos", self.url(&["projects", project_key, "repos"]))
             .await
     }
 
     /// The repository's default branch; `None` when it has none (empty).
-    pub async fn default_branch(
+    pub(crate) async fn default_branch(
         &self,
         project_key: &str,
         slug: &str,
@@ -143,7 +146,7 @@ impl ServerClient {
     }
 
     /// Bitbucket's version (`/application-properties`), e.g. `8.19.0`.
-    pub async fn version(&self) -> Result<Option<String>, BitbucketError> {
+    pub(crate) async fn version(&self) -> Result<Option<String>, BitbucketError> {
         #[derive(Deserialize)]
         struct Properties {
             version: Option<String>,
@@ -166,7 +169,7 @@ impl ServerClient {
     }
 
     /// The webhooks of a project (`slug: None`) or of one repository.
-    pub async fn webhooks(
+    pub(crate) async fn webhooks(
         &self,
         project_key: &str,
         slug: Option<&str>,
@@ -176,7 +179,7 @@ impl ServerClient {
     }
 
     /// Creates a webhook (`id: None`) or replaces webhook `id`.
-    pub async fn save_webhook(
+    pub(crate) async fn save_webhook(
         &self,
         project_key: &str,
         slug: Option<&str>,
@@ -203,7 +206,13 @@ impl ServerClient {
     }
 
     /// The URL of a file in a repository (default branch unless `at`).
-    pub fn raw_url(&self, project_key: &str, slug: &str, path: &str, at: Option<&str>) -> Url {
+    pub(crate) fn raw_url(
+        &self,
+        project_key: &str,
+        slug: &str,
+        path: &str,
+        at: Option<&str>,
+    ) -> Url {
         let mut segments = vec!["projects", project_key, "repos", slug, "raw"];
         segments.extend(path.split('/'));
         let mut url = self.url(&segments);
@@ -214,7 +223,7 @@ impl ServerClient {
     }
 
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
-    pub async fn raw_file(
+    pub(crate) async fn raw_file(
         &self,
         url: &Url,
         limit: usize,

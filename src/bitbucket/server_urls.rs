@@ -8,12 +8,12 @@
 
 use url::Url;
 
-pub use super::urls::UrlError;
+pub(crate) use super::urls::UrlError;
 use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerFile {
+pub(crate) struct ServerFile {
     /// Project key; `~USER` for personal repositories.
     pub project_key: String,
     pub slug: String,
@@ -26,7 +26,7 @@ pub struct ServerFile {
 }
 
 /// Parses a browse or raw web URL of a file.
-pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
+pub(crate) fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
     let not_file = || UrlError::NotAFileUrl(text.to_owned());
     let (raw_segments, decoded) = path_segments(&url).ok_or_else(not_file)?;
@@ -73,7 +73,7 @@ pub fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
 }
 
 /// The REST call that returns the file's content.
-pub fn raw_api_url(file: &ServerFile, api_base: &Url) -> Url {
+pub(crate) fn raw_api_url(file: &ServerFile, api_base: &Url) -> Url {
     let mut url = api_base.clone();
     if let Ok(mut segments) = url.path_segments_mut() {
         segments
@@ -89,14 +89,14 @@ pub fn raw_api_url(file: &ServerFile, api_base: &Url) -> Url {
 
 /// Backstage's `defaultScmResolveUrl`; a path starting with `/` is relative
 /// to the repository root (`…/repos/slug/browse`), the base's `?at=` is kept.
-pub fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
+pub(crate) fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> {
     scm_resolve_url(target, base, |base| {
         parse_file_url(base).map(|f| f.repo_url)
     })
 }
 
 /// Server cannot deep-link to edit mode; Backstage strips the query.
-pub fn edit_url(url: &str) -> String {
+pub(crate) fn edit_url(url: &str) -> String {
     url.split_once('?').map_or(url, |(head, _)| head).to_owned()
 }
 

@@ -55,14 +55,14 @@ impl From<UrlError> for crate::catalog::process::ResolveError {
 /// A host (`host` or `host:port`) as integrations are looked up by it:
 /// case-insensitive, as DNS names are, so lowercased once when built.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostKey(String);
+pub(crate) struct HostKey(String);
 
 impl HostKey {
-    pub fn new(host: &str) -> Self {
+    pub(crate) fn new(host: &str) -> Self {
         Self(host.to_lowercase())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -74,7 +74,7 @@ impl std::fmt::Display for HostKey {
 }
 
 /// `host` or `host:port` of a URL, as integrations name hosts.
-pub fn host_of(url: &Url) -> Option<String> {
+pub(crate) fn host_of(url: &Url) -> Option<String> {
     let host = url.host_str()?;
     Some(match url.port() {
         Some(port) => format!("{host}:{port}"),
@@ -83,7 +83,7 @@ pub fn host_of(url: &Url) -> Option<String> {
 }
 
 /// `host[:port]` of a URL given as text.
-pub fn url_host(url: &str) -> Option<String> {
+pub(crate) fn url_host(url: &str) -> Option<String> {
     Url::parse(url).ok().as_ref().and_then(host_of)
 }
 

@@ -11,14 +11,14 @@ use super::urls::url_host;
 
 /// Which kind of Bitbucket sent an event (the route it arrived on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventFlavour {
+pub(crate) enum EventFlavour {
     Server,
     Cloud,
 }
 
 impl EventFlavour {
     /// The route's topic, as Backstage's events backend names it.
-    pub fn topic(self) -> &'static str {
+    pub(crate) fn topic(self) -> &'static str {
         match self {
             EventFlavour::Server => "bitbucketServer",
             EventFlavour::Cloud => "bitbucketCloud",
@@ -28,7 +28,7 @@ impl EventFlavour {
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
 /// `secret`. The comparison takes the same time wherever the bytes differ.
-pub fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
+pub(crate) fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
     let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
         return false;
     };
@@ -53,7 +53,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// A repository as an event names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRepository {
+pub(crate) struct EventRepository {
     /// Server: the project key. Cloud: the project key, when the payload has it.
     pub project: Option<String>,
     /// Cloud: the workspace slug.
@@ -71,14 +71,14 @@ pub struct EventRepository {
 
 impl EventRepository {
     /// `host[:port]` of its web URL: which Bitbucket it is on.
-    pub fn host(&self) -> Option<String> {
+    pub(crate) fn host(&self) -> Option<String> {
         self.web_url.as_deref().and_then(url_host)
     }
 }
 
 /// One branch an event moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BranchMove {
+pub(crate) struct BranchMove {
     /// `main`, not `refs/heads/main`.
     pub branch: String,
     /// The new head; `None` when the branch was deleted.
@@ -87,7 +87,7 @@ pub struct BranchMove {
 
 /// What an event means for discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// "Test connection".
     Ping,
     /// Branches moved (Data Center `repo:refs_changed`, Cloud `repo:push`).
@@ -109,7 +109,7 @@ pub enum Event {
 
 impl Event {
     /// The event's name, for metrics and logs.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Event::Ping => "ping",
             Event::Pushed { .. } => "push",
@@ -120,7 +120,7 @@ impl Event {
     }
 
     /// The repository it is about (for a move, where it is now).
-    pub fn repository(&self) -> Option<&EventRepository> {
+    pub(crate) fn repository(&self) -> Option<&EventRepository> {
         match self {
             Event::Pushed { repository, .. } | Event::Deleted { repository } => Some(repository),
             Event::Moved { new, .. } => Some(new),
@@ -131,14 +131,14 @@ impl Event {
 
 #[derive(Debug, thiserror::Error)]
 #[error("the {key} event's body is not what Bitbucket sends: {source}")]
-pub struct PayloadError {
+pub(crate) struct PayloadError {
     key: String,
     #[source]
     source: serde_json::Error,
 }
 
 /// Reads the body of an `X-Event-Key: key` event.
-pub fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
+pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
     let wrap = |source| PayloadError {
         key: key.to_owned(),
         source,
@@ -203,14 +203,14 @@ mod server {
     use crate::bitbucket::server::Repository;
 
     #[derive(Deserialize)]
-    pub struct RefsChanged {
+    pub(super) struct RefsChanged {
         pub repository: Repository,
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub struct Change {
+    pub(super) struct Change {
         #[serde(rename = "ref")]
         reference: Option<Ref>,
         #[serde(rename = "refId")]
@@ -232,7 +232,7 @@ mod server {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub fn branch_move(self) -> Option<BranchMove> {
+        pub(super) fn branch_move(self) -> Option<BranchMove> {
             let reference = self.reference.as_ref();
             if reference
                 .and_then(|r| r.kind.as_deref())
@@ -257,7 +257,7 @@ mod server {
     }
 
     #[derive(Deserialize)]
-    pub struct Modified {
+    pub(super) struct Modified {
         pub old: Repository,
         pub new: Repository,
     }
@@ -284,7 +284,7 @@ mod cloud {
     use super::{BranchMove, EventRepository};
 
     #[derive(Deserialize)]
-    pub struct Repository {
+    pub(crate) struct Repository {
         full_name: Option<String>,
         slug: Option<String>,
         uuid: Option<String>,
@@ -352,19 +352,19 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub struct Push {
+    pub(super) struct Push {
         pub repository: Repository,
         pub push: Changes,
     }
 
     #[derive(Deserialize)]
-    pub struct Changes {
+    pub(super) struct Changes {
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub struct Change {
+    pub(super) struct Change {
         old: Option<Head>,
         new: Option<Head>,
     }
@@ -384,7 +384,7 @@ mod cloud {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub fn branch_move(self) -> Option<BranchMove> {
+        pub(super) fn branch_move(self) -> Option<BranchMove> {
             let is_branch = |h: &Head| h.kind.as_deref().is_none_or(|k| k == "branch");
             match (self.new, self.old) {
                 (Some(new), _) if is_branch(&new) => Some(BranchMove {
@@ -403,7 +403,7 @@ mod cloud {
     /// `repo:updated` and `repo:transfer`: the repository as it is now,
     /// with what changed (`changes.full_name.old` after a rename).
     #[derive(Deserialize)]
-    pub struct Updated {
+    pub(super) struct Updated {
         pub repository: Repository,
         #[serde(default)]
         changes: Option<UpdatedChanges>,
@@ -422,7 +422,7 @@ mod cloud {
 
     impl Updated {
         /// Where the repository was, when the payload says.
-        pub fn old(&self) -> Option<EventRepository> {
+        pub(super) fn old(&self) -> Option<EventRepository> {
             let changes = self.changes.as_ref()?;
             let (workspace, slug) = match changes
                 .full_name
@@ -449,7 +449,7 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub struct Deleted {
+    pub(super) struct Deleted {
         pub repository: Repository,
     }
 }

@@ -18,7 +18,7 @@ const MAX_ANCESTRY: usize = 64;
 
 /// One entity of an ancestry.
 #[derive(Debug)]
-pub struct Ancestor {
+pub(crate) struct Ancestor {
     pub entity: Arc<PreparedEntity>,
     pub parent_entity_refs: Vec<String>,
 }
@@ -40,7 +40,7 @@ fn targets(entity: &Value) -> Vec<String> {
 /// `root` and its ancestors, root first; `None` when `root` is not served.
 /// `resolve(target, base)` resolves a Location target against the file it
 /// is written in, as discovery did.
-pub fn ancestry(
+pub(crate) fn ancestry(
     snapshot: &Snapshot,
     root: &EntityKey,
     resolve: &dyn Fn(&str, &str) -> Option<String>,

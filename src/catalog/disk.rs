@@ -18,11 +18,11 @@ use super::process::{FetchError, FileSource, Processor, RepoInfo, ResolveError};
 use super::rules::CatalogRules;
 
 /// What the standard input is called in findings.
-pub const STDIN: &str = "<stdin>";
+pub(crate) const STDIN: &str = "<stdin>";
 
 /// One problem, placed in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub path: String,
     /// 1-based; the document's first line when nothing finer is known.
     pub line: usize,
@@ -42,7 +42,7 @@ impl std::fmt::Display for Finding {
 
 /// What checking one file found.
 #[derive(Debug, Default)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub findings: Vec<Finding>,
     /// Entities the file (and what it leads to) yields.
     pub entities: usize,
@@ -249,7 +249,7 @@ impl FileSource for DiskSource {
 
 /// Checks the catalog file `path` whose content is `bytes` (read by the
 /// caller, so `-` can be the standard input) as discovery would.
-pub async fn check(
+pub(crate) async fn check(
     path: &str,
     bytes: &[u8],
     rules: &CatalogRules,

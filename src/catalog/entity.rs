@@ -6,14 +6,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub const DEFAULT_NAMESPACE: &str = "default";
-pub const ANNOTATION_LOCATION: &str = "backstage.io/managed-by-location";
-pub const ANNOTATION_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
-pub const ANNOTATION_VIEW_URL: &str = "backstage.io/view-url";
-pub const ANNOTATION_EDIT_URL: &str = "backstage.io/edit-url";
-pub const ANNOTATION_SOURCE_LOCATION: &str = "backstage.io/source-location";
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
+pub(crate) const ANNOTATION_LOCATION: &str = "backstage.io/managed-by-location";
+pub(crate) const ANNOTATION_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+pub(crate) const ANNOTATION_VIEW_URL: &str = "backstage.io/view-url";
+pub(crate) const ANNOTATION_EDIT_URL: &str = "backstage.io/edit-url";
+pub(crate) const ANNOTATION_SOURCE_LOCATION: &str = "backstage.io/source-location";
 /// Set where the repository listing already names the default branch.
-pub const ANNOTATION_DEFAULT_BRANCH: &str = "bitbucket.org/default-branch";
+pub(crate) const ANNOTATION_DEFAULT_BRANCH: &str = "bitbucket.org/default-branch";
 
 /// A catalog entity in Backstage's shape. Fields we do not interpret are
 /// kept as they were written, in their original order.

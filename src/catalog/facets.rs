@@ -11,7 +11,7 @@ use super::query::Predicate;
 
 /// `{facet: [{value, count}]}` over `entities` that match `predicate`,
 /// values in order.
-pub fn facet_counts<'a>(
+pub(crate) fn facet_counts<'a>(
     entities: impl Iterator<Item = &'a Arc<PreparedEntity>>,
     predicate: Option<&Predicate>,
     facets: &[String],

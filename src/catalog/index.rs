@@ -15,7 +15,7 @@ use super::relations::Emitted;
 /// entities emit each: a small sorted `Vec` per entity is a fraction of a
 /// map's memory for the few relations most entities have.
 #[derive(Debug, Default)]
-pub struct RelationIndex {
+pub(crate) struct RelationIndex {
     by_source: HashMap<String, Vec<Counted>>,
 }
 
@@ -33,11 +33,11 @@ impl Counted {
 }
 
 impl RelationIndex {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn add(&mut self, emitted: &[Emitted]) {
+    pub(crate) fn add(&mut self, emitted: &[Emitted]) {
         for relation in emitted {
             let relations = self.by_source.entry(relation.source.clone()).or_default();
             let key = (relation.type_, relation.target.as_str());
@@ -55,7 +55,7 @@ impl RelationIndex {
         }
     }
 
-    pub fn remove(&mut self, emitted: &[Emitted]) {
+    pub(crate) fn remove(&mut self, emitted: &[Emitted]) {
         for relation in emitted {
             let Some(relations) = self.by_source.get_mut(&relation.source) else {
                 continue;
@@ -75,7 +75,7 @@ impl RelationIndex {
 
     /// The relations served on the entity with this canonical ref, sorted
     /// by type then target as Backstage serves them.
-    pub fn relations_of(&self, entity_ref: &str) -> Vec<Relation> {
+    pub(crate) fn relations_of(&self, entity_ref: &str) -> Vec<Relation> {
         self.by_source
             .get(entity_ref)
             .map(|relations| {

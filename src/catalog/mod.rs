@@ -14,26 +14,26 @@
 //!   [`Change`]s and [`Conflict`]s are what [`Catalog::prepare`] returns;
 //!   [`PreparedEntity`] is an entity as served.
 
-pub mod ancestry;
-pub mod changes;
-pub mod disk;
-pub mod entity;
-pub mod facets;
+pub(crate) mod ancestry;
+pub(crate) mod changes;
+pub(crate) mod disk;
+pub(crate) mod entity;
+pub(crate) mod facets;
 mod follow;
-pub mod index;
-pub mod paging;
-pub mod parse;
+pub(crate) mod index;
+pub(crate) mod paging;
+pub(crate) mod parse;
 mod prepared;
-pub mod problem;
-pub mod process;
-pub mod query;
-pub mod refs;
-pub mod relations;
-pub mod rules;
-pub mod search;
-pub mod stitch;
+pub(crate) mod problem;
+pub(crate) mod process;
+pub(crate) mod query;
+pub(crate) mod refs;
+pub(crate) mod relations;
+pub(crate) mod rules;
+pub(crate) mod search;
+pub(crate) mod stitch;
 mod unit;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -42,10 +42,11 @@ use parking_lot::{Mutex, RwLock};
 
 use changes::ChangeLog;
 pub use entity::{Entity, EntityKey};
-pub use follow::Followed;
+pub(crate) use follow::Followed;
 use index::RelationIndex;
-pub use prepared::PreparedEntity;
-pub use unit::{Applied, Change, Conflict, Owner, UnitEntities};
+pub(crate) use prepared::PreparedEntity;
+pub use unit::UnitEntities;
+pub(crate) use unit::{Applied, Change, Conflict, Owner};
 
 /// An immutable view of the whole catalog, ordered by entity key. Readers
 /// take one and never block writers for longer than an `Arc` clone; a new

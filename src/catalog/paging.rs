@@ -15,15 +15,15 @@ use super::query::{FullText, MAX_FIELDS, Predicate, QueryError};
 use super::{PreparedEntity, Snapshot};
 
 /// Backstage's default page size for `by-query`.
-pub const DEFAULT_QUERY_LIMIT: usize = 200;
+pub(crate) const DEFAULT_QUERY_LIMIT: usize = 200;
 
 /// An entity of a page, borrowed from its snapshot.
-pub type Item<'a> = &'a Arc<PreparedEntity>;
+pub(crate) type Item<'a> = &'a Arc<PreparedEntity>;
 
 /// Why a paging request was rejected; each becomes a 400 `InputError`
 /// with Backstage's wording.
 #[derive(Debug, thiserror::Error)]
-pub enum PagingError {
+pub(crate) enum PagingError {
     #[error("Invalid limit, must be greater than zero")]
     ZeroLimit,
     #[error("Invalid after, must not be empty")]
@@ -63,7 +63,7 @@ pub enum PagingError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub(crate) enum Direction {
     Asc,
     Desc,
 }
@@ -79,7 +79,7 @@ impl Direction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderField {
+pub(crate) struct OrderField {
     pub field: String,
     pub order: Direction,
 }
@@ -99,7 +99,7 @@ impl OrderField {
     }
 
     /// `by-query`'s `orderField=<field>[,<asc|desc>]`.
-    pub fn parse_query(item: &str) -> Result<Self, PagingError> {
+    pub(crate) fn parse_query(item: &str) -> Result<Self, PagingError> {
         let (field, dir) = item.split_once(',').unwrap_or((item, "asc"));
         Ok(Self {
             field: field.trim().to_owned(),
@@ -132,7 +132,7 @@ fn compare_values(a: &Option<String>, b: &Option<String>, direction: Direction) 
 }
 
 /// The entities `predicate` keeps, in key order.
-pub fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Vec<Item<'a>> {
+pub(crate) fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Vec<Item<'a>> {
     snapshot
         .iter()
         .filter(|e| predicate.is_none_or(|p| p.matches(&e.search)))
@@ -143,7 +143,7 @@ pub fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Ve
 
 /// `after` cursors: base64 of `{"limit": L, "offset": O}`, as Backstage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AfterCursor {
+pub(crate) struct AfterCursor {
     pub limit: usize,
     pub offset: usize,
 }
@@ -155,7 +155,7 @@ struct AfterCursorJson {
 }
 
 impl AfterCursor {
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let json = AfterCursorJson {
             limit: self.limit.into(),
             offset: self.offset.into(),
@@ -163,7 +163,7 @@ impl AfterCursor {
         BASE64.encode(serde_json::to_string(&json).unwrap_or_default())
     }
 
-    pub fn decode(text: &str) -> Result<Self, PagingError> {
+    pub(crate) fn decode(text: &str) -> Result<Self, PagingError> {
         if text.is_empty() {
             return Err(PagingError::EmptyAfter);
         }
@@ -184,7 +184,7 @@ impl AfterCursor {
 
 /// A `GET /entities` request: which entities, in which order, which window.
 #[derive(Debug, Clone, Default)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     pub predicate: Option<Predicate>,
     pub order: Vec<OrderField>,
     pub limit: Option<usize>,
@@ -193,7 +193,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// The window from `limit`, `offset` and an `after` cursor (which wins).
-    pub fn window(
+    pub(crate) fn window(
         &mut self,
         limit: Option<usize>,
         offset: Option<usize>,
@@ -213,7 +213,7 @@ impl ListQuery {
     /// The `order` parameters. A repeated field never changes the order (the
     /// first one decides) and each distinct one costs a key per entity:
     /// deduplicated and capped.
-    pub fn order(&mut self, items: &[String]) -> Result<(), PagingError> {
+    pub(crate) fn order(&mut self, items: &[String]) -> Result<(), PagingError> {
         for item in items {
             let parsed = OrderField::parse_list(item)?;
             if self
@@ -232,7 +232,7 @@ impl ListQuery {
     }
 
     /// One page, and the cursor to the next when there is one.
-    pub fn run<'a>(&self, snapshot: &'a Snapshot) -> ListPage<'a> {
+    pub(crate) fn run<'a>(&self, snapshot: &'a Snapshot) -> ListPage<'a> {
         let mut items = filtered(snapshot, self.predicate.as_ref());
         if !self.order.is_empty() {
             let mut keyed: Vec<(Vec<Option<String>>, Item<'_>)> = items
@@ -269,7 +269,7 @@ impl ListQuery {
 
 /// A page of `GET /entities`.
 #[derive(Debug)]
-pub struct ListPage<'a> {
+pub(crate) struct ListPage<'a> {
     pub items: Vec<Item<'a>>,
     pub next: Option<AfterCursor>,
 }
@@ -279,7 +279,7 @@ pub struct ListPage<'a> {
 /// `fullTextFilter` as clients send it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FullTextFilter {
+pub(crate) struct FullTextFilter {
     #[serde(default)]
     pub term: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,7 +288,7 @@ pub struct FullTextFilter {
 
 /// Everything that defines a by-query result set (not the page).
 #[derive(Debug, Clone, Default)]
-pub struct EntityQuery {
+pub(crate) struct EntityQuery {
     /// `filter` parameters (GET).
     pub filter: Option<Vec<String>>,
     /// A JSON predicate (POST).
@@ -300,7 +300,10 @@ pub struct EntityQuery {
 
 /// `totalItems`: `include` (the default) or `exclude`; `what` names it in
 /// the message (`parameter` or `value`).
-pub fn parse_total_items(value: Option<&str>, what: &'static str) -> Result<bool, PagingError> {
+pub(crate) fn parse_total_items(
+    value: Option<&str>,
+    what: &'static str,
+) -> Result<bool, PagingError> {
     match value {
         None | Some("include") => Ok(true),
         Some("exclude") => Ok(false),
@@ -312,7 +315,7 @@ pub fn parse_total_items(value: Option<&str>, what: &'static str) -> Result<bool
 /// a `POST` predicate: the JS client switches to `POST` when it sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Cursor {
+pub(crate) struct Cursor {
     order_fields: Vec<OrderField>,
     is_previous: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,11 +333,11 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         BASE64.encode(serde_json::to_string(self).unwrap_or_default())
     }
 
-    pub fn decode(text: &str) -> Result<Self, PagingError> {
+    pub(crate) fn decode(text: &str) -> Result<Self, PagingError> {
         if text.is_empty() {
             return Err(PagingError::EmptyCursor);
         }
@@ -356,7 +359,7 @@ impl Cursor {
 
 /// Where a by-query page starts.
 #[derive(Debug, Clone)]
-pub enum PageStart {
+pub(crate) enum PageStart {
     /// A first request.
     Offset(EntityQuery, usize),
     /// A next or previous page.
@@ -365,7 +368,7 @@ pub enum PageStart {
 
 /// A page of `by-query`.
 #[derive(Debug)]
-pub struct QueryPage<'a> {
+pub(crate) struct QueryPage<'a> {
     pub items: Vec<Item<'a>>,
     /// `0` when the query excluded the total.
     pub total_items: usize,
@@ -375,7 +378,7 @@ pub struct QueryPage<'a> {
 /// The cursors around a page, encoded.
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -503,7 +506,7 @@ impl Window {
 
 /// One page of a by-query request (`limit` defaults to
 /// [`DEFAULT_QUERY_LIMIT`]), with cursors to the pages around it.
-pub fn run_query<'a>(
+pub(crate) fn run_query<'a>(
     snapshot: &'a Snapshot,
     start: PageStart,
     limit: Option<usize>,

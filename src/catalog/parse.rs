@@ -27,7 +27,7 @@ pub struct ParseLimits {
     pub max_alias_replay_events: usize,
 }
 
-pub const DEFAULT_MAX_FILE_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_FILE_BYTES: usize = 1024 * 1024;
 
 impl Default for ParseLimits {
     fn default() -> Self {
@@ -130,7 +130,7 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
 
 /// Why a `$yaml` placeholder's file is not one usable document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SingleDocumentError {
+pub(crate) enum SingleDocumentError {
     #[error("larger than the {limit}-byte limit")]
     TooLarge { limit: usize },
     #[error("expected exactly one document, found {found}")]
@@ -142,7 +142,7 @@ pub enum SingleDocumentError {
 
 /// One YAML document of any shape, for `$yaml` placeholders: exactly one
 /// document is required, as Backstage's resolver does.
-pub fn parse_single_document(
+pub(crate) fn parse_single_document(
     bytes: &[u8],
     limits: &ParseLimits,
 ) -> Result<Value, SingleDocumentError> {
@@ -171,7 +171,7 @@ pub fn parse_single_document(
 
 /// The 1-based first line of each document of a file, in document order
 /// (what [`DocumentError::document`] and problems count).
-pub fn document_lines(bytes: &[u8]) -> Vec<usize> {
+pub(crate) fn document_lines(bytes: &[u8]) -> Vec<usize> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     split_documents(text)

@@ -49,7 +49,7 @@ const MAX_QUOTED_BYTES: usize = 2048;
 
 /// `text` cut to [`MAX_QUOTED_BYTES`] (at a character boundary), saying how
 /// much was left out.
-pub fn capped(text: String) -> String {
+pub(crate) fn capped(text: String) -> String {
     if text.len() <= MAX_QUOTED_BYTES {
         return text;
     }
@@ -99,6 +99,6 @@ impl Problem {
     }
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -51,7 +51,7 @@ pub struct ProcessingConfig {
 }
 
 /// The default of `catalog.processing.maxExpandedSize`.
-pub const DEFAULT_MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for ProcessingConfig {
     fn default() -> Self {
@@ -112,7 +112,7 @@ pub struct RepoInfo {
 
 /// Everything one discovered file led to.
 #[derive(Debug, Default)]
-pub struct TreeOutcome {
+pub(crate) struct TreeOutcome {
     pub entities: Vec<Entity>,
     pub problems: Vec<Problem>,
     /// Files read through Location entities (requests spent).
@@ -124,7 +124,7 @@ const REJECTED_URL: &str = "https://backstage.io/annotation-rejected-for-securit
 /// Appended to a file's problems when the whole file is dropped.
 const NOTHING_KEPT: &str = "; none of this file's entities are kept";
 
-pub struct Processor<'a, S: FileSource> {
+pub(crate) struct Processor<'a, S: FileSource> {
     pub source: &'a S,
     pub rules: &'a CatalogRules,
     pub config: &'a ProcessingConfig,
@@ -195,7 +195,7 @@ impl Walk {
 impl<S: FileSource> Processor<'_, S> {
     /// Processes the discovered file at `url` with content `bytes`; it is
     /// its own origin.
-    pub async fn process_tree(&self, url: &str, bytes: &[u8]) -> TreeOutcome {
+    pub(crate) async fn process_tree(&self, url: &str, bytes: &[u8]) -> TreeOutcome {
         let mut walk = Walk::default();
         walk.visited.insert(url.to_owned(), Visit::InProgress);
         let entities = self.process_file(&mut walk, url, bytes, url, 0).await;

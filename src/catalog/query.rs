@@ -8,20 +8,20 @@ use super::search::{SearchRows, eq_ci};
 
 /// Conditions (and `$in` values) one request may use across all its
 /// filters and predicates: evaluation costs terms × entities.
-pub const MAX_QUERY_TERMS: usize = 1000;
+pub(crate) const MAX_QUERY_TERMS: usize = 1000;
 /// How deep `$all`/`$any`/`$not` may nest.
-pub const MAX_QUERY_DEPTH: usize = 16;
+pub(crate) const MAX_QUERY_DEPTH: usize = 16;
 /// Fields one request may project or search (`fields`, full-text fields).
-pub const MAX_FIELDS: usize = 100;
+pub(crate) const MAX_FIELDS: usize = 100;
 
 /// Why a query was rejected; becomes a 400 `InputError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct QueryError(pub String);
+pub(crate) struct QueryError(pub String);
 
 /// A filter over entities. Keys and values are stored lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Predicate {
+pub(crate) enum Predicate {
     All(Vec<Predicate>),
     Any(Vec<Predicate>),
     Not(Box<Predicate>),
@@ -45,7 +45,7 @@ impl Predicate {
     /// `key=value` conditions are ANDed (a repeated key ORs its values, a
     /// bare key means "exists"); separate parameters are ORed. `None` when
     /// nothing is left to filter on.
-    pub fn from_filter_params(filters: &[String]) -> Result<Option<Predicate>, QueryError> {
+    pub(crate) fn from_filter_params(filters: &[String]) -> Result<Option<Predicate>, QueryError> {
         let statements = filters
             .iter()
             .flat_map(|f| f.split(','))
@@ -107,7 +107,7 @@ impl Predicate {
 
     /// Parses the JSON predicate form used by `POST /entities/by-query`,
     /// within [`MAX_QUERY_DEPTH`] and [`MAX_QUERY_TERMS`].
-    pub fn from_json(value: &Value) -> Result<Predicate, QueryError> {
+    pub(crate) fn from_json(value: &Value) -> Result<Predicate, QueryError> {
         let mut terms = 0;
         Self::from_json_within(value, 0, &mut terms)
     }
@@ -239,7 +239,7 @@ impl Predicate {
         }
     }
 
-    pub fn matches(&self, rows: &SearchRows) -> bool {
+    pub(crate) fn matches(&self, rows: &SearchRows) -> bool {
         match self {
             Predicate::All(parts) => parts.iter().all(|p| p.matches(rows)),
             Predicate::Any(parts) => parts.iter().any(|p| p.matches(rows)),
@@ -274,13 +274,13 @@ fn primitive(value: &Value) -> Option<String> {
 
 /// Full-text search: `term` (lowercased) is a substring of any value under `fields`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FullText {
+pub(crate) struct FullText {
     pub term: String,
     pub fields: Vec<String>,
 }
 
 impl FullText {
-    pub fn matches(&self, rows: &SearchRows) -> bool {
+    pub(crate) fn matches(&self, rows: &SearchRows) -> bool {
         self.fields.iter().any(|field| {
             rows.values(field)
                 .flatten()
@@ -291,7 +291,7 @@ impl FullText {
 
 /// Parses `fields` parameters (comma lists, possibly repeated): trimmed,
 /// empties dropped, first-seen order, de-duplicated.
-pub fn parse_fields(params: &[String]) -> Result<Vec<String>, QueryError> {
+pub(crate) fn parse_fields(params: &[String]) -> Result<Vec<String>, QueryError> {
     let mut fields: Vec<String> = Vec::new();
     for field in params
         .iter()
@@ -319,7 +319,7 @@ pub fn parse_fields(params: &[String]) -> Result<Vec<String>, QueryError> {
 /// Backstage's field projection: walk the dotted path left to right; a part
 /// that is not a key is glued to the next one (`backstage.io/view-url`), no
 /// backtracking; missing fields are left out.
-pub fn project(entity: &Value, fields: &[String]) -> Value {
+pub(crate) fn project(entity: &Value, fields: &[String]) -> Value {
     let mut out = Map::new();
     for field in fields {
         let parts: Vec<&str> = field.split('.').collect();

@@ -5,14 +5,14 @@ use super::entity::DEFAULT_NAMESPACE;
 
 /// A complete reference; compare with [`EntityRef::canonical`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntityRef {
+pub(crate) struct EntityRef {
     pub kind: String,
     pub namespace: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefError {
+pub(crate) enum RefError {
     #[error("entity reference must not be empty")]
     Empty,
     #[error("entity reference \"{0}\" was not on the form [<kind>:][<namespace>/]<name>")]
@@ -26,7 +26,7 @@ pub enum RefError {
 impl EntityRef {
     /// Parses `text`, filling in `default_kind` and `default_namespace`
     /// (itself `default` when not given) the way Backstage's `parseEntityRef` does.
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         default_kind: Option<&str>,
         default_namespace: Option<&str>,
@@ -62,7 +62,7 @@ impl EntityRef {
     }
 
     /// `kind:namespace/name`, lowercased, as Backstage stores relation targets.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         format!("{}:{}/{}", self.kind, self.namespace, self.name).to_lowercase()
     }
 }

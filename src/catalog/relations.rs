@@ -10,7 +10,7 @@ use super::validate::{Invalid, Rule};
 
 /// One emitted relation, refs canonical (lowercased `kind:namespace/name`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Emitted {
+pub(crate) struct Emitted {
     pub source: String,
     pub type_: &'static str,
     pub target: String,
@@ -62,7 +62,7 @@ fn rules(kind: &str) -> Rules {
 /// Every relation `entity` emits, both directions. A reference that does not
 /// parse fails the entity, as the processor's exception does in Backstage
 /// (e.g. `dependsOn: [db]` without a kind).
-pub fn emitted(entity: &Entity) -> Result<Vec<Emitted>, Invalid> {
+pub(crate) fn emitted(entity: &Entity) -> Result<Vec<Emitted>, Invalid> {
     let source = entity.key().as_str().to_owned();
     let mut out = Vec::new();
     let Some(Value::Object(spec)) = &entity.spec else {

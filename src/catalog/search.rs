@@ -178,7 +178,7 @@ impl Builder {
 }
 
 /// Case-insensitive equality without allocating for ASCII text.
-pub fn eq_ci(a: &str, b_lower: &str) -> bool {
+pub(crate) fn eq_ci(a: &str, b_lower: &str) -> bool {
     if a.is_ascii() && b_lower.is_ascii() {
         a.eq_ignore_ascii_case(b_lower)
     } else {

@@ -15,20 +15,20 @@ use super::relations::{self, Emitted};
 const UID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b3e_9a54_4d1e_8c07_5e2f_b1a9_c3d4);
 
 /// The stable uid of the entity with this (canonical, lowercased) ref.
-pub fn uid_for(canonical_ref: &str) -> String {
+pub(crate) fn uid_for(canonical_ref: &str) -> String {
     Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes()).to_string()
 }
 
 /// What `entity` emits into the index (both directions). Entities are
 /// validated before they reach the catalog, so their references parse; one
 /// that does not simply contributes nothing.
-pub fn emitted_by(entity: &Entity) -> Vec<Emitted> {
+pub(crate) fn emitted_by(entity: &Entity) -> Vec<Emitted> {
     relations::emitted(entity).unwrap_or_default()
 }
 
 /// The served JSON of `entity` with `relations`: uid and etag assigned
 /// (whatever the entity carried before), rendered once.
-pub fn served_value(mut entity: Entity, relations: Vec<Relation>) -> Value {
+pub(crate) fn served_value(mut entity: Entity, relations: Vec<Relation>) -> Value {
     let key = entity.key();
     entity.relations = relations;
     entity.metadata.uid = None;

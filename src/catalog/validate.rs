@@ -20,7 +20,7 @@ use super::parse::kind_of;
 
 /// Which rule a value broke; named after Backstage's validator functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// `EntityEnvelope.schema.json`: apiVersion, kind, metadata.name present.
     Envelope,
     /// `Entity.schema.json` / `EntityMeta.schema.json` types.
@@ -47,7 +47,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Rule::Envelope => "envelope",
             Rule::Schema => "schema",
@@ -100,7 +100,7 @@ impl Rule {
 /// Why an entity (or a file's document) is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message} [rule {}]", rule.name())]
-pub struct Invalid {
+pub(crate) struct Invalid {
     /// Dotted path of the offending field, e.g. `metadata.tags.1`.
     pub field: String,
     pub rule: Rule,
@@ -132,7 +132,7 @@ impl Invalid {
 
 /// The built-in kinds Backstage validates, with their spec rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuiltinKind {
+pub(crate) enum BuiltinKind {
     Component,
     Api,
     Group,
@@ -143,10 +143,11 @@ pub enum BuiltinKind {
     Location,
 }
 
-pub const BUILTIN_API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
+pub(crate) const BUILTIN_API_VERSIONS: [&str; 2] =
+    ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
 
 impl BuiltinKind {
-    pub const ALL: [BuiltinKind; 8] = [
+    pub(crate) const ALL: [BuiltinKind; 8] = [
         BuiltinKind::Component,
         BuiltinKind::Api,
         BuiltinKind::Group,
@@ -157,7 +158,7 @@ impl BuiltinKind {
         BuiltinKind::Location,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             BuiltinKind::Component => "Component",
             BuiltinKind::Api => "API",
@@ -171,7 +172,7 @@ impl BuiltinKind {
     }
 
     /// The kind whose validator accepts exactly this kind and apiVersion.
-    pub fn recognize(kind: &str, api_version: &str) -> Option<Self> {
+    pub(crate) fn recognize(kind: &str, api_version: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == kind && BUILTIN_API_VERSIONS.contains(&api_version))
@@ -235,7 +236,7 @@ enum FieldType {
 }
 
 /// The envelope Backstage checks as a file's documents are emitted.
-pub fn check_envelope(doc: &Map<String, Value>) -> Result<(), Invalid> {
+pub(crate) fn check_envelope(doc: &Map<String, Value>) -> Result<(), Invalid> {
     for field in ["apiVersion", "kind"] {
         non_empty_string(doc, field, field, Rule::Envelope)?;
     }
@@ -259,7 +260,7 @@ pub fn check_envelope(doc: &Map<String, Value>) -> Result<(), Invalid> {
 
 /// The per-entity policies and the kind validation, first failure wins (as
 /// in Backstage). Returns the built-in kind when one applies.
-pub fn validate_entity(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
+pub(crate) fn validate_entity(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
     check_envelope(doc)?;
     check_schema(doc)?;
     for key in doc.keys() {
@@ -644,7 +645,7 @@ fn describe_found(value: &Value) -> String {
 // `CommonValidatorFunctions`, without regexes (all their patterns are ASCII).
 
 /// `^[a-z0-9]+(?:-+[a-z0-9]+)*$`, 1-63.
-pub fn is_valid_dns_label(s: &str) -> bool {
+pub(crate) fn is_valid_dns_label(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -652,7 +653,7 @@ pub fn is_valid_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-pub fn is_valid_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_valid_dns_subdomain(s: &str) -> bool {
     (1..=253).contains(&s.len()) && s.split('.').all(is_valid_dns_label)
 }
 
@@ -665,21 +666,21 @@ fn prefix_and_or_suffix(s: &str, prefix: fn(&str) -> bool, suffix: fn(&str) -> b
     }
 }
 
-pub fn is_valid_api_version(s: &str) -> bool {
+pub(crate) fn is_valid_api_version(s: &str) -> bool {
     prefix_and_or_suffix(s, is_valid_dns_subdomain, |n| {
         (1..=63).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric())
     })
 }
 
 /// `^[a-zA-Z][a-z0-9A-Z]*$`, 1-63.
-pub fn is_valid_kind(s: &str) -> bool {
+pub(crate) fn is_valid_kind(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`, 1-63.
-pub fn is_valid_object_name(s: &str) -> bool {
+pub(crate) fn is_valid_object_name(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -688,16 +689,16 @@ pub fn is_valid_object_name(s: &str) -> bool {
 }
 
 /// Label and annotation keys: `[dns-subdomain/]name`.
-pub fn is_valid_label_key(s: &str) -> bool {
+pub(crate) fn is_valid_label_key(s: &str) -> bool {
     prefix_and_or_suffix(s, is_valid_dns_subdomain, is_valid_object_name)
 }
 
-pub fn is_valid_label_value(s: &str) -> bool {
+pub(crate) fn is_valid_label_value(s: &str) -> bool {
     s.is_empty() || is_valid_object_name(s)
 }
 
 /// `^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$`, 1-63.
-pub fn is_valid_tag(s: &str) -> bool {
+pub(crate) fn is_valid_tag(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b':' | b'+' | b'#' | b'-')
@@ -708,7 +709,7 @@ pub fn is_valid_tag(s: &str) -> bool {
 }
 
 /// `new URL(value)` succeeds (WHATWG parsing, as the url crate does).
-pub fn is_valid_url(s: &str) -> bool {
+pub(crate) fn is_valid_url(s: &str) -> bool {
     url::Url::parse(s).is_ok()
 }
 

@@ -9,7 +9,7 @@ use super::{Cli, exit};
 use crate::config::ListenConfig;
 
 /// Docker reserves exit code 2 in health checks, so every failure is 1.
-pub async fn probe(cli: &Cli, timeout: Duration) -> ExitCode {
+pub(super) async fn probe(cli: &Cli, timeout: Duration) -> ExitCode {
     let loaded = match crate::config::Config::load(
         &cli.config_files(),
         &crate::config::Environment::from_process(),

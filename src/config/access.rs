@@ -215,7 +215,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct ExternalAccessEntry {
+    pub(super) struct ExternalAccessEntry {
         #[serde(rename = "type")]
         pub type_: String,
         pub options: Option<Value>,
@@ -223,14 +223,14 @@ mod raw {
     }
 
     #[derive(Deserialize)]
-    pub struct StaticAccessOptions {
+    pub(super) struct StaticAccessOptions {
         pub token: Option<Secret>,
         pub subject: Option<String>,
     }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct AccessRestriction {
+    pub(super) struct AccessRestriction {
         pub plugin: String,
         pub permission: Option<OneOrMany>,
         pub permission_attribute: Option<Value>,
@@ -239,13 +239,13 @@ mod raw {
     /// A string or a list of strings, as Backstage accepts for permissions.
     #[derive(Deserialize)]
     #[serde(untagged)]
-    pub enum OneOrMany {
+    pub(super) enum OneOrMany {
         One(String),
         Many(Vec<String>),
     }
 
     impl OneOrMany {
-        pub fn into_vec(self) -> Vec<String> {
+        pub(super) fn into_vec(self) -> Vec<String> {
             match self {
                 OneOrMany::One(one) => vec![one],
                 OneOrMany::Many(many) => many,

@@ -17,7 +17,7 @@ pub struct CatalogSettings {
 
 /// `catalog.changes.retainedRemovals`: how many removals the change feed
 /// keeps; a follower whose cursor is older resynchronises (`410`).
-pub const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
+pub(crate) const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
 
 impl Ctx<'_> {
     pub(super) fn catalog_settings(&mut self) -> Result<CatalogSettings, ConfigError> {

@@ -9,7 +9,7 @@ use crate::integrations::Integrations;
 use regex::Regex;
 
 /// Results per page unless configured: Cloud's maximum.
-pub const DEFAULT_PAGELEN: u32 = 100;
+pub(crate) const DEFAULT_PAGELEN: u32 = 100;
 
 /// One `catalog.providers.bitbucketCloud` entry.
 #[derive(Debug, Clone)]
@@ -164,11 +164,11 @@ mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
-    pub use crate::config::provider::raw::Webhooks;
+    pub(super) use crate::config::provider::raw::Webhooks;
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct CloudProvider {
+    pub(super) struct CloudProvider {
         pub workspace: String,
         pub host: Option<String>,
         pub catalog_path: Option<String>,
@@ -183,7 +183,7 @@ mod raw {
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
-    pub struct CloudFilters {
+    pub(super) struct CloudFilters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
     }

@@ -138,7 +138,7 @@ pub enum ConnectionError {
 }
 
 /// The database used when the connection names none; created if missing.
-pub const DEFAULT_POSTGRES_DATABASE: &str = "bitbucket_catalogd";
+pub(crate) const DEFAULT_POSTGRES_DATABASE: &str = "bitbucket_catalogd";
 
 /// Where the PostgreSQL store lives and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]

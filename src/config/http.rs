@@ -80,7 +80,7 @@ pub(super) mod raw {
     use serde_json::Value;
 
     /// Pacing, concurrency, timeouts and retries (both integration kinds).
-    pub struct Http {
+    pub(crate) struct Http {
         pub rate_limit: Option<RateLimit>,
         pub max_concurrent_requests: Option<Value>,
         pub connect_timeout: Option<Value>,
@@ -105,7 +105,7 @@ pub(super) mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct RateLimit {
+    pub(crate) struct RateLimit {
         pub requests_per_second: Value,
         pub burst: Option<Value>,
     }

@@ -250,7 +250,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct ServerIntegration {
+    pub(super) struct ServerIntegration {
         pub host: String,
         pub api_base_url: Option<String>,
         pub token: Option<Secret>,
@@ -268,7 +268,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct CloudIntegration {
+    pub(super) struct CloudIntegration {
         pub host: Option<String>,
         pub api_base_url: Option<String>,
         pub username: Option<String>,

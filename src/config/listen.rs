@@ -97,7 +97,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct Listen {
+    pub(super) struct Listen {
         pub host: Option<String>,
         pub port: Option<Port>,
         pub max_connections: Option<Bounded<1, 1_000_000>>,

@@ -6,12 +6,12 @@
 //! environment variable), the key path and what to do about it. Each
 //! section has its own module, its types next to their validation.
 
-pub mod access;
+pub(crate) mod access;
 mod backend;
-pub mod catalog;
-pub mod cloud;
+pub(crate) mod catalog;
+pub(crate) mod cloud;
 mod ctx;
-pub mod database;
+pub(crate) mod database;
 mod http;
 mod integration;
 mod listen;
@@ -21,9 +21,9 @@ mod processing;
 mod provider;
 mod redact;
 mod rules;
-pub mod schedule;
+pub(crate) mod schedule;
 mod server;
-pub mod source;
+pub(crate) mod source;
 mod typos;
 
 use std::fmt;
@@ -33,24 +33,26 @@ use serde_json::Value;
 
 use crate::bitbucket::reader::Sites;
 use crate::integrations::Integrations;
-pub use access::{Denied, ExternalAccess, WritePermission};
-pub use backend::BackendConfig;
+pub(crate) use access::{Denied, ExternalAccess, WritePermission};
+pub(crate) use backend::BackendConfig;
 pub use catalog::CatalogSettings;
-pub use cloud::CloudProviderConfig;
+pub(crate) use cloud::CloudProviderConfig;
 use ctx::Ctx;
-pub use database::{DatabaseClient, DatabaseConfig};
+pub use database::DatabaseClient;
+pub(crate) use database::DatabaseConfig;
 pub use listen::ListenConfig;
-pub use locations::{LocationsConfig, RegistrationLimits};
-pub use provider::{DeletionGuard, TargetScope, WebhookRegistration};
+pub(crate) use locations::{LocationsConfig, RegistrationLimits};
+pub(crate) use provider::{DeletionGuard, TargetScope, WebhookRegistration};
 pub use schedule::{Frequency, Schedule};
 pub use server::ServerProviderConfig;
-pub use source::{Environment, MergedSource, Origin};
+pub(crate) use source::MergedSource;
+pub use source::{Environment, Origin};
 
 /// The file used when no `--config` is given.
-pub const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
 
 /// Names a PEM bundle of extra trusted CAs.
-pub const EXTRA_CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
+pub(crate) const EXTRA_CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

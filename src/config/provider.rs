@@ -12,7 +12,7 @@ use super::loose::{loose_text, parse_share, shown};
 use super::{CloudProviderConfig, ConfigError, Ctx, ServerProviderConfig};
 
 /// Concurrent catalog-file reads per provider unless configured.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub(super) const DEFAULT_CONCURRENCY: usize = 8;
 const MAX_CONCURRENCY: usize = 64;
 
 /// A provider's `webhooks`: the daemon creates (or updates) the webhooks
@@ -298,7 +298,7 @@ pub(super) mod raw {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Webhooks {
+    pub(crate) struct Webhooks {
         pub url: String,
     }
 }

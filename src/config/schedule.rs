@@ -75,7 +75,7 @@ impl Frequency {
 
 /// Why a `schedule` value cannot be used; each says what to write instead.
 #[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
+pub(crate) enum ScheduleError {
     #[error("expected an object with `frequency` and `timeout`")]
     NotAnObject,
     #[error("must be longer than zero")]
@@ -100,7 +100,7 @@ pub enum ScheduleError {
 
 /// Why a duration cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     #[error("empty duration; write e.g. {{minutes: 30}}")]
     Empty,
     #[error(
@@ -119,7 +119,7 @@ pub enum DurationError {
 
 /// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
 /// carries the sub-key (empty for the object itself) and what is wrong.
-pub fn parse_schedule(
+pub(crate) fn parse_schedule(
     value: &Value,
 ) -> Result<(Schedule, Vec<String>), (&'static str, ScheduleError)> {
     let Some(map) = value.as_object() else {
@@ -188,7 +188,7 @@ fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
 
 /// A duration as Backstage accepts it: an ISO-8601 string or a
 /// `{years, months, weeks, days, hours, minutes, seconds, milliseconds}` object.
-pub fn parse_duration(value: &Value) -> Result<Duration, DurationError> {
+pub(crate) fn parse_duration(value: &Value) -> Result<Duration, DurationError> {
     match value {
         Value::String(text) => parse_iso8601(text),
         Value::Object(map) => {

@@ -134,11 +134,11 @@ mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
-    pub use crate::config::provider::raw::Webhooks;
+    pub(super) use crate::config::provider::raw::Webhooks;
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct ServerProvider {
+    pub(super) struct ServerProvider {
         pub host: String,
         pub catalog_path: Option<String>,
         pub filters: Option<Filters>,
@@ -151,7 +151,7 @@ mod raw {
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
-    pub struct Filters {
+    pub(super) struct Filters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
         pub skip_archived_repos: Option<Value>,

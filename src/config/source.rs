@@ -101,7 +101,10 @@ impl MergedSource {
 
 /// Reads, transforms and merges `files` in order, then applies `APP_CONFIG_*`
 /// overrides from `env`.
-pub fn load_sources(files: &[PathBuf], env: &Environment) -> Result<MergedSource, ConfigError> {
+pub(crate) fn load_sources(
+    files: &[PathBuf],
+    env: &Environment,
+) -> Result<MergedSource, ConfigError> {
     let mut merged = MergedSource {
         root: Value::Object(Map::new()),
         ..MergedSource::default()

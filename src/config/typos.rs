@@ -9,7 +9,7 @@ use serde_json::Value;
 /// Every key name our sections know, at any depth: the candidates for a
 /// suggestion. A suggestion only has to name a real key, not the one
 /// valid at that exact place, so one list serves every section.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(super) const KNOWN_KEYS: &[&str] = &[
     // integrations.bitbucketServer / bitbucketCloud
     "host",
     "apiBaseUrl",
@@ -113,7 +113,7 @@ const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
 
 /// A key around our sections that is probably a typo.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Misspelling {
+pub(super) struct Misspelling {
     /// Dotted path.
     pub key: String,
     pub message: String,
@@ -122,7 +122,7 @@ pub struct Misspelling {
 /// Near misses of our section names (top level, under `integrations`,
 /// `catalog.providers` and `backend`) and unknown keys directly under
 /// `catalog`, in the merged tree.
-pub fn misspelled_sections(root: &Value) -> Vec<Misspelling> {
+pub(super) fn misspelled_sections(root: &Value) -> Vec<Misspelling> {
     let at = |path: &str| {
         path.split('.')
             .filter(|p| !p.is_empty())
@@ -179,7 +179,7 @@ fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
 
 /// `message`, with "(did you mean `token`?)" when a key of `known` is
 /// close to `key`.
-pub fn with_suggestion(message: &str, key: &str, known: &[&str]) -> String {
+pub(super) fn with_suggestion(message: &str, key: &str, known: &[&str]) -> String {
     match closest(key, known) {
         Some(meant) => format!("{message} (did you mean `{meant}`?)"),
         None => message.to_owned(),

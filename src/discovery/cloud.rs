@@ -31,7 +31,7 @@ const SEARCH_RESULT_CAP: usize = 1000;
 
 /// What is particular to `catalog.providers.bitbucketCloud`.
 #[derive(Debug, Clone)]
-pub struct CloudFlavour {
+pub(crate) struct CloudFlavour {
     config: CloudProviderConfig,
     integration: BitbucketCloudIntegration,
     http: Arc<IntegrationHttp>,
@@ -56,7 +56,7 @@ struct Candidate {
 
 impl CloudFlavour {
     /// The provider `config` describes, reading through `http`.
-    pub fn provider(
+    pub(crate) fn provider(
         config: CloudProviderConfig,
         integration: BitbucketCloudIntegration,
         http: Arc<IntegrationHttp>,

@@ -18,15 +18,16 @@ use crate::bitbucket::server::ServerClient;
 use crate::secret::Secret;
 
 /// Data Center events the daemon acts on.
-pub const SERVER_EVENTS: &[&str] = &["repo:refs_changed", "repo:modified"];
+pub(super) const SERVER_EVENTS: &[&str] = &["repo:refs_changed", "repo:modified"];
 /// Cloud events the daemon acts on.
-pub const CLOUD_EVENTS: &[&str] = &["repo:push", "repo:updated", "repo:transfer", "repo:deleted"];
+pub(super) const CLOUD_EVENTS: &[&str] =
+    &["repo:push", "repo:updated", "repo:transfer", "repo:deleted"];
 /// The name (Cloud: description) the webhooks carry.
 const HOOK_NAME: &str = "bitbucket-catalogd";
 
 /// What this daemon has already made sure of.
 #[derive(Debug, Default)]
-pub struct KeptHooks {
+pub(super) struct KeptHooks {
     /// Projects, repositories or workspaces whose webhook is in place (or
     /// that refused with 401/403: asking again would only cost requests).
     scopes: Mutex<HashSet<String>>,
@@ -84,7 +85,7 @@ fn has_project_hooks(version: &str) -> bool {
 
 /// Makes sure every project of `repos` (`(project, slug)`) has the webhook,
 /// or every repository on Data Center before 8.8.
-pub async fn keep_server(
+pub(super) async fn keep_server(
     kept: &KeptHooks,
     client: &ServerClient,
     target: &Url,
@@ -165,7 +166,7 @@ fn server_scope(project: &str, slug: Option<&str>) -> String {
 }
 
 /// Makes sure the workspace has the webhook.
-pub async fn keep_cloud(
+pub(super) async fn keep_cloud(
     kept: &KeptHooks,
     client: &CloudClient,
     workspace: &str,

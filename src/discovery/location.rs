@@ -45,7 +45,7 @@ pub fn location_entity_name(target: &str) -> String {
 /// The location in Backstage's shape: `{id, type, target, entityRef}`, kept
 /// as the reference the typed `locations::Location` is checked against.
 #[cfg(test)]
-pub fn location_json(target: &str) -> Value {
+pub(crate) fn location_json(target: &str) -> Value {
     serde_json::json!({
         "id": location_id(target),
         "type": "url",
@@ -55,12 +55,12 @@ pub fn location_json(target: &str) -> Value {
 }
 
 /// The source (catalog and store) id of the location with id `id`.
-pub fn source_id(id: &str) -> String {
+pub(crate) fn source_id(id: &str) -> String {
     format!("location:{id}")
 }
 
 /// The `Location` entity Backstage generates for a location.
-pub fn location_entity(target: &str) -> Entity {
+pub(crate) fn location_entity(target: &str) -> Entity {
     let url = format!("url:{target}");
     let mut spec = Map::new();
     spec.insert("type".into(), "url".into());
@@ -87,7 +87,7 @@ pub fn location_entity(target: &str) -> Entity {
 /// Where a location comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum LocationOrigin {
+pub(crate) enum LocationOrigin {
     /// `catalog.locations`.
     Static,
     /// `POST /api/catalog/locations`.
@@ -96,7 +96,7 @@ pub enum LocationOrigin {
 
 /// What building a location source needs, at start-up or at run time.
 #[derive(Debug, Clone)]
-pub struct LocationContext {
+pub(crate) struct LocationContext {
     pub integrations: Arc<Integrations>,
     pub http: Arc<HttpPool>,
     pub settings: CatalogSettings,
@@ -107,7 +107,7 @@ pub struct LocationContext {
 impl LocationContext {
     /// Refuses a target that is not a file on a configured Bitbucket,
     /// without a request.
-    pub fn check(&self, target: &str) -> Result<(), UrlError> {
+    pub(crate) fn check(&self, target: &str) -> Result<(), UrlError> {
         Sites::all(&self.integrations, None)
             .api_url(target)
             .map(drop)
@@ -116,7 +116,7 @@ impl LocationContext {
 
 /// Why a location's target yielded nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum LocationError {
+pub(crate) enum LocationError {
     #[error(transparent)]
     Refused(#[from] UrlError),
     #[error("{0} does not exist (or the integration's credentials cannot see it); check the URL")]
@@ -131,14 +131,14 @@ pub enum LocationError {
 /// A read of a location: the report (failed when `error` is set) and,
 /// when the target was read, the entities it yields.
 #[derive(Debug)]
-pub struct LocationRead {
+pub(crate) struct LocationRead {
     pub report: RunReport,
     pub entities: Option<Vec<Entity>>,
     pub error: Option<LocationError>,
 }
 
 #[derive(Debug, Clone)]
-pub struct LocationSource {
+pub(crate) struct LocationSource {
     id: String,
     source_id: String,
     target: String,
@@ -147,7 +147,7 @@ pub struct LocationSource {
 }
 
 impl LocationSource {
-    pub fn new(target: &str, origin: LocationOrigin, context: LocationContext) -> Self {
+    pub(crate) fn new(target: &str, origin: LocationOrigin, context: LocationContext) -> Self {
         let id = location_id(target);
         Self {
             source_id: source_id(&id),
@@ -159,30 +159,30 @@ impl LocationSource {
     }
 
     /// The location's id (as `GET /locations` shows it).
-    pub fn location_id(&self) -> &str {
+    pub(crate) fn location_id(&self) -> &str {
         &self.id
     }
 
     /// The source id its entities are kept under.
-    pub fn source_id(&self) -> &str {
+    pub(crate) fn source_id(&self) -> &str {
         &self.source_id
     }
 
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         &self.target
     }
 
-    pub fn origin(&self) -> LocationOrigin {
+    pub(crate) fn origin(&self) -> LocationOrigin {
         self.origin
     }
 
-    pub fn schedule(&self) -> &Schedule {
+    pub(crate) fn schedule(&self) -> &Schedule {
         &self.context.schedule
     }
 
     /// Reads the target and applies what it yields as the location's one
     /// unit; a failed read changes nothing.
-    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
+    pub(crate) async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
         let read = self.read(&ctx.stats).await;
         let mut report = read.report;
         if let Some(entities) = read.entities {
@@ -200,7 +200,7 @@ impl LocationSource {
     /// that is missing or cannot be read fails the run: the location's
     /// previous entities stay, as Backstage keeps them when a required
     /// location fails.
-    pub async fn read(&self, stats: &Arc<RequestStats>) -> LocationRead {
+    pub(crate) async fn read(&self, stats: &Arc<RequestStats>) -> LocationRead {
         let started = Instant::now();
         let settings = &self.context.settings;
         let reader = FileReader::new(

@@ -14,15 +14,15 @@
 //! - `hooks`: the webhooks a provider's `webhooks.url` asks for.
 //! - [`Source`]: any of them, as the scheduler runs them.
 
-pub mod cloud;
+pub(crate) mod cloud;
 mod hooks;
-pub mod location;
-pub mod pipeline;
-pub mod plan;
-pub mod progress;
-pub mod provider;
-pub mod report;
-pub mod server;
+pub(crate) mod location;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod provider;
+pub(crate) mod report;
+pub(crate) mod server;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,11 +31,12 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-pub use self::progress::Progress;
-pub use self::report::{Outcome, RunReport, Trigger, now_rfc3339};
+pub(crate) use self::progress::Progress;
+pub use self::report::RunReport;
+pub(crate) use self::report::{Outcome, Trigger, now_rfc3339};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Entity;
-pub use crate::catalog::problem::{Problem, ProblemKind};
+pub(crate) use crate::catalog::problem::{Problem, ProblemKind};
 use crate::config::{DeletionGuard, Schedule};
 
 /// Whether a repository has a catalog file, as its last read said.
@@ -110,7 +111,7 @@ impl UnitUpdate {
 
 /// The deletion guard held back removals a complete listing asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub(crate) struct Held {
     pub message: String,
     pub would_remove: usize,
     pub of: usize,
@@ -118,7 +119,7 @@ pub struct Held {
 
 /// Where a run's results go as they come: served and persisted batch by
 /// batch (the scheduler's), or collected (`run-once`).
-pub trait RunSink: Send + Sync {
+pub(crate) trait RunSink: Send + Sync {
     /// Applies read results; returns what applying them found wrong
     /// (entities another unit already serves). Once it returns, the
     /// results are served and kept even if the run is then cancelled.
@@ -130,7 +131,7 @@ pub trait RunSink: Send + Sync {
 }
 
 /// What one run works with.
-pub struct RunContext<'a> {
+pub(crate) struct RunContext<'a> {
     pub stats: Arc<RequestStats>,
     pub progress: Arc<Progress>,
     /// What earlier runs recorded about each repository, by unit.
@@ -145,7 +146,7 @@ pub struct RunContext<'a> {
 /// Anything that contributes entities on a schedule: a provider, or a
 /// location given by URL. The scheduler runs them all the same way.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     Server(provider::Provider<server::ServerFlavour>),
     Cloud(provider::Provider<cloud::CloudFlavour>),
     Location(location::LocationSource),
@@ -153,7 +154,7 @@ pub enum Source {
 
 impl Source {
     /// The source id: the provider id, or `location:<location id>`.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Source::Server(p) => p.id(),
             Source::Cloud(p) => p.id(),
@@ -162,7 +163,7 @@ impl Source {
     }
 
     /// `type` in the provider status.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Source::Server(_) => "bitbucketServer",
             Source::Cloud(_) => "bitbucketCloud",
@@ -171,7 +172,7 @@ impl Source {
     }
 
     /// What it reads: the Server host, the Cloud workspace or the location's URL.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         match self {
             Source::Server(p) => p.target(),
             Source::Cloud(p) => p.target(),
@@ -179,7 +180,7 @@ impl Source {
         }
     }
 
-    pub fn schedule(&self) -> &Schedule {
+    pub(crate) fn schedule(&self) -> &Schedule {
         match self {
             Source::Server(p) => p.schedule(),
             Source::Cloud(p) => p.schedule(),
@@ -187,7 +188,7 @@ impl Source {
         }
     }
 
-    pub fn as_location(&self) -> Option<&location::LocationSource> {
+    pub(crate) fn as_location(&self) -> Option<&location::LocationSource> {
         match self {
             Source::Location(l) => Some(l),
             _ => None,
@@ -195,12 +196,12 @@ impl Source {
     }
 
     /// Whether it keeps per-repository records (providers do).
-    pub fn lists_repositories(&self) -> bool {
+    pub(crate) fn lists_repositories(&self) -> bool {
         !matches!(self, Source::Location(_))
     }
 
     /// Runs once, handing results to `ctx.sink` as they come.
-    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
+    pub(crate) async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
         match self {
             Source::Server(p) => p.run(ctx).await,
             Source::Cloud(p) => p.run(ctx).await,
@@ -209,7 +210,7 @@ impl Source {
     }
 
     /// Single-repository reads, for providers.
-    pub fn repository_reads(&self) -> Option<&dyn provider::RepositoryReads> {
+    pub(crate) fn repository_reads(&self) -> Option<&dyn provider::RepositoryReads> {
         match self {
             Source::Server(p) => Some(p),
             Source::Cloud(p) => Some(p),
@@ -218,7 +219,7 @@ impl Source {
     }
 
     /// How much one run may remove before it is held.
-    pub fn deletion_guard(&self) -> DeletionGuard {
+    pub(crate) fn deletion_guard(&self) -> DeletionGuard {
         match self {
             Source::Server(p) => p.deletion_guard(),
             Source::Cloud(p) => p.deletion_guard(),

@@ -51,7 +51,7 @@ pub async fn process_file(
 /// read under `scope`. `repository` names a file URL's repository (`(owner,
 /// slug)`: project key or workspace); `allowed` says whether the provider's
 /// filters admit a repository; `key` is the provider's config key.
-pub fn target_scope(
+pub(crate) fn target_scope(
     location: &str,
     scope: TargetScope,
     key: String,
@@ -84,7 +84,7 @@ pub fn target_scope(
 
 /// What `settings` make of a file, as a short stable string: part of every
 /// change token, so a change of rules or limits reads files again.
-pub fn settings_fingerprint(settings: &CatalogSettings, catalog_path: &str) -> String {
+pub(crate) fn settings_fingerprint(settings: &CatalogSettings, catalog_path: &str) -> String {
     let described = format!(
         "{catalog_path}\n{:?}\n{:?}",
         settings.rules, settings.processing
@@ -94,7 +94,7 @@ pub fn settings_fingerprint(settings: &CatalogSettings, catalog_path: &str) -> S
 }
 
 /// Closes a run's report: requests spent, duration, end time.
-pub fn finish(report: &mut RunReport, stats: &Arc<RequestStats>, started: Instant) {
+pub(crate) fn finish(report: &mut RunReport, stats: &Arc<RequestStats>, started: Instant) {
     report.requests = stats.requests();
     report.retries = stats.retries();
     report.rate_limited = stats.rate_limited();

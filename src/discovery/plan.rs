@@ -13,7 +13,7 @@ use crate::catalog::process::RepoInfo;
 
 /// One repository of a complete listing, after the filters.
 #[derive(Debug, Clone)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// As the listing describes it: `catalog` unknown, never read.
     pub record: RepositoryRecord,
     /// The API URL of the catalog file.
@@ -26,7 +26,7 @@ pub struct Listed {
 
 /// A run's reads in order, and the repositories it can skip.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub reads: Vec<Listed>,
     /// Unchanged since their last read: what that read found stays.
     pub unchanged: Vec<RepositoryRecord>,
@@ -49,7 +49,7 @@ fn priority(listed: &Listed, known: Option<&RepositoryRecord>) -> Option<(u8, Op
     }
 }
 
-pub fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord>) -> Plan {
+pub(crate) fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord>) -> Plan {
     let mut reads = Vec::new();
     let mut unchanged = Vec::new();
     // A listing whose pages shifted can name a repository twice: read it once.

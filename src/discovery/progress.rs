@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     listed: AtomicUsize,
     unchanged: AtomicUsize,
     to_read: AtomicUsize,
@@ -21,7 +21,7 @@ pub struct Progress {
 /// A run's progress as the status API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProgressView {
+pub(crate) struct ProgressView {
     /// Repositories in the listing, after filters (known once it completed).
     pub listed: usize,
     /// Repositories whose file is unchanged since their last read: not read.
@@ -37,11 +37,11 @@ pub struct ProgressView {
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn listed(&self, listed: usize, unchanged: usize, to_read: usize) {
+    pub(crate) fn listed(&self, listed: usize, unchanged: usize, to_read: usize) {
         self.listed.store(listed, Ordering::Relaxed);
         self.unchanged.store(unchanged, Ordering::Relaxed);
         self.to_read.store(to_read, Ordering::Relaxed);
@@ -49,18 +49,18 @@ impl Progress {
     }
 
     /// One file read; `found`: it exists.
-    pub fn read_one(&self, found: bool) {
+    pub(crate) fn read_one(&self, found: bool) {
         self.read.fetch_add(1, Ordering::Relaxed);
         self.files_found
             .fetch_add(usize::from(found), Ordering::Relaxed);
     }
 
     #[cfg(test)]
-    pub fn files_found(&self) -> usize {
+    pub(crate) fn files_found(&self) -> usize {
         self.files_found.load(Ordering::Relaxed)
     }
 
-    pub fn view(&self) -> ProgressView {
+    pub(crate) fn view(&self) -> ProgressView {
         let listed = self.listed.load(Ordering::Relaxed);
         let to_read = self.to_read.load(Ordering::Relaxed);
         let read = self.read.load(Ordering::Relaxed);

@@ -33,7 +33,7 @@ const BATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// The part of a provider's configuration Server and Cloud share.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     pub id: &'a str,
     pub schedule: &'a Schedule,
     pub concurrency: usize,
@@ -43,7 +43,7 @@ pub struct Settings<'a> {
 }
 
 /// What one kind of Bitbucket does differently.
-pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
+pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     type Client: Clone + Send + Sync;
 
     /// What every provider's configuration says alike.
@@ -121,7 +121,7 @@ pub trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
 
 /// A configured provider of either flavour.
 #[derive(Debug, Clone)]
-pub struct Provider<F> {
+pub(crate) struct Provider<F> {
     flavour: F,
     /// Part of every change token: other settings, other entities.
     fingerprint: String,
@@ -139,7 +139,7 @@ struct Read {
 }
 
 impl<F: Flavour> Provider<F> {
-    pub fn new(flavour: F) -> Self {
+    pub(crate) fn new(flavour: F) -> Self {
         let fingerprint = pipeline::settings_fingerprint(flavour.catalog(), flavour.catalog_path());
         Self {
             flavour,
@@ -147,26 +147,26 @@ impl<F: Flavour> Provider<F> {
         }
     }
 
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.flavour.id()
     }
 
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         self.flavour.target()
     }
 
-    pub fn schedule(&self) -> &Schedule {
+    pub(crate) fn schedule(&self) -> &Schedule {
         self.flavour.schedule()
     }
 
-    pub fn deletion_guard(&self) -> DeletionGuard {
+    pub(crate) fn deletion_guard(&self) -> DeletionGuard {
         self.flavour.deletion_guard()
     }
 
     /// Runs discovery once. Never panics. Removes nothing unless the
     /// listing completed; every file read is applied as it comes, so a run
     /// cut short keeps what it read.
-    pub async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
+    pub(crate) async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::new(self.id());
         let client = self.flavour.client(&ctx.stats);
@@ -327,7 +327,7 @@ fn unreadable(
 
 /// Why a run's listing is not complete (then nothing is removed).
 #[derive(Debug, thiserror::Error)]
-pub enum ListingError {
+pub(crate) enum ListingError {
     #[error("the run was stopped before its listing completed; nothing was removed")]
     Stopped,
     #[error("listing projects failed: {0}")]
@@ -352,7 +352,7 @@ pub enum ListingError {
 
 /// Why [`Flavour::listed_one`] gives no read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unlisted {
+pub(crate) enum Unlisted {
     /// The provider's workspace or filters leave it out, and why.
     LeftOut(String),
     /// The file is named by the main branch, which the event did not say.
@@ -362,7 +362,7 @@ pub enum Unlisted {
 /// A provider's reads of single repositories outside its runs (pushes,
 /// refreshes): the run's own reads, without a listing. Object-safe, so the
 /// scheduler treats both flavours alike.
-pub trait RepositoryReads: Send + Sync {
+pub(crate) trait RepositoryReads: Send + Sync {
     /// The integration's `host[:port]`.
     fn host(&self) -> &str;
 

@@ -26,7 +26,7 @@ use crate::integrations::BitbucketServerIntegration;
 
 /// What is particular to `catalog.providers.bitbucketServer`.
 #[derive(Debug, Clone)]
-pub struct ServerFlavour {
+pub(crate) struct ServerFlavour {
     config: ServerProviderConfig,
     integration: BitbucketServerIntegration,
     http: Arc<IntegrationHttp>,
@@ -35,7 +35,7 @@ pub struct ServerFlavour {
 
 impl ServerFlavour {
     /// The provider `config` describes, reading through `http`.
-    pub fn provider(
+    pub(crate) fn provider(
         config: ServerProviderConfig,
         integration: BitbucketServerIntegration,
         http: Arc<IntegrationHttp>,

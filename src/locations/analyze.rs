@@ -9,7 +9,7 @@ use crate::catalog::Entity;
 /// `{existingEntityFiles, generateEntities}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Analysis {
+pub(crate) struct Analysis {
     pub existing_entity_files: Vec<ExistingFile>,
     pub generate_entities: Vec<Value>,
 }
@@ -17,7 +17,7 @@ pub struct Analysis {
 /// An entity the analysed file holds.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExistingFile {
+pub(crate) struct ExistingFile {
     pub location: FileLocation,
     pub is_registered: bool,
     pub entity: Entity,
@@ -25,7 +25,7 @@ pub struct ExistingFile {
 
 /// `{type: "url", target}`.
 #[derive(Debug, Serialize)]
-pub struct FileLocation {
+pub(crate) struct FileLocation {
     #[serde(rename = "type")]
     pub type_: &'static str,
     pub target: String,
@@ -33,7 +33,11 @@ pub struct FileLocation {
 
 impl Analysis {
     /// The entities of the catalog file `file`.
-    pub fn existing(file: &str, registered: bool, entities: impl Iterator<Item = Entity>) -> Self {
+    pub(crate) fn existing(
+        file: &str,
+        registered: bool,
+        entities: impl Iterator<Item = Entity>,
+    ) -> Self {
         let existing_entity_files = entities
             .map(|entity| ExistingFile {
                 location: FileLocation {
@@ -52,7 +56,7 @@ impl Analysis {
 
     /// A Component to create for the repository `slug`, which has no
     /// catalog file.
-    pub fn suggested(slug: &str) -> Self {
+    pub(crate) fn suggested(slug: &str) -> Self {
         Self {
             existing_entity_files: Vec::new(),
             generate_entities: vec![json!({

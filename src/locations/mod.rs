@@ -8,9 +8,9 @@
 //! - [`model`]: the typed [`Location`] and its [`Origin`].
 //! - [`query`]: `POST /locations/by-query` paging.
 
-pub mod analyze;
-pub mod model;
-pub mod query;
+pub(crate) mod analyze;
+pub(crate) mod model;
+pub(crate) mod query;
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -32,14 +32,14 @@ use crate::discovery::{Problem, Source, pipeline};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
-pub use analyze::Analysis;
+pub(crate) use analyze::Analysis;
 use analyze::catalog_file_in;
-pub use model::{Location, Origin};
-pub use query::{LocationPage, LocationQuery, LocationQueryError};
+pub(crate) use model::{Location, Origin};
+pub(crate) use query::{LocationPage, LocationQuery, LocationQueryError};
 
 /// Why a registration was refused. Each maps to one of Backstage's errors.
 #[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     /// A bad request: wrong type, or a target this daemon does not read.
     #[error("{0}")]
     Input(String),
@@ -62,7 +62,7 @@ pub enum RegisterError {
 
 /// Why an entity could not be validated (`POST /validate-entity`).
 #[derive(Debug, thiserror::Error)]
-pub enum ValidateError {
+pub(crate) enum ValidateError {
     #[error(
         "Invalid location ref {0}, only 'url:<target>' is supported, e.g. url:https://host/path"
     )]
@@ -76,7 +76,7 @@ pub enum ValidateError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RemoveError {
+pub(crate) enum RemoveError {
     #[error("{0}")]
     NotFound(String),
     #[error("the location cannot be removed from the store: {0}")]
@@ -95,7 +95,7 @@ impl From<RemoveError> for RegisterError {
 
 /// What a registration (or a dry run of one) came to.
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     pub location: Location,
     /// The generated Location entity first, then what the target yields.
     pub entities: Vec<Entity>,
@@ -105,7 +105,7 @@ pub struct Registration {
     pub problems: Vec<Problem>,
 }
 
-pub struct Locations {
+pub(crate) struct Locations {
     context: LocationContext,
     catalog: Arc<Catalog>,
     store: Arc<dyn CatalogStore>,
@@ -119,7 +119,7 @@ pub struct Locations {
 }
 
 impl Locations {
-    pub fn new(
+    pub(crate) fn new(
         context: LocationContext,
         catalog: Arc<Catalog>,
         store: Arc<dyn CatalogStore>,
@@ -143,7 +143,7 @@ impl Locations {
     }
 
     /// Static, registered and discovered locations, one per target, by target.
-    pub fn list(&self) -> Vec<Location> {
+    pub(crate) fn list(&self) -> Vec<Location> {
         let mut targets = BTreeMap::new();
         for runner in self.scheduler.runners() {
             if let Some(location) = runner.source().as_location() {
@@ -161,7 +161,7 @@ impl Locations {
             .collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<Location> {
+    pub(crate) fn get(&self, id: &str) -> Option<Location> {
         self.list().into_iter().find(|l| l.id == id)
     }
 
@@ -182,7 +182,7 @@ impl Locations {
     /// and serves its entities. `dry_run` only reads. An existing static or
     /// registered location is a conflict unless `refresh`, which reads it
     /// again; a file a provider discovers is always a conflict.
-    pub async fn register(
+    pub(crate) async fn register(
         &self,
         type_: &str,
         target: &str,
@@ -261,7 +261,7 @@ impl Locations {
     /// Takes on the locations another replica registered or removed (as
     /// stored), so this one lists them and reads them once it leads. Their
     /// entities come with the changes it follows.
-    pub async fn follow_registered(&self) -> Result<(), StoreError> {
+    pub(crate) async fn follow_registered(&self) -> Result<(), StoreError> {
         let _writes = self.writes.lock().await;
         let registered = self.store.locations().await?;
         for runner in self.scheduler.runners() {
@@ -289,7 +289,7 @@ impl Locations {
     }
 
     /// A runner for a location source, wired like every other source.
-    pub fn runner(&self, source: LocationSource) -> SourceRunner {
+    pub(crate) fn runner(&self, source: LocationSource) -> SourceRunner {
         SourceRunner::new(
             Source::Location(source),
             Arc::clone(&self.catalog),
@@ -333,7 +333,7 @@ impl Locations {
     }
 
     /// Removes the registered location `id` and its entities.
-    pub async fn remove(&self, id: &str) -> Result<(), RemoveError> {
+    pub(crate) async fn remove(&self, id: &str) -> Result<(), RemoveError> {
         let _writes = self.writes.lock().await;
         let runner = self.registered(id)?;
         self.drop_registered(id, &runner).await
@@ -386,7 +386,7 @@ impl Locations {
     /// changes nothing), then the old location and its entities go and the
     /// new one is stored and served. Ids derive from targets, so the answer
     /// carries the location's new id.
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         id: &str,
         type_: &str,
@@ -479,7 +479,7 @@ impl Locations {
     /// The listed location an entity's `managed-by-location` names
     /// (`GET /locations/by-entity`): its discovered file, or the static or
     /// registered location it was read through.
-    pub fn by_entity(&self, entity: &PreparedEntity) -> Option<Location> {
+    pub(crate) fn by_entity(&self, entity: &PreparedEntity) -> Option<Location> {
         let target = entity.location.as_deref()?;
         if let Some(runner) = self.runner_for(target) {
             let origin = runner.source().as_location().map(|l| l.origin().into());
@@ -494,7 +494,7 @@ impl Locations {
     /// the entities it holds and whether the file is already a location;
     /// for a repository without one, a suggested Component. Only targets on
     /// a configured Bitbucket are read.
-    pub async fn analyze(
+    pub(crate) async fn analyze(
         &self,
         type_: &str,
         target: &str,
@@ -542,13 +542,13 @@ impl Locations {
     }
 
     /// A page of locations (`POST /locations/by-query`).
-    pub fn query(&self, query: &LocationQuery) -> Result<LocationPage, LocationQueryError> {
+    pub(crate) fn query(&self, query: &LocationQuery) -> Result<LocationPage, LocationQueryError> {
         query.page(self.list())
     }
 
     /// Resolves a Location target against the file it is written in, as
     /// discovery does (no request is made): `resolver(target, base)`.
-    pub fn resolver(&self) -> impl Fn(&str, &str) -> Option<String> + use<> {
+    pub(crate) fn resolver(&self) -> impl Fn(&str, &str) -> Option<String> + use<> {
         let stats = Arc::new(RequestStats::default());
         let reader = FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0);
         move |target, base| reader.resolve(target, base).ok()
@@ -558,7 +558,7 @@ impl Locations {
     /// (`url:<target>`), as discovery would: envelope, `catalog.rules` for
     /// that location, validation, Location targets and placeholders read on
     /// the configured Bitbucket. The problems found; none means valid.
-    pub async fn validate(
+    pub(crate) async fn validate(
         &self,
         entity: &Value,
         location_ref: &str,

@@ -8,7 +8,7 @@ use crate::discovery::location::{LocationOrigin, location_entity_name, location_
 
 /// Where a listed location comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// `catalog.locations`.
     Static,
     /// `POST /api/catalog/locations`.
@@ -30,7 +30,7 @@ impl From<LocationOrigin> for Origin {
 /// `{id, type, target, entityRef}`; the origin is not part of the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Location {
+pub(crate) struct Location {
     /// A UUID v5 of `url:<target>`, stable across restarts and replicas.
     pub id: String,
     #[serde(rename = "type")]
@@ -44,7 +44,7 @@ pub struct Location {
 
 impl Location {
     /// The `url` location of `target` (the only type the daemon reads).
-    pub fn url(target: &str, origin: Origin) -> Self {
+    pub(crate) fn url(target: &str, origin: Origin) -> Self {
         Self {
             id: location_id(target),
             type_: "url".to_owned(),

@@ -16,7 +16,7 @@ const DEFAULT_LOCATION_LIMIT: i64 = 1000;
 
 /// Why a location query was rejected (a 400 `InputError`).
 #[derive(Debug, thiserror::Error)]
-pub enum LocationQueryError {
+pub(crate) enum LocationQueryError {
     #[error("Cursor cannot be empty")]
     EmptyCursor,
     #[error("Malformed cursor, unknown encoding")]
@@ -36,7 +36,7 @@ pub enum LocationQueryError {
 /// The request body.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LocationQuery {
+pub(crate) struct LocationQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub query: Option<Value>,
@@ -77,7 +77,7 @@ impl LocationCursor {
 /// A page of locations: `{items, totalItems, pageInfo}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LocationPage {
+pub(crate) struct LocationPage {
     pub items: Vec<Location>,
     pub total_items: usize,
     pub page_info: PageInfo,
@@ -100,7 +100,7 @@ impl LocationQuery {
     }
 
     /// The page of `all` this query asks for.
-    pub fn page(&self, mut all: Vec<Location>) -> Result<LocationPage, LocationQueryError> {
+    pub(crate) fn page(&self, mut all: Vec<Location>) -> Result<LocationPage, LocationQueryError> {
         let cursor = self.cursor()?;
         let predicate = match &cursor.query {
             None => None,

@@ -13,7 +13,7 @@
 //!   number, and polls every second besides, so a missed notification
 //!   only delays.
 
-pub mod requests;
+pub(crate) mod requests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,11 +42,11 @@ const LEADER_CHECK: Duration = Duration::from_secs(1);
 const LEADER_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the server keeps a silent lock session (TCP keepalive and
 /// user timeout on the server's side of the lock session).
-pub const LOCK_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+pub(crate) const LOCK_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     Leader,
     Follower,
 }
@@ -54,7 +54,7 @@ pub enum Role {
 /// What the status endpoint shows.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicaStatus {
+pub(crate) struct ReplicaStatus {
     pub identity: String,
     pub role: Role,
     /// The identity of the leader, as it recorded itself.
@@ -69,7 +69,7 @@ pub struct ReplicaStatus {
 
 /// This daemon's place among the replicas.
 #[derive(Debug)]
-pub struct Replica {
+pub(crate) struct Replica {
     identity: String,
     store: PostgresStore,
     options: PgConnectOptions,
@@ -87,7 +87,7 @@ pub struct Replica {
 }
 
 /// What a follower needs to take over.
-pub struct Promotion {
+pub(crate) struct Promotion {
     pub catalog: Arc<Catalog>,
     pub applier: Arc<Applier>,
     pub scheduler: Arc<Scheduler>,
@@ -97,7 +97,7 @@ pub struct Promotion {
 impl Replica {
     /// Joins the replicas on `store` as `identity`; leads at once if no one
     /// does. Returns the replica and, when leading, its lock session.
-    pub async fn join(
+    pub(crate) async fn join(
         identity: String,
         store: PostgresStore,
         options: PgConnectOptions,
@@ -131,25 +131,25 @@ impl Replica {
     }
 
     /// How long a follower waits for the leader to answer a write.
-    pub fn answer_timeout(&self) -> Duration {
+    pub(crate) fn answer_timeout(&self) -> Duration {
         self.answer_timeout
     }
 
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.leading.load(Ordering::Acquire)
     }
 
     /// Ready: the leader always; a follower once it has caught up.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.is_leader() || self.caught_up.load(Ordering::Acquire)
     }
 
     /// Cancelled when this leader lost its lock.
-    pub fn lost(&self) -> CancellationToken {
+    pub(crate) fn lost(&self) -> CancellationToken {
         self.lost.clone()
     }
 
-    pub fn status(&self) -> ReplicaStatus {
+    pub(crate) fn status(&self) -> ReplicaStatus {
         let leading = self.is_leader();
         ReplicaStatus {
             identity: self.identity.clone(),
@@ -174,7 +174,7 @@ impl Replica {
     }
 
     /// Records the role and lag as metrics.
-    pub fn record_metrics(&self) {
+    pub(crate) fn record_metrics(&self) {
         let status = self.status();
         crate::metrics::record_replica(
             status.role == Role::Leader,
@@ -265,7 +265,11 @@ impl Replica {
 
     /// Keeps the leader's lock session checked; cancels [`Replica::lost`]
     /// when it is gone (the lock with it).
-    pub fn keep_leading(self: &Arc<Self>, mut session: PgConnection, shutdown: CancellationToken) {
+    pub(crate) fn keep_leading(
+        self: &Arc<Self>,
+        mut session: PgConnection,
+        shutdown: CancellationToken,
+    ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(LEADER_CHECK);
@@ -293,7 +297,7 @@ impl Replica {
 
     /// Follows the leader's changes into `promotion.catalog` until this
     /// replica takes the lock, then leads.
-    pub fn follow(self: &Arc<Self>, promotion: Promotion, shutdown: CancellationToken) {
+    pub(crate) fn follow(self: &Arc<Self>, promotion: Promotion, shutdown: CancellationToken) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let listening = async {
@@ -444,7 +448,7 @@ impl Replica {
 }
 
 /// `HOSTNAME` (the pod's name on Kubernetes), the process id and the port.
-pub fn identity(port: u16) -> String {
+pub(crate) fn identity(port: u16) -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())

@@ -17,10 +17,10 @@ use super::Replica;
 use crate::store::StoreError;
 
 /// Wakes the leader when a follower records a request.
-pub const REQUESTS_CHANNEL: &str = "bitbucket_catalogd_requests";
+pub(crate) const REQUESTS_CHANNEL: &str = "bitbucket_catalogd_requests";
 /// How long a recorded request may wait for a leader to claim it: a
 /// hand-over takes at most this long.
-pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a follower looks for the answer, and the leader for requests
 /// it was not woken for.
 const ANSWER_POLL: Duration = Duration::from_millis(50);
@@ -30,7 +30,7 @@ const ABANDONED_AFTER: &str = "1 hour";
 
 /// A write as the follower received it.
 #[derive(Debug, Clone)]
-pub struct ForwardedRequest {
+pub(crate) struct ForwardedRequest {
     pub method: String,
     /// Path and query.
     pub uri: String,
@@ -41,7 +41,7 @@ pub struct ForwardedRequest {
 
 /// The leader's answer.
 #[derive(Debug, Clone)]
-pub struct ForwardedAnswer {
+pub(crate) struct ForwardedAnswer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -49,7 +49,7 @@ pub struct ForwardedAnswer {
 
 /// What became of a forwarded write.
 #[derive(Debug)]
-pub enum Forwarding {
+pub(crate) enum Forwarding {
     Answered(ForwardedAnswer),
     /// No leader took it in time: nothing was done.
     Unclaimed,
@@ -59,13 +59,13 @@ pub enum Forwarding {
 }
 
 /// How the leader answers a forwarded request (its own router).
-pub type Answerer =
+pub(crate) type Answerer =
     Arc<dyn Fn(ForwardedRequest) -> BoxFuture<'static, ForwardedAnswer> + Send + Sync>;
 
 impl Replica {
     /// Records `request` for the leader and waits for its answer, at most
     /// [`CLAIM_TIMEOUT`] for a leader to take it and `timeout` in all.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         request: &ForwardedRequest,
         timeout: Duration,
@@ -145,7 +145,11 @@ impl Replica {
 
     /// While this replica leads, claims recorded requests one by one and
     /// answers each with `answer`, concurrently.
-    pub fn answer_forwarded(self: &Arc<Self>, answer: Answerer, shutdown: CancellationToken) {
+    pub(crate) fn answer_forwarded(
+        self: &Arc<Self>,
+        answer: Answerer,
+        shutdown: CancellationToken,
+    ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let pool = this.store.pool();

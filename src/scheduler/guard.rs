@@ -10,7 +10,7 @@ use crate::discovery::Held;
 use crate::metrics;
 
 #[derive(Debug)]
-pub struct ShrinkGuard {
+pub(super) struct ShrinkGuard {
     limits: DeletionGuard,
     since: Mutex<Since>,
 }
@@ -27,7 +27,7 @@ struct Since {
 }
 
 impl ShrinkGuard {
-    pub fn new(limits: DeletionGuard) -> Self {
+    pub(super) fn new(limits: DeletionGuard) -> Self {
         Self {
             limits,
             since: Mutex::new(Since::default()),
@@ -36,7 +36,7 @@ impl ShrinkGuard {
 
     /// Whether `source`, serving `current` entities, may drop `removed` of
     /// them with the repositories a listing no longer has.
-    pub fn check(
+    pub(super) fn check(
         &self,
         source: &str,
         current: usize,

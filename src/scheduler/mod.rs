@@ -11,7 +11,7 @@
 //! each still guarded, timed and recorded on its own. Registered locations
 //! join and leave while the daemon runs.
 
-pub mod apply;
+pub(crate) mod apply;
 mod guard;
 mod push;
 mod recorder;
@@ -28,8 +28,8 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
-pub use self::push::{Work, WorkItem};
-pub use self::runner::{RefreshOutcome, SourceRunner};
+pub(crate) use self::push::{Work, WorkItem};
+pub(crate) use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};
 use crate::discovery::Trigger;
 
@@ -48,24 +48,24 @@ type Runners = Arc<RwLock<Vec<Arc<SourceRunner>>>>;
 /// Whether scheduled runs go ahead: always on a daemon of its own; among
 /// replicas only on the leader (the others' ticks pass without a run).
 #[derive(Debug, Clone)]
-pub struct Gate(Arc<AtomicBool>);
+pub(crate) struct Gate(Arc<AtomicBool>);
 
 impl Gate {
-    pub fn new(open: bool) -> Self {
+    pub(crate) fn new(open: bool) -> Self {
         Self(Arc::new(AtomicBool::new(open)))
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 
-    pub fn set(&self, open: bool) {
+    pub(crate) fn set(&self, open: bool) {
         self.0.store(open, Ordering::Release);
     }
 }
 
 /// Owns the cron scheduler and the source runners.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     jobs: JobScheduler,
     runners: Runners,
     /// The repeating job of each provider, for "next run" in the status.
@@ -85,7 +85,7 @@ impl Scheduler {
     /// Registers one job per provider (plus the start-up run), one for all
     /// locations on `location_schedule` (plus theirs), and starts ticking.
     /// Runs go ahead only while `gate` is open.
-    pub async fn start(
+    pub(crate) async fn start(
         runners: Vec<Arc<SourceRunner>>,
         location_schedule: &Schedule,
         gate: Gate,
@@ -160,7 +160,7 @@ impl Scheduler {
     /// skipped while it was closed): a replica that has just become leader.
     /// Each run continues from what is stored (unchanged repositories are
     /// not read again).
-    pub fn lead(&self) {
+    pub(crate) fn lead(&self) {
         self.gate.set(true);
         for runner in self.runners() {
             let scheduled = if runner.is_location() {
@@ -177,22 +177,22 @@ impl Scheduler {
     }
 
     /// Every source's runner, providers first.
-    pub fn runners(&self) -> Vec<Arc<SourceRunner>> {
+    pub(crate) fn runners(&self) -> Vec<Arc<SourceRunner>> {
         self.runners.read().clone()
     }
 
-    pub fn runner(&self, id: &str) -> Option<Arc<SourceRunner>> {
+    pub(crate) fn runner(&self, id: &str) -> Option<Arc<SourceRunner>> {
         self.runners.read().iter().find(|r| r.id() == id).cloned()
     }
 
     /// Adds a location's runner; the location schedule reads it from now on.
-    pub fn add(&self, runner: Arc<SourceRunner>) {
+    pub(crate) fn add(&self, runner: Arc<SourceRunner>) {
         self.runners.write().push(runner);
     }
 
     /// Takes a runner out of the schedule (its run in progress, if any,
     /// finishes; see [`SourceRunner::retire`]).
-    pub fn remove(&self, id: &str) -> Option<Arc<SourceRunner>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<SourceRunner>> {
         let mut runners = self.runners.write();
         let index = runners.iter().position(|r| r.id() == id)?;
         Some(runners.remove(index))
@@ -200,7 +200,7 @@ impl Scheduler {
 
     /// When the source runs next by itself (RFC 3339): its start-up run
     /// while that waits for `initialDelay`, else its schedule's next tick.
-    pub async fn next_run(&self, source: &str) -> Option<String> {
+    pub(crate) async fn next_run(&self, source: &str) -> Option<String> {
         let location = self.runner(source).is_some_and(|r| r.is_location());
         let (start_up, repeating) = if location {
             (self.locations_start_up, self.locations_job)
@@ -223,7 +223,7 @@ impl Scheduler {
         next.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     }
 
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let mut jobs = self.jobs.clone();
         if let Err(err) = jobs.shutdown().await {
             tracing::warn!(error = %err, "scheduler did not shut down cleanly");

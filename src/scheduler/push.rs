@@ -36,7 +36,7 @@ const MAX_BRANCH_MOVES: usize = 1000;
 
 /// What an event or a refresh asks of one provider for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
+pub(crate) enum Work {
     /// Branches moved: read if the provider's branch is among them.
     Pushed(Vec<BranchMove>),
     /// Read now, whatever moved.
@@ -49,7 +49,7 @@ pub enum Work {
 impl Work {
     /// A push of `branches` (then `more`), the latest head per branch; past
     /// [`MAX_BRANCH_MOVES`] branches, a read whatever moved.
-    pub fn pushed(branches: Vec<BranchMove>, more: Vec<BranchMove>) -> Work {
+    pub(crate) fn pushed(branches: Vec<BranchMove>, more: Vec<BranchMove>) -> Work {
         let mut by_branch: HashMap<String, BranchMove> = HashMap::new();
         for moved in branches.into_iter().chain(more) {
             by_branch.insert(moved.branch.clone(), moved);
@@ -88,7 +88,7 @@ impl Work {
 
 /// One repository's pending work.
 #[derive(Debug, Clone)]
-pub struct WorkItem {
+pub(crate) struct WorkItem {
     pub repository: EventRepository,
     pub work: Work,
     /// When the first coalesced event arrived.
@@ -116,7 +116,7 @@ impl WorkItem {
 /// The last event or refresh a provider handled, for its status.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LastEvent {
+pub(crate) struct LastEvent {
     pub received_at: String,
     /// `push`, `moved`, `deleted` or `refresh`.
     #[serde(rename = "type")]
@@ -128,11 +128,11 @@ pub struct LastEvent {
 }
 
 /// Units event reads applied while a run was in progress (`None`: no run).
-pub type FreshUnits = Arc<Mutex<Option<HashSet<String>>>>;
+pub(super) type FreshUnits = Arc<Mutex<Option<HashSet<String>>>>;
 
 /// Pending work of one provider, and whether a worker is draining it.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(super) struct Pending {
     state: Mutex<PendingState>,
     last: Mutex<Option<LastEvent>>,
     /// The run in progress neither applies its (older) reads of these nor
@@ -156,21 +156,21 @@ struct PendingState {
 }
 
 impl Pending {
-    pub fn last_event(&self) -> Option<LastEvent> {
+    pub(super) fn last_event(&self) -> Option<LastEvent> {
         self.last.lock().clone()
     }
 
     /// A run starts: from now on, event reads are remembered for it.
-    pub fn run_started(&self) {
+    pub(super) fn run_started(&self) {
         *self.fresh.lock() = Some(Default::default());
     }
 
-    pub fn run_ended(&self) {
+    pub(super) fn run_ended(&self) {
         *self.fresh.lock() = None;
     }
 
     /// The units the run in progress must leave to event reads.
-    pub fn fresh(&self) -> FreshUnits {
+    pub(super) fn fresh(&self) -> FreshUnits {
         Arc::clone(&self.fresh)
     }
 
@@ -251,7 +251,7 @@ impl std::fmt::Display for Outcome {
 
 /// Why a refresh, an entity's removal or an event cannot be planned now.
 #[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     #[error("the repository records cannot be read: {0}")]
     Records(#[source] StoreError),
     #[error(
@@ -267,7 +267,7 @@ impl SourceRunner {
     /// deleted in Backstage, it comes back when the unit is next read: its
     /// change token is dropped so that read applies even if the file did
     /// not change.
-    pub async fn remove_entity(
+    pub(crate) async fn remove_entity(
         self: &Arc<Self>,
         unit: &str,
         key: &crate::catalog::EntityKey,
@@ -296,7 +296,7 @@ impl SourceRunner {
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
     /// repository alone, through the same path as a push; a location's one
     /// file and its targets. `Err` says why it cannot be scheduled now.
-    pub async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
+    pub(crate) async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
         if self.source().repository_reads().is_none() {
             self.refresh(false);
             return Ok(());
@@ -334,7 +334,7 @@ impl SourceRunner {
     /// Queues `item`; it is read shortly, together with whatever else
     /// arrives for the same repository meanwhile. `false`: too much is
     /// already waiting, and it was dropped.
-    pub fn enqueue(self: &Arc<Self>, item: WorkItem) -> bool {
+    pub(crate) fn enqueue(self: &Arc<Self>, item: WorkItem) -> bool {
         let pending = self.pending();
         let start = {
             let mut state = pending.state.lock();

@@ -11,7 +11,7 @@ use crate::store::CatalogStore;
 
 /// How a provider's repositories stand, from their records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RepositoryCounts {
+pub(crate) struct RepositoryCounts {
     pub total: usize,
     pub with_catalog: usize,
     pub without_catalog: usize,
@@ -19,7 +19,7 @@ pub struct RepositoryCounts {
 }
 
 impl RepositoryCounts {
-    pub fn of(records: &[RepositoryRecord]) -> Self {
+    pub(crate) fn of(records: &[RepositoryRecord]) -> Self {
         use crate::discovery::CatalogFile;
         let count = |wanted: CatalogFile| records.iter().filter(|r| r.catalog == wanted).count();
         let with_catalog = count(CatalogFile::Present);
@@ -34,7 +34,7 @@ impl RepositoryCounts {
 }
 
 #[derive(Debug, Default)]
-pub struct Recorder {
+pub(super) struct Recorder {
     last_report: Mutex<Option<RunReport>>,
     repositories: Mutex<Option<RepositoryCounts>>,
     /// The problems of the last run (as hashes): a problem is logged at
@@ -43,12 +43,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn last_report(&self) -> Option<RunReport> {
+    pub(super) fn last_report(&self) -> Option<RunReport> {
         self.last_report.lock().clone()
     }
 
     /// The last run recorded before a restart.
-    pub fn restore(&self, report: RunReport) {
+    pub(super) fn restore(&self, report: RunReport) {
         if report.succeeded()
             && let Ok(finished) = chrono::DateTime::parse_from_rfc3339(&report.finished_at)
         {
@@ -57,11 +57,11 @@ impl Recorder {
         *self.last_report.lock() = Some(report);
     }
 
-    pub fn repositories(&self) -> Option<RepositoryCounts> {
+    pub(super) fn repositories(&self) -> Option<RepositoryCounts> {
         *self.repositories.lock()
     }
 
-    pub fn set_repositories(&self, source: &str, counts: RepositoryCounts) {
+    pub(super) fn set_repositories(&self, source: &str, counts: RepositoryCounts) {
         metrics::record_repositories(
             source,
             counts.with_catalog,
@@ -72,7 +72,7 @@ impl Recorder {
     }
 
     /// Keeps `report` as the source's last run: persisted, logged, counted.
-    pub async fn record(&self, store: &dyn CatalogStore, report: RunReport) -> RunReport {
+    pub(super) async fn record(&self, store: &dyn CatalogStore, report: RunReport) -> RunReport {
         if let Err(err) = store.save_run(&report.provider, &report).await {
             tracing::error!(provider = report.provider, error = %err, "cannot record the run");
         }

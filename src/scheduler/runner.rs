@@ -32,7 +32,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A source plus the state that keeps its runs orderly.
 #[derive(Debug)]
-pub struct SourceRunner {
+pub(crate) struct SourceRunner {
     source: Source,
     catalog: Arc<Catalog>,
     store: Arc<dyn CatalogStore>,
@@ -51,14 +51,14 @@ pub struct SourceRunner {
 
 /// What a refresh request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshOutcome {
+pub(crate) enum RefreshOutcome {
     Started,
     /// A run is already in progress; it serves the request.
     AlreadyRunning,
 }
 
 impl SourceRunner {
-    pub fn new(
+    pub(crate) fn new(
         source: Source,
         catalog: Arc<Catalog>,
         store: Arc<dyn CatalogStore>,
@@ -110,24 +110,24 @@ impl SourceRunner {
     }
 
     /// The last event or refresh handled (providers).
-    pub fn last_event(&self) -> Option<LastEvent> {
+    pub(crate) fn last_event(&self) -> Option<LastEvent> {
         self.pending.last_event()
     }
 
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.source.id()
     }
 
-    pub fn source(&self) -> &Source {
+    pub(crate) fn source(&self) -> &Source {
         &self.source
     }
 
-    pub fn schedule(&self) -> &Schedule {
+    pub(crate) fn schedule(&self) -> &Schedule {
         self.source.schedule()
     }
 
     /// What the source reads: a host, a workspace or a URL.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         self.source.target()
     }
 
@@ -135,38 +135,38 @@ impl SourceRunner {
         self.source.as_location().is_some()
     }
 
-    pub fn in_progress(&self) -> bool {
+    pub(crate) fn in_progress(&self) -> bool {
         self.running.try_lock().is_err()
     }
 
     /// How the run in progress is doing.
-    pub fn progress(&self) -> Option<ProgressView> {
+    pub(crate) fn progress(&self) -> Option<ProgressView> {
         self.progress.lock().as_ref().map(|p| p.view())
     }
 
-    pub fn last_report(&self) -> Option<RunReport> {
+    pub(crate) fn last_report(&self) -> Option<RunReport> {
         self.recorder.last_report()
     }
 
     /// Restores the last run recorded before a restart.
-    pub fn restore_report(&self, report: RunReport) {
+    pub(crate) fn restore_report(&self, report: RunReport) {
         self.recorder.restore(report);
     }
 
     /// How the provider's repositories stand (providers only).
-    pub fn repository_counts(&self) -> Option<RepositoryCounts> {
+    pub(crate) fn repository_counts(&self) -> Option<RepositoryCounts> {
         self.recorder.repositories()
     }
 
     /// The provider's repositories as last listed and read.
-    pub async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
+    pub(crate) async fn repositories(&self) -> Result<Vec<RepositoryRecord>, StoreError> {
         let mut records = self.store.repositories(self.id()).await?;
         records.sort_by(|a, b| (&a.project, &a.slug).cmp(&(&b.project, &b.slug)));
         Ok(records)
     }
 
     /// Counts the stored repository records at start-up.
-    pub async fn count_repositories(&self) {
+    pub(crate) async fn count_repositories(&self) {
         self.recount_repositories(false).await;
     }
 
@@ -189,7 +189,7 @@ impl SourceRunner {
 
     /// Starts a run in the background unless one is in progress; `force`
     /// applies removals even past the deletion guard.
-    pub fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
+    pub(crate) fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
         if self.in_progress() {
             return RefreshOutcome::AlreadyRunning;
         }
@@ -201,7 +201,7 @@ impl SourceRunner {
     }
 
     /// Runs now unless a run is already in progress (then returns `None`).
-    pub async fn run_now(&self, trigger: Trigger) -> Option<RunReport> {
+    pub(crate) async fn run_now(&self, trigger: Trigger) -> Option<RunReport> {
         self.run(false, trigger).await
     }
 
@@ -328,13 +328,13 @@ impl SourceRunner {
 
     /// Waits for a run in progress to end and keeps new ones from starting
     /// while the guard lives: for runs the API drives and for removal.
-    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.running.lock().await
     }
 
     /// Applies a location read done outside a run (registration; hold
     /// [`Self::exclusive`]) and records it.
-    pub async fn apply_location_read(&self, read: LocationRead) -> RunReport {
+    pub(crate) async fn apply_location_read(&self, read: LocationRead) -> RunReport {
         let mut report = read.report;
         report.trigger = Some(Trigger::Registration);
         if let Some(entities) = read.entities {
@@ -359,7 +359,7 @@ impl SourceRunner {
 
     /// Marks the source removed: later ticks and refreshes do nothing. Call
     /// it while holding [`Self::exclusive`], so no run is half-way.
-    pub fn retire(&self) {
+    pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
     }
 }

@@ -7,7 +7,7 @@
 //! SQLite ([`SqliteStore`]) is the embedded default; PostgreSQL
 //! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
-pub mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The default SQLite file, as in the example config.
-pub const DEFAULT_SQLITE_FILE: &str = "./data/catalog.sqlite";
+pub(crate) const DEFAULT_SQLITE_FILE: &str = "./data/catalog.sqlite";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -261,13 +261,13 @@ fn run_from(text: &str, source: &str, database: &str) -> Option<RunReport> {
 
 /// An opened store; `shared` when replicas may share it (PostgreSQL).
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub store: Arc<dyn CatalogStore>,
     pub shared: Option<PostgresStore>,
 }
 
 /// Opens the store `backend.database` describes.
-pub async fn open(config: &DatabaseConfig) -> Result<Opened, StoreError> {
+pub(crate) async fn open(config: &DatabaseConfig) -> Result<Opened, StoreError> {
     match config.client {
         DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
             let target = sqlite_file(config);
@@ -291,7 +291,7 @@ pub async fn open(config: &DatabaseConfig) -> Result<Opened, StoreError> {
 }
 
 /// Where the store keeps the catalog, for the start-up log (never a password).
-pub fn location(config: &DatabaseConfig) -> String {
+pub(crate) fn location(config: &DatabaseConfig) -> String {
     match config.client {
         DatabaseClient::BetterSqlite3 | DatabaseClient::Sqlite => {
             format!("SQLite {}", sqlite_file(config))

@@ -20,7 +20,7 @@ use crate::config::database::{PostgresConnection, PostgresSsl};
 use crate::discovery::{RepositoryRecord, RunReport};
 
 /// Notified (with the newest sequence number) after every applied batch.
-pub const CHANGES_CHANNEL: &str = "bitbucket_catalogd_changes";
+pub(crate) const CHANGES_CHANNEL: &str = "bitbucket_catalogd_changes";
 
 /// Connections a replica keeps: batches are serialised, reads are few.
 const POOL_SIZE: u32 = 4;
@@ -106,7 +106,7 @@ fn migrator() -> Migrator {
 
 /// What the driver needs to connect, from the parsed config. The password
 /// goes into the options only (they are never printed).
-pub fn connect_options(connection: &PostgresConnection) -> PgConnectOptions {
+pub(crate) fn connect_options(connection: &PostgresConnection) -> PgConnectOptions {
     let mut options = PgConnectOptions::new_without_pgpass()
         .host(&connection.host)
         .port(connection.port)
@@ -141,7 +141,7 @@ pub fn connect_options(connection: &PostgresConnection) -> PgConnectOptions {
 }
 
 /// `host:port/database` (no user or password), for messages.
-pub fn describe(connection: &PostgresConnection) -> String {
+pub(crate) fn describe(connection: &PostgresConnection) -> String {
     format!(
         "postgres {}:{}/{}",
         connection.host, connection.port, connection.database
