@@ -417,7 +417,8 @@ impl Http {
         let slot = self.shared.pacer.acquire().await;
         let transport = |source: reqwest::Error| BitbucketError::Transport {
             url: url.to_string(),
-            source,
+            // The URL is already in `url`; reqwest's copy could carry a query.
+            source: source.without_url(),
         };
         let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
         let mut response = match request.send().await {
@@ -600,7 +601,7 @@ impl Http {
                 .record(&self.shared.credentials.host, endpoint, "error");
             BitbucketError::Transport {
                 url: url.to_string(),
-                source: err,
+                source: err.without_url(),
             }
         })?;
         let status = response.status();
@@ -620,7 +621,7 @@ impl Http {
                 Err(source) => {
                     return Err(BitbucketError::Transport {
                         url: url.to_string(),
-                        source,
+                        source: source.without_url(),
                     });
                 }
             }

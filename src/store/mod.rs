@@ -148,12 +148,20 @@ impl RegisteredLocation {
     {
         let id: String = row.try_get("id")?;
         let created_at: String = row.try_get("created_at")?;
-        let created_at = DateTime::parse_from_rfc3339(&created_at)
-            .map_err(|e| StoreError::Corrupt {
-                source_id: crate::discovery::location::source_id(&id),
-                message: format!("created_at {created_at:?}: {e}"),
-            })?
-            .with_timezone(&Utc);
+        // Nothing reads the time back, so an unreadable one (a hand-edited
+        // row) must not make every registered location unreadable.
+        let created_at = match DateTime::parse_from_rfc3339(&created_at) {
+            Ok(time) => time.with_timezone(&Utc),
+            Err(error) => {
+                tracing::warn!(
+                    location = %id,
+                    created_at = %created_at,
+                    %error,
+                    "registered location has an unreadable created_at; kept, shown as 1970-01-01"
+                );
+                DateTime::<Utc>::UNIX_EPOCH
+            }
+        };
         Ok(Self {
             type_: row.try_get("type")?,
             target: row.try_get("target")?,

@@ -627,7 +627,24 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
 
 #[cfg(test)]
 mod tests {
-    use super::locking_unsupported;
+    use super::{SqliteStore, locking_unsupported};
+    use crate::store::CatalogStore;
+
+    #[tokio::test]
+    async fn an_unreadable_registration_time_keeps_the_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("catalog.db"))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES ('l1', 'url', 'https://h/x.yaml', 'yesterday')")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let locations = store.locations().await.unwrap();
+        assert_eq!(locations.len(), 1);
+        assert_eq!(locations[0].target, "https://h/x.yaml");
+        assert_eq!(locations[0].created_at, chrono::DateTime::UNIX_EPOCH);
+    }
 
     #[test]
     fn only_a_file_system_without_locks_degrades() {
