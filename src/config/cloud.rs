@@ -164,22 +164,14 @@ mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
-    pub(super) use crate::config::provider::raw::Webhooks;
+    use crate::config::provider::raw::provider_entry;
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct CloudProvider {
-        pub workspace: String,
-        pub host: Option<String>,
-        pub catalog_path: Option<String>,
-        pub filters: Option<CloudFilters>,
-        pub pagelen: Option<Value>,
-        pub schedule: Option<Value>,
-        pub concurrency: Option<Value>,
-        pub deletion_threshold: Option<Value>,
-        pub target_scope: Option<String>,
-        pub webhooks: Option<Webhooks>,
-    }
+    provider_entry!(CloudProvider {
+        workspace: String,
+        host: Option<String>,
+        filters: Option<CloudFilters>,
+        pagelen: Option<Value>,
+    });
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]

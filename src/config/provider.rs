@@ -301,4 +301,24 @@ pub(super) mod raw {
     pub(crate) struct Webhooks {
         pub url: String,
     }
+
+    /// A provider entry as written: its own keys, then the keys both
+    /// flavours have. Listed, not `#[serde(flatten)]`: that would hide
+    /// unknown keys from the warnings.
+    macro_rules! provider_entry {
+        ($name:ident { $($field:ident: $type:ty,)* }) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            pub(super) struct $name {
+                $(pub $field: $type,)*
+                pub catalog_path: Option<String>,
+                pub schedule: Option<serde_json::Value>,
+                pub concurrency: Option<serde_json::Value>,
+                pub deletion_threshold: Option<serde_json::Value>,
+                pub target_scope: Option<String>,
+                pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
+            }
+        };
+    }
+    pub(crate) use provider_entry;
 }
