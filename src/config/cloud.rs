@@ -2,7 +2,7 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
-use super::loose::{loose_text, shown};
+use super::loose::bounded;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::cloud::MAX_PAGELEN;
 use crate::integrations::Integrations;
@@ -81,16 +81,12 @@ impl Ctx<'_> {
         };
         let pagelen = match raw.pagelen {
             None => DEFAULT_PAGELEN,
-            Some(n) => loose_text(&n)
-                .and_then(|text| text.parse::<u32>().ok())
-                .filter(|n| (1..=MAX_PAGELEN).contains(n))
-                .ok_or_else(|| {
+            Some(n) => bounded(&n, 1, MAX_PAGELEN as usize)
+                .map(|n| n as u32) // at most MAX_PAGELEN, a u32
+                .map_err(|message| {
                     self.error(
                         &format!("{key}.pagelen"),
-                        format!(
-                            "{} is not a number from 1 to {MAX_PAGELEN} (Bitbucket Cloud's maximum page size)",
-                            shown(&n)
-                        ),
+                        format!("{message} (Bitbucket Cloud's maximum page size)"),
                     )
                 })?,
         };

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::integration::parse_base_url;
-use super::loose::{loose_text, parse_share, shown};
+use super::loose::{parse_share, shown};
 use super::{CloudProviderConfig, ConfigError, Ctx, ServerProviderConfig};
 
 /// Concurrent catalog-file reads per provider unless configured.
@@ -245,18 +245,9 @@ impl Ctx<'_> {
     }
 
     pub(super) fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
-        match raw {
-            None => Ok(DEFAULT_CONCURRENCY),
-            Some(n) => loose_text(&n)
-                .and_then(|text| text.parse::<usize>().ok())
-                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                .ok_or_else(|| {
-                    self.error(
-                        &format!("{key}.concurrency"),
-                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
-                    )
-                }),
-        }
+        raw.map_or(Ok(DEFAULT_CONCURRENCY), |n| {
+            self.bounded(&format!("{key}.concurrency"), &n, 1, MAX_CONCURRENCY)
+        })
     }
 
     /// it; needs the integration's `webhookSecret` (events are signed).
