@@ -2,7 +2,7 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
-use super::loose::{loose_text, shown};
+use super::loose::bounded;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::cloud::MAX_PAGELEN;
 use crate::integrations::Integrations;
@@ -81,16 +81,12 @@ impl Ctx<'_> {
         };
         let pagelen = match raw.pagelen {
             None => DEFAULT_PAGELEN,
-            Some(n) => loose_text(&n)
-                .and_then(|text| text.parse::<u32>().ok())
-                .filter(|n| (1..=MAX_PAGELEN).contains(n))
-                .ok_or_else(|| {
+            Some(n) => bounded(&n, 1, MAX_PAGELEN as usize)
+                .map(|n| n as u32) // at most MAX_PAGELEN, a u32
+                .map_err(|message| {
                     self.error(
                         &format!("{key}.pagelen"),
-                        format!(
-                            "{} is not a number from 1 to {MAX_PAGELEN} (Bitbucket Cloud's maximum page size)",
-                            shown(&n)
-                        ),
+                        format!("{message} (Bitbucket Cloud's maximum page size)"),
                     )
                 })?,
         };
@@ -164,22 +160,14 @@ mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
-    pub(super) use crate::config::provider::raw::Webhooks;
+    use crate::config::provider::raw::provider_entry;
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct CloudProvider {
-        pub workspace: String,
-        pub host: Option<String>,
-        pub catalog_path: Option<String>,
-        pub filters: Option<CloudFilters>,
-        pub pagelen: Option<Value>,
-        pub schedule: Option<Value>,
-        pub concurrency: Option<Value>,
-        pub deletion_threshold: Option<Value>,
-        pub target_scope: Option<String>,
-        pub webhooks: Option<Webhooks>,
-    }
+    provider_entry!(CloudProvider {
+        workspace: String,
+        host: Option<String>,
+        filters: Option<CloudFilters>,
+        pagelen: Option<Value>,
+    });
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]

@@ -52,6 +52,23 @@ impl Ctx<'_> {
         }
     }
 
+    /// The object at `key` (else the error `expected`), with a warning
+    /// for each of its keys not in `known`.
+    pub(super) fn object<'v>(
+        &mut self,
+        key: &str,
+        value: &'v Value,
+        expected: &str,
+        known: &[&str],
+        unknown: &str,
+    ) -> Result<&'v Map<String, Value>, ConfigError> {
+        let Value::Object(map) = value else {
+            return Err(self.error(key, expected));
+        };
+        self.warn_unknown_keys(key, map, known, unknown);
+        Ok(map)
+    }
+
     /// Warns about misspellings of our section names and unknown keys
     /// directly under `catalog`; their values are redacted like any
     /// unknown key's. Backstage's other sections stay silent.

@@ -248,40 +248,41 @@ mod raw {
 
     pub(super) use crate::config::http::raw::{RateLimit, http_of};
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct ServerIntegration {
-        pub host: String,
-        pub api_base_url: Option<String>,
-        pub token: Option<Secret>,
-        pub username: Option<String>,
-        pub password: Option<Secret>,
-        pub webhook_secret: Option<Secret>,
-        pub allow_unsigned_webhooks: Option<bool>,
-        // Not `#[serde(flatten)]`: it would hide unknown keys from the warnings.
-        pub rate_limit: Option<RateLimit>,
-        pub max_concurrent_requests: Option<Value>,
-        pub connect_timeout: Option<Value>,
-        pub request_timeout: Option<Value>,
-        pub max_retries: Option<Value>,
+    /// An integration entry as written: its own keys, then the webhook and
+    /// HTTP keys both kinds have. Listed, not `#[serde(flatten)]`: that
+    /// would hide unknown keys from the warnings.
+    macro_rules! integration_entry {
+        ($name:ident { $($field:ident: $type:ty,)* }) => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            pub(super) struct $name {
+                $(pub $field: $type,)*
+                pub webhook_secret: Option<Secret>,
+                pub allow_unsigned_webhooks: Option<bool>,
+                pub rate_limit: Option<RateLimit>,
+                pub max_concurrent_requests: Option<Value>,
+                pub connect_timeout: Option<Value>,
+                pub request_timeout: Option<Value>,
+                pub max_retries: Option<Value>,
+            }
+        };
     }
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct CloudIntegration {
-        pub host: Option<String>,
-        pub api_base_url: Option<String>,
-        pub username: Option<String>,
-        pub app_password: Option<Secret>,
-        pub token: Option<Secret>,
-        pub webhook_secret: Option<Secret>,
-        pub allow_unsigned_webhooks: Option<bool>,
-        pub rate_limit: Option<RateLimit>,
-        pub max_concurrent_requests: Option<Value>,
-        pub connect_timeout: Option<Value>,
-        pub request_timeout: Option<Value>,
-        pub max_retries: Option<Value>,
-    }
+    integration_entry!(ServerIntegration {
+        host: String,
+        api_base_url: Option<String>,
+        token: Option<Secret>,
+        username: Option<String>,
+        password: Option<Secret>,
+    });
+
+    integration_entry!(CloudIntegration {
+        host: Option<String>,
+        api_base_url: Option<String>,
+        username: Option<String>,
+        app_password: Option<Secret>,
+        token: Option<Secret>,
+    });
 }
 
 #[cfg(test)]

@@ -120,15 +120,13 @@ impl Ctx<'_> {
         sites: &Sites,
         config: &LocationsConfig,
     ) -> Result<Option<&'v str>, ConfigError> {
-        let Value::Object(entry) = item else {
-            return Err(self.error(key, "expected {type: url, target: <file URL>}"));
-        };
-        self.warn_unknown_keys(
+        let entry = self.object(
             key,
-            entry,
+            item,
+            "expected {type: url, target: <file URL>}",
             &["type", "target", "rules"],
             "unknown key is ignored; a location has type, target and rules",
-        );
+        )?;
         let type_ = entry.get("type").and_then(Value::as_str).ok_or_else(|| {
             self.error(&format!("{key}.type"), "required: the location type, url")
         })?;

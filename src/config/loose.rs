@@ -114,7 +114,7 @@ impl<'de, const EXAMPLE_SECONDS: u32> Deserialize<'de> for PositiveDuration<EXAM
     }
 }
 
-fn bounded(value: &Value, min: usize, max: usize) -> Result<usize, String> {
+pub(super) fn bounded(value: &Value, min: usize, max: usize) -> Result<usize, String> {
     loose_text(value)
         .and_then(|t| t.parse::<usize>().ok())
         .filter(|n| (min..=max).contains(n))

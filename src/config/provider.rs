@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::integration::parse_base_url;
-use super::loose::{loose_text, parse_share, shown};
+use super::loose::{parse_share, shown};
 use super::{CloudProviderConfig, ConfigError, Ctx, ServerProviderConfig};
 
 /// Concurrent catalog-file reads per provider unless configured.
@@ -245,18 +245,9 @@ impl Ctx<'_> {
     }
 
     pub(super) fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
-        match raw {
-            None => Ok(DEFAULT_CONCURRENCY),
-            Some(n) => loose_text(&n)
-                .and_then(|text| text.parse::<usize>().ok())
-                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                .ok_or_else(|| {
-                    self.error(
-                        &format!("{key}.concurrency"),
-                        format!("{} is not a number from 1 to {MAX_CONCURRENCY}", shown(&n)),
-                    )
-                }),
-        }
+        raw.map_or(Ok(DEFAULT_CONCURRENCY), |n| {
+            self.bounded(&format!("{key}.concurrency"), &n, 1, MAX_CONCURRENCY)
+        })
     }
 
     /// it; needs the integration's `webhookSecret` (events are signed).
@@ -301,4 +292,24 @@ pub(super) mod raw {
     pub(crate) struct Webhooks {
         pub url: String,
     }
+
+    /// A provider entry as written: its own keys, then the keys both
+    /// flavours have. Listed, not `#[serde(flatten)]`: that would hide
+    /// unknown keys from the warnings.
+    macro_rules! provider_entry {
+        ($name:ident { $($field:ident: $type:ty,)* }) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            pub(super) struct $name {
+                $(pub $field: $type,)*
+                pub catalog_path: Option<String>,
+                pub schedule: Option<serde_json::Value>,
+                pub concurrency: Option<serde_json::Value>,
+                pub deletion_threshold: Option<serde_json::Value>,
+                pub target_scope: Option<String>,
+                pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
+            }
+        };
+    }
+    pub(crate) use provider_entry;
 }

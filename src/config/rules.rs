@@ -25,18 +25,13 @@ impl Ctx<'_> {
         let mut rules = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let key = format!("{base}.{index}");
-            let Value::Object(rule) = item else {
-                return Err(self.error(
-                    &key,
-                    "expected a rule object with `allow` (and optionally `locations`)",
-                ));
-            };
-            self.warn_unknown_keys(
+            let rule = self.object(
                 &key,
-                rule,
+                item,
+                "expected a rule object with `allow` (and optionally `locations`)",
                 &["allow", "locations"],
                 "unknown key is ignored; a rule has `allow` and `locations`",
-            );
+            )?;
             let allow = self.allow_list(&format!("{key}.allow"), rule.get("allow"))?;
             let locations = match rule.get("locations") {
                 None | Some(Value::Null) => None,
@@ -105,18 +100,13 @@ impl Ctx<'_> {
         key: &str,
         value: &Value,
     ) -> Result<LocationMatcher, ConfigError> {
-        let Value::Object(obj) = value else {
-            return Err(self.error(
-                key,
-                "expected {type: url, exact: <url>} or {type: url, pattern: <glob>}",
-            ));
-        };
-        self.warn_unknown_keys(
+        let obj = self.object(
             key,
-            obj,
+            value,
+            "expected {type: url, exact: <url>} or {type: url, pattern: <glob>}",
             &["type", "exact", "pattern"],
             "unknown key is ignored; use type, exact or pattern",
-        );
+        )?;
         let type_ = obj.get("type").and_then(Value::as_str).ok_or_else(|| {
             self.error(
                 &format!("{key}.type"),

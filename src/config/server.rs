@@ -134,20 +134,12 @@ mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
-    pub(super) use crate::config::provider::raw::Webhooks;
+    use crate::config::provider::raw::provider_entry;
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct ServerProvider {
-        pub host: String,
-        pub catalog_path: Option<String>,
-        pub filters: Option<Filters>,
-        pub schedule: Option<Value>,
-        pub concurrency: Option<Value>,
-        pub deletion_threshold: Option<Value>,
-        pub target_scope: Option<String>,
-        pub webhooks: Option<Webhooks>,
-    }
+    provider_entry!(ServerProvider {
+        host: String,
+        filters: Option<Filters>,
+    });
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::hooks::{self, KeptHooks};
+use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
+use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
-use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats, cloud_urls};
+use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
 use crate::config::CloudProviderConfig;
 use crate::integrations::BitbucketCloudIntegration;
@@ -30,13 +30,7 @@ use crate::integrations::BitbucketCloudIntegration;
 const SEARCH_RESULT_CAP: usize = 1000;
 
 /// What is particular to `catalog.providers.bitbucketCloud`.
-#[derive(Debug, Clone)]
-pub(crate) struct CloudFlavour {
-    config: CloudProviderConfig,
-    integration: BitbucketCloudIntegration,
-    http: Arc<IntegrationHttp>,
-    hooks: Arc<KeptHooks>,
-}
+pub(crate) type CloudFlavour = Parts<CloudProviderConfig, BitbucketCloudIntegration>;
 
 /// A catalog file to read.
 #[derive(Debug)]
@@ -54,35 +48,11 @@ struct Candidate {
     commit: Option<String>,
 }
 
-impl CloudFlavour {
-    /// The provider `config` describes, reading through `http`.
-    pub(crate) fn provider(
-        config: CloudProviderConfig,
-        integration: BitbucketCloudIntegration,
-        http: Arc<IntegrationHttp>,
-    ) -> Provider<Self> {
-        Provider::new(Self {
-            config,
-            integration,
-            http,
-            hooks: Arc::default(),
-        })
-    }
-}
-
 impl Flavour for CloudFlavour {
     type Client = CloudClient;
 
     fn settings(&self) -> Settings<'_> {
-        let config = &self.config;
-        Settings {
-            id: &config.id,
-            schedule: &config.schedule,
-            concurrency: config.concurrency,
-            deletion_guard: config.deletion_guard,
-            catalog: &config.catalog,
-            catalog_path: &config.catalog_path,
-        }
+        self.config.settings()
     }
 
     fn target(&self) -> &str {
@@ -91,7 +61,7 @@ impl Flavour for CloudFlavour {
 
     fn client(&self, stats: &Arc<RequestStats>) -> CloudClient {
         CloudClient::new(
-            Http::new(Arc::clone(&self.http), Arc::clone(stats)),
+            self.counted_http(stats),
             self.integration.api_base_url.clone(),
         )
     }

@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, OptionFuture};
 use futures::{Stream, StreamExt, stream};
 use url::Url;
 
+use super::hooks::KeptHooks;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
@@ -22,9 +23,11 @@ use super::{
 };
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::webhooks::EventRepository;
-use crate::bitbucket::{BitbucketError, RequestStats};
+use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::{CatalogSettings, DeletionGuard, Schedule};
+use crate::config::{
+    CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule, ServerProviderConfig,
+};
 
 /// Results are applied once this many files are read…
 const BATCH_FILES: usize = 100;
@@ -40,6 +43,64 @@ pub(crate) struct Settings<'a> {
     pub deletion_guard: DeletionGuard,
     pub catalog: &'a CatalogSettings,
     pub catalog_path: &'a str,
+}
+
+/// What a provider's configuration says alike in both flavours.
+pub(crate) trait ProviderConfig {
+    fn settings(&self) -> Settings<'_>;
+}
+
+/// Both configurations name the shared keys alike.
+macro_rules! provider_config {
+    ($($config:ty),*) => {$(
+        impl ProviderConfig for $config {
+            fn settings(&self) -> Settings<'_> {
+                Settings {
+                    id: &self.id,
+                    schedule: &self.schedule,
+                    concurrency: self.concurrency,
+                    deletion_guard: self.deletion_guard,
+                    catalog: &self.catalog,
+                    catalog_path: &self.catalog_path,
+                }
+            }
+        }
+    )*};
+}
+provider_config!(CloudProviderConfig, ServerProviderConfig);
+
+/// What each flavour holds: its provider configuration `C`, its
+/// integration `I`, the integration's transport and the webhooks it keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Parts<C, I> {
+    pub(super) config: C,
+    pub(super) integration: I,
+    pub(super) http: Arc<IntegrationHttp>,
+    pub(super) hooks: Arc<KeptHooks>,
+}
+
+impl<C, I> Parts<C, I>
+where
+    Self: Flavour,
+{
+    /// The provider `config` describes, reading through `http`.
+    pub(crate) fn provider(
+        config: C,
+        integration: I,
+        http: Arc<IntegrationHttp>,
+    ) -> Provider<Self> {
+        Provider::new(Self {
+            config,
+            integration,
+            http,
+            hooks: Arc::default(),
+        })
+    }
+
+    /// The integration's transport, counting requests into `stats`.
+    pub(super) fn counted_http(&self, stats: &Arc<RequestStats>) -> Http {
+        Http::new(Arc::clone(&self.http), Arc::clone(stats))
+    }
 }
 
 /// What one kind of Bitbucket does differently.

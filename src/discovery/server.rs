@@ -8,10 +8,10 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
-use super::hooks::{self, KeptHooks};
+use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Provider, Settings, Unlisted};
+use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
 use super::{CatalogFile, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
@@ -19,49 +19,19 @@ use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::webhooks::EventRepository;
-use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
+use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::ServerProviderConfig;
 use crate::integrations::BitbucketServerIntegration;
 
 /// What is particular to `catalog.providers.bitbucketServer`.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerFlavour {
-    config: ServerProviderConfig,
-    integration: BitbucketServerIntegration,
-    http: Arc<IntegrationHttp>,
-    hooks: Arc<KeptHooks>,
-}
-
-impl ServerFlavour {
-    /// The provider `config` describes, reading through `http`.
-    pub(crate) fn provider(
-        config: ServerProviderConfig,
-        integration: BitbucketServerIntegration,
-        http: Arc<IntegrationHttp>,
-    ) -> Provider<Self> {
-        Provider::new(Self {
-            config,
-            integration,
-            http,
-            hooks: Arc::default(),
-        })
-    }
-}
+pub(crate) type ServerFlavour = Parts<ServerProviderConfig, BitbucketServerIntegration>;
 
 impl Flavour for ServerFlavour {
     type Client = ServerClient;
 
     fn settings(&self) -> Settings<'_> {
-        let config = &self.config;
-        Settings {
-            id: &config.id,
-            schedule: &config.schedule,
-            concurrency: config.concurrency,
-            deletion_guard: config.deletion_guard,
-            catalog: &config.catalog,
-            catalog_path: &config.catalog_path,
-        }
+        self.config.settings()
     }
 
     fn target(&self) -> &str {
@@ -70,7 +40,7 @@ impl Flavour for ServerFlavour {
 
     fn client(&self, stats: &Arc<RequestStats>) -> ServerClient {
         ServerClient::new(
-            Http::new(Arc::clone(&self.http), Arc::clone(stats)),
+            self.counted_http(stats),
             self.integration.api_base_url.clone(),
         )
     }
