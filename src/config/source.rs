@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn ordinary_anchors_pass_the_alias_budget() {
-        // Bombs are refused: tests/hardening.rs runs `config check` on one.
+        // Bombs are refused: tests/it/hardening/operator.rs runs `config check` on one.
         check_alias_budget(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap();
     }
 
