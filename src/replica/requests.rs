@@ -1,6 +1,7 @@
 //! Writes that reach a follower, carried out by the leader: the follower
-//! records the request in the database (method, path and query, headers
-//! without credentials — it checked them itself — and body), the leader
+//! records the request in the database (method, path and query, the few
+//! headers the leader's handlers read — never credentials: it checked them
+//! itself — and body), the leader
 //! claims it, answers it as it would have answered the caller, and records
 //! the answer, which the follower returns. So a registration through a
 //! follower still answers with its entities, and a webhook is applied once.
@@ -25,8 +26,11 @@ pub(crate) const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// it was not woken for.
 const ANSWER_POLL: Duration = Duration::from_millis(50);
 const CLAIM_POLL: Duration = Duration::from_secs(1);
-/// Requests left behind (a follower that died waiting) are dropped after this.
-const ABANDONED_AFTER: &str = "1 hour";
+/// The only headers recorded for the leader: what its handlers read (the
+/// body's type for the JSON extractors, and a Bitbucket webhook's event key
+/// and signature, see [`crate::webhooks`]). An allow-list, so a proxy's or
+/// client's credential header never lands in the table.
+const FORWARDED_HEADERS: [&str; 4] = ["content-type", "accept", "x-event-key", "x-hub-signature"];
 
 /// A write as the follower received it.
 #[derive(Debug, Clone)]
@@ -34,7 +38,7 @@ pub(crate) struct ForwardedRequest {
     pub method: String,
     /// Path and query.
     pub uri: String,
-    /// Without `Authorization` and `Cookie`.
+    /// Only [`FORWARDED_HEADERS`] are recorded.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -71,7 +75,11 @@ impl Replica {
         timeout: Duration,
     ) -> Result<Forwarding, StoreError> {
         let pool = self.store.pool();
-        let headers = serde_json::to_value(&request.headers).unwrap_or_default();
+        // `http` gives header names in lower case.
+        let recorded: Vec<_> = (request.headers.iter())
+            .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
+            .collect();
+        let headers = serde_json::to_value(recorded).unwrap_or_default();
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
@@ -184,10 +192,15 @@ impl Replica {
 
     async fn claim_all(&self, answer: &Answerer) -> Result<(), StoreError> {
         let pool = self.store.pool();
-        sqlx::query("DELETE FROM replica_requests WHERE created_at < now() - $1::interval")
-            .bind(ABANDONED_AFTER)
-            .execute(&pool)
-            .await?;
+        // Left behind by a follower that died waiting: no one waits longer
+        // than the answer timeout (twice it, for replicas configured apart).
+        let abandoned_after = 2.0 * self.answer_timeout().max(CLAIM_TIMEOUT).as_secs_f64();
+        sqlx::query(
+            "DELETE FROM replica_requests WHERE created_at < now() - $1::float8 * interval '1 second'",
+        )
+        .bind(abandoned_after)
+        .execute(&pool)
+        .await?;
         loop {
             let row = sqlx::query(
                 "UPDATE replica_requests SET claimed_by = $1, claimed_at = now()
