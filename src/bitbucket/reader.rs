@@ -304,7 +304,7 @@ impl FileSource for FileReader {
             // A base outside the scope still resolves (its target is refused on fetch).
             _ => server_urls::resolve_url(target, base),
         };
-        Ok(resolved?)
+        resolved.map_err(|err| ResolveError::Url(Box::new(err)))
     }
 
     fn edit_url(&self, url: &str) -> Option<String> {
