@@ -45,8 +45,6 @@ pub(crate) enum UrlError {
     },
 }
 
-pub(crate) use crate::integrations::HostKey;
-
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub(crate) fn host_of(url: &Url) -> Option<String> {
     let host = url.host_str()?;
