@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sqlx::Row;
 use sqlx::postgres::PgListener;
+use sqlx::types::Json;
 use tokio_util::sync::CancellationToken;
 
 use super::Replica;
@@ -79,7 +80,6 @@ impl Replica {
         let recorded: Vec<_> = (request.headers.iter())
             .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
             .collect();
-        let headers = serde_json::to_value(recorded).unwrap_or_default();
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
@@ -87,7 +87,7 @@ impl Replica {
         )
         .bind(&request.method)
         .bind(&request.uri)
-        .bind(headers)
+        .bind(Json(recorded))
         .bind(&request.body)
         .bind(&self.identity)
         .fetch_one(&mut *tx)
@@ -117,10 +117,9 @@ impl Replica {
                     .bind(id)
                     .execute(&pool)
                     .await?;
-                let headers: serde_json::Value = row.try_get("response_headers")?;
                 return Ok(Forwarding::Answered(ForwardedAnswer {
                     status: u16::try_from(status).unwrap_or(500),
-                    headers: serde_json::from_value(headers).unwrap_or_default(),
+                    headers: row.try_get::<Json<_>, _>("response_headers")?.0,
                     body: row.try_get("response_body")?,
                 }));
             }
@@ -213,25 +212,23 @@ impl Replica {
             .await?;
             let Some(row) = row else { return Ok(()) };
             let id: i64 = row.try_get("id")?;
-            let headers: serde_json::Value = row.try_get("headers")?;
             let request = ForwardedRequest {
                 method: row.try_get("method")?,
                 uri: row.try_get("uri")?,
-                headers: serde_json::from_value(headers).unwrap_or_default(),
+                headers: row.try_get::<Json<_>, _>("headers")?.0,
                 body: row.try_get("body")?,
             };
             let answer = Arc::clone(answer);
             let pool = pool.clone();
             tokio::spawn(async move {
                 let reply = answer(request).await;
-                let headers = serde_json::to_value(&reply.headers).unwrap_or_default();
                 let stored = sqlx::query(
                     "UPDATE replica_requests SET status = $2, response_headers = $3, response_body = $4
                      WHERE id = $1",
                 )
                 .bind(id)
                 .bind(i32::from(reply.status))
-                .bind(headers)
+                .bind(Json(reply.headers))
                 .bind(reply.body)
                 .execute(&pool)
                 .await;
