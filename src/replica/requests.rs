@@ -76,28 +76,7 @@ impl Replica {
         timeout: Duration,
     ) -> Result<Forwarding, StoreError> {
         let pool = self.store.pool();
-        // `http` gives header names in lower case.
-        let recorded: Vec<_> = (request.headers.iter())
-            .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
-            .collect();
-        let mut tx = pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(&request.method)
-        .bind(&request.uri)
-        .bind(Json(recorded))
-        .bind(&request.body)
-        .bind(&self.identity)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(REQUESTS_CHANNEL)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let id = self.record(request).await?;
         let started = Instant::now();
         loop {
             tokio::time::sleep(ANSWER_POLL).await;
@@ -148,6 +127,34 @@ impl Replica {
             }
             return Ok(outcome);
         }
+    }
+
+    /// Records `request` (only [`FORWARDED_HEADERS`]) and wakes the leader;
+    /// returns its row.
+    async fn record(&self, request: &ForwardedRequest) -> Result<i64, StoreError> {
+        // `http` gives header names in lower case.
+        let recorded: Vec<_> = (request.headers.iter())
+            .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
+            .collect();
+        let mut tx = self.store.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&request.method)
+        .bind(&request.uri)
+        .bind(Json(recorded))
+        .bind(&request.body)
+        .bind(&self.identity)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REQUESTS_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// While this replica leads, claims recorded requests one by one and
