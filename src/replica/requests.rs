@@ -1,9 +1,8 @@
 //! Writes that reach a follower, carried out by the leader: the follower
 //! records the request in the database (method, path and query, the few
 //! headers the leader's handlers read — never credentials: it checked them
-//! itself — and body), the leader
-//! claims it, answers it as it would have answered the caller, and records
-//! the answer, which the follower returns. So a registration through a
+//! itself — and body), the leader claims it, answers it as it would have
+//! answered the caller, and records the answer, which the follower returns. So a registration through a
 //! follower still answers with its entities, and a webhook is applied once.
 
 use std::sync::Arc;
