@@ -6,6 +6,27 @@ use url::Url;
 
 use crate::secret::Secret;
 
+/// A host (`host` or `host:port`) as integrations are looked up by it:
+/// case-insensitive, as DNS names are. ASCII rules suffice: `url::Url`
+/// gives hosts in ASCII (international names as punycode).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct HostKey(String);
+
+impl HostKey {
+    pub(crate) fn new(host: &str) -> Self {
+        Self(host.to_ascii_lowercase())
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `a` and `b` name the same host, without building keys.
+    pub(crate) fn same(a: &str, b: &str) -> bool {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
 /// How requests to one Bitbucket authenticate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -119,14 +140,14 @@ impl Integrations {
     pub fn server(&self, host: &str) -> Option<&BitbucketServerIntegration> {
         self.bitbucket_server
             .iter()
-            .find(|i| i.host.eq_ignore_ascii_case(host))
+            .find(|i| HostKey::same(&i.host, host))
     }
 
     /// The Cloud integration for `host` (compared case-insensitively).
     pub fn cloud(&self, host: &str) -> Option<&BitbucketCloudIntegration> {
         self.bitbucket_cloud
             .iter()
-            .find(|i| i.host.eq_ignore_ascii_case(host))
+            .find(|i| HostKey::same(&i.host, host))
     }
 
     pub fn server_hosts(&self) -> Vec<&str> {

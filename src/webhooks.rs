@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bitbucket::webhooks::{self as payload, Event, EventFlavour};
-use crate::integrations::{Integrations, WebhookSettings};
+use crate::integrations::{HostKey, Integrations, WebhookSettings};
 use crate::metrics;
 use crate::scheduler::{Scheduler, Work, WorkItem};
 
@@ -203,7 +203,7 @@ impl Webhooks {
             Some(host) => trusted
                 .iter()
                 .copied()
-                .find(|r| r.host.eq_ignore_ascii_case(&host)),
+                .find(|r| HostKey::same(&r.host, &host)),
             None => trusted.first().copied(),
         };
         let Some(integration) = integration else {
@@ -226,7 +226,7 @@ impl Webhooks {
                 && runner
                     .source()
                     .repository_reads()
-                    .is_some_and(|r| r.host().eq_ignore_ascii_case(&integration.host));
+                    .is_some_and(|r| HostKey::same(r.host(), &integration.host));
             concerns_any |= concerned;
             let queued_here = concerned
                 && runner.enqueue(WorkItem {

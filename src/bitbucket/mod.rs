@@ -33,9 +33,8 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::integrations::{Auth, HttpSettings};
+use crate::integrations::{Auth, HostKey, HttpSettings};
 use pacing::Pacer;
-use urls::HostKey;
 /// How much of an error body we quote back.
 const ERROR_BODY_EXCERPT: usize = 300;
 /// How much of an error body we read (the rest is never downloaded).

@@ -676,27 +676,28 @@ mod tests {
         (est, episodes)
     }
 
+    /// Plays [`converge`] and checks the refill estimated.
+    fn assert_estimates(burst: f64, refill: f64, expected: std::ops::RangeInclusive<f64>) {
+        let (est, _) = converge(burst, refill);
+        let estimated = est.refill().unwrap();
+        assert!(expected.contains(&estimated), "{estimated}");
+    }
+
     #[test]
     fn estimates_a_slow_refill_from_two_429s() {
-        let (est, _) = converge(60.0, 5.0);
-        let refill = est.refill().unwrap();
-        assert!((4.5..=5.5).contains(&refill), "{refill}");
+        assert_estimates(60.0, 5.0, 4.5..=5.5);
     }
 
     #[test]
     fn estimates_a_bucket_that_a_stall_refills_completely() {
         // 20 tokens refill in 0.2 s, so a 1 s stall tells nothing: the search
         // has to send faster than the refill to measure it.
-        let (est, _) = converge(20.0, 100.0);
-        let refill = est.refill().unwrap();
-        assert!((85.0..=105.0).contains(&refill), "{refill}");
+        assert_estimates(20.0, 100.0, 85.0..=105.0);
     }
 
     #[test]
     fn estimates_a_large_bucket() {
-        let (est, _) = converge(100.0, 50.0);
-        let refill = est.refill().unwrap();
-        assert!((45.0..=55.0).contains(&refill), "{refill}");
+        assert_estimates(100.0, 50.0, 45.0..=55.0);
     }
 
     #[test]

@@ -12,12 +12,14 @@ use futures::future::BoxFuture;
 use url::Url;
 
 pub(crate) use super::scope::Scope;
-use super::urls::{HostKey, UrlError, host_of};
+use super::urls::{UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };
 use crate::catalog::process::{FetchError, FileSource, ResolveError};
-use crate::integrations::{BitbucketCloudIntegration, BitbucketServerIntegration, Integrations};
+use crate::integrations::{
+    BitbucketCloudIntegration, BitbucketServerIntegration, HostKey, Integrations,
+};
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
 /// module writes it.
@@ -164,7 +166,7 @@ impl Sites {
             }
             UrlError::UnknownHost {
                 url: url.to_owned(),
-                host: host.to_string(),
+                host: host.as_str().to_owned(),
                 scope: self.scope,
                 hint: self.hint,
                 known: if known.is_empty() {
@@ -304,7 +306,7 @@ impl FileSource for FileReader {
             // A base outside the scope still resolves (its target is refused on fetch).
             _ => server_urls::resolve_url(target, base),
         };
-        Ok(resolved?)
+        resolved.map_err(|err| ResolveError::Url(Box::new(err)))
     }
 
     fn edit_url(&self, url: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use super::urls::UrlError;
 
 /// Why a file URL is outside a reader's [`Scope`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OutOfScope {
+pub(crate) enum OutOfScope {
     /// Not a file URL of the provider's kind, so its repository is unknown.
     #[error(transparent)]
     NotAFile(Box<UrlError>),
@@ -38,7 +38,7 @@ impl From<UrlError> for OutOfScope {
 
 /// Why a provider's filters leave a target's repository out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Excluded {
+pub(crate) enum Excluded {
     #[error("its filters exclude it")]
     Filters,
     #[error("it is not in workspace {0}")]

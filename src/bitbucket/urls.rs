@@ -4,7 +4,7 @@
 use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
+pub(crate) enum UrlError {
     #[error("'{0}' is not a URL")]
     NotAUrl(String),
     #[error(
@@ -43,34 +43,6 @@ pub enum UrlError {
         known: String,
         hint: &'static str,
     },
-}
-
-/// Processing reports a URL the rules refuse as it is.
-impl From<UrlError> for crate::catalog::process::ResolveError {
-    fn from(err: UrlError) -> Self {
-        Self::Url(Box::new(err))
-    }
-}
-
-/// A host (`host` or `host:port`) as integrations are looked up by it:
-/// case-insensitive, as DNS names are, so lowercased once when built.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct HostKey(String);
-
-impl HostKey {
-    pub(crate) fn new(host: &str) -> Self {
-        Self(host.to_lowercase())
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for HostKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// `host` or `host:port` of a URL, as integrations name hosts.

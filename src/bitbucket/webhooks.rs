@@ -467,6 +467,25 @@ mod tests {
 
     use super::*;
 
+    fn parsed(flavour: EventFlavour, key: &str, body: &serde_json::Value) -> Event {
+        parse(flavour, key, &serde_json::to_vec(body).unwrap()).unwrap()
+    }
+
+    /// The repository and branches of a push event.
+    fn pushed(
+        flavour: EventFlavour,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (EventRepository, Vec<BranchMove>) {
+        match parsed(flavour, key, body) {
+            Event::Pushed {
+                repository,
+                branches,
+            } => (repository, branches),
+            event => panic!("{event:?}"),
+        }
+    }
+
     #[test]
     fn signatures_verify_only_with_the_same_secret_and_body() {
         let body = br#"{"eventKey":"repo:refs_changed"}"#;
@@ -495,19 +514,7 @@ mod tests {
                  "refId": "refs/heads/old", "fromHash": "d", "toHash": "0", "type": "DELETE"}
             ]
         });
-        let event = parse(
-            EventFlavour::Server,
-            "repo:refs_changed",
-            &serde_json::to_vec(&body).unwrap(),
-        )
-        .unwrap();
-        let Event::Pushed {
-            repository,
-            branches,
-        } = event
-        else {
-            panic!("{event:?}")
-        };
+        let (repository, branches) = pushed(EventFlavour::Server, "repo:refs_changed", &body);
         assert_eq!(repository.project.as_deref(), Some("PRJ"));
         assert_eq!(repository.id.as_deref(), Some("7"));
         assert_eq!(repository.host().as_deref(), Some("bb.example.com"));
@@ -533,19 +540,7 @@ mod tests {
                                  {"new": {"name": "v1", "type": "tag", "target": {"hash": "def"}}}]},
             "repository": {"full_name": "ws/svc", "uuid": "{u}", "links": {"html": {"href": "https://bitbucket.org/ws/svc"}}}
         });
-        let event = parse(
-            EventFlavour::Cloud,
-            "repo:push",
-            &serde_json::to_vec(&push).unwrap(),
-        )
-        .unwrap();
-        let Event::Pushed {
-            repository,
-            branches,
-        } = event
-        else {
-            panic!("{event:?}")
-        };
+        let (repository, branches) = pushed(EventFlavour::Cloud, "repo:push", &push);
         assert_eq!(
             (repository.workspace.as_deref(), repository.slug.as_str()),
             (Some("ws"), "svc")
@@ -562,12 +557,7 @@ mod tests {
             "repository": {"full_name": "ws/new", "uuid": "{u}"},
             "changes": {"full_name": {"old": "ws/old", "new": "ws/new"}}
         });
-        let event = parse(
-            EventFlavour::Cloud,
-            "repo:updated",
-            &serde_json::to_vec(&updated).unwrap(),
-        )
-        .unwrap();
+        let event = parsed(EventFlavour::Cloud, "repo:updated", &updated);
         let Event::Moved { old, new } = event else {
             panic!("{event:?}")
         };

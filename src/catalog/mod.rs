@@ -596,6 +596,11 @@ mod tests {
         }
     }
 
+    /// One unit holding one entity.
+    fn single(unit_name: &str, kind: &str, name: &str, spec: Value) -> Vec<UnitEntities> {
+        vec![unit(unit_name, vec![entity(kind, name, spec)])]
+    }
+
     /// Components with no spec, named `names`, from `unit`.
     fn components(unit_name: &str, names: &[&str]) -> UnitEntities {
         let entities = names
@@ -673,25 +678,27 @@ mod tests {
     #[test]
     fn the_first_unit_keeps_a_contested_ref_and_its_uid() {
         let catalog = Catalog::new();
+        let payments = EntityKey::new("component", "default", "payments");
+        let newcomer = || {
+            single(
+                "AAA/payments",
+                "component",
+                "Payments",
+                json!({"owner": "aaa"}),
+            )
+        };
         apply(
             &catalog,
             "a",
-            vec![unit(
+            single(
                 "PAY/payments",
-                vec![entity("Component", "payments", json!({"owner": "pay"}))],
-            )],
+                "Component",
+                "payments",
+                json!({"owner": "pay"}),
+            ),
         );
-        let before = catalog
-            .get(&EntityKey::new("component", "default", "payments"))
-            .unwrap();
-        let applied = apply(
-            &catalog,
-            "a",
-            vec![unit(
-                "AAA/payments",
-                vec![entity("component", "Payments", json!({"owner": "aaa"}))],
-            )],
-        );
+        let before = catalog.get(&payments).unwrap();
+        let applied = apply(&catalog, "a", newcomer());
         assert_eq!(
             applied.conflicts,
             vec![Conflict {
@@ -704,28 +711,12 @@ mod tests {
             applied.changes.is_empty(),
             "a refused takeover changes nothing"
         );
-        let after = catalog
-            .get(&EntityKey::new("component", "default", "payments"))
-            .unwrap();
-        assert_eq!(after, before);
+        assert_eq!(catalog.get(&payments).unwrap(), before);
         // Once the owner lets go, the newcomer gets it on its next read.
         apply(&catalog, "a", vec![unit("PAY/payments", vec![])]);
-        let applied = apply(
-            &catalog,
-            "a",
-            vec![unit(
-                "AAA/payments",
-                vec![entity("component", "Payments", json!({"owner": "aaa"}))],
-            )],
-        );
+        let applied = apply(&catalog, "a", newcomer());
         assert!(applied.conflicts.is_empty());
-        assert_eq!(
-            catalog
-                .get(&EntityKey::new("component", "default", "payments"))
-                .unwrap()
-                .uid,
-            before.uid
-        );
+        assert_eq!(catalog.get(&payments).unwrap().uid, before.uid);
     }
 
     #[test]
@@ -744,10 +735,7 @@ mod tests {
         let applied = apply(
             &catalog,
             "a",
-            vec![unit(
-                "c",
-                vec![entity("Component", "svc", json!({"owner": "nobody"}))],
-            )],
+            single("c", "Component", "svc", json!({"owner": "nobody"})),
         );
         let changed: Vec<String> = applied
             .changes
@@ -763,10 +751,7 @@ mod tests {
         let applied = apply(
             &catalog,
             "a",
-            vec![unit(
-                "c",
-                vec![entity("Component", "svc", json!({"owner": "nobody"}))],
-            )],
+            single("c", "Component", "svc", json!({"owner": "nobody"})),
         );
         assert!(applied.changes.is_empty());
     }
@@ -818,10 +803,7 @@ mod tests {
         let first = apply(
             &catalog,
             "a",
-            vec![unit(
-                "u",
-                vec![entity("Domain", "d", json!({"owner": "o"}))],
-            )],
+            single("u", "Domain", "d", json!({"owner": "o"})),
         );
         let second = apply(&catalog, "a", vec![unit("u", vec![])]);
         let seqs: Vec<u64> = first
@@ -854,10 +836,7 @@ mod tests {
         apply(
             &restored,
             "a",
-            vec![unit(
-                "c",
-                vec![entity("Component", "svc", json!({"owner": "team"}))],
-            )],
+            single("c", "Component", "svc", json!({"owner": "team"})),
         );
         assert_eq!(
             relations_of(&restored, "group", "team"),

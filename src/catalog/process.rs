@@ -501,7 +501,8 @@ mod tests {
             })
         }
         fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
-            Ok(crate::bitbucket::server_urls::resolve_url(target, base)?)
+            crate::bitbucket::server_urls::resolve_url(target, base)
+                .map_err(|err| ResolveError::Url(Box::new(err)))
         }
         fn edit_url(&self, url: &str) -> Option<String> {
             Some(url.to_owned())

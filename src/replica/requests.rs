@@ -1,8 +1,8 @@
 //! Writes that reach a follower, carried out by the leader: the follower
-//! records the request in the database (method, path and query, headers
-//! without credentials — it checked them itself — and body), the leader
-//! claims it, answers it as it would have answered the caller, and records
-//! the answer, which the follower returns. So a registration through a
+//! records the request in the database (method, path and query, the few
+//! headers the leader's handlers read — never credentials: it checked them
+//! itself — and body), the leader claims it, answers it as it would have
+//! answered the caller, and records the answer, which the follower returns. So a registration through a
 //! follower still answers with its entities, and a webhook is applied once.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sqlx::Row;
 use sqlx::postgres::PgListener;
+use sqlx::types::Json;
 use tokio_util::sync::CancellationToken;
 
 use super::Replica;
@@ -25,8 +26,11 @@ pub(crate) const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// it was not woken for.
 const ANSWER_POLL: Duration = Duration::from_millis(50);
 const CLAIM_POLL: Duration = Duration::from_secs(1);
-/// Requests left behind (a follower that died waiting) are dropped after this.
-const ABANDONED_AFTER: &str = "1 hour";
+/// The only headers recorded for the leader: what its handlers read (the
+/// body's type for the JSON extractors, and a Bitbucket webhook's event key
+/// and signature, see [`crate::webhooks`]). An allow-list, so a proxy's or
+/// client's credential header never lands in the table.
+const FORWARDED_HEADERS: [&str; 4] = ["content-type", "accept", "x-event-key", "x-hub-signature"];
 
 /// A write as the follower received it.
 #[derive(Debug, Clone)]
@@ -34,7 +38,7 @@ pub(crate) struct ForwardedRequest {
     pub method: String,
     /// Path and query.
     pub uri: String,
-    /// Without `Authorization` and `Cookie`.
+    /// Only [`FORWARDED_HEADERS`] are recorded.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -71,25 +75,7 @@ impl Replica {
         timeout: Duration,
     ) -> Result<Forwarding, StoreError> {
         let pool = self.store.pool();
-        let headers = serde_json::to_value(&request.headers).unwrap_or_default();
-        let mut tx = pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(&request.method)
-        .bind(&request.uri)
-        .bind(headers)
-        .bind(&request.body)
-        .bind(&self.identity)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(REQUESTS_CHANNEL)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let id = self.record(request).await?;
         let started = Instant::now();
         loop {
             tokio::time::sleep(ANSWER_POLL).await;
@@ -109,10 +95,9 @@ impl Replica {
                     .bind(id)
                     .execute(&pool)
                     .await?;
-                let headers: serde_json::Value = row.try_get("response_headers")?;
                 return Ok(Forwarding::Answered(ForwardedAnswer {
                     status: u16::try_from(status).unwrap_or(500),
-                    headers: serde_json::from_value(headers).unwrap_or_default(),
+                    headers: row.try_get::<Json<_>, _>("response_headers")?.0,
                     body: row.try_get("response_body")?,
                 }));
             }
@@ -141,6 +126,34 @@ impl Replica {
             }
             return Ok(outcome);
         }
+    }
+
+    /// Records `request` (only [`FORWARDED_HEADERS`]) and wakes the leader;
+    /// returns its row.
+    async fn record(&self, request: &ForwardedRequest) -> Result<i64, StoreError> {
+        // `http` gives header names in lower case.
+        let recorded: Vec<_> = (request.headers.iter())
+            .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
+            .collect();
+        let mut tx = self.store.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&request.method)
+        .bind(&request.uri)
+        .bind(Json(recorded))
+        .bind(&request.body)
+        .bind(&self.identity)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REQUESTS_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// While this replica leads, claims recorded requests one by one and
@@ -184,10 +197,15 @@ impl Replica {
 
     async fn claim_all(&self, answer: &Answerer) -> Result<(), StoreError> {
         let pool = self.store.pool();
-        sqlx::query("DELETE FROM replica_requests WHERE created_at < now() - $1::interval")
-            .bind(ABANDONED_AFTER)
-            .execute(&pool)
-            .await?;
+        // Left behind by a follower that died waiting: no one waits longer
+        // than the answer timeout (twice it, for replicas configured apart).
+        let abandoned_after = 2.0 * self.answer_timeout().max(CLAIM_TIMEOUT).as_secs_f64();
+        sqlx::query(
+            "DELETE FROM replica_requests WHERE created_at < now() - $1::float8 * interval '1 second'",
+        )
+        .bind(abandoned_after)
+        .execute(&pool)
+        .await?;
         loop {
             let row = sqlx::query(
                 "UPDATE replica_requests SET claimed_by = $1, claimed_at = now()
@@ -200,25 +218,23 @@ impl Replica {
             .await?;
             let Some(row) = row else { return Ok(()) };
             let id: i64 = row.try_get("id")?;
-            let headers: serde_json::Value = row.try_get("headers")?;
             let request = ForwardedRequest {
                 method: row.try_get("method")?,
                 uri: row.try_get("uri")?,
-                headers: serde_json::from_value(headers).unwrap_or_default(),
+                headers: row.try_get::<Json<_>, _>("headers")?.0,
                 body: row.try_get("body")?,
             };
             let answer = Arc::clone(answer);
             let pool = pool.clone();
             tokio::spawn(async move {
                 let reply = answer(request).await;
-                let headers = serde_json::to_value(&reply.headers).unwrap_or_default();
                 let stored = sqlx::query(
                     "UPDATE replica_requests SET status = $2, response_headers = $3, response_body = $4
                      WHERE id = $1",
                 )
                 .bind(id)
                 .bind(i32::from(reply.status))
-                .bind(headers)
+                .bind(Json(reply.headers))
                 .bind(reply.body)
                 .execute(&pool)
                 .await;
