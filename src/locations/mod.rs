@@ -368,17 +368,21 @@ impl Locations {
         id: &str,
         runner: &Arc<SourceRunner>,
     ) -> Result<(), RemoveError> {
-        let source = source_id(id);
         // No run is half-way while the location goes.
         let _exclusive = runner.exclusive().await;
-        self.store.remove_location(id, &source).await?;
+        self.store.remove_location(id, runner.id()).await?;
+        self.retire(runner).await;
+        Ok(())
+    }
+
+    /// Stops serving a registered location the store no longer holds.
+    async fn retire(&self, runner: &SourceRunner) {
         runner.retire();
-        self.scheduler.remove(&source);
-        for problem in self.applier.remove_source(&source).await {
+        self.scheduler.remove(runner.id());
+        for problem in self.applier.remove_source(runner.id()).await {
             tracing::error!(url = runner.target(), "{}", problem.message);
         }
         tracing::info!(url = runner.target(), "location removed");
-        Ok(())
     }
 
     /// Points the registered location `id` at `target` (`PUT
@@ -416,8 +420,16 @@ impl Locations {
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
-        self.drop_registered(id, &runner).await?;
-        self.store_registered(source, run).await?;
+        {
+            // One transaction: a store error keeps the old location.
+            let _exclusive = runner.exclusive().await;
+            let new = Some(&stored(&source));
+            self.store
+                .replace_location(Some((id, runner.id())), new)
+                .await?;
+            self.retire(&runner).await;
+        }
+        self.serve(source, run).await;
         tracing::info!(id, url = target, "location updated");
         Ok(Location::url(target, Origin::Registered))
     }
@@ -462,18 +474,16 @@ impl Locations {
         source: LocationSource,
         run: LocationRead,
     ) -> Result<(), RegisterError> {
-        self.store
-            .add_location(&RegisteredLocation {
-                id: source.location_id().to_owned(),
-                type_: "url".into(),
-                target: source.target().to_owned(),
-                created_at: chrono::Utc::now(),
-            })
-            .await?;
+        self.store.add_location(&stored(&source)).await?;
+        self.serve(source, run).await;
+        Ok(())
+    }
+
+    /// Serves a stored registered location's read.
+    async fn serve(&self, source: LocationSource, run: LocationRead) {
         let runner = Arc::new(self.runner(source));
         runner.apply_location_read(run).await;
         self.scheduler.add(runner);
-        Ok(())
     }
 
     /// The listed location an entity's `managed-by-location` names
@@ -586,5 +596,15 @@ impl Locations {
         .await
         .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         Ok(file.problems)
+    }
+}
+
+/// The store's record of `source`, registered now.
+fn stored(source: &LocationSource) -> RegisteredLocation {
+    RegisteredLocation {
+        id: source.location_id().to_owned(),
+        type_: "url".into(),
+        target: source.target().to_owned(),
+        created_at: chrono::Utc::now(),
     }
 }

@@ -218,20 +218,33 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Registered locations, in the order they were registered.
     fn locations(&self) -> BoxFuture<'_, Result<Vec<RegisteredLocation>, StoreError>>;
 
+    /// Changes the registered locations in one transaction: forgets `old`
+    /// (a location's id and its source, whose run record goes too; its
+    /// entities go through [`CatalogStore::apply`] first) and records `new`.
+    /// `false` when `old` names no registered location.
+    fn replace_location<'a>(
+        &'a self,
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     /// Records a newly registered location.
     fn add_location<'a>(
         &'a self,
         location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.replace_location(None, Some(location)).await.map(drop) })
+    }
 
     /// Forgets the registered location `id` and the run record of its
-    /// `source` (its entities go through [`CatalogStore::apply`] first);
-    /// `false` when no such location was registered.
+    /// `source`; `false` when no such location was registered.
     fn remove_location<'a>(
         &'a self,
         id: &'a str,
         source: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.replace_location(Some((id, source)), None)
+    }
 
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -691,48 +691,44 @@ impl CatalogStore for PostgresStore {
         })
     }
 
-    fn add_location<'a>(
+    fn replace_location<'a>(
         &'a self,
-        location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO locations (id, type, target, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&location.id)
-            .bind(&location.type_)
-            .bind(&location.target)
-            .bind(location.created_at_text())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn remove_location<'a>(
-        &'a self,
-        id: &'a str,
-        source: &'a str,
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut tx = self.begin_write().await?;
-            let removed = sqlx::query("DELETE FROM locations WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM repositories WHERE source_id = $1")
-                .bind(source)
+            let mut removed = false;
+            if let Some((id, source)) = old {
+                removed = sqlx::query("DELETE FROM locations WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                for statement in [
+                    "DELETE FROM repositories WHERE source_id = $1",
+                    "DELETE FROM sources WHERE id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(location) = new {
+                sqlx::query(
+                    "INSERT INTO locations (id, type, target, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&location.id)
+                .bind(&location.type_)
+                .bind(&location.target)
+                .bind(location.created_at_text())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sources WHERE id = $1")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
+            }
             tx.commit().await?;
-            Ok(removed > 0)
+            Ok(removed)
         })
     }
 

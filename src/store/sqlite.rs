@@ -565,44 +565,44 @@ impl CatalogStore for SqliteStore {
         })
     }
 
-    fn add_location<'a>(
+    fn replace_location<'a>(
         &'a self,
-        location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
+            let mut tx = self.pool.begin().await?;
+            let mut removed = false;
+            if let Some((id, source)) = old {
+                removed = sqlx::query("DELETE FROM locations WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                for statement in [
+                    "DELETE FROM repositories WHERE source_id = ?",
+                    "DELETE FROM sources WHERE id = ?",
+                ] {
+                    sqlx::query(statement)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(location) = new {
+                sqlx::query(
+                    "INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)",
+                )
                 .bind(&location.id)
                 .bind(&location.type_)
                 .bind(&location.target)
                 .bind(location.created_at_text())
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn remove_location<'a>(
-        &'a self,
-        id: &'a str,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            let removed = sqlx::query("DELETE FROM locations WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM repositories WHERE source_id = ?")
-                .bind(source)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sources WHERE id = ?")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
+            }
             tx.commit().await?;
-            Ok(removed > 0)
+            Ok(removed)
         })
     }
 
@@ -628,7 +628,7 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
 #[cfg(test)]
 mod tests {
     use super::{SqliteStore, locking_unsupported};
-    use crate::store::CatalogStore;
+    use crate::store::{CatalogStore, RegisteredLocation};
 
     #[tokio::test]
     async fn an_unreadable_registration_time_keeps_the_location() {
@@ -644,6 +644,51 @@ mod tests {
         assert_eq!(locations.len(), 1);
         assert_eq!(locations[0].target, "https://h/x.yaml");
         assert_eq!(locations[0].created_at, chrono::DateTime::UNIX_EPOCH);
+    }
+
+    #[tokio::test]
+    async fn a_failed_replace_keeps_the_old_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("catalog.db"))
+            .await
+            .unwrap();
+        let location = |id: &str, target: &str| RegisteredLocation {
+            id: id.into(),
+            type_: "url".into(),
+            target: target.into(),
+            created_at: chrono::Utc::now(),
+        };
+        store
+            .add_location(&location("l1", "https://h/1.yaml"))
+            .await
+            .unwrap();
+        store
+            .add_location(&location("l2", "https://h/2.yaml"))
+            .await
+            .unwrap();
+        // The new target is taken, so storing it fails after l1 is deleted.
+        let taken = location("l3", "https://h/2.yaml");
+        let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&taken));
+        assert!(replaced.await.is_err());
+        let ids: Vec<_> = store
+            .locations()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(ids, ["l1", "l2"]);
+        let moved = location("l3", "https://h/3.yaml");
+        let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&moved));
+        assert!(replaced.await.unwrap());
+        let ids: Vec<_> = store
+            .locations()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(ids, ["l2", "l3"]);
     }
 
     #[test]
