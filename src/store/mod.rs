@@ -249,6 +249,50 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// A stored sequence number (never negative; 0 if it were).
+fn to_seq(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
+/// `err` naming the database.
+fn unreadable(database: &str, err: StoreError) -> StoreError {
+    StoreError::Unreadable {
+        database: database.to_owned(),
+        source: Box::new(err),
+    }
+}
+
+/// One `removed_entities` row (`entity_key, seq`), in either dialect.
+fn removal_from<R>(row: &R) -> Result<(EntityKey, u64), StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let key: String = row.try_get("entity_key")?;
+    Ok((EntityKey::from_stored(&key), to_seq(row.try_get("seq")?)))
+}
+
+/// `sources` rows (`id, last_run`) as each source's last run, in either
+/// dialect; one that is not valid is skipped ([`run_from`]).
+fn runs_from<R>(rows: &[R], database: &str) -> Result<Vec<(String, RunReport)>, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut runs = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let text: String = row.try_get("last_run")?;
+        if let Some(run) = run_from(&text, &id, database) {
+            runs.push((id, run));
+        }
+    }
+    Ok(runs)
+}
+
 /// `value` as stored JSON text (a repository record, a run report).
 fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt {

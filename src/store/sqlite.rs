@@ -14,7 +14,8 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 
 use super::{
-    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog,
+    StoredEntity, removal_from, to_seq, unreadable,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
@@ -191,18 +192,10 @@ impl SqliteStore {
     /// and logged.
     async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
         let (removals, horizon) = self.retained_removals(retained_removals).await?;
-        let mut runs = Vec::new();
         let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
             .fetch_all(&self.pool)
             .await?;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let text: String = row.try_get("last_run")?;
-            // Only the status page loses it; the next run records a new one.
-            if let Some(run) = super::run_from(&text, &id, &self.database) {
-                runs.push((id, run));
-            }
-        }
+        let runs = super::runs_from(&rows, &self.database)?;
         // Streamed: a large catalog is never held twice while loading.
         let mut entities = Vec::new();
         let mut skipped: Vec<(String, String)> = Vec::new();
@@ -230,9 +223,8 @@ impl SqliteStore {
                 }
                 continue;
             }
-            let seq: i64 = row.try_get("seq")?;
             entities.push(StoredEntity {
-                seq: u64::try_from(seq).unwrap_or(0),
+                seq: to_seq(row.try_get("seq")?),
                 owner: Owner::new(source, unit),
                 entity: PreparedEntity {
                     key: EntityKey::from_stored(key),
@@ -322,14 +314,6 @@ fn locking_unsupported(err: &std::io::Error) -> bool {
         || matches!(err.raw_os_error(), Some(libc::ENOLCK | libc::ENOTSUP))
 }
 
-/// `err` naming the database file.
-fn unreadable(database: &str, err: StoreError) -> StoreError {
-    StoreError::Unreadable {
-        database: database.to_owned(),
-        source: Box::new(err),
-    }
-}
-
 impl SqliteStore {
     /// Drops all but the newest `retained` removals, moving the horizon
     /// past the dropped ones; returns those kept and the horizon.
@@ -366,21 +350,8 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let removals = rows
-            .iter()
-            .map(|row| {
-                let key: String = row.try_get("entity_key")?;
-                let seq: i64 = row.try_get("seq")?;
-                Ok((
-                    EntityKey::from_stored(&key),
-                    u64::try_from(seq).unwrap_or(0),
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((
-            removals,
-            horizon.and_then(|h| u64::try_from(h).ok()).unwrap_or(0),
-        ))
+        let removals = rows.iter().map(removal_from).collect::<Result<_, _>>()?;
+        Ok((removals, horizon.map_or(0, to_seq)))
     }
 }
 
@@ -622,7 +593,7 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
     )
     .fetch_one(executor)
     .await?;
-    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    Ok(seq.map_or(0, to_seq))
 }
 
 #[cfg(test)]
