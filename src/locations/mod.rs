@@ -170,6 +170,11 @@ impl Locations {
         self.scheduler.runner(&source_id(&location_id(target)))
     }
 
+    /// Whether `target` is a location already (static, registered or discovered).
+    fn known(&self, target: &str) -> bool {
+        self.runner_for(target).is_some() || self.discovered(target)
+    }
+
     /// Whether a provider already reads `target` (its entities' origin).
     fn discovered(&self, target: &str) -> bool {
         self.catalog
@@ -411,7 +416,7 @@ impl Locations {
             return Ok(Location::url(target, Origin::Registered));
         }
         self.paced()?;
-        if self.runner_for(target).is_some() || self.discovered(target) {
+        if self.known(target) {
             return Err(RegisterError::Conflict(format!(
                 "Location url:{target} already exists (id {}); remove it or pick another target",
                 location_id(target)
@@ -538,7 +543,7 @@ impl Locations {
         let source = LocationSource::new(&file, LocationOrigin::Registered, self.context.clone());
         match self.read(&source).await {
             Ok(run) => {
-                let registered = self.runner_for(&file).is_some() || self.discovered(&file);
+                let registered = self.known(&file);
                 // The first entity is the generated Location entity.
                 let entities = run.entities.unwrap_or_default().into_iter().skip(1);
                 Ok(Analysis::existing(&file, registered, entities))

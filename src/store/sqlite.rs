@@ -637,29 +637,18 @@ mod tests {
             .add_location(&location("l2", "https://h/2.yaml"))
             .await
             .unwrap();
-        // The new target is taken, so storing it fails after l1 is deleted.
-        let taken = location("l3", "https://h/2.yaml");
-        let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&taken));
-        assert!(replaced.await.is_err());
-        let ids: Vec<_> = store
-            .locations()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.id)
-            .collect();
-        assert_eq!(ids, ["l1", "l2"]);
-        let moved = location("l3", "https://h/3.yaml");
-        let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&moved));
-        assert!(replaced.await.unwrap());
-        let ids: Vec<_> = store
-            .locations()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.id)
-            .collect();
-        assert_eq!(ids, ["l2", "l3"]);
+        // First the new target is taken, so storing it fails after l1 is
+        // deleted: l1 must stay. Then a free target replaces l1.
+        for (target, ok, kept) in [
+            ("https://h/2.yaml", false, ["l1", "l2"]),
+            ("https://h/3.yaml", true, ["l2", "l3"]),
+        ] {
+            let new = location("l3", target);
+            let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&new));
+            assert_eq!(replaced.await.is_ok(), ok);
+            let stored = store.locations().await.unwrap();
+            assert_eq!(stored.iter().map(|l| &l.id).collect::<Vec<_>>(), kept);
+        }
     }
 
     #[test]
