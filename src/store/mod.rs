@@ -301,8 +301,15 @@ fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreE
     })
 }
 
-/// A stored repository record, or what is wrong with it.
-fn record_from(text: &str, source: &str) -> Result<RepositoryRecord, StoreError> {
+/// A stored repository record (its `record` column, in either dialect), or
+/// what is wrong with it.
+fn record_of<'r, R>(row: &'r R, source: &str) -> Result<RepositoryRecord, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: &str = row.try_get("record")?;
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         source_id: source.to_owned(),
         message: e.to_string(),

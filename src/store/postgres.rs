@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
 use super::{
     Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog,
-    StoredEntity, removal_from, to_seq, unreadable,
+    StoredEntity, record_of, removal_from, to_seq, unreadable,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Followed, Owner, PreparedEntity};
@@ -718,11 +718,6 @@ async fn notify(tx: &mut sqlx::PgTransaction<'_>, seq: u64) -> Result<(), sqlx::
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn record_of(row: &sqlx::postgres::PgRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: &str = row.try_get("record")?;
-    super::record_from(text, source)
 }
 
 /// The latest sequence number given to a change, kept or removed.

@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 
 use super::{
     Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog,
-    StoredEntity, removal_from, to_seq, unreadable,
+    StoredEntity, record_of, removal_from, to_seq, unreadable,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
@@ -124,12 +124,6 @@ fn migrator() -> Migrator {
             false,
         ),
     ])
-}
-
-/// A stored repository record, or what is wrong with it.
-fn record_of(row: &sqlx::sqlite::SqliteRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: &str = row.try_get("record")?;
-    super::record_from(text, source)
 }
 
 #[derive(Debug, Clone)]
