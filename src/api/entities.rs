@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::error::Unavailable;
 use super::params::Params;
 use super::{ApiError, ApiState, EntityName, Req, raw_json};
 use crate::catalog::facets::facet_counts;
@@ -452,13 +453,10 @@ pub(super) async fn delete_by_uid(
         .map(|e| e.key.clone())
         .ok_or_else(not_found)?;
     let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
-    let problems = runner.remove_entity(&unit, &key).await.map_err(|why| {
-        req.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            format!("the entity cannot be removed now: {why}"),
-        )
-    })?;
+    let problems = runner
+        .remove_entity(&unit, &key)
+        .await
+        .map_err(|why| Unavailable(format!("the entity cannot be removed now: {why}")))?;
     for problem in problems {
         tracing::warn!(uid, "{}", problem.message);
     }

@@ -24,15 +24,11 @@ pub(crate) struct ApiError {
     request: Option<(String, String)>,
 }
 
-/// A domain error's place in HTTP: its status and Backstage's error name
-/// (a bad parameter or body by default). The message is its `Display`.
+/// A domain error's place in HTTP: its status (a bad parameter or body by
+/// default), which names it as Backstage does. The message is its `Display`.
 pub(crate) trait HttpError: std::error::Error {
     fn status(&self) -> StatusCode {
         StatusCode::BAD_REQUEST
-    }
-
-    fn name(&self) -> &'static str {
-        "InputError"
     }
 
     /// Logs what the operator must see (a failing store); the caller only
@@ -45,7 +41,7 @@ impl<E: HttpError> From<E> for ApiError {
         err.report();
         Self {
             status: err.status(),
-            name: err.name(),
+            name: backstage_name(err.status()),
             message: err.to_string(),
             request: None,
         }
@@ -176,6 +172,17 @@ pub(super) async fn backstage_shape(request: Request, next: Next) -> Response {
     rewritten
 }
 
+/// What cannot be done now (503), e.g. a store or queue that is unavailable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Unavailable(pub(crate) String);
+
+impl HttpError for Unavailable {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
 impl HttpError for super::params::ParamsError {}
 impl HttpError for crate::catalog::query::QueryError {}
 impl HttpError for crate::catalog::paging::PagingError {}
@@ -194,10 +201,6 @@ impl HttpError for RegisterError {
         }
     }
 
-    fn name(&self) -> &'static str {
-        backstage_name(self.status())
-    }
-
     fn report(&self) {
         if let RegisterError::Store(_) = self {
             tracing::error!(error = %self, "changing a location failed");
@@ -211,10 +214,6 @@ impl HttpError for RemoveError {
             RemoveError::NotFound(_) => StatusCode::NOT_FOUND,
             RemoveError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
-    }
-
-    fn name(&self) -> &'static str {
-        backstage_name(self.status())
     }
 
     fn report(&self) {
@@ -244,4 +243,5 @@ http_errors!(
     LocationQueryError,
     RegisterError,
     RemoveError,
+    Unavailable,
 );

@@ -9,6 +9,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::Unavailable;
 use super::{ApiState, MAX_BODY_BYTES, Req};
 use crate::config::WritePermission;
 use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest, Forwarding};
@@ -110,31 +111,23 @@ pub(crate) async fn forward_writes(
     match replica.forward(&forwarded, replica.answer_timeout()).await {
         Ok(Forwarding::Answered(answer)) => response_of(answer),
         Ok(Forwarding::Unclaimed) => no_leader(
-            &req,
             "no leading replica took this write in time (one is taking over); nothing was done, try again",
         ),
         Ok(Forwarding::Abandoned) => no_leader(
-            &req,
             "the leading replica stopped (or did not answer in time) while carrying out this write; it may have been applied: check, then try again",
         ),
         Err(err) => {
             tracing::error!(error = %err, "cannot hand a write to the leader");
             no_leader(
-                &req,
                 "this replica cannot reach the database to hand the write to the leader; try again",
             )
         }
     }
 }
 
-fn no_leader(req: &Req, message: &str) -> Response {
-    let mut response = req
-        .error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            message,
-        )
-        .into_response();
+/// Completed with the request line by [`super::error::backstage_shape`].
+fn no_leader(message: &str) -> Response {
+    let mut response = Unavailable(message.to_owned()).into_response();
     response.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from(CLAIM_TIMEOUT.as_secs()),

@@ -64,22 +64,18 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     req.authorize(&state, &headers, WritePermission::LocationCreate)?;
-    let flag = |name: &str, value: Option<&str>, accepted: &[&str]| match value {
-        None => Ok(None),
-        Some(v) if accepted.contains(&v) => Ok(Some(v.to_owned())),
-        Some(v) => Err(req.input(format!(
-            "invalid {name} '{v}'; use {}",
-            accepted.join(" or ")
-        ))),
+    // `yes` or `no` (absent: no).
+    let flag = |name: &str, value: Option<&str>, [yes, no]: [&str; 2]| match value {
+        None => Ok(false),
+        Some(v) if v == yes || v == no => Ok(v == yes),
+        Some(v) => Err(req.input(format!("invalid {name} '{v}'; use {yes} or {no}"))),
     };
-    let dry_run =
-        flag("dryRun", params.dry_run.as_deref(), &["true", "false"])?.is_some_and(|v| v == "true");
+    let dry_run = flag("dryRun", params.dry_run.as_deref(), ["true", "false"])?;
     let refresh = flag(
         "onConflict",
         params.on_conflict.as_deref(),
-        &["refresh", "reject"],
-    )?
-    .is_some_and(|v| v == "refresh");
+        ["refresh", "reject"],
+    )?;
     let input = location_input(&req, &body)?;
     let target = input.target.trim();
     let registration = state

@@ -132,10 +132,6 @@ impl super::error::HttpError for RecordsUnavailable {
     fn status(&self) -> StatusCode {
         StatusCode::SERVICE_UNAVAILABLE
     }
-
-    fn name(&self) -> &'static str {
-        "ServiceUnavailableError"
-    }
 }
 
 /// The repositories that passed the filters in the last complete listing,

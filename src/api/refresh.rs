@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::entities::parse_ref;
+use super::error::Unavailable;
 use super::{ApiError, ApiState, Req};
 use crate::config::WritePermission;
 
@@ -41,14 +42,10 @@ pub(super) async fn refresh_entity(
     }
     let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
     runner.refresh_unit(&unit).await.map_err(|why| {
-        req.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            format!(
-                "the refresh of {} cannot be scheduled: {why}",
-                request.entity_ref
-            ),
-        )
+        let entity = &request.entity_ref;
+        Unavailable(format!(
+            "the refresh of {entity} cannot be scheduled: {why}"
+        ))
     })?;
     Ok(StatusCode::OK.into_response())
 }

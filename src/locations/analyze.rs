@@ -149,26 +149,22 @@ mod tests {
                 "svc".to_owned()
             ))
         );
-        assert_eq!(
-            catalog_file_in(
+        for (repository, file, expected) in [
+            (
                 "https://bb.example.com/ctx/users/al/repos/svc",
-                "dir/c.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in(
+                "dir/c.yaml",
+                Some("https://bb.example.com/ctx/users/al/repos/svc/browse/dir/c.yaml"),
+            ),
+            (
                 "https://bitbucket.org/acme/svc/src/main/",
-                "catalog-info.yaml"
-            )
-            .map(|f| f.0),
-            Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml".to_owned())
-        );
-        assert_eq!(
-            catalog_file_in("https://bitbucket.org/acme/svc", "c.yaml"),
-            None
-        );
+                "catalog-info.yaml",
+                Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml"),
+            ),
+            ("https://bitbucket.org/acme/svc", "c.yaml", None),
+        ] {
+            let found = catalog_file_in(repository, file).map(|f| f.0);
+            assert_eq!(found.as_deref(), expected, "{repository}");
+        }
         assert_eq!(suggested_name("My Service!"), "My-Service");
         assert_eq!(suggested_name("--"), "component");
     }

@@ -170,6 +170,11 @@ impl Locations {
         self.scheduler.runner(&source_id(&location_id(target)))
     }
 
+    /// Whether `target` is a location already (static, registered or discovered).
+    fn known(&self, target: &str) -> bool {
+        self.runner_for(target).is_some() || self.discovered(target)
+    }
+
     /// Whether a provider already reads `target` (its entities' origin).
     fn discovered(&self, target: &str) -> bool {
         self.catalog
@@ -368,17 +373,21 @@ impl Locations {
         id: &str,
         runner: &Arc<SourceRunner>,
     ) -> Result<(), RemoveError> {
-        let source = source_id(id);
         // No run is half-way while the location goes.
         let _exclusive = runner.exclusive().await;
-        self.store.remove_location(id, &source).await?;
+        self.store.remove_location(id, runner.id()).await?;
+        self.retire(runner).await;
+        Ok(())
+    }
+
+    /// Stops serving a registered location the store no longer holds.
+    async fn retire(&self, runner: &SourceRunner) {
         runner.retire();
-        self.scheduler.remove(&source);
-        for problem in self.applier.remove_source(&source).await {
+        self.scheduler.remove(runner.id());
+        for problem in self.applier.remove_source(runner.id()).await {
             tracing::error!(url = runner.target(), "{}", problem.message);
         }
         tracing::info!(url = runner.target(), "location removed");
-        Ok(())
     }
 
     /// Points the registered location `id` at `target` (`PUT
@@ -407,7 +416,7 @@ impl Locations {
             return Ok(Location::url(target, Origin::Registered));
         }
         self.paced()?;
-        if self.runner_for(target).is_some() || self.discovered(target) {
+        if self.known(target) {
             return Err(RegisterError::Conflict(format!(
                 "Location url:{target} already exists (id {}); remove it or pick another target",
                 location_id(target)
@@ -416,8 +425,16 @@ impl Locations {
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
-        self.drop_registered(id, &runner).await?;
-        self.store_registered(source, run).await?;
+        {
+            // One transaction: a store error keeps the old location.
+            let _exclusive = runner.exclusive().await;
+            let new = Some(&stored(&source));
+            self.store
+                .replace_location(Some((id, runner.id())), new)
+                .await?;
+            self.retire(&runner).await;
+        }
+        self.serve(source, run).await;
         tracing::info!(id, url = target, "location updated");
         Ok(Location::url(target, Origin::Registered))
     }
@@ -462,18 +479,16 @@ impl Locations {
         source: LocationSource,
         run: LocationRead,
     ) -> Result<(), RegisterError> {
-        self.store
-            .add_location(&RegisteredLocation {
-                id: source.location_id().to_owned(),
-                type_: "url".into(),
-                target: source.target().to_owned(),
-                created_at: chrono::Utc::now(),
-            })
-            .await?;
+        self.store.add_location(&stored(&source)).await?;
+        self.serve(source, run).await;
+        Ok(())
+    }
+
+    /// Serves a stored registered location's read.
+    async fn serve(&self, source: LocationSource, run: LocationRead) {
         let runner = Arc::new(self.runner(source));
         runner.apply_location_read(run).await;
         self.scheduler.add(runner);
-        Ok(())
     }
 
     /// The listed location an entity's `managed-by-location` names
@@ -528,7 +543,7 @@ impl Locations {
         let source = LocationSource::new(&file, LocationOrigin::Registered, self.context.clone());
         match self.read(&source).await {
             Ok(run) => {
-                let registered = self.runner_for(&file).is_some() || self.discovered(&file);
+                let registered = self.known(&file);
                 // The first entity is the generated Location entity.
                 let entities = run.entities.unwrap_or_default().into_iter().skip(1);
                 Ok(Analysis::existing(&file, registered, entities))
@@ -586,5 +601,15 @@ impl Locations {
         .await
         .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         Ok(file.problems)
+    }
+}
+
+/// The store's record of `source`, registered now.
+fn stored(source: &LocationSource) -> RegisteredLocation {
+    RegisteredLocation {
+        id: source.location_id().to_owned(),
+        type_: "url".into(),
+        target: source.target().to_owned(),
+        created_at: chrono::Utc::now(),
     }
 }

@@ -218,22 +218,79 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Registered locations, in the order they were registered.
     fn locations(&self) -> BoxFuture<'_, Result<Vec<RegisteredLocation>, StoreError>>;
 
+    /// Changes the registered locations in one transaction: forgets `old`
+    /// (a location's id and its source, whose run record goes too; its
+    /// entities go through [`CatalogStore::apply`] first) and records `new`.
+    /// `false` when `old` names no registered location.
+    fn replace_location<'a>(
+        &'a self,
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     /// Records a newly registered location.
     fn add_location<'a>(
         &'a self,
         location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.replace_location(None, Some(location)).await.map(drop) })
+    }
 
     /// Forgets the registered location `id` and the run record of its
-    /// `source` (its entities go through [`CatalogStore::apply`] first);
-    /// `false` when no such location was registered.
+    /// `source`; `false` when no such location was registered.
     fn remove_location<'a>(
         &'a self,
         id: &'a str,
         source: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.replace_location(Some((id, source)), None)
+    }
 
     fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A stored sequence number (never negative; 0 if it were).
+fn to_seq(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
+/// `err` naming the database.
+fn unreadable(database: &str, err: StoreError) -> StoreError {
+    StoreError::Unreadable {
+        database: database.to_owned(),
+        source: Box::new(err),
+    }
+}
+
+/// One `removed_entities` row (`entity_key, seq`), in either dialect.
+fn removal_from<R>(row: &R) -> Result<(EntityKey, u64), StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let key: String = row.try_get("entity_key")?;
+    Ok((EntityKey::from_stored(&key), to_seq(row.try_get("seq")?)))
+}
+
+/// `sources` rows (`id, last_run`) as each source's last run, in either
+/// dialect; one that is not valid is skipped ([`run_from`]).
+fn runs_from<R>(rows: &[R], database: &str) -> Result<Vec<(String, RunReport)>, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut runs = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let text: String = row.try_get("last_run")?;
+        if let Some(run) = run_from(&text, &id, database) {
+            runs.push((id, run));
+        }
+    }
+    Ok(runs)
 }
 
 /// `value` as stored JSON text (a repository record, a run report).
@@ -244,8 +301,15 @@ fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreE
     })
 }
 
-/// A stored repository record, or what is wrong with it.
-fn record_from(text: &str, source: &str) -> Result<RepositoryRecord, StoreError> {
+/// A stored repository record (its `record` column, in either dialect), or
+/// what is wrong with it.
+fn record_of<'r, R>(row: &'r R, source: &str) -> Result<RepositoryRecord, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: &str = row.try_get("record")?;
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         source_id: source.to_owned(),
         message: e.to_string(),

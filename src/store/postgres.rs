@@ -12,7 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
 use super::{
-    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog,
+    StoredEntity, record_of, removal_from, to_seq, unreadable,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Followed, Owner, PreparedEntity};
@@ -281,12 +282,9 @@ impl PostgresStore {
             .bind(after)
             .fetch_all(&mut *tx)
             .await?;
-        for row in removed {
-            let key: String = row.try_get("entity_key")?;
-            changes.push(Followed::Remove {
-                key: EntityKey::from_stored(&key),
-                seq: to_seq(row.try_get("seq")?),
-            });
+        for row in &removed {
+            let (key, seq) = removal_from(row)?;
+            changes.push(Followed::Remove { key, seq });
         }
         let last_seq = last_seq(&mut *tx).await?;
         tx.commit().await?;
@@ -343,18 +341,10 @@ impl PostgresStore {
     /// Each source's latest recorded run (one that is not valid is logged
     /// and skipped: only the status page loses it).
     pub async fn runs(&self) -> Result<Vec<(String, RunReport)>, StoreError> {
-        let mut runs = Vec::new();
         let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
             .fetch_all(&self.pool)
             .await?;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let text: String = row.try_get("last_run")?;
-            if let Some(run) = super::run_from(&text, &id, &self.database) {
-                runs.push((id, run));
-            }
-        }
-        Ok(runs)
+        super::runs_from(&rows, &self.database)
     }
 
     async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
@@ -433,13 +423,7 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let removals = rows
-            .iter()
-            .map(|row| {
-                let key: String = row.try_get("entity_key")?;
-                Ok((EntityKey::from_stored(&key), to_seq(row.try_get("seq")?)))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let removals = rows.iter().map(removal_from).collect::<Result<_, _>>()?;
         Ok((removals, horizon.map_or(0, to_seq)))
     }
 }
@@ -483,17 +467,6 @@ async fn create_database_if_missing(options: &PgConnectOptions, database: &str) 
         }
     }
     let _ = conn.close().await;
-}
-
-fn to_seq(seq: i64) -> u64 {
-    u64::try_from(seq).unwrap_or(0)
-}
-
-fn unreadable(database: &str, err: StoreError) -> StoreError {
-    StoreError::Unreadable {
-        database: database.to_owned(),
-        source: Box::new(err),
-    }
 }
 
 impl CatalogStore for PostgresStore {
@@ -691,48 +664,44 @@ impl CatalogStore for PostgresStore {
         })
     }
 
-    fn add_location<'a>(
+    fn replace_location<'a>(
         &'a self,
-        location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO locations (id, type, target, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&location.id)
-            .bind(&location.type_)
-            .bind(&location.target)
-            .bind(location.created_at_text())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn remove_location<'a>(
-        &'a self,
-        id: &'a str,
-        source: &'a str,
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut tx = self.begin_write().await?;
-            let removed = sqlx::query("DELETE FROM locations WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM repositories WHERE source_id = $1")
-                .bind(source)
+            let mut removed = false;
+            if let Some((id, source)) = old {
+                removed = sqlx::query("DELETE FROM locations WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                for statement in [
+                    "DELETE FROM repositories WHERE source_id = $1",
+                    "DELETE FROM sources WHERE id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(location) = new {
+                sqlx::query(
+                    "INSERT INTO locations (id, type, target, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&location.id)
+                .bind(&location.type_)
+                .bind(&location.target)
+                .bind(location.created_at_text())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sources WHERE id = $1")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
+            }
             tx.commit().await?;
-            Ok(removed > 0)
+            Ok(removed)
         })
     }
 
@@ -749,11 +718,6 @@ async fn notify(tx: &mut sqlx::PgTransaction<'_>, seq: u64) -> Result<(), sqlx::
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn record_of(row: &sqlx::postgres::PgRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: &str = row.try_get("record")?;
-    super::record_from(text, source)
 }
 
 /// The latest sequence number given to a change, kept or removed.

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 
 use super::{
-    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog,
+    StoredEntity, record_of, removal_from, to_seq, unreadable,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
@@ -125,12 +126,6 @@ fn migrator() -> Migrator {
     ])
 }
 
-/// A stored repository record, or what is wrong with it.
-fn record_of(row: &sqlx::sqlite::SqliteRow, source: &str) -> Result<RepositoryRecord, StoreError> {
-    let text: &str = row.try_get("record")?;
-    super::record_from(text, source)
-}
-
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -191,18 +186,10 @@ impl SqliteStore {
     /// and logged.
     async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
         let (removals, horizon) = self.retained_removals(retained_removals).await?;
-        let mut runs = Vec::new();
         let rows = sqlx::query("SELECT id, last_run FROM sources WHERE last_run IS NOT NULL")
             .fetch_all(&self.pool)
             .await?;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let text: String = row.try_get("last_run")?;
-            // Only the status page loses it; the next run records a new one.
-            if let Some(run) = super::run_from(&text, &id, &self.database) {
-                runs.push((id, run));
-            }
-        }
+        let runs = super::runs_from(&rows, &self.database)?;
         // Streamed: a large catalog is never held twice while loading.
         let mut entities = Vec::new();
         let mut skipped: Vec<(String, String)> = Vec::new();
@@ -230,9 +217,8 @@ impl SqliteStore {
                 }
                 continue;
             }
-            let seq: i64 = row.try_get("seq")?;
             entities.push(StoredEntity {
-                seq: u64::try_from(seq).unwrap_or(0),
+                seq: to_seq(row.try_get("seq")?),
                 owner: Owner::new(source, unit),
                 entity: PreparedEntity {
                     key: EntityKey::from_stored(key),
@@ -322,14 +308,6 @@ fn locking_unsupported(err: &std::io::Error) -> bool {
         || matches!(err.raw_os_error(), Some(libc::ENOLCK | libc::ENOTSUP))
 }
 
-/// `err` naming the database file.
-fn unreadable(database: &str, err: StoreError) -> StoreError {
-    StoreError::Unreadable {
-        database: database.to_owned(),
-        source: Box::new(err),
-    }
-}
-
 impl SqliteStore {
     /// Drops all but the newest `retained` removals, moving the horizon
     /// past the dropped ones; returns those kept and the horizon.
@@ -366,21 +344,8 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let removals = rows
-            .iter()
-            .map(|row| {
-                let key: String = row.try_get("entity_key")?;
-                let seq: i64 = row.try_get("seq")?;
-                Ok((
-                    EntityKey::from_stored(&key),
-                    u64::try_from(seq).unwrap_or(0),
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((
-            removals,
-            horizon.and_then(|h| u64::try_from(h).ok()).unwrap_or(0),
-        ))
+        let removals = rows.iter().map(removal_from).collect::<Result<_, _>>()?;
+        Ok((removals, horizon.map_or(0, to_seq)))
     }
 }
 
@@ -565,44 +530,44 @@ impl CatalogStore for SqliteStore {
         })
     }
 
-    fn add_location<'a>(
+    fn replace_location<'a>(
         &'a self,
-        location: &'a RegisteredLocation,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        old: Option<(&'a str, &'a str)>,
+        new: Option<&'a RegisteredLocation>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
+            let mut tx = self.pool.begin().await?;
+            let mut removed = false;
+            if let Some((id, source)) = old {
+                removed = sqlx::query("DELETE FROM locations WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                for statement in [
+                    "DELETE FROM repositories WHERE source_id = ?",
+                    "DELETE FROM sources WHERE id = ?",
+                ] {
+                    sqlx::query(statement)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(location) = new {
+                sqlx::query(
+                    "INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)",
+                )
                 .bind(&location.id)
                 .bind(&location.type_)
                 .bind(&location.target)
                 .bind(location.created_at_text())
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn remove_location<'a>(
-        &'a self,
-        id: &'a str,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            let removed = sqlx::query("DELETE FROM locations WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM repositories WHERE source_id = ?")
-                .bind(source)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sources WHERE id = ?")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
+            }
             tx.commit().await?;
-            Ok(removed > 0)
+            Ok(removed)
         })
     }
 
@@ -622,13 +587,13 @@ async fn last_seq<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<u64, sq
     )
     .fetch_one(executor)
     .await?;
-    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    Ok(seq.map_or(0, to_seq))
 }
 
 #[cfg(test)]
 mod tests {
     use super::{SqliteStore, locking_unsupported};
-    use crate::store::CatalogStore;
+    use crate::store::{CatalogStore, RegisteredLocation};
 
     #[tokio::test]
     async fn an_unreadable_registration_time_keeps_the_location() {
@@ -644,6 +609,40 @@ mod tests {
         assert_eq!(locations.len(), 1);
         assert_eq!(locations[0].target, "https://h/x.yaml");
         assert_eq!(locations[0].created_at, chrono::DateTime::UNIX_EPOCH);
+    }
+
+    #[tokio::test]
+    async fn a_failed_replace_keeps_the_old_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("catalog.db"))
+            .await
+            .unwrap();
+        let location = |id: &str, target: &str| RegisteredLocation {
+            id: id.into(),
+            type_: "url".into(),
+            target: target.into(),
+            created_at: chrono::Utc::now(),
+        };
+        store
+            .add_location(&location("l1", "https://h/1.yaml"))
+            .await
+            .unwrap();
+        store
+            .add_location(&location("l2", "https://h/2.yaml"))
+            .await
+            .unwrap();
+        // First the new target is taken, so storing it fails after l1 is
+        // deleted: l1 must stay. Then a free target replaces l1.
+        for (target, ok, kept) in [
+            ("https://h/2.yaml", false, ["l1", "l2"]),
+            ("https://h/3.yaml", true, ["l2", "l3"]),
+        ] {
+            let new = location("l3", target);
+            let replaced = store.replace_location(Some(("l1", "location:l1")), Some(&new));
+            assert_eq!(replaced.await.is_ok(), ok);
+            let stored = store.locations().await.unwrap();
+            assert_eq!(stored.iter().map(|l| &l.id).collect::<Vec<_>>(), kept);
+        }
     }
 
     #[test]
