@@ -40,12 +40,25 @@ impl PgDatabase {
         let mut conn = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
             .await
             .expect("connects to postgres");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("drops the test database");
+        // A daemon still shutting down may reconnect between FORCE's
+        // termination of its sessions and the drop: try again briefly.
+        let mut attempt = 0;
+        loop {
+            let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+            match dropped {
+                Ok(_) => return,
+                Err(e) if attempt < 10 => {
+                    attempt += 1;
+                    eprintln!("dropping {} failed ({e}); retrying", self.name);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("drops the test database {}: {e}", self.name),
+            }
+        }
     }
 }
