@@ -23,8 +23,9 @@ pub(crate) struct Forwarded;
 /// entities).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
-/// Headers not carried to the leader: credentials (checked here) and
-/// those describing this connection.
+/// Headers of the leader's answer not copied into this one: those
+/// describing a connection, and credentials. (What reaches the leader is
+/// the allow-list `Replica::forward` records.)
 const DROPPED: &[HeaderName] = &[
     header::AUTHORIZATION,
     header::COOKIE,
@@ -101,7 +102,6 @@ pub(crate) async fn forward_writes(
         headers: parts
             .headers
             .iter()
-            .filter(|(name, _)| !DROPPED.contains(name))
             .filter_map(|(name, value)| {
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
