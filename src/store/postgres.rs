@@ -5,15 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 use super::StoreError;
-use super::sql::{
-    Dialect, Migrations, SqlStore, migrator, removal_from, select_entities, unreadable,
-};
+use super::sql::{Dialect, Migrations, SqlStore, migrator, unreadable};
 use crate::catalog::{EntityKey, Followed};
 use crate::config::database::{PostgresConnection, PostgresSsl};
 
@@ -221,37 +218,25 @@ impl PostgresStore {
     /// the newest sequence number, and the horizon below which removals
     /// were dropped (a follower behind it must reload).
     pub async fn changes_after(&self, seq: u64) -> Result<FollowedChanges, StoreError> {
-        let after = i64::try_from(seq).unwrap_or(i64::MAX);
         // One snapshot, so the last sequence number matches the rows.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
         let horizon = Self::horizon(&mut *tx).await?;
-        let mut changes = Vec::new();
-        let mut rows = sqlx::query(concat!(select_entities!(), " WHERE seq > $1"))
-            .bind(after)
-            .fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await? {
-            if let Some(stored) = self.entity_of(&row)? {
-                changes.push(Followed::Upsert {
-                    owner: stored.owner,
-                    entity: stored.entity,
-                    seq: stored.seq,
-                });
-            }
-        }
-        drop(rows);
-        let removed = sqlx::query("SELECT entity_key, seq FROM removed_entities WHERE seq > $1")
-            .bind(after)
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in &removed {
-            let (key, seq) = removal_from(row)?;
-            changes.push(Followed::Remove { key, seq });
-        }
+        let (entities, _) = self.entities_after(&mut *tx, seq).await?;
+        let removals = Self::removals_after(&mut *tx, seq).await?;
         let last_seq = Self::last_seq(&mut *tx).await?;
         tx.commit().await?;
+        let upserts = entities.into_iter().map(|stored| Followed::Upsert {
+            owner: stored.owner,
+            entity: stored.entity,
+            seq: stored.seq,
+        });
+        let removals = removals
+            .into_iter()
+            .map(|(key, seq)| Followed::Remove { key, seq });
+        let mut changes: Vec<Followed> = upserts.chain(removals).collect();
         changes.sort_by_key(Followed::seq);
         Ok(FollowedChanges {
             changes,

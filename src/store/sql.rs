@@ -95,14 +95,6 @@ pub(super) fn migrator(migrations: Migrations) -> Migrator {
     )
 }
 
-/// Reads `catalog_entities` rows for [`SqlStore::entity_of`].
-macro_rules! select_entities {
-    () => {
-        "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin FROM catalog_entities"
-    };
-}
-pub(super) use select_entities;
-
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
@@ -113,7 +105,6 @@ where
     for<'r> i64: Encode<'r, D::Db> + Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
-    usize: ColumnIndex<<D::Db as Database>::Row>,
     for<'r> sqlx::types::Json<&'r RepositoryRecord>: Encode<'r, D::Db> + Type<D::Db>,
 {
     /// Everything stored; rows whose entity is not valid are skipped and
@@ -125,23 +116,7 @@ where
         let last_seq = Self::last_seq(&self.pool).await?;
         let (removals, horizon) = self.retained_removals(retained_removals).await?;
         let runs = self.runs().await?;
-        // Streamed: a large catalog is never held twice while loading.
-        let mut entities = Vec::new();
-        let mut skipped: Vec<(String, String)> = Vec::new();
-        let mut rows = sqlx::query(select_entities!()).fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            match self.entity_of(&row)? {
-                Some(stored) => entities.push(stored),
-                None => {
-                    let source: String = row.try_get("source_id")?;
-                    let unit: String = row.try_get("unit")?;
-                    if !skipped.iter().any(|(s, u)| *s == source && *u == unit) {
-                        skipped.push((source, unit));
-                    }
-                }
-            }
-        }
-        drop(rows);
+        let (entities, skipped) = self.entities_after(&self.pool, 0).await?;
         // Its file would otherwise count as unchanged and never be read
         // (nor the entity stored) again.
         for (source, unit) in &skipped {
@@ -160,8 +135,57 @@ where
         })
     }
 
+    /// The entities stored after sequence number `seq` (0: all, as numbers
+    /// start at 1), streamed so a large catalog is never held twice, and
+    /// the units of those skipped as not valid.
+    pub(super) async fn entities_after<'e>(
+        &self,
+        executor: impl Executor<'e, Database = D::Db>,
+        seq: u64,
+    ) -> Result<(Vec<StoredEntity>, Vec<(String, String)>), StoreError> {
+        let mut entities = Vec::new();
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        let mut rows = sqlx::query(
+            "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin
+             FROM catalog_entities WHERE seq > $1",
+        )
+        .bind(to_param(seq))
+        .fetch(executor);
+        while let Some(row) = rows.try_next().await? {
+            match self.entity_of(&row)? {
+                Some(stored) => entities.push(stored),
+                None => {
+                    let source: String = row.try_get("source_id")?;
+                    let unit: String = row.try_get("unit")?;
+                    if !skipped.iter().any(|(s, u)| *s == source && *u == unit) {
+                        skipped.push((source, unit));
+                    }
+                }
+            }
+        }
+        Ok((entities, skipped))
+    }
+
+    /// The removals kept with a sequence number after `seq`, in order.
+    pub(super) async fn removals_after<'e>(
+        executor: impl Executor<'e, Database = D::Db>,
+        seq: u64,
+    ) -> Result<Vec<(EntityKey, u64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT entity_key, seq FROM removed_entities WHERE seq > $1 ORDER BY seq")
+                .bind(to_param(seq))
+                .fetch_all(executor)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let key: &str = row.try_get("entity_key")?;
+                Ok((EntityKey::from_stored(key), to_seq(row.try_get("seq")?)))
+            })
+            .collect()
+    }
+
     /// A row of `catalog_entities`; `None` (logged) when it is not valid.
-    pub(super) fn entity_of(
+    fn entity_of(
         &self,
         row: &<D::Db as Database>::Row,
     ) -> Result<Option<StoredEntity>, StoreError> {
@@ -230,7 +254,7 @@ where
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(cut) = cut {
-            let cut: i64 = cut.try_get(0)?;
+            let cut: i64 = cut.try_get("seq")?;
             sqlx::query("DELETE FROM removed_entities WHERE seq <= $1")
                 .bind(cut)
                 .execute(&mut *tx)
@@ -245,11 +269,8 @@ where
             .await?;
         }
         let horizon = Self::horizon(&mut *tx).await?;
-        let rows = sqlx::query("SELECT entity_key, seq FROM removed_entities ORDER BY seq")
-            .fetch_all(&mut *tx)
-            .await?;
+        let removals = Self::removals_after(&mut *tx, 0).await?;
         tx.commit().await?;
-        let removals = rows.iter().map(removal_from).collect::<Result<_, _>>()?;
         Ok((removals, horizon))
     }
 
@@ -260,7 +281,7 @@ where
         let row = sqlx::query("SELECT value FROM catalog_meta WHERE name = 'horizon'")
             .fetch_optional(executor)
             .await?;
-        row.map_or(Ok(0), |row| Ok(to_seq(row.try_get(0)?)))
+        row.map_or(Ok(0), |row| Ok(to_seq(row.try_get("value")?)))
     }
 
     /// The latest sequence number given to a change, kept or removed.
@@ -268,11 +289,11 @@ where
         executor: impl Executor<'e, Database = D::Db>,
     ) -> Result<u64, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM catalog_entities UNION ALL SELECT MAX(seq) FROM removed_entities) AS newest",
+            "SELECT MAX(seq) AS seq FROM (SELECT MAX(seq) AS seq FROM catalog_entities UNION ALL SELECT MAX(seq) FROM removed_entities) AS newest",
         )
         .fetch_one(executor)
         .await?;
-        let seq: Option<i64> = row.try_get(0)?;
+        let seq: Option<i64> = row.try_get("seq")?;
         Ok(seq.map_or(0, to_seq))
     }
 
@@ -338,7 +359,6 @@ where
     for<'r> i64: Encode<'r, D::Db> + Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
-    usize: ColumnIndex<<D::Db as Database>::Row>,
     for<'r> sqlx::types::Json<&'r RepositoryRecord>: Encode<'r, D::Db> + Type<D::Db>,
 {
     fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
@@ -450,7 +470,7 @@ where
             .await?;
             let mut ids = Vec::new();
             for row in &rows {
-                let id: String = row.try_get(0)?;
+                let id: String = row.try_get("id")?;
                 if !keep.contains(&id) {
                     ids.push(id);
                 }
@@ -565,18 +585,6 @@ pub(super) fn unreadable(database: &str, err: StoreError) -> StoreError {
         database: database.to_owned(),
         source: Box::new(err),
     }
-}
-
-/// One `removed_entities` row (`entity_key, seq`).
-pub(super) fn removal_from<R>(row: &R) -> Result<(EntityKey, u64), StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let key: &str = row.try_get("entity_key")?;
-    Ok((EntityKey::from_stored(key), to_seq(row.try_get("seq")?)))
 }
 
 /// One `locations` row (`id, type, target, created_at`).
