@@ -138,7 +138,7 @@ where
     /// The entities stored after sequence number `seq` (0: all, as numbers
     /// start at 1), streamed so a large catalog is never held twice, and
     /// the units of those skipped as not valid.
-    pub(super) async fn entities_after<'e>(
+    pub(crate) async fn entities_after<'e>(
         &self,
         executor: impl Executor<'e, Database = D::Db>,
         seq: u64,
@@ -167,7 +167,7 @@ where
     }
 
     /// The removals kept with a sequence number after `seq`, in order.
-    pub(super) async fn removals_after<'e>(
+    pub(crate) async fn removals_after<'e>(
         executor: impl Executor<'e, Database = D::Db>,
         seq: u64,
     ) -> Result<Vec<(EntityKey, u64)>, StoreError> {
@@ -275,7 +275,7 @@ where
     }
 
     /// The newest sequence number no longer retained as a removal (0: none).
-    pub(super) async fn horizon<'e>(
+    pub(crate) async fn horizon<'e>(
         executor: impl Executor<'e, Database = D::Db>,
     ) -> Result<u64, sqlx::Error> {
         let row = sqlx::query("SELECT value FROM catalog_meta WHERE name = 'horizon'")
@@ -285,7 +285,7 @@ where
     }
 
     /// The latest sequence number given to a change, kept or removed.
-    pub(super) async fn last_seq<'e>(
+    pub(crate) async fn last_seq<'e>(
         executor: impl Executor<'e, Database = D::Db>,
     ) -> Result<u64, sqlx::Error> {
         let row = sqlx::query(
