@@ -14,7 +14,7 @@ use serde_json::json;
 use serde::Deserialize;
 
 use crate::config::Behaviour;
-use crate::push::RepoRef;
+use crate::dataset::RepoRef;
 use crate::respond::json;
 use crate::state::AppState;
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DatasetConfig, FileMix};
 use crate::rng::Rng;
@@ -817,4 +817,14 @@ impl CatalogContent {
             }
         }
     }
+}
+
+/// A repository of the data set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RepoRef {
+    /// A Data Center repository: project key and slug.
+    Server { project: String, slug: String },
+    /// A repository of the Cloud workspace.
+    Cloud { slug: String },
 }

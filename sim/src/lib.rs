@@ -46,11 +46,11 @@ pub use config::{
 };
 pub use dataset::{
     BrokenYaml, CATALOG_PATH, CloudProject, CloudWorkspace, Dataset, DatasetSummary, FileKind,
-    InvalidEntity, Repo, ServerProject,
+    InvalidEntity, Repo, RepoRef, ServerProject,
 };
-pub use hooks::{HookScope, RegisteredHook};
-pub use push::{RepoRef, WebhookEvent};
+pub use push::WebhookEvent;
 pub use server::Simulator;
+pub use state::{HookScope, RegisteredHook};
 pub use stats::{EndpointKind, FaultCounts, KindStats, Stats};
 
 /// Why the simulator could not start or take a setting.

@@ -6,25 +6,14 @@
 use std::net::IpAddr;
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::SimError;
-use crate::dataset::{Dataset, Repo};
+use crate::dataset::{Dataset, Repo, RepoRef};
 use crate::rng::{fnv1a, mix};
 use crate::state::AppState;
 use crate::{cloud_api, server_api};
-
-/// A repository of the data set.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RepoRef {
-    /// A Data Center repository: project key and slug.
-    Server { project: String, slug: String },
-    /// A repository of the Cloud workspace.
-    Cloud { slug: String },
-}
 
 /// The webhook Bitbucket sends for a change.
 #[derive(Debug, Clone)]

@@ -18,11 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::config::{Behaviour, SimConfig};
-use crate::dataset::Dataset;
-use crate::hooks::RegisteredHook;
+use crate::dataset::{Dataset, RepoRef};
 use crate::pipeline::{ConnAbort, pipeline};
-use crate::push::{RepoRef, WebhookEvent};
-use crate::state::AppState;
+use crate::push::WebhookEvent;
+use crate::state::{AppState, RegisteredHook};
 use crate::stats::Stats;
 use crate::{SimError, admin, cloud_api, hooks, respond, server_api};
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use base64::Engine;
 use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::{Behaviour, RateLimit, SimConfig};
-use crate::dataset::Dataset;
-use crate::hooks::RegisteredHook;
+use crate::dataset::{Dataset, RepoRef};
 use crate::rng::{fnv1a, mix, unit};
 use crate::stats::Recorder;
 
@@ -177,4 +178,72 @@ impl AppState {
         }
         Fault::None
     }
+}
+
+/// Where a webhook applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HookScope {
+    /// Every repository of a Data Center project.
+    Project(String),
+    /// One Data Center repository: project key, slug.
+    Repository(String, String),
+    /// Every repository of a Cloud workspace.
+    Workspace(String),
+}
+
+/// A webhook registered with the simulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredHook {
+    pub scope: HookScope,
+    pub id: u64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub active: bool,
+    /// As registered (the simulator keeps it to sign what it sends).
+    pub secret: Option<String>,
+}
+
+impl RegisteredHook {
+    /// Whether it covers `repo` and is subscribed to `event`.
+    pub fn covers(&self, repo: &RepoRef, event: &str) -> bool {
+        let scoped = match (&self.scope, repo) {
+            (HookScope::Project(key), RepoRef::Server { project, .. }) => {
+                key.eq_ignore_ascii_case(project)
+            }
+            (HookScope::Repository(key, slug), RepoRef::Server { project, slug: s }) => {
+                key.eq_ignore_ascii_case(project) && slug.eq_ignore_ascii_case(s)
+            }
+            (HookScope::Workspace(_), RepoRef::Cloud { .. }) => true,
+            _ => false,
+        };
+        scoped && self.active && self.events.iter().any(|e| e == event)
+    }
+
+    pub(crate) fn server_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "url": self.url,
+            "events": self.events,
+            "active": self.active,
+            "configuration": {},
+        })
+    }
+
+    pub(crate) fn cloud_json(&self) -> Value {
+        json!({
+            "uuid": cloud_uuid(self.id),
+            "description": self.name,
+            "url": self.url,
+            "events": self.events,
+            "active": self.active,
+        })
+    }
+}
+
+fn cloud_uuid(id: u64) -> String {
+    format!("{{00000000-0000-4000-8000-{id:012}}}")
 }

@@ -13,6 +13,7 @@
 //!   number, and polls every second besides, so a missed notification
 //!   only delays.
 
+mod feed;
 pub(crate) mod requests;
 
 use std::sync::Arc;

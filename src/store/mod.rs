@@ -8,6 +8,7 @@
 //! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
 pub(crate) mod postgres;
+mod sql;
 mod sqlite;
 
 use std::path::Path;
@@ -127,48 +128,8 @@ pub struct RegisteredLocation {
     /// Always `url` for now, as the only type the daemon reads.
     pub type_: String,
     pub target: String,
-    /// Stored as RFC 3339 text with milliseconds ([`Self::created_at_text`]).
+    /// Stored as RFC 3339 text with milliseconds.
     pub created_at: DateTime<Utc>,
-}
-
-impl RegisteredLocation {
-    /// `created_at` as the `locations` table keeps it.
-    fn created_at_text(&self) -> String {
-        self.created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    }
-
-    /// One `locations` row (`id, type, target, created_at`), in either
-    /// dialect.
-    fn from_row<'r, R>(row: &'r R) -> Result<Self, StoreError>
-    where
-        R: sqlx::Row,
-        &'static str: sqlx::ColumnIndex<R>,
-        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        let id: String = row.try_get("id")?;
-        let created_at: String = row.try_get("created_at")?;
-        // Nothing reads the time back, so an unreadable one (a hand-edited
-        // row) must not make every registered location unreadable.
-        let created_at = match DateTime::parse_from_rfc3339(&created_at) {
-            Ok(time) => time.with_timezone(&Utc),
-            Err(error) => {
-                tracing::warn!(
-                    location = %id,
-                    created_at = %created_at,
-                    %error,
-                    "registered location has an unreadable created_at; kept, shown as 1970-01-01"
-                );
-                DateTime::<Utc>::UNIX_EPOCH
-            }
-        };
-        Ok(Self {
-            type_: row.try_get("type")?,
-            target: row.try_get("target")?,
-            created_at,
-            id,
-        })
-    }
 }
 
 /// How one repository record is looked up.
@@ -247,88 +208,6 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     }
 
     fn close(&self) -> BoxFuture<'_, ()>;
-}
-
-/// A stored sequence number (never negative; 0 if it were).
-fn to_seq(seq: i64) -> u64 {
-    u64::try_from(seq).unwrap_or(0)
-}
-
-/// `err` naming the database.
-fn unreadable(database: &str, err: StoreError) -> StoreError {
-    StoreError::Unreadable {
-        database: database.to_owned(),
-        source: Box::new(err),
-    }
-}
-
-/// One `removed_entities` row (`entity_key, seq`), in either dialect.
-fn removal_from<R>(row: &R) -> Result<(EntityKey, u64), StoreError>
-where
-    R: sqlx::Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let key: String = row.try_get("entity_key")?;
-    Ok((EntityKey::from_stored(&key), to_seq(row.try_get("seq")?)))
-}
-
-/// `sources` rows (`id, last_run`) as each source's last run, in either
-/// dialect; one that is not valid is skipped ([`run_from`]).
-fn runs_from<R>(rows: &[R], database: &str) -> Result<Vec<(String, RunReport)>, StoreError>
-where
-    R: sqlx::Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let mut runs = Vec::new();
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        let text: String = row.try_get("last_run")?;
-        if let Some(run) = run_from(&text, &id, database) {
-            runs.push((id, run));
-        }
-    }
-    Ok(runs)
-}
-
-/// `value` as stored JSON text (a repository record, a run report).
-fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
-        source_id: source.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// A stored repository record (its `record` column, in either dialect), or
-/// what is wrong with it.
-fn record_of<'r, R>(row: &'r R, source: &str) -> Result<RepositoryRecord, StoreError>
-where
-    R: sqlx::Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let text: &str = row.try_get("record")?;
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        source_id: source.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// A stored last run; one that is not valid is logged and skipped (only
-/// the status page loses it; the next run records a new one).
-fn run_from(text: &str, source: &str, database: &str) -> Option<RunReport> {
-    serde_json::from_str(text)
-        .inspect_err(|err| {
-            tracing::error!(
-                database,
-                source,
-                error = %err,
-                "a stored last run is not valid; it is skipped"
-            );
-        })
-        .ok()
 }
 
 /// An opened store; `shared` when replicas may share it (PostgreSQL).

@@ -1,0 +1,1 @@
+CREATE TABLE catalog_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
