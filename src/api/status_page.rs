@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::ApiState;
 use super::providers::current_problems;
+use super::state::ApiState;
 use crate::bitbucket::PaceView;
 use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport};
 use crate::scheduler::SourceRunner;
