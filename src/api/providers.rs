@@ -61,7 +61,7 @@ fn runner(state: &ApiState, req: &Req, id: &str) -> Result<Arc<SourceRunner>, Ap
 /// Every source: configuration summary, next and last run, whether running.
 #[utoipa::path(get, path = "/api/catalog/providers",
     summary = "Provider status: schedule, next run, whether running and the running run's progress (listed, read, remaining, estimated finish), last run (outcome succeeded/incomplete/failed/held, counts, problems, requests)",
-    responses((status = 200, description = "Providers", body = Vec<Value>)))]
+    responses((status = 200, description = "Providers", body = Vec<Object>)))]
 pub(super) async fn list(State(state): State<ApiState>) -> Response {
     let mut providers = Vec::new();
     for runner in state.scheduler.runners() {
@@ -72,7 +72,7 @@ pub(super) async fn list(State(state): State<ApiState>) -> Response {
 
 #[utoipa::path(get, path = "/api/catalog/providers/{id}", summary = "One provider's status",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Provider", body = Value), (status = 404, description = ERROR, body = ErrorBody)))]
+    responses((status = 200, description = "Provider", body = Object), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn get_one(
     State(state): State<ApiState>,
     req: Req,
@@ -91,7 +91,7 @@ pub(super) async fn get_one(
 #[utoipa::path(get, path = "/api/catalog/providers/{id}/errors",
     summary = "The problems of the provider's last run (file URL, kind, document, entity ref, message, time)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Problems", body = Value), (status = 401, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
+    responses((status = 200, description = "Problems", body = Object), (status = 401, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn errors(
     State(state): State<ApiState>,
     req: Req,
