@@ -12,8 +12,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::error::ApiError;
 use super::params::Params;
-use super::{ApiError, ApiState, Req, raw_json};
+use super::schema::{Changes, ERROR, ErrorBody};
+use super::state::{ApiState, Req, raw_json};
 use crate::catalog::Snapshot;
 use crate::catalog::changes::Entry;
 
@@ -22,6 +24,12 @@ const MAX_LIMIT: usize = 10_000;
 /// The longest a long-poll waits (`wait` is capped to it).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+#[utoipa::path(get, path = "/api/catalog/changes",
+    summary = "The entity change feed: without after, the full current set page by page; with after, what changed since (one entry per entity); wait long-polls",
+    params(("after" = Option<String>, Query, description = "The cursor of an earlier answer"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Items per page (default 500)"),
+        ("wait" = Option<u32>, Query, minimum = 0, maximum = 30, description = "Seconds to wait for a change when there is none")),
+    responses((status = 200, description = "Changes", body = Changes), (status = 400, description = ERROR, body = ErrorBody), (status = 410, description = ERROR, body = ErrorBody)))]
 pub(super) async fn changes(
     State(state): State<ApiState>,
     req: Req,

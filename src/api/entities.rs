@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::error::Unavailable;
+use super::error::{ApiError, Unavailable};
 use super::params::Params;
-use super::{ApiError, ApiState, EntityName, Req, raw_json};
+use super::schema::{
+    Ancestry, ERROR, Entity, ErrorBody, Facets, FullText, OrderBy, QueryPage, RefsItems, TotalItems,
+};
+use super::state::{ApiState, EntityName, Req, evaluate, owning_runner, raw_json};
 use crate::catalog::facets::facet_counts;
 use crate::catalog::paging::{
     self, Cursor, EntityQuery, FullTextFilter, ListQuery, OrderField, PageStart, PagingError,
@@ -21,7 +25,6 @@ use crate::catalog::paging::{
 };
 use crate::catalog::query::{MAX_FIELDS, Predicate, parse_fields, project};
 use crate::catalog::{EntityKey, PreparedEntity};
-use crate::config::WritePermission;
 
 fn render_one(entity: &PreparedEntity, fields: &[String]) -> String {
     if fields.is_empty() {
@@ -44,7 +47,7 @@ fn render_array(items: &[&Arc<PreparedEntity>], fields: &[String]) -> String {
 }
 
 /// A query over the whole catalog, evaluated off the async workers (see
-/// [`super::evaluate`]).
+/// [`evaluate`]).
 async fn evaluate_query<T: Send + 'static>(
     state: ApiState,
     req: Req,
@@ -52,11 +55,16 @@ async fn evaluate_query<T: Send + 'static>(
     work: fn(&ApiState, &Req, T) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     let (s, r) = (state.clone(), req.clone());
-    super::evaluate(&state, &req, move || work(&s, &r, input)).await
+    evaluate(&state, &req, move || work(&s, &r, input)).await
 }
 
 // ---------------------------------------------------------------- GET /entities
 
+#[utoipa::path(get, path = "/api/catalog/entities", summary = "List entities",
+    params(("filter" = Option<Vec<String>>, Query, explode = true, description = "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR"), ("fields" = Option<String>, Query, description = "Comma-separated dotted paths to return"), ("limit" = Option<u32>, Query, minimum = 0, description = "Page size"), ("offset" = Option<u32>, Query, minimum = 0, description = "Items to skip"),
+        ("after" = Option<String>, Query, min_length = 1, description = "Cursor from a previous Link header"),
+        ("order" = Option<Vec<String>>, Query, explode = true, description = "asc:<field> or desc:<field>")),
+    responses((status = 200, description = "Entities; a Link rel=next header when more remain", body = Vec<Entity>), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<ApiState>,
     req: Req,
@@ -100,6 +108,14 @@ fn list_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response
 
 // ---------------------------------------------------------------- by-query
 
+#[utoipa::path(get, path = "/api/catalog/entities/by-query", summary = "Query entities with cursor paging",
+    params(("filter" = Option<Vec<String>>, Query, explode = true, description = "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR"), ("fields" = Option<String>, Query, description = "Comma-separated dotted paths to return"), ("limit" = Option<u32>, Query, minimum = 0, description = "Page size"), ("offset" = Option<u32>, Query, minimum = 0, description = "Items to skip"),
+        ("orderField" = Option<Vec<String>>, Query, explode = true, description = "<field>,asc|desc (first one counts)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor or prevCursor of a previous page"),
+        ("totalItems" = inline(Option<TotalItems>), Query, description = "Whether to count"),
+        ("fullTextFilterTerm" = Option<String>, Query, description = "Case-insensitive substring"),
+        ("fullTextFilterFields" = Option<String>, Query, description = "Comma-separated fields to search")),
+    responses((status = 200, description = "A page", body = QueryPage), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn query_get(
     State(state): State<ApiState>,
     req: Req,
@@ -165,18 +181,26 @@ fn query_of_params(params: &Params) -> Result<EntityQuery, PagingError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct QueryBody {
+    #[schema(nullable = false)]
     cursor: Option<String>,
+    #[schema(nullable = false)]
     limit: Option<usize>,
+    #[schema(nullable = false)]
     offset: Option<usize>,
     #[serde(default)]
+    #[schema(value_type = Vec<OrderBy>, required = false)]
     order_by: Vec<OrderField>,
+    #[schema(value_type = FullText, required = false)]
     full_text_filter: Option<FullTextFilter>,
     #[serde(default)]
+    #[schema(required = false)]
     fields: Vec<String>,
+    #[schema(value_type = TotalItems, required = false)]
     total_items: Option<String>,
+    #[schema(value_type = Object, required = false)]
     query: Option<Value>,
 }
 
@@ -199,6 +223,10 @@ impl QueryBody {
     }
 }
 
+#[utoipa::path(post, path = "/api/catalog/entities/by-query",
+    summary = "Query entities with a JSON predicate ($all, $any, $not, $exists, $in, $hasPrefix, $contains)",
+    request_body(content = inline(QueryBody), content_type = "application/json"),
+    responses((status = 200, description = "A page", body = QueryPage), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn query_post(
     State(state): State<ApiState>,
     req: Req,
@@ -238,15 +266,21 @@ fn answer_query(
 
 // ---------------------------------------------------------------- by-refs, by-name, by-uid
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefsBody {
     entity_refs: Vec<String>,
     #[serde(default)]
+    #[schema(required = false)]
     fields: Vec<String>,
+    #[schema(value_type = Object, required = false)]
     query: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/api/catalog/entities/by-refs", summary = "Entities by ref, in request order (null when missing)",
+    params(("filter" = Option<Vec<String>>, Query, explode = true, description = "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR"), ("fields" = Option<String>, Query, description = "Comma-separated dotted paths to return")),
+    request_body(content = inline(RefsBody), content_type = "application/json"),
+    responses((status = 200, description = "Items", body = RefsItems), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn by_refs(
     State(state): State<ApiState>,
     req: Req,
@@ -298,6 +332,9 @@ pub(super) fn parse_ref(text: &str) -> Option<EntityKey> {
     (!kind.is_empty() && !name.is_empty()).then(|| EntityKey::new(kind, namespace, name))
 }
 
+#[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}", summary = "One entity by name (case-insensitive)",
+    params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The entity", body = Entity), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn by_name(
     State(state): State<ApiState>,
     req: Req,
@@ -309,6 +346,9 @@ pub(super) async fn by_name(
     }
 }
 
+#[utoipa::path(get, path = "/api/catalog/entities/by-uid/{uid}", summary = "One entity by metadata.uid",
+    params(("uid" = String, Path)),
+    responses((status = 200, description = "The entity", body = Entity), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn by_uid(
     State(state): State<ApiState>,
     req: Req,
@@ -323,6 +363,9 @@ pub(super) async fn by_uid(
 
 // ---------------------------------------------------------------- facets
 
+#[utoipa::path(get, path = "/api/catalog/entity-facets", summary = "Value counts of fields",
+    params(("facet" = Option<Vec<String>>, Query, explode = true, description = "Field to count"), ("filter" = Option<Vec<String>>, Query, explode = true, description = "Comma-separated key=value (or bare key) conditions, ANDed; repeat to OR")),
+    responses((status = 200, description = "Facets", body = Facets), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn facets(
     State(state): State<ApiState>,
     req: Req,
@@ -356,15 +399,20 @@ fn facets_answer(
     Ok(Json(json!({"facets": counts})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FacetsBody {
     facets: Vec<String>,
+    #[schema(value_type = Object, required = false)]
     query: Option<Value>,
 }
 
 /// `POST /entity-facets`: facets with a predicate, the language of `POST
 /// /entities/by-query`.
+#[utoipa::path(post, path = "/api/catalog/entity-facets",
+    summary = "Value counts of fields over the entities a predicate matches (the language of POST /entities/by-query)",
+    request_body(content = inline(FacetsBody), content_type = "application/json"),
+    responses((status = 200, description = "Facets", body = Facets), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn facets_post(
     State(state): State<ApiState>,
     req: Req,
@@ -403,13 +451,17 @@ fn facets_post_now(
 
 /// `GET /entities/by-name/{kind}/{namespace}/{name}/ancestry`:
 /// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`.
+#[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+    summary = "The entity and the Location entities that led to it, each with its parents' refs",
+    params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "Ancestry", body = Ancestry), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn ancestry(
     State(state): State<ApiState>,
     req: Req,
     Path(name): Path<EntityName>,
 ) -> Result<Response, ApiError> {
     let (s, r) = (state.clone(), req.clone());
-    super::evaluate(&state, &req, move || {
+    evaluate(&state, &req, move || {
         let snapshot = s.catalog.snapshot();
         let resolve = s.locations.resolver();
         let chain = crate::catalog::ancestry::ancestry(&snapshot, &name.key(), &resolve)
@@ -438,13 +490,15 @@ pub(super) async fn ancestry(
 /// `DELETE /entities/by-uid/{uid}`: 204; the entity stops being served at
 /// once and comes back when its repository or location is next read and
 /// applied (an orphan's fate in Backstage).
+#[utoipa::path(delete, path = "/api/catalog/entities/by-uid/{uid}",
+    summary = "Stop serving the entity now; it comes back when its repository or location is next read and applied",
+    params(("uid" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn delete_by_uid(
     State(state): State<ApiState>,
     req: Req,
-    headers: HeaderMap,
     Path(uid): Path<String>,
 ) -> Result<Response, ApiError> {
-    req.authorize(&state, &headers, WritePermission::EntityDelete)?;
     let not_found = || req.not_found(format!("No entity with uid {uid}"));
     let key = state
         .catalog
@@ -452,7 +506,7 @@ pub(super) async fn delete_by_uid(
         .by_uid(&uid)
         .map(|e| e.key.clone())
         .ok_or_else(not_found)?;
-    let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
+    let (runner, unit) = owning_runner(&state, &key).ok_or_else(not_found)?;
     let problems = runner
         .remove_entity(&unit, &key)
         .await

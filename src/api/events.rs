@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{ApiError, ApiState, Req};
+use super::error::ApiError;
+use super::state::{ApiState, Req};
 use crate::bitbucket::webhooks::EventFlavour;
 use crate::webhooks::{Accepted, Rejected};
 

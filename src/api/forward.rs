@@ -1,23 +1,17 @@
-//! Writes on a follower: checked here (token and permission, as the leader
-//! would), then carried out by the leader through the database (see
+//! Writes on a follower: checked by [`super::writes`] (token and
+//! permission, as the leader would), then carried out by the leader through the database (see
 //! [`crate::replica::requests`]); the caller gets the leader's answer, or a
 //! `503` with `Retry-After` when no leader takes the request in time.
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::Unavailable;
-use super::{ApiState, MAX_BODY_BYTES, Req};
-use crate::config::WritePermission;
+use super::state::{Forwarded, MAX_BODY_BYTES, Req};
+use crate::replica::Replica;
 use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest, Forwarding};
-
-/// Marks a request the leader replays for a follower, which has checked
-/// its token already (an extension: a client cannot set it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Forwarded;
 
 /// The largest answer recorded for a follower (a registration lists its
 /// entities).
@@ -35,52 +29,9 @@ const DROPPED: &[HeaderName] = &[
     header::TRANSFER_ENCODING,
 ];
 
-/// Which requests the leader carries out, and the permissions each needs
-/// (none here for a webhook, checked by its signature on the leader). The
-/// leader trusts a forwarded request's authorization, so they are checked
-/// here. `None`: served here.
-fn write_of(method: &Method, route: &str) -> Option<&'static [WritePermission]> {
-    use WritePermission::*;
-    match (method.as_str(), route) {
-        (
-            "POST",
-            "/api/catalog/locations"
-            | "/api/catalog/analyze-location"
-            | "/api/catalog/validate-entity",
-        ) => Some(&[LocationCreate]),
-        ("PUT", "/api/catalog/locations/{id}") => Some(&[LocationCreate, LocationDelete]),
-        ("DELETE", "/api/catalog/locations/{id}") => Some(&[LocationDelete]),
-        ("DELETE", "/api/catalog/entities/by-uid/{uid}") => Some(&[EntityDelete]),
-        ("POST", "/api/catalog/providers/{id}/refresh" | "/api/catalog/refresh") => {
-            Some(&[EntityRefresh])
-        }
-        ("POST", "/api/events/http/{topic}") => Some(&[]),
-        _ => None,
-    }
-}
-
-pub(crate) async fn forward_writes(
-    State(state): State<ApiState>,
-    req: Req,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(replica) = state.replica.as_ref().filter(|r| !r.is_leader()) else {
-        return next.run(request).await;
-    };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let Some(permissions) = write_of(request.method(), &route) else {
-        return next.run(request).await;
-    };
-    for permission in permissions {
-        if let Err(err) = req.authorize(&state, request.headers(), *permission) {
-            return err.into_response();
-        }
-    }
+/// Has the leader carry out `request`, a write this follower has checked
+/// (see [`super::writes`]), and answers with the leader's answer.
+pub(super) async fn to_leader(replica: &Replica, req: &Req, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
@@ -99,13 +50,7 @@ pub(crate) async fn forward_writes(
     let forwarded = ForwardedRequest {
         method: parts.method.as_str().to_owned(),
         uri: req.uri.to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
+        headers: text_headers(&parts.headers),
         body: body.to_vec(),
     };
     match replica.forward(&forwarded, replica.answer_timeout()).await {
@@ -123,6 +68,16 @@ pub(crate) async fn forward_writes(
             )
         }
     }
+}
+
+/// The headers whose values are text, as recorded in the database.
+fn text_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
 }
 
 /// Completed with the request line by [`super::error::backstage_shape`].
@@ -180,51 +135,7 @@ pub(crate) async fn replay(router: axum::Router, request: ForwardedRequest) -> F
     };
     ForwardedAnswer {
         status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
+        headers: text_headers(&parts.headers),
         body: body.to_vec(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A new write endpoint that is not forwarded would be carried out by
-    /// followers themselves: every non-GET operation of the API document is
-    /// either forwarded or a query that only reads memory.
-    #[test]
-    fn every_write_operation_is_forwarded_to_the_leader() {
-        const READS: [&str; 4] = [
-            "POST /api/catalog/entities/by-query",
-            "POST /api/catalog/entities/by-refs",
-            "POST /api/catalog/entity-facets",
-            "POST /api/catalog/locations/by-query",
-        ];
-        let document = crate::api::openapi::build();
-        let paths = document["paths"].as_object().expect("paths");
-        let mut checked = 0;
-        for (path, operations) in paths {
-            let route = format!("/api/catalog{path}");
-            for method in operations.as_object().expect("operations").keys() {
-                let method = method.to_uppercase();
-                if method == "GET" || READS.contains(&format!("{method} {route}").as_str()) {
-                    continue;
-                }
-                let parsed = Method::from_bytes(method.as_bytes()).expect("method");
-                assert!(
-                    write_of(&parsed, &route).is_some(),
-                    "{method} {route} is not forwarded to the leader"
-                );
-                checked += 1;
-            }
-        }
-        assert!(checked >= 8, "only {checked} write operations found");
-        assert!(write_of(&Method::POST, "/api/events/http/{topic}").is_some());
     }
 }

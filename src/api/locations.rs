@@ -7,15 +7,23 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiState, EntityName, Req};
-use crate::config::WritePermission;
+use super::error::ApiError;
+use super::schema::{
+    Analysis, DryRun, ERROR, ErrorBody, Location, LocationItem, LocationPage, LocationQueryBody,
+    LocationType, OnConflict, Registration,
+};
+use super::state::{ApiState, EntityName, Req, evaluate};
 use crate::locations::LocationQuery;
 
+#[utoipa::path(get, path = "/api/catalog/locations",
+    summary = "Locations: static (catalog.locations), registered over HTTP, and files providers discovered",
+    responses((status = 200, description = "Locations", body = Vec<LocationItem>)))]
 pub(super) async fn list(State(state): State<ApiState>) -> Response {
     let all: Vec<Value> = state
         .locations
@@ -26,6 +34,9 @@ pub(super) async fn list(State(state): State<ApiState>) -> Response {
     Json(all).into_response()
 }
 
+#[utoipa::path(get, path = "/api/catalog/locations/{id}", summary = "One location",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The location", body = Location), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn get_one(
     State(state): State<ApiState>,
     req: Req,
@@ -45,9 +56,10 @@ pub(super) struct CreateParams {
     on_conflict: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct LocationInput {
     #[serde(rename = "type")]
+    #[schema(value_type = LocationType, inline)]
     type_: String,
     target: String,
 }
@@ -56,14 +68,19 @@ struct LocationInput {
 /// entities}` without storing anything; `?onConflict=refresh` reads an
 /// existing location again instead of answering 409. Our addition:
 /// `problems`, what the target's files got wrong.
+#[utoipa::path(post, path = "/api/catalog/locations",
+    summary = "Register a Bitbucket file URL (catalog-import): read now, store, refresh on catalog.locationSchedule",
+    params(("dryRun" = inline(Option<DryRun>), Query, description = "Only read the target; store nothing"),
+        ("onConflict" = inline(Option<OnConflict>), Query, description = "An existing location: 409 (reject, default) or read it again (refresh)")),
+    request_body(content = inline(LocationInput), content_type = "application/json"),
+    responses((status = 201, description = "Registered (or read, for a dry run or refresh)", body = Registration),
+        (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 409, description = ERROR, body = ErrorBody), (status = 429, description = ERROR, body = ErrorBody), (status = 503, description = ERROR, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<ApiState>,
     req: Req,
-    headers: HeaderMap,
     Query(params): Query<CreateParams>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
     // `yes` or `no` (absent: no).
     let flag = |name: &str, value: Option<&str>, [yes, no]: [&str; 2]| match value {
         None => Ok(false),
@@ -96,13 +113,14 @@ pub(super) async fn create(
 }
 
 /// 204; 404 unless `id` is a location registered over HTTP.
+#[utoipa::path(delete, path = "/api/catalog/locations/{id}",
+    summary = "Remove a location registered over HTTP, and its entities",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<ApiState>,
-    req: Req,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    req.authorize(&state, &headers, WritePermission::LocationDelete)?;
     state.locations.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -121,16 +139,17 @@ fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
 }
 
 /// `PUT /locations/{id}` with `{type, target}`: 200 and the location.
+#[utoipa::path(put, path = "/api/catalog/locations/{id}",
+    summary = "Point a location registered over HTTP at another target: read first, then its old entities go (the id follows the target)",
+    params(("id" = String, Path)),
+    request_body(content = inline(LocationInput), content_type = "application/json"),
+    responses((status = 200, description = "The location", body = Location), (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 409, description = ERROR, body = ErrorBody), (status = 503, description = ERROR, body = ErrorBody)))]
 pub(super) async fn update(
     State(state): State<ApiState>,
     req: Req,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    // It removes the old location's entities, as DELETE does.
-    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
-    req.authorize(&state, &headers, WritePermission::LocationDelete)?;
     let input = location_input(&req, &body)?;
     let target = input.target.trim();
     let location = state.locations.update(&id, &input.type_, target).await?;
@@ -138,6 +157,10 @@ pub(super) async fn update(
 }
 
 /// `GET /locations/by-entity/{kind}/{namespace}/{name}`.
+#[utoipa::path(get, path = "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}",
+    summary = "The location the entity's managed-by-location names",
+    params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The location", body = Location), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn by_entity(
     State(state): State<ApiState>,
     req: Req,
@@ -160,6 +183,10 @@ pub(super) async fn by_entity(
 }
 
 /// `POST /locations/by-query`: `{items, totalItems, pageInfo}`.
+#[utoipa::path(post, path = "/api/catalog/locations/by-query",
+    summary = "Locations page by page, in id order, with a predicate on id, type and target",
+    request_body(content = inline(LocationQueryBody), content_type = "application/json"),
+    responses((status = 200, description = "A page", body = LocationPage), (status = 400, description = ERROR, body = ErrorBody)))]
 pub(super) async fn by_query(
     State(state): State<ApiState>,
     req: Req,
@@ -172,29 +199,32 @@ pub(super) async fn by_query(
             .map_err(|e| req.input(format!("Invalid request body: {e}")))?
     };
     let s = state.clone();
-    super::evaluate(&state, &req, move || {
+    evaluate(&state, &req, move || {
         Ok(Json(s.locations.query(&query)?).into_response())
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AnalyzeRequest {
+    #[schema(inline)]
     location: LocationInput,
+    #[schema(nullable = false)]
     catalog_filename: Option<String>,
 }
 
 /// `POST /analyze-location` (catalog-import):
 /// `{existingEntityFiles, generateEntities}`.
+#[utoipa::path(post, path = "/api/catalog/analyze-location",
+    summary = "catalog-import: the entities of a Bitbucket file or repository's catalog file, or a suggested Component for a repository without one",
+    request_body(content = inline(AnalyzeRequest), content_type = "application/json"),
+    responses((status = 200, description = "Analysis", body = Analysis), (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 503, description = ERROR, body = ErrorBody)))]
 pub(super) async fn analyze(
     State(state): State<ApiState>,
     req: Req,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    // It reads Bitbucket on the caller's behalf, as registering does.
-    req.authorize(&state, &headers, WritePermission::LocationCreate)?;
     let input: AnalyzeRequest = serde_json::from_slice(&body).map_err(|e| {
         req.input(format!(
             "expected a JSON body {{\"location\": {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}}}: {e}"

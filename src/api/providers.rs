@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::error::{ApiError, HttpError};
 use super::params::Params;
-use super::{ApiError, ApiState, Req};
-use crate::config::WritePermission;
+use super::schema::{CatalogFilter, ERROR, ErrorBody, Refreshing, Repository};
+use super::state::{ApiState, Req};
 use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source};
 use crate::scheduler::{RefreshOutcome, SourceRunner};
 use crate::store::StoreError;
@@ -58,6 +59,9 @@ fn runner(state: &ApiState, req: &Req, id: &str) -> Result<Arc<SourceRunner>, Ap
 }
 
 /// Every source: configuration summary, next and last run, whether running.
+#[utoipa::path(get, path = "/api/catalog/providers",
+    summary = "Provider status: schedule, next run, whether running and the running run's progress (listed, read, remaining, estimated finish), last run (outcome succeeded/incomplete/failed/held, counts, problems, requests)",
+    responses((status = 200, description = "Providers", body = Vec<Object>)))]
 pub(super) async fn list(State(state): State<ApiState>) -> Response {
     let mut providers = Vec::new();
     for runner in state.scheduler.runners() {
@@ -66,6 +70,9 @@ pub(super) async fn list(State(state): State<ApiState>) -> Response {
     Json(providers).into_response()
 }
 
+#[utoipa::path(get, path = "/api/catalog/providers/{id}", summary = "One provider's status",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Provider", body = Object), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn get_one(
     State(state): State<ApiState>,
     req: Req,
@@ -81,6 +88,10 @@ pub(super) async fn get_one(
 /// repository's problems are those of its last read (whichever run read it:
 /// a run stopped at its timeout reads only part of them), plus the last
 /// run's own; before the first run `finishedAt` and `outcome` are null.
+#[utoipa::path(get, path = "/api/catalog/providers/{id}/errors",
+    summary = "The problems of the provider's last run (file URL, kind, document, entity ref, message, time)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Problems", body = Object), (status = 401, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn errors(
     State(state): State<ApiState>,
     req: Req,
@@ -128,7 +139,7 @@ pub(super) fn current_problems(
 #[error("the repository records cannot be read: {0}")]
 struct RecordsUnavailable(#[source] StoreError);
 
-impl super::error::HttpError for RecordsUnavailable {
+impl HttpError for RecordsUnavailable {
     fn status(&self) -> StatusCode {
         StatusCode::SERVICE_UNAVAILABLE
     }
@@ -138,6 +149,10 @@ impl super::error::HttpError for RecordsUnavailable {
 /// with what their last read found: `?catalog=missing` (no catalog file),
 /// `present`, `unknown` (not read yet, or the read failed), or all. Costs
 /// no Bitbucket request.
+#[utoipa::path(get, path = "/api/catalog/providers/{id}/repositories",
+    summary = "The provider's repositories as the last complete listing had them and their last read found them",
+    params(("id" = String, Path), ("catalog" = inline(Option<CatalogFilter>), Query, description = "Only these (unknown: not read yet or unreadable)")),
+    responses((status = 200, description = "Repositories", body = Vec<Repository>), (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 503, description = ERROR, body = ErrorBody)))]
 pub(super) async fn repositories(
     State(state): State<ApiState>,
     req: Req,
@@ -171,14 +186,16 @@ pub(super) async fn repositories(
 
 /// Starts a run now (202); if one is running it serves the request.
 /// `?force=true` applies the run even past the deletion guard.
+#[utoipa::path(post, path = "/api/catalog/providers/{id}/refresh",
+    summary = "Start a run now (coalesces with a running one); force=true applies it past the deletion guard",
+    params(("id" = String, Path), ("force" = Option<bool>, Query, description = "Apply even if it would remove more than deletionThreshold; needs backend.auth.externalAccess")),
+    responses((status = 202, description = "Accepted", body = Refreshing), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn refresh(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     req: Req,
-    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
     let params = Params::parse(raw.as_deref(), &["force"])?;
     let force = match params.one("force") {
         None | Some("false") => false,

@@ -4,32 +4,36 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::entities::parse_ref;
-use super::error::Unavailable;
-use super::{ApiError, ApiState, Req};
-use crate::config::WritePermission;
+use super::error::{ApiError, Unavailable};
+use super::schema::{ERROR, ErrorBody};
+use super::state::{ApiState, Req, owning_runner};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefreshRequest {
     entity_ref: String,
     /// Backstage's client may send it; access is decided by the bearer token.
     #[serde(default)]
     #[allow(dead_code)]
+    #[schema(value_type = String, required = false)]
     authorization_token: Option<serde_json::Value>,
 }
 
+#[utoipa::path(post, path = "/api/catalog/refresh",
+    summary = "Re-read the one repository (or registered location) the entity comes from (refreshEntity)",
+    request_body(content = inline(RefreshRequest), content_type = "application/json"),
+    responses((status = 200, description = "Scheduled"), (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
 pub(super) async fn refresh_entity(
     State(state): State<ApiState>,
     req: Req,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    req.authorize(&state, &headers, WritePermission::EntityRefresh)?;
     let request: RefreshRequest = serde_json::from_slice(&body).map_err(|err| {
         req.input(format!(
             "Malformed request body: {err}; expected {{\"entityRef\": \"kind:namespace/name\"}}"
@@ -40,7 +44,7 @@ pub(super) async fn refresh_entity(
     if state.catalog.get(&key).is_none() {
         return Err(not_found());
     }
-    let (runner, unit) = super::owning_runner(&state, &key).ok_or_else(not_found)?;
+    let (runner, unit) = owning_runner(&state, &key).ok_or_else(not_found)?;
     runner.refresh_unit(&unit).await.map_err(|why| {
         let entity = &request.entity_ref;
         Unavailable(format!(

@@ -26,7 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::{ApiError, LIVENESS, READINESS};
+use super::error::ApiError;
+use super::ops::{LIVENESS, READINESS};
 
 /// Descriptors kept for everything but API connections (the store,
 /// Bitbucket connections, logs).

@@ -5,14 +5,14 @@
 //! Every list on it is capped, so its size does not grow with the catalog.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
+use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::ApiState;
 use super::providers::current_problems;
+use super::state::ApiState;
 use crate::bitbucket::PaceView;
 use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport};
 use crate::scheduler::SourceRunner;
@@ -69,7 +69,13 @@ pub(super) async fn page(State(state): State<ApiState>) -> Response {
         });
     }
     let paces = state.integrations.paces();
-    let html = render(state.catalog.len(), &sources, &paces);
+    let html = match render(state.catalog.len(), &sources, &paces) {
+        Ok(html) => html,
+        Err(err) => {
+            tracing::error!(error = %err, "the status page cannot be rendered");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let headers = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CONTENT_SECURITY_POLICY, CSP),
@@ -103,99 +109,180 @@ fn static_headers<const N: usize>(
     headers.map(|(name, value)| (name, HeaderValue::from_static(value)))
 }
 
-fn render(total_entities: usize, sources: &[SourceView], paces: &[(String, PaceView)]) -> String {
+/// The page; `templates/status_page.html` escapes every value.
+#[derive(Template)]
+#[template(path = "status_page.html")]
+struct Page {
+    reload: u32,
+    version: &'static str,
+    icon: &'static str,
+    stylesheet: &'static str,
+    total_entities: usize,
+    now: String,
+    sources: Vec<Card>,
+    integrations: Vec<IntegrationRow>,
+    problems: Vec<ProblemGroup>,
+    adoption: Vec<AdoptionTable>,
+}
+
+/// One source's card.
+struct Card {
+    class: &'static str,
+    id: String,
+    kind: &'static str,
+    target: String,
+    outcome: &'static str,
+    /// When the last run finished, with its figures; `None` before it.
+    when: Option<String>,
+    message: Option<String>,
+    progress: Option<ProgressView>,
+    /// Running, still listing.
+    listing: bool,
+    next: String,
+    schedule: String,
+    entities: usize,
+    problems: usize,
+    repositories: Option<Repositories>,
+}
+
+struct ProgressView {
+    to_read: usize,
+    read: usize,
+    rate: String,
+    eta: Option<String>,
+}
+
+struct Repositories {
+    with: usize,
+    total: usize,
+}
+
+struct IntegrationRow {
+    host: String,
+    pace: String,
+    blocked: bool,
+    answered: u64,
+    rate_limited: u64,
+}
+
+struct ProblemGroup {
+    kind: String,
+    count: usize,
+    items: Vec<ProblemItem>,
+    /// Problems not shown, and where to read them all.
+    more: usize,
+    errors: Vec<Link>,
+}
+
+struct ProblemItem {
+    source: String,
+    file: Link,
+    message: String,
+}
+
+struct AdoptionTable {
+    id: String,
+    share: String,
+    with: usize,
+    known: usize,
+    rows: Vec<AdoptionRow>,
+    more_projects: usize,
+    missing: Link,
+}
+
+struct AdoptionRow {
+    project: String,
+    max: usize,
+    share: String,
+    with: usize,
+    without: usize,
+    named: Vec<Link>,
+    more: usize,
+}
+
+/// A link when `href` is an HTTP(S) URL or a path of ours; text otherwise.
+#[derive(Debug, PartialEq, Eq)]
+struct Link {
+    href: Option<String>,
+    text: String,
+}
+
+impl Link {
+    fn new(href: &str, text: &str) -> Self {
+        let lower = href.to_ascii_lowercase();
+        let web =
+            lower.starts_with("https://") || lower.starts_with("http://") || href.starts_with('/');
+        Self {
+            href: web.then(|| href.to_owned()),
+            text: text.to_owned(),
+        }
+    }
+
+    /// A path of ours, shown as itself.
+    fn path(path: String) -> Self {
+        Self::new(&path, &path)
+    }
+}
+
+fn render(
+    total_entities: usize,
+    sources: &[SourceView],
+    paces: &[(String, PaceView)],
+) -> Result<String, askama::Error> {
     let running = sources.iter().any(|s| s.runner.in_progress());
-    let reload = if running { RELOAD_RUNNING } else { RELOAD_IDLE };
-    let mut out = String::with_capacity(16 * 1024);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{reload}\">\
-         <title>bitbucket-catalogd</title>\
-         <link rel=\"icon\" href=\"{ICON_PATH}\" type=\"image/svg+xml\">\
-         <link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\"></head><body>\
-         <header><h1>bitbucket-catalogd <small>{version}</small></h1>\
-         <p><strong id=\"total-entities\">{total_entities}</strong> entities served · \
-         updated {now} · reloads every {reload} s · \
-         <a href=\"/api/catalog/providers\">JSON</a> · <a href=\"/metrics\">metrics</a></p></header><main>",
-        version = env!("CARGO_PKG_VERSION"),
-        now = escape(&crate::discovery::now_rfc3339()),
-    );
-    render_sources(&mut out, sources);
-    render_integrations(&mut out, paces);
-    render_problems(&mut out, sources);
-    render_adoption(&mut out, sources);
-    out.push_str("</main></body></html>\n");
-    out
+    Page {
+        reload: if running { RELOAD_RUNNING } else { RELOAD_IDLE },
+        version: env!("CARGO_PKG_VERSION"),
+        icon: ICON_PATH,
+        stylesheet: STYLESHEET_PATH,
+        total_entities,
+        now: crate::discovery::now_rfc3339(),
+        sources: sources.iter().map(card).collect(),
+        integrations: integrations(paces),
+        problems: problems(sources),
+        adoption: sources.iter().filter_map(adoption).collect(),
+    }
+    .render()
 }
 
-fn render_sources(out: &mut String, sources: &[SourceView]) {
-    out.push_str("<section><h2>Providers and locations</h2>");
-    if sources.is_empty() {
-        out.push_str("<p class=\"muted\">None configured: add <code>catalog.providers</code> or <code>catalog.locations</code>, or register a location.</p></section>");
-        return;
+fn card(source: &SourceView) -> Card {
+    let runner = &source.runner;
+    let (class, outcome, when, message) = outcome(source.report.as_ref());
+    Card {
+        class,
+        id: runner.id().to_owned(),
+        kind: runner.source().kind(),
+        target: runner.target().to_owned(),
+        outcome,
+        when,
+        message,
+        progress: runner.progress().map(|progress| ProgressView {
+            to_read: progress.to_read.max(1),
+            read: progress.read,
+            rate: format!("{:.1}", progress.reads_per_second),
+            eta: progress.estimated_finish,
+        }),
+        listing: runner.in_progress(),
+        next: source
+            .next_run
+            .clone()
+            .unwrap_or_else(|| "only on POST …/refresh".to_owned()),
+        schedule: runner.schedule().frequency.to_string(),
+        entities: source.entities,
+        problems: source.problems.len(),
+        repositories: runner.repository_counts().map(|c| Repositories {
+            with: c.with_catalog,
+            total: c.total,
+        }),
     }
-    out.push_str("<div class=\"cards\">");
-    for source in sources {
-        let runner = &source.runner;
-        let (class, outcome, detail) = outcome(source.report.as_ref());
-        let _ = write!(
-            out,
-            "<article class=\"card {class}\" data-source=\"{id}\"><h3>{id} <small>{kind}</small></h3>\
-             <p class=\"target\">{target}</p><dl>\
-             <dt>Last run</dt><dd><span class=\"badge\">{outcome}</span> {detail}</dd>",
-            id = escape(runner.id()),
-            kind = escape(runner.source().kind()),
-            target = escape(runner.target()),
-        );
-        if let Some(progress) = runner.progress() {
-            let _ = write!(
-                out,
-                "<dt>Running</dt><dd class=\"progress\"><progress max=\"{to_read}\" value=\"{read}\"></progress> \
-                 {read} of {to_read} files read, {rate:.1}/s{eta}</dd>",
-                to_read = progress.to_read.max(1),
-                read = progress.read,
-                rate = progress.reads_per_second,
-                eta = progress
-                    .estimated_finish
-                    .map(|t| format!(", done about {}", escape(&t)))
-                    .unwrap_or_default(),
-            );
-        } else if runner.in_progress() {
-            out.push_str("<dt>Running</dt><dd>listing</dd>");
-        }
-        let _ = write!(
-            out,
-            "<dt>Next run</dt><dd>{next} <small>({schedule})</small></dd>\
-             <dt>Entities</dt><dd class=\"entities\">{entities}</dd>\
-             <dt>Problems</dt><dd>{problems}</dd>",
-            next = escape(
-                source
-                    .next_run
-                    .as_deref()
-                    .unwrap_or("only on POST …/refresh")
-            ),
-            schedule = escape(&runner.schedule().frequency.to_string()),
-            entities = source.entities,
-            problems = source.problems.len(),
-        );
-        if let Some(counts) = runner.repository_counts() {
-            let _ = write!(
-                out,
-                "<dt>Repositories</dt><dd>{} with a catalog file of {}</dd>",
-                counts.with_catalog, counts.total
-            );
-        }
-        out.push_str("</dl></article>");
-    }
-    out.push_str("</div></section>");
 }
 
-/// A CSS class, a label and a detail line for the last run.
-fn outcome(report: Option<&RunReport>) -> (&'static str, &'static str, String) {
+/// A CSS class, a label, the figures and the message of the last run.
+fn outcome(
+    report: Option<&RunReport>,
+) -> (&'static str, &'static str, Option<String>, Option<String>) {
     let Some(report) = report else {
-        return ("pending", "not run yet", String::new());
+        return ("pending", "not run yet", None, None);
     };
     let when = format!(
         "{} · {:.1} s · {} requests, {} × 429{}",
@@ -214,50 +301,29 @@ fn outcome(report: Option<&RunReport>) -> (&'static str, &'static str, String) {
         Outcome::Incomplete { message, .. } => ("warn", "incomplete", Some(message)),
         Outcome::Held { message, .. } => ("warn", "held", Some(message)),
     };
-    let detail = match message {
-        Some(message) => format!(
-            "<small>{}</small><br>{}",
-            escape(&when),
-            escape(&shortened(message))
-        ),
-        None => format!("<small>{}</small>", escape(&when)),
-    };
-    (class, label, detail)
+    (class, label, Some(when), message.map(|m| shortened(m)))
 }
 
-fn render_integrations(out: &mut String, paces: &[(String, PaceView)]) {
+fn integrations(paces: &[(String, PaceView)]) -> Vec<IntegrationRow> {
     // The implicit anonymous bitbucket.org (and any integration no source
     // has used yet) has nothing to say.
-    let used: Vec<&(String, PaceView)> = paces.iter().filter(|(_, p)| p.answered > 0).collect();
-    if used.is_empty() {
-        return;
-    }
-    out.push_str(
-        "<section><h2>Bitbucket integrations</h2><div class=\"scroll\"><table>\
-         <thead><tr><th>Host</th><th>Pace</th><th>Responses</th><th>429s</th></tr></thead><tbody>",
-    );
-    for (host, pace) in used {
-        let pace_text = match pace.pace_per_second {
-            Some(rate) => format!("{rate:.2} requests/s"),
-            None => "not paced".to_owned(),
-        };
-        let _ = write!(
-            out,
-            "<tr data-host=\"{host}\"><td>{host}</td><td>{pace_text}{blocked}</td><td>{}</td><td>{}</td></tr>",
-            pace.answered,
-            pace.rate_limited,
-            host = escape(host),
-            blocked = if pace.blocked {
-                " <span class=\"badge warn\">waiting out Retry-After</span>"
-            } else {
-                ""
+    paces
+        .iter()
+        .filter(|(_, p)| p.answered > 0)
+        .map(|(host, pace)| IntegrationRow {
+            host: host.clone(),
+            pace: match pace.pace_per_second {
+                Some(rate) => format!("{rate:.2} requests/s"),
+                None => "not paced".to_owned(),
             },
-        );
-    }
-    out.push_str("</tbody></table></div><p class=\"muted\">Since start-up; integrations without answers yet are left out.</p></section>");
+            blocked: pace.blocked,
+            answered: pace.answered,
+            rate_limited: pace.rate_limited,
+        })
+        .collect()
 }
 
-fn render_problems(out: &mut String, sources: &[SourceView]) {
+fn problems(sources: &[SourceView]) -> Vec<ProblemGroup> {
     let mut by_kind: BTreeMap<String, Vec<(&str, &Problem)>> = BTreeMap::new();
     for source in sources {
         for problem in &source.problems {
@@ -267,48 +333,33 @@ fn render_problems(out: &mut String, sources: &[SourceView]) {
                 .push((source.runner.id(), problem));
         }
     }
-    out.push_str("<section><h2>Problems</h2>");
-    if by_kind.is_empty() {
-        out.push_str("<p class=\"muted\">No catalog file has a problem.</p></section>");
-        return;
-    }
-    for (kind, problems) in &by_kind {
-        let _ = write!(
-            out,
-            "<details open><summary>{} <span class=\"count\">{}</span></summary><ul class=\"problems\">",
-            escape(kind),
-            problems.len()
-        );
-        for (source, problem) in problems.iter().take(PROBLEMS_PER_KIND) {
-            let _ = write!(
-                out,
-                "<li><span class=\"muted\">{}</span> {} {}</li>",
-                escape(source),
-                link(&problem.url, &file_name(&problem.url)),
-                escape(&shortened(&problem.message))
-            );
-        }
-        out.push_str("</ul>");
-        if problems.len() > PROBLEMS_PER_KIND {
+    by_kind
+        .into_iter()
+        .map(|(kind, problems)| {
             let mut ids: Vec<&str> = problems.iter().map(|(id, _)| *id).collect();
             ids.dedup();
-            let links: Vec<String> = ids
-                .iter()
-                .map(|id| {
-                    let path = format!("/api/catalog/providers/{}/errors", url_segment(id));
-                    link(&path, &path)
-                })
-                .collect();
-            let _ = write!(
-                out,
-                "<p class=\"muted\">{} more: {}</p>",
-                problems.len() - PROBLEMS_PER_KIND,
-                links.join(" · ")
-            );
-        }
-        out.push_str("</details>");
-    }
-    out.push_str("</section>");
+            ProblemGroup {
+                kind,
+                count: problems.len(),
+                items: problems
+                    .iter()
+                    .take(PROBLEMS_PER_KIND)
+                    .map(|(source, problem)| ProblemItem {
+                        source: (*source).to_owned(),
+                        file: Link::new(&problem.url, &file_name(&problem.url)),
+                        message: shortened(&problem.message),
+                    })
+                    .collect(),
+                more: problems.len().saturating_sub(PROBLEMS_PER_KIND),
+                errors: ids
+                    .iter()
+                    .map(|id| {
+                        Link::path(format!("/api/catalog/providers/{}/errors", url_segment(id)))
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// One project's repositories by whether they have a catalog file.
@@ -319,78 +370,57 @@ struct Adoption<'a> {
     unknown: usize,
 }
 
-fn render_adoption(out: &mut String, sources: &[SourceView]) {
-    let listing: Vec<&SourceView> = sources.iter().filter(|s| !s.records.is_empty()).collect();
-    if listing.is_empty() {
-        return;
+fn adoption(source: &SourceView) -> Option<AdoptionTable> {
+    if source.records.is_empty() {
+        return None;
     }
-    out.push_str("<section><h2>Adoption</h2>");
-    for source in listing {
-        let mut projects: BTreeMap<&str, Adoption> = BTreeMap::new();
-        for record in &source.records {
-            let project = projects.entry(record.project.as_str()).or_default();
-            match record.catalog {
-                CatalogFile::Present => project.with += 1,
-                CatalogFile::Missing => project.without.push(record),
-                CatalogFile::Unknown | CatalogFile::Unreadable => project.unknown += 1,
-            }
+    let mut projects: BTreeMap<&str, Adoption> = BTreeMap::new();
+    for record in &source.records {
+        let project = projects.entry(record.project.as_str()).or_default();
+        match record.catalog {
+            CatalogFile::Present => project.with += 1,
+            CatalogFile::Missing => project.without.push(record),
+            CatalogFile::Unknown | CatalogFile::Unreadable => project.unknown += 1,
         }
-        let with: usize = projects.values().map(|p| p.with).sum();
-        let without: usize = projects.values().map(|p| p.without.len()).sum();
-        let _ = write!(
-            out,
-            "<h3>{id}: {share} of repositories have a catalog file ({with} of {known})</h3>\
-             <div class=\"scroll\"><table class=\"adoption\"><thead><tr><th>Project</th><th>Share</th>\
-             <th>With</th><th>Without</th><th>Repositories without a catalog file</th></tr></thead><tbody>",
-            id = escape(source.runner.id()),
-            share = share(with, with + without),
-            known = with + without,
-        );
-        let mut rows: Vec<(&&str, &Adoption)> = projects.iter().collect();
-        // The projects with the most repositories to bring in first.
-        rows.sort_by(|a, b| b.1.without.len().cmp(&a.1.without.len()).then(a.0.cmp(b.0)));
-        for (project, adoption) in rows.iter().take(PROJECTS_SHOWN) {
+    }
+    let with: usize = projects.values().map(|p| p.with).sum();
+    let without: usize = projects.values().map(|p| p.without.len()).sum();
+    let mut rows: Vec<(&&str, &Adoption)> = projects.iter().collect();
+    // The projects with the most repositories to bring in first.
+    rows.sort_by(|a, b| b.1.without.len().cmp(&a.1.without.len()).then(a.0.cmp(b.0)));
+    let rows = rows
+        .iter()
+        .take(PROJECTS_SHOWN)
+        .map(|(project, adoption)| {
             let known = adoption.with + adoption.without.len();
-            let named: Vec<String> = adoption
-                .without
-                .iter()
-                .take(REPOS_NAMED)
-                .map(|r| link(&r.url, &r.slug))
-                .collect();
-            let more = adoption.without.len().saturating_sub(REPOS_NAMED);
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td><meter min=\"0\" max=\"{max}\" value=\"{with}\"></meter> {}</td><td>{with}</td><td>{}</td><td>{}{}</td></tr>",
-                escape(project),
-                share(adoption.with, known),
-                adoption.without.len(),
-                named.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                },
-                max = known.max(1),
-                with = adoption.with,
-            );
-        }
-        out.push_str("</tbody></table></div>");
-        if projects.len() > PROJECTS_SHOWN {
-            let _ = write!(
-                out,
-                "<p class=\"muted\">{} more projects: {}</p>",
-                projects.len() - PROJECTS_SHOWN,
-                {
-                    let path = format!(
-                        "/api/catalog/providers/{}/repositories?catalog=missing",
-                        url_segment(source.runner.id())
-                    );
-                    link(&path, &path)
-                }
-            );
-        }
-    }
-    out.push_str("</section>");
+            AdoptionRow {
+                project: (**project).to_owned(),
+                max: known.max(1),
+                share: share(adoption.with, known),
+                with: adoption.with,
+                without: adoption.without.len(),
+                named: adoption
+                    .without
+                    .iter()
+                    .take(REPOS_NAMED)
+                    .map(|r| Link::new(&r.url, &r.slug))
+                    .collect(),
+                more: adoption.without.len().saturating_sub(REPOS_NAMED),
+            }
+        })
+        .collect();
+    Some(AdoptionTable {
+        id: source.runner.id().to_owned(),
+        share: share(with, with + without),
+        with,
+        known: with + without,
+        rows,
+        more_projects: projects.len().saturating_sub(PROJECTS_SHOWN),
+        missing: Link::path(format!(
+            "/api/catalog/providers/{}/repositories?catalog=missing",
+            url_segment(source.runner.id())
+        )),
+    })
 }
 
 fn share(part: usize, whole: usize) -> String {
@@ -424,20 +454,6 @@ fn shortened(text: &str) -> String {
     short
 }
 
-/// A link when `href` is an HTTP(S) URL or a path of ours; text otherwise.
-fn link(href: &str, text: &str) -> String {
-    let lower = href.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") || href.starts_with('/') {
-        format!(
-            "<a href=\"{}\" rel=\"noreferrer\">{}</a>",
-            escape(href),
-            escape(text)
-        )
-    } else {
-        escape(text)
-    }
-}
-
 /// A source id (a location's is `location:…`) as one path segment.
 fn url_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes())
@@ -445,39 +461,36 @@ fn url_segment(id: &str) -> String {
         .replace('+', "%20")
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn rendered(link: Link) -> String {
+        #[derive(Template)]
+        #[template(
+            source = "{% import \"status_page.html\" as page %}{% call page::link(l) %}",
+            ext = "html"
+        )]
+        struct One {
+            l: Link,
+        }
+        One { l: link }.render().unwrap()
+    }
+
     #[test]
     fn text_is_escaped_and_only_web_links_are_links() {
         assert_eq!(
-            escape("<script>\"a\" & 'b'</script>"),
-            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+            rendered(Link::new("", "<script>\"a\" & 'b'</script>")),
+            "&#60;script&#62;&#34;a&#34; &#38; &#39;b&#39;&#60;/script&#62;"
         );
         assert_eq!(
-            link("javascript:alert(1)", "x<y"),
-            "x&lt;y",
+            rendered(Link::new("javascript:alert(1)", "x<y")),
+            "x&#60;y",
             "no script URL becomes a link"
         );
         assert_eq!(
-            link("https://bb.example.com/a?b=1&c=\"", "f"),
-            "<a href=\"https://bb.example.com/a?b=1&amp;c=&quot;\" rel=\"noreferrer\">f</a>"
+            rendered(Link::new("https://bb.example.com/a?b=1&c=\"", "f")),
+            "<a href=\"https://bb.example.com/a?b=1&#38;c=&#34;\" rel=\"noreferrer\">f</a>"
         );
         assert_eq!(url_segment("location:a b/c"), "location%3Aa%20b%2Fc");
         assert_eq!(

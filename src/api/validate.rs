@@ -6,17 +6,20 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::{ApiState, Req};
-use crate::config::WritePermission;
+use super::schema::InputErrors;
+use super::state::ApiState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ValidateRequest {
+    #[schema(value_type = Object)]
     entity: Value,
+    /// url:<target>
     location: String,
 }
 
@@ -28,17 +31,14 @@ fn invalid(messages: impl IntoIterator<Item = String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"errors": errors}))).into_response()
 }
 
-pub(super) async fn validate_entity(
-    State(state): State<ApiState>,
-    req: Req,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    // Location targets and placeholders are read on Bitbucket with the
-    // daemon's credentials: the caller needs what registering needs.
-    if let Err(err) = req.authorize(&state, &headers, WritePermission::LocationCreate) {
-        return err.into_response();
-    }
+/// Location targets and placeholders are read on Bitbucket with the
+/// daemon's credentials: the caller needs what registering needs.
+#[utoipa::path(post, path = "/api/catalog/validate-entity",
+    summary = "Check an entity as discovery would read it from the location (envelope, catalog.rules, validation, Location targets)",
+    request_body(content = inline(ValidateRequest), content_type = "application/json"),
+    responses((status = 200, description = "Valid"),
+        (status = 400, description = "Invalid: Backstage's serialized InputErrors", body = InputErrors)))]
+pub(super) async fn validate_entity(State(state): State<ApiState>, body: Bytes) -> Response {
     let request: ValidateRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
