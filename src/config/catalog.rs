@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::loose::Bounded;
 use super::{ConfigError, Ctx};
 use crate::catalog::process::ProcessingConfig;
 use crate::catalog::rules::CatalogRules;
@@ -33,10 +34,10 @@ impl Ctx<'_> {
     }
 
     /// `catalog.changes.retainedRemovals`.
-    pub(super) fn retained_removals(&self) -> Result<usize, ConfigError> {
+    pub(super) fn retained_removals(&mut self) -> Result<usize, ConfigError> {
         let key = "catalog.changes.retainedRemovals";
         match self.source.get(key).filter(|v| !v.is_null()) {
-            Some(value) => self.bounded(key, value, 1, 100_000_000),
+            Some(value) => Ok(self.section::<Bounded<1, 100_000_000>>(key, value)?.0),
             None => Ok(DEFAULT_RETAINED_REMOVALS),
         }
     }

@@ -2,9 +2,8 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
-use super::loose::bounded;
+use super::provider::ProviderSettings;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
-use crate::bitbucket::cloud::MAX_PAGELEN;
 use crate::integrations::Integrations;
 use regex::Regex;
 
@@ -32,6 +31,9 @@ pub struct CloudProviderConfig {
     pub catalog: CatalogSettings,
     /// `webhooks.url`: keep a workspace webhook pointing at this daemon.
     pub webhooks: Option<super::WebhookRegistration>,
+    /// The keys both flavours have (the fields above repeat them for
+    /// today's readers; keys added later live only here).
+    pub shared: ProviderSettings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,7 +61,7 @@ impl Ctx<'_> {
         &mut self,
         id: String,
         key: &str,
-        raw: raw::CloudProvider,
+        mut raw: raw::CloudProvider,
         integrations: &Integrations,
         catalog: &CatalogSettings,
     ) -> Result<CloudProviderConfig, ConfigError> {
@@ -72,46 +74,31 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let host = self.cloud_host(key, raw.host, integrations)?;
-        let catalog_path = self.catalog_path(key, raw.catalog_path)?;
-        let filters = raw.filters.unwrap_or_default();
+        let host = self.cloud_host(key, raw.host.take(), integrations)?;
+        let filters = raw.filters.take().unwrap_or_default();
         let filters = CloudFilters {
             project_key: self.filter_regex(key, "projectKey", filters.project_key, true)?,
             repo_slug: self.filter_regex(key, "repoSlug", filters.repo_slug, true)?,
         };
-        let pagelen = match raw.pagelen {
-            None => DEFAULT_PAGELEN,
-            Some(n) => bounded(&n, 1, MAX_PAGELEN as usize)
-                .map(|n| n as u32) // at most MAX_PAGELEN, a u32
-                .map_err(|message| {
-                    self.error(
-                        &format!("{key}.pagelen"),
-                        format!("{message} (Bitbucket Cloud's maximum page size)"),
-                    )
-                })?,
-        };
-        let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
-        let concurrency = self.concurrency(key, raw.concurrency)?;
-        let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
-        let target_scope = self.target_scope(key, raw.target_scope)?;
         let has_secret = integrations
             .cloud(&host)
             .is_some_and(|i| i.webhooks.secret.is_some());
-        let webhooks =
-            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketCloud")?;
+        let shared =
+            self.provider_settings(key, raw.shared(), has_secret, "bitbucketCloud", catalog)?;
         Ok(CloudProviderConfig {
             id,
-            webhooks,
             workspace,
             host,
-            catalog_path,
             filters,
-            pagelen,
-            schedule,
-            concurrency,
-            deletion_guard,
-            target_scope,
-            catalog: catalog.clone(),
+            pagelen: raw.pagelen.map_or(DEFAULT_PAGELEN, |n| n.0),
+            catalog_path: shared.catalog_path.clone(),
+            schedule: shared.schedule.clone(),
+            concurrency: shared.concurrency,
+            deletion_guard: shared.deletion_guard,
+            target_scope: shared.target_scope,
+            catalog: shared.catalog.clone(),
+            webhooks: shared.webhooks.clone(),
+            shared,
         })
     }
 
@@ -157,16 +144,17 @@ impl Ctx<'_> {
 
 /// The shapes as written in the file.
 mod raw {
-    use serde::Deserialize;
-    use serde_json::Value;
+    use serde::{Deserialize, Deserializer};
 
+    use crate::bitbucket::cloud::MAX_PAGELEN;
+    use crate::config::loose::bounded;
     use crate::config::provider::raw::provider_entry;
 
     provider_entry!(CloudProvider {
         workspace: String,
         host: Option<String>,
         filters: Option<CloudFilters>,
-        pagelen: Option<Value>,
+        pagelen: Option<Pagelen>,
     });
 
     #[derive(Deserialize, Default)]
@@ -174,5 +162,21 @@ mod raw {
     pub(super) struct CloudFilters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
+    }
+
+    /// `pagelen`: at most Bitbucket Cloud's maximum page size.
+    pub(super) struct Pagelen(pub u32);
+
+    impl<'de> Deserialize<'de> for Pagelen {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = serde_json::Value::deserialize(deserializer)?;
+            bounded(&value, 1, MAX_PAGELEN as usize)
+                .map(|n| Self(n as u32)) // at most MAX_PAGELEN, a u32
+                .map_err(|message| {
+                    serde::de::Error::custom(format!(
+                        "{message} (Bitbucket Cloud's maximum page size)"
+                    ))
+                })
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use url::Url;
 
+use super::http::http_settings;
 use super::source::display_key;
 use super::{ConfigError, Ctx};
 use crate::integrations::{
@@ -83,14 +84,12 @@ impl Ctx<'_> {
         &self,
         key: &str,
         host: &str,
-        api_base_url: Option<String>,
+        api_base_url: Option<BaseUrl>,
         derived: impl FnOnce() -> Result<Url, BaseUrlError>,
     ) -> Result<Url, ConfigError> {
         validate_host(host).map_err(|err| self.error(&format!("{key}.host"), err))?;
         match api_base_url {
-            Some(url) => {
-                parse_base_url(&url).map_err(|err| self.error(&format!("{key}.apiBaseUrl"), err))
-            }
+            Some(url) => Ok(url.0),
             None => derived().map_err(|err| self.error(&format!("{key}.host"), err)),
         }
     }
@@ -122,7 +121,7 @@ impl Ctx<'_> {
             (None, None, None) => Auth::Anonymous,
         };
         let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-        let http = self.http_settings(key, raw::http_of!(raw))?;
+        let http = http_settings(raw::http_of!(raw));
         Ok(BitbucketServerIntegration {
             host,
             api_base_url,
@@ -166,7 +165,7 @@ impl Ctx<'_> {
             (None, None, None) => Auth::Anonymous,
         };
         let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-        let http = self.http_settings(key, raw::http_of!(raw))?;
+        let http = http_settings(raw::http_of!(raw));
         Ok(BitbucketCloudIntegration {
             host,
             api_base_url,
@@ -225,7 +224,20 @@ fn validate_host(host: &str) -> Result<(), HostError> {
     }
 }
 
-pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
+/// An `apiBaseUrl` or `webhooks.url`, checked as it is deserialised.
+#[derive(serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct BaseUrl(pub Url);
+
+impl TryFrom<String> for BaseUrl {
+    type Error = BaseUrlError;
+
+    fn try_from(text: String) -> Result<Self, BaseUrlError> {
+        parse_base_url(&text).map(Self)
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
     let trimmed = text.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|source| BaseUrlError::NotUrl {
         text: text.to_owned(),
@@ -242,8 +254,9 @@ pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
 
 mod raw {
     use serde::Deserialize;
-    use serde_json::Value;
 
+    use super::BaseUrl;
+    use crate::config::loose::{Number, PositiveDuration};
     use crate::secret::Secret;
 
     pub(super) use crate::config::http::raw::{RateLimit, http_of};
@@ -260,17 +273,17 @@ mod raw {
                 pub webhook_secret: Option<Secret>,
                 pub allow_unsigned_webhooks: Option<bool>,
                 pub rate_limit: Option<RateLimit>,
-                pub max_concurrent_requests: Option<Value>,
-                pub connect_timeout: Option<Value>,
-                pub request_timeout: Option<Value>,
-                pub max_retries: Option<Value>,
+                pub max_concurrent_requests: Option<Number<1, 256>>,
+                pub connect_timeout: Option<PositiveDuration<30>>,
+                pub request_timeout: Option<PositiveDuration<30>>,
+                pub max_retries: Option<Number<0, 20>>,
             }
         };
     }
 
     integration_entry!(ServerIntegration {
         host: String,
-        api_base_url: Option<String>,
+        api_base_url: Option<BaseUrl>,
         token: Option<Secret>,
         username: Option<String>,
         password: Option<Secret>,
@@ -278,7 +291,7 @@ mod raw {
 
     integration_entry!(CloudIntegration {
         host: Option<String>,
-        api_base_url: Option<String>,
+        api_base_url: Option<BaseUrl>,
         username: Option<String>,
         app_password: Option<Secret>,
         token: Option<Secret>,

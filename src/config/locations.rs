@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::loose::Bounded;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::rules::{CatalogRule, LocationMatcher, TargetMatch};
@@ -98,14 +99,18 @@ impl Ctx<'_> {
     }
 
     /// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
-    fn registration_limits(&self) -> Result<RegistrationLimits, ConfigError> {
+    fn registration_limits(&mut self) -> Result<RegistrationLimits, ConfigError> {
         let mut registrations = RegistrationLimits::default();
-        if let Some(value) = self.source.get("catalog.maxRegisteredLocations") {
-            registrations.max_registered =
-                self.bounded("catalog.maxRegisteredLocations", value, 0, 100_000)?;
+        let source = self.source;
+        if let Some(value) = source.get("catalog.maxRegisteredLocations") {
+            registrations.max_registered = self
+                .section::<Bounded<0, 100_000>>("catalog.maxRegisteredLocations", value)?
+                .0;
         }
-        if let Some(value) = self.source.get("catalog.registrationsPerMinute") {
-            let per_minute = self.bounded("catalog.registrationsPerMinute", value, 1, 10_000)?;
+        if let Some(value) = source.get("catalog.registrationsPerMinute") {
+            let per_minute = self
+                .section::<Bounded<1, 10_000>>("catalog.registrationsPerMinute", value)?
+                .0;
             registrations.per_minute = u32::try_from(per_minute).unwrap_or(10_000);
         }
         Ok(registrations)

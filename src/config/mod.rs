@@ -12,6 +12,7 @@ pub(crate) mod catalog;
 pub(crate) mod cloud;
 mod ctx;
 pub(crate) mod database;
+mod error;
 mod http;
 mod integration;
 mod listen;
@@ -40,6 +41,7 @@ pub(crate) use cloud::CloudProviderConfig;
 use ctx::Ctx;
 pub use database::DatabaseClient;
 pub(crate) use database::DatabaseConfig;
+pub use error::ConfigError;
 pub use listen::ListenConfig;
 pub(crate) use locations::{LocationsConfig, RegistrationLimits};
 pub(crate) use provider::{DeletionGuard, TargetScope, WebhookRegistration};
@@ -53,34 +55,6 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
 
 /// Names a PEM bundle of extra trusted CAs.
 pub(crate) const EXTRA_CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {}: {source}; pass the right path with --config FILE", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {} is not valid YAML: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-    #[error("{}{key}: {message}", OriginPrefix(origin))]
-    Invalid {
-        origin: Option<Origin>,
-        key: String,
-        message: String,
-    },
-}
-
-struct OriginPrefix<'a>(&'a Option<Origin>);
-
-impl fmt::Display for OriginPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(origin) => write!(f, "{origin}: "),
-            None => Ok(()),
-        }
-    }
-}
 
 /// The validated configuration the daemon runs on. `Debug` leaves out the
 /// raw tree, which holds credentials in clear text.

@@ -3,8 +3,7 @@
 
 use regex::Regex;
 
-use super::loose::loose_bool;
-use super::provider::{DeletionGuard, TargetScope, WebhookRegistration};
+use super::provider::{DeletionGuard, ProviderSettings, TargetScope, WebhookRegistration};
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::integrations::Integrations;
 
@@ -27,6 +26,9 @@ pub struct ServerProviderConfig {
     pub catalog: CatalogSettings,
     /// `webhooks.url`: keep a webhook pointing at this daemon.
     pub webhooks: Option<WebhookRegistration>,
+    /// The keys both flavours have (the fields above repeat them for
+    /// today's readers; keys added later live only here).
+    pub shared: ProviderSettings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,7 +59,7 @@ impl Ctx<'_> {
         &mut self,
         id: String,
         key: &str,
-        raw: raw::ServerProvider,
+        mut raw: raw::ServerProvider,
         integrations: &Integrations,
         catalog: &CatalogSettings,
     ) -> Result<ServerProviderConfig, ConfigError> {
@@ -80,19 +82,9 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let catalog_path = self.catalog_path(key, raw.catalog_path)?;
-        let filters = raw.filters.unwrap_or_default();
+        let filters = raw.filters.take().unwrap_or_default();
         let project_key = self.filter_regex(key, "projectKey", filters.project_key, false)?;
         let repo_slug = self.filter_regex(key, "repoSlug", filters.repo_slug, false)?;
-        let skip_archived_repos = match filters.skip_archived_repos {
-            None => false,
-            Some(v) => loose_bool(&v).ok_or_else(|| {
-                self.error(
-                    &format!("{key}.filters.skipArchivedRepos"),
-                    "expected true or false",
-                )
-            })?,
-        };
         // Pushes name branches without `refs/heads/`; so does the filter.
         let branch = filters
             .branch
@@ -101,39 +93,36 @@ impl Ctx<'_> {
                 b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()
             })
             .filter(|b| !b.is_empty());
-        let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
-        let concurrency = self.concurrency(key, raw.concurrency)?;
-        let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
-        let target_scope = self.target_scope(key, raw.target_scope)?;
         let has_secret = integrations
             .server(&raw.host)
             .is_some_and(|i| i.webhooks.secret.is_some());
-        let webhooks =
-            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketServer")?;
+        let shared =
+            self.provider_settings(key, raw.shared(), has_secret, "bitbucketServer", catalog)?;
         Ok(ServerProviderConfig {
             id,
-            webhooks,
             host: raw.host,
-            deletion_guard,
-            target_scope,
-            catalog_path,
             filters: ServerFilters {
                 project_key,
                 repo_slug,
-                skip_archived_repos,
+                skip_archived_repos: filters.skip_archived_repos.is_some_and(|b| b.0),
                 branch,
             },
-            schedule,
-            concurrency,
-            catalog: catalog.clone(),
+            catalog_path: shared.catalog_path.clone(),
+            schedule: shared.schedule.clone(),
+            concurrency: shared.concurrency,
+            deletion_guard: shared.deletion_guard,
+            target_scope: shared.target_scope,
+            catalog: shared.catalog.clone(),
+            webhooks: shared.webhooks.clone(),
+            shared,
         })
     }
 }
 
 mod raw {
     use serde::Deserialize;
-    use serde_json::Value;
 
+    use crate::config::loose::LooseBool;
     use crate::config::provider::raw::provider_entry;
 
     provider_entry!(ServerProvider {
@@ -146,7 +135,7 @@ mod raw {
     pub(super) struct Filters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
-        pub skip_archived_repos: Option<Value>,
+        pub skip_archived_repos: Option<LooseBool>,
         pub branch: Option<String>,
     }
 }
