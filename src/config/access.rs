@@ -207,7 +207,7 @@ impl Ctx<'_> {
 }
 
 /// The shapes as written in the file.
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
@@ -215,7 +215,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct ExternalAccessEntry {
+    pub(crate) struct ExternalAccessEntry {
         #[serde(rename = "type")]
         pub type_: String,
         pub options: Option<Value>,
@@ -223,14 +223,14 @@ mod raw {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct StaticAccessOptions {
+    pub(crate) struct StaticAccessOptions {
         pub token: Option<Secret>,
         pub subject: Option<String>,
     }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct AccessRestriction {
+    pub(crate) struct AccessRestriction {
         pub plugin: String,
         pub permission: Option<OneOrMany>,
         pub permission_attribute: Option<Value>,
@@ -239,7 +239,7 @@ mod raw {
     /// A string or a list of strings, as Backstage accepts for permissions.
     #[derive(Deserialize)]
     #[serde(untagged)]
-    pub(super) enum OneOrMany {
+    pub(crate) enum OneOrMany {
         One(String),
         Many(Vec<String>),
     }

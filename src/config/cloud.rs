@@ -143,7 +143,7 @@ impl Ctx<'_> {
 }
 
 /// The shapes as written in the file.
-mod raw {
+pub(super) mod raw {
     use serde::{Deserialize, Deserializer};
 
     use crate::bitbucket::cloud::MAX_PAGELEN;
@@ -159,13 +159,13 @@ mod raw {
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct CloudFilters {
+    pub(crate) struct CloudFilters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
     }
 
     /// `pagelen`: at most Bitbucket Cloud's maximum page size.
-    pub(super) struct Pagelen(pub u32);
+    pub(crate) struct Pagelen(pub u32);
 
     impl<'de> Deserialize<'de> for Pagelen {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -252,7 +252,7 @@ fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
     Ok(url)
 }
 
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
 
     use super::BaseUrl;
@@ -268,7 +268,7 @@ mod raw {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]
-            pub(super) struct $name {
+            pub(crate) struct $name {
                 $(pub $field: $type,)*
                 pub webhook_secret: Option<Secret>,
                 pub allow_unsigned_webhooks: Option<bool>,

@@ -90,14 +90,14 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
 
 /// The shape as written; each value is checked as it is read (numbers may
 /// arrive as strings from `${VAR}`).
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
 
     use crate::config::loose::{Bounded, Port, PositiveDuration};
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct Listen {
+    pub(crate) struct Listen {
         pub host: Option<String>,
         pub port: Option<Port>,
         pub max_connections: Option<Bounded<1, 1_000_000>>,

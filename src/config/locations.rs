@@ -10,6 +10,10 @@ use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::rules::{CatalogRule, LocationMatcher, TargetMatch};
 
+/// The keys of a `catalog.locations` entry, and of one of its rules.
+pub(super) const LOCATION_KEYS: &[&str] = &["type", "target", "rules"];
+pub(super) const LOCATION_RULE_KEYS: &[&str] = &["allow"];
+
 /// One `catalog.locations` entry this daemon reads: a Bitbucket file URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticLocation {
@@ -129,7 +133,7 @@ impl Ctx<'_> {
             key,
             item,
             "expected {type: url, target: <file URL>}",
-            &["type", "target", "rules"],
+            LOCATION_KEYS,
             "unknown key is ignored; a location has type, target and rules",
         )?;
         let type_ = entry.get("type").and_then(Value::as_str).ok_or_else(|| {
@@ -190,7 +194,7 @@ impl Ctx<'_> {
                 self.warn_unknown_keys(
                     &rule_key,
                     rule,
-                    &["allow"],
+                    LOCATION_RULE_KEYS,
                     "unknown key is ignored; a location's rule has `allow`",
                 );
             }

@@ -44,7 +44,7 @@ impl Ctx<'_> {
 /// `catalog.processing` as written; each value is checked as it is read.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Processing {
+pub(super) struct Processing {
     max_file_size: Option<FileSize>,
     max_expanded_size: Option<ExpandedSize>,
     max_location_depth: Option<Bounded<0, 20>>,

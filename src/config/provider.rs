@@ -344,7 +344,7 @@ pub(super) mod raw {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "camelCase")]
-            pub(super) struct $name {
+            pub(crate) struct $name {
                 $(pub $field: $type,)*
                 pub catalog_path: Option<$crate::config::provider::CatalogPath>,
                 pub schedule: Option<serde_json::Value>,

@@ -7,6 +7,10 @@ use super::loose::shown;
 use super::{ConfigError, Ctx};
 use crate::catalog::rules::{AllowKind, CatalogRule, CatalogRules, LocationMatcher, TargetMatch};
 
+/// The keys of a `catalog.rules` entry, and of one of its `locations`.
+pub(super) const RULE_KEYS: &[&str] = &["allow", "locations"];
+pub(super) const MATCHER_KEYS: &[&str] = &["type", "exact", "pattern"];
+
 impl Ctx<'_> {
     pub(super) fn catalog_rules(&mut self, value: &Value) -> Result<CatalogRules, ConfigError> {
         let base = "catalog.rules";
@@ -29,7 +33,7 @@ impl Ctx<'_> {
                 &key,
                 item,
                 "expected a rule object with `allow` (and optionally `locations`)",
-                &["allow", "locations"],
+                RULE_KEYS,
                 "unknown key is ignored; a rule has `allow` and `locations`",
             )?;
             let allow = self.allow_list(&format!("{key}.allow"), rule.get("allow"))?;
@@ -104,7 +108,7 @@ impl Ctx<'_> {
             key,
             value,
             "expected {type: url, exact: <url>} or {type: url, pattern: <glob>}",
-            &["type", "exact", "pattern"],
+            MATCHER_KEYS,
             "unknown key is ignored; use type, exact or pattern",
         )?;
         let type_ = obj.get("type").and_then(Value::as_str).ok_or_else(|| {

@@ -99,6 +99,9 @@ pub(crate) enum ScheduleError {
     Duration(#[from] DurationError),
 }
 
+/// A `schedule`'s keys (`scope` is Backstage's, ignored here).
+pub(super) const SCHEDULE_KEYS: &[&str] = &["frequency", "timeout", "initialDelay", "scope"];
+
 /// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
 /// carries the sub-key (empty for the object itself) and what is wrong.
 pub(crate) fn parse_schedule(
@@ -110,7 +113,7 @@ pub(crate) fn parse_schedule(
     let mut schedule = Schedule::default();
     let unknown = map
         .keys()
-        .filter(|key| !["frequency", "timeout", "initialDelay", "scope"].contains(&key.as_str()))
+        .filter(|key| !SCHEDULE_KEYS.contains(&key.as_str()))
         .cloned()
         .collect();
     if let Some(freq) = map.get("frequency") {

@@ -119,7 +119,7 @@ impl Ctx<'_> {
     }
 }
 
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
 
     use crate::config::loose::LooseBool;
@@ -132,7 +132,7 @@ mod raw {
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct Filters {
+    pub(crate) struct Filters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
         pub skip_archived_repos: Option<LooseBool>,
