@@ -44,78 +44,91 @@ pub struct CloudFilters {
     pub repo_slug: Option<Regex>,
 }
 
-impl Ctx<'_> {
-    pub(super) fn cloud_providers(
-        &mut self,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<Vec<CloudProviderConfig>, ConfigError> {
-        self.providers(
-            "catalog.providers.bitbucketCloud",
-            "workspace",
-            |ctx, id, key, raw| ctx.cloud_provider(id, key, raw, integrations, catalog),
-        )
-    }
+pub(super) fn cloud_providers(
+    ctx: &mut Ctx<'_>,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<Vec<CloudProviderConfig>, ConfigError> {
+    super::provider::providers(
+        ctx,
+        "catalog.providers.bitbucketCloud",
+        "workspace",
+        |ctx, id, key, raw| cloud_provider(ctx, id, key, raw, integrations, catalog),
+    )
+}
 
-    fn cloud_provider(
-        &mut self,
-        id: String,
-        key: &str,
-        mut raw: raw::CloudProvider,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<CloudProviderConfig, ConfigError> {
-        let workspace = raw.workspace.trim().to_owned();
-        if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
-            return Err(self.error(
-                &format!("{key}.workspace"),
-                format!(
-                    "'{workspace}' is not a workspace slug; write the workspace ID as in https://bitbucket.org/<workspace>/"
-                ),
-            ));
-        }
-        let host = self.cloud_host(key, raw.host.take(), integrations)?;
-        let filters = raw.filters.take().unwrap_or_default();
-        let filters = CloudFilters {
-            project_key: self.filter_regex(key, "projectKey", filters.project_key, true)?,
-            repo_slug: self.filter_regex(key, "repoSlug", filters.repo_slug, true)?,
-        };
-        let has_secret = integrations
-            .cloud(&host)
-            .is_some_and(|i| i.webhooks.secret.is_some());
-        let shared =
-            self.provider_settings(key, raw.shared(), has_secret, "bitbucketCloud", catalog)?;
-        Ok(CloudProviderConfig {
-            id,
-            workspace,
-            host,
-            filters,
-            pagelen: raw.pagelen.map_or(DEFAULT_PAGELEN, |n| n.0),
-            catalog_path: shared.catalog_path.clone(),
-            schedule: shared.schedule.clone(),
-            concurrency: shared.concurrency,
-            deletion_guard: shared.deletion_guard,
-            target_scope: shared.target_scope,
-            catalog: shared.catalog.clone(),
-            webhooks: shared.webhooks.clone(),
-            shared,
-        })
+fn cloud_provider(
+    ctx: &mut Ctx<'_>,
+    id: String,
+    key: &str,
+    mut raw: raw::CloudProvider,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<CloudProviderConfig, ConfigError> {
+    let workspace = raw.workspace.trim().to_owned();
+    if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
+        return Err(ctx.error(
+            &format!("{key}.workspace"),
+            format!(
+                "'{workspace}' is not a workspace slug; write the workspace ID as in https://bitbucket.org/<workspace>/"
+            ),
+        ));
     }
+    let host = cloud_host(ctx, key, raw.host.take(), integrations)?;
+    let filters = raw.filters.take().unwrap_or_default();
+    let filters = CloudFilters {
+        project_key: super::provider::filter_regex(
+            ctx,
+            key,
+            "projectKey",
+            filters.project_key,
+            true,
+        )?,
+        repo_slug: super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, true)?,
+    };
+    let has_secret = integrations
+        .cloud(&host)
+        .is_some_and(|i| i.webhooks.secret.is_some());
+    let shared = super::provider::provider_settings(
+        ctx,
+        key,
+        raw.shared(),
+        has_secret,
+        "bitbucketCloud",
+        catalog,
+    )?;
+    Ok(CloudProviderConfig {
+        id,
+        workspace,
+        host,
+        filters,
+        pagelen: raw.pagelen.map_or(DEFAULT_PAGELEN, |n| n.0),
+        catalog_path: shared.catalog_path.clone(),
+        schedule: shared.schedule.clone(),
+        concurrency: shared.concurrency,
+        deletion_guard: shared.deletion_guard,
+        target_scope: shared.target_scope,
+        catalog: shared.catalog.clone(),
+        webhooks: shared.webhooks.clone(),
+        shared,
+    })
+}
 
-    /// The Cloud integration a provider uses: `host` when given, else
-    /// `bitbucket.org` (as Backstage), else the only one configured.
-    fn cloud_host(
-        &self,
-        key: &str,
-        host: Option<String>,
-        integrations: &Integrations,
-    ) -> Result<String, ConfigError> {
-        let known: Vec<&str> = integrations
-            .bitbucket_cloud
-            .iter()
-            .map(|i| i.host.as_str())
-            .collect();
-        let found = match &host {
+/// The Cloud integration a provider uses: `host` when given, else
+/// `bitbucket.org` (as Backstage), else the only one configured.
+fn cloud_host(
+    ctx: &Ctx<'_>,
+    key: &str,
+    host: Option<String>,
+    integrations: &Integrations,
+) -> Result<String, ConfigError> {
+    let known: Vec<&str> = integrations
+        .bitbucket_cloud
+        .iter()
+        .map(|i| i.host.as_str())
+        .collect();
+    let found =
+        match &host {
             Some(host) => integrations.cloud(host.trim()),
             None => integrations.cloud("bitbucket.org").or(
                 match integrations.bitbucket_cloud.as_slice() {
@@ -124,22 +137,21 @@ impl Ctx<'_> {
                 },
             ),
         };
-        found.map(|i| i.host.clone()).ok_or_else(|| {
-            self.error(
-                &format!("{key}.host"),
-                match host {
-                    Some(host) => format!(
-                        "no Bitbucket Cloud integration for host '{host}' (known hosts: {}); add an integrations.bitbucketCloud entry or fix the host",
-                        known.join(", ")
-                    ),
-                    None => format!(
-                        "several integrations.bitbucketCloud entries and none for bitbucket.org ({}); set host to the one this provider uses",
-                        known.join(", ")
-                    ),
-                },
-            )
-        })
-    }
+    found.map(|i| i.host.clone()).ok_or_else(|| {
+        ctx.error(
+            &format!("{key}.host"),
+            match host {
+                Some(host) => format!(
+                    "no Bitbucket Cloud integration for host '{host}' (known hosts: {}); add an integrations.bitbucketCloud entry or fix the host",
+                    known.join(", ")
+                ),
+                None => format!(
+                    "several integrations.bitbucketCloud entries and none for bitbucket.org ({}); set host to the one this provider uses",
+                    known.join(", ")
+                ),
+            },
+        )
+    })
 }
 
 /// The shapes as written in the file.

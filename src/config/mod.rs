@@ -125,14 +125,15 @@ impl Config {
             unknown_keys: Vec::new(),
         };
         ctx.misspelled_sections();
-        let backend = ctx.backend()?;
-        let integrations = ctx.integrations()?;
-        let mut catalog = ctx.catalog_settings()?;
-        let locations = ctx.locations(&Sites::all(&integrations, None), &mut catalog)?;
-        let retained_removals = ctx.retained_removals()?;
-        let providers = ctx.server_providers(&integrations, &catalog)?;
-        let cloud_providers = ctx.cloud_providers(&integrations, &catalog)?;
-        ctx.unique_provider_ids(&providers, &cloud_providers)?;
+        let backend = backend::backend(&mut ctx)?;
+        let integrations = integration::integrations(&mut ctx)?;
+        let mut catalog = catalog::catalog_settings(&mut ctx)?;
+        let sites = Sites::all(&integrations, None);
+        let locations = locations::locations(&mut ctx, &sites, &mut catalog)?;
+        let retained_removals = catalog::retained_removals(&mut ctx)?;
+        let providers = server::server_providers(&mut ctx, &integrations, &catalog)?;
+        let cloud_providers = cloud::cloud_providers(&mut ctx, &integrations, &catalog)?;
+        provider::unique_provider_ids(&ctx, &providers, &cloud_providers)?;
         let Ctx {
             warnings,
             unknown_keys,

@@ -12,33 +12,31 @@ use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
 const MAX_FILE_SIZE_CAP: usize = 64 * 1024 * 1024;
 const MAX_EXPANDED_SIZE_CAP: usize = 1024 * 1024 * 1024;
 
-impl Ctx<'_> {
-    pub(super) fn processing(&mut self) -> Result<ProcessingConfig, ConfigError> {
-        let base = "catalog.processing";
-        let mut config = ProcessingConfig::default();
-        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(config);
-        };
-        if !value.is_object() {
-            return Err(self.error(base, "expected an object, e.g. {maxFileSize: 1MiB}"));
-        }
-        let raw: Processing = self.section(base, value)?;
-        let limits = &mut config.limits;
-        limits.max_file_bytes = raw.max_file_size.map_or(limits.max_file_bytes, |s| s.0);
-        config.max_expanded_bytes = raw
-            .max_expanded_size
-            .map_or(config.max_expanded_bytes, |s| s.0);
-        if let Some(n) = raw.max_location_depth {
-            config.max_location_depth = n.0;
-        }
-        if let Some(n) = raw.max_location_targets {
-            config.max_location_targets = n.0;
-        }
-        if let Some(n) = raw.max_location_files {
-            config.max_location_files = n.0;
-        }
-        Ok(config)
+pub(super) fn processing(ctx: &mut Ctx<'_>) -> Result<ProcessingConfig, ConfigError> {
+    let base = "catalog.processing";
+    let mut config = ProcessingConfig::default();
+    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(config);
+    };
+    if !value.is_object() {
+        return Err(ctx.error(base, "expected an object, e.g. {maxFileSize: 1MiB}"));
     }
+    let raw: Processing = ctx.section(base, value)?;
+    let limits = &mut config.limits;
+    limits.max_file_bytes = raw.max_file_size.map_or(limits.max_file_bytes, |s| s.0);
+    config.max_expanded_bytes = raw
+        .max_expanded_size
+        .map_or(config.max_expanded_bytes, |s| s.0);
+    if let Some(n) = raw.max_location_depth {
+        config.max_location_depth = n.0;
+    }
+    if let Some(n) = raw.max_location_targets {
+        config.max_location_targets = n.0;
+    }
+    if let Some(n) = raw.max_location_files {
+        config.max_location_files = n.0;
+    }
+    Ok(config)
 }
 
 /// `catalog.processing` as written; each value is checked as it is read.

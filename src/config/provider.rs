@@ -135,172 +135,170 @@ impl DeletionGuard {
     }
 }
 
-impl Ctx<'_> {
-    /// Every entry of `catalog.providers.<flavour>` (none when absent), read
-    /// into its shape as written and built with `build(ctx, id, key, raw)`.
-    pub(super) fn providers<R: DeserializeOwned, P>(
-        &mut self,
-        base: &str,
-        marker: &str,
-        mut build: impl FnMut(&mut Self, String, &str, R) -> Result<P, ConfigError>,
-    ) -> Result<Vec<P>, ConfigError> {
-        let source = self.source;
-        let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(Vec::new());
-        };
-        let entries = self.provider_entries(base, value, marker)?;
-        let mut providers = Vec::with_capacity(entries.len());
-        for (id, key, value) in entries {
-            let raw: R = self.section(&key, value)?;
-            providers.push(build(self, id, &key, raw)?);
-        }
-        Ok(providers)
+/// Every entry of `catalog.providers.<flavour>` (none when absent), read
+/// into its shape as written and built with `build(ctx, id, key, raw)`.
+pub(super) fn providers<R: DeserializeOwned, P>(
+    ctx: &mut Ctx<'_>,
+    base: &str,
+    marker: &str,
+    mut build: impl FnMut(&mut Ctx<'_>, String, &str, R) -> Result<P, ConfigError>,
+) -> Result<Vec<P>, ConfigError> {
+    let source = ctx.source;
+    let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let entries = provider_entries(ctx, base, value, marker)?;
+    let mut providers = Vec::with_capacity(entries.len());
+    for (id, key, value) in entries {
+        let raw: R = ctx.section(&key, value)?;
+        providers.push(build(ctx, id, &key, raw)?);
     }
+    Ok(providers)
+}
 
-    /// Server and Cloud provider ids name entities and status together,
-    /// so they must differ.
-    pub(super) fn unique_provider_ids(
-        &self,
-        server: &[ServerProviderConfig],
-        cloud: &[CloudProviderConfig],
-    ) -> Result<(), ConfigError> {
-        match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
-            Some(clash) => Err(self.error(
-                &format!("catalog.providers.bitbucketCloud.{}", clash.id),
-                format!(
-                    "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
-                    clash.id
-                ),
-            )),
-            None => Ok(()),
-        }
+/// Server and Cloud provider ids name entities and status together,
+/// so they must differ.
+pub(super) fn unique_provider_ids(
+    ctx: &Ctx<'_>,
+    server: &[ServerProviderConfig],
+    cloud: &[CloudProviderConfig],
+) -> Result<(), ConfigError> {
+    match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
+        Some(clash) => Err(ctx.error(
+            &format!("catalog.providers.bitbucketCloud.{}", clash.id),
+            format!(
+                "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
+                clash.id
+            ),
+        )),
+        None => Ok(()),
     }
+}
 
-    /// The entries of `catalog.providers.<flavour>`: one provider (an
-    /// object with `marker`, id `default`) or a map of ids to providers, as
-    /// `(id, key, value)`.
-    fn provider_entries<'v>(
-        &self,
-        base: &str,
-        value: &'v Value,
-        marker: &str,
-    ) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
-        let Some(map) = value.as_object() else {
-            return Err(self.error(
-                base,
-                format!(
-                    "expected one provider (with `{marker}`) or a map of provider ids to providers"
-                ),
+/// The entries of `catalog.providers.<flavour>`: one provider (an
+/// object with `marker`, id `default`) or a map of ids to providers, as
+/// `(id, key, value)`.
+fn provider_entries<'v>(
+    ctx: &Ctx<'_>,
+    base: &str,
+    value: &'v Value,
+    marker: &str,
+) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
+    let Some(map) = value.as_object() else {
+        return Err(ctx.error(
+            base,
+            format!(
+                "expected one provider (with `{marker}`) or a map of provider ids to providers"
+            ),
+        ));
+    };
+    let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
+        vec![("default".to_owned(), base.to_owned(), value)]
+    } else {
+        map.iter()
+            .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
+            .collect()
+    };
+    for (_, key, value) in &entries {
+        if !value.is_object() {
+            return Err(ctx.error(
+                key,
+                format!("expected a provider object with at least `{marker}`"),
             ));
-        };
-        let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
-            vec![("default".to_owned(), base.to_owned(), value)]
-        } else {
-            map.iter()
-                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
-                .collect()
-        };
-        for (_, key, value) in &entries {
-            if !value.is_object() {
-                return Err(self.error(
-                    key,
-                    format!("expected a provider object with at least `{marker}`"),
-                ));
-            }
         }
-        Ok(entries)
     }
+    Ok(entries)
+}
 
-    /// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
-    /// anywhere; Cloud's must match the whole key or slug (Backstage wraps
-    /// them in `^…$`; we group them too, so `A|B` means exactly A or B).
-    pub(super) fn filter_regex(
-        &self,
-        key: &str,
-        name: &str,
-        pattern: Option<String>,
-        anchored: bool,
-    ) -> Result<Option<Regex>, ConfigError> {
-        let what = if name == "projectKey" {
-            "project key"
-        } else {
-            "repository slug"
-        };
-        pattern
-            .map(|p| {
-                let compiled = if anchored {
-                    Regex::new(&format!("^(?:{p})$"))
+/// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
+/// anywhere; Cloud's must match the whole key or slug (Backstage wraps
+/// them in `^…$`; we group them too, so `A|B` means exactly A or B).
+pub(super) fn filter_regex(
+    ctx: &Ctx<'_>,
+    key: &str,
+    name: &str,
+    pattern: Option<String>,
+    anchored: bool,
+) -> Result<Option<Regex>, ConfigError> {
+    let what = if name == "projectKey" {
+        "project key"
+    } else {
+        "repository slug"
+    };
+    pattern
+        .map(|p| {
+            let compiled = if anchored {
+                Regex::new(&format!("^(?:{p})$"))
+            } else {
+                Regex::new(&p)
+            };
+            compiled.map_err(|err| {
+                let scope = if anchored {
+                    format!("it must match the whole {what}")
                 } else {
-                    Regex::new(&p)
+                    format!("it matches anywhere in the {what}")
                 };
-                compiled.map_err(|err| {
-                    let scope = if anchored {
-                        format!("it must match the whole {what}")
-                    } else {
-                        format!("it matches anywhere in the {what}")
-                    };
-                    self.error(
-                        &format!("{key}.filters.{name}"),
-                        format!(
-                            "invalid regular expression '{p}': {}; fix the pattern ({scope})",
-                            last_line(&err.to_string())
-                        ),
-                    )
-                })
+                ctx.error(
+                    &format!("{key}.filters.{name}"),
+                    format!(
+                        "invalid regular expression '{p}': {}; fix the pattern ({scope})",
+                        last_line(&err.to_string())
+                    ),
+                )
             })
-            .transpose()
-    }
-
-    /// The keys both flavours have; `has_secret`: the provider's
-    /// integration signs events, which registering webhooks needs.
-    pub(super) fn provider_settings(
-        &mut self,
-        key: &str,
-        raw: raw::Shared,
-        has_secret: bool,
-        kind: &str,
-        catalog: &CatalogSettings,
-    ) -> Result<ProviderSettings, ConfigError> {
-        Ok(ProviderSettings {
-            catalog_path: raw.catalog_path.unwrap_or_default().0,
-            schedule: self.schedule(&format!("{key}.schedule"), raw.schedule)?,
-            concurrency: raw.concurrency.map_or(DEFAULT_CONCURRENCY, |n| n.0),
-            deletion_guard: raw
-                .deletion_threshold
-                .map_or_else(DeletionGuard::default, |share| DeletionGuard {
-                    threshold: share.0,
-                    ..DeletionGuard::default()
-                }),
-            target_scope: raw.target_scope.unwrap_or_default(),
-            webhooks: self.webhook_registration(key, raw.webhooks, has_secret, kind)?,
-            catalog: catalog.clone(),
         })
-    }
+        .transpose()
+}
 
-    /// `webhooks.url`: where Bitbucket reaches this daemon's event route;
-    /// needs the integration's `webhookSecret` (events are signed).
-    fn webhook_registration(
-        &self,
-        key: &str,
-        raw: Option<raw::Webhooks>,
-        has_secret: bool,
-        kind: &str,
-    ) -> Result<Option<WebhookRegistration>, ConfigError> {
-        let Some(raw) = raw else {
-            return Ok(None);
-        };
-        let url_key = format!("{key}.webhooks.url");
-        if !has_secret {
-            return Err(self.error(
-                &url_key,
-                format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
-            ));
-        }
-        let base = raw.url.0.as_str().trim_end_matches('/');
-        let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
-            .map_err(|e| self.error(&url_key, format!("'{base}' cannot take a path: {e}")))?;
-        Ok(Some(WebhookRegistration { target }))
+/// The keys both flavours have; `has_secret`: the provider's
+/// integration signs events, which registering webhooks needs.
+pub(super) fn provider_settings(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: raw::Shared,
+    has_secret: bool,
+    kind: &str,
+    catalog: &CatalogSettings,
+) -> Result<ProviderSettings, ConfigError> {
+    Ok(ProviderSettings {
+        catalog_path: raw.catalog_path.unwrap_or_default().0,
+        schedule: super::schedule::schedule(ctx, &format!("{key}.schedule"), raw.schedule)?,
+        concurrency: raw.concurrency.map_or(DEFAULT_CONCURRENCY, |n| n.0),
+        deletion_guard: raw
+            .deletion_threshold
+            .map_or_else(DeletionGuard::default, |share| DeletionGuard {
+                threshold: share.0,
+                ..DeletionGuard::default()
+            }),
+        target_scope: raw.target_scope.unwrap_or_default(),
+        webhooks: webhook_registration(ctx, key, raw.webhooks, has_secret, kind)?,
+        catalog: catalog.clone(),
+    })
+}
+
+/// `webhooks.url`: where Bitbucket reaches this daemon's event route;
+/// needs the integration's `webhookSecret` (events are signed).
+fn webhook_registration(
+    ctx: &Ctx<'_>,
+    key: &str,
+    raw: Option<raw::Webhooks>,
+    has_secret: bool,
+    kind: &str,
+) -> Result<Option<WebhookRegistration>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let url_key = format!("{key}.webhooks.url");
+    if !has_secret {
+        return Err(ctx.error(
+            &url_key,
+            format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
+        ));
     }
+    let base = raw.url.0.as_str().trim_end_matches('/');
+    let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
+        .map_err(|e| ctx.error(&url_key, format!("'{base}' cannot take a path: {e}")))?;
+    Ok(Some(WebhookRegistration { target }))
 }
 
 pub(super) fn last_line(text: &str) -> String {

@@ -171,26 +171,24 @@ fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
     })
 }
 
-impl Ctx<'_> {
-    /// A `schedule` object (absent: the default), with unknown keys warned about.
-    pub(super) fn schedule(
-        &mut self,
-        key: &str,
-        raw: Option<Value>,
-    ) -> Result<Schedule, ConfigError> {
-        let Some(value) = raw else {
-            return Ok(Schedule::default());
-        };
-        let (schedule, unknown) =
-            parse_schedule(&value).map_err(|(sub, err)| self.error(&Self::join(key, sub), err))?;
-        for sub in unknown {
-            self.warn_unknown(
-                &format!("{key}.{sub}"),
-                "unknown key is ignored; use frequency, timeout or initialDelay",
-            );
-        }
-        Ok(schedule)
+/// A `schedule` object (absent: the default), with unknown keys warned about.
+pub(super) fn schedule(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: Option<Value>,
+) -> Result<Schedule, ConfigError> {
+    let Some(value) = raw else {
+        return Ok(Schedule::default());
+    };
+    let (schedule, unknown) =
+        parse_schedule(&value).map_err(|(sub, err)| ctx.error(&Ctx::join(key, sub), err))?;
+    for sub in unknown {
+        ctx.warn_unknown(
+            &format!("{key}.{sub}"),
+            "unknown key is ignored; use frequency, timeout or initialDelay",
+        );
     }
+    Ok(schedule)
 }
 
 #[cfg(test)]

@@ -42,81 +42,87 @@ pub struct ServerFilters {
     pub branch: Option<String>,
 }
 
-impl Ctx<'_> {
-    pub(super) fn server_providers(
-        &mut self,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<Vec<ServerProviderConfig>, ConfigError> {
-        self.providers(
-            "catalog.providers.bitbucketServer",
-            "host",
-            |ctx, id, key, raw| ctx.server_provider(id, key, raw, integrations, catalog),
-        )
-    }
+pub(super) fn server_providers(
+    ctx: &mut Ctx<'_>,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<Vec<ServerProviderConfig>, ConfigError> {
+    super::provider::providers(
+        ctx,
+        "catalog.providers.bitbucketServer",
+        "host",
+        |ctx, id, key, raw| server_provider(ctx, id, key, raw, integrations, catalog),
+    )
+}
 
-    fn server_provider(
-        &mut self,
-        id: String,
-        key: &str,
-        mut raw: raw::ServerProvider,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<ServerProviderConfig, ConfigError> {
-        if integrations.server(&raw.host).is_none() {
-            let known = integrations.server_hosts();
-            let hint = if known.is_empty() {
-                "no integrations.bitbucketServer entries are configured; add one with this host"
-                    .to_owned()
-            } else {
-                format!(
-                    "known hosts: {}; add an integrations.bitbucketServer entry or fix the host",
-                    known.join(", ")
-                )
-            };
-            return Err(self.error(
-                &format!("{key}.host"),
-                format!(
-                    "no Bitbucket Server integration for host '{}' ({hint})",
-                    raw.host
-                ),
-            ));
-        }
-        let filters = raw.filters.take().unwrap_or_default();
-        let project_key = self.filter_regex(key, "projectKey", filters.project_key, false)?;
-        let repo_slug = self.filter_regex(key, "repoSlug", filters.repo_slug, false)?;
-        // Pushes name branches without `refs/heads/`; so does the filter.
-        let branch = filters
-            .branch
-            .map(|b| {
-                let b = b.trim();
-                b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()
-            })
-            .filter(|b| !b.is_empty());
-        let has_secret = integrations
-            .server(&raw.host)
-            .is_some_and(|i| i.webhooks.secret.is_some());
-        let shared =
-            self.provider_settings(key, raw.shared(), has_secret, "bitbucketServer", catalog)?;
-        Ok(ServerProviderConfig {
-            id,
-            host: raw.host,
-            filters: ServerFilters {
-                project_key,
-                repo_slug,
-                skip_archived_repos: filters.skip_archived_repos.is_some_and(|b| b.0),
-                branch,
-            },
-            catalog_path: shared.catalog_path.clone(),
-            schedule: shared.schedule.clone(),
-            concurrency: shared.concurrency,
-            deletion_guard: shared.deletion_guard,
-            target_scope: shared.target_scope,
-            catalog: shared.catalog.clone(),
-            webhooks: shared.webhooks.clone(),
-            shared,
-        })
+fn server_provider(
+    ctx: &mut Ctx<'_>,
+    id: String,
+    key: &str,
+    mut raw: raw::ServerProvider,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<ServerProviderConfig, ConfigError> {
+    if integrations.server(&raw.host).is_none() {
+        let known = integrations.server_hosts();
+        let hint = if known.is_empty() {
+            "no integrations.bitbucketServer entries are configured; add one with this host"
+                .to_owned()
+        } else {
+            format!(
+                "known hosts: {}; add an integrations.bitbucketServer entry or fix the host",
+                known.join(", ")
+            )
+        };
+        return Err(ctx.error(
+            &format!("{key}.host"),
+            format!(
+                "no Bitbucket Server integration for host '{}' ({hint})",
+                raw.host
+            ),
+        ));
     }
+    let filters = raw.filters.take().unwrap_or_default();
+    let project_key =
+        super::provider::filter_regex(ctx, key, "projectKey", filters.project_key, false)?;
+    let repo_slug = super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, false)?;
+    // Pushes name branches without `refs/heads/`; so does the filter.
+    let branch = filters
+        .branch
+        .map(|b| {
+            let b = b.trim();
+            b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()
+        })
+        .filter(|b| !b.is_empty());
+    let has_secret = integrations
+        .server(&raw.host)
+        .is_some_and(|i| i.webhooks.secret.is_some());
+    let shared = super::provider::provider_settings(
+        ctx,
+        key,
+        raw.shared(),
+        has_secret,
+        "bitbucketServer",
+        catalog,
+    )?;
+    Ok(ServerProviderConfig {
+        id,
+        host: raw.host,
+        filters: ServerFilters {
+            project_key,
+            repo_slug,
+            skip_archived_repos: filters.skip_archived_repos.is_some_and(|b| b.0),
+            branch,
+        },
+        catalog_path: shared.catalog_path.clone(),
+        schedule: shared.schedule.clone(),
+        concurrency: shared.concurrency,
+        deletion_guard: shared.deletion_guard,
+        target_scope: shared.target_scope,
+        catalog: shared.catalog.clone(),
+        webhooks: shared.webhooks.clone(),
+        shared,
+    })
 }
 
 pub(super) mod raw {
