@@ -577,4 +577,17 @@ mod tests {
             ))
         );
     }
+
+    #[test]
+    fn keys_display_with_indices() {
+        assert_eq!(
+            display_key("integrations.bitbucketServer.0.token"),
+            "integrations.bitbucketServer[0].token"
+        );
+        assert_eq!(
+            provenance_key("integrations.bitbucketServer[0].token"),
+            "integrations.bitbucketServer.0.token"
+        );
+        assert_eq!(display_key("a.?.b"), "a.b");
+    }
 }
