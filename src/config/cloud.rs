@@ -3,7 +3,7 @@
 //! `pagelen`, `concurrency` and `host`.
 
 use super::provider::ProviderSettings;
-use super::{CatalogSettings, ConfigError, Ctx, Schedule};
+use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
 use regex::Regex;
 
@@ -17,24 +17,14 @@ pub struct CloudProviderConfig {
     pub workspace: String,
     /// The `integrations.bitbucketCloud` host whose API and credentials it uses.
     pub host: String,
-    /// Without a leading slash, e.g. `catalog-info.yaml`.
-    pub catalog_path: String,
     pub filters: CloudFilters,
     pub pagelen: u32,
-    pub schedule: Schedule,
-    pub concurrency: usize,
-    /// As for Server providers (see [`super::DeletionGuard`]).
-    pub deletion_guard: super::DeletionGuard,
-    /// Which files Location targets and placeholders may read.
-    pub target_scope: super::TargetScope,
-    /// The catalog-wide rules and limits, shared by every provider.
-    pub catalog: CatalogSettings,
-    /// `webhooks.url`: keep a workspace webhook pointing at this daemon.
-    pub webhooks: Option<super::WebhookRegistration>,
-    /// The keys both flavours have (the fields above repeat them for
-    /// today's readers; keys added later live only here).
+    /// The keys both flavours have, read through `Deref` as this
+    /// config's own (`config.schedule`).
     pub shared: ProviderSettings,
 }
+
+super::provider::shared_settings!(CloudProviderConfig);
 
 #[derive(Debug, Clone, Default)]
 pub struct CloudFilters {
@@ -103,13 +93,6 @@ fn cloud_provider(
         host,
         filters,
         pagelen: raw.pagelen.map_or(DEFAULT_PAGELEN, |n| n.0),
-        catalog_path: shared.catalog_path.clone(),
-        schedule: shared.schedule.clone(),
-        concurrency: shared.concurrency,
-        deletion_guard: shared.deletion_guard,
-        target_scope: shared.target_scope,
-        catalog: shared.catalog.clone(),
-        webhooks: shared.webhooks.clone(),
         shared,
     })
 }

@@ -40,7 +40,7 @@ pub use listen::ListenConfig;
 pub(crate) use load::DEFAULT_CONFIG_FILE;
 pub use load::{Config, Loaded};
 pub(crate) use locations::{LocationsConfig, RegistrationLimits};
-pub(crate) use provider::{DeletionGuard, TargetScope, WebhookRegistration};
+pub(crate) use provider::{DeletionGuard, TargetScope};
 pub use schedule::{Frequency, Schedule};
 pub use server::ServerProviderConfig;
 pub(crate) use source::MergedSource;

@@ -46,6 +46,21 @@ pub struct WebhookRegistration {
     pub target: Url,
 }
 
+/// Lets a provider config's readers use the shared keys as its own
+/// fields (`config.concurrency`), so both flavours declare them once.
+macro_rules! shared_settings {
+    ($config:ty) => {
+        impl std::ops::Deref for $config {
+            type Target = $crate::config::provider::ProviderSettings;
+
+            fn deref(&self) -> &Self::Target {
+                &self.shared
+            }
+        }
+    };
+}
+pub(super) use shared_settings;
+
 /// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
 /// discovered file may lead (`targetScope`, ours): a repository author
 /// must not pull in what the provider's filters exclude.

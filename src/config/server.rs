@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
-use super::provider::{DeletionGuard, ProviderSettings, TargetScope, WebhookRegistration};
-use super::{CatalogSettings, ConfigError, Ctx, Schedule};
+use super::provider::ProviderSettings;
+use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
 
 /// One `catalog.providers.bitbucketServer` entry.
@@ -12,24 +12,13 @@ use crate::integrations::Integrations;
 pub struct ServerProviderConfig {
     pub id: String,
     pub host: String,
-    /// Without a leading slash, e.g. `catalog-info.yaml`.
-    pub catalog_path: String,
     pub filters: ServerFilters,
-    pub schedule: Schedule,
-    pub concurrency: usize,
-    /// A run that would remove more than this share of the provider's
-    /// entities is held instead of applied (see [`DeletionGuard`]).
-    pub deletion_guard: DeletionGuard,
-    /// Which files Location targets and placeholders may read.
-    pub target_scope: TargetScope,
-    /// The catalog-wide rules and limits, shared by every provider.
-    pub catalog: CatalogSettings,
-    /// `webhooks.url`: keep a webhook pointing at this daemon.
-    pub webhooks: Option<WebhookRegistration>,
-    /// The keys both flavours have (the fields above repeat them for
-    /// today's readers; keys added later live only here).
+    /// The keys both flavours have, read through `Deref` as this
+    /// config's own (`config.schedule`).
     pub shared: ProviderSettings,
 }
+
+super::provider::shared_settings!(ServerProviderConfig);
 
 #[derive(Debug, Clone, Default)]
 pub struct ServerFilters {
@@ -114,13 +103,6 @@ fn server_provider(
             skip_archived_repos: filters.skip_archived_repos.is_some_and(|b| b.0),
             branch,
         },
-        catalog_path: shared.catalog_path.clone(),
-        schedule: shared.schedule.clone(),
-        concurrency: shared.concurrency,
-        deletion_guard: shared.deletion_guard,
-        target_scope: shared.target_scope,
-        catalog: shared.catalog.clone(),
-        webhooks: shared.webhooks.clone(),
         shared,
     })
 }
