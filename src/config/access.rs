@@ -99,115 +99,113 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-impl Ctx<'_> {
-    pub(super) fn external_access(&mut self) -> Result<ExternalAccess, ConfigError> {
-        let base = "backend.auth.externalAccess";
-        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(ExternalAccess::default());
+pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
+    let base = "backend.auth.externalAccess";
+    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(ExternalAccess::default());
+    };
+    let Value::Array(items) = value else {
+        return Err(ctx.error(
+            base,
+            "expected a list, e.g. [{type: static, options: {token: ${CATALOG_TOKEN}, subject: portal}}]",
+        ));
+    };
+    let mut access = ExternalAccess {
+        protected: true,
+        tokens: Vec::new(),
+    };
+    for (index, item) in items.iter().enumerate() {
+        let key = format!("{base}.{index}");
+        let entry: raw::ExternalAccessEntry = ctx.section(&key, item)?;
+        if entry.type_ != "static" {
+            ctx.warn(
+                &format!("{key}.type"),
+                &format!(
+                    "type '{}' is not supported by this daemon (only static tokens); this entry grants no access here",
+                    entry.type_
+                ),
+            );
+            continue;
+        }
+        let options_key = format!("{key}.options");
+        let options: raw::StaticAccessOptions = match &entry.options {
+            Some(options) => ctx.section(&options_key, options)?,
+            None => return Err(ctx.error(&options_key, "required: {token, subject}")),
         };
-        let Value::Array(items) = value else {
-            return Err(self.error(
-                base,
-                "expected a list, e.g. [{type: static, options: {token: ${CATALOG_TOKEN}, subject: portal}}]",
+        let token = options.token.ok_or_else(|| {
+            ctx.error(
+                &format!("{options_key}.token"),
+                "required: the token callers send as Authorization: Bearer <token> (if it comes from ${VAR}, set that variable)",
+            )
+        })?;
+        let raw_token = token.expose();
+        if raw_token.is_empty() || raw_token.chars().any(char::is_whitespace) {
+            return Err(ctx.error(
+                &format!("{options_key}.token"),
+                "Illegal token, must be a set of non-space characters",
             ));
-        };
-        let mut access = ExternalAccess {
-            protected: true,
-            tokens: Vec::new(),
-        };
-        for (index, item) in items.iter().enumerate() {
-            let key = format!("{base}.{index}");
-            let entry: raw::ExternalAccessEntry = self.section(&key, item)?;
-            if entry.type_ != "static" {
-                self.warn(
-                    &format!("{key}.type"),
-                    &format!(
-                        "type '{}' is not supported by this daemon (only static tokens); this entry grants no access here",
-                        entry.type_
-                    ),
-                );
-                continue;
-            }
-            let options_key = format!("{key}.options");
-            let options: raw::StaticAccessOptions = match &entry.options {
-                Some(options) => self.section(&options_key, options)?,
-                None => return Err(self.error(&options_key, "required: {token, subject}")),
-            };
-            let token = options.token.ok_or_else(|| {
-                self.error(
-                    &format!("{options_key}.token"),
-                    "required: the token callers send as Authorization: Bearer <token> (if it comes from ${VAR}, set that variable)",
-                )
-            })?;
-            let raw_token = token.expose();
-            if raw_token.is_empty() || raw_token.chars().any(char::is_whitespace) {
-                return Err(self.error(
-                    &format!("{options_key}.token"),
-                    "Illegal token, must be a set of non-space characters",
-                ));
-            }
-            if raw_token.chars().count() < 8 {
-                return Err(self.error(
-                    &format!("{options_key}.token"),
-                    "Illegal token, must be at least 8 characters length",
-                ));
-            }
-            let subject = options.subject.unwrap_or_default();
-            if subject.is_empty() || subject.chars().any(char::is_whitespace) {
-                return Err(self.error(
-                    &format!("{options_key}.subject"),
-                    "Illegal subject, must be a set of non-space characters",
-                ));
-            }
-            let permissions = entry.access_restrictions.map(|restrictions| {
-                self.catalog_permissions(&format!("{key}.accessRestrictions"), restrictions)
-            });
-            access.tokens.push(StaticToken {
-                token,
-                subject,
-                permissions,
-            });
         }
-        Ok(access)
+        if raw_token.chars().count() < 8 {
+            return Err(ctx.error(
+                &format!("{options_key}.token"),
+                "Illegal token, must be at least 8 characters length",
+            ));
+        }
+        let subject = options.subject.unwrap_or_default();
+        if subject.is_empty() || subject.chars().any(char::is_whitespace) {
+            return Err(ctx.error(
+                &format!("{options_key}.subject"),
+                "Illegal subject, must be a set of non-space characters",
+            ));
+        }
+        let permissions = entry.access_restrictions.map(|restrictions| {
+            catalog_permissions(ctx, &format!("{key}.accessRestrictions"), restrictions)
+        });
+        access.tokens.push(StaticToken {
+            token,
+            subject,
+            permissions,
+        });
     }
+    Ok(access)
+}
 
-    /// What `accessRestrictions` leave for this catalog: the write
-    /// permissions of entries for plugin `catalog` (all of them when such an
-    /// entry names none). `permissionAttribute` is not evaluated here, so an
-    /// entry using it grants nothing.
-    fn catalog_permissions(
-        &mut self,
-        key: &str,
-        restrictions: Vec<raw::AccessRestriction>,
-    ) -> Vec<String> {
-        let all = [
-            WritePermission::LocationCreate,
-            WritePermission::LocationDelete,
-            WritePermission::EntityRefresh,
-        ];
-        let mut granted = Vec::new();
-        for (index, restriction) in restrictions.into_iter().enumerate() {
-            if restriction.plugin != "catalog" {
-                continue;
-            }
-            if restriction.permission_attribute.is_some() {
-                self.warn(
-                    &format!("{key}.{index}.permissionAttribute"),
-                    "not evaluated by this daemon; this restriction grants no write access here",
-                );
-                continue;
-            }
-            match restriction.permission {
-                None => granted.extend(all.iter().map(|p| p.name().to_owned())),
-                Some(names) => granted.extend(names.into_vec()),
-            }
+/// What `accessRestrictions` leave for this catalog: the write
+/// permissions of entries for plugin `catalog` (all of them when such an
+/// entry names none). `permissionAttribute` is not evaluated here, so an
+/// entry using it grants nothing.
+fn catalog_permissions(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    restrictions: Vec<raw::AccessRestriction>,
+) -> Vec<String> {
+    let all = [
+        WritePermission::LocationCreate,
+        WritePermission::LocationDelete,
+        WritePermission::EntityRefresh,
+    ];
+    let mut granted = Vec::new();
+    for (index, restriction) in restrictions.into_iter().enumerate() {
+        if restriction.plugin != "catalog" {
+            continue;
         }
-        granted
+        if restriction.permission_attribute.is_some() {
+            ctx.warn(
+                &format!("{key}.{index}.permissionAttribute"),
+                "not evaluated by this daemon; this restriction grants no write access here",
+            );
+            continue;
+        }
+        match restriction.permission {
+            None => granted.extend(all.iter().map(|p| p.name().to_owned())),
+            Some(names) => granted.extend(names.into_vec()),
+        }
     }
+    granted
 }
 
 /// The shapes as written in the file.
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
     use serde_json::Value;
 
@@ -215,7 +213,7 @@ mod raw {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct ExternalAccessEntry {
+    pub(crate) struct ExternalAccessEntry {
         #[serde(rename = "type")]
         pub type_: String,
         pub options: Option<Value>,
@@ -223,14 +221,14 @@ mod raw {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct StaticAccessOptions {
+    pub(crate) struct StaticAccessOptions {
         pub token: Option<Secret>,
         pub subject: Option<String>,
     }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct AccessRestriction {
+    pub(crate) struct AccessRestriction {
         pub plugin: String,
         pub permission: Option<OneOrMany>,
         pub permission_attribute: Option<Value>,
@@ -239,7 +237,7 @@ mod raw {
     /// A string or a list of strings, as Backstage accepts for permissions.
     #[derive(Deserialize)]
     #[serde(untagged)]
-    pub(super) enum OneOrMany {
+    pub(crate) enum OneOrMany {
         One(String),
         Many(Vec<String>),
     }

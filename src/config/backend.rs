@@ -13,12 +13,10 @@ pub struct BackendConfig {
     pub external_access: ExternalAccess,
 }
 
-impl Ctx<'_> {
-    pub(super) fn backend(&mut self) -> Result<BackendConfig, ConfigError> {
-        Ok(BackendConfig {
-            listen: self.listen()?,
-            database: self.database()?,
-            external_access: self.external_access()?,
-        })
-    }
+pub(super) fn backend(ctx: &mut Ctx<'_>) -> Result<BackendConfig, ConfigError> {
+    Ok(BackendConfig {
+        listen: super::listen::listen(ctx)?,
+        database: super::database::database(ctx)?,
+        external_access: super::access::external_access(ctx)?,
+    })
 }

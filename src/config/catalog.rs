@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::loose::Bounded;
 use super::{ConfigError, Ctx};
 use crate::catalog::process::ProcessingConfig;
 use crate::catalog::rules::CatalogRules;
@@ -19,25 +20,23 @@ pub struct CatalogSettings {
 /// keeps; a follower whose cursor is older resynchronises (`410`).
 pub(crate) const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
 
-impl Ctx<'_> {
-    pub(super) fn catalog_settings(&mut self) -> Result<CatalogSettings, ConfigError> {
-        let rules = match self.source.get("catalog.rules").filter(|v| !v.is_null()) {
-            None => CatalogRules::default(),
-            Some(value) => self.catalog_rules(value)?,
-        };
-        let processing = self.processing()?;
-        Ok(CatalogSettings {
-            rules: Arc::new(rules),
-            processing: Arc::new(processing),
-        })
-    }
+pub(super) fn catalog_settings(ctx: &mut Ctx<'_>) -> Result<CatalogSettings, ConfigError> {
+    let rules = match ctx.source.get("catalog.rules").filter(|v| !v.is_null()) {
+        None => CatalogRules::default(),
+        Some(value) => super::rules::catalog_rules(ctx, value)?,
+    };
+    let processing = super::processing::processing(ctx)?;
+    Ok(CatalogSettings {
+        rules: Arc::new(rules),
+        processing: Arc::new(processing),
+    })
+}
 
-    /// `catalog.changes.retainedRemovals`.
-    pub(super) fn retained_removals(&self) -> Result<usize, ConfigError> {
-        let key = "catalog.changes.retainedRemovals";
-        match self.source.get(key).filter(|v| !v.is_null()) {
-            Some(value) => self.bounded(key, value, 1, 100_000_000),
-            None => Ok(DEFAULT_RETAINED_REMOVALS),
-        }
+/// `catalog.changes.retainedRemovals`.
+pub(super) fn retained_removals(ctx: &mut Ctx<'_>) -> Result<usize, ConfigError> {
+    let key = "catalog.changes.retainedRemovals";
+    match ctx.source.get(key).filter(|v| !v.is_null()) {
+        Some(value) => Ok(ctx.section::<Bounded<1, 100_000_000>>(key, value)?.0),
+        None => Ok(DEFAULT_RETAINED_REMOVALS),
     }
 }

@@ -2,9 +2,8 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
-use super::loose::bounded;
-use super::{CatalogSettings, ConfigError, Ctx, Schedule};
-use crate::bitbucket::cloud::MAX_PAGELEN;
+use super::provider::ProviderSettings;
+use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
 use regex::Regex;
 
@@ -18,21 +17,14 @@ pub struct CloudProviderConfig {
     pub workspace: String,
     /// The `integrations.bitbucketCloud` host whose API and credentials it uses.
     pub host: String,
-    /// Without a leading slash, e.g. `catalog-info.yaml`.
-    pub catalog_path: String,
     pub filters: CloudFilters,
     pub pagelen: u32,
-    pub schedule: Schedule,
-    pub concurrency: usize,
-    /// As for Server providers (see [`super::DeletionGuard`]).
-    pub deletion_guard: super::DeletionGuard,
-    /// Which files Location targets and placeholders may read.
-    pub target_scope: super::TargetScope,
-    /// The catalog-wide rules and limits, shared by every provider.
-    pub catalog: CatalogSettings,
-    /// `webhooks.url`: keep a workspace webhook pointing at this daemon.
-    pub webhooks: Option<super::WebhookRegistration>,
+    /// The keys both flavours have, read through `Deref` as this
+    /// config's own (`config.schedule`).
+    pub shared: ProviderSettings,
 }
+
+super::provider::shared_settings!(CloudProviderConfig);
 
 #[derive(Debug, Clone, Default)]
 pub struct CloudFilters {
@@ -42,93 +34,84 @@ pub struct CloudFilters {
     pub repo_slug: Option<Regex>,
 }
 
-impl Ctx<'_> {
-    pub(super) fn cloud_providers(
-        &mut self,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<Vec<CloudProviderConfig>, ConfigError> {
-        self.providers(
-            "catalog.providers.bitbucketCloud",
-            "workspace",
-            |ctx, id, key, raw| ctx.cloud_provider(id, key, raw, integrations, catalog),
-        )
-    }
+pub(super) fn cloud_providers(
+    ctx: &mut Ctx<'_>,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<Vec<CloudProviderConfig>, ConfigError> {
+    super::provider::providers(
+        ctx,
+        "catalog.providers.bitbucketCloud",
+        "workspace",
+        |ctx, id, key, raw| cloud_provider(ctx, id, key, raw, integrations, catalog),
+    )
+}
 
-    fn cloud_provider(
-        &mut self,
-        id: String,
-        key: &str,
-        raw: raw::CloudProvider,
-        integrations: &Integrations,
-        catalog: &CatalogSettings,
-    ) -> Result<CloudProviderConfig, ConfigError> {
-        let workspace = raw.workspace.trim().to_owned();
-        if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
-            return Err(self.error(
-                &format!("{key}.workspace"),
-                format!(
-                    "'{workspace}' is not a workspace slug; write the workspace ID as in https://bitbucket.org/<workspace>/"
-                ),
-            ));
-        }
-        let host = self.cloud_host(key, raw.host, integrations)?;
-        let catalog_path = self.catalog_path(key, raw.catalog_path)?;
-        let filters = raw.filters.unwrap_or_default();
-        let filters = CloudFilters {
-            project_key: self.filter_regex(key, "projectKey", filters.project_key, true)?,
-            repo_slug: self.filter_regex(key, "repoSlug", filters.repo_slug, true)?,
-        };
-        let pagelen = match raw.pagelen {
-            None => DEFAULT_PAGELEN,
-            Some(n) => bounded(&n, 1, MAX_PAGELEN as usize)
-                .map(|n| n as u32) // at most MAX_PAGELEN, a u32
-                .map_err(|message| {
-                    self.error(
-                        &format!("{key}.pagelen"),
-                        format!("{message} (Bitbucket Cloud's maximum page size)"),
-                    )
-                })?,
-        };
-        let schedule = self.schedule(&format!("{key}.schedule"), raw.schedule)?;
-        let concurrency = self.concurrency(key, raw.concurrency)?;
-        let deletion_guard = self.deletion_guard(key, raw.deletion_threshold)?;
-        let target_scope = self.target_scope(key, raw.target_scope)?;
-        let has_secret = integrations
-            .cloud(&host)
-            .is_some_and(|i| i.webhooks.secret.is_some());
-        let webhooks =
-            self.webhook_registration(key, raw.webhooks, has_secret, "bitbucketCloud")?;
-        Ok(CloudProviderConfig {
-            id,
-            webhooks,
-            workspace,
-            host,
-            catalog_path,
-            filters,
-            pagelen,
-            schedule,
-            concurrency,
-            deletion_guard,
-            target_scope,
-            catalog: catalog.clone(),
-        })
+fn cloud_provider(
+    ctx: &mut Ctx<'_>,
+    id: String,
+    key: &str,
+    mut raw: raw::CloudProvider,
+    integrations: &Integrations,
+    catalog: &CatalogSettings,
+) -> Result<CloudProviderConfig, ConfigError> {
+    let workspace = raw.workspace.trim().to_owned();
+    if workspace.is_empty() || workspace.contains(['/', '?', '#', ' ']) {
+        return Err(ctx.error(
+            &format!("{key}.workspace"),
+            format!(
+                "'{workspace}' is not a workspace slug; write the workspace ID as in https://bitbucket.org/<workspace>/"
+            ),
+        ));
     }
+    let host = cloud_host(ctx, key, raw.host.take(), integrations)?;
+    let filters = raw.filters.take().unwrap_or_default();
+    let filters = CloudFilters {
+        project_key: super::provider::filter_regex(
+            ctx,
+            key,
+            "projectKey",
+            filters.project_key,
+            true,
+        )?,
+        repo_slug: super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, true)?,
+    };
+    let has_secret = integrations
+        .cloud(&host)
+        .is_some_and(|i| i.webhooks.secret.is_some());
+    let shared = super::provider::provider_settings(
+        ctx,
+        key,
+        raw.shared(),
+        has_secret,
+        "bitbucketCloud",
+        catalog,
+    )?;
+    Ok(CloudProviderConfig {
+        id,
+        workspace,
+        host,
+        filters,
+        pagelen: raw.pagelen.map_or(DEFAULT_PAGELEN, |n| n.0),
+        shared,
+    })
+}
 
-    /// The Cloud integration a provider uses: `host` when given, else
-    /// `bitbucket.org` (as Backstage), else the only one configured.
-    fn cloud_host(
-        &self,
-        key: &str,
-        host: Option<String>,
-        integrations: &Integrations,
-    ) -> Result<String, ConfigError> {
-        let known: Vec<&str> = integrations
-            .bitbucket_cloud
-            .iter()
-            .map(|i| i.host.as_str())
-            .collect();
-        let found = match &host {
+/// The Cloud integration a provider uses: `host` when given, else
+/// `bitbucket.org` (as Backstage), else the only one configured.
+fn cloud_host(
+    ctx: &Ctx<'_>,
+    key: &str,
+    host: Option<String>,
+    integrations: &Integrations,
+) -> Result<String, ConfigError> {
+    let known: Vec<&str> = integrations
+        .bitbucket_cloud
+        .iter()
+        .map(|i| i.host.as_str())
+        .collect();
+    let found =
+        match &host {
             Some(host) => integrations.cloud(host.trim()),
             None => integrations.cloud("bitbucket.org").or(
                 match integrations.bitbucket_cloud.as_slice() {
@@ -137,42 +120,58 @@ impl Ctx<'_> {
                 },
             ),
         };
-        found.map(|i| i.host.clone()).ok_or_else(|| {
-            self.error(
-                &format!("{key}.host"),
-                match host {
-                    Some(host) => format!(
-                        "no Bitbucket Cloud integration for host '{host}' (known hosts: {}); add an integrations.bitbucketCloud entry or fix the host",
-                        known.join(", ")
-                    ),
-                    None => format!(
-                        "several integrations.bitbucketCloud entries and none for bitbucket.org ({}); set host to the one this provider uses",
-                        known.join(", ")
-                    ),
-                },
-            )
-        })
-    }
+    found.map(|i| i.host.clone()).ok_or_else(|| {
+        ctx.error(
+            &format!("{key}.host"),
+            match host {
+                Some(host) => format!(
+                    "no Bitbucket Cloud integration for host '{host}' (known hosts: {}); add an integrations.bitbucketCloud entry or fix the host",
+                    known.join(", ")
+                ),
+                None => format!(
+                    "several integrations.bitbucketCloud entries and none for bitbucket.org ({}); set host to the one this provider uses",
+                    known.join(", ")
+                ),
+            },
+        )
+    })
 }
 
 /// The shapes as written in the file.
-mod raw {
-    use serde::Deserialize;
-    use serde_json::Value;
+pub(super) mod raw {
+    use serde::{Deserialize, Deserializer};
 
+    use crate::bitbucket::cloud::MAX_PAGELEN;
+    use crate::config::loose::bounded;
     use crate::config::provider::raw::provider_entry;
 
     provider_entry!(CloudProvider {
         workspace: String,
         host: Option<String>,
         filters: Option<CloudFilters>,
-        pagelen: Option<Value>,
+        pagelen: Option<Pagelen>,
     });
 
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct CloudFilters {
+    pub(crate) struct CloudFilters {
         pub project_key: Option<String>,
         pub repo_slug: Option<String>,
+    }
+
+    /// `pagelen`: at most Bitbucket Cloud's maximum page size.
+    pub(crate) struct Pagelen(pub u32);
+
+    impl<'de> Deserialize<'de> for Pagelen {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = serde_json::Value::deserialize(deserializer)?;
+            bounded(&value, 1, MAX_PAGELEN as usize)
+                .map(|n| Self(n as u32)) // at most MAX_PAGELEN, a u32
+                .map_err(|message| {
+                    serde::de::Error::custom(format!(
+                        "{message} (Bitbucket Cloud's maximum page size)"
+                    ))
+                })
+        }
     }
 }

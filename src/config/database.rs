@@ -49,31 +49,29 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
-impl Ctx<'_> {
-    /// `backend.database`: absent means Backstage's default, better-sqlite3.
-    pub(super) fn database(&mut self) -> Result<DatabaseConfig, ConfigError> {
-        let Some(value) = self.source.get("backend.database").filter(|v| !v.is_null()) else {
-            return Ok(DatabaseConfig {
-                client: DatabaseClient::BetterSqlite3,
-                connection: None,
-                postgres: None,
-            });
-        };
-        let raw: RawDatabase = self.section("backend.database", value)?;
-        let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
-        let postgres = match client {
-            DatabaseClient::Pg => Some(
-                postgres_connection(raw.connection.as_ref())
-                    .map_err(|err| self.error("backend.database.connection", err))?,
-            ),
-            _ => None,
-        };
-        Ok(DatabaseConfig {
-            client,
-            connection: raw.connection,
-            postgres,
-        })
-    }
+/// `backend.database`: absent means Backstage's default, better-sqlite3.
+pub(super) fn database(ctx: &mut Ctx<'_>) -> Result<DatabaseConfig, ConfigError> {
+    let Some(value) = ctx.source.get("backend.database").filter(|v| !v.is_null()) else {
+        return Ok(DatabaseConfig {
+            client: DatabaseClient::BetterSqlite3,
+            connection: None,
+            postgres: None,
+        });
+    };
+    let raw: RawDatabase = ctx.section("backend.database", value)?;
+    let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
+    let postgres = match client {
+        DatabaseClient::Pg => Some(
+            postgres_connection(raw.connection.as_ref())
+                .map_err(|err| ctx.error("backend.database.connection", err))?,
+        ),
+        _ => None,
+    };
+    Ok(DatabaseConfig {
+        client,
+        connection: raw.connection,
+        postgres,
+    })
 }
 
 #[derive(Deserialize)]

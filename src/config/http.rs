@@ -1,91 +1,46 @@
 //! An integration's HTTP settings (ours): `rateLimit`,
 //! `maxConcurrentRequests`, `connectTimeout`, `requestTimeout`, `maxRetries`.
+//! Each value is checked as it is deserialised (see [`super::loose`]).
 
-use std::time::Duration;
-
-use serde_json::Value;
-
-use super::{ConfigError, Ctx};
 use crate::integrations::{HttpSettings, RateLimit};
 
-impl Ctx<'_> {
-    /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
-    /// `requestTimeout`, `maxRetries` of one integration.
-    pub(super) fn http_settings(
-        &self,
-        key: &str,
-        raw: raw::Http,
-    ) -> Result<HttpSettings, ConfigError> {
-        let defaults = HttpSettings::default();
-        let number = |name: &str, value: Option<Value>, min: f64, max: f64| {
-            value
-                .map(|v| self.number(&format!("{key}.{name}"), &v, min, max))
-                .transpose()
-        };
-        let duration = |name: &str, value: Option<Value>, default: Duration| match value {
-            None => Ok(default),
-            Some(v) => self.positive_duration(&format!("{key}.{name}"), &v, 30),
-        };
-        Ok(HttpSettings {
-            rate_limit: raw
-                .rate_limit
-                .map(|rate| self.rate_limit(key, rate))
-                .transpose()?,
-            max_concurrent_requests: number(
-                "maxConcurrentRequests",
-                raw.max_concurrent_requests,
-                1.0,
-                256.0,
-            )?
-            .map_or(defaults.max_concurrent_requests, |n| n as usize),
-            connect_timeout: duration(
-                "connectTimeout",
-                raw.connect_timeout,
-                defaults.connect_timeout,
-            )?,
-            request_timeout: duration(
-                "requestTimeout",
-                raw.request_timeout,
-                defaults.request_timeout,
-            )?,
-            max_retries: number("maxRetries", raw.max_retries, 0.0, 20.0)?
-                .map_or(defaults.max_retries, |n| n as u32),
-        })
-    }
-
-    /// `rateLimit: {requestsPerSecond, burst}`; the burst defaults to one
-    /// second's worth.
-    fn rate_limit(&self, key: &str, rate: raw::RateLimit) -> Result<RateLimit, ConfigError> {
-        let per_second = self.number(
-            &format!("{key}.rateLimit.requestsPerSecond"),
-            &rate.requests_per_second,
-            0.1,
-            100_000.0,
-        )?;
-        let burst = match rate.burst {
-            Some(burst) => {
-                self.number(&format!("{key}.rateLimit.burst"), &burst, 1.0, 100_000.0)?
-            }
-            None => per_second.ceil(),
-        };
-        Ok(RateLimit {
-            requests_per_second: per_second,
-            burst: burst as u32,
-        })
+/// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
+/// `requestTimeout`, `maxRetries` of one integration.
+pub(super) fn http_settings(raw: raw::Http) -> HttpSettings {
+    let defaults = HttpSettings::default();
+    HttpSettings {
+        // The burst defaults to one second's worth.
+        rate_limit: raw.rate_limit.map(|rate| RateLimit {
+            requests_per_second: rate.requests_per_second.0,
+            burst: rate
+                .burst
+                .map_or(rate.requests_per_second.0.ceil(), |b| b.0) as u32,
+        }),
+        max_concurrent_requests: raw
+            .max_concurrent_requests
+            .map_or(defaults.max_concurrent_requests, |n| n.0 as usize),
+        connect_timeout: raw
+            .connect_timeout
+            .map_or(defaults.connect_timeout, |d| d.0),
+        request_timeout: raw
+            .request_timeout
+            .map_or(defaults.request_timeout, |d| d.0),
+        max_retries: raw.max_retries.map_or(defaults.max_retries, |n| n.0 as u32),
     }
 }
 
 pub(super) mod raw {
-    use serde::Deserialize;
-    use serde_json::Value;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::config::loose::{Number, PositiveDuration, number};
 
     /// Pacing, concurrency, timeouts and retries (both integration kinds).
     pub(crate) struct Http {
         pub rate_limit: Option<RateLimit>,
-        pub max_concurrent_requests: Option<Value>,
-        pub connect_timeout: Option<Value>,
-        pub request_timeout: Option<Value>,
-        pub max_retries: Option<Value>,
+        pub max_concurrent_requests: Option<Number<1, 256>>,
+        pub connect_timeout: Option<PositiveDuration<30>>,
+        pub request_timeout: Option<PositiveDuration<30>>,
+        pub max_retries: Option<Number<0, 20>>,
     }
 
     /// Moves the shared HTTP keys out of an integration entry (each
@@ -106,7 +61,19 @@ pub(super) mod raw {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(crate) struct RateLimit {
-        pub requests_per_second: Value,
-        pub burst: Option<Value>,
+        pub requests_per_second: PerSecond,
+        pub burst: Option<Number<1, 100_000>>,
+    }
+
+    /// Requests per second: from 0.1 to 100000.
+    pub(crate) struct PerSecond(pub f64);
+
+    impl<'de> Deserialize<'de> for PerSecond {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = serde_json::Value::deserialize(deserializer)?;
+            number(&value, 0.1, 100_000.0)
+                .map(Self)
+                .map_err(serde::de::Error::custom)
+        }
     }
 }

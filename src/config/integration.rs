@@ -4,6 +4,7 @@
 
 use url::Url;
 
+use super::http::http_settings;
 use super::source::display_key;
 use super::{ConfigError, Ctx};
 use crate::integrations::{
@@ -12,169 +13,170 @@ use crate::integrations::{
 };
 use crate::secret::Secret;
 
-impl Ctx<'_> {
-    pub(super) fn integrations(&mut self) -> Result<Integrations, ConfigError> {
-        let mut integrations = Integrations::default();
-        let server_key = "integrations.bitbucketServer";
-        if let Some(value) = self.source.get(server_key).filter(|v| !v.is_null()) {
-            let raws: Vec<raw::ServerIntegration> = self.section(server_key, value)?;
-            for (index, raw) in raws.into_iter().enumerate() {
-                let key = format!("{server_key}.{index}");
-                let integration = self.server_integration(&key, raw)?;
-                if integrations.server(&integration.host).is_some() {
-                    return Err(self.error(
-                        &format!("{key}.host"),
-                        format!(
-                            "host '{}' is configured twice; merge the entries",
-                            integration.host
-                        ),
-                    ));
-                }
-                integrations.bitbucket_server.push(integration);
+pub(super) fn integrations(ctx: &mut Ctx<'_>) -> Result<Integrations, ConfigError> {
+    let mut integrations = Integrations::default();
+    let server_key = "integrations.bitbucketServer";
+    if let Some(value) = ctx.source.get(server_key).filter(|v| !v.is_null()) {
+        let raws: Vec<raw::ServerIntegration> = ctx.section(server_key, value)?;
+        for (index, raw) in raws.into_iter().enumerate() {
+            let key = format!("{server_key}.{index}");
+            let integration = server_integration(ctx, &key, raw)?;
+            if integrations.server(&integration.host).is_some() {
+                return Err(ctx.error(
+                    &format!("{key}.host"),
+                    format!(
+                        "host '{}' is configured twice; merge the entries",
+                        integration.host
+                    ),
+                ));
             }
+            integrations.bitbucket_server.push(integration);
         }
-        let cloud_key = "integrations.bitbucketCloud";
-        if let Some(value) = self.source.get(cloud_key).filter(|v| !v.is_null()) {
-            let raws: Vec<raw::CloudIntegration> = self.section(cloud_key, value)?;
-            for (index, raw) in raws.into_iter().enumerate() {
-                let key = format!("{cloud_key}.{index}");
-                let integration = self.cloud_integration(&key, raw)?;
-                integrations.bitbucket_cloud.push(integration);
-            }
-        }
-        if integrations.bitbucket_cloud.is_empty() {
-            integrations
-                .bitbucket_cloud
-                .push(BitbucketCloudIntegration {
-                    host: "bitbucket.org".into(),
-                    api_base_url: default_cloud_api(),
-                    auth: Auth::Anonymous,
-                    http: HttpSettings::default(),
-                    webhooks: WebhookSettings::default(),
-                });
-        }
-        Ok(integrations)
     }
+    let cloud_key = "integrations.bitbucketCloud";
+    if let Some(value) = ctx.source.get(cloud_key).filter(|v| !v.is_null()) {
+        let raws: Vec<raw::CloudIntegration> = ctx.section(cloud_key, value)?;
+        for (index, raw) in raws.into_iter().enumerate() {
+            let key = format!("{cloud_key}.{index}");
+            let integration = cloud_integration(ctx, &key, raw)?;
+            integrations.bitbucket_cloud.push(integration);
+        }
+    }
+    if integrations.bitbucket_cloud.is_empty() {
+        integrations
+            .bitbucket_cloud
+            .push(BitbucketCloudIntegration {
+                host: "bitbucket.org".into(),
+                api_base_url: default_cloud_api(),
+                auth: Auth::Anonymous,
+                http: HttpSettings::default(),
+                webhooks: WebhookSettings::default(),
+            });
+    }
+    Ok(integrations)
+}
 
-    /// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
-    fn webhook_settings(
-        &mut self,
-        key: &str,
-        secret: Option<Secret>,
-        allow_unsigned: Option<bool>,
-    ) -> WebhookSettings {
-        let secret = secret.filter(|s| !s.expose().trim().is_empty());
-        let allow_unsigned = allow_unsigned.unwrap_or(false);
-        if allow_unsigned && secret.is_some() {
-            self.warn(
-                &format!("{key}.allowUnsignedWebhooks"),
-                "is ignored: webhookSecret is set, so every event must be signed with it",
+/// `webhookSecret` and `allowUnsignedWebhooks` of an integration entry.
+fn webhook_settings(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    secret: Option<Secret>,
+    allow_unsigned: Option<bool>,
+) -> WebhookSettings {
+    let secret = secret.filter(|s| !s.expose().trim().is_empty());
+    let allow_unsigned = allow_unsigned.unwrap_or(false);
+    if allow_unsigned && secret.is_some() {
+        ctx.warn(
+            &format!("{key}.allowUnsignedWebhooks"),
+            "is ignored: webhookSecret is set, so every event must be signed with it",
+        );
+    }
+    WebhookSettings {
+        allow_unsigned: allow_unsigned && secret.is_none(),
+        secret,
+    }
+}
+
+/// Checks `host` and returns the API base URL: `apiBaseUrl` when
+/// written, else `derived` (from the host, so its errors name `host`).
+fn endpoint(
+    ctx: &Ctx<'_>,
+    key: &str,
+    host: &str,
+    api_base_url: Option<BaseUrl>,
+    derived: impl FnOnce() -> Result<Url, BaseUrlError>,
+) -> Result<Url, ConfigError> {
+    validate_host(host).map_err(|err| ctx.error(&format!("{key}.host"), err))?;
+    match api_base_url {
+        Some(url) => Ok(url.0),
+        None => derived().map_err(|err| ctx.error(&format!("{key}.host"), err)),
+    }
+}
+
+fn server_integration(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: raw::ServerIntegration,
+) -> Result<BitbucketServerIntegration, ConfigError> {
+    let host = raw.host.trim().to_owned();
+    let api_base_url = endpoint(ctx, key, &host, raw.api_base_url, || {
+        parse_base_url(&format!("https://{host}/rest/api/1.0"))
+    })?;
+    let auth = match (raw.token, raw.username, raw.password) {
+        (Some(token), _, _) => Auth::Bearer { token },
+        (None, Some(username), Some(password)) => Auth::Basic { username, password },
+        (None, Some(_), None) => {
+            return Err(ctx.error(
+                &format!("{key}.password"),
+                "username is set without password; set password (or use token instead)",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(ctx.error(
+                &format!("{key}.username"),
+                "password is set without username; set username",
+            ));
+        }
+        (None, None, None) => Auth::Anonymous,
+    };
+    let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+    let http = http_settings(raw::http_of!(raw));
+    Ok(BitbucketServerIntegration {
+        host,
+        api_base_url,
+        auth,
+        http,
+        webhooks,
+    })
+}
+
+fn cloud_integration(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: raw::CloudIntegration,
+) -> Result<BitbucketCloudIntegration, ConfigError> {
+    let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
+    let api_base_url = endpoint(
+        ctx,
+        key,
+        &host,
+        raw.api_base_url,
+        || Ok(default_cloud_api()),
+    )?;
+    let auth = match (raw.username, raw.app_password, raw.token) {
+        // An API token replaces a leftover app password.
+        (Some(username), _, Some(token)) => Auth::Basic {
+            username,
+            password: token,
+        },
+        (Some(username), Some(password), None) => {
+            ctx.warn(
+                &format!("{key}.appPassword"),
+                &format!("Atlassian removed app passwords in July 2026; create an API token and set {} instead", display_key(&format!("{key}.token"))),
             );
+            Auth::Basic { username, password }
         }
-        WebhookSettings {
-            allow_unsigned: allow_unsigned && secret.is_none(),
-            secret,
+        (Some(_), None, None) => {
+            return Err(ctx.error(&format!("{key}.token"), "username is set without token; set token (an Atlassian API token for that account email)"));
         }
-    }
-
-    /// Checks `host` and returns the API base URL: `apiBaseUrl` when
-    /// written, else `derived` (from the host, so its errors name `host`).
-    fn endpoint(
-        &self,
-        key: &str,
-        host: &str,
-        api_base_url: Option<String>,
-        derived: impl FnOnce() -> Result<Url, BaseUrlError>,
-    ) -> Result<Url, ConfigError> {
-        validate_host(host).map_err(|err| self.error(&format!("{key}.host"), err))?;
-        match api_base_url {
-            Some(url) => {
-                parse_base_url(&url).map_err(|err| self.error(&format!("{key}.apiBaseUrl"), err))
-            }
-            None => derived().map_err(|err| self.error(&format!("{key}.host"), err)),
+        (None, Some(_), _) => {
+            return Err(ctx.error(
+                &format!("{key}.username"),
+                "appPassword is set without username; set username",
+            ));
         }
-    }
-
-    fn server_integration(
-        &mut self,
-        key: &str,
-        raw: raw::ServerIntegration,
-    ) -> Result<BitbucketServerIntegration, ConfigError> {
-        let host = raw.host.trim().to_owned();
-        let api_base_url = self.endpoint(key, &host, raw.api_base_url, || {
-            parse_base_url(&format!("https://{host}/rest/api/1.0"))
-        })?;
-        let auth = match (raw.token, raw.username, raw.password) {
-            (Some(token), _, _) => Auth::Bearer { token },
-            (None, Some(username), Some(password)) => Auth::Basic { username, password },
-            (None, Some(_), None) => {
-                return Err(self.error(
-                    &format!("{key}.password"),
-                    "username is set without password; set password (or use token instead)",
-                ));
-            }
-            (None, None, Some(_)) => {
-                return Err(self.error(
-                    &format!("{key}.username"),
-                    "password is set without username; set username",
-                ));
-            }
-            (None, None, None) => Auth::Anonymous,
-        };
-        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-        let http = self.http_settings(key, raw::http_of!(raw))?;
-        Ok(BitbucketServerIntegration {
-            host,
-            api_base_url,
-            auth,
-            http,
-            webhooks,
-        })
-    }
-
-    fn cloud_integration(
-        &mut self,
-        key: &str,
-        raw: raw::CloudIntegration,
-    ) -> Result<BitbucketCloudIntegration, ConfigError> {
-        let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
-        let api_base_url =
-            self.endpoint(key, &host, raw.api_base_url, || Ok(default_cloud_api()))?;
-        let auth = match (raw.username, raw.app_password, raw.token) {
-            // An API token replaces a leftover app password.
-            (Some(username), _, Some(token)) => Auth::Basic {
-                username,
-                password: token,
-            },
-            (Some(username), Some(password), None) => {
-                self.warn(
-                    &format!("{key}.appPassword"),
-                    &format!("Atlassian removed app passwords in July 2026; create an API token and set {} instead", display_key(&format!("{key}.token"))),
-                );
-                Auth::Basic { username, password }
-            }
-            (Some(_), None, None) => {
-                return Err(self.error(&format!("{key}.token"), "username is set without token; set token (an Atlassian API token for that account email)"));
-            }
-            (None, Some(_), _) => {
-                return Err(self.error(
-                    &format!("{key}.username"),
-                    "appPassword is set without username; set username",
-                ));
-            }
-            (None, None, Some(token)) => Auth::Bearer { token },
-            (None, None, None) => Auth::Anonymous,
-        };
-        let webhooks = self.webhook_settings(key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-        let http = self.http_settings(key, raw::http_of!(raw))?;
-        Ok(BitbucketCloudIntegration {
-            host,
-            api_base_url,
-            auth,
-            http,
-            webhooks,
-        })
-    }
+        (None, None, Some(token)) => Auth::Bearer { token },
+        (None, None, None) => Auth::Anonymous,
+    };
+    let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+    let http = http_settings(raw::http_of!(raw));
+    Ok(BitbucketCloudIntegration {
+        host,
+        api_base_url,
+        auth,
+        http,
+        webhooks,
+    })
 }
 
 fn default_cloud_api() -> Url {
@@ -225,7 +227,20 @@ fn validate_host(host: &str) -> Result<(), HostError> {
     }
 }
 
-pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
+/// An `apiBaseUrl` or `webhooks.url`, checked as it is deserialised.
+#[derive(serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct BaseUrl(pub Url);
+
+impl TryFrom<String> for BaseUrl {
+    type Error = BaseUrlError;
+
+    fn try_from(text: String) -> Result<Self, BaseUrlError> {
+        parse_base_url(&text).map(Self)
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
     let trimmed = text.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|source| BaseUrlError::NotUrl {
         text: text.to_owned(),
@@ -240,10 +255,11 @@ pub(super) fn parse_base_url(text: &str) -> Result<Url, BaseUrlError> {
     Ok(url)
 }
 
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
-    use serde_json::Value;
 
+    use super::BaseUrl;
+    use crate::config::loose::{Number, PositiveDuration};
     use crate::secret::Secret;
 
     pub(super) use crate::config::http::raw::{RateLimit, http_of};
@@ -255,22 +271,22 @@ mod raw {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]
-            pub(super) struct $name {
+            pub(crate) struct $name {
                 $(pub $field: $type,)*
                 pub webhook_secret: Option<Secret>,
                 pub allow_unsigned_webhooks: Option<bool>,
                 pub rate_limit: Option<RateLimit>,
-                pub max_concurrent_requests: Option<Value>,
-                pub connect_timeout: Option<Value>,
-                pub request_timeout: Option<Value>,
-                pub max_retries: Option<Value>,
+                pub max_concurrent_requests: Option<Number<1, 256>>,
+                pub connect_timeout: Option<PositiveDuration<30>>,
+                pub request_timeout: Option<PositiveDuration<30>>,
+                pub max_retries: Option<Number<0, 20>>,
             }
         };
     }
 
     integration_entry!(ServerIntegration {
         host: String,
-        api_base_url: Option<String>,
+        api_base_url: Option<BaseUrl>,
         token: Option<Secret>,
         username: Option<String>,
         password: Option<Secret>,
@@ -278,7 +294,7 @@ mod raw {
 
     integration_entry!(CloudIntegration {
         host: Option<String>,
-        api_base_url: Option<String>,
+        api_base_url: Option<BaseUrl>,
         username: Option<String>,
         app_password: Option<Secret>,
         token: Option<Secret>,

@@ -40,34 +40,34 @@ impl Default for ListenConfig {
     }
 }
 
-impl Ctx<'_> {
-    /// `backend.listen`: absent, `':7007'`, or `{host, port, …}`.
-    pub(super) fn listen(&mut self) -> Result<ListenConfig, ConfigError> {
-        match self.source.get("backend.listen") {
-            None | Some(Value::Null) => Ok(ListenConfig::default()),
-            Some(Value::String(text)) => parse_listen_string(text).ok_or_else(|| {
-                self.error(
-                    "backend.listen",
-                    format!("'{text}' is not host:port; write e.g. ':7007' or {{host: 0.0.0.0, port: 7007}}"),
-                )
-            }),
-            Some(value @ Value::Object(_)) => {
-                let raw: raw::Listen = self.section("backend.listen", value)?;
-                Ok(Self::listen_object(raw))
-            }
-            Some(_) => Err(self.error("backend.listen", "expected ':7007' or {host, port}")),
+/// `backend.listen`: absent, `':7007'`, or `{host, port, …}`.
+pub(super) fn listen(ctx: &mut Ctx<'_>) -> Result<ListenConfig, ConfigError> {
+    match ctx.source.get("backend.listen") {
+        None | Some(Value::Null) => Ok(ListenConfig::default()),
+        Some(Value::String(text)) => parse_listen_string(text).ok_or_else(|| {
+            ctx.error(
+                "backend.listen",
+                format!(
+                    "'{text}' is not host:port; write e.g. ':7007' or {{host: 0.0.0.0, port: 7007}}"
+                ),
+            )
+        }),
+        Some(value @ Value::Object(_)) => {
+            let raw: raw::Listen = ctx.section("backend.listen", value)?;
+            Ok(listen_object(raw))
         }
+        Some(_) => Err(ctx.error("backend.listen", "expected ':7007' or {host, port}")),
     }
+}
 
-    fn listen_object(raw: raw::Listen) -> ListenConfig {
-        let defaults = ListenConfig::default();
-        ListenConfig {
-            host: raw.host.unwrap_or(defaults.host),
-            port: raw.port.map_or(defaults.port, |port| port.0),
-            max_connections: raw.max_connections.map(|max| max.0),
-            header_timeout: raw.header_timeout.map_or(defaults.header_timeout, |d| d.0),
-            idle_timeout: raw.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
-        }
+fn listen_object(raw: raw::Listen) -> ListenConfig {
+    let defaults = ListenConfig::default();
+    ListenConfig {
+        host: raw.host.unwrap_or(defaults.host),
+        port: raw.port.map_or(defaults.port, |port| port.0),
+        max_connections: raw.max_connections.map(|max| max.0),
+        header_timeout: raw.header_timeout.map_or(defaults.header_timeout, |d| d.0),
+        idle_timeout: raw.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
     }
 }
 
@@ -90,14 +90,14 @@ fn parse_listen_string(text: &str) -> Option<ListenConfig> {
 
 /// The shape as written; each value is checked as it is read (numbers may
 /// arrive as strings from `${VAR}`).
-mod raw {
+pub(super) mod raw {
     use serde::Deserialize;
 
     use crate::config::loose::{Bounded, Port, PositiveDuration};
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct Listen {
+    pub(crate) struct Listen {
         pub host: Option<String>,
         pub port: Option<Port>,
         pub max_connections: Option<Bounded<1, 1_000_000>>,

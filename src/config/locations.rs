@@ -5,9 +5,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::loose::Bounded;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::rules::{CatalogRule, LocationMatcher, TargetMatch};
+
+/// The keys of a `catalog.locations` entry, and of one of its rules.
+pub(super) const LOCATION_KEYS: &[&str] = &["type", "target", "rules"];
+pub(super) const LOCATION_RULE_KEYS: &[&str] = &["allow"];
 
 /// One `catalog.locations` entry this daemon reads: a Bitbucket file URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,160 +49,163 @@ impl Default for RegistrationLimits {
     }
 }
 
-impl Ctx<'_> {
-    /// `catalog.locations` (as in Backstage) and `catalog.locationSchedule`
-    /// (ours). Entries this daemon cannot read (`type: file`, URLs on hosts
-    /// without a Bitbucket integration) are skipped with a warning, so a
-    /// shared Backstage config still loads. An entry's `rules` allow more
-    /// kinds from that location, as in Backstage; they are added to
-    /// `settings`.
-    pub(super) fn locations(
-        &mut self,
-        sites: &Sites,
-        settings: &mut CatalogSettings,
-    ) -> Result<LocationsConfig, ConfigError> {
-        let schedule_key = "catalog.locationSchedule";
-        let raw_schedule = self
-            .source
-            .get(schedule_key)
-            .filter(|v| !v.is_null())
-            .cloned();
-        let mut config = LocationsConfig {
-            locations: Vec::new(),
-            schedule: self.schedule(schedule_key, raw_schedule)?,
-            registrations: self.registration_limits()?,
+/// `catalog.locations` (as in Backstage) and `catalog.locationSchedule`
+/// (ours). Entries this daemon cannot read (`type: file`, URLs on hosts
+/// without a Bitbucket integration) are skipped with a warning, so a
+/// shared Backstage config still loads. An entry's `rules` allow more
+/// kinds from that location, as in Backstage; they are added to
+/// `settings`.
+pub(super) fn locations(
+    ctx: &mut Ctx<'_>,
+    sites: &Sites,
+    settings: &mut CatalogSettings,
+) -> Result<LocationsConfig, ConfigError> {
+    let schedule_key = "catalog.locationSchedule";
+    let raw_schedule = ctx
+        .source
+        .get(schedule_key)
+        .filter(|v| !v.is_null())
+        .cloned();
+    let mut config = LocationsConfig {
+        locations: Vec::new(),
+        schedule: super::schedule::schedule(ctx, schedule_key, raw_schedule)?,
+        registrations: registration_limits(ctx)?,
+    };
+    let base = "catalog.locations";
+    let source = ctx.source;
+    let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(config);
+    };
+    let Value::Array(items) = value else {
+        return Err(ctx.error(
+            base,
+            "expected a list of locations, e.g. [{type: url, target: https://bitbucket.org/ws/repo/src/main/catalog-info.yaml}]",
+        ));
+    };
+    let mut extra_rules = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = format!("{base}.{index}");
+        let Some(target) = static_location(ctx, &key, item, sites, &config)? else {
+            continue;
         };
-        let base = "catalog.locations";
-        let source = self.source;
-        let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(config);
-        };
-        let Value::Array(items) = value else {
-            return Err(self.error(
-                base,
-                "expected a list of locations, e.g. [{type: url, target: https://bitbucket.org/ws/repo/src/main/catalog-info.yaml}]",
-            ));
-        };
-        let mut extra_rules = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let key = format!("{base}.{index}");
-            let Some(target) = self.static_location(&key, item, sites, &config)? else {
-                continue;
-            };
-            if let Some(rules) = item.get("rules").filter(|v| !v.is_null()) {
-                extra_rules.extend(self.location_rules(&key, rules, target)?);
-            }
-            config.locations.push(StaticLocation {
-                target: target.to_owned(),
-            });
+        if let Some(rules) = item.get("rules").filter(|v| !v.is_null()) {
+            extra_rules.extend(location_rules(ctx, &key, rules, target)?);
         }
-        if !extra_rules.is_empty() {
-            settings.rules = Arc::new(settings.rules.extended(extra_rules));
-        }
-        Ok(config)
+        config.locations.push(StaticLocation {
+            target: target.to_owned(),
+        });
     }
-
-    /// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
-    fn registration_limits(&self) -> Result<RegistrationLimits, ConfigError> {
-        let mut registrations = RegistrationLimits::default();
-        if let Some(value) = self.source.get("catalog.maxRegisteredLocations") {
-            registrations.max_registered =
-                self.bounded("catalog.maxRegisteredLocations", value, 0, 100_000)?;
-        }
-        if let Some(value) = self.source.get("catalog.registrationsPerMinute") {
-            let per_minute = self.bounded("catalog.registrationsPerMinute", value, 1, 10_000)?;
-            registrations.per_minute = u32::try_from(per_minute).unwrap_or(10_000);
-        }
-        Ok(registrations)
+    if !extra_rules.is_empty() {
+        settings.rules = Arc::new(settings.rules.extended(extra_rules));
     }
+    Ok(config)
+}
 
-    /// One `catalog.locations` entry: its target when this
-    /// daemon reads it, `None` (with a warning) when it is skipped.
-    fn static_location<'v>(
-        &mut self,
-        key: &str,
-        item: &'v Value,
-        sites: &Sites,
-        config: &LocationsConfig,
-    ) -> Result<Option<&'v str>, ConfigError> {
-        let entry = self.object(
-            key,
-            item,
-            "expected {type: url, target: <file URL>}",
-            &["type", "target", "rules"],
-            "unknown key is ignored; a location has type, target and rules",
-        )?;
-        let type_ = entry.get("type").and_then(Value::as_str).ok_or_else(|| {
-            self.error(&format!("{key}.type"), "required: the location type, url")
+/// `catalog.maxRegisteredLocations` and `catalog.registrationsPerMinute`.
+fn registration_limits(ctx: &mut Ctx<'_>) -> Result<RegistrationLimits, ConfigError> {
+    let mut registrations = RegistrationLimits::default();
+    let source = ctx.source;
+    if let Some(value) = source.get("catalog.maxRegisteredLocations") {
+        registrations.max_registered = ctx
+            .section::<Bounded<0, 100_000>>("catalog.maxRegisteredLocations", value)?
+            .0;
+    }
+    if let Some(value) = source.get("catalog.registrationsPerMinute") {
+        let per_minute = ctx
+            .section::<Bounded<1, 10_000>>("catalog.registrationsPerMinute", value)?
+            .0;
+        registrations.per_minute = u32::try_from(per_minute).unwrap_or(10_000);
+    }
+    Ok(registrations)
+}
+
+/// One `catalog.locations` entry: its target when this
+/// daemon reads it, `None` (with a warning) when it is skipped.
+fn static_location<'v>(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    item: &'v Value,
+    sites: &Sites,
+    config: &LocationsConfig,
+) -> Result<Option<&'v str>, ConfigError> {
+    let entry = ctx.object(
+        key,
+        item,
+        "expected {type: url, target: <file URL>}",
+        LOCATION_KEYS,
+        "unknown key is ignored; a location has type, target and rules",
+    )?;
+    let type_ = entry
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ctx.error(&format!("{key}.type"), "required: the location type, url"))?;
+    let target = entry
+        .get("target")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ctx.error(
+                &format!("{key}.target"),
+                "required: the URL of a catalog file",
+            )
         })?;
-        let target = entry
-            .get("target")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                self.error(
-                    &format!("{key}.target"),
-                    "required: the URL of a catalog file",
-                )
-            })?;
-        if type_ != "url" {
-            self.warn(
-                &format!("{key}.type"),
-                &format!("type '{type_}' is not read by this daemon (it reads Bitbucket file URLs); the location is skipped"),
-            );
-            return Ok(None);
-        }
-        if let Err(err) = sites.api_url(target) {
-            self.warn(
-                &format!("{key}.target"),
-                &format!("{err}; the location is skipped"),
-            );
-            return Ok(None);
-        }
-        if config.locations.iter().any(|l| l.target == target) {
-            self.warn(
-                &format!("{key}.target"),
-                "the same target is listed twice; it is read once",
-            );
-            return Ok(None);
-        }
-        Ok(Some(target))
+    if type_ != "url" {
+        ctx.warn(
+            &format!("{key}.type"),
+            &format!("type '{type_}' is not read by this daemon (it reads Bitbucket file URLs); the location is skipped"),
+        );
+        return Ok(None);
     }
+    if let Err(err) = sites.api_url(target) {
+        ctx.warn(
+            &format!("{key}.target"),
+            &format!("{err}; the location is skipped"),
+        );
+        return Ok(None);
+    }
+    if config.locations.iter().any(|l| l.target == target) {
+        ctx.warn(
+            &format!("{key}.target"),
+            "the same target is listed twice; it is read once",
+        );
+        return Ok(None);
+    }
+    Ok(Some(target))
+}
 
-    /// A location's `rules`: each allows its kinds from exactly `target`.
-    fn location_rules(
-        &mut self,
-        key: &str,
-        rules: &Value,
-        target: &str,
-    ) -> Result<Vec<CatalogRule>, ConfigError> {
-        let Value::Array(rules) = rules else {
-            return Err(self.error(
-                &format!("{key}.rules"),
-                "expected a list of rules, e.g. [{allow: [Group, User]}]",
-            ));
-        };
-        let mut extra_rules = Vec::with_capacity(rules.len());
-        for (i, rule) in rules.iter().enumerate() {
-            let rule_key = format!("{key}.rules.{i}");
-            if let Some(rule) = rule.as_object() {
-                self.warn_unknown_keys(
-                    &rule_key,
-                    rule,
-                    &["allow"],
-                    "unknown key is ignored; a location's rule has `allow`",
-                );
-            }
-            let allow = self.allow_list(&format!("{rule_key}.allow"), rule.get("allow"))?;
-            extra_rules.push(CatalogRule {
-                allow,
-                locations: Some(vec![LocationMatcher {
-                    type_: "url".into(),
-                    target: TargetMatch::Exact(target.to_owned()),
-                }]),
-            });
+/// A location's `rules`: each allows its kinds from exactly `target`.
+fn location_rules(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    rules: &Value,
+    target: &str,
+) -> Result<Vec<CatalogRule>, ConfigError> {
+    let Value::Array(rules) = rules else {
+        return Err(ctx.error(
+            &format!("{key}.rules"),
+            "expected a list of rules, e.g. [{allow: [Group, User]}]",
+        ));
+    };
+    let mut extra_rules = Vec::with_capacity(rules.len());
+    for (i, rule) in rules.iter().enumerate() {
+        let rule_key = format!("{key}.rules.{i}");
+        if let Some(rule) = rule.as_object() {
+            ctx.warn_unknown_keys(
+                &rule_key,
+                rule,
+                LOCATION_RULE_KEYS,
+                "unknown key is ignored; a location's rule has `allow`",
+            );
         }
-        Ok(extra_rules)
+        let allow = super::rules::allow_list(ctx, &format!("{rule_key}.allow"), rule.get("allow"))?;
+        extra_rules.push(CatalogRule {
+            allow,
+            locations: Some(vec![LocationMatcher {
+                type_: "url".into(),
+                target: TargetMatch::Exact(target.to_owned()),
+            }]),
+        });
     }
+    Ok(extra_rules)
 }

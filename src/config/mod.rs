@@ -12,9 +12,11 @@ pub(crate) mod catalog;
 pub(crate) mod cloud;
 mod ctx;
 pub(crate) mod database;
+mod error;
 mod http;
 mod integration;
 mod listen;
+mod load;
 mod locations;
 mod loose;
 mod processing;
@@ -26,13 +28,6 @@ mod server;
 pub(crate) mod source;
 mod typos;
 
-use std::fmt;
-use std::path::PathBuf;
-
-use serde_json::Value;
-
-use crate::bitbucket::reader::Sites;
-use crate::integrations::Integrations;
 pub(crate) use access::{Denied, ExternalAccess, WritePermission};
 pub(crate) use backend::BackendConfig;
 pub use catalog::CatalogSettings;
@@ -40,189 +35,13 @@ pub(crate) use cloud::CloudProviderConfig;
 use ctx::Ctx;
 pub use database::DatabaseClient;
 pub(crate) use database::DatabaseConfig;
+pub use error::ConfigError;
 pub use listen::ListenConfig;
+pub(crate) use load::DEFAULT_CONFIG_FILE;
+pub use load::{Config, Loaded};
 pub(crate) use locations::{LocationsConfig, RegistrationLimits};
-pub(crate) use provider::{DeletionGuard, TargetScope, WebhookRegistration};
+pub(crate) use provider::{DeletionGuard, TargetScope};
 pub use schedule::{Frequency, Schedule};
 pub use server::ServerProviderConfig;
 pub(crate) use source::MergedSource;
 pub use source::{Environment, Origin};
-
-/// The file used when no `--config` is given.
-pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/app-config.yaml";
-
-/// Names a PEM bundle of extra trusted CAs.
-pub(crate) const EXTRA_CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {}: {source}; pass the right path with --config FILE", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {} is not valid YAML: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-    #[error("{}{key}: {message}", OriginPrefix(origin))]
-    Invalid {
-        origin: Option<Origin>,
-        key: String,
-        message: String,
-    },
-}
-
-struct OriginPrefix<'a>(&'a Option<Origin>);
-
-impl fmt::Display for OriginPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(origin) => write!(f, "{origin}: "),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The validated configuration the daemon runs on. `Debug` leaves out the
-/// raw tree, which holds credentials in clear text.
-#[derive(Clone)]
-pub struct Config {
-    pub backend: BackendConfig,
-    pub integrations: Integrations,
-    /// `catalog.providers.bitbucketServer`.
-    pub providers: Vec<ServerProviderConfig>,
-    /// `catalog.providers.bitbucketCloud`.
-    pub cloud_providers: Vec<CloudProviderConfig>,
-    /// `catalog.locations` this daemon reads, and `catalog.locationSchedule`.
-    pub locations: LocationsConfig,
-    /// `catalog.rules` (plus the locations' own rules) and `catalog.processing`.
-    pub catalog: CatalogSettings,
-    /// `catalog.changes.retainedRemovals`: removals the change feed keeps.
-    pub retained_removals: usize,
-    /// A PEM bundle trusted in addition to the system store, from
-    /// `NODE_EXTRA_CA_CERTS` (the variable Backstage deployments already set).
-    pub extra_ca_file: Option<PathBuf>,
-    /// The merged configuration tree, for `config check` (print it with
-    /// [`Config::redacted_tree`], never directly).
-    pub tree: Value,
-    /// Unknown keys under our sections (dotted, with indices): redacted
-    /// whole, since a misspelled secret key (`tokn:`) is still a secret.
-    unknown_keys: Vec<String>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("backend", &self.backend)
-            .field("integrations", &self.integrations)
-            .field("providers", &self.providers)
-            .field("cloud_providers", &self.cloud_providers)
-            .field("locations", &self.locations)
-            .field("catalog", &self.catalog)
-            .field("extra_ca_file", &self.extra_ca_file)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A loaded configuration and the warnings worth showing the operator.
-#[derive(Debug)]
-pub struct Loaded {
-    pub config: Config,
-    pub warnings: Vec<String>,
-}
-
-impl Config {
-    /// Loads `files` (later ones override earlier ones) with `env` for
-    /// substitutions and `APP_CONFIG_*` overrides.
-    pub fn load(files: &[PathBuf], env: &Environment) -> Result<Loaded, ConfigError> {
-        let source = source::load_sources(files, env)?;
-        let mut loaded = Self::from_source(source)?;
-        loaded.config.extra_ca_file = env
-            .get(EXTRA_CA_ENV)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
-        Ok(loaded)
-    }
-
-    /// Validates an already merged tree.
-    pub fn from_source(source: MergedSource) -> Result<Loaded, ConfigError> {
-        let mut ctx = Ctx {
-            source: &source,
-            warnings: source.warnings.clone(),
-            unknown_keys: Vec::new(),
-        };
-        ctx.misspelled_sections();
-        let backend = ctx.backend()?;
-        let integrations = ctx.integrations()?;
-        let mut catalog = ctx.catalog_settings()?;
-        let locations = ctx.locations(&Sites::all(&integrations, None), &mut catalog)?;
-        let retained_removals = ctx.retained_removals()?;
-        let providers = ctx.server_providers(&integrations, &catalog)?;
-        let cloud_providers = ctx.cloud_providers(&integrations, &catalog)?;
-        ctx.unique_provider_ids(&providers, &cloud_providers)?;
-        let Ctx {
-            warnings,
-            unknown_keys,
-            ..
-        } = ctx;
-        Ok(Loaded {
-            config: Config {
-                backend,
-                integrations,
-                providers,
-                cloud_providers,
-                locations,
-                catalog,
-                retained_removals,
-                extra_ca_file: None,
-                tree: source.root,
-                unknown_keys,
-            },
-            warnings,
-        })
-    }
-
-    /// The merged configuration with every credential replaced by `<redacted>`.
-    pub fn redacted_tree(&self) -> Value {
-        redact::redact_within(&self.tree, "", &self.unknown_keys)
-    }
-
-    pub fn provider(&self, id: &str) -> Option<&ServerProviderConfig> {
-        self.providers.iter().find(|p| p.id == id)
-    }
-
-    /// Whether `integrations.bitbucketCloud` was left empty, so the one
-    /// Cloud integration is Backstage's implicit anonymous `bitbucket.org`.
-    pub fn implicit_cloud_integration(&self) -> bool {
-        self.tree
-            .pointer("/integrations/bitbucketCloud")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty)
-    }
-
-    /// Every provider id, Server then Cloud.
-    pub fn provider_ids(&self) -> Vec<&str> {
-        self.providers
-            .iter()
-            .map(|p| p.id.as_str())
-            .chain(self.cloud_providers.iter().map(|p| p.id.as_str()))
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::source::{display_key, provenance_key};
-
-    #[test]
-    fn keys_display_with_indices() {
-        assert_eq!(
-            display_key("integrations.bitbucketServer.0.token"),
-            "integrations.bitbucketServer[0].token"
-        );
-        assert_eq!(
-            provenance_key("integrations.bitbucketServer[0].token"),
-            "integrations.bitbucketServer.0.token"
-        );
-        assert_eq!(display_key("a.?.b"), "a.b");
-    }
-}

@@ -1,9 +1,10 @@
 //! `catalog.processing` (ours): size and fan-out limits for reading
 //! catalog files and following their Location targets.
 
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::loose::{loose_text, shown};
+use super::loose::{Bounded, loose_text, shown};
 use super::{ConfigError, Ctx};
 use crate::catalog::parse::DEFAULT_MAX_FILE_BYTES;
 use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
@@ -11,41 +12,71 @@ use crate::catalog::process::{DEFAULT_MAX_EXPANDED_BYTES, ProcessingConfig};
 const MAX_FILE_SIZE_CAP: usize = 64 * 1024 * 1024;
 const MAX_EXPANDED_SIZE_CAP: usize = 1024 * 1024 * 1024;
 
-impl Ctx<'_> {
-    pub(super) fn processing(&mut self) -> Result<ProcessingConfig, ConfigError> {
-        let base = "catalog.processing";
-        let mut config = ProcessingConfig::default();
-        let Some(value) = self.source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(config);
-        };
-        let Value::Object(map) = value else {
-            return Err(self.error(base, "expected an object, e.g. {maxFileSize: 1MiB}"));
-        };
-        for (name, value) in map {
-            let key = format!("{base}.{name}");
-            match name.as_str() {
-                "maxFileSize" => {
-                    config.limits.max_file_bytes = parse_size(value)
-                        .filter(|n| (1..=MAX_FILE_SIZE_CAP).contains(n))
-                        .ok_or_else(|| {
-                            self.error(&key, format!("{} is not a size from 1 byte to 64MiB; write bytes (1048576) or a size like 512KiB, 1MiB (default {DEFAULT_MAX_FILE_BYTES})", shown(value)))
-                        })?;
-                }
-                "maxExpandedSize" => {
-                    config.max_expanded_bytes = parse_size(value)
-                        .filter(|n| (1..=MAX_EXPANDED_SIZE_CAP).contains(n))
-                        .ok_or_else(|| {
-                            self.error(&key, format!("{} is not a size from 1 byte to 1GiB; write bytes or a size like 4MiB (default {DEFAULT_MAX_EXPANDED_BYTES})", shown(value)))
-                        })?;
-                }
-                "maxLocationDepth" => config.max_location_depth = self.bounded(&key, value, 0, 20)?,
-                "maxLocationTargets" => config.max_location_targets = self.bounded(&key, value, 1, 1000)?,
-                "maxLocationFiles" => config.max_location_files = self.bounded(&key, value, 0, 10_000)?,
-                _ => self.warn_unknown(&key, "unknown key is ignored; use maxFileSize, maxExpandedSize, maxLocationDepth, maxLocationTargets or maxLocationFiles"),
-            }
-        }
-        Ok(config)
+pub(super) fn processing(ctx: &mut Ctx<'_>) -> Result<ProcessingConfig, ConfigError> {
+    let base = "catalog.processing";
+    let mut config = ProcessingConfig::default();
+    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(config);
+    };
+    if !value.is_object() {
+        return Err(ctx.error(base, "expected an object, e.g. {maxFileSize: 1MiB}"));
     }
+    let raw: Processing = ctx.section(base, value)?;
+    let limits = &mut config.limits;
+    limits.max_file_bytes = raw.max_file_size.map_or(limits.max_file_bytes, |s| s.0);
+    config.max_expanded_bytes = raw
+        .max_expanded_size
+        .map_or(config.max_expanded_bytes, |s| s.0);
+    if let Some(n) = raw.max_location_depth {
+        config.max_location_depth = n.0;
+    }
+    if let Some(n) = raw.max_location_targets {
+        config.max_location_targets = n.0;
+    }
+    if let Some(n) = raw.max_location_files {
+        config.max_location_files = n.0;
+    }
+    Ok(config)
+}
+
+/// `catalog.processing` as written; each value is checked as it is read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Processing {
+    max_file_size: Option<FileSize>,
+    max_expanded_size: Option<ExpandedSize>,
+    max_location_depth: Option<Bounded<0, 20>>,
+    max_location_targets: Option<Bounded<1, 1000>>,
+    max_location_files: Option<Bounded<0, 10_000>>,
+}
+
+/// `maxFileSize`: from 1 byte to 64MiB.
+struct FileSize(usize);
+
+impl<'de> Deserialize<'de> for FileSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        size(deserializer, MAX_FILE_SIZE_CAP, |value| format!("{} is not a size from 1 byte to 64MiB; write bytes (1048576) or a size like 512KiB, 1MiB (default {DEFAULT_MAX_FILE_BYTES})", shown(value))).map(Self)
+    }
+}
+
+/// `maxExpandedSize`: from 1 byte to 1GiB.
+struct ExpandedSize(usize);
+
+impl<'de> Deserialize<'de> for ExpandedSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        size(deserializer, MAX_EXPANDED_SIZE_CAP, |value| format!("{} is not a size from 1 byte to 1GiB; write bytes or a size like 4MiB (default {DEFAULT_MAX_EXPANDED_BYTES})", shown(value))).map(Self)
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    cap: usize,
+    message: impl FnOnce(&Value) -> String,
+) -> Result<usize, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    parse_size(&value)
+        .filter(|n| (1..=cap).contains(n))
+        .ok_or_else(|| serde::de::Error::custom(message(&value)))
 }
 
 /// Bytes as a number, or a string with an optional unit: `1048576`,

@@ -3,17 +3,39 @@
 //! `concurrency`, `deletionThreshold`, `targetScope`, `webhooks`).
 
 use regex::Regex;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::integration::parse_base_url;
-use super::loose::{parse_share, shown};
-use super::{CloudProviderConfig, ConfigError, Ctx, ServerProviderConfig};
+use super::{
+    CatalogSettings, CloudProviderConfig, ConfigError, Ctx, Schedule, ServerProviderConfig,
+};
 
 /// Concurrent catalog-file reads per provider unless configured.
 pub(super) const DEFAULT_CONCURRENCY: usize = 8;
-const MAX_CONCURRENCY: usize = 64;
+pub(super) const MAX_CONCURRENCY: usize = 64;
+
+/// The keys both flavours have, resolved: a key shared by Server and Cloud
+/// providers is declared here once (in [`raw::provider_entry`], this
+/// struct and [`Ctx::provider_settings`]).
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// Without a leading slash, e.g. `catalog-info.yaml`.
+    pub catalog_path: String,
+    pub schedule: Schedule,
+    /// Concurrent catalog-file reads.
+    pub concurrency: usize,
+    /// A run that would remove more than this share of the provider's
+    /// entities is held instead of applied (see [`DeletionGuard`]).
+    pub deletion_guard: DeletionGuard,
+    /// Which files Location targets and placeholders may read.
+    pub target_scope: TargetScope,
+    /// `webhooks.url`: keep a webhook pointing at this daemon.
+    pub webhooks: Option<WebhookRegistration>,
+    /// The catalog-wide rules and limits, shared by every provider.
+    pub catalog: CatalogSettings,
+}
 
 /// A provider's `webhooks`: the daemon creates (or updates) the webhooks
 /// Bitbucket sends its events with.
@@ -24,10 +46,26 @@ pub struct WebhookRegistration {
     pub target: Url,
 }
 
+/// Lets a provider config's readers use the shared keys as its own
+/// fields (`config.concurrency`), so both flavours declare them once.
+macro_rules! shared_settings {
+    ($config:ty) => {
+        impl std::ops::Deref for $config {
+            type Target = $crate::config::provider::ProviderSettings;
+
+            fn deref(&self) -> &Self::Target {
+                &self.shared
+            }
+        }
+    };
+}
+pub(super) use shared_settings;
+
 /// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
 /// discovered file may lead (`targetScope`, ours): a repository author
 /// must not pull in what the provider's filters exclude.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum TargetScope {
     /// Only files of the discovered file's own repository.
     #[default]
@@ -49,6 +87,52 @@ pub struct DeletionGuard {
     pub min_entities: usize,
 }
 
+impl TryFrom<String> for TargetScope {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.trim() {
+            "repository" => Ok(TargetScope::Repository),
+            "filters" => Ok(TargetScope::Filters),
+            "any" => Ok(TargetScope::Any),
+            other => Err(format!(
+                "'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository), filters (any repository this provider's filters match) or any (any repository on this Bitbucket, as before the hardening)"
+            )),
+        }
+    }
+}
+
+/// `catalogPath` without its leading `/`, checked to be a file path.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct CatalogPath(String);
+
+impl Default for CatalogPath {
+    fn default() -> Self {
+        Self("catalog-info.yaml".into())
+    }
+}
+
+impl TryFrom<String> for CatalogPath {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let path = text.trim().trim_start_matches('/').to_owned();
+        if path.is_empty()
+            || path.ends_with('/')
+            || path.contains('"')
+            || path
+                .split('/')
+                .any(|s| s == ".." || s == "." || s.is_empty())
+        {
+            return Err(format!(
+                "'{path}' is not a file path inside the repository; write e.g. /catalog-info.yaml"
+            ));
+        }
+        Ok(Self(path))
+    }
+}
+
 impl Default for DeletionGuard {
     fn default() -> Self {
         Self {
@@ -66,214 +150,170 @@ impl DeletionGuard {
     }
 }
 
-impl Ctx<'_> {
-    /// Every entry of `catalog.providers.<flavour>` (none when absent), read
-    /// into its shape as written and built with `build(ctx, id, key, raw)`.
-    pub(super) fn providers<R: DeserializeOwned, P>(
-        &mut self,
-        base: &str,
-        marker: &str,
-        mut build: impl FnMut(&mut Self, String, &str, R) -> Result<P, ConfigError>,
-    ) -> Result<Vec<P>, ConfigError> {
-        let source = self.source;
-        let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
-            return Ok(Vec::new());
-        };
-        let entries = self.provider_entries(base, value, marker)?;
-        let mut providers = Vec::with_capacity(entries.len());
-        for (id, key, value) in entries {
-            let raw: R = self.section(&key, value)?;
-            providers.push(build(self, id, &key, raw)?);
-        }
-        Ok(providers)
+/// Every entry of `catalog.providers.<flavour>` (none when absent), read
+/// into its shape as written and built with `build(ctx, id, key, raw)`.
+pub(super) fn providers<R: DeserializeOwned, P>(
+    ctx: &mut Ctx<'_>,
+    base: &str,
+    marker: &str,
+    mut build: impl FnMut(&mut Ctx<'_>, String, &str, R) -> Result<P, ConfigError>,
+) -> Result<Vec<P>, ConfigError> {
+    let source = ctx.source;
+    let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let entries = provider_entries(ctx, base, value, marker)?;
+    let mut providers = Vec::with_capacity(entries.len());
+    for (id, key, value) in entries {
+        let raw: R = ctx.section(&key, value)?;
+        providers.push(build(ctx, id, &key, raw)?);
     }
+    Ok(providers)
+}
 
-    /// Server and Cloud provider ids name entities and status together,
-    /// so they must differ.
-    pub(super) fn unique_provider_ids(
-        &self,
-        server: &[ServerProviderConfig],
-        cloud: &[CloudProviderConfig],
-    ) -> Result<(), ConfigError> {
-        match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
-            Some(clash) => Err(self.error(
-                &format!("catalog.providers.bitbucketCloud.{}", clash.id),
-                format!(
-                    "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
-                    clash.id
-                ),
-            )),
-            None => Ok(()),
-        }
+/// Server and Cloud provider ids name entities and status together,
+/// so they must differ.
+pub(super) fn unique_provider_ids(
+    ctx: &Ctx<'_>,
+    server: &[ServerProviderConfig],
+    cloud: &[CloudProviderConfig],
+) -> Result<(), ConfigError> {
+    match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
+        Some(clash) => Err(ctx.error(
+            &format!("catalog.providers.bitbucketCloud.{}", clash.id),
+            format!(
+                "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
+                clash.id
+            ),
+        )),
+        None => Ok(()),
     }
+}
 
-    /// The entries of `catalog.providers.<flavour>`: one provider (an
-    /// object with `marker`, id `default`) or a map of ids to providers, as
-    /// `(id, key, value)`.
-    fn provider_entries<'v>(
-        &self,
-        base: &str,
-        value: &'v Value,
-        marker: &str,
-    ) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
-        let Some(map) = value.as_object() else {
-            return Err(self.error(
-                base,
-                format!(
-                    "expected one provider (with `{marker}`) or a map of provider ids to providers"
-                ),
+/// The entries of `catalog.providers.<flavour>`: one provider (an
+/// object with `marker`, id `default`) or a map of ids to providers, as
+/// `(id, key, value)`.
+fn provider_entries<'v>(
+    ctx: &Ctx<'_>,
+    base: &str,
+    value: &'v Value,
+    marker: &str,
+) -> Result<Vec<(String, String, &'v Value)>, ConfigError> {
+    let Some(map) = value.as_object() else {
+        return Err(ctx.error(
+            base,
+            format!(
+                "expected one provider (with `{marker}`) or a map of provider ids to providers"
+            ),
+        ));
+    };
+    let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
+        vec![("default".to_owned(), base.to_owned(), value)]
+    } else {
+        map.iter()
+            .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
+            .collect()
+    };
+    for (_, key, value) in &entries {
+        if !value.is_object() {
+            return Err(ctx.error(
+                key,
+                format!("expected a provider object with at least `{marker}`"),
             ));
-        };
-        let entries: Vec<(String, String, &Value)> = if map.contains_key(marker) {
-            vec![("default".to_owned(), base.to_owned(), value)]
-        } else {
-            map.iter()
-                .map(|(id, v)| (id.clone(), format!("{base}.{id}"), v))
-                .collect()
-        };
-        for (_, key, value) in &entries {
-            if !value.is_object() {
-                return Err(self.error(
-                    key,
-                    format!("expected a provider object with at least `{marker}`"),
-                ));
-            }
         }
-        Ok(entries)
     }
+    Ok(entries)
+}
 
-    /// `catalogPath` without its leading `/`, checked to be a file path.
-    pub(super) fn catalog_path(
-        &self,
-        key: &str,
-        raw: Option<String>,
-    ) -> Result<String, ConfigError> {
-        let catalog_path = raw.unwrap_or_else(|| "/catalog-info.yaml".into());
-        let catalog_path = catalog_path.trim().trim_start_matches('/').to_owned();
-        if catalog_path.is_empty()
-            || catalog_path.ends_with('/')
-            || catalog_path.contains('"')
-            || catalog_path
-                .split('/')
-                .any(|s| s == ".." || s == "." || s.is_empty())
-        {
-            return Err(self.error(&format!("{key}.catalogPath"), format!("'{catalog_path}' is not a file path inside the repository; write e.g. /catalog-info.yaml")));
-        }
-        Ok(catalog_path)
-    }
-
-    /// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
-    /// anywhere; Cloud's must match the whole key or slug (Backstage wraps
-    /// them in `^…$`; we group them too, so `A|B` means exactly A or B).
-    pub(super) fn filter_regex(
-        &self,
-        key: &str,
-        name: &str,
-        pattern: Option<String>,
-        anchored: bool,
-    ) -> Result<Option<Regex>, ConfigError> {
-        let what = if name == "projectKey" {
-            "project key"
-        } else {
-            "repository slug"
-        };
-        pattern
-            .map(|p| {
-                let compiled = if anchored {
-                    Regex::new(&format!("^(?:{p})$"))
+/// A `filters.projectKey` / `filters.repoSlug` regex. Server's match
+/// anywhere; Cloud's must match the whole key or slug (Backstage wraps
+/// them in `^…$`; we group them too, so `A|B` means exactly A or B).
+pub(super) fn filter_regex(
+    ctx: &Ctx<'_>,
+    key: &str,
+    name: &str,
+    pattern: Option<String>,
+    anchored: bool,
+) -> Result<Option<Regex>, ConfigError> {
+    let what = if name == "projectKey" {
+        "project key"
+    } else {
+        "repository slug"
+    };
+    pattern
+        .map(|p| {
+            let compiled = if anchored {
+                Regex::new(&format!("^(?:{p})$"))
+            } else {
+                Regex::new(&p)
+            };
+            compiled.map_err(|err| {
+                let scope = if anchored {
+                    format!("it must match the whole {what}")
                 } else {
-                    Regex::new(&p)
+                    format!("it matches anywhere in the {what}")
                 };
-                compiled.map_err(|err| {
-                    let scope = if anchored {
-                        format!("it must match the whole {what}")
-                    } else {
-                        format!("it matches anywhere in the {what}")
-                    };
-                    self.error(
-                        &format!("{key}.filters.{name}"),
-                        format!(
-                            "invalid regular expression '{p}': {}; fix the pattern ({scope})",
-                            last_line(&err.to_string())
-                        ),
-                    )
-                })
+                ctx.error(
+                    &format!("{key}.filters.{name}"),
+                    format!(
+                        "invalid regular expression '{p}': {}; fix the pattern ({scope})",
+                        last_line(&err.to_string())
+                    ),
+                )
             })
-            .transpose()
-    }
-
-    /// `targetScope`: `repository` (default) or `filters`.
-    pub(super) fn target_scope(
-        &self,
-        key: &str,
-        value: Option<String>,
-    ) -> Result<TargetScope, ConfigError> {
-        match value.as_deref().map(str::trim) {
-            None | Some("repository") => Ok(TargetScope::Repository),
-            Some("filters") => Ok(TargetScope::Filters),
-            Some("any") => Ok(TargetScope::Any),
-            Some(other) => Err(self.error(
-                &format!("{key}.targetScope"),
-                format!("'{other}' is not a target scope; use repository (the default: targets and placeholders stay in the discovered file's repository), filters (any repository this provider's filters match) or any (any repository on this Bitbucket, as before the hardening)"),
-            )),
-        }
-    }
-
-    /// `concurrency`: 1 to [`MAX_CONCURRENCY`], default [`DEFAULT_CONCURRENCY`].
-    /// `deletionThreshold`: a share such as `0.5` or `'50%'`.
-    pub(super) fn deletion_guard(
-        &self,
-        key: &str,
-        value: Option<Value>,
-    ) -> Result<DeletionGuard, ConfigError> {
-        let Some(value) = value else {
-            return Ok(DeletionGuard::default());
-        };
-        let threshold = parse_share(&value).ok_or_else(|| {
-            self.error(
-                &format!("{key}.deletionThreshold"),
-                format!(
-                    "{} is not a share; write e.g. 0.5 or '50%' (1 or '100%' turns the guard off)",
-                    shown(&value)
-                ),
-            )
-        })?;
-        Ok(DeletionGuard {
-            threshold,
-            ..DeletionGuard::default()
         })
-    }
+        .transpose()
+}
 
-    pub(super) fn concurrency(&self, key: &str, raw: Option<Value>) -> Result<usize, ConfigError> {
-        raw.map_or(Ok(DEFAULT_CONCURRENCY), |n| {
-            self.bounded(&format!("{key}.concurrency"), &n, 1, MAX_CONCURRENCY)
-        })
-    }
+/// The keys both flavours have; `has_secret`: the provider's
+/// integration signs events, which registering webhooks needs.
+pub(super) fn provider_settings(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: raw::Shared,
+    has_secret: bool,
+    kind: &str,
+    catalog: &CatalogSettings,
+) -> Result<ProviderSettings, ConfigError> {
+    Ok(ProviderSettings {
+        catalog_path: raw.catalog_path.unwrap_or_default().0,
+        schedule: super::schedule::schedule(ctx, &format!("{key}.schedule"), raw.schedule)?,
+        concurrency: raw.concurrency.map_or(DEFAULT_CONCURRENCY, |n| n.0),
+        deletion_guard: raw
+            .deletion_threshold
+            .map_or_else(DeletionGuard::default, |share| DeletionGuard {
+                threshold: share.0,
+                ..DeletionGuard::default()
+            }),
+        target_scope: raw.target_scope.unwrap_or_default(),
+        webhooks: webhook_registration(ctx, key, raw.webhooks, has_secret, kind)?,
+        catalog: catalog.clone(),
+    })
+}
 
-    /// it; needs the integration's `webhookSecret` (events are signed).
-    pub(super) fn webhook_registration(
-        &self,
-        key: &str,
-        raw: Option<raw::Webhooks>,
-        has_secret: bool,
-        kind: &str,
-    ) -> Result<Option<WebhookRegistration>, ConfigError> {
-        let Some(raw) = raw else {
-            return Ok(None);
-        };
-        let url_key = format!("{key}.webhooks.url");
-        let base = parse_base_url(&raw.url).map_err(|m| self.error(&url_key, m))?;
-        if !has_secret {
-            return Err(self.error(
-                &url_key,
-                format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
-            ));
-        }
-        let base = base.as_str().trim_end_matches('/');
-        let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
-            .map_err(|e| self.error(&url_key, format!("'{}' cannot take a path: {e}", raw.url)))?;
-        Ok(Some(WebhookRegistration { target }))
+/// `webhooks.url`: where Bitbucket reaches this daemon's event route;
+/// needs the integration's `webhookSecret` (events are signed).
+fn webhook_registration(
+    ctx: &Ctx<'_>,
+    key: &str,
+    raw: Option<raw::Webhooks>,
+    has_secret: bool,
+    kind: &str,
+) -> Result<Option<WebhookRegistration>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let url_key = format!("{key}.webhooks.url");
+    if !has_secret {
+        return Err(ctx.error(
+            &url_key,
+            format!("registering webhooks needs a secret to sign them: set integrations.{kind}[].webhookSecret for this provider's host"),
+        ));
     }
+    let base = raw.url.0.as_str().trim_end_matches('/');
+    let target = Url::parse(&format!("{base}/api/events/http/{kind}"))
+        .map_err(|e| ctx.error(&url_key, format!("'{base}' cannot take a path: {e}")))?;
+    Ok(Some(WebhookRegistration { target }))
 }
 
 pub(super) fn last_line(text: &str) -> String {
@@ -286,28 +326,58 @@ pub(super) fn last_line(text: &str) -> String {
 
 pub(super) mod raw {
     use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::{CatalogPath, MAX_CONCURRENCY, TargetScope};
+    use crate::config::integration::BaseUrl;
+    use crate::config::loose::{Bounded, Share};
+
+    pub(crate) type Concurrency = Bounded<1, MAX_CONCURRENCY>;
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(crate) struct Webhooks {
-        pub url: String,
+        pub url: BaseUrl,
+    }
+
+    /// The keys both flavours have, as written.
+    pub(crate) struct Shared {
+        pub catalog_path: Option<CatalogPath>,
+        pub schedule: Option<Value>,
+        pub concurrency: Option<Concurrency>,
+        pub deletion_threshold: Option<Share>,
+        pub target_scope: Option<TargetScope>,
+        pub webhooks: Option<Webhooks>,
     }
 
     /// A provider entry as written: its own keys, then the keys both
-    /// flavours have. Listed, not `#[serde(flatten)]`: that would hide
-    /// unknown keys from the warnings.
+    /// flavours have ([`Shared`]; `shared()` moves them out). Listed, not
+    /// `#[serde(flatten)]`: that would hide unknown keys from the warnings.
     macro_rules! provider_entry {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "camelCase")]
-            pub(super) struct $name {
+            pub(crate) struct $name {
                 $(pub $field: $type,)*
-                pub catalog_path: Option<String>,
+                pub catalog_path: Option<$crate::config::provider::CatalogPath>,
                 pub schedule: Option<serde_json::Value>,
-                pub concurrency: Option<serde_json::Value>,
-                pub deletion_threshold: Option<serde_json::Value>,
-                pub target_scope: Option<String>,
+                pub concurrency: Option<$crate::config::provider::raw::Concurrency>,
+                pub deletion_threshold: Option<$crate::config::loose::Share>,
+                pub target_scope: Option<$crate::config::TargetScope>,
                 pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
+            }
+
+            impl $name {
+                pub(super) fn shared(&mut self) -> $crate::config::provider::raw::Shared {
+                    $crate::config::provider::raw::Shared {
+                        catalog_path: self.catalog_path.take(),
+                        schedule: self.schedule.take(),
+                        concurrency: self.concurrency.take(),
+                        deletion_threshold: self.deletion_threshold.take(),
+                        target_scope: self.target_scope.take(),
+                        webhooks: self.webhooks.take(),
+                    }
+                }
             }
         };
     }

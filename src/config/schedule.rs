@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::loose::{DurationError, parse_duration};
 use super::{ConfigError, Ctx};
 
 /// How often a provider runs.
@@ -98,24 +99,8 @@ pub(crate) enum ScheduleError {
     Duration(#[from] DurationError),
 }
 
-/// Why a duration cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DurationError {
-    #[error("empty duration; write e.g. {{minutes: 30}}")]
-    Empty,
-    #[error(
-        "unknown duration unit `{0}`; use years, months, weeks, days, hours, minutes, seconds or milliseconds"
-    )]
-    Unit(String),
-    #[error("`{0}` must be a non-negative number")]
-    Amount(String),
-    #[error("duration out of range: {0}")]
-    OutOfRange(#[source] std::time::TryFromFloatSecsError),
-    #[error("'{0}' is not an ISO-8601 duration; write e.g. 'PT30M' or {{minutes: 30}}")]
-    Iso8601(String),
-    #[error("expected an ISO-8601 duration such as 'PT30M' or an object such as {{minutes: 30}}")]
-    Shape,
-}
+/// A `schedule`'s keys (`scope` is Backstage's, ignored here).
+pub(super) const SCHEDULE_KEYS: &[&str] = &["frequency", "timeout", "initialDelay", "scope"];
 
 /// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
 /// carries the sub-key (empty for the object itself) and what is wrong.
@@ -128,7 +113,7 @@ pub(crate) fn parse_schedule(
     let mut schedule = Schedule::default();
     let unknown = map
         .keys()
-        .filter(|key| !["frequency", "timeout", "initialDelay", "scope"].contains(&key.as_str()))
+        .filter(|key| !SCHEDULE_KEYS.contains(&key.as_str()))
         .cloned()
         .collect();
     if let Some(freq) = map.get("frequency") {
@@ -186,79 +171,24 @@ fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
     })
 }
 
-/// A duration as Backstage accepts it: an ISO-8601 string or a
-/// `{years, months, weeks, days, hours, minutes, seconds, milliseconds}` object.
-pub(crate) fn parse_duration(value: &Value) -> Result<Duration, DurationError> {
-    match value {
-        Value::String(text) => parse_iso8601(text),
-        Value::Object(map) => {
-            if map.is_empty() {
-                return Err(DurationError::Empty);
-            }
-            let mut total = 0f64;
-            for (unit, amount) in map {
-                let seconds_per_unit = match unit.as_str() {
-                    "years" => 365.0 * 86_400.0,
-                    "months" => 30.0 * 86_400.0,
-                    "weeks" => 7.0 * 86_400.0,
-                    "days" => 86_400.0,
-                    "hours" => 3_600.0,
-                    "minutes" => 60.0,
-                    "seconds" => 1.0,
-                    "milliseconds" => 0.001,
-                    other => return Err(DurationError::Unit(other.to_owned())),
-                };
-                let amount = amount
-                    .as_f64()
-                    .filter(|a| a.is_finite() && *a >= 0.0)
-                    .ok_or_else(|| DurationError::Amount(unit.clone()))?;
-                total += amount * seconds_per_unit;
-            }
-            Duration::try_from_secs_f64(total).map_err(DurationError::OutOfRange)
-        }
-        _ => Err(DurationError::Shape),
+/// A `schedule` object (absent: the default), with unknown keys warned about.
+pub(super) fn schedule(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: Option<Value>,
+) -> Result<Schedule, ConfigError> {
+    let Some(value) = raw else {
+        return Ok(Schedule::default());
+    };
+    let (schedule, unknown) =
+        parse_schedule(&value).map_err(|(sub, err)| ctx.error(&Ctx::join(key, sub), err))?;
+    for sub in unknown {
+        ctx.warn_unknown(
+            &format!("{key}.{sub}"),
+            "unknown key is ignored; use frequency, timeout or initialDelay",
+        );
     }
-}
-
-fn parse_iso8601(text: &str) -> Result<Duration, DurationError> {
-    // The parser's own message names grammar rules, not what to write.
-    let parsed =
-        iso8601::duration(text.trim()).map_err(|_| DurationError::Iso8601(text.to_owned()))?;
-    Ok(parsed.into())
-}
-
-impl Ctx<'_> {
-    /// A duration longer than zero; the message's example is
-    /// `example_seconds` in both forms.
-    pub(super) fn positive_duration(
-        &self,
-        key: &str,
-        value: &Value,
-        example_seconds: u32,
-    ) -> Result<Duration, ConfigError> {
-        super::loose::positive_duration(value, example_seconds)
-            .map_err(|message| self.error(key, message))
-    }
-
-    /// A `schedule` object (absent: the default), with unknown keys warned about.
-    pub(super) fn schedule(
-        &mut self,
-        key: &str,
-        raw: Option<Value>,
-    ) -> Result<Schedule, ConfigError> {
-        let Some(value) = raw else {
-            return Ok(Schedule::default());
-        };
-        let (schedule, unknown) =
-            parse_schedule(&value).map_err(|(sub, err)| self.error(&Self::join(key, sub), err))?;
-        for sub in unknown {
-            self.warn_unknown(
-                &format!("{key}.{sub}"),
-                "unknown key is ignored; use frequency, timeout or initialDelay",
-            );
-        }
-        Ok(schedule)
-    }
+    Ok(schedule)
 }
 
 #[cfg(test)]

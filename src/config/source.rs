@@ -140,46 +140,40 @@ fn read_file(
     Ok(transformer.apply("", value)?.unwrap_or(Value::Null))
 }
 
-/// The operator's own config file is trusted input, so the `config` crate's
-/// YAML reader is fine here (untrusted repository YAML never comes this way).
-fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    if text.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    check_alias_budget(path, text)?;
-    config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
-        .build()
-        .and_then(|c| c.try_deserialize::<Value>())
-        .map_err(|err| ConfigError::Parse {
-            path: path.to_owned(),
-            message: err.to_string(),
-        })
-}
-
 /// YAML events aliases may replay in one config file.
 const MAX_CONFIG_ALIAS_EVENTS: usize = 100_000;
 
-/// The `config` crate expands YAML aliases without a limit: a few KB of
-/// nested aliases (an alias bomb) would take all memory and abort. A
-/// bounded parse first turns that into an error; any other problem is left
-/// for the `config` crate to report as before.
-fn check_alias_budget(path: &Path, text: &str) -> Result<(), ConfigError> {
+/// Parses a config file once, with a bound on alias expansion: a few KB of
+/// nested aliases (an alias bomb) would otherwise take all memory.
+fn parse_yaml(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    let parse_error = |message: String| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    };
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     // A config replays a handful of anchors; this is generous and bounds
     // the value built here to a few MB.
     options.alias_limits.max_total_replayed_events = MAX_CONFIG_ALIAS_EVENTS;
-    // Into a value, so aliases are replayed (and counted) as the `config`
-    // crate would expand them.
+    // YAML 1.2's core schema, as the `config` crate's reader (yaml-rust2)
+    // read these files before: `yes`, `1_000` and `<<` stay text.
+    options.strict_booleans = true;
+    options.underscored_numbers_as_strings = true;
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
     match serde_saphyr::from_str_with_options::<Value>(text, options) {
-        Err(err) if is_expansion_limit(&err) => Err(ConfigError::Parse {
-            path: path.to_owned(),
-            message: format!(
-                "{err}; its YAML aliases expand far beyond what a config needs (an alias bomb?)"
-            ),
-        }),
-        _ => Ok(()),
+        // A file holding only comments.
+        Ok(Value::Null) => Ok(Value::Object(Map::new())),
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(parse_error(
+            "the document is not a mapping of keys; write e.g. `backend: {listen: ':7007'}`".into(),
+        )),
+        Err(err) if is_expansion_limit(&err) => Err(parse_error(format!(
+            "{err}; its YAML aliases expand far beyond what a config needs (an alias bomb?)"
+        ))),
+        Err(err) => Err(parse_error(err.to_string())),
     }
 }
 
@@ -498,7 +492,20 @@ mod tests {
     #[test]
     fn ordinary_anchors_pass_the_alias_budget() {
         // Bombs are refused: tests/it/hardening/operator.rs runs `config check` on one.
-        check_alias_budget(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap();
+        assert_eq!(
+            parse_yaml(Path::new("a.yaml"), "a: &a {b: 1}\nc: *a\n").unwrap(),
+            json!({"a": {"b": 1}, "c": {"b": 1}})
+        );
+        assert_eq!(
+            parse_yaml(Path::new("a.yaml"), "# only\n").unwrap(),
+            json!({})
+        );
+        let core_schema = "a: yes\nb: 1_000\nc: true\nd: 0x1F\ne: ~\n";
+        assert_eq!(
+            parse_yaml(Path::new("a.yaml"), core_schema).unwrap(),
+            json!({"a": "yes", "b": "1_000", "c": true, "d": 31, "e": null})
+        );
+        assert!(parse_yaml(Path::new("a.yaml"), "a: 1\na: 2\n").is_err());
     }
 
     #[test]
@@ -569,5 +576,18 @@ mod tests {
                 "APP_CONFIG_backend_listen_port".into()
             ))
         );
+    }
+
+    #[test]
+    fn keys_display_with_indices() {
+        assert_eq!(
+            display_key("integrations.bitbucketServer.0.token"),
+            "integrations.bitbucketServer[0].token"
+        );
+        assert_eq!(
+            provenance_key("integrations.bitbucketServer[0].token"),
+            "integrations.bitbucketServer.0.token"
+        );
+        assert_eq!(display_key("a.?.b"), "a.b");
     }
 }

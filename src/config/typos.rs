@@ -79,6 +79,10 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "plugin",
     "permission",
     "permissionAttribute",
+    // catalog.rules / locations and schedules, read by hand
+    "exact",
+    "pattern",
+    "scope",
 ];
 
 /// Keys directly under `catalog`: ours and those of Backstage's catalog
@@ -189,6 +193,87 @@ pub(super) fn with_suggestion(message: &str, key: &str, known: &[&str]) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        access, cloud, http, integration, listen, locations, processing, provider, rules, schedule,
+        server,
+    };
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    /// The field names a derived `Deserialize` struct asks for.
+    fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> Deserializer<'de> for Probe<'_> {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut names: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut names));
+        names
+    }
+
+    /// Every key our sections warn about when unknown, from the types
+    /// (and the few lists read by hand): each must be a candidate.
+    #[test]
+    fn every_key_of_our_sections_is_a_suggestion_candidate() {
+        let lists: &[&[&str]] = &[
+            fields::<listen::raw::Listen>(),
+            fields::<integration::raw::ServerIntegration>(),
+            fields::<integration::raw::CloudIntegration>(),
+            fields::<http::raw::RateLimit>(),
+            fields::<server::raw::ServerProvider>(),
+            fields::<server::raw::Filters>(),
+            fields::<cloud::raw::CloudProvider>(),
+            fields::<cloud::raw::CloudFilters>(),
+            fields::<provider::raw::Webhooks>(),
+            fields::<processing::Processing>(),
+            fields::<access::raw::ExternalAccessEntry>(),
+            fields::<access::raw::StaticAccessOptions>(),
+            fields::<access::raw::AccessRestriction>(),
+            schedule::SCHEDULE_KEYS,
+            locations::LOCATION_KEYS,
+            locations::LOCATION_RULE_KEYS,
+            rules::RULE_KEYS,
+            rules::MATCHER_KEYS,
+            // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*.
+            &["retainedRemovals", "client", "connection", "externalAccess"],
+        ];
+        for list in lists {
+            assert!(!list.is_empty(), "a probed struct has no fields");
+        }
+        let keys: Vec<&str> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+        let missing: Vec<&&str> = keys.iter().filter(|k| !KNOWN_KEYS.contains(k)).collect();
+        assert!(missing.is_empty(), "add {missing:?} to KNOWN_KEYS");
+        // And no candidate is stale: each is a key of ours somewhere.
+        let sections = [
+            CATALOG_KEYS,
+            BACKEND_SECTIONS,
+            &["auth", "database", "catalog"],
+        ];
+        let stale: Vec<&&str> = KNOWN_KEYS
+            .iter()
+            .filter(|k| !keys.contains(k) && !sections.iter().any(|s| s.contains(k)))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "{stale:?} in KNOWN_KEYS are no key of ours"
+        );
+    }
 
     #[test]
     fn close_keys_are_suggested_and_far_ones_are_not() {
