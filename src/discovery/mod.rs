@@ -218,6 +218,15 @@ impl Source {
         }
     }
 
+    /// As [`Self::repository_reads`], to keep beside the source.
+    pub(crate) fn shared_reads(&self) -> Option<Arc<dyn provider::RepositoryReads>> {
+        match self {
+            Source::Server(p) => Some(Arc::new(p.clone())),
+            Source::Cloud(p) => Some(Arc::new(p.clone())),
+            Source::Location(_) => None,
+        }
+    }
+
     /// How much one run may remove before it is held.
     pub(crate) fn deletion_guard(&self) -> DeletionGuard {
         match self {
