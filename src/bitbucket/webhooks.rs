@@ -1,8 +1,7 @@
 //! Bitbucket's webhook events: the `X-Hub-Signature` check and the
-//! payloads of the events discovery acts on, reduced to what changed.
-//!
-//! Data Center: `repo:refs_changed`, `repo:modified`, `diagnostics:ping`.
-//! Cloud: `repo:push`, `repo:updated`, `repo:transfer`, `repo:deleted`.
+//! payloads of the events discovery acts on, reduced to what changed. The
+//! events are one table, [`SUBSCRIBED`]: adding a row is all it takes for
+//! the webhooks to ask for an event and for [`parse`] to read it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -137,59 +136,44 @@ pub(crate) struct PayloadError {
     source: serde_json::Error,
 }
 
+/// How an event's body becomes an [`Event`].
+type Reader = fn(&[u8]) -> Result<Event, serde_json::Error>;
+
+/// The events discovery acts on, by flavour and `X-Event-Key`, with how
+/// each body is read: the webhooks discovery keeps subscribe to exactly
+/// these, and [`parse`] reads exactly these (plus the ping).
+pub(crate) const SUBSCRIBED: &[(EventFlavour, &str, Reader)] = &[
+    (EventFlavour::Server, "repo:refs_changed", server::refs_changed),
+    (EventFlavour::Server, "repo:modified", server::modified),
+    (EventFlavour::Cloud, "repo:push", cloud::push),
+    (EventFlavour::Cloud, "repo:updated", cloud::updated),
+    (EventFlavour::Cloud, "repo:transfer", cloud::updated),
+    (EventFlavour::Cloud, "repo:deleted", cloud::deleted),
+];
+
+/// Data Center's "Test connection" (sent whatever the subscription).
+const PING: (EventFlavour, &str) = (EventFlavour::Server, "diagnostics:ping");
+
+/// The event keys webhooks of `flavour` subscribe to.
+pub(crate) fn subscribed(flavour: EventFlavour) -> Vec<&'static str> {
+    SUBSCRIBED
+        .iter()
+        .filter(|(f, _, _)| *f == flavour)
+        .map(|(_, key, _)| *key)
+        .collect()
+}
+
 /// Reads the body of an `X-Event-Key: key` event.
 pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
-    let wrap = |source| PayloadError {
-        key: key.to_owned(),
-        source,
-    };
-    match (flavour, key) {
-        (EventFlavour::Server, "diagnostics:ping") => Ok(Event::Ping),
-        (EventFlavour::Server, "repo:refs_changed") => {
-            let payload: server::RefsChanged = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Pushed {
-                repository: payload.repository.into(),
-                branches: payload
-                    .changes
-                    .into_iter()
-                    .filter_map(server::Change::branch_move)
-                    .collect(),
-            })
-        }
-        (EventFlavour::Server, "repo:modified") => {
-            let payload: server::Modified = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Moved {
-                old: Some(payload.old.into()),
-                new: payload.new.into(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:push") => {
-            let payload: cloud::Push = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Pushed {
-                repository: payload.repository.into(),
-                branches: payload
-                    .push
-                    .changes
-                    .into_iter()
-                    .filter_map(cloud::Change::branch_move)
-                    .collect(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:updated" | "repo:transfer") => {
-            let payload: cloud::Updated = serde_json::from_slice(body).map_err(wrap)?;
-            let old = payload.old();
-            Ok(Event::Moved {
-                old,
-                new: payload.repository.into(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:deleted") => {
-            let payload: cloud::Deleted = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Deleted {
-                repository: payload.repository.into(),
-            })
-        }
-        _ => Ok(Event::Ignored {
+    if (flavour, key) == PING {
+        return Ok(Event::Ping);
+    }
+    match SUBSCRIBED.iter().find(|(f, k, _)| *f == flavour && *k == key) {
+        Some((_, _, read)) => read(body).map_err(|source| PayloadError {
+            key: key.to_owned(),
+            source,
+        }),
+        None => Ok(Event::Ignored {
             key: key.to_owned(),
         }),
     }
@@ -199,18 +183,40 @@ pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Eve
 mod server {
     use serde::Deserialize;
 
-    use super::{BranchMove, EventRepository, strip_heads};
+    use super::{BranchMove, Event, EventRepository, strip_heads};
     use crate::bitbucket::server::Repository;
 
+    /// `repo:refs_changed`: branches (and tags) moved.
+    pub(super) fn refs_changed(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: RefsChanged = serde_json::from_slice(body)?;
+        Ok(Event::Pushed {
+            repository: payload.repository.into(),
+            branches: payload
+                .changes
+                .into_iter()
+                .filter_map(Change::branch_move)
+                .collect(),
+        })
+    }
+
+    /// `repo:modified`: renamed or moved to another project.
+    pub(super) fn modified(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Modified = serde_json::from_slice(body)?;
+        Ok(Event::Moved {
+            old: Some(payload.old.into()),
+            new: payload.new.into(),
+        })
+    }
+
     #[derive(Deserialize)]
-    pub(super) struct RefsChanged {
+    struct RefsChanged {
         pub repository: Repository,
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Change {
+    struct Change {
         #[serde(rename = "ref")]
         reference: Option<Ref>,
         #[serde(rename = "refId")]
@@ -232,7 +238,7 @@ mod server {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub(super) fn branch_move(self) -> Option<BranchMove> {
+        fn branch_move(self) -> Option<BranchMove> {
             let reference = self.reference.as_ref();
             if reference
                 .and_then(|r| r.kind.as_deref())
@@ -257,7 +263,7 @@ mod server {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Modified {
+    struct Modified {
         pub old: Repository,
         pub new: Repository,
     }
@@ -281,7 +287,39 @@ mod server {
 mod cloud {
     use serde::Deserialize;
 
-    use super::{BranchMove, EventRepository};
+    use super::{BranchMove, Event, EventRepository};
+
+    /// `repo:push`: branches (and tags) moved.
+    pub(super) fn push(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Push = serde_json::from_slice(body)?;
+        Ok(Event::Pushed {
+            repository: payload.repository.into(),
+            branches: payload
+                .push
+                .changes
+                .into_iter()
+                .filter_map(Change::branch_move)
+                .collect(),
+        })
+    }
+
+    /// `repo:updated` and `repo:transfer`: renamed, or moved to another
+    /// workspace.
+    pub(super) fn updated(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Updated = serde_json::from_slice(body)?;
+        Ok(Event::Moved {
+            old: payload.old(),
+            new: payload.repository.into(),
+        })
+    }
+
+    /// `repo:deleted`.
+    pub(super) fn deleted(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Deleted = serde_json::from_slice(body)?;
+        Ok(Event::Deleted {
+            repository: payload.repository.into(),
+        })
+    }
 
     #[derive(Deserialize)]
     pub(crate) struct Repository {
@@ -352,19 +390,19 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Push {
+    struct Push {
         pub repository: Repository,
         pub push: Changes,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Changes {
+    struct Changes {
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Change {
+    struct Change {
         old: Option<Head>,
         new: Option<Head>,
     }
@@ -384,7 +422,7 @@ mod cloud {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub(super) fn branch_move(self) -> Option<BranchMove> {
+        fn branch_move(self) -> Option<BranchMove> {
             let is_branch = |h: &Head| h.kind.as_deref().is_none_or(|k| k == "branch");
             match (self.new, self.old) {
                 (Some(new), _) if is_branch(&new) => Some(BranchMove {
@@ -403,7 +441,7 @@ mod cloud {
     /// `repo:updated` and `repo:transfer`: the repository as it is now,
     /// with what changed (`changes.full_name.old` after a rename).
     #[derive(Deserialize)]
-    pub(super) struct Updated {
+    struct Updated {
         pub repository: Repository,
         #[serde(default)]
         changes: Option<UpdatedChanges>,
@@ -422,7 +460,7 @@ mod cloud {
 
     impl Updated {
         /// Where the repository was, when the payload says.
-        pub(super) fn old(&self) -> Option<EventRepository> {
+        fn old(&self) -> Option<EventRepository> {
             let changes = self.changes.as_ref()?;
             let (workspace, slug) = match changes
                 .full_name
@@ -449,7 +487,7 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Deleted {
+    struct Deleted {
         pub repository: Repository,
     }
 }
@@ -563,6 +601,59 @@ mod tests {
         };
         assert_eq!(old.unwrap().slug, "old");
         assert_eq!(new.slug, "new");
+    }
+
+    /// A body with what every event of `flavour` needs, and nothing else.
+    fn minimal(flavour: EventFlavour) -> serde_json::Value {
+        match flavour {
+            EventFlavour::Server => {
+                let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
+                json!({"repository": repository, "old": repository, "new": repository, "changes": []})
+            }
+            EventFlavour::Cloud => {
+                json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
+            }
+        }
+    }
+
+    #[test]
+    fn every_subscribed_event_is_acted_on() {
+        for (flavour, key, _) in SUBSCRIBED {
+            let event = parsed(*flavour, key, &minimal(*flavour));
+            assert!(
+                !matches!(event, Event::Ignored { .. } | Event::Ping),
+                "{key}: {event:?}"
+            );
+            assert!(event.repository().is_some(), "{key}: {event:?}");
+        }
+    }
+
+    #[test]
+    fn only_subscribed_events_and_the_ping_are_acted_on() {
+        let keys = [
+            "diagnostics:ping",
+            "repo:refs_changed",
+            "repo:modified",
+            "repo:push",
+            "repo:updated",
+            "repo:transfer",
+            "repo:deleted",
+            "repo:forked",
+            "pr:opened",
+            "pullrequest:created",
+            "repo:commit_status_created",
+        ];
+        for flavour in [EventFlavour::Server, EventFlavour::Cloud] {
+            for key in keys {
+                let event = parsed(flavour, key, &minimal(flavour));
+                let acted_on = !matches!(event, Event::Ignored { .. });
+                let expected = SUBSCRIBED
+                    .iter()
+                    .any(|(f, k, _)| *f == flavour && *k == key)
+                    || (flavour, key) == PING;
+                assert_eq!(acted_on, expected, "{flavour:?} {key}: {event:?}");
+            }
+        }
     }
 
     #[test]

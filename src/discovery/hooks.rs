@@ -15,13 +15,9 @@ use super::RunReport;
 use crate::bitbucket::BitbucketError;
 use crate::bitbucket::cloud::CloudClient;
 use crate::bitbucket::server::ServerClient;
+use crate::bitbucket::webhooks::{EventFlavour, subscribed};
 use crate::secret::Secret;
 
-/// Data Center events the daemon acts on.
-pub(super) const SERVER_EVENTS: &[&str] = &["repo:refs_changed", "repo:modified"];
-/// Cloud events the daemon acts on.
-pub(super) const CLOUD_EVENTS: &[&str] =
-    &["repo:push", "repo:updated", "repo:transfer", "repo:deleted"];
 /// The name (Cloud: description) the webhooks carry.
 const HOOK_NAME: &str = "bitbucket-catalogd";
 
@@ -114,7 +110,7 @@ pub(super) async fn keep_server(
         "name": HOOK_NAME,
         "url": target.as_str(),
         "active": true,
-        "events": SERVER_EVENTS,
+        "events": subscribed(EventFlavour::Server),
         "configuration": {"secret": secret.expose()},
     });
     let mut scopes: Vec<(String, Option<String>)> = if project_hooks {
@@ -183,7 +179,7 @@ pub(super) async fn keep_cloud(
         "url": target.as_str(),
         "active": true,
         "secret": secret.expose(),
-        "events": CLOUD_EVENTS,
+        "events": subscribed(EventFlavour::Cloud),
     });
     let result = async {
         let existing = client.workspace_hooks(workspace).await?;
