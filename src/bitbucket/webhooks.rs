@@ -7,23 +7,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::urls::url_host;
-
-/// Which kind of Bitbucket sent an event (the route it arrived on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventFlavour {
-    Server,
-    Cloud,
-}
-
-impl EventFlavour {
-    /// The route's topic, as Backstage's events backend names it.
-    pub(crate) fn topic(self) -> &'static str {
-        match self {
-            EventFlavour::Server => "bitbucketServer",
-            EventFlavour::Cloud => "bitbucketCloud",
-        }
-    }
-}
+// The old name, still used by `api::events`.
+pub(crate) use crate::integrations::Product as EventFlavour;
+use crate::integrations::Product;
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
 /// `secret`. The comparison takes the same time wherever the bytes differ.
@@ -84,12 +70,15 @@ pub(crate) struct BranchMove {
     pub to: Option<String>,
 }
 
-/// What an event means for discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an event means for discovery; its name (for metrics and logs)
+/// from [`Event::kind`].
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub(crate) enum Event {
     /// "Test connection".
     Ping,
     /// Branches moved (Data Center `repo:refs_changed`, Cloud `repo:push`).
+    #[strum(serialize = "push")]
     Pushed {
         repository: EventRepository,
         branches: Vec<BranchMove>,
@@ -103,19 +92,14 @@ pub(crate) enum Event {
     /// Cloud `repo:deleted`.
     Deleted { repository: EventRepository },
     /// An event discovery does not act on.
+    #[strum(serialize = "other")]
     Ignored { key: String },
 }
 
 impl Event {
     /// The event's name, for metrics and logs.
     pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Event::Ping => "ping",
-            Event::Pushed { .. } => "push",
-            Event::Moved { .. } => "moved",
-            Event::Deleted { .. } => "deleted",
-            Event::Ignored { .. } => "other",
-        }
+        self.into()
     }
 
     /// The repository it is about (for a move, where it is now).
@@ -139,36 +123,39 @@ pub(crate) struct PayloadError {
 /// How an event's body becomes an [`Event`].
 type Reader = fn(&[u8]) -> Result<Event, serde_json::Error>;
 
-/// The events discovery acts on, by flavour and `X-Event-Key`, with how
+/// The events discovery acts on, by product and `X-Event-Key`, with how
 /// each body is read: the webhooks discovery keeps subscribe to exactly
 /// these, and [`parse`] reads exactly these (plus the ping).
-pub(crate) const SUBSCRIBED: &[(EventFlavour, &str, Reader)] = &[
-    (EventFlavour::Server, "repo:refs_changed", server::refs_changed),
-    (EventFlavour::Server, "repo:modified", server::modified),
-    (EventFlavour::Cloud, "repo:push", cloud::push),
-    (EventFlavour::Cloud, "repo:updated", cloud::updated),
-    (EventFlavour::Cloud, "repo:transfer", cloud::updated),
-    (EventFlavour::Cloud, "repo:deleted", cloud::deleted),
+pub(crate) const SUBSCRIBED: &[(Product, &str, Reader)] = &[
+    (Product::Server, "repo:refs_changed", server::refs_changed),
+    (Product::Server, "repo:modified", server::modified),
+    (Product::Cloud, "repo:push", cloud::push),
+    (Product::Cloud, "repo:updated", cloud::updated),
+    (Product::Cloud, "repo:transfer", cloud::updated),
+    (Product::Cloud, "repo:deleted", cloud::deleted),
 ];
 
 /// Data Center's "Test connection" (sent whatever the subscription).
-const PING: (EventFlavour, &str) = (EventFlavour::Server, "diagnostics:ping");
+const PING: (Product, &str) = (Product::Server, "diagnostics:ping");
 
-/// The event keys webhooks of `flavour` subscribe to.
-pub(crate) fn subscribed(flavour: EventFlavour) -> Vec<&'static str> {
+/// The event keys webhooks of `product` subscribe to.
+pub(crate) fn subscribed(product: Product) -> Vec<&'static str> {
     SUBSCRIBED
         .iter()
-        .filter(|(f, _, _)| *f == flavour)
+        .filter(|(p, _, _)| *p == product)
         .map(|(_, key, _)| *key)
         .collect()
 }
 
 /// Reads the body of an `X-Event-Key: key` event.
-pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
+pub(crate) fn parse(flavour: Product, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
     if (flavour, key) == PING {
         return Ok(Event::Ping);
     }
-    match SUBSCRIBED.iter().find(|(f, k, _)| *f == flavour && *k == key) {
+    match SUBSCRIBED
+        .iter()
+        .find(|(f, k, _)| *f == flavour && *k == key)
+    {
         Some((_, _, read)) => read(body).map_err(|source| PayloadError {
             key: key.to_owned(),
             source,
@@ -505,13 +492,13 @@ mod tests {
 
     use super::*;
 
-    fn parsed(flavour: EventFlavour, key: &str, body: &serde_json::Value) -> Event {
+    fn parsed(flavour: Product, key: &str, body: &serde_json::Value) -> Event {
         parse(flavour, key, &serde_json::to_vec(body).unwrap()).unwrap()
     }
 
     /// The repository and branches of a push event.
     fn pushed(
-        flavour: EventFlavour,
+        flavour: Product,
         key: &str,
         body: &serde_json::Value,
     ) -> (EventRepository, Vec<BranchMove>) {
@@ -552,7 +539,7 @@ mod tests {
                  "refId": "refs/heads/old", "fromHash": "d", "toHash": "0", "type": "DELETE"}
             ]
         });
-        let (repository, branches) = pushed(EventFlavour::Server, "repo:refs_changed", &body);
+        let (repository, branches) = pushed(Product::Server, "repo:refs_changed", &body);
         assert_eq!(repository.project.as_deref(), Some("PRJ"));
         assert_eq!(repository.id.as_deref(), Some("7"));
         assert_eq!(repository.host().as_deref(), Some("bb.example.com"));
@@ -578,7 +565,7 @@ mod tests {
                                  {"new": {"name": "v1", "type": "tag", "target": {"hash": "def"}}}]},
             "repository": {"full_name": "ws/svc", "uuid": "{u}", "links": {"html": {"href": "https://bitbucket.org/ws/svc"}}}
         });
-        let (repository, branches) = pushed(EventFlavour::Cloud, "repo:push", &push);
+        let (repository, branches) = pushed(Product::Cloud, "repo:push", &push);
         assert_eq!(
             (repository.workspace.as_deref(), repository.slug.as_str()),
             (Some("ws"), "svc")
@@ -595,7 +582,7 @@ mod tests {
             "repository": {"full_name": "ws/new", "uuid": "{u}"},
             "changes": {"full_name": {"old": "ws/old", "new": "ws/new"}}
         });
-        let event = parsed(EventFlavour::Cloud, "repo:updated", &updated);
+        let event = parsed(Product::Cloud, "repo:updated", &updated);
         let Event::Moved { old, new } = event else {
             panic!("{event:?}")
         };
@@ -604,13 +591,13 @@ mod tests {
     }
 
     /// A body with what every event of `flavour` needs, and nothing else.
-    fn minimal(flavour: EventFlavour) -> serde_json::Value {
+    fn minimal(flavour: Product) -> serde_json::Value {
         match flavour {
-            EventFlavour::Server => {
+            Product::Server => {
                 let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
                 json!({"repository": repository, "old": repository, "new": repository, "changes": []})
             }
-            EventFlavour::Cloud => {
+            Product::Cloud => {
                 json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
             }
         }
@@ -643,7 +630,7 @@ mod tests {
             "pullrequest:created",
             "repo:commit_status_created",
         ];
-        for flavour in [EventFlavour::Server, EventFlavour::Cloud] {
+        for flavour in [Product::Server, Product::Cloud] {
             for key in keys {
                 let event = parsed(flavour, key, &minimal(flavour));
                 let acted_on = !matches!(event, Event::Ignored { .. });
@@ -659,12 +646,12 @@ mod tests {
     #[test]
     fn unknown_events_are_ignored_and_broken_bodies_are_errors() {
         assert_eq!(
-            parse(EventFlavour::Server, "pr:opened", b"{}").unwrap(),
+            parse(Product::Server, "pr:opened", b"{}").unwrap(),
             Event::Ignored {
                 key: "pr:opened".into()
             }
         );
-        assert!(parse(EventFlavour::Server, "repo:refs_changed", b"{}").is_err());
-        assert!(parse(EventFlavour::Cloud, "repo:push", b"not json").is_err());
+        assert!(parse(Product::Server, "repo:refs_changed", b"{}").is_err());
+        assert!(parse(Product::Cloud, "repo:push", b"not json").is_err());
     }
 }

@@ -15,7 +15,8 @@ use super::RunReport;
 use crate::bitbucket::BitbucketError;
 use crate::bitbucket::cloud::CloudClient;
 use crate::bitbucket::server::ServerClient;
-use crate::bitbucket::webhooks::{EventFlavour, subscribed};
+use crate::bitbucket::webhooks::subscribed;
+use crate::integrations::Product;
 use crate::secret::Secret;
 
 /// The name (Cloud: description) the webhooks carry.
@@ -110,7 +111,7 @@ pub(super) async fn keep_server(
         "name": HOOK_NAME,
         "url": target.as_str(),
         "active": true,
-        "events": subscribed(EventFlavour::Server),
+        "events": subscribed(Product::Server),
         "configuration": {"secret": secret.expose()},
     });
     let mut scopes: Vec<(String, Option<String>)> = if project_hooks {
@@ -179,7 +180,7 @@ pub(super) async fn keep_cloud(
         "url": target.as_str(),
         "active": true,
         "secret": secret.expose(),
-        "events": subscribed(EventFlavour::Cloud),
+        "events": subscribed(Product::Cloud),
     });
     let result = async {
         let existing = client.workspace_hooks(workspace).await?;

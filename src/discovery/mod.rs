@@ -38,6 +38,7 @@ use crate::bitbucket::RequestStats;
 use crate::catalog::Entity;
 pub(crate) use crate::catalog::problem::{Problem, ProblemKind};
 use crate::config::{DeletionGuard, Schedule};
+use crate::integrations::Product;
 
 /// Whether a repository has a catalog file, as its last read said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,10 +145,14 @@ pub(crate) struct RunContext<'a> {
 }
 
 /// Anything that contributes entities on a schedule: a provider, or a
-/// location given by URL. The scheduler runs them all the same way.
-#[derive(Debug, Clone)]
+/// location given by URL. The scheduler runs them all the same way. Its
+/// name is its `type` in the status ([`Source::kind`]).
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "camelCase")]
 pub(crate) enum Source {
+    #[strum(serialize = "bitbucketServer")]
     Server(provider::Provider<server::ServerFlavour>),
+    #[strum(serialize = "bitbucketCloud")]
     Cloud(provider::Provider<cloud::CloudFlavour>),
     Location(location::LocationSource),
 }
@@ -164,10 +169,15 @@ impl Source {
 
     /// `type` in the provider status.
     pub(crate) fn kind(&self) -> &'static str {
+        self.into()
+    }
+
+    /// The Bitbucket a provider reads; `None` for a location.
+    pub(crate) fn product(&self) -> Option<Product> {
         match self {
-            Source::Server(_) => "bitbucketServer",
-            Source::Cloud(_) => "bitbucketCloud",
-            Source::Location(_) => "location",
+            Source::Server(_) => Some(Product::Server),
+            Source::Cloud(_) => Some(Product::Cloud),
+            Source::Location(_) => None,
         }
     }
 

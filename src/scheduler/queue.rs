@@ -20,10 +20,13 @@ pub(super) const MAX_PENDING: usize = 10_000;
 /// moved" (a mirror push names thousands of refs).
 const MAX_BRANCH_MOVES: usize = 1000;
 
-/// What an event or a refresh asks of one provider for one repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an event or a refresh asks of one provider for one repository;
+/// its name (metrics, the status) from [`Work::name`].
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub(crate) enum Work {
     /// Branches moved: read if the provider's branch is among them.
+    #[strum(serialize = "push")]
     Pushed(Vec<BranchMove>),
     /// Read now, whatever moved.
     Refresh,
@@ -49,12 +52,7 @@ impl Work {
     }
 
     pub(super) fn name(&self) -> &'static str {
-        match self {
-            Work::Pushed(_) => "push",
-            Work::Refresh => "refresh",
-            Work::Moved(_) => "moved",
-            Work::Deleted => "deleted",
-        }
+        self.into()
     }
 
     /// `self` followed by `later`, as one piece of work.
@@ -201,7 +199,8 @@ impl Pending {
 }
 
 /// What became of one work item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub(super) enum Outcome {
     Applied,
     Ignored(String),
@@ -212,12 +211,7 @@ pub(super) enum Outcome {
 impl Outcome {
     /// The metric label; the status shows it with the reason.
     pub(super) fn label(&self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Ignored(_) => "ignored",
-            Outcome::Held(_) => "held",
-            Outcome::Failed(_) => "failed",
-        }
+        self.into()
     }
 }
 
@@ -267,6 +261,29 @@ mod tests {
             .map(|i| moved(&format!("b{i}"), "x"))
             .collect();
         assert_eq!(Work::pushed(many, Vec::new()), Work::Refresh);
+    }
+
+    #[test]
+    fn names_are_the_metric_and_status_labels() {
+        let names = [
+            Work::Pushed(Vec::new()),
+            Work::Refresh,
+            Work::Moved(None),
+            Work::Deleted,
+        ]
+        .map(|w| w.name());
+        assert_eq!(names, ["push", "refresh", "moved", "deleted"]);
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Ignored("why".into()),
+            Outcome::Held("why".into()),
+            Outcome::Failed("why".into()),
+        ]
+        .map(|o| o.to_string());
+        assert_eq!(
+            outcomes,
+            ["applied", "ignored: why", "held: why", "failed: why"]
+        );
     }
 
     #[test]
