@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bitbucket::webhooks::{self as payload, Event};
+use crate::discovery::RepoRef;
 use crate::integrations::{HostKey, Integrations, Product, WebhookSettings};
 use crate::metrics;
 use crate::scheduler::{Scheduler, Work, WorkItem};
@@ -193,7 +194,7 @@ impl Webhooks {
                 return self.ignored(trusted, kind, format!("{key} events are not acted on"));
             }
             Event::Pushed { ref branches, .. } => Work::pushed(branches.clone(), Vec::new()),
-            Event::Moved { ref old, .. } => Work::Moved(old.clone()),
+            Event::Moved { ref old, .. } => Work::Moved(old.clone().map(RepoRef::from)),
             Event::Deleted { .. } => Work::Deleted,
         };
         let Some(repository) = event.repository().cloned() else {
@@ -231,7 +232,7 @@ impl Webhooks {
             concerns_any |= concerned;
             let queued_here = concerned
                 && runner.enqueue(WorkItem {
-                    repository: repository.clone(),
+                    repository: RepoRef::from(repository.clone()),
                     work: work.clone(),
                     received,
                     origin: integration.host.clone(),

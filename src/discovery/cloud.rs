@@ -15,12 +15,11 @@ use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
-use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
+use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord, RunReport};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
 use crate::config::CloudProviderConfig;
@@ -169,7 +168,7 @@ impl Flavour for CloudFlavour {
     fn listed_one(
         &self,
         client: &CloudClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
         fingerprint: &str,
     ) -> Result<Listed, Unlisted> {
@@ -231,7 +230,7 @@ impl Flavour for CloudFlavour {
     async fn default_branch(
         &self,
         client: &CloudClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
     ) -> Result<Option<String>, BitbucketError> {
         let found = client
             .repository(&self.config.workspace, &repo.slug)

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub(crate) use self::progress::Progress;
 pub use self::record::UnitUpdate;
-pub(crate) use self::record::{CatalogFile, RepositoryRecord};
+pub(crate) use self::record::{CatalogFile, RepoRef, RepositoryRecord};
 pub use self::report::RunReport;
 pub(crate) use self::report::{Outcome, Trigger, now_rfc3339};
 pub(crate) use self::run::{Held, RunContext, RunSink};

@@ -18,11 +18,10 @@ use super::hooks::KeptHooks;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
-    CatalogFile, Outcome, Problem, ProblemKind, RepositoryRecord, RunContext, RunReport,
+    CatalogFile, Outcome, Problem, ProblemKind, RepoRef, RepositoryRecord, RunContext, RunReport,
     UnitUpdate, now_rfc3339,
 };
 use crate::bitbucket::reader::FileReader;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::{
@@ -167,7 +166,7 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     fn listed_one(
         &self,
         client: &Self::Client,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
         fingerprint: &str,
     ) -> Result<Listed, Unlisted>;
@@ -176,7 +175,7 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     fn default_branch(
         &self,
         client: &Self::Client,
-        repo: &EventRepository,
+        repo: &RepoRef,
     ) -> impl Future<Output = Result<Option<String>, BitbucketError>> + Send;
 }
 
@@ -434,7 +433,7 @@ pub(crate) trait RepositoryReads: Send + Sync {
     fn listed_one(
         &self,
         stats: &Arc<RequestStats>,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
     ) -> Result<Listed, Unlisted>;
 
@@ -442,7 +441,7 @@ pub(crate) trait RepositoryReads: Send + Sync {
     fn default_branch<'a>(
         &'a self,
         stats: &'a Arc<RequestStats>,
-        repo: &'a EventRepository,
+        repo: &'a RepoRef,
     ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>>;
 
     /// Reads `reads` as a run would (same pace, budgets and processing),
@@ -466,7 +465,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
     fn listed_one(
         &self,
         stats: &Arc<RequestStats>,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
     ) -> Result<Listed, Unlisted> {
         let client = self.flavour.client(stats);
@@ -477,7 +476,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
     fn default_branch<'a>(
         &'a self,
         stats: &'a Arc<RequestStats>,
-        repo: &'a EventRepository,
+        repo: &'a RepoRef,
     ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>> {
         Box::pin(async move {
             let client = self.flavour.client(stats);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
+use crate::bitbucket::webhooks::EventRepository;
 use crate::catalog::Entity;
 
 /// Whether a repository has a catalog file, as its last read said.
@@ -72,6 +73,52 @@ impl UnitUpdate {
             unit: unit.to_owned(),
             record: None,
             entities: Some(Vec::new()),
+        }
+    }
+}
+
+/// A repository as a read outside a listing names it: an event's, or a
+/// record's for a per-entity refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoRef {
+    /// Server: the project key. Cloud: the project key, when known.
+    pub project: Option<String>,
+    /// Cloud: the workspace slug, when an event names it.
+    pub workspace: Option<String>,
+    pub slug: String,
+    /// Bitbucket's id, stable across renames and moves.
+    pub id: Option<String>,
+    /// The repository's web URL, when known.
+    pub web_url: Option<String>,
+    pub archived: bool,
+    /// The default branch, when known.
+    pub main_branch: Option<String>,
+}
+
+impl From<EventRepository> for RepoRef {
+    fn from(repo: EventRepository) -> Self {
+        Self {
+            project: repo.project,
+            workspace: repo.workspace,
+            slug: repo.slug,
+            id: repo.id,
+            web_url: repo.web_url,
+            archived: repo.archived,
+            main_branch: repo.main_branch,
+        }
+    }
+}
+
+impl From<RepositoryRecord> for RepoRef {
+    fn from(record: RepositoryRecord) -> Self {
+        Self {
+            project: Some(record.project),
+            workspace: None,
+            slug: record.slug,
+            id: record.id,
+            web_url: Some(record.url),
+            archived: false,
+            main_branch: record.branch,
         }
     }
 }

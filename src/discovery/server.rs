@@ -12,13 +12,12 @@ use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
-use super::{CatalogFile, RepositoryRecord, RunReport};
+use super::{CatalogFile, RepoRef, RepositoryRecord, RunReport};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::ServerProviderConfig;
@@ -129,7 +128,7 @@ impl Flavour for ServerFlavour {
     fn listed_one(
         &self,
         client: &ServerClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
         _commit: Option<&str>,
         _fingerprint: &str,
     ) -> Result<Listed, Unlisted> {
@@ -159,7 +158,7 @@ impl Flavour for ServerFlavour {
     async fn default_branch(
         &self,
         client: &ServerClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
     ) -> Result<Option<String>, BitbucketError> {
         let project = repo.project.as_deref().unwrap_or_default();
         client.default_branch(project, &repo.slug).await

@@ -9,8 +9,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bitbucket::webhooks::{BranchMove, EventRepository};
-use crate::discovery::now_rfc3339;
+use crate::bitbucket::webhooks::BranchMove;
+use crate::discovery::{RepoRef, now_rfc3339};
 use crate::store::StoreError;
 
 /// Repositories waiting per provider; beyond, new ones are dropped (the
@@ -31,7 +31,7 @@ pub(crate) enum Work {
     /// Read now, whatever moved.
     Refresh,
     /// Renamed or moved; `old` says where it was, when the event tells.
-    Moved(Option<EventRepository>),
+    Moved(Option<RepoRef>),
     Deleted,
 }
 
@@ -73,7 +73,7 @@ impl Work {
 /// One repository's pending work.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkItem {
-    pub repository: EventRepository,
+    pub repository: RepoRef,
     pub work: Work,
     /// When the first coalesced event arrived.
     pub received: Instant,

@@ -12,10 +12,9 @@ use parking_lot::Mutex;
 
 use super::queue::{Outcome, RefreshError, Work, WorkItem};
 use crate::bitbucket::RequestStats;
-use crate::bitbucket::webhooks::EventRepository;
-use crate::discovery::RepositoryRecord;
 use crate::discovery::plan::Listed;
 use crate::discovery::provider::{RepositoryReads, Unlisted};
+use crate::discovery::{RepoRef, RepositoryRecord};
 use crate::store::{CatalogStore, RepositoryKey};
 
 /// How long a default branch Bitbucket told is trusted.
@@ -138,7 +137,7 @@ impl Resolver<'_> {
     /// A deleted repository: its entities go, if any come from it.
     async fn removal(
         &self,
-        repository: &EventRepository,
+        repository: &RepoRef,
         by_id: Option<RepositoryRecord>,
     ) -> Result<Plan, RefreshError> {
         let record = match by_id {
@@ -157,7 +156,7 @@ impl Resolver<'_> {
     async fn read_plan(
         &self,
         item: &WorkItem,
-        mut repository: EventRepository,
+        mut repository: RepoRef,
         by_id: Option<RepositoryRecord>,
     ) -> Result<(Listed, Option<RepositoryRecord>), Stop> {
         let first = match self.reads.listed_one(self.stats, &repository, None) {
@@ -208,7 +207,7 @@ impl Resolver<'_> {
     async fn branch_to_read(
         &self,
         item: &WorkItem,
-        repository: &EventRepository,
+        repository: &RepoRef,
         known: Option<&RepositoryRecord>,
         unlisted: bool,
     ) -> Result<Option<String>, Stop> {
@@ -241,7 +240,7 @@ impl Resolver<'_> {
     /// catalog file would be.
     async fn record_at(
         &self,
-        repository: &EventRepository,
+        repository: &RepoRef,
     ) -> Result<Option<RepositoryRecord>, RefreshError> {
         match self.reads.listed_one(self.stats, repository, None) {
             Ok(listed) => {

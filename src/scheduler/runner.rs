@@ -17,7 +17,6 @@ use super::guard::ShrinkGuard;
 use super::queue::{FreshUnits, LastEvent, RefreshError, Work, WorkItem};
 use super::recorder::{Recorder, RepositoryCounts};
 use crate::bitbucket::RequestStats;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::catalog::Catalog;
 use crate::config::Schedule;
 use crate::discovery::location::LocationRead;
@@ -412,15 +411,7 @@ impl SourceRunner {
             return Ok(());
         };
         let queued = events.enqueue(WorkItem {
-            repository: EventRepository {
-                project: Some(record.project),
-                workspace: None,
-                slug: record.slug,
-                id: record.id,
-                web_url: Some(record.url),
-                archived: false,
-                main_branch: record.branch,
-            },
+            repository: record.into(),
             work: Work::Refresh,
             received: Instant::now(),
             origin: "refresh".into(),
