@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use regex::Regex;
 use url::Url;
 
 use super::hooks;
@@ -57,13 +58,7 @@ impl Flavour for ServerFlavour {
         let keys: Vec<String> = projects
             .into_iter()
             .map(|p| p.key)
-            .filter(|key| {
-                self.config
-                    .filters
-                    .project_key
-                    .as_ref()
-                    .is_none_or(|re| re.is_match(key))
-            })
+            .filter(|key| self.filter().project(key).is_ok())
             .collect();
         let listings: Vec<Vec<Repository>> = stream::iter(keys)
             .map(|key| {
@@ -80,7 +75,12 @@ impl Flavour for ServerFlavour {
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
         report.repos_seen = repos.len();
-        repos.retain(|repo| self.slug_kept(&repo.slug, repo.archived).is_ok());
+        let filter = self.filter();
+        repos.retain(|repo| {
+            filter
+                .repository(&repo.project.key, &repo.slug, repo.archived)
+                .is_ok()
+        });
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
         if let (Some(webhooks), Some(secret)) =
             (&self.config.webhooks, &self.integration.webhooks.secret)
@@ -136,14 +136,8 @@ impl Flavour for ServerFlavour {
             .project
             .as_deref()
             .ok_or_else(|| Unlisted::LeftOut("the event names no project".into()))?;
-        if let Some(re) = &self.config.filters.project_key {
-            if !re.is_match(project) {
-                return Err(Unlisted::LeftOut(format!(
-                    "project {project} does not match filters.projectKey"
-                )));
-            }
-        }
-        self.slug_kept(&repo.slug, repo.archived)
+        self.filter()
+            .repository(project, &repo.slug, repo.archived)
             .map_err(|why| Unlisted::LeftOut(why.to_string()))?;
         Ok(self.listed(
             client,
@@ -177,20 +171,16 @@ impl Flavour for ServerFlavour {
         // Location targets may use the host the listing's links use, too
         // (they differ behind some proxies); nothing else is followed.
         let aliases: Vec<String> = url_host(location).into_iter().collect();
-        let filters = self.config.filters.clone();
+        let filter = self.filter();
         let scope = pipeline::target_scope(
             location,
             self.config.target_scope,
             format!("catalog.providers.bitbucketServer.{}", self.config.id),
             |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
             move |project, slug| {
-                let admits =
-                    |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));
-                if admits(&filters.project_key, project) && admits(&filters.repo_slug, slug) {
-                    Ok(())
-                } else {
-                    Err(Excluded::Filters)
-                }
+                filter
+                    .repository(project, slug, false)
+                    .map_err(|_| Excluded::Filters)
             },
         );
         FileReader::new(
@@ -202,30 +192,56 @@ impl Flavour for ServerFlavour {
     }
 }
 
-/// Why `repoSlug` or `skipArchivedRepos` leave a repository out.
+/// Why the filters leave a repository out.
 #[derive(Debug, thiserror::Error)]
-enum SlugLeftOut {
+enum LeftOut {
+    #[error("project {0} does not match filters.projectKey")]
+    Project(String),
     #[error("repository {0} does not match filters.repoSlug")]
-    NoMatch(String),
+    Slug(String),
     #[error("repository {0} is archived (filters.skipArchivedRepos)")]
     Archived(String),
 }
 
-impl ServerFlavour {
-    /// `repoSlug` and `skipArchivedRepos`; `Err` says why it is left out.
-    fn slug_kept(&self, slug: &str, archived: bool) -> Result<(), SlugLeftOut> {
-        let filters = &self.config.filters;
-        if filters
-            .repo_slug
-            .as_ref()
-            .is_some_and(|re| !re.is_match(slug))
-        {
-            return Err(SlugLeftOut::NoMatch(slug.to_owned()));
+/// The filters that choose repositories (`projectKey`, `repoSlug`,
+/// `skipArchivedRepos`): the one check for listings, events and Location
+/// targets alike.
+struct RepoFilter {
+    project_key: Option<Regex>,
+    repo_slug: Option<Regex>,
+    skip_archived: bool,
+}
+
+impl RepoFilter {
+    /// `projectKey`, checked alone before a project's repositories are listed.
+    fn project(&self, project: &str) -> Result<(), LeftOut> {
+        match &self.project_key {
+            Some(re) if !re.is_match(project) => Err(LeftOut::Project(project.to_owned())),
+            _ => Ok(()),
         }
-        if filters.skip_archived_repos && archived {
-            return Err(SlugLeftOut::Archived(slug.to_owned()));
+    }
+
+    /// Every filter; `Err` says why the repository is left out.
+    fn repository(&self, project: &str, slug: &str, archived: bool) -> Result<(), LeftOut> {
+        self.project(project)?;
+        if self.repo_slug.as_ref().is_some_and(|re| !re.is_match(slug)) {
+            return Err(LeftOut::Slug(slug.to_owned()));
+        }
+        if self.skip_archived && archived {
+            return Err(LeftOut::Archived(slug.to_owned()));
         }
         Ok(())
+    }
+}
+
+impl ServerFlavour {
+    fn filter(&self) -> RepoFilter {
+        let filters = &self.config.filters;
+        RepoFilter {
+            project_key: filters.project_key.clone(),
+            repo_slug: filters.repo_slug.clone(),
+            skip_archived: filters.skip_archived_repos,
+        }
     }
 
     /// A repository as the pipeline reads it, from what a listing or an
