@@ -11,7 +11,6 @@ use parking_lot::Mutex;
 use serde_json::json;
 use url::Url;
 
-use super::RunReport;
 use crate::bitbucket::BitbucketError;
 use crate::bitbucket::cloud::CloudClient;
 use crate::bitbucket::server::ServerClient;
@@ -47,7 +46,7 @@ impl KeptHooks {
         scope: String,
         what: &str,
         result: Result<(), BitbucketError>,
-        report: &mut RunReport,
+        notices: &mut Vec<String>,
         needs: &str,
     ) {
         match result {
@@ -56,7 +55,7 @@ impl KeptHooks {
                 let refused = err
                     .status()
                     .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403);
-                report.notices.push(format!(
+                notices.push(format!(
                     "cannot create or update the webhook of {what}: {err}{}",
                     if refused {
                         format!(" ({needs}; not retried until restart)")
@@ -88,7 +87,7 @@ pub(super) async fn keep_server(
     target: &Url,
     secret: &Secret,
     repos: &[(String, String)],
-    report: &mut RunReport,
+    notices: &mut Vec<String>,
 ) {
     let asked = *kept.project_hooks.lock();
     let project_hooks = match asked {
@@ -100,7 +99,7 @@ pub(super) async fn keep_server(
                 known
             }
             Err(err) => {
-                report.notices.push(format!(
+                notices.push(format!(
                     "cannot tell Bitbucket's version, so no webhook was created this run: {err}"
                 ));
                 return;
@@ -149,7 +148,7 @@ pub(super) async fn keep_server(
             server_scope(&project, slug.as_deref()),
             &what,
             result,
-            report,
+            notices,
             needs,
         );
     }
@@ -169,7 +168,7 @@ pub(super) async fn keep_cloud(
     workspace: &str,
     target: &Url,
     secret: &Secret,
-    report: &mut RunReport,
+    notices: &mut Vec<String>,
 ) {
     let scope = format!("workspace:{}", workspace.to_lowercase());
     if !kept.pending(&scope) {
@@ -197,7 +196,7 @@ pub(super) async fn keep_cloud(
         scope,
         &format!("workspace {workspace}"),
         result,
-        report,
+        notices,
         "the token needs workspace admin (webhooks) permission",
     );
 }

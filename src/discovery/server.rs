@@ -12,8 +12,8 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
-use super::{CatalogFile, RepoRef, RepositoryRecord, RunReport};
+use super::provider::{Flavour, Listing, ListingError, Parts, ProviderConfig, Settings, Unlisted};
+use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
@@ -45,75 +45,10 @@ impl Flavour for ServerFlavour {
         )
     }
 
-    /// Projects → `projectKey` → each project's repositories (concurrently)
-    /// → `repoSlug`, `skipArchivedRepos`. Any failed page fails the listing.
-    async fn list(
-        &self,
-        client: &ServerClient,
-        report: &mut RunReport,
-        _fingerprint: &str,
-    ) -> Result<Vec<Listed>, ListingError> {
-        let projects = client.projects().await.map_err(ListingError::Projects)?;
-        report.projects_seen = projects.len();
-        let keys: Vec<String> = projects
-            .into_iter()
-            .map(|p| p.key)
-            .filter(|key| self.filter().project(key).is_ok())
-            .collect();
-        let listings: Vec<Vec<Repository>> = stream::iter(keys)
-            .map(|key| {
-                let client = client.clone();
-                async move {
-                    client
-                        .repositories(&key)
-                        .await
-                        .map_err(|source| ListingError::ProjectRepositories { key, source })
-                }
-            })
-            .buffer_unordered(self.config.concurrency)
-            .try_collect()
-            .await?;
-        let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
-        report.repos_seen = repos.len();
-        let filter = self.filter();
-        repos.retain(|repo| {
-            filter
-                .repository(&repo.project.key, &repo.slug, repo.archived)
-                .is_ok()
-        });
-        repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
-        if let (Some(webhooks), Some(secret)) =
-            (&self.config.webhooks, &self.integration.webhooks.secret)
-        {
-            let scopes: Vec<(String, String)> = repos
-                .iter()
-                .map(|r| (r.project.key.clone(), r.slug.clone()))
-                .collect();
-            hooks::keep_server(
-                &self.hooks,
-                client,
-                &webhooks.target,
-                secret,
-                &scopes,
-                report,
-            )
-            .await;
-        }
-        Ok(repos
-            .into_iter()
-            .map(|repo| {
-                let default_branch = repo.default_branch.as_ref().and_then(|b| b.name());
-                let id = repo.id.map(|id| id.to_string());
-                self.listed(
-                    client,
-                    &repo.project.key,
-                    &repo.slug,
-                    id,
-                    repo.browse_url(),
-                    default_branch,
-                )
-            })
-            .collect())
+    async fn list(&self, client: &ServerClient, _fingerprint: &str) -> Listing {
+        let mut listing = Listing::default();
+        listing.repositories = self.repositories(client, &mut listing).await;
+        listing
     }
 
     fn host(&self) -> &str {
@@ -235,6 +170,76 @@ impl RepoFilter {
 }
 
 impl ServerFlavour {
+    /// Projects → `projectKey` → each project's repositories (concurrently)
+    /// → `repoSlug`, `skipArchivedRepos`. Any failed page fails the listing.
+    async fn repositories(
+        &self,
+        client: &ServerClient,
+        listing: &mut Listing,
+    ) -> Result<Vec<Listed>, ListingError> {
+        let projects = client.projects().await.map_err(ListingError::Projects)?;
+        listing.projects_seen = projects.len();
+        let filter = self.filter();
+        let keys: Vec<String> = projects
+            .into_iter()
+            .map(|p| p.key)
+            .filter(|key| filter.project(key).is_ok())
+            .collect();
+        let listings: Vec<Vec<Repository>> = stream::iter(keys)
+            .map(|key| {
+                let client = client.clone();
+                async move {
+                    client
+                        .repositories(&key)
+                        .await
+                        .map_err(|source| ListingError::ProjectRepositories { key, source })
+                }
+            })
+            .buffer_unordered(self.config.concurrency)
+            .try_collect()
+            .await?;
+        let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
+        listing.repos_seen = repos.len();
+        repos.retain(|repo| {
+            filter
+                .repository(&repo.project.key, &repo.slug, repo.archived)
+                .is_ok()
+        });
+        repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            let scopes: Vec<(String, String)> = repos
+                .iter()
+                .map(|r| (r.project.key.clone(), r.slug.clone()))
+                .collect();
+            hooks::keep_server(
+                &self.hooks,
+                client,
+                &webhooks.target,
+                secret,
+                &scopes,
+                &mut listing.notices,
+            )
+            .await;
+        }
+        Ok(repos
+            .into_iter()
+            .map(|repo| {
+                let default_branch = repo.default_branch.as_ref().and_then(|b| b.name());
+                let id = repo.id.map(|id| id.to_string());
+                self.listed(
+                    client,
+                    &repo.project.key,
+                    &repo.slug,
+                    id,
+                    repo.browse_url(),
+                    default_branch,
+                )
+            })
+            .collect())
+    }
+
     fn filter(&self) -> RepoFilter {
         let filters = &self.config.filters;
         RepoFilter {
