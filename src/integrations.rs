@@ -6,6 +6,25 @@ use url::Url;
 
 use crate::secret::Secret;
 
+/// Which Bitbucket: Data Center (Server) or Cloud. Its name
+/// (`bitbucketServer`, `bitbucketCloud`) is the `integrations` and
+/// `catalog.providers` key, the event route's topic and a provider's
+/// `type` in the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]
+pub(crate) enum Product {
+    #[strum(serialize = "bitbucketServer")]
+    Server,
+    #[strum(serialize = "bitbucketCloud")]
+    Cloud,
+}
+
+impl Product {
+    /// `bitbucketServer` or `bitbucketCloud`.
+    pub(crate) fn topic(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// A host (`host` or `host:port`) as integrations are looked up by it:
 /// case-insensitive, as DNS names are. ASCII rules suffice: `url::Url`
 /// gives hosts in ASCII (international names as punycode).
@@ -161,6 +180,18 @@ impl Integrations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_product_is_named_as_its_configuration_key() {
+        for (product, name) in [
+            (Product::Server, "bitbucketServer"),
+            (Product::Cloud, "bitbucketCloud"),
+        ] {
+            assert_eq!(product.topic(), name);
+            assert_eq!(name.parse::<Product>(), Ok(product));
+        }
+        assert!("location".parse::<Product>().is_err());
+    }
 
     #[test]
     fn debug_output_hides_credentials() {

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::bitbucket::webhooks::{self as payload, Event, EventFlavour};
-use crate::integrations::{HostKey, Integrations, WebhookSettings};
+use crate::bitbucket::webhooks::{self as payload, Event};
+use crate::discovery::RepoRef;
+use crate::integrations::{HostKey, Integrations, Product, WebhookSettings};
 use crate::metrics;
 use crate::scheduler::{Scheduler, Work, WorkItem};
 
@@ -50,7 +51,8 @@ pub(crate) enum Accepted {
 impl Webhooks {
     /// Warns once for each integration that accepts unsigned events.
     pub(crate) fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
-        let receivers = |kind: &str, entries: Vec<(&str, &WebhookSettings)>| -> Vec<Receiver> {
+        let receivers = |product: Product, entries: Vec<(&str, &WebhookSettings)>| {
+            let kind = product.topic();
             entries
                 .into_iter()
                 .enumerate()
@@ -70,7 +72,7 @@ impl Webhooks {
         };
         Self {
             server: receivers(
-                "bitbucketServer",
+                Product::Server,
                 integrations
                     .bitbucket_server
                     .iter()
@@ -78,7 +80,7 @@ impl Webhooks {
                     .collect(),
             ),
             cloud: receivers(
-                "bitbucketCloud",
+                Product::Cloud,
                 integrations
                     .bitbucket_cloud
                     .iter()
@@ -93,21 +95,21 @@ impl Webhooks {
     /// `signature`: `X-Hub-Signature`). Returns at once.
     pub(crate) fn receive(
         &self,
-        flavour: EventFlavour,
+        product: Product,
         event_key: Option<&str>,
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<Accepted, Rejected> {
         let received = Instant::now();
-        let topic = flavour.topic();
+        let topic = product.topic();
         let result = self
-            .authenticate(flavour, signature, body)
+            .authenticate(product, signature, body)
             .and_then(|trusted| {
                 let key = event_key
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
                     .ok_or_else(|| Rejected::Invalid("the X-Event-Key header is missing".into()))?;
-                let event = payload::parse(flavour, key, body)
+                let event = payload::parse(product, key, body)
                     .map_err(|err| Rejected::Invalid(err.to_string()))?;
                 Ok((trusted, event))
             });
@@ -118,7 +120,7 @@ impl Webhooks {
                 return Err(rejected);
             }
         };
-        let accepted = self.route(flavour, &trusted, event, received);
+        let accepted = self.route(product, &trusted, event, received);
         match &accepted {
             Accepted::Ignored(why) => {
                 tracing::debug!(topic, reason = why.as_str(), "webhook event ignored")
@@ -135,14 +137,14 @@ impl Webhooks {
     /// signed it, or, unsigned, those that accept unsigned events.
     fn authenticate(
         &self,
-        flavour: EventFlavour,
+        product: Product,
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<&Receiver>, Rejected> {
-        let topic = flavour.topic();
-        let receivers = match flavour {
-            EventFlavour::Server => &self.server,
-            EventFlavour::Cloud => &self.cloud,
+        let topic = product.topic();
+        let receivers = match product {
+            Product::Server => &self.server,
+            Product::Cloud => &self.cloud,
         };
         if receivers.is_empty() {
             return Err(Rejected::NoIntegration(topic));
@@ -180,7 +182,7 @@ impl Webhooks {
 
     fn route(
         &self,
-        flavour: EventFlavour,
+        product: Product,
         trusted: &[&Receiver],
         event: Event,
         received: Instant,
@@ -192,7 +194,7 @@ impl Webhooks {
                 return self.ignored(trusted, kind, format!("{key} events are not acted on"));
             }
             Event::Pushed { ref branches, .. } => Work::pushed(branches.clone(), Vec::new()),
-            Event::Moved { ref old, .. } => Work::Moved(old.clone()),
+            Event::Moved { ref old, .. } => Work::Moved(old.clone().map(RepoRef::from)),
             Event::Deleted { .. } => Work::Deleted,
         };
         let Some(repository) = event.repository().cloned() else {
@@ -222,7 +224,7 @@ impl Webhooks {
         let mut queued = Vec::new();
         let mut concerns_any = false;
         for runner in self.scheduler.runners() {
-            let concerned = runner.source().kind() == flavour.topic()
+            let concerned = runner.source().product() == Some(product)
                 && runner
                     .source()
                     .repository_reads()
@@ -230,7 +232,7 @@ impl Webhooks {
             concerns_any |= concerned;
             let queued_here = concerned
                 && runner.enqueue(WorkItem {
-                    repository: repository.clone(),
+                    repository: RepoRef::from(repository.clone()),
                     work: work.clone(),
                     received,
                     origin: integration.host.clone(),

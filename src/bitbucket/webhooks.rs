@@ -1,30 +1,15 @@
 //! Bitbucket's webhook events: the `X-Hub-Signature` check and the
-//! payloads of the events discovery acts on, reduced to what changed.
-//!
-//! Data Center: `repo:refs_changed`, `repo:modified`, `diagnostics:ping`.
-//! Cloud: `repo:push`, `repo:updated`, `repo:transfer`, `repo:deleted`.
+//! payloads of the events discovery acts on, reduced to what changed. The
+//! events are one table, [`SUBSCRIBED`]: adding a row is all it takes for
+//! the webhooks to ask for an event and for [`parse`] to read it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::urls::url_host;
-
-/// Which kind of Bitbucket sent an event (the route it arrived on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventFlavour {
-    Server,
-    Cloud,
-}
-
-impl EventFlavour {
-    /// The route's topic, as Backstage's events backend names it.
-    pub(crate) fn topic(self) -> &'static str {
-        match self {
-            EventFlavour::Server => "bitbucketServer",
-            EventFlavour::Cloud => "bitbucketCloud",
-        }
-    }
-}
+// The old name, still used by `api::events`.
+pub(crate) use crate::integrations::Product as EventFlavour;
+use crate::integrations::Product;
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
 /// `secret`. The comparison takes the same time wherever the bytes differ.
@@ -85,12 +70,15 @@ pub(crate) struct BranchMove {
     pub to: Option<String>,
 }
 
-/// What an event means for discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an event means for discovery; its name (for metrics and logs)
+/// from [`Event::kind`].
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub(crate) enum Event {
     /// "Test connection".
     Ping,
     /// Branches moved (Data Center `repo:refs_changed`, Cloud `repo:push`).
+    #[strum(serialize = "push")]
     Pushed {
         repository: EventRepository,
         branches: Vec<BranchMove>,
@@ -104,19 +92,14 @@ pub(crate) enum Event {
     /// Cloud `repo:deleted`.
     Deleted { repository: EventRepository },
     /// An event discovery does not act on.
+    #[strum(serialize = "other")]
     Ignored { key: String },
 }
 
 impl Event {
     /// The event's name, for metrics and logs.
     pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Event::Ping => "ping",
-            Event::Pushed { .. } => "push",
-            Event::Moved { .. } => "moved",
-            Event::Deleted { .. } => "deleted",
-            Event::Ignored { .. } => "other",
-        }
+        self.into()
     }
 
     /// The repository it is about (for a move, where it is now).
@@ -137,59 +120,47 @@ pub(crate) struct PayloadError {
     source: serde_json::Error,
 }
 
+/// How an event's body becomes an [`Event`].
+type Reader = fn(&[u8]) -> Result<Event, serde_json::Error>;
+
+/// The events discovery acts on, by product and `X-Event-Key`, with how
+/// each body is read: the webhooks discovery keeps subscribe to exactly
+/// these, and [`parse`] reads exactly these (plus the ping).
+pub(crate) const SUBSCRIBED: &[(Product, &str, Reader)] = &[
+    (Product::Server, "repo:refs_changed", server::refs_changed),
+    (Product::Server, "repo:modified", server::modified),
+    (Product::Cloud, "repo:push", cloud::push),
+    (Product::Cloud, "repo:updated", cloud::updated),
+    (Product::Cloud, "repo:transfer", cloud::updated),
+    (Product::Cloud, "repo:deleted", cloud::deleted),
+];
+
+/// Data Center's "Test connection" (sent whatever the subscription).
+const PING: (Product, &str) = (Product::Server, "diagnostics:ping");
+
+/// The event keys webhooks of `product` subscribe to.
+pub(crate) fn subscribed(product: Product) -> Vec<&'static str> {
+    SUBSCRIBED
+        .iter()
+        .filter(|(p, _, _)| *p == product)
+        .map(|(_, key, _)| *key)
+        .collect()
+}
+
 /// Reads the body of an `X-Event-Key: key` event.
-pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
-    let wrap = |source| PayloadError {
-        key: key.to_owned(),
-        source,
-    };
-    match (flavour, key) {
-        (EventFlavour::Server, "diagnostics:ping") => Ok(Event::Ping),
-        (EventFlavour::Server, "repo:refs_changed") => {
-            let payload: server::RefsChanged = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Pushed {
-                repository: payload.repository.into(),
-                branches: payload
-                    .changes
-                    .into_iter()
-                    .filter_map(server::Change::branch_move)
-                    .collect(),
-            })
-        }
-        (EventFlavour::Server, "repo:modified") => {
-            let payload: server::Modified = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Moved {
-                old: Some(payload.old.into()),
-                new: payload.new.into(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:push") => {
-            let payload: cloud::Push = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Pushed {
-                repository: payload.repository.into(),
-                branches: payload
-                    .push
-                    .changes
-                    .into_iter()
-                    .filter_map(cloud::Change::branch_move)
-                    .collect(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:updated" | "repo:transfer") => {
-            let payload: cloud::Updated = serde_json::from_slice(body).map_err(wrap)?;
-            let old = payload.old();
-            Ok(Event::Moved {
-                old,
-                new: payload.repository.into(),
-            })
-        }
-        (EventFlavour::Cloud, "repo:deleted") => {
-            let payload: cloud::Deleted = serde_json::from_slice(body).map_err(wrap)?;
-            Ok(Event::Deleted {
-                repository: payload.repository.into(),
-            })
-        }
-        _ => Ok(Event::Ignored {
+pub(crate) fn parse(flavour: Product, key: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    if (flavour, key) == PING {
+        return Ok(Event::Ping);
+    }
+    match SUBSCRIBED
+        .iter()
+        .find(|(f, k, _)| *f == flavour && *k == key)
+    {
+        Some((_, _, read)) => read(body).map_err(|source| PayloadError {
+            key: key.to_owned(),
+            source,
+        }),
+        None => Ok(Event::Ignored {
             key: key.to_owned(),
         }),
     }
@@ -199,18 +170,40 @@ pub(crate) fn parse(flavour: EventFlavour, key: &str, body: &[u8]) -> Result<Eve
 mod server {
     use serde::Deserialize;
 
-    use super::{BranchMove, EventRepository, strip_heads};
+    use super::{BranchMove, Event, EventRepository, strip_heads};
     use crate::bitbucket::server::Repository;
 
+    /// `repo:refs_changed`: branches (and tags) moved.
+    pub(super) fn refs_changed(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: RefsChanged = serde_json::from_slice(body)?;
+        Ok(Event::Pushed {
+            repository: payload.repository.into(),
+            branches: payload
+                .changes
+                .into_iter()
+                .filter_map(Change::branch_move)
+                .collect(),
+        })
+    }
+
+    /// `repo:modified`: renamed or moved to another project.
+    pub(super) fn modified(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Modified = serde_json::from_slice(body)?;
+        Ok(Event::Moved {
+            old: Some(payload.old.into()),
+            new: payload.new.into(),
+        })
+    }
+
     #[derive(Deserialize)]
-    pub(super) struct RefsChanged {
+    struct RefsChanged {
         pub repository: Repository,
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Change {
+    struct Change {
         #[serde(rename = "ref")]
         reference: Option<Ref>,
         #[serde(rename = "refId")]
@@ -232,7 +225,7 @@ mod server {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub(super) fn branch_move(self) -> Option<BranchMove> {
+        fn branch_move(self) -> Option<BranchMove> {
             let reference = self.reference.as_ref();
             if reference
                 .and_then(|r| r.kind.as_deref())
@@ -257,7 +250,7 @@ mod server {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Modified {
+    struct Modified {
         pub old: Repository,
         pub new: Repository,
     }
@@ -281,7 +274,39 @@ mod server {
 mod cloud {
     use serde::Deserialize;
 
-    use super::{BranchMove, EventRepository};
+    use super::{BranchMove, Event, EventRepository};
+
+    /// `repo:push`: branches (and tags) moved.
+    pub(super) fn push(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Push = serde_json::from_slice(body)?;
+        Ok(Event::Pushed {
+            repository: payload.repository.into(),
+            branches: payload
+                .push
+                .changes
+                .into_iter()
+                .filter_map(Change::branch_move)
+                .collect(),
+        })
+    }
+
+    /// `repo:updated` and `repo:transfer`: renamed, or moved to another
+    /// workspace.
+    pub(super) fn updated(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Updated = serde_json::from_slice(body)?;
+        Ok(Event::Moved {
+            old: payload.old(),
+            new: payload.repository.into(),
+        })
+    }
+
+    /// `repo:deleted`.
+    pub(super) fn deleted(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: Deleted = serde_json::from_slice(body)?;
+        Ok(Event::Deleted {
+            repository: payload.repository.into(),
+        })
+    }
 
     #[derive(Deserialize)]
     pub(crate) struct Repository {
@@ -352,19 +377,19 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Push {
+    struct Push {
         pub repository: Repository,
         pub push: Changes,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Changes {
+    struct Changes {
         #[serde(default)]
         pub changes: Vec<Change>,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Change {
+    struct Change {
         old: Option<Head>,
         new: Option<Head>,
     }
@@ -384,7 +409,7 @@ mod cloud {
 
     impl Change {
         /// The branch it moved; `None` for tags.
-        pub(super) fn branch_move(self) -> Option<BranchMove> {
+        fn branch_move(self) -> Option<BranchMove> {
             let is_branch = |h: &Head| h.kind.as_deref().is_none_or(|k| k == "branch");
             match (self.new, self.old) {
                 (Some(new), _) if is_branch(&new) => Some(BranchMove {
@@ -403,7 +428,7 @@ mod cloud {
     /// `repo:updated` and `repo:transfer`: the repository as it is now,
     /// with what changed (`changes.full_name.old` after a rename).
     #[derive(Deserialize)]
-    pub(super) struct Updated {
+    struct Updated {
         pub repository: Repository,
         #[serde(default)]
         changes: Option<UpdatedChanges>,
@@ -422,7 +447,7 @@ mod cloud {
 
     impl Updated {
         /// Where the repository was, when the payload says.
-        pub(super) fn old(&self) -> Option<EventRepository> {
+        fn old(&self) -> Option<EventRepository> {
             let changes = self.changes.as_ref()?;
             let (workspace, slug) = match changes
                 .full_name
@@ -449,7 +474,7 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Deleted {
+    struct Deleted {
         pub repository: Repository,
     }
 }
@@ -467,13 +492,13 @@ mod tests {
 
     use super::*;
 
-    fn parsed(flavour: EventFlavour, key: &str, body: &serde_json::Value) -> Event {
+    fn parsed(flavour: Product, key: &str, body: &serde_json::Value) -> Event {
         parse(flavour, key, &serde_json::to_vec(body).unwrap()).unwrap()
     }
 
     /// The repository and branches of a push event.
     fn pushed(
-        flavour: EventFlavour,
+        flavour: Product,
         key: &str,
         body: &serde_json::Value,
     ) -> (EventRepository, Vec<BranchMove>) {
@@ -514,7 +539,7 @@ mod tests {
                  "refId": "refs/heads/old", "fromHash": "d", "toHash": "0", "type": "DELETE"}
             ]
         });
-        let (repository, branches) = pushed(EventFlavour::Server, "repo:refs_changed", &body);
+        let (repository, branches) = pushed(Product::Server, "repo:refs_changed", &body);
         assert_eq!(repository.project.as_deref(), Some("PRJ"));
         assert_eq!(repository.id.as_deref(), Some("7"));
         assert_eq!(repository.host().as_deref(), Some("bb.example.com"));
@@ -540,7 +565,7 @@ mod tests {
                                  {"new": {"name": "v1", "type": "tag", "target": {"hash": "def"}}}]},
             "repository": {"full_name": "ws/svc", "uuid": "{u}", "links": {"html": {"href": "https://bitbucket.org/ws/svc"}}}
         });
-        let (repository, branches) = pushed(EventFlavour::Cloud, "repo:push", &push);
+        let (repository, branches) = pushed(Product::Cloud, "repo:push", &push);
         assert_eq!(
             (repository.workspace.as_deref(), repository.slug.as_str()),
             (Some("ws"), "svc")
@@ -557,7 +582,7 @@ mod tests {
             "repository": {"full_name": "ws/new", "uuid": "{u}"},
             "changes": {"full_name": {"old": "ws/old", "new": "ws/new"}}
         });
-        let event = parsed(EventFlavour::Cloud, "repo:updated", &updated);
+        let event = parsed(Product::Cloud, "repo:updated", &updated);
         let Event::Moved { old, new } = event else {
             panic!("{event:?}")
         };
@@ -565,15 +590,68 @@ mod tests {
         assert_eq!(new.slug, "new");
     }
 
+    /// A body with what every event of `flavour` needs, and nothing else.
+    fn minimal(flavour: Product) -> serde_json::Value {
+        match flavour {
+            Product::Server => {
+                let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
+                json!({"repository": repository, "old": repository, "new": repository, "changes": []})
+            }
+            Product::Cloud => {
+                json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
+            }
+        }
+    }
+
+    #[test]
+    fn every_subscribed_event_is_acted_on() {
+        for (flavour, key, _) in SUBSCRIBED {
+            let event = parsed(*flavour, key, &minimal(*flavour));
+            assert!(
+                !matches!(event, Event::Ignored { .. } | Event::Ping),
+                "{key}: {event:?}"
+            );
+            assert!(event.repository().is_some(), "{key}: {event:?}");
+        }
+    }
+
+    #[test]
+    fn only_subscribed_events_and_the_ping_are_acted_on() {
+        let keys = [
+            "diagnostics:ping",
+            "repo:refs_changed",
+            "repo:modified",
+            "repo:push",
+            "repo:updated",
+            "repo:transfer",
+            "repo:deleted",
+            "repo:forked",
+            "pr:opened",
+            "pullrequest:created",
+            "repo:commit_status_created",
+        ];
+        for flavour in [Product::Server, Product::Cloud] {
+            for key in keys {
+                let event = parsed(flavour, key, &minimal(flavour));
+                let acted_on = !matches!(event, Event::Ignored { .. });
+                let expected = SUBSCRIBED
+                    .iter()
+                    .any(|(f, k, _)| *f == flavour && *k == key)
+                    || (flavour, key) == PING;
+                assert_eq!(acted_on, expected, "{flavour:?} {key}: {event:?}");
+            }
+        }
+    }
+
     #[test]
     fn unknown_events_are_ignored_and_broken_bodies_are_errors() {
         assert_eq!(
-            parse(EventFlavour::Server, "pr:opened", b"{}").unwrap(),
+            parse(Product::Server, "pr:opened", b"{}").unwrap(),
             Event::Ignored {
                 key: "pr:opened".into()
             }
         );
-        assert!(parse(EventFlavour::Server, "repo:refs_changed", b"{}").is_err());
-        assert!(parse(EventFlavour::Cloud, "repo:push", b"not json").is_err());
+        assert!(parse(Product::Server, "repo:refs_changed", b"{}").is_err());
+        assert!(parse(Product::Cloud, "repo:push", b"not json").is_err());
     }
 }

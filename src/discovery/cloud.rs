@@ -14,13 +14,12 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
-use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunReport};
+use super::provider::{Flavour, Listing, ListingError, Parts, ProviderConfig, Settings, Unlisted};
+use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
 use crate::config::CloudProviderConfig;
@@ -66,51 +65,10 @@ impl Flavour for CloudFlavour {
         )
     }
 
-    /// Projects → `projectKey` → code search per project (or, without code
-    /// search, every repository) → `repoSlug`. Any failed page fails it.
-    async fn list(
-        &self,
-        client: &CloudClient,
-        report: &mut RunReport,
-        fingerprint: &str,
-    ) -> Result<Vec<Listed>, ListingError> {
-        let workspace = &self.config.workspace;
-        let projects = client
-            .projects(workspace, self.config.pagelen)
-            .await
-            .map_err(|source| ListingError::WorkspaceProjects {
-                workspace: workspace.clone(),
-                source,
-            })?;
-        report.projects_seen = projects.len();
-        let project_filter = self.config.filters.project_key.as_ref();
-        let keys: Vec<String> = projects
-            .into_iter()
-            .map(|p| p.key)
-            .filter(|key| project_filter.is_none_or(|re| re.is_match(key)))
-            .collect();
-        let mut candidates = match self.search(client, &keys, report).await? {
-            Some(found) => found,
-            None => self.list_repositories(client, report).await?,
-        };
-        candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
-        if let (Some(webhooks), Some(secret)) =
-            (&self.config.webhooks, &self.integration.webhooks.secret)
-        {
-            hooks::keep_cloud(
-                &self.hooks,
-                client,
-                workspace,
-                &webhooks.target,
-                secret,
-                report,
-            )
-            .await;
-        }
-        Ok(candidates
-            .into_iter()
-            .filter_map(|candidate| self.listed(client, candidate, fingerprint, report))
-            .collect())
+    async fn list(&self, client: &CloudClient, fingerprint: &str) -> Listing {
+        let mut listing = Listing::default();
+        listing.repositories = self.repositories(client, fingerprint, &mut listing).await;
+        listing
     }
 
     async fn fetch(
@@ -169,7 +127,7 @@ impl Flavour for CloudFlavour {
     fn listed_one(
         &self,
         client: &CloudClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
         fingerprint: &str,
     ) -> Result<Listed, Unlisted> {
@@ -216,22 +174,14 @@ impl Flavour for CloudFlavour {
             branch: Some(branch),
             commit: commit.map(str::to_owned),
         };
-        let mut scratch = RunReport::new(self.id());
-        self.listed(client, candidate, fingerprint, &mut scratch)
-            .ok_or_else(|| {
-                Unlisted::LeftOut(
-                    scratch
-                        .problems
-                        .pop()
-                        .map_or_else(|| "its web URL is unusable".to_owned(), |p| p.message),
-                )
-            })
+        self.listed(client, candidate, fingerprint)
+            .map_err(|problem| Unlisted::LeftOut(problem.message))
     }
 
     async fn default_branch(
         &self,
         client: &CloudClient,
-        repo: &EventRepository,
+        repo: &RepoRef,
     ) -> Result<Option<String>, BitbucketError> {
         let found = client
             .repository(&self.config.workspace, &repo.slug)
@@ -241,21 +191,75 @@ impl Flavour for CloudFlavour {
 }
 
 impl CloudFlavour {
-    /// The candidate as the pipeline lists it; `None` (with a problem)
-    /// when its web URL is unusable, so its file cannot be named.
+    /// Projects → `projectKey` → code search per project (or, without code
+    /// search, every repository) → `repoSlug`. Any failed page fails it.
+    async fn repositories(
+        &self,
+        client: &CloudClient,
+        fingerprint: &str,
+        listing: &mut Listing,
+    ) -> Result<Vec<Listed>, ListingError> {
+        let workspace = &self.config.workspace;
+        let projects = client
+            .projects(workspace, self.config.pagelen)
+            .await
+            .map_err(|source| ListingError::WorkspaceProjects {
+                workspace: workspace.clone(),
+                source,
+            })?;
+        listing.projects_seen = projects.len();
+        let project_filter = self.config.filters.project_key.as_ref();
+        let keys: Vec<String> = projects
+            .into_iter()
+            .map(|p| p.key)
+            .filter(|key| project_filter.is_none_or(|re| re.is_match(key)))
+            .collect();
+        let mut candidates = match self.search(client, &keys, listing).await? {
+            Some(found) => found,
+            None => self.list_repositories(client, listing).await?,
+        };
+        candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
+        if let (Some(webhooks), Some(secret)) =
+            (&self.config.webhooks, &self.integration.webhooks.secret)
+        {
+            hooks::keep_cloud(
+                &self.hooks,
+                client,
+                workspace,
+                &webhooks.target,
+                secret,
+                &mut listing.notices,
+            )
+            .await;
+        }
+        Ok(candidates
+            .into_iter()
+            .filter_map(
+                |candidate| match self.listed(client, candidate, fingerprint) {
+                    Ok(listed) => Some(listed),
+                    Err(problem) => {
+                        listing.problems.push(problem);
+                        None
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// The candidate as the pipeline lists it; a problem when its web URL
+    /// is unusable, so its file cannot be named.
     fn listed(
         &self,
         client: &CloudClient,
         candidate: Candidate,
         fingerprint: &str,
-        report: &mut RunReport,
-    ) -> Option<Listed> {
+    ) -> Result<Listed, Problem> {
         let path = &self.config.catalog_path;
         // The location names the branch (stable across commits); the read
         // uses the commit the search indexed.
         let git_ref = candidate.branch.as_deref().unwrap_or(&candidate.read_at);
         let Some(catalog_url) = cloud_urls::file_url(&candidate.repo_url, git_ref, path) else {
-            report.problems.push(Problem::new(
+            return Err(Problem::new(
                 candidate.repo_url.clone(),
                 ProblemKind::Read,
                 format!(
@@ -263,7 +267,6 @@ impl CloudFlavour {
                     candidate.slug, candidate.repo_url
                 ),
             ));
-            return None;
         };
         let repo_info = RepoInfo {
             default_branch: cloud_urls::parse_file_url(&catalog_url)
@@ -271,7 +274,7 @@ impl CloudFlavour {
                 .map(|f| f.repo_url)
                 .zip(candidate.branch.clone()),
         };
-        Some(Listed {
+        Ok(Listed {
             file_url: client.src_url(
                 &self.config.workspace,
                 &candidate.slug,
@@ -311,14 +314,14 @@ impl CloudFlavour {
         &self,
         client: &CloudClient,
         keys: &[String],
-        report: &mut RunReport,
+        listing: &mut Listing,
     ) -> Result<Option<Vec<Candidate>>, ListingError> {
         let Some((first, rest)) = keys.split_first() else {
             return Ok(Some(Vec::new()));
         };
         let first = self.search_project(client, first).await?;
         if let (_, Search::Unavailable(reason)) = &first {
-            report.notices.push(format!(
+            listing.notices.push(format!(
                 "{reason}; fell back to listing the workspace's repositories and reading /{} from each main branch (one request per repository)",
                 self.config.catalog_path
             ));
@@ -352,9 +355,9 @@ impl CloudFlavour {
                     }
                 }
             }
-            report.repos_seen += hits;
+            listing.repos_seen += hits;
             if hits >= SEARCH_RESULT_CAP {
-                report.notices.push(format!(
+                listing.notices.push(format!(
                     "code search for project {key} found {hits} catalog files; Bitbucket stops one query at about {SEARCH_RESULT_CAP} results, so repositories may be missing"
                 ));
             }
@@ -418,7 +421,7 @@ impl CloudFlavour {
     async fn list_repositories(
         &self,
         client: &CloudClient,
-        report: &mut RunReport,
+        listing: &mut Listing,
     ) -> Result<Vec<Candidate>, ListingError> {
         let workspace = &self.config.workspace;
         let repos = client
@@ -428,7 +431,7 @@ impl CloudFlavour {
                 workspace: workspace.clone(),
                 source,
             })?;
-        report.repos_seen = repos.len();
+        listing.repos_seen = repos.len();
         let project_filter = self.config.filters.project_key.as_ref();
         Ok(repos
             .into_iter()

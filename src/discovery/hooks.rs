@@ -11,17 +11,13 @@ use parking_lot::Mutex;
 use serde_json::json;
 use url::Url;
 
-use super::RunReport;
 use crate::bitbucket::BitbucketError;
 use crate::bitbucket::cloud::CloudClient;
 use crate::bitbucket::server::ServerClient;
+use crate::bitbucket::webhooks::subscribed;
+use crate::integrations::Product;
 use crate::secret::Secret;
 
-/// Data Center events the daemon acts on.
-pub(super) const SERVER_EVENTS: &[&str] = &["repo:refs_changed", "repo:modified"];
-/// Cloud events the daemon acts on.
-pub(super) const CLOUD_EVENTS: &[&str] =
-    &["repo:push", "repo:updated", "repo:transfer", "repo:deleted"];
 /// The name (Cloud: description) the webhooks carry.
 const HOOK_NAME: &str = "bitbucket-catalogd";
 
@@ -50,7 +46,7 @@ impl KeptHooks {
         scope: String,
         what: &str,
         result: Result<(), BitbucketError>,
-        report: &mut RunReport,
+        notices: &mut Vec<String>,
         needs: &str,
     ) {
         match result {
@@ -59,7 +55,7 @@ impl KeptHooks {
                 let refused = err
                     .status()
                     .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403);
-                report.notices.push(format!(
+                notices.push(format!(
                     "cannot create or update the webhook of {what}: {err}{}",
                     if refused {
                         format!(" ({needs}; not retried until restart)")
@@ -91,7 +87,7 @@ pub(super) async fn keep_server(
     target: &Url,
     secret: &Secret,
     repos: &[(String, String)],
-    report: &mut RunReport,
+    notices: &mut Vec<String>,
 ) {
     let asked = *kept.project_hooks.lock();
     let project_hooks = match asked {
@@ -103,7 +99,7 @@ pub(super) async fn keep_server(
                 known
             }
             Err(err) => {
-                report.notices.push(format!(
+                notices.push(format!(
                     "cannot tell Bitbucket's version, so no webhook was created this run: {err}"
                 ));
                 return;
@@ -114,7 +110,7 @@ pub(super) async fn keep_server(
         "name": HOOK_NAME,
         "url": target.as_str(),
         "active": true,
-        "events": SERVER_EVENTS,
+        "events": subscribed(Product::Server),
         "configuration": {"secret": secret.expose()},
     });
     let mut scopes: Vec<(String, Option<String>)> = if project_hooks {
@@ -152,7 +148,7 @@ pub(super) async fn keep_server(
             server_scope(&project, slug.as_deref()),
             &what,
             result,
-            report,
+            notices,
             needs,
         );
     }
@@ -172,7 +168,7 @@ pub(super) async fn keep_cloud(
     workspace: &str,
     target: &Url,
     secret: &Secret,
-    report: &mut RunReport,
+    notices: &mut Vec<String>,
 ) {
     let scope = format!("workspace:{}", workspace.to_lowercase());
     if !kept.pending(&scope) {
@@ -183,7 +179,7 @@ pub(super) async fn keep_cloud(
         "url": target.as_str(),
         "active": true,
         "secret": secret.expose(),
-        "events": CLOUD_EVENTS,
+        "events": subscribed(Product::Cloud),
     });
     let result = async {
         let existing = client.workspace_hooks(workspace).await?;
@@ -200,7 +196,7 @@ pub(super) async fn keep_cloud(
         scope,
         &format!("workspace {workspace}"),
         result,
-        report,
+        notices,
         "the token needs workspace admin (webhooks) permission",
     );
 }

@@ -18,11 +18,10 @@ use super::hooks::KeptHooks;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
-    CatalogFile, Outcome, Problem, ProblemKind, RepositoryRecord, RunContext, RunReport,
+    CatalogFile, Outcome, Problem, ProblemKind, RepoRef, RepositoryRecord, RunContext, RunReport,
     UnitUpdate, now_rfc3339,
 };
 use crate::bitbucket::reader::FileReader;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::{
@@ -135,14 +134,12 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     /// A client that counts its requests into `stats`.
     fn client(&self, stats: &Arc<RequestStats>) -> Self::Client;
 
-    /// Every repository that passes the filters; an error when the listing
-    /// is not complete (then nothing is removed).
+    /// Every repository that passes the filters, and what the listing saw.
     fn list(
         &self,
         client: &Self::Client,
-        report: &mut RunReport,
         fingerprint: &str,
-    ) -> impl Future<Output = Result<Vec<Listed>, ListingError>> + Send;
+    ) -> impl Future<Output = Listing> + Send;
 
     /// A catalog file's bytes (at most `max_bytes + 1`), `None` when missing.
     fn fetch(
@@ -167,7 +164,7 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     fn listed_one(
         &self,
         client: &Self::Client,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
         fingerprint: &str,
     ) -> Result<Listed, Unlisted>;
@@ -176,8 +173,62 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     fn default_branch(
         &self,
         client: &Self::Client,
-        repo: &EventRepository,
+        repo: &RepoRef,
     ) -> impl Future<Output = Result<Option<String>, BitbucketError>> + Send;
+}
+
+/// What a listing found: the repositories that pass the filters (an error
+/// when the listing is not complete: then nothing is removed) and what it
+/// saw and met on the way, for the run's report.
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub repositories: Result<Vec<Listed>, ListingError>,
+    pub projects_seen: usize,
+    pub repos_seen: usize,
+    pub notices: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Default for Listing {
+    fn default() -> Self {
+        Self {
+            repositories: Ok(Vec::new()),
+            projects_seen: 0,
+            repos_seen: 0,
+            notices: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// What a run's (or events') reads came to, for the report.
+#[derive(Debug, Default)]
+struct ReadTally {
+    repos_read: usize,
+    files_found: usize,
+    location_files: usize,
+    stale: Vec<String>,
+    /// The files' problems and what applying them found, as they came.
+    problems: Vec<Problem>,
+}
+
+impl ReadTally {
+    fn add(&mut self, read: Read) -> UnitUpdate {
+        self.repos_read += 1;
+        self.files_found += usize::from(read.found);
+        self.location_files += read.location_files;
+        self.stale.extend(read.stale);
+        self.problems.extend(read.problems);
+        read.update
+    }
+
+    fn report_into(self, report: &mut RunReport) {
+        report.repos_read += self.repos_read;
+        report.files_found += self.files_found;
+        report.location_files += self.location_files;
+        report.stale.extend(self.stale);
+        report.problems.extend(self.problems);
+    }
 }
 
 /// A configured provider of either flavour.
@@ -246,10 +297,15 @@ impl<F: Flavour> Provider<F> {
         ctx: &RunContext<'_>,
         report: &mut RunReport,
     ) -> Result<(), ListingError> {
-        let listed = tokio::select! {
-            listed = self.flavour.list(client, report, &self.fingerprint) => listed?,
+        let listing = tokio::select! {
+            listing = self.flavour.list(client, &self.fingerprint) => listing,
             () = ctx.stop.cancelled() => return Err(ListingError::Stopped),
         };
+        report.projects_seen = listing.projects_seen;
+        report.repos_seen = listing.repos_seen;
+        report.notices.extend(listing.notices);
+        report.problems.extend(listing.problems);
+        let listed = listing.repositories?;
         report.repos_matched = listed.len();
         let units = listed
             .iter()
@@ -273,7 +329,7 @@ impl<F: Flavour> Provider<F> {
             .map(|listed| self.read(client, ctx, listed))
             // Unordered: a read waiting out a retry must not hold up the others.
             .buffer_unordered(self.flavour.concurrency());
-        apply_as_read(reads, ctx, report).await;
+        apply_as_read(reads, ctx).await.report_into(report);
         if let Some(held) = held {
             report.outcome = Outcome::Held {
                 message: held.message,
@@ -434,7 +490,7 @@ pub(crate) trait RepositoryReads: Send + Sync {
     fn listed_one(
         &self,
         stats: &Arc<RequestStats>,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
     ) -> Result<Listed, Unlisted>;
 
@@ -442,7 +498,7 @@ pub(crate) trait RepositoryReads: Send + Sync {
     fn default_branch<'a>(
         &'a self,
         stats: &'a Arc<RequestStats>,
-        repo: &'a EventRepository,
+        repo: &'a RepoRef,
     ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>>;
 
     /// Reads `reads` as a run would (same pace, budgets and processing),
@@ -466,7 +522,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
     fn listed_one(
         &self,
         stats: &Arc<RequestStats>,
-        repo: &EventRepository,
+        repo: &RepoRef,
         commit: Option<&str>,
     ) -> Result<Listed, Unlisted> {
         let client = self.flavour.client(stats);
@@ -477,7 +533,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
     fn default_branch<'a>(
         &'a self,
         stats: &'a Arc<RequestStats>,
-        repo: &'a EventRepository,
+        repo: &'a RepoRef,
     ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>> {
         Box::pin(async move {
             let client = self.flavour.client(stats);
@@ -498,7 +554,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
                 .take_until(ctx.stop.clone().cancelled_owned())
                 .map(|listed| self.read(&client, ctx, listed))
                 .buffer_unordered(self.flavour.concurrency());
-            apply_as_read(reads, ctx, &mut report).await;
+            apply_as_read(reads, ctx).await.report_into(&mut report);
             pipeline::finish(&mut report, &ctx.stats, started);
             report
         })
@@ -516,12 +572,9 @@ fn content_token(bytes: &[u8], fingerprint: &str) -> String {
 /// Hands reads to the sink in batches (every [`BATCH_FILES`] files or
 /// [`BATCH_EVERY`]), so what is read is served within seconds; once the run
 /// is stopped, applies what it has and each read still under way as it ends.
-async fn apply_as_read(
-    reads: impl Stream<Item = Read>,
-    ctx: &RunContext<'_>,
-    report: &mut RunReport,
-) {
+async fn apply_as_read(reads: impl Stream<Item = Read>, ctx: &RunContext<'_>) -> ReadTally {
     futures::pin_mut!(reads);
+    let mut tally = ReadTally::default();
     let mut pending = Vec::new();
     // One batch at a time is being applied; reads go on meanwhile.
     let mut applying: Option<BoxFuture<'_, Vec<Problem>>> = None;
@@ -535,17 +588,12 @@ async fn apply_as_read(
                     if pending.is_empty() {
                         due = Instant::now() + BATCH_EVERY;
                     }
-                    report.repos_read += 1;
-                    report.files_found += usize::from(read.found);
-                    report.location_files += read.location_files;
-                    report.stale.extend(read.stale);
-                    report.problems.extend(read.problems);
-                    pending.push(read.update);
+                    pending.push(tally.add(read));
                 }
                 None => reading = false,
             },
             Some(problems) = OptionFuture::from(applying.as_mut()), if applying.is_some() => {
-                report.problems.extend(problems);
+                tally.problems.extend(problems);
                 applying = None;
             }
             () = tokio::time::sleep_until(due.into()), if !pending.is_empty() && applying.is_none() => {}
@@ -557,4 +605,5 @@ async fn apply_as_read(
             applying = Some(ctx.sink.apply(std::mem::take(&mut pending)));
         }
     }
+    tally
 }

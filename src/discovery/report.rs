@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::Problem;
 pub(crate) use crate::catalog::problem::now_rfc3339;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
     tag = "status"
 )]
+#[strum(serialize_all = "camelCase")]
 pub enum Outcome {
     /// The listing completed and every planned file was read; per-file
     /// problems may still be listed.
@@ -41,8 +42,9 @@ pub enum Outcome {
 /// What started a run, for its log lines and status. Webhook events do
 /// not start runs: they are applied per repository (the status's
 /// `lastEvent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Trigger {
     /// The first run after start-up (after `initialDelay`).
     StartUp,
@@ -57,14 +59,9 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// As serialised: `start-up`, `schedule`, ….
     pub fn label(self) -> &'static str {
-        match self {
-            Trigger::StartUp => "start-up",
-            Trigger::Leadership => "leadership",
-            Trigger::Schedule => "schedule",
-            Trigger::Refresh => "refresh",
-            Trigger::Registration => "registration",
-        }
+        self.into()
     }
 }
 
@@ -199,5 +196,27 @@ impl RunReport {
             self.location_files,
             self.duration.as_secs_f64()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_as_serialised() {
+        let triggers = [
+            Trigger::StartUp,
+            Trigger::Schedule,
+            Trigger::Refresh,
+            Trigger::Registration,
+            Trigger::Leadership,
+        ];
+        for trigger in triggers {
+            assert_eq!(serde_json::json!(trigger), trigger.label());
+        }
+        let outcome = Outcome::Failed { error: "e".into() };
+        let label: &str = (&outcome).into();
+        assert_eq!(serde_json::json!(outcome)["status"], label);
     }
 }

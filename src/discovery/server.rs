@@ -6,19 +6,19 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use regex::Regex;
 use url::Url;
 
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, ListingError, Parts, ProviderConfig, Settings, Unlisted};
-use super::{CatalogFile, RepositoryRecord, RunReport};
+use super::provider::{Flavour, Listing, ListingError, Parts, ProviderConfig, Settings, Unlisted};
+use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::ServerProviderConfig;
@@ -45,26 +45,145 @@ impl Flavour for ServerFlavour {
         )
     }
 
-    /// Projects → `projectKey` → each project's repositories (concurrently)
-    /// → `repoSlug`, `skipArchivedRepos`. Any failed page fails the listing.
-    async fn list(
+    async fn list(&self, client: &ServerClient, _fingerprint: &str) -> Listing {
+        let mut listing = Listing::default();
+        listing.repositories = self.repositories(client, &mut listing).await;
+        listing
+    }
+
+    fn host(&self) -> &str {
+        &self.integration.host
+    }
+
+    fn pinned_branch(&self) -> Option<&str> {
+        self.config.filters.branch.as_deref()
+    }
+
+    /// The filters applied to a repository an event names.
+    fn listed_one(
         &self,
         client: &ServerClient,
-        report: &mut RunReport,
+        repo: &RepoRef,
+        _commit: Option<&str>,
         _fingerprint: &str,
+    ) -> Result<Listed, Unlisted> {
+        let project = repo
+            .project
+            .as_deref()
+            .ok_or_else(|| Unlisted::LeftOut("the event names no project".into()))?;
+        self.filter()
+            .repository(project, &repo.slug, repo.archived)
+            .map_err(|why| Unlisted::LeftOut(why.to_string()))?;
+        Ok(self.listed(
+            client,
+            project,
+            &repo.slug,
+            repo.id.clone(),
+            repo.web_url.as_deref(),
+            repo.main_branch.clone(),
+        ))
+    }
+
+    async fn default_branch(
+        &self,
+        client: &ServerClient,
+        repo: &RepoRef,
+    ) -> Result<Option<String>, BitbucketError> {
+        let project = repo.project.as_deref().unwrap_or_default();
+        client.default_branch(project, &repo.slug).await
+    }
+
+    async fn fetch(
+        &self,
+        client: &ServerClient,
+        url: &Url,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, BitbucketError> {
+        client.raw_file(url, max_bytes).await
+    }
+
+    fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
+        // Location targets may use the host the listing's links use, too
+        // (they differ behind some proxies); nothing else is followed.
+        let aliases: Vec<String> = url_host(location).into_iter().collect();
+        let filter = self.filter();
+        let scope = pipeline::target_scope(
+            location,
+            self.config.target_scope,
+            format!("catalog.providers.bitbucketServer.{}", self.config.id),
+            |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
+            move |project, slug| {
+                filter
+                    .repository(project, slug, false)
+                    .map_err(|_| Excluded::Filters)
+            },
+        );
+        FileReader::new(
+            Sites::server(&self.integration, &self.http, &aliases),
+            stats,
+            self.config.catalog.processing.limits.max_file_bytes,
+        )
+        .within(scope)
+    }
+}
+
+/// Why the filters leave a repository out.
+#[derive(Debug, thiserror::Error)]
+enum LeftOut {
+    #[error("project {0} does not match filters.projectKey")]
+    Project(String),
+    #[error("repository {0} does not match filters.repoSlug")]
+    Slug(String),
+    #[error("repository {0} is archived (filters.skipArchivedRepos)")]
+    Archived(String),
+}
+
+/// The filters that choose repositories (`projectKey`, `repoSlug`,
+/// `skipArchivedRepos`): the one check for listings, events and Location
+/// targets alike.
+struct RepoFilter {
+    project_key: Option<Regex>,
+    repo_slug: Option<Regex>,
+    skip_archived: bool,
+}
+
+impl RepoFilter {
+    /// `projectKey`, checked alone before a project's repositories are listed.
+    fn project(&self, project: &str) -> Result<(), LeftOut> {
+        match &self.project_key {
+            Some(re) if !re.is_match(project) => Err(LeftOut::Project(project.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every filter; `Err` says why the repository is left out.
+    fn repository(&self, project: &str, slug: &str, archived: bool) -> Result<(), LeftOut> {
+        self.project(project)?;
+        if self.repo_slug.as_ref().is_some_and(|re| !re.is_match(slug)) {
+            return Err(LeftOut::Slug(slug.to_owned()));
+        }
+        if self.skip_archived && archived {
+            return Err(LeftOut::Archived(slug.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+impl ServerFlavour {
+    /// Projects → `projectKey` → each project's repositories (concurrently)
+    /// → `repoSlug`, `skipArchivedRepos`. Any failed page fails the listing.
+    async fn repositories(
+        &self,
+        client: &ServerClient,
+        listing: &mut Listing,
     ) -> Result<Vec<Listed>, ListingError> {
         let projects = client.projects().await.map_err(ListingError::Projects)?;
-        report.projects_seen = projects.len();
+        listing.projects_seen = projects.len();
+        let filter = self.filter();
         let keys: Vec<String> = projects
             .into_iter()
             .map(|p| p.key)
-            .filter(|key| {
-                self.config
-                    .filters
-                    .project_key
-                    .as_ref()
-                    .is_none_or(|re| re.is_match(key))
-            })
+            .filter(|key| filter.project(key).is_ok())
             .collect();
         let listings: Vec<Vec<Repository>> = stream::iter(keys)
             .map(|key| {
@@ -80,8 +199,12 @@ impl Flavour for ServerFlavour {
             .try_collect()
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
-        report.repos_seen = repos.len();
-        repos.retain(|repo| self.slug_kept(&repo.slug, repo.archived).is_ok());
+        listing.repos_seen = repos.len();
+        repos.retain(|repo| {
+            filter
+                .repository(&repo.project.key, &repo.slug, repo.archived)
+                .is_ok()
+        });
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
         if let (Some(webhooks), Some(secret)) =
             (&self.config.webhooks, &self.integration.webhooks.secret)
@@ -96,7 +219,7 @@ impl Flavour for ServerFlavour {
                 &webhooks.target,
                 secret,
                 &scopes,
-                report,
+                &mut listing.notices,
             )
             .await;
         }
@@ -117,116 +240,13 @@ impl Flavour for ServerFlavour {
             .collect())
     }
 
-    fn host(&self) -> &str {
-        &self.integration.host
-    }
-
-    fn pinned_branch(&self) -> Option<&str> {
-        self.config.filters.branch.as_deref()
-    }
-
-    /// The filters applied to a repository an event names.
-    fn listed_one(
-        &self,
-        client: &ServerClient,
-        repo: &EventRepository,
-        _commit: Option<&str>,
-        _fingerprint: &str,
-    ) -> Result<Listed, Unlisted> {
-        let project = repo
-            .project
-            .as_deref()
-            .ok_or_else(|| Unlisted::LeftOut("the event names no project".into()))?;
-        if let Some(re) = &self.config.filters.project_key {
-            if !re.is_match(project) {
-                return Err(Unlisted::LeftOut(format!(
-                    "project {project} does not match filters.projectKey"
-                )));
-            }
-        }
-        self.slug_kept(&repo.slug, repo.archived)
-            .map_err(|why| Unlisted::LeftOut(why.to_string()))?;
-        Ok(self.listed(
-            client,
-            project,
-            &repo.slug,
-            repo.id.clone(),
-            repo.web_url.as_deref(),
-            repo.main_branch.clone(),
-        ))
-    }
-
-    async fn default_branch(
-        &self,
-        client: &ServerClient,
-        repo: &EventRepository,
-    ) -> Result<Option<String>, BitbucketError> {
-        let project = repo.project.as_deref().unwrap_or_default();
-        client.default_branch(project, &repo.slug).await
-    }
-
-    async fn fetch(
-        &self,
-        client: &ServerClient,
-        url: &Url,
-        max_bytes: usize,
-    ) -> Result<Option<Vec<u8>>, BitbucketError> {
-        client.raw_file(url, max_bytes).await
-    }
-
-    fn files(&self, stats: &Arc<RequestStats>, location: &str) -> FileReader {
-        // Location targets may use the host the listing's links use, too
-        // (they differ behind some proxies); nothing else is followed.
-        let aliases: Vec<String> = url_host(location).into_iter().collect();
-        let filters = self.config.filters.clone();
-        let scope = pipeline::target_scope(
-            location,
-            self.config.target_scope,
-            format!("catalog.providers.bitbucketServer.{}", self.config.id),
-            |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
-            move |project, slug| {
-                let admits =
-                    |f: &Option<regex::Regex>, text| f.as_ref().is_none_or(|f| f.is_match(text));
-                if admits(&filters.project_key, project) && admits(&filters.repo_slug, slug) {
-                    Ok(())
-                } else {
-                    Err(Excluded::Filters)
-                }
-            },
-        );
-        FileReader::new(
-            Sites::server(&self.integration, &self.http, &aliases),
-            stats,
-            self.config.catalog.processing.limits.max_file_bytes,
-        )
-        .within(scope)
-    }
-}
-
-/// Why `repoSlug` or `skipArchivedRepos` leave a repository out.
-#[derive(Debug, thiserror::Error)]
-enum SlugLeftOut {
-    #[error("repository {0} does not match filters.repoSlug")]
-    NoMatch(String),
-    #[error("repository {0} is archived (filters.skipArchivedRepos)")]
-    Archived(String),
-}
-
-impl ServerFlavour {
-    /// `repoSlug` and `skipArchivedRepos`; `Err` says why it is left out.
-    fn slug_kept(&self, slug: &str, archived: bool) -> Result<(), SlugLeftOut> {
+    fn filter(&self) -> RepoFilter {
         let filters = &self.config.filters;
-        if filters
-            .repo_slug
-            .as_ref()
-            .is_some_and(|re| !re.is_match(slug))
-        {
-            return Err(SlugLeftOut::NoMatch(slug.to_owned()));
+        RepoFilter {
+            project_key: filters.project_key.clone(),
+            repo_slug: filters.repo_slug.clone(),
+            skip_archived: filters.skip_archived_repos,
         }
-        if filters.skip_archived_repos && archived {
-            return Err(SlugLeftOut::Archived(slug.to_owned()));
-        }
-        Ok(())
     }
 
     /// A repository as the pipeline reads it, from what a listing or an

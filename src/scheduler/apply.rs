@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio_util::task::TaskTracker;
 
-use super::push::FreshUnits;
+use super::queue::FreshUnits;
 use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities};
 use crate::discovery::{Problem, ProblemKind, RepositoryRecord, UnitUpdate};
 use crate::store::{Batch, CatalogStore};

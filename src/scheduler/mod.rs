@@ -5,6 +5,9 @@
 //!
 //! - [`runner`]: one source's runs; [`guard`]: the deletion guard;
 //!   [`recorder`]: each run's report; [`apply`]: catalog + store, batch by batch.
+//! - [`events`]: one provider's event queue and its single-repository
+//!   reads; [`queue`]: the queue's model; [`resolve`]: what a queued item
+//!   comes to against the records.
 //!
 //! Providers each have their own schedule. Locations (static and
 //! registered) share `catalog.locationSchedule`: one job reads them all,
@@ -12,9 +15,11 @@
 //! join and leave while the daemon runs.
 
 pub(crate) mod apply;
+mod events;
 mod guard;
-mod push;
+mod queue;
 mod recorder;
+mod resolve;
 mod runner;
 
 use std::collections::HashMap;
@@ -28,7 +33,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
-pub(crate) use self::push::{Work, WorkItem};
+pub(crate) use self::queue::{Work, WorkItem};
 pub(crate) use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};
 use crate::discovery::Trigger;

@@ -78,12 +78,7 @@ impl Recorder {
         }
         log(&report);
         self.log_problems(&report);
-        let outcome = match report.outcome {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Incomplete { .. } => "incomplete",
-            Outcome::Held { .. } => "held",
-        };
+        let outcome: &'static str = (&report.outcome).into();
         if report.succeeded() {
             metrics::record_last_success(&report.provider, chrono::Utc::now().timestamp() as f64);
         }

@@ -12,8 +12,9 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::Applier;
+use super::events::EventReads;
 use super::guard::ShrinkGuard;
-use super::push::{LastEvent, Pending};
+use super::queue::{FreshUnits, LastEvent, RefreshError, Work, WorkItem};
 use super::recorder::{Recorder, RepositoryCounts};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Catalog;
@@ -25,7 +26,7 @@ use crate::discovery::{
     Held, Outcome, Problem, Progress, RepositoryRecord, RunContext, RunReport, RunSink, Source,
     Trigger, UnitUpdate, now_rfc3339,
 };
-use crate::store::{CatalogStore, StoreError};
+use crate::store::{CatalogStore, RepositoryKey, StoreError};
 
 /// How long a run stopped at its timeout may take to apply what it read.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -39,14 +40,16 @@ pub(crate) struct SourceRunner {
     applier: Arc<Applier>,
     running: tokio::sync::Mutex<()>,
     recorder: Recorder,
-    guard: ShrinkGuard,
+    guard: Arc<ShrinkGuard>,
     /// The run in progress, if any.
     progress: Mutex<Option<Arc<Progress>>>,
     shutdown: CancellationToken,
     /// Set once the source is removed (a deleted location): no run applies.
     retired: AtomicBool,
-    /// Work that events and refreshes asked for (providers).
-    pending: Pending,
+    /// Units event reads applied during the run in progress.
+    fresh: FreshUnits,
+    /// Work that events and refreshes ask for (providers).
+    events: Option<Arc<EventReads>>,
 }
 
 /// What a refresh request did.
@@ -65,8 +68,25 @@ impl SourceRunner {
         applier: Arc<Applier>,
         shutdown: CancellationToken,
     ) -> Self {
+        let guard = Arc::new(ShrinkGuard::new(source.deletion_guard()));
+        let fresh = FreshUnits::default();
+        let events = source.shared_reads().map(|reads| {
+            Arc::new(EventReads {
+                source: source.id().to_owned(),
+                reads,
+                catalog: Arc::clone(&catalog),
+                store: Arc::clone(&store),
+                applier: Arc::clone(&applier),
+                guard: Arc::clone(&guard),
+                fresh: Arc::clone(&fresh),
+                shutdown: shutdown.clone(),
+                pending: Default::default(),
+                branches: Default::default(),
+                last: Default::default(),
+            })
+        });
         Self {
-            guard: ShrinkGuard::new(source.deletion_guard()),
+            guard,
             source,
             catalog,
             store,
@@ -76,42 +96,21 @@ impl SourceRunner {
             progress: Mutex::new(None),
             shutdown,
             retired: AtomicBool::new(false),
-            pending: Pending::default(),
+            fresh,
+            events,
         }
-    }
-
-    pub(super) fn pending(&self) -> &Pending {
-        &self.pending
-    }
-
-    pub(super) fn tracker(&self) -> &tokio_util::task::TaskTracker {
-        self.applier.tracker()
-    }
-
-    pub(super) fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    pub(super) fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
-    pub(super) fn store(&self) -> &dyn CatalogStore {
-        self.store.as_ref()
-    }
-
-    pub(super) fn applier(&self) -> &Arc<Applier> {
-        &self.applier
-    }
-
-    /// The deletion guard, for a removal outside a run.
-    pub(super) fn guard_check(&self, current: usize, removed: usize) -> Result<(), Held> {
-        self.guard.check(self.id(), current, removed, false)
     }
 
     /// The last event or refresh handled (providers).
     pub(crate) fn last_event(&self) -> Option<LastEvent> {
-        self.pending.last_event()
+        self.events.as_ref().and_then(|e| e.last_event())
+    }
+
+    /// Queues `item` for the provider's event reads (see
+    /// [`EventReads::enqueue`]). `false`: dropped (too much waits, or the
+    /// source reads no single repository).
+    pub(crate) fn enqueue(&self, item: WorkItem) -> bool {
+        self.events.as_ref().is_some_and(|e| e.enqueue(item))
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -227,7 +226,8 @@ impl SourceRunner {
             trigger.label()
         );
         let known = self.known().await;
-        self.pending.run_started();
+        // From now on, event reads are remembered for this run.
+        *self.fresh.lock() = Some(Default::default());
         let progress = Arc::new(Progress::new());
         *self.progress.lock() = Some(Arc::clone(&progress));
         let sink = RunnerSink {
@@ -249,8 +249,7 @@ impl SourceRunner {
             () = tokio::time::sleep(timeout) => None,
             () = self.shutdown.cancelled() => {
                 tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
-                *self.progress.lock() = None;
-                self.pending.run_ended();
+                self.run_ended();
                 return None;
             }
         };
@@ -276,10 +275,14 @@ impl SourceRunner {
                 report
             }
         };
-        *self.progress.lock() = None;
-        self.pending.run_ended();
+        self.run_ended();
         report.trigger = Some(trigger);
         Some(self.finish(report).await)
+    }
+
+    fn run_ended(&self) {
+        *self.progress.lock() = None;
+        *self.fresh.lock() = None;
     }
 
     /// What earlier runs recorded about each repository, by unit.
@@ -357,6 +360,69 @@ impl SourceRunner {
         self.recorder.record(self.store.as_ref(), report).await
     }
 
+    /// Stops serving the entity `key` of `unit` (`DELETE
+    /// /entities/by-uid`); the unit's other entities stay. Like an orphan
+    /// deleted in Backstage, it comes back when the unit is next read: its
+    /// change token is dropped so that read applies even if the file did
+    /// not change.
+    pub(crate) async fn remove_entity(
+        &self,
+        unit: &str,
+        key: &crate::catalog::EntityKey,
+    ) -> Result<Vec<Problem>, RefreshError> {
+        let record = self
+            .store
+            .repository(self.id(), RepositoryKey::Unit(unit))
+            .await
+            .map_err(RefreshError::Records)?
+            .map(|record| RepositoryRecord {
+                change_token: None,
+                ..record
+            });
+        let rest = self
+            .catalog
+            .unit_entities(self.id(), unit)
+            .into_iter()
+            .filter(|e| e.key() != *key)
+            .collect();
+        let update = UnitUpdate {
+            unit: unit.to_owned(),
+            record,
+            entities: Some(rest),
+        };
+        Ok(self.applier.apply(self.id(), vec![update]).await)
+    }
+
+    /// Re-reads the unit `unit` (a per-entity refresh): a provider's
+    /// repository alone, through the same path as a push; a location's one
+    /// file and its targets. `Err` says why it cannot be scheduled now.
+    pub(crate) async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
+        let Some(events) = &self.events else {
+            self.refresh(false);
+            return Ok(());
+        };
+        let Some(record) = events.record(RepositoryKey::Unit(unit)).await? else {
+            tracing::warn!(
+                provider = self.id(),
+                unit,
+                "no repository record for a refreshed entity; refreshing the provider"
+            );
+            self.refresh(false);
+            return Ok(());
+        };
+        let queued = events.enqueue(WorkItem {
+            repository: record.into(),
+            work: Work::Refresh,
+            received: Instant::now(),
+            origin: "refresh".into(),
+        });
+        if queued {
+            Ok(())
+        } else {
+            Err(RefreshError::Full)
+        }
+    }
+
     /// Marks the source removed: later ticks and refreshes do nothing. Call
     /// it while holding [`Self::exclusive`], so no run is half-way.
     pub(crate) fn retire(&self) {
@@ -378,7 +444,7 @@ impl RunSink for RunnerSink<'_> {
         Box::pin(self.runner.applier.apply_skipping(
             self.runner.id(),
             updates,
-            self.runner.pending.fresh(),
+            Arc::clone(&self.runner.fresh),
         ))
     }
 
@@ -386,9 +452,8 @@ impl RunSink for RunnerSink<'_> {
         Box::pin(async move {
             let runner = self.runner;
             let id = runner.id();
-            let fresh = runner.pending.fresh();
             let gone: Vec<String> = {
-                let fresh = fresh.lock();
+                let fresh = runner.fresh.lock();
                 runner
                     .catalog
                     .units(id)

@@ -4,15 +4,56 @@
 //! entities; the branch read is pinned, recorded, named by the event or
 //! asked of Bitbucket.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Outcome, RefreshError, SourceRunner, Work, WorkItem};
+use parking_lot::Mutex;
+
+use super::queue::{Outcome, RefreshError, Work, WorkItem};
 use crate::bitbucket::RequestStats;
-use crate::bitbucket::webhooks::EventRepository;
-use crate::discovery::RepositoryRecord;
 use crate::discovery::plan::Listed;
 use crate::discovery::provider::{RepositoryReads, Unlisted};
-use crate::store::RepositoryKey;
+use crate::discovery::{RepoRef, RepositoryRecord};
+use crate::store::{CatalogStore, RepositoryKey};
+
+/// How long a default branch Bitbucket told is trusted.
+const BRANCH_TTL: Duration = Duration::from_secs(3600);
+/// Default branches remembered per provider.
+const MAX_BRANCHES: usize = 10_000;
+
+/// Default branches Bitbucket told, by repository, for an hour: a listing
+/// without `defaultBranch` (older Data Center) or a payload without
+/// `mainbranch` (Cloud) does not cost a request per push.
+#[derive(Debug, Default)]
+pub(super) struct BranchCache(Mutex<HashMap<String, (String, Instant)>>);
+
+impl BranchCache {
+    fn get(&self, key: &str) -> Option<String> {
+        let cache = self.0.lock();
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < BRANCH_TTL)
+            .map(|(branch, _)| branch.clone())
+    }
+
+    fn insert(&self, key: String, branch: String) {
+        let mut cache = self.0.lock();
+        if cache.len() >= MAX_BRANCHES {
+            cache.clear();
+        }
+        cache.insert(key, (branch, Instant::now()));
+    }
+}
+
+/// Resolves work items of one provider against its records.
+pub(super) struct Resolver<'a> {
+    pub(super) source: &'a str,
+    pub(super) store: &'a dyn CatalogStore,
+    pub(super) reads: &'a dyn RepositoryReads,
+    pub(super) stats: &'a Arc<RequestStats>,
+    pub(super) branches: &'a BranchCache,
+}
 
 /// A read to make.
 pub(super) struct ReadPlan {
@@ -44,14 +85,20 @@ impl From<RefreshError> for Stop {
     }
 }
 
-impl SourceRunner {
-    /// What `item` comes to; `Err` when the store cannot tell.
-    pub(super) async fn resolve(
+impl Resolver<'_> {
+    /// The record of `key`.
+    pub(super) async fn record(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        item: &WorkItem,
-    ) -> Result<Plan, RefreshError> {
+        key: RepositoryKey<'_>,
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
+        self.store
+            .repository(self.source, key)
+            .await
+            .map_err(RefreshError::Records)
+    }
+
+    /// What `item` comes to; `Err` when the store cannot tell.
+    pub(super) async fn resolve(&self, item: &WorkItem) -> Result<Plan, RefreshError> {
         let mut repository = item.repository.clone();
         // Bitbucket's id survives renames and moves: the record it finds is
         // where the repository's entities are now.
@@ -60,10 +107,10 @@ impl SourceRunner {
             None => None,
         };
         let old = match &item.work {
-            Work::Deleted => return self.removal(reads, stats, &repository, by_id).await,
+            Work::Deleted => return self.removal(&repository, by_id).await,
             Work::Moved(old) => match (&by_id, old) {
                 (Some(record), _) => Some(record.clone()),
-                (None, Some(old)) => self.record_at(reads, stats, old).await?,
+                (None, Some(old)) => self.record_at(old).await?,
                 (None, None) => None,
             },
             Work::Pushed(_) | Work::Refresh => None,
@@ -75,7 +122,7 @@ impl SourceRunner {
                 repository.project = Some(record.project.clone());
             }
         }
-        match self.read_plan(reads, stats, item, repository, by_id).await {
+        match self.read_plan(item, repository, by_id).await {
             Ok((listed, known)) => Ok(Plan::Read(Box::new(ReadPlan {
                 listed,
                 known,
@@ -90,14 +137,12 @@ impl SourceRunner {
     /// A deleted repository: its entities go, if any come from it.
     async fn removal(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        repository: &EventRepository,
+        repository: &RepoRef,
         by_id: Option<RepositoryRecord>,
     ) -> Result<Plan, RefreshError> {
         let record = match by_id {
             Some(record) => Some(record),
-            None => self.record_at(reads, stats, repository).await?,
+            None => self.record_at(repository).await?,
         };
         Ok(match record {
             Some(record) => Plan::Remove {
@@ -110,13 +155,11 @@ impl SourceRunner {
     /// The file to read for `item` and the record of its unit.
     async fn read_plan(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
         item: &WorkItem,
-        mut repository: EventRepository,
+        mut repository: RepoRef,
         by_id: Option<RepositoryRecord>,
     ) -> Result<(Listed, Option<RepositoryRecord>), Stop> {
-        let first = match reads.listed_one(stats, &repository, None) {
+        let first = match self.reads.listed_one(self.stats, &repository, None) {
             Ok(listed) => Some(listed),
             Err(Unlisted::NeedsBranch) => None,
             Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
@@ -132,18 +175,14 @@ impl SourceRunner {
             (None, _) => None,
         };
         let branch = self
-            .branch_to_read(
-                reads,
-                stats,
-                item,
-                &repository,
-                known.as_ref(),
-                first.is_none(),
-            )
+            .branch_to_read(item, &repository, known.as_ref(), first.is_none())
             .await?;
         let commit = pushed_commit(&item.work, branch.as_deref())?;
         repository.main_branch = branch;
-        let listed = match reads.listed_one(stats, &repository, commit.as_deref()) {
+        let listed = match self
+            .reads
+            .listed_one(self.stats, &repository, commit.as_deref())
+        {
             Ok(listed) => listed,
             Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
             Err(Unlisted::NeedsBranch) => {
@@ -167,29 +206,28 @@ impl SourceRunner {
     /// branch, unnamed).
     async fn branch_to_read(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
         item: &WorkItem,
-        repository: &EventRepository,
+        repository: &RepoRef,
         known: Option<&RepositoryRecord>,
         unlisted: bool,
     ) -> Result<Option<String>, Stop> {
         let cache_key = item.key();
-        let branch = reads
+        let branch = self
+            .reads
             .pinned_branch()
             .map(str::to_owned)
             .or_else(|| known.and_then(|k| k.branch.clone()))
             .or_else(|| repository.main_branch.clone())
-            .or_else(|| self.pending().cached_branch(&cache_key));
+            .or_else(|| self.branches.get(&cache_key));
         // A push is matched against the branch read, and Cloud names files
         // by branch; otherwise the default branch is read unnamed.
         let needs_branch = matches!(item.work, Work::Pushed(_)) || unlisted;
         match branch {
             Some(branch) => Ok(Some(branch)),
             None if !needs_branch => Ok(None),
-            None => match reads.default_branch(stats, repository).await {
+            None => match self.reads.default_branch(self.stats, repository).await {
                 Ok(Some(branch)) => {
-                    self.pending().cache_branch(cache_key, branch.clone());
+                    self.branches.insert(cache_key, branch.clone());
                     Ok(Some(branch))
                 }
                 Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
@@ -202,11 +240,9 @@ impl SourceRunner {
     /// catalog file would be.
     async fn record_at(
         &self,
-        reads: &dyn RepositoryReads,
-        stats: &Arc<RequestStats>,
-        repository: &EventRepository,
+        repository: &RepoRef,
     ) -> Result<Option<RepositoryRecord>, RefreshError> {
-        match reads.listed_one(stats, repository, None) {
+        match self.reads.listed_one(self.stats, repository, None) {
             Ok(listed) => {
                 self.record(RepositoryKey::Unit(&listed.record.catalog_url))
                     .await

@@ -1,0 +1,124 @@
+//! What is kept about each repository of a provider, and what a read
+//! hands over to apply.
+
+use serde::{Deserialize, Serialize};
+
+use super::Problem;
+use crate::bitbucket::webhooks::EventRepository;
+use crate::catalog::Entity;
+
+/// Whether a repository has a catalog file, as its last read said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CatalogFile {
+    /// Listed, not read yet.
+    Unknown,
+    Present,
+    /// The file does not exist (404).
+    Missing,
+    /// The last read failed; what it gave before stays served.
+    Unreadable,
+}
+
+/// What is kept about one repository of a provider: the unit of state and
+/// of change. Its entities are kept under `catalog_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryRecord {
+    pub project: String,
+    pub slug: String,
+    /// The repository's web URL.
+    pub url: String,
+    /// Bitbucket's id for it (Server: the numeric id, Cloud: the UUID),
+    /// when the listing carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The catalog file's web URL: the entities' location, and the unit
+    /// they are kept under.
+    pub catalog_url: String,
+    /// The branch the file is read from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub catalog: CatalogFile,
+    /// What the file was at when last processed (Cloud: the commit code
+    /// search found; Server: a hash of the content), with the settings it
+    /// was processed under. `None`: read it again next time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_token: Option<String>,
+    /// When the file was last read (RFC 3339); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
+    /// Entities served from it.
+    #[serde(default)]
+    pub entities: usize,
+    /// What the last read of the file found wrong.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+/// A read's result for one unit, to apply: the record to keep and, when
+/// the file was processed, the unit's whole new entity set (`None` keeps
+/// what is served: unchanged or unreadable).
+#[derive(Debug, Clone)]
+pub struct UnitUpdate {
+    pub unit: String,
+    pub record: Option<RepositoryRecord>,
+    pub entities: Option<Vec<Entity>>,
+}
+
+impl UnitUpdate {
+    /// Drops everything `unit` serves.
+    pub fn removal(unit: &str) -> Self {
+        Self {
+            unit: unit.to_owned(),
+            record: None,
+            entities: Some(Vec::new()),
+        }
+    }
+}
+
+/// A repository as a read outside a listing names it: an event's, or a
+/// record's for a per-entity refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoRef {
+    /// Server: the project key. Cloud: the project key, when known.
+    pub project: Option<String>,
+    /// Cloud: the workspace slug, when an event names it.
+    pub workspace: Option<String>,
+    pub slug: String,
+    /// Bitbucket's id, stable across renames and moves.
+    pub id: Option<String>,
+    /// The repository's web URL, when known.
+    pub web_url: Option<String>,
+    pub archived: bool,
+    /// The default branch, when known.
+    pub main_branch: Option<String>,
+}
+
+impl From<EventRepository> for RepoRef {
+    fn from(repo: EventRepository) -> Self {
+        Self {
+            project: repo.project,
+            workspace: repo.workspace,
+            slug: repo.slug,
+            id: repo.id,
+            web_url: repo.web_url,
+            archived: repo.archived,
+            main_branch: repo.main_branch,
+        }
+    }
+}
+
+impl From<RepositoryRecord> for RepoRef {
+    fn from(record: RepositoryRecord) -> Self {
+        Self {
+            project: Some(record.project),
+            workspace: None,
+            slug: record.slug,
+            id: record.id,
+            web_url: Some(record.url),
+            archived: false,
+            main_branch: record.branch,
+        }
+    }
+}

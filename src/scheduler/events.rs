@@ -1,0 +1,282 @@
+//! Reads of single repositories outside runs: what a webhook reports (a
+//! push, a move, a deletion) and per-entity refreshes. Work for one
+//! repository that arrives close together becomes one read; reads take the
+//! integration's pace and the provider's filters, budgets and processing,
+//! exactly as a run's do.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::Applier;
+use super::guard::ShrinkGuard;
+use super::queue::{
+    FreshUnits, LastEvent, MAX_PENDING, Outcome, Pending, QueueFull, RefreshError, Work, WorkItem,
+    mark_fresh,
+};
+use super::resolve::{BranchCache, Plan, ReadPlan, Resolver};
+use crate::bitbucket::RequestStats;
+use crate::catalog::Catalog;
+use crate::discovery::provider::RepositoryReads;
+use crate::discovery::{
+    CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
+    UnitUpdate,
+};
+use crate::metrics;
+use crate::store::{CatalogStore, RepositoryKey};
+
+/// How long work waits for more about the same repository.
+const COALESCE: Duration = Duration::from_millis(100);
+
+/// One provider's event queue and the reads it makes.
+pub(super) struct EventReads {
+    /// The provider's id.
+    pub(super) source: String,
+    pub(super) reads: Arc<dyn RepositoryReads>,
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) store: Arc<dyn CatalogStore>,
+    pub(super) applier: Arc<Applier>,
+    pub(super) guard: Arc<ShrinkGuard>,
+    /// Shared with the provider's runs.
+    pub(super) fresh: FreshUnits,
+    pub(super) shutdown: CancellationToken,
+    pub(super) pending: Mutex<Pending>,
+    pub(super) branches: BranchCache,
+    pub(super) last: Mutex<Option<LastEvent>>,
+}
+
+impl std::fmt::Debug for EventReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReads")
+            .field("source", &self.source)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventReads {
+    /// The last event or refresh handled.
+    pub(super) fn last_event(&self) -> Option<LastEvent> {
+        self.last.lock().clone()
+    }
+
+    /// The record of `key`.
+    pub(super) async fn record(
+        &self,
+        key: RepositoryKey<'_>,
+    ) -> Result<Option<RepositoryRecord>, RefreshError> {
+        self.store
+            .repository(&self.source, key)
+            .await
+            .map_err(RefreshError::Records)
+    }
+
+    /// Queues `item`; it is read shortly, together with whatever else
+    /// arrives for the same repository meanwhile. `false`: too much is
+    /// already waiting, and it was dropped.
+    pub(super) fn enqueue(self: &Arc<Self>, item: WorkItem) -> bool {
+        let pushed = self.pending.lock().push(item);
+        match pushed {
+            Ok(start) => {
+                if start {
+                    let this = Arc::clone(self);
+                    self.applier
+                        .tracker()
+                        .spawn(async move { this.drain().await });
+                }
+                true
+            }
+            Err(QueueFull(item)) => {
+                tracing::warn!(
+                    provider = self.source,
+                    repository = item.repository.slug,
+                    "{MAX_PENDING} repositories already wait to be read; event dropped (the next scheduled run reads it)"
+                );
+                metrics::record_event_outcome(&item.origin, item.work.name(), "dropped");
+                false
+            }
+        }
+    }
+
+    async fn drain(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => {
+                    self.pending.lock().stop();
+                    return;
+                }
+                () = tokio::time::sleep(COALESCE) => {}
+            }
+            let Some(batch) = self.pending.lock().take() else {
+                return;
+            };
+            self.process(batch).await;
+        }
+    }
+
+    /// Resolves each item against the records, reads what must be read
+    /// (concurrently, under the integration's pace) and applies it all.
+    async fn process(&self, batch: Vec<WorkItem>) {
+        let stop = self.shutdown.clone();
+        let stats = Arc::new(RequestStats::default());
+        let resolver = Resolver {
+            source: &self.source,
+            store: self.store.as_ref(),
+            reads: self.reads.as_ref(),
+            stats: &stats,
+            branches: &self.branches,
+        };
+        let mut listed = Vec::new();
+        let mut known = HashMap::new();
+        let mut replacing = HashMap::new();
+        let mut reading = Vec::new();
+        for item in batch {
+            if stop.is_cancelled() {
+                return;
+            }
+            let plan = match resolver.resolve(&item).await {
+                Ok(plan) => plan,
+                Err(why) => Plan::Done(Outcome::Failed(why.to_string())),
+            };
+            match plan {
+                Plan::Read(plan) => {
+                    let ReadPlan {
+                        listed: one,
+                        known: record,
+                        replaces,
+                    } = *plan;
+                    let unit = one.record.catalog_url.clone();
+                    if let Some(old) = replaces.filter(|old| *old != unit) {
+                        replacing.insert(unit.clone(), old);
+                    }
+                    if let Some(record) = record {
+                        known.insert(unit.clone(), record);
+                    }
+                    listed.push(one);
+                    reading.push((item, unit));
+                }
+                Plan::Remove { unit } => self.remove_unit(&item, unit).await,
+                Plan::Done(outcome) => self.finish_item(&item, &outcome, false),
+            }
+        }
+        if listed.is_empty() {
+            return;
+        }
+        let sink = EventSink {
+            events: self,
+            replacing,
+        };
+        let ctx = RunContext {
+            stats,
+            progress: Arc::new(Progress::new()),
+            known,
+            sink: &sink,
+            // Shutdown starts no new read; reads under way finish.
+            stop,
+        };
+        let report = self.reads.read_now(&ctx, listed).await;
+        let failed: HashMap<&str, &Problem> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Read)
+            .map(|p| (p.url.as_str(), p))
+            .collect();
+        for (item, unit) in reading {
+            let outcome = match failed.get(unit.as_str()) {
+                Some(problem) => Outcome::Failed(problem.message.clone()),
+                None => Outcome::Applied,
+            };
+            let served = outcome == Outcome::Applied && matches!(item.work, Work::Pushed(_));
+            self.finish_item(&item, &outcome, served);
+        }
+        tracing::info!(
+            provider = self.source,
+            read = report.repos_read,
+            requests = report.requests,
+            "read repositories named by events"
+        );
+    }
+
+    /// Drops a deleted (or moved-away) repository's entities, guarded.
+    async fn remove_unit(&self, item: &WorkItem, unit: String) {
+        let id = self.source.as_str();
+        let removed = self.catalog.units_len(id, std::slice::from_ref(&unit));
+        let current = self.catalog.source_len(id);
+        if let Err(held) = self.guard_check(current, removed) {
+            self.finish_item(item, &Outcome::Held(held.message), false);
+            return;
+        }
+        mark_fresh(&self.fresh, std::iter::once(unit.clone()));
+        let problems = self.applier.remove_units(id, vec![unit]).await;
+        let outcome = match problems.into_iter().next() {
+            Some(problem) => Outcome::Failed(problem.message),
+            None => Outcome::Applied,
+        };
+        self.finish_item(item, &outcome, false);
+    }
+
+    /// The deletion guard, for a removal outside a run.
+    fn guard_check(&self, current: usize, removed: usize) -> Result<(), Held> {
+        self.guard.check(&self.source, current, removed, false)
+    }
+
+    fn finish_item(&self, item: &WorkItem, outcome: &Outcome, served: bool) {
+        let id = self.source.as_str();
+        match outcome {
+            Outcome::Applied => tracing::info!(
+                provider = id,
+                repository = item.repository.slug,
+                work = item.work.name(),
+                "applied"
+            ),
+            other => {
+                tracing::debug!(provider = id, repository = item.repository.slug, work = item.work.name(), outcome = %other, "not applied")
+            }
+        }
+        metrics::record_event_outcome(&item.origin, item.work.name(), outcome.label());
+        if served {
+            metrics::record_push_served(id, item.received.elapsed());
+        }
+        *self.last.lock() = Some(LastEvent::of(item, outcome));
+    }
+}
+
+/// Applies event reads. A moved repository's old place is dropped in the
+/// same batch as a read of its new place that did not fail, so uids stay
+/// and nothing is lost when Bitbucket is down.
+struct EventSink<'a> {
+    events: &'a EventReads,
+    /// New unit → the unit the repository's entities were under.
+    replacing: HashMap<String, String>,
+}
+
+impl RunSink for EventSink<'_> {
+    fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
+        let forgotten: Vec<String> = updates
+            .iter()
+            .filter(|u| {
+                u.record
+                    .as_ref()
+                    .is_some_and(|r| r.catalog != CatalogFile::Unreadable)
+            })
+            .filter_map(|u| self.replacing.get(&u.unit).cloned())
+            .collect();
+        updates.extend(forgotten.iter().map(|old| UnitUpdate::removal(old)));
+        mark_fresh(&self.events.fresh, updates.iter().map(|u| u.unit.clone()));
+        Box::pin(
+            self.events
+                .applier
+                .apply_forgetting(&self.events.source, updates, forgotten),
+        )
+    }
+
+    fn reconcile(&self, _listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>> {
+        // Event reads never list, so they never remove by listing.
+        Box::pin(async { Ok(()) })
+    }
+}
