@@ -16,6 +16,7 @@ pub(crate) mod cloud_urls;
 mod pacing;
 pub(crate) use pacing::PaceView;
 pub(crate) mod reader;
+pub(crate) mod refusal;
 pub(crate) mod scope;
 pub(crate) mod server;
 pub(crate) mod server_urls;

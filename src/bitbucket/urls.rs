@@ -1,49 +1,10 @@
-//! URL arithmetic shared by the Server and Cloud web URL modules: errors,
-//! hosts, decoded path segments and Backstage's `defaultScmResolveUrl`.
+//! URL arithmetic shared by the Server and Cloud web URL modules: hosts,
+//! decoded path segments and Backstage's `defaultScmResolveUrl`.
 
 use url::Url;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum UrlError {
-    #[error("'{0}' is not a URL")]
-    NotAUrl(String),
-    #[error(
-        "'{0}' is not a Bitbucket Server file URL (expected https://<host>/projects/<KEY>/repos/<slug>/browse/<path>)"
-    )]
-    NotAFileUrl(String),
-    #[error(
-        "'{0}' is not a Bitbucket Cloud file URL (expected https://<host>/<workspace>/<slug>/src/<ref>/<path>)"
-    )]
-    NotACloudFileUrl(String),
-    /// Never echoed: the URL holds a credential.
-    #[error(
-        "a URL with a user name or password is not read (credentials belong in the integration, not in URLs)"
-    )]
-    Credentials,
-    #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
-    Traversal(String),
-    #[error("cannot resolve '{target}' against '{base}': {message}")]
-    Resolve {
-        target: String,
-        base: String,
-        message: String,
-    },
-    /// Outside what the reader may read (a provider's target scope).
-    #[error("'{url}' is not read: {reason}")]
-    OutOfScope {
-        url: String,
-        reason: super::scope::OutOfScope,
-    },
-    /// Nothing is requested for such a URL.
-    #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
-    UnknownHost {
-        url: String,
-        host: String,
-        scope: &'static str,
-        known: String,
-        hint: &'static str,
-    },
-}
+pub(crate) use super::refusal::UrlError;
+
 
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub(crate) fn host_of(url: &Url) -> Option<String> {
