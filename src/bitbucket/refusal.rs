@@ -30,10 +30,7 @@ pub(crate) enum UrlError {
     },
     /// Outside what the reader may read (a provider's target scope).
     #[error("'{url}' is not read: {reason}")]
-    OutOfScope {
-        url: String,
-        reason: OutOfScope,
-    },
+    OutOfScope { url: String, reason: OutOfScope },
     /// Nothing is requested for such a URL.
     #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
     UnknownHost {

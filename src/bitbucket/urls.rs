@@ -5,7 +5,6 @@ use url::Url;
 
 pub(crate) use super::refusal::UrlError;
 
-
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub(crate) fn host_of(url: &Url) -> Option<String> {
     let host = url.host_str()?;

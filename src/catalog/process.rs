@@ -345,7 +345,7 @@ impl<S: FileSource> Processor<'_, S> {
             Ok(entity) => entity,
             Err(err) => return reject(walk, err.to_string()),
         };
-        if let Err(invalid) = relations::emitted(&entity) {
+        if let Err(invalid) = relations::references(&entity) {
             return reject(walk, invalid.to_string());
         }
         if builtin != Some(BuiltinKind::Location) {
