@@ -15,6 +15,7 @@ pub(crate) mod cloud;
 pub(crate) mod cloud_urls;
 mod pacing;
 pub(crate) use pacing::PaceView;
+pub(crate) mod file_url;
 pub(crate) mod reader;
 pub(crate) mod refusal;
 pub(crate) mod scope;

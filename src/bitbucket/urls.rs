@@ -94,22 +94,41 @@ pub(crate) fn scm_resolve_url(
     if Url::parse(target).is_ok() {
         return Ok(target.to_owned());
     }
-    let resolve_err = |message: &str| UrlError::Resolve {
-        target: target.to_owned(),
-        base: base.to_owned(),
-        message: message.to_owned(),
-    };
-    let base_url = Url::parse(base).map_err(|_| resolve_err("the base is not a URL"))?;
+    let base_url =
+        Url::parse(base).map_err(|_| resolve_error(target, base, "the base is not a URL"))?;
+    scm_resolve(target, base, &base_url, || root(base))
+}
+
+/// [`scm_resolve_url`] against a base already parsed (`base` is its text,
+/// for messages); `root` is only asked for when `target` starts with `/`.
+pub(crate) fn scm_resolve(
+    target: &str,
+    base: &str,
+    base_url: &Url,
+    root: impl FnOnce() -> Result<String, UrlError>,
+) -> Result<String, UrlError> {
+    if Url::parse(target).is_ok() {
+        return Ok(target.to_owned());
+    }
     let mut resolved = if target.starts_with('/') {
-        let root = Url::parse(&root(base)?).map_err(|_| resolve_err("bad repository URL"))?;
+        let root =
+            Url::parse(&root()?).map_err(|_| resolve_error(target, base, "bad repository URL"))?;
         let mut joined = root.clone();
         joined.set_path(&format!("{}{}", root.path().trim_end_matches('/'), target));
         joined
     } else {
         base_url
             .join(target)
-            .map_err(|err| resolve_err(&err.to_string()))?
+            .map_err(|err| resolve_error(target, base, &err.to_string()))?
     };
     resolved.set_query(base_url.query());
     Ok(resolved.to_string())
+}
+
+fn resolve_error(target: &str, base: &str, message: &str) -> UrlError {
+    UrlError::Resolve {
+        target: target.to_owned(),
+        base: base.to_owned(),
+        message: message.to_owned(),
+    }
 }
