@@ -59,6 +59,20 @@ impl FileUrl {
         }
     }
 
+    /// The URL as given.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The repository's owner (Server project key, `~USER` for a personal
+    /// repository; Cloud workspace) and slug.
+    pub(crate) fn repository(&self) -> (&str, &str) {
+        match &self.file {
+            Named::Server(file) => (&file.project_key, &file.slug),
+            Named::Cloud(file) => (&file.workspace, &file.slug),
+        }
+    }
+
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`, or
     /// `https://host/{workspace}/{slug}`).
     pub(crate) fn repo_url(&self) -> &str {
@@ -128,12 +142,14 @@ mod tests {
                 Flavour::Server => {
                     let named = server_urls::parse_file_url(text).unwrap();
                     assert_eq!(file.repo_url(), named.repo_url);
+                    assert_eq!(file.repository(), ("P", "s"));
                     assert_eq!(file.api_url(&api), server_urls::raw_api_url(&named, &api));
                     assert_eq!(file.edit_url(), Some(server_urls::edit_url(text)));
                 }
                 Flavour::Cloud => {
                     let named = cloud_urls::parse_file_url(text).unwrap();
                     assert_eq!(file.repo_url(), named.repo_url);
+                    assert_eq!(file.repository(), ("acme", "svc"));
                     assert_eq!(file.api_url(&api), cloud_urls::src_api_url(&named, &api));
                     assert_eq!(file.edit_url(), cloud_urls::edit_url(text));
                 }

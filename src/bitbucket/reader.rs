@@ -252,7 +252,7 @@ impl FileReader {
         let (site, file) = self.sites.file(url)?;
         let api_url = file.api_url(&site.api_base);
         if let Some(scope) = &self.scope {
-            scope.check(url).map_err(|reason| UrlError::OutOfScope {
+            scope.check(&file).map_err(|reason| UrlError::OutOfScope {
                 url: url.to_owned(),
                 reason,
             })?;
