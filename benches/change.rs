@@ -34,12 +34,6 @@ impl FileSource for NoOtherFiles {
     fn resolve(&self, target: &str, _base: &str) -> Result<String, ResolveError> {
         Ok(target.to_owned())
     }
-    fn edit_url(&self, url: &str) -> Option<String> {
-        Some(url.to_owned())
-    }
-    fn repo_url(&self, _url: &str) -> Option<String> {
-        None
-    }
 }
 
 fn unit(i: usize) -> String {

@@ -25,14 +25,19 @@ pub(crate) struct CloudFile {
     pub repo_url: String,
     /// `…/{workspace}/{slug}/src/{ref}` as written: what a `/`-target
     /// resolves against.
-    root_url: String,
+    pub(super) root_url: String,
 }
 
 /// Parses a `src` or `raw` web URL of a file.
 pub(crate) fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
+    parse_file(&url, text)
+}
+
+/// [`parse_file_url`] of a URL already parsed from `text`.
+pub(crate) fn parse_file(url: &Url, text: &str) -> Result<CloudFile, UrlError> {
     let not_file = || UrlError::NotACloudFileUrl(text.to_owned());
-    let (raw, decoded) = path_segments(&url).ok_or_else(not_file)?;
+    let (raw, decoded) = path_segments(url).ok_or_else(not_file)?;
     let [workspace, slug, kind, git_ref, path @ ..] = decoded.as_slice() else {
         return Err(not_file());
     };
@@ -117,9 +122,14 @@ pub(crate) fn resolve_url(target: &str, base: &str) -> Result<String, UrlError> 
 
 /// Backstage's `resolveEditUrl` for Cloud: `?mode=edit&at=<ref>` (other
 /// query parameters kept). A `raw` URL is edited through its `src` page.
+#[cfg(test)]
 pub(crate) fn edit_url(url: &str) -> Option<String> {
     let file = parse_file_url(url).ok()?;
-    let mut edit = Url::parse(url).ok()?;
+    edit_url_of(&file, Url::parse(url).ok()?)
+}
+
+/// [`edit_url`] of a file already parsed from `web`.
+pub(crate) fn edit_url_of(file: &CloudFile, mut edit: Url) -> Option<String> {
     let segments: Vec<String> = edit
         .path_segments()?
         .enumerate()

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use url::Url;
 
+pub(crate) use super::file_url::{FileUrl, Flavour};
 pub(crate) use super::scope::Scope;
 use super::urls::{UrlError, host_of};
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };
-use crate::catalog::process::{FetchError, FileSource, ResolveError};
+use crate::catalog::process::{FetchError, FileFacts, FileSource, ResolveError};
 use crate::integrations::{
     BitbucketCloudIntegration, BitbucketServerIntegration, HostKey, Integrations,
 };
@@ -24,13 +25,6 @@ use crate::integrations::{
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
 /// module writes it.
 pub(crate) const CLOUD_REPO_URL_ANNOTATION: &str = "bitbucket.org/repo-url";
-
-/// Which REST dialect an integration speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    Server,
-    Cloud,
-}
 
 #[derive(Debug, Clone)]
 struct Site {
@@ -149,13 +143,39 @@ impl Sites {
         });
     }
 
-    /// The integration a URL belongs to, by host; refused when none does.
+    /// The integration `url` belongs to and the file it names, from one
+    /// parse of `url`; refused when no integration has its host or it is not
+    /// a file URL.
+    fn file(&self, url: &str) -> Result<(&Site, FileUrl), UrlError> {
+        let web = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
+        let (first, other) = self.sites_of(&web, url)?;
+        match FileUrl::from_url(web.clone(), url, first.flavour) {
+            Ok(file) => Ok((first, file)),
+            // A host configured for both flavours: the URL's shape decides.
+            Err(err) => match other.map(|o| (o, FileUrl::from_url(web, url, o.flavour))) {
+                Some((other, Ok(file))) => Ok((other, file)),
+                _ => Err(err),
+            },
+        }
+    }
+
+    /// The integration a URL belongs to, by host (and by shape when both
+    /// flavours share the host); refused when none does.
     fn site(&self, url: &str) -> Result<&Site, UrlError> {
-        let parsed = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
+        if let Ok((site, _)) = self.file(url) {
+            return Ok(site);
+        }
+        let web = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
+        Ok(self.sites_of(&web, url)?.0)
+    }
+
+    /// The integrations whose hosts include `web`'s: the first, and one of
+    /// the other flavour on the same host if any.
+    fn sites_of(&self, web: &Url, url: &str) -> Result<(&Site, Option<&Site>), UrlError> {
+        if !web.username().is_empty() || web.password().is_some() {
             return Err(UrlError::Credentials);
         }
-        let host = HostKey::new(&host_of(&parsed).unwrap_or_default());
+        let host = HostKey::new(&host_of(web).unwrap_or_default());
         let mut candidates = self.sites.iter().filter(|s| s.hosts.contains(&host));
         let first = candidates.next().ok_or_else(|| {
             let mut known: Vec<&str> = Vec::new();
@@ -176,28 +196,21 @@ impl Sites {
                 },
             }
         })?;
-        // A host configured for both flavours: the URL's shape decides.
-        if let Some(other) = candidates.find(|s| s.flavour != first.flavour)
-            && first.api_url(url).is_err()
-            && other.api_url(url).is_ok()
-        {
-            return Ok(other);
-        }
-        Ok(first)
+        let other = candidates.find(|s| s.flavour != first.flavour);
+        Ok((first, other))
     }
 
     /// Checks that `url` is a file on a Bitbucket in scope and names the
     /// REST call that would read it, without making it.
     pub(crate) fn api_url(&self, url: &str) -> Result<Url, UrlError> {
-        self.site(url)?.api_url(url)
+        let (site, file) = self.file(url)?;
+        Ok(file.api_url(&site.api_base))
     }
 
     /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
     #[cfg(test)]
     pub(crate) fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
-        let site = self.site(url)?;
-        site.api_url(url)?;
-        Ok(site.flavour)
+        Ok(self.file(url)?.1.flavour())
     }
 }
 
@@ -236,10 +249,10 @@ impl FileReader {
     /// The file's bytes (at most `max_bytes + 1`), `None` when it does not
     /// exist.
     pub(crate) async fn read(&self, url: &str) -> Result<Option<Vec<u8>>, ReadError> {
-        let site = self.sites.site(url)?;
-        let api_url = site.api_url(url)?;
+        let (site, file) = self.sites.file(url)?;
+        let api_url = file.api_url(&site.api_base);
         if let Some(scope) = &self.scope {
-            scope.check(url).map_err(|reason| UrlError::OutOfScope {
+            scope.check(&file).map_err(|reason| UrlError::OutOfScope {
                 url: url.to_owned(),
                 reason,
             })?;
@@ -263,19 +276,11 @@ impl FileReader {
 }
 
 impl Site {
-    fn api_url(&self, url: &str) -> Result<Url, UrlError> {
+    /// The annotation key naming a repository of this integration.
+    fn repo_url_annotation(&self) -> String {
         match self.flavour {
-            Flavour::Server => server_urls::parse_file_url(url)
-                .map(|file| server_urls::raw_api_url(&file, &self.api_base)),
-            Flavour::Cloud => cloud_urls::parse_file_url(url)
-                .map(|file| cloud_urls::src_api_url(&file, &self.api_base)),
-        }
-    }
-
-    fn repo_url(&self, url: &str) -> Option<String> {
-        match self.flavour {
-            Flavour::Server => server_urls::parse_file_url(url).ok().map(|f| f.repo_url),
-            Flavour::Cloud => cloud_urls::parse_file_url(url).ok().map(|f| f.repo_url),
+            Flavour::Server => server_repo_url_annotation(&self.host),
+            Flavour::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
         }
     }
 }
@@ -301,31 +306,39 @@ impl FileSource for FileReader {
     }
 
     fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError> {
-        let resolved = match self.sites.site(base).map(|s| s.flavour) {
-            Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
-            // A base outside the scope still resolves (its target is refused on fetch).
-            _ => server_urls::resolve_url(target, base),
+        let resolved = match self.sites.file(base) {
+            Ok((_, file)) => file.resolve(target),
+            Err(_) => match self.sites.site(base).map(|s| s.flavour) {
+                Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
+                // A base outside the scope still resolves (its target is refused on fetch).
+                _ => server_urls::resolve_url(target, base),
+            },
         };
         resolved.map_err(|err| ResolveError::Url(Box::new(err)))
     }
 
-    fn edit_url(&self, url: &str) -> Option<String> {
-        match self.sites.site(url).ok()?.flavour {
-            Flavour::Server => Some(server_urls::edit_url(url)),
-            Flavour::Cloud => cloud_urls::edit_url(url),
+    fn describe(&self, url: &str) -> FileFacts {
+        let (site, file) = match self.sites.file(url) {
+            Ok((site, file)) => (site, file),
+            // Not a file URL of its integration (or none has its host).
+            Err(_) => {
+                let site = self.sites.site(url).ok();
+                return FileFacts {
+                    edit_url: site
+                        .filter(|s| s.flavour == Flavour::Server)
+                        .map(|_| server_urls::edit_url(url)),
+                    directory: self.resolve("./", url).ok(),
+                    repo_url: None,
+                    repo_url_annotation: site.map(Site::repo_url_annotation),
+                };
+            }
+        };
+        FileFacts {
+            edit_url: file.edit_url(),
+            directory: file.resolve("./").ok(),
+            repo_url: Some(file.repo_url().to_owned()),
+            repo_url_annotation: Some(site.repo_url_annotation()),
         }
-    }
-
-    fn repo_url(&self, url: &str) -> Option<String> {
-        self.sites.site(url).ok()?.repo_url(url)
-    }
-
-    fn repo_url_annotation(&self, url: &str) -> Option<String> {
-        let site = self.sites.site(url).ok()?;
-        Some(match site.flavour {
-            Flavour::Server => server_repo_url_annotation(&site.host),
-            Flavour::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
-        })
     }
 }
 
@@ -429,26 +442,27 @@ mod tests {
     #[test]
     fn annotations_follow_the_flavour() {
         let reader = reader();
-        let cloud = "https://bitbucket.org/acme/svc/src/main/catalog-info.yaml";
+        let cloud = reader.describe("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml");
         assert_eq!(
-            reader.repo_url_annotation(cloud).as_deref(),
+            cloud.repo_url_annotation.as_deref(),
             Some(CLOUD_REPO_URL_ANNOTATION)
         );
         assert_eq!(
-            reader.repo_url(cloud).as_deref(),
+            cloud.repo_url.as_deref(),
             Some("https://bitbucket.org/acme/svc")
         );
         assert_eq!(
-            reader.edit_url(cloud).as_deref(),
+            cloud.edit_url.as_deref(),
             Some("https://bitbucket.org/acme/svc/src/main/catalog-info.yaml?mode=edit&at=main")
         );
-        let server = "https://bb.example.com/projects/P/repos/s/browse/c.yaml?at=dev";
+        let server =
+            reader.describe("https://bb.example.com/projects/P/repos/s/browse/c.yaml?at=dev");
         assert_eq!(
-            reader.repo_url_annotation(server).as_deref(),
+            server.repo_url_annotation.as_deref(),
             Some("bb.example.com/repo-url")
         );
         assert_eq!(
-            reader.edit_url(server).as_deref(),
+            server.edit_url.as_deref(),
             Some("https://bb.example.com/projects/P/repos/s/browse/c.yaml")
         );
     }

@@ -28,8 +28,13 @@ pub(crate) struct ServerFile {
 /// Parses a browse or raw web URL of a file.
 pub(crate) fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
+    parse_file(&url, text)
+}
+
+/// [`parse_file_url`] of a URL already parsed from `text`.
+pub(crate) fn parse_file(url: &Url, text: &str) -> Result<ServerFile, UrlError> {
     let not_file = || UrlError::NotAFileUrl(text.to_owned());
-    let (raw_segments, decoded) = path_segments(&url).ok_or_else(not_file)?;
+    let (raw_segments, decoded) = path_segments(url).ok_or_else(not_file)?;
     let start = (0..decoded.len())
         .find(|&i| {
             matches!(decoded[i].as_str(), "projects" | "users")

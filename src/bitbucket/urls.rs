@@ -1,49 +1,9 @@
-//! URL arithmetic shared by the Server and Cloud web URL modules: errors,
-//! hosts, decoded path segments and Backstage's `defaultScmResolveUrl`.
+//! URL arithmetic shared by the Server and Cloud web URL modules: hosts,
+//! decoded path segments and Backstage's `defaultScmResolveUrl`.
 
 use url::Url;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum UrlError {
-    #[error("'{0}' is not a URL")]
-    NotAUrl(String),
-    #[error(
-        "'{0}' is not a Bitbucket Server file URL (expected https://<host>/projects/<KEY>/repos/<slug>/browse/<path>)"
-    )]
-    NotAFileUrl(String),
-    #[error(
-        "'{0}' is not a Bitbucket Cloud file URL (expected https://<host>/<workspace>/<slug>/src/<ref>/<path>)"
-    )]
-    NotACloudFileUrl(String),
-    /// Never echoed: the URL holds a credential.
-    #[error(
-        "a URL with a user name or password is not read (credentials belong in the integration, not in URLs)"
-    )]
-    Credentials,
-    #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
-    Traversal(String),
-    #[error("cannot resolve '{target}' against '{base}': {message}")]
-    Resolve {
-        target: String,
-        base: String,
-        message: String,
-    },
-    /// Outside what the reader may read (a provider's target scope).
-    #[error("'{url}' is not read: {reason}")]
-    OutOfScope {
-        url: String,
-        reason: super::scope::OutOfScope,
-    },
-    /// Nothing is requested for such a URL.
-    #[error("'{url}' is not read: host '{host}' is not {scope} (known hosts: {known}); {hint}")]
-    UnknownHost {
-        url: String,
-        host: String,
-        scope: &'static str,
-        known: String,
-        hint: &'static str,
-    },
-}
+pub(crate) use super::refusal::UrlError;
 
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub(crate) fn host_of(url: &Url) -> Option<String> {
@@ -134,22 +94,41 @@ pub(crate) fn scm_resolve_url(
     if Url::parse(target).is_ok() {
         return Ok(target.to_owned());
     }
-    let resolve_err = |message: &str| UrlError::Resolve {
-        target: target.to_owned(),
-        base: base.to_owned(),
-        message: message.to_owned(),
-    };
-    let base_url = Url::parse(base).map_err(|_| resolve_err("the base is not a URL"))?;
+    let base_url =
+        Url::parse(base).map_err(|_| resolve_error(target, base, "the base is not a URL"))?;
+    scm_resolve(target, base, &base_url, || root(base))
+}
+
+/// [`scm_resolve_url`] against a base already parsed (`base` is its text,
+/// for messages); `root` is only asked for when `target` starts with `/`.
+pub(crate) fn scm_resolve(
+    target: &str,
+    base: &str,
+    base_url: &Url,
+    root: impl FnOnce() -> Result<String, UrlError>,
+) -> Result<String, UrlError> {
+    if Url::parse(target).is_ok() {
+        return Ok(target.to_owned());
+    }
     let mut resolved = if target.starts_with('/') {
-        let root = Url::parse(&root(base)?).map_err(|_| resolve_err("bad repository URL"))?;
+        let root =
+            Url::parse(&root()?).map_err(|_| resolve_error(target, base, "bad repository URL"))?;
         let mut joined = root.clone();
         joined.set_path(&format!("{}{}", root.path().trim_end_matches('/'), target));
         joined
     } else {
         base_url
             .join(target)
-            .map_err(|err| resolve_err(&err.to_string()))?
+            .map_err(|err| resolve_error(target, base, &err.to_string()))?
     };
     resolved.set_query(base_url.query());
     Ok(resolved.to_string())
+}
+
+fn resolve_error(target: &str, base: &str, message: &str) -> UrlError {
+    UrlError::Resolve {
+        target: target.to_owned(),
+        base: base.to_owned(),
+        message: message.to_owned(),
+    }
 }

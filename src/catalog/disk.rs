@@ -237,14 +237,6 @@ impl FileSource for DiskSource {
         // Processing asks for `./` to fill source-location; a directory is fine.
         Ok(if text.is_empty() { ".".into() } else { text })
     }
-
-    fn edit_url(&self, _url: &str) -> Option<String> {
-        None
-    }
-
-    fn repo_url(&self, _url: &str) -> Option<String> {
-        None
-    }
 }
 
 /// Checks the catalog file `path` whose content is `bytes` (read by the

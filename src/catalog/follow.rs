@@ -73,6 +73,7 @@ impl Catalog {
 impl super::State {
     /// Stops serving `key` under its current owner, if any.
     fn release(&mut self, key: &EntityKey) {
+        self.emits.remove(key);
         let Some(owner) = self.owners.remove(key) else {
             return;
         };
@@ -104,7 +105,7 @@ mod tests {
             "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"},
         }))
         .unwrap();
-        PreparedEntity::render(entity, Vec::new())
+        PreparedEntity::render(entity, Vec::new()).unwrap()
     }
 
     fn upsert(source: &str, unit: &str, name: &str, seq: u64) -> Followed {

@@ -41,10 +41,12 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use changes::ChangeLog;
+use entity::Relation;
 pub use entity::{Entity, EntityKey};
 pub(crate) use follow::Followed;
 use index::RelationIndex;
 pub(crate) use prepared::PreparedEntity;
+use relations::Reference;
 pub use unit::UnitEntities;
 pub(crate) use unit::{Applied, Change, Conflict, Owner};
 
@@ -125,6 +127,11 @@ struct State {
     /// Each source's units and the entity keys each one serves.
     units: HashMap<Arc<str>, HashMap<Arc<str>, Vec<EntityKey>>>,
     index: RelationIndex,
+    /// The references each served entity put into `index` (none kept for an
+    /// entity that makes none), so dropping or replacing it takes them back
+    /// without parsing its served JSON. Built by [`Catalog::settle`] for
+    /// restored or followed entities.
+    emits: HashMap<EntityKey, Box<[Reference]>>,
     /// How many removals the change feed keeps.
     retained_removals: usize,
 }
@@ -149,20 +156,24 @@ impl State {
         for key in keys {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
-            let typed = match fresh.remove(&key) {
-                Some(fresh) => fresh,
-                None => {
-                    let Some(typed) = current.as_ref().and_then(|c| c.typed()) else {
+            let typed = match (fresh.remove(&key), &current) {
+                (Some(fresh), _) => fresh,
+                (None, Some(current)) => {
+                    // What is served renders to itself: only new relations change it.
+                    match current.served_relations() {
+                        Ok(served) if served != relations => {}
+                        _ => continue,
+                    }
+                    let Ok(typed) = current.typed() else {
                         continue;
                     };
-                    // What is served renders to itself: only new relations change it.
-                    if typed.relations == relations {
-                        continue;
-                    }
                     typed
                 }
+                (None, None) => continue,
             };
-            let rendered = PreparedEntity::render(typed, relations);
+            let Some(rendered) = rendered(typed, relations) else {
+                continue;
+            };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
                 continue;
             }
@@ -276,10 +287,7 @@ impl State {
             let Some(old) = self.working.remove(&key, source) else {
                 continue;
             };
-            let emitted = old
-                .typed()
-                .map(|e| stitch::emitted_by(&e))
-                .unwrap_or_default();
+            let emitted = self.take_emits(&old.key);
             self.index.remove(&emitted);
             endpoints(&emitted, dirty);
             let seq = self.next_seq();
@@ -297,22 +305,41 @@ impl State {
     /// entity, and both ends of a relation added or dropped, become `dirty`.
     fn reindex(&mut self, fresh: &HashMap<EntityKey, Entity>, dirty: &mut BTreeSet<EntityKey>) {
         for (key, entity) in fresh {
-            let new = stitch::emitted_by(entity);
-            let old = self
-                .working
+            let references = stitch::references_of(entity);
+            let unchanged = self
+                .emits
                 .get(key)
-                .and_then(|current| current.typed())
-                .map(|e| stitch::emitted_by(&e))
-                .unwrap_or_default();
-            if new != old {
+                .map_or(references.is_empty(), |old| **old == *references);
+            if !unchanged {
+                let old = self.take_emits(key);
+                let new = relations::expand(key.as_str(), &references);
                 self.index.remove(&old);
                 self.index.add(&new);
                 endpoints(&old, dirty);
                 endpoints(&new, dirty);
+                if !references.is_empty() {
+                    self.emits.insert(key.clone(), references.into());
+                }
             }
             dirty.insert(key.clone());
         }
     }
+
+    /// Forgets what `key` emits; returns it, both directions.
+    fn take_emits(&mut self, key: &EntityKey) -> Vec<relations::Emitted> {
+        self.emits
+            .remove(key)
+            .map(|references| relations::expand(key.as_str(), &references))
+            .unwrap_or_default()
+    }
+}
+
+/// `entity` rendered with `relations`; `None` (logged) when it cannot be,
+/// and then its previous form stays served.
+fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> {
+    PreparedEntity::render(entity, relations)
+        .inspect_err(|err| tracing::error!(%err, "an entity is not re-rendered"))
+        .ok()
 }
 
 /// A unit's new entity set, with the keys it served before.
@@ -438,28 +465,36 @@ impl Catalog {
     pub fn settle(&self) -> Applied {
         let working = self.state.lock().working.clone();
         let mut index = RelationIndex::new();
+        let mut emits = HashMap::new();
         for entity in working.iter() {
-            if let Some(typed) = entity.typed() {
-                index.add(&stitch::emitted_by(&typed));
-            }
-        }
-        // One entity at a time, so memory stays at what is served plus the index.
-        let mut renders = Vec::new();
-        for entity in working.iter() {
-            let Some(typed) = entity.typed() else {
+            let Ok(typed) = entity.typed() else {
                 continue;
             };
-            let relations = index.relations_of(entity.key.as_str());
-            if typed.relations == relations {
-                continue;
+            let references = stitch::references_of(&typed);
+            index.add(&relations::expand(entity.key.as_str(), &references));
+            if !references.is_empty() {
+                emits.insert(entity.key.clone(), references.into_boxed_slice());
             }
-            let rendered = PreparedEntity::render(typed, relations);
+        }
+        // One entity at a time, so memory stays at what is served plus the
+        // index; only an entity whose relations moved is parsed again.
+        let mut renders = Vec::new();
+        for entity in working.iter() {
+            let relations = index.relations_of(entity.key.as_str());
+            match entity.served_relations() {
+                Ok(served) if served != relations => {}
+                _ => continue,
+            }
+            let Some(rendered) = entity.typed().ok().and_then(|t| rendered(t, relations)) else {
+                continue;
+            };
             if rendered.json != entity.json {
                 renders.push(rendered);
             }
         }
         let mut state = self.state.lock();
         state.index = index;
+        state.emits = emits;
         let mut applied = Applied::default();
         for rendered in renders {
             let Some(owner) = state.owners.get(&rendered.key).cloned() else {
@@ -527,7 +562,9 @@ impl Catalog {
     }
 
     /// The entities `unit` of `source` serves, as entities (to apply the
-    /// unit again without one of them).
+    /// unit again without one of them): parsed back from what is served, as
+    /// this is rare (a per-entity delete) and keeping every entity typed
+    /// would double the catalog's memory.
     pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<Entity> {
         let state = self.state.lock();
         state
@@ -536,7 +573,7 @@ impl Catalog {
             .and_then(|units| units.get(unit))
             .into_iter()
             .flatten()
-            .filter_map(|key| state.working.get(key).and_then(|e| e.typed()))
+            .filter_map(|key| state.working.get(key).and_then(|e| e.typed().ok()))
             .collect()
     }
 

@@ -1,5 +1,7 @@
 //! An entity as it is served: rendered JSON, uid and search rows built
-//! once when it changes, never per request.
+//! once when it changes, never per request. The catalog keeps what it needs
+//! to stitch beside it (`State::emits`), so the JSON is parsed back into an
+//! [`Entity`] only to re-render an entity whose relations moved.
 
 use std::sync::Arc;
 
@@ -29,13 +31,16 @@ pub struct PreparedEntity {
 impl PreparedEntity {
     /// Renders `entity` with `relations` as it is served (uid and etag
     /// assigned), with its search rows.
-    pub fn render(entity: Entity, relations: Vec<entity::Relation>) -> Self {
+    pub(crate) fn render(
+        entity: Entity,
+        relations: Vec<entity::Relation>,
+    ) -> Result<Self, stitch::RenderError> {
         let key = entity.key();
         let entity_ref = entity.entity_ref();
         let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
         let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
-        let value = stitch::served_value(entity, relations);
-        Self {
+        let value = stitch::served_value(entity, relations)?;
+        Ok(Self {
             entity_ref,
             uid: stitch::uid_for(key.as_str()),
             json: Arc::from(value.to_string()),
@@ -43,17 +48,35 @@ impl PreparedEntity {
             location,
             origin,
             key,
-        }
+        })
     }
 
-    /// The body as a JSON value (for projections).
+    /// The body as a JSON value (for projections). `json` is valid JSON by
+    /// construction: [`PreparedEntity::render`] wrote it, or the store
+    /// checked it when loading (it skips a row that is not). Should that
+    /// ever break, the entity is served as `null` and the error logged.
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+        serde_json::from_str(&self.json).unwrap_or_else(|err| {
+            tracing::error!(entity = self.entity_ref, %err, "a served entity is not valid JSON; serving null");
+            Value::Null
+        })
     }
 
-    /// The typed entity, parsed back from what is served.
-    pub(super) fn typed(&self) -> Option<Entity> {
-        serde_json::from_str(&self.json).ok()
+    /// The typed entity, parsed back from what is served: only to render it
+    /// again with other relations, or to apply its unit without one entity.
+    pub(super) fn typed(&self) -> Result<Entity, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+
+    /// The relations it is served with, read without building the rest of
+    /// the entity (the other fields are skipped, not parsed into values).
+    pub(super) fn served_relations(&self) -> Result<Vec<entity::Relation>, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Served {
+            #[serde(default)]
+            relations: Vec<entity::Relation>,
+        }
+        serde_json::from_str::<Served>(&self.json).map(|served| served.relations)
     }
 }
 

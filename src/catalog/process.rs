@@ -93,14 +93,27 @@ pub trait FileSource: Sync {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, FetchError>>;
     /// `target` resolved against the file `base` (the integration's `resolveUrl`).
     fn resolve(&self, target: &str, base: &str) -> Result<String, ResolveError>;
-    /// The integration's `resolveEditUrl`.
-    fn edit_url(&self, url: &str) -> Option<String>;
-    /// The web URL of the repository holding the file.
-    fn repo_url(&self, url: &str) -> Option<String>;
-    /// The annotation key naming that repository (`<host>/repo-url`).
-    fn repo_url_annotation(&self, _url: &str) -> Option<String> {
-        None
+    /// What the location processors derive from the file's URL, read from
+    /// one parse of it. By default only its directory.
+    fn describe(&self, url: &str) -> FileFacts {
+        FileFacts {
+            directory: self.resolve("./", url).ok(),
+            ..FileFacts::default()
+        }
     }
+}
+
+/// What a file's URL says for its entities' annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileFacts {
+    /// The integration's `resolveEditUrl`.
+    pub edit_url: Option<String>,
+    /// `./` resolved against the file: its directory (`source-location`).
+    pub directory: Option<String>,
+    /// The web URL of the repository holding the file.
+    pub repo_url: Option<String>,
+    /// The annotation key naming that repository (`<host>/repo-url`).
+    pub repo_url_annotation: Option<String>,
 }
 
 /// What the listing told us about the discovered file's repository.
@@ -345,7 +358,7 @@ impl<S: FileSource> Processor<'_, S> {
             Ok(entity) => entity,
             Err(err) => return reject(walk, err.to_string()),
         };
-        if let Err(invalid) = relations::emitted(&entity) {
+        if let Err(invalid) = relations::references(&entity) {
             return reject(walk, invalid.to_string());
         }
         if builtin != Some(BuiltinKind::Location) {
@@ -378,14 +391,15 @@ impl<S: FileSource> Processor<'_, S> {
         );
         let mut defaults: Vec<(String, String)> =
             vec![(ANNOTATION_VIEW_URL.into(), url.to_owned())];
-        if let Some(edit) = self.source.edit_url(url) {
+        let facts = self.source.describe(url);
+        if let Some(edit) = facts.edit_url {
             defaults.push((ANNOTATION_EDIT_URL.into(), edit));
         }
-        if let Ok(dir) = self.source.resolve("./", url) {
+        if let Some(dir) = facts.directory {
             defaults.push((ANNOTATION_SOURCE_LOCATION.into(), format!("url:{dir}")));
         }
-        let repo_url = self.source.repo_url(url);
-        if let (Some(key), Some(repo_url)) = (self.source.repo_url_annotation(url), &repo_url) {
+        let repo_url = facts.repo_url;
+        if let (Some(key), Some(repo_url)) = (facts.repo_url_annotation, &repo_url) {
             defaults.push((key, repo_url.clone()));
         }
         if let (Some((listed_repo, branch)), Some(repo_url)) =
@@ -504,11 +518,12 @@ mod tests {
             crate::bitbucket::server_urls::resolve_url(target, base)
                 .map_err(|err| ResolveError::Url(Box::new(err)))
         }
-        fn edit_url(&self, url: &str) -> Option<String> {
-            Some(url.to_owned())
-        }
-        fn repo_url(&self, _: &str) -> Option<String> {
-            None
+        fn describe(&self, url: &str) -> FileFacts {
+            FileFacts {
+                edit_url: Some(url.to_owned()),
+                directory: self.resolve("./", url).ok(),
+                ..FileFacts::default()
+            }
         }
     }
 

@@ -59,11 +59,22 @@ fn rules(kind: &str) -> Rules {
     }
 }
 
-/// Every relation `entity` emits, both directions. A reference that does not
-/// parse fails the entity, as the processor's exception does in Backstage
-/// (e.g. `dependsOn: [db]` without a kind).
-pub(crate) fn emitted(entity: &Entity) -> Result<Vec<Emitted>, Invalid> {
-    let source = entity.key().as_str().to_owned();
+/// One reference in an entity's spec: the relation it puts on the entity
+/// (`forward`) and the one it puts on `target` (`reverse`). The entity is
+/// the other end, so an entity's references are the whole of what it emits
+/// at about a third of [`Emitted`]'s size (the catalog keeps them per entity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reference {
+    pub forward: &'static str,
+    pub reverse: &'static str,
+    /// Canonical ref of the target.
+    pub target: Box<str>,
+}
+
+/// Every reference in `entity`'s spec. A reference that does not parse
+/// fails the entity, as the processor's exception does in Backstage (e.g.
+/// `dependsOn: [db]` without a kind).
+pub(crate) fn references(entity: &Entity) -> Result<Vec<Reference>, Invalid> {
     let mut out = Vec::new();
     let Some(Value::Object(spec)) = &entity.spec else {
         return Ok(out);
@@ -86,19 +97,39 @@ pub(crate) fn emitted(entity: &Entity) -> Result<Vec<Emitted>, Invalid> {
                     message: err.to_string(),
                 })?
                 .canonical();
-            out.push(Emitted {
-                source: source.clone(),
-                type_: forward,
-                target: target.clone(),
-            });
-            out.push(Emitted {
-                source: target,
-                type_: reverse,
-                target: source.clone(),
+            out.push(Reference {
+                forward,
+                reverse,
+                target: target.into_boxed_str(),
             });
         }
     }
     Ok(out)
+}
+
+/// Both directions of each of `references` made by the entity `source`
+/// (its canonical ref).
+pub(crate) fn expand(source: &str, references: &[Reference]) -> Vec<Emitted> {
+    let mut out = Vec::with_capacity(references.len() * 2);
+    for reference in references {
+        out.push(Emitted {
+            source: source.to_owned(),
+            type_: reference.forward,
+            target: reference.target.to_string(),
+        });
+        out.push(Emitted {
+            source: reference.target.to_string(),
+            type_: reference.reverse,
+            target: source.to_owned(),
+        });
+    }
+    out
+}
+
+/// Every relation `entity` emits, both directions; fails as [`references`].
+#[cfg(test)]
+pub(crate) fn emitted(entity: &Entity) -> Result<Vec<Emitted>, Invalid> {
+    Ok(expand(entity.key().as_str(), &references(entity)?))
 }
 
 #[cfg(test)]

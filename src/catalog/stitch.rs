@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::entity::{Entity, Relation};
-use super::relations::{self, Emitted};
+use super::relations::{self, Reference};
 
 /// Namespace for [`uid_for`]'s v5 UUIDs; fixed forever, or uids change.
 const UID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b3e_9a54_4d1e_8c07_5e2f_b1a9_c3d4);
@@ -19,27 +19,44 @@ pub(crate) fn uid_for(canonical_ref: &str) -> String {
     Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes()).to_string()
 }
 
-/// What `entity` emits into the index (both directions). Entities are
-/// validated before they reach the catalog, so their references parse; one
-/// that does not simply contributes nothing.
-pub(crate) fn emitted_by(entity: &Entity) -> Vec<Emitted> {
-    relations::emitted(entity).unwrap_or_default()
+/// The references `entity` makes, for the index. Entities are validated
+/// before they reach the catalog, so their references parse; one that does
+/// not simply contributes nothing.
+pub(crate) fn references_of(entity: &Entity) -> Vec<Reference> {
+    relations::references(entity).unwrap_or_default()
+}
+
+/// An entity that cannot be turned into JSON. Not expected: every map in
+/// [`Entity`] is keyed by strings, which is all `serde_json` needs; the
+/// catalog logs it and keeps serving the entity's previous form.
+#[derive(Debug, thiserror::Error)]
+#[error("entity {entity_ref} cannot be rendered as JSON: {source}")]
+pub(crate) struct RenderError {
+    entity_ref: String,
+    #[source]
+    source: serde_json::Error,
 }
 
 /// The served JSON of `entity` with `relations`: uid and etag assigned
 /// (whatever the entity carried before), rendered once.
-pub(crate) fn served_value(mut entity: Entity, relations: Vec<Relation>) -> Value {
+pub(crate) fn served_value(
+    mut entity: Entity,
+    relations: Vec<Relation>,
+) -> Result<Value, RenderError> {
     let key = entity.key();
     entity.relations = relations;
     entity.metadata.uid = None;
     entity.metadata.etag = None;
-    let mut value = serde_json::to_value(&entity).unwrap_or(Value::Null);
+    let mut value = serde_json::to_value(&entity).map_err(|source| RenderError {
+        entity_ref: entity.entity_ref(),
+        source,
+    })?;
     let etag = etag_of(&value);
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.insert("uid".into(), uid_for(key.as_str()).into());
         metadata.insert("etag".into(), etag.into());
     }
-    value
+    Ok(value)
 }
 
 /// SHA-1 of the canonical JSON (keys sorted), like Backstage's `generateStableHash`.
@@ -102,10 +119,13 @@ mod tests {
     fn serve(all: &[Entity]) -> Vec<Value> {
         let mut index = RelationIndex::new();
         for entity in all {
-            index.add(&emitted_by(entity));
+            index.add(&relations::expand(
+                entity.key().as_str(),
+                &references_of(entity),
+            ));
         }
         all.iter()
-            .map(|e| served_value(e.clone(), index.relations_of(e.key().as_str())))
+            .map(|e| served_value(e.clone(), index.relations_of(e.key().as_str())).unwrap())
             .collect()
     }
 
@@ -191,7 +211,7 @@ mod tests {
         let served = serve(&[entity("Domain", "d", json!({"owner": "o"}))]).remove(0);
         let parsed: Entity = serde_json::from_value(served.clone()).unwrap();
         let relations = parsed.relations.clone();
-        assert_eq!(served_value(parsed, relations), served);
+        assert_eq!(served_value(parsed, relations).unwrap(), served);
         assert_eq!(
             served.to_string().find("\"uid\""),
             served.to_string().rfind("\"uid\""),
