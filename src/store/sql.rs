@@ -105,7 +105,6 @@ where
     for<'r> i64: Encode<'r, D::Db> + Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
-    for<'r> sqlx::types::Json<&'r RepositoryRecord>: Encode<'r, D::Db> + Type<D::Db>,
 {
     /// Everything stored; rows whose entity is not valid are skipped and
     /// logged.
@@ -375,6 +374,7 @@ where
     }
 }
 
+// The bounds of the block above (Rust does not carry them over), and JSON.
 impl<D: Dialect> CatalogStore for SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
