@@ -105,7 +105,6 @@ where
     for<'r> i64: Encode<'r, D::Db> + Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
-    for<'r> sqlx::types::Json<&'r RepositoryRecord>: Encode<'r, D::Db> + Type<D::Db>,
 {
     /// Everything stored; rows whose entity is not valid are skipped and
     /// logged.
@@ -297,6 +296,32 @@ where
         Ok(seq.map_or(0, to_seq))
     }
 
+    /// One `locations` row (`id, type, target, created_at`).
+    fn location_of(row: &<D::Db as Database>::Row) -> Result<RegisteredLocation, StoreError> {
+        let id: String = row.try_get("id")?;
+        let created_at: String = row.try_get("created_at")?;
+        // Nothing reads the time back, so an unreadable one (a hand-edited
+        // row) must not make every registered location unreadable.
+        let created_at = match chrono::DateTime::parse_from_rfc3339(&created_at) {
+            Ok(time) => time.with_timezone(&chrono::Utc),
+            Err(error) => {
+                tracing::warn!(
+                    location = %id,
+                    created_at = %created_at,
+                    %error,
+                    "registered location has an unreadable created_at; kept, shown as 1970-01-01"
+                );
+                chrono::DateTime::UNIX_EPOCH
+            }
+        };
+        Ok(RegisteredLocation {
+            type_: row.try_get("type")?,
+            target: row.try_get("target")?,
+            created_at,
+            id,
+        })
+    }
+
     /// Stores one change.
     async fn write_change(
         tx: &mut Transaction<'static, D::Db>,
@@ -349,6 +374,7 @@ where
     }
 }
 
+// The bounds of the block above (Rust does not carry them over), and JSON.
 impl<D: Dialect> CatalogStore for SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
@@ -414,7 +440,9 @@ where
             .bind(source)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(|row| record_of(row, source)).collect()
+            rows.iter()
+                .map(|row| record_from(row.try_get("record")?, source))
+                .collect()
         })
     }
 
@@ -436,7 +464,8 @@ where
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
-            row.map(|row| record_of(&row, source)).transpose()
+            row.map(|row| record_from(row.try_get("record")?, source))
+                .transpose()
         })
     }
 
@@ -514,7 +543,7 @@ where
                 sqlx::query("SELECT id, type, target, created_at FROM locations ORDER BY position")
                     .fetch_all(&self.pool)
                     .await?;
-            rows.iter().map(location_from).collect()
+            rows.iter().map(Self::location_of).collect()
         })
     }
 
@@ -587,37 +616,6 @@ pub(super) fn unreadable(database: &str, err: StoreError) -> StoreError {
     }
 }
 
-/// One `locations` row (`id, type, target, created_at`).
-fn location_from<R>(row: &R) -> Result<RegisteredLocation, StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let id: String = row.try_get("id")?;
-    let created_at: String = row.try_get("created_at")?;
-    // Nothing reads the time back, so an unreadable one (a hand-edited
-    // row) must not make every registered location unreadable.
-    let created_at = match chrono::DateTime::parse_from_rfc3339(&created_at) {
-        Ok(time) => time.with_timezone(&chrono::Utc),
-        Err(error) => {
-            tracing::warn!(
-                location = %id,
-                created_at = %created_at,
-                %error,
-                "registered location has an unreadable created_at; kept, shown as 1970-01-01"
-            );
-            chrono::DateTime::UNIX_EPOCH
-        }
-    };
-    Ok(RegisteredLocation {
-        type_: row.try_get("type")?,
-        target: row.try_get("target")?,
-        created_at,
-        id,
-    })
-}
-
 /// `value` as stored JSON text (a repository record, a run report).
 fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
@@ -628,13 +626,7 @@ fn to_json(value: &impl serde::Serialize, source: &str) -> Result<String, StoreE
 
 /// A stored repository record (its `record` column as text), or what is
 /// wrong with it.
-fn record_of<R>(row: &R, source: &str) -> Result<RepositoryRecord, StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let text: &str = row.try_get("record")?;
+fn record_from(text: &str, source: &str) -> Result<RepositoryRecord, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         source_id: source.to_owned(),
         message: e.to_string(),
