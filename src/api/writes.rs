@@ -66,7 +66,7 @@ pub(super) fn guarded(
 
 /// A write route's permissions, with the state to check them against.
 #[derive(Clone)]
-pub(super) struct Write {
+struct Write {
     state: ApiState,
     permissions: &'static [WritePermission],
 }
