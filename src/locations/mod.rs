@@ -9,6 +9,7 @@
 //! - [`query`]: `POST /locations/by-query` paging.
 
 pub(crate) mod analyze;
+mod error;
 pub(crate) mod model;
 pub(crate) mod query;
 
@@ -34,31 +35,10 @@ use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
 pub(crate) use analyze::Analysis;
 use analyze::catalog_file_in;
+use error::{BadInput, Conflict, Missing, Unavailable};
+pub(crate) use error::{RegisterError, RemoveError};
 pub(crate) use model::{Location, Origin};
 pub(crate) use query::{LocationPage, LocationQuery, LocationQueryError};
-
-/// Why a registration was refused. Each maps to one of Backstage's errors.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum RegisterError {
-    /// A bad request: wrong type, or a target this daemon does not read.
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// Bitbucket could not be read (or not in time); nothing was stored.
-    #[error("{0}")]
-    Unavailable(String),
-    /// `catalog.maxRegisteredLocations` are registered already.
-    #[error("{0}")]
-    Full(String),
-    /// Over `catalog.registrationsPerMinute`; try again later.
-    #[error("{0}")]
-    TooFrequent(String),
-    #[error("the location was read but cannot be stored: {0}")]
-    Store(#[from] StoreError),
-}
 
 /// Why an entity could not be validated (`POST /validate-entity`).
 #[derive(Debug, thiserror::Error)]
@@ -73,24 +53,6 @@ pub(crate) enum ValidateError {
     Encode(#[source] serde_json::Error),
     #[error("validating took longer than catalog.locationSchedule.timeout ({0}s)")]
     Timeout(u64),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum RemoveError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("the location cannot be removed from the store: {0}")]
-    Store(#[from] StoreError),
-}
-
-/// An update removes the old location as `DELETE` would.
-impl From<RemoveError> for RegisterError {
-    fn from(err: RemoveError) -> Self {
-        match err {
-            RemoveError::NotFound(message) => RegisterError::NotFound(message),
-            RemoveError::Store(err) => RegisterError::Store(err),
-        }
-    }
 }
 
 /// What a registration (or a dry run of one) came to.
@@ -207,10 +169,11 @@ impl Locations {
         }
         if let Some(runner) = existing {
             let Some(location) = runner.source().as_location().filter(|_| refresh) else {
-                return Err(RegisterError::Conflict(format!(
-                    "Location url:{target} already exists (id {}); pass onConflict=refresh to read it again",
-                    location_id(target)
-                )));
+                return Err(Conflict::Registered {
+                    target: target.to_owned(),
+                    id: location_id(target),
+                }
+                .into());
             };
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
@@ -219,15 +182,11 @@ impl Locations {
             return Ok(registration);
         }
         if exists {
-            return Err(RegisterError::Conflict(format!(
-                "Location url:{target} is already read by a provider's discovery; its entities are in the catalog (refresh the provider instead)"
-            )));
+            return Err(Conflict::Discovered(target.to_owned()).into());
         }
         let registered = self.store.locations().await?.len();
         if registered >= self.limits.max_registered {
-            return Err(RegisterError::Full(format!(
-                "{registered} locations are registered, the most catalog.maxRegisteredLocations allows; remove one (DELETE /api/catalog/locations/{{id}}) or raise the limit"
-            )));
+            return Err(RegisterError::Full(registered));
         }
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
@@ -243,22 +202,17 @@ impl Locations {
     /// A `url` target on a configured Bitbucket (no request is made).
     fn check_target(&self, type_: &str, target: &str) -> Result<(), RegisterError> {
         if type_ != "url" {
-            return Err(RegisterError::Input(format!(
-                "location type '{type_}' is not supported; use {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}"
-            )));
+            return Err(BadInput::RegisterType(type_.to_owned()).into());
         }
         self.context
             .check(target)
-            .map_err(|e| RegisterError::Input(e.to_string()))
+            .map_err(|e| BadInput::Refused(e).into())
     }
 
     /// `catalog.registrationsPerMinute`.
     fn paced(&self) -> Result<(), RegisterError> {
         if self.pace.check().is_err() {
-            return Err(RegisterError::TooFrequent(format!(
-                "more than {} registrations in a minute (catalog.registrationsPerMinute); try again in a minute",
-                self.limits.per_minute
-            )));
+            return Err(RegisterError::TooFrequent(self.limits.per_minute));
         }
         Ok(())
     }
@@ -311,20 +265,15 @@ impl Locations {
         let stats = Arc::new(RequestStats::default());
         let run = tokio::time::timeout(timeout, source.read(&stats))
             .await
-            .map_err(|_| {
-                RegisterError::Unavailable(format!(
-                    "reading {} took longer than catalog.locationSchedule.timeout ({}s); nothing was registered",
-                    source.target(),
-                    timeout.as_secs()
-                ))
+            .map_err(|_| Unavailable::Timeout {
+                target: source.target().to_owned(),
+                seconds: timeout.as_secs(),
             })?;
         match run.error {
             None => Ok(run),
-            Some(LocationError::Refused(err)) => Err(RegisterError::Input(err.to_string())),
-            Some(err @ LocationError::NotFound(_)) => Err(RegisterError::NotFound(err.to_string())),
-            Some(err @ LocationError::Read { .. }) => Err(RegisterError::Unavailable(format!(
-                "{err}; nothing was registered"
-            ))),
+            Some(LocationError::Refused(err)) => Err(BadInput::Refused(err).into()),
+            Some(err @ LocationError::NotFound(_)) => Err(Missing::Target(err).into()),
+            Some(err @ LocationError::Read { .. }) => Err(Unavailable::Read(err).into()),
         }
     }
 
@@ -356,14 +305,13 @@ impl Locations {
                     .is_some_and(|l| l.origin() == LocationOrigin::Registered)
             })
             .ok_or_else(|| {
-                let message = match self.get(id) {
-                    Some(location) => format!(
-                        "Location {id} ({}) was not registered over HTTP: it comes from catalog.locations or a provider's discovery, so change the configuration instead",
-                        location.target
-                    ),
-                    None => format!("Found no location with ID {id}"),
-                };
-                RemoveError::NotFound(message)
+                RemoveError::NotFound(match self.get(id) {
+                    Some(location) => Missing::NotRegistered {
+                        id: id.to_owned(),
+                        target: location.target,
+                    },
+                    None => Missing::Id(id.to_owned()),
+                })
             })
     }
 
@@ -406,9 +354,7 @@ impl Locations {
         let runner = self.registered(id)?;
         if runner.target() == target {
             let Some(location) = runner.source().as_location() else {
-                return Err(RegisterError::NotFound(format!(
-                    "Found no location with ID {id}"
-                )));
+                return Err(Missing::Id(id.to_owned()).into());
             };
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
@@ -417,10 +363,11 @@ impl Locations {
         }
         self.paced()?;
         if self.known(target) {
-            return Err(RegisterError::Conflict(format!(
-                "Location url:{target} already exists (id {}); remove it or pick another target",
-                location_id(target)
-            )));
+            return Err(Conflict::TargetTaken {
+                target: target.to_owned(),
+                id: location_id(target),
+            }
+            .into());
         }
         let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
@@ -465,12 +412,11 @@ impl Locations {
         if held.is_empty() {
             return Ok(());
         }
-        Err(RegisterError::Conflict(format!(
-            "{} of the entities at {target} already come from another source ({}{}); nothing was registered",
-            held.len(),
-            held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-            if held.len() > 5 { ", …" } else { "" }
-        )))
+        Err(Conflict::Held {
+            target: target.to_owned(),
+            held,
+        }
+        .into())
     }
 
     /// Stores a read registered location and serves what it yields.
@@ -518,9 +464,7 @@ impl Locations {
         // It reads Bitbucket as registering does, so it counts against the same pace.
         self.paced()?;
         if type_ != "url" {
-            return Err(RegisterError::Input(format!(
-                "location type '{type_}' is not supported; analyze {{\"type\": \"url\", \"target\": <Bitbucket repository or file URL>}}"
-            )));
+            return Err(BadInput::AnalyzeType(type_.to_owned()).into());
         }
         let (file, slug) = match self.context.check(target) {
             Ok(()) => (target.to_owned(), None),
@@ -529,14 +473,9 @@ impl Locations {
                     .map(|f| f.trim_start_matches('/'))
                     .filter(|f| !f.is_empty())
                     .unwrap_or("catalog-info.yaml");
-                let (file, slug) = catalog_file_in(target, filename).ok_or_else(|| {
-                    RegisterError::Input(format!(
-                        "{target} is not a Bitbucket repository or file URL: give https://<host>/projects/<KEY>/repos/<slug> (Server), https://bitbucket.org/<workspace>/<slug>/src/<branch> (Cloud) or a catalog file's URL"
-                    ))
-                })?;
-                self.context
-                    .check(&file)
-                    .map_err(|e| RegisterError::Input(e.to_string()))?;
+                let (file, slug) = catalog_file_in(target, filename)
+                    .ok_or_else(|| BadInput::NotRepositoryOrFile(target.to_owned()))?;
+                self.context.check(&file).map_err(BadInput::Refused)?;
                 (file, Some(slug))
             }
         };
@@ -548,9 +487,9 @@ impl Locations {
                 let entities = run.entities.unwrap_or_default().into_iter().skip(1);
                 Ok(Analysis::existing(&file, registered, entities))
             }
-            Err(RegisterError::NotFound(message)) => match slug {
+            Err(RegisterError::NotFound(missing)) => match slug {
                 Some(slug) => Ok(Analysis::suggested(&slug)),
-                None => Err(RegisterError::NotFound(message)),
+                None => Err(RegisterError::NotFound(missing)),
             },
             Err(err) => Err(err),
         }
