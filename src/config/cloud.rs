@@ -79,14 +79,7 @@ fn cloud_provider(
     let has_secret = integrations
         .cloud(&host)
         .is_some_and(|i| i.webhooks.secret.is_some());
-    let shared = super::provider::provider_settings(
-        ctx,
-        key,
-        raw.shared(),
-        has_secret,
-        "bitbucketCloud",
-        catalog,
-    )?;
+    let shared = raw.settings(ctx, key, has_secret, "bitbucketCloud", catalog)?;
     Ok(CloudProviderConfig {
         id,
         workspace,

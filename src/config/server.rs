@@ -86,14 +86,7 @@ fn server_provider(
     let has_secret = integrations
         .server(&raw.host)
         .is_some_and(|i| i.webhooks.secret.is_some());
-    let shared = super::provider::provider_settings(
-        ctx,
-        key,
-        raw.shared(),
-        has_secret,
-        "bitbucketServer",
-        catalog,
-    )?;
+    let shared = raw.settings(ctx, key, has_secret, "bitbucketServer", catalog)?;
     Ok(ServerProviderConfig {
         id,
         host: raw.host,
