@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use super::provider;
 use super::provider::ProviderSettings;
 use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
@@ -72,9 +73,8 @@ fn server_provider(
         ));
     }
     let filters = raw.filters.take().unwrap_or_default();
-    let project_key =
-        super::provider::filter_regex(ctx, key, "projectKey", filters.project_key, false)?;
-    let repo_slug = super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, false)?;
+    let project_key = provider::filter_regex(ctx, key, "projectKey", filters.project_key, false)?;
+    let repo_slug = provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, false)?;
     // Pushes name branches without `refs/heads/`; so does the filter.
     let branch = filters
         .branch
