@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{ConfigError, Ctx, DatabaseConfig, ExternalAccess, ListenConfig};
+use super::{access, database, listen};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackendConfig {
@@ -15,8 +16,8 @@ pub struct BackendConfig {
 
 pub(super) fn backend(ctx: &mut Ctx<'_>) -> Result<BackendConfig, ConfigError> {
     Ok(BackendConfig {
-        listen: super::listen::listen(ctx)?,
-        database: super::database::database(ctx)?,
-        external_access: super::access::external_access(ctx)?,
+        listen: listen::listen(ctx)?,
+        database: database::database(ctx)?,
+        external_access: access::external_access(ctx)?,
     })
 }

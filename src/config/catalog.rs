@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::loose::Bounded;
 use super::{ConfigError, Ctx};
+use super::{processing, rules};
 use crate::catalog::process::ProcessingConfig;
 use crate::catalog::rules::CatalogRules;
 
@@ -23,9 +24,9 @@ pub(crate) const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
 pub(super) fn catalog_settings(ctx: &mut Ctx<'_>) -> Result<CatalogSettings, ConfigError> {
     let rules = match ctx.source.get("catalog.rules").filter(|v| !v.is_null()) {
         None => CatalogRules::default(),
-        Some(value) => super::rules::catalog_rules(ctx, value)?,
+        Some(value) => rules::catalog_rules(ctx, value)?,
     };
-    let processing = super::processing::processing(ctx)?;
+    let processing = processing::processing(ctx)?;
     Ok(CatalogSettings {
         rules: Arc::new(rules),
         processing: Arc::new(processing),

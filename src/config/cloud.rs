@@ -2,6 +2,7 @@
 //! keys (`workspace`, `catalogPath`, `filters`, `schedule`), plus our
 //! `pagelen`, `concurrency` and `host`.
 
+use super::provider;
 use super::provider::ProviderSettings;
 use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
@@ -74,19 +75,12 @@ fn cloud_provider(
             filters.project_key,
             true,
         )?,
-        repo_slug: super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, true)?,
+        repo_slug: provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, true)?,
     };
     let has_secret = integrations
         .cloud(&host)
         .is_some_and(|i| i.webhooks.secret.is_some());
-    let shared = super::provider::provider_settings(
-        ctx,
-        key,
-        raw.shared(),
-        has_secret,
-        "bitbucketCloud",
-        catalog,
-    )?;
+    let shared = raw.settings(ctx, key, has_secret, "bitbucketCloud", catalog)?;
     Ok(CloudProviderConfig {
         id,
         workspace,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::loose::Bounded;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
+use super::{rules, schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::rules::{CatalogRule, LocationMatcher, TargetMatch};
 
@@ -68,7 +69,7 @@ pub(super) fn locations(
         .cloned();
     let mut config = LocationsConfig {
         locations: Vec::new(),
-        schedule: super::schedule::schedule(ctx, schedule_key, raw_schedule)?,
+        schedule: schedule::schedule(ctx, schedule_key, raw_schedule)?,
         registrations: registration_limits(ctx)?,
     };
     let base = "catalog.locations";
@@ -198,7 +199,7 @@ fn location_rules(
                 "unknown key is ignored; a location's rule has `allow`",
             );
         }
-        let allow = super::rules::allow_list(ctx, &format!("{rule_key}.allow"), rule.get("allow"))?;
+        let allow = rules::allow_list(ctx, &format!("{rule_key}.allow"), rule.get("allow"))?;
         extra_rules.push(CatalogRule {
             allow,
             locations: Some(vec![LocationMatcher {

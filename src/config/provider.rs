@@ -17,8 +17,7 @@ pub(super) const DEFAULT_CONCURRENCY: usize = 8;
 pub(super) const MAX_CONCURRENCY: usize = 64;
 
 /// The keys both flavours have, resolved: a key shared by Server and Cloud
-/// providers is declared here once (in [`raw::provider_entry`], this
-/// struct and [`Ctx::provider_settings`]).
+/// providers is declared here and in [`raw::provider_entry`] only.
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
     /// Without a leading slash, e.g. `catalog-info.yaml`.
@@ -105,7 +104,7 @@ impl TryFrom<String> for TargetScope {
 /// `catalogPath` without its leading `/`, checked to be a file path.
 #[derive(Deserialize)]
 #[serde(try_from = "String")]
-pub(super) struct CatalogPath(String);
+pub(super) struct CatalogPath(pub(super) String);
 
 impl Default for CatalogPath {
     fn default() -> Self {
@@ -265,35 +264,9 @@ pub(super) fn filter_regex(
         .transpose()
 }
 
-/// The keys both flavours have; `has_secret`: the provider's
-/// integration signs events, which registering webhooks needs.
-pub(super) fn provider_settings(
-    ctx: &mut Ctx<'_>,
-    key: &str,
-    raw: raw::Shared,
-    has_secret: bool,
-    kind: &str,
-    catalog: &CatalogSettings,
-) -> Result<ProviderSettings, ConfigError> {
-    Ok(ProviderSettings {
-        catalog_path: raw.catalog_path.unwrap_or_default().0,
-        schedule: super::schedule::schedule(ctx, &format!("{key}.schedule"), raw.schedule)?,
-        concurrency: raw.concurrency.map_or(DEFAULT_CONCURRENCY, |n| n.0),
-        deletion_guard: raw
-            .deletion_threshold
-            .map_or_else(DeletionGuard::default, |share| DeletionGuard {
-                threshold: share.0,
-                ..DeletionGuard::default()
-            }),
-        target_scope: raw.target_scope.unwrap_or_default(),
-        webhooks: webhook_registration(ctx, key, raw.webhooks, has_secret, kind)?,
-        catalog: catalog.clone(),
-    })
-}
-
 /// `webhooks.url`: where Bitbucket reaches this daemon's event route;
 /// needs the integration's `webhookSecret` (events are signed).
-fn webhook_registration(
+pub(super) fn webhook_registration(
     ctx: &Ctx<'_>,
     key: &str,
     raw: Option<raw::Webhooks>,
@@ -326,11 +299,10 @@ pub(super) fn last_line(text: &str) -> String {
 
 pub(super) mod raw {
     use serde::Deserialize;
-    use serde_json::Value;
 
-    use super::{CatalogPath, MAX_CONCURRENCY, TargetScope};
+    use super::MAX_CONCURRENCY;
     use crate::config::integration::BaseUrl;
-    use crate::config::loose::{Bounded, Share};
+    use crate::config::loose::Bounded;
 
     pub(crate) type Concurrency = Bounded<1, MAX_CONCURRENCY>;
 
@@ -340,19 +312,11 @@ pub(super) mod raw {
         pub url: BaseUrl,
     }
 
-    /// The keys both flavours have, as written.
-    pub(crate) struct Shared {
-        pub catalog_path: Option<CatalogPath>,
-        pub schedule: Option<Value>,
-        pub concurrency: Option<Concurrency>,
-        pub deletion_threshold: Option<Share>,
-        pub target_scope: Option<TargetScope>,
-        pub webhooks: Option<Webhooks>,
-    }
-
     /// A provider entry as written: its own keys, then the keys both
-    /// flavours have ([`Shared`]; `shared()` moves them out). Listed, not
-    /// `#[serde(flatten)]`: that would hide unknown keys from the warnings.
+    /// flavours have, resolved by `settings()` into [`ProviderSettings`]:
+    /// a shared key is declared here and there only. Listed, not
+    /// `#[serde(flatten)]`: that would hide unknown keys (and the key
+    /// path of an error) from the warnings.
     macro_rules! provider_entry {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
             #[derive(serde::Deserialize)]
@@ -368,15 +332,41 @@ pub(super) mod raw {
             }
 
             impl $name {
-                pub(super) fn shared(&mut self) -> $crate::config::provider::raw::Shared {
-                    $crate::config::provider::raw::Shared {
-                        catalog_path: self.catalog_path.take(),
-                        schedule: self.schedule.take(),
-                        concurrency: self.concurrency.take(),
-                        deletion_threshold: self.deletion_threshold.take(),
-                        target_scope: self.target_scope.take(),
-                        webhooks: self.webhooks.take(),
-                    }
+                /// Resolves the keys both flavours have (moving them out);
+                /// `has_secret`: the provider's integration signs events,
+                /// which registering webhooks needs.
+                pub(super) fn settings(
+                    &mut self,
+                    ctx: &mut $crate::config::Ctx<'_>,
+                    key: &str,
+                    has_secret: bool,
+                    kind: &str,
+                    catalog: &$crate::config::CatalogSettings,
+                ) -> Result<
+                    $crate::config::provider::ProviderSettings,
+                    $crate::config::ConfigError,
+                > {
+                    use $crate::config::provider::{
+                        DEFAULT_CONCURRENCY, DeletionGuard, ProviderSettings, webhook_registration,
+                    };
+                    use $crate::config::schedule::schedule;
+                    let schedule_key = format!("{key}.schedule");
+                    let webhooks = self.webhooks.take();
+                    Ok(ProviderSettings {
+                        catalog_path: self.catalog_path.take().unwrap_or_default().0,
+                        schedule: schedule(ctx, &schedule_key, self.schedule.take())?,
+                        concurrency: self.concurrency.take().map_or(DEFAULT_CONCURRENCY, |n| n.0),
+                        deletion_guard: self.deletion_threshold.take().map_or_else(
+                            DeletionGuard::default,
+                            |share| DeletionGuard {
+                                threshold: share.0,
+                                ..DeletionGuard::default()
+                            },
+                        ),
+                        target_scope: self.target_scope.take().unwrap_or_default(),
+                        webhooks: webhook_registration(ctx, key, webhooks, has_secret, kind)?,
+                        catalog: catalog.clone(),
+                    })
                 }
             }
         };

@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use super::provider;
 use super::provider::ProviderSettings;
 use super::{CatalogSettings, ConfigError, Ctx};
 use crate::integrations::Integrations;
@@ -72,9 +73,8 @@ fn server_provider(
         ));
     }
     let filters = raw.filters.take().unwrap_or_default();
-    let project_key =
-        super::provider::filter_regex(ctx, key, "projectKey", filters.project_key, false)?;
-    let repo_slug = super::provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, false)?;
+    let project_key = provider::filter_regex(ctx, key, "projectKey", filters.project_key, false)?;
+    let repo_slug = provider::filter_regex(ctx, key, "repoSlug", filters.repo_slug, false)?;
     // Pushes name branches without `refs/heads/`; so does the filter.
     let branch = filters
         .branch
@@ -86,14 +86,7 @@ fn server_provider(
     let has_secret = integrations
         .server(&raw.host)
         .is_some_and(|i| i.webhooks.secret.is_some());
-    let shared = super::provider::provider_settings(
-        ctx,
-        key,
-        raw.shared(),
-        has_secret,
-        "bitbucketServer",
-        catalog,
-    )?;
+    let shared = raw.settings(ctx, key, has_secret, "bitbucketServer", catalog)?;
     Ok(ServerProviderConfig {
         id,
         host: raw.host,

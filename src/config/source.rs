@@ -506,6 +506,11 @@ mod tests {
             json!({"a": "yes", "b": "1_000", "c": true, "d": 31, "e": null})
         );
         assert!(parse_yaml(Path::new("a.yaml"), "a: 1\na: 2\n").is_err());
+        // Keys that are not text become text, as the `config` crate made them.
+        assert_eq!(
+            parse_yaml(Path::new("a.yaml"), "codes: {404: gone, true: yes}\n").unwrap(),
+            json!({"codes": {"404": "gone", "true": "yes"}})
+        );
     }
 
     #[test]
