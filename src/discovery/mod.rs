@@ -26,6 +26,7 @@ pub(crate) mod progress;
 pub(crate) mod provider;
 mod record;
 pub(crate) mod report;
+pub(crate) mod rfc3339;
 mod run;
 pub(crate) mod server;
 
@@ -35,7 +36,8 @@ pub(crate) use self::progress::Progress;
 pub use self::record::UnitUpdate;
 pub(crate) use self::record::{CatalogFile, RepoRef, RepositoryRecord};
 pub use self::report::RunReport;
-pub(crate) use self::report::{Outcome, Trigger, now_rfc3339};
+pub(crate) use self::report::{Outcome, Trigger};
+pub(crate) use self::rfc3339::now_rfc3339;
 pub(crate) use self::run::{Held, RunContext, RunSink};
 pub(crate) use crate::catalog::problem::{Problem, ProblemKind};
 use crate::config::{DeletionGuard, Schedule};

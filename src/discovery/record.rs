@@ -1,6 +1,7 @@
 //! What is kept about each repository of a provider, and what a read
 //! hands over to apply.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
@@ -45,9 +46,13 @@ pub struct RepositoryRecord {
     /// was processed under. `None`: read it again next time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_token: Option<String>,
-    /// When the file was last read (RFC 3339); `None`: never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_at: Option<String>,
+    /// When the file was last read; `None`: never.
+    #[serde(
+        default,
+        with = "super::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub read_at: Option<DateTime<Utc>>,
     /// Entities served from it.
     #[serde(default)]
     pub entities: usize,
