@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 pub(crate) use self::progress::Progress;
 pub use self::record::UnitUpdate;
-pub(crate) use self::record::{CatalogFile, RepoRef, RepositoryRecord};
+pub(crate) use self::record::{CatalogFile, RepositoryRecord};
 pub use self::report::RunReport;
 pub(crate) use self::report::{Outcome, Trigger};
 pub(crate) use self::rfc3339::now_rfc3339;
@@ -42,6 +42,7 @@ pub(crate) use self::run::{Held, RunContext, RunSink};
 pub(crate) use crate::catalog::problem::{Problem, ProblemKind};
 use crate::config::{DeletionGuard, Schedule};
 use crate::integrations::Product;
+pub(crate) use crate::integrations::RepoRef;
 
 /// Anything that contributes entities on a schedule: a provider, or a
 /// location given by URL. The scheduler runs them all the same way. Its
