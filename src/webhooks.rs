@@ -187,17 +187,17 @@ impl Webhooks {
         received: Instant,
     ) -> Accepted {
         let kind = event.kind();
-        let work = match event {
+        let (repository, work) = match event {
             Event::Ping => return Accepted::Ping,
             Event::Ignored { key } => {
                 return self.ignored(trusted, kind, format!("{key} events are not acted on"));
             }
-            Event::Pushed { ref branches, .. } => Work::pushed(branches.clone(), Vec::new()),
-            Event::Moved { ref old, .. } => Work::Moved(old.clone()),
-            Event::Deleted { .. } => Work::Deleted,
-        };
-        let Some(repository) = event.repository().cloned() else {
-            return self.ignored(trusted, kind, "the event names no repository".into());
+            event => match Work::asked_by(event) {
+                Some(asked) => asked,
+                None => {
+                    return self.ignored(trusted, kind, "the event names no repository".into());
+                }
+            },
         };
         // The repository must be on the integration that signed the event.
         let integration = match payload::host_of(&repository) {

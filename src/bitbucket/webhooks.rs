@@ -78,15 +78,6 @@ impl Event {
     pub(crate) fn kind(&self) -> &'static str {
         self.into()
     }
-
-    /// The repository it is about (for a move, where it is now).
-    pub(crate) fn repository(&self) -> Option<&RepoRef> {
-        match self {
-            Event::Pushed { repository, .. } | Event::Deleted { repository } => Some(repository),
-            Event::Moved { new, .. } => Some(new),
-            Event::Ping | Event::Ignored { .. } => None,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -584,7 +575,6 @@ mod tests {
                 !matches!(event, Event::Ignored { .. } | Event::Ping),
                 "{key}: {event:?}"
             );
-            assert!(event.repository().is_some(), "{key}: {event:?}");
         }
     }
 

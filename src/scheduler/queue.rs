@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bitbucket::webhooks::BranchMove;
+use crate::bitbucket::webhooks::{BranchMove, Event};
 use crate::discovery::{RepoRef, rfc3339};
 use crate::store::StoreError;
 
@@ -54,6 +54,20 @@ impl Work {
 
     pub(super) fn name(&self) -> &'static str {
         self.into()
+    }
+
+    /// What `event` asks for, and of which repository (for a move, where
+    /// it is now); `None` for the ping and events not acted on.
+    pub(crate) fn asked_by(event: Event) -> Option<(RepoRef, Work)> {
+        match event {
+            Event::Pushed {
+                repository,
+                branches,
+            } => Some((repository, Work::pushed(branches, Vec::new()))),
+            Event::Moved { old, new } => Some((new, Work::Moved(old))),
+            Event::Deleted { repository } => Some((repository, Work::Deleted)),
+            Event::Ping | Event::Ignored { .. } => None,
+        }
     }
 
     /// `self` followed by `later`, as one piece of work.
