@@ -25,6 +25,25 @@ impl Product {
     }
 }
 
+/// A repository on a Bitbucket as an event, or a stored record, names it
+/// (outside a listing): what a single-repository read starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoRef {
+    /// Server: the project key. Cloud: the project key, when known.
+    pub project: Option<String>,
+    /// Cloud: the workspace slug, when an event names it.
+    pub workspace: Option<String>,
+    pub slug: String,
+    /// Bitbucket's id, stable across renames and moves (Server: the
+    /// numeric id, Cloud: the `{uuid}`).
+    pub id: Option<String>,
+    /// The repository's web URL, when known.
+    pub web_url: Option<String>,
+    pub archived: bool,
+    /// The default branch, when known (Cloud events: `mainbranch`).
+    pub main_branch: Option<String>,
+}
+
 /// A host (`host` or `host:port`) as integrations are looked up by it:
 /// case-insensitive, as DNS names are. ASCII rules suffice: `url::Url`
 /// gives hosts in ASCII (international names as punycode).

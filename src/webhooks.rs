@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bitbucket::webhooks::{self as payload, Event};
-use crate::discovery::RepoRef;
 use crate::integrations::{HostKey, Integrations, Product, WebhookSettings};
 use crate::metrics;
 use crate::scheduler::{Scheduler, Work, WorkItem};
@@ -188,20 +187,20 @@ impl Webhooks {
         received: Instant,
     ) -> Accepted {
         let kind = event.kind();
-        let work = match event {
+        let (repository, work) = match event {
             Event::Ping => return Accepted::Ping,
             Event::Ignored { key } => {
                 return self.ignored(trusted, kind, format!("{key} events are not acted on"));
             }
-            Event::Pushed { ref branches, .. } => Work::pushed(branches.clone(), Vec::new()),
-            Event::Moved { ref old, .. } => Work::Moved(old.clone().map(RepoRef::from)),
-            Event::Deleted { .. } => Work::Deleted,
-        };
-        let Some(repository) = event.repository().cloned() else {
-            return self.ignored(trusted, kind, "the event names no repository".into());
+            event => match Work::asked_by(event) {
+                Some(asked) => asked,
+                None => {
+                    return self.ignored(trusted, kind, "the event names no repository".into());
+                }
+            },
         };
         // The repository must be on the integration that signed the event.
-        let integration = match repository.host() {
+        let integration = match payload::host_of(&repository) {
             Some(host) => trusted
                 .iter()
                 .copied()
@@ -216,7 +215,7 @@ impl Webhooks {
                 format!(
                     "repository {} is on {}, not on {} whose secret signed the event",
                     repository.slug,
-                    repository.host().unwrap_or_default(),
+                    payload::host_of(&repository).unwrap_or_default(),
                     hosts.join(", ")
                 ),
             );
@@ -232,7 +231,7 @@ impl Webhooks {
             concerns_any |= concerned;
             let queued_here = concerned
                 && runner.enqueue(WorkItem {
-                    repository: RepoRef::from(repository.clone()),
+                    repository: repository.clone(),
                     work: work.clone(),
                     received,
                     origin: integration.host.clone(),

@@ -9,7 +9,7 @@ use sha2::Sha256;
 use super::urls::url_host;
 // The old name, still used by `api::events`.
 pub(crate) use crate::integrations::Product as EventFlavour;
-use crate::integrations::Product;
+use crate::integrations::{Product, RepoRef};
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
 /// `secret`. The comparison takes the same time wherever the bytes differ.
@@ -36,29 +36,9 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// A repository as an event names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EventRepository {
-    /// Server: the project key. Cloud: the project key, when the payload has it.
-    pub project: Option<String>,
-    /// Cloud: the workspace slug.
-    pub workspace: Option<String>,
-    pub slug: String,
-    /// Bitbucket's id, stable across renames and moves (Server: the
-    /// numeric id, Cloud: the `{uuid}`).
-    pub id: Option<String>,
-    /// The repository's web URL, when the payload links it.
-    pub web_url: Option<String>,
-    pub archived: bool,
-    /// Cloud's `mainbranch`, when the payload has it.
-    pub main_branch: Option<String>,
-}
-
-impl EventRepository {
-    /// `host[:port]` of its web URL: which Bitbucket it is on.
-    pub(crate) fn host(&self) -> Option<String> {
-        self.web_url.as_deref().and_then(url_host)
-    }
+/// `host[:port]` of `repository`'s web URL: which Bitbucket it is on.
+pub(crate) fn host_of(repository: &RepoRef) -> Option<String> {
+    repository.web_url.as_deref().and_then(url_host)
 }
 
 /// One branch an event moved.
@@ -80,17 +60,14 @@ pub(crate) enum Event {
     /// Branches moved (Data Center `repo:refs_changed`, Cloud `repo:push`).
     #[strum(serialize = "push")]
     Pushed {
-        repository: EventRepository,
+        repository: RepoRef,
         branches: Vec<BranchMove>,
     },
     /// Renamed or moved to another project or workspace; `old` when the
     /// payload says where it was (else its id tells).
-    Moved {
-        old: Option<EventRepository>,
-        new: EventRepository,
-    },
+    Moved { old: Option<RepoRef>, new: RepoRef },
     /// Cloud `repo:deleted`.
-    Deleted { repository: EventRepository },
+    Deleted { repository: RepoRef },
     /// An event discovery does not act on.
     #[strum(serialize = "other")]
     Ignored { key: String },
@@ -100,15 +77,6 @@ impl Event {
     /// The event's name, for metrics and logs.
     pub(crate) fn kind(&self) -> &'static str {
         self.into()
-    }
-
-    /// The repository it is about (for a move, where it is now).
-    pub(crate) fn repository(&self) -> Option<&EventRepository> {
-        match self {
-            Event::Pushed { repository, .. } | Event::Deleted { repository } => Some(repository),
-            Event::Moved { new, .. } => Some(new),
-            Event::Ping | Event::Ignored { .. } => None,
-        }
     }
 }
 
@@ -170,7 +138,7 @@ pub(crate) fn parse(flavour: Product, key: &str, body: &[u8]) -> Result<Event, P
 mod server {
     use serde::Deserialize;
 
-    use super::{BranchMove, Event, EventRepository, strip_heads};
+    use super::{BranchMove, Event, RepoRef, strip_heads};
     use crate::bitbucket::server::Repository;
 
     /// `repo:refs_changed`: branches (and tags) moved.
@@ -255,7 +223,7 @@ mod server {
         pub new: Repository,
     }
 
-    impl From<Repository> for EventRepository {
+    impl From<Repository> for RepoRef {
         fn from(repo: Repository) -> Self {
             Self {
                 web_url: repo.browse_url().map(str::to_owned),
@@ -274,7 +242,7 @@ mod server {
 mod cloud {
     use serde::Deserialize;
 
-    use super::{BranchMove, Event, EventRepository};
+    use super::{BranchMove, Event, RepoRef};
 
     /// `repo:push`: branches (and tags) moved.
     pub(super) fn push(body: &[u8]) -> Result<Event, serde_json::Error> {
@@ -358,7 +326,7 @@ mod cloud {
         }
     }
 
-    impl From<Repository> for EventRepository {
+    impl From<Repository> for RepoRef {
         fn from(repo: Repository) -> Self {
             let (workspace, slug) = repo.names();
             Self {
@@ -447,7 +415,7 @@ mod cloud {
 
     impl Updated {
         /// Where the repository was, when the payload says.
-        fn old(&self) -> Option<EventRepository> {
+        fn old(&self) -> Option<RepoRef> {
             let changes = self.changes.as_ref()?;
             let (workspace, slug) = match changes
                 .full_name
@@ -461,7 +429,7 @@ mod cloud {
                     changes.slug.as_ref().and_then(|s| s.old.clone())?,
                 ),
             };
-            Some(EventRepository {
+            Some(RepoRef {
                 project: None,
                 workspace,
                 slug,
@@ -497,11 +465,7 @@ mod tests {
     }
 
     /// The repository and branches of a push event.
-    fn pushed(
-        flavour: Product,
-        key: &str,
-        body: &serde_json::Value,
-    ) -> (EventRepository, Vec<BranchMove>) {
+    fn pushed(flavour: Product, key: &str, body: &serde_json::Value) -> (RepoRef, Vec<BranchMove>) {
         match parsed(flavour, key, body) {
             Event::Pushed {
                 repository,
@@ -542,7 +506,7 @@ mod tests {
         let (repository, branches) = pushed(Product::Server, "repo:refs_changed", &body);
         assert_eq!(repository.project.as_deref(), Some("PRJ"));
         assert_eq!(repository.id.as_deref(), Some("7"));
-        assert_eq!(repository.host().as_deref(), Some("bb.example.com"));
+        assert_eq!(host_of(&repository).as_deref(), Some("bb.example.com"));
         assert_eq!(
             branches,
             [
@@ -611,7 +575,6 @@ mod tests {
                 !matches!(event, Event::Ignored { .. } | Event::Ping),
                 "{key}: {event:?}"
             );
-            assert!(event.repository().is_some(), "{key}: {event:?}");
         }
     }
 

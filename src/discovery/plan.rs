@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::{CatalogFile, RepositoryRecord};
@@ -33,7 +34,10 @@ pub(crate) struct Plan {
 }
 
 /// `None`: unchanged, no read needed.
-fn priority(listed: &Listed, known: Option<&RepositoryRecord>) -> Option<(u8, Option<String>)> {
+fn priority(
+    listed: &Listed,
+    known: Option<&RepositoryRecord>,
+) -> Option<(u8, Option<DateTime<Utc>>)> {
     let Some(known) = known.filter(|k| k.read_at.is_some()) else {
         return Some((0, None));
     };
@@ -44,8 +48,8 @@ fn priority(listed: &Listed, known: Option<&RepositoryRecord>) -> Option<(u8, Op
         {
             None
         }
-        Some(_) => Some((1, known.read_at.clone())),
-        None => Some((2, known.read_at.clone())),
+        Some(_) => Some((1, known.read_at)),
+        None => Some((2, known.read_at)),
     }
 }
 
@@ -65,8 +69,7 @@ pub(crate) fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord
             (None, None) => {}
         }
     }
-    // RFC 3339 times in UTC sort as text.
-    reads.sort_by(|(a, _), (b, _)| a.cmp(b));
+    reads.sort_by_key(|(rank, _)| *rank);
     Plan {
         reads: reads.into_iter().map(|(_, r)| r).collect(),
         unchanged,
@@ -106,7 +109,7 @@ mod tests {
     ) -> RepositoryRecord {
         let mut record = listed(slug, None).record;
         record.change_token = token.map(str::to_owned);
-        record.read_at = Some(read_at.into());
+        record.read_at = Some(read_at.parse().unwrap());
         record.catalog = catalog;
         record
     }

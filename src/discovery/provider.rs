@@ -19,7 +19,7 @@ use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
 use super::{
     CatalogFile, Outcome, Problem, ProblemKind, RepoRef, RepositoryRecord, RunContext, RunReport,
-    UnitUpdate, now_rfc3339,
+    UnitUpdate,
 };
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
@@ -364,7 +364,7 @@ impl<F: Flavour> Provider<F> {
         let settings = self.flavour.catalog();
         let max_bytes = settings.processing.limits.max_file_bytes;
         let fetched = self.flavour.fetch(client, &file_url, max_bytes).await;
-        record.read_at = Some(now_rfc3339());
+        record.read_at = Some(chrono::Utc::now());
         let location = record.catalog_url.clone();
         let mut read = Read {
             update: UnitUpdate {

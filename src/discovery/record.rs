@@ -1,11 +1,12 @@
 //! What is kept about each repository of a provider, and what a read
 //! hands over to apply.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use crate::bitbucket::webhooks::EventRepository;
 use crate::catalog::Entity;
+use crate::integrations::RepoRef;
 
 /// Whether a repository has a catalog file, as its last read said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,9 +46,13 @@ pub struct RepositoryRecord {
     /// was processed under. `None`: read it again next time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_token: Option<String>,
-    /// When the file was last read (RFC 3339); `None`: never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_at: Option<String>,
+    /// When the file was last read; `None`: never.
+    #[serde(
+        default,
+        with = "super::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub read_at: Option<DateTime<Utc>>,
     /// Entities served from it.
     #[serde(default)]
     pub entities: usize,
@@ -77,38 +82,7 @@ impl UnitUpdate {
     }
 }
 
-/// A repository as a read outside a listing names it: an event's, or a
-/// record's for a per-entity refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RepoRef {
-    /// Server: the project key. Cloud: the project key, when known.
-    pub project: Option<String>,
-    /// Cloud: the workspace slug, when an event names it.
-    pub workspace: Option<String>,
-    pub slug: String,
-    /// Bitbucket's id, stable across renames and moves.
-    pub id: Option<String>,
-    /// The repository's web URL, when known.
-    pub web_url: Option<String>,
-    pub archived: bool,
-    /// The default branch, when known.
-    pub main_branch: Option<String>,
-}
-
-impl From<EventRepository> for RepoRef {
-    fn from(repo: EventRepository) -> Self {
-        Self {
-            project: repo.project,
-            workspace: repo.workspace,
-            slug: repo.slug,
-            id: repo.id,
-            web_url: repo.web_url,
-            archived: repo.archived,
-            main_branch: repo.main_branch,
-        }
-    }
-}
-
+/// A stored record as a reference, for a per-entity refresh.
 impl From<RepositoryRecord> for RepoRef {
     fn from(record: RepositoryRecord) -> Self {
         Self {

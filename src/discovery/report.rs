@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-pub(crate) use crate::catalog::problem::now_rfc3339;
+use super::rfc3339::now_rfc3339;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(

@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bitbucket::webhooks::BranchMove;
-use crate::discovery::{RepoRef, now_rfc3339};
+use crate::bitbucket::webhooks::{BranchMove, Event};
+use crate::discovery::{RepoRef, rfc3339};
 use crate::store::StoreError;
 
 /// Repositories waiting per provider; beyond, new ones are dropped (the
@@ -53,6 +54,20 @@ impl Work {
 
     pub(super) fn name(&self) -> &'static str {
         self.into()
+    }
+
+    /// What `event` asks for, and of which repository (for a move, where
+    /// it is now); `None` for the ping and events not acted on.
+    pub(crate) fn asked_by(event: Event) -> Option<(RepoRef, Work)> {
+        match event {
+            Event::Pushed {
+                repository,
+                branches,
+            } => Some((repository, Work::pushed(branches, Vec::new()))),
+            Event::Moved { old, new } => Some((new, Work::Moved(old))),
+            Event::Deleted { repository } => Some((repository, Work::Deleted)),
+            Event::Ping | Event::Ignored { .. } => None,
+        }
     }
 
     /// `self` followed by `later`, as one piece of work.
@@ -123,7 +138,8 @@ impl WorkItem {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LastEvent {
-    pub received_at: String,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub received_at: DateTime<Utc>,
     /// `push`, `moved`, `deleted` or `refresh`.
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -136,7 +152,7 @@ pub(crate) struct LastEvent {
 impl LastEvent {
     pub(super) fn of(item: &WorkItem, outcome: &Outcome) -> Self {
         Self {
-            received_at: now_rfc3339(),
+            received_at: Utc::now(),
             kind: item.work.name(),
             repository: item.repository_name(),
             outcome: outcome.to_string(),
