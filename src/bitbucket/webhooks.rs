@@ -447,6 +447,22 @@ mod cloud {
     }
 }
 
+/// A body with what every subscribed event of `product` needs, and
+/// nothing else: for tests that go through [`SUBSCRIBED`].
+#[cfg(test)]
+pub(crate) fn minimal_body(product: Product) -> serde_json::Value {
+    use serde_json::json;
+    match product {
+        Product::Server => {
+            let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
+            json!({"repository": repository, "old": repository, "new": repository, "changes": []})
+        }
+        Product::Cloud => {
+            json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
+        }
+    }
+}
+
 /// `main` from `refs/heads/main`; `None` for other refs (tags, notes).
 fn strip_heads(id: &str) -> Option<String> {
     id.strip_prefix("refs/heads/")
@@ -554,23 +570,10 @@ mod tests {
         assert_eq!(new.slug, "new");
     }
 
-    /// A body with what every event of `flavour` needs, and nothing else.
-    fn minimal(flavour: Product) -> serde_json::Value {
-        match flavour {
-            Product::Server => {
-                let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
-                json!({"repository": repository, "old": repository, "new": repository, "changes": []})
-            }
-            Product::Cloud => {
-                json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
-            }
-        }
-    }
-
     #[test]
     fn every_subscribed_event_is_acted_on() {
         for (flavour, key, _) in SUBSCRIBED {
-            let event = parsed(*flavour, key, &minimal(*flavour));
+            let event = parsed(*flavour, key, &minimal_body(*flavour));
             assert!(
                 !matches!(event, Event::Ignored { .. } | Event::Ping),
                 "{key}: {event:?}"
@@ -595,7 +598,7 @@ mod tests {
         ];
         for flavour in [Product::Server, Product::Cloud] {
             for key in keys {
-                let event = parsed(flavour, key, &minimal(flavour));
+                let event = parsed(flavour, key, &minimal_body(flavour));
                 let acted_on = !matches!(event, Event::Ignored { .. });
                 let expected = SUBSCRIBED
                     .iter()

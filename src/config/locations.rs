@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::loose::Bounded;
+use super::rules;
+use super::schedule::RawSchedule;
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
-use super::{rules, schedule};
 use crate::bitbucket::reader::Sites;
 use crate::catalog::rules::{CatalogRule, LocationMatcher, TargetMatch};
 
@@ -62,14 +63,15 @@ pub(super) fn locations(
     settings: &mut CatalogSettings,
 ) -> Result<LocationsConfig, ConfigError> {
     let schedule_key = "catalog.locationSchedule";
-    let raw_schedule = ctx
-        .source
-        .get(schedule_key)
-        .filter(|v| !v.is_null())
-        .cloned();
+    let schedule = match ctx.source.get(schedule_key).filter(|v| !v.is_null()) {
+        Some(value) => ctx
+            .section::<RawSchedule>(schedule_key, value)?
+            .into_schedule(),
+        None => Schedule::default(),
+    };
     let mut config = LocationsConfig {
         locations: Vec::new(),
-        schedule: schedule::schedule(ctx, schedule_key, raw_schedule)?,
+        schedule,
         registrations: registration_limits(ctx)?,
     };
     let base = "catalog.locations";

@@ -324,7 +324,7 @@ pub(super) mod raw {
             pub(crate) struct $name {
                 $(pub $field: $type,)*
                 pub catalog_path: Option<$crate::config::provider::CatalogPath>,
-                pub schedule: Option<serde_json::Value>,
+                pub schedule: Option<$crate::config::schedule::RawSchedule>,
                 pub concurrency: Option<$crate::config::provider::raw::Concurrency>,
                 pub deletion_threshold: Option<$crate::config::loose::Share>,
                 pub target_scope: Option<$crate::config::TargetScope>,
@@ -349,12 +349,13 @@ pub(super) mod raw {
                     use $crate::config::provider::{
                         DEFAULT_CONCURRENCY, DeletionGuard, ProviderSettings, webhook_registration,
                     };
-                    use $crate::config::schedule::schedule;
-                    let schedule_key = format!("{key}.schedule");
                     let webhooks = self.webhooks.take();
                     Ok(ProviderSettings {
                         catalog_path: self.catalog_path.take().unwrap_or_default().0,
-                        schedule: schedule(ctx, &schedule_key, self.schedule.take())?,
+                        schedule: self.schedule.take().map_or_else(
+                            $crate::config::Schedule::default,
+                            $crate::config::schedule::RawSchedule::into_schedule,
+                        ),
                         concurrency: self.concurrency.take().map_or(DEFAULT_CONCURRENCY, |n| n.0),
                         deletion_guard: self.deletion_threshold.take().map_or_else(
                             DeletionGuard::default,

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::loose::{DurationError, parse_duration};
-use super::{ConfigError, Ctx};
 
 /// How often a provider runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,8 +77,6 @@ impl Frequency {
 /// Why a `schedule` value cannot be used; each says what to write instead.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScheduleError {
-    #[error("expected an object with `frequency` and `timeout`")]
-    NotAnObject,
     #[error("must be longer than zero")]
     Zero,
     #[error("`cron` must be a string such as '*/30 * * * *'")]
@@ -99,37 +97,70 @@ pub(crate) enum ScheduleError {
     Duration(#[from] DurationError),
 }
 
-/// A `schedule`'s keys (`scope` is Backstage's, ignored here).
-pub(super) const SCHEDULE_KEYS: &[&str] = &["frequency", "timeout", "initialDelay", "scope"];
+/// A `schedule` as written, each key checked as it is read (so an error
+/// names `schedule.frequency`, and an unknown key is warned about).
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an object with `frequency` and `timeout`"
+)]
+pub(super) struct RawSchedule {
+    frequency: Option<Checked<Frequency>>,
+    timeout: Option<Checked<Timeout>>,
+    initial_delay: Option<Checked<Duration>>,
+    /// Backstage's (`global`/`local`); taken, so it is not warned about,
+    /// and not used: one daemon runs each schedule.
+    #[serde(rename = "scope")]
+    _scope: Option<Value>,
+}
 
-/// Parses `schedule`. `Ok` also returns unknown keys (for warnings); `Err`
-/// carries the sub-key (empty for the object itself) and what is wrong.
-pub(crate) fn parse_schedule(
-    value: &Value,
-) -> Result<(Schedule, Vec<String>), (&'static str, ScheduleError)> {
-    let Some(map) = value.as_object() else {
-        return Err(("", ScheduleError::NotAnObject));
-    };
-    let mut schedule = Schedule::default();
-    let unknown = map
-        .keys()
-        .filter(|key| !SCHEDULE_KEYS.contains(&key.as_str()))
-        .cloned()
-        .collect();
-    if let Some(freq) = map.get("frequency") {
-        schedule.frequency = parse_frequency(freq).map_err(|err| ("frequency", err))?;
-    }
-    if let Some(timeout) = map.get("timeout") {
-        schedule.timeout = parse_duration(timeout).map_err(|err| ("timeout", err.into()))?;
-        if schedule.timeout.is_zero() {
-            return Err(("timeout", ScheduleError::Zero));
+impl RawSchedule {
+    pub(super) fn into_schedule(self) -> Schedule {
+        let defaults = Schedule::default();
+        Schedule {
+            frequency: self.frequency.map_or(defaults.frequency, |f| f.0),
+            timeout: self.timeout.map_or(defaults.timeout, |t| t.0.0),
+            initial_delay: self.initial_delay.map(|d| d.0),
         }
     }
-    if let Some(delay) = map.get("initialDelay") {
-        schedule.initial_delay =
-            Some(parse_duration(delay).map_err(|err| ("initialDelay", err.into()))?);
+}
+
+/// A `timeout`: longer than zero.
+struct Timeout(Duration);
+
+/// A schedule value, read from its written form by [`Parse`].
+struct Checked<T>(T);
+
+trait Parse: Sized {
+    fn parse(value: &Value) -> Result<Self, ScheduleError>;
+}
+
+impl<'de, T: Parse> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        T::parse(&value).map(Self).map_err(D::Error::custom)
     }
-    Ok((schedule, unknown))
+}
+
+impl Parse for Frequency {
+    fn parse(value: &Value) -> Result<Self, ScheduleError> {
+        parse_frequency(value)
+    }
+}
+
+impl Parse for Timeout {
+    fn parse(value: &Value) -> Result<Self, ScheduleError> {
+        match parse_duration(value)? {
+            timeout if timeout.is_zero() => Err(ScheduleError::Zero),
+            timeout => Ok(Self(timeout)),
+        }
+    }
+}
+
+impl Parse for Duration {
+    fn parse(value: &Value) -> Result<Self, ScheduleError> {
+        Ok(parse_duration(value)?)
+    }
 }
 
 fn parse_frequency(value: &Value) -> Result<Frequency, ScheduleError> {
@@ -171,30 +202,22 @@ fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
     })
 }
 
-/// A `schedule` object (absent: the default), with unknown keys warned about.
-pub(super) fn schedule(
-    ctx: &mut Ctx<'_>,
-    key: &str,
-    raw: Option<Value>,
-) -> Result<Schedule, ConfigError> {
-    let Some(value) = raw else {
-        return Ok(Schedule::default());
-    };
-    let (schedule, unknown) =
-        parse_schedule(&value).map_err(|(sub, err)| ctx.error(&Ctx::join(key, sub), err))?;
-    for sub in unknown {
-        ctx.warn_unknown(
-            &format!("{key}.{sub}"),
-            "unknown key is ignored; use frequency, timeout or initialDelay",
-        );
-    }
-    Ok(schedule)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The schedule and its unknown keys, or the failing key and message.
+    fn parse_schedule(value: &Value) -> Result<(Schedule, Vec<String>), (String, String)> {
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let ignored = serde_ignored::Deserializer::new(value.clone(), &mut record);
+        let parsed: Result<RawSchedule, _> = serde_path_to_error::deserialize(ignored);
+        match parsed {
+            Ok(raw) => Ok((raw.into_schedule(), unknown)),
+            Err(err) => Err((err.path().to_string(), err.into_inner().to_string())),
+        }
+    }
 
     #[test]
     fn default_is_every_30_minutes_with_15_minute_timeout() {

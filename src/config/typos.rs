@@ -245,7 +245,7 @@ mod tests {
             fields::<access::raw::ExternalAccessEntry>(),
             fields::<access::raw::StaticAccessOptions>(),
             fields::<access::raw::AccessRestriction>(),
-            schedule::SCHEDULE_KEYS,
+            fields::<schedule::RawSchedule>(),
             locations::LOCATION_KEYS,
             locations::LOCATION_RULE_KEYS,
             rules::RULE_KEYS,

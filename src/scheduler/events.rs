@@ -15,24 +15,23 @@ use tokio_util::sync::CancellationToken;
 use super::apply::Applier;
 use super::guard::ShrinkGuard;
 use super::queue::{
-    FreshUnits, LastEvent, MAX_PENDING, Outcome, Pending, QueueFull, RefreshError, Work, WorkItem,
-    mark_fresh,
+    FreshUnits, LastEvent, MAX_PENDING, Outcome, Pending, QueueFull, Work, WorkItem, mark_fresh,
 };
 use super::resolve::{BranchCache, Plan, ReadPlan, Resolver};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Catalog;
 use crate::discovery::provider::RepositoryReads;
 use crate::discovery::{
-    CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
-    UnitUpdate,
+    CatalogFile, Held, Problem, ProblemKind, Progress, RunContext, RunSink, UnitUpdate,
 };
 use crate::metrics;
-use crate::store::{CatalogStore, RepositoryKey};
+use crate::store::CatalogStore;
 
 /// How long work waits for more about the same repository.
 const COALESCE: Duration = Duration::from_millis(100);
 
 /// One provider's event queue and the reads it makes.
+#[derive(Debug)]
 pub(super) struct EventReads {
     /// The provider's id.
     pub(super) source: String,
@@ -49,30 +48,10 @@ pub(super) struct EventReads {
     pub(super) last: Mutex<Option<LastEvent>>,
 }
 
-impl std::fmt::Debug for EventReads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventReads")
-            .field("source", &self.source)
-            .field("pending", &self.pending)
-            .finish_non_exhaustive()
-    }
-}
-
 impl EventReads {
     /// The last event or refresh handled.
     pub(super) fn last_event(&self) -> Option<LastEvent> {
         self.last.lock().clone()
-    }
-
-    /// The record of `key`.
-    pub(super) async fn record(
-        &self,
-        key: RepositoryKey<'_>,
-    ) -> Result<Option<RepositoryRecord>, RefreshError> {
-        self.store
-            .repository(&self.source, key)
-            .await
-            .map_err(RefreshError::Records)
     }
 
     /// Queues `item`; it is read shortly, together with whatever else

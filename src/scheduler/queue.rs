@@ -280,6 +280,16 @@ mod tests {
     }
 
     #[test]
+    fn every_subscribed_event_asks_for_work() {
+        use crate::bitbucket::webhooks::{SUBSCRIBED, minimal_body, parse};
+        for (product, key, _) in SUBSCRIBED {
+            let body = serde_json::to_vec(&minimal_body(*product)).unwrap();
+            let event = parse(*product, key, &body).unwrap();
+            assert!(Work::asked_by(event).is_some(), "{key}");
+        }
+    }
+
+    #[test]
     fn names_are_the_metric_and_status_labels() {
         let names = [
             Work::Pushed(Vec::new()),

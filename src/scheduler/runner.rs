@@ -370,15 +370,10 @@ impl SourceRunner {
         unit: &str,
         key: &crate::catalog::EntityKey,
     ) -> Result<Vec<Problem>, RefreshError> {
-        let record = self
-            .store
-            .repository(self.id(), RepositoryKey::Unit(unit))
-            .await
-            .map_err(RefreshError::Records)?
-            .map(|record| RepositoryRecord {
-                change_token: None,
-                ..record
-            });
+        let record = self.record(unit).await?.map(|record| RepositoryRecord {
+            change_token: None,
+            ..record
+        });
         let rest = self
             .catalog
             .unit_entities(self.id(), unit)
@@ -401,7 +396,7 @@ impl SourceRunner {
             self.refresh(false);
             return Ok(());
         };
-        let Some(record) = events.record(RepositoryKey::Unit(unit)).await? else {
+        let Some(record) = self.record(unit).await? else {
             tracing::warn!(
                 provider = self.id(),
                 unit,
@@ -421,6 +416,13 @@ impl SourceRunner {
         } else {
             Err(RefreshError::Full)
         }
+    }
+
+    async fn record(&self, unit: &str) -> Result<Option<RepositoryRecord>, RefreshError> {
+        self.store
+            .repository(self.id(), RepositoryKey::Unit(unit))
+            .await
+            .map_err(RefreshError::Records)
     }
 
     /// Marks the source removed: later ticks and refreshes do nothing. Call
