@@ -20,12 +20,15 @@ pub struct CloudProviderConfig {
     pub host: String,
     pub filters: CloudFilters,
     pub pagelen: u32,
-    /// The keys both flavours have, read through `Deref` as this
-    /// config's own (`config.schedule`).
+    /// The keys both flavours have (`config.shared.schedule`).
     pub shared: ProviderSettings,
 }
 
-super::provider::shared_settings!(CloudProviderConfig);
+impl provider::ProviderId for CloudProviderConfig {
+    fn provider_id(&self) -> &str {
+        &self.id
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct CloudFilters {

@@ -8,9 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::{
-    CatalogSettings, CloudProviderConfig, ConfigError, Ctx, Schedule, ServerProviderConfig,
-};
+use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 
 /// Concurrent catalog-file reads per provider unless configured.
 pub(super) const DEFAULT_CONCURRENCY: usize = 8;
@@ -44,21 +42,6 @@ pub struct WebhookRegistration {
     /// (`<webhooks.url>/api/events/http/<bitbucketServer|bitbucketCloud>`).
     pub target: Url,
 }
-
-/// Lets a provider config's readers use the shared keys as its own
-/// fields (`config.concurrency`), so both flavours declare them once.
-macro_rules! shared_settings {
-    ($config:ty) => {
-        impl std::ops::Deref for $config {
-            type Target = $crate::config::provider::ProviderSettings;
-
-            fn deref(&self) -> &Self::Target {
-                &self.shared
-            }
-        }
-    };
-}
-pub(super) use shared_settings;
 
 /// Where Location targets and `$text`/`$json`/`$yaml` placeholders of a
 /// discovered file may lead (`targetScope`, ours): a repository author
@@ -170,19 +153,27 @@ pub(super) fn providers<R: DeserializeOwned, P>(
     Ok(providers)
 }
 
+/// A provider entry's id, which names its entities and status.
+pub(super) trait ProviderId {
+    fn provider_id(&self) -> &str;
+}
+
 /// Server and Cloud provider ids name entities and status together,
 /// so they must differ.
 pub(super) fn unique_provider_ids(
     ctx: &Ctx<'_>,
-    server: &[ServerProviderConfig],
-    cloud: &[CloudProviderConfig],
+    server: &[impl ProviderId],
+    cloud: &[impl ProviderId],
 ) -> Result<(), ConfigError> {
-    match cloud.iter().find(|c| server.iter().any(|s| s.id == c.id)) {
+    let clash = cloud
+        .iter()
+        .map(ProviderId::provider_id)
+        .find(|c| server.iter().any(|s| s.provider_id() == *c));
+    match clash {
         Some(clash) => Err(ctx.error(
-            &format!("catalog.providers.bitbucketCloud.{}", clash.id),
+            &format!("catalog.providers.bitbucketCloud.{clash}"),
             format!(
-                "provider id '{}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one",
-                clash.id
+                "provider id '{clash}' is also a catalog.providers.bitbucketServer id; ids name the providers' entities and status, so rename one"
             ),
         )),
         None => Ok(()),

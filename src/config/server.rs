@@ -14,12 +14,15 @@ pub struct ServerProviderConfig {
     pub id: String,
     pub host: String,
     pub filters: ServerFilters,
-    /// The keys both flavours have, read through `Deref` as this
-    /// config's own (`config.schedule`).
+    /// The keys both flavours have (`config.shared.schedule`).
     pub shared: ProviderSettings,
 }
 
-super::provider::shared_settings!(ServerProviderConfig);
+impl provider::ProviderId for ServerProviderConfig {
+    fn provider_id(&self) -> &str {
+        &self.id
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct ServerFilters {

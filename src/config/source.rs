@@ -4,28 +4,11 @@
 //! so an error can name the file (or variable) to fix.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::ConfigError;
-
-/// Where a configuration value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    File(PathBuf),
-    EnvOverride(String),
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File(path) => write!(f, "{}", path.display()),
-            Origin::EnvOverride(var) => write!(f, "environment variable {var}"),
-        }
-    }
-}
+use super::{ConfigError, Origin};
 
 /// The environment the loader sees. Tests pass their own instead of mutating
 /// the process environment.

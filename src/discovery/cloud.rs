@@ -14,7 +14,7 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Listing, ListingError, Parts, ProviderConfig, Settings, Unlisted};
+use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
@@ -22,7 +22,7 @@ use crate::bitbucket::scope::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;
-use crate::config::CloudProviderConfig;
+use crate::config::{CloudProviderConfig, ProviderSettings};
 use crate::integrations::BitbucketCloudIntegration;
 
 /// Bitbucket stops one code search at about this many results.
@@ -50,8 +50,12 @@ struct Candidate {
 impl Flavour for CloudFlavour {
     type Client = CloudClient;
 
-    fn settings(&self) -> Settings<'_> {
-        self.config.settings()
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn shared(&self) -> &ProviderSettings {
+        &self.config.shared
     }
 
     fn target(&self) -> &str {
@@ -85,7 +89,7 @@ impl Flavour for CloudFlavour {
         let (workspace, filters) = (self.config.workspace.clone(), self.config.filters.clone());
         let scope = pipeline::target_scope(
             location,
-            self.config.target_scope,
+            self.config.shared.target_scope,
             format!("catalog.providers.bitbucketCloud.{}", self.config.id),
             |url| cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug)),
             move |owner, slug| {
@@ -108,7 +112,7 @@ impl Flavour for CloudFlavour {
         FileReader::new(
             Sites::cloud(&self.integration, &self.http, &aliases),
             stats,
-            self.config.catalog.processing.limits.max_file_bytes,
+            self.config.shared.catalog.processing.limits.max_file_bytes,
         )
         .within(scope)
     }
@@ -219,9 +223,10 @@ impl CloudFlavour {
             None => self.list_repositories(client, listing).await?,
         };
         candidates.sort_by(|a, b| (&a.project_key, &a.slug).cmp(&(&b.project_key, &b.slug)));
-        if let (Some(webhooks), Some(secret)) =
-            (&self.config.webhooks, &self.integration.webhooks.secret)
-        {
+        if let (Some(webhooks), Some(secret)) = (
+            &self.config.shared.webhooks,
+            &self.integration.webhooks.secret,
+        ) {
             hooks::keep_cloud(
                 &self.hooks,
                 client,
@@ -254,7 +259,7 @@ impl CloudFlavour {
         candidate: Candidate,
         fingerprint: &str,
     ) -> Result<Listed, Problem> {
-        let path = &self.config.catalog_path;
+        let path = &self.config.shared.catalog_path;
         // The location names the branch (stable across commits); the read
         // uses the commit the search indexed.
         let git_ref = candidate.branch.as_deref().unwrap_or(&candidate.read_at);
@@ -303,7 +308,7 @@ impl CloudFlavour {
 
     /// `"<file name>" path:/<catalogPath> project:<KEY>`, as Backstage asks.
     fn query(&self, project_key: &str) -> String {
-        let path = &self.config.catalog_path;
+        let path = &self.config.shared.catalog_path;
         let file_name = path.rsplit('/').next().unwrap_or(path);
         format!("\"{file_name}\" path:/{path} project:{project_key}")
     }
@@ -323,7 +328,7 @@ impl CloudFlavour {
         if let (_, Search::Unavailable(reason)) = &first {
             listing.notices.push(format!(
                 "{reason}; fell back to listing the workspace's repositories and reading /{} from each main branch (one request per repository)",
-                self.config.catalog_path
+                self.config.shared.catalog_path
             ));
             return Ok(None);
         }
@@ -332,7 +337,7 @@ impl CloudFlavour {
             // Owned keys: a borrowed stream item trips the compiler's Send check.
             stream::iter(rest.to_vec())
                 .map(|key| async move { self.search_project(client, &key).await })
-                .buffered(self.config.concurrency)
+                .buffered(self.config.shared.concurrency)
                 .try_collect::<Vec<_>>()
                 .await?,
         );
@@ -398,7 +403,7 @@ impl CloudFlavour {
         }
         let file = result.file?;
         let commit = file.commit?;
-        if file.path.trim_start_matches('/') != self.config.catalog_path {
+        if file.path.trim_start_matches('/') != self.config.shared.catalog_path {
             return None;
         }
         let repo = commit.repository;

@@ -24,49 +24,12 @@ use super::{
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::{
-    CatalogSettings, CloudProviderConfig, DeletionGuard, Schedule, ServerProviderConfig,
-};
+use crate::config::{DeletionGuard, ProviderSettings, Schedule};
 
 /// Results are applied once this many files are read…
 const BATCH_FILES: usize = 100;
 /// …or this long after the first unapplied one, whichever comes first.
 const BATCH_EVERY: Duration = Duration::from_secs(2);
-
-/// The part of a provider's configuration Server and Cloud share.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings<'a> {
-    pub id: &'a str,
-    pub schedule: &'a Schedule,
-    pub concurrency: usize,
-    pub deletion_guard: DeletionGuard,
-    pub catalog: &'a CatalogSettings,
-    pub catalog_path: &'a str,
-}
-
-/// What a provider's configuration says alike in both flavours.
-pub(crate) trait ProviderConfig {
-    fn settings(&self) -> Settings<'_>;
-}
-
-/// Both configurations name the shared keys alike.
-macro_rules! provider_config {
-    ($($config:ty),*) => {$(
-        impl ProviderConfig for $config {
-            fn settings(&self) -> Settings<'_> {
-                Settings {
-                    id: &self.id,
-                    schedule: &self.schedule,
-                    concurrency: self.concurrency,
-                    deletion_guard: self.deletion_guard,
-                    catalog: &self.catalog,
-                    catalog_path: &self.catalog_path,
-                }
-            }
-        }
-    )*};
-}
-provider_config!(CloudProviderConfig, ServerProviderConfig);
 
 /// What each flavour holds: its provider configuration `C`, its
 /// integration `I`, the integration's transport and the webhooks it keeps.
@@ -106,30 +69,12 @@ where
 pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     type Client: Clone + Send + Sync;
 
-    /// What every provider's configuration says alike.
-    fn settings(&self) -> Settings<'_>;
+    /// The provider's id.
+    fn id(&self) -> &str;
+    /// The keys every provider's configuration has.
+    fn shared(&self) -> &ProviderSettings;
     /// What it reads, for the status: a host or a workspace.
     fn target(&self) -> &str;
-
-    fn id(&self) -> &str {
-        self.settings().id
-    }
-    fn schedule(&self) -> &Schedule {
-        self.settings().schedule
-    }
-    fn concurrency(&self) -> usize {
-        self.settings().concurrency
-    }
-    fn deletion_guard(&self) -> DeletionGuard {
-        self.settings().deletion_guard
-    }
-    fn catalog(&self) -> &CatalogSettings {
-        self.settings().catalog
-    }
-    /// The catalog file's path in each repository (no leading `/`).
-    fn catalog_path(&self) -> &str {
-        self.settings().catalog_path
-    }
 
     /// A client that counts its requests into `stats`.
     fn client(&self, stats: &Arc<RequestStats>) -> Self::Client;
@@ -252,7 +197,10 @@ struct Read {
 
 impl<F: Flavour> Provider<F> {
     pub(crate) fn new(flavour: F) -> Self {
-        let fingerprint = pipeline::settings_fingerprint(flavour.catalog(), flavour.catalog_path());
+        let fingerprint = pipeline::settings_fingerprint(
+            &flavour.shared().catalog,
+            &flavour.shared().catalog_path,
+        );
         Self {
             flavour,
             fingerprint,
@@ -268,11 +216,11 @@ impl<F: Flavour> Provider<F> {
     }
 
     pub(crate) fn schedule(&self) -> &Schedule {
-        self.flavour.schedule()
+        &self.flavour.shared().schedule
     }
 
     pub(crate) fn deletion_guard(&self) -> DeletionGuard {
-        self.flavour.deletion_guard()
+        self.flavour.shared().deletion_guard
     }
 
     /// Runs discovery once. Never panics. Removes nothing unless the
@@ -328,7 +276,7 @@ impl<F: Flavour> Provider<F> {
             .take_until(ctx.stop.clone().cancelled_owned())
             .map(|listed| self.read(client, ctx, listed))
             // Unordered: a read waiting out a retry must not hold up the others.
-            .buffer_unordered(self.flavour.concurrency());
+            .buffer_unordered(self.flavour.shared().concurrency);
         apply_as_read(reads, ctx).await.report_into(report);
         if let Some(held) = held {
             report.outcome = Outcome::Held {
@@ -350,7 +298,14 @@ impl<F: Flavour> Provider<F> {
         repo_info: &RepoInfo,
     ) -> FileOutcome {
         let files = self.flavour.files(&ctx.stats, location);
-        pipeline::process_file(bytes, location, &files, self.flavour.catalog(), repo_info).await
+        pipeline::process_file(
+            bytes,
+            location,
+            &files,
+            &self.flavour.shared().catalog,
+            repo_info,
+        )
+        .await
     }
 
     async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
@@ -361,7 +316,7 @@ impl<F: Flavour> Provider<F> {
             repo_info,
         } = listed;
         let previous = ctx.known.get(&record.catalog_url);
-        let settings = self.flavour.catalog();
+        let settings = &self.flavour.shared().catalog;
         let max_bytes = settings.processing.limits.max_file_bytes;
         let fetched = self.flavour.fetch(client, &file_url, max_bytes).await;
         record.read_at = Some(chrono::Utc::now());
@@ -553,7 +508,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
             let reads = stream::iter(reads)
                 .take_until(ctx.stop.clone().cancelled_owned())
                 .map(|listed| self.read(&client, ctx, listed))
-                .buffer_unordered(self.flavour.concurrency());
+                .buffer_unordered(self.flavour.shared().concurrency);
             apply_as_read(reads, ctx).await.report_into(&mut report);
             pipeline::finish(&mut report, &ctx.stats, started);
             report

@@ -12,7 +12,7 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Listing, ListingError, Parts, ProviderConfig, Settings, Unlisted};
+use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::scope::Excluded;
@@ -21,7 +21,7 @@ use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::ServerProviderConfig;
+use crate::config::{ProviderSettings, ServerProviderConfig};
 use crate::integrations::BitbucketServerIntegration;
 
 /// What is particular to `catalog.providers.bitbucketServer`.
@@ -30,8 +30,12 @@ pub(crate) type ServerFlavour = Parts<ServerProviderConfig, BitbucketServerInteg
 impl Flavour for ServerFlavour {
     type Client = ServerClient;
 
-    fn settings(&self) -> Settings<'_> {
-        self.config.settings()
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn shared(&self) -> &ProviderSettings {
+        &self.config.shared
     }
 
     fn target(&self) -> &str {
@@ -109,7 +113,7 @@ impl Flavour for ServerFlavour {
         let filter = self.filter();
         let scope = pipeline::target_scope(
             location,
-            self.config.target_scope,
+            self.config.shared.target_scope,
             format!("catalog.providers.bitbucketServer.{}", self.config.id),
             |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
             move |project, slug| {
@@ -121,7 +125,7 @@ impl Flavour for ServerFlavour {
         FileReader::new(
             Sites::server(&self.integration, &self.http, &aliases),
             stats,
-            self.config.catalog.processing.limits.max_file_bytes,
+            self.config.shared.catalog.processing.limits.max_file_bytes,
         )
         .within(scope)
     }
@@ -195,7 +199,7 @@ impl ServerFlavour {
                         .map_err(|source| ListingError::ProjectRepositories { key, source })
                 }
             })
-            .buffer_unordered(self.config.concurrency)
+            .buffer_unordered(self.config.shared.concurrency)
             .try_collect()
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();
@@ -206,9 +210,10 @@ impl ServerFlavour {
                 .is_ok()
         });
         repos.sort_by(|a, b| (&a.project.key, &a.slug).cmp(&(&b.project.key, &b.slug)));
-        if let (Some(webhooks), Some(secret)) =
-            (&self.config.webhooks, &self.integration.webhooks.secret)
-        {
+        if let (Some(webhooks), Some(secret)) = (
+            &self.config.shared.webhooks,
+            &self.integration.webhooks.secret,
+        ) {
             let scopes: Vec<(String, String)> = repos
                 .iter()
                 .map(|r| (r.project.key.clone(), r.slug.clone()))
@@ -273,7 +278,7 @@ impl ServerFlavour {
             file_url: client.raw_url(
                 project,
                 slug,
-                &self.config.catalog_path,
+                &self.config.shared.catalog_path,
                 self.config.filters.branch.as_deref(),
             ),
             // Server listings say nothing about file content.
@@ -313,7 +318,7 @@ impl ServerFlavour {
 
     /// The web URL of the catalog file, which becomes the entities' location.
     fn browse_url(&self, repo_url: &str) -> String {
-        let url = format!("{repo_url}/{}", self.config.catalog_path);
+        let url = format!("{repo_url}/{}", self.config.shared.catalog_path);
         match &self.config.filters.branch {
             Some(branch) => {
                 let query: String = url::form_urlencoded::Serializer::new(String::new())

@@ -173,7 +173,12 @@ fn providers_share_the_catalog_settings() {
     );
     let config = loaded.unwrap().config;
     assert_eq!(
-        config.providers[0].catalog.processing.limits.max_file_bytes,
+        config.providers[0]
+            .shared
+            .catalog
+            .processing
+            .limits
+            .max_file_bytes,
         2048
     );
 }

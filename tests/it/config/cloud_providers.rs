@@ -14,9 +14,12 @@ fn bitbucket_cloud_providers_load_with_backstage_defaults() {
     assert_eq!(cloud.id, "main");
     assert_eq!(cloud.workspace, "example");
     assert_eq!(cloud.host, "bitbucket.org");
-    assert_eq!(cloud.catalog_path, "catalog-info.yaml");
+    assert_eq!(cloud.shared.catalog_path, "catalog-info.yaml");
     assert_eq!(cloud.pagelen, 100);
-    assert_eq!(cloud.schedule.frequency, Frequency::Every(minutes(30)));
+    assert_eq!(
+        cloud.shared.schedule.frequency,
+        Frequency::Every(minutes(30))
+    );
 }
 
 #[test]
@@ -42,10 +45,13 @@ fn cloud_providers_take_one_object_or_a_map_and_anchor_their_filters() {
     assert_eq!(loaded.warnings, Vec::<String>::new());
     let cloud = &loaded.config.cloud_providers[0];
     assert_eq!(cloud.id, "default");
-    assert_eq!(cloud.catalog_path, "services/catalog-info.yaml");
-    assert_eq!((cloud.pagelen, cloud.concurrency), (50, 4));
-    assert_eq!(cloud.schedule.frequency, Frequency::Every(minutes(10)));
-    assert_eq!(cloud.schedule.timeout, minutes(3));
+    assert_eq!(cloud.shared.catalog_path, "services/catalog-info.yaml");
+    assert_eq!((cloud.pagelen, cloud.shared.concurrency), (50, 4));
+    assert_eq!(
+        cloud.shared.schedule.frequency,
+        Frequency::Every(minutes(10))
+    );
+    assert_eq!(cloud.shared.schedule.timeout, minutes(3));
     let cloud_keys = cloud.filters.project_key.as_ref().unwrap();
     let server_keys = loaded.config.providers[0]
         .filters
@@ -74,7 +80,13 @@ fn cloud_providers_take_one_object_or_a_map_and_anchor_their_filters() {
         .config
         .cloud_providers
         .iter()
-        .map(|p| (p.id.as_str(), p.workspace.as_str(), p.catalog_path.as_str()))
+        .map(|p| {
+            (
+                p.id.as_str(),
+                p.workspace.as_str(),
+                p.shared.catalog_path.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         ids,

@@ -73,7 +73,11 @@ fn schedules_accept_the_backstage_forms() {
     ];
     for (fields, expected) in cases {
         let (_ws, _file, loaded) = load_ok(&with_provider(fields), &[]);
-        assert_eq!(main_provider(&loaded).schedule, expected, "[{fields}]");
+        assert_eq!(
+            main_provider(&loaded).shared.schedule,
+            expected,
+            "[{fields}]"
+        );
         assert_eq!(loaded.warnings, Vec::<String>::new(), "[{fields}]");
     }
 }

@@ -16,14 +16,14 @@ fn single_provider_form_gets_id_default_and_documented_defaults() {
         .expect("provider `default`");
     assert_eq!(provider.id, "default");
     assert_eq!(provider.host, SERVER_HOST);
-    assert_eq!(provider.catalog_path, "catalog-info.yaml");
+    assert_eq!(provider.shared.catalog_path, "catalog-info.yaml");
     assert!(provider.filters.project_key.is_none());
     assert!(provider.filters.repo_slug.is_none());
     assert!(!provider.filters.skip_archived_repos);
     assert_eq!(provider.filters.branch, None);
-    assert_eq!(provider.concurrency, 8);
+    assert_eq!(provider.shared.concurrency, 8);
     assert_eq!(
-        provider.schedule,
+        provider.shared.schedule,
         Schedule {
             frequency: Frequency::Every(minutes(30)),
             timeout: minutes(15),
@@ -67,7 +67,7 @@ fn map_form_uses_the_keys_as_ids_in_order() {
         vec!["b.example.com", "a.example.com", "A.EXAMPLE.COM"]
     );
     assert_eq!(
-        loaded.config.provider("zeta").unwrap().catalog_path,
+        loaded.config.provider("zeta").unwrap().shared.catalog_path,
         "zeta.yaml"
     );
     assert!(loaded.config.provider("nope").is_none());
@@ -155,7 +155,11 @@ fn catalog_path_is_stored_without_the_leading_slash() {
     ];
     for (fields, expected) in cases {
         let (_ws, _file, loaded) = load_ok(&with_provider(fields), &[]);
-        assert_eq!(main_provider(&loaded).catalog_path, expected, "[{fields}]");
+        assert_eq!(
+            main_provider(&loaded).shared.catalog_path,
+            expected,
+            "[{fields}]"
+        );
     }
 }
 
@@ -316,7 +320,11 @@ fn concurrency_defaults_to_8_and_accepts_1_to_64() {
     ];
     for (fields, pairs, expected) in cases {
         let (_ws, _file, loaded) = load_ok(&with_provider(fields), pairs);
-        assert_eq!(main_provider(&loaded).concurrency, expected, "[{fields}]");
+        assert_eq!(
+            main_provider(&loaded).shared.concurrency,
+            expected,
+            "[{fields}]"
+        );
     }
 }
 

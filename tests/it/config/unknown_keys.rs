@@ -65,7 +65,7 @@ fn unknown_schedule_keys_warn_with_the_full_key_path() {
     assert_message_contains("frequncy", &loaded.warnings[0], "unknown key");
     // The misspelt key is ignored, so the default frequency applies.
     assert_eq!(
-        main_provider(&loaded).schedule.frequency,
+        main_provider(&loaded).shared.schedule.frequency,
         Frequency::Every(minutes(30))
     );
 }
