@@ -10,7 +10,8 @@
 
 use url::Url;
 
-use super::urls::{UrlError, check_file_path, check_names, path_segments, scm_resolve_url};
+use super::refusal::UrlError;
+use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a Cloud repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

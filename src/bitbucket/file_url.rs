@@ -5,7 +5,8 @@
 
 use url::Url;
 
-use super::urls::{UrlError, scm_resolve};
+use super::refusal::UrlError;
+use super::urls::scm_resolve;
 use super::{cloud_urls, server_urls};
 
 /// Which REST dialect an integration speaks.
@@ -57,11 +58,6 @@ impl FileUrl {
             Named::Server(_) => Flavour::Server,
             Named::Cloud(_) => Flavour::Cloud,
         }
-    }
-
-    /// The URL as given.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.text
     }
 
     /// The repository's owner (Server project key, `~USER` for a personal

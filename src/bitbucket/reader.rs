@@ -12,8 +12,9 @@ use futures::future::BoxFuture;
 use url::Url;
 
 pub(crate) use super::file_url::{FileUrl, Flavour};
+use super::refusal::UrlError;
 pub(crate) use super::scope::Scope;
-use super::urls::{UrlError, host_of};
+use super::urls::host_of;
 use super::{
     BitbucketError, Http, HttpPool, IntegrationHttp, RequestStats, cloud_urls, server_urls,
 };

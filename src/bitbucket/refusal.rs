@@ -45,9 +45,6 @@ pub(crate) enum UrlError {
 /// Why a file URL is outside a reader's scope (`scope::Scope`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum OutOfScope {
-    /// Not a file URL of the provider's kind, so its repository is unknown.
-    #[error(transparent)]
-    NotAFile(Box<UrlError>),
     #[error(
         "it is in repository {owner}/{slug}, not the discovered file's; set {key}.targetScope: filters to follow targets into repositories this provider's filters match (or any, for any repository)"
     )]
@@ -63,12 +60,6 @@ pub(crate) enum OutOfScope {
         key: String,
         why: Excluded,
     },
-}
-
-impl From<UrlError> for OutOfScope {
-    fn from(err: UrlError) -> Self {
-        Self::NotAFile(Box::new(err))
-    }
 }
 
 /// Why a provider's filters leave a target's repository out.

@@ -6,55 +6,30 @@
 use std::sync::Arc;
 
 use super::file_url::FileUrl;
-pub(crate) use super::refusal::{Excluded, OutOfScope};
+use super::refusal::OutOfScope;
 
 /// Which file URLs a reader may read beyond its sites: `Err` says why not.
-/// Providers use it to keep targets within their filters.
+/// Providers use it to keep targets within their filters. It decides by the
+/// file's repository: its owner (Server project key, `~USER` for a personal
+/// repository; Cloud workspace) and slug, taken from the URL the reader
+/// parsed already.
 #[derive(Clone)]
-pub(crate) struct Scope(Check);
+pub(crate) struct Scope(Arc<RepositoryCheck>);
 
-#[derive(Clone)]
-enum Check {
-    /// Decides on the URL's text (and parses it itself).
-    Url(Arc<UrlCheck>),
-    /// Decides on the repository (owner, slug) the parsed URL names.
-    Repository(Arc<RepositoryCheck>),
-}
-
-/// A URL → "why not" check.
-type UrlCheck = dyn Fn(&str) -> Result<(), OutOfScope> + Send + Sync;
 /// An (owner, slug) → "why not" check.
 type RepositoryCheck = dyn Fn(&str, &str) -> Result<(), OutOfScope> + Send + Sync;
 
 impl Scope {
-    pub(crate) fn new(
-        check: impl Fn(&str) -> Result<(), OutOfScope> + Send + Sync + 'static,
-    ) -> Self {
-        Self(Check::Url(Arc::new(check)))
-    }
-
-    /// A scope that decides by the file's repository: its owner (Server
-    /// project key, `~USER` for a personal repository; Cloud workspace) and
-    /// slug, taken from the URL the reader parsed already.
-    #[expect(
-        dead_code,
-        reason = "discovery::pipeline::target_scope switches to it at merge"
-    )]
     pub(crate) fn by_repository(
         check: impl Fn(&str, &str) -> Result<(), OutOfScope> + Send + Sync + 'static,
     ) -> Self {
-        Self(Check::Repository(Arc::new(check)))
+        Self(Arc::new(check))
     }
 
     /// Whether `file` may be read.
     pub(crate) fn check(&self, file: &FileUrl) -> Result<(), OutOfScope> {
-        match &self.0 {
-            Check::Url(check) => check(file.as_str()),
-            Check::Repository(check) => {
-                let (owner, slug) = file.repository();
-                check(owner, slug)
-            }
-        }
+        let (owner, slug) = file.repository();
+        (self.0)(owner, slug)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use url::Url;
 
-pub(crate) use super::urls::UrlError;
+use super::refusal::UrlError;
 use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a repository, as named by its web URL.

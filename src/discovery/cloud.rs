@@ -18,7 +18,7 @@ use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::reader::{FileReader, Sites};
-use crate::bitbucket::scope::Excluded;
+use crate::bitbucket::refusal::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::RepoInfo;

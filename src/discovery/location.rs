@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::pipeline;
 use super::{Outcome, RunContext, RunReport, UnitUpdate};
 use crate::bitbucket::reader::{FileReader, ReadError, Sites};
-use crate::bitbucket::urls::UrlError;
+use crate::bitbucket::refusal::UrlError;
 use crate::bitbucket::{BitbucketError, HttpPool, RequestStats};
 use crate::catalog::Entity;
 use crate::catalog::entity::{

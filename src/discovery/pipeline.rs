@@ -8,8 +8,7 @@ use std::time::Instant;
 use super::{Problem, RunReport, now_rfc3339};
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::Scope;
-use crate::bitbucket::scope::{Excluded, OutOfScope};
-use crate::bitbucket::urls::UrlError;
+use crate::bitbucket::refusal::{Excluded, OutOfScope, UrlError};
 use crate::catalog::Entity;
 use crate::catalog::process::{FileSource, Processor, RepoInfo};
 use crate::config::{CatalogSettings, TargetScope};
@@ -59,22 +58,21 @@ pub(crate) fn target_scope(
     allowed: impl Fn(&str, &str) -> Result<(), Excluded> + Send + Sync + 'static,
 ) -> Scope {
     let home = repository(location).ok();
-    Scope::new(move |url| {
-        let (owner, slug) = repository(url)?;
+    Scope::by_repository(move |owner, slug| {
         let same = home.as_ref().is_some_and(|(home_owner, home_slug)| {
-            home_owner.eq_ignore_ascii_case(&owner) && home_slug.eq_ignore_ascii_case(&slug)
+            home_owner.eq_ignore_ascii_case(owner) && home_slug.eq_ignore_ascii_case(slug)
         });
         match scope {
             _ if same => Ok(()),
             TargetScope::Any => Ok(()),
             TargetScope::Repository => Err(OutOfScope::OtherRepository {
-                owner,
-                slug,
+                owner: owner.to_owned(),
+                slug: slug.to_owned(),
                 key: key.clone(),
             }),
-            TargetScope::Filters => allowed(&owner, &slug).map_err(|why| OutOfScope::Excluded {
-                owner,
-                slug,
+            TargetScope::Filters => allowed(owner, slug).map_err(|why| OutOfScope::Excluded {
+                owner: owner.to_owned(),
+                slug: slug.to_owned(),
                 key: key.clone(),
                 why,
             }),

@@ -15,7 +15,7 @@ use super::plan::Listed;
 use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::reader::{FileReader, Sites};
-use crate::bitbucket::scope::Excluded;
+use crate::bitbucket::refusal::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
 use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
