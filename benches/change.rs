@@ -18,7 +18,7 @@ use bitbucket_catalogd::CatalogSettings;
 use bitbucket_catalogd::{AllowKind, CatalogRule, CatalogRules};
 use bitbucket_catalogd::{Catalog, EntityKey, UnitEntities};
 use bitbucket_catalogd::{CatalogStore, SqliteStore};
-use bitbucket_catalogd::{FetchError, FileSource, RepoInfo, ResolveError};
+use bitbucket_catalogd::{FetchError, FileFacts, FileSource, RepoInfo, ResolveError};
 use bitbucket_catalogd::{UnitUpdate, process_file};
 use futures::future::BoxFuture;
 
@@ -33,6 +33,13 @@ impl FileSource for NoOtherFiles {
     }
     fn resolve(&self, target: &str, _base: &str) -> Result<String, ResolveError> {
         Ok(target.to_owned())
+    }
+    fn describe(&self, url: &str) -> FileFacts {
+        FileFacts {
+            edit_url: Some(url.to_owned()),
+            directory: self.resolve("./", url).ok(),
+            ..FileFacts::default()
+        }
     }
 }
 
