@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::state::{ApiState, Req};
-use crate::bitbucket::webhooks::EventFlavour;
+use crate::integrations::Product;
 use crate::webhooks::{Accepted, Rejected};
 
 /// Bodies over this are refused (413): Bitbucket's events are far smaller.
@@ -25,21 +25,17 @@ pub(super) async fn receive_topic(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let flavour = match topic.as_str() {
-        "bitbucketServer" => EventFlavour::Server,
-        "bitbucketCloud" => EventFlavour::Cloud,
-        _ => {
-            return Err(req.not_found(format!(
-                "no event topic '{topic}': Bitbucket's webhooks go to /api/events/http/bitbucketServer or /api/events/http/bitbucketCloud"
-            )));
-        }
+    let Ok(flavour) = topic.parse::<Product>() else {
+        return Err(req.not_found(format!(
+            "no event topic '{topic}': Bitbucket's webhooks go to /api/events/http/bitbucketServer or /api/events/http/bitbucketCloud"
+        )));
     };
     receive(&state, flavour, &req, &headers, body).await
 }
 
 async fn receive(
     state: &ApiState,
-    flavour: EventFlavour,
+    flavour: Product,
     req: &Req,
     headers: &HeaderMap,
     body: Body,

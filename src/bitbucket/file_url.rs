@@ -8,13 +8,7 @@ use url::Url;
 use super::refusal::UrlError;
 use super::urls::scm_resolve;
 use super::{cloud_urls, server_urls};
-
-/// Which REST dialect an integration speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    Server,
-    Cloud,
-}
+use crate::integrations::Product;
 
 /// A file in a Bitbucket repository, as its web URL names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,16 +28,16 @@ enum Named {
 impl FileUrl {
     /// Parses `text` as a file URL of `flavour`.
     #[cfg(test)]
-    pub(crate) fn parse(text: &str, flavour: Flavour) -> Result<Self, UrlError> {
+    pub(crate) fn parse(text: &str, flavour: Product) -> Result<Self, UrlError> {
         let web = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
         Self::from_url(web, text, flavour)
     }
 
     /// A file URL of `flavour` from `web`, already parsed from `text`.
-    pub(crate) fn from_url(web: Url, text: &str, flavour: Flavour) -> Result<Self, UrlError> {
+    pub(crate) fn from_url(web: Url, text: &str, flavour: Product) -> Result<Self, UrlError> {
         let file = match flavour {
-            Flavour::Server => Named::Server(server_urls::parse_file(&web, text)?),
-            Flavour::Cloud => Named::Cloud(cloud_urls::parse_file(&web, text)?),
+            Product::Server => Named::Server(server_urls::parse_file(&web, text)?),
+            Product::Cloud => Named::Cloud(cloud_urls::parse_file(&web, text)?),
         };
         Ok(Self {
             text: text.to_owned(),
@@ -53,10 +47,10 @@ impl FileUrl {
     }
 
     #[cfg(test)]
-    pub(crate) fn flavour(&self) -> Flavour {
+    pub(crate) fn flavour(&self) -> Product {
         match self.file {
-            Named::Server(_) => Flavour::Server,
-            Named::Cloud(_) => Flavour::Cloud,
+            Named::Server(_) => Product::Server,
+            Named::Cloud(_) => Product::Cloud,
         }
     }
 
@@ -117,11 +111,11 @@ mod tests {
         let cases = [
             (
                 "https://bb.example.com/projects/P/repos/s/browse/dir/c.yaml?at=release%2F2",
-                Flavour::Server,
+                Product::Server,
             ),
             (
                 "https://bitbucket.org/acme/svc/raw/release%2F2/dir/c.yaml?at=x&y=1",
-                Flavour::Cloud,
+                Product::Cloud,
             ),
         ];
         for (text, flavour) in cases {
@@ -129,20 +123,20 @@ mod tests {
             assert_eq!(file.flavour(), flavour);
             for target in ["./", "../x.yaml", "/root.yaml", "https://o.example.com/x"] {
                 let expected = match flavour {
-                    Flavour::Server => server_urls::resolve_url(target, text),
-                    Flavour::Cloud => cloud_urls::resolve_url(target, text),
+                    Product::Server => server_urls::resolve_url(target, text),
+                    Product::Cloud => cloud_urls::resolve_url(target, text),
                 };
                 assert_eq!(file.resolve(target), expected, "{text} {target}");
             }
             match flavour {
-                Flavour::Server => {
+                Product::Server => {
                     let named = server_urls::parse_file_url(text).unwrap();
                     assert_eq!(file.repo_url(), named.repo_url);
                     assert_eq!(file.repository(), ("P", "s"));
                     assert_eq!(file.api_url(&api), server_urls::raw_api_url(&named, &api));
                     assert_eq!(file.edit_url(), Some(server_urls::edit_url(text)));
                 }
-                Flavour::Cloud => {
+                Product::Cloud => {
                     let named = cloud_urls::parse_file_url(text).unwrap();
                     assert_eq!(file.repo_url(), named.repo_url);
                     assert_eq!(file.repository(), ("acme", "svc"));
@@ -151,6 +145,6 @@ mod tests {
                 }
             }
         }
-        assert!(FileUrl::parse("https://bitbucket.org/acme/svc", Flavour::Cloud).is_err());
+        assert!(FileUrl::parse("https://bitbucket.org/acme/svc", Product::Cloud).is_err());
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use url::Url;
 
-pub(crate) use super::file_url::{FileUrl, Flavour};
+pub(crate) use super::file_url::FileUrl;
 use super::refusal::UrlError;
 pub(crate) use super::scope::Scope;
 use super::urls::host_of;
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::catalog::process::{FetchError, FileFacts, FileSource, ResolveError};
 use crate::integrations::{
-    BitbucketCloudIntegration, BitbucketServerIntegration, HostKey, Integrations,
+    BitbucketCloudIntegration, BitbucketServerIntegration, HostKey, Integrations, Product,
 };
 
 /// The annotation naming a Cloud entity's repository, as Backstage's Cloud
@@ -29,7 +29,7 @@ pub(crate) const CLOUD_REPO_URL_ANNOTATION: &str = "bitbucket.org/repo-url";
 
 #[derive(Debug, Clone)]
 struct Site {
-    flavour: Flavour,
+    flavour: Product,
     /// The integration's host as configured.
     host: String,
     /// The `host[:port]`s whose URLs belong to this integration.
@@ -72,11 +72,11 @@ impl Sites {
         let server = integrations
             .bitbucket_server
             .iter()
-            .map(|i| (Flavour::Server, &i.host, &i.api_base_url));
+            .map(|i| (Product::Server, &i.host, &i.api_base_url));
         let cloud = integrations
             .bitbucket_cloud
             .iter()
-            .map(|i| (Flavour::Cloud, &i.host, &i.api_base_url));
+            .map(|i| (Product::Cloud, &i.host, &i.api_base_url));
         for (flavour, host, api_base) in server.chain(cloud) {
             let http = pool.and_then(|p| p.get(host));
             sites.add(flavour, host, api_base, http, &[]);
@@ -92,7 +92,7 @@ impl Sites {
         aliases: &[String],
     ) -> Self {
         let (host, api_base) = (&integration.host, &integration.api_base_url);
-        Self::provider(Flavour::Server, host, api_base, http, aliases)
+        Self::provider(Product::Server, host, api_base, http, aliases)
     }
 
     /// One Cloud integration; `aliases` as for [`Sites::server`].
@@ -102,12 +102,12 @@ impl Sites {
         aliases: &[String],
     ) -> Self {
         let (host, api_base) = (&integration.host, &integration.api_base_url);
-        Self::provider(Flavour::Cloud, host, api_base, http, aliases)
+        Self::provider(Product::Cloud, host, api_base, http, aliases)
     }
 
     /// One provider's integration, and the aliases its listing uses.
     fn provider(
-        flavour: Flavour,
+        flavour: Product,
         host: &str,
         api_base: &Url,
         http: &Arc<IntegrationHttp>,
@@ -116,8 +116,8 @@ impl Sites {
         let mut sites = Self {
             sites: Vec::new(),
             scope: match flavour {
-                Flavour::Server => "this provider's Bitbucket Server",
-                Flavour::Cloud => "this provider's Bitbucket Cloud",
+                Product::Server => "this provider's Bitbucket Server",
+                Product::Cloud => "this provider's Bitbucket Cloud",
             },
             hint: PROVIDER_HINT,
         };
@@ -127,7 +127,7 @@ impl Sites {
 
     fn add(
         &mut self,
-        flavour: Flavour,
+        flavour: Product,
         host: &str,
         api_base: &Url,
         http: Option<&Arc<IntegrationHttp>>,
@@ -210,7 +210,7 @@ impl Sites {
 
     /// Which flavour of Bitbucket serves `url`, if it is a file in scope.
     #[cfg(test)]
-    pub(crate) fn flavour(&self, url: &str) -> Result<Flavour, UrlError> {
+    pub(crate) fn flavour(&self, url: &str) -> Result<Product, UrlError> {
         Ok(self.file(url)?.1.flavour())
     }
 }
@@ -259,8 +259,8 @@ impl FileReader {
             })?;
         }
         let endpoint = match site.flavour {
-            Flavour::Server => "raw",
-            Flavour::Cloud => "cloud_src",
+            Product::Server => "raw",
+            Product::Cloud => "cloud_src",
         };
         let shared = site.http.clone().ok_or_else(|| UrlError::UnknownHost {
             url: url.to_owned(),
@@ -280,8 +280,8 @@ impl Site {
     /// The annotation key naming a repository of this integration.
     fn repo_url_annotation(&self) -> String {
         match self.flavour {
-            Flavour::Server => server_repo_url_annotation(&self.host),
-            Flavour::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
+            Product::Server => server_repo_url_annotation(&self.host),
+            Product::Cloud => CLOUD_REPO_URL_ANNOTATION.to_owned(),
         }
     }
 }
@@ -310,7 +310,7 @@ impl FileSource for FileReader {
         let resolved = match self.sites.file(base) {
             Ok((_, file)) => file.resolve(target),
             Err(_) => match self.sites.site(base).map(|s| s.flavour) {
-                Ok(Flavour::Cloud) => cloud_urls::resolve_url(target, base),
+                Ok(Product::Cloud) => cloud_urls::resolve_url(target, base),
                 // A base outside the scope still resolves (its target is refused on fetch).
                 _ => server_urls::resolve_url(target, base),
             },
@@ -326,7 +326,7 @@ impl FileSource for FileReader {
                 let site = self.sites.site(url).ok();
                 return FileFacts {
                     edit_url: site
-                        .filter(|s| s.flavour == Flavour::Server)
+                        .filter(|s| s.flavour == Product::Server)
                         .map(|_| server_urls::edit_url(url)),
                     directory: self.resolve("./", url).ok(),
                     repo_url: None,
@@ -404,7 +404,7 @@ mod tests {
             reader
                 .sites()
                 .flavour("https://bitbucket.org/acme/svc/src/main/c.yaml"),
-            Ok(Flavour::Cloud)
+            Ok(Product::Cloud)
         );
     }
 

@@ -7,8 +7,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::urls::url_host;
-// The old name, still used by `api::events`.
-pub(crate) use crate::integrations::Product as EventFlavour;
 use crate::integrations::{Product, RepoRef};
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under
