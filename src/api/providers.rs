@@ -15,7 +15,7 @@ use super::error::{ApiError, HttpError};
 use super::params::Params;
 use super::schema::{CatalogFilter, ERROR, ErrorBody, Refreshing, Repository};
 use super::state::{ApiState, Req};
-use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source};
+use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source, rfc3339};
 use crate::scheduler::{RefreshOutcome, SourceRunner};
 use crate::store::StoreError;
 
@@ -106,7 +106,16 @@ pub(super) async fn errors(
     };
     let problems = current_problems(report.as_ref(), &records);
     let (finished_at, outcome) = match &report {
-        Some(report) => (json!(report.finished_at), json!(report.outcome)),
+        Some(report) => (
+            json!(
+                report
+                    .finished_at
+                    .as_ref()
+                    .map(rfc3339::format)
+                    .unwrap_or_default()
+            ),
+            json!(report.outcome),
+        ),
         None => (Value::Null, Value::Null),
     };
     let body = json!({"provider": runner.id(), "finishedAt": finished_at, "outcome": outcome, "problems": problems});

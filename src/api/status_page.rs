@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::providers::current_problems;
 use super::state::ApiState;
 use crate::bitbucket::PaceView;
-use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport};
+use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport, rfc3339};
 use crate::scheduler::SourceRunner;
 
 /// Only the page's own stylesheet; no script, frame, form or base.
@@ -236,7 +236,7 @@ fn render(
         icon: ICON_PATH,
         stylesheet: STYLESHEET_PATH,
         total_entities,
-        now: crate::discovery::now_rfc3339(),
+        now: rfc3339::format(&chrono::Utc::now()),
         sources: sources.iter().map(card).collect(),
         integrations: integrations(paces),
         problems: problems(sources),
@@ -286,7 +286,11 @@ fn outcome(
     };
     let when = format!(
         "{} · {:.1} s · {} requests, {} × 429{}",
-        report.finished_at,
+        report
+            .finished_at
+            .as_ref()
+            .map(rfc3339::format)
+            .unwrap_or_default(),
         report.duration.as_secs_f64(),
         report.requests,
         report.rate_limited,

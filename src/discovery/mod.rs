@@ -37,7 +37,6 @@ pub use self::record::UnitUpdate;
 pub(crate) use self::record::{CatalogFile, RepositoryRecord};
 pub use self::report::RunReport;
 pub(crate) use self::report::{Outcome, Trigger};
-pub(crate) use self::rfc3339::now_rfc3339;
 pub(crate) use self::run::{Held, RunContext, RunSink};
 pub(crate) use self::source::Source;
 pub(crate) use crate::catalog::problem::{Problem, ProblemKind};

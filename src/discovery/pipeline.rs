@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Problem, RunReport, now_rfc3339};
+use super::{Problem, RunReport};
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::Scope;
 use crate::bitbucket::refusal::{Excluded, OutOfScope, UrlError};
@@ -99,5 +99,5 @@ pub(crate) fn finish(report: &mut RunReport, stats: &Arc<RequestStats>, started:
     report.bytes = stats.bytes();
     report.requests_by_endpoint = stats.by_endpoint();
     report.duration = started.elapsed();
-    report.finished_at = now_rfc3339();
+    report.finished_at = Some(chrono::Utc::now());
 }

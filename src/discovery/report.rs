@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::rfc3339::now_rfc3339;
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(
@@ -74,11 +74,11 @@ pub struct RunReport {
     /// What started the run; absent in reports stored before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
-    /// RFC 3339, UTC.
-    pub started_at: String,
-    /// RFC 3339, UTC; empty while running.
-    #[serde(default)]
-    pub finished_at: String,
+    #[serde(with = "super::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// `None` while running.
+    #[serde(default, with = "super::rfc3339::option")]
+    pub finished_at: Option<DateTime<Utc>>,
     pub projects_seen: usize,
     pub repos_seen: usize,
     /// Repositories that passed the filters.
@@ -142,8 +142,8 @@ impl RunReport {
             provider: provider.to_owned(),
             outcome: Outcome::Succeeded,
             trigger: None,
-            started_at: now_rfc3339(),
-            finished_at: String::new(),
+            started_at: Utc::now(),
+            finished_at: None,
             projects_seen: 0,
             repos_seen: 0,
             repos_matched: 0,

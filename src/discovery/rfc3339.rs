@@ -10,13 +10,15 @@ pub(crate) fn format(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Now, in the text form (what run reports still carry as text).
-pub(crate) fn now_rfc3339() -> String {
-    format(&Utc::now())
-}
-
 pub(crate) fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(time))
+}
+
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
 }
 
 /// An optional time; a stored text that is not RFC 3339 reads as `None`
@@ -66,7 +68,7 @@ mod tests {
         }
         let held: Held = serde_json::from_str(r#"{"at":"yesterday"}"#).unwrap();
         assert_eq!(held.at, None);
-        // The form `now_rfc3339` wrote (and reports still carry).
+        // The form reports were written in when they held text.
         let now = format(&Utc::now());
         assert_eq!(now.len(), "2026-12-07T03:02:40.123Z".len());
         assert!(now.ends_with('Z'));

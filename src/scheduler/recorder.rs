@@ -50,7 +50,7 @@ impl Recorder {
     /// The last run recorded before a restart.
     pub(super) fn restore(&self, report: RunReport) {
         if report.succeeded()
-            && let Ok(finished) = chrono::DateTime::parse_from_rfc3339(&report.finished_at)
+            && let Some(finished) = report.finished_at
         {
             metrics::record_last_success(&report.provider, finished.timestamp() as f64);
         }

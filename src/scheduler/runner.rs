@@ -24,7 +24,7 @@ use crate::discovery::pipeline;
 use crate::discovery::progress::ProgressView;
 use crate::discovery::{
     Held, Outcome, Problem, Progress, RepositoryRecord, RunContext, RunReport, RunSink, Source,
-    Trigger, UnitUpdate, now_rfc3339,
+    Trigger, UnitUpdate,
 };
 use crate::store::{CatalogStore, RepositoryKey, StoreError};
 
@@ -218,7 +218,7 @@ impl SourceRunner {
         }
         let timeout = self.schedule().timeout;
         let started = Instant::now();
-        let started_at = now_rfc3339();
+        let started_at = chrono::Utc::now();
         tracing::info!(
             provider = self.id(),
             trigger = trigger.label(),
