@@ -81,7 +81,9 @@ mod webhooks;
 pub use app::{AppError, Application};
 pub use bitbucket::webhooks::sign as sign_webhook;
 pub use catalog::parse::{ParseLimits, parse_catalog_file};
-pub use catalog::process::{FetchError, FileFacts, FileSource, RepoInfo, ResolveError};
+pub use catalog::process::{
+    DefaultBranch, FetchError, FileFacts, FileSource, RepoInfo, ResolveError,
+};
 pub use catalog::rules::{AllowKind, CatalogRule, CatalogRules};
 pub use catalog::{Catalog, Entity, EntityKey, UnitEntities};
 pub use cli::{Cli, Command, run};

@@ -27,7 +27,6 @@ enum Named {
 
 impl FileUrl {
     /// Parses `text` as a file URL of `flavour`.
-    #[cfg(test)]
     pub(crate) fn parse(text: &str, flavour: Product) -> Result<Self, UrlError> {
         let web = Url::parse(text).map_err(|_| UrlError::NotAUrl(text.to_owned()))?;
         Self::from_url(web, text, flavour)

@@ -119,8 +119,17 @@ pub struct FileFacts {
 /// What the listing told us about the discovered file's repository.
 #[derive(Debug, Clone, Default)]
 pub struct RepoInfo {
-    /// The discovered repository's web URL and default branch, if listed.
-    pub default_branch: Option<(String, String)>,
+    /// The discovered repository's default branch, if listed.
+    pub default_branch: Option<DefaultBranch>,
+}
+
+/// A listed repository's default branch, for the file's entities when
+/// they lie in that repository.
+#[derive(Debug, Clone)]
+pub struct DefaultBranch {
+    /// The repository's web URL, as [`FileFacts::repo_url`] names it.
+    pub repo: String,
+    pub branch: String,
 }
 
 /// Everything one discovered file led to.
@@ -402,11 +411,10 @@ impl<S: FileSource> Processor<'_, S> {
         if let (Some(key), Some(repo_url)) = (facts.repo_url_annotation, &repo_url) {
             defaults.push((key, repo_url.clone()));
         }
-        if let (Some((listed_repo, branch)), Some(repo_url)) =
-            (&self.repo.default_branch, &repo_url)
-            && listed_repo == repo_url
+        if let (Some(listed), Some(repo_url)) = (&self.repo.default_branch, &repo_url)
+            && listed.repo == *repo_url
         {
-            defaults.push((ANNOTATION_DEFAULT_BRANCH.into(), branch.clone()));
+            defaults.push((ANNOTATION_DEFAULT_BRANCH.into(), listed.branch.clone()));
         }
         for (key, value) in defaults {
             annotations.entry(key).or_insert(Value::String(value));

@@ -17,13 +17,14 @@ use super::plan::Listed;
 use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
+use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::refusal::Excluded;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
-use crate::catalog::process::RepoInfo;
+use crate::catalog::process::{DefaultBranch, RepoInfo};
 use crate::config::{CloudProviderConfig, ProviderSettings};
-use crate::integrations::BitbucketCloudIntegration;
+use crate::integrations::{BitbucketCloudIntegration, Product};
 
 /// Bitbucket stops one code search at about this many results.
 const SEARCH_RESULT_CAP: usize = 1000;
@@ -91,7 +92,7 @@ impl Flavour for CloudFlavour {
             location,
             self.config.shared.target_scope,
             format!("catalog.providers.bitbucketCloud.{}", self.config.id),
-            |url| cloud_urls::parse_file_url(url).map(|f| (f.workspace, f.slug)),
+            Product::Cloud,
             move |owner, slug| {
                 if !owner.eq_ignore_ascii_case(&workspace) {
                     Err(Excluded::OtherWorkspace(workspace.clone()))
@@ -274,10 +275,13 @@ impl CloudFlavour {
             ));
         };
         let repo_info = RepoInfo {
-            default_branch: cloud_urls::parse_file_url(&catalog_url)
+            default_branch: FileUrl::parse(&catalog_url, Product::Cloud)
                 .ok()
-                .map(|f| f.repo_url)
-                .zip(candidate.branch.clone()),
+                .zip(candidate.branch.clone())
+                .map(|(file, branch)| DefaultBranch {
+                    repo: file.repo_url().to_owned(),
+                    branch,
+                }),
         };
         Ok(Listed {
             file_url: client.src_url(

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use super::{Problem, RunReport};
 use crate::bitbucket::RequestStats;
+use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::Scope;
-use crate::bitbucket::refusal::{Excluded, OutOfScope, UrlError};
+use crate::bitbucket::refusal::{Excluded, OutOfScope};
 use crate::catalog::Entity;
 use crate::catalog::process::{FileSource, Processor, RepoInfo};
 use crate::config::{CatalogSettings, TargetScope};
+use crate::integrations::Product;
 
 /// What processing one catalog file produced.
 #[derive(Debug, Default)]
@@ -47,17 +49,20 @@ pub async fn process_file(
 }
 
 /// What targets and placeholders of the discovered file at `location` may
-/// read under `scope`. `repository` names a file URL's repository (`(owner,
-/// slug)`: project key or workspace); `allowed` says whether the provider's
-/// filters admit a repository; `key` is the provider's config key.
+/// read under `scope`. `product` is the provider's Bitbucket; `allowed` says
+/// whether its filters admit a repository (owner: project key or
+/// workspace; slug); `key` is the provider's config key.
 pub(crate) fn target_scope(
     location: &str,
     scope: TargetScope,
     key: String,
-    repository: fn(&str) -> Result<(String, String), UrlError>,
+    product: Product,
     allowed: impl Fn(&str, &str) -> Result<(), Excluded> + Send + Sync + 'static,
 ) -> Scope {
-    let home = repository(location).ok();
+    let home = FileUrl::parse(location, product).ok().map(|file| {
+        let (owner, slug) = file.repository();
+        (owner.to_owned(), slug.to_owned())
+    });
     Scope::by_repository(move |owner, slug| {
         let same = home.as_ref().is_some_and(|(home_owner, home_slug)| {
             home_owner.eq_ignore_ascii_case(owner) && home_slug.eq_ignore_ascii_case(slug)

@@ -14,15 +14,15 @@ use super::pipeline;
 use super::plan::Listed;
 use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, RepoRef, RepositoryRecord};
+use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::refusal::Excluded;
 use crate::bitbucket::server::{Repository, ServerClient};
-use crate::bitbucket::server_urls;
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats};
-use crate::catalog::process::RepoInfo;
+use crate::catalog::process::{DefaultBranch, RepoInfo};
 use crate::config::{ProviderSettings, ServerProviderConfig};
-use crate::integrations::BitbucketServerIntegration;
+use crate::integrations::{BitbucketServerIntegration, Product};
 
 /// What is particular to `catalog.providers.bitbucketServer`.
 pub(crate) type ServerFlavour = Parts<ServerProviderConfig, BitbucketServerIntegration>;
@@ -115,7 +115,7 @@ impl Flavour for ServerFlavour {
             location,
             self.config.shared.target_scope,
             format!("catalog.providers.bitbucketServer.{}", self.config.id),
-            |url| server_urls::parse_file_url(url).map(|f| (f.project_key, f.slug)),
+            Product::Server,
             move |project, slug| {
                 filter
                     .repository(project, slug, false)
@@ -268,10 +268,13 @@ impl ServerFlavour {
         let repo_url = self.repo_web_url(project, slug, browse);
         let catalog_url = self.browse_url(&repo_url);
         let repo_info = RepoInfo {
-            default_branch: server_urls::parse_file_url(&catalog_url)
+            default_branch: FileUrl::parse(&catalog_url, Product::Server)
                 .ok()
-                .map(|f| f.repo_url)
-                .zip(default_branch.clone()),
+                .zip(default_branch.clone())
+                .map(|(file, branch)| DefaultBranch {
+                    repo: file.repo_url().to_owned(),
+                    branch,
+                }),
         };
         let branch = self.config.filters.branch.clone().or(default_branch);
         Listed {
