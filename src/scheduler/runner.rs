@@ -253,7 +253,7 @@ impl SourceRunner {
                 return None;
             }
         };
-        let mut report = match finished {
+        let report = match finished {
             Some(report) => report,
             None => {
                 // Past the timeout: stop reading, apply what was read.
@@ -276,8 +276,7 @@ impl SourceRunner {
             }
         };
         self.run_ended();
-        report.trigger = Some(trigger);
-        Some(self.finish(report).await)
+        Some(self.finish(report, trigger).await)
     }
 
     fn run_ended(&self) {
@@ -339,7 +338,6 @@ impl SourceRunner {
     /// [`Self::exclusive`]) and records it.
     pub(crate) async fn apply_location_read(&self, read: LocationRead) -> RunReport {
         let mut report = read.report;
-        report.trigger = Some(Trigger::Registration);
         if let Some(entities) = read.entities {
             let update = UnitUpdate {
                 unit: self.target().to_owned(),
@@ -350,10 +348,13 @@ impl SourceRunner {
                 .problems
                 .extend(self.applier.apply(self.id(), vec![update]).await);
         }
-        self.finish(report).await
+        self.finish(report, Trigger::Registration).await
     }
 
-    async fn finish(&self, mut report: RunReport) -> RunReport {
+    /// Completes `report` with what only the runner knows (what started
+    /// it, what the source serves now) and records it.
+    async fn finish(&self, mut report: RunReport, trigger: Trigger) -> RunReport {
+        report.trigger = Some(trigger);
         report.entities = self.catalog.source_len(self.id());
         let listed = !matches!(report.outcome, Outcome::Failed { .. });
         self.recount_repositories(listed).await;
