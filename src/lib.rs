@@ -72,6 +72,7 @@ mod iso_duration;
 mod locations;
 mod metrics;
 mod replica;
+mod rfc3339;
 mod scheduler;
 mod secret;
 mod store;

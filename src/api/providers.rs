@@ -15,7 +15,8 @@ use super::error::{ApiError, HttpError};
 use super::params::Params;
 use super::schema::{CatalogFilter, ERROR, ErrorBody, Refreshing, Repository};
 use super::state::{ApiState, Req};
-use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source, rfc3339};
+use crate::discovery::{CatalogFile, Problem, RepositoryRecord, RunReport, Source};
+use crate::rfc3339;
 use crate::scheduler::{RefreshOutcome, SourceRunner};
 use crate::store::StoreError;
 

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use super::providers::current_problems;
 use super::state::ApiState;
 use crate::bitbucket::PaceView;
-use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport, rfc3339};
+use crate::discovery::{CatalogFile, Outcome, Problem, RepositoryRecord, RunReport};
+use crate::rfc3339;
 use crate::scheduler::SourceRunner;
 
 /// Only the page's own stylesheet; no script, frame, form or base.

@@ -1,6 +1,7 @@
 //! What went wrong with one file, document or entity. Problems are data,
 //! not log lines: each run keeps them and the API serves them.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What went wrong with one file or entity; the run goes on without it.
@@ -17,9 +18,9 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity_ref: Option<String>,
     pub message: String,
-    /// When the problem was found (RFC 3339, UTC).
-    #[serde(default)]
-    pub at: String,
+    /// When the problem was found; `None` in problems stored before it was kept.
+    #[serde(default, with = "crate::rfc3339::option")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +69,7 @@ impl Problem {
             document: None,
             entity_ref: None,
             message: capped(message.into()),
-            at: now_rfc3339(),
+            at: Some(Utc::now()),
         }
     }
 
@@ -97,8 +98,4 @@ impl Problem {
             format!("{} ({})", self.url, details.join(", "))
         }
     }
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

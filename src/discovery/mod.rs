@@ -15,7 +15,6 @@
 //! - `record`: what is kept per repository ([`RepositoryRecord`]) and
 //!   what a read hands over ([`UnitUpdate`]); `run`: what a run works with
 //!   ([`RunContext`]) and where its results go ([`RunSink`]).
-//! - [`rfc3339`]: times as records and the status carry them.
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 
 pub(crate) mod cloud;
@@ -27,7 +26,6 @@ pub(crate) mod progress;
 pub(crate) mod provider;
 mod record;
 pub(crate) mod report;
-pub(crate) mod rfc3339;
 mod run;
 pub(crate) mod server;
 mod source;

@@ -49,7 +49,7 @@ pub struct RepositoryRecord {
     /// When the file was last read; `None`: never.
     #[serde(
         default,
-        with = "super::rfc3339::option",
+        with = "crate::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub read_at: Option<DateTime<Utc>>,

@@ -74,10 +74,10 @@ pub struct RunReport {
     /// What started the run; absent in reports stored before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub started_at: DateTime<Utc>,
     /// `None` while running.
-    #[serde(default, with = "super::rfc3339::option")]
+    #[serde(default, with = "crate::rfc3339::option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub projects_seen: usize,
     pub repos_seen: usize,

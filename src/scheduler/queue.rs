@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::bitbucket::webhooks::{BranchMove, Event};
-use crate::discovery::{RepoRef, rfc3339};
+use crate::discovery::RepoRef;
+use crate::rfc3339;
 use crate::store::StoreError;
 
 /// Repositories waiting per provider; beyond, new ones are dropped (the
