@@ -134,12 +134,13 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// A bad parameter or body: 400 `InputError`.
     pub(crate) fn input(&self, message: impl Into<String>) -> ApiError {
-        ApiError::input(message, &self.method, &self.uri)
+        self.error(StatusCode::BAD_REQUEST, "InputError", message)
     }
 
     pub(crate) fn not_found(&self, message: impl Into<String>) -> ApiError {
-        ApiError::not_found(message.into(), &self.method, &self.uri)
+        self.error(StatusCode::NOT_FOUND, "NotFoundError", message)
     }
 
     pub(crate) fn error(
