@@ -101,7 +101,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
     let base = "backend.auth.externalAccess";
-    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+    let Some(value) = ctx.set(base) else {
         return Ok(ExternalAccess::default());
     };
     let Value::Array(items) = value else {

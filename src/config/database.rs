@@ -51,14 +51,13 @@ impl fmt::Debug for DatabaseConfig {
 
 /// `backend.database`: absent means Backstage's default, better-sqlite3.
 pub(super) fn database(ctx: &mut Ctx<'_>) -> Result<DatabaseConfig, ConfigError> {
-    let Some(value) = ctx.source.get("backend.database").filter(|v| !v.is_null()) else {
+    let Some(raw) = ctx.optional::<RawDatabase>("backend.database")? else {
         return Ok(DatabaseConfig {
             client: DatabaseClient::BetterSqlite3,
             connection: None,
             postgres: None,
         });
     };
-    let raw: RawDatabase = ctx.section("backend.database", value)?;
     let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
     let postgres = match client {
         DatabaseClient::Pg => Some(
