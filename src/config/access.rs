@@ -11,22 +11,21 @@ use crate::secret::Secret;
 
 /// What a write endpoint does, named as Backstage's catalog permissions
 /// (so `accessRestrictions[].permission` reads the same as in Backstage).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum WritePermission {
+    #[strum(serialize = "catalog.location.create")]
     LocationCreate,
+    #[strum(serialize = "catalog.location.delete")]
     LocationDelete,
+    #[strum(serialize = "catalog.entity.refresh")]
     EntityRefresh,
+    #[strum(serialize = "catalog.entity.delete")]
     EntityDelete,
 }
 
 impl WritePermission {
     pub fn name(self) -> &'static str {
-        match self {
-            WritePermission::LocationCreate => "catalog.location.create",
-            WritePermission::LocationDelete => "catalog.location.delete",
-            WritePermission::EntityRefresh => "catalog.entity.refresh",
-            WritePermission::EntityDelete => "catalog.entity.delete",
-        }
+        self.into()
     }
 }
 
