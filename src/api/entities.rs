@@ -17,7 +17,7 @@ use super::params::Params;
 use super::schema::{
     Ancestry, ERROR, Entity, ErrorBody, Facets, FullText, OrderBy, QueryPage, RefsItems, TotalItems,
 };
-use super::state::{ApiState, EntityName, Req, evaluate, owning_runner, raw_json};
+use super::state::{ApiState, EntityName, Req, evaluate, json_array, owning_runner, raw_json};
 use crate::catalog::facets::facet_counts;
 use crate::catalog::paging::{
     self, Cursor, EntityQuery, FullTextFilter, ListQuery, OrderField, PageStart, PagingError,
@@ -36,11 +36,6 @@ fn render_one(entity: &PreparedEntity, fields: &[String]) -> String {
 
 fn render_array(items: &[&Arc<PreparedEntity>], fields: &[String]) -> String {
     json_array(items.iter().map(|entity| render_one(entity, fields)))
-}
-
-/// A JSON array of already rendered `items`.
-fn json_array(items: impl Iterator<Item = String>) -> String {
-    format!("[{}]", items.collect::<Vec<_>>().join(","))
 }
 
 /// A query over the whole catalog, evaluated off the async workers (see

@@ -169,6 +169,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
     }
 }
 
+/// A JSON array of already rendered `items`.
+pub(crate) fn json_array(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(","))
+}
+
 /// A JSON body rendered from pre-serialised text (entities are stored
 /// rendered, so listing them is concatenation, not serialisation).
 pub(crate) fn raw_json(body: String) -> Response {
