@@ -131,22 +131,23 @@ pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, Confi
             Some(options) => ctx.section(&options_key, options)?,
             None => return Err(ctx.error(&options_key, "required: {token, subject}")),
         };
+        let token_key = format!("{options_key}.token");
         let token = options.token.ok_or_else(|| {
             ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "required: the token callers send as Authorization: Bearer <token> (if it comes from ${VAR}, set that variable)",
             )
         })?;
         let raw_token = token.expose();
         if raw_token.is_empty() || raw_token.chars().any(char::is_whitespace) {
             return Err(ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "Illegal token, must be a set of non-space characters",
             ));
         }
         if raw_token.chars().count() < 8 {
             return Err(ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "Illegal token, must be at least 8 characters length",
             ));
         }
