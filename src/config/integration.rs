@@ -8,8 +8,7 @@ use super::http::http_settings;
 use super::source::display_key;
 use super::{ConfigError, Ctx};
 use crate::integrations::{
-    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
-    WebhookSettings,
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations, WebhookSettings,
 };
 use crate::secret::Secret;
 
@@ -38,15 +37,9 @@ pub(super) fn integrations(ctx: &mut Ctx<'_>) -> Result<Integrations, ConfigErro
         integrations.bitbucket_cloud.push(integration);
     }
     if integrations.bitbucket_cloud.is_empty() {
-        integrations
-            .bitbucket_cloud
-            .push(BitbucketCloudIntegration {
-                host: "bitbucket.org".into(),
-                api_base_url: default_cloud_api(),
-                auth: Auth::Anonymous,
-                http: HttpSettings::default(),
-                webhooks: WebhookSettings::default(),
-            });
+        // As in Backstage: anonymous bitbucket.org, an entry with no keys.
+        let implicit = cloud_integration(ctx, cloud_key, raw::CloudIntegration::default())?;
+        integrations.bitbucket_cloud.push(implicit);
     }
     Ok(integrations)
 }
@@ -264,7 +257,7 @@ pub(super) mod raw {
     /// would hide unknown keys from the warnings.
     macro_rules! integration_entry {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
-            #[derive(Deserialize)]
+            #[derive(Default, Deserialize)]
             #[serde(rename_all = "camelCase")]
             pub(crate) struct $name {
                 $(pub $field: $type,)*
