@@ -26,14 +26,49 @@ pub(crate) struct Webhooks {
 }
 
 /// Why an event was refused; nothing was requested from Bitbucket for it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum Rejected {
-    #[error("{0}")]
-    Unauthenticated(String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Unauthenticated(Unauthenticated),
+    #[error(transparent)]
+    Invalid(Invalid),
     #[error("no integrations.{0} entry is configured, so no event is accepted on this route")]
     NoIntegration(&'static str),
+}
+
+/// No integration on the route (named by its topic) vouches for the event.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unauthenticated {
+    #[error(
+        "the X-Hub-Signature does not match the webhookSecret of any integrations.{0} entry: set the same secret on the webhook in Bitbucket"
+    )]
+    Mismatch(&'static str),
+    #[error(
+        "the event is not signed: set a secret on the webhook in Bitbucket and the same value as integrations.{0}[].webhookSecret"
+    )]
+    Unsigned(&'static str),
+}
+
+/// The request is not an event Bitbucket sends.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Invalid {
+    #[error("the X-Event-Key header is missing")]
+    NoEventKey,
+    #[error(transparent)]
+    Payload(#[from] payload::PayloadError),
+}
+
+// The API answers with the message (`Req::error` takes text).
+impl From<Unauthenticated> for String {
+    fn from(err: Unauthenticated) -> Self {
+        err.to_string()
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(err: Invalid) -> Self {
+        err.to_string()
+    }
 }
 
 /// What became of an accepted event.
@@ -107,9 +142,9 @@ impl Webhooks {
                 let key = event_key
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
-                    .ok_or_else(|| Rejected::Invalid("the X-Event-Key header is missing".into()))?;
+                    .ok_or(Rejected::Invalid(Invalid::NoEventKey))?;
                 let event = payload::parse(product, key, body)
-                    .map_err(|err| Rejected::Invalid(err.to_string()))?;
+                    .map_err(|err| Rejected::Invalid(err.into()))?;
                 Ok((trusted, event))
             });
         let (trusted, event) = match result {
@@ -170,12 +205,8 @@ impl Webhooks {
             return Ok(unsigned);
         }
         Err(Rejected::Unauthenticated(match signature {
-            Some(_) => format!(
-                "the X-Hub-Signature does not match the webhookSecret of any integrations.{topic} entry: set the same secret on the webhook in Bitbucket"
-            ),
-            None => format!(
-                "the event is not signed: set a secret on the webhook in Bitbucket and the same value as integrations.{topic}[].webhookSecret"
-            ),
+            Some(_) => Unauthenticated::Mismatch(topic),
+            None => Unauthenticated::Unsigned(topic),
         }))
     }
 

@@ -5,17 +5,17 @@
 //! until something changes. A cursor older than the retained removals (or
 //! from another database) is `410 Gone`: resynchronise from the start.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde_json::json;
 
 use super::error::ApiError;
 use super::params::Params;
 use super::schema::{Changes, ERROR, ErrorBody};
-use super::state::{ApiState, Req, raw_json};
+use super::state::{ApiState, Req, json_array, raw_json};
 use crate::catalog::Snapshot;
 use crate::catalog::changes::Entry;
 
@@ -100,10 +100,9 @@ fn check_cursor(req: &Req, snapshot: &Snapshot, cursor: u64) -> Result<(), ApiEr
 /// left, the snapshot's last one (everything up to it has been seen).
 fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
     let mut entries = snapshot.changes().after(cursor).peekable();
-    let mut out = String::from("{\"items\":[");
+    let mut items = Vec::new();
     let mut next = cursor;
-    let mut count = 0;
-    while count < limit {
+    while items.len() < limit {
         let Some((seq, entry)) = entries.next() else {
             break;
         };
@@ -112,33 +111,26 @@ fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
             Entry::Upsert(key) => snapshot.get(key).map(|entity| {
                 format!(
                     "{{\"sequence\":{seq},\"type\":\"upsert\",\"entityRef\":{},\"entity\":{}}}",
-                    json_string(&entity.entity_ref),
+                    json!(entity.entity_ref),
                     entity.json
                 )
             }),
             Entry::Removed(key) => Some(format!(
                 "{{\"sequence\":{seq},\"type\":\"delete\",\"entityRef\":{}}}",
-                json_string(key.as_str())
+                json!(key.as_str())
             )),
         };
-        let Some(item) = item else {
-            continue;
-        };
-        if count > 0 {
-            out.push(',');
+        if let Some(item) = item {
+            items.push(item);
+            next = seq;
         }
-        out.push_str(&item);
-        next = seq;
-        count += 1;
     }
     let has_more = entries.peek().is_some();
     if !has_more {
         next = next.max(snapshot.last_seq());
     }
-    let _ = write!(out, "],\"cursor\":\"{next}\",\"hasMore\":{has_more}}}");
-    out
-}
-
-fn json_string(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
+    format!(
+        "{{\"items\":{},\"cursor\":\"{next}\",\"hasMore\":{has_more}}}",
+        json_array(items.into_iter())
+    )
 }

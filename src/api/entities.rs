@@ -17,7 +17,7 @@ use super::params::Params;
 use super::schema::{
     Ancestry, ERROR, Entity, ErrorBody, Facets, FullText, OrderBy, QueryPage, RefsItems, TotalItems,
 };
-use super::state::{ApiState, EntityName, Req, evaluate, owning_runner, raw_json};
+use super::state::{ApiState, EntityName, Req, evaluate, json_array, owning_runner, raw_json};
 use crate::catalog::facets::facet_counts;
 use crate::catalog::paging::{
     self, Cursor, EntityQuery, FullTextFilter, ListQuery, OrderField, PageStart, PagingError,
@@ -35,15 +35,7 @@ fn render_one(entity: &PreparedEntity, fields: &[String]) -> String {
 }
 
 fn render_array(items: &[&Arc<PreparedEntity>], fields: &[String]) -> String {
-    let mut out = String::from("[");
-    for (index, entity) in items.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        out.push_str(&render_one(entity, fields));
-    }
-    out.push(']');
-    out
+    json_array(items.iter().map(|entity| render_one(entity, fields)))
 }
 
 /// A query over the whole catalog, evaluated off the async workers (see
@@ -308,21 +300,13 @@ fn by_refs_now(
         predicates.push(Predicate::from_json(query)?);
     }
     let snapshot = state.catalog.snapshot();
-    let mut out = String::from("{\"items\":[");
-    for (index, entity_ref) in body.entity_refs.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        let found = parse_ref(entity_ref)
+    let items = body.entity_refs.iter().map(|entity_ref| {
+        parse_ref(entity_ref)
             .and_then(|key| snapshot.get(&key))
-            .filter(|e| predicates.iter().all(|p| p.matches(&e.search)));
-        match found {
-            Some(entity) => out.push_str(&render_one(entity, &fields)),
-            None => out.push_str("null"),
-        }
-    }
-    out.push_str("]}");
-    Ok(raw_json(out))
+            .filter(|e| predicates.iter().all(|p| p.matches(&e.search)))
+            .map_or_else(|| "null".to_owned(), |entity| render_one(entity, &fields))
+    });
+    Ok(raw_json(format!("{{\"items\":{}}}", json_array(items))))
 }
 
 /// `kind:namespace/name`; the namespace may be left out (`default`).
@@ -377,16 +361,23 @@ pub(super) async fn facets(
 fn facets_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["facet", "filter"])?;
     let facets = params.all("facet");
+    check_facets(req, &facets, "Missing facet parameter", "facet")?;
+    let predicate = Predicate::from_filter_params(&params.all("filter"))?;
+    facets_answer(state, predicate.as_ref(), &facets)
+}
+
+/// At least one facet and at most [`MAX_FIELDS`]; `missing` and `name`
+/// word the refusal as each endpoint does.
+fn check_facets(req: &Req, facets: &[String], missing: &str, name: &str) -> Result<(), ApiError> {
     if facets.is_empty() {
-        return Err(req.input("Missing facet parameter"));
+        return Err(req.input(missing));
     }
     if facets.len() > MAX_FIELDS {
         return Err(req.input(format!(
-            "Invalid facet: more than {MAX_FIELDS} facets in one request"
+            "Invalid {name}: more than {MAX_FIELDS} facets in one request"
         )));
     }
-    let predicate = Predicate::from_filter_params(&params.all("filter"))?;
-    facets_answer(state, predicate.as_ref(), &facets)
+    Ok(())
 }
 
 fn facets_answer(
@@ -431,14 +422,7 @@ fn facets_post_now(
             "Malformed request body, expected {{\"facets\": [...], \"query\": {{...}}}}: {e}"
         ))
     })?;
-    if body.facets.is_empty() {
-        return Err(req.input("Missing facets"));
-    }
-    if body.facets.len() > MAX_FIELDS {
-        return Err(req.input(format!(
-            "Invalid facets: more than {MAX_FIELDS} facets in one request"
-        )));
-    }
+    check_facets(req, &body.facets, "Missing facets", "facets")?;
     let predicate = match &body.query {
         None => None,
         Some(query) if !query.is_object() => return Err(PagingError::QueryNotObject.into()),
@@ -470,19 +454,18 @@ pub(super) async fn ancestry(
             .first()
             .map(|a| a.entity.entity_ref.clone())
             .unwrap_or_default();
-        let mut out = format!("{{\"rootEntityRef\":{},\"items\":[", json!(root));
-        for (index, ancestor) in chain.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!(
+        let items = chain.iter().map(|ancestor| {
+            format!(
                 "{{\"entity\":{},\"parentEntityRefs\":{}}}",
                 ancestor.entity.json,
                 json!(ancestor.parent_entity_refs)
-            ));
-        }
-        out.push_str("]}");
-        Ok(raw_json(out))
+            )
+        });
+        Ok(raw_json(format!(
+            "{{\"rootEntityRef\":{},\"items\":{}}}",
+            json!(root),
+            json_array(items)
+        )))
     })
     .await
 }

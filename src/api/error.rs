@@ -82,21 +82,6 @@ impl ApiError {
             request: Some((method.to_string(), uri.to_string())),
         }
     }
-
-    pub(crate) fn not_found(message: String, method: &Method, uri: &Uri) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFoundError", message, method, uri)
-    }
-
-    /// A bad parameter or body: 400 `InputError`.
-    pub(crate) fn input(message: impl Into<String>, method: &Method, uri: &Uri) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "InputError",
-            message.into(),
-            method,
-            uri,
-        )
-    }
 }
 
 impl IntoResponse for ApiError {
@@ -152,20 +137,13 @@ pub(super) async fn backstage_shape(request: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
-    let name = match status {
-        StatusCode::BAD_REQUEST => "InputError",
-        StatusCode::NOT_FOUND => "NotFoundError",
-        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedError",
-        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLargeError",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaTypeError",
-        _ => "Error",
-    };
     let message = if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
         text
     };
-    let mut rewritten = ApiError::new(status, name, message, &method, &uri).into_response();
+    let mut rewritten =
+        ApiError::new(status, backstage_name(status), message, &method, &uri).into_response();
     if let Some(allow) = allow {
         rewritten.headers_mut().insert(header::ALLOW, allow);
     }
@@ -223,11 +201,15 @@ impl HttpError for RemoveError {
     }
 }
 
-/// Backstage's error name for a status our domain errors answer with.
+/// Backstage's error name for a status our domain errors, or axum's own
+/// rejections, answer with.
 fn backstage_name(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "InputError",
         StatusCode::NOT_FOUND => "NotFoundError",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedError",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLargeError",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaTypeError",
         StatusCode::CONFLICT => "ConflictError",
         StatusCode::FORBIDDEN => "NotAllowedError",
         StatusCode::TOO_MANY_REQUESTS => "TooManyRequestsError",

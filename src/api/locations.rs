@@ -94,10 +94,9 @@ pub(super) async fn create(
         ["refresh", "reject"],
     )?;
     let input = location_input(&req, &body)?;
-    let target = input.target.trim();
     let registration = state
         .locations
-        .register(&input.type_, target, dry_run, refresh)
+        .register(&input.type_, &input.target, dry_run, refresh)
         .await?;
     let mut body = json!({
         "location": registration.location,
@@ -125,14 +124,15 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A `{type, target}` body with a non-empty target.
+/// A `{type, target}` body with a non-empty target, trimmed.
 fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
-    let input: LocationInput = serde_json::from_slice(body).map_err(|e| {
+    let mut input: LocationInput = serde_json::from_slice(body).map_err(|e| {
         req.input(format!(
             "expected a JSON body {{\"type\": \"url\", \"target\": <Bitbucket file URL>}}: {e}"
         ))
     })?;
-    if input.target.trim().is_empty() {
+    input.target = input.target.trim().to_owned();
+    if input.target.is_empty() {
         return Err(req.input("target is empty; give the URL of a catalog file"));
     }
     Ok(input)
@@ -151,8 +151,10 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = location_input(&req, &body)?;
-    let target = input.target.trim();
-    let location = state.locations.update(&id, &input.type_, target).await?;
+    let location = state
+        .locations
+        .update(&id, &input.type_, &input.target)
+        .await?;
     Ok(Json(location).into_response())
 }
 

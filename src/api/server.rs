@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use super::ops::{LIVENESS, READINESS};
@@ -120,54 +120,78 @@ pub(crate) async fn serve(
         };
         // Only this loop takes permits, so one of the two is free.
         if let Ok(permit) = Arc::clone(&served).try_acquire_owned() {
-            let activity = Arc::new(Activity::new());
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(HeaderTimer(Arc::clone(&activity), limits.header_timeout))
-                .header_read_timeout(limits.header_timeout);
-            // Each stream may buffer a 1 MiB body: keep one h2c connection
-            // near what a few HTTP/1 connections can hold.
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(H2_STREAMS);
-            let io = TokioIo::new(Watched {
-                stream,
-                activity: Arc::clone(&activity),
-            });
-            let service = TowerToHyperService::new(app.clone());
-            let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
-            tokio::spawn(async move {
-                let _permit = permit;
-                // Timeouts and resets end connections; nothing to report.
-                tokio::select! {
-                    _ = connection => {},
-                    () = activity.idle(limits) => {},
-                }
-            });
+            serve_connection(stream, app.clone(), limits, &graceful, permit);
         } else if let Ok(permit) = Arc::clone(&shed).try_acquire_owned() {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .keep_alive(false);
-            let service = TowerToHyperService::new(shed_app.clone());
-            let connection = graceful.watch(
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned(),
-            );
-            tokio::spawn(async move {
-                let _permit = permit;
-                // One quick request; h2 has no header timeout of its own.
-                let _ = tokio::time::timeout(limits.header_timeout, connection).await;
-            });
+            shed_connection(stream, shed_app.clone(), limits, &graceful, permit);
         }
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one connection under the cap: HTTP/1.1 or h2c, until it closes
+/// or goes idle.
+fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    limits: ServeLimits,
+    graceful: &GracefulShutdown,
+    permit: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(HeaderTimer(Arc::clone(&activity), limits.header_timeout))
+        .header_read_timeout(limits.header_timeout);
+    // Each stream may buffer a 1 MiB body: keep one h2c connection
+    // near what a few HTTP/1 connections can hold.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_STREAMS);
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: Arc::clone(&activity),
+    });
+    let service = TowerToHyperService::new(app);
+    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+    tokio::spawn(async move {
+        let _permit = permit;
+        // Timeouts and resets end connections; nothing to report.
+        tokio::select! {
+            _ = connection => {},
+            () = activity.idle(limits) => {},
+        }
+    });
+}
+
+/// Serves one connection over the cap: one HTTP/1.1 request through
+/// [`shed_load`], then close.
+fn shed_connection(
+    stream: TcpStream,
+    shed_app: Router,
+    limits: ServeLimits,
+    graceful: &GracefulShutdown,
+    permit: OwnedSemaphorePermit,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(false);
+    let service = TowerToHyperService::new(shed_app);
+    let connection = graceful.watch(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned(),
+    );
+    tokio::spawn(async move {
+        let _permit = permit;
+        // One quick request; h2 has no header timeout of its own.
+        let _ = tokio::time::timeout(limits.header_timeout, connection).await;
+    });
 }
 
 /// Over the cap: health checks as usual, anything else `503` and close.

@@ -134,12 +134,13 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// A bad parameter or body: 400 `InputError`.
     pub(crate) fn input(&self, message: impl Into<String>) -> ApiError {
-        ApiError::input(message, &self.method, &self.uri)
+        self.error(StatusCode::BAD_REQUEST, "InputError", message)
     }
 
     pub(crate) fn not_found(&self, message: impl Into<String>) -> ApiError {
-        ApiError::not_found(message.into(), &self.method, &self.uri)
+        self.error(StatusCode::NOT_FOUND, "NotFoundError", message)
     }
 
     pub(crate) fn error(
@@ -166,6 +167,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
             forwarded: parts.extensions.get::<Forwarded>().is_some(),
         })
     }
+}
+
+/// A JSON array of already rendered `items`.
+pub(crate) fn json_array(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(","))
 }
 
 /// A JSON body rendered from pre-serialised text (entities are stored

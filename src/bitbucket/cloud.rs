@@ -343,30 +343,30 @@ impl CloudClient {
                 return Ok(Some(all));
             };
             let mut next_url = Url::parse(&next).map_err(|err| {
-                later(BitbucketError::Decode {
-                    url: url.to_string(),
-                    message: format!("`next` is not a URL ({err}): {next}"),
-                })
+                later(BitbucketError::decode(
+                    &url,
+                    format!("`next` is not a URL ({err}): {next}"),
+                ))
             })?;
             if !same_origin(&next_url, &self.api_base) {
-                return Err(later(BitbucketError::Decode {
-                    url: url.to_string(),
-                    message: format!(
+                return Err(later(BitbucketError::decode(
+                    &url,
+                    format!(
                         "`next` points to another host ({next}); it is not followed, so the credentials stay with {}",
                         host_of(&self.api_base).unwrap_or_default()
                     ),
-                }));
+                )));
             }
             // User info in `next` would replace our credentials: dropped.
             let _ = next_url.set_username("");
             let _ = next_url.set_password(None);
             if seen.contains(next_url.as_str()) {
-                return Err(later(BitbucketError::Decode {
-                    url: url.to_string(),
-                    message: format!(
+                return Err(later(BitbucketError::decode(
+                    &url,
+                    format!(
                         "`next` repeats a page already read ({next}); the listing cannot be completed"
                     ),
-                }));
+                )));
             }
             url = next_url;
         }

@@ -29,6 +29,23 @@ pub(crate) enum BitbucketError {
 }
 
 impl BitbucketError {
+    /// `url` answered what cannot be read (`message` says how).
+    pub(crate) fn decode(url: &url::Url, message: impl Into<String>) -> Self {
+        BitbucketError::Decode {
+            url: url.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `url` could not be reached, or its answer not read to the end.
+    pub(crate) fn transport(url: &url::Url, source: reqwest::Error) -> Self {
+        BitbucketError::Transport {
+            url: url.to_string(),
+            // The URL is already in `url`; reqwest's copy could carry a query.
+            source: source.without_url(),
+        }
+    }
+
     pub(crate) fn status(&self) -> Option<StatusCode> {
         match self {
             BitbucketError::Status { status, .. } => Some(*status),

@@ -29,12 +29,12 @@ pub(crate) const MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
 
 /// A listing that did not end within [`MAX_PAGES`].
 pub(crate) fn too_many_pages(url: &Url) -> BitbucketError {
-    BitbucketError::Decode {
-        url: url.to_string(),
-        message: format!(
+    BitbucketError::decode(
+        url,
+        format!(
             "the listing did not end within {MAX_PAGES} pages; the listing cannot be completed (a misbehaving server or proxy?)"
         ),
-    }
+    )
 }
 
 /// A failed attempt, before retries are decided.
@@ -65,9 +65,10 @@ impl Http {
     }
 
     /// GETs `url` with pacing and retries, reading at most `limit + 1` body
-    /// bytes; `Ok(None)` for 404. Reading the body is part of the attempt, so
-    /// a connection reset mid-body is retried like any transport error.
-    async fn fetch(
+    /// bytes, so an oversized file is detected without downloading it;
+    /// `Ok(None)` for 404. Reading the body is part of the attempt, so a
+    /// connection reset mid-body is retried like any transport error.
+    pub(crate) async fn get_bytes_limited(
         &self,
         endpoint: &'static str,
         url: &Url,
@@ -118,18 +119,13 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
         let slot = self.shared.pacer.acquire().await;
-        let transport = |source: reqwest::Error| BitbucketError::Transport {
-            url: url.to_string(),
-            // The URL is already in `url`; reqwest's copy could carry a query.
-            source: source.without_url(),
-        };
         let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
                 self.stats
                     .record(&self.shared.credentials.host, endpoint, "error");
-                return Err(Attempt::Transient(transport(err)));
+                return Err(Attempt::Transient(BitbucketError::transport(url, err)));
             }
         };
         let status = response.status();
@@ -177,7 +173,7 @@ impl Http {
         }
         let body = read_limited(&mut response, limit.saturating_add(1))
             .await
-            .map_err(|err| Attempt::Transient(transport(err)))?;
+            .map_err(|err| Attempt::Transient(BitbucketError::transport(url, err)))?;
         if !html_file && looks_like_html(&body) {
             return Err(Attempt::Final(BitbucketError::NotBitbucket {
                 url: url.to_string(),
@@ -229,54 +225,40 @@ impl Http {
     ) -> Result<Option<T>, BitbucketError> {
         let mut last_error = None;
         for _ in 0..=self.shared.max_retries.min(2) {
-            let Some(bytes) = self.fetch(endpoint, url, MAX_JSON_BYTES).await? else {
+            let Some(bytes) = self
+                .get_bytes_limited(endpoint, url, MAX_JSON_BYTES)
+                .await?
+            else {
                 return Ok(None);
             };
             let Some(left) = budget.checked_sub(bytes.len()) else {
-                return Err(BitbucketError::Decode {
-                    url: url.to_string(),
-                    message: format!(
+                return Err(BitbucketError::decode(
+                    url,
+                    format!(
                         "the listing's pages add up to more than {} MiB; the listing cannot be completed (a misbehaving server or proxy?)",
                         MAX_LISTING_BYTES / (1024 * 1024)
                     ),
-                });
+                ));
             };
             *budget = left;
             if bytes.len() > MAX_JSON_BYTES {
-                return Err(BitbucketError::Decode {
-                    url: url.to_string(),
-                    message: format!(
+                return Err(BitbucketError::decode(
+                    url,
+                    format!(
                         "the answer is larger than {} MiB, more than any Bitbucket page; the listing cannot be completed",
                         MAX_JSON_BYTES / (1024 * 1024)
                     ),
-                });
+                ));
             }
             match serde_json::from_slice(&bytes) {
                 Ok(value) => return Ok(Some(value)),
                 Err(err) => {
                     self.stats.retried();
-                    last_error = Some(BitbucketError::Decode {
-                        url: url.to_string(),
-                        message: err.to_string(),
-                    });
+                    last_error = Some(BitbucketError::decode(url, err.to_string()));
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| BitbucketError::Decode {
-            url: url.to_string(),
-            message: "no response".into(),
-        }))
-    }
-
-    /// GETs a file's bytes, reading at most `limit + 1` bytes so an oversized
-    /// file is detected without downloading it; `Ok(None)` for 404.
-    pub(crate) async fn get_bytes_limited(
-        &self,
-        endpoint: &'static str,
-        url: &Url,
-        limit: usize,
-    ) -> Result<Option<Vec<u8>>, BitbucketError> {
-        self.fetch(endpoint, url, limit).await
+        Err(last_error.unwrap_or_else(|| BitbucketError::decode(url, "no response")))
     }
 }
 
@@ -297,13 +279,10 @@ impl Http {
             .auth
             .apply(self.shared.client.request(method, url.clone()))
             .json(body);
-        let response = request.send().await.map_err(|err| {
+        let mut response = request.send().await.map_err(|err| {
             self.stats
                 .record(&self.shared.credentials.host, endpoint, "error");
-            BitbucketError::Transport {
-                url: url.to_string(),
-                source: err.without_url(),
-            }
+            BitbucketError::transport(url, err)
         })?;
         let status = response.status();
         self.stats
@@ -312,22 +291,10 @@ impl Http {
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let mut response = response;
-        let mut bytes = Vec::new();
         // Never more than MAX_SENT_ANSWER, whatever the server sends.
-        while bytes.len() < MAX_SENT_ANSWER {
-            match response.chunk().await {
-                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(source) => {
-                    return Err(BitbucketError::Transport {
-                        url: url.to_string(),
-                        source: source.without_url(),
-                    });
-                }
-            }
-        }
-        bytes.truncate(MAX_SENT_ANSWER);
+        let bytes = read_limited(&mut response, MAX_SENT_ANSWER)
+            .await
+            .map_err(|err| BitbucketError::transport(url, err))?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             return Err(self.status_error(url, status, text));
@@ -337,10 +304,7 @@ impl Http {
         }
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|err| BitbucketError::Decode {
-                url: url.to_string(),
-                message: err.to_string(),
-            })
+            .map_err(|err| BitbucketError::decode(url, err.to_string()))
     }
 }
 

@@ -266,12 +266,12 @@ impl ServerClient {
             match page.next_page_start {
                 Some(next) if next > start => start = next,
                 other => {
-                    return Err(BitbucketError::Decode {
-                        url: url.to_string(),
-                        message: format!(
+                    return Err(BitbucketError::decode(
+                        &url,
+                        format!(
                             "isLastPage is false but nextPageStart is {other:?} after start {start}; the listing cannot be completed"
                         ),
-                    });
+                    ));
                 }
             }
         }

@@ -12,14 +12,14 @@
 //! case, or with an apiVersion outside `backstage.io/v1alpha1|v1beta1`, is
 //! rejected as Backstage's BuiltinKindsEntityProcessor does.
 
-use std::fmt;
-
 use serde_json::{Map, Value};
+use strum::VariantArray as _;
 
 use super::parse::kind_of;
 
 /// Which rule a value broke; named after Backstage's validator functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "camelCase")]
 pub(crate) enum Rule {
     /// `EntityEnvelope.schema.json`: apiVersion, kind, metadata.name present.
     Envelope,
@@ -27,20 +27,32 @@ pub(crate) enum Rule {
     Schema,
     /// `NoForeignRootFieldsEntityPolicy`.
     NoForeignRootFields,
+    #[strum(serialize = "isValidApiVersion")]
     ApiVersion,
+    #[strum(serialize = "isValidKind")]
     Kind,
+    #[strum(serialize = "isValidEntityName")]
     EntityName,
+    #[strum(serialize = "isValidNamespace")]
     Namespace,
+    #[strum(serialize = "isValidLabelKey")]
     LabelKey,
+    #[strum(serialize = "isValidLabelValue")]
     LabelValue,
+    #[strum(serialize = "isValidAnnotationKey")]
     AnnotationKey,
+    #[strum(serialize = "isValidAnnotationValue")]
     AnnotationValue,
+    #[strum(serialize = "isValidTag")]
     Tag,
+    #[strum(serialize = "isValidUrl")]
     Url,
+    #[strum(serialize = "isValidString")]
     NonEmptyString,
     /// A built-in kind's JSON schema.
     KindSchema,
     /// No built-in validator recognises the kind/apiVersion pair.
+    #[strum(serialize = "builtinKind")]
     UnrecognizedKind,
     /// An entity reference in the spec that cannot be parsed.
     EntityRef,
@@ -48,25 +60,7 @@ pub(crate) enum Rule {
 
 impl Rule {
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Rule::Envelope => "envelope",
-            Rule::Schema => "schema",
-            Rule::NoForeignRootFields => "noForeignRootFields",
-            Rule::ApiVersion => "isValidApiVersion",
-            Rule::Kind => "isValidKind",
-            Rule::EntityName => "isValidEntityName",
-            Rule::Namespace => "isValidNamespace",
-            Rule::LabelKey => "isValidLabelKey",
-            Rule::LabelValue => "isValidLabelValue",
-            Rule::AnnotationKey => "isValidAnnotationKey",
-            Rule::AnnotationValue => "isValidAnnotationValue",
-            Rule::Tag => "isValidTag",
-            Rule::Url => "isValidUrl",
-            Rule::NonEmptyString => "isValidString",
-            Rule::KindSchema => "kindSchema",
-            Rule::UnrecognizedKind => "builtinKind",
-            Rule::EntityRef => "entityRef",
-        }
+        self.into()
     }
 
     fn expectation(self) -> &'static str {
@@ -131,9 +125,12 @@ impl Invalid {
 }
 
 /// The built-in kinds Backstage validates, with their spec rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display, strum::VariantArray,
+)]
 pub(crate) enum BuiltinKind {
     Component,
+    #[strum(serialize = "API")]
     Api,
     Group,
     User,
@@ -147,34 +144,15 @@ pub(crate) const BUILTIN_API_VERSIONS: [&str; 2] =
     ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
 
 impl BuiltinKind {
-    pub(crate) const ALL: [BuiltinKind; 8] = [
-        BuiltinKind::Component,
-        BuiltinKind::Api,
-        BuiltinKind::Group,
-        BuiltinKind::User,
-        BuiltinKind::System,
-        BuiltinKind::Domain,
-        BuiltinKind::Resource,
-        BuiltinKind::Location,
-    ];
-
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            BuiltinKind::Component => "Component",
-            BuiltinKind::Api => "API",
-            BuiltinKind::Group => "Group",
-            BuiltinKind::User => "User",
-            BuiltinKind::System => "System",
-            BuiltinKind::Domain => "Domain",
-            BuiltinKind::Resource => "Resource",
-            BuiltinKind::Location => "Location",
-        }
+        self.into()
     }
 
     /// The kind whose validator accepts exactly this kind and apiVersion.
     pub(crate) fn recognize(kind: &str, api_version: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
+        Self::VARIANTS
+            .iter()
+            .copied()
             .find(|k| k.name() == kind && BUILTIN_API_VERSIONS.contains(&api_version))
     }
 
@@ -541,8 +519,8 @@ fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> 
         .and_then(Value::as_str)
         .unwrap_or_default();
     let Some(builtin) = BuiltinKind::recognize(kind, api_version) else {
-        if let Some(near) = BuiltinKind::ALL
-            .into_iter()
+        if let Some(near) = BuiltinKind::VARIANTS
+            .iter()
             .find(|k| k.name().eq_ignore_ascii_case(kind))
         {
             return Err(Invalid::new(
@@ -713,12 +691,6 @@ pub(crate) fn is_valid_url(s: &str) -> bool {
     url::Url::parse(s).is_ok()
 }
 
-impl fmt::Display for BuiltinKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,6 +701,53 @@ mod tests {
             Value::Object(map) => map,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn rules_and_kinds_are_named_as_backstage_names_them() {
+        let rules = [
+            (Rule::Envelope, "envelope"),
+            (Rule::Schema, "schema"),
+            (Rule::NoForeignRootFields, "noForeignRootFields"),
+            (Rule::ApiVersion, "isValidApiVersion"),
+            (Rule::Kind, "isValidKind"),
+            (Rule::EntityName, "isValidEntityName"),
+            (Rule::Namespace, "isValidNamespace"),
+            (Rule::LabelKey, "isValidLabelKey"),
+            (Rule::LabelValue, "isValidLabelValue"),
+            (Rule::AnnotationKey, "isValidAnnotationKey"),
+            (Rule::AnnotationValue, "isValidAnnotationValue"),
+            (Rule::Tag, "isValidTag"),
+            (Rule::Url, "isValidUrl"),
+            (Rule::NonEmptyString, "isValidString"),
+            (Rule::KindSchema, "kindSchema"),
+            (Rule::UnrecognizedKind, "builtinKind"),
+            (Rule::EntityRef, "entityRef"),
+        ];
+        for (rule, name) in rules {
+            assert_eq!(rule.name(), name);
+        }
+        let kinds: Vec<String> = BuiltinKind::VARIANTS
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Component",
+                "API",
+                "Group",
+                "User",
+                "System",
+                "Domain",
+                "Resource",
+                "Location"
+            ]
+        );
+        assert_eq!(
+            BuiltinKind::recognize("API", "backstage.io/v1alpha1"),
+            Some(BuiltinKind::Api)
+        );
     }
 
     fn component() -> Value {

@@ -11,22 +11,21 @@ use crate::secret::Secret;
 
 /// What a write endpoint does, named as Backstage's catalog permissions
 /// (so `accessRestrictions[].permission` reads the same as in Backstage).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum WritePermission {
+    #[strum(serialize = "catalog.location.create")]
     LocationCreate,
+    #[strum(serialize = "catalog.location.delete")]
     LocationDelete,
+    #[strum(serialize = "catalog.entity.refresh")]
     EntityRefresh,
+    #[strum(serialize = "catalog.entity.delete")]
     EntityDelete,
 }
 
 impl WritePermission {
     pub fn name(self) -> &'static str {
-        match self {
-            WritePermission::LocationCreate => "catalog.location.create",
-            WritePermission::LocationDelete => "catalog.location.delete",
-            WritePermission::EntityRefresh => "catalog.entity.refresh",
-            WritePermission::EntityDelete => "catalog.entity.delete",
-        }
+        self.into()
     }
 }
 
@@ -101,7 +100,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
     let base = "backend.auth.externalAccess";
-    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+    let Some(value) = ctx.set(base) else {
         return Ok(ExternalAccess::default());
     };
     let Value::Array(items) = value else {
@@ -132,22 +131,23 @@ pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, Confi
             Some(options) => ctx.section(&options_key, options)?,
             None => return Err(ctx.error(&options_key, "required: {token, subject}")),
         };
+        let token_key = format!("{options_key}.token");
         let token = options.token.ok_or_else(|| {
             ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "required: the token callers send as Authorization: Bearer <token> (if it comes from ${VAR}, set that variable)",
             )
         })?;
         let raw_token = token.expose();
         if raw_token.is_empty() || raw_token.chars().any(char::is_whitespace) {
             return Err(ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "Illegal token, must be a set of non-space characters",
             ));
         }
         if raw_token.chars().count() < 8 {
             return Err(ctx.error(
-                &format!("{options_key}.token"),
+                &token_key,
                 "Illegal token, must be at least 8 characters length",
             ));
         }

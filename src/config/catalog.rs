@@ -22,7 +22,7 @@ pub struct CatalogSettings {
 pub(crate) const DEFAULT_RETAINED_REMOVALS: usize = 100_000;
 
 pub(super) fn catalog_settings(ctx: &mut Ctx<'_>) -> Result<CatalogSettings, ConfigError> {
-    let rules = match ctx.source.get("catalog.rules").filter(|v| !v.is_null()) {
+    let rules = match ctx.set("catalog.rules") {
         None => CatalogRules::default(),
         Some(value) => rules::catalog_rules(ctx, value)?,
     };
@@ -36,8 +36,6 @@ pub(super) fn catalog_settings(ctx: &mut Ctx<'_>) -> Result<CatalogSettings, Con
 /// `catalog.changes.retainedRemovals`.
 pub(super) fn retained_removals(ctx: &mut Ctx<'_>) -> Result<usize, ConfigError> {
     let key = "catalog.changes.retainedRemovals";
-    match ctx.source.get(key).filter(|v| !v.is_null()) {
-        Some(value) => Ok(ctx.section::<Bounded<1, 100_000_000>>(key, value)?.0),
-        None => Ok(DEFAULT_RETAINED_REMOVALS),
-    }
+    let retained = ctx.optional::<Bounded<1, 100_000_000>>(key)?;
+    Ok(retained.map_or(DEFAULT_RETAINED_REMOVALS, |n| n.0))
 }

@@ -15,7 +15,22 @@ pub(super) struct Ctx<'a> {
     pub(super) unknown_keys: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The value at `key`, unless it is unset (absent or null).
+    pub(super) fn set(&self, key: &str) -> Option<&'a Value> {
+        self.source.get(key).filter(|v| !v.is_null())
+    }
+
+    /// [`Self::section`] at `key`; `None` when it is unset.
+    pub(super) fn optional<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        self.set(key)
+            .map(|value| self.section(key, value))
+            .transpose()
+    }
+
     /// The error at `key`; `message` is a text or a typed error whose
     /// message says what is wrong and what to write instead.
     pub(super) fn error(&self, key: &str, message: impl std::fmt::Display) -> ConfigError {

@@ -14,15 +14,17 @@ use super::redact::redact;
 use super::{ConfigError, Ctx};
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The client; Backstage's default is better-sqlite3.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatabaseClient {
     Sqlite,
+    #[default]
     BetterSqlite3,
     Pg,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DatabaseConfig {
     pub client: DatabaseClient,
     /// As written (a path, a URL or a connection object); may hold a password.
@@ -49,17 +51,12 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
-/// `backend.database`: absent means Backstage's default, better-sqlite3.
+/// `backend.database`: absent means Backstage's default client.
 pub(super) fn database(ctx: &mut Ctx<'_>) -> Result<DatabaseConfig, ConfigError> {
-    let Some(value) = ctx.source.get("backend.database").filter(|v| !v.is_null()) else {
-        return Ok(DatabaseConfig {
-            client: DatabaseClient::BetterSqlite3,
-            connection: None,
-            postgres: None,
-        });
+    let Some(raw) = ctx.optional::<RawDatabase>("backend.database")? else {
+        return Ok(DatabaseConfig::default());
     };
-    let raw: RawDatabase = ctx.section("backend.database", value)?;
-    let client = raw.client.map_or(DatabaseClient::BetterSqlite3, |c| c.0);
+    let client = raw.client.map(|c| c.0).unwrap_or_default();
     let postgres = match client {
         DatabaseClient::Pg => Some(
             postgres_connection(raw.connection.as_ref())

@@ -8,50 +8,38 @@ use super::http::http_settings;
 use super::source::display_key;
 use super::{ConfigError, Ctx};
 use crate::integrations::{
-    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, HttpSettings, Integrations,
-    WebhookSettings,
+    Auth, BitbucketCloudIntegration, BitbucketServerIntegration, Integrations, WebhookSettings,
 };
 use crate::secret::Secret;
 
 pub(super) fn integrations(ctx: &mut Ctx<'_>) -> Result<Integrations, ConfigError> {
     let mut integrations = Integrations::default();
     let server_key = "integrations.bitbucketServer";
-    if let Some(value) = ctx.source.get(server_key).filter(|v| !v.is_null()) {
-        let raws: Vec<raw::ServerIntegration> = ctx.section(server_key, value)?;
-        for (index, raw) in raws.into_iter().enumerate() {
-            let key = format!("{server_key}.{index}");
-            let integration = server_integration(ctx, &key, raw)?;
-            if integrations.server(&integration.host).is_some() {
-                return Err(ctx.error(
-                    &format!("{key}.host"),
-                    format!(
-                        "host '{}' is configured twice; merge the entries",
-                        integration.host
-                    ),
-                ));
-            }
-            integrations.bitbucket_server.push(integration);
+    let servers: Vec<raw::ServerIntegration> = ctx.optional(server_key)?.unwrap_or_default();
+    for (index, raw) in servers.into_iter().enumerate() {
+        let key = format!("{server_key}.{index}");
+        let integration = server_integration(ctx, &key, raw)?;
+        if integrations.server(&integration.host).is_some() {
+            return Err(ctx.error(
+                &format!("{key}.host"),
+                format!(
+                    "host '{}' is configured twice; merge the entries",
+                    integration.host
+                ),
+            ));
         }
+        integrations.bitbucket_server.push(integration);
     }
     let cloud_key = "integrations.bitbucketCloud";
-    if let Some(value) = ctx.source.get(cloud_key).filter(|v| !v.is_null()) {
-        let raws: Vec<raw::CloudIntegration> = ctx.section(cloud_key, value)?;
-        for (index, raw) in raws.into_iter().enumerate() {
-            let key = format!("{cloud_key}.{index}");
-            let integration = cloud_integration(ctx, &key, raw)?;
-            integrations.bitbucket_cloud.push(integration);
-        }
+    let clouds: Vec<raw::CloudIntegration> = ctx.optional(cloud_key)?.unwrap_or_default();
+    for (index, raw) in clouds.into_iter().enumerate() {
+        let integration = cloud_integration(ctx, &format!("{cloud_key}.{index}"), raw)?;
+        integrations.bitbucket_cloud.push(integration);
     }
     if integrations.bitbucket_cloud.is_empty() {
-        integrations
-            .bitbucket_cloud
-            .push(BitbucketCloudIntegration {
-                host: "bitbucket.org".into(),
-                api_base_url: default_cloud_api(),
-                auth: Auth::Anonymous,
-                http: HttpSettings::default(),
-                webhooks: WebhookSettings::default(),
-            });
+        // As in Backstage: anonymous bitbucket.org, an entry with no keys.
+        let implicit = cloud_integration(ctx, cloud_key, raw::CloudIntegration::default())?;
+        integrations.bitbucket_cloud.push(implicit);
     }
     Ok(integrations)
 }
@@ -269,7 +257,7 @@ pub(super) mod raw {
     /// would hide unknown keys from the warnings.
     macro_rules! integration_entry {
         ($name:ident { $($field:ident: $type:ty,)* }) => {
-            #[derive(Deserialize)]
+            #[derive(Default, Deserialize)]
             #[serde(rename_all = "camelCase")]
             pub(crate) struct $name {
                 $(pub $field: $type,)*

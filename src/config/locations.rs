@@ -62,21 +62,16 @@ pub(super) fn locations(
     sites: &Sites,
     settings: &mut CatalogSettings,
 ) -> Result<LocationsConfig, ConfigError> {
-    let schedule_key = "catalog.locationSchedule";
-    let schedule = match ctx.source.get(schedule_key).filter(|v| !v.is_null()) {
-        Some(value) => ctx
-            .section::<RawSchedule>(schedule_key, value)?
-            .into_schedule(),
-        None => Schedule::default(),
-    };
+    let schedule = ctx
+        .optional::<RawSchedule>("catalog.locationSchedule")?
+        .map_or_else(Schedule::default, RawSchedule::into_schedule);
     let mut config = LocationsConfig {
         locations: Vec::new(),
         schedule,
         registrations: registration_limits(ctx)?,
     };
     let base = "catalog.locations";
-    let source = ctx.source;
-    let Some(value) = source.get(base).filter(|v| !v.is_null()) else {
+    let Some(value) = ctx.set(base) else {
         return Ok(config);
     };
     let Value::Array(items) = value else {

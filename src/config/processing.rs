@@ -15,7 +15,7 @@ const MAX_EXPANDED_SIZE_CAP: usize = 1024 * 1024 * 1024;
 pub(super) fn processing(ctx: &mut Ctx<'_>) -> Result<ProcessingConfig, ConfigError> {
     let base = "catalog.processing";
     let mut config = ProcessingConfig::default();
-    let Some(value) = ctx.source.get(base).filter(|v| !v.is_null()) else {
+    let Some(value) = ctx.set(base) else {
         return Ok(config);
     };
     if !value.is_object() {

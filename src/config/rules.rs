@@ -38,17 +38,11 @@ pub(super) fn catalog_rules(ctx: &mut Ctx<'_>, value: &Value) -> Result<CatalogR
         let allow = allow_list(ctx, &format!("{key}.allow"), rule.get("allow"))?;
         let locations = match rule.get("locations") {
             None | Some(Value::Null) => None,
-            Some(Value::Array(locations)) => {
-                let mut matchers = Vec::with_capacity(locations.len());
-                for (i, location) in locations.iter().enumerate() {
-                    matchers.push(location_matcher(
-                        ctx,
-                        &format!("{key}.locations.{i}"),
-                        location,
-                    )?);
-                }
-                Some(matchers)
-            }
+            Some(Value::Array(locations)) => Some(
+                (locations.iter().enumerate())
+                    .map(|(i, at)| location_matcher(ctx, &format!("{key}.locations.{i}"), at))
+                    .collect::<Result<_, _>>()?,
+            ),
             Some(_) => {
                 return Err(ctx.error(
                     &format!("{key}.locations"),

@@ -162,9 +162,7 @@ impl Locations {
         let existing = self.runner_for(target);
         let exists = existing.is_some() || self.discovered(target);
         if dry_run {
-            let source =
-                LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
-            let run = self.read(&source).await?;
+            let run = self.read(&self.registered_source(target)).await?;
             return Ok(self.registration(target, &run, exists));
         }
         if let Some(runner) = existing {
@@ -188,13 +186,14 @@ impl Locations {
         if registered >= self.limits.max_registered {
             return Err(RegisterError::Full(registered));
         }
-        let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+        let source = self.registered_source(target);
         let run = self.read(&source).await?;
         // Another source's entities would not be served from here: say so
         // rather than answer 201 for entities that never appear.
         self.refuse_held(target, &run, None)?;
         let registration = self.registration(target, &run, false);
-        self.store_registered(source, run).await?;
+        self.store.add_location(&stored(&source)).await?;
+        self.serve(source, run).await;
         tracing::info!(url = target, "location registered");
         Ok(registration)
     }
@@ -236,15 +235,16 @@ impl Locations {
         }
         for location in registered {
             if self.runner_for(&location.target).is_none() {
-                let source = LocationSource::new(
-                    &location.target,
-                    LocationOrigin::Registered,
-                    self.context.clone(),
-                );
+                let source = self.registered_source(&location.target);
                 self.scheduler.add(Arc::new(self.runner(source)));
             }
         }
         Ok(())
+    }
+
+    /// A location registered over HTTP (or to be) at `target`.
+    fn registered_source(&self, target: &str) -> LocationSource {
+        LocationSource::new(target, LocationOrigin::Registered, self.context.clone())
     }
 
     /// A runner for a location source, wired like every other source.
@@ -290,7 +290,11 @@ impl Locations {
     pub(crate) async fn remove(&self, id: &str) -> Result<(), RemoveError> {
         let _writes = self.writes.lock().await;
         let runner = self.registered(id)?;
-        self.drop_registered(id, &runner).await
+        // No run is half-way while the location goes.
+        let _exclusive = runner.exclusive().await;
+        self.store.remove_location(id, runner.id()).await?;
+        self.retire(&runner).await;
+        Ok(())
     }
 
     /// The runner of the location registered over HTTP as `id`; a static or
@@ -313,19 +317,6 @@ impl Locations {
                     None => Missing::Id(id.to_owned()),
                 })
             })
-    }
-
-    /// Drops a registered location, its runner and its entities (hold `writes`).
-    async fn drop_registered(
-        &self,
-        id: &str,
-        runner: &Arc<SourceRunner>,
-    ) -> Result<(), RemoveError> {
-        // No run is half-way while the location goes.
-        let _exclusive = runner.exclusive().await;
-        self.store.remove_location(id, runner.id()).await?;
-        self.retire(runner).await;
-        Ok(())
     }
 
     /// Stops serving a registered location the store no longer holds.
@@ -369,7 +360,7 @@ impl Locations {
             }
             .into());
         }
-        let source = LocationSource::new(target, LocationOrigin::Registered, self.context.clone());
+        let source = self.registered_source(target);
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
         {
@@ -417,17 +408,6 @@ impl Locations {
             held,
         }
         .into())
-    }
-
-    /// Stores a read registered location and serves what it yields.
-    async fn store_registered(
-        &self,
-        source: LocationSource,
-        run: LocationRead,
-    ) -> Result<(), RegisterError> {
-        self.store.add_location(&stored(&source)).await?;
-        self.serve(source, run).await;
-        Ok(())
     }
 
     /// Serves a stored registered location's read.
@@ -479,8 +459,7 @@ impl Locations {
                 (file, Some(slug))
             }
         };
-        let source = LocationSource::new(&file, LocationOrigin::Registered, self.context.clone());
-        match self.read(&source).await {
+        match self.read(&self.registered_source(&file)).await {
             Ok(run) => {
                 let registered = self.known(&file);
                 // The first entity is the generated Location entity.

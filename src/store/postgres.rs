@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 use super::StoreError;
-use super::sql::{Dialect, Migrations, SqlStore, migrator, unreadable};
+use super::sql::{Dialect, Migrations, SqlStore};
 use crate::config::database::{PostgresConnection, PostgresSsl};
 
 /// Notified (with the newest sequence number) after every applied batch.
@@ -160,15 +160,7 @@ impl PostgresStore {
                 target: database.clone(),
                 source,
             })?;
-        migrator(MIGRATIONS)
-            .run(&pool)
-            .await
-            .map_err(|err| unreadable(&database, err.into()))?;
-        Ok(Self {
-            pool,
-            database,
-            dialect: PostgresDialect::default(),
-        })
+        Self::migrated(pool, database, PostgresDialect::default(), MIGRATIONS).await
     }
 
     /// Writes from now on require `identity` to be the recorded leader.

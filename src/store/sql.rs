@@ -97,6 +97,30 @@ pub(super) fn migrator(migrations: Migrations) -> Migrator {
 
 impl<D: Dialect> SqlStore<D>
 where
+    <D::Db as Database>::Connection: sqlx::migrate::Migrate,
+{
+    /// Migrates the opened `pool` (named `database` in messages) and
+    /// serves it.
+    pub(super) async fn migrated(
+        pool: Pool<D::Db>,
+        database: String,
+        dialect: D,
+        migrations: Migrations,
+    ) -> Result<Self, StoreError> {
+        migrator(migrations)
+            .run(&pool)
+            .await
+            .map_err(|err| unreadable(&database, err.into()))?;
+        Ok(Self {
+            pool,
+            database,
+            dialect,
+        })
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     <D::Db as Database>::Arguments: IntoArguments<D::Db>,
     for<'r> &'r str: Encode<'r, D::Db> + Decode<'r, D::Db> + Type<D::Db>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::StoreError;
-use super::sql::{Dialect, Migrations, SqlStore, migrator, unreadable};
+use super::sql::{Dialect, Migrations, SqlStore};
 
 pub(super) const MIGRATIONS: Migrations = &[
     (
@@ -74,21 +74,15 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let target = path.display().to_string();
         let in_memory = target == ":memory:";
+        let open_failed = |source| StoreError::Open {
+            target: target.clone(),
+            source,
+        };
+        // The lock creates the database's directory.
         let lock = if in_memory { None } else { Some(lock(path)?) };
         let options = if in_memory {
-            SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| {
-                StoreError::Open {
-                    target: target.clone(),
-                    source,
-                }
-            })?
+            SqliteConnectOptions::from_str("sqlite::memory:").map_err(open_failed)?
         } else {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                    dir: dir.display().to_string(),
-                    source,
-                })?;
-            }
             SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
@@ -102,21 +96,9 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                target: target.clone(),
-                source,
-            })?;
-        migrator(MIGRATIONS)
-            .run(&pool)
-            .await
-            .map_err(|err| unreadable(&target, err.into()))?;
-        Ok(Self {
-            pool,
-            database: target,
-            dialect: SqliteDialect {
-                lock: Arc::new(parking_lot::Mutex::new(lock)),
-            },
-        })
+            .map_err(open_failed)?;
+        let lock = Arc::new(parking_lot::Mutex::new(lock));
+        Self::migrated(pool, target, SqliteDialect { lock }, MIGRATIONS).await
     }
 }
 
