@@ -234,3 +234,89 @@ async fn the_compose_example_matches_the_daemon() {
     host_ports.dedup();
     assert_eq!(host_ports.len(), 2, "each replica on a port of its own");
 }
+
+/// The Dockerfile's build stage as instructions, continuation lines joined.
+fn build_stage() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"))
+        .expect("Dockerfile exists");
+    let joined = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_dockerfile_stubs_every_target_cargo_declares() {
+    // Its dependency layer, replayed: the COPYs before the stubs, the stubs,
+    // then what `cargo build` first does with the manifests (find every
+    // target of every workspace member).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stage = build_stage();
+    let stubs = stage
+        .iter()
+        .position(|i| i.starts_with("RUN ") && i.contains("mkdir -p src"))
+        .expect("a RUN that stubs the targets");
+    let context = tempfile::tempdir().unwrap();
+    for copy in stage[..stubs]
+        .iter()
+        .filter_map(|i| i.strip_prefix("COPY "))
+    {
+        let parts: Vec<&str> = copy.split_whitespace().collect();
+        let (destination, sources) = parts.split_last().expect("COPY src… dest");
+        for source in sources {
+            let target = if destination.ends_with('/') {
+                context.path().join(destination).join(source)
+            } else {
+                context.path().join(destination)
+            };
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(source), &target)
+                .unwrap_or_else(|e| panic!("COPY {source}: {e}"));
+        }
+    }
+    let run = stage[stubs].strip_prefix("RUN ").unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-ec", run])
+        .current_dir(context.path())
+        .status()
+        .expect("sh runs");
+    assert!(status.success(), "the stub step fails: {run}");
+    let fetch = std::process::Command::new(env!("CARGO"))
+        .args(["fetch", "--offline", "--locked"])
+        .current_dir(context.path())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        fetch.status.success(),
+        "cargo cannot read the stubbed workspace (a target Cargo.toml declares has no stub in the Dockerfile):\n{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+
+    // Then the real sources replace every stubbed directory.
+    for directory in ["src", "benches", "sim"] {
+        assert!(
+            stage
+                .iter()
+                .any(|i| i.starts_with(&format!("COPY {directory} "))),
+            "the Dockerfile copies {directory}"
+        );
+    }
+    // The image is the one the examples run.
+    assert!(
+        std::fs::read_to_string(root.join("Dockerfile"))
+            .unwrap()
+            .contains(&format!("docker build -t {} .", image())),
+        "the Dockerfile's build line tags {}",
+        image()
+    );
+}
