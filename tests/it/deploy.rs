@@ -1,8 +1,9 @@
 //! The deployment examples in `deploy/` match the daemon: the image is this
 //! version's, the command is one the CLI accepts, the config they mount
-//! loads without a warning (every `$file` names a key of the mounted
-//! Secret, every `${VAR}` is set by the Compose file), the ports are the
-//! port the config listens on, and the probe paths are answered.
+//! loads without a warning (every `$file` is under the mounted Secret,
+//! every `${VAR}` is set by the Compose file), the ports are the port the
+//! config listens on, and the probe paths are answered. The Dockerfile's
+//! dependency layer stubs every target the manifests declare.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use bitbucket_catalogd::{Config, DatabaseClient, Environment};
 use clap::Parser;
 use serde_json::Value;
 
-fn image() -> String {
+pub(super) fn image() -> String {
     format!("bitbucket-catalogd:{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -23,13 +24,13 @@ fn deploy(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn documents(path: &str) -> Vec<Value> {
+pub(super) fn documents(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(deploy(path)).expect("example exists");
     serde_saphyr::from_multiple(&text).expect("valid YAML")
 }
 
 /// The config file `args` (after the binary's name) serve.
-fn served_config(args: &Value) -> PathBuf {
+pub(super) fn served_config(args: &Value) -> PathBuf {
     let args: Vec<String> = args
         .as_array()
         .expect("args")
@@ -44,7 +45,7 @@ fn served_config(args: &Value) -> PathBuf {
 }
 
 /// Every `{$file: path}` in a config tree.
-fn file_includes(value: &Value, into: &mut Vec<String>) {
+pub(super) fn file_includes(value: &Value, into: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(path)) = map.get("$file") {
@@ -57,7 +58,7 @@ fn file_includes(value: &Value, into: &mut Vec<String>) {
     }
 }
 
-fn load(text: &str, env: &[(&str, &str)]) -> Config {
+pub(super) fn load(text: &str, env: &[(&str, &str)]) -> Config {
     let (_dir, file) = crate::support::write_config(text);
     let loaded = Config::load(&[file], &Environment::from_pairs(env.iter().copied()))
         .expect("the example's config loads");
@@ -65,7 +66,7 @@ fn load(text: &str, env: &[(&str, &str)]) -> Config {
     loaded.config
 }
 
-async fn assert_answered(paths: &[&str]) {
+pub(super) async fn assert_answered(paths: &[&str]) {
     let app = TestApp::spawn("").await;
     for path in paths {
         assert_eq!(app.get(path).await.status(), 200, "{path}");
@@ -82,12 +83,10 @@ async fn the_kubernetes_example_matches_the_daemon() {
             .unwrap_or_else(|| panic!("a {k}"))
             .clone()
     };
-    let (config_map, secret, deployment, service) = (
-        kind("ConfigMap"),
-        kind("Secret"),
-        kind("Deployment"),
-        kind("Service"),
-    );
+    let (config_map, deployment, service) =
+        (kind("ConfigMap"), kind("Deployment"), kind("Service"));
+    // The Secret is the operator's (`kubectl create secret`): named, never shipped with placeholders.
+    assert!(docs.iter().all(|d| d["kind"] != "Secret"));
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["image"], image().as_str());
@@ -129,20 +128,23 @@ async fn the_kubernetes_example_matches_the_daemon() {
         .to_owned();
 
     // Every $file is a key of the Secret, where it is mounted.
-    let secret_dir = mount_of("secret", &secret["metadata"]["name"]);
+    let secret_name = volumes
+        .values()
+        .find_map(|v| v["secret"]["secretName"].as_str())
+        .expect("a Secret is mounted")
+        .to_owned();
+    let secret_dir = mount_of("secret", &Value::from(secret_name));
     let tree: Value = serde_saphyr::from_str(&text).expect("config YAML");
     let mut includes = Vec::new();
     file_includes(&tree, &mut includes);
     assert!(includes.len() >= 3, "{includes:?}");
     let mounted = tempfile::tempdir().unwrap();
+    let secret_value = |key: &str| format!("{key}-0123456789abcdef0123456789");
     for include in &includes {
         let key = include
             .strip_prefix(&format!("{secret_dir}/"))
             .unwrap_or_else(|| panic!("{include} is not under the Secret's mount {secret_dir}"));
-        let value = secret["stringData"][key]
-            .as_str()
-            .unwrap_or_else(|| panic!("the Secret has no key {key}"));
-        std::fs::write(mounted.path().join(key), value).unwrap();
+        std::fs::write(mounted.path().join(key), secret_value(key)).unwrap();
     }
     text = text.replace(&secret_dir, &mounted.path().display().to_string());
     let config = load(&text, &[]);
@@ -150,7 +152,7 @@ async fn the_kubernetes_example_matches_the_daemon() {
     let postgres = config.backend.database.postgres.as_ref().expect("pg");
     assert_eq!(
         postgres.password.as_ref().map(|p| p.expose()),
-        secret["stringData"]["postgres-password"].as_str()
+        Some(secret_value("postgres-password").as_str())
     );
 
     // One port: the one the config listens on, probed and served.
