@@ -45,7 +45,7 @@ pub(super) fn served_config(args: &Value) -> PathBuf {
 }
 
 /// Every `{$file: path}` in a config tree.
-pub(super) fn file_includes(value: &Value, into: &mut Vec<String>) {
+fn file_includes(value: &Value, into: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(path)) = map.get("$file") {
@@ -58,7 +58,7 @@ pub(super) fn file_includes(value: &Value, into: &mut Vec<String>) {
     }
 }
 
-pub(super) fn load(text: &str, env: &[(&str, &str)]) -> Config {
+fn load(text: &str, env: &[(&str, &str)]) -> Config {
     let (_dir, file) = crate::support::write_config(text);
     let loaded = Config::load(&[file], &Environment::from_pairs(env.iter().copied()))
         .expect("the example's config loads");
@@ -66,7 +66,30 @@ pub(super) fn load(text: &str, env: &[(&str, &str)]) -> Config {
     loaded.config
 }
 
-pub(super) async fn assert_answered(paths: &[&str]) {
+/// What a test Secret holds under `key` (a token the daemon accepts).
+fn secret_value(key: &str) -> String {
+    format!("{key}-0123456789abcdef0123456789")
+}
+
+/// Loads a config whose `$file`s must all be keys of the Secret mounted at
+/// `secret_dir`, each holding [`secret_value`]; returns it and how many
+/// `$file`s it has.
+pub(super) fn load_with_secret(text: &str, secret_dir: &str) -> (Config, usize) {
+    let tree: Value = serde_saphyr::from_str(text).expect("config YAML");
+    let mut includes = Vec::new();
+    file_includes(&tree, &mut includes);
+    let mounted = tempfile::tempdir().unwrap();
+    for include in &includes {
+        let key = include
+            .strip_prefix(&format!("{secret_dir}/"))
+            .unwrap_or_else(|| panic!("{include} is not under the Secret's mount {secret_dir}"));
+        std::fs::write(mounted.path().join(key), secret_value(key)).unwrap();
+    }
+    let text = text.replace(secret_dir, &mounted.path().display().to_string());
+    (load(&text, &[]), includes.len())
+}
+
+async fn assert_answered(paths: &[&str]) {
     let app = TestApp::spawn("").await;
     for path in paths {
         assert_eq!(app.get(path).await.status(), 200, "{path}");
@@ -122,7 +145,7 @@ async fn the_kubernetes_example_matches_the_daemon() {
     let config_dir = mount_of("configMap", &config_map["metadata"]["name"]);
     assert_eq!(config_path.parent(), Some(Path::new(&config_dir)));
     let file_name = config_path.file_name().unwrap().to_str().unwrap();
-    let mut text = config_map["data"][file_name]
+    let text = config_map["data"][file_name]
         .as_str()
         .expect("the ConfigMap holds the served file")
         .to_owned();
@@ -134,20 +157,8 @@ async fn the_kubernetes_example_matches_the_daemon() {
         .expect("a Secret is mounted")
         .to_owned();
     let secret_dir = mount_of("secret", &Value::from(secret_name));
-    let tree: Value = serde_saphyr::from_str(&text).expect("config YAML");
-    let mut includes = Vec::new();
-    file_includes(&tree, &mut includes);
-    assert!(includes.len() >= 3, "{includes:?}");
-    let mounted = tempfile::tempdir().unwrap();
-    let secret_value = |key: &str| format!("{key}-0123456789abcdef0123456789");
-    for include in &includes {
-        let key = include
-            .strip_prefix(&format!("{secret_dir}/"))
-            .unwrap_or_else(|| panic!("{include} is not under the Secret's mount {secret_dir}"));
-        std::fs::write(mounted.path().join(key), secret_value(key)).unwrap();
-    }
-    text = text.replace(&secret_dir, &mounted.path().display().to_string());
-    let config = load(&text, &[]);
+    let (config, includes) = load_with_secret(&text, &secret_dir);
+    assert!(includes >= 3, "{includes} $file includes");
     assert_eq!(config.backend.database.client, DatabaseClient::Pg);
     let postgres = config.backend.database.postgres.as_ref().expect("pg");
     assert_eq!(

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::deploy::{file_includes, image, load, served_config};
+use super::deploy::{image, load_with_secret, served_config};
 use bitbucket_catalogd::DatabaseClient;
 
 fn root() -> &'static Path {
@@ -99,7 +99,7 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
-/// The config the Deployment serves loads in the daemon, its `$file`s all under the Secret's mount.
+/// The config the Deployment serves, loaded by the daemon with its `$file`s all under the Secret's mount.
 fn assert_config_loads(docs: &[Value], variant: &str) -> bitbucket_catalogd::Config {
     let deployment = of_kind(docs, "Deployment")[0];
     let pod = &deployment["spec"]["template"]["spec"];
@@ -107,7 +107,7 @@ fn assert_config_loads(docs: &[Value], variant: &str) -> bitbucket_catalogd::Con
     let served = served_config(&container["args"]);
     let config_map = of_kind(docs, "ConfigMap")[0];
     let file_name = served.file_name().unwrap().to_str().unwrap();
-    let mut text = config_map["data"][file_name]
+    let text = config_map["data"][file_name]
         .as_str()
         .unwrap_or_else(|| panic!("{variant}: the ConfigMap holds {file_name}"))
         .to_owned();
@@ -119,22 +119,7 @@ fn assert_config_loads(docs: &[Value], variant: &str) -> bitbucket_catalogd::Con
         .and_then(|m| m["mountPath"].as_str())
         .expect("the Secret is mounted")
         .to_owned();
-    let tree: Value = serde_saphyr::from_str(&text).expect("config YAML");
-    let mut includes = Vec::new();
-    file_includes(&tree, &mut includes);
-    let mounted = tempfile::tempdir().unwrap();
-    for include in &includes {
-        let key = include
-            .strip_prefix(&format!("{secret_mount}/"))
-            .unwrap_or_else(|| panic!("{variant}: {include} is not under {secret_mount}"));
-        std::fs::write(
-            mounted.path().join(key),
-            format!("{key}-0123456789abcdef0123456789"),
-        )
-        .unwrap();
-    }
-    text = text.replace(&secret_mount, &mounted.path().display().to_string());
-    load(&text, &[])
+    load_with_secret(&text, &secret_mount).0
 }
 
 #[test]
