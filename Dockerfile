@@ -53,6 +53,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/bitbucket-catalogd /usr/local/bin/bitbucket-catalogd
 COPY config/app-config.yaml /app/config/app-config.yaml
+COPY LICENSE /usr/share/doc/bitbucket-catalogd/LICENSE
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 VOLUME ["/app/data"]
