@@ -198,13 +198,23 @@ fn install_packed(module: &Path) -> PathBuf {
         .find(|p| p.extension().is_some_and(|e| e == "tgz"))
         .expect("npm pack wrote a tarball");
 
-    run(
-        Command::new("cp")
-            .args(["-al"])
-            .arg(module.join("node_modules"))
-            .arg(backend.join("node_modules")),
-        "hard-linking the installed packages",
-    );
+    // Hard links when the target directory shares the file system, else a copy.
+    let linked = Command::new("cp")
+        .arg("-al")
+        .arg(module.join("node_modules"))
+        .arg(backend.join("node_modules"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !linked {
+        let _ = fs::remove_dir_all(backend.join("node_modules"));
+        run(
+            Command::new("cp")
+                .arg("-a")
+                .arg(module.join("node_modules"))
+                .arg(backend.join("node_modules")),
+            "copying the installed packages",
+        );
+    }
     for file in ["package-lock.json", ".npmrc"] {
         fs::copy(module.join(file), backend.join(file)).expect("copies the lock file");
     }
@@ -267,7 +277,8 @@ struct Backend {
     child: Child,
     url: String,
     log: PathBuf,
-    database: PgDatabase,
+    /// Taken by [`Backend::stop`], which drops it.
+    database: Option<PgDatabase>,
     http: reqwest::Client,
 }
 
@@ -298,10 +309,10 @@ impl Backend {
             url: format!("http://127.0.0.1:{port}"),
             log,
             // Backstage names the catalog's database `<prefix>catalog`.
-            database: PgDatabase {
+            database: Some(PgDatabase {
                 url: format!("{POSTGRES}/{}_catalog", database.name),
                 name: format!("{}_catalog", database.name),
-            },
+            }),
             http: reqwest::Client::new(),
         }
     }
@@ -351,6 +362,16 @@ impl Backend {
     async fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.database.drop_database().await;
+        if let Some(database) = self.database.take() {
+            database.drop_database().await;
+        }
+    }
+}
+
+/// A failed assertion leaves no Backstage running.
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
