@@ -67,10 +67,12 @@ test('the declared schema accepts both forms and rejects the mistakes', async ()
   for (const bad of [{ main: { token: 't' } }, { main: url }, { baseUrl: url, waitSeconds: 60 }]) {
     assert.throws(() => check(bad), /catalogd/, JSON.stringify(bad));
   }
-  // The token is a secret: Backstage redacts it from its logs.
-  const [secrets] = schema.process([{ data: { ...base, catalog: { providers: { catalogd: { baseUrl: url, token: 's3cret' } } } }, context: 'test' }], {
-    visibility: ['secret'],
-  });
-  assert.match(JSON.stringify(secrets.data), /s3cret/);
-  assert.doesNotMatch(JSON.stringify(secrets.data), /bitbucket-catalogd:7007/);
+  // The token is a secret in either form: Backstage redacts it from its logs.
+  for (const catalogd of [{ baseUrl: url, token: 's3cret' }, { main: { baseUrl: url, token: 's3cret' } }]) {
+    const [secrets] = schema.process([{ data: { ...base, catalog: { providers: { catalogd } } }, context: 'test' }], {
+      visibility: ['secret'],
+    });
+    assert.match(JSON.stringify(secrets.data), /s3cret/);
+    assert.doesNotMatch(JSON.stringify(secrets.data), /bitbucket-catalogd:7007/);
+  }
 });
