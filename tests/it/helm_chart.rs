@@ -259,6 +259,7 @@ fn every_variant_renders_lints_and_passes_strict_validation() {
 fn deploy_kubernetes_is_the_chart_rendered() {
     let dir = root().join("deploy/kubernetes");
     let rendered = render(&[dir.join("values.yaml")]);
+    validate_strictly(&rendered, "deploy-kubernetes");
     let file = std::fs::read_to_string(dir.join("bitbucket-catalogd.yaml")).unwrap();
     let (header, body) = file.split_at(file.find("---").expect("manifests"));
     assert!(
