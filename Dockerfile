@@ -1,6 +1,6 @@
 # bitbucket-catalogd: a static-ish Rust binary on Debian slim.
 #
-# Build:   docker build -t bitbucket-catalogd .
+# Build:   docker build -t bitbucket-catalogd:0.1.0 .
 # Behind a TLS-intercepting proxy (corporate CA), the build stage must trust
 # that CA to fetch crates: put its PEM next to this file and add, right
 # after the first FROM,
@@ -13,15 +13,17 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 
 # Dependencies in their own layer: a change to our code rebuilds only our
-# crate. Cargo needs every workspace member's targets to exist, so they are
-# stubbed here and replaced below.
+# crate. Cargo needs every target the manifests declare to exist, so each is
+# stubbed here (the bench list is read from Cargo.toml, so a new bench needs
+# no edit) and replaced below; tests/it/deploy.rs runs this step against
+# the manifests.
 COPY Cargo.toml Cargo.lock ./
 COPY sim/Cargo.toml sim/Cargo.toml
 RUN mkdir -p src sim/src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > sim/src/main.rs && touch sim/src/lib.rs \
- && for bench in parse api discovery fill change pacing webhook backstage; do echo 'fn main() {}' > "benches/$bench.rs"; done \
- && cargo build --release --locked --bin bitbucket-catalogd \
+ && for bench in $(awk '/^\[\[bench\]\]/ {b = 1; next} b && /^name *=/ {gsub(/^name *= *"|"$/, ""); print; b = 0}' Cargo.toml); do echo 'fn main() {}' > "benches/$bench.rs"; done
+RUN cargo build --release --locked --bin bitbucket-catalogd \
  && rm -rf src sim/src benches
 
 COPY src ./src
@@ -51,6 +53,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/bitbucket-catalogd /usr/local/bin/bitbucket-catalogd
 COPY config/app-config.yaml /app/config/app-config.yaml
+COPY LICENSE /usr/share/doc/bitbucket-catalogd/LICENSE
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 VOLUME ["/app/data"]

@@ -1,8 +1,9 @@
 //! The deployment examples in `deploy/` match the daemon: the image is this
 //! version's, the command is one the CLI accepts, the config they mount
-//! loads without a warning (every `$file` names a key of the mounted
-//! Secret, every `${VAR}` is set by the Compose file), the ports are the
-//! port the config listens on, and the probe paths are answered.
+//! loads without a warning (every `$file` is under the mounted Secret,
+//! every `${VAR}` is set by the Compose file), the ports are the port the
+//! config listens on, and the probe paths are answered. The Dockerfile's
+//! dependency layer stubs every target the manifests declare.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use bitbucket_catalogd::{Config, DatabaseClient, Environment};
 use clap::Parser;
 use serde_json::Value;
 
-fn image() -> String {
+pub(super) fn image() -> String {
     format!("bitbucket-catalogd:{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -23,13 +24,13 @@ fn deploy(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn documents(path: &str) -> Vec<Value> {
+pub(super) fn documents(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(deploy(path)).expect("example exists");
     serde_saphyr::from_multiple(&text).expect("valid YAML")
 }
 
 /// The config file `args` (after the binary's name) serve.
-fn served_config(args: &Value) -> PathBuf {
+pub(super) fn served_config(args: &Value) -> PathBuf {
     let args: Vec<String> = args
         .as_array()
         .expect("args")
@@ -65,6 +66,29 @@ fn load(text: &str, env: &[(&str, &str)]) -> Config {
     loaded.config
 }
 
+/// What a test Secret holds under `key` (a token the daemon accepts).
+fn secret_value(key: &str) -> String {
+    format!("{key}-0123456789abcdef0123456789")
+}
+
+/// Loads a config whose `$file`s must all be keys of the Secret mounted at
+/// `secret_dir`, each holding [`secret_value`]; returns it and how many
+/// `$file`s it has.
+pub(super) fn load_with_secret(text: &str, secret_dir: &str) -> (Config, usize) {
+    let tree: Value = serde_saphyr::from_str(text).expect("config YAML");
+    let mut includes = Vec::new();
+    file_includes(&tree, &mut includes);
+    let mounted = tempfile::tempdir().unwrap();
+    for include in &includes {
+        let key = include
+            .strip_prefix(&format!("{secret_dir}/"))
+            .unwrap_or_else(|| panic!("{include} is not under the Secret's mount {secret_dir}"));
+        std::fs::write(mounted.path().join(key), secret_value(key)).unwrap();
+    }
+    let text = text.replace(secret_dir, &mounted.path().display().to_string());
+    (load(&text, &[]), includes.len())
+}
+
 async fn assert_answered(paths: &[&str]) {
     let app = TestApp::spawn("").await;
     for path in paths {
@@ -82,12 +106,10 @@ async fn the_kubernetes_example_matches_the_daemon() {
             .unwrap_or_else(|| panic!("a {k}"))
             .clone()
     };
-    let (config_map, secret, deployment, service) = (
-        kind("ConfigMap"),
-        kind("Secret"),
-        kind("Deployment"),
-        kind("Service"),
-    );
+    let (config_map, deployment, service) =
+        (kind("ConfigMap"), kind("Deployment"), kind("Service"));
+    // The Secret is the operator's (`kubectl create secret`): named, never shipped with placeholders.
+    assert!(docs.iter().all(|d| d["kind"] != "Secret"));
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["image"], image().as_str());
@@ -123,34 +145,25 @@ async fn the_kubernetes_example_matches_the_daemon() {
     let config_dir = mount_of("configMap", &config_map["metadata"]["name"]);
     assert_eq!(config_path.parent(), Some(Path::new(&config_dir)));
     let file_name = config_path.file_name().unwrap().to_str().unwrap();
-    let mut text = config_map["data"][file_name]
+    let text = config_map["data"][file_name]
         .as_str()
         .expect("the ConfigMap holds the served file")
         .to_owned();
 
     // Every $file is a key of the Secret, where it is mounted.
-    let secret_dir = mount_of("secret", &secret["metadata"]["name"]);
-    let tree: Value = serde_saphyr::from_str(&text).expect("config YAML");
-    let mut includes = Vec::new();
-    file_includes(&tree, &mut includes);
-    assert!(includes.len() >= 3, "{includes:?}");
-    let mounted = tempfile::tempdir().unwrap();
-    for include in &includes {
-        let key = include
-            .strip_prefix(&format!("{secret_dir}/"))
-            .unwrap_or_else(|| panic!("{include} is not under the Secret's mount {secret_dir}"));
-        let value = secret["stringData"][key]
-            .as_str()
-            .unwrap_or_else(|| panic!("the Secret has no key {key}"));
-        std::fs::write(mounted.path().join(key), value).unwrap();
-    }
-    text = text.replace(&secret_dir, &mounted.path().display().to_string());
-    let config = load(&text, &[]);
+    let secret_name = volumes
+        .values()
+        .find_map(|v| v["secret"]["secretName"].as_str())
+        .expect("a Secret is mounted")
+        .to_owned();
+    let secret_dir = mount_of("secret", &Value::from(secret_name));
+    let (config, includes) = load_with_secret(&text, &secret_dir);
+    assert!(includes >= 3, "{includes} $file includes");
     assert_eq!(config.backend.database.client, DatabaseClient::Pg);
     let postgres = config.backend.database.postgres.as_ref().expect("pg");
     assert_eq!(
         postgres.password.as_ref().map(|p| p.expose()),
-        secret["stringData"]["postgres-password"].as_str()
+        Some(secret_value("postgres-password").as_str())
     );
 
     // One port: the one the config listens on, probed and served.
@@ -233,4 +246,90 @@ async fn the_compose_example_matches_the_daemon() {
     }
     host_ports.dedup();
     assert_eq!(host_ports.len(), 2, "each replica on a port of its own");
+}
+
+/// The Dockerfile's build stage as instructions, continuation lines joined.
+fn build_stage() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"))
+        .expect("Dockerfile exists");
+    let joined = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_dockerfile_stubs_every_target_cargo_declares() {
+    // Its dependency layer, replayed: the COPYs before the stubs, the stubs,
+    // then what `cargo build` first does with the manifests (find every
+    // target of every workspace member).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stage = build_stage();
+    let stubs = stage
+        .iter()
+        .position(|i| i.starts_with("RUN ") && i.contains("mkdir -p src"))
+        .expect("a RUN that stubs the targets");
+    let context = tempfile::tempdir().unwrap();
+    for copy in stage[..stubs]
+        .iter()
+        .filter_map(|i| i.strip_prefix("COPY "))
+    {
+        let parts: Vec<&str> = copy.split_whitespace().collect();
+        let (destination, sources) = parts.split_last().expect("COPY src… dest");
+        for source in sources {
+            let target = if destination.ends_with('/') {
+                context.path().join(destination).join(source)
+            } else {
+                context.path().join(destination)
+            };
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(source), &target)
+                .unwrap_or_else(|e| panic!("COPY {source}: {e}"));
+        }
+    }
+    let run = stage[stubs].strip_prefix("RUN ").unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-ec", run])
+        .current_dir(context.path())
+        .status()
+        .expect("sh runs");
+    assert!(status.success(), "the stub step fails: {run}");
+    let fetch = std::process::Command::new(env!("CARGO"))
+        .args(["fetch", "--offline", "--locked"])
+        .current_dir(context.path())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        fetch.status.success(),
+        "cargo cannot read the stubbed workspace (a target Cargo.toml declares has no stub in the Dockerfile):\n{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+
+    // Then the real sources replace every stubbed directory.
+    for directory in ["src", "benches", "sim"] {
+        assert!(
+            stage
+                .iter()
+                .any(|i| i.starts_with(&format!("COPY {directory} "))),
+            "the Dockerfile copies {directory}"
+        );
+    }
+    // The image is the one the examples run.
+    assert!(
+        std::fs::read_to_string(root.join("Dockerfile"))
+            .unwrap()
+            .contains(&format!("docker build -t {} .", image())),
+        "the Dockerfile's build line tags {}",
+        image()
+    );
 }

@@ -19,6 +19,7 @@ mod cloud_sim;
 mod config;
 mod deploy;
 mod hardening;
+mod helm_chart;
 mod locations;
 mod persistence;
 mod postgres;

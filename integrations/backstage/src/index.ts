@@ -1,26 +1,22 @@
 /**
  * A catalog module for Backstage's new backend system that ingests the
  * entities of one or more bitbucket-catalogd daemons through their change
- * feed. Configure it under `catalog.providers.catalogd`:
- *
- * ```yaml
- * catalog:
- *   providers:
- *     catalogd:
- *       main:
- *         baseUrl: http://bitbucket-catalogd:7007
- *         token: ${CATALOGD_TOKEN}   # optional
- * ```
+ * feed. Configure it under `catalog.providers.catalogd`, as one provider
+ * (`baseUrl`, id `default`) or a map of ids (`<id>.baseUrl`); see
+ * `config.d.ts`.
  */
 import {
   coreServices,
   createBackendModule,
 } from '@backstage/backend-plugin-api';
 import { catalogProcessingExtensionPoint } from '@backstage/plugin-catalog-node';
+import { CONFIG_ROOT, readProviderConfigs } from './config';
 import { CatalogdEntityProvider } from './provider';
 
 export { CatalogdEntityProvider } from './provider';
 export { readFeed, FeedGoneError } from './feed';
+export { readProviderConfigs, CatalogdConfigError } from './config';
+export type { CatalogdProviderConfig } from './config';
 
 export const catalogModuleCatalogd = createBackendModule({
   pluginId: 'catalog',
@@ -34,20 +30,14 @@ export const catalogModuleCatalogd = createBackendModule({
         lifecycle: coreServices.lifecycle,
       },
       async init({ catalog, config, logger, lifecycle }) {
-        const section = config.getOptionalConfig('catalog.providers.catalogd');
-        if (!section) {
-          logger.warn('catalog.providers.catalogd is not configured; no daemon is followed');
+        // Throws on a mistake, naming the key: Backstage's start-up stops with that message.
+        const providers = readProviderConfigs(config);
+        if (providers.length === 0) {
+          logger.warn(`${CONFIG_ROOT} is not configured; no daemon is followed`);
           return;
         }
-        for (const id of section.keys()) {
-          const entry = section.getConfig(id);
-          const provider = new CatalogdEntityProvider({
-            id,
-            baseUrl: entry.getString('baseUrl'),
-            token: entry.getOptionalString('token'),
-            waitSeconds: entry.getOptionalNumber('waitSeconds'),
-            logger,
-          });
+        for (const entry of providers) {
+          const provider = new CatalogdEntityProvider({ ...entry, logger });
           catalog.addEntityProvider(provider);
           lifecycle.addShutdownHook(() => provider.stop());
         }
