@@ -55,6 +55,16 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     cloud_repos_per_project: usize,
 
+    /// Fraction of repositories that are monorepos (nested catalog files and decoys).
+    #[arg(long, default_value_t = 0.0)]
+    monorepo_ratio: f64,
+    /// Nested catalog files per monorepo: MIN,MAX.
+    #[arg(long, value_parser = parse_range, default_value = "100,300")]
+    monorepo_files: (usize, usize),
+    /// Fraction of repositories with a .bitbucket/CODEOWNERS file.
+    #[arg(long, default_value_t = 0.0)]
+    codeowners_ratio: f64,
+
     /// Server cap on `limit`.
     #[arg(long, default_value_t = 1000)]
     max_page_size: usize,
@@ -101,6 +111,9 @@ struct Cli {
     code_search_repeat: usize,
     #[arg(long, default_value_t = 1000)]
     code_search_max_results: usize,
+    /// Code search results in a new (seeded) order each time a query starts again.
+    #[arg(long)]
+    code_search_unstable_order: bool,
 
     /// Require `Authorization: Bearer TOKEN` (repeatable; any listed credential works).
     #[arg(long = "token", value_name = "TOKEN")]
@@ -121,6 +134,12 @@ fn parse_basic(value: &str) -> Result<(String, String), String> {
         .filter(|(user, _)| !user.is_empty())
         .map(|(u, p)| (u.to_owned(), p.to_owned()))
         .ok_or_else(|| "expected USER:PASSWORD".to_owned())
+}
+
+fn parse_range(value: &str) -> Result<(usize, usize), String> {
+    let (least, most) = value.split_once(',').ok_or("expected MIN,MAX")?;
+    let number = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((number(least)?, number(most)?))
 }
 
 fn parse_mix(value: &str) -> Result<FileMix, String> {
@@ -163,6 +182,9 @@ impl Cli {
                 cloud_workspace: self.cloud_workspace,
                 cloud_projects: self.cloud_projects,
                 cloud_repos_per_project: self.cloud_repos_per_project,
+                monorepo_ratio: self.monorepo_ratio,
+                monorepo_files: self.monorepo_files,
+                codeowners_ratio: self.codeowners_ratio,
             },
             server: ServerOptions {
                 max_page_size: self.max_page_size,
@@ -191,6 +213,7 @@ impl Cli {
                     disabled_status: self.code_search_disabled_status,
                     repeat_per_page: self.code_search_repeat,
                     max_results: self.code_search_max_results,
+                    unstable_order: self.code_search_unstable_order,
                 },
             },
             auth: AuthConfig {
