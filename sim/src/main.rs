@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bitbucket_sim::{
-    AuthConfig, Behaviour, CloudOptions, CodeSearch, DatasetConfig, Faults, FileMix, RateLimit,
-    ServerOptions, SimConfig, Simulator,
+    AuthConfig, Behaviour, CloudOptions, CodeSearch, DatasetConfig, DatasetSummary, Faults,
+    FileMix, RateLimit, ServerOptions, SimConfig, Simulator,
 };
 use clap::Parser;
 
@@ -225,6 +225,24 @@ impl Cli {
     }
 }
 
+/// The monorepo and code owners line of the banner; empty when both are off.
+fn estate_line(s: &DatasetSummary) -> String {
+    if s.server_monorepos + s.cloud_monorepos + s.server_codeowners + s.cloud_codeowners == 0 {
+        return String::new();
+    }
+    format!(
+        "real estate: Server {sm} monorepos, {sf} files matching **/catalog-info.yaml ({se} entities), {sc} CODEOWNERS; Cloud {cm} monorepos, {cf} files ({ce} entities), {cc} CODEOWNERS\n",
+        sm = s.server_monorepos,
+        sf = s.server_glob_files,
+        se = s.server_glob_entities,
+        sc = s.server_codeowners,
+        cm = s.cloud_monorepos,
+        cf = s.cloud_glob_files,
+        ce = s.cloud_glob_entities,
+        cc = s.cloud_codeowners,
+    )
+}
+
 fn banner(sim: &Simulator) -> String {
     let d = sim.dataset();
     let s = d.summary();
@@ -239,7 +257,7 @@ fn banner(sim: &Simulator) -> String {
     format!(
         "bitbucket-sim listening on {base}\n  Server REST 1.0  {server}\n  Cloud REST 2.0   {cloud}  (workspace {ws})\n  stats            {base}/__sim/stats  (reset: POST {base}/__sim/stats/reset)\n\
          data set (seed {seed}): {projects} projects + {personal} personal, {repos} repos ({archived} archived), {files} catalog files {kinds:?}, {entities} entities ({tree} following Locations); Cloud: {cprojects} projects, {crepos} repos, {centities} entities\n\
-         minimum requests for one Server discovery: {minimum} ({pages} listing pages at limit {limit} + one file read per repo)\n\n\
+         minimum requests for one Server discovery: {minimum} ({pages} listing pages at limit {limit} + one file read per repo)\n{estate}\n\
          # app-config.yaml for bitbucket-catalogd:\n{snippet}",
         server = sim.server_api_base(),
         cloud = sim.cloud_api_base(),
@@ -265,6 +283,7 @@ fn banner(sim: &Simulator) -> String {
             config.server.list_personal_projects
         ),
         limit = config.server.max_page_size,
+        estate = estate_line(&s),
         snippet = sim.app_config_snippet(),
     )
 }
