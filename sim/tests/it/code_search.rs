@@ -21,8 +21,8 @@ fn config() -> SimConfig {
     }
 }
 
-fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&str>) -> String {
-    let query = format!("\"catalog-info.yaml\" path:/catalog-info.yaml project:{project}");
+/// The workspace's code search URL for `query`.
+fn query_url(sim: &Simulator, query: &str, pagelen: usize) -> url::Url {
     let mut url = url::Url::parse(&format!(
         "{}/workspaces/{}/search/code",
         sim.cloud_api_base(),
@@ -30,8 +30,14 @@ fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&st
     ))
     .expect("url");
     url.query_pairs_mut()
-        .append_pair("search_query", &query)
+        .append_pair("search_query", query)
         .append_pair("pagelen", &pagelen.to_string());
+    url
+}
+
+fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&str>) -> String {
+    let query = format!("\"catalog-info.yaml\" path:/catalog-info.yaml project:{project}");
+    let mut url = query_url(sim, &query, pagelen);
     if let Some(fields) = fields {
         url.query_pairs_mut().append_pair("fields", fields);
     }
@@ -241,15 +247,7 @@ fn capped(unstable_order: bool) -> SimConfig {
 }
 
 async fn walk(c: &reqwest::Client, sim: &Simulator, query: &str) -> (Vec<String>, Value) {
-    let mut url = url::Url::parse(&format!(
-        "{}/workspaces/{}/search/code",
-        sim.cloud_api_base(),
-        sim.cloud_workspace()
-    ))
-    .expect("url");
-    url.query_pairs_mut()
-        .append_pair("search_query", query)
-        .append_pair("pagelen", "25");
+    let url = query_url(sim, query, 25);
     let (values, pages) = cloud_all(c, url.as_str()).await;
     let files = values
         .iter()
