@@ -149,21 +149,23 @@ fn monorepo_files(rng: &mut Rng, (least, most): (usize, usize), at: &Place<'_>, 
 fn codeowners(rng: &mut Rng, cloud_workspace: Option<&str>) -> (String, CodeOwners) {
     let team = format!("team-{}", rng.below(12) + 1);
     let user = format!("user{}", rng.below(40) + 1);
-    let group_token = match cloud_workspace {
-        Some(ws) => format!("@{ws}/{team}"),
-        None => format!("@@{team}"),
+    let group_of = |name: &str| match cloud_workspace {
+        Some(ws) => format!("@{ws}/{name}"),
+        None => format!("@@{name}"),
     };
+    let (group_token, writers, old_owners) =
+        (group_of(&team), group_of("writers"), group_of("old-owners"));
     let header = "# Code owners, read by Bitbucket for reviewers.\n";
     let group = CodeOwners::Owner(format!("group:default/{team}"));
     match rng.below(5) {
         0 => (format!("{header}* {group_token}\n/docs/ @{user}\n"), group),
         1 => (
-            format!("{header}*   @{user}   # the maintainer\n*.md @@writers\n"),
+            format!("{header}*   @{user}   # the maintainer\n*.md {writers}\n"),
             CodeOwners::Owner(format!("user:default/{user}")),
         ),
         // The last `*` rule wins over the first.
         2 => (
-            format!("{header}* @@old-owners\n/src/ @{user}\n* {group_token}\n"),
+            format!("{header}* {old_owners}\n/src/ @{user}\n* {group_token}\n"),
             group,
         ),
         // No `*` rule: nobody owns the repository as a whole.
