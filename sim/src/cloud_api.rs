@@ -11,7 +11,6 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::cloud_content;
 use crate::dataset::{CloudProject, Dataset, Repo};
 use crate::fields::Fields;
 use crate::respond::{ApiError, Params, json};
@@ -24,7 +23,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/workspaces/{ws}/projects", get(projects))
         .route("/repositories/{ws}", get(repositories))
         .route("/workspaces/{ws}/search/code", get(code_search))
-        .merge(cloud_content::routes())
 }
 
 pub(crate) struct Paging {

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::config::DatasetConfig;
-use crate::dataset::{ComponentSpec, Style, component_yaml, entity_ref};
+use crate::entity_yaml::{ComponentSpec, Style, component_yaml, entity_ref};
 use crate::rng::Rng;
 
 /// Where Bitbucket (Data Center 8+ and Cloud) reads code owners.

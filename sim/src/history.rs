@@ -5,10 +5,8 @@
 //! only what to restore to step back to it, so an edit costs the paths it
 //! touched, and at most [`HISTORY_DEPTH`] past commits are kept.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
-use crate::dataset::Repo;
 use crate::rng::{fnv1a, mix};
 
 /// Past commits a repository keeps. An older one answers 404, as a commit
@@ -18,15 +16,15 @@ pub const HISTORY_DEPTH: usize = 32;
 /// The past commits of one repository, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    past: VecDeque<PastCommit>,
+    pub(crate) past: VecDeque<PastCommit>,
 }
 
 #[derive(Debug, Clone)]
-struct PastCommit {
-    hash: String,
+pub(crate) struct PastCommit {
+    pub(crate) hash: String,
     /// The paths the next newer commit changed, with what they held here
     /// (`None`: absent).
-    undo: Vec<(String, Option<String>)>,
+    pub(crate) undo: Vec<(String, Option<String>)>,
 }
 
 /// A commit of a repository the simulator still knows.
@@ -71,111 +69,8 @@ pub(crate) fn next_commit(commit: &str, edits: &[(String, Option<String>)]) -> S
 }
 
 /// Whether `at` names `hash`: in full or abbreviated to at least 7 digits.
-fn names_commit(hash: &str, at: &str) -> bool {
+pub(crate) fn names_commit(hash: &str, at: &str) -> bool {
     at.len() >= 7 && hash.starts_with(&at.to_lowercase())
-}
-
-impl Repo {
-    /// The commit `at` names: the default branch (`main`, `refs/heads/main`),
-    /// the head commit or a kept past one (full or ≥ 7 digits).
-    pub(crate) fn resolve(&self, at: &str) -> Option<Revision> {
-        let at = at.trim();
-        if at == self.default_branch
-            || at.strip_prefix("refs/heads/") == Some(self.default_branch.as_str())
-            || names_commit(&self.commit, at)
-        {
-            return Some(Revision::Head);
-        }
-        self.history
-            .past
-            .iter()
-            .rposition(|c| names_commit(&c.hash, at))
-            .map(Revision::Past)
-    }
-
-    /// The full hash of a revision.
-    pub(crate) fn hash_of(&self, rev: Revision) -> &str {
-        match rev {
-            Revision::Head => &self.commit,
-            Revision::Past(i) => self.history.past.get(i).map_or("", |c| c.hash.as_str()),
-        }
-    }
-
-    /// The commit before `rev`, when still kept.
-    pub(crate) fn parent(&self, rev: Revision) -> Option<Revision> {
-        match rev {
-            Revision::Head => self.history.past.len().checked_sub(1).map(Revision::Past),
-            Revision::Past(i) => i.checked_sub(1).map(Revision::Past),
-        }
-    }
-
-    /// Every file as it was at `rev`.
-    pub(crate) fn files_at(&self, rev: Revision) -> Cow<'_, BTreeMap<String, String>> {
-        let Revision::Past(index) = rev else {
-            return Cow::Borrowed(&self.files);
-        };
-        let mut files = self.files.clone();
-        for commit in self.history.past.iter().skip(index).rev() {
-            for (path, content) in &commit.undo {
-                match content {
-                    Some(content) => files.insert(path.clone(), content.clone()),
-                    None => files.remove(path),
-                };
-            }
-        }
-        Cow::Owned(files)
-    }
-
-    /// The paths that differ from `old` to `new` (`old` = `None`: every
-    /// file of `new` is added), by path.
-    pub(crate) fn changes(&self, old: Option<Revision>, new: Revision) -> Vec<Change> {
-        let after = self.files_at(new);
-        let empty = BTreeMap::new();
-        let before = old.map_or(Cow::Borrowed(&empty), |o| self.files_at(o));
-        let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-        paths
-            .into_iter()
-            .filter_map(|path| {
-                let change = match (before.get(path), after.get(path)) {
-                    (None, Some(_)) => ChangeType::Add,
-                    (Some(_), None) => ChangeType::Delete,
-                    (Some(a), Some(b)) if a != b => ChangeType::Modify,
-                    _ => return None,
-                };
-                Some(Change {
-                    path: path.clone(),
-                    change,
-                })
-            })
-            .collect()
-    }
-
-    /// Applies `edits` (path → new content, `None` deletes) as one new head
-    /// commit; returns `(old head, new head)`.
-    pub(crate) fn commit_edits(
-        &mut self,
-        edits: Vec<(String, Option<String>)>,
-    ) -> (String, String) {
-        let from = self.commit.clone();
-        let to = next_commit(&from, &edits);
-        let mut undo = Vec::with_capacity(edits.len());
-        for (path, content) in edits {
-            let before = match content {
-                Some(content) => self.files.insert(path.clone(), content),
-                None => self.files.remove(&path),
-            };
-            undo.push((path, before));
-        }
-        self.history.past.push_back(PastCommit {
-            hash: from.clone(),
-            undo,
-        });
-        while self.history.past.len() > HISTORY_DEPTH {
-            self.history.past.pop_front();
-        }
-        to.clone_into(&mut self.commit);
-        (from, to)
-    }
 }
 
 #[cfg(test)]
@@ -183,6 +78,7 @@ mod tests {
     use super::*;
     use crate::config::DatasetConfig;
     use crate::dataset::Dataset;
+    use crate::dataset::Repo;
 
     fn repo() -> Repo {
         let dataset = Dataset::generate(3, &DatasetConfig::components_only(1, 1));

@@ -23,7 +23,9 @@ use crate::pipeline::{ConnAbort, pipeline};
 use crate::push::WebhookEvent;
 use crate::state::{AppState, RegisteredHook};
 use crate::stats::Stats;
-use crate::{SimError, admin, cloud_api, hooks, respond, server_api};
+use crate::{
+    SimError, admin, cloud_api, cloud_content, hooks, respond, server_api, server_content,
+};
 
 /// How long shutdown waits for in-flight requests before dropping them.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -213,13 +215,22 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest(
             "/rest/api/1.0",
-            server_api::routes().merge(hooks::server_routes()),
+            server_api::routes()
+                .merge(server_content::routes())
+                .merge(hooks::server_routes()),
         )
         .nest(
             "/rest/api/latest",
-            server_api::routes().merge(hooks::server_routes()),
+            server_api::routes()
+                .merge(server_content::routes())
+                .merge(hooks::server_routes()),
         )
-        .nest("/2.0", cloud_api::routes().merge(hooks::cloud_routes()))
+        .nest(
+            "/2.0",
+            cloud_api::routes()
+                .merge(cloud_content::routes())
+                .merge(hooks::cloud_routes()),
+        )
         .merge(admin::routes())
         .fallback(respond::fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use crate::dataset::{Dataset, Repo, ServerProject};
 use crate::history::Revision;
 use crate::respond::{ApiError, Params, json, text};
-use crate::server_content;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -30,7 +29,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/projects/{key}/repos/{slug}/branches/default",
             get(default_branch),
         )
-        .merge(server_content::routes())
 }
 
 const NO_SUCH_PROJECT: &str = "com.atlassian.bitbucket.project.NoSuchProjectException";
