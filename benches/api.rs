@@ -57,7 +57,7 @@ async fn seed(db: &Path, count: usize) {
     let units = (0..count)
         .map(|i| UnitEntities {
             unit: format!("https://bitbucket.example.com/projects/P{}/repos/service-{i:06}/browse/catalog-info.yaml", i % 200),
-            entities: vec![entity(i)],
+            entities: vec![entity(i).into()],
         })
         .collect();
     let store = SqliteStore::open(db).await.expect("store");

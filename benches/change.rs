@@ -78,7 +78,7 @@ fn settings() -> CatalogSettings {
     }
 }
 
-async fn process(yaml: &str, location: &str) -> Vec<bitbucket_catalogd::Entity> {
+async fn process(yaml: &str, location: &str) -> Vec<bitbucket_catalogd::ProcessedEntity> {
     let outcome = process_file(
         yaml.as_bytes(),
         location,

@@ -318,7 +318,7 @@ async fn seed(store: &dyn CatalogStore) {
     let units = (0..SEEDED)
         .map(|i| UnitEntities {
             unit: format!("https://bitbucket.example.com/projects/P/repos/service-{i:06}/browse/catalog-info.yaml"),
-            entities: vec![entity(i)],
+            entities: vec![entity(i).into()],
         })
         .collect();
     support::seed_units(store, units).await;

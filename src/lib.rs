@@ -86,7 +86,7 @@ pub use catalog::process::{
     DefaultBranch, FetchError, FileFacts, FileSource, RepoInfo, ResolveError,
 };
 pub use catalog::rules::{AllowKind, CatalogRule, CatalogRules};
-pub use catalog::{Catalog, Entity, EntityKey, UnitEntities};
+pub use catalog::{Catalog, Entity, EntityKey, ProcessedEntity, UnitEntities};
 pub use cli::{Cli, Command, run};
 pub use config::database::postgres_connection;
 pub use config::{

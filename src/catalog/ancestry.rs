@@ -141,7 +141,12 @@ mod tests {
             "s",
             vec![UnitEntities {
                 unit: "u".into(),
-                entities: vec![generated, nested, component, unrelated],
+                entities: vec![
+                    generated.into(),
+                    nested.into(),
+                    component.into(),
+                    unrelated.into(),
+                ],
             }],
         );
         catalog.publish();

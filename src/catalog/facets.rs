@@ -59,9 +59,9 @@ mod tests {
             vec![UnitEntities {
                 unit: "u".into(),
                 entities: vec![
-                    entity("a", "Component", json!(["x", "x", "y"])),
-                    entity("b", "Component", json!(["x"])),
-                    entity("c", "API", json!(["z"])),
+                    entity("a", "Component", json!(["x", "x", "y"])).into(),
+                    entity("b", "Component", json!(["x"])).into(),
+                    entity("c", "API", json!(["z"])).into(),
                 ],
             }],
         );

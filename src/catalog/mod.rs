@@ -12,7 +12,8 @@
 //!   its entities and the relations that touch them; every change gets a
 //!   catalog-wide sequence number; readers see published snapshots only.
 //!   [`Change`]s and [`Conflict`]s are what [`Catalog::prepare`] returns;
-//!   [`PreparedEntity`] is an entity as served.
+//!   [`PreparedEntity`] is an entity as served; [`ProcessedEntity`] one as
+//!   processing hands it over, with the references it derived.
 
 pub(crate) mod ancestry;
 pub(crate) mod changes;
@@ -47,8 +48,8 @@ pub(crate) use follow::Followed;
 use index::RelationIndex;
 pub(crate) use prepared::PreparedEntity;
 use relations::Reference;
-pub use unit::UnitEntities;
 pub(crate) use unit::{Applied, Change, Conflict, Owner};
+pub use unit::{ProcessedEntity, UnitEntities};
 
 /// An immutable view of the whole catalog, ordered by entity key. Readers
 /// take one and never block writers for longer than an `Arc` clone; a new
@@ -149,7 +150,7 @@ impl State {
     fn restitch(
         &mut self,
         keys: BTreeSet<EntityKey>,
-        mut fresh: HashMap<EntityKey, Entity>,
+        mut fresh: HashMap<EntityKey, ProcessedEntity>,
         moved: &HashSet<EntityKey>,
         changes: &mut Vec<Change>,
     ) {
@@ -157,7 +158,7 @@ impl State {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
             let typed = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => fresh,
+                (Some(fresh), _) => fresh.entity,
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
                     match current.served_relations() {
@@ -208,7 +209,8 @@ impl State {
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            let yields: HashSet<EntityKey> = update.entities.iter().map(Entity::key).collect();
+            let yields: HashSet<EntityKey> =
+                update.entities.iter().map(|e| e.entity.key()).collect();
             for key in old_keys.iter().filter(|k| !yields.contains(*k)) {
                 self.owners.remove(key);
                 released.push(key.clone());
@@ -230,7 +232,7 @@ impl State {
         source: &Arc<str>,
         claims: Vec<Claim>,
         conflicts: &mut Vec<Conflict>,
-    ) -> (HashMap<EntityKey, Entity>, HashSet<EntityKey>) {
+    ) -> (HashMap<EntityKey, ProcessedEntity>, HashSet<EntityKey>) {
         let mut fresh = HashMap::new();
         let mut moved = HashSet::new();
         for Claim {
@@ -241,13 +243,13 @@ impl State {
         {
             let mut keys = Vec::new();
             let mut claimed = HashSet::new();
-            for entity in update.entities {
-                let key = entity.key();
+            for processed in update.entities {
+                let key = processed.entity.key();
                 let held_by = self.owners.get(&key).filter(|o| **o != owner);
                 // A key twice in one file: the first document keeps it.
                 if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
                     conflicts.push(Conflict {
-                        entity_ref: entity.entity_ref(),
+                        entity_ref: processed.entity.entity_ref(),
                         owner: holder.clone(),
                         unit: update.unit.clone(),
                     });
@@ -258,7 +260,7 @@ impl State {
                 }
                 self.owners.insert(key.clone(), owner.clone());
                 keys.push(key.clone());
-                fresh.insert(key, entity);
+                fresh.insert(key, processed);
             }
             if !keys.is_empty() {
                 self.units
@@ -276,7 +278,7 @@ impl State {
         &mut self,
         source: &Arc<str>,
         released: Vec<EntityKey>,
-        fresh: &HashMap<EntityKey, Entity>,
+        fresh: &HashMap<EntityKey, ProcessedEntity>,
         dirty: &mut BTreeSet<EntityKey>,
         changes: &mut Vec<Change>,
     ) {
@@ -301,15 +303,20 @@ impl State {
         }
     }
 
-    /// Indexes the relations the claimed entities emit; each claimed
-    /// entity, and both ends of a relation added or dropped, become `dirty`.
-    fn reindex(&mut self, fresh: &HashMap<EntityKey, Entity>, dirty: &mut BTreeSet<EntityKey>) {
-        for (key, entity) in fresh {
-            let references = stitch::references_of(entity);
+    /// Indexes the relations the claimed entities emit, taking the
+    /// references processing derived; each claimed entity, and both ends of
+    /// a relation added or dropped, become `dirty`.
+    fn reindex(
+        &mut self,
+        fresh: &mut HashMap<EntityKey, ProcessedEntity>,
+        dirty: &mut BTreeSet<EntityKey>,
+    ) {
+        for (key, processed) in fresh {
+            let references = std::mem::take(&mut processed.references);
             let unchanged = self
                 .emits
                 .get(key)
-                .map_or(references.is_empty(), |old| **old == *references);
+                .map_or(references.is_empty(), |old| *old == references);
             if !unchanged {
                 let old = self.take_emits(key);
                 let new = relations::expand(key.as_str(), &references);
@@ -318,7 +325,7 @@ impl State {
                 endpoints(&old, dirty);
                 endpoints(&new, dirty);
                 if !references.is_empty() {
-                    self.emits.insert(key.clone(), references.into());
+                    self.emits.insert(key.clone(), references);
                 }
             }
             dirty.insert(key.clone());
@@ -522,10 +529,10 @@ impl Catalog {
         // First every unit lets go of what it no longer yields, so an entity
         // moving between two units of one batch moves whatever their order.
         let (claims, released) = state.release_units(&source, last_set_per_unit(units));
-        let (fresh, moved) = state.claim(&source, claims, &mut applied.conflicts);
+        let (mut fresh, moved) = state.claim(&source, claims, &mut applied.conflicts);
         let mut dirty = BTreeSet::new();
         state.remove_released(&source, released, &fresh, &mut dirty, &mut applied.changes);
-        state.reindex(&fresh, &mut dirty);
+        state.reindex(&mut fresh, &mut dirty);
         state.restitch(dirty, fresh, &moved, &mut applied.changes);
         applied
     }
@@ -564,8 +571,9 @@ impl Catalog {
     /// The entities `unit` of `source` serves, as entities (to apply the
     /// unit again without one of them): parsed back from what is served, as
     /// this is rare (a per-entity delete) and keeping every entity typed
-    /// would double the catalog's memory.
-    pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<Entity> {
+    /// would double the catalog's memory. Their references are the indexed
+    /// ones, not derived again.
+    pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<ProcessedEntity> {
         let state = self.state.lock();
         state
             .units
@@ -573,7 +581,11 @@ impl Catalog {
             .and_then(|units| units.get(unit))
             .into_iter()
             .flatten()
-            .filter_map(|key| state.working.get(key).and_then(|e| e.typed().ok()))
+            .filter_map(|key| {
+                let entity = state.working.get(key)?.typed().ok()?;
+                let references = state.emits.get(key).cloned().unwrap_or_default();
+                Some(ProcessedEntity { entity, references })
+            })
             .collect()
     }
 
@@ -629,7 +641,7 @@ mod tests {
     fn unit(unit: &str, entities: Vec<Entity>) -> UnitEntities {
         UnitEntities {
             unit: unit.into(),
-            entities,
+            entities: entities.into_iter().map(Into::into).collect(),
         }
     }
 
@@ -693,6 +705,46 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// Processing derives an entity's references once: the catalog indexes
+    /// the ones handed over (here not what the spec says) and gives them
+    /// back with the unit's entities.
+    #[test]
+    fn the_catalog_indexes_the_references_it_is_handed() {
+        let catalog = Catalog::new();
+        let handed: Box<[Reference]> = Box::new([Reference {
+            forward: "ownedBy",
+            reverse: "ownerOf",
+            target: "group:default/team".into(),
+        }]);
+        let svc = ProcessedEntity {
+            entity: entity("Component", "svc", json!({})),
+            references: handed.clone(),
+        };
+        let team = entity("Group", "team", json!({"type": "team", "children": []}));
+        apply(
+            &catalog,
+            "a",
+            vec![
+                unit("g", vec![team]),
+                UnitEntities {
+                    unit: "c".into(),
+                    entities: vec![svc],
+                },
+            ],
+        );
+        assert_eq!(
+            relations_of(&catalog, "component", "svc"),
+            ["ownedBy group:default/team"]
+        );
+        assert_eq!(
+            relations_of(&catalog, "group", "team"),
+            ["ownerOf component:default/svc"]
+        );
+        let again = catalog.unit_entities("a", "c");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].references, handed);
     }
 
     #[test]

@@ -578,7 +578,7 @@ mod tests {
 
     /// Components `c0`..`c{n-1}`, `spec.rank` counting down.
     fn catalog(n: usize) -> Catalog {
-        let entities = (0..n)
+        let entities: Vec<Entity> = (0..n)
             .map(|i| {
                 serde_json::from_value::<Entity>(json!({
                     "apiVersion": "backstage.io/v1alpha1",
@@ -594,7 +594,7 @@ mod tests {
             "test",
             vec![UnitEntities {
                 unit: "r".into(),
-                entities,
+                entities: entities.into_iter().map(Into::into).collect(),
             }],
         );
         catalog.publish();

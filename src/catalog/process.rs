@@ -32,6 +32,7 @@ use super::parse::{ParseLimits, parse_catalog_file};
 use super::problem::{Problem, ProblemKind};
 use super::relations;
 use super::rules::CatalogRules;
+use super::unit::ProcessedEntity;
 use super::validate::{BuiltinKind, check_envelope, validate_entity};
 use placeholders::UnreadPlaceholder;
 
@@ -135,7 +136,7 @@ pub struct DefaultBranch {
 /// Everything one discovered file led to.
 #[derive(Debug, Default)]
 pub(crate) struct TreeOutcome {
-    pub entities: Vec<Entity>,
+    pub entities: Vec<ProcessedEntity>,
     pub problems: Vec<Problem>,
     /// Files read through Location entities (requests spent).
     pub files_read: usize,
@@ -155,7 +156,7 @@ pub(crate) struct Processor<'a, S: FileSource> {
 
 enum Visit {
     InProgress,
-    Done(Option<Vec<Entity>>),
+    Done(Option<Vec<ProcessedEntity>>),
 }
 
 #[derive(Default)]
@@ -226,10 +227,14 @@ impl<S: FileSource> Processor<'_, S> {
         let entities = entities
             .unwrap_or_default()
             .into_iter()
-            .filter(|e| {
+            .filter(|p| {
                 seen.insert((
-                    e.key(),
-                    e.metadata.annotations.get(ANNOTATION_LOCATION).cloned(),
+                    p.entity.key(),
+                    p.entity
+                        .metadata
+                        .annotations
+                        .get(ANNOTATION_LOCATION)
+                        .cloned(),
                 ))
             })
             .collect();
@@ -248,7 +253,7 @@ impl<S: FileSource> Processor<'_, S> {
         bytes: &'w [u8],
         origin: &'w str,
         depth: usize,
-    ) -> BoxFuture<'w, Option<Vec<Entity>>> {
+    ) -> BoxFuture<'w, Option<Vec<ProcessedEntity>>> {
         Box::pin(async move {
             let documents = self.accepted_documents(walk, url, bytes, origin)?;
             let mut kept = Vec::new();
@@ -346,7 +351,7 @@ impl<S: FileSource> Processor<'_, S> {
         url: &str,
         origin: &str,
         depth: usize,
-    ) -> Vec<Entity> {
+    ) -> Vec<ProcessedEntity> {
         let entity_ref = doc_ref(&doc);
         let reject = |walk: &mut Walk, message: String| {
             walk.problems.push(
@@ -367,14 +372,21 @@ impl<S: FileSource> Processor<'_, S> {
             Ok(entity) => entity,
             Err(err) => return reject(walk, err.to_string()),
         };
-        if let Err(invalid) = relations::references(&entity) {
-            return reject(walk, invalid.to_string());
-        }
+        // Derived once: the catalog indexes these very references.
+        let references = match relations::references(&entity) {
+            Ok(references) => references.into_boxed_slice(),
+            Err(invalid) => return reject(walk, invalid.to_string()),
+        };
+        let processed = ProcessedEntity { entity, references };
         if builtin != Some(BuiltinKind::Location) {
-            return vec![entity];
+            return vec![processed];
         }
-        match self.follow(walk, &entity, number, url, origin, depth).await {
-            Some(children) => std::iter::once(entity).chain(children).collect(),
+        let location = &processed.entity;
+        match self
+            .follow(walk, location, number, url, origin, depth)
+            .await
+        {
+            Some(children) => std::iter::once(processed).chain(children).collect(),
             None => Vec::new(),
         }
     }
@@ -564,7 +576,7 @@ mod tests {
         let mut names: Vec<String> = outcome
             .entities
             .iter()
-            .map(|e| e.metadata.name.clone())
+            .map(|e| e.entity.metadata.name.clone())
             .collect();
         names.sort();
         let problems = outcome
@@ -658,7 +670,7 @@ mod tests {
             .process_tree(ROOT, api("$text: ./specs/openapi.yaml").as_bytes())
             .await;
         assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
-        let spec = outcome.entities[0].spec.clone().unwrap_or_default();
+        let spec = outcome.entities[0].entity.spec.clone().unwrap_or_default();
         assert_eq!(spec["definition"], "openapi: 3.0.0\n");
         assert_eq!(
             spec["schema"],
@@ -674,7 +686,7 @@ mod tests {
         let names: Vec<_> = outcome
             .entities
             .iter()
-            .map(|e| e.metadata.name.as_str())
+            .map(|e| e.entity.metadata.name.as_str())
             .collect();
         assert_eq!(names, vec!["sibling"]);
         assert_eq!(outcome.problems.len(), 1);

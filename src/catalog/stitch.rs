@@ -19,9 +19,10 @@ pub(crate) fn uid_for(canonical_ref: &str) -> String {
     Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes()).to_string()
 }
 
-/// The references `entity` makes, for the index. Entities are validated
-/// before they reach the catalog, so their references parse; one that does
-/// not simply contributes nothing.
+/// The references `entity` makes, for the index, where processing did not
+/// hand them over (restored from the store, built in code). Entities are
+/// validated before they reach the catalog, so their references parse; one
+/// that does not simply contributes nothing.
 pub(crate) fn references_of(entity: &Entity) -> Vec<Reference> {
     relations::references(entity).unwrap_or_default()
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::entity::{Entity, EntityKey};
-use super::{PreparedEntity, problem};
+use super::relations::Reference;
+use super::{PreparedEntity, problem, stitch};
 
 /// Who serves an entity: a source, and the unit of it the entity came from
 /// (the catalog file URL of a repository, or a location's target).
@@ -62,7 +63,24 @@ impl Conflict {
 #[derive(Debug, Clone)]
 pub struct UnitEntities {
     pub unit: String,
-    pub entities: Vec<Entity>,
+    pub entities: Vec<ProcessedEntity>,
+}
+
+/// An entity as processing accepted it, with the references validating it
+/// derived: the catalog indexes those instead of deriving them again.
+#[derive(Debug, Clone)]
+pub struct ProcessedEntity {
+    pub entity: Entity,
+    pub(crate) references: Box<[Reference]>,
+}
+
+/// For an entity that was not processed (built in code): its references
+/// are derived here.
+impl From<Entity> for ProcessedEntity {
+    fn from(entity: Entity) -> Self {
+        let references = stitch::references_of(&entity).into();
+        Self { entity, references }
+    }
 }
 
 /// One change to what is served, numbered catalog-wide.

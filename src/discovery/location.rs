@@ -18,11 +18,11 @@ use super::{Outcome, RunContext, RunReport, UnitUpdate};
 use crate::bitbucket::reader::{FileReader, ReadError, Sites};
 use crate::bitbucket::refusal::UrlError;
 use crate::bitbucket::{BitbucketError, HttpPool, RequestStats};
-use crate::catalog::Entity;
 use crate::catalog::entity::{
     ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION, DEFAULT_NAMESPACE, Metadata,
 };
 use crate::catalog::process::RepoInfo;
+use crate::catalog::{Entity, ProcessedEntity};
 use crate::config::{CatalogSettings, Schedule};
 use crate::integrations::Integrations;
 
@@ -129,11 +129,12 @@ pub(crate) enum LocationError {
 }
 
 /// A read of a location: the report (failed when `error` is set) and,
-/// when the target was read, the entities it yields.
+/// when the target was read, the entities it yields: as processed (`E =
+/// ProcessedEntity`, to apply) or plain (for the locations API).
 #[derive(Debug)]
-pub(crate) struct LocationRead {
+pub(crate) struct LocationRead<E = Entity> {
     pub report: RunReport,
-    pub entities: Option<Vec<Entity>>,
+    pub entities: Option<Vec<E>>,
     pub error: Option<LocationError>,
 }
 
@@ -183,7 +184,7 @@ impl LocationSource {
     /// Reads the target and applies what it yields as the location's one
     /// unit; a failed read changes nothing.
     pub(crate) async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
-        let read = self.read(&ctx.stats).await;
+        let read = self.read_processed(&ctx.stats).await;
         let mut report = read.report;
         if let Some(entities) = read.entities {
             let update = UnitUpdate {
@@ -201,6 +202,18 @@ impl LocationSource {
     /// previous entities stay, as Backstage keeps them when a required
     /// location fails.
     pub(crate) async fn read(&self, stats: &Arc<RequestStats>) -> LocationRead {
+        let read = self.read_processed(stats).await;
+        LocationRead {
+            report: read.report,
+            entities: read
+                .entities
+                .map(|entities| entities.into_iter().map(|p| p.entity).collect()),
+            error: read.error,
+        }
+    }
+
+    /// [`Self::read`], the entities as processed.
+    async fn read_processed(&self, stats: &Arc<RequestStats>) -> LocationRead<ProcessedEntity> {
         let started = Instant::now();
         let settings = &self.context.settings;
         let reader = FileReader::new(
@@ -219,7 +232,7 @@ impl LocationSource {
                 report.repos_read = 1;
                 report.location_files = file.location_files;
                 report.problems = file.problems;
-                let mut entities = vec![location_entity(target)];
+                let mut entities = vec![location_entity(target).into()];
                 entities.extend(file.entities);
                 (Some(entities), None)
             }

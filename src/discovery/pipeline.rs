@@ -10,7 +10,7 @@ use crate::bitbucket::RequestStats;
 use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::Scope;
 use crate::bitbucket::refusal::{Excluded, OutOfScope};
-use crate::catalog::Entity;
+use crate::catalog::ProcessedEntity;
 use crate::catalog::process::{FileSource, Processor, RepoInfo};
 use crate::config::{CatalogSettings, TargetScope};
 use crate::integrations::Product;
@@ -18,7 +18,7 @@ use crate::integrations::Product;
 /// What processing one catalog file produced.
 #[derive(Debug, Default)]
 pub struct FileOutcome {
-    pub entities: Vec<Entity>,
+    pub entities: Vec<ProcessedEntity>,
     pub problems: Vec<Problem>,
     /// Files read through Location targets and placeholders.
     pub location_files: usize,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use crate::catalog::Entity;
+use crate::catalog::ProcessedEntity;
 use crate::integrations::RepoRef;
 
 /// Whether a repository has a catalog file, as its last read said.
@@ -68,7 +68,7 @@ pub struct RepositoryRecord {
 pub struct UnitUpdate {
     pub unit: String,
     pub record: Option<RepositoryRecord>,
-    pub entities: Option<Vec<Entity>>,
+    pub entities: Option<Vec<ProcessedEntity>>,
 }
 
 impl UnitUpdate {

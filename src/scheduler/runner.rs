@@ -339,10 +339,12 @@ impl SourceRunner {
     pub(crate) async fn apply_location_read(&self, read: LocationRead) -> RunReport {
         let mut report = read.report;
         if let Some(entities) = read.entities {
+            // The locations API reads plain entities: their references are
+            // derived again here (registration only).
             let update = UnitUpdate {
                 unit: self.target().to_owned(),
                 record: None,
-                entities: Some(entities),
+                entities: Some(entities.into_iter().map(Into::into).collect()),
             };
             report
                 .problems
@@ -379,7 +381,7 @@ impl SourceRunner {
             .catalog
             .unit_entities(self.id(), unit)
             .into_iter()
-            .filter(|e| e.key() != *key)
+            .filter(|e| e.entity.key() != *key)
             .collect();
         let update = UnitUpdate {
             unit: unit.to_owned(),

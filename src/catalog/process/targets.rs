@@ -5,7 +5,9 @@
 
 use serde_json::Value;
 
-use super::{Entity, FetchError, FileSource, Overflow, Processor, ResolveError, Visit, Walk};
+use super::{
+    Entity, FetchError, FileSource, Overflow, ProcessedEntity, Processor, ResolveError, Visit, Walk,
+};
 use crate::catalog::problem::{Problem, ProblemKind};
 
 /// Why a Location entity (and everything under it) is not kept.
@@ -95,7 +97,7 @@ impl<S: FileSource> Processor<'_, S> {
         url: &str,
         origin: &str,
         depth: usize,
-    ) -> Option<Vec<Entity>> {
+    ) -> Option<Vec<ProcessedEntity>> {
         let at = At {
             url,
             number,
@@ -153,7 +155,7 @@ impl<S: FileSource> Processor<'_, S> {
         optional: bool,
         origin: &str,
         depth: usize,
-    ) -> Result<Vec<Entity>, LocationError> {
+    ) -> Result<Vec<ProcessedEntity>, LocationError> {
         let resolved =
             self.source
                 .resolve(target, at.url)
