@@ -129,12 +129,11 @@ pub(crate) enum LocationError {
 }
 
 /// A read of a location: the report (failed when `error` is set) and,
-/// when the target was read, the entities it yields: as processed (`E =
-/// ProcessedEntity`, to apply) or plain (for the locations API).
+/// when the target was read, the entities it yields as processed.
 #[derive(Debug)]
-pub(crate) struct LocationRead<E = Entity> {
+pub(crate) struct LocationRead {
     pub report: RunReport,
-    pub entities: Option<Vec<E>>,
+    pub entities: Option<Vec<ProcessedEntity>>,
     pub error: Option<LocationError>,
 }
 
@@ -184,7 +183,7 @@ impl LocationSource {
     /// Reads the target and applies what it yields as the location's one
     /// unit; a failed read changes nothing.
     pub(crate) async fn run(&self, ctx: &RunContext<'_>) -> RunReport {
-        let read = self.read_processed(&ctx.stats).await;
+        let read = self.read(&ctx.stats).await;
         let mut report = read.report;
         if let Some(entities) = read.entities {
             let update = UnitUpdate {
@@ -202,18 +201,6 @@ impl LocationSource {
     /// previous entities stay, as Backstage keeps them when a required
     /// location fails.
     pub(crate) async fn read(&self, stats: &Arc<RequestStats>) -> LocationRead {
-        let read = self.read_processed(stats).await;
-        LocationRead {
-            report: read.report,
-            entities: read
-                .entities
-                .map(|entities| entities.into_iter().map(|p| p.entity).collect()),
-            error: read.error,
-        }
-    }
-
-    /// [`Self::read`], the entities as processed.
-    async fn read_processed(&self, stats: &Arc<RequestStats>) -> LocationRead<ProcessedEntity> {
         let started = Instant::now();
         let settings = &self.context.settings;
         let reader = FileReader::new(

@@ -280,7 +280,12 @@ impl Locations {
     fn registration(&self, target: &str, run: &LocationRead, exists: bool) -> Registration {
         Registration {
             location: Location::url(target, Origin::Registered),
-            entities: run.entities.clone().unwrap_or_default(),
+            entities: run
+                .entities
+                .iter()
+                .flatten()
+                .map(|p| p.entity.clone())
+                .collect(),
             exists,
             problems: run.report.problems.clone(),
         }
@@ -390,6 +395,7 @@ impl Locations {
             .entities
             .iter()
             .flatten()
+            .map(|p| &p.entity)
             .filter(|e| snapshot.get(&e.key()).is_some())
             .filter(|e| {
                 except.is_none_or(|source| {
@@ -463,7 +469,12 @@ impl Locations {
             Ok(run) => {
                 let registered = self.known(&file);
                 // The first entity is the generated Location entity.
-                let entities = run.entities.unwrap_or_default().into_iter().skip(1);
+                let entities = run
+                    .entities
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip(1)
+                    .map(|p| p.entity);
                 Ok(Analysis::existing(&file, registered, entities))
             }
             Err(RegisterError::NotFound(missing)) => match slug {

@@ -339,12 +339,10 @@ impl SourceRunner {
     pub(crate) async fn apply_location_read(&self, read: LocationRead) -> RunReport {
         let mut report = read.report;
         if let Some(entities) = read.entities {
-            // The locations API reads plain entities: their references are
-            // derived again here (registration only).
             let update = UnitUpdate {
                 unit: self.target().to_owned(),
                 record: None,
-                entities: Some(entities.into_iter().map(Into::into).collect()),
+                entities: Some(entities),
             };
             report
                 .problems
