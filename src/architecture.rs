@@ -377,7 +377,7 @@ fn files_in_a_folder_depend_on_each_other_in_one_direction_only() {
 #[test]
 fn metrics_and_telemetry_are_leaves() {
     let top = level(&graph("src"), &[]);
-    for leaf in ["metrics", "telemetry", "secret", "iso_duration"] {
+    for leaf in ["metrics", "telemetry", "secret", "iso_duration", "rfc3339"] {
         assert_eq!(
             top.get(leaf),
             Some(&BTreeSet::new()),

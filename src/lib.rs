@@ -4,24 +4,31 @@
 //! persisted and served on its own.
 //!
 //! A run flows through the modules in this order (dependencies point the
-//! same way; `architecture` tests that the graph stays acyclic):
+//! same way; `architecture` tests that neither the modules nor the files of
+//! any folder form a circle):
 //!
-//! - [`config`]: reads Backstage-style `app-config.yaml` files (`${VAR}`,
-//!   `$env`, `$file`, layering, `APP_CONFIG_*`: `source`) into a validated
-//!   [`Config`], one file per section (`listen`, `database`, `integration`,
-//!   `http`, `server`, `cloud`, `schedule`, `locations`, `rules`, ...), and
-//!   redacts it for `config check` (`redact`, `typos`).
+//! - [`config`]: reads Backstage-style `app-config.yaml` files once each
+//!   (`${VAR}`, `$env`, `$file`, layering, `APP_CONFIG_*`: `source`) into a
+//!   validated [`Config`] (`load`), one file per section (`listen`,
+//!   `database`, `integration`, `http`, `provider` with the keys both
+//!   provider flavours share, `server`, `cloud`, `schedule`, `locations`,
+//!   `rules`, ...) over checked value types (`loose`), and redacts it for
+//!   `config check` (`redact`, `typos`: a test ties the candidates to the
+//!   section types).
 //! - [`integrations`]: where each Bitbucket lives and how to authenticate
-//!   ([`secret`] keeps credentials out of every output).
+//!   ([`secret`] keeps credentials out of every output), the one `Product`
+//!   enum (Server or Cloud) and the neutral repository reference `RepoRef`.
 //! - [`bitbucket`]: REST clients for Bitbucket Server (`server`) and Cloud
-//!   (`cloud`) over one counted HTTP layer that paces itself to the
-//!   server's rate limit (`pacing`), the reader that maps a file's web URL
-//!   to the API of the integration whose host matches (`reader`, `scope`),
-//!   and webhook payloads and signatures (`webhooks`).
-//! - [`discovery`]: sources: one provider pipeline (list → filter → plan →
-//!   read → process: `provider`, `pipeline`, `plan`) for Server and Cloud,
-//!   and locations given by URL (`location`), handing each repository's
-//!   result on as it is read.
+//!   (`cloud`) over one counted HTTP layer (`http`, `pool`, `stats`,
+//!   `error`) that paces itself to the server's rate limit (`pacing`); a
+//!   file's web URL parsed once (`file_url`), the reader that maps it to the
+//!   API of the integration whose host matches (`reader`, `scope`, with
+//!   every refusal in `refusal`); webhook payloads, signatures and the one
+//!   table of subscribed event keys (`webhooks`).
+//! - [`discovery`]: sources (`source`): one provider pipeline (list →
+//!   filter → plan → read → process: `provider`, `pipeline`, `plan`) for
+//!   Server and Cloud, and locations given by URL (`location`), handing
+//!   each repository's result (`record`) on as it is read (`run`).
 //! - [`catalog`]: untrusted YAML → entities under explicit budgets
 //!   (`parse`), processed as Backstage's catalog does (`process`,
 //!   `validate`, `rules`, `relations`), and the in-memory catalog: owned per
@@ -31,29 +38,35 @@
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
 //!   stopped at their timeout (`runner`); applies results batch by batch
 //!   through the deletion guard (`apply`, `guard`); webhook and refresh
-//!   reads (`push`).
+//!   reads: the queue's model (`queue`), the queue (`events`) and what an
+//!   item means against the store (`resolve`).
 //! - [`store`]: SQLite (embedded) or PostgreSQL (shared) persistence of
 //!   what is served (per entity, with its owner and change number), of each
-//!   provider's repositories and of the locations registered over HTTP.
+//!   provider's repositories and of the locations registered over HTTP;
+//!   each statement written once (`sql`), the databases differing only in a
+//!   small dialect (`sqlite`, `postgres`).
 //! - [`replica`]: several daemons on one PostgreSQL database: one leader
-//!   (advisory lock) talks to Bitbucket, the others follow its changes and
-//!   hand it their writes (`requests`).
+//!   (advisory lock) talks to Bitbucket, the others follow its changes
+//!   (`feed`) and hand it their writes (`requests`).
 //! - [`locations`]: the typed `Location` (`model`) for static, registered
 //!   and discovered locations; registration (catalog-import, `analyze`),
-//!   removal and `by-query` paging (`query`).
+//!   removal and `by-query` paging (`query`), refusals by cause (`error`).
 //! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
 //!   their signature and queued as single-repository reads on the
 //!   providers they concern.
-//! - [`api`]: the axum router (`/api/catalog/...`, health, the status page
-//!   at `/`), thin handlers per resource, errors mapped to Backstage's
-//!   bodies in one place (`error`), the token check on write endpoints and
-//!   forwarding of writes from followers (`forward`), the OpenAPI document.
+//! - [`api`]: the axum router, every route mounted once (`routes`) with its
+//!   OpenAPI entry generated from the handler and a write's permissions
+//!   stated where it is mounted (`writes`: the token check, and on a
+//!   follower the hand-over to the leader, `forward`); thin handlers per
+//!   resource, errors mapped to Backstage's bodies in one place (`error`),
+//!   health and metrics (`ops`), the status page from a template that
+//!   escapes by default (`status_page`).
 //! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
 //!   binary calls (`serve`, `run-once`, `config check`, `validate`,
 //!   `health`).
 //!
 //! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
-//! [`telemetry`] (logging set-up).
+//! [`telemetry`] (logging set-up), `rfc3339` (how times are written).
 //!
 //! Modules are private: the items re-exported below are what the binary,
 //! the tests and the benches use, so the compiler reports dead code.
