@@ -29,21 +29,27 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `POST /__sim/push`: `{"repository": {"server": {"project", "slug"}} |
-/// {"cloud": {"slug"}}, "path"?, "content"?, "branch"?, "renameTo"?,
-/// "webhook"?: {"url", "secret"?}}`. Writes `content` to `path` (default
-/// `catalog-info.yaml`) on the default branch, or pushes to `branch`
-/// without changing anything, or renames; then sends the matching event
+/// {"cloud": {"slug"}}, "path"?, "content"?, "delete"?, "branch"?,
+/// "renameTo"?, "defaultBranch"?, "webhook"?: {"url", "secret"?}}`. Writes
+/// `content` to `path` (default `catalog-info.yaml`) on the default branch,
+/// or deletes `path` (`"delete": true`), each a new head commit; or pushes
+/// to `branch` without changing anything, or renames; then sends the matching event
 /// to `webhook.url`, signed with `webhook.secret` (default: `--webhook-secret`),
 /// or, without `webhook`, to every registered webhook that covers the
 /// repository and takes the event, signed with its secret.
+/// `defaultBranch` changes the default branch (a new head commit, same
+/// files) and sends no event.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PushRequest {
     repository: RepoRef,
     path: Option<String>,
     content: Option<String>,
+    #[serde(default)]
+    delete: bool,
     branch: Option<String>,
     rename_to: Option<String>,
+    default_branch: Option<String>,
     webhook: Option<WebhookTarget>,
 }
 
@@ -63,18 +69,33 @@ async fn push(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
             );
         }
     };
-    let event = match (&request.content, &request.branch, &request.rename_to) {
-        (Some(content), None, None) => state.push_file(
-            &request.repository,
-            request.path.as_deref().unwrap_or(crate::CATALOG_PATH),
-            content,
-        ),
-        (None, Some(branch), None) => state.push_branch(&request.repository, branch),
-        (None, None, Some(slug)) => state.rename(&request.repository, slug),
+    let path = request.path.as_deref().unwrap_or(crate::CATALOG_PATH);
+    let event = match (
+        &request.content,
+        request.delete,
+        &request.branch,
+        &request.rename_to,
+        &request.default_branch,
+    ) {
+        (Some(content), false, None, None, None) => {
+            state.push_file(&request.repository, path, content)
+        }
+        (None, true, None, None, None) => state.delete_file(&request.repository, path),
+        (None, false, Some(branch), None, None) => state.push_branch(&request.repository, branch),
+        (None, false, None, Some(slug), None) => state.rename(&request.repository, slug),
+        (None, false, None, None, Some(branch)) => {
+            return match state.set_default_branch(&request.repository, branch) {
+                Ok(commit) => json(
+                    StatusCode::OK,
+                    json!({"event": null, "commit": commit, "delivered": null}),
+                ),
+                Err(err) => json(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
+            };
+        }
         _ => {
             return json(
                 StatusCode::BAD_REQUEST,
-                json!({"error": "give exactly one of content, branch or renameTo"}),
+                json!({"error": "give exactly one of content, delete, branch, renameTo or defaultBranch"}),
             );
         }
     };

@@ -11,11 +11,12 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::cloud_content;
 use crate::dataset::{CloudProject, Dataset, Repo};
 use crate::fields::Fields;
-use crate::respond::{ApiError, Params, json, text};
+use crate::respond::{ApiError, Params, json};
+use crate::rng::{Rng, fnv1a, mix};
 use crate::search::{SearchQuery, segments};
-use crate::server_api::is_head;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -23,17 +24,27 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/workspaces/{ws}/projects", get(projects))
         .route("/repositories/{ws}", get(repositories))
         .route("/workspaces/{ws}/search/code", get(code_search))
-        .route("/repositories/{ws}/{slug}/src/{commit}/{*path}", get(src))
+        .merge(cloud_content::routes())
 }
 
-struct Paging {
-    page: usize,
-    pagelen: usize,
+pub(crate) struct Paging {
+    pub(crate) page: usize,
+    pub(crate) pagelen: usize,
 }
 
 /// `page` (1-based) and `pagelen` (clamped to the maximum); non-numbers and
 /// `page=0` are 400s, as Bitbucket Cloud answers malformed pagination.
 fn paging(state: &AppState, params: &Params) -> Result<Paging, ApiError> {
+    let opts = &state.config.cloud;
+    paging_with(params, opts.default_pagelen, opts.max_pagelen)
+}
+
+/// [`paging`] with an endpoint's own default and maximum `pagelen`.
+pub(crate) fn paging_with(
+    params: &Params,
+    default_pagelen: usize,
+    max_pagelen: usize,
+) -> Result<Paging, ApiError> {
     let number = |name: &str| -> Result<Option<usize>, ApiError> {
         match params.get(name) {
             None | Some("") => Ok(None),
@@ -46,12 +57,11 @@ fn paging(state: &AppState, params: &Params) -> Result<Paging, ApiError> {
             },
         }
     };
-    let opts = &state.config.cloud;
     Ok(Paging {
         page: number("page")?.unwrap_or(1),
         pagelen: number("pagelen")?
-            .unwrap_or(opts.default_pagelen)
-            .min(opts.max_pagelen),
+            .unwrap_or(default_pagelen)
+            .min(max_pagelen),
     })
 }
 
@@ -66,7 +76,7 @@ fn page_url(state: &AppState, uri: &axum::http::Uri, params: &Params, page: usiz
 }
 
 /// The page envelope around `values` (already cut by the caller).
-fn cloud_page(
+pub(crate) fn cloud_page(
     state: &AppState,
     uri: &axum::http::Uri,
     params: &Params,
@@ -90,14 +100,14 @@ fn cloud_page(
     body
 }
 
-fn no_workspace(ws: &str) -> ApiError {
+pub(crate) fn no_workspace(ws: &str) -> ApiError {
     ApiError::cloud(
         StatusCode::NOT_FOUND,
         format!("No workspace with identifier '{ws}'."),
     )
 }
 
-fn bad_path(rejection: PathRejection) -> ApiError {
+pub(crate) fn bad_path(rejection: PathRejection) -> ApiError {
     ApiError::cloud(StatusCode::NOT_FOUND, rejection.body_text())
 }
 
@@ -153,7 +163,7 @@ pub(crate) fn repo_json(base: &str, dataset: &Dataset, r: &Repo) -> Value {
 }
 
 /// Applies `fields=` and answers 200.
-fn ok_with_fields(params: &Params, mut body: Value) -> Result<Response, ApiError> {
+pub(crate) fn ok_with_fields(params: &Params, mut body: Value) -> Result<Response, ApiError> {
     if let Some(spec) = params.get("fields") {
         Fields::parse(spec).apply(&mut body);
     }
@@ -325,8 +335,7 @@ async fn code_search(
     let search = SearchQuery::parse(raw_query)
         .map_err(|message| ApiError::cloud(StatusCode::BAD_REQUEST, message))?;
     let term = search.terms.first().cloned().unwrap_or_default();
-    // Results in a stable order; one query stops at `max_results`.
-    let hits: Vec<(&Repo, &str, &str)> = dataset
+    let mut hits: Vec<(&Repo, &str, &str)> = dataset
         .cloud
         .repos
         .iter()
@@ -337,14 +346,32 @@ async fn code_search(
                 .map(move |(p, c)| (r, p.as_str(), c.as_str()))
         })
         .filter(|(_, p, c)| search.file_matches(p, c))
-        .take(behaviour.max_results)
         .collect();
+    // `size` counts every match; the results stop at `max_results`.
+    let matches = hits.len();
+    if behaviour.unstable_order {
+        let walk = state.search_walk(raw_query, paging.page == 1);
+        shuffle(
+            &mut hits,
+            state.config.seed ^ fnv1a(raw_query.as_bytes()) ^ mix(walk),
+        );
+    }
+    hits.truncate(behaviour.max_results);
     // BCLOUD-23644: every page after the first repeats the previous page's tail.
     let repeat = behaviour
         .repeat_per_page
         .min(paging.pagelen.saturating_sub(1));
     let step = paging.pagelen - repeat;
     let start = (paging.page - 1).saturating_mul(step);
+    if paging.page > 1 && start >= behaviour.max_results {
+        return Err(ApiError::cloud(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Cannot fetch results past result number {}",
+                behaviour.max_results
+            ),
+        ));
+    }
     let values = hits
         .iter()
         .skip(start)
@@ -352,38 +379,15 @@ async fn code_search(
         .map(|(r, p, c)| search_result(&state, r, p, c, &term))
         .collect();
     let has_next = start.saturating_add(paging.pagelen) < hits.len();
-    let mut body = cloud_page(&state, &uri, &params, &paging, values, hits.len(), has_next);
+    let mut body = cloud_page(&state, &uri, &params, &paging, values, matches, has_next);
     body["query_substituted"] = json!(false);
     ok_with_fields(&params, body)
 }
 
-async fn src(
-    State(state): State<Arc<AppState>>,
-    path: Result<Path<(String, String, String, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let dataset = state.dataset();
-    let Path((ws, slug, commit, file)) = path.map_err(bad_path)?;
-    if !dataset.is_cloud_workspace(&ws) {
-        return Err(no_workspace(&ws));
+/// Fisher–Yates with a seeded stream: one order per walk of a query.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = Rng::new(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i + 1));
     }
-    let repo = dataset.cloud_repo(&slug).ok_or_else(|| {
-        ApiError::cloud(
-            StatusCode::NOT_FOUND,
-            format!("Repository {ws}/{slug} not found"),
-        )
-    })?;
-    if !is_head(repo, &commit) {
-        return Err(ApiError::cloud(
-            StatusCode::NOT_FOUND,
-            format!("Commit not found: {commit}"),
-        ));
-    }
-    repo.file(&file)
-        .map(|content| text(content.to_owned()))
-        .ok_or_else(|| {
-            ApiError::cloud(
-                StatusCode::NOT_FOUND,
-                format!("No such file or directory: {file}"),
-            )
-        })
 }

@@ -65,6 +65,22 @@ pub struct DatasetConfig {
     pub cloud_workspace: String,
     pub cloud_projects: usize,
     pub cloud_repos_per_project: usize,
+    /// Fraction of repositories that are monorepos: besides their root file
+    /// (whatever `catalog_ratio` gave them) they hold `monorepo_files`
+    /// nested `catalog-info.yaml` files and a few decoys. 0 by default, so
+    /// the data set is the simple estate.
+    #[serde(default)]
+    pub monorepo_ratio: f64,
+    /// Nested catalog files per monorepo, inclusive bounds.
+    #[serde(default = "default_monorepo_files")]
+    pub monorepo_files: (usize, usize),
+    /// Fraction of repositories with a `.bitbucket/CODEOWNERS` file. 0 by default.
+    #[serde(default)]
+    pub codeowners_ratio: f64,
+}
+
+fn default_monorepo_files() -> (usize, usize) {
+    (100, 300)
 }
 
 impl Default for DatasetConfig {
@@ -80,6 +96,9 @@ impl Default for DatasetConfig {
             cloud_workspace: "acme".into(),
             cloud_projects: 3,
             cloud_repos_per_project: 10,
+            monorepo_ratio: 0.0,
+            monorepo_files: default_monorepo_files(),
+            codeowners_ratio: 0.0,
         }
     }
 }
@@ -276,8 +295,13 @@ pub struct CodeSearch {
     /// Each page after the first starts with this many results of the
     /// previous page (Bitbucket bug BCLOUD-23644); clamped below `pagelen`.
     pub repeat_per_page: usize,
-    /// One query stops here (Bitbucket: about 1000 results).
+    /// One query stops here (Bitbucket: 1000 results; `size` still counts
+    /// every match and a page past the cap is a 400).
     pub max_results: usize,
+    /// Results come in a different order each time a query starts again
+    /// (its first page), as Bitbucket's do; the pages of one walk agree.
+    /// Seeded, so runs repeat. Off by default.
+    pub unstable_order: bool,
 }
 
 impl Default for CodeSearch {
@@ -287,6 +311,7 @@ impl Default for CodeSearch {
             disabled_status: 404,
             repeat_per_page: 0,
             max_results: 1000,
+            unstable_order: false,
         }
     }
 }
@@ -336,10 +361,21 @@ impl Behaviour {
     }
 }
 
+/// Keeps one monorepo's generated files (and the memory) bounded.
+const MAX_MONOREPO_FILES: usize = 5000;
+
 impl DatasetConfig {
     pub(crate) fn validate(&self) -> Result<(), SimError> {
         check_ratio("dataset.catalog_ratio", self.catalog_ratio)?;
         check_ratio("dataset.archived_ratio", self.archived_ratio)?;
+        check_ratio("dataset.monorepo_ratio", self.monorepo_ratio)?;
+        check_ratio("dataset.codeowners_ratio", self.codeowners_ratio)?;
+        let (least, most) = self.monorepo_files;
+        if least > most || most > MAX_MONOREPO_FILES {
+            return Err(SimError::Config(format!(
+                "dataset.monorepo_files must be (min, max) with min ≤ max ≤ {MAX_MONOREPO_FILES}, got ({least}, {most})"
+            )));
+        }
         let m = &self.mix;
         let weights = [
             m.component,

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DatasetConfig, FileMix};
+use crate::estate::{self, CodeOwners, Place};
+use crate::history::History;
 use crate::rng::Rng;
 
 /// Where every repository's catalog file lives (Backstage's default).
@@ -96,6 +98,16 @@ pub struct Repo {
     pub entity_refs: Vec<String>,
     /// `entity_refs` plus everything reached by following Location targets.
     pub tree_entity_refs: Vec<String>,
+    /// Holds `DatasetConfig::monorepo_files` nested catalog files.
+    pub monorepo: bool,
+    /// Valid entities of the `catalog-info.yaml` files below the root (a
+    /// monorepo's); a `**/catalog-info.yaml` glob yields these and `entity_refs`.
+    pub nested_entity_refs: Vec<String>,
+    /// What `.bitbucket/CODEOWNERS` says about `*`.
+    pub code_owners: CodeOwners,
+    /// Past commits of the default branch (bounded), for reads at a commit.
+    #[serde(skip)]
+    pub history: History,
 }
 
 impl Repo {
@@ -107,6 +119,22 @@ impl Repo {
 
     pub fn catalog_file(&self) -> Option<&str> {
         self.file(CATALOG_PATH)
+    }
+
+    /// Paths a `**/catalog-info.yaml` glob matches: the root file and every
+    /// nested one (decoys such as `catalog-info.yml` excluded), sorted.
+    pub fn catalog_paths(&self) -> Vec<&str> {
+        self.files
+            .keys()
+            .filter(|p| p.as_str() == CATALOG_PATH || p.ends_with("/catalog-info.yaml"))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// What a `**/catalog-info.yaml` glob yields without following Location
+    /// targets: `entity_refs` and `nested_entity_refs`.
+    pub fn glob_entity_refs(&self) -> impl Iterator<Item = &String> {
+        self.entity_refs.iter().chain(&self.nested_entity_refs)
     }
 }
 
@@ -150,6 +178,17 @@ pub struct DatasetSummary {
     pub cloud_repos: usize,
     pub cloud_files_by_kind: BTreeMap<&'static str, usize>,
     pub cloud_entities: usize,
+    /// Monorepos and what a `**/catalog-info.yaml` glob yields (0 and the
+    /// plain counts unless `monorepo_ratio` is set).
+    pub server_monorepos: usize,
+    pub server_glob_files: usize,
+    pub server_glob_entities: usize,
+    pub cloud_monorepos: usize,
+    pub cloud_glob_files: usize,
+    pub cloud_glob_entities: usize,
+    /// Repositories with a `.bitbucket/CODEOWNERS`.
+    pub server_codeowners: usize,
+    pub cloud_codeowners: usize,
 }
 
 /// The whole generated data set.
@@ -420,6 +459,45 @@ impl Dataset {
             .collect()
     }
 
+    /// What a Server discovery with `catalogPath: "**/catalog-info.yaml"`
+    /// should produce (no Location targets followed).
+    pub fn expected_server_glob_refs(&self, skip_archived: bool) -> BTreeSet<String> {
+        self.server_repos()
+            .filter(|r| !(skip_archived && r.archived))
+            .flat_map(|r| r.glob_entity_refs().cloned())
+            .collect()
+    }
+
+    /// The same for the Cloud workspace.
+    pub fn expected_cloud_glob_refs(&self) -> BTreeSet<String> {
+        self.cloud
+            .repos
+            .iter()
+            .flat_map(|r| r.glob_entity_refs().cloned())
+            .collect()
+    }
+
+    /// The fewest requests a first Server discovery with a glob can make
+    /// when it lists each kept repository's files (`files?limit=page_size`,
+    /// all pages) and reads each matching file once: listing pages + file
+    /// listing pages + one read per catalog file.
+    pub fn server_glob_minimum_requests(
+        &self,
+        page_size: usize,
+        list_personal: bool,
+        skip_archived: bool,
+    ) -> usize {
+        let pages = |n: usize| n.div_ceil(page_size.max(1)).max(1);
+        let per_repo: usize = self
+            .listed_server_projects(list_personal)
+            .iter()
+            .flat_map(|p| p.repos.iter())
+            .filter(|r| !(skip_archived && r.archived))
+            .map(|r| pages(r.files.len()) + r.catalog_paths().len())
+            .sum();
+        self.server_listing_pages(page_size, list_personal) + per_repo
+    }
+
     /// Listing pages a Server discovery needs at `page_size` (Σ pages of
     /// `/projects` and of each listed project's `/repos`; an empty listing
     /// still costs one request).
@@ -487,8 +565,27 @@ impl Dataset {
             cloud_repos: self.cloud.repos.len(),
             cloud_files_by_kind,
             cloud_entities: self.expected_cloud_refs().len(),
+            server_monorepos: self.server_repos().filter(|r| r.monorepo).count(),
+            server_glob_files: self.server_repos().map(|r| r.catalog_paths().len()).sum(),
+            server_glob_entities: self.expected_server_glob_refs(false).len(),
+            cloud_monorepos: self.cloud.repos.iter().filter(|r| r.monorepo).count(),
+            cloud_glob_files: self
+                .cloud
+                .repos
+                .iter()
+                .map(|r| r.catalog_paths().len())
+                .sum(),
+            cloud_glob_entities: self.expected_cloud_glob_refs().len(),
+            server_codeowners: count_codeowners(self.server_repos()),
+            cloud_codeowners: count_codeowners(self.cloud.repos.iter()),
         }
     }
+}
+
+fn count_codeowners<'a>(repos: impl Iterator<Item = &'a Repo>) -> usize {
+    repos
+        .filter(|r| r.code_owners != CodeOwners::NoFile)
+        .count()
 }
 
 fn slug(rng: &mut Rng, suffix: &str) -> String {
@@ -544,6 +641,17 @@ fn build_repo(seed: u64, config: &DatasetConfig, s: RepoSeed<'_>) -> Repo {
     );
     let content = CatalogContent::build(&mut rng, file_kind, &base, s.project_key, &s.slug);
     files.extend(content.files);
+    let estate = estate::build(
+        seed,
+        config,
+        &Place {
+            scope: s.scope,
+            project_key: s.project_key,
+            slug: &s.slug,
+            base: &base,
+        },
+    );
+    files.extend(estate.files);
     Repo {
         project_key: s.project_key.to_owned(),
         name: s.slug.replace('-', " "),
@@ -557,6 +665,10 @@ fn build_repo(seed: u64, config: &DatasetConfig, s: RepoSeed<'_>) -> Repo {
         files,
         entity_refs: content.refs,
         tree_entity_refs: content.tree_refs,
+        monorepo: estate.monorepo,
+        nested_entity_refs: estate.nested_refs,
+        code_owners: estate.code_owners,
+        history: History::default(),
     }
 }
 
@@ -599,7 +711,7 @@ fn pick_kind(rng: &mut Rng, mix: &FileMix) -> FileKind {
 
 /// Ways of writing the same entity, so parsers see more than one style.
 #[derive(Clone, Copy)]
-enum Style {
+pub(crate) enum Style {
     Plain,
     /// Leading `---` and comments.
     Commented,
@@ -615,20 +727,20 @@ struct CatalogContent {
     tree_refs: Vec<String>,
 }
 
-fn entity_ref(kind: &str, name: &str) -> String {
+pub(crate) fn entity_ref(kind: &str, name: &str) -> String {
     format!("{}:default/{}", kind.to_lowercase(), name.to_lowercase())
 }
 
-struct ComponentSpec<'a> {
-    name: &'a str,
-    description: &'a str,
-    kind_type: &'a str,
-    lifecycle: &'a str,
-    owner: &'a str,
-    provides_api: Option<&'a str>,
+pub(crate) struct ComponentSpec<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) kind_type: &'a str,
+    pub(crate) lifecycle: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) provides_api: Option<&'a str>,
 }
 
-fn component_yaml(c: &ComponentSpec<'_>, style: Style) -> String {
+pub(crate) fn component_yaml(c: &ComponentSpec<'_>, style: Style) -> String {
     let provides = c
         .provides_api
         .map(|api| format!("  providesApis:\n    - {api}\n"))

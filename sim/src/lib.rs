@@ -26,9 +26,12 @@ use std::net::{IpAddr, SocketAddr};
 
 mod admin;
 mod cloud_api;
+mod cloud_content;
 pub mod config;
 pub mod dataset;
+mod estate;
 mod fields;
+pub mod history;
 pub mod hooks;
 mod pipeline;
 pub mod push;
@@ -37,6 +40,7 @@ mod rng;
 mod search;
 mod server;
 mod server_api;
+mod server_content;
 mod state;
 pub mod stats;
 
@@ -48,6 +52,8 @@ pub use dataset::{
     BrokenYaml, CATALOG_PATH, CloudProject, CloudWorkspace, Dataset, DatasetSummary, FileKind,
     InvalidEntity, Repo, RepoRef, ServerProject,
 };
+pub use estate::{CODEOWNERS_PATH, CodeOwners};
+pub use history::HISTORY_DEPTH;
 pub use push::WebhookEvent;
 pub use server::Simulator;
 pub use state::{HookScope, RegisteredHook};

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bitbucket_sim::{
-    AuthConfig, Behaviour, CloudOptions, CodeSearch, DatasetConfig, Faults, FileMix, RateLimit,
-    ServerOptions, SimConfig, Simulator,
+    AuthConfig, Behaviour, CloudOptions, CodeSearch, DatasetConfig, DatasetSummary, Faults,
+    FileMix, RateLimit, ServerOptions, SimConfig, Simulator,
 };
 use clap::Parser;
 
@@ -55,6 +55,16 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     cloud_repos_per_project: usize,
 
+    /// Fraction of repositories that are monorepos (nested catalog files and decoys).
+    #[arg(long, default_value_t = 0.0)]
+    monorepo_ratio: f64,
+    /// Nested catalog files per monorepo: MIN,MAX.
+    #[arg(long, value_parser = parse_range, default_value = "100,300")]
+    monorepo_files: (usize, usize),
+    /// Fraction of repositories with a .bitbucket/CODEOWNERS file.
+    #[arg(long, default_value_t = 0.0)]
+    codeowners_ratio: f64,
+
     /// Server cap on `limit`.
     #[arg(long, default_value_t = 1000)]
     max_page_size: usize,
@@ -101,6 +111,9 @@ struct Cli {
     code_search_repeat: usize,
     #[arg(long, default_value_t = 1000)]
     code_search_max_results: usize,
+    /// Code search results in a new (seeded) order each time a query starts again.
+    #[arg(long)]
+    code_search_unstable_order: bool,
 
     /// Require `Authorization: Bearer TOKEN` (repeatable; any listed credential works).
     #[arg(long = "token", value_name = "TOKEN")]
@@ -121,6 +134,12 @@ fn parse_basic(value: &str) -> Result<(String, String), String> {
         .filter(|(user, _)| !user.is_empty())
         .map(|(u, p)| (u.to_owned(), p.to_owned()))
         .ok_or_else(|| "expected USER:PASSWORD".to_owned())
+}
+
+fn parse_range(value: &str) -> Result<(usize, usize), String> {
+    let (least, most) = value.split_once(',').ok_or("expected MIN,MAX")?;
+    let number = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((number(least)?, number(most)?))
 }
 
 fn parse_mix(value: &str) -> Result<FileMix, String> {
@@ -163,6 +182,9 @@ impl Cli {
                 cloud_workspace: self.cloud_workspace,
                 cloud_projects: self.cloud_projects,
                 cloud_repos_per_project: self.cloud_repos_per_project,
+                monorepo_ratio: self.monorepo_ratio,
+                monorepo_files: self.monorepo_files,
+                codeowners_ratio: self.codeowners_ratio,
             },
             server: ServerOptions {
                 max_page_size: self.max_page_size,
@@ -191,6 +213,7 @@ impl Cli {
                     disabled_status: self.code_search_disabled_status,
                     repeat_per_page: self.code_search_repeat,
                     max_results: self.code_search_max_results,
+                    unstable_order: self.code_search_unstable_order,
                 },
             },
             auth: AuthConfig {
@@ -200,6 +223,24 @@ impl Cli {
             webhook_secret: self.webhook_secret,
         }
     }
+}
+
+/// The monorepo and code owners line of the banner; empty when both are off.
+fn estate_line(s: &DatasetSummary) -> String {
+    if s.server_monorepos + s.cloud_monorepos + s.server_codeowners + s.cloud_codeowners == 0 {
+        return String::new();
+    }
+    format!(
+        "real estate: Server {sm} monorepos, {sf} files matching **/catalog-info.yaml ({se} entities), {sc} CODEOWNERS; Cloud {cm} monorepos, {cf} files ({ce} entities), {cc} CODEOWNERS\n",
+        sm = s.server_monorepos,
+        sf = s.server_glob_files,
+        se = s.server_glob_entities,
+        sc = s.server_codeowners,
+        cm = s.cloud_monorepos,
+        cf = s.cloud_glob_files,
+        ce = s.cloud_glob_entities,
+        cc = s.cloud_codeowners,
+    )
 }
 
 fn banner(sim: &Simulator) -> String {
@@ -216,7 +257,7 @@ fn banner(sim: &Simulator) -> String {
     format!(
         "bitbucket-sim listening on {base}\n  Server REST 1.0  {server}\n  Cloud REST 2.0   {cloud}  (workspace {ws})\n  stats            {base}/__sim/stats  (reset: POST {base}/__sim/stats/reset)\n\
          data set (seed {seed}): {projects} projects + {personal} personal, {repos} repos ({archived} archived), {files} catalog files {kinds:?}, {entities} entities ({tree} following Locations); Cloud: {cprojects} projects, {crepos} repos, {centities} entities\n\
-         minimum requests for one Server discovery: {minimum} ({pages} listing pages at limit {limit} + one file read per repo)\n\n\
+         minimum requests for one Server discovery: {minimum} ({pages} listing pages at limit {limit} + one file read per repo)\n{estate}\n\
          # app-config.yaml for bitbucket-catalogd:\n{snippet}",
         server = sim.server_api_base(),
         cloud = sim.cloud_api_base(),
@@ -242,6 +283,7 @@ fn banner(sim: &Simulator) -> String {
             config.server.list_personal_projects
         ),
         limit = config.server.max_page_size,
+        estate = estate_line(&s),
         snippet = sim.app_config_snippet(),
     )
 }

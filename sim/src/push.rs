@@ -11,7 +11,8 @@ use sha2::Sha256;
 
 use crate::SimError;
 use crate::dataset::{Dataset, Repo, RepoRef};
-use crate::rng::{fnv1a, mix};
+use crate::history::next_commit;
+use crate::rng::fnv1a;
 use crate::state::AppState;
 use crate::{cloud_api, server_api};
 
@@ -71,17 +72,6 @@ fn not_found(repo: &RepoRef) -> SimError {
     SimError::Webhook(format!("no such repository: {repo:?}"))
 }
 
-/// The next commit after `commit` that writes `content` to `path`.
-fn next_commit(commit: &str, path: &str, content: &str) -> String {
-    let seed = fnv1a(format!("{commit}\0{path}\0{content}").as_bytes());
-    let mut out = String::with_capacity(48);
-    for i in 0..3u64 {
-        out.push_str(&format!("{:016x}", mix(seed.wrapping_add(i))));
-    }
-    out.truncate(40);
-    out
-}
-
 impl AppState {
     /// Writes `content` to `path` on the default branch of `repo` (a new
     /// head commit) and returns the push event.
@@ -91,20 +81,63 @@ impl AppState {
         path: &str,
         content: &str,
     ) -> Result<WebhookEvent, SimError> {
+        self.push_edit(repo, path, Some(content))
+    }
+
+    /// Deletes `path` from the default branch of `repo` (a new head commit)
+    /// and returns the push event; an error when there is no such file.
+    pub(crate) fn delete_file(&self, repo: &RepoRef, path: &str) -> Result<WebhookEvent, SimError> {
+        let exists = find(&self.dataset(), repo)
+            .ok_or_else(|| not_found(repo))?
+            .file(path)
+            .is_some();
+        if !exists {
+            return Err(SimError::Webhook(format!(
+                "cannot delete {path} from {repo:?}: no such file"
+            )));
+        }
+        self.push_edit(repo, path, None)
+    }
+
+    fn push_edit(
+        &self,
+        repo: &RepoRef,
+        path: &str,
+        content: Option<&str>,
+    ) -> Result<WebhookEvent, SimError> {
         let path = path.trim_start_matches('/').to_owned();
         let (from, to) = self
             .edit_dataset(|dataset| {
                 let found = repo_mut(dataset, repo)?;
-                let from = found.commit.clone();
-                found.commit = next_commit(&from, &path, content);
-                found.files.insert(path.clone(), content.to_owned());
-                Some((from, found.commit.clone()))
+                Some(found.commit_edits(vec![(path, content.map(str::to_owned))]))
             })
             .ok_or_else(|| not_found(repo))?;
         let branch = self.default_branch(repo)?;
         let mut event = self.push_event(repo, &branch, &from, &to)?;
         event.commit = Some(to);
         Ok(event)
+    }
+
+    /// Makes `branch` the default branch of `repo`. Its head is a new commit
+    /// with the same files (another branch's head), so a check of the
+    /// latest commit sees the change too. Returns the new head commit.
+    pub(crate) fn set_default_branch(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+    ) -> Result<String, SimError> {
+        let branch = branch.trim().trim_start_matches("refs/heads/");
+        if branch.is_empty() || branch.contains(char::is_whitespace) {
+            return Err(SimError::Webhook(format!(
+                "{branch:?} is not a branch name"
+            )));
+        }
+        self.edit_dataset(|dataset| {
+            let found = repo_mut(dataset, repo)?;
+            branch.clone_into(&mut found.default_branch);
+            Some(found.commit_edits(Vec::new()).1)
+        })
+        .ok_or_else(|| not_found(repo))
     }
 
     /// A push to `branch` that changes nothing the simulator serves (a
@@ -114,8 +147,8 @@ impl AppState {
         repo: &RepoRef,
         branch: &str,
     ) -> Result<WebhookEvent, SimError> {
-        let from = next_commit(branch, "", "from");
-        let to = next_commit(branch, "", "to");
+        let from = next_commit(branch, &[(String::new(), Some("from".into()))]);
+        let to = next_commit(branch, &[(String::new(), Some("to".into()))]);
         self.push_event(repo, branch, &from, &to)
     }
 

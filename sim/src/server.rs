@@ -158,6 +158,18 @@ impl Simulator {
         self.state.push_file(repo, path, content)
     }
 
+    /// Deletes `path` from `repo`'s default branch (a new head commit) and
+    /// returns the push event.
+    pub fn delete_file(&self, repo: &RepoRef, path: &str) -> Result<WebhookEvent, SimError> {
+        self.state.delete_file(repo, path)
+    }
+
+    /// Makes `branch` `repo`'s default branch (a new head commit with the
+    /// same files; no event). Returns the new head commit.
+    pub fn set_default_branch(&self, repo: &RepoRef, branch: &str) -> Result<String, SimError> {
+        self.state.set_default_branch(repo, branch)
+    }
+
     /// The webhooks registered with the simulator so far.
     pub fn webhooks(&self) -> Vec<RegisteredHook> {
         self.state.hooks.lock().clone()

@@ -12,7 +12,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::dataset::{Dataset, Repo, ServerProject};
+use crate::history::Revision;
 use crate::respond::{ApiError, Params, json, text};
+use crate::server_content;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -24,17 +26,22 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/projects/{key}/repos/{slug}/default-branch",
             get(default_branch),
         )
+        .route(
+            "/projects/{key}/repos/{slug}/branches/default",
+            get(default_branch),
+        )
+        .merge(server_content::routes())
 }
 
 const NO_SUCH_PROJECT: &str = "com.atlassian.bitbucket.project.NoSuchProjectException";
 const NO_SUCH_REPO: &str = "com.atlassian.bitbucket.repository.NoSuchRepositoryException";
-const NO_SUCH_PATH: &str = "com.atlassian.bitbucket.content.NoSuchPathException";
-const NO_SUCH_COMMIT: &str = "com.atlassian.bitbucket.commit.NoSuchCommitException";
+pub(crate) const NO_SUCH_PATH: &str = "com.atlassian.bitbucket.content.NoSuchPathException";
+pub(crate) const NO_SUCH_COMMIT: &str = "com.atlassian.bitbucket.commit.NoSuchCommitException";
 
 /// `start` and `limit` as Bitbucket reads them: absent `limit` is the
 /// default, an over-large one is clamped to the maximum (and reported back),
 /// anything non-numeric is a 400.
-fn window(state: &AppState, params: &Params) -> Result<(usize, usize), ApiError> {
+pub(crate) fn window(state: &AppState, params: &Params) -> Result<(usize, usize), ApiError> {
     let number = |name: &str| -> Result<Option<usize>, ApiError> {
         match params.get(name) {
             None | Some("") => Ok(None),
@@ -58,7 +65,7 @@ fn window(state: &AppState, params: &Params) -> Result<(usize, usize), ApiError>
 }
 
 /// A Bitbucket page over `total` items of which `values` are those from `start`.
-fn page(values: Vec<Value>, start: usize, limit: usize, total: usize) -> Value {
+pub(crate) fn page(values: Vec<Value>, start: usize, limit: usize, total: usize) -> Value {
     let size = values.len();
     let is_last = start.saturating_add(size) >= total;
     let mut body = json!({
@@ -154,7 +161,7 @@ fn no_project(key: &str) -> ApiError {
 }
 
 /// Undecodable path segments are answered like a missing resource.
-fn bad_path(rejection: PathRejection) -> ApiError {
+pub(crate) fn bad_path(rejection: PathRejection) -> ApiError {
     ApiError::server(StatusCode::NOT_FOUND, rejection.body_text(), None)
 }
 
@@ -183,7 +190,7 @@ async fn repos(
     ))
 }
 
-fn find_repo<'a>(
+pub(crate) fn find_repo<'a>(
     dataset: &'a Dataset,
     key: &str,
     slug: &str,
@@ -199,13 +206,16 @@ fn find_repo<'a>(
     Ok((project, repo))
 }
 
-/// Whether `at` names the default branch's head: the branch name, its full
-/// ref, or the commit (full or an abbreviation of at least 7 digits).
-pub(crate) fn is_head(repo: &Repo, at: &str) -> bool {
-    let at = at.trim();
-    at == repo.default_branch
-        || at.strip_prefix("refs/heads/") == Some(repo.default_branch.as_str())
-        || (at.len() >= 7 && repo.commit.starts_with(&at.to_lowercase()))
+/// Data Center's answer for a commit it does not know.
+pub(crate) fn no_commit(repo: &Repo, at: &str) -> ApiError {
+    ApiError::server(
+        StatusCode::NOT_FOUND,
+        format!(
+            "Commit '{at}' does not exist in repository '{}'.",
+            repo.slug
+        ),
+        Some(NO_SUCH_COMMIT),
+    )
 }
 
 async fn raw(
@@ -218,20 +228,12 @@ async fn raw(
     let (_, repo) = find_repo(&dataset, &key, &slug)?;
     let params = Params::parse(query.as_deref());
     let at = params.get("at").filter(|a| !a.is_empty());
-    if let Some(at) = at {
-        if !is_head(repo, at) {
-            return Err(ApiError::server(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "Commit '{at}' does not exist in repository '{}'.",
-                    repo.slug
-                ),
-                Some(NO_SUCH_COMMIT),
-            ));
-        }
-    }
-    match repo.file(&file) {
-        Some(content) => Ok(text(content.to_owned())),
+    let revision = match at {
+        Some(at) => repo.resolve(at).ok_or_else(|| no_commit(repo, at))?,
+        None => Revision::Head,
+    };
+    match repo.files_at(revision).get(file.trim_start_matches('/')) {
+        Some(content) => Ok(text(content.clone())),
         None => {
             let revision = at.map_or_else(
                 || format!("refs/heads/{}", repo.default_branch),

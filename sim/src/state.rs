@@ -29,7 +29,13 @@ pub(crate) struct AppState {
     accepted_auth: Vec<String>,
     /// Webhooks registered through the API.
     pub(crate) hooks: Mutex<Vec<RegisteredHook>>,
+    /// How many times each code search query has started (its first page
+    /// asked for), which picks its result order when that is unstable.
+    search_walks: Mutex<HashMap<String, u64>>,
 }
+
+/// Distinct queries remembered for [`AppState::search_walk`] before starting over.
+const MAX_SEARCH_WALKS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -73,7 +79,22 @@ impl AppState {
             attempts: Mutex::new(HashMap::new()),
             accepted_auth,
             hooks: Mutex::new(Vec::new()),
+            search_walks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The number of the current walk through `query`'s results; `starts`
+    /// (a first page) begins a new one.
+    pub(crate) fn search_walk(&self, query: &str, starts: bool) -> u64 {
+        let mut walks = self.search_walks.lock();
+        if walks.len() >= MAX_SEARCH_WALKS && !walks.contains_key(query) {
+            walks.clear();
+        }
+        let walk = walks.entry(query.to_owned()).or_insert(0);
+        if starts {
+            *walk += 1;
+        }
+        *walk
     }
 
     /// The data set as it is now.

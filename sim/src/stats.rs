@@ -12,11 +12,23 @@ pub enum EndpointKind {
     ServerProjects,
     ServerRepos,
     ServerRaw,
+    /// `default-branch` and `branches/default`.
     ServerDefaultBranch,
+    /// `files[/{path}]`.
+    ServerFiles,
+    /// `changes` and `compare/changes`.
+    ServerChanges,
     CloudProjects,
     CloudRepos,
     CloudCodeSearch,
+    /// `src/{commit}/{path}`: a file (or a directory named without a trailing `/`).
     CloudSrc,
+    /// `src/{commit}/` or `src/{commit}/{dir}/`: a directory listing.
+    CloudSrcDirectory,
+    /// `refs/branches/{name}`.
+    CloudBranch,
+    /// `diffstat/{spec}`.
+    CloudDiffstat,
     /// Anything else under the API (answered 404/405/400).
     Other,
 }
@@ -52,7 +64,56 @@ pub(crate) fn classify(path: &str) -> Option<EndpointKind> {
             "repos",
             _,
             "default-branch",
+        ]
+        | [
+            "rest",
+            "api",
+            "1.0" | "latest",
+            "projects",
+            _,
+            "repos",
+            _,
+            "branches",
+            "default",
         ] => EndpointKind::ServerDefaultBranch,
+        [
+            "rest",
+            "api",
+            "1.0" | "latest",
+            "projects",
+            _,
+            "repos",
+            _,
+            "files",
+            ..,
+        ] => EndpointKind::ServerFiles,
+        [
+            "rest",
+            "api",
+            "1.0" | "latest",
+            "projects",
+            _,
+            "repos",
+            _,
+            "changes",
+        ]
+        | [
+            "rest",
+            "api",
+            "1.0" | "latest",
+            "projects",
+            _,
+            "repos",
+            _,
+            "compare",
+            "changes",
+        ] => EndpointKind::ServerChanges,
+        ["2.0", "repositories", _, _, "src", _, ..] if path.ends_with('/') => {
+            EndpointKind::CloudSrcDirectory
+        }
+        ["2.0", "repositories", _, _, "src", _] => EndpointKind::CloudSrcDirectory,
+        ["2.0", "repositories", _, _, "refs", "branches", _, ..] => EndpointKind::CloudBranch,
+        ["2.0", "repositories", _, _, "diffstat", _] => EndpointKind::CloudDiffstat,
         ["2.0", "workspaces", _, "projects"] => EndpointKind::CloudProjects,
         ["2.0", "repositories", _] => EndpointKind::CloudRepos,
         ["2.0", "workspaces", _, "search", "code"] => EndpointKind::CloudCodeSearch,
@@ -223,6 +284,37 @@ mod tests {
             (
                 "/2.0/repositories/acme/r/src/main/catalog-info.yaml",
                 Some(CloudSrc),
+            ),
+            (
+                "/rest/api/1.0/projects/P/repos/s/branches/default",
+                Some(ServerDefaultBranch),
+            ),
+            ("/rest/api/1.0/projects/P/repos/s/files", Some(ServerFiles)),
+            (
+                "/rest/api/latest/projects/P/repos/s/files/a/b",
+                Some(ServerFiles),
+            ),
+            (
+                "/rest/api/1.0/projects/P/repos/s/changes",
+                Some(ServerChanges),
+            ),
+            (
+                "/rest/api/1.0/projects/P/repos/s/compare/changes",
+                Some(ServerChanges),
+            ),
+            ("/2.0/repositories/acme/r/src/abc/", Some(CloudSrcDirectory)),
+            ("/2.0/repositories/acme/r/src/abc", Some(CloudSrcDirectory)),
+            (
+                "/2.0/repositories/acme/r/src/abc/services/",
+                Some(CloudSrcDirectory),
+            ),
+            (
+                "/2.0/repositories/acme/r/refs/branches/main",
+                Some(CloudBranch),
+            ),
+            (
+                "/2.0/repositories/acme/r/diffstat/a..b",
+                Some(CloudDiffstat),
             ),
             ("/nope", Some(Other)),
             ("/__sim/stats", None),

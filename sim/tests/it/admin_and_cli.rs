@@ -159,3 +159,35 @@ fn binary_writes_the_config_fragment_to_a_file() {
     drop(child);
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn binary_takes_the_real_estate_flags() {
+    let args = [
+        "--monorepo-ratio",
+        "1",
+        "--monorepo-files",
+        "3,4",
+        "--codeowners-ratio",
+        "0.5",
+        "--code-search-unstable-order",
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    let (child, stdout) = spawn_sim(&args);
+    let estate = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take(20)
+        .find(|l| l.starts_with("real estate:"))
+        .expect("a real estate line");
+    assert!(estate.contains("Server 40 monorepos"), "{estate}");
+    drop(child);
+
+    // A reversed range is refused before anything starts.
+    let status = Command::new(env!("CARGO_BIN_EXE_bitbucket-sim"))
+        .args(["--port", "0", "--monorepo-files", "9,2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run");
+    assert!(!status.success());
+}

@@ -21,8 +21,8 @@ fn config() -> SimConfig {
     }
 }
 
-fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&str>) -> String {
-    let query = format!("\"catalog-info.yaml\" path:/catalog-info.yaml project:{project}");
+/// The workspace's code search URL for `query`.
+fn query_url(sim: &Simulator, query: &str, pagelen: usize) -> url::Url {
     let mut url = url::Url::parse(&format!(
         "{}/workspaces/{}/search/code",
         sim.cloud_api_base(),
@@ -30,8 +30,14 @@ fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&st
     ))
     .expect("url");
     url.query_pairs_mut()
-        .append_pair("search_query", &query)
+        .append_pair("search_query", query)
         .append_pair("pagelen", &pagelen.to_string());
+    url
+}
+
+fn search_url(sim: &Simulator, project: &str, pagelen: usize, fields: Option<&str>) -> String {
+    let query = format!("\"catalog-info.yaml\" path:/catalog-info.yaml project:{project}");
+    let mut url = query_url(sim, &query, pagelen);
     if let Some(fields) = fields {
         url.query_pairs_mut().append_pair("fields", fields);
     }
@@ -216,4 +222,110 @@ async fn bad_queries_are_400_and_results_stop_at_the_cap() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Many matches in monorepos, a small cap, and results in a new order per walk.
+fn capped(unstable_order: bool) -> SimConfig {
+    SimConfig {
+        dataset: DatasetConfig {
+            cloud_projects: 2,
+            cloud_repos_per_project: 5,
+            monorepo_ratio: 1.0,
+            monorepo_files: (20, 30),
+            ..DatasetConfig::default()
+        },
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                max_results: 60,
+                unstable_order,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+async fn walk(c: &reqwest::Client, sim: &Simulator, query: &str) -> (Vec<String>, Value) {
+    let url = query_url(sim, query, 25);
+    let (values, pages) = cloud_all(c, url.as_str()).await;
+    let files = values
+        .iter()
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["file"]["commit"]["repository"]["slug"]
+                    .as_str()
+                    .unwrap_or_default(),
+                v["file"]["path"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    (files, pages[0].clone())
+}
+
+#[tokio::test]
+async fn a_capped_search_counts_every_match_and_walks_differ_when_unstable() {
+    let sim = start(capped(true)).await;
+    let c = client();
+    let query = "\"catalog-info.yaml\" path:catalog-info.yaml";
+    let matching = sim
+        .dataset()
+        .cloud
+        .repos
+        .iter()
+        .flat_map(|r| r.files.keys())
+        .filter(|p| p.contains("catalog-info.yaml"))
+        .count();
+    let (first, page) = walk(&c, &sim, query).await;
+    assert_eq!(first.len(), 60, "results stop at the cap");
+    assert_eq!(page["size"], json!(matching), "size counts every match");
+    assert_eq!(
+        first.iter().collect::<BTreeSet<_>>().len(),
+        60,
+        "one walk has no repeats"
+    );
+    let (second, _) = walk(&c, &sim, query).await;
+    assert_ne!(first, second, "another walk, another order");
+    assert_ne!(
+        first.iter().collect::<BTreeSet<_>>(),
+        second.iter().collect::<BTreeSet<_>>(),
+        "so another capped set"
+    );
+    // Past the cap: Bitbucket's 400.
+    let url = format!(
+        "{}/workspaces/{}/search/code?search_query=catalog&pagelen=20&page=4",
+        sim.cloud_api_base(),
+        sim.cloud_workspace()
+    );
+    let (status, body) = get_json(&c, &url).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.to_string()
+            .contains("Cannot fetch results past result number 60"),
+        "{body}"
+    );
+    // Narrowing by repository brings a repository's files under the cap.
+    let slug = &sim.dataset().cloud.repos[0].slug;
+    let (narrow, _) = walk(&c, &sim, &format!("{query} repo:{slug}")).await;
+    assert!(narrow.iter().all(|f| f.starts_with(slug.as_str())));
+    assert_eq!(
+        narrow.len(),
+        sim.dataset().cloud.repos[0]
+            .files
+            .keys()
+            .filter(|p| p.contains("catalog-info.yaml"))
+            .count()
+    );
+
+    // The same seed replays the same walks.
+    let replay = start(capped(true)).await;
+    assert_eq!(walk(&c, &replay, query).await.0, first);
+    assert_eq!(walk(&c, &replay, query).await.0, second);
+    // Off: every walk is the same.
+    let stable = start(capped(false)).await;
+    assert_eq!(
+        walk(&c, &stable, query).await.0,
+        walk(&c, &stable, query).await.0
+    );
 }

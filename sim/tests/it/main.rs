@@ -8,6 +8,8 @@ mod auth;
 mod cloud_api;
 mod code_search;
 mod dataset;
+mod estate;
 mod faults;
+mod history_api;
 mod rate_limit;
 mod server_api;
