@@ -26,6 +26,14 @@ async fn simulator() -> Simulator {
             bearer_tokens: vec!["sim-workspace-token".into()],
             basic: Vec::new(),
         },
+        // Under the cap a new order each walk changes nothing, cost included.
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                unstable_order: true,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
+        },
         ..SimConfig::default()
     })
     .await
