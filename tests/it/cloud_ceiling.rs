@@ -7,10 +7,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::cloud_sim::{config, simulator_of};
 use crate::support::TestApp;
-use bitbucket_sim::{
-    AuthConfig, Behaviour, CodeSearch, Dataset, DatasetConfig, FileKind, SimConfig, Simulator,
-};
+use bitbucket_sim::{Dataset, DatasetConfig, FileKind, Simulator};
 
 /// One project of 1,510 repositories, 80 % with a catalog file.
 const REPOS: usize = 1510;
@@ -18,37 +17,13 @@ const CAP: usize = 1000;
 const PAGELEN: usize = 100;
 
 async fn simulator() -> Simulator {
-    Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            cloud_projects: 1,
-            cloud_repos_per_project: REPOS,
-            catalog_ratio: 0.8,
-            ..DatasetConfig::default()
-        },
-        auth: AuthConfig {
-            bearer_tokens: vec!["sim-workspace-token".into()],
-            basic: Vec::new(),
-        },
-        behaviour: Behaviour {
-            code_search: CodeSearch {
-                unstable_order: true,
-                ..CodeSearch::default()
-            },
-            ..Behaviour::default()
-        },
-        ..SimConfig::default()
+    simulator_of(DatasetConfig {
+        cloud_projects: 1,
+        cloud_repos_per_project: REPOS,
+        catalog_ratio: 0.8,
+        ..DatasetConfig::default()
     })
     .await
-    .expect("simulator starts")
-}
-
-fn config(sim: &Simulator) -> String {
-    format!(
-        "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      token: sim-workspace-token\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n        pagelen: {PAGELEN}\n        concurrency: 16\n        schedule:\n          frequency: {{trigger: manual}}\n",
-        host = sim.host(),
-        api = sim.cloud_api_base(),
-        ws = sim.cloud_workspace(),
-    )
 }
 
 /// Reads of a Location file and its targets (every run re-reads them).
@@ -122,7 +97,7 @@ async fn a_cloud_project_past_the_search_cap_is_complete_and_stable_over_three_r
     // their targets still are (a separate item of issue 24).
     let steady = listing + location_reads(&dataset);
 
-    let app = TestApp::spawn(&config(&sim)).await;
+    let app = TestApp::spawn(&config(&sim, PAGELEN)).await;
     let mut cursor = String::new();
     for run_number in 1..=3 {
         sim.reset_stats();
