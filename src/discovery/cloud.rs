@@ -1,6 +1,7 @@
 //! The Bitbucket Cloud provider: list the workspace's projects → filter →
-//! code search per project (one query stops at about 1000 results) →
-//! de-duplicate → filter → read each file at the commit the search found.
+//! code search per project (one query stops at 1000 results; a project
+//! past that is completed by searching its other repositories one by one)
+//! → de-duplicate → filter → read each file at the commit the search found.
 //! The commit is the file's change token: a file at the same commit is not
 //! read again. Without code search, list the workspace's repositories and
 //! read the file from each main branch instead (no token: read every run).
@@ -31,6 +32,17 @@ const SEARCH_RESULT_CAP: usize = 1000;
 
 /// What is particular to `catalog.providers.bitbucketCloud`.
 pub(crate) type CloudFlavour = Parts<CloudProviderConfig, BitbucketCloudIntegration>;
+
+/// What one code search query came to.
+#[derive(Debug)]
+enum Found {
+    /// Every match.
+    Complete(Vec<SearchResult>),
+    /// Stopped at the cap: what came before it, not a listing.
+    Capped(Vec<SearchResult>),
+    /// Refused on its first page; the reason.
+    Unavailable(String),
+}
 
 /// A catalog file to read.
 #[derive(Debug)]
@@ -310,15 +322,21 @@ impl CloudFlavour {
         })
     }
 
-    /// `"<file name>" path:/<catalogPath> project:<KEY>`, as Backstage asks.
-    fn query(&self, project_key: &str) -> String {
+    /// `"<file name>" path:/<catalogPath> project:<KEY>`, as Backstage asks;
+    /// with `repo:<slug>` when a capped project is narrowed per repository.
+    fn query(&self, project_key: &str, slug: Option<&str>) -> String {
         let path = &self.config.shared.catalog_path;
         let file_name = path.rsplit('/').next().unwrap_or(path);
-        format!("\"{file_name}\" path:/{path} project:{project_key}")
+        let mut query = format!("\"{file_name}\" path:/{path} project:{project_key}");
+        if let Some(slug) = slug {
+            query.push_str(&format!(" repo:{slug}"));
+        }
+        query
     }
 
     /// Code search over the kept projects; `None` when code search is not
     /// available (the first query tells, so the fallback costs one request).
+    /// A project whose search stopped at the cap is narrowed until complete.
     async fn search(
         &self,
         client: &CloudClient,
@@ -328,8 +346,8 @@ impl CloudFlavour {
         let Some((first, rest)) = keys.split_first() else {
             return Ok(Some(Vec::new()));
         };
-        let first = self.search_project(client, first).await?;
-        if let (_, Search::Unavailable(reason)) = &first {
+        let first = self.search_project(client, first, None).await?;
+        if let (_, Found::Unavailable(reason)) = &first {
             listing.notices.push(format!(
                 "{reason}; fell back to listing the workspace's repositories and reading /{} from each main branch (one request per repository)",
                 self.config.shared.catalog_path
@@ -340,57 +358,152 @@ impl CloudFlavour {
         searches.extend(
             // Owned keys: a borrowed stream item trips the compiler's Send check.
             stream::iter(rest.to_vec())
-                .map(|key| async move { self.search_project(client, &key).await })
+                .map(|key| async move { self.search_project(client, &key, None).await })
                 .buffered(self.config.shared.concurrency)
                 .try_collect::<Vec<_>>()
                 .await?,
         );
         let mut seen = HashSet::new();
         let mut candidates = Vec::new();
+        let mut capped = Vec::new();
         for (key, search) in searches {
-            let results = match search {
-                Search::Results(results) => results,
-                Search::Unavailable(reason) => {
+            let (results, complete) = match search {
+                Found::Complete(results) => (results, true),
+                Found::Capped(results) => (results, false),
+                Found::Unavailable(reason) => {
                     return Err(ListingError::SearchWithdrawn { key, reason });
                 }
             };
-            // Distinct hits, not results: repeated pages inflate the latter.
-            let mut hits = 0;
-            for result in results {
-                if let Some(candidate) = self.candidate(&key, result, &mut seen) {
-                    hits += 1;
-                    if self.slug_kept(&candidate.slug) {
-                        candidates.push(candidate);
-                    }
-                }
+            listing.repos_seen += self.take(&key, results, &mut seen, &mut candidates);
+            if !complete {
+                capped.push(key);
             }
-            listing.repos_seen += hits;
-            if hits >= SEARCH_RESULT_CAP {
-                listing.notices.push(format!(
-                    "code search for project {key} found {hits} catalog files; Bitbucket stops one query at about {SEARCH_RESULT_CAP} results, so repositories may be missing"
-                ));
-            }
+        }
+        if !capped.is_empty() {
+            let narrowed = self.narrow(client, &capped, &seen, listing).await?;
+            candidates.extend(narrowed);
         }
         Ok(Some(candidates))
     }
 
+    /// The kept candidates among `results` (distinct hits, not results:
+    /// repeated pages inflate the latter); returns how many hits there were.
+    fn take(
+        &self,
+        key: &str,
+        results: Vec<SearchResult>,
+        seen: &mut HashSet<(String, String)>,
+        candidates: &mut Vec<Candidate>,
+    ) -> usize {
+        let mut hits = 0;
+        for result in results {
+            if let Some(candidate) = self.candidate(key, result, seen) {
+                hits += 1;
+                if self.slug_kept(&candidate.slug) {
+                    candidates.push(candidate);
+                }
+            }
+        }
+        hits
+    }
+
+    /// Completes the projects whose search stopped at the cap. A capped
+    /// answer is not a listing: the workspace's repositories are listed
+    /// once, and each repository of those projects that the capped search
+    /// did not return is searched alone (`repo:`, one request; it names the
+    /// commit, so an unchanged file is not read again). Catalog files all
+    /// sit at one path, so `path:` cannot split a project, and `repo:` names
+    /// one repository: per repository is the finest split there is, and
+    /// only the repositories past the cap pay for it. Where that search is
+    /// refused, the file is read from the main branch instead.
+    async fn narrow(
+        &self,
+        client: &CloudClient,
+        capped: &[String],
+        seen: &HashSet<(String, String)>,
+        listing: &mut Listing,
+    ) -> Result<Vec<Candidate>, ListingError> {
+        let repos = self.workspace_repositories(client).await?;
+        // `seen` holds only the catalog file's hits, keyed by lowercase slug.
+        let found: HashSet<&str> = seen.iter().map(|(slug, _)| slug.as_str()).collect();
+        let remaining: Vec<(String, Repository)> = repos
+            .into_iter()
+            .filter_map(|repo| {
+                let key = capped.iter().find(|k| {
+                    repo.project_key()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(k))
+                })?;
+                // An empty repository has no main branch, so no file.
+                (repo.main_branch().is_some()
+                    && self.slug_kept(&repo.slug)
+                    && !found.contains(repo.slug.to_lowercase().as_str()))
+                .then(|| (key.clone(), repo))
+            })
+            .collect();
+        for key in capped {
+            let count = remaining.iter().filter(|(k, _)| k == key).count();
+            listing.notices.push(format!(
+                "code search for project {key} stopped at Bitbucket's {SEARCH_RESULT_CAP} results; its {count} other repositories were searched one by one ({count} requests) so the project is complete"
+            ));
+        }
+        let searches: Vec<(String, Repository, Found)> = stream::iter(remaining)
+            .map(|(key, repo)| async move {
+                let (key, found) = self.search_project(client, &key, Some(&repo.slug)).await?;
+                Ok::<_, ListingError>((key, repo, found))
+            })
+            .buffered(self.config.shared.concurrency)
+            .try_collect()
+            .await?;
+        let mut seen = HashSet::new();
+        let mut candidates = Vec::new();
+        for (key, repo, found) in searches {
+            match found {
+                Found::Complete(results) => {
+                    listing.repos_seen += self.take(&key, results, &mut seen, &mut candidates);
+                }
+                // One repository cannot fill the cap; if its search is
+                // refused or capped anyway, read its main branch.
+                Found::Capped(_) | Found::Unavailable(_) => {
+                    listing.repos_seen += 1;
+                    candidates.extend(self.main_branch_read(repo));
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// One query's answer: a 400 after the first page is Bitbucket's
+    /// "Cannot fetch results past result number 1000", so a capped search.
     async fn search_project(
         &self,
         client: &CloudClient,
         key: &str,
-    ) -> Result<(String, Search), ListingError> {
-        client
+        slug: Option<&str>,
+    ) -> Result<(String, Found), ListingError> {
+        let found = match client
             .search_code(
                 &self.config.workspace,
-                &self.query(key),
+                &self.query(key, slug),
                 self.config.pagelen,
             )
             .await
-            .map(|search| (key.to_owned(), search))
-            .map_err(|source| ListingError::CodeSearch {
-                key: key.to_owned(),
-                source,
-            })
+        {
+            Ok(Search::Results(results)) if results.len() >= SEARCH_RESULT_CAP => {
+                Found::Capped(results)
+            }
+            Ok(Search::Results(results)) => Found::Complete(results),
+            Ok(Search::Unavailable(reason)) => Found::Unavailable(reason),
+            Err(err) if err.status() == Some(reqwest::StatusCode::BAD_REQUEST) => {
+                Found::Capped(Vec::new())
+            }
+            Err(source) => {
+                return Err(ListingError::CodeSearch {
+                    key: key.to_owned(),
+                    source,
+                });
+            }
+        };
+        Ok((key.to_owned(), found))
     }
 
     /// A search hit worth reading: it matched the path, is exactly the
@@ -432,14 +545,7 @@ impl CloudFlavour {
         client: &CloudClient,
         listing: &mut Listing,
     ) -> Result<Vec<Candidate>, ListingError> {
-        let workspace = &self.config.workspace;
-        let repos = client
-            .repositories(workspace, self.config.pagelen)
-            .await
-            .map_err(|source| ListingError::WorkspaceRepositories {
-                workspace: workspace.clone(),
-                source,
-            })?;
+        let repos = self.workspace_repositories(client).await?;
         listing.repos_seen = repos.len();
         let project_filter = self.config.filters.project_key.as_ref();
         Ok(repos
@@ -448,20 +554,38 @@ impl CloudFlavour {
                 project_filter.is_none_or(|re| repo.project_key().is_some_and(|k| re.is_match(k)))
                     && self.slug_kept(&repo.slug)
             })
-            // An empty repository has no main branch, so no file.
-            .filter_map(|repo| {
-                let branch = repo.main_branch()?.to_owned();
-                Some(Candidate {
-                    project_key: repo.project_key().unwrap_or_default().to_owned(),
-                    repo_url: self.repo_url(&repo),
-                    read_at: branch.clone(),
-                    branch: Some(branch),
-                    commit: None,
-                    uuid: repo.uuid,
-                    slug: repo.slug,
-                })
-            })
+            .filter_map(|repo| self.main_branch_read(repo))
             .collect())
+    }
+
+    /// Every repository of the workspace.
+    async fn workspace_repositories(
+        &self,
+        client: &CloudClient,
+    ) -> Result<Vec<Repository>, ListingError> {
+        let workspace = &self.config.workspace;
+        client
+            .repositories(workspace, self.config.pagelen)
+            .await
+            .map_err(|source| ListingError::WorkspaceRepositories {
+                workspace: workspace.clone(),
+                source,
+            })
+    }
+
+    /// A listed repository's file, read from its main branch (no change
+    /// token); `None` for an empty repository: no main branch, so no file.
+    fn main_branch_read(&self, repo: Repository) -> Option<Candidate> {
+        let branch = repo.main_branch()?.to_owned();
+        Some(Candidate {
+            project_key: repo.project_key().unwrap_or_default().to_owned(),
+            repo_url: self.repo_url(&repo),
+            read_at: branch.clone(),
+            branch: Some(branch),
+            commit: None,
+            uuid: repo.uuid,
+            slug: repo.slug,
+        })
     }
 
     fn slug_kept(&self, slug: &str) -> bool {

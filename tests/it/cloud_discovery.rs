@@ -284,3 +284,106 @@ async fn a_next_link_to_another_host_is_not_followed() {
     assert!(elsewhere.requests().await.is_empty());
     app.stop().await;
 }
+
+/// A code search that answers 400 past its first page ("Cannot fetch
+/// results past result number 1000") is a capped answer, not a failure and
+/// not a listing: the project's repositories are listed and each searched
+/// alone (`repo:`), so every file is still served, read at its commit.
+#[tokio::test]
+async fn a_search_refused_past_the_cap_is_completed_repository_by_repository() {
+    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let fake = FakeCloud::start().await;
+    fake.mount_projects(WS, &["BIG"], 10).await;
+    let search_path = format!("/2.0/workspaces/{WS}/search/code");
+    let project_query = search_query("BIG");
+    let result = |slug: &str, commit: &str| {
+        serde_json::json!({
+            "type": "code_search_result",
+            "path_matches": [{"text": "catalog-info.yaml", "match": true}],
+            "file": {"path": "catalog-info.yaml", "type": "commit_file", "commit": {
+                "hash": commit,
+                "repository": fake.repository(WS, "BIG", slug, Some("main")),
+            }},
+        })
+    };
+    let mut next = url::Url::parse(&format!(
+        "{}{}",
+        fake.api_base(),
+        "/workspaces/acme/search/code"
+    ))
+    .expect("url");
+    next.query_pairs_mut()
+        .append_pair("search_query", &project_query)
+        .append_pair("page", "2");
+    Mock::given(method("GET"))
+        .and(path(search_path.clone()))
+        .and(query_param("search_query", project_query.as_str()))
+        .and(query_param_is_missing("page"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "pagelen": 1, "page": 1, "size": 1200,
+            "values": [result("svc-a", "c1")], "next": next.to_string(),
+        })))
+        .mount(&fake.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(search_path.clone()))
+        .and(query_param("search_query", project_query.as_str()))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "type": "error",
+            "error": {"message": "Cannot fetch results past result number 1000"},
+        })))
+        .mount(&fake.server)
+        .await;
+    // The workspace: two repositories with a file, one without, one empty
+    // (no main branch: nothing to search).
+    fake.mount_paged(
+        &format!("/repositories/{WS}"),
+        vec![
+            fake.repository(WS, "BIG", "svc-a", Some("main")),
+            fake.repository(WS, "BIG", "svc-b", Some("main")),
+            fake.repository(WS, "BIG", "svc-none", Some("main")),
+            fake.repository(WS, "BIG", "svc-empty", None),
+        ],
+        10,
+        0,
+        &[],
+    )
+    .await;
+    for (slug, hits) in [
+        ("svc-a", vec![result("svc-a", "c1")]),
+        ("svc-b", vec![result("svc-b", "c2")]),
+        ("svc-none", vec![]),
+    ] {
+        let query = format!("{project_query} repo:{slug}");
+        fake.mount_paged(
+            &format!("/workspaces/{WS}/search/code"),
+            hits,
+            10,
+            0,
+            &[("search_query", query.as_str())],
+        )
+        .await;
+    }
+    fake.mount_src(WS, "svc-a", "c1", "catalog-info.yaml", &component("svc-a"))
+        .await;
+    fake.mount_src(WS, "svc-b", "c2", "catalog-info.yaml", &component("svc-b"))
+        .await;
+
+    let app = TestApp::spawn(&cloud_config(&fake, WS, "", "        pagelen: 10\n")).await;
+    let status = app.wait_for_run("cloud", |_| true).await;
+    let run = &status["lastRun"];
+    assert_eq!(run["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(names(&app).await, ["svc-a", "svc-b"]);
+    let notices = run["notices"].to_string();
+    assert!(
+        notices.contains("project BIG stopped at Bitbucket's 1000 results"),
+        "{notices}"
+    );
+    // 1 project page + 2 search pages (the second refused) + 1 repository
+    // page + 3 `repo:` searches + 2 files.
+    assert_eq!(run["requests"], 9, "{run:#}");
+    app.stop().await;
+}

@@ -16,15 +16,29 @@ const REPOS_PER_PROJECT: usize = 60;
 const MAX_PAGELEN: usize = 100;
 
 async fn simulator() -> Simulator {
+    simulator_of(DatasetConfig {
+        cloud_projects: PROJECTS,
+        cloud_repos_per_project: REPOS_PER_PROJECT,
+        ..DatasetConfig::default()
+    })
+    .await
+}
+
+/// A simulator of `dataset` whose code search answers in a new order each
+/// walk, as Bitbucket's (under the cap that changes nothing, cost included).
+pub(super) async fn simulator_of(dataset: DatasetConfig) -> Simulator {
     Simulator::start(SimConfig {
-        dataset: DatasetConfig {
-            cloud_projects: PROJECTS,
-            cloud_repos_per_project: REPOS_PER_PROJECT,
-            ..DatasetConfig::default()
-        },
+        dataset,
         auth: AuthConfig {
             bearer_tokens: vec!["sim-workspace-token".into()],
             basic: Vec::new(),
+        },
+        behaviour: Behaviour {
+            code_search: CodeSearch {
+                unstable_order: true,
+                ..CodeSearch::default()
+            },
+            ..Behaviour::default()
         },
         ..SimConfig::default()
     })
@@ -32,7 +46,7 @@ async fn simulator() -> Simulator {
     .expect("simulator starts")
 }
 
-fn config(sim: &Simulator, pagelen: usize) -> String {
+pub(super) fn config(sim: &Simulator, pagelen: usize) -> String {
     format!(
         "integrations:\n  bitbucketCloud:\n    - host: {host}\n      apiBaseUrl: {api}\n      token: sim-workspace-token\ncatalog:\n  providers:\n    bitbucketCloud:\n      sim:\n        workspace: {ws}\n        pagelen: {pagelen}\n        concurrency: 16\n        schedule:\n          frequency: {{trigger: manual}}\n",
         host = sim.host(),

@@ -14,6 +14,7 @@ mod catalog_client;
 mod catalog_processing;
 mod changes;
 mod cli;
+mod cloud_ceiling;
 mod cloud_discovery;
 mod cloud_sim;
 mod config;
