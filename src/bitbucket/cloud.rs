@@ -122,12 +122,26 @@ struct Page<T> {
     values: Vec<T>,
     #[serde(default)]
     next: Option<String>,
+    /// How many items the whole listing holds, when Bitbucket says.
+    #[serde(default)]
+    size: Option<usize>,
+}
+
+/// Every page of a listing, and the largest `size` its pages stated.
+struct Pages<T> {
+    values: Vec<T>,
+    size: Option<usize>,
 }
 
 /// What a code search came to.
 #[derive(Debug)]
 pub(crate) enum Search {
-    Results(Vec<SearchResult>),
+    /// Every page's results (repeats included, BCLOUD-23644) and the
+    /// answer's `size`: how many matches Bitbucket counted, past the cap too.
+    Results {
+        results: Vec<SearchResult>,
+        size: Option<usize>,
+    },
     /// The first page answered 4xx: code search is not enabled for the
     /// workspace (or not open to these credentials). The message says which.
     Unavailable(String),
@@ -169,18 +183,19 @@ impl CloudClient {
         self.workspace_pages("cloud_projects", url, workspace).await
     }
 
+    /// The workspace's repositories; with `project`, only that project's
+    /// (Cloud's `q=project.key="KEY"` filter).
     pub(crate) async fn repositories(
         &self,
         workspace: &str,
+        project: Option<&str>,
         pagelen: u32,
     ) -> Result<Vec<Repository>, BitbucketError> {
-        let url = self.url(
-            &["repositories", workspace],
-            &[
-                ("pagelen", &pagelen.to_string()),
-                ("fields", REPOSITORY_FIELDS),
-            ],
-        );
+        let pagelen = pagelen.to_string();
+        let filter = project.map(|key| format!("project.key=\"{key}\""));
+        let mut query = vec![("pagelen", pagelen.as_str()), ("fields", REPOSITORY_FIELDS)];
+        query.extend(filter.as_deref().map(|q| ("q", q)));
+        let url = self.url(&["repositories", workspace], &query);
         self.workspace_pages("cloud_repos", url, workspace).await
     }
 
@@ -249,7 +264,10 @@ impl CloudClient {
             ],
         );
         match self.paged("cloud_search", url.clone()).await {
-            Ok(Some(results)) => Ok(Search::Results(results)),
+            Ok(Some(Pages { values, size })) => Ok(Search::Results {
+                results: values,
+                size,
+            }),
             Ok(None) => Ok(Search::Unavailable(format!(
                 "code search answered 404 for workspace '{workspace}' ({url}): it is not enabled; turn it on in the workspace's search page"
             ))),
@@ -292,6 +310,7 @@ impl CloudClient {
         self.paged(endpoint, url)
             .await
             .map_err(|failed| failed.error)?
+            .map(|pages| pages.values)
             .ok_or_else(|| not_found(&self.api_base, workspace))
     }
 
@@ -303,12 +322,13 @@ impl CloudClient {
         &self,
         endpoint: &'static str,
         first: Url,
-    ) -> Result<Option<Vec<T>>, PageFailure> {
+    ) -> Result<Option<Pages<T>>, PageFailure> {
         let later = |error| PageFailure {
             error,
             first_page: false,
         };
         let mut all = Vec::new();
+        let mut size: Option<usize> = None;
         let mut seen = HashSet::new();
         let mut budget = MAX_LISTING_BYTES;
         let mut url = first;
@@ -339,8 +359,9 @@ impl CloudClient {
             };
             let empty = page.values.is_empty();
             all.extend(page.values);
+            size = size.max(page.size);
             let Some(next) = page.next.filter(|_| !empty) else {
-                return Ok(Some(all));
+                return Ok(Some(Pages { values: all, size }));
             };
             let mut next_url = Url::parse(&next).map_err(|err| {
                 later(BitbucketError::decode(

@@ -408,9 +408,10 @@ impl CloudFlavour {
     }
 
     /// Completes the projects whose search stopped at the cap. A capped
-    /// answer is not a listing: the workspace's repositories are listed
-    /// once, and each repository of those projects that the capped search
-    /// did not return is searched alone (`repo:`, one request; it names the
+    /// answer is not a listing: each such project's repositories are
+    /// listed (`q=project.key="KEY"`, not the whole workspace), and each of
+    /// them that the capped search did not return is searched alone
+    /// (`repo:`, one request; it names the
     /// commit, so an unchanged file is not read again). Catalog files all
     /// sit at one path, so `path:` cannot split a project, and `repo:` names
     /// one repository: per repository is the finest split there is, and
@@ -423,7 +424,12 @@ impl CloudFlavour {
         seen: &HashSet<(String, String)>,
         listing: &mut Listing,
     ) -> Result<Vec<Candidate>, ListingError> {
-        let repos = self.workspace_repositories(client).await?;
+        let listed: Vec<Vec<Repository>> = stream::iter(capped.to_vec())
+            .map(|key| async move { self.repositories_of(client, Some(&key)).await })
+            .buffered(self.config.shared.concurrency)
+            .try_collect()
+            .await?;
+        let repos = listed.into_iter().flatten();
         // `seen` holds only the catalog file's hits, keyed by lowercase slug.
         let found: HashSet<&str> = seen.iter().map(|(slug, _)| slug.as_str()).collect();
         let remaining: Vec<(String, Repository)> = repos
@@ -443,7 +449,7 @@ impl CloudFlavour {
         for key in capped {
             let count = remaining.iter().filter(|(k, _)| k == key).count();
             listing.notices.push(format!(
-                "code search for project {key} stopped at Bitbucket's {SEARCH_RESULT_CAP} results; its {count} other repositories were searched one by one ({count} requests) so the project is complete"
+                "code search for project {key} stopped at Bitbucket's {SEARCH_RESULT_CAP} results or left matches out (its `size` counted more than it returned); its {count} other repositories were searched one by one ({count} requests) so the project is complete"
             ));
         }
         let searches: Vec<(String, Repository, Found)> = stream::iter(remaining)
@@ -472,8 +478,15 @@ impl CloudFlavour {
         Ok(candidates)
     }
 
-    /// One query's answer: a 400 after the first page is Bitbucket's
-    /// "Cannot fetch results past result number 1000", so a capped search.
+    /// One query's answer. Not a listing (`Capped`) when a page after the
+    /// first answers 400 (Bitbucket's "Cannot fetch results past result
+    /// number 1000"), when the distinct results reach the cap, or when the
+    /// answer's `size` counts more matches than the distinct results
+    /// returned. The last also catches pages that repeated results in place
+    /// of others under the cap: some matches were not returned, so the
+    /// answer cannot say which repositories lack a file. When `size` covers
+    /// the distinct results, repeats that pushed the raw count to the cap do
+    /// not make it capped; without `size`, a raw count at the cap does.
     async fn search_project(
         &self,
         client: &CloudClient,
@@ -488,10 +501,16 @@ impl CloudFlavour {
             )
             .await
         {
-            Ok(Search::Results(results)) if results.len() >= SEARCH_RESULT_CAP => {
-                Found::Capped(results)
+            Ok(Search::Results { results, size }) => {
+                let distinct = distinct_results(&results);
+                let capped = distinct >= SEARCH_RESULT_CAP
+                    || size.map_or(results.len() >= SEARCH_RESULT_CAP, |size| size > distinct);
+                if capped {
+                    Found::Capped(results)
+                } else {
+                    Found::Complete(results)
+                }
             }
-            Ok(Search::Results(results)) => Found::Complete(results),
             Ok(Search::Unavailable(reason)) => Found::Unavailable(reason),
             Err(err) if err.status() == Some(reqwest::StatusCode::BAD_REQUEST) => {
                 Found::Capped(Vec::new())
@@ -545,7 +564,7 @@ impl CloudFlavour {
         client: &CloudClient,
         listing: &mut Listing,
     ) -> Result<Vec<Candidate>, ListingError> {
-        let repos = self.workspace_repositories(client).await?;
+        let repos = self.repositories_of(client, None).await?;
         listing.repos_seen = repos.len();
         let project_filter = self.config.filters.project_key.as_ref();
         Ok(repos
@@ -558,14 +577,15 @@ impl CloudFlavour {
             .collect())
     }
 
-    /// Every repository of the workspace.
-    async fn workspace_repositories(
+    /// Every repository of the workspace, or of one of its projects.
+    async fn repositories_of(
         &self,
         client: &CloudClient,
+        project: Option<&str>,
     ) -> Result<Vec<Repository>, ListingError> {
         let workspace = &self.config.workspace;
         client
-            .repositories(workspace, self.config.pagelen)
+            .repositories(workspace, project, self.config.pagelen)
             .await
             .map_err(|source| ListingError::WorkspaceRepositories {
                 workspace: workspace.clone(),
@@ -609,4 +629,24 @@ impl CloudFlavour {
             str::to_owned,
         )
     }
+}
+
+/// How many distinct files the results name (pages can repeat results,
+/// BCLOUD-23644); a result naming no file counts as one of its own.
+fn distinct_results(results: &[SearchResult]) -> usize {
+    let mut files = HashSet::new();
+    let mut unnamed = 0;
+    for result in results {
+        match result
+            .file
+            .as_ref()
+            .and_then(|f| Some((f, f.commit.as_ref()?)))
+        {
+            Some((file, commit)) => {
+                files.insert((commit.repository.slug.to_lowercase(), file.path.as_str()));
+            }
+            None => unnamed += 1,
+        }
+    }
+    files.len() + unnamed
 }

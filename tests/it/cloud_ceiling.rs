@@ -88,8 +88,9 @@ async fn a_cloud_project_past_the_search_cap_is_complete_and_stable_over_three_r
             .count();
 
     // Fixed per run: the project listing, the capped search (10 pages), the
-    // workspace's repositories (16 pages) and one `repo:` search for each
-    // repository the capped search did not return.
+    // capped project's repositories (`q=project.key=`, 16 pages: the only
+    // project) and one `repo:` search for each repository the capped search
+    // did not return.
     let listing = 1 + CAP / PAGELEN + REPOS.div_ceil(PAGELEN) + (REPOS - CAP);
     // First run: plus every catalog file and Location target, read once.
     let first = listing + files + targets;

@@ -349,7 +349,8 @@ async fn a_search_refused_past_the_cap_is_completed_repository_by_repository() {
         ],
         10,
         0,
-        &[],
+        // Only the capped project's repositories are listed.
+        &[("q", "project.key=\"BIG\"")],
     )
     .await;
     for (slug, hits) in [
@@ -382,8 +383,118 @@ async fn a_search_refused_past_the_cap_is_completed_repository_by_repository() {
         notices.contains("project BIG stopped at Bitbucket's 1000 results"),
         "{notices}"
     );
-    // 1 project page + 2 search pages (the second refused) + 1 repository
-    // page + 3 `repo:` searches + 2 files.
+    // 1 project page + 2 search pages (the second refused) + 1 page of the
+    // project's repositories + 3 `repo:` searches + 2 files.
     assert_eq!(run["requests"], 9, "{run:#}");
+    app.stop().await;
+}
+
+/// Pages that repeat results (BCLOUD-23644) can push the raw count past
+/// 1,000 under the cap; when `size` counts no more matches than the
+/// distinct results returned, the answer is complete: no narrowing.
+#[tokio::test]
+async fn repeated_pages_past_1000_results_are_complete_when_size_says_so() {
+    let fake = FakeCloud::start().await;
+    fake.mount_projects(WS, &["MID"], 10).await;
+    let slugs: Vec<String> = (0..950).map(|i| format!("svc-{i:03}")).collect();
+    // One catalog file at the root; the rest match only inside `docs/`.
+    let hits: Vec<Hit> = slugs
+        .iter()
+        .enumerate()
+        .map(|(i, slug)| Hit {
+            path: if i == 0 {
+                "catalog-info.yaml"
+            } else {
+                "docs/catalog-info.yaml"
+            },
+            ..hit("MID", slug, "main", "c1")
+        })
+        .collect();
+    // Pages of 100, each repeating 10 of the previous: 11 pages, 1,040 results.
+    fake.mount_search(WS, "MID", &hits, 100, 10).await;
+    fake.mount_src(
+        WS,
+        "svc-000",
+        "c1",
+        "catalog-info.yaml",
+        &component("svc-000"),
+    )
+    .await;
+
+    let app = TestApp::spawn(&cloud_config(&fake, WS, "", "        pagelen: 100\n")).await;
+    let status = app.wait_for_run("cloud", |_| true).await;
+    let run = &status["lastRun"];
+    assert_eq!(run["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(names(&app).await, ["svc-000"]);
+    assert_eq!(run["notices"], serde_json::json!([]), "{run:#}");
+    // 1 project page + 11 search pages + 1 file: no repository listing.
+    assert_eq!(run["requests"], 13, "{run:#}");
+    app.stop().await;
+}
+
+/// Under the cap, an answer whose `size` counts more matches than the
+/// distinct results it returned (repeats took others' places) is not a
+/// listing either: the project is completed repository by repository.
+#[tokio::test]
+async fn an_answer_short_of_its_size_is_completed_repository_by_repository() {
+    let fake = FakeCloud::start().await;
+    fake.mount_projects(WS, &["SMALL"], 10).await;
+    let found = |slug, commit| hit("SMALL", slug, "main", commit);
+    // `size` 5, 3 distinct results: svc-d's file was not returned.
+    let hits = [
+        found("svc-a", "c1"),
+        found("svc-b", "c2"),
+        found("svc-a", "c1"),
+        found("svc-c", "c3"),
+        found("svc-b", "c2"),
+    ];
+    fake.mount_search(WS, "SMALL", &hits, 10, 0).await;
+    fake.mount_paged(
+        &format!("/repositories/{WS}"),
+        ["svc-a", "svc-b", "svc-c", "svc-d"]
+            .iter()
+            .map(|slug| fake.repository(WS, "SMALL", slug, Some("main")))
+            .collect(),
+        10,
+        0,
+        &[("q", "project.key=\"SMALL\"")],
+    )
+    .await;
+    let query = format!("{} repo:svc-d", search_query("SMALL"));
+    fake.mount_paged(
+        &format!("/workspaces/{WS}/search/code"),
+        vec![serde_json::json!({
+            "type": "code_search_result",
+            "path_matches": [{"text": "catalog-info.yaml", "match": true}],
+            "file": {"path": "catalog-info.yaml", "type": "commit_file", "commit": {
+                "hash": "c4",
+                "repository": fake.repository(WS, "SMALL", "svc-d", Some("main")),
+            }},
+        })],
+        10,
+        0,
+        &[("search_query", query.as_str())],
+    )
+    .await;
+    for (slug, commit) in [
+        ("svc-a", "c1"),
+        ("svc-b", "c2"),
+        ("svc-c", "c3"),
+        ("svc-d", "c4"),
+    ] {
+        fake.mount_src(WS, slug, commit, "catalog-info.yaml", &component(slug))
+            .await;
+    }
+
+    let app = TestApp::spawn(&cloud_config(&fake, WS, "", "        pagelen: 10\n")).await;
+    let status = app.wait_for_run("cloud", |_| true).await;
+    let run = &status["lastRun"];
+    assert_eq!(run["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(names(&app).await, ["svc-a", "svc-b", "svc-c", "svc-d"]);
+    let notices = run["notices"].to_string();
+    assert!(notices.contains("project SMALL stopped at"), "{notices}");
+    // 1 project page + 1 search page + 1 page of the project's repositories
+    // + 1 `repo:` search + 4 files.
+    assert_eq!(run["requests"], 8, "{run:#}");
     app.stop().await;
 }
