@@ -458,8 +458,20 @@ async fn restore_reports(runners: &[Arc<SourceRunner>], reports: Vec<(String, Ru
         }
     }
     for runner in runners {
+        register_metrics(runner);
         runner.count_repositories().await;
     }
+}
+
+/// The series alerts read, at their stored values (or 0) before any run.
+fn register_metrics(runner: &SourceRunner) {
+    let report = runner.last_report();
+    let problems = report.as_ref().map_or(0, |r| r.problems.len());
+    let last_success = report
+        .filter(|r| r.succeeded())
+        .and_then(|r| r.finished_at)
+        .unwrap_or_else(chrono::Utc::now);
+    crate::metrics::register_provider(runner.id(), problems, last_success.timestamp() as f64);
 }
 
 /// A leader keeps its lock session; a follower catches up and takes over

@@ -74,6 +74,27 @@ pub(crate) fn record_run(
     metrics::gauge!("catalog_provider_problems", "provider" => provider).set(problems as f64);
 }
 
+/// The outcomes [`record_run`] labels runs with.
+const RUN_OUTCOMES: [&str; 3] = ["succeeded", "failed", "held"];
+
+/// A provider's series that alert rules read, present from start-up:
+/// `increase()` misses the first event of a series that did not exist
+/// before it. `problems` and `last_success` come from the run stored
+/// before the restart; with none, the provider counts as succeeded at
+/// start-up, so "no successful run in 2 hours" fires for a provider that
+/// has never succeeded too (an absent gauge never alerts).
+pub(crate) fn register_provider(provider: &str, problems: usize, last_success: f64) {
+    let _ = handle();
+    for outcome in RUN_OUTCOMES {
+        metrics::counter!("catalog_provider_runs_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(0);
+    }
+    metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())
+        .increment(0);
+    metrics::gauge!("catalog_provider_problems", "provider" => provider.to_owned())
+        .set(problems as f64);
+    record_last_success(provider, last_success);
+}
+
 /// A run held by the deletion guard.
 pub(crate) fn record_held(provider: &str) {
     metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())

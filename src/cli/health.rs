@@ -48,10 +48,28 @@ pub(super) async fn probe(cli: &Cli, timeout: Duration) -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
         Err(err) => {
-            eprintln!("unhealthy: {url}: {err}");
+            eprintln!("unhealthy: {url}: {}", causes(&err.without_url()));
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+/// The error and its causes (`connection refused`, a timeout…): reqwest's
+/// own message says only "error sending request". The URL is printed once,
+/// by the caller; it is the loopback readiness URL, which holds no secret.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Layers often repeat their cause's message; print it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The readiness endpoint on the listening address, reached over loopback

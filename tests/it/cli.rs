@@ -290,7 +290,13 @@ async fn health_probes_the_port_the_layered_config_listens_on() {
     };
     let out = health().await;
     assert_eq!(out.status.code(), Some(1), "nothing listens yet");
-    assert!(text(&out.stderr).contains(&format!("127.0.0.1:{port}")));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    // The cause, not only reqwest's "error sending request".
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
 
     let mut child = Command::new(BIN)
         .args(["serve", "--config", &file.display().to_string()])
