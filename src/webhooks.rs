@@ -58,19 +58,6 @@ pub(crate) enum Invalid {
     Payload(#[from] payload::PayloadError),
 }
 
-// The API answers with the message (`Req::error` takes text).
-impl From<Unauthenticated> for String {
-    fn from(err: Unauthenticated) -> Self {
-        err.to_string()
-    }
-}
-
-impl From<Invalid> for String {
-    fn from(err: Invalid) -> Self {
-        err.to_string()
-    }
-}
-
 /// What became of an accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Accepted {

@@ -77,10 +77,12 @@ async fn receive(
             &body,
         )
         .map_err(|rejected| match rejected {
-            Rejected::Unauthenticated(message) => {
-                req.error(StatusCode::UNAUTHORIZED, "AuthenticationError", message)
-            }
-            Rejected::Invalid(message) => req.input(message),
+            Rejected::Unauthenticated(message) => req.error(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                message.to_string(),
+            ),
+            Rejected::Invalid(message) => req.input(message.to_string()),
             rejected @ Rejected::NoIntegration(_) => req.not_found(rejected.to_string()),
         })?;
     Ok(match accepted {

@@ -3,8 +3,7 @@
 
 use url::Url;
 
-// Re-exported only for `locations::error`, which imports it from here.
-pub(crate) use super::refusal::UrlError;
+use super::refusal::UrlError;
 
 /// `host` or `host:port` of a URL, as integrations name hosts.
 pub(crate) fn host_of(url: &Url) -> Option<String> {

@@ -2,7 +2,7 @@
 //! [`RegisterError`] and [`RemoveError`] is one of Backstage's error classes
 //! (the API maps it to a status); what it holds names the cause.
 
-use crate::bitbucket::urls::UrlError;
+use crate::bitbucket::refusal::UrlError;
 use crate::discovery::location::LocationError;
 use crate::store::StoreError;
 
