@@ -95,6 +95,20 @@ pub(crate) struct Hook {
 }
 
 /// One code search hit.
+/// One entry of a `src` listing: a file or a directory.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SrcEntry {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub path: String,
+    pub commit: Option<SrcCommit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SrcCommit {
+    pub hash: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SearchResult {
     #[serde(default)]
@@ -289,6 +303,28 @@ impl CloudClient {
     /// The REST URL of a file at a commit or branch.
     pub(crate) fn src_url(&self, workspace: &str, slug: &str, git_ref: &str, path: &str) -> Url {
         cloud_urls::src_url(&self.api_base, workspace, slug, git_ref, path.split('/'))
+    }
+
+    /// The files below the root at `git_ref`, down to `max_depth`
+    /// directories (Cloud's recursive `src` listing); `None` when the
+    /// repository or ref does not exist.
+    pub(crate) async fn src_listing(
+        &self,
+        workspace: &str,
+        slug: &str,
+        git_ref: &str,
+        max_depth: u32,
+        pagelen: u32,
+    ) -> Result<Option<Vec<SrcEntry>>, BitbucketError> {
+        let mut url = cloud_urls::src_url(&self.api_base, workspace, slug, git_ref, [""]);
+        url.query_pairs_mut()
+            .append_pair("max_depth", &max_depth.to_string())
+            .append_pair("pagelen", &pagelen.to_string())
+            .append_pair("fields", "next,values.type,values.path,values.commit.hash");
+        match self.paged("cloud_src_list", url).await {
+            Ok(pages) => Ok(pages.map(|p| p.values)),
+            Err(failed) => Err(failed.error),
+        }
     }
 
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.

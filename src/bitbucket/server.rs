@@ -222,6 +222,21 @@ impl ServerClient {
         url
     }
 
+    /// Every file path of the repository (default branch unless `at`),
+    /// relative to its root, paged.
+    pub(crate) async fn files(
+        &self,
+        project_key: &str,
+        slug: &str,
+        at: Option<&str>,
+    ) -> Result<Vec<String>, BitbucketError> {
+        let mut url = self.url(&["projects", project_key, "repos", slug, "files"]);
+        if let Some(at) = at {
+            url.query_pairs_mut().append_pair("at", at);
+        }
+        self.paged("files", url).await
+    }
+
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.
     pub(crate) async fn raw_file(
         &self,

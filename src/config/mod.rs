@@ -9,6 +9,7 @@
 pub(crate) mod access;
 mod backend;
 pub(crate) mod catalog;
+mod catalog_glob;
 pub(crate) mod cloud;
 mod ctx;
 pub(crate) mod database;
@@ -31,6 +32,7 @@ mod typos;
 pub(crate) use access::{Denied, ExternalAccess, WritePermission};
 pub(crate) use backend::BackendConfig;
 pub use catalog::CatalogSettings;
+pub(crate) use catalog_glob::CatalogGlob;
 pub(crate) use cloud::CloudProviderConfig;
 use ctx::Ctx;
 pub use database::DatabaseClient;

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+use super::catalog_glob::{CatalogGlob, GLOB_SYNTAX};
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 
 /// Concurrent catalog-file reads per provider unless configured.
@@ -18,8 +19,11 @@ pub(super) const MAX_CONCURRENCY: usize = 64;
 /// providers is declared here and in [`raw::provider_entry`] only.
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
-    /// Without a leading slash, e.g. `catalog-info.yaml`.
+    /// Without a leading slash, e.g. `catalog-info.yaml`, or the pattern.
     pub catalog_path: String,
+    /// `catalogPath` as a glob (e.g. `**/catalog-info.yaml`); `None` for
+    /// one file path.
+    pub catalog_glob: Option<CatalogGlob>,
     pub schedule: Schedule,
     /// Concurrent catalog-file reads.
     pub concurrency: usize,
@@ -84,14 +88,15 @@ impl TryFrom<String> for TargetScope {
     }
 }
 
-/// `catalogPath` without its leading `/`, checked to be a file path.
+/// `catalogPath` without its leading `/`, checked to be a file path or a
+/// glob that can match one.
 #[derive(Deserialize)]
 #[serde(try_from = "String")]
-pub(super) struct CatalogPath(pub(super) String);
+pub(super) struct CatalogPath(pub(super) String, pub(super) Option<CatalogGlob>);
 
 impl Default for CatalogPath {
     fn default() -> Self {
-        Self("catalog-info.yaml".into())
+        Self("catalog-info.yaml".into(), None)
     }
 }
 
@@ -108,10 +113,11 @@ impl TryFrom<String> for CatalogPath {
                 .any(|s| s == ".." || s == "." || s.is_empty())
         {
             return Err(format!(
-                "'{path}' is not a file path inside the repository; write e.g. /catalog-info.yaml"
+                "'{path}' is not a file path inside the repository; write e.g. /catalog-info.yaml ({GLOB_SYNTAX})"
             ));
         }
-        Ok(Self(path))
+        let glob = CatalogGlob::parse(&path).map_err(|why| format!("{why} ({GLOB_SYNTAX})"))?;
+        Ok(Self(path, glob))
     }
 }
 
@@ -341,8 +347,10 @@ pub(super) mod raw {
                         DEFAULT_CONCURRENCY, DeletionGuard, ProviderSettings, webhook_registration,
                     };
                     let webhooks = self.webhooks.take();
+                    let catalog_path = self.catalog_path.take().unwrap_or_default();
                     Ok(ProviderSettings {
-                        catalog_path: self.catalog_path.take().unwrap_or_default().0,
+                        catalog_path: catalog_path.0,
+                        catalog_glob: catalog_path.1,
                         schedule: self.schedule.take().map_or_else(
                             $crate::config::Schedule::default,
                             $crate::config::schedule::RawSchedule::into_schedule,

@@ -15,7 +15,7 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
+use super::provider::{FileList, Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::file_url::FileUrl;
@@ -26,6 +26,9 @@ use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::{DefaultBranch, RepoInfo};
 use crate::config::{CloudProviderConfig, ProviderSettings};
 use crate::integrations::{BitbucketCloudIntegration, Product};
+
+/// How deep a glob provider lists a repository's directories.
+const SRC_MAX_DEPTH: u32 = 16;
 
 /// Bitbucket stops one code search at about this many results.
 const SEARCH_RESULT_CAP: usize = 1000;
@@ -86,6 +89,55 @@ impl Flavour for CloudFlavour {
         let mut listing = Listing::default();
         listing.repositories = self.repositories(client, fingerprint, &mut listing).await;
         listing
+    }
+
+    async fn list_files(
+        &self,
+        client: &CloudClient,
+        record: &RepositoryRecord,
+    ) -> Result<FileList, BitbucketError> {
+        // An empty repository has no main branch, so no files.
+        let Some(branch) = record.branch.as_deref() else {
+            return Ok(FileList::default());
+        };
+        let entries = client
+            .src_listing(
+                &self.config.workspace,
+                &record.slug,
+                branch,
+                SRC_MAX_DEPTH,
+                self.config.pagelen,
+            )
+            .await?
+            .unwrap_or_default();
+        let commit = entries
+            .iter()
+            .find_map(|e| e.commit.as_ref().map(|c| c.hash.clone()));
+        Ok(FileList {
+            paths: entries
+                .into_iter()
+                .filter(|e| e.kind == "commit_file")
+                .map(|e| e.path)
+                .collect(),
+            commit,
+        })
+    }
+
+    fn file_urls(
+        &self,
+        client: &CloudClient,
+        record: &RepositoryRecord,
+        commit: Option<&str>,
+        path: &str,
+    ) -> Option<(Url, String)> {
+        let git_ref = commit.or(record.branch.as_deref())?;
+        let url = client.src_url(&self.config.workspace, &record.slug, git_ref, path);
+        let location = cloud_urls::file_url(
+            &record.url,
+            record.branch.as_deref().unwrap_or(git_ref),
+            path,
+        )?;
+        Some((url, location))
     }
 
     async fn fetch(
@@ -231,7 +283,13 @@ impl CloudFlavour {
             .map(|p| p.key)
             .filter(|key| project_filter.is_none_or(|re| re.is_match(key)))
             .collect();
-        let mut candidates = match self.search(client, &keys, listing).await? {
+        // Code search finds one path; a glob lists each repository's files.
+        let searched = if self.config.shared.catalog_glob.is_some() {
+            None
+        } else {
+            self.search(client, &keys, listing).await?
+        };
+        let mut candidates = match searched {
             Some(found) => found,
             None => self.list_repositories(client, listing).await?,
         };

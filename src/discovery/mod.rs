@@ -18,6 +18,7 @@
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 
 pub(crate) mod cloud;
+mod glob;
 mod hooks;
 pub(crate) mod location;
 pub(crate) mod pipeline;

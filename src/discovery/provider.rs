@@ -114,12 +114,38 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
         fingerprint: &str,
     ) -> Result<Listed, Unlisted>;
 
+    /// Every file of the repository `record` names, at the branch it is
+    /// read from, for a `catalogPath` glob.
+    fn list_files(
+        &self,
+        client: &Self::Client,
+        record: &RepositoryRecord,
+    ) -> impl Future<Output = Result<FileList, BitbucketError>> + Send;
+
+    /// The API URL that reads `path` of the repository (at `commit` when
+    /// the listing named one), and its web URL: the entities' location.
+    fn file_urls(
+        &self,
+        client: &Self::Client,
+        record: &RepositoryRecord,
+        commit: Option<&str>,
+        path: &str,
+    ) -> Option<(Url, String)>;
+
     /// The repository's default (main) branch as Bitbucket says now.
     fn default_branch(
         &self,
         client: &Self::Client,
         repo: &RepoRef,
     ) -> impl Future<Output = Result<Option<String>, BitbucketError>> + Send;
+}
+
+/// A repository's files, for a glob: every path (relative to its root)
+/// and the commit they are at, when the listing names it.
+#[derive(Debug, Default)]
+pub(crate) struct FileList {
+    pub paths: Vec<String>,
+    pub commit: Option<String>,
 }
 
 /// What a listing found: the repositories that pass the filters (an error
@@ -179,20 +205,20 @@ impl ReadTally {
 /// A configured provider of either flavour.
 #[derive(Debug, Clone)]
 pub(crate) struct Provider<F> {
-    flavour: F,
+    pub(super) flavour: F,
     /// Part of every change token: other settings, other entities.
-    fingerprint: String,
+    pub(super) fingerprint: String,
 }
 
 /// One file read, for the report.
 #[derive(Debug)]
-struct Read {
-    update: UnitUpdate,
-    found: bool,
-    problems: Vec<Problem>,
-    location_files: usize,
+pub(super) struct Read {
+    pub(super) update: UnitUpdate,
+    pub(super) found: bool,
+    pub(super) problems: Vec<Problem>,
+    pub(super) location_files: usize,
     /// The file's URL when its read failed and its previous entities stay.
-    stale: Option<String>,
+    pub(super) stale: Option<String>,
 }
 
 impl<F: Flavour> Provider<F> {
@@ -290,7 +316,7 @@ impl<F: Flavour> Provider<F> {
 
     /// Processes a changed catalog file, reading its targets through the
     /// provider's scope.
-    async fn process(
+    pub(super) async fn process(
         &self,
         ctx: &RunContext<'_>,
         bytes: &[u8],
@@ -309,6 +335,9 @@ impl<F: Flavour> Provider<F> {
     }
 
     async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
+        if let Some(glob) = &self.flavour.shared().catalog_glob {
+            return self.read_glob(client, ctx, listed, glob).await;
+        }
         let Listed {
             mut record,
             file_url,
@@ -374,7 +403,7 @@ impl<F: Flavour> Provider<F> {
 
 /// A catalog file that could not be read: its previous entities stay,
 /// stale, when it had any.
-fn unreadable(
+pub(super) fn unreadable(
     record: &mut RepositoryRecord,
     read: &mut Read,
     previous: Option<&RepositoryRecord>,
@@ -517,7 +546,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
 }
 
 /// `sha1:<content hash>@<settings fingerprint>`: a Server file's change token.
-fn content_token(bytes: &[u8], fingerprint: &str) -> String {
+pub(super) fn content_token(bytes: &[u8], fingerprint: &str) -> String {
     format!(
         "sha1:{}@{fingerprint}",
         sha1_smol::Sha1::from(bytes).digest()

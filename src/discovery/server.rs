@@ -12,7 +12,7 @@ use url::Url;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
-use super::provider::{Flavour, Listing, ListingError, Parts, Unlisted};
+use super::provider::{FileList, Flavour, Listing, ListingError, Parts, Unlisted};
 use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::{FileReader, Sites};
@@ -95,6 +95,37 @@ impl Flavour for ServerFlavour {
     ) -> Result<Option<String>, BitbucketError> {
         let project = repo.project.as_deref().unwrap_or_default();
         client.default_branch(project, &repo.slug).await
+    }
+
+    async fn list_files(
+        &self,
+        client: &ServerClient,
+        record: &RepositoryRecord,
+    ) -> Result<FileList, BitbucketError> {
+        let at = self.config.filters.branch.as_deref();
+        match client.files(&record.project, &record.slug, at).await {
+            Ok(paths) => Ok(FileList {
+                paths,
+                commit: None,
+            }),
+            // An empty repository (or a missing branch) has no files.
+            Err(err) if err.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                Ok(FileList::default())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn file_urls(
+        &self,
+        client: &ServerClient,
+        record: &RepositoryRecord,
+        commit: Option<&str>,
+        path: &str,
+    ) -> Option<(Url, String)> {
+        let at = commit.or(self.config.filters.branch.as_deref());
+        let url = client.raw_url(&record.project, &record.slug, path, at);
+        Some((url, self.browse_url(&record.url, path)))
     }
 
     async fn fetch(
@@ -266,7 +297,7 @@ impl ServerFlavour {
         default_branch: Option<String>,
     ) -> Listed {
         let repo_url = self.repo_web_url(project, slug, browse);
-        let catalog_url = self.browse_url(&repo_url);
+        let catalog_url = self.browse_url(&repo_url, &self.config.shared.catalog_path);
         let repo_info = RepoInfo {
             default_branch: FileUrl::parse(&catalog_url, Product::Server)
                 .ok()
@@ -319,9 +350,11 @@ impl ServerFlavour {
         }
     }
 
-    /// The web URL of the catalog file, which becomes the entities' location.
-    fn browse_url(&self, repo_url: &str) -> String {
-        let url = format!("{repo_url}/{}", self.config.shared.catalog_path);
+    /// The web URL of the file at `path` (the catalog file, or with a glob
+    /// the pattern: the repository's unit), which becomes the entities'
+    /// location.
+    fn browse_url(&self, repo_url: &str, path: &str) -> String {
+        let url = format!("{repo_url}/{path}");
         match &self.config.filters.branch {
             Some(branch) => {
                 let query: String = url::form_urlencoded::Serializer::new(String::new())

@@ -1,0 +1,217 @@
+//! Black-box: `catalogPath` globs on both flavours, against the
+//! simulator's monorepos (nested catalog files at depths 1–4, decoys the
+//! glob must not take).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::cloud_sim::simulator_of;
+use crate::support::TestApp;
+use crate::support::sim::SimProviderConfig;
+use crate::support::text;
+use bitbucket_sim::{DatasetConfig, EndpointKind, FileMix, SimConfig, Simulator};
+
+/// The daemon's Data Center page size.
+const PAGE_LIMIT: usize = 1000;
+
+/// Every shape but Location trees (the data set's glob expectations do
+/// not follow targets).
+fn mix() -> FileMix {
+    FileMix {
+        location_tree: 0.0,
+        ..FileMix::default()
+    }
+}
+
+async fn server_simulator() -> Simulator {
+    Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            projects: 2,
+            repos_per_project: 6,
+            archived_ratio: 0.0,
+            mix: mix(),
+            monorepo_ratio: 0.4,
+            monorepo_files: (5, 15),
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+fn glob_config(sim: &Simulator) -> String {
+    SimProviderConfig::new(sim)
+        .provider_extra("        catalogPath: \"**/catalog-info.yaml\"\n")
+        .yaml()
+}
+
+/// The `managed-by-location` of the entity `name`.
+async fn managed_by(app: &TestApp, name: &str) -> String {
+    let entities: Value = app
+        .get_json(&format!(
+            "/api/catalog/entities?filter=metadata.name={name}"
+        ))
+        .await;
+    entities[0]["metadata"]["annotations"]["backstage.io/managed-by-location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: {entities:#}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_server_glob_serves_every_nested_catalog_file_and_no_decoy() {
+    let sim = server_simulator().await;
+    let dataset = sim.dataset().clone();
+    let expected = dataset.expected_server_glob_refs(false);
+    let monorepos: Vec<_> = dataset.server_repos().filter(|r| r.monorepo).collect();
+    assert!(!monorepos.is_empty(), "the data set has monorepos");
+    let app = TestApp::spawn(&glob_config(&sim)).await;
+    let status = app.refresh("sim", "").await;
+    let run = &status["lastRun"];
+    assert_eq!(run["outcome"]["status"], "succeeded", "{run:#}");
+    assert_eq!(app.entity_refs().await, expected);
+    for decoy in app.entity_refs().await {
+        assert!(!decoy.contains("-decoy-"), "{decoy} came from a decoy");
+    }
+    // Listing pages, each repository's file listing, one read per file.
+    let minimum = dataset.server_glob_minimum_requests(PAGE_LIMIT, true, false);
+    assert_eq!(sim.stats().requests, minimum as u64, "{:#?}", sim.stats());
+
+    // Each nested entity is located at its own file.
+    let repo = monorepos[0];
+    let nested = repo
+        .catalog_paths()
+        .into_iter()
+        .find(|p| p.contains('/'))
+        .expect("a nested file");
+    let name = repo.nested_entity_refs[0]
+        .rsplit('/')
+        .next()
+        .expect("a name")
+        .to_owned();
+    let location = managed_by(&app, &name).await;
+    assert!(
+        location.contains(&format!("/repos/{}/browse/", repo.slug)) && location.ends_with(".yaml"),
+        "{location} (a nested file such as {nested})"
+    );
+    assert!(!location.contains('*'), "{location}");
+
+    // Unchanged: the same entities, nothing removed.
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(app.entity_refs().await, expected);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_glob_reads_a_pushed_nested_file_and_drops_a_deleted_one() {
+    let sim = server_simulator().await;
+    let dataset = sim.dataset().clone();
+    let repo = dataset
+        .server_repos()
+        .find(|r| r.monorepo)
+        .expect("a monorepo")
+        .clone();
+    let app = TestApp::spawn(&glob_config(&sim)).await;
+    app.refresh("sim", "").await;
+    let before = app.entity_refs().await;
+    let reference = bitbucket_sim::RepoRef::Server {
+        project: repo.project_key.clone(),
+        slug: repo.slug.clone(),
+    };
+    sim.push_file(
+        &reference,
+        "brand/new/catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: glob-pushed\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )
+    .expect("push");
+    let deleted = repo
+        .catalog_paths()
+        .into_iter()
+        .find(|p| p.contains('/'))
+        .expect("a nested file")
+        .to_owned();
+    sim.delete_file(&reference, &deleted).expect("delete");
+    app.refresh("sim", "").await;
+    let after = app.entity_refs().await;
+    let added: BTreeSet<_> = after.difference(&before).cloned().collect();
+    let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+    assert_eq!(
+        added,
+        BTreeSet::from(["component:default/glob-pushed".to_owned()])
+    );
+    assert_eq!(removed.len(), 1, "{removed:?} (deleted {deleted})");
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cloud_glob_serves_every_nested_file_and_reads_nothing_when_unchanged() {
+    let sim = simulator_of(DatasetConfig {
+        cloud_projects: 2,
+        cloud_repos_per_project: 5,
+        mix: mix(),
+        monorepo_ratio: 0.4,
+        monorepo_files: (5, 15),
+        ..DatasetConfig::default()
+    })
+    .await;
+    let dataset = sim.dataset().clone();
+    let expected = dataset.expected_cloud_glob_refs();
+    assert!(dataset.cloud.repos.iter().any(|r| r.monorepo));
+    let yaml = crate::cloud_sim::config(&sim, 100).replace(
+        "        pagelen: 100\n",
+        "        pagelen: 100\n        catalogPath: \"**/catalog-info.yaml\"\n",
+    );
+    let app = TestApp::spawn(&yaml).await;
+    let status = app.refresh("sim", "").await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    assert_eq!(app.entity_refs().await, expected);
+    let files: usize = dataset
+        .cloud
+        .repos
+        .iter()
+        .map(|r| r.catalog_paths().len())
+        .sum();
+    assert_eq!(
+        sim.stats().kind_requests(EndpointKind::CloudSrc),
+        files as u64
+    );
+    assert_eq!(sim.stats().kind_requests(EndpointKind::CloudCodeSearch), 0);
+
+    // Unchanged commits: the listings only, no file read.
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(app.entity_refs().await, expected);
+    assert_eq!(
+        sim.stats().kind_requests(EndpointKind::CloudSrc),
+        0,
+        "{:#?}",
+        sim.stats()
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn config_check_refuses_a_pattern_that_matches_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("app-config.yaml");
+    std::fs::write(
+        &config,
+        "integrations:\n  bitbucketServer:\n    - host: bitbucket.example.com\n      token: t\ncatalog:\n  providers:\n    bitbucketServer:\n      main:\n        host: bitbucket.example.com\n        catalogPath: \"services/**\"\n",
+    )
+    .expect("write");
+    let out = crate::support::run_on_config(&["config", "check"], &config).await;
+    let text = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("catalogPath"), "{text}");
+    assert!(text.contains("**/catalog-info.yaml"), "{text}");
+}
