@@ -32,6 +32,21 @@ pub(crate) struct Repository {
     pub default_branch: Option<DefaultBranch>,
 }
 
+/// A branch and the commit it is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BranchHead {
+    pub branch: String,
+    pub commit: String,
+}
+
+/// A path a commit range touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChangedPath {
+    pub path: String,
+    /// Gone at the newer commit.
+    pub deleted: bool,
+}
+
 /// `defaultBranch` as a listing may carry it: a name or a ref object.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -220,6 +235,89 @@ impl ServerClient {
             url.query_pairs_mut().append_pair("at", at);
         }
         url
+    }
+
+    /// The default branch's name and latest commit (one request); `None`
+    /// for an empty repository.
+    pub(crate) async fn branch_head(
+        &self,
+        project_key: &str,
+        slug: &str,
+    ) -> Result<Option<BranchHead>, BitbucketError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head {
+            display_id: Option<String>,
+            id: Option<String>,
+            latest_commit: Option<String>,
+        }
+        let url = self.url(&[
+            "projects",
+            project_key,
+            "repos",
+            slug,
+            "branches",
+            "default",
+        ]);
+        let head: Option<Head> = self.http.get_json("branch_head", &url).await?;
+        Ok(head.and_then(|h| {
+            let name = h.display_id.or(h.id)?;
+            let branch = name.strip_prefix("refs/heads/").unwrap_or(&name).to_owned();
+            Some(BranchHead {
+                branch,
+                commit: h.latest_commit?,
+            })
+        }))
+    }
+
+    /// The paths changed between two commits (`changes?since=&until=`),
+    /// each with whether it is gone at `until`; `None` when Bitbucket no
+    /// longer knows one of the commits (then list the files again).
+    pub(crate) async fn changes(
+        &self,
+        project_key: &str,
+        slug: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Option<Vec<ChangedPath>>, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Path {
+            #[serde(rename = "toString")]
+            to_string: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Change {
+            path: Path,
+            src_path: Option<Path>,
+            #[serde(rename = "type")]
+            kind: Option<String>,
+        }
+        let mut url = self.url(&["projects", project_key, "repos", slug, "changes"]);
+        url.query_pairs_mut()
+            .append_pair("since", since)
+            .append_pair("until", until);
+        let changes: Vec<Change> = match self.paged("changes", url).await {
+            Ok(changes) => changes,
+            Err(err) if err.status() == Some(reqwest::StatusCode::NOT_FOUND) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let mut paths = Vec::new();
+        for change in changes {
+            let kind = change.kind.as_deref().unwrap_or_default();
+            // A move or rename leaves its source path gone.
+            if let Some(src) = change.src_path {
+                paths.push(ChangedPath {
+                    path: src.to_string,
+                    deleted: true,
+                });
+            }
+            paths.push(ChangedPath {
+                path: change.path.to_string,
+                deleted: kind == "DELETE",
+            });
+        }
+        Ok(Some(paths))
     }
 
     /// Every file path of the repository (default branch unless `at`),

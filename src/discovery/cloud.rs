@@ -95,6 +95,7 @@ impl Flavour for CloudFlavour {
         &self,
         client: &CloudClient,
         record: &RepositoryRecord,
+        _at: Option<&str>,
     ) -> Result<FileList, BitbucketError> {
         // An empty repository has no main branch, so no files.
         let Some(branch) = record.branch.as_deref() else {

@@ -4,12 +4,17 @@
 //! is processed at its own location, so its problems and its entities'
 //! locations name it.
 
+use std::collections::HashSet;
+
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::plan::Listed;
 use super::provider::{Flavour, Provider, Read, content_token, unreadable};
-use super::{CatalogFile, Problem, ProblemKind, RunContext, UnitUpdate};
+use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunContext, UnitUpdate};
 use crate::bitbucket::BitbucketError;
+use crate::catalog::ProcessedEntity;
+use crate::catalog::entity::ANNOTATION_LOCATION;
+use crate::catalog::process::RepoInfo;
 use crate::config::CatalogGlob;
 
 /// At most this many catalog files are read from one repository (the
@@ -30,9 +35,29 @@ struct GlobFile {
 /// What listing and reading a repository's matching files gave.
 struct Found {
     files: Vec<GlobFile>,
-    /// The listing's commit: the change token, before any read.
+    /// The commit the files were read at: the change token.
     commit: Option<String>,
     problems: Vec<Problem>,
+}
+
+/// Only the files changed since the processed commit, read.
+struct Partial {
+    /// Changed files that exist at the new commit.
+    files: Vec<GlobFile>,
+    /// Locations of every changed matching file (present or gone): their
+    /// previous entities and problems are dropped.
+    touched: HashSet<String>,
+    /// What the unit served before.
+    previous: Vec<ProcessedEntity>,
+    commit: String,
+}
+
+/// What a glob read came to.
+enum GlobRead<'r> {
+    /// At the commit already processed: no read, no change.
+    Unchanged(&'r RepositoryRecord),
+    Full(Found),
+    Partial(Partial),
 }
 
 impl<F: Flavour> Provider<F> {
@@ -62,55 +87,82 @@ impl<F: Flavour> Provider<F> {
             location_files: 0,
             stale: None,
         };
-        let unchanged = |token: &str| {
-            previous.filter(|p| {
-                p.catalog == CatalogFile::Present && p.change_token.as_deref() == Some(token)
-            })
-        };
-        match self.glob_files(client, &record, glob, &unchanged).await {
+        match self
+            .glob_files(client, ctx, &mut record, glob, previous)
+            .await
+        {
             Err(err) => unreadable(&mut record, &mut read, previous, &err),
-            Ok(Err(kept)) => {
-                // The listing names the commit already processed: no reads.
-                record.catalog = CatalogFile::Present;
+            Ok(GlobRead::Unchanged(kept)) => {
+                record.catalog = kept.catalog;
                 record.change_token = kept.change_token.clone();
-                read.found = true;
+                read.found = kept.catalog == CatalogFile::Present;
                 read.problems = kept.problems.clone();
             }
-            Ok(Ok(found)) if found.files.is_empty() => {
+            Ok(GlobRead::Full(found)) if found.files.is_empty() => {
                 record.catalog = CatalogFile::Missing;
-                record.change_token = None;
+                record.change_token = found.commit.map(|c| self.commit_token(&c));
                 read.update.entities = Some(Vec::new());
                 read.problems = found.problems;
             }
-            Ok(Ok(found)) => {
+            Ok(GlobRead::Full(found)) => {
                 let token = match &found.commit {
-                    Some(commit) => format!("commit:{commit}@{}", self.fingerprint),
+                    Some(commit) => self.commit_token(commit),
                     None => files_token(&found.files, &self.fingerprint),
                 };
                 record.catalog = CatalogFile::Present;
                 read.found = true;
-                match unchanged(&token) {
+                let same = previous.filter(|p| {
+                    p.catalog == CatalogFile::Present && p.change_token.as_ref() == Some(&token)
+                });
+                match same {
                     Some(previous) => {
                         record.change_token = Some(token);
                         read.problems = previous.problems.clone();
                     }
                     None => {
-                        let mut entities = Vec::new();
-                        let mut location_files = 0;
                         read.problems = found.problems;
-                        for file in &found.files {
-                            let processed = self
-                                .process(ctx, &file.bytes, &file.location, &repo_info)
-                                .await;
-                            entities.extend(processed.entities);
-                            read.problems.extend(processed.problems);
-                            location_files += processed.location_files;
-                        }
-                        record.change_token = (location_files == 0).then_some(token);
+                        let entities = self
+                            .process_files(ctx, &found.files, &repo_info, &mut read)
+                            .await;
+                        record.change_token = (read.location_files == 0).then_some(token);
                         read.update.entities = Some(entities);
-                        read.location_files = location_files;
                     }
                 }
+            }
+            Ok(GlobRead::Partial(partial)) => {
+                let Partial {
+                    files,
+                    touched,
+                    mut previous,
+                    commit,
+                } = partial;
+                read.problems = ctx
+                    .known
+                    .get(&record.catalog_url)
+                    .map(|p| p.problems.clone())
+                    .unwrap_or_default();
+                read.problems.retain(|p| !touched.contains(&p.url));
+                previous.retain(|e| {
+                    let location = e.entity.metadata.annotations.get(ANNOTATION_LOCATION);
+                    !location
+                        .and_then(|l| l.strip_prefix("url:"))
+                        .is_some_and(|l| touched.contains(l))
+                });
+                let entities = self.process_files(ctx, &files, &repo_info, &mut read).await;
+                let was_missing = ctx
+                    .known
+                    .get(&record.catalog_url)
+                    .is_some_and(|p| p.catalog == CatalogFile::Missing);
+                record.catalog = if was_missing && files.is_empty() {
+                    CatalogFile::Missing
+                } else {
+                    CatalogFile::Present
+                };
+                read.found = record.catalog == CatalogFile::Present;
+                previous.extend(entities);
+                record.change_token =
+                    (read.location_files == 0).then(|| self.commit_token(&commit));
+                read.update.entities = Some(previous);
             }
         }
         record.problems = read.problems.clone();
@@ -119,20 +171,74 @@ impl<F: Flavour> Provider<F> {
         read
     }
 
-    /// Lists the repository and reads its matching files; `Ok(Err(record))`
-    /// when the listing's commit is the one `unchanged` knows.
+    fn commit_token(&self, commit: &str) -> String {
+        format!("commit:{commit}@{}", self.fingerprint)
+    }
+
+    /// Processes `files`, each at its own location; their problems and
+    /// Location reads go into `read`.
+    async fn process_files(
+        &self,
+        ctx: &RunContext<'_>,
+        files: &[GlobFile],
+        repo_info: &RepoInfo,
+        read: &mut Read,
+    ) -> Vec<ProcessedEntity> {
+        let mut entities = Vec::new();
+        for file in files {
+            let processed = self
+                .process(ctx, &file.bytes, &file.location, repo_info)
+                .await;
+            entities.extend(processed.entities);
+            read.problems.extend(processed.problems);
+            read.location_files += processed.location_files;
+        }
+        entities
+    }
+
+    /// One request tells whether the repository moved (where the flavour
+    /// can tell); unchanged → nothing else. Moved from a commit processed
+    /// before → only the matching files the change touched are read;
+    /// otherwise every matching file, at the commit checked.
     async fn glob_files<'r>(
         &self,
         client: &F::Client,
-        record: &super::RepositoryRecord,
+        ctx: &RunContext<'_>,
+        record: &mut RepositoryRecord,
         glob: &CatalogGlob,
-        unchanged: &impl Fn(&str) -> Option<&'r super::RepositoryRecord>,
-    ) -> Result<Result<Found, &'r super::RepositoryRecord>, BitbucketError> {
-        let listing = self.flavour.list_files(client, record).await?;
-        if let Some(commit) = &listing.commit {
-            let token = format!("commit:{commit}@{}", self.fingerprint);
-            if let Some(kept) = unchanged(&token) {
-                return Ok(Err(kept));
+        previous: Option<&'r RepositoryRecord>,
+    ) -> Result<GlobRead<'r>, BitbucketError> {
+        // Read before, and not failed: its token says what it was read at.
+        let processed =
+            previous.filter(|p| matches!(p.catalog, CatalogFile::Present | CatalogFile::Missing));
+        let head = self.flavour.head(client, record).await?;
+        if let Some(head) = &head {
+            // The check names the default branch: followed when it changes.
+            record.branch = Some(head.branch.clone());
+            let token = self.commit_token(&head.commit);
+            if let Some(kept) = processed.filter(|p| p.change_token.as_ref() == Some(&token)) {
+                return Ok(GlobRead::Unchanged(kept));
+            }
+            let since = processed
+                .and_then(|p| p.change_token.as_deref())
+                .and_then(|t| t.strip_prefix("commit:"))
+                .and_then(|t| t.strip_suffix(&format!("@{}", self.fingerprint)));
+            if let Some(since) = since {
+                if let Some(partial) = self
+                    .changed_files(client, ctx, record, glob, since, &head.commit)
+                    .await?
+                {
+                    return Ok(GlobRead::Partial(partial));
+                }
+            }
+        }
+        let at = head.as_ref().map(|h| h.commit.as_str());
+        let listing = self.flavour.list_files(client, record, at).await?;
+        let commit = head.map(|h| h.commit).or(listing.commit);
+        if let Some(commit) = &commit {
+            let token = self.commit_token(commit);
+            if let Some(kept) = processed.filter(|p| p.change_token.as_ref() == Some(&token)) {
+                return Ok(GlobRead::Unchanged(kept));
             }
         }
         let mut paths: Vec<String> = listing
@@ -156,6 +262,76 @@ impl<F: Flavour> Provider<F> {
             ));
             paths.truncate(MAX_FILES_PER_REPOSITORY);
         }
+        let files = self
+            .fetch_files(client, record, commit.as_deref(), paths)
+            .await?;
+        Ok(GlobRead::Full(Found {
+            files,
+            commit,
+            problems,
+        }))
+    }
+
+    /// The matching files changed between `since` and `until`, read at
+    /// `until`; `None` when the change cannot be told (the stored commit is
+    /// no longer known, or the unit's entities are not at hand).
+    async fn changed_files(
+        &self,
+        client: &F::Client,
+        ctx: &RunContext<'_>,
+        record: &RepositoryRecord,
+        glob: &CatalogGlob,
+        since: &str,
+        until: &str,
+    ) -> Result<Option<Partial>, BitbucketError> {
+        let Some(previous) = ctx.sink.unit_entities(&record.catalog_url) else {
+            return Ok(None);
+        };
+        let Some(changes) = self
+            .flavour
+            .changed_paths(client, record, since, until)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut touched = HashSet::new();
+        let mut present = Vec::new();
+        for change in changes.into_iter().filter(|c| glob.is_match(&c.path)) {
+            if let Some((_, location)) =
+                self.flavour
+                    .file_urls(client, record, Some(until), &change.path)
+            {
+                touched.insert(location);
+            }
+            if !change.deleted {
+                present.push(change.path);
+            }
+        }
+        if touched.len() > MAX_FILES_PER_REPOSITORY {
+            return Ok(None);
+        }
+        present.sort();
+        present.dedup();
+        let files = self
+            .fetch_files(client, record, Some(until), present)
+            .await?;
+        Ok(Some(Partial {
+            files,
+            touched,
+            previous,
+            commit: until.to_owned(),
+        }))
+    }
+
+    /// Reads `paths` at `commit` (the branch without one); a file gone
+    /// since the listing is left out.
+    async fn fetch_files(
+        &self,
+        client: &F::Client,
+        record: &RepositoryRecord,
+        commit: Option<&str>,
+        paths: Vec<String>,
+    ) -> Result<Vec<GlobFile>, BitbucketError> {
         let max_bytes = self
             .flavour
             .shared()
@@ -163,14 +339,12 @@ impl<F: Flavour> Provider<F> {
             .processing
             .limits
             .max_file_bytes;
-        let commit = listing.commit.as_deref();
         let files: Vec<Option<GlobFile>> = stream::iter(paths)
             .map(|path| async move {
                 let Some((url, location)) = self.flavour.file_urls(client, record, commit, &path)
                 else {
                     return Ok(None);
                 };
-                // A file gone since the listing is simply not there.
                 let bytes = self.flavour.fetch(client, &url, max_bytes).await?;
                 Ok::<_, BitbucketError>(bytes.map(|bytes| GlobFile {
                     path,
@@ -181,11 +355,7 @@ impl<F: Flavour> Provider<F> {
             .buffered(FILE_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(Ok(Found {
-            files: files.into_iter().flatten().collect(),
-            commit: listing.commit,
-            problems,
-        }))
+        Ok(files.into_iter().flatten().collect())
     }
 }
 

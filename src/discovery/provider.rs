@@ -22,6 +22,7 @@ use super::{
     UnitUpdate,
 };
 use crate::bitbucket::reader::FileReader;
+use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
 use crate::config::{DeletionGuard, ProviderSettings, Schedule};
@@ -116,11 +117,36 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
 
     /// Every file of the repository `record` names, at the branch it is
     /// read from, for a `catalogPath` glob.
+    /// `at`: the commit the head check found, when it found one.
     fn list_files(
         &self,
         client: &Self::Client,
         record: &RepositoryRecord,
+        at: Option<&str>,
     ) -> impl Future<Output = Result<FileList, BitbucketError>> + Send;
+
+    /// The read branch and its latest commit in one request, which tells a
+    /// glob provider whether the repository moved; `None` when the flavour
+    /// does not check (then the file listing tells).
+    fn head(
+        &self,
+        _client: &Self::Client,
+        _record: &RepositoryRecord,
+    ) -> impl Future<Output = Result<Option<BranchHead>, BitbucketError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The paths changed between commits `since` and `until`; `None` when
+    /// the flavour cannot tell (then every matching file is read again).
+    fn changed_paths(
+        &self,
+        _client: &Self::Client,
+        _record: &RepositoryRecord,
+        _since: &str,
+        _until: &str,
+    ) -> impl Future<Output = Result<Option<Vec<ChangedPath>>, BitbucketError>> + Send {
+        async { Ok(None) }
+    }
 
     /// The API URL that reads `path` of the repository (at `commit` when
     /// the listing named one), and its web URL: the entities' location.

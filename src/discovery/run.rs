@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Problem, Progress, RepositoryRecord, UnitUpdate};
 use crate::bitbucket::RequestStats;
+use crate::catalog::ProcessedEntity;
 
 /// The deletion guard held back removals a complete listing asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,12 @@ pub(crate) trait RunSink: Send + Sync {
     /// Given every unit a complete listing has, drops the units the source
     /// serves that are not among them, unless the deletion guard holds them.
     fn reconcile(&self, listed: HashSet<String>) -> BoxFuture<'_, Result<(), Held>>;
+
+    /// The entities `unit` serves now, to apply it again with only some of
+    /// its files read; `None` when not known (then every file is read).
+    fn unit_entities(&self, _unit: &str) -> Option<Vec<ProcessedEntity>> {
+        None
+    }
 }
 
 /// What one run works with.

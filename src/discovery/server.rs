@@ -17,7 +17,7 @@ use super::{CatalogFile, RepoRef, RepositoryRecord};
 use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::refusal::Excluded;
-use crate::bitbucket::server::{Repository, ServerClient};
+use crate::bitbucket::server::{BranchHead, ChangedPath, Repository, ServerClient};
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::catalog::process::{DefaultBranch, RepoInfo};
@@ -101,8 +101,9 @@ impl Flavour for ServerFlavour {
         &self,
         client: &ServerClient,
         record: &RepositoryRecord,
+        at: Option<&str>,
     ) -> Result<FileList, BitbucketError> {
-        let at = self.config.filters.branch.as_deref();
+        let at = at.or(self.config.filters.branch.as_deref());
         match client.files(&record.project, &record.slug, at).await {
             Ok(paths) => Ok(FileList {
                 paths,
@@ -114,6 +115,30 @@ impl Flavour for ServerFlavour {
             }
             Err(err) => Err(err),
         }
+    }
+
+    async fn head(
+        &self,
+        client: &ServerClient,
+        record: &RepositoryRecord,
+    ) -> Result<Option<BranchHead>, BitbucketError> {
+        // A pinned branch is not the default one the check names.
+        if self.config.filters.branch.is_some() {
+            return Ok(None);
+        }
+        client.branch_head(&record.project, &record.slug).await
+    }
+
+    async fn changed_paths(
+        &self,
+        client: &ServerClient,
+        record: &RepositoryRecord,
+        since: &str,
+        until: &str,
+    ) -> Result<Option<Vec<ChangedPath>>, BitbucketError> {
+        client
+            .changes(&record.project, &record.slug, since, until)
+            .await
     }
 
     fn file_urls(

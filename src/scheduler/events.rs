@@ -235,6 +235,10 @@ struct EventSink<'a> {
 }
 
 impl RunSink for EventSink<'_> {
+    fn unit_entities(&self, unit: &str) -> Option<Vec<crate::catalog::ProcessedEntity>> {
+        Some(self.events.catalog.unit_entities(&self.events.source, unit))
+    }
+
     fn apply(&self, mut updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
         let forgotten: Vec<String> = updates
             .iter()

@@ -442,6 +442,10 @@ struct RunnerSink<'a> {
 }
 
 impl RunSink for RunnerSink<'_> {
+    fn unit_entities(&self, unit: &str) -> Option<Vec<crate::catalog::ProcessedEntity>> {
+        Some(self.runner.catalog.unit_entities(self.runner.id(), unit))
+    }
+
     fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
         // A push read since this run started is newer than the run's read.
         Box::pin(self.runner.applier.apply_skipping(

@@ -75,9 +75,16 @@ async fn a_server_glob_serves_every_nested_catalog_file_and_no_decoy() {
     for decoy in app.entity_refs().await {
         assert!(!decoy.contains("-decoy-"), "{decoy} came from a decoy");
     }
-    // Listing pages, each repository's file listing, one read per file.
+    // Listing pages, each repository's file listing, one read per file,
+    // and per repository the head check that later runs stop at.
     let minimum = dataset.server_glob_minimum_requests(PAGE_LIMIT, true, false);
-    assert_eq!(sim.stats().requests, minimum as u64, "{:#?}", sim.stats());
+    let repos = dataset.server_repos().count();
+    assert_eq!(
+        sim.stats().requests,
+        (minimum + repos) as u64,
+        "{:#?}",
+        sim.stats()
+    );
 
     // Each nested entity is located at its own file.
     let repo = monorepos[0];
@@ -214,4 +221,85 @@ async fn config_check_refuses_a_pattern_that_matches_nothing() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("catalogPath"), "{text}");
     assert!(text.contains("**/catalog-info.yaml"), "{text}");
+}
+
+/// Requests of `kind` since the last reset.
+fn of(sim: &Simulator, kind: EndpointKind) -> u64 {
+    sim.stats().kind_requests(kind)
+}
+
+#[tokio::test]
+async fn a_300_file_monorepo_costs_one_request_unchanged_and_three_when_one_file_changed() {
+    let sim = Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            projects: 1,
+            repos_per_project: 2,
+            archived_ratio: 0.0,
+            mix: mix(),
+            monorepo_ratio: 1.0,
+            monorepo_files: (300, 300),
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let dataset = sim.dataset().clone();
+    let repos: Vec<_> = dataset.server_repos().cloned().collect();
+    assert!(repos.iter().all(|r| r.catalog_paths().len() >= 300));
+    let app = TestApp::spawn(&glob_config(&sim)).await;
+    app.refresh("sim", "").await;
+    assert_eq!(
+        app.entity_refs().await,
+        dataset.expected_server_glob_refs(false)
+    );
+
+    // Unchanged: the listing's two pages, then one request per repository.
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    let stats = sim.stats();
+    assert_eq!(of(&sim, EndpointKind::ServerDefaultBranch), 2, "{stats:#?}");
+    assert_eq!(stats.requests, 2 + 2, "{stats:#?}");
+
+    // One nested file changed in one repository: its head, the change
+    // list and the one file; the other repository still costs one.
+    let repo = &repos[0];
+    let path = repo
+        .catalog_paths()
+        .into_iter()
+        .find(|p| p.contains('/'))
+        .expect("a nested file")
+        .to_owned();
+    let reference = bitbucket_sim::RepoRef::Server {
+        project: repo.project_key.clone(),
+        slug: repo.slug.clone(),
+    };
+    sim.push_file(
+        &reference,
+        &path,
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: glob-changed\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )
+    .expect("push");
+    let before = app.entity_refs().await;
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    let stats = sim.stats();
+    assert_eq!(of(&sim, EndpointKind::ServerChanges), 1, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::ServerRaw), 1, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::ServerFiles), 0, "{stats:#?}");
+    let per_repository = stats.requests - 2 - 1;
+    assert!(per_repository <= 4, "{stats:#?}");
+    let after = app.entity_refs().await;
+    let added: BTreeSet<_> = after.difference(&before).cloned().collect();
+    let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+    assert_eq!(
+        added,
+        BTreeSet::from(["component:default/glob-changed".to_owned()])
+    );
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(after.len(), before.len());
+    app.stop().await;
+    sim.shutdown().await;
 }
