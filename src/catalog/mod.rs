@@ -157,22 +157,18 @@ impl State {
         for key in keys {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
-            let typed = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => fresh.entity,
+            let rendered = match (fresh.remove(&key), &current) {
+                (Some(fresh), _) => rendered(fresh.entity, relations),
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
-                    match current.served_relations() {
-                        Ok(served) if served != relations => {}
-                        _ => continue,
-                    }
-                    let Ok(typed) = current.typed() else {
+                    if current.serves_relations(&relations) {
                         continue;
-                    };
-                    typed
+                    }
+                    rerendered(current, relations)
                 }
                 (None, None) => continue,
             };
-            let Some(rendered) = rendered(typed, relations) else {
+            let Some(rendered) = rendered else {
                 continue;
             };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
@@ -349,6 +345,14 @@ fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> 
         .ok()
 }
 
+/// `entity` served with `relations` instead: spliced when it was rendered
+/// here, parsed back once when it was read from the store.
+fn rerendered(entity: &PreparedEntity, relations: Vec<Relation>) -> Option<PreparedEntity> {
+    entity
+        .with_relations(&relations)
+        .or_else(|| rendered(entity.typed().ok()?, relations))
+}
+
 /// A unit's new entity set, with the keys it served before.
 struct Claim {
     owner: Owner,
@@ -488,11 +492,10 @@ impl Catalog {
         let mut renders = Vec::new();
         for entity in working.iter() {
             let relations = index.relations_of(entity.key.as_str());
-            match entity.served_relations() {
-                Ok(served) if served != relations => {}
-                _ => continue,
+            if entity.serves_relations(&relations) {
+                continue;
             }
-            let Some(rendered) = entity.typed().ok().and_then(|t| rendered(t, relations)) else {
+            let Some(rendered) = rerendered(entity, relations) else {
                 continue;
             };
             if rendered.json != entity.json {
