@@ -57,7 +57,8 @@ pub use unit::{ProcessedEntity, UnitEntities};
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     entities: imbl::OrdMap<EntityKey, Arc<PreparedEntity>>,
-    by_uid: imbl::HashMap<String, EntityKey>,
+    /// Keyed by the uid's 16 bytes, not its 36-character text.
+    by_uid: imbl::HashMap<u128, EntityKey>,
     /// Entities per source.
     counts: HashMap<Arc<str>, usize>,
     /// The sequence number of the latest change in this view.
@@ -89,7 +90,9 @@ impl Snapshot {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
-        self.by_uid.get(uid).and_then(|key| self.entities.get(key))
+        self.by_uid
+            .get(&uid_bits(uid)?)
+            .and_then(|key| self.entities.get(key))
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -104,7 +107,9 @@ impl Snapshot {
     /// Serves `entity`, changed at `seq`.
     fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
         self.changes.upserted(&entity.key, seq);
-        self.by_uid.insert(entity.uid.clone(), entity.key.clone());
+        if let Some(bits) = uid_bits(&entity.uid) {
+            self.by_uid.insert(bits, entity.key.clone());
+        }
         if self.entities.insert(entity.key.clone(), entity).is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
         }
@@ -112,12 +117,22 @@ impl Snapshot {
 
     fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
         let removed = self.entities.remove(key)?;
-        self.by_uid.remove(&removed.uid);
+        if let Some(bits) = uid_bits(&removed.uid) {
+            self.by_uid.remove(&bits);
+        }
         if let Some(count) = self.counts.get_mut(source) {
             *count = count.saturating_sub(1);
         }
         Some(removed)
     }
+}
+
+/// A uid as served (lowercase, hyphenated: what [`stitch::uid_for`]
+/// writes) as its 16 bytes; any other spelling matches nothing, as before.
+fn uid_bits(uid: &str) -> Option<u128> {
+    let parsed = uuid::Uuid::try_parse(uid).ok()?;
+    let mut buffer = uuid::Uuid::encode_buffer();
+    (parsed.hyphenated().encode_lower(&mut buffer) == uid).then(|| parsed.as_u128())
 }
 
 #[derive(Debug, Default)]
@@ -157,22 +172,18 @@ impl State {
         for key in keys {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
-            let typed = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => fresh.entity,
+            let rendered = match (fresh.remove(&key), &current) {
+                (Some(fresh), _) => rendered(fresh.entity, relations),
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
-                    match current.served_relations() {
-                        Ok(served) if served != relations => {}
-                        _ => continue,
-                    }
-                    let Ok(typed) = current.typed() else {
+                    if current.serves_relations(&relations) {
                         continue;
-                    };
-                    typed
+                    }
+                    rerendered(current, relations)
                 }
                 (None, None) => continue,
             };
-            let Some(rendered) = rendered(typed, relations) else {
+            let Some(rendered) = rendered else {
                 continue;
             };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
@@ -349,6 +360,14 @@ fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> 
         .ok()
 }
 
+/// `entity` served with `relations` instead: spliced when it was rendered
+/// here, parsed back once when it was read from the store.
+fn rerendered(entity: &PreparedEntity, relations: Vec<Relation>) -> Option<PreparedEntity> {
+    entity
+        .with_relations(&relations)
+        .or_else(|| rendered(entity.typed().ok()?, relations))
+}
+
 /// A unit's new entity set, with the keys it served before.
 struct Claim {
     owner: Owner,
@@ -488,11 +507,10 @@ impl Catalog {
         let mut renders = Vec::new();
         for entity in working.iter() {
             let relations = index.relations_of(entity.key.as_str());
-            match entity.served_relations() {
-                Ok(served) if served != relations => {}
-                _ => continue,
+            if entity.serves_relations(&relations) {
+                continue;
             }
-            let Some(rendered) = entity.typed().ok().and_then(|t| rendered(t, relations)) else {
+            let Some(rendered) = rerendered(entity, relations) else {
                 continue;
             };
             if rendered.json != entity.json {
@@ -705,6 +723,25 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The uid index holds 16 bytes per entity and answers the uid exactly
+    /// as served, no other spelling of it.
+    #[test]
+    fn by_uid_answers_the_served_spelling_only() {
+        let catalog = Catalog::new();
+        apply(&catalog, "a", vec![components("c", &["svc", "other"])]);
+        let snapshot = catalog.snapshot();
+        let uid = stitch::uid_for("component:default/svc");
+        assert_eq!(
+            snapshot.by_uid(&uid).unwrap().entity_ref,
+            "component:default/svc"
+        );
+        assert!(snapshot.by_uid(&uid.to_uppercase()).is_none());
+        assert!(snapshot.by_uid(&uid.replace('-', "")).is_none());
+        assert!(snapshot.by_uid("not-a-uid").is_none());
+        apply(&catalog, "a", vec![components("c", &["other"])]);
+        assert!(catalog.snapshot().by_uid(&uid).is_none());
     }
 
     /// Processing derives an entity's references once: the catalog indexes

@@ -243,6 +243,7 @@ where
                 search: SearchRows::from_packed(search),
                 location: row.try_get("location")?,
                 origin: row.try_get("origin")?,
+                splice: None,
             },
         }))
     }
