@@ -377,6 +377,107 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     db.drop_database().await;
 }
 
+/// A frozen leader keeps its connections (and so the advisory lock): its
+/// lease lapses, a follower ends its sessions and leads within 10 s, and
+/// the frozen one, resumed, writes nothing and stops.
+#[tokio::test]
+async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_resumed() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let (_dir, file) = write_config(&yaml);
+    let port = free_port();
+    let mut leader = crate::support::serve_command(&file, port)
+        .env("APP_CONFIG_backend_database_client", "pg")
+        .env("APP_CONFIG_backend_database_connection", &db.url)
+        .spawn()
+        .expect("serve starts");
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/catalog/replica");
+    let (http_ref, url_ref) = (&http, &url);
+    until(
+        "the process leading",
+        Duration::from_secs(30),
+        || async move {
+            match http_ref.get(url_ref).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or_default()["role"] == "leader",
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+    let follower_ref = &follower;
+    until(
+        "the catalog on the follower",
+        Duration::from_secs(30),
+        || async move { follower_ref.entity_names().await.len() == 10 },
+    )
+    .await;
+
+    let pid = leader.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    until(
+        "the follower taking over from the frozen leader",
+        Duration::from_secs(10),
+        || async move { role(follower_ref).await["role"] == "leader" },
+    )
+    .await;
+    let handover = frozen.elapsed();
+    eprintln!("failover from SIGSTOP took {handover:?}");
+    assert!(handover < Duration::from_secs(10), "took {handover:?}");
+    // Writes through the new leader work.
+    let (status, _) = follower
+        .send(
+            Method::POST,
+            "/api/catalog/providers/sim/refresh",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    // Resumed, the old leader steps down (stops) without taking back the
+    // record or the lease.
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = leader.try_wait().expect("waits") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed old leader is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!exit.success(), "{exit:?}");
+    let identity = role(&follower).await["identity"].clone();
+    let pool = db.pool().await;
+    let recorded: (String, String) =
+        sqlx::query_as("SELECT l.identity, r.identity FROM replica_leader l, replica_lease r")
+            .fetch_one(&pool)
+            .await
+            .expect("leader and lease");
+    assert_eq!(Value::from(recorded.0), identity);
+    assert_eq!(Value::from(recorded.1), identity);
+    pool.close().await;
+    assert_eq!(role(&follower).await["role"], "leader");
+
+    follower.stop().await;
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
     let sim = simulator().await;
