@@ -28,7 +28,7 @@ mod server;
 pub(crate) mod source;
 mod typos;
 
-pub(crate) use access::{Denied, ExternalAccess, WritePermission};
+pub(crate) use access::{Denied, ExternalAccess, WritePermission, token_digest};
 pub(crate) use backend::BackendConfig;
 pub use catalog::CatalogSettings;
 pub(crate) use cloud::CloudProviderConfig;

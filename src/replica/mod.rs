@@ -41,6 +41,9 @@ use crate::store::{PostgresStore, StoreError};
 const LEADER_LOCK: i64 = 0x6262_6364_6c65_6164;
 /// How often a follower tries the lock and polls for changes.
 const FOLLOW_TICK: Duration = Duration::from_secs(1);
+/// A follower that has not read the database for this long is not ready:
+/// it cannot tell whether what it serves is current.
+const STALE_AFTER: Duration = Duration::from_secs(10);
 /// Catch-ups between two reads of the leader's run reports.
 const RUNS_EVERY: u64 = 5;
 /// How often the leader checks that its lock session is alive, and how
@@ -155,9 +158,12 @@ impl Replica {
         self.leading.load(Ordering::Acquire)
     }
 
-    /// Ready: the leader always; a follower once it has caught up.
+    /// Ready: the leader always; a follower once it has caught up, as long
+    /// as it keeps reading the database (within [`STALE_AFTER`]).
     pub(crate) fn is_ready(&self) -> bool {
-        self.is_leader() || self.caught_up.load(Ordering::Acquire)
+        self.is_leader()
+            || (self.caught_up.load(Ordering::Acquire)
+                && self.last_read.lock().elapsed() < STALE_AFTER)
     }
 
     /// Cancelled when this leader lost its lock.
@@ -392,12 +398,14 @@ impl Replica {
                     this.lag_changes
                         .store(seq.saturating_sub(served), Ordering::Release);
                 }
-                if let Err(err) = this.catch_up(&promotion).await {
-                    tracing::warn!(error = %err, "cannot read the leader's changes; retrying");
-                    continue;
+                // Failing, the lock is still tried: the leader may be gone
+                // with whatever keeps this replica from reading.
+                let caught_up = this.catch_up(&promotion).await;
+                if let Err(err) = &caught_up {
+                    tracing::warn!(error = %err, "cannot read the leader's changes; retrying (not ready meanwhile)");
                 }
                 // The lock is tried on the tick only, not on every change.
-                if notified.is_some() {
+                if notified.is_some() && caught_up.is_ok() {
                     continue;
                 }
                 if session.is_none() {
