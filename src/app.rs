@@ -128,7 +128,7 @@ pub struct Application {
 struct Storage {
     store: Arc<dyn CatalogStore>,
     replica: Option<Arc<Replica>>,
-    lock_session: Option<sqlx::PgConnection>,
+    lock_session: Option<crate::replica::LeaderLock>,
 }
 
 impl Storage {
@@ -478,7 +478,7 @@ fn register_metrics(runner: &SourceRunner) {
 /// (with `promotion`) when the leader goes.
 fn start_role(
     replica: &Arc<Replica>,
-    lock_session: Option<sqlx::PgConnection>,
+    lock_session: Option<crate::replica::LeaderLock>,
     promotion: impl FnOnce() -> Promotion,
     shutdown: &CancellationToken,
 ) {

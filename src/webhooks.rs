@@ -154,6 +154,25 @@ impl Webhooks {
         Ok(accepted)
     }
 
+    /// Whether `receive` would accept the event, without acting on it: a
+    /// follower checks before it hands an event to the leader, so a forged
+    /// or unsigned one is stored nowhere.
+    pub(crate) fn verify(
+        &self,
+        product: Product,
+        event_key: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), Rejected> {
+        self.authenticate(product, signature, body)?;
+        let key = event_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(Rejected::Invalid(Invalid::NoEventKey))?;
+        payload::parse(product, key, body).map_err(|err| Rejected::Invalid(err.into()))?;
+        Ok(())
+    }
+
     /// The integrations `body` may have come through: those whose secret
     /// signed it, or, unsigned, those that accept unsigned events.
     fn authenticate(

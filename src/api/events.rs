@@ -76,19 +76,64 @@ async fn receive(
             header("x-hub-signature"),
             &body,
         )
-        .map_err(|rejected| match rejected {
-            Rejected::Unauthenticated(message) => req.error(
-                StatusCode::UNAUTHORIZED,
-                "AuthenticationError",
-                message.to_string(),
-            ),
-            Rejected::Invalid(message) => req.input(message.to_string()),
-            rejected @ Rejected::NoIntegration(_) => req.not_found(rejected.to_string()),
-        })?;
+        .map_err(|rejected| refused(req, rejected))?;
     Ok(match accepted {
         Accepted::Ping => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Accepted::Queued(_) | Accepted::Ignored(_) => {
             (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response()
         }
     })
+}
+
+fn refused(req: &Req, rejected: Rejected) -> ApiError {
+    match rejected {
+        Rejected::Unauthenticated(message) => req.error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            message.to_string(),
+        ),
+        Rejected::Invalid(message) => req.input(message.to_string()),
+        rejected @ Rejected::NoIntegration(_) => req.not_found(rejected.to_string()),
+    }
+}
+
+/// On a follower, before an event is handed to the leader: refused here
+/// (as the leader would refuse it) unless signed by a configured secret
+/// and well formed, so nothing forged or unsigned reaches the database.
+/// Returns the event's body, read once.
+pub(super) async fn verified_on_follower(
+    state: &ApiState,
+    req: &Req,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    let topic = req.uri.path().rsplit('/').next().unwrap_or_default();
+    let Ok(flavour) = topic.parse::<Product>() else {
+        return Err(req.not_found(format!(
+            "no event topic '{topic}': Bitbucket's webhooks go to /api/events/http/bitbucketServer or /api/events/http/bitbucketCloud"
+        )));
+    };
+    let body = axum::body::to_bytes(body, MAX_EVENT_BYTES)
+        .await
+        .map_err(|_| {
+            req.error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeError",
+                format!("the event body is over {MAX_EVENT_BYTES} bytes or was not sent in time"),
+            )
+        })?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    state
+        .webhooks
+        .verify(
+            flavour,
+            header("x-event-key"),
+            header("x-hub-signature"),
+            &body,
+        )
+        .map_err(|rejected| {
+            crate::metrics::record_event_outcome(flavour.topic(), "unknown", "rejected");
+            refused(req, rejected)
+        })?;
+    Ok(body)
 }

@@ -1,7 +1,9 @@
 //! Writes on a follower: checked by [`super::writes`] (token and
-//! permission, as the leader would), then carried out by the leader through the database (see
-//! [`crate::replica::requests`]); the caller gets the leader's answer, or a
-//! `503` with `Retry-After` when no leader takes the request in time.
+//! permission; a webhook by its signature, here), then carried out by the
+//! leader through the database (see [`crate::replica::requests`]), which
+//! checks the token again against its own configuration by its digest
+//! ([`TOKEN_DIGEST`]); the caller gets the leader's answer, or a `503` with
+//! `Retry-After` when no leader takes the request in time or too many wait.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -9,9 +11,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::Unavailable;
-use super::state::{Forwarded, MAX_BODY_BYTES, Req};
+use super::state::{ApiState, Forwarded, MAX_BODY_BYTES, Req};
 use crate::replica::Replica;
 use crate::replica::requests::{CLAIM_TIMEOUT, ForwardedAnswer, ForwardedRequest, Forwarding};
+
+/// The header a follower records for the leader instead of the caller's
+/// token: its SHA-256 (see [`crate::config::token_digest`]).
+pub(crate) const TOKEN_DIGEST: &str = "x-catalogd-token-sha256";
 
 /// The largest answer recorded for a follower (a registration lists its
 /// entities).
@@ -31,30 +37,49 @@ const DROPPED: &[HeaderName] = &[
 
 /// Has the leader carry out `request`, a write this follower has checked
 /// (see [`super::writes`]), and answers with the leader's answer.
-pub(super) async fn to_leader(replica: &Replica, req: &Req, request: Request) -> Response {
+pub(super) async fn to_leader(
+    state: &ApiState,
+    replica: &Replica,
+    req: &Req,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
-            return req
-                .error(
+    let body = if req.uri.path().starts_with("/api/events/http/") {
+        super::events::verified_on_follower(state, req, &parts.headers, body).await
+    } else {
+        axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                req.error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PayloadTooLargeError",
                     format!(
                         "the request body is over {MAX_BODY_BYTES} bytes or was not sent in time"
                     ),
                 )
-                .into_response();
-        }
+            })
     };
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => return err.into_response(),
+    };
+    let mut headers = text_headers(&parts.headers);
+    // Only this replica says what token the caller showed.
+    headers.retain(|(name, _)| name != TOKEN_DIGEST);
+    if let Some(token) = super::writes::bearer(&parts.headers) {
+        headers.push((TOKEN_DIGEST.to_owned(), crate::config::token_digest(token)));
+    }
     let forwarded = ForwardedRequest {
         method: parts.method.as_str().to_owned(),
         uri: req.uri.to_string(),
-        headers: text_headers(&parts.headers),
+        headers,
         body: body.to_vec(),
     };
     match replica.forward(&forwarded, replica.answer_timeout()).await {
         Ok(Forwarding::Answered(answer)) => response_of(answer),
+        Ok(Forwarding::Full) => no_leader(
+            "too many writes are waiting for the leading replica; nothing was done, try again",
+        ),
         Ok(Forwarding::Unclaimed) => no_leader(
             "no leading replica took this write in time (one is taking over); nothing was done, try again",
         ),

@@ -71,21 +71,31 @@ struct Write {
     permissions: &'static [WritePermission],
 }
 
-/// Checks the caller's token for each permission (a request the leader
-/// replays was checked by the follower), then carries the write out here,
-/// or, on a follower, has the leader carry it out.
+/// Checks the caller's token for each permission (a request a follower
+/// handed over is checked again here, by the digest of its token: the
+/// leader's configuration decides), then carries the write out here, or,
+/// on a follower, has the leader carry it out.
 async fn guard(State(write): State<Write>, req: Req, request: Request, next: Next) -> Response {
-    if !req.forwarded {
-        for permission in write.permissions {
-            if let Err(err) = authorize(&write.state, &req, request.headers(), *permission) {
-                return err.into_response();
-            }
+    for permission in write.permissions {
+        if let Err(err) = authorize(&write.state, &req, request.headers(), *permission) {
+            return err.into_response();
         }
     }
     match write.state.replica.as_ref().filter(|r| !r.is_leader()) {
-        Some(replica) => forward::to_leader(replica, &req, request).await,
+        Some(replica) => forward::to_leader(&write.state, replica, &req, request).await,
         None => next.run(request).await,
     }
+}
+
+/// The `Authorization: Bearer` token, if any.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
 }
 
 /// Checks the caller's `Authorization: Bearer` token for a write when
@@ -98,24 +108,32 @@ fn authorize(
     headers: &HeaderMap,
     permission: WritePermission,
 ) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    match state.access.authorize(presented, permission) {
+    let (decided, shown) = if req.forwarded {
+        let digest = headers
+            .get(forward::TOKEN_DIGEST)
+            .and_then(|v| v.to_str().ok());
+        (
+            state.access.authorize_digest(digest, permission),
+            digest.is_some(),
+        )
+    } else {
+        let presented = bearer(headers);
+        (
+            state.access.authorize(presented, permission),
+            presented.is_some(),
+        )
+    };
+    match decided {
         Ok(subject) => {
             if let Some(subject) = subject {
-                tracing::info!(subject, permission = permission.name(), method = %req.method, path = req.uri.path(), "authorized write");
+                tracing::info!(subject, permission = permission.name(), method = %req.method, path = req.uri.path(), forwarded = req.forwarded, "authorized write");
             }
             Ok(())
         }
         Err(Denied::Unauthenticated) => Err(req.error(
             StatusCode::UNAUTHORIZED,
             "AuthenticationError",
-            if presented.is_some() {
+            if shown {
                 "Illegal token: it is not one of backend.auth.externalAccess"
             } else {
                 "Missing credentials: send Authorization: Bearer <token> (backend.auth.externalAccess)"

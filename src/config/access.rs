@@ -89,6 +89,48 @@ impl ExternalAccess {
     }
 }
 
+impl ExternalAccess {
+    /// As [`Self::authorize`], for a write a follower replica handed over:
+    /// `digest` is the [`token_digest`] of the token presented there (the
+    /// token itself is stored nowhere). The leader checks against its own
+    /// configuration, so a follower on an older one cannot let a write in.
+    pub fn authorize_digest(
+        &self,
+        digest: Option<&str>,
+        permission: WritePermission,
+    ) -> Result<Option<&str>, Denied> {
+        if !self.protected {
+            return Ok(None);
+        }
+        let digest = digest.ok_or(Denied::Unauthenticated)?;
+        let token = self
+            .tokens
+            .iter()
+            .fold(None, |found, t| {
+                let ours = token_digest(t.token.expose());
+                let matches = constant_time_eq(ours.as_bytes(), digest.as_bytes());
+                found.or(matches.then_some(t))
+            })
+            .ok_or(Denied::Unauthenticated)?;
+        let granted = token
+            .permissions
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == permission.name()));
+        if granted {
+            Ok(Some(token.subject.as_str()))
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+}
+
+/// The hex SHA-256 of a presented token: what a follower records for the
+/// leader instead of the token.
+pub(crate) fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// Compares without stopping at the first difference (the length still shows).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());

@@ -29,7 +29,7 @@ mod server;
 pub(crate) mod source;
 mod typos;
 
-pub(crate) use access::{Denied, ExternalAccess, WritePermission};
+pub(crate) use access::{Denied, ExternalAccess, WritePermission, token_digest};
 pub(crate) use backend::BackendConfig;
 pub use catalog::CatalogSettings;
 pub(crate) use catalog_glob::CatalogGlob;

@@ -25,6 +25,53 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Ends the sessions of a leader whose lease expired (frozen or hung:
+    /// its connections stay up, so the advisory lock alone never frees):
+    /// the one holding `lock` and any of its transactions left open on the
+    /// leader record. Returns whether the lease had expired. A lease that
+    /// is missing (released on a clean stop) is never taken as expired.
+    pub(crate) async fn end_expired_leader(
+        &self,
+        lock: i64,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Locked, so a leader renewing or taking the lease meanwhile is
+        // seen as it commits.
+        let expired: Option<String> = sqlx::query_scalar(
+            "SELECT identity FROM replica_lease
+             WHERE renewed_at < now() - $1::float8 * interval '1 second' FOR UPDATE",
+        )
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(identity) = expired else {
+            return Ok(false);
+        };
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(l.pid, 2000) FROM pg_locks l
+             JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.granted AND l.pid <> pg_backend_pid()
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND ((l.locktype = 'advisory' AND l.objsubid = 1
+                     AND l.classid::bigint = $1 AND l.objid::bigint = $2)
+                 OR (l.locktype = 'relation' AND l.relation = 'replica_leader'::regclass
+                     AND l.mode = 'RowShareLock' AND a.state LIKE 'idle in transaction%'
+                     AND a.state_change < now() - interval '1 second'))",
+        )
+        .bind(lock >> 32)
+        .bind(lock & 0xffff_ffff)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(
+            leader = identity,
+            sessions = ended.len(),
+            "the leader's lease expired (hung or frozen): ended its sessions so another replica leads"
+        );
+        Ok(true)
+    }
+
     /// The identity the leader recorded.
     pub(crate) async fn leader(&self) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT identity FROM replica_leader")

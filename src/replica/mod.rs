@@ -9,6 +9,12 @@
 //!   off from the database loses it when the server's keepalive (set on
 //!   the lock session) gives up, within [`LOCK_SESSION_TIMEOUT`]. The
 //!   leader checks its session every second and stops when it is gone.
+//! - A leader that hangs or is frozen (`SIGSTOP`) keeps its session, so
+//!   it also holds a lease it renews every second over that session
+//!   ([`LEADER_LEASE`]). A follower that finds the lease expired ends the
+//!   frozen leader's sessions and takes the lock; the frozen one, resumed,
+//!   is fenced (the leader record and its expired lease refuse its
+//!   writes) and stops when it sees its lease lapsed.
 //! - A follower wakes on `NOTIFY` and reads everything after its sequence
 //!   number, and polls every second besides, so a missed notification
 //!   only delays.
@@ -28,13 +34,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Followed};
 use crate::scheduler::{Applier, Scheduler};
-use crate::store::postgres::CHANGES_CHANNEL;
+use crate::store::postgres::{CHANGES_CHANNEL, LEADER_LEASE};
 use crate::store::{PostgresStore, StoreError};
 
 /// The advisory lock key the leader holds ("bbcdlead").
 const LEADER_LOCK: i64 = 0x6262_6364_6c65_6164;
 /// How often a follower tries the lock and polls for changes.
 const FOLLOW_TICK: Duration = Duration::from_secs(1);
+/// A follower that has not read the database for this long is not ready:
+/// it cannot tell whether what it serves is current.
+const STALE_AFTER: Duration = Duration::from_secs(10);
 /// Catch-ups between two reads of the leader's run reports.
 const RUNS_EVERY: u64 = 5;
 /// How often the leader checks that its lock session is alive, and how
@@ -83,9 +92,15 @@ pub(crate) struct Replica {
     reads: AtomicU64,
     /// Cancelled when a leader loses its lock: it must stop.
     lost: CancellationToken,
+    /// Cancelled on shutdown: the lease is released.
+    released: CancellationToken,
     /// How long a follower waits for the leader to answer a write.
     answer_timeout: Duration,
 }
+
+/// Proof that this replica holds the leader lock and renews its lease.
+#[derive(Debug)]
+pub(crate) struct LeaderLock(());
 
 /// What a follower needs to take over.
 pub(crate) struct Promotion {
@@ -103,7 +118,7 @@ impl Replica {
         store: PostgresStore,
         options: PgConnectOptions,
         answer_timeout: Duration,
-    ) -> Result<(Arc<Self>, Option<PgConnection>), StoreError> {
+    ) -> Result<(Arc<Self>, Option<LeaderLock>), StoreError> {
         // Only the recorded leader writes, whatever a bug might attempt.
         store.fence_as(&identity);
         let replica = Arc::new(Self {
@@ -117,12 +132,15 @@ impl Replica {
             last_read: parking_lot::Mutex::new(Instant::now()),
             reads: AtomicU64::new(0),
             lost: CancellationToken::new(),
+            released: CancellationToken::new(),
             answer_timeout,
         });
         let mut session = replica.lock_session().await?;
         let lock = if replica.try_lock(&mut session).await? {
+            // Renewed from now on: what follows may take longer than a lease.
+            let lock = replica.hold_lease(session).await?;
             replica.became_leader().await?;
-            Some(session)
+            Some(lock)
         } else {
             let _ = session.close().await;
             replica.read_leader().await;
@@ -140,9 +158,12 @@ impl Replica {
         self.leading.load(Ordering::Acquire)
     }
 
-    /// Ready: the leader always; a follower once it has caught up.
+    /// Ready: the leader always; a follower once it has caught up, as long
+    /// as it keeps reading the database (within [`STALE_AFTER`]).
     pub(crate) fn is_ready(&self) -> bool {
-        self.is_leader() || self.caught_up.load(Ordering::Acquire)
+        self.is_leader()
+            || (self.caught_up.load(Ordering::Acquire)
+                && self.last_read.lock().elapsed() < STALE_AFTER)
     }
 
     /// Cancelled when this leader lost its lock.
@@ -224,6 +245,70 @@ impl Replica {
             .await?)
     }
 
+    /// Takes the lease over `session` (which holds the lock) and renews it
+    /// every second until shutdown; a renewal that fails or comes too late
+    /// (this process was frozen) stops this replica: another one leads.
+    async fn hold_lease(
+        self: &Arc<Self>,
+        mut session: PgConnection,
+    ) -> Result<LeaderLock, StoreError> {
+        sqlx::query(
+            "INSERT INTO replica_lease (only_row, identity) VALUES (TRUE, $1)
+             ON CONFLICT (only_row) DO UPDATE SET identity = excluded.identity, renewed_at = now()",
+        )
+        .bind(&self.identity)
+        .execute(&mut session)
+        .await?;
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut renewed = Instant::now();
+            let mut ticks = tokio::time::interval(LEADER_CHECK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = this.released.cancelled() => {
+                        // A clean stop: the next replica need not wait out the lease.
+                        let _ = sqlx::query("DELETE FROM replica_lease WHERE identity = $1")
+                            .bind(&this.identity)
+                            .execute(&mut session)
+                            .await;
+                        let _ = session.close().await;
+                        return;
+                    }
+                }
+                let lapsed = renewed.elapsed() >= LEADER_LEASE;
+                let held = !lapsed && this.renew(&mut session).await;
+                if held {
+                    renewed = Instant::now();
+                    continue;
+                }
+                tracing::error!(
+                    identity = this.identity,
+                    lapsed,
+                    "lost the leader lock or its lease (connection gone, or this process hung); stopping so another replica leads"
+                );
+                this.leading.store(false, Ordering::Release);
+                this.lost.cancel();
+                let _ = session.close().await;
+                return;
+            }
+        });
+        Ok(LeaderLock(()))
+    }
+
+    /// Renews the lease; false when it is gone or the renewal failed.
+    async fn renew(&self, session: &mut PgConnection) -> bool {
+        let renewal =
+            sqlx::query("UPDATE replica_lease SET renewed_at = now() WHERE identity = $1")
+                .bind(&self.identity)
+                .execute(session);
+        matches!(
+            tokio::time::timeout(LEADER_CHECK_TIMEOUT, renewal).await,
+            Ok(Ok(done)) if done.rows_affected() == 1
+        )
+    }
+
     async fn became_leader(&self) -> Result<(), StoreError> {
         self.record_leadership().await?;
         self.start_leading();
@@ -264,35 +349,12 @@ impl Replica {
         }
     }
 
-    /// Keeps the leader's lock session checked; cancels [`Replica::lost`]
-    /// when it is gone (the lock with it).
-    pub(crate) fn keep_leading(
-        self: &Arc<Self>,
-        mut session: PgConnection,
-        shutdown: CancellationToken,
-    ) {
+    /// Releases the lease on `shutdown` (the lock session goes with it).
+    pub(crate) fn keep_leading(self: &Arc<Self>, _lock: LeaderLock, shutdown: CancellationToken) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(LEADER_CHECK);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = shutdown.cancelled() => {
-                        let _ = session.close().await;
-                        return;
-                    }
-                }
-                let alive = tokio::time::timeout(LEADER_CHECK_TIMEOUT, session.ping()).await;
-                if !matches!(alive, Ok(Ok(()))) {
-                    tracing::error!(
-                        identity = this.identity,
-                        "lost the connection holding the leader lock; stopping so another replica leads"
-                    );
-                    this.leading.store(false, Ordering::Release);
-                    this.lost.cancel();
-                    return;
-                }
-            }
+            shutdown.cancelled().await;
+            this.released.cancel();
         });
     }
 
@@ -336,12 +398,14 @@ impl Replica {
                     this.lag_changes
                         .store(seq.saturating_sub(served), Ordering::Release);
                 }
-                if let Err(err) = this.catch_up(&promotion).await {
-                    tracing::warn!(error = %err, "cannot read the leader's changes; retrying");
-                    continue;
+                // Failing, the lock is still tried: the leader may be gone
+                // with whatever keeps this replica from reading.
+                let caught_up = this.catch_up(&promotion).await;
+                if let Err(err) = &caught_up {
+                    tracing::warn!(error = %err, "cannot read the leader's changes; retrying (not ready meanwhile)");
                 }
                 // The lock is tried on the tick only, not on every change.
-                if notified.is_some() {
+                if notified.is_some() && caught_up.is_ok() {
                     continue;
                 }
                 if session.is_none() {
@@ -350,7 +414,21 @@ impl Replica {
                 let Some(conn) = session.as_mut() else {
                     continue;
                 };
-                match this.try_lock(conn).await {
+                let mut locked = this.try_lock(conn).await;
+                if matches!(locked, Ok(false)) {
+                    match this
+                        .store
+                        .end_expired_leader(LEADER_LOCK, LEADER_LEASE)
+                        .await
+                    {
+                        Ok(true) => locked = this.try_lock(conn).await,
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot check the leader's lease; retrying")
+                        }
+                    }
+                }
+                match locked {
                     Ok(true) => {}
                     Ok(false) => {
                         this.read_leader().await;
@@ -363,8 +441,12 @@ impl Replica {
                     }
                 }
                 let Some(conn) = session.take() else { return };
-                match this.promote(&promotion).await {
-                    Ok(()) => this.keep_leading(conn, shutdown),
+                let promoted = match this.hold_lease(conn).await {
+                    Ok(lock) => this.promote(&promotion).await.map(|()| lock),
+                    Err(err) => Err(err),
+                };
+                match promoted {
+                    Ok(lock) => this.keep_leading(lock, shutdown),
                     // Stopping anyway: the lock goes with the session.
                     Err(_) if shutdown.is_cancelled() => {}
                     Err(err) => {

@@ -30,7 +30,19 @@ const CLAIM_POLL: Duration = Duration::from_secs(1);
 /// body's type for the JSON extractors, and a Bitbucket webhook's event key
 /// and signature, see [`crate::webhooks`]). An allow-list, so a proxy's or
 /// client's credential header never lands in the table.
-const FORWARDED_HEADERS: [&str; 4] = ["content-type", "accept", "x-event-key", "x-hub-signature"];
+/// The caller's token is recorded only as its digest
+/// (`x-catalogd-token-sha256`, which the leader checks).
+const FORWARDED_HEADERS: [&str; 5] = [
+    "content-type",
+    "accept",
+    "x-event-key",
+    "x-hub-signature",
+    "x-catalogd-token-sha256",
+];
+/// What may wait for the leader at once, from all followers: a flood is
+/// refused at the follower (503) instead of filling the database.
+pub(crate) const MAX_QUEUED_REQUESTS: i64 = 128;
+pub(crate) const MAX_QUEUED_BYTES: i64 = 32 * 1024 * 1024;
 
 /// A write as the follower received it.
 #[derive(Debug, Clone)]
@@ -55,6 +67,9 @@ pub(crate) struct ForwardedAnswer {
 #[derive(Debug)]
 pub(crate) enum Forwarding {
     Answered(ForwardedAnswer),
+    /// Too many requests wait already ([`MAX_QUEUED_REQUESTS`],
+    /// [`MAX_QUEUED_BYTES`]): nothing was recorded.
+    Full,
     /// No leader took it in time: nothing was done.
     Unclaimed,
     /// The leader that took it stopped leading, or did not answer in time:
@@ -75,7 +90,9 @@ impl Replica {
         timeout: Duration,
     ) -> Result<Forwarding, StoreError> {
         let pool = self.store.pool();
-        let id = self.record(request).await?;
+        let Some(id) = self.record(request).await? else {
+            return Ok(Forwarding::Full);
+        };
         let started = Instant::now();
         loop {
             tokio::time::sleep(ANSWER_POLL).await;
@@ -129,31 +146,48 @@ impl Replica {
     }
 
     /// Records `request` (only [`FORWARDED_HEADERS`]) and wakes the leader;
-    /// returns its row.
-    async fn record(&self, request: &ForwardedRequest) -> Result<i64, StoreError> {
+    /// returns its row, or `None` when the queue is full.
+    async fn record(&self, request: &ForwardedRequest) -> Result<Option<i64>, StoreError> {
         // `http` gives header names in lower case.
         let recorded: Vec<_> = (request.headers.iter())
             .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
             .collect();
         let mut tx = self.store.pool().begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        // Counted and inserted in one statement; followers recording at the
+        // same moment may each pass, so the bound is overshot by at most
+        // their number.
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+             SELECT $1, $2, $3, $4, $5
+             FROM (SELECT count(*) AS n, coalesce(sum(octet_length(body)), 0) AS bytes
+                   FROM replica_requests) queued
+             WHERE queued.n < $6 AND queued.bytes + octet_length($4) <= $7
+             RETURNING id",
         )
         .bind(&request.method)
         .bind(&request.uri)
         .bind(Json(recorded))
         .bind(&request.body)
         .bind(&self.identity)
-        .fetch_one(&mut *tx)
+        .bind(MAX_QUEUED_REQUESTS)
+        .bind(MAX_QUEUED_BYTES)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(id) = id else {
+            tracing::warn!(
+                max_requests = MAX_QUEUED_REQUESTS,
+                max_bytes = MAX_QUEUED_BYTES,
+                "too many writes wait for the leader; refusing this one"
+            );
+            return Ok(None);
+        };
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(REQUESTS_CHANNEL)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// While this replica leads, claims recorded requests one by one and

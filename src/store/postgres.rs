@@ -16,6 +16,10 @@ use crate::config::database::{PostgresConnection, PostgresSsl};
 /// Notified (with the newest sequence number) after every applied batch.
 pub(crate) const CHANGES_CHANNEL: &str = "bitbucket_catalogd_changes";
 
+/// How long a leader's lease lasts unrenewed (it renews every second): a
+/// hung or frozen leader is replaced this long after its last renewal.
+pub(crate) const LEADER_LEASE: Duration = Duration::from_secs(5);
+
 /// Connections a replica keeps: batches are serialised, reads are few.
 const POOL_SIZE: u32 = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +34,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         2,
         "replicas",
         include_str!("migrations/postgres/0002_replicas.sql"),
+    ),
+    (
+        5,
+        "replica lease",
+        include_str!("migrations/postgres/0005_replica_lease.sql"),
     ),
 ];
 
@@ -113,10 +122,16 @@ impl Dialect for PostgresDialect {
             let mut tx = pool.begin().await?;
             let identity = self.fence.read().clone();
             if let Some(identity) = identity {
+                // Nor with its lease expired: resumed after a freeze, it
+                // writes nothing before it notices and steps down.
                 let leads: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM replica_leader WHERE identity = $1 FOR SHARE",
+                    "SELECT 1 FROM replica_leader WHERE identity = $1
+                       AND NOT EXISTS (SELECT 1 FROM replica_lease WHERE identity = $1
+                           AND renewed_at < now() - $2::float8 * interval '1 second')
+                     FOR SHARE OF replica_leader",
                 )
                 .bind(&identity)
+                .bind(LEADER_LEASE.as_secs_f64())
                 .fetch_optional(&mut *tx)
                 .await?;
                 if leads.is_none() {

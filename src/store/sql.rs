@@ -698,6 +698,7 @@ mod tests {
                 &[
                     "727463145d107afb9674bbf544b560467b7c88da14383f27edb0ebd56f0092e4352f8feb2f602c3eb24e7dfa0ed776f8",
                     "ff261d8b0056822cfe6245f41dc6cf95640d072f170ac37206c8deff0d03a11ccd6102ee5a84b53acdc9fa7082d4af8b",
+                    "1556ba938202aecfba6f3a101ac2827120d7445d77d6b8a67386788e9e88434b6037ad59abd0da1faa9edffe4051c92a",
                 ],
             ),
         ];

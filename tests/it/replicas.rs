@@ -377,6 +377,107 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     db.drop_database().await;
 }
 
+/// A frozen leader keeps its connections (and so the advisory lock): its
+/// lease lapses, a follower ends its sessions and leads within 10 s, and
+/// the frozen one, resumed, writes nothing and stops.
+#[tokio::test]
+async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_resumed() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let (_dir, file) = write_config(&yaml);
+    let port = free_port();
+    let mut leader = crate::support::serve_command(&file, port)
+        .env("APP_CONFIG_backend_database_client", "pg")
+        .env("APP_CONFIG_backend_database_connection", &db.url)
+        .spawn()
+        .expect("serve starts");
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/catalog/replica");
+    let (http_ref, url_ref) = (&http, &url);
+    until(
+        "the process leading",
+        Duration::from_secs(30),
+        || async move {
+            match http_ref.get(url_ref).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or_default()["role"] == "leader",
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+    let follower_ref = &follower;
+    until(
+        "the catalog on the follower",
+        Duration::from_secs(30),
+        || async move { follower_ref.entity_names().await.len() == 10 },
+    )
+    .await;
+
+    let pid = leader.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    until(
+        "the follower taking over from the frozen leader",
+        Duration::from_secs(10),
+        || async move { role(follower_ref).await["role"] == "leader" },
+    )
+    .await;
+    let handover = frozen.elapsed();
+    eprintln!("failover from SIGSTOP took {handover:?}");
+    assert!(handover < Duration::from_secs(10), "took {handover:?}");
+    // Writes through the new leader work.
+    let (status, _) = follower
+        .send(
+            Method::POST,
+            "/api/catalog/providers/sim/refresh",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    // Resumed, the old leader steps down (stops) without taking back the
+    // record or the lease.
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = leader.try_wait().expect("waits") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed old leader is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!exit.success(), "{exit:?}");
+    let identity = role(&follower).await["identity"].clone();
+    let pool = db.pool().await;
+    let recorded: (String, String) =
+        sqlx::query_as("SELECT l.identity, r.identity FROM replica_leader l, replica_lease r")
+            .fetch_one(&pool)
+            .await
+            .expect("leader and lease");
+    assert_eq!(Value::from(recorded.0), identity);
+    assert_eq!(Value::from(recorded.1), identity);
+    pool.close().await;
+    assert_eq!(role(&follower).await["role"], "leader");
+
+    follower.stop().await;
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
     let sim = simulator().await;
@@ -476,6 +577,216 @@ async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
     assert_eq!(left, 0, "the unclaimed request is taken back");
     pool.close().await;
     let _ = holder.close().await;
+    follower.stop().await;
+    db.drop_database().await;
+}
+
+/// Whether a follower ever recorded a request for the leader.
+async fn requests_ever_recorded(db: &PgDatabase) -> bool {
+    let pool = db.pool().await;
+    let called: bool = sqlx::query_scalar("SELECT is_called FROM replica_requests_id_seq")
+        .fetch_one(&pool)
+        .await
+        .expect("reads the sequence");
+    pool.close().await;
+    called
+}
+
+#[tokio::test]
+async fn a_follower_refuses_forged_and_unsigned_webhooks_and_stores_nothing() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+    let repo = sim
+        .dataset()
+        .server_repos()
+        .find(|r| r.file_kind == FileKind::Component)
+        .expect("a component repository")
+        .clone();
+    let repo_ref = RepoRef::Server {
+        project: repo.project_key.clone(),
+        slug: repo.slug.clone(),
+    };
+    let event = sim
+        .push_file(&repo_ref, "catalog-info.yaml", &component("forged"))
+        .expect("push");
+    let url = format!("{}/api/events/http/bitbucketServer", follower.address);
+    assert_eq!(
+        event.deliver(&url, Some("not-the-secret")).await.ok(),
+        Some(401)
+    );
+    assert_eq!(event.deliver(&url, None).await.ok(), Some(401));
+    assert!(
+        !requests_ever_recorded(&db).await,
+        "a refused event reached the database"
+    );
+    // A signed one is handed over and applied.
+    assert_eq!(event.deliver(&url, Some(SECRET)).await.ok(), Some(202));
+    assert!(requests_ever_recorded(&db).await);
+    leader.stop().await;
+    follower.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_follower_bounds_the_writes_waiting_for_a_leader() {
+    use sqlx::Connection;
+
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let first = TestApp::spawn_on_postgres(&yaml, &db).await;
+    first.stop().await;
+    // No leader takes the writes (this test holds the lock): they wait.
+    let mut holder = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("connects");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(0x6262_6364_6c65_6164_i64)
+        .fetch_one(&mut holder)
+        .await
+        .expect("locks");
+    assert!(locked);
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+
+    let sent = 160;
+    let started = Instant::now();
+    let pool = db.pool().await;
+    let peak = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM replica_requests")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+        queued
+    };
+    let writes = futures::future::join_all((0..sent).map(|_| {
+        let follower = &follower;
+        async move {
+            let answer = follower
+                .send(
+                    Method::POST,
+                    "/api/catalog/providers/sim/refresh",
+                    None,
+                    None,
+                )
+                .await;
+            (answer, started.elapsed())
+        }
+    }));
+    let (answers, queued) = tokio::join!(writes, peak);
+    assert!(queued <= 128, "{queued} writes queued");
+    // Those over the bound are refused at once; the others wait out the
+    // claim timeout. All are 503s: no leader did anything.
+    let refused_at_once = answers
+        .iter()
+        .filter(|((status, body), took)| {
+            *status == 503
+                && *took < Duration::from_secs(9)
+                && body.to_string().contains("too many writes")
+        })
+        .count();
+    assert!(answers.iter().all(|((status, _), _)| *status == 503));
+    assert!(
+        refused_at_once >= sent - 128,
+        "{refused_at_once} of {sent} refused at once"
+    );
+    pool.close().await;
+    let _ = holder.close().await;
+    follower.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_leader_authorizes_writes_a_follower_on_an_open_config_hands_over() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let open = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&crate::support::with_write_token(&open), &db).await;
+    // A follower still on an older configuration, with writes open.
+    let follower = TestApp::spawn_on_postgres(&open, &db).await;
+    assert_eq!(role(&follower).await["role"], "follower");
+    let follower_ref = &follower;
+    until(
+        "the catalog on the follower",
+        Duration::from_secs(30),
+        || async move { follower_ref.entity_names().await.len() == 10 },
+    )
+    .await;
+    let entities = follower.get_json("/api/catalog/entities").await;
+    let uid = entities[0]["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_owned();
+    let path = format!("/api/catalog/entities/by-uid/{uid}");
+
+    let (status, body) = follower.send(Method::DELETE, &path, None, None).await;
+    assert_eq!(status, 401, "{body:#}");
+    let (status, body) = follower
+        .send(Method::DELETE, &path, None, Some("not-the-token"))
+        .await;
+    assert_eq!(status, 401, "{body:#}");
+    assert_eq!(follower.entity_names().await.len(), 10);
+    assert_eq!(leader.entity_names().await.len(), 10);
+    // The leader's token works through the follower.
+    let (status, body) = follower
+        .send(
+            Method::DELETE,
+            &path,
+            None,
+            Some(crate::support::WRITE_TOKEN),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body:#}");
+    leader.stop().await;
+    follower.stop().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_follower_that_cannot_read_the_database_is_not_ready_until_it_catches_up() {
+    let sim = simulator().await;
+    let fake = FakeServer::start().await;
+    let db = PgDatabase::fresh();
+    let yaml = config(&sim, &fake);
+    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let follower_ref = &follower;
+    let ready = || async move {
+        follower_ref
+            .get("/.backstage/health/v1/readiness")
+            .await
+            .status()
+            == 200
+    };
+    until("readiness", Duration::from_secs(30), ready).await;
+    // What the follower reads is gone.
+    let pool = db.pool().await;
+    sqlx::query("ALTER TABLE catalog_entities RENAME TO catalog_entities_away")
+        .execute(&pool)
+        .await
+        .expect("renames");
+    until(
+        "the follower saying it is not ready",
+        Duration::from_secs(20),
+        || async move { !ready().await },
+    )
+    .await;
+    assert_eq!(role(&follower).await["caughtUp"], false);
+    sqlx::query("ALTER TABLE catalog_entities_away RENAME TO catalog_entities")
+        .execute(&pool)
+        .await
+        .expect("renames back");
+    pool.close().await;
+    until("readiness again", Duration::from_secs(10), ready).await;
+    leader.stop().await;
     follower.stop().await;
     db.drop_database().await;
 }
