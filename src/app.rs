@@ -173,7 +173,7 @@ impl Application {
         let scheduler = Arc::new(
             Scheduler::start(runners, &config.locations.schedule, Gate::new(leading)).await?,
         );
-        log_sources(&scheduler).await;
+        log_sources(&scheduler, leading).await;
         let integrations = Arc::clone(&location_context.http);
         let locations = Arc::new(Locations::new(
             location_context,
@@ -532,11 +532,23 @@ async fn stop_or_lost(stop: impl Future<Output = ()>, lost: Option<CancellationT
 }
 
 /// One start-up line per source: what it reads, how often, and when it
-/// first runs (after `initialDelay`).
-async fn log_sources(scheduler: &Scheduler) {
+/// first runs (after `initialDelay`). A follower says so first: its
+/// schedules run only once it leads.
+async fn log_sources(scheduler: &Scheduler, leading: bool) {
+    if !leading {
+        tracing::info!(
+            role = "follower",
+            "this replica is a follower: it serves the leader's catalog and runs no schedule until it takes over (see /api/catalog/replica)"
+        );
+    }
     for runner in scheduler.runners() {
         let schedule = runner.schedule();
-        let first_run = scheduler.next_run(runner.id()).await;
+        let first_run = if leading {
+            scheduler.next_run(runner.id()).await
+        } else {
+            Some("when this replica leads".to_owned())
+        };
+        let first_run = first_run.as_deref().unwrap_or("only on POST …/refresh");
         tracing::info!(
             source = runner.id(),
             kind = runner.source().kind(),
@@ -544,12 +556,12 @@ async fn log_sources(scheduler: &Scheduler) {
             schedule = %schedule.frequency,
             timeout_s = schedule.timeout.as_secs(),
             initial_delay_s = schedule.initial_delay.map(|d| d.as_secs()),
-            first_run = first_run.as_deref().unwrap_or("only on POST …/refresh"),
+            first_run,
             "{} {}: {}, first run {}",
             runner.source().kind(),
             runner.id(),
             schedule.frequency,
-            first_run.as_deref().unwrap_or("only on POST …/refresh"),
+            first_run,
         );
     }
 }

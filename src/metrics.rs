@@ -175,11 +175,72 @@ pub(crate) fn record_replica(leader: bool, lag_changes: u64, lag_seconds: f64) {
     metrics::gauge!("catalog_replica_leader").set(if leader { 1.0 } else { 0.0 });
     metrics::gauge!("catalog_replica_lag_changes").set(lag_changes as f64);
     metrics::gauge!("catalog_replica_lag_seconds").set(lag_seconds);
+    metrics::counter!("catalog_replica_leader_changes_total").increment(0);
 }
 
 /// This replica became the leader.
 pub(crate) fn record_leader_change() {
     metrics::counter!("catalog_replica_leader_changes_total").increment(1);
+}
+
+/// An integration as the pacer sees it, set at each scrape: the pace in
+/// force (0 when not paced), whether requests wait out a `Retry-After`
+/// now, and its answers and 429s since start-up.
+pub(crate) fn record_integration(
+    host: &str,
+    pace_per_second: Option<f64>,
+    blocked: bool,
+    answered: u64,
+    rate_limited: u64,
+) {
+    let host = host.to_owned();
+    metrics::gauge!("bitbucket_integration_paced", "host" => host.clone())
+        .set(if pace_per_second.is_some() { 1.0 } else { 0.0 });
+    metrics::gauge!("bitbucket_integration_pace_requests_per_second", "host" => host.clone())
+        .set(pace_per_second.unwrap_or(0.0));
+    metrics::gauge!("bitbucket_integration_rate_limit_blocked", "host" => host.clone())
+        .set(if blocked { 1.0 } else { 0.0 });
+    metrics::counter!("bitbucket_integration_responses_total", "host" => host.clone())
+        .absolute(answered);
+    metrics::counter!("bitbucket_integration_rate_limited_total", "host" => host)
+        .absolute(rate_limited);
+}
+
+/// A provider's current run, set at each scrape: whether one is in
+/// progress, and its repositories by state (all 0 between runs).
+pub(crate) fn record_run_progress(provider: &str, in_progress: bool, progress: RunProgress) {
+    let provider = provider.to_owned();
+    metrics::gauge!("catalog_provider_run_in_progress", "provider" => provider.clone())
+        .set(if in_progress { 1.0 } else { 0.0 });
+    metrics::gauge!("catalog_provider_run_reads_per_second", "provider" => provider.clone())
+        .set(progress.reads_per_second);
+    for (state, count) in [
+        ("listed", progress.listed),
+        ("unchanged", progress.unchanged),
+        ("to_read", progress.to_read),
+        ("read", progress.read),
+        ("remaining", progress.remaining),
+    ] {
+        metrics::gauge!("catalog_provider_run_reads", "provider" => provider.clone(), "state" => state)
+            .set(count as f64);
+    }
+}
+
+/// What [`record_run_progress`] shows of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunProgress {
+    pub listed: usize,
+    pub unchanged: usize,
+    pub to_read: usize,
+    pub read: usize,
+    pub remaining: usize,
+    pub reads_per_second: f64,
+}
+
+/// A daemon without replicas leads itself and lags nothing: the replica
+/// series exist on every daemon, so one dashboard fits both.
+pub(crate) fn record_standalone() {
+    record_replica(true, 0, 0.0);
 }
 
 #[cfg(test)]

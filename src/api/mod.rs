@@ -23,6 +23,7 @@
 //!   [`error::HttpError`] and `?`.
 
 mod changes;
+mod classify;
 mod entities;
 mod error;
 mod events;

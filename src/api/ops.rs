@@ -15,7 +15,8 @@ use super::state::ApiState;
 pub(super) const LIVENESS: &str = "/.backstage/health/v1/liveness";
 pub(super) const READINESS: &str = "/.backstage/health/v1/readiness";
 
-pub(super) async fn metrics() -> Response {
+pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
+    record_current(&state);
     (
         [(
             header::CONTENT_TYPE,
@@ -24,6 +25,38 @@ pub(super) async fn metrics() -> Response {
         crate::metrics::render(),
     )
         .into_response()
+}
+
+/// Gauges of what is true now (paces, runs in progress, the replica
+/// role), read from the state at each scrape rather than kept in step.
+fn record_current(state: &ApiState) {
+    for (host, pace) in state.integrations.paces() {
+        crate::metrics::record_integration(
+            &host,
+            pace.pace_per_second,
+            pace.blocked,
+            pace.answered,
+            pace.rate_limited,
+        );
+    }
+    for runner in state.scheduler.runners() {
+        let progress =
+            runner
+                .progress()
+                .map_or_else(Default::default, |p| crate::metrics::RunProgress {
+                    listed: p.listed,
+                    unchanged: p.unchanged,
+                    to_read: p.to_read,
+                    read: p.read,
+                    remaining: p.remaining,
+                    reads_per_second: p.reads_per_second,
+                });
+        crate::metrics::record_run_progress(runner.id(), runner.in_progress(), progress);
+    }
+    match &state.replica {
+        Some(replica) => replica.record_metrics(),
+        None => crate::metrics::record_standalone(),
+    }
 }
 
 pub(super) async fn liveness() -> Response {

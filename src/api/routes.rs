@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 use super::state::{ApiState, MAX_BODY_BYTES};
 use super::writes::{Guard, guarded, write};
 use super::{
-    changes, entities, error, events, layers, locations, openapi, ops, providers, refresh,
-    status_page, validate,
+    changes, classify, entities, error, events, layers, locations, openapi, ops, providers,
+    refresh, status_page, validate,
 };
 use crate::config::WritePermission::{EntityDelete, EntityRefresh, LocationCreate, LocationDelete};
 
@@ -33,7 +33,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(layers::body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new(classify::ProbesAreNotFailures))
         .with_state(state)
 }
 

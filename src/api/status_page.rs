@@ -70,7 +70,11 @@ pub(super) async fn page(State(state): State<ApiState>) -> Response {
         });
     }
     let paces = state.integrations.paces();
-    let html = match render(state.catalog.len(), &sources, &paces) {
+    let follower = state
+        .replica
+        .as_ref()
+        .and_then(|r| follower_line(&r.status()));
+    let html = match render(state.catalog.len(), follower, &sources, &paces) {
         Ok(html) => html,
         Err(err) => {
             tracing::error!(error = %err, "the status page cannot be rendered");
@@ -120,6 +124,8 @@ struct Page {
     stylesheet: &'static str,
     total_entities: usize,
     now: String,
+    /// Said only on a follower: its schedules wait until it leads.
+    follower: Option<String>,
     sources: Vec<Card>,
     integrations: Vec<IntegrationRow>,
     problems: Vec<ProblemGroup>,
@@ -225,8 +231,20 @@ impl Link {
     }
 }
 
+/// A follower's line: whom it follows and how far behind it is.
+fn follower_line(status: &crate::replica::ReplicaStatus) -> Option<String> {
+    (status.role == crate::replica::Role::Follower).then(|| {
+        let leader = status.leader.as_deref().unwrap_or("unknown");
+        format!(
+            "This replica is a follower: it serves the leader's catalog ({} changes behind) and runs no schedule until it leads. Leader: {leader}.",
+            status.lag_changes
+        )
+    })
+}
+
 fn render(
     total_entities: usize,
+    follower: Option<String>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
 ) -> Result<String, askama::Error> {
@@ -238,6 +256,7 @@ fn render(
         stylesheet: STYLESHEET_PATH,
         total_entities,
         now: rfc3339::format(&chrono::Utc::now()),
+        follower,
         sources: sources.iter().map(card).collect(),
         integrations: integrations(paces),
         problems: problems(sources),

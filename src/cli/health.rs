@@ -44,7 +44,15 @@ pub(super) async fn probe(cli: &Cli, timeout: Duration) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Ok(response) => {
-            eprintln!("unhealthy: {url} answered {}", response.status());
+            let status = response.status();
+            // The daemon's readiness body says why (loading, catching up…).
+            let reason = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|body| body["message"].as_str().map(|m| format!(": {m}")))
+                .unwrap_or_default();
+            eprintln!("unhealthy: {url} answered {status}{reason}");
             ExitCode::from(exit::FAILED)
         }
         Err(err) => {

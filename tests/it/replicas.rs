@@ -101,7 +101,12 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
         let status = role(follower).await;
         assert_eq!(status["role"], "follower", "{status:#}");
         assert_eq!(status["leader"], leader_identity);
+        // The status page says so too (issue 28).
+        let page = follower.get("/").await.text().await.unwrap();
+        assert!(page.contains("This replica is a follower"), "{page}");
     }
+    let page = leader.get("/").await.text().await.unwrap();
+    assert!(!page.contains("is a follower"));
 
     // Every replica serves the leader's catalog.
     let expected = &expected;
