@@ -420,10 +420,15 @@ async fn restore_catalog(
 }
 
 fn warn_if_writes_are_open(access: &ExternalAccess, addr: SocketAddr) {
-    if !access.protected {
+    if access.open {
         tracing::warn!(
             %addr,
-            "the write endpoints (locations, refresh, entity removal, analyze-location, validate-entity) are open to anyone who can reach this port; set backend.auth.externalAccess (type: static) to require a token"
+            "DANGER: backend.auth.dangerouslyDisableDefaultAuthPolicy is true: the write endpoints (locations, refresh, entity removal, analyze-location, validate-entity) are open to anyone who can reach this port, without a token; remove it and set backend.auth.externalAccess (type: static) outside a sandbox"
+        );
+    } else if !access.protected {
+        tracing::warn!(
+            %addr,
+            "no backend.auth.externalAccess: every write endpoint answers 401; set backend.auth.externalAccess (type: static) to allow writes with a token"
         );
     }
 }

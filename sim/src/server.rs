@@ -333,6 +333,8 @@ fn app_config_snippet(host: &str, api_base: &str, config: &SimConfig) -> String 
         None => credentials,
     };
     format!(
-        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api_base}\n{credentials}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ minutes: 5 }}\n          timeout: {{ minutes: 15 }}\n"
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api_base}\n{credentials}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        schedule:\n          frequency: {{ minutes: 5 }}\n          timeout: {{ minutes: 15 }}\n\
+         # A local sandbox: write endpoints open without a token. Never in production.\n\
+         backend:\n  auth:\n    dangerouslyDisableDefaultAuthPolicy: true\n"
     )
 }

@@ -216,7 +216,7 @@ pub(super) async fn refresh(
             )));
         }
     };
-    if force && !state.access.protected {
+    if force && (state.access.open || !state.access.protected) {
         return Err(req.error(
             StatusCode::FORBIDDEN,
             "NotAllowedError",

@@ -98,9 +98,10 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// Checks the caller's `Authorization: Bearer` token for a write when
-/// `backend.auth.externalAccess` is configured: 401 without a known
-/// token, 403 when its `accessRestrictions` do not grant `permission`.
+/// Checks the caller's `Authorization: Bearer` token for a write: 401
+/// without a known token (always, when neither `backend.auth.externalAccess`
+/// nor `dangerouslyDisableDefaultAuthPolicy` is set), 403 when its
+/// `accessRestrictions` do not grant `permission`.
 /// The token never reaches a log; the subject does.
 fn authorize(
     state: &ApiState,
@@ -138,6 +139,11 @@ fn authorize(
             } else {
                 "Missing credentials: send Authorization: Bearer <token> (backend.auth.externalAccess)"
             },
+        )),
+        Err(Denied::NoPolicy) => Err(req.error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            "Missing credentials: writes need a token and none is configured; set backend.auth.externalAccess (type: static), or open writes to anyone with backend.auth.dangerouslyDisableDefaultAuthPolicy: true",
         )),
         Err(Denied::Forbidden) => Err(req.error(
             StatusCode::FORBIDDEN,

@@ -34,10 +34,12 @@ pub(super) fn config_check(cli: &Cli, strict: bool) -> ExitCode {
         config.providers.len(),
         config.cloud_providers.len(),
         config.locations.locations.len(),
-        if config.backend.external_access.protected {
+        if config.backend.external_access.open {
+            "are OPEN to anyone (backend.auth.dangerouslyDisableDefaultAuthPolicy)"
+        } else if config.backend.external_access.protected {
             "need a backend.auth.externalAccess token"
         } else {
-            "are open (no backend.auth.externalAccess)"
+            "are closed (no backend.auth.externalAccess: every write answers 401)"
         }
     );
     if strict && !loaded.warnings.is_empty() {

@@ -39,10 +39,15 @@ pub struct StaticToken {
     pub permissions: Option<Vec<String>>,
 }
 
+/// Who may call the write endpoints. The default (nothing configured)
+/// refuses every write, as Backstage's default auth policy does.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExternalAccess {
     /// `backend.auth.externalAccess` is set: writes need a matching token.
     pub protected: bool,
+    /// `backend.auth.dangerouslyDisableDefaultAuthPolicy: true`: every
+    /// write is allowed without a token (Backstage's key and meaning).
+    pub open: bool,
     pub tokens: Vec<StaticToken>,
 }
 
@@ -51,6 +56,8 @@ pub struct ExternalAccess {
 pub enum Denied {
     /// No token, or not one of ours.
     Unauthenticated,
+    /// Neither `externalAccess` nor the explicit opening is configured.
+    NoPolicy,
     /// A known token whose `accessRestrictions` do not grant this.
     Forbidden,
 }
@@ -58,14 +65,18 @@ pub enum Denied {
 impl ExternalAccess {
     /// The subject of the token `presented` (an `Authorization: Bearer`
     /// value, if any) when it may do `permission`; always allowed (`None`
-    /// subject) when writes are not protected.
+    /// subject) when the operator opened writes, never when nothing is
+    /// configured.
     pub fn authorize(
         &self,
         presented: Option<&str>,
         permission: WritePermission,
     ) -> Result<Option<&str>, Denied> {
-        if !self.protected {
+        if self.open {
             return Ok(None);
+        }
+        if !self.protected {
+            return Err(Denied::NoPolicy);
         }
         let presented = presented.ok_or(Denied::Unauthenticated)?;
         let token = self
@@ -140,7 +151,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// Backstage's explicit opening of every endpoint to unauthenticated callers.
+pub const DISABLE_DEFAULT_POLICY: &str = "backend.auth.dangerouslyDisableDefaultAuthPolicy";
+
 pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
+    let open = ctx
+        .optional::<bool>(DISABLE_DEFAULT_POLICY)?
+        .unwrap_or(false);
+    let mut access = tokens(ctx)?;
+    access.open = open;
+    Ok(access)
+}
+
+fn tokens(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
     let base = "backend.auth.externalAccess";
     let Some(value) = ctx.set(base) else {
         return Ok(ExternalAccess::default());
@@ -153,6 +176,7 @@ pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, Confi
     };
     let mut access = ExternalAccess {
         protected: true,
+        open: false,
         tokens: Vec::new(),
     };
     for (index, item) in items.iter().enumerate() {
@@ -302,6 +326,7 @@ mod tests {
     fn tokens_match_exactly_and_respect_permissions() {
         let access = ExternalAccess {
             protected: true,
+            open: false,
             tokens: vec![
                 StaticToken {
                     token: Secret::new("full-access-token"),
@@ -341,7 +366,16 @@ mod tests {
             );
         }
         assert_eq!(access.authorize(None, create), Err(Denied::Unauthenticated));
-        assert_eq!(ExternalAccess::default().authorize(None, create), Ok(None));
+        assert_eq!(
+            ExternalAccess::default().authorize(None, create),
+            Err(Denied::NoPolicy),
+            "closed by default"
+        );
+        let open = ExternalAccess {
+            open: true,
+            ..access.clone()
+        };
+        assert_eq!(open.authorize(None, create), Ok(None));
         assert!(!format!("{access:?}").contains("full-access-token"));
     }
 }

@@ -73,6 +73,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "connection",
     "auth",
     "externalAccess",
+    "dangerouslyDisableDefaultAuthPolicy",
     "options",
     "subject",
     "accessRestrictions",
@@ -251,7 +252,13 @@ mod tests {
             rules::RULE_KEYS,
             rules::MATCHER_KEYS,
             // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*.
-            &["retainedRemovals", "client", "connection", "externalAccess"],
+            &[
+                "retainedRemovals",
+                "client",
+                "connection",
+                "externalAccess",
+                "dangerouslyDisableDefaultAuthPolicy",
+            ],
         ];
         for list in lists {
             assert!(!list.is_empty(), "a probed struct has no fields");

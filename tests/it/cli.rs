@@ -202,13 +202,14 @@ async fn serve_stops_cleanly_on_sigterm() {
         .expect("exits within 10 s")
         .expect("join");
     assert_eq!(status.code(), Some(0));
-    // Without backend.auth.externalAccess, the start-up log says writes are open.
+    // Without backend.auth.externalAccess, the start-up log says writes are closed.
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
         std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
     }
     assert!(
-        stderr.contains("write endpoints") && stderr.contains("are open to anyone"),
+        stderr.contains("no backend.auth.externalAccess")
+            && stderr.contains("every write endpoint answers 401"),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));

@@ -29,6 +29,7 @@ mod progressive;
 mod reconciliation;
 mod replicas;
 mod resilience;
+mod safety;
 mod scheduling;
 mod server_discovery;
 mod status_page;

@@ -25,6 +25,20 @@ pub fn with_write_token(yaml: &str) -> String {
     )
 }
 
+/// The variable that opens writes without a token, as the simulator's
+/// config fragment does.
+pub const OPEN_WRITES: &str = "APP_CONFIG_backend_auth_dangerouslyDisableDefaultAuthPolicy";
+
+/// Tests are written against an open sandbox: writes need no token unless
+/// the test configures `externalAccess` or sets [`OPEN_WRITES`] itself
+/// (e.g. to `false`, to see the closed default).
+pub fn opens_writes(yaml: &str, env: &[(&str, &str)]) -> Option<(&'static str, &'static str)> {
+    let decided = yaml.contains("externalAccess")
+        || yaml.contains("dangerouslyDisableDefaultAuthPolicy")
+        || env.iter().any(|(name, _)| *name == OPEN_WRITES);
+    (!decided).then_some((OPEN_WRITES, "true"))
+}
+
 /// `body` is Backstage's error body for `status` and error `name`.
 #[track_caller]
 pub fn assert_backstage_error(body: &Value, status: u16, name: &str) {
@@ -77,15 +91,18 @@ impl TestApp {
         .await
     }
 
-    /// Like [`Self::spawn`], with `env` added to the environment.
+    /// Like [`Self::spawn`], with `env` added to the environment. Writes
+    /// are opened ([`opens_writes`]) unless `yaml` or `env` says otherwise.
     pub async fn spawn_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
         let (dir, file) = write_config(yaml);
+        let open = opens_writes(yaml, env);
         let env = Environment::from_pairs(
             [
                 ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
                 ("APP_CONFIG_backend_listen_port", "0"),
             ]
             .into_iter()
+            .chain(open)
             .chain(env.iter().copied()),
         );
         let loaded = Config::load(&[file], &env).expect("config loads");

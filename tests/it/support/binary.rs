@@ -28,6 +28,10 @@ pub fn serve_command(file: &Path, port: u16) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let yaml = std::fs::read_to_string(file).unwrap_or_default();
+    if let Some((name, value)) = super::app::opens_writes(&yaml, &[]) {
+        command.env(name, value);
+    }
     command
 }
 
