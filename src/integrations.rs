@@ -78,18 +78,28 @@ pub enum Auth {
         username: String,
         password: Secret,
     },
+    /// Bitbucket Cloud OAuth client credentials (`clientId`/`clientSecret`):
+    /// an access token from `token_url` (client-credentials grant), sent as
+    /// `Authorization: Bearer`.
+    #[serde(rename = "oauth")]
+    OAuth {
+        client_id: String,
+        client_secret: Secret,
+        token_url: Url,
+    },
     Anonymous,
 }
 
 impl Auth {
-    /// Adds the credentials to a request.
+    /// Adds the credentials to a request (OAuth's token is added by the
+    /// integration's live credential, which fetches it).
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Auth::Bearer { token } => request.bearer_auth(token.expose()),
             Auth::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose()))
             }
-            Auth::Anonymous => request,
+            Auth::OAuth { .. } | Auth::Anonymous => request,
         }
     }
 }
@@ -134,8 +144,13 @@ impl Default for HttpSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSettings {
-    /// `webhookSecret`: events must carry `X-Hub-Signature` made with it.
+    /// `webhookSecret` (the first, when a list): events must carry
+    /// `X-Hub-Signature` made with it; webhooks are registered with it.
     pub secret: Option<Secret>,
+    /// The rest of a `webhookSecret` list: also accepted, so a secret can
+    /// be rotated in Bitbucket and here without a window of 401s.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_accepted: Vec<Secret>,
     /// `allowUnsignedWebhooks: true` without a secret: events are accepted
     /// unsigned (the operator's explicit choice; warned at start-up).
     pub allow_unsigned: bool,
@@ -150,6 +165,10 @@ pub struct BitbucketServerIntegration {
     /// REST 1.0 base, without a trailing slash.
     pub api_base_url: Url,
     pub auth: Auth,
+    /// The `$file` the secret part of `auth` was read from: re-read when
+    /// it changes (secret rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<std::path::PathBuf>,
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
 }
@@ -162,6 +181,10 @@ pub struct BitbucketCloudIntegration {
     /// REST 2.0 base, without a trailing slash.
     pub api_base_url: Url,
     pub auth: Auth,
+    /// The `$file` the secret part of `auth` was read from: re-read when
+    /// it changes (secret rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<std::path::PathBuf>,
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
 }
@@ -171,6 +194,13 @@ pub struct BitbucketCloudIntegration {
 pub struct Integrations {
     pub bitbucket_server: Vec<BitbucketServerIntegration>,
     pub bitbucket_cloud: Vec<BitbucketCloudIntegration>,
+}
+
+impl WebhookSettings {
+    /// Every secret an event may be signed with.
+    pub fn accepted(&self) -> impl Iterator<Item = &Secret> {
+        self.secret.iter().chain(&self.also_accepted)
+    }
 }
 
 impl Integrations {
@@ -221,9 +251,11 @@ mod tests {
                 username: "svc".into(),
                 password: Secret::new("s3cr3t-password"),
             },
+            secret_file: None,
             http: HttpSettings::default(),
             webhooks: WebhookSettings {
                 secret: Some(Secret::new("hook-s3cr3t")),
+                also_accepted: Vec::new(),
                 allow_unsigned: false,
             },
         };

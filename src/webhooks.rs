@@ -194,8 +194,14 @@ impl Webhooks {
             let signed: Vec<&Receiver> = receivers
                 .iter()
                 .filter(|r| {
-                    r.settings.secret.as_ref().is_some_and(|secret| {
-                        payload::signature_matches(secret.expose().as_bytes(), body, signature)
+                    // `|` not `||`: every secret is tried, whichever matches.
+                    r.settings.accepted().fold(false, |matched, secret| {
+                        matched
+                            | payload::signature_matches(
+                                secret.expose().as_bytes(),
+                                body,
+                                signature,
+                            )
                     })
                 })
                 .collect();

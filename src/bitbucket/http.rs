@@ -45,6 +45,9 @@ enum Attempt {
     /// 429: try again once the pacer lets requests through (after `Retry-After`).
     RateLimited(BitbucketError),
     Final(BitbucketError),
+    /// 401 after which the credential changed (a rotated `$file`, a new
+    /// OAuth token): sent once more.
+    Reauthorize(BitbucketError),
 }
 
 /// 429s a single request may wait out before giving up.
@@ -75,6 +78,7 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, BitbucketError> {
         let transient_failures = std::sync::atomic::AtomicU32::new(0);
+        let reauthorized = std::sync::atomic::AtomicBool::new(false);
         let waits = std::sync::atomic::AtomicUsize::new(0);
         let max_retries = self.shared.max_retries;
         let backoff = ExponentialBuilder::default()
@@ -90,11 +94,12 @@ impl Http {
             .when(|attempt| match attempt {
                 Attempt::Transient(_) => transient_failures.fetch_add(1, Ordering::Relaxed) < max_retries,
                 Attempt::RateLimited(_) => waits.fetch_add(1, Ordering::Relaxed) < MAX_RATE_LIMITED_WAITS,
+                Attempt::Reauthorize(_) => !reauthorized.swap(true, Ordering::Relaxed),
                 Attempt::Final(_) => false,
             })
             .adjust(|attempt, delay| match attempt {
                 // The pacer already holds every request until Retry-After.
-                Attempt::RateLimited(_) => Some(Duration::ZERO),
+                Attempt::RateLimited(_) | Attempt::Reauthorize(_) => Some(Duration::ZERO),
                 _ => delay,
             })
             .notify(|attempt, delay| {
@@ -106,9 +111,12 @@ impl Http {
             .await;
         match outcome {
             Ok(body) => Ok(body),
-            Err(Attempt::Transient(err) | Attempt::RateLimited(err) | Attempt::Final(err)) => {
-                Err(err)
-            }
+            Err(
+                Attempt::Transient(err)
+                | Attempt::RateLimited(err)
+                | Attempt::Final(err)
+                | Attempt::Reauthorize(err),
+            ) => Err(err),
         }
     }
 
@@ -119,7 +127,13 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
         let slot = self.shared.pacer.acquire().await;
-        let request = self.shared.auth.apply(self.shared.client.get(url.clone()));
+        let request = self
+            .authorize(self.shared.client.get(url.clone()))
+            .await
+            .map_err(|err| match err.status() {
+                Some(status) if !status.is_server_error() => Attempt::Final(err),
+                _ => Attempt::Transient(err),
+            })?;
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -153,6 +167,9 @@ impl Http {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let error = self.status_error(url, status, body);
+            if status == StatusCode::UNAUTHORIZED && self.shared.credential.rejected().await {
+                return Err(Attempt::Reauthorize(error));
+            }
             return Err(if status.is_server_error() {
                 Attempt::Transient(error)
             } else {
@@ -196,7 +213,7 @@ impl Http {
             url: url.to_string(),
             status,
             hint: match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.shared.credentials.rejected(&self.shared.auth, status),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.shared.credentials.rejected(&self.shared.credential.current(), status),
                 StatusCode::TOO_MANY_REQUESTS => " (rate limited by Bitbucket even after waiting: lower the integration's rateLimit or run less often)".to_owned(),
                 _ => String::new(),
             },
@@ -263,6 +280,17 @@ impl Http {
 }
 
 impl Http {
+    /// Adds the integration's current credentials to `request`.
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, BitbucketError> {
+        self.shared
+            .credential
+            .apply(&self.shared.client, request)
+            .await
+    }
+
     /// Sends `body` as JSON with `method` (creating or updating a webhook):
     /// paced like every request, but not retried, as a POST is not
     /// idempotent. `Ok(None)` for 404; the answer's JSON otherwise.
@@ -274,16 +302,32 @@ impl Http {
         body: &serde_json::Value,
     ) -> Result<Option<serde_json::Value>, BitbucketError> {
         let _slot = self.shared.pacer.acquire().await;
-        let request = self
-            .shared
-            .auth
-            .apply(self.shared.client.request(method, url.clone()))
-            .json(body);
-        let mut response = request.send().await.map_err(|err| {
-            self.stats
-                .record(&self.shared.credentials.host, endpoint, "error");
-            BitbucketError::transport(url, err)
-        })?;
+        let mut reauthorized = false;
+        let mut response = loop {
+            let request = self
+                .authorize(self.shared.client.request(method.clone(), url.clone()))
+                .await?
+                .json(body);
+            let response = request.send().await.map_err(|err| {
+                self.stats
+                    .record(&self.shared.credentials.host, endpoint, "error");
+                BitbucketError::transport(url, err)
+            })?;
+            // A 401 did nothing, so sending again with a changed credential is safe.
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !reauthorized
+                && self.shared.credential.rejected().await
+            {
+                reauthorized = true;
+                self.stats.record(
+                    &self.shared.credentials.host,
+                    endpoint,
+                    response.status().as_str(),
+                );
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         self.stats
             .record(&self.shared.credentials.host, endpoint, status.as_str());

@@ -19,6 +19,7 @@
 
 pub(crate) mod cloud;
 pub(crate) mod cloud_urls;
+mod credential;
 mod error;
 pub(crate) mod file_url;
 mod http;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 
+use super::credential::Credential;
 use super::pacing::{PaceView, Pacer};
 use crate::integrations::{Auth, HostKey, HttpSettings};
 
@@ -67,7 +68,7 @@ pub(crate) fn build_http_client(
 #[derive(Debug)]
 pub(crate) struct IntegrationHttp {
     pub(super) client: reqwest::Client,
-    pub(super) auth: Auth,
+    pub(super) credential: Credential,
     pub(super) pacer: Pacer,
     pub(super) max_retries: u32,
     /// What a 401/403 tells the operator to check.
@@ -86,6 +87,10 @@ impl CredentialsHint {
     pub(super) fn rejected(&self, auth: &Auth, status: StatusCode) -> String {
         let (what, keys) = match auth {
             Auth::Bearer { .. } => ("token", format!("{}.token", self.key)),
+            Auth::OAuth { .. } => (
+                "OAuth access token",
+                format!("{0}.clientId and {0}.clientSecret", self.key),
+            ),
             Auth::Basic { .. } => (
                 "username/password",
                 format!("{0}.username and {0}.password", self.key),
@@ -116,12 +121,18 @@ impl IntegrationHttp {
     pub(crate) fn new(
         client: reqwest::Client,
         auth: Auth,
+        secret_file: Option<std::path::PathBuf>,
         settings: &HttpSettings,
         credentials: CredentialsHint,
     ) -> Self {
         Self {
             client,
-            auth,
+            credential: Credential::new(
+                auth,
+                secret_file,
+                credentials.key.clone(),
+                credentials.host.clone(),
+            ),
             pacer: Pacer::new(
                 credentials.host.clone(),
                 settings.rate_limit,
@@ -150,13 +161,13 @@ impl HttpPool {
         let server = integrations
             .bitbucket_server
             .iter()
-            .map(|s| (&s.host, &s.auth, &s.http));
+            .map(|s| (&s.host, (&s.auth, &s.secret_file), &s.http));
         let cloud = integrations
             .bitbucket_cloud
             .iter()
-            .map(|c| (&c.host, &c.auth, &c.http));
+            .map(|c| (&c.host, (&c.auth, &c.secret_file), &c.http));
         let keyed = keyed("bitbucketServer", server).chain(keyed("bitbucketCloud", cloud));
-        for ((host, auth, settings), key) in keyed {
+        for ((host, (auth, secret_file), settings), key) in keyed {
             let client = build_http_client(extra_ca_file, settings)?;
             let credentials = CredentialsHint {
                 host: host.clone(),
@@ -166,6 +177,7 @@ impl HttpPool {
                 Arc::new(IntegrationHttp::new(
                     client,
                     auth.clone(),
+                    secret_file.clone(),
                     settings,
                     credentials,
                 ))

@@ -48,10 +48,18 @@ pub(super) fn integrations(ctx: &mut Ctx<'_>) -> Result<Integrations, ConfigErro
 fn webhook_settings(
     ctx: &mut Ctx<'_>,
     key: &str,
-    secret: Option<Secret>,
+    secrets: Option<raw::WebhookSecrets>,
     allow_unsigned: Option<bool>,
 ) -> WebhookSettings {
-    let secret = secret.filter(|s| !s.expose().trim().is_empty());
+    let mut secrets = match secrets {
+        None => Vec::new(),
+        Some(raw::WebhookSecrets::One(secret)) => vec![secret],
+        Some(raw::WebhookSecrets::Many(secrets)) => secrets,
+    };
+    secrets.retain(|s| !s.expose().trim().is_empty());
+    let mut secrets = secrets.into_iter();
+    let secret = secrets.next();
+    let also_accepted: Vec<Secret> = secrets.collect();
     let allow_unsigned = allow_unsigned.unwrap_or(false);
     if allow_unsigned && secret.is_some() {
         ctx.warn(
@@ -62,6 +70,7 @@ fn webhook_settings(
     WebhookSettings {
         allow_unsigned: allow_unsigned && secret.is_none(),
         secret,
+        also_accepted,
     }
 }
 
@@ -90,6 +99,11 @@ fn server_integration(
     let api_base_url = endpoint(ctx, key, &host, raw.api_base_url, || {
         parse_base_url(&format!("https://{host}/rest/api/1.0"))
     })?;
+    let secret_file = match (&raw.token, &raw.password) {
+        (Some(_), _) => secret_file(ctx, key, "token"),
+        (None, Some(_)) => secret_file(ctx, key, "password"),
+        (None, None) => None,
+    };
     let auth = match (raw.token, raw.username, raw.password) {
         (Some(token), _, _) => Auth::Bearer { token },
         (None, Some(username), Some(password)) => Auth::Basic { username, password },
@@ -113,6 +127,7 @@ fn server_integration(
         host,
         api_base_url,
         auth,
+        secret_file,
         http,
         webhooks,
     })
@@ -131,6 +146,11 @@ fn cloud_integration(
         raw.api_base_url,
         || Ok(default_cloud_api()),
     )?;
+    let secret_file = match (&raw.token, &raw.app_password) {
+        (Some(_), _) => secret_file(ctx, key, "token"),
+        (None, Some(_)) => secret_file(ctx, key, "appPassword"),
+        (None, None) => None,
+    };
     let auth = match (raw.username, raw.app_password, raw.token) {
         // An API token replaces a leftover app password.
         (Some(username), _, Some(token)) => Auth::Basic {
@@ -162,9 +182,18 @@ fn cloud_integration(
         host,
         api_base_url,
         auth,
+        secret_file,
         http,
         webhooks,
     })
+}
+
+/// The `$file` the value at `{key}.{field}` was read from, if any.
+fn secret_file(ctx: &Ctx<'_>, key: &str, field: &str) -> Option<std::path::PathBuf> {
+    ctx.source
+        .file_includes
+        .get(&format!("{key}.{field}"))
+        .cloned()
 }
 
 fn default_cloud_api() -> Url {
@@ -261,7 +290,7 @@ pub(super) mod raw {
             #[serde(rename_all = "camelCase")]
             pub(crate) struct $name {
                 $(pub $field: $type,)*
-                pub webhook_secret: Option<Secret>,
+                pub webhook_secret: Option<WebhookSecrets>,
                 pub allow_unsigned_webhooks: Option<bool>,
                 pub rate_limit: Option<RateLimit>,
                 pub max_concurrent_requests: Option<Number<1, 256>>,
@@ -270,6 +299,14 @@ pub(super) mod raw {
                 pub max_retries: Option<Number<0, 20>>,
             }
         };
+    }
+
+    /// `webhookSecret`: one secret, or a list while one is rotated.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(crate) enum WebhookSecrets {
+        One(Secret),
+        Many(Vec<Secret>),
     }
 
     integration_entry!(ServerIntegration {

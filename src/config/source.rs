@@ -49,6 +49,10 @@ pub struct MergedSource {
     /// Keys left out for an unset variable (display form → variable), so
     /// "missing field" errors can name the variable.
     pub unset: BTreeMap<String, String>,
+    /// Values read from a `$file` include (dotted key → file), kept only
+    /// where the merged value is still the file's: a rotated credential is
+    /// re-read from there.
+    pub file_includes: BTreeMap<String, PathBuf>,
 }
 
 impl MergedSource {
@@ -92,12 +96,30 @@ pub(crate) fn load_sources(
         root: Value::Object(Map::new()),
         ..MergedSource::default()
     };
+    let mut includes = Vec::new();
     for file in files {
-        let value = read_file(file, env, &mut merged.warnings, &mut merged.unset)?;
+        let value = read_file(
+            file,
+            env,
+            &mut merged.warnings,
+            &mut merged.unset,
+            &mut includes,
+        )?;
         let origin = Origin::File(file.clone());
         merge_into(&mut merged, "", value, &origin);
     }
     apply_env_overrides(&mut merged, env)?;
+    for (key, path, content) in includes {
+        let value = key
+            .split('.')
+            .try_fold(&merged.root, |node, part| match node {
+                Value::Array(items) => items.get(part.parse::<usize>().ok()?),
+                other => other.get(part),
+            });
+        if value.and_then(Value::as_str) == Some(content.as_str()) {
+            merged.file_includes.insert(key, path);
+        }
+    }
     Ok(merged)
 }
 
@@ -106,6 +128,7 @@ fn read_file(
     env: &Environment,
     warnings: &mut Vec<String>,
     unset: &mut BTreeMap<String, String>,
+    includes: &mut Vec<(String, PathBuf, String)>,
 ) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -119,6 +142,7 @@ fn read_file(
         env,
         warnings,
         unset,
+        includes,
     };
     Ok(transformer.apply("", value)?.unwrap_or(Value::Null))
 }
@@ -181,6 +205,8 @@ struct Transformer<'a> {
     env: &'a Environment,
     warnings: &'a mut Vec<String>,
     unset: &'a mut BTreeMap<String, String>,
+    /// `$file` includes read: key, file, the value taken from it.
+    includes: &'a mut Vec<(String, PathBuf, String)>,
 }
 
 impl Transformer<'_> {
@@ -265,7 +291,9 @@ impl Transformer<'_> {
                         ),
                     })?;
                 // As Backstage: mounted secrets usually end with a newline.
-                Ok(Some(Some(Value::String(content.trim_end().to_owned()))))
+                let content = content.trim_end().to_owned();
+                self.includes.push((path.to_owned(), file, content.clone()));
+                Ok(Some(Some(Value::String(content))))
             }
         }
     }
@@ -453,6 +481,7 @@ mod tests {
             env: &env,
             warnings: &mut warnings,
             unset: &mut BTreeMap::new(),
+            includes: &mut Vec::new(),
         }
         .apply("", value)
         .unwrap();
