@@ -25,7 +25,7 @@ use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
 use crate::catalog::process::RepoInfo;
-use crate::config::{DeletionGuard, ProviderSettings, Schedule};
+use crate::config::{DeletionGuard, ProviderSettings, Schedule, TargetScope};
 
 /// Results are applied once this many files are read…
 const BATCH_FILES: usize = 100;
@@ -411,8 +411,13 @@ impl<F: Flavour> Provider<F> {
                     None => {
                         let processed = self.process(ctx, &bytes, &location, &repo_info).await;
                         // Files reached through Location targets can change
-                        // on their own: such a file is processed every time.
-                        record.change_token = (processed.location_files == 0).then_some(token);
+                        // on their own, unless they are bound to the file's
+                        // own repository: a commit token (Cloud) moves with
+                        // any push to it, so it covers them too.
+                        let covered = processed.location_files == 0
+                            || (token.starts_with("commit:")
+                                && self.flavour.shared().target_scope == TargetScope::Repository);
+                        record.change_token = covered.then_some(token);
                         read.update.entities = Some(processed.entities);
                         read.problems = processed.problems;
                         read.location_files = processed.location_files;

@@ -303,3 +303,58 @@ async fn a_300_file_monorepo_costs_one_request_unchanged_and_three_when_one_file
     app.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unchanged_cloud_repository_whose_catalog_file_is_a_location_costs_no_read() {
+    let sim = simulator_of(DatasetConfig {
+        cloud_projects: 1,
+        cloud_repos_per_project: 6,
+        catalog_ratio: 1.0,
+        mix: FileMix {
+            component: 0.0,
+            multi_document: 0.0,
+            location_tree: 1.0,
+            broken_yaml: 0.0,
+            invalid_entity: 0.0,
+        },
+        ..DatasetConfig::default()
+    })
+    .await;
+    let dataset = sim.dataset().clone();
+    let expected: BTreeSet<String> = dataset
+        .cloud
+        .repos
+        .iter()
+        .flat_map(|r| r.tree_entity_refs.iter().cloned())
+        .collect();
+    let app = TestApp::spawn(&crate::cloud_sim::config(&sim, 100)).await;
+    app.refresh("sim", "").await;
+    assert_eq!(app.entity_refs().await, expected);
+    assert!(of(&sim, EndpointKind::CloudSrc) > 6, "{:#?}", sim.stats());
+
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(app.entity_refs().await, expected);
+    assert_eq!(of(&sim, EndpointKind::CloudSrc), 0, "{:#?}", sim.stats());
+
+    // A push moves the commit: the file and its targets are read again.
+    let repo = &dataset.cloud.repos[0];
+    let reference = bitbucket_sim::RepoRef::Cloud {
+        slug: repo.slug.clone(),
+    };
+    let target = repo
+        .files
+        .keys()
+        .find(|p| p.starts_with("catalog/") && p.ends_with("components.yaml"))
+        .expect("a target file")
+        .clone();
+    // The same content, pushed again: only the commit moves.
+    let content = repo.files[&target].clone();
+    sim.push_file(&reference, &target, &content).expect("push");
+    sim.reset_stats();
+    app.refresh("sim", "").await;
+    assert!(of(&sim, EndpointKind::CloudSrc) >= 2, "{:#?}", sim.stats());
+    app.stop().await;
+    sim.shutdown().await;
+}
