@@ -32,6 +32,9 @@ pub struct ProviderSettings {
     pub webhooks: Option<WebhookRegistration>,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+    /// `withoutCatalogFile.generate`: a Component for each repository
+    /// without a catalog file.
+    pub generate: Option<super::generated::GenerateSettings>,
 }
 
 /// A provider's `webhooks`: the daemon creates (or updates) the webhooks
@@ -320,6 +323,8 @@ pub(super) mod raw {
                 pub deletion_threshold: Option<$crate::config::loose::Share>,
                 pub target_scope: Option<$crate::config::TargetScope>,
                 pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
+                pub without_catalog_file:
+                    Option<$crate::config::generated::raw::WithoutCatalogFile>,
             }
 
             impl $name {
@@ -341,6 +346,11 @@ pub(super) mod raw {
                         DEFAULT_CONCURRENCY, DeletionGuard, ProviderSettings, webhook_registration,
                     };
                     let webhooks = self.webhooks.take();
+                    let generate = $crate::config::generated::generate_settings(
+                        ctx,
+                        key,
+                        self.without_catalog_file.take(),
+                    )?;
                     Ok(ProviderSettings {
                         catalog_path: self.catalog_path.take().unwrap_or_default().0,
                         schedule: self.schedule.take().map_or_else(
@@ -358,6 +368,7 @@ pub(super) mod raw {
                         target_scope: self.target_scope.take().unwrap_or_default(),
                         webhooks: webhook_registration(ctx, key, webhooks, has_secret, kind)?,
                         catalog: catalog.clone(),
+                        generate,
                     })
                 }
             }

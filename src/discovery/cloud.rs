@@ -232,6 +232,9 @@ impl CloudFlavour {
             .filter(|key| project_filter.is_none_or(|re| re.is_match(key)))
             .collect();
         let mut candidates = match self.search(client, &keys, listing).await? {
+            Some(found) if self.config.shared.generate.is_some() => {
+                self.with_unsearched(client, found).await?
+            }
             Some(found) => found,
             None => self.list_repositories(client, listing).await?,
         };
@@ -318,6 +321,7 @@ impl CloudFlavour {
                 read_at: None,
                 entities: 0,
                 problems: Vec::new(),
+                generated: None,
             },
         })
     }
@@ -575,6 +579,25 @@ impl CloudFlavour {
             })
             .filter_map(|repo| self.main_branch_read(repo))
             .collect())
+    }
+
+    /// `found` and, for `withoutCatalogFile.generate`, every other listed
+    /// repository, read from its main branch (code search names only the
+    /// repositories that have the file).
+    async fn with_unsearched(
+        &self,
+        client: &CloudClient,
+        mut found: Vec<Candidate>,
+    ) -> Result<Vec<Candidate>, ListingError> {
+        let all = self
+            .list_repositories(client, &mut Listing::default())
+            .await?;
+        let searched: HashSet<String> = found.iter().map(|c| c.slug.to_lowercase()).collect();
+        found.extend(
+            all.into_iter()
+                .filter(|c| !searched.contains(&c.slug.to_lowercase())),
+        );
+        Ok(found)
     }
 
     /// Every repository of the workspace, or of one of its projects.

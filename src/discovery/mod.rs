@@ -18,6 +18,8 @@
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 
 pub(crate) mod cloud;
+mod codeowners;
+pub(crate) mod generated;
 mod hooks;
 pub(crate) mod location;
 pub(crate) mod pipeline;
