@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::RepositoryRecord;
-pub(crate) use super::record::Generated;
 use crate::catalog::entity::{
     ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION, ANNOTATION_SOURCE_LOCATION,
     ANNOTATION_VIEW_URL, DEFAULT_NAMESPACE, Metadata,
