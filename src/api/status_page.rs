@@ -195,6 +195,8 @@ struct AdoptionTable {
     rows: Vec<AdoptionRow>,
     more_projects: usize,
     missing: Link,
+    /// Repositories served by a generated Component.
+    generated: usize,
 }
 
 struct AdoptionRow {
@@ -427,7 +429,10 @@ fn adoption(source: &SourceView) -> Option<AdoptionTable> {
                     .without
                     .iter()
                     .take(REPOS_NAMED)
-                    .map(|r| Link::new(&r.url, &r.slug))
+                    .map(|r| match r.generated {
+                        Some(_) => Link::new(&r.url, &format!("{} (generated)", r.slug)),
+                        None => Link::new(&r.url, &r.slug),
+                    })
                     .collect(),
                 more: adoption.without.len().saturating_sub(REPOS_NAMED),
             }
@@ -440,6 +445,11 @@ fn adoption(source: &SourceView) -> Option<AdoptionTable> {
         known: with + without,
         rows,
         more_projects: projects.len().saturating_sub(PROJECTS_SHOWN),
+        generated: source
+            .records
+            .iter()
+            .filter(|r| r.catalog == CatalogFile::Missing && r.generated.is_some())
+            .count(),
         missing: Link::path(format!(
             "/api/catalog/providers/{}/repositories?catalog=missing",
             url_segment(source.runner.id())

@@ -21,6 +21,7 @@ pub(crate) mod disk;
 pub(crate) mod entity;
 pub(crate) mod facets;
 mod follow;
+pub(crate) mod generated;
 pub(crate) mod index;
 pub(crate) mod paging;
 pub(crate) mod parse;
@@ -256,7 +257,11 @@ impl State {
             let mut claimed = HashSet::new();
             for processed in update.entities {
                 let key = processed.entity.key();
-                let held_by = self.owners.get(&key).filter(|o| **o != owner);
+                let mut held_by = self.owners.get(&key).filter(|o| **o != owner);
+                if held_by.is_some_and(|holder| self.real_over_generated(holder, &owner)) {
+                    self.release_generated(&key);
+                    held_by = None;
+                }
                 // A key twice in one file: the first document keeps it.
                 if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
                     conflicts.push(Conflict {
@@ -281,6 +286,28 @@ impl State {
             }
         }
         (fresh, moved)
+    }
+
+    /// A real entity takes its reference from a generated one of the same
+    /// source (never the other way round).
+    fn real_over_generated(&self, holder: &Owner, claimant: &Owner) -> bool {
+        holder.source == claimant.source
+            && generated::is_generated_unit(&holder.unit)
+            && !generated::is_generated_unit(&claimant.unit)
+    }
+
+    /// Takes `key` from the generated unit holding it.
+    fn release_generated(&mut self, key: &EntityKey) {
+        let Some(holder) = self.owners.remove(key) else {
+            return;
+        };
+        if let Some(keys) = self
+            .units
+            .get_mut(&holder.source)
+            .and_then(|units| units.get_mut(&holder.unit))
+        {
+            keys.retain(|k| k != key);
+        }
     }
 
     /// Stops serving the released keys no unit claimed again; the other

@@ -14,6 +14,7 @@ pub(crate) mod cloud;
 mod ctx;
 pub(crate) mod database;
 mod error;
+pub(crate) mod generated;
 mod http;
 mod integration;
 mod listen;

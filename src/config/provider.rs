@@ -36,6 +36,9 @@ pub struct ProviderSettings {
     pub webhooks: Option<WebhookRegistration>,
     /// The catalog-wide rules and limits, shared by every provider.
     pub catalog: CatalogSettings,
+    /// `withoutCatalogFile.generate`: a Component for each repository
+    /// without a catalog file.
+    pub generate: Option<super::generated::GenerateSettings>,
 }
 
 /// A provider's `webhooks`: the daemon creates (or updates) the webhooks
@@ -326,6 +329,8 @@ pub(super) mod raw {
                 pub deletion_threshold: Option<$crate::config::loose::Share>,
                 pub target_scope: Option<$crate::config::TargetScope>,
                 pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
+                pub without_catalog_file:
+                    Option<$crate::config::generated::raw::WithoutCatalogFile>,
             }
 
             impl $name {
@@ -348,6 +353,11 @@ pub(super) mod raw {
                     };
                     let webhooks = self.webhooks.take();
                     let catalog_path = self.catalog_path.take().unwrap_or_default();
+                    let generate = $crate::config::generated::generate_settings(
+                        ctx,
+                        key,
+                        self.without_catalog_file.take(),
+                    )?;
                     Ok(ProviderSettings {
                         catalog_path: catalog_path.0,
                         catalog_glob: catalog_path.1,
@@ -366,6 +376,7 @@ pub(super) mod raw {
                         target_scope: self.target_scope.take().unwrap_or_default(),
                         webhooks: webhook_registration(ctx, key, webhooks, has_secret, kind)?,
                         catalog: catalog.clone(),
+                        generate,
                     })
                 }
             }

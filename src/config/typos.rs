@@ -44,6 +44,10 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "targetScope",
     "webhooks",
     "url",
+    "withoutCatalogFile",
+    "generate",
+    "lifecycle",
+    "owner",
     // catalog
     "providers",
     "locations",
@@ -195,8 +199,8 @@ pub(super) fn with_suggestion(message: &str, key: &str, known: &[&str]) -> Strin
 mod tests {
     use super::*;
     use crate::config::{
-        access, cloud, http, integration, listen, locations, processing, provider, rules, schedule,
-        server,
+        access, cloud, generated, http, integration, listen, locations, processing, provider,
+        rules, schedule, server,
     };
     use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -242,6 +246,8 @@ mod tests {
             fields::<cloud::raw::CloudProvider>(),
             fields::<cloud::raw::CloudFilters>(),
             fields::<provider::raw::Webhooks>(),
+            fields::<generated::raw::WithoutCatalogFile>(),
+            fields::<generated::raw::Generate>(),
             fields::<processing::Processing>(),
             fields::<access::raw::ExternalAccessEntry>(),
             fields::<access::raw::StaticAccessOptions>(),

@@ -291,6 +291,9 @@ impl CloudFlavour {
             self.search(client, &keys, listing).await?
         };
         let mut candidates = match searched {
+            Some(found) if self.config.shared.generate.is_some() => {
+                self.with_unsearched(client, found).await?
+            }
             Some(found) => found,
             None => self.list_repositories(client, listing).await?,
         };
@@ -377,6 +380,7 @@ impl CloudFlavour {
                 read_at: None,
                 entities: 0,
                 problems: Vec::new(),
+                generated: None,
             },
         })
     }
@@ -634,6 +638,25 @@ impl CloudFlavour {
             })
             .filter_map(|repo| self.main_branch_read(repo))
             .collect())
+    }
+
+    /// `found` and, for `withoutCatalogFile.generate`, every other listed
+    /// repository, read from its main branch (code search names only the
+    /// repositories that have the file).
+    async fn with_unsearched(
+        &self,
+        client: &CloudClient,
+        mut found: Vec<Candidate>,
+    ) -> Result<Vec<Candidate>, ListingError> {
+        let all = self
+            .list_repositories(client, &mut Listing::default())
+            .await?;
+        let searched: HashSet<String> = found.iter().map(|c| c.slug.to_lowercase()).collect();
+        found.extend(
+            all.into_iter()
+                .filter(|c| !searched.contains(&c.slug.to_lowercase())),
+        );
+        Ok(found)
     }
 
     /// Every repository of the workspace, or of one of its projects.

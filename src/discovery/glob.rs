@@ -86,6 +86,7 @@ impl<F: Flavour> Provider<F> {
             problems: Vec::new(),
             location_files: 0,
             stale: None,
+            generated: None,
         };
         match self
             .glob_files(client, ctx, &mut record, glob, previous)

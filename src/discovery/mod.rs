@@ -19,6 +19,8 @@
 
 pub(crate) mod cloud;
 mod glob;
+mod codeowners;
+pub(crate) mod generated;
 mod hooks;
 pub(crate) mod location;
 pub(crate) mod pipeline;

@@ -94,6 +94,7 @@ mod tests {
                 read_at: None,
                 entities: 0,
                 problems: Vec::new(),
+                generated: None,
             },
             file_url: Url::parse("https://api/x").unwrap(),
             change_token: token.map(str::to_owned),

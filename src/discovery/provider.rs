@@ -14,9 +14,11 @@ use futures::future::{BoxFuture, OptionFuture};
 use futures::{Stream, StreamExt, stream};
 use url::Url;
 
+use super::generated;
 use super::hooks::KeptHooks;
 use super::pipeline::{self, FileOutcome};
 use super::plan::{self, Listed};
+use super::record::Generated;
 use super::{
     CatalogFile, Outcome, Problem, ProblemKind, RepoRef, RepositoryRecord, RunContext, RunReport,
     UnitUpdate,
@@ -210,13 +212,13 @@ struct ReadTally {
 }
 
 impl ReadTally {
-    fn add(&mut self, read: Read) -> UnitUpdate {
+    fn add(&mut self, read: Read) -> impl Iterator<Item = UnitUpdate> {
         self.repos_read += 1;
         self.files_found += usize::from(read.found);
         self.location_files += read.location_files;
         self.stale.extend(read.stale);
         self.problems.extend(read.problems);
-        read.update
+        std::iter::once(read.update).chain(read.generated)
     }
 
     fn report_into(self, report: &mut RunReport) {
@@ -245,6 +247,9 @@ pub(super) struct Read {
     pub(super) location_files: usize,
     /// The file's URL when its read failed and its previous entities stay.
     pub(super) stale: Option<String>,
+    /// The repository's generated unit, when it changes (applied together
+    /// with the file's, so a catalog file replaces it in one apply).
+    pub(super) generated: Option<UnitUpdate>,
 }
 
 impl<F: Flavour> Provider<F> {
@@ -307,9 +312,16 @@ impl<F: Flavour> Provider<F> {
         report.problems.extend(listing.problems);
         let listed = listing.repositories?;
         report.repos_matched = listed.len();
+        // Generated units not listed (the option turned off) are removed
+        // here, under the deletion guard.
+        let generate = self.flavour.shared().generate.is_some();
         let units = listed
             .iter()
-            .map(|l| l.record.catalog_url.clone())
+            .flat_map(|l| {
+                let unit = l.record.catalog_url.clone();
+                let generated = generate.then(|| generated::unit(&unit));
+                std::iter::once(unit).chain(generated)
+            })
             .collect();
         let held = ctx.sink.reconcile(units).await.err();
         let plan = plan::plan(listed, &ctx.known);
@@ -326,7 +338,7 @@ impl<F: Flavour> Provider<F> {
         let reads = stream::iter(plan.reads)
             // Once stopped, no new read starts; those under way finish.
             .take_until(ctx.stop.clone().cancelled_owned())
-            .map(|listed| self.read(client, ctx, listed))
+            .map(|listed| self.read(client, ctx, listed, false))
             // Unordered: a read waiting out a retry must not hold up the others.
             .buffer_unordered(self.flavour.shared().concurrency);
         apply_as_read(reads, ctx).await.report_into(report);
@@ -360,7 +372,16 @@ impl<F: Flavour> Provider<F> {
         .await
     }
 
-    async fn read(&self, client: &F::Client, ctx: &RunContext<'_>, listed: Listed) -> Read {
+    /// Reads one repository's catalog file; `changed`: an event says the
+    /// repository changed (a run does not know, so a generated entity's
+    /// code owners file is read again only then, or when never read).
+    async fn read(
+        &self,
+        client: &F::Client,
+        ctx: &RunContext<'_>,
+        listed: Listed,
+        changed: bool,
+    ) -> Read {
         if let Some(glob) = &self.flavour.shared().catalog_glob {
             return self.read_glob(client, ctx, listed, glob).await;
         }
@@ -386,15 +407,29 @@ impl<F: Flavour> Provider<F> {
             problems: Vec::new(),
             location_files: 0,
             stale: None,
+            generated: None,
         };
+        let had_generated = previous.map_or(self.flavour.shared().generate.is_some(), |p| {
+            p.generated.is_some()
+        });
         match fetched {
             Ok(None) => {
                 record.catalog = CatalogFile::Missing;
                 record.change_token = change_token;
                 read.update.entities = Some(Vec::new());
+                read.generated = self
+                    .generate(client, &mut record, previous, &file_url, changed)
+                    .await;
             }
-            Err(err) => unreadable(&mut record, &mut read, previous, &err),
+            Err(err) => {
+                unreadable(&mut record, &mut read, previous, &err);
+                record.generated = previous.and_then(|p| p.generated.clone());
+            }
             Ok(Some(bytes)) => {
+                // Real entities replace the generated one in the same apply.
+                if had_generated {
+                    read.generated = Some(UnitUpdate::removal(&generated::unit(&location)));
+                }
                 let token =
                     change_token.unwrap_or_else(|| content_token(&bytes, &self.fingerprint));
                 record.catalog = CatalogFile::Present;
@@ -425,10 +460,96 @@ impl<F: Flavour> Provider<F> {
                 }
             }
         }
+        if let Some(problem) = record.generated.as_ref().and_then(|g| g.problem.clone()) {
+            read.problems.push(problem);
+        }
         record.problems = read.problems.clone();
         read.update.record = Some(record);
         ctx.progress.read_one(read.found);
         read
+    }
+}
+
+impl<F: Flavour> Provider<F> {
+    /// The generated unit's update for a repository without a catalog file
+    /// (`None`: leave it as served). Reads `.bitbucket/CODEOWNERS` only
+    /// when the repository changed or was never generated under these
+    /// settings.
+    async fn generate(
+        &self,
+        client: &F::Client,
+        record: &mut RepositoryRecord,
+        previous: Option<&RepositoryRecord>,
+        file_url: &Url,
+        changed: bool,
+    ) -> Option<UnitUpdate> {
+        let shared = self.flavour.shared();
+        // Off: what was generated stays until the listing's reconcile
+        // removes it under the deletion guard.
+        let settings = shared.generate.as_ref()?;
+        let token = generated::settings_token(settings);
+        let kept = previous
+            .and_then(|p| p.generated.as_ref())
+            .filter(|g| g.settings == token);
+        if let (Some(kept), false) = (kept, changed) {
+            record.generated = Some(kept.clone());
+            return None;
+        }
+        let unit = generated::unit(&record.catalog_url);
+        let mut problem = None;
+        let codeowners = match generated::codeowners_url(file_url, &shared.catalog_path) {
+            Some(url) => match self
+                .flavour
+                .fetch(client, &url, generated::MAX_CODEOWNERS_BYTES)
+                .await
+            {
+                Ok(Some(bytes)) if bytes.len() <= generated::MAX_CODEOWNERS_BYTES => Some(bytes),
+                Ok(Some(_)) => {
+                    problem = Some(format!(
+                        "{} is larger than {} bytes; the configured owner is used",
+                        generated::CODEOWNERS_PATH,
+                        generated::MAX_CODEOWNERS_BYTES
+                    ));
+                    None
+                }
+                Ok(None) => None,
+                Err(err) => {
+                    if let Some(kept) = kept {
+                        // Keep what is served; read again next time.
+                        record.generated = Some(Generated {
+                            settings: String::new(),
+                            ..kept.clone()
+                        });
+                        return None;
+                    }
+                    problem = Some(format!(
+                        "reading {} failed: {err}; the configured owner is used until it can be read",
+                        generated::CODEOWNERS_PATH
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let (owner, owner_from) = generated::owner(codeowners.as_deref(), settings);
+        let processed = generated::entity(record, settings, &owner);
+        record.generated = Some(Generated {
+            entity_ref: processed.entity.entity_ref(),
+            owner,
+            owner_from,
+            // A failed read is tried again next time.
+            settings: if problem.is_some() {
+                String::new()
+            } else {
+                token
+            },
+            problem: problem.map(|message| Problem::new(unit.clone(), ProblemKind::Read, message)),
+        });
+        Some(UnitUpdate {
+            unit,
+            record: None,
+            entities: Some(vec![processed]),
+        })
     }
 }
 
@@ -567,7 +688,7 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
             let client = self.flavour.client(&ctx.stats);
             let reads = stream::iter(reads)
                 .take_until(ctx.stop.clone().cancelled_owned())
-                .map(|listed| self.read(&client, ctx, listed))
+                .map(|listed| self.read(&client, ctx, listed, true))
                 .buffer_unordered(self.flavour.shared().concurrency);
             apply_as_read(reads, ctx).await.report_into(&mut report);
             pipeline::finish(&mut report, &ctx.stats, started);
@@ -603,7 +724,7 @@ async fn apply_as_read(reads: impl Stream<Item = Read>, ctx: &RunContext<'_>) ->
                     if pending.is_empty() {
                         due = Instant::now() + BATCH_EVERY;
                     }
-                    pending.push(tally.add(read));
+                    pending.extend(tally.add(read));
                 }
                 None => reading = false,
             },

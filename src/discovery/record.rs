@@ -59,6 +59,27 @@ pub struct RepositoryRecord {
     /// What the last read of the file found wrong.
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// The entity generated for it, having no catalog file
+    /// (`withoutCatalogFile.generate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<Generated>,
+}
+
+/// What a repository's record says about its generated entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generated {
+    /// The entity's reference.
+    pub entity_ref: String,
+    /// Its `spec.owner`.
+    pub owner: String,
+    /// Where the owner came from: `codeowners` or `config`.
+    pub owner_from: String,
+    /// The settings it was generated under; other settings, generate again.
+    pub settings: String,
+    /// Why the code owners file could not be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }
 
 /// A read's result for one unit, to apply: the record to keep and, when

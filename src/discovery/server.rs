@@ -355,6 +355,7 @@ impl ServerFlavour {
                 read_at: None,
                 entities: 0,
                 problems: Vec::new(),
+                generated: None,
             },
         }
     }

@@ -191,7 +191,9 @@ impl EventReads {
             return;
         }
         mark_fresh(&self.fresh, std::iter::once(unit.clone()));
-        let problems = self.applier.remove_units(id, vec![unit]).await;
+        // With the repository goes what was generated for it.
+        let generated = crate::discovery::generated::unit(&unit);
+        let problems = self.applier.remove_units(id, vec![unit, generated]).await;
         let outcome = match problems.into_iter().next() {
             Some(problem) => Outcome::Failed(problem.message),
             None => Outcome::Applied,
@@ -249,7 +251,12 @@ impl RunSink for EventSink<'_> {
             })
             .filter_map(|u| self.replacing.get(&u.unit).cloned())
             .collect();
-        updates.extend(forgotten.iter().map(|old| UnitUpdate::removal(old)));
+        updates.extend(forgotten.iter().flat_map(|old| {
+            [
+                UnitUpdate::removal(old),
+                UnitUpdate::removal(&crate::discovery::generated::unit(old)),
+            ]
+        }));
         mark_fresh(&self.events.fresh, updates.iter().map(|u| u.unit.clone()));
         Box::pin(
             self.events

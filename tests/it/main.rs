@@ -21,6 +21,7 @@ mod config;
 mod credentials;
 mod deploy;
 mod globs;
+mod generated;
 mod hardening;
 mod helm_chart;
 mod locations;

@@ -1,0 +1,13 @@
+//! Entities the daemon generates for repositories without a catalog file
+//! are kept under units of their own, named with this suffix, so a real
+//! entity always takes their reference.
+
+/// Marks a generated entity (value `"true"`).
+pub(crate) const ANNOTATION_GENERATED: &str = "bitbucket-catalogd/generated";
+
+/// Ends the unit a repository's generated entity is kept under.
+pub(crate) const GENERATED_UNIT_SUFFIX: &str = "#generated";
+
+pub(crate) fn is_generated_unit(unit: &str) -> bool {
+    unit.ends_with(GENERATED_UNIT_SUFFIX)
+}
