@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::queue::FreshUnits;
 use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities};
 use crate::discovery::{Problem, ProblemKind, RepositoryRecord, UnitUpdate};
-use crate::store::{Batch, CatalogStore};
+use crate::store::{Batch, CatalogStore, RepositoryKey, StoreError};
 
 #[derive(Debug)]
 pub struct Applier {
@@ -120,6 +120,50 @@ impl Applier {
         self.remove_units(source, units).await
     }
 
+    /// Stops serving entity `key` of `unit` (`DELETE /entities/by-uid`) and
+    /// drops the unit's change token, so its next read applies it again.
+    /// The unit's other entities and its record are read when the batch's
+    /// turn comes: a batch for the same unit that lands in between is kept,
+    /// not undone by a stale copy.
+    pub async fn remove_entity(
+        self: &Arc<Self>,
+        source: &str,
+        unit: &str,
+        key: &EntityKey,
+    ) -> Result<Vec<Problem>, StoreError> {
+        let this = Arc::clone(self);
+        let (source, unit, key) = (source.to_owned(), unit.to_owned(), key.clone());
+        let task = self.tracker.spawn(async move {
+            let serial = this.serial.lock().await;
+            let record = this
+                .store
+                .repository(&source, RepositoryKey::Unit(&unit))
+                .await?
+                .map(|record| RepositoryRecord {
+                    change_token: None,
+                    ..record
+                });
+            let rest = (this.catalog.unit_entities(&source, &unit).into_iter())
+                .filter(|e| e.entity.key() != key)
+                .collect();
+            let update = UnitUpdate {
+                unit,
+                record,
+                entities: Some(rest),
+            };
+            Ok(this
+                .apply_locked(&serial, &source, vec![update], Vec::new(), None)
+                .await)
+        });
+        task.await.unwrap_or_else(|err| {
+            Ok(vec![Problem::new(
+                String::new(),
+                ProblemKind::Store,
+                format!("applying results failed: {err}"),
+            )])
+        })
+    }
+
     /// Waits for every batch and tracked task to finish; nothing new starts.
     pub async fn close(&self) {
         self.tracker.close();
@@ -152,11 +196,24 @@ impl Applier {
     async fn apply_now(
         &self,
         source: &str,
+        updates: Vec<UnitUpdate>,
+        forgotten: Vec<String>,
+        skip: Option<FreshUnits>,
+    ) -> Vec<Problem> {
+        let serial = self.serial.lock().await;
+        self.apply_locked(&serial, source, updates, forgotten, skip)
+            .await
+    }
+
+    /// [`Self::apply_now`] with the batches' turn (`_serial`) taken.
+    async fn apply_locked(
+        &self,
+        _serial: &tokio::sync::MutexGuard<'_, ()>,
+        source: &str,
         mut updates: Vec<UnitUpdate>,
         forgotten: Vec<String>,
         skip: Option<FreshUnits>,
     ) -> Vec<Problem> {
-        let _serial = self.serial.lock().await;
         if let Some(skip) = skip {
             if let Some(fresh) = skip.lock().as_ref() {
                 updates.retain(|u| !fresh.contains(&u.unit));

@@ -371,22 +371,11 @@ impl SourceRunner {
         unit: &str,
         key: &crate::catalog::EntityKey,
     ) -> Result<Vec<Problem>, RefreshError> {
-        let record = self.record(unit).await?.map(|record| RepositoryRecord {
-            change_token: None,
-            ..record
-        });
-        let rest = self
-            .catalog
-            .unit_entities(self.id(), unit)
-            .into_iter()
-            .filter(|e| e.entity.key() != *key)
-            .collect();
-        let update = UnitUpdate {
-            unit: unit.to_owned(),
-            record,
-            entities: Some(rest),
-        };
-        Ok(self.applier.apply(self.id(), vec![update]).await)
+        // Read in the applier's turn, not here: see Applier::remove_entity.
+        self.applier
+            .remove_entity(self.id(), unit, key)
+            .await
+            .map_err(RefreshError::Records)
     }
 
     /// Re-reads the unit `unit` (a per-entity refresh): a provider's
