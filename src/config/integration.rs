@@ -136,16 +136,24 @@ fn server_integration(
 fn cloud_integration(
     ctx: &mut Ctx<'_>,
     key: &str,
-    raw: raw::CloudIntegration,
+    mut raw: raw::CloudIntegration,
 ) -> Result<BitbucketCloudIntegration, ConfigError> {
-    let host = raw.host.unwrap_or_else(|| "bitbucket.org".into());
-    let api_base_url = endpoint(
-        ctx,
-        key,
-        &host,
-        raw.api_base_url,
-        || Ok(default_cloud_api()),
-    )?;
+    let host = raw.host.take().unwrap_or_else(|| "bitbucket.org".into());
+    let api_base_url = endpoint(ctx, key, &host, raw.api_base_url.take(), || {
+        Ok(default_cloud_api())
+    })?;
+    if let Some(auth) = oauth(ctx, key, &mut raw)? {
+        let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+        let http = http_settings(raw::http_of!(raw));
+        return Ok(BitbucketCloudIntegration {
+            host,
+            api_base_url,
+            auth,
+            secret_file: secret_file(ctx, key, "clientSecret"),
+            http,
+            webhooks,
+        });
+    }
     let secret_file = match (&raw.token, &raw.app_password) {
         (Some(_), _) => secret_file(ctx, key, "token"),
         (None, Some(_)) => secret_file(ctx, key, "appPassword"),
@@ -186,6 +194,59 @@ fn cloud_integration(
         http,
         webhooks,
     })
+}
+
+/// Bitbucket Cloud's OAuth 2.0 token endpoint (client-credentials grant).
+const DEFAULT_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_token";
+
+/// `clientId`/`clientSecret` (Backstage's OAuth consumer keys), when set:
+/// the one credential of the entry.
+fn oauth(
+    ctx: &Ctx<'_>,
+    key: &str,
+    raw: &mut raw::CloudIntegration,
+) -> Result<Option<Auth>, ConfigError> {
+    let token_url = raw.token_url.take();
+    let (client_id, client_secret) = match (raw.client_id.take(), raw.client_secret.take()) {
+        (None, None) => {
+            if token_url.is_some() {
+                return Err(ctx.error(
+                    &format!("{key}.tokenUrl"),
+                    "is set without clientId and clientSecret; set them or remove tokenUrl",
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => {
+            return Err(ctx.error(
+                &format!("{key}.clientSecret"),
+                "clientId is set without clientSecret; set the OAuth consumer's secret",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ctx.error(
+                &format!("{key}.clientId"),
+                "clientSecret is set without clientId; set the OAuth consumer's key",
+            ));
+        }
+        (Some(id), Some(secret)) => (id, secret),
+    };
+    if raw.token.is_some() || raw.app_password.is_some() || raw.username.is_some() {
+        return Err(ctx.error(
+            &format!("{key}.clientId"),
+            "clientId/clientSecret and username/token (or appPassword) are both set; keep one way to authenticate",
+        ));
+    }
+    let token_url = match token_url {
+        Some(url) => url.0,
+        None => Url::parse(DEFAULT_TOKEN_URL)
+            .map_err(|err| ctx.error(&format!("{key}.tokenUrl"), err))?,
+    };
+    Ok(Some(Auth::OAuth {
+        client_id: client_id.trim().to_owned(),
+        client_secret,
+        token_url,
+    }))
 }
 
 /// The `$file` the value at `{key}.{field}` was read from, if any.
@@ -323,6 +384,9 @@ pub(super) mod raw {
         username: Option<String>,
         app_password: Option<Secret>,
         token: Option<Secret>,
+        client_id: Option<String>,
+        client_secret: Option<Secret>,
+        token_url: Option<BaseUrl>,
     });
 }
 

@@ -22,7 +22,7 @@ impl wiremock::Match for Refused {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        !self.0.lock().unwrap().contains(&sent)
+        request.url.path().starts_with("/2.0") && !self.0.lock().unwrap().contains(&sent)
     }
 }
 
@@ -148,4 +148,139 @@ async fn a_token_file_swapped_by_symlink_is_used_without_restart_or_failed_run()
         .to_string();
     assert!(!status.contains("third-token") && !status.contains("old-token"));
     app.stop().await;
+}
+
+/// A token endpoint that issues `oauth-1`, `oauth-2`, … (the first living
+/// one second, later ones an hour) and makes Bitbucket accept each.
+struct TokenEndpoint {
+    issued: Arc<Mutex<u32>>,
+    accepted: Arc<Mutex<Vec<String>>>,
+}
+
+impl wiremock::Respond for TokenEndpoint {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut issued = self.issued.lock().unwrap();
+        *issued += 1;
+        let token = format!("oauth-{issued}");
+        self.accepted
+            .lock()
+            .unwrap()
+            .push(format!("Bearer {token}"));
+        let expires_in = if *issued == 1 { 1 } else { 3600 };
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": token, "expires_in": expires_in, "token_type": "bearer",
+            "scopes": "repository project"
+        }))
+    }
+}
+
+#[tokio::test]
+async fn oauth_client_credentials_fetch_cache_renew_and_retry_once_on_a_401() {
+    use wiremock::matchers::{body_string, header, method, path};
+    let (fake, accepted) = cloud_accepting(&[]).await;
+    let issued = Arc::new(Mutex::new(0));
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "consumer-key:consumer-s3cret",
+    );
+    Mock::given(method("POST"))
+        .and(path("/site/oauth2/access_token"))
+        .and(header("authorization", format!("Basic {basic}")))
+        .and(body_string("grant_type=client_credentials"))
+        .respond_with(TokenEndpoint {
+            issued: Arc::clone(&issued),
+            accepted: Arc::clone(&accepted),
+        })
+        .mount(&fake.server)
+        .await;
+    let integration = format!(
+        "      clientId: consumer-key\n      clientSecret: consumer-s3cret\n      tokenUrl: {}/site/oauth2/access_token\n",
+        fake.server.uri()
+    );
+    let app = TestApp::spawn(&with_write_token(&cloud_config(
+        &fake,
+        WS,
+        &integration,
+        "",
+    )))
+    .await;
+    let first = app.wait_for_run("cloud", |_| true).await;
+    assert_eq!(
+        first["lastRun"]["outcome"]["status"], "succeeded",
+        "{first:#}"
+    );
+    assert!(*issued.lock().unwrap() >= 1);
+
+    // The first token expires: the next run fetches a new one first.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let requests = fake.server.received_requests().await.unwrap();
+    let seen = requests.len();
+    let second = app.refresh("cloud", "").await;
+    assert_eq!(
+        second["lastRun"]["outcome"]["status"], "succeeded",
+        "{second:#}"
+    );
+    let latest = format!("Bearer oauth-{}", *issued.lock().unwrap());
+    assert_ne!(latest, "Bearer oauth-1");
+    let requests = fake.server.received_requests().await.unwrap();
+    let api: Vec<&Request> = requests[seen..]
+        .iter()
+        .filter(|r| r.url.path().starts_with("/2.0"))
+        .collect();
+    assert!(!api.is_empty());
+    assert!(
+        authorizations(&api.into_iter().cloned().collect::<Vec<_>>())
+            .iter()
+            .all(|a| *a == latest)
+    );
+
+    // Cached: another run fetches no token. Then the token is revoked: one
+    // 401, one new token, the request sent again, the run unharmed.
+    let before = *issued.lock().unwrap();
+    let third = app.refresh("cloud", "").await;
+    assert_eq!(third["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(*issued.lock().unwrap(), before, "a valid token is reused");
+    accepted.lock().unwrap().clear();
+    let fourth = app.refresh("cloud", "").await;
+    assert_eq!(
+        fourth["lastRun"]["outcome"]["status"], "succeeded",
+        "{fourth:#}"
+    );
+    assert_eq!(fourth["lastRun"]["problems"], serde_json::json!([]));
+    assert_eq!(*issued.lock().unwrap(), before + 1);
+    let status = app
+        .get_json("/api/catalog/providers/cloud")
+        .await
+        .to_string();
+    assert!(!status.contains("consumer-s3cret") && !status.contains("oauth-"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oauth_keys_are_checked_as_a_pair_and_never_printed() {
+    let (fake, _) = cloud_accepting(&[]).await;
+    let half = cloud_config(&fake, WS, "      clientId: consumer-key\n", "");
+    let (_dir, file) = crate::support::write_config(&half);
+    let output = crate::support::run_on_config(&["config", "check"], &file).await;
+    assert!(!output.status.success());
+    assert!(
+        crate::support::text(&output.stderr).contains("clientSecret"),
+        "{}",
+        crate::support::text(&output.stderr)
+    );
+    let both = cloud_config(
+        &fake,
+        WS,
+        "      clientId: consumer-key\n      clientSecret: consumer-s3cret\n",
+        "",
+    );
+    let (_dir, file) = crate::support::write_config(&both);
+    let output = crate::support::run_on_config(&["config", "check"], &file).await;
+    let all = format!(
+        "{}{}",
+        crate::support::text(&output.stdout),
+        crate::support::text(&output.stderr)
+    );
+    assert!(output.status.success(), "{all}");
+    assert!(!all.contains("consumer-s3cret"), "{all}");
 }

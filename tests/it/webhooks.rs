@@ -730,3 +730,57 @@ async fn pushes_to_repositories_the_filters_leave_out_cost_nothing() {
     assert!(setup.entity("component:default/outside").await.is_none());
     setup.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_secret_list_accepts_every_secret_during_a_rotation() {
+    let setup =
+        Setup::server("      webhookSecret:\n        - webhook-n3w\n        - webhook-s3cret\n")
+            .await;
+    let (repo, _) = setup.first_server_repo();
+    let old = setup
+        .sim
+        .push_file(&repo, "catalog-info.yaml", &component("signed-with-old"))
+        .expect("push");
+    // Bitbucket still signs with the old secret: accepted.
+    assert_eq!(
+        setup.deliver("bitbucketServer", &old, Some(SECRET)).await,
+        202
+    );
+    setup
+        .until(
+            "the event signed with the old secret being served",
+            async |s| {
+                s.entity("component:default/signed-with-old")
+                    .await
+                    .is_some()
+            },
+        )
+        .await;
+    // Bitbucket switched to the new secret: accepted too.
+    let new = setup
+        .sim
+        .push_file(&repo, "catalog-info.yaml", &component("signed-with-new"))
+        .expect("push");
+    assert_eq!(
+        setup
+            .deliver("bitbucketServer", &new, Some("webhook-n3w"))
+            .await,
+        202
+    );
+    setup
+        .until(
+            "the event signed with the new secret being served",
+            async |s| {
+                s.entity("component:default/signed-with-new")
+                    .await
+                    .is_some()
+            },
+        )
+        .await;
+    // Any other secret is still refused.
+    assert_eq!(
+        setup.deliver("bitbucketServer", &new, Some("wrong")).await,
+        401
+    );
+    setup.app.stop().await;
+}
