@@ -377,7 +377,11 @@ impl<S: FileSource> Processor<'_, S> {
             Ok(references) => references.into_boxed_slice(),
             Err(invalid) => return reject(walk, invalid.to_string()),
         };
-        let processed = ProcessedEntity { entity, references };
+        let processed = ProcessedEntity {
+            entity,
+            references,
+            served: None,
+        };
         if builtin != Some(BuiltinKind::Location) {
             return vec![processed];
         }
