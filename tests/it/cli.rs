@@ -498,3 +498,43 @@ async fn run_once_prints_progress_lines_while_it_runs() {
     let quiet = run_on_config(&["run-once", "--progress-every", "0"], &file).await;
     assert!(!text(&quiet.stderr).contains("progress:"));
 }
+
+/// A readiness 503 is reported with the reason the daemon gave (issue 28).
+#[tokio::test]
+async fn health_names_why_the_daemon_is_not_ready() {
+    let readiness = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/.backstage/health/v1/readiness"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(503).set_body_json(serde_json::json!({
+                "status": "error",
+                "message": "not ready: catching up with the leader's changes"
+            })),
+        )
+        .mount(&readiness)
+        .await;
+    let fake = FakeServer::builder().start().await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let env = vec![
+        ("APP_CONFIG_backend_listen_host", "127.0.0.1".to_owned()),
+        (
+            "APP_CONFIG_backend_listen_port",
+            readiness.address().port().to_string(),
+        ),
+    ];
+    let out = run_binary(
+        vec![
+            "health".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("503 Service Unavailable: not ready: catching up with the leader's changes"),
+        "{stderr}"
+    );
+}
