@@ -4,6 +4,7 @@
 mod config_check;
 mod health;
 mod run_once;
+mod run_progress;
 mod validate;
 
 use std::path::PathBuf;
@@ -42,6 +43,10 @@ pub enum Command {
         provider: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
+        /// Seconds between progress lines on stderr when it is not a
+        /// terminal (a terminal shows a bar); 0: none.
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        progress_every: u64,
     },
     /// Check catalog files offline, as discovery would (for a repository's
     /// own CI): one `path:line:column: message` line per problem.
@@ -111,7 +116,19 @@ impl Cli {
 pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Serve => serve(&cli).await,
-        Command::RunOnce { provider, format } => run_once(&cli, provider.as_deref(), *format).await,
+        Command::RunOnce {
+            provider,
+            format,
+            progress_every,
+        } => {
+            run_once(
+                &cli,
+                provider.as_deref(),
+                *format,
+                std::time::Duration::from_secs(*progress_every),
+            )
+            .await
+        }
         Command::Health { timeout } => {
             health::probe(&cli, std::time::Duration::from_secs(*timeout)).await
         }

@@ -59,11 +59,13 @@
 //!   stated where it is mounted (`writes`: the token check, and on a
 //!   follower the hand-over to the leader, `forward`); thin handlers per
 //!   resource, errors mapped to Backstage's bodies in one place (`error`),
-//!   health and metrics (`ops`), the status page from a template that
-//!   escapes by default (`status_page`).
+//!   health and metrics (`ops`; gauges of the present set at each scrape),
+//!   which answers the request log counts as failures (`classify`: not
+//!   the probes' 503s), the status page from a template that escapes by
+//!   default (`status_page`).
 //! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
-//!   binary calls (`serve`, `run-once`, `config check`, `validate`,
-//!   `health`).
+//!   binary calls (`serve`, `run-once` with its progress on stderr
+//!   (`run_progress`), `config check`, `validate`, `health`).
 //!
 //! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
 //! [`telemetry`] (logging set-up), `rfc3339` (how times are written).

@@ -19,7 +19,12 @@ use crate::discovery::{
     Held, Problem, Progress, RunContext, RunReport, RunSink, Source, UnitUpdate,
 };
 
-pub(super) async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> ExitCode {
+pub(super) async fn run_once(
+    cli: &Cli,
+    only: Option<&str>,
+    format: Format,
+    progress_every: std::time::Duration,
+) -> ExitCode {
     let loaded = match cli.load() {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -31,7 +36,7 @@ pub(super) async fn run_once(cli: &Cli, only: Option<&str>, format: Format) -> E
         Ok(sources) => sources,
         Err(code) => return code,
     };
-    let runs = run_sources(&sources).await;
+    let runs = run_sources(&sources, progress_every).await;
     // The catalog the daemon would serve (ownership, relations, uid and
     // etag), built once every run is done, in memory only.
     let catalog = Catalog::new();
@@ -73,21 +78,48 @@ fn selected_sources(config: &Config, only: Option<&str>) -> Result<Vec<Source>, 
     Ok(sources.into_iter().filter(|s| s.id() == id).collect())
 }
 
-/// Runs every source at once; each keeps what its files yielded.
-async fn run_sources(sources: &[Source]) -> Vec<(&str, RunReport, Vec<UnitEntities>)> {
-    let runs = sources.iter().map(|source| async move {
-        let sink = Collected::default();
-        let ctx = RunContext {
-            stats: Arc::new(RequestStats::default()),
-            progress: Arc::new(Progress::new()),
-            known: HashMap::new(),
-            sink: &sink,
-            stop: CancellationToken::new(),
-        };
-        let report = source.run(&ctx).await;
-        (source.id(), report, sink.units.into_inner())
-    });
-    futures::future::join_all(runs).await
+/// Runs every source at once; each keeps what its files yielded. Their
+/// progress shows on stderr meanwhile ([`super::run_progress`]).
+async fn run_sources(
+    sources: &[Source],
+    progress_every: std::time::Duration,
+) -> Vec<(&str, RunReport, Vec<UnitEntities>)> {
+    let tracked: Vec<(String, Arc<Progress>, Arc<RequestStats>)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.id().to_owned(),
+                Arc::new(Progress::new()),
+                Arc::new(RequestStats::default()),
+            )
+        })
+        .collect();
+    let done = CancellationToken::new();
+    let reporter = tokio::spawn(super::run_progress::report(
+        tracked.clone(),
+        progress_every,
+        done.clone(),
+    ));
+    let runs = sources
+        .iter()
+        .zip(&tracked)
+        .map(|(source, (_, progress, stats))| async move {
+            let sink = Collected::default();
+            let ctx = RunContext {
+                stats: Arc::clone(stats),
+                progress: Arc::clone(progress),
+                known: HashMap::new(),
+                sink: &sink,
+                stop: CancellationToken::new(),
+            };
+            let report = source.run(&ctx).await;
+            (source.id(), report, sink.units.into_inner())
+        });
+    let runs = futures::future::join_all(runs).await;
+    done.cancel();
+    // The bars are cleared before the summaries print.
+    let _ = reporter.await;
+    runs
 }
 
 /// Prepares each run's entities in `catalog` and prints its summary and

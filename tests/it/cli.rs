@@ -470,3 +470,72 @@ async fn the_simulator_quick_start_discovers_its_catalog() {
     );
     assert!(text(&out.stderr).contains("provider sim: ok"));
 }
+
+/// `run-once` reports progress on stderr while it runs (issue 28): a line
+/// per source every `--progress-every` seconds when stderr is not a
+/// terminal; stdout still holds only the entities.
+#[tokio::test]
+async fn run_once_prints_progress_lines_while_it_runs() {
+    // Every answer takes 300 ms, so the run outlasts one progress period.
+    let sim = bitbucket_sim::Simulator::start(bitbucket_sim::SimConfig {
+        dataset: bitbucket_sim::DatasetConfig::components_only(2, 6),
+        behaviour: bitbucket_sim::Behaviour {
+            latency: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("simulator starts");
+    let yaml = crate::support::sim::SimProviderConfig::new(&sim).yaml();
+    let (_dir, file) = write_config(&yaml);
+    let out = run_on_config(&["run-once", "--progress-every", "1"], &file).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("progress: sim: "), "{stderr}");
+    let entities: Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    assert_eq!(entities.as_array().map(Vec::len), Some(12), "{stderr}");
+
+    let quiet = run_on_config(&["run-once", "--progress-every", "0"], &file).await;
+    assert!(!text(&quiet.stderr).contains("progress:"));
+}
+
+/// A readiness 503 is reported with the reason the daemon gave (issue 28).
+#[tokio::test]
+async fn health_names_why_the_daemon_is_not_ready() {
+    let readiness = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/.backstage/health/v1/readiness"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(503).set_body_json(serde_json::json!({
+                "status": "error",
+                "message": "not ready: catching up with the leader's changes"
+            })),
+        )
+        .mount(&readiness)
+        .await;
+    let fake = FakeServer::builder().start().await;
+    let (_dir, file) = write_config(&server_config(&fake, "", ""));
+    let env = vec![
+        ("APP_CONFIG_backend_listen_host", "127.0.0.1".to_owned()),
+        (
+            "APP_CONFIG_backend_listen_port",
+            readiness.address().port().to_string(),
+        ),
+    ];
+    let out = run_binary(
+        vec![
+            "health".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("503 Service Unavailable: not ready: catching up with the leader's changes"),
+        "{stderr}"
+    );
+}
