@@ -110,7 +110,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Backstage's explicit opening of every endpoint to unauthenticated callers.
-pub const DISABLE_DEFAULT_POLICY: &str = "backend.auth.dangerouslyDisableDefaultAuthPolicy";
+const DISABLE_DEFAULT_POLICY: &str = "backend.auth.dangerouslyDisableDefaultAuthPolicy";
 
 pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
     let open = ctx

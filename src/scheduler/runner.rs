@@ -365,7 +365,7 @@ impl SourceRunner {
     /// /entities/by-uid`); the unit's other entities stay. Like an orphan
     /// deleted in Backstage, it comes back when the unit is next read: its
     /// change token is dropped so that read applies even if the file did
-    /// not change.
+    /// not change. Until then its ref is withheld, still the unit's.
     pub(crate) async fn remove_entity(
         &self,
         unit: &str,
@@ -381,6 +381,8 @@ impl SourceRunner {
             .into_iter()
             .filter(|e| e.entity.key() != *key)
             .collect();
+        // The ref stays the unit's: no contesting file takes it meanwhile.
+        self.catalog.withhold(self.id(), unit, key);
         let update = UnitUpdate {
             unit: unit.to_owned(),
             record,
