@@ -209,6 +209,7 @@ impl Application {
             webhooks,
             integrations,
             replica,
+            removals: Arc::default(),
         };
         Ok(Self {
             listener,

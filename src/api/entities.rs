@@ -476,7 +476,7 @@ pub(super) async fn ancestry(
 #[utoipa::path(delete, path = "/api/catalog/entities/by-uid/{uid}",
     summary = "Stop serving the entity now; it comes back when its repository or location is next read and applied",
     params(("uid" = String, Path)),
-    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 409, description = ERROR, body = ErrorBody), (status = 429, description = ERROR, body = ErrorBody)))]
 pub(super) async fn delete_by_uid(
     State(state): State<ApiState>,
     req: Req,
@@ -490,6 +490,7 @@ pub(super) async fn delete_by_uid(
         .map(|e| e.key.clone())
         .ok_or_else(not_found)?;
     let (runner, unit) = owning_runner(&state, &key).ok_or_else(not_found)?;
+    state.removals.admit(&req, state.catalog.len(), 1)?;
     let problems = runner
         .remove_entity(&unit, &key)
         .await

@@ -115,11 +115,21 @@ pub(super) async fn create(
 #[utoipa::path(delete, path = "/api/catalog/locations/{id}",
     summary = "Remove a location registered over HTTP, and its entities",
     params(("id" = String, Path)),
-    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 409, description = ERROR, body = ErrorBody), (status = 429, description = ERROR, body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<ApiState>,
+    req: Req,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // Counted as its entities against the API removals' guard.
+    let removing = state
+        .catalog
+        .source_len(&crate::discovery::location::source_id(&id));
+    if state.locations.get(&id).is_some() {
+        state
+            .removals
+            .admit(&req, state.catalog.len(), removing.max(1))?;
+    }
     state.locations.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

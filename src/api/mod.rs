@@ -35,6 +35,7 @@ mod ops;
 mod params;
 mod providers;
 mod refresh;
+mod removals;
 mod routes;
 mod schema;
 pub(crate) mod server;

@@ -41,6 +41,8 @@ pub(crate) struct ApiState {
     pub evaluators: Arc<Semaphore>,
     /// This daemon's place among replicas sharing a PostgreSQL database.
     pub replica: Option<Arc<Replica>>,
+    /// Pace and deletion guard of removals through the API.
+    pub removals: Arc<super::removals::ApiRemovals>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

@@ -151,6 +151,19 @@ struct State {
     emits: HashMap<EntityKey, Box<[Reference]>>,
     /// How many removals the change feed keeps.
     retained_removals: usize,
+    /// Refs removed through the API (`DELETE /entities/by-uid`): no longer
+    /// served, but still their unit's, so a contesting file cannot take
+    /// them; the unit's next read serves them again or lets them go.
+    withheld: HashMap<EntityKey, Withheld>,
+}
+
+/// A ref [`Catalog::withhold`] keeps for its owner.
+#[derive(Debug)]
+struct Withheld {
+    owner: Owner,
+    /// Set by the apply that stops serving it; the unit's next apply after
+    /// that is a read, which decides.
+    armed: bool,
 }
 
 impl State {
@@ -229,14 +242,26 @@ impl State {
                 .collect();
             let yields: HashSet<EntityKey> =
                 update.entities.iter().map(|e| e.entity.key()).collect();
+            let mut withheld = Vec::new();
             for key in old_keys.iter().filter(|k| !yields.contains(*k)) {
-                self.owners.remove(key);
+                match self.withheld.get_mut(key) {
+                    // Leaves what is served, stays the unit's.
+                    Some(w) if w.owner == owner && !w.armed => {
+                        w.armed = true;
+                        withheld.push(key.clone());
+                    }
+                    _ => {
+                        self.withheld.remove(key);
+                        self.owners.remove(key);
+                    }
+                }
                 released.push(key.clone());
             }
             claims.push(Claim {
                 owner,
                 old_keys,
                 update,
+                withheld,
             });
         }
         (claims, released)
@@ -257,6 +282,7 @@ impl State {
             owner,
             old_keys,
             update,
+            withheld,
         } in claims
         {
             let mut keys = Vec::new();
@@ -280,10 +306,13 @@ impl State {
                 if !old_keys.contains(&key) && self.working.get(&key).is_some() {
                     moved.insert(key.clone());
                 }
+                self.withheld.remove(&key);
                 self.owners.insert(key.clone(), owner.clone());
                 keys.push(key.clone());
                 fresh.insert(key, processed);
             }
+            // Listed with the unit (not served), so its next read decides.
+            keys.extend(withheld);
             if !keys.is_empty() {
                 self.units
                     .entry(Arc::clone(source))
@@ -427,6 +456,8 @@ struct Claim {
     owner: Owner,
     old_keys: HashSet<EntityKey>,
     update: UnitEntities,
+    /// Keys withheld by this apply: kept for the unit, not served.
+    withheld: Vec<EntityKey>,
 }
 
 /// A unit given twice in one batch: its last set counts.
@@ -661,6 +692,29 @@ impl Catalog {
                 })
             })
             .collect()
+    }
+
+    /// Has the next apply of `unit` (of `source`) that leaves out `key`
+    /// stop serving it while keeping the ref the unit's, as Backstage
+    /// keeps a deleted entity's place for the provider that returns it:
+    /// until the unit's following apply, a read, yields it again (served)
+    /// or not (released). Refs the unit already withholds are kept again.
+    pub fn withhold(&self, source: &str, unit: &str, key: &EntityKey) {
+        let mut state = self.state.lock();
+        let owner = Owner {
+            source: Arc::from(source),
+            unit: Arc::from(unit),
+        };
+        for w in state.withheld.values_mut().filter(|w| w.owner == owner) {
+            w.armed = false;
+        }
+        state.withheld.insert(
+            key.clone(),
+            Withheld {
+                owner,
+                armed: false,
+            },
+        );
     }
 
     /// Who serves the entity `key` (once what is prepared is published).
@@ -909,6 +963,51 @@ mod tests {
         assert_eq!(refs(&catalog), ["api:default/z", "component:default/y"]);
         assert_eq!(catalog.source_len("a"), 2);
         assert_eq!(catalog.units_len("a", &["r1".into()]), 1);
+    }
+
+    /// An entity removed through the API keeps its ref for its unit: a
+    /// contesting unit stays a conflict; the unit's next read serves it
+    /// again, or, if the file no longer declares it, lets it go.
+    #[test]
+    fn a_withheld_ref_stays_its_units_until_the_units_next_read() {
+        let catalog = Catalog::new();
+        let x = EntityKey::new("component", "default", "x");
+        apply(&catalog, "a", vec![components("r1", &["x", "y"])]);
+        catalog.withhold("a", "r1", &x);
+        apply(&catalog, "a", vec![components("r1", &["y"])]);
+        assert_eq!(refs(&catalog), ["component:default/y"], "no longer served");
+        let contest = catalog.prepare("a", vec![components("r2", &["x"])]);
+        catalog.publish();
+        assert_eq!(contest.conflicts.len(), 1, "still r1's");
+        assert_eq!(refs(&catalog), ["component:default/y"]);
+        // A second removal in the unit keeps the first one withheld.
+        let y = EntityKey::new("component", "default", "y");
+        catalog.withhold("a", "r1", &y);
+        apply(&catalog, "a", vec![components("r1", &[])]);
+        let contest = catalog.prepare("a", vec![components("r2", &["x", "y"])]);
+        catalog.publish();
+        assert_eq!(contest.conflicts.len(), 2);
+        // The unit's read serves x again.
+        apply(&catalog, "a", vec![components("r1", &["x"])]);
+        assert_eq!(refs(&catalog), ["component:default/x"]);
+        assert_eq!(
+            catalog.owner(&x).map(|o| o.unit.to_string()),
+            Some("r1".into())
+        );
+        // y, no longer declared, is released: the contesting unit may take it.
+        apply(&catalog, "a", vec![components("r2", &["x", "y"])]);
+        assert_eq!(
+            refs(&catalog),
+            ["component:default/x", "component:default/y"]
+        );
+        assert_eq!(
+            catalog.owner(&y).map(|o| o.unit.to_string()),
+            Some("r2".into())
+        );
+        assert_eq!(
+            catalog.owner(&x).map(|o| o.unit.to_string()),
+            Some("r1".into())
+        );
     }
 
     #[test]

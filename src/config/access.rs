@@ -72,6 +72,32 @@ impl ExternalAccess {
         presented: Option<&str>,
         permission: WritePermission,
     ) -> Result<Option<&str>, Denied> {
+        self.check(presented, permission, |token, presented| {
+            constant_time_eq(token.token.expose().as_bytes(), presented.as_bytes())
+        })
+    }
+
+    /// As [`Self::authorize`], for a write a follower replica handed over:
+    /// `digest` is the [`token_digest`] of the token presented there (the
+    /// token itself is stored nowhere). The leader checks against its own
+    /// configuration, so a follower on an older one cannot let a write in.
+    pub fn authorize_digest(
+        &self,
+        digest: Option<&str>,
+        permission: WritePermission,
+    ) -> Result<Option<&str>, Denied> {
+        self.check(digest, permission, |token, digest| {
+            let ours = token_digest(token.token.expose());
+            constant_time_eq(ours.as_bytes(), digest.as_bytes())
+        })
+    }
+
+    fn check(
+        &self,
+        presented: Option<&str>,
+        permission: WritePermission,
+        matches: impl Fn(&StaticToken, &str) -> bool,
+    ) -> Result<Option<&str>, Denied> {
         if self.open {
             return Ok(None);
         }
@@ -84,43 +110,8 @@ impl ExternalAccess {
             .iter()
             // Every token is compared, so the time taken does not say which one matched.
             .fold(None, |found, t| {
-                let matches = constant_time_eq(t.token.expose().as_bytes(), presented.as_bytes());
-                found.or(matches.then_some(t))
-            })
-            .ok_or(Denied::Unauthenticated)?;
-        let granted = token
-            .permissions
-            .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == permission.name()));
-        if granted {
-            Ok(Some(token.subject.as_str()))
-        } else {
-            Err(Denied::Forbidden)
-        }
-    }
-}
-
-impl ExternalAccess {
-    /// As [`Self::authorize`], for a write a follower replica handed over:
-    /// `digest` is the [`token_digest`] of the token presented there (the
-    /// token itself is stored nowhere). The leader checks against its own
-    /// configuration, so a follower on an older one cannot let a write in.
-    pub fn authorize_digest(
-        &self,
-        digest: Option<&str>,
-        permission: WritePermission,
-    ) -> Result<Option<&str>, Denied> {
-        if !self.protected {
-            return Ok(None);
-        }
-        let digest = digest.ok_or(Denied::Unauthenticated)?;
-        let token = self
-            .tokens
-            .iter()
-            .fold(None, |found, t| {
-                let ours = token_digest(t.token.expose());
-                let matches = constant_time_eq(ours.as_bytes(), digest.as_bytes());
-                found.or(matches.then_some(t))
+                let matched = matches(t, presented);
+                found.or(matched.then_some(t))
             })
             .ok_or(Denied::Unauthenticated)?;
         let granted = token
@@ -152,7 +143,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Backstage's explicit opening of every endpoint to unauthenticated callers.
-pub const DISABLE_DEFAULT_POLICY: &str = "backend.auth.dangerouslyDisableDefaultAuthPolicy";
+const DISABLE_DEFAULT_POLICY: &str = "backend.auth.dangerouslyDisableDefaultAuthPolicy";
 
 pub(super) fn external_access(ctx: &mut Ctx<'_>) -> Result<ExternalAccess, ConfigError> {
     let open = ctx

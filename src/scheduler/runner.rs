@@ -365,12 +365,14 @@ impl SourceRunner {
     /// /entities/by-uid`); the unit's other entities stay. Like an orphan
     /// deleted in Backstage, it comes back when the unit is next read: its
     /// change token is dropped so that read applies even if the file did
-    /// not change.
+    /// not change. Until then its ref is withheld, still the unit's.
     pub(crate) async fn remove_entity(
         &self,
         unit: &str,
         key: &crate::catalog::EntityKey,
     ) -> Result<Vec<Problem>, RefreshError> {
+        // The ref stays the unit's: no contesting file takes it meanwhile.
+        self.catalog.withhold(self.id(), unit, key);
         // Read in the applier's turn, not here: see Applier::remove_entity.
         self.applier
             .remove_entity(self.id(), unit, key)

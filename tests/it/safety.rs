@@ -92,3 +92,147 @@ async fn the_simulator_fragment_opens_writes_for_the_quick_start() {
         text(&out.stderr)
     );
 }
+
+/// The served entity named `name`, if any.
+async fn served(app: &TestApp, name: &str) -> Option<serde_json::Value> {
+    app.get_json("/api/catalog/entities")
+        .await
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|e| e["metadata"]["name"] == name)
+        .cloned()
+}
+
+/// An anonymous flood of `DELETE /entities/by-uid` (writes opened) cannot
+/// empty the catalog: removals are paced and guarded, most entities stay.
+#[tokio::test]
+async fn api_deletions_are_paced_and_guarded() {
+    let (_fake, app) = crate::support::big_catalog(40).await;
+    let all = app.get_json("/api/catalog/entities").await;
+    let uids: Vec<String> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["metadata"]["uid"].as_str().expect("uid").to_owned())
+        .collect();
+    let mut refused = 0;
+    for uid in &uids {
+        let (status, body) = app
+            .send(
+                Method::DELETE,
+                &format!("/api/catalog/entities/by-uid/{uid}"),
+                None,
+                None,
+            )
+            .await;
+        match status {
+            204 => {}
+            409 | 429 => {
+                refused += 1;
+                assert!(body["error"]["message"].is_string(), "{body:#}");
+            }
+            other => panic!("{other}: {body:#}"),
+        }
+    }
+    let left = app.get_json("/api/catalog/entities").await;
+    let left = left.as_array().expect("array").len();
+    assert!(left >= 20, "{left} of 40 left");
+    assert!(refused >= 20, "{refused} refused");
+    app.stop().await;
+}
+
+/// Issue 30's takeover: a file that contests `payments` cannot take it
+/// through a DELETE of the real entity plus a refresh of its own sibling;
+/// the deleted entity returns with its repository's next read.
+#[tokio::test]
+async fn a_deleted_entity_keeps_its_ref_and_no_api_sequence_hands_it_to_a_contester() {
+    let payments = |owner: &str| {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: payments\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n"
+        )
+    };
+    // Each file declares `payments` and a sibling; whichever reads first
+    // holds `payments`, the other file is the contester.
+    let fake = FakeServer::builder()
+        .catalog(
+            "PAY",
+            "payments",
+            &format!(
+                "{}---\n{}",
+                payments("team-pay"),
+                crate::support::component("pay-svc")
+            ),
+        )
+        .catalog(
+            "ZZZ",
+            "evil",
+            &format!(
+                "{}---\n{}",
+                crate::support::component("evil-svc"),
+                payments("mallory")
+            ),
+        )
+        .start()
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["entities"] == 3).await;
+    let real = served(&app, "payments").await.expect("payments served");
+    let holder = real["spec"]["owner"].as_str().expect("owner").to_owned();
+    let (contester_file, contester_sibling) = if holder == "team-pay" {
+        (
+            "/repos/evil/raw/catalog-info.yaml",
+            "component:default/evil-svc",
+        )
+    } else {
+        (
+            "/repos/payments/raw/catalog-info.yaml",
+            "component:default/pay-svc",
+        )
+    };
+    let uid = real["metadata"]["uid"].as_str().expect("uid").to_owned();
+
+    let (status, body) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/catalog/entities/by-uid/{uid}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body:#}");
+    assert!(served(&app, "payments").await.is_none());
+
+    let reads_before = fake.requests_to(contester_file).await;
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/api/catalog/refresh",
+            Some(serde_json::json!({"entityRef": contester_sibling})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fake.requests_to(contester_file).await == reads_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sibling was never read"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Let its read apply.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    if let Some(taken) = served(&app, "payments").await {
+        panic!("the contesting file took the ref: {taken:#}");
+    }
+
+    // The real file's repository read returns it, also after a full run.
+    app.refresh("main", "").await;
+    let back = served(&app, "payments").await.expect("payments back");
+    assert_eq!(back["spec"]["owner"], holder.as_str(), "{back:#}");
+    app.refresh("main", "").await;
+    let still = served(&app, "payments").await.expect("payments served");
+    assert_eq!(still["spec"]["owner"], holder.as_str(), "{still:#}");
+    app.stop().await;
+}

@@ -1,0 +1,84 @@
+//! Removals through the API (`DELETE /entities/by-uid`, `DELETE
+//! /locations/{id}`) are paced and counted against a deletion guard over
+//! the whole catalog, like a listing's removals: no client can empty the
+//! catalog one request at a time.
+
+use std::num::NonZeroU32;
+
+use axum::http::StatusCode;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+
+use super::error::ApiError;
+use super::state::Req;
+use crate::config::DeletionGuard;
+
+/// Removal requests per minute, all callers together.
+const PER_MINUTE: u32 = 60;
+/// Removal requests let through at once.
+const BURST: u32 = 10;
+
+#[derive(Debug)]
+pub(crate) struct ApiRemovals {
+    pace: DefaultDirectRateLimiter,
+    limits: DeletionGuard,
+    since: Mutex<Since>,
+}
+
+/// Removals let through since the catalog was last at a stable size (it
+/// follows growth, so reads that return entities make room again).
+#[derive(Debug, Default)]
+struct Since {
+    size: usize,
+    removed: usize,
+}
+
+impl Default for ApiRemovals {
+    fn default() -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
+        Self {
+            pace: RateLimiter::direct(quota),
+            limits: DeletionGuard::default(),
+            since: Mutex::new(Since::default()),
+        }
+    }
+}
+
+impl ApiRemovals {
+    /// Admits a request that removes `removing` of the `served` entities:
+    /// 429 past the pace, 409 when removals through the API since the
+    /// catalog's last stable size would pass the deletion threshold.
+    pub(crate) fn admit(&self, req: &Req, served: usize, removing: usize) -> Result<(), ApiError> {
+        if self.pace.check().is_err() {
+            return Err(req.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                format!(
+                    "removals through the API are paced ({PER_MINUTE} a minute, {BURST} at once); try again shortly"
+                ),
+            ));
+        }
+        let mut since = self.since.lock();
+        if served >= since.size {
+            *since = Since {
+                size: served,
+                removed: 0,
+            };
+        }
+        let would_remove = since.removed + removing;
+        if self.limits.holds(since.size, would_remove) {
+            return Err(req.error(
+                StatusCode::CONFLICT,
+                "ConflictError",
+                format!(
+                    "held: removals through the API would take {would_remove} of {} entities, more than the deletion threshold of {:.0} %; the entities stay. They make room again as repositories are read",
+                    since.size,
+                    self.limits.threshold * 100.0
+                ),
+            ));
+        }
+        since.removed = would_remove;
+        Ok(())
+    }
+}
