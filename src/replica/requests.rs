@@ -43,6 +43,8 @@ const FORWARDED_HEADERS: [&str; 5] = [
 /// refused at the follower (503) instead of filling the database.
 pub(crate) const MAX_QUEUED_REQUESTS: i64 = 128;
 pub(crate) const MAX_QUEUED_BYTES: i64 = 32 * 1024 * 1024;
+/// Serialises recordings, for the bound ("bbcdqueu").
+const QUEUE_LOCK: i64 = 0x6262_6364_7175_6575;
 
 /// A write as the follower received it.
 #[derive(Debug, Clone)]
@@ -153,9 +155,12 @@ impl Replica {
             .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
             .collect();
         let mut tx = self.store.pool().begin().await?;
-        // Counted and inserted in one statement; followers recording at the
-        // same moment may each pass, so the bound is overshot by at most
-        // their number.
+        // One recording at a time across followers (until commit), so the
+        // count each one reads includes every other's row: an exact bound.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(QUEUE_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO replica_requests (method, uri, headers, body, forwarded_by)
              SELECT $1, $2, $3, $4, $5
