@@ -474,7 +474,7 @@ impl<F: Flavour> Provider<F> {
     /// The generated unit's update for a repository without a catalog file
     /// (`None`: leave it as served). Reads `.bitbucket/CODEOWNERS` only
     /// when the repository changed or was never generated under these
-    /// settings.
+    /// settings; otherwise the owner comes from the record.
     async fn generate(
         &self,
         client: &F::Client,
@@ -491,11 +491,18 @@ impl<F: Flavour> Provider<F> {
         let kept = previous
             .and_then(|p| p.generated.as_ref())
             .filter(|g| g.settings == token);
-        if let (Some(kept), false) = (kept, changed) {
-            record.generated = Some(kept.clone());
-            return None;
-        }
         let unit = generated::unit(&record.catalog_url);
+        if let (Some(kept), false) = (kept, changed) {
+            // Rebuilt from the record, no request: unchanged, it changes
+            // nothing served; if a real entity held the name and let it
+            // go, the generated one is served again.
+            record.generated = Some(kept.clone());
+            return Some(UnitUpdate {
+                unit,
+                record: None,
+                entities: Some(vec![generated::entity(record, settings, &kept.owner)]),
+            });
+        }
         let mut problem = None;
         let codeowners = match generated::codeowners_url(file_url, &shared.catalog_path) {
             Some(url) => match self

@@ -269,6 +269,23 @@ async fn a_new_catalog_file_replaces_the_generated_entity_and_real_entities_win_
         served["metadata"]["annotations"]["bitbucket-catalogd/generated"].is_null(),
         "{served:#}"
     );
+
+    // Once the real entity lets the name go, the next run generates it again.
+    let event = sim
+        .push_file(
+            &server_ref(&real_repo),
+            "catalog-info.yaml",
+            &component("renamed-real"),
+        )
+        .expect("push");
+    deliver(&app, event).await;
+    until(&app, |refs| refs.contains("component:default/renamed-real")).await;
+    app.refresh("sim", "").await;
+    let served = entity(&app, &name).await;
+    assert_eq!(
+        served["metadata"]["annotations"]["bitbucket-catalogd/generated"], "true",
+        "{served:#}"
+    );
 }
 
 #[tokio::test]
