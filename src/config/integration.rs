@@ -202,7 +202,7 @@ const DEFAULT_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_token"
 /// `clientId`/`clientSecret` (Backstage's OAuth consumer keys), when set:
 /// the one credential of the entry.
 fn oauth(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     key: &str,
     raw: &mut raw::CloudIntegration,
 ) -> Result<Option<Auth>, ConfigError> {
@@ -232,10 +232,11 @@ fn oauth(
         (Some(id), Some(secret)) => (id, secret),
     };
     if raw.token.is_some() || raw.app_password.is_some() || raw.username.is_some() {
-        return Err(ctx.error(
+        // As Backstage: the OAuth consumer wins over the other keys.
+        ctx.warn(
             &format!("{key}.clientId"),
-            "clientId/clientSecret and username/token (or appPassword) are both set; keep one way to authenticate",
-        ));
+            "is used: username/token/appPassword of this entry are ignored while clientId/clientSecret are set; remove them",
+        );
     }
     let token_url = match token_url {
         Some(url) => url.0,
