@@ -18,9 +18,9 @@
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 
 pub(crate) mod cloud;
-mod glob;
 mod codeowners;
 pub(crate) mod generated;
+mod glob;
 mod hooks;
 pub(crate) mod location;
 pub(crate) mod pipeline;
