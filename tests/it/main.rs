@@ -19,6 +19,7 @@ mod cloud_discovery;
 mod cloud_sim;
 mod config;
 mod deploy;
+mod fair;
 mod hardening;
 mod helm_chart;
 mod locations;
