@@ -2,7 +2,9 @@
 //! like `axum::serve`: a connection cap that sheds load instead of leaving
 //! clients in the backlog (health checks are still answered), a header
 //! timeout counted from a request's first byte, an idle timeout for
-//! connections on which nothing moves, and graceful shutdown.
+//! connections on which nothing moves, and graceful shutdown. At the cap,
+//! the connection quiet the longest without a request being handled is
+//! closed to make room, so idle sockets cannot keep health checks out.
 
 use std::future::Future;
 use std::io;
@@ -42,6 +44,11 @@ const H2_STREAMS: u32 = 16;
 /// How long to wait before accepting again after `accept` failed (e.g. out
 /// of descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At the cap, only a connection quiet at least this long is reclaimed
+/// (one that just connected is probably sending its request).
+const RECLAIM_QUIET: Duration = Duration::from_millis(100);
+/// At the cap with nothing to reclaim, how often to look again.
+const RECLAIM_RETRY: Duration = Duration::from_millis(50);
 
 /// How the server bounds its clients.
 #[derive(Debug, Clone, Copy)]
@@ -96,15 +103,32 @@ pub(crate) async fn serve(
     let shed = Arc::new(Semaphore::new(SHED_CONNECTIONS));
     let shed_app = app.clone().layer(middleware::from_fn(shed_load));
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Connections::default());
     tokio::pin!(stop);
     loop {
-        // Over the cap and the shed connections: new clients wait in the
-        // kernel's backlog (no descriptor of ours) until one closes.
-        if served.available_permits() == 0 && shed.available_permits() == 0 {
-            tokio::select! {
-                _ = served.acquire() => {},
-                _ = shed.acquire() => {},
-                () = &mut stop => break,
+        // At the cap: close the idlest connection to make room, one under
+        // the cap first (a new client is served in full); with none idle,
+        // shed; with the shed slots taken too, new clients wait in the
+        // kernel's backlog (no descriptor of ours) until one closes or idles.
+        if served.available_permits() == 0 {
+            let full = shed.available_permits() == 0;
+            if open.reclaim_one(full) {
+                tokio::select! {
+                    _ = served.acquire() => {},
+                    _ = shed.acquire(), if full => {},
+                    () = tokio::time::sleep(RECLAIM_RETRY) => {},
+                    () = &mut stop => break,
+                }
+                continue;
+            }
+            if full {
+                tokio::select! {
+                    _ = served.acquire() => {},
+                    _ = shed.acquire() => {},
+                    () = tokio::time::sleep(RECLAIM_RETRY) => {},
+                    () = &mut stop => break,
+                }
+                continue;
             }
         }
         let stream = tokio::select! {
@@ -120,9 +144,17 @@ pub(crate) async fn serve(
         };
         // Only this loop takes permits, so one of the two is free.
         if let Ok(permit) = Arc::clone(&served).try_acquire_owned() {
-            serve_connection(stream, app.clone(), limits, &graceful, permit);
+            let activity = open.add(false);
+            serve_connection(stream, app.clone(), limits, &graceful, (permit, activity));
         } else if let Ok(permit) = Arc::clone(&shed).try_acquire_owned() {
-            shed_connection(stream, shed_app.clone(), limits, &graceful, permit);
+            let activity = open.add(true);
+            shed_connection(
+                stream,
+                shed_app.clone(),
+                limits,
+                &graceful,
+                (permit, activity),
+            );
         }
     }
     drop(listener);
@@ -136,9 +168,8 @@ fn serve_connection(
     app: Router,
     limits: ServeLimits,
     graceful: &GracefulShutdown,
-    permit: OwnedSemaphorePermit,
+    (permit, activity): (OwnedSemaphorePermit, Registered),
 ) {
-    let activity = Arc::new(Activity::new());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -154,14 +185,15 @@ fn serve_connection(
         stream,
         activity: Arc::clone(&activity),
     });
-    let service = TowerToHyperService::new(app);
+    let service = TowerToHyperService::new(handled(app, &activity));
     let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
     tokio::spawn(async move {
         let _permit = permit;
-        // Timeouts and resets end connections; nothing to report.
+        // Timeouts, resets and reclaiming end connections; nothing to report.
         tokio::select! {
             _ = connection => {},
             () = activity.idle(limits) => {},
+            () = activity.reclaimed.notified() => {},
         }
     });
 }
@@ -173,7 +205,7 @@ fn shed_connection(
     shed_app: Router,
     limits: ServeLimits,
     graceful: &GracefulShutdown,
-    permit: OwnedSemaphorePermit,
+    (permit, activity): (OwnedSemaphorePermit, Registered),
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -181,16 +213,19 @@ fn shed_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(false);
-    let service = TowerToHyperService::new(shed_app);
-    let connection = graceful.watch(
-        builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned(),
-    );
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: Arc::clone(&activity),
+    });
+    let service = TowerToHyperService::new(handled(shed_app, &activity));
+    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
     tokio::spawn(async move {
         let _permit = permit;
         // One quick request; h2 has no header timeout of its own.
-        let _ = tokio::time::timeout(limits.header_timeout, connection).await;
+        tokio::select! {
+            _ = tokio::time::timeout(limits.header_timeout, connection) => {},
+            () = activity.reclaimed.notified() => {},
+        }
     });
 }
 
@@ -213,10 +248,95 @@ async fn shed_load(request: Request, next: Next) -> Response {
     response
 }
 
+/// `app` noting on `activity` when a request reaches it (its headers are
+/// complete: from then on the connection is busy, not idle).
+fn handled(app: Router, activity: &Arc<Activity>) -> Router {
+    let activity = Arc::clone(activity);
+    app.layer(middleware::from_fn(move |request: Request, next: Next| {
+        activity.handling();
+        next.run(request)
+    }))
+}
+
+/// The open connections, to reclaim the idlest at the cap.
+#[derive(Default)]
+struct Connections {
+    next: Mutex<u64>,
+    open: Arc<Mutex<std::collections::HashMap<u64, Arc<Activity>>>>,
+}
+
+/// A connection's [`Activity`], removed from [`Connections`] on drop.
+struct Registered {
+    activity: Arc<Activity>,
+    id: u64,
+    open: Arc<Mutex<std::collections::HashMap<u64, Arc<Activity>>>>,
+}
+
+impl std::ops::Deref for Registered {
+    type Target = Arc<Activity>;
+
+    fn deref(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.lock().remove(&self.id);
+    }
+}
+
+impl Connections {
+    fn add(&self, shed: bool) -> Registered {
+        let id = {
+            let mut next = self.next.lock();
+            *next += 1;
+            *next
+        };
+        let activity = Arc::new(Activity::new(shed));
+        self.open.lock().insert(id, Arc::clone(&activity));
+        Registered {
+            activity,
+            id,
+            open: Arc::clone(&self.open),
+        }
+    }
+
+    /// Closes the connection quiet the longest (at least [`RECLAIM_QUIET`])
+    /// whose request, if any, has not reached a handler: idle keep-alive,
+    /// silent or trickling sockets. A request being handled is never cut.
+    /// Only connections under the cap unless `shed_too`; whether one was.
+    fn reclaim_one(&self, shed_too: bool) -> bool {
+        let now = Instant::now();
+        let idlest = self
+            .open
+            .lock()
+            .iter()
+            .filter(|(_, activity)| shed_too || !activity.shed)
+            .filter_map(|(id, activity)| {
+                let quiet_since = activity.reclaimable()?;
+                (now.saturating_duration_since(quiet_since) >= RECLAIM_QUIET).then_some((
+                    quiet_since,
+                    *id,
+                    Arc::clone(activity),
+                ))
+            })
+            .min_by_key(|(quiet_since, id, _)| (*quiet_since, *id));
+        idlest.is_some_and(|(_, _, activity)| {
+            activity.reclaim();
+            true
+        })
+    }
+}
+
 /// When bytes last moved on one connection.
 struct Activity {
+    /// Over the cap (one request, then close).
+    shed: bool,
     connected: Instant,
     moves: Mutex<Moves>,
+    /// Told once the connection is to close to make room.
+    reclaimed: tokio::sync::Notify,
 }
 
 #[derive(Clone, Copy)]
@@ -226,19 +346,27 @@ struct Moves {
     wrote_any: bool,
     /// The first byte read since the last one written: a request arriving.
     request_since: Option<Instant>,
+    /// That request reached a handler (its headers are complete).
+    handling: bool,
+    /// Already told to close.
+    reclaimed: bool,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(shed: bool) -> Self {
         let now = Instant::now();
         Self {
+            shed,
             connected: now,
             moves: Mutex::new(Moves {
                 last: now,
                 read_any: false,
                 wrote_any: false,
                 request_since: None,
+                handling: false,
+                reclaimed: false,
             }),
+            reclaimed: tokio::sync::Notify::new(),
         }
     }
 
@@ -247,7 +375,28 @@ impl Activity {
         let mut moves = self.moves.lock();
         moves.last = now;
         moves.read_any = true;
-        moves.request_since.get_or_insert(now);
+        if moves.request_since.is_none() {
+            moves.request_since = Some(now);
+            moves.handling = false;
+        }
+    }
+
+    fn handling(&self) {
+        self.moves.lock().handling = true;
+    }
+
+    /// Since when the connection is quiet, unless a request is being
+    /// handled on it (or it was reclaimed already).
+    fn reclaimable(&self) -> Option<Instant> {
+        let moves = self.moves.lock();
+        let busy = moves.request_since.is_some() && moves.handling;
+        (!busy && !moves.reclaimed).then_some(moves.last)
+    }
+
+    fn reclaim(&self) {
+        self.moves.lock().reclaimed = true;
+        // A permit is stored if the task is not waiting yet.
+        self.reclaimed.notify_one();
     }
 
     fn wrote(&self) {

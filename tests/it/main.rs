@@ -22,6 +22,7 @@ mod credentials;
 mod deploy;
 mod generated;
 mod globs;
+mod fair;
 mod hardening;
 mod helm_chart;
 mod locations;
