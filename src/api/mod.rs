@@ -31,6 +31,7 @@ mod layers;
 mod locations;
 mod openapi;
 mod ops;
+mod pace;
 mod params;
 mod providers;
 mod refresh;
