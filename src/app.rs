@@ -210,6 +210,7 @@ impl Application {
             integrations,
             replica,
             removals: Arc::default(),
+            pace: Arc::default(),
         };
         Ok(Self {
             listener,

@@ -7,13 +7,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::pace::Admitted;
 use super::schema::{
     Analysis, DryRun, ERROR, ErrorBody, Location, LocationItem, LocationPage, LocationQueryBody,
     LocationType, OnConflict, Registration,
@@ -157,10 +158,20 @@ fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
 pub(super) async fn update(
     State(state): State<ApiState>,
     req: Req,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = location_input(&req, &body)?;
+    if state
+        .pace
+        .admit(&req, &headers, &format!("location:{id}:{}", input.target))?
+        == Admitted::Coalesced
+        && let Some(location) = state.locations.get(&id)
+        && location.target == input.target
+    {
+        return Ok(Json(location).into_response());
+    }
     let location = state
         .locations
         .update(&id, &input.type_, &input.target)
@@ -235,6 +246,7 @@ struct AnalyzeRequest {
 pub(super) async fn analyze(
     State(state): State<ApiState>,
     req: Req,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input: AnalyzeRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -246,6 +258,8 @@ pub(super) async fn analyze(
     if target.is_empty() {
         return Err(req.input("location.target is empty; give a repository or file URL"));
     }
+    // Its answer is not kept, so it is paced, not coalesced.
+    state.pace.pace(&req, &headers)?;
     let analysis = state
         .locations
         .analyze(

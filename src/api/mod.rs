@@ -32,6 +32,7 @@ mod layers;
 mod locations;
 mod openapi;
 mod ops;
+mod pace;
 mod params;
 mod providers;
 mod refresh;

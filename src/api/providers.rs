@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -204,6 +204,7 @@ pub(super) async fn refresh(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     req: Req,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["force"])?;
@@ -224,6 +225,11 @@ pub(super) async fn refresh(
         ));
     }
     let runner = runner(&state, &req, &id)?;
+    // Paced, not coalesced here: a refresh during a run is served by it
+    // (alreadyRunning) and a later one must start a run.
+    if !force {
+        state.pace.pace(&req, &headers)?;
+    }
     let outcome = match runner.refresh(force) {
         RefreshOutcome::Started => "started",
         RefreshOutcome::AlreadyRunning => "alreadyRunning",

@@ -4,13 +4,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::entities::parse_ref;
 use super::error::{ApiError, Unavailable};
+use super::pace::Admitted;
 use super::schema::{ERROR, ErrorBody};
 use super::state::{ApiState, Req, owning_runner};
 
@@ -32,6 +33,7 @@ struct RefreshRequest {
 pub(super) async fn refresh_entity(
     State(state): State<ApiState>,
     req: Req,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: RefreshRequest = serde_json::from_slice(&body).map_err(|err| {
@@ -45,6 +47,10 @@ pub(super) async fn refresh_entity(
         return Err(not_found());
     }
     let (runner, unit) = owning_runner(&state, &key).ok_or_else(not_found)?;
+    let target = format!("unit:{}/{unit}", runner.id());
+    if state.pace.admit(&req, &headers, &target)? == Admitted::Coalesced {
+        return Ok(StatusCode::OK.into_response());
+    }
     runner.refresh_unit(&unit).await.map_err(|why| {
         let entity = &request.entity_ref;
         Unavailable(format!(

@@ -43,6 +43,8 @@ pub(crate) struct ApiState {
     pub replica: Option<Arc<Replica>>,
     /// Pace and deletion guard of removals through the API.
     pub removals: Arc<super::removals::ApiRemovals>,
+    /// Pace of the requests that read Bitbucket on a caller's behalf.
+    pub pace: Arc<super::pace::BitbucketPace>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

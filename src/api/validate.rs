@@ -6,14 +6,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::schema::InputErrors;
-use super::state::ApiState;
+use super::state::{ApiState, Req};
 
 #[derive(Deserialize, ToSchema)]
 struct ValidateRequest {
@@ -37,8 +37,17 @@ fn invalid(messages: impl IntoIterator<Item = String>) -> Response {
     summary = "Check an entity as discovery would read it from the location (envelope, catalog.rules, validation, Location targets)",
     request_body(content = inline(ValidateRequest), content_type = "application/json"),
     responses((status = 200, description = "Valid"),
-        (status = 400, description = "Invalid: Backstage's serialized InputErrors", body = InputErrors)))]
-pub(super) async fn validate_entity(State(state): State<ApiState>, body: Bytes) -> Response {
+        (status = 400, description = "Invalid: Backstage's serialized InputErrors", body = InputErrors),
+        (status = 429, description = "Paced", body = super::schema::ErrorBody)))]
+pub(super) async fn validate_entity(
+    State(state): State<ApiState>,
+    req: Req,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(paced) = state.pace.pace(&req, &headers) {
+        return paced.into_response();
+    }
     let request: ValidateRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {

@@ -236,3 +236,44 @@ async fn a_deleted_entity_keeps_its_ref_and_no_api_sequence_hands_it_to_a_contes
     assert_eq!(still["spec"]["owner"], holder.as_str(), "{still:#}");
     app.stop().await;
 }
+
+/// Issue 30: 400 anonymous entity refreshes cost 417 Bitbucket requests.
+/// Refreshes of one repository coalesce, and distinct ones are paced per
+/// caller: the flood costs a bounded number of requests.
+#[tokio::test]
+async fn an_entity_refresh_flood_costs_a_bounded_number_of_bitbucket_requests() {
+    let slugs: Vec<String> = (0..20).map(|i| format!("svc-{i:02}")).collect();
+    let fake = slugs
+        .iter()
+        .fold(FakeServer::builder(), |fake, slug| {
+            fake.component("PLAT", slug)
+        })
+        .start()
+        .await;
+    let app = TestApp::spawn(&server_config(&fake, "", "")).await;
+    app.wait_for_run("main", |s| s["entities"] == 20).await;
+    let before = fake.requests_to("").await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..400 {
+        let entity_ref = format!("component:default/{}", slugs[i % slugs.len()]);
+        let (status, body) = app
+            .send(
+                Method::POST,
+                "/api/catalog/refresh",
+                Some(serde_json::json!({"entityRef": entity_ref})),
+                None,
+            )
+            .await;
+        assert!(status == 200 || status == 429, "{status}: {body:#}");
+        *statuses.entry(status).or_default() += 1;
+    }
+    // Let what was admitted be read.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let spent = fake.requests_to("").await - before;
+    assert!(
+        spent <= 30,
+        "{spent} Bitbucket requests for 400 refreshes ({statuses:?})"
+    );
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    app.stop().await;
+}

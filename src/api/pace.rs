@@ -1,0 +1,128 @@
+//! Requests that cost Bitbucket requests (entity, provider and location
+//! refresh, `validate-entity`, `analyze-location`) are coalesced per
+//! target and paced per caller and overall, so a flood of them cannot
+//! spend the Bitbucket budget that pushes need.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode, header};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+
+use super::error::ApiError;
+use super::state::Req;
+
+/// Such requests per minute, all callers together.
+const PER_MINUTE: u32 = 120;
+const BURST: u32 = 20;
+/// Per caller (a bearer token; callers without one share one budget).
+const PER_CALLER_PER_MINUTE: u32 = 30;
+const PER_CALLER_BURST: u32 = 10;
+/// A target asked for again within this is served by the first request.
+const COALESCE: Duration = Duration::from_secs(30);
+/// Targets and callers remembered; past it the oldest state is dropped.
+const MAX_REMEMBERED: usize = 10_000;
+
+#[derive(Debug)]
+pub(crate) struct BitbucketPace {
+    overall: DefaultDirectRateLimiter,
+    per_caller: DefaultKeyedRateLimiter<u64>,
+    recent: Mutex<HashMap<String, Instant>>,
+}
+
+/// What to do with an admitted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// Read Bitbucket.
+    Go,
+    /// The same target was asked for moments ago: that request serves it.
+    Coalesced,
+}
+
+fn quota(per_minute: u32, burst: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+impl Default for BitbucketPace {
+    fn default() -> Self {
+        Self {
+            overall: RateLimiter::direct(quota(PER_MINUTE, BURST)),
+            per_caller: RateLimiter::keyed(quota(PER_CALLER_PER_MINUTE, PER_CALLER_BURST)),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl BitbucketPace {
+    /// Admits a request for `target` (what it reads: a unit, a provider,
+    /// a URL), or 429 past the caller's or the overall pace.
+    pub(crate) fn admit(
+        &self,
+        req: &Req,
+        headers: &HeaderMap,
+        target: &str,
+    ) -> Result<Admitted, ApiError> {
+        {
+            let recent = self.recent.lock();
+            if recent.get(target).is_some_and(|at| at.elapsed() < COALESCE) {
+                return Ok(Admitted::Coalesced);
+            }
+        }
+        self.pace(req, headers)?;
+        let mut recent = self.recent.lock();
+        if recent.len() >= MAX_REMEMBERED {
+            recent.retain(|_, at| at.elapsed() < COALESCE);
+            if recent.len() >= MAX_REMEMBERED {
+                recent.clear();
+            }
+        }
+        recent.insert(target.to_owned(), Instant::now());
+        Ok(Admitted::Go)
+    }
+
+    /// Paces a request whose answer depends on more than a target (it is
+    /// not coalesced): 429 past the caller's or the overall pace.
+    pub(crate) fn pace(&self, req: &Req, headers: &HeaderMap) -> Result<(), ApiError> {
+        let paced = |scope: &str| {
+            req.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                format!(
+                    "requests that read Bitbucket (refresh, validate-entity, analyze-location) are paced {scope}; try again shortly"
+                ),
+            )
+        };
+        if self.per_caller.len() > MAX_REMEMBERED {
+            self.per_caller.retain_recent();
+        }
+        if self.per_caller.check_key(&caller(headers)).is_err() {
+            return Err(paced(&format!(
+                "per caller ({PER_CALLER_PER_MINUTE} a minute, {PER_CALLER_BURST} at once)"
+            )));
+        }
+        if self.overall.check().is_err() {
+            return Err(paced(&format!(
+                "for all callers together ({PER_MINUTE} a minute, {BURST} at once)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The caller's key: a hash of its bearer token (the token is not kept),
+/// 0 without one.
+fn caller(headers: &HeaderMap) -> u64 {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return 0;
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    token.trim().hash(&mut hasher);
+    hasher.finish()
+}
