@@ -173,13 +173,7 @@ impl State {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
             let rendered = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => match fresh.served {
-                    Some(served) if served.serves_relations(&relations) => {
-                        Some(PreparedEntity::clone(&served))
-                    }
-                    Some(served) => rerendered(&served, relations),
-                    None => rendered(fresh.entity, relations),
-                },
+                (Some(fresh), _) => rendered(fresh.entity, relations),
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
                     if current.serves_relations(&relations) {
@@ -364,27 +358,6 @@ fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> 
     PreparedEntity::render(entity, relations)
         .inspect_err(|err| tracing::error!(%err, "an entity is not re-rendered"))
         .ok()
-}
-
-/// An entity holding only the identity of `served` (kind, namespace and
-/// name, from its ref): what a unit's entity set needs of one handed back.
-fn identity_of(served: &PreparedEntity) -> Option<Entity> {
-    let (kind, rest) = served.entity_ref.split_once(':')?;
-    let (namespace, name) = rest.split_once('/')?;
-    Some(Entity {
-        api_version: String::new(),
-        kind: kind.to_owned(),
-        metadata: entity::Metadata {
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            annotations: Default::default(),
-            rest: Default::default(),
-            uid: None,
-            etag: None,
-        },
-        spec: None,
-        relations: Vec::new(),
-    })
 }
 
 /// `entity` served with `relations` instead: spliced when it was rendered
@@ -613,9 +586,11 @@ impl Catalog {
             .sum()
     }
 
-    /// The entities `unit` of `source` serves (to apply the unit again
-    /// without one of them), handed back as served: not parsed, `entity`
-    /// holds only their identity. Their references are the indexed ones.
+    /// The entities `unit` of `source` serves, as entities (to apply the
+    /// unit again without one of them): parsed back from what is served, as
+    /// this is rare (a per-entity delete) and keeping every entity typed
+    /// would double the catalog's memory. Their references are the indexed
+    /// ones, not derived again.
     pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<ProcessedEntity> {
         let state = self.state.lock();
         state
@@ -625,13 +600,9 @@ impl Catalog {
             .into_iter()
             .flatten()
             .filter_map(|key| {
-                let served = state.working.get(key)?;
+                let entity = state.working.get(key)?.typed().ok()?;
                 let references = state.emits.get(key).cloned().unwrap_or_default();
-                Some(ProcessedEntity {
-                    entity: identity_of(served)?,
-                    references,
-                    served: Some(Arc::clone(served)),
-                })
+                Some(ProcessedEntity { entity, references })
             })
             .collect()
     }
@@ -787,7 +758,6 @@ mod tests {
         let svc = ProcessedEntity {
             entity: entity("Component", "svc", json!({})),
             references: handed.clone(),
-            served: None,
         };
         let team = entity("Group", "team", json!({"type": "team", "children": []}));
         apply(
@@ -812,59 +782,6 @@ mod tests {
         let again = catalog.unit_entities("a", "c");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].references, handed);
-    }
-
-    /// A per-entity delete applies the unit's other entities as served:
-    /// unchanged ones are not stored again, one whose relations moved is
-    /// spliced to what a fresh render gives.
-    #[test]
-    fn a_unit_applied_again_without_one_entity_keeps_the_rest_as_served() {
-        let catalog = Catalog::new();
-        let team = entity("Group", "team", json!({"type": "team", "children": []}));
-        let units = |with_svc: bool| {
-            let mut entities = vec![team.clone(), entity("Component", "other", json!({}))];
-            if with_svc {
-                entities.push(entity("Component", "svc", json!({"owner": "team"})));
-            }
-            vec![unit("c", entities)]
-        };
-        apply(&catalog, "a", units(true));
-        let svc = EntityKey::new("component", "default", "svc");
-        let rest: Vec<ProcessedEntity> = catalog
-            .unit_entities("a", "c")
-            .into_iter()
-            .filter(|e| e.entity.key() != svc)
-            .collect();
-        assert_eq!(rest.len(), 2);
-        let applied = apply(
-            &catalog,
-            "a",
-            vec![UnitEntities {
-                unit: "c".into(),
-                entities: rest,
-            }],
-        );
-        let changed: Vec<String> = applied
-            .changes
-            .iter()
-            .map(|c| match c {
-                Change::Upsert { entity, .. } => format!("upsert {}", entity.entity_ref),
-                Change::Remove { key, .. } => format!("remove {}", key.as_str()),
-            })
-            .collect();
-        assert_eq!(
-            changed,
-            ["remove component:default/svc", "upsert group:default/team"]
-        );
-        let fresh = Catalog::new();
-        apply(&fresh, "a", units(false));
-        for name in [("group", "team"), ("component", "other")] {
-            let key = EntityKey::new(name.0, "default", name.1);
-            assert_eq!(
-                catalog.get(&key).unwrap().json,
-                fresh.get(&key).unwrap().json
-            );
-        }
     }
 
     #[test]
