@@ -57,8 +57,7 @@ pub use unit::{ProcessedEntity, UnitEntities};
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     entities: imbl::OrdMap<EntityKey, Arc<PreparedEntity>>,
-    /// Keyed by the uid's 16 bytes, not its 36-character text.
-    by_uid: imbl::HashMap<u128, EntityKey>,
+    by_uid: imbl::HashMap<String, EntityKey>,
     /// Entities per source.
     counts: HashMap<Arc<str>, usize>,
     /// The sequence number of the latest change in this view.
@@ -90,9 +89,7 @@ impl Snapshot {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
-        self.by_uid
-            .get(&uid_bits(uid)?)
-            .and_then(|key| self.entities.get(key))
+        self.by_uid.get(uid).and_then(|key| self.entities.get(key))
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -107,9 +104,7 @@ impl Snapshot {
     /// Serves `entity`, changed at `seq`.
     fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
         self.changes.upserted(&entity.key, seq);
-        if let Some(bits) = uid_bits(&entity.uid) {
-            self.by_uid.insert(bits, entity.key.clone());
-        }
+        self.by_uid.insert(entity.uid.clone(), entity.key.clone());
         if self.entities.insert(entity.key.clone(), entity).is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
         }
@@ -117,22 +112,12 @@ impl Snapshot {
 
     fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
         let removed = self.entities.remove(key)?;
-        if let Some(bits) = uid_bits(&removed.uid) {
-            self.by_uid.remove(&bits);
-        }
+        self.by_uid.remove(&removed.uid);
         if let Some(count) = self.counts.get_mut(source) {
             *count = count.saturating_sub(1);
         }
         Some(removed)
     }
-}
-
-/// A uid as served (lowercase, hyphenated: what [`stitch::uid_for`]
-/// writes) as its 16 bytes; any other spelling matches nothing, as before.
-fn uid_bits(uid: &str) -> Option<u128> {
-    let parsed = uuid::Uuid::try_parse(uid).ok()?;
-    let mut buffer = uuid::Uuid::encode_buffer();
-    (parsed.hyphenated().encode_lower(&mut buffer) == uid).then(|| parsed.as_u128())
 }
 
 #[derive(Debug, Default)]
@@ -723,25 +708,6 @@ mod tests {
                 )
             })
             .collect()
-    }
-
-    /// The uid index holds 16 bytes per entity and answers the uid exactly
-    /// as served, no other spelling of it.
-    #[test]
-    fn by_uid_answers_the_served_spelling_only() {
-        let catalog = Catalog::new();
-        apply(&catalog, "a", vec![components("c", &["svc", "other"])]);
-        let snapshot = catalog.snapshot();
-        let uid = stitch::uid_for("component:default/svc");
-        assert_eq!(
-            snapshot.by_uid(&uid).unwrap().entity_ref,
-            "component:default/svc"
-        );
-        assert!(snapshot.by_uid(&uid.to_uppercase()).is_none());
-        assert!(snapshot.by_uid(&uid.replace('-', "")).is_none());
-        assert!(snapshot.by_uid("not-a-uid").is_none());
-        apply(&catalog, "a", vec![components("c", &["other"])]);
-        assert!(catalog.snapshot().by_uid(&uid).is_none());
     }
 
     /// Processing derives an entity's references once: the catalog indexes
