@@ -157,18 +157,22 @@ impl State {
         for key in keys {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
-            let rendered = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => rendered(fresh.entity, relations),
+            let typed = match (fresh.remove(&key), &current) {
+                (Some(fresh), _) => fresh.entity,
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
-                    if current.serves_relations(&relations) {
-                        continue;
+                    match current.served_relations() {
+                        Ok(served) if served != relations => {}
+                        _ => continue,
                     }
-                    rerendered(current, relations)
+                    let Ok(typed) = current.typed() else {
+                        continue;
+                    };
+                    typed
                 }
                 (None, None) => continue,
             };
-            let Some(rendered) = rendered else {
+            let Some(rendered) = rendered(typed, relations) else {
                 continue;
             };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
@@ -345,14 +349,6 @@ fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> 
         .ok()
 }
 
-/// `entity` served with `relations` instead: spliced when it was rendered
-/// here, parsed back once when it was read from the store.
-fn rerendered(entity: &PreparedEntity, relations: Vec<Relation>) -> Option<PreparedEntity> {
-    entity
-        .with_relations(&relations)
-        .or_else(|| rendered(entity.typed().ok()?, relations))
-}
-
 /// A unit's new entity set, with the keys it served before.
 struct Claim {
     owner: Owner,
@@ -492,10 +488,11 @@ impl Catalog {
         let mut renders = Vec::new();
         for entity in working.iter() {
             let relations = index.relations_of(entity.key.as_str());
-            if entity.serves_relations(&relations) {
-                continue;
+            match entity.served_relations() {
+                Ok(served) if served != relations => {}
+                _ => continue,
             }
-            let Some(rendered) = rerendered(entity, relations) else {
+            let Some(rendered) = entity.typed().ok().and_then(|t| rendered(t, relations)) else {
                 continue;
             };
             if rendered.json != entity.json {
