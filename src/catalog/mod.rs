@@ -58,8 +58,7 @@ pub use unit::{ProcessedEntity, UnitEntities};
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     entities: imbl::OrdMap<EntityKey, Arc<PreparedEntity>>,
-    /// Keyed by the uid's 16 bytes, not its 36-character text.
-    by_uid: imbl::HashMap<u128, EntityKey>,
+    by_uid: imbl::HashMap<String, EntityKey>,
     /// Entities per source.
     counts: HashMap<Arc<str>, usize>,
     /// The sequence number of the latest change in this view.
@@ -91,9 +90,7 @@ impl Snapshot {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
-        self.by_uid
-            .get(&uid_bits(uid)?)
-            .and_then(|key| self.entities.get(key))
+        self.by_uid.get(uid).and_then(|key| self.entities.get(key))
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -108,9 +105,7 @@ impl Snapshot {
     /// Serves `entity`, changed at `seq`.
     fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
         self.changes.upserted(&entity.key, seq);
-        if let Some(bits) = uid_bits(&entity.uid) {
-            self.by_uid.insert(bits, entity.key.clone());
-        }
+        self.by_uid.insert(entity.uid.clone(), entity.key.clone());
         if self.entities.insert(entity.key.clone(), entity).is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
         }
@@ -118,22 +113,12 @@ impl Snapshot {
 
     fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
         let removed = self.entities.remove(key)?;
-        if let Some(bits) = uid_bits(&removed.uid) {
-            self.by_uid.remove(&bits);
-        }
+        self.by_uid.remove(&removed.uid);
         if let Some(count) = self.counts.get_mut(source) {
             *count = count.saturating_sub(1);
         }
         Some(removed)
     }
-}
-
-/// A uid as served (lowercase, hyphenated: what [`stitch::uid_for`]
-/// writes) as its 16 bytes; any other spelling matches nothing, as before.
-fn uid_bits(uid: &str) -> Option<u128> {
-    let parsed = uuid::Uuid::try_parse(uid).ok()?;
-    let mut buffer = uuid::Uuid::encode_buffer();
-    (parsed.hyphenated().encode_lower(&mut buffer) == uid).then(|| parsed.as_u128())
 }
 
 #[derive(Debug, Default)]
@@ -186,24 +171,22 @@ impl State {
         for key in keys {
             let current = self.working.get(&key).cloned();
             let relations = self.index.relations_of(key.as_str());
-            let rendered = match (fresh.remove(&key), &current) {
-                (Some(fresh), _) => match fresh.served {
-                    Some(served) if served.serves_relations(&relations) => {
-                        Some(PreparedEntity::clone(&served))
-                    }
-                    Some(served) => rerendered(&served, relations),
-                    None => rendered(fresh.entity, relations),
-                },
+            let typed = match (fresh.remove(&key), &current) {
+                (Some(fresh), _) => fresh.entity,
                 (None, Some(current)) => {
                     // What is served renders to itself: only new relations change it.
-                    if current.serves_relations(&relations) {
-                        continue;
+                    match current.served_relations() {
+                        Ok(served) if served != relations => {}
+                        _ => continue,
                     }
-                    rerendered(current, relations)
+                    let Ok(typed) = current.typed() else {
+                        continue;
+                    };
+                    typed
                 }
                 (None, None) => continue,
             };
-            let Some(rendered) = rendered else {
+            let Some(rendered) = rendered(typed, relations) else {
                 continue;
             };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
@@ -422,35 +405,6 @@ fn rendered(entity: Entity, relations: Vec<Relation>) -> Option<PreparedEntity> 
         .ok()
 }
 
-/// An entity holding only the identity of `served` (kind, namespace and
-/// name, from its ref): what a unit's entity set needs of one handed back.
-fn identity_of(served: &PreparedEntity) -> Option<Entity> {
-    let (kind, rest) = served.entity_ref.split_once(':')?;
-    let (namespace, name) = rest.split_once('/')?;
-    Some(Entity {
-        api_version: String::new(),
-        kind: kind.to_owned(),
-        metadata: entity::Metadata {
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            annotations: Default::default(),
-            rest: Default::default(),
-            uid: None,
-            etag: None,
-        },
-        spec: None,
-        relations: Vec::new(),
-    })
-}
-
-/// `entity` served with `relations` instead: spliced when it was rendered
-/// here, parsed back once when it was read from the store.
-fn rerendered(entity: &PreparedEntity, relations: Vec<Relation>) -> Option<PreparedEntity> {
-    entity
-        .with_relations(&relations)
-        .or_else(|| rendered(entity.typed().ok()?, relations))
-}
-
 /// A unit's new entity set, with the keys it served before.
 struct Claim {
     owner: Owner,
@@ -592,10 +546,11 @@ impl Catalog {
         let mut renders = Vec::new();
         for entity in working.iter() {
             let relations = index.relations_of(entity.key.as_str());
-            if entity.serves_relations(&relations) {
-                continue;
+            match entity.served_relations() {
+                Ok(served) if served != relations => {}
+                _ => continue,
             }
-            let Some(rendered) = rerendered(entity, relations) else {
+            let Some(rendered) = entity.typed().ok().and_then(|t| rendered(t, relations)) else {
                 continue;
             };
             if rendered.json != entity.json {
@@ -671,9 +626,11 @@ impl Catalog {
             .sum()
     }
 
-    /// The entities `unit` of `source` serves (to apply the unit again
-    /// without one of them), handed back as served: not parsed, `entity`
-    /// holds only their identity. Their references are the indexed ones.
+    /// The entities `unit` of `source` serves, as entities (to apply the
+    /// unit again without one of them): parsed back from what is served, as
+    /// this is rare (a per-entity delete) and keeping every entity typed
+    /// would double the catalog's memory. Their references are the indexed
+    /// ones, not derived again.
     pub fn unit_entities(&self, source: &str, unit: &str) -> Vec<ProcessedEntity> {
         let state = self.state.lock();
         state
@@ -683,13 +640,9 @@ impl Catalog {
             .into_iter()
             .flatten()
             .filter_map(|key| {
-                let served = state.working.get(key)?;
+                let entity = state.working.get(key)?.typed().ok()?;
                 let references = state.emits.get(key).cloned().unwrap_or_default();
-                Some(ProcessedEntity {
-                    entity: identity_of(served)?,
-                    references,
-                    served: Some(Arc::clone(served)),
-                })
+                Some(ProcessedEntity { entity, references })
             })
             .collect()
     }
@@ -835,25 +788,6 @@ mod tests {
             .collect()
     }
 
-    /// The uid index holds 16 bytes per entity and answers the uid exactly
-    /// as served, no other spelling of it.
-    #[test]
-    fn by_uid_answers_the_served_spelling_only() {
-        let catalog = Catalog::new();
-        apply(&catalog, "a", vec![components("c", &["svc", "other"])]);
-        let snapshot = catalog.snapshot();
-        let uid = stitch::uid_for("component:default/svc");
-        assert_eq!(
-            snapshot.by_uid(&uid).unwrap().entity_ref,
-            "component:default/svc"
-        );
-        assert!(snapshot.by_uid(&uid.to_uppercase()).is_none());
-        assert!(snapshot.by_uid(&uid.replace('-', "")).is_none());
-        assert!(snapshot.by_uid("not-a-uid").is_none());
-        apply(&catalog, "a", vec![components("c", &["other"])]);
-        assert!(catalog.snapshot().by_uid(&uid).is_none());
-    }
-
     /// Processing derives an entity's references once: the catalog indexes
     /// the ones handed over (here not what the spec says) and gives them
     /// back with the unit's entities.
@@ -868,7 +802,6 @@ mod tests {
         let svc = ProcessedEntity {
             entity: entity("Component", "svc", json!({})),
             references: handed.clone(),
-            served: None,
         };
         let team = entity("Group", "team", json!({"type": "team", "children": []}));
         apply(
@@ -893,59 +826,6 @@ mod tests {
         let again = catalog.unit_entities("a", "c");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].references, handed);
-    }
-
-    /// A per-entity delete applies the unit's other entities as served:
-    /// unchanged ones are not stored again, one whose relations moved is
-    /// spliced to what a fresh render gives.
-    #[test]
-    fn a_unit_applied_again_without_one_entity_keeps_the_rest_as_served() {
-        let catalog = Catalog::new();
-        let team = entity("Group", "team", json!({"type": "team", "children": []}));
-        let units = |with_svc: bool| {
-            let mut entities = vec![team.clone(), entity("Component", "other", json!({}))];
-            if with_svc {
-                entities.push(entity("Component", "svc", json!({"owner": "team"})));
-            }
-            vec![unit("c", entities)]
-        };
-        apply(&catalog, "a", units(true));
-        let svc = EntityKey::new("component", "default", "svc");
-        let rest: Vec<ProcessedEntity> = catalog
-            .unit_entities("a", "c")
-            .into_iter()
-            .filter(|e| e.entity.key() != svc)
-            .collect();
-        assert_eq!(rest.len(), 2);
-        let applied = apply(
-            &catalog,
-            "a",
-            vec![UnitEntities {
-                unit: "c".into(),
-                entities: rest,
-            }],
-        );
-        let changed: Vec<String> = applied
-            .changes
-            .iter()
-            .map(|c| match c {
-                Change::Upsert { entity, .. } => format!("upsert {}", entity.entity_ref),
-                Change::Remove { key, .. } => format!("remove {}", key.as_str()),
-            })
-            .collect();
-        assert_eq!(
-            changed,
-            ["remove component:default/svc", "upsert group:default/team"]
-        );
-        let fresh = Catalog::new();
-        apply(&fresh, "a", units(false));
-        for name in [("group", "team"), ("component", "other")] {
-            let key = EntityKey::new(name.0, "default", name.1);
-            assert_eq!(
-                catalog.get(&key).unwrap().json,
-                fresh.get(&key).unwrap().json
-            );
-        }
     }
 
     #[test]

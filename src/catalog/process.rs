@@ -377,11 +377,7 @@ impl<S: FileSource> Processor<'_, S> {
             Ok(references) => references.into_boxed_slice(),
             Err(invalid) => return reject(walk, invalid.to_string()),
         };
-        let processed = ProcessedEntity {
-            entity,
-            references,
-            served: None,
-        };
+        let processed = ProcessedEntity { entity, references };
         if builtin != Some(BuiltinKind::Location) {
             return vec![processed];
         }

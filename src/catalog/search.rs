@@ -16,10 +16,6 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::entity::Relation;
-
-/// The key prefix of the relation rows.
-const RELATIONS: &str = "relations.";
 const MAX_LEN: usize = 200;
 const SKIPPED: &[&str] = &[
     "attachments",
@@ -72,32 +68,9 @@ impl SearchRows {
                 if let (Some(Value::String(kind)), Some(target)) =
                     (relation.get("type"), relation.get("targetRef"))
                 {
-                    builder.push(&format!("{RELATIONS}{kind}"), Some(target));
+                    builder.push(&format!("relations.{kind}"), Some(target));
                 }
             }
-        }
-        Self(builder.out.into_boxed_str())
-    }
-
-    /// The same rows with `relations` in place of the relation rows (the
-    /// last ones: no other key starts with `relations.`), without the body.
-    pub fn with_relations(&self, relations: &[Relation]) -> Self {
-        let mut end = 0;
-        for row in self.0.split_inclusive(ROW_END) {
-            if row.starts_with(RELATIONS) {
-                break;
-            }
-            end += row.len();
-        }
-        let mut builder = Builder {
-            out: self.0[..end].to_owned(),
-            seen: HashSet::new(),
-        };
-        for relation in relations {
-            builder.push(
-                &format!("{RELATIONS}{}", relation.type_),
-                Some(&Value::String(relation.target_ref.clone())),
-            );
         }
         Self(builder.out.into_boxed_str())
     }

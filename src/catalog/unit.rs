@@ -72,10 +72,6 @@ pub struct UnitEntities {
 pub struct ProcessedEntity {
     pub entity: Entity,
     pub(crate) references: Box<[Reference]>,
-    /// An entity already served, handed back as it is (a per-entity delete
-    /// applies the rest of its unit): it is kept, or spliced if its
-    /// relations moved, and `entity` holds only its identity.
-    pub(crate) served: Option<Arc<PreparedEntity>>,
 }
 
 /// For an entity that was not processed (built in code): its references
@@ -83,11 +79,7 @@ pub struct ProcessedEntity {
 impl From<Entity> for ProcessedEntity {
     fn from(entity: Entity) -> Self {
         let references = stitch::references_of(&entity).into();
-        Self {
-            entity,
-            references,
-            served: None,
-        }
+        Self { entity, references }
     }
 }
 

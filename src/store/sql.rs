@@ -243,7 +243,6 @@ where
                 search: SearchRows::from_packed(search),
                 location: row.try_get("location")?,
                 origin: row.try_get("origin")?,
-                splice: None,
             },
         }))
     }
