@@ -57,7 +57,8 @@
 //! - [`api`]: the axum router, every route mounted once (`routes`) with its
 //!   OpenAPI entry generated from the handler and a write's permissions
 //!   stated where it is mounted (`writes`: the token check, and on a
-//!   follower the hand-over to the leader, `forward`); thin handlers per
+//!   follower the hand-over to the leader, `forward`; the request line and
+//!   bearer token, `request`); thin handlers per
 //!   resource, errors mapped to Backstage's bodies in one place (`error`),
 //!   health and metrics (`ops`; gauges of the present set at each scrape),
 //!   which answers the request log counts as failures (`classify`: not

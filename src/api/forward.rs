@@ -66,7 +66,7 @@ pub(super) async fn to_leader(
     let mut headers = text_headers(&parts.headers);
     // Only this replica says what token the caller showed.
     headers.retain(|(name, _)| name != TOKEN_DIGEST);
-    if let Some(token) = super::writes::bearer(&parts.headers) {
+    if let Some(token) = super::request::bearer(&parts.headers) {
         headers.push((TOKEN_DIGEST.to_owned(), crate::config::token_digest(token)));
     }
     let forwarded = ForwardedRequest {

@@ -37,6 +37,7 @@ mod params;
 mod providers;
 mod refresh;
 mod removals;
+mod request;
 mod routes;
 mod schema;
 pub(crate) mod server;

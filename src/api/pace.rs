@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use parking_lot::Mutex;
 
 use super::error::ApiError;
-use super::state::Req;
+use super::request::Req;
 
 /// Such requests per minute, all callers together.
 const PER_MINUTE: u32 = 120;

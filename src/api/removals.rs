@@ -10,7 +10,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 
 use super::error::ApiError;
-use super::state::Req;
+use super::request::Req;
 use crate::config::DeletionGuard;
 
 /// Removal requests per minute, all callers together.

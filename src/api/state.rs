@@ -1,17 +1,16 @@
 //! What every handler shares: the state ([`ApiState`]), the request line
-//! for Backstage's error body ([`Req`]), and the off-worker evaluation of
+//! for Backstage's error body ([`Req`], re-exported from `request`), and the off-worker evaluation of
 //! queries over the whole catalog.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+pub(crate) use super::request::{Forwarded, Req};
 use crate::bitbucket::HttpPool;
 use crate::catalog::{Catalog, EntityKey};
 use crate::config::ExternalAccess;
@@ -120,56 +119,6 @@ impl EntityName {
         req.not_found(format!(
             "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         ))
-    }
-}
-
-/// Marks a request the leader replays for a follower, which has checked
-/// its token already (an extension: a client cannot set it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Forwarded;
-
-/// The request line, for Backstage's error body.
-#[derive(Debug, Clone)]
-pub(crate) struct Req {
-    pub method: Method,
-    pub uri: Uri,
-    /// Replayed for a follower, which checked the caller's token.
-    pub forwarded: bool,
-}
-
-impl Req {
-    /// A bad parameter or body: 400 `InputError`.
-    pub(crate) fn input(&self, message: impl Into<String>) -> ApiError {
-        self.error(StatusCode::BAD_REQUEST, "InputError", message)
-    }
-
-    pub(crate) fn not_found(&self, message: impl Into<String>) -> ApiError {
-        self.error(StatusCode::NOT_FOUND, "NotFoundError", message)
-    }
-
-    pub(crate) fn error(
-        &self,
-        status: StatusCode,
-        name: &'static str,
-        message: impl Into<String>,
-    ) -> ApiError {
-        ApiError::new(status, name, message.into(), &self.method, &self.uri)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Req {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let uri = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
-        Ok(Self {
-            method: parts.method.clone(),
-            uri,
-            forwarded: parts.extensions.get::<Forwarded>().is_some(),
-        })
     }
 }
 

@@ -5,7 +5,7 @@
 //! A route mounted without it is a read: a follower serves it itself.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -87,17 +87,6 @@ async fn guard(State(write): State<Write>, req: Req, request: Request, next: Nex
     }
 }
 
-/// The `Authorization: Bearer` token, if any.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-}
-
 /// Checks the caller's `Authorization: Bearer` token for a write: 401
 /// without a known token (always, when neither `backend.auth.externalAccess`
 /// nor `dangerouslyDisableDefaultAuthPolicy` is set), 403 when its
@@ -118,7 +107,7 @@ fn authorize(
             digest.is_some(),
         )
     } else {
-        let presented = bearer(headers);
+        let presented = super::request::bearer(headers);
         (
             state.access.authorize(presented, permission),
             presented.is_some(),

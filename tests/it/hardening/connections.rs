@@ -28,6 +28,8 @@ fn serve_with_512_descriptors(
         .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
         .env("APP_CONFIG_backend_listen_port", port.to_string())
         .env("APP_CONFIG_backend_database_connection", ":memory:")
+        // The test refreshes anonymously: open writes as the sandbox does.
+        .env(crate::support::OPEN_WRITES, "true")
         .env("RUST_LOG", if log { "info" } else { "error" })
         .stdin(std::process::Stdio::null())
         .stdout(output())

@@ -1,0 +1,70 @@
+//! The request as handlers see it: its line for Backstage's error body
+//! ([`Req`]), whether the leader replays it for a follower
+//! ([`Forwarded`]), and its bearer token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+
+use super::error::ApiError;
+
+/// Marks a request the leader replays for a follower, which has checked
+/// its token already (an extension: a client cannot set it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarded;
+
+/// The request line, for Backstage's error body.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub method: Method,
+    pub uri: Uri,
+    /// Replayed for a follower, which checked the caller's token.
+    pub forwarded: bool,
+}
+
+impl Req {
+    /// A bad parameter or body: 400 `InputError`.
+    pub(crate) fn input(&self, message: impl Into<String>) -> ApiError {
+        self.error(StatusCode::BAD_REQUEST, "InputError", message)
+    }
+
+    pub(crate) fn not_found(&self, message: impl Into<String>) -> ApiError {
+        self.error(StatusCode::NOT_FOUND, "NotFoundError", message)
+    }
+
+    pub(crate) fn error(
+        &self,
+        status: StatusCode,
+        name: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(status, name, message.into(), &self.method, &self.uri)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+        Ok(Self {
+            method: parts.method.clone(),
+            uri,
+            forwarded: parts.extensions.get::<Forwarded>().is_some(),
+        })
+    }
+}
+
+/// The `Authorization: Bearer` token, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+}
