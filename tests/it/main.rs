@@ -18,6 +18,7 @@ mod cloud_ceiling;
 mod cloud_discovery;
 mod cloud_sim;
 mod config;
+mod default_branch;
 mod deploy;
 mod globs;
 mod hardening;
