@@ -168,6 +168,9 @@ pub struct ServerOptions {
     pub list_personal_projects: bool,
     /// What `/application-properties` says (project webhooks need 8.8+).
     pub version: String,
+    /// Whether repository listings carry `defaultBranch` (older Data
+    /// Center versions leave it out).
+    pub listing_default_branch: bool,
 }
 
 impl Default for ServerOptions {
@@ -177,6 +180,7 @@ impl Default for ServerOptions {
             default_page_size: 25,
             list_personal_projects: true,
             version: "8.19.0".into(),
+            listing_default_branch: true,
         }
     }
 }

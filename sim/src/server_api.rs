@@ -180,7 +180,15 @@ async fn repos(
         .iter()
         .skip(start)
         .take(limit)
-        .map(|r| repo_json(&state.base_url, project, r))
+        .map(|r| {
+            let mut value = repo_json(&state.base_url, project, r);
+            if !state.config.server.listing_default_branch
+                && let Some(fields) = value.as_object_mut()
+            {
+                fields.remove("defaultBranch");
+            }
+            value
+        })
         .collect();
     Ok(json(
         StatusCode::OK,

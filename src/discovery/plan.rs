@@ -58,11 +58,17 @@ pub(crate) fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord
     let mut unchanged = Vec::new();
     // A listing whose pages shifted can name a repository twice: read it once.
     let mut seen = std::collections::HashSet::new();
-    for repository in listed {
+    for mut repository in listed {
         if !seen.insert(repository.record.catalog_url.clone()) {
             continue;
         }
         let previous = known.get(&repository.record.catalog_url);
+        // A listing that does not name the default branch (older Data
+        // Center) keeps the one learned before: a push to another branch
+        // then costs no look-up.
+        if repository.record.branch.is_none() {
+            repository.record.branch = previous.and_then(|p| p.branch.clone());
+        }
         match (priority(&repository, previous), previous) {
             (Some(rank), _) => reads.push((rank, repository)),
             (None, Some(previous)) => unchanged.push(previous.clone()),
@@ -173,5 +179,26 @@ mod tests {
         );
         assert_eq!(plan.unchanged.len(), 1);
         assert_eq!(plan.unchanged[0].slug, "same");
+    }
+
+    #[test]
+    fn a_listing_without_the_default_branch_keeps_the_one_learned() {
+        let mut learned = known("a", None, "2026-11-01T00:00:00.000Z", CatalogFile::Present);
+        learned.branch = Some("trunk".into());
+        let mut moved = known("b", None, "2026-11-01T00:00:00.000Z", CatalogFile::Present);
+        moved.branch = Some("master".into());
+        let known: HashMap<String, RepositoryRecord> = [learned, moved]
+            .into_iter()
+            .map(|r| (r.catalog_url.clone(), r))
+            .collect();
+        let mut renamed = listed("b", None);
+        renamed.record.branch = Some("main".into());
+        let plan = plan(vec![listed("a", None), renamed], &known);
+        let branches: Vec<Option<&str>> = plan
+            .reads
+            .iter()
+            .map(|l| l.record.branch.as_deref())
+            .collect();
+        assert_eq!(branches, [Some("trunk"), Some("main")]);
     }
 }

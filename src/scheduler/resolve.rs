@@ -2,7 +2,7 @@
 //! records: a read (with the record it replaces), a removal, or nothing and
 //! why. Bitbucket's repository id finds a moved or renamed repository's
 //! entities; the branch read is pinned, recorded, named by the event or
-//! asked of Bitbucket.
+//! asked of Bitbucket once and then kept in the repository's record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,16 +15,16 @@ use crate::bitbucket::RequestStats;
 use crate::discovery::plan::Listed;
 use crate::discovery::provider::{RepositoryReads, Unlisted};
 use crate::discovery::{RepoRef, RepositoryRecord};
-use crate::store::{CatalogStore, RepositoryKey};
+use crate::store::{Batch, CatalogStore, RepositoryKey};
 
 /// How long a default branch Bitbucket told is trusted.
 const BRANCH_TTL: Duration = Duration::from_secs(3600);
 /// Default branches remembered per provider.
 const MAX_BRANCHES: usize = 10_000;
 
-/// Default branches Bitbucket told, by repository, for an hour: a listing
-/// without `defaultBranch` (older Data Center) or a payload without
-/// `mainbranch` (Cloud) does not cost a request per push.
+/// Default branches Bitbucket told, by repository, for an hour: kept in
+/// the repository's record too, this covers one the filters let in but no
+/// record could be made for.
 #[derive(Debug, Default)]
 pub(super) struct BranchCache(Mutex<HashMap<String, (String, Instant)>>);
 
@@ -228,12 +228,57 @@ impl Resolver<'_> {
             None => match self.reads.default_branch(self.stats, repository).await {
                 Ok(Some(branch)) => {
                     self.branches.insert(cache_key, branch.clone());
+                    self.remember_branch(repository, known, &branch).await?;
                     Ok(Some(branch))
                 }
                 Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
                 Err(err) => Err(Stop::Done(Outcome::Failed(err.to_string()))),
             },
         }
+    }
+
+    /// Keeps the default branch Bitbucket just told in the repository's
+    /// record (a new record when there is none yet), so that later pushes
+    /// to other branches cost no look-up, also after a restart.
+    async fn remember_branch(
+        &self,
+        repository: &RepoRef,
+        known: Option<&RepositoryRecord>,
+        branch: &str,
+    ) -> Result<(), RefreshError> {
+        let record = match known {
+            Some(known) => Some(known.clone()),
+            None => {
+                let mut named = repository.clone();
+                named.main_branch = Some(branch.to_owned());
+                self.reads
+                    .listed_one(self.stats, &named, None)
+                    .ok()
+                    .map(|listed| listed.record)
+            }
+        };
+        let Some(mut record) = record else {
+            return Ok(());
+        };
+        if known.is_none() {
+            // Cloud names the unit by branch: a record may be there already.
+            if let Some(stored) = self
+                .record(RepositoryKey::Unit(&record.catalog_url))
+                .await?
+            {
+                record = stored;
+            }
+        }
+        record.branch = Some(branch.to_owned());
+        self.store
+            .apply(Batch {
+                source: self.source,
+                changes: &[],
+                repositories: std::slice::from_ref(&record),
+                forgotten: &[],
+            })
+            .await
+            .map_err(RefreshError::Records)
     }
 
     /// The record of the repository `repository` names, by where its

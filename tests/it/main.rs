@@ -19,6 +19,7 @@ mod cloud_discovery;
 mod cloud_sim;
 mod config;
 mod credentials;
+mod default_branch;
 mod deploy;
 mod fair;
 mod generated;
