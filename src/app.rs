@@ -209,6 +209,7 @@ impl Application {
             webhooks,
             integrations,
             replica,
+            status_page: Default::default(),
         };
         Ok(Self {
             listener,

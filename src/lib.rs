@@ -60,7 +60,8 @@
 //!   follower the hand-over to the leader, `forward`); thin handlers per
 //!   resource, errors mapped to Backstage's bodies in one place (`error`),
 //!   health and metrics (`ops`), the status page from a template that
-//!   escapes by default (`status_page`).
+//!   escapes by default (`status_page`), built once per change
+//!   (`status_cache`).
 //! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
 //!   binary calls (`serve`, `run-once`, `config check`, `validate`,
 //!   `health`).

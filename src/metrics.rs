@@ -182,6 +182,11 @@ pub(crate) fn record_leader_change() {
     metrics::counter!("catalog_replica_leader_changes_total").increment(1);
 }
 
+/// The status page was built (not served from its cache).
+pub(crate) fn record_status_page_build() {
+    metrics::counter!("catalog_status_page_builds_total").increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     /// The shipped alert rules name only metrics this module exports.

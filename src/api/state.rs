@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+use super::status_cache::StatusPageCache;
 use crate::bitbucket::HttpPool;
 use crate::catalog::{Catalog, EntityKey};
 use crate::config::ExternalAccess;
@@ -41,6 +42,8 @@ pub(crate) struct ApiState {
     pub evaluators: Arc<Semaphore>,
     /// This daemon's place among replicas sharing a PostgreSQL database.
     pub replica: Option<Arc<Replica>>,
+    /// `GET /` as last built (see [`StatusPageCache`]).
+    pub status_page: Arc<StatusPageCache>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

@@ -5,3 +5,4 @@
 //! by far.
 
 mod connections;
+mod status_page;
