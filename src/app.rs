@@ -211,6 +211,7 @@ impl Application {
             replica,
             removals: Arc::default(),
             pace: Arc::default(),
+            status_page: Default::default(),
         };
         Ok(Self {
             listener,

@@ -63,7 +63,7 @@
 //!   health and metrics (`ops`; gauges of the present set at each scrape),
 //!   which answers the request log counts as failures (`classify`: not
 //!   the probes' 503s), the status page from a template that escapes by
-//!   default (`status_page`).
+//!   default (`status_page`), built once per change (`status_cache`).
 //! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
 //!   binary calls (`serve`, `run-once` with its progress on stderr
 //!   (`run_progress`), `config check`, `validate`, `health`).

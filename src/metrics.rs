@@ -183,6 +183,11 @@ pub(crate) fn record_leader_change() {
     metrics::counter!("catalog_replica_leader_changes_total").increment(1);
 }
 
+/// The status page was built (not served from its cache).
+pub(crate) fn record_status_page_build() {
+    metrics::counter!("catalog_status_page_builds_total").increment(1);
+}
+
 /// An integration as the pacer sees it, set at each scrape: the pace in
 /// force (0 when not paced), whether requests wait out a `Retry-After`
 /// now, and its answers and 429s since start-up.

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::schema::{Changes, ERROR, ErrorBody};
-use super::state::{ApiState, Req, json_array, raw_json};
+use super::state::{ApiState, Req, evaluate, json_array, raw_json};
 use crate::catalog::Snapshot;
 use crate::catalog::changes::Entry;
 
@@ -70,7 +70,17 @@ pub(super) async fn changes(
             check_cursor(&req, &snapshot, cursor)?;
         }
     }
-    Ok(raw_json(page(&snapshot, after.unwrap_or(0), limit)))
+    let cursor = after.unwrap_or(0);
+    if limit <= DEFAULT_LIMIT {
+        return Ok(raw_json(page(&snapshot, cursor, limit)));
+    }
+    // A large page (up to 10,000 entities rendered) is built on the query
+    // pool, so clients paging the full set cannot hold up the async
+    // workers and with them the health checks.
+    evaluate(&state, &req, move || {
+        Ok(raw_json(page(&snapshot, cursor, limit)))
+    })
+    .await
 }
 
 /// A cursor from the future (another database) or from before the

@@ -18,7 +18,8 @@
 //! - [`openapi`] and [`schema`]: the OpenAPI document's frame and shapes.
 //! - [`layers`]: body deadline, latency metric, unknown routes.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
-//! - [`status_page`]: `GET /`, the operator's page.
+//! - [`status_page`]: `GET /`, the operator's page, built once per change
+//!   ([`status_cache`]).
 //! - [`error`]: Backstage's error body; domain errors reach it through
 //!   [`error::HttpError`] and `?`.
 
@@ -42,6 +43,7 @@ mod routes;
 mod schema;
 pub(crate) mod server;
 mod state;
+mod status_cache;
 mod status_page;
 mod validate;
 mod writes;

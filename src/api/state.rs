@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 pub(crate) use super::request::{Forwarded, Req};
+use super::status_cache::StatusPageCache;
 use crate::bitbucket::HttpPool;
 use crate::catalog::{Catalog, EntityKey};
 use crate::config::ExternalAccess;
@@ -44,6 +45,8 @@ pub(crate) struct ApiState {
     pub removals: Arc<super::removals::ApiRemovals>,
     /// Pace of the requests that read Bitbucket on a caller's behalf.
     pub pace: Arc<super::pace::BitbucketPace>,
+    /// `GET /` as last built (see [`StatusPageCache`]).
+    pub status_page: Arc<StatusPageCache>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,37 +50,12 @@ struct SourceView {
 }
 
 pub(super) async fn page(State(state): State<ApiState>) -> Response {
-    let mut sources = Vec::new();
-    for runner in state.scheduler.runners() {
-        let report = runner.last_report();
-        // A store that cannot be read costs the page its adoption table
-        // and per-file problems, not the page.
-        let records = if runner.source().lists_repositories() {
-            runner.repositories().await.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let problems = current_problems(report.as_ref(), &records);
-        sources.push(SourceView {
-            next_run: state.scheduler.next_run(runner.id()).await,
-            entities: state.catalog.source_len(runner.id()),
-            runner,
-            report,
-            records,
-            problems,
-        });
-    }
-    let paces = state.integrations.paces();
-    let follower = state
-        .replica
-        .as_ref()
-        .and_then(|r| follower_line(&r.status()));
-    let html = match render(state.catalog.len(), follower, &sources, &paces) {
-        Ok(html) => html,
-        Err(err) => {
-            tracing::error!(error = %err, "the status page cannot be rendered");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    let Some(html) = state
+        .status_page
+        .get(&state.catalog, &state.scheduler, build(&state))
+        .await
+    else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let headers = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -89,6 +65,60 @@ pub(super) async fn page(State(state): State<ApiState>) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
     ];
     (static_headers(headers), html).into_response()
+}
+
+/// Reads what the page shows, then renders it on the blocking pool (the
+/// problems, the adoption table and the HTML are the CPU of it).
+async fn build(state: &ApiState) -> Option<Bytes> {
+    let mut read = Vec::new();
+    for runner in state.scheduler.runners() {
+        // A store that cannot be read costs the page its adoption table
+        // and per-file problems, not the page.
+        let records = if runner.source().lists_repositories() {
+            runner.repositories().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let next_run = state.scheduler.next_run(runner.id()).await;
+        let entities = state.catalog.source_len(runner.id());
+        read.push((runner, records, next_run, entities));
+    }
+    let paces = state.integrations.paces();
+    let total = state.catalog.len();
+    let follower = state
+        .replica
+        .as_ref()
+        .and_then(|r| follower_line(&r.status()));
+    let rendered = tokio::task::spawn_blocking(move || {
+        let sources: Vec<SourceView> = read
+            .into_iter()
+            .map(|(runner, records, next_run, entities)| {
+                let report = runner.last_report();
+                let problems = current_problems(report.as_ref(), &records);
+                SourceView {
+                    runner,
+                    next_run,
+                    entities,
+                    report,
+                    records,
+                    problems,
+                }
+            })
+            .collect();
+        render(total, follower, &sources, &paces)
+    })
+    .await;
+    match rendered {
+        Ok(Ok(html)) => Some(Bytes::from(html)),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "the status page cannot be rendered");
+            None
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "rendering the status page panicked or was cancelled");
+            None
+        }
+    }
 }
 
 pub(super) async fn stylesheet() -> Response {

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio_util::task::TaskTracker;
@@ -26,6 +27,9 @@ pub struct Applier {
     /// Changes served but not yet written (the store failed): written with
     /// the next batch. At most one per entity.
     unwritten: parking_lot::Mutex<Vec<Change>>,
+    /// Batches written (entities and repository records): the status page
+    /// compares it to know whether what it shows may have changed.
+    written: AtomicU64,
 }
 
 impl Applier {
@@ -36,7 +40,13 @@ impl Applier {
             serial: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
             unwritten: parking_lot::Mutex::new(Vec::new()),
+            written: AtomicU64::new(0),
         })
+    }
+
+    /// How many batches have been written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Work that must finish before the store closes.
@@ -299,7 +309,10 @@ impl Applier {
         };
         let result = self.store.apply(batch).await;
         let err = match result {
-            Ok(()) => return None,
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
             Err(err) => err,
         };
         *self.unwritten.lock() = changes;

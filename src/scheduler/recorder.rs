@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -40,6 +41,9 @@ pub(super) struct Recorder {
     /// The problems of the last run (as hashes): a problem is logged at
     /// WARN when it first appears, at DEBUG while it stays.
     problems_seen: Mutex<HashSet<u64>>,
+    /// Moves on each report or count kept, so the status page can tell
+    /// cheaply whether it needs building again.
+    generation: AtomicU64,
 }
 
 impl Recorder {
@@ -55,6 +59,12 @@ impl Recorder {
             metrics::record_last_success(&report.provider, finished.timestamp() as f64);
         }
         *self.last_report.lock() = Some(report);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever a report or the repository counts are kept.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     pub(super) fn repositories(&self) -> Option<RepositoryCounts> {
@@ -69,6 +79,7 @@ impl Recorder {
             counts.unknown,
         );
         *self.repositories.lock() = Some(counts);
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Keeps `report` as the source's last run: persisted, logged, counted.
@@ -90,6 +101,7 @@ impl Recorder {
             report.problems.len(),
         );
         *self.last_report.lock() = Some(report.clone());
+        self.generation.fetch_add(1, Ordering::Relaxed);
         report
     }
 

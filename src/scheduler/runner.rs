@@ -143,6 +143,13 @@ impl SourceRunner {
         self.progress.lock().as_ref().map(|p| p.view())
     }
 
+    /// Moves whenever what the status page shows of this source may have
+    /// changed: a report or repository counts kept, a batch written
+    /// (records included). Cheap: two counters.
+    pub(crate) fn shown_version(&self) -> (u64, u64) {
+        (self.recorder.generation(), self.applier.written())
+    }
+
     pub(crate) fn last_report(&self) -> Option<RunReport> {
         self.recorder.last_report()
     }
