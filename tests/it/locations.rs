@@ -423,3 +423,64 @@ async fn write_endpoints_need_a_configured_static_token() {
     assert_eq!(status, 202, "{body:#}");
     app.stop().await;
 }
+
+/// `@backstage/catalog-client`'s `updateLocation` then `getLocationById`:
+/// a PUT to another target keeps the id, in the answer, in the list, and
+/// across a restart; the old target can be registered again beside it.
+#[tokio::test]
+async fn a_location_pointed_elsewhere_keeps_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite").display().to_string();
+    let fake = fake_with_files().await;
+    let yaml = integration_config(&fake);
+    let first_target = browse(&fake, "PLAT", "other", "catalog-info.yaml");
+    let second_target = browse(&fake, "PLAT", "svc", "more.yaml");
+    let id = location_id(&first_target);
+    let path = format!("/api/catalog/locations/{id}");
+
+    let app = TestApp::spawn_with_database(&yaml, &db).await;
+    let (status, body) = app.register(&first_target, "", None).await;
+    assert_eq!(status, 201, "{body:#}");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &path,
+            Some(json!({"type": "url", "target": second_target})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["id"], id.as_str(), "{body:#}");
+    assert_eq!(body["target"], second_target.as_str());
+    let found = app.get_json(&path).await;
+    assert_eq!(found["id"], id.as_str(), "{found:#}");
+    assert_eq!(found["target"], second_target.as_str());
+    let mut expected = vec![generated(&second_target), "more".to_owned()];
+    expected.sort();
+    assert_eq!(sorted_names(&app).await, expected);
+    let by_entity = app
+        .get_json("/api/catalog/locations/by-entity/component/default/more")
+        .await;
+    assert_eq!(by_entity["id"], id.as_str(), "{by_entity:#}");
+
+    // The old target registers again under an id of its own.
+    let (status, body) = app.register(&first_target, "", None).await;
+    assert_eq!(status, 201, "{body:#}");
+    let again = body["location"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(again, id);
+    app.stop().await;
+
+    let restarted = TestApp::spawn_with_database(&yaml, &db).await;
+    let found = restarted.get_json(&path).await;
+    assert_eq!(found["target"], second_target.as_str(), "{found:#}");
+    let found = restarted
+        .get_json(&format!("/api/catalog/locations/{again}"))
+        .await;
+    assert_eq!(found["target"], first_target.as_str(), "{found:#}");
+    let (status, _) = restarted.delete_location(&id).await;
+    assert_eq!(status, 204);
+    let mut expected = vec![generated(&first_target), "other".to_owned()];
+    expected.sort();
+    assert_eq!(sorted_names(&restarted).await, expected);
+    restarted.stop().await;
+}
