@@ -484,3 +484,69 @@ async fn a_location_pointed_elsewhere_keeps_its_id() {
     assert_eq!(sorted_names(&restarted).await, expected);
     restarted.stop().await;
 }
+
+/// A Cloud ref that climbs (`..%2F`) would make the REST call name another
+/// resource with the integration's token; a CR/LF (raw, which URL parsing
+/// drops, or `%0d%0a`) hides what is read. Both are refused, named, and
+/// nothing is requested.
+#[tokio::test]
+async fn climbing_refs_and_control_characters_are_refused_by_name() {
+    let cloud = crate::support::FakeCloud::start().await;
+    cloud
+        .mount_src(
+            "acme",
+            "svc",
+            "main",
+            "catalog-info.yaml",
+            &component("svc"),
+        )
+        .await;
+    let yaml = format!(
+        "integrations:\n  bitbucketCloud:\n    - host: {}\n      apiBaseUrl: {}\n",
+        cloud.host(),
+        cloud.api_base()
+    );
+    let app = TestApp::spawn(&yaml).await;
+    let web = cloud.web("acme", "svc");
+    for (target, named) in [
+        (
+            format!("{web}/src/..%2F..%2Fother/catalog-info.yaml"),
+            "climbs out",
+        ),
+        (
+            format!("{web}/src/main%2F..%2F..%2F..%2Fx/catalog-info.yaml"),
+            "climbs out",
+        ),
+        (
+            format!("{web}/src/main/catalog-info.yaml%0d%0aX-A:%201"),
+            "control character",
+        ),
+        (
+            format!("{web}/src/main/catalog-info.yaml?at=main%0D%0A"),
+            "control character",
+        ),
+        (
+            format!("{web}/src/ma\r\nin/catalog-info.yaml"),
+            "control character",
+        ),
+    ] {
+        for query in ["", "?dryRun=true"] {
+            let (status, body) = app.register(&target, query, None).await;
+            assert_eq!(status, 400, "{target:?}: {body:#}");
+            assert_eq!(body["error"]["name"], "InputError");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(named), "{target:?}: {message}");
+            assert!(!message.contains(['\r', '\n']), "{message:?}");
+        }
+    }
+    assert!(
+        cloud.requests().await.is_empty(),
+        "a refused URL was requested"
+    );
+    let (status, body) = app
+        .register(&format!("{web}/src/main/catalog-info.yaml"), "", None)
+        .await;
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(cloud.requests_to("/src/main/catalog-info.yaml").await, 1);
+    app.stop().await;
+}
