@@ -380,7 +380,8 @@ async fn add_registered_locations(
             );
             continue;
         }
-        sources.push(Source::Location(LocationSource::new(
+        sources.push(Source::Location(LocationSource::with_id(
+            &registered.id,
             &registered.target,
             LocationOrigin::Registered,
             context.clone(),

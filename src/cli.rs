@@ -3,6 +3,7 @@
 
 mod config_check;
 mod health;
+mod input;
 mod run_once;
 mod run_progress;
 mod validate;

@@ -151,7 +151,7 @@ fn location_input(req: &Req, body: &[u8]) -> Result<LocationInput, ApiError> {
 
 /// `PUT /locations/{id}` with `{type, target}`: 200 and the location.
 #[utoipa::path(put, path = "/api/catalog/locations/{id}",
-    summary = "Point a location registered over HTTP at another target: read first, then its old entities go (the id follows the target)",
+    summary = "Point a location registered over HTTP at another target: read first, then its old entities go (it keeps its id)",
     params(("id" = String, Path)),
     request_body(content = inline(LocationInput), content_type = "application/json"),
     responses((status = 200, description = "The location", body = Location), (status = 400, description = ERROR, body = ErrorBody), (status = 401, description = ERROR, body = ErrorBody), (status = 403, description = ERROR, body = ErrorBody), (status = 404, description = ERROR, body = ErrorBody), (status = 409, description = ERROR, body = ErrorBody), (status = 503, description = ERROR, body = ErrorBody)))]

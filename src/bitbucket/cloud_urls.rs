@@ -11,7 +11,7 @@
 use url::Url;
 
 use super::refusal::UrlError;
-use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
+use super::urls::{check_controls, check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a Cloud repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub(crate) fn parse_file_url(text: &str) -> Result<CloudFile, UrlError> {
 
 /// [`parse_file_url`] of a URL already parsed from `text`.
 pub(crate) fn parse_file(url: &Url, text: &str) -> Result<CloudFile, UrlError> {
+    check_controls(text)?;
     let not_file = || UrlError::NotACloudFileUrl(text.to_owned());
     let (raw, decoded) = path_segments(url).ok_or_else(not_file)?;
     let [workspace, slug, kind, git_ref, path @ ..] = decoded.as_slice() else {
@@ -48,9 +49,13 @@ pub(crate) fn parse_file(url: &Url, text: &str) -> Result<CloudFile, UrlError> {
     if kind != "src" && kind != "raw" {
         return Err(not_file());
     }
-    // A ref may hold an encoded `/` (`release%2F2.0`), never a climb.
+    // A ref may hold an encoded `/` (`release%2F2.0`), never a climb
+    // (`..%2F`): the API would resolve it to another resource, with our token.
     check_names(&[workspace, slug], text)?;
-    if git_ref == "." || git_ref == ".." {
+    if git_ref
+        .split(['/', '\\'])
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return Err(UrlError::Traversal(text.to_owned()));
     }
     check_file_path(path, text, not_file())?;
@@ -207,12 +212,39 @@ mod tests {
         for climbing in [
             "https://bitbucket.org/acme/svc/src/main/%2e%2e%2Fx.yaml",
             "https://bitbucket.org/acme/svc/src/main/a%2F..%2Fx.yaml",
+            "https://bitbucket.org/acme/svc/src/..%2F..%2Fother/x.yaml",
+            "https://bitbucket.org/acme/svc/src/main%2F..%2F..%2F..%2Fuser/x.yaml",
+            "https://bitbucket.org/acme/svc/src/%2Fmain/x.yaml",
         ] {
             assert!(
                 matches!(parse_file_url(climbing), Err(UrlError::Traversal(_))),
                 "{climbing}"
             );
         }
+    }
+
+    #[test]
+    fn refuses_control_characters_raw_or_encoded_anywhere() {
+        for bad in [
+            "https://bitbucket.org/acme/svc/src/main/x.yaml%0d%0aX-Injected:%201",
+            "https://bitbucket.org/acme/svc/src/main%0A/x.yaml",
+            "https://bitbucket.org/acme/svc/src/main/x.yaml?at=main%0D%0A",
+            "https://bitbucket.org/acme/svc/src/ma\r\nin/x.yaml",
+            "https://bitbucket.org/acme/s\tvc/src/main/x.yaml",
+        ] {
+            let err = parse_file_url(bad).unwrap_err();
+            assert!(matches!(err, UrlError::ControlCharacter(_)), "{bad}: {err}");
+            let message = err.to_string();
+            assert!(message.contains("control character"), "{message}");
+            assert!(!message.contains(['\r', '\n', '\t']), "{message:?}");
+        }
+        assert!(parse_file_url("https://bitbucket.org/acme/svc/src/main/a%20b%25.yaml").is_ok());
+        assert!(
+            super::super::server_urls::parse_file_url(
+                "https://bb.example.com/projects/P/repos/s/browse/x.yaml?at=main%0d%0a"
+            )
+            .is_err_and(|e| matches!(e, UrlError::ControlCharacter(_)))
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ impl Sites {
     /// parse of `url`; refused when no integration has its host or it is not
     /// a file URL.
     fn file(&self, url: &str) -> Result<(&Site, FileUrl), UrlError> {
+        super::urls::check_controls(url)?;
         let web = Url::parse(url).map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
         let (first, other) = self.sites_of(&web, url)?;
         match FileUrl::from_url(web.clone(), url, first.flavour) {

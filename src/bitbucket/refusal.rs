@@ -22,6 +22,11 @@ pub(crate) enum UrlError {
     Credentials,
     #[error("'{0}' climbs out of its repository with '.' or '..' segments")]
     Traversal(String),
+    /// The URL as shown here has its control characters escaped.
+    #[error(
+        "'{0}' holds a control character (e.g. CR or LF, raw or written %0d%0a), which is never part of a file URL; remove it"
+    )]
+    ControlCharacter(String),
     #[error("cannot resolve '{target}' against '{base}': {message}")]
     Resolve {
         target: String,

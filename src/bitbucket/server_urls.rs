@@ -9,7 +9,7 @@
 use url::Url;
 
 use super::refusal::UrlError;
-use super::urls::{check_file_path, check_names, path_segments, scm_resolve_url};
+use super::urls::{check_controls, check_file_path, check_names, path_segments, scm_resolve_url};
 
 /// A file in a repository, as named by its web URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,7 @@ pub(crate) fn parse_file_url(text: &str) -> Result<ServerFile, UrlError> {
 
 /// [`parse_file_url`] of a URL already parsed from `text`.
 pub(crate) fn parse_file(url: &Url, text: &str) -> Result<ServerFile, UrlError> {
+    check_controls(text)?;
     let not_file = || UrlError::NotAFileUrl(text.to_owned());
     let (raw_segments, decoded) = path_segments(url).ok_or_else(not_file)?;
     let start = (0..decoded.len())

@@ -65,6 +65,26 @@ pub(crate) fn check_file_path(
     Ok(())
 }
 
+/// Refuses a URL holding a control character anywhere: raw (URL parsing
+/// would drop CR, LF and tab silently, so another URL than the one shown
+/// is read) or percent-encoded (`%0d%0a`, which would reach a header, a
+/// log line or a ref).
+pub(crate) fn check_controls(text: &str) -> Result<(), UrlError> {
+    let raw = text.chars().any(char::is_control);
+    let encoded = text.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && w[1..].iter().all(u8::is_ascii_hexdigit)
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(|b| b.is_ascii_control())
+    });
+    if raw || encoded {
+        return Err(UrlError::ControlCharacter(text.escape_debug().to_string()));
+    }
+    Ok(())
+}
+
 fn percent_decode(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

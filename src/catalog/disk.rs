@@ -87,7 +87,7 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// The repository holding `file`: the nearest ancestor with `.git`, else
 /// the file's directory.
-fn repository_root(file: &Path) -> PathBuf {
+pub(crate) fn repository_root(file: &Path) -> PathBuf {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

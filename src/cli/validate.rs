@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{Cli, exit};
+use super::{Cli, exit, input};
 
 /// `validate`: the daemon's parser, budgets, validation and, with
 /// `--config`, its `catalog.rules` and `catalog.processing`. Exit 1 when a
@@ -22,18 +22,19 @@ pub(super) async fn validate(cli: &Cli, paths: &[PathBuf]) -> ExitCode {
     };
     let mut failed = false;
     let mut out = std::io::stdout().lock();
+    let limit = settings.processing.limits.max_file_bytes;
     for path in paths {
         let (name, read) = if path.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            let read = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes);
-            (crate::catalog::disk::STDIN.to_owned(), read.map(|_| bytes))
+            let name = crate::catalog::disk::STDIN;
+            (name.to_owned(), input::read_stdin(name, limit))
         } else {
-            (path.to_string_lossy().into_owned(), std::fs::read(path))
+            let name = path.to_string_lossy().into_owned();
+            (name, input::read_file(path, limit))
         };
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(err) => {
-                eprintln!("error: cannot read {name}: {err}");
+                eprintln!("error: {err}");
                 return ExitCode::from(exit::CONFIG);
             }
         };

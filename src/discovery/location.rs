@@ -148,10 +148,20 @@ pub(crate) struct LocationSource {
 
 impl LocationSource {
     pub(crate) fn new(target: &str, origin: LocationOrigin, context: LocationContext) -> Self {
-        let id = location_id(target);
+        Self::with_id(&location_id(target), target, origin, context)
+    }
+
+    /// A location kept under `id`: a registered location keeps its id when
+    /// `PUT /locations/{id}` points it at another target.
+    pub(crate) fn with_id(
+        id: &str,
+        target: &str,
+        origin: LocationOrigin,
+        context: LocationContext,
+    ) -> Self {
         Self {
-            source_id: source_id(&id),
-            id,
+            source_id: source_id(id),
+            id: id.to_owned(),
             target: target.to_owned(),
             origin,
             context,

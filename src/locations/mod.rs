@@ -109,18 +109,19 @@ impl Locations {
         let mut targets = BTreeMap::new();
         for runner in self.scheduler.runners() {
             if let Some(location) = runner.source().as_location() {
-                targets.insert(location.target().to_owned(), location.origin().into());
+                let listed = Location::url(location.target(), location.origin().into())
+                    .with_id(location.location_id());
+                targets.insert(location.target().to_owned(), listed);
             }
         }
         for entity in self.catalog.snapshot().iter() {
             if let Some(origin) = &entity.origin {
-                targets.entry(origin.clone()).or_insert(Origin::Discovered);
+                targets
+                    .entry(origin.clone())
+                    .or_insert_with(|| Location::url(origin, Origin::Discovered));
             }
         }
-        targets
-            .iter()
-            .map(|(target, origin)| Location::url(target, *origin))
-            .collect()
+        targets.into_values().collect()
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Location> {
@@ -129,7 +130,20 @@ impl Locations {
 
     /// The runner of the static or registered location for `target`.
     fn runner_for(&self, target: &str) -> Option<Arc<SourceRunner>> {
-        self.scheduler.runner(&source_id(&location_id(target)))
+        // By target, not by id: a location moved by PUT keeps its old id.
+        self.scheduler.runners().into_iter().find(|r| {
+            r.source()
+                .as_location()
+                .is_some_and(|l| l.target() == target)
+        })
+    }
+
+    /// The id `target` is listed under (derived from it unless a location
+    /// moved there by PUT kept its own).
+    fn id_of(&self, target: &str) -> String {
+        self.runner_for(target)
+            .and_then(|r| r.source().as_location().map(|l| l.location_id().to_owned()))
+            .unwrap_or_else(|| location_id(target))
     }
 
     /// Whether `target` is a location already (static, registered or discovered).
@@ -162,20 +176,21 @@ impl Locations {
         let existing = self.runner_for(target);
         let exists = existing.is_some() || self.discovered(target);
         if dry_run {
-            let run = self.read(&self.registered_source(target)).await?;
-            return Ok(self.registration(target, &run, exists));
+            let source = self.registered_source(target);
+            let run = self.read(&source).await?;
+            return Ok(self.registration(&source, &run, exists));
         }
         if let Some(runner) = existing {
             let Some(location) = runner.source().as_location().filter(|_| refresh) else {
                 return Err(Conflict::Registered {
                     target: target.to_owned(),
-                    id: location_id(target),
+                    id: self.id_of(target),
                 }
                 .into());
             };
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
-            let registration = self.registration(target, &run, true);
+            let registration = self.registration(location, &run, true);
             runner.apply_location_read(run).await;
             return Ok(registration);
         }
@@ -191,7 +206,7 @@ impl Locations {
         // Another source's entities would not be served from here: say so
         // rather than answer 201 for entities that never appear.
         self.refuse_held(target, &run, None)?;
-        let registration = self.registration(target, &run, false);
+        let registration = self.registration(&source, &run, false);
         self.store.add_location(&stored(&source)).await?;
         self.serve(source, run).await;
         tracing::info!(url = target, "location registered");
@@ -227,7 +242,9 @@ impl Locations {
                 continue;
             };
             if location.origin() == LocationOrigin::Registered
-                && !registered.iter().any(|r| r.target == location.target())
+                && !registered
+                    .iter()
+                    .any(|r| r.target == location.target() && r.id == location.location_id())
             {
                 runner.retire();
                 self.scheduler.remove(runner.id());
@@ -235,16 +252,32 @@ impl Locations {
         }
         for location in registered {
             if self.runner_for(&location.target).is_none() {
-                let source = self.registered_source(&location.target);
+                let source = LocationSource::with_id(
+                    &location.id,
+                    &location.target,
+                    LocationOrigin::Registered,
+                    self.context.clone(),
+                );
                 self.scheduler.add(Arc::new(self.runner(source)));
             }
         }
         Ok(())
     }
 
-    /// A location registered over HTTP (or to be) at `target`.
+    /// A location registered over HTTP (or to be) at `target`, under the id
+    /// derived from it, or, when a location moved by PUT holds that id, one
+    /// derived from both (still stable across replicas).
     fn registered_source(&self, target: &str) -> LocationSource {
-        LocationSource::new(target, LocationOrigin::Registered, self.context.clone())
+        let mut id = location_id(target);
+        while self.scheduler.runner(&source_id(&id)).is_some() {
+            id = location_id(&format!("{id} {target}"));
+        }
+        LocationSource::with_id(
+            &id,
+            target,
+            LocationOrigin::Registered,
+            self.context.clone(),
+        )
     }
 
     /// A runner for a location source, wired like every other source.
@@ -277,9 +310,15 @@ impl Locations {
         }
     }
 
-    fn registration(&self, target: &str, run: &LocationRead, exists: bool) -> Registration {
+    fn registration(
+        &self,
+        source: &LocationSource,
+        run: &LocationRead,
+        exists: bool,
+    ) -> Registration {
         Registration {
-            location: Location::url(target, Origin::Registered),
+            location: Location::url(source.target(), Origin::Registered)
+                .with_id(source.location_id()),
             entities: run
                 .entities
                 .iter()
@@ -337,8 +376,8 @@ impl Locations {
     /// Points the registered location `id` at `target` (`PUT
     /// /locations/{id}`): the new target is read first (a failed read
     /// changes nothing), then the old location and its entities go and the
-    /// new one is stored and served. Ids derive from targets, so the answer
-    /// carries the location's new id.
+    /// new one is stored and served under the same id (catalog-client's
+    /// `updateLocation` then `getLocationById` finds it).
     pub(crate) async fn update(
         &self,
         id: &str,
@@ -355,17 +394,18 @@ impl Locations {
             let _exclusive = runner.exclusive().await;
             let run = self.read(location).await?;
             runner.apply_location_read(run).await;
-            return Ok(Location::url(target, Origin::Registered));
+            return Ok(Location::url(target, Origin::Registered).with_id(id));
         }
         self.paced()?;
         if self.known(target) {
             return Err(Conflict::TargetTaken {
                 target: target.to_owned(),
-                id: location_id(target),
+                id: self.id_of(target),
             }
             .into());
         }
-        let source = self.registered_source(target);
+        let source =
+            LocationSource::with_id(id, target, LocationOrigin::Registered, self.context.clone());
         let run = self.read(&source).await?;
         self.refuse_held(target, &run, Some(runner.id()))?;
         {
@@ -379,7 +419,7 @@ impl Locations {
         }
         self.serve(source, run).await;
         tracing::info!(id, url = target, "location updated");
-        Ok(Location::url(target, Origin::Registered))
+        Ok(Location::url(target, Origin::Registered).with_id(id))
     }
 
     /// Refuses a read whose entities another source serves (`except`: the
@@ -428,9 +468,11 @@ impl Locations {
     /// registered location it was read through.
     pub(crate) fn by_entity(&self, entity: &PreparedEntity) -> Option<Location> {
         let target = entity.location.as_deref()?;
-        if let Some(runner) = self.runner_for(target) {
-            let origin = runner.source().as_location().map(|l| l.origin().into());
-            return Some(Location::url(target, origin.unwrap_or(Origin::Registered)));
+        let runner = self.runner_for(target);
+        if let Some(location) = runner.as_ref().and_then(|r| r.source().as_location()) {
+            return Some(
+                Location::url(target, location.origin().into()).with_id(location.location_id()),
+            );
         }
         let listed = entity.origin.as_deref() == Some(target) || self.discovered(target);
         listed.then(|| Location::url(target, Origin::Discovered))

@@ -31,7 +31,8 @@ impl From<LocationOrigin> for Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Location {
-    /// A UUID v5 of `url:<target>`, stable across restarts and replicas.
+    /// A UUID v5 of `url:<target>` when registered, stable across restarts
+    /// and replicas; kept when `PUT /locations/{id}` changes the target.
     pub id: String,
     #[serde(rename = "type")]
     pub type_: String,
@@ -55,6 +56,13 @@ impl Location {
             ),
             origin,
         }
+    }
+
+    /// The same location under `id` (a registered location keeps its id
+    /// when its target changes).
+    pub(crate) fn with_id(mut self, id: &str) -> Self {
+        id.clone_into(&mut self.id);
+        self
     }
 }
 

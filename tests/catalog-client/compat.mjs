@@ -158,7 +158,11 @@ if (target) {
   // The registered location moves to another file: its old entities go.
   const moved = process.argv[4];
   const updated = await client.updateLocation(added.location.id, { type: 'url', target: moved });
-  out.updateLocation = { target: updated.target, idChanged: updated.id !== added.location.id };
+  out.updateLocation = {
+    target: updated.target,
+    idChanged: updated.id !== added.location.id,
+    found: (await client.getLocationById(added.location.id))?.target ?? null,
+  };
   out.afterUpdate = {
     old: (await client.getEntityByRef('component:default/imported')) === undefined,
     now: (await client.getEntityByRef('component:default/imported2'))?.metadata.name ?? null,

@@ -225,7 +225,7 @@ async fn backstage_catalog_client_works_against_the_daemon() {
     );
     assert_eq!(
         out["updateLocation"],
-        json!({"target": moved, "idChanged": true})
+        json!({"target": moved, "idChanged": false, "found": moved})
     );
     assert_eq!(out["afterUpdate"], json!({"old": true, "now": "imported2"}));
     assert_eq!(

@@ -423,3 +423,130 @@ async fn write_endpoints_need_a_configured_static_token() {
     assert_eq!(status, 202, "{body:#}");
     app.stop().await;
 }
+
+/// `@backstage/catalog-client`'s `updateLocation` then `getLocationById`:
+/// a PUT to another target keeps the id, in the answer, in the list, and
+/// across a restart; the old target can be registered again beside it.
+#[tokio::test]
+async fn a_location_pointed_elsewhere_keeps_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite").display().to_string();
+    let fake = fake_with_files().await;
+    let yaml = integration_config(&fake);
+    let first_target = browse(&fake, "PLAT", "other", "catalog-info.yaml");
+    let second_target = browse(&fake, "PLAT", "svc", "more.yaml");
+    let id = location_id(&first_target);
+    let path = format!("/api/catalog/locations/{id}");
+
+    let app = TestApp::spawn_with_database(&yaml, &db).await;
+    let (status, body) = app.register(&first_target, "", None).await;
+    assert_eq!(status, 201, "{body:#}");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &path,
+            Some(json!({"type": "url", "target": second_target})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["id"], id.as_str(), "{body:#}");
+    assert_eq!(body["target"], second_target.as_str());
+    let found = app.get_json(&path).await;
+    assert_eq!(found["id"], id.as_str(), "{found:#}");
+    assert_eq!(found["target"], second_target.as_str());
+    let mut expected = vec![generated(&second_target), "more".to_owned()];
+    expected.sort();
+    assert_eq!(sorted_names(&app).await, expected);
+    let by_entity = app
+        .get_json("/api/catalog/locations/by-entity/component/default/more")
+        .await;
+    assert_eq!(by_entity["id"], id.as_str(), "{by_entity:#}");
+
+    // The old target registers again under an id of its own.
+    let (status, body) = app.register(&first_target, "", None).await;
+    assert_eq!(status, 201, "{body:#}");
+    let again = body["location"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(again, id);
+    app.stop().await;
+
+    let restarted = TestApp::spawn_with_database(&yaml, &db).await;
+    let found = restarted.get_json(&path).await;
+    assert_eq!(found["target"], second_target.as_str(), "{found:#}");
+    let found = restarted
+        .get_json(&format!("/api/catalog/locations/{again}"))
+        .await;
+    assert_eq!(found["target"], first_target.as_str(), "{found:#}");
+    let (status, _) = restarted.delete_location(&id).await;
+    assert_eq!(status, 204);
+    let mut expected = vec![generated(&first_target), "other".to_owned()];
+    expected.sort();
+    assert_eq!(sorted_names(&restarted).await, expected);
+    restarted.stop().await;
+}
+
+/// A Cloud ref that climbs (`..%2F`) would make the REST call name another
+/// resource with the integration's token; a CR/LF (raw, which URL parsing
+/// drops, or `%0d%0a`) hides what is read. Both are refused, named, and
+/// nothing is requested.
+#[tokio::test]
+async fn climbing_refs_and_control_characters_are_refused_by_name() {
+    let cloud = crate::support::FakeCloud::start().await;
+    cloud
+        .mount_src(
+            "acme",
+            "svc",
+            "main",
+            "catalog-info.yaml",
+            &component("svc"),
+        )
+        .await;
+    let yaml = format!(
+        "integrations:\n  bitbucketCloud:\n    - host: {}\n      apiBaseUrl: {}\n",
+        cloud.host(),
+        cloud.api_base()
+    );
+    let app = TestApp::spawn(&yaml).await;
+    let web = cloud.web("acme", "svc");
+    for (target, named) in [
+        (
+            format!("{web}/src/..%2F..%2Fother/catalog-info.yaml"),
+            "climbs out",
+        ),
+        (
+            format!("{web}/src/main%2F..%2F..%2F..%2Fx/catalog-info.yaml"),
+            "climbs out",
+        ),
+        (
+            format!("{web}/src/main/catalog-info.yaml%0d%0aX-A:%201"),
+            "control character",
+        ),
+        (
+            format!("{web}/src/main/catalog-info.yaml?at=main%0D%0A"),
+            "control character",
+        ),
+        (
+            format!("{web}/src/ma\r\nin/catalog-info.yaml"),
+            "control character",
+        ),
+    ] {
+        for query in ["", "?dryRun=true"] {
+            let (status, body) = app.register(&target, query, None).await;
+            assert_eq!(status, 400, "{target:?}: {body:#}");
+            assert_eq!(body["error"]["name"], "InputError");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(named), "{target:?}: {message}");
+            assert!(!message.contains(['\r', '\n']), "{message:?}");
+        }
+    }
+    assert!(
+        cloud.requests().await.is_empty(),
+        "a refused URL was requested"
+    );
+    let (status, body) = app
+        .register(&format!("{web}/src/main/catalog-info.yaml"), "", None)
+        .await;
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(cloud.requests_to("/src/main/catalog-info.yaml").await, 1);
+    app.stop().await;
+}

@@ -294,3 +294,93 @@ fn relative_targets_are_followed_inside_the_repository_only() {
         text(&output.stderr)
     );
 }
+
+/// `validate` with a deadline: a read that hangs (FIFO) or never ends
+/// (`/dev/zero`) fails the test instead of stalling the suite.
+fn validate_within(args: &[&str], dir: &Path) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("validate")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("validate {args:?} did not end: it read what it should refuse");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("binary ends")
+}
+
+const COMPONENT: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ok\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n";
+
+#[cfg(unix)]
+#[test]
+fn only_regular_files_inside_the_repository_are_read_and_only_up_to_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::write(repo.join("catalog-info.yaml"), COMPONENT).unwrap();
+    std::fs::write(dir.path().join("outside.yaml"), COMPONENT).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.yaml"), repo.join("out.yaml")).unwrap();
+    std::os::unix::fs::symlink(repo.join("catalog-info.yaml"), repo.join("in.yaml")).unwrap();
+    let fifo = repo.join("pipe.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    // Over the default 1 MiB maxFileSize.
+    let big = format!("{COMPONENT}# {}\n", "x".repeat(2 * 1024 * 1024));
+    std::fs::write(repo.join("big.yaml"), big).unwrap();
+
+    for (path, expected) in [
+        ("/dev/zero", "/dev/zero is not a regular file (a device)"),
+        ("pipe.yaml", "pipe.yaml is not a regular file (a FIFO)"),
+        (".git", ".git is not a regular file (a directory)"),
+        ("out.yaml", "out.yaml is a symbolic link to"),
+        ("big.yaml", "big.yaml is larger than the 1048576-byte limit"),
+    ] {
+        let output = validate_within(&[path], &repo);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{path}: {stderr}");
+        assert!(stderr.contains(expected), "{path}: {stderr}");
+        assert!(text(&output.stdout).is_empty(), "{path}");
+    }
+    // Standard input is capped too (it stops reading: the writer sees a
+    // closed pipe).
+    let mut child = Command::new(BIN)
+        .args(["validate", "-"])
+        .current_dir(&repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(format!("{COMPONENT}# {}\n", "x".repeat(2 << 20)).as_bytes());
+    drop(stdin);
+    let output = child.wait_with_output().expect("binary ends");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("<stdin> is larger than the 1048576-byte limit"));
+
+    // A link that stays inside the repository, and the file itself, pass.
+    for path in ["in.yaml", "catalog-info.yaml"] {
+        let output = validate_within(&[path], &repo);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{path}: {}",
+            text(&output.stderr)
+        );
+    }
+    // A larger cap from --config lets the big file through.
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "catalog:\n  processing:\n    maxFileSize: 4MiB\n").unwrap();
+    let output = validate_within(&["--config", config.to_str().unwrap(), "big.yaml"], &repo);
+    assert_ne!(output.status.code(), Some(2), "{}", text(&output.stderr));
+}
