@@ -32,6 +32,112 @@ fn config(sim: &Simulator, fake: &FakeServer) -> String {
         .yaml()
 }
 
+/// What every replica test starts from: the simulator, a second
+/// integration for registered locations, a fresh database and the config
+/// each daemon on it runs.
+struct ReplicaSet {
+    sim: Simulator,
+    fake: FakeServer,
+    db: PgDatabase,
+    yaml: String,
+}
+
+impl ReplicaSet {
+    async fn new() -> Self {
+        let sim = simulator().await;
+        let fake = FakeServer::start().await;
+        let yaml = config(&sim, &fake);
+        Self {
+            sim,
+            fake,
+            db: PgDatabase::fresh(),
+            yaml,
+        }
+    }
+
+    /// One more daemon on the shared database.
+    async fn spawn(&self) -> TestApp {
+        self.spawn_with(&self.yaml).await
+    }
+
+    async fn spawn_with(&self, yaml: &str) -> TestApp {
+        TestApp::spawn_on_postgres(yaml, &self.db).await
+    }
+
+    /// A daemon in a process of its own (to kill or freeze), once it leads.
+    async fn spawn_leading_process(&self) -> LeaderProcess {
+        let (dir, file) = write_config(&self.yaml);
+        let port = free_port();
+        let child = crate::support::serve_command(&file, port)
+            .env("APP_CONFIG_backend_database_client", "pg")
+            .env("APP_CONFIG_backend_database_connection", &self.db.url)
+            .spawn()
+            .expect("serve starts");
+        let process = LeaderProcess {
+            child,
+            _dir: dir,
+            status_url: format!("http://127.0.0.1:{port}/api/catalog/replica"),
+            http: reqwest::Client::new(),
+        };
+        let process_ref = &process;
+        until(
+            "the process leading",
+            Duration::from_secs(30),
+            || async move { process_ref.status().await["role"] == "leader" },
+        )
+        .await;
+        process
+    }
+
+    /// Holds the leader lock as a daemon would, so every daemon follows.
+    async fn hold_leader_lock(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        let mut holder = sqlx::PgConnection::connect(&self.db.url)
+            .await
+            .expect("connects");
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(0x6262_6364_6c65_6164_i64)
+            .fetch_one(&mut holder)
+            .await
+            .expect("locks");
+        assert!(locked);
+        holder
+    }
+
+    /// Stops the daemons, then drops the database.
+    async fn finish(self, apps: impl IntoIterator<Item = TestApp>) {
+        for app in apps {
+            app.stop().await;
+        }
+        self.db.drop_database().await;
+    }
+}
+
+/// A leading daemon run as a child process.
+struct LeaderProcess {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    status_url: String,
+    http: reqwest::Client,
+}
+
+impl LeaderProcess {
+    async fn status(&self) -> Value {
+        match self.http.get(&self.status_url).send().await {
+            Ok(r) => r.json::<Value>().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+}
+
 async fn until<F: std::future::Future<Output = bool>>(
     what: &str,
     within: Duration,
@@ -80,20 +186,15 @@ async fn standalone_costs(sim: &Simulator, fake: &FakeServer) -> (u64, u64, BTre
 
 #[tokio::test]
 async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
+    let set = ReplicaSet::new().await;
+    let (sim, fake) = (&set.sim, &set.fake);
     fake.mount_file("EXT", "other", "catalog-info.yaml", &component("other"))
         .await;
-    let (start_up_cost, refresh_cost, expected) = standalone_costs(&sim, &fake).await;
+    let (start_up_cost, refresh_cost, expected) = standalone_costs(sim, fake).await;
     assert!(start_up_cost > 0 && refresh_cost > 0);
 
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
-    let followers = [
-        TestApp::spawn_on_postgres(&yaml, &db).await,
-        TestApp::spawn_on_postgres(&yaml, &db).await,
-    ];
+    let leader = set.spawn().await;
+    let followers = [set.spawn().await, set.spawn().await];
     let replicas = [&leader, &followers[0], &followers[1]];
     assert_eq!(role(&leader).await["role"], "leader");
     let leader_identity = role(&leader).await["identity"].clone();
@@ -266,47 +367,15 @@ async fn three_replicas_cost_bitbucket_one_daemon_and_serve_one_catalog() {
         .await;
     }
 
-    leader.stop().await;
-    for app in followers {
-        app.stop().await;
-    }
-    db.drop_database().await;
+    let [first, second] = followers;
+    set.finish([leader, first, second]).await;
 }
 
 #[tokio::test]
 async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_completes() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let (_dir, file) = write_config(&yaml);
-    let port = free_port();
-    let mut leader = crate::support::serve_command(&file, port)
-        .env("APP_CONFIG_backend_database_client", "pg")
-        .env("APP_CONFIG_backend_database_connection", &db.url)
-        .spawn()
-        .expect("serve starts");
-    let leader_url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let leader_status = || {
-        let http = http.clone();
-        let url = format!("{leader_url}/api/catalog/replica");
-        async move {
-            match http.get(&url).send().await {
-                Ok(r) => r.json::<Value>().await.unwrap_or_default(),
-                Err(_) => Value::Null,
-            }
-        }
-    };
-    until("the process leading", Duration::from_secs(30), || {
-        let status = leader_status();
-        async move { status.await["role"] == "leader" }
-    })
-    .await;
-    let followers = [
-        TestApp::spawn_on_postgres(&yaml, &db).await,
-        TestApp::spawn_on_postgres(&yaml, &db).await,
-    ];
+    let set = ReplicaSet::new().await;
+    let mut leader = set.spawn_leading_process().await;
+    let followers = [set.spawn().await, set.spawn().await];
     for follower in &followers {
         assert_eq!(role(follower).await["role"], "follower");
         until(
@@ -321,11 +390,8 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
         finished_runs(&followers[1]).await,
     ];
 
-    Command::new("kill")
-        .args(["-9", &leader.id().to_string()])
-        .status()
-        .expect("kill");
-    let _ = leader.wait();
+    leader.signal("-9");
+    let _ = leader.child.wait();
     let killed = Instant::now();
     let followers_ref = &followers;
     until(
@@ -376,10 +442,7 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
     );
     assert_eq!(new_leader.entity_refs().await, other.entity_refs().await);
 
-    for app in followers {
-        app.stop().await;
-    }
-    db.drop_database().await;
+    set.finish(followers).await;
 }
 
 /// A frozen leader keeps its connections (and so the advisory lock): its
@@ -387,32 +450,9 @@ async fn kill_9_of_the_leader_hands_over_within_10_seconds_and_the_next_run_comp
 /// the frozen one, resumed, writes nothing and stops.
 #[tokio::test]
 async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_resumed() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let (_dir, file) = write_config(&yaml);
-    let port = free_port();
-    let mut leader = crate::support::serve_command(&file, port)
-        .env("APP_CONFIG_backend_database_client", "pg")
-        .env("APP_CONFIG_backend_database_connection", &db.url)
-        .spawn()
-        .expect("serve starts");
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/catalog/replica");
-    let (http_ref, url_ref) = (&http, &url);
-    until(
-        "the process leading",
-        Duration::from_secs(30),
-        || async move {
-            match http_ref.get(url_ref).send().await {
-                Ok(r) => r.json::<Value>().await.unwrap_or_default()["role"] == "leader",
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let set = ReplicaSet::new().await;
+    let mut leader = set.spawn_leading_process().await;
+    let follower = set.spawn().await;
     assert_eq!(role(&follower).await["role"], "follower");
     let follower_ref = &follower;
     until(
@@ -422,15 +462,7 @@ async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_re
     )
     .await;
 
-    let pid = leader.id().to_string();
-    let signal = |name: &str| {
-        let sent = Command::new("kill")
-            .args([name, pid.as_str()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-    };
-    signal("-STOP");
+    leader.signal("-STOP");
     let frozen = Instant::now();
     until(
         "the follower taking over from the frozen leader",
@@ -454,10 +486,10 @@ async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_re
 
     // Resumed, the old leader steps down (stops) without taking back the
     // record or the lease.
-    signal("-CONT");
+    leader.signal("-CONT");
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
-        if let Some(exit) = leader.try_wait().expect("waits") {
+        if let Some(exit) = leader.child.try_wait().expect("waits") {
             break exit;
         }
         assert!(
@@ -468,7 +500,7 @@ async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_re
     };
     assert!(!exit.success(), "{exit:?}");
     let identity = role(&follower).await["identity"].clone();
-    let pool = db.pool().await;
+    let pool = set.db.pool().await;
     let recorded: (String, String) =
         sqlx::query_as("SELECT l.identity, r.identity FROM replica_leader l, replica_lease r")
             .fetch_one(&pool)
@@ -479,29 +511,25 @@ async fn a_frozen_leader_sigstop_is_replaced_within_10_seconds_and_stops_when_re
     pool.close().await;
     assert_eq!(role(&follower).await["role"], "leader");
 
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([follower]).await;
 }
 
 #[tokio::test]
 async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let set = ReplicaSet::new().await;
+    let leader = set.spawn().await;
+    let follower = set.spawn().await;
     assert_eq!(role(&leader).await["role"], "leader");
     assert_eq!(role(&follower).await["role"], "follower");
 
     // The server ends the session holding the lock, as it does when the
     // network to the leader is gone.
-    let pool = db.pool().await;
+    let pool = set.db.pool().await;
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
          WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
     )
-    .bind(&db.name)
+    .bind(&set.db.name)
     .fetch_all(&pool)
     .await
     .expect("terminates the lock session");
@@ -522,33 +550,22 @@ async fn a_leader_cut_off_from_the_database_stops_and_a_follower_takes_over() {
         matches!(outcome, Err(bitbucket_catalogd::AppError::LeadershipLost)),
         "{outcome:?}"
     );
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([follower]).await;
 }
 
 #[tokio::test]
 async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
     use sqlx::Connection;
 
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
+    let set = ReplicaSet::new().await;
+    let fake = &set.fake;
     fake.mount_file("EXT", "other", "catalog-info.yaml", &component("other"))
         .await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
     // Someone else (this test) holds the leader lock: the daemon follows.
-    let first = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let first = set.spawn().await;
     first.stop().await;
-    let mut holder = sqlx::PgConnection::connect(&db.url)
-        .await
-        .expect("connects");
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(0x6262_6364_6c65_6164_i64)
-        .fetch_one(&mut holder)
-        .await
-        .expect("locks");
-    assert!(locked);
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let holder = set.hold_leader_lock().await;
+    let follower = set.spawn().await;
     assert_eq!(role(&follower).await["role"], "follower");
 
     let target = format!(
@@ -574,7 +591,7 @@ async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
     assert_eq!(body["error"]["name"], "ServiceUnavailableError", "{body:#}");
     assert!(started.elapsed() >= Duration::from_secs(10));
     assert_eq!(fake.requests_to("/raw/catalog-info.yaml").await, 0);
-    let pool = db.pool().await;
+    let pool = set.db.pool().await;
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM replica_requests")
         .fetch_one(&pool)
         .await
@@ -582,8 +599,7 @@ async fn a_write_with_no_leader_is_a_503_with_a_retry_hint_and_does_nothing() {
     assert_eq!(left, 0, "the unclaimed request is taken back");
     pool.close().await;
     let _ = holder.close().await;
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([follower]).await;
 }
 
 /// Whether a follower ever recorded a request for the leader.
@@ -599,12 +615,10 @@ async fn requests_ever_recorded(db: &PgDatabase) -> bool {
 
 #[tokio::test]
 async fn a_follower_refuses_forged_and_unsigned_webhooks_and_stores_nothing() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let set = ReplicaSet::new().await;
+    let (sim, db) = (&set.sim, &set.db);
+    let leader = set.spawn().await;
+    let follower = set.spawn().await;
     assert_eq!(role(&follower).await["role"], "follower");
     let repo = sim
         .dataset()
@@ -626,43 +640,30 @@ async fn a_follower_refuses_forged_and_unsigned_webhooks_and_stores_nothing() {
     );
     assert_eq!(event.deliver(&url, None).await.ok(), Some(401));
     assert!(
-        !requests_ever_recorded(&db).await,
+        !requests_ever_recorded(db).await,
         "a refused event reached the database"
     );
     // A signed one is handed over and applied.
     assert_eq!(event.deliver(&url, Some(SECRET)).await.ok(), Some(202));
-    assert!(requests_ever_recorded(&db).await);
-    leader.stop().await;
-    follower.stop().await;
-    db.drop_database().await;
+    assert!(requests_ever_recorded(db).await);
+    set.finish([leader, follower]).await;
 }
 
 #[tokio::test]
 async fn a_follower_bounds_the_writes_waiting_for_a_leader() {
     use sqlx::Connection;
 
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let first = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let set = ReplicaSet::new().await;
+    let first = set.spawn().await;
     first.stop().await;
     // No leader takes the writes (this test holds the lock): they wait.
-    let mut holder = sqlx::PgConnection::connect(&db.url)
-        .await
-        .expect("connects");
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(0x6262_6364_6c65_6164_i64)
-        .fetch_one(&mut holder)
-        .await
-        .expect("locks");
-    assert!(locked);
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let holder = set.hold_leader_lock().await;
+    let follower = set.spawn().await;
     assert_eq!(role(&follower).await["role"], "follower");
 
     let sent = 160;
     let started = Instant::now();
-    let pool = db.pool().await;
+    let pool = set.db.pool().await;
     let peak = async {
         tokio::time::sleep(Duration::from_secs(4)).await;
         let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM replica_requests")
@@ -704,19 +705,17 @@ async fn a_follower_bounds_the_writes_waiting_for_a_leader() {
     );
     pool.close().await;
     let _ = holder.close().await;
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([follower]).await;
 }
 
 #[tokio::test]
 async fn the_leader_authorizes_writes_a_follower_on_an_open_config_hands_over() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let open = config(&sim, &fake);
-    let leader = TestApp::spawn_on_postgres(&crate::support::with_write_token(&open), &db).await;
+    let set = ReplicaSet::new().await;
+    let leader = set
+        .spawn_with(&crate::support::with_write_token(&set.yaml))
+        .await;
     // A follower still on an older configuration, with writes open.
-    let follower = TestApp::spawn_on_postgres(&open, &db).await;
+    let follower = set.spawn().await;
     assert_eq!(role(&follower).await["role"], "follower");
     let follower_ref = &follower;
     until(
@@ -750,19 +749,14 @@ async fn the_leader_authorizes_writes_a_follower_on_an_open_config_hands_over() 
         )
         .await;
     assert!((200..300).contains(&status), "{status} {body:#}");
-    leader.stop().await;
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([leader, follower]).await;
 }
 
 #[tokio::test]
 async fn a_follower_that_cannot_read_the_database_is_not_ready_until_it_catches_up() {
-    let sim = simulator().await;
-    let fake = FakeServer::start().await;
-    let db = PgDatabase::fresh();
-    let yaml = config(&sim, &fake);
-    let leader = TestApp::spawn_on_postgres(&yaml, &db).await;
-    let follower = TestApp::spawn_on_postgres(&yaml, &db).await;
+    let set = ReplicaSet::new().await;
+    let leader = set.spawn().await;
+    let follower = set.spawn().await;
     let follower_ref = &follower;
     let ready = || async move {
         follower_ref
@@ -773,7 +767,7 @@ async fn a_follower_that_cannot_read_the_database_is_not_ready_until_it_catches_
     };
     until("readiness", Duration::from_secs(30), ready).await;
     // What the follower reads is gone.
-    let pool = db.pool().await;
+    let pool = set.db.pool().await;
     sqlx::query("ALTER TABLE catalog_entities RENAME TO catalog_entities_away")
         .execute(&pool)
         .await
@@ -791,7 +785,5 @@ async fn a_follower_that_cannot_read_the_database_is_not_ready_until_it_catches_
         .expect("renames back");
     pool.close().await;
     until("readiness again", Duration::from_secs(10), ready).await;
-    leader.stop().await;
-    follower.stop().await;
-    db.drop_database().await;
+    set.finish([leader, follower]).await;
 }
