@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-/// Requests one caller may have waiting for a turn.
-pub(crate) const PER_CALLER_QUEUE: usize = 8;
+/// Requests one caller may have waiting for a turn (a Backstage backend
+/// sends all its users' queries from one address).
+pub(crate) const PER_CALLER_QUEUE: usize = 64;
 /// Requests all callers together may have waiting.
 pub(crate) const TOTAL_QUEUE: usize = 512;
 /// Callers whose last turn is remembered (for "least recently served"):
