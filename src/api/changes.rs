@@ -15,7 +15,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::schema::{Changes, ERROR, ErrorBody};
-use super::state::{ApiState, Req, evaluate, json_array, raw_json};
+use super::state::{ApiState, Req, raw_json};
+use super::stream::{Closed, Sink, Streamed, evaluate_streamed, json_headers};
 use crate::catalog::Snapshot;
 use crate::catalog::changes::Entry;
 
@@ -72,13 +73,20 @@ pub(super) async fn changes(
     }
     let cursor = after.unwrap_or(0);
     if limit <= DEFAULT_LIMIT {
-        return Ok(raw_json(page(&snapshot, cursor, limit)));
+        let mut body = String::new();
+        // Writing to a String cannot fail.
+        let _ = page(&snapshot, cursor, limit, &mut body);
+        return Ok(raw_json(body));
     }
-    // A large page (up to 10,000 entities rendered) is built on the query
-    // pool, so clients paging the full set cannot hold up the async
-    // workers and with them the health checks.
-    evaluate(&state, &req, move || {
-        Ok(raw_json(page(&snapshot, cursor, limit)))
+    // A large page (up to 10,000 entities rendered) is rendered in turns
+    // of the query pool and streamed, so clients paging the full set
+    // cannot hold up the async workers (and with them the health checks)
+    // nor make the daemon hold whole pages.
+    evaluate_streamed(&state, &req, move |_| {
+        Ok(Streamed {
+            headers: json_headers(),
+            body: Box::new(move |out| page(&snapshot, cursor, limit, out)),
+        })
     })
     .await
 }
@@ -105,14 +113,16 @@ fn check_cursor(req: &Req, snapshot: &Snapshot, cursor: u64) -> Result<(), ApiEr
     Ok(())
 }
 
-/// `{items, cursor, hasMore}`: up to `limit` entries after `cursor`. The
-/// next cursor is the last entry's sequence number, or, when nothing is
-/// left, the snapshot's last one (everything up to it has been seen).
-fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
+/// `{items, cursor, hasMore}`: up to `limit` entries after `cursor`,
+/// written to `out` as they are rendered. The next cursor is the last
+/// entry's sequence number, or, when nothing is left, the snapshot's last
+/// one (everything up to it has been seen).
+fn page(snapshot: &Snapshot, cursor: u64, limit: usize, out: &mut dyn Sink) -> Result<(), Closed> {
     let mut entries = snapshot.changes().after(cursor).peekable();
-    let mut items = Vec::new();
+    let mut written = 0;
     let mut next = cursor;
-    while items.len() < limit {
+    out.write("{\"items\":[")?;
+    while written < limit {
         let Some((seq, entry)) = entries.next() else {
             break;
         };
@@ -131,7 +141,11 @@ fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
             )),
         };
         if let Some(item) = item {
-            items.push(item);
+            if written > 0 {
+                out.write(",")?;
+            }
+            out.write(&item)?;
+            written += 1;
             next = seq;
         }
     }
@@ -139,8 +153,5 @@ fn page(snapshot: &Snapshot, cursor: u64, limit: usize) -> String {
     if !has_more {
         next = next.max(snapshot.last_seq());
     }
-    format!(
-        "{{\"items\":{},\"cursor\":\"{next}\",\"hasMore\":{has_more}}}",
-        json_array(items.into_iter())
-    )
+    out.write(&format!("],\"cursor\":\"{next}\",\"hasMore\":{has_more}}}"))
 }

@@ -17,7 +17,11 @@ use super::params::Params;
 use super::schema::{
     Ancestry, ERROR, Entity, ErrorBody, Facets, FullText, OrderBy, QueryPage, RefsItems, TotalItems,
 };
-use super::state::{ApiState, EntityName, Req, evaluate, json_array, owning_runner, raw_json};
+use super::state::{
+    ApiState, EntityName, Req, evaluate, evaluate_within, json_array, owning_runner, raw_json,
+};
+use super::stream::{Closed, Sink, Streamed, evaluate_streamed, json_headers};
+use crate::catalog::budget::Budget;
 use crate::catalog::facets::facet_counts;
 use crate::catalog::paging::{
     self, Cursor, EntityQuery, FullTextFilter, ListQuery, OrderField, PageStart, PagingError,
@@ -38,16 +42,36 @@ fn render_array(items: &[&Arc<PreparedEntity>], fields: &[String]) -> String {
     json_array(items.iter().map(|entity| render_one(entity, fields)))
 }
 
-/// A query over the whole catalog, evaluated off the async workers (see
-/// [`evaluate`]).
+/// A JSON array of `items` written to `out` one entity at a time.
+fn write_array<'a>(
+    items: impl Iterator<Item = &'a Arc<PreparedEntity>>,
+    fields: &[String],
+    out: &mut dyn Sink,
+) -> Result<(), Closed> {
+    out.write("[")?;
+    for (index, entity) in items.enumerate() {
+        if index > 0 {
+            out.write(",")?;
+        }
+        if fields.is_empty() {
+            out.write(&entity.json)?;
+        } else {
+            out.write(&project(&entity.value(), fields).to_string())?;
+        }
+    }
+    out.write("]")
+}
+
+/// A query over the whole catalog, evaluated off the async workers within
+/// its budget (see [`evaluate_within`]).
 async fn evaluate_query<T: Send + 'static>(
     state: ApiState,
     req: Req,
     input: T,
-    work: fn(&ApiState, &Req, T) -> Result<Response, ApiError>,
+    work: fn(&ApiState, &Req, T, &Budget) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     let (s, r) = (state.clone(), req.clone());
-    evaluate(&state, &req, move || work(&s, &r, input)).await
+    evaluate_within(&state, &req, move |budget| work(&s, &r, input, budget)).await
 }
 
 // ---------------------------------------------------------------- GET /entities
@@ -62,10 +86,19 @@ pub(super) async fn list(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    evaluate_query(state, req, raw, list_now).await
+    let (s, r) = (state.clone(), req.clone());
+    evaluate_streamed(&state, &req, move |budget| list_now(&s, &r, raw, budget)).await
 }
 
-fn list_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response, ApiError> {
+/// The page's entities are chosen within the budget and rendered as they
+/// are streamed; the whole catalog (no filter, order or window) is
+/// streamed straight from the snapshot, holding no list of it.
+fn list_now(
+    state: &ApiState,
+    req: &Req,
+    raw: Option<String>,
+    budget: &Budget,
+) -> Result<Streamed, ApiError> {
     let params = Params::parse(
         raw.as_deref(),
         &["filter", "fields", "limit", "offset", "after", "order"],
@@ -82,8 +115,15 @@ fn list_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response
     )?;
     list.order(&params.all("order"))?;
     let snapshot = state.catalog.snapshot();
-    let page = list.run(&snapshot);
-    let mut response = raw_json(render_array(&page.items, &fields));
+    let mut headers = json_headers();
+    if list.is_everything() {
+        return Ok(Streamed {
+            headers,
+            body: Box::new(move |out| write_array(snapshot.iter(), &fields, out)),
+        });
+    }
+    let page = list.run(&snapshot, budget)?;
+    let items: Vec<Arc<PreparedEntity>> = page.items.into_iter().map(Arc::clone).collect();
     if let Some(next) = page.next {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in params.without(&["offset", "after"]) {
@@ -92,10 +132,13 @@ fn list_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response
         query.append_pair("after", &next.encode());
         let link = format!("<{}?{}>; rel=\"next\"", req.uri.path(), query.finish());
         if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
+            headers.insert(header::LINK, value);
         }
     }
-    Ok(response)
+    Ok(Streamed {
+        headers,
+        body: Box::new(move |out| write_array(items.iter(), &fields, out)),
+    })
 }
 
 // ---------------------------------------------------------------- by-query
@@ -116,7 +159,12 @@ pub(super) async fn query_get(
     evaluate_query(state, req, raw, query_get_now).await
 }
 
-fn query_get_now(state: &ApiState, _: &Req, raw: Option<String>) -> Result<Response, ApiError> {
+fn query_get_now(
+    state: &ApiState,
+    _: &Req,
+    raw: Option<String>,
+    budget: &Budget,
+) -> Result<Response, ApiError> {
     let params = Params::parse(
         raw.as_deref(),
         &[
@@ -140,7 +188,7 @@ fn query_get_now(state: &ApiState, _: &Req, raw: Option<String>) -> Result<Respo
             PageStart::Offset(query, params.uint("offset")?.unwrap_or(0))
         }
     };
-    answer_query(state, start, limit, &fields)
+    answer_query(state, start, limit, &fields, budget)
 }
 
 /// The result set a first `GET by-query` asks for.
@@ -231,12 +279,13 @@ fn query_post_now(
     state: &ApiState,
     req: &Req,
     body: axum::body::Bytes,
+    budget: &Budget,
 ) -> Result<Response, ApiError> {
     let mut body: QueryBody =
         serde_json::from_slice(&body).map_err(|e| req.input(format!("Invalid query: {e}")))?;
     let fields = parse_fields(&std::mem::take(&mut body.fields))?;
     let limit = body.limit;
-    answer_query(state, body.start()?, limit, &fields)
+    answer_query(state, body.start()?, limit, &fields, budget)
 }
 
 /// `{"items", "totalItems", "pageInfo"}` for one page of a query.
@@ -245,9 +294,10 @@ fn answer_query(
     start: PageStart,
     limit: Option<usize>,
     fields: &[String],
+    budget: &Budget,
 ) -> Result<Response, ApiError> {
     let snapshot = state.catalog.snapshot();
-    let page = paging::run_query(&snapshot, start, limit)?;
+    let page = paging::run_query(&snapshot, start, limit, budget)?;
     Ok(raw_json(format!(
         "{{\"items\":{},\"totalItems\":{},\"pageInfo\":{}}}",
         render_array(&page.items, fields),
@@ -286,6 +336,7 @@ fn by_refs_now(
     state: &ApiState,
     req: &Req,
     (raw, body): (Option<String>, axum::body::Bytes),
+    budget: &Budget,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["filter", "fields"])?;
     let body: RefsBody = serde_json::from_slice(&body)
@@ -300,13 +351,22 @@ fn by_refs_now(
         predicates.push(Predicate::from_json(query)?);
     }
     let snapshot = state.catalog.snapshot();
-    let items = body.entity_refs.iter().map(|entity_ref| {
-        parse_ref(entity_ref)
-            .and_then(|key| snapshot.get(&key))
-            .filter(|e| predicates.iter().all(|p| p.matches(&e.search)))
-            .map_or_else(|| "null".to_owned(), |entity| render_one(entity, &fields))
-    });
-    Ok(raw_json(format!("{{\"items\":{}}}", json_array(items))))
+    let mut items = Vec::with_capacity(body.entity_refs.len());
+    for entity_ref in &body.entity_refs {
+        if !predicates.is_empty() {
+            budget.check()?;
+        }
+        items.push(
+            parse_ref(entity_ref)
+                .and_then(|key| snapshot.get(&key))
+                .filter(|e| predicates.iter().all(|p| p.matches(&e.search)))
+                .map_or_else(|| "null".to_owned(), |entity| render_one(entity, &fields)),
+        );
+    }
+    Ok(raw_json(format!(
+        "{{\"items\":{}}}",
+        json_array(items.into_iter())
+    )))
 }
 
 /// `kind:namespace/name`; the namespace may be left out (`default`).
@@ -358,12 +418,17 @@ pub(super) async fn facets(
     evaluate_query(state, req, raw, facets_now).await
 }
 
-fn facets_now(state: &ApiState, req: &Req, raw: Option<String>) -> Result<Response, ApiError> {
+fn facets_now(
+    state: &ApiState,
+    req: &Req,
+    raw: Option<String>,
+    budget: &Budget,
+) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["facet", "filter"])?;
     let facets = params.all("facet");
     check_facets(req, &facets, "Missing facet parameter", "facet")?;
     let predicate = Predicate::from_filter_params(&params.all("filter"))?;
-    facets_answer(state, predicate.as_ref(), &facets)
+    facets_answer(state, predicate.as_ref(), &facets, budget)
 }
 
 /// At least one facet and at most [`MAX_FIELDS`]; `missing` and `name`
@@ -384,9 +449,10 @@ fn facets_answer(
     state: &ApiState,
     predicate: Option<&Predicate>,
     facets: &[String],
+    budget: &Budget,
 ) -> Result<Response, ApiError> {
     let snapshot = state.catalog.snapshot();
-    let counts = facet_counts(snapshot.iter(), predicate, facets);
+    let counts = facet_counts(snapshot.iter(), predicate, facets, budget)?;
     Ok(Json(json!({"facets": counts})).into_response())
 }
 
@@ -416,6 +482,7 @@ fn facets_post_now(
     state: &ApiState,
     req: &Req,
     body: axum::body::Bytes,
+    budget: &Budget,
 ) -> Result<Response, ApiError> {
     let body: FacetsBody = serde_json::from_slice(&body).map_err(|e| {
         req.input(format!(
@@ -428,7 +495,7 @@ fn facets_post_now(
         Some(query) if !query.is_object() => return Err(PagingError::QueryNotObject.into()),
         Some(query) => Some(Predicate::from_json(query).map_err(PagingError::Query)?),
     };
-    facets_answer(state, predicate.as_ref(), &body.facets)
+    facets_answer(state, predicate.as_ref(), &body.facets, budget)
 }
 
 // ---------------------------------------------------------------- ancestry, delete

@@ -163,7 +163,22 @@ impl HttpError for Unavailable {
 
 impl HttpError for super::params::ParamsError {}
 impl HttpError for crate::catalog::query::QueryError {}
-impl HttpError for crate::catalog::paging::PagingError {}
+impl HttpError for crate::catalog::paging::PagingError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::OverBudget(err) => err.status(),
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// A query stopped past its evaluation budget: the daemon declined the
+/// work, as for any other limit on what it serves at once.
+impl HttpError for crate::catalog::budget::OverBudget {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
 impl HttpError for LocationQueryError {}
 
 impl HttpError for RegisterError {

@@ -36,6 +36,7 @@ mod ops;
 mod pace;
 mod params;
 mod providers;
+mod query_pool;
 mod refresh;
 mod removals;
 mod request;
@@ -45,6 +46,7 @@ pub(crate) mod server;
 mod state;
 mod status_cache;
 mod status_page;
+mod stream;
 mod validate;
 mod writes;
 

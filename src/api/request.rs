@@ -2,6 +2,8 @@
 //! ([`Req`]), whether the leader replays it for a follower
 //! ([`Forwarded`]), and its bearer token.
 
+use std::net::IpAddr;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -13,13 +15,26 @@ use super::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarded;
 
-/// The request line, for Backstage's error body.
+/// The client's address, set by the server on each request (an
+/// extension: a client cannot set it); the query pool's caller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub Option<IpAddr>);
+
+impl Peer {
+    pub(crate) fn of(stream: &tokio::net::TcpStream) -> Self {
+        Self(stream.peer_addr().ok().map(|addr| addr.ip()))
+    }
+}
+
+/// The request line, for Backstage's error body, and who sent it.
 #[derive(Debug, Clone)]
 pub(crate) struct Req {
     pub method: Method,
     pub uri: Uri,
     /// Replayed for a follower, which checked the caller's token.
     pub forwarded: bool,
+    /// The client's address, when known.
+    pub peer: Option<IpAddr>,
 }
 
 impl Req {
@@ -54,6 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
             method: parts.method.clone(),
             uri,
             forwarded: parts.extensions.get::<Forwarded>().is_some(),
+            peer: parts.extensions.get::<Peer>().and_then(|peer| peer.0),
         })
     }
 }

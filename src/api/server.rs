@@ -181,11 +181,12 @@ fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_STREAMS);
+    let peer = super::request::Peer::of(&stream);
     let io = TokioIo::new(Watched {
         stream,
         activity: Arc::clone(&activity),
     });
-    let service = TowerToHyperService::new(handled(app, &activity));
+    let service = TowerToHyperService::new(handled(app, &activity, peer));
     let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
     tokio::spawn(async move {
         let _permit = permit;
@@ -213,11 +214,12 @@ fn shed_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(false);
+    let peer = super::request::Peer::of(&stream);
     let io = TokioIo::new(Watched {
         stream,
         activity: Arc::clone(&activity),
     });
-    let service = TowerToHyperService::new(handled(shed_app, &activity));
+    let service = TowerToHyperService::new(handled(shed_app, &activity, peer));
     let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
     tokio::spawn(async move {
         let _permit = permit;
@@ -250,12 +252,15 @@ async fn shed_load(request: Request, next: Next) -> Response {
 
 /// `app` noting on `activity` when a request reaches it (its headers are
 /// complete: from then on the connection is busy, not idle).
-fn handled(app: Router, activity: &Arc<Activity>) -> Router {
+fn handled(app: Router, activity: &Arc<Activity>, peer: super::request::Peer) -> Router {
     let activity = Arc::clone(activity);
-    app.layer(middleware::from_fn(move |request: Request, next: Next| {
-        activity.handling();
-        next.run(request)
-    }))
+    app.layer(middleware::from_fn(
+        move |mut request: Request, next: Next| {
+            activity.handling();
+            request.extensions_mut().insert(peer);
+            next.run(request)
+        },
+    ))
 }
 
 /// The open connections, to reclaim the idlest at the cap.

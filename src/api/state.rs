@@ -7,12 +7,13 @@ use std::sync::atomic::AtomicBool;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+use super::query_pool::{QueryPool, Refused, Turn};
 pub(crate) use super::request::{Forwarded, Req};
 use super::status_cache::StatusPageCache;
 use crate::bitbucket::HttpPool;
+use crate::catalog::budget::{Budget, QUERY_BUDGET};
 use crate::catalog::{Catalog, EntityKey};
 use crate::config::ExternalAccess;
 use crate::locations::Locations;
@@ -37,8 +38,9 @@ pub(crate) struct ApiState {
     pub webhooks: Arc<Webhooks>,
     /// Every integration's HTTP context: pace and 429s for the status page.
     pub integrations: Arc<HttpPool>,
-    /// Queries evaluated at once (see [`evaluate`]).
-    pub evaluators: Arc<Semaphore>,
+    /// Turns for queries over the whole catalog, fair among callers (see
+    /// [`evaluate`]).
+    pub evaluators: Arc<QueryPool>,
     /// This daemon's place among replicas sharing a PostgreSQL database.
     pub replica: Option<Arc<Replica>>,
     /// Pace and deletion guard of removals through the API.
@@ -49,43 +51,66 @@ pub(crate) struct ApiState {
     pub status_page: Arc<StatusPageCache>,
 }
 
-/// How many queries may be evaluated at once: one core fewer than the
-/// machine has (at least one), so health checks, by-name reads and
-/// discovery keep a core whatever the query load.
-pub(crate) fn evaluators() -> Arc<Semaphore> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
+/// The query pool: one core fewer than the machine has (at least one),
+/// so health checks, by-name reads and discovery keep a core whatever the
+/// query load.
+pub(crate) fn evaluators() -> Arc<QueryPool> {
+    QueryPool::for_this_machine()
 }
 
-/// Runs `work` (a query over the whole catalog) on the blocking pool,
-/// bounded by [`ApiState::evaluators`], so it never holds up the async
-/// workers. The permit lives as long as the work, even if the client
-/// leaves.
+/// Runs `work` (a query over the whole catalog) on the blocking pool in a
+/// turn of [`ApiState::evaluators`], so it never holds up the async
+/// workers. The turn lives as long as the work, even if the client leaves.
 pub(crate) async fn evaluate(
     state: &ApiState,
     req: &Req,
     work: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let failed = || {
-        req.error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "the query could not be evaluated; see the daemon's log",
-        )
-    };
-    let permit = Arc::clone(&state.evaluators)
-        .acquire_owned()
-        .await
-        .map_err(|_| failed())?;
+    evaluate_within(state, req, move |_| work()).await
+}
+
+/// [`evaluate`], with the [`QUERY_BUDGET`] the work must check as it goes
+/// (started when the work starts, not while it waits for its turn).
+pub(crate) async fn evaluate_within<T: Send + 'static>(
+    state: &ApiState,
+    req: &Req,
+    work: impl FnOnce(&Budget) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let turn = take_turn(state, req).await?;
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
+        let _turn = turn;
+        work(&Budget::starting_now(QUERY_BUDGET))
     })
     .await
     .map_err(|err| {
         tracing::error!(error = %err, "query evaluation panicked or was cancelled");
-        failed()
+        not_evaluated(req)
     })?
+}
+
+/// A turn in the query pool for the request's client, or its 429.
+pub(crate) async fn take_turn(state: &ApiState, req: &Req) -> Result<Turn, ApiError> {
+    state.evaluators.turn(req.peer).await.map_err(|refused| {
+        let what = match refused {
+            Refused::Caller => "query pool, per client",
+            Refused::Overall => "query pool, all clients",
+        };
+        tracing::debug!(limit = what, "query refused: queue full");
+        req.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsError",
+            refused.to_string(),
+        )
+    })
+}
+
+/// The 500 of an evaluation that failed unexpectedly.
+pub(crate) fn not_evaluated(req: &Req) -> ApiError {
+    req.error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Error",
+        "the query could not be evaluated; see the daemon's log",
+    )
 }
 
 /// The source runner that serves `key`, and the unit (repository or

@@ -7,18 +7,24 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::PreparedEntity;
+use super::budget::{Budget, OverBudget};
 use super::query::Predicate;
 
 /// `{facet: [{value, count}]}` over `entities` that match `predicate`,
-/// values in order.
+/// values in order, within `budget`.
 pub(crate) fn facet_counts<'a>(
     entities: impl Iterator<Item = &'a Arc<PreparedEntity>>,
     predicate: Option<&Predicate>,
     facets: &[String],
-) -> Map<String, Value> {
+    budget: &Budget,
+) -> Result<Map<String, Value>, OverBudget> {
     let keys: Vec<String> = facets.iter().map(|f| f.to_lowercase()).collect();
     let mut counts: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); facets.len()];
-    for entity in entities.filter(|e| predicate.is_none_or(|p| p.matches(&e.search))) {
+    for entity in entities {
+        budget.check()?;
+        if predicate.is_some_and(|p| !p.matches(&entity.search)) {
+            continue;
+        }
         for (key, counts) in keys.iter().zip(counts.iter_mut()) {
             let mut seen = HashSet::new();
             for value in entity.search.values(key).flatten() {
@@ -28,7 +34,7 @@ pub(crate) fn facet_counts<'a>(
             }
         }
     }
-    facets
+    Ok(facets
         .iter()
         .zip(counts)
         .map(|(facet, counts)| {
@@ -38,7 +44,7 @@ pub(crate) fn facet_counts<'a>(
                 .collect();
             (facet.clone(), Value::Array(values))
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -72,7 +78,9 @@ mod tests {
             snapshot.iter(),
             Some(&predicate),
             &["metadata.tags".to_owned(), "kind".to_owned()],
-        );
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert_eq!(
             Value::Object(facets),
             json!({

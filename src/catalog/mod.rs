@@ -16,6 +16,7 @@
 //!   processing hands it over, with the references it derived.
 
 pub(crate) mod ancestry;
+pub(crate) mod budget;
 pub(crate) mod changes;
 pub(crate) mod disk;
 pub(crate) mod entity;

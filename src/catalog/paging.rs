@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::budget::{Budget, OverBudget};
 use super::query::{FullText, MAX_FIELDS, Predicate, QueryError};
 use super::{PreparedEntity, Snapshot};
 
@@ -59,6 +60,9 @@ pub(crate) enum PagingError {
     /// A JSON predicate.
     #[error("Invalid query: {0}")]
     Query(#[source] QueryError),
+    /// The evaluation took longer than its budget.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,12 +135,23 @@ fn compare_values(a: &Option<String>, b: &Option<String>, direction: Direction) 
     }
 }
 
-/// The entities `predicate` keeps, in key order.
-pub(crate) fn filtered<'a>(snapshot: &'a Snapshot, predicate: Option<&Predicate>) -> Vec<Item<'a>> {
-    snapshot
-        .iter()
-        .filter(|e| predicate.is_none_or(|p| p.matches(&e.search)))
-        .collect()
+/// The entities `predicate` keeps, in key order, within `budget`.
+pub(crate) fn filtered<'a>(
+    snapshot: &'a Snapshot,
+    predicate: Option<&Predicate>,
+    budget: &Budget,
+) -> Result<Vec<Item<'a>>, OverBudget> {
+    let mut kept = Vec::new();
+    for entity in snapshot.iter() {
+        if let Some(predicate) = predicate {
+            budget.check()?;
+            if !predicate.matches(&entity.search) {
+                continue;
+            }
+        }
+        kept.push(entity);
+    }
+    Ok(kept)
 }
 
 // ---------------------------------------------------------------- GET /entities
@@ -231,9 +246,22 @@ impl ListQuery {
         Ok(())
     }
 
+    /// Neither filtered, ordered nor windowed: every entity, in key order,
+    /// which can be streamed straight from the snapshot.
+    pub(crate) fn is_everything(&self) -> bool {
+        self.predicate.is_none()
+            && self.order.is_empty()
+            && self.limit.is_none()
+            && self.offset.unwrap_or(0) == 0
+    }
+
     /// One page, and the cursor to the next when there is one.
-    pub(crate) fn run<'a>(&self, snapshot: &'a Snapshot) -> ListPage<'a> {
-        let mut items = filtered(snapshot, self.predicate.as_ref());
+    pub(crate) fn run<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        budget: &Budget,
+    ) -> Result<ListPage<'a>, OverBudget> {
+        let mut items = filtered(snapshot, self.predicate.as_ref(), budget)?;
         if !self.order.is_empty() {
             let mut keyed: Vec<(Vec<Option<String>>, Item<'_>)> = items
                 .into_iter()
@@ -251,6 +279,7 @@ impl ListQuery {
                     .unwrap_or_else(|| ea.key.cmp(&eb.key))
             });
             items = keyed.into_iter().map(|(_, e)| e).collect();
+            budget.check()?;
         }
         let total = items.len();
         let start = self.offset.unwrap_or(0).min(total);
@@ -263,7 +292,7 @@ impl ListQuery {
             .map(|limit| AfterCursor { limit, offset: end });
         items.truncate(end);
         items.drain(..start);
-        ListPage { items, next }
+        Ok(ListPage { items, next })
     }
 }
 
@@ -427,23 +456,32 @@ impl EntityQuery {
     }
 
     /// The matching entities keyed `[sort value, ref]` (or `[ref]`), sorted.
-    fn rows<'a>(&self, snapshot: &'a Snapshot) -> Result<Vec<Row<'a>>, PagingError> {
+    fn rows<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        budget: &Budget,
+    ) -> Result<Vec<Row<'a>>, PagingError> {
         let predicate = self.predicate()?;
         let full_text = self.full_text()?;
         let direction = self.direction();
-        let mut rows: Vec<Row<'a>> = filtered(snapshot, predicate.as_ref())
-            .into_iter()
-            .filter(|e| full_text.as_ref().is_none_or(|ft| ft.matches(&e.search)))
-            .map(|e| {
-                let mut key = Vec::with_capacity(2);
-                if let Some(o) = &self.order {
-                    key.push(sort_value(e, &o.field));
+        let mut rows: Vec<Row<'a>> = Vec::new();
+        for e in filtered(snapshot, predicate.as_ref(), budget)? {
+            if let Some(ft) = &full_text {
+                budget.check()?;
+                if !ft.matches(&e.search) {
+                    continue;
                 }
-                key.push(Some(e.entity_ref.to_lowercase()));
-                (key, e)
-            })
-            .collect();
+            }
+            let mut key = Vec::with_capacity(2);
+            if let Some(o) = &self.order {
+                key.push(sort_value(e, &o.field));
+            }
+            key.push(Some(e.entity_ref.to_lowercase()));
+            rows.push((key, e));
+        }
+        budget.check()?;
         rows.sort_by(|(a, _), (b, _)| compare_keys(a, b, direction));
+        budget.check()?;
         Ok(rows)
     }
 
@@ -510,13 +548,14 @@ pub(crate) fn run_query<'a>(
     snapshot: &'a Snapshot,
     start: PageStart,
     limit: Option<usize>,
+    budget: &Budget,
 ) -> Result<QueryPage<'a>, PagingError> {
     let limit = limit.unwrap_or(DEFAULT_QUERY_LIMIT);
     let (query, cursor) = match start {
         PageStart::Offset(query, offset) => (query, Err(offset)),
         PageStart::Cursor(cursor) => (cursor.query(), Ok(cursor)),
     };
-    let rows = query.rows(snapshot)?;
+    let rows = query.rows(snapshot, budget)?;
     let window = match &cursor {
         Err(offset) => Window::first(&rows, &query, *offset, limit),
         Ok(cursor) => Window::around(&rows, cursor, query.direction(), limit),
@@ -645,7 +684,7 @@ mod tests {
             .unwrap();
         assert_eq!(list.order.len(), 1);
         list.window(Some(2), Some(1), None).unwrap();
-        let page = list.run(&snapshot);
+        let page = list.run(&snapshot, &Budget::unlimited()).unwrap();
         assert_eq!(
             names(&page.items),
             ["component:default/c3", "component:default/c2"]
@@ -659,7 +698,7 @@ mod tests {
         );
         list.window(None, None, Some(&page.next.unwrap().encode()))
             .unwrap();
-        let last = list.run(&snapshot);
+        let last = list.run(&snapshot, &Budget::unlimited()).unwrap();
         assert_eq!(
             names(&last.items),
             ["component:default/c1", "component:default/c0"]
@@ -687,7 +726,13 @@ mod tests {
             include_total: true,
             ..EntityQuery::default()
         };
-        let first = run_query(&snapshot, PageStart::Offset(query, 0), Some(2)).unwrap();
+        let first = run_query(
+            &snapshot,
+            PageStart::Offset(query, 0),
+            Some(2),
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert_eq!(
             names(&first.items),
             ["component:default/c4", "component:default/c3"]
@@ -695,14 +740,26 @@ mod tests {
         assert_eq!(first.total_items, 5);
         assert_eq!(first.page_info.prev_cursor, None);
         let next = Cursor::decode(first.page_info.next_cursor.as_deref().unwrap()).unwrap();
-        let second = run_query(&snapshot, PageStart::Cursor(Box::new(next)), Some(2)).unwrap();
+        let second = run_query(
+            &snapshot,
+            PageStart::Cursor(Box::new(next)),
+            Some(2),
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert_eq!(
             names(&second.items),
             ["component:default/c2", "component:default/c1"]
         );
         assert_eq!(second.total_items, 5);
         let prev = Cursor::decode(second.page_info.prev_cursor.as_deref().unwrap()).unwrap();
-        let back = run_query(&snapshot, PageStart::Cursor(Box::new(prev)), Some(2)).unwrap();
+        let back = run_query(
+            &snapshot,
+            PageStart::Cursor(Box::new(prev)),
+            Some(2),
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert_eq!(names(&back.items), names(&first.items));
         assert_eq!(back.page_info.prev_cursor, None);
         assert!(back.page_info.next_cursor.is_some());
@@ -720,7 +777,13 @@ mod tests {
             },
             ..EntityQuery::default()
         };
-        let page = run_query(&snapshot, PageStart::Offset(query, 0), None).unwrap();
+        let page = run_query(
+            &snapshot,
+            PageStart::Offset(query, 0),
+            None,
+            &Budget::unlimited(),
+        )
+        .unwrap();
         assert_eq!(
             names(&page.items),
             [
@@ -750,7 +813,13 @@ mod tests {
             query: Some(json!("kind")),
             ..EntityQuery::default()
         };
-        let err = run_query(&snapshot, PageStart::Offset(bad, 0), None).unwrap_err();
+        let err = run_query(
+            &snapshot,
+            PageStart::Offset(bad, 0),
+            None,
+            &Budget::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("Invalid query: Invalid filter predicate")
