@@ -60,6 +60,13 @@ pub(crate) struct Sources {
     pub locations: LocationContext,
 }
 
+/// Each provider's `targetScope`, by id.
+fn target_scopes(config: &Config) -> std::collections::HashMap<String, crate::config::TargetScope> {
+    let server = config.providers.iter().map(|p| (p.id.clone(), p.shared.target_scope));
+    let cloud = (config.cloud_providers.iter()).map(|p| (p.id.clone(), p.shared.target_scope));
+    server.chain(cloud).collect()
+}
+
 /// Builds the providers and static locations from the config.
 pub(crate) fn build_sources(config: &Config) -> Result<Sources, AppError> {
     let pool = Arc::new(HttpPool::build(
@@ -183,7 +190,8 @@ impl Application {
             Arc::clone(&scheduler),
             shutdown.clone(),
             config.locations.registrations,
-        ));
+        )
+        .with_target_scopes(target_scopes(&config)));
         let Storage {
             store,
             replica,
@@ -209,8 +217,8 @@ impl Application {
             webhooks,
             integrations,
             replica,
-            removals: Arc::default(),
-            pace: Arc::default(),
+            removals: Arc::new(config.backend.api_rate_limit.deletions.into()),
+            pace: Arc::new((&config.backend.api_rate_limit.bitbucket_reads).into()),
             status_page: Default::default(),
         };
         Ok(Self {

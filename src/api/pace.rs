@@ -14,13 +14,8 @@ use parking_lot::Mutex;
 
 use super::error::ApiError;
 use super::request::Req;
+use crate::config::{BitbucketReadsPace, Pace};
 
-/// Such requests per minute, all callers together.
-const PER_MINUTE: u32 = 120;
-const BURST: u32 = 20;
-/// Per caller (a bearer token; callers without one share one budget).
-const PER_CALLER_PER_MINUTE: u32 = 30;
-const PER_CALLER_BURST: u32 = 10;
 /// A target asked for again within this is served by the first request.
 const COALESCE: Duration = Duration::from_secs(30);
 /// Targets and callers remembered; past it the oldest state is dropped.
@@ -28,6 +23,8 @@ const MAX_REMEMBERED: usize = 10_000;
 
 #[derive(Debug)]
 pub(crate) struct BitbucketPace {
+    /// `backend.apiRateLimit.bitbucketReads`, for the 429's message.
+    limits: BitbucketReadsPace,
     overall: DefaultDirectRateLimiter,
     per_caller: DefaultKeyedRateLimiter<u64>,
     recent: Mutex<HashMap<String, Instant>>,
@@ -42,16 +39,18 @@ pub(crate) enum Admitted {
     Coalesced,
 }
 
-fn quota(per_minute: u32, burst: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+/// `pace` as a quota (config validation keeps both numbers positive).
+pub(super) fn quota(pace: Pace) -> Quota {
+    Quota::per_minute(NonZeroU32::new(pace.per_minute).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(pace.burst).unwrap_or(NonZeroU32::MIN))
 }
 
-impl Default for BitbucketPace {
-    fn default() -> Self {
+impl From<&BitbucketReadsPace> for BitbucketPace {
+    fn from(limits: &BitbucketReadsPace) -> Self {
         Self {
-            overall: RateLimiter::direct(quota(PER_MINUTE, BURST)),
-            per_caller: RateLimiter::keyed(quota(PER_CALLER_PER_MINUTE, PER_CALLER_BURST)),
+            limits: *limits,
+            overall: RateLimiter::direct(quota(limits.overall)),
+            per_caller: RateLimiter::keyed(quota(limits.per_caller)),
             recent: Mutex::new(HashMap::new()),
         }
     }
@@ -101,12 +100,14 @@ impl BitbucketPace {
         }
         if self.per_caller.check_key(&caller(headers)).is_err() {
             return Err(paced(&format!(
-                "per caller ({PER_CALLER_PER_MINUTE} a minute, {PER_CALLER_BURST} at once)"
+                "per caller ({}; backend.apiRateLimit.bitbucketReads.perCaller)",
+                self.limits.per_caller
             )));
         }
         if self.overall.check().is_err() {
             return Err(paced(&format!(
-                "for all callers together ({PER_MINUTE} a minute, {BURST} at once)"
+                "for all callers together ({}; backend.apiRateLimit.bitbucketReads.overall)",
+                self.limits.overall
             )));
         }
         Ok(())

@@ -3,23 +3,18 @@
 //! the whole catalog, like a listing's removals: no client can empty the
 //! catalog one request at a time.
 
-use std::num::NonZeroU32;
-
 use axum::http::StatusCode;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use parking_lot::Mutex;
 
 use super::error::ApiError;
 use super::request::Req;
-use crate::config::DeletionGuard;
-
-/// Removal requests per minute, all callers together.
-const PER_MINUTE: u32 = 60;
-/// Removal requests let through at once.
-const BURST: u32 = 10;
+use crate::config::{DeletionGuard, Pace};
 
 #[derive(Debug)]
 pub(crate) struct ApiRemovals {
+    /// `backend.apiRateLimit.deletions`, all callers together.
+    limit: Pace,
     pace: DefaultDirectRateLimiter,
     limits: DeletionGuard,
     since: Mutex<Since>,
@@ -33,12 +28,11 @@ struct Since {
     removed: usize,
 }
 
-impl Default for ApiRemovals {
-    fn default() -> Self {
-        let quota = Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
+impl From<Pace> for ApiRemovals {
+    fn from(limit: Pace) -> Self {
         Self {
-            pace: RateLimiter::direct(quota),
+            limit,
+            pace: RateLimiter::direct(super::pace::quota(limit)),
             limits: DeletionGuard::default(),
             since: Mutex::new(Since::default()),
         }
@@ -55,7 +49,8 @@ impl ApiRemovals {
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequestsError",
                 format!(
-                    "removals through the API are paced ({PER_MINUTE} a minute, {BURST} at once); try again shortly"
+                    "removals through the API are paced ({}; backend.apiRateLimit.deletions); try again shortly",
+                    self.limit
                 ),
             ));
         }

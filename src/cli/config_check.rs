@@ -42,6 +42,11 @@ pub(super) fn config_check(cli: &Cli, strict: bool) -> ExitCode {
             "are closed (no backend.auth.externalAccess: every write answers 401)"
         }
     );
+    let limits = &config.backend.api_rate_limit;
+    eprintln!(
+        "backend.apiRateLimit: requests that read Bitbucket (refresh, validate-entity, analyze-location) {} per caller and {} overall; API removals {}",
+        limits.bitbucket_reads.per_caller, limits.bitbucket_reads.overall, limits.deletions
+    );
     if strict && !loaded.warnings.is_empty() {
         eprintln!(
             "error: {} warning(s) and --strict: fix them or drop --strict",

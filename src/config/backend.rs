@@ -1,5 +1,6 @@
-//! `backend`: where the API listens, which database it stores into and who
-//! may call its write endpoints.
+//! `backend`: where the API listens, which database it stores into, who
+//! may call its write endpoints and how fast requests that read Bitbucket
+//! or remove entities are let through.
 
 use serde::Serialize;
 
@@ -12,6 +13,68 @@ pub struct BackendConfig {
     pub database: DatabaseConfig,
     /// `backend.auth.externalAccess`: who may call the write endpoints.
     pub external_access: ExternalAccess,
+    /// `backend.apiRateLimit`: the pace of costly API requests.
+    pub api_rate_limit: ApiRateLimit,
+}
+
+/// A pace: so many a minute, so many at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pace {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Pace {
+    const fn new(per_minute: u32, burst: u32) -> Self {
+        Self { per_minute, burst }
+    }
+}
+
+impl std::fmt::Display for Pace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} a minute, {} at once", self.per_minute, self.burst)
+    }
+}
+
+/// `backend.apiRateLimit.bitbucketReads`: requests that cost Bitbucket
+/// requests (entity, provider and location refresh, `validate-entity`,
+/// `analyze-location`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BitbucketReadsPace {
+    /// Per caller (a bearer token; callers without one share one budget).
+    pub per_caller: Pace,
+    /// All callers together.
+    pub overall: Pace,
+}
+
+impl Default for BitbucketReadsPace {
+    fn default() -> Self {
+        Self {
+            per_caller: Pace::new(30, 10),
+            overall: Pace::new(120, 20),
+        }
+    }
+}
+
+/// `backend.apiRateLimit`: how fast the API lets through requests that
+/// spend the Bitbucket budget, and removals (all callers together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRateLimit {
+    pub bitbucket_reads: BitbucketReadsPace,
+    /// `DELETE /entities/by-uid`, `DELETE /locations/{id}`.
+    pub deletions: Pace,
+}
+
+impl Default for ApiRateLimit {
+    fn default() -> Self {
+        Self {
+            bitbucket_reads: BitbucketReadsPace::default(),
+            deletions: Pace::new(60, 10),
+        }
+    }
 }
 
 pub(super) fn backend(ctx: &mut Ctx<'_>) -> Result<BackendConfig, ConfigError> {
@@ -19,5 +82,62 @@ pub(super) fn backend(ctx: &mut Ctx<'_>) -> Result<BackendConfig, ConfigError> {
         listen: listen::listen(ctx)?,
         database: database::database(ctx)?,
         external_access: access::external_access(ctx)?,
+        api_rate_limit: api_rate_limit(ctx)?,
     })
+}
+
+/// `backend.apiRateLimit`; each key absent keeps its default.
+fn api_rate_limit(ctx: &mut Ctx<'_>) -> Result<ApiRateLimit, ConfigError> {
+    let defaults = ApiRateLimit::default();
+    let Some(written) = ctx.optional::<raw::ApiRateLimit>("backend.apiRateLimit")? else {
+        return Ok(defaults);
+    };
+    let reads = written.bitbucket_reads.unwrap_or_default();
+    let pace = |written: Option<raw::Pace>, default: Pace| {
+        written.map_or(default, |p| Pace {
+            per_minute: p.per_minute.map_or(default.per_minute, |n| whole(n.0)),
+            burst: p.burst.map_or(default.burst, |n| whole(n.0)),
+        })
+    };
+    Ok(ApiRateLimit {
+        bitbucket_reads: BitbucketReadsPace {
+            per_caller: pace(reads.per_caller, defaults.bitbucket_reads.per_caller),
+            overall: pace(reads.overall, defaults.bitbucket_reads.overall),
+        },
+        deletions: pace(written.deletions, defaults.deletions),
+    })
+}
+
+/// Bounded to a million when read, so it fits.
+fn whole(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The shape as written; numbers may arrive as strings from `${VAR}`.
+pub(super) mod raw {
+    use serde::Deserialize;
+
+    use crate::config::loose::Bounded;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct ApiRateLimit {
+        pub bitbucket_reads: Option<BitbucketReads>,
+        pub deletions: Option<Pace>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct BitbucketReads {
+        pub per_caller: Option<Pace>,
+        pub overall: Option<Pace>,
+    }
+
+    /// Whole numbers from 1: a pace of 0 would shut the endpoints.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct Pace {
+        pub per_minute: Option<Bounded<1, 1_000_000>>,
+        pub burst: Option<Bounded<1, 1_000_000>>,
+    }
 }

@@ -87,6 +87,12 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "plugin",
     "permission",
     "permissionAttribute",
+    "apiRateLimit",
+    "bitbucketReads",
+    "perCaller",
+    "overall",
+    "perMinute",
+    "deletions",
     // catalog.rules / locations and schedules, read by hand
     "exact",
     "pattern",
@@ -121,7 +127,7 @@ const CATALOG_KEYS: &[&str] = &[
 /// `catalog.providers`, `backend`).
 const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
 const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
-const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
+const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth", "apiRateLimit"];
 
 /// A key around our sections that is probably a typo.
 #[derive(Debug, PartialEq, Eq)]
@@ -202,7 +208,7 @@ pub(super) fn with_suggestion(message: &str, key: &str, known: &[&str]) -> Strin
 mod tests {
     use super::*;
     use crate::config::{
-        access, cloud, generated, http, integration, listen, locations, processing, provider,
+        access, backend, cloud, generated, http, integration, listen, locations, processing, provider,
         rules, schedule, server,
     };
     use serde::de::{self, Deserialize, Deserializer, Visitor};
@@ -255,6 +261,9 @@ mod tests {
             fields::<access::raw::ExternalAccessEntry>(),
             fields::<access::raw::StaticAccessOptions>(),
             fields::<access::raw::AccessRestriction>(),
+            fields::<backend::raw::ApiRateLimit>(),
+            fields::<backend::raw::BitbucketReads>(),
+            fields::<backend::raw::Pace>(),
             fields::<schedule::RawSchedule>(),
             locations::LOCATION_KEYS,
             locations::LOCATION_RULE_KEYS,

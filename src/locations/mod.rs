@@ -12,24 +12,24 @@ pub(crate) mod analyze;
 mod error;
 pub(crate) mod model;
 pub(crate) mod query;
+mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitbucket::RequestStats;
 use crate::bitbucket::reader::{FileReader, Sites};
-use crate::catalog::process::{FileSource, RepoInfo};
+use crate::catalog::process::FileSource;
 use crate::catalog::{Catalog, Entity, PreparedEntity};
-use crate::config::RegistrationLimits;
+use crate::config::{RegistrationLimits, TargetScope};
 use crate::discovery::location::{
     LocationContext, LocationError, LocationOrigin, LocationRead, LocationSource, location_id,
     source_id,
 };
-use crate::discovery::{Problem, Source, pipeline};
+use crate::discovery::{Problem, Source};
 use crate::scheduler::{Applier, Scheduler, SourceRunner};
 use crate::store::{CatalogStore, RegisteredLocation, StoreError};
 
@@ -39,21 +39,6 @@ use error::{BadInput, Conflict, Missing, Unavailable};
 pub(crate) use error::{RegisterError, RemoveError};
 pub(crate) use model::{Location, Origin};
 pub(crate) use query::{LocationPage, LocationQuery, LocationQueryError};
-
-/// Why an entity could not be validated (`POST /validate-entity`).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ValidateError {
-    #[error(
-        "Invalid location ref {0}, only 'url:<target>' is supported, e.g. url:https://host/path"
-    )]
-    LocationRef(String),
-    #[error("Entity must be an object")]
-    NotObject,
-    #[error("{0}")]
-    Encode(#[source] serde_json::Error),
-    #[error("validating took longer than catalog.locationSchedule.timeout ({0}s)")]
-    Timeout(u64),
-}
 
 /// What a registration (or a dry run of one) came to.
 #[derive(Debug)]
@@ -78,6 +63,8 @@ pub(crate) struct Locations {
     writes: tokio::sync::Mutex<()>,
     limits: RegistrationLimits,
     pace: governor::DefaultDirectRateLimiter,
+    /// Each provider's `targetScope`, by provider id (`validate-entity`).
+    target_scopes: HashMap<String, TargetScope>,
 }
 
 impl Locations {
@@ -101,7 +88,14 @@ impl Locations {
             writes: tokio::sync::Mutex::new(()),
             limits,
             pace: governor::RateLimiter::direct(governor::Quota::per_minute(per_minute)),
+            target_scopes: HashMap::new(),
         }
+    }
+
+    /// Each provider's `targetScope` (by id), which `validate-entity` keeps to.
+    pub(crate) fn with_target_scopes(mut self, scopes: HashMap<String, TargetScope>) -> Self {
+        self.target_scopes = scopes;
+        self
     }
 
     /// Static, registered and discovered locations, one per target, by target.
@@ -538,40 +532,6 @@ impl Locations {
         let stats = Arc::new(RequestStats::default());
         let reader = FileReader::new(Sites::all(&self.context.integrations, None), &stats, 0);
         move |target, base| reader.resolve(target, base).ok()
-    }
-
-    /// Processes `entity` as if it were read from `location_ref`
-    /// (`url:<target>`), as discovery would: envelope, `catalog.rules` for
-    /// that location, validation, Location targets and placeholders read on
-    /// the configured Bitbucket. The problems found; none means valid.
-    pub(crate) async fn validate(
-        &self,
-        entity: &Value,
-        location_ref: &str,
-    ) -> Result<Vec<Problem>, ValidateError> {
-        let target = match location_ref.split_once(':') {
-            Some(("url", target)) if !target.is_empty() => target,
-            _ => return Err(ValidateError::LocationRef(location_ref.to_owned())),
-        };
-        if !entity.is_object() {
-            return Err(ValidateError::NotObject);
-        }
-        let bytes = serde_json::to_vec(entity).map_err(ValidateError::Encode)?;
-        let settings = &self.context.settings;
-        let stats = Arc::new(RequestStats::default());
-        let reader = FileReader::new(
-            Sites::all(&self.context.integrations, Some(&self.context.http)),
-            &stats,
-            settings.processing.limits.max_file_bytes,
-        );
-        let timeout = self.context.schedule.timeout;
-        let file = tokio::time::timeout(
-            timeout,
-            pipeline::process_file(&bytes, target, &reader, settings, &RepoInfo::default()),
-        )
-        .await
-        .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
-        Ok(file.problems)
     }
 }
 

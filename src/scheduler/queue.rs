@@ -18,6 +18,12 @@ use crate::store::StoreError;
 /// Repositories waiting per provider; beyond, new ones are dropped (the
 /// scheduled listing still reads them), so a flood cannot exhaust memory.
 pub(super) const MAX_PENDING: usize = 10_000;
+/// Refreshes read per batch while nothing more urgent waits: a push
+/// arriving meanwhile waits for at most this many reads, not for every
+/// refresh queued before it.
+const REFRESH_CHUNK: usize = 2;
+/// [`WorkItem::origin`] of work asked for through the API (entity refresh).
+pub(crate) const REFRESH_ORIGIN: &str = "refresh";
 /// Branches one push may name before it counts as "anything may have
 /// moved" (a mirror push names thousands of refs).
 const MAX_BRANCH_MOVES: usize = 1000;
@@ -112,6 +118,12 @@ impl WorkItem {
         }
     }
 
+    /// Asked for through the API rather than by Bitbucket: it waits
+    /// below webhook work.
+    fn is_refresh(&self) -> bool {
+        self.origin == REFRESH_ORIGIN
+    }
+
     /// `self` followed by `later` for the same repository.
     fn merge(self, later: WorkItem) -> WorkItem {
         WorkItem {
@@ -175,9 +187,13 @@ pub(super) fn mark_fresh(fresh: &FreshUnits, units: impl Iterator<Item = String>
 }
 
 /// The work waiting, by repository, and whether a worker is draining it.
+/// Webhook work (pushes, moves, deletions) goes before refreshes asked
+/// through the API, so a flood of refreshes cannot delay a push.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
-    items: HashMap<String, WorkItem>,
+    /// Webhook work, and refreshes merged with it.
+    urgent: HashMap<String, WorkItem>,
+    refreshes: HashMap<String, WorkItem>,
     draining: bool,
 }
 
@@ -185,28 +201,56 @@ pub(super) struct Pending {
 pub(super) struct QueueFull(pub(super) Box<WorkItem>);
 
 impl Pending {
-    /// Queues `item`, merged with what waits for the same repository.
+    /// Queues `item`, merged with what waits for the same repository (in
+    /// the urgent lane when either is webhook work).
     /// `Ok(true)`: no worker drains the queue yet; start one.
     pub(super) fn push(&mut self, item: WorkItem) -> Result<bool, QueueFull> {
         let key = item.key();
-        if self.items.len() >= MAX_PENDING && !self.items.contains_key(&key) {
+        let waiting = self.urgent.contains_key(&key) || self.refreshes.contains_key(&key);
+        if self.urgent.len() + self.refreshes.len() >= MAX_PENDING && !waiting {
             return Err(QueueFull(Box::new(item)));
         }
-        let merged = match self.items.remove(&key) {
+        let urgent = !item.is_refresh() || self.urgent.contains_key(&key);
+        let earlier = self
+            .urgent
+            .remove(&key)
+            .or_else(|| self.refreshes.remove(&key));
+        let merged = match earlier {
             Some(earlier) => earlier.merge(item),
             None => item,
         };
-        self.items.insert(key, merged);
+        let lane = if urgent {
+            &mut self.urgent
+        } else {
+            &mut self.refreshes
+        };
+        lane.insert(key, merged);
         Ok(!std::mem::replace(&mut self.draining, true))
     }
 
-    /// Everything waiting; `None` when nothing is (the worker stops).
+    /// The next batch: all webhook work waiting, else the oldest few
+    /// refreshes; `None` when nothing waits (the worker stops).
     pub(super) fn take(&mut self) -> Option<Vec<WorkItem>> {
-        if self.items.is_empty() {
+        if !self.urgent.is_empty() {
+            return Some(self.urgent.drain().map(|(_, item)| item).collect());
+        }
+        if self.refreshes.is_empty() {
             self.draining = false;
             return None;
         }
-        Some(self.items.drain().map(|(_, item)| item).collect())
+        let mut oldest: Vec<(Instant, String)> = self
+            .refreshes
+            .iter()
+            .map(|(key, item)| (item.received, key.clone()))
+            .collect();
+        oldest.sort_unstable();
+        Some(
+            oldest
+                .into_iter()
+                .take(REFRESH_CHUNK)
+                .filter_map(|(_, key)| self.refreshes.remove(&key))
+                .collect(),
+        )
     }
 
     /// The worker stops (shutdown) with work left.
@@ -311,6 +355,43 @@ mod tests {
             outcomes,
             ["applied", "ignored: why", "held: why", "failed: why"]
         );
+    }
+
+    fn item(slug: &str, work: Work, origin: &str) -> WorkItem {
+        WorkItem {
+            repository: RepoRef {
+                id: None,
+                workspace: None,
+                project: Some("P".into()),
+                slug: slug.into(),
+                web_url: None,
+                archived: false,
+                main_branch: None,
+            },
+            work,
+            received: Instant::now(),
+            origin: origin.into(),
+        }
+    }
+
+    #[test]
+    fn pushes_go_before_refreshes_which_come_a_few_at_a_time() {
+        let mut pending = Pending::default();
+        for i in 0..5 {
+            let _ = pending.push(item(&format!("r{i}"), Work::Refresh, REFRESH_ORIGIN));
+        }
+        let _ = pending.push(item("p", Work::Pushed(vec![moved("main", "a")]), "host"));
+        // A refresh of a repository a push waits for joins the push.
+        let _ = pending.push(item("p", Work::Refresh, REFRESH_ORIGIN));
+        let first = pending.take().unwrap_or_default();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].repository.slug, "p");
+        let mut refreshed = Vec::new();
+        while let Some(batch) = pending.take() {
+            assert!(batch.len() <= REFRESH_CHUNK);
+            refreshed.extend(batch.into_iter().map(|i| i.repository.slug));
+        }
+        assert_eq!(refreshed, ["r0", "r1", "r2", "r3", "r4"]);
     }
 
     #[test]

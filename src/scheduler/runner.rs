@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::apply::Applier;
 use super::events::EventReads;
 use super::guard::ShrinkGuard;
-use super::queue::{FreshUnits, LastEvent, RefreshError, Work, WorkItem};
+use super::queue::{FreshUnits, LastEvent, REFRESH_ORIGIN, RefreshError, Work, WorkItem};
 use super::recorder::{Recorder, RepositoryCounts};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Catalog;
@@ -408,7 +408,7 @@ impl SourceRunner {
             repository: record.into(),
             work: Work::Refresh,
             received: Instant::now(),
-            origin: "refresh".into(),
+            origin: REFRESH_ORIGIN.into(),
         });
         if queued {
             Ok(())
