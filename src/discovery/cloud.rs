@@ -19,9 +19,9 @@ use super::provider::{FileList, Flavour, Listing, ListingError, Parts, Unlisted}
 use super::{CatalogFile, Problem, ProblemKind, RepoRef, RepositoryRecord};
 use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::file_url::FileUrl;
-use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::refusal::Excluded;
+use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::{DefaultBranch, RepoInfo};

@@ -124,7 +124,13 @@ impl<F: Flavour> Provider<F> {
                 // With a commit the repository moved (same commit: Unchanged).
                 let moved = changed || found.commit.is_some();
                 read.generated = self
-                    .generate_for(client, &mut record, previous, found.commit.as_deref(), moved)
+                    .generate_for(
+                        client,
+                        &mut record,
+                        previous,
+                        found.commit.as_deref(),
+                        moved,
+                    )
                     .await;
                 record.change_token = found.commit.map(|c| self.commit_token(&c));
             }
@@ -136,9 +142,8 @@ impl<F: Flavour> Provider<F> {
                 record.catalog = CatalogFile::Present;
                 read.found = true;
                 if had_generated {
-                    read.generated = Some(UnitUpdate::removal(&generated::unit(
-                        &record.catalog_url,
-                    )));
+                    read.generated =
+                        Some(UnitUpdate::removal(&generated::unit(&record.catalog_url)));
                 }
                 let same = previous.filter(|p| {
                     p.catalog == CatalogFile::Present && p.change_token.as_ref() == Some(&token)
@@ -190,9 +195,8 @@ impl<F: Flavour> Provider<F> {
                 };
                 read.found = record.catalog == CatalogFile::Present;
                 if read.found && had_generated {
-                    read.generated = Some(UnitUpdate::removal(&generated::unit(
-                        &record.catalog_url,
-                    )));
+                    read.generated =
+                        Some(UnitUpdate::removal(&generated::unit(&record.catalog_url)));
                 } else if !read.found {
                     read.generated = self
                         .generate_for(client, &mut record, previous, Some(&commit), true)

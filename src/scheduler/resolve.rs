@@ -222,10 +222,10 @@ impl Resolver<'_> {
         // most (an older Data Center's listing never tells it changed).
         let recheck = self.reads.pinned_branch().is_none()
             && matches!(&item.work, Work::Pushed(moves)
-                if known.is_some_and(|k| k.branch_recheck_due(
-                    &moves.iter().map(|m| m.branch.as_str()).collect::<Vec<_>>(),
-                    now,
-                )));
+            if known.is_some_and(|k| k.branch_recheck_due(
+                &moves.iter().map(|m| m.branch.as_str()).collect::<Vec<_>>(),
+                now,
+            )));
         let checked_at = known.and_then(|k| k.branch_checked_at);
         let branch = self
             .reads
