@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::server::ChangedPath;
 use super::urls::host_of;
 use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, cloud_urls, too_many_pages};
 
@@ -325,6 +326,78 @@ impl CloudClient {
             Ok(pages) => Ok(pages.map(|p| p.values)),
             Err(failed) => Err(failed.error),
         }
+    }
+
+    /// The latest commit of `branch` (`refs/branches/{name}`, one request);
+    /// `None` when the branch does not exist (an empty repository).
+    pub(crate) async fn branch_commit(
+        &self,
+        workspace: &str,
+        slug: &str,
+        branch: &str,
+    ) -> Result<Option<String>, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Target {
+            hash: String,
+        }
+        #[derive(Deserialize)]
+        struct Branch {
+            target: Option<Target>,
+        }
+        let mut segments = vec!["repositories", workspace, slug, "refs", "branches"];
+        segments.extend(branch.split('/'));
+        let url = self.url(&segments, &[("fields", "target.hash")]);
+        let found: Option<Branch> = self.http.get_json("cloud_branch", &url).await?;
+        Ok(found.and_then(|b| b.target).map(|t| t.hash))
+    }
+
+    /// The paths that differ between commits `old` and `new`
+    /// (`diffstat/{new}..{old}`), each with whether it is gone at `new`;
+    /// `None` when Bitbucket does not know one of the commits.
+    pub(crate) async fn diffstat(
+        &self,
+        workspace: &str,
+        slug: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<Option<Vec<ChangedPath>>, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Side {
+            path: String,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            old: Option<Side>,
+            new: Option<Side>,
+        }
+        let spec = format!("{new}..{old}");
+        let url = self.url(
+            &["repositories", workspace, slug, "diffstat", &spec],
+            &[("fields", "next,values.old.path,values.new.path")],
+        );
+        let entries: Vec<Entry> = match self.paged("cloud_diffstat", url).await {
+            Ok(Some(pages)) => pages.values,
+            Ok(None) => return Ok(None),
+            Err(failed) => return Err(failed.error),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let new_path = entry.new.map(|n| n.path);
+            // A removal or a rename leaves the old path gone.
+            if let Some(old) = entry.old.filter(|o| Some(&o.path) != new_path.as_ref()) {
+                paths.push(ChangedPath {
+                    path: old.path,
+                    deleted: true,
+                });
+            }
+            if let Some(path) = new_path {
+                paths.push(ChangedPath {
+                    path,
+                    deleted: false,
+                });
+            }
+        }
+        Ok(Some(paths))
     }
 
     /// A file's bytes (at most `limit + 1`), or `None` when it does not exist.

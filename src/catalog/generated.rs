@@ -1,6 +1,6 @@
 //! Entities the daemon generates for repositories without a catalog file
 //! are kept under units of their own, named with this suffix, so a real
-//! entity always takes their reference.
+//! entity always takes their reference, whichever source it comes from.
 
 /// Marks a generated entity (value `"true"`).
 pub(crate) const ANNOTATION_GENERATED: &str = "bitbucket-catalogd/generated";
@@ -10,4 +10,10 @@ pub(crate) const GENERATED_UNIT_SUFFIX: &str = "#generated";
 
 pub(crate) fn is_generated_unit(unit: &str) -> bool {
     unit.ends_with(GENERATED_UNIT_SUFFIX)
+}
+
+/// A real entity (any source) takes its reference from a generated one,
+/// never the other way round.
+pub(crate) fn takes_over(holder_unit: &str, claimant_unit: &str) -> bool {
+    is_generated_unit(holder_unit) && !is_generated_unit(claimant_unit)
 }

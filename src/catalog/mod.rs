@@ -274,8 +274,8 @@ impl State {
             for processed in update.entities {
                 let key = processed.entity.key();
                 let mut held_by = self.owners.get(&key).filter(|o| **o != owner);
-                if held_by.is_some_and(|holder| self.real_over_generated(holder, &owner)) {
-                    self.release_generated(&key);
+                if held_by.is_some_and(|holder| generated::takes_over(&holder.unit, &owner.unit)) {
+                    self.release_generated(&key, &owner.source);
                     held_by = None;
                 }
                 // A key twice in one file: the first document keeps it.
@@ -307,16 +307,10 @@ impl State {
         (fresh, moved)
     }
 
-    /// A real entity takes its reference from a generated one of the same
-    /// source (never the other way round).
-    fn real_over_generated(&self, holder: &Owner, claimant: &Owner) -> bool {
-        holder.source == claimant.source
-            && generated::is_generated_unit(&holder.unit)
-            && !generated::is_generated_unit(&claimant.unit)
-    }
-
-    /// Takes `key` from the generated unit holding it.
-    fn release_generated(&mut self, key: &EntityKey) {
+    /// Takes `key` from the generated unit holding it. Served for another
+    /// source, it stops being served there, so `source` serves (and counts)
+    /// it anew.
+    fn release_generated(&mut self, key: &EntityKey, source: &Arc<str>) {
         let Some(holder) = self.owners.remove(key) else {
             return;
         };
@@ -326,6 +320,9 @@ impl State {
             .and_then(|units| units.get_mut(&holder.unit))
         {
             keys.retain(|k| k != key);
+        }
+        if holder.source != *source {
+            self.working.remove(key, &holder.source);
         }
     }
 

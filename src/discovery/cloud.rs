@@ -21,6 +21,7 @@ use crate::bitbucket::cloud::{CloudClient, Repository, Search, SearchResult};
 use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::reader::{FileReader, Sites};
 use crate::bitbucket::refusal::Excluded;
+use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::urls::url_host;
 use crate::bitbucket::{BitbucketError, RequestStats, cloud_urls};
 use crate::catalog::process::{DefaultBranch, RepoInfo};
@@ -95,17 +96,18 @@ impl Flavour for CloudFlavour {
         &self,
         client: &CloudClient,
         record: &RepositoryRecord,
-        _at: Option<&str>,
+        at: Option<&str>,
     ) -> Result<FileList, BitbucketError> {
         // An empty repository has no main branch, so no files.
         let Some(branch) = record.branch.as_deref() else {
             return Ok(FileList::default());
         };
+        // At the commit the head check found: a run never mixes two states.
         let entries = client
             .src_listing(
                 &self.config.workspace,
                 &record.slug,
-                branch,
+                at.unwrap_or(branch),
                 SRC_MAX_DEPTH,
                 self.config.pagelen,
             )
@@ -122,6 +124,37 @@ impl Flavour for CloudFlavour {
                 .collect(),
             commit,
         })
+    }
+
+    /// The main branch's latest commit (`refs/branches/{name}`): an
+    /// unchanged repository costs this one request, no listing, no read.
+    async fn head(
+        &self,
+        client: &CloudClient,
+        record: &RepositoryRecord,
+    ) -> Result<Option<BranchHead>, BitbucketError> {
+        let Some(branch) = record.branch.as_deref() else {
+            return Ok(None);
+        };
+        let commit = client
+            .branch_commit(&self.config.workspace, &record.slug, branch)
+            .await?;
+        Ok(commit.map(|commit| BranchHead {
+            branch: branch.to_owned(),
+            commit,
+        }))
+    }
+
+    async fn changed_paths(
+        &self,
+        client: &CloudClient,
+        record: &RepositoryRecord,
+        since: &str,
+        until: &str,
+    ) -> Result<Option<Vec<ChangedPath>>, BitbucketError> {
+        client
+            .diffstat(&self.config.workspace, &record.slug, since, until)
+            .await
     }
 
     fn file_urls(
@@ -375,6 +408,7 @@ impl CloudFlavour {
                 id: candidate.uuid,
                 catalog_url,
                 branch: candidate.branch,
+                branch_checked_at: None,
                 catalog: CatalogFile::Unknown,
                 change_token: None,
                 read_at: None,

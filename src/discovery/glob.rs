@@ -10,10 +10,13 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::plan::Listed;
 use super::provider::{Flavour, Provider, Read, content_token, unreadable};
-use super::{CatalogFile, Problem, ProblemKind, RepositoryRecord, RunContext, UnitUpdate};
+use super::{
+    CatalogFile, Problem, ProblemKind, RepositoryRecord, RunContext, UnitUpdate, generated,
+};
 use crate::bitbucket::BitbucketError;
 use crate::catalog::ProcessedEntity;
 use crate::catalog::entity::ANNOTATION_LOCATION;
+use crate::catalog::generated::is_generated_unit;
 use crate::catalog::process::RepoInfo;
 use crate::config::CatalogGlob;
 
@@ -68,6 +71,7 @@ impl<F: Flavour> Provider<F> {
         ctx: &RunContext<'_>,
         listed: Listed,
         glob: &CatalogGlob,
+        changed: bool,
     ) -> Read {
         let Listed {
             mut record,
@@ -88,22 +92,47 @@ impl<F: Flavour> Provider<F> {
             stale: None,
             generated: None,
         };
+        // Real entities replace a generated one in the same apply.
+        let had_generated = previous.map_or(self.flavour.shared().generate.is_some(), |p| {
+            p.generated.is_some()
+        });
         match self
             .glob_files(client, ctx, &mut record, glob, previous)
             .await
         {
-            Err(err) => unreadable(&mut record, &mut read, previous, &err),
+            Err(err) => {
+                unreadable(&mut record, &mut read, previous, &err);
+                record.generated = previous.and_then(|p| p.generated.clone());
+            }
             Ok(GlobRead::Unchanged(kept)) => {
                 record.catalog = kept.catalog;
                 record.change_token = kept.change_token.clone();
                 read.found = kept.catalog == CatalogFile::Present;
                 read.problems = kept.problems.clone();
+                read.problems.retain(|p| !is_generated_unit(&p.url));
+                if kept.catalog == CatalogFile::Missing {
+                    // No request unless the settings changed (or never generated).
+                    read.generated = self
+                        .generate_for(client, &mut record, previous, None, changed)
+                        .await;
+                }
             }
             Ok(GlobRead::Full(found)) if found.files.is_empty() => {
                 record.catalog = CatalogFile::Missing;
-                record.change_token = found.commit.map(|c| self.commit_token(&c));
                 read.update.entities = Some(Vec::new());
                 read.problems = found.problems;
+                // With a commit the repository moved (same commit: Unchanged).
+                let moved = changed || found.commit.is_some();
+                read.generated = self
+                    .generate_for(
+                        client,
+                        &mut record,
+                        previous,
+                        found.commit.as_deref(),
+                        moved,
+                    )
+                    .await;
+                record.change_token = found.commit.map(|c| self.commit_token(&c));
             }
             Ok(GlobRead::Full(found)) => {
                 let token = match &found.commit {
@@ -112,6 +141,10 @@ impl<F: Flavour> Provider<F> {
                 };
                 record.catalog = CatalogFile::Present;
                 read.found = true;
+                if had_generated {
+                    read.generated =
+                        Some(UnitUpdate::removal(&generated::unit(&record.catalog_url)));
+                }
                 let same = previous.filter(|p| {
                     p.catalog == CatalogFile::Present && p.change_token.as_ref() == Some(&token)
                 });
@@ -134,7 +167,7 @@ impl<F: Flavour> Provider<F> {
                 let Partial {
                     files,
                     touched,
-                    mut previous,
+                    previous: mut served,
                     commit,
                 } = partial;
                 read.problems = ctx
@@ -142,8 +175,9 @@ impl<F: Flavour> Provider<F> {
                     .get(&record.catalog_url)
                     .map(|p| p.problems.clone())
                     .unwrap_or_default();
-                read.problems.retain(|p| !touched.contains(&p.url));
-                previous.retain(|e| {
+                read.problems
+                    .retain(|p| !touched.contains(&p.url) && !is_generated_unit(&p.url));
+                served.retain(|e| {
                     let location = e.entity.metadata.annotations.get(ANNOTATION_LOCATION);
                     !location
                         .and_then(|l| l.strip_prefix("url:"))
@@ -160,16 +194,45 @@ impl<F: Flavour> Provider<F> {
                     CatalogFile::Present
                 };
                 read.found = record.catalog == CatalogFile::Present;
-                previous.extend(entities);
+                if read.found && had_generated {
+                    read.generated =
+                        Some(UnitUpdate::removal(&generated::unit(&record.catalog_url)));
+                } else if !read.found {
+                    read.generated = self
+                        .generate_for(client, &mut record, previous, Some(&commit), true)
+                        .await;
+                }
+                served.extend(entities);
                 record.change_token =
                     (read.location_files == 0).then(|| self.commit_token(&commit));
-                read.update.entities = Some(previous);
+                read.update.entities = Some(served);
             }
+        }
+        if let Some(problem) = record.generated.as_ref().and_then(|g| g.problem.clone()) {
+            read.problems.push(problem);
         }
         record.problems = read.problems.clone();
         read.update.record = Some(record);
         ctx.progress.read_one(read.found);
         read
+    }
+
+    /// [`Provider::generate`] for a repository the glob matched nothing in,
+    /// its code owners file read at `commit` (the branch without one).
+    async fn generate_for(
+        &self,
+        client: &F::Client,
+        record: &mut RepositoryRecord,
+        previous: Option<&RepositoryRecord>,
+        commit: Option<&str>,
+        changed: bool,
+    ) -> Option<UnitUpdate> {
+        let codeowners = self
+            .flavour
+            .file_urls(client, record, commit, generated::CODEOWNERS_PATH)
+            .map(|(url, _)| url);
+        self.generate(client, record, previous, codeowners, changed)
+            .await
     }
 
     fn commit_token(&self, commit: &str) -> String {
@@ -216,6 +279,7 @@ impl<F: Flavour> Provider<F> {
         if let Some(head) = &head {
             // The check names the default branch: followed when it changes.
             record.branch = Some(head.branch.clone());
+            record.branch_checked_at = None;
             let token = self.commit_token(&head.commit);
             if let Some(kept) = processed.filter(|p| p.change_token.as_ref() == Some(&token)) {
                 return Ok(GlobRead::Unchanged(kept));

@@ -66,9 +66,7 @@ pub(crate) fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord
         // A listing that does not name the default branch (older Data
         // Center) keeps the one learned before: a push to another branch
         // then costs no look-up.
-        if repository.record.branch.is_none() {
-            repository.record.branch = previous.and_then(|p| p.branch.clone());
-        }
+        repository.record.keep_branch_of(previous);
         match (priority(&repository, previous), previous) {
             (Some(rank), _) => reads.push((rank, repository)),
             (None, Some(previous)) => unchanged.push(previous.clone()),
@@ -95,6 +93,7 @@ mod tests {
                 id: None,
                 catalog_url: format!("https://b/{slug}/catalog-info.yaml"),
                 branch: None,
+                branch_checked_at: None,
                 catalog: CatalogFile::Unknown,
                 change_token: None,
                 read_at: None,

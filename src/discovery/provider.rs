@@ -383,7 +383,7 @@ impl<F: Flavour> Provider<F> {
         changed: bool,
     ) -> Read {
         if let Some(glob) = &self.flavour.shared().catalog_glob {
-            return self.read_glob(client, ctx, listed, glob).await;
+            return self.read_glob(client, ctx, listed, glob, changed).await;
         }
         let Listed {
             mut record,
@@ -417,8 +417,10 @@ impl<F: Flavour> Provider<F> {
                 record.catalog = CatalogFile::Missing;
                 record.change_token = change_token;
                 read.update.entities = Some(Vec::new());
+                let codeowners =
+                    generated::codeowners_url(&file_url, &self.flavour.shared().catalog_path);
                 read.generated = self
-                    .generate(client, &mut record, previous, &file_url, changed)
+                    .generate(client, &mut record, previous, codeowners, changed)
                     .await;
             }
             Err(err) => {
@@ -472,15 +474,16 @@ impl<F: Flavour> Provider<F> {
 
 impl<F: Flavour> Provider<F> {
     /// The generated unit's update for a repository without a catalog file
-    /// (`None`: leave it as served). Reads `.bitbucket/CODEOWNERS` only
-    /// when the repository changed or was never generated under these
-    /// settings; otherwise the owner comes from the record.
-    async fn generate(
+    /// (`None`: leave it as served). Reads `.bitbucket/CODEOWNERS` (at
+    /// `codeowners`) only when the repository changed or was never
+    /// generated under these settings; otherwise the owner comes from the
+    /// record.
+    pub(super) async fn generate(
         &self,
         client: &F::Client,
         record: &mut RepositoryRecord,
         previous: Option<&RepositoryRecord>,
-        file_url: &Url,
+        codeowners: Option<Url>,
         changed: bool,
     ) -> Option<UnitUpdate> {
         let shared = self.flavour.shared();
@@ -504,7 +507,7 @@ impl<F: Flavour> Provider<F> {
             });
         }
         let mut problem = None;
-        let codeowners = match generated::codeowners_url(file_url, &shared.catalog_path) {
+        let codeowners = match codeowners {
             Some(url) => match self
                 .flavour
                 .fetch(client, &url, generated::MAX_CODEOWNERS_BYTES)

@@ -41,6 +41,16 @@ pub struct RepositoryRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     pub catalog: CatalogFile,
+    /// When `branch` was last asked of Bitbucket, for a listing that does
+    /// not name the default branch (older Data Center); `None`: the
+    /// listing names it, so runs follow it. A push naming another branch
+    /// re-checks once this is [`BRANCH_RECHECK_EVERY`] old.
+    #[serde(
+        default,
+        with = "crate::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub branch_checked_at: Option<DateTime<Utc>>,
     /// What the file was at when last processed (Cloud: the commit code
     /// search found; Server: a hash of the content), with the settings it
     /// was processed under. `None`: read it again next time.
@@ -63,6 +73,44 @@ pub struct RepositoryRecord {
     /// (`withoutCatalogFile.generate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated: Option<Generated>,
+}
+
+/// How long a default branch looked up (not named by the listing) is
+/// trusted before a push naming another branch asks again: at most one
+/// look-up per repository per hour, none for pushes to the known branch.
+pub(crate) const BRANCH_RECHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+impl RepositoryRecord {
+    /// Whether a push naming `pushed` (not the known branch) should ask
+    /// Bitbucket for the default branch again: the branch was looked up,
+    /// not listed, and not within the last [`BRANCH_RECHECK_EVERY`].
+    pub(crate) fn branch_recheck_due(&self, pushed: &[&str], now: DateTime<Utc>) -> bool {
+        let Some(known) = self.branch.as_deref() else {
+            return false;
+        };
+        !pushed.contains(&known)
+            && self
+                .branch_checked_at
+                .is_some_and(|at| now.signed_duration_since(at) >= BRANCH_RECHECK_EVERY)
+    }
+
+    /// Takes what the previous record learned about the default branch
+    /// when the listing does not name it. A branch learned before the
+    /// check time was kept counts as due for a re-check.
+    pub(crate) fn keep_branch_of(&mut self, previous: Option<&Self>) {
+        if self.branch.is_some() {
+            return;
+        }
+        let Some(previous) = previous.filter(|p| p.branch.is_some()) else {
+            return;
+        };
+        self.branch = previous.branch.clone();
+        self.branch_checked_at = Some(
+            previous
+                .branch_checked_at
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        );
+    }
 }
 
 /// What a repository's record says about its generated entity.

@@ -350,6 +350,7 @@ impl ServerFlavour {
                 id,
                 catalog_url,
                 branch,
+                branch_checked_at: None,
                 catalog: CatalogFile::Unknown,
                 change_token: None,
                 read_at: None,

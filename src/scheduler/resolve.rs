@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use super::queue::{Outcome, RefreshError, Work, WorkItem};
@@ -174,7 +175,7 @@ impl Resolver<'_> {
             }
             (None, _) => None,
         };
-        let branch = self
+        let (branch, checked_at) = self
             .branch_to_read(item, &repository, known.as_ref(), first.is_none())
             .await?;
         let commit = pushed_commit(&item.work, branch.as_deref())?;
@@ -183,7 +184,10 @@ impl Resolver<'_> {
             .reads
             .listed_one(self.stats, &repository, commit.as_deref())
         {
-            Ok(listed) => listed,
+            Ok(mut listed) => {
+                listed.record.branch_checked_at = checked_at;
+                listed
+            }
             Err(Unlisted::LeftOut(why)) => return Err(Stop::LeftOut(why)),
             Err(Unlisted::NeedsBranch) => {
                 return Err(Stop::Done(Outcome::Ignored(
@@ -203,33 +207,46 @@ impl Resolver<'_> {
 
     /// The branch to read: pinned, recorded, named by the event, cached, or
     /// asked of Bitbucket when it must be named (`None`: the default
-    /// branch, unnamed).
+    /// branch, unnamed); with when it was last asked of Bitbucket, for the
+    /// record (`None`: a listing names it).
     async fn branch_to_read(
         &self,
         item: &WorkItem,
         repository: &RepoRef,
         known: Option<&RepositoryRecord>,
         unlisted: bool,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<(Option<String>, Option<DateTime<Utc>>), Stop> {
         let cache_key = item.key();
+        let now = Utc::now();
+        // A looked-up branch a push does not name is asked again, hourly at
+        // most (an older Data Center's listing never tells it changed).
+        let recheck = self.reads.pinned_branch().is_none()
+            && matches!(&item.work, Work::Pushed(moves)
+            if known.is_some_and(|k| k.branch_recheck_due(
+                &moves.iter().map(|m| m.branch.as_str()).collect::<Vec<_>>(),
+                now,
+            )));
+        let checked_at = known.and_then(|k| k.branch_checked_at);
         let branch = self
             .reads
             .pinned_branch()
             .map(str::to_owned)
             .or_else(|| known.and_then(|k| k.branch.clone()))
             .or_else(|| repository.main_branch.clone())
-            .or_else(|| self.branches.get(&cache_key));
+            .or_else(|| self.branches.get(&cache_key))
+            .filter(|_| !recheck);
         // A push is matched against the branch read, and Cloud names files
         // by branch; otherwise the default branch is read unnamed.
         let needs_branch = matches!(item.work, Work::Pushed(_)) || unlisted;
         match branch {
-            Some(branch) => Ok(Some(branch)),
-            None if !needs_branch => Ok(None),
+            Some(branch) => Ok((Some(branch), checked_at)),
+            None if !needs_branch => Ok((None, checked_at)),
             None => match self.reads.default_branch(self.stats, repository).await {
                 Ok(Some(branch)) => {
                     self.branches.insert(cache_key, branch.clone());
-                    self.remember_branch(repository, known, &branch).await?;
-                    Ok(Some(branch))
+                    self.remember_branch(repository, known, &branch, now)
+                        .await?;
+                    Ok((Some(branch), Some(now)))
                 }
                 Ok(None) => Err(Stop::LeftOut("it has no default branch (empty)".into())),
                 Err(err) => Err(Stop::Done(Outcome::Failed(err.to_string()))),
@@ -245,6 +262,7 @@ impl Resolver<'_> {
         repository: &RepoRef,
         known: Option<&RepositoryRecord>,
         branch: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), RefreshError> {
         let record = match known {
             Some(known) => Some(known.clone()),
@@ -270,6 +288,7 @@ impl Resolver<'_> {
             }
         }
         record.branch = Some(branch.to_owned());
+        record.branch_checked_at = Some(now);
         self.store
             .apply(Batch {
                 source: self.source,

@@ -157,3 +157,71 @@ async fn a_default_branch_looked_up_once_is_kept_across_restarts_and_runs() {
     until_served(&app, "component:default/after-restart").await;
     app.stop().await;
 }
+
+/// Moves every recorded default-branch check of the store at `db` two
+/// hours back, as if an hour had passed since.
+async fn age_branch_checks(db: &str) {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("the store opens");
+    let earlier = (chrono::Utc::now() - chrono::TimeDelta::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let aged = sqlx::query(
+        "UPDATE repositories SET record = json_set(record, '$.branchCheckedAt', ?) \
+         WHERE json_extract(record, '$.branchCheckedAt') IS NOT NULL",
+    )
+    .bind(earlier)
+    .execute(&mut conn)
+    .await
+    .expect("update")
+    .rows_affected();
+    assert!(aged >= 1, "a looked-up branch records when it was checked");
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_changed_default_branch_is_looked_up_again_at_most_once_an_hour() {
+    // Older Data Center: the listing does not name the default branch, so
+    // no run would ever tell that it changed.
+    let sim = simulator(false).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("catalog.sqlite");
+    let db = db.to_str().expect("utf-8 path");
+    let yaml = SimProviderConfig::new(&sim).webhook_secret(SECRET).yaml();
+    let app = TestApp::spawn_with_database(&yaml, db).await;
+    app.refresh("sim", "").await;
+    let (repo, old) = first_repo(&sim);
+    assert_eq!(feature_push(&sim, &app, &repo, "feature/a").await, 1);
+    sim.set_default_branch(&repo, "trunk")
+        .expect("default branch");
+    assert_ne!(old, "trunk");
+    // Checked within the hour: a push naming another branch costs nothing.
+    assert_eq!(feature_push(&sim, &app, &repo, "trunk").await, 0);
+    app.refresh("sim", "").await;
+    assert_eq!(feature_push(&sim, &app, &repo, "feature/b").await, 0);
+    app.stop().await;
+
+    // An hour later, a push naming a branch other than the known one asks
+    // once, learns the new default branch and reads it.
+    age_branch_checks(db).await;
+    let app = TestApp::spawn_with_database(&yaml, db).await;
+    let event = sim
+        .push_file(&repo, "catalog-info.yaml", &component("on-new-trunk"))
+        .expect("push");
+    sim.reset_stats();
+    deliver(&app, &event).await;
+    until_served(&app, "component:default/on-new-trunk").await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.kind_requests(bitbucket_sim::EndpointKind::ServerDefaultBranch),
+        1,
+        "{stats:#?}"
+    );
+    // Learned: pushes elsewhere cost nothing again, also after a run.
+    assert_eq!(feature_push(&sim, &app, &repo, "feature/c").await, 0);
+    app.refresh("sim", "").await;
+    assert_eq!(feature_push(&sim, &app, &repo, &old).await, 0);
+    app.stop().await;
+}

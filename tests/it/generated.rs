@@ -366,3 +366,169 @@ async fn config_check_refuses_an_owner_that_is_no_entity_reference() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_glob_provider_generates_where_it_matched_nothing_and_a_new_file_replaces_it() {
+    let sim = Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            projects: 2,
+            repos_per_project: 6,
+            catalog_ratio: 0.5,
+            archived_ratio: 0.0,
+            mix: FileMix::components_only(),
+            monorepo_ratio: 0.3,
+            monorepo_files: (3, 6),
+            codeowners_ratio: 0.7,
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let dataset = sim.dataset().clone();
+    let missing: Vec<Repo> = dataset
+        .server_repos()
+        .filter(|r| r.catalog_paths().is_empty())
+        .cloned()
+        .collect();
+    assert!(missing.len() >= 2, "some repositories have no catalog file");
+    let yaml = SimProviderConfig::new(&sim)
+        .webhook_secret(SECRET)
+        .provider_extra(&format!(
+            "        catalogPath: \"**/catalog-info.yaml\"\n{GENERATE}"
+        ))
+        .yaml();
+    let app = TestApp::spawn(&yaml).await;
+    let status = app.refresh("sim", "").await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    let mut want = dataset.expected_server_glob_refs(false);
+    for repo in &missing {
+        want.insert(format!("component:default/{}", generated_name(repo)));
+    }
+    assert_eq!(app.entity_refs().await, want);
+    for repo in &missing {
+        let served = entity(&app, &generated_name(repo)).await;
+        assert_eq!(served["spec"]["owner"], expected_owner(repo), "{served:#}");
+        assert_eq!(
+            served["metadata"]["annotations"]["bitbucket-catalogd/generated"], "true",
+            "{served:#}"
+        );
+    }
+
+    // Unchanged: no read, not even the code owners file.
+    sim.reset_stats();
+    app.refresh("sim", "").await;
+    assert_eq!(app.entity_refs().await, want);
+    assert_eq!(
+        sim.stats().kind_requests(EndpointKind::ServerRaw),
+        0,
+        "{:#?}",
+        sim.stats()
+    );
+
+    // A nested catalog file arrives: its entity replaces the generated one
+    // in the same apply.
+    let gains = &missing[0];
+    let old = format!("component:default/{}", generated_name(gains));
+    let event = sim
+        .push_file(
+            &server_ref(gains),
+            "services/api/catalog-info.yaml",
+            &component("glob-now-real"),
+        )
+        .expect("push");
+    deliver(&app, event).await;
+    let refs = until(&app, |refs| {
+        refs.contains("component:default/glob-now-real") || !refs.contains(&old)
+    })
+    .await;
+    assert!(refs.contains("component:default/glob-now-real"), "{refs:?}");
+    assert!(!refs.contains(&old), "no stale generated entity: {refs:?}");
+    app.refresh("sim", "").await;
+    let refs = app.entity_refs().await;
+    assert!(
+        refs.contains("component:default/glob-now-real") && !refs.contains(&old),
+        "{refs:?}"
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_real_entity_from_another_provider_takes_over_a_generated_one() {
+    let sim = simulator(0.5).await;
+    let missing = without_file(&sim);
+    let (home, victim) = (&missing[0], &missing[1]);
+    let name = generated_name(victim);
+    sim.push_file(
+        &server_ref(home),
+        "extra/entity.yaml",
+        &component("placeholder-real"),
+    )
+    .expect("push");
+    let other = format!(
+        "      other:\n        host: {}\n        catalogPath: extra/entity.yaml\n        schedule: {{frequency: {{trigger: manual}}}}\n",
+        sim.host()
+    );
+    let yaml = format!("{}{other}", config(&sim, true));
+    let app = TestApp::spawn(&yaml).await;
+    app.refresh("sim", "").await;
+    app.refresh("other", "").await;
+    let served = entity(&app, &name).await;
+    assert_eq!(
+        served["metadata"]["annotations"]["bitbucket-catalogd/generated"], "true",
+        "{served:#}"
+    );
+    assert!(
+        app.entity_refs()
+            .await
+            .contains("component:default/placeholder-real")
+    );
+
+    // The other provider's file now names the generated entity: it takes it.
+    sim.push_file(&server_ref(home), "extra/entity.yaml", &component(&name))
+        .expect("push");
+    let status = app.refresh("other", "").await;
+    let problems = status["lastRun"]["problems"].to_string();
+    assert!(!problems.contains(&name), "no conflict: {problems}");
+    let real = |served: &Value| {
+        served["metadata"]["annotations"]["bitbucket-catalogd/generated"].is_null()
+            && served["metadata"]["annotations"]["backstage.io/managed-by-location"]
+                .as_str()
+                .is_some_and(|l| l.ends_with("extra/entity.yaml"))
+    };
+    let served = entity(&app, &name).await;
+    assert!(real(&served), "{served:#}");
+    // The generating provider's next run does not take it back.
+    app.refresh("sim", "").await;
+    let served = entity(&app, &name).await;
+    assert!(real(&served), "{served:#}");
+    let total = app.get_json("/api/catalog/entities").await;
+    let copies = total
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["metadata"]["name"] == name.as_str())
+        .count();
+    assert_eq!(copies, 1);
+
+    // Let go: the next run generates it again.
+    sim.push_file(
+        &server_ref(home),
+        "extra/entity.yaml",
+        &component("renamed-real"),
+    )
+    .expect("push");
+    app.refresh("other", "").await;
+    app.refresh("sim", "").await;
+    let served = entity(&app, &name).await;
+    assert_eq!(
+        served["metadata"]["annotations"]["bitbucket-catalogd/generated"], "true",
+        "{served:#}"
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}

@@ -358,3 +358,76 @@ async fn an_unchanged_cloud_repository_whose_catalog_file_is_a_location_costs_no
     app.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unchanged_cloud_glob_repository_costs_one_request_and_a_changed_file_one_read() {
+    let sim = simulator_of(DatasetConfig {
+        cloud_projects: 1,
+        cloud_repos_per_project: 4,
+        mix: mix(),
+        monorepo_ratio: 1.0,
+        monorepo_files: (40, 40),
+        ..DatasetConfig::default()
+    })
+    .await;
+    let dataset = sim.dataset().clone();
+    let expected = dataset.expected_cloud_glob_refs();
+    let repos = dataset.cloud.repos.len() as u64;
+    let yaml = crate::cloud_sim::config(&sim, 100).replace(
+        "        pagelen: 100\n",
+        "        pagelen: 100\n        catalogPath: \"**/catalog-info.yaml\"\n",
+    );
+    let app = TestApp::spawn(&yaml).await;
+    app.refresh("sim", "").await;
+    assert_eq!(app.entity_refs().await, expected);
+
+    // Unchanged: the listing, then one branch check per repository; no
+    // tree listing, no read.
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    assert_eq!(app.entity_refs().await, expected);
+    let stats = sim.stats();
+    assert_eq!(of(&sim, EndpointKind::CloudSrcDirectory), 0, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::CloudSrc), 0, "{stats:#?}");
+    let listing = of(&sim, EndpointKind::CloudProjects) + of(&sim, EndpointKind::CloudRepos);
+    let checks = of(&sim, EndpointKind::CloudBranch);
+    assert!(checks <= repos, "{stats:#?}");
+    assert_eq!(stats.requests, listing + checks, "{stats:#?}");
+
+    // One nested file changed: its repository's check, the diffstat and
+    // that one file; no tree listing.
+    let repo = &dataset.cloud.repos[0];
+    let path = repo
+        .catalog_paths()
+        .into_iter()
+        .find(|p| p.contains('/'))
+        .expect("a nested file")
+        .to_owned();
+    let reference = bitbucket_sim::RepoRef::Cloud {
+        slug: repo.slug.clone(),
+    };
+    sim.push_file(
+        &reference,
+        &path,
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: cloud-glob-changed\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )
+    .expect("push");
+    let before = app.entity_refs().await;
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    let stats = sim.stats();
+    assert_eq!(of(&sim, EndpointKind::CloudDiffstat), 1, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::CloudSrc), 1, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::CloudSrcDirectory), 0, "{stats:#?}");
+    let after = app.entity_refs().await;
+    let added: BTreeSet<_> = after.difference(&before).cloned().collect();
+    assert_eq!(
+        added,
+        BTreeSet::from(["component:default/cloud-glob-changed".to_owned()])
+    );
+    assert_eq!(after.len(), before.len());
+    app.stop().await;
+    sim.shutdown().await;
+}
