@@ -103,11 +103,12 @@ async fn compare<F: Flavour>(
         .iter()
         .map(|r| (r.catalog_url.clone(), r.clone()))
         .collect();
-    let reads = plan::plan(listed, &known)
+    let mut reads: Vec<String> = plan::plan(listed, &known)
         .reads
         .iter()
         .map(|l| name(&l.record))
         .collect();
+    reads.sort();
     let entities_now = stored.entities.len();
     Ok(ProviderDiff {
         entering: now.difference(&before).cloned().collect(),
