@@ -1,9 +1,10 @@
-//! The command line: `serve`, `run-once`, `health`, `config check` and
-//! `validate`.
+//! The command line: `serve`, `run-once`, `plan`, `health`, `config check`
+//! and `validate`.
 
 mod config_check;
 mod health;
 mod input;
+mod plan;
 mod run_once;
 mod run_progress;
 mod validate;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::Application;
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Environment, Loaded};
 use config_check::config_check;
+use plan::PlanFormat;
 use run_once::run_once;
 use validate::validate;
 
@@ -48,6 +50,13 @@ pub enum Command {
         /// terminal (a terminal shows a bar); 0: none.
         #[arg(long, default_value_t = 10, value_name = "SECONDS")]
         progress_every: u64,
+    },
+    /// What this configuration would change against the store it names
+    /// (opened read-only): listing requests only, nothing written. Exit 0:
+    /// nothing removed, 3: something would be removed, 2: an error.
+    Plan {
+        #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+        format: PlanFormat,
     },
     /// Check catalog files offline, as discovery would (for a repository's
     /// own CI): one `path:line:column: message` line per problem.
@@ -91,6 +100,8 @@ pub(crate) mod exit {
     pub(crate) const OK: u8 = 0;
     pub(crate) const FAILED: u8 = 1;
     pub(crate) const CONFIG: u8 = 2;
+    /// `plan`: the configuration would remove entities.
+    pub(crate) const REMOVES: u8 = 3;
 }
 
 impl Cli {
@@ -137,6 +148,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             action: ConfigAction::Check { strict },
         } => config_check(&cli, *strict),
         Command::Validate { paths } => validate(&cli, paths).await,
+        Command::Plan { format } => plan::plan(&cli, *format).await,
     }
 }
 

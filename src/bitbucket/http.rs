@@ -126,7 +126,8 @@ impl Http {
         url: &Url,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, Attempt> {
-        let slot = self.shared.pacer.acquire().await;
+        // Authorized before taking a slot: an OAuth token request takes one
+        // of its own.
         let request = self
             .authorize(self.shared.client.get(url.clone()))
             .await
@@ -134,6 +135,7 @@ impl Http {
                 Some(status) if !status.is_server_error() => Attempt::Final(err),
                 _ => Attempt::Transient(err),
             })?;
+        let slot = self.shared.pacer.acquire().await;
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -287,7 +289,7 @@ impl Http {
     ) -> Result<reqwest::RequestBuilder, BitbucketError> {
         self.shared
             .credential
-            .apply(&self.shared.client, request)
+            .apply(&self.shared.client, &self.shared.pacer, &self.stats, request)
             .await
     }
 
@@ -301,13 +303,15 @@ impl Http {
         url: &Url,
         body: &serde_json::Value,
     ) -> Result<Option<serde_json::Value>, BitbucketError> {
-        let _slot = self.shared.pacer.acquire().await;
         let mut reauthorized = false;
-        let mut response = loop {
+        let (mut response, _slot) = loop {
+            // Authorized before taking a slot: an OAuth token request takes
+            // one of its own.
             let request = self
                 .authorize(self.shared.client.request(method.clone(), url.clone()))
                 .await?
                 .json(body);
+            let slot = self.shared.pacer.acquire().await;
             let response = request.send().await.map_err(|err| {
                 self.stats
                     .record(&self.shared.credentials.host, endpoint, "error");
@@ -326,7 +330,7 @@ impl Http {
                 );
                 continue;
             }
-            break response;
+            break (response, slot);
         };
         let status = response.status();
         self.stats

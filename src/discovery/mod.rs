@@ -25,6 +25,7 @@ mod hooks;
 pub(crate) mod location;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
+pub(crate) mod plan_diff;
 pub(crate) mod progress;
 pub(crate) mod provider;
 mod record;

@@ -8,6 +8,7 @@
 //! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
 pub(crate) mod postgres;
+pub(crate) mod read_only;
 mod sql;
 mod sqlite;
 
@@ -252,7 +253,7 @@ pub(crate) fn location(config: &DatabaseConfig) -> String {
 }
 
 /// The SQLite file (or `:memory:`) `backend.database.connection` names.
-fn sqlite_file(config: &DatabaseConfig) -> String {
+pub(crate) fn sqlite_file(config: &DatabaseConfig) -> String {
     match &config.connection {
         None => DEFAULT_SQLITE_FILE.to_owned(),
         Some(serde_json::Value::String(path)) => path.clone(),

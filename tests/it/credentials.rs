@@ -284,3 +284,108 @@ async fn oauth_keys_are_checked_as_a_pair_and_never_printed() {
     assert!(output.status.success(), "{all}");
     assert!(!all.contains("consumer-s3cret"), "{all}");
 }
+
+/// The `/metrics` lines of `name` that carry `host="<host>"`.
+async fn metric_lines(app: &TestApp, name: &str, host: &str) -> Vec<String> {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let host = format!("host=\"{host}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&host))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_token_file_swapped_while_idle_is_noticed_before_any_request() {
+    let secrets = tempfile::tempdir().unwrap();
+    mount_secret(secrets.path(), "2026_01", "old-token");
+    let (fake, _) = cloud_accepting(&["old-token"]).await;
+    let integration = format!(
+        "      token:\n        $file: {}\n",
+        secrets.path().join("token").display()
+    );
+    let app = TestApp::spawn(&with_write_token(&cloud_config(
+        &fake,
+        WS,
+        &integration,
+        "        schedule: {frequency: {trigger: manual}}\n",
+    )))
+    .await;
+    let host = fake.host();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let seen = fake.server.received_requests().await.unwrap().len();
+    assert!(metric_lines(&app, "bitbucket_credential_changes_total", &host)
+        .await
+        .is_empty());
+
+    mount_secret(secrets.path(), "2026_02", "new-token");
+    let started = std::time::Instant::now();
+    let changed = loop {
+        let lines = metric_lines(&app, "bitbucket_credential_changes_total", &host).await;
+        if !lines.is_empty() {
+            break lines;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the rotation was not noticed within 5 s while idle"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(changed[0].ends_with(" 1"), "{changed:?}");
+    assert!(!changed[0].contains("new-token") && !changed[0].contains("old-token"));
+    assert_eq!(
+        fake.server.received_requests().await.unwrap().len(),
+        seen,
+        "noticed without a request"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_requests_are_counted_and_a_failing_token_endpoint_is_not_hammered() {
+    use wiremock::matchers::{method, path};
+    let (fake, _) = cloud_accepting(&[]).await;
+    Mock::given(method("POST"))
+        .and(path("/site/oauth2/access_token"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&fake.server)
+        .await;
+    let integration = format!(
+        "      clientId: consumer-key\n      clientSecret: consumer-s3cret\n      tokenUrl: {}/site/oauth2/access_token\n      maxRetries: 3\n",
+        fake.server.uri()
+    );
+    let app = TestApp::spawn(&with_write_token(&cloud_config(
+        &fake,
+        WS,
+        &integration,
+        "",
+    )))
+    .await;
+    let first = app.wait_for_run("cloud", |_| true).await;
+    assert_eq!(first["lastRun"]["outcome"]["status"], "failed", "{first:#}");
+    let token_requests = |requests: &[Request]| {
+        requests
+            .iter()
+            .filter(|r| r.url.path() == "/site/oauth2/access_token")
+            .count()
+    };
+    let requests = fake.server.received_requests().await.unwrap();
+    // Without a back-off every one of the 4 attempts asks for a token.
+    let asked = token_requests(&requests);
+    assert!((1..=2).contains(&asked), "{asked} token requests");
+    assert!(!requests.iter().any(|r| r.url.path().starts_with("/2.0")));
+    // Counted like other requests: in the run and in the metric.
+    assert_eq!(
+        first["lastRun"]["requestsByEndpoint"]["oauthToken"]["503"],
+        asked,
+        "{first:#}"
+    );
+    let counted = metric_lines(&app, "bitbucket_requests_total", &fake.host()).await;
+    assert!(
+        counted
+            .iter()
+            .any(|l| l.contains("endpoint=\"oauthToken\"") && l.contains("status=\"503\"")),
+        "{counted:?}"
+    );
+    app.stop().await;
+}

@@ -28,6 +28,7 @@ mod hardening;
 mod helm_chart;
 mod locations;
 mod persistence;
+mod plan;
 mod postgres;
 mod progressive;
 mod reconciliation;
