@@ -303,3 +303,71 @@ async fn a_new_provider_and_a_removed_one_are_named() {
     );
     setup.app.stop().await;
 }
+
+#[tokio::test]
+async fn on_postgresql_plan_reads_in_a_read_only_transaction_beside_the_daemon() {
+    use crate::support::PgDatabase;
+    let sim = components_simulator(2, 3).await;
+    let database = PgDatabase::fresh();
+    let app = TestApp::spawn_on_postgres(&SimProviderConfig::new(&sim).yaml(), &database).await;
+    let status = app.refresh("sim", "").await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    let pool = database.pool().await;
+    let rows = |pool: sqlx::PgPool| async move {
+        let entities: Vec<(String, i64)> =
+            sqlx::query_as("SELECT entity_key, seq FROM catalog_entities ORDER BY entity_key")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let repositories: Vec<(String, String)> =
+            sqlx::query_as("SELECT unit, CAST(record AS TEXT) FROM repositories ORDER BY unit")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        (entities, repositories)
+    };
+    let before = rows(pool.clone()).await;
+    assert!(!before.0.is_empty());
+
+    let narrowed = SimProviderConfig::new(&sim)
+        .provider_extra("        filters: {projectKey: '^P0001$'}\n")
+        .yaml();
+    let (_dir, file) = write_config(&narrowed);
+    let output = run_binary(
+        vec![
+            "plan".into(),
+            "--format".into(),
+            "json".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![
+            ("APP_CONFIG_backend_database_client", "pg".to_owned()),
+            (
+                "APP_CONFIG_backend_database_connection",
+                database.url.clone(),
+            ),
+        ],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", text(&output.stderr)));
+    assert_eq!(output.status.code(), Some(3), "{json:#}");
+    let sim_plan = provider(&json, "sim");
+    let leaving = strings(&sim_plan["leaving"]);
+    assert_eq!(leaving.len(), 3, "{json:#}");
+    assert!(
+        leaving.iter().all(|r| r.starts_with("P0002/")),
+        "{leaving:?}"
+    );
+    assert!(json["store"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert!(!stdout.contains(&database.url));
+    assert_eq!(rows(pool.clone()).await, before, "plan wrote nothing");
+    app.stop().await;
+    pool.close().await;
+    database.drop_database().await;
+}
