@@ -289,7 +289,12 @@ impl Http {
     ) -> Result<reqwest::RequestBuilder, BitbucketError> {
         self.shared
             .credential
-            .apply(&self.shared.client, &self.shared.pacer, &self.stats, request)
+            .apply(
+                &self.shared.client,
+                &self.shared.pacer,
+                &self.stats,
+                request,
+            )
             .await
     }
 

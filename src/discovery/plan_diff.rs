@@ -74,10 +74,7 @@ async fn compare<F: Flavour>(
     let stats = Arc::new(RequestStats::default());
     let started = Instant::now();
     let client = provider.flavour.client(&stats);
-    let listing = provider
-        .flavour
-        .list(&client, &provider.fingerprint)
-        .await;
+    let listing = provider.flavour.list(&client, &provider.fingerprint).await;
     let listing_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let listed = listing.repositories.map_err(|err| err.to_string())?;
     let generate = provider.flavour.shared().generate.is_some();

@@ -17,11 +17,10 @@ use crate::discovery::plan_diff::Stored;
 macro_rules! read_all {
     ($executor:expr) => {{
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
-        let rows = sqlx::query(
-            "SELECT source_id, CAST(record AS TEXT) AS record FROM repositories",
-        )
-        .fetch_all(&mut *$executor)
-        .await?;
+        let rows =
+            sqlx::query("SELECT source_id, CAST(record AS TEXT) AS record FROM repositories")
+                .fetch_all(&mut *$executor)
+                .await?;
         for row in rows {
             let source: String = row.try_get("source_id")?;
             let text: String = row.try_get("record")?;
@@ -39,9 +38,15 @@ macro_rules! read_all {
             let source: String = row.try_get("source_id")?;
             let unit: String = row.try_get("unit")?;
             let entity_ref: String = row.try_get("entity_ref")?;
-            stored.entry(source).or_default().entities.push((unit, entity_ref));
+            stored
+                .entry(source)
+                .or_default()
+                .entities
+                .push((unit, entity_ref));
         }
-        let rows = sqlx::query("SELECT id FROM sources").fetch_all(&mut *$executor).await?;
+        let rows = sqlx::query("SELECT id FROM sources")
+            .fetch_all(&mut *$executor)
+            .await?;
         for row in rows {
             let source: String = row.try_get("id")?;
             stored.entry(source).or_default();
@@ -65,12 +70,13 @@ pub(crate) async fn snapshot(
                 .filename(&file)
                 .read_only(true)
                 .create_if_missing(false);
-            let mut connection = sqlx::ConnectOptions::connect(&options)
-                .await
-                .map_err(|source| StoreError::Open {
-                    target: file.clone(),
-                    source,
-                })?;
+            let mut connection =
+                sqlx::ConnectOptions::connect(&options)
+                    .await
+                    .map_err(|source| StoreError::Open {
+                        target: file.clone(),
+                        source,
+                    })?;
             let rows = read_all!((&mut connection));
             let _closed = sqlx::Connection::close(connection).await;
             rows.map(Some)
@@ -98,4 +104,3 @@ pub(crate) async fn snapshot(
         }
     }
 }
-

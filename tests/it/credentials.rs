@@ -314,9 +314,11 @@ async fn a_token_file_swapped_while_idle_is_noticed_before_any_request() {
     let host = fake.host();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let seen = fake.server.received_requests().await.unwrap().len();
-    assert!(metric_lines(&app, "bitbucket_credential_changes_total", &host)
-        .await
-        .is_empty());
+    assert!(
+        metric_lines(&app, "bitbucket_credential_changes_total", &host)
+            .await
+            .is_empty()
+    );
 
     mount_secret(secrets.path(), "2026_02", "new-token");
     let started = std::time::Instant::now();
@@ -376,8 +378,7 @@ async fn token_requests_are_counted_and_a_failing_token_endpoint_is_not_hammered
     assert!(!requests.iter().any(|r| r.url.path().starts_with("/2.0")));
     // Counted like other requests: in the run and in the metric.
     assert_eq!(
-        first["lastRun"]["requestsByEndpoint"]["oauthToken"]["503"],
-        asked,
+        first["lastRun"]["requestsByEndpoint"]["oauthToken"]["503"], asked,
         "{first:#}"
     );
     let counted = metric_lines(&app, "bitbucket_requests_total", &fake.host()).await;

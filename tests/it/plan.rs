@@ -26,7 +26,10 @@ async fn running(yaml_for: impl Fn(&Simulator) -> String) -> Setup {
     let database = dir.path().join("catalog.sqlite");
     let app = TestApp::spawn_with_database(&yaml_for(&sim), database.to_str().unwrap()).await;
     let status = app.refresh("sim", "").await;
-    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
     Setup {
         sim,
         app,
@@ -79,7 +82,10 @@ async fn plan(setup: &Setup, yaml: &str) -> (i32, Value) {
         setup.sim.stats().kind_requests(EndpointKind::ServerRepos) > listings_before,
         "plan listed"
     );
-    assert!(before == store_bytes(&setup.database), "plan wrote to the store");
+    assert!(
+        before == store_bytes(&setup.database),
+        "plan wrote to the store"
+    );
     assert_eq!(setup.app.entity_refs().await, entities);
     assert!(setup.dir.path().exists());
     (output.status.code().unwrap_or(-1), json)
@@ -130,11 +136,19 @@ async fn a_narrowed_filter_lists_what_leaves_and_exits_3_without_writing_or_read
     let (code, json) = plan(&setup, &narrowed).await;
     assert_eq!(code, 3, "{json:#}");
     let sim = provider(&json, "sim");
-    let leaving: Vec<String> = all.iter().filter(|r| r.starts_with("P0003/")).cloned().collect();
+    let leaving: Vec<String> = all
+        .iter()
+        .filter(|r| r.starts_with("P0003/"))
+        .cloned()
+        .collect();
     assert_eq!(leaving.len(), 4);
     assert_eq!(strings(&sim["leaving"]), leaving);
     assert_eq!(sim["entering"], serde_json::json!([]));
-    let kept: Vec<String> = all.iter().filter(|r| !r.starts_with("P0003/")).cloned().collect();
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|r| !r.starts_with("P0003/"))
+        .cloned()
+        .collect();
     assert_eq!(strings(&sim["reads"]), kept);
     let served = setup.app.entity_refs().await;
     let removed: BTreeSet<String> = served
@@ -144,16 +158,35 @@ async fn a_narrowed_filter_lists_what_leaves_and_exits_3_without_writing_or_read
         .collect();
     assert!(!removed.is_empty());
     assert_eq!(
-        strings(&sim["removedEntities"]).into_iter().collect::<BTreeSet<_>>(),
+        strings(&sim["removedEntities"])
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
         removed
     );
     assert_eq!(sim["entitiesNow"], served.len());
-    assert_eq!(sim["guardHolds"], removed.len() * 2 > served.len() && served.len() >= 10);
+    assert_eq!(
+        sim["guardHolds"],
+        removed.len() * 2 > served.len() && served.len() >= 10
+    );
     // JSON shape.
-    for key in ["store", "providers", "providersAdded", "providersRemoved", "wouldRemove", "errors"] {
+    for key in [
+        "store",
+        "providers",
+        "providersAdded",
+        "providersRemoved",
+        "wouldRemove",
+        "errors",
+    ] {
         assert!(json.get(key).is_some(), "{key}: {json:#}");
     }
-    for key in ["type", "target", "listingRequests", "requests", "requestsPerSecond", "estimatedSeconds"] {
+    for key in [
+        "type",
+        "target",
+        "listingRequests",
+        "requests",
+        "requestsPerSecond",
+        "estimatedSeconds",
+    ] {
         assert!(sim.get(key).is_some(), "{key}: {sim:#}");
     }
     assert_eq!(json["wouldRemove"], true);
@@ -181,7 +214,11 @@ async fn a_widened_filter_lists_what_enters_and_removes_nothing() {
     let (code, json) = plan(&setup, &widened).await;
     assert_eq!(code, 0, "{json:#}");
     let sim = provider(&json, "sim");
-    let entering: Vec<String> = all.iter().filter(|r| !r.starts_with("P0001/")).cloned().collect();
+    let entering: Vec<String> = all
+        .iter()
+        .filter(|r| !r.starts_with("P0001/"))
+        .cloned()
+        .collect();
     assert_eq!(entering.len(), 8);
     assert_eq!(strings(&sim["entering"]), entering);
     assert_eq!(sim["leaving"], serde_json::json!([]));
@@ -211,7 +248,11 @@ async fn a_new_provider_and_a_removed_one_are_named() {
     assert_eq!(json["providersRemoved"], serde_json::json!([]));
     let extra = provider(&json, "extra");
     assert_eq!(extra["added"], true);
-    let p0002: Vec<String> = all.iter().filter(|r| r.starts_with("P0002/")).cloned().collect();
+    let p0002: Vec<String> = all
+        .iter()
+        .filter(|r| r.starts_with("P0002/"))
+        .cloned()
+        .collect();
     assert_eq!(strings(&extra["entering"]), p0002);
     assert_eq!(strings(&extra["reads"]), p0002);
 
@@ -226,7 +267,9 @@ async fn a_new_provider_and_a_removed_one_are_named() {
     assert_eq!(removed.len(), 1, "{json:#}");
     assert_eq!(removed[0]["id"], "sim");
     assert_eq!(
-        strings(&removed[0]["removedEntities"]).into_iter().collect::<BTreeSet<_>>(),
+        strings(&removed[0]["removedEntities"])
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
         served
     );
     assert!(removed[0]["guardHolds"].is_boolean());
@@ -248,8 +291,83 @@ async fn a_new_provider_and_a_removed_one_are_named() {
     )
     .await;
     let table = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(3), "{table}{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{table}{}",
+        text(&output.stderr)
+    );
     assert!(table.contains("provider removed: sim"), "{table}");
-    assert!(!table.contains("plan-s3cret-token") && !text(&output.stderr).contains("plan-s3cret-token"));
+    assert!(
+        !table.contains("plan-s3cret-token") && !text(&output.stderr).contains("plan-s3cret-token")
+    );
     setup.app.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgresql_plan_reads_in_a_read_only_transaction_beside_the_daemon() {
+    use crate::support::PgDatabase;
+    let sim = components_simulator(2, 3).await;
+    let database = PgDatabase::fresh();
+    let app = TestApp::spawn_on_postgres(&SimProviderConfig::new(&sim).yaml(), &database).await;
+    let status = app.refresh("sim", "").await;
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
+    let pool = database.pool().await;
+    let rows = |pool: sqlx::PgPool| async move {
+        let entities: Vec<(String, i64)> =
+            sqlx::query_as("SELECT entity_key, seq FROM catalog_entities ORDER BY entity_key")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let repositories: Vec<(String, String)> =
+            sqlx::query_as("SELECT unit, CAST(record AS TEXT) FROM repositories ORDER BY unit")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        (entities, repositories)
+    };
+    let before = rows(pool.clone()).await;
+    assert!(!before.0.is_empty());
+
+    let narrowed = SimProviderConfig::new(&sim)
+        .provider_extra("        filters: {projectKey: '^P0001$'}\n")
+        .yaml();
+    let (_dir, file) = write_config(&narrowed);
+    let output = run_binary(
+        vec![
+            "plan".into(),
+            "--format".into(),
+            "json".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![
+            ("APP_CONFIG_backend_database_client", "pg".to_owned()),
+            (
+                "APP_CONFIG_backend_database_connection",
+                database.url.clone(),
+            ),
+        ],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", text(&output.stderr)));
+    assert_eq!(output.status.code(), Some(3), "{json:#}");
+    let sim_plan = provider(&json, "sim");
+    let leaving = strings(&sim_plan["leaving"]);
+    assert_eq!(leaving.len(), 3, "{json:#}");
+    assert!(
+        leaving.iter().all(|r| r.starts_with("P0002/")),
+        "{leaving:?}"
+    );
+    assert!(json["store"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert!(!stdout.contains(&database.url));
+    assert_eq!(rows(pool.clone()).await, before, "plan wrote nothing");
+    app.stop().await;
+    pool.close().await;
+    database.drop_database().await;
 }
