@@ -1,4 +1,4 @@
-//! Log lines written inside a traced span start with (text) or carry (JSON)
+//! Log lines written inside a traced span end with (text) or carry (JSON)
 //! its `trace_id`, so a line found in the logs leads to its trace.
 
 use std::fmt;
@@ -56,10 +56,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        if let Some(trace_id) = current_trace_id() {
-            write!(writer, "trace_id={trace_id} ")?;
-        }
-        self.inner.format_event(ctx, writer, event)
+        let Some(trace_id) = current_trace_id() else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        // Last on the line, after the message and its fields.
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        writeln!(writer, "{line} trace_id={trace_id}")
     }
 }
 

@@ -37,5 +37,6 @@ mod safety;
 mod scheduling;
 mod server_discovery;
 mod status_page;
+mod telemetry;
 mod validate;
 mod webhooks;
