@@ -151,6 +151,13 @@ pub(crate) fn continue_remote_trace(span: &Span, headers: &axum::http::HeaderMap
     }
 }
 
+/// Renames a traced span once its name is known (a request's route is
+/// matched inside it): its exported name only, not its log name.
+pub(crate) fn rename(span: &Span, name: String) {
+    use opentelemetry::trace::TraceContextExt as _;
+    span.context().span().update_name(name);
+}
+
 /// A span for work that several traced requests asked for together (a
 /// queue's batch): a child of the first, linked to the others, so each
 /// request's trace leads to the work done for it.

@@ -89,7 +89,7 @@ pub(super) async fn record_latency(request: Request, next: Next) -> Response {
     let span = tracing::Span::current();
     if !span.is_disabled() {
         span.record("http.route", route.as_str());
-        span.record("otel.name", format!("{method} {route}"));
+        crate::telemetry::rename(&span, format!("{method} {route}"));
         span.record("http.response.status_code", response.status().as_u16());
     }
     crate::metrics::record_api_request(

@@ -299,10 +299,8 @@ async fn api_requests_runs_and_webhooks_are_traced_without_secrets() {
         attribute(&request, "path").as_deref(),
         Some("/api/catalog/entities")
     );
-    assert_eq!(
-        attribute(&request, "http.response.status_code").as_deref(),
-        Some("IntValue(200)")
-    );
+    let status = attribute(&request, "http.response.status_code").unwrap_or_default();
+    assert!(status == "200" || status == "IntValue(200)", "{status}");
 
     // A signed push: one trace from its receipt to the batch that serves it.
     let repo = sim
