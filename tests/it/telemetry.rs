@@ -429,3 +429,45 @@ async fn without_an_endpoint_nothing_is_exported() {
     assert_eq!(received.lock().requests, 0, "spans were exported");
     assert!(!daemon.log().contains("traces are exported"));
 }
+
+#[tokio::test]
+async fn json_log_lines_carry_the_trace_id() {
+    let (endpoint, received) = receiver().await;
+    let sim = simulator().await;
+    let daemon = Daemon::start(
+        &config(&sim),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("LOG_FORMAT", "json"),
+        ],
+    )
+    .await;
+    daemon.run_provider().await;
+    let run = spans_until(&received, "the provider run", |spans| {
+        spans.iter().find(|s| s.name == "provider.run").cloned()
+    })
+    .await;
+    let log = daemon.log();
+    let started: serde_json::Value = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("discovery run started"))
+        })
+        .unwrap_or_else(|| panic!("no run start line: {log}"));
+    assert_eq!(started["trace_id"], hex(&run.trace_id), "{started}");
+    // The service is named after the daemon when OTEL_SERVICE_NAME is unset.
+    let resource: Vec<String> = received
+        .lock()
+        .resource
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, text(&kv.value)))
+        .collect();
+    assert!(
+        resource.contains(&"service.name=bitbucket-catalogd".to_owned()),
+        "{resource:?}"
+    );
+}
