@@ -471,3 +471,53 @@ async fn json_log_lines_carry_the_trace_id() {
         "{resource:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_collector_blocks_nothing() {
+    let sim = simulator().await;
+    // Nothing listens there: every export fails.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::start(
+        &config(&sim),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        daemon.run_provider().await;
+        assert_eq!(daemon.traced_get("/api/catalog/entities").await, 200);
+    }
+    daemon
+        .until("a failed export", async || {
+            daemon.log().contains("trace export failed")
+        })
+        .await;
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("trace export failed").count(),
+        1,
+        "warned once, then at debug: {log}"
+    );
+    // Shutdown flushes within the export timeout, not forever.
+    let stopped = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = daemon.child.wait().expect("wait");
+        (status, daemon)
+    })
+    .await
+    .expect("join")
+    .0;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        stopped.elapsed()
+    );
+}
