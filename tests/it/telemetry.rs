@@ -282,6 +282,20 @@ async fn api_requests_runs_and_webhooks_are_traced_without_secrets() {
     })
     .await;
     assert_eq!(attribute(&run, "provider").as_deref(), Some("sim"));
+    let reads: Vec<Span> = received
+        .lock()
+        .spans
+        .iter()
+        .filter(|s| s.trace_id == run.trace_id && s.name == "bitbucket.request")
+        .cloned()
+        .collect();
+    assert!(
+        reads
+            .iter()
+            .all(|s| attribute(s, "endpoint").is_some_and(|e| !e.is_empty())
+                && attribute(s, "path").is_some_and(|p| p.starts_with("/rest/"))),
+        "{reads:?}"
+    );
 
     // An API request continues the caller's trace.
     let query = format!("/api/catalog/entities?filter=metadata.name={QUERY_SECRET}");
