@@ -69,7 +69,8 @@
 //!   (`run_progress`), `config check`, `validate`, `health`).
 //!
 //! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
-//! [`telemetry`] (logging set-up), `rfc3339` (how times are written).
+//! [`telemetry`] (logs, and OpenTelemetry traces when an OTLP endpoint is
+//! set: `export`, the trace id in log lines `log_format`), `rfc3339` (how times are written).
 //!
 //! Modules are private: the items re-exported below are what the binary,
 //! the tests and the benches use, so the compiler reports dead code.
@@ -116,7 +117,7 @@ pub use integrations::{Auth, Integrations};
 pub use scheduler::Applier;
 pub use secret::Secret;
 pub use store::{Batch, CatalogStore, PostgresStore, SqliteStore};
-pub use telemetry::init as init_telemetry;
+pub use telemetry::{Telemetry, init as init_telemetry};
 
 #[cfg(test)]
 mod architecture;

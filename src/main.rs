@@ -7,6 +7,8 @@ use bitbucket_catalogd::Cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    bitbucket_catalogd::init_telemetry();
-    bitbucket_catalogd::run(cli).await
+    let telemetry = bitbucket_catalogd::init_telemetry();
+    let code = bitbucket_catalogd::run(cli).await;
+    telemetry.shutdown().await;
+    code
 }

@@ -114,6 +114,7 @@ impl Webhooks {
 
     /// Verifies and routes one event (`event_key`: `X-Event-Key`;
     /// `signature`: `X-Hub-Signature`). Returns at once.
+    #[tracing::instrument(name = "webhook.receive", level = "debug", skip_all, fields(topic = product.topic(), event_key = event_key.unwrap_or_default()))]
     pub(crate) fn receive(
         &self,
         product: Product,
@@ -278,6 +279,7 @@ impl Webhooks {
                     work: work.clone(),
                     received,
                     origin: integration.host.clone(),
+                    span: tracing::Span::current(),
                 });
             if queued_here {
                 queued.push(runner.id().to_owned());

@@ -1,5 +1,6 @@
-//! What wraps every route: a deadline on the whole request body, the
-//! latency metric, and the 404 of an unknown route.
+//! What wraps every route: the request's span (continuing a caller's W3C
+//! `traceparent`), a deadline on the whole request body, the latency
+//! metric, and the 404 of an unknown route.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,24 @@ use super::state::Req;
 /// otherwise hold a connection (and its descriptor) for as long as it
 /// trickles.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The span of one request: method and path only (never the query string
+/// or a header, which may carry credentials), a child of the caller's
+/// trace when it sent `traceparent`. Debug level: the request log has its
+/// own lines; the traces see it.
+pub(super) fn request_span(request: &Request) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        otel.name = %request.method(),
+        otel.kind = "server",
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::continue_remote_trace(&span, request.headers());
+    span
+}
 
 /// Bounds the whole request body in time (tower-http's body timeout
 /// restarts at every frame, so a trickle would never end).
@@ -67,6 +86,12 @@ pub(super) async fn record_latency(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("http.route", route.as_str());
+        crate::telemetry::rename(&span, format!("{method} {route}"));
+        span.record("http.response.status_code", response.status().as_u16());
+    }
     crate::metrics::record_api_request(
         method_label(&method),
         &route,

@@ -16,7 +16,8 @@
 //! - [`writes`]: a write route's token check, and its hand-over to the
 //!   leader on a follower ([`forward`]).
 //! - [`openapi`] and [`schema`]: the OpenAPI document's frame and shapes.
-//! - [`layers`]: body deadline, latency metric, unknown routes.
+//! - [`layers`]: the request span (continuing a caller's `traceparent`),
+//!   body deadline, latency metric, unknown routes.
 //! - [`server`]: the connection loop (cap, timeouts, graceful shutdown).
 //! - [`status_page`]: `GET /`, the operator's page, built once per change
 //!   ([`status_cache`]).

@@ -33,7 +33,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(layers::body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))
-        .layer(TraceLayer::new(classify::ProbesAreNotFailures))
+        .layer(TraceLayer::new(classify::ProbesAreNotFailures).make_span_with(layers::request_span))
         .with_state(state)
 }
 

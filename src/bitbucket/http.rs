@@ -71,6 +71,7 @@ impl Http {
     /// bytes, so an oversized file is detected without downloading it;
     /// `Ok(None)` for 404. Reading the body is part of the attempt, so a
     /// connection reset mid-body is retried like any transport error.
+    #[tracing::instrument(name = "bitbucket.request", level = "debug", skip_all, fields(endpoint = endpoint, path = url.path()))]
     pub(crate) async fn get_bytes_limited(
         &self,
         endpoint: &'static str,

@@ -191,7 +191,9 @@ impl Applier {
         let owned = source.to_owned();
         let task = self
             .tracker
-            .spawn(async move { this.apply_now(&owned, updates, forgotten, skip).await });
+            .spawn(tracing::Instrument::in_current_span(async move {
+                this.apply_now(&owned, updates, forgotten, skip).await
+            }));
         async move {
             task.await.unwrap_or_else(|err| {
                 vec![Problem::new(
@@ -203,6 +205,7 @@ impl Applier {
         }
     }
 
+    #[tracing::instrument(name = "catalog.apply", level = "debug", skip_all, fields(provider = source, units = updates.len()))]
     async fn apply_now(
         &self,
         source: &str,

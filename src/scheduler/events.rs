@@ -94,7 +94,11 @@ impl EventReads {
             let Some(batch) = self.pending.lock().take() else {
                 return;
             };
-            self.process(batch).await;
+            let span = crate::telemetry::joined(
+                crate::telemetry::Joined::EventReads,
+                batch.iter().map(|i| &i.span),
+            );
+            tracing::Instrument::instrument(self.process(batch), span).await;
         }
     }
 

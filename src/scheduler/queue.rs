@@ -99,6 +99,9 @@ pub(crate) struct WorkItem {
     pub work: Work,
     /// When the first coalesced event arrived.
     pub received: Instant,
+    /// The span of the request that asked (the latest one coalesced), so
+    /// its trace continues into the read and apply.
+    pub span: tracing::Span,
     /// The integration's host it came through (`refresh` for a refresh),
     /// for metrics.
     pub origin: String,

@@ -211,6 +211,7 @@ impl SourceRunner {
         self.run(false, trigger).await
     }
 
+    #[tracing::instrument(name = "provider.run", level = "debug", skip_all, fields(provider = self.id(), trigger = trigger.label()))]
     async fn run(&self, force: bool, trigger: Trigger) -> Option<RunReport> {
         let Ok(_guard) = self.running.try_lock() else {
             tracing::info!(
@@ -409,6 +410,7 @@ impl SourceRunner {
             work: Work::Refresh,
             received: Instant::now(),
             origin: REFRESH_ORIGIN.into(),
+            span: tracing::Span::current(),
         });
         if queued {
             Ok(())

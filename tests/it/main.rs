@@ -41,5 +41,6 @@ mod safety_validate;
 mod scheduling;
 mod server_discovery;
 mod status_page;
+mod telemetry;
 mod validate;
 mod webhooks;
