@@ -17,3 +17,18 @@ pub(crate) fn is_generated_unit(unit: &str) -> bool {
 pub(crate) fn takes_over(holder_unit: &str, claimant_unit: &str) -> bool {
     is_generated_unit(holder_unit) && !is_generated_unit(claimant_unit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_real_unit_takes_over_a_generated_one() {
+        let generated = "https://b/projects/P/repos/r/browse/catalog-info.yaml#generated";
+        let real = "https://b/projects/Q/repos/s/browse/extra/entity.yaml";
+        assert!(takes_over(generated, real));
+        assert!(!takes_over(real, generated));
+        assert!(!takes_over(real, real));
+        assert!(!takes_over(generated, generated));
+    }
+}

@@ -177,12 +177,7 @@ impl<F: Flavour> Provider<F> {
                     .unwrap_or_default();
                 read.problems
                     .retain(|p| !touched.contains(&p.url) && !is_generated_unit(&p.url));
-                served.retain(|e| {
-                    let location = e.entity.metadata.annotations.get(ANNOTATION_LOCATION);
-                    !location
-                        .and_then(|l| l.strip_prefix("url:"))
-                        .is_some_and(|l| touched.contains(l))
-                });
+                served.retain(|e| !location_of(e).is_some_and(|l| touched.contains(l)));
                 let entities = self.process_files(ctx, &files, &repo_info, &mut read).await;
                 let was_missing = ctx
                     .known
@@ -375,6 +370,17 @@ impl<F: Flavour> Provider<F> {
         if touched.len() > MAX_FILES_PER_REPOSITORY {
             return Ok(None);
         }
+        // Every file that served something is gone and none came: perhaps
+        // no match is left (then the repository is one without a catalog
+        // file), which only a listing tells.
+        let all_gone = present.is_empty()
+            && !touched.is_empty()
+            && previous
+                .iter()
+                .all(|e| location_of(e).is_some_and(|l| touched.contains(l)));
+        if all_gone {
+            return Ok(None);
+        }
         present.sort();
         present.dedup();
         let files = self
@@ -422,6 +428,16 @@ impl<F: Flavour> Provider<F> {
             .await?;
         Ok(files.into_iter().flatten().collect())
     }
+}
+
+/// The file an entity came from (its `managed-by-location` URL).
+fn location_of(entity: &ProcessedEntity) -> Option<&str> {
+    entity
+        .entity
+        .metadata
+        .annotations
+        .get(ANNOTATION_LOCATION)
+        .and_then(|l| l.strip_prefix("url:"))
 }
 
 /// A hash of every file's path and bytes with the settings: the change

@@ -453,6 +453,16 @@ async fn a_glob_provider_generates_where_it_matched_nothing_and_a_new_file_repla
         refs.contains("component:default/glob-now-real") && !refs.contains(&old),
         "{refs:?}"
     );
+
+    // Its only matching file deleted: it is generated again.
+    sim.delete_file(&server_ref(gains), "services/api/catalog-info.yaml")
+        .expect("delete");
+    app.refresh("sim", "").await;
+    let refs = app.entity_refs().await;
+    assert!(
+        refs.contains(&old) && !refs.contains("component:default/glob-now-real"),
+        "{refs:?}"
+    );
     app.stop().await;
     sim.shutdown().await;
 }

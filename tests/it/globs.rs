@@ -394,6 +394,10 @@ async fn an_unchanged_cloud_glob_repository_costs_one_request_and_a_changed_file
     let checks = of(&sim, EndpointKind::CloudBranch);
     assert!(checks <= repos, "{stats:#?}");
     assert_eq!(stats.requests, listing + checks, "{stats:#?}");
+    eprintln!(
+        "cloud glob, unchanged run: {} requests ({listing} listing, {checks} branch checks, {repos} repositories)",
+        stats.requests
+    );
 
     // One nested file changed: its repository's check, the diffstat and
     // that one file; no tree listing.
@@ -421,6 +425,11 @@ async fn an_unchanged_cloud_glob_repository_costs_one_request_and_a_changed_file
     assert_eq!(of(&sim, EndpointKind::CloudDiffstat), 1, "{stats:#?}");
     assert_eq!(of(&sim, EndpointKind::CloudSrc), 1, "{stats:#?}");
     assert_eq!(of(&sim, EndpointKind::CloudSrcDirectory), 0, "{stats:#?}");
+    eprintln!(
+        "cloud glob, one nested file changed: {} requests (diffstat 1, file reads 1, branch checks {})",
+        stats.requests,
+        of(&sim, EndpointKind::CloudBranch)
+    );
     let after = app.entity_refs().await;
     let added: BTreeSet<_> = after.difference(&before).cloned().collect();
     assert_eq!(
