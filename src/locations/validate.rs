@@ -294,7 +294,11 @@ mod tests {
             asked
         ));
         assert!(!quotes("metadata.name must be a string", &[], asked));
-        assert!(!quotes("kind Foo is not allowed", &read, r#"{"kind":"Foo is not allowed"}"#));
+        assert!(!quotes(
+            "kind Foo is not allowed",
+            &read,
+            r#"{"kind":"Foo is not allowed"}"#
+        ));
         assert_eq!(line_of("bad indentation at line 12 column 3"), Some(12));
     }
 }

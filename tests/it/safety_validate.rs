@@ -56,7 +56,10 @@ async fn a_location_outside_the_filters_is_refused_without_a_read() {
     let (status, body) = validate(&app, entity(json!("fine"), json!("ok")), &outside).await;
     assert_eq!(status, 400, "{body:#}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("outside every provider's filters"), "{body:#}");
+    assert!(
+        message.contains("outside every provider's filters"),
+        "{body:#}"
+    );
     assert_eq!(fake.requests_to("").await, before, "no Bitbucket request");
     app.stop().await;
 }
