@@ -110,12 +110,12 @@ impl Locations {
         .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         let read = recording.read.into_inner();
         let asked = String::from_utf8_lossy(&bytes).into_owned() + target;
-        let shown: Vec<String> = file.problems.iter().map(shown).collect();
-        let quoted = read_only_windows(&shown, &read, &asked);
+        let texts: Vec<String> = file.problems.iter().map(shown).collect();
+        let quoted = read_only_windows(&texts, &read, &asked);
         Ok(file
             .problems
             .into_iter()
-            .zip(&shown)
+            .zip(&texts)
             .map(|(problem, text)| {
                 if text.as_bytes().windows(QUOTE).any(|w| quoted.contains(w)) {
                     withheld(problem)
