@@ -62,7 +62,10 @@ pub(crate) struct Sources {
 
 /// Each provider's `targetScope`, by id.
 fn target_scopes(config: &Config) -> std::collections::HashMap<String, crate::config::TargetScope> {
-    let server = config.providers.iter().map(|p| (p.id.clone(), p.shared.target_scope));
+    let server = config
+        .providers
+        .iter()
+        .map(|p| (p.id.clone(), p.shared.target_scope));
     let cloud = (config.cloud_providers.iter()).map(|p| (p.id.clone(), p.shared.target_scope));
     server.chain(cloud).collect()
 }
@@ -182,16 +185,18 @@ impl Application {
         );
         log_sources(&scheduler, leading).await;
         let integrations = Arc::clone(&location_context.http);
-        let locations = Arc::new(Locations::new(
-            location_context,
-            Arc::clone(&catalog),
-            Arc::clone(&storage.store),
-            Arc::clone(&applier),
-            Arc::clone(&scheduler),
-            shutdown.clone(),
-            config.locations.registrations,
-        )
-        .with_target_scopes(target_scopes(&config)));
+        let locations = Arc::new(
+            Locations::new(
+                location_context,
+                Arc::clone(&catalog),
+                Arc::clone(&storage.store),
+                Arc::clone(&applier),
+                Arc::clone(&scheduler),
+                shutdown.clone(),
+                config.locations.registrations,
+            )
+            .with_target_scopes(target_scopes(&config)),
+        );
         let Storage {
             store,
             replica,

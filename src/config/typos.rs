@@ -208,8 +208,8 @@ pub(super) fn with_suggestion(message: &str, key: &str, known: &[&str]) -> Strin
 mod tests {
     use super::*;
     use crate::config::{
-        access, backend, cloud, generated, http, integration, listen, locations, processing, provider,
-        rules, schedule, server,
+        access, backend, cloud, generated, http, integration, listen, locations, processing,
+        provider, rules, schedule, server,
     };
     use serde::de::{self, Deserialize, Deserializer, Visitor};
 

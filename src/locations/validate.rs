@@ -110,10 +110,19 @@ impl Locations {
         .map_err(|_| ValidateError::Timeout(timeout.as_secs()))?;
         let read = recording.read.into_inner();
         let asked = String::from_utf8_lossy(&bytes).into_owned() + target;
+        let texts: Vec<String> = file.problems.iter().map(shown).collect();
+        let quoted = read_only_windows(&texts, &read, &asked);
         Ok(file
             .problems
             .into_iter()
-            .map(|problem| withhold_quotes(problem, &read, &asked))
+            .zip(&texts)
+            .map(|(problem, text)| {
+                if text.as_bytes().windows(QUOTE).any(|w| quoted.contains(w)) {
+                    withheld(problem)
+                } else {
+                    problem
+                }
+            })
             .collect())
     }
 
@@ -223,17 +232,18 @@ impl FileSource for Recording {
     }
 }
 
-/// `problem`, its message replaced by one naming the problem, file,
-/// document and line when it would quote a file read from Bitbucket.
-fn withhold_quotes(mut problem: Problem, read: &[Vec<u8>], asked: &str) -> Problem {
-    let shown = format!(
+/// What the caller is shown of `problem`.
+fn shown(problem: &Problem) -> String {
+    format!(
         "{} {}",
         problem.entity_ref.as_deref().unwrap_or_default(),
         problem.message
-    );
-    if !quotes(&shown, read, asked) {
-        return problem;
-    }
+    )
+}
+
+/// `problem` with a message naming the problem, file, document and line
+/// instead of one that would quote a file read from Bitbucket.
+fn withheld(mut problem: Problem) -> Problem {
     let kind = match problem.kind {
         ProblemKind::Read => "read",
         ProblemKind::Parse => "parse",
@@ -258,19 +268,31 @@ fn withhold_quotes(mut problem: Problem, read: &[Vec<u8>], asked: &str) -> Probl
     problem
 }
 
-/// Whether `message` holds [`QUOTE`] bytes in a row found in a file of
-/// `read` but not in `asked` (what the caller sent). One pass over what
-/// was read; `asked` is searched only for the few windows found there.
-fn quotes(message: &str, read: &[Vec<u8>], asked: &str) -> bool {
-    let windows: HashSet<&[u8]> = message.as_bytes().windows(QUOTE).collect();
-    let found: HashSet<&[u8]> = read
+/// The [`QUOTE`]-byte runs of `messages` found in a file of `read` but not
+/// in `asked` (what the caller sent): one pass over each, whatever the
+/// number of problems.
+fn read_only_windows<'m>(
+    messages: &'m [String],
+    read: &[Vec<u8>],
+    asked: &str,
+) -> HashSet<&'m [u8]> {
+    if read.is_empty() {
+        return HashSet::new();
+    }
+    let windows: HashSet<&[u8]> = messages
         .iter()
-        .flat_map(|file| file.windows(QUOTE))
-        .filter(|w| windows.contains(w))
+        .flat_map(|m| m.as_bytes().windows(QUOTE))
         .collect();
+    let mut found = HashSet::new();
+    for window in read.iter().flat_map(|file| file.windows(QUOTE)) {
+        if let Some(&mine) = windows.get(window) {
+            found.insert(mine);
+        }
+    }
+    for window in asked.as_bytes().windows(QUOTE) {
+        found.remove(window);
+    }
     found
-        .iter()
-        .any(|w| !asked.as_bytes().windows(QUOTE).any(|a| a == *w))
 }
 
 /// The line a parser's message names (`… line 3 …`), if any.
@@ -284,6 +306,10 @@ fn line_of(message: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn quotes(message: &str, read: &[Vec<u8>], asked: &str) -> bool {
+        !read_only_windows(&[message.to_owned()], read, asked).is_empty()
+    }
+
     #[test]
     fn a_message_quoting_a_read_file_is_withheld_and_others_kept() {
         let read = vec![b"name: Top Secret Value\n".to_vec()];
@@ -294,7 +320,11 @@ mod tests {
             asked
         ));
         assert!(!quotes("metadata.name must be a string", &[], asked));
-        assert!(!quotes("kind Foo is not allowed", &read, r#"{"kind":"Foo is not allowed"}"#));
+        assert!(!quotes(
+            "kind Foo is not allowed",
+            &read,
+            r#"{"kind":"Foo is not allowed"}"#
+        ));
         assert_eq!(line_of("bad indentation at line 12 column 3"), Some(12));
     }
 }

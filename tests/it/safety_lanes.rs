@@ -63,7 +63,11 @@ async fn a_push_is_served_before_a_flood_of_refreshes_against_a_rate_limited_bit
         slug: pushed.slug.clone(),
     };
     let event = sim
-        .push_file(&repo, "catalog-info.yaml", &component("pushed-past-the-flood"))
+        .push_file(
+            &repo,
+            "catalog-info.yaml",
+            &component("pushed-past-the-flood"),
+        )
         .expect("push");
     let started = Instant::now();
     let status = event

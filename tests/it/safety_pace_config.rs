@@ -26,11 +26,21 @@ async fn configured_paces_apply_and_their_429_names_the_key() {
 
     let refresh = |name: &str| json!({"entityRef": format!("component:default/{name}")});
     let (status, body) = app
-        .send(Method::POST, "/api/catalog/refresh", Some(refresh("a")), None)
+        .send(
+            Method::POST,
+            "/api/catalog/refresh",
+            Some(refresh("a")),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body:#}");
     let (status, body) = app
-        .send(Method::POST, "/api/catalog/refresh", Some(refresh("b")), None)
+        .send(
+            Method::POST,
+            "/api/catalog/refresh",
+            Some(refresh("b")),
+            None,
+        )
         .await;
     assert_eq!(status, 429, "{body:#}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
@@ -48,12 +58,19 @@ async fn configured_paces_apply_and_their_429_names_the_key() {
         .map(|e| e["metadata"]["uid"].as_str().expect("uid").to_owned())
         .collect();
     let delete = |uid: &str| format!("/api/catalog/entities/by-uid/{uid}");
-    let (status, body) = app.send(Method::DELETE, &delete(&uids[0]), None, None).await;
+    let (status, body) = app
+        .send(Method::DELETE, &delete(&uids[0]), None, None)
+        .await;
     assert_eq!(status, 204, "{body:#}");
-    let (status, body) = app.send(Method::DELETE, &delete(&uids[1]), None, None).await;
+    let (status, body) = app
+        .send(Method::DELETE, &delete(&uids[1]), None, None)
+        .await;
     assert_eq!(status, 429, "{body:#}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("backend.apiRateLimit.deletions"), "{message}");
+    assert!(
+        message.contains("backend.apiRateLimit.deletions"),
+        "{message}"
+    );
     app.stop().await;
 }
 
@@ -71,10 +88,7 @@ async fn config_check_shows_the_paces_refuses_zero_and_suggests_spellings() {
         text(&out.stderr)
     );
 
-    let (_dir, file) = write_config(&format!(
-        "{}{PACES}",
-        server_config(&fake, "", "")
-    ));
+    let (_dir, file) = write_config(&format!("{}{PACES}", server_config(&fake, "", "")));
     let out = run_on_config(&["config", "check"], &file).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(

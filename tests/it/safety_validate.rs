@@ -56,7 +56,10 @@ async fn a_location_outside_the_filters_is_refused_without_a_read() {
     let (status, body) = validate(&app, entity(json!("fine"), json!("ok")), &outside).await;
     assert_eq!(status, 400, "{body:#}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("outside every provider's filters"), "{body:#}");
+    assert!(
+        message.contains("outside every provider's filters"),
+        "{body:#}"
+    );
     assert_eq!(fake.requests_to("").await, before, "no Bitbucket request");
     app.stop().await;
 }
@@ -88,12 +91,11 @@ async fn placeholders_keep_to_the_providers_target_scope() {
 async fn errors_name_the_problem_and_file_but_never_quote_what_was_read() {
     let (fake, app) = setup().await;
     let inside = browse(&fake, "PLAT", "svc", "catalog-info.yaml");
-    let (status, body) = validate(
-        &app,
-        entity(json!({"$text": "./name.txt"}), json!("ok")),
-        &inside,
-    )
-    .await;
+    // Placeholders are filled in after the envelope check: a tag is
+    // checked with them, and its message quotes the value found.
+    let mut tagged = entity(json!("fine"), json!("ok"));
+    tagged["metadata"]["tags"] = json!([{"$text": "./name.txt"}]);
+    let (status, body) = validate(&app, tagged, &inside).await;
     assert_eq!(status, 400, "{body:#}");
     let shown = body.to_string();
     assert!(!shown.contains("Top Secret"), "{body:#}");
