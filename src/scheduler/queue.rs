@@ -374,6 +374,7 @@ mod tests {
             work,
             received: Instant::now(),
             origin: origin.into(),
+            span: tracing::Span::none(),
         }
     }
 
