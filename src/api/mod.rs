@@ -50,3 +50,4 @@ mod writes;
 
 pub(crate) use routes::router;
 pub(crate) use state::{ApiState, evaluators};
+pub(crate) use status_page::ConfigReloads;

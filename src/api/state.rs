@@ -47,6 +47,8 @@ pub(crate) struct ApiState {
     pub pace: Arc<super::pace::BitbucketPace>,
     /// `GET /` as last built (see [`StatusPageCache`]).
     pub status_page: Arc<StatusPageCache>,
+    /// How the last config reload went, for the status page.
+    pub reloads: Arc<super::status_page::ConfigReloads>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

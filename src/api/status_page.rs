@@ -52,7 +52,12 @@ struct SourceView {
 pub(super) async fn page(State(state): State<ApiState>) -> Response {
     let Some(html) = state
         .status_page
-        .get(&state.catalog, &state.scheduler, build(&state))
+        .get(
+            &state.catalog,
+            &state.scheduler,
+            state.reloads.generation(),
+            build(&state),
+        )
         .await
     else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -89,6 +94,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
         .replica
         .as_ref()
         .and_then(|r| follower_line(&r.status()));
+    let config_reload = state.reloads.last();
     let rendered = tokio::task::spawn_blocking(move || {
         let sources: Vec<SourceView> = read
             .into_iter()
@@ -105,7 +111,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
                 }
             })
             .collect();
-        render(total, follower, &sources, &paces)
+        render(total, follower, config_reload, &sources, &paces)
     })
     .await;
     match rendered {
@@ -156,10 +162,42 @@ struct Page {
     now: String,
     /// Said only on a follower: its schedules wait until it leads.
     follower: Option<String>,
+    /// The last config reload (SIGHUP or a watched file), once there was one.
+    config_reload: Option<ReloadLine>,
     sources: Vec<Card>,
     integrations: Vec<IntegrationRow>,
     problems: Vec<ProblemGroup>,
     adoption: Vec<AdoptionTable>,
+}
+
+/// The last config reload, for the line under the header; updated by
+/// whoever reloads (the app), read at each build.
+#[derive(Debug, Default)]
+pub(crate) struct ConfigReloads {
+    last: parking_lot::Mutex<Option<ReloadLine>>,
+    /// Moves with each reload, so the cached page is built again.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadLine {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl ConfigReloads {
+    pub(crate) fn record(&self, ok: bool, text: String) {
+        *self.last.lock() = Some(ReloadLine { ok, text });
+        (self.generation).fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn last(&self) -> Option<ReloadLine> {
+        self.last.lock().clone()
+    }
 }
 
 /// One source's card.
@@ -277,6 +315,7 @@ fn follower_line(status: &crate::replica::ReplicaStatus) -> Option<String> {
 fn render(
     total_entities: usize,
     follower: Option<String>,
+    config_reload: Option<ReloadLine>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
 ) -> Result<String, askama::Error> {
@@ -289,6 +328,7 @@ fn render(
         total_entities,
         now: rfc3339::format(&chrono::Utc::now()),
         follower,
+        config_reload,
         sources: sources.iter().map(card).collect(),
         integrations: integrations(paces),
         problems: problems(sources),

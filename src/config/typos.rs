@@ -87,6 +87,8 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "plugin",
     "permission",
     "permissionAttribute",
+    "reload",
+    "watch",
     // catalog.rules / locations and schedules, read by hand
     "exact",
     "pattern",
@@ -121,7 +123,7 @@ const CATALOG_KEYS: &[&str] = &[
 /// `catalog.providers`, `backend`).
 const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
 const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
-const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth"];
+const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth", "reload"];
 
 /// A key around our sections that is probably a typo.
 #[derive(Debug, PartialEq, Eq)]
@@ -260,9 +262,10 @@ mod tests {
             locations::LOCATION_RULE_KEYS,
             rules::RULE_KEYS,
             rules::MATCHER_KEYS,
-            // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*.
+            // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*, backend.reload.*.
             &[
                 "retainedRemovals",
+                "watch",
                 "client",
                 "connection",
                 "externalAccess",
