@@ -1,7 +1,9 @@
 //! Wiring: [`Application::build`] turns a [`Config`] into an opened store, a
 //! loaded catalog, a bound listener and running schedules;
 //! [`Application::run_until_stopped`] serves until SIGTERM/SIGINT and shuts
-//! down cleanly.
+//! down cleanly; [`reload`] re-reads the config on SIGHUP.
+
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -78,15 +78,6 @@ impl LeftProviders {
         self.held.lock().contains_key(provider)
     }
 
-    /// The held providers and the entities each served when held.
-    pub(crate) fn held(&self) -> Vec<(String, usize)> {
-        self.held
-            .lock()
-            .iter()
-            .map(|(id, n)| (id.clone(), *n))
-            .collect()
-    }
-
     /// Removes what `provider` serves (entities and repository records)
     /// through the applier, so the change feed reports each removal.
     pub(crate) async fn remove(&self, provider: &str) -> usize {
