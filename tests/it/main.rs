@@ -31,6 +31,7 @@ mod persistence;
 mod postgres;
 mod progressive;
 mod reconciliation;
+mod reload;
 mod replicas;
 mod resilience;
 mod safety;
