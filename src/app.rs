@@ -190,7 +190,13 @@ impl Application {
         let runners = source_runners(sources, &catalog, &storage.store, &applier, &shutdown);
         restore_reports(&runners, restored_reports).await;
         let scheduler = Arc::new(
-            Scheduler::start(runners, &config.locations.schedule, Gate::new(leading), left).await?,
+            Scheduler::start(
+                runners,
+                &config.locations.schedule,
+                Gate::new(leading),
+                left,
+            )
+            .await?,
         );
         log_sources(&scheduler, leading).await;
         let integrations = Arc::clone(&location_context.http);
@@ -298,7 +304,8 @@ impl Application {
                 shutdown: shutdown.clone(),
                 reloads: Arc::clone(&state.reloads),
             };
-            Arc::new(reload::Reloader::new(files, env, config, parts)).spawn(watch, shutdown.clone());
+            Arc::new(reload::Reloader::new(files, env, config, parts))
+                .spawn(watch, shutdown.clone());
         }
         let ready = Arc::clone(&state.ready);
         let scheduler = Arc::clone(&state.scheduler);

@@ -25,6 +25,7 @@
 
 mod changes;
 mod classify;
+mod config_reload;
 mod entities;
 mod error;
 mod events;
@@ -48,6 +49,6 @@ mod status_page;
 mod validate;
 mod writes;
 
+pub(crate) use config_reload::ConfigReloads;
 pub(crate) use routes::router;
 pub(crate) use state::{ApiState, evaluators};
-pub(crate) use status_page::ConfigReloads;

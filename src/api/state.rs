@@ -48,7 +48,7 @@ pub(crate) struct ApiState {
     /// `GET /` as last built (see [`StatusPageCache`]).
     pub status_page: Arc<StatusPageCache>,
     /// How the last config reload went, for the status page.
-    pub reloads: Arc<super::status_page::ConfigReloads>,
+    pub reloads: Arc<super::config_reload::ConfigReloads>,
 }
 
 /// How many queries may be evaluated at once: one core fewer than the

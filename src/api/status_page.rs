@@ -163,41 +163,11 @@ struct Page {
     /// Said only on a follower: its schedules wait until it leads.
     follower: Option<String>,
     /// The last config reload (SIGHUP or a watched file), once there was one.
-    config_reload: Option<ReloadLine>,
+    config_reload: Option<super::config_reload::ReloadLine>,
     sources: Vec<Card>,
     integrations: Vec<IntegrationRow>,
     problems: Vec<ProblemGroup>,
     adoption: Vec<AdoptionTable>,
-}
-
-/// The last config reload, for the line under the header; updated by
-/// whoever reloads (the app), read at each build.
-#[derive(Debug, Default)]
-pub(crate) struct ConfigReloads {
-    last: parking_lot::Mutex<Option<ReloadLine>>,
-    /// Moves with each reload, so the cached page is built again.
-    generation: std::sync::atomic::AtomicU64,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct ReloadLine {
-    pub ok: bool,
-    pub text: String,
-}
-
-impl ConfigReloads {
-    pub(crate) fn record(&self, ok: bool, text: String) {
-        *self.last.lock() = Some(ReloadLine { ok, text });
-        (self.generation).fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn last(&self) -> Option<ReloadLine> {
-        self.last.lock().clone()
-    }
 }
 
 /// One source's card.
@@ -315,7 +285,7 @@ fn follower_line(status: &crate::replica::ReplicaStatus) -> Option<String> {
 fn render(
     total_entities: usize,
     follower: Option<String>,
-    config_reload: Option<ReloadLine>,
+    config_reload: Option<super::config_reload::ReloadLine>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
 ) -> Result<String, askama::Error> {

@@ -26,12 +26,18 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// Keys read once at start-up: a reload names them and leaves them alone.
 const RESTART_ONLY: &[(&str, &str)] = &[
     ("/backend/listen", "backend.listen"),
-    ("/backend/database", "backend.database (and the replicas sharing it)"),
+    (
+        "/backend/database",
+        "backend.database (and the replicas sharing it)",
+    ),
     ("/backend/auth", "backend.auth"),
     ("/catalog/locations", "catalog.locations"),
     ("/catalog/locationSchedule", "catalog.locationSchedule"),
     ("/catalog/changes", "catalog.changes"),
-    ("/catalog/maxRegisteredLocations", "catalog.maxRegisteredLocations"),
+    (
+        "/catalog/maxRegisteredLocations",
+        "catalog.maxRegisteredLocations",
+    ),
     (
         "/catalog/registrationsPerMinute",
         "catalog.registrationsPerMinute",
@@ -85,14 +91,19 @@ impl Reloader {
     pub(crate) async fn reload(&self, why: &str) -> bool {
         let mut current = self.current.lock().await;
         let files = self.file_list();
-        tracing::info!(trigger = why, config = files, "reloading the config ({why})");
+        tracing::info!(
+            trigger = why,
+            config = files,
+            "reloading the config ({why})"
+        );
         let now = chrono::Utc::now();
         let at = crate::rfc3339::format(&now);
         match self.apply(&mut current).await {
             Ok(summary) => {
                 crate::metrics::record_config_reload("applied", now.timestamp() as f64);
                 tracing::info!(trigger = why, "config reloaded: {summary}");
-                (self.parts.reloads).record(true, format!("Config reloaded at {at} ({why}): {summary}."));
+                (self.parts.reloads)
+                    .record(true, format!("Config reloaded at {at} ({why}): {summary}."));
                 true
             }
             Err(err) => {
@@ -140,7 +151,8 @@ impl Reloader {
         }
         // Integrations (credentials, pace) and catalog rules reach every
         // provider through its runner.
-        let shared_changed = current.tree.pointer("/integrations") != new.tree.pointer("/integrations")
+        let shared_changed = current.tree.pointer("/integrations")
+            != new.tree.pointer("/integrations")
             || format!("{:?}", current.catalog) != format!("{:?}", new.catalog);
         let scheduler = &self.parts.scheduler;
         let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
@@ -164,7 +176,8 @@ impl Reloader {
                     added.push(id);
                 }
                 Some(old)
-                    if shared_changed || provider_text(current, &id) != provider_text(&new, &id) =>
+                    if shared_changed
+                        || provider_text(current, &id) != provider_text(&new, &id) =>
                 {
                     self.replace(old, self.runner(source));
                     changed.push(id);
@@ -286,7 +299,10 @@ impl Reloader {
     /// Polls the config files' contents (a symlink swap changes them
     /// without touching the link's mtime) and reloads when they change.
     async fn watch(&self, shutdown: CancellationToken) {
-        tracing::info!(config = self.file_list(), "watching the config files (backend.reload.watch)");
+        tracing::info!(
+            config = self.file_list(),
+            "watching the config files (backend.reload.watch)"
+        );
         let mut seen = self.fingerprint().await;
         let mut ticks = tokio::time::interval(WATCH_EVERY);
         loop {

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::{ConfigError, Ctx, DatabaseConfig, ExternalAccess, ListenConfig};
 use super::loose::LooseBool;
+use super::{ConfigError, Ctx, DatabaseConfig, ExternalAccess, ListenConfig};
 use super::{access, database, listen};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

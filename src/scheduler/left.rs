@@ -44,7 +44,12 @@ impl LeftProviders {
     /// Decides (and says, loudly) what becomes of `provider`, which serves
     /// `entities` and is no longer configured. The caller removes a
     /// [`Departure::Removed`] one.
-    pub(crate) fn leave(&self, provider: &str, entities: usize, limits: DeletionGuard) -> Departure {
+    pub(crate) fn leave(
+        &self,
+        provider: &str,
+        entities: usize,
+        limits: DeletionGuard,
+    ) -> Departure {
         if limits.holds(entities, entities) {
             metrics::record_held(provider);
             self.held.lock().insert(provider.to_owned(), entities);

@@ -201,7 +201,10 @@ async fn sighup_applies_a_valid_change_without_dropping_a_request() {
     let (status, _) = daemon.refresh("main", "").await;
     assert_eq!(status, 202);
     daemon
-        .until("twelve entities", |d| async move { d.entities().await == 12 })
+        .until(
+            "twelve entities",
+            |d| async move { d.entities().await == 12 },
+        )
         .await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
@@ -269,7 +272,10 @@ async fn a_provider_removed_by_a_reload_is_held_until_confirmed() {
     std::fs::write(&file, with_write_token(&provider_config(&fake, "svc-.*"))).expect("config");
     let daemon = Daemon::start(&file, dir.path()).await;
     daemon
-        .until("twelve entities", |d| async move { d.entities().await == 12 })
+        .until(
+            "twelve entities",
+            |d| async move { d.entities().await == 12 },
+        )
         .await;
 
     // The integration stays, the provider goes.
@@ -282,7 +288,10 @@ async fn a_provider_removed_by_a_reload_is_held_until_confirmed() {
     daemon.hang_up();
     daemon
         .until("main leaves the schedule", |d| async move {
-            d.json("/api/catalog/providers").await.as_array().is_some_and(Vec::is_empty)
+            d.json("/api/catalog/providers")
+                .await
+                .as_array()
+                .is_some_and(Vec::is_empty)
         })
         .await;
     daemon
