@@ -179,7 +179,7 @@ impl Reloader {
                     if shared_changed
                         || provider_text(current, &id) != provider_text(&new, &id) =>
                 {
-                    self.replace(old, self.runner(source));
+                    self.replace(old, self.runner(source)).await;
                     changed.push(id);
                 }
                 Some(_) => {}
@@ -188,7 +188,7 @@ impl Reloader {
         for old in scheduler.runners() {
             if old.source().as_location().is_none() && !ids.iter().any(|id| id == old.id()) {
                 removed.push(old.id().to_owned());
-                self.remove(old);
+                self.remove(old).await;
             }
         }
         *current = new;
@@ -225,9 +225,10 @@ impl Reloader {
     /// Puts `new` in `old`'s place once `old`'s run in progress, if any,
     /// has ended: that run finishes on the old settings, the next one uses
     /// the new. `old` keeps serving status and refreshes meanwhile.
-    fn replace(&self, old: Arc<SourceRunner>, new: Arc<SourceRunner>) {
+    async fn replace(&self, old: Arc<SourceRunner>, new: Arc<SourceRunner>) {
         let scheduler = Arc::clone(&self.parts.scheduler);
-        self.parts.applier.tracker().spawn(async move {
+        let busy = old.in_progress();
+        let swap = async move {
             let running = old.exclusive().await;
             old.retire();
             if let Some(report) = old.last_report() {
@@ -238,14 +239,16 @@ impl Reloader {
                 tracing::error!(provider = old.id(), error = %err, "cannot schedule a changed provider; restart the daemon");
             }
             drop(running);
-        });
+        };
+        self.now_or_after_its_run(busy, swap).await;
     }
 
     /// Takes `old` out of the schedule once its run in progress, if any, has
     /// ended; its entities leave under the deletion guard (on the leader).
-    fn remove(&self, old: Arc<SourceRunner>) {
+    async fn remove(&self, old: Arc<SourceRunner>) {
         let parts = self.parts.clone();
-        self.parts.applier.tracker().spawn(async move {
+        let busy = old.in_progress();
+        let removal = async move {
             let running = old.exclusive().await;
             old.retire();
             let id = old.id().to_owned();
@@ -259,7 +262,23 @@ impl Reloader {
             if parts.scheduler.left().leave(&id, entities, limits) == Departure::Removed {
                 parts.scheduler.left().remove(&id).await;
             }
-        });
+        };
+        self.now_or_after_its_run(busy, removal).await;
+    }
+
+    /// Runs `change` within the reload when its provider is idle (so the
+    /// next request already sees it), else in the background once the run
+    /// in progress has ended.
+    async fn now_or_after_its_run(
+        &self,
+        busy: bool,
+        change: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        if busy {
+            self.parts.applier.tracker().spawn(change);
+        } else {
+            change.await;
+        }
     }
 
     /// Reloads on SIGHUP and, when `watch`, when a config file changes,
