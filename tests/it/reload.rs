@@ -349,3 +349,42 @@ async fn a_missing_config_layer_at_start_up_does_not_drop_entities() {
     assert_eq!(app.entity_names().await.len(), 12);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_watched_config_file_reloads_when_its_content_changes() {
+    let fake = twelve_components().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app-config.yaml");
+    let watched = |slugs: &str| {
+        format!(
+            "{}backend:\n  reload:\n    watch: true\n",
+            provider_config(&fake, slugs)
+        )
+    };
+    std::fs::write(&file, watched("svc-0[0-4]")).expect("config");
+    let daemon = Daemon::start(&file, dir.path()).await;
+    daemon
+        .until("five entities", |d| async move { d.entities().await == 5 })
+        .await;
+    assert_eq!(
+        daemon
+            .metric("catalog_config_reloads_total{outcome=\"applied\"}")
+            .await,
+        Some(0.0),
+        "nothing changed yet"
+    );
+
+    std::fs::write(&file, watched("svc-.*")).expect("config");
+    daemon
+        .until("the change is picked up without a signal", |d| async move {
+            d.metric("catalog_config_reloads_total{outcome=\"applied\"}")
+                .await
+                == Some(1.0)
+        })
+        .await;
+    let (status, _) = daemon.refresh("main", "").await;
+    assert_eq!(status, 202);
+    daemon
+        .until("twelve entities", |d| async move { d.entities().await == 12 })
+        .await;
+}
