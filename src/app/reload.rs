@@ -75,6 +75,48 @@ enum Refused {
     Build(#[from] AppError),
 }
 
+impl Refused {
+    /// What the status page (open to anyone who reaches the port) says:
+    /// the file and key, not the message, which may quote a value.
+    fn public(&self) -> String {
+        use crate::config::ConfigError;
+        match self {
+            Refused::Config(ConfigError::Invalid {
+                origin: Some(origin),
+                key,
+                ..
+            }) => format!("{origin}: {key} is invalid (the log says why)"),
+            Refused::Config(ConfigError::Invalid { key, .. }) => {
+                format!("{key} is invalid (the log says why)")
+            }
+            Refused::Config(ConfigError::Parse { path, .. }) => {
+                format!("{} is not valid YAML (the log says where)", path.display())
+            }
+            Refused::Config(ConfigError::Read { path, .. }) => {
+                format!("{} cannot be read (the log says why)", path.display())
+            }
+            Refused::Build(_) => "the providers cannot be built (the log says why)".to_owned(),
+        }
+    }
+}
+
+/// Every `webhookSecret` under `integrations`, as written.
+fn webhook_secrets(config: &Config) -> Vec<&serde_json::Value> {
+    [
+        "/integrations/bitbucketServer",
+        "/integrations/bitbucketCloud",
+    ]
+    .into_iter()
+    .filter_map(|pointer| config.tree.pointer(pointer).and_then(|v| v.as_array()))
+    .flatten()
+    .map(|integration| {
+        integration
+            .get("webhookSecret")
+            .unwrap_or(&serde_json::Value::Null)
+    })
+    .collect()
+}
+
 impl Reloader {
     pub(super) fn new(files: Vec<PathBuf>, env: Environment, config: Config, parts: Parts) -> Self {
         crate::metrics::register_config_reloads();
@@ -115,7 +157,10 @@ impl Reloader {
                 );
                 (self.parts.reloads).record(
                     false,
-                    format!("Config reload at {at} ({why}) refused; the previous config stays in force: {err}"),
+                    format!(
+                        "Config reload at {at} ({why}) refused; the previous config stays in force: {}",
+                        err.public()
+                    ),
                 );
                 false
             }
@@ -137,11 +182,15 @@ impl Reloader {
         // Built before anything changes: an integration missing or a CA
         // bundle that cannot be read refuses the reload whole.
         let Sources { sources, .. } = build_sources(&new)?;
-        let restart: Vec<&str> = RESTART_ONLY
+        let mut restart: Vec<&str> = RESTART_ONLY
             .iter()
             .filter(|(pointer, _)| self.started.tree.pointer(pointer) != new.tree.pointer(pointer))
             .map(|(_, key)| *key)
             .collect();
+        // Webhook signatures are checked with the secrets read at start-up.
+        if webhook_secrets(&self.started) != webhook_secrets(&new) {
+            restart.push("integrations.*.webhookSecret");
+        }
         if !restart.is_empty() {
             tracing::warn!(
                 keys = restart.join(", "),

@@ -385,6 +385,9 @@ async fn a_watched_config_file_reloads_when_its_content_changes() {
     let (status, _) = daemon.refresh("main", "").await;
     assert_eq!(status, 202);
     daemon
-        .until("twelve entities", |d| async move { d.entities().await == 12 })
+        .until(
+            "twelve entities",
+            |d| async move { d.entities().await == 12 },
+        )
         .await;
 }
