@@ -71,6 +71,12 @@ pub(crate) fn build_sources(config: &Config) -> Result<Sources, AppError> {
         &config.integrations,
         config.extra_ca_file.as_deref(),
     )?);
+    sources_on(config, pool)
+}
+
+/// Like [`build_sources`], on the HTTP clients of `pool` (a reload that
+/// left `integrations` alone keeps their pace and concurrency cap shared).
+fn sources_on(config: &Config, pool: Arc<HttpPool>) -> Result<Sources, AppError> {
     let missing = |host: &str| AppError::MissingIntegration(host.to_owned());
     let shared = |host: &str| pool.get(host).cloned().ok_or_else(|| missing(host));
     let servers = config.providers.iter().map(|provider| {
@@ -303,6 +309,7 @@ impl Application {
                 scheduler: Arc::clone(&state.scheduler),
                 shutdown: shutdown.clone(),
                 reloads: Arc::clone(&state.reloads),
+                http: Arc::clone(&state.integrations),
             };
             Arc::new(reload::Reloader::new(files, env, config, parts))
                 .spawn(watch, shutdown.clone());

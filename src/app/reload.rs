@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{AppError, Sources, build_sources, register_metrics};
+use super::{AppError, Sources, build_sources, register_metrics, sources_on};
 use crate::api::ConfigReloads;
+use crate::bitbucket::HttpPool;
 use crate::catalog::Catalog;
 use crate::config::{Config, Environment};
 use crate::discovery::Source;
@@ -52,7 +53,10 @@ pub(crate) struct Reloader {
     started: Config,
     /// The config in force; held for a whole reload, so reloads queue.
     current: tokio::sync::Mutex<Config>,
-    pub(super) parts: Parts,
+    /// The integrations' HTTP clients in force: kept while `integrations`
+    /// does not change, so providers keep sharing one pace per Bitbucket.
+    http: parking_lot::Mutex<Arc<HttpPool>>,
+    parts: Parts,
 }
 
 /// What runners are made of, and where a reload is reported.
@@ -64,6 +68,8 @@ pub(super) struct Parts {
     pub scheduler: Arc<Scheduler>,
     pub shutdown: CancellationToken,
     pub reloads: Arc<ConfigReloads>,
+    /// The integrations' HTTP clients at start-up.
+    pub http: Arc<HttpPool>,
 }
 
 /// Why a reload was refused; the daemon keeps the config in force.
@@ -125,6 +131,7 @@ impl Reloader {
             env,
             started: config.clone(),
             current: tokio::sync::Mutex::new(config),
+            http: parking_lot::Mutex::new(Arc::clone(&parts.http)),
             parts,
         }
     }
@@ -181,7 +188,15 @@ impl Reloader {
         let new = loaded.config;
         // Built before anything changes: an integration missing or a CA
         // bundle that cannot be read refuses the reload whole.
-        let Sources { sources, .. } = build_sources(&new)?;
+        let integrations_changed = current.tree.pointer("/integrations")
+            != new.tree.pointer("/integrations")
+            || current.extra_ca_file != new.extra_ca_file;
+        let Sources { sources, locations } = if integrations_changed {
+            build_sources(&new)?
+        } else {
+            let http = Arc::clone(&self.http.lock());
+            sources_on(&new, http)?
+        };
         let mut restart: Vec<&str> = RESTART_ONLY
             .iter()
             .filter(|(pointer, _)| self.started.tree.pointer(pointer) != new.tree.pointer(pointer))
@@ -200,8 +215,7 @@ impl Reloader {
         }
         // Integrations (credentials, pace) and catalog rules reach every
         // provider through its runner.
-        let shared_changed = current.tree.pointer("/integrations")
-            != new.tree.pointer("/integrations")
+        let shared_changed = integrations_changed
             || format!("{:?}", current.catalog) != format!("{:?}", new.catalog);
         let scheduler = &self.parts.scheduler;
         let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
@@ -241,6 +255,7 @@ impl Reloader {
             }
         }
         *current = new;
+        *self.http.lock() = locations.http;
         let list = |ids: &[String]| {
             if ids.is_empty() {
                 "none".to_owned()
