@@ -1,10 +1,13 @@
 //! Wiring: [`Application::build`] turns a [`Config`] into an opened store, a
 //! loaded catalog, a bound listener and running schedules;
 //! [`Application::run_until_stopped`] serves until SIGTERM/SIGINT and shuts
-//! down cleanly.
+//! down cleanly; [`reload`] re-reads the config on SIGHUP.
+
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,14 +19,16 @@ use crate::api::server::{self, ServeLimits};
 use crate::api::{self, ApiState};
 use crate::bitbucket::{HttpPool, HttpSetupError};
 use crate::catalog::Catalog;
-use crate::config::{Config, ExternalAccess};
+use crate::config::{Config, DeletionGuard, Environment, ExternalAccess};
 use crate::discovery::cloud::CloudFlavour;
 use crate::discovery::location::{LocationContext, LocationOrigin, LocationSource};
 use crate::discovery::server::ServerFlavour;
 use crate::discovery::{RunReport, Source};
 use crate::locations::Locations;
 use crate::replica::{Promotion, Replica};
-use crate::scheduler::{Applier, Gate, Scheduler, SchedulerError, SourceRunner};
+use crate::scheduler::{
+    Applier, Departure, Gate, LeftProviders, Scheduler, SchedulerError, SourceRunner,
+};
 use crate::store::{self, CatalogStore, StoreError};
 use crate::webhooks::Webhooks;
 
@@ -76,6 +81,12 @@ pub(crate) fn build_sources(config: &Config) -> Result<Sources, AppError> {
         &config.integrations,
         config.extra_ca_file.as_deref(),
     )?);
+    sources_on(config, pool)
+}
+
+/// Like [`build_sources`], on the HTTP clients of `pool` (a reload that
+/// left `integrations` alone keeps their pace and concurrency cap shared).
+fn sources_on(config: &Config, pool: Arc<HttpPool>) -> Result<Sources, AppError> {
     let missing = |host: &str| AppError::MissingIntegration(host.to_owned());
     let shared = |host: &str| pool.get(host).cloned().ok_or_else(|| missing(host));
     let servers = config.providers.iter().map(|provider| {
@@ -131,6 +142,10 @@ pub struct Application {
     store: Arc<dyn CatalogStore>,
     applier: Arc<Applier>,
     shutdown: CancellationToken,
+    /// The config in force, for reloads.
+    config: Config,
+    /// The files and variables it was read from; `None`: no reload.
+    reload_from: Option<(Vec<PathBuf>, Environment)>,
 }
 
 /// The opened store and, on a shared PostgreSQL database, this replica
@@ -153,6 +168,7 @@ impl Application {
     /// binds `backend.listen` (port 0 picks a free port) and starts the
     /// provider schedules.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let kept = config.clone();
         // First: raising the descriptor limit must precede opening anything.
         let limits = serve_limits(&config);
         crate::metrics::record_build_info(env!("CARGO_PKG_VERSION"));
@@ -165,7 +181,8 @@ impl Application {
         let leading = storage.leading();
         let catalog = Arc::new(Catalog::with_retained_removals(config.retained_removals));
         add_registered_locations(&storage.store, &mut sources, &location_context).await?;
-        let restored_reports = restore_catalog(&config, &storage, &sources, &catalog).await?;
+        let (restored_reports, left_config) =
+            restore_catalog(&config, &storage, &sources, &catalog).await?;
         // The restored catalog is served as it was stored; the relation
         // index is built (and relations that moved on are settled) in the
         // background, before any change applies.
@@ -174,6 +191,14 @@ impl Application {
         if leading {
             applier.settle();
         }
+        let left = Arc::new(LeftProviders::new(
+            Arc::clone(&catalog),
+            Arc::clone(&applier),
+        ));
+        if leading {
+            let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
+            forget_left_providers(&storage.store, &left, configured, left_config).await?;
+        }
         let access = Arc::new(config.backend.external_access.clone());
         warn_if_writes_are_open(&access, addr);
 
@@ -181,7 +206,13 @@ impl Application {
         let runners = source_runners(sources, &catalog, &storage.store, &applier, &shutdown);
         restore_reports(&runners, restored_reports).await;
         let scheduler = Arc::new(
-            Scheduler::start(runners, &config.locations.schedule, Gate::new(leading)).await?,
+            Scheduler::start(
+                runners,
+                &config.locations.schedule,
+                Gate::new(leading),
+                left,
+            )
+            .await?,
         );
         log_sources(&scheduler, leading).await;
         let integrations = Arc::clone(&location_context.http);
@@ -225,6 +256,7 @@ impl Application {
             removals: Arc::new(config.backend.api_rate_limit.deletions.into()),
             pace: Arc::new((&config.backend.api_rate_limit.bitbucket_reads).into()),
             status_page: Default::default(),
+            reloads: Arc::default(),
         };
         Ok(Self {
             listener,
@@ -234,7 +266,16 @@ impl Application {
             store,
             applier,
             shutdown,
+            config: kept,
+            reload_from: None,
         })
+    }
+
+    /// Reloads the config from `files` and `env` (as it was loaded) on
+    /// SIGHUP and, with `backend.reload.watch`, when a file changes.
+    pub fn reload_from(mut self, files: Vec<PathBuf>, env: Environment) -> Self {
+        self.reload_from = Some((files, env));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -269,7 +310,23 @@ impl Application {
             store,
             applier,
             shutdown,
+            config,
+            reload_from,
         } = self;
+        if let Some((files, env)) = reload_from {
+            let watch = config.backend.watch_config;
+            let parts = reload::Parts {
+                catalog: Arc::clone(&state.catalog),
+                store: Arc::clone(&store),
+                applier: Arc::clone(&applier),
+                scheduler: Arc::clone(&state.scheduler),
+                shutdown: shutdown.clone(),
+                reloads: Arc::clone(&state.reloads),
+                http: Arc::clone(&state.integrations),
+            };
+            Arc::new(reload::Reloader::new(files, env, config, parts))
+                .spawn(watch, shutdown.clone());
+        }
         let ready = Arc::clone(&state.ready);
         let scheduler = Arc::clone(&state.scheduler);
         let catalog = Arc::clone(&state.catalog);
@@ -403,37 +460,60 @@ async fn add_registered_locations(
     Ok(())
 }
 
-/// Loads the stored catalog into `catalog` (the leader first forgets
-/// providers no longer configured) and returns the sources' last reports.
+/// Loads the stored catalog into `catalog` and returns the sources' last
+/// reports and the stored providers no longer configured, with the
+/// entities each serves (they stay served until the deletion guard lets
+/// them go: see [`forget_left_providers`]).
 async fn restore_catalog(
     config: &Config,
     storage: &Storage,
     sources: &[Source],
     catalog: &Catalog,
-) -> Result<Vec<(String, RunReport)>, AppError> {
+) -> Result<(Vec<(String, RunReport)>, Vec<(String, usize)>), AppError> {
     let loading = Instant::now();
-    let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
-    let forgotten = if storage.leading() {
-        storage.store.retain_sources(&configured).await?
-    } else {
-        0
-    };
-    if forgotten > 0 {
-        tracing::info!(
-            sources = forgotten,
-            "dropped stored entities of providers no longer configured"
-        );
+    let stored = (storage.store).load(config.retained_removals).await?;
+    let mut left = std::collections::BTreeMap::<String, usize>::new();
+    for entity in &stored.entities {
+        let source = &*entity.owner.source;
+        if !sources.iter().any(|s| s.id() == source) {
+            *left.entry(source.to_owned()).or_default() += 1;
+        }
     }
-    let restored_reports = (storage.store)
-        .load(config.retained_removals)
-        .await?
-        .restore_into(catalog);
+    let restored_reports = stored.restore_into(catalog);
     tracing::info!(
         entities = catalog.len(),
         elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
         "stored catalog loaded"
     );
-    Ok(restored_reports)
+    Ok((restored_reports, left.into_iter().collect()))
+}
+
+/// On the leader: each stored provider no longer configured goes through
+/// the deletion guard (held ones keep serving, with their repository
+/// records, until confirmed), then what is left of unconfigured sources
+/// with nothing served (run records, repository records) is forgotten.
+async fn forget_left_providers(
+    store: &Arc<dyn CatalogStore>,
+    left: &LeftProviders,
+    mut keep: Vec<String>,
+    serving: Vec<(String, usize)>,
+) -> Result<(), AppError> {
+    for (provider, entities) in serving {
+        match left.leave(&provider, entities, DeletionGuard::default()) {
+            Departure::Held => keep.push(provider),
+            Departure::Removed => {
+                left.remove(&provider).await;
+            }
+        }
+    }
+    let forgotten = store.retain_sources(&keep).await?;
+    if forgotten > 0 {
+        tracing::info!(
+            sources = forgotten,
+            "forgot the records of sources no longer configured that served nothing"
+        );
+    }
+    Ok(())
 }
 
 fn warn_if_writes_are_open(access: &ExternalAccess, addr: SocketAddr) {
@@ -486,7 +566,7 @@ async fn restore_reports(runners: &[Arc<SourceRunner>], reports: Vec<(String, Ru
 }
 
 /// The series alerts read, at their stored values (or 0) before any run.
-fn register_metrics(runner: &SourceRunner) {
+pub(super) fn register_metrics(runner: &SourceRunner) {
     let report = runner.last_report();
     let problems = report.as_ref().map_or(0, |r| r.problems.len());
     let last_success = report

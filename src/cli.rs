@@ -180,7 +180,7 @@ async fn serve(cli: &Cli) -> ExitCode {
         );
     }
     let app = match Application::build(loaded.config).await {
-        Ok(app) => app,
+        Ok(app) => app.reload_from(cli.config_files(), Environment::from_process()),
         Err(err) => {
             tracing::error!("{err}");
             return ExitCode::from(exit::FAILED);

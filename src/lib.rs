@@ -64,7 +64,8 @@
 //!   which answers the request log counts as failures (`classify`: not
 //!   the probes' 503s), the status page from a template that escapes by
 //!   default (`status_page`), built once per change (`status_cache`).
-//! - [`app`]: [`Application`] wires it all together; [`cli`] is what the
+//! - [`app`]: [`Application`] wires it all together and reloads the
+//!   config on SIGHUP or a watched file's change (`reload`); [`cli`] is what the
 //!   binary calls (`serve`, `run-once` with its progress on stderr
 //!   (`run_progress`), `config check`, `validate`, `health`).
 //!

@@ -183,6 +183,30 @@ pub(crate) fn record_leader_change() {
     metrics::counter!("catalog_replica_leader_changes_total").increment(1);
 }
 
+/// The outcomes [`record_config_reload`] labels reloads with.
+const RELOAD_OUTCOMES: [&str; 2] = ["applied", "refused"];
+
+/// The reload series, present from start-up (at 0, last reload counted as
+/// a success), so an alert on `increase(…{outcome="refused"})` sees the first one.
+pub(crate) fn register_config_reloads() {
+    let _ = handle();
+    for outcome in RELOAD_OUTCOMES {
+        metrics::counter!("catalog_config_reloads_total", "outcome" => outcome).increment(0);
+    }
+    metrics::gauge!("catalog_config_last_reload_success").set(1.0);
+}
+
+/// A config reload: `applied` or `refused` (the daemon kept its config).
+pub(crate) fn record_config_reload(outcome: &'static str, unix_seconds: f64) {
+    metrics::counter!("catalog_config_reloads_total", "outcome" => outcome).increment(1);
+    metrics::gauge!("catalog_config_last_reload_success").set(if outcome == "applied" {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("catalog_config_last_reload_timestamp_seconds").set(unix_seconds);
+}
+
 /// The status page was built (not served from its cache).
 pub(crate) fn record_status_page_build() {
     metrics::counter!("catalog_status_page_builds_total").increment(1);

@@ -26,6 +26,7 @@
 
 mod changes;
 mod classify;
+mod config_reload;
 mod entities;
 mod error;
 mod events;
@@ -51,5 +52,6 @@ mod stream;
 mod validate;
 mod writes;
 
+pub(crate) use config_reload::ConfigReloads;
 pub(crate) use routes::router;
 pub(crate) use state::{ApiState, evaluators};

@@ -224,6 +224,9 @@ pub(super) async fn refresh(
             "force=true applies removals past the deletion guard; it needs a token: set backend.auth.externalAccess",
         ));
     }
+    if state.scheduler.runner(&id).is_none() && state.scheduler.left().is_held(&id) {
+        return confirm_left(&state, &req, id, force).await;
+    }
     let runner = runner(&state, &req, &id)?;
     // Paced, not coalesced here: a refresh during a run is served by it
     // (alreadyRunning) and a later one must start a run.
@@ -237,6 +240,29 @@ pub(super) async fn refresh(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"provider": id, "refresh": outcome, "force": force})),
+    )
+        .into_response())
+}
+
+/// A provider that left the config, its removal held: `force=true`
+/// confirms the removal (202 with the count), else 409 says how.
+async fn confirm_left(
+    state: &ApiState,
+    req: &Req,
+    id: String,
+    force: bool,
+) -> Result<Response, ApiError> {
+    if !force {
+        return Err(req.error(
+            StatusCode::CONFLICT,
+            "ConflictError",
+            format!("provider '{id}' is no longer configured and the deletion guard holds the removal of its entities; POST /api/catalog/providers/{id}/refresh?force=true to remove them, or put it back in the config"),
+        ));
+    }
+    let removed = state.scheduler.left().confirm(&id).await.unwrap_or(0);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"provider": id, "refresh": "removed", "force": true, "removed": removed})),
     )
         .into_response())
 }

@@ -49,6 +49,8 @@ pub(crate) struct ApiState {
     pub pace: Arc<super::pace::BitbucketPace>,
     /// `GET /` as last built (see [`StatusPageCache`]).
     pub status_page: Arc<StatusPageCache>,
+    /// How the last config reload went, for the status page.
+    pub reloads: Arc<super::config_reload::ConfigReloads>,
 }
 
 /// The query pool: one core fewer than the machine has (at least one),

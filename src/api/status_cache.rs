@@ -25,6 +25,8 @@ const MAX_AGE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Version {
     catalog: u64,
+    /// Config reloads so far (the page says how the last one went).
+    reloads: u64,
     sources: Vec<SourceVersion>,
 }
 
@@ -38,9 +40,10 @@ struct SourceVersion {
 }
 
 impl Version {
-    fn of(catalog: &Catalog, scheduler: &Scheduler) -> Self {
+    fn of(catalog: &Catalog, scheduler: &Scheduler, reloads: u64) -> Self {
         Self {
             catalog: catalog.snapshot().last_seq(),
+            reloads,
             sources: scheduler
                 .runners()
                 .iter()
@@ -90,12 +93,13 @@ impl StatusPageCache {
         &self,
         catalog: &Catalog,
         scheduler: &Scheduler,
+        reloads: u64,
         build: impl Future<Output = Option<Bytes>>,
     ) -> Option<Bytes> {
         let mut built = self.built.lock().await;
         // Read under the lock: a request that waited for a build sees the
         // version that build showed.
-        let version = Version::of(catalog, scheduler);
+        let version = Version::of(catalog, scheduler, reloads);
         if let Some(page) = built
             .as_ref()
             .filter(|b| b.serves(&version, Instant::now()))
@@ -120,6 +124,7 @@ mod tests {
     fn version(catalog: u64) -> Version {
         Version {
             catalog,
+            reloads: 0,
             sources: vec![SourceVersion {
                 id: "sim".to_owned(),
                 shown: (1, 1),

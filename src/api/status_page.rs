@@ -52,7 +52,12 @@ struct SourceView {
 pub(super) async fn page(State(state): State<ApiState>) -> Response {
     let Some(html) = state
         .status_page
-        .get(&state.catalog, &state.scheduler, build(&state))
+        .get(
+            &state.catalog,
+            &state.scheduler,
+            state.reloads.generation(),
+            build(&state),
+        )
         .await
     else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -89,6 +94,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
         .replica
         .as_ref()
         .and_then(|r| follower_line(&r.status()));
+    let config_reload = state.reloads.last();
     let rendered = tokio::task::spawn_blocking(move || {
         let sources: Vec<SourceView> = read
             .into_iter()
@@ -105,7 +111,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
                 }
             })
             .collect();
-        render(total, follower, &sources, &paces)
+        render(total, follower, config_reload, &sources, &paces)
     })
     .await;
     match rendered {
@@ -156,6 +162,8 @@ struct Page {
     now: String,
     /// Said only on a follower: its schedules wait until it leads.
     follower: Option<String>,
+    /// The last config reload (SIGHUP or a watched file), once there was one.
+    config_reload: Option<super::config_reload::ReloadLine>,
     sources: Vec<Card>,
     integrations: Vec<IntegrationRow>,
     problems: Vec<ProblemGroup>,
@@ -277,6 +285,7 @@ fn follower_line(status: &crate::replica::ReplicaStatus) -> Option<String> {
 fn render(
     total_entities: usize,
     follower: Option<String>,
+    config_reload: Option<super::config_reload::ReloadLine>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
 ) -> Result<String, askama::Error> {
@@ -289,6 +298,7 @@ fn render(
         total_entities,
         now: rfc3339::format(&chrono::Utc::now()),
         follower,
+        config_reload,
         sources: sources.iter().map(card).collect(),
         integrations: integrations(paces),
         problems: problems(sources),

@@ -1,9 +1,10 @@
 //! `backend`: where the API listens, which database it stores into, who
-//! may call its write endpoints and how fast requests that read Bitbucket
-//! or remove entities are let through.
+//! may call its write endpoints, how fast requests that read Bitbucket
+//! or remove entities are let through, and whether config files are watched.
 
 use serde::Serialize;
 
+use super::loose::LooseBool;
 use super::{ConfigError, Ctx, DatabaseConfig, ExternalAccess, ListenConfig};
 use super::{access, database, listen};
 
@@ -15,6 +16,9 @@ pub struct BackendConfig {
     pub external_access: ExternalAccess,
     /// `backend.apiRateLimit`: the pace of costly API requests.
     pub api_rate_limit: ApiRateLimit,
+    /// `backend.reload.watch`: reload when a config file changes (as on
+    /// SIGHUP), not only on the signal.
+    pub watch_config: bool,
 }
 
 /// A pace: so many a minute, so many at once.
@@ -83,6 +87,9 @@ pub(super) fn backend(ctx: &mut Ctx<'_>) -> Result<BackendConfig, ConfigError> {
         database: database::database(ctx)?,
         external_access: access::external_access(ctx)?,
         api_rate_limit: api_rate_limit(ctx)?,
+        watch_config: ctx
+            .optional::<LooseBool>("backend.reload.watch")?
+            .is_some_and(|watch| watch.0),
     })
 }
 

@@ -93,6 +93,8 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "overall",
     "perMinute",
     "deletions",
+    "reload",
+    "watch",
     // catalog.rules / locations and schedules, read by hand
     "exact",
     "pattern",
@@ -127,7 +129,7 @@ const CATALOG_KEYS: &[&str] = &[
 /// `catalog.providers`, `backend`).
 const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
 const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
-const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth", "apiRateLimit"];
+const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth", "apiRateLimit", "reload"];
 
 /// A key around our sections that is probably a typo.
 #[derive(Debug, PartialEq, Eq)]
@@ -269,9 +271,10 @@ mod tests {
             locations::LOCATION_RULE_KEYS,
             rules::RULE_KEYS,
             rules::MATCHER_KEYS,
-            // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*.
+            // Read by their path: catalog.changes.*, backend.database.*, backend.auth.*, backend.reload.*.
             &[
                 "retainedRemovals",
+                "watch",
                 "client",
                 "connection",
                 "externalAccess",

@@ -17,6 +17,7 @@
 pub(crate) mod apply;
 mod events;
 mod guard;
+mod left;
 mod queue;
 mod recorder;
 mod resolve;
@@ -28,11 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
+pub(crate) use self::left::{Departure, LeftProviders};
 pub(crate) use self::queue::{Work, WorkItem};
 pub(crate) use self::runner::{RefreshOutcome, SourceRunner};
 use crate::config::{Frequency, Schedule};
@@ -74,9 +76,9 @@ pub(crate) struct Scheduler {
     jobs: JobScheduler,
     runners: Runners,
     /// The repeating job of each provider, for "next run" in the status.
-    repeating_jobs: HashMap<String, Uuid>,
+    repeating_jobs: Mutex<HashMap<String, Uuid>>,
     /// The start-up run of each provider (after `initialDelay`), until it fires.
-    start_up_jobs: HashMap<String, Uuid>,
+    start_up_jobs: Mutex<HashMap<String, Uuid>>,
     /// The repeating job that reads every location.
     locations_job: Option<Uuid>,
     /// The start-up read of every location.
@@ -84,6 +86,8 @@ pub(crate) struct Scheduler {
     gate: Gate,
     /// Whether locations are read at start-up (their schedule is not manual).
     locations_scheduled: bool,
+    /// Providers that left the config with their removal held.
+    left: Arc<LeftProviders>,
 }
 
 impl Scheduler {
@@ -94,6 +98,7 @@ impl Scheduler {
         runners: Vec<Arc<SourceRunner>>,
         location_schedule: &Schedule,
         gate: Gate,
+        left: Arc<LeftProviders>,
     ) -> Result<Self, SchedulerError> {
         let wrap = |provider: &str| {
             let provider = provider.to_owned();
@@ -106,25 +111,11 @@ impl Scheduler {
         let mut repeating_jobs = HashMap::new();
         let mut start_up_jobs = HashMap::new();
         for runner in runners.iter().filter(|r| !r.is_location()) {
-            let schedule = runner.schedule().clone();
-            let err = wrap(runner.id());
-            // `{trigger: manual}` runs only when asked, as in Backstage.
-            if schedule.frequency != Frequency::Manual {
-                let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
-                let job = Job::new_one_shot_async(
-                    start_up_delay,
-                    run_job(Arc::clone(runner), Trigger::StartUp, gate.clone()),
-                );
-                let id = jobs.add(job.map_err(&err)?).await.map_err(&err)?;
+            let (start_up, repeating) = schedule_provider(&jobs, runner, &gate, true).await?;
+            if let Some(id) = start_up {
                 start_up_jobs.insert(runner.id().to_owned(), id);
             }
-            if let Some(job) = repeating(
-                &schedule.frequency,
-                run_job(Arc::clone(runner), Trigger::Schedule, gate.clone()),
-            )
-            .map_err(&err)?
-            {
-                let id = jobs.add(job).await.map_err(&err)?;
+            if let Some(id) = repeating {
                 repeating_jobs.insert(runner.id().to_owned(), id);
             }
         }
@@ -152,13 +143,90 @@ impl Scheduler {
         Ok(Self {
             jobs,
             runners,
-            repeating_jobs,
-            start_up_jobs,
+            repeating_jobs: Mutex::new(repeating_jobs),
+            start_up_jobs: Mutex::new(start_up_jobs),
             locations_job,
             locations_start_up,
             gate,
             locations_scheduled: location_schedule.frequency != Frequency::Manual,
+            left,
         })
+    }
+
+    /// Providers that left the config with their removal held.
+    pub(crate) fn left(&self) -> &LeftProviders {
+        &self.left
+    }
+
+    /// Schedules a provider added while the daemon runs (a reload): on its
+    /// schedule, its first run after `initialDelay` when `start_up`.
+    pub(crate) async fn add_provider(
+        &self,
+        runner: Arc<SourceRunner>,
+        start_up: bool,
+    ) -> Result<(), SchedulerError> {
+        let (first, repeating) =
+            schedule_provider(&self.jobs, &runner, &self.gate, start_up).await?;
+        let id = runner.id().to_owned();
+        if let Some(job) = first {
+            self.start_up_jobs.lock().insert(id.clone(), job);
+        }
+        if let Some(job) = repeating {
+            self.repeating_jobs.lock().insert(id, job);
+        }
+        // Providers stay ahead of locations, as at start-up.
+        let mut runners = self.runners.write();
+        let at = runners
+            .iter()
+            .position(|r| r.is_location())
+            .unwrap_or(runners.len());
+        runners.insert(at, runner);
+        Ok(())
+    }
+
+    /// Puts `runner` in the place of the provider with its id (a reload
+    /// changed its settings): its jobs are made again, without a start-up
+    /// run (the change applies from the next run).
+    pub(crate) async fn replace_provider(
+        &self,
+        runner: Arc<SourceRunner>,
+    ) -> Result<(), SchedulerError> {
+        let id = runner.id().to_owned();
+        self.unschedule(&id).await;
+        let (_, repeating) = schedule_provider(&self.jobs, &runner, &self.gate, false).await?;
+        if let Some(job) = repeating {
+            self.repeating_jobs.lock().insert(id.clone(), job);
+        }
+        let mut runners = self.runners.write();
+        match runners.iter().position(|r| r.id() == id) {
+            Some(at) => runners[at] = runner,
+            None => runners.push(runner),
+        }
+        Ok(())
+    }
+
+    /// Whether this daemon runs schedules and changes what is stored.
+    pub(crate) fn leading(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    async fn unschedule(&self, id: &str) {
+        let jobs = [
+            self.start_up_jobs.lock().remove(id),
+            self.repeating_jobs.lock().remove(id),
+        ];
+        for job in jobs.into_iter().flatten() {
+            if let Err(err) = self.jobs.remove(&job).await {
+                tracing::warn!(provider = id, error = %err, "cannot unschedule a provider's job");
+            }
+        }
+    }
+
+    /// Takes a provider out of the schedule (a reload): its jobs go, its
+    /// run in progress, if any, finishes.
+    pub(crate) async fn remove_provider(&self, id: &str) -> Option<Arc<SourceRunner>> {
+        self.unschedule(id).await;
+        self.remove(id)
     }
 
     /// Opens the gate and starts the runs a daemon makes at start-up (those
@@ -211,8 +279,8 @@ impl Scheduler {
             (self.locations_start_up, self.locations_job)
         } else {
             (
-                self.start_up_jobs.get(source).copied(),
-                self.repeating_jobs.get(source).copied(),
+                self.start_up_jobs.lock().get(source).copied(),
+                self.repeating_jobs.lock().get(source).copied(),
             )
         };
         let mut jobs = self.jobs.clone();
@@ -234,6 +302,41 @@ impl Scheduler {
             tracing::warn!(error = %err, "scheduler did not shut down cleanly");
         }
     }
+}
+
+/// Adds `runner`'s jobs: its first run after `initialDelay` (when
+/// `start_up`, unless manual) and its repeating one.
+async fn schedule_provider(
+    jobs: &JobScheduler,
+    runner: &Arc<SourceRunner>,
+    gate: &Gate,
+    start_up: bool,
+) -> Result<(Option<Uuid>, Option<Uuid>), SchedulerError> {
+    let schedule = runner.schedule().clone();
+    let err = |source| SchedulerError {
+        provider: runner.id().to_owned(),
+        source,
+    };
+    let mut first = None;
+    // `{trigger: manual}` runs only when asked, as in Backstage.
+    if start_up && schedule.frequency != Frequency::Manual {
+        let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
+        let job = Job::new_one_shot_async(
+            start_up_delay,
+            run_job(Arc::clone(runner), Trigger::StartUp, gate.clone()),
+        );
+        first = Some(jobs.add(job.map_err(err)?).await.map_err(err)?);
+    }
+    let repeating = match repeating(
+        &schedule.frequency,
+        run_job(Arc::clone(runner), Trigger::Schedule, gate.clone()),
+    )
+    .map_err(err)?
+    {
+        Some(job) => Some(jobs.add(job).await.map_err(err)?),
+        None => None,
+    };
+    Ok((first, repeating))
 }
 
 type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

@@ -32,6 +32,7 @@ mod plan;
 mod postgres;
 mod progressive;
 mod reconciliation;
+mod reload;
 mod replicas;
 mod resilience;
 mod safety;
