@@ -32,6 +32,7 @@ const RESTART_ONLY: &[(&str, &str)] = &[
         "backend.database (and the replicas sharing it)",
     ),
     ("/backend/auth", "backend.auth"),
+    ("/backend/apiRateLimit", "backend.apiRateLimit"),
     ("/catalog/locations", "catalog.locations"),
     ("/catalog/locationSchedule", "catalog.locationSchedule"),
     ("/catalog/changes", "catalog.changes"),
