@@ -116,7 +116,8 @@ async fn heavy_clients_do_not_delay_another_clients_query_by_their_backlog() {
         slowest = slowest.max(started.elapsed());
     }
     // At most the heavy query in progress (its 2 s budget) before ours;
-    // a first-come queue makes it wait for the whole backlog (16 × 2 s).
+    // a first-come queue makes it wait for the whole backlog (16 heavy
+    // queries), round robin for one turn of each heavy client.
     assert!(
         slowest < Duration::from_secs(5),
         "a light query waited {slowest:?} behind 4 heavy clients"
