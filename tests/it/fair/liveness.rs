@@ -12,6 +12,9 @@ use crate::support::{TestApp, big_catalog};
 
 const PROBES: usize = 200;
 
+/// Builds one request of a load against the daemon at the given base URL.
+type Request = fn(&reqwest::Client, &str) -> reqwest::RequestBuilder;
+
 fn heavy_query() -> Value {
     let terms: Vec<Value> = (0..999)
         .map(|i| json!({"metadata.name": {"$hasPrefix": format!("no-such-prefix-{i:04}")}}))
@@ -39,7 +42,7 @@ fn load(
     app: &TestApp,
     clients: u8,
     per_client: usize,
-    request: fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    request: Request,
 ) -> (
     tokio_util::sync::CancellationToken,
     Vec<tokio::task::JoinHandle<()>>,
@@ -76,12 +79,7 @@ async fn liveness_under_each_load() {
     let (_fake, app) = big_catalog(3000).await;
     let (p50, p99) = probe(&app).await;
     println!("FIGURE idle: liveness p50 {p50:?} p99 {p99:?}");
-    let loads: [(
-        &str,
-        u8,
-        usize,
-        fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ); 3] = [
+    let loads: [(&str, u8, usize, Request); 3] = [
         (
             "4 clients x 4 heavy by-queries (999 $hasPrefix)",
             4,
