@@ -34,7 +34,8 @@
 //!   `validate`, `rules`, `relations`), and the in-memory catalog: owned per
 //!   repository (`unit`), re-stitched only where a change touches it
 //!   (`stitch`), every change numbered (`changes`); queries, paging and
-//!   cursors (`query`, `paging`, `search`, `facets`, `ancestry`).
+//!   cursors (`query`, `paging`, `search`, `facets`, `ancestry`), each
+//!   evaluation within a time budget (`budget`).
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
 //!   stopped at their timeout (`runner`); applies results batch by batch
 //!   through the deletion guard (`apply`, `guard`); webhook and refresh
@@ -63,7 +64,9 @@
 //!   health and metrics (`ops`; gauges of the present set at each scrape),
 //!   which answers the request log counts as failures (`classify`: not
 //!   the probes' 503s), the status page from a template that escapes by
-//!   default (`status_page`), built once per change (`status_cache`).
+//!   default (`status_page`), built once per change (`status_cache`);
+//!   queries over the whole catalog in turns shared fairly among clients
+//!   (`query_pool`), large answers streamed as rendered (`stream`).
 //! - [`app`]: [`Application`] wires it all together and reloads the
 //!   config on SIGHUP or a watched file's change (`reload`); [`cli`] is what the
 //!   binary calls (`serve`, `run-once` with its progress on stderr

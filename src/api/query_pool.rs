@@ -1,14 +1,17 @@
 //! The query pool: turns on the cores kept for queries over the whole
-//! catalog, handed out fairly among callers. Each caller (its address)
-//! has its own queue; a freed turn goes to the waiting caller served
-//! least recently, so one client with many heavy queries delays another
-//! client by at most the turn in progress, never by its whole backlog.
+//! catalog, handed out fairly among callers (start-time fair queuing).
+//! Each caller (its address) has its own queue and a tag, the time its
+//! turns have taken, never behind the pool's virtual clock; a freed turn
+//! goes to the waiting caller with the lowest tag. A client with many
+//! heavy queries thus delays a light client by at most the turn in
+//! progress, never by its backlog nor by other heavy clients' turns.
 //! Each caller may queue only so much ([`PER_CALLER_QUEUE`]), and all
 //! together [`TOTAL_QUEUE`]: past either, the request is refused (429).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -17,8 +20,8 @@ use tokio::sync::oneshot;
 pub(crate) const PER_CALLER_QUEUE: usize = 64;
 /// Requests all callers together may have waiting.
 pub(crate) const TOTAL_QUEUE: usize = 512;
-/// Callers whose last turn is remembered (for "least recently served"):
-/// past it the oldest are forgotten, which only makes them look new.
+/// Callers whose tag is kept above the clock; past it all are forgotten,
+/// which only makes them look new.
 const REMEMBERED: usize = 4096;
 
 /// Who a turn is for: the client's address (`None` when not known, e.g.
@@ -46,14 +49,18 @@ struct PoolState {
     free: usize,
     waiting: HashMap<Caller, VecDeque<oneshot::Sender<Turn>>>,
     queued: usize,
-    /// The turn number each caller was last served at.
-    served: HashMap<Caller, u64>,
-    turns: u64,
+    /// Each caller's tag: the clock when its last turn began plus the
+    /// time its turns have taken since.
+    tags: HashMap<Caller, Duration>,
+    /// The tag of the latest turn given (never decreases).
+    clock: Duration,
 }
 
 /// A turn in the pool, given back (to the next caller) on drop.
 pub(crate) struct Turn {
     pool: Option<Arc<QueryPool>>,
+    caller: Caller,
+    started: Instant,
 }
 
 impl QueryPool {
@@ -64,8 +71,8 @@ impl QueryPool {
                 free: turns.max(1),
                 waiting: HashMap::new(),
                 queued: 0,
-                served: HashMap::new(),
-                turns: 0,
+                tags: HashMap::new(),
+                clock: Duration::ZERO,
             }),
         })
     }
@@ -89,7 +96,7 @@ impl QueryPool {
         // Unbounded waits are never refused.
         match self.wait(caller, false).await {
             Ok(turn) => turn,
-            Err(_) => Turn { pool: None },
+            Err(_) => Turn::none(caller),
         }
     }
 
@@ -98,10 +105,8 @@ impl QueryPool {
             let mut state = self.lock();
             if state.free > 0 {
                 state.free -= 1;
-                state.served_now(caller);
-                return Ok(Turn {
-                    pool: Some(Arc::clone(self)),
-                });
+                state.begin(caller);
+                return Ok(Turn::of(self, caller));
             }
             let PoolState {
                 waiting, queued, ..
@@ -123,22 +128,27 @@ impl QueryPool {
             receiver
         };
         // The sender is only dropped with a turn sent or the pool gone.
-        Ok(receiver.await.unwrap_or(Turn { pool: None }))
+        Ok(receiver.await.unwrap_or(Turn::none(caller)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands a freed turn to the waiting caller served least recently.
-    fn release(self: &Arc<Self>) {
+    /// Charges `caller` for `took` and hands the freed turn to the waiting
+    /// caller with the lowest tag.
+    fn release(self: &Arc<Self>, caller: Caller, took: Duration) {
         let mut state = self.lock();
+        let clock = state.clock;
+        let tag = state.tags.entry(caller).or_insert(clock);
+        *tag = tag.saturating_add(took);
         loop {
             let next = state
                 .waiting
-                .keys()
-                .min_by_key(|caller| state.served.get(*caller).copied().unwrap_or(0))
-                .copied();
+                .iter()
+                // Equal tags: the shorter queue (a light caller) first.
+                .min_by_key(|(caller, queue)| (state.tag(**caller), queue.len()))
+                .map(|(caller, _)| *caller);
             let Some(caller) = next else {
                 state.free += 1;
                 return;
@@ -155,12 +165,9 @@ impl QueryPool {
             };
             let Some(sender) = sender else { continue };
             state.queued = state.queued.saturating_sub(1);
-            let turn = Turn {
-                pool: Some(Arc::clone(self)),
-            };
-            match sender.send(turn) {
+            match sender.send(Turn::of(self, caller)) {
                 Ok(()) => {
-                    state.served_now(caller);
+                    state.begin(caller);
                     return;
                 }
                 // The client left: disarm (we hold the lock) and try the next.
@@ -171,12 +178,45 @@ impl QueryPool {
 }
 
 impl PoolState {
-    fn served_now(&mut self, caller: Caller) {
-        self.turns += 1;
-        self.served.insert(caller, self.turns);
-        if self.served.len() > REMEMBERED {
-            let horizon = self.turns.saturating_sub(REMEMBERED as u64 / 2);
-            self.served.retain(|_, turn| *turn >= horizon);
+    /// A caller's tag: an idle or new caller's is the clock.
+    fn tag(&self, caller: Caller) -> Duration {
+        self.tags
+            .get(&caller)
+            .copied()
+            .unwrap_or_default()
+            .max(self.clock)
+    }
+
+    /// `caller`'s turn begins: the clock moves to its tag.
+    fn begin(&mut self, caller: Caller) {
+        let tag = self.tag(caller);
+        self.clock = tag;
+        self.tags.insert(caller, tag);
+        if self.tags.len() > REMEMBERED {
+            let clock = self.clock;
+            self.tags.retain(|_, tag| *tag > clock);
+            if self.tags.len() > REMEMBERED {
+                self.tags.clear();
+            }
+        }
+    }
+}
+
+impl Turn {
+    fn of(pool: &Arc<QueryPool>, caller: Caller) -> Self {
+        Self {
+            pool: Some(Arc::clone(pool)),
+            caller,
+            started: Instant::now(),
+        }
+    }
+
+    /// A turn that holds nothing (the pool is gone).
+    fn none(caller: Caller) -> Self {
+        Self {
+            pool: None,
+            caller,
+            started: Instant::now(),
         }
     }
 }
@@ -184,7 +224,7 @@ impl PoolState {
 impl Drop for Turn {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            pool.release();
+            pool.release(self.caller, self.started.elapsed());
         }
     }
 }

@@ -39,11 +39,14 @@ impl Sink for String {
     }
 }
 
+/// What writes a streamed body.
+pub(crate) type Render = Box<dyn FnOnce(&mut dyn Sink) -> Result<(), Closed> + Send>;
+
 /// An evaluated answer still to be rendered: its headers, and what writes
 /// its body.
 pub(crate) struct Streamed {
     pub headers: HeaderMap,
-    pub body: Box<dyn FnOnce(&mut dyn Sink) -> Result<(), Closed> + Send>,
+    pub body: Render,
 }
 
 /// The headers of a JSON answer.

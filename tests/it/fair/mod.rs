@@ -6,6 +6,7 @@
 
 mod changes;
 mod connections;
+mod liveness;
 mod query_pool;
 mod status_page;
 mod streaming;
