@@ -68,9 +68,10 @@
 //!   queries over the whole catalog in turns shared fairly among clients
 //!   (`query_pool`), large answers streamed as rendered (`stream`).
 //! - [`app`]: [`Application`] wires it all together and reloads the
-//!   config on SIGHUP or a watched file's change (`reload`); [`cli`] is what the
-//!   binary calls (`serve`, `run-once` with its progress on stderr
-//!   (`run_progress`), `config check`, `validate`, `health`).
+//!   config on SIGHUP or a watched file's change (`reload`); [`cli`] is
+//!   what the binary calls (`serve`, `run-once` with its progress on
+//!   stderr (`run_progress`), `config check`, `plan` (what a config would
+//!   change, against the store opened read-only), `validate`, `health`).
 //!
 //! Leaves, used from anywhere: [`metrics`] (Prometheus, plain values in),
 //! [`telemetry`] (logs, and OpenTelemetry traces when an OTLP endpoint is
