@@ -209,8 +209,8 @@ impl Daemon {
 
     /// `VmRSS` and `VmHWM` (peak) in KiB.
     fn rss_kib(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -282,8 +282,8 @@ struct Run {
 
 /// Asks for a run and follows it until it ends.
 async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
-    let before = status(http, daemon).await.expect("provider status")["lastRun"]["startedAt"]
-        .clone();
+    let before =
+        status(http, daemon).await.expect("provider status")["lastRun"]["startedAt"].clone();
     let started = Instant::now();
     let response = http
         .post(format!(
