@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::plan::Listed;
-use super::provider::{Flavour, Provider, Read, content_token, unreadable};
+use super::provider::{Flavour, Provider, Read, content_token, token_covering, unreadable};
 use super::{
     CatalogFile, Problem, ProblemKind, RepositoryRecord, RunContext, UnitUpdate, generated,
 };
@@ -158,7 +158,11 @@ impl<F: Flavour> Provider<F> {
                         let entities = self
                             .process_files(ctx, &found.files, &repo_info, &mut read)
                             .await;
-                        record.change_token = (read.location_files == 0).then_some(token);
+                        record.change_token = token_covering(
+                            token,
+                            read.location_files,
+                            self.flavour.shared().target_scope,
+                        );
                         read.update.entities = Some(entities);
                     }
                 }
@@ -198,8 +202,11 @@ impl<F: Flavour> Provider<F> {
                         .await;
                 }
                 served.extend(entities);
-                record.change_token =
-                    (read.location_files == 0).then(|| self.commit_token(&commit));
+                record.change_token = token_covering(
+                    self.commit_token(&commit),
+                    read.location_files,
+                    self.flavour.shared().target_scope,
+                );
                 read.update.entities = Some(served);
             }
         }
@@ -347,6 +354,15 @@ impl<F: Flavour> Provider<F> {
         let Some(previous) = ctx.sink.unit_entities(&record.catalog_url) else {
             return Ok(None);
         };
+        // A Location's targets need not match the glob, so the changed
+        // paths cannot tell whether they moved: such a repository is read
+        // whole when it moves (unchanged, it still costs nothing).
+        if previous
+            .iter()
+            .any(|e| e.entity.kind.eq_ignore_ascii_case("location"))
+        {
+            return Ok(None);
+        }
         let Some(changes) = self
             .flavour
             .changed_paths(client, record, since, until)

@@ -447,14 +447,11 @@ impl<F: Flavour> Provider<F> {
                     }
                     None => {
                         let processed = self.process(ctx, &bytes, &location, &repo_info).await;
-                        // Files reached through Location targets can change
-                        // on their own, unless they are bound to the file's
-                        // own repository: a commit token (Cloud) moves with
-                        // any push to it, so it covers them too.
-                        let covered = processed.location_files == 0
-                            || (token.starts_with("commit:")
-                                && self.flavour.shared().target_scope == TargetScope::Repository);
-                        record.change_token = covered.then_some(token);
+                        record.change_token = token_covering(
+                            token,
+                            processed.location_files,
+                            self.flavour.shared().target_scope,
+                        );
                         read.update.entities = Some(processed.entities);
                         read.problems = processed.problems;
                         read.location_files = processed.location_files;
@@ -705,6 +702,20 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
             report
         })
     }
+}
+
+/// `token` as the change token of a read that followed `location_files`
+/// Location targets, if it covers them. Targets can change on their own,
+/// unless they are bound to the file's own repository: a commit token moves
+/// with any push to it, so it covers them too; a content token does not.
+pub(super) fn token_covering(
+    token: String,
+    location_files: usize,
+    scope: TargetScope,
+) -> Option<String> {
+    let covered =
+        location_files == 0 || (token.starts_with("commit:") && scope == TargetScope::Repository);
+    covered.then_some(token)
 }
 
 /// `sha1:<content hash>@<settings fingerprint>`: a Server file's change token.

@@ -440,3 +440,72 @@ async fn an_unchanged_cloud_glob_repository_costs_one_request_and_a_changed_file
     app.stop().await;
     sim.shutdown().await;
 }
+
+/// The estate benchmark found these re-read in full on every run: a Data
+/// Center glob repository whose catalog file is a Location got no change
+/// token. Unchanged it now costs its one head check; when it moves it is
+/// read whole, so a changed target (which the glob does not match) is seen.
+#[tokio::test]
+async fn an_unchanged_server_glob_repository_whose_file_is_a_location_costs_one_request() {
+    let sim = Simulator::start(SimConfig {
+        dataset: DatasetConfig {
+            projects: 1,
+            repos_per_project: 4,
+            archived_ratio: 0.0,
+            catalog_ratio: 1.0,
+            mix: FileMix {
+                component: 0.0,
+                multi_document: 0.0,
+                location_tree: 1.0,
+                broken_yaml: 0.0,
+                invalid_entity: 0.0,
+            },
+            monorepo_ratio: 0.0,
+            ..DatasetConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let dataset = sim.dataset().clone();
+    let expected = dataset.expected_server_tree_refs(false);
+    let app = TestApp::spawn(&glob_config(&sim)).await;
+    app.refresh("sim", "").await;
+    assert_eq!(app.entity_refs().await, expected);
+
+    sim.reset_stats();
+    let status = app.refresh("sim", "").await;
+    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded");
+    let stats = sim.stats();
+    assert_eq!(of(&sim, EndpointKind::ServerRaw), 0, "{stats:#?}");
+    assert_eq!(of(&sim, EndpointKind::ServerDefaultBranch), 4, "{stats:#?}");
+    assert_eq!(app.entity_refs().await, expected);
+
+    // A target changes: the glob does not match it, yet it is read again.
+    let repo = dataset.server_repos().next().expect("a repository").clone();
+    let target = repo
+        .files
+        .keys()
+        .find(|p| p.starts_with("catalog/") && p.ends_with("components.yaml"))
+        .expect("a target file")
+        .clone();
+    let content = format!(
+        "{}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: target-changed\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+        repo.files[&target].trim_end()
+    );
+    let reference = bitbucket_sim::RepoRef::Server {
+        project: repo.project_key.clone(),
+        slug: repo.slug.clone(),
+    };
+    sim.push_file(&reference, &target, &content).expect("push");
+    app.refresh("sim", "").await;
+    assert!(
+        app.entity_refs()
+            .await
+            .contains("component:default/target-changed"),
+        "{:#?}",
+        sim.stats()
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
