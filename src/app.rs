@@ -322,6 +322,7 @@ impl Application {
                 scheduler: Arc::clone(&state.scheduler),
                 shutdown: shutdown.clone(),
                 reloads: Arc::clone(&state.reloads),
+                webhooks: Arc::clone(&state.webhooks),
                 http: Arc::clone(&state.integrations),
             };
             Arc::new(reload::Reloader::new(files, env, config, parts))

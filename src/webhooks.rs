@@ -18,10 +18,18 @@ struct Receiver {
     settings: WebhookSettings,
 }
 
-/// Routes verified events to the providers they concern.
-pub(crate) struct Webhooks {
+/// The integrations events can come through, per product.
+#[derive(Debug)]
+struct Receivers {
     server: Vec<Receiver>,
     cloud: Vec<Receiver>,
+}
+
+/// Routes verified events to the providers they concern.
+pub(crate) struct Webhooks {
+    /// Swapped whole by a reload, so a secret rotates without a restart;
+    /// an event is checked against one set.
+    receivers: parking_lot::RwLock<Arc<Receivers>>,
     scheduler: Arc<Scheduler>,
 }
 
@@ -69,9 +77,9 @@ pub(crate) enum Accepted {
     Ignored(String),
 }
 
-impl Webhooks {
+impl Receivers {
     /// Warns once for each integration that accepts unsigned events.
-    pub(crate) fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
+    fn of(integrations: &Integrations) -> Self {
         let receivers = |product: Product, entries: Vec<(&str, &WebhookSettings)>| {
             let kind = product.topic();
             entries
@@ -108,8 +116,23 @@ impl Webhooks {
                     .map(|i| (i.host.as_str(), &i.webhooks))
                     .collect(),
             ),
+        }
+    }
+}
+
+impl Webhooks {
+    /// Warns once for each integration that accepts unsigned events.
+    pub(crate) fn new(integrations: &Integrations, scheduler: Arc<Scheduler>) -> Self {
+        Self {
+            receivers: parking_lot::RwLock::new(Arc::new(Receivers::of(integrations))),
             scheduler,
         }
+    }
+
+    /// Takes the webhook secrets of reloaded `integrations`; events
+    /// already being checked finish with the old ones.
+    pub(crate) fn reload(&self, integrations: &Integrations) {
+        *self.receivers.write() = Arc::new(Receivers::of(integrations));
     }
 
     /// Verifies and routes one event (`event_key`: `X-Event-Key`;
@@ -124,7 +147,8 @@ impl Webhooks {
     ) -> Result<Accepted, Rejected> {
         let received = Instant::now();
         let topic = product.topic();
-        let result = self
+        let receivers = Arc::clone(&self.receivers.read());
+        let result = receivers
             .authenticate(product, signature, body)
             .and_then(|trusted| {
                 let key = event_key
@@ -165,7 +189,8 @@ impl Webhooks {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<(), Rejected> {
-        self.authenticate(product, signature, body)?;
+        let receivers = Arc::clone(&self.receivers.read());
+        receivers.authenticate(product, signature, body)?;
         let key = event_key
             .map(str::trim)
             .filter(|k| !k.is_empty())
@@ -173,7 +198,9 @@ impl Webhooks {
         payload::parse(product, key, body).map_err(|err| Rejected::Invalid(err.into()))?;
         Ok(())
     }
+}
 
+impl Receivers {
     /// The integrations `body` may have come through: those whose secret
     /// signed it, or, unsigned, those that accept unsigned events.
     fn authenticate(
@@ -222,7 +249,9 @@ impl Webhooks {
             None => Unauthenticated::Unsigned(topic),
         }))
     }
+}
 
+impl Webhooks {
     fn route(
         &self,
         product: Product,

@@ -20,6 +20,7 @@ use crate::config::{Config, Environment};
 use crate::discovery::Source;
 use crate::scheduler::{Applier, Departure, Scheduler, SourceRunner};
 use crate::store::CatalogStore;
+use crate::webhooks::Webhooks;
 
 /// How often watched config files are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -69,6 +70,8 @@ pub(super) struct Parts {
     pub scheduler: Arc<Scheduler>,
     pub shutdown: CancellationToken,
     pub reloads: Arc<ConfigReloads>,
+    /// Checks webhook signatures: takes reloaded secrets.
+    pub webhooks: Arc<Webhooks>,
     /// The integrations' HTTP clients at start-up.
     pub http: Arc<HttpPool>,
 }
@@ -198,15 +201,11 @@ impl Reloader {
             let http = Arc::clone(&self.http.lock());
             sources_on(&new, http)?
         };
-        let mut restart: Vec<&str> = RESTART_ONLY
+        let restart: Vec<&str> = RESTART_ONLY
             .iter()
             .filter(|(pointer, _)| self.started.tree.pointer(pointer) != new.tree.pointer(pointer))
             .map(|(_, key)| *key)
             .collect();
-        // Webhook signatures are checked with the secrets read at start-up.
-        if webhook_secrets(&self.started) != webhook_secrets(&new) {
-            restart.push("integrations.*.webhookSecret");
-        }
         if !restart.is_empty() {
             tracing::warn!(
                 keys = restart.join(", "),
@@ -255,6 +254,12 @@ impl Reloader {
                 self.remove(old).await;
             }
         }
+        // Events are checked against the new secrets from now on; a list
+        // (`[new, old]`) lets Bitbucket's webhooks change without a 401.
+        let secrets_changed = webhook_secrets(current) != webhook_secrets(&new);
+        if secrets_changed {
+            self.parts.webhooks.reload(&new.integrations);
+        }
         *current = new;
         *self.http.lock() = locations.http;
         let list = |ids: &[String]| {
@@ -270,6 +275,9 @@ impl Reloader {
             list(&changed),
             list(&removed)
         );
+        if secrets_changed {
+            summary.push_str("; webhook secrets: reloaded");
+        }
         if !restart.is_empty() {
             summary.push_str(&format!("; need a restart: {}", restart.join(", ")));
         }

@@ -391,3 +391,65 @@ async fn a_watched_config_file_reloads_when_its_content_changes() {
         )
         .await;
 }
+
+/// A webhook secret rotates with a reload: `[new, old]` accepts both, then
+/// `[new]` refuses the old one, with no restart.
+#[tokio::test]
+async fn sighup_rotates_the_webhook_secret_without_a_restart() {
+    let fake = twelve_components().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app-config.yaml");
+    let with_secrets = |secrets: &str| {
+        server_config(
+            &fake,
+            &format!("      webhookSecret: {secrets}\n"),
+            "        schedule:\n          frequency: { minutes: 30 }\n          timeout: { minutes: 1 }\n",
+        )
+    };
+    std::fs::write(&file, with_secrets("[old-s3cret]")).expect("config");
+    let daemon = Daemon::start(&file, dir.path()).await;
+    let ping = |secret: &'static str| {
+        let body = br#"{"test": true}"#.to_vec();
+        let request = daemon
+            .http
+            .post(format!(
+                "{}/api/events/http/bitbucketServer",
+                daemon.address
+            ))
+            .header("X-Event-Key", "diagnostics:ping")
+            .header(
+                "X-Hub-Signature",
+                bitbucket_catalogd::sign_webhook(secret.as_bytes(), &body),
+            )
+            .body(body);
+        async move { request.send().await.expect("delivered").status().as_u16() }
+    };
+    assert_eq!(ping("old-s3cret").await, 200);
+    assert_eq!(ping("new-s3cret").await, 401);
+
+    std::fs::write(&file, with_secrets("[new-s3cret, old-s3cret]")).expect("config");
+    daemon.hang_up();
+    daemon
+        .until("the first reload", |d| async move {
+            d.metric("catalog_config_reloads_total{outcome=\"applied\"}")
+                .await
+                == Some(1.0)
+        })
+        .await;
+    assert_eq!(ping("new-s3cret").await, 200);
+    assert_eq!(ping("old-s3cret").await, 200);
+
+    std::fs::write(&file, with_secrets("[new-s3cret]")).expect("config");
+    daemon.hang_up();
+    daemon
+        .until("the second reload", |d| async move {
+            d.metric("catalog_config_reloads_total{outcome=\"applied\"}")
+                .await
+                == Some(2.0)
+        })
+        .await;
+    assert_eq!(ping("new-s3cret").await, 200);
+    assert_eq!(ping("old-s3cret").await, 401);
+    let page = daemon.text("/").await;
+    assert!(!page.contains("s3cret"), "the status page shows a secret");
+}
