@@ -376,11 +376,15 @@ fn report_run(label: &str, run: &Run, stats: &Stats, minimum: usize, rate: Optio
     if let Some(rate) = rate {
         let served = stats.requests - stats.status("429");
         let bound = served.saturating_sub(u64::from(rate.burst)) as f64 / rate.per_second;
+        // Within the burst the bucket sets no bound: no ratio then.
+        let ratio = if bound > 0.0 {
+            format!("wall / bound {:.2}", run.wall.as_secs_f64() / bound)
+        } else {
+            "within the burst".to_owned()
+        };
         println!(
-            "   bucket {} / {} per s: bound {bound:.1} s, wall / bound {:.2}",
-            rate.burst,
-            rate.per_second,
-            run.wall.as_secs_f64() / bound.max(f64::EPSILON)
+            "   bucket {} / {} per s: bound {bound:.1} s, {ratio}",
+            rate.burst, rate.per_second,
         );
     }
     let bound = real_bucket_bound(stats);
