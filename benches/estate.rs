@@ -22,7 +22,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{
@@ -30,6 +30,7 @@ use bitbucket_sim::{
     Simulator, Stats,
 };
 use serde_json::Value;
+use support::Daemon;
 use support::sim::SimProviderConfig;
 
 /// The daemon's Data Center page size.
@@ -156,78 +157,36 @@ fn expected(dataset: &Dataset) -> Expected {
     }
 }
 
-/// The daemon as `serve`, its SQLite store and config in a temporary
-/// directory.
-struct Daemon {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn spawn(config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("app-config.yaml");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        std::fs::write(
-            &file,
-            format!(
-                "backend:\n  listen: {{ host: 127.0.0.1, port: {port} }}\n  database:\n    connection: {db}\n{config}",
-                db = dir.path().join("catalog.sqlite").display(),
-            ),
-        )
-        .expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            // The bench asks for runs itself, without a token.
-            .env(
-                "APP_CONFIG_backend_auth_dangerouslyDisableDefaultAuthPolicy",
-                "true",
-            )
-            .env(
-                "RUST_LOG",
-                std::env::var("ESTATE_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("ESTATE_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("serve starts");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+/// The daemon as `serve` (see [`support::Daemon`]), with writes open so
+/// the bench can ask for runs without a token, and its log on stderr when
+/// `ESTATE_LOG` names a level.
+fn spawn_daemon(config: &str) -> Daemon {
+    Daemon::spawn_with(config, |command| {
+        command.env(
+            "APP_CONFIG_backend_auth_dangerouslyDisableDefaultAuthPolicy",
+            "true",
+        );
+        if let Ok(level) = std::env::var("ESTATE_LOG") {
+            command.env("RUST_LOG", level).stderr(Stdio::inherit());
+        } else {
+            command.env("RUST_LOG", "error");
         }
-    }
-
-    /// `VmRSS` and `VmHWM` (peak) in KiB.
-    fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
+    })
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The daemon's `VmRSS` and `VmHWM` (peak) in KiB.
+fn rss_kib(daemon: &Daemon) -> (u64, u64) {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 async fn status(http: &reqwest::Client, daemon: &Daemon) -> Option<Value> {
@@ -299,7 +258,7 @@ async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
     let mut last_print = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(daemon.rss_kib().1);
+        peak = peak.max(rss_kib(daemon).1);
         let Some(now) = status(http, daemon).await else {
             continue;
         };
@@ -323,7 +282,7 @@ async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
                     .as_str()
                     .unwrap_or("?")
                     .to_owned(),
-                peak_rss_kib: peak.max(daemon.rss_kib().1),
+                peak_rss_kib: peak.max(rss_kib(daemon).1),
             };
         }
     }
@@ -443,7 +402,7 @@ async fn main() {
         .schedule("frequency: {trigger: manual}, timeout: {hours: 24}")
         .provider_extra("        catalogPath: \"**/catalog-info.yaml\"\n")
         .yaml();
-    let daemon = Daemon::spawn(&config);
+    let daemon = spawn_daemon(&config);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()
@@ -507,7 +466,7 @@ async fn main() {
         want.refs.difference(&served_after).count(),
         served_after.difference(&want.refs).count()
     );
-    let (rss, peak) = daemon.rss_kib();
+    let (rss, peak) = rss_kib(&daemon);
     println!(
         "daemon RSS after both runs {:.1} MiB (peak {:.1} MiB)",
         rss as f64 / 1024.0,

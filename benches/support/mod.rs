@@ -24,6 +24,12 @@ impl Daemon {
     /// Starts `serve` with `config` (the YAML after `backend`: integrations
     /// and catalog) under a `backend` of its own.
     pub fn spawn(config: &str) -> Self {
+        Self::spawn_with(config, |_| {})
+    }
+
+    /// The same, with `adjust` setting the command's environment or
+    /// output before it starts (after the defaults: quiet, logs at warn).
+    pub fn spawn_with(config: &str, adjust: impl FnOnce(&mut Command)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("app-config.yaml");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -38,19 +44,27 @@ impl Daemon {
             ),
         )
         .expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"));
+        command
             .args(["serve", "--config"])
             .arg(&file)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
+            .stderr(Stdio::null());
+        adjust(&mut command);
+        let child = command.spawn().expect("serve starts");
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         }
+    }
+}
+
+impl Daemon {
+    /// The daemon's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
