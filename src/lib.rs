@@ -113,7 +113,7 @@ pub use cli::{Cli, Command, run};
 pub use config::database::postgres_connection;
 pub use config::{
     CatalogSettings, Config, ConfigError, DatabaseClient, Environment, Frequency, ListenConfig,
-    Loaded, Origin, Schedule, ServerProviderConfig,
+    ListingSchedule, Loaded, Origin, Schedule, ServerProviderConfig,
 };
 pub use discovery::location::{location_entity_name, location_id};
 pub use discovery::pipeline::process_file;

@@ -95,6 +95,12 @@ pub(crate) fn register_provider(provider: &str, problems: usize, last_success: f
     record_last_success(provider, last_success);
 }
 
+/// A listing sweep finished: `outcome` is `succeeded`, `failed`, `held`
+/// or `skipped` (a full run was in progress).
+pub(crate) fn record_sweep(provider: &str, outcome: &'static str) {
+    metrics::counter!("catalog_provider_listing_sweeps_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
 /// A run held by the deletion guard.
 pub(crate) fn record_held(provider: &str) {
     metrics::counter!("catalog_provider_deletions_held_total", "provider" => provider.to_owned())

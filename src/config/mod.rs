@@ -44,7 +44,7 @@ pub(crate) use load::DEFAULT_CONFIG_FILE;
 pub use load::{Config, Loaded};
 pub(crate) use locations::{LocationsConfig, RegistrationLimits};
 pub(crate) use provider::{DeletionGuard, ProviderSettings, TargetScope};
-pub use schedule::{Frequency, Schedule};
+pub use schedule::{Frequency, ListingSchedule, Schedule};
 pub use server::ServerProviderConfig;
 pub use source::Environment;
 pub(crate) use source::MergedSource;

@@ -44,6 +44,74 @@ impl Default for Schedule {
     }
 }
 
+/// `listingSchedule` (Data Center providers): how often the listing alone
+/// is checked for deleted, archived, moved and new repositories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingSchedule {
+    pub frequency: Frequency,
+    /// A listing not done by then removes nothing and frees the provider.
+    #[serde(with = "crate::iso_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ListingSchedule {
+    /// Every 5 minutes: a deleted repository leaves within minutes, for one
+    /// request per listing page.
+    fn default() -> Self {
+        Self {
+            frequency: Frequency::Every(Duration::from_secs(5 * 60)),
+            timeout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// `listingSchedule` as written: `false` (off), `true` (the default) or
+/// `{frequency, timeout}`.
+pub(super) enum RawListingSchedule {
+    Switch(bool),
+    Schedule(RawListingFields),
+}
+
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    expecting = "false, true or an object with `frequency` and `timeout`"
+)]
+pub(super) struct RawListingFields {
+    frequency: Option<Checked<Frequency>>,
+    timeout: Option<Checked<Timeout>>,
+}
+
+impl<'de> Deserialize<'de> for RawListingSchedule {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Bool(on) => Ok(Self::Switch(on)),
+            Value::Null => Ok(Self::Switch(false)),
+            value => serde_json::from_value(value)
+                .map(Self::Schedule)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+impl RawListingSchedule {
+    /// `None`: no listing sweep (`false`, or `{trigger: manual}`).
+    pub(super) fn into_schedule(self) -> Option<ListingSchedule> {
+        let defaults = ListingSchedule::default();
+        let schedule = match self {
+            Self::Switch(false) => return None,
+            Self::Switch(true) => defaults,
+            Self::Schedule(raw) => ListingSchedule {
+                frequency: raw.frequency.map_or(defaults.frequency, |f| f.0),
+                timeout: raw.timeout.map_or(defaults.timeout, |t| t.0.0),
+            },
+        };
+        (schedule.frequency != Frequency::Manual).then_some(schedule)
+    }
+}
+
 /// `every 30m`, `cron '*/30 * * * *'`, `manual`: for the start-up log.
 impl std::fmt::Display for Frequency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,6 +316,29 @@ mod tests {
 
         let (s, _) = parse_schedule(&json!({"frequency": {"trigger": "manual"}})).unwrap();
         assert_eq!(s.frequency, Frequency::Manual);
+    }
+
+    fn listing(value: Value) -> Result<Option<ListingSchedule>, String> {
+        serde_json::from_value::<RawListingSchedule>(value)
+            .map(RawListingSchedule::into_schedule)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listing_schedule_forms() {
+        assert_eq!(listing(json!(false)), Ok(None));
+        assert_eq!(listing(json!(null)), Ok(None));
+        assert_eq!(listing(json!(true)), Ok(Some(ListingSchedule::default())));
+        let every = listing(json!({"frequency": {"seconds": 2}})).unwrap().unwrap();
+        assert_eq!(every.frequency, Frequency::Every(Duration::from_secs(2)));
+        assert_eq!(every.timeout, ListingSchedule::default().timeout);
+        assert_eq!(
+            listing(json!({"frequency": {"trigger": "manual"}})),
+            Ok(None)
+        );
+        let typo = listing(json!({"frequncy": {"minutes": 5}})).unwrap_err();
+        assert!(typo.contains("frequncy"), "{typo}");
+        assert!(listing(json!({"frequency": {"minutes": 0}})).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use regex::Regex;
 
 use super::provider;
 use super::provider::ProviderSettings;
-use super::{CatalogSettings, ConfigError, Ctx};
+use super::{CatalogSettings, ConfigError, Ctx, ListingSchedule};
 use crate::integrations::Integrations;
 
 /// One `catalog.providers.bitbucketServer` entry.
@@ -16,6 +16,10 @@ pub struct ServerProviderConfig {
     pub filters: ServerFilters,
     /// The keys both flavours have (`config.shared.schedule`).
     pub shared: ProviderSettings,
+    /// `listingSchedule`: the listing-only sweep; `None`: off. On by
+    /// default when events arrive (`webhooks`, or the integration's
+    /// `webhookSecret`), since Data Center sends none for deletions.
+    pub listing_schedule: Option<ListingSchedule>,
 }
 
 impl provider::ProviderId for ServerProviderConfig {
@@ -90,6 +94,10 @@ fn server_provider(
         .server(&raw.host)
         .is_some_and(|i| i.webhooks.secret.is_some());
     let shared = raw.settings(ctx, key, has_secret, "bitbucketServer", catalog)?;
+    let listing_schedule = match raw.listing_schedule.take() {
+        Some(written) => written.into_schedule(),
+        None => (has_secret || shared.webhooks.is_some()).then(ListingSchedule::default),
+    };
     Ok(ServerProviderConfig {
         id,
         host: raw.host,
@@ -100,6 +108,7 @@ fn server_provider(
             branch,
         },
         shared,
+        listing_schedule,
     })
 }
 
@@ -112,6 +121,7 @@ pub(super) mod raw {
     provider_entry!(ServerProvider {
         host: String,
         filters: Option<Filters>,
+        listing_schedule: Option<crate::config::schedule::RawListingSchedule>,
     });
 
     #[derive(Deserialize, Default)]

@@ -39,6 +39,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "branch",
     "pagelen",
     "schedule",
+    "listingSchedule",
     "frequency",
     "timeout",
     "initialDelay",

@@ -16,12 +16,14 @@
 //!   what a read hands over ([`UnitUpdate`]); `run`: what a run works with
 //!   ([`RunContext`]) and where its results go ([`RunSink`]).
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
+//! - [`listing_sweep`]: what a listing alone shows (Data Center sweep).
 
 pub(crate) mod cloud;
 mod codeowners;
 pub(crate) mod generated;
 mod glob;
 mod hooks;
+pub(crate) mod listing_sweep;
 pub(crate) mod location;
 pub(crate) mod pipeline;
 pub(crate) mod plan;

@@ -5,6 +5,7 @@
 //!
 //! - [`runner`]: one source's runs; [`guard`]: the deletion guard;
 //!   [`recorder`]: each run's report; [`apply`]: catalog + store, batch by batch.
+//! - [`sweep`]: a provider's listing sweep (`listingSchedule`, Data Center).
 //! - [`events`]: one provider's event queue and its single-repository
 //!   reads; [`queue`]: the queue's model; [`resolve`]: what a queued item
 //!   comes to against the records.
@@ -22,6 +23,7 @@ mod queue;
 mod recorder;
 mod resolve;
 mod runner;
+mod sweep;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub(crate) struct Scheduler {
     repeating_jobs: Mutex<HashMap<String, Uuid>>,
     /// The start-up run of each provider (after `initialDelay`), until it fires.
     start_up_jobs: Mutex<HashMap<String, Uuid>>,
+    /// The listing sweep of each provider that has one.
+    sweep_jobs: Mutex<HashMap<String, Uuid>>,
     /// The repeating job that reads every location.
     locations_job: Option<Uuid>,
     /// The start-up read of every location.
@@ -110,8 +114,13 @@ impl Scheduler {
         let jobs = JobScheduler::new().await.map_err(wrap("*"))?;
         let mut repeating_jobs = HashMap::new();
         let mut start_up_jobs = HashMap::new();
+        let mut sweep_jobs = HashMap::new();
         for runner in runners.iter().filter(|r| !r.is_location()) {
-            let (start_up, repeating) = schedule_provider(&jobs, runner, &gate, true).await?;
+            let (start_up, repeating, sweep) =
+                schedule_provider(&jobs, runner, &gate, true).await?;
+            if let Some(id) = sweep {
+                sweep_jobs.insert(runner.id().to_owned(), id);
+            }
             if let Some(id) = start_up {
                 start_up_jobs.insert(runner.id().to_owned(), id);
             }
@@ -145,6 +154,7 @@ impl Scheduler {
             runners,
             repeating_jobs: Mutex::new(repeating_jobs),
             start_up_jobs: Mutex::new(start_up_jobs),
+            sweep_jobs: Mutex::new(sweep_jobs),
             locations_job,
             locations_start_up,
             gate,
@@ -165,9 +175,12 @@ impl Scheduler {
         runner: Arc<SourceRunner>,
         start_up: bool,
     ) -> Result<(), SchedulerError> {
-        let (first, repeating) =
+        let (first, repeating, sweep) =
             schedule_provider(&self.jobs, &runner, &self.gate, start_up).await?;
         let id = runner.id().to_owned();
+        if let Some(job) = sweep {
+            self.sweep_jobs.lock().insert(id.clone(), job);
+        }
         if let Some(job) = first {
             self.start_up_jobs.lock().insert(id.clone(), job);
         }
@@ -193,7 +206,11 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let id = runner.id().to_owned();
         self.unschedule(&id).await;
-        let (_, repeating) = schedule_provider(&self.jobs, &runner, &self.gate, false).await?;
+        let (_, repeating, sweep) =
+            schedule_provider(&self.jobs, &runner, &self.gate, false).await?;
+        if let Some(job) = sweep {
+            self.sweep_jobs.lock().insert(id.clone(), job);
+        }
         if let Some(job) = repeating {
             self.repeating_jobs.lock().insert(id.clone(), job);
         }
@@ -214,6 +231,7 @@ impl Scheduler {
         let jobs = [
             self.start_up_jobs.lock().remove(id),
             self.repeating_jobs.lock().remove(id),
+            self.sweep_jobs.lock().remove(id),
         ];
         for job in jobs.into_iter().flatten() {
             if let Err(err) = self.jobs.remove(&job).await {
@@ -305,13 +323,13 @@ impl Scheduler {
 }
 
 /// Adds `runner`'s jobs: its first run after `initialDelay` (when
-/// `start_up`, unless manual) and its repeating one.
+/// `start_up`, unless manual), its repeating one and its listing sweep.
 async fn schedule_provider(
     jobs: &JobScheduler,
     runner: &Arc<SourceRunner>,
     gate: &Gate,
     start_up: bool,
-) -> Result<(Option<Uuid>, Option<Uuid>), SchedulerError> {
+) -> Result<(Option<Uuid>, Option<Uuid>, Option<Uuid>), SchedulerError> {
     let schedule = runner.schedule().clone();
     let err = |source| SchedulerError {
         provider: runner.id().to_owned(),
@@ -336,7 +354,35 @@ async fn schedule_provider(
         Some(job) => Some(jobs.add(job).await.map_err(err)?),
         None => None,
     };
-    Ok((first, repeating))
+    let sweep = match crate::discovery::listing_sweep::schedule(runner.source()) {
+        Some(listing) => match self::repeating(
+            &listing.frequency,
+            run_sweep(Arc::clone(runner), gate.clone()),
+        )
+        .map_err(err)?
+        {
+            Some(job) => Some(jobs.add(job).await.map_err(err)?),
+            None => None,
+        },
+        None => None,
+    };
+    Ok((first, repeating, sweep))
+}
+
+/// One listing sweep, on the leader only.
+fn run_sweep(
+    runner: Arc<SourceRunner>,
+    gate: Gate,
+) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
+    move |_, _| {
+        let runner = Arc::clone(&runner);
+        let open = gate.is_open();
+        Box::pin(async move {
+            if open {
+                runner.sweep().await;
+            }
+        })
+    }
 }
 
 type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

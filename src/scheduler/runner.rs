@@ -34,22 +34,24 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// A source plus the state that keeps its runs orderly.
 #[derive(Debug)]
 pub(crate) struct SourceRunner {
-    source: Source,
-    catalog: Arc<Catalog>,
-    store: Arc<dyn CatalogStore>,
-    applier: Arc<Applier>,
-    running: tokio::sync::Mutex<()>,
+    pub(super) source: Source,
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) store: Arc<dyn CatalogStore>,
+    pub(super) applier: Arc<Applier>,
+    pub(super) running: tokio::sync::Mutex<()>,
     recorder: Recorder,
-    guard: Arc<ShrinkGuard>,
+    pub(super) guard: Arc<ShrinkGuard>,
     /// The run in progress, if any.
     progress: Mutex<Option<Arc<Progress>>>,
-    shutdown: CancellationToken,
+    pub(super) shutdown: CancellationToken,
     /// Set once the source is removed (a deleted location): no run applies.
-    retired: AtomicBool,
+    pub(super) retired: AtomicBool,
     /// Units event reads applied during the run in progress.
-    fresh: FreshUnits,
+    pub(super) fresh: FreshUnits,
     /// Work that events and refreshes ask for (providers).
     events: Option<Arc<EventReads>>,
+    /// A listing sweep holds `running` (see `sweep.rs`): a run waits for it.
+    pub(super) sweeping: AtomicBool,
 }
 
 /// What a refresh request did.
@@ -98,6 +100,7 @@ impl SourceRunner {
             retired: AtomicBool::new(false),
             fresh,
             events,
+            sweeping: AtomicBool::new(false),
         }
     }
 
@@ -135,7 +138,7 @@ impl SourceRunner {
     }
 
     pub(crate) fn in_progress(&self) -> bool {
-        self.running.try_lock().is_err()
+        self.running.try_lock().is_err() && !self.sweeping.load(Ordering::Acquire)
     }
 
     /// How the run in progress is doing.
@@ -213,7 +216,7 @@ impl SourceRunner {
 
     #[tracing::instrument(name = "provider.run", level = "debug", skip_all, fields(provider = self.id(), trigger = trigger.label()))]
     async fn run(&self, force: bool, trigger: Trigger) -> Option<RunReport> {
-        let Ok(_guard) = self.running.try_lock() else {
+        let Some(_guard) = self.lock_after_sweep().await else {
             tracing::info!(
                 provider = self.id(),
                 trigger = trigger.label(),

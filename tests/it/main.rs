@@ -26,6 +26,7 @@ mod generated;
 mod globs;
 mod hardening;
 mod helm_chart;
+mod listing_sweep;
 mod locations;
 mod persistence;
 mod plan;

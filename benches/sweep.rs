@@ -1,0 +1,154 @@
+//! Requests per day at steady state with webhooks on (issue 26):
+//! `cargo bench --profile dev --bench sweep [-- --repos N]` (default
+//! 10,000 repositories: 200 projects × 50, 60 % with a catalog file, no
+//! rate limit).
+//!
+//! The daemon runs `serve` in a child process (SQLite store) with a daily
+//! full run and a listing sweep every 2 s. After its start-up run the
+//! bench measures, on the simulator's counters, one steady full run
+//! (`POST …/refresh`, nothing changed) and the sweeps of 20 s (nothing
+//! changed), and prints what a day costs with full runs every 6 h or
+//! 24 h plus a sweep every 5 min.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bitbucket_sim::{DatasetConfig, EndpointKind, FileMix, SimConfig, Simulator, Stats};
+use serde_json::Value;
+use support::Daemon;
+
+const PROVIDER: &str = "sim";
+const SWEEP_WINDOW: Duration = Duration::from_secs(20);
+
+fn by_kind(stats: &Stats) -> String {
+    [
+        (EndpointKind::ServerProjects, "projects"),
+        (EndpointKind::ServerRepos, "repos"),
+        (EndpointKind::ServerRaw, "raw"),
+        (EndpointKind::Other, "other"),
+    ]
+    .into_iter()
+    .map(|(kind, label)| format!("{label} {}", stats.kind_requests(kind)))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+async fn status(http: &reqwest::Client, daemon: &Daemon) -> Option<Value> {
+    let response = http
+        .get(format!("{}/api/catalog/providers/{PROVIDER}", daemon.base))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+/// Waits until the provider has a finished run other than `before`.
+async fn finished(http: &reqwest::Client, daemon: &Daemon, before: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(now) = status(http, daemon).await
+            && !now["lastRun"].is_null()
+            && now["lastRun"]["startedAt"] != *before
+            && now["inProgress"] == false
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the run ends");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let repos: usize = args
+        .iter()
+        .position(|a| a == "--repos")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let projects = repos.div_ceil(50).max(1);
+    let sim = Simulator::start(SimConfig {
+        seed: 26,
+        dataset: DatasetConfig {
+            projects,
+            repos_per_project: 50,
+            catalog_ratio: 0.6,
+            mix: FileMix {
+                component: 1.0,
+                ..FileMix::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let total = sim.dataset().server_repos().count();
+    let daemon = Daemon::spawn_with(
+        &format!(
+            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: bench-secret\ncatalog:\n  providers:\n    bitbucketServer:\n      {PROVIDER}:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ hours: 1 }}\n        listingSchedule:\n          frequency: {{ seconds: 2 }}\n",
+            host = sim.host(),
+            api = sim.server_api_base()
+        ),
+        |command| {
+            command.env(
+                "APP_CONFIG_backend_auth_dangerouslyDisableDefaultAuthPolicy",
+                "true",
+            );
+        },
+    );
+    let http = reqwest::Client::new();
+    // The start-up run.
+    finished(&http, &daemon, &Value::Null).await;
+
+    sim.reset_stats();
+    let before = status(&http, &daemon).await.expect("status")["lastRun"]["startedAt"].clone();
+    let response = http
+        .post(format!(
+            "{}/api/catalog/providers/{PROVIDER}/refresh",
+            daemon.base
+        ))
+        .send()
+        .await
+        .expect("refresh reaches the daemon");
+    assert_eq!(response.status(), 202, "refresh accepted");
+    finished(&http, &daemon, &before).await;
+    let full = sim.stats();
+    println!(
+        "steady full run at {total} repositories: {} requests ({})",
+        full.requests,
+        by_kind(&full)
+    );
+
+    sim.reset_stats();
+    tokio::time::sleep(SWEEP_WINDOW).await;
+    let swept = sim.stats();
+    let sweeps = swept.kind_requests(EndpointKind::ServerProjects).max(1);
+    let per_sweep = swept.requests as f64 / sweeps as f64;
+    println!(
+        "{sweeps} listing sweeps in {} s, nothing changed: {} requests ({}), {per_sweep:.1} per sweep",
+        SWEEP_WINDOW.as_secs(),
+        swept.requests,
+        by_kind(&swept)
+    );
+    // A full run: its reads plus one listing, which is what a sweep lists
+    // (a sweep under way when the run was asked for may have listed too).
+    let per_run = full.kind_requests(EndpointKind::ServerRaw) as f64 + per_sweep;
+    let sweeps_per_day = 24.0 * 60.0 / 5.0;
+    for hours in [6.0, 24.0] {
+        let runs = 24.0 / hours;
+        println!(
+            "per day with a full run every {hours} h ({per_run:.0} requests each) and a sweep every 5 min ({per_sweep:.0} each): {:.0} + {:.0} = {:.0} requests",
+            runs * per_run,
+            sweeps_per_day * per_sweep,
+            runs * per_run + sweeps_per_day * per_sweep
+        );
+    }
+    // What the same freshness by full runs alone would cost.
+    println!(
+        "full runs every 5 min instead: {:.0} requests per day",
+        sweeps_per_day * per_run
+    );
+}
