@@ -117,18 +117,24 @@ async fn main() {
     finished(&http, &daemon, &before).await;
     let full = sim.stats();
     println!(
-        "steady full run at {total} repositories: {} requests ({})",
+        "steady full run at {total} repositories: {} requests ({}; {} distinct; by status {:?})",
         full.requests,
-        by_kind(&full)
+        by_kind(&full),
+        full.distinct_requests,
+        full.by_status
     );
 
     sim.reset_stats();
     tokio::time::sleep(SWEEP_WINDOW).await;
     let swept = sim.stats();
-    let sweeps = swept.kind_requests(EndpointKind::ServerProjects).max(1);
-    let per_sweep = swept.requests as f64 / sweeps as f64;
+    // A listing asks for every project's repositories once: the window's
+    // repository pages over one listing's give the sweeps it holds (the
+    // first and last may be partly in it).
+    let sweeps = swept.kind_requests(EndpointKind::ServerRepos) as f64
+        / full.kind_requests(EndpointKind::ServerRepos).max(1) as f64;
+    let per_sweep = swept.requests as f64 / sweeps.max(f64::MIN_POSITIVE);
     println!(
-        "{sweeps} listing sweeps in {} s, nothing changed: {} requests ({}), {per_sweep:.1} per sweep",
+        "{sweeps:.2} listing sweeps in {} s, nothing changed: {} requests ({}), {per_sweep:.1} per sweep",
         SWEEP_WINDOW.as_secs(),
         swept.requests,
         by_kind(&swept)

@@ -329,7 +329,9 @@ mod tests {
         assert_eq!(listing(json!(false)), Ok(None));
         assert_eq!(listing(json!(null)), Ok(None));
         assert_eq!(listing(json!(true)), Ok(Some(ListingSchedule::default())));
-        let every = listing(json!({"frequency": {"seconds": 2}})).unwrap().unwrap();
+        let every = listing(json!({"frequency": {"seconds": 2}}))
+            .unwrap()
+            .unwrap();
         assert_eq!(every.frequency, Frequency::Every(Duration::from_secs(2)));
         assert_eq!(every.timeout, ListingSchedule::default().timeout);
         assert_eq!(

@@ -165,7 +165,12 @@ mod tests {
         ];
         let served: Vec<String> = records.iter().map(|r| r.catalog_url.clone()).collect();
         let changes = compare(
-            swept(&[("kept", "1"), ("new-name", "3"), ("fresh", "4"), ("fresh", "4")]),
+            swept(&[
+                ("kept", "1"),
+                ("new-name", "3"),
+                ("fresh", "4"),
+                ("fresh", "4"),
+            ]),
             &records,
             &served,
         );

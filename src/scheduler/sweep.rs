@@ -79,8 +79,15 @@ impl SourceRunner {
             return;
         };
         let id = self.id();
-        // Set before the lock is taken, so a run failing to take it waits.
-        self.sweeping.store(true, Ordering::Release);
+        // Set before the lock is taken, so a run failing to take it waits;
+        // a tick while a sweep is under way leaves the flag to that sweep.
+        let claimed =
+            self.sweeping
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire);
+        if claimed.is_err() {
+            metrics::record_sweep(id, SweepOutcome::Skipped.into());
+            return;
+        }
         let Ok(lock) = self.running.try_lock() else {
             self.sweeping.store(false, Ordering::Release);
             tracing::debug!(provider = id, "a run is in progress; listing sweep skipped");
@@ -174,7 +181,11 @@ impl SourceRunner {
             requests = stats.requests(),
             listed,
             gone = gone.len(),
-            entities_removed = if outcome == SweepOutcome::Held { 0 } else { removed },
+            entities_removed = if outcome == SweepOutcome::Held {
+                0
+            } else {
+                removed
+            },
             moved = moves,
             new = news,
             queued,

@@ -84,19 +84,19 @@ async fn wait_for_names(app: &TestApp, expected: &BTreeSet<String>, within: Dura
 
 /// The served entity named `name`.
 async fn entity(app: &TestApp, name: &str) -> Value {
-    app.get_json(&format!("/api/catalog/entities/by-name/component/default/{name}"))
-        .await
+    app.get_json(&format!(
+        "/api/catalog/entities/by-name/component/default/{name}"
+    ))
+    .await
 }
 
 /// `catalog_provider_listing_sweeps_total` of provider `main` with `outcome`.
 async fn sweeps(app: &TestApp, outcome: &str) -> f64 {
     let text = app.get("/metrics").await.text().await.unwrap_or_default();
-    let series = format!(
-        "catalog_provider_listing_sweeps_total{{provider=\"main\",outcome=\"{outcome}\"}}"
-    );
-    let alt = format!(
-        "catalog_provider_listing_sweeps_total{{outcome=\"{outcome}\",provider=\"main\"}}"
-    );
+    let series =
+        format!("catalog_provider_listing_sweeps_total{{provider=\"main\",outcome=\"{outcome}\"}}");
+    let alt =
+        format!("catalog_provider_listing_sweeps_total{{outcome=\"{outcome}\",provider=\"main\"}}");
     text.lines()
         .find(|l| l.starts_with(&series) || l.starts_with(&alt))
         .and_then(|l| l.rsplit(' ').next())
@@ -161,8 +161,15 @@ async fn deleted_archived_renamed_and_new_repositories_within_one_interval_for_l
 
     // A few more sweeps: still nothing read but the moved and the new file.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(fake.requests_to("/repos/new-name/raw/catalog-info.yaml").await, 1);
-    assert_eq!(fake.requests_to("/repos/fresh/raw/catalog-info.yaml").await, 1);
+    assert_eq!(
+        fake.requests_to("/repos/new-name/raw/catalog-info.yaml")
+            .await,
+        1
+    );
+    assert_eq!(
+        fake.requests_to("/repos/fresh/raw/catalog-info.yaml").await,
+        1
+    );
     assert_eq!(
         fake.requests_to(&format!("/raw/{FILE}")).await,
         2,
@@ -170,15 +177,25 @@ async fn deleted_archived_renamed_and_new_repositories_within_one_interval_for_l
     );
     let listings = fake.requests_to("/projects/PLAT/repos").await;
     let projects = fake.requests_to(&format!("{API}/projects")).await;
-    assert!(listings >= 3, "{listings} listings: the sweep keeps running");
-    assert_eq!(listings, projects, "one projects page and one repository page per sweep");
+    assert!(
+        listings >= 3,
+        "{listings} listings: the sweep keeps running"
+    );
+    assert_eq!(
+        listings, projects,
+        "one projects page and one repository page per sweep"
+    );
     let all = fake
         .server
         .received_requests()
         .await
         .unwrap_or_default()
         .len();
-    assert_eq!(all, listings + projects + 2, "nothing but listings and the two reads");
+    assert_eq!(
+        all,
+        listings + projects + 2,
+        "nothing but listings and the two reads"
+    );
     assert!(wait_for_sweeps(&app, "succeeded", 3.0).await >= 3.0);
     app.stop().await;
 }
@@ -217,7 +234,10 @@ async fn a_failing_listing_removes_nothing() {
         wait_for_sweeps(&app, "failed", failed + 2.0).await >= failed + 2.0,
         "the sweep keeps trying"
     );
-    assert!(fake.requests_to("/projects/PLAT/repos").await >= 4, "page 2 was asked for");
+    assert!(
+        fake.requests_to("/projects/PLAT/repos").await >= 4,
+        "page 2 was asked for"
+    );
     assert_eq!(served(&app).await, names(&[1, 2, 3, 4]), "nothing removed");
     app.stop().await;
 }
@@ -253,8 +273,11 @@ fn load(yaml: &str) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file: PathBuf = dir.path().join("app-config.yaml");
     std::fs::write(&file, yaml).expect("config written");
-    let loaded = Config::load(&[file], &Environment::from_pairs(std::iter::empty::<(&str, &str)>()))
-        .expect("config loads");
+    let loaded = Config::load(
+        &[file],
+        &Environment::from_pairs(std::iter::empty::<(&str, &str)>()),
+    )
+    .expect("config loads");
     (dir, loaded.config)
 }
 
@@ -274,7 +297,46 @@ async fn on_every_5_minutes_with_webhooks_off_without_and_when_turned_off() {
     assert_eq!(on.frequency, Frequency::Every(Duration::from_secs(300)));
     assert!(listing("", "").is_none(), "off without webhooks");
     assert!(listing(secret, "        listingSchedule: false\n").is_none());
-    let every = listing("", "        listingSchedule:\n          frequency: { minutes: 2 }\n")
-        .expect("on when configured");
+    let every = listing(
+        "",
+        "        listingSchedule:\n          frequency: { minutes: 2 }\n",
+    )
+    .expect("on when configured");
     assert_eq!(every.frequency, Frequency::Every(Duration::from_secs(120)));
+}
+
+#[tokio::test]
+async fn a_run_asked_for_during_a_sweep_waits_for_it_instead_of_being_dropped() {
+    let fake = FakeServer::start().await;
+    let repos: [Repo; 2] = [("a", 1, false), ("b", 2, false)];
+    serve(&fake, &repos, 25).await;
+    let app = TestApp::spawn(&config(&fake, "")).await;
+    wait_for_names(&app, &names(&[1, 2]), Duration::from_secs(20)).await;
+
+    // Each listing now takes 1.5 s: sweeps (every second) hold the
+    // provider most of the time, and ticks meanwhile are skipped.
+    fake.server.reset().await;
+    fake.mount_projects(&["PLAT"], 25).await;
+    Mock::given(path(format!("{API}/projects/PLAT/repos")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "size": 2, "limit": 1000, "start": 0, "isLastPage": true,
+                    "values": repo_values(&fake, &repos),
+                }))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&fake.server)
+        .await;
+    for (slug, id, _) in repos {
+        fake.mount_file("PLAT", slug, FILE, &component(&format!("svc-{id}")))
+            .await;
+    }
+    for _ in 0..3 {
+        // Lands during a sweep (or between two): the run starts, whole.
+        let status = app.refresh("main", "").await;
+        assert_eq!(status["lastRun"]["reposRead"], 2, "{status:#}");
+    }
+    assert!(wait_for_sweeps(&app, "skipped", 1.0).await >= 1.0);
+    app.stop().await;
 }
