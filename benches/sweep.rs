@@ -75,10 +75,8 @@ async fn main() {
             projects,
             repos_per_project: 50,
             catalog_ratio: 0.6,
-            mix: FileMix {
-                component: 1.0,
-                ..FileMix::default()
-            },
+            archived_ratio: 0.0,
+            mix: FileMix::components_only(),
             ..Default::default()
         },
         ..Default::default()
@@ -86,6 +84,10 @@ async fn main() {
     .await
     .expect("simulator");
     let total = sim.dataset().server_repos().count();
+    // One listing: the projects page(s) and one page per project of up to
+    // 1,000 repositories.
+    let listing = sim.dataset().server_listing_pages(1000, true);
+    let projects_pages = listing - projects;
     let daemon = Daemon::spawn_with(
         &format!(
             "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      webhookSecret: bench-secret\ncatalog:\n  providers:\n    bitbucketServer:\n      {PROVIDER}:\n        host: {host}\n        schedule:\n          frequency: {{ hours: 24 }}\n          timeout: {{ hours: 1 }}\n        listingSchedule:\n          frequency: {{ seconds: 2 }}\n",
@@ -130,8 +132,7 @@ async fn main() {
     // A listing asks for every project's repositories once: the window's
     // repository pages over one listing's give the sweeps it holds (the
     // first and last may be partly in it).
-    let sweeps = swept.kind_requests(EndpointKind::ServerRepos) as f64
-        / full.kind_requests(EndpointKind::ServerRepos).max(1) as f64;
+    let sweeps = swept.kind_requests(EndpointKind::ServerRepos) as f64 / projects as f64;
     let per_sweep = swept.requests as f64 / sweeps.max(f64::MIN_POSITIVE);
     println!(
         "{sweeps:.2} listing sweeps in {} s, nothing changed: {} requests ({}), {per_sweep:.1} per sweep",
@@ -139,9 +140,13 @@ async fn main() {
         swept.requests,
         by_kind(&swept)
     );
-    // A full run: its reads plus one listing, which is what a sweep lists
-    // (a sweep under way when the run was asked for may have listed too).
-    let per_run = full.kind_requests(EndpointKind::ServerRaw) as f64 + per_sweep;
+    println!(
+        "one listing: {listing} pages ({projects_pages} of projects, {projects} of repositories); a sweep reads no file: {} raw requests",
+        swept.kind_requests(EndpointKind::ServerRaw)
+    );
+    // A full run: its reads plus one listing (a sweep under way when the
+    // run was asked for may have listed too: not the run's).
+    let per_run = (full.kind_requests(EndpointKind::ServerRaw) + listing as u64) as f64;
     let sweeps_per_day = 24.0 * 60.0 / 5.0;
     for hours in [6.0, 24.0] {
         let runs = 24.0 / hours;
