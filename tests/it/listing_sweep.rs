@@ -332,8 +332,17 @@ async fn a_run_asked_for_during_a_sweep_waits_for_it_instead_of_being_dropped() 
         fake.mount_file("PLAT", slug, FILE, &component(&format!("svc-{id}")))
             .await;
     }
+    let projects = format!("{API}/projects");
     for _ in 0..3 {
-        // Lands during a sweep (or between two): the run starts, whole.
+        // A new projects request with no run going: a sweep has just
+        // started its (1.5 s) repository listing. The run asked for now
+        // waits for it, then runs whole.
+        let seen = fake.requests_to(&projects).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fake.requests_to(&projects).await == seen {
+            assert!(Instant::now() < deadline, "no sweep started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let status = app.refresh("main", "").await;
         assert_eq!(status["lastRun"]["reposRead"], 2, "{status:#}");
     }
