@@ -36,6 +36,10 @@
 //!   (`stitch`), every change numbered (`changes`); queries, paging and
 //!   cursors (`query`, `paging`, `search`, `facets`, `ancestry`), each
 //!   evaluation within a time budget (`budget`).
+//! - [`checks`]: catalog checks on pull requests: the files a pull
+//!   request changes read at its commit and processed without applying
+//!   (`run`), compared with what is served (`diff`), posted to Bitbucket
+//!   and kept as a preview until merged or declined (`previews`).
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
 //!   stopped at their timeout (`runner`); applies results batch by batch
 //!   through the deletion guard (`apply`, `guard`); webhook and refresh
@@ -86,6 +90,7 @@ mod api;
 mod app;
 mod bitbucket;
 mod catalog;
+mod checks;
 mod cli;
 mod config;
 mod discovery;

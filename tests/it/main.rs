@@ -30,6 +30,7 @@ mod locations;
 mod persistence;
 mod plan;
 mod postgres;
+mod pr_checks;
 mod progressive;
 mod reconciliation;
 mod reload;
