@@ -231,7 +231,13 @@ mod server {
     #[serde(rename_all = "camelCase")]
     struct PullRequestPayload {
         pull_request: Pr,
-        previous_target: Option<PrRef>,
+        previous_target: Option<PreviousTarget>,
+    }
+
+    /// `pr:modified`'s target before the change.
+    #[derive(Deserialize)]
+    struct PreviousTarget {
+        id: Option<String>,
     }
 
     #[derive(Deserialize)]
