@@ -138,13 +138,19 @@ pub(crate) const SUBSCRIBED: &[(Product, &str, Reader)] = &[
 /// Data Center's "Test connection" (sent whatever the subscription).
 const PING: (Product, &str) = (Product::Server, "diagnostics:ping");
 
-/// The event keys webhooks of `product` subscribe to.
-pub(crate) fn subscribed(product: Product) -> Vec<&'static str> {
+/// The event keys webhooks of `product` subscribe to; pull-request events
+/// only for a provider that checks pull requests.
+pub(crate) fn subscribed(product: Product, pull_requests: bool) -> Vec<&'static str> {
     SUBSCRIBED
         .iter()
-        .filter(|(p, _, _)| *p == product)
+        .filter(|(p, key, _)| *p == product && (pull_requests || !is_pull_request_event(key)))
         .map(|(_, key, _)| *key)
         .collect()
+}
+
+/// `pr:…` (Data Center) and `pullrequest:…` (Cloud).
+fn is_pull_request_event(key: &str) -> bool {
+    key.starts_with("pr:") || key.starts_with("pullrequest:")
 }
 
 /// Reads the body of an `X-Event-Key: key` event.

@@ -144,6 +144,9 @@ impl PullRequestCheck<'_> {
             preview.result = "fail";
         }
         let report = report(&preview, &prs, &repository);
+        // Readable as soon as the report can point at it.
+        preview.posted = "pending".into();
+        self.previews.insert(preview.clone());
         let outcome = match prs.api.post(&coords, &pr.source_commit, &report).await {
             Ok(Posted::Insights) => Checked::Posted("insights"),
             Ok(Posted::BuildStatus) => {

@@ -352,6 +352,7 @@ impl CloudFlavour {
                 workspace,
                 &webhooks.target,
                 secret,
+                self.config.shared.pull_request_checks,
                 &mut listing.notices,
             )
             .await;

@@ -290,6 +290,7 @@ impl ServerFlavour {
                 client,
                 &webhooks.target,
                 secret,
+                self.config.shared.pull_request_checks,
                 &scopes,
                 &mut listing.notices,
             )

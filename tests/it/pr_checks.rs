@@ -534,3 +534,51 @@ async fn a_cloud_pull_request_is_checked_with_a_report() {
         "{preview:#}"
     );
 }
+
+#[tokio::test]
+async fn registered_webhooks_carry_pull_request_events_and_the_report_links_the_preview() {
+    let setup = Setup::server("        webhooks:\n          url: https://catalogd.example.com/\n").await;
+    let hooks = setup.sim.webhooks();
+    assert!(!hooks.is_empty());
+    for hook in &hooks {
+        assert_eq!(
+            hook.events,
+            [
+                "repo:refs_changed",
+                "repo:modified",
+                "pr:opened",
+                "pr:from_ref_updated",
+                "pr:modified",
+                "pr:merged",
+                "pr:declined",
+                "pr:deleted"
+            ]
+        );
+    }
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/link",
+            "Link",
+            vec![("catalog-info.yaml".into(), Some(component("linked")))],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("commit");
+    setup.deliver(&event).await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(
+        report["link"],
+        format!("https://catalogd.example.com/api/catalog/previews/sim/{project}/{slug}/{id}")
+    );
+    // Declined: the preview goes.
+    let declined = setup.sim.decline_pull_request(&repo, id).expect("decline");
+    setup.deliver(&declined).await;
+    setup
+        .until("the preview dropped", async |s| {
+            s.preview(&project, &slug, id).await.0 == 404
+        })
+        .await;
+}
