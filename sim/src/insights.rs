@@ -153,7 +153,14 @@ async fn server_report(
     Path((key, slug, commit, report)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    posted(&state, "report", format!("{key}/{slug}"), commit, report, &body)
+    posted(
+        &state,
+        "report",
+        format!("{key}/{slug}"),
+        commit,
+        report,
+        &body,
+    )
 }
 
 async fn server_annotations(
@@ -176,7 +183,14 @@ async fn server_build_status(
     Path(commit): Path<String>,
     body: Bytes,
 ) -> Response {
-    posted(&state, "buildStatus", String::new(), commit, String::new(), &body)
+    posted(
+        &state,
+        "buildStatus",
+        String::new(),
+        commit,
+        String::new(),
+        &body,
+    )
 }
 
 async fn cloud_report(
@@ -184,7 +198,14 @@ async fn cloud_report(
     Path((ws, slug, commit, report)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    posted(&state, "report", format!("{ws}/{slug}"), commit, report, &body)
+    posted(
+        &state,
+        "report",
+        format!("{ws}/{slug}"),
+        commit,
+        report,
+        &body,
+    )
 }
 
 async fn cloud_annotations(

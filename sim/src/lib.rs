@@ -39,6 +39,7 @@ pub mod history;
 pub mod hooks;
 mod insights;
 mod pipeline;
+mod pr_admin;
 mod pr_state;
 mod pull_requests;
 pub mod push;

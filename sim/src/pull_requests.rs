@@ -186,9 +186,7 @@ impl AppState {
         let state = if pr.open { "OPEN" } else { "MERGED" };
         let body = match pr.repo {
             RepoRef::Server { .. } => {
-                let side = |branch: &str, commit: &str| {
-                    json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit, "repository": repository})
-                };
+                let side = |branch: &str, commit: &str| json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit, "repository": repository});
                 json!({
                     "eventKey": key,
                     "date": now(),
@@ -205,9 +203,7 @@ impl AppState {
                 })
             }
             RepoRef::Cloud { .. } => {
-                let side = |branch: &str, commit: &str| {
-                    json!({"branch": {"name": branch}, "commit": {"hash": commit, "type": "commit"}, "repository": repository})
-                };
+                let side = |branch: &str, commit: &str| json!({"branch": {"name": branch}, "commit": {"hash": commit, "type": "commit"}, "repository": repository});
                 json!({
                     "actor": actor(),
                     "repository": repository,
@@ -231,10 +227,8 @@ impl AppState {
 
 /// A source commit's hash: from the branch, the update and the files.
 fn source_commit(branch: &str, update: u64, edits: &BTreeMap<String, Option<String>>) -> String {
-    let edits: Vec<(String, Option<String>)> = edits
-        .iter()
-        .map(|(p, c)| (p.clone(), c.clone()))
-        .collect();
+    let edits: Vec<(String, Option<String>)> =
+        edits.iter().map(|(p, c)| (p.clone(), c.clone())).collect();
     next_commit(&format!("{branch}\0{update}"), &edits)
 }
 

@@ -20,13 +20,13 @@ use tower::ServiceExt;
 use crate::config::{Behaviour, SimConfig};
 use crate::dataset::{Dataset, RepoRef};
 use crate::pipeline::{ConnAbort, pipeline};
+use crate::pr_state::PostedCheck;
+use crate::pull_requests::PullRequestFiles;
 use crate::push::WebhookEvent;
 use crate::state::{AppState, RegisteredHook};
 use crate::stats::Stats;
-use crate::pr_state::PostedCheck;
-use crate::pull_requests::PullRequestFiles;
 use crate::{
-    SimError, admin, cloud_api, cloud_content, hooks, insights, respond, server_api,
+    SimError, admin, cloud_api, cloud_content, hooks, insights, pr_admin, respond, server_api,
     server_content,
 };
 
@@ -288,6 +288,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .merge(insights::rest_routes())
         .merge(admin::routes())
+        .merge(pr_admin::routes())
         .fallback(respond::fallback)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

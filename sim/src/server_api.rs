@@ -239,7 +239,10 @@ async fn raw(
         return found.map(text).ok_or_else(|| {
             ApiError::server(
                 StatusCode::NOT_FOUND,
-                format!("The path \"{file}\" does not exist at revision \"{}\"", at.unwrap_or_default()),
+                format!(
+                    "The path \"{file}\" does not exist at revision \"{}\"",
+                    at.unwrap_or_default()
+                ),
                 Some(NO_SUCH_PATH),
             )
         });

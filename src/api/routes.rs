@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 use super::state::{ApiState, MAX_BODY_BYTES};
 use super::writes::{Guard, guarded, write};
 use super::{
-    changes, classify, entities, error, events, layers, locations, openapi, ops, previews, providers,
-    refresh, status_page, validate,
+    changes, classify, entities, error, events, layers, locations, openapi, ops, previews,
+    providers, refresh, status_page, validate,
 };
 use crate::config::WritePermission::{EntityDelete, EntityRefresh, LocationCreate, LocationDelete};
 

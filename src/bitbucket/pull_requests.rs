@@ -266,12 +266,9 @@ impl PullRequestApi {
                 Product::Server => {
                     serde_json::json!({"annotations": chunk.iter().map(|a| a.server_body(&report.key)).collect::<Vec<_>>()})
                 }
-                Product::Cloud => Value::Array(
-                    chunk
-                        .iter()
-                        .map(|a| a.cloud_body(&report.key))
-                        .collect(),
-                ),
+                Product::Cloud => {
+                    Value::Array(chunk.iter().map(|a| a.cloud_body(&report.key)).collect())
+                }
             };
             self.http
                 .send_json(
@@ -357,7 +354,12 @@ impl PullRequestApi {
             .send_json(reqwest::Method::POST, "build_status", &url, &body)
             .await?
             .map(|_| ())
-            .ok_or_else(|| not_found(&url, "neither Code Insights nor build statuses are available"))
+            .ok_or_else(|| {
+                not_found(
+                    &url,
+                    "neither Code Insights nor build statuses are available",
+                )
+            })
     }
 }
 

@@ -125,14 +125,26 @@ pub(crate) const SUBSCRIBED: &[(Product, &str, Reader)] = &[
     (Product::Cloud, "repo:deleted", cloud::deleted),
     (Product::Server, "pr:opened", server::pull_request),
     (Product::Server, "pr:from_ref_updated", server::pull_request),
-    (Product::Server, "pr:modified", server::pull_request_retargeted),
+    (
+        Product::Server,
+        "pr:modified",
+        server::pull_request_retargeted,
+    ),
     (Product::Server, "pr:merged", server::pull_request_closed),
     (Product::Server, "pr:declined", server::pull_request_closed),
     (Product::Server, "pr:deleted", server::pull_request_closed),
     (Product::Cloud, "pullrequest:created", cloud::pull_request),
     (Product::Cloud, "pullrequest:updated", cloud::pull_request),
-    (Product::Cloud, "pullrequest:fulfilled", cloud::pull_request_closed),
-    (Product::Cloud, "pullrequest:rejected", cloud::pull_request_closed),
+    (
+        Product::Cloud,
+        "pullrequest:fulfilled",
+        cloud::pull_request_closed,
+    ),
+    (
+        Product::Cloud,
+        "pullrequest:rejected",
+        cloud::pull_request_closed,
+    ),
 ];
 
 /// Data Center's "Test connection" (sent whatever the subscription).
@@ -213,7 +225,12 @@ mod server {
         let payload: PullRequestPayload = serde_json::from_slice(body)?;
         let retargeted = payload.previous_target.as_ref().is_some_and(|previous| {
             previous.id.as_deref().and_then(strip_heads)
-                != payload.pull_request.to_ref.id.as_deref().and_then(strip_heads)
+                != payload
+                    .pull_request
+                    .to_ref
+                    .id
+                    .as_deref()
+                    .and_then(strip_heads)
         });
         if !retargeted {
             return Ok(Event::Ignored {
@@ -399,11 +416,7 @@ mod cloud {
             pull_request: PullRequest {
                 id: pr.id,
                 title: pr.title,
-                source_commit: pr
-                    .source
-                    .commit
-                    .and_then(|c| c.hash)
-                    .unwrap_or_default(),
+                source_commit: pr.source.commit.and_then(|c| c.hash).unwrap_or_default(),
                 source_branch: pr.source.branch.map(|b| b.name).unwrap_or_default(),
                 target_branch: pr.destination.branch.map(|b| b.name).unwrap_or_default(),
                 fork,

@@ -158,7 +158,7 @@ impl Previews {
     /// The open previews, newest first, at most `limit`.
     pub(crate) fn summaries(&self, limit: usize) -> Vec<PreviewSummary> {
         let mut open: Vec<Arc<Preview>> = self.open.lock().values().cloned().collect();
-        open.sort_by(|a, b| b.checked_at.cmp(&a.checked_at));
+        open.sort_by_key(|p| std::cmp::Reverse(p.checked_at));
         open.into_iter()
             .take(limit)
             .map(|p| PreviewSummary {
@@ -223,8 +223,16 @@ mod tests {
             previews.insert(preview(id, id as i64));
         }
         assert_eq!(previews.len(), MAX_PREVIEWS);
-        assert!(previews.get(&PreviewKey::new("p", "prj", "SVC", 0)).is_none());
-        assert!(previews.get(&PreviewKey::new("p", "prj", "SVC", 1)).is_some());
+        assert!(
+            previews
+                .get(&PreviewKey::new("p", "prj", "SVC", 0))
+                .is_none()
+        );
+        assert!(
+            previews
+                .get(&PreviewKey::new("p", "prj", "SVC", 1))
+                .is_some()
+        );
         assert!(previews.remove(&PreviewKey::new("p", "PRJ", "svc", 1)));
         assert_eq!(previews.summaries(5).len(), 5);
     }

@@ -489,11 +489,17 @@ mod tests {
 
     #[test]
     fn the_file_is_read_at_the_pull_requests_commit() {
-        let server = Url::parse("http://h/rest/api/1.0/projects/P/repos/s/raw/catalog-info.yaml?at=main").unwrap();
+        let server =
+            Url::parse("http://h/rest/api/1.0/projects/P/repos/s/raw/catalog-info.yaml?at=main")
+                .unwrap();
         let at = at_commit(&server, Product::Server, "catalog-info.yaml", "abc");
         assert_eq!(at.query(), Some("at=abc"));
-        let cloud = Url::parse("http://h/2.0/repositories/ws/s/src/main/catalog-info.yaml").unwrap();
+        let cloud =
+            Url::parse("http://h/2.0/repositories/ws/s/src/main/catalog-info.yaml").unwrap();
         let at = at_commit(&cloud, Product::Cloud, "catalog-info.yaml", "abc");
-        assert_eq!(at.path(), "/2.0/repositories/ws/s/src/abc/catalog-info.yaml");
+        assert_eq!(
+            at.path(),
+            "/2.0/repositories/ws/s/src/abc/catalog-info.yaml"
+        );
     }
 }

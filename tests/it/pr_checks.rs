@@ -207,6 +207,7 @@ async fn a_valid_change_passes_with_the_exact_entity_diff() {
         owned_by("pr-kept", "team-b"),
         component("pr-added")
     );
+    setup.sim.reset_stats();
     let (id, event) = setup
         .sim
         .open_pull_request(
@@ -220,12 +221,17 @@ async fn a_valid_change_passes_with_the_exact_entity_diff() {
     setup.deliver(&event).await;
     let report = setup.report_on(&commit, "report").await;
     assert_eq!(report["result"], "PASS", "{report:#}");
+    // The changed paths, the one catalog file, the report: nothing else.
+    assert_eq!(setup.sim.stats().requests, 3, "{:?}", setup.sim.stats());
     let details = report["details"].as_str().unwrap_or_default();
     assert!(details.contains("component:default/pr-added"), "{details}");
     assert!(details.contains("spec.owner"), "{details}");
     // No problem, no annotation.
     assert!(
-        !setup.posted_on(&commit).iter().any(|p| p.kind == "annotations"),
+        !setup
+            .posted_on(&commit)
+            .iter()
+            .any(|p| p.kind == "annotations"),
         "{:?}",
         setup.posted_on(&commit)
     );
@@ -258,7 +264,8 @@ async fn a_valid_change_passes_with_the_exact_entity_diff() {
 async fn a_broken_file_fails_with_the_file_and_line() {
     let setup = Setup::server("").await;
     let repo = setup.server_repo(0);
-    let broken = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: [unclosed\n";
+    let broken =
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: [unclosed\n";
     let (_, event) = setup
         .sim
         .open_pull_request(
@@ -285,7 +292,11 @@ async fn a_ref_owned_by_another_repository_fails_and_names_it() {
     let (repo, other) = (setup.server_repo(0), setup.server_repo(1));
     let (_, other_slug) = names(&other);
     setup
-        .pushed(&other, &component("taken-name"), "component:default/taken-name")
+        .pushed(
+            &other,
+            &component("taken-name"),
+            "component:default/taken-name",
+        )
         .await;
     let (id, event) = setup
         .sim
@@ -302,7 +313,9 @@ async fn a_ref_owned_by_another_repository_fails_and_names_it() {
     assert_eq!(report["result"], "FAIL", "{report:#}");
     let (project, slug) = names(&repo);
     let (_, preview) = setup.preview(&project, &slug, id).await;
-    let message = preview["problems"][0]["message"].as_str().unwrap_or_default();
+    let message = preview["problems"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains(&other_slug), "{preview:#}");
     assert_eq!(preview["problems"][0]["kind"], "conflict");
 }
@@ -354,6 +367,13 @@ async fn a_pull_request_into_another_branch_costs_nothing() {
         body: body.to_string().into_bytes(),
         ..event
     };
+    // Forged or unsigned: refused before anything is read.
+    let hook = format!("{}/api/events/http/{}", setup.app.address, setup.topic);
+    assert_eq!(
+        event.deliver(&hook, Some("forged")).await.expect("sent"),
+        401
+    );
+    assert_eq!(event.deliver(&hook, None).await.expect("sent"), 401);
     setup.deliver(&event).await;
     setup
         .until("the event handled", async |s| {
@@ -442,7 +462,10 @@ async fn the_merged_result_equals_the_preview() {
         .collect();
     assert_eq!(
         predicted,
-        ["component:default/merged-one", "component:default/merged-two"]
+        [
+            "component:default/merged-one",
+            "component:default/merged-two"
+        ]
     );
     let (push, merged) = setup.sim.merge_pull_request(&repo, id).expect("merge");
     setup.deliver(&push).await;
@@ -505,7 +528,11 @@ async fn without_code_insights_a_build_status_is_posted() {
     let status = setup.report_on(&commit, "buildStatus").await;
     assert_eq!(status["state"], "SUCCESSFUL", "{status:#}");
     assert_eq!(status["key"], "bitbucket-catalogd");
-    assert!(status["url"].as_str().is_some_and(|u| u.starts_with("http")));
+    assert!(
+        status["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http"))
+    );
 }
 
 #[tokio::test]
@@ -537,7 +564,8 @@ async fn a_cloud_pull_request_is_checked_with_a_report() {
 
 #[tokio::test]
 async fn registered_webhooks_carry_pull_request_events_and_the_report_links_the_preview() {
-    let setup = Setup::server("        webhooks:\n          url: https://catalogd.example.com/\n").await;
+    let setup =
+        Setup::server("        webhooks:\n          url: https://catalogd.example.com/\n").await;
     let hooks = setup.sim.webhooks();
     assert!(!hooks.is_empty());
     for hook in &hooks {
