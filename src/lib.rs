@@ -56,9 +56,9 @@
 //! - [`locations`]: the typed `Location` (`model`) for static, registered
 //!   and discovered locations; registration (catalog-import, `analyze`),
 //!   removal and `by-query` paging (`query`), refusals by cause (`error`).
-//! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
-//!   their signature and queued as single-repository reads on the
-//!   providers they concern.
+//! - [`webhooks`]: Bitbucket's push, move, delete and pull-request events,
+//!   verified by their signature and queued as single-repository reads
+//!   (or pull-request checks) on the providers they concern.
 //! - [`api`]: the axum router, every route mounted once (`routes`) with its
 //!   OpenAPI entry generated from the handler and a write's permissions
 //!   stated where it is mounted (`writes`: the token check, and on a
