@@ -610,3 +610,30 @@ async fn registered_webhooks_carry_pull_request_events_and_the_report_links_the_
         })
         .await;
 }
+
+#[tokio::test]
+async fn checks_are_off_by_default_and_cost_nothing() {
+    let sim = simulator().await;
+    let config = SimProviderConfig::new(&sim).webhook_secret(SECRET).yaml();
+    let setup = Setup::started(sim, &config, "bitbucketServer").await;
+    let repo = setup.server_repo(0);
+    let (_, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/off",
+            "Off",
+            vec![("catalog-info.yaml".into(), Some(component("off")))],
+        )
+        .expect("pull request");
+    setup.deliver(&event).await;
+    setup
+        .until("the event handled", async |s| {
+            s.app.get_json("/api/catalog/providers/sim").await["lastEvent"]["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("pullRequests.checks is off"))
+        })
+        .await;
+    assert_eq!(setup.sim.stats().requests, 0, "{:?}", setup.sim.stats());
+    assert!(setup.sim.posted_checks().is_empty());
+}
