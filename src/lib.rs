@@ -36,6 +36,10 @@
 //!   (`stitch`), every change numbered (`changes`); queries, paging and
 //!   cursors (`query`, `paging`, `search`, `facets`, `ancestry`), each
 //!   evaluation within a time budget (`budget`).
+//! - [`checks`]: catalog checks on pull requests: the files a pull
+//!   request changes read at its commit and processed without applying
+//!   (`run`), compared with what is served (`diff`), posted to Bitbucket
+//!   and kept as a preview until merged or declined (`previews`).
 //! - [`scheduler`]: runs sources on their schedules, never overlapping,
 //!   stopped at their timeout (`runner`); applies results batch by batch
 //!   through the deletion guard (`apply`, `guard`); webhook and refresh
@@ -52,9 +56,9 @@
 //! - [`locations`]: the typed `Location` (`model`) for static, registered
 //!   and discovered locations; registration (catalog-import, `analyze`),
 //!   removal and `by-query` paging (`query`), refusals by cause (`error`).
-//! - [`webhooks`]: Bitbucket's push, move and delete events, verified by
-//!   their signature and queued as single-repository reads on the
-//!   providers they concern.
+//! - [`webhooks`]: Bitbucket's push, move, delete and pull-request events,
+//!   verified by their signature and queued as single-repository reads
+//!   (or pull-request checks) on the providers they concern.
 //! - [`api`]: the axum router, every route mounted once (`routes`) with its
 //!   OpenAPI entry generated from the handler and a write's permissions
 //!   stated where it is mounted (`writes`: the token check, and on a
@@ -86,6 +90,7 @@ mod api;
 mod app;
 mod bitbucket;
 mod catalog;
+mod checks;
 mod cli;
 mod config;
 mod discovery;

@@ -113,6 +113,17 @@ fn src_at(
 ) -> Result<Response, ApiError> {
     let dataset = state.dataset();
     let repo = find_repo(&dataset, ws, slug)?;
+    // A pull request's source commit: its files over the head's.
+    if !file.ends_with('/') {
+        if let Some(found) = state.pull_request_file(repo, commit, file) {
+            return found.map(text).ok_or_else(|| {
+                ApiError::cloud(
+                    StatusCode::NOT_FOUND,
+                    format!("No such file or directory: {file}"),
+                )
+            });
+        }
+    }
     let rev = resolve(repo, commit)?;
     let tree = repo.files_at(rev);
     let path = file.trim_matches('/');

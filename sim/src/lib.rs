@@ -20,7 +20,10 @@
 //! Modules, in request order: `server` (listener, connections) →
 //! `pipeline` (latency, auth, rate limit, faults, counting) →
 //! `server_api` / `cloud_api` / `admin` (handlers) over `dataset`; `push`
-//! changes the data set and makes the webhook events for it.
+//! changes the data set and makes the webhook events for it;
+//! `pull_requests` opens, updates, merges and declines pull requests (with
+//! their events), `insights` serves their changes and records the checks
+//! posted on their commits.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -34,7 +37,11 @@ mod estate;
 mod fields;
 pub mod history;
 pub mod hooks;
+mod insights;
 mod pipeline;
+mod pr_admin;
+mod pr_state;
+mod pull_requests;
 pub mod push;
 mod respond;
 mod revisions;
@@ -56,6 +63,8 @@ pub use dataset::{
 };
 pub use estate::{CODEOWNERS_PATH, CodeOwners};
 pub use history::HISTORY_DEPTH;
+pub use pr_state::PostedCheck;
+pub use pull_requests::PullRequestFiles;
 pub use push::WebhookEvent;
 pub use server::Simulator;
 pub use state::{HookScope, RegisteredHook};

@@ -68,7 +68,7 @@ impl WebhookEvent {
     }
 }
 
-fn not_found(repo: &RepoRef) -> SimError {
+pub(crate) fn not_found(repo: &RepoRef) -> SimError {
     SimError::Webhook(format!("no such repository: {repo:?}"))
 }
 
@@ -201,7 +201,7 @@ impl AppState {
         })
     }
 
-    fn default_branch(&self, repo: &RepoRef) -> Result<String, SimError> {
+    pub(crate) fn default_branch(&self, repo: &RepoRef) -> Result<String, SimError> {
         let dataset = self.dataset();
         find(&dataset, repo)
             .map(|r| r.default_branch.clone())
@@ -209,7 +209,7 @@ impl AppState {
     }
 
     /// The repository as the REST API (and so the webhook payload) shows it.
-    fn repo_json(&self, repo: &RepoRef) -> Result<Value, SimError> {
+    pub(crate) fn repo_json(&self, repo: &RepoRef) -> Result<Value, SimError> {
         let dataset = self.dataset();
         match repo {
             RepoRef::Server { project, slug } => {
@@ -231,7 +231,7 @@ impl AppState {
         }
     }
 
-    fn push_event(
+    pub(crate) fn push_event(
         &self,
         repo: &RepoRef,
         branch: &str,
@@ -283,26 +283,26 @@ impl AppState {
     }
 }
 
-fn find<'a>(dataset: &'a Dataset, repo: &RepoRef) -> Option<&'a Repo> {
+pub(crate) fn find<'a>(dataset: &'a Dataset, repo: &RepoRef) -> Option<&'a Repo> {
     match repo {
         RepoRef::Server { project, slug } => dataset.server_repo(project, slug),
         RepoRef::Cloud { slug } => dataset.cloud_repo(slug),
     }
 }
 
-fn repo_mut<'a>(dataset: &'a mut Dataset, repo: &RepoRef) -> Option<&'a mut Repo> {
+pub(crate) fn repo_mut<'a>(dataset: &'a mut Dataset, repo: &RepoRef) -> Option<&'a mut Repo> {
     match repo {
         RepoRef::Server { project, slug } => dataset.server_repo_mut(project, slug),
         RepoRef::Cloud { slug } => dataset.cloud_repo_mut(slug),
     }
 }
 
-fn actor() -> Value {
+pub(crate) fn actor() -> Value {
     json!({"name": "sim", "displayName": "bitbucket-sim", "type": "NORMAL"})
 }
 
 /// Milliseconds since the epoch would tie the body to the clock; a fixed
 /// ISO date keeps events reproducible.
-fn now() -> &'static str {
+pub(crate) fn now() -> &'static str {
     "2026-01-01T00:00:00+0000"
 }

@@ -20,11 +20,14 @@ use tower::ServiceExt;
 use crate::config::{Behaviour, SimConfig};
 use crate::dataset::{Dataset, RepoRef};
 use crate::pipeline::{ConnAbort, pipeline};
+use crate::pr_state::PostedCheck;
+use crate::pull_requests::PullRequestFiles;
 use crate::push::WebhookEvent;
 use crate::state::{AppState, RegisteredHook};
 use crate::stats::Stats;
 use crate::{
-    SimError, admin, cloud_api, cloud_content, hooks, respond, server_api, server_content,
+    SimError, admin, cloud_api, cloud_content, hooks, insights, pr_admin, respond, server_api,
+    server_content,
 };
 
 /// How long shutdown waits for in-flight requests before dropping them.
@@ -187,6 +190,56 @@ impl Simulator {
         self.state.rename(repo, new_slug)
     }
 
+    /// Opens a pull request from `source_branch` into `repo`'s default
+    /// branch changing `files`; returns its id and its event.
+    pub fn open_pull_request(
+        &self,
+        repo: &RepoRef,
+        source_branch: &str,
+        title: &str,
+        files: PullRequestFiles,
+    ) -> Result<(u64, WebhookEvent), SimError> {
+        self.state
+            .open_pull_request(repo, source_branch, title, files)
+    }
+
+    /// A new source commit of pull request `id` changing `files` more.
+    pub fn update_pull_request(
+        &self,
+        repo: &RepoRef,
+        id: u64,
+        files: PullRequestFiles,
+    ) -> Result<WebhookEvent, SimError> {
+        self.state.update_pull_request(repo, id, files)
+    }
+
+    /// Merges pull request `id` into the default branch: the push event,
+    /// then the merge event.
+    pub fn merge_pull_request(
+        &self,
+        repo: &RepoRef,
+        id: u64,
+    ) -> Result<(WebhookEvent, WebhookEvent), SimError> {
+        self.state.merge_pull_request(repo, id)
+    }
+
+    /// Declines pull request `id`; returns its event.
+    pub fn decline_pull_request(&self, repo: &RepoRef, id: u64) -> Result<WebhookEvent, SimError> {
+        self.state.decline_pull_request(repo, id)
+    }
+
+    /// The reports, annotations and build statuses posted so far.
+    pub fn posted_checks(&self) -> Vec<PostedCheck> {
+        self.state.posted.lock().clone()
+    }
+
+    /// Whether Code Insights answers (off: reports are 404, as without it).
+    pub fn set_insights(&self, available: bool) {
+        self.state
+            .insights
+            .store(available, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A ready-to-use `app-config.yaml` fragment pointing bitbucket-catalogd
     /// at this simulator.
     pub fn app_config_snippet(&self) -> String {
@@ -217,7 +270,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/rest/api/1.0",
             server_api::routes()
                 .merge(server_content::routes())
-                .merge(hooks::server_routes()),
+                .merge(hooks::server_routes())
+                .merge(insights::server_routes()),
         )
         .nest(
             "/rest/api/latest",
@@ -229,9 +283,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/2.0",
             cloud_api::routes()
                 .merge(cloud_content::routes())
-                .merge(hooks::cloud_routes()),
+                .merge(hooks::cloud_routes())
+                .merge(insights::cloud_routes()),
         )
+        .merge(insights::rest_routes())
         .merge(admin::routes())
+        .merge(pr_admin::routes())
         .fallback(respond::fallback)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

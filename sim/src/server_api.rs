@@ -234,6 +234,19 @@ async fn raw(
     let (_, repo) = find_repo(&dataset, &key, &slug)?;
     let params = Params::parse(query.as_deref());
     let at = params.get("at").filter(|a| !a.is_empty());
+    // A pull request's source commit: its files over the head's.
+    if let Some(found) = at.and_then(|at| state.pull_request_file(repo, at, &file)) {
+        return found.map(text).ok_or_else(|| {
+            ApiError::server(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "The path \"{file}\" does not exist at revision \"{}\"",
+                    at.unwrap_or_default()
+                ),
+                Some(NO_SUCH_PATH),
+            )
+        });
+    }
     let revision = match at {
         Some(at) => repo.resolve(at).ok_or_else(|| no_commit(repo, at))?,
         None => Revision::Head,

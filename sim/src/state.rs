@@ -32,6 +32,12 @@ pub(crate) struct AppState {
     /// How many times each code search query has started (its first page
     /// asked for), which picks its result order when that is unstable.
     search_walks: Mutex<HashMap<String, u64>>,
+    /// Pull requests opened through the simulator.
+    pub(crate) pull_requests: Mutex<Vec<crate::pr_state::SimPullRequest>>,
+    /// Reports, annotations and build statuses posted, in order.
+    pub(crate) posted: Mutex<Vec<crate::pr_state::PostedCheck>>,
+    /// Whether Code Insights answers (else reports are 404).
+    pub(crate) insights: std::sync::atomic::AtomicBool,
 }
 
 /// Distinct queries remembered for [`AppState::search_walk`] before starting over.
@@ -80,6 +86,9 @@ impl AppState {
             accepted_auth,
             hooks: Mutex::new(Vec::new()),
             search_walks: Mutex::new(HashMap::new()),
+            pull_requests: Mutex::new(Vec::new()),
+            posted: Mutex::new(Vec::new()),
+            insights: std::sync::atomic::AtomicBool::new(true),
         }
     }
 

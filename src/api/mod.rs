@@ -8,6 +8,7 @@
 //! - [`entities`]: entities, by-query, by-refs, by-name, by-uid, facets.
 //! - [`locations`]: locations: list, register (catalog-import), remove.
 //! - [`providers`]: source status and refresh.
+//! - [`previews`]: open pull requests' check results.
 //! - [`refresh`]: per-entity refresh.
 //! - [`validate`]: `validate-entity`, checked as discovery would.
 //! - [`changes`]: the entity change feed.
@@ -37,6 +38,7 @@ mod openapi;
 mod ops;
 mod pace;
 mod params;
+mod previews;
 mod providers;
 mod query_pool;
 mod refresh;

@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 use super::state::{ApiState, MAX_BODY_BYTES};
 use super::writes::{Guard, guarded, write};
 use super::{
-    changes, classify, entities, error, events, layers, locations, openapi, ops, providers,
-    refresh, status_page, validate,
+    changes, classify, entities, error, events, layers, locations, openapi, ops, previews,
+    providers, refresh, status_page, validate,
 };
 use crate::config::WritePermission::{EntityDelete, EntityRefresh, LocationCreate, LocationDelete};
 
@@ -70,6 +70,7 @@ fn routes(guard: Guard<'_>) -> OpenApiRouter<ApiState> {
         .routes(write(&[EntityRefresh], routes!(providers::refresh)))
         .routes(write(&[EntityRefresh], routes!(refresh::refresh_entity)))
         .routes(routes!(changes::changes))
+        .routes(routes!(previews::get_one))
         // Not in the catalog's document. A webhook is checked by its
         // signature, on the leader.
         .route(
@@ -141,7 +142,7 @@ mod tests {
         let document = openapi::document(generated);
         assert_eq!(document["openapi"], "3.0.3");
         let paths = document["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 20, "{:?}", paths.keys());
+        assert_eq!(paths.len(), 21, "{:?}", paths.keys());
         for (path, operations) in paths {
             assert!(
                 path.starts_with('/') && !path.starts_with("/api/"),

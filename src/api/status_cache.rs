@@ -28,6 +28,8 @@ struct Version {
     /// Config reloads so far (the page says how the last one went).
     reloads: u64,
     sources: Vec<SourceVersion>,
+    /// Open pull-request previews (the page lists them).
+    previews: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,7 @@ impl Version {
         Self {
             catalog: catalog.snapshot().last_seq(),
             reloads,
+            previews: scheduler.previews().len(),
             sources: scheduler
                 .runners()
                 .iter()
@@ -125,6 +128,7 @@ mod tests {
         Version {
             catalog,
             reloads: 0,
+            previews: 0,
             sources: vec![SourceVersion {
                 id: "sim".to_owned(),
                 shown: (1, 1),

@@ -95,6 +95,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
         .as_ref()
         .and_then(|r| follower_line(&r.status()));
     let config_reload = state.reloads.last();
+    let previews = state.scheduler.previews().summaries(MAX_PREVIEW_ROWS);
     let rendered = tokio::task::spawn_blocking(move || {
         let sources: Vec<SourceView> = read
             .into_iter()
@@ -111,7 +112,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
                 }
             })
             .collect();
-        render(total, follower, config_reload, &sources, &paces)
+        render(total, follower, config_reload, &sources, &paces, previews)
     })
     .await;
     match rendered {
@@ -168,6 +169,19 @@ struct Page {
     integrations: Vec<IntegrationRow>,
     problems: Vec<ProblemGroup>,
     adoption: Vec<AdoptionTable>,
+    previews: Vec<PreviewRow>,
+}
+
+/// Open pull requests listed at most.
+const MAX_PREVIEW_ROWS: usize = 50;
+
+/// One open pull request's check.
+struct PreviewRow {
+    source: String,
+    pull_request: String,
+    title: String,
+    passed: bool,
+    link: Link,
 }
 
 /// One source's card.
@@ -288,6 +302,7 @@ fn render(
     config_reload: Option<super::config_reload::ReloadLine>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
+    previews: Vec<crate::checks::PreviewSummary>,
 ) -> Result<String, askama::Error> {
     let running = sources.iter().any(|s| s.runner.in_progress());
     Page {
@@ -303,6 +318,16 @@ fn render(
         integrations: integrations(paces),
         problems: problems(sources),
         adoption: sources.iter().filter_map(adoption).collect(),
+        previews: previews
+            .into_iter()
+            .map(|p| PreviewRow {
+                source: p.provider,
+                pull_request: format!("{}/{} #{}", p.project, p.repository, p.pull_request),
+                title: p.title,
+                passed: p.result == "pass",
+                link: Link::path(p.path),
+            })
+            .collect(),
     }
     .render()
 }

@@ -62,6 +62,14 @@ impl FileUrl {
         }
     }
 
+    /// The file's path in its repository (`dir/catalog-info.yaml`).
+    pub(crate) fn path(&self) -> String {
+        match &self.file {
+            Named::Server(file) => file.path.join("/"),
+            Named::Cloud(file) => file.path.join("/"),
+        }
+    }
+
     /// The repository's web URL (`…/projects/KEY/repos/slug/browse`, or
     /// `https://host/{workspace}/{slug}`).
     pub(crate) fn repo_url(&self) -> &str {

@@ -7,7 +7,8 @@
 //!   web URL parsed once; [`refusal`]: why a URL is not read; [`scope`]: a
 //!   provider's target scope.
 //! - [`reader`]: the one reader for file URLs, by integration host.
-//! - [`webhooks`]: signed webhook payloads.
+//! - [`webhooks`]: signed webhook payloads; [`pull_requests`]: a pull
+//!   request's changed paths and where its check is posted.
 //!
 //! Every request goes through [`Http`] (`http.rs`): credentials, the
 //! integration's pace and concurrency cap (`pacing/`), retries with backoff
@@ -25,6 +26,7 @@ pub(crate) mod file_url;
 mod http;
 mod pacing;
 mod pool;
+pub(crate) mod pull_requests;
 pub(crate) mod reader;
 pub(crate) mod refusal;
 pub(crate) mod scope;

@@ -66,9 +66,33 @@ pub(crate) enum Event {
     Moved { old: Option<RepoRef>, new: RepoRef },
     /// Cloud `repo:deleted`.
     Deleted { repository: RepoRef },
+    /// A pull request opened, or its source or target moved: check it
+    /// (`repository`: the one it merges into).
+    #[strum(serialize = "pullrequest")]
+    PullRequest {
+        repository: RepoRef,
+        pull_request: PullRequest,
+    },
+    /// A pull request merged, declined or deleted: its preview goes.
+    #[strum(serialize = "pullrequest_closed")]
+    PullRequestClosed { repository: RepoRef, id: u64 },
     /// An event discovery does not act on.
     #[strum(serialize = "other")]
     Ignored { key: String },
+}
+
+/// A pull request as its event tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PullRequest {
+    pub id: u64,
+    pub title: String,
+    /// The commit to check (the source branch's head).
+    pub source_commit: String,
+    pub source_branch: String,
+    /// The branch it merges into.
+    pub target_branch: String,
+    /// The repository its source is in, when not the target (a fork).
+    pub fork: Option<RepoRef>,
 }
 
 impl Event {
@@ -99,18 +123,46 @@ pub(crate) const SUBSCRIBED: &[(Product, &str, Reader)] = &[
     (Product::Cloud, "repo:updated", cloud::updated),
     (Product::Cloud, "repo:transfer", cloud::updated),
     (Product::Cloud, "repo:deleted", cloud::deleted),
+    (Product::Server, "pr:opened", server::pull_request),
+    (Product::Server, "pr:from_ref_updated", server::pull_request),
+    (
+        Product::Server,
+        "pr:modified",
+        server::pull_request_retargeted,
+    ),
+    (Product::Server, "pr:merged", server::pull_request_closed),
+    (Product::Server, "pr:declined", server::pull_request_closed),
+    (Product::Server, "pr:deleted", server::pull_request_closed),
+    (Product::Cloud, "pullrequest:created", cloud::pull_request),
+    (Product::Cloud, "pullrequest:updated", cloud::pull_request),
+    (
+        Product::Cloud,
+        "pullrequest:fulfilled",
+        cloud::pull_request_closed,
+    ),
+    (
+        Product::Cloud,
+        "pullrequest:rejected",
+        cloud::pull_request_closed,
+    ),
 ];
 
 /// Data Center's "Test connection" (sent whatever the subscription).
 const PING: (Product, &str) = (Product::Server, "diagnostics:ping");
 
-/// The event keys webhooks of `product` subscribe to.
-pub(crate) fn subscribed(product: Product) -> Vec<&'static str> {
+/// The event keys webhooks of `product` subscribe to; pull-request events
+/// only for a provider that checks pull requests.
+pub(crate) fn subscribed(product: Product, pull_requests: bool) -> Vec<&'static str> {
     SUBSCRIBED
         .iter()
-        .filter(|(p, _, _)| *p == product)
+        .filter(|(p, key, _)| *p == product && (pull_requests || !is_pull_request_event(key)))
         .map(|(_, key, _)| *key)
         .collect()
+}
+
+/// `pr:…` (Data Center) and `pullrequest:…` (Cloud).
+fn is_pull_request_event(key: &str) -> bool {
+    key.starts_with("pr:") || key.starts_with("pullrequest:")
 }
 
 /// Reads the body of an `X-Event-Key: key` event.
@@ -136,7 +188,7 @@ pub(crate) fn parse(flavour: Product, key: &str, body: &[u8]) -> Result<Event, P
 mod server {
     use serde::Deserialize;
 
-    use super::{BranchMove, Event, RepoRef, strip_heads};
+    use super::{BranchMove, Event, PullRequest, RepoRef, strip_heads};
     use crate::bitbucket::server::Repository;
 
     /// `repo:refs_changed`: branches (and tags) moved.
@@ -159,6 +211,107 @@ mod server {
             old: Some(payload.old.into()),
             new: payload.new.into(),
         })
+    }
+
+    /// `pr:opened`, `pr:from_ref_updated`: a pull request to check.
+    pub(super) fn pull_request(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: PullRequestPayload = serde_json::from_slice(body)?;
+        Ok(payload.pull_request.into_event())
+    }
+
+    /// `pr:modified`: checked again only when its target branch changed
+    /// (a new title changes nothing in the catalog).
+    pub(super) fn pull_request_retargeted(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: PullRequestPayload = serde_json::from_slice(body)?;
+        let retargeted = payload.previous_target.as_ref().is_some_and(|previous| {
+            previous.id.as_deref().and_then(strip_heads)
+                != payload
+                    .pull_request
+                    .to_ref
+                    .id
+                    .as_deref()
+                    .and_then(strip_heads)
+        });
+        if !retargeted {
+            return Ok(Event::Ignored {
+                key: "pr:modified".into(),
+            });
+        }
+        Ok(payload.pull_request.into_event())
+    }
+
+    /// `pr:merged`, `pr:declined`, `pr:deleted`.
+    pub(super) fn pull_request_closed(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: PullRequestPayload = serde_json::from_slice(body)?;
+        let pr = payload.pull_request;
+        Ok(Event::PullRequestClosed {
+            repository: pr.to_ref.repository.into(),
+            id: pr.id,
+        })
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PullRequestPayload {
+        pull_request: Pr,
+        previous_target: Option<PreviousTarget>,
+    }
+
+    /// `pr:modified`'s target before the change.
+    #[derive(Deserialize)]
+    struct PreviousTarget {
+        id: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Pr {
+        id: u64,
+        #[serde(default)]
+        title: String,
+        from_ref: PrRef,
+        to_ref: PrRef,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PrRef {
+        id: Option<String>,
+        display_id: Option<String>,
+        latest_commit: Option<String>,
+        repository: Repository,
+    }
+
+    impl PrRef {
+        fn branch(&self) -> String {
+            self.id
+                .as_deref()
+                .and_then(strip_heads)
+                .or_else(|| self.display_id.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    impl Pr {
+        fn into_event(self) -> Event {
+            let source_branch = self.from_ref.branch();
+            let target_branch = self.to_ref.branch();
+            let same = self.from_ref.repository.slug == self.to_ref.repository.slug
+                && self.from_ref.repository.project.key == self.to_ref.repository.project.key;
+            let source_commit = self.from_ref.latest_commit.unwrap_or_default();
+            let fork = (!same).then(|| self.from_ref.repository.into());
+            Event::PullRequest {
+                repository: self.to_ref.repository.into(),
+                pull_request: PullRequest {
+                    id: self.id,
+                    title: self.title,
+                    source_commit,
+                    source_branch,
+                    target_branch,
+                    fork,
+                },
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -240,7 +393,77 @@ mod server {
 mod cloud {
     use serde::Deserialize;
 
-    use super::{BranchMove, Event, RepoRef};
+    use super::{BranchMove, Event, PullRequest, RepoRef};
+
+    /// `pullrequest:created`, `pullrequest:updated`: a pull request to check.
+    pub(super) fn pull_request(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: PullRequestPayload = serde_json::from_slice(body)?;
+        let pr = payload.pullrequest;
+        let target: RepoRef = pr
+            .destination
+            .repository
+            .or(payload.repository)
+            .ok_or_else(no_repository)?
+            .into();
+        let source: Option<RepoRef> = pr.source.repository.map(Into::into);
+        let fork = source.filter(|s| {
+            !(s.slug.eq_ignore_ascii_case(&target.slug)
+                && s.workspace.as_deref().map(str::to_lowercase)
+                    == target.workspace.as_deref().map(str::to_lowercase))
+        });
+        Ok(Event::PullRequest {
+            repository: target,
+            pull_request: PullRequest {
+                id: pr.id,
+                title: pr.title,
+                source_commit: pr.source.commit.and_then(|c| c.hash).unwrap_or_default(),
+                source_branch: pr.source.branch.map(|b| b.name).unwrap_or_default(),
+                target_branch: pr.destination.branch.map(|b| b.name).unwrap_or_default(),
+                fork,
+            },
+        })
+    }
+
+    /// `pullrequest:fulfilled` (merged), `pullrequest:rejected` (declined).
+    pub(super) fn pull_request_closed(body: &[u8]) -> Result<Event, serde_json::Error> {
+        let payload: PullRequestPayload = serde_json::from_slice(body)?;
+        let pr = payload.pullrequest;
+        Ok(Event::PullRequestClosed {
+            repository: pr
+                .destination
+                .repository
+                .or(payload.repository)
+                .ok_or_else(no_repository)?
+                .into(),
+            id: pr.id,
+        })
+    }
+
+    fn no_repository() -> serde_json::Error {
+        serde::de::Error::custom("the pull request names no repository")
+    }
+
+    #[derive(Deserialize)]
+    struct PullRequestPayload {
+        pullrequest: Pr,
+        repository: Option<Repository>,
+    }
+
+    #[derive(Deserialize)]
+    struct Pr {
+        id: u64,
+        #[serde(default)]
+        title: String,
+        source: Side,
+        destination: Side,
+    }
+
+    #[derive(Deserialize)]
+    struct Side {
+        branch: Option<Named>,
+        commit: Option<Target>,
+        repository: Option<Repository>,
+    }
 
     /// `repo:push`: branches (and tags) moved.
     pub(super) fn push(body: &[u8]) -> Result<Event, serde_json::Error> {
@@ -296,7 +519,7 @@ mod cloud {
     }
 
     #[derive(Deserialize)]
-    struct Named {
+    pub(super) struct Named {
         name: String,
     }
 
@@ -453,10 +676,15 @@ pub(crate) fn minimal_body(product: Product) -> serde_json::Value {
     match product {
         Product::Server => {
             let repository = json!({"slug": "svc", "project": {"key": "PRJ"}});
-            json!({"repository": repository, "old": repository, "new": repository, "changes": []})
+            let side = |branch: &str| json!({"id": format!("refs/heads/{branch}"), "latestCommit": "c0ffee", "repository": repository});
+            json!({"repository": repository, "old": repository, "new": repository, "changes": [],
+                "pullRequest": {"id": 1, "fromRef": side("feature"), "toRef": side("main")},
+                "previousTarget": {"id": "refs/heads/old"}})
         }
         Product::Cloud => {
-            json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []}})
+            let side = |branch: &str| json!({"branch": {"name": branch}, "commit": {"hash": "c0ffee"}, "repository": {"full_name": "ws/svc"}});
+            json!({"repository": {"full_name": "ws/svc"}, "push": {"changes": []},
+                "pullrequest": {"id": 1, "source": side("feature"), "destination": side("main")}})
         }
     }
 }
@@ -608,11 +836,53 @@ mod tests {
     }
 
     #[test]
+    fn pull_request_events_name_the_target_and_the_source_commit() {
+        let repo = |slug: &str| json!({"slug": slug, "id": 7, "project": {"key": "PRJ"}});
+        let body = json!({"pullRequest": {"id": 12, "title": "t",
+            "fromRef": {"id": "refs/heads/feature", "latestCommit": "abc", "repository": repo("fork")},
+            "toRef": {"id": "refs/heads/main", "latestCommit": "def", "repository": repo("svc")}}});
+        let Event::PullRequest {
+            repository,
+            pull_request,
+        } = parsed(Product::Server, "pr:opened", &body)
+        else {
+            panic!("not a pull request")
+        };
+        assert_eq!(repository.slug, "svc");
+        assert_eq!(
+            (pull_request.id, pull_request.source_commit.as_str()),
+            (12, "abc")
+        );
+        assert_eq!(pull_request.target_branch, "main");
+        assert_eq!(pull_request.fork.map(|f| f.slug).as_deref(), Some("fork"));
+        // A new title alone is not checked again.
+        let mut retitled = body.clone();
+        retitled["previousTarget"] = json!({"id": "refs/heads/main"});
+        assert!(matches!(
+            parsed(Product::Server, "pr:modified", &retitled),
+            Event::Ignored { .. }
+        ));
+        let cloud = json!({"pullrequest": {"id": 3, "title": "t",
+            "source": {"branch": {"name": "f"}, "commit": {"hash": "abc"}, "repository": {"full_name": "ws/svc"}},
+            "destination": {"branch": {"name": "main"}, "repository": {"full_name": "ws/svc"}}}});
+        let Event::PullRequest { pull_request, .. } =
+            parsed(Product::Cloud, "pullrequest:updated", &cloud)
+        else {
+            panic!("not a pull request")
+        };
+        assert_eq!(pull_request.fork, None);
+        assert_eq!(
+            parsed(Product::Cloud, "pullrequest:fulfilled", &cloud).kind(),
+            "pullrequest_closed"
+        );
+    }
+
+    #[test]
     fn unknown_events_are_ignored_and_broken_bodies_are_errors() {
         assert_eq!(
-            parse(Product::Server, "pr:opened", b"{}").unwrap(),
+            parse(Product::Server, "pr:comment:added", b"{}").unwrap(),
             Event::Ignored {
-                key: "pr:opened".into()
+                key: "pr:comment:added".into()
             }
         );
         assert!(parse(Product::Server, "repo:refs_changed", b"{}").is_err());

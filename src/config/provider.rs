@@ -39,6 +39,9 @@ pub struct ProviderSettings {
     /// `withoutCatalogFile.generate`: a Component for each repository
     /// without a catalog file.
     pub generate: Option<super::generated::GenerateSettings>,
+    /// `pullRequests.checks`: check pull requests into the branch read
+    /// and report on them in Bitbucket (off by default).
+    pub pull_request_checks: bool,
 }
 
 /// A provider's `webhooks`: the daemon creates (or updates) the webhooks
@@ -312,6 +315,14 @@ pub(super) mod raw {
         pub url: BaseUrl,
     }
 
+    /// `pullRequests`: what is done for pull requests.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct PullRequests {
+        #[serde(default)]
+        pub checks: bool,
+    }
+
     /// A provider entry as written: its own keys, then the keys both
     /// flavours have, resolved by `settings()` into [`ProviderSettings`]:
     /// a shared key is declared here and there only. Listed, not
@@ -331,6 +342,7 @@ pub(super) mod raw {
                 pub webhooks: Option<$crate::config::provider::raw::Webhooks>,
                 pub without_catalog_file:
                     Option<$crate::config::generated::raw::WithoutCatalogFile>,
+                pub pull_requests: Option<$crate::config::provider::raw::PullRequests>,
             }
 
             impl $name {
@@ -377,6 +389,7 @@ pub(super) mod raw {
                         webhooks: webhook_registration(ctx, key, webhooks, has_secret, kind)?,
                         catalog: catalog.clone(),
                         generate,
+                        pull_request_checks: self.pull_requests.take().is_some_and(|p| p.checks),
                     })
                 }
             }

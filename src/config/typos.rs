@@ -52,6 +52,8 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "generate",
     "lifecycle",
     "owner",
+    "pullRequests",
+    "checks",
     // catalog
     "providers",
     "locations",
@@ -258,6 +260,7 @@ mod tests {
             fields::<cloud::raw::CloudProvider>(),
             fields::<cloud::raw::CloudFilters>(),
             fields::<provider::raw::Webhooks>(),
+            fields::<provider::raw::PullRequests>(),
             fields::<generated::raw::WithoutCatalogFile>(),
             fields::<generated::raw::Generate>(),
             fields::<processing::Processing>(),

@@ -220,6 +220,17 @@ impl Flavour for CloudFlavour {
         &self.integration.host
     }
 
+    fn pull_request_api(
+        &self,
+        stats: &Arc<RequestStats>,
+    ) -> crate::bitbucket::pull_requests::PullRequestApi {
+        crate::bitbucket::pull_requests::PullRequestApi::new(
+            self.counted_http(stats),
+            Product::Cloud,
+            self.integration.api_base_url.clone(),
+        )
+    }
+
     fn pinned_branch(&self) -> Option<&str> {
         None
     }
@@ -341,6 +352,7 @@ impl CloudFlavour {
                 workspace,
                 &webhooks.target,
                 secret,
+                self.config.shared.pull_request_checks,
                 &mut listing.notices,
             )
             .await;

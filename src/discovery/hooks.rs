@@ -86,6 +86,7 @@ pub(super) async fn keep_server(
     client: &ServerClient,
     target: &Url,
     secret: &Secret,
+    pull_requests: bool,
     repos: &[(String, String)],
     notices: &mut Vec<String>,
 ) {
@@ -110,7 +111,7 @@ pub(super) async fn keep_server(
         "name": HOOK_NAME,
         "url": target.as_str(),
         "active": true,
-        "events": subscribed(Product::Server),
+        "events": subscribed(Product::Server, pull_requests),
         "configuration": {"secret": secret.expose()},
     });
     let mut scopes: Vec<(String, Option<String>)> = if project_hooks {
@@ -168,6 +169,7 @@ pub(super) async fn keep_cloud(
     workspace: &str,
     target: &Url,
     secret: &Secret,
+    pull_requests: bool,
     notices: &mut Vec<String>,
 ) {
     let scope = format!("workspace:{}", workspace.to_lowercase());
@@ -179,7 +181,7 @@ pub(super) async fn keep_cloud(
         "url": target.as_str(),
         "active": true,
         "secret": secret.expose(),
-        "events": subscribed(Product::Cloud),
+        "events": subscribed(Product::Cloud, pull_requests),
     });
     let result = async {
         let existing = client.workspace_hooks(workspace).await?;

@@ -23,6 +23,7 @@ use super::{
     CatalogFile, Outcome, Problem, ProblemKind, RepoRef, RepositoryRecord, RunContext, RunReport,
     UnitUpdate,
 };
+use crate::bitbucket::pull_requests::PullRequestApi;
 use crate::bitbucket::reader::FileReader;
 use crate::bitbucket::server::{BranchHead, ChangedPath};
 use crate::bitbucket::{BitbucketError, Http, IntegrationHttp, RequestStats};
@@ -166,6 +167,21 @@ pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
         client: &Self::Client,
         repo: &RepoRef,
     ) -> impl Future<Output = Result<Option<String>, BitbucketError>> + Send;
+
+    /// The pull-request calls, counting into `stats`.
+    fn pull_request_api(&self, stats: &Arc<RequestStats>) -> PullRequestApi;
+}
+
+/// What a pull-request check of a provider works with.
+#[derive(Debug, Clone)]
+pub(crate) struct PullRequestReads {
+    pub api: PullRequestApi,
+    /// `catalogPath` (a pattern when `glob`).
+    pub catalog_path: String,
+    pub glob: bool,
+    /// Where this daemon is reached (from `webhooks.url`), for the link
+    /// to a preview.
+    pub preview_base: Option<String>,
 }
 
 /// A repository's files, for a glob: every path (relative to its root)
@@ -644,6 +660,12 @@ pub(crate) trait RepositoryReads: std::fmt::Debug + Send + Sync {
         repo: &'a RepoRef,
     ) -> BoxFuture<'a, Result<Option<String>, BitbucketError>>;
 
+    /// What pull-request checks need, when `pullRequests.checks` is on.
+    fn pull_requests(&self, stats: &Arc<RequestStats>) -> Option<PullRequestReads> {
+        let _ = stats;
+        None
+    }
+
     /// Reads `reads` as a run would (same pace, budgets and processing),
     /// handing the results to `ctx.sink`.
     fn read_now<'a>(
@@ -656,6 +678,23 @@ pub(crate) trait RepositoryReads: std::fmt::Debug + Send + Sync {
 impl<F: Flavour> RepositoryReads for Provider<F> {
     fn host(&self) -> &str {
         self.flavour.host()
+    }
+
+    fn pull_requests(&self, stats: &Arc<RequestStats>) -> Option<PullRequestReads> {
+        let shared = self.flavour.shared();
+        shared.pull_request_checks.then(|| PullRequestReads {
+            api: self.flavour.pull_request_api(stats),
+            catalog_path: shared.catalog_path.clone(),
+            glob: shared.catalog_glob.is_some(),
+            // The daemon's public URL, as `webhooks.url` gives it.
+            preview_base: shared.webhooks.as_ref().map(|w| {
+                let target = w.target.as_str();
+                target
+                    .find("/api/events/http/")
+                    .map_or(target, |end| &target[..end])
+                    .to_owned()
+            }),
+        })
     }
 
     fn pinned_branch(&self) -> Option<&str> {

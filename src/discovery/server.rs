@@ -59,6 +59,17 @@ impl Flavour for ServerFlavour {
         &self.integration.host
     }
 
+    fn pull_request_api(
+        &self,
+        stats: &Arc<RequestStats>,
+    ) -> crate::bitbucket::pull_requests::PullRequestApi {
+        crate::bitbucket::pull_requests::PullRequestApi::new(
+            self.counted_http(stats),
+            Product::Server,
+            self.integration.api_base_url.clone(),
+        )
+    }
+
     fn pinned_branch(&self) -> Option<&str> {
         self.config.filters.branch.as_deref()
     }
@@ -279,6 +290,7 @@ impl ServerFlavour {
                 client,
                 &webhooks.target,
                 secret,
+                self.config.shared.pull_request_checks,
                 &scopes,
                 &mut listing.notices,
             )

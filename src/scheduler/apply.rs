@@ -30,6 +30,9 @@ pub struct Applier {
     /// Batches written (entities and repository records): the status page
     /// compares it to know whether what it shows may have changed.
     written: AtomicU64,
+    /// Open pull requests' previews: shared by every provider's event
+    /// reads (which make them) and the API (which serves them).
+    previews: Arc<crate::checks::Previews>,
 }
 
 impl Applier {
@@ -41,7 +44,13 @@ impl Applier {
             tracker: TaskTracker::new(),
             unwritten: parking_lot::Mutex::new(Vec::new()),
             written: AtomicU64::new(0),
+            previews: Arc::default(),
         })
+    }
+
+    /// The open pull requests' previews.
+    pub(crate) fn previews(&self) -> &Arc<crate::checks::Previews> {
+        &self.previews
     }
 
     /// How many batches have been written so far.

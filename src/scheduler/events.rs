@@ -122,6 +122,24 @@ impl EventReads {
             if stop.is_cancelled() {
                 return;
             }
+            match &item.work {
+                Work::PullRequest(pr) => {
+                    self.check_pull_request(&item, pr, &resolver).await;
+                    continue;
+                }
+                Work::PullRequestClosed(id) => {
+                    let key = crate::checks::closed_key(&self.source, &item.repository, *id);
+                    let dropped = self.applier.previews().remove(&key);
+                    let outcome = if dropped {
+                        Outcome::Applied
+                    } else {
+                        Outcome::Ignored("no preview was kept for it".into())
+                    };
+                    self.finish_item(&item, &outcome, false);
+                    continue;
+                }
+                _ => {}
+            }
             let plan = match resolver.resolve(&item).await {
                 Ok(plan) => plan,
                 Err(why) => Plan::Done(Outcome::Failed(why.to_string())),
@@ -183,6 +201,40 @@ impl EventReads {
             requests = report.requests,
             "read repositories named by events"
         );
+    }
+
+    /// Checks a pull request and posts the result; the branch read comes
+    /// from the records when they know it (no request).
+    async fn check_pull_request(
+        &self,
+        item: &WorkItem,
+        pr: &crate::bitbucket::webhooks::PullRequest,
+        resolver: &Resolver<'_>,
+    ) {
+        let mut branch = item.repository.main_branch.clone();
+        if branch.is_none()
+            && let Some(id) = &item.repository.id
+        {
+            branch = resolver
+                .record(crate::store::RepositoryKey::Id(id))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.branch);
+        }
+        let check = crate::checks::PullRequestCheck {
+            source: &self.source,
+            reads: self.reads.as_ref(),
+            catalog: &self.catalog,
+            previews: self.applier.previews(),
+            stop: self.shutdown.clone(),
+        };
+        let outcome = match check.run(item.repository.clone(), branch, pr).await {
+            crate::checks::Checked::Posted(_) => Outcome::Applied,
+            crate::checks::Checked::Ignored(why) => Outcome::Ignored(why),
+            crate::checks::Checked::Failed(why) => Outcome::Failed(why),
+        };
+        self.finish_item(item, &outcome, false);
     }
 
     /// Drops a deleted (or moved-away) repository's entities, guarded.

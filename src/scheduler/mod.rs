@@ -272,6 +272,15 @@ impl Scheduler {
         self.runners.read().clone()
     }
 
+    /// The open pull requests' previews (shared by every runner).
+    pub(crate) fn previews(&self) -> Arc<crate::checks::Previews> {
+        self.runners
+            .read()
+            .first()
+            .map(|r| Arc::clone(r.applier().previews()))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn runner(&self, id: &str) -> Option<Arc<SourceRunner>> {
         self.runners.read().iter().find(|r| r.id() == id).cloned()
     }

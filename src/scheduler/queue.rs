@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bitbucket::webhooks::{BranchMove, Event};
+use crate::bitbucket::webhooks::{BranchMove, Event, PullRequest};
 use crate::discovery::RepoRef;
 use crate::rfc3339;
 use crate::store::StoreError;
@@ -41,6 +41,12 @@ pub(crate) enum Work {
     /// Renamed or moved; `old` says where it was, when the event tells.
     Moved(Option<RepoRef>),
     Deleted,
+    /// A pull request to check (its latest state).
+    #[strum(serialize = "pullrequest")]
+    PullRequest(Box<PullRequest>),
+    /// A pull request merged or declined: its preview goes.
+    #[strum(serialize = "pullrequest_closed")]
+    PullRequestClosed(u64),
 }
 
 impl Work {
@@ -73,6 +79,13 @@ impl Work {
             } => Some((repository, Work::pushed(branches, Vec::new()))),
             Event::Moved { old, new } => Some((new, Work::Moved(old))),
             Event::Deleted { repository } => Some((repository, Work::Deleted)),
+            Event::PullRequest {
+                repository,
+                pull_request,
+            } => Some((repository, Work::PullRequest(Box::new(pull_request)))),
+            Event::PullRequestClosed { repository, id } => {
+                Some((repository, Work::PullRequestClosed(id)))
+            }
             Event::Ping | Event::Ignored { .. } => None,
         }
     }
@@ -80,6 +93,10 @@ impl Work {
     /// `self` followed by `later`, as one piece of work.
     pub(super) fn then(self, later: Work) -> Work {
         match (self, later) {
+            // A pull request's work is queued apart (see `WorkItem::key`):
+            // its latest state is all that counts.
+            (Work::PullRequest(_) | Work::PullRequestClosed(_), later)
+            | (_, later @ (Work::PullRequest(_) | Work::PullRequestClosed(_))) => later,
             (_, Work::Deleted) => Work::Deleted,
             (Work::Moved(old), Work::Moved(newer)) => Work::Moved(old.or(newer)),
             (_, Work::Moved(old)) => Work::Moved(old),
@@ -109,6 +126,16 @@ pub(crate) struct WorkItem {
 
 impl WorkItem {
     pub(super) fn key(&self) -> String {
+        let repository = self.repository_key();
+        match &self.work {
+            // Updates of one pull request coalesce, apart from pushes.
+            Work::PullRequest(pr) => format!("{repository}#pr{}", pr.id),
+            Work::PullRequestClosed(id) => format!("{repository}#pr{id}"),
+            _ => repository,
+        }
+    }
+
+    fn repository_key(&self) -> String {
         match &self.repository.id {
             Some(id) => format!("id:{id}"),
             None => format!(

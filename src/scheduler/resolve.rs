@@ -114,7 +114,9 @@ impl Resolver<'_> {
                 (None, Some(old)) => self.record_at(old).await?,
                 (None, None) => None,
             },
-            Work::Pushed(_) | Work::Refresh => None,
+            Work::Pushed(_) | Work::Refresh | Work::PullRequest(_) | Work::PullRequestClosed(_) => {
+                None
+            }
         };
         if let Some(record) = &by_id {
             // Payloads often leave these out (Cloud: `mainbranch`, project).

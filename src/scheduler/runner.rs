@@ -63,6 +63,10 @@ pub(crate) enum RefreshOutcome {
 }
 
 impl SourceRunner {
+    pub(crate) fn applier(&self) -> &Arc<Applier> {
+        &self.applier
+    }
+
     pub(crate) fn new(
         source: Source,
         catalog: Arc<Catalog>,

@@ -31,6 +31,7 @@ mod locations;
 mod persistence;
 mod plan;
 mod postgres;
+mod pr_checks;
 mod progressive;
 mod reconciliation;
 mod reload;
