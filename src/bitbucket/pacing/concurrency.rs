@@ -283,8 +283,8 @@ mod tests {
         assert_eq!(adaptive.limit(), 64);
         // Now each request in flight adds 5 ms.
         let limits = run(&mut adaptive, &mut now, 40, |n| 10 * MS + 5 * MS * n as u32);
-        // Within a few windows it stays around the knee (3 in flight: 25 ms).
-        assert!(limits[10..].iter().all(|&l| l <= 5), "{limits:?}");
+        // Within a few windows it stays near the knee (4 in flight: 30 ms).
+        assert!(limits[10..].iter().all(|&l| l <= 6), "{limits:?}");
     }
 
     #[test]
