@@ -131,8 +131,14 @@ async fn pushes_and_refreshes_are_served_within_2s_during_a_sweep_of_2000_reposi
     // Nothing waits for the sweep; a 429 meanwhile (the pacer probing the
     // bucket) stops everyone for its Retry-After, interactive work too, so
     // the bound is judged on what was served without one.
-    let calm: Vec<_> = served.iter().filter(|(_, _, limited)| *limited == 0).collect();
-    assert!(calm.len() >= 3, "too few served without a 429 to judge: {served:?}");
+    let calm: Vec<_> = served
+        .iter()
+        .filter(|(_, _, limited)| *limited == 0)
+        .collect();
+    assert!(
+        calm.len() >= 3,
+        "too few served without a 429 to judge: {served:?}"
+    );
     assert!(
         calm.iter().all(|(_, took, _)| *took < BOUND),
         "interactive work waited behind the sweep: {served:?}"
@@ -167,7 +173,10 @@ async fn concurrency_grows_past_8_against_a_fast_bitbucket() {
     );
     // Shown, whatever it is now that the run is over.
     let limit = concurrency_limit(&app, &sim.host()).await;
-    eprintln!("{} in flight at most; limit now {limit}", stats.max_in_flight);
+    eprintln!(
+        "{} in flight at most; limit now {limit}",
+        stats.max_in_flight
+    );
     assert!(limit >= 2.0, "concurrency limit {limit}");
     app.stop().await;
 }

@@ -202,8 +202,7 @@ impl GateState {
         match lane {
             Lane::Interactive => self.waiting[0].is_empty() && self.held < self.limit,
             Lane::Sweep => {
-                self.waiting.iter().all(VecDeque::is_empty)
-                    && self.held + self.reserve < self.limit
+                self.waiting.iter().all(VecDeque::is_empty) && self.held + self.reserve < self.limit
             }
         }
     }
