@@ -207,9 +207,16 @@ async fn concurrency_backs_off_when_latency_grows_with_load() {
         )
         .await;
     assert_eq!(status, 202);
-    // The first seconds (start-up, the listing, the first back-offs)
-    // settle; from then on few requests are in flight.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Start-up, the listing and the first back-offs (40 answers) settle;
+    // from then on few requests are in flight.
+    let started = Instant::now();
+    while sim.stats().requests < 40 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     sim.reset_stats();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = sim.stats();
