@@ -132,7 +132,8 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             rate_limit: None,
-            max_concurrent_requests: 16,
+            // The ceiling of the adaptive limit, which starts at 8.
+            max_concurrent_requests: 64,
             connect_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(60),
             max_retries: 5,

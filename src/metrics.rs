@@ -241,6 +241,15 @@ pub(crate) fn record_integration(
         .absolute(rate_limited);
 }
 
+/// An integration's adaptive concurrency, set at each scrape: requests
+/// allowed in flight now, and in flight now.
+pub(crate) fn record_concurrency(host: &str, limit: usize, in_flight: usize) {
+    metrics::gauge!("bitbucket_integration_concurrency_limit", "host" => host.to_owned())
+        .set(limit as f64);
+    metrics::gauge!("bitbucket_integration_requests_in_flight", "host" => host.to_owned())
+        .set(in_flight as f64);
+}
+
 /// A provider's current run, set at each scrape: whether one is in
 /// progress, and its repositories by state (all 0 between runs).
 pub(crate) fn record_run_progress(provider: &str, in_progress: bool, progress: RunProgress) {

@@ -210,6 +210,10 @@ pub struct Behaviour {
     /// Added before answering every API request.
     #[serde(with = "duration_ms")]
     pub latency: Duration,
+    /// Added on top of `latency` for each API request in flight (this one
+    /// included): a server that slows down with load.
+    #[serde(with = "duration_ms")]
+    pub latency_per_in_flight: Duration,
     /// `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
     pub faults: Faults,

@@ -80,6 +80,9 @@ struct Cli {
     /// Latency added to every API request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Latency added per API request in flight (a server that slows with load).
+    #[arg(long, default_value_t = 0)]
+    latency_per_in_flight_ms: u64,
     /// Token bucket size per credential; 0 disables rate limiting.
     /// Bitbucket Data Center's default is 60 with 5 per second.
     #[arg(long, default_value_t = 0)]
@@ -197,6 +200,7 @@ impl Cli {
             },
             behaviour: Behaviour {
                 latency: Duration::from_millis(self.latency_ms),
+                latency_per_in_flight: Duration::from_millis(self.latency_per_in_flight_ms),
                 rate_limit: (self.rate_limit_burst > 0).then_some(RateLimit {
                     burst: self.rate_limit_burst,
                     per_second: self.rate_limit_per_second,

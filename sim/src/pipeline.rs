@@ -43,8 +43,13 @@ pub(crate) async fn pipeline(
             .map_or(path.as_str(), |pq| pq.as_str())
     );
     let behaviour = state.behaviour();
-    if !behaviour.latency.is_zero() {
-        tokio::time::sleep(behaviour.latency).await;
+    let in_flight = state.stats.enter();
+    let latency = behaviour.latency
+        + behaviour
+            .latency_per_in_flight
+            .saturating_mul(u32::try_from(in_flight.now).unwrap_or(u32::MAX));
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
 
     let authorization = request

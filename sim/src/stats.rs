@@ -1,6 +1,7 @@
 //! Request counters, by endpoint kind and outcome.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,9 @@ pub struct Stats {
     pub by_status: BTreeMap<String, u64>,
     pub by_kind: BTreeMap<EndpointKind, KindStats>,
     pub faults: FaultCounts,
+    /// The most API requests in flight at once.
+    #[serde(default)]
+    pub max_in_flight: u64,
 }
 
 impl Stats {
@@ -208,9 +212,22 @@ impl Stats {
     }
 }
 
+/// One request in flight, until dropped.
+pub(crate) struct InFlight<'a> {
+    recorder: &'a Recorder,
+    pub(crate) now: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.recorder.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     stats: Mutex<Stats>,
+    in_flight: AtomicU64,
     /// `METHOD path?query` of every request since the last reset.
     seen: Mutex<HashSet<String>>,
 }
@@ -238,6 +255,17 @@ impl Recorder {
             Outcome::Reset => stats.faults.reset += 1,
             Outcome::Truncated => stats.faults.truncated += 1,
             Outcome::Status(_) => {}
+        }
+    }
+
+    /// A request arrived: how many are in flight now, this one included.
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut stats = self.stats.lock();
+        stats.max_in_flight = stats.max_in_flight.max(now);
+        InFlight {
+            recorder: self,
+            now,
         }
     }
 

@@ -31,6 +31,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
 /// role), read from the state at each scrape rather than kept in step.
 fn record_current(state: &ApiState) {
     for (host, pace) in state.integrations.paces() {
+        crate::metrics::record_concurrency(&host, pace.concurrency, pace.in_flight);
         crate::metrics::record_integration(
             &host,
             pace.pace_per_second,

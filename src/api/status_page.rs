@@ -220,6 +220,8 @@ struct IntegrationRow {
     host: String,
     pace: String,
     blocked: bool,
+    /// Requests allowed in flight now (the adaptive limit).
+    concurrency: usize,
     answered: u64,
     rate_limited: u64,
 }
@@ -408,6 +410,7 @@ fn integrations(paces: &[(String, PaceView)]) -> Vec<IntegrationRow> {
                 None => "not paced".to_owned(),
             },
             blocked: pace.blocked,
+            concurrency: pace.concurrency,
             answered: pace.answered,
             rate_limited: pace.rate_limited,
         })

@@ -136,10 +136,11 @@ impl Http {
                 Some(status) if !status.is_server_error() => Attempt::Final(err),
                 _ => Attempt::Transient(err),
             })?;
-        let slot = self.shared.pacer.acquire().await;
+        let mut slot = self.shared.pacer.acquire().await;
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
+                slot.overloaded();
                 self.stats
                     .record(&self.shared.credentials.host, endpoint, "error");
                 return Err(Attempt::Transient(BitbucketError::transport(url, err)));
@@ -148,6 +149,9 @@ impl Http {
         let status = response.status();
         self.stats
             .record(&self.shared.credentials.host, endpoint, status.as_str());
+        if overload(status) {
+            slot.overloaded();
+        }
         if status != StatusCode::TOO_MANY_REQUESTS {
             self.shared.pacer.answered(response.headers());
         }
@@ -360,6 +364,18 @@ impl Http {
             .map(Some)
             .map_err(|err| BitbucketError::decode(url, err.to_string()))
     }
+}
+
+/// Answers that say the server (or a proxy before it) is overloaded: the
+/// adaptive concurrency backs off.
+fn overload(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// What is read of the answer to a POST or PUT.

@@ -38,7 +38,7 @@ pub(crate) mod webhooks;
 
 pub(crate) use error::BitbucketError;
 pub(crate) use http::{Http, MAX_LISTING_BYTES, MAX_PAGES, too_many_pages};
-pub(crate) use pacing::PaceView;
+pub(crate) use pacing::{Lane, PaceView, sweep};
 pub(crate) use pool::HttpSetupError;
 pub(crate) use pool::{HttpPool, IntegrationHttp};
 pub(crate) use stats::RequestStats;

@@ -11,8 +11,9 @@ use url::Url;
 use super::catalog_glob::{CatalogGlob, GLOB_SYNTAX};
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 
-/// Concurrent catalog-file reads per provider unless configured.
-pub(super) const DEFAULT_CONCURRENCY: usize = 8;
+/// Concurrent catalog-file reads per provider unless configured: an upper
+/// bound; the integration's adaptive limit is what binds.
+pub(super) const DEFAULT_CONCURRENCY: usize = 64;
 pub(super) const MAX_CONCURRENCY: usize = 64;
 
 /// The keys both flavours have, resolved: a key shared by Server and Cloud

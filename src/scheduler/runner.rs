@@ -16,7 +16,7 @@ use super::events::EventReads;
 use super::guard::ShrinkGuard;
 use super::queue::{FreshUnits, LastEvent, REFRESH_ORIGIN, RefreshError, Work, WorkItem};
 use super::recorder::{Recorder, RepositoryCounts};
-use crate::bitbucket::RequestStats;
+use crate::bitbucket::{self, Lane, RequestStats};
 use crate::catalog::Catalog;
 use crate::config::Schedule;
 use crate::discovery::location::LocationRead;
@@ -203,23 +203,27 @@ impl SourceRunner {
     /// Starts a run in the background unless one is in progress; `force`
     /// applies removals even past the deletion guard.
     pub(crate) fn refresh(self: &Arc<Self>, force: bool) -> RefreshOutcome {
+        self.refresh_as(force, Lane::Sweep)
+    }
+
+    fn refresh_as(self: &Arc<Self>, force: bool, lane: Lane) -> RefreshOutcome {
         if self.in_progress() {
             return RefreshOutcome::AlreadyRunning;
         }
         let runner = Arc::clone(self);
         self.applier.tracker().spawn(async move {
-            runner.run(force, Trigger::Refresh).await;
+            runner.run(force, Trigger::Refresh, lane).await;
         });
         RefreshOutcome::Started
     }
 
     /// Runs now unless a run is already in progress (then returns `None`).
     pub(crate) async fn run_now(&self, trigger: Trigger) -> Option<RunReport> {
-        self.run(false, trigger).await
+        self.run(false, trigger, Lane::Sweep).await
     }
 
     #[tracing::instrument(name = "provider.run", level = "debug", skip_all, fields(provider = self.id(), trigger = trigger.label()))]
-    async fn run(&self, force: bool, trigger: Trigger) -> Option<RunReport> {
+    async fn run(&self, force: bool, trigger: Trigger, lane: Lane) -> Option<RunReport> {
         let Some(_guard) = self.lock_after_sweep().await else {
             tracing::info!(
                 provider = self.id(),
@@ -258,6 +262,14 @@ impl SourceRunner {
             stop: CancellationToken::new(),
         };
         let run = self.source.run(&ctx);
+        // A whole run is sweep work: single-repository work on the same
+        // integration (pushes, entity refreshes) goes ahead of its requests.
+        let run = async {
+            match lane {
+                Lane::Sweep => bitbucket::sweep(run).await,
+                Lane::Interactive => run.await,
+            }
+        };
         tokio::pin!(run);
         let finished = tokio::select! {
             report = &mut run => Some(report),
@@ -400,7 +412,8 @@ impl SourceRunner {
     /// file and its targets. `Err` says why it cannot be scheduled now.
     pub(crate) async fn refresh_unit(self: &Arc<Self>, unit: &str) -> Result<(), RefreshError> {
         let Some(events) = &self.events else {
-            self.refresh(false);
+            // A location: its one file (and targets) is single-entity work.
+            self.refresh_as(false, Lane::Interactive);
             return Ok(());
         };
         let Some(record) = self.record(unit).await? else {

@@ -114,7 +114,8 @@ impl SourceRunner {
         let started = Instant::now();
         let stats = std::sync::Arc::new(RequestStats::default());
         let listing = tokio::select! {
-            listing = listing_sweep::list(&self.source, &stats) => listing,
+            // A listing sweep is background work: interactive reads go first.
+            listing = crate::bitbucket::sweep(listing_sweep::list(&self.source, &stats)) => listing,
             () = tokio::time::sleep(schedule.timeout) => {
                 tracing::warn!(provider = id, timeout_s = schedule.timeout.as_secs(), "listing sweep timed out; nothing removed (raise listingSchedule.timeout)");
                 return SweepOutcome::Failed;

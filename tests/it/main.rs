@@ -28,6 +28,7 @@ mod hardening;
 mod helm_chart;
 mod listing_sweep;
 mod locations;
+mod pacing_lanes;
 mod persistence;
 mod plan;
 mod postgres;

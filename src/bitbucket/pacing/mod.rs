@@ -11,10 +11,16 @@
 //! - `estimator.rs`: the pure state machine (429s and headers in, a pace out).
 //! - `headers.rs`: what an answer's headers say about the limit.
 //! - `pacer.rs`: what every request waits for, driven by the estimator.
+//! - `lanes.rs`: interactive work ahead of sweeps, for places and the pace.
+//! - `concurrency.rs`: how many requests may be in flight (adaptive).
 
+mod concurrency;
 mod estimator;
 mod headers;
+mod lanes;
 mod pacer;
+
+pub(crate) use lanes::{Lane, sweep};
 
 pub(crate) use headers::retry_after;
 pub(crate) use pacer::{PaceView, Pacer};

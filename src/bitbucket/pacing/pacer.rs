@@ -9,11 +9,13 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use reqwest::header::HeaderMap;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::concurrency::{Concurrency, Outcome, Place};
 use super::estimator::Estimator;
 use super::headers::RateHeaders;
+use super::lanes::{Gate, Lane};
 use crate::integrations::RateLimit;
 
 /// Bitbucket Cloud's `X-RateLimit-NearLimit` means less than this share of
@@ -62,6 +64,9 @@ pub(crate) struct PaceView {
     pub rate_limited: u64,
     /// Waiting out a `Retry-After` right now.
     pub blocked: bool,
+    /// Requests allowed in flight now (adaptive, up to `maxConcurrentRequests`).
+    pub concurrency: usize,
+    pub in_flight: usize,
 }
 
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
@@ -71,10 +76,35 @@ pub(crate) struct Ticket {
 }
 
 /// A concurrency slot; hold it until the response body has been read.
+/// Its lifetime is the request's latency for the adaptive limit; say
+/// [`Slot::overloaded`] when the answer was an overload.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    _permit: Option<OwnedSemaphorePermit>,
+    place: Option<Place>,
+    concurrency: Arc<Concurrency>,
+    sent: Instant,
+    overloaded: bool,
     pub ticket: Ticket,
+}
+
+impl Slot {
+    /// 429, 502–504 or no answer at all: the concurrency backs off.
+    pub(crate) fn overloaded(&mut self) {
+        self.overloaded = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(place) = self.place.take() {
+            let outcome = if self.overloaded {
+                Outcome::Overloaded
+            } else {
+                Outcome::Answered(self.sent.elapsed())
+            };
+            self.concurrency.finished(place, outcome);
+        }
+    }
 }
 
 /// Shared by every request to one integration, across runs and providers.
@@ -83,8 +113,11 @@ pub(crate) struct Pacer {
     /// The integration's host, named in logs.
     host: String,
     configured: Option<RateLimit>,
-    max_concurrent: usize,
-    permits: Arc<Semaphore>,
+    /// Requests in flight, interactive work first, the limit adaptive.
+    permits: Arc<Concurrency>,
+    /// One request at a time waits on the pace, interactive work first, so
+    /// the limiter's next token goes to it rather than to a queued sweep.
+    turn: Arc<Gate>,
     state: Mutex<State>,
     /// Wakes requests waiting on the pace when it changes, so none keeps
     /// draining at an old rate.
@@ -96,8 +129,8 @@ impl Pacer {
         let pacer = Self {
             host,
             configured,
-            max_concurrent: max_concurrent.max(1),
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Concurrency::new(max_concurrent),
+            turn: Gate::new(1, 0),
             state: Mutex::new(State {
                 estimator: Estimator::new(),
                 pace: None,
@@ -120,20 +153,24 @@ impl Pacer {
         pacer
     }
 
-    /// Waits for a `Retry-After` in force, the pace and a concurrency slot.
+    /// Waits for a `Retry-After` in force, the pace and a concurrency slot;
+    /// interactive work (see [`Lane`]) goes ahead of queued sweep work for
+    /// both. The pace comes first, so requests waiting on a bucket hold no
+    /// slot and the slots measure only what Bitbucket is working on.
     pub(crate) async fn acquire(&self) -> Slot {
+        let lane = Lane::current();
         {
             let mut state = self.state.lock();
             let now = Instant::now();
             let quiet = state
                 .last_request
                 .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_GAP);
-            if quiet && self.permits.available_permits() >= self.max_concurrent {
+            if quiet && self.permits.in_flight() == 0 {
                 state.idle_since_episode = true;
             }
             state.last_request = Some(now);
         }
-        let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let mut place = None;
         loop {
             // Registered before reading the state, so no change is missed.
             let changed = self.changed.notified();
@@ -155,18 +192,32 @@ impl Pacer {
                 continue;
             }
             if let Some(limiter) = limiter {
+                let _turn = tokio::select! {
+                    turn = self.turn.enter(lane) => turn,
+                    () = &mut changed => continue,
+                };
                 tokio::select! {
                     _ = limiter.until_ready() => {}
                     () = &mut changed => continue,
                 }
             }
+            let held = match place.take() {
+                Some(held) => held,
+                None => self.permits.enter(lane).await,
+            };
             let state = self.state.lock();
-            // A 429 came while this request waited for the pace.
+            // A 429 came while this request waited for the pace or a slot:
+            // it keeps its slot and waits the Retry-After out.
             if state.blocked_until.is_some_and(|b| b > Instant::now()) {
+                drop(state);
+                place = Some(held);
                 continue;
             }
             return Slot {
-                _permit: permit,
+                place: Some(held),
+                concurrency: Arc::clone(&self.permits),
+                sent: Instant::now(),
+                overloaded: false,
                 ticket: Ticket { epoch: state.epoch },
             };
         }
@@ -235,6 +286,8 @@ impl Pacer {
             answered: state.accepted + state.rate_limited,
             rate_limited: state.rate_limited,
             blocked: state.blocked_until.is_some_and(|b| b > Instant::now()),
+            concurrency: self.permits.limit(),
+            in_flight: self.permits.in_flight(),
         }
     }
 

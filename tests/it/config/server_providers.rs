@@ -21,7 +21,7 @@ fn single_provider_form_gets_id_default_and_documented_defaults() {
     assert!(provider.filters.repo_slug.is_none());
     assert!(!provider.filters.skip_archived_repos);
     assert_eq!(provider.filters.branch, None);
-    assert_eq!(provider.shared.concurrency, 8);
+    assert_eq!(provider.shared.concurrency, 64);
     assert_eq!(
         provider.shared.schedule,
         Schedule {
@@ -305,9 +305,9 @@ fn wrongly_typed_loose_values_get_the_precise_message() {
 }
 
 #[test]
-fn concurrency_defaults_to_8_and_accepts_1_to_64() {
+fn concurrency_defaults_to_64_and_accepts_1_to_64() {
     let cases: [(&str, Vars, usize); 6] = [
-        ("", &[], 8),
+        ("", &[], 64),
         ("concurrency: 1", &[], 1),
         ("concurrency: 64", &[], 64),
         ("concurrency: 16", &[], 16),
