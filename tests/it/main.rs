@@ -29,6 +29,7 @@ mod helm_chart;
 mod locations;
 mod persistence;
 mod plan;
+mod problem_positions;
 mod postgres;
 mod progressive;
 mod reconciliation;
