@@ -129,7 +129,10 @@ mod tests {
     fn positions_are_served_and_old_records_read_as_1_1() {
         let problem = Problem::new("u", ProblemKind::Entity, "m").at_position(7, 3);
         let json = serde_json::to_value(&problem).unwrap();
-        assert_eq!((json["line"].as_u64(), json["column"].as_u64()), (Some(7), Some(3)));
+        assert_eq!(
+            (json["line"].as_u64(), json["column"].as_u64()),
+            (Some(7), Some(3))
+        );
         let old: Problem =
             serde_json::from_str(r#"{"url":"u","kind":"parse","message":"m"}"#).unwrap();
         assert_eq!((old.line, old.column), (1, 1));

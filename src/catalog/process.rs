@@ -260,7 +260,11 @@ impl Walk {
             let wanted: Vec<Wanted> = mine
                 .iter()
                 .map(|u| Wanted {
-                    document: self.problems.get(u.index).and_then(|p| p.document).unwrap_or(1),
+                    document: self
+                        .problems
+                        .get(u.index)
+                        .and_then(|p| p.document)
+                        .unwrap_or(1),
                     path: u.path.clone(),
                     part: u.part,
                 })
@@ -273,6 +277,7 @@ impl Walk {
                 }
             }
         }
+        self.sort_by_position(url);
         let more = self.per_file.get(url).map_or(0, |(_, more)| *more);
         if more > 0 {
             let kind = self
@@ -288,7 +293,28 @@ impl Walk {
                     "and {more} more problem(s) in this file, not listed (at most {MAX_PROBLEMS_PER_FILE} are); fix these and check again"
                 ),
             ));
-            self.per_file.insert(url.to_owned(), (MAX_PROBLEMS_PER_FILE, 0));
+            self.per_file
+                .insert(url.to_owned(), (MAX_PROBLEMS_PER_FILE, 0));
+        }
+    }
+
+    /// The problems of `url` in the order of the file, as a compiler lists
+    /// them (they stay in their slots among other files' problems).
+    fn sort_by_position(&mut self, url: &str) {
+        if !self.per_file.contains_key(url) {
+            return;
+        }
+        let slots: Vec<usize> = self
+            .problems
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.url == url)
+            .map(|(i, _)| i)
+            .collect();
+        let mut mine: Vec<Problem> = slots.iter().map(|&i| self.problems[i].clone()).collect();
+        mine.sort_by_key(|p| (p.line, p.column));
+        for (slot, problem) in slots.into_iter().zip(mine) {
+            self.problems[slot] = problem;
         }
     }
 

@@ -529,13 +529,7 @@ fn check_links_schema(field: &str, value: &Value, failures: &mut Failures) {
 }
 
 /// `value` is a string that `ok` accepts, else a format failure for `rule`.
-fn require(
-    failures: &mut Failures,
-    field: &str,
-    value: &Value,
-    rule: Rule,
-    ok: fn(&str) -> bool,
-) {
+fn require(failures: &mut Failures, field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool) {
     match value.as_str() {
         Some(s) if ok(s) => {}
         _ => failures.add(Invalid::format(field, rule, value)),
@@ -1372,6 +1366,45 @@ mod tests {
             let err = check_envelope(&doc(value)).unwrap_err();
             assert_eq!((err.field.as_str(), err.rule), (field, Rule::Envelope));
         }
+    }
+
+    #[test]
+    fn every_failure_is_collected_and_the_first_is_backstages() {
+        let mut entity = with(component(), "metadata.name", Some(json!("Bad Name")));
+        entity = with(entity, "metadata.tags", Some(json!(["ok", "Bad", ""])));
+        entity = with(
+            entity,
+            "metadata.labels",
+            Some(json!({"example.com/tier": "x!"})),
+        );
+        entity = with(entity, "spec.owner", None);
+        let failing = doc(entity);
+        let mut failures = Failures::new(100);
+        entity_failures(&failing, &mut failures);
+        let fields: Vec<&str> = failures.list.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.tags.2",
+                "metadata.name",
+                "metadata.labels.example.com/tier",
+                "metadata.tags.1",
+                "spec.owner"
+            ]
+        );
+        assert_eq!(validate_entity(&failing).unwrap_err(), failures.list[0]);
+        let paths: Vec<Vec<String>> = failures.list.iter().map(|f| f.path_in(&failing)).collect();
+        assert_eq!(paths[0], ["metadata", "tags", "2"]);
+        assert_eq!(paths[2], ["metadata", "labels", "example.com/tier"]);
+        assert_eq!(paths[4], ["spec", "owner"]);
+        assert_eq!(failures.list[2].part(), Part::Value);
+
+        // Bounded: past the cap failures are only counted.
+        let tags: Vec<String> = (0..300).map(|i| format!("Bad{i}")).collect();
+        let many = doc(with(component(), "metadata.tags", Some(json!(tags))));
+        let mut failures = Failures::new(100);
+        entity_failures(&many, &mut failures);
+        assert_eq!((failures.list.len(), failures.more), (100, 200));
     }
 
     #[test]

@@ -256,7 +256,13 @@ fn role(stack: &mut [Frame], event: &Event<'_>, here: Position, opens: bool) -> 
             Some((name, key)) => Role::Child(name, frame.wanted, key),
             None => match event {
                 Event::Scalar(value, ..) => {
-                    *pending = Some((value.to_string(), here));
+                    // Keys are copied only where a wanted path may lie.
+                    let name = if frame.wanted {
+                        value.to_string()
+                    } else {
+                        String::new()
+                    };
+                    *pending = Some((name, here));
                     Role::Done
                 }
                 Event::Alias(..) => {
@@ -273,7 +279,12 @@ fn role(stack: &mut [Frame], event: &Event<'_>, here: Position, opens: bool) -> 
         FrameKind::Seq(next) => {
             let index = *next;
             *next += 1;
-            Role::Child(index.to_string(), frame.wanted, here)
+            let name = if frame.wanted {
+                index.to_string()
+            } else {
+                String::new()
+            };
+            Role::Child(name, frame.wanted, here)
         }
     }
 }
@@ -326,8 +337,20 @@ mod tests {
             ("key", 1, "metadata/name", Key, (5, 3)),
             ("flow list item", 1, "metadata/tags/1", Value, (6, 14)),
             ("block mapping shows its key", 1, "metadata", Value, (4, 1)),
-            ("after a complex key", 1, "metadata/labels/k", Value, (10, 8)),
-            ("missing: the nearest holder", 1, "spec/owner", Value, (11, 1)),
+            (
+                "after a complex key",
+                1,
+                "metadata/labels/k",
+                Value,
+                (10, 8),
+            ),
+            (
+                "missing: the nearest holder",
+                1,
+                "spec/owner",
+                Value,
+                (11, 1),
+            ),
             ("missing at the root", 1, "relations", Value, (2, 1)),
             ("second document", 2, "metadata/name", Value, (15, 18)),
             ("second document's root", 2, "", Value, (14, 1)),

@@ -91,10 +91,9 @@ impl<'a> LocationSpec<'a> {
         }
         if let Some(Value::Array(items)) = get("targets") {
             targets.extend(
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| Some((item.as_str()?, vec!["spec", "targets"], Some(i)))),
+                items.iter().enumerate().filter_map(|(i, item)| {
+                    Some((item.as_str()?, vec!["spec", "targets"], Some(i)))
+                }),
             );
         }
         Self {
