@@ -140,7 +140,7 @@ impl<S: FileSource> Processor<'_, S> {
             let mut path = written.clone();
             path.extend(index.as_deref());
             match self
-                .follow_target(walk, &at, target, &path, spec.optional, origin, depth)
+                .follow_target(walk, &at, (target, &path), spec.optional, origin, depth)
                 .await
             {
                 Ok(entities) => children.extend(entities),
@@ -171,13 +171,13 @@ impl<S: FileSource> Processor<'_, S> {
     }
 
     /// One target's entities (none for one skipped or reached through a
-    /// cycle); `Err` fails the Location.
+    /// cycle); `Err` fails the Location. `path` is where the target is
+    /// written in the Location's spec.
     async fn follow_target(
         &self,
         walk: &mut Walk,
         at: &At<'_>,
-        target: &str,
-        path: &[&str],
+        (target, path): (&str, &[&str]),
         optional: bool,
         origin: &str,
         depth: usize,
