@@ -440,7 +440,16 @@ fn problems(sources: &[SourceView]) -> Vec<ProblemGroup> {
                     .take(PROBLEMS_PER_KIND)
                     .map(|(source, problem)| ProblemItem {
                         source: (*source).to_owned(),
-                        file: Link::new(&problem.url, &file_name(&problem.url)),
+                        // Compiler-style, as `validate` prints it.
+                        file: Link::new(
+                            &problem.url,
+                            &format!(
+                                "{}:{}:{}",
+                                file_name(&problem.url),
+                                problem.line,
+                                problem.column
+                            ),
+                        ),
                         message: shortened(&problem.message),
                     })
                     .collect(),

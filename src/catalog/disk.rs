@@ -11,7 +11,6 @@ use std::path::{Component, Path, PathBuf};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use super::parse::document_lines;
 use super::problem::Problem;
 use super::process::ProcessingConfig;
 use super::process::{FetchError, FileSource, Processor, RepoInfo, ResolveError};
@@ -24,9 +23,9 @@ pub(crate) const STDIN: &str = "<stdin>";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Finding {
     pub path: String,
-    /// 1-based; the document's first line when nothing finer is known.
-    pub line: usize,
-    pub column: usize,
+    /// 1-based: the field at fault, else the document's first line.
+    pub line: u32,
+    pub column: u32,
     pub message: String,
 }
 
@@ -56,8 +55,6 @@ struct DiskSource {
     /// Canonical; nothing outside it is read.
     root: PathBuf,
     max_file_bytes: usize,
-    /// Each file read, with its documents' first lines, to place findings.
-    lines: Mutex<Vec<(String, Vec<usize>)>>,
     skipped: Mutex<BTreeSet<String>>,
 }
 
@@ -150,61 +147,22 @@ impl DiskSource {
         }
         let bytes = std::fs::read(&canonical)
             .map_err(|err| FetchError::Failed(format!("{path}: {err}")))?;
-        self.remember(path, &bytes);
         Ok(Some(bytes))
-    }
-
-    fn remember(&self, path: &str, bytes: &[u8]) {
-        self.lines
-            .lock()
-            .push((path.to_owned(), document_lines(bytes)));
-    }
-
-    /// Where `problem` is: the line and column a YAML error names, else
-    /// its document's first line.
-    fn place(&self, problem: &Problem) -> Finding {
-        let (mut line, mut column) = (1, 1);
-        if let Some(document) = problem.document
-            && let Some((_, lines)) = self.lines.lock().iter().find(|(p, _)| *p == problem.url)
-            && let Some(first) = lines.get(document.saturating_sub(1))
-        {
-            line = *first;
-        }
-        if let Some((l, c)) = yaml_position(&problem.message) {
-            (line, column) = (l, c);
-        }
-        let mut message = problem.message.clone();
-        if let Some(entity_ref) = &problem.entity_ref {
-            message = format!("{entity_ref}: {message}");
-        }
-        Finding {
-            path: problem.url.clone(),
-            line,
-            column,
-            message,
-        }
     }
 }
 
-/// `line L column C` as the YAML parser words it (lines already counted
-/// from the start of the file).
-fn yaml_position(message: &str) -> Option<(usize, usize)> {
-    let at = message.find("line ")?;
-    let mut words = message[at..].split(|c: char| !c.is_ascii_alphanumeric());
-    let _ = words.next();
-    let line = words.next()?.parse().ok()?;
-    let rest = &message[at..];
-    let column = rest
-        .find("column ")
-        .and_then(|c| {
-            rest[c + 7..]
-                .split(|ch: char| !ch.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(1);
-    Some((line, column))
+/// `problem` as a compiler-style finding (processing placed it).
+fn place(problem: &Problem) -> Finding {
+    let mut message = problem.message.clone();
+    if let Some(entity_ref) = &problem.entity_ref {
+        message = format!("{entity_ref}: {message}");
+    }
+    Finding {
+        path: problem.url.clone(),
+        line: problem.line,
+        column: problem.column,
+        message,
+    }
 }
 
 impl FileSource for DiskSource {
@@ -257,10 +215,8 @@ pub(crate) async fn check(
     let source = DiskSource {
         root,
         max_file_bytes: config.limits.max_file_bytes,
-        lines: Mutex::new(Vec::new()),
         skipped: Mutex::new(BTreeSet::new()),
     };
-    source.remember(path, bytes);
     let processor = Processor {
         source: &source,
         rules,
@@ -268,7 +224,7 @@ pub(crate) async fn check(
         repo: &RepoInfo::default(),
     };
     let tree = processor.process_tree(path, bytes).await;
-    let findings = tree.problems.iter().map(|p| source.place(p)).collect();
+    let findings = tree.problems.iter().map(place).collect();
     Checked {
         findings,
         entities: tree.entities.len(),
@@ -291,14 +247,5 @@ mod tests {
             normalize(Path::new("a/../../../etc/passwd")),
             PathBuf::from("../../etc/passwd")
         );
-    }
-
-    #[test]
-    fn yaml_errors_name_their_position() {
-        assert_eq!(
-            yaml_position("invalid YAML: bad indentation at line 7 column 3"),
-            Some((7, 3))
-        );
-        assert_eq!(yaml_position("no position"), None);
     }
 }

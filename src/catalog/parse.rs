@@ -8,10 +8,14 @@
 //! attached to the document they occur in. We split the stream into documents
 //! ourselves so that an error names its document, as Backstage's does.
 
+mod positions;
+
 use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::{Map, Value};
+
+pub(crate) use positions::{Part, Position, Wanted, locate};
 
 /// Bounds on what one catalog file may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,9 @@ pub struct DocumentError {
     /// 1-based position of the document in the file.
     pub document: usize,
     pub message: String,
+    /// Where in the file the parser stopped (the document's first line
+    /// when it does not say).
+    pub(crate) position: Position,
 }
 
 /// The documents of one file.
@@ -107,6 +114,7 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
                             "invalid YAML: {}",
                             shift_lines(&condense(&err.to_string()), chunk.first_line)
                         ),
+                        position: error_position(&err, chunk.first_line),
                     });
                     continue;
                 }
@@ -121,6 +129,7 @@ pub fn parse_catalog_file(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedFi
                         "expected an entity object at root, found {}",
                         kind_of(&other)
                     ),
+                    position: first_node(chunk.text, chunk.first_line),
                 }),
             }
         }
@@ -167,18 +176,6 @@ pub(crate) fn parse_single_document(
             SingleDocumentError::Yaml(shift_lines(&condense(&err.to_string()), chunk.first_line))
         })?;
     Ok(documents.pop().map_or(Value::Null, normalize))
-}
-
-/// The 1-based first line of each document of a file, in document order
-/// (what [`DocumentError::document`] and problems count).
-pub(crate) fn document_lines(bytes: &[u8]) -> Vec<usize> {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    split_documents(text)
-        .into_iter()
-        .filter(|c| c.is_document)
-        .map(|c| c.first_line)
-        .collect()
 }
 
 struct Chunk<'a> {
@@ -288,6 +285,37 @@ fn normalize(value: Value) -> Value {
     }
 }
 
+/// Where the parser says `err` is, counted from the start of the file.
+fn error_position(err: &serde_saphyr::Error, first_line: usize) -> Position {
+    let Some(location) = err.location() else {
+        return Position {
+            line: u32::try_from(first_line).unwrap_or(u32::MAX),
+            column: 1,
+        };
+    };
+    let shift = u64::try_from(first_line.saturating_sub(1)).unwrap_or(0);
+    Position {
+        line: u32::try_from(location.line().saturating_add(shift)).unwrap_or(u32::MAX),
+        column: u32::try_from(location.column()).unwrap_or(u32::MAX),
+    }
+    .clamped()
+}
+
+/// The first line of a chunk with content (past comments and markers).
+fn first_node(text: &str, first_line: usize) -> Position {
+    let skipped = text
+        .lines()
+        .take_while(|line| {
+            let trimmed = line.trim_start();
+            trimmed.is_empty() || trimmed.starts_with('#') || is_marker(line, "---")
+        })
+        .count();
+    Position {
+        line: u32::try_from(first_line.saturating_add(skipped)).unwrap_or(u32::MAX),
+        column: 1,
+    }
+}
+
 /// Parser messages can span lines; errors travel in one line.
 fn condense(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -366,6 +394,7 @@ mod tests {
             "{}",
             parsed.errors[0].message
         );
+        assert_eq!(parsed.errors[0].position.line, 7);
     }
 
     /// Each odd input and what Backstage's reader makes of it: `Ok(n)` is n

@@ -18,9 +18,21 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity_ref: Option<String>,
     pub message: String,
+    /// 1-based line of the field at fault in the file at `url` (the
+    /// document's first line when nothing finer is known; 1 when unknown).
+    #[serde(default = "first")]
+    pub line: u32,
+    /// 1-based column (in characters) on `line`; 1 when unknown.
+    #[serde(default = "first")]
+    pub column: u32,
     /// When the problem was found; `None` in problems stored before it was kept.
     #[serde(default, with = "crate::rfc3339::option")]
     pub at: Option<DateTime<Utc>>,
+}
+
+/// Problems stored before positions were kept are at 1:1.
+fn first() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,12 +81,21 @@ impl Problem {
             document: None,
             entity_ref: None,
             message: capped(message.into()),
+            line: 1,
+            column: 1,
             at: Some(Utc::now()),
         }
     }
 
     pub fn in_document(mut self, document: usize) -> Self {
         self.document = Some(document);
+        self
+    }
+
+    /// At 1-based `line` and `column` of its file (0 counts as 1).
+    pub fn at_position(mut self, line: u32, column: u32) -> Self {
+        self.line = line.max(1);
+        self.column = column.max(1);
         self
     }
 
@@ -97,5 +118,23 @@ impl Problem {
         } else {
             format!("{} ({})", self.url, details.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_served_and_old_records_read_as_1_1() {
+        let problem = Problem::new("u", ProblemKind::Entity, "m").at_position(7, 3);
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(
+            (json["line"].as_u64(), json["column"].as_u64()),
+            (Some(7), Some(3))
+        );
+        let old: Problem =
+            serde_json::from_str(r#"{"url":"u","kind":"parse","message":"m"}"#).unwrap();
+        assert_eq!((old.line, old.column), (1, 1));
     }
 }

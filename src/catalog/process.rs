@@ -28,12 +28,14 @@ use super::entity::{
     ANNOTATION_DEFAULT_BRANCH, ANNOTATION_EDIT_URL, ANNOTATION_LOCATION,
     ANNOTATION_ORIGIN_LOCATION, ANNOTATION_SOURCE_LOCATION, ANNOTATION_VIEW_URL, Entity,
 };
-use super::parse::{ParseLimits, parse_catalog_file};
+use super::parse::{ParseLimits, Part, Wanted, locate, parse_catalog_file};
 use super::problem::{Problem, ProblemKind};
 use super::relations;
 use super::rules::CatalogRules;
 use super::unit::ProcessedEntity;
-use super::validate::{BuiltinKind, check_envelope, validate_entity};
+use super::validate::{
+    BuiltinKind, Failures, Invalid, check_envelope, entity_failures, envelope_failures,
+};
 use placeholders::UnreadPlaceholder;
 
 /// Limits on processing, from `catalog.processing`.
@@ -144,6 +146,11 @@ pub(crate) struct TreeOutcome {
 
 const REJECTED_URL: &str = "https://backstage.io/annotation-rejected-for-security-reasons";
 
+/// The most problems one file reports; past it they are counted ("and N
+/// more"): a generated file with thousands of mistakes costs a bounded
+/// record, page and report.
+pub(crate) const MAX_PROBLEMS_PER_FILE: usize = 100;
+
 /// Appended to a file's problems when the whole file is dropped.
 const NOTHING_KEPT: &str = "; none of this file's entities are kept";
 
@@ -169,6 +176,17 @@ struct Walk {
     /// Placeholder files read so far (`None`: missing, `Err`: why the read
     /// failed): each is read once, failed or not.
     placeholder_files: HashMap<String, Result<Option<Vec<u8>>, UnreadPlaceholder>>,
+    /// Problems whose field is placed once their file's processing ends.
+    unplaced: Vec<Unplaced>,
+    /// Per file URL: problems reported, and those past the cap.
+    per_file: HashMap<String, (usize, usize)>,
+}
+
+/// A problem (by index in [`Walk::problems`]) about a field of its document.
+struct Unplaced {
+    index: usize,
+    path: Vec<String>,
+    part: Part,
 }
 
 /// A discovered file grown past `catalog.processing.maxExpandedSize`.
@@ -185,6 +203,121 @@ enum Overflow {
 }
 
 impl Walk {
+    /// Records `problem` unless its file already has
+    /// [`MAX_PROBLEMS_PER_FILE`]; `field` (a path in its document and the
+    /// part at fault) is placed when the file is done (`None`: the
+    /// document's first node).
+    fn report(&mut self, problem: Problem, field: Option<(Vec<String>, Part)>) {
+        if !self.room_for(&problem.url) {
+            return;
+        }
+        if problem.document.is_some() {
+            let (path, part) = field.unwrap_or((Vec::new(), Part::Value));
+            self.unplaced.push(Unplaced {
+                index: self.problems.len(),
+                path,
+                part,
+            });
+        }
+        self.problems.push(problem);
+    }
+
+    /// Records `problem`, which has its position already, unless its file
+    /// already has [`MAX_PROBLEMS_PER_FILE`].
+    fn report_placed(&mut self, problem: Problem) {
+        if self.room_for(&problem.url) {
+            self.problems.push(problem);
+        }
+    }
+
+    /// Whether another problem of `url` is listed (else it is counted).
+    fn room_for(&mut self, url: &str) -> bool {
+        let (shown, more) = self.per_file.entry(url.to_owned()).or_default();
+        if *shown >= MAX_PROBLEMS_PER_FILE {
+            *more += 1;
+            return false;
+        }
+        *shown += 1;
+        true
+    }
+
+    /// Counts `count` problems of `url` that were not even made.
+    fn not_listed(&mut self, url: &str, count: usize) {
+        if count > 0 {
+            self.per_file.entry(url.to_owned()).or_default().1 += count;
+        }
+    }
+
+    /// Gives the problems of the file `url` (content `bytes`) their line
+    /// and column, and says how many were past the cap.
+    fn place(&mut self, url: &str, bytes: &[u8], limits: &ParseLimits) {
+        let problems = &self.problems;
+        let (mine, others): (Vec<Unplaced>, Vec<Unplaced>) = std::mem::take(&mut self.unplaced)
+            .into_iter()
+            .partition(|u| problems.get(u.index).is_some_and(|p| p.url == url));
+        self.unplaced = others;
+        if !mine.is_empty() {
+            let wanted: Vec<Wanted> = mine
+                .iter()
+                .map(|u| Wanted {
+                    document: self
+                        .problems
+                        .get(u.index)
+                        .and_then(|p| p.document)
+                        .unwrap_or(1),
+                    path: u.path.clone(),
+                    part: u.part,
+                })
+                .collect();
+            let positions = locate(bytes, &wanted, limits);
+            for (unplaced, position) in mine.iter().zip(positions) {
+                if let Some(problem) = self.problems.get_mut(unplaced.index) {
+                    problem.line = position.line;
+                    problem.column = position.column;
+                }
+            }
+        }
+        self.sort_by_position(url);
+        let more = self.per_file.get(url).map_or(0, |(_, more)| *more);
+        if more > 0 {
+            let kind = self
+                .problems
+                .iter()
+                .rev()
+                .find(|p| p.url == url)
+                .map_or(ProblemKind::Entity, |p| p.kind);
+            self.problems.push(Problem::new(
+                url,
+                kind,
+                format!(
+                    "and {more} more problem(s) in this file, not listed (at most {MAX_PROBLEMS_PER_FILE} are); fix these and check again"
+                ),
+            ));
+            self.per_file
+                .insert(url.to_owned(), (MAX_PROBLEMS_PER_FILE, 0));
+        }
+    }
+
+    /// The problems of `url` in the order of the file, as a compiler lists
+    /// them (they stay in their slots among other files' problems).
+    fn sort_by_position(&mut self, url: &str) {
+        if !self.per_file.contains_key(url) {
+            return;
+        }
+        let slots: Vec<usize> = self
+            .problems
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.url == url)
+            .map(|(i, _)| i)
+            .collect();
+        let mut mine: Vec<Problem> = slots.iter().map(|&i| self.problems[i].clone()).collect();
+        mine.sort_by_key(|p| (p.line, p.column));
+        for (slot, problem) in slots.into_iter().zip(mine) {
+            self.problems[slot] = problem;
+        }
+    }
+
     /// Counts `bytes` more against `maxExpandedSize`.
     fn expand(
         &mut self,
@@ -255,15 +388,21 @@ impl<S: FileSource> Processor<'_, S> {
         depth: usize,
     ) -> BoxFuture<'w, Option<Vec<ProcessedEntity>>> {
         Box::pin(async move {
-            let documents = self.accepted_documents(walk, url, bytes, origin)?;
-            let mut kept = Vec::new();
-            for (number, doc) in documents {
-                kept.extend(
-                    self.process_entity(walk, number, doc, url, origin, depth)
-                        .await,
-                );
-            }
-            Some(kept)
+            let kept = match self.accepted_documents(walk, url, bytes, origin) {
+                Some(documents) => {
+                    let mut kept = Vec::new();
+                    for (number, doc) in documents {
+                        kept.extend(
+                            self.process_entity(walk, number, doc, url, origin, depth)
+                                .await,
+                        );
+                    }
+                    Some(kept)
+                }
+                None => None,
+            };
+            walk.place(url, bytes, &self.config.limits);
+            kept
         })
     }
 
@@ -279,33 +418,40 @@ impl<S: FileSource> Processor<'_, S> {
         let parsed = match parse_catalog_file(bytes, &self.config.limits) {
             Ok(parsed) => parsed,
             Err(err) => {
-                walk.problems
-                    .push(Problem::new(url, ProblemKind::Parse, err.to_string()));
+                walk.report(Problem::new(url, ProblemKind::Parse, err.to_string()), None);
                 return None;
             }
         };
         if !parsed.errors.is_empty() {
             for err in parsed.errors {
-                walk.problems.push(
+                // The parser's own position; nothing left to place.
+                walk.report_placed(
                     Problem::new(
                         url,
                         ProblemKind::Parse,
                         format!("{}{NOTHING_KEPT}", err.message),
                     )
-                    .in_document(err.document),
+                    .in_document(err.document)
+                    .at_position(err.position.line, err.position.column),
                 );
             }
+            entity_problems_anyway(walk, url, &parsed.documents);
             return None;
         }
         if !envelopes_valid(walk, url, &parsed.documents) {
+            entity_problems_anyway(walk, url, &parsed.documents);
             return None;
         }
         let mut documents = parsed.documents;
         for (_, doc) in &mut documents {
             self.annotate(doc, url, origin);
         }
-        self.kinds_allowed(walk, url, origin, &documents)
-            .then_some(documents)
+        if self.kinds_allowed(walk, url, origin, &documents) {
+            Some(documents)
+        } else {
+            entity_problems_anyway(walk, url, &documents);
+            None
+        }
     }
 
     /// Whether `catalog.rules` allow every document's kind from `origin`;
@@ -323,7 +469,7 @@ impl<S: FileSource> Processor<'_, S> {
             let spec_type = str_at(doc, &["spec", "type"]);
             if !self.rules.is_allowed(kind, spec_type, "url", origin) {
                 let allowed = self.rules.allowed_kinds("url", origin);
-                walk.problems.push(
+                walk.report(
                     Problem::new(
                         url,
                         ProblemKind::NotAllowed,
@@ -334,6 +480,7 @@ impl<S: FileSource> Processor<'_, S> {
                     )
                     .in_document(*number)
                     .for_entity(doc_ref(doc)),
+                    Some((vec!["kind".to_owned()], Part::Value)),
                 );
                 allowed_all = false;
             }
@@ -353,29 +500,45 @@ impl<S: FileSource> Processor<'_, S> {
         depth: usize,
     ) -> Vec<ProcessedEntity> {
         let entity_ref = doc_ref(&doc);
-        let reject = |walk: &mut Walk, message: String| {
-            walk.problems.push(
+        let reject = |walk: &mut Walk, message: String, field: Option<(Vec<String>, Part)>| {
+            walk.report(
                 Problem::new(url, ProblemKind::Entity, message)
                     .in_document(number)
                     .for_entity(entity_ref.clone()),
+                field,
             );
             Vec::new()
         };
-        if let Err(err) = self.resolve_placeholders(walk, &mut doc, url).await {
-            return reject(walk, err.to_string());
+        if let Err((err, path)) = self.resolve_placeholders(walk, &mut doc, url).await {
+            return reject(walk, err.to_string(), Some((path, Part::Value)));
         }
-        let builtin = match validate_entity(&doc) {
-            Ok(builtin) => builtin,
-            Err(invalid) => return reject(walk, invalid.to_string()),
-        };
+        // Every failure at once, each at its field; the verdict is the one
+        // of the first, as in Backstage.
+        let mut failures = Failures::new(MAX_PROBLEMS_PER_FILE);
+        let builtin = entity_failures(&doc, &mut failures);
+        if !failures.is_empty() {
+            for invalid in failures.list {
+                let field = invalid_field(&doc, &invalid);
+                reject(walk, invalid.to_string(), Some(field));
+            }
+            walk.not_listed(url, failures.more);
+            return Vec::new();
+        }
         let entity: Entity = match serde_json::from_value(Value::Object(doc)) {
             Ok(entity) => entity,
-            Err(err) => return reject(walk, err.to_string()),
+            Err(err) => return reject(walk, err.to_string(), None),
         };
         // Derived once: the catalog indexes these very references.
         let references = match relations::references(&entity) {
             Ok(references) => references.into_boxed_slice(),
-            Err(invalid) => return reject(walk, invalid.to_string()),
+            Err(invalid) => {
+                // Rare: the entity back as JSON only to place the field.
+                let field = match serde_json::to_value(&entity) {
+                    Ok(Value::Object(doc)) => invalid_field(&doc, &invalid),
+                    _ => (Vec::new(), Part::Value),
+                };
+                return reject(walk, invalid.to_string(), Some(field));
+            }
         };
         let processed = ProcessedEntity { entity, references };
         if builtin != Some(BuiltinKind::Location) {
@@ -447,19 +610,52 @@ impl<S: FileSource> Processor<'_, S> {
 fn envelopes_valid(walk: &mut Walk, url: &str, documents: &[(usize, Map<String, Value>)]) -> bool {
     let mut valid_all = true;
     for (number, doc) in documents {
-        if let Err(invalid) = check_envelope(doc) {
-            walk.problems.push(
+        let mut failures = Failures::new(MAX_PROBLEMS_PER_FILE);
+        envelope_failures(doc, &mut failures);
+        valid_all &= failures.is_empty();
+        for invalid in failures.list {
+            let field = invalid_field(doc, &invalid);
+            walk.report(
                 Problem::new(
                     url,
                     ProblemKind::Parse,
                     format!("not an entity: {invalid}{NOTHING_KEPT}"),
                 )
                 .in_document(*number),
+                Some(field),
             );
-            valid_all = false;
         }
     }
     valid_all
+}
+
+/// The validation failures of a dropped file's other documents, so that
+/// one run shows all of the file's mistakes (nothing is read: placeholders
+/// and Location targets wait until the file is usable).
+fn entity_problems_anyway(walk: &mut Walk, url: &str, documents: &[(usize, Map<String, Value>)]) {
+    for (number, doc) in documents {
+        // Envelope failures are reported already.
+        if check_envelope(doc).is_err() {
+            continue;
+        }
+        let mut failures = Failures::new(MAX_PROBLEMS_PER_FILE);
+        entity_failures(doc, &mut failures);
+        for invalid in failures.list {
+            let field = invalid_field(doc, &invalid);
+            walk.report(
+                Problem::new(url, ProblemKind::Entity, invalid.to_string())
+                    .in_document(*number)
+                    .for_entity(doc_ref(doc)),
+                Some(field),
+            );
+        }
+        walk.not_listed(url, failures.more);
+    }
+}
+
+/// Where `invalid` points in `doc`: its path and the part at fault.
+fn invalid_field(doc: &Map<String, Value>, invalid: &Invalid) -> (Vec<String>, Part) {
+    (invalid.path_in(doc), invalid.part())
 }
 
 fn is_script_url(value: &str) -> bool {

@@ -15,7 +15,7 @@
 use serde_json::{Map, Value};
 use strum::VariantArray as _;
 
-use super::parse::kind_of;
+use super::parse::{Part, kind_of};
 
 /// Which rule a value broke; named after Backstage's validator functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -124,6 +124,69 @@ impl Invalid {
     }
 }
 
+impl Invalid {
+    /// Whether the key (an unknown or badly formed one) or the value is at
+    /// fault.
+    pub(crate) fn part(&self) -> Part {
+        match self.rule {
+            Rule::NoForeignRootFields | Rule::LabelKey | Rule::AnnotationKey => Part::Key,
+            Rule::Schema if self.message.starts_with("unknown root field") => Part::Key,
+            _ => Part::Value,
+        }
+    }
+
+    /// [`Self::field`] as keys and indexes in `doc`: a key may hold dots
+    /// (`metadata.labels.example.com/tier`), so the document decides where
+    /// a segment ends; what `doc` lacks is split at dots.
+    pub(crate) fn path_in(&self, doc: &Map<String, Value>) -> Vec<String> {
+        let mut path = Vec::new();
+        let mut rest = self.field.as_str();
+        let mut at = Cursor::Map(doc);
+        while !rest.is_empty() {
+            let (segment, next) = match at {
+                Cursor::Map(map) => {
+                    // The longest key that `rest` is or starts with.
+                    let key = map
+                        .keys()
+                        .filter(|k| {
+                            rest.strip_prefix(k.as_str())
+                                .is_some_and(|after| after.is_empty() || after.starts_with('.'))
+                        })
+                        .max_by_key(|k| k.len());
+                    let Some(key) = key else { break };
+                    (key.as_str(), map.get(key))
+                }
+                Cursor::List(list) => {
+                    let index = rest.split('.').next().unwrap_or(rest);
+                    (index, index.parse::<usize>().ok().and_then(|i| list.get(i)))
+                }
+                Cursor::Leaf => break,
+            };
+            path.push(segment.to_owned());
+            rest = rest
+                .get(segment.len()..)
+                .and_then(|after| after.strip_prefix('.'))
+                .unwrap_or_default();
+            at = match next {
+                Some(Value::Object(map)) => Cursor::Map(map),
+                Some(Value::Array(list)) => Cursor::List(list),
+                _ => Cursor::Leaf,
+            };
+        }
+        if !rest.is_empty() {
+            path.extend(rest.split('.').map(str::to_owned));
+        }
+        path
+    }
+}
+
+/// Where [`Invalid::path_in`] is in the document.
+enum Cursor<'a> {
+    Map(&'a Map<String, Value>),
+    List(&'a [Value]),
+    Leaf,
+}
+
 /// The built-in kinds Backstage validates, with their spec rules.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display, strum::VariantArray,
@@ -213,37 +276,111 @@ enum FieldType {
     Profile,
 }
 
+/// Every failure of one document, in the order Backstage's checks meet
+/// them (the first is the one Backstage reports), one per field, at most
+/// `cap` kept: a file with many mistakes is fixed in one go, not one run
+/// per mistake.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    pub list: Vec<Invalid>,
+    /// Failures past the cap, counted only.
+    pub more: usize,
+    cap: usize,
+}
+
+impl Failures {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            list: Vec::new(),
+            more: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn add(&mut self, invalid: Invalid) {
+        if self.list.len() >= self.cap {
+            self.more += 1;
+        } else if !self.list.iter().any(|i| i.field == invalid.field) {
+            // A later check on a field already at fault says nothing new.
+            self.list.push(invalid);
+        }
+    }
+
+    /// The value of `result`, or nothing with its failure kept.
+    fn check<T>(&mut self, result: Result<T, Invalid>) -> Option<T> {
+        result.map_err(|invalid| self.add(invalid)).ok()
+    }
+
+    fn into_first(self) -> Result<(), Invalid> {
+        self.list.into_iter().next().map_or(Ok(()), Err)
+    }
+}
+
 /// The envelope Backstage checks as a file's documents are emitted.
 pub(crate) fn check_envelope(doc: &Map<String, Value>) -> Result<(), Invalid> {
+    let mut failures = Failures::new(1);
+    envelope_failures(doc, &mut failures);
+    failures.into_first()
+}
+
+/// Every envelope failure of `doc`.
+pub(crate) fn envelope_failures(doc: &Map<String, Value>, failures: &mut Failures) {
     for field in ["apiVersion", "kind"] {
-        non_empty_string(doc, field, field, Rule::Envelope)?;
+        failures.check(non_empty_string(doc, field, field, Rule::Envelope));
     }
     let metadata = match doc.get("metadata") {
         Some(Value::Object(m)) => m,
         Some(other) => {
-            return Err(Invalid::new(
+            return failures.add(Invalid::new(
                 "metadata",
                 Rule::Envelope,
                 format!("must be an object, found {}", kind_of(other)),
             ));
         }
-        None => return Err(Invalid::new("metadata", Rule::Envelope, "is required")),
+        None => return failures.add(Invalid::new("metadata", Rule::Envelope, "is required")),
     };
-    non_empty_string(metadata, "name", "metadata.name", Rule::Envelope)?;
+    failures.check(non_empty_string(
+        metadata,
+        "name",
+        "metadata.name",
+        Rule::Envelope,
+    ));
     if metadata.contains_key("namespace") {
-        non_empty_string(metadata, "namespace", "metadata.namespace", Rule::Envelope)?;
+        failures.check(non_empty_string(
+            metadata,
+            "namespace",
+            "metadata.namespace",
+            Rule::Envelope,
+        ));
     }
-    Ok(())
 }
 
-/// The per-entity policies and the kind validation, first failure wins (as
-/// in Backstage). Returns the built-in kind when one applies.
+/// The per-entity policies and the kind validation; the first failure is
+/// the one Backstage reports. Returns the built-in kind when one applies.
+#[cfg(test)]
 pub(crate) fn validate_entity(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
-    check_envelope(doc)?;
-    check_schema(doc)?;
+    let mut failures = Failures::new(1);
+    let builtin = entity_failures(doc, &mut failures);
+    failures.into_first().map(|()| builtin)
+}
+
+/// Every failure of the per-entity policies and the kind validation; the
+/// entity is valid exactly when none is found (the same verdict as
+/// stopping at the first, as Backstage does). Returns the built-in kind
+/// when one applies.
+pub(crate) fn entity_failures(
+    doc: &Map<String, Value>,
+    failures: &mut Failures,
+) -> Option<BuiltinKind> {
+    envelope_failures(doc, failures);
+    check_schema(doc, failures);
     for key in doc.keys() {
         if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
-            return Err(Invalid::new(
+            failures.add(Invalid::new(
                 key.clone(),
                 Rule::NoForeignRootFields,
                 format!(
@@ -252,8 +389,8 @@ pub(crate) fn validate_entity(doc: &Map<String, Value>) -> Result<Option<Builtin
             ));
         }
     }
-    check_field_formats(doc)?;
-    check_kind(doc)
+    check_field_formats(doc, failures);
+    check_kind(doc, failures)
 }
 
 fn non_empty_string<'a>(
@@ -283,46 +420,45 @@ fn type_error(field: String, expected: &str, found: &Value) -> Invalid {
 }
 
 /// `Entity.schema.json` with `EntityMeta.schema.json`.
-fn check_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
-    check_root_schema(doc)?;
+fn check_schema(doc: &Map<String, Value>, failures: &mut Failures) {
+    check_root_schema(doc, failures);
     let Some(Value::Object(metadata)) = doc.get("metadata") else {
-        return Ok(());
+        return;
     };
     for (key, value) in metadata {
         let field = format!("metadata.{key}");
         match key.as_str() {
             "uid" | "etag" | "name" | "namespace" => {
-                non_empty_string(metadata, key, &field, Rule::Schema)?;
+                failures.check(non_empty_string(metadata, key, &field, Rule::Schema));
             }
             "description" if !value.is_string() => {
-                return Err(type_error(field, "a string", value));
+                failures.add(type_error(field, "a string", value));
             }
             "generation" if value.as_i64().is_none_or(|g| g < 1) => {
-                return Err(type_error(field, "an integer of at least 1", value));
+                failures.add(type_error(field, "an integer of at least 1", value));
             }
-            "labels" | "annotations" => check_string_map_schema(&field, value)?,
-            "tags" => check_tags_schema(&field, value)?,
-            "links" => check_links_schema(&field, value)?,
+            "labels" | "annotations" => check_string_map_schema(&field, value, failures),
+            "tags" => check_tags_schema(&field, value, failures),
+            "links" => check_links_schema(&field, value, failures),
             _ => {}
         }
     }
-    Ok(())
 }
 
 /// The root fields an entity may have, with their JSON types.
-fn check_root_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
+fn check_root_schema(doc: &Map<String, Value>, failures: &mut Failures) {
     for (key, value) in doc {
         match key.as_str() {
             "apiVersion" | "kind" | "metadata" => {}
             "spec" | "status" if !value.is_object() => {
-                return Err(type_error(key.clone(), "an object", value));
+                failures.add(type_error(key.clone(), "an object", value));
             }
             "relations" if !value.is_array() => {
-                return Err(type_error(key.clone(), "a list", value));
+                failures.add(type_error(key.clone(), "a list", value));
             }
             "spec" | "status" | "relations" => {}
             other => {
-                return Err(Invalid::new(
+                failures.add(Invalid::new(
                     other,
                     Rule::Schema,
                     format!(
@@ -332,187 +468,201 @@ fn check_root_schema(doc: &Map<String, Value>) -> Result<(), Invalid> {
             }
         }
     }
-    Ok(())
 }
 
 /// `metadata.labels` / `metadata.annotations`: an object of strings.
-fn check_string_map_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+fn check_string_map_schema(field: &str, value: &Value, failures: &mut Failures) {
     let Value::Object(map) = value else {
-        return Err(type_error(field.to_owned(), "an object", value));
+        return failures.add(type_error(field.to_owned(), "an object", value));
     };
     for (k, v) in map {
         if !v.is_string() {
-            return Err(type_error(format!("{field}.{k}"), "a string", v));
+            failures.add(type_error(format!("{field}.{k}"), "a string", v));
         }
     }
-    Ok(())
 }
 
 /// `metadata.tags`: a list of non-empty strings.
-fn check_tags_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+fn check_tags_schema(field: &str, value: &Value, failures: &mut Failures) {
     let Value::Array(tags) = value else {
-        return Err(type_error(field.to_owned(), "a list", value));
+        return failures.add(type_error(field.to_owned(), "a list", value));
     };
     for (i, tag) in tags.iter().enumerate() {
         match tag {
             Value::String(s) if !s.is_empty() => {}
-            other => {
-                return Err(type_error(
-                    format!("{field}.{i}"),
-                    "a non-empty string",
-                    other,
-                ));
-            }
+            other => failures.add(type_error(
+                format!("{field}.{i}"),
+                "a non-empty string",
+                other,
+            )),
         }
     }
-    Ok(())
 }
 
 /// `metadata.links`: objects with a `url`, and non-empty optional fields.
-fn check_links_schema(field: &str, value: &Value) -> Result<(), Invalid> {
+fn check_links_schema(field: &str, value: &Value, failures: &mut Failures) {
     let Value::Array(links) = value else {
-        return Err(type_error(field.to_owned(), "a list", value));
+        return failures.add(type_error(field.to_owned(), "a list", value));
     };
     for (i, link) in links.iter().enumerate() {
         let Value::Object(link) = link else {
-            return Err(type_error(format!("{field}.{i}"), "an object", link));
+            failures.add(type_error(format!("{field}.{i}"), "an object", link));
+            continue;
         };
-        non_empty_string(link, "url", &format!("{field}.{i}.url"), Rule::Schema)?;
+        failures.check(non_empty_string(
+            link,
+            "url",
+            &format!("{field}.{i}.url"),
+            Rule::Schema,
+        ));
         for optional in ["title", "icon", "type"] {
             if link.contains_key(optional) {
-                non_empty_string(
+                failures.check(non_empty_string(
                     link,
                     optional,
                     &format!("{field}.{i}.{optional}"),
                     Rule::Schema,
-                )?;
+                ));
             }
         }
     }
-    Ok(())
 }
 
-/// `value` is a string that `ok` accepts, else a format error for `rule`.
-fn require(field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool) -> Result<(), Invalid> {
+/// `value` is a string that `ok` accepts, else a format failure for `rule`.
+fn require(failures: &mut Failures, field: &str, value: &Value, rule: Rule, ok: fn(&str) -> bool) {
     match value.as_str() {
-        Some(s) if ok(s) => Ok(()),
-        _ => Err(Invalid::format(field, rule, value)),
+        Some(s) if ok(s) => {}
+        _ => failures.add(Invalid::format(field, rule, value)),
     }
 }
 
 /// `FieldFormatEntityPolicy` with the default validators.
-fn check_field_formats(doc: &Map<String, Value>) -> Result<(), Invalid> {
+fn check_field_formats(doc: &Map<String, Value>, failures: &mut Failures) {
     let null = Value::Null;
     require(
+        failures,
         "apiVersion",
         doc.get("apiVersion").unwrap_or(&null),
         Rule::ApiVersion,
         is_valid_api_version,
-    )?;
+    );
     require(
+        failures,
         "kind",
         doc.get("kind").unwrap_or(&null),
         Rule::Kind,
         is_valid_kind,
-    )?;
+    );
     let Some(Value::Object(metadata)) = doc.get("metadata") else {
-        return Ok(());
+        return;
     };
     require(
+        failures,
         "metadata.name",
         metadata.get("name").unwrap_or(&null),
         Rule::EntityName,
         is_valid_object_name,
-    )?;
+    );
     if let Some(namespace) = metadata.get("namespace") {
         require(
+            failures,
             "metadata.namespace",
             namespace,
             Rule::Namespace,
             is_valid_dns_label,
-        )?;
+        );
     }
     if let Some(Value::Object(labels)) = metadata.get("labels") {
         check_map_formats(
+            failures,
             "labels",
             labels,
             (Rule::LabelKey, Rule::LabelValue),
             is_valid_label_value,
-        )?;
+        );
     }
     if let Some(Value::Object(annotations)) = metadata.get("annotations") {
         check_map_formats(
+            failures,
             "annotations",
             annotations,
             (Rule::AnnotationKey, Rule::AnnotationValue),
             |_| true,
-        )?;
+        );
     }
     if let Some(Value::Array(tags)) = metadata.get("tags") {
         for (i, tag) in tags.iter().enumerate() {
-            require(&format!("metadata.tags.{i}"), tag, Rule::Tag, is_valid_tag)?;
+            require(
+                failures,
+                &format!("metadata.tags.{i}"),
+                tag,
+                Rule::Tag,
+                is_valid_tag,
+            );
         }
     }
     if let Some(Value::Array(links)) = metadata.get("links") {
-        check_link_formats(links)?;
+        check_link_formats(links, failures);
     }
-    Ok(())
 }
 
 /// `metadata.<name>` keys (label-key format) and values (`value_ok`).
 fn check_map_formats(
+    failures: &mut Failures,
     name: &str,
     map: &Map<String, Value>,
     (key_rule, value_rule): (Rule, Rule),
     value_ok: fn(&str) -> bool,
-) -> Result<(), Invalid> {
+) {
     for (k, v) in map {
         let field = format!("metadata.{name}.{k}");
         require(
+            failures,
             &field,
             &Value::String(k.clone()),
             key_rule,
             is_valid_label_key,
-        )?;
-        require(&field, v, value_rule, value_ok)?;
+        );
+        require(failures, &field, v, value_rule, value_ok);
     }
-    Ok(())
 }
 
 /// `metadata.links`: a URL, a non-blank title and an entity-name icon.
-fn check_link_formats(links: &[Value]) -> Result<(), Invalid> {
+fn check_link_formats(links: &[Value], failures: &mut Failures) {
     let null = Value::Null;
     for (i, link) in links.iter().enumerate() {
         let link = link.as_object();
         let get = |k: &str| link.and_then(|l| l.get(k));
         require(
+            failures,
             &format!("metadata.links.{i}.url"),
             get("url").unwrap_or(&null),
             Rule::Url,
             is_valid_url,
-        )?;
+        );
         if let Some(title) = get("title") {
             require(
+                failures,
                 &format!("metadata.links.{i}.title"),
                 title,
                 Rule::NonEmptyString,
                 |s| !s.trim().is_empty(),
-            )?;
+            );
         }
         if let Some(icon) = get("icon") {
             require(
+                failures,
                 &format!("metadata.links.{i}.icon"),
                 icon,
                 Rule::EntityName,
                 is_valid_object_name,
-            )?;
+            );
         }
     }
-    Ok(())
 }
 
 /// BuiltinKindsEntityProcessor's `validateEntityKind`.
-fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> {
+fn check_kind(doc: &Map<String, Value>, failures: &mut Failures) -> Option<BuiltinKind> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     let api_version = doc
         .get("apiVersion")
@@ -523,7 +673,7 @@ fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> 
             .iter()
             .find(|k| k.name().eq_ignore_ascii_case(kind))
         {
-            return Err(Invalid::new(
+            failures.add(Invalid::new(
                 "kind",
                 Rule::UnrecognizedKind,
                 format!(
@@ -533,23 +683,24 @@ fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> 
                 ),
             ));
         }
-        return Ok(None);
+        return None;
     };
     let spec = match doc.get("spec") {
         Some(Value::Object(spec)) => spec,
         _ => {
-            return Err(Invalid::new(
+            failures.add(Invalid::new(
                 "spec",
                 Rule::KindSchema,
                 format!("is required for kind {kind}"),
             ));
+            return Some(builtin);
         }
     };
     for (name, field_type, required) in builtin.spec_fields() {
         let field = format!("spec.{name}");
         let Some(value) = spec.get(*name) else {
             if *required {
-                return Err(Invalid::new(
+                failures.add(Invalid::new(
                     field,
                     Rule::KindSchema,
                     format!("is required for kind {kind} ({})", field_type.describe()),
@@ -557,9 +708,9 @@ fn check_kind(doc: &Map<String, Value>) -> Result<Option<BuiltinKind>, Invalid> 
             }
             continue;
         };
-        field_type.check(&field, value)?;
+        field_type.check(&field, value, failures);
     }
-    Ok(Some(builtin))
+    Some(builtin)
 }
 
 impl FieldType {
@@ -571,7 +722,7 @@ impl FieldType {
         }
     }
 
-    fn check(self, field: &str, value: &Value) -> Result<(), Invalid> {
+    fn check(self, field: &str, value: &Value, failures: &mut Failures) {
         let bad = |v: &Value, what: &str| {
             Invalid::new(
                 field,
@@ -580,34 +731,30 @@ impl FieldType {
             )
         };
         match (self, value) {
-            (FieldType::Str, Value::String(s)) if !s.is_empty() => Ok(()),
-            (FieldType::Str, v) => Err(bad(v, self.describe())),
+            (FieldType::Str, Value::String(s)) if !s.is_empty() => {}
             (FieldType::StrList, Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if item.as_str().is_none_or(str::is_empty) {
-                        return Err(Invalid::new(
+                        failures.add(Invalid::new(
                             format!("{field}.{i}"),
                             Rule::KindSchema,
                             format!("must be a non-empty string, found {}", describe_found(item)),
                         ));
                     }
                 }
-                Ok(())
             }
-            (FieldType::StrList, v) => Err(bad(v, self.describe())),
             (FieldType::Profile, Value::Object(profile)) => {
                 for (k, v) in profile {
                     if k != "externalHandles" && v.as_str().is_none_or(str::is_empty) {
-                        return Err(Invalid::new(
+                        failures.add(Invalid::new(
                             format!("{field}.{k}"),
                             Rule::KindSchema,
                             format!("must be a non-empty string, found {}", describe_found(v)),
                         ));
                     }
                 }
-                Ok(())
             }
-            (FieldType::Profile, v) => Err(bad(v, self.describe())),
+            (_, v) => failures.add(bad(v, self.describe())),
         }
     }
 }
@@ -1219,6 +1366,45 @@ mod tests {
             let err = check_envelope(&doc(value)).unwrap_err();
             assert_eq!((err.field.as_str(), err.rule), (field, Rule::Envelope));
         }
+    }
+
+    #[test]
+    fn every_failure_is_collected_and_the_first_is_backstages() {
+        let mut entity = with(component(), "metadata.name", Some(json!("Bad Name")));
+        entity = with(entity, "metadata.tags", Some(json!(["ok", "Bad", ""])));
+        entity = with(
+            entity,
+            "metadata.labels",
+            Some(json!({"example.com/tier": "x!"})),
+        );
+        entity = with(entity, "spec.owner", None);
+        let failing = doc(entity);
+        let mut failures = Failures::new(100);
+        entity_failures(&failing, &mut failures);
+        let fields: Vec<&str> = failures.list.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.tags.2",
+                "metadata.name",
+                "metadata.labels.example.com/tier",
+                "metadata.tags.1",
+                "spec.owner"
+            ]
+        );
+        assert_eq!(validate_entity(&failing).unwrap_err(), failures.list[0]);
+        let paths: Vec<Vec<String>> = failures.list.iter().map(|f| f.path_in(&failing)).collect();
+        assert_eq!(paths[0], ["metadata", "tags", "2"]);
+        assert_eq!(paths[2], ["metadata", "labels", "example.com/tier"]);
+        assert_eq!(paths[4], ["spec", "owner"]);
+        assert_eq!(failures.list[2].part(), Part::Value);
+
+        // Bounded: past the cap failures are only counted.
+        let tags: Vec<String> = (0..300).map(|i| format!("Bad{i}")).collect();
+        let many = doc(with(component(), "metadata.tags", Some(json!(tags))));
+        let mut failures = Failures::new(100);
+        entity_failures(&many, &mut failures);
+        assert_eq!((failures.list.len(), failures.more), (100, 200));
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod persistence;
 mod plan;
 mod postgres;
 mod pr_checks;
+mod problem_positions;
 mod progressive;
 mod reconciliation;
 mod reload;

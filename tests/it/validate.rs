@@ -179,9 +179,10 @@ fn each_problem_is_one_line_naming_its_place() {
     let stdout = text(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    // The second document starts at line 9; the parser names the column.
+    // A missing field is placed at the field holding it (`spec:` of the
+    // second document); the parser names the column of a syntax error.
     assert!(
-        lines[0].starts_with("bad/second-document.yaml:9:1: component:default/broken: spec.owner"),
+        lines[0].starts_with("bad/second-document.yaml:14:1: component:default/broken: spec.owner"),
         "{stdout}"
     );
     assert!(
@@ -265,7 +266,7 @@ fn relative_targets_are_followed_inside_the_repository_only() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("services/broken.yaml:1:1: component:default/broken: spec.owner"),
+        stdout.contains("services/broken.yaml:5:1: component:default/broken: spec.owner"),
         "{stdout}"
     );
     assert!(

@@ -76,45 +76,72 @@ struct Found {
 
 impl<S: FileSource> Processor<'_, S> {
     /// Replaces every placeholder in `doc` (whose file is `url`) by the
-    /// content it names.
+    /// content it names; on failure, also the path of the target that
+    /// failed (keys and indexes from the root).
     pub(super) async fn resolve_placeholders(
         &self,
         walk: &mut Walk,
         doc: &mut Map<String, Value>,
         url: &str,
-    ) -> Result<(), PlaceholderError> {
+    ) -> Result<(), (PlaceholderError, Vec<String>)> {
         let mut found = Vec::new();
         for (key, value) in doc.iter() {
             find_placeholders(value, &mut vec![Step::Key(key.clone())], &mut found);
         }
-        for Found { path, kind, target } in found {
-            let location =
-                self.source
-                    .resolve(&target, url)
-                    .map_err(|source| PlaceholderError::Resolve {
-                        kind,
-                        url: url.to_owned(),
-                        target: target.clone(),
-                        source,
-                    })?;
-            let bytes = self
-                .placeholder_file(walk, kind, &target, &location)
-                .await?;
-            let value = self.placeholder_value(kind, &target, &location, &bytes)?;
-            // What is served, not what was read: escapes and re-rendered
-            // YAML can be larger than the file.
-            let room = self
-                .config
-                .max_expanded_bytes
-                .saturating_sub(walk.expanded_bytes);
-            walk.expand(
-                served_len(&value, room),
-                self.config,
-                &format!("Placeholder ${kind} of {location}"),
-            )?;
-            if let Some(slot) = value_at(doc, &path) {
-                *slot = value;
+        for placeholder in found {
+            let at = || {
+                let mut path: Vec<String> = placeholder
+                    .path
+                    .iter()
+                    .map(|step| match step {
+                        Step::Key(key) => key.clone(),
+                        Step::Index(index) => index.to_string(),
+                    })
+                    .collect();
+                path.push(format!("${}", placeholder.kind));
+                path
+            };
+            if let Err(err) = self.resolve_one(walk, doc, url, &placeholder).await {
+                return Err((err, at()));
             }
+        }
+        Ok(())
+    }
+
+    /// Fills in one placeholder.
+    async fn resolve_one(
+        &self,
+        walk: &mut Walk,
+        doc: &mut Map<String, Value>,
+        url: &str,
+        placeholder: &Found,
+    ) -> Result<(), PlaceholderError> {
+        let Found { path, kind, target } = placeholder;
+        let (kind, target) = (*kind, target.as_str());
+        let location =
+            self.source
+                .resolve(target, url)
+                .map_err(|source| PlaceholderError::Resolve {
+                    kind,
+                    url: url.to_owned(),
+                    target: target.to_owned(),
+                    source,
+                })?;
+        let bytes = self.placeholder_file(walk, kind, target, &location).await?;
+        let value = self.placeholder_value(kind, target, &location, &bytes)?;
+        // What is served, not what was read: escapes and re-rendered
+        // YAML can be larger than the file.
+        let room = self
+            .config
+            .max_expanded_bytes
+            .saturating_sub(walk.expanded_bytes);
+        walk.expand(
+            served_len(&value, room),
+            self.config,
+            &format!("Placeholder ${kind} of {location}"),
+        )?;
+        if let Some(slot) = value_at(doc, path) {
+            *slot = value;
         }
         Ok(())
     }

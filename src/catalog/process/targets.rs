@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{
     Entity, FetchError, FileSource, Overflow, ProcessedEntity, Processor, ResolveError, Visit, Walk,
 };
+use crate::catalog::parse::Part;
 use crate::catalog::problem::{Problem, ProblemKind};
 
 /// Why a Location entity (and everything under it) is not kept.
@@ -56,28 +57,44 @@ impl At<'_> {
             .for_entity(self.entity_ref.clone())
     }
 
-    fn fail(&self, walk: &mut Walk, error: &LocationError) {
-        walk.problems.push(self.problem(format!(
-            "{error}; the Location and everything under it are not kept"
-        )));
+    /// The Location fails for `error`, about the spec field at `path`.
+    fn fail(&self, walk: &mut Walk, error: &LocationError, path: &[&str]) {
+        walk.report(
+            self.problem(format!(
+                "{error}; the Location and everything under it are not kept"
+            )),
+            Some((field(path), Part::Value)),
+        );
     }
+}
+
+fn field(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// What a Location entity's spec asks for.
 struct LocationSpec<'a> {
     type_: &'a str,
     optional: bool,
-    targets: Vec<&'a str>,
+    /// Each target with where it is written (`spec.target` or an item of
+    /// `spec.targets`).
+    targets: Vec<(&'a str, Vec<&'static str>, Option<usize>)>,
 }
 
 impl<'a> LocationSpec<'a> {
     fn of(location: &'a Entity) -> Self {
         let spec = location.spec.as_ref().and_then(Value::as_object);
         let get = |key: &str| spec.and_then(|s| s.get(key));
-        let mut targets: Vec<&str> = Vec::new();
-        targets.extend(get("target").and_then(Value::as_str));
+        let mut targets = Vec::new();
+        if let Some(target) = get("target").and_then(Value::as_str) {
+            targets.push((target, vec!["spec", "target"], None));
+        }
         if let Some(Value::Array(items)) = get("targets") {
-            targets.extend(items.iter().filter_map(Value::as_str));
+            targets.extend(
+                items.iter().enumerate().filter_map(|(i, item)| {
+                    Some((item.as_str()?, vec!["spec", "targets"], Some(i)))
+                }),
+            );
         }
         Self {
             type_: get("type").and_then(Value::as_str).unwrap_or("url"),
@@ -108,19 +125,27 @@ impl<S: FileSource> Processor<'_, S> {
             return Some(Vec::new());
         }
         if let Err(error) = self.followable(&spec, depth) {
-            at.fail(walk, &error);
+            let path: &[&str] = match error {
+                LocationError::NotUrl(_) => &["spec", "type"],
+                LocationError::TooManyTargets { .. } => &["spec", "targets"],
+                _ => &["spec"],
+            };
+            at.fail(walk, &error, path);
             return None;
         }
         let mut ok = true;
         let mut children = Vec::new();
-        for target in &spec.targets {
+        for (target, written, index) in &spec.targets {
+            let index = index.map(|i| i.to_string());
+            let mut path = written.clone();
+            path.extend(index.as_deref());
             match self
-                .follow_target(walk, &at, target, spec.optional, origin, depth)
+                .follow_target(walk, &at, (target, &path), spec.optional, origin, depth)
                 .await
             {
                 Ok(entities) => children.extend(entities),
                 Err(error) => {
-                    at.fail(walk, &error);
+                    at.fail(walk, &error, &path);
                     ok = false;
                 }
             }
@@ -146,12 +171,13 @@ impl<S: FileSource> Processor<'_, S> {
     }
 
     /// One target's entities (none for one skipped or reached through a
-    /// cycle); `Err` fails the Location.
+    /// cycle); `Err` fails the Location. `path` is where the target is
+    /// written in the Location's spec.
     async fn follow_target(
         &self,
         walk: &mut Walk,
         at: &At<'_>,
-        target: &str,
+        (target, path): (&str, &[&str]),
         optional: bool,
         origin: &str,
         depth: usize,
@@ -172,7 +198,10 @@ impl<S: FileSource> Processor<'_, S> {
             Some(Visit::Done(None)) => return Err(LocationError::Unprocessed(resolved)),
             None => {}
         }
-        let Some(bytes) = self.read_target(walk, at, &resolved, optional).await? else {
+        let Some(bytes) = self
+            .read_target(walk, at, &resolved, path, optional)
+            .await?
+        else {
             return Ok(Vec::new());
         };
         walk.visited.insert(resolved.clone(), Visit::InProgress);
@@ -191,6 +220,7 @@ impl<S: FileSource> Processor<'_, S> {
         walk: &mut Walk,
         at: &At<'_>,
         resolved: &str,
+        path: &[&str],
         optional: bool,
     ) -> Result<Option<Vec<u8>>, LocationError> {
         if walk.files_read >= self.config.max_location_files {
@@ -220,15 +250,17 @@ impl<S: FileSource> Processor<'_, S> {
             // Only this target is lost: its siblings are in scope and
             // dropping them would remove entities for another's mistake.
             Err(FetchError::Refused(message)) => {
-                walk.problems.push(at.problem(format!(
-                    "target {resolved} is not read: {message}; the Location's other targets are kept"
-                )));
+                walk.report(
+                    at.problem(format!(
+                        "target {resolved} is not read: {message}; the Location's other targets are kept"
+                    )),
+                    Some((field(path), Part::Value)),
+                );
                 Ok(None)
             }
             Err(FetchError::Failed(message)) => {
                 walk.files_read += 1;
-                walk.problems
-                    .push(Problem::new(resolved, ProblemKind::Read, message));
+                walk.report(Problem::new(resolved, ProblemKind::Read, message), None);
                 Err(LocationError::Unread(resolved.to_owned()))
             }
         }
