@@ -38,6 +38,8 @@ pub(crate) struct PreviewProblem {
     /// Relative to the repository's root; empty when no file is meant.
     pub path: String,
     pub line: u32,
+    /// 1-based; 1 when unknown.
+    pub column: u32,
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entity_ref: Option<String>,

@@ -137,6 +137,7 @@ impl PullRequestCheck<'_> {
             preview.problems.push(PreviewProblem {
                 path: String::new(),
                 line: 1,
+                column: 1,
                 kind: "read".into(),
                 entity_ref: None,
                 message: "the pull request changes too many files to list them all; only the first were checked".into(),
@@ -237,6 +238,7 @@ impl PullRequestCheck<'_> {
                 problems.push(PreviewProblem {
                     path: file_path(unit, product),
                     line: 1,
+                    column: 1,
                     kind: "conflict".into(),
                     entity_ref: Some(entity_ref.clone()),
                     message: format!("{entity_ref} is defined twice; the first one is kept"),
@@ -257,6 +259,7 @@ impl PullRequestCheck<'_> {
                     problems.push(PreviewProblem {
                         path: file_path(unit, product),
                         line: 1,
+                        column: 1,
                         kind: "conflict".into(),
                         entity_ref: Some(entity_ref.clone()),
                         message: format!(
@@ -361,14 +364,13 @@ fn file_path(url: &str, product: Product) -> String {
         .unwrap_or_default()
 }
 
-/// Where a problem is: its file and line.
-// positions: task E — use the Problem's `line` once it has one.
-fn position(problem: &Problem, product: Product) -> (String, u32) {
-    (file_path(&problem.url, product), 1)
+/// Where a problem is: its file, line and column.
+fn position(problem: &Problem, product: Product) -> (String, u32, u32) {
+    (file_path(&problem.url, product), problem.line, problem.column)
 }
 
 fn problem(problem: &Problem, product: Product, pr: &PullRequest) -> PreviewProblem {
-    let (path, line) = position(problem, product);
+    let (path, line, column) = position(problem, product);
     let mut message = problem.message.clone();
     if problem.kind == ProblemKind::Read
         && let Some(fork) = &pr.fork
@@ -385,6 +387,7 @@ fn problem(problem: &Problem, product: Product, pr: &PullRequest) -> PreviewProb
     PreviewProblem {
         path,
         line,
+        column,
         kind: serde_json::to_value(problem.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
