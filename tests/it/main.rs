@@ -27,6 +27,7 @@ mod globs;
 mod hardening;
 mod helm_chart;
 mod locations;
+mod pacing_share;
 mod persistence;
 mod plan;
 mod postgres;

@@ -26,6 +26,14 @@ const PROBE_STEP: f64 = 0.025;
 const UNLIMITED_ABOVE: f64 = 1000.0;
 /// Of what the bucket is believed to hold after a stall, the pace's burst uses this share.
 const BURST_SHARE: f64 = 0.9;
+/// Under a share, a 429 means other clients took more than the rest:
+/// the shared pace is cut by this factor, down to [`MIN_YIELD`] ...
+const YIELD_CUT: f64 = 0.7;
+const MIN_YIELD: f64 = 0.1;
+/// ... and given back by this much after each calm [`PROBE_CALM`].
+const YIELD_RECOVERY: f64 = 0.1;
+/// The shortest stall after a 429 from a bucket that refills fast.
+const MIN_STALL: Duration = Duration::from_millis(20);
 
 /// One 429 episode: the first 429 of requests sent after the previous
 /// episode began (later 429s of requests already in flight belong to it).
@@ -71,6 +79,12 @@ pub(super) struct Estimator {
     last_stall: Duration,
     /// The refill rate came from `X-RateLimit-*` headers: no probing.
     exact: bool,
+    /// `rateLimit.share`: once the refill is known, send at this share of
+    /// it (no probing above it) and burst at most this share of the bucket.
+    share: Option<f64>,
+    /// Under a share: what 429s (other clients draining the bucket) cut the
+    /// shared pace to, 1 = none; calm gives it back.
+    yielded: f64,
 }
 
 /// Paced at a margin under `refill`, from `since`.
@@ -90,7 +104,15 @@ impl Estimator {
             last: None,
             last_stall: Duration::from_secs(1),
             exact: false,
+            share: None,
+            yielded: 1.0,
         }
+    }
+
+    /// Sends at most `share` of the learnt refill rate once it is known.
+    pub(super) fn with_share(mut self, share: Option<f64>) -> Self {
+        self.share = share.filter(|s| s.is_finite() && *s > 0.0 && *s < 1.0);
+        self
     }
 
     /// The refill rate estimated so far.
@@ -101,11 +123,17 @@ impl Estimator {
         }
     }
 
-    /// The pace to send at; `None` = unpaced.
+    /// The pace to send at; `None` = unpaced. A search runs at full speed
+    /// (it must overshoot the refill to measure it); a share applies once
+    /// the refill is estimated.
     pub(crate) fn pace(&self) -> Option<f64> {
         match self.mode {
             Mode::Unlimited => None,
-            Mode::Search { pace, .. } | Mode::Paced { pace, .. } => Some(pace),
+            Mode::Search { pace, .. } => Some(pace),
+            Mode::Paced { pace, .. } => Some(match self.share {
+                Some(share) => (share * pace * self.yielded).max(MIN_RATE),
+                None => pace,
+            }),
         }
     }
 
@@ -115,7 +143,11 @@ impl Estimator {
         match (self.mode, self.burst) {
             (Mode::Paced { refill, .. }, Some(burst)) => {
                 let refilled = refill * self.last_stall.as_secs_f64();
-                let cells = (BURST_SHARE * burst.min(refilled)).floor();
+                let mut cells = (BURST_SHARE * burst.min(refilled)).floor();
+                if let Some(share) = self.share {
+                    // Leave the rest of the bucket's burst to other clients.
+                    cells = cells.min((share * burst).floor());
+                }
                 // Bounded above by the burst estimate, itself a request count.
                 if cells >= 1.0 { cells as u32 } else { 1 }
             }
@@ -124,21 +156,63 @@ impl Estimator {
     }
 
     /// A new 429 episode at `now`, after `accepted` accepted responses in
-    /// all; everyone waits `stall`.
+    /// all; the server said to wait `retry_after`. Returns how long
+    /// everyone waits: `retry_after`, or less from a bucket known to refill
+    /// whole within it (Retry-After comes in whole seconds, at least 1, so
+    /// it is only an upper bound there).
     /// `idle`: no request was in flight or waiting at some point since the
     /// last episode, so the bucket refilled unobserved and what got through
     /// in between measures nothing; the estimate stands.
-    pub(crate) fn on_429(&mut self, now: Instant, accepted: u64, stall: Duration, idle: bool) {
+    pub(crate) fn on_429(
+        &mut self,
+        now: Instant,
+        accepted: u64,
+        retry_after: Duration,
+        idle: bool,
+    ) -> Duration {
+        let stall = self.stall(retry_after);
         let resume = now + stall;
-        self.mode = match (idle, self.last, self.mode) {
-            (true, _, Mode::Paced { refill, .. }) => paced(refill, resume),
-            (_, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
+        self.mode = match (idle, self.share, self.last, self.mode) {
+            (true, _, _, Mode::Paced { refill, .. }) => paced(refill, resume),
+            // Under a share our own count does not measure the refill
+            // (others took the rest): keep it and yield.
+            (false, Some(_), _, Mode::Paced { refill, pace, .. }) => {
+                self.yielded = (self.yielded * YIELD_CUT).max(MIN_YIELD);
+                Mode::Paced {
+                    refill,
+                    pace,
+                    since: resume,
+                }
+            }
+            (_, _, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
                 paced(self.refill_since(prev, now, accepted).max(MIN_RATE), resume)
             }
             _ => self.first_episode(accepted, stall, resume),
         };
+        // The estimate may just have shown a fast bucket: wait less.
+        let stall = self.stall(retry_after).min(stall);
+        if let Mode::Paced { since, .. } = &mut self.mode {
+            *since = now + stall;
+        }
         self.last = Some(Episode { at: now, accepted });
         self.last_stall = stall;
+        stall
+    }
+
+    /// How long to wait after a 429 that said `retry_after`: the time the
+    /// bucket takes to fill, when that is shorter (it refills whole within
+    /// `retry_after`); what a stall refills is then not idle time lost.
+    pub(crate) fn stall(&self, retry_after: Duration) -> Duration {
+        match (self.mode, self.burst) {
+            (Mode::Paced { refill, .. }, Some(burst))
+                if refill * retry_after.as_secs_f64() > burst =>
+            {
+                Duration::from_secs_f64(burst / refill)
+                    .max(MIN_STALL)
+                    .min(retry_after)
+            }
+            _ => retry_after,
+        }
     }
 
     /// The refill rate a 429 at `now` after the episode `prev` shows.
@@ -219,11 +293,20 @@ impl Estimator {
                 };
                 true
             }
+            Mode::Paced { since, .. }
+                if self.share.is_some() && self.yielded < 1.0 && now >= since + PROBE_CALM =>
+            {
+                self.yielded = (self.yielded + YIELD_RECOVERY).min(1.0);
+                if let Mode::Paced { since, .. } = &mut self.mode {
+                    *since = now;
+                }
+                true
+            }
             Mode::Paced {
                 refill,
                 pace,
                 since,
-            } if !self.exact && now >= since + PROBE_CALM => {
+            } if !self.exact && self.share.is_none() && now >= since + PROBE_CALM => {
                 self.mode = Mode::Paced {
                     refill,
                     pace: pace + PROBE_STEP * refill,
@@ -377,5 +460,43 @@ mod tests {
         // Measured again from that 429 on.
         est.on_429(t0 + secs(1402.0), 2080, secs(1.0), false);
         assert_eq!(est.refill(), Some(5.0));
+    }
+
+    #[test]
+    fn a_share_paces_at_that_share_and_yields_to_other_clients() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new().with_share(Some(0.5));
+        est.on_429(t0, 60, secs(1.0), false);
+        est.on_429(t0 + secs(2.0), 70, secs(1.0), false);
+        assert_eq!(est.refill(), Some(5.0));
+        let shared = est.pace().unwrap();
+        assert!((shared - 0.5 * 4.75).abs() < 1e-9, "{shared}");
+        // No probing above the share.
+        assert!(!est.on_calm(t0 + secs(30.0), 200));
+        assert_eq!(est.pace(), Some(shared));
+        // Another client drained the bucket: the estimate stands, we yield.
+        est.on_429(t0 + secs(40.0), 250, secs(1.0), false);
+        assert_eq!(est.refill(), Some(5.0));
+        let yielded = est.pace().unwrap();
+        assert!((yielded - 0.7 * shared).abs() < 1e-9, "{yielded}");
+        assert!(est.on_calm(t0 + secs(47.0), 260));
+        assert!(est.pace().unwrap() > yielded);
+        // The burst leaves the rest of the bucket.
+        let mut est = Estimator::new().with_share(Some(0.1));
+        est.known(t0, 10.0, Some(60.0));
+        assert_eq!(est.pace_burst(), 6);
+        assert!((est.pace().unwrap() - 0.1 * MARGIN * 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_fast_bucket_stalls_less_than_a_whole_second_retry_after() {
+        let (est, _) = converge(20.0, 100.0);
+        let stall = est.stall(secs(1.0));
+        assert!(stall <= secs(0.3), "{stall:?}");
+        // A slow bucket's Retry-After is what it takes.
+        let (est, _) = converge(60.0, 5.0);
+        assert_eq!(est.stall(secs(1.0)), secs(1.0));
+        // Nothing known: Retry-After stands.
+        assert_eq!(Estimator::new().stall(secs(1.0)), secs(1.0));
     }
 }
