@@ -162,7 +162,9 @@ async fn bucket(bucket: &Bucket, latency: Duration, concurrency: usize) {
             format!(
                 " co-tenant {limited}/{sent} × 429 ({:.1} %), share {} |",
                 100.0 * limited as f64 / sent.max(1) as f64,
-                bucket.share.map_or_else(|| "none".to_owned(), |s| s.to_string())
+                bucket
+                    .share
+                    .map_or_else(|| "none".to_owned(), |s| s.to_string())
             )
         }
         None => " |".to_owned(),

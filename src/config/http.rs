@@ -17,10 +17,13 @@ pub(super) fn http_settings(raw: raw::Http) -> HttpSettings {
                 burst: rate.burst.as_ref().map_or(per_second.ceil(), |b| b.0) as u32,
             })
         }),
-        budget: raw.rate_limit.as_ref().map_or_else(Budget::default, |rate| Budget {
-            share: rate.share.as_ref().map(|s| s.0),
-            per_hour: rate.per_hour.as_ref().map(|n| n.0 as u32),
-        }),
+        budget: raw
+            .rate_limit
+            .as_ref()
+            .map_or_else(Budget::default, |rate| Budget {
+                share: rate.share.as_ref().map(|s| s.0),
+                per_hour: rate.per_hour.as_ref().map(|n| n.0 as u32),
+            }),
         max_concurrent_requests: raw
             .max_concurrent_requests
             .map_or(defaults.max_concurrent_requests, |n| n.0 as usize),

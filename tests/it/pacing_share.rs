@@ -98,11 +98,17 @@ async fn a_share_leaves_a_bursty_co_tenant_its_headroom() {
     let status = first_run(&app, Duration::from_secs(240)).await;
     tenant.stop.store(true, Ordering::Relaxed);
     let _ = task.await;
-    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
     let sent = tenant.sent.load(Ordering::Relaxed);
     let limited = tenant.limited.load(Ordering::Relaxed);
     let share = limited as f64 / sent.max(1) as f64;
-    eprintln!("co-tenant: {limited} × 429 of {sent} ({:.1} %)", share * 100.0);
+    eprintln!(
+        "co-tenant: {limited} × 429 of {sent} ({:.1} %)",
+        share * 100.0
+    );
     assert!(sent >= 100, "the co-tenant ran alongside the sweep: {sent}");
     assert!(share <= 0.05, "co-tenant 429s: {limited} of {sent}");
 
@@ -120,9 +126,15 @@ async fn a_per_hour_ceiling_holds() {
     let sim = simulator(50, None).await;
     let app = TestApp::spawn(&config(&sim, "      rateLimit: {perHour: 36000}\n")).await;
     let status = first_run(&app, Duration::from_secs(60)).await;
-    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
     let requests = sim.stats().requests;
-    let took = status["lastRun"]["durationMs"].as_f64().expect("durationMs") / 1000.0;
+    let took = status["lastRun"]["durationMs"]
+        .as_f64()
+        .expect("durationMs")
+        / 1000.0;
     // Spread evenly: n requests take at least (n − 1) / 10 s.
     let least = (requests.saturating_sub(2)) as f64 / 10.0;
     assert!(requests >= 40, "{requests}");
@@ -154,11 +166,17 @@ async fn a_fast_bucket_runs_within_one_and_a_half_times_its_bound() {
     .await;
     let app = TestApp::spawn(&config(&sim, "")).await;
     let status = first_run(&app, Duration::from_secs(120)).await;
-    assert_eq!(status["lastRun"]["outcome"]["status"], "succeeded", "{status:#}");
+    assert_eq!(
+        status["lastRun"]["outcome"]["status"], "succeeded",
+        "{status:#}"
+    );
     let stats = sim.stats();
     let served = stats.requests - stats.status("429");
     let bound = served.saturating_sub(u64::from(burst)) as f64 / refill;
-    let took = status["lastRun"]["durationMs"].as_f64().expect("durationMs") / 1000.0;
+    let took = status["lastRun"]["durationMs"]
+        .as_f64()
+        .expect("durationMs")
+        / 1000.0;
     eprintln!(
         "{served} served, {} × 429, {took:.2} s, bound {bound:.2} s",
         stats.status("429")

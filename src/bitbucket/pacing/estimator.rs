@@ -26,13 +26,15 @@ const PROBE_STEP: f64 = 0.025;
 const UNLIMITED_ABOVE: f64 = 1000.0;
 /// Of what the bucket is believed to hold after a stall, the pace's burst uses this share.
 const BURST_SHARE: f64 = 0.9;
-/// Under a share, a 429 means other clients took more than the rest:
-/// the shared pace is cut by this factor, down to [`MIN_YIELD`] ...
-const YIELD_CUT: f64 = 0.7;
-const MIN_YIELD: f64 = 0.1;
-/// ... and given back by this much after each calm [`PROBE_CALM`].
-const YIELD_RECOVERY: f64 = 0.1;
-/// The shortest stall after a 429 from a bucket that refills fast.
+/// Under a share, a 429 means the bucket ran dry with us under our share:
+/// the estimate was too high (or others take more now). It is cut by this
+/// factor (and probed upward again as without a share).
+const SHARED_CUT: f64 = 0.7;
+/// After a 429 from a bucket that refills fast, wait until it holds about
+/// this many tokens (not the whole bucket: its size is only an upper
+/// estimate, and the burst after the stall must not overrun it) ...
+const STALL_TOKENS: f64 = 10.0;
+/// ... but at least this long.
 const MIN_STALL: Duration = Duration::from_millis(20);
 
 /// One 429 episode: the first 429 of requests sent after the previous
@@ -80,11 +82,8 @@ pub(super) struct Estimator {
     /// The refill rate came from `X-RateLimit-*` headers: no probing.
     exact: bool,
     /// `rateLimit.share`: once the refill is known, send at this share of
-    /// it (no probing above it) and burst at most this share of the bucket.
+    /// it and burst at most this share of the bucket.
     share: Option<f64>,
-    /// Under a share: what 429s (other clients draining the bucket) cut the
-    /// shared pace to, 1 = none; calm gives it back.
-    yielded: f64,
 }
 
 /// Paced at a margin under `refill`, from `since`.
@@ -105,7 +104,6 @@ impl Estimator {
             last_stall: Duration::from_secs(1),
             exact: false,
             share: None,
-            yielded: 1.0,
         }
     }
 
@@ -131,7 +129,7 @@ impl Estimator {
             Mode::Unlimited => None,
             Mode::Search { pace, .. } => Some(pace),
             Mode::Paced { pace, .. } => Some(match self.share {
-                Some(share) => (share * pace * self.yielded).max(MIN_RATE),
+                Some(share) => (share * pace).max(MIN_RATE),
                 None => pace,
             }),
         }
@@ -175,14 +173,9 @@ impl Estimator {
         self.mode = match (idle, self.share, self.last, self.mode) {
             (true, _, _, Mode::Paced { refill, .. }) => paced(refill, resume),
             // Under a share our own count does not measure the refill
-            // (others took the rest): keep it and yield.
-            (false, Some(_), _, Mode::Paced { refill, pace, .. }) => {
-                self.yielded = (self.yielded * YIELD_CUT).max(MIN_YIELD);
-                Mode::Paced {
-                    refill,
-                    pace,
-                    since: resume,
-                }
+            // (others took the rest): cut the estimate instead.
+            (false, Some(_), _, Mode::Paced { refill, .. }) => {
+                paced((refill * SHARED_CUT).max(MIN_RATE), resume)
             }
             (_, _, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
                 paced(self.refill_since(prev, now, accepted).max(MIN_RATE), resume)
@@ -199,15 +192,15 @@ impl Estimator {
         stall
     }
 
-    /// How long to wait after a 429 that said `retry_after`: the time the
-    /// bucket takes to fill, when that is shorter (it refills whole within
-    /// `retry_after`); what a stall refills is then not idle time lost.
+    /// How long to wait after a 429 that said `retry_after`: from a bucket
+    /// that refills whole within it, the time it takes to hold
+    /// [`STALL_TOKENS`] (the pace's burst spends them right after).
     pub(crate) fn stall(&self, retry_after: Duration) -> Duration {
         match (self.mode, self.burst) {
             (Mode::Paced { refill, .. }, Some(burst))
                 if refill * retry_after.as_secs_f64() > burst =>
             {
-                Duration::from_secs_f64(burst / refill)
+                Duration::from_secs_f64(burst.min(STALL_TOKENS) / refill)
                     .max(MIN_STALL)
                     .min(retry_after)
             }
@@ -223,6 +216,12 @@ impl Estimator {
         let between = now.saturating_duration_since(prev.at).as_secs_f64();
         let got = accepted.saturating_sub(prev.accepted) as f64;
         let lower = if between > 0.0 { got / between } else { 0.0 };
+        if self.share.is_some() {
+            // Other clients may have drained the bucket too, which the
+            // estimates below would read as our own overshoot: under a
+            // share only the safe side counts (probing raises it).
+            return lower;
+        }
         match self.mode {
             Mode::Search {
                 pace,
@@ -293,20 +292,19 @@ impl Estimator {
                 };
                 true
             }
-            Mode::Paced { since, .. }
-                if self.share.is_some() && self.yielded < 1.0 && now >= since + PROBE_CALM =>
+            // Under a share the estimate itself creeps up (the pace is a
+            // share of it), in case it was cut too far.
+            Mode::Paced { refill, since, .. }
+                if !self.exact && self.share.is_some() && now >= since + PROBE_CALM =>
             {
-                self.yielded = (self.yielded + YIELD_RECOVERY).min(1.0);
-                if let Mode::Paced { since, .. } = &mut self.mode {
-                    *since = now;
-                }
+                self.mode = paced(refill * (1.0 + PROBE_STEP), now);
                 true
             }
             Mode::Paced {
                 refill,
                 pace,
                 since,
-            } if !self.exact && self.share.is_none() && now >= since + PROBE_CALM => {
+            } if !self.exact && now >= since + PROBE_CALM => {
                 self.mode = Mode::Paced {
                     refill,
                     pace: pace + PROBE_STEP * refill,
@@ -471,16 +469,16 @@ mod tests {
         assert_eq!(est.refill(), Some(5.0));
         let shared = est.pace().unwrap();
         assert!((shared - 0.5 * 4.75).abs() < 1e-9, "{shared}");
-        // No probing above the share.
-        assert!(!est.on_calm(t0 + secs(30.0), 200));
-        assert_eq!(est.pace(), Some(shared));
-        // Another client drained the bucket: the estimate stands, we yield.
+        // The bucket ran dry under our share: others take more; cut.
         est.on_429(t0 + secs(40.0), 250, secs(1.0), false);
-        assert_eq!(est.refill(), Some(5.0));
-        let yielded = est.pace().unwrap();
-        assert!((yielded - 0.7 * shared).abs() < 1e-9, "{yielded}");
+        assert!((est.refill().unwrap() - 0.7 * 5.0).abs() < 1e-9);
+        let cut = est.pace().unwrap();
+        assert!((cut - 0.7 * shared).abs() < 1e-9, "{cut}");
+        // Calm probes the estimate upward again, slowly.
+        assert!(!est.on_calm(t0 + secs(44.0), 260));
         assert!(est.on_calm(t0 + secs(47.0), 260));
-        assert!(est.pace().unwrap() > yielded);
+        let probed = est.pace().unwrap();
+        assert!(probed > cut && probed < 1.05 * cut, "{probed}");
         // The burst leaves the rest of the bucket.
         let mut est = Estimator::new().with_share(Some(0.1));
         est.known(t0, 10.0, Some(60.0));
