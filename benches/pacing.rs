@@ -1,12 +1,17 @@
-//! Pacing against the simulator's token bucket (issue 10):
+//! Pacing against the simulator's token bucket (issues 10 and 26):
 //! `cargo bench --bench pacing -- [--latency-ms N] [--concurrency N] [--only N]`
 //! (`PACING_LOG=info` shows the daemon's log, where each 429 logs the pace)
 //!
-//! Three buckets, default config (no `rateLimit`): the daemon runs `run-once`
-//! in a child process against a Server provider; the wall time is compared
-//! with the bound, (served requests − burst) / refill.
+//! Buckets 1-3 and 5: default config (no `rateLimit`): the daemon runs
+//! `run-once` in a child process against a Server provider; the wall time is
+//! compared with the bound, (served requests − burst) / refill. Buckets 4
+//! and 6: a co-tenant on the same token sends 8 requests back to back every
+//! 3 s during the sweep, with `rateLimit: {share: 0.5}` (4) and without (6);
+//! its share of 429s is the figure.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
@@ -15,33 +20,85 @@ struct Bucket {
     burst: u32,
     per_second: f64,
     repos: usize,
+    /// `rateLimit.share` for the integration.
+    share: Option<f64>,
+    /// A bursty co-tenant on the same token during the sweep.
+    co_tenant: bool,
 }
 
-const BUCKETS: [Bucket; 3] = [
+const fn bucket_of(burst: u32, per_second: f64, repos: usize) -> Bucket {
     Bucket {
-        burst: 60,
-        per_second: 5.0,
-        repos: 400,
+        burst,
+        per_second,
+        repos,
+        share: None,
+        co_tenant: false,
+    }
+}
+
+const BUCKETS: [Bucket; 6] = [
+    bucket_of(60, 5.0, 400),
+    bucket_of(20, 100.0, 1000),
+    bucket_of(100, 50.0, 1000),
+    Bucket {
+        share: Some(0.5),
+        co_tenant: true,
+        ..bucket_of(10, 10.0, 400)
     },
+    // About 400 reads.
+    bucket_of(20, 100.0, 330),
     Bucket {
-        burst: 20,
-        per_second: 100.0,
-        repos: 1000,
-    },
-    Bucket {
-        burst: 100,
-        per_second: 50.0,
-        repos: 1000,
+        co_tenant: true,
+        ..bucket_of(10, 10.0, 400)
     },
 ];
 
+/// What the co-tenant got: requests sent, 429s; stops when `stop` is set.
+#[derive(Default)]
+struct CoTenant {
+    sent: AtomicU64,
+    limited: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// 8 requests back to back every 3 s, like a CI job, until stopped.
+fn co_tenant(url: String) -> (Arc<CoTenant>, tokio::task::JoinHandle<()>) {
+    let tenant = Arc::new(CoTenant::default());
+    let counts = Arc::clone(&tenant);
+    let task = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        while !counts.stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            for _ in 0..8 {
+                let Ok(response) = http.get(&url).send().await else {
+                    continue;
+                };
+                counts.sent.fetch_add(1, Ordering::Relaxed);
+                if response.status() == 429 {
+                    counts.limited.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            tokio::time::sleep_until((started + Duration::from_secs(3)).into()).await;
+        }
+    });
+    (tenant, task)
+}
+
 /// Runs `run-once` against `sim`; the wall time and whether it succeeded.
-fn run_once(sim: &Simulator, concurrency: usize, dir: &std::path::Path) -> (Duration, bool) {
+fn run_once(
+    sim: &Simulator,
+    concurrency: usize,
+    share: Option<f64>,
+    dir: &std::path::Path,
+) -> (Duration, bool) {
     let config = dir.join("bench.yaml");
+    let share = share
+        .map(|s| format!("      rateLimit: {{share: {s}}}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      maxConcurrentRequests: {concurrency}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        concurrency: {concurrency}\n        schedule:\n          timeout: {{ hours: 1 }}\n",
+            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      maxConcurrentRequests: {concurrency}\n{share}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        concurrency: {concurrency}\n        schedule:\n          timeout: {{ hours: 1 }}\n",
             host = sim.host(),
             api = sim.server_api_base()
         ),
@@ -89,14 +146,36 @@ async fn bucket(bucket: &Bucket, latency: Duration, concurrency: usize) {
     .await
     .expect("simulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wall, ok) = tokio::task::block_in_place(|| run_once(&sim, concurrency, dir.path()));
+    let tenant = bucket
+        .co_tenant
+        .then(|| co_tenant(format!("{}/projects?limit=1", sim.server_api_base())));
+    let (wall, ok) =
+        tokio::task::block_in_place(|| run_once(&sim, concurrency, bucket.share, dir.path()));
+    let tenant = match tenant {
+        Some((tenant, task)) => {
+            tenant.stop.store(true, Ordering::Relaxed);
+            let _ = task.await;
+            let (sent, limited) = (
+                tenant.sent.load(Ordering::Relaxed),
+                tenant.limited.load(Ordering::Relaxed),
+            );
+            format!(
+                " co-tenant {limited}/{sent} × 429 ({:.1} %), share {} |",
+                100.0 * limited as f64 / sent.max(1) as f64,
+                bucket
+                    .share
+                    .map_or_else(|| "none".to_owned(), |s| s.to_string())
+            )
+        }
+        None => " |".to_owned(),
+    };
     let stats = sim.stats();
     let limited = stats.status("429");
     // A 429 costs no token: the bound counts the requests that were served.
     let served = stats.requests - limited;
     let bound = served.saturating_sub(u64::from(bucket.burst)) as f64 / bucket.per_second;
     println!(
-        "| {}, {}/s ({} repos) | {:.1} s | {bound:.1} s | {:.2}× | {limited} | {served} |{}",
+        "| {}, {}/s ({} repos) | {:.1} s | {bound:.1} s | {:.2}× | {limited} | {served} |{tenant}{}",
         bucket.burst,
         bucket.per_second,
         bucket.repos,
@@ -123,11 +202,13 @@ async fn main() {
     let concurrency = value("--concurrency").unwrap_or(8);
     let only = value("--only");
     println!(
-        "latency {} ms, concurrency {concurrency}, no rateLimit configured",
+        "latency {} ms, concurrency {concurrency}, no rateLimit configured unless a share is shown",
         latency.as_millis()
     );
-    println!("| bucket (burst, refill) | wall | bound | wall / bound | 429s | served |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| bucket (burst, refill) | wall | bound | wall / bound | 429s | served | co-tenant |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (i, b) in BUCKETS.iter().enumerate() {
         if only.is_none_or(|o| o == i + 1) {
             bucket(b, latency, concurrency).await;

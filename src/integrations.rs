@@ -112,12 +112,29 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// `rateLimit.share` / `rateLimit.perHour`: how much of the account's
+/// allowance this daemon may take, leaving the rest to other clients of
+/// the same token (CI, Renovate, a scaffolder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// At most this share (0 < share ≤ 1) of the refill rate the pacer
+    /// learnt, with a burst of at most this share of the bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// At most this many requests an hour, spread evenly (Cloud's hourly limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<u32>,
+}
+
 /// How requests to one Bitbucket are paced, bounded and retried.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSettings {
     /// `None`: no fixed pace; the pace adapts once Bitbucket answers 429.
     pub rate_limit: Option<RateLimit>,
+    /// `rateLimit.share` / `rateLimit.perHour`; default: no budget.
+    pub budget: Budget,
     pub max_concurrent_requests: usize,
     #[serde(serialize_with = "crate::iso_duration::serialize_duration")]
     pub connect_timeout: std::time::Duration,
@@ -132,6 +149,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             rate_limit: None,
+            budget: Budget::default(),
             // The ceiling of the adaptive limit, which starts at 8.
             max_concurrent_requests: 64,
             connect_timeout: std::time::Duration::from_secs(10),

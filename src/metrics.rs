@@ -250,6 +250,27 @@ pub(crate) fn record_concurrency(host: &str, limit: usize, in_flight: usize) {
         .set(in_flight as f64);
 }
 
+/// An integration's budget, set at each scrape: `rateLimit.share` (0 when
+/// none), the fixed ceiling in requests per second (0 when none), the
+/// refill rate learnt (0 when none) and what it used over the last ~10 s.
+pub(crate) fn record_integration_budget(
+    host: &str,
+    share: Option<f64>,
+    ceiling_per_second: Option<f64>,
+    refill_per_second: Option<f64>,
+    used_per_second: f64,
+) {
+    let host = host.to_owned();
+    metrics::gauge!("bitbucket_integration_budget_share", "host" => host.clone())
+        .set(share.unwrap_or(0.0));
+    metrics::gauge!("bitbucket_integration_budget_ceiling_requests_per_second", "host" => host.clone())
+        .set(ceiling_per_second.unwrap_or(0.0));
+    metrics::gauge!("bitbucket_integration_refill_requests_per_second", "host" => host.clone())
+        .set(refill_per_second.unwrap_or(0.0));
+    metrics::gauge!("bitbucket_integration_used_requests_per_second", "host" => host)
+        .set(used_per_second);
+}
+
 /// A provider's current run, set at each scrape: whether one is in
 /// progress, and its repositories by state (all 0 between runs).
 pub(crate) fn record_run_progress(provider: &str, in_progress: bool, progress: RunProgress) {

@@ -39,6 +39,13 @@ fn record_current(state: &ApiState) {
             pace.answered,
             pace.rate_limited,
         );
+        crate::metrics::record_integration_budget(
+            &host,
+            pace.share,
+            pace.ceiling_per_second,
+            pace.refill_per_second,
+            pace.used_per_second,
+        );
     }
     for runner in state.scheduler.runners() {
         let progress =

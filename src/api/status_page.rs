@@ -219,6 +219,12 @@ struct Repositories {
 struct IntegrationRow {
     host: String,
     pace: String,
+    /// `rateLimit.share` of the learnt refill, and the fixed ceiling.
+    budget: String,
+    /// Requests per second over the last ~10 s.
+    used: String,
+    /// Each provider's last full run: its requests at the pace in force.
+    full_run: String,
     blocked: bool,
     /// Requests allowed in flight now (the adaptive limit).
     concurrency: usize,
@@ -317,7 +323,7 @@ fn render(
         follower,
         config_reload,
         sources: sources.iter().map(card).collect(),
-        integrations: integrations(paces),
+        integrations: integrations(paces, sources),
         problems: problems(sources),
         adoption: sources.iter().filter_map(adoption).collect(),
         previews: previews
@@ -397,7 +403,7 @@ fn outcome(
     (class, label, Some(when), message.map(|m| shortened(m)))
 }
 
-fn integrations(paces: &[(String, PaceView)]) -> Vec<IntegrationRow> {
+fn integrations(paces: &[(String, PaceView)], sources: &[SourceView]) -> Vec<IntegrationRow> {
     // The implicit anonymous bitbucket.org (and any integration no source
     // has used yet) has nothing to say.
     paces
@@ -409,12 +415,75 @@ fn integrations(paces: &[(String, PaceView)]) -> Vec<IntegrationRow> {
                 Some(rate) => format!("{rate:.2} requests/s"),
                 None => "not paced".to_owned(),
             },
+            budget: budget(pace),
+            used: format!("{:.2} requests/s", pace.used_per_second),
+            full_run: full_runs(host, pace, sources),
             blocked: pace.blocked,
             concurrency: pace.concurrency,
             answered: pace.answered,
             rate_limited: pace.rate_limited,
         })
         .collect()
+}
+
+/// "50 % of 10.00 requests/s learnt", "at most 2.00 requests/s", or "none".
+fn budget(pace: &PaceView) -> String {
+    let share = pace.share.map(|share| {
+        let learnt = pace.refill_per_second.map_or_else(
+            || "the rate learnt (none yet)".to_owned(),
+            |r| format!("{r:.2} requests/s learnt"),
+        );
+        format!("{:.0} % of {learnt}", share * 100.0)
+    });
+    let ceiling = pace
+        .ceiling_per_second
+        .map(|c| format!("at most {c:.2} requests/s"));
+    let parts: Vec<String> = share.into_iter().chain(ceiling).collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What each provider on `host` costs per full run under the pace in
+/// force (or the ceiling): its last succeeded run's requests ÷ that rate.
+fn full_runs(host: &str, pace: &PaceView, sources: &[SourceView]) -> String {
+    let rate = pace.pace_per_second.or(pace.ceiling_per_second);
+    let runs: Vec<String> = sources
+        .iter()
+        .filter(|s| {
+            crate::discovery::plan_diff::host(s.runner.source())
+                .is_some_and(|h| crate::integrations::HostKey::same(h, host))
+        })
+        .filter_map(|s| {
+            let report = s.report.as_ref()?;
+            matches!(report.outcome, Outcome::Succeeded).then_some((s.runner.id(), report))
+        })
+        .map(|(id, report)| match rate {
+            Some(rate) if rate > 0.0 => format!(
+                "{id}: {} requests ≈ {}",
+                report.requests,
+                seconds(report.requests as f64 / rate)
+            ),
+            _ => format!("{id}: {} requests, not paced", report.requests),
+        })
+        .collect();
+    if runs.is_empty() {
+        "no full run yet".to_owned()
+    } else {
+        runs.join("; ")
+    }
+}
+
+/// "42 s", "3 min 5 s", "2 h 10 min".
+fn seconds(secs: f64) -> String {
+    let whole = secs.ceil().min(1e9) as u64;
+    match whole {
+        0..60 => format!("{whole} s"),
+        60..3600 => format!("{} min {} s", whole / 60, whole % 60),
+        _ => format!("{} h {} min", whole / 3600, whole % 3600 / 60),
+    }
 }
 
 fn problems(sources: &[SourceView]) -> Vec<ProblemGroup> {

@@ -137,7 +137,8 @@ impl IntegrationHttp {
                 credentials.host.clone(),
                 settings.rate_limit,
                 settings.max_concurrent_requests,
-            ),
+            )
+            .with_budget(settings.budget),
             max_retries: settings.max_retries,
             credentials,
         }

@@ -2,7 +2,7 @@
 //! `maxConcurrentRequests`, `connectTimeout`, `requestTimeout`, `maxRetries`.
 //! Each value is checked as it is deserialised (see [`super::loose`]).
 
-use crate::integrations::{HttpSettings, RateLimit};
+use crate::integrations::{Budget, HttpSettings, RateLimit};
 
 /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
 /// `requestTimeout`, `maxRetries` of one integration.
@@ -10,12 +10,20 @@ pub(super) fn http_settings(raw: raw::Http) -> HttpSettings {
     let defaults = HttpSettings::default();
     HttpSettings {
         // The burst defaults to one second's worth.
-        rate_limit: raw.rate_limit.map(|rate| RateLimit {
-            requests_per_second: rate.requests_per_second.0,
-            burst: rate
-                .burst
-                .map_or(rate.requests_per_second.0.ceil(), |b| b.0) as u32,
+        rate_limit: raw.rate_limit.as_ref().and_then(|rate| {
+            let per_second = rate.requests_per_second.as_ref()?.0;
+            Some(RateLimit {
+                requests_per_second: per_second,
+                burst: rate.burst.as_ref().map_or(per_second.ceil(), |b| b.0) as u32,
+            })
         }),
+        budget: raw
+            .rate_limit
+            .as_ref()
+            .map_or_else(Budget::default, |rate| Budget {
+                share: rate.share.as_ref().map(|s| s.0),
+                per_hour: rate.per_hour.as_ref().map(|n| n.0 as u32),
+            }),
         max_concurrent_requests: raw
             .max_concurrent_requests
             .map_or(defaults.max_concurrent_requests, |n| n.0 as usize),
@@ -61,8 +69,23 @@ pub(super) mod raw {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(crate) struct RateLimit {
-        pub requests_per_second: PerSecond,
+        /// A fixed pace; optional, so `share` or `perHour` may stand alone.
+        pub requests_per_second: Option<PerSecond>,
         pub burst: Option<Number<1, 100_000>>,
+        pub share: Option<Share>,
+        pub per_hour: Option<Number<1, 100_000_000>>,
+    }
+
+    /// `rateLimit.share`: a share of the learnt rate, from 0.01 to 1.
+    pub(crate) struct Share(pub f64);
+
+    impl<'de> Deserialize<'de> for Share {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = serde_json::Value::deserialize(deserializer)?;
+            number(&value, 0.01, 1.0)
+                .map(Self)
+                .map_err(serde::de::Error::custom)
+        }
     }
 
     /// Requests per second: from 0.1 to 100000.

@@ -25,6 +25,8 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "rateLimit",
     "requestsPerSecond",
     "burst",
+    "share",
+    "perHour",
     "maxConcurrentRequests",
     "connectTimeout",
     "requestTimeout",

@@ -29,6 +29,7 @@ mod helm_chart;
 mod listing_sweep;
 mod locations;
 mod pacing_lanes;
+mod pacing_share;
 mod persistence;
 mod plan;
 mod postgres;

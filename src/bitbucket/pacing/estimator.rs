@@ -26,6 +26,16 @@ const PROBE_STEP: f64 = 0.025;
 const UNLIMITED_ABOVE: f64 = 1000.0;
 /// Of what the bucket is believed to hold after a stall, the pace's burst uses this share.
 const BURST_SHARE: f64 = 0.9;
+/// Under a share, a 429 means the bucket ran dry with us under our share:
+/// the estimate was too high (or others take more now). It is cut by this
+/// factor (and probed upward again as without a share).
+const SHARED_CUT: f64 = 0.7;
+/// After a 429 from a bucket that refills fast, wait until it holds about
+/// this many tokens (not the whole bucket: its size is only an upper
+/// estimate, and the burst after the stall must not overrun it) ...
+const STALL_TOKENS: f64 = 10.0;
+/// ... but at least this long.
+const MIN_STALL: Duration = Duration::from_millis(20);
 
 /// One 429 episode: the first 429 of requests sent after the previous
 /// episode began (later 429s of requests already in flight belong to it).
@@ -71,6 +81,9 @@ pub(super) struct Estimator {
     last_stall: Duration,
     /// The refill rate came from `X-RateLimit-*` headers: no probing.
     exact: bool,
+    /// `rateLimit.share`: once the refill is known, send at this share of
+    /// it and burst at most this share of the bucket.
+    share: Option<f64>,
 }
 
 /// Paced at a margin under `refill`, from `since`.
@@ -90,7 +103,14 @@ impl Estimator {
             last: None,
             last_stall: Duration::from_secs(1),
             exact: false,
+            share: None,
         }
+    }
+
+    /// Sends at most `share` of the learnt refill rate once it is known.
+    pub(super) fn with_share(mut self, share: Option<f64>) -> Self {
+        self.share = share.filter(|s| s.is_finite() && *s > 0.0 && *s < 1.0);
+        self
     }
 
     /// The refill rate estimated so far.
@@ -101,11 +121,17 @@ impl Estimator {
         }
     }
 
-    /// The pace to send at; `None` = unpaced.
+    /// The pace to send at; `None` = unpaced. A search runs at full speed
+    /// (it must overshoot the refill to measure it); a share applies once
+    /// the refill is estimated.
     pub(crate) fn pace(&self) -> Option<f64> {
         match self.mode {
             Mode::Unlimited => None,
-            Mode::Search { pace, .. } | Mode::Paced { pace, .. } => Some(pace),
+            Mode::Search { pace, .. } => Some(pace),
+            Mode::Paced { pace, .. } => Some(match self.share {
+                Some(share) => (share * pace).max(MIN_RATE),
+                None => pace,
+            }),
         }
     }
 
@@ -115,7 +141,11 @@ impl Estimator {
         match (self.mode, self.burst) {
             (Mode::Paced { refill, .. }, Some(burst)) => {
                 let refilled = refill * self.last_stall.as_secs_f64();
-                let cells = (BURST_SHARE * burst.min(refilled)).floor();
+                let mut cells = (BURST_SHARE * burst.min(refilled)).floor();
+                if let Some(share) = self.share {
+                    // Leave the rest of the bucket's burst to other clients.
+                    cells = cells.min((share * burst).floor());
+                }
                 // Bounded above by the burst estimate, itself a request count.
                 if cells >= 1.0 { cells as u32 } else { 1 }
             }
@@ -124,21 +154,58 @@ impl Estimator {
     }
 
     /// A new 429 episode at `now`, after `accepted` accepted responses in
-    /// all; everyone waits `stall`.
+    /// all; the server said to wait `retry_after`. Returns how long
+    /// everyone waits: `retry_after`, or less from a bucket known to refill
+    /// whole within it (Retry-After comes in whole seconds, at least 1, so
+    /// it is only an upper bound there).
     /// `idle`: no request was in flight or waiting at some point since the
     /// last episode, so the bucket refilled unobserved and what got through
     /// in between measures nothing; the estimate stands.
-    pub(crate) fn on_429(&mut self, now: Instant, accepted: u64, stall: Duration, idle: bool) {
+    pub(crate) fn on_429(
+        &mut self,
+        now: Instant,
+        accepted: u64,
+        retry_after: Duration,
+        idle: bool,
+    ) -> Duration {
+        let stall = self.stall(retry_after);
         let resume = now + stall;
-        self.mode = match (idle, self.last, self.mode) {
-            (true, _, Mode::Paced { refill, .. }) => paced(refill, resume),
-            (_, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
+        self.mode = match (idle, self.share, self.last, self.mode) {
+            (true, _, _, Mode::Paced { refill, .. }) => paced(refill, resume),
+            // Under a share our own count does not measure the refill
+            // (others took the rest): cut the estimate instead.
+            (false, Some(_), _, Mode::Paced { refill, .. }) => {
+                paced((refill * SHARED_CUT).max(MIN_RATE), resume)
+            }
+            (_, _, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
                 paced(self.refill_since(prev, now, accepted).max(MIN_RATE), resume)
             }
             _ => self.first_episode(accepted, stall, resume),
         };
+        // The estimate may just have shown a fast bucket: wait less.
+        let stall = self.stall(retry_after).min(stall);
+        if let Mode::Paced { since, .. } = &mut self.mode {
+            *since = now + stall;
+        }
         self.last = Some(Episode { at: now, accepted });
         self.last_stall = stall;
+        stall
+    }
+
+    /// How long to wait after a 429 that said `retry_after`: from a bucket
+    /// that refills whole within it, the time it takes to hold
+    /// [`STALL_TOKENS`] (the pace's burst spends them right after).
+    pub(crate) fn stall(&self, retry_after: Duration) -> Duration {
+        match (self.mode, self.burst) {
+            (Mode::Paced { refill, .. }, Some(burst))
+                if refill * retry_after.as_secs_f64() > burst =>
+            {
+                Duration::from_secs_f64(burst.min(STALL_TOKENS) / refill)
+                    .max(MIN_STALL)
+                    .min(retry_after)
+            }
+            _ => retry_after,
+        }
     }
 
     /// The refill rate a 429 at `now` after the episode `prev` shows.
@@ -149,6 +216,12 @@ impl Estimator {
         let between = now.saturating_duration_since(prev.at).as_secs_f64();
         let got = accepted.saturating_sub(prev.accepted) as f64;
         let lower = if between > 0.0 { got / between } else { 0.0 };
+        if self.share.is_some() {
+            // Other clients may have drained the bucket too, which the
+            // estimates below would read as our own overshoot: under a
+            // share only the safe side counts (probing raises it).
+            return lower;
+        }
         match self.mode {
             Mode::Search {
                 pace,
@@ -217,6 +290,14 @@ impl Estimator {
                         raised: true,
                     }
                 };
+                true
+            }
+            // Under a share the estimate itself creeps up (the pace is a
+            // share of it), in case it was cut too far.
+            Mode::Paced { refill, since, .. }
+                if !self.exact && self.share.is_some() && now >= since + PROBE_CALM =>
+            {
+                self.mode = paced(refill * (1.0 + PROBE_STEP), now);
                 true
             }
             Mode::Paced {
@@ -377,5 +458,43 @@ mod tests {
         // Measured again from that 429 on.
         est.on_429(t0 + secs(1402.0), 2080, secs(1.0), false);
         assert_eq!(est.refill(), Some(5.0));
+    }
+
+    #[test]
+    fn a_share_paces_at_that_share_and_yields_to_other_clients() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new().with_share(Some(0.5));
+        est.on_429(t0, 60, secs(1.0), false);
+        est.on_429(t0 + secs(2.0), 70, secs(1.0), false);
+        assert_eq!(est.refill(), Some(5.0));
+        let shared = est.pace().unwrap();
+        assert!((shared - 0.5 * 4.75).abs() < 1e-9, "{shared}");
+        // The bucket ran dry under our share: others take more; cut.
+        est.on_429(t0 + secs(40.0), 250, secs(1.0), false);
+        assert!((est.refill().unwrap() - 0.7 * 5.0).abs() < 1e-9);
+        let cut = est.pace().unwrap();
+        assert!((cut - 0.7 * shared).abs() < 1e-9, "{cut}");
+        // Calm probes the estimate upward again, slowly.
+        assert!(!est.on_calm(t0 + secs(44.0), 260));
+        assert!(est.on_calm(t0 + secs(47.0), 260));
+        let probed = est.pace().unwrap();
+        assert!(probed > cut && probed < 1.05 * cut, "{probed}");
+        // The burst leaves the rest of the bucket.
+        let mut est = Estimator::new().with_share(Some(0.1));
+        est.known(t0, 10.0, Some(60.0));
+        assert_eq!(est.pace_burst(), 6);
+        assert!((est.pace().unwrap() - 0.1 * MARGIN * 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_fast_bucket_stalls_less_than_a_whole_second_retry_after() {
+        let (est, _) = converge(20.0, 100.0);
+        let stall = est.stall(secs(1.0));
+        assert!(stall <= secs(0.3), "{stall:?}");
+        // A slow bucket's Retry-After is what it takes.
+        let (est, _) = converge(60.0, 5.0);
+        assert_eq!(est.stall(secs(1.0)), secs(1.0));
+        // Nothing known: Retry-After stands.
+        assert_eq!(Estimator::new().stall(secs(1.0)), secs(1.0));
     }
 }

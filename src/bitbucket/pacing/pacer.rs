@@ -16,7 +16,7 @@ use super::concurrency::{Concurrency, Outcome, Place};
 use super::estimator::Estimator;
 use super::headers::RateHeaders;
 use super::lanes::{Gate, Lane};
-use crate::integrations::RateLimit;
+use crate::integrations::{Budget, RateLimit};
 
 /// Bitbucket Cloud's `X-RateLimit-NearLimit` means less than this share of
 /// the hourly allowance is left.
@@ -28,6 +28,8 @@ const IDLE_GAP: Duration = Duration::from_secs(5);
 const HOUR: f64 = 3600.0;
 /// At most one rate-limit log line per integration this often.
 const RATE_LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
+/// "Used": requests sent over the last window this long.
+const USED_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct State {
@@ -52,6 +54,14 @@ struct State {
     rate_limited: u64,
     /// When the last rate-limit line was logged, and episodes since not logged.
     logged: Option<(Instant, u64)>,
+    /// `rateLimit.share` / `perHour`.
+    budget: Budget,
+    /// The latest episode's stall (Retry-After, or less from a fast bucket):
+    /// late 429s of that episode wait no longer.
+    stall: Duration,
+    /// Requests answered (429s included) in the current [`USED_WINDOW`]
+    /// since its start, and the rate of the window before.
+    used: (Instant, u64, f64),
 }
 
 /// An integration's pace and 429s since start-up.
@@ -67,6 +77,15 @@ pub(crate) struct PaceView {
     /// Requests allowed in flight now (adaptive, up to `maxConcurrentRequests`).
     pub concurrency: usize,
     pub in_flight: usize,
+    /// `rateLimit.share`, when set.
+    pub share: Option<f64>,
+    /// The fixed ceiling (requests per second): `requestsPerSecond` and
+    /// `perHour` spread over the hour, the lower.
+    pub ceiling_per_second: Option<f64>,
+    /// The refill rate learnt from 429s or headers.
+    pub refill_per_second: Option<f64>,
+    /// Requests answered per second over the last ~10 s.
+    pub used_per_second: f64,
 }
 
 /// Which episode a request was sent in, for [`Pacer::rate_limited`].
@@ -143,6 +162,9 @@ impl Pacer {
                 last_request: None,
                 rate_limited: 0,
                 logged: None,
+                budget: Budget::default(),
+                stall: Duration::ZERO,
+                used: (Instant::now(), 0, 0.0),
             }),
             changed: Notify::new(),
         };
@@ -151,6 +173,18 @@ impl Pacer {
             pacer.apply(&mut state, false);
         }
         pacer
+    }
+
+    /// Sets `rateLimit.share` / `perHour`: at most that share of what the
+    /// pacer learns, at most that many requests an hour.
+    pub(crate) fn with_budget(self, budget: Budget) -> Self {
+        {
+            let mut state = self.state.lock();
+            state.estimator = Estimator::new().with_share(budget.share);
+            state.budget = budget;
+            self.apply(&mut state, false);
+        }
+        self
     }
 
     /// Waits for a `Retry-After` in force, the pace and a concurrency slot;
@@ -230,6 +264,7 @@ impl Pacer {
         let mut state = self.state.lock();
         state.accepted += 1;
         state.last_request = Some(Instant::now());
+        count_used(&mut state);
         let mut changed = false;
         if let Some(refill) = hints.refill {
             changed |= state.estimator.known(Instant::now(), refill, hints.burst);
@@ -262,18 +297,20 @@ impl Pacer {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.rate_limited += 1;
-        // Waiting out Retry-After is not idleness.
-        state.last_request = Some(now + retry_after);
-        let until = now + retry_after;
-        state.blocked_until = Some(state.blocked_until.map_or(until, |b| b.max(until)));
+        count_used(&mut state);
         if ticket.epoch == state.epoch {
             state.epoch += 1;
             let accepted = state.accepted;
             let idle = std::mem::take(&mut state.idle_since_episode);
-            state.estimator.on_429(now, accepted, retry_after, idle);
+            state.stall = state.estimator.on_429(now, accepted, retry_after, idle);
             self.apply(&mut state, true);
             self.log_rate_limited(&mut state, now, retry_after);
         }
+        // Late 429s of the episode wait no longer than its stall.
+        let until = now + retry_after.min(state.stall);
+        // Waiting out Retry-After is not idleness.
+        state.last_request = Some(until);
+        state.blocked_until = Some(state.blocked_until.map_or(until, |b| b.max(until)));
         drop(state);
         self.changed.notify_waiters();
     }
@@ -281,13 +318,26 @@ impl Pacer {
     /// How the integration stands: for the status page.
     pub(crate) fn view(&self) -> PaceView {
         let state = self.state.lock();
+        let now = Instant::now();
+        let (since, count, before) = state.used;
+        let elapsed = now.saturating_duration_since(since);
         PaceView {
             pace_per_second: state.pace,
             answered: state.accepted + state.rate_limited,
             rate_limited: state.rate_limited,
-            blocked: state.blocked_until.is_some_and(|b| b > Instant::now()),
+            blocked: state.blocked_until.is_some_and(|b| b > now),
             concurrency: self.permits.limit(),
             in_flight: self.permits.in_flight(),
+            share: state.budget.share,
+            ceiling_per_second: self.ceiling(&state),
+            refill_per_second: state.estimator.refill(),
+            used_per_second: if elapsed >= USED_WINDOW * 2 {
+                0.0
+            } else if elapsed >= Duration::from_secs(1) {
+                count as f64 / elapsed.as_secs_f64()
+            } else {
+                before
+            },
         }
     }
 
@@ -319,13 +369,11 @@ impl Pacer {
     /// hourly allowance, in force. `drain`: the new limiter starts with no
     /// banked requests, so a change never lets a burst through.
     fn apply(&self, state: &mut State, drain: bool) {
-        let ceiling = [
-            self.configured.map(|c| c.requests_per_second),
-            state.hourly_cap,
-        ]
-        .into_iter()
-        .flatten()
-        .reduce(f64::min);
+        let per_hour = state.budget.per_hour.map(|n| f64::from(n) / HOUR);
+        let ceiling = [self.ceiling(state), state.hourly_cap]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min);
         let learnt = state.estimator.pace();
         let pace = match (learnt, ceiling) {
             (Some(p), Some(c)) => Some(p.min(c)),
@@ -334,7 +382,8 @@ impl Pacer {
         let configured_burst = self.configured.map_or(u32::MAX, |c| c.burst);
         let burst = if learnt.is_some() && pace == learnt {
             state.estimator.pace_burst().min(configured_burst)
-        } else if state.hourly_cap.is_some() {
+        } else if state.hourly_cap.is_some() || (per_hour.is_some() && pace == per_hour) {
+            // An hourly allowance is spread evenly, not spent in bursts.
             1
         } else {
             self.configured.map_or(1, |c| c.burst)
@@ -353,11 +402,34 @@ impl Pacer {
         self.changed.notify_waiters();
     }
 
+    /// The fixed ceiling: `requestsPerSecond` and `perHour` spread over the hour.
+    fn ceiling(&self, state: &State) -> Option<f64> {
+        [
+            self.configured.map(|c| c.requests_per_second),
+            state.budget.per_hour.map(|n| f64::from(n) / HOUR),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+    }
+
     /// The pace in force (requests per second), `None` when unlimited.
     #[cfg(test)]
     pub(crate) fn current_rate(&self) -> Option<f64> {
         self.state.lock().pace
     }
+}
+
+/// One more request answered, for "used".
+fn count_used(state: &mut State) {
+    let now = Instant::now();
+    let (since, count, before) = state.used;
+    let elapsed = now.saturating_duration_since(since);
+    state.used = if elapsed >= USED_WINDOW {
+        (now, 1, count as f64 / elapsed.as_secs_f64())
+    } else {
+        (since, count + 1, before)
+    };
 }
 
 fn limiter(rate: f64, burst: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -420,6 +492,26 @@ mod tests {
         headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("4"));
         pacer.answered(&headers);
         assert_eq!(pacer.current_rate(), Some(MARGIN * 4.0));
+    }
+
+    #[tokio::test]
+    async fn a_budget_caps_the_pace_by_share_and_per_hour() {
+        let budget = Budget {
+            share: Some(0.5),
+            per_hour: Some(7200),
+        };
+        let pacer = Pacer::new("test".into(), None, 4).with_budget(budget);
+        // The per-hour ceiling binds before anything is learnt.
+        assert_eq!(pacer.current_rate(), Some(2.0));
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("60"));
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("2"));
+        pacer.answered(&headers);
+        assert_eq!(pacer.current_rate(), Some(0.5 * MARGIN * 2.0));
+        let view = pacer.view();
+        assert_eq!(view.share, Some(0.5));
+        assert_eq!(view.ceiling_per_second, Some(2.0));
+        assert_eq!(view.refill_per_second, Some(2.0));
     }
 
     #[tokio::test]
