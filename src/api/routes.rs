@@ -30,7 +30,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/catalog/openapi.json", get(document))
         .fallback(layers::not_found)
         .route_layer(middleware::from_fn(layers::record_latency))
-        .route_layer(middleware::from_fn_with_state(state.clone(), caller::identify))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            caller::identify,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(layers::body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))

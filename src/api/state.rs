@@ -98,18 +98,22 @@ pub(crate) async fn evaluate_within<T: Send + 'static>(
 
 /// A turn in the query pool for the request's client, or its 429.
 pub(crate) async fn take_turn(state: &ApiState, req: &Req) -> Result<Turn, ApiError> {
-    state.evaluators.turn(req.caller.clone()).await.map_err(|refused| {
-        let what = match refused {
-            Refused::Caller => "query pool, per client",
-            Refused::Overall => "query pool, all clients",
-        };
-        tracing::debug!(limit = what, "query refused: queue full");
-        req.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsError",
-            refused.to_string(),
-        )
-    })
+    state
+        .evaluators
+        .turn(req.caller.clone())
+        .await
+        .map_err(|refused| {
+            let what = match refused {
+                Refused::Caller => "query pool, per client",
+                Refused::Overall => "query pool, all clients",
+            };
+            tracing::debug!(limit = what, "query refused: queue full");
+            req.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                refused.to_string(),
+            )
+        })
 }
 
 /// The 500 of an evaluation that failed unexpectedly.

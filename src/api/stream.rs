@@ -128,7 +128,10 @@ impl Chunks {
                 .map_err(|_| Closed)?;
         }
         if more {
-            self.turn = Some(self.runtime.block_on(self.pool.next_turn(self.caller.clone())));
+            self.turn = Some(
+                self.runtime
+                    .block_on(self.pool.next_turn(self.caller.clone())),
+            );
             self.text.reserve(CHUNK);
         }
         Ok(())

@@ -154,10 +154,7 @@ mod tests {
             if let Err(err) = budget.check() {
                 break err;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never stopped"
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "never stopped");
         };
         assert_eq!(
             stopped,

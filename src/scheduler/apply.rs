@@ -254,17 +254,16 @@ impl Applier {
             changes,
             conflicts,
             withheld,
-        } =
-            match tokio::task::spawn_blocking(move || catalog.prepare(&owned, units)).await {
-                Ok(applied) => applied,
-                Err(err) => {
-                    return vec![Problem::new(
-                        String::new(),
-                        ProblemKind::Store,
-                        format!("applying results failed: {err}"),
-                    )];
-                }
-            };
+        } = match tokio::task::spawn_blocking(move || catalog.prepare(&owned, units)).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                return vec![Problem::new(
+                    String::new(),
+                    ProblemKind::Store,
+                    format!("applying results failed: {err}"),
+                )];
+            }
+        };
         for record in &mut records {
             record.entities = self
                 .catalog
