@@ -939,7 +939,7 @@ mod tests {
             key: x.clone(),
             unit: Some(Arc::from("r1")),
         };
-        assert_eq!(removal.withheld, [held.clone()]);
+        assert_eq!(removal.withheld, [held]);
 
         let restored = Catalog::new();
         restored.restore_withheld([(Owner::new("a", "r1"), x.clone())]);
