@@ -107,9 +107,10 @@ impl Default for QueryBudget {
             // Sorted pages and facets take ~100 ms at 100,000 entities:
             // only a pathological query reaches it.
             cpu: Duration::from_secs(2),
-            // A busy machine may stretch a query: twice its CPU budget,
-            // and no turn is held much longer than before CPU time counted.
-            wall_clock: Duration::from_secs(4),
+            // A busy machine may stretch a query: half as long again as
+            // its CPU budget, so a turn is not held much longer than when
+            // the budget was wall-clock time (fairness under load).
+            wall_clock: Duration::from_secs(3),
         }
     }
 }

@@ -116,7 +116,7 @@ async fn heavy_clients_do_not_delay_another_clients_query_by_their_backlog() {
         slowest = slowest.max(started.elapsed());
     }
     // At most the heavy query in progress (2 s of CPU, held at most its
-    // 4 s wall-clock backstop) before ours, plus our own evaluation on a
+    // 3 s wall-clock backstop) before ours, plus our own evaluation on a
     // loaded machine; a first-come queue makes it wait for the whole
     // backlog (16 heavy queries, minutes without a budget, 32 s with one).
     assert!(
