@@ -257,6 +257,8 @@ impl Application {
             pace: Arc::new((&config.backend.api_rate_limit.bitbucket_reads).into()),
             status_page: Default::default(),
             reloads: Arc::default(),
+            query_budget: config.backend.query_budget,
+            trusted_proxies: Arc::new(config.backend.trusted_proxies.clone()),
         };
         Ok(Self {
             listener,

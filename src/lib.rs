@@ -70,7 +70,8 @@
 //!   the probes' 503s), the status page from a template that escapes by
 //!   default (`status_page`), built once per change (`status_cache`);
 //!   queries over the whole catalog in turns shared fairly among clients
-//!   (`query_pool`), large answers streamed as rendered (`stream`).
+//!   (`query_pool`; who a client is: `caller`), large answers streamed as
+//!   rendered (`stream`).
 //! - [`app`]: [`Application`] wires it all together and reloads the
 //!   config on SIGHUP or a watched file's change (`reload`); [`cli`] is
 //!   what the binary calls (`serve`, `run-once` with its progress on

@@ -84,6 +84,7 @@ pub async fn seed_units(store: &dyn CatalogStore, units: Vec<UnitEntities>) {
             changes: &applied.changes,
             repositories: &[],
             forgotten: &[],
+            withheld: &[],
         })
         .await
         .expect("seed");

@@ -25,6 +25,7 @@
 //! - [`error`]: Backstage's error body; domain errors reach it through
 //!   [`error::HttpError`] and `?`.
 
+mod caller;
 mod changes;
 mod classify;
 mod config_reload;

@@ -8,12 +8,12 @@ use std::hash::{Hash, Hasher};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 
 use super::error::ApiError;
-use super::request::Req;
+use super::request::{Caller, Req};
 use crate::config::{BitbucketReadsPace, Pace};
 
 /// A target asked for again within this is served by the first request.
@@ -84,8 +84,10 @@ impl BitbucketPace {
     }
 
     /// Paces a request whose answer depends on more than a target (it is
-    /// not coalesced): 429 past the caller's or the overall pace.
-    pub(crate) fn pace(&self, req: &Req, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// not coalesced): 429 past the caller's or the overall pace. The
+    /// caller is `req.caller`; `_headers` is no longer read (kept so the
+    /// handlers did not change with it).
+    pub(crate) fn pace(&self, req: &Req, _headers: &HeaderMap) -> Result<(), ApiError> {
         let paced = |scope: &str| {
             req.error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -98,7 +100,7 @@ impl BitbucketPace {
         if self.per_caller.len() > MAX_REMEMBERED {
             self.per_caller.retain_recent();
         }
-        if self.per_caller.check_key(&caller(headers)).is_err() {
+        if self.per_caller.check_key(&caller_key(&req.caller)).is_err() {
             return Err(paced(&format!(
                 "per caller ({}; backend.apiRateLimit.bitbucketReads.perCaller)",
                 self.limits.per_caller
@@ -114,16 +116,11 @@ impl BitbucketPace {
     }
 }
 
-/// The caller's key: a hash of its bearer token (the token is not kept),
-/// 0 without one.
-fn caller(headers: &HeaderMap) -> u64 {
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return 0;
-    };
+/// The caller's key: a hash of who it is (a known token's subject, else
+/// its address; see [`super::caller`]). An invented token is no token, so
+/// inventing tokens does not buy a client more callers' budgets.
+fn caller_key(caller: &Caller) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    token.trim().hash(&mut hasher);
+    caller.hash(&mut hasher);
     hasher.finish()
 }

@@ -1,6 +1,7 @@
 //! The query pool: turns on the cores kept for queries over the whole
 //! catalog, handed out fairly among callers (start-time fair queuing).
-//! Each caller (its address) has its own queue and a tag, the time its
+//! Each caller (a known token's subject, else the client's address: see
+//! [`super::caller`]) has its own queue and a tag, the time its
 //! turns have taken, never behind the pool's virtual clock; a freed turn
 //! goes to the waiting caller with the lowest tag. A client with many
 //! heavy queries thus delays a light client by at most the turn in
@@ -9,7 +10,6 @@
 //! together [`TOTAL_QUEUE`]: past either, the request is refused (429).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,7 @@ pub(crate) const TOTAL_QUEUE: usize = 512;
 /// which only makes them look new.
 const REMEMBERED: usize = 4096;
 
-/// Who a turn is for: the client's address (`None` when not known, e.g.
-/// a request the leader replays for a follower).
-pub(crate) type Caller = Option<IpAddr>;
+pub(crate) use super::request::Caller;
 
 /// Why a request got no turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +92,7 @@ impl QueryPool {
     /// always completes.
     pub(crate) async fn next_turn(self: &Arc<Self>, caller: Caller) -> Turn {
         // Unbounded waits are never refused.
-        match self.wait(caller, false).await {
+        match self.wait(caller.clone(), false).await {
             Ok(turn) => turn,
             Err(_) => Turn::none(caller),
         }
@@ -105,13 +103,13 @@ impl QueryPool {
             let mut state = self.lock();
             if state.free > 0 {
                 state.free -= 1;
-                state.begin(caller);
+                state.begin(&caller);
                 return Ok(Turn::of(self, caller));
             }
             let PoolState {
                 waiting, queued, ..
             } = &mut *state;
-            let queue = waiting.entry(caller).or_default();
+            let queue = waiting.entry(caller.clone()).or_default();
             // Waiters whose client left hold no place.
             let before = queue.len();
             queue.retain(|w| !w.is_closed());
@@ -137,18 +135,18 @@ impl QueryPool {
 
     /// Charges `caller` for `took` and hands the freed turn to the waiting
     /// caller with the lowest tag.
-    fn release(self: &Arc<Self>, caller: Caller, took: Duration) {
+    fn release(self: &Arc<Self>, caller: &Caller, took: Duration) {
         let mut state = self.lock();
         let clock = state.clock;
-        let tag = state.tags.entry(caller).or_insert(clock);
+        let tag = state.tags.entry(caller.clone()).or_insert(clock);
         *tag = tag.saturating_add(took);
         loop {
             let next = state
                 .waiting
                 .iter()
                 // Equal tags: the shorter queue (a light caller) first.
-                .min_by_key(|(caller, queue)| (state.tag(**caller), queue.len()))
-                .map(|(caller, _)| *caller);
+                .min_by_key(|(caller, queue)| (state.tag(caller), queue.len()))
+                .map(|(caller, _)| caller.clone());
             let Some(caller) = next else {
                 state.free += 1;
                 return;
@@ -165,9 +163,9 @@ impl QueryPool {
             };
             let Some(sender) = sender else { continue };
             state.queued = state.queued.saturating_sub(1);
-            match sender.send(Turn::of(self, caller)) {
+            match sender.send(Turn::of(self, caller.clone())) {
                 Ok(()) => {
-                    state.begin(caller);
+                    state.begin(&caller);
                     return;
                 }
                 // The client left: disarm (we hold the lock) and try the next.
@@ -179,19 +177,19 @@ impl QueryPool {
 
 impl PoolState {
     /// A caller's tag: an idle or new caller's is the clock.
-    fn tag(&self, caller: Caller) -> Duration {
+    fn tag(&self, caller: &Caller) -> Duration {
         self.tags
-            .get(&caller)
+            .get(caller)
             .copied()
             .unwrap_or_default()
             .max(self.clock)
     }
 
     /// `caller`'s turn begins: the clock moves to its tag.
-    fn begin(&mut self, caller: Caller) {
+    fn begin(&mut self, caller: &Caller) {
         let tag = self.tag(caller);
         self.clock = tag;
-        self.tags.insert(caller, tag);
+        self.tags.insert(caller.clone(), tag);
         if self.tags.len() > REMEMBERED {
             let clock = self.clock;
             self.tags.retain(|_, tag| *tag > clock);
@@ -224,7 +222,7 @@ impl Turn {
 impl Drop for Turn {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            pool.release(self.caller, self.started.elapsed());
+            pool.release(&self.caller, self.started.elapsed());
         }
     }
 }
@@ -232,10 +230,10 @@ impl Drop for Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn client(n: u8) -> Caller {
-        Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)))
+        Caller::Address(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)))
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! ([`Forwarded`]), and its bearer token.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,13 +17,31 @@ use super::error::ApiError;
 pub(crate) struct Forwarded;
 
 /// The client's address, set by the server on each request (an
-/// extension: a client cannot set it); the query pool's caller.
+/// extension: a client cannot set it), from which [`Caller`] is found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub Option<IpAddr>);
 
 impl Peer {
     pub(crate) fn of(stream: &tokio::net::TcpStream) -> Self {
         Self(stream.peer_addr().ok().map(|addr| addr.ip()))
+    }
+}
+
+/// Who a request is from (an extension set by [`super::caller::identify`]: a client
+/// cannot set it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Caller {
+    /// The subject of a `backend.auth.externalAccess` token it presented.
+    Subject(Arc<str>),
+    /// The client's address.
+    Address(IpAddr),
+    /// Not known (e.g. a request the leader replays for a follower).
+    Unknown,
+}
+
+impl From<Option<IpAddr>> for Caller {
+    fn from(address: Option<IpAddr>) -> Self {
+        address.map_or(Self::Unknown, Self::Address)
     }
 }
 
@@ -33,8 +52,8 @@ pub(crate) struct Req {
     pub uri: Uri,
     /// Replayed for a follower, which checked the caller's token.
     pub forwarded: bool,
-    /// The client's address, when known.
-    pub peer: Option<IpAddr>,
+    /// Who it is from, for fairness and paces (see [`super::caller`]).
+    pub caller: Caller,
 }
 
 impl Req {
@@ -65,11 +84,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
             .extensions
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+        let peer = parts.extensions.get::<Peer>().and_then(|peer| peer.0);
         Ok(Self {
             method: parts.method.clone(),
             uri,
             forwarded: parts.extensions.get::<Forwarded>().is_some(),
-            peer: parts.extensions.get::<Peer>().and_then(|peer| peer.0),
+            caller: parts
+                .extensions
+                .get::<Caller>()
+                .cloned()
+                .unwrap_or_else(|| Caller::from(peer)),
         })
     }
 }

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::state::{ApiState, MAX_BODY_BYTES};
 use super::writes::{Guard, guarded, write};
 use super::{
-    changes, classify, entities, error, events, layers, locations, openapi, ops, previews,
+    caller, changes, classify, entities, error, events, layers, locations, openapi, ops, previews,
     providers, refresh, status_page, validate,
 };
 use crate::config::WritePermission::{EntityDelete, EntityRefresh, LocationCreate, LocationDelete};
@@ -30,6 +30,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/catalog/openapi.json", get(document))
         .fallback(layers::not_found)
         .route_layer(middleware::from_fn(layers::record_latency))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            caller::identify,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_request(layers::body_deadline))
         .layer(middleware::from_fn(error::backstage_shape))

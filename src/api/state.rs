@@ -13,9 +13,9 @@ use super::query_pool::{QueryPool, Refused, Turn};
 pub(crate) use super::request::{Forwarded, Req};
 use super::status_cache::StatusPageCache;
 use crate::bitbucket::HttpPool;
-use crate::catalog::budget::{Budget, QUERY_BUDGET};
+use crate::catalog::budget::Budget;
 use crate::catalog::{Catalog, EntityKey};
-use crate::config::ExternalAccess;
+use crate::config::{ExternalAccess, QueryBudget, TrustedProxies};
 use crate::locations::Locations;
 use crate::replica::Replica;
 use crate::scheduler::{Scheduler, SourceRunner};
@@ -51,6 +51,10 @@ pub(crate) struct ApiState {
     pub status_page: Arc<StatusPageCache>,
     /// How the last config reload went, for the status page.
     pub reloads: Arc<super::config_reload::ConfigReloads>,
+    /// `backend.queryBudget`: what one evaluation may take.
+    pub query_budget: QueryBudget,
+    /// `backend.trustedProxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// The query pool: one core fewer than the machine has (at least one),
@@ -71,17 +75,19 @@ pub(crate) async fn evaluate(
     evaluate_within(state, req, move |_| work()).await
 }
 
-/// [`evaluate`], with the [`QUERY_BUDGET`] the work must check as it goes
-/// (started when the work starts, not while it waits for its turn).
+/// [`evaluate`], with the [`ApiState::query_budget`] the work must check
+/// as it goes (started when the work starts, not while it waits for its
+/// turn, on the blocking thread that runs it: its CPU time is counted).
 pub(crate) async fn evaluate_within<T: Send + 'static>(
     state: &ApiState,
     req: &Req,
     work: impl FnOnce(&Budget) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let turn = take_turn(state, req).await?;
+    let limits = state.query_budget;
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        work(&Budget::starting_now(QUERY_BUDGET))
+        work(&Budget::starting_now(limits))
     })
     .await
     .map_err(|err| {
@@ -92,18 +98,22 @@ pub(crate) async fn evaluate_within<T: Send + 'static>(
 
 /// A turn in the query pool for the request's client, or its 429.
 pub(crate) async fn take_turn(state: &ApiState, req: &Req) -> Result<Turn, ApiError> {
-    state.evaluators.turn(req.peer).await.map_err(|refused| {
-        let what = match refused {
-            Refused::Caller => "query pool, per client",
-            Refused::Overall => "query pool, all clients",
-        };
-        tracing::debug!(limit = what, "query refused: queue full");
-        req.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsError",
-            refused.to_string(),
-        )
-    })
+    state
+        .evaluators
+        .turn(req.caller.clone())
+        .await
+        .map_err(|refused| {
+            let what = match refused {
+                Refused::Caller => "query pool, per client",
+                Refused::Overall => "query pool, all clients",
+            };
+            tracing::debug!(limit = what, "query refused: queue full");
+            req.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsError",
+                refused.to_string(),
+            )
+        })
 }
 
 /// The 500 of an evaluation that failed unexpectedly.

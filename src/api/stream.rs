@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::error::ApiError;
 use super::query_pool::{Caller, QueryPool, Turn};
 use super::state::{ApiState, Req, not_evaluated, take_turn};
-use crate::catalog::budget::{Budget, QUERY_BUDGET};
+use crate::catalog::budget::Budget;
 
 /// Bytes rendered before they are handed to the client.
 const CHUNK: usize = 64 * 1024;
@@ -56,7 +56,7 @@ pub(crate) fn json_headers() -> HeaderMap {
     headers
 }
 
-/// Evaluates `work` in a turn of the query pool within [`QUERY_BUDGET`]
+/// Evaluates `work` in a turn of the query pool within `backend.queryBudget`
 /// (its errors are answered as usual), then streams the body it returns.
 pub(crate) async fn evaluate_streamed(
     state: &ApiState,
@@ -70,13 +70,14 @@ pub(crate) async fn evaluate_streamed(
         text: String::new(),
         tx,
         pool: std::sync::Arc::clone(&state.evaluators),
-        caller: req.peer,
+        caller: req.caller.clone(),
         turn: Some(turn),
         runtime: Handle::current(),
     };
+    let limits = state.query_budget;
     tokio::task::spawn_blocking(move || {
         let mut chunks = chunks;
-        let streamed = work(&Budget::starting_now(QUERY_BUDGET));
+        let streamed = work(&Budget::starting_now(limits));
         let body = match streamed {
             Ok(Streamed { headers, body }) => {
                 if head_tx.send(Ok(headers)).is_err() {
@@ -127,7 +128,10 @@ impl Chunks {
                 .map_err(|_| Closed)?;
         }
         if more {
-            self.turn = Some(self.runtime.block_on(self.pool.next_turn(self.caller)));
+            self.turn = Some(
+                self.runtime
+                    .block_on(self.pool.next_turn(self.caller.clone())),
+            );
             self.text.reserve(CHUNK);
         }
         Ok(())

@@ -50,7 +50,7 @@ pub(crate) use follow::Followed;
 use index::RelationIndex;
 pub(crate) use prepared::PreparedEntity;
 use relations::Reference;
-pub(crate) use unit::{Applied, Change, Conflict, Owner};
+pub(crate) use unit::{Applied, Change, Conflict, Owner, Withholding};
 pub use unit::{ProcessedEntity, UnitEntities};
 
 /// An immutable view of the whole catalog, ordered by entity key. Readers
@@ -209,6 +209,7 @@ impl State {
         &mut self,
         source: &Arc<str>,
         units: Vec<UnitEntities>,
+        withholdings: &mut Vec<Withholding>,
     ) -> (Vec<Claim>, Vec<EntityKey>) {
         let mut released = Vec::new();
         let mut claims = Vec::with_capacity(units.len());
@@ -233,9 +234,18 @@ impl State {
                     Some(w) if w.owner == owner && !w.armed => {
                         w.armed = true;
                         withheld.push(key.clone());
+                        withholdings.push(Withholding {
+                            key: key.clone(),
+                            unit: Some(Arc::clone(&owner.unit)),
+                        });
                     }
                     _ => {
-                        self.withheld.remove(key);
+                        if self.withheld.remove(key).is_some() {
+                            withholdings.push(Withholding {
+                                key: key.clone(),
+                                unit: None,
+                            });
+                        }
                         self.owners.remove(key);
                     }
                 }
@@ -258,7 +268,7 @@ impl State {
         &mut self,
         source: &Arc<str>,
         claims: Vec<Claim>,
-        conflicts: &mut Vec<Conflict>,
+        applied: &mut Applied,
     ) -> (HashMap<EntityKey, ProcessedEntity>, HashSet<EntityKey>) {
         let mut fresh = HashMap::new();
         let mut moved = HashSet::new();
@@ -280,7 +290,7 @@ impl State {
                 }
                 // A key twice in one file: the first document keeps it.
                 if let Some(holder) = held_by.or((!claimed.insert(key.clone())).then_some(&owner)) {
-                    conflicts.push(Conflict {
+                    applied.conflicts.push(Conflict {
                         entity_ref: processed.entity.entity_ref(),
                         owner: holder.clone(),
                         unit: update.unit.clone(),
@@ -290,7 +300,12 @@ impl State {
                 if !old_keys.contains(&key) && self.working.get(&key).is_some() {
                     moved.insert(key.clone());
                 }
-                self.withheld.remove(&key);
+                if self.withheld.remove(&key).is_some() {
+                    applied.withheld.push(Withholding {
+                        key: key.clone(),
+                        unit: None,
+                    });
+                }
                 self.owners.insert(key.clone(), owner.clone());
                 keys.push(key.clone());
                 fresh.insert(key, processed);
@@ -584,8 +599,9 @@ impl Catalog {
         let mut applied = Applied::default();
         // First every unit lets go of what it no longer yields, so an entity
         // moving between two units of one batch moves whatever their order.
-        let (claims, released) = state.release_units(&source, last_set_per_unit(units));
-        let (mut fresh, moved) = state.claim(&source, claims, &mut applied.conflicts);
+        let (claims, released) =
+            state.release_units(&source, last_set_per_unit(units), &mut applied.withheld);
+        let (mut fresh, moved) = state.claim(&source, claims, &mut applied);
         let mut dirty = BTreeSet::new();
         state.remove_released(&source, released, &fresh, &mut dirty, &mut applied.changes);
         state.reindex(&mut fresh, &mut dirty);
@@ -666,6 +682,28 @@ impl Catalog {
                 armed: false,
             },
         );
+    }
+
+    /// Restores refs withheld when the store was written (after
+    /// [`Catalog::restore`] or a follower's catch-up): each stays its
+    /// unit's, not served, until the unit's next read decides. A ref
+    /// served meanwhile by anyone is left to its server.
+    pub fn restore_withheld(&self, withheld: impl IntoIterator<Item = (Owner, EntityKey)>) {
+        let mut state = self.state.lock();
+        for (owner, key) in withheld {
+            if state.owners.contains_key(&key) {
+                continue;
+            }
+            state
+                .units
+                .entry(Arc::clone(&owner.source))
+                .or_default()
+                .entry(Arc::clone(&owner.unit))
+                .or_default()
+                .push(key.clone());
+            state.owners.insert(key.clone(), owner.clone());
+            state.withheld.insert(key, Withheld { owner, armed: true });
+        }
     }
 
     /// Who serves the entity `key` (once what is prepared is published).
@@ -886,6 +924,38 @@ mod tests {
             catalog.owner(&x).map(|o| o.unit.to_string()),
             Some("r1".into())
         );
+    }
+
+    /// What the store keeps of withheld refs follows each apply, and a
+    /// catalog restored from it keeps the rule.
+    #[test]
+    fn withheld_refs_are_reported_for_the_store_and_restored_from_it() {
+        let catalog = Catalog::new();
+        let x = EntityKey::new("component", "default", "x");
+        apply(&catalog, "a", vec![components("r1", &["x", "y"])]);
+        catalog.withhold("a", "r1", &x);
+        let removal = apply(&catalog, "a", vec![components("r1", &["y"])]);
+        let held = Withholding {
+            key: x.clone(),
+            unit: Some(Arc::from("r1")),
+        };
+        assert_eq!(removal.withheld, [held]);
+
+        let restored = Catalog::new();
+        restored.restore_withheld([(Owner::new("a", "r1"), x.clone())]);
+        let contest = restored.prepare("a", vec![components("r2", &["x"])]);
+        restored.publish();
+        assert_eq!(contest.conflicts.len(), 1, "still r1's after a restart");
+        // The unit's read decides, and the store hears it.
+        let read = apply(&restored, "a", vec![components("r1", &["x"])]);
+        assert_eq!(
+            read.withheld,
+            [Withholding {
+                key: x.clone(),
+                unit: None
+            }]
+        );
+        assert_eq!(refs(&restored), ["component:default/x"]);
     }
 
     #[test]

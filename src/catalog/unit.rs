@@ -111,4 +111,15 @@ impl Change {
 pub struct Applied {
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
+    /// Refs whose withheld state changed (see `Catalog::withhold`).
+    pub withheld: Vec<Withholding>,
+}
+
+/// A ref removed through the API is now withheld for `unit` (of the
+/// batch's source: not served, still the unit's), or (`None`) no longer.
+/// Persisted, so a restart or a new leader keeps the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withholding {
+    pub key: EntityKey,
+    pub unit: Option<Arc<str>>,
 }

@@ -47,6 +47,14 @@ pub(super) fn config_check(cli: &Cli, strict: bool) -> ExitCode {
         "backend.apiRateLimit: requests that read Bitbucket (refresh, validate-entity, analyze-location) {} per caller and {} overall; API removals {}",
         limits.bitbucket_reads.per_caller, limits.bitbucket_reads.overall, limits.deletions
     );
+    eprintln!(
+        "backend.queryBudget: each query over the catalog may take {}; backend.trustedProxies: {}",
+        config.backend.query_budget,
+        match config.backend.trusted_proxies.len() {
+            0 => "none (each connection's address is the client)".to_owned(),
+            n => format!("{n} range(s) whose X-Forwarded-For names the client"),
+        }
+    );
     if strict && !loaded.warnings.is_empty() {
         eprintln!(
             "error: {} warning(s) and --strict: fix them or drop --strict",

@@ -77,6 +77,19 @@ impl ExternalAccess {
         })
     }
 
+    /// The subject of `presented` when it is one of the static tokens,
+    /// whatever it may do (who a read is from, for fairness and paces).
+    pub fn subject_of(&self, presented: &str) -> Option<&str> {
+        self.tokens
+            .iter()
+            // Every token is compared, so the time taken does not say which one matched.
+            .fold(None, |found, t| {
+                let matched = constant_time_eq(t.token.expose().as_bytes(), presented.as_bytes());
+                found.or(matched.then_some(t))
+            })
+            .map(|t| t.subject.as_str())
+    }
+
     /// As [`Self::authorize`], for a write a follower replica handed over:
     /// `digest` is the [`token_digest`] of the token presented there (the
     /// token itself is stored nowhere). The leader checks against its own

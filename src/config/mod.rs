@@ -31,7 +31,7 @@ pub(crate) mod source;
 mod typos;
 
 pub(crate) use access::{Denied, ExternalAccess, WritePermission, token_digest};
-pub(crate) use backend::{BackendConfig, BitbucketReadsPace, Pace};
+pub(crate) use backend::{BackendConfig, BitbucketReadsPace, Pace, QueryBudget, TrustedProxies};
 pub use catalog::CatalogSettings;
 pub(crate) use catalog_glob::CatalogGlob;
 pub(crate) use cloud::CloudProviderConfig;

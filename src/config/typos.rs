@@ -98,6 +98,10 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "overall",
     "perMinute",
     "deletions",
+    "queryBudget",
+    "cpu",
+    "wallClock",
+    "trustedProxies",
     "reload",
     "watch",
     // catalog.rules / locations and schedules, read by hand
@@ -134,7 +138,15 @@ const CATALOG_KEYS: &[&str] = &[
 /// `catalog.providers`, `backend`).
 const TOP_LEVEL_SECTIONS: &[&str] = &["backend", "integrations", "catalog"];
 const BITBUCKET_SECTIONS: &[&str] = &["bitbucketServer", "bitbucketCloud"];
-const BACKEND_SECTIONS: &[&str] = &["listen", "database", "auth", "apiRateLimit", "reload"];
+const BACKEND_SECTIONS: &[&str] = &[
+    "listen",
+    "database",
+    "auth",
+    "apiRateLimit",
+    "queryBudget",
+    "trustedProxies",
+    "reload",
+];
 
 /// A key around our sections that is probably a typo.
 #[derive(Debug, PartialEq, Eq)]
@@ -272,6 +284,7 @@ mod tests {
             fields::<backend::raw::ApiRateLimit>(),
             fields::<backend::raw::BitbucketReads>(),
             fields::<backend::raw::Pace>(),
+            fields::<backend::raw::QueryBudget>(),
             fields::<schedule::RawSchedule>(),
             locations::LOCATION_KEYS,
             locations::LOCATION_RULE_KEYS,

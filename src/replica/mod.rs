@@ -517,6 +517,10 @@ impl Replica {
         // taken on only once this replica serves all of it.
         self.record_leadership().await?;
         self.catch_up(promotion).await?;
+        // Refs the last leader withheld stay their units' here too.
+        promotion
+            .catalog
+            .restore_withheld(self.store.withheld().await?);
         promotion.locations.follow_registered().await?;
         promotion.applier.settle();
         self.start_leading();

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::queue::FreshUnits;
-use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities};
+use crate::catalog::{Applied, Catalog, Change, EntityKey, UnitEntities, Withholding};
 use crate::discovery::{Problem, ProblemKind, RepositoryRecord, UnitUpdate};
 use crate::store::{Batch, CatalogStore, RepositoryKey, StoreError};
 
@@ -27,6 +27,8 @@ pub struct Applier {
     /// Changes served but not yet written (the store failed): written with
     /// the next batch. At most one per entity.
     unwritten: parking_lot::Mutex<Vec<Change>>,
+    /// Withheld refs not yet written, per source (in order), likewise.
+    unwritten_withheld: parking_lot::Mutex<Vec<(String, Withholding)>>,
     /// Batches written (entities and repository records): the status page
     /// compares it to know whether what it shows may have changed.
     written: AtomicU64,
@@ -43,6 +45,7 @@ impl Applier {
             serial: Arc::new(tokio::sync::Mutex::new(())),
             tracker: TaskTracker::new(),
             unwritten: parking_lot::Mutex::new(Vec::new()),
+            unwritten_withheld: parking_lot::Mutex::new(Vec::new()),
             written: AtomicU64::new(0),
             previews: Arc::default(),
         })
@@ -84,7 +87,8 @@ impl Applier {
             };
             let changed = applied.changes.len();
             // One transaction across sources: no repository record changes.
-            this.persist("", applied.changes, &[], &[]).await;
+            this.persist("", applied.changes, Vec::new(), &[], &[])
+                .await;
             this.catalog.publish();
             tracing::info!(
                 changed,
@@ -255,17 +259,20 @@ impl Applier {
         let catalog = Arc::clone(&self.catalog);
         let owned = source.to_owned();
         // Rendering is CPU work: keep it off the async workers.
-        let Applied { changes, conflicts } =
-            match tokio::task::spawn_blocking(move || catalog.prepare(&owned, units)).await {
-                Ok(applied) => applied,
-                Err(err) => {
-                    return vec![Problem::new(
-                        String::new(),
-                        ProblemKind::Store,
-                        format!("applying results failed: {err}"),
-                    )];
-                }
-            };
+        let Applied {
+            changes,
+            conflicts,
+            withheld,
+        } = match tokio::task::spawn_blocking(move || catalog.prepare(&owned, units)).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                return vec![Problem::new(
+                    String::new(),
+                    ProblemKind::Store,
+                    format!("applying results failed: {err}"),
+                )];
+            }
+        };
         for record in &mut records {
             record.entities = self
                 .catalog
@@ -285,7 +292,10 @@ impl Applier {
             }
             problems.push(problem);
         }
-        problems.extend(self.persist(source, changes, &records, &forgotten).await);
+        problems.extend(
+            self.persist(source, changes, withheld, &records, &forgotten)
+                .await,
+        );
         self.catalog.publish();
         problems
     }
@@ -298,9 +308,29 @@ impl Applier {
         &self,
         source: &str,
         changes: Vec<Change>,
+        withheld: Vec<Withholding>,
         repositories: &[RepositoryRecord],
         forgotten: &[String],
     ) -> Option<Problem> {
+        // An earlier failure's withheld refs, each source's in a batch of its own.
+        let earlier = std::mem::take(&mut *self.unwritten_withheld.lock());
+        for pending in earlier.chunk_by(|a, b| a.0 == b.0) {
+            let Some((of, _)) = pending.first() else {
+                continue;
+            };
+            let withheld: Vec<Withholding> = pending.iter().map(|(_, w)| w.clone()).collect();
+            let batch = Batch {
+                source: of,
+                changes: &[],
+                repositories: &[],
+                forgotten: &[],
+                withheld: &withheld,
+            };
+            if let Err(err) = self.store.apply(batch).await {
+                tracing::error!(provider = %of, error = %err, "cannot persist withheld refs");
+                self.unwritten_withheld.lock().extend_from_slice(pending);
+            }
+        }
         let mut changes = changes;
         {
             let mut unwritten = self.unwritten.lock();
@@ -318,6 +348,7 @@ impl Applier {
             changes: &changes,
             repositories,
             forgotten,
+            withheld: &withheld,
         };
         let result = self.store.apply(batch).await;
         let err = match result {
@@ -328,6 +359,9 @@ impl Applier {
             Err(err) => err,
         };
         *self.unwritten.lock() = changes;
+        self.unwritten_withheld
+            .lock()
+            .extend(withheld.into_iter().map(|w| (source.to_owned(), w)));
         // Still served; only a restart would lose them.
         tracing::error!(provider = source, error = %err, "cannot persist results");
         Some(Problem::new(

@@ -297,6 +297,7 @@ impl Resolver<'_> {
                 changes: &[],
                 repositories: std::slice::from_ref(&record),
                 forgotten: &[],
+                withheld: &[],
             })
             .await
             .map_err(RefreshError::Records)

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity};
+use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withholding};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
 pub use postgres::PostgresStore;
@@ -94,6 +94,8 @@ pub struct StoredCatalog {
     pub removals: Vec<(EntityKey, u64)>,
     /// Removals at or below this sequence number are no longer kept.
     pub horizon: u64,
+    /// Refs removed through the API, still their unit's (not served).
+    pub withheld: Vec<(Owner, EntityKey)>,
 }
 
 impl StoredCatalog {
@@ -107,6 +109,7 @@ impl StoredCatalog {
             self.last_seq,
             self.horizon,
         );
+        catalog.restore_withheld(self.withheld);
         self.runs
     }
 }
@@ -120,6 +123,8 @@ pub struct Batch<'a> {
     pub repositories: &'a [RepositoryRecord],
     /// Units whose repository records go (no longer listed).
     pub forgotten: &'a [String],
+    /// Refs now withheld for a unit of `source`, or no longer withheld.
+    pub withheld: &'a [Withholding],
 }
 
 /// A location registered over HTTP (`POST /api/catalog/locations`).

@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "replica lease",
         include_str!("migrations/postgres/0005_replica_lease.sql"),
     ),
+    (
+        6,
+        "withheld refs",
+        include_str!("migrations/postgres/0006_withheld_refs.sql"),
+    ),
 ];
 
 /// What the driver needs to connect, from the parsed config. The password

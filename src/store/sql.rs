@@ -16,7 +16,7 @@ use super::{
     Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
 };
 use crate::catalog::search::SearchRows;
-use crate::catalog::{Change, EntityKey, Owner, PreparedEntity};
+use crate::catalog::{Change, EntityKey, Owner, PreparedEntity, Withholding};
 use crate::discovery::{RepositoryRecord, RunReport};
 
 /// What differs between the two databases, and what a store of one holds
@@ -149,13 +149,66 @@ where
                 .execute(&self.pool)
                 .await?;
         }
+        let withheld = self.withheld().await?;
         Ok(StoredCatalog {
             entities,
             runs,
             last_seq,
             removals,
             horizon,
+            withheld,
         })
+    }
+
+    /// Refs removed through the API and still withheld for their unit
+    /// (also what a follower reads when it takes over).
+    pub(crate) async fn withheld(&self) -> Result<Vec<(Owner, EntityKey)>, StoreError> {
+        let rows = sqlx::query("SELECT entity_key, source_id, unit FROM withheld_refs")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let key: String = row.try_get("entity_key")?;
+                let source: String = row.try_get("source_id")?;
+                let unit: String = row.try_get("unit")?;
+                Ok((
+                    Owner {
+                        source: Arc::from(source),
+                        unit: Arc::from(unit),
+                    },
+                    EntityKey::from_stored(&key),
+                ))
+            })
+            .collect()
+    }
+
+    /// Records that `change.key` is withheld for `change.unit` of
+    /// `source`, or no longer withheld.
+    async fn write_withholding(
+        tx: &mut Transaction<'static, D::Db>,
+        source: &str,
+        change: &Withholding,
+    ) -> Result<(), StoreError> {
+        match &change.unit {
+            Some(unit) => {
+                sqlx::query(
+                    "INSERT INTO withheld_refs (entity_key, source_id, unit) VALUES ($1, $2, $3)
+                     ON CONFLICT (entity_key) DO UPDATE SET source_id = excluded.source_id, unit = excluded.unit",
+                )
+                .bind(change.key.as_str())
+                .bind(source)
+                .bind(unit.as_ref())
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM withheld_refs WHERE entity_key = $1")
+                    .bind(change.key.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The entities stored after sequence number `seq` (0: all, as numbers
@@ -438,6 +491,9 @@ where
                 .execute(&mut *tx)
                 .await?;
             }
+            for change in batch.withheld {
+                Self::write_withholding(&mut tx, batch.source, change).await?;
+            }
             for unit in batch.forgotten {
                 sqlx::query("DELETE FROM repositories WHERE source_id = $1 AND unit = $2")
                     .bind(batch.source)
@@ -517,7 +573,7 @@ where
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id FROM sources UNION SELECT source_id FROM catalog_entities UNION SELECT source_id FROM repositories",
+                "SELECT id FROM sources UNION SELECT source_id FROM catalog_entities UNION SELECT source_id FROM repositories UNION SELECT source_id FROM withheld_refs",
             )
             .fetch_all(&self.pool)
             .await?;
@@ -544,6 +600,7 @@ where
                 for statement in [
                     "DELETE FROM catalog_entities WHERE source_id = $1",
                     "DELETE FROM repositories WHERE source_id = $1",
+                    "DELETE FROM withheld_refs WHERE source_id = $1",
                     "DELETE FROM sources WHERE id = $1",
                 ] {
                     sqlx::query(statement)
@@ -587,6 +644,7 @@ where
                     .is_some();
                 for statement in [
                     "DELETE FROM repositories WHERE source_id = $1",
+                    "DELETE FROM withheld_refs WHERE source_id = $1",
                     "DELETE FROM sources WHERE id = $1",
                 ] {
                     sqlx::query(statement)
@@ -690,6 +748,7 @@ mod tests {
                     "869804c57a92cbb4fc29d103c88447c48b6e4b021024f0dcc094cfb303c46e83c67a6555cc726bda3cd014f53a4a5f02",
                     "f16c6b12043699ade5243c18f7b81483130f815b51a870cd8f3d5caaef1d8b47add7e9c3c82fb28c8606e0475203f756",
                     "7089a924f0e3abc2c97796b38944f3ac7a1182e967e2e53da4f91af193f3312254b59e2dc8439022e121e5e06e825581",
+                    "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
                 ],
             ),
             (
@@ -698,6 +757,7 @@ mod tests {
                     "727463145d107afb9674bbf544b560467b7c88da14383f27edb0ebd56f0092e4352f8feb2f602c3eb24e7dfa0ed776f8",
                     "ff261d8b0056822cfe6245f41dc6cf95640d072f170ac37206c8deff0d03a11ccd6102ee5a84b53acdc9fa7082d4af8b",
                     "1556ba938202aecfba6f3a101ac2827120d7445d77d6b8a67386788e9e88434b6037ad59abd0da1faa9edffe4051c92a",
+                    "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
                 ],
             ),
         ];

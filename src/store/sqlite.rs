@@ -36,6 +36,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "the change feed's horizon",
         include_str!("migrations/sqlite/0005_horizon.sql"),
     ),
+    (
+        6,
+        "withheld refs",
+        include_str!("migrations/sqlite/0006_withheld_refs.sql"),
+    ),
 ];
 
 /// The store in one SQLite file.

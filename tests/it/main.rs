@@ -42,6 +42,7 @@ mod replicas;
 mod resilience;
 mod safety;
 mod safety_lanes;
+mod safety_leftovers;
 mod safety_pace_config;
 mod safety_validate;
 mod scheduling;

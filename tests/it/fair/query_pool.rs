@@ -115,12 +115,12 @@ async fn heavy_clients_do_not_delay_another_clients_query_by_their_backlog() {
         assert_eq!(body["items"].as_array().unwrap().len(), 5);
         slowest = slowest.max(started.elapsed());
     }
-    // At most the heavy query in progress (its 2 s budget) before ours,
-    // plus our own evaluation on a loaded machine; a first-come queue
-    // makes it wait for the whole backlog (16 heavy queries, minutes
-    // without a budget, 32 s with one).
+    // At most the heavy query in progress (2 s of CPU, held at most its
+    // 3 s wall-clock backstop) before ours, plus our own evaluation on a
+    // loaded machine; a first-come queue makes it wait for the whole
+    // backlog (16 heavy queries, minutes without a budget, 32 s with one).
     assert!(
-        slowest < Duration::from_secs(8),
+        slowest < Duration::from_secs(10),
         "a light query waited {slowest:?} behind 4 heavy clients"
     );
 
