@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::entity::{self, Entity, EntityKey};
+use super::relations::Reference;
 use super::search::SearchRows;
 use super::stitch;
 
@@ -18,7 +19,8 @@ pub struct PreparedEntity {
     pub key: EntityKey,
     /// `kind:namespace/name` with the kind lowercased, as Backstage prints it.
     pub entity_ref: String,
-    pub uid: String,
+    /// 16 bytes, not its 36 characters: `by_uid` is keyed by it too.
+    pub uid: uuid::Uuid,
     /// The served JSON body.
     pub json: Arc<str>,
     pub search: SearchRows,
@@ -66,6 +68,42 @@ impl PreparedEntity {
     /// again with other relations, or to apply its unit without one entity.
     pub(super) fn typed(&self) -> Result<Entity, serde_json::Error> {
         serde_json::from_str(&self.json)
+    }
+
+    /// The references it makes, for the relation index, parsing only what
+    /// they come from (kind, name, namespace, spec): start-up reads every
+    /// entity this way.
+    pub(super) fn references(&self) -> Result<Vec<Reference>, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+            #[serde(default)]
+            namespace: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Referring {
+            kind: String,
+            metadata: Named,
+            #[serde(default)]
+            spec: Option<Value>,
+        }
+        let referring: Referring = serde_json::from_str(&self.json)?;
+        let entity = Entity {
+            api_version: String::new(),
+            kind: referring.kind,
+            metadata: entity::Metadata {
+                name: referring.metadata.name,
+                namespace: (referring.metadata.namespace)
+                    .unwrap_or_else(|| entity::DEFAULT_NAMESPACE.to_owned()),
+                annotations: Default::default(),
+                rest: Default::default(),
+                uid: None,
+                etag: None,
+            },
+            spec: referring.spec,
+            relations: Vec::new(),
+        };
+        Ok(stitch::references_of(&entity))
     }
 
     /// The relations it is served with, read without building the rest of

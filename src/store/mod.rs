@@ -94,6 +94,9 @@ pub struct StoredCatalog {
     pub removals: Vec<(EntityKey, u64)>,
     /// Removals at or below this sequence number are no longer kept.
     pub horizon: u64,
+    /// Written by complete applies only (nothing changed since the last
+    /// one ended): what is stored is stitched, start-up need not re-render.
+    pub stitched: bool,
 }
 
 impl StoredCatalog {
@@ -107,6 +110,9 @@ impl StoredCatalog {
             self.last_seq,
             self.horizon,
         );
+        if self.stitched {
+            catalog.restored_stitched();
+        }
         self.runs
     }
 }
