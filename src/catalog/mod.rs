@@ -49,6 +49,7 @@ pub use entity::{Entity, EntityKey};
 pub(crate) use follow::Followed;
 use index::RelationIndex;
 pub(crate) use prepared::PreparedEntity;
+pub(crate) use prepared::shared as shared_location;
 use relations::Reference;
 pub(crate) use unit::{Applied, Change, Conflict, Owner};
 pub use unit::{ProcessedEntity, UnitEntities};

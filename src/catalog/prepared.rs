@@ -25,9 +25,10 @@ pub struct PreparedEntity {
     pub json: Arc<str>,
     pub search: SearchRows,
     /// `backstage.io/managed-by-location` without the `url:` prefix.
-    pub location: Option<String>,
-    /// `backstage.io/managed-by-origin-location` without the `url:` prefix.
-    pub origin: Option<String>,
+    pub location: Option<Arc<str>>,
+    /// `backstage.io/managed-by-origin-location` without the `url:` prefix;
+    /// the same string as `location` when they are equal (most entities).
+    pub origin: Option<Arc<str>>,
 }
 
 impl PreparedEntity {
@@ -40,7 +41,10 @@ impl PreparedEntity {
         let key = entity.key();
         let entity_ref = entity.entity_ref();
         let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
-        let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
+        let origin = shared(
+            annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION),
+            &location,
+        );
         let value = stitch::served_value(entity, relations)?;
         Ok(Self {
             entity_ref,
@@ -118,10 +122,18 @@ impl PreparedEntity {
     }
 }
 
-fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
+fn annotation_url(entity: &Entity, name: &str) -> Option<Arc<str>> {
     entity
         .metadata
         .annotations
         .get(name)
-        .map(|v| v.strip_prefix("url:").unwrap_or(v).to_owned())
+        .map(|v| Arc::from(v.strip_prefix("url:").unwrap_or(v)))
+}
+
+/// `origin`, as `location`'s string when they are equal: one copy, not two.
+pub(crate) fn shared(origin: Option<Arc<str>>, location: &Option<Arc<str>>) -> Option<Arc<str>> {
+    match (origin, location) {
+        (Some(origin), Some(location)) if origin == *location => Some(Arc::clone(location)),
+        (origin, _) => origin,
+    }
 }

@@ -239,6 +239,10 @@ where
         let uid: &str = row.try_get("uid")?;
         // Derived from the key: a row whose text does not parse gets it again.
         let uid = uuid::Uuid::try_parse(uid).unwrap_or_else(|_| stitch::uid_for(key.as_str()));
+        let location: Option<&str> = row.try_get("location")?;
+        let location = location.map(Arc::from);
+        let origin: Option<&str> = row.try_get("origin")?;
+        let origin = crate::catalog::shared_location(origin.map(Arc::from), &location);
         Ok(Some(StoredEntity {
             seq: to_seq(row.try_get("seq")?),
             owner: Owner::new(source, unit),
@@ -248,8 +252,8 @@ where
                 uid,
                 json: Arc::from(body),
                 search: SearchRows::from_packed(search),
-                location: row.try_get("location")?,
-                origin: row.try_get("origin")?,
+                location,
+                origin,
             },
         }))
     }
