@@ -53,7 +53,11 @@ impl RelationIndex {
 
     /// Drops the shared copy of `text` once nothing else holds it.
     fn release(&mut self, text: &str) {
-        if self.refs.get(text).is_some_and(|s| Arc::strong_count(s) == 1) {
+        if self
+            .refs
+            .get(text)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
             self.refs.remove(text);
         }
     }

@@ -99,7 +99,9 @@ impl Snapshot {
         if parsed.hyphenated().encode_lower(&mut text) != uid {
             return None;
         }
-        self.by_uid.get(&parsed).and_then(|key| self.entities.get(key))
+        self.by_uid
+            .get(&parsed)
+            .and_then(|key| self.entities.get(key))
     }
 
     pub fn last_seq(&self) -> u64 {

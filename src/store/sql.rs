@@ -322,7 +322,9 @@ where
     /// is newer, every stored entity carries the relations the others give
     /// it. A write that does not re-render (forgetting a source) leaves
     /// newer numbers, so start-up re-stitches.
-    async fn stitched<'e>(executor: impl Executor<'e, Database = D::Db>) -> Result<u64, sqlx::Error> {
+    async fn stitched<'e>(
+        executor: impl Executor<'e, Database = D::Db>,
+    ) -> Result<u64, sqlx::Error> {
         let row = sqlx::query("SELECT value FROM catalog_meta WHERE name = 'stitched'")
             .fetch_optional(executor)
             .await?;

@@ -258,11 +258,11 @@ async fn unstitch_one(db: &Path, interrupted: bool) -> (String, String) {
         "UPDATE catalog_entities SET body = $1 WHERE entity_key = $2"
     };
     sqlx::query(statement)
-    .bind(&body)
-    .bind(&key)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+        .bind(&body)
+        .bind(&key)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
     (key, body)
 }
