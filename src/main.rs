@@ -4,11 +4,6 @@ use clap::Parser;
 
 use bitbucket_catalogd::Cli;
 
-// mimalloc hands freed pages back to the system (glibc keeps them in
-// per-thread arenas after loads and large listings): RSS follows the data.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
