@@ -4,8 +4,10 @@
 //! real daemon (`serve`) on it as a child process and measures: time from
 //! process start to ready, the daemon's RSS, a full listing, a sorted
 //! by-query page, facets, and by-name latency/throughput under `wrk`
-//! (if installed) at two connection counts. `API_BENCH_SEED_ONLY=FILE` only
-//! seeds FILE (e.g. to run `serve` on it under a heap profiler).
+//! (if installed) at two connection counts (`API_BENCH_WRK=0` skips it);
+//! then restarts the daemon on the store it left and measures ready time,
+//! RSS and a full listing again. `API_BENCH_SEED_ONLY=FILE` only seeds FILE
+//! (e.g. to run `serve` on it under a heap profiler).
 
 mod support;
 
@@ -16,18 +18,6 @@ use std::time::{Duration, Instant};
 use bitbucket_catalogd::RunReport;
 use bitbucket_catalogd::{CatalogStore, SqliteStore};
 use bitbucket_catalogd::{Entity, UnitEntities};
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn entity(i: usize) -> Entity {
     serde_json::from_value(serde_json::json!({
@@ -191,8 +181,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(if count > 50_000 { 15 } else { 3 })).await;
     println!(
         "daemon RSS after load         {:.1} MiB (peak so far {:.1} MiB)",
-        rss_kib(pid, "VmRSS:") as f64 / 1024.0,
-        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+        support::status_mib(pid, "VmRSS:"),
+        support::status_mib(pid, "VmHWM:")
     );
 
     let http = reqwest::Client::new();
@@ -229,23 +219,51 @@ async fn main() {
     );
     println!(
         "daemon RSS after queries      {:.1} MiB",
-        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+        support::status_mib(pid, "VmRSS:")
     );
 
-    let address_for_wrk = address.clone();
-    let path = dir.path().to_owned();
-    tokio::task::spawn_blocking(move || {
-        wrk(&address_for_wrk, count, 4, &path);
-        wrk(&address_for_wrk, count, 16, &path);
-    })
-    .await
-    .expect("wrk");
+    if std::env::var("API_BENCH_WRK").as_deref() != Ok("0") {
+        let address_for_wrk = address.clone();
+        let path = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            wrk(&address_for_wrk, count, 4, &path);
+            wrk(&address_for_wrk, count, 16, &path);
+        })
+        .await
+        .expect("wrk");
+        println!(
+            "daemon RSS after load test    {:.1} MiB",
+            support::status_mib(pid, "VmRSS:")
+        );
+    }
+    stop(&mut child);
+
+    // Again on the store the first daemon settled and left.
+    let (mut child, address, ready) = start_daemon(dir.path(), &db);
+    let pid = child.id();
     println!(
-        "daemon RSS after load test    {:.1} MiB",
-        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+        "ready after restart           {:.0} ms",
+        ready.as_secs_f64() * 1e3
     );
+    tokio::time::sleep(Duration::from_secs(if count > 50_000 { 15 } else { 3 })).await;
+    println!(
+        "RSS after restart             {:.1} MiB (peak {:.1} MiB)",
+        support::status_mib(pid, "VmRSS:"),
+        support::status_mib(pid, "VmHWM:")
+    );
+    let (full, _) = timed_get(&http, &format!("{address}/api/catalog/entities"), 3).await;
+    println!(
+        "GET /entities after restart   {:.1} ms; RSS then {:.1} MiB",
+        full.as_secs_f64() * 1e3,
+        support::status_mib(pid, "VmRSS:")
+    );
+    stop(&mut child);
+}
+
+/// SIGTERM, then waits: the daemon closes its store before it exits.
+fn stop(child: &mut Child) {
     let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
 }

@@ -75,6 +75,25 @@ impl Drop for Daemon {
     }
 }
 
+/// A `/proc/<pid>/status` field in KiB (`"VmRSS:"` now, `"VmHWM:"` the
+/// peak); 0 when the process is gone or the field missing.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The same field in MiB, for reports.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    status_kib(pid, field) as f64 / 1024.0
+}
+
 /// Stores `units` as a run of provider `bench` would.
 pub async fn seed_units(store: &dyn CatalogStore, units: Vec<UnitEntities>) {
     let applied = Catalog::new().prepare("bench", units);

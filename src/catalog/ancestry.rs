@@ -71,7 +71,7 @@ pub(crate) fn ancestry(
     while let Some(entity) = queue.pop_front() {
         let parents: Vec<&Arc<PreparedEntity>> = entity
             .location
-            .as_ref()
+            .as_deref()
             .and_then(|file| readers.get(file))
             .into_iter()
             .flatten()

@@ -6,23 +6,27 @@
 //! child's `parent`), so each relation is counted: it stays until its last
 //! emitter takes it back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::entity::Relation;
-use super::relations::Emitted;
+use super::relations::{Emitted, Reference};
 
 /// Each entity's relations, sorted by type then target, with how many
 /// entities emit each: a small sorted `Vec` per entity is a fraction of a
-/// map's memory for the few relations most entities have.
+/// map's memory for the few relations most entities have. Every ref is
+/// held once (`refs`) and shared: a team that owns 5,000 entities is one
+/// string, not 5,000.
 #[derive(Debug, Default)]
 pub(crate) struct RelationIndex {
-    by_source: HashMap<String, Vec<Counted>>,
+    by_source: HashMap<Arc<str>, Vec<Counted>>,
+    refs: HashSet<Arc<str>>,
 }
 
 #[derive(Debug)]
 struct Counted {
     type_: &'static str,
-    target: String,
+    target: Arc<str>,
     emitters: u32,
 }
 
@@ -37,38 +41,83 @@ impl RelationIndex {
         Self::default()
     }
 
+    /// The shared copy of `text`.
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.refs.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.refs.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// Drops the shared copy of `text` once nothing else holds it.
+    fn release(&mut self, text: &str) {
+        if self
+            .refs
+            .get(text)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            self.refs.remove(text);
+        }
+    }
+
+    /// Points `references` at the index's copy of each target, so an
+    /// entity's kept references cost no string of their own.
+    pub(crate) fn share(&mut self, references: &mut [Reference]) {
+        for reference in references {
+            reference.target = self.intern(&reference.target);
+        }
+    }
+
     pub(crate) fn add(&mut self, emitted: &[Emitted]) {
         for relation in emitted {
-            let relations = self.by_source.entry(relation.source.clone()).or_default();
             let key = (relation.type_, relation.target.as_str());
-            match relations.binary_search_by(|c| c.key().cmp(&key)) {
-                Ok(at) => relations[at].emitters += 1,
-                Err(at) => relations.insert(
-                    at,
-                    Counted {
-                        type_: relation.type_,
-                        target: relation.target.clone(),
-                        emitters: 1,
-                    },
-                ),
+            let found = self
+                .by_source
+                .get(relation.source.as_str())
+                .map(|relations| relations.binary_search_by(|c| c.key().cmp(&key)));
+            if let Some(Ok(at)) = found {
+                if let Some(relations) = self.by_source.get_mut(relation.source.as_str()) {
+                    relations[at].emitters += 1;
+                }
+                continue;
             }
+            let target = self.intern(&relation.target);
+            let source = self.intern(&relation.source);
+            let relations = self.by_source.entry(source).or_default();
+            let at = found.and_then(Result::err).unwrap_or(0);
+            relations.insert(
+                at,
+                Counted {
+                    type_: relation.type_,
+                    target,
+                    emitters: 1,
+                },
+            );
         }
     }
 
     pub(crate) fn remove(&mut self, emitted: &[Emitted]) {
         for relation in emitted {
-            let Some(relations) = self.by_source.get_mut(&relation.source) else {
+            let Some(relations) = self.by_source.get_mut(relation.source.as_str()) else {
                 continue;
             };
             let key = (relation.type_, relation.target.as_str());
+            let mut dropped = None;
             if let Ok(at) = relations.binary_search_by(|c| c.key().cmp(&key)) {
                 relations[at].emitters = relations[at].emitters.saturating_sub(1);
                 if relations[at].emitters == 0 {
-                    relations.remove(at);
+                    dropped = Some(relations.remove(at));
                 }
             }
             if relations.is_empty() {
-                self.by_source.remove(&relation.source);
+                self.by_source.remove(relation.source.as_str());
+            }
+            if let Some(dropped) = dropped {
+                drop(dropped);
+                self.release(&relation.target);
+                self.release(&relation.source);
             }
         }
     }
@@ -83,7 +132,7 @@ impl RelationIndex {
                     .iter()
                     .map(|c| Relation {
                         type_: c.type_.to_owned(),
-                        target_ref: c.target.clone(),
+                        target_ref: c.target.to_string(),
                     })
                     .collect()
             })
@@ -115,6 +164,7 @@ mod tests {
         index.remove(&by_child);
         assert!(index.relations_of("group:default/p").is_empty());
         assert!(index.by_source.is_empty(), "empty entries are dropped");
+        assert!(index.refs.is_empty(), "and the refs no relation names");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub use entity::{Entity, EntityKey};
 pub(crate) use follow::Followed;
 use index::RelationIndex;
 pub(crate) use prepared::PreparedEntity;
+pub(crate) use prepared::shared as shared_location;
 use relations::Reference;
 pub(crate) use unit::{Applied, Change, Conflict, Owner, Withholding};
 pub use unit::{ProcessedEntity, UnitEntities};
@@ -59,7 +60,8 @@ pub use unit::{ProcessedEntity, UnitEntities};
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     entities: imbl::OrdMap<EntityKey, Arc<PreparedEntity>>,
-    by_uid: imbl::HashMap<String, EntityKey>,
+    /// Keyed by the 16-byte uuid, not its text.
+    by_uid: imbl::HashMap<uuid::Uuid, EntityKey>,
     /// Entities per source.
     counts: HashMap<Arc<str>, usize>,
     /// The sequence number of the latest change in this view.
@@ -90,8 +92,16 @@ impl Snapshot {
         self.counts.get(source).copied().unwrap_or(0)
     }
 
+    /// The entity whose uid is exactly `uid` as served (lowercase, hyphenated).
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<PreparedEntity>> {
-        self.by_uid.get(uid).and_then(|key| self.entities.get(key))
+        let parsed = uuid::Uuid::try_parse(uid).ok()?;
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        if parsed.hyphenated().encode_lower(&mut text) != uid {
+            return None;
+        }
+        self.by_uid
+            .get(&parsed)
+            .and_then(|key| self.entities.get(key))
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -106,7 +116,7 @@ impl Snapshot {
     /// Serves `entity`, changed at `seq`.
     fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
         self.changes.upserted(&entity.key, seq);
-        self.by_uid.insert(entity.uid.clone(), entity.key.clone());
+        self.by_uid.insert(entity.uid, entity.key.clone());
         if self.entities.insert(entity.key.clone(), entity).is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
         }
@@ -137,6 +147,10 @@ struct State {
     emits: HashMap<EntityKey, Box<[Reference]>>,
     /// How many removals the change feed keeps.
     retained_removals: usize,
+    /// Restored from a store that complete applies wrote, as of this
+    /// sequence number: [`Catalog::settle`] builds the index and re-renders
+    /// nothing, unless changes were followed in since.
+    stitched_at: Option<u64>,
     /// Refs removed through the API (`DELETE /entities/by-uid`): no longer
     /// served, but still their unit's, so a contesting file cannot take
     /// them; the unit's next read serves them again or lets them go.
@@ -393,6 +407,8 @@ impl State {
                 self.index.add(&new);
                 endpoints(&old, dirty);
                 endpoints(&new, dirty);
+                let mut references = references;
+                self.index.share(&mut references);
                 if !references.is_empty() {
                     self.emits.insert(key.clone(), references);
                 }
@@ -534,6 +550,13 @@ impl Catalog {
         self.published.send_replace(state.working.last_seq);
     }
 
+    /// What [`Catalog::restore`] served was stored stitched (see
+    /// `StoredCatalog::stitched`): [`Catalog::settle`] need not re-render.
+    pub fn restored_stitched(&self) {
+        let mut state = self.state.lock();
+        state.stitched_at = Some(state.working.last_seq);
+    }
+
     /// Builds the relation index from every served entity and re-renders
     /// those whose relations moved on while they were stored (e.g. a
     /// source dropped from the config). Call it once after
@@ -541,15 +564,19 @@ impl Catalog {
     /// not run meanwhile: the work is done on a snapshot, so readers of the
     /// state (a run's reconcile) wait only for the result to be installed.
     pub fn settle(&self) -> Applied {
-        let working = self.state.lock().working.clone();
+        let (working, stitched) = {
+            let mut state = self.state.lock();
+            let stitched = state.stitched_at.take() == Some(state.working.last_seq);
+            (state.working.clone(), stitched)
+        };
         let mut index = RelationIndex::new();
         let mut emits = HashMap::new();
         for entity in working.iter() {
-            let Ok(typed) = entity.typed() else {
+            let Ok(mut references) = entity.references() else {
                 continue;
             };
-            let references = stitch::references_of(&typed);
             index.add(&relations::expand(entity.key.as_str(), &references));
+            index.share(&mut references);
             if !references.is_empty() {
                 emits.insert(entity.key.clone(), references.into_boxed_slice());
             }
@@ -557,7 +584,10 @@ impl Catalog {
         // One entity at a time, so memory stays at what is served plus the
         // index; only an entity whose relations moved is parsed again.
         let mut renders = Vec::new();
-        for entity in working.iter() {
+        if stitched {
+            tracing::info!("the store was left by a complete apply: entities are served as stored");
+        }
+        for entity in working.iter().filter(|_| !stitched) {
             let relations = index.relations_of(entity.key.as_str());
             match entity.served_relations() {
                 Ok(served) if served != relations => {}

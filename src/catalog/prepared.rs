@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::entity::{self, Entity, EntityKey};
+use super::relations::Reference;
 use super::search::SearchRows;
 use super::stitch;
 
@@ -18,14 +19,16 @@ pub struct PreparedEntity {
     pub key: EntityKey,
     /// `kind:namespace/name` with the kind lowercased, as Backstage prints it.
     pub entity_ref: String,
-    pub uid: String,
+    /// 16 bytes, not its 36 characters: `by_uid` is keyed by it too.
+    pub uid: uuid::Uuid,
     /// The served JSON body.
     pub json: Arc<str>,
     pub search: SearchRows,
     /// `backstage.io/managed-by-location` without the `url:` prefix.
-    pub location: Option<String>,
-    /// `backstage.io/managed-by-origin-location` without the `url:` prefix.
-    pub origin: Option<String>,
+    pub location: Option<Arc<str>>,
+    /// `backstage.io/managed-by-origin-location` without the `url:` prefix;
+    /// the same string as `location` when they are equal (most entities).
+    pub origin: Option<Arc<str>>,
 }
 
 impl PreparedEntity {
@@ -38,7 +41,10 @@ impl PreparedEntity {
         let key = entity.key();
         let entity_ref = entity.entity_ref();
         let location = annotation_url(&entity, entity::ANNOTATION_LOCATION);
-        let origin = annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION);
+        let origin = shared(
+            annotation_url(&entity, entity::ANNOTATION_ORIGIN_LOCATION),
+            &location,
+        );
         let value = stitch::served_value(entity, relations)?;
         Ok(Self {
             entity_ref,
@@ -68,6 +74,42 @@ impl PreparedEntity {
         serde_json::from_str(&self.json)
     }
 
+    /// The references it makes, for the relation index, parsing only what
+    /// they come from (kind, name, namespace, spec): start-up reads every
+    /// entity this way.
+    pub(super) fn references(&self) -> Result<Vec<Reference>, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+            #[serde(default)]
+            namespace: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Referring {
+            kind: String,
+            metadata: Named,
+            #[serde(default)]
+            spec: Option<Value>,
+        }
+        let referring: Referring = serde_json::from_str(&self.json)?;
+        let entity = Entity {
+            api_version: String::new(),
+            kind: referring.kind,
+            metadata: entity::Metadata {
+                name: referring.metadata.name,
+                namespace: (referring.metadata.namespace)
+                    .unwrap_or_else(|| entity::DEFAULT_NAMESPACE.to_owned()),
+                annotations: Default::default(),
+                rest: Default::default(),
+                uid: None,
+                etag: None,
+            },
+            spec: referring.spec,
+            relations: Vec::new(),
+        };
+        Ok(stitch::references_of(&entity))
+    }
+
     /// The relations it is served with, read without building the rest of
     /// the entity (the other fields are skipped, not parsed into values).
     pub(super) fn served_relations(&self) -> Result<Vec<entity::Relation>, serde_json::Error> {
@@ -80,10 +122,18 @@ impl PreparedEntity {
     }
 }
 
-fn annotation_url(entity: &Entity, name: &str) -> Option<String> {
+fn annotation_url(entity: &Entity, name: &str) -> Option<Arc<str>> {
     entity
         .metadata
         .annotations
         .get(name)
-        .map(|v| v.strip_prefix("url:").unwrap_or(v).to_owned())
+        .map(|v| Arc::from(v.strip_prefix("url:").unwrap_or(v)))
+}
+
+/// `origin`, as `location`'s string when they are equal: one copy, not two.
+pub(crate) fn shared(origin: Option<Arc<str>>, location: &Option<Arc<str>>) -> Option<Arc<str>> {
+    match (origin, location) {
+        (Some(origin), Some(location)) if origin == *location => Some(Arc::clone(location)),
+        (origin, _) => origin,
+    }
 }

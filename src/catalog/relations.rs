@@ -2,6 +2,8 @@
 //! spec reference yields the forward relation on the entity and the reverse
 //! one on its target. [`super::stitch`] attaches both to the served entities.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::entity::Entity;
@@ -67,8 +69,8 @@ fn rules(kind: &str) -> Rules {
 pub(crate) struct Reference {
     pub forward: &'static str,
     pub reverse: &'static str,
-    /// Canonical ref of the target.
-    pub target: Box<str>,
+    /// Canonical ref of the target (shared with the relation index's).
+    pub target: Arc<str>,
 }
 
 /// Every reference in `entity`'s spec. A reference that does not parse
@@ -100,7 +102,7 @@ pub(crate) fn references(entity: &Entity) -> Result<Vec<Reference>, Invalid> {
             out.push(Reference {
                 forward,
                 reverse,
-                target: target.into_boxed_str(),
+                target: Arc::from(target),
             });
         }
     }

@@ -15,8 +15,8 @@ use super::relations::{self, Reference};
 const UID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b3e_9a54_4d1e_8c07_5e2f_b1a9_c3d4);
 
 /// The stable uid of the entity with this (canonical, lowercased) ref.
-pub(crate) fn uid_for(canonical_ref: &str) -> String {
-    Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes()).to_string()
+pub(crate) fn uid_for(canonical_ref: &str) -> Uuid {
+    Uuid::new_v5(&UID_NAMESPACE, canonical_ref.as_bytes())
 }
 
 /// The references `entity` makes, for the index, where processing did not
@@ -54,7 +54,7 @@ pub(crate) fn served_value(
     })?;
     let etag = etag_of(&value);
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("uid".into(), uid_for(key.as_str()).into());
+        metadata.insert("uid".into(), uid_for(key.as_str()).to_string().into());
         metadata.insert("etag".into(), etag.into());
     }
     Ok(value)
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(
             a[0]["metadata"]["uid"],
-            uid_for("domain:default/d").as_str()
+            uid_for("domain:default/d").to_string().as_str()
         );
 
         // Content changes the etag, not the uid.

@@ -111,7 +111,7 @@ impl Locations {
         for entity in self.catalog.snapshot().iter() {
             if let Some(origin) = &entity.origin {
                 targets
-                    .entry(origin.clone())
+                    .entry(origin.to_string())
                     .or_insert_with(|| Location::url(origin, Origin::Discovered));
             }
         }

@@ -96,6 +96,9 @@ pub struct StoredCatalog {
     pub horizon: u64,
     /// Refs removed through the API, still their unit's (not served).
     pub withheld: Vec<(Owner, EntityKey)>,
+    /// Written by complete applies only (nothing changed since the last
+    /// one ended): what is stored is stitched, start-up need not re-render.
+    pub stitched: bool,
 }
 
 impl StoredCatalog {
@@ -110,6 +113,9 @@ impl StoredCatalog {
             self.horizon,
         );
         catalog.restore_withheld(self.withheld);
+        if self.stitched {
+            catalog.restored_stitched();
+        }
         self.runs
     }
 }

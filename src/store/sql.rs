@@ -16,6 +16,7 @@ use super::{
     Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
 };
 use crate::catalog::search::SearchRows;
+use crate::catalog::stitch;
 use crate::catalog::{Change, EntityKey, Owner, PreparedEntity, Withholding};
 use crate::discovery::{RepositoryRecord, RunReport};
 
@@ -137,6 +138,7 @@ where
         // numbers, so a follower's catch-up from here replays it (what was
         // read of it already is applied again, to the same effect).
         let last_seq = Self::last_seq(&self.pool).await?;
+        let stitched = Self::stitched(&self.pool).await? >= last_seq;
         let (removals, horizon) = self.retained_removals(retained_removals).await?;
         let runs = self.runs().await?;
         let (entities, skipped) = self.entities_after(&self.pool, 0).await?;
@@ -157,6 +159,7 @@ where
             removals,
             horizon,
             withheld,
+            stitched,
         })
     }
 
@@ -285,17 +288,25 @@ where
             return Ok(None);
         };
         let key: &str = row.try_get("entity_key")?;
+        let key = EntityKey::from_stored(key);
+        let uid: &str = row.try_get("uid")?;
+        // Derived from the key: a row whose text does not parse gets it again.
+        let uid = uuid::Uuid::try_parse(uid).unwrap_or_else(|_| stitch::uid_for(key.as_str()));
+        let location: Option<&str> = row.try_get("location")?;
+        let location = location.map(Arc::from);
+        let origin: Option<&str> = row.try_get("origin")?;
+        let origin = crate::catalog::shared_location(origin.map(Arc::from), &location);
         Ok(Some(StoredEntity {
             seq: to_seq(row.try_get("seq")?),
             owner: Owner::new(source, unit),
             entity: PreparedEntity {
-                key: EntityKey::from_stored(key),
+                key,
                 entity_ref: entity_ref.to_owned(),
-                uid: row.try_get("uid")?,
+                uid,
                 json: Arc::from(body),
                 search: SearchRows::from_packed(search),
-                location: row.try_get("location")?,
-                origin: row.try_get("origin")?,
+                location,
+                origin,
             },
         }))
     }
@@ -360,6 +371,20 @@ where
         row.map_or(Ok(0), |row| Ok(to_seq(row.try_get("value")?)))
     }
 
+    /// The newest change a complete apply wrote (0: none): when no change
+    /// is newer, every stored entity carries the relations the others give
+    /// it. A write that does not re-render (forgetting a source) leaves
+    /// newer numbers, so start-up re-stitches.
+    async fn stitched<'e>(
+        executor: impl Executor<'e, Database = D::Db>,
+    ) -> Result<u64, sqlx::Error> {
+        let row = sqlx::query("SELECT value FROM catalog_meta WHERE name = $1")
+            .bind(STITCHED_MARKER)
+            .fetch_optional(executor)
+            .await?;
+        row.map_or(Ok(0), |row| Ok(to_seq(row.try_get("value")?)))
+    }
+
     /// The latest sequence number given to a change, kept or removed.
     pub(crate) async fn last_seq<'e>(
         executor: impl Executor<'e, Database = D::Db>,
@@ -407,6 +432,8 @@ where
         let seq = to_param(change.seq());
         match change {
             Change::Upsert { entity, owner, .. } => {
+                let mut uid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let uid = entity.uid.hyphenated().encode_lower(&mut uid);
                 sqlx::query(
                     "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -419,7 +446,7 @@ where
                 .bind(owner.unit.as_ref())
                 .bind(seq)
                 .bind(entity.entity_ref.as_str())
-                .bind(entity.uid.as_str())
+                .bind(&*uid)
                 .bind(entity.json.as_ref())
                 .bind(D::search(entity.search.packed()))
                 .bind(entity.location.as_deref())
@@ -502,6 +529,16 @@ where
                     .await?;
             }
             if newest > 0 {
+                // In the batch's transaction: a batch is the catalog's whole
+                // answer to one change, so its end leaves the store stitched.
+                sqlx::query(
+                    "INSERT INTO catalog_meta (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(STITCHED_MARKER)
+                .bind(to_param(newest))
+                .execute(&mut *tx)
+                .await?;
                 D::notify(&mut tx, newest).await?;
             }
             tx.commit().await?;
@@ -681,6 +718,11 @@ where
 }
 
 /// A stored sequence number (never negative; 0 if it were).
+/// The meta row naming the newest change a complete apply wrote. It names
+/// the version that stitched, so the first start of another version
+/// re-stitches: relations derived by older code are never served as stored.
+const STITCHED_MARKER: &str = concat!("stitched@", env!("CARGO_PKG_VERSION"));
+
 fn to_seq(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
 }

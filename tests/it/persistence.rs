@@ -231,3 +231,118 @@ async fn kill_9_during_a_run_keeps_every_applied_batch_and_never_half_a_reposito
         "no run ever completed: {consistent_states:?}"
     );
 }
+
+/// Rewrites one stored entity that has relations as if they had never
+/// been stitched (`relations: []`); `interrupted` numbers the write after
+/// the last complete apply, as an apply that never ended would leave it.
+/// Returns the entity's key and the body stored.
+async fn unstitch_one(db: &Path, interrupted: bool) -> (String, String) {
+    use sqlx::{Connection, Row};
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let row = sqlx::query(
+        "SELECT entity_key, body FROM catalog_entities WHERE body LIKE '%\"relations\":[{%' LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("an entity with relations");
+    let key: String = row.get("entity_key");
+    let mut body: Value = serde_json::from_str(row.get::<&str, _>("body")).unwrap();
+    body["relations"] = serde_json::json!([]);
+    let body = body.to_string();
+    let statement = if interrupted {
+        "UPDATE catalog_entities SET body = $1, seq = (SELECT MAX(seq) + 1 FROM catalog_entities) WHERE entity_key = $2"
+    } else {
+        "UPDATE catalog_entities SET body = $1 WHERE entity_key = $2"
+    };
+    sqlx::query(statement)
+        .bind(&body)
+        .bind(&key)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    (key, body)
+}
+
+async fn stored_body(db: &Path, key: &str) -> String {
+    let store = SqliteStore::open(db).await.unwrap();
+    let stored = store.load(usize::MAX).await.unwrap();
+    store.close().await;
+    let entity = stored
+        .entities
+        .into_iter()
+        .find(|e| e.entity.key.as_str() == key)
+        .expect("still stored");
+    entity.entity.json.to_string()
+}
+
+async fn entities_text(daemon: &Daemon) -> String {
+    reqwest::get(format!("{}/api/catalog/entities", daemon.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Complete applies leave a marker: a restart serves the stored bodies as
+/// they are (byte for byte) and re-renders none, even one whose relations
+/// a test took away behind the daemon's back.
+#[tokio::test]
+async fn a_restart_after_complete_applies_serves_the_stored_entities_without_restitching() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite");
+    let fake = FakeServer::start().await;
+    mount_mixed_catalog(&fake).await;
+    let config = server_config(&fake, "", "");
+    let first = start(&config, &db).await;
+    first.wait_for_entities(7).await;
+    let before = entities_text(&first).await;
+    first.stop().await;
+
+    fake.fail_everything().await;
+    let second = start(&config, &db).await;
+    assert_eq!(entities_text(&second).await, before, "byte for byte");
+    second.stop().await;
+
+    let (key, unstitched) = unstitch_one(&db, false).await;
+    let third = start(&config, &db).await;
+    assert!(entities_text(&third).await.contains(&unstitched));
+    // Stopping waits for start-up's settling, which stores what it re-renders.
+    third.stop().await;
+    assert_eq!(stored_body(&db, &key).await, unstitched, "not re-rendered");
+}
+
+/// A store whose newest write no complete apply covers (an apply that
+/// never ended) is re-stitched at start-up.
+#[tokio::test]
+async fn a_store_left_by_an_interrupted_apply_is_restitched_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.sqlite");
+    let fake = FakeServer::start().await;
+    mount_mixed_catalog(&fake).await;
+    let config = server_config(&fake, "", "");
+    let first = start(&config, &db).await;
+    first.wait_for_entities(7).await;
+    let before = first.get_json("/api/catalog/entities").await;
+    first.stop().await;
+
+    let (key, unstitched) = unstitch_one(&db, true).await;
+    fake.fail_everything().await;
+    let second = start(&config, &db).await;
+    second.stop().await;
+    let restitched = stored_body(&db, &key).await;
+    assert_ne!(restitched, unstitched, "re-rendered with its relations");
+    let restitched: Value = serde_json::from_str(&restitched).unwrap();
+    let expected = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| restitched["metadata"]["name"] == e["metadata"]["name"])
+        .unwrap();
+    assert_eq!(restitched["relations"], expected["relations"]);
+    assert!(!expected["relations"].as_array().unwrap().is_empty());
+}
