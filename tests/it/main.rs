@@ -31,6 +31,7 @@ mod persistence;
 mod plan;
 mod postgres;
 mod progressive;
+mod queries;
 mod reconciliation;
 mod reload;
 mod replicas;
