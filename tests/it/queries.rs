@@ -141,11 +141,15 @@ fn counted(all: &[Value], pointer: &str) -> BTreeMap<String, u64> {
     counts
 }
 
+/// A by-query, the field it orders by (a JSON pointer), descending or
+/// not, and which entities it keeps.
+type Case<'a> = (&'a str, &'a str, bool, &'a dyn Fn(&Value) -> bool);
+
 /// The sorted pages and facets agree with the full list.
 async fn check(app: &TestApp, stage: &str) {
     let all = everything(app).await;
     let component = |e: &Value| e["kind"] == "Component";
-    let cases: [(&str, &str, bool, &dyn Fn(&Value) -> bool); 6] = [
+    let cases: [Case<'_>; 6] = [
         (
             "orderField=metadata.name,asc",
             "/metadata/name",
