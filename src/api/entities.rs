@@ -38,10 +38,6 @@ fn render_one(entity: &PreparedEntity, fields: &[String]) -> String {
     }
 }
 
-fn render_array(items: &[&Arc<PreparedEntity>], fields: &[String]) -> String {
-    json_array(items.iter().map(|entity| render_one(entity, fields)))
-}
-
 /// A JSON array of `items` written to `out` one entity at a time.
 fn write_array<'a>(
     items: impl Iterator<Item = &'a Arc<PreparedEntity>>,
@@ -156,15 +152,15 @@ pub(super) async fn query_get(
     req: Req,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    evaluate_query(state, req, raw, query_get_now).await
+    let s = state.clone();
+    evaluate_streamed(&state, &req, move |budget| query_get_now(&s, raw, budget)).await
 }
 
 fn query_get_now(
     state: &ApiState,
-    _: &Req,
     raw: Option<String>,
     budget: &Budget,
-) -> Result<Response, ApiError> {
+) -> Result<Streamed, ApiError> {
     let params = Params::parse(
         raw.as_deref(),
         &[
@@ -272,7 +268,11 @@ pub(super) async fn query_post(
     req: Req,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    evaluate_query(state, req, body, query_post_now).await
+    let (s, r) = (state.clone(), req.clone());
+    evaluate_streamed(&state, &req, move |budget| {
+        query_post_now(&s, &r, body, budget)
+    })
+    .await
 }
 
 fn query_post_now(
@@ -280,7 +280,7 @@ fn query_post_now(
     req: &Req,
     body: axum::body::Bytes,
     budget: &Budget,
-) -> Result<Response, ApiError> {
+) -> Result<Streamed, ApiError> {
     let mut body: QueryBody =
         serde_json::from_slice(&body).map_err(|e| req.input(format!("Invalid query: {e}")))?;
     let fields = parse_fields(&std::mem::take(&mut body.fields))?;
@@ -288,22 +288,33 @@ fn query_post_now(
     answer_query(state, body.start()?, limit, &fields, budget)
 }
 
-/// `{"items", "totalItems", "pageInfo"}` for one page of a query.
+/// `{"items", "totalItems", "pageInfo"}` for one page of a query: the
+/// page is chosen within the budget, then its entities are rendered as
+/// they are streamed (one pointer per entity held, not the answer).
 fn answer_query(
     state: &ApiState,
     start: PageStart,
     limit: Option<usize>,
     fields: &[String],
     budget: &Budget,
-) -> Result<Response, ApiError> {
+) -> Result<Streamed, ApiError> {
     let snapshot = state.catalog.snapshot();
     let page = paging::run_query(&snapshot, start, limit, budget)?;
-    Ok(raw_json(format!(
-        "{{\"items\":{},\"totalItems\":{},\"pageInfo\":{}}}",
-        render_array(&page.items, fields),
+    let items: Vec<Arc<PreparedEntity>> = page.items.into_iter().map(Arc::clone).collect();
+    let tail = format!(
+        ",\"totalItems\":{},\"pageInfo\":{}}}",
         page.total_items,
         json!(page.page_info)
-    )))
+    );
+    let fields = fields.to_vec();
+    Ok(Streamed {
+        headers: json_headers(),
+        body: Box::new(move |out| {
+            out.write("{\"items\":")?;
+            write_array(items.iter(), &fields, out)?;
+            out.write(&tail)
+        }),
+    })
 }
 
 // ---------------------------------------------------------------- by-refs, by-name, by-uid
@@ -452,7 +463,7 @@ fn facets_answer(
     budget: &Budget,
 ) -> Result<Response, ApiError> {
     let snapshot = state.catalog.snapshot();
-    let counts = facet_counts(snapshot.iter(), predicate, facets, budget)?;
+    let counts = facet_counts(&snapshot, predicate, facets, budget)?;
     Ok(Json(json!({"facets": counts})).into_response())
 }
 

@@ -34,6 +34,7 @@ pub(crate) mod refs;
 pub(crate) mod relations;
 pub(crate) mod rules;
 pub(crate) mod search;
+pub(crate) mod sorted;
 pub(crate) mod stitch;
 mod unit;
 pub(crate) mod validate;
@@ -68,6 +69,8 @@ pub struct Snapshot {
     last_seq: u64,
     /// Each entity's latest change and the retained removals.
     changes: ChangeLog,
+    /// Sorted fields and facet counts, kept as entities change.
+    indexes: sorted::Indexes,
 }
 
 impl Snapshot {
@@ -113,17 +116,27 @@ impl Snapshot {
         &self.changes
     }
 
+    /// The sorted and facet indexes of this view.
+    pub(crate) fn indexes(&self) -> &sorted::Indexes {
+        &self.indexes
+    }
+
     /// Serves `entity`, changed at `seq`.
     fn insert(&mut self, entity: Arc<PreparedEntity>, source: &Arc<str>, seq: u64) {
         self.changes.upserted(&entity.key, seq);
         self.by_uid.insert(entity.uid, entity.key.clone());
-        if self.entities.insert(entity.key.clone(), entity).is_none() {
+        let old = self
+            .entities
+            .insert(entity.key.clone(), Arc::clone(&entity));
+        self.indexes.update(old.as_deref(), Some(&*entity));
+        if old.is_none() {
             *self.counts.entry(Arc::clone(source)).or_default() += 1;
         }
     }
 
     fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
         let removed = self.entities.remove(key)?;
+        self.indexes.update(Some(&*removed), None);
         self.by_uid.remove(&removed.uid);
         if let Some(count) = self.counts.get_mut(source) {
             *count = count.saturating_sub(1);

@@ -9,10 +9,13 @@
 //! - keys are lowercased; keys over 200 characters are dropped; values over
 //!   200 characters keep the key (it "exists") but lose the value.
 //!
-//! Rows are packed into one string per entity (about the size of the
-//! entity's JSON) instead of thousands of small allocations.
+//! Rows are packed into one string per entity, compactly: the common keys
+//! as a two-character code, and a value that repeats (part of) an earlier
+//! one (the location annotations, view and edit URLs) as a reference to
+//! it. Rows packed before codes existed are read and packed again.
 
 use std::collections::HashSet;
+use std::fmt::Write;
 
 use serde_json::Value;
 
@@ -31,6 +34,75 @@ const SKIPPED: &[&str] = &[
 const KEY_END: char = '\u{1}';
 const NULL_VALUE: char = '\u{2}';
 const ROW_END: char = '\u{3}';
+/// Starts a key given as its index in [`KEYS`] (one character after it).
+const KEY_CODE: char = '\u{4}';
+/// Starts the compact form (rows packed before it have none).
+const COMPACT: char = '\u{5}';
+/// Starts a value given as `offset:len` of earlier text in the rows.
+const VALUE_REF: char = '\u{6}';
+const SEPARATORS: [char; 6] = [KEY_END, NULL_VALUE, ROW_END, KEY_CODE, COMPACT, VALUE_REF];
+/// Values shorter than this are written out (a reference would not pay).
+const MIN_REF: usize = 12;
+/// The first character of a key code; `KEYS[i]` is `CODE_BASE + i`.
+const CODE_BASE: u32 = 0x30;
+
+/// Keys most entities have, written as a code (never reorder: stored rows
+/// hold their indexes; append only).
+const KEYS: &[&str] = &[
+    "apiversion",
+    "kind",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.title",
+    "metadata.description",
+    "metadata.tags",
+    "metadata.links.url",
+    "metadata.links.title",
+    "metadata.links.icon",
+    "metadata.links.type",
+    "metadata.annotations.backstage.io/managed-by-location",
+    "metadata.annotations.backstage.io/managed-by-origin-location",
+    "metadata.annotations.backstage.io/view-url",
+    "metadata.annotations.backstage.io/edit-url",
+    "metadata.annotations.backstage.io/source-location",
+    "metadata.annotations.backstage.io/techdocs-ref",
+    "metadata.annotations.bitbucket.org/default-branch",
+    "metadata.annotations.bitbucket-catalogd/generated",
+    "spec.type",
+    "spec.lifecycle",
+    "spec.owner",
+    "spec.system",
+    "spec.domain",
+    "spec.subcomponentof",
+    "spec.providesapis",
+    "spec.consumesapis",
+    "spec.dependson",
+    "spec.dependencyof",
+    "spec.definition",
+    "spec.target",
+    "spec.targets",
+    "spec.children",
+    "spec.parent",
+    "spec.memberof",
+    "spec.profile.displayname",
+    "spec.profile.email",
+    "spec.profile.picture",
+    "relations.ownedby",
+    "relations.ownerof",
+    "relations.partof",
+    "relations.haspart",
+    "relations.dependson",
+    "relations.dependencyof",
+    "relations.providesapi",
+    "relations.apiprovidedby",
+    "relations.consumesapi",
+    "relations.apiconsumedby",
+    "relations.childof",
+    "relations.parentof",
+    "relations.memberof",
+    "relations.hasmember",
+];
 
 /// An entity's search rows, packed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,20 +144,32 @@ impl SearchRows {
                 }
             }
         }
-        Self(builder.out.into_boxed_str())
+        builder.finish()
     }
 
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.0.split_terminator(ROW_END).filter_map(|row| {
+        let all = self.0.as_ref();
+        let body = all.strip_prefix(COMPACT).unwrap_or(all);
+        body.split_terminator(ROW_END).filter_map(move |row| {
             let (key, value) = row.split_once(KEY_END)?;
-            Some(Row {
-                key,
-                value: if value.starts_with(NULL_VALUE) {
-                    None
-                } else {
-                    Some(value)
-                },
-            })
+            let key = match key.strip_prefix(KEY_CODE) {
+                Some(code) => {
+                    let index = code.chars().next()? as u32;
+                    KEYS.get(usize::try_from(index.checked_sub(CODE_BASE)?).ok()?)?
+                }
+                None => key,
+            };
+            let value = if value.starts_with(NULL_VALUE) {
+                None
+            } else if let Some(at) = value.strip_prefix(VALUE_REF) {
+                let (offset, len) = at.split_once(':')?;
+                let offset: usize = offset.parse().ok()?;
+                let len: usize = len.parse().ok()?;
+                Some(all.get(offset..offset.checked_add(len)?)?)
+            } else {
+                Some(value)
+            };
+            Some(Row { key, value })
         })
     }
 
@@ -105,9 +189,21 @@ impl SearchRows {
         &self.0
     }
 
-    /// Rows stored with [`SearchRows::packed`].
+    /// Rows stored with [`SearchRows::packed`]; rows packed before the
+    /// compact form are packed again.
     pub fn from_packed(packed: String) -> Self {
-        Self(packed.into_boxed_str())
+        if packed.is_empty() || packed.starts_with(COMPACT) {
+            return Self(packed.into_boxed_str());
+        }
+        let mut builder = Builder::default();
+        for row in packed.split_terminator(ROW_END) {
+            let Some((key, value)) = row.split_once(KEY_END) else {
+                continue;
+            };
+            let value = (!value.starts_with(NULL_VALUE)).then(|| value.replace(SEPARATORS, ""));
+            builder.write(&key.replace(SEPARATORS, ""), value.as_deref());
+        }
+        builder.finish()
     }
 }
 
@@ -115,6 +211,8 @@ impl SearchRows {
 struct Builder {
     out: String,
     seen: HashSet<(String, Option<String>)>,
+    /// Where the values written out so far are: `(offset, len)` in `out`.
+    written: Vec<(usize, usize)>,
 }
 
 impl Builder {
@@ -158,8 +256,8 @@ impl Builder {
         // Too long to index: the key still exists, without a value.
         let text = text.filter(|t| t.chars().count() <= MAX_LEN);
         // Our separators must not occur in the data.
-        let text = text.map(|t| t.replace([KEY_END, NULL_VALUE, ROW_END], ""));
-        let key = key.replace([KEY_END, NULL_VALUE, ROW_END], "");
+        let text = text.map(|t| t.replace(SEPARATORS, ""));
+        let key = key.replace(SEPARATORS, "");
         let dedup_value = text.as_ref().map(|t| t.to_lowercase());
         if !self
             .seen
@@ -167,13 +265,53 @@ impl Builder {
         {
             return;
         }
-        self.out.push_str(&key);
+        self.write(&key, text.as_deref());
+    }
+
+    /// Appends one row (key and value already clean).
+    fn write(&mut self, key: &str, value: Option<&str>) {
+        if self.out.is_empty() {
+            self.out.push(COMPACT);
+        }
+        match KEYS.iter().position(|k| *k == key) {
+            Some(index) => {
+                self.out.push(KEY_CODE);
+                let code = u32::try_from(index).ok().map(|i| i + CODE_BASE);
+                self.out.extend(code.and_then(char::from_u32));
+            }
+            None => self.out.push_str(key),
+        }
         self.out.push(KEY_END);
-        match text {
-            Some(text) => self.out.push_str(&text),
+        match value {
             None => self.out.push(NULL_VALUE),
+            Some(text) => match self.earlier(text) {
+                Some(offset) => {
+                    let _ = write!(self.out, "{VALUE_REF}{offset}:{}", text.len());
+                }
+                None => {
+                    if text.len() >= MIN_REF {
+                        self.written.push((self.out.len(), text.len()));
+                    }
+                    self.out.push_str(text);
+                }
+            },
         }
         self.out.push(ROW_END);
+    }
+
+    /// Where `text` already is, whole or in part of an earlier value.
+    fn earlier(&self, text: &str) -> Option<usize> {
+        if text.len() < MIN_REF {
+            return None;
+        }
+        self.written.iter().find_map(|&(offset, len)| {
+            let earlier = self.out.get(offset..offset + len)?;
+            earlier.find(text).map(|at| offset + at)
+        })
+    }
+
+    fn finish(self) -> SearchRows {
+        SearchRows(self.out.into_boxed_str())
     }
 }
 
@@ -247,5 +385,59 @@ mod tests {
                 s("relations.ownedby", Some("group:default/team-a")),
             ]
         );
+    }
+
+    /// Common keys are codes and repeated values references: the rows of
+    /// an entity as discovery serves it are well under its JSON, read back
+    /// the same, and rows packed the old way are read and packed anew.
+    #[test]
+    fn rows_are_compact_and_old_rows_are_packed_again() {
+        let browse =
+            "https://bitbucket.example.com/projects/PAY/repos/payments/browse/catalog-info.yaml";
+        let entity = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {
+                "name": "payments", "uid": "0b7c3ef2-7a7e-5b47-9a5e-3f1f0b0c1d2e",
+                "tags": ["java"],
+                "annotations": {
+                    "backstage.io/managed-by-location": format!("url:{browse}"),
+                    "backstage.io/managed-by-origin-location": format!("url:{browse}"),
+                    "backstage.io/view-url": browse,
+                    "backstage.io/source-location": "url:https://bitbucket.example.com/projects/PAY/repos/payments/browse/",
+                },
+            },
+            "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"},
+            "relations": [{"type": "ownedBy", "targetRef": "group:default/team-a"}],
+        });
+        let built = SearchRows::build(&entity);
+        let expected: Vec<(String, Option<String>)> = rows(entity.clone());
+        assert!(
+            built.packed().len() * 2 < entity.to_string().len(),
+            "{} bytes of rows for {} of JSON",
+            built.packed().len(),
+            entity.to_string().len()
+        );
+        assert_eq!(
+            built
+                .values("metadata.annotations.backstage.io/view-url")
+                .collect::<Vec<_>>(),
+            [Some(browse)]
+        );
+        // The same rows the old way: plain keys, every value written out.
+        let mut old = String::new();
+        for (key, value) in &expected {
+            old.push_str(key);
+            old.push(KEY_END);
+            match value {
+                Some(v) => old.push_str(v),
+                None => old.push(NULL_VALUE),
+            }
+            old.push(ROW_END);
+        }
+        let again = SearchRows::from_packed(old);
+        assert_eq!(again, built);
+        let reread = SearchRows::from_packed(built.packed().to_owned());
+        assert_eq!(reread, built);
     }
 }

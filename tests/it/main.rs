@@ -36,6 +36,7 @@ mod postgres;
 mod pr_checks;
 mod problem_positions;
 mod progressive;
+mod queries;
 mod reconciliation;
 mod reload;
 mod replicas;

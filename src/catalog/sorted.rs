@@ -1,0 +1,292 @@
+//! Indexes kept with each snapshot so the common sorted pages and facets
+//! need no scan of the catalog: per sorted field, the entities with a value
+//! in order of `(lowercased first value, key)`; per faceted field, how many
+//! entities carry each value. Updated entity by entity as the snapshot
+//! changes (work grows with the change), and persistent like the snapshot,
+//! so publishing shares them. Other fields fall back to a scan.
+
+use std::sync::Arc;
+
+use super::EntityKey;
+use super::prepared::PreparedEntity;
+use super::search::SearchRows;
+
+/// Fields whose order is indexed: what Backstage's tables and clients sort
+/// by. Entities without a value are not held (they are served last, found
+/// by walking the snapshot).
+pub(crate) const SORTED: &[&str] = &[
+    "metadata.name",
+    "metadata.title",
+    "kind",
+    "spec.type",
+    "spec.lifecycle",
+    "spec.owner",
+];
+
+/// Fields whose value counts are kept: what Backstage's pickers ask for.
+pub(crate) const FACETED: &[&str] = &[
+    "kind",
+    "metadata.namespace",
+    "spec.type",
+    "spec.lifecycle",
+    "spec.owner",
+    "spec.system",
+    "metadata.tags",
+    "relations.ownedby",
+];
+
+/// An entity's place in a sorted index.
+pub(crate) type SortEntry = (Arc<str>, EntityKey);
+
+/// The value counts of one field.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Facet {
+    /// Value as written → entities carrying it (each once).
+    pub counts: imbl::OrdMap<Arc<str>, usize>,
+    /// Entities carrying more than one value: while there are none, the
+    /// counts of an equality filter add up to the entities it matches.
+    multi: usize,
+}
+
+impl Facet {
+    /// How many entities have one of `values` (lowercased), when that can
+    /// be read off the counts: one value per entity.
+    pub(crate) fn count_in(&self, values: &[String]) -> Option<usize> {
+        (self.multi == 0).then(|| {
+            self.counts
+                .iter()
+                .filter(|(value, _)| values.iter().any(|want| super::search::eq_ci(value, want)))
+                .map(|(_, count)| count)
+                .sum()
+        })
+    }
+}
+
+/// The indexes of one snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct Indexes {
+    sorted: Vec<imbl::OrdSet<SortEntry>>,
+    facets: Vec<Facet>,
+}
+
+impl Default for Indexes {
+    fn default() -> Self {
+        Self {
+            sorted: vec![imbl::OrdSet::new(); SORTED.len()],
+            facets: vec![Facet::default(); FACETED.len()],
+        }
+    }
+}
+
+/// What the indexes hold of one entity.
+#[derive(Debug, Default, PartialEq)]
+struct Indexed {
+    /// Per [`SORTED`] field: the lowercased first value.
+    first: Vec<Option<String>>,
+    /// Per [`FACETED`] field: the distinct values, as written.
+    values: Vec<Vec<String>>,
+}
+
+impl Indexed {
+    /// One pass over the entity's rows.
+    fn of(rows: &SearchRows) -> Self {
+        let mut out = Self {
+            first: vec![None; SORTED.len()],
+            values: vec![Vec::new(); FACETED.len()],
+        };
+        for row in rows.rows() {
+            let Some(value) = row.value else { continue };
+            if let Some(i) = SORTED.iter().position(|f| *f == row.key)
+                && out.first[i].is_none()
+            {
+                out.first[i] = Some(value.to_lowercase());
+            }
+            if let Some(i) = FACETED.iter().position(|f| *f == row.key)
+                && !out.values[i].iter().any(|v| v == value)
+            {
+                out.values[i].push(value.to_owned());
+            }
+        }
+        out
+    }
+}
+
+impl Indexes {
+    /// The sorted index of `field` (lowercased), if it has one.
+    pub(crate) fn sorted(&self, field: &str) -> Option<&imbl::OrdSet<SortEntry>> {
+        let i = SORTED.iter().position(|f| *f == field)?;
+        self.sorted.get(i)
+    }
+
+    /// The value counts of `field` (lowercased), if they are kept.
+    pub(crate) fn facet(&self, field: &str) -> Option<&Facet> {
+        let i = FACETED.iter().position(|f| *f == field)?;
+        self.facets.get(i)
+    }
+
+    /// `old` is replaced by `new` (same key), or added or removed.
+    pub(crate) fn update(&mut self, old: Option<&PreparedEntity>, new: Option<&PreparedEntity>) {
+        let Some(key) = new.or(old).map(|e| &e.key) else {
+            return;
+        };
+        if let (Some(old), Some(new)) = (old, new)
+            && old.search == new.search
+        {
+            return;
+        }
+        let before = old.map(|e| Indexed::of(&e.search)).unwrap_or_default();
+        let after = new.map(|e| Indexed::of(&e.search)).unwrap_or_default();
+        for (i, facet) in self.facets.iter_mut().enumerate() {
+            let (was, is) = (before.values.get(i), after.values.get(i));
+            if was == is {
+                continue;
+            }
+            for value in was.into_iter().flatten() {
+                let gone = match facet.counts.get_mut(value.as_str()) {
+                    Some(count) => {
+                        *count = count.saturating_sub(1);
+                        *count == 0
+                    }
+                    None => false,
+                };
+                if gone {
+                    facet.counts.remove(value.as_str());
+                }
+            }
+            for value in is.into_iter().flatten() {
+                match facet.counts.get_mut(value.as_str()) {
+                    Some(count) => *count += 1,
+                    None => {
+                        facet.counts.insert(Arc::from(value.as_str()), 1);
+                    }
+                }
+            }
+            let multi = |values: Option<&Vec<String>>| values.is_some_and(|v| v.len() > 1);
+            facet.multi =
+                (facet.multi + usize::from(multi(is))).saturating_sub(usize::from(multi(was)));
+        }
+        for (i, field) in SORTED.iter().enumerate() {
+            let (was, is) = (
+                before.first.get(i).cloned().flatten(),
+                after.first.get(i).cloned().flatten(),
+            );
+            if was == is {
+                continue;
+            }
+            let interned = is.map(|value| self.intern(field, value));
+            let Some(set) = self.sorted.get_mut(i) else {
+                continue;
+            };
+            if let Some(value) = was {
+                set.remove(&(Arc::from(value.as_str()), key.clone()));
+            }
+            if let Some(value) = interned {
+                set.insert((value, key.clone()));
+            }
+        }
+    }
+
+    /// The shared text of a sorted value: a facet's when the field has one
+    /// and the value is written in lowercase (most kinds, types, owners).
+    fn intern(&self, field: &str, value: String) -> Arc<str> {
+        self.facet(field)
+            .and_then(|facet| facet.counts.get_key_value(value.as_str()))
+            .map_or_else(|| Arc::from(value), |(shared, _)| Arc::clone(shared))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{Catalog, Entity, UnitEntities};
+    use serde_json::{Value, json};
+
+    fn entity(name: &str, kind: &str, tags: Value) -> Entity {
+        serde_json::from_value(json!({"apiVersion": "backstage.io/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "tags": tags}, "spec": {"type": "service"}}))
+        .unwrap()
+    }
+
+    fn names(catalog: &Catalog, field: &str) -> Vec<(String, String)> {
+        let snapshot = catalog.snapshot();
+        snapshot
+            .indexes()
+            .sorted(field)
+            .unwrap()
+            .iter()
+            .map(|(v, k)| (v.to_string(), k.as_str().to_owned()))
+            .collect()
+    }
+
+    fn counts(catalog: &Catalog, field: &str) -> Vec<(String, usize)> {
+        let snapshot = catalog.snapshot();
+        snapshot
+            .indexes()
+            .facet(field)
+            .unwrap()
+            .counts
+            .iter()
+            .map(|(v, c)| (v.to_string(), *c))
+            .collect()
+    }
+
+    #[test]
+    fn follows_adds_changes_and_removals() {
+        let catalog = Catalog::new();
+        let apply = |units: Vec<(&str, Vec<Entity>)>| {
+            catalog.prepare(
+                "s",
+                units
+                    .into_iter()
+                    .map(|(unit, entities)| UnitEntities {
+                        unit: unit.into(),
+                        entities: entities.into_iter().map(Into::into).collect(),
+                    })
+                    .collect(),
+            );
+            catalog.publish();
+        };
+        apply(vec![
+            ("a", vec![entity("B", "Component", json!(["x", "y"]))]),
+            ("b", vec![entity("a", "API", json!(["x"]))]),
+        ]);
+        assert_eq!(
+            names(&catalog, "metadata.name"),
+            [
+                ("a".to_owned(), "api:default/a".to_owned()),
+                ("b".to_owned(), "component:default/b".to_owned())
+            ]
+        );
+        assert_eq!(
+            counts(&catalog, "metadata.tags"),
+            [("x".to_owned(), 2), ("y".to_owned(), 1)]
+        );
+        assert_eq!(
+            snapshot_count(&catalog, "kind", &["component"]),
+            Some(1),
+            "single-valued"
+        );
+        assert_eq!(snapshot_count(&catalog, "metadata.tags", &["x"]), None);
+        // A changed entity moves; a removed one leaves.
+        apply(vec![
+            ("a", vec![entity("B", "Component", json!(["z"]))]),
+            ("b", vec![]),
+        ]);
+        assert_eq!(
+            names(&catalog, "metadata.name"),
+            [("b".to_owned(), "component:default/b".to_owned())]
+        );
+        assert_eq!(counts(&catalog, "metadata.tags"), [("z".to_owned(), 1)]);
+        assert_eq!(counts(&catalog, "kind"), [("Component".to_owned(), 1)]);
+        assert_eq!(snapshot_count(&catalog, "metadata.tags", &["z"]), Some(1));
+    }
+
+    fn snapshot_count(catalog: &Catalog, field: &str, values: &[&str]) -> Option<usize> {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        catalog
+            .snapshot()
+            .indexes()
+            .facet(field)
+            .unwrap()
+            .count_in(&values)
+    }
+}
