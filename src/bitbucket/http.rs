@@ -151,6 +151,8 @@ impl Http {
             .record(&self.shared.credentials.host, endpoint, status.as_str());
         if overload(status) {
             slot.overloaded();
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            slot.refused_by_bucket();
         }
         if status != StatusCode::TOO_MANY_REQUESTS {
             self.shared.pacer.answered(response.headers());
@@ -367,14 +369,13 @@ impl Http {
 }
 
 /// Answers that say the server (or a proxy before it) is overloaded: the
-/// adaptive concurrency backs off.
+/// adaptive concurrency backs off. Not 429: that is the token bucket,
+/// which the pace follows; halving the concurrency for it too would leave
+/// a fast bucket served two at a time.
 fn overload(status: StatusCode) -> bool {
     matches!(
         status,
-        StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
     )
 }
 

@@ -366,7 +366,11 @@ fn file_path(url: &str, product: Product) -> String {
 
 /// Where a problem is: its file, line and column.
 fn position(problem: &Problem, product: Product) -> (String, u32, u32) {
-    (file_path(&problem.url, product), problem.line, problem.column)
+    (
+        file_path(&problem.url, product),
+        problem.line,
+        problem.column,
+    )
 }
 
 fn problem(problem: &Problem, product: Product, pr: &PullRequest) -> PreviewProblem {

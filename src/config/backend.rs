@@ -92,39 +92,7 @@ impl Default for ApiRateLimit {
     }
 }
 
-/// `backend.queryBudget`: per query over the whole catalog, the CPU time
-/// of the thread evaluating it, and a wall-clock backstop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryBudget {
-    pub cpu: Duration,
-    pub wall_clock: Duration,
-}
-
-impl Default for QueryBudget {
-    fn default() -> Self {
-        Self {
-            // Sorted pages and facets take ~100 ms at 100,000 entities:
-            // only a pathological query reaches it.
-            cpu: Duration::from_secs(2),
-            // A busy machine may stretch a query: half as long again as
-            // its CPU budget, so a turn is not held much longer than when
-            // the budget was wall-clock time (fairness under load).
-            wall_clock: Duration::from_secs(3),
-        }
-    }
-}
-
-impl std::fmt::Display for QueryBudget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ms of CPU time, {} ms wall-clock",
-            self.cpu.as_millis(),
-            self.wall_clock.as_millis()
-        )
-    }
-}
+pub use crate::catalog::budget::QueryBudget;
 
 /// `backend.trustedProxies`: address ranges of the proxies in front of the
 /// daemon (an ingress, a sidecar's peer).

@@ -11,9 +11,10 @@ use url::Url;
 use super::catalog_glob::{CatalogGlob, GLOB_SYNTAX};
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 
-/// Concurrent catalog-file reads per provider unless configured: an upper
-/// bound; the integration's adaptive limit is what binds.
-pub(super) const DEFAULT_CONCURRENCY: usize = 64;
+/// Concurrent repository reads per provider unless configured, under the
+/// integration's adaptive limit. Not more: a rate-limited run that starts
+/// many repositories at once finishes fewer of them before its timeout.
+pub(super) const DEFAULT_CONCURRENCY: usize = 16;
 pub(super) const MAX_CONCURRENCY: usize = 64;
 
 /// The keys both flavours have, resolved: a key shared by Server and Cloud

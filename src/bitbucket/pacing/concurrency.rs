@@ -1,7 +1,7 @@
 //! Adaptive concurrency: how many requests to one integration may be in
 //! flight. AIMD on latency and errors, as vector's adaptive request
 //! concurrency and Netflix's concurrency-limits do: while the limit is
-//! used, answers come without 429/5xx and their median latency stays
+//! used, answers come without 5xx (a 429 is the pace's business) and their median latency stays
 //! near the lowest seen lately, the limit grows (by half per window until
 //! the first back-off, then by one); a window with an overload answer
 //! halves it, two in a row whose median latency climbed cut it by a
@@ -44,8 +44,11 @@ const RESERVE: usize = 1;
 pub(crate) enum Outcome {
     /// Answered (any status but the overload ones) after this long.
     Answered(Duration),
-    /// 429, 502–504 or no answer: back off.
+    /// 502–504 or no answer: back off.
     Overloaded,
+    /// 429: the bucket, not the server, said no; the pace answers it, and
+    /// a quick refusal says nothing about latency either.
+    RateLimited,
 }
 
 /// The AIMD state machine (no clock of its own, for tests).
@@ -123,6 +126,7 @@ impl Adaptive {
         }
         self.window.full |= full;
         match outcome {
+            Outcome::RateLimited => return None,
             Outcome::Overloaded => self.window.overloaded = true,
             Outcome::Answered(latency) => {
                 self.base = Some(self.base.map_or(latency, |b| b.min(latency)));

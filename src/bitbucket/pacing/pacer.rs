@@ -103,6 +103,7 @@ pub(crate) struct Slot {
     concurrency: Arc<Concurrency>,
     sent: Instant,
     overloaded: bool,
+    rate_limited: bool,
     pub ticket: Ticket,
 }
 
@@ -111,6 +112,11 @@ impl Slot {
     pub(crate) fn overloaded(&mut self) {
         self.overloaded = true;
     }
+
+    /// 429: left to the pace; the concurrency neither grows nor shrinks.
+    pub(crate) fn refused_by_bucket(&mut self) {
+        self.rate_limited = true;
+    }
 }
 
 impl Drop for Slot {
@@ -118,6 +124,8 @@ impl Drop for Slot {
         if let Some(place) = self.place.take() {
             let outcome = if self.overloaded {
                 Outcome::Overloaded
+            } else if self.rate_limited {
+                Outcome::RateLimited
             } else {
                 Outcome::Answered(self.sent.elapsed())
             };
@@ -252,6 +260,7 @@ impl Pacer {
                 concurrency: Arc::clone(&self.permits),
                 sent: Instant::now(),
                 overloaded: false,
+                rate_limited: false,
                 ticket: Ticket { epoch: state.epoch },
             };
         }

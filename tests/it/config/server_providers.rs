@@ -305,9 +305,9 @@ fn wrongly_typed_loose_values_get_the_precise_message() {
 }
 
 #[test]
-fn concurrency_defaults_to_64_and_accepts_1_to_64() {
+fn concurrency_defaults_to_16_and_accepts_1_to_64() {
     let cases: [(&str, Vars, usize); 6] = [
-        ("", &[], 64),
+        ("", &[], 16),
         ("concurrency: 1", &[], 1),
         ("concurrency: 64", &[], 64),
         ("concurrency: 16", &[], 16),
