@@ -85,8 +85,9 @@ fn bursty_co_tenant(url: String) -> (Arc<CoTenant>, tokio::task::JoinHandle<()>)
 
 #[tokio::test]
 async fn a_share_leaves_a_bursty_co_tenant_its_headroom() {
+    // 200 repositories: the sweep outlasts 40 bursts at half of 10 a second.
     let sim = simulator(
-        300,
+        200,
         Some(RateLimit {
             burst: 10,
             per_second: 10.0,
