@@ -91,6 +91,7 @@ async fn seed(db: &Path, count: usize) {
                 changes: &applied.changes,
                 repositories: &[],
                 forgotten: &[],
+                withheld: &[],
             })
             .await
             .expect("seed");

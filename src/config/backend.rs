@@ -5,7 +5,6 @@
 //! watched.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -92,7 +91,7 @@ impl Default for ApiRateLimit {
     }
 }
 
-pub use crate::catalog::budget::QueryBudget;
+pub(crate) use crate::catalog::budget::QueryBudget;
 
 /// `backend.trustedProxies`: address ranges of the proxies in front of the
 /// daemon (an ingress, a sidecar's peer).

@@ -21,7 +21,7 @@ fn single_provider_form_gets_id_default_and_documented_defaults() {
     assert!(provider.filters.repo_slug.is_none());
     assert!(!provider.filters.skip_archived_repos);
     assert_eq!(provider.filters.branch, None);
-    assert_eq!(provider.shared.concurrency, 64);
+    assert_eq!(provider.shared.concurrency, 16);
     assert_eq!(
         provider.shared.schedule,
         Schedule {
