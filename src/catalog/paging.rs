@@ -1104,21 +1104,22 @@ mod tests {
         assert!(back.page_info.next_cursor.is_some());
     }
 
-    /// Every page, forward then back, is the same from the indexes as from
-    /// a scan and a sort: values in both directions, missing values, ties,
-    /// filters, mixed case.
-    #[test]
-    fn indexed_pages_match_scanned_pages_both_ways() {
-        let kinds = ["Component", "API", "component", "Group"];
-        let entities: Vec<Entity> = (0..23)
+    /// `count` entities cycling through `kinds`, with names of mixed case,
+    /// a lifecycle missing from every fourth, and a `spec.type` when
+    /// `typed`: ties, gaps and case for the index-against-scan tests.
+    fn mixed_catalog(count: usize, kinds: &[&str], typed: bool) -> Catalog {
+        let entities: Vec<Entity> = (0..count)
             .map(|i| {
-                let mut spec = json!({"type": format!("T{}", i % 3), "owner": "team"});
+                let mut spec = json!({"owner": "team"});
+                if typed {
+                    spec["type"] = json!(format!("T{}", i % 3));
+                }
                 if i % 4 != 0 {
                     spec["lifecycle"] = json!(["prod", "Prod", "exp"][i % 3]);
                 }
                 serde_json::from_value::<Entity>(json!({
                     "apiVersion": "backstage.io/v1alpha1",
-                    "kind": kinds[i % 4],
+                    "kind": kinds[i % kinds.len()],
                     "metadata": {"name": format!("{}{i}", ["b", "A", "a"][i % 3])},
                     "spec": spec,
                 }))
@@ -1134,6 +1135,15 @@ mod tests {
             }],
         );
         catalog.publish();
+        catalog
+    }
+
+    /// Every page, forward then back, is the same from the indexes as from
+    /// a scan and a sort: values in both directions, missing values, ties,
+    /// filters, mixed case.
+    #[test]
+    fn indexed_pages_match_scanned_pages_both_ways() {
+        let catalog = mixed_catalog(23, &["Component", "API", "component", "Group"], true);
         let snapshot = catalog.snapshot();
         let budget = Budget::unlimited();
         let orders = [
@@ -1216,31 +1226,7 @@ mod tests {
     /// `GET /entities` pages ordered by an indexed field are the scan's.
     #[test]
     fn indexed_list_pages_match_scanned_ones() {
-        let kinds = ["Component", "API", "component"];
-        let entities: Vec<Entity> = (0..17)
-            .map(|i| {
-                let mut spec = json!({"owner": "team"});
-                if i % 4 != 0 {
-                    spec["lifecycle"] = json!(["prod", "Prod", "exp"][i % 3]);
-                }
-                serde_json::from_value::<Entity>(json!({
-                    "apiVersion": "backstage.io/v1alpha1",
-                    "kind": kinds[i % 3],
-                    "metadata": {"name": format!("{}{i}", ["b", "A", "a"][i % 3])},
-                    "spec": spec,
-                }))
-                .unwrap()
-            })
-            .collect();
-        let catalog = Catalog::new();
-        catalog.prepare(
-            "test",
-            vec![UnitEntities {
-                unit: "r".into(),
-                entities: entities.into_iter().map(Into::into).collect(),
-            }],
-        );
-        catalog.publish();
+        let catalog = mixed_catalog(17, &["Component", "API", "component"], false);
         let snapshot = catalog.snapshot();
         let budget = Budget::unlimited();
         for order in [
