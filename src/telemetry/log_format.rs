@@ -45,33 +45,34 @@ fn current_trace_id() -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-impl<S, N> FormatEvent<S, N> for WithTraceId<Format>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let Some(trace_id) = current_trace_id() else {
-            return self.inner.format_event(ctx, writer, event);
-        };
-        let mut line = String::new();
-        self.inner
-            .format_event(ctx, Writer::new(&mut line), event)?;
+/// Where a formatter's finished line takes the trace id.
+pub(super) trait PlaceTraceId {
+    fn place(line: &str, trace_id: &str, writer: &mut Writer<'_>) -> fmt::Result;
+}
+
+impl PlaceTraceId for Format {
+    fn place(line: &str, trace_id: &str, writer: &mut Writer<'_>) -> fmt::Result {
         // Last on the line, after the message and its fields.
-        let line = line.strip_suffix('\n').unwrap_or(&line);
+        let line = line.strip_suffix('\n').unwrap_or(line);
         writeln!(writer, "{line} trace_id={trace_id}")
     }
 }
 
-impl<S, N> FormatEvent<S, N> for WithTraceId<Format<Json>>
+impl PlaceTraceId for Format<Json> {
+    fn place(line: &str, trace_id: &str, writer: &mut Writer<'_>) -> fmt::Result {
+        // The JSON formatter writes one object: the id goes in first.
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",{rest}"),
+            None => writer.write_str(line),
+        }
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceId<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N> + PlaceTraceId,
 {
     fn format_event(
         &self,
@@ -85,10 +86,6 @@ where
         let mut line = String::new();
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;
-        // The JSON formatter writes one object: the id goes in first.
-        match line.strip_prefix('{') {
-            Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",{rest}"),
-            None => writer.write_str(&line),
-        }
+        F::place(&line, &trace_id, &mut writer)
     }
 }
