@@ -181,18 +181,11 @@ fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_STREAMS);
-    let peer = super::request::Peer::of(&stream);
-    let io = TokioIo::new(Watched {
-        stream,
-        activity: Arc::clone(&activity),
-    });
-    let service = TowerToHyperService::new(handled(app, &activity, peer));
-    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+    let connection = watched_connection(&builder, stream, app, &activity, graceful);
     tokio::spawn(async move {
         let _permit = permit;
-        // Timeouts, resets and reclaiming end connections; nothing to report.
         tokio::select! {
-            _ = connection => {},
+            () = connection => {},
             () = activity.idle(limits) => {},
             () = activity.reclaimed.notified() => {},
         }
@@ -214,13 +207,7 @@ fn shed_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(false);
-    let peer = super::request::Peer::of(&stream);
-    let io = TokioIo::new(Watched {
-        stream,
-        activity: Arc::clone(&activity),
-    });
-    let service = TowerToHyperService::new(handled(shed_app, &activity, peer));
-    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+    let connection = watched_connection(&builder, stream, shed_app, &activity, graceful);
     tokio::spawn(async move {
         let _permit = permit;
         // One quick request; h2 has no header timeout of its own.
@@ -229,6 +216,28 @@ fn shed_connection(
             () = activity.reclaimed.notified() => {},
         }
     });
+}
+
+/// `app` on `stream` with `builder`'s settings: its bytes and requests
+/// count as activity, and graceful shutdown waits for it.
+fn watched_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    app: Router,
+    activity: &Arc<Activity>,
+    graceful: &GracefulShutdown,
+) -> impl Future<Output = ()> + Send + use<> {
+    let peer = super::request::Peer::of(&stream);
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: Arc::clone(activity),
+    });
+    let service = TowerToHyperService::new(handled(app, activity, peer));
+    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+    async move {
+        // Timeouts, resets and reclaiming end connections; nothing to report.
+        _ = connection.await;
+    }
 }
 
 /// Over the cap: health checks as usual, anything else `503` and close.
