@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::error::ApiError;
 use super::request::Req;
 use crate::config::{DeletionGuard, Pace};
+use crate::scheduler::RemovalTally;
 
 #[derive(Debug)]
 pub(crate) struct ApiRemovals {
@@ -17,15 +18,9 @@ pub(crate) struct ApiRemovals {
     limit: Pace,
     pace: DefaultDirectRateLimiter,
     limits: DeletionGuard,
-    since: Mutex<Since>,
-}
-
-/// Removals let through since the catalog was last at a stable size (it
-/// follows growth, so reads that return entities make room again).
-#[derive(Debug, Default)]
-struct Since {
-    size: usize,
-    removed: usize,
+    /// Since the catalog was last at a stable size (it follows growth, so
+    /// reads that return entities make room again).
+    since: Mutex<RemovalTally>,
 }
 
 impl From<Pace> for ApiRemovals {
@@ -34,7 +29,7 @@ impl From<Pace> for ApiRemovals {
             limit,
             pace: RateLimiter::direct(super::pace::quota(limit)),
             limits: DeletionGuard::default(),
-            since: Mutex::new(Since::default()),
+            since: Mutex::new(RemovalTally::default()),
         }
     }
 }
@@ -55,12 +50,7 @@ impl ApiRemovals {
             ));
         }
         let mut since = self.since.lock();
-        if served >= since.size {
-            *since = Since {
-                size: served,
-                removed: 0,
-            };
-        }
+        since.follow(served);
         let would_remove = since.removed + removing;
         if self.limits.holds(since.size, would_remove) {
             return Err(req.error(

@@ -12,25 +12,37 @@ use crate::metrics;
 #[derive(Debug)]
 pub(super) struct ShrinkGuard {
     limits: DeletionGuard,
-    since: Mutex<Since>,
+    since: Mutex<RemovalTally>,
 }
 
-/// Removals the guard let through since the source was last at a stable
-/// size. Only listing removals count: a file that now yields fewer
-/// entities is a change of that repository, not a removal to guard.
+/// Removals let through since a size was last stable. For a source, only
+/// listing removals count: a file that now yields fewer entities is a
+/// change of that repository, not a removal to guard.
 #[derive(Debug, Default)]
-struct Since {
-    /// The size then: it follows growth and forced runs; starts at what is
-    /// served after a restart.
-    size: usize,
-    removed: usize,
+pub(crate) struct RemovalTally {
+    /// The size then: it follows growth (and forced runs); starts at what
+    /// is served after a restart.
+    pub size: usize,
+    pub removed: usize,
+}
+
+impl RemovalTally {
+    /// Starts over from `current` when it has grown back to the stable size.
+    pub(crate) fn follow(&mut self, current: usize) {
+        if current >= self.size {
+            *self = Self {
+                size: current,
+                removed: 0,
+            };
+        }
+    }
 }
 
 impl ShrinkGuard {
     pub(super) fn new(limits: DeletionGuard) -> Self {
         Self {
             limits,
-            since: Mutex::new(Since::default()),
+            since: Mutex::new(RemovalTally::default()),
         }
     }
 
@@ -44,12 +56,7 @@ impl ShrinkGuard {
         force: bool,
     ) -> Result<(), Held> {
         let mut since = self.since.lock();
-        if current >= since.size {
-            *since = Since {
-                size: current,
-                removed: 0,
-            };
-        }
+        since.follow(current);
         let (would_remove, of) = if self.limits.holds(current, removed) {
             (removed, current)
         } else {
@@ -73,7 +80,7 @@ impl ShrinkGuard {
                 of,
                 "deletion guard overridden with force=true"
             );
-            *since = Since {
+            *since = RemovalTally {
                 size: current.saturating_sub(removed),
                 removed: 0,
             };

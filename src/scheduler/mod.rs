@@ -36,6 +36,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use self::apply::Applier;
+pub(crate) use self::guard::RemovalTally;
 pub(crate) use self::left::{Departure, LeftProviders};
 pub(crate) use self::queue::{Work, WorkItem};
 pub(crate) use self::runner::{RefreshOutcome, SourceRunner};
