@@ -351,63 +351,74 @@ async fn schedule_provider(
         let start_up_delay = schedule.initial_delay.unwrap_or(Duration::ZERO);
         let job = Job::new_one_shot_async(
             start_up_delay,
-            run_job(Arc::clone(runner), Trigger::StartUp, gate.clone()),
+            run_job(
+                Arc::clone(runner),
+                ProviderJob::Run(Trigger::StartUp),
+                gate.clone(),
+            ),
         );
         first = Some(jobs.add(job.map_err(err)?).await.map_err(err)?);
     }
-    let repeating = match repeating(
+    let repeating = add_repeating(
+        jobs,
+        runner,
+        gate,
         &schedule.frequency,
-        run_job(Arc::clone(runner), Trigger::Schedule, gate.clone()),
+        ProviderJob::Run(Trigger::Schedule),
     )
-    .map_err(err)?
-    {
-        Some(job) => Some(jobs.add(job).await.map_err(err)?),
-        None => None,
-    };
+    .await
+    .map_err(err)?;
     let sweep = match crate::discovery::listing_sweep::schedule(runner.source()) {
-        Some(listing) => match self::repeating(
-            &listing.frequency,
-            run_sweep(Arc::clone(runner), gate.clone()),
-        )
-        .map_err(err)?
-        {
-            Some(job) => Some(jobs.add(job).await.map_err(err)?),
-            None => None,
-        },
+        Some(listing) => add_repeating(jobs, runner, gate, &listing.frequency, ProviderJob::Sweep)
+            .await
+            .map_err(err)?,
         None => None,
     };
     Ok((first, repeating, sweep))
 }
 
-/// One listing sweep, on the leader only.
-fn run_sweep(
-    runner: Arc<SourceRunner>,
-    gate: Gate,
-) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
-    move |_, _| {
-        let runner = Arc::clone(&runner);
-        let open = gate.is_open();
-        Box::pin(async move {
-            if open {
-                runner.sweep().await;
-            }
-        })
+/// Adds `job` for `runner`, repeating at `frequency` (none when manual).
+async fn add_repeating(
+    jobs: &JobScheduler,
+    runner: &Arc<SourceRunner>,
+    gate: &Gate,
+    frequency: &Frequency,
+    job: ProviderJob,
+) -> Result<Option<Uuid>, JobSchedulerError> {
+    match repeating(frequency, run_job(Arc::clone(runner), job, gate.clone()))? {
+        Some(job) => jobs.add(job).await.map(Some),
+        None => Ok(None),
     }
+}
+
+/// What one of a provider's jobs does when it fires.
+#[derive(Debug, Clone, Copy)]
+enum ProviderJob {
+    Run(Trigger),
+    /// A listing sweep.
+    Sweep,
 }
 
 type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// `job` for `runner`, on the leader only.
 fn run_job(
     runner: Arc<SourceRunner>,
-    trigger: Trigger,
+    job: ProviderJob,
     gate: Gate,
 ) -> impl FnMut(Uuid, JobScheduler) -> JobFuture + Send + Sync + 'static {
     move |_, _| {
         let runner = Arc::clone(&runner);
         let open = gate.is_open();
         Box::pin(async move {
-            if open {
-                runner.run_now(trigger).await;
+            if !open {
+                return;
+            }
+            match job {
+                ProviderJob::Run(trigger) => {
+                    runner.run_now(trigger).await;
+                }
+                ProviderJob::Sweep => runner.sweep().await,
             }
         })
     }
