@@ -102,6 +102,12 @@ pub(crate) mod exit {
     pub(crate) const CONFIG: u8 = 2;
     /// `plan`: the configuration would remove entities.
     pub(crate) const REMOVES: u8 = 3;
+
+    /// Prints `err`; the exit code of a config or input that cannot be used.
+    pub(crate) fn config_error(err: impl std::fmt::Display) -> std::process::ExitCode {
+        eprintln!("error: {err}");
+        std::process::ExitCode::from(CONFIG)
+    }
 }
 
 impl Cli {
@@ -114,13 +120,16 @@ impl Cli {
     }
 
     fn load(&self) -> Result<Loaded, ExitCode> {
-        match Config::load(&self.config_files(), &Environment::from_process()) {
-            Ok(loaded) => Ok(loaded),
-            Err(err) => {
-                eprintln!("error: {err}");
-                Err(ExitCode::from(exit::CONFIG))
-            }
+        Config::load(&self.config_files(), &Environment::from_process()).map_err(exit::config_error)
+    }
+
+    /// [`Self::load`], with the config's warnings printed to stderr.
+    fn load_warned(&self) -> Result<Loaded, ExitCode> {
+        let loaded = self.load()?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
         }
+        Ok(loaded)
     }
 }
 

@@ -6,13 +6,10 @@ use std::process::ExitCode;
 use super::{Cli, exit};
 
 pub(super) fn config_check(cli: &Cli, strict: bool) -> ExitCode {
-    let loaded = match cli.load() {
+    let loaded = match cli.load_warned() {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
     let config = &loaded.config;
     match serde_saphyr::to_string(&config.redacted_tree()) {
         Ok(yaml) => print!("{yaml}"),

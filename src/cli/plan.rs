@@ -66,27 +66,18 @@ struct RemovedProvider {
 }
 
 pub(super) async fn plan(cli: &Cli, format: PlanFormat) -> ExitCode {
-    let loaded = match cli.load() {
+    let loaded = match cli.load_warned() {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
     let config = &loaded.config;
     let sources = match build_sources(config) {
         Ok(built) => built.sources,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(err) => return exit::config_error(err),
     };
     let stored = match store::read_only::snapshot(&config.backend.database).await {
         Ok(stored) => stored.unwrap_or_default(),
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(err) => return exit::config_error(err),
     };
     let report = compare(config, &sources, &stored).await;
     let printed = match format {

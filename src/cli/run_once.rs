@@ -25,13 +25,10 @@ pub(super) async fn run_once(
     format: Format,
     progress_every: std::time::Duration,
 ) -> ExitCode {
-    let loaded = match cli.load() {
+    let loaded = match cli.load_warned() {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
     let sources = match selected_sources(&loaded.config, only) {
         Ok(sources) => sources,
         Err(code) => return code,
@@ -55,10 +52,7 @@ pub(super) async fn run_once(
 fn selected_sources(config: &Config, only: Option<&str>) -> Result<Vec<Source>, ExitCode> {
     let sources = match build_sources(config) {
         Ok(built) => built.sources,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Err(ExitCode::from(exit::CONFIG));
-        }
+        Err(err) => return Err(exit::config_error(err)),
     };
     let Some(id) = only else {
         return Ok(sources);

@@ -33,10 +33,7 @@ pub(super) async fn validate(cli: &Cli, paths: &[PathBuf]) -> ExitCode {
         };
         let bytes = match read {
             Ok(bytes) => bytes,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::from(exit::CONFIG);
-            }
+            Err(err) => return exit::config_error(err),
         };
         let checked =
             crate::catalog::disk::check(&name, &bytes, &settings.rules, &settings.processing).await;
