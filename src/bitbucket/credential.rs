@@ -185,7 +185,14 @@ impl Inner {
                 token_url,
             } => {
                 let token = self
-                    .access_token(client, pacer, stats, client_id, client_secret, token_url)
+                    .access_token(&TokenRequest {
+                        client,
+                        pacer,
+                        stats,
+                        client_id,
+                        client_secret,
+                        token_url,
+                    })
                     .await?;
                 Ok(request.bearer_auth(token.expose()))
             }
@@ -250,15 +257,7 @@ impl Inner {
     /// A valid OAuth access token: the cached one, or a new one from the
     /// token endpoint (client-credentials grant), unless the endpoint
     /// failed lately and its back-off has not passed.
-    async fn access_token(
-        &self,
-        client: &reqwest::Client,
-        pacer: &Pacer,
-        stats: &RequestStats,
-        client_id: &str,
-        client_secret: &Secret,
-        token_url: &url::Url,
-    ) -> Result<Secret, BitbucketError> {
+    async fn access_token(&self, asked: &TokenRequest<'_>) -> Result<Secret, BitbucketError> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
             return Ok(token.value.clone());
@@ -269,12 +268,9 @@ impl Inner {
             .clone()
             .filter(|f| Instant::now() < f.retry_at)
         {
-            return Err(self.backing_off(token_url, &failure));
+            return Err(self.backing_off(asked.token_url, &failure));
         }
-        match self
-            .request_token(client, pacer, stats, client_id, client_secret, token_url)
-            .await
-        {
+        match self.request_token(asked).await {
             Ok(token) => {
                 self.token_failure.lock().take();
                 let value = token.value.clone();
@@ -311,12 +307,7 @@ impl Inner {
         );
         match failure.status {
             // Kept a status, so a refused consumer stays a final error.
-            Some(status) => BitbucketError::Status {
-                url: token_url.to_string(),
-                status,
-                hint: format!(" ({message})"),
-                body: String::new(),
-            },
+            Some(status) => token_status(token_url, status, format!(" ({message})")),
             None => BitbucketError::decode(token_url, message),
         }
     }
@@ -325,17 +316,14 @@ impl Inner {
     /// requests; on failure, the error and the `Retry-After` of a 429.
     async fn request_token(
         &self,
-        client: &reqwest::Client,
-        pacer: &Pacer,
-        stats: &RequestStats,
-        client_id: &str,
-        client_secret: &Secret,
-        token_url: &url::Url,
+        asked: &TokenRequest<'_>,
     ) -> Result<AccessToken, (BitbucketError, Option<Duration>)> {
+        let (pacer, stats, token_url) = (asked.pacer, asked.stats, asked.token_url);
         let slot = pacer.acquire().await;
-        let request = client
+        let request = asked
+            .client
             .post(token_url.clone())
-            .basic_auth(client_id, Some(client_secret.expose()))
+            .basic_auth(asked.client_id, Some(asked.client_secret.expose()))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body("grant_type=client_credentials");
         let transport = |err| (BitbucketError::transport(token_url, err), None);
@@ -352,12 +340,11 @@ impl Inner {
             let wait = pacing::retry_after(response.headers()).unwrap_or(TOKEN_BACKOFF_FIRST);
             pacer.rate_limited(slot.ticket, wait);
             return Err((
-                BitbucketError::Status {
-                    url: token_url.to_string(),
+                token_status(
+                    token_url,
                     status,
-                    hint: " (the token endpoint is rate limiting this OAuth consumer)".to_owned(),
-                    body: String::new(),
-                },
+                    " (the token endpoint is rate limiting this OAuth consumer)".to_owned(),
+                ),
                 Some(wait),
             ));
         }
@@ -376,15 +363,14 @@ impl Inner {
         if !status.is_success() {
             // The body may echo the request; only the status is told.
             return Err((
-                BitbucketError::Status {
-                    url: token_url.to_string(),
+                token_status(
+                    token_url,
                     status,
-                    hint: format!(
+                    format!(
                         " (the OAuth consumer of {} was refused a token: check {}.clientId and {}.clientSecret, and that the consumer is private with the scopes repository and project)",
                         self.host, self.key, self.key
                     ),
-                    body: String::new(),
-                },
+                ),
                 None,
             ));
         }
@@ -401,5 +387,27 @@ impl Inner {
             value: answer.access_token,
             renew_at: Instant::now() + lifetime.saturating_sub(ahead),
         })
+    }
+}
+
+/// What a token request needs besides the credential: where to send it,
+/// and the integration's pacer and counters.
+struct TokenRequest<'a> {
+    client: &'a reqwest::Client,
+    pacer: &'a Pacer,
+    stats: &'a RequestStats,
+    client_id: &'a str,
+    client_secret: &'a Secret,
+    token_url: &'a url::Url,
+}
+
+/// The token endpoint answered `status`; its body is never kept (it may
+/// echo the request).
+fn token_status(token_url: &url::Url, status: StatusCode, hint: String) -> BitbucketError {
+    BitbucketError::Status {
+        url: token_url.to_string(),
+        status,
+        hint,
+        body: String::new(),
     }
 }
