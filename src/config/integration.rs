@@ -142,24 +142,39 @@ fn cloud_integration(
     let api_base_url = endpoint(ctx, key, &host, raw.api_base_url.take(), || {
         Ok(default_cloud_api())
     })?;
-    if let Some(auth) = oauth(ctx, key, &mut raw)? {
-        let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-        let http = http_settings(raw::http_of!(raw));
-        return Ok(BitbucketCloudIntegration {
-            host,
-            api_base_url,
-            auth,
-            secret_file: secret_file(ctx, key, "clientSecret"),
-            http,
-            webhooks,
-        });
-    }
+    let (auth, secret_file) = match oauth(ctx, key, &mut raw)? {
+        Some(auth) => (auth, secret_file(ctx, key, "clientSecret")),
+        None => basic_cloud_auth(ctx, key, &mut raw)?,
+    };
+    let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
+    let http = http_settings(raw::http_of!(raw));
+    Ok(BitbucketCloudIntegration {
+        host,
+        api_base_url,
+        auth,
+        secret_file,
+        http,
+        webhooks,
+    })
+}
+
+/// A Cloud entry's API token or app password (with its account), or none;
+/// and the `$file` it came from.
+fn basic_cloud_auth(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    raw: &mut raw::CloudIntegration,
+) -> Result<(Auth, Option<std::path::PathBuf>), ConfigError> {
     let secret_file = match (&raw.token, &raw.app_password) {
         (Some(_), _) => secret_file(ctx, key, "token"),
         (None, Some(_)) => secret_file(ctx, key, "appPassword"),
         (None, None) => None,
     };
-    let auth = match (raw.username, raw.app_password, raw.token) {
+    let auth = match (
+        raw.username.take(),
+        raw.app_password.take(),
+        raw.token.take(),
+    ) {
         // An API token replaces a leftover app password.
         (Some(username), _, Some(token)) => Auth::Basic {
             username,
@@ -184,16 +199,7 @@ fn cloud_integration(
         (None, None, Some(token)) => Auth::Bearer { token },
         (None, None, None) => Auth::Anonymous,
     };
-    let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-    let http = http_settings(raw::http_of!(raw));
-    Ok(BitbucketCloudIntegration {
-        host,
-        api_base_url,
-        auth,
-        secret_file,
-        http,
-        webhooks,
-    })
+    Ok((auth, secret_file))
 }
 
 /// Bitbucket Cloud's OAuth 2.0 token endpoint (client-credentials grant).
