@@ -201,6 +201,27 @@ impl Reloader {
             let http = Arc::clone(&self.http.lock());
             sources_on(&new, http)?
         };
+        let restart = self.restart_only_changes(&new);
+        // Integrations (credentials, pace) and catalog rules reach every
+        // provider through its runner.
+        let shared_changed = integrations_changed
+            || format!("{:?}", current.catalog) != format!("{:?}", new.catalog);
+        let providers = self
+            .reconcile_providers(sources, current, &new, shared_changed)
+            .await?;
+        // Events are checked against the new secrets from now on; a list
+        // (`[new, old]`) lets Bitbucket's webhooks change without a 401.
+        let secrets_changed = webhook_secrets(current) != webhook_secrets(&new);
+        if secrets_changed {
+            self.parts.webhooks.reload(&new.integrations);
+        }
+        *current = new;
+        *self.http.lock() = locations.http;
+        Ok(providers.summary(secrets_changed, &restart))
+    }
+
+    /// The keys read only at start-up that `new` changes (warned about).
+    fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
         let restart: Vec<&str> = RESTART_ONLY
             .iter()
             .filter(|(pointer, _)| self.started.tree.pointer(pointer) != new.tree.pointer(pointer))
@@ -213,12 +234,20 @@ impl Reloader {
                 restart.join(", ")
             );
         }
-        // Integrations (credentials, pace) and catalog rules reach every
-        // provider through its runner.
-        let shared_changed = integrations_changed
-            || format!("{:?}", current.catalog) != format!("{:?}", new.catalog);
+        restart
+    }
+
+    /// Adds, replaces and removes providers' runners so they match `sources`
+    /// (locations stay as they are).
+    async fn reconcile_providers(
+        &self,
+        sources: Vec<Source>,
+        current: &Config,
+        new: &Config,
+        shared_changed: bool,
+    ) -> Result<ProviderChanges, Refused> {
         let scheduler = &self.parts.scheduler;
-        let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        let mut changes = ProviderChanges::default();
         let providers: Vec<Source> = sources
             .into_iter()
             .filter(|s| s.as_location().is_none())
@@ -236,52 +265,24 @@ impl Reloader {
                         .add_provider(runner, true)
                         .await
                         .map_err(AppError::from)?;
-                    added.push(id);
+                    changes.added.push(id);
                 }
                 Some(old)
-                    if shared_changed
-                        || provider_text(current, &id) != provider_text(&new, &id) =>
+                    if shared_changed || provider_text(current, &id) != provider_text(new, &id) =>
                 {
                     self.replace(old, self.runner(source)).await;
-                    changed.push(id);
+                    changes.changed.push(id);
                 }
                 Some(_) => {}
             }
         }
         for old in scheduler.runners() {
             if old.source().as_location().is_none() && !ids.iter().any(|id| id == old.id()) {
-                removed.push(old.id().to_owned());
+                changes.removed.push(old.id().to_owned());
                 self.remove(old).await;
             }
         }
-        // Events are checked against the new secrets from now on; a list
-        // (`[new, old]`) lets Bitbucket's webhooks change without a 401.
-        let secrets_changed = webhook_secrets(current) != webhook_secrets(&new);
-        if secrets_changed {
-            self.parts.webhooks.reload(&new.integrations);
-        }
-        *current = new;
-        *self.http.lock() = locations.http;
-        let list = |ids: &[String]| {
-            if ids.is_empty() {
-                "none".to_owned()
-            } else {
-                ids.join(", ")
-            }
-        };
-        let mut summary = format!(
-            "providers added: {}; changed: {}; removed: {}",
-            list(&added),
-            list(&changed),
-            list(&removed)
-        );
-        if secrets_changed {
-            summary.push_str("; webhook secrets: reloaded");
-        }
-        if !restart.is_empty() {
-            summary.push_str(&format!("; need a restart: {}", restart.join(", ")));
-        }
-        Ok(summary)
+        Ok(changes)
     }
 
     fn runner(&self, source: Source) -> Arc<SourceRunner> {
@@ -433,4 +434,38 @@ fn provider_text(config: &Config, id: &str) -> Option<String> {
     server
         .map(|p| format!("{p:?}"))
         .or_else(|| cloud.map(|p| format!("{p:?}")))
+}
+
+/// The providers a reload added, changed and removed, by id.
+#[derive(Debug, Default)]
+struct ProviderChanges {
+    added: Vec<String>,
+    changed: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl ProviderChanges {
+    /// What changed, in words, for the log and the status page.
+    fn summary(&self, secrets_changed: bool, restart: &[&str]) -> String {
+        let list = |ids: &[String]| {
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.join(", ")
+            }
+        };
+        let mut summary = format!(
+            "providers added: {}; changed: {}; removed: {}",
+            list(&self.added),
+            list(&self.changed),
+            list(&self.removed)
+        );
+        if secrets_changed {
+            summary.push_str("; webhook secrets: reloaded");
+        }
+        if !restart.is_empty() {
+            summary.push_str(&format!("; need a restart: {}", restart.join(", ")));
+        }
+        summary
+    }
 }
