@@ -20,9 +20,11 @@ use super::queue::{
 use super::resolve::{BranchCache, Plan, ReadPlan, Resolver};
 use crate::bitbucket::RequestStats;
 use crate::catalog::Catalog;
+use crate::discovery::plan::Listed;
 use crate::discovery::provider::RepositoryReads;
 use crate::discovery::{
-    CatalogFile, Held, Problem, ProblemKind, Progress, RunContext, RunSink, UnitUpdate,
+    CatalogFile, Held, Problem, ProblemKind, Progress, RepositoryRecord, RunContext, RunSink,
+    UnitUpdate,
 };
 use crate::metrics;
 use crate::store::CatalogStore;
@@ -114,60 +116,63 @@ impl EventReads {
             stats: &stats,
             branches: &self.branches,
         };
-        let mut listed = Vec::new();
-        let mut known = HashMap::new();
-        let mut replacing = HashMap::new();
-        let mut reading = Vec::new();
+        let mut reads = BatchReads::default();
         for item in batch {
             if stop.is_cancelled() {
                 return;
             }
-            match &item.work {
-                Work::PullRequest(pr) => {
-                    self.check_pull_request(&item, pr, &resolver).await;
-                    continue;
-                }
-                Work::PullRequestClosed(id) => {
-                    let key = crate::checks::closed_key(&self.source, &item.repository, *id);
-                    let dropped = self.applier.previews().remove(&key);
-                    let outcome = if dropped {
-                        Outcome::Applied
-                    } else {
-                        Outcome::Ignored("no preview was kept for it".into())
-                    };
-                    self.finish_item(&item, &outcome, false);
-                    continue;
-                }
-                _ => {}
+            if self.handle_pull_request(&item, &resolver).await {
+                continue;
             }
             let plan = match resolver.resolve(&item).await {
                 Ok(plan) => plan,
                 Err(why) => Plan::Done(Outcome::Failed(why.to_string())),
             };
             match plan {
-                Plan::Read(plan) => {
-                    let ReadPlan {
-                        listed: one,
-                        known: record,
-                        replaces,
-                    } = *plan;
-                    let unit = one.record.catalog_url.clone();
-                    if let Some(old) = replaces.filter(|old| *old != unit) {
-                        replacing.insert(unit.clone(), old);
-                    }
-                    if let Some(record) = record {
-                        known.insert(unit.clone(), record);
-                    }
-                    listed.push(one);
-                    reading.push((item, unit));
-                }
+                Plan::Read(plan) => reads.add(item, *plan),
                 Plan::Remove { unit } => self.remove_unit(&item, unit).await,
                 Plan::Done(outcome) => self.finish_item(&item, &outcome, false),
             }
         }
-        if listed.is_empty() {
-            return;
+        if !reads.listed.is_empty() {
+            self.read_and_apply(reads, stats, stop).await;
         }
+    }
+
+    /// Handles a pull request's work (a check, or dropping the preview of
+    /// a closed one); `false` for other work.
+    async fn handle_pull_request(&self, item: &WorkItem, resolver: &Resolver<'_>) -> bool {
+        match &item.work {
+            Work::PullRequest(pr) => self.check_pull_request(item, pr, resolver).await,
+            Work::PullRequestClosed(id) => {
+                let key = crate::checks::closed_key(&self.source, &item.repository, *id);
+                let dropped = self.applier.previews().remove(&key);
+                let outcome = if dropped {
+                    Outcome::Applied
+                } else {
+                    Outcome::Ignored("no preview was kept for it".into())
+                };
+                self.finish_item(item, &outcome, false);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads the batch's repositories, applies them and finishes each item
+    /// with its read's outcome.
+    async fn read_and_apply(
+        &self,
+        reads: BatchReads,
+        stats: Arc<RequestStats>,
+        stop: CancellationToken,
+    ) {
+        let BatchReads {
+            listed,
+            known,
+            replacing,
+            reading,
+        } = reads;
         let sink = EventSink {
             events: self,
             replacing,
@@ -280,6 +285,36 @@ impl EventReads {
             metrics::record_push_served(id, item.received.elapsed());
         }
         *self.last.lock() = Some(LastEvent::of(item, outcome));
+    }
+}
+
+/// The reads one batch makes, gathered as its items are resolved.
+#[derive(Default)]
+struct BatchReads {
+    listed: Vec<Listed>,
+    known: HashMap<String, RepositoryRecord>,
+    /// New unit → the unit the repository's entities were under.
+    replacing: HashMap<String, String>,
+    /// Each item read, with its unit.
+    reading: Vec<(WorkItem, String)>,
+}
+
+impl BatchReads {
+    fn add(&mut self, item: WorkItem, plan: ReadPlan) {
+        let ReadPlan {
+            listed,
+            known,
+            replaces,
+        } = plan;
+        let unit = listed.record.catalog_url.clone();
+        if let Some(old) = replaces.filter(|old| *old != unit) {
+            self.replacing.insert(unit.clone(), old);
+        }
+        if let Some(record) = known {
+            self.known.insert(unit.clone(), record);
+        }
+        self.listed.push(listed);
+        self.reading.push((item, unit));
     }
 }
 
