@@ -363,18 +363,7 @@ impl Replica {
     pub(crate) fn follow(self: &Arc<Self>, promotion: Promotion, shutdown: CancellationToken) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let listening = async {
-                let mut listener = PgListener::connect_with(&this.store.pool()).await?;
-                listener.listen(CHANGES_CHANNEL).await?;
-                Ok::<_, sqlx::Error>(listener)
-            };
-            let mut listener = match listening.await {
-                Ok(listener) => Some(listener),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot listen for changes; polling only");
-                    None
-                }
-            };
+            let mut listener = this.listen_for_changes().await;
             let mut session: Option<PgConnection> = None;
             let mut ticks = tokio::time::interval(FOLLOW_TICK);
             loop {
@@ -408,55 +397,91 @@ impl Replica {
                 if notified.is_some() && caught_up.is_ok() {
                     continue;
                 }
-                if session.is_none() {
-                    session = this.lock_session().await.ok();
-                }
-                let Some(conn) = session.as_mut() else {
+                if !this.try_take_lock(&mut session).await {
                     continue;
-                };
-                let mut locked = this.try_lock(conn).await;
-                if matches!(locked, Ok(false)) {
-                    match this
-                        .store
-                        .end_expired_leader(LEADER_LOCK, LEADER_LEASE)
-                        .await
-                    {
-                        Ok(true) => locked = this.try_lock(conn).await,
-                        Ok(false) => {}
-                        Err(err) => {
-                            tracing::warn!(error = %err, "cannot check the leader's lease; retrying")
-                        }
-                    }
-                }
-                match locked {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        this.read_leader().await;
-                        continue;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot try the leader lock; retrying");
-                        session = None;
-                        continue;
-                    }
                 }
                 let Some(conn) = session.take() else { return };
-                let promoted = match this.hold_lease(conn).await {
-                    Ok(lock) => this.promote(&promotion).await.map(|()| lock),
-                    Err(err) => Err(err),
-                };
-                match promoted {
-                    Ok(lock) => this.keep_leading(lock, shutdown),
-                    // Stopping anyway: the lock goes with the session.
-                    Err(_) if shutdown.is_cancelled() => {}
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot take over as leader; stopping so another replica leads");
-                        this.lost.cancel();
-                    }
-                }
+                this.take_over(conn, &promotion, shutdown).await;
                 return;
             }
         });
+    }
+
+    /// The change notifications of the leader; `None` (polling only) when
+    /// the database will not deliver them.
+    async fn listen_for_changes(&self) -> Option<PgListener> {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&self.store.pool()).await?;
+            listener.listen(CHANGES_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listening.await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for changes; polling only");
+                None
+            }
+        }
+    }
+
+    /// Tries the leader lock on `session` (opened when missing), ending a
+    /// leader whose lease expired first; `true` once this replica holds it.
+    async fn try_take_lock(&self, session: &mut Option<PgConnection>) -> bool {
+        if session.is_none() {
+            *session = self.lock_session().await.ok();
+        }
+        let Some(conn) = session.as_mut() else {
+            return false;
+        };
+        let mut locked = self.try_lock(conn).await;
+        if matches!(locked, Ok(false)) {
+            match self
+                .store
+                .end_expired_leader(LEADER_LOCK, LEADER_LEASE)
+                .await
+            {
+                Ok(true) => locked = self.try_lock(conn).await,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot check the leader's lease; retrying")
+                }
+            }
+        }
+        match locked {
+            Ok(true) => true,
+            Ok(false) => {
+                self.read_leader().await;
+                false
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot try the leader lock; retrying");
+                *session = None;
+                false
+            }
+        }
+    }
+
+    /// Leads from `conn`, the session holding the lock; when that fails
+    /// this replica stops, so another one leads.
+    async fn take_over(
+        self: &Arc<Self>,
+        conn: PgConnection,
+        promotion: &Promotion,
+        shutdown: CancellationToken,
+    ) {
+        let promoted = match self.hold_lease(conn).await {
+            Ok(lock) => self.promote(promotion).await.map(|()| lock),
+            Err(err) => Err(err),
+        };
+        match promoted {
+            Ok(lock) => self.keep_leading(lock, shutdown),
+            // Stopping anyway: the lock goes with the session.
+            Err(_) if shutdown.is_cancelled() => {}
+            Err(err) => {
+                tracing::error!(error = %err, "cannot take over as leader; stopping so another replica leads");
+                self.lost.cancel();
+            }
+        }
     }
 
     /// Serves every change stored after what is served here.
