@@ -235,7 +235,6 @@ impl SourceRunner {
         if self.retired.load(Ordering::Acquire) {
             return None;
         }
-        let timeout = self.schedule().timeout;
         let started = Instant::now();
         let started_at = chrono::Utc::now();
         tracing::info!(
@@ -270,40 +269,53 @@ impl SourceRunner {
                 Lane::Interactive => run.await,
             }
         };
-        tokio::pin!(run);
-        let finished = tokio::select! {
-            report = &mut run => Some(report),
-            () = tokio::time::sleep(timeout) => None,
-            () = self.shutdown.cancelled() => {
-                tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
-                self.run_ended();
-                return None;
-            }
-        };
-        let report = match finished {
-            Some(report) => report,
-            None => {
-                // Past the timeout: stop reading, apply what was read.
-                ctx.stop.cancel();
-                let stopped = tokio::select! {
-                    report = tokio::time::timeout(STOP_GRACE, &mut run) => report.ok(),
-                    () = self.shutdown.cancelled() => None,
-                };
-                let mut report = stopped.unwrap_or_else(|| {
-                    let mut report = RunReport::new(self.id());
-                    report.started_at = started_at;
-                    pipeline::finish(&mut report, &ctx.stats, started);
-                    report
-                });
-                // A held removal says more than "incomplete": keep it.
-                if !matches!(report.outcome, Outcome::Held { .. }) {
-                    report.outcome = self.timed_out(&report, &progress, timeout.as_secs());
-                }
-                report
-            }
+        let Some(report) = self
+            .within_timeout(run, &ctx, &progress, (started, started_at))
+            .await
+        else {
+            self.run_ended();
+            return None;
         };
         self.run_ended();
         Some(self.finish(report, trigger).await)
+    }
+
+    /// Runs `run` to its end or, past the schedule's timeout, stops its
+    /// reads and keeps what was read; `None` when shutdown cancels it.
+    async fn within_timeout(
+        &self,
+        run: impl Future<Output = RunReport>,
+        ctx: &RunContext<'_>,
+        progress: &Progress,
+        (started, started_at): (Instant, chrono::DateTime<chrono::Utc>),
+    ) -> Option<RunReport> {
+        let timeout = self.schedule().timeout;
+        tokio::pin!(run);
+        tokio::select! {
+            report = &mut run => return Some(report),
+            () = tokio::time::sleep(timeout) => {}
+            () = self.shutdown.cancelled() => {
+                tracing::info!(provider = self.id(), "discovery run cancelled by shutdown");
+                return None;
+            }
+        }
+        // Past the timeout: stop reading, apply what was read.
+        ctx.stop.cancel();
+        let stopped = tokio::select! {
+            report = tokio::time::timeout(STOP_GRACE, &mut run) => report.ok(),
+            () = self.shutdown.cancelled() => None,
+        };
+        let mut report = stopped.unwrap_or_else(|| {
+            let mut report = RunReport::new(self.id());
+            report.started_at = started_at;
+            pipeline::finish(&mut report, &ctx.stats, started);
+            report
+        });
+        // A held removal says more than "incomplete": keep it.
+        if !matches!(report.outcome, Outcome::Held { .. }) {
+            report.outcome = self.timed_out(&report, progress, timeout.as_secs());
+        }
+        Some(report)
     }
 
     fn run_ended(&self) {
