@@ -10,11 +10,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::deploy::{image, load_with_secret, served_config};
-use bitbucket_catalogd::DatabaseClient;
+use bitbucket_catalogd::{DatabaseClient, Frequency};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -122,6 +123,30 @@ fn assert_config_loads(docs: &[Value], variant: &str) -> bitbucket_catalogd::Con
     load_with_secret(&text, &secret_mount).0
 }
 
+/// `ci/tuned-values.yaml`: each tuning key set in `config` is read by the
+/// daemon as written (the load already fails on any unknown key).
+fn assert_tuning_reaches_the_daemon(config: &bitbucket_catalogd::Config) {
+    let server = &config.integrations.bitbucket_server[0].http;
+    assert_eq!(server.budget.share, Some(0.5), "rateLimit.share");
+    assert_eq!(server.max_concurrent_requests, 16, "maxConcurrentRequests");
+    let cloud = &config.integrations.bitbucket_cloud[0].http;
+    assert_eq!(cloud.budget.per_hour, Some(400), "rateLimit.perHour");
+    let main = config.provider("main").expect("the provider main");
+    let sweep = main.listing_schedule.as_ref().expect("listingSchedule");
+    assert_eq!(
+        sweep.frequency,
+        Frequency::Every(Duration::from_secs(15 * 60))
+    );
+    assert_eq!(sweep.timeout, Duration::from_secs(5 * 60));
+    assert!(main.shared.pull_request_checks, "pullRequests.checks");
+    assert_eq!(config.backend.query_budget.cpu, Duration::from_secs(1));
+    assert_eq!(
+        config.backend.query_budget.wall_clock,
+        Duration::from_secs(5)
+    );
+    assert_eq!(config.backend.trusted_proxies.len(), 1, "trustedProxies");
+}
+
 #[test]
 fn every_variant_renders_lints_and_passes_strict_validation() {
     let alerts: Value = serde_saphyr::from_str(
@@ -176,6 +201,9 @@ fn every_variant_renders_lints_and_passes_strict_validation() {
         assert!(container["resources"]["requests"].is_object(), "{variant}");
 
         let config = assert_config_loads(&docs, &variant);
+        if variant == "tuned-values" {
+            assert_tuning_reaches_the_daemon(&config);
+        }
         assert_eq!(
             container["ports"][0]["containerPort"],
             u64::from(config.backend.listen.port)
