@@ -55,6 +55,14 @@ const MAX_RATE_LIMITED_WAITS: usize = 30;
 /// Waits when Bitbucket answers 429 without `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+impl IntegrationHttp {
+    /// How the integration's pace and adaptive concurrency stand now: a
+    /// provider sizes its fan-out by it.
+    pub(crate) fn pace(&self) -> pacing::PaceView {
+        self.pacer.view()
+    }
+}
+
 /// One integration's HTTP, counted against one run.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {

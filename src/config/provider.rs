@@ -11,10 +11,7 @@ use url::Url;
 use super::catalog_glob::{CatalogGlob, GLOB_SYNTAX};
 use super::{CatalogSettings, ConfigError, Ctx, Schedule};
 
-/// Concurrent repository reads per provider unless configured, under the
-/// integration's adaptive limit. Not more: a rate-limited run that starts
-/// many repositories at once finishes fewer of them before its timeout.
-pub(super) const DEFAULT_CONCURRENCY: usize = 16;
+/// The highest `concurrency` a provider may set.
 pub(super) const MAX_CONCURRENCY: usize = 64;
 
 /// The keys both flavours have, resolved: a key shared by Server and Cloud
@@ -27,8 +24,10 @@ pub struct ProviderSettings {
     /// one file path.
     pub catalog_glob: Option<CatalogGlob>,
     pub schedule: Schedule,
-    /// Concurrent catalog-file reads.
-    pub concurrency: usize,
+    /// `concurrency`: at most this many concurrent catalog-file reads (and
+    /// listing requests); `None` (the default): as many as the
+    /// integration's adaptive limit and pace allow.
+    pub concurrency: Option<usize>,
     /// A run that would remove more than this share of the provider's
     /// entities is held instead of applied (see [`DeletionGuard`]).
     pub deletion_guard: DeletionGuard,
@@ -363,7 +362,7 @@ pub(super) mod raw {
                     $crate::config::ConfigError,
                 > {
                     use $crate::config::provider::{
-                        DEFAULT_CONCURRENCY, DeletionGuard, ProviderSettings, webhook_registration,
+                        DeletionGuard, ProviderSettings, webhook_registration,
                     };
                     let webhooks = self.webhooks.take();
                     let catalog_path = self.catalog_path.take().unwrap_or_default();
@@ -379,7 +378,7 @@ pub(super) mod raw {
                             $crate::config::Schedule::default,
                             $crate::config::schedule::RawSchedule::into_schedule,
                         ),
-                        concurrency: self.concurrency.take().map_or(DEFAULT_CONCURRENCY, |n| n.0),
+                        concurrency: self.concurrency.take().map(|n| n.0),
                         deletion_guard: self.deletion_threshold.take().map_or_else(
                             DeletionGuard::default,
                             |share| DeletionGuard {

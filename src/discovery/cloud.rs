@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream};
 use url::Url;
 
+use super::fan_out;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
@@ -73,6 +74,10 @@ impl Flavour for CloudFlavour {
 
     fn shared(&self) -> &ProviderSettings {
         &self.config.shared
+    }
+
+    fn fan_out_width(&self) -> usize {
+        fan_out::width(&self.http.pace(), self.config.shared.concurrency)
     }
 
     fn target(&self) -> &str {
@@ -468,7 +473,7 @@ impl CloudFlavour {
             // Owned keys: a borrowed stream item trips the compiler's Send check.
             stream::iter(rest.to_vec())
                 .map(|key| async move { self.search_project(client, &key, None).await })
-                .buffered(self.config.shared.concurrency)
+                .buffered(self.fan_out_width())
                 .try_collect::<Vec<_>>()
                 .await?,
         );
@@ -535,7 +540,7 @@ impl CloudFlavour {
     ) -> Result<Vec<Candidate>, ListingError> {
         let listed: Vec<Vec<Repository>> = stream::iter(capped.to_vec())
             .map(|key| async move { self.repositories_of(client, Some(&key)).await })
-            .buffered(self.config.shared.concurrency)
+            .buffered(self.fan_out_width())
             .try_collect()
             .await?;
         let repos = listed.into_iter().flatten();
@@ -566,7 +571,7 @@ impl CloudFlavour {
                 let (key, found) = self.search_project(client, &key, Some(&repo.slug)).await?;
                 Ok::<_, ListingError>((key, repo, found))
             })
-            .buffered(self.config.shared.concurrency)
+            .buffered(self.fan_out_width())
             .try_collect()
             .await?;
         let mut seen = HashSet::new();

@@ -20,6 +20,7 @@
 
 pub(crate) mod cloud;
 mod codeowners;
+mod fan_out;
 pub(crate) mod generated;
 mod glob;
 mod hooks;

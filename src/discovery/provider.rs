@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, OptionFuture};
 use futures::{Stream, StreamExt, stream};
 use url::Url;
 
+use super::fan_out;
 use super::generated;
 use super::hooks::KeptHooks;
 use super::pipeline::{self, FileOutcome};
@@ -62,7 +63,6 @@ where
             hooks: Arc::default(),
         })
     }
-
     /// The integration's transport, counting requests into `stats`.
     pub(super) fn counted_http(&self, stats: &Arc<RequestStats>) -> Http {
         Http::new(Arc::clone(&self.http), Arc::clone(stats))
@@ -72,6 +72,11 @@ where
 /// What one kind of Bitbucket does differently.
 pub(crate) trait Flavour: std::fmt::Debug + Clone + Send + Sync + 'static {
     type Client: Clone + Send + Sync;
+
+    /// Reads (or listing requests) to have under way now: the
+    /// integration's pace and the provider's `concurrency` decide it (see
+    /// [`fan_out::width`]).
+    fn fan_out_width(&self) -> usize;
 
     /// The provider's id.
     fn id(&self) -> &str;
@@ -354,9 +359,9 @@ impl<F: Flavour> Provider<F> {
         let reads = stream::iter(plan.reads)
             // Once stopped, no new read starts; those under way finish.
             .take_until(ctx.stop.clone().cancelled_owned())
-            .map(|listed| self.read(client, ctx, listed, false))
-            // Unordered: a read waiting out a retry must not hold up the others.
-            .buffer_unordered(self.flavour.shared().concurrency);
+            .map(|listed| self.read(client, ctx, listed, false));
+        // Unordered: a read waiting out a retry must not hold up the others.
+        let reads = fan_out::fan_out(reads, || self.flavour.fan_out_width());
         apply_as_read(reads, ctx).await.report_into(report);
         if let Some(held) = held {
             report.outcome = Outcome::Held {
@@ -734,8 +739,8 @@ impl<F: Flavour> RepositoryReads for Provider<F> {
             let client = self.flavour.client(&ctx.stats);
             let reads = stream::iter(reads)
                 .take_until(ctx.stop.clone().cancelled_owned())
-                .map(|listed| self.read(&client, ctx, listed, true))
-                .buffer_unordered(self.flavour.shared().concurrency);
+                .map(|listed| self.read(&client, ctx, listed, true));
+            let reads = fan_out::fan_out(reads, || self.flavour.fan_out_width());
             apply_as_read(reads, ctx).await.report_into(&mut report);
             pipeline::finish(&mut report, &ctx.stats, started);
             report

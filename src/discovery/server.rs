@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use regex::Regex;
 use url::Url;
 
+use super::fan_out;
 use super::hooks;
 use super::pipeline;
 use super::plan::Listed;
@@ -36,6 +37,10 @@ impl Flavour for ServerFlavour {
 
     fn shared(&self) -> &ProviderSettings {
         &self.config.shared
+    }
+
+    fn fan_out_width(&self) -> usize {
+        fan_out::width(&self.http.pace(), self.config.shared.concurrency)
     }
 
     fn target(&self) -> &str {
@@ -266,7 +271,7 @@ impl ServerFlavour {
                         .map_err(|source| ListingError::ProjectRepositories { key, source })
                 }
             })
-            .buffer_unordered(self.config.shared.concurrency)
+            .buffer_unordered(self.fan_out_width())
             .try_collect()
             .await?;
         let mut repos: Vec<Repository> = listings.into_iter().flatten().collect();

@@ -22,6 +22,7 @@ mod credentials;
 mod default_branch;
 mod deploy;
 mod fair;
+mod fan_out;
 mod generated;
 mod globs;
 mod hardening;

@@ -46,7 +46,7 @@ fn cloud_providers_take_one_object_or_a_map_and_anchor_their_filters() {
     let cloud = &loaded.config.cloud_providers[0];
     assert_eq!(cloud.id, "default");
     assert_eq!(cloud.shared.catalog_path, "services/catalog-info.yaml");
-    assert_eq!((cloud.pagelen, cloud.shared.concurrency), (50, 4));
+    assert_eq!((cloud.pagelen, cloud.shared.concurrency), (50, Some(4)));
     assert_eq!(
         cloud.shared.schedule.frequency,
         Frequency::Every(minutes(10))

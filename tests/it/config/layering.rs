@@ -212,7 +212,7 @@ fn env_overrides_set_nested_keys_parsing_json_then_falling_back_to_string() {
     let provider = main_provider(&loaded);
     assert!(provider.filters.skip_archived_repos);
     assert_eq!(provider.filters.branch.as_deref(), Some("release/1.0"));
-    assert_eq!(provider.shared.concurrency, 4);
+    assert_eq!(provider.shared.concurrency, Some(4));
 }
 
 #[test]

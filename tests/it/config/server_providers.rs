@@ -21,7 +21,7 @@ fn single_provider_form_gets_id_default_and_documented_defaults() {
     assert!(provider.filters.repo_slug.is_none());
     assert!(!provider.filters.skip_archived_repos);
     assert_eq!(provider.filters.branch, None);
-    assert_eq!(provider.shared.concurrency, 16);
+    assert_eq!(provider.shared.concurrency, None);
     assert_eq!(
         provider.shared.schedule,
         Schedule {
@@ -305,17 +305,17 @@ fn wrongly_typed_loose_values_get_the_precise_message() {
 }
 
 #[test]
-fn concurrency_defaults_to_16_and_accepts_1_to_64() {
-    let cases: [(&str, Vars, usize); 6] = [
-        ("", &[], 16),
-        ("concurrency: 1", &[], 1),
-        ("concurrency: 64", &[], 64),
-        ("concurrency: 16", &[], 16),
-        ("concurrency: '3'", &[], 3),
+fn concurrency_is_unset_by_default_and_accepts_1_to_64() {
+    let cases: [(&str, Vars, Option<usize>); 6] = [
+        ("", &[], None),
+        ("concurrency: 1", &[], Some(1)),
+        ("concurrency: 64", &[], Some(64)),
+        ("concurrency: 16", &[], Some(16)),
+        ("concurrency: '3'", &[], Some(3)),
         (
             "concurrency: '${CONCURRENCY}'",
             &[("CONCURRENCY", "12")],
-            12,
+            Some(12),
         ),
     ];
     for (fields, pairs, expected) in cases {
