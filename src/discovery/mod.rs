@@ -20,6 +20,7 @@
 
 pub(crate) mod cloud;
 mod codeowners;
+pub(crate) mod commit_reads;
 pub(crate) mod generated;
 mod glob;
 mod hooks;
