@@ -225,7 +225,13 @@ async fn a_valid_change_passes_with_the_exact_entity_diff() {
     let report = setup.report_on(&commit, "report").await;
     assert_eq!(report["result"], "PASS", "{report:#}");
     // The changed paths, the one catalog file, the report and the delete of
-    // its old annotations: nothing else.
+    // its old annotations (which follows the report): nothing else.
+    setup
+        .until("the old annotations deleted", async |s| {
+            s.sim.stats().requests >= 4
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(setup.sim.stats().requests, 4, "{:?}", setup.sim.stats());
     let details = report["details"].as_str().unwrap_or_default();
     assert!(details.contains("component:default/pr-added"), "{details}");
@@ -860,19 +866,17 @@ async fn a_report_replaced_on_the_same_commit_keeps_no_old_annotation() {
         .pushed(&other, &component("let-go"), "component:default/let-go")
         .await;
     setup.deliver(&event).await;
+    // The PUT comes before the delete: wait for both.
     setup
-        .until("the report replaced with a pass", async |s| {
-            s.posted_on(&commit)
-                .iter()
-                .any(|p| p.kind == "report" && p.body["result"] == "PASS")
-        })
+        .until(
+            "the report replaced with a pass and no annotation left",
+            async |s| {
+                let posted = s.posted_on(&commit);
+                posted
+                    .iter()
+                    .any(|p| p.kind == "report" && p.body["result"] == "PASS")
+                    && !posted.iter().any(|p| p.kind == "annotations")
+            },
+        )
         .await;
-    assert!(
-        !setup
-            .posted_on(&commit)
-            .iter()
-            .any(|p| p.kind == "annotations"),
-        "{:?}",
-        setup.posted_on(&commit)
-    );
 }
