@@ -20,7 +20,8 @@ use crate::bitbucket::pull_requests::{Annotation, Posted, RepoCoords, Report};
 use crate::bitbucket::webhooks::PullRequest;
 use crate::catalog::entity::{ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION};
 use crate::catalog::{Catalog, ProcessedEntity};
-use crate::discovery::commit_reads::{FileAtCommit, MAX_FILES_PER_REPOSITORY, SourceCommit};
+use crate::discovery::at_commit::MAX_FILES_PER_REPOSITORY;
+use crate::discovery::commit_reads::{FileAtCommit, SourceCommit};
 use crate::discovery::plan::Listed;
 use crate::discovery::provider::{PullRequestReads, RepositoryReads, Unlisted};
 use crate::discovery::{

@@ -18,6 +18,7 @@
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 //! - [`listing_sweep`]: what a listing alone shows (Data Center sweep).
 
+pub(crate) mod at_commit;
 pub(crate) mod cloud;
 mod codeowners;
 pub(crate) mod commit_reads;
