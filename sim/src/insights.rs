@@ -2,7 +2,9 @@
 //! changes (Data Center `pull-requests/{id}/changes`, Cloud
 //! `pullrequests/{id}/diffstat`), and where results are posted (Code
 //! Insights reports and annotations, build statuses), each post recorded
-//! for `GET /__sim/insights`. With Insights switched off
+//! for `GET /__sim/insights`; deleting a Data Center report's annotations
+//! or a Cloud report (with its annotations) drops them from that record,
+//! so it holds what is still there. With Insights switched off
 //! (`Simulator::set_insights(false)`) reports answer 404, as on a
 //! Bitbucket without it.
 
@@ -25,10 +27,12 @@ use crate::state::AppState;
 
 /// Under `/rest/api/1.0`.
 pub(crate) fn server_routes() -> Router<Arc<AppState>> {
-    Router::new().route(
-        "/projects/{key}/repos/{slug}/pull-requests/{id}/changes",
-        get(server_changes),
-    )
+    Router::new()
+        .route(
+            "/projects/{key}/repos/{slug}/pull-requests/{id}/changes",
+            get(server_changes),
+        )
+        .route("/projects/{key}/repos/{slug}", get(server_repository))
 }
 
 /// At the root: Data Center's other REST APIs.
@@ -40,7 +44,7 @@ pub(crate) fn rest_routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/rest/insights/1.0/projects/{key}/repos/{slug}/commits/{commit}/reports/{report}/annotations",
-            post(server_annotations),
+            post(server_annotations).delete(server_delete_annotations),
         )
         .route(
             "/rest/build-status/1.0/commits/{commit}",
@@ -51,13 +55,14 @@ pub(crate) fn rest_routes() -> Router<Arc<AppState>> {
 /// Under `/2.0`.
 pub(crate) fn cloud_routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/repositories/{ws}/{slug}", get(cloud_repository))
         .route(
             "/repositories/{ws}/{slug}/pullrequests/{id}/diffstat",
             get(cloud_diffstat),
         )
         .route(
             "/repositories/{ws}/{slug}/commit/{commit}/reports/{report}",
-            put(cloud_report),
+            put(cloud_report).delete(cloud_delete_report),
         )
         .route(
             "/repositories/{ws}/{slug}/commit/{commit}/reports/{report}/annotations",
@@ -107,6 +112,32 @@ async fn cloud_diffstat(
     changes(&state, RepoRef::Cloud { slug }, id)
 }
 
+/// One repository (what a check asks of a pull request's fork): 404 for
+/// one not in the data set, as for a repository the account cannot see.
+fn repository(state: &AppState, repo: &RepoRef) -> Response {
+    match state.repo_json(repo) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(_) => not_found("Repository does not exist or you do not have permission to see it"),
+    }
+}
+
+async fn server_repository(
+    State(state): State<Arc<AppState>>,
+    Path((project, slug)): Path<(String, String)>,
+) -> Response {
+    repository(&state, &RepoRef::Server { project, slug })
+}
+
+async fn cloud_repository(
+    State(state): State<Arc<AppState>>,
+    Path((ws, slug)): Path<(String, String)>,
+) -> Response {
+    if ws != state.dataset().cloud.slug {
+        return not_found("Repository does not exist or you do not have permission to see it");
+    }
+    repository(&state, &RepoRef::Cloud { slug })
+}
+
 impl AppState {
     fn record(&self, posted: PostedCheck) {
         let mut kept = self.posted.lock();
@@ -115,6 +146,33 @@ impl AppState {
         }
         kept.push(posted);
     }
+}
+
+/// Drops what was posted of report `key` on `commit` of `repository`: its
+/// annotations, and the report too when `report` is set.
+fn deleted(state: &AppState, repository: &str, commit: &str, key: &str, report: bool) -> Response {
+    if !state.insights.load(Ordering::Relaxed) {
+        return not_found("Code Insights is not available");
+    }
+    state.posted.lock().retain(|p| {
+        let same = p.repository == repository && p.commit == commit && p.key == key;
+        !(same && (p.kind == "annotations" || (report && p.kind == "report")))
+    });
+    json(StatusCode::NO_CONTENT, Value::Null)
+}
+
+async fn server_delete_annotations(
+    State(state): State<Arc<AppState>>,
+    Path((key, slug, commit, report)): Path<(String, String, String, String)>,
+) -> Response {
+    deleted(&state, &format!("{key}/{slug}"), &commit, &report, false)
+}
+
+async fn cloud_delete_report(
+    State(state): State<Arc<AppState>>,
+    Path((ws, slug, commit, report)): Path<(String, String, String, String)>,
+) -> Response {
+    deleted(&state, &format!("{ws}/{slug}"), &commit, &report, true)
 }
 
 fn posted(

@@ -28,7 +28,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// `POST /__sim/pull-requests`: `{"action": "open"|"update"|"merge"|"decline",
 /// "repository": {"server": {"project", "slug"}} | {"cloud": {"slug"}},
 /// "id"? (all but open), "sourceBranch"?, "title"?, "files"?: {path: content
-/// or null (deleted)}, "webhook"?: {"url", "secret"?}}`. Sends the events
+/// or null (deleted)}, "fork"?: a repository as "repository" (open only: the
+/// source branch is there; one not in the data set cannot be read),
+/// "webhook"?: {"url", "secret"?}}`. Sends the events
 /// (a merge: the push, then the merge) to `webhook.url`, else to every
 /// registered webhook that covers the repository and takes them.
 #[derive(Deserialize)]
@@ -39,6 +41,7 @@ struct PullRequestAction {
     id: Option<u64>,
     source_branch: Option<String>,
     title: Option<String>,
+    fork: Option<RepoRef>,
     #[serde(default)]
     files: serde_json::Map<String, serde_json::Value>,
     webhook: Option<Target>,
@@ -69,8 +72,9 @@ async fn pull_request(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
     let id = request.id.unwrap_or_default();
     let made = match request.action.as_str() {
         "open" => state
-            .open_pull_request(
+            .open_fork_pull_request(
                 repo,
+                request.fork.clone(),
                 request.source_branch.as_deref().unwrap_or("feature"),
                 request.title.as_deref().unwrap_or("A change"),
                 files,

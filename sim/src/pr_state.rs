@@ -16,6 +16,9 @@ pub(crate) const MAX_KEPT: usize = 10_000;
 pub(crate) struct SimPullRequest {
     pub id: u64,
     pub repo: RepoRef,
+    /// The repository its source branch is in, when not `repo` (a fork);
+    /// one not in the data set cannot be read (404).
+    pub fork: Option<RepoRef>,
     pub title: String,
     pub source_branch: String,
     pub target_branch: String,

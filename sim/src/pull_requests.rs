@@ -33,6 +33,21 @@ impl AppState {
         title: &str,
         files: PullRequestFiles,
     ) -> Result<(u64, WebhookEvent), SimError> {
+        self.open_fork_pull_request(repo, None, source_branch, title, files)
+    }
+
+    /// [`AppState::open_pull_request`] from `fork` (when given): its files
+    /// are served in the fork at the source commit, not in `repo`. A fork
+    /// that is not in the data set answers 404, as a repository the
+    /// account cannot see.
+    pub(crate) fn open_fork_pull_request(
+        &self,
+        repo: &RepoRef,
+        fork: Option<RepoRef>,
+        source_branch: &str,
+        title: &str,
+        files: PullRequestFiles,
+    ) -> Result<(u64, WebhookEvent), SimError> {
         let target_branch = self.default_branch(repo)?;
         let mut prs = self.pull_requests.lock();
         if prs.len() >= MAX_KEPT {
@@ -46,6 +61,7 @@ impl AppState {
         let pr = SimPullRequest {
             id,
             repo: repo.clone(),
+            fork,
             title: title.to_owned(),
             source_branch: source_branch.to_owned(),
             target_branch,
@@ -160,7 +176,8 @@ impl AppState {
         let pr = prs.iter().find(|p| {
             !at.is_empty()
                 && p.commit.starts_with(at)
-                && match &p.repo {
+                // A fork's files are in the fork only.
+                && match p.fork.as_ref().unwrap_or(&p.repo) {
                     RepoRef::Server { project, slug } => {
                         *project == repo.project_key && *slug == repo.slug
                     }
@@ -180,13 +197,19 @@ impl AppState {
         key: &'static str,
     ) -> Result<WebhookEvent, SimError> {
         let repository = self.repo_json(&pr.repo)?;
+        let source = match &pr.fork {
+            None => repository.clone(),
+            Some(fork) => self
+                .repo_json(fork)
+                .unwrap_or_else(|_| self.unknown_repo_json(fork)),
+        };
         let head = find(&self.dataset(), &pr.repo)
             .map(|r| r.commit.clone())
             .ok_or_else(|| not_found(&pr.repo))?;
         let state = if pr.open { "OPEN" } else { "MERGED" };
         let body = match pr.repo {
             RepoRef::Server { .. } => {
-                let side = |branch: &str, commit: &str| json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit, "repository": repository});
+                let side = |branch: &str, commit: &str, repository: &Value| json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": commit, "repository": repository});
                 json!({
                     "eventKey": key,
                     "date": now(),
@@ -197,13 +220,13 @@ impl AppState {
                         "title": pr.title,
                         "state": state,
                         "open": pr.open,
-                        "fromRef": side(&pr.source_branch, &pr.commit),
-                        "toRef": side(&pr.target_branch, &head),
+                        "fromRef": side(&pr.source_branch, &pr.commit, &source),
+                        "toRef": side(&pr.target_branch, &head, &repository),
                     },
                 })
             }
             RepoRef::Cloud { .. } => {
-                let side = |branch: &str, commit: &str| json!({"branch": {"name": branch}, "commit": {"hash": commit, "type": "commit"}, "repository": repository});
+                let side = |branch: &str, commit: &str, repository: &Value| json!({"branch": {"name": branch}, "commit": {"hash": commit, "type": "commit"}, "repository": repository});
                 json!({
                     "actor": actor(),
                     "repository": repository,
@@ -211,8 +234,8 @@ impl AppState {
                         "id": pr.id,
                         "title": pr.title,
                         "state": state,
-                        "source": side(&pr.source_branch, &pr.commit),
-                        "destination": side(&pr.target_branch, &head),
+                        "source": side(&pr.source_branch, &pr.commit, &source),
+                        "destination": side(&pr.target_branch, &head, &repository),
                     },
                 })
             }
@@ -222,6 +245,32 @@ impl AppState {
             body: body.to_string().into_bytes(),
             commit: Some(pr.commit.clone()),
         })
+    }
+}
+
+impl AppState {
+    /// A repository outside the data set, as an event names it.
+    fn unknown_repo_json(&self, repo: &RepoRef) -> Value {
+        let base = &self.base_url;
+        match repo {
+            RepoRef::Server { project, slug } => json!({
+                "slug": slug,
+                "name": slug,
+                "project": {"key": project},
+                "links": {"self": [{"href": format!("{base}/projects/{project}/repos/{slug}/browse")}]},
+            }),
+            RepoRef::Cloud { slug } => {
+                let ws = self.dataset().cloud.slug.clone();
+                json!({
+                    "type": "repository",
+                    "slug": slug,
+                    "name": slug,
+                    "full_name": format!("{ws}/{slug}"),
+                    "workspace": {"slug": ws},
+                    "links": {"html": {"href": format!("{base}/{ws}/{slug}")}},
+                })
+            }
+        }
     }
 }
 

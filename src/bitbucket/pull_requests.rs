@@ -77,6 +77,46 @@ impl PullRequestApi {
         url
     }
 
+    /// The REST call that reads `path` of `repo` at `commit`: a pull
+    /// request's source commit, in the repository it comes from (its fork
+    /// or the target).
+    pub(crate) fn file_at(&self, repo: &RepoCoords, commit: &str, path: &str) -> Url {
+        // Paths come from Bitbucket; a climb is never sent on.
+        let parts = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != "." && *p != "..");
+        match self.product {
+            Product::Server => {
+                let mut segments: Vec<&str> =
+                    vec!["projects", &repo.owner, "repos", &repo.slug, "raw"];
+                segments.extend(parts);
+                let mut url = self.url(None, &segments);
+                url.query_pairs_mut().append_pair("at", commit);
+                url
+            }
+            Product::Cloud => {
+                let mut segments: Vec<&str> =
+                    vec!["repositories", &repo.owner, &repo.slug, "src", commit];
+                segments.extend(parts);
+                self.url(None, &segments)
+            }
+        }
+    }
+
+    /// Whether the integration can read `repo` (a fork): Bitbucket answers
+    /// 404 (or 403) for a repository the account may not see.
+    pub(crate) async fn can_read(&self, repo: &RepoCoords) -> Result<bool, BitbucketError> {
+        let url = match self.product {
+            Product::Server => self.url(None, &["projects", &repo.owner, "repos", &repo.slug]),
+            Product::Cloud => self.url(None, &["repositories", &repo.owner, &repo.slug]),
+        };
+        match self.http.get_json::<Value>("fork_repository", &url).await {
+            Ok(found) => Ok(found.is_some()),
+            Err(err) if err.status() == Some(reqwest::StatusCode::FORBIDDEN) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The paths pull request `id` of `repo` changes (renamed files under
     /// both names), at most [`MAX_CHANGED_PATHS`].
     pub(crate) async fn changed_files(
@@ -241,7 +281,12 @@ impl PullRequestApi {
         }
     }
 
-    /// `false`: Code Insights is not there (404).
+    /// `false`: Code Insights is not there (404). Neither product's docs
+    /// say that replacing a report drops its annotations, so the old ones
+    /// are deleted explicitly: Data Center deletes every annotation of the
+    /// report (`DELETE …/reports/{key}/annotations`) after the PUT; Cloud,
+    /// whose bulk POST only creates or updates by `external_id`, deletes the
+    /// report (with its annotations) before the PUT.
     async fn put_report(
         &self,
         repo: &RepoCoords,
@@ -253,6 +298,17 @@ impl PullRequestApi {
             Product::Server => report.server_body(),
             Product::Cloud => report.cloud_body(),
         };
+        if self.product == Product::Cloud {
+            // 404: no report yet (or no Insights: the PUT tells).
+            self.http
+                .send_json(
+                    reqwest::Method::DELETE,
+                    "insights_report_delete",
+                    &report_url,
+                    &Value::Null,
+                )
+                .await?;
+        }
         let put = self
             .http
             .send_json(reqwest::Method::PUT, "insights_report", &report_url, &body)
@@ -260,7 +316,17 @@ impl PullRequestApi {
         if put.is_none() {
             return Ok(false);
         }
-        // Replacing a report drops its annotations; the new ones follow.
+        if self.product == Product::Server {
+            // 404: none to delete.
+            self.http
+                .send_json(
+                    reqwest::Method::DELETE,
+                    "insights_annotations_delete",
+                    &annotations_url,
+                    &Value::Null,
+                )
+                .await?;
+        }
         for chunk in report.annotations.chunks(ANNOTATIONS_PER_CALL) {
             let body = match self.product {
                 Product::Server => {

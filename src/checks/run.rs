@@ -1,15 +1,16 @@
-//! One pull request's check: the catalog files it changes, read at its
-//! source commit and processed as a read of the provider would (its rules,
-//! filters, budgets), collected instead of applied; compared with what the
+//! One pull request's check: the catalog files it changes (the provider's
+//! `catalogPath`, or the paths its glob matches), read at its source commit
+//! in the repository it comes from (its fork, when the integration can
+//! read it) and processed as a read of the provider would (its rules,
+//! filters, budgets; Location targets in the repository read at the same
+//! commit), collected instead of applied; compared with what the
 //! repository serves; posted on the commit and kept as a preview.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
-use url::Url;
 
 use super::diff::diff;
 use super::previews::{Preview, PreviewKey, PreviewProblem, Previews, preview_path};
@@ -17,7 +18,11 @@ use crate::bitbucket::RequestStats;
 use crate::bitbucket::file_url::FileUrl;
 use crate::bitbucket::pull_requests::{Annotation, Posted, RepoCoords, Report};
 use crate::bitbucket::webhooks::PullRequest;
+use crate::catalog::entity::{ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION};
 use crate::catalog::{Catalog, ProcessedEntity};
+use crate::discovery::at_commit::MAX_FILES_PER_REPOSITORY;
+use crate::discovery::commit_reads::{FileAtCommit, SourceCommit};
+use crate::discovery::plan::Listed;
 use crate::discovery::provider::{PullRequestReads, RepositoryReads, Unlisted};
 use crate::discovery::{
     Held, Problem, ProblemKind, Progress, RepoRef, RunContext, RunSink, UnitUpdate, generated,
@@ -48,6 +53,15 @@ pub(crate) struct PullRequestCheck<'a> {
     pub stop: CancellationToken,
 }
 
+/// The pull request's catalog files and what the merge would serve.
+struct Prediction {
+    /// The changed paths the check is about (catalog files, and changed
+    /// YAML a served Location may point at).
+    files: Vec<String>,
+    after: Vec<ProcessedEntity>,
+    problems: Vec<Problem>,
+}
+
 impl PullRequestCheck<'_> {
     /// Checks `pr` into `repository`; `branch`: the branch the provider
     /// reads there when the records tell (else asked of Bitbucket).
@@ -61,11 +75,6 @@ impl PullRequestCheck<'_> {
         let Some(prs) = self.reads.pull_requests(&stats) else {
             return Checked::Ignored("pullRequests.checks is off for this provider".into());
         };
-        if prs.glob {
-            return Checked::Ignored(
-                "pull requests are checked for a single catalogPath only, not a glob".into(),
-            );
-        }
         // The filters first: they need no request.
         let mut named = repository.clone();
         named.main_branch = Some(pr.target_branch.clone());
@@ -90,7 +99,7 @@ impl PullRequestCheck<'_> {
             return Checked::Ignored("the event names no source commit".into());
         }
         repository.main_branch = Some(branch.clone());
-        let mut listed = match self.reads.listed_one(&stats, &repository, None) {
+        let listed = match self.reads.listed_one(&stats, &repository, None) {
             Ok(listed) => listed,
             Err(Unlisted::LeftOut(why)) => return Checked::Ignored(why),
             Err(Unlisted::NeedsBranch) => {
@@ -99,40 +108,72 @@ impl PullRequestCheck<'_> {
         };
         let unit = listed.record.catalog_url.clone();
         let product = prs.api.product();
-        let Ok(file) = FileUrl::parse(&unit, product) else {
-            return Checked::Failed(format!("{unit} is not a file URL of this Bitbucket"));
-        };
-        let (owner, slug) = file.repository();
-        let coords = RepoCoords {
-            owner: owner.to_owned(),
-            slug: slug.to_owned(),
+        let Some(coords) = FileUrl::parse(&unit, product)
+            .ok()
+            .map(|file| {
+                let (owner, slug) = file.repository();
+                RepoCoords {
+                    owner: owner.to_owned(),
+                    slug: slug.to_owned(),
+                }
+            })
+            .or_else(|| coords_of(&repository, product))
+        else {
+            return Checked::Failed(format!("{unit} names no repository of this Bitbucket"));
         };
         let changed = match prs.api.changed_files(&coords, pr.id).await {
             Ok(changed) => changed,
             Err(err) => return Checked::Failed(err.to_string()),
         };
         let served = self.served(&unit);
-        let follows_locations = served.iter().any(|e| e.entity.kind == "Location");
-        let files: Vec<String> = changed
-            .paths
-            .iter()
-            .filter(|p| {
-                **p == prs.catalog_path
-                    || (follows_locations && (p.ends_with(".yaml") || p.ends_with(".yml")))
-            })
-            .cloned()
-            .collect();
-        if files.is_empty() {
+        let reread = self.catalog_files(&prs, &changed.paths, &served, product);
+        if reread.is_empty() {
             return Checked::Ignored("it changes no catalog file".into());
         }
-        listed.file_url = at_commit(
-            &listed.file_url,
-            product,
-            &prs.catalog_path,
-            &pr.source_commit,
-        );
-        let predicted = self.dry_read(listed, &unit).await;
-        let mut preview = self.preview(&coords, pr, &unit, files, &served, predicted, product);
+        let files = shown_files(&changed.paths, &reread, &served);
+        let mut reread = reread;
+        let too_many = reread.len() > MAX_FILES_PER_REPOSITORY;
+        reread.truncate(MAX_FILES_PER_REPOSITORY);
+        let source = match &pr.fork {
+            None => coords.clone(),
+            Some(fork) => match coords_of(fork, product) {
+                Some(fork) => fork,
+                None => {
+                    return Checked::Failed("the event names the fork without its owner".into());
+                }
+            },
+        };
+        let readable = match &pr.fork {
+            None => true,
+            Some(_) => match prs.api.can_read(&source).await {
+                Ok(readable) => readable,
+                Err(err) => return Checked::Failed(err.to_string()),
+            },
+        };
+        let prediction = if readable {
+            let at = SourceCommit {
+                api: &prs.api,
+                source: &source,
+                target: &coords,
+                branch: &branch,
+                commit: &pr.source_commit,
+            };
+            self.predict(&listed, at, reread, files, &served).await
+        } else {
+            self.unreadable_fork(&unit, &source, files, &served)
+        };
+        let mut preview = self.preview(&coords, pr, &unit, &served, prediction, product);
+        if too_many {
+            preview.problems.push(PreviewProblem {
+                path: String::new(),
+                line: 1,
+                column: 1,
+                kind: "read".into(),
+                entity_ref: None,
+                message: format!("the pull request changes more than {MAX_FILES_PER_REPOSITORY} catalog files; only the first (by path) were checked"),
+            });
+            preview.result = "fail";
+        }
         if changed.truncated {
             preview.problems.push(PreviewProblem {
                 path: String::new(),
@@ -170,6 +211,162 @@ impl PullRequestCheck<'_> {
         outcome
     }
 
+    /// The catalog files to read at the commit: the changed paths the
+    /// provider's `catalogPath` (or glob) names; when a served Location may
+    /// point at a changed YAML file, the files holding those Locations too.
+    fn catalog_files(
+        &self,
+        prs: &PullRequestReads,
+        changed: &[String],
+        served: &[ProcessedEntity],
+        product: Product,
+    ) -> Vec<String> {
+        let glob = self.reads.catalog_glob().filter(|_| prs.glob);
+        let is_catalog = |p: &str| match glob {
+            Some(glob) => glob.is_match(p),
+            None => p == prs.catalog_path,
+        };
+        let mut files: Vec<String> = changed.iter().filter(|p| is_catalog(p)).cloned().collect();
+        let target_changed = changed.iter().any(|p| !is_catalog(p) && is_yaml(p));
+        if target_changed {
+            for entity in served.iter().filter(|e| e.entity.kind == "Location") {
+                let origin = match glob {
+                    None => Some(prs.catalog_path.clone()),
+                    Some(_) => origin_of(entity)
+                        .and_then(|o| FileUrl::parse(o, product).ok().map(|file| file.path())),
+                };
+                files.extend(origin);
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Reads `paths` at the commit and predicts what the repository would
+    /// serve after the merge, as a read of the branch would make it.
+    async fn predict(
+        &self,
+        listed: &Listed,
+        at: SourceCommit<'_>,
+        paths: Vec<String>,
+        files: Vec<String>,
+        served: &[ProcessedEntity],
+    ) -> Prediction {
+        let sink = NoApply;
+        let ctx = RunContext {
+            stats: Arc::new(RequestStats::default()),
+            progress: Arc::new(Progress::new()),
+            // Nothing known: every file is read whatever was read before.
+            known: Default::default(),
+            sink: &sink,
+            stop: self.stop.clone(),
+        };
+        let read = self.reads.read_at_commit(&ctx, listed, at, paths).await;
+        let mut problems = Vec::new();
+        if self.reads.catalog_glob().is_none() {
+            // One file: what it holds replaces what the repository serves.
+            let after = match read.into_iter().next().map(|f| (f.location, f.outcome)) {
+                Some((_, FileAtCommit::Read(outcome))) => {
+                    problems = outcome.problems;
+                    outcome.entities
+                }
+                Some((_, FileAtCommit::Missing)) => self
+                    .reads
+                    .generated_at_commit(&ctx, listed, at)
+                    .await
+                    .unwrap_or_default(),
+                Some((location, FileAtCommit::Unreadable(err))) => {
+                    problems.push(Problem::new(location, ProblemKind::Read, err.to_string()));
+                    served.to_vec()
+                }
+                None => served.to_vec(),
+            };
+            return Prediction {
+                files,
+                after,
+                problems,
+            };
+        }
+        // A glob: the files read replace their own entities (and those of
+        // their Location targets); the others stay as served.
+        let mut touched = HashSet::new();
+        let mut added = Vec::new();
+        for file in read {
+            match file.outcome {
+                FileAtCommit::Read(outcome) => {
+                    touched.insert(file.location);
+                    added.extend(outcome.entities);
+                    problems.extend(outcome.problems);
+                }
+                FileAtCommit::Missing => {
+                    touched.insert(file.location);
+                }
+                // Unreadable: its entities stay, as a read would keep them.
+                FileAtCommit::Unreadable(err) => {
+                    problems.push(Problem::new(
+                        file.location,
+                        ProblemKind::Read,
+                        err.to_string(),
+                    ));
+                }
+            }
+        }
+        // A catalog file replaces the generated entity.
+        let generated: HashSet<_> = if added.is_empty() {
+            HashSet::new()
+        } else {
+            let unit = generated::unit(&listed.record.catalog_url);
+            self.catalog
+                .unit_entities(self.source, &unit)
+                .iter()
+                .map(|e| e.entity.key())
+                .collect()
+        };
+        let mut after: Vec<ProcessedEntity> = served
+            .iter()
+            .filter(|e| !origin_of(e).is_some_and(|o| touched.contains(o)))
+            .filter(|e| !generated.contains(&e.entity.key()))
+            .cloned()
+            .collect();
+        after.extend(added);
+        Prediction {
+            files,
+            after,
+            problems,
+        }
+    }
+
+    /// A pull request from a fork the integration cannot read: nothing is
+    /// predicted and the check fails saying why, never a false pass.
+    fn unreadable_fork(
+        &self,
+        unit: &str,
+        fork: &RepoCoords,
+        files: Vec<String>,
+        served: &[ProcessedEntity],
+    ) -> Prediction {
+        let message = format!(
+            "the pull request comes from the fork {}/{}, which the integration's account cannot read, so its catalog files were not checked: give the account read access to the fork (Data Center: REPO_READ on it; Cloud: access to its workspace and the scope repository)",
+            fork.owner, fork.slug
+        );
+        if self
+            .previews
+            .first_warning(&format!("{} forks", self.reads.host()))
+        {
+            tracing::warn!(
+                host = self.reads.host(),
+                fork = format!("{}/{}", fork.owner, fork.slug),
+                "{message}; checks of pull requests from forks it cannot read fail with this message"
+            );
+        }
+        Prediction {
+            files,
+            after: served.to_vec(),
+            problems: vec![Problem::new(unit, ProblemKind::Read, message)],
+        }
+    }
+
     /// What the repository serves now (its catalog file's and generated unit).
     fn served(&self, unit: &str) -> Vec<ProcessedEntity> {
         let mut served = self.catalog.unit_entities(self.source, unit);
@@ -180,63 +377,34 @@ impl PullRequestCheck<'_> {
         served
     }
 
-    /// Reads and processes the file as a read would, without applying.
-    async fn dry_read(&self, listed: crate::discovery::plan::Listed, unit: &str) -> Predicted {
-        let sink = Capture::default();
-        let ctx = RunContext {
-            stats: Arc::new(RequestStats::default()),
-            progress: Arc::new(Progress::new()),
-            // Nothing known: the file is read whatever was read before.
-            known: Default::default(),
-            sink: &sink,
-            stop: self.stop.clone(),
-        };
-        let report = self.reads.read_now(&ctx, vec![listed]).await;
-        let generated_unit = generated::unit(unit);
-        let mut entities = None;
-        let mut generated = None;
-        for update in sink.updates.into_inner() {
-            if update.unit == unit {
-                entities = update.entities.or(entities);
-            } else if update.unit == generated_unit {
-                generated = update.entities.or(generated);
-            }
-        }
-        Predicted {
-            entities,
-            generated,
-            problems: report.problems,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
     fn preview(
         &self,
         coords: &RepoCoords,
         pr: &PullRequest,
         unit: &str,
-        files: Vec<String>,
         served: &[ProcessedEntity],
-        predicted: Predicted,
+        prediction: Prediction,
         product: Product,
     ) -> Preview {
-        let mut problems: Vec<PreviewProblem> = predicted
-            .problems
-            .iter()
-            .map(|p| problem(p, product, pr))
-            .collect();
-        // Unreadable: what is served stays (as a read would keep it).
-        let mut after = predicted.entities.unwrap_or_else(|| served.to_vec());
-        // The generated entity stays unless the read replaced it.
-        after.extend(predicted.generated.unwrap_or_default());
+        let Prediction {
+            files,
+            mut after,
+            problems,
+        } = prediction;
+        let mut problems: Vec<PreviewProblem> =
+            problems.iter().map(|p| problem(p, product, pr)).collect();
         let generated_unit = generated::unit(unit);
         let mut seen = HashSet::new();
         after.retain(|processed| {
             let key = processed.entity.key();
             let entity_ref = processed.entity.entity_ref();
+            let path = location_of(processed)
+                .map(|l| file_path(l, product))
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| file_path(unit, product));
             if !seen.insert(key.clone()) {
                 problems.push(PreviewProblem {
-                    path: file_path(unit, product),
+                    path,
                     line: 1,
                     column: 1,
                     kind: "conflict".into(),
@@ -257,7 +425,7 @@ impl PullRequestCheck<'_> {
                         })
                         .unwrap_or_else(|_| owner.unit.to_string());
                     problems.push(PreviewProblem {
-                        path: file_path(unit, product),
+                        path,
                         line: 1,
                         column: 1,
                         kind: "conflict".into(),
@@ -297,23 +465,11 @@ impl PullRequestCheck<'_> {
     }
 }
 
-/// What the dry read found.
-struct Predicted {
-    /// `None`: the file could not be read.
-    entities: Option<Vec<ProcessedEntity>>,
-    generated: Option<Vec<ProcessedEntity>>,
-    problems: Vec<Problem>,
-}
+/// A sink that applies nothing: a check's reads never reach the catalog.
+struct NoApply;
 
-/// A sink that keeps what a read would apply.
-#[derive(Default)]
-struct Capture {
-    updates: Mutex<Vec<UnitUpdate>>,
-}
-
-impl RunSink for Capture {
-    fn apply(&self, updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
-        self.updates.lock().extend(updates);
+impl RunSink for NoApply {
+    fn apply(&self, _updates: Vec<UnitUpdate>) -> BoxFuture<'_, Vec<Problem>> {
         Box::pin(async { Vec::new() })
     }
 
@@ -322,39 +478,58 @@ impl RunSink for Capture {
     }
 }
 
-/// The API URL of the catalog file at `commit` instead of the branch.
-fn at_commit(url: &Url, product: Product, catalog_path: &str, commit: &str) -> Url {
-    let mut url = url.clone();
-    match product {
-        Product::Server => {
-            let kept: Vec<(String, String)> = url
-                .query_pairs()
-                .filter(|(k, _)| k != "at")
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            url.query_pairs_mut()
-                .clear()
-                .extend_pairs(kept)
-                .append_pair("at", commit);
-        }
-        Product::Cloud => {
-            // `…/src/{branch}/{path}` → `…/src/{commit}/{path}`.
-            let segments: Vec<String> = url
-                .path_segments()
-                .map(|s| s.map(str::to_owned).collect())
-                .unwrap_or_default();
-            if let Some(src) = segments.iter().position(|s| s == "src") {
-                let head: Vec<String> = segments[..=src].to_vec();
-                if let Ok(mut path) = url.path_segments_mut() {
-                    path.clear()
-                        .extend(head)
-                        .push(commit)
-                        .extend(catalog_path.split('/'));
-                }
-            }
+/// The repository an event names, as the pull-request calls name it:
+/// Data Center by project key, Cloud by workspace.
+fn coords_of(repo: &RepoRef, product: Product) -> Option<RepoCoords> {
+    let owner = match product {
+        Product::Server => repo.project.as_deref(),
+        Product::Cloud => repo.workspace.as_deref(),
+    }?;
+    Some(RepoCoords {
+        owner: owner.to_owned(),
+        slug: repo.slug.clone(),
+    })
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// The paths a preview names: the catalog files read, and the changed
+/// YAML files a served Location may point at.
+fn shown_files(changed: &[String], read: &[String], served: &[ProcessedEntity]) -> Vec<String> {
+    let follows_locations = served.iter().any(|e| e.entity.kind == "Location");
+    let mut files: Vec<String> = changed
+        .iter()
+        .filter(|p| read.contains(p) || (follows_locations && is_yaml(p)))
+        .cloned()
+        .collect();
+    for path in read {
+        if !files.contains(path) {
+            files.push(path.clone());
         }
     }
-    url
+    files
+}
+
+/// The file an entity came from (its `managed-by-location`).
+fn location_of(entity: &ProcessedEntity) -> Option<&str> {
+    annotation_url(entity, ANNOTATION_LOCATION)
+}
+
+/// The catalog file whose read gave the entity (through its Location
+/// targets too): its `managed-by-origin-location`.
+fn origin_of(entity: &ProcessedEntity) -> Option<&str> {
+    annotation_url(entity, ANNOTATION_ORIGIN_LOCATION)
+}
+
+fn annotation_url<'e>(entity: &'e ProcessedEntity, key: &str) -> Option<&'e str> {
+    entity
+        .entity
+        .metadata
+        .annotations
+        .get(key)
+        .and_then(|l| l.strip_prefix("url:"))
 }
 
 /// The path of `url` (a file's browse URL) in its repository.
@@ -378,12 +553,12 @@ fn problem(problem: &Problem, product: Product, pr: &PullRequest) -> PreviewProb
     let mut message = problem.message.clone();
     if problem.kind == ProblemKind::Read
         && let Some(fork) = &pr.fork
+        && !message.contains("comes from the fork")
     {
         message = format!(
             "{message} (the pull request comes from the fork {}/{}: give the integration's account read access to it)",
-            fork.project
-                .as_deref()
-                .or(fork.workspace.as_deref())
+            coords_of(fork, product)
+                .map(|c| c.owner)
                 .unwrap_or_default(),
             fork.slug
         );
@@ -494,19 +669,38 @@ pub(crate) fn closed_key(source: &str, repository: &RepoRef, id: u64) -> Preview
 mod tests {
     use super::*;
 
+    fn repo(project: Option<&str>, workspace: Option<&str>) -> RepoRef {
+        RepoRef {
+            project: project.map(str::to_owned),
+            workspace: workspace.map(str::to_owned),
+            slug: "svc".into(),
+            id: None,
+            web_url: None,
+            archived: false,
+            main_branch: None,
+        }
+    }
+
     #[test]
-    fn the_file_is_read_at_the_pull_requests_commit() {
-        let server =
-            Url::parse("http://h/rest/api/1.0/projects/P/repos/s/raw/catalog-info.yaml?at=main")
-                .unwrap();
-        let at = at_commit(&server, Product::Server, "catalog-info.yaml", "abc");
-        assert_eq!(at.query(), Some("at=abc"));
-        let cloud =
-            Url::parse("http://h/2.0/repositories/ws/s/src/main/catalog-info.yaml").unwrap();
-        let at = at_commit(&cloud, Product::Cloud, "catalog-info.yaml", "abc");
-        assert_eq!(
-            at.path(),
-            "/2.0/repositories/ws/s/src/abc/catalog-info.yaml"
-        );
+    fn a_fork_is_named_by_project_on_data_center_and_workspace_on_cloud() {
+        // Cloud payloads carry a project too: it is not the owner.
+        let fork = repo(Some("PROJ"), Some("acme"));
+        let cloud = coords_of(&fork, Product::Cloud).unwrap();
+        assert_eq!((cloud.owner.as_str(), cloud.slug.as_str()), ("acme", "svc"));
+        let server = coords_of(&fork, Product::Server).unwrap();
+        assert_eq!(server.owner, "PROJ");
+        assert_eq!(coords_of(&repo(None, None), Product::Server), None);
+    }
+
+    #[test]
+    fn the_files_shown_are_those_read_and_the_changed_yaml_a_location_may_name() {
+        let changed = vec![
+            "a.yaml".to_owned(),
+            "catalog-info.yaml".into(),
+            "x.md".into(),
+        ];
+        let read = vec!["catalog-info.yaml".to_owned()];
+        assert_eq!(shown_files(&changed, &read, &[]), ["catalog-info.yaml"]);
+        assert!(is_yaml("docs/more.yml") && !is_yaml("README.md"));
     }
 }

@@ -18,9 +18,11 @@
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 //! - [`listing_sweep`]: what a listing alone shows (Data Center sweep).
 
+pub(crate) mod at_commit;
 pub(crate) mod cloud;
 mod codeowners;
 mod fan_out;
+pub(crate) mod commit_reads;
 pub(crate) mod generated;
 mod glob;
 mod hooks;

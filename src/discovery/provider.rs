@@ -643,7 +643,9 @@ pub(crate) enum Unlisted {
 /// A provider's reads of single repositories outside its runs (pushes,
 /// refreshes): the run's own reads, without a listing. Object-safe, so the
 /// scheduler treats both flavours alike.
-pub(crate) trait RepositoryReads: std::fmt::Debug + Send + Sync {
+pub(crate) trait RepositoryReads:
+    std::fmt::Debug + Send + Sync + super::commit_reads::CommitReads
+{
     /// The integration's `host[:port]`.
     fn host(&self) -> &str;
 

@@ -241,7 +241,8 @@ fn shown(problem: &Problem) -> String {
     )
 }
 
-/// `problem` with a message naming the problem, file, document and line
+/// `problem` with a message naming the problem, file, document and
+/// position (the structured line and column the parser or validator gave)
 /// instead of one that would quote a file read from Bitbucket.
 fn withheld(mut problem: Problem) -> Problem {
     let kind = match problem.kind {
@@ -257,12 +258,9 @@ fn withheld(mut problem: Problem) -> Problem {
         .document
         .map(|d| format!(", document {d}"))
         .unwrap_or_default();
-    let line = line_of(&problem.message)
-        .map(|l| format!(", line {l}"))
-        .unwrap_or_default();
     problem.message = format!(
-        "{kind} problem in {}{document}{line}; its details are withheld because they would quote a file read from Bitbucket",
-        problem.url
+        "{kind} problem in {}{document}, line {}, column {}; its details are withheld because they would quote a file read from Bitbucket",
+        problem.url, problem.line, problem.column
     );
     problem.entity_ref = None;
     problem
@@ -295,13 +293,6 @@ fn read_only_windows<'m>(
     found
 }
 
-/// The line a parser's message names (`… line 3 …`), if any.
-fn line_of(message: &str) -> Option<u64> {
-    let (_, after) = message.split_once("line ")?;
-    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +316,24 @@ mod tests {
             &read,
             r#"{"kind":"Foo is not allowed"}"#
         ));
-        assert_eq!(line_of("bad indentation at line 12 column 3"), Some(12));
+    }
+
+    #[test]
+    fn a_withheld_problem_keeps_its_structured_position() {
+        let mut problem = Problem::new(
+            "https://h/projects/P/repos/s/browse/c.yaml",
+            ProblemKind::Parse,
+            "found 'Top Secret' at line 99",
+        );
+        problem.line = 7;
+        problem.column = 3;
+        problem.document = Some(2);
+        let shown = withheld(problem);
+        assert!(
+            shown.message.contains(", document 2, line 7, column 3;"),
+            "{}",
+            shown.message
+        );
+        assert!(!shown.message.contains("Top Secret"), "{}", shown.message);
     }
 }

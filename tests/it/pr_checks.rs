@@ -4,7 +4,10 @@
 //! and names it; pull requests into another branch or an uncovered
 //! repository cost no request; a burst of updates posts one report; the
 //! merged result equals the preview; without Code Insights a build status
-//! is posted.
+//! is posted. Glob providers are checked; Location targets are read at the
+//! pull request's commit; a fork is read when the integration can, and a
+//! fork it cannot read fails the check saying so; a report replaced on the
+//! same commit leaves no old annotation.
 
 use std::time::{Duration, Instant};
 
@@ -221,8 +224,15 @@ async fn a_valid_change_passes_with_the_exact_entity_diff() {
     setup.deliver(&event).await;
     let report = setup.report_on(&commit, "report").await;
     assert_eq!(report["result"], "PASS", "{report:#}");
-    // The changed paths, the one catalog file, the report: nothing else.
-    assert_eq!(setup.sim.stats().requests, 3, "{:?}", setup.sim.stats());
+    // The changed paths, the one catalog file, the report and the delete of
+    // its old annotations (which follows the report): nothing else.
+    setup
+        .until("the old annotations deleted", async |s| {
+            s.sim.stats().requests >= 4
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(setup.sim.stats().requests, 4, "{:?}", setup.sim.stats());
     let details = report["details"].as_str().unwrap_or_default();
     assert!(details.contains("component:default/pr-added"), "{details}");
     assert!(details.contains("spec.owner"), "{details}");
@@ -640,4 +650,233 @@ async fn checks_are_off_by_default_and_cost_nothing() {
         .await;
     assert_eq!(setup.sim.stats().requests, 0, "{:?}", setup.sim.stats());
     assert!(setup.sim.posted_checks().is_empty());
+}
+
+fn location(name: &str, target: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: {name}\nspec:\n  targets:\n    - {target}\n"
+    )
+}
+
+impl Setup {
+    /// Opens a pull request through the simulator's admin API (which can
+    /// name a fork) and has it deliver the event; returns id and commit.
+    async fn open_from_fork(&self, repo: &RepoRef, fork: Value, files: Value) -> (u64, String) {
+        let (project, slug) = names(repo);
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/__sim/pull-requests", self.sim.base_url()))
+            .json(&json!({
+                "action": "open",
+                "repository": {"server": {"project": project, "slug": slug}},
+                "fork": fork,
+                "sourceBranch": "feature/forked",
+                "title": "From a fork",
+                "files": files,
+                "webhook": {
+                    "url": format!("{}/api/events/http/{}", self.app.address, self.topic),
+                    "secret": SECRET,
+                },
+            }))
+            .send()
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(answer["events"][0]["delivered"], json!([202]), "{answer:#}");
+        let id = answer["id"].as_u64().expect("id");
+        let commit = answer["events"][0]["commit"]
+            .as_str()
+            .expect("commit")
+            .to_owned();
+        (id, commit)
+    }
+}
+
+#[tokio::test]
+async fn a_glob_provider_checks_the_matching_files_added_and_removed() {
+    let setup = Setup::server("        catalogPath: \"**/catalog-info.yaml\"\n").await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    setup
+        .pushed(
+            &repo,
+            &component("glob-root"),
+            "component:default/glob-root",
+        )
+        .await;
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/glob",
+            "Move to a service folder",
+            vec![
+                ("catalog-info.yaml".into(), None),
+                (
+                    "services/a/catalog-info.yaml".into(),
+                    Some(component("glob-added")),
+                ),
+                (
+                    "services/a/README.md".into(),
+                    Some("not a catalog file".into()),
+                ),
+            ],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASS", "{report:#}");
+    let (status, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(status, 200, "{preview:#}");
+    assert_eq!(
+        refs(&preview["added"], "entityRef"),
+        ["component:default/glob-added"]
+    );
+    assert_eq!(preview["removed"], json!(["component:default/glob-root"]));
+    assert_eq!(
+        preview["files"],
+        json!(["catalog-info.yaml", "services/a/catalog-info.yaml"])
+    );
+    // Nothing applied.
+    let served = setup.app.entity_refs().await;
+    assert!(served.contains("component:default/glob-root"));
+    assert!(!served.contains("component:default/glob-added"));
+}
+
+#[tokio::test]
+async fn location_targets_are_read_at_the_pull_requests_commit() {
+    let setup = Setup::server("").await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    let event = setup
+        .sim
+        .push_file(&repo, "more.yaml", &component("target-before"))
+        .expect("push");
+    setup.deliver(&event).await;
+    setup
+        .pushed(
+            &repo,
+            &location("root", "./more.yaml"),
+            "component:default/target-before",
+        )
+        .await;
+    // Only the target changes.
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/target",
+            "Rename the target's component",
+            vec![("more.yaml".into(), Some(component("target-after")))],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASS", "{report:#}");
+    let (_, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(
+        refs(&preview["added"], "entityRef"),
+        ["component:default/target-after"],
+        "{preview:#}"
+    );
+    assert_eq!(
+        preview["removed"],
+        json!(["component:default/target-before"])
+    );
+    assert_eq!(preview["changed"], json!([]), "{preview:#}");
+}
+
+#[tokio::test]
+async fn a_fork_the_integration_can_read_is_read() {
+    let setup = Setup::server("").await;
+    let (repo, fork) = (setup.server_repo(0), setup.server_repo(1));
+    let (project, slug) = names(&repo);
+    let (fork_project, fork_slug) = names(&fork);
+    let (id, commit) = setup
+        .open_from_fork(
+            &repo,
+            json!({"server": {"project": fork_project, "slug": fork_slug}}),
+            json!({"catalog-info.yaml": component("from-the-fork")}),
+        )
+        .await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASS", "{report:#}");
+    let (_, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(
+        refs(&preview["added"], "entityRef"),
+        ["component:default/from-the-fork"],
+        "{preview:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_the_integration_cannot_read_fails_saying_so() {
+    let setup = Setup::server("").await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    let (id, commit) = setup
+        .open_from_fork(
+            &repo,
+            json!({"server": {"project": "~MALLORY", "slug": "hidden-fork"}}),
+            json!({"catalog-info.yaml": component("never-read")}),
+        )
+        .await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "FAIL", "not a false pass: {report:#}");
+    let details = report["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains("~MALLORY/hidden-fork") && details.contains("cannot read"),
+        "{details}"
+    );
+    let (_, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(preview["added"], json!([]), "{preview:#}");
+    assert_eq!(preview["removed"], json!([]), "{preview:#}");
+    assert_eq!(preview["problems"][0]["kind"], "read", "{preview:#}");
+}
+
+#[tokio::test]
+async fn a_report_replaced_on_the_same_commit_keeps_no_old_annotation() {
+    let setup = Setup::server("").await;
+    let (repo, other) = (setup.server_repo(0), setup.server_repo(1));
+    setup
+        .pushed(
+            &other,
+            &component("contested"),
+            "component:default/contested",
+        )
+        .await;
+    let (_, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/contest",
+            "Take a name",
+            vec![("catalog-info.yaml".into(), Some(component("contested")))],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    let annotations = setup.report_on(&commit, "annotations").await;
+    assert_eq!(annotations["annotations"][0]["path"], "catalog-info.yaml");
+    // The other repository lets the name go; the same commit is checked again.
+    setup
+        .pushed(&other, &component("let-go"), "component:default/let-go")
+        .await;
+    setup.deliver(&event).await;
+    // The PUT comes before the delete: wait for both.
+    setup
+        .until(
+            "the report replaced with a pass and no annotation left",
+            async |s| {
+                let posted = s.posted_on(&commit);
+                posted
+                    .iter()
+                    .any(|p| p.kind == "report" && p.body["result"] == "PASS")
+                    && !posted.iter().any(|p| p.kind == "annotations")
+            },
+        )
+        .await;
 }
