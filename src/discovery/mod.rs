@@ -21,8 +21,8 @@
 pub(crate) mod at_commit;
 pub(crate) mod cloud;
 mod codeowners;
-mod fan_out;
 pub(crate) mod commit_reads;
+mod fan_out;
 pub(crate) mod generated;
 mod glob;
 mod hooks;
