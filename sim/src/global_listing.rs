@@ -26,13 +26,13 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 /// Which repositories `archived` asks for.
 #[derive(Debug, Clone, Copy)]
-enum Archived {
+enum Shown {
     Active,
     Archived,
     All,
 }
 
-impl Archived {
+impl Shown {
     fn parse(value: Option<&str>) -> Result<Self, ApiError> {
         match value.map(str::trim) {
             None | Some("") => Ok(Self::Active),
@@ -69,7 +69,7 @@ async fn repos(
     }
     let params = Params::parse(query.as_deref());
     let (start, limit) = window(&state, &params)?;
-    let archived = Archived::parse(params.get("archived"))?;
+    let archived = Shown::parse(params.get("archived"))?;
     let project_name = params
         .get("projectname")
         .map(str::trim)
