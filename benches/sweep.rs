@@ -1,12 +1,14 @@
 //! Requests per day at steady state with webhooks on (issue 26):
-//! `cargo bench --profile dev --bench sweep [-- --repos N]` (default
-//! 10,000 repositories: 200 projects × 50, 60 % with a catalog file, no
-//! rate limit).
+//! `cargo bench --profile dev --bench sweep [-- --repos N] [-- --per-project]`
+//! (default 10,000 repositories: 200 projects × 50, 60 % with a catalog
+//! file, no rate limit; `--per-project`: the simulator refuses Data
+//! Center's global listing, so sweeps list project by project, as before
+//! issue 26's global listing).
 //!
 //! The daemon runs `serve` in a child process (SQLite store) with a daily
 //! full run and a listing sweep every 2 s. After its start-up run the
 //! bench measures, on the simulator's counters, one steady full run
-//! (`POST …/refresh`, nothing changed) and the sweeps of 20 s (nothing
+//! (`POST …/refresh`, nothing changed) and the sweeps of 60 s (nothing
 //! changed), and prints what a day costs with full runs every 6 h or
 //! 24 h plus a sweep every 5 min.
 
@@ -14,17 +16,22 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bitbucket_sim::{DatasetConfig, EndpointKind, FileMix, SimConfig, Simulator, Stats};
+use bitbucket_sim::{
+    DatasetConfig, EndpointKind, FileMix, ServerOptions, SimConfig, Simulator, Stats,
+};
 use serde_json::Value;
 use support::Daemon;
 
 const PROVIDER: &str = "sim";
-const SWEEP_WINDOW: Duration = Duration::from_secs(20);
+/// Long enough for a few sweeps of 10,000 repositories in a debug build
+/// on a loaded machine (one takes up to ~20 s there).
+const SWEEP_WINDOW: Duration = Duration::from_secs(60);
 
 fn by_kind(stats: &Stats) -> String {
     [
         (EndpointKind::ServerProjects, "projects"),
         (EndpointKind::ServerRepos, "repos"),
+        (EndpointKind::ServerGlobalRepos, "global repos"),
         (EndpointKind::ServerRaw, "raw"),
         (EndpointKind::Other, "other"),
     ]
@@ -69,6 +76,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let projects = repos.div_ceil(50).max(1);
+    let per_project = args.iter().any(|a| a == "--per-project");
     let sim = Simulator::start(SimConfig {
         seed: 26,
         dataset: DatasetConfig {
@@ -78,6 +86,10 @@ async fn main() {
             archived_ratio: 0.0,
             mix: FileMix::components_only(),
             ..Default::default()
+        },
+        server: ServerOptions {
+            global_listing: !per_project,
+            ..ServerOptions::default()
         },
         ..Default::default()
     })
@@ -99,6 +111,13 @@ async fn main() {
                 "APP_CONFIG_backend_auth_dangerouslyDisableDefaultAuthPolicy",
                 "true",
             );
+            // `SWEEP_BENCH_LOG=1`: the daemon's info log (each sweep's
+            // requests and duration) on stderr.
+            if std::env::var_os("SWEEP_BENCH_LOG").is_some() {
+                command
+                    .env("RUST_LOG", "info")
+                    .stderr(std::process::Stdio::inherit());
+            }
         },
     );
     let http = reqwest::Client::new();
@@ -129,11 +148,25 @@ async fn main() {
     sim.reset_stats();
     tokio::time::sleep(SWEEP_WINDOW).await;
     let swept = sim.stats();
-    // A listing asks for every project's repositories once: the window's
-    // repository pages over one listing's give the sweeps it holds (the
-    // first and last may be partly in it).
-    let sweeps = swept.kind_requests(EndpointKind::ServerRepos) as f64 / projects as f64;
+    // A sweep's listing asks for every project's repositories once, or
+    // for every page of the global listing once: the window's pages over
+    // one listing's give the sweeps it holds (the first and last may be
+    // partly in it).
+    let global_pages = total.div_ceil(1000).max(1);
+    let sweeps = if per_project {
+        swept.kind_requests(EndpointKind::ServerRepos) as f64 / projects as f64
+    } else {
+        swept.kind_requests(EndpointKind::ServerGlobalRepos) as f64 / global_pages as f64
+    };
     let per_sweep = swept.requests as f64 / sweeps.max(f64::MIN_POSITIVE);
+    println!(
+        "sweeps list {}",
+        if per_project {
+            "project by project (the simulator refuses the global listing)"
+        } else {
+            "with the global listing"
+        }
+    );
     println!(
         "{sweeps:.2} listing sweeps in {} s, nothing changed: {} requests ({}), {per_sweep:.1} per sweep",
         SWEEP_WINDOW.as_secs(),
@@ -141,20 +174,28 @@ async fn main() {
         by_kind(&swept)
     );
     println!(
-        "one listing: {listing} pages ({projects_pages} of projects, {projects} of repositories); a sweep reads no file: {} raw requests",
+        "one per-project listing: {listing} pages ({projects_pages} of projects, {projects} of repositories); one global listing: {global_pages} pages; a sweep reads no file: {} raw requests",
         swept.kind_requests(EndpointKind::ServerRaw)
     );
     // A full run: its reads plus one listing (a sweep under way when the
     // run was asked for may have listed too: not the run's).
     let per_run = (full.kind_requests(EndpointKind::ServerRaw) + listing as u64) as f64;
     let sweeps_per_day = 24.0 * 60.0 / 5.0;
+    // The global listing's sweeps list projects again once an hour (the
+    // window is too short to hold one).
+    let scope_refresh = if per_project {
+        0.0
+    } else {
+        24.0 * projects_pages as f64
+    };
     for hours in [6.0, 24.0] {
         let runs = 24.0 / hours;
+        let sweeping = sweeps_per_day * per_sweep + scope_refresh;
         println!(
-            "per day with a full run every {hours} h ({per_run:.0} requests each) and a sweep every 5 min ({per_sweep:.0} each): {:.0} + {:.0} = {:.0} requests",
+            "per day with a full run every {hours} h ({per_run:.0} requests each) and a sweep every 5 min ({per_sweep:.1} each, {scope_refresh:.0} hourly projects pages): {:.0} + {:.0} = {:.0} requests",
             runs * per_run,
-            sweeps_per_day * per_sweep,
-            runs * per_run + sweeps_per_day * per_sweep
+            sweeping,
+            runs * per_run + sweeping
         );
     }
     // What the same freshness by full runs alone would cost.

@@ -171,6 +171,9 @@ pub struct ServerOptions {
     /// Whether repository listings carry `defaultBranch` (older Data
     /// Center versions leave it out).
     pub listing_default_branch: bool,
+    /// Whether the global listing `GET /repos` is served (off: 404, as an
+    /// older server or a proxy that blocks it answers).
+    pub global_listing: bool,
 }
 
 impl Default for ServerOptions {
@@ -181,6 +184,7 @@ impl Default for ServerOptions {
             list_personal_projects: true,
             version: "8.19.0".into(),
             listing_default_branch: true,
+            global_listing: true,
         }
     }
 }

@@ -397,6 +397,26 @@ impl Dataset {
         true
     }
 
+    /// Deletes a Server repository; `false` when it does not exist.
+    pub(crate) fn delete_server_repo(&mut self, key: &str, slug: &str) -> bool {
+        let Some(&pi) = self.server_index.get(&key.to_uppercase()) else {
+            return false;
+        };
+        let Some(ri) = self.repo_index.remove(&(pi, slug.to_lowercase())) else {
+            return false;
+        };
+        let Some(project) = self.server_projects.get_mut(pi) else {
+            return false;
+        };
+        project.repos.remove(ri);
+        // The repositories after it moved up one place.
+        for (index, repo) in project.repos.iter().enumerate().skip(ri) {
+            self.repo_index
+                .insert((pi, repo.slug.to_lowercase()), index);
+        }
+        true
+    }
+
     /// Renames a Cloud repository (its UUID stays), as [`Self::rename_server_repo`].
     pub(crate) fn rename_cloud_repo(&mut self, slug: &str, new_slug: &str) -> bool {
         if self.cloud_index.contains_key(&new_slug.to_lowercase()) {

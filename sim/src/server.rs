@@ -26,8 +26,8 @@ use crate::push::WebhookEvent;
 use crate::state::{AppState, RegisteredHook};
 use crate::stats::Stats;
 use crate::{
-    SimError, admin, cloud_api, cloud_content, hooks, insights, pr_admin, respond, server_api,
-    server_content,
+    SimError, admin, cloud_api, cloud_content, global_listing, hooks, insights, pr_admin, respond,
+    server_api, server_content,
 };
 
 /// How long shutdown waits for in-flight requests before dropping them.
@@ -190,6 +190,16 @@ impl Simulator {
         self.state.rename(repo, new_slug)
     }
 
+    /// Deletes a Data Center repository (no event: Data Center sends none).
+    pub fn delete_repo(&self, repo: &RepoRef) -> Result<(), SimError> {
+        self.state.delete_repo(repo)
+    }
+
+    /// Archives or unarchives a Data Center repository (no event).
+    pub fn set_archived(&self, repo: &RepoRef, archived: bool) -> Result<(), SimError> {
+        self.state.set_archived(repo, archived)
+    }
+
     /// Opens a pull request from `source_branch` into `repo`'s default
     /// branch changing `files`; returns its id and its event.
     pub fn open_pull_request(
@@ -269,6 +279,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .nest(
             "/rest/api/1.0",
             server_api::routes()
+                .merge(global_listing::routes())
                 .merge(server_content::routes())
                 .merge(hooks::server_routes())
                 .merge(insights::server_routes()),
@@ -276,6 +287,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .nest(
             "/rest/api/latest",
             server_api::routes()
+                .merge(global_listing::routes())
                 .merge(server_content::routes())
                 .merge(hooks::server_routes()),
         )

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum EndpointKind {
     ServerProjects,
     ServerRepos,
+    /// The global listing `GET /repos`.
+    ServerGlobalRepos,
     ServerRaw,
     /// `default-branch` and `branches/default`.
     ServerDefaultBranch,
@@ -44,6 +46,7 @@ pub(crate) fn classify(path: &str) -> Option<EndpointKind> {
     let kind = match segments.as_slice() {
         ["rest", "api", "1.0" | "latest", "projects"] => EndpointKind::ServerProjects,
         ["rest", "api", "1.0" | "latest", "projects", _, "repos"] => EndpointKind::ServerRepos,
+        ["rest", "api", "1.0" | "latest", "repos"] => EndpointKind::ServerGlobalRepos,
         [
             "rest",
             "api",

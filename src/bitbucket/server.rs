@@ -116,6 +116,20 @@ struct Page<T> {
     next_page_start: Option<u64>,
 }
 
+/// Whether `err` says the global listing is not served at all (an older
+/// server, or a proxy that only lets per-project listings through), as
+/// opposed to failing this time.
+pub(crate) fn global_listing_missing(err: &BitbucketError) -> bool {
+    matches!(
+        err.status(),
+        Some(
+            reqwest::StatusCode::NOT_FOUND
+                | reqwest::StatusCode::METHOD_NOT_ALLOWED
+                | reqwest::StatusCode::NOT_IMPLEMENTED
+        )
+    )
+}
+
 /// A REST 1.0 client bound to one integration.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerClient {
@@ -147,6 +161,21 @@ impl ServerClient {
     ) -> Result<Vec<Repository>, BitbucketError> {
         self.paged("repos", self.url(&["projects", project_key, "repos"]))
             .await
+    }
+
+    /// Data Center's global listing (`GET /repos`): every repository the
+    /// credential can read, personal ones included, `limit` 1000 a page.
+    /// `with_archived` asks for archived ones too (`archived=ALL`, 8.0+;
+    /// older servers have no archiving and ignore it). A 404 means the
+    /// server or a proxy does not serve it: see [`global_listing_missing`].
+    pub(crate) async fn all_repositories(
+        &self,
+        with_archived: bool,
+    ) -> Result<Vec<Repository>, BitbucketError> {
+        let mut url = self.url(&["repos"]);
+        url.query_pairs_mut()
+            .append_pair("archived", if with_archived { "ALL" } else { "ACTIVE" });
+        self.paged("repos_global", url).await
     }
 
     /// The repository's default branch; `None` when it has none (empty).

@@ -5,14 +5,20 @@
 //! Bitbucket id, another place) and new. Data Center sends no webhook for
 //! a deletion or a new repository (backstage#34407), so this runs often
 //! between full runs. Cloud sends `repo:deleted`/`repo:updated`, and its
-//! listing counts against an hourly limit, so it has no sweep.
+//! listing counts against an hourly limit, so it has no sweep. [`global`]
+//! chooses between the global listing and the provider's own.
+
+mod global;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use self::global::GlobalError;
+pub(crate) use self::global::ListingRoute;
 use super::provider::{Flavour, ListingError, Provider};
+use super::server::ServerFlavour;
 use super::{RepositoryRecord, Source, generated, plan::Listed};
-use crate::bitbucket::RequestStats;
+use crate::bitbucket::{BitbucketError, RequestStats};
 use crate::config::ListingSchedule;
 
 /// The provider's listing sweep schedule, if it has one (Data Center only).
@@ -23,6 +29,15 @@ pub(crate) fn schedule(source: &Source) -> Option<&ListingSchedule> {
     }
 }
 
+/// Why a sweep has no complete listing (then nothing may be removed).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SweepError {
+    #[error(transparent)]
+    Listing(#[from] ListingError),
+    #[error("the global repository listing (GET /repos) failed: {0}")]
+    Global(#[source] BitbucketError),
+}
+
 /// A complete listing: the repositories the filters let in, and every
 /// unit they account for (their catalog file's, and their generated one's).
 #[derive(Debug)]
@@ -31,28 +46,58 @@ pub(crate) struct Swept {
     pub units: HashSet<String>,
 }
 
-/// Lists `source` with requests counted in `stats`; `None` when it has no
-/// listing sweep. An `Err` is an incomplete listing: nothing may be removed.
+/// Lists `source` with requests counted in `stats`, by the listing `route`
+/// chooses; `None` when it has no listing sweep. An `Err` is an incomplete
+/// listing: nothing may be removed.
 pub(crate) async fn list(
     source: &Source,
     stats: &Arc<RequestStats>,
-) -> Option<Result<Swept, ListingError>> {
+    route: &ListingRoute,
+) -> Option<Result<Swept, SweepError>> {
     match source {
-        Source::Server(p) => Some(list_provider(p, stats).await),
+        Source::Server(p) => Some(list_server(p, stats, route).await),
         Source::Cloud(_) | Source::Location(_) => None,
     }
 }
 
-async fn list_provider<F: Flavour>(
-    provider: &Provider<F>,
+async fn list_server(
+    provider: &Provider<ServerFlavour>,
     stats: &Arc<RequestStats>,
-) -> Result<Swept, ListingError> {
+    route: &ListingRoute,
+) -> Result<Swept, SweepError> {
     let client = provider.flavour.client(stats);
-    let listed = provider
-        .flavour
-        .list(&client, &provider.fingerprint)
-        .await
-        .repositories?;
+    let listed = if route.global() {
+        match global::list(provider, &client, stats, route).await {
+            Ok(listed) => Some(listed),
+            Err(GlobalError::Failed(err)) => return Err(err),
+            Err(GlobalError::Missing(err)) => {
+                tracing::warn!(
+                    provider = provider.flavour.id(),
+                    error = %err,
+                    "listing sweep: Bitbucket does not serve the global repository listing (GET /rest/api/1.0/repos; an old server, or a proxy that blocks it); sweeps list project by project from now on, one request per project (allow the route and restart to save them)"
+                );
+                route.per_project();
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let listed = match listed {
+        Some(listed) => listed,
+        None => {
+            provider
+                .flavour
+                .list(&client, &provider.fingerprint)
+                .await
+                .repositories?
+        }
+    };
+    Ok(swept(provider, listed))
+}
+
+/// `listed` with every unit it accounts for.
+fn swept<F: Flavour>(provider: &Provider<F>, listed: Vec<Listed>) -> Swept {
     let generate = provider.flavour.shared().generate.is_some();
     let units = listed
         .iter()
@@ -62,7 +107,7 @@ async fn list_provider<F: Flavour>(
             std::iter::once(unit).chain(generated)
         })
         .collect();
-    Ok(Swept { listed, units })
+    Swept { listed, units }
 }
 
 /// What a listing shows against the records and the served units.

@@ -52,6 +52,8 @@ pub(crate) struct SourceRunner {
     events: Option<Arc<EventReads>>,
     /// A listing sweep holds `running` (see `sweep.rs`): a run waits for it.
     pub(super) sweeping: AtomicBool,
+    /// Which listing the sweep makes (kept between sweeps).
+    pub(super) listing_route: crate::discovery::listing_sweep::ListingRoute,
 }
 
 /// What a refresh request did.
@@ -105,6 +107,7 @@ impl SourceRunner {
             fresh,
             events,
             sweeping: AtomicBool::new(false),
+            listing_route: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ mod code_search;
 mod dataset;
 mod estate;
 mod faults;
+mod global_listing;
 mod history_api;
 mod rate_limit;
 mod server_api;
