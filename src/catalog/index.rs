@@ -23,17 +23,48 @@ pub(crate) struct RelationIndex {
     refs: HashSet<Arc<str>>,
 }
 
+/// 24 bytes: the type as its place in [`TYPES`], not a 16-byte `&str`.
 #[derive(Debug)]
 struct Counted {
-    type_: &'static str,
     target: Arc<str>,
     emitters: u32,
+    type_: u8,
 }
 
 impl Counted {
     fn key(&self) -> (&'static str, &str) {
-        (self.type_, &self.target)
+        (type_name(self.type_), &self.target)
     }
+}
+
+/// Every relation type [`super::relations`] emits (a test keeps them in
+/// step); the index stores a type as its position here.
+const TYPES: &[&str] = &[
+    "apiConsumedBy",
+    "apiProvidedBy",
+    "childOf",
+    "consumesApi",
+    "dependencyOf",
+    "dependsOn",
+    "hasMember",
+    "hasPart",
+    "memberOf",
+    "ownedBy",
+    "ownerOf",
+    "parentOf",
+    "partOf",
+    "providesApi",
+];
+
+fn type_code(type_: &str) -> Option<u8> {
+    TYPES
+        .iter()
+        .position(|t| *t == type_)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+fn type_name(code: u8) -> &'static str {
+    TYPES.get(usize::from(code)).copied().unwrap_or_default()
 }
 
 impl RelationIndex {
@@ -83,6 +114,13 @@ impl RelationIndex {
                 }
                 continue;
             }
+            let Some(type_) = type_code(relation.type_) else {
+                tracing::error!(
+                    relation = relation.type_,
+                    "a relation of a type the index does not know is not served"
+                );
+                continue;
+            };
             let target = self.intern(&relation.target);
             let source = self.intern(&relation.source);
             let relations = self.by_source.entry(source).or_default();
@@ -90,9 +128,9 @@ impl RelationIndex {
             relations.insert(
                 at,
                 Counted {
-                    type_: relation.type_,
                     target,
                     emitters: 1,
+                    type_,
                 },
             );
         }
@@ -131,7 +169,7 @@ impl RelationIndex {
                 relations
                     .iter()
                     .map(|c| Relation {
-                        type_: c.type_.to_owned(),
+                        type_: type_name(c.type_).to_owned(),
                         target_ref: c.target.to_string(),
                     })
                     .collect()
@@ -165,6 +203,38 @@ mod tests {
         assert!(index.relations_of("group:default/p").is_empty());
         assert!(index.by_source.is_empty(), "empty entries are dropped");
         assert!(index.refs.is_empty(), "and the refs no relation names");
+    }
+
+    /// Every type a built-in kind emits has a code, so none is dropped.
+    #[test]
+    fn every_emitted_relation_type_has_a_code() {
+        use crate::catalog::relations::{expand, references};
+        for kind in [
+            "Component",
+            "API",
+            "Resource",
+            "User",
+            "Group",
+            "System",
+            "Domain",
+        ] {
+            let entity: crate::catalog::Entity = serde_json::from_value(serde_json::json!({
+                "apiVersion": "backstage.io/v1alpha1", "kind": kind, "metadata": {"name": "x"},
+                "spec": {"owner": "o", "subcomponentOf": "component:p", "providesApis": ["a"],
+                         "consumesApis": ["b"], "dependsOn": ["component:d"], "dependencyOf": ["component:e"],
+                         "system": "s", "domain": "d", "memberOf": ["g"], "parent": "p",
+                         "children": ["c"], "members": ["u"]}
+            }))
+            .unwrap();
+            for emitted in expand("k:default/x", &references(&entity).unwrap()) {
+                assert_eq!(
+                    type_code(emitted.type_).map(type_name),
+                    Some(emitted.type_),
+                    "{kind}"
+                );
+            }
+        }
+        assert!(TYPES.is_sorted(), "codes keep the order of the names");
     }
 
     #[test]

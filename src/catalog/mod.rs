@@ -214,7 +214,7 @@ impl State {
                 }
                 (None, None) => continue,
             };
-            let Some(rendered) = rendered(typed, relations) else {
+            let Some(mut rendered) = rendered(typed, relations) else {
                 continue;
             };
             if current.is_some_and(|c| c.json == rendered.json) && !moved.contains(&key) {
@@ -223,6 +223,7 @@ impl State {
             let Some(owner) = self.owners.get(&key).cloned() else {
                 continue;
             };
+            rendered.share_location(&owner.unit);
             let seq = self.next_seq();
             let entity = Arc::new(rendered);
             self.working.insert(Arc::clone(&entity), &owner.source, seq);
@@ -536,7 +537,7 @@ impl Catalog {
             state.working.changes.removed(&key, seq, retained);
         }
         state.working.changes.forgotten_through(horizon);
-        for (owner, entity, seq) in entities {
+        for (owner, mut entity, seq) in entities {
             if state.owners.contains_key(&entity.key) {
                 continue;
             }
@@ -554,6 +555,7 @@ impl Catalog {
                 .entry(Arc::clone(&unit))
                 .or_default()
                 .push(entity.key.clone());
+            entity.share_location(&unit);
             let key = entity.key.clone();
             state.working.insert(Arc::new(entity), &source, seq);
             state.owners.insert(key, Owner { source, unit });
@@ -617,10 +619,11 @@ impl Catalog {
         state.index = index;
         state.emits = emits;
         let mut applied = Applied::default();
-        for rendered in renders {
+        for mut rendered in renders {
             let Some(owner) = state.owners.get(&rendered.key).cloned() else {
                 continue;
             };
+            rendered.share_location(&owner.unit);
             let seq = state.next_seq();
             let entity = Arc::new(rendered);
             state

@@ -324,7 +324,7 @@ impl ListQuery {
             // Values from the greatest down, each value's keys upwards.
             Direction::Desc => {
                 let lowest = EntityKey::from_stored("");
-                let mut below: Option<Arc<str>> = None;
+                let mut below: Option<SortEntry> = None;
                 let mut run: Box<dyn Iterator<Item = &'a SortEntry> + 'a> =
                     Box::new(std::iter::empty());
                 Box::new(std::iter::from_fn(move || {
@@ -334,17 +334,17 @@ impl ListQuery {
                         }
                         let last = match &below {
                             None => set.iter().next_back(),
-                            Some(v) => set
-                                .range((Unbounded, Excluded((Arc::clone(v), lowest.clone()))))
+                            Some(first) => set
+                                .range::<_, SortEntry>((Unbounded, Excluded(first)))
                                 .next_back(),
                         }?;
-                        let value = Arc::clone(&last.0);
-                        let same = Arc::clone(&value);
+                        let first = SortEntry::at(last.value(), lowest.clone());
+                        let same = last.clone();
                         run = Box::new(
-                            set.range((Included((Arc::clone(&value), lowest.clone())), Unbounded))
-                                .take_while(move |(v, _)| *v == same),
+                            set.range::<_, SortEntry>((Included(&first), Unbounded))
+                                .take_while(move |e| e.same_value(&same)),
                         );
-                        below = Some(value);
+                        below = Some(first);
                     }
                 }))
             }
@@ -359,7 +359,7 @@ impl ListQuery {
             left -= usize::from(none);
             Some(none.then_some(e))
         });
-        let steps = valued.map(|(_, k)| entities.get(k)).chain(missing);
+        let steps = valued.map(|e| entities.get(e.key())).chain(missing);
         let (offset, limit) = (self.offset.unwrap_or(0), self.limit);
         let mut items = Vec::new();
         let mut seen = 0usize;
@@ -766,7 +766,7 @@ fn walk<'a>(
     let set = snapshot.indexes().sorted(&field)?;
     let without = snapshot.len().saturating_sub(set.len());
     let valued = move |entries: Box<dyn Iterator<Item = &'a SortEntry> + 'a>| -> Walk<'a> {
-        Box::new(entries.map(move |(_, k)| entities.get(k)))
+        Box::new(entries.map(move |e| entities.get(e.key())))
     };
     // Those without a value, from `range`; at most `without` of them.
     let missing = move |range: (Bound<EntityKey>, Bound<EntityKey>), rev: bool| -> Walk<'a> {
@@ -798,7 +798,7 @@ fn walk<'a>(
             }
         }
         Some([Some(v), Some(r)]) => {
-            let at: SortEntry = (Arc::from(v.as_str()), EntityKey::from_stored(r));
+            let at = SortEntry::at(v, EntityKey::from_stored(r));
             let after = (Excluded(at.clone()), Unbounded);
             let before = (Unbounded, Excluded(at));
             match (asc, backward) {

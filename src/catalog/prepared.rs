@@ -122,6 +122,21 @@ impl PreparedEntity {
     }
 }
 
+impl PreparedEntity {
+    /// Points `location` (and `origin` when it is the same) at `unit`'s
+    /// string when they are equal: a discovered entity's location is its
+    /// unit's catalog file, one string for both, not two.
+    pub(super) fn share_location(&mut self, unit: &Arc<str>) {
+        if self.location.as_deref() != Some(&**unit) {
+            return;
+        }
+        if self.origin.as_deref() == Some(&**unit) {
+            self.origin = Some(Arc::clone(unit));
+        }
+        self.location = Some(Arc::clone(unit));
+    }
+}
+
 fn annotation_url(entity: &Entity, name: &str) -> Option<Arc<str>> {
     entity
         .metadata

@@ -35,8 +35,69 @@ pub(crate) const FACETED: &[&str] = &[
     "relations.ownedby",
 ];
 
-/// An entity's place in a sorted index.
-pub(crate) type SortEntry = (Arc<str>, EntityKey);
+/// An entity's place in a sorted index: its lowercased value, then its
+/// key. A value is held once per index (entities with the same value share
+/// it), and a name equal to the key's own is not held at all.
+#[derive(Debug, Clone)]
+pub(crate) struct SortEntry {
+    /// `None`: the name part of `key` (a `metadata.name` as the key spells it).
+    value: Option<Arc<str>>,
+    key: EntityKey,
+}
+
+impl SortEntry {
+    /// A position to look up or start a walk from.
+    pub(crate) fn at(value: &str, key: EntityKey) -> Self {
+        Self {
+            value: Some(Arc::from(value)),
+            key,
+        }
+    }
+
+    pub(crate) fn value(&self) -> &str {
+        match &self.value {
+            Some(value) => value,
+            None => key_name(&self.key),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &EntityKey {
+        &self.key
+    }
+
+    /// Whether both hold the same value (cheaply when it is shared).
+    pub(crate) fn same_value(&self, other: &Self) -> bool {
+        match (&self.value, &other.value) {
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.value() == other.value(),
+        }
+    }
+}
+
+/// The name part of a key, `kind:namespace/name`.
+fn key_name(key: &EntityKey) -> &str {
+    key.as_str().split_once('/').map_or("", |(_, name)| name)
+}
+
+impl PartialEq for SortEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for SortEntry {}
+
+impl PartialOrd for SortEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SortEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.value(), &self.key).cmp(&(other.value(), &other.key))
+    }
+}
 
 /// The value counts of one field.
 #[derive(Debug, Clone, Default)]
@@ -173,25 +234,36 @@ impl Indexes {
             if was == is {
                 continue;
             }
-            let interned = is.map(|value| self.intern(field, value));
             let Some(set) = self.sorted.get_mut(i) else {
                 continue;
             };
             if let Some(value) = was {
-                set.remove(&(Arc::from(value.as_str()), key.clone()));
+                set.remove(&SortEntry::at(&value, key.clone()));
             }
-            if let Some(value) = interned {
-                set.insert((value, key.clone()));
+            if let Some(value) = is {
+                let entry = entry(set, field, value, key);
+                set.insert(entry);
             }
         }
     }
+}
 
-    /// The shared text of a sorted value: a facet's when the field has one
-    /// and the value is written in lowercase (most kinds, types, owners).
-    fn intern(&self, field: &str, value: String) -> Arc<str> {
-        self.facet(field)
-            .and_then(|facet| facet.counts.get_key_value(value.as_str()))
-            .map_or_else(|| Arc::from(value), |(shared, _)| Arc::clone(shared))
+/// `key`'s entry in `set` for `value`: the key's own name, or the text
+/// another entry with this value already holds, else a new one.
+fn entry(set: &imbl::OrdSet<SortEntry>, field: &str, value: String, key: &EntityKey) -> SortEntry {
+    let key = key.clone();
+    if field == "metadata.name" && key_name(&key) == value {
+        return SortEntry { value: None, key };
+    }
+    let probe = SortEntry::at(&value, EntityKey::from_stored(""));
+    let shared = set
+        .range(probe.clone()..)
+        .next()
+        .filter(|found| found.value() == value)
+        .and_then(|found| found.value.clone());
+    SortEntry {
+        value: shared.or(probe.value),
+        key,
     }
 }
 
@@ -213,7 +285,7 @@ mod tests {
             .sorted(field)
             .unwrap()
             .iter()
-            .map(|(v, k)| (v.to_string(), k.as_str().to_owned()))
+            .map(|e| (e.value().to_owned(), e.key().as_str().to_owned()))
             .collect()
     }
 
