@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/postgres/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "entity references",
+        include_str!("migrations/postgres/0007_entity_references.sql"),
+    ),
 ];
 
 /// What the driver needs to connect, from the parsed config. The password

@@ -41,6 +41,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/sqlite/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "entity references",
+        include_str!("migrations/sqlite/0007_entity_references.sql"),
+    ),
 ];
 
 /// The store in one SQLite file.
