@@ -3,7 +3,8 @@
 //! runs on PostgreSQL (127.0.0.1:5432, user `postgres`, trust; a database
 //! of its own, dropped at the end) with a leader and a follower instead of
 //! one daemon on SQLite. `QUERIES_BENCH_SQLITE=FILE` keeps the SQLite store
-//! in FILE: seeded when it does not exist, reused as it is when it does.
+//! in FILE: seeded when it does not exist, reused as it is when it does;
+//! `QUERIES_BENCH_IN_PROCESS=1` runs only the in-process part.
 //!
 //! Seeds ENTITIES entities (components and APIs with tags, owners and
 //! systems, one repository each) across four providers of two integrations,
@@ -496,6 +497,36 @@ async fn started(dir: &Path, db: &Db, label: &str) -> (Child, String) {
     (child, address)
 }
 
+/// The start-up this branch replaces, for comparison: every row fetched
+/// into one `Vec` first, then restored; settling parses every entity's JSON
+/// for its references (what it did before they were stored).
+async fn materialised_restore(store: &dyn CatalogStore) {
+    let loading = Instant::now();
+    let stored = store.load(usize::MAX).await.expect("load");
+    let fetched = loading.elapsed();
+    let catalog = Catalog::new();
+    let entities = stored.entities.len();
+    // `restore` hands over no stored references: settling derives them all.
+    catalog.restore(
+        stored
+            .entities
+            .into_iter()
+            .map(|s| (s.owner, s.entity, s.seq)),
+        stored.removals,
+        stored.last_seq,
+        stored.horizon,
+    );
+    let loaded = loading.elapsed();
+    let settling = Instant::now();
+    catalog.settle();
+    println!(
+        "in process, before (for comparison): fetch_all of {entities} rows {:.0} ms, restored {:.0} ms; settling parsing every body {:.0} ms",
+        ms(fetched),
+        ms(loaded),
+        ms(settling.elapsed())
+    );
+}
+
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -507,6 +538,9 @@ fn stop(mut child: Child) {
 /// does, settles, and times one-repository changes (served and stored).
 async fn one_repository_changes(db: &Db, count: usize) {
     let store = db.open().await;
+    if count <= 200_000 {
+        materialised_restore(&*store).await;
+    }
     let catalog = Arc::new(Catalog::new());
     let loading = Instant::now();
     let restored = store.restore(usize::MAX, &catalog).await.expect("restore");
@@ -592,6 +626,12 @@ async fn main() {
         seeding.elapsed().as_secs_f64()
     );
 
+    // `QUERIES_BENCH_IN_PROCESS=1`: only the in-process part (no daemon).
+    if std::env::var("QUERIES_BENCH_IN_PROCESS").as_deref() == Ok("1") {
+        one_repository_changes(&db, count).await;
+        db.drop().await;
+        return;
+    }
     let http = reqwest::Client::new();
     let (child, address) = started(dir.path(), &db, "first start").await;
     let pid = child.id();

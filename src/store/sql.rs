@@ -33,6 +33,10 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
     const REPOSITORY_BY_ID: &'static str;
     /// Drops the change token from the record of source `$1`'s unit `$2`.
     const FORGET_CHANGE_TOKEN: &'static str;
+    /// The entities stored after sequence number `$1`, with `body_valid`:
+    /// 1 or 0 where the database checks the body is JSON as it reads it
+    /// (on its own thread), NULL where the daemon must.
+    const ENTITIES_AFTER: &'static str;
 
     fn search(packed: &str) -> Self::Search<'_>;
 
@@ -292,12 +296,9 @@ where
         mut each: impl FnMut(StoredEntity),
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut skipped: Vec<(String, String)> = Vec::new();
-        let mut rows = sqlx::query(
-            "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin, refs
-             FROM catalog_entities WHERE seq > $1",
-        )
-        .bind(to_param(seq))
-        .fetch(executor);
+        let mut rows = sqlx::query(D::ENTITIES_AFTER)
+            .bind(to_param(seq))
+            .fetch(executor);
         while let Some(row) = rows.try_next().await? {
             match self.entity_of(&row)? {
                 Some(stored) => each(stored),
@@ -342,11 +343,13 @@ where
         let search: Vec<u8> = row.try_get("search")?;
         let entity_ref: &str = row.try_get("entity_ref")?;
         let search = String::from_utf8(search).ok();
+        let body_valid: Option<i64> = row.try_get("body_valid")?;
+        let body_valid = match body_valid {
+            Some(checked) => checked == 1,
+            None => serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(),
+        };
         // One broken row must not make every listing invalid JSON.
-        let (true, Some(search)) = (
-            serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(),
-            search,
-        ) else {
+        let (true, Some(search)) = (body_valid, search) else {
             tracing::error!(
                 database = self.database,
                 source,
