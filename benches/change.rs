@@ -149,9 +149,8 @@ async fn main() {
     );
 
     let store: Arc<dyn CatalogStore> = Arc::new(SqliteStore::open(&db).await.expect("store"));
-    let stored = store.load(usize::MAX).await.expect("load");
     let catalog = Arc::new(Catalog::new());
-    stored.restore_into(&catalog);
+    store.restore(usize::MAX, &catalog).await.expect("restore");
     let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
     let settling = Instant::now();
     applier.settle();

@@ -1,15 +1,24 @@
-//! Queries at scale: `cargo bench --bench queries [-- ENTITIES]` (default
-//! 100,000; issue 29 asks for 1,000,000).
+//! Start-up and queries at scale: `cargo bench --bench queries [-- ENTITIES]`
+//! (default 100,000; issue 29 asks for 1,000,000). `QUERIES_BENCH_DB=pg`
+//! runs on PostgreSQL (127.0.0.1:5432, user `postgres`, trust; a database
+//! of its own, dropped at the end) with a leader and a follower instead of
+//! one daemon on SQLite. `QUERIES_BENCH_SQLITE=FILE` keeps the SQLite store
+//! in FILE: seeded when it does not exist, reused as it is when it does;
+//! `QUERIES_BENCH_IN_PROCESS=1` runs only the in-process part.
 //!
-//! Seeds a SQLite store with ENTITIES entities (the catalog of `benches/api.rs`:
-//! components and APIs, tags, owners, systems) in batches, starts the real
-//! daemon (`serve`) on it as a child process, waits until it is idle (the
-//! start-up re-stitch done), then measures: a sorted by-query page of 100
-//! (filtered and not, first and next page), two facets, a full
-//! `GET /entities` (time, size, the daemon's peak RSS before and after),
-//! and by-name latency under load from a small load generator (4
-//! connections, 10 s; `wrk` is not needed). Times are the median and the
-//! best of N runs.
+//! Seeds ENTITIES entities (components and APIs with tags, owners and
+//! systems, one repository each) across four providers of two integrations,
+//! in batches, as provider runs leave them; starts the real daemon (`serve`)
+//! on the store as a child process and measures: process start to ready,
+//! how long the background settling takes, RSS; sorted by-query pages,
+//! facets, a full `GET /entities` (time, size, RSS and peak RSS before and
+//! after); by-name and by-query latency under load from a small load
+//! generator in this process (4 and 16 connections, 10 s; `wrk` is not
+//! needed). Then it restarts the daemon on the store it left (ready after
+//! restart, RSS) and, with the daemon stopped, restores the store in this
+//! process (streamed load, settling) and times one-repository changes
+//! through the applier (served and stored), p50/p95. Times are medians and
+//! bests of N runs.
 
 mod support;
 
@@ -19,20 +28,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::{
-    Batch, Catalog, CatalogStore, Entity, RunReport, SqliteStore, UnitEntities,
+    Applier, Batch, Catalog, CatalogStore, Entity, EntityKey, PostgresStore, RunReport,
+    SqliteStore, UnitEntities, UnitUpdate, postgres_connection,
 };
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+/// Providers, the first two on one integration, the others on another.
+const SOURCES: [&str; 4] = ["bench-a", "bench-b", "bench-c", "bench-d"];
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// The process's user + system CPU time, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -46,17 +48,17 @@ fn cpu_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn entity(i: usize) -> Entity {
+fn entity(i: usize, description: &str) -> Entity {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "backstage.io/v1alpha1",
         "kind": if i % 5 == 0 { "API" } else { "Component" },
         "metadata": {
             "name": format!("service-{i:07}"),
-            "description": "A service of the benchmark catalog, with a description of ordinary length.",
+            "description": description,
             "tags": ["java", if i % 2 == 0 { "web" } else { "batch" }],
             "annotations": {
-                "backstage.io/managed-by-location": format!("url:https://bitbucket.example.com/projects/P{}/repos/service-{i:07}/browse/catalog-info.yaml", i % 200),
-                "backstage.io/managed-by-origin-location": format!("url:https://bitbucket.example.com/projects/P{}/repos/service-{i:07}/browse/catalog-info.yaml", i % 200),
+                "backstage.io/managed-by-location": format!("url:{}", unit(i)),
+                "backstage.io/managed-by-origin-location": format!("url:{}", unit(i)),
             },
         },
         "spec": if i % 5 == 0 {
@@ -68,47 +70,122 @@ fn entity(i: usize) -> Entity {
     .expect("valid entity")
 }
 
+const DESCRIPTION: &str =
+    "A service of the benchmark catalog, with a description of ordinary length.";
+
+/// Entity `i`'s repository (its unit).
+fn unit(i: usize) -> String {
+    format!(
+        "https://bitbucket.example.com/projects/P{}/repos/service-{i:07}/browse/catalog-info.yaml",
+        i % 200
+    )
+}
+
+/// Entity `i`'s provider.
+fn source(i: usize) -> &'static str {
+    SOURCES[i % SOURCES.len()]
+}
+
+/// Where the catalog is stored.
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, name: String },
+}
+
+impl Db {
+    async fn open(&self) -> Arc<dyn CatalogStore> {
+        match self {
+            Db::Sqlite(path) => Arc::new(SqliteStore::open(path).await.expect("sqlite")),
+            Db::Postgres { url, .. } => {
+                let connection = postgres_connection(Some(&serde_json::Value::String(url.clone())))
+                    .expect("url");
+                Arc::new(PostgresStore::open(&connection).await.expect("postgres"))
+            }
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Db::Sqlite(path) => vec![(
+                "APP_CONFIG_backend_database_connection",
+                path.display().to_string(),
+            )],
+            Db::Postgres { url, .. } => vec![
+                ("APP_CONFIG_backend_database_client", "pg".into()),
+                ("APP_CONFIG_backend_database_connection", url.clone()),
+            ],
+        }
+    }
+
+    async fn drop(&self) {
+        use sqlx::Connection;
+        let Db::Postgres { name, .. } = self else {
+            return;
+        };
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
 /// Stores `count` entities as provider runs would, in batches so the
 /// seeding process never holds the whole catalog.
-async fn seed(db: &Path, count: usize) {
+async fn seed(store: &dyn CatalogStore, count: usize) {
     const BATCH: usize = 50_000;
-    let store = SqliteStore::open(db).await.expect("store");
     let mut seq = 0;
     for from in (0..count).step_by(BATCH) {
-        let units = (from..count.min(from + BATCH))
-            .map(|i| UnitEntities {
-                unit: format!("https://bitbucket.example.com/projects/P{}/repos/service-{i:07}/browse/catalog-info.yaml", i % 200),
-                entities: vec![entity(i).into()],
-            })
-            .collect();
         let catalog = Catalog::new();
         catalog.restore(std::iter::empty(), std::iter::empty(), seq, 0);
-        let applied = catalog.prepare("bench", units);
-        seq = applied.changes.iter().map(|c| c.seq()).max().unwrap_or(seq);
+        for source in SOURCES {
+            let units = (from..count.min(from + BATCH))
+                .filter(|i| self::source(*i) == source)
+                .map(|i| UnitEntities {
+                    unit: unit(i),
+                    entities: vec![entity(i, DESCRIPTION).into()],
+                })
+                .collect();
+            let applied = catalog.prepare(source, units);
+            seq = applied.changes.iter().map(|c| c.seq()).max().unwrap_or(seq);
+            store
+                .apply(Batch {
+                    source,
+                    changes: &applied.changes,
+                    repositories: &[],
+                    forgotten: &[],
+                    withheld: &[],
+                })
+                .await
+                .expect("seed");
+        }
+    }
+    for source in SOURCES {
         store
-            .apply(Batch {
-                source: "bench",
-                changes: &applied.changes,
-                repositories: &[],
-                forgotten: &[],
-                withheld: &[],
-            })
+            .save_run(source, &RunReport::new(source))
             .await
             .expect("seed");
     }
-    store
-        .save_run("bench", &RunReport::new("bench"))
-        .await
-        .expect("seed");
-    store.close().await;
 }
 
-fn start_daemon(dir: &Path, db: &Path) -> (Child, String, Duration) {
+fn start_daemon(dir: &Path, db: &[(&'static str, String)]) -> (Child, String, Duration) {
     let config = dir.join("app-config.yaml");
-    // A provider that never runs during the benchmark (manual, first run in an hour).
+    // Providers that never run during the benchmark (manual, first run in an hour).
+    let provider = |id: &str, host: &str| {
+        format!(
+            "      {id}:\n        host: {host}\n        schedule:\n          frequency: {{ trigger: manual }}\n          initialDelay: {{ hours: 1 }}\n"
+        )
+    };
+    let providers: String = SOURCES
+        .iter()
+        .enumerate()
+        .map(|(n, id)| provider(id, if n < 2 { "127.0.0.1:9" } else { "localhost:9" }))
+        .collect();
     std::fs::write(
         &config,
-        "integrations:\n  bitbucketServer:\n    - host: 127.0.0.1:9\n      apiBaseUrl: http://127.0.0.1:9/rest/api/1.0\ncatalog:\n  providers:\n    bitbucketServer:\n      bench:\n        host: 127.0.0.1:9\n        schedule:\n          frequency: { trigger: manual }\n          initialDelay: { hours: 1 }\n",
+        format!("integrations:\n  bitbucketServer:\n    - host: 127.0.0.1:9\n      apiBaseUrl: http://127.0.0.1:9/rest/api/1.0\n    - host: localhost:9\n      apiBaseUrl: http://localhost:9/rest/api/1.0\ncatalog:\n  providers:\n    bitbucketServer:\n{providers}"),
     )
     .expect("write config");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -121,7 +198,7 @@ fn start_daemon(dir: &Path, db: &Path) -> (Child, String, Duration) {
         .arg(&config)
         .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
         .env("APP_CONFIG_backend_listen_port", port.to_string())
-        .env("APP_CONFIG_backend_database_connection", db)
+        .envs(db.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -134,10 +211,10 @@ fn start_daemon(dir: &Path, db: &Path) -> (Child, String, Duration) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(300),
+            started.elapsed() < Duration::from_secs(600),
             "daemon never became ready"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     }
     (child, address, started.elapsed())
 }
@@ -161,17 +238,19 @@ fn ready(url: &str) -> bool {
     response.starts_with("HTTP/1.1 200")
 }
 
-/// Waits until the daemon used under 5 % of a core over 2 s (the start-up
-/// re-stitch is done), at most `limit`.
+/// Waits until the daemon used under 5 % of a core over 2 s (the
+/// background settling is done), at most `limit`; the time until the
+/// quiet 2 s began.
 fn wait_idle(pid: u32, limit: Duration) -> Duration {
     let started = Instant::now();
     let ticks_per_s = 100.0;
     loop {
+        let at = started.elapsed();
         let before = cpu_ticks(pid);
         std::thread::sleep(Duration::from_secs(2));
         let used = (cpu_ticks(pid) - before) as f64 / ticks_per_s;
         if used < 0.1 || started.elapsed() > limit {
-            return started.elapsed();
+            return at;
         }
     }
 }
@@ -200,14 +279,33 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// `connections` clients doing by-name lookups back to back for `length`;
-/// (requests per second, p50, p99, max).
-async fn by_name_load(
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// What a load run measured.
+struct Load {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    /// Answers that were not a success (e.g. 503 over the query budget).
+    failed: usize,
+}
+
+/// `connections` clients sending GETs of `path(i)` back to back for
+/// `length`, `i` rotating over the catalog.
+async fn load(
     address: &str,
     count: usize,
     connections: usize,
     length: Duration,
-) -> (f64, Duration, Duration, Duration) {
+    path: fn(usize) -> String,
+) -> Load {
     let address: Arc<str> = Arc::from(address);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -216,68 +314,83 @@ async fn by_name_load(
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut latencies = Vec::new();
+            let mut failed = 0;
             let mut i = c * 7919;
             while started.elapsed() < length {
                 i = (i + 7919) % count;
-                let name = if i % 5 == 0 { i + 1 } else { i }.min(count - 1);
-                let url = format!(
-                    "{address}/api/catalog/entities/by-name/component/default/service-{name:07}"
-                );
+                let url = format!("{address}{}", path(i));
                 let sent = Instant::now();
-                let response = http.get(&url).send().await.expect("by-name");
+                let response = http.get(&url).send().await.expect("get");
+                let success = response.status().is_success();
                 let _ = response.bytes().await.expect("body");
                 latencies.push(sent.elapsed());
+                failed += usize::from(!success);
             }
-            latencies
+            (latencies, failed)
         }));
     }
     let mut all = Vec::new();
+    let mut failed = 0;
     for task in tasks {
-        all.extend(task.await.expect("load task"));
+        let (latencies, failures) = task.await.expect("load task");
+        all.extend(latencies);
+        failed += failures;
     }
     let elapsed = started.elapsed();
     all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    (
-        all.len() as f64 / elapsed.as_secs_f64(),
-        at(0.5),
-        at(0.99),
-        all[all.len() - 1],
+    Load {
+        rate: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        max: all[all.len() - 1],
+        failed,
+    }
+}
+
+/// A component's by-name path (every fifth entity is an API).
+fn by_name(i: usize) -> String {
+    let i = if i % 5 == 0 { i + 1 } else { i };
+    format!("/api/catalog/entities/by-name/component/default/service-{i:07}")
+}
+
+/// One of the first ten sorted pages of 100 components (by offset).
+fn by_query(i: usize) -> String {
+    format!(
+        "/api/catalog/entities/by-query?limit=100&orderField=metadata.name,asc&filter=kind%3Dcomponent&offset={}",
+        (i % 10) * 100
     )
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let count: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("catalog.sqlite");
-    let seeding = Instant::now();
-    seed(&db, count).await;
-    println!(
-        "entities                          {count} (seeded in {:.1} s)",
-        seeding.elapsed().as_secs_f64()
-    );
+async fn report_load(address: &str, count: usize) {
+    for (what, connections, path) in [
+        ("by-name", 4, by_name as fn(usize) -> String),
+        ("by-name", 16, by_name),
+        ("by-query page (sorted, first 10 pages)", 4, by_query),
+    ] {
+        let Load {
+            rate,
+            p50,
+            p99,
+            max,
+            failed,
+        } = load(
+            address,
+            count.saturating_sub(1).max(1),
+            connections,
+            Duration::from_secs(10),
+            path,
+        )
+        .await;
+        println!(
+            "{what} under load, {connections:>2} connections, 10 s: {rate:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {failed} not 2xx",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        );
+    }
+}
 
-    let (dir_path, db_path) = (dir.path().to_owned(), db.clone());
-    let (mut child, address, ready) =
-        tokio::task::spawn_blocking(move || start_daemon(&dir_path, &db_path))
-            .await
-            .expect("start");
-    let pid = child.id();
-    println!("process start to ready            {:.0} ms", ms(ready));
-    let idle = tokio::task::spawn_blocking(move || wait_idle(pid, Duration::from_secs(300)))
-        .await
-        .expect("idle");
-    println!(
-        "idle after                        {:.1} s more; RSS {:.1} MiB",
-        idle.as_secs_f64(),
-        status_kib(pid, "VmRSS:") as f64 / 1024.0
-    );
-
-    let http = reqwest::Client::new();
+async fn report_queries(http: &reqwest::Client, address: &str) {
     let runs = 20;
     let queries = [
         (
@@ -303,14 +416,14 @@ async fn main() {
     ];
     for (what, path) in queries {
         let (median, best, _) =
-            timed_get(&http, &format!("{address}/api/catalog/{path}"), runs).await;
+            timed_get(http, &format!("{address}/api/catalog/{path}"), runs).await;
         println!(
             "{what:<42} median {:.2} ms, best {:.2} ms",
             ms(median),
             ms(best)
         );
     }
-    // A next page through the cursor of a middle page.
+    // A next page through the cursor of the first page.
     let first: serde_json::Value = http
         .get(format!("{address}/api/catalog/entities/by-query?limit=100&orderField=metadata.name,asc&offset=0"))
         .send()
@@ -324,7 +437,7 @@ async fn main() {
         .expect("next cursor");
     let cursor: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
     let (median, best, _) = timed_get(
-        &http,
+        http,
         &format!("{address}/api/catalog/entities/by-query?limit=100&cursor={cursor}"),
         runs,
     )
@@ -335,36 +448,214 @@ async fn main() {
         ms(median),
         ms(best)
     );
+}
 
-    let before = status_kib(pid, "VmHWM:");
-    let (median, best, size) =
-        timed_get(&http, &format!("{address}/api/catalog/entities"), 5).await;
+async fn report_full_listing(http: &reqwest::Client, address: &str, pid: u32) {
+    let (rss, peak) = (
+        support::status_kib(pid, "VmRSS:"),
+        support::status_kib(pid, "VmHWM:"),
+    );
+    let (median, best, size) = timed_get(http, &format!("{address}/api/catalog/entities"), 5).await;
     println!(
-        "{:<42} median {:.0} ms, best {:.0} ms, {:.1} MiB; peak RSS {:.1} → {:.1} MiB",
+        "{:<42} median {:.0} ms, best {:.0} ms, {:.1} MiB; RSS {:.1} → {:.1} MiB, peak RSS {:.1} → {:.1} MiB",
         "GET /entities (all)",
         ms(median),
         ms(best),
         size as f64 / 1048576.0,
-        before as f64 / 1024.0,
-        status_kib(pid, "VmHWM:") as f64 / 1024.0
+        mib(rss),
+        mib(support::status_kib(pid, "VmRSS:")),
+        mib(peak),
+        mib(support::status_kib(pid, "VmHWM:")),
     );
+}
 
-    for connections in [4, 16] {
-        let (rate, p50, p99, max) =
-            by_name_load(&address, count, connections, Duration::from_secs(10)).await;
-        println!(
-            "by-name under load, {connections:>2} connections, 10 s: {rate:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
-            ms(p50),
-            ms(p99),
-            ms(max)
-        );
-    }
+/// Starts a daemon on `db`, reports its ready time and settling, and
+/// returns it with its address.
+async fn started(dir: &Path, db: &Db, label: &str) -> (Child, String) {
+    let (dir_path, env) = (dir.to_owned(), db.env());
+    let (child, address, ready) =
+        tokio::task::spawn_blocking(move || start_daemon(&dir_path, &env))
+            .await
+            .expect("start");
+    let pid = child.id();
+    let rss_at_ready = support::status_kib(pid, "VmRSS:");
     println!(
-        "daemon RSS at the end             {:.1} MiB",
-        status_kib(pid, "VmRSS:") as f64 / 1024.0
+        "{label:<34} ready {:.0} ms (process start to readiness 200); RSS then {:.1} MiB",
+        ms(ready),
+        mib(rss_at_ready)
     );
+    let idle = tokio::task::spawn_blocking(move || wait_idle(pid, Duration::from_secs(600)))
+        .await
+        .expect("idle");
+    println!(
+        "{:<34} idle {:.1} s after ready (background settling); RSS {:.1} MiB, peak {:.1} MiB",
+        "",
+        idle.as_secs_f64(),
+        mib(support::status_kib(pid, "VmRSS:")),
+        mib(support::status_kib(pid, "VmHWM:"))
+    );
+    (child, address)
+}
+
+/// The start-up this branch replaces, for comparison: every row fetched
+/// into one `Vec` first, then restored; settling parses every entity's JSON
+/// for its references (what it did before they were stored).
+async fn materialised_restore(store: &dyn CatalogStore) {
+    let loading = Instant::now();
+    let stored = store.load(usize::MAX).await.expect("load");
+    let fetched = loading.elapsed();
+    let catalog = Catalog::new();
+    let entities = stored.entities.len();
+    // `restore` hands over no stored references: settling derives them all.
+    catalog.restore(
+        stored
+            .entities
+            .into_iter()
+            .map(|s| (s.owner, s.entity, s.seq)),
+        stored.removals,
+        stored.last_seq,
+        stored.horizon,
+    );
+    let loaded = loading.elapsed();
+    let settling = Instant::now();
+    catalog.settle();
+    println!(
+        "in process, before (for comparison): fetch_all of {entities} rows {:.0} ms, restored {:.0} ms; settling parsing every body {:.0} ms",
+        ms(fetched),
+        ms(loaded),
+        ms(settling.elapsed())
+    );
+}
+
+fn stop(mut child: Child) {
     let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+}
+
+/// With no daemon running: restores the store in this process as start-up
+/// does, settles, and times one-repository changes (served and stored).
+async fn one_repository_changes(db: &Db, count: usize) {
+    let store = db.open().await;
+    if count <= 200_000 {
+        materialised_restore(&*store).await;
+    }
+    let catalog = Arc::new(Catalog::new());
+    let loading = Instant::now();
+    let restored = store.restore(usize::MAX, &catalog).await.expect("restore");
+    let loaded = loading.elapsed();
+    let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&store));
+    let settling = Instant::now();
+    applier.settle();
+    // The first apply waits for settling to finish.
+    applier.apply(SOURCES[0], Vec::new()).await;
+    println!(
+        "in process: streamed restore of {} entities {:.0} ms; settling (relation index) {:.0} ms",
+        restored.entities,
+        ms(loaded),
+        ms(settling.elapsed())
+    );
+    let mut walls = Vec::new();
+    for round in 0..50 {
+        let i = (4243 + round * 7919) % count;
+        let key = EntityKey::new(
+            if i % 5 == 0 { "api" } else { "component" },
+            "default",
+            &format!("service-{i:07}"),
+        );
+        let description = format!("round {round}: a changed description");
+        let update = UnitUpdate {
+            unit: unit(i),
+            record: None,
+            entities: Some(vec![entity(i, &description).into()]),
+        };
+        let wall = Instant::now();
+        let problems = applier.apply(source(i), vec![update]).await;
+        let wall = wall.elapsed();
+        assert!(problems.is_empty(), "{problems:?}");
+        let served = catalog.get(&key).expect("served");
+        assert!(served.json.contains(&description), "the change is served");
+        walls.push(wall);
+    }
+    walls.sort();
+    println!(
+        "one-repository change (served + stored), 50 rounds: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+        ms(percentile(&walls, 0.5)),
+        ms(percentile(&walls, 0.95)),
+        ms(walls[walls.len() - 1]),
+    );
+    applier.close().await;
+    store.close().await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A SQLite file of one's own is seeded once and kept (later runs skip seeding).
+    let kept = std::env::var_os("QUERIES_BENCH_SQLITE").map(std::path::PathBuf::from);
+    let seeded = kept.as_ref().is_some_and(|file| file.exists());
+    let db = if let Some(file) = kept {
+        Db::Sqlite(file)
+    } else if std::env::var("QUERIES_BENCH_DB").as_deref() == Ok("pg") {
+        let name = format!("catalogd_bench_queries_{}", std::process::id());
+        Db::Postgres {
+            url: format!("{POSTGRES}/{name}"),
+            name,
+        }
+    } else {
+        Db::Sqlite(dir.path().join("catalog.sqlite"))
+    };
+    let seeding = Instant::now();
+    if !seeded {
+        let store = db.open().await;
+        seed(&*store, count).await;
+        store.close().await;
+    }
+    println!(
+        "entities                           {count} across {} providers of 2 integrations, {} (seeded in {:.1} s)",
+        SOURCES.len(),
+        match db {
+            Db::Sqlite(_) => "SQLite",
+            Db::Postgres { .. } => "PostgreSQL",
+        },
+        seeding.elapsed().as_secs_f64()
+    );
+
+    // `QUERIES_BENCH_IN_PROCESS=1`: only the in-process part (no daemon).
+    if std::env::var("QUERIES_BENCH_IN_PROCESS").as_deref() == Ok("1") {
+        one_repository_changes(&db, count).await;
+        db.drop().await;
+        return;
+    }
+    let http = reqwest::Client::new();
+    let (child, address) = started(dir.path(), &db, "first start").await;
+    let pid = child.id();
+    report_queries(&http, &address).await;
+    report_full_listing(&http, &address, pid).await;
+    report_load(&address, count).await;
+    println!(
+        "daemon RSS at the end              {:.1} MiB",
+        mib(support::status_kib(pid, "VmRSS:"))
+    );
+    stop(child);
+
+    let (leader, address) = started(dir.path(), &db, "restart on the store it left").await;
+    if matches!(db, Db::Postgres { .. }) {
+        let (follower, follower_address) = started(dir.path(), &db, "follower (leader up)").await;
+        let pid = follower.id();
+        report_full_listing(&http, &follower_address, pid).await;
+        println!("on the follower:");
+        report_load(&follower_address, count).await;
+        stop(follower);
+    }
+    report_full_listing(&http, &address, leader.id()).await;
+    stop(leader);
+
+    one_repository_changes(&db, count).await;
+    db.drop().await;
 }

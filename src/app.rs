@@ -474,21 +474,21 @@ async fn restore_catalog(
     catalog: &Catalog,
 ) -> Result<(Vec<(String, RunReport)>, Vec<(String, usize)>), AppError> {
     let loading = Instant::now();
-    let stored = (storage.store).load(config.retained_removals).await?;
-    let mut left = std::collections::BTreeMap::<String, usize>::new();
-    for entity in &stored.entities {
-        let source = &*entity.owner.source;
-        if !sources.iter().any(|s| s.id() == source) {
-            *left.entry(source.to_owned()).or_default() += 1;
-        }
-    }
-    let restored_reports = stored.restore_into(catalog);
+    // Streamed into the catalog: never every stored row at once.
+    let restored = (storage.store)
+        .restore(config.retained_removals, catalog)
+        .await?;
+    let left = catalog
+        .working_sources()
+        .into_iter()
+        .filter(|(source, _)| !sources.iter().any(|s| s.id() == source))
+        .collect();
     tracing::info!(
-        entities = catalog.len(),
+        entities = restored.entities,
         elapsed_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
         "stored catalog loaded"
     );
-    Ok((restored_reports, left.into_iter().collect()))
+    Ok((restored.runs, left))
 }
 
 /// On the leader: each stored provider no longer configured goes through

@@ -158,6 +158,12 @@ struct State {
     /// without parsing its served JSON. Built by [`Catalog::settle`] for
     /// restored or followed entities.
     emits: HashMap<EntityKey, Box<[Reference]>>,
+    /// Restored entities stored without their references:
+    /// [`Catalog::settle`] derives them from the served JSON.
+    unparsed: Vec<EntityKey>,
+    /// The sequence number [`Catalog::restored`] served up to: entities
+    /// followed in after it carry no stored references.
+    restored_through: u64,
     /// How many removals the change feed keeps.
     retained_removals: usize,
     /// Restored from a store that complete applies wrote, as of this
@@ -531,13 +537,38 @@ impl Catalog {
         last_seq: u64,
         horizon: u64,
     ) {
+        self.restore_removals(removals, horizon);
+        self.restore_entities(entities.into_iter().map(|(o, e, s)| (o, e, s, None)));
+        self.restored(last_seq);
+    }
+
+    /// The first step of a restore in parts (start-up streams the store
+    /// through these): the retained removals, and the horizon at or below
+    /// which they were not kept.
+    pub(crate) fn restore_removals(
+        &self,
+        removals: impl IntoIterator<Item = (EntityKey, u64)>,
+        horizon: u64,
+    ) {
         let mut state = self.state.lock();
         let retained = state.retained_removals;
         for (key, seq) in removals {
             state.working.changes.removed(&key, seq, retained);
         }
         state.working.changes.forgotten_through(horizon);
-        for (owner, mut entity, seq) in entities {
+    }
+
+    /// Adds stored entities to what [`Catalog::restored`] serves, one batch
+    /// at a time (nothing is published yet). Each may carry the references
+    /// it was stored with; [`Catalog::settle`] derives those of the others
+    /// from their JSON.
+    pub(crate) fn restore_entities(
+        &self,
+        entities: impl IntoIterator<Item = (Owner, PreparedEntity, u64, Option<Box<[Reference]>>)>,
+    ) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        for (owner, mut entity, seq, references) in entities {
             if state.owners.contains_key(&entity.key) {
                 continue;
             }
@@ -557,12 +588,42 @@ impl Catalog {
                 .push(entity.key.clone());
             entity.share_location(&unit);
             let key = entity.key.clone();
+            match references {
+                Some(mut references) => {
+                    // Targets shared from the start: settle indexes these as they are.
+                    state.index.share(&mut references);
+                    if !references.is_empty() {
+                        state.emits.insert(key.clone(), references);
+                    }
+                }
+                None => state.unparsed.push(key.clone()),
+            }
             state.working.insert(Arc::new(entity), &source, seq);
             state.owners.insert(key, Owner { source, unit });
         }
+    }
+
+    /// Serves what was restored, as of `last_seq`.
+    pub(crate) fn restored(&self, last_seq: u64) {
+        let mut state = self.state.lock();
         state.working.last_seq = state.working.last_seq.max(last_seq);
+        state.restored_through = state.working.last_seq;
         *self.snapshot.write() = Arc::new(state.working.clone());
         self.published.send_replace(state.working.last_seq);
+    }
+
+    /// How many entities each source serves once what is prepared is
+    /// published (start-up compares them with the configured sources).
+    pub fn working_sources(&self) -> Vec<(String, usize)> {
+        let state = self.state.lock();
+        let mut sources: Vec<(String, usize)> = state
+            .units
+            .keys()
+            .map(|source| (source.to_string(), state.working.source_len(source)))
+            .filter(|(_, served)| *served > 0)
+            .collect();
+        sources.sort();
+        sources
     }
 
     /// What [`Catalog::restore`] served was stored stitched (see
@@ -578,29 +639,54 @@ impl Catalog {
     /// [`Catalog::restore`] and before any [`Catalog::prepare`], which must
     /// not run meanwhile: the work is done on a snapshot, so readers of the
     /// state (a run's reconcile) wait only for the result to be installed.
+    /// References restored with their entity are indexed as they are; only
+    /// the others (stored before references were, or followed in from
+    /// another replica) are parsed from their JSON.
     pub fn settle(&self) -> Applied {
-        let (working, stitched) = {
+        let (working, stitched, mut emits, mut unparsed) = {
             let mut state = self.state.lock();
             let stitched = state.stitched_at.take() == Some(state.working.last_seq);
-            (state.working.clone(), stitched)
+            let mut unparsed = std::mem::take(&mut state.unparsed);
+            for (_, entry) in state.working.changes.after(state.restored_through) {
+                if let changes::Entry::Upsert(key) = entry {
+                    unparsed.push(key.clone());
+                }
+            }
+            (
+                state.working.clone(),
+                stitched,
+                std::mem::take(&mut state.emits),
+                unparsed,
+            )
         };
-        let mut index = RelationIndex::new();
-        let mut emits = HashMap::new();
-        for entity in working.iter() {
-            let Ok(mut references) = entity.references() else {
+        unparsed.sort_unstable();
+        unparsed.dedup();
+        for key in &unparsed {
+            emits.remove(key);
+            let Some(Ok(references)) = working.get(key).map(|e| e.references()) else {
                 continue;
             };
-            index.add(&relations::expand(entity.key.as_str(), &references));
-            index.share(&mut references);
             if !references.is_empty() {
-                emits.insert(entity.key.clone(), references.into_boxed_slice());
+                emits.insert(key.clone(), references.into_boxed_slice());
+            }
+        }
+        // A new index (settling twice must not count a relation twice), in
+        // key order, so each entity's relations arrive mostly sorted.
+        let mut index = RelationIndex::new();
+        for entity in working.iter() {
+            if let Some(references) = emits.get_mut(&entity.key) {
+                index.share(references);
+                index.add(&relations::expand(entity.key.as_str(), references));
             }
         }
         // One entity at a time, so memory stays at what is served plus the
         // index; only an entity whose relations moved is parsed again.
         let mut renders = Vec::new();
-        if stitched {
-            tracing::info!("the store was left by a complete apply: entities are served as stored");
+        if stitched && !working.is_empty() {
+            tracing::info!(
+                entities = working.len(),
+                "the store was left by a complete apply: entities are served as stored"
+            );
         }
         for entity in working.iter().filter(|_| !stitched) {
             let relations = index.relations_of(entity.key.as_str());
@@ -1145,6 +1231,70 @@ mod tests {
         assert!(matches!(second.changes[0], Change::Remove { .. }));
         assert_eq!(catalog.snapshot().last_seq(), 43);
         assert!(catalog.is_empty());
+    }
+
+    /// Start-up hands over the references stored with each entity: settle
+    /// indexes them without parsing the served JSON, and re-renders nothing
+    /// when what is stored is consistent.
+    #[test]
+    fn settling_indexes_the_references_restored_with_each_entity() {
+        let source = Catalog::new();
+        apply(&source, "a", team_owning_svc());
+        let stored: Vec<_> = source
+            .snapshot()
+            .iter()
+            .zip(1..)
+            .map(|(e, seq)| {
+                let text = stitch::references_to_store(e).unwrap();
+                let owner = source.owner(&e.key).unwrap();
+                (owner, (**e).clone(), seq, stitch::stored_references(&text))
+            })
+            .collect();
+        let restored = Catalog::new();
+        restored.restore_removals([], 0);
+        restored.restore_entities(stored);
+        restored.restored(2);
+        assert!(restored.state.lock().unparsed.is_empty());
+        assert!(restored.settle().changes.is_empty());
+        restored.publish();
+        // The index is live: the group loses its relation when svc moves away.
+        apply(
+            &restored,
+            "a",
+            single("c", "Component", "svc", json!({"owner": "nobody"})),
+        );
+        assert!(relations_of(&restored, "group", "team").is_empty());
+    }
+
+    /// Entities followed in from another replica carry no stored
+    /// references: settling on takeover derives them from their JSON.
+    #[test]
+    fn settling_derives_the_references_of_followed_entities() {
+        let source = Catalog::new();
+        let applied = apply(&source, "a", team_owning_svc());
+        let followed = applied
+            .changes
+            .into_iter()
+            .map(|change| match change {
+                Change::Upsert { entity, owner, seq } => Followed::Upsert {
+                    owner,
+                    entity: (*entity).clone(),
+                    seq,
+                },
+                Change::Remove { key, seq, .. } => Followed::Remove { key, seq },
+            })
+            .collect();
+        let follower = Catalog::new();
+        follower.restore([], [], 0, 0);
+        follower.follow(followed, 2, 0);
+        assert!(follower.settle().changes.is_empty());
+        follower.publish();
+        apply(
+            &follower,
+            "a",
+            single("c", "Component", "svc", json!({"owner": "nobody"})),
+        );
+        assert!(relations_of(&follower, "group", "team").is_empty());
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! across runs and restarts without storage) and `metadata.etag` a SHA-1 of
 //! the entity's canonical JSON (so it changes exactly when the content does).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::PreparedEntity;
 use super::entity::{Entity, Relation};
 use super::relations::{self, Reference};
 
@@ -25,6 +28,61 @@ pub(crate) fn uid_for(canonical_ref: &str) -> Uuid {
 /// that does not simply contributes nothing.
 pub(crate) fn references_of(entity: &Entity) -> Vec<Reference> {
     relations::references(entity).unwrap_or_default()
+}
+
+/// Each relation type a spec reference puts on its entity, with the one it
+/// puts on the target (as [`relations`] derives them).
+const RELATION_TYPES: &[(&str, &str)] = &[
+    ("ownedBy", "ownerOf"),
+    ("partOf", "hasPart"),
+    ("providesApi", "apiProvidedBy"),
+    ("consumesApi", "apiConsumedBy"),
+    ("dependsOn", "dependencyOf"),
+    ("dependencyOf", "dependsOn"),
+    ("memberOf", "hasMember"),
+    ("childOf", "parentOf"),
+    ("parentOf", "childOf"),
+    ("hasMember", "memberOf"),
+];
+
+/// The references `entity` makes, as the store keeps them beside it: one
+/// `forward<TAB>target` line each (empty: none). `None` when they cannot
+/// be written so (a target with a tab or a line break) or derived: start-up
+/// then derives them from the JSON, as for rows stored before this column.
+pub(crate) fn references_to_store(entity: &PreparedEntity) -> Option<String> {
+    let references = entity.references().ok()?;
+    let mut text = String::new();
+    for reference in &references {
+        if reference.target.contains(['\t', '\n']) {
+            return None;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(reference.forward);
+        text.push('\t');
+        text.push_str(&reference.target);
+    }
+    Some(text)
+}
+
+/// References as [`references_to_store`] wrote them; `None` when the text
+/// is not that (e.g. a relation type this version does not know).
+pub(crate) fn stored_references(text: &str) -> Option<Box<[Reference]>> {
+    if text.is_empty() {
+        return Some(Box::default());
+    }
+    text.split('\n')
+        .map(|line| {
+            let (forward, target) = line.split_once('\t')?;
+            let &(forward, reverse) = RELATION_TYPES.iter().find(|(f, _)| *f == forward)?;
+            Some(Reference {
+                forward,
+                reverse,
+                target: Arc::from(target),
+            })
+        })
+        .collect()
 }
 
 /// An entity that cannot be turned into JSON. Not expected: every map in
@@ -203,6 +261,48 @@ mod tests {
             entity("System", "s", json!({"owner": "o", "domain": "d"})),
         ]);
         assert_ne!(d[0]["metadata"]["etag"], a[0]["metadata"]["etag"]);
+    }
+
+    /// What the store keeps of an entity's references reads back as the
+    /// references its JSON makes, for every kind that makes any.
+    #[test]
+    fn stored_references_read_back_as_derived() {
+        let all = [
+            entity(
+                "Component",
+                "svc",
+                json!({"owner": "team", "subcomponentOf": "parent", "providesApis": ["a"],
+                       "consumesApis": ["b"], "dependsOn": ["resource:db"], "system": "s"}),
+            ),
+            entity("API", "a", json!({"owner": "team", "system": "s"})),
+            entity(
+                "Resource",
+                "db",
+                json!({"owner": "team", "dependsOn": ["resource:x"], "dependencyOf": ["component:y"], "system": "s"}),
+            ),
+            entity("User", "u", json!({"memberOf": ["team"]})),
+            entity(
+                "Group",
+                "team",
+                json!({"type": "team", "parent": "p", "children": ["c"], "members": ["u"]}),
+            ),
+            entity("System", "s", json!({"owner": "team", "domain": "d"})),
+            entity("Domain", "d", json!({"owner": "team"})),
+            entity("Location", "l", json!({"target": "./x.yaml"})),
+        ];
+        for entity in all {
+            let derived = references_of(&entity);
+            let prepared = PreparedEntity::render(entity, Vec::new()).unwrap();
+            let text = references_to_store(&prepared).unwrap();
+            assert_eq!(
+                stored_references(&text).unwrap().to_vec(),
+                derived,
+                "{}",
+                prepared.entity_ref
+            );
+        }
+        assert!(stored_references("ownedBy").is_none(), "no target");
+        assert!(stored_references("newRelation\tgroup:default/x").is_none());
     }
 
     /// The catalog skips re-rendering when relations are unchanged: what it

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+use crate::catalog::relations::Reference;
 use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withholding};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
@@ -78,6 +79,18 @@ pub struct StoredEntity {
     pub entity: PreparedEntity,
     /// The sequence number of its latest change.
     pub seq: u64,
+    /// The references it makes, as stored with it (`None`: stored by an
+    /// older version; they are derived from its JSON).
+    pub(crate) references: Option<Box<[Reference]>>,
+}
+
+/// What [`CatalogStore::restore`] leaves besides the served catalog.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Each source's latest recorded run.
+    pub runs: Vec<(String, RunReport)>,
+    /// How many entities were restored.
+    pub entities: usize,
 }
 
 /// Everything start-up needs to serve at once.
@@ -104,14 +117,13 @@ pub struct StoredCatalog {
 impl StoredCatalog {
     /// Serves what was stored in `catalog`; returns the runs recorded.
     pub fn restore_into(self, catalog: &Catalog) -> Vec<(String, RunReport)> {
-        catalog.restore(
+        catalog.restore_removals(self.removals, self.horizon);
+        catalog.restore_entities(
             self.entities
                 .into_iter()
-                .map(|s| (s.owner, s.entity, s.seq)),
-            self.removals,
-            self.last_seq,
-            self.horizon,
+                .map(|s| (s.owner, s.entity, s.seq, s.references)),
         );
+        catalog.restored(self.last_seq);
         catalog.restore_withheld(self.withheld);
         if self.stitched {
             catalog.restored_stitched();
@@ -160,6 +172,15 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Everything start-up needs; keeps only the newest `retained_removals`
     /// removals (older ones move the change feed's horizon).
     fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;
+
+    /// What start-up does instead of [`CatalogStore::load`]: streams what
+    /// is stored straight into `catalog` (never every row at once) and
+    /// serves it; the relation index is left to [`Catalog::settle`].
+    fn restore<'a>(
+        &'a self,
+        retained_removals: usize,
+        catalog: &'a Catalog,
+    ) -> BoxFuture<'a, Result<Restored, StoreError>>;
 
     /// Applies one batch atomically: a crash keeps it whole or not at all.
     fn apply<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), StoreError>>;

@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/postgres/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "entity references",
+        include_str!("migrations/postgres/0007_entity_references.sql"),
+    ),
 ];
 
 /// What the driver needs to connect, from the parsed config. The password
@@ -111,6 +116,10 @@ impl Dialect for PostgresDialect {
     const REPOSITORY_BY_ID: &'static str = "SELECT record::text AS record FROM repositories
         WHERE source_id = $1 AND record ->> 'id' = $2 LIMIT 1";
     const FORGET_CHANGE_TOKEN: &'static str = "UPDATE repositories SET record = record - 'changeToken' WHERE source_id = $1 AND unit = $2";
+    // PostgreSQL 15 has no `IS JSON`: the daemon checks bodies.
+    const ENTITIES_AFTER: &'static str = "SELECT source_id, unit, entity_key, seq, entity_ref, uid,
+        body, search, location, origin, refs, NULL::BIGINT AS body_valid
+        FROM catalog_entities WHERE seq > $1";
 
     fn search(packed: &str) -> &[u8] {
         packed.as_bytes()

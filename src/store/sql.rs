@@ -13,11 +13,12 @@ use sqlx::{
 };
 
 use super::{
-    Batch, CatalogStore, RegisteredLocation, RepositoryKey, StoreError, StoredCatalog, StoredEntity,
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, Restored, StoreError, StoredCatalog,
+    StoredEntity,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::stitch;
-use crate::catalog::{Change, EntityKey, Owner, PreparedEntity, Withholding};
+use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withholding};
 use crate::discovery::{RepositoryRecord, RunReport};
 
 /// What differs between the two databases, and what a store of one holds
@@ -32,6 +33,10 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
     const REPOSITORY_BY_ID: &'static str;
     /// Drops the change token from the record of source `$1`'s unit `$2`.
     const FORGET_CHANGE_TOKEN: &'static str;
+    /// The entities stored after sequence number `$1`, with `body_valid`:
+    /// 1 or 0 where the database checks the body is JSON as it reads it
+    /// (on its own thread), NULL where the daemon must.
+    const ENTITIES_AFTER: &'static str;
 
     fn search(packed: &str) -> Self::Search<'_>;
 
@@ -132,25 +137,16 @@ where
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
 {
     /// Everything stored; rows whose entity is not valid are skipped and
-    /// logged.
+    /// logged. Holds every entity at once: start-up streams instead
+    /// ([`Self::restore_rows`]).
     async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
-        // Read first: a batch the leader commits while this loads has later
-        // numbers, so a follower's catch-up from here replays it (what was
-        // read of it already is applied again, to the same effect).
-        let last_seq = Self::last_seq(&self.pool).await?;
-        let stitched = Self::stitched(&self.pool).await? >= last_seq;
-        let (removals, horizon) = self.retained_removals(retained_removals).await?;
+        let (last_seq, stitched, removals, horizon) = self.load_meta(retained_removals).await?;
         let runs = self.runs().await?;
-        let (entities, skipped) = self.entities_after(&self.pool, 0).await?;
-        // Its file would otherwise count as unchanged and never be read
-        // (nor the entity stored) again.
-        for (source, unit) in &skipped {
-            sqlx::query(D::FORGET_CHANGE_TOKEN)
-                .bind(source.as_str())
-                .bind(unit.as_str())
-                .execute(&self.pool)
-                .await?;
-        }
+        let mut entities = Vec::new();
+        let skipped = self
+            .stream_entities(&self.pool, 0, |stored| entities.push(stored))
+            .await?;
+        self.forget_change_tokens(&skipped).await?;
         let withheld = self.withheld().await?;
         Ok(StoredCatalog {
             entities,
@@ -161,6 +157,68 @@ where
             withheld,
             stitched,
         })
+    }
+
+    /// Streams everything stored into `catalog`, [`RESTORE_BATCH`] rows at
+    /// a time, and serves it: memory holds what is served and one batch,
+    /// never every row at once.
+    async fn restore_rows(
+        &self,
+        retained_removals: usize,
+        catalog: &Catalog,
+    ) -> Result<Restored, StoreError> {
+        let (last_seq, stitched, removals, horizon) = self.load_meta(retained_removals).await?;
+        let runs = self.runs().await?;
+        catalog.restore_removals(removals, horizon);
+        let mut batch = Vec::with_capacity(RESTORE_BATCH);
+        let mut entities = 0;
+        let skipped = self
+            .stream_entities(&self.pool, 0, |stored| {
+                batch.push((stored.owner, stored.entity, stored.seq, stored.references));
+                if batch.len() == RESTORE_BATCH {
+                    entities += batch.len();
+                    catalog.restore_entities(batch.drain(..));
+                }
+            })
+            .await?;
+        entities += batch.len();
+        catalog.restore_entities(batch);
+        catalog.restored(last_seq);
+        self.forget_change_tokens(&skipped).await?;
+        catalog.restore_withheld(self.withheld().await?);
+        if stitched {
+            catalog.restored_stitched();
+        }
+        Ok(Restored { runs, entities })
+    }
+
+    /// The newest sequence number, whether a complete apply wrote it, and
+    /// the retained removals with their horizon.
+    async fn load_meta(
+        &self,
+        retained_removals: usize,
+    ) -> Result<(u64, bool, Vec<(EntityKey, u64)>, u64), StoreError> {
+        // Read first: a batch the leader commits while this loads has later
+        // numbers, so a follower's catch-up from here replays it (what was
+        // read of it already is applied again, to the same effect).
+        let last_seq = Self::last_seq(&self.pool).await?;
+        let stitched = Self::stitched(&self.pool).await? >= last_seq;
+        let (removals, horizon) = self.retained_removals(retained_removals).await?;
+        Ok((last_seq, stitched, removals, horizon))
+    }
+
+    /// Drops the change tokens of units with an entity skipped as not
+    /// valid: their files would otherwise count as unchanged and never be
+    /// read (nor the entity stored) again.
+    async fn forget_change_tokens(&self, skipped: &[(String, String)]) -> Result<(), StoreError> {
+        for (source, unit) in skipped {
+            sqlx::query(D::FORGET_CHANGE_TOKEN)
+                .bind(source.as_str())
+                .bind(unit.as_str())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Refs removed through the API and still withheld for their unit
@@ -215,24 +273,35 @@ where
     }
 
     /// The entities stored after sequence number `seq` (0: all, as numbers
-    /// start at 1), streamed so a large catalog is never held twice, and
-    /// the units of those skipped as not valid.
+    /// start at 1), and the units of those skipped as not valid.
     pub(crate) async fn entities_after<'e>(
         &self,
         executor: impl Executor<'e, Database = D::Db>,
         seq: u64,
     ) -> Result<(Vec<StoredEntity>, Vec<(String, String)>), StoreError> {
         let mut entities = Vec::new();
+        let skipped = self
+            .stream_entities(executor, seq, |stored| entities.push(stored))
+            .await?;
+        Ok((entities, skipped))
+    }
+
+    /// Hands each entity stored after sequence number `seq` to `each` as
+    /// its row arrives (rows are streamed, never all fetched first);
+    /// returns the units of those skipped as not valid.
+    async fn stream_entities<'e>(
+        &self,
+        executor: impl Executor<'e, Database = D::Db>,
+        seq: u64,
+        mut each: impl FnMut(StoredEntity),
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut skipped: Vec<(String, String)> = Vec::new();
-        let mut rows = sqlx::query(
-            "SELECT source_id, unit, entity_key, seq, entity_ref, uid, body, search, location, origin
-             FROM catalog_entities WHERE seq > $1",
-        )
-        .bind(to_param(seq))
-        .fetch(executor);
+        let mut rows = sqlx::query(D::ENTITIES_AFTER)
+            .bind(to_param(seq))
+            .fetch(executor);
         while let Some(row) = rows.try_next().await? {
             match self.entity_of(&row)? {
-                Some(stored) => entities.push(stored),
+                Some(stored) => each(stored),
                 None => {
                     let source: String = row.try_get("source_id")?;
                     let unit: String = row.try_get("unit")?;
@@ -242,7 +311,7 @@ where
                 }
             }
         }
-        Ok((entities, skipped))
+        Ok(skipped)
     }
 
     /// The removals kept with a sequence number after `seq`, in order.
@@ -274,11 +343,13 @@ where
         let search: Vec<u8> = row.try_get("search")?;
         let entity_ref: &str = row.try_get("entity_ref")?;
         let search = String::from_utf8(search).ok();
+        let body_valid: Option<i64> = row.try_get("body_valid")?;
+        let body_valid = match body_valid {
+            Some(checked) => checked == 1,
+            None => serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(),
+        };
         // One broken row must not make every listing invalid JSON.
-        let (true, Some(search)) = (
-            serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(),
-            search,
-        ) else {
+        let (true, Some(search)) = (body_valid, search) else {
             tracing::error!(
                 database = self.database,
                 source,
@@ -296,8 +367,12 @@ where
         let location = location.map(Arc::from);
         let origin: Option<&str> = row.try_get("origin")?;
         let origin = crate::catalog::shared_location(origin.map(Arc::from), &location);
+        // Absent (stored by an older version) or unreadable: settle parses the JSON.
+        let references: Option<&str> = row.try_get("refs")?;
+        let references = references.and_then(stitch::stored_references);
         Ok(Some(StoredEntity {
             seq: to_seq(row.try_get("seq")?),
+            references,
             owner: Owner::new(source, unit),
             entity: PreparedEntity {
                 key,
@@ -434,12 +509,14 @@ where
             Change::Upsert { entity, owner, .. } => {
                 let mut uid = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 let uid = entity.uid.hyphenated().encode_lower(&mut uid);
+                // So start-up indexes relations without parsing every body.
+                let references = stitch::references_to_store(entity);
                 sqlx::query(
-                    "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin, refs)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (entity_key) DO UPDATE SET source_id = excluded.source_id, unit = excluded.unit,
                        seq = excluded.seq, entity_ref = excluded.entity_ref, uid = excluded.uid, body = excluded.body,
-                       search = excluded.search, location = excluded.location, origin = excluded.origin",
+                       search = excluded.search, location = excluded.location, origin = excluded.origin, refs = excluded.refs",
                 )
                 .bind(entity.key.as_str())
                 .bind(owner.source.as_ref())
@@ -451,6 +528,7 @@ where
                 .bind(D::search(entity.search.packed()))
                 .bind(entity.location.as_deref())
                 .bind(entity.origin.as_deref())
+                .bind(references.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query("DELETE FROM removed_entities WHERE entity_key = $1")
@@ -494,6 +572,18 @@ where
     fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
         Box::pin(async move {
             self.load_rows(retained_removals)
+                .await
+                .map_err(|err| unreadable(&self.database, err))
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        retained_removals: usize,
+        catalog: &'a Catalog,
+    ) -> BoxFuture<'a, Result<Restored, StoreError>> {
+        Box::pin(async move {
+            self.restore_rows(retained_removals, catalog)
                 .await
                 .map_err(|err| unreadable(&self.database, err))
         })
@@ -717,12 +807,16 @@ where
     }
 }
 
-/// A stored sequence number (never negative; 0 if it were).
+/// Rows start-up hands the catalog at a time: large enough that taking
+/// its lock costs nothing, small enough that a batch is a few MiB.
+const RESTORE_BATCH: usize = 1024;
+
 /// The meta row naming the newest change a complete apply wrote. It names
 /// the version that stitched, so the first start of another version
 /// re-stitches: relations derived by older code are never served as stored.
 const STITCHED_MARKER: &str = concat!("stitched@", env!("CARGO_PKG_VERSION"));
 
+/// A stored sequence number (never negative; 0 if it were).
 fn to_seq(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
 }
@@ -791,6 +885,7 @@ mod tests {
                     "f16c6b12043699ade5243c18f7b81483130f815b51a870cd8f3d5caaef1d8b47add7e9c3c82fb28c8606e0475203f756",
                     "7089a924f0e3abc2c97796b38944f3ac7a1182e967e2e53da4f91af193f3312254b59e2dc8439022e121e5e06e825581",
                     "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
+                    "7cbb11cbaeb9d287075354418c8c5e7d61e0bf261cb6e149c21baf26110f88c737cbbe368abadcc04a83cf94ae28b3a0",
                 ],
             ),
             (
@@ -800,6 +895,7 @@ mod tests {
                     "ff261d8b0056822cfe6245f41dc6cf95640d072f170ac37206c8deff0d03a11ccd6102ee5a84b53acdc9fa7082d4af8b",
                     "1556ba938202aecfba6f3a101ac2827120d7445d77d6b8a67386788e9e88434b6037ad59abd0da1faa9edffe4051c92a",
                     "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
+                    "7cbb11cbaeb9d287075354418c8c5e7d61e0bf261cb6e149c21baf26110f88c737cbbe368abadcc04a83cf94ae28b3a0",
                 ],
             ),
         ];

@@ -41,6 +41,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/sqlite/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "entity references",
+        include_str!("migrations/sqlite/0007_entity_references.sql"),
+    ),
 ];
 
 /// The store in one SQLite file.
@@ -63,6 +68,9 @@ impl Dialect for SqliteDialect {
     const FORGET_CHANGE_TOKEN: &'static str =
         "UPDATE repositories SET record = json_remove(record, '$.changeToken')
         WHERE source_id = $1 AND unit = $2 AND json_valid(record)";
+    const ENTITIES_AFTER: &'static str = "SELECT source_id, unit, entity_key, seq, entity_ref, uid,
+        body, search, location, origin, refs, json_valid(body) AS body_valid
+        FROM catalog_entities WHERE seq > $1";
 
     fn search(packed: &str) -> &str {
         packed
