@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/postgres/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "pull-request previews",
+        include_str!("migrations/postgres/0007_pull_request_previews.sql"),
+    ),
 ];
 
 /// What the driver needs to connect, from the parsed config. The password

@@ -41,6 +41,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "withheld refs",
         include_str!("migrations/sqlite/0006_withheld_refs.sql"),
     ),
+    (
+        7,
+        "pull-request previews",
+        include_str!("migrations/sqlite/0007_pull_request_previews.sql"),
+    ),
 ];
 
 /// The store in one SQLite file.
