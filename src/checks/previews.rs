@@ -170,6 +170,23 @@ pub(crate) struct Previews {
     /// A follower's view of the leader's previews (count, newest first);
     /// `None` on the leader.
     followed: Mutex<Option<(usize, Vec<PreviewSummary>)>>,
+    limits: Limits,
+}
+
+/// How many previews, and bytes of their JSON, a provider keeps.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    previews: usize,
+    bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            previews: MAX_PREVIEWS,
+            bytes: MAX_PREVIEW_BYTES,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -216,7 +233,7 @@ impl Previews {
                     bytes: body.len(),
                 },
             );
-            bound(&mut open, &provider, &key)
+            bound(&mut open, &provider, &key, self.limits)
         };
         self.write(
             key.clone(),
@@ -316,7 +333,7 @@ impl Previews {
                     },
                 );
                 dropped.extend(
-                    bound(&mut open, &provider, &key)
+                    bound(&mut open, &provider, &key, self.limits)
                         .into_iter()
                         .map(|k| (provider.clone(), k)),
                 );
@@ -436,6 +453,7 @@ fn bound(
     open: &mut HashMap<PreviewKey, Open>,
     provider: &str,
     kept: &PreviewKey,
+    limits: Limits,
 ) -> Vec<PreviewKey> {
     let mut own: Vec<(DateTime<Utc>, usize, &PreviewKey)> = open
         .iter()
@@ -444,13 +462,13 @@ fn bound(
         .collect();
     let mut count = own.len();
     let mut bytes: usize = own.iter().map(|(_, b, _)| b).sum();
-    if count <= MAX_PREVIEWS && bytes <= MAX_PREVIEW_BYTES {
+    if count <= limits.previews && bytes <= limits.bytes {
         return Vec::new();
     }
     own.sort_by_key(|(at, _, _)| *at);
     let mut dropped = Vec::new();
     for (_, size, key) in own {
-        if count <= MAX_PREVIEWS && bytes <= MAX_PREVIEW_BYTES {
+        if count <= limits.previews && bytes <= limits.bytes {
             break;
         }
         if key == kept {
@@ -572,10 +590,17 @@ mod tests {
 
     #[test]
     fn previews_past_the_byte_bound_drop_the_oldest_but_keep_the_newest() {
-        let previews = Previews::default();
+        const BYTES: usize = 64 * 1024;
+        let previews = Previews {
+            limits: Limits {
+                previews: MAX_PREVIEWS,
+                bytes: BYTES,
+            },
+            ..Previews::default()
+        };
         let big = |id: u64| {
             let mut p = preview(id, id as i64);
-            p.entities = vec!["x".repeat(MAX_PREVIEW_BYTES / 3)];
+            p.entities = vec!["x".repeat(BYTES / 3)];
             p
         };
         for id in 0..3 {
@@ -589,7 +614,7 @@ mod tests {
         );
         // Alone over the bound, the newest still stays.
         let mut huge = preview(9, 9);
-        huge.entities = vec!["x".repeat(MAX_PREVIEW_BYTES + 1)];
+        huge.entities = vec!["x".repeat(BYTES + 1)];
         previews.insert(huge);
         assert_eq!(previews.len(), 1);
         assert!(
