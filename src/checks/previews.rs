@@ -303,24 +303,27 @@ impl Previews {
         };
         let count = stored.len();
         let mut unreadable = Vec::new();
-        let mut dropped = Vec::new();
+        // Parsed before the lock: the API waits on it.
+        let mut readable = Vec::with_capacity(count);
+        for row in stored {
+            let key = PreviewKey::new(
+                &row.id.provider,
+                &row.id.project,
+                &row.id.repository,
+                row.id.pull_request,
+            );
+            match serde_json::from_str::<Preview>(&row.body) {
+                Ok(preview) if PreviewKey::of(&preview) == key => {
+                    readable.push((key, preview, row.body.len()));
+                }
+                Ok(_) | Err(_) => unreadable.push(key),
+            }
+        }
+        let mut dropped: HashMap<String, Vec<PreviewKey>> = HashMap::new();
         {
             let mut open = self.open.lock();
             // Oldest first: the bounds drop the oldest.
-            for row in stored {
-                let key = PreviewKey::new(
-                    &row.id.provider,
-                    &row.id.project,
-                    &row.id.repository,
-                    row.id.pull_request,
-                );
-                let preview = match serde_json::from_str::<Preview>(&row.body) {
-                    Ok(preview) if PreviewKey::of(&preview) == key => preview,
-                    Ok(_) | Err(_) => {
-                        unreadable.push(key);
-                        continue;
-                    }
-                };
+            for (key, preview, bytes) in readable {
                 if open.contains_key(&key) {
                     continue;
                 }
@@ -329,14 +332,11 @@ impl Previews {
                     key.clone(),
                     Open {
                         preview: Arc::new(preview),
-                        bytes: row.body.len(),
+                        bytes,
                     },
                 );
-                dropped.extend(
-                    bound(&mut open, &provider, &key, self.limits)
-                        .into_iter()
-                        .map(|k| (provider.clone(), k)),
-                );
+                let gone = bound(&mut open, &provider, &key, self.limits);
+                dropped.entry(provider).or_default().extend(gone);
             }
         }
         *self.followed.lock() = None;
@@ -350,8 +350,8 @@ impl Previews {
             );
             self.write(key.clone(), PreviewWrite::Delete(key.id()));
         }
-        for (provider, key) in dropped {
-            self.dropped(&provider, vec![key]);
+        for (provider, keys) in dropped {
+            self.dropped(&provider, keys);
         }
         tracing::info!(
             previews = count - unreadable.len(),
@@ -690,5 +690,50 @@ mod tests {
             .map(|s| s.pull_request)
             .collect();
         assert_eq!(listed, [2, 1]);
+    }
+
+    /// Stored under looser bounds (an older version), loaded under these:
+    /// the oldest go, from the store too.
+    #[tokio::test]
+    async fn loading_keeps_the_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn CatalogStore> = Arc::new(
+            crate::store::SqliteStore::open(&dir.path().join("catalog.db"))
+                .await
+                .unwrap(),
+        );
+        let tracker = TaskTracker::new();
+        let loose = Previews::stored(Arc::clone(&store), tracker.clone());
+        for id in 1..=3 {
+            loose.insert(preview(id, id as i64));
+        }
+        let tight = Previews {
+            limits: Limits {
+                previews: 2,
+                bytes: MAX_PREVIEW_BYTES,
+            },
+            ..Previews::stored(Arc::clone(&store), tracker.clone())
+        };
+        // Written in turn: the loaded one sees all three.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while store.previews().await.unwrap().len() < 3 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        tight.load().await;
+        assert_eq!(tight.len(), 2);
+        assert!(tight.get(&PreviewKey::new("p", "prj", "svc", 1)).is_none());
+        tracker.close();
+        tracker.wait().await;
+        let stored: Vec<u64> = store
+            .previews()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id.pull_request)
+            .collect();
+        assert_eq!(stored, [2, 3]);
     }
 }
