@@ -198,6 +198,9 @@ impl Application {
         if leading {
             let configured: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
             forget_left_providers(&storage.store, &left, configured, left_config).await?;
+            // Those of the providers just forgotten went with them. (A
+            // follower loads them when it takes over.)
+            applier.previews().load().await;
         }
         let access = Arc::new(config.backend.external_access.clone());
         warn_if_writes_are_open(&access, addr);

@@ -127,7 +127,10 @@ pub use discovery::{RunReport, UnitUpdate};
 pub use integrations::{Auth, Integrations};
 pub use scheduler::Applier;
 pub use secret::Secret;
-pub use store::{Batch, CatalogStore, PostgresStore, SqliteStore};
+pub use store::{
+    Batch, CatalogStore, PostgresStore, PreviewId, PreviewStore, PreviewWrite, SqliteStore,
+    StoredPreview,
+};
 pub use telemetry::{Telemetry, init as init_telemetry};
 
 #[cfg(test)]

@@ -213,6 +213,12 @@ pub(crate) fn record_config_reload(outcome: &'static str, unix_seconds: f64) {
     metrics::gauge!("catalog_config_last_reload_timestamp_seconds").set(unix_seconds);
 }
 
+/// Pull-request previews dropped past their per-provider bounds.
+pub(crate) fn record_previews_dropped(provider: &str, count: usize) {
+    metrics::counter!("catalog_pull_request_previews_dropped_total", "provider" => provider.to_owned())
+        .increment(count as u64);
+}
+
 /// The status page was built (not served from its cache).
 pub(crate) fn record_status_page_build() {
     metrics::counter!("catalog_status_page_builds_total").increment(1);

@@ -7,7 +7,7 @@
 //!
 //! - [`run`]: one check, from the event to the posted report.
 //! - [`diff`]: predicted against served entities.
-//! - [`previews`]: the open previews (in memory, bounded).
+//! - [`previews`]: the open previews (bounded, written through to the store).
 
 mod diff;
 mod previews;

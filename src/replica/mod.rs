@@ -522,6 +522,8 @@ impl Replica {
                 runner.restore_report(run);
             }
         }
+        // The leader's open pull-request previews, for the status page.
+        promotion.applier.previews().follow().await?;
         self.mark_read();
         Ok(())
     }
@@ -548,6 +550,7 @@ impl Replica {
             .restore_withheld(self.store.withheld().await?);
         promotion.locations.follow_registered().await?;
         promotion.applier.settle();
+        promotion.applier.previews().load().await;
         self.start_leading();
         promotion.scheduler.lead();
         tracing::info!(

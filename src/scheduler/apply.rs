@@ -39,15 +39,17 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(catalog: Arc<Catalog>, store: Arc<dyn CatalogStore>) -> Arc<Self> {
+        let tracker = TaskTracker::new();
+        let previews = crate::checks::Previews::stored(Arc::clone(&store), tracker.clone());
         Arc::new(Self {
             catalog,
             store,
             serial: Arc::new(tokio::sync::Mutex::new(())),
-            tracker: TaskTracker::new(),
+            tracker,
             unwritten: parking_lot::Mutex::new(Vec::new()),
             unwritten_withheld: parking_lot::Mutex::new(Vec::new()),
             written: AtomicU64::new(0),
-            previews: Arc::default(),
+            previews: Arc::new(previews),
         })
     }
 

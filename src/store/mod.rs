@@ -8,6 +8,7 @@
 //! ([`PostgresStore`]) is shared by replicas, which follow its changes.
 
 pub(crate) mod postgres;
+mod previews;
 pub(crate) mod read_only;
 mod sql;
 mod sqlite;
@@ -23,6 +24,7 @@ use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withhold
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
 pub use postgres::PostgresStore;
+pub use previews::{PreviewId, PreviewStore, PreviewWrite, StoredPreview};
 pub use sqlite::SqliteStore;
 
 /// The default SQLite file, as in the example config.
@@ -168,7 +170,7 @@ pub enum RepositoryKey<'a> {
 /// Where the catalog is persisted: what is served, per entity and owner,
 /// with every change numbered (removals leave a numbered tombstone), the
 /// state of each provider's repositories, and each source's last run.
-pub trait CatalogStore: Send + Sync + std::fmt::Debug {
+pub trait CatalogStore: PreviewStore + Send + Sync + std::fmt::Debug {
     /// Everything start-up needs; keeps only the newest `retained_removals`
     /// removals (older ones move the change feed's horizon).
     fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;

@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "entity references",
         include_str!("migrations/postgres/0007_entity_references.sql"),
     ),
+    (
+        8,
+        "pull-request previews",
+        include_str!("migrations/postgres/0008_pull_request_previews.sql"),
+    ),
 ];
 
 /// What the driver needs to connect, from the parsed config. The password

@@ -700,7 +700,7 @@ where
     fn retain_sources<'a>(&'a self, keep: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id FROM sources UNION SELECT source_id FROM catalog_entities UNION SELECT source_id FROM repositories UNION SELECT source_id FROM withheld_refs",
+                "SELECT id FROM sources UNION SELECT source_id FROM catalog_entities UNION SELECT source_id FROM repositories UNION SELECT source_id FROM withheld_refs UNION SELECT provider FROM pull_request_previews",
             )
             .fetch_all(&self.pool)
             .await?;
@@ -728,6 +728,7 @@ where
                     "DELETE FROM catalog_entities WHERE source_id = $1",
                     "DELETE FROM repositories WHERE source_id = $1",
                     "DELETE FROM withheld_refs WHERE source_id = $1",
+                    "DELETE FROM pull_request_previews WHERE provider = $1",
                     "DELETE FROM sources WHERE id = $1",
                 ] {
                     sqlx::query(statement)
@@ -886,6 +887,7 @@ mod tests {
                     "7089a924f0e3abc2c97796b38944f3ac7a1182e967e2e53da4f91af193f3312254b59e2dc8439022e121e5e06e825581",
                     "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
                     "7cbb11cbaeb9d287075354418c8c5e7d61e0bf261cb6e149c21baf26110f88c737cbbe368abadcc04a83cf94ae28b3a0",
+                    "b43a8ca57a8b78441357d74ed46d948943902071f11a42d595d16364111e2bf730988877939128de97bcfd44dd8374d6",
                 ],
             ),
             (
@@ -896,6 +898,7 @@ mod tests {
                     "1556ba938202aecfba6f3a101ac2827120d7445d77d6b8a67386788e9e88434b6037ad59abd0da1faa9edffe4051c92a",
                     "ee2be9ac14bb2f763fa957735e209b9e8f2cd54530d2a9e80175c43eb128f8b773783fad1c5f7a46b031b0ebd47b6654",
                     "7cbb11cbaeb9d287075354418c8c5e7d61e0bf261cb6e149c21baf26110f88c737cbbe368abadcc04a83cf94ae28b3a0",
+                    "b43a8ca57a8b78441357d74ed46d948943902071f11a42d595d16364111e2bf730988877939128de97bcfd44dd8374d6",
                 ],
             ),
         ];

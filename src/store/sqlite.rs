@@ -46,6 +46,11 @@ pub(super) const MIGRATIONS: Migrations = &[
         "entity references",
         include_str!("migrations/sqlite/0007_entity_references.sql"),
     ),
+    (
+        8,
+        "pull-request previews",
+        include_str!("migrations/sqlite/0008_pull_request_previews.sql"),
+    ),
 ];
 
 /// The store in one SQLite file.

@@ -35,6 +35,7 @@ mod persistence;
 mod plan;
 mod postgres;
 mod pr_checks;
+mod pr_previews;
 mod problem_positions;
 mod progressive;
 mod queries;
