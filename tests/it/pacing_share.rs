@@ -212,10 +212,11 @@ async fn files_read(app: &TestApp, provider: &str) -> u64 {
     status["progress"]["read"].as_u64().unwrap_or(0)
 }
 
-/// Two providers sweep one integration whose bucket (20, 20 per second)
-/// binds: `big` reads 32 repositories at once, `small` 2. Served first come
-/// first served, `big`'s queue took about 32 of every 34 reads; round-robin
-/// between the providers waiting gives each about half.
+/// Two providers sweep one integration whose bucket (10, 10 per second)
+/// binds: `big` reads 32 repositories at once, `small` 4 (enough to use
+/// half the bucket). Served first come first served, `big`'s queue took
+/// about 32 of every 36 reads; round-robin between the providers waiting
+/// gives each about half.
 #[tokio::test]
 async fn two_providers_sweeping_one_integration_split_its_budget() {
     let sim = Simulator::start(SimConfig {
@@ -223,8 +224,8 @@ async fn two_providers_sweeping_one_integration_split_its_budget() {
         behaviour: Behaviour {
             latency: Duration::from_millis(10),
             rate_limit: Some(RateLimit {
-                burst: 20,
-                per_second: 20.0,
+                burst: 10,
+                per_second: 10.0,
             }),
             ..Behaviour::default()
         },
@@ -244,7 +245,7 @@ async fn two_providers_sweeping_one_integration_split_its_budget() {
         host = sim.host(),
         api = sim.server_api_base(),
         big = provider("big", "^P00(0[1-9]|10)$", 32),
-        small = provider("small", "^P00(1[1-9]|20)$", 2),
+        small = provider("small", "^P00(1[1-9]|20)$", 4),
     );
     let app = TestApp::spawn(&config).await;
     for name in ["big", "small"] {
