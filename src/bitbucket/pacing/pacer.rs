@@ -62,6 +62,10 @@ struct State {
     /// The latest episode's stall (Retry-After, or less from a fast bucket):
     /// late 429s of that episode wait no longer.
     stall: Duration,
+    /// A request sent within the latest stall met an empty bucket: the
+    /// pace is above the refill, so the rest of the stall holds everyone
+    /// (and the next 429 after it teaches the estimator).
+    refused_in_stall: bool,
     /// Requests answered (429s included) in the current [`USED_WINDOW`]
     /// since its start, and the rate of the window before.
     used: (Instant, u64, f64),
@@ -175,6 +179,7 @@ impl Pacer {
                 logged: None,
                 budget: Budget::default(),
                 stall: Duration::ZERO,
+                refused_in_stall: false,
                 used: (Instant::now(), 0, 0.0),
             }),
             changed: Notify::new(),
@@ -335,8 +340,13 @@ impl Pacer {
         // that met an empty bucket anyway belongs to that episode: what got
         // through since it began measures nothing yet.
         let stalled = state.blocked_until.is_some_and(|b| b > now);
+        // Sent within the stall (late 429s of requests sent before it say nothing).
+        if stalled && ticket.epoch == state.epoch {
+            state.refused_in_stall = true;
+        }
         if ticket.epoch == state.epoch && !stalled {
             state.epoch += 1;
+            state.refused_in_stall = false;
             let accepted = state.accepted;
             let idle = std::mem::take(&mut state.idle_since_episode);
             state.stall = state.estimator.on_429(now, accepted, retry_after, idle);
@@ -472,6 +482,7 @@ impl Pacer {
 fn held_until(state: &State, lane: Lane, now: Instant) -> Option<Instant> {
     let until = state.blocked_until.filter(|b| *b > now)?;
     let next_token = lane == Lane::Interactive
+        && !state.refused_in_stall
         && state.limiter.is_some()
         && state.estimator.refill().is_some()
         && state.stall <= INTERACTIVE_STALL;
@@ -591,8 +602,8 @@ mod tests {
 
     /// A bucket known to refill 5 a second answers 429 with `Retry-After:
     /// 4`: a sweep request waits it out, an interactive one goes at the
-    /// next token of the pace (a fifth of a second), and its own 429 in
-    /// the stall is part of the episode, not a new one.
+    /// next token of the pace (a fifth of a second); its own 429 in the
+    /// stall is part of the episode, not a new one, and ends the shortcut.
     #[tokio::test]
     async fn interactive_work_takes_the_next_token_while_sweeps_wait_out_retry_after() {
         let pacer = Arc::new(Pacer::new("test".into(), None, 4));
@@ -623,13 +634,11 @@ mod tests {
         );
         assert_eq!(pacer.current_rate(), pace);
         drop(interactive);
+        // Refused within the stall: the pace is above the refill, so the
+        // rest of the stall holds interactive work too.
         drop(pacer.acquire().await);
-        assert!(
-            !sweep.is_finished(),
-            "the sweep did not wait out Retry-After"
-        );
-        sweep.await.expect("sweep task");
         assert!(Instant::now() >= started + retry_after);
+        sweep.await.expect("sweep task");
     }
 
     #[tokio::test]
