@@ -2,13 +2,21 @@
 //! `maxConcurrentRequests`, `connectTimeout`, `requestTimeout`, `maxRetries`.
 //! Each value is checked as it is deserialised (see [`super::loose`]).
 
+use super::{ConfigError, Ctx};
 use crate::integrations::{Budget, HttpSettings, RateLimit};
 
 /// `rateLimit`, `maxConcurrentRequests`, `connectTimeout`,
-/// `requestTimeout`, `maxRetries` of one integration.
-pub(super) fn http_settings(raw: raw::Http) -> HttpSettings {
+/// `requestTimeout`, `maxRetries` of the integration at `key`.
+pub(super) fn http_settings(
+    ctx: &Ctx<'_>,
+    key: &str,
+    raw: raw::Http,
+) -> Result<HttpSettings, ConfigError> {
+    if let Some(rate) = &raw.rate_limit {
+        check_rate_limit(ctx, &format!("{key}.rateLimit"), rate)?;
+    }
     let defaults = HttpSettings::default();
-    HttpSettings {
+    Ok(HttpSettings {
         // The burst defaults to one second's worth.
         rate_limit: raw.rate_limit.as_ref().and_then(|rate| {
             let per_second = rate.requests_per_second.as_ref()?.0;
@@ -34,7 +42,28 @@ pub(super) fn http_settings(raw: raw::Http) -> HttpSettings {
             .request_timeout
             .map_or(defaults.request_timeout, |d| d.0),
         max_retries: raw.max_retries.map_or(defaults.max_retries, |n| n.0 as u32),
+    })
+}
+
+/// A `rateLimit` that limits nothing is a mistake (often a misspelt key,
+/// warned about on its own): without this it would pass silently.
+fn check_rate_limit(ctx: &Ctx<'_>, key: &str, rate: &raw::RateLimit) -> Result<(), ConfigError> {
+    let pace = rate.requests_per_second.is_some();
+    if !pace && rate.share.is_none() && rate.per_hour.is_none() {
+        let message = if rate.burst.is_some() {
+            "burst is set without requestsPerSecond, so nothing is limited; set requestsPerSecond (a fixed ceiling), or remove rateLimit to let the pace follow Bitbucket's 429s"
+        } else {
+            "rateLimit sets none of requestsPerSecond (a fixed ceiling), share (a share of the rate learnt from Bitbucket) or perHour (an hourly allowance); set one, or remove rateLimit to let the pace follow Bitbucket's 429s"
+        };
+        return Err(ctx.error(key, message));
     }
+    if rate.burst.is_some() && !pace {
+        return Err(ctx.error(
+            &format!("{key}.burst"),
+            "burst applies only to requestsPerSecond, which is not set; set requestsPerSecond or remove burst",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) mod raw {

@@ -122,7 +122,7 @@ fn server_integration(
         (None, None, None) => Auth::Anonymous,
     };
     let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-    let http = http_settings(raw::http_of!(raw));
+    let http = http_settings(ctx, key, raw::http_of!(raw))?;
     Ok(BitbucketServerIntegration {
         host,
         api_base_url,
@@ -147,7 +147,7 @@ fn cloud_integration(
         None => basic_cloud_auth(ctx, key, &mut raw)?,
     };
     let webhooks = webhook_settings(ctx, key, raw.webhook_secret, raw.allow_unsigned_webhooks);
-    let http = http_settings(raw::http_of!(raw));
+    let http = http_settings(ctx, key, raw::http_of!(raw))?;
     Ok(BitbucketCloudIntegration {
         host,
         api_base_url,

@@ -268,7 +268,7 @@ impl SourceRunner {
         // integration (pushes, entity refreshes) goes ahead of its requests.
         let run = async {
             match lane {
-                Lane::Sweep => bitbucket::sweep(run).await,
+                Lane::Sweep => bitbucket::sweep(self.id(), run).await,
                 Lane::Interactive => run.await,
             }
         };

@@ -115,7 +115,7 @@ impl SourceRunner {
         let stats = std::sync::Arc::new(RequestStats::default());
         let listing = tokio::select! {
             // A listing sweep is background work: interactive reads go first.
-            listing = crate::bitbucket::sweep(listing_sweep::list(&self.source, &stats, &self.listing_route)) => listing,
+            listing = crate::bitbucket::sweep(id, listing_sweep::list(&self.source, &stats, &self.listing_route)) => listing,
             () = tokio::time::sleep(schedule.timeout) => {
                 tracing::warn!(provider = id, timeout_s = schedule.timeout.as_secs(), "listing sweep timed out; nothing removed (raise listingSchedule.timeout)");
                 return SweepOutcome::Failed;

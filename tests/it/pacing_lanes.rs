@@ -43,7 +43,10 @@ async fn wait_served(app: &TestApp, name: &str, started: Instant) -> Duration {
 
 /// During a provider refresh of 2,000 repositories against Data Center's
 /// default bucket (60, 5 per second), pushes and entity refreshes are each
-/// served within [`BOUND`]; the sweep still runs meanwhile.
+/// served within [`BOUND`], 429 episodes meanwhile or not (the sweep waits
+/// out `Retry-After`, interactive work only the bucket's next token); the
+/// sweep still runs meanwhile. The last eight meet the 429 episodes of a
+/// bucket that shrinks to 5 and 3 a second under the pace.
 #[tokio::test]
 async fn pushes_and_refreshes_are_served_within_2s_during_a_sweep_of_2000_repositories() {
     let sim = Simulator::start(SimConfig {
@@ -83,7 +86,20 @@ async fn pushes_and_refreshes_are_served_within_2s_during_a_sweep_of_2000_reposi
     tokio::time::sleep(Duration::from_secs(20)).await;
 
     let mut served = Vec::new();
-    for (i, repo) in team.iter().take(6).enumerate() {
+    for (i, repo) in team.iter().take(16).enumerate() {
+        if i == 8 {
+            // The bucket now holds 5 and refills at 3 a second (another
+            // client took a share): the pace overruns it at once, and 429
+            // episodes follow while the pacer learns the new rate.
+            sim.set_behaviour(Behaviour {
+                rate_limit: Some(RateLimit {
+                    burst: 5,
+                    per_second: 3.0,
+                }),
+                ..Behaviour::default()
+            })
+            .expect("slower bucket");
+        }
         let at = RepoRef::Server {
             project: repo.project_key.clone(),
             slug: repo.slug.clone(),
@@ -128,20 +144,14 @@ async fn pushes_and_refreshes_are_served_within_2s_during_a_sweep_of_2000_reposi
         sim.stats().requests
     );
     eprintln!("served (kind, after, 429s meanwhile): {served:?}");
-    // Nothing waits for the sweep; a 429 meanwhile (the pacer probing the
-    // bucket) stops everyone for its Retry-After, interactive work too, so
-    // the bound is judged on what was served without one.
-    let calm: Vec<_> = served
-        .iter()
-        .filter(|(_, _, limited)| *limited == 0)
-        .collect();
     assert!(
-        calm.len() >= 3,
-        "too few served without a 429 to judge: {served:?}"
+        served.iter().any(|(_, _, limited)| *limited > 0),
+        "no 429 came during interactive work: {served:?}"
     );
+    // Nothing waits for the sweep, nor for a whole Retry-After.
     assert!(
-        calm.iter().all(|(_, took, _)| *took < BOUND),
-        "interactive work waited behind the sweep: {served:?}"
+        served.iter().all(|(_, took, _)| *took < BOUND),
+        "interactive work waited behind the sweep or a Retry-After: {served:?}"
     );
     app.stop().await;
 }

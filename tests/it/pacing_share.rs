@@ -1,15 +1,17 @@
-//! Issue 26: a budget per integration (`rateLimit: {share, perHour}`) and
-//! fast buckets, black-box against the simulator's token bucket.
+//! Issue 26: a budget per integration (`rateLimit: {share, perHour}`),
+//! fast buckets, and providers splitting one integration's budget,
+//! black-box against the simulator's token bucket.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
+use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::TestApp;
 use crate::support::sim::SimProviderConfig;
+use crate::support::{TestApp, WRITE_TOKEN, run_on_config, text, write_config};
 
 async fn simulator(repos: usize, rate_limit: Option<RateLimit>) -> Simulator {
     Simulator::start(SimConfig {
@@ -200,4 +202,128 @@ async fn a_fast_bucket_runs_within_one_and_a_half_times_its_bound() {
         "{took:.2} s for {served} requests: over 1.5 × the bound {bound:.2} s (unlimited: {unlimited:.2} s)"
     );
     sim.shutdown().await;
+}
+
+/// Files `provider`'s running run has read so far.
+async fn files_read(app: &TestApp, provider: &str) -> u64 {
+    let status = app
+        .get_json(&format!("/api/catalog/providers/{provider}"))
+        .await;
+    status["progress"]["read"].as_u64().unwrap_or(0)
+}
+
+/// Two providers sweep one integration whose bucket (10, 10 per second)
+/// binds: `big` reads 32 repositories at once, `small` 4 (enough to use
+/// half the bucket). Served first come first served, `big`'s queue took
+/// about 32 of every 36 reads; round-robin between the providers waiting
+/// gives each about half.
+#[tokio::test]
+async fn two_providers_sweeping_one_integration_split_its_budget() {
+    let sim = Simulator::start(SimConfig {
+        dataset: DatasetConfig::components_only(20, 50),
+        behaviour: Behaviour {
+            latency: Duration::from_millis(10),
+            rate_limit: Some(RateLimit {
+                burst: 10,
+                per_second: 10.0,
+            }),
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let provider = |name: &str, projects: &str, concurrency: usize| {
+        format!(
+            "\x20     {name}:\n        host: {host}\n        concurrency: {concurrency}\n        filters: {{projectKey: '{projects}'}}\n        schedule: {{frequency: {{trigger: manual}}, timeout: {{minutes: 10}}}}\n",
+            host = sim.host(),
+        )
+    };
+    let config = format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n\
+         catalog:\n  providers:\n    bitbucketServer:\n{big}{small}",
+        host = sim.host(),
+        api = sim.server_api_base(),
+        big = provider("big", "^P00(0[1-9]|10)$", 32),
+        small = provider("small", "^P00(1[1-9]|20)$", 4),
+    );
+    let app = TestApp::spawn(&config).await;
+    for name in ["big", "small"] {
+        let (status, body) = app
+            .send(
+                Method::POST,
+                &format!("/api/catalog/providers/{name}/refresh"),
+                None,
+                Some(WRITE_TOKEN),
+            )
+            .await;
+        assert_eq!(status, 202, "{body:#}");
+    }
+    // Both past their listings and reading.
+    let started = Instant::now();
+    while files_read(&app, "big").await < 20 || files_read(&app, "small").await < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "both providers did not start reading within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = (
+        files_read(&app, "big").await,
+        files_read(&app, "small").await,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = (
+        files_read(&app, "big").await,
+        files_read(&app, "small").await,
+    );
+    let (big, small) = (after.0 - before.0, after.1 - before.1);
+    let share = big as f64 / (big + small).max(1) as f64;
+    eprintln!(
+        "over 10 s: big read {big}, small {small} (big {:.0} %); {} × 429",
+        share * 100.0,
+        sim.stats().rate_limited()
+    );
+    assert!(big + small >= 50, "too few reads to judge: {big} + {small}");
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "one provider took the integration: big {big}, small {small}"
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+/// A `rateLimit` that limits nothing (no key, or only `burst`) is refused
+/// by `config check` with what to set; `share` alone is a budget.
+#[tokio::test]
+async fn config_check_refuses_a_rate_limit_that_limits_nothing() {
+    let integration = |rate_limit: &str| {
+        format!(
+            "integrations:\n  bitbucketServer:\n    - host: bitbucket.example.com\n      rateLimit: {rate_limit}\n"
+        )
+    };
+    for (rate_limit, says) in [
+        ("{}", "set one, or remove rateLimit"),
+        ("{burst: 10}", "burst is set without requestsPerSecond"),
+        (
+            "{share: 0.5, burst: 10}",
+            "set requestsPerSecond or remove burst",
+        ),
+    ] {
+        let (_dir, file) = write_config(&integration(rate_limit));
+        let out = run_on_config(&["config", "check"], &file).await;
+        let stderr = text(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "rateLimit: {rate_limit}: {stderr}"
+        );
+        assert!(
+            stderr.contains("rateLimit") && stderr.contains(says),
+            "rateLimit: {rate_limit}: {stderr}"
+        );
+    }
+    let (_dir, file) = write_config(&integration("{share: 0.5}"));
+    let out = run_on_config(&["config", "check"], &file).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

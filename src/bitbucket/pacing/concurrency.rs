@@ -16,7 +16,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::lanes::{Gate, Held, Lane};
+use super::lanes::{Class, Gate, Held};
 
 /// Where the limit starts (the fixed concurrency of earlier versions).
 pub(crate) const INITIAL: usize = 8;
@@ -198,9 +198,9 @@ impl Concurrency {
         })
     }
 
-    pub(crate) async fn enter(&self, lane: Lane) -> Place {
+    pub(crate) async fn enter(&self, class: &Class) -> Place {
         Place {
-            _held: self.gate.enter(lane).await,
+            _held: self.gate.enter(class).await,
         }
     }
 

@@ -177,6 +177,9 @@ impl Estimator {
             (false, Some(_), _, Mode::Paced { refill, .. }) => {
                 paced((refill * SHARED_CUT).max(MIN_RATE), resume)
             }
+            // The server said its refill: a 429 does not unlearn it (a
+            // search from scratch would overrun the bucket again).
+            (_, None, _, Mode::Paced { refill, .. }) if self.exact => paced(refill, resume),
             (_, _, Some(prev), Mode::Search { .. } | Mode::Paced { .. }) => {
                 paced(self.refill_since(prev, now, accepted).max(MIN_RATE), resume)
             }
@@ -484,6 +487,16 @@ mod tests {
         est.known(t0, 10.0, Some(60.0));
         assert_eq!(est.pace_burst(), 6);
         assert!((est.pace().unwrap() - 0.1 * MARGIN * 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_429_keeps_a_refill_the_server_said() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new();
+        est.known(t0, 5.0, Some(60.0));
+        assert_eq!(est.on_429(t0 + secs(3.0), 20, secs(1.0), false), secs(1.0));
+        assert_eq!(est.refill(), Some(5.0));
+        assert!((est.pace().unwrap() - 4.75).abs() < 1e-9);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Interactive work first: which class a request belongs to, and a gate
 //! (a semaphore with two classes of waiters) that serves interactive
-//! waiters before sweep ones without ever starving the sweep.
+//! waiters before sweep ones without ever starving the sweep, and sweep
+//! waiters round-robin between the providers sweeping.
 //!
 //! The class travels as a task-local rather than as an argument: it is a
 //! property of the work (a scheduled or refreshed source run) and not of
@@ -15,10 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 tokio::task_local! {
-    static LANE: Lane;
+    static CLASS: Class;
 }
 
 /// What a request is for.
@@ -30,24 +31,39 @@ pub(crate) enum Lane {
     Sweep,
 }
 
-impl Lane {
-    /// The calling task's class: [`Lane::Sweep`] inside [`sweep`].
-    pub(crate) fn current() -> Lane {
-        LANE.try_with(|lane| *lane).unwrap_or(Lane::Interactive)
+/// A request's lane and, for sweeps, the provider it sweeps for: sweep
+/// places go round-robin between providers, so one provider's big sweep
+/// cannot starve another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Class {
+    lane: Lane,
+    provider: Arc<str>,
+}
+
+impl Class {
+    pub(crate) fn new(lane: Lane, provider: &str) -> Self {
+        Self {
+            lane,
+            provider: Arc::from(provider),
+        }
     }
 
-    fn index(self) -> usize {
-        match self {
-            Lane::Interactive => 0,
-            Lane::Sweep => 1,
-        }
+    /// The calling task's class: interactive outside [`sweep`].
+    pub(crate) fn current() -> Self {
+        CLASS
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| Self::new(Lane::Interactive, ""))
+    }
+
+    pub(crate) fn lane(&self) -> Lane {
+        self.lane
     }
 }
 
-/// Runs `work` (a source run) with its requests in the sweep class. The
-/// class follows the future, not spawned tasks.
-pub(crate) async fn sweep<F: Future>(work: F) -> F::Output {
-    LANE.scope(Lane::Sweep, work).await
+/// Runs `work` (a source run of `provider`) with its requests in the sweep
+/// class. The class follows the future, not spawned tasks.
+pub(crate) async fn sweep<F: Future>(provider: &str, work: F) -> F::Output {
+    CLASS.scope(Class::new(Lane::Sweep, provider), work).await
 }
 
 /// While sweep waiters could go, interactive waiters take at most this
@@ -57,10 +73,14 @@ const INTERACTIVE_STREAK: u32 = 3;
 
 /// A counting gate: `limit` holders at most, `reserve` of them that sweep
 /// work cannot take, waiters served interactive first (bounded by
-/// [`INTERACTIVE_STREAK`]), FIFO within a class.
+/// [`INTERACTIVE_STREAK`]), FIFO within the interactive class and
+/// round-robin between providers (FIFO within one) in the sweep class.
 #[derive(Debug)]
 pub(crate) struct Gate {
     state: Mutex<GateState>,
+    /// Wakes sweep holders that yield to interactive waiters (see
+    /// [`Gate::interactive_waiting`]).
+    interactive_queued: Notify,
 }
 
 #[derive(Debug)]
@@ -68,11 +88,19 @@ struct GateState {
     limit: usize,
     reserve: usize,
     held: usize,
-    /// By [`Lane::index`].
-    waiting: [VecDeque<Waiting>; 2],
+    interactive: VecDeque<Waiting>,
+    /// One queue per provider with sweep waiters; the front one is served
+    /// next and then goes to the back.
+    sweeps: VecDeque<ProviderQueue>,
     /// Interactive grants in a row while a sweep waiter could have gone.
     streak: u32,
     next_id: u64,
+}
+
+#[derive(Debug)]
+struct ProviderQueue {
+    provider: Arc<str>,
+    waiting: VecDeque<Waiting>,
 }
 
 #[derive(Debug)]
@@ -97,7 +125,6 @@ impl Drop for Held {
 /// back the place it was granted meanwhile.
 struct Waiter<'a> {
     gate: &'a Arc<Gate>,
-    lane: Lane,
     id: u64,
     granted: Option<oneshot::Receiver<()>>,
 }
@@ -107,13 +134,8 @@ impl Drop for Waiter<'_> {
         let Some(mut granted) = self.granted.take() else {
             return;
         };
-        {
-            let mut state = self.gate.state.lock();
-            let queue = &mut state.waiting[self.lane.index()];
-            if let Some(at) = queue.iter().position(|w| w.id == self.id) {
-                queue.remove(at);
-                return;
-            }
+        if self.gate.state.lock().remove(self.id) {
+            return;
         }
         // Not queued any more: the grant was sent.
         if granted.try_recv().is_ok() {
@@ -129,18 +151,20 @@ impl Gate {
                 limit: limit.max(1),
                 reserve,
                 held: 0,
-                waiting: Default::default(),
+                interactive: VecDeque::new(),
+                sweeps: VecDeque::new(),
                 streak: 0,
                 next_id: 0,
             }),
+            interactive_queued: Notify::new(),
         })
     }
 
-    /// Waits for a place for `lane`'s work.
-    pub(crate) async fn enter(self: &Arc<Self>, lane: Lane) -> Held {
+    /// Waits for a place for `class`'s work.
+    pub(crate) async fn enter(self: &Arc<Self>, class: &Class) -> Held {
         let (id, granted) = {
             let mut state = self.state.lock();
-            if state.may_enter(lane) {
+            if state.may_enter(class.lane) {
                 state.held += 1;
                 return Held {
                     gate: Arc::clone(self),
@@ -149,12 +173,14 @@ impl Gate {
             let (grant, granted) = oneshot::channel();
             let id = state.next_id;
             state.next_id += 1;
-            state.waiting[lane.index()].push_back(Waiting { id, grant });
+            state.queue(class, Waiting { id, grant });
             (id, granted)
         };
+        if class.lane == Lane::Interactive {
+            self.interactive_queued.notify_waiters();
+        }
         let mut waiter = Waiter {
             gate: self,
-            lane,
             id,
             granted: Some(granted),
         };
@@ -166,6 +192,25 @@ impl Gate {
         waiter.granted = None;
         Held {
             gate: Arc::clone(self),
+        }
+    }
+
+    /// Resolves once an interactive waiter is queued that a released place
+    /// would go to: a sweep holding a place it has not used yet (waiting
+    /// on the pace) gives it up, so interactive work never waits behind it.
+    pub(crate) async fn interactive_waiting(&self) {
+        loop {
+            // Registered before reading the state, so no arrival is missed.
+            let queued = self.interactive_queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            {
+                let state = self.state.lock();
+                if !state.interactive.is_empty() && state.streak < INTERACTIVE_STREAK {
+                    return;
+                }
+            }
+            queued.await;
         }
     }
 
@@ -187,7 +232,7 @@ impl Gate {
     /// someone waits): the limit, not the work, bounds what is in flight.
     pub(crate) fn is_full(&self) -> bool {
         let state = self.state.lock();
-        state.held + state.reserve >= state.limit || state.waiting.iter().any(|w| !w.is_empty())
+        state.held + state.reserve >= state.limit || state.has_waiters()
     }
 
     fn release(&self) {
@@ -198,21 +243,70 @@ impl Gate {
 }
 
 impl GateState {
+    fn has_waiters(&self) -> bool {
+        !self.interactive.is_empty() || !self.sweeps.is_empty()
+    }
+
     fn may_enter(&self, lane: Lane) -> bool {
         match lane {
-            Lane::Interactive => self.waiting[0].is_empty() && self.held < self.limit,
-            Lane::Sweep => {
-                self.waiting.iter().all(VecDeque::is_empty) && self.held + self.reserve < self.limit
+            Lane::Interactive => self.interactive.is_empty() && self.held < self.limit,
+            Lane::Sweep => !self.has_waiters() && self.held + self.reserve < self.limit,
+        }
+    }
+
+    fn queue(&mut self, class: &Class, waiting: Waiting) {
+        if class.lane == Lane::Interactive {
+            self.interactive.push_back(waiting);
+            return;
+        }
+        match self
+            .sweeps
+            .iter_mut()
+            .find(|q| q.provider == class.provider)
+        {
+            Some(queue) => queue.waiting.push_back(waiting),
+            None => self.sweeps.push_back(ProviderQueue {
+                provider: Arc::clone(&class.provider),
+                waiting: VecDeque::from([waiting]),
+            }),
+        }
+    }
+
+    /// Takes waiter `id` out of its queue; false when it is not queued.
+    fn remove(&mut self, id: u64) -> bool {
+        if let Some(at) = self.interactive.iter().position(|w| w.id == id) {
+            self.interactive.remove(at);
+            return true;
+        }
+        for (index, queue) in self.sweeps.iter_mut().enumerate() {
+            if let Some(at) = queue.waiting.iter().position(|w| w.id == id) {
+                queue.waiting.remove(at);
+                if queue.waiting.is_empty() {
+                    self.sweeps.remove(index);
+                }
+                return true;
             }
         }
+        false
+    }
+
+    /// The next sweep waiter: the front provider's first, that provider
+    /// then going to the back.
+    fn next_sweep(&mut self) -> Option<Waiting> {
+        let mut queue = self.sweeps.pop_front()?;
+        let next = queue.waiting.pop_front();
+        if !queue.waiting.is_empty() {
+            self.sweeps.push_back(queue);
+        }
+        next
     }
 
     /// Hands free places to waiters, interactive first. Waking a waiter
     /// only schedules it, so this runs under the lock.
     fn grant(&mut self) {
         loop {
-            let interactive = !self.waiting[0].is_empty() && self.held < self.limit;
-            let sweep = !self.waiting[1].is_empty() && self.held + self.reserve < self.limit;
+            let interactive = !self.interactive.is_empty() && self.held < self.limit;
+            let sweep = !self.sweeps.is_empty() && self.held + self.reserve < self.limit;
             let lane = match (interactive, sweep) {
                 (true, true) if self.streak >= INTERACTIVE_STREAK => Lane::Sweep,
                 (true, _) => Lane::Interactive,
@@ -224,7 +318,11 @@ impl GateState {
                 Lane::Interactive => {}
                 Lane::Sweep => self.streak = 0,
             }
-            let Some(next) = self.waiting[lane.index()].pop_front() else {
+            let next = match lane {
+                Lane::Interactive => self.interactive.pop_front(),
+                Lane::Sweep => self.next_sweep(),
+            };
+            let Some(next) = next else {
                 return;
             };
             // A waiter dropped since (its Drop is waiting for our lock)
@@ -241,27 +339,35 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn interactive() -> Class {
+        Class::new(Lane::Interactive, "")
+    }
+
+    fn sweep_of(provider: &str) -> Class {
+        Class::new(Lane::Sweep, provider)
+    }
+
     #[tokio::test]
     async fn sweeps_leave_the_reserve_and_interactive_waiters_go_first() {
         let gate = Gate::new(3, 1);
-        let a = gate.enter(Lane::Sweep).await;
-        let _b = gate.enter(Lane::Sweep).await;
+        let a = gate.enter(&sweep_of("a")).await;
+        let _b = gate.enter(&sweep_of("a")).await;
         // The third place is the reserve: a sweep waits, interactive work does not.
         let sweep = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter(Lane::Sweep).await }
+            async move { gate.enter(&sweep_of("a")).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!sweep.is_finished());
-        let first = gate.enter(Lane::Interactive).await;
-        let interactive = tokio::spawn({
+        let first = gate.enter(&interactive()).await;
+        let queued = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter(Lane::Interactive).await }
+            async move { gate.enter(&interactive()).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         // A place frees: the interactive waiter takes it, although the sweep waited longer.
         drop(a);
-        let second = tokio::time::timeout(Duration::from_secs(1), interactive)
+        let second = tokio::time::timeout(Duration::from_secs(1), queued)
             .await
             .expect("interactive served")
             .expect("task");
@@ -278,17 +384,17 @@ mod tests {
     #[tokio::test]
     async fn interactive_work_cannot_starve_a_sweep() {
         let gate = Gate::new(1, 0);
-        let mut holder = gate.enter(Lane::Interactive).await;
+        let mut holder = gate.enter(&interactive()).await;
         let sweep = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { drop(gate.enter(Lane::Sweep).await) }
+            async move { drop(gate.enter(&sweep_of("a")).await) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut grants = 0;
         while !sweep.is_finished() {
             let next = tokio::spawn({
                 let gate = Arc::clone(&gate);
-                async move { gate.enter(Lane::Interactive).await }
+                async move { gate.enter(&interactive()).await }
             });
             tokio::time::sleep(Duration::from_millis(5)).await;
             drop(holder);
@@ -298,27 +404,92 @@ mod tests {
         }
     }
 
+    /// Provider `big` queues 6 waiters before `small` queues 2: the places
+    /// alternate between them, not first come first served.
+    #[tokio::test]
+    async fn sweep_places_go_round_robin_between_providers() {
+        let gate = Gate::new(1, 0);
+        let holder = gate.enter(&sweep_of("big")).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for provider in ["big"; 6].into_iter().chain(["small"; 2]) {
+            let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let _held = gate.enter(&sweep_of(provider)).await;
+                order.lock().push(provider);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(holder);
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .expect("served")
+                .expect("task");
+        }
+        let order = order.lock().clone();
+        assert_eq!(
+            order,
+            ["big", "small", "big", "small", "big", "big", "big", "big"],
+            "{order:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_queued_interactive_waiter_is_announced_to_sweep_holders() {
+        let gate = Gate::new(1, 0);
+        let _sweep = gate.enter(&sweep_of("a")).await;
+        let announced = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.interactive_waiting().await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!announced.is_finished(), "no interactive waiter yet");
+        let _waiting = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { drop(gate.enter(&interactive()).await) }
+        });
+        tokio::time::timeout(Duration::from_secs(1), announced)
+            .await
+            .expect("announced")
+            .expect("task");
+    }
+
     #[tokio::test]
     async fn a_cancelled_waiter_gives_its_place_back() {
         let gate = Gate::new(1, 0);
-        let held = gate.enter(Lane::Sweep).await;
+        let held = gate.enter(&sweep_of("a")).await;
         let waiting = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { drop(gate.enter(Lane::Interactive).await) }
+            async move { drop(gate.enter(&interactive()).await) }
+        });
+        let cancelled_sweep = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { drop(gate.enter(&sweep_of("b")).await) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         waiting.abort();
+        cancelled_sweep.abort();
         let _ = waiting.await;
+        let _ = cancelled_sweep.await;
         drop(held);
         assert_eq!(gate.held(), 0);
-        let _again = tokio::time::timeout(Duration::from_secs(1), gate.enter(Lane::Sweep))
+        assert!(
+            !gate.is_full(),
+            "the cancelled waiters left no queue behind"
+        );
+        let _again = tokio::time::timeout(Duration::from_secs(1), gate.enter(&sweep_of("a")))
             .await
             .expect("the place is free");
     }
 
     #[tokio::test]
     async fn the_class_follows_the_sweep_future() {
-        assert_eq!(Lane::current(), Lane::Interactive);
-        assert_eq!(sweep(async { Lane::current() }).await, Lane::Sweep);
+        assert_eq!(Class::current().lane(), Lane::Interactive);
+        assert_eq!(
+            sweep("p", async { Class::current().lane() }).await,
+            Lane::Sweep
+        );
+        assert_eq!(sweep("p", async { Class::current() }).await, sweep_of("p"));
     }
 }

@@ -6,7 +6,8 @@
 //! works out the bucket's refill rate (and roughly its size) from what
 //! Bitbucket accepted between 429s, and the pace sits just under it, probing
 //! upward slowly. `X-RateLimit-*` headers, when a server sends them, give the
-//! answer directly. Every request waits out the latest `Retry-After`.
+//! answer directly. Sweeps wait out the latest `Retry-After`; interactive
+//! work waits only for the next token of a bucket whose refill is known.
 //!
 //! - `estimator.rs`: the pure state machine (429s and headers in, a pace out).
 //! - `headers.rs`: what an answer's headers say about the limit.

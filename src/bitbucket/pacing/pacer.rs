@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::concurrency::{Concurrency, Outcome, Place};
 use super::estimator::Estimator;
 use super::headers::RateHeaders;
-use super::lanes::{Gate, Lane};
+use super::lanes::{Class, Gate, Lane};
 use crate::integrations::{Budget, RateLimit};
 
 /// Bitbucket Cloud's `X-RateLimit-NearLimit` means less than this share of
@@ -28,6 +28,9 @@ const IDLE_GAP: Duration = Duration::from_secs(5);
 const HOUR: f64 = 3600.0;
 /// At most one rate-limit log line per integration this often.
 const RATE_LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Interactive work waits out stalls longer than this (see [`held_until`]);
+/// Atlassian's own clients wait this long when no `Retry-After` comes.
+const INTERACTIVE_STALL: Duration = Duration::from_secs(5);
 /// "Used": requests sent over the last window this long.
 const USED_WINDOW: Duration = Duration::from_secs(10);
 
@@ -59,6 +62,10 @@ struct State {
     /// The latest episode's stall (Retry-After, or less from a fast bucket):
     /// late 429s of that episode wait no longer.
     stall: Duration,
+    /// A request sent within the latest stall met an empty bucket: the
+    /// pace is above the refill, so the rest of the stall holds everyone
+    /// (and the next 429 after it teaches the estimator).
+    refused_in_stall: bool,
     /// Requests answered (429s included) in the current [`USED_WINDOW`]
     /// since its start, and the rate of the window before.
     used: (Instant, u64, f64),
@@ -172,6 +179,7 @@ impl Pacer {
                 logged: None,
                 budget: Budget::default(),
                 stall: Duration::ZERO,
+                refused_in_stall: false,
                 used: (Instant::now(), 0, 0.0),
             }),
             changed: Notify::new(),
@@ -197,10 +205,12 @@ impl Pacer {
 
     /// Waits for a `Retry-After` in force, the pace and a concurrency slot;
     /// interactive work (see [`Lane`]) goes ahead of queued sweep work for
-    /// both. The pace comes first, so requests waiting on a bucket hold no
-    /// slot and the slots measure only what Bitbucket is working on.
+    /// both, and a sweep waiting on the pace gives its turn up to it. The
+    /// pace comes first, so requests waiting on a bucket hold no slot and
+    /// the slots measure only what Bitbucket is working on.
     pub(crate) async fn acquire(&self) -> Slot {
-        let lane = Lane::current();
+        let class = Class::current();
+        let lane = class.lane();
         {
             let mut state = self.state.lock();
             let now = Instant::now();
@@ -213,12 +223,15 @@ impl Pacer {
             state.last_request = Some(now);
         }
         let mut place = None;
+        // A sweep request gives its turn up at most once, so a stream of
+        // interactive work cannot keep it from the pace.
+        let mut yielded = false;
         loop {
             // Registered before reading the state, so no change is missed.
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let (blocked_until, limiter) = {
+            let (hold, limiter) = {
                 let mut state = self.state.lock();
                 let now = Instant::now();
                 if state.blocked_until.is_none_or(|b| b <= now) {
@@ -227,30 +240,45 @@ impl Pacer {
                         self.apply(&mut state, true);
                     }
                 }
-                (state.blocked_until, state.limiter.clone())
+                (held_until(&state, lane, now), state.limiter.clone())
             };
-            if let Some(until) = blocked_until.filter(|u| *u > Instant::now()) {
+            if let Some(until) = hold {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
             if let Some(limiter) = limiter {
                 let _turn = tokio::select! {
-                    turn = self.turn.enter(lane) => turn,
+                    turn = self.turn.enter(&class) => turn,
                     () = &mut changed => continue,
+                };
+                // A sweep's turn is only a place in the line for the next
+                // token: interactive work arriving meanwhile takes it.
+                let may_yield = lane == Lane::Sweep && !yielded;
+                let turn = &self.turn;
+                let yield_turn = async move {
+                    if may_yield {
+                        turn.interactive_waiting().await;
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
                 };
                 tokio::select! {
                     _ = limiter.until_ready() => {}
                     () = &mut changed => continue,
+                    () = yield_turn => {
+                        yielded = true;
+                        continue;
+                    }
                 }
             }
             let held = match place.take() {
                 Some(held) => held,
-                None => self.permits.enter(lane).await,
+                None => self.permits.enter(&class).await,
             };
             let state = self.state.lock();
             // A 429 came while this request waited for the pace or a slot:
             // it keeps its slot and waits the Retry-After out.
-            if state.blocked_until.is_some_and(|b| b > Instant::now()) {
+            if held_until(&state, lane, Instant::now()).is_some() {
                 drop(state);
                 place = Some(held);
                 continue;
@@ -300,19 +328,34 @@ impl Pacer {
         }
     }
 
-    /// Bitbucket said 429: everyone waits `retry_after`; the first 429 of
-    /// requests sent since the last episode teaches the estimator.
+    /// Bitbucket said 429: sweeps wait `retry_after` (interactive work, see
+    /// [`held_until`], only the next token); the first 429 of requests sent
+    /// since the last episode teaches the estimator.
     pub(crate) fn rate_limited(&self, ticket: Ticket, retry_after: Duration) {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.rate_limited += 1;
         count_used(&mut state);
-        if ticket.epoch == state.epoch {
+        // An interactive request sent during a stall (at the next token)
+        // that met an empty bucket anyway belongs to that episode: what got
+        // through since it began measures nothing yet.
+        let stalled = state.blocked_until.is_some_and(|b| b > now);
+        // Sent within the stall (late 429s of requests sent before it say nothing).
+        if stalled && ticket.epoch == state.epoch {
+            state.refused_in_stall = true;
+        }
+        if ticket.epoch == state.epoch && !stalled {
             state.epoch += 1;
+            state.refused_in_stall = false;
             let accepted = state.accepted;
             let idle = std::mem::take(&mut state.idle_since_episode);
             state.stall = state.estimator.on_429(now, accepted, retry_after, idle);
             self.apply(&mut state, true);
+            // Nothing banked: interactive requests in the stall get the
+            // bucket's next tokens, one at a time.
+            if let Some(limiter) = &state.limiter {
+                while limiter.check().is_ok() {}
+            }
             self.log_rate_limited(&mut state, now, retry_after);
         }
         // Late 429s of the episode wait no longer than its stall.
@@ -429,6 +472,23 @@ impl Pacer {
     }
 }
 
+/// Until when a request of `lane` waits on a `Retry-After` now. Sweeps
+/// wait it out. Interactive work does not when the bucket's refill is
+/// known and the stall is short (a Data Center bucket: `Retry-After` is
+/// when one token will be there, rounded up to whole seconds): it goes at
+/// the pace, whose limiter was emptied at the 429, so it gets the tokens
+/// the bucket refills while the sweeps stand still. A long stall is an
+/// allowance used up (Cloud's hour), where more requests only earn 429s.
+fn held_until(state: &State, lane: Lane, now: Instant) -> Option<Instant> {
+    let until = state.blocked_until.filter(|b| *b > now)?;
+    let next_token = lane == Lane::Interactive
+        && !state.refused_in_stall
+        && state.limiter.is_some()
+        && state.estimator.refill().is_some()
+        && state.stall <= INTERACTIVE_STALL;
+    (!next_token).then_some(until)
+}
+
 /// One more request answered, for "used".
 fn count_used(state: &mut State) {
     let now = Instant::now();
@@ -538,6 +598,47 @@ mod tests {
         drop((first, second));
         let _third = pacer.acquire().await;
         assert!(Instant::now() >= started + Duration::from_millis(200));
+    }
+
+    /// A bucket known to refill 5 a second answers 429 with `Retry-After:
+    /// 4`: a sweep request waits it out, an interactive one goes at the
+    /// next token of the pace (a fifth of a second); its own 429 in the
+    /// stall is part of the episode, not a new one, and ends the shortcut.
+    #[tokio::test]
+    async fn interactive_work_takes_the_next_token_while_sweeps_wait_out_retry_after() {
+        let pacer = Arc::new(Pacer::new("test".into(), None, 4));
+        let mut headers = HeaderMap::new();
+        headers.insert("X-RateLimit-Limit", HeaderValue::from_static("60"));
+        headers.insert("X-RateLimit-FillRate", HeaderValue::from_static("5"));
+        pacer.answered(&headers);
+        let first = pacer.acquire().await;
+        let retry_after = Duration::from_secs(4);
+        let started = Instant::now();
+        pacer.rate_limited(first.ticket, retry_after);
+        drop(first);
+        let sweep = tokio::spawn({
+            let pacer = Arc::clone(&pacer);
+            super::super::sweep("p", async move { drop(pacer.acquire().await) })
+        });
+        let interactive = pacer.acquire().await;
+        assert!(
+            !sweep.is_finished(),
+            "the sweep did not wait out Retry-After"
+        );
+        let pace = pacer.current_rate();
+        pacer.rate_limited(interactive.ticket, Duration::from_secs(1));
+        assert_eq!(
+            pacer.state.lock().epoch,
+            1,
+            "a 429 in the stall began an episode"
+        );
+        assert_eq!(pacer.current_rate(), pace);
+        drop(interactive);
+        // Refused within the stall: the pace is above the refill, so the
+        // rest of the stall holds interactive work too.
+        drop(pacer.acquire().await);
+        assert!(Instant::now() >= started + retry_after);
+        sweep.await.expect("sweep task");
     }
 
     #[tokio::test]
