@@ -1245,7 +1245,7 @@ mod tests {
             .iter()
             .zip(1..)
             .map(|(e, seq)| {
-                let text = stitch::references_to_store(e).unwrap();
+                let text = e.references_to_store().unwrap();
                 let owner = source.owner(&e.key).unwrap();
                 (owner, (**e).clone(), seq, stitch::stored_references(&text))
             })

@@ -110,6 +110,12 @@ impl PreparedEntity {
         Ok(stitch::references_of(&entity))
     }
 
+    /// Its references as the store keeps them (see
+    /// [`stitch::references_to_store`]); `None`: derive them at start-up.
+    pub(crate) fn references_to_store(&self) -> Option<String> {
+        stitch::references_to_store(&self.references().ok()?)
+    }
+
     /// The relations it is served with, read without building the rest of
     /// the entity (the other fields are skipped, not parsed into values).
     pub(super) fn served_relations(&self) -> Result<Vec<entity::Relation>, serde_json::Error> {

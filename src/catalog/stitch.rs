@@ -10,7 +10,6 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::PreparedEntity;
 use super::entity::{Entity, Relation};
 use super::relations::{self, Reference};
 
@@ -45,14 +44,13 @@ const RELATION_TYPES: &[(&str, &str)] = &[
     ("hasMember", "memberOf"),
 ];
 
-/// The references `entity` makes, as the store keeps them beside it: one
+/// `references` as the store keeps them beside their entity: one
 /// `forward<TAB>target` line each (empty: none). `None` when they cannot
-/// be written so (a target with a tab or a line break) or derived: start-up
-/// then derives them from the JSON, as for rows stored before this column.
-pub(crate) fn references_to_store(entity: &PreparedEntity) -> Option<String> {
-    let references = entity.references().ok()?;
+/// be written so (a target with a tab or a line break): start-up then
+/// derives them from the JSON, as for rows stored before this column.
+pub(crate) fn references_to_store(references: &[Reference]) -> Option<String> {
     let mut text = String::new();
-    for reference in &references {
+    for reference in references {
         if reference.target.contains(['\t', '\n']) {
             return None;
         }
@@ -292,8 +290,8 @@ mod tests {
         ];
         for entity in all {
             let derived = references_of(&entity);
-            let prepared = PreparedEntity::render(entity, Vec::new()).unwrap();
-            let text = references_to_store(&prepared).unwrap();
+            let prepared = crate::catalog::PreparedEntity::render(entity, Vec::new()).unwrap();
+            let text = prepared.references_to_store().unwrap();
             assert_eq!(
                 stored_references(&text).unwrap().to_vec(),
                 derived,

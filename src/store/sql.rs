@@ -510,7 +510,7 @@ where
                 let mut uid = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 let uid = entity.uid.hyphenated().encode_lower(&mut uid);
                 // So start-up indexes relations without parsing every body.
-                let references = stitch::references_to_store(entity);
+                let references = entity.references_to_store();
                 sqlx::query(
                     "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin, refs)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
