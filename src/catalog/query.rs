@@ -133,7 +133,7 @@ impl Predicate {
             }
             parts.push(match key.as_str() {
                 "$all" => Predicate::All(Self::list(value, "$all", depth, terms)?),
-                "$any" => Predicate::Any(Self::list(value, "$any", depth, terms)?),
+                "$any" => Predicate::Any(merge_values(Self::list(value, "$any", depth, terms)?)),
                 "$not" => {
                     Predicate::Not(Box::new(Self::from_json_within(value, depth + 1, terms)?))
                 }
@@ -255,6 +255,27 @@ impl Predicate {
                 .any(|v| v.to_lowercase().starts_with(prefix.as_str())),
         }
     }
+}
+
+/// `$any` of values for one key is one `In`: evaluated in one pass over an
+/// entity's rows, not one pass per term (a 999-term `$any` took seconds).
+fn merge_values(parts: Vec<Predicate>) -> Vec<Predicate> {
+    let mut merged: Vec<Predicate> = Vec::with_capacity(parts.len());
+    let mut by_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for part in parts {
+        let Predicate::In { key, values } = part else {
+            merged.push(part);
+            continue;
+        };
+        match by_key.get(&key).and_then(|&at| merged.get_mut(at)) {
+            Some(Predicate::In { values: into, .. }) => into.extend(values),
+            _ => {
+                by_key.insert(key.clone(), merged.len());
+                merged.push(Predicate::In { key, values });
+            }
+        }
+    }
+    merged
 }
 
 fn too_many_terms(count: usize) -> QueryError {
@@ -525,6 +546,14 @@ mod tests {
                 json!({"relations": {"$contains": {"type": "partOf"}}}),
                 false,
             ),
+            (
+                json!({"$any": [{"kind": "api"}, {"spec.type": "x"}, {"kind": "COMPONENT"}]}),
+                true,
+            ),
+            (
+                json!({"$any": [{"kind": "api"}, {"kind": "system"}, {"spec.type": "x"}]}),
+                false,
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(
@@ -533,6 +562,15 @@ mod tests {
                 "{json}"
             );
         }
+        // Values for one key under `$any` are compared in one pass.
+        let merged = Predicate::from_json(
+            &json!({"$any": [{"kind": "api"}, {"spec.type": "x"}, {"kind": {"$in": ["a", "b"]}}]}),
+        )
+        .unwrap();
+        let Predicate::Any(parts) = merged else {
+            panic!("an $any: {merged:?}")
+        };
+        assert_eq!(parts.len(), 2, "{parts:?}");
         assert!(Predicate::from_json(&json!("kind")).is_err());
         assert!(Predicate::from_json(&json!({"kind": {"$regex": "x"}})).is_err());
     }
