@@ -50,7 +50,12 @@ async fn hostile_queries_are_bounded_and_liveness_stays_fast() {
             while !stop.is_cancelled() {
                 for body in [wide_query(999), wide_query(20_000)] {
                     let response = http.post(&url).json(&body).send().await.unwrap();
-                    assert!(response.status() == 200 || response.status() == 400);
+                    let status = response.status();
+                    assert!(
+                        status == 200 || status == 400,
+                        "{status}: {}",
+                        response.text().await.unwrap_or_default()
+                    );
                     answered += 1;
                 }
             }
