@@ -7,8 +7,11 @@ use super::*;
 
 /// The error of the provider's first finished run, which must have failed.
 async fn failed_run(app: &TestApp, provider: &str) -> String {
+    // Up to 256 MiB of pages are read and refused: slow in a debug build.
     let status = app
-        .wait_for_run(provider, |s| s["inProgress"] == false)
+        .wait_for_run_within(provider, Duration::from_secs(60), |s| {
+            s["inProgress"] == false
+        })
         .await;
     assert_eq!(
         status["lastRun"]["outcome"]["status"], "failed",

@@ -187,7 +187,19 @@ impl TestApp {
     /// The provider's status once its run count (runs seen so far) changes
     /// from `previous_run` — polls `/api/catalog/providers`.
     pub async fn wait_for_run(&self, provider: &str, accept: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_for_run_within(provider, Duration::from_secs(20), accept)
+            .await
+    }
+
+    /// [`TestApp::wait_for_run`] for runs that take longer (e.g. reading
+    /// hundreds of MiB in a debug build on a loaded machine).
+    pub async fn wait_for_run_within(
+        &self,
+        provider: &str,
+        within: Duration,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
         loop {
             let providers = self.get_json("/api/catalog/providers").await;
             if let Some(status) = providers
