@@ -6,6 +6,8 @@
 //!   process → apply) over a [`provider::Flavour`]: [`server`] for
 //!   `catalog.providers.bitbucketServer`, [`cloud`] for `bitbucketCloud`.
 //! - [`plan`]: which repositories a run reads, in which order.
+//! - `fan_out`: how many repository reads a provider has under way (it
+//!   follows the integration's adaptive concurrency and pace).
 //! - [`progress`]: what a run has done so far, for the status API.
 //! - [`location`]: one location given by URL (`catalog.locations` or
 //!   registered over HTTP).
@@ -17,6 +19,8 @@
 //!   ([`RunContext`]) and where its results go ([`RunSink`]).
 //! - `source`: [`Source`], any of them, as the scheduler runs them.
 //! - [`listing_sweep`]: what a listing alone shows (Data Center sweep).
+//! - [`commit_reads`], [`at_commit`]: reading a repository's catalog
+//!   files at a pull request's source commit (fork included), for checks.
 
 pub(crate) mod at_commit;
 pub(crate) mod cloud;
