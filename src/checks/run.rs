@@ -164,26 +164,15 @@ impl PullRequestCheck<'_> {
         };
         let mut preview = self.preview(&coords, pr, &unit, &served, prediction, product);
         if too_many {
-            preview.problems.push(PreviewProblem {
-                path: String::new(),
-                line: 1,
-                column: 1,
-                kind: "read".into(),
-                entity_ref: None,
-                message: format!("the pull request changes more than {MAX_FILES_PER_REPOSITORY} catalog files; only the first (by path) were checked"),
-            });
-            preview.result = "fail";
+            fail_unread(
+                &mut preview,
+                format!(
+                    "the pull request changes more than {MAX_FILES_PER_REPOSITORY} catalog files; only the first (by path) were checked"
+                ),
+            );
         }
         if changed.truncated {
-            preview.problems.push(PreviewProblem {
-                path: String::new(),
-                line: 1,
-                column: 1,
-                kind: "read".into(),
-                entity_ref: None,
-                message: "the pull request changes too many files to list them all; only the first were checked".into(),
-            });
-            preview.result = "fail";
+            fail_unread(&mut preview, "the pull request changes too many files to list them all; only the first were checked".into());
         }
         let report = report(&preview, &prs, &repository);
         // Readable as soon as the report can point at it.
@@ -663,6 +652,19 @@ pub(crate) fn closed_key(source: &str, repository: &RepoRef, id: u64) -> Preview
         .or(repository.project.as_deref())
         .unwrap_or_default();
     PreviewKey::new(source, owner, &repository.slug, id)
+}
+
+/// Fails `preview` for files the check could not read: a problem of no file.
+fn fail_unread(preview: &mut Preview, message: String) {
+    preview.problems.push(PreviewProblem {
+        path: String::new(),
+        line: 1,
+        column: 1,
+        kind: "read".into(),
+        entity_ref: None,
+        message,
+    });
+    preview.result = "fail";
 }
 
 #[cfg(test)]
