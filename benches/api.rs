@@ -12,12 +12,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bitbucket_catalogd::RunReport;
 use bitbucket_catalogd::{CatalogStore, SqliteStore};
 use bitbucket_catalogd::{Entity, UnitEntities};
+use support::serve::{serve_until_ready, stop};
 
 fn entity(i: usize) -> Entity {
     serde_json::from_value(serde_json::json!({
@@ -59,66 +60,20 @@ async fn seed(db: &Path, count: usize) {
     store.close().await;
 }
 
+/// `serve` on the store at `db` with a provider that never runs during the
+/// benchmark (manual, first run in an hour).
 fn start_daemon(dir: &Path, db: &Path) -> (Child, String, Duration) {
     let config = dir.join("app-config.yaml");
-    // A provider that never runs during the benchmark (manual, first run in an hour).
     std::fs::write(
         &config,
         "integrations:\n  bitbucketServer:\n    - host: 127.0.0.1:9\n      apiBaseUrl: http://127.0.0.1:9/rest/api/1.0\ncatalog:\n  providers:\n    bitbucketServer:\n      bench:\n        host: 127.0.0.1:9\n        schedule:\n          frequency: { trigger: manual }\n          initialDelay: { hours: 1 }\n",
     )
     .expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-        .env("APP_CONFIG_backend_listen_port", port.to_string())
-        .env("APP_CONFIG_backend_database_connection", db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("daemon starts");
-    let address = format!("http://127.0.0.1:{port}");
-    let ready_url = format!("{address}/.backstage/health/v1/readiness");
-    let client = probe::ready;
-    loop {
-        if client(&ready_url) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "daemon never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (child, address, started.elapsed())
-}
-
-/// `true` when `url` answers 200 (std only, so timing stays honest).
-mod probe {
-    use std::io::{Read, Write};
-
-    pub fn ready(url: &str) -> bool {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return false;
-        };
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-            return false;
-        };
-        let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.starts_with("HTTP/1.1 200")
-    }
+    let db = [(
+        "APP_CONFIG_backend_database_connection",
+        db.display().to_string(),
+    )];
+    serve_until_ready(&config, &db, Duration::from_secs(60))
 }
 
 async fn timed_get(http: &reqwest::Client, url: &str, runs: u32) -> (Duration, usize) {
@@ -258,12 +213,4 @@ async fn main() {
         support::status_mib(pid, "VmRSS:")
     );
     stop(&mut child);
-}
-
-/// SIGTERM, then waits: the daemon closes its store before it exits.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }

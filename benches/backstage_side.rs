@@ -11,36 +11,25 @@
 //! excluded). Prints each run's wall time, requests and most requests in
 //! flight, and the ratio of the medians.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, SimConfig, Simulator};
+use support::args::Args;
+use support::run_once::RunOnce;
 
 fn ours(sim: &Simulator, dir: &Path) -> (Duration, usize) {
-    let config = dir.join("side.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n",
-            host = sim.host(),
-            api = sim.server_api_base()
-        ),
-    )
-    .expect("config");
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["run-once", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::null())
-        .output()
-        .expect("run-once starts");
-    let wall = started.elapsed();
-    assert!(output.status.success(), "run-once failed");
-    let entities: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    (wall, entities.as_array().map_or(0, Vec::len))
+    let config = format!(
+        "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n",
+        host = sim.host(),
+        api = sim.server_api_base()
+    );
+    let run = RunOnce::run(dir, &config, "error");
+    assert!(run.status.success(), "run-once failed");
+    (run.wall, run.entities().as_array().map_or(0, Vec::len))
 }
 
 fn backstage(sim: &Simulator, module: &Path) -> (Duration, usize) {
@@ -67,19 +56,10 @@ fn median(mut values: Vec<Duration>) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let repos = value("--repos").unwrap_or(1000);
-    let rounds = value("--rounds").unwrap_or(3).max(1);
-    let latency = Duration::from_millis(value("--latency-ms").unwrap_or(10) as u64);
+    let args = Args::from_env();
+    let repos = args.value("--repos").unwrap_or(1000);
+    let rounds = args.value("--rounds").unwrap_or(3).max(1);
+    let latency = Duration::from_millis(args.value("--latency-ms").unwrap_or(10) as u64);
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/backstage-provider");
     assert!(
         module.join("node_modules").is_dir(),

@@ -4,11 +4,15 @@
 //! The simulator runs in this process; the daemon runs as `run-once` in a
 //! child process, so its wall time and peak RSS are its own.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, Faults, RateLimit, SimConfig, Simulator};
+use support::args::Args;
+use support::run_once::RunOnce;
+use support::sim::SimProviderConfig;
 
 struct Outcome {
     wall: Duration,
@@ -18,88 +22,26 @@ struct Outcome {
     exit: Option<i32>,
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn run_once(sim: &Simulator, concurrency: usize, dir: &std::path::Path) -> Outcome {
-    let config = dir.join("bench.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      maxConcurrentRequests: {concurrency}\n      maxRetries: 8\ncatalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        concurrency: {concurrency}\n        schedule:\n          timeout: {{ hours: 2 }}\n",
-            host = sim.host(),
-            api = sim.server_api_base()
-        ),
-    )
-    .expect("config");
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["run-once", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run-once starts");
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let out_reader =
-        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err_reader =
-        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let mut peak = 0;
-    let status = loop {
-        if let Some(rss) = peak_rss_kib(pid) {
-            peak = peak.max(rss);
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(err) => panic!("wait: {err}"),
-        }
-    };
-    let wall = started.elapsed();
-    let stdout = out_reader.join().unwrap_or_default();
-    let summary = err_reader
-        .join()
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("provider "))
-        .unwrap_or_default()
-        .to_owned();
-    let entities: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    let refs = entities
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .map(|e| {
-                    format!(
-                        "{}:{}/{}",
-                        e["kind"].as_str().unwrap_or_default(),
-                        e["metadata"]["namespace"].as_str().unwrap_or_default(),
-                        e["metadata"]["name"].as_str().unwrap_or_default()
-                    )
-                    .to_lowercase()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let config = SimProviderConfig::new(sim)
+        .integration_extra(&format!(
+            "      maxConcurrentRequests: {concurrency}\n      maxRetries: 8\n"
+        ))
+        .provider_extra(&format!("        concurrency: {concurrency}\n"))
+        .schedule("timeout: { hours: 2 }")
+        .yaml();
+    let run = RunOnce::run(dir, &config, "error");
     Outcome {
-        wall,
-        peak_rss_kib: peak,
-        refs,
-        summary,
-        exit: status.code(),
+        wall: run.wall,
+        peak_rss_kib: run.peak_rss_kib,
+        refs: run.entity_refs(),
+        summary: run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("provider "))
+            .unwrap_or_default()
+            .to_owned(),
+        exit: run.status.code(),
     }
 }
 
@@ -164,22 +106,12 @@ async fn scenario(name: &str, projects: usize, concurrency: usize, behaviour: Be
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let projects = value("--projects").unwrap_or(200);
-    let concurrency = value("--concurrency").unwrap_or(8);
+    let args = Args::from_env();
+    let projects = args.value("--projects").unwrap_or(200);
+    let concurrency = args.value("--concurrency").unwrap_or(8);
     let which = args
-        .iter()
-        .find(|a| ["plain", "rate-limited", "faults", "all"].contains(&a.as_str()))
-        .map_or("all", String::as_str);
+        .one_of(&["plain", "rate-limited", "faults", "all"])
+        .unwrap_or("all");
     let latency = Duration::from_millis(20);
     if matches!(which, "plain" | "all") {
         scenario(

@@ -29,7 +29,6 @@ use bitbucket_sim::{
     Behaviour, Dataset, DatasetConfig, EndpointKind, FileKind, FileMix, RateLimit, SimConfig,
     Simulator, Stats,
 };
-use serde_json::Value;
 use support::Daemon;
 use support::sim::SimProviderConfig;
 
@@ -174,62 +173,6 @@ fn spawn_daemon(config: &str) -> Daemon {
     })
 }
 
-/// The daemon's `VmRSS` and `VmHWM` (peak) in KiB.
-fn rss_kib(daemon: &Daemon) -> (u64, u64) {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn status(http: &reqwest::Client, daemon: &Daemon) -> Option<Value> {
-    let response = http
-        .get(format!("{}/api/catalog/providers/{PROVIDER}", daemon.base))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.json().await.ok()
-}
-
-async fn served_refs(http: &reqwest::Client, daemon: &Daemon) -> BTreeSet<String> {
-    let all: Value = http
-        .get(format!(
-            "{}/api/catalog/entities?fields=kind,metadata.name,metadata.namespace",
-            daemon.base
-        ))
-        .send()
-        .await
-        .expect("entities")
-        .json()
-        .await
-        .expect("entities JSON");
-    all.as_array()
-        .map(|all| {
-            all.iter()
-                .map(|e| {
-                    format!(
-                        "{}:{}/{}",
-                        e["kind"].as_str().unwrap_or_default(),
-                        e["metadata"]["namespace"].as_str().unwrap_or_default(),
-                        e["metadata"]["name"].as_str().unwrap_or_default()
-                    )
-                    .to_lowercase()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 struct Run {
     /// From the refresh until the provider served `want` entities.
     complete: Option<Duration>,
@@ -241,8 +184,11 @@ struct Run {
 
 /// Asks for a run and follows it until it ends.
 async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
-    let before =
-        status(http, daemon).await.expect("provider status")["lastRun"]["startedAt"].clone();
+    let before = daemon
+        .provider(http, PROVIDER)
+        .await
+        .expect("provider status")["lastRun"]["startedAt"]
+        .clone();
     let started = Instant::now();
     let response = http
         .post(format!(
@@ -258,8 +204,8 @@ async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
     let mut last_print = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(rss_kib(daemon).1);
-        let Some(now) = status(http, daemon).await else {
+        peak = peak.max(support::status_kib(daemon.pid(), "VmHWM:"));
+        let Some(now) = daemon.provider(http, PROVIDER).await else {
             continue;
         };
         let served = now["entities"].as_u64().unwrap_or(0) as usize;
@@ -282,7 +228,7 @@ async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
                     .as_str()
                     .unwrap_or("?")
                     .to_owned(),
-                peak_rss_kib: peak.max(rss_kib(daemon).1),
+                peak_rss_kib: peak.max(support::status_kib(daemon.pid(), "VmHWM:")),
             };
         }
     }
@@ -408,7 +354,7 @@ async fn main() {
         .build()
         .expect("HTTP client");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while status(&http, &daemon).await.is_none() {
+    while daemon.provider(&http, PROVIDER).await.is_none() {
         assert!(Instant::now() < deadline, "the daemon answers");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -416,7 +362,7 @@ async fn main() {
 
     let first = run(&http, &daemon, want.refs.len()).await;
     let first_stats = sim.stats();
-    let served = served_refs(&http, &daemon).await;
+    let served = daemon.served_refs(&http).await;
     report_run(
         "first run (empty store)",
         &first,
@@ -435,7 +381,7 @@ async fn main() {
     sim.reset_stats();
     let steady = run(&http, &daemon, want.refs.len()).await;
     let steady_stats = sim.stats();
-    let served_after = served_refs(&http, &daemon).await;
+    let served_after = daemon.served_refs(&http).await;
     report_run(
         "steady state (nothing changed)",
         &steady,
@@ -466,7 +412,10 @@ async fn main() {
         want.refs.difference(&served_after).count(),
         served_after.difference(&want.refs).count()
     );
-    let (rss, peak) = rss_kib(&daemon);
+    let (rss, peak) = (
+        support::status_kib(daemon.pid(), "VmRSS:"),
+        support::status_kib(daemon.pid(), "VmHWM:"),
+    );
     println!(
         "daemon RSS after both runs {:.1} MiB (peak {:.1} MiB)",
         rss as f64 / 1024.0,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 use support::Daemon;
+use support::args::Args;
 
 const POLL: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(3 * 3600);
@@ -26,13 +27,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let projects = args
-        .iter()
-        .position(|a| a == "--projects")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let projects = Args::from_env().value("--projects").unwrap_or(200);
     let sim = Simulator::start(SimConfig {
         seed: 1,
         dataset: DatasetConfig {

@@ -9,12 +9,15 @@
 //! 3 s during the sweep, with `rateLimit: {share: 0.5}` (4) and without (6);
 //! its share of 429s is the figure.
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
+use support::args::Args;
+use support::co_tenant::CoTenant;
+use support::run_once::RunOnce;
+use support::sim::SimProviderConfig;
 
 struct Bucket {
     burst: u32,
@@ -53,37 +56,6 @@ const BUCKETS: [Bucket; 6] = [
     },
 ];
 
-/// What the co-tenant got: requests sent, 429s; stops when `stop` is set.
-#[derive(Default)]
-struct CoTenant {
-    sent: AtomicU64,
-    limited: AtomicU64,
-    stop: AtomicBool,
-}
-
-/// 8 requests back to back every 3 s, like a CI job, until stopped.
-fn co_tenant(url: String) -> (Arc<CoTenant>, tokio::task::JoinHandle<()>) {
-    let tenant = Arc::new(CoTenant::default());
-    let counts = Arc::clone(&tenant);
-    let task = tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        while !counts.stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            for _ in 0..8 {
-                let Ok(response) = http.get(&url).send().await else {
-                    continue;
-                };
-                counts.sent.fetch_add(1, Ordering::Relaxed);
-                if response.status() == 429 {
-                    counts.limited.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            tokio::time::sleep_until((started + Duration::from_secs(3)).into()).await;
-        }
-    });
-    (tenant, task)
-}
-
 /// Runs `run-once` against `sim`; the wall time and whether it succeeded.
 fn run_once(
     sim: &Simulator,
@@ -91,36 +63,22 @@ fn run_once(
     share: Option<f64>,
     dir: &std::path::Path,
 ) -> (Duration, bool) {
-    let config = dir.join("bench.yaml");
     let share = share
         .map(|s| format!("      rateLimit: {{share: {s}}}\n"))
         .unwrap_or_default();
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  bitbucketServer:\n    - host: {host}\n      apiBaseUrl: {api}\n      maxConcurrentRequests: {concurrency}\n{share}catalog:\n  providers:\n    bitbucketServer:\n      sim:\n        host: {host}\n        concurrency: {concurrency}\n        schedule:\n          timeout: {{ hours: 1 }}\n",
-            host = sim.host(),
-            api = sim.server_api_base()
-        ),
-    )
-    .expect("config");
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["run-once", "--config"])
-        .arg(&config)
-        .env(
-            "RUST_LOG",
-            std::env::var("PACING_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run-once runs");
-    let wall = started.elapsed();
-    if !output.status.success() || std::env::var_os("PACING_LOG").is_some() {
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    let config = SimProviderConfig::new(sim)
+        .integration_extra(&format!(
+            "      maxConcurrentRequests: {concurrency}\n{share}"
+        ))
+        .provider_extra(&format!("        concurrency: {concurrency}\n"))
+        .schedule("timeout: { hours: 1 }")
+        .yaml();
+    let log = std::env::var("PACING_LOG").unwrap_or_else(|_| "error".into());
+    let run = RunOnce::run(dir, &config, &log);
+    if !run.status.success() || std::env::var_os("PACING_LOG").is_some() {
+        eprintln!("{}", run.stderr);
     }
-    (wall, output.status.success())
+    (run.wall, run.status.success())
 }
 
 async fn bucket(bucket: &Bucket, latency: Duration, concurrency: usize) {
@@ -148,20 +106,17 @@ async fn bucket(bucket: &Bucket, latency: Duration, concurrency: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let tenant = bucket
         .co_tenant
-        .then(|| co_tenant(format!("{}/projects?limit=1", sim.server_api_base())));
+        .then(|| CoTenant::start(format!("{}/projects?limit=1", sim.server_api_base())));
     let (wall, ok) =
         tokio::task::block_in_place(|| run_once(&sim, concurrency, bucket.share, dir.path()));
     let tenant = match tenant {
-        Some((tenant, task)) => {
-            tenant.stop.store(true, Ordering::Relaxed);
-            let _ = task.await;
-            let (sent, limited) = (
-                tenant.sent.load(Ordering::Relaxed),
-                tenant.limited.load(Ordering::Relaxed),
-            );
+        Some(tenant) => {
+            let got = tenant.stop().await;
             format!(
-                " co-tenant {limited}/{sent} × 429 ({:.1} %), share {} |",
-                100.0 * limited as f64 / sent.max(1) as f64,
+                " co-tenant {}/{} × 429 ({:.1} %), share {} |",
+                got.limited,
+                got.sent,
+                100.0 * got.limited_share(),
                 bucket
                     .share
                     .map_or_else(|| "none".to_owned(), |s| s.to_string())
@@ -188,19 +143,10 @@ async fn bucket(bucket: &Bucket, latency: Duration, concurrency: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let latency = Duration::from_millis(value("--latency-ms").unwrap_or(10) as u64);
-    let concurrency = value("--concurrency").unwrap_or(8);
-    let only = value("--only");
+    let args = Args::from_env();
+    let latency = Duration::from_millis(args.value("--latency-ms").unwrap_or(10) as u64);
+    let concurrency = args.value("--concurrency").unwrap_or(8);
+    let only = args.value("--only");
     println!(
         "latency {} ms, concurrency {concurrency}, no rateLimit configured unless a share is shown",
         latency.as_millis()

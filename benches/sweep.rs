@@ -21,6 +21,7 @@ use bitbucket_sim::{
 };
 use serde_json::Value;
 use support::Daemon;
+use support::args::Args;
 
 const PROVIDER: &str = "sim";
 /// Long enough for a few sweeps of 10,000 repositories in a debug build
@@ -41,21 +42,12 @@ fn by_kind(stats: &Stats) -> String {
     .join(", ")
 }
 
-async fn status(http: &reqwest::Client, daemon: &Daemon) -> Option<Value> {
-    let response = http
-        .get(format!("{}/api/catalog/providers/{PROVIDER}", daemon.base))
-        .send()
-        .await
-        .ok()?;
-    response.json().await.ok()
-}
-
 /// Waits until the provider has a finished run other than `before`.
 async fn finished(http: &reqwest::Client, daemon: &Daemon, before: &Value) {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Some(now) = status(http, daemon).await
+        if let Some(now) = daemon.provider(http, PROVIDER).await
             && !now["lastRun"].is_null()
             && now["lastRun"]["startedAt"] != *before
             && now["inProgress"] == false
@@ -68,15 +60,10 @@ async fn finished(http: &reqwest::Client, daemon: &Daemon, before: &Value) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let repos: usize = args
-        .iter()
-        .position(|a| a == "--repos")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let args = Args::from_env();
+    let repos = args.value("--repos").unwrap_or(10_000);
     let projects = repos.div_ceil(50).max(1);
-    let per_project = args.iter().any(|a| a == "--per-project");
+    let per_project = args.has("--per-project");
     let sim = Simulator::start(SimConfig {
         seed: 26,
         dataset: DatasetConfig {
@@ -125,7 +112,8 @@ async fn main() {
     finished(&http, &daemon, &Value::Null).await;
 
     sim.reset_stats();
-    let before = status(&http, &daemon).await.expect("status")["lastRun"]["startedAt"].clone();
+    let before =
+        daemon.provider(&http, PROVIDER).await.expect("status")["lastRun"]["startedAt"].clone();
     let response = http
         .post(format!(
             "{}/api/catalog/providers/{PROVIDER}/refresh",

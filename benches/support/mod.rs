@@ -1,15 +1,29 @@
 //! What benchmarks share: the daemon as `serve` in a child process, on a
-//! free loopback port, with a SQLite store in a temporary directory; a
-//! store seeded as a provider run leaves it; by-name load under `wrk`; and
-//! the simulator set-ups the integration tests use too.
+//! free loopback port, with a SQLite store in a temporary directory, and
+//! what it serves; `serve` timed to readiness on a given store (`serve`);
+//! `run-once` timed (`run_once`); a store seeded as a provider run leaves
+//! it; by-name load under `wrk`; the bench's arguments (`args`); the
+//! estate push and pull-request benches change (`pushes`), and their
+//! latencies (`latencies`); and the simulator set-ups and co-tenant the
+//! integration tests use too.
 #![allow(dead_code)] // each bench uses a subset
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use bitbucket_catalogd::{Batch, CatalogStore};
 use bitbucket_catalogd::{Catalog, UnitEntities};
 
+pub mod args;
+pub mod latencies;
+pub mod pushes;
+pub mod run_once;
+pub mod serve;
+
+#[path = "../../tests/it/support/co_tenant.rs"]
+pub mod co_tenant;
 #[path = "../../tests/it/support/sim.rs"]
 pub mod sim;
 
@@ -66,6 +80,77 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Provider `id`'s status; `None` while the daemon does not answer it.
+    pub async fn provider(&self, http: &reqwest::Client, id: &str) -> Option<serde_json::Value> {
+        let response = http
+            .get(format!("{}/api/catalog/providers/{id}", self.base))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// Waits until provider `id` has finished a run (the start-up run).
+    pub async fn first_run(&self, http: &reqwest::Client, id: &str) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if self
+                .provider(http, id)
+                .await
+                .is_some_and(|s| !s["lastRun"].is_null() && s["inProgress"] == false)
+            {
+                return;
+            }
+        }
+    }
+
+    /// `GET /api/catalog/entities` with `fields` (e.g. `kind,metadata.name`).
+    pub async fn entities(&self, http: &reqwest::Client, fields: &str) -> serde_json::Value {
+        http.get(format!(
+            "{}/api/catalog/entities?fields={fields}",
+            self.base
+        ))
+        .send()
+        .await
+        .expect("entities")
+        .json()
+        .await
+        .expect("entities JSON")
+    }
+
+    /// The served entities as `kind:namespace/name`, lower case.
+    pub async fn served_refs(&self, http: &reqwest::Client) -> BTreeSet<String> {
+        entity_refs(
+            &self
+                .entities(http, "kind,metadata.name,metadata.namespace")
+                .await,
+        )
+    }
+}
+
+/// A list of entities as `kind:namespace/name`, lower case (what the
+/// simulator's data set expects); empty for anything but a list.
+pub fn entity_refs(entities: &serde_json::Value) -> BTreeSet<String> {
+    entities
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|e| {
+                    format!(
+                        "{}:{}/{}",
+                        e["kind"].as_str().unwrap_or_default(),
+                        e["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        e["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                    .to_lowercase()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Drop for Daemon {

@@ -2,14 +2,13 @@
 //! fast buckets, and providers splitting one integration's budget,
 //! black-box against the simulator's token bucket.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bitbucket_sim::{Behaviour, DatasetConfig, RateLimit, SimConfig, Simulator};
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::support::co_tenant::CoTenant;
 use crate::support::sim::SimProviderConfig;
 use crate::support::{TestApp, WRITE_TOKEN, run_on_config, text, write_config};
 
@@ -54,37 +53,6 @@ async fn first_run(app: &TestApp, within: Duration) -> Value {
     }
 }
 
-/// What a co-tenant on the same (anonymous) token got: requests, 429s.
-#[derive(Default)]
-struct CoTenant {
-    sent: AtomicU64,
-    limited: AtomicU64,
-    stop: AtomicBool,
-}
-
-/// Like a CI job: 8 requests back to back every 3 s, until stopped.
-fn bursty_co_tenant(url: String) -> (Arc<CoTenant>, tokio::task::JoinHandle<()>) {
-    let tenant = Arc::new(CoTenant::default());
-    let counts = Arc::clone(&tenant);
-    let task = tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        while !counts.stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            for _ in 0..8 {
-                let Ok(response) = http.get(&url).send().await else {
-                    continue;
-                };
-                counts.sent.fetch_add(1, Ordering::Relaxed);
-                if response.status() == 429 {
-                    counts.limited.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            tokio::time::sleep_until((started + Duration::from_secs(3)).into()).await;
-        }
-    });
-    (tenant, task)
-}
-
 #[tokio::test]
 async fn a_share_leaves_a_bursty_co_tenant_its_headroom() {
     // 200 repositories: the sweep outlasts 40 bursts at half of 10 a second.
@@ -96,18 +64,15 @@ async fn a_share_leaves_a_bursty_co_tenant_its_headroom() {
         }),
     )
     .await;
-    let (tenant, task) = bursty_co_tenant(format!("{}/projects?limit=1", sim.server_api_base()));
+    let tenant = CoTenant::start(format!("{}/projects?limit=1", sim.server_api_base()));
     let app = TestApp::spawn(&config(&sim, "      rateLimit: {share: 0.5}\n")).await;
     let status = first_run(&app, Duration::from_secs(240)).await;
-    tenant.stop.store(true, Ordering::Relaxed);
-    let _ = task.await;
+    let got = tenant.stop().await;
     assert_eq!(
         status["lastRun"]["outcome"]["status"], "succeeded",
         "{status:#}"
     );
-    let sent = tenant.sent.load(Ordering::Relaxed);
-    let limited = tenant.limited.load(Ordering::Relaxed);
-    let share = limited as f64 / sent.max(1) as f64;
+    let (sent, limited, share) = (got.sent, got.limited, got.limited_share());
     eprintln!(
         "co-tenant: {limited} × 429 of {sent} ({:.1} %)",
         share * 100.0

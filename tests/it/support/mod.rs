@@ -1,6 +1,7 @@
 //! Fixtures the integration tests share: fake Bitbucket Servers and Clouds,
 //! the daemon spawned on a free loopback port, entity files, PostgreSQL
-//! databases of a test's own, and the simulator set-ups.
+//! databases of a test's own, the simulator set-ups, and a co-tenant on Bitbucket's
+//! token (`co_tenant`).
 //!
 //! Two fakes model Bitbucket's API, and each earns its place:
 //! - **wiremock** ([`FakeServer`], [`FakeCloud`]) for a test that states
@@ -23,6 +24,7 @@
 mod app;
 mod binary;
 mod cloud;
+pub mod co_tenant;
 mod entities;
 mod mock;
 mod node;
