@@ -40,11 +40,11 @@ pub(crate) fn rest_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/rest/insights/1.0/projects/{key}/repos/{slug}/commits/{commit}/reports/{report}",
-            put(server_report),
+            put(report),
         )
         .route(
             "/rest/insights/1.0/projects/{key}/repos/{slug}/commits/{commit}/reports/{report}/annotations",
-            post(server_annotations).delete(server_delete_annotations),
+            post(annotations).delete(server_delete_annotations),
         )
         .route(
             "/rest/build-status/1.0/commits/{commit}",
@@ -62,11 +62,11 @@ pub(crate) fn cloud_routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/repositories/{ws}/{slug}/commit/{commit}/reports/{report}",
-            put(cloud_report).delete(cloud_delete_report),
+            put(report).delete(cloud_delete_report),
         )
         .route(
             "/repositories/{ws}/{slug}/commit/{commit}/reports/{report}/annotations",
-            post(cloud_annotations),
+            post(annotations),
         )
         .route(
             "/repositories/{ws}/{slug}/commit/{commit}/statuses/build",
@@ -206,34 +206,25 @@ fn posted(
     }
 }
 
-async fn server_report(
+/// A report on either flavour: the path is (project key or workspace,
+/// slug, commit, report key) on both.
+async fn report(
     State(state): State<Arc<AppState>>,
-    Path((key, slug, commit, report)): Path<(String, String, String, String)>,
+    Path((owner, slug, commit, report)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    posted(
-        &state,
-        "report",
-        format!("{key}/{slug}"),
-        commit,
-        report,
-        &body,
-    )
+    let repository = format!("{owner}/{slug}");
+    posted(&state, "report", repository, commit, report, &body)
 }
 
-async fn server_annotations(
+/// A report's annotations, on either flavour (the path as for [`report`]).
+async fn annotations(
     State(state): State<Arc<AppState>>,
-    Path((key, slug, commit, report)): Path<(String, String, String, String)>,
+    Path((owner, slug, commit, report)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    posted(
-        &state,
-        "annotations",
-        format!("{key}/{slug}"),
-        commit,
-        report,
-        &body,
-    )
+    let repository = format!("{owner}/{slug}");
+    posted(&state, "annotations", repository, commit, report, &body)
 }
 
 async fn server_build_status(
@@ -247,36 +238,6 @@ async fn server_build_status(
         String::new(),
         commit,
         String::new(),
-        &body,
-    )
-}
-
-async fn cloud_report(
-    State(state): State<Arc<AppState>>,
-    Path((ws, slug, commit, report)): Path<(String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    posted(
-        &state,
-        "report",
-        format!("{ws}/{slug}"),
-        commit,
-        report,
-        &body,
-    )
-}
-
-async fn cloud_annotations(
-    State(state): State<Arc<AppState>>,
-    Path((ws, slug, commit, report)): Path<(String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    posted(
-        &state,
-        "annotations",
-        format!("{ws}/{slug}"),
-        commit,
-        report,
         &body,
     )
 }
