@@ -17,7 +17,7 @@ use axum::routing::get;
 
 use crate::dataset::{Repo, ServerProject};
 use crate::respond::{ApiError, Params, json};
-use crate::server_api::{page, repo_json, window};
+use crate::server_api::{listed_repo_json, page, window};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -94,15 +94,7 @@ async fn repos(
         .iter()
         .skip(start)
         .take(limit)
-        .map(|(p, r)| {
-            let mut value = repo_json(&state.base_url, p, r);
-            if !state.config.server.listing_default_branch
-                && let Some(fields) = value.as_object_mut()
-            {
-                fields.remove("defaultBranch");
-            }
-            value
-        })
+        .map(|(p, r)| listed_repo_json(&state, p, r))
         .collect();
     Ok(json(
         StatusCode::OK,

@@ -130,6 +130,18 @@ pub(crate) fn repo_json(base: &str, p: &ServerProject, r: &Repo) -> Value {
     })
 }
 
+/// A repository as a listing page shows it: without `defaultBranch` where
+/// the simulated version leaves it out of listings.
+pub(crate) fn listed_repo_json(state: &AppState, p: &ServerProject, r: &Repo) -> Value {
+    let mut value = repo_json(&state.base_url, p, r);
+    if !state.config.server.listing_default_branch
+        && let Some(fields) = value.as_object_mut()
+    {
+        fields.remove("defaultBranch");
+    }
+    value
+}
+
 async fn projects(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -180,15 +192,7 @@ async fn repos(
         .iter()
         .skip(start)
         .take(limit)
-        .map(|r| {
-            let mut value = repo_json(&state.base_url, project, r);
-            if !state.config.server.listing_default_branch
-                && let Some(fields) = value.as_object_mut()
-            {
-                fields.remove("defaultBranch");
-            }
-            value
-        })
+        .map(|r| listed_repo_json(&state, project, r))
         .collect();
     Ok(json(
         StatusCode::OK,
