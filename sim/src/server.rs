@@ -275,22 +275,19 @@ impl Drop for Simulator {
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
+    // Data Center's REST API, under both of its prefixes.
+    let server_api = || {
+        server_api::routes()
+            .merge(global_listing::routes())
+            .merge(server_content::routes())
+            .merge(hooks::server_routes())
+    };
     Router::new()
         .nest(
             "/rest/api/1.0",
-            server_api::routes()
-                .merge(global_listing::routes())
-                .merge(server_content::routes())
-                .merge(hooks::server_routes())
-                .merge(insights::server_routes()),
+            server_api().merge(insights::server_routes()),
         )
-        .nest(
-            "/rest/api/latest",
-            server_api::routes()
-                .merge(global_listing::routes())
-                .merge(server_content::routes())
-                .merge(hooks::server_routes()),
-        )
+        .nest("/rest/api/latest", server_api())
         .nest(
             "/2.0",
             cloud_api::routes()
