@@ -6,95 +6,21 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    FakeServer, component, integration_config, mount_mixed_catalog, server_config, write_config,
+    FakeServer, StoredCatalog, component, integration_config, serve_stored, server_config,
+    stored_body, write_config,
 };
-use bitbucket_catalogd::Application;
 use bitbucket_catalogd::{CatalogStore, SqliteStore};
-use bitbucket_catalogd::{Config, Environment};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use wiremock::{Mock, ResponseTemplate};
-
-/// The daemon on a free port with its database at `db`.
-struct Daemon {
-    address: String,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-async fn start(yaml: &str, db: &Path) -> Daemon {
-    let (_dir, file) = write_config(yaml);
-    let db = db.display().to_string();
-    let env = Environment::from_pairs([
-        ("APP_CONFIG_backend_listen_host", "127.0.0.1"),
-        ("APP_CONFIG_backend_listen_port", "0"),
-        ("APP_CONFIG_backend_database_connection", db.as_str()),
-    ]);
-    let config = Config::load(&[file], &env).expect("config").config;
-    let app = Application::build(config).await.expect("app builds");
-    let address = format!("http://{}", app.local_addr());
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let handle = tokio::spawn(async move {
-        app.run_until(async move { token.cancelled().await })
-            .await
-            .expect("runs")
-    });
-    Daemon {
-        address,
-        stop,
-        handle,
-    }
-}
-
-impl Daemon {
-    async fn get_json(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.address))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_for_entities(&self, count: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .get_json("/api/catalog/entities")
-            .await
-            .as_array()
-            .map_or(0, Vec::len)
-            != count
-        {
-            assert!(Instant::now() < deadline, "never reached {count} entities");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("stops")
-            .expect("clean");
-    }
-}
 
 #[tokio::test]
 async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("data/catalog.sqlite");
-    let fake = FakeServer::start().await;
-    mount_mixed_catalog(&fake).await;
-    let config = server_config(&fake, "", "");
-    let first = start(&config, &db).await;
-    first.wait_for_entities(7).await;
-    let before = first.get_json("/api/catalog/entities").await;
-    first.stop().await;
+    let stored = StoredCatalog::mixed("data/catalog.sqlite").await;
+    let before = stored.served_json();
 
     // Bitbucket is now down; the restarted daemon must still serve everything.
-    fake.fail_everything().await;
-    let second = start(&config, &db).await;
+    stored.fake.fail_everything().await;
+    let second = stored.restart().await;
     let after = second.get_json("/api/catalog/entities").await;
     assert_eq!(after, before);
     let ready = reqwest::get(format!("{}/.backstage/health/v1/readiness", second.address))
@@ -118,16 +44,9 @@ async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
 
 #[tokio::test]
 async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("catalog.sqlite");
-    let fake = FakeServer::start().await;
-    mount_mixed_catalog(&fake).await;
-    let first = start(&server_config(&fake, "", ""), &db).await;
-    first.wait_for_entities(7).await;
-    first.stop().await;
-
-    let no_providers = integration_config(&fake);
-    let second = start(&no_providers, &db).await;
+    let stored = StoredCatalog::mixed("catalog.sqlite").await;
+    let no_providers = integration_config(&stored.fake);
+    let second = serve_stored(&no_providers, &stored.db).await;
     assert_eq!(
         second.get_json("/api/catalog/entities").await,
         serde_json::json!([])
@@ -267,74 +186,40 @@ async fn unstitch_one(db: &Path, interrupted: bool) -> (String, String) {
     (key, body)
 }
 
-async fn stored_body(db: &Path, key: &str) -> String {
-    let store = SqliteStore::open(db).await.unwrap();
-    let stored = store.load(usize::MAX).await.unwrap();
-    store.close().await;
-    let entity = stored
-        .entities
-        .into_iter()
-        .find(|e| e.entity.key.as_str() == key)
-        .expect("still stored");
-    entity.entity.json.to_string()
-}
-
-async fn entities_text(daemon: &Daemon) -> String {
-    reqwest::get(format!("{}/api/catalog/entities", daemon.address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Complete applies leave a marker: a restart serves the stored bodies as
 /// they are (byte for byte) and re-renders none, even one whose relations
 /// a test took away behind the daemon's back.
 #[tokio::test]
 async fn a_restart_after_complete_applies_serves_the_stored_entities_without_restitching() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("catalog.sqlite");
-    let fake = FakeServer::start().await;
-    mount_mixed_catalog(&fake).await;
-    let config = server_config(&fake, "", "");
-    let first = start(&config, &db).await;
-    first.wait_for_entities(7).await;
-    let before = entities_text(&first).await;
-    first.stop().await;
-
-    fake.fail_everything().await;
-    let second = start(&config, &db).await;
-    assert_eq!(entities_text(&second).await, before, "byte for byte");
+    let stored = StoredCatalog::mixed("catalog.sqlite").await;
+    stored.fake.fail_everything().await;
+    let second = stored.restart().await;
+    assert_eq!(second.entities_text().await, stored.served, "byte for byte");
     second.stop().await;
 
-    let (key, unstitched) = unstitch_one(&db, false).await;
-    let third = start(&config, &db).await;
-    assert!(entities_text(&third).await.contains(&unstitched));
+    let (key, unstitched) = unstitch_one(&stored.db, false).await;
+    let third = stored.restart().await;
+    assert!(third.entities_text().await.contains(&unstitched));
     // Stopping waits for start-up's settling, which stores what it re-renders.
     third.stop().await;
-    assert_eq!(stored_body(&db, &key).await, unstitched, "not re-rendered");
+    assert_eq!(
+        stored_body(&stored.db, &key).await,
+        unstitched,
+        "not re-rendered"
+    );
 }
 
 /// A store whose newest write no complete apply covers (an apply that
 /// never ended) is re-stitched at start-up.
 #[tokio::test]
 async fn a_store_left_by_an_interrupted_apply_is_restitched_at_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("catalog.sqlite");
-    let fake = FakeServer::start().await;
-    mount_mixed_catalog(&fake).await;
-    let config = server_config(&fake, "", "");
-    let first = start(&config, &db).await;
-    first.wait_for_entities(7).await;
-    let before = first.get_json("/api/catalog/entities").await;
-    first.stop().await;
-
-    let (key, unstitched) = unstitch_one(&db, true).await;
-    fake.fail_everything().await;
-    let second = start(&config, &db).await;
+    let stored = StoredCatalog::mixed("catalog.sqlite").await;
+    let before = stored.served_json();
+    let (key, unstitched) = unstitch_one(&stored.db, true).await;
+    stored.fake.fail_everything().await;
+    let second = stored.restart().await;
     second.stop().await;
-    let restitched = stored_body(&db, &key).await;
+    let restitched = stored_body(&stored.db, &key).await;
     assert_ne!(restitched, unstitched, "re-rendered with its relations");
     let restitched: Value = serde_json::from_str(&restitched).unwrap();
     let expected = before

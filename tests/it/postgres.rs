@@ -5,22 +5,12 @@
 //! locations survive restarts and removal, the change feed's cursors carry
 //! over — on a database of each test's own, which the daemon creates.
 
-use std::time::{Duration, Instant};
-
 use crate::support::{
     FakeServer, PgDatabase, TestApp, component, integration_config, mount_mixed_catalog,
     server_config,
 };
 use bitbucket_catalogd::location_id;
 use serde_json::json;
-
-async fn wait_for_entities(app: &TestApp, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.entity_names().await.len() != count {
-        assert!(Instant::now() < deadline, "never reached {count} entities");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
@@ -29,7 +19,7 @@ async fn a_restarted_daemon_serves_its_last_catalog_before_calling_bitbucket() {
     mount_mixed_catalog(&fake).await;
     let config = server_config(&fake, "", "");
     let first = TestApp::spawn_on_postgres(&config, &db).await;
-    wait_for_entities(&first, 7).await;
+    first.wait_for_entities(7).await;
     let before = first.get_json("/api/catalog/entities").await;
     let cursor = first.get_json("/api/catalog/changes").await["cursor"].clone();
     first.stop().await;
@@ -64,7 +54,7 @@ async fn repository_records_are_kept_per_repository_across_a_restart() {
     mount_mixed_catalog(&fake).await;
     let config = server_config(&fake, "", "");
     let first = TestApp::spawn_on_postgres(&config, &db).await;
-    wait_for_entities(&first, 7).await;
+    first.wait_for_entities(7).await;
     first
         .wait_for_run("main", |s| s["inProgress"] == false)
         .await;
@@ -96,7 +86,7 @@ async fn entities_of_a_provider_removed_from_the_config_are_dropped_on_restart()
     let fake = FakeServer::start().await;
     mount_mixed_catalog(&fake).await;
     let first = TestApp::spawn_on_postgres(&server_config(&fake, "", ""), &db).await;
-    wait_for_entities(&first, 7).await;
+    first.wait_for_entities(7).await;
     first.stop().await;
 
     let no_providers = integration_config(&fake);

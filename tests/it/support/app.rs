@@ -261,6 +261,30 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits up to 20 s until exactly `count` entities are served.
+    pub async fn wait_for_entities(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self
+            .get_json("/api/catalog/entities")
+            .await
+            .as_array()
+            .map_or(0, Vec::len)
+            != count
+        {
+            assert!(Instant::now() < deadline, "never reached {count} entities");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /api/catalog/entities` byte for byte.
+    pub async fn entities_text(&self) -> String {
+        self.get("/api/catalog/entities")
+            .await
+            .text()
+            .await
+            .expect("body")
+    }
+
     pub async fn entity_names(&self) -> Vec<String> {
         super::entities::names(&self.get_json("/api/catalog/entities").await)
     }

@@ -1,6 +1,7 @@
 //! Fixtures the integration tests share: fake Bitbucket Servers and Clouds,
 //! the daemon spawned on a free loopback port, entity files, PostgreSQL
-//! databases of a test's own, the simulator set-ups, and a co-tenant on Bitbucket's
+//! databases of a test's own, stores a daemon filled and left
+//! (`persistence`), the simulator set-ups, and a co-tenant on Bitbucket's
 //! token (`co_tenant`).
 //!
 //! Two fakes model Bitbucket's API, and each earns its place:
@@ -28,6 +29,7 @@ pub mod co_tenant;
 mod entities;
 mod mock;
 mod node;
+mod persistence;
 mod postgres;
 mod server;
 pub mod sim;
@@ -37,5 +39,6 @@ pub use binary::*;
 pub use cloud::*;
 pub use entities::*;
 pub use node::*;
+pub use persistence::*;
 pub use postgres::*;
 pub use server::*;
