@@ -4,7 +4,7 @@
 //! demand: `cargo nextest run --locked --run-ignored only -E 'test(/fair::liveness/)' --no-capture`.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -24,15 +24,9 @@ fn heavy_query() -> Value {
 
 /// p50 and p99 of [`PROBES`] liveness probes, 20 ms apart.
 async fn probe(app: &TestApp) -> (Duration, Duration) {
-    let mut samples = Vec::with_capacity(PROBES);
-    for _ in 0..PROBES {
-        let started = Instant::now();
-        let response = app.get("/.backstage/health/v1/liveness").await;
-        assert_eq!(response.status(), 200);
-        samples.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    samples.sort();
+    let samples = app
+        .liveness_samples(PROBES, Duration::from_millis(20))
+        .await;
     (samples[PROBES / 2], samples[PROBES * 99 / 100])
 }
 

@@ -285,6 +285,21 @@ impl TestApp {
             .expect("body")
     }
 
+    /// `count` liveness probes, `every` apart (each must answer 200):
+    /// their latencies, sorted.
+    pub async fn liveness_samples(&self, count: usize, every: Duration) -> Vec<Duration> {
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            let response = self.get("/.backstage/health/v1/liveness").await;
+            assert_eq!(response.status(), 200);
+            samples.push(started.elapsed());
+            tokio::time::sleep(every).await;
+        }
+        samples.sort();
+        samples
+    }
+
     pub async fn entity_names(&self) -> Vec<String> {
         super::entities::names(&self.get_json("/api/catalog/entities").await)
     }
