@@ -148,18 +148,7 @@ impl Webhooks {
         let received = Instant::now();
         let topic = product.topic();
         let receivers = Arc::clone(&self.receivers.read());
-        let result = receivers
-            .authenticate(product, signature, body)
-            .and_then(|trusted| {
-                let key = event_key
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .ok_or(Rejected::Invalid(Invalid::NoEventKey))?;
-                let event = payload::parse(product, key, body)
-                    .map_err(|err| Rejected::Invalid(err.into()))?;
-                Ok((trusted, event))
-            });
-        let (trusted, event) = match result {
+        let (trusted, event) = match receivers.check(product, event_key, signature, body) {
             Ok(ok) => ok,
             Err(rejected) => {
                 metrics::record_event_outcome(topic, "unknown", "rejected");
@@ -190,17 +179,31 @@ impl Webhooks {
         body: &[u8],
     ) -> Result<(), Rejected> {
         let receivers = Arc::clone(&self.receivers.read());
-        receivers.authenticate(product, signature, body)?;
-        let key = event_key
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or(Rejected::Invalid(Invalid::NoEventKey))?;
-        payload::parse(product, key, body).map_err(|err| Rejected::Invalid(err.into()))?;
+        receivers.check(product, event_key, signature, body)?;
         Ok(())
     }
 }
 
 impl Receivers {
+    /// What `receive` and `verify` both ask of an event: the integrations
+    /// it may have come through ([`Self::authenticate`]) and its payload.
+    fn check(
+        &self,
+        product: Product,
+        event_key: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(Vec<&Receiver>, Event), Rejected> {
+        let trusted = self.authenticate(product, signature, body)?;
+        let key = event_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(Rejected::Invalid(Invalid::NoEventKey))?;
+        let event =
+            payload::parse(product, key, body).map_err(|err| Rejected::Invalid(err.into()))?;
+        Ok((trusted, event))
+    }
+
     /// The integrations `body` may have come through: those whose secret
     /// signed it, or, unsigned, those that accept unsigned events.
     fn authenticate(
