@@ -211,17 +211,7 @@ impl Pacer {
     pub(crate) async fn acquire(&self) -> Slot {
         let class = Class::current();
         let lane = class.lane();
-        {
-            let mut state = self.state.lock();
-            let now = Instant::now();
-            let quiet = state
-                .last_request
-                .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_GAP);
-            if quiet && self.permits.in_flight() == 0 {
-                state.idle_since_episode = true;
-            }
-            state.last_request = Some(now);
-        }
+        self.note_arrival();
         let mut place = None;
         // A sweep request gives its turn up at most once, so a stream of
         // interactive work cannot keep it from the pace.
@@ -231,17 +221,7 @@ impl Pacer {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let (hold, limiter) = {
-                let mut state = self.state.lock();
-                let now = Instant::now();
-                if state.blocked_until.is_none_or(|b| b <= now) {
-                    let accepted = state.accepted;
-                    if state.estimator.on_calm(now, accepted) {
-                        self.apply(&mut state, true);
-                    }
-                }
-                (held_until(&state, lane, now), state.limiter.clone())
-            };
+            let (hold, limiter) = self.hold_and_pace(lane);
             if let Some(until) = hold {
                 tokio::time::sleep_until(until).await;
                 continue;
@@ -292,6 +272,38 @@ impl Pacer {
                 ticket: Ticket { epoch: state.epoch },
             };
         }
+    }
+
+    /// A request after a quiet gap with nothing in flight marks the pacer
+    /// idle since its last episode (what the estimator's probing needs).
+    fn note_arrival(&self) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let quiet = state
+            .last_request
+            .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_GAP);
+        if quiet && self.permits.in_flight() == 0 {
+            state.idle_since_episode = true;
+        }
+        state.last_request = Some(now);
+    }
+
+    /// Until when a request of `lane` is held, if at all, and the pace it
+    /// then waits on; outside a `Retry-After`, a calm stretch first lets
+    /// the estimator raise the pace.
+    fn hold_and_pace(
+        &self,
+        lane: Lane,
+    ) -> (Option<Instant>, Option<Arc<DefaultDirectRateLimiter>>) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        if state.blocked_until.is_none_or(|b| b <= now) {
+            let accepted = state.accepted;
+            if state.estimator.on_calm(now, accepted) {
+                self.apply(&mut state, true);
+            }
+        }
+        (held_until(&state, lane, now), state.limiter.clone())
     }
 
     /// A response other than 429: the bucket took a token; read what the
