@@ -53,6 +53,34 @@ async fn cloud_accepting(tokens: &[&str]) -> (FakeCloud, Arc<Mutex<Vec<String>>>
     (fake, accepted)
 }
 
+/// The daemon reading its Cloud token from a mounted Secret that holds
+/// `old-token` (version `2026_01`), against [`cloud_accepting`] that token;
+/// `provider_extra`: more keys of the provider.
+async fn token_file_app(
+    provider_extra: &str,
+) -> (
+    tempfile::TempDir,
+    FakeCloud,
+    Arc<Mutex<Vec<String>>>,
+    TestApp,
+) {
+    let secrets = tempfile::tempdir().unwrap();
+    mount_secret(secrets.path(), "2026_01", "old-token");
+    let (fake, accepted) = cloud_accepting(&["old-token"]).await;
+    let integration = format!(
+        "      token:\n        $file: {}\n",
+        secrets.path().join("token").display()
+    );
+    let app = TestApp::spawn(&with_write_token(&cloud_config(
+        &fake,
+        WS,
+        &integration,
+        provider_extra,
+    )))
+    .await;
+    (secrets, fake, accepted, app)
+}
+
 /// Kubernetes' layout of a mounted Secret: `token -> ..data/token`,
 /// `..data -> ..<timestamp>/`; an update writes a new directory and
 /// renames a new `..data` link over the old one.
@@ -83,20 +111,7 @@ fn authorizations(requests: &[Request]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_token_file_swapped_by_symlink_is_used_without_restart_or_failed_run() {
-    let secrets = tempfile::tempdir().unwrap();
-    mount_secret(secrets.path(), "2026_01", "old-token");
-    let (fake, accepted) = cloud_accepting(&["old-token"]).await;
-    let integration = format!(
-        "      token:\n        $file: {}\n",
-        secrets.path().join("token").display()
-    );
-    let app = TestApp::spawn(&with_write_token(&cloud_config(
-        &fake,
-        WS,
-        &integration,
-        "",
-    )))
-    .await;
+    let (secrets, fake, accepted, app) = token_file_app("").await;
     let first = app.wait_for_run("cloud", |_| true).await;
     assert_eq!(
         first["lastRun"]["outcome"]["status"], "succeeded",
@@ -297,20 +312,8 @@ async fn metric_lines(app: &TestApp, name: &str, host: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_token_file_swapped_while_idle_is_noticed_before_any_request() {
-    let secrets = tempfile::tempdir().unwrap();
-    mount_secret(secrets.path(), "2026_01", "old-token");
-    let (fake, _) = cloud_accepting(&["old-token"]).await;
-    let integration = format!(
-        "      token:\n        $file: {}\n",
-        secrets.path().join("token").display()
-    );
-    let app = TestApp::spawn(&with_write_token(&cloud_config(
-        &fake,
-        WS,
-        &integration,
-        "        schedule: {frequency: {trigger: manual}}\n",
-    )))
-    .await;
+    let (secrets, fake, _, app) =
+        token_file_app("        schedule: {frequency: {trigger: manual}}\n").await;
     let host = fake.host();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let seen = fake.server.received_requests().await.unwrap().len();
