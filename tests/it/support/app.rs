@@ -300,6 +300,42 @@ impl TestApp {
         samples
     }
 
+    /// `clients` tasks repeat `round` (which returns how many requests it
+    /// had answered) while 30 liveness probes are taken 50 ms apart, from
+    /// 300 ms into the load: the answers counted, and the probes' sorted
+    /// latencies. A panic in a round fails the test.
+    pub async fn liveness_under_load<F, Fut>(
+        &self,
+        clients: usize,
+        round: F,
+    ) -> (u32, Vec<Duration>)
+    where
+        F: Fn(reqwest::Client) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = u32> + Send,
+    {
+        let stop = CancellationToken::new();
+        let load: Vec<_> = (0..clients)
+            .map(|_| {
+                let (http, stop, round) = (self.http.clone(), stop.clone(), round.clone());
+                tokio::spawn(async move {
+                    let mut answered = 0;
+                    while !stop.is_cancelled() {
+                        answered += round(http.clone()).await;
+                    }
+                    answered
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let samples = self.liveness_samples(30, Duration::from_millis(50)).await;
+        stop.cancel();
+        let mut answered = 0;
+        for task in load {
+            answered += task.await.expect("a load task ends cleanly");
+        }
+        (answered, samples)
+    }
+
     pub async fn entity_names(&self) -> Vec<String> {
         super::entities::names(&self.get_json("/api/catalog/entities").await)
     }
