@@ -264,28 +264,92 @@ mod tests {
     /// (and the few lists read by hand): each must be a candidate.
     #[test]
     fn every_key_of_our_sections_is_a_suggestion_candidate() {
-        let lists: &[&[&str]] = &[
-            fields::<listen::raw::Listen>(),
-            fields::<integration::raw::ServerIntegration>(),
-            fields::<integration::raw::CloudIntegration>(),
-            fields::<http::raw::RateLimit>(),
-            fields::<server::raw::ServerProvider>(),
-            fields::<server::raw::Filters>(),
-            fields::<cloud::raw::CloudProvider>(),
-            fields::<cloud::raw::CloudFilters>(),
-            fields::<provider::raw::Webhooks>(),
-            fields::<provider::raw::PullRequests>(),
-            fields::<generated::raw::WithoutCatalogFile>(),
-            fields::<generated::raw::Generate>(),
-            fields::<processing::Processing>(),
-            fields::<access::raw::ExternalAccessEntry>(),
-            fields::<access::raw::StaticAccessOptions>(),
-            fields::<access::raw::AccessRestriction>(),
-            fields::<backend::raw::ApiRateLimit>(),
-            fields::<backend::raw::BitbucketReads>(),
-            fields::<backend::raw::Pace>(),
-            fields::<backend::raw::QueryBudget>(),
-            fields::<schedule::RawSchedule>(),
+        let (lists, _) = probed();
+        assert_candidates(&lists);
+    }
+
+    /// Whoever adds a section struct to `config/` learns here that its keys
+    /// need to be candidates: every struct that derives `Deserialize` (or
+    /// comes from `provider_entry!`/`integration_entry!`) with named
+    /// fields is probed above, or is listed with the reason it is not.
+    #[test]
+    fn every_section_struct_of_the_config_is_probed() {
+        /// The database section's own structs: serde's error for an
+        /// unknown key there lists the expected ones, and its top-level
+        /// keys are read by their path (`client`, `connection`).
+        const NOT_PROBED: [&str; 3] = ["RawDatabase", "RawObject", "RawSsl"];
+        let (_, names) = probed();
+        let derived = regex::Regex::new(
+            r"#\[derive\(([^)]*)\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?struct\s+(\w+)\s*\{",
+        )
+        .expect("regex");
+        let generated =
+            regex::Regex::new(r"(?:provider|integration)_entry!\((\w+)\s*\{").expect("regex");
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src/config");
+        let (mut unprobed, mut found) = (Vec::new(), Vec::new());
+        for file in std::fs::read_dir(folder).expect("src/config") {
+            let path = file.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("source");
+            let structs = derived
+                .captures_iter(&text)
+                .filter(|c| c[1].contains("Deserialize"))
+                .map(|c| c[2].to_owned())
+                .chain(generated.captures_iter(&text).map(|c| c[1].to_owned()));
+            for name in structs {
+                if !names.contains(&name.as_str()) && !NOT_PROBED.contains(&name.as_str()) {
+                    unprobed.push(format!("{name} ({})", path.display()));
+                }
+                found.push(name);
+            }
+        }
+        // The scan sees what it checks: every probed struct among them.
+        let unseen: Vec<&&str> = names
+            .iter()
+            .filter(|n| !found.iter().any(|f| f == *n))
+            .collect();
+        assert!(unseen.is_empty(), "the scan missed {unseen:?}");
+        assert!(
+            unprobed.is_empty(),
+            "probe {unprobed:?} in every_key_of_our_sections_is_a_suggestion_candidate"
+        );
+    }
+
+    /// The structs whose keys the candidates must cover, probed, with the
+    /// short names of their types.
+    fn probed() -> (Vec<&'static [&'static str]>, Vec<&'static str>) {
+        let mut names = Vec::new();
+        let mut probe = |fields: &'static [&'static str], name: &'static str| {
+            names.push(name.rsplit("::").next().unwrap_or(name));
+            fields
+        };
+        macro_rules! p {
+            ($type:ty) => {
+                probe(fields::<$type>(), std::any::type_name::<$type>())
+            };
+        }
+        let lists: Vec<&'static [&'static str]> = vec![
+            p!(listen::raw::Listen),
+            p!(integration::raw::ServerIntegration),
+            p!(integration::raw::CloudIntegration),
+            p!(http::raw::RateLimit),
+            p!(server::raw::ServerProvider),
+            p!(server::raw::Filters),
+            p!(cloud::raw::CloudProvider),
+            p!(cloud::raw::CloudFilters),
+            p!(provider::raw::Webhooks),
+            p!(provider::raw::PullRequests),
+            p!(generated::raw::WithoutCatalogFile),
+            p!(generated::raw::Generate),
+            p!(processing::Processing),
+            p!(access::raw::ExternalAccessEntry),
+            p!(access::raw::StaticAccessOptions),
+            p!(access::raw::AccessRestriction),
+            p!(backend::raw::ApiRateLimit),
+            p!(backend::raw::BitbucketReads),
+            p!(backend::raw::Pace),
+            p!(backend::raw::QueryBudget),
+            p!(schedule::RawSchedule),
+            p!(schedule::RawListingFields),
             locations::LOCATION_KEYS,
             locations::LOCATION_RULE_KEYS,
             rules::RULE_KEYS,
@@ -300,6 +364,10 @@ mod tests {
                 "dangerouslyDisableDefaultAuthPolicy",
             ],
         ];
+        (lists, names)
+    }
+
+    fn assert_candidates(lists: &[&[&str]]) {
         for list in lists {
             assert!(!list.is_empty(), "a probed struct has no fields");
         }
