@@ -184,21 +184,8 @@ struct Run {
 
 /// Asks for a run and follows it until it ends.
 async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
-    let before = daemon
-        .provider(http, PROVIDER)
-        .await
-        .expect("provider status")["lastRun"]["startedAt"]
-        .clone();
     let started = Instant::now();
-    let response = http
-        .post(format!(
-            "{}/api/catalog/providers/{PROVIDER}/refresh",
-            daemon.base
-        ))
-        .send()
-        .await
-        .expect("refresh reaches the daemon");
-    assert_eq!(response.status(), 202, "refresh accepted");
+    let before = daemon.refresh(http, PROVIDER).await;
     let mut complete = None;
     let mut peak = 0;
     let mut last_print = Instant::now();
@@ -235,19 +222,18 @@ async fn run(http: &reqwest::Client, daemon: &Daemon, want: usize) -> Run {
 }
 
 fn by_kind(stats: &Stats) -> String {
-    [
-        (EndpointKind::ServerProjects, "projects"),
-        (EndpointKind::ServerRepos, "repos"),
-        (EndpointKind::ServerDefaultBranch, "head"),
-        (EndpointKind::ServerFiles, "files"),
-        (EndpointKind::ServerChanges, "changes"),
-        (EndpointKind::ServerRaw, "raw"),
-        (EndpointKind::Other, "other"),
-    ]
-    .into_iter()
-    .map(|(kind, label)| format!("{label} {}", stats.kind_requests(kind)))
-    .collect::<Vec<_>>()
-    .join(", ")
+    support::requests::by_kind(
+        stats,
+        &[
+            (EndpointKind::ServerProjects, "projects"),
+            (EndpointKind::ServerRepos, "repos"),
+            (EndpointKind::ServerDefaultBranch, "head"),
+            (EndpointKind::ServerFiles, "files"),
+            (EndpointKind::ServerChanges, "changes"),
+            (EndpointKind::ServerRaw, "raw"),
+            (EndpointKind::Other, "other"),
+        ],
+    )
 }
 
 /// Seconds Data Center's default bucket needs for `stats`'s served

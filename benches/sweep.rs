@@ -29,17 +29,16 @@ const PROVIDER: &str = "sim";
 const SWEEP_WINDOW: Duration = Duration::from_secs(60);
 
 fn by_kind(stats: &Stats) -> String {
-    [
-        (EndpointKind::ServerProjects, "projects"),
-        (EndpointKind::ServerRepos, "repos"),
-        (EndpointKind::ServerGlobalRepos, "global repos"),
-        (EndpointKind::ServerRaw, "raw"),
-        (EndpointKind::Other, "other"),
-    ]
-    .into_iter()
-    .map(|(kind, label)| format!("{label} {}", stats.kind_requests(kind)))
-    .collect::<Vec<_>>()
-    .join(", ")
+    support::requests::by_kind(
+        stats,
+        &[
+            (EndpointKind::ServerProjects, "projects"),
+            (EndpointKind::ServerRepos, "repos"),
+            (EndpointKind::ServerGlobalRepos, "global repos"),
+            (EndpointKind::ServerRaw, "raw"),
+            (EndpointKind::Other, "other"),
+        ],
+    )
 }
 
 /// Waits until the provider has a finished run other than `before`.
@@ -112,17 +111,7 @@ async fn main() {
     finished(&http, &daemon, &Value::Null).await;
 
     sim.reset_stats();
-    let before =
-        daemon.provider(&http, PROVIDER).await.expect("status")["lastRun"]["startedAt"].clone();
-    let response = http
-        .post(format!(
-            "{}/api/catalog/providers/{PROVIDER}/refresh",
-            daemon.base
-        ))
-        .send()
-        .await
-        .expect("refresh reaches the daemon");
-    assert_eq!(response.status(), 202, "refresh accepted");
+    let before = daemon.refresh(&http, PROVIDER).await;
     finished(&http, &daemon, &before).await;
     let full = sim.stats();
     println!(

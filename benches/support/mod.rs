@@ -4,7 +4,8 @@
 //! `run-once` timed (`run_once`); a store seeded as a provider run leaves
 //! it; by-name load under `wrk`; the bench's arguments (`args`); the
 //! estate push and pull-request benches change (`pushes`), and their
-//! latencies (`latencies`); and the simulator set-ups and co-tenant the
+//! latencies (`latencies`); the simulator's request counts by kind
+//! (`requests`); and the simulator set-ups and co-tenant the
 //! integration tests use too.
 #![allow(dead_code)] // each bench uses a subset
 
@@ -19,6 +20,7 @@ use bitbucket_catalogd::{Catalog, UnitEntities};
 pub mod args;
 pub mod latencies;
 pub mod pushes;
+pub mod requests;
 pub mod run_once;
 pub mod serve;
 
@@ -106,6 +108,20 @@ impl Daemon {
                 return;
             }
         }
+    }
+
+    /// Asks provider `id` for a run (which must be accepted): the
+    /// `lastRun.startedAt` before it, to tell the new run from the last.
+    pub async fn refresh(&self, http: &reqwest::Client, id: &str) -> serde_json::Value {
+        let before =
+            self.provider(http, id).await.expect("provider status")["lastRun"]["startedAt"].clone();
+        let response = http
+            .post(format!("{}/api/catalog/providers/{id}/refresh", self.base))
+            .send()
+            .await
+            .expect("refresh reaches the daemon");
+        assert_eq!(response.status(), 202, "refresh accepted");
+        before
     }
 
     /// `GET /api/catalog/entities` with `fields` (e.g. `kind,metadata.name`).
