@@ -3,6 +3,7 @@
 //! (`refs/branches/{name}`) and the changed files between two commits
 //! (`diffstat/{new}..{old}`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -124,8 +125,13 @@ fn src_at(
             });
         }
     }
-    let rev = resolve(repo, commit)?;
-    let tree = repo.files_at(rev);
+    let (tree, hash) = match state.pull_request_tree(repo, commit) {
+        Some(files) => (Cow::Owned(files), commit),
+        None => {
+            let rev = resolve(repo, commit)?;
+            (repo.files_at(rev), repo.hash_of(rev))
+        }
+    };
     let path = file.trim_matches('/');
     if !file.ends_with('/') {
         if let Some(content) = tree.get(path) {
@@ -172,7 +178,6 @@ fn src_at(
     let opts = &state.config.cloud;
     let paging = paging_with(&params, opts.default_pagelen, opts.max_pagelen)?;
     let ctx = Ctx { state, ws, repo };
-    let hash = repo.hash_of(rev);
     let start = (paging.page - 1).saturating_mul(paging.pagelen);
     let values = entries
         .iter()

@@ -2,7 +2,7 @@
 //! (a new source commit), merged (their files pushed to the target, the
 //! default branch) or declined, each with the event Bitbucket sends for it
 //! (Data Center `pr:*`, Cloud `pullrequest:*`); and the files at a pull
-//! request's source commit, which the content endpoints serve.
+//! request's source commit, which the content endpoints serve and list.
 
 use std::collections::BTreeMap;
 
@@ -173,22 +173,32 @@ impl AppState {
         path: &str,
     ) -> Option<Option<String>> {
         let prs = self.pull_requests.lock();
-        let pr = prs.iter().find(|p| {
-            !at.is_empty()
-                && p.commit.starts_with(at)
-                // A fork's files are in the fork only.
-                && match p.fork.as_ref().unwrap_or(&p.repo) {
-                    RepoRef::Server { project, slug } => {
-                        *project == repo.project_key && *slug == repo.slug
-                    }
-                    RepoRef::Cloud { slug } => *slug == repo.slug,
-                }
-        })?;
+        let pr = prs.iter().find(|p| is_source_of(p, repo, at))?;
         let path = path.trim_start_matches('/');
         Some(match pr.edits.get(path) {
             Some(edit) => edit.clone(),
             None => repo.files.get(path).cloned(),
         })
+    }
+
+    /// Every file of `repo` at commit `at` when `at` is a pull request's
+    /// source commit there (its files over the repository's head); `None`
+    /// when `at` is no such commit.
+    pub(crate) fn pull_request_tree(
+        &self,
+        repo: &Repo,
+        at: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        let prs = self.pull_requests.lock();
+        let pr = prs.iter().find(|p| is_source_of(p, repo, at))?;
+        let mut files = repo.files.clone();
+        for (path, edit) in &pr.edits {
+            match edit {
+                Some(content) => files.insert(path.clone(), content.clone()),
+                None => files.remove(path),
+            };
+        }
+        Some(files)
     }
 
     fn pull_request_event(
@@ -272,6 +282,17 @@ impl AppState {
             }
         }
     }
+}
+
+/// Whether `at` is `pr`'s source commit in `repo`: a fork's files are in
+/// the fork only.
+fn is_source_of(pr: &SimPullRequest, repo: &Repo, at: &str) -> bool {
+    !at.is_empty()
+        && pr.commit.starts_with(at)
+        && match pr.fork.as_ref().unwrap_or(&pr.repo) {
+            RepoRef::Server { project, slug } => *project == repo.project_key && *slug == repo.slug,
+            RepoRef::Cloud { slug } => *slug == repo.slug,
+        }
 }
 
 /// A source commit's hash: from the branch, the update and the files.

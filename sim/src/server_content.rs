@@ -2,6 +2,7 @@
 //! file listing (`files`) and the changed paths between two commits
 //! (`changes`, `compare/changes`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Router;
@@ -65,8 +66,17 @@ fn list_files(
     let (_, repo) = find_repo(&dataset, &key, &slug)?;
     let params = Params::parse(query.as_deref());
     let (start, limit) = window(&state, &params)?;
-    let rev = revision(repo, params.get("at"))?;
-    let tree = repo.files_at(rev);
+    // A pull request's source commit: its files over the head's.
+    let at_pull_request = params
+        .get("at")
+        .and_then(|at| state.pull_request_tree(repo, at.trim()));
+    let (tree, hash) = match at_pull_request {
+        Some(files) => (Cow::Owned(files), params.get("at").unwrap_or_default()),
+        None => {
+            let rev = revision(repo, params.get("at"))?;
+            (repo.files_at(rev), repo.hash_of(rev))
+        }
+    };
     let dir = dir.trim_matches('/');
     let prefix = if dir.is_empty() {
         String::new()
@@ -80,10 +90,7 @@ fn list_files(
     if paths.is_empty() && !dir.is_empty() {
         return Err(ApiError::server(
             StatusCode::NOT_FOUND,
-            format!(
-                "The path \"{dir}\" does not exist at revision \"{}\"",
-                repo.hash_of(rev)
-            ),
+            format!("The path \"{dir}\" does not exist at revision \"{hash}\""),
             Some(NO_SUCH_PATH),
         ));
     }

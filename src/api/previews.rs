@@ -1,7 +1,8 @@
 //! `GET /api/catalog/previews/{provider}/{project}/{repository}/{pullRequest}`:
 //! what merging an open pull request would change in the catalog, as its
 //! check found it (Cloud: `project` is the workspace). The leader serves
-//! its own from memory; a follower reads the leader's from the store.
+//! its own from memory; a follower reads the leader's from the store (each
+//! read served again for two seconds, a few at a time: see `Previews`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ pub(super) async fn get_one(
     let follower = state.replica.as_ref().is_some_and(|r| !r.is_leader());
     let found = if follower {
         match previews.read_stored(&key).await {
-            Ok(body) => body.map(raw_json),
+            Ok(body) => body.map(|body| raw_json(body.to_string())),
             Err(err) => {
                 tracing::error!(error = %err, "cannot read a pull-request preview from the store");
                 return Err(Unavailable(format!(

@@ -3,7 +3,7 @@
 //! repositories, so a page reloaded by a few open browsers would use a
 //! core. A build is kept with the version of what it showed (cheap
 //! counters: the catalog's last change, each source's reports and writes,
-//! its run's progress) and served until that version moves; concurrent
+//! its run's progress, the previews' revision) and served until that version moves; concurrent
 //! requests wait for one build instead of each making their own.
 
 use std::time::{Duration, Instant};
@@ -28,8 +28,9 @@ struct Version {
     /// Config reloads so far (the page says how the last one went).
     reloads: u64,
     sources: Vec<SourceVersion>,
-    /// Open pull-request previews (the page lists them).
-    previews: usize,
+    /// The open pull-request previews' revision (the page lists them): a
+    /// preview checked again moves it even when the count stays.
+    previews: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,7 @@ impl Version {
         Self {
             catalog: catalog.snapshot().last_seq(),
             reloads,
-            previews: scheduler.previews().len(),
+            previews: scheduler.previews().revision(),
             sources: scheduler
                 .runners()
                 .iter()

@@ -95,7 +95,9 @@ async fn build(state: &ApiState) -> Option<Bytes> {
         .as_ref()
         .and_then(|r| follower_line(&r.status()));
     let config_reload = state.reloads.last();
-    let previews = state.scheduler.previews().summaries(MAX_PREVIEW_ROWS);
+    let open = state.scheduler.previews();
+    let previews = open.summaries(MAX_PREVIEW_ROWS);
+    let previews_more = open.len().saturating_sub(previews.len());
     let rendered = tokio::task::spawn_blocking(move || {
         let sources: Vec<SourceView> = read
             .into_iter()
@@ -112,6 +114,7 @@ async fn build(state: &ApiState) -> Option<Bytes> {
                 }
             })
             .collect();
+        let previews = (previews, previews_more);
         render(total, follower, config_reload, &sources, &paces, previews)
     })
     .await;
@@ -170,6 +173,8 @@ struct Page {
     problems: Vec<ProblemGroup>,
     adoption: Vec<AdoptionTable>,
     previews: Vec<PreviewRow>,
+    /// Open pull requests not listed (past [`MAX_PREVIEW_ROWS`]).
+    previews_more: usize,
 }
 
 /// Open pull requests listed at most.
@@ -310,7 +315,7 @@ fn render(
     config_reload: Option<super::config_reload::ReloadLine>,
     sources: &[SourceView],
     paces: &[(String, PaceView)],
-    previews: Vec<crate::checks::PreviewSummary>,
+    (previews, previews_more): (Vec<crate::checks::PreviewSummary>, usize),
 ) -> Result<String, askama::Error> {
     let running = sources.iter().any(|s| s.runner.in_progress());
     Page {
@@ -336,6 +341,7 @@ fn render(
                 link: Link::path(p.path),
             })
             .collect(),
+        previews_more,
     }
     .render()
 }

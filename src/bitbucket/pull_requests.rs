@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::{BitbucketError, Http, MAX_PAGES};
+use super::{BitbucketError, Http, MAX_LISTING_BYTES, MAX_PAGES, too_many_pages};
 use crate::integrations::Product;
 
 /// Paths read of one pull request's changes at most: a pull request that
@@ -129,6 +129,122 @@ impl PullRequestApi {
             Product::Server => self.server_changes(repo, &id).await,
             Product::Cloud => self.cloud_diffstat(repo, &id).await,
         }
+    }
+
+    /// Whether a file of `repo` at `commit` has a path `matches` takes, as
+    /// a glob read's listing would find it (Data Center `files?at=`, Cloud
+    /// `src/{commit}/?max_depth=`): stops at the first match. A repository
+    /// or commit Bitbucket does not know has no files, as for that read.
+    pub(crate) async fn any_file_at(
+        &self,
+        repo: &RepoCoords,
+        commit: &str,
+        cloud_depth: u32,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<bool, BitbucketError> {
+        match self.product {
+            Product::Server => self.server_any_file(repo, commit, matches).await,
+            Product::Cloud => {
+                self.cloud_any_file(repo, commit, cloud_depth, matches)
+                    .await
+            }
+        }
+    }
+
+    async fn server_any_file(
+        &self,
+        repo: &RepoCoords,
+        commit: &str,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<bool, BitbucketError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            values: Vec<String>,
+            #[serde(default = "yes")]
+            is_last_page: bool,
+            next_page_start: Option<u64>,
+        }
+        fn yes() -> bool {
+            true
+        }
+        let mut start = 0;
+        let mut budget = MAX_LISTING_BYTES;
+        let base = self.url(
+            None,
+            &["projects", &repo.owner, "repos", &repo.slug, "files"],
+        );
+        for _ in 0..MAX_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("at", commit)
+                .append_pair("start", &start.to_string())
+                .append_pair("limit", "1000");
+            let Some(page): Option<Page> =
+                self.http.get_page("pr_files", &url, &mut budget).await?
+            else {
+                return Ok(false);
+            };
+            if page.values.iter().any(|p| matches(p)) {
+                return Ok(true);
+            }
+            match (page.is_last_page, page.next_page_start) {
+                (false, Some(next)) if next > start => start = next,
+                _ => return Ok(false),
+            }
+        }
+        Err(too_many_pages(&base))
+    }
+
+    async fn cloud_any_file(
+        &self,
+        repo: &RepoCoords,
+        commit: &str,
+        depth: u32,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<bool, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            #[serde(rename = "type")]
+            kind: String,
+            path: String,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            values: Vec<Entry>,
+            next: Option<String>,
+        }
+        let mut url = self.url(
+            None,
+            &["repositories", &repo.owner, &repo.slug, "src", commit, ""],
+        );
+        url.query_pairs_mut()
+            .append_pair("max_depth", &depth.to_string())
+            .append_pair("pagelen", "100")
+            .append_pair("fields", "next,values.type,values.path");
+        let mut budget = MAX_LISTING_BYTES;
+        for _ in 0..MAX_PAGES {
+            let Some(page): Option<Page> =
+                self.http.get_page("pr_src_list", &url, &mut budget).await?
+            else {
+                return Ok(false);
+            };
+            if page
+                .values
+                .iter()
+                .any(|e| e.kind == "commit_file" && matches(&e.path))
+            {
+                return Ok(true);
+            }
+            // Only pages of the same API are followed.
+            match page.next.and_then(|n| Url::parse(&n).ok()) {
+                Some(next) if next.origin() == self.api_base.origin() => url = next,
+                _ => return Ok(false),
+            }
+        }
+        Err(too_many_pages(&url))
     }
 
     async fn server_changes(

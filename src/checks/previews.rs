@@ -9,10 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::store::{CatalogStore, PreviewId, PreviewWrite, StoreError, StoredPreview};
@@ -24,6 +27,15 @@ pub(crate) const MAX_PREVIEWS: usize = 1_000;
 pub(crate) const MAX_PREVIEW_BYTES: usize = 64 * 1024 * 1024;
 /// Summaries a follower reads for its status page.
 const FOLLOWED_SUMMARIES: usize = 100;
+/// A follower serves a preview it read from the store (or found missing)
+/// this long: a reloaded page or a polling tool costs one read per period.
+const STORED_READ_TTL: Duration = Duration::from_secs(2);
+/// Previews (and misses) a follower keeps read at most.
+const STORED_READS_KEPT: usize = 1_024;
+/// Store reads of single previews under way at most; more wait their turn,
+/// so callers asking for many different pull requests cannot load the
+/// database more than this.
+const STORED_READS_AT_ONCE: usize = 4;
 
 /// `pass` or `fail` (an alias, so serde does not take it as borrowed).
 pub(crate) type PassOrFail = &'static str;
@@ -138,7 +150,7 @@ impl PreviewKey {
 }
 
 /// One open preview, for the status page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PreviewSummary {
     pub provider: String,
@@ -170,7 +182,54 @@ pub(crate) struct Previews {
     /// A follower's view of the leader's previews (count, newest first);
     /// `None` on the leader.
     followed: Mutex<Option<(usize, Vec<PreviewSummary>)>>,
+    /// Moves whenever what [`Previews::summaries`] lists may have changed
+    /// (not only the count): the status page is rebuilt on it.
+    revision: AtomicU64,
+    /// A follower's recent reads of single previews.
+    stored_reads: StoredReads,
     limits: Limits,
+}
+
+/// When a preview was read from the store, and its JSON (`None`: none).
+type StoredRead = (Instant, Option<Arc<str>>);
+
+/// A follower's recent reads of single previews from the store, each kept
+/// [`STORED_READ_TTL`] (and dropped when the followed list changes).
+#[derive(Debug)]
+struct StoredReads {
+    kept: Mutex<HashMap<PreviewKey, StoredRead>>,
+    reading: Semaphore,
+}
+
+impl Default for StoredReads {
+    fn default() -> Self {
+        Self {
+            kept: Mutex::default(),
+            reading: Semaphore::new(STORED_READS_AT_ONCE),
+        }
+    }
+}
+
+impl StoredReads {
+    /// `Some(found)` when `key` was read less than the TTL ago.
+    fn fresh(&self, key: &PreviewKey, now: Instant) -> Option<Option<Arc<str>>> {
+        self.kept
+            .lock()
+            .get(key)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < STORED_READ_TTL)
+            .map(|(_, found)| found.clone())
+    }
+
+    fn keep(&self, key: PreviewKey, found: Option<Arc<str>>, now: Instant) {
+        let mut kept = self.kept.lock();
+        if kept.len() >= STORED_READS_KEPT {
+            kept.retain(|_, (at, _)| now.saturating_duration_since(*at) < STORED_READ_TTL);
+            if kept.len() >= STORED_READS_KEPT {
+                kept.clear();
+            }
+        }
+        kept.insert(key, (now, found));
+    }
 }
 
 /// How many previews, and bytes of their JSON, a provider keeps.
@@ -235,6 +294,7 @@ impl Previews {
             );
             bound(&mut open, &provider, &key, self.limits)
         };
+        self.changed();
         self.write(
             key.clone(),
             PreviewWrite::Save(StoredPreview {
@@ -255,8 +315,21 @@ impl Previews {
     /// it was loaded); `true` when one was served.
     pub(crate) fn remove(&self, key: &PreviewKey) -> bool {
         let removed = self.open.lock().remove(key).is_some();
+        if removed {
+            self.changed();
+        }
         self.write(key.clone(), PreviewWrite::Delete(key.id()));
         removed
+    }
+
+    /// Moves whenever the listed previews may have changed: a preview
+    /// checked again with the same count changes it too.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.revision.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -340,6 +413,7 @@ impl Previews {
             }
         }
         *self.followed.lock() = None;
+        self.changed();
         for key in &unreadable {
             tracing::error!(
                 provider = key.provider,
@@ -365,23 +439,52 @@ impl Previews {
             return Ok(());
         };
         let (count, rows) = backing.store.preview_summaries(FOLLOWED_SUMMARIES).await?;
-        let summaries = rows
+        let summaries: Vec<PreviewSummary> = rows
             .iter()
             .filter_map(|row| serde_json::from_str::<PreviewSummary>(row).ok())
             .collect();
-        *self.followed.lock() = Some((count, summaries));
+        let followed = Some((count, summaries));
+        let moved = {
+            let mut kept = self.followed.lock();
+            let moved = *kept != followed;
+            *kept = followed;
+            moved
+        };
+        if moved {
+            self.changed();
+            // What was read of them may be stale now.
+            self.stored_reads.kept.lock().clear();
+        }
         Ok(())
     }
 
     /// The preview of `key` as the store has it (a follower serves the
-    /// leader's), as JSON.
-    pub(crate) async fn read_stored(&self, key: &PreviewKey) -> Result<Option<String>, StoreError> {
-        match &self.store {
-            Some(backing) => backing.store.preview(&key.id()).await,
-            None => Ok(self
+    /// leader's), as JSON. A read (or a miss) is served again for
+    /// [`STORED_READ_TTL`], and at most [`STORED_READS_AT_ONCE`] reads go to
+    /// the store at a time, whoever asks.
+    pub(crate) async fn read_stored(
+        &self,
+        key: &PreviewKey,
+    ) -> Result<Option<Arc<str>>, StoreError> {
+        let Some(backing) = &self.store else {
+            return Ok(self
                 .get(key)
-                .and_then(|p| serde_json::to_string(p.as_ref()).ok())),
+                .and_then(|p| serde_json::to_string(p.as_ref()).ok())
+                .map(Arc::from));
+        };
+        let reads = &self.stored_reads;
+        if let Some(found) = reads.fresh(key, Instant::now()) {
+            return Ok(found);
         }
+        // Closed never: the semaphore lives as long as `self`.
+        let _turn = reads.reading.acquire().await;
+        // Read by a request that had the turn before this one.
+        if let Some(found) = reads.fresh(key, Instant::now()) {
+            return Ok(found);
+        }
+        let found: Option<Arc<str>> = backing.store.preview(&key.id()).await?.map(Arc::from);
+        reads.keep(key.clone(), found.clone(), Instant::now());
+        Ok(found)
     }
 
     /// Queues `write` for the store, replacing one of the same pull
@@ -690,6 +793,70 @@ mod tests {
             .map(|s| s.pull_request)
             .collect();
         assert_eq!(listed, [2, 1]);
+    }
+
+    #[test]
+    fn a_preview_checked_again_moves_the_revision_though_the_count_stays() {
+        let previews = Previews::default();
+        previews.insert(preview(1, 1));
+        let (count, revision) = (previews.len(), previews.revision());
+        let mut failed = preview(1, 2);
+        failed.result = "fail";
+        previews.insert(failed);
+        assert_eq!(previews.len(), count);
+        assert!(previews.revision() > revision);
+        let revision = previews.revision();
+        assert!(!previews.remove(&PreviewKey::new("p", "prj", "svc", 9)));
+        assert_eq!(previews.revision(), revision, "nothing served changed");
+    }
+
+    /// A follower reads a preview from the store once per period, whoever
+    /// asks; a change the followed list shows is served at once.
+    #[tokio::test]
+    async fn a_follower_reads_a_preview_from_the_store_once_per_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn CatalogStore> = Arc::new(
+            crate::store::SqliteStore::open(&dir.path().join("catalog.db"))
+                .await
+                .unwrap(),
+        );
+        let tracker = TaskTracker::new();
+        let leader = Previews::stored(Arc::clone(&store), tracker.clone());
+        leader.insert(preview(1, 1));
+        let settled = async |n: usize| {
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while store.previews().await.unwrap().len() != n {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+        };
+        settled(1).await;
+        let follower = Previews::stored(Arc::clone(&store), TaskTracker::new());
+        follower.follow().await.unwrap();
+        let revision = follower.revision();
+        let key = PreviewKey::new("p", "prj", "svc", 1);
+        assert!(follower.read_stored(&key).await.unwrap().is_some());
+        let missing = PreviewKey::new("p", "prj", "svc", 2);
+        assert!(follower.read_stored(&missing).await.unwrap().is_none());
+        // Stored now, but the miss is served again within the period.
+        leader.insert(preview(2, 2));
+        settled(2).await;
+        assert!(follower.read_stored(&missing).await.unwrap().is_none());
+        // The followed list shows it: read again at once.
+        follower.follow().await.unwrap();
+        assert!(follower.revision() > revision);
+        assert!(follower.read_stored(&missing).await.unwrap().is_some());
+        assert!(follower.read_stored(&key).await.unwrap().is_some());
+        // Past the period a read goes to the store again.
+        assert!(leader.remove(&key));
+        settled(1).await;
+        assert!(follower.read_stored(&key).await.unwrap().is_some());
+        tokio::time::sleep(STORED_READ_TTL).await;
+        assert!(follower.read_stored(&key).await.unwrap().is_none());
+        tracker.close();
+        tracker.wait().await;
     }
 
     /// Stored under looser bounds (an older version), loaded under these:

@@ -184,7 +184,7 @@ impl PullRequestCheck<'_> {
                 if self.previews.first_warning(self.reads.host()) {
                     tracing::warn!(
                         host = self.reads.host(),
-                        "Code Insights is not available or not permitted on {}: pull-request checks are posted as build statuses linking to the preview; grant the integration's account the Insights permission (Data Center: repository write) or the Cloud scope `repository:write` for reports",
+                        "Code Insights is not available or not permitted on {}: pull-request checks are posted as build statuses linking to the preview; on Data Center, Code Insights needs Bitbucket 5.15+ and repository read, and a report is replaced only by the account that created it; on Cloud, grant the scope `repository:write` for reports",
                         self.reads.host()
                     );
                 }
@@ -281,9 +281,12 @@ impl PullRequestCheck<'_> {
         // their Location targets); the others stay as served.
         let mut touched = HashSet::new();
         let mut added = Vec::new();
+        // A changed matching file is there at the commit (read or not).
+        let mut present = false;
         for file in read {
             match file.outcome {
                 FileAtCommit::Read(outcome) => {
+                    present = true;
                     touched.insert(file.location);
                     added.extend(outcome.entities);
                     problems.extend(outcome.problems);
@@ -293,6 +296,7 @@ impl PullRequestCheck<'_> {
                 }
                 // Unreadable: its entities stay, as a read would keep them.
                 FileAtCommit::Unreadable(err) => {
+                    present = true;
                     problems.push(Problem::new(
                         file.location,
                         ProblemKind::Read,
@@ -301,24 +305,54 @@ impl PullRequestCheck<'_> {
                 }
             }
         }
-        // A catalog file replaces the generated entity.
-        let generated: HashSet<_> = if added.is_empty() {
-            HashSet::new()
-        } else {
-            let unit = generated::unit(&listed.record.catalog_url);
-            self.catalog
-                .unit_entities(self.source, &unit)
+        let unit = generated::unit(&listed.record.catalog_url);
+        let generated_served: HashSet<_> = self
+            .catalog
+            .unit_entities(self.source, &unit)
+            .iter()
+            .map(|e| e.entity.key())
+            .collect();
+        // Every file that served something is gone and none came: the read
+        // after the merge lists the repository (as a glob read does), and
+        // where the pattern matches no file left, generates the entity.
+        let all_gone = !present
+            && !touched.is_empty()
+            && self.reads.generates()
+            && served
                 .iter()
-                .map(|e| e.entity.key())
-                .collect()
-        };
+                .filter(|e| !generated_served.contains(&e.entity.key()))
+                .all(|e| origin_of(e).is_some_and(|o| touched.contains(o)));
+        let mut generated_now = Vec::new();
+        if all_gone {
+            match self.reads.glob_matches_at_commit(at).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    generated_now = self
+                        .reads
+                        .generated_at_commit(&ctx, listed, at)
+                        .await
+                        .unwrap_or_default();
+                }
+                Err(err) => problems.push(Problem::new(
+                    listed.record.catalog_url.clone(),
+                    ProblemKind::Read,
+                    format!(
+                        "cannot list the repository's files at the pull request's commit, so whether it keeps a catalog file (else its entity is generated) is not known: {err}"
+                    ),
+                )),
+            }
+        }
+        // A catalog file (or a generated entity made again) replaces the
+        // generated entity.
+        let replaced = !added.is_empty() || !generated_now.is_empty();
         let mut after: Vec<ProcessedEntity> = served
             .iter()
             .filter(|e| !origin_of(e).is_some_and(|o| touched.contains(o)))
-            .filter(|e| !generated.contains(&e.entity.key()))
+            .filter(|e| !(replaced && generated_served.contains(&e.entity.key())))
             .cloned()
             .collect();
         after.extend(added);
+        after.extend(generated_now);
         Prediction {
             files,
             after,

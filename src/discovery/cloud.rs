@@ -30,7 +30,7 @@ use crate::config::{CloudProviderConfig, ProviderSettings};
 use crate::integrations::{BitbucketCloudIntegration, Product};
 
 /// How deep a glob provider lists a repository's directories.
-const SRC_MAX_DEPTH: u32 = 16;
+pub(super) const SRC_MAX_DEPTH: u32 = 16;
 
 /// Bitbucket stops one code search at about this many results.
 const SEARCH_RESULT_CAP: usize = 1000;

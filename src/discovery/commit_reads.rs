@@ -60,6 +60,17 @@ pub(crate) trait CommitReads {
         paths: Vec<String>,
     ) -> BoxFuture<'a, Vec<CommitFile>>;
 
+    /// Whether the provider generates an entity for a repository without a
+    /// catalog file (`withoutCatalogFile.generate`).
+    fn generates(&self) -> bool;
+
+    /// Whether any file the glob matches is at `at`'s commit, as the read
+    /// after the merge would list them; `false` without a glob.
+    fn glob_matches_at_commit<'a>(
+        &'a self,
+        at: SourceCommit<'a>,
+    ) -> BoxFuture<'a, Result<bool, BitbucketError>>;
+
     /// The entity the provider would generate for the repository without a
     /// catalog file, its code owners read at the commit; `None` when it
     /// generates none.

@@ -481,46 +481,65 @@ async fn the_merged_result_equals_the_preview() {
             "component:default/merged-two"
         ]
     );
-    let (push, merged) = setup.sim.merge_pull_request(&repo, id).expect("merge");
-    setup.deliver(&push).await;
-    setup.deliver(&merged).await;
-    setup
-        .until("the merge served", async |s| {
-            let served = s.app.entity_refs().await;
-            predicted.iter().all(|r| served.contains(r))
+    setup.merged_serves(&repo, id, &predicted).await;
+}
+
+impl Setup {
+    /// The entity refs (lowercased) the repository `slug` serves: those
+    /// whose location is in it.
+    async fn served_from(&self, slug: &str) -> Vec<String> {
+        let entities = self
+            .app
+            .get_json("/api/catalog/entities?fields=kind,metadata.name,metadata.annotations")
+            .await;
+        entities
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|e| {
+                e["metadata"]["annotations"]["backstage.io/managed-by-location"]
+                    .as_str()
+                    .is_some_and(|l| l.contains(&format!("/repos/{slug}/")))
+            })
+            .map(|e| {
+                format!(
+                    "{}:default/{}",
+                    e["kind"].as_str().unwrap_or_default(),
+                    e["metadata"]["name"].as_str().unwrap_or_default()
+                )
+                .to_lowercase()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Merges pull request `id`, delivers the push and the merge, and
+    /// checks that the repository then serves exactly `predicted` (sorted,
+    /// lowercased) and that the preview is dropped.
+    async fn merged_serves(&self, repo: &RepoRef, id: u64, predicted: &[String]) {
+        let (project, slug) = names(repo);
+        let (push, merged) = self.sim.merge_pull_request(repo, id).expect("merge");
+        self.deliver(&push).await;
+        self.deliver(&merged).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.served_from(&slug).await != predicted {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         })
         .await;
-    // The repository serves exactly the predicted entities.
-    let providers = setup
-        .app
-        .get_json("/api/catalog/entities?fields=kind,metadata.name,metadata.annotations")
-        .await;
-    let from_repo: Vec<String> = providers
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter(|e| {
-            e["metadata"]["annotations"]["backstage.io/managed-by-location"]
-                .as_str()
-                .is_some_and(|l| l.contains(&format!("/repos/{slug}/")))
-        })
-        .map(|e| {
-            format!(
-                "{}:default/{}",
-                e["kind"].as_str().unwrap_or_default(),
-                e["metadata"]["name"].as_str().unwrap_or_default()
-            )
-            .to_lowercase()
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert_eq!(from_repo, predicted);
-    setup
-        .until("the preview dropped", async |s| {
-            s.preview(&project, &slug, id).await.0 == 404
+        // The repository serves exactly the predicted entities.
+        assert_eq!(self.served_from(&slug).await, predicted);
+        let owner = if project.is_empty() {
+            self.sim.cloud_workspace().to_owned()
+        } else {
+            project
+        };
+        self.until("the preview dropped", async |s| {
+            s.preview(&owner, &slug, id).await.0 == 404
         })
         .await;
+    }
 }
 
 #[tokio::test]
@@ -663,11 +682,15 @@ impl Setup {
     /// name a fork) and has it deliver the event; returns id and commit.
     async fn open_from_fork(&self, repo: &RepoRef, fork: Value, files: Value) -> (u64, String) {
         let (project, slug) = names(repo);
+        let repository = match repo {
+            RepoRef::Server { .. } => json!({"server": {"project": project, "slug": slug}}),
+            RepoRef::Cloud { .. } => json!({"cloud": {"slug": slug}}),
+        };
         let answer: Value = reqwest::Client::new()
             .post(format!("{}/__sim/pull-requests", self.sim.base_url()))
             .json(&json!({
                 "action": "open",
-                "repository": {"server": {"project": project, "slug": slug}},
+                "repository": repository,
                 "fork": fork,
                 "sourceBranch": "feature/forked",
                 "title": "From a fork",
@@ -745,6 +768,103 @@ async fn a_glob_provider_checks_the_matching_files_added_and_removed() {
     assert!(!served.contains("component:default/glob-added"));
 }
 
+const GLOB_GENERATE: &str = "        catalogPath: \"**/catalog-info.yaml\"\n        withoutCatalogFile:\n          generate:\n            type: service\n            lifecycle: production\n            owner: group:default/unowned\n";
+
+/// Entity refs, lowercased and sorted.
+fn lowered(refs: &Value) -> Vec<String> {
+    let mut refs: Vec<String> = refs
+        .as_array()
+        .expect("entity refs")
+        .iter()
+        .map(|e| e.as_str().unwrap_or_default().to_lowercase())
+        .collect();
+    refs.sort();
+    refs
+}
+
+/// The entity refs a preview predicts, lowercased and sorted.
+fn predicted(preview: &Value) -> Vec<String> {
+    lowered(&preview["entities"])
+}
+
+#[tokio::test]
+async fn a_glob_pull_request_removing_every_catalog_file_predicts_the_generated_entity() {
+    let setup = Setup::server(GLOB_GENERATE).await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    // Named apart from the generated entity (the data set's components
+    // take the generated name, which would be a change, not an addition).
+    setup
+        .pushed(
+            &repo,
+            &component("glob-only"),
+            "component:default/glob-only",
+        )
+        .await;
+    let before = setup.served_from(&slug).await;
+    assert_eq!(before, ["component:default/glob-only"]);
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/no-catalog",
+            "Remove the catalog file",
+            vec![("catalog-info.yaml".into(), None)],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASS", "{report:#}");
+    let (status, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(status, 200, "{preview:#}");
+    // The component goes, the generated entity comes.
+    assert_eq!(lowered(&preview["removed"]), before, "{preview:#}");
+    let added = preview["added"].as_array().expect("added");
+    assert_eq!(added.len(), 1, "{preview:#}");
+    let generated = &added[0]["entity"];
+    assert_eq!(
+        generated["metadata"]["annotations"]["bitbucket-catalogd/generated"], "true",
+        "{preview:#}"
+    );
+    assert_eq!(generated["spec"]["owner"], "group:default/unowned");
+    let predicted = predicted(&preview);
+    assert_eq!(predicted.len(), 1, "{preview:#}");
+    // Nothing applied yet.
+    assert_eq!(setup.served_from(&slug).await, before);
+    setup.merged_serves(&repo, id, &predicted).await;
+}
+
+#[tokio::test]
+async fn a_glob_pull_request_leaving_a_catalog_file_generates_nothing() {
+    let setup = Setup::server(GLOB_GENERATE).await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    // A matching file that serves nothing, which the pull request keeps.
+    let event = setup
+        .sim
+        .push_file(&repo, "docs/catalog-info.yaml", "")
+        .expect("push");
+    setup.deliver(&event).await;
+    let before = setup.served_from(&slug).await;
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/keep-one",
+            "Remove the root catalog file",
+            vec![("catalog-info.yaml".into(), None)],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    setup.report_on(&commit, "report").await;
+    let (_, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(preview["added"], json!([]), "{preview:#}");
+    assert_eq!(lowered(&preview["removed"]), before, "{preview:#}");
+    setup.merged_serves(&repo, id, &predicted(&preview)).await;
+}
+
 #[tokio::test]
 async fn location_targets_are_read_at_the_pull_requests_commit() {
     let setup = Setup::server("").await;
@@ -787,6 +907,53 @@ async fn location_targets_are_read_at_the_pull_requests_commit() {
         json!(["component:default/target-before"])
     );
     assert_eq!(preview["changed"], json!([]), "{preview:#}");
+}
+
+/// A target pinned to another ref is read there by the branch's read, so
+/// the check reads it there too, not at the pull request's commit: the
+/// preview changes nothing, and neither does the merge.
+#[tokio::test]
+async fn a_location_target_pinned_to_another_ref_is_read_at_that_ref() {
+    let setup = Setup::server("").await;
+    let repo = setup.server_repo(0);
+    let (project, slug) = names(&repo);
+    let event = setup
+        .sim
+        .push_file(&repo, "more.yaml", &component("pinned-before"))
+        .expect("push");
+    let pinned = event.commit.clone().expect("the pushed commit");
+    setup.deliver(&event).await;
+    let target = format!(
+        "{}/projects/{project}/repos/{slug}/browse/more.yaml?at={pinned}",
+        setup.sim.base_url()
+    );
+    setup
+        .pushed(
+            &repo,
+            &location("root", &target),
+            "component:default/pinned-before",
+        )
+        .await;
+    let before = setup.served_from(&slug).await;
+    let (id, event) = setup
+        .sim
+        .open_pull_request(
+            &repo,
+            "feature/pinned",
+            "Change the pinned target",
+            vec![("more.yaml".into(), Some(component("pinned-after")))],
+        )
+        .expect("pull request");
+    let commit = event.commit.clone().expect("source commit");
+    setup.deliver(&event).await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASS", "{report:#}");
+    let (_, preview) = setup.preview(&project, &slug, id).await;
+    assert_eq!(preview["added"], json!([]), "{preview:#}");
+    assert_eq!(preview["removed"], json!([]), "{preview:#}");
+    assert_eq!(preview["changed"], json!([]), "{preview:#}");
+    assert_eq!(predicted(&preview), before);
+    setup.merged_serves(&repo, id, &before).await;
 }
 
 #[tokio::test]
@@ -835,6 +1002,94 @@ async fn a_fork_the_integration_cannot_read_fails_saying_so() {
     assert_eq!(preview["added"], json!([]), "{preview:#}");
     assert_eq!(preview["removed"], json!([]), "{preview:#}");
     assert_eq!(preview["problems"][0]["kind"], "read", "{preview:#}");
+}
+
+impl Setup {
+    /// A Cloud repository of the workspace other than `repo`.
+    fn other_cloud_repo(&self, repo: &RepoRef) -> RepoRef {
+        let (_, taken) = names(repo);
+        let other = self
+            .sim
+            .dataset()
+            .cloud
+            .repos
+            .iter()
+            .find(|r| r.slug != taken)
+            .expect("a second cloud repository")
+            .slug
+            .clone();
+        RepoRef::Cloud { slug: other }
+    }
+}
+
+#[tokio::test]
+async fn a_cloud_fork_the_integration_can_read_is_read() {
+    let setup = Setup::cloud().await;
+    let repo = setup.cloud_repo();
+    let fork = setup.other_cloud_repo(&repo);
+    let (_, slug) = names(&repo);
+    let (_, fork_slug) = names(&fork);
+    let (id, commit) = setup
+        .open_from_fork(
+            &repo,
+            json!({"cloud": {"slug": fork_slug}}),
+            json!({"catalog-info.yaml": component("from-the-cloud-fork")}),
+        )
+        .await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "PASSED", "{report:#}");
+    let ws = setup.sim.cloud_workspace().to_owned();
+    let (status, preview) = setup.preview(&ws, &slug, id).await;
+    assert_eq!(status, 200, "{preview:#}");
+    // Read in the fork at the source commit: the target has no such file.
+    assert_eq!(
+        refs(&preview["added"], "entityRef"),
+        ["component:default/from-the-cloud-fork"],
+        "{preview:#}"
+    );
+    assert_eq!(preview["problems"], json!([]), "{preview:#}");
+    // The report is posted on the target repository, not the fork.
+    let posted = setup.posted_on(&commit);
+    assert!(
+        posted
+            .iter()
+            .any(|p| p.kind == "report" && p.repository == format!("{ws}/{slug}")),
+        "{posted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cloud_fork_the_integration_cannot_read_fails_saying_so() {
+    let setup = Setup::cloud().await;
+    let repo = setup.cloud_repo();
+    let (_, slug) = names(&repo);
+    let ws = setup.sim.cloud_workspace().to_owned();
+    let (id, commit) = setup
+        .open_from_fork(
+            &repo,
+            json!({"cloud": {"slug": "hidden-cloud-fork"}}),
+            json!({"catalog-info.yaml": component("never-read-cloud")}),
+        )
+        .await;
+    let report = setup.report_on(&commit, "report").await;
+    assert_eq!(report["result"], "FAILED", "not a false pass: {report:#}");
+    let details = report["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains(&format!("{ws}/hidden-cloud-fork")) && details.contains("cannot read"),
+        "{details}"
+    );
+    let (_, preview) = setup.preview(&ws, &slug, id).await;
+    assert_eq!(preview["added"], json!([]), "{preview:#}");
+    assert_eq!(preview["removed"], json!([]), "{preview:#}");
+    assert_eq!(preview["problems"][0]["kind"], "read", "{preview:#}");
+    // Nothing of the fork was read.
+    assert!(
+        !setup
+            .app
+            .entity_refs()
+            .await
+            .contains("component:default/never-read-cloud")
+    );
 }
 
 #[tokio::test]
