@@ -54,30 +54,35 @@ fn priority(
 }
 
 pub(crate) fn plan(listed: Vec<Listed>, known: &HashMap<String, RepositoryRecord>) -> Plan {
-    let mut reads = Vec::new();
+    // Sorted in the listing's own buffer: a second vector of 10,000
+    // `Listed` (with their ranks) was the largest transient of a run (issue 29).
+    let mut reads = listed;
     let mut unchanged = Vec::new();
     // A listing whose pages shifted can name a repository twice: read it once.
     let mut seen = std::collections::HashSet::new();
-    for mut repository in listed {
+    reads.retain_mut(|repository| {
         if !seen.insert(repository.record.catalog_url.clone()) {
-            continue;
+            return false;
         }
         let previous = known.get(&repository.record.catalog_url);
         // A listing that does not name the default branch (older Data
         // Center) keeps the one learned before: a push to another branch
         // then costs no look-up.
         repository.record.keep_branch_of(previous);
-        match (priority(&repository, previous), previous) {
-            (Some(rank), _) => reads.push((rank, repository)),
-            (None, Some(previous)) => unchanged.push(previous.clone()),
-            (None, None) => {}
+        match (priority(repository, previous), previous) {
+            (Some(_), _) => true,
+            (None, Some(previous)) => {
+                unchanged.push(previous.clone());
+                false
+            }
+            (None, None) => false,
         }
-    }
-    reads.sort_by_key(|(rank, _)| *rank);
-    Plan {
-        reads: reads.into_iter().map(|(_, r)| r).collect(),
-        unchanged,
-    }
+    });
+    drop(seen);
+    // Stable: equal ranks keep the listing's order.
+    reads.sort_by_cached_key(|r| priority(r, known.get(&r.record.catalog_url)));
+    reads.shrink_to_fit();
+    Plan { reads, unchanged }
 }
 
 #[cfg(test)]

@@ -544,10 +544,10 @@ impl<F: Flavour> Provider<F> {
                 Err(err) => {
                     if let Some(kept) = kept {
                         // Keep what is served; read again next time.
-                        record.generated = Some(Generated {
+                        record.generated = Some(Box::new(Generated {
                             settings: String::new(),
-                            ..kept.clone()
-                        });
+                            ..Generated::clone(kept)
+                        }));
                         return None;
                     }
                     problem = Some(format!(
@@ -561,7 +561,7 @@ impl<F: Flavour> Provider<F> {
         };
         let (owner, owner_from) = generated::owner(codeowners.as_deref(), settings);
         let processed = generated::entity(record, settings, &owner);
-        record.generated = Some(Generated {
+        record.generated = Some(Box::new(Generated {
             entity_ref: processed.entity.entity_ref(),
             owner,
             owner_from,
@@ -572,7 +572,7 @@ impl<F: Flavour> Provider<F> {
                 token
             },
             problem: problem.map(|message| Problem::new(unit.clone(), ProblemKind::Read, message)),
-        });
+        }));
         Some(UnitUpdate {
             unit,
             record: None,

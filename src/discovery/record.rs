@@ -71,8 +71,10 @@ pub struct RepositoryRecord {
     pub problems: Vec<Problem>,
     /// The entity generated for it, having no catalog file
     /// (`withoutCatalogFile.generate`).
+    /// Boxed: most repositories have none, and a record is held per
+    /// repository in every listing and run (issue 29).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated: Option<Generated>,
+    pub generated: Option<Box<Generated>>,
 }
 
 /// How long a default branch looked up (not named by the listing) is

@@ -272,15 +272,15 @@ impl SourceRunner {
                 Lane::Interactive => run.await,
             }
         };
-        let Some(report) = self
+        let report = self
             .within_timeout(run, &ctx, &progress, (started, started_at))
-            .await
-        else {
-            self.run_ended();
-            return None;
-        };
+            .await;
+        // The records known at the start are not needed past the run:
+        // freed before `finish` counts the records again (issue 29).
+        drop(ctx);
+        drop(sink);
         self.run_ended();
-        Some(self.finish(report, trigger).await)
+        Some(self.finish(report?, trigger).await)
     }
 
     /// Runs `run` to its end or, past the schedule's timeout, stops its
