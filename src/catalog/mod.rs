@@ -204,7 +204,8 @@ impl State {
     ) {
         for key in keys {
             let current = self.working.get(&key).cloned();
-            let relations = self.index.relations_of(key.as_str());
+            let own = self.emits.get(&key).map(|own| &**own).unwrap_or_default();
+            let relations = self.index.relations_of(key.as_str(), own);
             let typed = match (fresh.remove(&key), &current) {
                 (Some(fresh), _) => fresh.entity,
                 (None, Some(current)) => {
@@ -689,7 +690,8 @@ impl Catalog {
             );
         }
         for entity in working.iter().filter(|_| !stitched) {
-            let relations = index.relations_of(entity.key.as_str());
+            let own = emits.get(&entity.key).map(|own| &**own).unwrap_or_default();
+            let relations = index.relations_of(entity.key.as_str(), own);
             match entity.served_relations() {
                 Ok(served) if served != relations => {}
                 _ => continue,

@@ -16,6 +16,9 @@ pub(crate) struct Emitted {
     pub source: String,
     pub type_: &'static str,
     pub target: String,
+    /// On the entity that makes the reference (it keeps that itself, in
+    /// its references), not on the entity it names.
+    pub forward: bool,
 }
 
 /// `(spec field, default kind, forward type, reverse type)` per built-in kind.
@@ -118,11 +121,13 @@ pub(crate) fn expand(source: &str, references: &[Reference]) -> Vec<Emitted> {
             source: source.to_owned(),
             type_: reference.forward,
             target: reference.target.to_string(),
+            forward: true,
         });
         out.push(Emitted {
             source: reference.target.to_string(),
             type_: reference.reverse,
             target: source.to_owned(),
+            forward: false,
         });
     }
     out

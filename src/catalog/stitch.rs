@@ -182,7 +182,10 @@ mod tests {
             ));
         }
         all.iter()
-            .map(|e| served_value(e.clone(), index.relations_of(e.key().as_str())).unwrap())
+            .map(|e| {
+                let own = references_of(e);
+                served_value(e.clone(), index.relations_of(e.key().as_str(), &own)).unwrap()
+            })
             .collect()
     }
 
