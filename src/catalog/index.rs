@@ -169,7 +169,7 @@ impl RelationIndex {
     /// own references are `own`: sorted by type then target as Backstage
     /// serves them, each once.
     pub(crate) fn relations_of(&self, entity_ref: &str, own: &[Reference]) -> Vec<Relation> {
-        let mut all: Vec<(&str, &str)> = own.iter().map(|r| (r.forward, &*r.target)).collect();
+        let mut all: Vec<(&str, &str)> = own.iter().map(|r| (r.forward(), &*r.target)).collect();
         if let Some(reverse) = self.by_source.get(entity_ref) {
             all.extend(reverse.iter().map(Counted::key));
         }
@@ -251,13 +251,9 @@ mod tests {
     #[test]
     fn own_references_merge_with_the_reverse_ones_once() {
         use crate::catalog::relations::expand;
-        let reference = |forward, reverse, target: &str| Reference {
-            forward,
-            reverse,
-            target: target.into(),
-        };
-        let parent = [reference("parentOf", "childOf", "group:default/c")];
-        let child = [reference("childOf", "parentOf", "group:default/p")];
+        let reference = |forward, target: &str| Reference::new(forward, target.into()).unwrap();
+        let parent = [reference("parentOf", "group:default/c")];
+        let child = [reference("childOf", "group:default/p")];
         let mut index = RelationIndex::new();
         index.add(&expand("group:default/p", &parent));
         index.add(&expand("group:default/c", &child));
@@ -276,7 +272,7 @@ mod tests {
             served(&index, "group:default/p", &parent),
             ["parentOf:group:default/c"]
         );
-        let owner = [reference("ownedBy", "ownerOf", "group:default/p")];
+        let owner = [reference("ownedBy", "group:default/p")];
         index.add(&expand("component:default/x", &owner));
         assert!(
             !index.by_source.contains_key("component:default/x"),

@@ -964,11 +964,8 @@ mod tests {
     #[test]
     fn the_catalog_indexes_the_references_it_is_handed() {
         let catalog = Catalog::new();
-        let handed: Box<[Reference]> = Box::new([Reference {
-            forward: "ownedBy",
-            reverse: "ownerOf",
-            target: "group:default/team".into(),
-        }]);
+        let handed: Box<[Reference]> =
+            Box::new([Reference::new("ownedBy", "group:default/team".into()).unwrap()]);
         let svc = ProcessedEntity {
             entity: entity("Component", "svc", json!({})),
             references: handed.clone(),
