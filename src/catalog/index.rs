@@ -1,10 +1,13 @@
-//! The relation index the stitcher reads: every relation the catalog's
-//! entities emit, by the entity it belongs to. It is kept up to date one
+//! The relation index the stitcher reads: the relations other entities
+//! emit towards an entity (the reverse ones: a team's `ownerOf`), by the
+//! entity they are served on. An entity's own forward relations are not
+//! held here: they are its references, which the catalog keeps anyway, and
+//! [`RelationIndex::relations_of`] merges them in. It is kept up to date one
 //! entity at a time, so a change costs what it touches, not the catalog.
 //!
 //! Two entities may emit the same relation (a Group's `children` and its
 //! child's `parent`), so each relation is counted: it stays until its last
-//! emitter takes it back.
+//! emitter takes it back, and one also made forward is served once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -101,8 +104,10 @@ impl RelationIndex {
         }
     }
 
+    /// Indexes the reverse relations of `emitted` (forward ones are the
+    /// emitter's own references).
     pub(crate) fn add(&mut self, emitted: &[Emitted]) {
-        for relation in emitted {
+        for relation in emitted.iter().filter(|r| !r.forward) {
             let key = (relation.type_, relation.target.as_str());
             let found = self
                 .by_source
@@ -137,7 +142,7 @@ impl RelationIndex {
     }
 
     pub(crate) fn remove(&mut self, emitted: &[Emitted]) {
-        for relation in emitted {
+        for relation in emitted.iter().filter(|r| !r.forward) {
             let Some(relations) = self.by_source.get_mut(relation.source.as_str()) else {
                 continue;
             };
@@ -160,21 +165,22 @@ impl RelationIndex {
         }
     }
 
-    /// The relations served on the entity with this canonical ref, sorted
-    /// by type then target as Backstage serves them.
-    pub(crate) fn relations_of(&self, entity_ref: &str) -> Vec<Relation> {
-        self.by_source
-            .get(entity_ref)
-            .map(|relations| {
-                relations
-                    .iter()
-                    .map(|c| Relation {
-                        type_: type_name(c.type_).to_owned(),
-                        target_ref: c.target.to_string(),
-                    })
-                    .collect()
+    /// The relations served on the entity with this canonical ref, whose
+    /// own references are `own`: sorted by type then target as Backstage
+    /// serves them, each once.
+    pub(crate) fn relations_of(&self, entity_ref: &str, own: &[Reference]) -> Vec<Relation> {
+        let mut all: Vec<(&str, &str)> = own.iter().map(|r| (r.forward(), &*r.target)).collect();
+        if let Some(reverse) = self.by_source.get(entity_ref) {
+            all.extend(reverse.iter().map(Counted::key));
+        }
+        all.sort_unstable();
+        all.dedup();
+        all.into_iter()
+            .map(|(type_, target)| Relation {
+                type_: type_.to_owned(),
+                target_ref: target.to_owned(),
             })
-            .unwrap_or_default()
+            .collect()
     }
 }
 
@@ -187,6 +193,7 @@ mod tests {
             source: source.into(),
             type_,
             target: target.into(),
+            forward: false,
         }
     }
 
@@ -198,9 +205,9 @@ mod tests {
         index.add(&by_parent);
         index.add(&by_child);
         index.remove(&by_parent);
-        assert_eq!(index.relations_of("group:default/p").len(), 1);
+        assert_eq!(index.relations_of("group:default/p", &[]).len(), 1);
         index.remove(&by_child);
-        assert!(index.relations_of("group:default/p").is_empty());
+        assert!(index.relations_of("group:default/p", &[]).is_empty());
         assert!(index.by_source.is_empty(), "empty entries are dropped");
         assert!(index.refs.is_empty(), "and the refs no relation names");
     }
@@ -237,6 +244,53 @@ mod tests {
         assert!(TYPES.is_sorted(), "codes keep the order of the names");
     }
 
+    /// A Group's `children` and its child's `parent` both emit the child's
+    /// `childOf`: the child holds it as its own reference, the parent's
+    /// expansion puts it in the index, and it is served once; the index
+    /// holds nothing for what an entity emits on itself.
+    #[test]
+    fn own_references_merge_with_the_reverse_ones_once() {
+        use crate::catalog::relations::expand;
+        let reference = |forward, target: &str| Reference::new(forward, target.into()).unwrap();
+        let parent = [reference("parentOf", "group:default/c")];
+        let child = [reference("childOf", "group:default/p")];
+        let mut index = RelationIndex::new();
+        index.add(&expand("group:default/p", &parent));
+        index.add(&expand("group:default/c", &child));
+        fn served(index: &RelationIndex, of: &str, own: &[Reference]) -> Vec<String> {
+            index
+                .relations_of(of, own)
+                .into_iter()
+                .map(|r| format!("{}:{}", r.type_, r.target_ref))
+                .collect()
+        }
+        assert_eq!(
+            served(&index, "group:default/c", &child),
+            ["childOf:group:default/p"]
+        );
+        assert_eq!(
+            served(&index, "group:default/p", &parent),
+            ["parentOf:group:default/c"]
+        );
+        let owner = [reference("ownedBy", "group:default/p")];
+        index.add(&expand("component:default/x", &owner));
+        assert!(
+            !index.by_source.contains_key("component:default/x"),
+            "no entry for an entity's own relations"
+        );
+        assert_eq!(
+            served(&index, "group:default/p", &parent),
+            ["ownerOf:component:default/x", "parentOf:group:default/c"]
+        );
+        index.remove(&expand("group:default/c", &child));
+        assert_eq!(
+            served(&index, "group:default/p", &parent),
+            ["ownerOf:component:default/x", "parentOf:group:default/c"],
+            "its own reference still serves it"
+        );
+        assert!(served(&index, "group:default/p", &[]) == ["ownerOf:component:default/x"]);
+    }
+
     #[test]
     fn relations_come_sorted_by_type_then_target() {
         let mut index = RelationIndex::new();
@@ -246,7 +300,7 @@ mod tests {
             emitted("a", "ownedBy", "x"),
         ]);
         let served: Vec<_> = index
-            .relations_of("a")
+            .relations_of("a", &[])
             .into_iter()
             .map(|r| format!("{}:{}", r.type_, r.target_ref))
             .collect();

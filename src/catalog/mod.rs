@@ -204,7 +204,8 @@ impl State {
     ) {
         for key in keys {
             let current = self.working.get(&key).cloned();
-            let relations = self.index.relations_of(key.as_str());
+            let own = self.emits.get(&key).map(|own| &**own).unwrap_or_default();
+            let relations = self.index.relations_of(key.as_str(), own);
             let typed = match (fresh.remove(&key), &current) {
                 (Some(fresh), _) => fresh.entity,
                 (None, Some(current)) => {
@@ -689,7 +690,8 @@ impl Catalog {
             );
         }
         for entity in working.iter().filter(|_| !stitched) {
-            let relations = index.relations_of(entity.key.as_str());
+            let own = emits.get(&entity.key).map(|own| &**own).unwrap_or_default();
+            let relations = index.relations_of(entity.key.as_str(), own);
             match entity.served_relations() {
                 Ok(served) if served != relations => {}
                 _ => continue,
@@ -962,11 +964,8 @@ mod tests {
     #[test]
     fn the_catalog_indexes_the_references_it_is_handed() {
         let catalog = Catalog::new();
-        let handed: Box<[Reference]> = Box::new([Reference {
-            forward: "ownedBy",
-            reverse: "ownerOf",
-            target: "group:default/team".into(),
-        }]);
+        let handed: Box<[Reference]> =
+            Box::new([Reference::new("ownedBy", "group:default/team".into()).unwrap()]);
         let svc = ProcessedEntity {
             entity: entity("Component", "svc", json!({})),
             references: handed.clone(),

@@ -46,11 +46,12 @@ impl PreparedEntity {
             &location,
         );
         let value = stitch::served_value(entity, relations)?;
+        let json: Arc<str> = Arc::from(value.to_string());
         Ok(Self {
             entity_ref,
             uid: stitch::uid_for(key.as_str()),
-            json: Arc::from(value.to_string()),
-            search: SearchRows::build(&value),
+            search: SearchRows::build_in(&value, Arc::clone(&json)),
+            json,
             location,
             origin,
             key,

@@ -16,6 +16,9 @@ pub(crate) struct Emitted {
     pub source: String,
     pub type_: &'static str,
     pub target: String,
+    /// On the entity that makes the reference (it keeps that itself, in
+    /// its references), not on the entity it names.
+    pub forward: bool,
 }
 
 /// `(spec field, default kind, forward type, reverse type)` per built-in kind.
@@ -61,16 +64,55 @@ fn rules(kind: &str) -> Rules {
     }
 }
 
+/// Each relation type a spec reference puts on its entity, with the one it
+/// puts on the target ([`rules`] uses no other pair; a test keeps them in
+/// step). A [`Reference`] holds its pair as its place here.
+pub(crate) const PAIRS: &[(&str, &str)] = &[
+    ("ownedBy", "ownerOf"),
+    ("partOf", "hasPart"),
+    ("providesApi", "apiProvidedBy"),
+    ("consumesApi", "apiConsumedBy"),
+    ("dependsOn", "dependencyOf"),
+    ("dependencyOf", "dependsOn"),
+    ("memberOf", "hasMember"),
+    ("childOf", "parentOf"),
+    ("parentOf", "childOf"),
+    ("hasMember", "memberOf"),
+];
+
 /// One reference in an entity's spec: the relation it puts on the entity
-/// (`forward`) and the one it puts on `target` (`reverse`). The entity is
-/// the other end, so an entity's references are the whole of what it emits
-/// at about a third of [`Emitted`]'s size (the catalog keeps them per entity).
+/// ([`Reference::forward`]) and the one it puts on `target`
+/// ([`Reference::reverse`]). The entity is the other end, so an entity's
+/// references are the whole of what it emits in 24 bytes each (the
+/// catalog keeps them per entity).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reference {
-    pub forward: &'static str,
-    pub reverse: &'static str,
     /// Canonical ref of the target (shared with the relation index's).
     pub target: Arc<str>,
+    /// The types' place in [`PAIRS`].
+    pair: u8,
+}
+
+impl Reference {
+    /// The reference whose forward relation is `forward`; `None` for a
+    /// type no spec reference makes.
+    pub(crate) fn new(forward: &str, target: Arc<str>) -> Option<Self> {
+        let pair = PAIRS.iter().position(|(f, _)| *f == forward)?;
+        Some(Self {
+            target,
+            pair: u8::try_from(pair).ok()?,
+        })
+    }
+
+    /// The relation it puts on the entity that makes it.
+    pub(crate) fn forward(&self) -> &'static str {
+        PAIRS.get(usize::from(self.pair)).map_or("", |(f, _)| f)
+    }
+
+    /// The relation it puts on its target.
+    pub(crate) fn reverse(&self) -> &'static str {
+        PAIRS.get(usize::from(self.pair)).map_or("", |(_, r)| r)
+    }
 }
 
 /// Every reference in `entity`'s spec. A reference that does not parse
@@ -81,7 +123,7 @@ pub(crate) fn references(entity: &Entity) -> Result<Vec<Reference>, Invalid> {
     let Some(Value::Object(spec)) = &entity.spec else {
         return Ok(out);
     };
-    for (field, default_kind, forward, reverse) in rules(&entity.kind) {
+    for (field, default_kind, forward, _) in rules(&entity.kind) {
         let targets: Vec<(String, &str)> = match spec.get(*field) {
             Some(Value::String(s)) => vec![(format!("spec.{field}"), s.as_str())],
             Some(Value::Array(items)) => items
@@ -99,11 +141,7 @@ pub(crate) fn references(entity: &Entity) -> Result<Vec<Reference>, Invalid> {
                     message: err.to_string(),
                 })?
                 .canonical();
-            out.push(Reference {
-                forward,
-                reverse,
-                target: Arc::from(target),
-            });
+            out.extend(Reference::new(forward, Arc::from(target)));
         }
     }
     Ok(out)
@@ -116,13 +154,15 @@ pub(crate) fn expand(source: &str, references: &[Reference]) -> Vec<Emitted> {
     for reference in references {
         out.push(Emitted {
             source: source.to_owned(),
-            type_: reference.forward,
+            type_: reference.forward(),
             target: reference.target.to_string(),
+            forward: true,
         });
         out.push(Emitted {
             source: reference.target.to_string(),
-            type_: reference.reverse,
+            type_: reference.reverse(),
             target: source.to_owned(),
+            forward: false,
         });
     }
     out
@@ -250,6 +290,30 @@ mod tests {
                 .collect();
             assert_eq!(forward(&e), expected, "{kind}");
         }
+    }
+
+    /// Every pair a rule uses is a [`Reference`]'s, so none is dropped.
+    #[test]
+    fn every_rule_has_its_pair() {
+        for kind in [
+            "Component",
+            "API",
+            "Resource",
+            "User",
+            "Group",
+            "System",
+            "Domain",
+        ] {
+            for (field, _, forward, reverse) in rules(kind) {
+                let reference = Reference::new(forward, Arc::from("x:y/z")).unwrap();
+                assert_eq!(
+                    (reference.forward(), reference.reverse()),
+                    (*forward, *reverse),
+                    "{kind}.{field}"
+                );
+            }
+        }
+        assert_eq!(std::mem::size_of::<Reference>(), 24);
     }
 
     #[test]

@@ -10,12 +10,13 @@
 //!   200 characters keep the key (it "exists") but lose the value.
 //!
 //! Rows are packed into one string per entity, compactly: the common keys
-//! as a two-character code, and a value that repeats (part of) an earlier
-//! one (the location annotations, view and edit URLs) as a reference to
-//! it. Rows packed before codes existed are read and packed again.
+//! as a one-character code, and a value that is verbatim in the served JSON
+//! (most are: description, annotations, uid, refs, ...) as a reference to
+//! its place there, so the text is held once, in the body. Rows packed
+//! before references into the body existed are read and packed again.
 
 use std::collections::HashSet;
-use std::fmt::Write;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -36,13 +37,18 @@ const NULL_VALUE: char = '\u{2}';
 const ROW_END: char = '\u{3}';
 /// Starts a key given as its index in [`KEYS`] (one character after it).
 const KEY_CODE: char = '\u{4}';
-/// Starts the compact form (rows packed before it have none).
+/// Starts the compact form of the second version (read, no longer written).
 const COMPACT: char = '\u{5}';
-/// Starts a value given as `offset:len` of earlier text in the rows.
+/// A value given as `offset:len` of earlier text in the rows (read only).
 const VALUE_REF: char = '\u{6}';
-const SEPARATORS: [char; 6] = [KEY_END, NULL_VALUE, ROW_END, KEY_CODE, COMPACT, VALUE_REF];
-/// Values shorter than this are written out (a reference would not pay).
-const MIN_REF: usize = 12;
+/// Starts the current form: the length of the body the references point
+/// into, then the rows; a value is then a [`JSON_REF`], or written out.
+const IN_BODY: char = '\u{7}';
+/// A value given as offset and length (each a [`number`]) of the body.
+const JSON_REF: char = '\u{8}';
+const SEPARATORS: [char; 8] = [
+    KEY_END, NULL_VALUE, ROW_END, KEY_CODE, COMPACT, VALUE_REF, IN_BODY, JSON_REF,
+];
 /// The first character of a key code; `KEYS[i]` is `CODE_BASE + i`.
 const CODE_BASE: u32 = 0x30;
 
@@ -104,9 +110,22 @@ const KEYS: &[&str] = &[
     "relations.hasmember",
 ];
 
-/// An entity's search rows, packed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SearchRows(Box<str>);
+/// An entity's search rows, packed, beside the served body their values
+/// point into (the same `Arc` as the entity's: 16 bytes, not a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRows {
+    body: Arc<str>,
+    packed: Box<str>,
+}
+
+impl Default for SearchRows {
+    fn default() -> Self {
+        Self {
+            body: Arc::from(""),
+            packed: Box::from(""),
+        }
+    }
+}
 
 /// One row: the lowercased key and the original (not lowercased) value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +135,16 @@ pub struct Row<'a> {
 }
 
 impl SearchRows {
+    /// The rows of `entity`, every value written out (for values that have
+    /// no served body, e.g. a location).
     pub fn build(entity: &Value) -> Self {
-        let mut builder = Builder::default();
+        Self::build_in(entity, Arc::from(""))
+    }
+
+    /// The rows of `entity`, served as `body` (its JSON text): values that
+    /// are verbatim in it are references into it.
+    pub fn build_in(entity: &Value, body: Arc<str>) -> Self {
+        let mut builder = Builder::new(body);
         builder.traverse("", entity);
         let metadata = entity.get("metadata");
         let field = |name: &str| metadata.and_then(|m| m.get(name));
@@ -148,29 +175,35 @@ impl SearchRows {
     }
 
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        let all = self.0.as_ref();
-        let body = all.strip_prefix(COMPACT).unwrap_or(all);
-        body.split_terminator(ROW_END).filter_map(move |row| {
-            let (key, value) = row.split_once(KEY_END)?;
-            let key = match key.strip_prefix(KEY_CODE) {
-                Some(code) => {
-                    let index = code.chars().next()? as u32;
-                    KEYS.get(usize::try_from(index.checked_sub(CODE_BASE)?).ok()?)?
-                }
-                None => key,
-            };
-            let value = if value.starts_with(NULL_VALUE) {
-                None
-            } else if let Some(at) = value.strip_prefix(VALUE_REF) {
-                let (offset, len) = at.split_once(':')?;
-                let offset: usize = offset.parse().ok()?;
-                let len: usize = len.parse().ok()?;
-                Some(all.get(offset..offset.checked_add(len)?)?)
-            } else {
-                Some(value)
-            };
-            Some(Row { key, value })
-        })
+        let rows = self.packed.strip_prefix(IN_BODY).and_then(|rest| {
+            let (_, rest) = number(rest)?;
+            Some(rest)
+        });
+        rows.unwrap_or_default()
+            .split_terminator(ROW_END)
+            .filter_map(|row| self.row(row))
+    }
+
+    /// One row of the current form.
+    fn row<'a>(&'a self, row: &'a str) -> Option<Row<'a>> {
+        let (key, value) = match row.strip_prefix(KEY_CODE) {
+            Some(coded) => {
+                let code = coded.chars().next()?;
+                let index = usize::try_from((code as u32).checked_sub(CODE_BASE)?).ok()?;
+                (*KEYS.get(index)?, coded.get(code.len_utf8()..)?)
+            }
+            None => row.split_once(KEY_END)?,
+        };
+        let value = if value.starts_with(NULL_VALUE) {
+            None
+        } else if let Some(at) = value.strip_prefix(JSON_REF) {
+            let (offset, rest) = number(at)?;
+            let (len, _) = number(rest)?;
+            Some(self.body.get(offset..offset.checked_add(len)?)?)
+        } else {
+            Some(value)
+        };
+        Some(Row { key, value })
     }
 
     /// The rows under `key` (already lowercased).
@@ -184,38 +217,173 @@ impl SearchRows {
         self.rows().any(|row| row.key == key)
     }
 
-    /// The packed form, for storage.
+    /// The packed form, for storage (valid with the same body only).
     pub fn packed(&self) -> &str {
-        &self.0
+        &self.packed
     }
 
-    /// Rows stored with [`SearchRows::packed`]; rows packed before the
-    /// compact form are packed again.
-    pub fn from_packed(packed: String) -> Self {
-        if packed.is_empty() || packed.starts_with(COMPACT) {
-            return Self(packed.into_boxed_str());
-        }
-        let mut builder = Builder::default();
-        for row in packed.split_terminator(ROW_END) {
-            let Some((key, value)) = row.split_once(KEY_END) else {
-                continue;
+    /// Rows stored with [`SearchRows::packed`] for `body`. Rows packed in an
+    /// earlier form are packed again; rows whose references do not fit
+    /// `body` (it is not the one they were packed for) are built anew from it.
+    pub fn from_packed(packed: String, body: Arc<str>) -> Self {
+        if packed.starts_with(IN_BODY) {
+            let rows = Self {
+                body,
+                packed: packed.into_boxed_str(),
             };
-            let value = (!value.starts_with(NULL_VALUE)).then(|| value.replace(SEPARATORS, ""));
-            builder.write(&key.replace(SEPARATORS, ""), value.as_deref());
+            if rows.fits() {
+                return rows;
+            }
+            return match serde_json::from_str::<Value>(&rows.body) {
+                Ok(value) => Self::build_in(&value, rows.body),
+                Err(_) => Self {
+                    body: rows.body,
+                    ..Self::default()
+                },
+            };
+        }
+        let mut builder = Builder::new(body);
+        for (key, value) in earlier_rows(&packed) {
+            builder.write(&key, value.as_deref());
         }
         builder.finish()
     }
+
+    /// Packed for a body of this length, and every row reads.
+    fn fits(&self) -> bool {
+        let Some(rest) = self.packed.strip_prefix(IN_BODY) else {
+            return false;
+        };
+        let Some((len, rows)) = number(rest) else {
+            return false;
+        };
+        len == self.body.len()
+            && rows
+                .split_terminator(ROW_END)
+                .all(|row| self.row(row).is_some())
+    }
 }
 
-#[derive(Default)]
+/// The rows of the two earlier forms (plain, and compact with references
+/// into the rows themselves), keys and values cleaned of separators.
+fn earlier_rows(packed: &str) -> Vec<(String, Option<String>)> {
+    let compact = packed.strip_prefix(COMPACT);
+    let body = compact.unwrap_or(packed);
+    let clean = |text: &str| text.replace(SEPARATORS, "");
+    let mut out = Vec::new();
+    for row in body.split_terminator(ROW_END) {
+        let Some((key, value)) = row.split_once(KEY_END) else {
+            continue;
+        };
+        let key = match key.strip_prefix(KEY_CODE).filter(|_| compact.is_some()) {
+            Some(code) => {
+                let index = code
+                    .chars()
+                    .next()
+                    .and_then(|c| (c as u32).checked_sub(CODE_BASE))
+                    .and_then(|i| usize::try_from(i).ok());
+                match index.and_then(|i| KEYS.get(i)) {
+                    Some(key) => (*key).to_owned(),
+                    None => continue,
+                }
+            }
+            None => clean(key),
+        };
+        let value = if value.starts_with(NULL_VALUE) {
+            None
+        } else if let Some(at) = value.strip_prefix(VALUE_REF).filter(|_| compact.is_some()) {
+            let earlier = at.split_once(':').and_then(|(offset, len)| {
+                let offset: usize = offset.parse().ok()?;
+                let len: usize = len.parse().ok()?;
+                packed.get(offset..offset.checked_add(len)?)
+            });
+            match earlier {
+                Some(text) => Some(clean(text)),
+                None => continue,
+            }
+        } else {
+            Some(clean(value))
+        };
+        out.push((key, value));
+    }
+    out
+}
+
+/// Numbers in packed rows: base-47 digits, most significant first, every
+/// digit but the last from `'P'` (0x50) on, the last from `'!'` (0x21) on;
+/// a reference into a body of up to 2 KiB is two characters, not four.
+const DIGITS: u32 = 47;
+const LAST_DIGIT: u32 = 0x21;
+const MORE_DIGIT: u32 = 0x50;
+
+fn write_number(out: &mut String, value: usize) {
+    let mut digits = [0u32; 16];
+    let mut count = 0;
+    let mut rest = value;
+    loop {
+        // DIGITS fits any usize's remainder.
+        digits[count] = u32::try_from(rest % DIGITS as usize).unwrap_or(0);
+        count += 1;
+        rest /= DIGITS as usize;
+        if rest == 0 || count == digits.len() {
+            break;
+        }
+    }
+    for (i, digit) in digits[..count].iter().rev().enumerate() {
+        let base = if i + 1 == count {
+            LAST_DIGIT
+        } else {
+            MORE_DIGIT
+        };
+        out.extend(char::from_u32(base + digit));
+    }
+}
+
+/// A number written by [`write_number`] at the start of `text`, and the
+/// text after it.
+fn number(text: &str) -> Option<(usize, &str)> {
+    let mut value: usize = 0;
+    for (at, c) in text.char_indices() {
+        let c = c as u32;
+        let (digit, last) = if (MORE_DIGIT..MORE_DIGIT + DIGITS).contains(&c) {
+            (c - MORE_DIGIT, false)
+        } else if (LAST_DIGIT..LAST_DIGIT + DIGITS).contains(&c) {
+            (c - LAST_DIGIT, true)
+        } else {
+            return None;
+        };
+        value = value
+            .checked_mul(DIGITS as usize)?
+            .checked_add(digit as usize)?;
+        if last {
+            return Some((value, text.get(at + 1..)?));
+        }
+    }
+    None
+}
+
 struct Builder {
+    body: Arc<str>,
     out: String,
     seen: HashSet<(String, Option<String>)>,
-    /// Where the values written out so far are: `(offset, len)` in `out`.
-    written: Vec<(usize, usize)>,
+    /// Where in `body` the last value found was: values come in the order
+    /// the body was written, so the next is usually just after.
+    cursor: usize,
 }
 
 impl Builder {
+    fn new(body: Arc<str>) -> Self {
+        let mut out = String::new();
+        out.push(IN_BODY);
+        write_number(&mut out, body.len());
+        Self {
+            body,
+            out,
+            seen: HashSet::new(),
+            cursor: 0,
+        }
+    }
+
     fn traverse(&mut self, path: &str, value: &Value) {
         if SKIPPED.contains(&path) {
             return;
@@ -270,48 +438,61 @@ impl Builder {
 
     /// Appends one row (key and value already clean).
     fn write(&mut self, key: &str, value: Option<&str>) {
-        if self.out.is_empty() {
-            self.out.push(COMPACT);
-        }
-        match KEYS.iter().position(|k| *k == key) {
-            Some(index) => {
+        match KEYS
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| u32::try_from(i).ok())
+            .and_then(|i| char::from_u32(i + CODE_BASE))
+        {
+            Some(code) => {
                 self.out.push(KEY_CODE);
-                let code = u32::try_from(index).ok().map(|i| i + CODE_BASE);
-                self.out.extend(code.and_then(char::from_u32));
+                self.out.push(code);
             }
-            None => self.out.push_str(key),
+            None => {
+                self.out.push_str(key);
+                self.out.push(KEY_END);
+            }
         }
-        self.out.push(KEY_END);
         match value {
             None => self.out.push(NULL_VALUE),
-            Some(text) => match self.earlier(text) {
-                Some(offset) => {
-                    let _ = write!(self.out, "{VALUE_REF}{offset}:{}", text.len());
+            Some(text) => {
+                let mut reference = String::new();
+                if let Some(offset) = self.in_body(text) {
+                    reference.push(JSON_REF);
+                    write_number(&mut reference, offset);
+                    write_number(&mut reference, text.len());
                 }
-                None => {
-                    if text.len() >= MIN_REF {
-                        self.written.push((self.out.len(), text.len()));
-                    }
+                // A reference only where it is shorter than the text.
+                if !reference.is_empty() && reference.len() < text.len() {
+                    self.out.push_str(&reference);
+                } else {
                     self.out.push_str(text);
                 }
-            },
+            }
         }
         self.out.push(ROW_END);
     }
 
-    /// Where `text` already is, whole or in part of an earlier value.
-    fn earlier(&self, text: &str) -> Option<usize> {
-        if text.len() < MIN_REF {
+    /// Where `text` is in the body (worth looking only when a reference
+    /// would be shorter than it).
+    fn in_body(&mut self, text: &str) -> Option<usize> {
+        if text.len() < 4 {
             return None;
         }
-        self.written.iter().find_map(|&(offset, len)| {
-            let earlier = self.out.get(offset..offset + len)?;
-            earlier.find(text).map(|at| offset + at)
-        })
+        let after = self.body.get(self.cursor..)?;
+        let at = match after.find(text) {
+            Some(at) => self.cursor + at,
+            None => self.body.find(text)?,
+        };
+        self.cursor = at + text.len();
+        Some(at)
     }
 
     fn finish(self) -> SearchRows {
-        SearchRows(self.out.into_boxed_str())
+        SearchRows {
+            body: self.body,
+            packed: self.out.into_boxed_str(),
+        }
     }
 }
 
@@ -410,8 +591,14 @@ mod tests {
             "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"},
             "relations": [{"type": "ownedBy", "targetRef": "group:default/team-a"}],
         });
-        let built = SearchRows::build(&entity);
+        let body: Arc<str> = Arc::from(entity.to_string());
+        let built = SearchRows::build_in(&entity, Arc::clone(&body));
         let expected: Vec<(String, Option<String>)> = rows(entity.clone());
+        let read: Vec<(String, Option<String>)> = built
+            .rows()
+            .map(|r| (r.key.to_owned(), r.value.map(str::to_owned)))
+            .collect();
+        assert_eq!(read, expected, "references into the body read back");
         assert!(
             built.packed().len() * 2 < entity.to_string().len(),
             "{} bytes of rows for {} of JSON",
@@ -435,9 +622,67 @@ mod tests {
             }
             old.push(ROW_END);
         }
-        let again = SearchRows::from_packed(old);
+        let again = SearchRows::from_packed(old, Arc::clone(&body));
         assert_eq!(again, built);
-        let reread = SearchRows::from_packed(built.packed().to_owned());
+        let reread = SearchRows::from_packed(built.packed().to_owned(), Arc::clone(&body));
         assert_eq!(reread, built);
+    }
+
+    /// The rows hold no second copy of a value that is in the body; rows
+    /// packed the second way (codes, references into the rows) are read
+    /// and packed anew; rows packed for another body are built from this one.
+    #[test]
+    fn values_in_the_body_are_references_and_other_bodies_rebuild() {
+        let description =
+            "A service of the benchmark catalog, with a description of ordinary length.";
+        let entity = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "svc", "description": description, "title": "Tab\there \"quoted\""},
+            "spec": {"owner": "team-a"},
+        });
+        let body: Arc<str> = Arc::from(entity.to_string());
+        let built = SearchRows::build_in(&entity, Arc::clone(&body));
+        assert!(
+            !built.packed().contains(description),
+            "{:?}",
+            built.packed()
+        );
+        assert_eq!(
+            built.values("metadata.description").collect::<Vec<_>>(),
+            [Some(description)]
+        );
+        // Escaped in the body: written out, and read as it is.
+        assert_eq!(
+            built.values("metadata.title").collect::<Vec<_>>(),
+            [Some("Tab\there \"quoted\"")]
+        );
+        let second = "\u{5}\u{4}6\u{1}Short\u{3}\u{4}2\u{1}svc\u{3}spec.owner\u{1}team-a\u{3}";
+        let again = SearchRows::from_packed(second.to_owned(), Arc::clone(&body));
+        assert_eq!(
+            again.rows().map(|r| (r.key, r.value)).collect::<Vec<_>>(),
+            [
+                ("metadata.description", Some("Short")),
+                ("metadata.name", Some("svc")),
+                ("spec.owner", Some("team-a")),
+            ]
+        );
+        let other: Arc<str> =
+            Arc::from(json!({"kind": "Group", "metadata": {"name": "x"}}).to_string());
+        let rebuilt = SearchRows::from_packed(built.packed().to_owned(), Arc::clone(&other));
+        assert_eq!(rebuilt.values("kind").collect::<Vec<_>>(), [Some("Group")]);
+        assert!(!rebuilt.has_key("metadata.description"));
+    }
+
+    #[test]
+    fn numbers_read_back() {
+        for n in [0, 1, 46, 47, 2_208, 2_209, 103_822, 1 << 40, usize::MAX] {
+            let mut out = String::new();
+            write_number(&mut out, n);
+            out.push('x');
+            assert_eq!(number(&out), Some((n, "x")), "{n}: {out:?}");
+        }
+        assert_eq!(number(""), None);
+        assert_eq!(number("P"), None, "a number ends with a last digit");
     }
 }

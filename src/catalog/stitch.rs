@@ -29,21 +29,6 @@ pub(crate) fn references_of(entity: &Entity) -> Vec<Reference> {
     relations::references(entity).unwrap_or_default()
 }
 
-/// Each relation type a spec reference puts on its entity, with the one it
-/// puts on the target (as [`relations`] derives them).
-const RELATION_TYPES: &[(&str, &str)] = &[
-    ("ownedBy", "ownerOf"),
-    ("partOf", "hasPart"),
-    ("providesApi", "apiProvidedBy"),
-    ("consumesApi", "apiConsumedBy"),
-    ("dependsOn", "dependencyOf"),
-    ("dependencyOf", "dependsOn"),
-    ("memberOf", "hasMember"),
-    ("childOf", "parentOf"),
-    ("parentOf", "childOf"),
-    ("hasMember", "memberOf"),
-];
-
 /// `references` as the store keeps them beside their entity: one
 /// `forward<TAB>target` line each (empty: none). `None` when they cannot
 /// be written so (a target with a tab or a line break): start-up then
@@ -57,7 +42,7 @@ pub(crate) fn references_to_store(references: &[Reference]) -> Option<String> {
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(reference.forward);
+        text.push_str(reference.forward());
         text.push('\t');
         text.push_str(&reference.target);
     }
@@ -73,12 +58,7 @@ pub(crate) fn stored_references(text: &str) -> Option<Box<[Reference]>> {
     text.split('\n')
         .map(|line| {
             let (forward, target) = line.split_once('\t')?;
-            let &(forward, reverse) = RELATION_TYPES.iter().find(|(f, _)| *f == forward)?;
-            Some(Reference {
-                forward,
-                reverse,
-                target: Arc::from(target),
-            })
+            Reference::new(forward, Arc::from(target))
         })
         .collect()
 }
@@ -182,7 +162,10 @@ mod tests {
             ));
         }
         all.iter()
-            .map(|e| served_value(e.clone(), index.relations_of(e.key().as_str())).unwrap())
+            .map(|e| {
+                let own = references_of(e);
+                served_value(e.clone(), index.relations_of(e.key().as_str(), &own)).unwrap()
+            })
             .collect()
     }
 

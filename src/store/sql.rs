@@ -370,6 +370,7 @@ where
         // Absent (stored by an older version) or unreadable: settle parses the JSON.
         let references: Option<&str> = row.try_get("refs")?;
         let references = references.and_then(stitch::stored_references);
+        let json: Arc<str> = Arc::from(body);
         Ok(Some(StoredEntity {
             seq: to_seq(row.try_get("seq")?),
             references,
@@ -378,8 +379,8 @@ where
                 key,
                 entity_ref: entity_ref.to_owned(),
                 uid,
-                json: Arc::from(body),
-                search: SearchRows::from_packed(search),
+                search: SearchRows::from_packed(search, Arc::clone(&json)),
+                json,
                 location,
                 origin,
             },
