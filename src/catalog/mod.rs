@@ -233,7 +233,13 @@ impl State {
             let seq = self.next_seq();
             let entity = Arc::new(rendered);
             self.working.insert(Arc::clone(&entity), &owner.source, seq);
-            changes.push(Change::Upsert { entity, owner, seq });
+            let references = self.references_to_store(&key);
+            changes.push(Change::Upsert {
+                entity,
+                owner,
+                seq,
+                references,
+            });
         }
     }
 
@@ -435,6 +441,12 @@ impl State {
             }
             dirty.insert(key.clone());
         }
+    }
+
+    /// What `key` emits, as the store keeps it (an entity emitting none
+    /// has no entry: stored as none).
+    fn references_to_store(&self, key: &EntityKey) -> Option<String> {
+        stitch::references_to_store(self.emits.get(key).map_or(&[], |r| &r[..]))
     }
 
     /// Forgets what `key` emits; returns it, both directions.
@@ -711,11 +723,17 @@ impl Catalog {
             };
             rendered.share_location(&owner.unit);
             let seq = state.next_seq();
+            let references = state.references_to_store(&rendered.key);
             let entity = Arc::new(rendered);
             state
                 .working
                 .insert(Arc::clone(&entity), &owner.source, seq);
-            applied.changes.push(Change::Upsert { entity, owner, seq });
+            applied.changes.push(Change::Upsert {
+                entity,
+                owner,
+                seq,
+                references,
+            });
         }
         applied
     }
@@ -1276,7 +1294,9 @@ mod tests {
             .changes
             .into_iter()
             .map(|change| match change {
-                Change::Upsert { entity, owner, seq } => Followed::Upsert {
+                Change::Upsert {
+                    entity, owner, seq, ..
+                } => Followed::Upsert {
                     owner,
                     entity: (*entity).clone(),
                     seq,
