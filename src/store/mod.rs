@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::catalog::relations::Reference;
-use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withholding};
+use crate::catalog::{Catalog, Change, Owner, PreparedEntity, Withholding};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
 pub use postgres::PostgresStore;
@@ -76,7 +76,7 @@ pub enum StoreError {
 
 /// An entity as it was served, and who serves it.
 #[derive(Debug, Clone)]
-pub struct StoredEntity {
+pub(crate) struct StoredEntity {
     pub owner: Owner,
     pub entity: PreparedEntity,
     /// The sequence number of its latest change.
