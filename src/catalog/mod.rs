@@ -550,10 +550,7 @@ fn caught_up(mut built: sorted::Indexes, from: &Snapshot, to: &Snapshot) -> sort
         })
         .collect();
     for key in changed {
-        built.update(
-            from.get(key).map(|e| &**e),
-            to.get(key).map(|e| &**e),
-        );
+        built.update(from.get(key).map(|e| &**e), to.get(key).map(|e| &**e));
     }
     built
 }

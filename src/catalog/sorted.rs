@@ -476,7 +476,10 @@ mod tests {
             ("b", vec![entity("a", "API", json!(["x"]))]),
             (
                 "c",
-                vec![entity("Zed", "Component", json!([])), entity("c", "Group", json!(["y"]))],
+                vec![
+                    entity("Zed", "Component", json!([])),
+                    entity("c", "Group", json!(["y"])),
+                ],
             ),
         ]
     }
@@ -494,7 +497,10 @@ mod tests {
             (owner, (**e).clone(), seq, None)
         }));
         restored.restored(kept.snapshot().last_seq());
-        assert!(restored.snapshot().indexes().sorted("kind").is_none(), "scans meanwhile");
+        assert!(
+            restored.snapshot().indexes().sorted("kind").is_none(),
+            "scans meanwhile"
+        );
         // Changes before the build: prepared and published, then one only prepared.
         let change = vec![
             ("a", vec![entity("B", "Component", json!(["z"]))]),
@@ -515,7 +521,11 @@ mod tests {
                 .collect(),
         );
         restored.build_indexes();
-        assert_eq!(all(&restored), all(&kept), "published: the prepared change is not");
+        assert_eq!(
+            all(&restored),
+            all(&kept),
+            "published: the prepared change is not"
+        );
         apply(&kept, pending);
         restored.publish();
         assert_eq!(all(&restored), all(&kept));
