@@ -533,36 +533,6 @@ async fn started(dir: &Path, db: &Db, label: &str) -> (Child, String) {
     (child, address)
 }
 
-/// The start-up this branch replaces, for comparison: every row fetched
-/// into one `Vec` first, then restored; settling parses every entity's JSON
-/// for its references (what it did before they were stored).
-async fn materialised_restore(store: &dyn CatalogStore) {
-    let loading = Instant::now();
-    let stored = store.load(usize::MAX).await.expect("load");
-    let fetched = loading.elapsed();
-    let catalog = Catalog::new();
-    let entities = stored.entities.len();
-    // `restore` hands over no stored references: settling derives them all.
-    catalog.restore(
-        stored
-            .entities
-            .into_iter()
-            .map(|s| (s.owner, s.entity, s.seq)),
-        stored.removals,
-        stored.last_seq,
-        stored.horizon,
-    );
-    let loaded = loading.elapsed();
-    let settling = Instant::now();
-    catalog.settle();
-    println!(
-        "in process, before (for comparison): fetch_all of {entities} rows {:.0} ms, restored {:.0} ms; settling parsing every body {:.0} ms",
-        ms(fetched),
-        ms(loaded),
-        ms(settling.elapsed())
-    );
-}
-
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -574,9 +544,6 @@ fn stop(mut child: Child) {
 /// does, settles, and times one-repository changes (served and stored).
 async fn one_repository_changes(db: &Db, count: usize) {
     let store = db.open().await;
-    if count <= 200_000 {
-        materialised_restore(&*store).await;
-    }
     let catalog = Arc::new(Catalog::new());
     let loading = Instant::now();
     let restored = store.restore(usize::MAX, &catalog).await.expect("restore");

@@ -187,9 +187,13 @@ impl Application {
         // index is built (and relations that moved on are settled) in the
         // background, before any change applies.
         let applier = Applier::new(Arc::clone(&catalog), Arc::clone(&storage.store));
-        // A follower settles when it takes over.
+        // A follower settles when it takes over; meanwhile it builds the
+        // sorted and facet indexes (the leader's settling does).
         if leading {
             applier.settle();
+        } else {
+            let catalog = Arc::clone(&catalog);
+            tokio::task::spawn_blocking(move || catalog.build_indexes());
         }
         let left = Arc::new(LeftProviders::new(
             Arc::clone(&catalog),

@@ -58,9 +58,10 @@ impl Catalog {
         }
         state.working.last_seq = state.working.last_seq.max(last_seq);
         let working = state.working.clone();
-        drop(state);
         let last_seq = working.last_seq;
+        // Under the state, as `publish`: see `Catalog::build_indexes`.
         *self.snapshot.write() = Arc::new(working);
+        drop(state);
         self.published.send_replace(last_seq);
     }
 

@@ -134,6 +134,32 @@ impl Snapshot {
         }
     }
 
+    /// Serves restored entities, each changed at its sequence number, in
+    /// bulk: the maps are filled in key (and sequence) order, which touches
+    /// each tree node once per run of inserts rather than at random; the
+    /// sorted and facet indexes are left unbuilt ([`Catalog::build_indexes`]).
+    fn extend_restored(&mut self, mut restored: Vec<Restoring>) {
+        if restored.is_empty() {
+            return;
+        }
+        self.indexes = sorted::Indexes::unbuilt();
+        restored.sort_unstable_by(|a, b| a.entity.key.cmp(&b.entity.key));
+        for Restoring { entity, source, .. } in &restored {
+            self.by_uid.insert(entity.uid, entity.key.clone());
+            if self
+                .entities
+                .insert(entity.key.clone(), Arc::clone(entity))
+                .is_none()
+            {
+                *self.counts.entry(Arc::clone(source)).or_default() += 1;
+            }
+        }
+        restored.sort_unstable_by_key(|r| r.seq);
+        for Restoring { entity, seq, .. } in &restored {
+            self.changes.upserted(&entity.key, *seq);
+        }
+    }
+
     fn remove(&mut self, key: &EntityKey, source: &str) -> Option<Arc<PreparedEntity>> {
         let removed = self.entities.remove(key)?;
         self.indexes.update(Some(&*removed), None);
@@ -161,6 +187,9 @@ struct State {
     /// Restored entities stored without their references:
     /// [`Catalog::settle`] derives them from the served JSON.
     unparsed: Vec<EntityKey>,
+    /// Entities [`Catalog::restore_entities`] took, served in bulk by
+    /// [`Catalog::restored`].
+    restoring: Vec<Restoring>,
     /// The sequence number [`Catalog::restored`] served up to: entities
     /// followed in after it carry no stored references.
     restored_through: u64,
@@ -174,6 +203,15 @@ struct State {
     /// served, but still their unit's, so a contesting file cannot take
     /// them; the unit's next read serves them again or lets them go.
     withheld: HashMap<EntityKey, Withheld>,
+}
+
+/// A restored entity waiting to be served, with its source and the
+/// sequence number of its latest change.
+#[derive(Debug)]
+struct Restoring {
+    entity: Arc<PreparedEntity>,
+    source: Arc<str>,
+    seq: u64,
 }
 
 /// A ref [`Catalog::withhold`] keeps for its owner.
@@ -234,7 +272,13 @@ impl State {
             let seq = self.next_seq();
             let entity = Arc::new(rendered);
             self.working.insert(Arc::clone(&entity), &owner.source, seq);
-            changes.push(Change::Upsert { entity, owner, seq });
+            let references = self.references_to_store(&key);
+            changes.push(Change::Upsert {
+                entity,
+                owner,
+                seq,
+                references,
+            });
         }
     }
 
@@ -438,6 +482,12 @@ impl State {
         }
     }
 
+    /// What `key` emits, as the store keeps it (an entity emitting none
+    /// has no entry: stored as none).
+    fn references_to_store(&self, key: &EntityKey) -> Option<String> {
+        stitch::references_to_store(self.emits.get(key).map_or(&[], |r| &r[..]))
+    }
+
     /// Forgets what `key` emits; returns it, both directions.
     fn take_emits(&mut self, key: &EntityKey) -> Vec<relations::Emitted> {
         self.emits
@@ -483,6 +533,27 @@ fn endpoints(emitted: &[relations::Emitted], into: &mut BTreeSet<EntityKey>) {
         into.insert(EntityKey::from_stored(&relation.source));
         into.insert(EntityKey::from_stored(&relation.target));
     }
+}
+
+/// `built`, the indexes of `from`, changed into those of `to`: every entity
+/// that differs between the two changed after the older one's last
+/// sequence number, so the change logs name it. Should either log have
+/// forgotten removals since then, `to` is indexed anew.
+fn caught_up(mut built: sorted::Indexes, from: &Snapshot, to: &Snapshot) -> sorted::Indexes {
+    let since = from.last_seq.min(to.last_seq);
+    if from.changes.horizon().max(to.changes.horizon()) > since {
+        return sorted::Indexes::build(to.iter().map(|e| &**e));
+    }
+    let changed: BTreeSet<&EntityKey> = (from.changes.after(since))
+        .chain(to.changes.after(since))
+        .map(|(_, entry)| match entry {
+            changes::Entry::Upsert(key) | changes::Entry::Removed(key) => key,
+        })
+        .collect();
+    for key in changed {
+        built.update(from.get(key).map(|e| &**e), to.get(key).map(|e| &**e));
+    }
+    built
 }
 
 /// The entities currently served, keyed by case-insensitive entity ref.
@@ -541,6 +612,7 @@ impl Catalog {
         self.restore_removals(removals, horizon);
         self.restore_entities(entities.into_iter().map(|(o, e, s)| (o, e, s, None)));
         self.restored(last_seq);
+        self.build_indexes();
     }
 
     /// The first step of a restore in parts (start-up streams the store
@@ -599,14 +671,22 @@ impl Catalog {
                 }
                 None => state.unparsed.push(key.clone()),
             }
-            state.working.insert(Arc::new(entity), &source, seq);
+            state.restoring.push(Restoring {
+                entity: Arc::new(entity),
+                source: Arc::clone(&source),
+                seq,
+            });
             state.owners.insert(key, Owner { source, unit });
         }
     }
 
-    /// Serves what was restored, as of `last_seq`.
+    /// Serves what was restored, as of `last_seq`. The sorted and facet
+    /// indexes are not built yet (queries scan): [`Catalog::build_indexes`]
+    /// builds them off the start-up path.
     pub(crate) fn restored(&self, last_seq: u64) {
         let mut state = self.state.lock();
+        let restoring = std::mem::take(&mut state.restoring);
+        state.working.extend_restored(restoring);
         state.working.last_seq = state.working.last_seq.max(last_seq);
         state.restored_through = state.working.last_seq;
         *self.snapshot.write() = Arc::new(state.working.clone());
@@ -634,6 +714,30 @@ impl Catalog {
         state.stitched_at = Some(state.working.last_seq);
     }
 
+    /// Builds the sorted and facet indexes of a restored catalog, in bulk,
+    /// from the published snapshot and without holding the state; then
+    /// catches them up with whatever changed meanwhile and installs them in
+    /// what is prepared and what is published. Until then queries scan, so
+    /// answers are the same before and after. Nothing when they are built.
+    pub fn build_indexes(&self) {
+        let base = self.snapshot();
+        if base.indexes.is_built() && self.state.lock().working.indexes.is_built() {
+            return;
+        }
+        let built = sorted::Indexes::build(base.iter().map(|e| &**e));
+        let mut state = self.state.lock();
+        if !state.working.indexes.is_built() {
+            state.working.indexes = caught_up(built.clone(), &base, &state.working);
+        }
+        // Publishing holds the state too: the published snapshot stays put.
+        let published = self.snapshot();
+        if !published.indexes.is_built() {
+            let mut next = (*published).clone();
+            next.indexes = caught_up(built, &base, &published);
+            *self.snapshot.write() = Arc::new(next);
+        }
+    }
+
     /// Builds the relation index from every served entity and re-renders
     /// those whose relations moved on while they were stored (e.g. a
     /// source dropped from the config). Call it once after
@@ -644,6 +748,7 @@ impl Catalog {
     /// the others (stored before references were, or followed in from
     /// another replica) are parsed from their JSON.
     pub fn settle(&self) -> Applied {
+        self.build_indexes();
         let (working, stitched, mut emits, mut unparsed) = {
             let mut state = self.state.lock();
             let stitched = state.stitched_at.take() == Some(state.working.last_seq);
@@ -713,11 +818,17 @@ impl Catalog {
             };
             rendered.share_location(&owner.unit);
             let seq = state.next_seq();
+            let references = state.references_to_store(&rendered.key);
             let entity = Arc::new(rendered);
             state
                 .working
                 .insert(Arc::clone(&entity), &owner.source, seq);
-            applied.changes.push(Change::Upsert { entity, owner, seq });
+            applied.changes.push(Change::Upsert {
+                entity,
+                owner,
+                seq,
+                references,
+            });
         }
         applied
     }
@@ -745,9 +856,13 @@ impl Catalog {
 
     /// Serves everything prepared so far.
     pub fn publish(&self) {
-        let working = self.state.lock().working.clone();
+        // Under the state, so a build of the indexes installs its own
+        // between two publishes, never under one.
+        let state = self.state.lock();
+        let working = state.working.clone();
         let last_seq = working.last_seq;
         *self.snapshot.write() = Arc::new(working);
+        drop(state);
         self.published.send_replace(last_seq);
     }
 
@@ -1275,7 +1390,9 @@ mod tests {
             .changes
             .into_iter()
             .map(|change| match change {
-                Change::Upsert { entity, owner, seq } => Followed::Upsert {
+                Change::Upsert {
+                    entity, owner, seq, ..
+                } => Followed::Upsert {
                     owner,
                     entity: (*entity).clone(),
                     seq,

@@ -113,6 +113,8 @@ impl PreparedEntity {
 
     /// Its references as the store keeps them (see
     /// [`stitch::references_to_store`]); `None`: derive them at start-up.
+    /// Tests only: the catalog hands the store the references it indexed.
+    #[cfg(test)]
     pub(crate) fn references_to_store(&self) -> Option<String> {
         stitch::references_to_store(&self.references().ok()?)
     }

@@ -3,7 +3,9 @@
 //! in order of `(lowercased first value, key)`; per faceted field, how many
 //! entities carry each value. Updated entity by entity as the snapshot
 //! changes (work grows with the change), and persistent like the snapshot,
-//! so publishing shares them. Other fields fall back to a scan.
+//! so publishing shares them. Other fields fall back to a scan, and so does
+//! every field while the indexes of a restored catalog are not built yet
+//! (they are built in bulk after start-up: [`Indexes::build`]).
 
 use std::sync::Arc;
 
@@ -123,18 +125,28 @@ impl Facet {
     }
 }
 
-/// The indexes of one snapshot.
+/// The indexes of one snapshot; `built: None` while a restored catalog's
+/// are being built (every query scans meanwhile, and changes leave them to
+/// the build, which catches up with them).
 #[derive(Debug, Clone)]
 pub(crate) struct Indexes {
+    built: Option<Built>,
+}
+
+#[derive(Debug, Clone)]
+struct Built {
     sorted: Vec<imbl::OrdSet<SortEntry>>,
     facets: Vec<Facet>,
 }
 
+/// An empty catalog's: built, and kept as entities arrive.
 impl Default for Indexes {
     fn default() -> Self {
         Self {
-            sorted: vec![imbl::OrdSet::new(); SORTED.len()],
-            facets: vec![Facet::default(); FACETED.len()],
+            built: Some(Built {
+                sorted: vec![imbl::OrdSet::new(); SORTED.len()],
+                facets: vec![Facet::default(); FACETED.len()],
+            }),
         }
     }
 }
@@ -173,20 +185,100 @@ impl Indexed {
 }
 
 impl Indexes {
+    /// Not built yet: queries scan until [`Indexes::build`]'s are installed.
+    pub(crate) fn unbuilt() -> Self {
+        Self { built: None }
+    }
+
+    pub(crate) fn is_built(&self) -> bool {
+        self.built.is_some()
+    }
+
+    /// The indexes of `entities` (in key order), built in bulk: each field's
+    /// entries are sorted once and inserted in order, values shared between
+    /// neighbours, instead of one lookup and insert per entity and field.
+    pub(crate) fn build<'a>(entities: impl Iterator<Item = &'a PreparedEntity>) -> Self {
+        let mut firsts: Vec<Vec<(String, &EntityKey)>> = vec![Vec::new(); SORTED.len()];
+        let mut counts: Vec<std::collections::HashMap<String, usize>> =
+            vec![std::collections::HashMap::new(); FACETED.len()];
+        let mut facets = vec![Facet::default(); FACETED.len()];
+        for entity in entities {
+            let indexed = Indexed::of(&entity.search);
+            for (into, first) in firsts.iter_mut().zip(indexed.first) {
+                if let Some(first) = first {
+                    into.push((first, &entity.key));
+                }
+            }
+            for ((counts, facet), values) in counts.iter_mut().zip(&mut facets).zip(indexed.values)
+            {
+                facet.multi += usize::from(values.len() > 1);
+                for value in values {
+                    *counts.entry(value).or_default() += 1;
+                }
+            }
+        }
+        for (facet, counts) in facets.iter_mut().zip(counts) {
+            facet.counts = counts
+                .into_iter()
+                .map(|(value, count)| (Arc::from(value), count))
+                .collect();
+        }
+        let sorted = firsts
+            .into_iter()
+            .zip(SORTED)
+            .map(|(mut entries, field)| {
+                // Stable: entities come in key order, which breaks ties.
+                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+                let mut set = imbl::OrdSet::new();
+                let mut shared: Option<Arc<str>> = None;
+                for (value, key) in entries {
+                    let key = key.clone();
+                    if *field == "metadata.name" && key_name(&key) == value {
+                        set.insert(SortEntry { value: None, key });
+                        continue;
+                    }
+                    let value = match shared.take() {
+                        Some(last) if *last == *value => last,
+                        _ => Arc::from(value),
+                    };
+                    shared = Some(Arc::clone(&value));
+                    set.insert(SortEntry {
+                        value: Some(value),
+                        key,
+                    });
+                }
+                set
+            })
+            .collect();
+        Self {
+            built: Some(Built { sorted, facets }),
+        }
+    }
+
     /// The sorted index of `field` (lowercased), if it has one.
     pub(crate) fn sorted(&self, field: &str) -> Option<&imbl::OrdSet<SortEntry>> {
         let i = SORTED.iter().position(|f| *f == field)?;
-        self.sorted.get(i)
+        self.built.as_ref()?.sorted.get(i)
     }
 
     /// The value counts of `field` (lowercased), if they are kept.
     pub(crate) fn facet(&self, field: &str) -> Option<&Facet> {
         let i = FACETED.iter().position(|f| *f == field)?;
-        self.facets.get(i)
+        self.built.as_ref()?.facets.get(i)
     }
 
-    /// `old` is replaced by `new` (same key), or added or removed.
+    /// `old` is replaced by `new` (same key), or added or removed. Nothing
+    /// while not built: the build catches up with the change.
     pub(crate) fn update(&mut self, old: Option<&PreparedEntity>, new: Option<&PreparedEntity>) {
+        let Some(built) = &mut self.built else {
+            return;
+        };
+        built.update(old, new);
+    }
+}
+
+impl Built {
+    fn update(&mut self, old: Option<&PreparedEntity>, new: Option<&PreparedEntity>) {
         let Some(key) = new.or(old).map(|e| &e.key) else {
             return;
         };
@@ -350,6 +442,98 @@ mod tests {
         assert_eq!(counts(&catalog, "metadata.tags"), [("z".to_owned(), 1)]);
         assert_eq!(counts(&catalog, "kind"), [("Component".to_owned(), 1)]);
         assert_eq!(snapshot_count(&catalog, "metadata.tags", &["z"]), Some(1));
+    }
+
+    /// Every sorted and faceted field's index, as `(value, key)` / `(value, count)`.
+    fn all(catalog: &Catalog) -> Vec<Vec<(String, String)>> {
+        let sorted = super::SORTED.iter().map(|f| names(catalog, f));
+        let faceted = super::FACETED.iter().map(|f| {
+            counts(catalog, f)
+                .into_iter()
+                .map(|(v, c)| (v, c.to_string()))
+                .collect()
+        });
+        sorted.chain(faceted).collect()
+    }
+
+    fn apply(catalog: &Catalog, units: Vec<(&str, Vec<Entity>)>) {
+        catalog.prepare(
+            "s",
+            units
+                .into_iter()
+                .map(|(unit, entities)| UnitEntities {
+                    unit: unit.into(),
+                    entities: entities.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+        );
+        catalog.publish();
+    }
+
+    fn mixed() -> Vec<(&'static str, Vec<Entity>)> {
+        vec![
+            ("a", vec![entity("B", "Component", json!(["x", "y"]))]),
+            ("b", vec![entity("a", "API", json!(["x"]))]),
+            (
+                "c",
+                vec![
+                    entity("Zed", "Component", json!([])),
+                    entity("c", "Group", json!(["y"])),
+                ],
+            ),
+        ]
+    }
+
+    /// A restored catalog serves before its indexes are built (queries
+    /// scan); built in bulk they are what entity-by-entity upkeep gives,
+    /// including changes made while they were being built.
+    #[test]
+    fn indexes_built_in_bulk_after_a_restore_match_those_kept_entity_by_entity() {
+        let kept = Catalog::new();
+        apply(&kept, mixed());
+        let restored = Catalog::new();
+        restored.restore_entities(kept.snapshot().iter().zip(1..).map(|(e, seq)| {
+            let owner = kept.owner(&e.key).unwrap();
+            (owner, (**e).clone(), seq, None)
+        }));
+        restored.restored(kept.snapshot().last_seq());
+        assert!(
+            restored.snapshot().indexes().sorted("kind").is_none(),
+            "scans meanwhile"
+        );
+        // Changes before the build: prepared and published, then one only prepared.
+        let change = vec![
+            ("a", vec![entity("B", "Component", json!(["z"]))]),
+            ("b", vec![]),
+        ];
+        apply(&kept, change.clone());
+        apply(&restored, change);
+        let pending = vec![("d", vec![entity("New", "System", json!(["x"]))])];
+        kept.prepare("s", vec![]);
+        restored.prepare(
+            "s",
+            pending
+                .iter()
+                .map(|(unit, entities)| UnitEntities {
+                    unit: (*unit).into(),
+                    entities: entities.iter().cloned().map(Into::into).collect(),
+                })
+                .collect(),
+        );
+        restored.build_indexes();
+        assert_eq!(
+            all(&restored),
+            all(&kept),
+            "published: the prepared change is not"
+        );
+        apply(&kept, pending);
+        restored.publish();
+        assert_eq!(all(&restored), all(&kept));
+        // Kept from now on, entity by entity.
+        let removal = vec![("c", vec![entity("c", "Group", json!(["y"]))])];
+        apply(&kept, removal.clone());
+        apply(&restored, removal);
+        assert_eq!(all(&restored), all(&kept));
     }
 
     fn snapshot_count(catalog: &Catalog, field: &str, values: &[&str]) -> Option<usize> {

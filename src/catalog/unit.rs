@@ -90,6 +90,11 @@ pub enum Change {
         entity: Arc<PreparedEntity>,
         owner: Owner,
         seq: u64,
+        /// The references the catalog indexed for it, as the store keeps
+        /// them (`stitch::references_to_store`): computed once here, not
+        /// parsed back from the JSON when it is stored. `None`: the store
+        /// leaves start-up to derive them.
+        references: Option<String>,
     },
     Remove {
         key: EntityKey,

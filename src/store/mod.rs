@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::catalog::relations::Reference;
-use crate::catalog::{Catalog, Change, EntityKey, Owner, PreparedEntity, Withholding};
+use crate::catalog::{Catalog, Change, Owner, PreparedEntity, Withholding};
 use crate::config::{DatabaseClient, DatabaseConfig};
 use crate::discovery::{RepositoryRecord, RunReport};
 pub use postgres::PostgresStore;
@@ -76,7 +76,7 @@ pub enum StoreError {
 
 /// An entity as it was served, and who serves it.
 #[derive(Debug, Clone)]
-pub struct StoredEntity {
+pub(crate) struct StoredEntity {
     pub owner: Owner,
     pub entity: PreparedEntity,
     /// The sequence number of its latest change.
@@ -93,45 +93,6 @@ pub struct Restored {
     pub runs: Vec<(String, RunReport)>,
     /// How many entities were restored.
     pub entities: usize,
-}
-
-/// Everything start-up needs to serve at once.
-#[derive(Debug, Default)]
-pub struct StoredCatalog {
-    /// As they were served, so start-up needs no parsing.
-    pub entities: Vec<StoredEntity>,
-    /// Each source's latest recorded run.
-    pub runs: Vec<(String, RunReport)>,
-    /// The sequence number of the latest change ever stored.
-    pub last_seq: u64,
-    /// The newest removals (at most what `load` was asked to keep), with
-    /// their sequence numbers, for the change feed.
-    pub removals: Vec<(EntityKey, u64)>,
-    /// Removals at or below this sequence number are no longer kept.
-    pub horizon: u64,
-    /// Refs removed through the API, still their unit's (not served).
-    pub withheld: Vec<(Owner, EntityKey)>,
-    /// Written by complete applies only (nothing changed since the last
-    /// one ended): what is stored is stitched, start-up need not re-render.
-    pub stitched: bool,
-}
-
-impl StoredCatalog {
-    /// Serves what was stored in `catalog`; returns the runs recorded.
-    pub fn restore_into(self, catalog: &Catalog) -> Vec<(String, RunReport)> {
-        catalog.restore_removals(self.removals, self.horizon);
-        catalog.restore_entities(
-            self.entities
-                .into_iter()
-                .map(|s| (s.owner, s.entity, s.seq, s.references)),
-        );
-        catalog.restored(self.last_seq);
-        catalog.restore_withheld(self.withheld);
-        if self.stitched {
-            catalog.restored_stitched();
-        }
-        self.runs
-    }
 }
 
 /// One source's changes, applied in one transaction: the catalog's
@@ -171,13 +132,10 @@ pub enum RepositoryKey<'a> {
 /// with every change numbered (removals leave a numbered tombstone), the
 /// state of each provider's repositories, and each source's last run.
 pub trait CatalogStore: PreviewStore + Send + Sync + std::fmt::Debug {
-    /// Everything start-up needs; keeps only the newest `retained_removals`
-    /// removals (older ones move the change feed's horizon).
-    fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>>;
-
-    /// What start-up does instead of [`CatalogStore::load`]: streams what
-    /// is stored straight into `catalog` (never every row at once) and
-    /// serves it; the relation index is left to [`Catalog::settle`].
+    /// Start-up: streams what is stored straight into `catalog` (never
+    /// every row at once) and serves it; keeps only the newest
+    /// `retained_removals` removals (older ones move the change feed's
+    /// horizon). The relation index is left to [`Catalog::settle`].
     fn restore<'a>(
         &'a self,
         retained_removals: usize,

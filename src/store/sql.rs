@@ -13,8 +13,7 @@ use sqlx::{
 };
 
 use super::{
-    Batch, CatalogStore, RegisteredLocation, RepositoryKey, Restored, StoreError, StoredCatalog,
-    StoredEntity,
+    Batch, CatalogStore, RegisteredLocation, RepositoryKey, Restored, StoreError, StoredEntity,
 };
 use crate::catalog::search::SearchRows;
 use crate::catalog::stitch;
@@ -136,29 +135,6 @@ where
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
 {
-    /// Everything stored; rows whose entity is not valid are skipped and
-    /// logged. Holds every entity at once: start-up streams instead
-    /// ([`Self::restore_rows`]).
-    async fn load_rows(&self, retained_removals: usize) -> Result<StoredCatalog, StoreError> {
-        let (last_seq, stitched, removals, horizon) = self.load_meta(retained_removals).await?;
-        let runs = self.runs().await?;
-        let mut entities = Vec::new();
-        let skipped = self
-            .stream_entities(&self.pool, 0, |stored| entities.push(stored))
-            .await?;
-        self.forget_change_tokens(&skipped).await?;
-        let withheld = self.withheld().await?;
-        Ok(StoredCatalog {
-            entities,
-            runs,
-            last_seq,
-            removals,
-            horizon,
-            withheld,
-            stitched,
-        })
-    }
-
     /// Streams everything stored into `catalog`, [`RESTORE_BATCH`] rows at
     /// a time, and serves it: memory holds what is served and one batch,
     /// never every row at once.
@@ -507,11 +483,14 @@ where
     ) -> Result<(), StoreError> {
         let seq = to_param(change.seq());
         match change {
-            Change::Upsert { entity, owner, .. } => {
+            Change::Upsert {
+                entity,
+                owner,
+                references,
+                ..
+            } => {
                 let mut uid = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 let uid = entity.uid.hyphenated().encode_lower(&mut uid);
-                // So start-up indexes relations without parsing every body.
-                let references = entity.references_to_store();
                 sqlx::query(
                     "INSERT INTO catalog_entities (entity_key, source_id, unit, seq, entity_ref, uid, body, search, location, origin, refs)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -529,6 +508,7 @@ where
                 .bind(D::search(entity.search.packed()))
                 .bind(entity.location.as_deref())
                 .bind(entity.origin.as_deref())
+                // So start-up indexes relations without parsing every body.
                 .bind(references.as_deref())
                 .execute(&mut **tx)
                 .await?;
@@ -570,14 +550,6 @@ where
     &'static str: ColumnIndex<<D::Db as Database>::Row>,
     for<'r> sqlx::types::Json<&'r RepositoryRecord>: Encode<'r, D::Db> + Type<D::Db>,
 {
-    fn load(&self, retained_removals: usize) -> BoxFuture<'_, Result<StoredCatalog, StoreError>> {
-        Box::pin(async move {
-            self.load_rows(retained_removals)
-                .await
-                .map_err(|err| unreadable(&self.database, err))
-        })
-    }
-
     fn restore<'a>(
         &'a self,
         retained_removals: usize,

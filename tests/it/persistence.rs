@@ -9,7 +9,7 @@ use crate::support::{
     FakeServer, StoredCatalog, component, integration_config, serve_stored, server_config,
     stored_body, write_config,
 };
-use bitbucket_catalogd::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{Catalog, CatalogStore, SqliteStore};
 use serde_json::Value;
 use wiremock::{Mock, ResponseTemplate};
 
@@ -112,23 +112,24 @@ async fn kill_9_during_a_run_keeps_every_applied_batch_and_never_half_a_reposito
         let store = SqliteStore::open(&db)
             .await
             .expect("store opens after kill -9");
-        let stored = store
-            .load(usize::MAX)
+        let catalog = Catalog::new();
+        store
+            .restore(usize::MAX, &catalog)
             .await
             .expect("store loads after kill -9");
+        let stored = catalog.snapshot();
         let mut per_repository: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
-        for entity in &stored.entities {
-            *per_repository
-                .entry(entity.owner.unit.to_string())
-                .or_default() += 1;
+        for entity in stored.iter() {
+            let owner = catalog.owner(&entity.key).expect("restored with its owner");
+            *per_repository.entry(owner.unit.to_string()).or_default() += 1;
         }
         assert!(
             per_repository.values().all(|&n| n == 2),
             "attempt {attempt}: a repository was half applied: {:?}",
             per_repository.iter().find(|(_, n)| **n != 2)
         );
-        let count = stored.entities.len();
+        let count = stored.len();
         assert!(
             consistent_states
                 .last()

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bitbucket_catalogd::{CatalogStore, SqliteStore};
+use bitbucket_catalogd::{Catalog, CatalogStore, SqliteStore};
 
 use super::{FakeServer, TestApp, mount_mixed_catalog, server_config};
 
@@ -59,12 +59,16 @@ pub async fn serve_stored(config: &str, db: &Path) -> TestApp {
 /// Entity `key`'s body as the store at `db` holds it.
 pub async fn stored_body(db: &Path, key: &str) -> String {
     let store = SqliteStore::open(db).await.expect("store opens");
-    let stored = store.load(usize::MAX).await.expect("store loads");
+    let catalog = Catalog::new();
+    store
+        .restore(usize::MAX, &catalog)
+        .await
+        .expect("store restores");
     store.close().await;
+    let stored = catalog.snapshot();
     let entity = stored
-        .entities
-        .into_iter()
-        .find(|e| e.entity.key.as_str() == key)
+        .iter()
+        .find(|e| e.key.as_str() == key)
         .expect("still stored");
-    entity.entity.json.to_string()
+    entity.json.to_string()
 }
