@@ -23,7 +23,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -202,54 +202,7 @@ fn start_daemon(dir: &Path, db: &[(&'static str, String)]) -> (Child, String, Du
         format!("integrations:\n  bitbucketServer:\n    - host: 127.0.0.1:9\n      apiBaseUrl: http://127.0.0.1:9/rest/api/1.0\n    - host: localhost:9\n      apiBaseUrl: http://localhost:9/rest/api/1.0\ncatalog:\n  providers:\n    bitbucketServer:\n{providers}"),
     )
     .expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_bitbucket-catalogd"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("APP_CONFIG_backend_listen_host", "127.0.0.1")
-        .env("APP_CONFIG_backend_listen_port", port.to_string())
-        .envs(db.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("daemon starts");
-    let address = format!("http://127.0.0.1:{port}");
-    let ready_url = format!("{address}/.backstage/health/v1/readiness");
-    loop {
-        if ready(&ready_url) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "daemon never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (child, address, started.elapsed())
-}
-
-/// `true` when `url` answers 200 (std only, so timing stays honest).
-fn ready(url: &str) -> bool {
-    use std::io::{Read, Write};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-        return false;
-    };
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
+    support::serve::serve_until_ready(&config, db, Duration::from_secs(600))
 }
 
 /// Waits until the daemon used under 5 % of a core over 2 s (the
