@@ -222,6 +222,29 @@ impl SearchRows {
         &self.packed
     }
 
+    /// These rows in the first, plain form (keys and values written out), as
+    /// an older version stored them.
+    #[cfg(test)]
+    pub(crate) fn plain_form(&self) -> String {
+        let mut plain = String::new();
+        for row in self.rows() {
+            plain.push_str(row.key);
+            plain.push(KEY_END);
+            match row.value {
+                Some(value) => plain.push_str(value),
+                None => plain.push(NULL_VALUE),
+            }
+            plain.push(ROW_END);
+        }
+        plain
+    }
+
+    /// Whether `packed` is in the current form (rows of an earlier form are
+    /// packed again at every load until stored anew).
+    pub fn is_current(packed: &str) -> bool {
+        packed.starts_with(IN_BODY)
+    }
+
     /// Rows stored with [`SearchRows::packed`] for `body`. Rows packed in an
     /// earlier form are packed again; rows whose references do not fit
     /// `body` (it is not the one they were packed for) are built anew from it.

@@ -84,6 +84,8 @@ pub(crate) struct StoredEntity {
     /// The references it makes, as stored with it (`None`: stored by an
     /// older version; they are derived from its JSON).
     pub(crate) references: Option<Box<[Reference]>>,
+    /// Its search rows were stored in an earlier form and packed again.
+    pub(crate) repacked: bool,
 }
 
 /// What [`CatalogStore::restore`] leaves besides the served catalog.

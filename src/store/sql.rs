@@ -148,8 +148,12 @@ where
         catalog.restore_removals(removals, horizon);
         let mut batch = Vec::with_capacity(RESTORE_BATCH);
         let mut entities = 0;
+        let mut repacked = Vec::new();
         let skipped = self
             .stream_entities(&self.pool, 0, |stored| {
+                if stored.repacked {
+                    repacked.push((stored.entity.key.clone(), stored.seq));
+                }
                 batch.push((stored.owner, stored.entity, stored.seq, stored.references));
                 if batch.len() == RESTORE_BATCH {
                     entities += batch.len();
@@ -160,12 +164,69 @@ where
         entities += batch.len();
         catalog.restore_entities(batch);
         catalog.restored(last_seq);
+        self.store_repacked(&repacked, catalog).await;
         self.forget_change_tokens(&skipped).await?;
         catalog.restore_withheld(self.withheld().await?);
         if stitched {
             catalog.restored_stitched();
         }
         Ok(Restored { runs, entities })
+    }
+
+    /// Stores the search rows of entities whose rows were stored in an
+    /// earlier form, as restored, so later starts read them as they are
+    /// (once, after an upgrade). A row changed since it was read (another
+    /// `seq`) is left to its writer; a store that refuses the write (a
+    /// follower past the leader fence) keeps the older form, read as before.
+    async fn store_repacked(&self, repacked: &[(EntityKey, u64)], catalog: &Catalog) {
+        if repacked.is_empty() {
+            return;
+        }
+        let mut stored = 0;
+        for chunk in repacked.chunks(RESTORE_BATCH) {
+            match self.store_repacked_chunk(chunk, catalog).await {
+                Ok(()) => stored += chunk.len(),
+                // A follower: the leader stores them at its next start.
+                Err(StoreError::NotLeader { .. }) => return,
+                Err(err) => {
+                    tracing::warn!(
+                        database = self.database,
+                        error = %err,
+                        left = repacked.len() - stored,
+                        "search rows stored in an earlier form could not be stored anew; they are packed again at each start until their entities change"
+                    );
+                    return;
+                }
+            }
+        }
+        tracing::info!(
+            database = self.database,
+            entities = stored,
+            "search rows stored in an earlier form were stored anew (once, after an upgrade)"
+        );
+    }
+
+    async fn store_repacked_chunk(
+        &self,
+        chunk: &[(EntityKey, u64)],
+        catalog: &Catalog,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
+        for (key, seq) in chunk {
+            let Some(entity) = catalog.get(key) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE catalog_entities SET search = $1 WHERE entity_key = $2 AND seq = $3",
+            )
+            .bind(D::search(entity.search.packed()))
+            .bind(key.as_str())
+            .bind(to_param(*seq))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The newest sequence number, whether a complete apply wrote it, and
@@ -350,6 +411,7 @@ where
         Ok(Some(StoredEntity {
             seq: to_seq(row.try_get("seq")?),
             references,
+            repacked: !SearchRows::is_current(&search),
             owner: Owner::new(source, unit),
             entity: PreparedEntity {
                 key,

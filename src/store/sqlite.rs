@@ -176,7 +176,72 @@ fn locking_unsupported(err: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{SqliteStore, locking_unsupported};
-    use crate::store::{CatalogStore, RegisteredLocation};
+    use crate::catalog::search::SearchRows;
+    use crate::catalog::{Catalog, Entity, UnitEntities};
+    use crate::store::{Batch, CatalogStore, RegisteredLocation};
+
+    /// Rows stored in an earlier form are packed again at the first start
+    /// and stored so, once: the next start reads them as they are, with the
+    /// same rows.
+    #[tokio::test]
+    async fn search_rows_of_an_earlier_form_are_stored_anew_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let entity: Entity = serde_json::from_value(serde_json::json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "payments", "description": "Pays", "tags": ["java"]},
+            "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"},
+        }))
+        .unwrap();
+        let units = vec![UnitEntities {
+            unit: "u".into(),
+            entities: vec![entity.into()],
+        }];
+        let applied = Catalog::new().prepare("p", units);
+        store
+            .apply(Batch {
+                source: "p",
+                changes: &applied.changes,
+                repositories: &[],
+                forgotten: &[],
+                withheld: &[],
+            })
+            .await
+            .unwrap();
+        let stored_rows = |pool: sqlx::SqlitePool| async move {
+            let (search,): (String,) = sqlx::query_as("SELECT search FROM catalog_entities")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            search
+        };
+        let restored = |store: SqliteStore| async move {
+            let catalog = Catalog::new();
+            store.restore(usize::MAX, &catalog).await.unwrap();
+            let entity = catalog.snapshot().iter().next().cloned().unwrap();
+            (store, entity)
+        };
+        let (store, current) = restored(store).await;
+        let plain = current.search.plain_form();
+        sqlx::query("UPDATE catalog_entities SET search = $1")
+            .bind(&plain)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(!SearchRows::is_current(
+            &stored_rows(store.pool.clone()).await
+        ));
+
+        let (store, repacked) = restored(store).await;
+        assert_eq!(repacked.search, current.search);
+        let stored = stored_rows(store.pool.clone()).await;
+        assert!(SearchRows::is_current(&stored), "stored anew: {stored:?}");
+        assert_eq!(stored, current.search.packed());
+        let (_, again) = restored(store).await;
+        assert_eq!(again.search, current.search);
+    }
 
     #[tokio::test]
     async fn an_unreadable_registration_time_keeps_the_location() {
