@@ -396,19 +396,7 @@ mod tests {
     #[test]
     fn follows_adds_changes_and_removals() {
         let catalog = Catalog::new();
-        let apply = |units: Vec<(&str, Vec<Entity>)>| {
-            catalog.prepare(
-                "s",
-                units
-                    .into_iter()
-                    .map(|(unit, entities)| UnitEntities {
-                        unit: unit.into(),
-                        entities: entities.into_iter().map(Into::into).collect(),
-                    })
-                    .collect(),
-            );
-            catalog.publish();
-        };
+        let apply = |units: Vec<(&str, Vec<Entity>)>| apply(&catalog, units);
         apply(vec![
             ("a", vec![entity("B", "Component", json!(["x", "y"]))]),
             ("b", vec![entity("a", "API", json!(["x"]))]),
